@@ -1,0 +1,112 @@
+//! The command line: `payrail serve`, `partner`, `import`, `token`, `status`.
+//! Every command takes `--data-dir` and `--database-url`, so the CLI and a
+//! running server can share one store.
+
+mod client;
+mod import;
+mod partner;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+
+use crate::services::secrets::MasterKey;
+use crate::store::{self, Store, StoreLocation};
+
+/// payrail: AOPay-compatible DMT and BBPS transaction server and operator tools.
+#[derive(Debug, Parser)]
+#[command(name = "payrail", version, about)]
+pub struct Cli {
+    /// Where payrail keeps its SQLite database, master key (demo) and lock file.
+    #[arg(long, global = true, env = "PAYRAIL_DATA_DIR", default_value = "./payrail-data")]
+    pub data_dir: PathBuf,
+    /// A `postgres://` URL to use PostgreSQL instead of the embedded SQLite store.
+    #[arg(long, global = true, env = "PAYRAIL_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// The key that seals partner secrets: 64 hex digits. Defaults to DATA_DIR/master.key.
+    #[arg(long, global = true, env = "PAYRAIL_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<SecretString>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Manage partners.
+    #[command(subcommand)]
+    Partner(partner::PartnerCommand),
+    /// Import transactions from a CSV or JSON Lines file, all or nothing.
+    Import(import::ImportArgs),
+    /// Print a `Token` header value for a partner.
+    Token(client::TokenArgs),
+    /// Ask a server for a transaction's status, as a partner would.
+    Status(client::StatusArgs),
+}
+
+impl Cli {
+    /// Where the store is.
+    pub fn store_location(&self) -> anyhow::Result<StoreLocation> {
+        match &self.database_url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(StoreLocation::Postgres(url.clone()))
+            }
+            Some(_) => anyhow::bail!("--database-url must be a postgres:// URL (SQLite lives in --data-dir)"),
+            None => Ok(StoreLocation::Sqlite(self.data_dir.clone())),
+        }
+    }
+
+    /// Opens the store, running migrations.
+    pub async fn open_store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        store::open(&self.store_location()?).await
+    }
+
+    /// Loads the master key; generates one into the data directory if `generate`.
+    pub fn master_key(&self, generate: bool) -> anyhow::Result<MasterKey> {
+        MasterKey::load(self.master_key.as_ref(), &self.data_dir, generate)
+    }
+}
+
+/// Parses the command line and runs it; errors are printed with their causes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(matches!(cli.command, Command::Serve(_)));
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Serve(args) => serve::run(&cli, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Partner(command) => partner::run(&cli, command).await.map(|()| ExitCode::SUCCESS),
+        Command::Import(args) => import::run(&cli, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Token(args) => client::token(args).map(|()| ExitCode::SUCCESS),
+        Command::Status(args) => client::status(args).await,
+    }
+}
+
+fn init_tracing(server: bool) {
+    let default = if server { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PAYRAIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,63 @@
+//! Domain types: money, identifiers, time, transaction states and the charge
+//! arithmetic. Nothing here does I/O, and nothing here knows AOPay's wire
+//! spellings; the HTTP edge maps these types onto the wire.
+
+pub mod bbps;
+pub mod charges;
+pub mod dmt;
+pub mod money;
+pub mod partner;
+pub mod reference;
+pub mod time;
+
+pub use bbps::{BillPayment, BillStatus};
+pub use charges::{DmtCharges, TdsRate};
+pub use dmt::{DmtStatus, DmtTransfer};
+pub use money::Paise;
+pub use partner::{IpAllowlist, Partner, PartnerStatus};
+pub use reference::{ReferenceId, RegistrationId};
+pub use time::Timestamp;
+
+/// Which of the two transaction kinds a record, an import or a history row is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxnKind {
+    /// A domestic money transfer (DMT V1).
+    Dmt,
+    /// A Bharat BillPay bill payment.
+    Bbps,
+}
+
+impl TxnKind {
+    /// The short name used in the store and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxnKind::Dmt => "dmt",
+            TxnKind::Bbps => "bbps",
+        }
+    }
+}
+
+/// One row of a transaction's status history: what changed, when, who did it and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The state before the change; `None` for the row that created the record.
+    pub from_status: Option<String>,
+    /// The state after the change.
+    pub to_status: String,
+    /// When the change was committed.
+    pub at: Timestamp,
+    /// Who made it: `import`, `admin`, `demo`, later `upstream` or `poller`.
+    pub source: String,
+    /// Free text: the operator's reason, the upstream message.
+    pub reason: Option<String>,
+}
+
+/// An attempted state change that the state machine forbids.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot move a transaction from {from} to {to}")]
+pub struct ForbiddenTransition {
+    /// The state the record is in.
+    pub from: String,
+    /// The state that was asked for.
+    pub to: String,
+}

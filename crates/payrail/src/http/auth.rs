@@ -1,0 +1,171 @@
+//! Partner authentication (SPEC §3): who is calling, from where, with what.
+//! Every failure but the token's own defects is the same 401 code 11, so a
+//! caller learns nothing about which check failed.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use ipnet::IpNet;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use super::error::ApiError;
+use super::token::{verify_token, TokenError};
+use super::AppState;
+use crate::domain::partner::canonical;
+use crate::domain::{Partner, PartnerStatus, RegistrationId, Timestamp};
+
+/// How far a token's `timestamp` may be from the server clock.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+/// How long a `reqid` is remembered.
+pub const REPLAY_WINDOW_SECS: i64 = 600;
+
+/// What the edge knows of a caller before looking at the body.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    peer: Option<IpAddr>,
+    forwarded_for: Option<String>,
+    token: Option<String>,
+    authorised_key: Option<String>,
+}
+
+fn header(parts: &Parts, name: &str) -> Option<String> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Caller {
+            peer: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| canonical(c.0.ip())),
+            forwarded_for: header(parts, "x-forwarded-for"),
+            token: header(parts, "token"),
+            authorised_key: header(parts, "authorisedkey"),
+        })
+    }
+}
+
+impl Caller {
+    /// The caller's address: the socket peer, or, when the peer is a trusted
+    /// proxy, the right-most untrusted address of `X-Forwarded-For`.
+    /// `None` when it cannot be known (no peer, or a garbled header).
+    pub fn address(&self, trusted: &[IpNet]) -> Option<IpAddr> {
+        let peer = self.peer?;
+        let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+        if !is_trusted(&peer) {
+            return Some(peer);
+        }
+        let Some(chain) = &self.forwarded_for else { return Some(peer) };
+        let mut last = peer;
+        for hop in chain.rsplit(',').map(str::trim) {
+            let ip = canonical(hop.parse::<IpAddr>().ok()?);
+            if !is_trusted(&ip) {
+                return Some(ip);
+            }
+            last = ip;
+        }
+        Some(last)
+    }
+}
+
+/// Authenticates `caller` as the partner named `claimed`, or refuses.
+pub async fn authenticate(state: &AppState, caller: &Caller, claimed: &str) -> Result<Partner, ApiError> {
+    let id = RegistrationId::parse(claimed).map_err(|_| ApiError::AuthenticationFailed)?;
+    let partner = state.store.find_partner(id).await?.ok_or(ApiError::AuthenticationFailed)?;
+    if partner.status != PartnerStatus::Active {
+        return Err(ApiError::AuthenticationFailed);
+    }
+    let allowed = caller.address(&state.settings.trusted_proxies).is_some_and(|ip| partner.allowlist.allows(ip));
+    if !allowed {
+        return Err(ApiError::AuthenticationFailed);
+    }
+    check_authorised_key(&partner, caller.authorised_key.as_deref())?;
+    match &caller.token {
+        Some(token) => check_token(state, &partner, token).await?,
+        None if partner.require_token => return Err(ApiError::AuthenticationFailed),
+        None => {}
+    }
+    Ok(partner)
+}
+
+fn check_authorised_key(partner: &Partner, sent: Option<&str>) -> Result<(), ApiError> {
+    let Some(expected) = &partner.authorised_key_hash else { return Ok(()) };
+    let sent = sent.ok_or(ApiError::AuthenticationFailed)?;
+    let matches: bool = Sha256::digest(sent.as_bytes()).as_slice().ct_eq(expected).into();
+    matches.then_some(()).ok_or(ApiError::AuthenticationFailed)
+}
+
+async fn check_token(state: &AppState, partner: &Partner, token: &str) -> Result<(), ApiError> {
+    let now = Timestamp::now();
+    let secrets = partner_secrets(state, partner, now)?;
+    let claims = verify_token(token, &secrets, now, MAX_CLOCK_SKEW_SECS).map_err(|e| match e {
+        TokenError::SignatureEncoding => ApiError::SignatureEncoding,
+        _ => ApiError::InvalidToken,
+    })?;
+    if RegistrationId::parse(&claims.partner_id).ok() != Some(partner.registration_id) {
+        return Err(ApiError::AuthenticationFailed);
+    }
+    let cutoff = Timestamp::from_unix(now.unix() - REPLAY_WINDOW_SECS);
+    let fresh = state.store.remember_reqid(partner.registration_id, &claims.reqid, now, cutoff).await?;
+    fresh.then_some(()).ok_or(ApiError::InvalidToken)
+}
+
+/// The partner's current secret, and the previous one while its overlap lasts.
+fn partner_secrets(state: &AppState, partner: &Partner, now: Timestamp) -> Result<Vec<Vec<u8>>, ApiError> {
+    let open = |sealed| {
+        state.key.open(partner.registration_id, sealed).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))
+    };
+    let mut secrets = vec![open(&partner.secret)?];
+    if let Some((previous, until)) = &partner.previous_secret {
+        if now <= *until {
+            secrets.push(open(previous)?);
+        }
+    }
+    Ok(secrets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(peer: &str, xff: Option<&str>) -> Caller {
+        Caller {
+            peer: peer.parse().ok(),
+            forwarded_for: xff.map(str::to_owned),
+            token: None,
+            authorised_key: None,
+        }
+    }
+
+    fn nets(items: &[&str]) -> Vec<IpNet> {
+        items.iter().filter_map(|s| s.parse().ok()).collect()
+    }
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        text.parse().ok()
+    }
+
+    #[test]
+    fn forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() {
+        assert_eq!(caller("203.0.113.5", Some("127.0.0.1")).address(&nets(&["10.0.0.0/8"])), ip("203.0.113.5"));
+    }
+
+    #[test]
+    fn the_right_most_untrusted_hop_is_the_caller() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let c = caller("10.0.0.2", Some("198.51.100.7, 203.0.113.9, 10.0.0.3"));
+        assert_eq!(c.address(&trusted), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn a_trusted_peer_without_the_header_is_itself_the_caller() {
+        assert_eq!(caller("10.0.0.2", None).address(&nets(&["10.0.0.0/8"])), ip("10.0.0.2"));
+    }
+
+    #[test]
+    fn a_garbled_header_from_a_trusted_proxy_means_no_address() {
+        assert_eq!(caller("10.0.0.2", Some("not-an-ip")).address(&nets(&["10.0.0.0/8"])), None);
+    }
+}

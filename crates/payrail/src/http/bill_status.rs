@@ -1,0 +1,70 @@
+//! `POST /api/AOP/BillPaymentStatus` (SPEC §5).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use payrail_client::wire::{BillStatusBody, BillStatusData};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::auth::{authenticate, Caller};
+use super::body::{parse_json, reference_field, registration_field, LimitedBody};
+use super::error::{code_first, json_response, ApiError};
+use super::AppState;
+use crate::domain::{BillPayment, BillStatus};
+
+/// The request as sent; the reference under any of its spellings.
+#[derive(Deserialize)]
+struct BillStatusRequest<'a> {
+    #[serde(rename = "referenceid", alias = "ReferenceID", alias = "ReferanceID", borrow, default)]
+    reference: Option<&'a RawValue>,
+    #[serde(rename = "RegistrationID", borrow, default)]
+    registration: Option<&'a RawValue>,
+}
+
+/// Parse → authenticate → look up → render.
+pub async fn bill_status(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
+    let request: BillStatusRequest<'_> = parse_json(&body)?;
+    let registration = registration_field(request.registration)?;
+    let reference = reference_field(request.reference, "referenceid")?;
+    let partner = authenticate(&state, &caller, &registration).await?;
+    state.admit(&partner)?;
+    Ok(match state.store.find_bill(partner.registration_id, reference.as_str()).await? {
+        Some(payment) => json_response(StatusCode::OK, &render(&payment)),
+        None => code_first(StatusCode::OK, 0, "No Transaction found"),
+    })
+}
+
+/// The found body, field for field as the seed shows it.
+fn render(payment: &BillPayment) -> BillStatusBody {
+    let refunded = payment.status == BillStatus::Refunded;
+    BillStatusBody {
+        response_code: 1,
+        status: true,
+        data: BillStatusData {
+            txnid: payment.txnid.to_string(),
+            operatorname: payment.operator_name.clone(),
+            canumber: payment.ca_number.clone(),
+            amount: payment.amount.to_amount_string(),
+            ad1: payment.ad1.clone(),
+            ad2: payment.ad2.clone(),
+            ad3: payment.ad3.clone(),
+            comm: payment.commission.to_decimal_string(),
+            tds: payment.tds.to_decimal_string(),
+            status: payment.status.wire_code().to_owned(),
+            refid: payment.reference.as_str().to_owned(),
+            operatorid: payment.operator_ref.clone(),
+            dateadded: payment.created_at.to_ist_string(),
+            refunded: if refunded { "1" } else { "0" }.to_owned(),
+            refundtxnid: if refunded { payment.refund_txn_id.clone() } else { None },
+            daterefunded: if refunded { payment.refunded_at.map(|t| t.to_ist_string()) } else { None },
+        },
+        message: payment.status.message().to_owned(),
+    }
+}

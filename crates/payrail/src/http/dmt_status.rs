@@ -1,0 +1,65 @@
+//! `POST /api/AOP/DMTV1/TransactionStatus` (SPEC §4).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use payrail_client::wire::DmtStatusBody;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::auth::{authenticate, Caller};
+use super::body::{parse_json, reference_field, registration_field, LimitedBody};
+use super::error::{json_response, status_first, ApiError};
+use super::AppState;
+use crate::domain::DmtTransfer;
+
+/// The request as sent; the reference under any of its spellings.
+#[derive(Deserialize)]
+struct DmtStatusRequest<'a> {
+    #[serde(rename = "ReferanceID", alias = "ReferenceID", alias = "referenceid", borrow, default)]
+    reference: Option<&'a RawValue>,
+    #[serde(rename = "RegistrationID", borrow, default)]
+    registration: Option<&'a RawValue>,
+}
+
+/// Parse → authenticate → look up → render.
+pub async fn dmt_status(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
+    let request: DmtStatusRequest<'_> = parse_json(&body)?;
+    let registration = registration_field(request.registration)?;
+    let reference = reference_field(request.reference, "ReferanceID")?;
+    let partner = authenticate(&state, &caller, &registration).await?;
+    state.admit(&partner)?;
+    Ok(match state.store.find_dmt(partner.registration_id, reference.as_str()).await? {
+        Some(transfer) => json_response(StatusCode::OK, &render(&transfer)),
+        None => status_first(StatusCode::OK, 2, "Transaction not found"),
+    })
+}
+
+/// The found body, field for field as the seed shows it.
+fn render(transfer: &DmtTransfer) -> DmtStatusBody {
+    let charges = &transfer.charges;
+    DmtStatusBody {
+        status: true,
+        response_code: 1,
+        utr: transfer.utr.clone(),
+        amount: transfer.amount.to_amount_string(),
+        ackno: transfer.ackno.to_string(),
+        referenceid: transfer.reference.as_str().to_owned(),
+        account: transfer.account.clone(),
+        txn_status: transfer.status.code().to_string(),
+        message: transfer.status.message().to_owned(),
+        customercharge: charges.customer_charge.to_decimal_string(),
+        gst: charges.gst.to_decimal_string(),
+        discount: charges.discount.to_decimal_string(),
+        tds: charges.tds.to_decimal_string(),
+        netcommission: charges.net_commission.to_decimal_string(),
+        daterefunded: transfer.refunded_at.map(|t| t.to_ist_string()),
+        refundtxnid: transfer.refund_txn_id.clone(),
+    }
+}

@@ -1,0 +1,130 @@
+//! The one place where failures become wire codes (SPEC §2).
+//!
+//! Policy: a client sees what it can act on (which field is wrong; that
+//! authentication failed) and nothing else. Internal and store failures are
+//! answered with a fixed body and logged here, once, with their cause.
+//! Authentication failures never say which check failed.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Bad JSON, a missing or malformed field, a body over 64 KiB: 400, code 8.
+    #[error("{0}")]
+    Validation(String),
+    /// Unknown or suspended partner, address not allowed, token missing or
+    /// for another partner, wrong `Authorisedkey`: 401, code 11.
+    #[error("authentication failed")]
+    AuthenticationFailed,
+    /// The token's signature segment is not base64url: 401, code 7.
+    #[error("invalid signature encoding")]
+    SignatureEncoding,
+    /// Any other token defect: 401, code 10.
+    #[error("invalid token")]
+    InvalidToken,
+    /// The partner's rate limit is spent: 429, code 9, with `Retry-After`.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until a request will be admitted again.
+        retry_after_secs: u64,
+    },
+    /// Operator API: no such record (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Operator API: the state machine or a uniqueness rule refuses it (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Operator API disabled (no admin token configured): 403.
+    #[error("the operator API is disabled: set PAYRAIL_ADMIN_TOKEN")]
+    AdminDisabled,
+    /// The store is unreachable or busy: 503, code 9, with `Retry-After`.
+    #[error("store unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// Anything else: 500, code 9.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(e) => ApiError::Unavailable(e),
+            StoreError::Other(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+/// The usual shape: `status` first.
+#[derive(Serialize)]
+struct StatusFirst<'a> {
+    status: bool,
+    response_code: i64,
+    message: &'a str,
+}
+
+/// The shape the documents use for code 11 and for BBPS "not found".
+#[derive(Serialize)]
+struct CodeFirst<'a> {
+    response_code: i64,
+    status: bool,
+    message: &'a str,
+}
+
+/// `application/json; charset=utf-8`, as the ASP.NET host answers.
+pub const JSON_UTF8: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");
+
+/// A JSON response with the API's content type.
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (status, [(header::CONTENT_TYPE, JSON_UTF8)], bytes).into_response(),
+        Err(e) => ApiError::Internal(e.into()).into_response(),
+    }
+}
+
+/// `{"status":false,"response_code":code,"message":message}`.
+pub fn status_first(status: StatusCode, code: i64, message: &str) -> Response {
+    json_response(status, &StatusFirst { status: false, response_code: code, message })
+}
+
+/// `{"response_code":code,"status":false,"message":message}`.
+pub fn code_first(status: StatusCode, code: i64, message: &str) -> Response {
+    json_response(status, &CodeFirst { response_code: code, status: false, message })
+}
+
+fn with_retry_after(mut response: Response, seconds: u64) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Validation(message) => status_first(StatusCode::BAD_REQUEST, 8, &message),
+            ApiError::AuthenticationFailed => code_first(StatusCode::UNAUTHORIZED, 11, "Authentication failed"),
+            ApiError::SignatureEncoding => status_first(StatusCode::UNAUTHORIZED, 7, "Invalid signature encoding"),
+            ApiError::InvalidToken => status_first(StatusCode::UNAUTHORIZED, 10, "Invalid JWT Token sent in Header."),
+            ApiError::RateLimited { retry_after_secs } => with_retry_after(
+                status_first(StatusCode::TOO_MANY_REQUESTS, 9, "Too many requests"),
+                retry_after_secs,
+            ),
+            ApiError::NotFound(message) => status_first(StatusCode::NOT_FOUND, 2, &message),
+            ApiError::Conflict(message) => status_first(StatusCode::CONFLICT, 8, &message),
+            ApiError::AdminDisabled => status_first(StatusCode::FORBIDDEN, 11, &ApiError::AdminDisabled.to_string()),
+            ApiError::Unavailable(cause) => {
+                tracing::error!(error = ?cause, "store unavailable");
+                with_retry_after(status_first(StatusCode::SERVICE_UNAVAILABLE, 9, "Unable to process request"), 5)
+            }
+            ApiError::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal failure");
+                status_first(StatusCode::INTERNAL_SERVER_ERROR, 9, "Unable to process request")
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The HTTP edge: wire format, authentication, and the routes.
+//!
+//! A partner request goes: path normalised ([`normalize_path`]) → route →
+//! body read ([`body`]) → fields parsed → partner authenticated ([`auth`]) →
+//! rate limit → store → rendered in the endpoint's module. Failures become
+//! wire codes in one place, [`error`].
+
+pub mod admin;
+pub mod auth;
+pub mod bill_status;
+pub mod body;
+pub mod dmt_status;
+pub mod error;
+pub mod ratelimit;
+pub mod token;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::extract::Request;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Router, ServiceExt as _};
+use ipnet::IpNet;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tower::Layer as _;
+
+use self::error::ApiError;
+use self::ratelimit::RateLimiter;
+use crate::domain::Partner;
+use crate::services::secrets::MasterKey;
+use crate::store::Store;
+
+/// What the edge needs to know beyond the store and the key.
+#[derive(Debug, Clone, Default)]
+pub struct EdgeSettings {
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Requests a second per partner; 0 for no limit.
+    pub rate_limit_per_sec: u32,
+    /// The operator API's bearer token; `None` disables the operator API.
+    pub admin_token: Option<SecretString>,
+}
+
+/// Shared by every request.
+pub struct AppState {
+    /// Where transactions live.
+    pub store: Arc<dyn Store>,
+    /// Opens partner secrets.
+    pub key: Arc<MasterKey>,
+    /// Edge configuration.
+    pub settings: EdgeSettings,
+    limiter: RateLimiter,
+}
+
+impl AppState {
+    /// State for a router.
+    pub fn new(store: Arc<dyn Store>, key: Arc<MasterKey>, settings: EdgeSettings) -> Self {
+        let limiter = RateLimiter::new(settings.rate_limit_per_sec);
+        AppState { store, key, settings, limiter }
+    }
+
+    /// Admits a request of `partner`, or answers 429.
+    pub fn admit(&self, partner: &Partner) -> Result<(), ApiError> {
+        self.limiter.admit(partner.registration_id).map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })
+    }
+}
+
+/// Every route, lower-case (see [`normalize_path`]).
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/aop/dmtv1/transactionstatus", post(dmt_status::dmt_status))
+        .route("/api/aop/billpaymentstatus", post(bill_status::bill_status))
+        .merge(admin::routes())
+        .fallback(no_such_endpoint)
+        .with_state(state)
+}
+
+async fn no_such_endpoint() -> Response {
+    error::status_first(StatusCode::NOT_FOUND, 8, "No such endpoint").into_response()
+}
+
+/// Partner paths match case-insensitively and with a trailing slash, as on
+/// the ASP.NET host the documents come from: `/api/...` is lower-cased and a
+/// trailing `/` dropped before routing. Operator paths are left alone.
+pub fn normalize_path(mut request: Request) -> Request {
+    let path = request.uri().path();
+    let is_partner_path = path.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("/api/"));
+    if !is_partner_path {
+        return request;
+    }
+    let mut normalized = path.to_ascii_lowercase();
+    while normalized.len() > 1 && normalized.ends_with('/') {
+        normalized.pop();
+    }
+    if normalized != path {
+        let rebuilt = match request.uri().query() {
+            Some(query) => format!("{normalized}?{query}"),
+            None => normalized,
+        };
+        if let Ok(uri) = rebuilt.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+/// A bound server, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    /// Binds `listen` (port 0 for any free port).
+    pub async fn bind(listen: SocketAddr, state: AppState) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(listen).await.with_context(|| format!("Failed to listen on {listen}"))?;
+        Ok(Application { listener, state: Arc::new(state) })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listener.local_addr().context("Failed to read the bound address")
+    }
+
+    /// Serves until `shutdown` completes, then drains open requests.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let app = tower::util::MapRequestLayer::new(normalize_path).layer(router(self.state));
+        axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("The server failed")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path_after(uri: &str) -> String {
+        let request = Request::builder().uri(uri).body(axum::body::Body::empty()).unwrap_or_default();
+        normalize_path(request).uri().to_string()
+    }
+
+    #[test]
+    fn partner_paths_are_lowercased_and_lose_a_trailing_slash() {
+        assert_eq!(path_after("/api/AOP/DMTV1/TransactionStatus/"), "/api/aop/dmtv1/transactionstatus");
+        assert_eq!(path_after("/API/aop/BillPaymentStatus?x=1"), "/api/aop/billpaymentstatus?x=1");
+    }
+
+    #[test]
+    fn operator_paths_are_untouched() {
+        assert_eq!(path_after("/admin/v1/DMT/5"), "/admin/v1/DMT/5");
+    }
+}

@@ -1,0 +1,25 @@
+//! payrail: a self-hostable engine for Indian domestic money transfer (DMT)
+//! and Bharat BillPay (BBPS) transactions, wire-compatible with the AOPay
+//! partner API.
+//!
+//! # Layout
+//!
+//! Dependencies point one way, top to bottom:
+//!
+//! - [`domain`]: money, identifiers, India time, transaction states and the
+//!   charge arithmetic. No I/O.
+//! - [`store`]: the [`store::Store`] trait and its two engines, SQLite (the
+//!   embedded default) and PostgreSQL.
+//! - [`services`]: the work: partners and their sealed secrets, fees,
+//!   creating and moving transactions, imports, the demo data set.
+//! - [`http`]: the edge: wire format, authentication, rate limits, routes.
+//! - [`cli`]: the `payrail` binary's commands (server and operator tools).
+//!
+//! The wire contract is `shared/SPEC.md`; the found bodies are the types of
+//! the `payrail-client` crate, so client and server cannot drift apart.
+
+pub mod cli;
+pub mod domain;
+pub mod http;
+pub mod services;
+pub mod store;

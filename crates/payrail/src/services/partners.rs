@@ -1,0 +1,90 @@
+//! Adding, listing, suspending partners and rotating their secrets.
+
+use anyhow::Context as _;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+use super::secrets::{new_partner_secret, MasterKey};
+use crate::domain::{IpAllowlist, Partner, PartnerStatus, RegistrationId, Timestamp};
+use crate::store::{NewPartner, Store};
+
+/// What `partner add` asks for.
+#[derive(Debug, Clone)]
+pub struct PartnerRequest {
+    /// A fixed registration number, or the next free one.
+    pub number: Option<i64>,
+    /// A name for operators.
+    pub name: String,
+    /// Where the partner may call from; empty for anywhere.
+    pub allowlist: IpAllowlist,
+    /// Whether a token is required.
+    pub require_token: bool,
+    /// An `Authorisedkey` the partner must send, if any.
+    pub authorised_key: Option<SecretString>,
+}
+
+/// A partner just added, with the secret that is shown this once.
+pub struct AddedPartner {
+    /// The stored partner.
+    pub partner: Partner,
+    /// The token secret, never stored in the clear.
+    pub secret: SecretString,
+}
+
+/// SHA-256 of an `Authorisedkey`, the form the store keeps.
+pub fn authorised_key_hash(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+/// Adds a partner with a fresh secret.
+pub async fn add_partner(store: &dyn Store, key: &MasterKey, request: PartnerRequest) -> anyhow::Result<AddedPartner> {
+    let secret = new_partner_secret();
+    // The secret is sealed with the partner's number as associated data, so
+    // the number must be known first: take the next free one up front.
+    let number = match request.number {
+        Some(n) => n,
+        None => next_free_number(store).await?,
+    };
+    let registration_id = RegistrationId::new(number);
+    let new = NewPartner {
+        number: Some(number),
+        name: request.name,
+        require_token: request.require_token,
+        allowlist: request.allowlist,
+        secret: key.seal(registration_id, secret.expose_secret().as_bytes())?,
+        authorised_key_hash: request.authorised_key.as_ref().map(|k| authorised_key_hash(k.expose_secret())),
+        created_at: Timestamp::now(),
+    };
+    let partner = store.insert_partner(new).await.context("Failed to store the partner")?;
+    Ok(AddedPartner { partner, secret })
+}
+
+async fn next_free_number(store: &dyn Store) -> anyhow::Result<i64> {
+    let partners = store.list_partners().await.context("Failed to list partners")?;
+    let highest = partners.iter().map(|p| p.registration_id.number()).max().unwrap_or(0);
+    Ok(highest.max(1000) + 1)
+}
+
+/// Suspends or reactivates a partner; an error if there is none.
+pub async fn set_status(store: &dyn Store, id: RegistrationId, status: PartnerStatus) -> anyhow::Result<()> {
+    if !store.set_partner_status(id, status).await.context("Failed to update the partner")? {
+        anyhow::bail!("no partner {id}");
+    }
+    Ok(())
+}
+
+/// Gives a partner a new secret; the old one keeps working for `overlap`.
+pub async fn rotate_secret(
+    store: &dyn Store,
+    key: &MasterKey,
+    id: RegistrationId,
+    overlap: std::time::Duration,
+) -> anyhow::Result<(SecretString, Timestamp)> {
+    let secret = new_partner_secret();
+    let sealed = key.seal(id, secret.expose_secret().as_bytes())?;
+    let until = Timestamp::from_unix(Timestamp::now().unix() + overlap.as_secs() as i64);
+    if !store.rotate_partner_secret(id, sealed, until).await.context("Failed to rotate the secret")? {
+        anyhow::bail!("no partner {id}");
+    }
+    Ok((secret, until))
+}

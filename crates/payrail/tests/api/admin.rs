@@ -1,0 +1,117 @@
+//! The operator API: create transactions and move them through their states.
+
+use serde_json::json;
+
+use crate::both_engines;
+use crate::helpers::{spawn_app, Engine};
+
+both_engines!(
+    a_transfer_moves_through_its_states_and_keeps_its_history,
+    a_bill_payment_fails_and_is_refunded,
+    impossible_transitions_and_bad_input_are_refused,
+    the_operator_api_needs_its_bearer_token,
+);
+
+async fn a_transfer_moves_through_its_states_and_keeps_its_history(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let partner = app.add_partner(false, &[]).await;
+    let create = json!({"registration_id": partner.name(), "reference_id": "T-1", "amount": "5000", "account": "50100200300"});
+    let created = app.admin("/admin/v1/dmt", Some(create)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let ackno = created.json()["ackno"].as_i64().unwrap_or_default();
+    let path = format!("/admin/v1/dmt/{ackno}/transition");
+    for step in [
+        json!({"to": "sent_to_bank"}),
+        json!({"to": "success", "utr": "412345678901"}),
+        json!({"to": "failed", "reason": "bank return R03"}),
+        json!({"to": "refunded"}),
+    ] {
+        let answer = app.admin(&path, Some(step.clone())).await;
+        assert_eq!(answer.status, 200, "{step}: {}", answer.body);
+    }
+    let shown = app.admin(&format!("/admin/v1/dmt/{ackno}"), None).await.json();
+    let history: Vec<(String, String)> = shown["history"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|h| (h["to"].as_str().unwrap_or_default().to_owned(), h["source"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    let expected: Vec<(String, String)> = ["in_process", "sent_to_bank", "success", "failed", "refunded"]
+        .iter()
+        .map(|s| (s.to_string(), "admin".to_string()))
+        .collect();
+    assert_eq!(history, expected);
+    assert_eq!(shown["history"][3]["reason"], "bank return R03");
+
+    let status = app.dmt_status(&partner.name(), "T-1", None).await.json();
+    assert_eq!(status["txn_status"], "0");
+    assert_eq!(status["message"], "Transaction Refunded");
+    assert_eq!(status["utr"], "412345678901");
+    assert!(status["refundtxnid"].as_str().is_some_and(|id| !id.is_empty()), "{status}");
+    assert!(status["daterefunded"].as_str().is_some_and(|d| d.len() == 19), "{status}");
+    assert_eq!(status["customercharge"], "50.00");
+}
+
+async fn a_bill_payment_fails_and_is_refunded(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let partner = app.add_partner(false, &[]).await;
+    let create = json!({"registration_id": partner.name(), "reference_id": "B-1", "operator_name": "BSES Yamuna Power Limited", "ca_number": "100200300", "amount": "1000", "ad1": "Rahul"});
+    let created = app.admin("/admin/v1/bbps", Some(create)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let txnid = created.json()["txnid"].as_i64().unwrap_or_default();
+
+    let pending = app.bill_status(&partner.name(), "B-1", None).await.json();
+    assert_eq!((pending["data"]["status"].as_str(), pending["message"].as_str()), (Some("2"), Some("Transaction Pending")));
+    assert_eq!(pending["data"]["ad1"], "Rahul");
+    assert_eq!(pending["data"]["comm"], "2.10");
+    assert_eq!(pending["data"]["tds"], "0.04");
+
+    let path = format!("/admin/v1/bbps/{txnid}/transition");
+    assert_eq!(app.admin(&path, Some(json!({"to": "failed"}))).await.status, 200);
+    let failed = app.bill_status(&partner.name(), "B-1", None).await.json();
+    assert_eq!((failed["data"]["status"].as_str(), failed["message"].as_str()), (Some("0"), Some("Transaction Failed")));
+    assert_eq!(failed["data"]["refunded"], "0");
+    assert_eq!(failed["data"]["refundtxnid"], serde_json::Value::Null);
+
+    assert_eq!(app.admin(&path, Some(json!({"to": "refunded", "refund_txn_id": "RF-77"}))).await.status, 200);
+    let refunded = app.bill_status(&partner.name(), "B-1", None).await.json();
+    assert_eq!(refunded["message"], "Transaction Refunded");
+    assert_eq!(refunded["data"]["refunded"], "1");
+    assert_eq!(refunded["data"]["refundtxnid"], "RF-77");
+}
+
+async fn impossible_transitions_and_bad_input_are_refused(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let partner = app.add_partner(false, &[]).await;
+    let create = json!({"registration_id": partner.name(), "reference_id": "T-2", "amount": "100", "account": "50100200300"});
+    let ackno = app.admin("/admin/v1/dmt", Some(create.clone())).await.json()["ackno"].as_i64().unwrap_or_default();
+    let path = format!("/admin/v1/dmt/{ackno}/transition");
+
+    let refund_first = app.admin(&path, Some(json!({"to": "refunded"}))).await;
+    assert_eq!(refund_first.status, 409, "{}", refund_first.body);
+    assert!(refund_first.body.contains("cannot move a transaction from in_process to refunded"), "{}", refund_first.body);
+    let no_utr = app.admin(&path, Some(json!({"to": "success"}))).await;
+    assert_eq!((no_utr.status, no_utr.json()["response_code"].as_i64()), (400, Some(8)));
+    assert_eq!(app.admin(&path, Some(json!({"to": "teleported"}))).await.status, 400);
+    assert_eq!(app.admin("/admin/v1/dmt/999999/transition", Some(json!({"to": "failed"}))).await.status, 404);
+
+    let duplicate = app.admin("/admin/v1/dmt", Some(create)).await;
+    assert_eq!(duplicate.status, 409, "{}", duplicate.body);
+    let bad_amount = json!({"registration_id": partner.name(), "reference_id": "T-3", "amount": "1.234", "account": "50100200300"});
+    assert_eq!(app.admin("/admin/v1/dmt", Some(bad_amount)).await.status, 400);
+    let no_partner = json!({"registration_id": "AOP-424242", "reference_id": "T-4", "amount": "1", "account": "50100200300"});
+    assert_eq!(app.admin("/admin/v1/dmt", Some(no_partner)).await.status, 404);
+
+    // Nothing refused left a trace in the history.
+    let shown = app.admin(&format!("/admin/v1/dmt/{ackno}"), None).await.json();
+    assert_eq!(shown["history"].as_array().map(Vec::len), Some(1));
+    assert_eq!(shown["status"], "in_process");
+}
+
+async fn the_operator_api_needs_its_bearer_token(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let anonymous = app.http.get(app.url("/admin/v1/dmt/1")).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let wrong = app.http.get(app.url("/admin/v1/dmt/1")).bearer_auth("guess").send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wrong.status().as_u16(), 401);
+}

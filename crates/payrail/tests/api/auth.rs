@@ -1,0 +1,176 @@
+//! SPEC §3: partner authentication, each refusal with its code.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use payrail::domain::PartnerStatus;
+use payrail::services::partners;
+use payrail_client::token::sign_raw;
+use payrail_client::{sign_token, TokenClaims};
+use serde_json::json;
+
+use crate::both_engines;
+use crate::helpers::{spawn_app, spawn_app_with, AppOptions, Engine, TestPartner};
+
+const AUTH_FAILED: &str = r#"{"response_code":11,"status":false,"message":"Authentication failed"}"#;
+const BAD_TOKEN: &str = r#"{"status":false,"response_code":10,"message":"Invalid JWT Token sent in Header."}"#;
+const BAD_ENCODING: &str = r#"{"status":false,"response_code":7,"message":"Invalid signature encoding"}"#;
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn claims(partner: &TestPartner, timestamp: i64) -> TokenClaims {
+    TokenClaims { timestamp, partner_id: partner.name(), reqid: format!("r-{}", rand::random::<u64>()) }
+}
+
+fn with_header(partner: &TestPartner, header: &str) -> String {
+    let body = serde_json::to_vec(&claims(partner, now())).unwrap_or_default();
+    sign_raw(partner.secret.as_bytes(), header.as_bytes(), &body)
+}
+
+both_engines!(
+    every_token_defect_is_refused_with_its_code,
+    a_replayed_reqid_is_refused,
+    partner_state_and_address_checks_refuse_with_code_11,
+    forwarded_for_is_believed_only_from_trusted_proxies,
+    an_authorised_key_when_configured_must_match,
+    a_rotated_secret_keeps_working_for_the_overlap,
+);
+
+async fn every_token_defect_is_refused_with_its_code(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let partner = app.add_partner(true, &[]).await;
+    let other = app.add_partner(true, &[]).await;
+    let name = partner.name();
+    let valid = partner.token();
+    let (head, _) = valid.rsplit_once('.').unwrap_or_default();
+    let cases: Vec<(&str, Option<String>, &str)> = vec![
+        ("no token where required", None, AUTH_FAILED),
+        ("wrong key", Some(sign_token(b"not the secret", &claims(&partner, now()))), BAD_TOKEN),
+        ("alg none", Some(with_header(&partner, r#"{"alg":"none","typ":"JWT"}"#)), BAD_TOKEN),
+        (
+            "alg none, unsigned",
+            Some(format!(
+                "{}.{}.",
+                URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+                URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(&partner, now())).unwrap_or_default())
+            )),
+            BAD_TOKEN,
+        ),
+        ("alg HS512", Some(with_header(&partner, r#"{"alg":"HS512","typ":"JWT"}"#)), BAD_TOKEN),
+        ("signature not base64url", Some(format!("{head}.%%%not*base64%%%")), BAD_ENCODING),
+        ("two segments", Some(head.to_owned()), BAD_TOKEN),
+        ("four segments", Some(format!("{valid}.extra")), BAD_TOKEN),
+        ("stale timestamp", Some(sign_token(partner.secret.as_bytes(), &claims(&partner, now() - 400))), BAD_TOKEN),
+        ("future timestamp", Some(sign_token(partner.secret.as_bytes(), &claims(&partner, now() + 400))), BAD_TOKEN),
+        (
+            "partnerId is another partner",
+            Some(sign_token(partner.secret.as_bytes(), &TokenClaims::now(&other.name()))),
+            AUTH_FAILED,
+        ),
+        ("another partner's valid token", Some(other.token()), BAD_TOKEN),
+    ];
+    for (case, token, expected) in cases {
+        let answer = app.dmt_status(&name, "ref", token.as_deref()).await;
+        assert_eq!(answer.status, 401, "{case}: {}", answer.body);
+        assert_eq!(answer.body, expected, "{case}");
+    }
+    let accepted = app.dmt_status(&name, "ref", Some(&valid)).await;
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
+    let bill = app.bill_status(&name, "ref", Some(&partner.token())).await;
+    assert_eq!(bill.status, 200, "{}", bill.body);
+}
+
+async fn a_replayed_reqid_is_refused(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let partner = app.add_partner(true, &[]).await;
+    let token = partner.token();
+    assert_eq!(app.dmt_status(&partner.name(), "ref", Some(&token)).await.status, 200);
+    let replay = app.dmt_status(&partner.name(), "ref", Some(&token)).await;
+    assert_eq!((replay.status, replay.body.as_str()), (401, BAD_TOKEN));
+    let replay_elsewhere = app.bill_status(&partner.name(), "ref", Some(&token)).await;
+    assert_eq!(replay_elsewhere.status, 401, "a reqid is spent across endpoints");
+    // The same reqid belongs to nobody else: another partner may use it.
+    let other = app.add_partner(true, &[]).await;
+    let mut same_reqid = claims(&other, now());
+    same_reqid.reqid = "shared-reqid".into();
+    let mut mine = claims(&partner, now());
+    mine.reqid = "shared-reqid".into();
+    assert_eq!(app.dmt_status(&partner.name(), "r", Some(&sign_token(partner.secret.as_bytes(), &mine))).await.status, 200);
+    assert_eq!(app.dmt_status(&other.name(), "r", Some(&sign_token(other.secret.as_bytes(), &same_reqid))).await.status, 200);
+}
+
+async fn partner_state_and_address_checks_refuse_with_code_11(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let remote_only = app.add_partner(false, &["10.0.0.0/8"]).await;
+    let answer = app.dmt_status(&remote_only.name(), "ref", None).await;
+    assert_eq!((answer.status, answer.body.as_str()), (401, AUTH_FAILED), "address outside the allowlist");
+
+    let loopback = app.add_partner(false, &["127.0.0.1/32"]).await;
+    assert_eq!(app.dmt_status(&loopback.name(), "ref", None).await.status, 200);
+    partners::set_status(&*app.store, loopback.id, PartnerStatus::Suspended).await.unwrap_or_else(|e| panic!("{e}"));
+    let suspended = app.dmt_status(&loopback.name(), "ref", None).await;
+    assert_eq!((suspended.status, suspended.body.as_str()), (401, AUTH_FAILED), "suspended partner");
+    let token_too = app.dmt_status(&loopback.name(), "ref", Some(&loopback.token())).await;
+    assert_eq!(token_too.body, AUTH_FAILED, "a valid token does not revive a suspended partner");
+
+    for unknown in ["AOP-999999", "nobody", "AOP-"] {
+        let answer = app.dmt_status(unknown, "ref", None).await;
+        assert_eq!((answer.status, answer.body.as_str()), (401, AUTH_FAILED), "{unknown}");
+    }
+}
+
+async fn forwarded_for_is_believed_only_from_trusted_proxies(engine: Engine) {
+    let behind_proxy = AppOptions { trusted_proxies: vec!["127.0.0.1/32".parse().unwrap_or_else(|e| panic!("{e}"))], ..AppOptions::default() };
+    let app = spawn_app_with(engine, behind_proxy).await;
+    let partner = app.add_partner(false, &["203.0.113.0/24"]).await;
+    let body = json!({"ReferanceID": "ref", "RegistrationID": partner.name()}).to_string();
+    let path = "/api/AOP/DMTV1/TransactionStatus";
+    let from = |xff: &'static str| [("X-Forwarded-For", xff)];
+    assert_eq!(app.post_raw(path, body.clone(), &from("203.0.113.7")).await.status, 200);
+    assert_eq!(app.post_raw(path, body.clone(), &from("198.51.100.1")).await.status, 401);
+    // A client cannot smuggle an allowed address in front of its own.
+    assert_eq!(app.post_raw(path, body.clone(), &from("203.0.113.7, 198.51.100.1")).await.status, 401);
+    assert_eq!(app.post_raw(path, body.clone(), &[]).await.status, 401, "the proxy itself is not allowed");
+
+    let direct = spawn_app(engine).await;
+    let partner = direct.add_partner(false, &["203.0.113.0/24"]).await;
+    let body = json!({"ReferanceID": "ref", "RegistrationID": partner.name()}).to_string();
+    assert_eq!(direct.post_raw(path, body, &from("203.0.113.7")).await.status, 401, "untrusted peers' headers are ignored");
+}
+
+async fn an_authorised_key_when_configured_must_match(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let request = partners::PartnerRequest {
+        number: None,
+        name: "keyed".into(),
+        allowlist: Default::default(),
+        require_token: false,
+        authorised_key: Some("the-authorised-key".to_owned().into()),
+    };
+    let added = partners::add_partner(&*app.store, &app.key, request).await.unwrap_or_else(|e| panic!("{e}"));
+    let body = json!({"ReferanceID": "ref", "RegistrationID": added.partner.registration_id.to_string()}).to_string();
+    let path = "/api/AOP/DMTV1/TransactionStatus";
+    assert_eq!(app.post_raw(path, body.clone(), &[]).await.body, AUTH_FAILED);
+    assert_eq!(app.post_raw(path, body.clone(), &[("Authorisedkey", "wrong")]).await.body, AUTH_FAILED);
+    assert_eq!(app.post_raw(path, body, &[("Authorisedkey", "the-authorised-key")]).await.status, 200);
+}
+
+async fn a_rotated_secret_keeps_working_for_the_overlap(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let partner = app.add_partner(true, &[]).await;
+    let overlap = std::time::Duration::from_secs(3600);
+    let (new_secret, _) =
+        partners::rotate_secret(&*app.store, &app.key, partner.id, overlap).await.unwrap_or_else(|e| panic!("{e}"));
+    let rotated = TestPartner { id: partner.id, secret: secrecy::ExposeSecret::expose_secret(&new_secret).to_owned() };
+    assert_eq!(app.dmt_status(&partner.name(), "ref", Some(&partner.token())).await.status, 200, "old secret in overlap");
+    assert_eq!(app.dmt_status(&partner.name(), "ref", Some(&rotated.token())).await.status, 200, "new secret");
+    // With no overlap the old secret stops at once.
+    let (newest, _) = partners::rotate_secret(&*app.store, &app.key, partner.id, std::time::Duration::ZERO)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(app.dmt_status(&partner.name(), "ref", Some(&rotated.token())).await.body, BAD_TOKEN);
+    let newest = TestPartner { id: partner.id, secret: secrecy::ExposeSecret::expose_secret(&newest).to_owned() };
+    assert_eq!(app.dmt_status(&partner.name(), "ref", Some(&newest.token())).await.status, 200);
+}

@@ -1,0 +1,239 @@
+//! `spawn_app`: a real server on a free loopback port, over a fresh store of
+//! the engine asked for, and helpers to talk to it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use payrail::domain::{IpAllowlist, RegistrationId};
+use payrail::http::{AppState, Application, EdgeSettings};
+use payrail::services::partners::{add_partner, PartnerRequest};
+use payrail::services::secrets::MasterKey;
+use payrail::store::{self, Store, StoreLocation};
+use payrail_client::{sign_token, TokenClaims};
+use secrecy::{ExposeSecret as _, SecretString};
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// The operator token every test app accepts.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+/// A running server and what it was built from.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub store: Arc<dyn Store>,
+    pub key: Arc<MasterKey>,
+    pub http: reqwest::Client,
+    pub data_dir: tempfile::TempDir,
+    pub database_url: Option<String>,
+    pub master_key_hex: String,
+}
+
+/// A partner made for a test, with its secret.
+pub struct TestPartner {
+    pub id: RegistrationId,
+    pub secret: String,
+}
+
+/// Options for [`spawn_app_with`].
+#[derive(Default, Clone)]
+pub struct AppOptions {
+    pub rate_limit_per_sec: u32,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// The PostgreSQL server tests use, if any.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("PAYRAIL_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// Says loudly that a PostgreSQL test did not run.
+pub fn skip_postgres(test: &str) {
+    eprintln!("SKIPPED (PostgreSQL): {test}: set PAYRAIL_TEST_DATABASE_URL=postgres://… to run it");
+}
+
+/// A fresh, empty database on the test server; returns its URL.
+pub async fn fresh_postgres_database(base_url: &str) -> String {
+    let (client, connection) =
+        tokio_postgres::connect(base_url, tokio_postgres::NoTls).await.unwrap_or_else(|e| panic!("connect {base_url}: {e}"));
+    tokio::spawn(connection);
+    let name = format!("payrail_test_{:016x}", rand::random::<u64>());
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap_or_else(|e| panic!("create database: {e}"));
+    let mut config: tokio_postgres::Config = base_url.parse().unwrap_or_else(|e| panic!("{e}"));
+    config.dbname(&name);
+    // Rebuild a URL: tokio_postgres::Config has no Display, so swap the path.
+    let (head, _) = base_url.rsplit_once('/').unwrap_or((base_url, ""));
+    let query = base_url.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+    format!("{head}/{name}{query}")
+}
+
+pub async fn spawn_app(engine: Engine) -> TestApp {
+    spawn_app_with(engine, AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(engine: Engine, options: AppOptions) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let (location, database_url) = match engine {
+        Engine::Sqlite => (StoreLocation::Sqlite(data_dir.path().to_owned()), None),
+        Engine::Postgres => {
+            let base = postgres_url().unwrap_or_else(|| panic!("PostgreSQL test without PAYRAIL_TEST_DATABASE_URL"));
+            let url = fresh_postgres_database(&base).await;
+            (StoreLocation::Postgres(url.clone()), Some(url))
+        }
+    };
+    let store = store::open(&location).await.unwrap_or_else(|e| panic!("open store: {e:#}"));
+    let master_key_hex: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    let key = Arc::new(MasterKey::from_hex(&master_key_hex).unwrap_or_else(|e| panic!("{e}")));
+    let settings = EdgeSettings {
+        trusted_proxies: options.trusted_proxies,
+        rate_limit_per_sec: options.rate_limit_per_sec,
+        admin_token: Some(SecretString::from(ADMIN_TOKEN)),
+    };
+    let app = Application::bind("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")), AppState::new(store.clone(), key.clone(), settings))
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = app.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(app.run_until(std::future::pending()));
+    TestApp { addr, store, key, http: reqwest::Client::new(), data_dir, database_url, master_key_hex }
+}
+
+/// A raw HTTP answer: status, content type, body text.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub retry_after: Option<String>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Adds a partner through the service layer.
+    pub async fn add_partner(&self, require_token: bool, allow: &[&str]) -> TestPartner {
+        let request = PartnerRequest {
+            number: None,
+            name: "test partner".into(),
+            allowlist: IpAllowlist::parse(allow.iter().copied()).unwrap_or_else(|e| panic!("{e}")),
+            require_token,
+            authorised_key: None,
+        };
+        let added = add_partner(&*self.store, &self.key, request).await.unwrap_or_else(|e| panic!("{e:#}"));
+        TestPartner { id: added.partner.registration_id, secret: added.secret.expose_secret().to_owned() }
+    }
+
+    /// POSTs raw bytes with optional extra headers.
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self.http.post(self.url(path)).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let content_type = header("content-type").unwrap_or_default();
+        let retry_after = header("retry-after");
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap_or_default();
+        Answer { status, content_type, retry_after, body }
+    }
+
+    /// DMT status for `reference` as `partner`, signing with `secret` when given.
+    pub async fn dmt_status(&self, partner: &str, reference: &str, token: Option<&str>) -> Answer {
+        let body = serde_json::json!({"ReferanceID": reference, "RegistrationID": partner}).to_string();
+        self.post_with_token("/api/AOP/DMTV1/TransactionStatus", body, token).await
+    }
+
+    /// BBPS status for `reference` as `partner`.
+    pub async fn bill_status(&self, partner: &str, reference: &str, token: Option<&str>) -> Answer {
+        let body = serde_json::json!({"referenceid": reference, "RegistrationID": partner}).to_string();
+        self.post_with_token("/api/AOP/BillPaymentStatus", body, token).await
+    }
+
+    async fn post_with_token(&self, path: &str, body: String, token: Option<&str>) -> Answer {
+        let headers: Vec<(&str, &str)> = token.map(|t| vec![("Token", t)]).unwrap_or_default();
+        self.post_raw(path, body, &headers).await
+    }
+
+    /// An operator API call; `body` None for GET.
+    pub async fn admin(&self, path: &str, body: Option<serde_json::Value>) -> Answer {
+        let request = match body {
+            Some(json) => self.http.post(self.url(path)).body(json.to_string()),
+            None => self.http.get(self.url(path)),
+        };
+        let response = request.bearer_auth(ADMIN_TOKEN).send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = response.status().as_u16();
+        let content_type =
+            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        Answer { status, content_type, retry_after: None, body: response.text().await.unwrap_or_default() }
+    }
+}
+
+impl TestPartner {
+    pub fn name(&self) -> String {
+        self.id.to_string()
+    }
+
+    /// A fresh valid token.
+    pub fn token(&self) -> String {
+        sign_token(self.secret.as_bytes(), &TokenClaims::now(&self.name()))
+    }
+}
+
+/// Removes whitespace outside JSON strings, so documented bodies compare byte for byte.
+pub fn minify(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Turns `async fn name(engine: Engine)` test bodies into two tests each,
+/// `name::sqlite` and `name::postgres`; the PostgreSQL one runs when
+/// PAYRAIL_TEST_DATABASE_URL is set and says loudly that it was skipped when not.
+#[macro_export]
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Engine::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if $crate::helpers::postgres_url().is_none() {
+                    $crate::helpers::skip_postgres(module_path!());
+                    return;
+                }
+                super::$name($crate::helpers::Engine::Postgres).await;
+            }
+        }
+    )*};
+}
