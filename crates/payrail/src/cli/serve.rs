@@ -1,6 +1,7 @@
 //! `payrail serve [--demo]`.
 
 use std::fs::File;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -125,7 +126,8 @@ fn print_demo_guide(cli: &Cli, addr: SocketAddr, token_secret: Option<&SecretStr
             admin.expose_secret()
         ));
     }
-    println!("{guide}");
+    // A closed stdout (a supervisor that stopped reading) must not stop the server.
+    let _ = writeln!(std::io::stdout().lock(), "{guide}");
 }
 
 async fn shutdown_signal() {

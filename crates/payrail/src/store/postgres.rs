@@ -813,9 +813,14 @@ impl PostgresStore {
         let mut ids = Vec::with_capacity(rows.len());
         for (number, chunk) in rows.chunks(CHUNK_ROWS).enumerate() {
             let offset = number * CHUNK_ROWS;
+            let t0 = std::time::Instant::now();
             check_chunk(&tx, chunk, offset, &partners).await?;
+            let t1 = std::time::Instant::now();
             let chunk_ids = assign_ids(&tx, chunk).await?;
+            let t2 = std::time::Instant::now();
             insert_chunk(&tx, chunk, &chunk_ids, &note).await.map_err(|e| chunk_error(e, chunk, &chunk_ids, offset))?;
+            let t3 = std::time::Instant::now();
+            if number % 40 == 0 { eprintln!("check {:?} ids {:?} insert {:?}", t1-t0, t2-t1, t3-t2); }
             ids.extend(chunk_ids);
             progress(ids.len() as u64);
         }
@@ -959,7 +964,9 @@ async fn insert_chunk<T: BatchRow>(
     note: &ChangeNote,
 ) -> Result<(), tokio_postgres::Error> {
     let insert = tx.prepare_cached(T::INSERT).await?;
+    let t0 = std::time::Instant::now();
     tx.execute_raw(&insert, T::columns(chunk, ids)).await?;
+    eprintln!("  rows {:?}", t0.elapsed());
     let statuses: Vec<&str> = chunk.iter().map(T::status_name).collect();
     let history = tx.prepare_cached(INSERT_HISTORIES).await?;
     let params: [&(dyn ToSql + Sync); 6] =

@@ -100,10 +100,11 @@ async fn start_demo_binary(engine: Engine) -> DemoServer {
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("{e}"));
     let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
     let base = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|line| line.strip_prefix("payrail demo is ready at ").map(str::to_owned))
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        let base = lines.find_map(|line| line.strip_prefix("payrail demo is ready at ").map(str::to_owned));
+        // Keep draining so the server never writes into a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        base
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"))
