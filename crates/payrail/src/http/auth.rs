@@ -70,10 +70,16 @@ impl Caller {
     }
 }
 
-/// Authenticates `caller` as the partner named `claimed`, or refuses.
-pub async fn authenticate(state: &AppState, caller: &Caller, claimed: &str) -> Result<Partner, ApiError> {
-    let id = RegistrationId::parse(claimed).map_err(|_| ApiError::AuthenticationFailed)?;
-    let partner = state.store.find_partner(id).await?.ok_or(ApiError::AuthenticationFailed)?;
+/// The partner a body's `RegistrationID` names; one that cannot exist fails
+/// authentication like an unknown one.
+pub fn claimed_partner(registration: &str) -> Result<RegistrationId, ApiError> {
+    RegistrationId::parse(registration).map_err(|_| ApiError::AuthenticationFailed)
+}
+
+/// Authenticates `caller` as `partner` (found by the body's `RegistrationID`),
+/// or refuses. `None`: no such partner.
+pub async fn authenticate(state: &AppState, caller: &Caller, partner: Option<&Partner>) -> Result<(), ApiError> {
+    let partner = partner.ok_or(ApiError::AuthenticationFailed)?;
     if partner.status != PartnerStatus::Active {
         return Err(ApiError::AuthenticationFailed);
     }
@@ -81,13 +87,12 @@ pub async fn authenticate(state: &AppState, caller: &Caller, claimed: &str) -> R
     if !allowed {
         return Err(ApiError::AuthenticationFailed);
     }
-    check_authorised_key(&partner, caller.authorised_key.as_deref())?;
+    check_authorised_key(partner, caller.authorised_key.as_deref())?;
     match &caller.token {
-        Some(token) => check_token(state, &partner, token).await?,
-        None if partner.require_token => return Err(ApiError::AuthenticationFailed),
-        None => {}
+        Some(token) => check_token(state, partner, token).await,
+        None if partner.require_token => Err(ApiError::AuthenticationFailed),
+        None => Ok(()),
     }
-    Ok(partner)
 }
 
 fn check_authorised_key(partner: &Partner, sent: Option<&str>) -> Result<(), ApiError> {

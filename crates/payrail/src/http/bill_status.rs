@@ -9,7 +9,7 @@ use payrail_client::wire::{BillStatusBody, BillStatusData};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::auth::{authenticate, Caller};
+use super::auth::{authenticate, claimed_partner, Caller};
 use super::body::{parse_json, reference_field, registration_field, LimitedBody};
 use super::error::{code_first, json_response, ApiError};
 use super::AppState;
@@ -33,9 +33,13 @@ pub async fn bill_status(
     let request: BillStatusRequest<'_> = parse_json(&body)?;
     let registration = registration_field(request.registration)?;
     let reference = reference_field(request.reference, "referenceid")?;
-    let partner = authenticate(&state, &caller, &registration).await?;
-    state.admit(&partner)?;
-    Ok(match state.store.find_bill(partner.registration_id, reference.as_str()).await? {
+    // Partner and payment come in one round trip; nothing of the payment is
+    // used unless authentication passes.
+    let found = state.store.lookup_bill(claimed_partner(&registration)?, reference.as_str()).await?;
+    let (partner, payment) = found.unzip();
+    authenticate(&state, &caller, partner.as_ref()).await?;
+    state.admit(partner.as_ref().map(|p| p.registration_id))?;
+    Ok(match payment.flatten() {
         Some(payment) => json_response(StatusCode::OK, &render(&payment)),
         None => code_first(StatusCode::OK, 0, "No Transaction found"),
     })

@@ -9,7 +9,7 @@ use payrail_client::wire::DmtStatusBody;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::auth::{authenticate, Caller};
+use super::auth::{authenticate, claimed_partner, Caller};
 use super::body::{parse_json, reference_field, registration_field, LimitedBody};
 use super::error::{json_response, status_first, ApiError};
 use super::AppState;
@@ -33,9 +33,13 @@ pub async fn dmt_status(
     let request: DmtStatusRequest<'_> = parse_json(&body)?;
     let registration = registration_field(request.registration)?;
     let reference = reference_field(request.reference, "ReferanceID")?;
-    let partner = authenticate(&state, &caller, &registration).await?;
-    state.admit(&partner)?;
-    Ok(match state.store.find_dmt(partner.registration_id, reference.as_str()).await? {
+    // Partner and transfer come in one round trip; nothing of the transfer is
+    // used unless authentication passes.
+    let found = state.store.lookup_dmt(claimed_partner(&registration)?, reference.as_str()).await?;
+    let (partner, transfer) = found.unzip();
+    authenticate(&state, &caller, partner.as_ref()).await?;
+    state.admit(partner.as_ref().map(|p| p.registration_id))?;
+    Ok(match transfer.flatten() {
         Some(transfer) => json_response(StatusCode::OK, &render(&transfer)),
         None => status_first(StatusCode::OK, 2, "Transaction not found"),
     })

@@ -31,7 +31,7 @@ use tower::Layer as _;
 
 use self::error::ApiError;
 use self::ratelimit::RateLimiter;
-use crate::domain::Partner;
+use crate::domain::RegistrationId;
 use crate::services::secrets::MasterKey;
 use crate::store::Store;
 
@@ -64,9 +64,10 @@ impl AppState {
         AppState { store, key, settings, limiter }
     }
 
-    /// Admits a request of `partner`, or answers 429.
-    pub fn admit(&self, partner: &Partner) -> Result<(), ApiError> {
-        self.limiter.admit(partner.registration_id).map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })
+    /// Admits a request of an authenticated partner, or answers 429.
+    pub fn admit(&self, partner: Option<RegistrationId>) -> Result<(), ApiError> {
+        let Some(partner) = partner else { return Err(ApiError::AuthenticationFailed) };
+        self.limiter.admit(partner).map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })
     }
 }
 

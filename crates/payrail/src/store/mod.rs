@@ -141,8 +141,13 @@ pub trait Store: Send + Sync + 'static {
         cutoff: Timestamp,
     ) -> Result<bool, StoreError>;
 
-    /// The partner's transfer with this reference.
-    async fn find_dmt(&self, partner: RegistrationId, reference: &str) -> Result<Option<DmtTransfer>, StoreError>;
+    /// The whole DMT status lookup in one round trip: the partner and, if it
+    /// has one, its transfer with this reference. `None`: no such partner.
+    async fn lookup_dmt(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+    ) -> Result<Option<(Partner, Option<DmtTransfer>)>, StoreError>;
     /// The transfer with this ackno and its history, oldest first.
     async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError>;
     /// Inserts transfers all together or not at all. `ackno` 0 asks for a new
@@ -157,8 +162,12 @@ pub trait Store: Send + Sync + 'static {
     /// with an empty `refund_txn_id` gets a new refund id from the store.
     async fn change_dmt(&self, ackno: i64, change: DmtChange, note: ChangeNote) -> Result<DmtTransfer, ChangeError>;
 
-    /// The partner's bill payment with this reference.
-    async fn find_bill(&self, partner: RegistrationId, reference: &str) -> Result<Option<BillPayment>, StoreError>;
+    /// As [`Store::lookup_dmt`], for bill payments.
+    async fn lookup_bill(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+    ) -> Result<Option<(Partner, Option<BillPayment>)>, StoreError>;
     /// The bill payment with this txnid and its history, oldest first.
     async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError>;
     /// As [`Store::insert_dmt_batch`], for bill payments (`txnid` 0 asks for a new one).

@@ -7,6 +7,9 @@
 //! database never lose an update. Batch inserts send 5,000 rows per
 //! statement as one array per column (`INSERT … SELECT … FROM UNNEST`), which
 //! loads a million rows in seconds where one statement per row takes minutes.
+//!
+//! Token `reqid`s live in a table (`seen_reqids`), not in memory as on
+//! SQLite: every instance sharing the database must see every replay.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -160,8 +163,17 @@ const INSERT_PARTNER: &str = concat!(
     partner_columns!()
 );
 
-const FIND_DMT: &str =
-    concat!("SELECT ", dmt_columns!(), " FROM dmt_transfers WHERE partner_id = $1 AND reference_id = $2");
+/// How many columns [`partner_columns!`] has: where a joined row's transaction starts.
+const PARTNER_WIDTH: usize = 10;
+
+/// The whole status lookup in one round trip (see `Store::lookup_dmt`).
+const LOOKUP_DMT: &str = concat!(
+    "SELECT p.*, t.* FROM (SELECT ",
+    partner_columns!(),
+    " FROM partners WHERE id = $1) p LEFT JOIN (SELECT ",
+    dmt_columns!(),
+    " FROM dmt_transfers WHERE partner_id = $1 AND reference_id = $2) t ON true"
+);
 const DMT_BY_ACKNO: &str = concat!("SELECT ", dmt_columns!(), " FROM dmt_transfers WHERE ackno = $1");
 const LOCK_DMT: &str = concat!("SELECT ", dmt_columns!(), " FROM dmt_transfers WHERE ackno = $1 FOR UPDATE");
 const UPDATE_DMT: &str = "UPDATE dmt_transfers SET status = $1, utr = $2, refund_txn_id = $3, refunded_at = $4, \
@@ -177,8 +189,14 @@ const INSERT_DMTS: &str = "INSERT INTO dmt_transfers (ackno, partner_id, referen
      AS u(ackno, partner_id, reference_id, amount, account, utr, status, customer_charge, provider_share, gst, \
      discount, commission, tds, net_commission, created_at, refund_txn_id, refunded_at)";
 
-const FIND_BILL: &str =
-    concat!("SELECT ", bill_columns!(), " FROM bill_payments WHERE partner_id = $1 AND reference_id = $2");
+/// As [`LOOKUP_DMT`], for bill payments.
+const LOOKUP_BILL: &str = concat!(
+    "SELECT p.*, t.* FROM (SELECT ",
+    partner_columns!(),
+    " FROM partners WHERE id = $1) p LEFT JOIN (SELECT ",
+    bill_columns!(),
+    " FROM bill_payments WHERE partner_id = $1 AND reference_id = $2) t ON true"
+);
 const BILL_BY_TXNID: &str = concat!("SELECT ", bill_columns!(), " FROM bill_payments WHERE txnid = $1");
 const LOCK_BILL: &str = concat!("SELECT ", bill_columns!(), " FROM bill_payments WHERE txnid = $1 FOR UPDATE");
 const UPDATE_BILL: &str = "UPDATE bill_payments SET status = $1, operator_ref = $2, refund_txn_id = $3, \
@@ -238,6 +256,7 @@ impl PostgresStore {
         Ok(PostgresStore { pool })
     }
 
+    /// A pooled connection, or "unavailable" if none comes in time.
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.pool.get().await.map_err(pool_error)
     }
@@ -273,6 +292,7 @@ async fn migrate(client: &mut deadpool_postgres::Client) -> anyhow::Result<()> {
 /// `.context(…)` for database results that keeps "unavailable" (a lost or
 /// refused connection, worth a retry) apart from every other failure.
 trait StoreContext<T> {
+    /// Wraps the error with `what` ("Failed to …") as a [`StoreError`].
     fn store_context(self, what: &'static str) -> Result<T, StoreError>;
 }
 
@@ -282,6 +302,7 @@ impl<T> StoreContext<T> for Result<T, tokio_postgres::Error> {
     }
 }
 
+/// Wraps a database error with `what` ("Failed to …"), classified.
 fn store_error(error: tokio_postgres::Error, what: &'static str) -> StoreError {
     let unavailable = connection_lost(&error);
     let error = anyhow::Error::new(error).context(what);
@@ -361,74 +382,94 @@ async fn execute(
     client.execute(&statement, params).await.store_context(what)
 }
 
+/// Reads a row of [`partner_columns!`].
 fn partner_from_row(row: &Row) -> anyhow::Result<Partner> {
-    let previous: Option<Vec<u8>> = row.try_get(6)?;
-    let previous_until: Option<i64> = row.try_get(7)?;
+    partner_at(row, 0)
+}
+
+/// Reads the same columns starting at column `base` of a joined row.
+fn partner_at(row: &Row, base: usize) -> anyhow::Result<Partner> {
+    let previous: Option<Vec<u8>> = row.try_get(base + 6)?;
+    let previous_until: Option<i64> = row.try_get(base + 7)?;
     Ok(Partner {
-        registration_id: RegistrationId::new(row.try_get(0)?),
-        name: row.try_get(1)?,
+        registration_id: RegistrationId::new(row.try_get(base)?),
+        name: row.try_get(base + 1)?,
         // An unknown status must not grant access.
-        status: PartnerStatus::from_stored(row.try_get(2)?).unwrap_or(PartnerStatus::Suspended),
-        require_token: row.try_get(3)?,
-        allowlist: IpAllowlist::from_stored(row.try_get(4)?)?,
-        secret: SealedSecret(row.try_get(5)?),
+        status: PartnerStatus::from_stored(row.try_get(base + 2)?).unwrap_or(PartnerStatus::Suspended),
+        require_token: row.try_get(base + 3)?,
+        allowlist: IpAllowlist::from_stored(row.try_get(base + 4)?)?,
+        secret: SealedSecret(row.try_get(base + 5)?),
         previous_secret: previous.zip(previous_until).map(|(s, t)| (SealedSecret(s), Timestamp::from_unix(t))),
-        authorised_key_hash: row.try_get(8)?,
-        created_at: Timestamp::from_unix(row.try_get(9)?),
+        authorised_key_hash: row.try_get(base + 8)?,
+        created_at: Timestamp::from_unix(row.try_get(base + 9)?),
     })
 }
 
+/// A stored status that no state of the domain matches.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown stored state {0:?}")]
 struct BadState(String);
 
+/// Reads a row of [`dmt_columns!`].
 fn dmt_from_row(row: &Row) -> anyhow::Result<DmtTransfer> {
-    let status: i64 = row.try_get(6)?;
+    dmt_at(row, 0)
+}
+
+/// Reads the same columns starting at column `base` of a joined row.
+fn dmt_at(row: &Row, base: usize) -> anyhow::Result<DmtTransfer> {
+    let status: i64 = row.try_get(base + 6)?;
     Ok(DmtTransfer {
-        ackno: row.try_get(0)?,
-        partner: RegistrationId::new(row.try_get(1)?),
-        reference: ReferenceId::parse(row.try_get(2)?)?,
-        amount: Paise::new(row.try_get(3)?),
-        account: row.try_get(4)?,
-        utr: row.try_get(5)?,
+        ackno: row.try_get(base)?,
+        partner: RegistrationId::new(row.try_get(base + 1)?),
+        reference: ReferenceId::parse(row.try_get(base + 2)?)?,
+        amount: Paise::new(row.try_get(base + 3)?),
+        account: row.try_get(base + 4)?,
+        utr: row.try_get(base + 5)?,
         status: DmtStatus::from_code(status).ok_or_else(|| BadState(status.to_string()))?,
         charges: DmtCharges {
-            customer_charge: Paise::new(row.try_get(7)?),
-            provider_share: Paise::new(row.try_get(8)?),
-            gst: Paise::new(row.try_get(9)?),
-            discount: Paise::new(row.try_get(10)?),
-            commission: Paise::new(row.try_get(11)?),
-            tds: Paise::new(row.try_get(12)?),
-            net_commission: Paise::new(row.try_get(13)?),
+            customer_charge: Paise::new(row.try_get(base + 7)?),
+            provider_share: Paise::new(row.try_get(base + 8)?),
+            gst: Paise::new(row.try_get(base + 9)?),
+            discount: Paise::new(row.try_get(base + 10)?),
+            commission: Paise::new(row.try_get(base + 11)?),
+            tds: Paise::new(row.try_get(base + 12)?),
+            net_commission: Paise::new(row.try_get(base + 13)?),
         },
-        created_at: Timestamp::from_unix(row.try_get(14)?),
-        refund_txn_id: row.try_get(15)?,
+        created_at: Timestamp::from_unix(row.try_get(base + 14)?),
+        refund_txn_id: row.try_get(base + 15)?,
         refunded_at: row.try_get::<_, Option<i64>>(16)?.map(Timestamp::from_unix),
     })
 }
 
+/// Reads a row of [`bill_columns!`].
 fn bill_from_row(row: &Row) -> anyhow::Result<BillPayment> {
-    let status: &str = row.try_get(11)?;
+    bill_at(row, 0)
+}
+
+/// Reads the same columns starting at column `base` of a joined row.
+fn bill_at(row: &Row, base: usize) -> anyhow::Result<BillPayment> {
+    let status: &str = row.try_get(base + 11)?;
     Ok(BillPayment {
-        txnid: row.try_get(0)?,
-        partner: RegistrationId::new(row.try_get(1)?),
-        reference: ReferenceId::parse(row.try_get(2)?)?,
-        operator_name: row.try_get(3)?,
-        ca_number: row.try_get(4)?,
-        amount: Paise::new(row.try_get(5)?),
-        ad1: row.try_get(6)?,
-        ad2: row.try_get(7)?,
-        ad3: row.try_get(8)?,
-        commission: Paise::new(row.try_get(9)?),
-        tds: Paise::new(row.try_get(10)?),
+        txnid: row.try_get(base)?,
+        partner: RegistrationId::new(row.try_get(base + 1)?),
+        reference: ReferenceId::parse(row.try_get(base + 2)?)?,
+        operator_name: row.try_get(base + 3)?,
+        ca_number: row.try_get(base + 4)?,
+        amount: Paise::new(row.try_get(base + 5)?),
+        ad1: row.try_get(base + 6)?,
+        ad2: row.try_get(base + 7)?,
+        ad3: row.try_get(base + 8)?,
+        commission: Paise::new(row.try_get(base + 9)?),
+        tds: Paise::new(row.try_get(base + 10)?),
         status: BillStatus::parse(status).ok_or_else(|| BadState(status.to_owned()))?,
-        operator_ref: row.try_get(12)?,
-        created_at: Timestamp::from_unix(row.try_get(13)?),
-        refund_txn_id: row.try_get(14)?,
+        operator_ref: row.try_get(base + 12)?,
+        created_at: Timestamp::from_unix(row.try_get(base + 13)?),
+        refund_txn_id: row.try_get(base + 14)?,
         refunded_at: row.try_get::<_, Option<i64>>(15)?.map(Timestamp::from_unix),
     })
 }
 
+/// Reads a row of [`HISTORY`].
 fn history_from_row(row: &Row) -> anyhow::Result<HistoryEntry> {
     Ok(HistoryEntry {
         from_status: row.try_get(0)?,
@@ -439,17 +480,25 @@ fn history_from_row(row: &Row) -> anyhow::Result<HistoryEntry> {
     })
 }
 
+/// A partner and, when the joined side is present, its transaction.
+fn joined<T>(row: &Row, at: fn(&Row, usize) -> anyhow::Result<T>) -> anyhow::Result<(Partner, Option<T>)> {
+    let present = row.try_get::<_, Option<i64>>(PARTNER_WIDTH)?.is_some();
+    Ok((partner_at(row, 0)?, if present { Some(at(row, PARTNER_WIDTH)?) } else { None }))
+}
+
 /// Decodes the row, if any; a row that does not decode is a fault.
 fn decode<T>(row: Option<Row>, from_row: fn(&Row) -> anyhow::Result<T>) -> Result<Option<T>, StoreError> {
     row.as_ref().map(from_row).transpose().context("Failed to read a stored row").map_err(StoreError::Other)
 }
 
+/// The status history of one transaction, oldest first.
 async fn history(client: &impl GenericClient, kind: TxnKind, id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
     let rows = query(client, HISTORY, &[&kind.as_str(), &id], "Failed to read the status history").await?;
     let entries = rows.iter().map(history_from_row).collect::<anyhow::Result<_>>();
     entries.context("Failed to read a status history row").map_err(StoreError::Other)
 }
 
+/// Records one state change.
 async fn insert_history(
     tx: &Transaction<'_>,
     kind: TxnKind,
@@ -481,10 +530,12 @@ async fn next_partner_number(tx: &Transaction<'_>) -> Result<i64, StoreError> {
     row.try_get(0).store_context("Failed to read the new partner number")
 }
 
+/// The transfer, locked until the transaction ends.
 async fn lock_dmt(tx: &Transaction<'_>, ackno: i64) -> Result<Option<DmtTransfer>, StoreError> {
     decode(query_opt(tx, LOCK_DMT, &[&ackno], "Failed to lock the transfer").await?, dmt_from_row)
 }
 
+/// Writes back what a state change may alter.
 async fn save_dmt(tx: &Transaction<'_>, transfer: &DmtTransfer, at: Timestamp) -> Result<(), StoreError> {
     let refunded_at = transfer.refunded_at.map(Timestamp::unix);
     let params: [&(dyn ToSql + Sync); 6] =
@@ -493,10 +544,12 @@ async fn save_dmt(tx: &Transaction<'_>, transfer: &DmtTransfer, at: Timestamp) -
     Ok(())
 }
 
+/// The bill payment, locked until the transaction ends.
 async fn lock_bill(tx: &Transaction<'_>, txnid: i64) -> Result<Option<BillPayment>, StoreError> {
     decode(query_opt(tx, LOCK_BILL, &[&txnid], "Failed to lock the bill payment").await?, bill_from_row)
 }
 
+/// Writes back what a state change may alter.
 async fn save_bill(tx: &Transaction<'_>, bill: &BillPayment, at: Timestamp) -> Result<(), StoreError> {
     let refunded_at = bill.refunded_at.map(Timestamp::unix);
     let params: [&(dyn ToSql + Sync); 6] =
@@ -590,10 +643,15 @@ impl Store for PostgresStore {
         Ok(affected == 1)
     }
 
-    async fn find_dmt(&self, partner: RegistrationId, reference: &str) -> Result<Option<DmtTransfer>, StoreError> {
+    async fn lookup_dmt(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+    ) -> Result<Option<(Partner, Option<DmtTransfer>)>, StoreError> {
         let client = self.client().await?;
-        let row = query_opt(&client, FIND_DMT, &[&partner.number(), &reference], "Failed to find the transfer").await?;
-        decode(row, dmt_from_row)
+        let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &reference];
+        let row = query_opt(&client, LOOKUP_DMT, &params, "Failed to look up the transfer").await?;
+        decode(row, |row| joined(row, dmt_at))
     }
 
     async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError> {
@@ -630,11 +688,15 @@ impl Store for PostgresStore {
         Ok(transfer)
     }
 
-    async fn find_bill(&self, partner: RegistrationId, reference: &str) -> Result<Option<BillPayment>, StoreError> {
+    async fn lookup_bill(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+    ) -> Result<Option<(Partner, Option<BillPayment>)>, StoreError> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &reference];
-        let row = query_opt(&client, FIND_BILL, &params, "Failed to find the bill payment").await?;
-        decode(row, bill_from_row)
+        let row = query_opt(&client, LOOKUP_BILL, &params, "Failed to look up the bill payment").await?;
+        decode(row, |row| joined(row, bill_at))
     }
 
     async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError> {
@@ -704,8 +766,11 @@ trait BatchRow: Send + Sync + Sized {
 
     /// The id asked for; 0 asks for a new one.
     fn id(&self) -> i64;
+    /// The owning partner.
     fn partner(&self) -> RegistrationId;
+    /// The partner's reference.
     fn reference(&self) -> &str;
+    /// The state's name, for the history row.
     fn status_name(&self) -> &'static str;
     /// The parameters of [`BatchRow::INSERT`] for `rows`, which get `ids`.
     fn columns<'a>(rows: &'a [Self], ids: &'a [i64]) -> Vec<Column<'a>>;
@@ -813,14 +878,9 @@ impl PostgresStore {
         let mut ids = Vec::with_capacity(rows.len());
         for (number, chunk) in rows.chunks(CHUNK_ROWS).enumerate() {
             let offset = number * CHUNK_ROWS;
-            let t0 = std::time::Instant::now();
             check_chunk(&tx, chunk, offset, &partners).await?;
-            let t1 = std::time::Instant::now();
             let chunk_ids = assign_ids(&tx, chunk).await?;
-            let t2 = std::time::Instant::now();
             insert_chunk(&tx, chunk, &chunk_ids, &note).await.map_err(|e| chunk_error(e, chunk, &chunk_ids, offset))?;
-            let t3 = std::time::Instant::now();
-            if number % 40 == 0 { eprintln!("check {:?} ids {:?} insert {:?}", t1-t0, t2-t1, t3-t2); }
             ids.extend(chunk_ids);
             progress(ids.len() as u64);
         }
@@ -942,8 +1002,10 @@ async fn new_ids<T: BatchRow>(tx: &Transaction<'_>, count: usize) -> Result<Vec<
     if count == 0 {
         return Ok(Vec::new());
     }
+    // OFFSET 0 keeps the planner from inlining the sequence lookup into
+    // every nextval call, which makes the query four times slower.
     let sql = format!(
-        "SELECT nextval(seq) FROM (SELECT pg_get_serial_sequence('{table}', '{id}')::regclass AS seq) AS s, \
+        "SELECT nextval(seq) FROM (SELECT pg_get_serial_sequence('{table}', '{id}')::regclass AS seq OFFSET 0) AS s, \
          generate_series(1, $1::bigint)",
         id = T::ID_COLUMN,
         table = T::TABLE
@@ -964,9 +1026,7 @@ async fn insert_chunk<T: BatchRow>(
     note: &ChangeNote,
 ) -> Result<(), tokio_postgres::Error> {
     let insert = tx.prepare_cached(T::INSERT).await?;
-    let t0 = std::time::Instant::now();
     tx.execute_raw(&insert, T::columns(chunk, ids)).await?;
-    eprintln!("  rows {:?}", t0.elapsed());
     let statuses: Vec<&str> = chunk.iter().map(T::status_name).collect();
     let history = tx.prepare_cached(INSERT_HISTORIES).await?;
     let params: [&(dyn ToSql + Sync); 6] =
@@ -977,7 +1037,8 @@ async fn insert_chunk<T: BatchRow>(
 
 /// Maps a failed chunk insert. The checks before it make a constraint
 /// violation rare, but a concurrent insert can still take a reference first;
-/// the violation's detail names the key, and so the row.
+/// the violation's detail names the key, and so the row (the chunk's first
+/// row if the detail cannot be read).
 fn chunk_error<T: BatchRow>(error: tokio_postgres::Error, chunk: &[T], ids: &[i64], offset: usize) -> InsertError {
     let position = error.as_db_error().and_then(|db| conflicting_row(db, chunk, ids)).unwrap_or(0);
     let Some(row) = chunk.get(position) else {
@@ -1151,14 +1212,15 @@ mod tests {
         let Some(db) = TestDb::create().await? else { return Ok(()) };
         let store = &db.store;
         store.insert_partner(new_partner(Some(554))).await?;
-        let rows = vec![transfer(554, 0, "A")?, transfer(554, 500, "B")?, transfer(554, 0, "C")?, transfer(554, 7, "D")?];
+        let rows =
+            vec![transfer(554, 0, "A")?, transfer(554, 500, "B")?, transfer(554, 0, "C")?, transfer(554, 7, "D")?];
         let ids = store.insert_dmt_batch(rows, note("import"), no_progress()).await?;
         assert_eq!(ids, vec![501, 500, 502, 7]);
         let more = store.insert_dmt_batch(vec![transfer(554, 0, "E")?], note("import"), no_progress()).await?;
         assert_eq!(more, vec![503]);
-        let found = store.find_dmt(RegistrationId::new(554), "B").await?;
+        let found = store.lookup_dmt(RegistrationId::new(554), "B").await?.and_then(|(_, t)| t);
         assert_eq!(found.map(|t| t.ackno), Some(500));
-        assert_eq!(store.find_dmt(RegistrationId::new(554), "Z").await?, None);
+        assert_eq!(store.lookup_dmt(RegistrationId::new(554), "Z").await?.and_then(|(_, t)| t), None);
         assert_eq!(store.counts().await?, (5, 0));
         db.finish().await
     }
@@ -1185,7 +1247,7 @@ mod tests {
         assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
         let seen = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
         assert_eq!(seen, vec![5_000, 10_000, 12_000]);
-        let found = store.find_dmt(RegistrationId::new(554), "R11999").await?;
+        let found = store.lookup_dmt(RegistrationId::new(554), "R11999").await?.and_then(|(_, t)| t);
         assert_eq!(found.map(|t| t.ackno), Some(ids[11_999]));
         let history = store.dmt_with_history(ids[11_999]).await?.map(|(_, h)| h);
         assert_eq!(history.map(|h| h.len()), Some(1));
@@ -1243,7 +1305,8 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(300)).await;
             racer.commit().await
         };
-        let (result, committed) = tokio::join!(store.insert_dmt_batch(rows, note("import"), no_progress()), commit_later);
+        let (result, committed) =
+            tokio::join!(store.insert_dmt_batch(rows, note("import"), no_progress()), commit_later);
         committed?;
         assert!(matches!(result, Err(InsertError::Duplicate { index: 2, ref reference }) if reference == "RACE"));
         assert_eq!(store.counts().await?, (1, 0));
@@ -1294,7 +1357,7 @@ mod tests {
         let refunded = store.change_bill(41, refund, note("admin")).await?;
         assert_eq!(refunded.refund_txn_id.as_deref(), Some("R-9"));
 
-        assert_eq!(store.find_bill(RegistrationId::new(554), "B1").await?, Some(refunded));
+        assert_eq!(store.lookup_bill(RegistrationId::new(554), "B1").await?.and_then(|(_, t)| t), Some(refunded));
         let history = store.bill_with_history(41).await?.map(|(_, h)| h.len());
         assert_eq!(history, Some(4));
         assert_eq!(store.counts().await?, (0, 2));

@@ -96,6 +96,48 @@ CREATE TABLE refunds (
 );
 "#];
 
+/// `reqid`s seen within the replay window, in two generations per shard:
+/// entries move to `previous` when a window has passed and are dropped a
+/// window later, so every operation is O(1) and memory holds at most two
+/// windows of traffic. Sharded so that concurrent requests rarely contend.
+struct RecentReqids {
+    shards: Vec<Mutex<Generations>>,
+}
+
+#[derive(Default)]
+struct Generations {
+    current: HashMap<(i64, String), i64>,
+    previous: HashMap<(i64, String), i64>,
+    rotated_at: i64,
+}
+
+impl Default for RecentReqids {
+    fn default() -> Self {
+        RecentReqids { shards: (0..16).map(|_| Mutex::new(Generations::default())).collect() }
+    }
+}
+
+impl RecentReqids {
+    /// Records `reqid`; `false` if it was seen at or after `cutoff`.
+    fn remember(&self, partner: i64, reqid: &str, now: i64, cutoff: i64) -> Result<bool, StoreError> {
+        // The shard must be the same for every call with this key.
+        let shard = (reqid.bytes().fold(partner as u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % 16) as usize;
+        let mut generations = self.shards[shard].lock().map_err(|_| poisoned())?;
+        let window = now - cutoff;
+        if now - generations.rotated_at >= window {
+            generations.previous = std::mem::take(&mut generations.current);
+            generations.rotated_at = now;
+        }
+        let key = (partner, reqid.to_owned());
+        let seen_at = generations.current.get(&key).or_else(|| generations.previous.get(&key)).copied();
+        if seen_at.is_some_and(|at| at >= cutoff) {
+            return Ok(false);
+        }
+        generations.current.insert(key, now);
+        Ok(true)
+    }
+}
+
 /// How many read connections the pool keeps.
 const READERS: usize = 8;
 
@@ -107,14 +149,19 @@ pub struct SqliteStore {
     /// Token `reqid`s seen recently. In memory: on SQLite one process serves
     /// (the server holds a lock on the data directory), so memory is shared
     /// by every request that can arrive.
-    reqids: Mutex<HashMap<(i64, String), i64>>,
+    reqids: RecentReqids,
 }
 
 fn connection(path: &Path) -> anyhow::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).with_context(|| format!("Failed to open {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+    // mmap lets every connection read pages straight from the OS page cache
+    // instead of copying them into its own (a status lookup touches a few
+    // random pages of a large file).
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = 1073741824;",
+    )
         .context("Failed to configure the SQLite connection")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
@@ -150,21 +197,39 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
 const PARTNER_COLUMNS: &str = "id, name, status, require_token, allow_ips, secret, previous_secret, \
                                previous_secret_until, authorised_key_hash, created_at";
 
+/// How many columns [`PARTNER_COLUMNS`] has: where a joined row's transaction starts.
+const PARTNER_WIDTH: usize = 10;
+/// The partner columns qualified for a join.
+const PARTNER_COLUMNS_P: &str = "p.id, p.name, p.status, p.require_token, p.allow_ips, p.secret, p.previous_secret, \
+                                 p.previous_secret_until, p.authorised_key_hash, p.created_at";
+/// The transfer columns qualified for a join.
+const DMT_COLUMNS_T: &str = "t.ackno, t.partner_id, t.reference_id, t.amount, t.account, t.utr, t.status, \
+                             t.customer_charge, t.provider_share, t.gst, t.discount, t.commission, t.tds, \
+                             t.net_commission, t.created_at, t.refund_txn_id, t.refunded_at";
+/// The bill payment columns qualified for a join.
+const BILL_COLUMNS_T: &str = "t.txnid, t.partner_id, t.reference_id, t.operator_name, t.ca_number, t.amount, t.ad1, \
+                              t.ad2, t.ad3, t.commission, t.tds, t.status, t.operator_ref, t.created_at, \
+                              t.refund_txn_id, t.refunded_at";
+
 fn partner_from_row(row: &Row<'_>) -> rusqlite::Result<Partner> {
-    let status: String = row.get(2)?;
-    let allow: String = row.get(4)?;
-    let previous: Option<Vec<u8>> = row.get(6)?;
-    let previous_until: Option<i64> = row.get(7)?;
+    partner_at(row, 0)
+}
+
+fn partner_at(row: &Row<'_>, base: usize) -> rusqlite::Result<Partner> {
+    let status: String = row.get(base + 2)?;
+    let allow: String = row.get(base + 4)?;
+    let previous: Option<Vec<u8>> = row.get(base + 6)?;
+    let previous_until: Option<i64> = row.get(base + 7)?;
     Ok(Partner {
-        registration_id: RegistrationId::new(row.get(0)?),
-        name: row.get(1)?,
+        registration_id: RegistrationId::new(row.get(base)?),
+        name: row.get(base + 1)?,
         status: PartnerStatus::from_stored(&status).unwrap_or(PartnerStatus::Suspended),
-        require_token: row.get(3)?,
-        allowlist: IpAllowlist::from_stored(&allow).map_err(|e| conversion_error(4, e))?,
-        secret: SealedSecret(row.get(5)?),
+        require_token: row.get(base + 3)?,
+        allowlist: IpAllowlist::from_stored(&allow).map_err(|e| conversion_error(base + 4, e))?,
+        secret: SealedSecret(row.get(base + 5)?),
         previous_secret: previous.zip(previous_until).map(|(s, t)| (SealedSecret(s), Timestamp::from_unix(t))),
-        authorised_key_hash: row.get(8)?,
-        created_at: Timestamp::from_unix(row.get(9)?),
+        authorised_key_hash: row.get(base + 8)?,
+        created_at: Timestamp::from_unix(row.get(base + 9)?),
     })
 }
 
@@ -177,27 +242,31 @@ const DMT_COLUMNS: &str = "ackno, partner_id, reference_id, amount, account, utr
                            refund_txn_id, refunded_at";
 
 fn dmt_from_row(row: &Row<'_>) -> rusqlite::Result<DmtTransfer> {
-    let reference: String = row.get(2)?;
-    let status: i64 = row.get(6)?;
+    dmt_at(row, 0)
+}
+
+fn dmt_at(row: &Row<'_>, base: usize) -> rusqlite::Result<DmtTransfer> {
+    let reference: String = row.get(base + 2)?;
+    let status: i64 = row.get(base + 6)?;
     Ok(DmtTransfer {
-        ackno: row.get(0)?,
-        partner: RegistrationId::new(row.get(1)?),
-        reference: ReferenceId::parse(&reference).map_err(|e| conversion_error(2, e))?,
-        amount: Paise::new(row.get(3)?),
-        account: row.get(4)?,
-        utr: row.get(5)?,
-        status: DmtStatus::from_code(status).ok_or_else(|| conversion_error(6, BadState(status.to_string())))?,
+        ackno: row.get(base)?,
+        partner: RegistrationId::new(row.get(base + 1)?),
+        reference: ReferenceId::parse(&reference).map_err(|e| conversion_error(base + 2, e))?,
+        amount: Paise::new(row.get(base + 3)?),
+        account: row.get(base + 4)?,
+        utr: row.get(base + 5)?,
+        status: DmtStatus::from_code(status).ok_or_else(|| conversion_error(base + 6, BadState(status.to_string())))?,
         charges: DmtCharges {
-            customer_charge: Paise::new(row.get(7)?),
-            provider_share: Paise::new(row.get(8)?),
-            gst: Paise::new(row.get(9)?),
-            discount: Paise::new(row.get(10)?),
-            commission: Paise::new(row.get(11)?),
-            tds: Paise::new(row.get(12)?),
-            net_commission: Paise::new(row.get(13)?),
+            customer_charge: Paise::new(row.get(base + 7)?),
+            provider_share: Paise::new(row.get(base + 8)?),
+            gst: Paise::new(row.get(base + 9)?),
+            discount: Paise::new(row.get(base + 10)?),
+            commission: Paise::new(row.get(base + 11)?),
+            tds: Paise::new(row.get(base + 12)?),
+            net_commission: Paise::new(row.get(base + 13)?),
         },
-        created_at: Timestamp::from_unix(row.get(14)?),
-        refund_txn_id: row.get(15)?,
+        created_at: Timestamp::from_unix(row.get(base + 14)?),
+        refund_txn_id: row.get(base + 15)?,
         refunded_at: row.get::<_, Option<i64>>(16)?.map(Timestamp::from_unix),
     })
 }
@@ -210,24 +279,28 @@ const BILL_COLUMNS: &str = "txnid, partner_id, reference_id, operator_name, ca_n
                             commission, tds, status, operator_ref, created_at, refund_txn_id, refunded_at";
 
 fn bill_from_row(row: &Row<'_>) -> rusqlite::Result<BillPayment> {
-    let reference: String = row.get(2)?;
-    let status: String = row.get(11)?;
+    bill_at(row, 0)
+}
+
+fn bill_at(row: &Row<'_>, base: usize) -> rusqlite::Result<BillPayment> {
+    let reference: String = row.get(base + 2)?;
+    let status: String = row.get(base + 11)?;
     Ok(BillPayment {
-        txnid: row.get(0)?,
-        partner: RegistrationId::new(row.get(1)?),
-        reference: ReferenceId::parse(&reference).map_err(|e| conversion_error(2, e))?,
-        operator_name: row.get(3)?,
-        ca_number: row.get(4)?,
-        amount: Paise::new(row.get(5)?),
-        ad1: row.get(6)?,
-        ad2: row.get(7)?,
-        ad3: row.get(8)?,
-        commission: Paise::new(row.get(9)?),
-        tds: Paise::new(row.get(10)?),
-        status: BillStatus::parse(&status).ok_or_else(|| conversion_error(11, BadState(status.clone())))?,
-        operator_ref: row.get(12)?,
-        created_at: Timestamp::from_unix(row.get(13)?),
-        refund_txn_id: row.get(14)?,
+        txnid: row.get(base)?,
+        partner: RegistrationId::new(row.get(base + 1)?),
+        reference: ReferenceId::parse(&reference).map_err(|e| conversion_error(base + 2, e))?,
+        operator_name: row.get(base + 3)?,
+        ca_number: row.get(base + 4)?,
+        amount: Paise::new(row.get(base + 5)?),
+        ad1: row.get(base + 6)?,
+        ad2: row.get(base + 7)?,
+        ad3: row.get(base + 8)?,
+        commission: Paise::new(row.get(base + 9)?),
+        tds: Paise::new(row.get(base + 10)?),
+        status: BillStatus::parse(&status).ok_or_else(|| conversion_error(base + 11, BadState(status.clone())))?,
+        operator_ref: row.get(base + 12)?,
+        created_at: Timestamp::from_unix(row.get(base + 13)?),
+        refund_txn_id: row.get(base + 14)?,
         refunded_at: row.get::<_, Option<i64>>(15)?.map(Timestamp::from_unix),
     })
 }
@@ -281,7 +354,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             path: path.to_owned(),
             writer: Arc::new(Mutex::new(writer)),
-            reqids: Mutex::new(HashMap::new()),
+            reqids: RecentReqids::default(),
         })
     }
 
@@ -413,26 +486,23 @@ impl Store for SqliteStore {
         now: Timestamp,
         cutoff: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut seen = self.reqids.lock().map_err(|_| poisoned())?;
-        if seen.len() > 100_000 {
-            seen.retain(|_, at| *at >= cutoff.unix());
-        }
-        let key = (partner.number(), reqid.to_owned());
-        match seen.get(&key) {
-            Some(at) if *at >= cutoff.unix() => Ok(false),
-            _ => {
-                seen.insert(key, now.unix());
-                Ok(true)
-            }
-        }
+        self.reqids.remember(partner.number(), reqid, now.unix(), cutoff.unix())
     }
 
-    async fn find_dmt(&self, partner: RegistrationId, reference: &str) -> Result<Option<DmtTransfer>, StoreError> {
+    async fn lookup_dmt(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+    ) -> Result<Option<(Partner, Option<DmtTransfer>)>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(&format!(
-                "SELECT {DMT_COLUMNS} FROM dmt_transfers WHERE partner_id = ?1 AND reference_id = ?2"
+                "SELECT {PARTNER_COLUMNS_P}, {DMT_COLUMNS_T} FROM partners p \
+                 LEFT JOIN dmt_transfers t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1"
             ))?
-            .query_row(params![partner.number(), reference], dmt_from_row)
+            .query_row(params![partner.number(), reference], |row| {
+                let transfer = row.get::<_, Option<i64>>(PARTNER_WIDTH)?.map(|_| dmt_at(row, PARTNER_WIDTH)).transpose()?;
+                Ok((partner_at(row, 0)?, transfer))
+            })
             .optional()
         })
     }
@@ -507,12 +577,20 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn find_bill(&self, partner: RegistrationId, reference: &str) -> Result<Option<BillPayment>, StoreError> {
+    async fn lookup_bill(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+    ) -> Result<Option<(Partner, Option<BillPayment>)>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(&format!(
-                "SELECT {BILL_COLUMNS} FROM bill_payments WHERE partner_id = ?1 AND reference_id = ?2"
+                "SELECT {PARTNER_COLUMNS_P}, {BILL_COLUMNS_T} FROM partners p \
+                 LEFT JOIN bill_payments t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1"
             ))?
-            .query_row(params![partner.number(), reference], bill_from_row)
+            .query_row(params![partner.number(), reference], |row| {
+                let payment = row.get::<_, Option<i64>>(PARTNER_WIDTH)?.map(|_| bill_at(row, PARTNER_WIDTH)).transpose()?;
+                Ok((partner_at(row, 0)?, payment))
+            })
             .optional()
         })
     }
