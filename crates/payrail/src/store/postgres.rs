@@ -437,7 +437,7 @@ fn dmt_at(row: &Row, base: usize) -> anyhow::Result<DmtTransfer> {
         },
         created_at: Timestamp::from_unix(row.try_get(base + 14)?),
         refund_txn_id: row.try_get(base + 15)?,
-        refunded_at: row.try_get::<_, Option<i64>>(16)?.map(Timestamp::from_unix),
+        refunded_at: row.try_get::<_, Option<i64>>(base + 16)?.map(Timestamp::from_unix),
     })
 }
 
@@ -465,7 +465,7 @@ fn bill_at(row: &Row, base: usize) -> anyhow::Result<BillPayment> {
         operator_ref: row.try_get(base + 12)?,
         created_at: Timestamp::from_unix(row.try_get(base + 13)?),
         refund_txn_id: row.try_get(base + 14)?,
-        refunded_at: row.try_get::<_, Option<i64>>(15)?.map(Timestamp::from_unix),
+        refunded_at: row.try_get::<_, Option<i64>>(base + 15)?.map(Timestamp::from_unix),
     })
 }
 

@@ -267,7 +267,7 @@ fn dmt_at(row: &Row<'_>, base: usize) -> rusqlite::Result<DmtTransfer> {
         },
         created_at: Timestamp::from_unix(row.get(base + 14)?),
         refund_txn_id: row.get(base + 15)?,
-        refunded_at: row.get::<_, Option<i64>>(16)?.map(Timestamp::from_unix),
+        refunded_at: row.get::<_, Option<i64>>(base + 16)?.map(Timestamp::from_unix),
     })
 }
 
@@ -301,7 +301,7 @@ fn bill_at(row: &Row<'_>, base: usize) -> rusqlite::Result<BillPayment> {
         operator_ref: row.get(base + 12)?,
         created_at: Timestamp::from_unix(row.get(base + 13)?),
         refund_txn_id: row.get(base + 14)?,
-        refunded_at: row.get::<_, Option<i64>>(15)?.map(Timestamp::from_unix),
+        refunded_at: row.get::<_, Option<i64>>(base + 15)?.map(Timestamp::from_unix),
     })
 }
 
