@@ -13,6 +13,10 @@
 
 mod load;
 
+/// The same allocator as the `payrail` binary, so the bench measures what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,7 +55,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let driver = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let driver = tokio::runtime::Builder::new_multi_thread().thread_name("loadgen").worker_threads(2).enable_all().build()?;
     for engine in &args.engines {
         let location = match engine.as_str() {
             "sqlite" => None,
@@ -71,7 +75,7 @@ fn main() -> anyhow::Result<()> {
 
 fn run_engine(args: &Args, engine: &str, postgres: Option<String>, driver: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     println!("\n== {engine}: loading {} transfers and {} bill payments", args.records, args.records);
-    let server_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let server_runtime = tokio::runtime::Builder::new_multi_thread().thread_name("server").worker_threads(2).enable_all().build()?;
     let data_dir = tempfile::tempdir()?;
     let location = match postgres {
         None => StoreLocation::Sqlite(data_dir.path().to_owned()),

@@ -119,9 +119,7 @@ async fn check_token(state: &AppState, partner: &Partner, token: &str) -> Result
 
 /// The partner's current secret, and the previous one while its overlap lasts.
 fn partner_secrets(state: &AppState, partner: &Partner, now: Timestamp) -> Result<Vec<Vec<u8>>, ApiError> {
-    let open = |sealed| {
-        state.key.open(partner.registration_id, sealed).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))
-    };
+    let open = |sealed| state.opened_secret(partner.registration_id, sealed);
     let mut secrets = vec![open(&partner.secret)?];
     if let Some((previous, until)) = &partner.previous_secret {
         if now <= *until {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod ratelimit;
 pub mod token;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +24,9 @@ use axum::extract::Request;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Router, ServiceExt as _};
+use axum::extract::ConnectInfo;
+use axum::Router;
+use tower::ServiceExt as _;
 use ipnet::IpNet;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
@@ -31,6 +34,7 @@ use tower::Layer as _;
 
 use self::error::ApiError;
 use self::ratelimit::RateLimiter;
+use crate::domain::partner::SealedSecret;
 use crate::domain::RegistrationId;
 use crate::services::secrets::MasterKey;
 use crate::store::Store;
@@ -55,13 +59,34 @@ pub struct AppState {
     /// Edge configuration.
     pub settings: EdgeSettings,
     limiter: RateLimiter,
+    /// Opened secrets by their sealed form: opening costs more than the rest
+    /// of the token check, and a sealed secret never changes (rotation seals
+    /// a new one under a new random nonce), so the cache can never be stale.
+    opened: std::sync::RwLock<HashMap<(RegistrationId, Vec<u8>), Vec<u8>>>,
 }
 
 impl AppState {
     /// State for a router.
     pub fn new(store: Arc<dyn Store>, key: Arc<MasterKey>, settings: EdgeSettings) -> Self {
         let limiter = RateLimiter::new(settings.rate_limit_per_sec);
-        AppState { store, key, settings, limiter }
+        AppState { store, key, settings, limiter, opened: Default::default() }
+    }
+
+    /// Opens a partner's sealed secret, from the cache when it was opened before.
+    pub fn opened_secret(&self, partner: RegistrationId, sealed: &SealedSecret) -> Result<Vec<u8>, ApiError> {
+        let key = (partner, sealed.0.clone());
+        if let Some(secret) = self.opened.read().ok().and_then(|cache| cache.get(&key).cloned()) {
+            return Ok(secret);
+        }
+        let secret = self.key.open(partner, sealed).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+        if let Ok(mut cache) = self.opened.write() {
+            // Bounded: a few entries per partner; start afresh if something floods it.
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(key, secret.clone());
+        }
+        Ok(secret)
     }
 
     /// Admits a request of an authenticated partner, or answers 429.
@@ -128,13 +153,49 @@ impl Application {
         self.listener.local_addr().context("Failed to read the bound address")
     }
 
-    /// Serves until `shutdown` completes, then drains open requests.
+    /// Serves until `shutdown` completes, then lets open connections finish
+    /// (at most 10 s).
+    ///
+    /// Connections are served by hyper's HTTP/1.1 server directly, the same
+    /// stack the bench's bare server uses, with the peer address put where
+    /// axum's `ConnectInfo` extractor finds it.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let app = tower::util::MapRequestLayer::new(normalize_path).layer(router(self.state));
-        axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("The server failed")
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "failed to accept a connection");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let app = app.clone();
+            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                app.clone().oneshot(request.map(axum::body::Body::new))
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        if tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown()).await.is_err() {
+            tracing::warn!("connections still open after 10 s; closing them");
+        }
+        Ok(())
     }
 }
 
