@@ -74,7 +74,12 @@ pub async fn drive(target: Target, connections: usize, duration: Duration) -> an
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
-    let at = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or(0);
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
     Ok(Report {
         name: target.name,
         requests: latencies.len() as u64,
@@ -128,7 +133,10 @@ fn request(target: &Target, partner: &str) -> String {
 }
 
 /// Reads a response head; returns the status and Content-Length.
-async fn read_head(read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>, line: &mut String) -> anyhow::Result<(u16, usize)> {
+async fn read_head(
+    read: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    line: &mut String,
+) -> anyhow::Result<(u16, usize)> {
     line.clear();
     read.read_line(line).await?;
     let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);

@@ -55,7 +55,8 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let driver = tokio::runtime::Builder::new_multi_thread().thread_name("loadgen").worker_threads(2).enable_all().build()?;
+    let driver =
+        tokio::runtime::Builder::new_multi_thread().thread_name("loadgen").worker_threads(2).enable_all().build()?;
     for engine in &args.engines {
         let location = match engine.as_str() {
             "sqlite" => None,
@@ -73,9 +74,15 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_engine(args: &Args, engine: &str, postgres: Option<String>, driver: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+fn run_engine(
+    args: &Args,
+    engine: &str,
+    postgres: Option<String>,
+    driver: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
     println!("\n== {engine}: loading {} transfers and {} bill payments", args.records, args.records);
-    let server_runtime = tokio::runtime::Builder::new_multi_thread().thread_name("server").worker_threads(2).enable_all().build()?;
+    let server_runtime =
+        tokio::runtime::Builder::new_multi_thread().thread_name("server").worker_threads(2).enable_all().build()?;
     let data_dir = tempfile::tempdir()?;
     let location = match postgres {
         None => StoreLocation::Sqlite(data_dir.path().to_owned()),
@@ -111,7 +118,8 @@ fn sample_body_len() -> usize {
 }
 
 async fn fresh_database(base: &str) -> anyhow::Result<String> {
-    let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls).await.context("Failed to connect")?;
+    let (client, connection) =
+        tokio_postgres::connect(base, tokio_postgres::NoTls).await.context("Failed to connect")?;
     tokio::spawn(connection);
     let name = format!("payrail_bench_{:08x}", rand::random::<u32>());
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.context("Failed to create the bench database")?;
@@ -153,7 +161,12 @@ async fn load(store: &dyn Store, key: &MasterKey, records: usize) -> anyhow::Res
 }
 
 fn transfer(partner: RegistrationId, i: usize) -> anyhow::Result<payrail::domain::DmtTransfer> {
-    let mut new = NewDmt::in_process(partner, ReferenceId::parse(&format!("B{i:07}"))?, Paise::new(10_000 + i as i64 % 500_000), "20018575947".into());
+    let mut new = NewDmt::in_process(
+        partner,
+        ReferenceId::parse(&format!("B{i:07}"))?,
+        Paise::new(10_000 + i as i64 % 500_000),
+        "20018575947".into(),
+    );
     new.status = DmtStatus::ALL[i % 6];
     new.utr = Some(format!("{:012}", i));
     Ok(new.into_transfer(Timestamp::now()))

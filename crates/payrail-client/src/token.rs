@@ -23,10 +23,8 @@ pub struct TokenClaims {
 impl TokenClaims {
     /// Claims for `partner_id`, stamped now, with a random `reqid`.
     pub fn now(partner_id: &str) -> Self {
-        let timestamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let timestamp =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         let reqid: u128 = rand::thread_rng().gen();
         TokenClaims { timestamp, partner_id: partner_id.to_owned(), reqid: format!("{reqid:032x}") }
     }
@@ -77,8 +75,8 @@ mod tests {
         let token = sign_token(b"s", &claims);
         let parts: Vec<&str> = token.split('.').collect();
         assert_eq!(parts.len(), 3);
-        let decoded: TokenClaims =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        let decoded: TokenClaims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(decoded, claims);
         assert_eq!(URL_SAFE_NO_PAD.decode(parts[0]).unwrap_or_default(), HEADER.as_bytes());
     }

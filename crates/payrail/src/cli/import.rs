@@ -35,7 +35,8 @@ pub struct ImportArgs {
 /// Runs an import, all or nothing.
 pub async fn run(cli: &Cli, args: &ImportArgs) -> anyhow::Result<()> {
     let partner = RegistrationId::parse(&args.partner).map_err(|e| anyhow::anyhow!("--partner {e}"))?;
-    let text = std::fs::read_to_string(&args.file).with_context(|| format!("Failed to read {}", args.file.display()))?;
+    let text =
+        std::fs::read_to_string(&args.file).with_context(|| format!("Failed to read {}", args.file.display()))?;
     let store = cli.open_store().await?;
     let bar = ProgressBar::new(0);
     bar.set_style(

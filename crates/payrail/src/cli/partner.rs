@@ -89,7 +89,7 @@ pub async fn run(cli: &Cli, command: &PartnerCommand) -> anyhow::Result<()> {
     match command {
         PartnerCommand::Add(args) => {
             let key = cli.master_key(false)?;
-            let allowlist = IpAllowlist::parse(args.allow_ips.iter().map(|n| n.to_string()).collect::<Vec<_>>().iter().map(String::as_str))?;
+            let allowlist = IpAllowlist::from_nets(args.allow_ips.clone());
             let request = PartnerRequest {
                 number: None,
                 name: args.name.clone(),
@@ -122,7 +122,12 @@ pub async fn run(cli: &Cli, command: &PartnerCommand) -> anyhow::Result<()> {
 }
 
 /// The one place a partner secret is shown: at creation or rotation.
-fn show_secret_once(id: RegistrationId, secret: &SecretString, json: bool, old_until: Option<String>) -> anyhow::Result<()> {
+fn show_secret_once(
+    id: RegistrationId,
+    secret: &SecretString,
+    json: bool,
+    old_until: Option<String>,
+) -> anyhow::Result<()> {
     if json {
         let created = Created { registration_id: id.to_string(), secret: secret.expose_secret() };
         println!("{}", serde_json::to_string(&created)?);
@@ -158,7 +163,10 @@ async fn list(store: &dyn crate::store::Store, json: bool) -> anyhow::Result<()>
     println!("{:<12} {:<10} {:<6} {:<24} {:<20} NAME", "ID", "STATUS", "TOKEN", "ALLOW", "CREATED (IST)");
     for p in listed {
         let token = if p.require_token { "yes" } else { "no" };
-        println!("{:<12} {:<10} {:<6} {:<24} {:<20} {}", p.registration_id, p.status, token, p.allow_ips, p.created_at, p.name);
+        println!(
+            "{:<12} {:<10} {:<6} {:<24} {:<20} {}",
+            p.registration_id, p.status, token, p.allow_ips, p.created_at, p.name
+        );
     }
     Ok(())
 }

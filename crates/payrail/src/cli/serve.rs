@@ -50,8 +50,11 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         admin_token = Some(random_token());
     }
     let demo_secret = if args.demo { load_demo(&*store, &key, args.demo_transactions).await? } else { None };
-    let settings =
-        EdgeSettings { trusted_proxies: args.trusted_proxies.clone(), rate_limit_per_sec: args.rate_limit, admin_token };
+    let settings = EdgeSettings {
+        trusted_proxies: args.trusted_proxies.clone(),
+        rate_limit_per_sec: args.rate_limit,
+        admin_token,
+    };
     let admin_token = settings.admin_token.clone();
     let app = Application::bind(args.listen, AppState::new(store.clone(), key, settings)).await?;
     let addr = app.local_addr()?;

@@ -17,7 +17,8 @@ pub enum BillStatus {
 
 impl BillStatus {
     /// Every state.
-    pub const ALL: [BillStatus; 4] = [BillStatus::Pending, BillStatus::Success, BillStatus::Failed, BillStatus::Refunded];
+    pub const ALL: [BillStatus; 4] =
+        [BillStatus::Pending, BillStatus::Success, BillStatus::Failed, BillStatus::Refunded];
 
     /// The wire `data.status`: "1" success, "2" pending, "0" failed (refunded or not).
     pub fn wire_code(self) -> &'static str {

@@ -59,7 +59,15 @@ impl DmtCharges {
         let gst = customer_charge.mul_div_round(18, 118);
         let commission = customer_charge - gst - provider_share;
         let tds = TdsRate::on(at).apply(commission);
-        DmtCharges { customer_charge, provider_share, gst, discount: gst, commission, tds, net_commission: commission - tds }
+        DmtCharges {
+            customer_charge,
+            provider_share,
+            gst,
+            discount: gst,
+            commission,
+            tds,
+            net_commission: commission - tds,
+        }
     }
 }
 

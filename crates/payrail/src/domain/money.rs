@@ -57,7 +57,8 @@ impl Paise {
             return Err(MoneyError::TooLarge);
         }
         let rupees: i64 = whole.parse().map_err(|_| MoneyError::Malformed)?;
-        let mut paise: i64 = if fraction.is_empty() { 0 } else { fraction.parse().map_err(|_| MoneyError::Malformed)? };
+        let mut paise: i64 =
+            if fraction.is_empty() { 0 } else { fraction.parse().map_err(|_| MoneyError::Malformed)? };
         if fraction.len() == 1 {
             paise *= 10;
         }

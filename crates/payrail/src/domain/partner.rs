@@ -50,6 +50,11 @@ impl IpAllowlist {
         Ok(IpAllowlist(nets))
     }
 
+    /// A list of already-parsed blocks.
+    pub fn from_nets(nets: Vec<IpNet>) -> Self {
+        IpAllowlist(nets)
+    }
+
     /// Reads back the comma-separated form the store keeps.
     pub fn from_stored(text: &str) -> Result<Self, CidrError> {
         Self::parse(text.split(',').map(str::trim).filter(|s| !s.is_empty()))
@@ -82,9 +87,7 @@ pub fn canonical(addr: IpAddr) -> IpAddr {
 }
 
 fn parse_net(text: &str) -> Result<IpNet, CidrError> {
-    text.parse::<IpNet>()
-        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| CidrError(text.to_owned()))
+    text.parse::<IpNet>().or_else(|_| text.parse::<IpAddr>().map(IpNet::from)).map_err(|_| CidrError(text.to_owned()))
 }
 
 /// A sealed (encrypted) secret as the store keeps it: nonce then ciphertext.

@@ -119,7 +119,11 @@ struct CreateDmt {
     provider_share: Option<String>,
 }
 
-async fn create_dmt(_: Operator, State(state): State<Arc<AppState>>, LimitedBody(body): LimitedBody) -> Result<Response, ApiError> {
+async fn create_dmt(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
     let request: CreateDmt = parse_json(&body)?;
     let amount = money("amount", &request.amount)?;
     if amount == Paise::ZERO {
@@ -137,7 +141,11 @@ async fn create_dmt(_: Operator, State(state): State<Arc<AppState>>, LimitedBody
     show_dmt_by_id(&state, transfer.ackno, StatusCode::CREATED).await
 }
 
-async fn show_dmt(_: Operator, State(state): State<Arc<AppState>>, Path(ackno): Path<i64>) -> Result<Response, ApiError> {
+async fn show_dmt(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(ackno): Path<i64>,
+) -> Result<Response, ApiError> {
     show_dmt_by_id(&state, ackno, StatusCode::OK).await
 }
 
@@ -199,7 +207,11 @@ struct CreateBill {
     commission: Option<String>,
 }
 
-async fn create_bill(_: Operator, State(state): State<Arc<AppState>>, LimitedBody(body): LimitedBody) -> Result<Response, ApiError> {
+async fn create_bill(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
     let request: CreateBill = parse_json(&body)?;
     let amount = money("amount", &request.amount)?;
     if amount == Paise::ZERO {
@@ -225,7 +237,11 @@ async fn create_bill(_: Operator, State(state): State<Arc<AppState>>, LimitedBod
     show_bill_by_id(&state, payment.txnid, StatusCode::CREATED).await
 }
 
-async fn show_bill(_: Operator, State(state): State<Arc<AppState>>, Path(txnid): Path<i64>) -> Result<Response, ApiError> {
+async fn show_bill(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(txnid): Path<i64>,
+) -> Result<Response, ApiError> {
     show_bill_by_id(&state, txnid, StatusCode::OK).await
 }
 
@@ -247,7 +263,9 @@ async fn transition_bill(
             operator_ref: request.operator_id.map(|o| bounded("operator_id", &o, 64)).transpose()?,
         },
         Some(BillStatus::Failed) => BillChange::Fail,
-        Some(BillStatus::Refunded) => BillChange::Refund { refund_txn_id: refund_id(request.refund_txn_id.as_deref())? },
+        Some(BillStatus::Refunded) => {
+            BillChange::Refund { refund_txn_id: refund_id(request.refund_txn_id.as_deref())? }
+        }
         Some(BillStatus::Pending) | None => return Err(bad("to must be one of success, failed, refunded")),
     };
     let reason = request.reason.map(|r| bounded("reason", &r, 500)).transpose()?;

@@ -134,12 +134,7 @@ mod tests {
     use super::*;
 
     fn caller(peer: &str, xff: Option<&str>) -> Caller {
-        Caller {
-            peer: peer.parse().ok(),
-            forwarded_for: xff.map(str::to_owned),
-            token: None,
-            authorised_key: None,
-        }
+        Caller { peer: peer.parse().ok(), forwarded_for: xff.map(str::to_owned), token: None, authorised_key: None }
     }
 
     fn nets(items: &[&str]) -> Vec<IpNet> {

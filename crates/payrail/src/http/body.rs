@@ -60,7 +60,8 @@ pub fn reference_field(value: Option<&RawValue>, name: &str) -> Result<Reference
     let text = raw.get();
     let owned;
     let digits = if text.starts_with('"') {
-        owned = serde_json::from_str::<String>(text).map_err(|_| ApiError::Validation(format!("{name} is not valid")))?;
+        owned =
+            serde_json::from_str::<String>(text).map_err(|_| ApiError::Validation(format!("{name} is not valid")))?;
         owned.as_str()
     } else if text.bytes().all(|b| b.is_ascii_digit()) {
         text
@@ -73,8 +74,8 @@ pub fn reference_field(value: Option<&RawValue>, name: &str) -> Result<Reference
 /// Reads the `RegistrationID`: a non-empty JSON string.
 pub fn registration_field(value: Option<&RawValue>) -> Result<String, ApiError> {
     let raw = present(value).ok_or_else(|| ApiError::Validation("RegistrationID is missing".into()))?;
-    let text: String = serde_json::from_str(raw.get())
-        .map_err(|_| ApiError::Validation("RegistrationID must be a string".into()))?;
+    let text: String =
+        serde_json::from_str(raw.get()).map_err(|_| ApiError::Validation("RegistrationID must be a string".into()))?;
     if text.is_empty() {
         return Err(ApiError::Validation("RegistrationID is missing".into()));
     }

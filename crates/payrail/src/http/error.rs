@@ -110,10 +110,9 @@ impl IntoResponse for ApiError {
             ApiError::AuthenticationFailed => code_first(StatusCode::UNAUTHORIZED, 11, "Authentication failed"),
             ApiError::SignatureEncoding => status_first(StatusCode::UNAUTHORIZED, 7, "Invalid signature encoding"),
             ApiError::InvalidToken => status_first(StatusCode::UNAUTHORIZED, 10, "Invalid JWT Token sent in Header."),
-            ApiError::RateLimited { retry_after_secs } => with_retry_after(
-                status_first(StatusCode::TOO_MANY_REQUESTS, 9, "Too many requests"),
-                retry_after_secs,
-            ),
+            ApiError::RateLimited { retry_after_secs } => {
+                with_retry_after(status_first(StatusCode::TOO_MANY_REQUESTS, 9, "Too many requests"), retry_after_secs)
+            }
             ApiError::NotFound(message) => status_first(StatusCode::NOT_FOUND, 2, &message),
             ApiError::Conflict(message) => status_first(StatusCode::CONFLICT, 8, &message),
             ApiError::AdminDisabled => status_first(StatusCode::FORBIDDEN, 11, &ApiError::AdminDisabled.to_string()),
@@ -126,5 +125,18 @@ impl IntoResponse for ApiError {
                 status_first(StatusCode::INTERNAL_SERVER_ERROR, 9, "Unable to process request")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_store_is_503_with_retry_after_and_no_cause() {
+        let response = ApiError::Unavailable(anyhow::anyhow!("secret detail")).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("5"));
+        assert_eq!(response.headers().get(header::CONTENT_TYPE), Some(&JSON_UTF8));
     }
 }

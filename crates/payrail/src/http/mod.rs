@@ -20,17 +20,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use axum::extract::ConnectInfo;
 use axum::extract::Request;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::extract::ConnectInfo;
 use axum::Router;
-use tower::ServiceExt as _;
 use ipnet::IpNet;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tower::Layer as _;
+use tower::ServiceExt as _;
 
 use self::error::ApiError;
 use self::ratelimit::RateLimiter;

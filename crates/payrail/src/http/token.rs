@@ -60,7 +60,12 @@ struct RawClaims {
 }
 
 /// Checks `token` against each of `secrets` and the clock.
-pub fn verify_token(token: &str, secrets: &[Vec<u8>], now: Timestamp, max_skew_secs: i64) -> Result<Claims, TokenError> {
+pub fn verify_token(
+    token: &str,
+    secrets: &[Vec<u8>],
+    now: Timestamp,
+    max_skew_secs: i64,
+) -> Result<Claims, TokenError> {
     let token = token.trim();
     let mut parts = token.split('.');
     let (Some(header), Some(claims), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
@@ -72,7 +77,8 @@ pub fn verify_token(token: &str, secrets: &[Vec<u8>], now: Timestamp, max_skew_s
     if header.alg.as_deref() != Some("HS256") {
         return Err(TokenError::Algorithm);
     }
-    let signature = URL_SAFE_NO_PAD.decode(signature.trim_end_matches('=')).map_err(|_| TokenError::SignatureEncoding)?;
+    let signature =
+        URL_SAFE_NO_PAD.decode(signature.trim_end_matches('=')).map_err(|_| TokenError::SignatureEncoding)?;
     // The signing input is the first two segments with their dot.
     let signing_input = &token[..signing_input_len(token)];
     let signed_by_partner =

@@ -34,7 +34,9 @@ pub async fn load_demo(store: &dyn Store, key: &MasterKey, synthetic_each: usize
     }
     let loopback = IpAllowlist::parse(["127.0.0.0/8", "::1"])?;
     add_partner(store, key, request(SEED_PARTNER, "AOPay seed partner (demo)", loopback, false)).await?;
-    let token = add_partner(store, key, request(TOKEN_PARTNER, "Demo fintech (token required)", IpAllowlist::default(), true)).await?;
+    let token =
+        add_partner(store, key, request(TOKEN_PARTNER, "Demo fintech (token required)", IpAllowlist::default(), true))
+            .await?;
     insert_seed_records(store).await?;
     insert_synthetic(store, synthetic_each).await?;
     Ok(Some(DemoData { token_secret: token.secret }))
@@ -134,7 +136,8 @@ fn synthetic_transfer(rng: &mut StdRng, i: usize, now: Timestamp) -> anyhow::Res
     let status = DmtStatus::ALL[i / 2 % DmtStatus::ALL.len()];
     let created_at = Timestamp::from_unix(now.unix() - rng.gen_range(60..3 * 365 * 86_400));
     let refunded = status == DmtStatus::Refunded;
-    let paid = matches!(status, DmtStatus::Success | DmtStatus::Refunded) || (status == DmtStatus::Failed && i % 4 == 0);
+    let paid =
+        matches!(status, DmtStatus::Success | DmtStatus::Refunded) || (status == DmtStatus::Failed && i % 4 == 0);
     let new = NewDmt {
         ackno: None,
         partner: owner(i),

@@ -61,7 +61,11 @@ impl Row {
         self.optional(column).ok_or_else(|| self.bad(format!("{column} is missing")))
     }
 
-    fn parsed<T, E: Display>(&self, column: &str, parse: impl Fn(&str) -> Result<T, E>) -> Result<Option<T>, ImportError> {
+    fn parsed<T, E: Display>(
+        &self,
+        column: &str,
+        parse: impl Fn(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, ImportError> {
         self.optional(column).map(|v| parse(&v).map_err(|e| self.bad(format!("{column} {e}")))).transpose()
     }
 
@@ -79,7 +83,13 @@ impl Row {
     }
 
     fn text(&self, column: &str, max: usize) -> Result<Option<String>, ImportError> {
-        self.parsed(column, |v| if v.chars().count() > max { Err(format!("is longer than {max} characters")) } else { Ok(v.to_owned()) })
+        self.parsed(column, |v| {
+            if v.chars().count() > max {
+                Err(format!("is longer than {max} characters"))
+            } else {
+                Ok(v.to_owned())
+            }
+        })
     }
 
     fn required_text(&self, column: &str, max: usize) -> Result<String, ImportError> {
@@ -88,13 +98,32 @@ impl Row {
 }
 
 const DMT_COLUMNS: &[&str] = &[
-    "reference_id", "amount", "account", "status", "utr", "customer_charge", "provider_share", "created_at",
-    "refund_txn_id", "refunded_at",
+    "reference_id",
+    "amount",
+    "account",
+    "status",
+    "utr",
+    "customer_charge",
+    "provider_share",
+    "created_at",
+    "refund_txn_id",
+    "refunded_at",
 ];
 
 const BILL_COLUMNS: &[&str] = &[
-    "reference_id", "operator_name", "ca_number", "amount", "ad1", "ad2", "ad3", "commission", "status",
-    "operator_id", "created_at", "refund_txn_id", "refunded_at",
+    "reference_id",
+    "operator_name",
+    "ca_number",
+    "amount",
+    "ad1",
+    "ad2",
+    "ad3",
+    "commission",
+    "status",
+    "operator_id",
+    "created_at",
+    "refund_txn_id",
+    "refunded_at",
 ];
 
 /// Reads `text` as JSON Lines if its first non-blank character is `{`, else as CSV.
@@ -261,11 +290,17 @@ fn per_row(progress: Progress, total: usize) -> Arc<dyn Fn(u64) + Send + Sync> {
 }
 
 /// Imports DMT transfers for `partner` from `text`; returns how many.
-pub async fn import_dmt(store: &dyn Store, partner: RegistrationId, text: &str, progress: Progress) -> Result<usize, ImportError> {
+pub async fn import_dmt(
+    store: &dyn Store,
+    partner: RegistrationId,
+    text: &str,
+    progress: Progress,
+) -> Result<usize, ImportError> {
     ensure_partner(store, partner).await?;
     let rows = read_rows(text, DMT_COLUMNS)?;
     let now = Timestamp::now();
-    let transfers = rows.iter().map(|r| dmt_from_row(r, partner).map(|n| n.into_transfer(now))).collect::<Result<Vec<_>, _>>()?;
+    let transfers =
+        rows.iter().map(|r| dmt_from_row(r, partner).map(|n| n.into_transfer(now))).collect::<Result<Vec<_>, _>>()?;
     check_unique(&rows, |r| r.values.get("reference_id").map(String::as_str).unwrap_or(""))?;
     let note = ChangeNote { source: "import".into(), reason: None, at: now };
     let count = transfers.len();
@@ -274,11 +309,17 @@ pub async fn import_dmt(store: &dyn Store, partner: RegistrationId, text: &str, 
 }
 
 /// Imports bill payments for `partner` from `text`; returns how many.
-pub async fn import_bills(store: &dyn Store, partner: RegistrationId, text: &str, progress: Progress) -> Result<usize, ImportError> {
+pub async fn import_bills(
+    store: &dyn Store,
+    partner: RegistrationId,
+    text: &str,
+    progress: Progress,
+) -> Result<usize, ImportError> {
     ensure_partner(store, partner).await?;
     let rows = read_rows(text, BILL_COLUMNS)?;
     let now = Timestamp::now();
-    let payments = rows.iter().map(|r| bill_from_row(r, partner).map(|n| n.into_payment(now))).collect::<Result<Vec<_>, _>>()?;
+    let payments =
+        rows.iter().map(|r| bill_from_row(r, partner).map(|n| n.into_payment(now))).collect::<Result<Vec<_>, _>>()?;
     check_unique(&rows, |r| r.values.get("reference_id").map(String::as_str).unwrap_or(""))?;
     let note = ChangeNote { source: "import".into(), reason: None, at: now };
     let count = payments.len();

@@ -121,7 +121,8 @@ impl RecentReqids {
     /// Records `reqid`; `false` if it was seen at or after `cutoff`.
     fn remember(&self, partner: i64, reqid: &str, now: i64, cutoff: i64) -> Result<bool, StoreError> {
         // The shard must be the same for every call with this key.
-        let shard = (reqid.bytes().fold(partner as u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % 16) as usize;
+        let shard =
+            (reqid.bytes().fold(partner as u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % 16) as usize;
         let mut generations = self.shards[shard].lock().map_err(|_| poisoned())?;
         let window = now - cutoff;
         if now - generations.rotated_at >= window {
@@ -154,7 +155,8 @@ pub struct SqliteStore {
 
 fn connection(path: &Path) -> anyhow::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags).with_context(|| format!("Failed to open {}", path.display()))?;
+    let conn =
+        Connection::open_with_flags(path, flags).with_context(|| format!("Failed to open {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // mmap lets every connection read pages straight from the OS page cache
     // instead of copying them into its own (a status lookup touches a few
@@ -168,12 +170,17 @@ fn connection(path: &Path) -> anyhow::Result<Connection> {
 }
 
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
-    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let applied: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
         tx.execute_batch(sql).with_context(|| format!("Failed to apply migration {}", index + 1))?;
-        tx.execute("INSERT INTO schema_migrations VALUES (?1, ?2)", params![index as i64 + 1, Timestamp::now().unix()])?;
+        tx.execute(
+            "INSERT INTO schema_migrations VALUES (?1, ?2)",
+            params![index as i64 + 1, Timestamp::now().unix()],
+        )?;
     }
     tx.commit().context("Failed to commit migrations")
 }
@@ -337,8 +344,11 @@ fn insert_history(
 }
 
 fn allocate_refund_id(conn: &Connection, kind: TxnKind, id: i64, at: Timestamp) -> rusqlite::Result<String> {
-    conn.prepare_cached("INSERT INTO refunds (kind, txn_id, created_at) VALUES (?1, ?2, ?3)")?
-        .execute(params![kind.as_str(), id, at.unix()])?;
+    conn.prepare_cached("INSERT INTO refunds (kind, txn_id, created_at) VALUES (?1, ?2, ?3)")?.execute(params![
+        kind.as_str(),
+        id,
+        at.unix()
+    ])?;
     Ok(conn.last_insert_rowid().to_string())
 }
 
@@ -500,7 +510,8 @@ impl Store for SqliteStore {
                  LEFT JOIN dmt_transfers t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1"
             ))?
             .query_row(params![partner.number(), reference], |row| {
-                let transfer = row.get::<_, Option<i64>>(PARTNER_WIDTH)?.map(|_| dmt_at(row, PARTNER_WIDTH)).transpose()?;
+                let transfer =
+                    row.get::<_, Option<i64>>(PARTNER_WIDTH)?.map(|_| dmt_at(row, PARTNER_WIDTH)).transpose()?;
                 Ok((partner_at(row, 0)?, transfer))
             })
             .optional()
@@ -588,7 +599,8 @@ impl Store for SqliteStore {
                  LEFT JOIN bill_payments t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1"
             ))?
             .query_row(params![partner.number(), reference], |row| {
-                let payment = row.get::<_, Option<i64>>(PARTNER_WIDTH)?.map(|_| bill_at(row, PARTNER_WIDTH)).transpose()?;
+                let payment =
+                    row.get::<_, Option<i64>>(PARTNER_WIDTH)?.map(|_| bill_at(row, PARTNER_WIDTH)).transpose()?;
                 Ok((partner_at(row, 0)?, payment))
             })
             .optional()
@@ -750,4 +762,30 @@ fn insert_bill(conn: &Connection, row: &BillPayment, note: &ChangeNote, index: u
     let txnid = conn.last_insert_rowid();
     insert_history(conn, TxnKind::Bbps, txnid, None, row.status.name(), note).map_err(store_error)?;
     Ok(txnid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_or_unopenable_database_is_unavailable_not_internal() {
+        for code in [rusqlite::ffi::SQLITE_BUSY, rusqlite::ffi::SQLITE_LOCKED, rusqlite::ffi::SQLITE_CANTOPEN] {
+            let error = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+            assert!(matches!(store_error(error), StoreError::Unavailable(_)), "code {code}");
+        }
+        let corrupt = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT), None);
+        assert!(matches!(store_error(corrupt), StoreError::Other(_)));
+    }
+
+    #[test]
+    fn a_reqid_is_a_replay_within_the_window_and_fresh_after_it() {
+        let reqids = RecentReqids::default();
+        let check = |now: i64| reqids.remember(7, "r1", now, now - 600).unwrap_or_else(|e| panic!("{e}"));
+        assert!(check(1_000));
+        assert!(!check(1_300), "seen 300 s ago");
+        assert!(!check(1_600), "seen exactly at the cutoff");
+        assert!(check(2_000), "seen 1,000 s ago: outside the window");
+        assert!(reqids.remember(8, "r1", 2_001, 1_401).unwrap_or_else(|e| panic!("{e}")), "another partner");
+    }
 }

@@ -15,7 +15,8 @@ both_engines!(
 async fn a_transfer_moves_through_its_states_and_keeps_its_history(engine: Engine) {
     let app = spawn_app(engine).await;
     let partner = app.add_partner(false, &[]).await;
-    let create = json!({"registration_id": partner.name(), "reference_id": "T-1", "amount": "5000", "account": "50100200300"});
+    let create =
+        json!({"registration_id": partner.name(), "reference_id": "T-1", "amount": "5000", "account": "50100200300"});
     let created = app.admin("/admin/v1/dmt", Some(create)).await;
     assert_eq!(created.status, 201, "{}", created.body);
     let ackno = created.json()["ackno"].as_i64().unwrap_or_default();
@@ -62,7 +63,10 @@ async fn a_bill_payment_fails_and_is_refunded(engine: Engine) {
     let txnid = created.json()["txnid"].as_i64().unwrap_or_default();
 
     let pending = app.bill_status(&partner.name(), "B-1", None).await.json();
-    assert_eq!((pending["data"]["status"].as_str(), pending["message"].as_str()), (Some("2"), Some("Transaction Pending")));
+    assert_eq!(
+        (pending["data"]["status"].as_str(), pending["message"].as_str()),
+        (Some("2"), Some("Transaction Pending"))
+    );
     assert_eq!(pending["data"]["ad1"], "Rahul");
     assert_eq!(pending["data"]["comm"], "2.10");
     assert_eq!(pending["data"]["tds"], "0.04");
@@ -70,7 +74,10 @@ async fn a_bill_payment_fails_and_is_refunded(engine: Engine) {
     let path = format!("/admin/v1/bbps/{txnid}/transition");
     assert_eq!(app.admin(&path, Some(json!({"to": "failed"}))).await.status, 200);
     let failed = app.bill_status(&partner.name(), "B-1", None).await.json();
-    assert_eq!((failed["data"]["status"].as_str(), failed["message"].as_str()), (Some("0"), Some("Transaction Failed")));
+    assert_eq!(
+        (failed["data"]["status"].as_str(), failed["message"].as_str()),
+        (Some("0"), Some("Transaction Failed"))
+    );
     assert_eq!(failed["data"]["refunded"], "0");
     assert_eq!(failed["data"]["refundtxnid"], serde_json::Value::Null);
 
@@ -84,13 +91,18 @@ async fn a_bill_payment_fails_and_is_refunded(engine: Engine) {
 async fn impossible_transitions_and_bad_input_are_refused(engine: Engine) {
     let app = spawn_app(engine).await;
     let partner = app.add_partner(false, &[]).await;
-    let create = json!({"registration_id": partner.name(), "reference_id": "T-2", "amount": "100", "account": "50100200300"});
+    let create =
+        json!({"registration_id": partner.name(), "reference_id": "T-2", "amount": "100", "account": "50100200300"});
     let ackno = app.admin("/admin/v1/dmt", Some(create.clone())).await.json()["ackno"].as_i64().unwrap_or_default();
     let path = format!("/admin/v1/dmt/{ackno}/transition");
 
     let refund_first = app.admin(&path, Some(json!({"to": "refunded"}))).await;
     assert_eq!(refund_first.status, 409, "{}", refund_first.body);
-    assert!(refund_first.body.contains("cannot move a transaction from in_process to refunded"), "{}", refund_first.body);
+    assert!(
+        refund_first.body.contains("cannot move a transaction from in_process to refunded"),
+        "{}",
+        refund_first.body
+    );
     let no_utr = app.admin(&path, Some(json!({"to": "success"}))).await;
     assert_eq!((no_utr.status, no_utr.json()["response_code"].as_i64()), (400, Some(8)));
     assert_eq!(app.admin(&path, Some(json!({"to": "teleported"}))).await.status, 400);
@@ -98,9 +110,11 @@ async fn impossible_transitions_and_bad_input_are_refused(engine: Engine) {
 
     let duplicate = app.admin("/admin/v1/dmt", Some(create)).await;
     assert_eq!(duplicate.status, 409, "{}", duplicate.body);
-    let bad_amount = json!({"registration_id": partner.name(), "reference_id": "T-3", "amount": "1.234", "account": "50100200300"});
+    let bad_amount =
+        json!({"registration_id": partner.name(), "reference_id": "T-3", "amount": "1.234", "account": "50100200300"});
     assert_eq!(app.admin("/admin/v1/dmt", Some(bad_amount)).await.status, 400);
-    let no_partner = json!({"registration_id": "AOP-424242", "reference_id": "T-4", "amount": "1", "account": "50100200300"});
+    let no_partner =
+        json!({"registration_id": "AOP-424242", "reference_id": "T-4", "amount": "1", "account": "50100200300"});
     assert_eq!(app.admin("/admin/v1/dmt", Some(no_partner)).await.status, 404);
 
     // Nothing refused left a trace in the history.
@@ -113,6 +127,7 @@ async fn the_operator_api_needs_its_bearer_token(engine: Engine) {
     let app = spawn_app(engine).await;
     let anonymous = app.http.get(app.url("/admin/v1/dmt/1")).send().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(anonymous.status().as_u16(), 401);
-    let wrong = app.http.get(app.url("/admin/v1/dmt/1")).bearer_auth("guess").send().await.unwrap_or_else(|e| panic!("{e}"));
+    let wrong =
+        app.http.get(app.url("/admin/v1/dmt/1")).bearer_auth("guess").send().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(wrong.status().as_u16(), 401);
 }

@@ -96,8 +96,14 @@ async fn a_replayed_reqid_is_refused(engine: Engine) {
     same_reqid.reqid = "shared-reqid".into();
     let mut mine = claims(&partner, now());
     mine.reqid = "shared-reqid".into();
-    assert_eq!(app.dmt_status(&partner.name(), "r", Some(&sign_token(partner.secret.as_bytes(), &mine))).await.status, 200);
-    assert_eq!(app.dmt_status(&other.name(), "r", Some(&sign_token(other.secret.as_bytes(), &same_reqid))).await.status, 200);
+    assert_eq!(
+        app.dmt_status(&partner.name(), "r", Some(&sign_token(partner.secret.as_bytes(), &mine))).await.status,
+        200
+    );
+    assert_eq!(
+        app.dmt_status(&other.name(), "r", Some(&sign_token(other.secret.as_bytes(), &same_reqid))).await.status,
+        200
+    );
 }
 
 async fn partner_state_and_address_checks_refuse_with_code_11(engine: Engine) {
@@ -121,7 +127,10 @@ async fn partner_state_and_address_checks_refuse_with_code_11(engine: Engine) {
 }
 
 async fn forwarded_for_is_believed_only_from_trusted_proxies(engine: Engine) {
-    let behind_proxy = AppOptions { trusted_proxies: vec!["127.0.0.1/32".parse().unwrap_or_else(|e| panic!("{e}"))], ..AppOptions::default() };
+    let behind_proxy = AppOptions {
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap_or_else(|e| panic!("{e}"))],
+        ..AppOptions::default()
+    };
     let app = spawn_app_with(engine, behind_proxy).await;
     let partner = app.add_partner(false, &["203.0.113.0/24"]).await;
     let body = json!({"ReferanceID": "ref", "RegistrationID": partner.name()}).to_string();
@@ -136,7 +145,11 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies(engine: Engine) {
     let direct = spawn_app(engine).await;
     let partner = direct.add_partner(false, &["203.0.113.0/24"]).await;
     let body = json!({"ReferanceID": "ref", "RegistrationID": partner.name()}).to_string();
-    assert_eq!(direct.post_raw(path, body, &from("203.0.113.7")).await.status, 401, "untrusted peers' headers are ignored");
+    assert_eq!(
+        direct.post_raw(path, body, &from("203.0.113.7")).await.status,
+        401,
+        "untrusted peers' headers are ignored"
+    );
 }
 
 async fn an_authorised_key_when_configured_must_match(engine: Engine) {
@@ -163,7 +176,11 @@ async fn a_rotated_secret_keeps_working_for_the_overlap(engine: Engine) {
     let (new_secret, _) =
         partners::rotate_secret(&*app.store, &app.key, partner.id, overlap).await.unwrap_or_else(|e| panic!("{e}"));
     let rotated = TestPartner { id: partner.id, secret: secrecy::ExposeSecret::expose_secret(&new_secret).to_owned() };
-    assert_eq!(app.dmt_status(&partner.name(), "ref", Some(&partner.token())).await.status, 200, "old secret in overlap");
+    assert_eq!(
+        app.dmt_status(&partner.name(), "ref", Some(&partner.token())).await.status,
+        200,
+        "old secret in overlap"
+    );
     assert_eq!(app.dmt_status(&partner.name(), "ref", Some(&rotated.token())).await.status, 200, "new secret");
     // With no overlap the old secret stops at once.
     let (newest, _) = partners::rotate_secret(&*app.store, &app.key, partner.id, std::time::Duration::ZERO)

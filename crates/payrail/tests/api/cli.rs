@@ -34,7 +34,8 @@ async fn a_partner_added_by_the_cli_is_honoured_by_the_running_server(engine: En
     let app = spawn_app(engine).await;
     let out = payrail(&app, &["partner", "add", "--name", "Acme Fintech", "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
+    let created: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
     let id = created["registration_id"].as_str().unwrap_or_default().to_owned();
     let secret = created["secret"].as_str().unwrap_or_default().to_owned();
     assert!(id.starts_with("AOP-") && secret.len() >= 32, "{created}");
@@ -51,12 +52,14 @@ async fn a_partner_added_by_the_cli_is_honoured_by_the_running_server(engine: En
     assert!(!text(&payrail(&app, &["partner", "list"]).stdout).contains(&secret), "list never shows secrets");
 
     assert!(payrail(&app, &["partner", "suspend", &id]).status.success());
-    let partner = TestPartner { id: payrail::domain::RegistrationId::parse(&id).unwrap_or_else(|e| panic!("{e}")), secret };
+    let partner =
+        TestPartner { id: payrail::domain::RegistrationId::parse(&id).unwrap_or_else(|e| panic!("{e}")), secret };
     assert_eq!(app.dmt_status(&id, "ref", Some(&partner.token())).await.status, 401);
     assert!(payrail(&app, &["partner", "activate", &id]).status.success());
     assert_eq!(app.dmt_status(&id, "ref", Some(&partner.token())).await.status, 200);
 
-    let no_token = payrail(&app, &["partner", "add", "--name", "Open", "--no-token", "--allow-ip", "127.0.0.1/32", "--json"]);
+    let no_token =
+        payrail(&app, &["partner", "add", "--name", "Open", "--no-token", "--allow-ip", "127.0.0.1/32", "--json"]);
     let open: serde_json::Value = serde_json::from_slice(&no_token.stdout).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(app.dmt_status(open["registration_id"].as_str().unwrap_or_default(), "ref", None).await.status, 200);
 }
@@ -122,13 +125,27 @@ async fn json_lines_import_and_the_status_command_agree(engine: Engine) {
         json!({"reference_id": "BILL-2", "operator_name": "Delhi Jal Board", "ca_number": "KNO-77", "amount": 300, "status": "refunded", "refund_txn_id": "901", "refunded_at": "2025-01-02 10:00:00", "created_at": "2025-01-02 09:00:00"}),
     ];
     let file = app.data_dir.path().join("bills.jsonl");
-    std::fs::write(&file, lines.iter().map(|l| l.to_string() + "\n").collect::<String>()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&file, lines.iter().map(|l| l.to_string() + "\n").collect::<String>())
+        .unwrap_or_else(|e| panic!("{e}"));
     let out = payrail(&app, &["import", "bbps", "--partner", &partner.name(), file.to_str().unwrap_or_default()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     let url = app.url("");
     let status = |reference: &str| {
-        payrail(&app, &["status", "bbps", reference, "--url", &url, "--registration-id", &partner.name(), "--secret", &partner.secret])
+        payrail(
+            &app,
+            &[
+                "status",
+                "bbps",
+                reference,
+                "--url",
+                &url,
+                "--registration-id",
+                &partner.name(),
+                "--secret",
+                &partner.secret,
+            ],
+        )
     };
     let found = status("BILL-2");
     assert!(found.status.success(), "{}", text(&found.stderr));

@@ -31,6 +31,7 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     pub database_url: Option<String>,
     pub master_key_hex: String,
+    _database: Option<TempDatabase>,
 }
 
 /// A partner made for a test, with its secret.
@@ -56,19 +57,42 @@ pub fn skip_postgres(test: &str) {
     eprintln!("SKIPPED (PostgreSQL): {test}: set PAYRAIL_TEST_DATABASE_URL=postgres://… to run it");
 }
 
-/// A fresh, empty database on the test server; returns its URL.
-pub async fn fresh_postgres_database(base_url: &str) -> String {
-    let (client, connection) =
-        tokio_postgres::connect(base_url, tokio_postgres::NoTls).await.unwrap_or_else(|e| panic!("connect {base_url}: {e}"));
+/// A fresh, empty database on the test server, dropped (forcibly) with this value.
+pub struct TempDatabase {
+    pub url: String,
+    name: String,
+    base_url: String,
+}
+
+/// A fresh, empty database on the test server.
+pub async fn fresh_postgres_database(base_url: &str) -> TempDatabase {
+    let (client, connection) = tokio_postgres::connect(base_url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect {base_url}: {e}"));
     tokio::spawn(connection);
     let name = format!("payrail_test_{:016x}", rand::random::<u64>());
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap_or_else(|e| panic!("create database: {e}"));
-    let mut config: tokio_postgres::Config = base_url.parse().unwrap_or_else(|e| panic!("{e}"));
-    config.dbname(&name);
-    // Rebuild a URL: tokio_postgres::Config has no Display, so swap the path.
+    // Swap the database name in the URL's path, keeping any query string.
     let (head, _) = base_url.rsplit_once('/').unwrap_or((base_url, ""));
     let query = base_url.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
-    format!("{head}/{name}{query}")
+    TempDatabase { url: format!("{head}/{name}{query}"), name, base_url: base_url.to_owned() }
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        let (base, name) = (self.base_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime; use a runtime of our own on another thread.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(async {
+                if let Ok((client, connection)) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await {
+                    tokio::spawn(connection);
+                    let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 pub async fn spawn_app(engine: Engine) -> TestApp {
@@ -77,13 +101,17 @@ pub async fn spawn_app(engine: Engine) -> TestApp {
 
 pub async fn spawn_app_with(engine: Engine, options: AppOptions) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (location, database_url) = match engine {
-        Engine::Sqlite => (StoreLocation::Sqlite(data_dir.path().to_owned()), None),
+    let database = match engine {
+        Engine::Sqlite => None,
         Engine::Postgres => {
             let base = postgres_url().unwrap_or_else(|| panic!("PostgreSQL test without PAYRAIL_TEST_DATABASE_URL"));
-            let url = fresh_postgres_database(&base).await;
-            (StoreLocation::Postgres(url.clone()), Some(url))
+            Some(fresh_postgres_database(&base).await)
         }
+    };
+    let database_url = database.as_ref().map(|d| d.url.clone());
+    let location = match &database_url {
+        None => StoreLocation::Sqlite(data_dir.path().to_owned()),
+        Some(url) => StoreLocation::Postgres(url.clone()),
     };
     let store = store::open(&location).await.unwrap_or_else(|e| panic!("open store: {e:#}"));
     let master_key_hex: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
@@ -93,12 +121,24 @@ pub async fn spawn_app_with(engine: Engine, options: AppOptions) -> TestApp {
         rate_limit_per_sec: options.rate_limit_per_sec,
         admin_token: Some(SecretString::from(ADMIN_TOKEN)),
     };
-    let app = Application::bind("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")), AppState::new(store.clone(), key.clone(), settings))
-        .await
-        .unwrap_or_else(|e| panic!("bind: {e}"));
+    let app = Application::bind(
+        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+        AppState::new(store.clone(), key.clone(), settings),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("bind: {e}"));
     let addr = app.local_addr().unwrap_or_else(|e| panic!("{e}"));
     tokio::spawn(app.run_until(std::future::pending()));
-    TestApp { addr, store, key, http: reqwest::Client::new(), data_dir, database_url, master_key_hex }
+    TestApp {
+        addr,
+        store,
+        key,
+        http: reqwest::Client::new(),
+        data_dir,
+        database_url,
+        master_key_hex,
+        _database: database,
+    }
 }
 
 /// A raw HTTP answer: status, content type, body text.

@@ -35,10 +35,16 @@ async fn another_partners_reference_reads_exactly_like_an_unused_one(engine: Eng
         let token = |p: &TestPartner| p.token();
         let foreign = app.dmt_status(&asker.name(), &reference, Some(&token(asker))).await;
         let unused = app.dmt_status(&asker.name(), "NEVER-USED-1", Some(&token(asker))).await;
-        assert_eq!((foreign.status, &foreign.body, &foreign.content_type), (unused.status, &unused.body, &unused.content_type));
+        assert_eq!(
+            (foreign.status, &foreign.body, &foreign.content_type),
+            (unused.status, &unused.body, &unused.content_type)
+        );
         let foreign = app.bill_status(&asker.name(), &reference, Some(&token(asker))).await;
         let unused = app.bill_status(&asker.name(), "NEVER-USED-1", Some(&token(asker))).await;
-        assert_eq!((foreign.status, &foreign.body, &foreign.content_type), (unused.status, &unused.body, &unused.content_type));
+        assert_eq!(
+            (foreign.status, &foreign.body, &foreign.content_type),
+            (unused.status, &unused.body, &unused.content_type)
+        );
         // And the owner does see it.
         let mine = app.dmt_status(&partners[owner].name(), &reference, Some(&token(&partners[owner]))).await;
         assert_eq!(mine.json()["referenceid"], reference.as_str());

@@ -54,10 +54,14 @@ pub const BBPS_SEED_BODY: &str = r#"{
 }"#;
 
 /// The seed's request bodies, byte for byte (the PHP sample's spacing).
-const DMT_SEED_REQUEST: &str = "{\n      \"ReferanceID\": \"12345678927\",\n      \"RegistrationID\": \"AOP-554\" \n  }";
+const DMT_SEED_REQUEST: &str =
+    "{\n      \"ReferanceID\": \"12345678927\",\n      \"RegistrationID\": \"AOP-554\" \n  }";
 const BBPS_SEED_REQUEST: &str = "{\n  \"referenceid\": \"123456\",\n  \"RegistrationID\": \"AOP-554\"\n}";
 
-both_engines!(the_documented_requests_get_the_documented_bodies, the_seed_curl_and_python_samples_print_the_documented_bodies);
+both_engines!(
+    the_documented_requests_get_the_documented_bodies,
+    the_seed_curl_and_python_samples_print_the_documented_bodies
+);
 
 async fn the_documented_requests_get_the_documented_bodies(engine: Engine) {
     let app = spawn_app(engine).await;
@@ -79,6 +83,7 @@ struct DemoServer {
     child: Child,
     base: String,
     _data_dir: tempfile::TempDir,
+    _database: Option<crate::helpers::TempDatabase>,
 }
 
 impl Drop for DemoServer {
@@ -93,9 +98,12 @@ async fn start_demo_binary(engine: Engine) -> DemoServer {
     let mut command = Command::new(env!("CARGO_BIN_EXE_payrail"));
     command.args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir.path());
     command.env_remove("PAYRAIL_MASTER_KEY").env_remove("PAYRAIL_DATABASE_URL").env("PAYRAIL_LOG", "warn");
-    if engine == Engine::Postgres {
-        let base = postgres_url().unwrap_or_default();
-        command.arg("--database-url").arg(fresh_postgres_database(&base).await);
+    let database = match engine {
+        Engine::Postgres => Some(fresh_postgres_database(&postgres_url().unwrap_or_default()).await),
+        Engine::Sqlite => None,
+    };
+    if let Some(database) = &database {
+        command.arg("--database-url").arg(&database.url);
     }
     let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("{e}"));
     let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
@@ -109,11 +117,12 @@ async fn start_demo_binary(engine: Engine) -> DemoServer {
     .await
     .unwrap_or_else(|e| panic!("{e}"))
     .unwrap_or_else(|| panic!("the demo server never said it was ready"));
-    DemoServer { child, base, _data_dir: data_dir }
+    DemoServer { child, base, _data_dir: data_dir, _database: database }
 }
 
 fn tool_available(tool: &str, probe: &[&str]) -> bool {
-    let ok = Command::new(tool).args(probe).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok =
+        Command::new(tool).args(probe).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
     if !ok {
         eprintln!("SKIPPED: {tool} (with what the seed sample imports) is not installed here; that sample was not run");
     }

@@ -79,7 +79,8 @@ async fn any_content_type_any_path_case_and_every_alias_are_accepted(engine: Eng
     for (i, body) in bodies.iter().enumerate() {
         let content_type = content_types[i % content_types.len()];
         let path = paths[i % paths.len()];
-        let headers: Vec<(&str, &str)> = if content_type.is_empty() { vec![] } else { vec![("Content-Type", content_type)] };
+        let headers: Vec<(&str, &str)> =
+            if content_type.is_empty() { vec![] } else { vec![("Content-Type", content_type)] };
         let answer = app.post_raw(path, body.to_string(), &headers).await;
         assert_eq!(answer.status, 200, "{body} to {path} as {content_type:?}: {}", answer.body);
         assert_eq!(answer.json()["referenceid"], "12345");
@@ -137,7 +138,8 @@ async fn a_body_over_64_kib_is_refused(engine: Engine) {
     assert_eq!(answer.status, 400);
     assert_eq!(answer.body, r#"{"status":false,"response_code":8,"message":"request body is larger than 64 KiB"}"#);
     // Just under the limit is fine.
-    let fits = json!({"ReferanceID": "1", "RegistrationID": partner.name(), "padding": "x".repeat(60 * 1024)}).to_string();
+    let fits =
+        json!({"ReferanceID": "1", "RegistrationID": partner.name(), "padding": "x".repeat(60 * 1024)}).to_string();
     assert_eq!(app.post_raw(DMT, fits, &[]).await.status, 200);
 }
 
@@ -179,11 +181,14 @@ async fn an_internal_failure_is_answered_generically(engine: Engine) {
     let partner = app.add_partner(false, &[]).await;
     match &app.database_url {
         None => {
-            let conn = rusqlite::Connection::open(app.data_dir.path().join("payrail.db")).unwrap_or_else(|e| panic!("{e}"));
-            conn.execute_batch("DROP TABLE status_history; DROP TABLE dmt_transfers;").unwrap_or_else(|e| panic!("{e}"));
+            let conn =
+                rusqlite::Connection::open(app.data_dir.path().join("payrail.db")).unwrap_or_else(|e| panic!("{e}"));
+            conn.execute_batch("DROP TABLE status_history; DROP TABLE dmt_transfers;")
+                .unwrap_or_else(|e| panic!("{e}"));
         }
         Some(url) => {
-            let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap_or_else(|e| panic!("{e}"));
+            let (client, connection) =
+                tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap_or_else(|e| panic!("{e}"));
             tokio::spawn(connection);
             client.batch_execute("DROP TABLE dmt_transfers CASCADE").await.unwrap_or_else(|e| panic!("{e}"));
         }
@@ -191,4 +196,35 @@ async fn an_internal_failure_is_answered_generically(engine: Engine) {
     let answer = app.dmt_status(&partner.name(), "anything", None).await;
     assert_eq!(answer.status, 500);
     assert_eq!(answer.body, r#"{"status":false,"response_code":9,"message":"Unable to process request"}"#);
+}
+
+/// PostgreSQL only: a WAL-mode SQLite file cannot be made unreadable from
+/// outside while the server holds it open; its busy-to-503 mapping is unit
+/// tested in `store::sqlite` and `http::error`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_postgres_is_answered_503_with_retry_after() {
+    if crate::helpers::postgres_url().is_none() {
+        crate::helpers::skip_postgres("an_unreachable_postgres_is_answered_503_with_retry_after");
+        return;
+    }
+    let app = spawn_app(Engine::Postgres).await;
+    let partner = app.add_partner(false, &[]).await;
+    assert_eq!(app.dmt_status(&partner.name(), "x", None).await.status, 200);
+    // The database stops taking connections and the pool's are cut.
+    let name = app.database_url.as_deref().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_owned();
+    let base = crate::helpers::postgres_url().unwrap_or_default();
+    let (client, connection) =
+        tokio_postgres::connect(&base, tokio_postgres::NoTls).await.unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+             SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let answer = app.dmt_status(&partner.name(), "x", None).await;
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.body, r#"{"status":false,"response_code":9,"message":"Unable to process request"}"#);
+    assert!(answer.retry_after.is_some());
 }
