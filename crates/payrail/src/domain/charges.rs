@@ -15,7 +15,7 @@ impl TdsRate {
         let date = at.ist_date();
         if date >= (2024, 10, 1) {
             TdsRate(200)
-        } else if date >= (2020, 5, 14) && date <= (2021, 3, 31) {
+        } else if ((2020, 5, 14)..=(2021, 3, 31)).contains(&date) {
             TdsRate(375)
         } else {
             TdsRate(500)

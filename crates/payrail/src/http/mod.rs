@@ -62,8 +62,11 @@ pub struct AppState {
     /// Opened secrets by their sealed form: opening costs more than the rest
     /// of the token check, and a sealed secret never changes (rotation seals
     /// a new one under a new random nonce), so the cache can never be stale.
-    opened: std::sync::RwLock<HashMap<(RegistrationId, Vec<u8>), Vec<u8>>>,
+    opened: std::sync::RwLock<OpenedSecrets>,
 }
+
+/// Opened partner secrets keyed by partner and sealed form.
+type OpenedSecrets = HashMap<(RegistrationId, Vec<u8>), Vec<u8>>;
 
 impl AppState {
     /// State for a router.

@@ -121,7 +121,7 @@ async fn insert_synthetic(store: &dyn Store, count: usize) -> anyhow::Result<()>
 }
 
 fn owner(i: usize) -> RegistrationId {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         SEED_PARTNER
     } else {
         TOKEN_PARTNER
@@ -136,8 +136,8 @@ fn synthetic_transfer(rng: &mut StdRng, i: usize, now: Timestamp) -> anyhow::Res
     let status = DmtStatus::ALL[i / 2 % DmtStatus::ALL.len()];
     let created_at = Timestamp::from_unix(now.unix() - rng.gen_range(60..3 * 365 * 86_400));
     let refunded = status == DmtStatus::Refunded;
-    let paid =
-        matches!(status, DmtStatus::Success | DmtStatus::Refunded) || (status == DmtStatus::Failed && i % 4 == 0);
+    let paid = matches!(status, DmtStatus::Success | DmtStatus::Refunded)
+        || (status == DmtStatus::Failed && i.is_multiple_of(4));
     let new = NewDmt {
         ackno: None,
         partner: owner(i),

@@ -384,12 +384,10 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the writer connection, on a blocking thread.
-    async fn write<T: Send + 'static, E: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
-    ) -> Result<T, E>
+    async fn write<T, E>(&self, f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
     where
-        E: From<StoreError>,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
     {
         let writer = Arc::clone(&self.writer);
         let joined = tokio::task::spawn_blocking(move || {
