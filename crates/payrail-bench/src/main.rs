@@ -84,9 +84,12 @@ fn run_engine(
     let server_runtime =
         tokio::runtime::Builder::new_multi_thread().thread_name("server").worker_threads(2).enable_all().build()?;
     let data_dir = tempfile::tempdir()?;
-    let location = match postgres {
-        None => StoreLocation::Sqlite(data_dir.path().to_owned()),
-        Some(base) => StoreLocation::Postgres(server_runtime.block_on(fresh_database(&base))?),
+    let (location, database) = match &postgres {
+        None => (StoreLocation::Sqlite(data_dir.path().to_owned()), None),
+        Some(base) => {
+            let (url, name) = server_runtime.block_on(fresh_database(base))?;
+            (StoreLocation::Postgres(url), Some(name))
+        }
     };
     let (store, key) = server_runtime.block_on(open(&location))?;
     let (partner, secret) = server_runtime.block_on(load(&*store, &key, args.records))?;
@@ -99,7 +102,16 @@ fn run_engine(
     let payrail = driver.block_on(load::drive(target(payrail_addr, "payrail"), args.connections, duration))?;
     print_reports(engine, &bare, &payrail);
     server_runtime.shutdown_timeout(Duration::from_secs(1));
+    if let (Some(base), Some(name)) = (postgres, database) {
+        driver.block_on(drop_database(&base, &name))?;
+    }
     Ok(())
+}
+
+async fn drop_database(base: &str, name: &str) -> anyhow::Result<()> {
+    let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls).await.context("Failed to connect")?;
+    tokio::spawn(connection);
+    client.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.context("Failed to drop the bench database")
 }
 
 fn print_reports(engine: &str, bare: &Report, payrail: &Report) {
@@ -117,15 +129,15 @@ fn sample_body_len() -> usize {
     r#"{"status":true,"response_code":1,"utr":"101306003674","amount":"12345","ackno":"1234567","referenceid":"B0123456","account":"20018575947","txn_status":"1","message":"Transaction Successful","customercharge":"123.45","gst":"18.83","discount":"18.83","tds":"1.37","netcommission":"66.78","daterefunded":null,"refundtxnid":null}"#.len()
 }
 
-async fn fresh_database(base: &str) -> anyhow::Result<String> {
+/// A new database on the server at `base`: its URL and name.
+async fn fresh_database(base: &str) -> anyhow::Result<(String, String)> {
     let (client, connection) =
         tokio_postgres::connect(base, tokio_postgres::NoTls).await.context("Failed to connect")?;
     tokio::spawn(connection);
     let name = format!("payrail_bench_{:08x}", rand::random::<u32>());
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.context("Failed to create the bench database")?;
     let (head, _) = base.rsplit_once('/').context("the URL has no database path")?;
-    println!("   (database {name}; drop it when done)");
-    Ok(format!("{head}/{name}"))
+    Ok((format!("{head}/{name}"), name))
 }
 
 async fn open(location: &StoreLocation) -> anyhow::Result<(Arc<dyn Store>, Arc<MasterKey>)> {
