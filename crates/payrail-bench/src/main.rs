@@ -109,9 +109,13 @@ fn run_engine(
 }
 
 async fn drop_database(base: &str, name: &str) -> anyhow::Result<()> {
-    let (client, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls).await.context("Failed to connect")?;
+    let (client, connection) =
+        tokio_postgres::connect(base, tokio_postgres::NoTls).await.context("Failed to connect")?;
     tokio::spawn(connection);
-    client.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await.context("Failed to drop the bench database")
+    client
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .context("Failed to drop the bench database")
 }
 
 fn print_reports(engine: &str, bare: &Report, payrail: &Report) {
