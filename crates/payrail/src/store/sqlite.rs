@@ -218,6 +218,22 @@ const BILL_COLUMNS_T: &str = "t.txnid, t.partner_id, t.reference_id, t.operator_
                               t.ad2, t.ad3, t.commission, t.tds, t.status, t.operator_ref, t.created_at, \
                               t.refund_txn_id, t.refunded_at";
 
+/// The whole DMT status lookup, built once rather than on every request.
+static LOOKUP_DMT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {PARTNER_COLUMNS_P}, {DMT_COLUMNS_T} FROM partners p \
+         LEFT JOIN dmt_transfers t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1"
+    )
+});
+
+/// The whole BBPS status lookup, built once.
+static LOOKUP_BILL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {PARTNER_COLUMNS_P}, {BILL_COLUMNS_T} FROM partners p \
+         LEFT JOIN bill_payments t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1"
+    )
+});
+
 fn partner_from_row(row: &Row<'_>) -> rusqlite::Result<Partner> {
     partner_at(row, 0)
 }
@@ -503,16 +519,13 @@ impl Store for SqliteStore {
         reference: &str,
     ) -> Result<Option<(Partner, Option<DmtTransfer>)>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {PARTNER_COLUMNS_P}, {DMT_COLUMNS_T} FROM partners p \
-                 LEFT JOIN dmt_transfers t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1"
-            ))?
-            .query_row(params![partner.number(), reference], |row| {
-                let transfer =
-                    row.get::<_, Option<i64>>(PARTNER_WIDTH)?.map(|_| dmt_at(row, PARTNER_WIDTH)).transpose()?;
-                Ok((partner_at(row, 0)?, transfer))
-            })
-            .optional()
+            conn.prepare_cached(&LOOKUP_DMT)?
+                .query_row(params![partner.number(), reference], |row| {
+                    let transfer =
+                        row.get::<_, Option<i64>>(PARTNER_WIDTH)?.map(|_| dmt_at(row, PARTNER_WIDTH)).transpose()?;
+                    Ok((partner_at(row, 0)?, transfer))
+                })
+                .optional()
         })
     }
 
@@ -592,16 +605,13 @@ impl Store for SqliteStore {
         reference: &str,
     ) -> Result<Option<(Partner, Option<BillPayment>)>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {PARTNER_COLUMNS_P}, {BILL_COLUMNS_T} FROM partners p \
-                 LEFT JOIN bill_payments t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1"
-            ))?
-            .query_row(params![partner.number(), reference], |row| {
-                let payment =
-                    row.get::<_, Option<i64>>(PARTNER_WIDTH)?.map(|_| bill_at(row, PARTNER_WIDTH)).transpose()?;
-                Ok((partner_at(row, 0)?, payment))
-            })
-            .optional()
+            conn.prepare_cached(&LOOKUP_BILL)?
+                .query_row(params![partner.number(), reference], |row| {
+                    let payment =
+                        row.get::<_, Option<i64>>(PARTNER_WIDTH)?.map(|_| bill_at(row, PARTNER_WIDTH)).transpose()?;
+                    Ok((partner_at(row, 0)?, payment))
+                })
+                .optional()
         })
     }
 
