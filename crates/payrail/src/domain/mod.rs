@@ -5,9 +5,13 @@
 pub mod bbps;
 pub mod charges;
 pub mod dmt;
+pub mod fee_plan;
+pub mod ledger;
 pub mod money;
+pub mod otp;
 pub mod partner;
 pub mod reference;
+pub mod remitter;
 pub mod time;
 
 pub use bbps::{BillPayment, BillStatus};

@@ -41,6 +41,17 @@ impl Timestamp {
         civil_from_days((self.0 + IST_OFFSET).div_euclid(86_400))
     }
 
+    /// Midnight India time on the first day of this instant's month there.
+    pub fn ist_month_start(self) -> Timestamp {
+        let (year, month, _) = self.ist_date();
+        Timestamp(days_from_civil(year, month, 1) * 86_400 - IST_OFFSET)
+    }
+
+    /// Midnight India time on `YYYY-MM-DD`.
+    pub fn parse_ist_date(text: &str) -> Result<Self, TimeFormatError> {
+        Self::parse_ist(&format!("{text} 00:00:00"))
+    }
+
     /// Renders as `YYYY-MM-DD HH:MM:SS` in India time.
     pub fn to_ist_string(self) -> String {
         let local = self.0 + IST_OFFSET;

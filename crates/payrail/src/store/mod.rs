@@ -25,10 +25,14 @@ use async_trait::async_trait;
 
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
+use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
+use crate::domain::ledger::{Journal, Statement, WalletMove};
+use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
 use crate::domain::partner::SealedSecret;
+use crate::domain::remitter::{Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::{
-    BillPayment, DmtTransfer, ForbiddenTransition, HistoryEntry, IpAllowlist, Partner, PartnerStatus, RegistrationId,
-    Timestamp,
+    BillPayment, DmtTransfer, ForbiddenTransition, HistoryEntry, IpAllowlist, Paise, Partner, PartnerStatus,
+    RegistrationId, Timestamp,
 };
 
 /// A failure of the store itself.
@@ -78,6 +82,66 @@ pub enum ChangeError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why money was not taken from (or moved in) a wallet. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum DebitError {
+    /// The partner already has a transaction with this reference.
+    #[error("reference {0:?} already exists for this partner")]
+    Duplicate(String),
+    /// The wallet holds less than the debit.
+    #[error("insufficient wallet balance")]
+    InsufficientFunds {
+        /// What the wallet holds.
+        balance: Paise,
+    },
+    /// The transfer would take the remitter past its monthly limit on the pipe.
+    #[error("monthly limit exceeded")]
+    MonthlyLimit {
+        /// What is left of the limit this month.
+        remaining: Paise,
+    },
+    /// The partner does not exist.
+    #[error("no such partner")]
+    UnknownPartner,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A record created together with the wallet debit that pays for it.
+#[derive(Debug, Clone)]
+pub struct Debited<T> {
+    /// The record as stored, with its id.
+    pub record: T,
+    /// The wallet before and after.
+    pub wallet: WalletMove,
+}
+
+/// Facts about the ledger and the transactions it pays for, gathered by
+/// [`Store::audit`] for `payrail verify`. Every list is empty on a sound store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerAudit {
+    /// The sum of every posting in the ledger (must be 0).
+    pub total: i64,
+    /// How many journals and postings were looked at.
+    pub journals: i64,
+    /// Journals whose postings do not sum to zero: (journal id, sum).
+    pub unbalanced_journals: Vec<(i64, i64)>,
+    /// Wallets whose stored balance differs from the sum of their postings,
+    /// or is negative: (partner number, stored balance, sum of postings).
+    /// A wallet account with postings but no balance row counts with balance 0.
+    pub wallet_mismatches: Vec<(i64, i64, i64)>,
+    /// (kind, txn id, purpose, count) where a transaction has more than one
+    /// journal of the same purpose (debited twice, refunded twice).
+    pub repeated_journals: Vec<(String, i64, String, i64)>,
+    /// (kind, txn id) refunded in the ledger without a debit.
+    pub refunds_without_debit: Vec<(String, i64)>,
+    /// (kind, txn id) with a ledger refund whose record is not in the refunded state.
+    pub refunds_not_recorded: Vec<(String, i64)>,
+    /// (kind, txn id) debited and in the refunded state, without a ledger refund.
+    pub refunds_not_paid: Vec<(String, i64)>,
 }
 
 /// A partner to be added.
@@ -160,6 +224,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<i64>, InsertError>;
     /// Applies a state change with its history row, atomically. A `Refund`
     /// with an empty `refund_txn_id` gets a new refund id from the store.
+    /// A `Refund` of a transfer that was paid from the wallet (it has a
+    /// debit journal) also writes [`Journal::refund_of`] that debit and
+    /// credits the wallet, in the same transaction: at most once, since a
+    /// refunded record cannot be refunded again and a transaction has at
+    /// most one journal per purpose.
     async fn change_dmt(&self, ackno: i64, change: DmtChange, note: ChangeNote) -> Result<DmtTransfer, ChangeError>;
 
     /// As [`Store::lookup_dmt`], for bill payments.
@@ -182,6 +251,115 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many transfers and bill payments the store holds.
     async fn counts(&self) -> Result<(i64, i64), StoreError>;
+
+    // --- The wallet ledger (see `domain::ledger`) ---------------------------
+
+    /// Writes a journal (a top-up or a withdrawal) and moves the partner's
+    /// wallet balance by [`Journal::wallet_change`], atomically. Refuses with
+    /// `InsufficientFunds` if the wallet would go below zero, `UnknownPartner`
+    /// if there is no such partner. Wallet rows are created on first use.
+    async fn post_journal(&self, journal: Journal) -> Result<WalletMove, DebitError>;
+    /// The partner's wallet balance (0 if it never moved).
+    async fn wallet_balance(&self, partner: RegistrationId) -> Result<Paise, StoreError>;
+    /// The wallet's movements with `from <= at < to`, oldest first (by
+    /// journal id), and the balance at `from` (the sum of earlier postings).
+    async fn wallet_statement(
+        &self,
+        partner: RegistrationId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Statement, StoreError>;
+    /// Checks the ledger's invariants in one consistent read.
+    async fn audit(&self) -> Result<LedgerAudit, StoreError>;
+
+    // --- Fee plans ----------------------------------------------------------
+
+    /// Records a new version of the partner's plan (the next version number)
+    /// and returns it. `UnknownPartner` if there is no such partner.
+    async fn insert_fee_plan(
+        &self,
+        partner: RegistrationId,
+        effective_from: Timestamp,
+        plan: FeePlan,
+        created_at: Timestamp,
+    ) -> Result<FeePlanVersion, DebitError>;
+    /// Every version of the partner's plan, by version.
+    async fn fee_plans(&self, partner: RegistrationId) -> Result<Vec<FeePlanVersion>, StoreError>;
+
+    // --- Remitters, beneficiaries, OTPs -------------------------------------
+
+    /// The partner's remitter with this mobile.
+    async fn find_remitter(
+        &self,
+        partner: RegistrationId,
+        mobile: &MobileNumber,
+    ) -> Result<Option<Remitter>, StoreError>;
+    /// Registers a remitter; `false` (and nothing written) if the partner has one with this mobile.
+    async fn insert_remitter(&self, remitter: Remitter) -> Result<bool, StoreError>;
+    /// What the remitter sent through each pipe (index 0 = bank 1) in
+    /// transfers made at or after `since` that are not refunded.
+    async fn remitter_usage(
+        &self,
+        partner: RegistrationId,
+        mobile: &MobileNumber,
+        since: Timestamp,
+    ) -> Result<[Paise; 3], StoreError>;
+    /// Adds a beneficiary (its `id` is ignored) and returns it with its new id.
+    async fn insert_beneficiary(&self, beneficiary: Beneficiary) -> Result<Beneficiary, StoreError>;
+    /// The remitter's beneficiaries that are not deleted, by id.
+    async fn beneficiaries(
+        &self,
+        partner: RegistrationId,
+        mobile: &MobileNumber,
+    ) -> Result<Vec<Beneficiary>, StoreError>;
+    /// The partner's beneficiary with this id, if not deleted.
+    async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> Result<Option<Beneficiary>, StoreError>;
+    /// Deletes (marks deleted) the remitter's beneficiary; `false` if there was none.
+    async fn delete_beneficiary(
+        &self,
+        partner: RegistrationId,
+        mobile: &MobileNumber,
+        id: i64,
+    ) -> Result<bool, StoreError>;
+    /// Stores a new OTP.
+    async fn insert_otp(&self, otp: OtpRecord) -> Result<(), StoreError>;
+    /// Presents `code` for the partner's OTP `token` of this purpose, with
+    /// [`OtpRecord::check`], and saves what it changed (attempts, used) in
+    /// the same transaction, so that a code can be accepted only once.
+    async fn check_otp(
+        &self,
+        partner: RegistrationId,
+        token: &str,
+        purpose: OtpPurpose,
+        code: &str,
+        now: Timestamp,
+    ) -> Result<OtpCheck, StoreError>;
+
+    // --- Transactions paid from the wallet ----------------------------------
+
+    /// In one database transaction: takes [`Journal::dmt_debit`] of the
+    /// transfer from the wallet (refusing `InsufficientFunds`), checks that
+    /// the remitter's non-refunded transfers on the route's pipe since
+    /// `limit.since` plus this one stay within `limit.limit` (else
+    /// `MonthlyLimit`), inserts the transfer (new ackno; `Duplicate` if the
+    /// reference exists), its route, its first history row and the journal.
+    /// Concurrent calls for one partner are serialised on its wallet.
+    async fn create_dmt_debited(
+        &self,
+        transfer: DmtTransfer,
+        route: DmtRoute,
+        limit: MonthlyLimit,
+        note: ChangeNote,
+    ) -> Result<Debited<DmtTransfer>, DebitError>;
+    /// The route of a transfer made through the DMT V1 API.
+    async fn dmt_route(&self, ackno: i64) -> Result<Option<DmtRoute>, StoreError>;
+    /// As [`Store::create_dmt_debited`] for a bill payment
+    /// ([`Journal::bill_debit`]; no limit).
+    async fn create_bill_debited(
+        &self,
+        payment: BillPayment,
+        note: ChangeNote,
+    ) -> Result<Debited<BillPayment>, DebitError>;
 }
 
 /// Where the store lives, as configured.

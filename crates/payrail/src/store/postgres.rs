@@ -25,9 +25,14 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError};
+use super::{DebitError, Debited, LedgerAudit};
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
+use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
+use crate::domain::ledger::{Journal, Statement, WalletMove};
+use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
 use crate::domain::partner::SealedSecret;
+use crate::domain::remitter::{Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::{
     BillPayment, BillStatus, DmtCharges, DmtStatus, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner,
     PartnerStatus, ReferenceId, RegistrationId, Timestamp, TxnKind,
@@ -748,6 +753,95 @@ impl Store for PostgresStore {
         let bills = row.try_get(1).store_context("Failed to read the bill payment count")?;
         Ok((dmt, bills))
     }
+
+    // Lifecycle methods: being implemented (issue 3); not reachable yet.
+    async fn post_journal(&self, _journal: Journal) -> Result<WalletMove, DebitError> {
+        Err(DebitError::Store(pending()))
+    }
+    async fn wallet_balance(&self, _partner: RegistrationId) -> Result<Paise, StoreError> {
+        Err(pending())
+    }
+    async fn wallet_statement(
+        &self,
+        _p: RegistrationId,
+        _f: Timestamp,
+        _t: Timestamp,
+    ) -> Result<Statement, StoreError> {
+        Err(pending())
+    }
+    async fn audit(&self) -> Result<LedgerAudit, StoreError> {
+        Err(pending())
+    }
+    async fn insert_fee_plan(
+        &self,
+        _p: RegistrationId,
+        _f: Timestamp,
+        _plan: FeePlan,
+        _c: Timestamp,
+    ) -> Result<FeePlanVersion, DebitError> {
+        Err(DebitError::Store(pending()))
+    }
+    async fn fee_plans(&self, _p: RegistrationId) -> Result<Vec<FeePlanVersion>, StoreError> {
+        Err(pending())
+    }
+    async fn find_remitter(&self, _p: RegistrationId, _m: &MobileNumber) -> Result<Option<Remitter>, StoreError> {
+        Err(pending())
+    }
+    async fn insert_remitter(&self, _r: Remitter) -> Result<bool, StoreError> {
+        Err(pending())
+    }
+    async fn remitter_usage(
+        &self,
+        _p: RegistrationId,
+        _m: &MobileNumber,
+        _s: Timestamp,
+    ) -> Result<[Paise; 3], StoreError> {
+        Err(pending())
+    }
+    async fn insert_beneficiary(&self, _b: Beneficiary) -> Result<Beneficiary, StoreError> {
+        Err(pending())
+    }
+    async fn beneficiaries(&self, _p: RegistrationId, _m: &MobileNumber) -> Result<Vec<Beneficiary>, StoreError> {
+        Err(pending())
+    }
+    async fn find_beneficiary(&self, _p: RegistrationId, _id: i64) -> Result<Option<Beneficiary>, StoreError> {
+        Err(pending())
+    }
+    async fn delete_beneficiary(&self, _p: RegistrationId, _m: &MobileNumber, _id: i64) -> Result<bool, StoreError> {
+        Err(pending())
+    }
+    async fn insert_otp(&self, _o: OtpRecord) -> Result<(), StoreError> {
+        Err(pending())
+    }
+    async fn check_otp(
+        &self,
+        _p: RegistrationId,
+        _t: &str,
+        _u: OtpPurpose,
+        _c: &str,
+        _n: Timestamp,
+    ) -> Result<OtpCheck, StoreError> {
+        Err(pending())
+    }
+    async fn create_dmt_debited(
+        &self,
+        _t: DmtTransfer,
+        _r: DmtRoute,
+        _l: MonthlyLimit,
+        _n: ChangeNote,
+    ) -> Result<Debited<DmtTransfer>, DebitError> {
+        Err(DebitError::Store(pending()))
+    }
+    async fn dmt_route(&self, _a: i64) -> Result<Option<DmtRoute>, StoreError> {
+        Err(pending())
+    }
+    async fn create_bill_debited(&self, _p: BillPayment, _n: ChangeNote) -> Result<Debited<BillPayment>, DebitError> {
+        Err(DebitError::Store(pending()))
+    }
+}
+
+fn pending() -> StoreError {
+    StoreError::Other(anyhow::anyhow!("not implemented yet"))
 }
 
 /// One array parameter of a batch insert, borrowing from the rows.
