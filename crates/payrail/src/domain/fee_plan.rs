@@ -141,18 +141,31 @@ impl FeePlan {
         }
     }
 
+    /// The slab that prices `amount`.
+    fn slab_for(&self, amount: Paise) -> DmtSlab {
+        let found = self.dmt_slabs.iter().find(|s| s.up_to.is_none_or(|limit| amount <= limit));
+        let fallback = DmtSlab {
+            up_to: None,
+            charge: Rate::Percent { basis_points: 100, min: Some(Paise::rupees(10)), max: None },
+            provider_share: Rate::Percent { basis_points: 3_500, min: None, max: None },
+        };
+        found.or(self.dmt_slabs.last()).copied().unwrap_or(fallback)
+    }
+
+    /// The customer charge on a transfer of `amount`.
+    pub fn dmt_charge(&self, amount: Paise) -> Paise {
+        self.slab_for(amount).charge.on(amount)
+    }
+
+    /// The provider's share of `charge` on a transfer of `amount` (never more than the charge).
+    pub fn provider_share(&self, amount: Paise, charge: Paise) -> Paise {
+        self.slab_for(amount).provider_share.on(charge).min(charge)
+    }
+
     /// The charges of a transfer of `amount` made at `at`.
     pub fn dmt_charges(&self, amount: Paise, at: Timestamp) -> DmtCharges {
-        let slab = self
-            .dmt_slabs
-            .iter()
-            .find(|s| s.up_to.is_none_or(|limit| amount <= limit))
-            .or(self.dmt_slabs.last())
-            .copied()
-            .unwrap_or(FeePlan::default_plan().dmt_slabs[0]);
-        let charge = slab.charge.on(amount);
-        let share = slab.provider_share.on(charge).min(charge);
-        let mut charges = DmtCharges::compute(charge, share, at);
+        let charge = self.dmt_charge(amount);
+        let mut charges = DmtCharges::compute(charge, self.provider_share(amount, charge), at);
         if self.discount == Discount::Zero {
             charges.discount = Paise::ZERO;
         }

@@ -1,44 +1,45 @@
-//! Fees. Until per-partner fee plans exist, every transaction is priced by
-//! the documented default plan:
+//! Fees: which plan prices a transaction, and setting a partner's plan.
 //!
-//! - DMT: customer charge 1% of the amount, at least ₹10; the provider's
-//!   share is 35% of the charge. (₹100 → ₹10.00 charge, ₹3.50 share: the
-//!   seed example.)
-//! - BBPS: commission 0.21% of the amount, capped at ₹50. (₹100 → ₹0.21: the
-//!   seed example.)
+//! A partner without a plan of its own, or a transaction made before its
+//! first version takes effect, is priced by [`FeePlan::default_plan`]
+//! (documented there and in the README). Charges are worked out once, when
+//! the transaction is made, and stored with it.
 
-use crate::domain::{DmtCharges, Paise, TdsRate, Timestamp};
+use crate::domain::fee_plan::{plan_in_force, FeePlan, FeePlanVersion};
+use crate::domain::{DmtCharges, Paise, RegistrationId, TdsRate, Timestamp};
+use crate::store::{DebitError, Store, StoreError};
 
-/// The smallest DMT customer charge.
-const DMT_MIN_CHARGE: Paise = Paise::rupees(10);
-
-/// The default DMT customer charge for `amount`.
-pub fn default_dmt_charge(amount: Paise) -> Paise {
-    amount.mul_div_round(1, 100).max(DMT_MIN_CHARGE)
+/// The plan that prices the partner's transactions made at `at`.
+pub async fn plan_for(store: &dyn Store, partner: RegistrationId, at: Timestamp) -> Result<FeePlan, StoreError> {
+    let versions = store.fee_plans(partner).await?;
+    Ok(plan_in_force(&versions, at).map_or_else(FeePlan::default_plan, |v| v.plan.clone()))
 }
 
-/// The default provider share of a DMT customer charge.
-pub fn default_provider_share(charge: Paise) -> Paise {
-    charge.mul_div_round(35, 100)
+/// Records a new version of the partner's plan, in force from `effective_from`.
+pub async fn set_plan(
+    store: &dyn Store,
+    partner: RegistrationId,
+    plan: FeePlan,
+    effective_from: Timestamp,
+) -> Result<FeePlanVersion, DebitError> {
+    store.insert_fee_plan(partner, effective_from, plan, Timestamp::now()).await
 }
 
 /// The charges of a DMT transfer of `amount` made at `at`, with the charge
-/// and share given (by an import) or else from the default plan.
+/// and share given (by an import or an operator) or else from the default plan.
 pub fn dmt_charges(amount: Paise, charge: Option<Paise>, share: Option<Paise>, at: Timestamp) -> DmtCharges {
-    let charge = charge.unwrap_or_else(|| default_dmt_charge(amount));
-    let share = share.unwrap_or_else(|| default_provider_share(charge));
+    let plan = FeePlan::default_plan();
+    let charge = charge.unwrap_or_else(|| plan.dmt_charge(amount));
+    let share = share.unwrap_or_else(|| plan.provider_share(amount, charge));
     DmtCharges::compute(charge, share, at)
 }
 
-/// The default BBPS commission on `amount`.
-pub fn default_bill_commission(amount: Paise) -> Paise {
-    amount.mul_div_round(21, 10_000).min(Paise::rupees(50))
-}
-
-/// Commission and TDS of a bill payment made at `at`.
+/// Commission and TDS of a bill payment made at `at`, given or from the default plan.
 pub fn bill_commission(amount: Paise, commission: Option<Paise>, at: Timestamp) -> (Paise, Paise) {
-    let commission = commission.unwrap_or_else(|| default_bill_commission(amount));
-    (commission, TdsRate::on(at).apply(commission))
+    match commission {
+        Some(commission) => (commission, TdsRate::on(at).apply(commission)),
+        None => FeePlan::default_plan().bill_commission("", amount, at),
+    }
 }
 
 #[cfg(test)]
@@ -58,12 +59,14 @@ mod tests {
 
     #[test]
     fn the_dmt_charge_is_one_percent_above_the_minimum() {
-        assert_eq!(default_dmt_charge(Paise::rupees(999)), Paise::rupees(10));
-        assert_eq!(default_dmt_charge(Paise::rupees(5000)), Paise::rupees(50));
+        let at = Timestamp::from_unix(1_790_000_000);
+        assert_eq!(dmt_charges(Paise::rupees(999), None, None, at).customer_charge, Paise::rupees(10));
+        assert_eq!(dmt_charges(Paise::rupees(5000), None, None, at).customer_charge, Paise::rupees(50));
     }
 
     #[test]
     fn the_bill_commission_is_capped() {
-        assert_eq!(default_bill_commission(Paise::rupees(1_000_000)), Paise::rupees(50));
+        let at = Timestamp::from_unix(1_790_000_000);
+        assert_eq!(bill_commission(Paise::rupees(1_000_000), None, at).0, Paise::rupees(50));
     }
 }

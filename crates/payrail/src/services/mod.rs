@@ -1,10 +1,18 @@
 //! The work behind the API and the CLI: sealing secrets, managing partners,
-//! fees, creating and moving transactions, imports and the demo data set.
-//! Services talk to the [`crate::store::Store`] trait and know nothing of HTTP.
+//! fees, wallets, remittance and bill payments, creating and moving
+//! transactions, imports and the demo data set. Services talk to the
+//! [`crate::store::Store`] trait (and to a [`notifier::Notifier`] and a
+//! [`provider::Provider`]) and know nothing of HTTP.
 
+pub mod billers;
+pub mod bills;
 pub mod demo;
 pub mod fees;
 pub mod import;
+pub mod ledger;
+pub mod notifier;
 pub mod partners;
+pub mod provider;
+pub mod remittance;
 pub mod secrets;
 pub mod transactions;

@@ -1,0 +1,170 @@
+//! BBPS: the biller catalogue, bill fetch, and bill payments paid from the
+//! partner's wallet. A payment is debited, recorded with its journal and
+//! history in one store transaction, then handed to the provider; refunds go
+//! through the store's state change, which credits the wallet once.
+
+use super::billers::{self, Biller};
+use super::fees;
+use super::provider::{FetchedBill, Provider, ProviderError};
+use crate::domain::{BillPayment, BillStatus, Paise, ReferenceId, RegistrationId, Timestamp};
+use crate::store::{ChangeNote, DebitError, Debited, Store, StoreError};
+
+/// The largest bill payment accepted.
+pub const MAX_BILL: Paise = Paise::rupees(200_000);
+
+/// Why a BBPS request was refused. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum BillError {
+    /// No biller with this id.
+    #[error("Unknown operator")]
+    UnknownBiller,
+    /// The biller does not support fetching bills.
+    #[error("This operator does not support bill fetch")]
+    NoFetch,
+    /// The biller has no bill for the customer.
+    #[error("No bill found for this customer")]
+    NoBill,
+    /// The upstream did not answer.
+    #[error("The biller did not answer, try again")]
+    Upstream(String),
+    /// The reference was used before.
+    #[error("Duplicate referenceid: the partner already has transaction {txnid} with this reference")]
+    Duplicate {
+        /// The payment that has it.
+        txnid: i64,
+    },
+    /// The wallet cannot pay for it.
+    #[error("Insufficient wallet balance: {balance} available, {needed} needed")]
+    InsufficientFunds {
+        /// What the wallet holds.
+        balance: String,
+        /// What the bill costs.
+        needed: String,
+    },
+    /// The amount is out of bounds.
+    #[error("{0}")]
+    Limit(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A bill payment as the partner asks for it.
+#[derive(Debug, Clone)]
+pub struct PayBill {
+    /// The biller's id.
+    pub operator: i64,
+    /// The customer's account with the biller.
+    pub ca_number: String,
+    /// What to pay.
+    pub amount: Paise,
+    /// The partner's reference.
+    pub reference: ReferenceId,
+    /// Extra biller parameters.
+    pub extra: [Option<String>; 3],
+}
+
+fn biller(operator: i64) -> Result<&'static Biller, BillError> {
+    billers::find(operator).ok_or(BillError::UnknownBiller)
+}
+
+/// `FetchBilPaymentDetails`: the customer's current bill.
+pub async fn fetch_bill(provider: &dyn Provider, operator: i64, ca_number: &str) -> Result<FetchedBill, BillError> {
+    let biller = biller(operator)?;
+    if !biller.fetch {
+        return Err(BillError::NoFetch);
+    }
+    provider.fetch_bill(biller, ca_number).await.map_err(|e| match e {
+        ProviderError::NoBill => BillError::NoBill,
+        ProviderError::Unavailable(why) => BillError::Upstream(why),
+    })
+}
+
+/// `BillPaymentPaybill`: pays the bill from the partner's wallet and hands it on.
+pub async fn pay_bill(
+    store: &dyn Store,
+    provider: &dyn Provider,
+    partner: RegistrationId,
+    request: PayBill,
+) -> Result<Debited<BillPayment>, BillError> {
+    let biller = biller(request.operator)?;
+    if request.amount <= Paise::ZERO || request.amount > MAX_BILL {
+        let max = MAX_BILL.to_amount_string();
+        return Err(BillError::Limit(format!("Amount must be more than 0 and at most {max} per bill")));
+    }
+    refuse_duplicate(store, partner, &request.reference).await?;
+    let now = Timestamp::now();
+    let plan = fees::plan_for(store, partner, now).await?;
+    let (commission, tds) = plan.bill_commission(biller.category, request.amount, now);
+    let payment = new_payment(partner, biller, request, commission, tds, now);
+    let note = ChangeNote { source: "partner".into(), reason: None, at: now };
+    let mut debited = match store.create_bill_debited(payment.clone(), note).await {
+        Ok(debited) => debited,
+        Err(e) => return Err(debit_error(store, e, &payment).await),
+    };
+    if let Some(change) = provider.submit_bill(&debited.record).await {
+        let note = ChangeNote { source: "provider".into(), reason: None, at: Timestamp::now() };
+        match store.change_bill(debited.record.txnid, change, note).await {
+            Ok(moved) => debited.record = moved,
+            Err(e) => tracing::warn!(txnid = debited.record.txnid, error = %e, "provider answer not applied"),
+        }
+    }
+    Ok(debited)
+}
+
+async fn refuse_duplicate(
+    store: &dyn Store,
+    partner: RegistrationId,
+    reference: &ReferenceId,
+) -> Result<(), BillError> {
+    match store.lookup_bill(partner, reference.as_str()).await?.and_then(|(_, p)| p) {
+        Some(existing) => Err(BillError::Duplicate { txnid: existing.txnid }),
+        None => Ok(()),
+    }
+}
+
+fn new_payment(
+    partner: RegistrationId,
+    biller: &Biller,
+    request: PayBill,
+    commission: Paise,
+    tds: Paise,
+    now: Timestamp,
+) -> BillPayment {
+    let [ad1, ad2, ad3] = request.extra;
+    BillPayment {
+        txnid: 0,
+        partner,
+        reference: request.reference,
+        operator_name: biller.name.to_owned(),
+        ca_number: request.ca_number,
+        amount: request.amount,
+        ad1,
+        ad2,
+        ad3,
+        commission,
+        tds,
+        status: BillStatus::Pending,
+        operator_ref: None,
+        created_at: now,
+        refund_txn_id: None,
+        refunded_at: None,
+    }
+}
+
+async fn debit_error(store: &dyn Store, error: DebitError, payment: &BillPayment) -> BillError {
+    match error {
+        DebitError::Duplicate(_) => match refuse_duplicate(store, payment.partner, &payment.reference).await {
+            Err(named) => named,
+            Ok(()) => BillError::Duplicate { txnid: 0 },
+        },
+        DebitError::InsufficientFunds { balance } => BillError::InsufficientFunds {
+            balance: balance.to_decimal_string(),
+            needed: payment.amount.to_decimal_string(),
+        },
+        DebitError::MonthlyLimit { .. } | DebitError::UnknownPartner => {
+            BillError::Store(StoreError::Other(anyhow::anyhow!("unexpected refusal of a bill debit: {error}")))
+        }
+        DebitError::Store(e) => BillError::Store(e),
+    }
+}

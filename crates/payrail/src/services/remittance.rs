@@ -1,0 +1,474 @@
+//! DMT V1: remitters, beneficiaries, OTP-confirmed transfers paid from the
+//! partner's wallet, and refunds of failed transfers.
+//!
+//! A transfer goes: OTP for exactly (remitter, beneficiary, amount, mode) →
+//! checks (per-transfer limit, reference unused, OTP) → one store transaction
+//! that debits the wallet, checks the monthly limit and records the transfer
+//! with its journal and history → the provider. A refund credits the wallet
+//! in the same store transaction that marks the transfer refunded.
+
+use rand::Rng as _;
+
+use super::fees;
+use super::notifier::Notifier;
+use super::provider::Provider;
+use crate::domain::dmt::DmtChange;
+use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
+use crate::domain::remitter::{
+    AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode, MIN_TRANSFER,
+    PER_TRANSFER_LIMIT,
+};
+use crate::domain::{DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp};
+use crate::store::{ChangeError, ChangeNote, DebitError, Debited, Store, StoreError};
+
+/// Why a DMT V1 request was refused. Nothing was written unless said.
+#[derive(Debug, thiserror::Error)]
+pub enum DmtError {
+    /// The partner has no remitter with this mobile.
+    #[error("Remitter not found")]
+    RemitterNotFound,
+    /// The remitter is registered already.
+    #[error("Remitter already registered")]
+    AlreadyRegistered,
+    /// No such beneficiary for this remitter.
+    #[error("Beneficiary not found")]
+    BeneficiaryNotFound,
+    /// No such transfer for this partner.
+    #[error("Transaction not found")]
+    TransferNotFound,
+    /// The OTP is wrong, expired, used up, or for something else.
+    #[error("{0}")]
+    Otp(String),
+    /// The reference was used before.
+    #[error("Duplicate referenceid: the partner already has transaction {ackno} with this reference")]
+    Duplicate {
+        /// The transfer that has it.
+        ackno: i64,
+    },
+    /// The wallet cannot pay for it.
+    #[error("Insufficient wallet balance: {balance} available, {needed} needed")]
+    InsufficientFunds {
+        /// What the wallet holds (rupees, two decimals).
+        balance: String,
+        /// What the transfer costs (rupees, two decimals).
+        needed: String,
+    },
+    /// A limit refuses it; the message names the limit.
+    #[error("{0}")]
+    Limit(String),
+    /// The transfer is not in a state that allows this.
+    #[error("{0}")]
+    State(String),
+    /// The OTP could not be sent.
+    #[error("Unable to send the OTP, try again")]
+    NotDelivered(#[source] super::notifier::NotifyError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What [`query_remitter`] found.
+#[derive(Debug, Clone)]
+pub enum RemitterQuery {
+    /// Registered: the remitter and what is left of each pipe's monthly limit.
+    Registered {
+        /// The remitter.
+        remitter: Remitter,
+        /// Remaining this month, bank 1 to 3.
+        remaining: [Paise; 3],
+    },
+    /// Not registered: an OTP was sent; register with it and this token.
+    OtpSent {
+        /// The `stateresp` token.
+        stateresp: String,
+    },
+}
+
+/// A transfer as the partner describes it, for its OTP and for making it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferIntent {
+    /// The remitter.
+    pub mobile: MobileNumber,
+    /// The beneficiary's id.
+    pub beneficiary_id: i64,
+    /// IMPS or NEFT.
+    pub mode: TransferMode,
+    /// Whole rupees.
+    pub amount: Paise,
+}
+
+impl TransferIntent {
+    /// What an OTP for this transfer is bound to.
+    fn subject(&self) -> String {
+        format!("{}|{}|{}|{}", self.mobile.as_str(), self.beneficiary_id, self.amount.get(), self.mode.as_str())
+    }
+}
+
+/// A beneficiary as a partner submits it.
+#[derive(Debug, Clone)]
+pub struct NewBeneficiary {
+    /// The remitter adding it.
+    pub mobile: MobileNumber,
+    /// The account holder.
+    pub name: String,
+    /// The account.
+    pub account: AccountNumber,
+    /// The branch.
+    pub ifsc: Ifsc,
+    /// The bank's name.
+    pub bank_name: Option<String>,
+}
+
+/// A remitter as a partner registers it.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// The mobile queried before.
+    pub mobile: MobileNumber,
+    /// The OTP sent to it.
+    pub otp: String,
+    /// The token from the query.
+    pub stateresp: String,
+    /// The KYC reference.
+    pub kyc_id: String,
+    /// First name.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+}
+
+fn note(source: &str) -> ChangeNote {
+    ChangeNote { source: source.to_owned(), reason: None, at: Timestamp::now() }
+}
+
+/// Makes, stores and sends an OTP; returns its `stateresp`.
+async fn send_otp(
+    store: &dyn Store,
+    notifier: &dyn Notifier,
+    partner: RegistrationId,
+    purpose: OtpPurpose,
+    subject: String,
+    to: &MobileNumber,
+    what: &str,
+) -> Result<String, DmtError> {
+    let (token, code) = {
+        let mut rng = rand::thread_rng();
+        let token: String = (0..32).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect();
+        (token, format!("{:06}", rng.gen_range(0..1_000_000u32)))
+    };
+    let issued = OtpRecord::issue(partner, purpose, subject, token.clone(), code, Timestamp::now());
+    store.insert_otp(issued.record).await?;
+    let message = format!("{} is your OTP to {what}. It is valid for 90 seconds. Do not share it.", issued.code);
+    notifier.send(to, &message).await.map_err(DmtError::NotDelivered)?;
+    Ok(token)
+}
+
+/// Presents an OTP; the subject it was issued for must be `expected`.
+async fn use_otp(
+    store: &dyn Store,
+    partner: RegistrationId,
+    purpose: OtpPurpose,
+    stateresp: &str,
+    code: &str,
+    expected: &str,
+) -> Result<(), DmtError> {
+    match store.check_otp(partner, stateresp, purpose, code, Timestamp::now()).await? {
+        OtpCheck::Accepted(subject) if subject == expected => Ok(()),
+        OtpCheck::Accepted(_) => Err(DmtError::Otp("OTP was issued for a different request".into())),
+        OtpCheck::Wrong(left) => Err(DmtError::Otp(format!("Invalid OTP, {left} attempts left"))),
+        OtpCheck::Expired => Err(DmtError::Otp("OTP expired, request a new one".into())),
+        OtpCheck::Spent => Err(DmtError::Otp("OTP already used or attempts exhausted, request a new one".into())),
+        OtpCheck::Unknown => Err(DmtError::Otp("Invalid Stateresp".into())),
+    }
+}
+
+/// `QueryRemitter`: the remitter and its remaining limits, or an OTP to register.
+pub async fn query_remitter(
+    store: &dyn Store,
+    notifier: &dyn Notifier,
+    partner: RegistrationId,
+    mobile: &MobileNumber,
+) -> Result<RemitterQuery, DmtError> {
+    let Some(remitter) = store.find_remitter(partner, mobile).await? else {
+        let subject = mobile.as_str().to_owned();
+        let what = "register for money transfer";
+        let stateresp = send_otp(store, notifier, partner, OtpPurpose::Registration, subject, mobile, what).await?;
+        return Ok(RemitterQuery::OtpSent { stateresp });
+    };
+    let remaining = remaining_limits(store, partner, mobile).await?;
+    Ok(RemitterQuery::Registered { remitter, remaining })
+}
+
+async fn remaining_limits(
+    store: &dyn Store,
+    partner: RegistrationId,
+    mobile: &MobileNumber,
+) -> Result<[Paise; 3], StoreError> {
+    let limit = MonthlyLimit::for_month_of(Timestamp::now());
+    let used = store.remitter_usage(partner, mobile, limit.since).await?;
+    Ok(used.map(|u| (limit.limit - u).max(Paise::ZERO)))
+}
+
+/// `RegisterRemitter`: registers the mobile with the OTP sent by [`query_remitter`].
+pub async fn register_remitter(
+    store: &dyn Store,
+    partner: RegistrationId,
+    registration: Registration,
+) -> Result<Remitter, DmtError> {
+    let mobile = &registration.mobile;
+    if store.find_remitter(partner, mobile).await?.is_some() {
+        return Err(DmtError::AlreadyRegistered);
+    }
+    let (stateresp, otp) = (&registration.stateresp, &registration.otp);
+    use_otp(store, partner, OtpPurpose::Registration, stateresp, otp, mobile.as_str()).await?;
+    let remitter = Remitter {
+        partner,
+        mobile: registration.mobile,
+        first_name: registration.first_name,
+        last_name: registration.last_name,
+        kyc_id: registration.kyc_id,
+        created_at: Timestamp::now(),
+    };
+    match store.insert_remitter(remitter.clone()).await? {
+        true => Ok(remitter),
+        false => Err(DmtError::AlreadyRegistered),
+    }
+}
+
+async fn registered(store: &dyn Store, partner: RegistrationId, mobile: &MobileNumber) -> Result<Remitter, DmtError> {
+    store.find_remitter(partner, mobile).await?.ok_or(DmtError::RemitterNotFound)
+}
+
+/// Beneficiary register: adds an account to a registered remitter.
+pub async fn add_beneficiary(
+    store: &dyn Store,
+    partner: RegistrationId,
+    new: NewBeneficiary,
+) -> Result<Beneficiary, DmtError> {
+    registered(store, partner, &new.mobile).await?;
+    let beneficiary = Beneficiary {
+        id: 0,
+        partner,
+        remitter: new.mobile,
+        name: new.name,
+        account: new.account,
+        ifsc: new.ifsc,
+        bank_name: new.bank_name,
+        created_at: Timestamp::now(),
+    };
+    Ok(store.insert_beneficiary(beneficiary).await?)
+}
+
+/// Beneficiary fetch: the remitter's beneficiaries.
+pub async fn beneficiaries(
+    store: &dyn Store,
+    partner: RegistrationId,
+    mobile: &MobileNumber,
+) -> Result<Vec<Beneficiary>, DmtError> {
+    registered(store, partner, mobile).await?;
+    Ok(store.beneficiaries(partner, mobile).await?)
+}
+
+/// Beneficiary delete.
+pub async fn delete_beneficiary(
+    store: &dyn Store,
+    partner: RegistrationId,
+    mobile: &MobileNumber,
+    id: i64,
+) -> Result<(), DmtError> {
+    registered(store, partner, mobile).await?;
+    match store.delete_beneficiary(partner, mobile, id).await? {
+        true => Ok(()),
+        false => Err(DmtError::BeneficiaryNotFound),
+    }
+}
+
+/// The beneficiary the intent names, after the checks that need no OTP.
+async fn checked_intent(
+    store: &dyn Store,
+    partner: RegistrationId,
+    intent: &TransferIntent,
+) -> Result<Beneficiary, DmtError> {
+    if intent.amount < MIN_TRANSFER || intent.amount > PER_TRANSFER_LIMIT {
+        return Err(DmtError::Limit(format!(
+            "Amount must be from {} to {} per transaction",
+            MIN_TRANSFER.to_amount_string(),
+            PER_TRANSFER_LIMIT.to_amount_string()
+        )));
+    }
+    registered(store, partner, &intent.mobile).await?;
+    let beneficiary = store.find_beneficiary(partner, intent.beneficiary_id).await?;
+    beneficiary.filter(|b| b.remitter == intent.mobile).ok_or(DmtError::BeneficiaryNotFound)
+}
+
+/// `TransactionSendOtp`: checks what can be checked now and sends the OTP
+/// that [`transfer`] needs.
+pub async fn send_transfer_otp(
+    store: &dyn Store,
+    notifier: &dyn Notifier,
+    partner: RegistrationId,
+    intent: &TransferIntent,
+) -> Result<String, DmtError> {
+    checked_intent(store, partner, intent).await?;
+    let remaining = remaining_limits(store, partner, &intent.mobile).await?;
+    if remaining.iter().all(|r| *r < intent.amount) {
+        return Err(monthly_limit_error(remaining.into_iter().max().unwrap_or(Paise::ZERO)));
+    }
+    let what = format!("send Rs {} by {}", intent.amount.to_amount_string(), intent.mode.as_str());
+    send_otp(store, notifier, partner, OtpPurpose::Transfer, intent.subject(), &intent.mobile, &what).await
+}
+
+fn monthly_limit_error(remaining: Paise) -> DmtError {
+    DmtError::Limit(format!(
+        "Monthly limit exceeded: {} left for this remitter this month",
+        remaining.to_amount_string()
+    ))
+}
+
+/// `Transaction`: makes the transfer the OTP was sent for, paid from the
+/// partner's wallet, and hands it to the provider.
+pub async fn transfer(
+    store: &dyn Store,
+    provider: &dyn Provider,
+    partner: RegistrationId,
+    intent: TransferIntent,
+    reference: ReferenceId,
+    stateresp: &str,
+    otp: &str,
+) -> Result<Debited<DmtTransfer>, DmtError> {
+    let beneficiary = checked_intent(store, partner, &intent).await?;
+    refuse_duplicate(store, partner, &reference).await?;
+    use_otp(store, partner, OtpPurpose::Transfer, stateresp, otp, &intent.subject()).await?;
+    let now = Timestamp::now();
+    let plan = fees::plan_for(store, partner, now).await?;
+    let record = new_transfer(partner, reference, &intent, &beneficiary, plan.dmt_charges(intent.amount, now), now);
+    let mut debited = debit_on_some_pipe(store, record, &intent, now).await?;
+    if let Some(change) = provider.submit_transfer(&debited.record).await {
+        match store.change_dmt(debited.record.ackno, change, note("provider")).await {
+            Ok(moved) => debited.record = moved,
+            Err(e) => tracing::warn!(ackno = debited.record.ackno, error = %e, "provider answer not applied"),
+        }
+    }
+    Ok(debited)
+}
+
+async fn refuse_duplicate(store: &dyn Store, partner: RegistrationId, reference: &ReferenceId) -> Result<(), DmtError> {
+    match store.lookup_dmt(partner, reference.as_str()).await?.and_then(|(_, t)| t) {
+        Some(existing) => Err(DmtError::Duplicate { ackno: existing.ackno }),
+        None => Ok(()),
+    }
+}
+
+fn new_transfer(
+    partner: RegistrationId,
+    reference: ReferenceId,
+    intent: &TransferIntent,
+    beneficiary: &Beneficiary,
+    charges: DmtCharges,
+    now: Timestamp,
+) -> DmtTransfer {
+    DmtTransfer {
+        ackno: 0,
+        partner,
+        reference,
+        amount: intent.amount,
+        account: beneficiary.account.as_str().to_owned(),
+        utr: None,
+        status: DmtStatus::InProcess,
+        charges,
+        created_at: now,
+        refund_txn_id: None,
+        refunded_at: None,
+    }
+}
+
+/// Debits the transfer through the first pipe whose monthly limit has room.
+async fn debit_on_some_pipe(
+    store: &dyn Store,
+    record: DmtTransfer,
+    intent: &TransferIntent,
+    now: Timestamp,
+) -> Result<Debited<DmtTransfer>, DmtError> {
+    let limit = MonthlyLimit::for_month_of(now);
+    let mut best_remaining = Paise::ZERO;
+    for bank in Bank::ALL {
+        let route = DmtRoute {
+            remitter: intent.mobile.clone(),
+            beneficiary_id: intent.beneficiary_id,
+            bank,
+            mode: intent.mode,
+        };
+        match store.create_dmt_debited(record.clone(), route, limit.clone(), note("partner")).await {
+            Ok(debited) => return Ok(debited),
+            Err(DebitError::MonthlyLimit { remaining }) => best_remaining = best_remaining.max(remaining),
+            Err(DebitError::Duplicate(_)) => {
+                // A concurrent request with the same reference won: name its transfer.
+                refuse_duplicate(store, record.partner, &record.reference).await?;
+                return Err(DmtError::Duplicate { ackno: 0 });
+            }
+            Err(other) => return Err(debit_error(other, &record)),
+        }
+    }
+    Err(monthly_limit_error(best_remaining))
+}
+
+fn debit_error(error: DebitError, record: &DmtTransfer) -> DmtError {
+    let needed = record.amount + record.charges.customer_charge;
+    match error {
+        DebitError::Duplicate(_) => DmtError::Duplicate { ackno: 0 },
+        DebitError::InsufficientFunds { balance } => {
+            DmtError::InsufficientFunds { balance: balance.to_decimal_string(), needed: needed.to_decimal_string() }
+        }
+        DebitError::MonthlyLimit { remaining } => monthly_limit_error(remaining),
+        DebitError::UnknownPartner => DmtError::Store(StoreError::Other(anyhow::anyhow!("partner vanished"))),
+        DebitError::Store(e) => DmtError::Store(e),
+    }
+}
+
+/// A failed transfer of the partner's, made through this API, with its route.
+async fn failed_transfer(
+    store: &dyn Store,
+    partner: RegistrationId,
+    reference: &ReferenceId,
+) -> Result<(DmtTransfer, DmtRoute), DmtError> {
+    let found = store.lookup_dmt(partner, reference.as_str()).await?.and_then(|(_, t)| t);
+    let transfer = found.ok_or(DmtError::TransferNotFound)?;
+    let route = store.dmt_route(transfer.ackno).await?.ok_or(DmtError::TransferNotFound)?;
+    match transfer.status {
+        DmtStatus::Failed => Ok((transfer, route)),
+        DmtStatus::Refunded => Err(DmtError::State("Transaction already refunded".into())),
+        other => Err(DmtError::State(format!("Only a failed transaction can be refunded; it is {}", other.message()))),
+    }
+}
+
+/// Refund OTP: sends the remitter the OTP that [`claim_refund`] needs.
+pub async fn send_refund_otp(
+    store: &dyn Store,
+    notifier: &dyn Notifier,
+    partner: RegistrationId,
+    reference: &ReferenceId,
+) -> Result<String, DmtError> {
+    let (transfer, route) = failed_transfer(store, partner, reference).await?;
+    let what = format!("claim the refund of transaction {}", transfer.ackno);
+    let subject = format!("refund|{}", transfer.ackno);
+    send_otp(store, notifier, partner, OtpPurpose::Refund, subject, &route.remitter, &what).await
+}
+
+/// Refund claim: refunds a failed transfer to the wallet, once.
+pub async fn claim_refund(
+    store: &dyn Store,
+    partner: RegistrationId,
+    reference: &ReferenceId,
+    stateresp: &str,
+    otp: &str,
+) -> Result<DmtTransfer, DmtError> {
+    let (transfer, _) = failed_transfer(store, partner, reference).await?;
+    let subject = format!("refund|{}", transfer.ackno);
+    use_otp(store, partner, OtpPurpose::Refund, stateresp, otp, &subject).await?;
+    let refund = DmtChange::Refund { refund_txn_id: String::new() };
+    match store.change_dmt(transfer.ackno, refund, note("partner")).await {
+        Ok(refunded) => Ok(refunded),
+        Err(ChangeError::Forbidden(_)) => Err(DmtError::State("Transaction already refunded".into())),
+        Err(ChangeError::NotFound) => Err(DmtError::TransferNotFound),
+        Err(ChangeError::Store(e)) => Err(DmtError::Store(e)),
+    }
+}
