@@ -4,11 +4,26 @@
 //! authentication failed) and nothing else. Internal and store failures are
 //! answered with a fixed body and logged here, once, with their cause.
 //! Authentication failures never say which check failed.
+//!
+//! Business refusals of the DMT V1 and BBPS endpoints (SPEC §7) use the same
+//! shape, `{"status":false,"response_code":N,"message":...}`, with these codes:
+//!
+//! | HTTP | code | meaning |
+//! |---|---|---|
+//! | 200 | 2 | remitter, beneficiary, transaction or biller not found |
+//! | 409 | 12 | `referenceid` already used by this partner (message names the ackno/txnid) |
+//! | 402 | 13 | wallet balance too low (message gives balance and cost) |
+//! | 422 | 14 | a limit: per transaction, monthly per remitter, bill amount |
+//! | 422 | 15 | OTP wrong, expired, used, or issued for another request |
+//! | 409 | 16 | not allowed in the current state (already registered, refund of a transfer that has not failed) |
+//! | 502 | 17 | the OTP could not be sent, or the biller did not answer |
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::services::bills::BillError;
+use crate::services::remittance::DmtError;
 use crate::store::StoreError;
 
 /// Every way a request can fail.
@@ -39,6 +54,16 @@ pub enum ApiError {
     /// Operator API: the state machine or a uniqueness rule refuses it (409).
     #[error("{0}")]
     Conflict(String),
+    /// A partner request refused for a business reason (see the table above).
+    #[error("{message}")]
+    Refused {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The `response_code`.
+        code: i64,
+        /// What went wrong, for the partner.
+        message: String,
+    },
     /// Operator API disabled (no admin token configured): 403.
     #[error("the operator API is disabled: set PAYRAIL_ADMIN_TOKEN")]
     AdminDisabled,
@@ -55,6 +80,51 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Unavailable(e) => ApiError::Unavailable(e),
             StoreError::Other(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl ApiError {
+    fn refused(status: StatusCode, code: i64, message: impl ToString) -> Self {
+        ApiError::Refused { status, code, message: message.to_string() }
+    }
+}
+
+impl From<DmtError> for ApiError {
+    fn from(error: DmtError) -> Self {
+        let message = error.to_string();
+        match error {
+            DmtError::RemitterNotFound | DmtError::BeneficiaryNotFound | DmtError::TransferNotFound => {
+                ApiError::refused(StatusCode::OK, 2, message)
+            }
+            DmtError::Duplicate { .. } => ApiError::refused(StatusCode::CONFLICT, 12, message),
+            DmtError::InsufficientFunds { .. } => ApiError::refused(StatusCode::PAYMENT_REQUIRED, 13, message),
+            DmtError::Limit(_) => ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, 14, message),
+            DmtError::Otp(_) => ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, 15, message),
+            DmtError::AlreadyRegistered | DmtError::State(_) => ApiError::refused(StatusCode::CONFLICT, 16, message),
+            DmtError::NotDelivered(cause) => {
+                tracing::warn!(error = %cause, "OTP not delivered");
+                ApiError::refused(StatusCode::BAD_GATEWAY, 17, message)
+            }
+            DmtError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<BillError> for ApiError {
+    fn from(error: BillError) -> Self {
+        let message = error.to_string();
+        match error {
+            BillError::UnknownBiller | BillError::NoBill => ApiError::refused(StatusCode::OK, 2, message),
+            BillError::NoFetch => ApiError::refused(StatusCode::CONFLICT, 16, message),
+            BillError::Upstream(cause) => {
+                tracing::warn!(error = %cause, "biller did not answer");
+                ApiError::refused(StatusCode::BAD_GATEWAY, 17, message)
+            }
+            BillError::Duplicate { .. } => ApiError::refused(StatusCode::CONFLICT, 12, message),
+            BillError::InsufficientFunds { .. } => ApiError::refused(StatusCode::PAYMENT_REQUIRED, 13, message),
+            BillError::Limit(_) => ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, 14, message),
+            BillError::Store(e) => e.into(),
         }
     }
 }
@@ -115,6 +185,7 @@ impl IntoResponse for ApiError {
             }
             ApiError::NotFound(message) => status_first(StatusCode::NOT_FOUND, 2, &message),
             ApiError::Conflict(message) => status_first(StatusCode::CONFLICT, 8, &message),
+            ApiError::Refused { status, code, message } => status_first(status, code, &message),
             ApiError::AdminDisabled => status_first(StatusCode::FORBIDDEN, 11, &ApiError::AdminDisabled.to_string()),
             ApiError::Unavailable(cause) => {
                 tracing::error!(error = ?cause, "store unavailable");

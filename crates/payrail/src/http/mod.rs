@@ -7,10 +7,13 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bbps;
 pub mod bill_status;
 pub mod body;
 pub mod dmt_status;
+pub mod dmt_v1;
 pub mod error;
+pub mod partner_call;
 pub mod ratelimit;
 pub mod token;
 
@@ -36,6 +39,8 @@ use self::error::ApiError;
 use self::ratelimit::RateLimiter;
 use crate::domain::partner::SealedSecret;
 use crate::domain::RegistrationId;
+use crate::services::notifier::{LogNotifier, Notifier};
+use crate::services::provider::{InProcessProvider, Provider};
 use crate::services::secrets::MasterKey;
 use crate::store::Store;
 
@@ -58,6 +63,10 @@ pub struct AppState {
     pub key: Arc<MasterKey>,
     /// Edge configuration.
     pub settings: EdgeSettings,
+    /// Sends OTPs.
+    pub notifier: Arc<dyn Notifier>,
+    /// The upstream that moves the money.
+    pub provider: Arc<dyn Provider>,
     limiter: RateLimiter,
     /// Opened secrets by their sealed form: opening costs more than the rest
     /// of the token check, and a sealed secret never changes (rotation seals
@@ -69,10 +78,24 @@ pub struct AppState {
 type OpenedSecrets = HashMap<(RegistrationId, Vec<u8>), Vec<u8>>;
 
 impl AppState {
-    /// State for a router.
+    /// State for a router, with OTPs written to the log and the in-process
+    /// provider; see [`AppState::with_notifier`] and [`AppState::with_provider`].
     pub fn new(store: Arc<dyn Store>, key: Arc<MasterKey>, settings: EdgeSettings) -> Self {
         let limiter = RateLimiter::new(settings.rate_limit_per_sec);
-        AppState { store, key, settings, limiter, opened: Default::default() }
+        let (notifier, provider) = (Arc::new(LogNotifier), Arc::new(InProcessProvider));
+        AppState { store, key, settings, notifier, provider, limiter, opened: Default::default() }
+    }
+
+    /// Sends OTPs through `notifier`.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Hands transactions to `provider`.
+    pub fn with_provider(mut self, provider: Arc<dyn Provider>) -> Self {
+        self.provider = provider;
+        self
     }
 
     /// Opens a partner's sealed secret, from the cache when it was opened before.
@@ -104,6 +127,18 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/aop/dmtv1/transactionstatus", post(dmt_status::dmt_status))
         .route("/api/aop/billpaymentstatus", post(bill_status::bill_status))
+        .route("/api/aop/dmtv1/queryremitter", post(dmt_v1::query_remitter))
+        .route("/api/aop/dmtv1/registerremitter", post(dmt_v1::register_remitter))
+        .route("/api/aop/dmtv1/registerbeneficiary", post(dmt_v1::register_beneficiary))
+        .route("/api/aop/dmtv1/fetchbeneficiary", post(dmt_v1::fetch_beneficiary))
+        .route("/api/aop/dmtv1/deletebeneficiary", post(dmt_v1::delete_beneficiary))
+        .route("/api/aop/dmtv1/transactionsendotp", post(dmt_v1::transaction_send_otp))
+        .route("/api/aop/dmtv1/transaction", post(dmt_v1::transaction))
+        .route("/api/aop/dmtv1/refundotp", post(dmt_v1::refund_otp))
+        .route("/api/aop/dmtv1/claimrefund", post(dmt_v1::claim_refund))
+        .route("/api/aop/billpaymentoperators", post(bbps::operators))
+        .route("/api/aop/fetchbilpaymentdetails", post(bbps::fetch_bill))
+        .route("/api/aop/billpaymentpaybill", post(bbps::paybill))
         .merge(admin::routes())
         .fallback(no_such_endpoint)
         .with_state(state)

@@ -1,0 +1,279 @@
+//! The DMT V1 partner surface beyond the status page (SPEC §7): remitters,
+//! beneficiaries, OTP-confirmed transfers and refunds. Each handler reads as
+//! parse → (authenticated by [`PartnerCall`]) → service → render; the
+//! request and response shapes below are the wire contract (README, "DMT V1").
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Serialize;
+
+use super::error::{json_response, ApiError};
+use super::partner_call::{Fields, PartnerCall};
+use super::AppState;
+use crate::domain::remitter::{AccountNumber, Beneficiary, Ifsc, TransferMode};
+use crate::domain::{DmtTransfer, Paise};
+use crate::services::remittance::{self, NewBeneficiary, Registration, RemitterQuery, TransferIntent};
+
+/// `status`, `response_code`, `message`: a plain success.
+#[derive(Serialize)]
+struct Done<'a> {
+    status: bool,
+    response_code: i64,
+    message: &'a str,
+}
+
+fn done(message: &str) -> Response {
+    json_response(StatusCode::OK, &Done { status: true, response_code: 1, message })
+}
+
+/// An OTP was sent: the token to send back with it.
+#[derive(Serialize)]
+struct OtpSent<'a> {
+    status: bool,
+    response_code: i64,
+    stateresp: &'a str,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct RemitterFound {
+    status: bool,
+    response_code: i64,
+    message: &'static str,
+    data: RemitterData,
+}
+
+/// As the DMT status page's 200 schema shows it.
+#[derive(Serialize)]
+struct RemitterData {
+    fname: Option<String>,
+    lname: Option<String>,
+    mobile: String,
+    status: &'static str,
+    bank3_limit: i64,
+    bank3_status: &'static str,
+    bank2_limit: i64,
+    bank1_limit: i64,
+}
+
+fn rupees(paise: Paise) -> i64 {
+    paise.get() / 100
+}
+
+/// `POST /api/AOP/DMTV1/QueryRemitter` `{MobileNo}`: 200 with the remitter,
+/// or 202 with `stateresp` after sending a registration OTP.
+pub async fn query_remitter(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
+    let mobile = call.fields.mobile(&["MobileNo", "MobileNumber", "mobile"])?;
+    let found = remittance::query_remitter(&*state.store, &*state.notifier, call.partner, &mobile).await?;
+    Ok(match found {
+        RemitterQuery::Registered { remitter, remaining } => {
+            let data = RemitterData {
+                fname: remitter.first_name,
+                lname: remitter.last_name,
+                mobile: remitter.mobile.as_str().to_owned(),
+                status: "Active",
+                bank3_limit: rupees(remaining[2]),
+                bank3_status: "Active",
+                bank2_limit: rupees(remaining[1]),
+                bank1_limit: rupees(remaining[0]),
+            };
+            json_response(
+                StatusCode::OK,
+                &RemitterFound { status: true, response_code: 1, message: "Remitter found", data },
+            )
+        }
+        RemitterQuery::OtpSent { stateresp } => {
+            let message = "Remitter not registered, OTP sent to the mobile for registration";
+            json_response(
+                StatusCode::ACCEPTED,
+                &OtpSent { status: true, response_code: 0, stateresp: &stateresp, message },
+            )
+        }
+    })
+}
+
+/// `POST /api/AOP/DMTV1/RegisterRemitter` `{MobileNo, OTP, Stateresp, KycId, FirstName?, LastName?}`.
+pub async fn register_remitter(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
+    let f = &call.fields;
+    let registration = Registration {
+        mobile: f.mobile(&["MobileNo", "MobileNumber", "mobile"])?,
+        otp: f.otp()?,
+        stateresp: f.stateresp()?,
+        kyc_id: f.required_text(&["KycId", "kyc_id"])?,
+        first_name: f.text(&["FirstName", "fname"])?,
+        last_name: f.text(&["LastName", "lname"])?,
+    };
+    remittance::register_remitter(&*state.store, call.partner, registration).await?;
+    Ok(done("Remitter registered successfully"))
+}
+
+#[derive(Serialize)]
+struct BeneficiaryAdded<'a> {
+    status: bool,
+    response_code: i64,
+    message: &'a str,
+    beneid: String,
+}
+
+/// `POST /api/AOP/DMTV1/RegisterBeneficiary` `{MobileNo, BeneName, AccountNo, IFSC, BankName?}`.
+pub async fn register_beneficiary(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
+    let f = &call.fields;
+    let field_error =
+        |name: &str, e: crate::domain::remitter::BankDetailError| ApiError::Validation(format!("{name} {e}"));
+    let new = NewBeneficiary {
+        mobile: f.mobile(&["MobileNo", "MobileNumber", "mobile"])?,
+        name: f.required_text(&["BeneName", "name"])?,
+        account: AccountNumber::parse(&f.required_text(&["AccountNo", "AccountNumber", "accno"])?)
+            .map_err(|e| field_error("AccountNo", e))?,
+        ifsc: Ifsc::parse(&f.required_text(&["IFSC", "ifsccode"])?).map_err(|e| field_error("IFSC", e))?,
+        bank_name: f.text(&["BankName", "bankname"])?,
+    };
+    let added = remittance::add_beneficiary(&*state.store, call.partner, new).await?;
+    let body = BeneficiaryAdded {
+        status: true,
+        response_code: 1,
+        message: "Beneficiary registered successfully",
+        beneid: added.id.to_string(),
+    };
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+#[derive(Serialize)]
+struct BeneficiaryList {
+    status: bool,
+    response_code: i64,
+    message: &'static str,
+    data: Vec<BeneficiaryData>,
+}
+
+#[derive(Serialize)]
+struct BeneficiaryData {
+    beneid: String,
+    name: String,
+    accno: String,
+    ifsc: String,
+    bankname: Option<String>,
+}
+
+impl From<Beneficiary> for BeneficiaryData {
+    fn from(b: Beneficiary) -> Self {
+        BeneficiaryData {
+            beneid: b.id.to_string(),
+            name: b.name,
+            accno: b.account.as_str().to_owned(),
+            ifsc: b.ifsc.as_str().to_owned(),
+            bankname: b.bank_name,
+        }
+    }
+}
+
+/// `POST /api/AOP/DMTV1/FetchBeneficiary` `{MobileNo}`.
+pub async fn fetch_beneficiary(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
+    let mobile = call.fields.mobile(&["MobileNo", "MobileNumber", "mobile"])?;
+    let list = remittance::beneficiaries(&*state.store, call.partner, &mobile).await?;
+    let data = list.into_iter().map(BeneficiaryData::from).collect();
+    let body = BeneficiaryList { status: true, response_code: 1, message: "Beneficiaries fetched", data };
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `POST /api/AOP/DMTV1/DeleteBeneficiary` `{MobileNo, BeneID}`.
+pub async fn delete_beneficiary(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
+    let mobile = call.fields.mobile(&["MobileNo", "MobileNumber", "mobile"])?;
+    let id = call.fields.id(&["BeneID", "beneid"])?;
+    remittance::delete_beneficiary(&*state.store, call.partner, &mobile, id).await?;
+    Ok(done("Beneficiary deleted successfully"))
+}
+
+fn intent(fields: &Fields) -> Result<TransferIntent, ApiError> {
+    let mode = fields.required_text(&["Txntype", "txntype"])?;
+    Ok(TransferIntent {
+        mobile: fields.mobile(&["MobileNumber", "MobileNo", "mobile"])?,
+        beneficiary_id: fields.id(&["BeneID", "beneid"])?,
+        mode: TransferMode::parse(&mode).ok_or_else(|| ApiError::Validation("Txntype must be IMPS or NEFT".into()))?,
+        amount: fields.amount(&["Amount"], true)?,
+    })
+}
+
+/// `POST /api/AOP/DMTV1/TransactionSendOtp` `{MobileNumber, BeneID, Txntype, Amount}`.
+pub async fn transaction_send_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
+    let intent = intent(&call.fields)?;
+    let stateresp = remittance::send_transfer_otp(&*state.store, &*state.notifier, call.partner, &intent).await?;
+    let body = OtpSent { status: true, response_code: 1, stateresp: &stateresp, message: "OTP sent to the remitter" };
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// A transfer as `Transaction` and `ClaimRefund` answer it.
+#[derive(Serialize)]
+struct TransferBody {
+    status: bool,
+    response_code: i64,
+    ackno: String,
+    referenceid: String,
+    utr: Option<String>,
+    amount: String,
+    account: String,
+    txn_status: String,
+    message: &'static str,
+    customercharge: String,
+    gst: String,
+    tds: String,
+    netcommission: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opening: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    closing: Option<String>,
+    refundtxnid: Option<String>,
+    daterefunded: Option<String>,
+}
+
+fn transfer_body(t: &DmtTransfer, wallet: Option<(Paise, Paise)>) -> TransferBody {
+    TransferBody {
+        status: true,
+        response_code: 1,
+        ackno: t.ackno.to_string(),
+        referenceid: t.reference.as_str().to_owned(),
+        utr: t.utr.clone(),
+        amount: t.amount.to_amount_string(),
+        account: t.account.clone(),
+        txn_status: t.status.code().to_string(),
+        message: t.status.message(),
+        customercharge: t.charges.customer_charge.to_decimal_string(),
+        gst: t.charges.gst.to_decimal_string(),
+        tds: t.charges.tds.to_decimal_string(),
+        netcommission: t.charges.net_commission.to_decimal_string(),
+        opening: wallet.map(|w| w.0.to_decimal_string()),
+        closing: wallet.map(|w| w.1.to_decimal_string()),
+        refundtxnid: t.refund_txn_id.clone(),
+        daterefunded: t.refunded_at.map(|at| at.to_ist_string()),
+    }
+}
+
+/// `POST /api/AOP/DMTV1/Transaction` `{MobileNumber, BeneID, Txntype, Amount, referenceid, OTP, Stateresp}`.
+pub async fn transaction(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
+    let f = &call.fields;
+    let (intent, reference, otp, stateresp) = (intent(f)?, f.reference()?, f.otp()?, f.stateresp()?);
+    let debited =
+        remittance::transfer(&*state.store, &*state.provider, call.partner, intent, reference, &stateresp, &otp)
+            .await?;
+    let wallet = (debited.wallet.opening, debited.wallet.closing);
+    Ok(json_response(StatusCode::OK, &transfer_body(&debited.record, Some(wallet))))
+}
+
+/// `POST /api/AOP/DMTV1/RefundOtp` `{referenceid}`: OTP to the remitter of a failed transfer.
+pub async fn refund_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
+    let reference = call.fields.reference()?;
+    let stateresp = remittance::send_refund_otp(&*state.store, &*state.notifier, call.partner, &reference).await?;
+    let body = OtpSent { status: true, response_code: 1, stateresp: &stateresp, message: "OTP sent to the remitter" };
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `POST /api/AOP/DMTV1/ClaimRefund` `{referenceid, OTP, Stateresp}`: refunds to the wallet.
+pub async fn claim_refund(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
+    let f = &call.fields;
+    let (reference, otp, stateresp) = (f.reference()?, f.otp()?, f.stateresp()?);
+    let refunded = remittance::claim_refund(&*state.store, call.partner, &reference, &stateresp, &otp).await?;
+    Ok(json_response(StatusCode::OK, &transfer_body(&refunded, None)))
+}
