@@ -6,6 +6,7 @@
 //! wire codes in one place, [`error`].
 
 pub mod admin;
+pub mod admin_money;
 pub mod auth;
 pub mod bbps;
 pub mod bill_status;
@@ -140,6 +141,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/aop/fetchbilpaymentdetails", post(bbps::fetch_bill))
         .route("/api/aop/billpaymentpaybill", post(bbps::paybill))
         .merge(admin::routes())
+        .merge(admin_money::routes())
         .fallback(no_such_endpoint)
         .with_state(state)
 }

@@ -1,0 +1,248 @@
+//! The operator API for money: wallets, statements, fee plans and the ledger
+//! check. Same bearer token as the rest of `/admin/v1/`.
+//!
+//! | method | path | body / query |
+//! |---|---|---|
+//! | GET | `/admin/v1/partners/{id}/wallet` | |
+//! | POST | `/admin/v1/partners/{id}/wallet/topup` | `amount` [, `memo`] |
+//! | POST | `/admin/v1/partners/{id}/wallet/withdraw` | `amount` [, `memo`] |
+//! | GET | `/admin/v1/partners/{id}/wallet/statement` | `?from=YYYY-MM-DD&to=YYYY-MM-DD` (both days included; CSV) |
+//! | GET | `/admin/v1/partners/{id}/fee-plans` | |
+//! | POST | `/admin/v1/partners/{id}/fee-plans` | `effective_from` (`YYYY-MM-DD` or `YYYY-MM-DD HH:MM:SS`, India time), `plan` |
+//! | GET | `/admin/v1/verify` | |
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+use super::admin::Operator;
+use super::body::{parse_json, LimitedBody};
+use super::error::{json_response, ApiError};
+use super::AppState;
+use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
+use crate::domain::ledger::WalletMove;
+use crate::domain::{Paise, RegistrationId, Timestamp};
+use crate::services::{fees, ledger};
+use crate::store::DebitError;
+
+/// The routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/admin/v1/partners/{id}/wallet", get(balance))
+        .route("/admin/v1/partners/{id}/wallet/topup", axum::routing::post(top_up))
+        .route("/admin/v1/partners/{id}/wallet/withdraw", axum::routing::post(withdraw))
+        .route("/admin/v1/partners/{id}/wallet/statement", get(statement))
+        .route("/admin/v1/partners/{id}/fee-plans", get(list_plans).post(set_plan))
+        .route("/admin/v1/verify", get(verify))
+}
+
+fn partner(text: &str) -> Result<RegistrationId, ApiError> {
+    RegistrationId::parse(text).map_err(|e| ApiError::Validation(format!("partner {e}")))
+}
+
+async fn existing_partner(state: &AppState, text: &str) -> Result<RegistrationId, ApiError> {
+    let id = partner(text)?;
+    match state.store.find_partner(id).await? {
+        Some(_) => Ok(id),
+        None => Err(ApiError::NotFound(format!("no partner {id}"))),
+    }
+}
+
+#[derive(Serialize)]
+struct Balance {
+    partner: String,
+    balance: String,
+}
+
+async fn balance(_: Operator, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = existing_partner(&state, &id).await?;
+    let balance = state.store.wallet_balance(id).await?;
+    Ok(json_response(StatusCode::OK, &Balance { partner: id.to_string(), balance: balance.to_decimal_string() }))
+}
+
+#[derive(Deserialize)]
+struct Movement {
+    amount: String,
+    memo: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Moved {
+    partner: String,
+    opening: String,
+    closing: String,
+}
+
+fn wallet_error(error: ledger::WalletError, id: RegistrationId) -> ApiError {
+    match error {
+        ledger::WalletError::NotPositive => ApiError::Validation("amount must be more than 0".into()),
+        ledger::WalletError::Debit(DebitError::InsufficientFunds { balance }) => {
+            ApiError::Conflict(format!("insufficient wallet balance: {}", balance.to_decimal_string()))
+        }
+        ledger::WalletError::Debit(DebitError::UnknownPartner) => ApiError::NotFound(format!("no partner {id}")),
+        ledger::WalletError::Debit(DebitError::Store(e)) => e.into(),
+        ledger::WalletError::Debit(other) => ApiError::Internal(other.into()),
+    }
+}
+
+async fn move_wallet(state: &AppState, id: &str, body: &[u8], top_up: bool) -> Result<Response, ApiError> {
+    let id = partner(id)?;
+    let request: Movement = parse_json(body)?;
+    let amount = Paise::parse(&request.amount).map_err(|e| ApiError::Validation(format!("amount {e}")))?;
+    let memo = request.memo.unwrap_or_else(|| if top_up { "top-up" } else { "withdrawal" }.to_owned());
+    if memo.chars().count() > 200 {
+        return Err(ApiError::Validation("memo must be at most 200 characters".into()));
+    }
+    let moved: Result<WalletMove, _> = if top_up {
+        ledger::top_up(&*state.store, id, amount, &memo).await
+    } else {
+        ledger::withdraw(&*state.store, id, amount, &memo).await
+    };
+    let moved = moved.map_err(|e| wallet_error(e, id))?;
+    let body = Moved {
+        partner: id.to_string(),
+        opening: moved.opening.to_decimal_string(),
+        closing: moved.closing.to_decimal_string(),
+    };
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+async fn top_up(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
+    move_wallet(&state, &id, &body, true).await
+}
+
+async fn withdraw(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
+    move_wallet(&state, &id, &body, false).await
+}
+
+#[derive(Deserialize)]
+struct Period {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `from` and `to` as the instants bounding both whole days.
+pub fn period(from: &str, to: &str) -> Result<(Timestamp, Timestamp), String> {
+    let start = Timestamp::parse_ist_date(from).map_err(|_| "from must be a date as YYYY-MM-DD".to_owned())?;
+    let last = Timestamp::parse_ist_date(to).map_err(|_| "to must be a date as YYYY-MM-DD".to_owned())?;
+    if last < start {
+        return Err("to must not be before from".into());
+    }
+    Ok((start, Timestamp::from_unix(last.unix() + 86_400)))
+}
+
+async fn statement(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(period_query): Query<Period>,
+) -> Result<Response, ApiError> {
+    let id = existing_partner(&state, &id).await?;
+    let (Some(from), Some(to)) = (period_query.from, period_query.to) else {
+        return Err(ApiError::Validation("from and to are required (YYYY-MM-DD)".into()));
+    };
+    let (start, end) = period(&from, &to).map_err(ApiError::Validation)?;
+    let csv = ledger::statement_csv(&*state.store, id, start, end).await?;
+    let disposition = format!("attachment; filename=\"statement-{id}-{from}-{to}.csv\"");
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)], csv)
+        .into_response())
+}
+
+#[derive(Serialize)]
+struct PlanVersion {
+    partner: String,
+    version: i64,
+    effective_from: String,
+    created_at: String,
+    plan: serde_json::Value,
+}
+
+impl From<FeePlanVersion> for PlanVersion {
+    fn from(v: FeePlanVersion) -> Self {
+        PlanVersion {
+            partner: v.partner.to_string(),
+            version: v.version,
+            effective_from: v.effective_from.to_ist_string(),
+            created_at: v.created_at.to_ist_string(),
+            plan: serde_json::from_str(&v.plan.to_json()).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Plans {
+    partner: String,
+    default_plan: serde_json::Value,
+    versions: Vec<PlanVersion>,
+}
+
+async fn list_plans(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = existing_partner(&state, &id).await?;
+    let versions = state.store.fee_plans(id).await?.into_iter().map(PlanVersion::from).collect();
+    let default_plan = serde_json::from_str(&FeePlan::default_plan().to_json()).unwrap_or_default();
+    Ok(json_response(StatusCode::OK, &Plans { partner: id.to_string(), default_plan, versions }))
+}
+
+#[derive(Deserialize)]
+struct NewPlan<'a> {
+    effective_from: String,
+    #[serde(borrow)]
+    plan: &'a serde_json::value::RawValue,
+}
+
+/// An instant as `YYYY-MM-DD` (midnight) or `YYYY-MM-DD HH:MM:SS`, India time.
+pub fn instant(text: &str) -> Result<Timestamp, String> {
+    Timestamp::parse_ist(text)
+        .or_else(|_| Timestamp::parse_ist_date(text))
+        .map_err(|_| "effective_from must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS (India time)".to_owned())
+}
+
+async fn set_plan(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
+    let id = partner(&id)?;
+    let request: NewPlan<'_> = parse_json(&body)?;
+    let from = instant(&request.effective_from).map_err(ApiError::Validation)?;
+    let plan = FeePlan::from_json(request.plan.get()).map_err(|e| ApiError::Validation(format!("plan: {e}")))?;
+    let version = fees::set_plan(&*state.store, id, plan, from).await.map_err(|e| match e {
+        DebitError::UnknownPartner => ApiError::NotFound(format!("no partner {id}")),
+        DebitError::Store(e) => e.into(),
+        other => ApiError::Internal(other.into()),
+    })?;
+    Ok(json_response(StatusCode::CREATED, &PlanVersion::from(version)))
+}
+
+#[derive(Serialize)]
+struct Verdict {
+    ok: bool,
+    journals: i64,
+    violations: Vec<String>,
+}
+
+async fn verify(_: Operator, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let audit = state.store.audit().await?;
+    let violations = ledger::violations(&audit);
+    Ok(json_response(StatusCode::OK, &Verdict { ok: violations.is_empty(), journals: audit.journals, violations }))
+}
