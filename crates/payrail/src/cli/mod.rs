@@ -1,9 +1,11 @@
-//! The command line: `payrail serve`, `partner`, `import`, `token`, `status`.
+//! The command line: `payrail serve`, `partner`, `import`, `token`, `status`,
+//! `wallet`, `plan`, `verify`.
 //! Every command takes `--data-dir` and `--database-url`, so the CLI and a
 //! running server can share one store.
 
 mod client;
 mod import;
+mod money;
 mod partner;
 mod serve;
 
@@ -49,6 +51,14 @@ pub enum Command {
     Token(client::TokenArgs),
     /// Ask a server for a transaction's status, as a partner would.
     Status(client::StatusArgs),
+    /// Partner wallets: top up, withdraw, balance, statement.
+    #[command(subcommand)]
+    Wallet(money::WalletCommand),
+    /// Partner fee plans: set a new version, show.
+    #[command(subcommand)]
+    Plan(money::PlanCommand),
+    /// Check the ledger's invariants; exits 1 if any is broken.
+    Verify(money::VerifyArgs),
 }
 
 impl Cli {
@@ -101,6 +111,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => import::run(&cli, args).await.map(|()| ExitCode::SUCCESS),
         Command::Token(args) => client::token(args).map(|()| ExitCode::SUCCESS),
         Command::Status(args) => client::status(args).await,
+        Command::Wallet(command) => money::wallet(&cli, command).await.map(|()| ExitCode::SUCCESS),
+        Command::Plan(command) => money::plan(&cli, command).await.map(|()| ExitCode::SUCCESS),
+        Command::Verify(_) => money::verify(&cli).await,
     }
 }
 

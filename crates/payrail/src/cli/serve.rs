@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use super::Cli;
 use crate::http::{AppState, Application, EdgeSettings};
 use crate::services::demo::{self, SEED_PARTNER, TOKEN_PARTNER};
+use crate::services::notifier::{LogNotifier, Notifier, SmsGateway};
 use crate::store::StoreLocation;
 
 /// `payrail serve` options.
@@ -31,6 +32,9 @@ pub struct ServeArgs {
     /// Requests a second allowed per partner (0: no limit).
     #[arg(long, env = "PAYRAIL_RATE_LIMIT", default_value_t = 200)]
     pub rate_limit: u32,
+    /// Where OTP text messages are posted (JSON `{"to","message"}`); without it OTPs go to the log.
+    #[arg(long, env = "PAYRAIL_SMS_GATEWAY_URL")]
+    pub sms_gateway_url: Option<String>,
     /// How many synthetic transactions of each kind the demo loads.
     #[arg(long, default_value_t = 10_000, hide = true)]
     pub demo_transactions: usize,
@@ -56,7 +60,17 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         admin_token,
     };
     let admin_token = settings.admin_token.clone();
-    let app = Application::bind(args.listen, AppState::new(store.clone(), key, settings)).await?;
+    let notifier: Arc<dyn Notifier> = match &args.sms_gateway_url {
+        Some(url) => Arc::new(SmsGateway::new(url)?),
+        None => Arc::new(LogNotifier),
+    };
+    if args.sms_gateway_url.is_none() && !args.demo {
+        tracing::warn!("{}", notifier.describe());
+    } else {
+        tracing::info!("{}", notifier.describe());
+    }
+    let state = AppState::new(store.clone(), key, settings).with_notifier(notifier);
+    let app = Application::bind(args.listen, state).await?;
     let addr = app.local_addr()?;
     tracing::info!(%addr, engine = store.engine(), "payrail is listening");
     if args.demo {

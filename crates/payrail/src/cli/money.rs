@@ -1,0 +1,158 @@
+//! `payrail wallet …`, `payrail plan …` and `payrail verify`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+
+use super::Cli;
+use crate::domain::fee_plan::FeePlan;
+use crate::domain::{Paise, RegistrationId};
+use crate::http::admin_money::{instant, period};
+use crate::services::{fees, ledger};
+
+/// Wallet commands.
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Credit money received from a partner to its wallet.
+    Topup(Movement),
+    /// Take money out of a partner's wallet (paid back to it).
+    Withdraw(Movement),
+    /// Print a partner's wallet balance.
+    Balance {
+        /// The partner, e.g. AOP-1001.
+        registration_id: String,
+    },
+    /// Write a partner's statement for a period as CSV, with opening and closing balances.
+    Statement {
+        /// The partner, e.g. AOP-1001.
+        registration_id: String,
+        /// First day, YYYY-MM-DD (India time).
+        #[arg(long)]
+        from: String,
+        /// Last day, YYYY-MM-DD (included).
+        #[arg(long)]
+        to: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// A top-up or withdrawal.
+#[derive(Debug, Args)]
+pub struct Movement {
+    /// The partner, e.g. AOP-1001.
+    registration_id: String,
+    /// Rupees, e.g. 5000 or 1234.50.
+    amount: String,
+    /// A note for the statement.
+    #[arg(long)]
+    memo: Option<String>,
+}
+
+/// Fee plan commands.
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Add a new version of a partner's fee plan from a JSON file.
+    Set {
+        /// The partner, e.g. AOP-1001.
+        registration_id: String,
+        /// The plan (see the README, "Fee plans").
+        #[arg(long)]
+        file: PathBuf,
+        /// From when it applies: YYYY-MM-DD or "YYYY-MM-DD HH:MM:SS", India time.
+        #[arg(long)]
+        from: String,
+    },
+    /// Print a partner's plan versions (and the default plan) as JSON.
+    Show {
+        /// The partner, e.g. AOP-1001.
+        registration_id: String,
+    },
+}
+
+fn partner(text: &str) -> anyhow::Result<RegistrationId> {
+    RegistrationId::parse(text).map_err(|e| anyhow::anyhow!("{text:?}: {e}"))
+}
+
+/// Runs a wallet command.
+pub async fn wallet(cli: &Cli, command: &WalletCommand) -> anyhow::Result<()> {
+    let store = cli.open_store().await?;
+    match command {
+        WalletCommand::Topup(m) | WalletCommand::Withdraw(m) => {
+            let id = partner(&m.registration_id)?;
+            let amount = Paise::parse(&m.amount).map_err(|e| anyhow::anyhow!("amount {:?}: {e}", m.amount))?;
+            let top_up = matches!(command, WalletCommand::Topup(_));
+            let memo = m.memo.clone().unwrap_or_else(|| if top_up { "top-up" } else { "withdrawal" }.to_owned());
+            let moved = if top_up {
+                ledger::top_up(&*store, id, amount, &memo).await
+            } else {
+                ledger::withdraw(&*store, id, amount, &memo).await
+            };
+            let moved = moved.with_context(|| format!("wallet of {id} not moved"))?;
+            println!("{id}: {} -> {}", moved.opening.to_decimal_string(), moved.closing.to_decimal_string());
+        }
+        WalletCommand::Balance { registration_id } => {
+            let id = partner(registration_id)?;
+            anyhow::ensure!(store.find_partner(id).await?.is_some(), "no partner {id}");
+            println!("{}", store.wallet_balance(id).await?.to_decimal_string());
+        }
+        WalletCommand::Statement { registration_id, from, to, out } => {
+            let id = partner(registration_id)?;
+            anyhow::ensure!(store.find_partner(id).await?.is_some(), "no partner {id}");
+            let (start, end) = period(from, to).map_err(anyhow::Error::msg)?;
+            let csv = ledger::statement_csv(&*store, id, start, end).await?;
+            match out {
+                Some(path) => std::fs::write(path, csv).with_context(|| format!("Failed to write {}", path.display()))?,
+                None => print!("{csv}"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs a plan command.
+pub async fn plan(cli: &Cli, command: &PlanCommand) -> anyhow::Result<()> {
+    let store = cli.open_store().await?;
+    match command {
+        PlanCommand::Set { registration_id, file, from } => {
+            let id = partner(registration_id)?;
+            let text = std::fs::read_to_string(file).with_context(|| format!("Failed to read {}", file.display()))?;
+            let plan = FeePlan::from_json(&text).with_context(|| format!("{} is not a valid plan", file.display()))?;
+            let from = instant(from).map_err(anyhow::Error::msg)?;
+            let version = fees::set_plan(&*store, id, plan, from).await.context("plan not recorded")?;
+            println!("{id}: plan version {} in force from {}", version.version, version.effective_from.to_ist_string());
+        }
+        PlanCommand::Show { registration_id } => {
+            let id = partner(registration_id)?;
+            for version in store.fee_plans(id).await? {
+                let from = version.effective_from.to_ist_string();
+                println!("{{\"version\":{},\"effective_from\":\"{from}\",\"plan\":{}}}", version.version, version.plan.to_json());
+            }
+            println!("{{\"default_plan\":{}}}", FeePlan::default_plan().to_json());
+        }
+    }
+    Ok(())
+}
+
+/// `payrail verify`: checks the ledger's invariants; exit code 1 on any violation.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {}
+
+/// Runs `verify`.
+pub async fn verify(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let store = cli.open_store().await?;
+    let audit = store.audit().await?;
+    let violations = ledger::violations(&audit);
+    if violations.is_empty() {
+        println!("ok: {} journals checked, ledger sums to zero, wallets match their postings", audit.journals);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for violation in &violations {
+        println!("VIOLATION: {violation}");
+    }
+    println!("{} violation(s) found", violations.len());
+    Ok(ExitCode::from(1))
+}
