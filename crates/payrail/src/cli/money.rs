@@ -105,7 +105,9 @@ pub async fn wallet(cli: &Cli, command: &WalletCommand) -> anyhow::Result<()> {
             let (start, end) = period(from, to).map_err(anyhow::Error::msg)?;
             let csv = ledger::statement_csv(&*store, id, start, end).await?;
             match out {
-                Some(path) => std::fs::write(path, csv).with_context(|| format!("Failed to write {}", path.display()))?,
+                Some(path) => {
+                    std::fs::write(path, csv).with_context(|| format!("Failed to write {}", path.display()))?
+                }
                 None => print!("{csv}"),
             }
         }
@@ -129,7 +131,11 @@ pub async fn plan(cli: &Cli, command: &PlanCommand) -> anyhow::Result<()> {
             let id = partner(registration_id)?;
             for version in store.fee_plans(id).await? {
                 let from = version.effective_from.to_ist_string();
-                println!("{{\"version\":{},\"effective_from\":\"{from}\",\"plan\":{}}}", version.version, version.plan.to_json());
+                println!(
+                    "{{\"version\":{},\"effective_from\":\"{from}\",\"plan\":{}}}",
+                    version.version,
+                    version.plan.to_json()
+                );
             }
             println!("{{\"default_plan\":{}}}", FeePlan::default_plan().to_json());
         }

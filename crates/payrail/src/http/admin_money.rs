@@ -59,7 +59,11 @@ struct Balance {
     balance: String,
 }
 
-async fn balance(_: Operator, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn balance(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = existing_partner(&state, &id).await?;
     let balance = state.store.wallet_balance(id).await?;
     Ok(json_response(StatusCode::OK, &Balance { partner: id.to_string(), balance: balance.to_decimal_string() }))
@@ -159,7 +163,11 @@ async fn statement(
     let (start, end) = period(&from, &to).map_err(ApiError::Validation)?;
     let csv = ledger::statement_csv(&*state.store, id, start, end).await?;
     let disposition = format!("attachment; filename=\"statement-{id}-{from}-{to}.csv\"");
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)], csv)
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
+        csv,
+    )
         .into_response())
 }
 

@@ -1,27 +1,10 @@
 //! The `payrail` binary's operator and partner commands, against the store
 //! a running test server uses.
 
-use std::process::{Command, Output};
-
 use serde_json::json;
 
 use crate::both_engines;
-use crate::helpers::{spawn_app, Engine, TestApp, TestPartner};
-
-/// Runs `payrail ARGS…` on the app's store and master key.
-fn payrail(app: &TestApp, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_payrail"));
-    command.arg("--data-dir").arg(app.data_dir.path()).args(args);
-    command.env("PAYRAIL_MASTER_KEY", &app.master_key_hex).env_remove("PAYRAIL_DATABASE_URL");
-    if let Some(url) = &app.database_url {
-        command.env("PAYRAIL_DATABASE_URL", url);
-    }
-    command.output().unwrap_or_else(|e| panic!("run payrail: {e}"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::helpers::{payrail, spawn_app, text, Engine, TestPartner};
 
 both_engines!(
     a_partner_added_by_the_cli_is_honoured_by_the_running_server,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use payrail::domain::{IpAllowlist, RegistrationId};
 use payrail::http::{AppState, Application, EdgeSettings};
+use payrail::services::notifier::SmsGateway;
 use payrail::services::partners::{add_partner, PartnerRequest};
 use payrail::services::secrets::MasterKey;
 use payrail::store::{self, Store, StoreLocation};
@@ -31,7 +32,61 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     pub database_url: Option<String>,
     pub master_key_hex: String,
+    /// Where the app's OTP messages arrive.
+    pub sms: SmsInbox,
     _database: Option<TempDatabase>,
+}
+
+/// A fake SMS gateway: a real HTTP server that keeps what it is sent.
+#[derive(Clone, Default)]
+pub struct SmsInbox {
+    pub url: String,
+    messages: Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SmsInbox {
+    pub async fn start() -> SmsInbox {
+        let mut inbox = SmsInbox::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        inbox.url = format!("http://{}/sms", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
+        let kept = inbox.clone();
+        let route = axum::routing::post(move |body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                if kept.down.load(std::sync::atomic::Ordering::SeqCst) {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let field = |name: &str| json[name].as_str().unwrap_or_default().to_owned();
+                kept.messages.lock().unwrap_or_else(|e| e.into_inner()).push((field("to"), field("message")));
+                axum::http::StatusCode::OK
+            }
+        });
+        let app = axum::Router::new().route("/sms", route);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        inbox
+    }
+
+    /// Makes the gateway answer 503 (or work again).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every message sent so far, (to, text).
+    pub fn messages(&self) -> Vec<(String, String)> {
+        self.messages.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The OTP in the latest message to `mobile`.
+    pub fn last_otp(&self, mobile: &str) -> String {
+        let messages = self.messages();
+        let (_, text) =
+            messages.iter().rev().find(|(to, _)| to == mobile).unwrap_or_else(|| panic!("no SMS to {mobile}"));
+        let otp: String = text.chars().take(6).collect();
+        assert!(otp.chars().all(|c| c.is_ascii_digit()), "no OTP in {text:?}");
+        otp
+    }
 }
 
 /// A partner made for a test, with its secret.
@@ -121,12 +176,12 @@ pub async fn spawn_app_with(engine: Engine, options: AppOptions) -> TestApp {
         rate_limit_per_sec: options.rate_limit_per_sec,
         admin_token: Some(SecretString::from(ADMIN_TOKEN)),
     };
-    let app = Application::bind(
-        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-        AppState::new(store.clone(), key.clone(), settings),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("bind: {e}"));
+    let sms = SmsInbox::start().await;
+    let gateway = SmsGateway::new(&sms.url).unwrap_or_else(|e| panic!("{e}"));
+    let state = AppState::new(store.clone(), key.clone(), settings).with_notifier(Arc::new(gateway));
+    let app = Application::bind("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")), state)
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
     let addr = app.local_addr().unwrap_or_else(|e| panic!("{e}"));
     tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
@@ -137,6 +192,7 @@ pub async fn spawn_app_with(engine: Engine, options: AppOptions) -> TestApp {
         data_dir,
         database_url,
         master_key_hex,
+        sms,
         _database: database,
     }
 }
@@ -206,6 +262,15 @@ impl TestApp {
         self.post_raw(path, body, &headers).await
     }
 
+    /// A partner API call as `partner`, signed with a fresh token; `fields`
+    /// get the partner's `RegistrationID` added.
+    pub async fn call(&self, path: &str, partner: &TestPartner, fields: serde_json::Value) -> Answer {
+        let mut body = fields;
+        body["RegistrationID"] = serde_json::Value::String(partner.name());
+        let token = partner.token();
+        self.post_raw(path, body.to_string(), &[("Token", token.as_str())]).await
+    }
+
     /// An operator API call; `body` None for GET.
     pub async fn admin(&self, path: &str, body: Option<serde_json::Value>) -> Answer {
         let request = match body {
@@ -229,6 +294,22 @@ impl TestPartner {
     pub fn token(&self) -> String {
         sign_token(self.secret.as_bytes(), &TokenClaims::now(&self.name()))
     }
+}
+
+/// Runs `payrail ARGS…` on the app's store and master key.
+pub fn payrail(app: &TestApp, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_payrail"));
+    command.arg("--data-dir").arg(app.data_dir.path()).args(args);
+    command.env("PAYRAIL_MASTER_KEY", &app.master_key_hex).env_remove("PAYRAIL_DATABASE_URL");
+    if let Some(url) = &app.database_url {
+        command.env("PAYRAIL_DATABASE_URL", url);
+    }
+    command.output().unwrap_or_else(|e| panic!("run payrail: {e}"))
+}
+
+/// Bytes as text, for assertions.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Removes whitespace outside JSON strings, so documented bodies compare byte for byte.

@@ -3,10 +3,13 @@
 //! PAYRAIL_TEST_DATABASE_URL is set, on PostgreSQL (see `both_engines!`).
 
 mod helpers;
+mod journey;
 
 mod admin;
 mod auth;
+mod bbps_lifecycle;
 mod cli;
+mod dmt_lifecycle;
 mod isolation;
 mod seeds;
 mod wire_rules;
