@@ -136,6 +136,13 @@ fn print_demo_guide(cli: &Cli, addr: SocketAddr, token_secret: Option<&SecretStr
              # for a new one: {exe} --data-dir {data_dir} partner rotate-secret {TOKEN_PARTNER}\n\n"
         )),
     }
+    guide.push_str(&format!(
+        "# Money transfer as {SEED_PARTNER} (wallet funded with Rs 1,00,000; OTPs appear in this log):
+         curl -s {base}/api/AOP/DMTV1/QueryRemitter --data '{{\"RegistrationID\": \"AOP-554\", \"MobileNo\": \"9876543210\"}}'
+         # then RegisterRemitter, RegisterBeneficiary, TransactionSendOtp, Transaction: see README, \"DMT V1\".
+
+"
+    ));
     if let Some(admin) = admin {
         guide.push_str(&format!(
             "# Operator API (bearer token for this run; set PAYRAIL_ADMIN_TOKEN to choose your own):\n\

@@ -26,6 +26,9 @@ pub struct DemoData {
     pub token_secret: SecretString,
 }
 
+/// What each demo partner's wallet starts with: ₹1,00,000.
+pub const DEMO_FUNDING: Paise = Paise::rupees(100_000);
+
 /// Loads the demo data set into an empty store. Returns `None` (and touches
 /// nothing) if the store already has partners.
 pub async fn load_demo(store: &dyn Store, key: &MasterKey, synthetic_each: usize) -> anyhow::Result<Option<DemoData>> {
@@ -39,6 +42,9 @@ pub async fn load_demo(store: &dyn Store, key: &MasterKey, synthetic_each: usize
             .await?;
     insert_seed_records(store).await?;
     insert_synthetic(store, synthetic_each).await?;
+    for partner in [SEED_PARTNER, TOKEN_PARTNER] {
+        super::ledger::top_up(store, partner, DEMO_FUNDING, "demo funding").await?;
+    }
     Ok(Some(DemoData { token_secret: token.secret }))
 }
 
