@@ -445,7 +445,10 @@ mod tests {
             ),
         ];
         for (json, needle) in cases {
-            let error = FeePlan::from_json(json).map(|_| ()).unwrap_err().to_string();
+            let error = match FeePlan::from_json(json) {
+                Ok(plan) => panic!("{json} was accepted as {plan:?}"),
+                Err(e) => e.to_string(),
+            };
             assert!(error.contains(needle), "{json}: {error}");
         }
     }
