@@ -2213,4 +2213,335 @@ mod tests {
         assert!(!store.remember_reqid(partner, "q1", at(2_001), at(1_501)).await?);
         db.finish().await
     }
+
+    // --- The wallet ledger and the lifecycle (issue 3) ----------------------
+
+    const P: i64 = 554;
+
+    fn partner() -> RegistrationId {
+        RegistrationId::new(P)
+    }
+
+    fn at(unix: i64) -> Timestamp {
+        Timestamp::from_unix(unix)
+    }
+
+    /// What [`transfer`] costs the wallet: ₹1000 and a ₹10 charge.
+    const TRANSFER_COST: i64 = 100_000 + 1_000;
+
+    fn route(bank: Bank) -> anyhow::Result<DmtRoute> {
+        Ok(DmtRoute { remitter: MobileNumber::parse("9876543210")?, beneficiary_id: 1, bank, mode: TransferMode::Imps })
+    }
+
+    fn no_limit() -> MonthlyLimit {
+        MonthlyLimit { since: at(0), limit: Paise::rupees(100_000_000) }
+    }
+
+    async fn top_up(store: &PostgresStore, paise: i64, when: i64) -> Result<WalletMove, DebitError> {
+        store.post_journal(Journal::top_up(partner(), Paise::new(paise), "top-up".into(), at(when))).await
+    }
+
+    async fn debit(store: &PostgresStore, reference: &str) -> Result<Debited<DmtTransfer>, DebitError> {
+        let transfer = transfer(P, 0, reference).map_err(|e| DebitError::Store(e.into()))?;
+        let route = route(Bank::Bank1).map_err(|e| DebitError::Store(e.into()))?;
+        store.create_dmt_debited(transfer, route, no_limit(), note("api")).await
+    }
+
+    async fn balance(store: &PostgresStore) -> anyhow::Result<i64> {
+        Ok(store.wallet_balance(partner()).await?.get())
+    }
+
+    async fn raw_sql(store: &PostgresStore, sql: &str) -> anyhow::Result<()> {
+        store.pool.get().await?.batch_execute(sql).await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_wallet_refuses_an_overdraft_and_keeps_its_balance() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        store.insert_partner(new_partner(Some(P))).await?;
+        assert_eq!(balance(store).await?, 0);
+        let moved = top_up(store, 10_000, 100).await?;
+        assert_eq!(moved, WalletMove { opening: Paise::ZERO, closing: Paise::new(10_000) });
+        let withdrawal = Journal::withdrawal(partner(), Paise::new(15_000), "too much".into(), at(200));
+        let refused = store.post_journal(withdrawal).await;
+        assert!(matches!(refused, Err(DebitError::InsufficientFunds { balance }) if balance.get() == 10_000));
+        let withdrawal = Journal::withdrawal(partner(), Paise::new(4_000), "some".into(), at(300));
+        assert_eq!(store.post_journal(withdrawal).await?.closing, Paise::new(6_000));
+        assert_eq!(balance(store).await?, 6_000);
+        let stranger = Journal::top_up(RegistrationId::new(999), Paise::new(1), "x".into(), at(1));
+        assert!(matches!(store.post_journal(stranger).await, Err(DebitError::UnknownPartner)));
+        assert_eq!(store.audit().await?, LedgerAudit { journals: 2, ..LedgerAudit::default() });
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn a_debited_transfer_takes_amount_and_charge_once_per_reference() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        store.insert_partner(new_partner(Some(P))).await?;
+        let refused = debit(store, "D1").await;
+        assert!(matches!(refused, Err(DebitError::InsufficientFunds { balance }) if balance == Paise::ZERO));
+        top_up(store, 2 * TRANSFER_COST + 5, 100).await?;
+        let debited = debit(store, "D1").await?;
+        assert!(debited.record.ackno > 0);
+        assert_eq!(debited.wallet.opening.get() - debited.wallet.closing.get(), TRANSFER_COST);
+        assert_eq!(store.dmt_route(debited.record.ackno).await?, Some(route(Bank::Bank1)?));
+        let (stored, history) =
+            store.dmt_with_history(debited.record.ackno).await?.ok_or_else(|| anyhow::anyhow!("missing"))?;
+        assert_eq!(stored, debited.record);
+        assert_eq!(history.len(), 1);
+
+        assert!(matches!(debit(store, "D1").await, Err(DebitError::Duplicate(r)) if r == "D1"));
+        assert_eq!(balance(store).await?, TRANSFER_COST + 5);
+        assert_eq!(store.counts().await?, (1, 0));
+
+        let mut client = store.pool.get().await?;
+        let tx = client.transaction().await?;
+        let journal = debit_journal(&tx, TxnKind::Dmt, debited.record.ackno).await?;
+        assert!(journal.is_some_and(|j| j.is_balanced() && j.wallet_change().get() == -TRANSFER_COST));
+        drop(tx);
+
+        let bill = store.create_bill_debited(bill(P, 0, "B1")?, note("api")).await?;
+        assert_eq!(bill.wallet.closing.get(), TRANSFER_COST + 5 - 25_000);
+        let dup = store.create_bill_debited(self::bill(P, 0, "B1")?, note("api")).await;
+        assert!(matches!(dup, Err(DebitError::Duplicate(_))));
+        let stranger = store.create_bill_debited(self::bill(999, 0, "B2")?, note("api")).await;
+        assert!(matches!(stranger, Err(DebitError::UnknownPartner)));
+        let audit = store.audit().await?;
+        assert_eq!(audit, LedgerAudit { journals: 3, ..LedgerAudit::default() });
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn the_monthly_limit_counts_the_pipe_since_the_month_began() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        store.insert_partner(new_partner(Some(P))).await?;
+        top_up(store, 10 * TRANSFER_COST, 100).await?;
+        let limit = MonthlyLimit { since: at(1_600_000_000), limit: Paise::rupees(1_500) };
+        let send = |reference: &str, bank: Bank| {
+            let transfer = transfer(P, 0, reference);
+            let route = route(bank);
+            let limit = limit.clone();
+            async move { anyhow::Ok(store.create_dmt_debited(transfer?, route?, limit, note("api")).await) }
+        };
+        send("L1", Bank::Bank1).await??;
+        let refused = send("L2", Bank::Bank1).await?;
+        assert!(matches!(refused, Err(DebitError::MonthlyLimit { remaining }) if remaining == Paise::rupees(500)));
+        assert_eq!(balance(store).await?, 9 * TRANSFER_COST);
+        send("L3", Bank::Bank2).await??;
+        let mobile = MobileNumber::parse("9876543210")?;
+        let usage = store.remitter_usage(partner(), &mobile, at(1_600_000_000)).await?;
+        assert_eq!(usage, [Paise::rupees(1_000), Paise::rupees(1_000), Paise::ZERO]);
+        // Transfers before `since` do not count; refunded ones neither.
+        assert_eq!(store.remitter_usage(partner(), &mobile, at(1_700_000_000)).await?, [Paise::ZERO; 3]);
+        raw_sql(store, "UPDATE dmt_transfers SET status = 0 WHERE reference_id = 'L1'").await?;
+        send("L4", Bank::Bank1).await??;
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn concurrent_debits_never_overdraw_the_wallet() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        db.store.insert_partner(new_partner(Some(P))).await?;
+        top_up(&db.store, 20 * TRANSFER_COST + 999, 100).await?;
+        let shared = Arc::new(PostgresStore::connect_with(db.config.clone()).await?);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..50 {
+            let store = Arc::clone(&shared);
+            tasks.spawn(async move { debit(&store, &format!("C{i}")).await });
+        }
+        let (mut debited, mut refused) = (0, 0);
+        while let Some(result) = tasks.join_next().await {
+            match result? {
+                Ok(d) => {
+                    assert!(d.wallet.closing.get() >= 0);
+                    debited += 1;
+                }
+                Err(DebitError::InsufficientFunds { balance }) => {
+                    assert!(balance.get() >= 0 && balance.get() < TRANSFER_COST);
+                    refused += 1;
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
+        shared.pool.close();
+        assert_eq!((debited, refused), (20, 30));
+        assert_eq!(balance(&db.store).await?, 999);
+        assert_eq!(db.store.counts().await?, (20, 0));
+        assert_eq!(db.store.audit().await?, LedgerAudit { journals: 21, ..LedgerAudit::default() });
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn a_refund_credits_the_wallet_exactly_once() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        store.insert_partner(new_partner(Some(P))).await?;
+        top_up(store, TRANSFER_COST + 100_000, 100).await?;
+        let ackno = debit(store, "R1").await?.record.ackno;
+        assert_eq!(balance(store).await?, 100_000);
+        store.change_dmt(ackno, DmtChange::Fail, note("admin")).await?;
+        assert_eq!(balance(store).await?, 100_000);
+        let refund = DmtChange::Refund { refund_txn_id: String::new() };
+        let refunded = store.change_dmt(ackno, refund.clone(), note("admin")).await?;
+        assert_eq!(refunded.status, DmtStatus::Refunded);
+        assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);
+        let again = store.change_dmt(ackno, refund.clone(), note("admin")).await;
+        assert!(matches!(again, Err(ChangeError::Forbidden(_))));
+        assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);
+
+        // An imported transfer was never paid from the wallet: no money moves.
+        let imported = store.insert_dmt_batch(vec![transfer(P, 0, "IMP")?], note("import"), no_progress()).await?[0];
+        store.change_dmt(imported, DmtChange::Fail, note("admin")).await?;
+        store.change_dmt(imported, refund, note("admin")).await?;
+        assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);
+
+        let txnid = store.create_bill_debited(bill(P, 0, "B1")?, note("api")).await?.record.txnid;
+        store.change_bill(txnid, BillChange::Fail, note("admin")).await?;
+        store.change_bill(txnid, BillChange::Refund { refund_txn_id: "R-1".into() }, note("admin")).await?;
+        assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);
+
+        let statement = store.wallet_statement(partner(), at(0), at(i64::MAX)).await?;
+        let purposes: Vec<Purpose> = statement.lines.iter().map(|l| l.purpose).collect();
+        let expected = [Purpose::TopUp, Purpose::Debit, Purpose::Refund, Purpose::Debit, Purpose::Refund];
+        assert_eq!(purposes, expected);
+        assert_eq!(statement.lines[2].txn, Some((TxnKind::Dmt, ackno)));
+        assert_eq!(statement.closing().get(), TRANSFER_COST + 100_000);
+        assert_eq!(store.audit().await?, LedgerAudit { journals: 5, ..LedgerAudit::default() });
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn a_statement_opens_with_the_balance_at_its_start() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        store.insert_partner(new_partner(Some(P))).await?;
+        top_up(store, 1_000, 100).await?;
+        top_up(store, 2_000, 200).await?;
+        store.post_journal(Journal::withdrawal(partner(), Paise::new(500), "out".into(), at(300))).await?;
+        top_up(store, 4_000, 400).await?;
+        let statement = store.wallet_statement(partner(), at(200), at(400)).await?;
+        assert_eq!(statement.opening, Paise::new(1_000));
+        let amounts: Vec<i64> = statement.lines.iter().map(|l| l.amount.get()).collect();
+        assert_eq!(amounts, vec![2_000, -500]);
+        assert_eq!(statement.closing(), Paise::new(2_500));
+        assert_eq!(statement.lines[1].memo, "out");
+        let empty = store.wallet_statement(RegistrationId::new(9), at(0), at(1_000)).await?;
+        assert_eq!((empty.opening, empty.lines.len()), (Paise::ZERO, 0));
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn the_audit_finds_what_raw_sql_broke() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        store.insert_partner(new_partner(Some(P))).await?;
+        top_up(store, 3 * TRANSFER_COST, 100).await?;
+        let paid = debit(store, "A1").await?.record.ackno;
+        let refunded = debit(store, "A2").await?.record.ackno;
+        store.change_dmt(refunded, DmtChange::Fail, note("admin")).await?;
+        store.change_dmt(refunded, DmtChange::Refund { refund_txn_id: "X".into() }, note("admin")).await?;
+        assert_eq!(store.audit().await?, LedgerAudit { journals: 4, ..LedgerAudit::default() });
+
+        raw_sql(store, "UPDATE wallets SET balance = balance + 1").await?;
+        raw_sql(store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {paid}")).await?;
+        raw_sql(store, &format!("UPDATE dmt_transfers SET status = 5 WHERE ackno = {refunded}")).await?;
+        raw_sql(store, "UPDATE postings SET amount = amount + 7 WHERE id = (SELECT MIN(id) FROM postings)").await?;
+        let audit = store.audit().await?;
+        assert_eq!(audit.total, 7);
+        assert_eq!(audit.unbalanced_journals.len(), 1);
+        assert_eq!(audit.unbalanced_journals[0].1, 7);
+        let sum = 3 * TRANSFER_COST - TRANSFER_COST + 7;
+        assert_eq!(audit.wallet_mismatches, vec![(P, 2 * TRANSFER_COST + 1, sum)]);
+        assert_eq!(audit.refunds_not_paid, vec![("dmt".to_owned(), paid)]);
+        assert_eq!(audit.refunds_not_recorded, vec![("dmt".to_owned(), refunded)]);
+        assert!(audit.refunds_without_debit.is_empty() && audit.repeated_journals.is_empty());
+
+        raw_sql(store, "DROP INDEX journals_once_per_txn").await?;
+        raw_sql(
+            store,
+            &format!(
+                "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) VALUES \
+                 ({P}, 'refund', 'dmt', {refunded}, 'again', 1), ({P}, 'refund', 'bbps', 77, 'none', 1)"
+            ),
+        )
+        .await?;
+        let audit = store.audit().await?;
+        assert_eq!(audit.repeated_journals, vec![("dmt".to_owned(), refunded, "refund".to_owned(), 2)]);
+        assert_eq!(audit.refunds_without_debit, vec![("bbps".to_owned(), 77)]);
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn an_otp_is_accepted_once() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        let now = at(1_000);
+        let issued = OtpRecord::issue(partner(), OtpPurpose::Transfer, "s1".into(), "tok".into(), "123456".into(), now);
+        store.insert_otp(issued.record).await?;
+        let check = |token: &'static str, purpose: OtpPurpose, code: &'static str| {
+            store.check_otp(partner(), token, purpose, code, now)
+        };
+        assert_eq!(check("tok", OtpPurpose::Transfer, "000000").await?, OtpCheck::Wrong(2));
+        assert_eq!(check("tok", OtpPurpose::Refund, "123456").await?, OtpCheck::Unknown);
+        assert_eq!(check("nope", OtpPurpose::Transfer, "123456").await?, OtpCheck::Unknown);
+        assert_eq!(
+            store.check_otp(RegistrationId::new(9), "tok", OtpPurpose::Transfer, "123456", now).await?,
+            OtpCheck::Unknown
+        );
+        assert_eq!(check("tok", OtpPurpose::Transfer, "123456").await?, OtpCheck::Accepted("s1".into()));
+        assert_eq!(check("tok", OtpPurpose::Transfer, "123456").await?, OtpCheck::Spent);
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn fee_plans_remitters_and_beneficiaries_round_trip() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        store.insert_partner(new_partner(Some(P))).await?;
+        let plan = FeePlan::default_plan();
+        assert_eq!(store.insert_fee_plan(partner(), at(10), plan.clone(), at(5)).await?.version, 1);
+        assert_eq!(store.insert_fee_plan(partner(), at(20), plan.clone(), at(6)).await?.version, 2);
+        let unknown = store.insert_fee_plan(RegistrationId::new(9), at(10), plan.clone(), at(5)).await;
+        assert!(matches!(unknown, Err(DebitError::UnknownPartner)));
+        let plans = store.fee_plans(partner()).await?;
+        assert_eq!(plans.iter().map(|p| (p.version, p.effective_from.unix())).collect::<Vec<_>>(), [(1, 10), (2, 20)]);
+        assert_eq!(plans[1].plan, plan);
+
+        let mobile = MobileNumber::parse("9876543210")?;
+        let remitter = Remitter {
+            partner: partner(),
+            mobile: mobile.clone(),
+            first_name: Some("Asha".into()),
+            last_name: None,
+            kyc_id: "K1".into(),
+            created_at: at(7),
+        };
+        assert!(store.insert_remitter(remitter.clone()).await?);
+        assert!(!store.insert_remitter(remitter.clone()).await?);
+        assert_eq!(store.find_remitter(partner(), &mobile).await?, Some(remitter));
+        let new = |name: &str| -> anyhow::Result<Beneficiary> {
+            Ok(Beneficiary {
+                id: 0,
+                partner: partner(),
+                remitter: mobile.clone(),
+                name: name.into(),
+                account: AccountNumber::parse("123456789")?,
+                ifsc: Ifsc::parse("SBIN0001234")?,
+                bank_name: None,
+                created_at: at(8),
+            })
+        };
+        let first = store.insert_beneficiary(new("One")?).await?;
+        let second = store.insert_beneficiary(new("Two")?).await?;
+        assert_eq!(store.find_beneficiary(partner(), first.id).await?, Some(first.clone()));
+        assert!(store.delete_beneficiary(partner(), &mobile, first.id).await?);
+        assert!(!store.delete_beneficiary(partner(), &mobile, first.id).await?);
+        assert_eq!(store.find_beneficiary(partner(), first.id).await?, None);
+        assert_eq!(store.beneficiaries(partner(), &mobile).await?, vec![second]);
+        db.finish().await
+    }
 }
