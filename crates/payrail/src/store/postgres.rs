@@ -10,6 +10,11 @@
 //!
 //! Token `reqid`s live in a table (`seen_reqids`), not in memory as on
 //! SQLite: every instance sharing the database must see every replay.
+//!
+//! Money moves only together with a ledger journal. A debit is a guarded
+//! `UPDATE wallets … RETURNING`, whose row lock serialises the partner's
+//! debits until the transaction ends; checks that must see every earlier
+//! debit (the monthly limit) run after it, under READ COMMITTED.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -2372,6 +2377,33 @@ mod tests {
         assert_eq!(balance(&db.store).await?, 999);
         assert_eq!(db.store.counts().await?, (20, 0));
         assert_eq!(db.store.audit().await?, LedgerAudit { journals: 21, ..LedgerAudit::default() });
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn concurrent_transfers_never_pass_the_monthly_limit() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        db.store.insert_partner(new_partner(Some(P))).await?;
+        top_up(&db.store, 30 * TRANSFER_COST, 100).await?;
+        let shared = Arc::new(PostgresStore::connect_with(db.config.clone()).await?);
+        let limit = MonthlyLimit { since: at(0), limit: Paise::rupees(5_000) };
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let (store, limit) = (Arc::clone(&shared), limit.clone());
+            let (transfer, route) = (transfer(P, 0, &format!("M{i}"))?, route(Bank::Bank2)?);
+            tasks.spawn(async move { store.create_dmt_debited(transfer, route, limit, note("api")).await });
+        }
+        let mut debited = 0;
+        while let Some(result) = tasks.join_next().await {
+            match result? {
+                Ok(_) => debited += 1,
+                Err(DebitError::MonthlyLimit { remaining }) => assert_eq!(remaining, Paise::ZERO),
+                Err(other) => return Err(other.into()),
+            }
+        }
+        shared.pool.close();
+        assert_eq!(debited, 5);
+        assert_eq!(balance(&db.store).await?, 25 * TRANSFER_COST);
         db.finish().await
     }
 
