@@ -858,7 +858,8 @@ impl Store for SqliteStore {
                 .and_then(|mut s| s.query_row([partner.number()], |r| r.get(0)))
                 .map_err(store_error)?;
             tx.prepare_cached(
-                "INSERT INTO fee_plans (partner_id, version, effective_from, plan, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO fee_plans (partner_id, version, effective_from, plan, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .and_then(|mut s| {
                 s.execute(params![partner.number(), version, effective_from.unix(), plan.to_json(), created_at.unix()])
@@ -873,7 +874,8 @@ impl Store for SqliteStore {
     async fn fee_plans(&self, partner: RegistrationId) -> Result<Vec<FeePlanVersion>, StoreError> {
         let rows: Vec<(i64, i64, String, i64)> = self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT version, effective_from, plan, created_at FROM fee_plans WHERE partner_id = ?1 ORDER BY version",
+                "SELECT version, effective_from, plan, created_at FROM fee_plans \
+                 WHERE partner_id = ?1 ORDER BY version",
             )?;
             let rows = stmt.query_map([partner.number()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
             rows.collect()
@@ -996,7 +998,8 @@ impl Store for SqliteStore {
     async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> Result<Option<Beneficiary>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(&format!(
-                "SELECT {BENEFICIARY_COLUMNS} FROM beneficiaries WHERE id = ?1 AND partner_id = ?2 AND deleted_at IS NULL"
+                "SELECT {BENEFICIARY_COLUMNS} FROM beneficiaries \
+                 WHERE id = ?1 AND partner_id = ?2 AND deleted_at IS NULL"
             ))?
             .query_row(params![id, partner.number()], beneficiary_from_row)
             .optional()
@@ -1085,7 +1088,7 @@ impl Store for SqliteStore {
     ) -> Result<Debited<DmtTransfer>, DebitError> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            refuse_duplicate(&tx, "dmt_transfers", transfer.partner, &transfer.reference)?;
+            refuse_duplicate(&tx, DMT_REFERENCE_TAKEN, transfer.partner, &transfer.reference)?;
             let wallet = debit_wallet(&tx, transfer.partner, Journal::dmt_debit(&transfer, note.at).wallet_change())?;
             let used =
                 routed_since(&tx, transfer.partner, &route.remitter, route.bank, limit.since).map_err(store_error)?;
@@ -1118,7 +1121,7 @@ impl Store for SqliteStore {
     ) -> Result<Debited<BillPayment>, DebitError> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            refuse_duplicate(&tx, "bill_payments", payment.partner, &payment.reference)?;
+            refuse_duplicate(&tx, BILL_REFERENCE_TAKEN, payment.partner, &payment.reference)?;
             let wallet = debit_wallet(&tx, payment.partner, Journal::bill_debit(&payment, note.at).wallet_change())?;
             let record = BillPayment { txnid: 0, ..payment };
             let txnid = insert_bill(&tx, &record, &note, 0).map_err(debit_error)?;
@@ -1140,16 +1143,22 @@ fn require_partner(conn: &Connection, partner: RegistrationId) -> Result<(), Deb
         .ok_or(DebitError::UnknownPartner)
 }
 
-/// Fails with `Duplicate` if the partner has a row in `table` with this reference.
-/// (The unique constraint stays the final arbiter; this answers before any debit.)
+/// Whether the partner has a transfer with this reference.
+const DMT_REFERENCE_TAKEN: &str = "SELECT 1 FROM dmt_transfers WHERE partner_id = ?1 AND reference_id = ?2";
+/// Whether the partner has a bill payment with this reference.
+const BILL_REFERENCE_TAKEN: &str = "SELECT 1 FROM bill_payments WHERE partner_id = ?1 AND reference_id = ?2";
+
+/// Fails with `Duplicate` if `taken` (one of the `*_REFERENCE_TAKEN` queries)
+/// finds the reference. The unique constraint stays the final arbiter; this
+/// answers before any debit.
 fn refuse_duplicate(
     conn: &Connection,
-    table: &str,
+    taken: &str,
     partner: RegistrationId,
     reference: &ReferenceId,
 ) -> Result<(), DebitError> {
     let exists = conn
-        .prepare_cached(&format!("SELECT 1 FROM {table} WHERE partner_id = ?1 AND reference_id = ?2"))
+        .prepare_cached(taken)
         .and_then(|mut s| s.exists(params![partner.number(), reference.as_str()]))
         .map_err(store_error)?;
     if exists {
@@ -1391,6 +1400,7 @@ fn route_from_row(row: &Row<'_>) -> rusqlite::Result<DmtRoute> {
     })
 }
 
+/// The beneficiary columns, as [`beneficiary_from_row`] reads them.
 const BENEFICIARY_COLUMNS: &str = "id, partner_id, remitter_mobile, name, account, ifsc, bank_name, created_at";
 
 /// A beneficiary from [`BENEFICIARY_COLUMNS`].
