@@ -18,17 +18,20 @@ use super::{DebitError, Debited, LedgerAudit};
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
-use crate::domain::ledger::{Journal, Statement, WalletMove};
-use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
+use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
+use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, OTP_LIFETIME_SECS};
 use crate::domain::partner::SealedSecret;
-use crate::domain::remitter::{Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
+use crate::domain::remitter::{
+    AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode,
+};
 use crate::domain::{
     BillPayment, BillStatus, DmtCharges, DmtStatus, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner,
     PartnerStatus, ReferenceId, RegistrationId, Timestamp, TxnKind,
 };
 
 /// Schema versions, applied in order; each runs once.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE partners (
     id                    INTEGER PRIMARY KEY,
     name                  TEXT    NOT NULL,
@@ -99,7 +102,83 @@ CREATE TABLE refunds (
     txn_id     INTEGER NOT NULL,
     created_at INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE wallets (
+    partner_id INTEGER PRIMARY KEY REFERENCES partners(id),
+    balance    INTEGER NOT NULL CHECK (balance >= 0)
+);
+CREATE TABLE journals (
+    id         INTEGER PRIMARY KEY,
+    partner_id INTEGER NOT NULL REFERENCES partners(id),
+    purpose    TEXT    NOT NULL,
+    kind       TEXT,
+    txn_id     INTEGER,
+    memo       TEXT    NOT NULL,
+    at         INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX journals_once_per_txn ON journals (kind, txn_id, purpose);
+CREATE INDEX journals_by_partner ON journals (partner_id, at);
+CREATE TABLE postings (
+    id         INTEGER PRIMARY KEY,
+    journal_id INTEGER NOT NULL REFERENCES journals(id),
+    account    TEXT    NOT NULL,
+    amount     INTEGER NOT NULL
+);
+CREATE INDEX postings_by_journal ON postings (journal_id);
+CREATE INDEX postings_by_account ON postings (account);
+CREATE TABLE fee_plans (
+    partner_id     INTEGER NOT NULL REFERENCES partners(id),
+    version        INTEGER NOT NULL,
+    effective_from INTEGER NOT NULL,
+    plan           TEXT    NOT NULL,
+    created_at     INTEGER NOT NULL,
+    PRIMARY KEY (partner_id, version)
+);
+CREATE TABLE remitters (
+    partner_id INTEGER NOT NULL REFERENCES partners(id),
+    mobile     TEXT    NOT NULL,
+    first_name TEXT,
+    last_name  TEXT,
+    kyc_id     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (partner_id, mobile)
+);
+CREATE TABLE beneficiaries (
+    id             INTEGER PRIMARY KEY,
+    partner_id     INTEGER NOT NULL,
+    remitter_mobile TEXT   NOT NULL,
+    name           TEXT    NOT NULL,
+    account        TEXT    NOT NULL,
+    ifsc           TEXT    NOT NULL,
+    bank_name      TEXT,
+    created_at     INTEGER NOT NULL,
+    deleted_at     INTEGER,
+    FOREIGN KEY (partner_id, remitter_mobile) REFERENCES remitters(partner_id, mobile)
+);
+CREATE INDEX beneficiaries_by_remitter ON beneficiaries (partner_id, remitter_mobile);
+CREATE TABLE otps (
+    token      TEXT    PRIMARY KEY,
+    partner_id INTEGER NOT NULL,
+    purpose    TEXT    NOT NULL,
+    subject    TEXT    NOT NULL,
+    code_hash  BLOB    NOT NULL,
+    expires_at INTEGER NOT NULL,
+    attempts   INTEGER NOT NULL,
+    used       INTEGER NOT NULL
+);
+CREATE TABLE dmt_routes (
+    ackno           INTEGER PRIMARY KEY REFERENCES dmt_transfers(ackno),
+    partner_id      INTEGER NOT NULL,
+    remitter_mobile TEXT    NOT NULL,
+    beneficiary_id  INTEGER NOT NULL,
+    bank            INTEGER NOT NULL,
+    mode            TEXT    NOT NULL,
+    created_at      INTEGER NOT NULL
+);
+CREATE INDEX dmt_routes_by_remitter ON dmt_routes (partner_id, remitter_mobile, bank, created_at);
+"#,
+];
 
 /// `reqid`s seen within the replay window, in two generations per shard:
 /// entries move to `previous` when a window has passed and are dropped a
@@ -598,6 +677,9 @@ impl Store for SqliteStore {
             .map_err(store_error)?;
             insert_history(&tx, TxnKind::Dmt, ackno, Some(from.name()), transfer.status.name(), &note)
                 .map_err(store_error)?;
+            if transfer.status == DmtStatus::Refunded {
+                pay_refund(&tx, TxnKind::Dmt, ackno, note.at)?;
+            }
             tx.commit().map_err(store_error)?;
             Ok(transfer)
         })
@@ -684,6 +766,9 @@ impl Store for SqliteStore {
             .map_err(store_error)?;
             insert_history(&tx, TxnKind::Bbps, txnid, Some(from.name()), bill.status.name(), &note)
                 .map_err(store_error)?;
+            if bill.status == BillStatus::Refunded {
+                pay_refund(&tx, TxnKind::Bbps, txnid, note.at)?;
+            }
             tx.commit().map_err(store_error)?;
             Ok(bill)
         })
@@ -698,94 +783,667 @@ impl Store for SqliteStore {
         })
     }
 
-    // Lifecycle methods: being implemented (issue 3); not reachable yet.
-    async fn post_journal(&self, _journal: Journal) -> Result<WalletMove, DebitError> {
-        Err(DebitError::Store(pending()))
+    async fn post_journal(&self, journal: Journal) -> Result<WalletMove, DebitError> {
+        if !journal.is_balanced() {
+            return Err(StoreError::Other(anyhow::anyhow!("journal postings do not sum to zero")).into());
+        }
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            let wallet = debit_wallet(&tx, journal.partner, journal.wallet_change())?;
+            insert_journal(&tx, &journal).map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(wallet)
+        })
+        .await
     }
-    async fn wallet_balance(&self, _partner: RegistrationId) -> Result<Paise, StoreError> {
-        Err(pending())
+
+    async fn wallet_balance(&self, partner: RegistrationId) -> Result<Paise, StoreError> {
+        self.read(|conn| balance(conn, partner)).map(Paise::new)
     }
+
     async fn wallet_statement(
         &self,
-        _p: RegistrationId,
-        _f: Timestamp,
-        _t: Timestamp,
+        partner: RegistrationId,
+        from: Timestamp,
+        to: Timestamp,
     ) -> Result<Statement, StoreError> {
-        Err(pending())
+        let account = Account::Wallet(partner).name();
+        self.read(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            let opening = tx
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(p.amount), 0) FROM postings p JOIN journals j ON j.id = p.journal_id \
+                     WHERE p.account = ?1 AND j.at < ?2",
+                )?
+                .query_row(params![account, from.unix()], |r| r.get(0))?;
+            let mut stmt = tx.prepare_cached(
+                "SELECT j.id, j.at, j.purpose, j.kind, j.txn_id, j.memo, SUM(p.amount) FROM postings p \
+                 JOIN journals j ON j.id = p.journal_id WHERE p.account = ?1 AND j.at >= ?2 AND j.at < ?3 \
+                 GROUP BY j.id ORDER BY j.id",
+            )?;
+            let lines = stmt.query_map(params![account, from.unix(), to.unix()], statement_line)?;
+            let lines = lines.collect::<rusqlite::Result<_>>()?;
+            Ok(Statement { opening: Paise::new(opening), lines })
+        })
     }
+
     async fn audit(&self) -> Result<LedgerAudit, StoreError> {
-        Err(pending())
+        self.read(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            Ok(LedgerAudit {
+                total: tx.query_row("SELECT COALESCE(SUM(amount), 0) FROM postings", [], |r| r.get(0))?,
+                journals: tx.query_row("SELECT COUNT(*) FROM journals", [], |r| r.get(0))?,
+                unbalanced_journals: collect(&tx, AUDIT_UNBALANCED, |r| Ok((r.get(0)?, r.get(1)?)))?,
+                wallet_mismatches: collect(&tx, AUDIT_WALLETS, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
+                repeated_journals: collect(&tx, AUDIT_REPEATED, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?,
+                refunds_without_debit: collect(&tx, AUDIT_REFUNDS_WITHOUT_DEBIT, kind_and_id)?,
+                refunds_not_recorded: collect(&tx, AUDIT_REFUNDS_NOT_RECORDED, kind_and_id)?,
+                refunds_not_paid: collect(&tx, AUDIT_REFUNDS_NOT_PAID, kind_and_id)?,
+            })
+        })
     }
+
     async fn insert_fee_plan(
         &self,
-        _p: RegistrationId,
-        _f: Timestamp,
-        _plan: FeePlan,
-        _c: Timestamp,
+        partner: RegistrationId,
+        effective_from: Timestamp,
+        plan: FeePlan,
+        created_at: Timestamp,
     ) -> Result<FeePlanVersion, DebitError> {
-        Err(DebitError::Store(pending()))
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            require_partner(&tx, partner)?;
+            let version: i64 = tx
+                .prepare_cached("SELECT COALESCE(MAX(version), 0) + 1 FROM fee_plans WHERE partner_id = ?1")
+                .and_then(|mut s| s.query_row([partner.number()], |r| r.get(0)))
+                .map_err(store_error)?;
+            tx.prepare_cached(
+                "INSERT INTO fee_plans (partner_id, version, effective_from, plan, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![partner.number(), version, effective_from.unix(), plan.to_json(), created_at.unix()])
+            })
+            .map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(FeePlanVersion { partner, version, effective_from, plan, created_at })
+        })
+        .await
     }
-    async fn fee_plans(&self, _p: RegistrationId) -> Result<Vec<FeePlanVersion>, StoreError> {
-        Err(pending())
+
+    async fn fee_plans(&self, partner: RegistrationId) -> Result<Vec<FeePlanVersion>, StoreError> {
+        let rows: Vec<(i64, i64, String, i64)> = self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT version, effective_from, plan, created_at FROM fee_plans \
+                 WHERE partner_id = ?1 ORDER BY version",
+            )?;
+            let rows = stmt.query_map([partner.number()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            rows.collect()
+        })?;
+        rows.into_iter()
+            .map(|(version, effective_from, plan, created_at)| {
+                let plan = FeePlan::from_json(&plan)
+                    .with_context(|| format!("Stored fee plan {version} of partner {partner} is not valid"))?;
+                Ok(FeePlanVersion {
+                    partner,
+                    version,
+                    effective_from: Timestamp::from_unix(effective_from),
+                    plan,
+                    created_at: Timestamp::from_unix(created_at),
+                })
+            })
+            .collect::<anyhow::Result<_>>()
+            .map_err(StoreError::Other)
     }
-    async fn find_remitter(&self, _p: RegistrationId, _m: &MobileNumber) -> Result<Option<Remitter>, StoreError> {
-        Err(pending())
+
+    async fn find_remitter(
+        &self,
+        partner: RegistrationId,
+        mobile: &MobileNumber,
+    ) -> Result<Option<Remitter>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT first_name, last_name, kyc_id, created_at FROM remitters WHERE partner_id = ?1 AND mobile = ?2",
+            )?
+            .query_row(params![partner.number(), mobile.as_str()], |r| {
+                Ok(Remitter {
+                    partner,
+                    mobile: mobile.clone(),
+                    first_name: r.get(0)?,
+                    last_name: r.get(1)?,
+                    kyc_id: r.get(2)?,
+                    created_at: Timestamp::from_unix(r.get(3)?),
+                })
+            })
+            .optional()
+        })
     }
-    async fn insert_remitter(&self, _r: Remitter) -> Result<bool, StoreError> {
-        Err(pending())
+
+    async fn insert_remitter(&self, remitter: Remitter) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO remitters (partner_id, mobile, first_name, last_name, kyc_id, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    remitter.partner.number(),
+                    remitter.mobile.as_str(),
+                    remitter.first_name,
+                    remitter.last_name,
+                    remitter.kyc_id,
+                    remitter.created_at.unix()
+                ])
+            })
+            .map(|n| n == 1)
+            .map_err(store_error)
+        })
+        .await
     }
+
     async fn remitter_usage(
         &self,
-        _p: RegistrationId,
-        _m: &MobileNumber,
-        _s: Timestamp,
+        partner: RegistrationId,
+        mobile: &MobileNumber,
+        since: Timestamp,
     ) -> Result<[Paise; 3], StoreError> {
-        Err(pending())
+        self.read(|conn| {
+            let mut usage = [Paise::ZERO; 3];
+            for (slot, bank) in usage.iter_mut().zip(Bank::ALL) {
+                *slot = Paise::new(routed_since(conn, partner, mobile, bank, since)?);
+            }
+            Ok(usage)
+        })
     }
-    async fn insert_beneficiary(&self, _b: Beneficiary) -> Result<Beneficiary, StoreError> {
-        Err(pending())
+
+    async fn insert_beneficiary(&self, beneficiary: Beneficiary) -> Result<Beneficiary, StoreError> {
+        self.write(move |conn| {
+            let b = &beneficiary;
+            conn.prepare_cached(
+                "INSERT INTO beneficiaries (partner_id, remitter_mobile, name, account, ifsc, bank_name, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    b.partner.number(),
+                    b.remitter.as_str(),
+                    b.name,
+                    b.account.as_str(),
+                    b.ifsc.as_str(),
+                    b.bank_name,
+                    b.created_at.unix()
+                ])
+            })
+            .map_err(store_error)?;
+            Ok(Beneficiary { id: conn.last_insert_rowid(), ..beneficiary })
+        })
+        .await
     }
-    async fn beneficiaries(&self, _p: RegistrationId, _m: &MobileNumber) -> Result<Vec<Beneficiary>, StoreError> {
-        Err(pending())
+
+    async fn beneficiaries(
+        &self,
+        partner: RegistrationId,
+        mobile: &MobileNumber,
+    ) -> Result<Vec<Beneficiary>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {BENEFICIARY_COLUMNS} FROM beneficiaries \
+                 WHERE partner_id = ?1 AND remitter_mobile = ?2 AND deleted_at IS NULL ORDER BY id"
+            ))?;
+            let rows = stmt.query_map(params![partner.number(), mobile.as_str()], beneficiary_from_row)?;
+            rows.collect()
+        })
     }
-    async fn find_beneficiary(&self, _p: RegistrationId, _id: i64) -> Result<Option<Beneficiary>, StoreError> {
-        Err(pending())
+
+    async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> Result<Option<Beneficiary>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {BENEFICIARY_COLUMNS} FROM beneficiaries \
+                 WHERE id = ?1 AND partner_id = ?2 AND deleted_at IS NULL"
+            ))?
+            .query_row(params![id, partner.number()], beneficiary_from_row)
+            .optional()
+        })
     }
-    async fn delete_beneficiary(&self, _p: RegistrationId, _m: &MobileNumber, _id: i64) -> Result<bool, StoreError> {
-        Err(pending())
+
+    async fn delete_beneficiary(
+        &self,
+        partner: RegistrationId,
+        mobile: &MobileNumber,
+        id: i64,
+    ) -> Result<bool, StoreError> {
+        let mobile = mobile.as_str().to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "UPDATE beneficiaries SET deleted_at = ?1 \
+                 WHERE id = ?2 AND partner_id = ?3 AND remitter_mobile = ?4 AND deleted_at IS NULL",
+            )
+            .and_then(|mut s| s.execute(params![Timestamp::now().unix(), id, partner.number(), mobile]))
+            .map(|n| n == 1)
+            .map_err(store_error)
+        })
+        .await
     }
-    async fn insert_otp(&self, _o: OtpRecord) -> Result<(), StoreError> {
-        Err(pending())
+
+    async fn insert_otp(&self, otp: OtpRecord) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            // Housekeeping: OTPs that expired a day before this one was issued.
+            let stale_before = otp.expires_at.unix() - OTP_LIFETIME_SECS - 86_400;
+            tx.prepare_cached("DELETE FROM otps WHERE expires_at < ?1")
+                .and_then(|mut s| s.execute([stale_before]))
+                .map_err(store_error)?;
+            tx.prepare_cached(
+                "INSERT INTO otps (token, partner_id, purpose, subject, code_hash, expires_at, attempts, used) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    otp.token,
+                    otp.partner.number(),
+                    otp.purpose.as_str(),
+                    otp.subject,
+                    otp.code_hash,
+                    otp.expires_at.unix(),
+                    otp.attempts,
+                    otp.used
+                ])
+            })
+            .map_err(store_error)?;
+            tx.commit().map_err(store_error)
+        })
+        .await
     }
+
     async fn check_otp(
         &self,
-        _p: RegistrationId,
-        _t: &str,
-        _u: OtpPurpose,
-        _c: &str,
-        _n: Timestamp,
+        partner: RegistrationId,
+        token: &str,
+        purpose: OtpPurpose,
+        code: &str,
+        now: Timestamp,
     ) -> Result<OtpCheck, StoreError> {
-        Err(pending())
+        let (token, code) = (token.to_owned(), code.to_owned());
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            let Some(mut record) = load_otp(&tx, partner, &token, purpose).map_err(store_error)? else {
+                return Ok(OtpCheck::Unknown);
+            };
+            let outcome = record.check(&code, now);
+            tx.prepare_cached("UPDATE otps SET attempts = ?1, used = ?2 WHERE token = ?3")
+                .and_then(|mut s| s.execute(params![record.attempts, record.used, token]))
+                .map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(outcome)
+        })
+        .await
     }
+
     async fn create_dmt_debited(
         &self,
-        _t: DmtTransfer,
-        _r: DmtRoute,
-        _l: MonthlyLimit,
-        _n: ChangeNote,
+        transfer: DmtTransfer,
+        route: DmtRoute,
+        limit: MonthlyLimit,
+        note: ChangeNote,
     ) -> Result<Debited<DmtTransfer>, DebitError> {
-        Err(DebitError::Store(pending()))
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            refuse_duplicate(&tx, DMT_REFERENCE_TAKEN, transfer.partner, &transfer.reference)?;
+            let wallet = debit_wallet(&tx, transfer.partner, Journal::dmt_debit(&transfer, note.at).wallet_change())?;
+            let used =
+                routed_since(&tx, transfer.partner, &route.remitter, route.bank, limit.since).map_err(store_error)?;
+            if used + transfer.amount.get() > limit.limit.get() {
+                return Err(DebitError::MonthlyLimit { remaining: Paise::new((limit.limit.get() - used).max(0)) });
+            }
+            let record = DmtTransfer { ackno: 0, ..transfer };
+            let ackno = insert_dmt(&tx, &record, &note, 0).map_err(debit_error)?;
+            let record = DmtTransfer { ackno, ..record };
+            insert_route(&tx, &record, &route).map_err(store_error)?;
+            insert_journal(&tx, &Journal::dmt_debit(&record, note.at)).map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(Debited { record, wallet })
+        })
+        .await
     }
-    async fn dmt_route(&self, _a: i64) -> Result<Option<DmtRoute>, StoreError> {
-        Err(pending())
+
+    async fn dmt_route(&self, ackno: i64) -> Result<Option<DmtRoute>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT remitter_mobile, beneficiary_id, bank, mode FROM dmt_routes WHERE ackno = ?1")?
+                .query_row([ackno], route_from_row)
+                .optional()
+        })
     }
-    async fn create_bill_debited(&self, _p: BillPayment, _n: ChangeNote) -> Result<Debited<BillPayment>, DebitError> {
-        Err(DebitError::Store(pending()))
+
+    async fn create_bill_debited(
+        &self,
+        payment: BillPayment,
+        note: ChangeNote,
+    ) -> Result<Debited<BillPayment>, DebitError> {
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            refuse_duplicate(&tx, BILL_REFERENCE_TAKEN, payment.partner, &payment.reference)?;
+            let wallet = debit_wallet(&tx, payment.partner, Journal::bill_debit(&payment, note.at).wallet_change())?;
+            let record = BillPayment { txnid: 0, ..payment };
+            let txnid = insert_bill(&tx, &record, &note, 0).map_err(debit_error)?;
+            let record = BillPayment { txnid, ..record };
+            insert_journal(&tx, &Journal::bill_debit(&record, note.at)).map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(Debited { record, wallet })
+        })
+        .await
     }
 }
 
-fn pending() -> StoreError {
-    StoreError::Other(anyhow::anyhow!("not implemented yet"))
+/// Fails with `UnknownPartner` unless the partner exists.
+fn require_partner(conn: &Connection, partner: RegistrationId) -> Result<(), DebitError> {
+    conn.prepare_cached("SELECT 1 FROM partners WHERE id = ?1")
+        .and_then(|mut s| s.exists([partner.number()]))
+        .map_err(store_error)?
+        .then_some(())
+        .ok_or(DebitError::UnknownPartner)
+}
+
+/// Whether the partner has a transfer with this reference.
+const DMT_REFERENCE_TAKEN: &str = "SELECT 1 FROM dmt_transfers WHERE partner_id = ?1 AND reference_id = ?2";
+/// Whether the partner has a bill payment with this reference.
+const BILL_REFERENCE_TAKEN: &str = "SELECT 1 FROM bill_payments WHERE partner_id = ?1 AND reference_id = ?2";
+
+/// Fails with `Duplicate` if `taken` (one of the `*_REFERENCE_TAKEN` queries)
+/// finds the reference. The unique constraint stays the final arbiter; this
+/// answers before any debit.
+fn refuse_duplicate(
+    conn: &Connection,
+    taken: &str,
+    partner: RegistrationId,
+    reference: &ReferenceId,
+) -> Result<(), DebitError> {
+    let exists = conn
+        .prepare_cached(taken)
+        .and_then(|mut s| s.exists(params![partner.number(), reference.as_str()]))
+        .map_err(store_error)?;
+    if exists {
+        return Err(DebitError::Duplicate(reference.as_str().to_owned()));
+    }
+    Ok(())
+}
+
+/// Maps a failed insert of a record paid from the wallet.
+fn debit_error(error: InsertError) -> DebitError {
+    match error {
+        InsertError::Duplicate { reference, .. } => DebitError::Duplicate(reference),
+        InsertError::UnknownPartner { .. } => DebitError::UnknownPartner,
+        InsertError::Store(e) => DebitError::Store(e),
+    }
+}
+
+/// The partner's stored wallet balance (0 without a wallet row).
+fn balance(conn: &Connection, partner: RegistrationId) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT balance FROM wallets WHERE partner_id = ?1")?
+        .query_row([partner.number()], |r| r.get(0))
+        .optional()
+        .map(Option::unwrap_or_default)
+}
+
+/// Adds `change` to the partner's wallet (creating it at 0 first) unless the
+/// balance would go below zero: the closing balance, or `None` if refused.
+fn add_to_wallet(conn: &Connection, partner: RegistrationId, change: Paise) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("INSERT INTO wallets (partner_id, balance) VALUES (?1, 0) ON CONFLICT DO NOTHING")?
+        .execute([partner.number()])?;
+    conn.prepare_cached(
+        "UPDATE wallets SET balance = balance + ?2 WHERE partner_id = ?1 AND balance + ?2 >= 0 RETURNING balance",
+    )?
+    .query_row(params![partner.number(), change.get()], |r| r.get(0))
+    .optional()
+}
+
+/// Moves an existing partner's wallet by `change`, refusing `InsufficientFunds`.
+fn debit_wallet(conn: &Connection, partner: RegistrationId, change: Paise) -> Result<WalletMove, DebitError> {
+    require_partner(conn, partner)?;
+    match add_to_wallet(conn, partner, change).map_err(store_error)? {
+        Some(closing) => Ok(WalletMove { opening: Paise::new(closing) - change, closing: Paise::new(closing) }),
+        None => {
+            Err(DebitError::InsufficientFunds { balance: Paise::new(balance(conn, partner).map_err(store_error)?) })
+        }
+    }
+}
+
+/// Writes a journal and its postings; its id.
+fn insert_journal(conn: &Connection, journal: &Journal) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        journal.partner.number(),
+        journal.purpose.as_str(),
+        journal.txn.map(|(kind, _)| kind.as_str()),
+        journal.txn.map(|(_, id)| id),
+        journal.memo,
+        journal.at.unix()
+    ])?;
+    let id = conn.last_insert_rowid();
+    let mut stmt = conn.prepare_cached("INSERT INTO postings (journal_id, account, amount) VALUES (?1, ?2, ?3)")?;
+    for posting in &journal.postings {
+        stmt.execute(params![id, posting.account.name(), posting.amount.get()])?;
+    }
+    Ok(id)
+}
+
+/// The debit journal of a transaction, with its postings, if it was paid from the wallet.
+fn debit_journal(conn: &Connection, kind: TxnKind, id: i64) -> rusqlite::Result<Option<(i64, Journal)>> {
+    let head = conn
+        .prepare_cached(
+            "SELECT id, partner_id, memo, at FROM journals WHERE kind = ?1 AND txn_id = ?2 AND purpose = 'debit'",
+        )?
+        .query_row(params![kind.as_str(), id], |r| {
+            let journal = Journal {
+                partner: RegistrationId::new(r.get(1)?),
+                purpose: Purpose::Debit,
+                txn: Some((kind, id)),
+                memo: r.get(2)?,
+                at: Timestamp::from_unix(r.get(3)?),
+                postings: Vec::new(),
+            };
+            Ok((r.get::<_, i64>(0)?, journal))
+        })
+        .optional()?;
+    let Some((journal_id, mut journal)) = head else { return Ok(None) };
+    let mut stmt = conn.prepare_cached("SELECT account, amount FROM postings WHERE journal_id = ?1 ORDER BY id")?;
+    let postings = stmt.query_map([journal_id], |r| {
+        let account: String = r.get(0)?;
+        Ok(Posting {
+            account: Account::parse(&account).map_err(|e| conversion_error(0, e))?,
+            amount: Paise::new(r.get(1)?),
+        })
+    })?;
+    journal.postings = postings.collect::<rusqlite::Result<_>>()?;
+    Ok(Some((journal_id, journal)))
+}
+
+/// Pays back a refunded transaction that was paid from the wallet: writes
+/// the refund journal of its debit and credits the wallet. Nothing for a
+/// transaction without a debit journal (imported or made by an operator).
+fn pay_refund(conn: &Connection, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError> {
+    let Some((_, debit)) = debit_journal(conn, kind, id).map_err(store_error)? else { return Ok(()) };
+    let refund = Journal::refund_of(&debit, at);
+    add_to_wallet(conn, refund.partner, refund.wallet_change())
+        .map_err(store_error)?
+        .context("A refund would take the wallet below zero")?;
+    insert_journal(conn, &refund).map_err(store_error)?;
+    Ok(())
+}
+
+/// Reads a stored transaction kind.
+fn txn_kind(column: usize, text: &str) -> rusqlite::Result<TxnKind> {
+    [TxnKind::Dmt, TxnKind::Bbps]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+        .ok_or_else(|| conversion_error(column, BadState(text.to_owned())))
+}
+
+/// A statement line from `j.id, j.at, j.purpose, j.kind, j.txn_id, j.memo, amount`.
+fn statement_line(row: &Row<'_>) -> rusqlite::Result<StatementLine> {
+    let purpose: String = row.get(2)?;
+    let kind: Option<String> = row.get(3)?;
+    let txn_id: Option<i64> = row.get(4)?;
+    let txn = match (kind, txn_id) {
+        (Some(kind), Some(id)) => Some((txn_kind(3, &kind)?, id)),
+        _ => None,
+    };
+    Ok(StatementLine {
+        journal_id: row.get(0)?,
+        at: Timestamp::from_unix(row.get(1)?),
+        purpose: Purpose::parse(&purpose).ok_or_else(|| conversion_error(2, BadState(purpose.clone())))?,
+        txn,
+        memo: row.get(5)?,
+        amount: Paise::new(row.get(6)?),
+    })
+}
+
+/// Every row of a parameterless query.
+fn collect<T>(
+    conn: &Connection,
+    sql: &str,
+    f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map([], f)?;
+    rows.collect()
+}
+
+/// `(kind, txn_id)` of an audit row.
+fn kind_and_id(row: &Row<'_>) -> rusqlite::Result<(String, i64)> {
+    Ok((row.get(0)?, row.get(1)?))
+}
+
+/// Journals whose postings do not sum to zero.
+const AUDIT_UNBALANCED: &str =
+    "SELECT journal_id, SUM(amount) FROM postings GROUP BY journal_id HAVING SUM(amount) <> 0 ORDER BY journal_id";
+
+/// Wallets whose balance is negative or differs from their postings.
+const AUDIT_WALLETS: &str = "WITH sums AS (SELECT CAST(substr(account, 8) AS INTEGER) AS partner_id, \
+                             SUM(amount) AS total FROM postings WHERE account LIKE 'wallet:%' GROUP BY account), \
+                             ids AS (SELECT partner_id FROM wallets UNION SELECT partner_id FROM sums) \
+                             SELECT ids.partner_id, COALESCE(w.balance, 0), COALESCE(s.total, 0) FROM ids \
+                             LEFT JOIN wallets w ON w.partner_id = ids.partner_id \
+                             LEFT JOIN sums s ON s.partner_id = ids.partner_id \
+                             WHERE COALESCE(w.balance, 0) <> COALESCE(s.total, 0) OR COALESCE(w.balance, 0) < 0 \
+                             ORDER BY ids.partner_id";
+
+/// Transactions with more than one journal of a purpose.
+const AUDIT_REPEATED: &str = "SELECT kind, txn_id, purpose, COUNT(*) FROM journals WHERE txn_id IS NOT NULL \
+                              GROUP BY kind, txn_id, purpose HAVING COUNT(*) > 1 ORDER BY kind, txn_id, purpose";
+
+/// Refund journals without a debit journal.
+const AUDIT_REFUNDS_WITHOUT_DEBIT: &str = "SELECT DISTINCT r.kind, r.txn_id FROM journals r \
+     WHERE r.purpose = 'refund' AND r.txn_id IS NOT NULL AND NOT EXISTS \
+     (SELECT 1 FROM journals d WHERE d.kind = r.kind AND d.txn_id = r.txn_id AND d.purpose = 'debit') \
+     ORDER BY r.kind, r.txn_id";
+
+/// Refund journals whose record is not refunded (DMT status 0, bill status 'refunded').
+const AUDIT_REFUNDS_NOT_RECORDED: &str = "SELECT DISTINCT j.kind, j.txn_id FROM journals j \
+     LEFT JOIN dmt_transfers t ON j.kind = 'dmt' AND t.ackno = j.txn_id \
+     LEFT JOIN bill_payments b ON j.kind = 'bbps' AND b.txnid = j.txn_id \
+     WHERE j.purpose = 'refund' AND j.txn_id IS NOT NULL \
+     AND NOT (COALESCE(t.status = 0, 0) OR COALESCE(b.status = 'refunded', 0)) ORDER BY j.kind, j.txn_id";
+
+/// Debited records in the refunded state without a refund journal.
+const AUDIT_REFUNDS_NOT_PAID: &str = "SELECT DISTINCT d.kind, d.txn_id FROM journals d \
+     LEFT JOIN dmt_transfers t ON d.kind = 'dmt' AND t.ackno = d.txn_id \
+     LEFT JOIN bill_payments b ON d.kind = 'bbps' AND b.txnid = d.txn_id \
+     WHERE d.purpose = 'debit' AND d.txn_id IS NOT NULL AND (t.status = 0 OR b.status = 'refunded') AND NOT EXISTS \
+     (SELECT 1 FROM journals r WHERE r.kind = d.kind AND r.txn_id = d.txn_id AND r.purpose = 'refund') \
+     ORDER BY d.kind, d.txn_id";
+
+/// What the remitter sent through `bank` in non-refunded transfers made at or after `since`.
+fn routed_since(
+    conn: &Connection,
+    partner: RegistrationId,
+    mobile: &MobileNumber,
+    bank: Bank,
+    since: Timestamp,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT COALESCE(SUM(t.amount), 0) FROM dmt_routes r JOIN dmt_transfers t ON t.ackno = r.ackno \
+         WHERE r.partner_id = ?1 AND r.remitter_mobile = ?2 AND r.bank = ?3 AND t.created_at >= ?4 AND t.status <> 0",
+    )?
+    .query_row(params![partner.number(), mobile.as_str(), bank.number(), since.unix()], |r| r.get(0))
+}
+
+/// Records how a new transfer travels.
+fn insert_route(conn: &Connection, transfer: &DmtTransfer, route: &DmtRoute) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO dmt_routes (ackno, partner_id, remitter_mobile, beneficiary_id, bank, mode, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        transfer.ackno,
+        transfer.partner.number(),
+        route.remitter.as_str(),
+        route.beneficiary_id,
+        route.bank.number(),
+        route.mode.as_str(),
+        transfer.created_at.unix()
+    ])?;
+    Ok(())
+}
+
+/// A route from `remitter_mobile, beneficiary_id, bank, mode`.
+fn route_from_row(row: &Row<'_>) -> rusqlite::Result<DmtRoute> {
+    let mobile: String = row.get(0)?;
+    let bank: i64 = row.get(2)?;
+    let mode: String = row.get(3)?;
+    Ok(DmtRoute {
+        remitter: MobileNumber::parse(&mobile).map_err(|e| conversion_error(0, e))?,
+        beneficiary_id: row.get(1)?,
+        bank: Bank::from_number(bank).ok_or_else(|| conversion_error(2, BadState(bank.to_string())))?,
+        mode: TransferMode::parse(&mode).ok_or_else(|| conversion_error(3, BadState(mode.clone())))?,
+    })
+}
+
+/// The beneficiary columns, as [`beneficiary_from_row`] reads them.
+const BENEFICIARY_COLUMNS: &str = "id, partner_id, remitter_mobile, name, account, ifsc, bank_name, created_at";
+
+/// A beneficiary from [`BENEFICIARY_COLUMNS`].
+fn beneficiary_from_row(row: &Row<'_>) -> rusqlite::Result<Beneficiary> {
+    let mobile: String = row.get(2)?;
+    let account: String = row.get(4)?;
+    let ifsc: String = row.get(5)?;
+    Ok(Beneficiary {
+        id: row.get(0)?,
+        partner: RegistrationId::new(row.get(1)?),
+        remitter: MobileNumber::parse(&mobile).map_err(|e| conversion_error(2, e))?,
+        name: row.get(3)?,
+        account: AccountNumber::parse(&account).map_err(|e| conversion_error(4, e))?,
+        ifsc: Ifsc::parse(&ifsc).map_err(|e| conversion_error(5, e))?,
+        bank_name: row.get(6)?,
+        created_at: Timestamp::from_unix(row.get(7)?),
+    })
+}
+
+/// The partner's OTP `token` for `purpose`.
+fn load_otp(
+    conn: &Connection,
+    partner: RegistrationId,
+    token: &str,
+    purpose: OtpPurpose,
+) -> rusqlite::Result<Option<OtpRecord>> {
+    conn.prepare_cached(
+        "SELECT subject, code_hash, expires_at, attempts, used FROM otps \
+         WHERE token = ?1 AND partner_id = ?2 AND purpose = ?3",
+    )?
+    .query_row(params![token, partner.number(), purpose.as_str()], |r| {
+        Ok(OtpRecord {
+            token: token.to_owned(),
+            partner,
+            purpose,
+            subject: r.get(0)?,
+            code_hash: r.get(1)?,
+            expires_at: Timestamp::from_unix(r.get(2)?),
+            attempts: r.get(3)?,
+            used: r.get(4)?,
+        })
+    })
+    .optional()
 }
 
 /// Maps an insert failure of row `index`: a UNIQUE violation is a duplicate
@@ -889,5 +1547,370 @@ mod tests {
         assert!(!check(1_600), "seen exactly at the cutoff");
         assert!(check(2_000), "seen 1,000 s ago: outside the window");
         assert!(reqids.remember(8, "r1", 2_001, 1_401).unwrap_or_else(|e| panic!("{e}")), "another partner");
+    }
+
+    mod lifecycle {
+        use super::super::*;
+        use crate::domain::otp::OtpRecord;
+
+        /// Unwraps in a test, showing the error.
+        fn ok<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
+            result.unwrap_or_else(|e| panic!("{e}"))
+        }
+
+        fn at(unix: i64) -> Timestamp {
+            Timestamp::from_unix(1_700_000_000 + unix)
+        }
+
+        fn note(unix: i64) -> ChangeNote {
+            ChangeNote { source: "test".into(), reason: None, at: at(unix) }
+        }
+
+        fn open() -> (tempfile::TempDir, Arc<SqliteStore>) {
+            let dir = ok(tempfile::tempdir());
+            let store = ok(SqliteStore::open(&dir.path().join("payrail.db")));
+            (dir, Arc::new(store))
+        }
+
+        async fn partner(store: &SqliteStore) -> RegistrationId {
+            let new = NewPartner {
+                number: None,
+                name: "test".into(),
+                require_token: false,
+                allowlist: IpAllowlist::from_nets(Vec::new()),
+                secret: SealedSecret(vec![7; 32]),
+                authorised_key_hash: None,
+                created_at: at(0),
+            };
+            ok(store.insert_partner(new).await).registration_id
+        }
+
+        async fn top_up(store: &SqliteStore, partner: RegistrationId, rupees: i64, unix: i64) -> WalletMove {
+            ok(store.post_journal(Journal::top_up(partner, Paise::rupees(rupees), "top-up".into(), at(unix))).await)
+        }
+
+        fn mobile() -> MobileNumber {
+            ok(MobileNumber::parse("9876543210"))
+        }
+
+        /// A ₹`rupees` transfer with a ₹10 charge (₹3.50 to the provider).
+        fn transfer(partner: RegistrationId, reference: &str, rupees: i64, status: DmtStatus) -> DmtTransfer {
+            DmtTransfer {
+                ackno: 0,
+                partner,
+                reference: ok(ReferenceId::parse(reference)),
+                amount: Paise::rupees(rupees),
+                account: "123456789".into(),
+                utr: None,
+                status,
+                charges: DmtCharges::compute(Paise::rupees(10), Paise::new(350), at(0)),
+                created_at: at(10),
+                refund_txn_id: None,
+                refunded_at: None,
+            }
+        }
+
+        fn route(bank: Bank) -> DmtRoute {
+            DmtRoute { remitter: mobile(), beneficiary_id: 1, bank, mode: TransferMode::Imps }
+        }
+
+        fn no_limit() -> MonthlyLimit {
+            MonthlyLimit { since: at(0), limit: Paise::rupees(1_000_000) }
+        }
+
+        async fn send(
+            store: &SqliteStore,
+            partner: RegistrationId,
+            reference: &str,
+            rupees: i64,
+        ) -> Result<Debited<DmtTransfer>, DebitError> {
+            let t = transfer(partner, reference, rupees, DmtStatus::InProcess);
+            store.create_dmt_debited(t, route(Bank::Bank1), no_limit(), note(10)).await
+        }
+
+        fn bill(partner: RegistrationId, reference: &str, rupees: i64) -> BillPayment {
+            BillPayment {
+                txnid: 0,
+                partner,
+                reference: ok(ReferenceId::parse(reference)),
+                operator_name: "Power".into(),
+                ca_number: "CA1".into(),
+                amount: Paise::rupees(rupees),
+                ad1: None,
+                ad2: None,
+                ad3: None,
+                commission: Paise::new(21),
+                tds: Paise::new(1),
+                status: BillStatus::Pending,
+                operator_ref: None,
+                created_at: at(10),
+                refund_txn_id: None,
+                refunded_at: None,
+            }
+        }
+
+        async fn audit_is_clean(store: &SqliteStore) -> LedgerAudit {
+            let audit = ok(store.audit().await);
+            assert_eq!(audit, LedgerAudit { journals: audit.journals, ..LedgerAudit::default() });
+            audit
+        }
+
+        fn raw(store: &SqliteStore, sql: &str) {
+            let conn = store.writer.lock().unwrap_or_else(|e| panic!("{e}"));
+            ok(conn.execute_batch(sql));
+        }
+
+        #[tokio::test]
+        async fn a_withdrawal_beyond_the_balance_is_refused_and_changes_nothing() {
+            let (_dir, store) = open();
+            let p = partner(&store).await;
+            assert_eq!(ok(store.wallet_balance(p).await), Paise::ZERO);
+            assert_eq!(
+                top_up(&store, p, 100, 1).await,
+                WalletMove { opening: Paise::ZERO, closing: Paise::rupees(100) }
+            );
+            let over = store.post_journal(Journal::withdrawal(p, Paise::rupees(150), "x".into(), at(2))).await;
+            assert!(matches!(over, Err(DebitError::InsufficientFunds { balance }) if balance == Paise::rupees(100)));
+            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(100));
+            let out = ok(store.post_journal(Journal::withdrawal(p, Paise::rupees(40), "x".into(), at(3))).await);
+            assert_eq!(out, WalletMove { opening: Paise::rupees(100), closing: Paise::rupees(60) });
+            let ghost = Journal::top_up(RegistrationId::new(99_999), Paise::rupees(1), "x".into(), at(4));
+            assert!(matches!(store.post_journal(ghost).await, Err(DebitError::UnknownPartner)));
+            assert_eq!(audit_is_clean(&store).await.journals, 2);
+        }
+
+        #[tokio::test]
+        async fn a_debited_transfer_takes_amount_plus_charge_and_its_journal_balances() {
+            let (_dir, store) = open();
+            let p = partner(&store).await;
+            top_up(&store, p, 1_000, 1).await;
+            let debited = ok(send(&store, p, "R1", 100).await);
+            assert!(debited.record.ackno > 0);
+            assert_eq!(debited.wallet, WalletMove { opening: Paise::rupees(1_000), closing: Paise::rupees(890) });
+            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(890));
+            let (stored, history) = ok(store.dmt_with_history(debited.record.ackno).await).unwrap_or_else(|| panic!());
+            assert_eq!(stored, debited.record);
+            assert_eq!(history.len(), 1);
+            assert_eq!(ok(store.dmt_route(debited.record.ackno).await), Some(route(Bank::Bank1)));
+            assert_eq!(audit_is_clean(&store).await.journals, 2);
+        }
+
+        #[tokio::test]
+        async fn a_duplicate_reference_is_refused_and_nothing_is_debited() {
+            let (_dir, store) = open();
+            let p = partner(&store).await;
+            top_up(&store, p, 1_000, 1).await;
+            ok(send(&store, p, "R1", 100).await);
+            assert!(matches!(send(&store, p, "R1", 100).await, Err(DebitError::Duplicate(r)) if r == "R1"));
+            let imported = transfer(p, "R2", 100, DmtStatus::Success);
+            ok(store.insert_dmt_batch(vec![imported], note(5), Arc::new(|_| ())).await);
+            assert!(matches!(send(&store, p, "R2", 100).await, Err(DebitError::Duplicate(_))));
+            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(890));
+            assert_eq!(ok(store.counts().await), (2, 0));
+            audit_is_clean(&store).await;
+        }
+
+        #[tokio::test]
+        async fn the_monthly_limit_is_per_pipe_and_ignores_refunded_transfers() {
+            let (_dir, store) = open();
+            let p = partner(&store).await;
+            top_up(&store, p, 10_000, 1).await;
+            let limit = MonthlyLimit { since: at(0), limit: Paise::rupees(150) };
+            let make = |reference: &str, bank: Bank| {
+                let t = transfer(p, reference, 100, DmtStatus::InProcess);
+                store.create_dmt_debited(t, route(bank), limit.clone(), note(10))
+            };
+            let first = ok(make("R1", Bank::Bank1).await);
+            let refused = make("R2", Bank::Bank1).await;
+            assert!(matches!(refused, Err(DebitError::MonthlyLimit { remaining }) if remaining == Paise::rupees(50)));
+            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(9_890));
+            ok(make("R2", Bank::Bank2).await);
+            let usage = ok(store.remitter_usage(p, &mobile(), at(0)).await);
+            assert_eq!(usage, [Paise::rupees(100), Paise::rupees(100), Paise::ZERO]);
+            assert_eq!(ok(store.remitter_usage(p, &mobile(), at(11)).await), [Paise::ZERO; 3]);
+            ok(store.change_dmt(first.record.ackno, DmtChange::Fail, note(20)).await);
+            let refund = DmtChange::Refund { refund_txn_id: String::new() };
+            ok(store.change_dmt(first.record.ackno, refund, note(21)).await);
+            ok(make("R3", Bank::Bank1).await);
+            audit_is_clean(&store).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn concurrent_debits_never_overdraw_the_wallet() {
+            let (_dir, store) = open();
+            let p = partner(&store).await;
+            top_up(&store, p, 20 * 110, 1).await;
+            let tasks: Vec<_> = (0..50)
+                .map(|i| {
+                    let store = Arc::clone(&store);
+                    tokio::spawn(async move { send(&store, p, &format!("C{i}"), 100).await })
+                })
+                .collect();
+            let mut succeeded = 0;
+            for task in tasks {
+                match ok(task.await) {
+                    Ok(debited) => {
+                        assert!(debited.wallet.closing >= Paise::ZERO);
+                        succeeded += 1;
+                    }
+                    Err(DebitError::InsufficientFunds { balance }) => assert!(balance < Paise::rupees(110)),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!(succeeded, 20);
+            assert_eq!(ok(store.wallet_balance(p).await), Paise::ZERO);
+            assert_eq!(audit_is_clean(&store).await.journals, 21);
+        }
+
+        #[tokio::test]
+        async fn a_refund_credits_the_wallet_exactly_once() {
+            let (_dir, store) = open();
+            let p = partner(&store).await;
+            top_up(&store, p, 1_000, 1).await;
+            let ackno = ok(send(&store, p, "R1", 100).await).record.ackno;
+            ok(store.change_dmt(ackno, DmtChange::Fail, note(20)).await);
+            let refund = DmtChange::Refund { refund_txn_id: String::new() };
+            let refunded = ok(store.change_dmt(ackno, refund.clone(), note(21)).await);
+            assert_eq!(refunded.status, DmtStatus::Refunded);
+            assert!(refunded.refund_txn_id.is_some_and(|id| !id.is_empty()));
+            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
+            assert!(matches!(store.change_dmt(ackno, refund, note(22)).await, Err(ChangeError::Forbidden(_))));
+            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
+
+            let txnid = ok(store.create_bill_debited(bill(p, "B1", 200), note(30)).await).record.txnid;
+            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(800));
+            ok(store.change_bill(txnid, BillChange::Fail, note(31)).await);
+            ok(store.change_bill(txnid, BillChange::Refund { refund_txn_id: "X1".into() }, note(32)).await);
+            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
+            assert_eq!(audit_is_clean(&store).await.journals, 5);
+        }
+
+        #[tokio::test]
+        async fn refunding_an_imported_transfer_moves_no_money() {
+            let (_dir, store) = open();
+            let p = partner(&store).await;
+            top_up(&store, p, 1_000, 1).await;
+            let imported = transfer(p, "I1", 100, DmtStatus::Failed);
+            let ackno = ok(store.insert_dmt_batch(vec![imported], note(5), Arc::new(|_| ())).await)[0];
+            let refund = DmtChange::Refund { refund_txn_id: String::new() };
+            ok(store.change_dmt(ackno, refund, note(6)).await);
+            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
+            assert_eq!(audit_is_clean(&store).await.journals, 1);
+        }
+
+        #[tokio::test]
+        async fn an_otp_is_accepted_once_for_its_partner_and_purpose() {
+            let (_dir, store) = open();
+            let p = partner(&store).await;
+            let issued =
+                OtpRecord::issue(p, OtpPurpose::Transfer, "subj".into(), "tok1".into(), "123456".into(), at(0));
+            ok(store.insert_otp(issued.record).await);
+            let check = |partner, purpose, code: &'static str| store.check_otp(partner, "tok1", purpose, code, at(10));
+            assert_eq!(ok(check(p, OtpPurpose::Registration, "123456").await), OtpCheck::Unknown);
+            assert_eq!(ok(check(RegistrationId::new(1), OtpPurpose::Transfer, "123456").await), OtpCheck::Unknown);
+            assert_eq!(ok(check(p, OtpPurpose::Transfer, "000000").await), OtpCheck::Wrong(2));
+            assert_eq!(ok(check(p, OtpPurpose::Transfer, "123456").await), OtpCheck::Accepted("subj".into()));
+            assert_eq!(ok(check(p, OtpPurpose::Transfer, "123456").await), OtpCheck::Spent);
+            let unknown = store.check_otp(p, "nope", OtpPurpose::Transfer, "123456", at(10)).await;
+            assert_eq!(ok(unknown), OtpCheck::Unknown);
+        }
+
+        #[tokio::test]
+        async fn a_statement_opens_with_earlier_postings_and_closes_on_the_balance() {
+            let (_dir, store) = open();
+            let p = partner(&store).await;
+            top_up(&store, p, 100, 1).await;
+            top_up(&store, p, 500, 5).await;
+            ok(send(&store, p, "R1", 100).await);
+            top_up(&store, p, 7, 50).await;
+            let statement = ok(store.wallet_statement(p, at(2), at(50)).await);
+            assert_eq!(statement.opening, Paise::rupees(100));
+            let amounts: Vec<_> = statement.lines.iter().map(|l| (l.purpose, l.amount)).collect();
+            assert_eq!(amounts, [(Purpose::TopUp, Paise::rupees(500)), (Purpose::Debit, Paise::rupees(-110))]);
+            assert!(matches!(statement.lines[1].txn, Some((TxnKind::Dmt, _))));
+            assert_eq!(statement.closing(), Paise::rupees(490));
+            let whole = ok(store.wallet_statement(p, at(0), at(100)).await);
+            assert_eq!((whole.opening, whole.closing()), (Paise::ZERO, ok(store.wallet_balance(p).await)));
+        }
+
+        #[tokio::test]
+        async fn the_audit_finds_corruption() {
+            let (_dir, store) = open();
+            let p = partner(&store).await;
+            top_up(&store, p, 1_000, 1).await;
+            let ackno = ok(send(&store, p, "R1", 100).await).record.ackno;
+            audit_is_clean(&store).await;
+            raw(&store, "UPDATE wallets SET balance = balance + 1");
+            raw(&store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {ackno}"));
+            raw(
+                &store,
+                &format!(
+                    "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) \
+                     VALUES ({}, 'refund', 'dmt', 999, 'x', 0)",
+                    p.number()
+                ),
+            );
+            raw(
+                &store,
+                "INSERT INTO postings (journal_id, account, amount) VALUES (last_insert_rowid(), 'funding', 5)",
+            );
+            let audit = ok(store.audit().await);
+            let n = p.number();
+            assert_eq!(audit.total, 5);
+            assert_eq!(audit.journals, 3);
+            assert_eq!(audit.unbalanced_journals, [(3, 5)]);
+            assert_eq!(audit.wallet_mismatches, [(n, 89_001, 89_000)]);
+            assert_eq!(audit.refunds_without_debit, [("dmt".to_owned(), 999)]);
+            assert_eq!(audit.refunds_not_recorded, [("dmt".to_owned(), 999)]);
+            assert_eq!(audit.refunds_not_paid, [("dmt".to_owned(), ackno)]);
+            assert!(audit.repeated_journals.is_empty());
+        }
+
+        #[tokio::test]
+        async fn fee_plans_remitters_and_beneficiaries() {
+            let (_dir, store) = open();
+            let p = partner(&store).await;
+            let plan = FeePlan::default_plan();
+            assert_eq!(ok(store.insert_fee_plan(p, at(0), plan.clone(), at(0)).await).version, 1);
+            assert_eq!(ok(store.insert_fee_plan(p, at(9), plan.clone(), at(1)).await).version, 2);
+            let versions = ok(store.fee_plans(p).await);
+            assert_eq!(
+                versions.iter().map(|v| (v.version, v.effective_from)).collect::<Vec<_>>(),
+                [(1, at(0)), (2, at(9))]
+            );
+            assert_eq!(versions[1].plan, plan);
+            let ghost = store.insert_fee_plan(RegistrationId::new(5), at(0), plan, at(0)).await;
+            assert!(matches!(ghost, Err(DebitError::UnknownPartner)));
+
+            let remitter = Remitter {
+                partner: p,
+                mobile: mobile(),
+                first_name: Some("A".into()),
+                last_name: None,
+                kyc_id: "K1".into(),
+                created_at: at(1),
+            };
+            assert!(ok(store.insert_remitter(remitter.clone()).await));
+            assert!(!ok(store.insert_remitter(remitter.clone()).await));
+            assert_eq!(ok(store.find_remitter(p, &mobile()).await), Some(remitter));
+            let b = Beneficiary {
+                id: 0,
+                partner: p,
+                remitter: mobile(),
+                name: "B".into(),
+                account: ok(AccountNumber::parse("123456789")),
+                ifsc: ok(Ifsc::parse("SBIN0001234")),
+                bank_name: None,
+                created_at: at(2),
+            };
+            let first = ok(store.insert_beneficiary(b.clone()).await);
+            let second = ok(store.insert_beneficiary(b).await);
+            assert!(first.id > 0 && second.id > first.id);
+            assert_eq!(ok(store.find_beneficiary(p, first.id).await), Some(first.clone()));
+            assert!(ok(store.delete_beneficiary(p, &mobile(), first.id).await));
+            assert!(!ok(store.delete_beneficiary(p, &mobile(), first.id).await));
+            assert_eq!(ok(store.find_beneficiary(p, first.id).await), None);
+            assert_eq!(ok(store.beneficiaries(p, &mobile()).await), [second]);
+        }
     }
 }
