@@ -38,8 +38,10 @@ async fn a_whole_bbps_journey_ends_with_the_payment_refunded(engine: Engine) {
     let paid = app.call("/api/AOP/BillPaymentPaybill", &partner, pay).await;
     assert_eq!(paid.status, 200, "{}", paid.body);
     let paid_body = paid.json();
-    let keys: Vec<String> = paid_body.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
-    assert_eq!(keys, ["status", "response_code", "operatorid", "ackno", "opening", "closing", "message"]);
+    assert_field_order(
+        &paid.body,
+        &["status", "response_code", "operatorid", "ackno", "opening", "closing", "message"],
+    );
     assert_eq!((&paid_body["opening"], &paid_body["message"]), (&json!("20000.00"), &json!("Transaction Pending")));
     let txnid = paid_body["ackno"].as_str().unwrap_or_default().to_owned();
     let after_payment = balance(&app, &partner).await;

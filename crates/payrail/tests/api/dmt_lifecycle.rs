@@ -31,10 +31,7 @@ async fn a_whole_dmt_journey_ends_with_the_wallet_where_it_started(engine: Engin
     let unknown = app.call("/api/AOP/DMTV1/QueryRemitter", &partner, json!({"MobileNo": MOBILE})).await;
     let body = unknown.json();
     assert_eq!((unknown.status, &body["status"], &body["response_code"]), (202, &json!(true), &json!(0)));
-    assert_eq!(
-        body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default(),
-        ["status", "response_code", "stateresp", "message"]
-    );
+    assert_field_order(&unknown.body, &["status", "response_code", "stateresp", "message"]);
     let otp = app.sms.last_otp(MOBILE);
     let registration = json!({"MobileNo": MOBILE, "OTP": otp, "Stateresp": body["stateresp"], "KycId": "KYC-9",
                               "FirstName": "Asha", "LastName": "Verma"});

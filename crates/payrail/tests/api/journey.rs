@@ -111,3 +111,14 @@ pub fn assert_refused(answer: &Answer, status: u16, code: i64, needle: &str) {
     let message = json["message"].as_str().unwrap_or_default();
     assert!(message.to_lowercase().contains(&needle.to_lowercase()), "{message:?} lacks {needle:?}");
 }
+
+/// Asserts that the body's top-level fields are exactly `fields`, in this order.
+pub fn assert_field_order(body: &str, fields: &[&str]) {
+    let json: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(json.as_object().map(|o| o.len()), Some(fields.len()), "{body}");
+    let positions: Vec<usize> = fields
+        .iter()
+        .map(|f| body.find(&format!("\"{f}\":")).unwrap_or_else(|| panic!("{f} missing: {body}")))
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "fields out of order: {body}");
+}
