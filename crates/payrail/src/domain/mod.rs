@@ -39,6 +39,11 @@ impl TxnKind {
             TxnKind::Bbps => "bbps",
         }
     }
+
+    /// Reads a kind from its short name.
+    pub fn parse(text: &str) -> Option<TxnKind> {
+        [TxnKind::Dmt, TxnKind::Bbps].into_iter().find(|kind| kind.as_str() == text)
+    }
 }
 
 /// One row of a transaction's status history: what changed, when, who did it and why.

@@ -25,10 +25,7 @@ pub async fn top_up(
     amount: Paise,
     memo: &str,
 ) -> Result<WalletMove, WalletError> {
-    if amount <= Paise::ZERO {
-        return Err(WalletError::NotPositive);
-    }
-    Ok(store.post_journal(Journal::top_up(partner, amount, memo.to_owned(), Timestamp::now())).await?)
+    post(store, amount, Journal::top_up(partner, amount, memo.to_owned(), Timestamp::now())).await
 }
 
 /// Takes `amount` out of the partner's wallet (money paid back to it).
@@ -38,10 +35,15 @@ pub async fn withdraw(
     amount: Paise,
     memo: &str,
 ) -> Result<WalletMove, WalletError> {
+    post(store, amount, Journal::withdrawal(partner, amount, memo.to_owned(), Timestamp::now())).await
+}
+
+/// Posts an operator's movement of a positive amount.
+async fn post(store: &dyn Store, amount: Paise, journal: Journal) -> Result<WalletMove, WalletError> {
     if amount <= Paise::ZERO {
         return Err(WalletError::NotPositive);
     }
-    Ok(store.post_journal(Journal::withdrawal(partner, amount, memo.to_owned(), Timestamp::now())).await?)
+    Ok(store.post_journal(journal).await?)
 }
 
 /// The wallet's statement for `from <= at < to` as CSV: an opening row, one

@@ -843,11 +843,6 @@ fn sql_state(error: &StoreError) -> Option<&SqlState> {
     error.downcast_ref::<tokio_postgres::Error>().and_then(tokio_postgres::Error::code)
 }
 
-/// Reads a stored transaction kind ([`TxnKind::as_str`]).
-fn txn_kind(text: &str) -> Option<TxnKind> {
-    [TxnKind::Dmt, TxnKind::Bbps].into_iter().find(|kind| kind.as_str() == text)
-}
-
 /// Moves the partner's wallet by `change`, creating it at 0 on first use;
 /// `None` (nothing moved) if it would go below zero. The wallet row stays
 /// locked until the transaction ends.
@@ -1041,7 +1036,7 @@ fn statement_line(row: &Row) -> anyhow::Result<StatementLine> {
     let purpose: &str = row.try_get(2)?;
     let kind: Option<&str> = row.try_get(3)?;
     let txn = match (kind, row.try_get::<_, Option<i64>>(4)?) {
-        (Some(kind), Some(id)) => Some((txn_kind(kind).ok_or_else(|| BadState(kind.to_owned()))?, id)),
+        (Some(kind), Some(id)) => Some((TxnKind::parse(kind).ok_or_else(|| BadState(kind.to_owned()))?, id)),
         _ => None,
     };
     Ok(StatementLine {

@@ -1274,10 +1274,7 @@ fn pay_refund(conn: &Connection, kind: TxnKind, id: i64, at: Timestamp) -> Resul
 
 /// Reads a stored transaction kind.
 fn txn_kind(column: usize, text: &str) -> rusqlite::Result<TxnKind> {
-    [TxnKind::Dmt, TxnKind::Bbps]
-        .into_iter()
-        .find(|k| k.as_str() == text)
-        .ok_or_else(|| conversion_error(column, BadState(text.to_owned())))
+    TxnKind::parse(text).ok_or_else(|| conversion_error(column, BadState(text.to_owned())))
 }
 
 /// A statement line from `j.id, j.at, j.purpose, j.kind, j.txn_id, j.memo, amount`.

@@ -131,7 +131,7 @@ async fn json_lines_import_and_the_status_command_agree(engine: Engine) {
         )
     };
     let found = status("BILL-2");
-    assert!(found.status.success(), "{}", text(&found.stderr));
+    assert!(found.status.success(), "{}{}", text(&found.stdout), text(&found.stderr));
     let body: serde_json::Value = serde_json::from_slice(&found.stdout).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(body["refundtxnid"], "901");
     assert_eq!(body["daterefunded"], "2025-01-02 10:00:00");

@@ -12,4 +12,5 @@ mod cli;
 mod dmt_lifecycle;
 mod isolation;
 mod seeds;
+mod wallet;
 mod wire_rules;
