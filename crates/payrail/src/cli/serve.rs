@@ -137,11 +137,9 @@ fn print_demo_guide(cli: &Cli, addr: SocketAddr, token_secret: Option<&SecretStr
         )),
     }
     guide.push_str(&format!(
-        "# Money transfer as {SEED_PARTNER} (wallet funded with Rs 1,00,000; OTPs appear in this log):
-         curl -s {base}/api/AOP/DMTV1/QueryRemitter --data '{{\"RegistrationID\": \"AOP-554\", \"MobileNo\": \"9876543210\"}}'
-         # then RegisterRemitter, RegisterBeneficiary, TransactionSendOtp, Transaction: see README, \"DMT V1\".
-
-"
+        "# Money transfer as {SEED_PARTNER} (wallet funded with Rs 1,00,000; OTPs are printed in the server log):\n\
+         curl -s {base}/api/AOP/DMTV1/QueryRemitter --data '{{\"RegistrationID\": \"AOP-554\", \"MobileNo\": \"9876543210\"}}'\n\
+         # then RegisterRemitter, RegisterBeneficiary, TransactionSendOtp, Transaction: see docs/API.md.\n\n"
     ));
     if let Some(admin) = admin {
         guide.push_str(&format!(
