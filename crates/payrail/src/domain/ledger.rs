@@ -209,6 +209,12 @@ impl Journal {
         .post(Account::CommissionPayable, payment.commission - payment.tds)
     }
 
+    /// The same journal for the transaction's id once the store has given it one.
+    pub fn with_txn_id(mut self, id: i64) -> Self {
+        self.txn = self.txn.map(|(kind, _)| (kind, id));
+        self
+    }
+
     /// The refund of `debit`: the same postings negated.
     pub fn refund_of(debit: &Journal, at: Timestamp) -> Self {
         let mut refund = Journal::new(debit.partner, Purpose::Refund, debit.txn, debit.memo.clone(), at);

@@ -39,10 +39,11 @@ impl FromRequest<Arc<AppState>> for PartnerCall {
         let LimitedBody(bytes) = LimitedBody::from_request(Request::from_parts(parts, body), state).await?;
         let fields = Fields(parse_json::<Map<String, Value>>(&bytes)?);
         let registration = fields.required_text(&["RegistrationID"])?;
-        let partner = state.store.find_partner(claimed_partner(&registration)?).await?;
+        let claimed = claimed_partner(&registration)?;
+        let partner = state.store.find_partner(claimed).await?;
         authenticate(state, &caller, partner.as_ref()).await?;
         state.admit(partner.as_ref().map(|p| p.registration_id))?;
-        Ok(PartnerCall { partner: claimed_partner(&registration)?, fields })
+        Ok(PartnerCall { partner: claimed, fields })
     }
 }
 

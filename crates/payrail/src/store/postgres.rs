@@ -1534,12 +1534,12 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the transfer")?;
         transfer.ackno = 0;
-        let change = Journal::dmt_debit(&transfer, note.at).wallet_change();
-        let wallet = charge_wallet(&tx, transfer.partner, change).await?;
+        let journal = Journal::dmt_debit(&transfer, note.at);
+        let wallet = charge_wallet(&tx, transfer.partner, journal.wallet_change()).await?;
         check_limit(&tx, &transfer, route, limit).await?;
         transfer.ackno = insert_new(&tx, &transfer, note).await?;
         insert_route(&tx, &transfer, route).await?;
-        insert_journal(&tx, &Journal::dmt_debit(&transfer, note.at)).await?;
+        insert_journal(&tx, &journal.with_txn_id(transfer.ackno)).await?;
         tx.commit().await.store_context("Failed to commit the transfer")?;
         Ok(Debited { record: transfer, wallet })
     }
@@ -1549,10 +1549,10 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the bill payment")?;
         payment.txnid = 0;
-        let change = Journal::bill_debit(&payment, note.at).wallet_change();
-        let wallet = charge_wallet(&tx, payment.partner, change).await?;
+        let journal = Journal::bill_debit(&payment, note.at);
+        let wallet = charge_wallet(&tx, payment.partner, journal.wallet_change()).await?;
         payment.txnid = insert_new(&tx, &payment, note).await?;
-        insert_journal(&tx, &Journal::bill_debit(&payment, note.at)).await?;
+        insert_journal(&tx, &journal.with_txn_id(payment.txnid)).await?;
         tx.commit().await.store_context("Failed to commit the bill payment")?;
         Ok(Debited { record: payment, wallet })
     }

@@ -1089,7 +1089,8 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             refuse_duplicate(&tx, DMT_REFERENCE_TAKEN, transfer.partner, &transfer.reference)?;
-            let wallet = debit_wallet(&tx, transfer.partner, Journal::dmt_debit(&transfer, note.at).wallet_change())?;
+            let journal = Journal::dmt_debit(&transfer, note.at);
+            let wallet = debit_wallet(&tx, transfer.partner, journal.wallet_change())?;
             let used =
                 routed_since(&tx, transfer.partner, &route.remitter, route.bank, limit.since).map_err(store_error)?;
             if used + transfer.amount.get() > limit.limit.get() {
@@ -1099,7 +1100,7 @@ impl Store for SqliteStore {
             let ackno = insert_dmt(&tx, &record, &note, 0).map_err(debit_error)?;
             let record = DmtTransfer { ackno, ..record };
             insert_route(&tx, &record, &route).map_err(store_error)?;
-            insert_journal(&tx, &Journal::dmt_debit(&record, note.at)).map_err(store_error)?;
+            insert_journal(&tx, &journal.with_txn_id(ackno)).map_err(store_error)?;
             tx.commit().map_err(store_error)?;
             Ok(Debited { record, wallet })
         })
@@ -1122,11 +1123,12 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             refuse_duplicate(&tx, BILL_REFERENCE_TAKEN, payment.partner, &payment.reference)?;
-            let wallet = debit_wallet(&tx, payment.partner, Journal::bill_debit(&payment, note.at).wallet_change())?;
+            let journal = Journal::bill_debit(&payment, note.at);
+            let wallet = debit_wallet(&tx, payment.partner, journal.wallet_change())?;
             let record = BillPayment { txnid: 0, ..payment };
             let txnid = insert_bill(&tx, &record, &note, 0).map_err(debit_error)?;
             let record = BillPayment { txnid, ..record };
-            insert_journal(&tx, &Journal::bill_debit(&record, note.at)).map_err(store_error)?;
+            insert_journal(&tx, &journal.with_txn_id(txnid)).map_err(store_error)?;
             tx.commit().map_err(store_error)?;
             Ok(Debited { record, wallet })
         })
