@@ -88,8 +88,13 @@ impl DmtStatus {
 pub enum DmtChange {
     /// Handed to the bank.
     SentToBank,
-    /// Paid out, with the bank's UTR.
+    /// Paid out, with the bank's UTR when it is known.
     Success {
+        /// The bank's reference.
+        utr: Option<String>,
+    },
+    /// The UTR of a transfer that was reported paid without one.
+    Utr {
         /// The bank's reference.
         utr: String,
     },
@@ -109,7 +114,7 @@ impl DmtChange {
     pub fn target(&self) -> DmtStatus {
         match self {
             DmtChange::SentToBank => DmtStatus::SentToBank,
-            DmtChange::Success { .. } => DmtStatus::Success,
+            DmtChange::Success { .. } | DmtChange::Utr { .. } => DmtStatus::Success,
             DmtChange::Hold => DmtStatus::OnHold,
             DmtChange::Fail => DmtStatus::Failed,
             DmtChange::Refund { .. } => DmtStatus::Refunded,
@@ -148,11 +153,18 @@ impl DmtTransfer {
     /// Applies `change` at `now`, or says why the state machine forbids it.
     pub fn apply(&mut self, change: &DmtChange, now: Timestamp) -> Result<(), ForbiddenTransition> {
         let target = change.target();
-        if !self.status.can_move_to(target) {
+        // A late UTR is the one change that keeps the state: it only fills
+        // the UTR of a transfer reported paid without one.
+        let allowed = match change {
+            DmtChange::Utr { .. } => self.status == DmtStatus::Success && self.utr.is_none(),
+            _ => self.status.can_move_to(target),
+        };
+        if !allowed {
             return Err(ForbiddenTransition { from: self.status.name().into(), to: target.name().into() });
         }
         match change {
-            DmtChange::Success { utr } => self.utr = Some(utr.clone()),
+            DmtChange::Success { utr } => self.utr = utr.clone(),
+            DmtChange::Utr { utr } => self.utr = Some(utr.clone()),
             DmtChange::Refund { refund_txn_id } => {
                 self.refund_txn_id = Some(refund_txn_id.clone());
                 self.refunded_at = Some(now);
@@ -185,6 +197,29 @@ mod tests {
         for from in DmtStatus::ALL {
             assert_eq!(from.can_move_to(DmtStatus::Refunded), from == DmtStatus::Failed, "{from:?}");
         }
+    }
+
+    #[test]
+    fn a_late_utr_fills_an_empty_utr_once() {
+        let mut transfer = DmtTransfer {
+            ackno: 1,
+            partner: crate::domain::RegistrationId::new(1),
+            reference: ReferenceId::parse("R").unwrap_or_else(|e| panic!("{e}")),
+            amount: Paise::rupees(100),
+            account: "123456789".into(),
+            utr: None,
+            status: DmtStatus::SentToBank,
+            charges: DmtCharges::compute(Paise::rupees(10), Paise::rupees(3), Timestamp::from_unix(1_700_000_000)),
+            created_at: Timestamp::from_unix(1_700_000_000),
+            refund_txn_id: None,
+            refunded_at: None,
+        };
+        let at = Timestamp::from_unix(1_700_000_100);
+        assert!(transfer.apply(&DmtChange::Utr { utr: "U".into() }, at).is_err(), "not yet paid");
+        assert!(transfer.apply(&DmtChange::Success { utr: None }, at).is_ok());
+        assert!(transfer.apply(&DmtChange::Utr { utr: "U1".into() }, at).is_ok());
+        assert_eq!(transfer.utr.as_deref(), Some("U1"));
+        assert!(transfer.apply(&DmtChange::Utr { utr: "U2".into() }, at).is_err(), "a UTR is never replaced");
     }
 
     #[test]

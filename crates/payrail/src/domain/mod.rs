@@ -5,6 +5,7 @@
 pub mod bbps;
 pub mod charges;
 pub mod dmt;
+pub mod event;
 pub mod fee_plan;
 pub mod ledger;
 pub mod money;
@@ -13,6 +14,7 @@ pub mod partner;
 pub mod reference;
 pub mod remitter;
 pub mod time;
+pub mod upstream;
 
 pub use bbps::{BillPayment, BillStatus};
 pub use charges::{DmtCharges, TdsRate};

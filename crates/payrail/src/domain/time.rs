@@ -30,6 +30,11 @@ impl Timestamp {
         self.0
     }
 
+    /// The instant `seconds` later (earlier when negative).
+    pub const fn plus_secs(self, seconds: i64) -> Self {
+        Timestamp(self.0.saturating_add(seconds))
+    }
+
     /// The current instant from the system clock.
     pub fn now() -> Self {
         let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);

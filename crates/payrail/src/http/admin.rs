@@ -175,7 +175,7 @@ async fn transition_dmt(
         Some(DmtStatus::SentToBank) => DmtChange::SentToBank,
         Some(DmtStatus::Success) => {
             let utr = request.utr.as_deref().ok_or_else(|| bad("utr is required to mark a transfer successful"))?;
-            DmtChange::Success { utr: bounded("utr", utr, 64)? }
+            DmtChange::Success { utr: Some(bounded("utr", utr, 64)?) }
         }
         Some(DmtStatus::OnHold) => DmtChange::Hold,
         Some(DmtStatus::Failed) => DmtChange::Fail,

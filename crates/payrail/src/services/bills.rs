@@ -98,7 +98,7 @@ pub async fn pay_bill(
     let (commission, tds) = plan.bill_commission(biller.category, request.amount, now);
     let payment = new_payment(partner, biller, request, commission, tds, now);
     let note = ChangeNote { source: "partner".into(), reason: None, at: now };
-    let mut debited = match store.create_bill_debited(payment.clone(), note).await {
+    let mut debited = match store.create_bill_debited(payment.clone(), note, None).await {
         Ok(debited) => debited,
         Err(e) => return Err(debit_error(store, e, &payment).await),
     };

@@ -397,7 +397,7 @@ async fn debit_on_some_pipe(
             bank,
             mode: intent.mode,
         };
-        match store.create_dmt_debited(record.clone(), route, limit.clone(), note("partner")).await {
+        match store.create_dmt_debited(record.clone(), route, limit.clone(), note("partner"), None).await {
             Ok(debited) => return Ok(debited),
             Err(DebitError::MonthlyLimit { remaining }) => best_remaining = best_remaining.max(remaining),
             Err(DebitError::Duplicate(_)) => {

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::bbps::BillChange;
+use crate::domain::event::{DeliveryAttempt, EventFilter, EventOutcome, PartnerEvent, PollJob, PollNext};
 use crate::domain::dmt::DmtChange;
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Journal, Statement, WalletMove};
@@ -32,7 +33,7 @@ use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::{
     BillPayment, DmtTransfer, ForbiddenTransition, HistoryEntry, IpAllowlist, Paise, Partner, PartnerStatus,
-    RegistrationId, Timestamp,
+    RegistrationId, Timestamp, TxnKind,
 };
 
 /// A failure of the store itself.
@@ -175,6 +176,7 @@ pub struct ChangeNote {
 }
 
 /// The store behind payrail. One implementation per engine.
+#[allow(unused_variables)] // TEMPORARY: default bodies until both engines implement issue 4
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Which engine this is, for logs and the bench.
@@ -336,6 +338,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<OtpCheck, StoreError>;
 
     // --- Transactions paid from the wallet ----------------------------------
+    //
+    // `poll_at`: when the upstream is first to be asked about the new
+    // transaction; `Some` writes its poll job (see `claim_polls`) in the same
+    // database transaction, so that a crash after the debit can never leave a
+    // paid transaction that nobody follows up.
 
     /// In one database transaction: takes [`Journal::dmt_debit`] of the
     /// transfer from the wallet (refusing `InsufficientFunds`), checks that
@@ -350,6 +357,7 @@ pub trait Store: Send + Sync + 'static {
         route: DmtRoute,
         limit: MonthlyLimit,
         note: ChangeNote,
+        poll_at: Option<Timestamp>,
     ) -> Result<Debited<DmtTransfer>, DebitError>;
     /// The route of a transfer made through the DMT V1 API.
     async fn dmt_route(&self, ackno: i64) -> Result<Option<DmtRoute>, StoreError>;
@@ -359,7 +367,104 @@ pub trait Store: Send + Sync + 'static {
         &self,
         payment: BillPayment,
         note: ChangeNote,
+        poll_at: Option<Timestamp>,
     ) -> Result<Debited<BillPayment>, DebitError>;
+
+    // --- Upstream polling (see `services::sync`) ----------------------------
+    //
+    // A poll job is one row per (kind, txn id). Workers of several payrail
+    // processes share the table: a claim leases due jobs to one owner until
+    // `lease_until` (on PostgreSQL `FOR UPDATE SKIP LOCKED`, so two claims
+    // never return the same job), and only the lease holder can finish one.
+
+    /// Up to `limit` jobs due at `now` (`next_poll_at <= now`, not held) whose
+    /// lease is free or expired, oldest due first, leased to `owner` until
+    /// `lease_until`.
+    async fn claim_polls(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PollJob>, StoreError> {
+        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
+    }
+    /// Ends a poll of a leased job: [`PollNext::Again`] counts the attempt and
+    /// sets the next due time, [`PollNext::Done`] removes the job,
+    /// [`PollNext::Held`] counts the attempt and keeps the job, never due
+    /// again. The lease is released. `false` (nothing written) if `owner`
+    /// no longer holds the lease or the job is gone.
+    async fn finish_poll(&self, job: &PollJob, owner: &str, next: PollNext) -> Result<bool, StoreError> {
+        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
+    }
+    /// (Re)starts polling of a transaction at `at`, with no attempts counted
+    /// (an operator resuming a held transfer). Replaces any existing job.
+    async fn schedule_poll(&self, kind: TxnKind, txn_id: i64, at: Timestamp) -> Result<(), StoreError> {
+        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
+    }
+    /// The held jobs, oldest transaction first.
+    async fn held_polls(&self) -> Result<Vec<PollJob>, StoreError> {
+        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
+    }
+
+    // --- Partner callbacks (see `domain::event`) ----------------------------
+    //
+    // `change_dmt` and `change_bill` write a [`PartnerEvent`] (payload
+    // `event::dmt_payload`/`bill_payload` of the changed record, due at once,
+    // `deliver_until` = change time + `event::DELIVERY_WINDOW_SECS`) in the
+    // same transaction as the change, when the partner has a callback URL.
+
+    /// Sets or clears the partner's callback URL; `false` if there is no such partner.
+    async fn set_callback_url(
+        &self,
+        partner: RegistrationId,
+        url: Option<String>,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
+    }
+    /// The partner's callback URL.
+    async fn callback_url(&self, partner: RegistrationId) -> Result<Option<String>, StoreError> {
+        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
+    }
+    /// Up to `limit` pending events due at `now` whose lease is free or
+    /// expired, leased to `owner` until `lease_until`, by id. An event is not
+    /// claimed while an older event of the same transaction is pending, so a
+    /// partner receives one transaction's events in order.
+    async fn claim_events(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PartnerEvent>, StoreError> {
+        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
+    }
+    /// Records an attempt (its `attempt` is the event's attempts + 1) and
+    /// what it leads to, and releases the lease, atomically; `false`
+    /// (nothing written) if `owner` no longer holds the lease.
+    async fn record_attempt(
+        &self,
+        attempt: DeliveryAttempt,
+        owner: &str,
+        outcome: EventOutcome,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
+    }
+    /// Events matching `filter`, newest first.
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<PartnerEvent>, StoreError> {
+        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
+    }
+    /// One event and its attempts, oldest first.
+    async fn event_with_attempts(&self, id: i64) -> Result<Option<(PartnerEvent, Vec<DeliveryAttempt>)>, StoreError> {
+        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
+    }
+    /// Makes an event (in any state) pending again, due at `now`, with a
+    /// fresh window (`now` + `event::DELIVERY_WINDOW_SECS`), lease released;
+    /// its attempts are kept. `None` if there is no such event.
+    async fn redeliver_event(&self, id: i64, now: Timestamp) -> Result<Option<PartnerEvent>, StoreError> {
+        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
+    }
 }
 
 /// Where the store lives, as configured.

@@ -1476,6 +1476,7 @@ impl Store for PostgresStore {
         route: DmtRoute,
         limit: MonthlyLimit,
         note: ChangeNote,
+        _poll_at: Option<Timestamp>,
     ) -> Result<Debited<DmtTransfer>, DebitError> {
         let partner = transfer.partner;
         let result = self.debit_dmt(transfer, &route, &limit, &note).await;
@@ -1492,6 +1493,7 @@ impl Store for PostgresStore {
         &self,
         payment: BillPayment,
         note: ChangeNote,
+        _poll_at: Option<Timestamp>,
     ) -> Result<Debited<BillPayment>, DebitError> {
         let partner = payment.partner;
         let result = self.debit_bill(payment, &note).await;
@@ -2244,7 +2246,7 @@ mod tests {
     async fn debit(store: &PostgresStore, reference: &str) -> Result<Debited<DmtTransfer>, DebitError> {
         let transfer = transfer(P, 0, reference).map_err(|e| DebitError::Store(e.into()))?;
         let route = route(Bank::Bank1).map_err(|e| DebitError::Store(e.into()))?;
-        store.create_dmt_debited(transfer, route, no_limit(), note("api")).await
+        store.create_dmt_debited(transfer, route, no_limit(), note("api"), None).await
     }
 
     async fn balance(store: &PostgresStore) -> anyhow::Result<i64> {
@@ -2303,11 +2305,11 @@ mod tests {
         assert!(journal.is_some_and(|j| j.is_balanced() && j.wallet_change().get() == -TRANSFER_COST));
         drop(tx);
 
-        let bill = store.create_bill_debited(bill(P, 0, "B1")?, note("api")).await?;
+        let bill = store.create_bill_debited(bill(P, 0, "B1")?, note("api"), None).await?;
         assert_eq!(bill.wallet.closing.get(), TRANSFER_COST + 5 - 25_000);
-        let dup = store.create_bill_debited(self::bill(P, 0, "B1")?, note("api")).await;
+        let dup = store.create_bill_debited(self::bill(P, 0, "B1")?, note("api"), None).await;
         assert!(matches!(dup, Err(DebitError::Duplicate(_))));
-        let stranger = store.create_bill_debited(self::bill(999, 0, "B2")?, note("api")).await;
+        let stranger = store.create_bill_debited(self::bill(999, 0, "B2")?, note("api"), None).await;
         assert!(matches!(stranger, Err(DebitError::UnknownPartner)));
         let audit = store.audit().await?;
         assert_eq!(audit, LedgerAudit { journals: 3, ..LedgerAudit::default() });
@@ -2325,7 +2327,7 @@ mod tests {
             let transfer = transfer(P, 0, reference);
             let route = route(bank);
             let limit = limit.clone();
-            async move { anyhow::Ok(store.create_dmt_debited(transfer?, route?, limit, note("api")).await) }
+            async move { anyhow::Ok(store.create_dmt_debited(transfer?, route?, limit, note("api"), None).await) }
         };
         send("L1", Bank::Bank1).await??;
         let refused = send("L2", Bank::Bank1).await?;
@@ -2386,7 +2388,7 @@ mod tests {
         for i in 0..20 {
             let (store, limit) = (Arc::clone(&shared), limit.clone());
             let (transfer, route) = (transfer(P, 0, &format!("M{i}"))?, route(Bank::Bank2)?);
-            tasks.spawn(async move { store.create_dmt_debited(transfer, route, limit, note("api")).await });
+            tasks.spawn(async move { store.create_dmt_debited(transfer, route, limit, note("api"), None).await });
         }
         let mut debited = 0;
         while let Some(result) = tasks.join_next().await {
@@ -2426,7 +2428,7 @@ mod tests {
         store.change_dmt(imported, refund, note("admin")).await?;
         assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);
 
-        let txnid = store.create_bill_debited(bill(P, 0, "B1")?, note("api")).await?.record.txnid;
+        let txnid = store.create_bill_debited(bill(P, 0, "B1")?, note("api"), None).await?.record.txnid;
         store.change_bill(txnid, BillChange::Fail, note("admin")).await?;
         store.change_bill(txnid, BillChange::Refund { refund_txn_id: "R-1".into() }, note("admin")).await?;
         assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);

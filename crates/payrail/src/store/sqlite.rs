@@ -1085,6 +1085,7 @@ impl Store for SqliteStore {
         route: DmtRoute,
         limit: MonthlyLimit,
         note: ChangeNote,
+        _poll_at: Option<Timestamp>,
     ) -> Result<Debited<DmtTransfer>, DebitError> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
@@ -1119,6 +1120,7 @@ impl Store for SqliteStore {
         &self,
         payment: BillPayment,
         note: ChangeNote,
+        _poll_at: Option<Timestamp>,
     ) -> Result<Debited<BillPayment>, DebitError> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
@@ -1624,7 +1626,7 @@ mod tests {
             rupees: i64,
         ) -> Result<Debited<DmtTransfer>, DebitError> {
             let t = transfer(partner, reference, rupees, DmtStatus::InProcess);
-            store.create_dmt_debited(t, route(Bank::Bank1), no_limit(), note(10)).await
+            store.create_dmt_debited(t, route(Bank::Bank1), no_limit(), note(10), None).await
         }
 
         fn bill(partner: RegistrationId, reference: &str, rupees: i64) -> BillPayment {
@@ -1717,7 +1719,7 @@ mod tests {
             let limit = MonthlyLimit { since: at(0), limit: Paise::rupees(150) };
             let make = |reference: &str, bank: Bank| {
                 let t = transfer(p, reference, 100, DmtStatus::InProcess);
-                store.create_dmt_debited(t, route(bank), limit.clone(), note(10))
+                store.create_dmt_debited(t, route(bank), limit.clone(), note(10), None)
             };
             let first = ok(make("R1", Bank::Bank1).await);
             let refused = make("R2", Bank::Bank1).await;
@@ -1776,7 +1778,7 @@ mod tests {
             assert!(matches!(store.change_dmt(ackno, refund, note(22)).await, Err(ChangeError::Forbidden(_))));
             assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
 
-            let txnid = ok(store.create_bill_debited(bill(p, "B1", 200), note(30)).await).record.txnid;
+            let txnid = ok(store.create_bill_debited(bill(p, "B1", 200), note(30), None).await).record.txnid;
             assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(800));
             ok(store.change_bill(txnid, BillChange::Fail, note(31)).await);
             ok(store.change_bill(txnid, BillChange::Refund { refund_txn_id: "X1".into() }, note(32)).await);

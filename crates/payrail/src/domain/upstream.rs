@@ -1,0 +1,310 @@
+//! What the upstream says about a transaction, and what payrail makes of it.
+//!
+//! An upstream answer never decides a state by itself: it is mapped onto a
+//! change that the state machine must allow, given where the record stands.
+//! Anything unknown, and anything that would move a record backwards (a
+//! stale "pending" after "success", a "success" after a failure), maps to no
+//! change at all. The schedules here say when to ask again.
+
+use std::time::Duration;
+
+use super::bbps::{BillChange, BillStatus};
+use super::dmt::{DmtChange, DmtStatus};
+use super::{BillPayment, DmtTransfer, TxnKind};
+
+/// The upstream's view of a transfer (its `txn_status` codes follow SPEC §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DmtUpstream {
+    /// Accepted, not yet with the bank (`2`).
+    InProcess,
+    /// With the bank (`3`).
+    SentToBank,
+    /// Paid (`1`); the UTR may come later.
+    Success {
+        /// The bank's reference, when known.
+        utr: Option<String>,
+    },
+    /// Held by the upstream for review (`4`).
+    OnHold,
+    /// Failed or returned by the bank (`0` and `5`).
+    Failed,
+    /// A code payrail does not know, a transaction the upstream does not
+    /// know, or an answer it could not read: never a final state.
+    Unknown {
+        /// What was seen, for the log and the history.
+        detail: String,
+    },
+}
+
+/// The upstream's view of a bill payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BillUpstream {
+    /// Awaiting the biller.
+    Pending,
+    /// Paid; the biller's or BBPS reference when known.
+    Success {
+        /// Reported as `operatorid`.
+        operator_ref: Option<String>,
+    },
+    /// Failed or reversed.
+    Failed,
+    /// Anything else (see [`DmtUpstream::Unknown`]).
+    Unknown {
+        /// What was seen.
+        detail: String,
+    },
+}
+
+/// The change an upstream answer implies for `transfer`, if any.
+pub fn dmt_change_for(transfer: &DmtTransfer, upstream: &DmtUpstream) -> Option<DmtChange> {
+    use DmtStatus::*;
+    let status = transfer.status;
+    match upstream {
+        DmtUpstream::Success { utr } if matches!(status, InProcess | SentToBank | OnHold) => {
+            Some(DmtChange::Success { utr: utr.clone() })
+        }
+        DmtUpstream::Success { utr: Some(utr) } if status == Success && transfer.utr.is_none() => {
+            Some(DmtChange::Utr { utr: utr.clone() })
+        }
+        DmtUpstream::SentToBank if status == InProcess => Some(DmtChange::SentToBank),
+        DmtUpstream::OnHold if matches!(status, InProcess | SentToBank) => Some(DmtChange::Hold),
+        DmtUpstream::Failed if matches!(status, InProcess | SentToBank | OnHold | Success) => Some(DmtChange::Fail),
+        _ => None,
+    }
+}
+
+/// The change an upstream answer implies for `payment`, if any. A failure
+/// is followed by the refund (see [`bill_needs_refund`]).
+pub fn bill_change_for(payment: &BillPayment, upstream: &BillUpstream) -> Option<BillChange> {
+    match upstream {
+        BillUpstream::Success { operator_ref } if payment.status == BillStatus::Pending => {
+            Some(BillChange::Success { operator_ref: operator_ref.clone() })
+        }
+        BillUpstream::Failed if matches!(payment.status, BillStatus::Pending | BillStatus::Success) => {
+            Some(BillChange::Fail)
+        }
+        _ => None,
+    }
+}
+
+/// A failed bill payment goes back to the wallet at once: BBPS reverses a
+/// failed payment, there is no claim to make.
+pub fn bill_needs_refund(payment: &BillPayment) -> bool {
+    payment.status == BillStatus::Failed
+}
+
+/// Whether the upstream should still be asked about a transfer: while it is
+/// undecided, and after success for a while, since a bank can return a paid
+/// transfer (and a UTR can arrive late).
+pub fn dmt_needs_polling(transfer: &DmtTransfer) -> bool {
+    matches!(transfer.status, DmtStatus::InProcess | DmtStatus::SentToBank | DmtStatus::OnHold | DmtStatus::Success)
+}
+
+/// Whether a status lookup should ask the upstream first: only while the
+/// transfer is undecided or paid without a UTR.
+pub fn dmt_needs_sync(transfer: &DmtTransfer) -> bool {
+    match transfer.status {
+        DmtStatus::InProcess | DmtStatus::SentToBank | DmtStatus::OnHold => true,
+        DmtStatus::Success => transfer.utr.is_none(),
+        DmtStatus::Failed | DmtStatus::Refunded => false,
+    }
+}
+
+/// Whether the upstream should still be asked about a bill payment (a
+/// failed one is only waiting for its refund, which needs no upstream).
+pub fn bill_needs_polling(payment: &BillPayment) -> bool {
+    matches!(payment.status, BillStatus::Pending | BillStatus::Success | BillStatus::Failed)
+}
+
+/// Whether a status lookup should ask the upstream first.
+pub fn bill_needs_sync(payment: &BillPayment) -> bool {
+    payment.status == BillStatus::Pending
+}
+
+/// Whether a transfer still undecided when its schedule runs out goes on hold.
+pub fn dmt_holds_when_exhausted(transfer: &DmtTransfer) -> bool {
+    matches!(transfer.status, DmtStatus::InProcess | DmtStatus::SentToBank)
+}
+
+/// The reference payrail gives the upstream for a transaction: a prefix
+/// (one per payrail installation sharing an upstream account), `D` or `B`,
+/// and payrail's own id. Partner references are only unique per partner, so
+/// they cannot be used upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamRef {
+    /// Which kind of transaction.
+    pub kind: TxnKind,
+    /// Its ackno or txnid.
+    pub id: i64,
+}
+
+impl UpstreamRef {
+    /// `PRD128` for transfer 128 under prefix `PR`.
+    pub fn render(&self, prefix: &str) -> String {
+        let letter = match self.kind {
+            TxnKind::Dmt => 'D',
+            TxnKind::Bbps => 'B',
+        };
+        format!("{prefix}{letter}{}", self.id)
+    }
+
+    /// Reads a reference rendered under `prefix`.
+    pub fn parse(text: &str, prefix: &str) -> Option<UpstreamRef> {
+        let rest = text.strip_prefix(prefix)?;
+        let kind = match rest.chars().next()? {
+            'D' => TxnKind::Dmt,
+            'B' => TxnKind::Bbps,
+            _ => return None,
+        };
+        let digits = &rest[1..];
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(UpstreamRef { kind, id: digits.parse().ok()? })
+    }
+}
+
+/// A list of delays, written `10s,1m,2h` on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backoff {
+    steps: Vec<Duration>,
+}
+
+/// Why a schedule could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a schedule is a comma-separated list of delays such as 10s,1m,2h (got {0:?})")]
+pub struct BadSchedule(pub String);
+
+impl Backoff {
+    /// A schedule of these delays (at least one).
+    pub fn new(steps: Vec<Duration>) -> Result<Backoff, BadSchedule> {
+        if steps.is_empty() || steps.iter().any(Duration::is_zero) {
+            return Err(BadSchedule(format!("{steps:?}")));
+        }
+        Ok(Backoff { steps })
+    }
+
+    /// Reads `10s,1m,2h` (units `s`, `m`, `h`).
+    pub fn parse(text: &str) -> Result<Backoff, BadSchedule> {
+        let bad = || BadSchedule(text.to_owned());
+        let steps = text.split(',').map(|step| parse_delay(step.trim()).ok_or_else(bad)).collect::<Result<_, _>>()?;
+        Backoff::new(steps).map_err(|_| bad())
+    }
+
+    /// The delay before try `attempt + 1` when `attempt` tries were made,
+    /// or `None` once the schedule is exhausted.
+    pub fn after(&self, attempts: u32) -> Option<Duration> {
+        self.steps.get(attempts as usize).copied()
+    }
+
+    /// As [`Backoff::after`], repeating the last delay for ever.
+    pub fn after_repeating(&self, attempts: u32) -> Duration {
+        let last = self.steps.len() - 1;
+        self.steps[(attempts as usize).min(last)]
+    }
+
+    /// How long the whole schedule lasts.
+    pub fn total(&self) -> Duration {
+        self.steps.iter().sum()
+    }
+}
+
+fn parse_delay(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let number: u64 = text[..split].parse().ok()?;
+    let unit = match &text[split..] {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return None,
+    };
+    Some(Duration::from_secs(number.checked_mul(unit)?))
+}
+
+/// How payrail re-asks the upstream about a pending transaction by default:
+/// soon at first, then ever more rarely, for about a day (23.6 h).
+pub const DEFAULT_POLL_SCHEDULE: &str = "10s,20s,30s,1m,2m,5m,10m,30m,1h,2h,4h,7h,8h";
+
+/// How payrail retries a partner callback by default; the last delay repeats
+/// until the event is 24 h old.
+pub const DEFAULT_CALLBACK_RETRY: &str = "10s,30s,1m,2m,5m,10m,30m,1h,2h";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{DmtCharges, Paise, ReferenceId, RegistrationId, Timestamp};
+
+    fn transfer(status: DmtStatus, utr: Option<&str>) -> DmtTransfer {
+        DmtTransfer {
+            ackno: 7,
+            partner: RegistrationId::new(554),
+            reference: ReferenceId::parse("R1").unwrap_or_else(|e| panic!("{e}")),
+            amount: Paise::rupees(100),
+            account: "1234567890".into(),
+            utr: utr.map(str::to_owned),
+            status,
+            charges: DmtCharges::compute(Paise::rupees(10), Paise::rupees(3), Timestamp::from_unix(1_700_000_000)),
+            created_at: Timestamp::from_unix(1_700_000_000),
+            refund_txn_id: None,
+            refunded_at: None,
+        }
+    }
+
+    #[test]
+    fn a_stale_answer_never_moves_a_decided_transfer_back() {
+        for stale in [DmtUpstream::InProcess, DmtUpstream::SentToBank, DmtUpstream::OnHold] {
+            assert_eq!(dmt_change_for(&transfer(DmtStatus::Success, Some("U1")), &stale), None);
+            assert_eq!(dmt_change_for(&transfer(DmtStatus::Failed, None), &stale), None);
+        }
+        let success = DmtUpstream::Success { utr: Some("U2".into()) };
+        assert_eq!(dmt_change_for(&transfer(DmtStatus::Failed, None), &success), None);
+        assert_eq!(dmt_change_for(&transfer(DmtStatus::Refunded, None), &success), None);
+        assert_eq!(dmt_change_for(&transfer(DmtStatus::Success, Some("U1")), &success), None);
+    }
+
+    #[test]
+    fn unknown_answers_change_nothing() {
+        for status in DmtStatus::ALL {
+            let unknown = DmtUpstream::Unknown { detail: "code 77".into() };
+            assert_eq!(dmt_change_for(&transfer(status, None), &unknown), None);
+        }
+    }
+
+    #[test]
+    fn a_late_utr_completes_a_success_and_a_return_fails_it() {
+        let late = DmtUpstream::Success { utr: Some("U9".into()) };
+        assert_eq!(
+            dmt_change_for(&transfer(DmtStatus::Success, None), &late),
+            Some(DmtChange::Utr { utr: "U9".into() })
+        );
+        assert_eq!(dmt_change_for(&transfer(DmtStatus::Success, Some("U1")), &DmtUpstream::Failed), Some(DmtChange::Fail));
+        assert_eq!(
+            dmt_change_for(&transfer(DmtStatus::SentToBank, None), &DmtUpstream::Success { utr: None }),
+            Some(DmtChange::Success { utr: None })
+        );
+    }
+
+    #[test]
+    fn upstream_references_round_trip_and_reject_strangers() {
+        let reference = UpstreamRef { kind: TxnKind::Bbps, id: 42 };
+        assert_eq!(reference.render("PR"), "PRB42");
+        assert_eq!(UpstreamRef::parse("PRB42", "PR"), Some(reference));
+        for bad in ["PRX42", "PRD", "PRD4x", "XXD42", "PRD-1", ""] {
+            assert_eq!(UpstreamRef::parse(bad, "PR"), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn schedules_parse_and_run_out() {
+        let schedule = Backoff::parse("10s, 2m,1h").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(schedule.after(0), Some(Duration::from_secs(10)));
+        assert_eq!(schedule.after(2), Some(Duration::from_secs(3600)));
+        assert_eq!(schedule.after(3), None);
+        assert_eq!(schedule.after_repeating(9), Duration::from_secs(3600));
+        for bad in ["", "10", "10x", "0s", "s", "1s,,2s"] {
+            assert!(Backoff::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Backoff::parse(DEFAULT_POLL_SCHEDULE).is_ok_and(|s| s.total() < Duration::from_secs(86_400)));
+        assert!(Backoff::parse(DEFAULT_CALLBACK_RETRY).is_ok());
+    }
+}
