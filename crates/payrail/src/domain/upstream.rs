@@ -203,6 +203,16 @@ impl Backoff {
         self.steps[(attempts as usize).min(last)]
     }
 
+    /// The default poll schedule ([`DEFAULT_POLL_SCHEDULE`]).
+    pub fn default_poll() -> Backoff {
+        Backoff { steps: DEFAULT_POLL_STEPS.iter().map(|s| Duration::from_secs(*s)).collect() }
+    }
+
+    /// The default callback retry schedule ([`DEFAULT_CALLBACK_RETRY`]).
+    pub fn default_callback_retry() -> Backoff {
+        Backoff { steps: DEFAULT_CALLBACK_STEPS.iter().map(|s| Duration::from_secs(*s)).collect() }
+    }
+
     /// How long the whole schedule lasts.
     pub fn total(&self) -> Duration {
         self.steps.iter().sum()
@@ -222,8 +232,12 @@ fn parse_delay(text: &str) -> Option<Duration> {
 }
 
 /// How payrail re-asks the upstream about a pending transaction by default:
-/// soon at first, then ever more rarely, for about a day (23.6 h).
+/// soon at first, then ever more rarely, for most of a day (22.8 h).
 pub const DEFAULT_POLL_SCHEDULE: &str = "10s,20s,30s,1m,2m,5m,10m,30m,1h,2h,4h,7h,8h";
+
+const DEFAULT_POLL_STEPS: [u64; 13] = [10, 20, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14_400, 25_200, 28_800];
+
+const DEFAULT_CALLBACK_STEPS: [u64; 9] = [10, 30, 60, 120, 300, 600, 1800, 3600, 7200];
 
 /// How payrail retries a partner callback by default; the last delay repeats
 /// until the event is 24 h old.
@@ -277,7 +291,10 @@ mod tests {
             dmt_change_for(&transfer(DmtStatus::Success, None), &late),
             Some(DmtChange::Utr { utr: "U9".into() })
         );
-        assert_eq!(dmt_change_for(&transfer(DmtStatus::Success, Some("U1")), &DmtUpstream::Failed), Some(DmtChange::Fail));
+        assert_eq!(
+            dmt_change_for(&transfer(DmtStatus::Success, Some("U1")), &DmtUpstream::Failed),
+            Some(DmtChange::Fail)
+        );
         assert_eq!(
             dmt_change_for(&transfer(DmtStatus::SentToBank, None), &DmtUpstream::Success { utr: None }),
             Some(DmtChange::Success { utr: None })
@@ -304,7 +321,8 @@ mod tests {
         for bad in ["", "10", "10x", "0s", "s", "1s,,2s"] {
             assert!(Backoff::parse(bad).is_err(), "{bad}");
         }
-        assert!(Backoff::parse(DEFAULT_POLL_SCHEDULE).is_ok_and(|s| s.total() < Duration::from_secs(86_400)));
-        assert!(Backoff::parse(DEFAULT_CALLBACK_RETRY).is_ok());
+        assert_eq!(Backoff::parse(DEFAULT_POLL_SCHEDULE), Ok(Backoff::default_poll()));
+        assert_eq!(Backoff::parse(DEFAULT_CALLBACK_RETRY), Ok(Backoff::default_callback_retry()));
+        assert!(Backoff::default_poll().total() < Duration::from_secs(86_400));
     }
 }

@@ -75,7 +75,7 @@ fn operator_and_account(fields: &Fields) -> Result<(i64, String), ApiError> {
 /// `POST /api/AOP/FetchBilPaymentDetails` `{operator, canumber}`.
 pub async fn fetch_bill(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let (operator, ca_number) = operator_and_account(&call.fields)?;
-    let bill = bills::fetch_bill(&*state.provider, operator, &ca_number).await?;
+    let bill = bills::fetch_bill(&*state.upstream.provider, operator, &ca_number).await?;
     let body = FetchedBillBody {
         status: true,
         response_code: 1,
@@ -112,7 +112,7 @@ pub async fn paybill(State(state): State<Arc<AppState>>, call: PartnerCall) -> R
         reference: f.reference()?,
         extra: [f.text(&["ad1"])?, f.text(&["ad2"])?, f.text(&["ad3"])?],
     };
-    let debited = bills::pay_bill(&*state.store, &*state.provider, call.partner, request).await?;
+    let debited = bills::pay_bill(&*state.store, &state.upstream, call.partner, request).await?;
     let body = PaybillBody {
         status: true,
         response_code: 1,

@@ -256,8 +256,7 @@ pub async fn transaction(State(state): State<Arc<AppState>>, call: PartnerCall) 
     let f = &call.fields;
     let (intent, reference, otp, stateresp) = (intent(f)?, f.reference()?, f.otp()?, f.stateresp()?);
     let debited =
-        remittance::transfer(&*state.store, &*state.provider, call.partner, intent, reference, &stateresp, &otp)
-            .await?;
+        remittance::transfer(&*state.store, &state.upstream, call.partner, intent, reference, &stateresp, &otp).await?;
     let wallet = (debited.wallet.opening, debited.wallet.closing);
     Ok(json_response(StatusCode::OK, &transfer_body(&debited.record, Some(wallet))))
 }

@@ -41,8 +41,9 @@ use self::ratelimit::RateLimiter;
 use crate::domain::partner::SealedSecret;
 use crate::domain::RegistrationId;
 use crate::services::notifier::{LogNotifier, Notifier};
-use crate::services::provider::{InProcessProvider, Provider};
+use crate::services::provider::ManualProvider;
 use crate::services::secrets::MasterKey;
+use crate::services::sync::{SyncSettings, Upstream};
 use crate::store::Store;
 
 /// What the edge needs to know beyond the store and the key.
@@ -66,8 +67,8 @@ pub struct AppState {
     pub settings: EdgeSettings,
     /// Sends OTPs.
     pub notifier: Arc<dyn Notifier>,
-    /// The upstream that moves the money.
-    pub provider: Arc<dyn Provider>,
+    /// The upstream that moves the money, and how payrail follows it.
+    pub upstream: Arc<Upstream>,
     limiter: RateLimiter,
     /// Opened secrets by their sealed form: opening costs more than the rest
     /// of the token check, and a sealed secret never changes (rotation seals
@@ -79,12 +80,13 @@ pub struct AppState {
 type OpenedSecrets = HashMap<(RegistrationId, Vec<u8>), Vec<u8>>;
 
 impl AppState {
-    /// State for a router, with OTPs written to the log and the in-process
-    /// provider; see [`AppState::with_notifier`] and [`AppState::with_provider`].
+    /// State for a router, with OTPs written to the log and the manual
+    /// provider; see [`AppState::with_notifier`] and [`AppState::with_upstream`].
     pub fn new(store: Arc<dyn Store>, key: Arc<MasterKey>, settings: EdgeSettings) -> Self {
         let limiter = RateLimiter::new(settings.rate_limit_per_sec);
-        let (notifier, provider) = (Arc::new(LogNotifier), Arc::new(InProcessProvider));
-        AppState { store, key, settings, notifier, provider, limiter, opened: Default::default() }
+        let notifier = Arc::new(LogNotifier);
+        let upstream = Arc::new(Upstream::new(Arc::new(ManualProvider), SyncSettings::default()));
+        AppState { store, key, settings, notifier, upstream, limiter, opened: Default::default() }
     }
 
     /// Sends OTPs through `notifier`.
@@ -93,9 +95,9 @@ impl AppState {
         self
     }
 
-    /// Hands transactions to `provider`.
-    pub fn with_provider(mut self, provider: Arc<dyn Provider>) -> Self {
-        self.provider = provider;
+    /// Hands transactions to `upstream`.
+    pub fn with_upstream(mut self, upstream: Arc<Upstream>) -> Self {
+        self.upstream = upstream;
         self
     }
 

@@ -5,8 +5,9 @@
 
 use super::billers::{self, Biller};
 use super::fees;
-use super::provider::{FetchedBill, Provider, ProviderError};
-use crate::domain::{BillPayment, BillStatus, Paise, ReferenceId, RegistrationId, Timestamp};
+use super::provider::{BillOrder, FetchedBill, Provider, ProviderError};
+use super::sync::Upstream;
+use crate::domain::{BillPayment, BillStatus, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind};
 use crate::store::{ChangeNote, DebitError, Debited, Store, StoreError};
 
 /// The largest bill payment accepted.
@@ -76,14 +77,14 @@ pub async fn fetch_bill(provider: &dyn Provider, operator: i64, ca_number: &str)
     }
     provider.fetch_bill(biller, ca_number).await.map_err(|e| match e {
         ProviderError::NoBill => BillError::NoBill,
-        ProviderError::Unavailable(why) => BillError::Upstream(why),
+        other => BillError::Upstream(other.to_string()),
     })
 }
 
 /// `BillPaymentPaybill`: pays the bill from the partner's wallet and hands it on.
 pub async fn pay_bill(
     store: &dyn Store,
-    provider: &dyn Provider,
+    upstream: &Upstream,
     partner: RegistrationId,
     request: PayBill,
 ) -> Result<Debited<BillPayment>, BillError> {
@@ -98,17 +99,16 @@ pub async fn pay_bill(
     let (commission, tds) = plan.bill_commission(biller.category, request.amount, now);
     let payment = new_payment(partner, biller, request, commission, tds, now);
     let note = ChangeNote { source: "partner".into(), reason: None, at: now };
-    let mut debited = match store.create_bill_debited(payment.clone(), note, None).await {
+    let mut debited = match store.create_bill_debited(payment.clone(), note, upstream.first_poll(now)).await {
         Ok(debited) => debited,
         Err(e) => return Err(debit_error(store, e, &payment).await),
     };
-    if let Some(change) = provider.submit_bill(&debited.record).await {
-        let note = ChangeNote { source: "provider".into(), reason: None, at: Timestamp::now() };
-        match store.change_bill(debited.record.txnid, change, note).await {
-            Ok(moved) => debited.record = moved,
-            Err(e) => tracing::warn!(txnid = debited.record.txnid, error = %e, "provider answer not applied"),
-        }
-    }
+    let order = BillOrder {
+        upstream_ref: upstream.upstream_ref(TxnKind::Bbps, debited.record.txnid),
+        payment: debited.record.clone(),
+        biller_id: biller.id,
+    };
+    debited.record = upstream.submit_bill(store, order).await;
     Ok(debited)
 }
 

@@ -15,4 +15,5 @@ pub mod partners;
 pub mod provider;
 pub mod remittance;
 pub mod secrets;
+pub mod sync;
 pub mod transactions;

@@ -1,16 +1,22 @@
 //! The upstream that really moves money, behind one trait.
 //!
-//! Until a real connector is configured, [`InProcessProvider`] stands in: it
-//! accepts every transfer and leaves it "sent to bank", accepts every bill
-//! payment and leaves it pending, and makes up a deterministic bill for any
-//! customer account. It never decides a final state: operators (or a real
-//! upstream) do.
+//! Three implementations:
+//! - [`ManualProvider`] (`--provider manual`): accepts every transaction and
+//!   leaves it "sent to bank" (transfers) or pending (bills) for an operator
+//!   to settle; nothing is polled.
+//! - [`super::sandbox::SandboxProvider`] (`--provider sandbox`, the demo's):
+//!   deterministic scenarios chosen by magic values, settling on their own.
+//! - [`super::paysprint::PaysprintProvider`] (`--provider paysprint`): a
+//!   Paysprint-compatible HTTP connector.
+//!
+//! A provider only reports what the upstream says ([`DmtUpstream`],
+//! [`BillUpstream`]); `services::sync` decides what that changes. An error
+//! changes nothing: the transaction stays as it is and the poller asks again.
 
 use async_trait::async_trait;
 
 use super::billers::Biller;
-use crate::domain::bbps::BillChange;
-use crate::domain::dmt::DmtChange;
+use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, DmtTransfer, Paise, Timestamp};
 
 /// A bill as the biller reports it.
@@ -28,44 +34,152 @@ pub struct FetchedBill {
     pub due_date: String,
 }
 
-/// Why the upstream could not answer.
+/// Why the upstream could not answer. Never a statement about the
+/// transaction: the caller keeps its state and asks again later.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     /// The biller knows no such customer.
     #[error("no bill found for this customer")]
     NoBill,
-    /// The upstream failed.
+    /// No answer in time.
+    #[error("the provider did not answer in time")]
+    Timeout,
+    /// An answer that could not be read.
+    #[error("the provider's answer could not be read: {0}")]
+    Garbage(String),
+    /// The upstream failed or could not be reached.
     #[error("the provider did not answer: {0}")]
     Unavailable(String),
+}
+
+/// A transfer to hand over, with what the upstream needs beyond the record.
+#[derive(Debug, Clone)]
+pub struct TransferOrder {
+    /// payrail's reference for it upstream (`UpstreamRef::render`).
+    pub upstream_ref: String,
+    /// The transfer as stored (debited, in process).
+    pub transfer: DmtTransfer,
+    /// The remitter's mobile.
+    pub mobile: String,
+    /// payrail's beneficiary id.
+    pub beneficiary_id: i64,
+    /// The account holder's name.
+    pub beneficiary_name: String,
+    /// The beneficiary's branch.
+    pub ifsc: String,
+    /// The bank pipe, 1 to 3.
+    pub pipe: u8,
+    /// `IMPS` or `NEFT`.
+    pub mode: String,
+}
+
+/// A bill payment to hand over.
+#[derive(Debug, Clone)]
+pub struct BillOrder {
+    /// payrail's reference for it upstream.
+    pub upstream_ref: String,
+    /// The payment as stored (debited, pending).
+    pub payment: BillPayment,
+    /// The biller's id (`operator`).
+    pub biller_id: i64,
+}
+
+/// What an upstream status callback said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamReport {
+    /// About a transfer.
+    Dmt(DmtUpstream),
+    /// About a bill payment.
+    Bill(BillUpstream),
+}
+
+/// A verified status callback from the upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamCallback {
+    /// payrail's reference, as given when the transaction was submitted.
+    pub upstream_ref: String,
+    /// What the upstream says.
+    pub report: UpstreamReport,
+}
+
+/// Why a callback was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    /// This provider sends no callbacks.
+    #[error("this provider sends no callbacks")]
+    NotAccepted,
+    /// The callback's credentials did not verify.
+    #[error("callback not authenticated: {0}")]
+    Unauthenticated(String),
+    /// The callback could not be read.
+    #[error("callback not understood: {0}")]
+    Malformed(String),
 }
 
 /// The upstream provider.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
-    /// Hands a debited transfer over; returns the change its answer implies, if any.
-    async fn submit_transfer(&self, transfer: &DmtTransfer) -> Option<DmtChange>;
-    /// Hands a debited bill payment over; returns the change its answer implies, if any.
-    async fn submit_bill(&self, payment: &BillPayment) -> Option<BillChange>;
+    /// Its name, for logs and `payrail serve`'s banner.
+    fn name(&self) -> &'static str;
+    /// Whether payrail follows up what it hands over (writes poll jobs and
+    /// asks for the status). `false` for the manual provider.
+    fn settles(&self) -> bool;
+    /// Hands a debited transfer over. Sends it at most once: an error means
+    /// the answer is unknown, never that it may be sent again.
+    async fn submit_transfer(&self, order: &TransferOrder) -> Result<DmtUpstream, ProviderError>;
+    /// Hands a debited bill payment over, at most once.
+    async fn submit_bill(&self, order: &BillOrder) -> Result<BillUpstream, ProviderError>;
     /// Fetches the customer's current bill.
     async fn fetch_bill(&self, biller: &Biller, account: &str) -> Result<FetchedBill, ProviderError>;
+    /// What the upstream says about a transfer now.
+    async fn dmt_status(&self, upstream_ref: &str, transfer: &DmtTransfer) -> Result<DmtUpstream, ProviderError>;
+    /// What the upstream says about a bill payment now.
+    async fn bill_status(&self, upstream_ref: &str, payment: &BillPayment) -> Result<BillUpstream, ProviderError>;
+    /// Verifies and reads a status callback (its `Token` header and body).
+    fn read_callback(
+        &self,
+        token: Option<&str>,
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<UpstreamCallback, CallbackError>;
 }
 
-/// The stand-in upstream (see the module documentation).
+/// Settlement by hand (see the module documentation).
 #[derive(Debug, Default)]
-pub struct InProcessProvider;
+pub struct ManualProvider;
 
 #[async_trait]
-impl Provider for InProcessProvider {
-    async fn submit_transfer(&self, _transfer: &DmtTransfer) -> Option<DmtChange> {
-        Some(DmtChange::SentToBank)
+impl Provider for ManualProvider {
+    fn name(&self) -> &'static str {
+        "manual"
     }
 
-    async fn submit_bill(&self, _payment: &BillPayment) -> Option<BillChange> {
-        None
+    fn settles(&self) -> bool {
+        false
+    }
+
+    async fn submit_transfer(&self, _order: &TransferOrder) -> Result<DmtUpstream, ProviderError> {
+        Ok(DmtUpstream::SentToBank)
+    }
+
+    async fn submit_bill(&self, _order: &BillOrder) -> Result<BillUpstream, ProviderError> {
+        Ok(BillUpstream::Pending)
     }
 
     async fn fetch_bill(&self, biller: &Biller, account: &str) -> Result<FetchedBill, ProviderError> {
         Ok(made_up_bill(biller, account, Timestamp::now()))
+    }
+
+    async fn dmt_status(&self, _upstream_ref: &str, _transfer: &DmtTransfer) -> Result<DmtUpstream, ProviderError> {
+        Ok(DmtUpstream::Unknown { detail: "settled by hand".into() })
+    }
+
+    async fn bill_status(&self, _upstream_ref: &str, _payment: &BillPayment) -> Result<BillUpstream, ProviderError> {
+        Ok(BillUpstream::Unknown { detail: "settled by hand".into() })
+    }
+
+    fn read_callback(&self, _: Option<&str>, _: &[u8], _: Timestamp) -> Result<UpstreamCallback, CallbackError> {
+        Err(CallbackError::NotAccepted)
     }
 }
 
@@ -73,7 +187,7 @@ const NAMES: [&str; 6] =
     ["Ramesh Kumar", "Sunita Devi", "Arjun Mehta", "Priya Sharma", "Mohammed Irfan", "Lakshmi Iyer"];
 
 /// A bill that depends only on the biller, the account and the month.
-fn made_up_bill(biller: &Biller, account: &str, now: Timestamp) -> FetchedBill {
+pub(crate) fn made_up_bill(biller: &Biller, account: &str, now: Timestamp) -> FetchedBill {
     let seed = account.bytes().fold(biller.id as u64, |h, b| h.wrapping_mul(131).wrapping_add(u64::from(b)));
     let (year, month, _) = now.ist_date();
     FetchedBill {

@@ -11,14 +11,15 @@ use rand::Rng as _;
 
 use super::fees;
 use super::notifier::Notifier;
-use super::provider::Provider;
+use super::provider::TransferOrder;
+use super::sync::Upstream;
 use crate::domain::dmt::DmtChange;
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
 use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode, MIN_TRANSFER,
     PER_TRANSFER_LIMIT,
 };
-use crate::domain::{DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp};
+use crate::domain::{DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind};
 use crate::store::{ChangeError, ChangeNote, DebitError, Debited, Store, StoreError};
 
 /// Why a DMT V1 request was refused. Nothing was written unless said.
@@ -328,7 +329,7 @@ fn monthly_limit_error(remaining: Paise) -> DmtError {
 /// partner's wallet, and hands it to the provider.
 pub async fn transfer(
     store: &dyn Store,
-    provider: &dyn Provider,
+    upstream: &Upstream,
     partner: RegistrationId,
     intent: TransferIntent,
     reference: ReferenceId,
@@ -341,13 +342,18 @@ pub async fn transfer(
     let now = Timestamp::now();
     let plan = fees::plan_for(store, partner, now).await?;
     let record = new_transfer(partner, reference, &intent, &beneficiary, plan.dmt_charges(intent.amount, now), now);
-    let mut debited = debit_on_some_pipe(store, record, &intent, now).await?;
-    if let Some(change) = provider.submit_transfer(&debited.record).await {
-        match store.change_dmt(debited.record.ackno, change, note("provider")).await {
-            Ok(moved) => debited.record = moved,
-            Err(e) => tracing::warn!(ackno = debited.record.ackno, error = %e, "provider answer not applied"),
-        }
-    }
+    let (mut debited, bank) = debit_on_some_pipe(store, record, &intent, upstream.first_poll(now), now).await?;
+    let order = TransferOrder {
+        upstream_ref: upstream.upstream_ref(TxnKind::Dmt, debited.record.ackno),
+        transfer: debited.record.clone(),
+        mobile: intent.mobile.as_str().to_owned(),
+        beneficiary_id: beneficiary.id,
+        beneficiary_name: beneficiary.name.clone(),
+        ifsc: beneficiary.ifsc.as_str().to_owned(),
+        pipe: bank.number() as u8,
+        mode: intent.mode.as_str().to_owned(),
+    };
+    debited.record = upstream.submit_transfer(store, order).await;
     Ok(debited)
 }
 
@@ -386,8 +392,9 @@ async fn debit_on_some_pipe(
     store: &dyn Store,
     record: DmtTransfer,
     intent: &TransferIntent,
+    poll_at: Option<Timestamp>,
     now: Timestamp,
-) -> Result<Debited<DmtTransfer>, DmtError> {
+) -> Result<(Debited<DmtTransfer>, Bank), DmtError> {
     let limit = MonthlyLimit::for_month_of(now);
     let mut best_remaining = Paise::ZERO;
     for bank in Bank::ALL {
@@ -397,8 +404,8 @@ async fn debit_on_some_pipe(
             bank,
             mode: intent.mode,
         };
-        match store.create_dmt_debited(record.clone(), route, limit.clone(), note("partner"), None).await {
-            Ok(debited) => return Ok(debited),
+        match store.create_dmt_debited(record.clone(), route, limit.clone(), note("partner"), poll_at).await {
+            Ok(debited) => return Ok((debited, bank)),
             Err(DebitError::MonthlyLimit { remaining }) => best_remaining = best_remaining.max(remaining),
             Err(DebitError::Duplicate(_)) => {
                 // A concurrent request with the same reference won: name its transfer.

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::bbps::BillChange;
-use crate::domain::event::{DeliveryAttempt, EventFilter, EventOutcome, PartnerEvent, PollJob, PollNext};
 use crate::domain::dmt::DmtChange;
+use crate::domain::event::{DeliveryAttempt, EventFilter, EventOutcome, PartnerEvent, PollJob, PollNext};
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Journal, Statement, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
