@@ -24,7 +24,7 @@ struct BillStatusRequest<'a> {
     registration: Option<&'a RawValue>,
 }
 
-/// Parse → authenticate → look up → render.
+/// Parse → authenticate → look up (→ ask the upstream if undecided) → render.
 pub async fn bill_status(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -40,7 +40,11 @@ pub async fn bill_status(
     authenticate(&state, &caller, partner.as_ref()).await?;
     state.admit(partner.as_ref().map(|p| p.registration_id))?;
     Ok(match payment.flatten() {
-        Some(payment) => json_response(StatusCode::OK, &render(&payment)),
+        Some(payment) => {
+            // Undecided payments ask the upstream first, within the status budget.
+            let payment = state.upstream.refresh_bill(&*state.store, payment).await;
+            json_response(StatusCode::OK, &render(&payment))
+        }
         None => code_first(StatusCode::OK, 0, "No Transaction found"),
     })
 }

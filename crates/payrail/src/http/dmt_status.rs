@@ -24,7 +24,7 @@ struct DmtStatusRequest<'a> {
     registration: Option<&'a RawValue>,
 }
 
-/// Parse → authenticate → look up → render.
+/// Parse → authenticate → look up (→ ask the upstream if undecided) → render.
 pub async fn dmt_status(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -40,7 +40,11 @@ pub async fn dmt_status(
     authenticate(&state, &caller, partner.as_ref()).await?;
     state.admit(partner.as_ref().map(|p| p.registration_id))?;
     Ok(match transfer.flatten() {
-        Some(transfer) => json_response(StatusCode::OK, &render(&transfer)),
+        Some(transfer) => {
+            // Undecided transfers ask the upstream first, within the status budget.
+            let transfer = state.upstream.refresh_dmt(&*state.store, transfer).await;
+            json_response(StatusCode::OK, &render(&transfer))
+        }
         None => status_first(StatusCode::OK, 2, "Transaction not found"),
     })
 }

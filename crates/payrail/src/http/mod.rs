@@ -6,6 +6,7 @@
 //! wire codes in one place, [`error`].
 
 pub mod admin;
+pub mod admin_events;
 pub mod admin_money;
 pub mod auth;
 pub mod bbps;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod partner_call;
 pub mod ratelimit;
 pub mod token;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -42,6 +44,7 @@ use crate::domain::partner::SealedSecret;
 use crate::domain::RegistrationId;
 use crate::services::notifier::{LogNotifier, Notifier};
 use crate::services::provider::ManualProvider;
+use crate::services::sandbox::SandboxProvider;
 use crate::services::secrets::MasterKey;
 use crate::services::sync::{SyncSettings, Upstream};
 use crate::store::Store;
@@ -69,6 +72,8 @@ pub struct AppState {
     pub notifier: Arc<dyn Notifier>,
     /// The upstream that moves the money, and how payrail follows it.
     pub upstream: Arc<Upstream>,
+    /// The sandbox, when it is the provider (for `/sandbox/v1/advance`).
+    pub sandbox: Option<Arc<SandboxProvider>>,
     limiter: RateLimiter,
     /// Opened secrets by their sealed form: opening costs more than the rest
     /// of the token check, and a sealed secret never changes (rotation seals
@@ -86,7 +91,7 @@ impl AppState {
         let limiter = RateLimiter::new(settings.rate_limit_per_sec);
         let notifier = Arc::new(LogNotifier);
         let upstream = Arc::new(Upstream::new(Arc::new(ManualProvider), SyncSettings::default()));
-        AppState { store, key, settings, notifier, upstream, limiter, opened: Default::default() }
+        AppState { store, key, settings, notifier, upstream, sandbox: None, limiter, opened: Default::default() }
     }
 
     /// Sends OTPs through `notifier`.
@@ -98,6 +103,12 @@ impl AppState {
     /// Hands transactions to `upstream`.
     pub fn with_upstream(mut self, upstream: Arc<Upstream>) -> Self {
         self.upstream = upstream;
+        self
+    }
+
+    /// Lets operators drive `sandbox` by hand (`/sandbox/v1/advance`).
+    pub fn with_sandbox(mut self, sandbox: Arc<SandboxProvider>) -> Self {
+        self.sandbox = Some(sandbox);
         self
     }
 
@@ -142,7 +153,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/aop/billpaymentoperators", post(bbps::operators))
         .route("/api/aop/fetchbilpaymentdetails", post(bbps::fetch_bill))
         .route("/api/aop/billpaymentpaybill", post(bbps::paybill))
+        .route("/upstream/v1/callback", post(upstream::callback))
+        .route("/sandbox/v1/advance", post(upstream::advance))
         .merge(admin::routes())
+        .merge(admin_events::routes())
         .merge(admin_money::routes())
         .fallback(no_such_endpoint)
         .with_state(state)

@@ -5,6 +5,7 @@
 //! [`provider::Provider`]) and know nothing of HTTP.
 
 pub mod billers;
+pub mod callbacks;
 pub mod bills;
 pub mod demo;
 pub mod fees;
@@ -13,7 +14,9 @@ pub mod ledger;
 pub mod notifier;
 pub mod partners;
 pub mod provider;
+pub mod sandbox;
 pub mod remittance;
 pub mod secrets;
 pub mod sync;
 pub mod transactions;
+pub mod workers;

@@ -1,0 +1,252 @@
+//! The operator API for partner callbacks and upstream follow-up.
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `/admin/v1/partners/{id}/callback` | the partner's callback URL |
+//! | PUT | `/admin/v1/partners/{id}/callback` | `{"url": "https://…"}` sets it |
+//! | DELETE | `/admin/v1/partners/{id}/callback` | clears it (no more events are written) |
+//! | GET | `/admin/v1/events` | newest first; query `partner`, `state` (pending, delivered, failed), `kind` + `txn`, `before`, `limit` |
+//! | GET | `/admin/v1/events/{id}` | one event, its exact body and every attempt |
+//! | POST | `/admin/v1/events/{id}/redeliver` | pending again, due now, with a fresh 24 h window |
+//! | GET | `/admin/v1/upstream/held` | transactions the poller gave up on, for review |
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+use super::admin::Operator;
+use super::body::{parse_json, LimitedBody};
+use super::error::{json_response, ApiError};
+use super::AppState;
+use crate::domain::event::{DeliveryAttempt, EventFilter, EventState, PartnerEvent, PollJob};
+use crate::domain::{RegistrationId, Timestamp, TxnKind};
+
+/// The routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/admin/v1/partners/{id}/callback", get(show_callback).put(set_callback).delete(clear_callback))
+        .route("/admin/v1/events", get(list_events))
+        .route("/admin/v1/events/{id}", get(show_event))
+        .route("/admin/v1/events/{id}/redeliver", post(redeliver))
+        .route("/admin/v1/upstream/held", get(held))
+}
+
+fn bad(message: impl std::fmt::Display) -> ApiError {
+    ApiError::Validation(message.to_string())
+}
+
+async fn existing_partner(state: &AppState, text: &str) -> Result<RegistrationId, ApiError> {
+    let id = RegistrationId::parse(text).map_err(|e| bad(format!("partner {e}")))?;
+    match state.store.find_partner(id).await? {
+        Some(_) => Ok(id),
+        None => Err(ApiError::NotFound(format!("no partner {id}"))),
+    }
+}
+
+/// Checks a callback URL: absolute `http` or `https` with a host, at most 2048 characters.
+pub fn callback_url(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("url is not a valid URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || text.len() > 2048 {
+        return Err("url must be an http or https URL with a host, at most 2048 characters".into());
+    }
+    Ok(url.to_string())
+}
+
+#[derive(Serialize)]
+struct CallbackView {
+    partner: String,
+    url: Option<String>,
+}
+
+async fn show_callback(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let partner = existing_partner(&state, &id).await?;
+    let url = state.store.callback_url(partner).await?;
+    Ok(json_response(StatusCode::OK, &CallbackView { partner: partner.to_string(), url }))
+}
+
+#[derive(Deserialize)]
+struct SetCallback {
+    url: String,
+}
+
+async fn set_callback(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
+    let partner = existing_partner(&state, &id).await?;
+    let request: SetCallback = parse_json(&body)?;
+    let url = callback_url(&request.url).map_err(bad)?;
+    state.store.set_callback_url(partner, Some(url.clone()), Timestamp::now()).await?;
+    Ok(json_response(StatusCode::OK, &CallbackView { partner: partner.to_string(), url: Some(url) }))
+}
+
+async fn clear_callback(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let partner = existing_partner(&state, &id).await?;
+    state.store.set_callback_url(partner, None, Timestamp::now()).await?;
+    Ok(json_response(StatusCode::OK, &CallbackView { partner: partner.to_string(), url: None }))
+}
+
+/// The query of `GET /admin/v1/events`.
+#[derive(Deserialize)]
+struct EventQuery {
+    partner: Option<String>,
+    state: Option<String>,
+    kind: Option<String>,
+    txn: Option<i64>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// Reads the list filters (shared with the CLI's wording).
+fn filter(query: EventQuery) -> Result<EventFilter, ApiError> {
+    let partner = query.partner.map(|p| RegistrationId::parse(&p).map_err(|e| bad(format!("partner {e}")))).transpose()?;
+    let state = query
+        .state
+        .map(|s| EventState::parse(&s).ok_or_else(|| bad("state must be pending, delivered or failed")))
+        .transpose()?;
+    let txn = match (query.kind, query.txn) {
+        (Some(kind), Some(id)) => Some((TxnKind::parse(&kind).ok_or_else(|| bad("kind must be dmt or bbps"))?, id)),
+        (None, None) => None,
+        _ => return Err(bad("kind and txn go together")),
+    };
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(bad("limit must be between 1 and 1000"));
+    }
+    Ok(EventFilter { partner, state, txn, before_id: query.before, limit })
+}
+
+/// An event as operators see it.
+#[derive(Serialize)]
+pub struct EventView {
+    id: i64,
+    partner: String,
+    kind: &'static str,
+    txn_id: i64,
+    status: String,
+    state: &'static str,
+    attempts: u32,
+    created_at: String,
+    next_attempt_at: Option<String>,
+    deliver_until: String,
+    delivered_at: Option<String>,
+}
+
+impl From<&PartnerEvent> for EventView {
+    fn from(e: &PartnerEvent) -> Self {
+        EventView {
+            id: e.id,
+            partner: e.partner.to_string(),
+            kind: e.kind.as_str(),
+            txn_id: e.txn_id,
+            status: e.status.clone(),
+            state: e.state.name(),
+            attempts: e.attempts,
+            created_at: e.created_at.to_ist_string(),
+            next_attempt_at: e.next_attempt_at.map(Timestamp::to_ist_string),
+            deliver_until: e.deliver_until.to_ist_string(),
+            delivered_at: e.delivered_at.map(Timestamp::to_ist_string),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct EventList {
+    events: Vec<EventView>,
+}
+
+async fn list_events(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<EventQuery>,
+) -> Result<Response, ApiError> {
+    let events = state.store.events(&filter(query)?).await?;
+    Ok(json_response(StatusCode::OK, &EventList { events: events.iter().map(EventView::from).collect() }))
+}
+
+#[derive(Serialize)]
+struct AttemptView<'a> {
+    attempt: u32,
+    instance: &'a str,
+    url: &'a str,
+    at: String,
+    duration_ms: i64,
+    http_status: Option<u16>,
+    error: Option<&'a str>,
+}
+
+impl<'a> From<&'a DeliveryAttempt> for AttemptView<'a> {
+    fn from(a: &'a DeliveryAttempt) -> Self {
+        AttemptView {
+            attempt: a.attempt,
+            instance: &a.instance,
+            url: &a.url,
+            at: a.at.to_ist_string(),
+            duration_ms: a.duration_ms,
+            http_status: a.http_status,
+            error: a.error.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct EventDetail<'a> {
+    #[serde(flatten)]
+    event: EventView,
+    body: String,
+    delivery_attempts: Vec<AttemptView<'a>>,
+}
+
+async fn show_event(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let (event, attempts) =
+        state.store.event_with_attempts(id).await?.ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;
+    let detail = EventDetail {
+        event: EventView::from(&event),
+        body: event.body(),
+        delivery_attempts: attempts.iter().map(AttemptView::from).collect(),
+    };
+    Ok(json_response(StatusCode::OK, &detail))
+}
+
+async fn redeliver(_: Operator, State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let event =
+        state.store.redeliver_event(id, Timestamp::now()).await?.ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;
+    Ok(json_response(StatusCode::OK, &EventView::from(&event)))
+}
+
+#[derive(Serialize)]
+struct HeldView {
+    kind: &'static str,
+    txn_id: i64,
+    polls: u32,
+}
+
+#[derive(Serialize)]
+struct HeldList {
+    held: Vec<HeldView>,
+}
+
+async fn held(_: Operator, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let jobs: Vec<PollJob> = state.store.held_polls().await?;
+    let held = jobs.iter().map(|j| HeldView { kind: j.kind.as_str(), txn_id: j.txn_id, polls: j.attempts }).collect();
+    Ok(json_response(StatusCode::OK, &HeldList { held }))
+}

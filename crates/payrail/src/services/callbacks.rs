@@ -1,0 +1,120 @@
+//! Delivering partner callbacks from the outbox.
+//!
+//! A delivery is a `POST` of [`PartnerEvent::body`] to the partner's callback
+//! URL with these headers:
+//!
+//! - `Content-Type: application/json; charset=utf-8`
+//! - `X-Payrail-Event-Id`: the event id (also the body's `event_id`); the
+//!   same on every attempt, so a partner recognises a repeat;
+//! - `X-Payrail-Timestamp`: unix seconds when the attempt was signed;
+//! - `X-Payrail-Signature`: `sha256=` and the hex HMAC-SHA256, under the
+//!   partner's current secret, of `<timestamp>.<body>`.
+//!
+//! Any 2xx answer delivers the event. Anything else (another status, a
+//! timeout, a refused connection, no URL configured) is recorded as a failed
+//! attempt and retried on the retry schedule until the event's window (24 h)
+//! closes; then the event is failed, and an operator can redeliver it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::secrets::MasterKey;
+use crate::domain::event::{self, DeliveryAttempt, EventOutcome, PartnerEvent};
+use crate::domain::upstream::Backoff;
+use crate::domain::Timestamp;
+use crate::store::{Store, StoreError};
+
+/// How callbacks are delivered.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// When to try again after a failed attempt.
+    pub retry: Backoff,
+    /// How long one attempt may take.
+    pub timeout: Duration,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings { retry: Backoff::default_callback_retry(), timeout: Duration::from_secs(10) }
+    }
+}
+
+/// Sends events to partners.
+pub struct Deliverer {
+    store: Arc<dyn Store>,
+    key: Arc<MasterKey>,
+    client: reqwest::Client,
+    settings: DeliverySettings,
+}
+
+impl Deliverer {
+    /// A deliverer over this store, opening partner secrets with `key`.
+    pub fn new(store: Arc<dyn Store>, key: Arc<MasterKey>, settings: DeliverySettings) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .user_agent(concat!("payrail/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Deliverer { store, key, client, settings })
+    }
+
+    /// Makes one attempt at a leased event and records it; `false` if the
+    /// lease was lost meanwhile (the attempt is then not recorded).
+    pub async fn attempt(&self, event: &PartnerEvent, owner: &str) -> Result<bool, StoreError> {
+        let started = Instant::now();
+        let at = Timestamp::now();
+        let url = self.store.callback_url(event.partner).await?;
+        let (http_status, error) = match &url {
+            Some(url) => self.post(event, url, at).await?,
+            None => (None, Some("the partner has no callback URL".to_owned())),
+        };
+        let delivered = error.is_none();
+        let attempt = DeliveryAttempt {
+            event_id: event.id,
+            attempt: event.attempts + 1,
+            instance: owner.to_owned(),
+            url: url.unwrap_or_default(),
+            at,
+            duration_ms: started.elapsed().as_millis() as i64,
+            http_status,
+            error,
+        };
+        let outcome = event::outcome_of(delivered, attempt.attempt, Timestamp::now(), event.deliver_until, &self.settings.retry);
+        if outcome == EventOutcome::GiveUp {
+            tracing::warn!(event = event.id, partner = %event.partner, "callback undeliverable for 24 h; event failed");
+        }
+        self.store.record_attempt(attempt, owner, outcome).await
+    }
+
+    /// POSTs the signed event; the partner's status and what went wrong, if anything.
+    async fn post(&self, event: &PartnerEvent, url: &str, at: Timestamp) -> Result<(Option<u16>, Option<String>), StoreError> {
+        let Some(partner) = self.store.find_partner(event.partner).await? else {
+            return Ok((None, Some("the partner no longer exists".into())));
+        };
+        let secret = match self.key.open(partner.registration_id, &partner.secret) {
+            Ok(secret) => secret,
+            Err(e) => return Ok((None, Some(format!("cannot open the partner's secret: {e}")))),
+        };
+        let body = event.body();
+        let signature = event::signature(&secret, at.unix(), &body);
+        let sent = self
+            .client
+            .post(url)
+            .header("Content-Type", "application/json; charset=utf-8")
+            .header("X-Payrail-Event-Id", event.id.to_string())
+            .header("X-Payrail-Timestamp", at.unix().to_string())
+            .header("X-Payrail-Signature", signature)
+            .body(body)
+            .send()
+            .await;
+        Ok(match sent {
+            Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None),
+            Ok(response) => {
+                let status = response.status().as_u16();
+                (Some(status), Some(format!("the partner answered HTTP {status}")))
+            }
+            Err(e) if e.is_timeout() => (None, Some("no answer in time".into())),
+            Err(e) if e.is_connect() => (None, Some("connection failed".into())),
+            Err(e) => (None, Some(format!("request failed: {e}"))),
+        })
+    }
+}

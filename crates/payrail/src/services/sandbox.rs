@@ -1,0 +1,235 @@
+//! The sandbox upstream: deterministic scenarios for trying payrail without
+//! a real provider, settling on their own (`--provider sandbox`, the demo's).
+//!
+//! The scenario is chosen by the last three digits of the beneficiary account
+//! (transfers) or the customer number (bill payments), and unfolds in time
+//! from the transaction's creation, in steps of `settle_after` (8 s by
+//! default, `T` below):
+//!
+//! | ends in | scenario |
+//! |---|---|
+//! | `111` | fails at once |
+//! | `222` | sent to bank / pending until 2T, then fails |
+//! | `333` | succeeds at T, then the bank returns it at 3T |
+//! | `444` | succeeds at T without a UTR; the UTR arrives at 3T |
+//! | `555` | the upstream times out until 3T, then succeeds |
+//! | `666` | the upstream answers garbage, for ever (payrail puts it on hold) |
+//! | `777` | stays in process for ever (payrail puts it on hold) |
+//! | anything else | sent to bank / pending, succeeds at T with a UTR |
+//!
+//! `POST /sandbox/v1/advance` overrides what the sandbox says about one
+//! transaction from then on and applies it at once, as an upstream callback
+//! would. Overrides live in memory: a restart forgets them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::billers::Biller;
+use super::provider::{
+    made_up_bill, BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback,
+    UpstreamReport,
+};
+use crate::domain::upstream::{BillUpstream, DmtUpstream};
+use crate::domain::{BillPayment, DmtTransfer, Timestamp};
+
+/// What a magic suffix asks for (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Succeeds at T.
+    Succeed,
+    /// Fails at once.
+    FailAtOnce,
+    /// Pending until 2T, then fails.
+    PendingThenFail,
+    /// Succeeds at T, returned at 3T.
+    SucceedThenReturn,
+    /// Succeeds at T without a UTR, which arrives at 3T.
+    LateUtr,
+    /// Times out until 3T, then succeeds.
+    Timeout,
+    /// Answers garbage.
+    Garbage,
+    /// Never decides.
+    NeverDecides,
+}
+
+impl Scenario {
+    /// The scenario an account or customer number asks for.
+    pub fn for_number(number: &str) -> Scenario {
+        match number.get(number.len().saturating_sub(3)..).unwrap_or("") {
+            "111" => Scenario::FailAtOnce,
+            "222" => Scenario::PendingThenFail,
+            "333" => Scenario::SucceedThenReturn,
+            "444" => Scenario::LateUtr,
+            "555" => Scenario::Timeout,
+            "666" => Scenario::Garbage,
+            "777" => Scenario::NeverDecides,
+            _ => Scenario::Succeed,
+        }
+    }
+}
+
+/// Where a scenario stands, the same for transfers and bills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Pending,
+    Paid { with_reference: bool },
+    Failed,
+    TimedOut,
+    Garbage,
+}
+
+fn phase(scenario: Scenario, elapsed: i64, t: i64) -> Phase {
+    match scenario {
+        Scenario::Succeed if elapsed < t => Phase::Pending,
+        Scenario::Succeed => Phase::Paid { with_reference: true },
+        Scenario::FailAtOnce => Phase::Failed,
+        Scenario::PendingThenFail if elapsed < 2 * t => Phase::Pending,
+        Scenario::PendingThenFail => Phase::Failed,
+        Scenario::SucceedThenReturn if elapsed < t => Phase::Pending,
+        Scenario::SucceedThenReturn if elapsed < 3 * t => Phase::Paid { with_reference: true },
+        Scenario::SucceedThenReturn => Phase::Failed,
+        Scenario::LateUtr if elapsed < t => Phase::Pending,
+        Scenario::LateUtr => Phase::Paid { with_reference: elapsed >= 3 * t },
+        Scenario::Timeout if elapsed < 3 * t => Phase::TimedOut,
+        Scenario::Timeout => Phase::Paid { with_reference: true },
+        Scenario::Garbage => Phase::Garbage,
+        Scenario::NeverDecides => Phase::Pending,
+    }
+}
+
+/// The sandbox provider.
+pub struct SandboxProvider {
+    settle_after: Duration,
+    hang: Duration,
+    overrides: Mutex<HashMap<String, UpstreamReport>>,
+}
+
+impl SandboxProvider {
+    /// A sandbox whose scenarios move every `settle_after`, and whose
+    /// timeouts hang for `hang` before failing.
+    pub fn new(settle_after: Duration, hang: Duration) -> Self {
+        SandboxProvider { settle_after, hang, overrides: Mutex::default() }
+    }
+
+    /// From now on, the sandbox reports `report` for `upstream_ref`.
+    pub fn set_override(&self, upstream_ref: &str, report: UpstreamReport) {
+        if let Ok(mut overrides) = self.overrides.lock() {
+            overrides.insert(upstream_ref.to_owned(), report);
+        }
+    }
+
+    fn override_for(&self, upstream_ref: &str) -> Option<UpstreamReport> {
+        self.overrides.lock().ok().and_then(|o| o.get(upstream_ref).cloned())
+    }
+
+    fn phase_of(&self, number: &str, created_at: Timestamp) -> Phase {
+        let elapsed = Timestamp::now().unix() - created_at.unix();
+        phase(Scenario::for_number(number), elapsed, self.settle_after.as_secs().max(1) as i64)
+    }
+
+    async fn unanswered(&self, phase: Phase) -> ProviderError {
+        match phase {
+            Phase::TimedOut => {
+                tokio::time::sleep(self.hang).await;
+                ProviderError::Timeout
+            }
+            _ => ProviderError::Garbage("sandbox: <html>502 Bad Gateway</html>".into()),
+        }
+    }
+
+    async fn dmt_report(&self, upstream_ref: &str, transfer: &DmtTransfer) -> Result<DmtUpstream, ProviderError> {
+        if let Some(UpstreamReport::Dmt(report)) = self.override_for(upstream_ref) {
+            return Ok(report);
+        }
+        let utr = || format!("6{:011}", transfer.ackno);
+        match self.phase_of(&transfer.account, transfer.created_at) {
+            Phase::Pending => Ok(DmtUpstream::SentToBank),
+            Phase::Paid { with_reference } => Ok(DmtUpstream::Success { utr: with_reference.then(utr) }),
+            Phase::Failed => Ok(DmtUpstream::Failed),
+            other => Err(self.unanswered(other).await),
+        }
+    }
+
+    async fn bill_report(&self, upstream_ref: &str, payment: &BillPayment) -> Result<BillUpstream, ProviderError> {
+        if let Some(UpstreamReport::Bill(report)) = self.override_for(upstream_ref) {
+            return Ok(report);
+        }
+        let reference = || format!("BBPS{:010}", payment.txnid);
+        match self.phase_of(&payment.ca_number, payment.created_at) {
+            Phase::Pending => Ok(BillUpstream::Pending),
+            Phase::Paid { with_reference } => Ok(BillUpstream::Success { operator_ref: with_reference.then(reference) }),
+            Phase::Failed => Ok(BillUpstream::Failed),
+            other => Err(self.unanswered(other).await),
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for SandboxProvider {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    fn settles(&self) -> bool {
+        true
+    }
+
+    async fn submit_transfer(&self, order: &TransferOrder) -> Result<DmtUpstream, ProviderError> {
+        self.dmt_report(&order.upstream_ref, &order.transfer).await
+    }
+
+    async fn submit_bill(&self, order: &BillOrder) -> Result<BillUpstream, ProviderError> {
+        self.bill_report(&order.upstream_ref, &order.payment).await
+    }
+
+    async fn fetch_bill(&self, biller: &Biller, account: &str) -> Result<FetchedBill, ProviderError> {
+        Ok(made_up_bill(biller, account, Timestamp::now()))
+    }
+
+    async fn dmt_status(&self, upstream_ref: &str, transfer: &DmtTransfer) -> Result<DmtUpstream, ProviderError> {
+        self.dmt_report(upstream_ref, transfer).await
+    }
+
+    async fn bill_status(&self, upstream_ref: &str, payment: &BillPayment) -> Result<BillUpstream, ProviderError> {
+        self.bill_report(upstream_ref, payment).await
+    }
+
+    fn read_callback(&self, _: Option<&str>, _: &[u8], _: Timestamp) -> Result<UpstreamCallback, CallbackError> {
+        // The sandbox calls back in process, through `/sandbox/v1/advance`.
+        Err(CallbackError::NotAccepted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes_choose_scenarios_and_anything_else_succeeds() {
+        assert_eq!(Scenario::for_number("123456111"), Scenario::FailAtOnce);
+        assert_eq!(Scenario::for_number("123456777"), Scenario::NeverDecides);
+        assert_eq!(Scenario::for_number("123456789"), Scenario::Succeed);
+        assert_eq!(Scenario::for_number("1"), Scenario::Succeed);
+    }
+
+    #[test]
+    fn scenarios_unfold_in_steps_of_t() {
+        let t = 8;
+        assert_eq!(phase(Scenario::Succeed, 7, t), Phase::Pending);
+        assert_eq!(phase(Scenario::Succeed, 8, t), Phase::Paid { with_reference: true });
+        assert_eq!(phase(Scenario::PendingThenFail, 15, t), Phase::Pending);
+        assert_eq!(phase(Scenario::PendingThenFail, 16, t), Phase::Failed);
+        assert_eq!(phase(Scenario::SucceedThenReturn, 20, t), Phase::Paid { with_reference: true });
+        assert_eq!(phase(Scenario::SucceedThenReturn, 24, t), Phase::Failed);
+        assert_eq!(phase(Scenario::LateUtr, 8, t), Phase::Paid { with_reference: false });
+        assert_eq!(phase(Scenario::LateUtr, 24, t), Phase::Paid { with_reference: true });
+        assert_eq!(phase(Scenario::Timeout, 23, t), Phase::TimedOut);
+        assert_eq!(phase(Scenario::Timeout, 24, t), Phase::Paid { with_reference: true });
+        assert_eq!(phase(Scenario::Garbage, 1_000, t), Phase::Garbage);
+        assert_eq!(phase(Scenario::NeverDecides, 1_000_000, t), Phase::Pending);
+    }
+}

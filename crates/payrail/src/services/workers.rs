@@ -1,0 +1,140 @@
+//! The background workers: the upstream poller and the callback deliverer.
+//!
+//! Each payrail process runs both loops. Work is shared through the store
+//! with leases: a worker claims due jobs or events for [`WorkerSettings::lease`],
+//! does them, and records the result only while it still holds the lease.
+//! On PostgreSQL several processes can run side by side, and the claim's
+//! `FOR UPDATE SKIP LOCKED` gives each due item to exactly one of them; on
+//! SQLite one process owns the data directory (and so the workers).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng as _;
+use tokio::task::JoinSet;
+
+use super::callbacks::Deliverer;
+use super::sync::Upstream;
+use crate::domain::event::PollJob;
+use crate::domain::Timestamp;
+use crate::store::Store;
+
+/// How the workers run.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// This process's name in leases and attempt records.
+    pub instance: String,
+    /// How often each loop looks for due work.
+    pub tick: Duration,
+    /// How long a claim holds its items (longer than an item can take).
+    pub lease: Duration,
+    /// At most this many items per claim.
+    pub batch: u32,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings { instance: instance_name(), tick: Duration::from_secs(1), lease: Duration::from_secs(60), batch: 32 }
+    }
+}
+
+/// `<host>-<pid>-<random>`: unique among the processes sharing a database.
+pub fn instance_name() -> String {
+    let host = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "payrail".into());
+    format!("{host}-{}-{:04x}", std::process::id(), rand::thread_rng().gen::<u16>())
+}
+
+/// The running workers; dropping this stops them (leases then expire).
+pub struct Workers {
+    tasks: JoinSet<()>,
+}
+
+impl Workers {
+    /// Starts the poller and the deliverer.
+    pub fn start(
+        store: Arc<dyn Store>,
+        upstream: Arc<Upstream>,
+        deliverer: Arc<Deliverer>,
+        settings: WorkerSettings,
+    ) -> Workers {
+        let mut tasks = JoinSet::new();
+        let settings = Arc::new(settings);
+        if upstream.provider.settles() {
+            tasks.spawn(poll_loop(store.clone(), upstream, settings.clone()));
+        }
+        tasks.spawn(delivery_loop(store, deliverer, settings));
+        Workers { tasks }
+    }
+
+    /// Stops the workers.
+    pub fn stop(mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+async fn poll_loop(store: Arc<dyn Store>, upstream: Arc<Upstream>, settings: Arc<WorkerSettings>) {
+    let mut tick = tokio::time::interval(settings.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = Timestamp::now();
+        let lease_until = now.plus_secs(settings.lease.as_secs() as i64);
+        let jobs = match store.claim_polls(&settings.instance, now, lease_until, settings.batch).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::warn!(error = %e, "poller could not claim work");
+                continue;
+            }
+        };
+        let mut polls = JoinSet::new();
+        for job in jobs {
+            polls.spawn(poll_one(store.clone(), upstream.clone(), settings.clone(), job));
+        }
+        while polls.join_next().await.is_some() {}
+    }
+}
+
+async fn poll_one(store: Arc<dyn Store>, upstream: Arc<Upstream>, settings: Arc<WorkerSettings>, job: PollJob) {
+    let next = match upstream.poll(&*store, &job).await {
+        Ok(next) => next,
+        Err(e) => {
+            // Leave the job leased: it comes back when the lease expires.
+            tracing::warn!(kind = job.kind.as_str(), id = job.txn_id, error = %e, "poll failed");
+            return;
+        }
+    };
+    match store.finish_poll(&job, &settings.instance, next).await {
+        Ok(true) => tracing::debug!(kind = job.kind.as_str(), id = job.txn_id, ?next, "polled"),
+        Ok(false) => tracing::warn!(kind = job.kind.as_str(), id = job.txn_id, "poll lease lost before it finished"),
+        Err(e) => tracing::warn!(kind = job.kind.as_str(), id = job.txn_id, error = %e, "poll result not saved"),
+    }
+}
+
+async fn delivery_loop(store: Arc<dyn Store>, deliverer: Arc<Deliverer>, settings: Arc<WorkerSettings>) {
+    let mut tick = tokio::time::interval(settings.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = Timestamp::now();
+        let lease_until = now.plus_secs(settings.lease.as_secs() as i64);
+        let events = match store.claim_events(&settings.instance, now, lease_until, settings.batch).await {
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(error = %e, "deliverer could not claim work");
+                continue;
+            }
+        };
+        let mut attempts = JoinSet::new();
+        for event in events {
+            let (deliverer, owner) = (deliverer.clone(), settings.instance.clone());
+            attempts.spawn(async move {
+                match deliverer.attempt(&event, &owner).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(event = event.id, "callback lease lost; attempt not recorded"),
+                    Err(e) => tracing::warn!(event = event.id, error = %e, "callback attempt not recorded"),
+                }
+            });
+        }
+        while attempts.join_next().await.is_some() {}
+    }
+}
