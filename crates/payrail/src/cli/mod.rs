@@ -1,9 +1,10 @@
 //! The command line: `payrail serve`, `partner`, `import`, `token`, `status`,
-//! `wallet`, `plan`, `verify`.
+//! `wallet`, `plan`, `verify`, `callback`, `events`, `upstream`.
 //! Every command takes `--data-dir` and `--database-url`, so the CLI and a
 //! running server can share one store.
 
 mod client;
+mod events;
 mod import;
 mod money;
 mod partner;
@@ -59,6 +60,15 @@ pub enum Command {
     Plan(money::PlanCommand),
     /// Check the ledger's invariants; exits 1 if any is broken.
     Verify(money::VerifyArgs),
+    /// Partner callback URLs: set, clear, show.
+    #[command(subcommand)]
+    Callback(events::CallbackCommand),
+    /// Partner callback events: list, show (with attempts), redeliver.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
+    /// Upstream follow-up: transactions held for review.
+    #[command(subcommand)]
+    Upstream(events::UpstreamCommand),
 }
 
 impl Cli {
@@ -114,6 +124,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Wallet(command) => money::wallet(&cli, command).await.map(|()| ExitCode::SUCCESS),
         Command::Plan(command) => money::plan(&cli, command).await.map(|()| ExitCode::SUCCESS),
         Command::Verify(_) => money::verify(&cli).await,
+        Command::Callback(command) => events::callback(&cli, command).await.map(|()| ExitCode::SUCCESS),
+        Command::Events(command) => events::events(&cli, command).await,
+        Command::Upstream(command) => events::upstream(&cli, command).await.map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -12,7 +12,16 @@ use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::Cli;
+use std::time::Duration;
+
+use crate::domain::upstream::{self, Backoff};
 use crate::http::{AppState, Application, EdgeSettings};
+use crate::services::callbacks::{Deliverer, DeliverySettings};
+use crate::services::provider::{ManualProvider, Provider};
+use crate::services::sandbox::SandboxProvider;
+use crate::services::secrets::MasterKey;
+use crate::services::sync::{SyncSettings, Upstream};
+use crate::services::workers::{WorkerSettings, Workers};
 use crate::services::demo::{self, SEED_PARTNER, TOKEN_PARTNER};
 use crate::services::notifier::{LogNotifier, Notifier, SmsGateway};
 use crate::store::StoreLocation;
@@ -35,9 +44,97 @@ pub struct ServeArgs {
     /// Where OTP text messages are posted (JSON `{"to","message"}`); without it OTPs go to the log.
     #[arg(long, env = "PAYRAIL_SMS_GATEWAY_URL")]
     pub sms_gateway_url: Option<String>,
+    #[command(flatten)]
+    pub upstream: UpstreamArgs,
     /// How many synthetic transactions of each kind the demo loads.
     #[arg(long, default_value_t = 10_000, hide = true)]
     pub demo_transactions: usize,
+}
+
+/// Which upstream moves the money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderKind {
+    /// Operators settle every transaction by hand; nothing is polled.
+    Manual,
+    /// Deterministic scenarios that settle on their own (see docs/UPSTREAM.md).
+    Sandbox,
+}
+
+/// How payrail follows its upstream and calls partners back.
+#[derive(Debug, Args)]
+pub struct UpstreamArgs {
+    /// The upstream: manual, sandbox (the demo's default) or paysprint.
+    #[arg(long, env = "PAYRAIL_PROVIDER")]
+    pub provider: Option<ProviderKind>,
+    /// Sandbox: seconds between a scenario's steps.
+    #[arg(long, env = "PAYRAIL_SANDBOX_STEP_SECS", default_value_t = 8)]
+    pub sandbox_step_secs: u64,
+    /// When the poller asks again about a pending transaction (exhausted: on hold).
+    #[arg(long, env = "PAYRAIL_POLL_SCHEDULE", default_value = upstream::DEFAULT_POLL_SCHEDULE)]
+    pub poll_schedule: String,
+    /// When a failed partner callback is tried again (the last delay repeats for 24 h).
+    #[arg(long, env = "PAYRAIL_CALLBACK_RETRY", default_value = upstream::DEFAULT_CALLBACK_RETRY)]
+    pub callback_retry: String,
+    /// How long a status lookup waits for the upstream, in milliseconds (at most 1500).
+    #[arg(long, env = "PAYRAIL_STATUS_BUDGET_MS", default_value_t = 1500)]
+    pub status_budget_ms: u64,
+    /// Prefix of the references payrail gives the upstream (one per installation sharing an upstream account).
+    #[arg(long, env = "PAYRAIL_UPSTREAM_REF_PREFIX", default_value = "PR")]
+    pub upstream_ref_prefix: String,
+    /// How often the workers look for due polls and callbacks, in milliseconds.
+    #[arg(long, env = "PAYRAIL_WORKER_TICK_MS", default_value_t = 1000, hide = true)]
+    pub worker_tick_ms: u64,
+    /// This process's name in leases and delivery records (default: host-pid-random).
+    #[arg(long, env = "PAYRAIL_INSTANCE")]
+    pub instance: Option<String>,
+}
+
+/// The upstream as configured: the sync service, and the sandbox if it is the provider.
+struct Configured {
+    upstream: Arc<Upstream>,
+    sandbox: Option<Arc<SandboxProvider>>,
+}
+
+fn configure_upstream(args: &UpstreamArgs, demo: bool) -> anyhow::Result<Configured> {
+    let poll_schedule = Backoff::parse(&args.poll_schedule).context("--poll-schedule")?;
+    if args.status_budget_ms == 0 || args.status_budget_ms > 1500 {
+        anyhow::bail!("--status-budget-ms must be between 1 and 1500");
+    }
+    if args.upstream_ref_prefix.is_empty() || !args.upstream_ref_prefix.chars().all(|c| c.is_ascii_uppercase()) {
+        anyhow::bail!("--upstream-ref-prefix must be one or more capital letters A-Z");
+    }
+    let settings = SyncSettings {
+        ref_prefix: args.upstream_ref_prefix.clone(),
+        poll_schedule,
+        status_budget: Duration::from_millis(args.status_budget_ms),
+        ..SyncSettings::default()
+    };
+    let kind = args.provider.unwrap_or(if demo { ProviderKind::Sandbox } else { ProviderKind::Manual });
+    let (provider, sandbox): (Arc<dyn Provider>, _) = match kind {
+        ProviderKind::Manual => (Arc::new(ManualProvider), None),
+        ProviderKind::Sandbox => {
+            let step = Duration::from_secs(args.sandbox_step_secs.max(1));
+            let sandbox = Arc::new(SandboxProvider::new(step, Duration::from_secs(3)));
+            (sandbox.clone(), Some(sandbox))
+        }
+    };
+    Ok(Configured { upstream: Arc::new(Upstream::new(provider, settings)), sandbox })
+}
+
+fn start_workers(
+    args: &UpstreamArgs,
+    store: Arc<dyn crate::store::Store>,
+    key: Arc<MasterKey>,
+    upstream: Arc<Upstream>,
+) -> anyhow::Result<Workers> {
+    let retry = Backoff::parse(&args.callback_retry).context("--callback-retry")?;
+    let deliverer = Deliverer::new(store.clone(), key, DeliverySettings { retry, ..DeliverySettings::default() })?;
+    let mut settings = WorkerSettings { tick: Duration::from_millis(args.worker_tick_ms.max(10)), ..WorkerSettings::default() };
+    if let Some(instance) = &args.instance {
+        settings.instance = instance.clone();
+    }
+    tracing::info!(instance = %settings.instance, provider = upstream.provider.name(), "workers started");
+    Ok(Workers::start(store, upstream, Arc::new(deliverer), settings))
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -69,14 +166,22 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     } else {
         tracing::info!("{}", notifier.describe());
     }
-    let state = AppState::new(store.clone(), key, settings).with_notifier(notifier);
+    let configured = configure_upstream(&args.upstream, args.demo)?;
+    let workers = start_workers(&args.upstream, store.clone(), key.clone(), configured.upstream.clone())?;
+    let mut state =
+        AppState::new(store.clone(), key, settings).with_notifier(notifier).with_upstream(configured.upstream);
+    if let Some(sandbox) = configured.sandbox {
+        state = state.with_sandbox(sandbox);
+    }
     let app = Application::bind(args.listen, state).await?;
     let addr = app.local_addr()?;
     tracing::info!(%addr, engine = store.engine(), "payrail is listening");
     if args.demo {
         print_demo_guide(cli, addr, demo_secret.as_ref(), admin_token.as_ref());
     }
-    app.run_until(shutdown_signal()).await
+    let served = app.run_until(shutdown_signal()).await;
+    workers.stop();
+    served
 }
 
 /// On SQLite one server process owns the data directory.

@@ -1,0 +1,197 @@
+//! `payrail callback …`, `payrail events …` and `payrail upstream held`.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+
+use super::Cli;
+use crate::domain::event::{EventFilter, EventState, PartnerEvent};
+use crate::domain::{RegistrationId, Timestamp, TxnKind};
+use crate::http::admin_events::callback_url;
+
+/// Partner callback URL commands.
+#[derive(Debug, Subcommand)]
+pub enum CallbackCommand {
+    /// Set where a partner's status callbacks go.
+    Set {
+        /// The partner, e.g. AOP-1001.
+        registration_id: String,
+        /// An http or https URL.
+        url: String,
+    },
+    /// Stop writing callback events for a partner.
+    Clear {
+        /// The partner.
+        registration_id: String,
+    },
+    /// Print a partner's callback URL.
+    Show {
+        /// The partner.
+        registration_id: String,
+    },
+}
+
+/// Callback event commands.
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// List events, newest first.
+    List {
+        /// Only this partner's.
+        #[arg(long)]
+        partner: Option<String>,
+        /// Only events in this state: pending, delivered, failed.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only events about this transaction: dmt:<ackno> or bbps:<txnid>.
+        #[arg(long)]
+        txn: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show an event, its exact body and every delivery attempt.
+    Show {
+        /// The event id.
+        id: i64,
+    },
+    /// Deliver an event again (pending, due now, with a fresh 24 h window).
+    Redeliver {
+        /// The event id.
+        id: i64,
+    },
+}
+
+/// Upstream follow-up commands.
+#[derive(Debug, Subcommand)]
+pub enum UpstreamCommand {
+    /// List the transactions the poller gave up on (transfers are on hold), for review.
+    Held,
+}
+
+fn partner(text: &str) -> anyhow::Result<RegistrationId> {
+    RegistrationId::parse(text).with_context(|| format!("{text:?} is not a registration id like AOP-1001"))
+}
+
+async fn existing_partner(cli: &Cli, text: &str) -> anyhow::Result<(std::sync::Arc<dyn crate::store::Store>, RegistrationId)> {
+    let id = partner(text)?;
+    let store = cli.open_store().await?;
+    if store.find_partner(id).await?.is_none() {
+        anyhow::bail!("no partner {id}");
+    }
+    Ok((store, id))
+}
+
+/// Runs a `callback` command.
+pub async fn callback(cli: &Cli, command: &CallbackCommand) -> anyhow::Result<()> {
+    match command {
+        CallbackCommand::Set { registration_id, url } => {
+            let url = callback_url(url).map_err(anyhow::Error::msg)?;
+            let (store, id) = existing_partner(cli, registration_id).await?;
+            store.set_callback_url(id, Some(url.clone()), Timestamp::now()).await?;
+            println!("{id}: callbacks go to {url}");
+        }
+        CallbackCommand::Clear { registration_id } => {
+            let (store, id) = existing_partner(cli, registration_id).await?;
+            store.set_callback_url(id, None, Timestamp::now()).await?;
+            println!("{id}: no callback URL; no more events are written");
+        }
+        CallbackCommand::Show { registration_id } => {
+            let (store, id) = existing_partner(cli, registration_id).await?;
+            match store.callback_url(id).await? {
+                Some(url) => println!("{url}"),
+                None => println!("{id} has no callback URL"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn filter(partner_text: Option<&str>, state: Option<&str>, txn: Option<&str>, limit: u32) -> anyhow::Result<EventFilter> {
+    let state = state
+        .map(|s| EventState::parse(s).with_context(|| format!("{s:?}: state must be pending, delivered or failed")))
+        .transpose()?;
+    let txn = txn
+        .map(|t| {
+            let (kind, id) = t.split_once(':').context("--txn must be dmt:<ackno> or bbps:<txnid>")?;
+            let kind = TxnKind::parse(kind).context("--txn must be dmt:<ackno> or bbps:<txnid>")?;
+            anyhow::Ok((kind, id.parse::<i64>().context("--txn must be dmt:<ackno> or bbps:<txnid>")?))
+        })
+        .transpose()?;
+    if !(1..=1000).contains(&limit) {
+        anyhow::bail!("--limit must be between 1 and 1000");
+    }
+    Ok(EventFilter { partner: partner_text.map(partner).transpose()?, state, txn, before_id: None, limit })
+}
+
+fn line(e: &PartnerEvent) -> String {
+    let next = e.next_attempt_at.map(|t| format!(" next {}", t.to_ist_string())).unwrap_or_default();
+    format!(
+        "{:>8}  {}  {}:{}  {:<12} {:<9} attempts {}{}  ({})",
+        e.id,
+        e.partner,
+        e.kind.as_str(),
+        e.txn_id,
+        e.status,
+        e.state.name(),
+        e.attempts,
+        next,
+        e.created_at.to_ist_string()
+    )
+}
+
+/// Runs an `events` command.
+pub async fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCode> {
+    let store = cli.open_store().await?;
+    match command {
+        EventsCommand::List { partner, state, txn, limit } => {
+            let filter = filter(partner.as_deref(), state.as_deref(), txn.as_deref(), *limit)?;
+            let events = store.events(&filter).await?;
+            if events.is_empty() {
+                println!("no events");
+            }
+            for event in &events {
+                println!("{}", line(event));
+            }
+        }
+        EventsCommand::Show { id } => {
+            let (event, attempts) = store.event_with_attempts(*id).await?.with_context(|| format!("no event {id}"))?;
+            println!("{}\n{}", line(&event), event.body());
+            for a in &attempts {
+                let status = a.http_status.map(|s| format!("HTTP {s}")).unwrap_or_else(|| "no answer".into());
+                let error = a.error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default();
+                println!(
+                    "  attempt {} at {} by {} to {}: {status} in {} ms{error}",
+                    a.attempt,
+                    a.at.to_ist_string(),
+                    a.instance,
+                    a.url,
+                    a.duration_ms
+                );
+            }
+        }
+        EventsCommand::Redeliver { id } => {
+            let event = store.redeliver_event(*id, Timestamp::now()).await?.with_context(|| format!("no event {id}"))?;
+            println!("{}", line(&event));
+            println!("queued: a running payrail server delivers it within a second or two");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs an `upstream` command.
+pub async fn upstream(cli: &Cli, command: &UpstreamCommand) -> anyhow::Result<()> {
+    let store = cli.open_store().await?;
+    match command {
+        UpstreamCommand::Held => {
+            let held = store.held_polls().await?;
+            if held.is_empty() {
+                println!("nothing held");
+            }
+            for job in held {
+                println!("{}:{}  after {} polls", job.kind.as_str(), job.txn_id, job.attempts);
+            }
+        }
+    }
+    Ok(())
+}
