@@ -73,7 +73,10 @@ fn partner(text: &str) -> anyhow::Result<RegistrationId> {
     RegistrationId::parse(text).with_context(|| format!("{text:?} is not a registration id like AOP-1001"))
 }
 
-async fn existing_partner(cli: &Cli, text: &str) -> anyhow::Result<(std::sync::Arc<dyn crate::store::Store>, RegistrationId)> {
+async fn existing_partner(
+    cli: &Cli,
+    text: &str,
+) -> anyhow::Result<(std::sync::Arc<dyn crate::store::Store>, RegistrationId)> {
     let id = partner(text)?;
     let store = cli.open_store().await?;
     if store.find_partner(id).await?.is_none() {
@@ -107,7 +110,12 @@ pub async fn callback(cli: &Cli, command: &CallbackCommand) -> anyhow::Result<()
     Ok(())
 }
 
-fn filter(partner_text: Option<&str>, state: Option<&str>, txn: Option<&str>, limit: u32) -> anyhow::Result<EventFilter> {
+fn filter(
+    partner_text: Option<&str>,
+    state: Option<&str>,
+    txn: Option<&str>,
+    limit: u32,
+) -> anyhow::Result<EventFilter> {
     let state = state
         .map(|s| EventState::parse(s).with_context(|| format!("{s:?}: state must be pending, delivered or failed")))
         .transpose()?;
@@ -171,7 +179,8 @@ pub async fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCo
             }
         }
         EventsCommand::Redeliver { id } => {
-            let event = store.redeliver_event(*id, Timestamp::now()).await?.with_context(|| format!("no event {id}"))?;
+            let event =
+                store.redeliver_event(*id, Timestamp::now()).await?.with_context(|| format!("no event {id}"))?;
             println!("{}", line(&event));
             println!("queued: a running payrail server delivers it within a second or two");
         }

@@ -17,13 +17,13 @@ use std::time::Duration;
 use crate::domain::upstream::{self, Backoff};
 use crate::http::{AppState, Application, EdgeSettings};
 use crate::services::callbacks::{Deliverer, DeliverySettings};
+use crate::services::demo::{self, SEED_PARTNER, TOKEN_PARTNER};
+use crate::services::notifier::{LogNotifier, Notifier, SmsGateway};
 use crate::services::provider::{ManualProvider, Provider};
 use crate::services::sandbox::SandboxProvider;
 use crate::services::secrets::MasterKey;
 use crate::services::sync::{SyncSettings, Upstream};
 use crate::services::workers::{WorkerSettings, Workers};
-use crate::services::demo::{self, SEED_PARTNER, TOKEN_PARTNER};
-use crate::services::notifier::{LogNotifier, Notifier, SmsGateway};
 use crate::store::StoreLocation;
 
 /// `payrail serve` options.
@@ -129,7 +129,8 @@ fn start_workers(
 ) -> anyhow::Result<Workers> {
     let retry = Backoff::parse(&args.callback_retry).context("--callback-retry")?;
     let deliverer = Deliverer::new(store.clone(), key, DeliverySettings { retry, ..DeliverySettings::default() })?;
-    let mut settings = WorkerSettings { tick: Duration::from_millis(args.worker_tick_ms.max(10)), ..WorkerSettings::default() };
+    let mut settings =
+        WorkerSettings { tick: Duration::from_millis(args.worker_tick_ms.max(10)), ..WorkerSettings::default() };
     if let Some(instance) = &args.instance {
         settings.instance = instance.clone();
     }

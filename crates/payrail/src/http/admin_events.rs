@@ -114,7 +114,8 @@ struct EventQuery {
 
 /// Reads the list filters (shared with the CLI's wording).
 fn filter(query: EventQuery) -> Result<EventFilter, ApiError> {
-    let partner = query.partner.map(|p| RegistrationId::parse(&p).map_err(|e| bad(format!("partner {e}")))).transpose()?;
+    let partner =
+        query.partner.map(|p| RegistrationId::parse(&p).map_err(|e| bad(format!("partner {e}")))).transpose()?;
     let state = query
         .state
         .map(|s| EventState::parse(&s).ok_or_else(|| bad("state must be pending, delivered or failed")))
@@ -228,8 +229,11 @@ async fn show_event(
 }
 
 async fn redeliver(_: Operator, State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Result<Response, ApiError> {
-    let event =
-        state.store.redeliver_event(id, Timestamp::now()).await?.ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;
+    let event = state
+        .store
+        .redeliver_event(id, Timestamp::now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;
     Ok(json_response(StatusCode::OK, &EventView::from(&event)))
 }
 

@@ -78,7 +78,8 @@ impl Deliverer {
             http_status,
             error,
         };
-        let outcome = event::outcome_of(delivered, attempt.attempt, Timestamp::now(), event.deliver_until, &self.settings.retry);
+        let outcome =
+            event::outcome_of(delivered, attempt.attempt, Timestamp::now(), event.deliver_until, &self.settings.retry);
         if outcome == EventOutcome::GiveUp {
             tracing::warn!(event = event.id, partner = %event.partner, "callback undeliverable for 24 h; event failed");
         }
@@ -86,7 +87,12 @@ impl Deliverer {
     }
 
     /// POSTs the signed event; the partner's status and what went wrong, if anything.
-    async fn post(&self, event: &PartnerEvent, url: &str, at: Timestamp) -> Result<(Option<u16>, Option<String>), StoreError> {
+    async fn post(
+        &self,
+        event: &PartnerEvent,
+        url: &str,
+        at: Timestamp,
+    ) -> Result<(Option<u16>, Option<String>), StoreError> {
         let Some(partner) = self.store.find_partner(event.partner).await? else {
             return Ok((None, Some("the partner no longer exists".into())));
         };

@@ -5,8 +5,8 @@
 //! [`provider::Provider`]) and know nothing of HTTP.
 
 pub mod billers;
-pub mod callbacks;
 pub mod bills;
+pub mod callbacks;
 pub mod demo;
 pub mod fees;
 pub mod import;
@@ -14,8 +14,8 @@ pub mod ledger;
 pub mod notifier;
 pub mod partners;
 pub mod provider;
-pub mod sandbox;
 pub mod remittance;
+pub mod sandbox;
 pub mod secrets;
 pub mod sync;
 pub mod transactions;

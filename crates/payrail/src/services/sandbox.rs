@@ -161,7 +161,9 @@ impl SandboxProvider {
         let reference = || format!("BBPS{:010}", payment.txnid);
         match self.phase_of(&payment.ca_number, payment.created_at) {
             Phase::Pending => Ok(BillUpstream::Pending),
-            Phase::Paid { with_reference } => Ok(BillUpstream::Success { operator_ref: with_reference.then(reference) }),
+            Phase::Paid { with_reference } => {
+                Ok(BillUpstream::Success { operator_ref: with_reference.then(reference) })
+            }
             Phase::Failed => Ok(BillUpstream::Failed),
             other => Err(self.unanswered(other).await),
         }

@@ -34,7 +34,12 @@ pub struct WorkerSettings {
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        WorkerSettings { instance: instance_name(), tick: Duration::from_secs(1), lease: Duration::from_secs(60), batch: 32 }
+        WorkerSettings {
+            instance: instance_name(),
+            tick: Duration::from_secs(1),
+            lease: Duration::from_secs(60),
+            batch: 32,
+        }
     }
 }
 

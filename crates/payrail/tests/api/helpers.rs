@@ -4,11 +4,17 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use payrail::domain::upstream::Backoff;
 use payrail::domain::{IpAllowlist, RegistrationId};
 use payrail::http::{AppState, Application, EdgeSettings};
+use payrail::services::callbacks::{Deliverer, DeliverySettings};
 use payrail::services::notifier::SmsGateway;
 use payrail::services::partners::{add_partner, PartnerRequest};
+use payrail::services::provider::{ManualProvider, Provider};
+use payrail::services::sandbox::SandboxProvider;
 use payrail::services::secrets::MasterKey;
+use payrail::services::sync::{SyncSettings, Upstream};
+use payrail::services::workers::{WorkerSettings, Workers};
 use payrail::store::{self, Store, StoreLocation};
 use payrail_client::{sign_token, TokenClaims};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -34,6 +40,9 @@ pub struct TestApp {
     pub master_key_hex: String,
     /// Where the app's OTP messages arrive.
     pub sms: SmsInbox,
+    /// The workers' instance name.
+    pub instance: String,
+    _workers: Option<Workers>,
     _database: Option<TempDatabase>,
 }
 
@@ -95,9 +104,28 @@ pub struct TestPartner {
     pub secret: String,
 }
 
+/// Which upstream a test app talks to.
+#[derive(Clone, Default)]
+pub enum TestUpstream {
+    /// Settled by hand; no workers.
+    #[default]
+    Manual,
+    /// The sandbox, with this many seconds per scenario step.
+    Sandbox { step_secs: u64 },
+    /// Any provider (the Paysprint connector against a mock upstream).
+    Provider(Arc<dyn Provider>),
+}
+
 /// Options for [`spawn_app_with`].
 #[derive(Default, Clone)]
 pub struct AppOptions {
+    pub upstream: TestUpstream,
+    /// Poll schedule (default: 1s ×6).
+    pub poll_schedule: Option<&'static str>,
+    /// Callback retry schedule (default: 1s).
+    pub callback_retry: Option<&'static str>,
+    /// Status lookup budget in ms (default 1500).
+    pub status_budget_ms: Option<u64>,
     pub rate_limit_per_sec: u32,
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -172,13 +200,24 @@ pub async fn spawn_app_with(engine: Engine, options: AppOptions) -> TestApp {
     let master_key_hex: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
     let key = Arc::new(MasterKey::from_hex(&master_key_hex).unwrap_or_else(|e| panic!("{e}")));
     let settings = EdgeSettings {
-        trusted_proxies: options.trusted_proxies,
+        trusted_proxies: options.trusted_proxies.clone(),
         rate_limit_per_sec: options.rate_limit_per_sec,
         admin_token: Some(SecretString::from(ADMIN_TOKEN)),
     };
     let sms = SmsInbox::start().await;
     let gateway = SmsGateway::new(&sms.url).unwrap_or_else(|e| panic!("{e}"));
-    let state = AppState::new(store.clone(), key.clone(), settings).with_notifier(Arc::new(gateway));
+    let mut state = AppState::new(store.clone(), key.clone(), settings).with_notifier(Arc::new(gateway));
+    let (upstream, sandbox) = test_upstream(&options);
+    state = state.with_upstream(upstream.clone());
+    if let Some(sandbox) = sandbox {
+        state = state.with_sandbox(sandbox);
+    }
+    let worker_settings = WorkerSettings { tick: std::time::Duration::from_millis(100), ..WorkerSettings::default() };
+    let instance = worker_settings.instance.clone();
+    let retry = Backoff::parse(options.callback_retry.unwrap_or("1s")).unwrap_or_else(|e| panic!("{e}"));
+    let delivery = DeliverySettings { retry, timeout: std::time::Duration::from_secs(2) };
+    let deliverer = Deliverer::new(store.clone(), key.clone(), delivery).unwrap_or_else(|e| panic!("{e}"));
+    let workers = Workers::start(store.clone(), upstream, Arc::new(deliverer), worker_settings);
     let app = Application::bind("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")), state)
         .await
         .unwrap_or_else(|e| panic!("bind: {e}"));
@@ -193,7 +232,122 @@ pub async fn spawn_app_with(engine: Engine, options: AppOptions) -> TestApp {
         database_url,
         master_key_hex,
         sms,
+        instance,
+        _workers: Some(workers),
         _database: database,
+    }
+}
+
+fn test_upstream(options: &AppOptions) -> (Arc<Upstream>, Option<Arc<SandboxProvider>>) {
+    let schedule =
+        Backoff::parse(options.poll_schedule.unwrap_or("1s,1s,1s,1s,1s,1s")).unwrap_or_else(|e| panic!("{e}"));
+    let settings = SyncSettings {
+        poll_schedule: schedule,
+        status_budget: std::time::Duration::from_millis(options.status_budget_ms.unwrap_or(1500)),
+        poll_timeout: std::time::Duration::from_secs(2),
+        ..SyncSettings::default()
+    };
+    let (provider, sandbox): (Arc<dyn Provider>, _) = match &options.upstream {
+        TestUpstream::Manual => (Arc::new(ManualProvider), None),
+        TestUpstream::Sandbox { step_secs } => {
+            let sandbox = Arc::new(SandboxProvider::new(
+                std::time::Duration::from_secs(*step_secs),
+                std::time::Duration::from_secs(3),
+            ));
+            (sandbox.clone(), Some(sandbox))
+        }
+        TestUpstream::Provider(provider) => (provider.clone(), None),
+    };
+    (Arc::new(Upstream::new(provider, settings)), sandbox)
+}
+
+/// A partner's callback receiver: a real HTTP server that keeps every
+/// delivery, and can be made to fail.
+#[derive(Clone, Default)]
+pub struct CallbackReceiver {
+    pub url: String,
+    deliveries: Arc<std::sync::Mutex<Vec<Delivery>>>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// One callback as received.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub event_id: String,
+    pub timestamp: String,
+    pub signature: String,
+    pub body: String,
+}
+
+impl Delivery {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("callback body not JSON ({e}): {}", self.body))
+    }
+
+    /// Whether the signature is HMAC-SHA256(secret, "<timestamp>.<body>"), computed here independently.
+    pub fn signed_by(&self, secret: &str) -> bool {
+        let mac = payrail_client::token::hmac_sha256(
+            secret.as_bytes(),
+            format!("{}.{}", self.timestamp, self.body).as_bytes(),
+        );
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        self.signature == format!("sha256={hex}")
+    }
+}
+
+impl CallbackReceiver {
+    pub async fn start() -> CallbackReceiver {
+        let mut receiver = CallbackReceiver::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        receiver.url = format!("http://{}/payrail/callback", listener.local_addr().unwrap_or_else(|e| panic!("{e}")));
+        let kept = receiver.clone();
+        let route = axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let kept = kept.clone();
+            async move {
+                if kept.down.load(std::sync::atomic::Ordering::SeqCst) {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                let header =
+                    |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                let delivery = Delivery {
+                    event_id: header("x-payrail-event-id"),
+                    timestamp: header("x-payrail-timestamp"),
+                    signature: header("x-payrail-signature"),
+                    body,
+                };
+                kept.deliveries.lock().unwrap_or_else(|e| e.into_inner()).push(delivery);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        });
+        let app = axum::Router::new().route("/payrail/callback", route);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        receiver
+    }
+
+    /// Makes the receiver answer 503 (or accept again).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every delivery accepted so far, in arrival order.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.deliveries.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Polls `check` every 100 ms until it gives a value, or panics after `secs` seconds naming `what`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out after {secs} s waiting for: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 

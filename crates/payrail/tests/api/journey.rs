@@ -36,7 +36,12 @@ pub async fn register_remitter(app: &TestApp, partner: &TestPartner, mobile: &st
 
 /// Adds a beneficiary; returns its `beneid`.
 pub async fn add_beneficiary(app: &TestApp, partner: &TestPartner, mobile: &str) -> String {
-    let fields = json!({"MobileNo": mobile, "BeneName": "Ravi Verma", "AccountNo": "123456789012",
+    add_beneficiary_account(app, partner, mobile, "123456789012").await
+}
+
+/// Adds a beneficiary with this account number; returns its `beneid`.
+pub async fn add_beneficiary_account(app: &TestApp, partner: &TestPartner, mobile: &str, account: &str) -> String {
+    let fields = json!({"MobileNo": mobile, "BeneName": "Ravi Verma", "AccountNo": account,
                         "IFSC": "sbin0001234", "BankName": "State Bank of India"});
     let added = app.call("/api/AOP/DMTV1/RegisterBeneficiary", partner, fields).await;
     assert_eq!(added.status, 200, "{}", added.body);

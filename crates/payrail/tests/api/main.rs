@@ -12,5 +12,6 @@ mod cli;
 mod dmt_lifecycle;
 mod isolation;
 mod seeds;
+mod upstream_sandbox;
 mod wallet;
 mod wire_rules;
