@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::Subcommand;
 
 use super::Cli;
-use crate::domain::event::{EventFilter, EventState, PartnerEvent};
+use crate::domain::event::{self, EventFilter, EventState, PartnerEvent};
 use crate::domain::{RegistrationId, Timestamp, TxnKind};
 use crate::http::admin_events::callback_url;
 
@@ -29,6 +29,15 @@ pub enum CallbackCommand {
     Show {
         /// The partner.
         registration_id: String,
+    },
+    /// Receive callbacks and print them (a stand-in partner, for trying payrail out).
+    Listen {
+        /// Where to listen.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: std::net::SocketAddr,
+        /// The partner's secret, to check each signature.
+        #[arg(long, env = "PAYRAIL_CALLBACK_SECRET", hide_env_values = true)]
+        secret: Option<secrecy::SecretString>,
     },
 }
 
@@ -99,6 +108,7 @@ pub async fn callback(cli: &Cli, command: &CallbackCommand) -> anyhow::Result<()
             store.set_callback_url(id, None, Timestamp::now()).await?;
             println!("{id}: no callback URL; no more events are written");
         }
+        CallbackCommand::Listen { listen, secret } => listen_for_callbacks(*listen, secret.clone()).await?,
         CallbackCommand::Show { registration_id } => {
             let (store, id) = existing_partner(cli, registration_id).await?;
             match store.callback_url(id).await? {
@@ -108,6 +118,37 @@ pub async fn callback(cli: &Cli, command: &CallbackCommand) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// Prints every callback POSTed to `listen`, answering 204.
+async fn listen_for_callbacks(
+    listen: std::net::SocketAddr,
+    secret: Option<secrecy::SecretString>,
+) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret as _;
+    let listener =
+        tokio::net::TcpListener::bind(listen).await.with_context(|| format!("Failed to listen on {listen}"))?;
+    println!("listening for payrail callbacks on http://{listen}/ (Ctrl-C to stop)");
+    let route = axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+        let secret = secret.clone();
+        async move {
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            let (timestamp, signature) = (header("x-payrail-timestamp"), header("x-payrail-signature"));
+            let verdict = match (&secret, timestamp.parse::<i64>()) {
+                (Some(secret), Ok(ts))
+                    if event::signature(secret.expose_secret().as_bytes(), ts, &body) == signature =>
+                {
+                    "signature ok"
+                }
+                (Some(_), _) => "SIGNATURE DOES NOT VERIFY",
+                (None, _) => "signature not checked (no --secret)",
+            };
+            println!("event {} ({verdict}): {body}", header("x-payrail-event-id"));
+            axum::http::StatusCode::NO_CONTENT
+        }
+    });
+    let app = axum::Router::new().fallback(route);
+    axum::serve(listener, app).await.context("callback listener failed")
 }
 
 fn filter(

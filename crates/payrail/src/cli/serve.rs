@@ -18,6 +18,7 @@ use crate::domain::upstream::{self, Backoff};
 use crate::http::{AppState, Application, EdgeSettings};
 use crate::services::callbacks::{Deliverer, DeliverySettings};
 use crate::services::demo::{self, SEED_PARTNER, TOKEN_PARTNER};
+use crate::services::demo_live;
 use crate::services::notifier::{LogNotifier, Notifier, SmsGateway};
 use crate::services::provider::{ManualProvider, Provider};
 use crate::services::sandbox::SandboxProvider;
@@ -169,6 +170,12 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     }
     let configured = configure_upstream(&args.upstream, args.demo)?;
     let workers = start_workers(&args.upstream, store.clone(), key.clone(), configured.upstream.clone())?;
+    let live = args.demo && demo_secret.is_some() && configured.sandbox.is_some();
+    if live {
+        demo_live::make_live_transactions(&*store, &configured.upstream, SEED_PARTNER)
+            .await
+            .context("Failed to make the demo's live sandbox transactions")?;
+    }
     let mut state =
         AppState::new(store.clone(), key, settings).with_notifier(notifier).with_upstream(configured.upstream);
     if let Some(sandbox) = configured.sandbox {
@@ -179,6 +186,9 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, engine = store.engine(), "payrail is listening");
     if args.demo {
         print_demo_guide(cli, addr, demo_secret.as_ref(), admin_token.as_ref());
+        if live {
+            print_live_guide(addr, admin_token.as_ref());
+        }
     }
     let served = app.run_until(shutdown_signal()).await;
     workers.stop();
@@ -255,6 +265,35 @@ fn print_demo_guide(cli: &Cli, addr: SocketAddr, token_secret: Option<&SecretStr
         ));
     }
     // A closed stdout (a supervisor that stopped reading) must not stop the server.
+    let _ = writeln!(std::io::stdout().lock(), "{guide}");
+}
+
+fn print_live_guide(addr: SocketAddr, admin: Option<&SecretString>) {
+    let base = format!("http://{addr}");
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "payrail".into());
+    let mut guide = format!("# The sandbox upstream settles transactions on its own. Just now {SEED_PARTNER} made:\n");
+    for (_, reference, what) in demo_live::LIVE {
+        guide.push_str(&format!("#   {reference:<12} {what}\n"));
+    }
+    guide.push_str(&format!(
+        "# Ask now (\"3\" sent to bank / \"2\" pending) and again in a few seconds (\"1\" success):\n\
+         curl -s {base}/api/AOP/DMTV1/TransactionStatus --data '{{\"ReferanceID\": \"LIVE-DMT-1\", \"RegistrationID\": \"AOP-554\"}}'\n\
+         curl -s {base}/api/AOP/BillPaymentStatus --data '{{\"referenceid\": \"LIVE-BILL-2\", \"RegistrationID\": \"AOP-554\"}}'\n\n\
+         # Partner callbacks: run a receiver in another terminal, point {SEED_PARTNER} at it, then pay a bill:\n\
+         {exe} callback listen --listen 127.0.0.1:9000\n"
+    ));
+    if let Some(admin) = admin {
+        let token = admin.expose_secret();
+        guide.push_str(&format!(
+            "curl -s -X PUT -H 'Authorization: Bearer {token}' {base}/admin/v1/partners/AOP-554/callback \\\n  \
+             --data '{{\"url\": \"http://127.0.0.1:9000/\"}}'\n\
+             curl -s {base}/api/AOP/BillPaymentPaybill --data '{{\"RegistrationID\": \"AOP-554\", \"operator\": 1, \
+             \"canumber\": \"150012345678\", \"amount\": \"500\", \"referenceid\": \"WATCH-1\"}}'\n\
+             # Drive a transaction by hand (kind dmt|bbps, id = ackno|txnid):\n\
+             curl -s -H 'Authorization: Bearer {token}' {base}/sandbox/v1/advance \\\n  \
+             --data '{{\"kind\": \"dmt\", \"id\": <ackno>, \"to\": \"success\", \"utr\": \"UTR000000001\"}}'\n"
+        ));
+    }
     let _ = writeln!(std::io::stdout().lock(), "{guide}");
 }
 

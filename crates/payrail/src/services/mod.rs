@@ -8,6 +8,7 @@ pub mod billers;
 pub mod bills;
 pub mod callbacks;
 pub mod demo;
+pub mod demo_live;
 pub mod fees;
 pub mod import;
 pub mod ledger;

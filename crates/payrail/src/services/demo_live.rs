@@ -1,0 +1,117 @@
+//! Live sandbox transactions for the demo: a few transfers and bill payments
+//! made at start-up through the same services a partner's requests use, so
+//! that a new user can watch them settle on the sandbox upstream.
+
+use std::sync::Mutex;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+
+use super::bills::{self, PayBill};
+use super::notifier::{Notifier, NotifyError};
+use super::remittance::{self, NewBeneficiary, Registration, RemitterQuery, TransferIntent};
+use super::sync::Upstream;
+use crate::domain::remitter::{AccountNumber, Ifsc, MobileNumber, TransferMode};
+use crate::domain::{Paise, ReferenceId, RegistrationId};
+use crate::store::Store;
+
+/// The live demo transactions: (kind, reference, what the sandbox does with it).
+pub const LIVE: [(&str, &str, &str); 5] = [
+    ("dmt", "LIVE-DMT-1", "sent to bank, then success with a UTR after about 8 s"),
+    ("dmt", "LIVE-DMT-2", "success, then returned by the bank (failed) after about 24 s"),
+    ("dmt", "LIVE-DMT-3", "never decided upstream: on hold once the poll schedule runs out"),
+    ("bbps", "LIVE-BILL-1", "pending, then paid after about 8 s"),
+    ("bbps", "LIVE-BILL-2", "pending, then failed and refunded to the wallet after about 16 s"),
+];
+
+const MOBILE: &str = "9000000001";
+
+/// Keeps the last OTP instead of sending it: the demo confirms its own transfers.
+#[derive(Default)]
+struct KeptOtp(Mutex<Option<String>>);
+
+#[async_trait]
+impl Notifier for KeptOtp {
+    async fn send(&self, _to: &MobileNumber, message: &str) -> Result<(), NotifyError> {
+        if let Ok(mut kept) = self.0.lock() {
+            *kept = Some(message.chars().take(6).collect());
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "OTPs kept in memory for the demo's own transfers".into()
+    }
+}
+
+impl KeptOtp {
+    fn take(&self) -> String {
+        self.0.lock().ok().and_then(|mut kept| kept.take()).unwrap_or_default()
+    }
+}
+
+/// Makes the [`LIVE`] transactions for `partner` (funded beforehand).
+pub async fn make_live_transactions(
+    store: &dyn Store,
+    upstream: &Upstream,
+    partner: RegistrationId,
+) -> anyhow::Result<()> {
+    let otp = KeptOtp::default();
+    let mobile = MobileNumber::parse(MOBILE).context("demo mobile")?;
+    if let RemitterQuery::OtpSent { stateresp } = remittance::query_remitter(store, &otp, partner, &mobile).await? {
+        let registration = Registration {
+            mobile: mobile.clone(),
+            otp: otp.take(),
+            stateresp,
+            kyc_id: "DEMO-KYC".into(),
+            first_name: Some("Demo".into()),
+            last_name: Some("Remitter".into()),
+        };
+        remittance::register_remitter(store, partner, registration).await?;
+    }
+    for (reference, account) in
+        [("LIVE-DMT-1", "500100200301"), ("LIVE-DMT-2", "500100200333"), ("LIVE-DMT-3", "500100200777")]
+    {
+        live_transfer(store, upstream, &otp, partner, &mobile, reference, account).await?;
+    }
+    for (reference, ca_number) in [("LIVE-BILL-1", "150099990001"), ("LIVE-BILL-2", "150099990222")] {
+        let request = PayBill {
+            operator: 1,
+            ca_number: ca_number.into(),
+            amount: Paise::rupees(750),
+            reference: ReferenceId::parse(reference)?,
+            extra: [None, None, None],
+        };
+        bills::pay_bill(store, upstream, partner, request).await?;
+    }
+    Ok(())
+}
+
+async fn live_transfer(
+    store: &dyn Store,
+    upstream: &Upstream,
+    otp: &KeptOtp,
+    partner: RegistrationId,
+    mobile: &MobileNumber,
+    reference: &str,
+    account: &str,
+) -> anyhow::Result<()> {
+    let beneficiary = NewBeneficiary {
+        mobile: mobile.clone(),
+        name: "Demo Beneficiary".into(),
+        account: AccountNumber::parse(account)?,
+        ifsc: Ifsc::parse("SBIN0001234")?,
+        bank_name: Some("State Bank of India".into()),
+    };
+    let beneficiary = remittance::add_beneficiary(store, partner, beneficiary).await?;
+    let intent = TransferIntent {
+        mobile: mobile.clone(),
+        beneficiary_id: beneficiary.id,
+        mode: TransferMode::Imps,
+        amount: Paise::rupees(1000),
+    };
+    let stateresp = remittance::send_transfer_otp(store, otp, partner, &intent).await?;
+    remittance::transfer(store, upstream, partner, intent, ReferenceId::parse(reference)?, &stateresp, &otp.take())
+        .await?;
+    Ok(())
+}
