@@ -77,12 +77,11 @@ async fn a_sandbox_transfer_settles_on_its_own_and_the_partner_hears_of_each_ste
     let ackno = sent["ackno"].as_str().unwrap_or_default().to_owned();
 
     // Nobody asks: the poller finds the success on its own.
-    let settled = eventually(15, "the poller settles UP-1", || async {
+    eventually(15, "the poller settles UP-1", || async {
         let history = history(&app, &ackno).await;
         history.iter().any(|h| h["to_status"] == "success" && h["source"] == "poller").then_some(())
     })
     .await;
-    let _ = settled;
     let status = dmt(&app, &partner, "UP-1").await;
     assert_eq!((&status["txn_status"], &status["message"]), (&json!("1"), &json!("Transaction Successful")));
     assert!(status["utr"].as_str().is_some_and(|u| u.len() == 12), "a UTR: {status}");
