@@ -126,6 +126,8 @@ pub struct AppOptions {
     pub callback_retry: Option<&'static str>,
     /// Status lookup budget in ms (default 1500).
     pub status_budget_ms: Option<u64>,
+    /// Run no workers (another process does the work).
+    pub no_workers: bool,
     pub rate_limit_per_sec: u32,
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
@@ -217,7 +219,8 @@ pub async fn spawn_app_with(engine: Engine, options: AppOptions) -> TestApp {
     let retry = Backoff::parse(options.callback_retry.unwrap_or("1s")).unwrap_or_else(|e| panic!("{e}"));
     let delivery = DeliverySettings { retry, timeout: std::time::Duration::from_secs(2) };
     let deliverer = Deliverer::new(store.clone(), key.clone(), delivery).unwrap_or_else(|e| panic!("{e}"));
-    let workers = Workers::start(store.clone(), upstream, Arc::new(deliverer), worker_settings);
+    let workers =
+        (!options.no_workers).then(|| Workers::start(store.clone(), upstream, Arc::new(deliverer), worker_settings));
     let app = Application::bind("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")), state)
         .await
         .unwrap_or_else(|e| panic!("bind: {e}"));
@@ -233,7 +236,7 @@ pub async fn spawn_app_with(engine: Engine, options: AppOptions) -> TestApp {
         master_key_hex,
         sms,
         instance,
-        _workers: Some(workers),
+        _workers: workers,
         _database: database,
     }
 }
