@@ -14,6 +14,7 @@ pub mod import;
 pub mod ledger;
 pub mod notifier;
 pub mod partners;
+pub mod paysprint;
 pub mod provider;
 pub mod remittance;
 pub mod sandbox;

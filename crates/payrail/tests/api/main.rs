@@ -4,6 +4,7 @@
 
 mod helpers;
 mod journey;
+mod mock_upstream;
 
 mod admin;
 mod auth;
@@ -11,6 +12,7 @@ mod bbps_lifecycle;
 mod cli;
 mod dmt_lifecycle;
 mod isolation;
+mod paysprint;
 mod seeds;
 mod upstream_sandbox;
 mod wallet;

@@ -1,0 +1,365 @@
+//! A Paysprint-compatible HTTP connector (`--provider paysprint`).
+//!
+//! Every call is `POST {base_url}/<path>` with a JSON body and these headers:
+//!
+//! ```text
+//! Token: <JWT HS256 under jwt_key: {"timestamp", "partnerId", "reqid"}>
+//! Authorisedkey: <authorised_key>        (when configured)
+//! Content-Type: application/json
+//! User-Agent: payrail/<version>
+//! ```
+//!
+//! The paths mirror Paysprint's `api/v1/service/...` layout: give the
+//! connector `https://<host>/api/v1/service` as its base URL.
+//!
+//! A submission is sent once. The only retry is when the error proves the
+//! request never left (the connection could not be made): at most two more
+//! tries, 200 ms apart. A timeout or any answer ends it; the poller asks for
+//! the status later. Status queries and bill fetches are retried once on a
+//! connection failure or timeout, within their own timeout.
+//!
+//! The upstream calls back with the same kind of token, signed with the
+//! same key. What its codes mean is in the `wire` submodule.
+
+mod wire;
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use payrail_client::token::{sign_token, TokenClaims};
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use self::wire::{
+    BillStatusAnswer, FetchBillAnswer, FetchBillRequest, PayBillAnswer, PayBillRequest, ReferenceQuery, TransactAnswer,
+    TransactQueryAnswer, TransactRequest,
+};
+use super::billers::Biller;
+use super::provider::{
+    BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback,
+};
+use crate::domain::upstream::{BillUpstream, DmtUpstream};
+use crate::domain::{BillPayment, DmtTransfer, Timestamp};
+use crate::http::token::verify_token;
+
+/// Where the calls go, relative to the base URL.
+const TRANSACT: &str = "dmt/transact/transact";
+const QUERY_TRANSACT: &str = "dmt/transact/transact/querytransact";
+const PAY_BILL: &str = "bill-payment/bill/paybill";
+const BILL_STATUS: &str = "bill-payment/bill/status";
+const FETCH_BILL: &str = "bill-payment/bill/fetchbill";
+
+/// How many more times a submission whose connection failed is tried.
+const SUBMIT_CONNECT_RETRIES: u32 = 2;
+/// The pause between those tries.
+const SUBMIT_CONNECT_PAUSE: Duration = Duration::from_millis(200);
+/// How far a callback token's `timestamp` may be from payrail's clock.
+const CALLBACK_MAX_SKEW_SECS: i64 = 300;
+
+/// How to reach the upstream.
+#[derive(Debug, Clone)]
+pub struct PaysprintConfig {
+    /// `https://<host>/api/v1/service`; the call paths are appended.
+    pub base_url: String,
+    /// payrail's partner id upstream (the token's `partnerId`).
+    pub partner_id: String,
+    /// The key that signs tokens both ways.
+    pub jwt_key: SecretString,
+    /// Sent as `Authorisedkey` when the upstream issued one.
+    pub authorised_key: Option<SecretString>,
+    /// How long a submission may take.
+    pub submit_timeout: Duration,
+    /// How long a status query or a bill fetch may take, retry included.
+    pub status_timeout: Duration,
+}
+
+impl PaysprintConfig {
+    /// The default submission timeout.
+    pub const DEFAULT_SUBMIT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The default status timeout.
+    pub const DEFAULT_STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// A configuration with no authorised key and the default timeouts.
+    pub fn new(base_url: impl Into<String>, partner_id: impl Into<String>, jwt_key: SecretString) -> Self {
+        PaysprintConfig {
+            base_url: base_url.into(),
+            partner_id: partner_id.into(),
+            jwt_key,
+            authorised_key: None,
+            submit_timeout: Self::DEFAULT_SUBMIT_TIMEOUT,
+            status_timeout: Self::DEFAULT_STATUS_TIMEOUT,
+        }
+    }
+}
+
+/// The connector (see the module documentation).
+#[derive(Debug)]
+pub struct PaysprintProvider {
+    config: PaysprintConfig,
+    base_url: String,
+    http: reqwest::Client,
+}
+
+impl PaysprintProvider {
+    /// A connector for `config`; fails on a base URL that is not http(s).
+    pub fn new(config: PaysprintConfig) -> anyhow::Result<Self> {
+        let url = reqwest::Url::parse(&config.base_url)
+            .with_context(|| format!("Paysprint base URL {:?}", config.base_url))?;
+        anyhow::ensure!(
+            matches!(url.scheme(), "http" | "https"),
+            "Paysprint base URL {:?} is not http(s)",
+            config.base_url
+        );
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("payrail/", env!("CARGO_PKG_VERSION")))
+            // Half the shorter timeout, so that a connection that cannot be
+            // made leaves time for the retry.
+            .connect_timeout(config.submit_timeout.min(config.status_timeout) / 2)
+            // An upstream that redirects a payment is not followed: the
+            // request could be replayed elsewhere or lose its body.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("Failed to build the Paysprint HTTP client")?;
+        let base_url = config.base_url.trim_end_matches('/').to_owned();
+        Ok(PaysprintProvider { config, base_url, http })
+    }
+
+    /// A fresh token: stamped now, with a new `reqid`.
+    fn token(&self) -> String {
+        sign_token(self.config.jwt_key.expose_secret().as_bytes(), &TokenClaims::now(&self.config.partner_id))
+    }
+
+    /// One POST, with its own token; the answer's status and body.
+    async fn attempt(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Vec<u8>), reqwest::Error> {
+        let mut request = self
+            .http
+            .post(format!("{}/{path}", self.base_url))
+            .timeout(timeout)
+            .header("Token", self.token())
+            .json(body);
+        if let Some(key) = &self.config.authorised_key {
+            request = request.header("Authorisedkey", key.expose_secret());
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        Ok((status, response.bytes().await?.to_vec()))
+    }
+
+    /// Sends a submission once; again only if it never left.
+    async fn submit<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ProviderError> {
+        let mut retries = 0;
+        loop {
+            match self.attempt(path, body, self.config.submit_timeout).await {
+                Err(e) if e.is_connect() && retries < SUBMIT_CONNECT_RETRIES => {
+                    retries += 1;
+                    tracing::warn!(path, retry = retries, error = %e, "Paysprint unreachable; trying again");
+                    tokio::time::sleep(SUBMIT_CONNECT_PAUSE).await;
+                }
+                result => return read_answer(path, result),
+            }
+        }
+    }
+
+    /// Asks a question, once more on a connection failure or timeout if
+    /// the status timeout allows.
+    async fn ask<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ProviderError> {
+        let deadline = Instant::now() + self.config.status_timeout;
+        let result = match self.attempt(path, body, self.config.status_timeout).await {
+            Err(e) if e.is_connect() || e.is_timeout() => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    Err(e)
+                } else {
+                    tracing::debug!(path, error = %e, "Paysprint did not answer; asking once more");
+                    self.attempt(path, body, left).await
+                }
+            }
+            other => other,
+        };
+        read_answer(path, result)
+    }
+
+    /// A callback's `Token`: signed with our key, for our partner id, fresh.
+    /// A repeated `reqid` is not refused: applying a callback twice changes
+    /// nothing.
+    fn verify_callback_token(&self, token: Option<&str>, now: Timestamp) -> Result<(), CallbackError> {
+        let token = token.ok_or_else(|| CallbackError::Unauthenticated("no Token header".into()))?;
+        let key = [self.config.jwt_key.expose_secret().as_bytes().to_vec()];
+        let claims = verify_token(token, &key, now, CALLBACK_MAX_SKEW_SECS)
+            .map_err(|e| CallbackError::Unauthenticated(e.to_string()))?;
+        if claims.partner_id != self.config.partner_id {
+            return Err(CallbackError::Unauthenticated("token for another partner id".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Turns what came back into an answer of type `T` or the reason there is none.
+fn read_answer<T: DeserializeOwned>(
+    path: &str,
+    result: Result<(StatusCode, Vec<u8>), reqwest::Error>,
+) -> Result<T, ProviderError> {
+    let (status, body) = result.map_err(transport_error)?;
+    if status.is_server_error() {
+        return Err(ProviderError::Unavailable(format!("{path}: HTTP {status}")));
+    }
+    if !status.is_success() {
+        return Err(ProviderError::Garbage(format!("{path}: HTTP {status}")));
+    }
+    serde_json::from_slice(&body).map_err(|e| ProviderError::Garbage(format!("{path}: {e}")))
+}
+
+/// What a failed request means: no answer in time, or no answer at all.
+fn transport_error(error: reqwest::Error) -> ProviderError {
+    if error.is_timeout() {
+        ProviderError::Timeout
+    } else {
+        ProviderError::Unavailable(error.to_string())
+    }
+}
+
+#[async_trait]
+impl Provider for PaysprintProvider {
+    fn name(&self) -> &'static str {
+        "paysprint"
+    }
+
+    fn settles(&self) -> bool {
+        true
+    }
+
+    async fn submit_transfer(&self, order: &TransferOrder) -> Result<DmtUpstream, ProviderError> {
+        let request = TransactRequest {
+            mobile: &order.mobile,
+            referenceid: &order.upstream_ref,
+            pipe: format!("bank{}", order.pipe),
+            bene_id: order.beneficiary_id.to_string(),
+            txntype: &order.mode,
+            amount: order.transfer.amount.to_amount_string(),
+            benename: &order.beneficiary_name,
+            accno: &order.transfer.account,
+            ifsccode: &order.ifsc,
+        };
+        Ok(self.submit::<TransactAnswer>(TRANSACT, &request).await?.report())
+    }
+
+    async fn submit_bill(&self, order: &BillOrder) -> Result<BillUpstream, ProviderError> {
+        let payment = &order.payment;
+        let request = PayBillRequest {
+            operator: order.biller_id,
+            canumber: &payment.ca_number,
+            amount: payment.amount.to_amount_string(),
+            referenceid: &order.upstream_ref,
+            ad1: payment.ad1.as_deref(),
+            ad2: payment.ad2.as_deref(),
+            ad3: payment.ad3.as_deref(),
+            mode: "online",
+        };
+        Ok(self.submit::<PayBillAnswer>(PAY_BILL, &request).await?.report())
+    }
+
+    async fn fetch_bill(&self, biller: &Biller, account: &str) -> Result<FetchedBill, ProviderError> {
+        let request = FetchBillRequest { operator: biller.id, canumber: account, mode: "online" };
+        self.ask::<FetchBillAnswer>(FETCH_BILL, &request).await?.bill()
+    }
+
+    async fn dmt_status(&self, upstream_ref: &str, _transfer: &DmtTransfer) -> Result<DmtUpstream, ProviderError> {
+        let request = ReferenceQuery { referenceid: upstream_ref };
+        self.ask::<TransactQueryAnswer>(QUERY_TRANSACT, &request).await?.report()
+    }
+
+    async fn bill_status(&self, upstream_ref: &str, _payment: &BillPayment) -> Result<BillUpstream, ProviderError> {
+        let request = ReferenceQuery { referenceid: upstream_ref };
+        self.ask::<BillStatusAnswer>(BILL_STATUS, &request).await?.report()
+    }
+
+    fn read_callback(
+        &self,
+        token: Option<&str>,
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<UpstreamCallback, CallbackError> {
+        self.verify_callback_token(token, now)?;
+        wire::read_callback_body(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use payrail_client::token::{sign_token, TokenClaims};
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::upstream::DmtUpstream;
+    use crate::services::provider::UpstreamReport;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn provider() -> PaysprintProvider {
+        let config = PaysprintConfig::new("http://127.0.0.1:9/api/v1/service", "PS-77", SecretString::from("k3y"));
+        PaysprintProvider::new(config).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    fn token(key: &str, partner_id: &str, timestamp: i64) -> String {
+        sign_token(key.as_bytes(), &TokenClaims { timestamp, partner_id: partner_id.into(), reqid: "r1".into() })
+    }
+
+    fn body() -> Vec<u8> {
+        json!({"event": "DMT", "param": {"referenceid": "PRD5", "txn_status": 3, "utr": null}}).to_string().into_bytes()
+    }
+
+    fn read(token: Option<&str>, body: &[u8]) -> Result<UpstreamCallback, CallbackError> {
+        provider().read_callback(token, body, Timestamp::from_unix(NOW))
+    }
+
+    #[test]
+    fn a_callback_with_a_good_token_is_read() {
+        let callback = read(Some(&token("k3y", "PS-77", NOW - 299)), &body()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            callback,
+            UpstreamCallback { upstream_ref: "PRD5".into(), report: UpstreamReport::Dmt(DmtUpstream::SentToBank) }
+        );
+    }
+
+    #[test]
+    fn a_callback_token_with_the_wrong_key_partner_or_clock_is_refused() {
+        for bad in [
+            token("other", "PS-77", NOW),
+            token("k3y", "PS-78", NOW),
+            token("k3y", "PS-77", NOW - 301),
+            token("k3y", "PS-77", NOW + 301),
+            "not.a.token".to_owned(),
+        ] {
+            assert!(matches!(read(Some(&bad), &body()), Err(CallbackError::Unauthenticated(_))), "{bad}");
+        }
+        assert!(matches!(read(None, &body()), Err(CallbackError::Unauthenticated(_))));
+    }
+
+    #[test]
+    fn a_callback_with_a_good_token_and_a_garbage_body_is_malformed() {
+        let good = token("k3y", "PS-77", NOW);
+        assert!(matches!(read(Some(&good), b"<html>oops"), Err(CallbackError::Malformed(_))));
+    }
+
+    #[test]
+    fn the_token_is_checked_before_the_body_is_read() {
+        assert!(matches!(read(Some(&token("other", "PS-77", NOW)), b"<html>"), Err(CallbackError::Unauthenticated(_))));
+    }
+
+    #[test]
+    fn a_base_url_that_is_not_http_is_refused_at_start_up() {
+        for bad in ["ftp://example.com", "not a url", ""] {
+            let config = PaysprintConfig::new(bad, "PS-1", SecretString::from("k"));
+            assert!(PaysprintProvider::new(config).is_err(), "{bad}");
+        }
+    }
+}

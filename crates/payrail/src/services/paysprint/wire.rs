@@ -1,0 +1,444 @@
+//! Paysprint's wire format and what its codes mean to payrail.
+//!
+//! The request and answer types here are the contract with the upstream;
+//! the `report` methods map an answer onto [`DmtUpstream`] or
+//! [`BillUpstream`]. Codes arrive as JSON numbers or strings and are read
+//! either way. Anything not recognised maps to `Unknown`, never to a final
+//! state: the poller asks again and, in the end, an operator decides.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::upstream::{BillUpstream, DmtUpstream};
+use crate::domain::Paise;
+use crate::services::provider::{CallbackError, FetchedBill, ProviderError, UpstreamCallback, UpstreamReport};
+
+/// `dmt/transact/transact`: send money.
+#[derive(Debug, Serialize)]
+pub(super) struct TransactRequest<'a> {
+    pub mobile: &'a str,
+    pub referenceid: &'a str,
+    /// `bank1`, `bank2` or `bank3`.
+    pub pipe: String,
+    pub bene_id: String,
+    /// `IMPS` or `NEFT`.
+    pub txntype: &'a str,
+    /// Rupees, as `Paise::to_amount_string` renders them.
+    pub amount: String,
+    pub benename: &'a str,
+    pub accno: &'a str,
+    pub ifsccode: &'a str,
+}
+
+/// The status queries' body: `{"referenceid": ...}`.
+#[derive(Debug, Serialize)]
+pub(super) struct ReferenceQuery<'a> {
+    pub referenceid: &'a str,
+}
+
+/// `bill-payment/bill/paybill`: pay a bill.
+#[derive(Debug, Serialize)]
+pub(super) struct PayBillRequest<'a> {
+    /// The biller's id.
+    pub operator: i64,
+    pub canumber: &'a str,
+    /// Rupees.
+    pub amount: String,
+    pub referenceid: &'a str,
+    pub ad1: Option<&'a str>,
+    pub ad2: Option<&'a str>,
+    pub ad3: Option<&'a str>,
+    /// Always `online`.
+    pub mode: &'static str,
+}
+
+/// `bill-payment/bill/fetchbill`: the customer's current bill.
+#[derive(Debug, Serialize)]
+pub(super) struct FetchBillRequest<'a> {
+    pub operator: i64,
+    pub canumber: &'a str,
+    pub mode: &'static str,
+}
+
+/// A JSON number or string, kept as text (`1`, `"1"`, `"UTR9"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "ScalarRepr")]
+pub(super) struct Scalar(String);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ScalarRepr {
+    Number(serde_json::Number),
+    Text(String),
+}
+
+impl From<ScalarRepr> for Scalar {
+    fn from(repr: ScalarRepr) -> Self {
+        match repr {
+            ScalarRepr::Number(n) => Scalar(n.to_string()),
+            ScalarRepr::Text(s) => Scalar(s.trim().to_owned()),
+        }
+    }
+}
+
+impl Scalar {
+    /// The value as a whole number, if it is one.
+    fn number(&self) -> Option<i64> {
+        self.0.parse().ok()
+    }
+
+    /// The text, or `None` when empty.
+    fn non_empty(self) -> Option<String> {
+        (!self.0.is_empty()).then_some(self.0)
+    }
+}
+
+/// `null`, absent and `""` all mean "not known yet".
+fn known(value: Option<Scalar>) -> Option<String> {
+    value.and_then(Scalar::non_empty)
+}
+
+/// What to record about an answer payrail could not place.
+fn unplaced(response_code: &Scalar, message: &Option<String>) -> String {
+    format!("response_code {:?}: {}", response_code.0, message.as_deref().unwrap_or("no message"))
+}
+
+/// A transfer's `txn_status` (SPEC §4).
+fn dmt_report(txn_status: &Scalar, utr: Option<Scalar>) -> DmtUpstream {
+    match txn_status.number() {
+        Some(0 | 5) => DmtUpstream::Failed,
+        Some(1) => DmtUpstream::Success { utr: known(utr) },
+        Some(2) => DmtUpstream::InProcess,
+        Some(3) => DmtUpstream::SentToBank,
+        Some(4) => DmtUpstream::OnHold,
+        _ => DmtUpstream::Unknown { detail: format!("txn_status {:?}", txn_status.0) },
+    }
+}
+
+/// A bill payment's `status`: `"1"` paid, `"0"` failed, `"2"` pending.
+fn bill_report(status: &Scalar, operator_id: Option<Scalar>) -> BillUpstream {
+    match status.number() {
+        Some(1) => BillUpstream::Success { operator_ref: known(operator_id) },
+        Some(0) => BillUpstream::Failed,
+        Some(2) => BillUpstream::Pending,
+        _ => BillUpstream::Unknown { detail: format!("status {:?}", status.0) },
+    }
+}
+
+/// The answer to a transfer.
+#[derive(Debug, Deserialize)]
+pub(super) struct TransactAnswer {
+    status: Option<bool>,
+    response_code: Scalar,
+    txn_status: Option<Scalar>,
+    utr: Option<Scalar>,
+    message: Option<String>,
+}
+
+impl TransactAnswer {
+    /// Code 1: accepted, `txn_status` says how far it got (absent: in
+    /// process). Code 0 with `status: false`: refused outright, nothing went
+    /// to a bank. Anything else: unknown.
+    pub(super) fn report(self) -> DmtUpstream {
+        match self.response_code.number() {
+            Some(1) => self.txn_status.map_or(DmtUpstream::InProcess, |code| dmt_report(&code, self.utr)),
+            Some(0) if self.status == Some(false) => DmtUpstream::Failed,
+            _ => DmtUpstream::Unknown { detail: unplaced(&self.response_code, &self.message) },
+        }
+    }
+}
+
+/// The answer to a transfer status query. `data` is read only under code 1:
+/// a "not found" answer may carry anything there.
+#[derive(Debug, Deserialize)]
+pub(super) struct TransactQueryAnswer {
+    response_code: Scalar,
+    data: Option<serde_json::Value>,
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TransactData {
+    txn_status: Scalar,
+    utr: Option<Scalar>,
+}
+
+impl TransactQueryAnswer {
+    /// Code 1: `data.txn_status`; anything else (a transaction the upstream
+    /// does not know included) is unknown.
+    pub(super) fn report(self) -> Result<DmtUpstream, ProviderError> {
+        if self.response_code.number() != Some(1) {
+            return Ok(DmtUpstream::Unknown { detail: unplaced(&self.response_code, &self.message) });
+        }
+        let data: TransactData = data_of(self.data, "querytransact")?;
+        Ok(dmt_report(&data.txn_status, data.utr))
+    }
+}
+
+/// Reads `data` of a code-1 answer; absent or unreadable is garbage.
+fn data_of<T: serde::de::DeserializeOwned>(data: Option<serde_json::Value>, call: &str) -> Result<T, ProviderError> {
+    let data = data.ok_or_else(|| ProviderError::Garbage(format!("{call}: response_code 1 without data")))?;
+    serde_json::from_value(data).map_err(|e| ProviderError::Garbage(format!("{call}: data: {e}")))
+}
+
+/// The answer to a bill payment.
+#[derive(Debug, Deserialize)]
+pub(super) struct PayBillAnswer {
+    status: Option<bool>,
+    response_code: Scalar,
+    operatorid: Option<Scalar>,
+    message: Option<String>,
+}
+
+impl PayBillAnswer {
+    /// Code 1: paid. An answer that says pending (code 2, or the word in its
+    /// message) is pending, even with `status: false`: a failure is refunded
+    /// at once, so it must be certain. Code 0 with `status: false`: refused.
+    /// Anything else: unknown.
+    pub(super) fn report(self) -> BillUpstream {
+        let says_pending = self.message.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("pending"));
+        match self.response_code.number() {
+            Some(1) => BillUpstream::Success { operator_ref: known(self.operatorid) },
+            Some(2) => BillUpstream::Pending,
+            _ if says_pending => BillUpstream::Pending,
+            Some(0) if self.status == Some(false) => BillUpstream::Failed,
+            _ => BillUpstream::Unknown { detail: unplaced(&self.response_code, &self.message) },
+        }
+    }
+}
+
+/// The answer to a bill status query.
+#[derive(Debug, Deserialize)]
+pub(super) struct BillStatusAnswer {
+    response_code: Scalar,
+    data: Option<serde_json::Value>,
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BillData {
+    status: Scalar,
+    operatorid: Option<Scalar>,
+}
+
+impl BillStatusAnswer {
+    /// Code 1: `data.status`; anything else is unknown.
+    pub(super) fn report(self) -> Result<BillUpstream, ProviderError> {
+        if self.response_code.number() != Some(1) {
+            return Ok(BillUpstream::Unknown { detail: unplaced(&self.response_code, &self.message) });
+        }
+        let data: BillData = data_of(self.data, "bill status")?;
+        Ok(bill_report(&data.status, data.operatorid))
+    }
+}
+
+/// The answer to a bill fetch. Only code 1 carries the bill's fields.
+#[derive(Debug, Deserialize)]
+pub(super) struct FetchBillAnswer {
+    status: Option<bool>,
+    response_code: Scalar,
+    name: Option<String>,
+    amount: Option<Scalar>,
+    duedate: Option<String>,
+    bill_fetch: Option<BillFetch>,
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BillFetch {
+    billnumber: Scalar,
+    billdate: String,
+}
+
+impl FetchBillAnswer {
+    /// Code 0 or `status: false`: no bill. Code 1: the bill, every field
+    /// required. Anything else cannot be read.
+    pub(super) fn bill(self) -> Result<FetchedBill, ProviderError> {
+        if self.response_code.number() == Some(0) || self.status == Some(false) {
+            return Err(ProviderError::NoBill);
+        }
+        if self.response_code.number() != Some(1) {
+            return Err(ProviderError::Garbage(format!("fetchbill: {}", unplaced(&self.response_code, &self.message))));
+        }
+        let missing = |field: &str| ProviderError::Garbage(format!("fetchbill: no {field}"));
+        let amount = self.amount.ok_or_else(|| missing("amount"))?;
+        let bill = self.bill_fetch.ok_or_else(|| missing("bill_fetch"))?;
+        Ok(FetchedBill {
+            customer_name: self.name.ok_or_else(|| missing("name"))?,
+            amount: Paise::parse(&amount.0)
+                .map_err(|e| ProviderError::Garbage(format!("fetchbill: amount {:?} {e}", amount.0)))?,
+            bill_number: bill.billnumber.0,
+            bill_date: bill.billdate,
+            due_date: self.duedate.ok_or_else(|| missing("duedate"))?,
+        })
+    }
+}
+
+/// A status callback's body.
+#[derive(Debug, Deserialize)]
+struct CallbackBody {
+    event: String,
+    param: CallbackParam,
+}
+
+#[derive(Debug, Deserialize)]
+struct CallbackParam {
+    referenceid: Scalar,
+    txn_status: Option<Scalar>,
+    utr: Option<Scalar>,
+    status: Option<Scalar>,
+    operatorid: Option<Scalar>,
+}
+
+/// Reads a callback's body (its token already verified): event `DMT`
+/// carries `txn_status`, event `BBPS` carries `status`; case does not matter.
+pub(super) fn read_callback_body(body: &[u8]) -> Result<UpstreamCallback, CallbackError> {
+    let body: CallbackBody = serde_json::from_slice(body).map_err(|e| CallbackError::Malformed(e.to_string()))?;
+    let param = body.param;
+    let missing = |field: &str| CallbackError::Malformed(format!("{} callback without {field}", body.event));
+    let upstream_ref = param.referenceid.non_empty().ok_or_else(|| missing("referenceid"))?;
+    let report = match body.event.to_ascii_uppercase().as_str() {
+        "DMT" => UpstreamReport::Dmt(dmt_report(&param.txn_status.ok_or_else(|| missing("txn_status"))?, param.utr)),
+        "BBPS" => UpstreamReport::Bill(bill_report(&param.status.ok_or_else(|| missing("status"))?, param.operatorid)),
+        other => return Err(CallbackError::Malformed(format!("unknown event {other:?}"))),
+    };
+    Ok(UpstreamCallback { upstream_ref, report })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::de::DeserializeOwned;
+    use serde_json::json;
+
+    use super::*;
+
+    fn read<T: DeserializeOwned>(value: serde_json::Value) -> T {
+        serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn transact(value: serde_json::Value) -> DmtUpstream {
+        read::<TransactAnswer>(value).report()
+    }
+
+    fn query(txn_status: serde_json::Value, utr: serde_json::Value) -> DmtUpstream {
+        let answer = json!({"status": true, "response_code": 1, "data": {"txn_status": txn_status, "utr": utr}});
+        read::<TransactQueryAnswer>(answer).report().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn every_documented_txn_status_maps_and_numbers_may_be_strings() {
+        let utr = || json!("UTR1");
+        assert_eq!(query(json!(0), json!(null)), DmtUpstream::Failed);
+        assert_eq!(query(json!(1), utr()), DmtUpstream::Success { utr: Some("UTR1".into()) });
+        assert_eq!(query(json!("1"), utr()), DmtUpstream::Success { utr: Some("UTR1".into()) });
+        assert_eq!(query(json!("2"), json!(null)), DmtUpstream::InProcess);
+        assert_eq!(query(json!(3), json!(null)), DmtUpstream::SentToBank);
+        assert_eq!(query(json!(" 4 "), json!(null)), DmtUpstream::OnHold);
+        assert_eq!(query(json!(5), json!(null)), DmtUpstream::Failed);
+    }
+
+    #[test]
+    fn a_success_without_a_utr_has_none_and_unknown_codes_are_never_final() {
+        assert_eq!(query(json!(1), json!("")), DmtUpstream::Success { utr: None });
+        assert_eq!(query(json!(1), json!(null)), DmtUpstream::Success { utr: None });
+        for strange in [json!(9), json!("-1"), json!("1.0"), json!("x"), json!(1.5)] {
+            assert!(matches!(query(strange.clone(), json!(null)), DmtUpstream::Unknown { .. }), "{strange}");
+        }
+    }
+
+    #[test]
+    fn a_transfer_submit_is_failed_only_when_refused_outright() {
+        let accepted = transact(json!({"status": true, "response_code": 1, "txn_status": 3, "message": "ok"}));
+        assert_eq!(accepted, DmtUpstream::SentToBank);
+        let silent = transact(json!({"status": true, "response_code": "1", "message": "ok"}));
+        assert_eq!(silent, DmtUpstream::InProcess);
+        let refused = transact(json!({"status": false, "response_code": 0, "message": "Insufficient fund"}));
+        assert_eq!(refused, DmtUpstream::Failed);
+        for other in [json!({"status": true, "response_code": 0}), json!({"status": false, "response_code": 7})] {
+            assert!(matches!(transact(other.clone()), DmtUpstream::Unknown { .. }), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_status_query_that_is_not_code_1_is_unknown_whatever_its_data() {
+        let not_found = json!({"status": false, "response_code": 0, "data": [], "message": "Transaction not found"});
+        let report = read::<TransactQueryAnswer>(not_found).report().unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(report, DmtUpstream::Unknown { detail } if detail.contains("not found")));
+        let no_data = read::<TransactQueryAnswer>(json!({"status": true, "response_code": 1})).report();
+        assert!(matches!(no_data, Err(ProviderError::Garbage(_))));
+    }
+
+    #[test]
+    fn an_answer_without_a_response_code_cannot_be_read() {
+        assert!(serde_json::from_value::<TransactAnswer>(json!({"status": true, "txn_status": 1})).is_err());
+        assert!(serde_json::from_value::<PayBillAnswer>(json!({"status": true, "response_code": true})).is_err());
+    }
+
+    #[test]
+    fn a_bill_submit_maps_paid_refused_pending_and_unknown() {
+        let paybill = |value| read::<PayBillAnswer>(value).report();
+        assert_eq!(
+            paybill(json!({"status": true, "response_code": 1, "operatorid": "OP7"})),
+            BillUpstream::Success { operator_ref: Some("OP7".into()) }
+        );
+        assert_eq!(paybill(json!({"status": false, "response_code": 0, "message": "Invalid"})), BillUpstream::Failed);
+        assert_eq!(paybill(json!({"status": true, "response_code": "2"})), BillUpstream::Pending);
+        assert_eq!(
+            paybill(json!({"status": true, "response_code": 5, "message": "Txn PENDING"})),
+            BillUpstream::Pending
+        );
+        assert_eq!(paybill(json!({"status": false, "response_code": 0, "message": "pending"})), BillUpstream::Pending);
+        assert!(matches!(paybill(json!({"status": true, "response_code": 5})), BillUpstream::Unknown { .. }));
+    }
+
+    #[test]
+    fn a_bill_status_maps_its_three_codes_and_nothing_else() {
+        let status = |code: serde_json::Value| {
+            let answer = json!({"status": true, "response_code": 1,
+                                "data": {"status": code, "operatorid": "OP1", "refunded": "0"}});
+            read::<BillStatusAnswer>(answer).report().unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(status(json!("1")), BillUpstream::Success { operator_ref: Some("OP1".into()) });
+        assert_eq!(status(json!(0)), BillUpstream::Failed);
+        assert_eq!(status(json!("2")), BillUpstream::Pending);
+        assert!(matches!(status(json!("3")), BillUpstream::Unknown { .. }));
+        let unknown = read::<BillStatusAnswer>(json!({"status": false, "response_code": 0})).report();
+        assert!(matches!(unknown, Ok(BillUpstream::Unknown { .. })));
+    }
+
+    #[test]
+    fn a_fetched_bill_needs_every_field_and_code_0_is_no_bill() {
+        let full = json!({"status": true, "response_code": 1, "name": "Asha", "amount": "1234.5",
+                          "duedate": "2026-01-20", "bill_fetch": {"billnumber": 991, "billdate": "2026-01-01"}});
+        let bill = read::<FetchBillAnswer>(full.clone()).bill().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((bill.amount, bill.bill_number.as_str()), (Paise::new(123_450), "991"));
+        let mut partial = full;
+        partial["bill_fetch"] = json!(null);
+        assert!(matches!(read::<FetchBillAnswer>(partial).bill(), Err(ProviderError::Garbage(_))));
+        let none = json!({"status": false, "response_code": 0, "message": "No bill"});
+        assert!(matches!(read::<FetchBillAnswer>(none).bill(), Err(ProviderError::NoBill)));
+    }
+
+    #[test]
+    fn callback_bodies_map_like_status_answers_and_events_ignore_case() {
+        let dmt = json!({"event": "dmt", "param": {"referenceid": "PRD7", "txn_status": "1", "utr": "U1"}});
+        let read_dmt = read_callback_body(dmt.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read_dmt.upstream_ref, "PRD7");
+        assert_eq!(read_dmt.report, UpstreamReport::Dmt(DmtUpstream::Success { utr: Some("U1".into()) }));
+        let bill = json!({"event": "BBPS", "param": {"referenceid": "PRB3", "status": "0", "operatorid": null}});
+        let read_bill = read_callback_body(bill.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read_bill.report, UpstreamReport::Bill(BillUpstream::Failed));
+    }
+
+    #[test]
+    fn unreadable_callback_bodies_are_malformed() {
+        for body in [
+            "not json".to_owned(),
+            json!({"event": "RECHARGE", "param": {"referenceid": "PRD1", "txn_status": 1}}).to_string(),
+            json!({"event": "DMT", "param": {"referenceid": "PRD1", "status": "1"}}).to_string(),
+            json!({"event": "BBPS", "param": {"referenceid": "", "status": "1"}}).to_string(),
+            json!({"event": "DMT"}).to_string(),
+        ] {
+            assert!(matches!(read_callback_body(body.as_bytes()), Err(CallbackError::Malformed(_))), "{body}");
+        }
+    }
+}

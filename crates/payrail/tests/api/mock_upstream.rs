@@ -1,0 +1,448 @@
+//! A fake Paysprint: a real HTTP server on a free loopback port that checks
+//! every request's credentials as the real one would, answers as each
+//! transaction's [`Script`] says, and keeps every call for assertions. It
+//! also plays the upstream's side of callbacks ([`MockUpstream::send_callback`]).
+//!
+//! Give a connector [`MockUpstream::url`] as its base URL; the calls land
+//! under [`BASE_PATH`], as Paysprint's `api/v1/service/...` do.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use payrail::domain::Timestamp;
+use payrail::http::token::verify_token;
+use payrail_client::{sign_token, TokenClaims};
+use serde_json::{json, Value};
+
+/// Where the fake's endpoints live under its root.
+pub const BASE_PATH: &str = "/api/v1/service";
+
+/// A customer account the fetch endpoint has no bill for.
+pub const NO_BILL_ACCOUNT: &str = "0000000000";
+
+/// The bill the fetch endpoint returns for every other account.
+pub const FIXED_BILL: (&str, &str, &str, &str, &str) =
+    ("Ramesh Kumar", "1234.50", "2026-01-20", "BN-778899", "2026-01-01");
+
+/// How long a token's `timestamp` may be off, as on the real upstream.
+const MAX_SKEW_SECS: i64 = 300;
+
+/// What one call is answered with.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A well-formed answer, shaped for the endpoint called.
+    Answer(Outcome),
+    /// This JSON body, 200, whatever the endpoint.
+    Raw(Value),
+    /// Sleeps this long (longer than the client waits), then answers as if unscripted.
+    Hang(Duration),
+    /// 200 with `<html>oops`.
+    Garbage,
+    /// This HTTP status with a short JSON body.
+    Http(u16),
+}
+
+/// The fields of a well-formed answer. `code` is `txn_status` on the DMT
+/// endpoints and `data.status` on bill status; `reference` is the `utr` or
+/// the `operatorid`.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: bool,
+    pub response_code: i64,
+    pub code: Option<Value>,
+    pub reference: Option<String>,
+    pub message: String,
+}
+
+impl Outcome {
+    /// An accepted transfer answer (code 1) with this `txn_status` and UTR.
+    pub fn dmt(txn_status: i64, utr: Option<&str>) -> Outcome {
+        Outcome {
+            status: true,
+            response_code: 1,
+            code: Some(json!(txn_status)),
+            reference: utr.map(str::to_owned),
+            message: format!("txn_status {txn_status}"),
+        }
+    }
+
+    /// An accepted bill answer (code 1) with this `status` (sent as a string) and operator reference.
+    pub fn bill(status: i64, operator_id: Option<&str>) -> Outcome {
+        Outcome {
+            status: true,
+            response_code: 1,
+            code: Some(json!(status.to_string())),
+            reference: operator_id.map(str::to_owned),
+            message: format!("status {status}"),
+        }
+    }
+
+    /// Only `status`, `response_code` and `message`.
+    pub fn answer(response_code: i64, status: bool, message: &str) -> Outcome {
+        Outcome { status, response_code, code: None, reference: None, message: message.into() }
+    }
+}
+
+impl Reply {
+    /// See [`Outcome::dmt`].
+    pub fn dmt(txn_status: i64, utr: Option<&str>) -> Reply {
+        Reply::Answer(Outcome::dmt(txn_status, utr))
+    }
+
+    /// See [`Outcome::bill`].
+    pub fn bill(status: i64, operator_id: Option<&str>) -> Reply {
+        Reply::Answer(Outcome::bill(status, operator_id))
+    }
+
+    /// See [`Outcome::answer`] (`answer(0, false, "Insufficient fund")` is a refusal).
+    pub fn answer(response_code: i64, status: bool, message: &str) -> Reply {
+        Reply::Answer(Outcome::answer(response_code, status, message))
+    }
+}
+
+/// How the fake answers about one `referenceid` (or, for bill fetches, one
+/// `canumber`). Every submission gets the submit reply; status queries take
+/// the status replies one per call, the last repeating.
+#[derive(Debug, Clone, Default)]
+pub struct Script {
+    submit: Option<Reply>,
+    statuses: Vec<Reply>,
+    fetch: Option<Reply>,
+}
+
+impl Script {
+    /// Unscripted answers throughout.
+    pub fn new() -> Script {
+        Script::default()
+    }
+
+    /// How submissions are answered.
+    pub fn submit(mut self, reply: Reply) -> Script {
+        self.submit = Some(reply);
+        self
+    }
+
+    /// The next status answer in line.
+    pub fn status(mut self, reply: Reply) -> Script {
+        self.statuses.push(reply);
+        self
+    }
+
+    /// How a bill fetch for this account is answered.
+    pub fn fetch(mut self, reply: Reply) -> Script {
+        self.fetch = Some(reply);
+        self
+    }
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// Relative to the base URL, e.g. `dmt/transact/transact`.
+    pub path: String,
+    /// The body's `referenceid` (or `canumber` for a fetch).
+    pub reference: Option<String>,
+    /// When it arrived.
+    pub at: Instant,
+    pub user_agent: Option<String>,
+    pub content_type: Option<String>,
+    /// The JSON body (`null` if it was not JSON).
+    pub body: Value,
+    /// `false` when its credentials were refused (answered 401).
+    pub accepted: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Transact,
+    QueryTransact,
+    PayBill,
+    BillStatus,
+    FetchBill,
+}
+
+impl Endpoint {
+    fn of(path: &str) -> Option<Endpoint> {
+        Some(match path {
+            "dmt/transact/transact" => Endpoint::Transact,
+            "dmt/transact/transact/querytransact" => Endpoint::QueryTransact,
+            "bill-payment/bill/paybill" => Endpoint::PayBill,
+            "bill-payment/bill/status" => Endpoint::BillStatus,
+            "bill-payment/bill/fetchbill" => Endpoint::FetchBill,
+            _ => return None,
+        })
+    }
+
+    fn is_submit(self) -> bool {
+        matches!(self, Endpoint::Transact | Endpoint::PayBill)
+    }
+
+    fn is_status(self) -> bool {
+        matches!(self, Endpoint::QueryTransact | Endpoint::BillStatus)
+    }
+}
+
+#[derive(Default)]
+struct Scripted {
+    script: Script,
+    statuses_served: usize,
+}
+
+struct MockState {
+    jwt_key: String,
+    partner_id: String,
+    authorised_key: String,
+    scripts: Mutex<HashMap<String, Scripted>>,
+    calls: Mutex<Vec<Call>>,
+    reqids: Mutex<HashSet<String>>,
+    next_ackno: AtomicI64,
+}
+
+/// The running fake (cheap to clone; clones share everything).
+#[derive(Clone)]
+pub struct MockUpstream {
+    /// The base URL to give the connector (`http://127.0.0.1:<port>/api/v1/service`).
+    pub url: String,
+    state: Arc<MockState>,
+    http: reqwest::Client,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MockUpstream {
+    /// Starts a fake that accepts tokens signed with `jwt_key` for
+    /// `partner_id`, and requires `authorised_key` as `Authorisedkey` (an
+    /// empty one requires none).
+    pub async fn start(jwt_key: &str, partner_id: &str, authorised_key: &str) -> MockUpstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let state = Arc::new(MockState {
+            jwt_key: jwt_key.into(),
+            partner_id: partner_id.into(),
+            authorised_key: authorised_key.into(),
+            scripts: Mutex::default(),
+            calls: Mutex::default(),
+            reqids: Mutex::default(),
+            next_ackno: AtomicI64::new(90_000),
+        });
+        let app = axum::Router::new().fallback(handle).with_state(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        MockUpstream { url: format!("http://{addr}{BASE_PATH}"), state, http: reqwest::Client::new() }
+    }
+
+    /// Says how the fake answers about `reference` from now on (status
+    /// answers start again from the first).
+    pub fn script(&self, reference: &str, script: Script) {
+        lock(&self.state.scripts).insert(reference.into(), Scripted { script, statuses_served: 0 });
+    }
+
+    /// Every call so far, refused ones included, in order of arrival.
+    pub fn calls(&self) -> Vec<Call> {
+        lock(&self.state.calls).clone()
+    }
+
+    /// Accepted submissions (transfer or bill) for `reference`.
+    pub fn submits(&self, reference: &str) -> usize {
+        self.count(|endpoint| endpoint.is_submit(), reference)
+    }
+
+    /// Accepted status queries (transfer or bill) for `reference`.
+    pub fn status_queries(&self, reference: &str) -> usize {
+        self.count(|endpoint| endpoint.is_status(), reference)
+    }
+
+    /// Calls refused for their credentials.
+    pub fn rejected(&self) -> usize {
+        lock(&self.state.calls).iter().filter(|call| !call.accepted).count()
+    }
+
+    fn count(&self, kind: impl Fn(Endpoint) -> bool, reference: &str) -> usize {
+        let calls = lock(&self.state.calls);
+        calls
+            .iter()
+            .filter(|c| c.accepted && c.reference.as_deref() == Some(reference))
+            .filter(|c| Endpoint::of(&c.path).is_some_and(&kind))
+            .count()
+    }
+
+    /// A fresh `Token` as the upstream signs its callbacks.
+    pub fn token(&self) -> String {
+        sign_token(self.state.jwt_key.as_bytes(), &TokenClaims::now(&self.state.partner_id))
+    }
+
+    /// POSTs `body` to `{payrail_base_url}/upstream/v1/callback` with a
+    /// freshly signed token; the answer's status and body.
+    pub async fn send_callback(&self, payrail_base_url: &str, body: &Value) -> (u16, String) {
+        self.post_callback(payrail_base_url, Some(self.token()), body).await
+    }
+
+    /// As [`MockUpstream::send_callback`], with a token signed by the wrong key.
+    pub async fn send_callback_with_bad_token(&self, payrail_base_url: &str, body: &Value) -> (u16, String) {
+        let forged = sign_token(b"not-the-upstream-key", &TokenClaims::now(&self.state.partner_id));
+        self.post_callback(payrail_base_url, Some(forged), body).await
+    }
+
+    /// As [`MockUpstream::send_callback`], with any token or none.
+    pub async fn post_callback(&self, payrail_base_url: &str, token: Option<String>, body: &Value) -> (u16, String) {
+        let url = format!("{}/upstream/v1/callback", payrail_base_url.trim_end_matches('/'));
+        let mut request = self.http.post(&url).header("Content-Type", "application/json").body(body.to_string());
+        if let Some(token) = token {
+            request = request.header("Token", token);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// A transfer callback body.
+    pub fn dmt_callback(reference: &str, txn_status: i64, utr: Option<&str>) -> Value {
+        json!({"event": "DMT", "param": {"referenceid": reference, "txn_status": txn_status, "utr": utr}})
+    }
+
+    /// A bill callback body (`status` sent as a string).
+    pub fn bill_callback(reference: &str, status: i64, operator_id: Option<&str>) -> Value {
+        json!({"event": "BBPS", "param": {"referenceid": reference, "status": status.to_string(),
+                                          "operatorid": operator_id}})
+    }
+}
+
+/// Every request: checked, recorded, answered.
+async fn handle(State(state): State<Arc<MockState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let prefix = format!("{BASE_PATH}/");
+    let Some(endpoint) = uri.path().strip_prefix(&prefix).and_then(Endpoint::of) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let key = if endpoint == Endpoint::FetchBill { "canumber" } else { "referenceid" };
+    let reference = body[key].as_str().map(str::to_owned);
+    let accepted = state.credentials_hold(&headers);
+    let header_text = |name| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    lock(&state.calls).push(Call {
+        path: uri.path()[prefix.len()..].to_owned(),
+        reference: reference.clone(),
+        at: Instant::now(),
+        user_agent: header_text(header::USER_AGENT),
+        content_type: header_text(header::CONTENT_TYPE),
+        body,
+        accepted,
+    });
+    if !accepted {
+        let refusal = json!({"status": false, "response_code": 10, "message": "Invalid token"});
+        return json_response(StatusCode::UNAUTHORIZED, &refusal);
+    }
+    let reference = reference.unwrap_or_default();
+    let reply = state.reply_for(endpoint, &reference);
+    state.answer(endpoint, &reference, reply).await
+}
+
+impl MockState {
+    /// The `Token` verifies (key, partner id, clock, unused `reqid`) and the
+    /// `Authorisedkey` matches.
+    fn credentials_hold(&self, headers: &HeaderMap) -> bool {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let Some(token) = text("Token") else { return false };
+        let key = [self.jwt_key.as_bytes().to_vec()];
+        let Ok(claims) = verify_token(token, &key, Timestamp::now(), MAX_SKEW_SECS) else { return false };
+        let key_holds = self.authorised_key.is_empty() || text("Authorisedkey") == Some(self.authorised_key.as_str());
+        // A replayed reqid is refused; a fresh one is spent only by a request that passes.
+        key_holds && claims.partner_id == self.partner_id && lock(&self.reqids).insert(claims.reqid)
+    }
+
+    /// The scripted reply for this call, or `None` for the default.
+    fn reply_for(&self, endpoint: Endpoint, reference: &str) -> Option<Reply> {
+        let mut scripts = lock(&self.scripts);
+        let scripted = scripts.get_mut(reference)?;
+        match endpoint {
+            Endpoint::Transact | Endpoint::PayBill => scripted.script.submit.clone(),
+            Endpoint::FetchBill => scripted.script.fetch.clone(),
+            Endpoint::QueryTransact | Endpoint::BillStatus => {
+                let statuses = &scripted.script.statuses;
+                let next = statuses.get(scripted.statuses_served).or(statuses.last()).cloned();
+                scripted.statuses_served += 1;
+                next
+            }
+        }
+    }
+
+    async fn answer(&self, endpoint: Endpoint, reference: &str, reply: Option<Reply>) -> Response {
+        let reply = match reply {
+            Some(Reply::Hang(pause)) => {
+                tokio::time::sleep(pause).await;
+                None
+            }
+            other => other,
+        };
+        match reply {
+            Some(Reply::Garbage) => ([(header::CONTENT_TYPE, "text/html")], "<html>oops").into_response(),
+            Some(Reply::Http(code)) => {
+                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                json_response(status, &json!({"status": false, "response_code": 0, "message": "upstream error"}))
+            }
+            Some(Reply::Raw(body)) => json_response(StatusCode::OK, &body),
+            Some(Reply::Answer(outcome)) => json_response(StatusCode::OK, &self.render(endpoint, reference, &outcome)),
+            Some(Reply::Hang(_)) | None => {
+                json_response(StatusCode::OK, &self.render(endpoint, reference, &default_outcome(endpoint, reference)))
+            }
+        }
+    }
+
+    /// An outcome in the endpoint's own shape.
+    fn render(&self, endpoint: Endpoint, reference: &str, o: &Outcome) -> Value {
+        let ackno = self.next_ackno.fetch_add(1, Ordering::SeqCst);
+        let found = o.response_code == 1;
+        let head = json!({"status": o.status, "response_code": o.response_code, "message": o.message});
+        let extra = match endpoint {
+            Endpoint::Transact => {
+                json!({"txn_status": o.code, "utr": o.reference, "ackno": ackno, "referenceid": reference})
+            }
+            Endpoint::PayBill => json!({"operatorid": o.reference, "ackno": ackno}),
+            Endpoint::QueryTransact if found => json!({"data": {"txn_status": o.code, "utr": o.reference,
+                                                                "refid": reference, "ackno": ackno}}),
+            Endpoint::BillStatus if found => {
+                let refunded = if o.code == Some(json!("0")) { "1" } else { "0" };
+                json!({"data": {"status": o.code, "operatorid": o.reference, "refid": reference,
+                                "refunded": refunded}})
+            }
+            Endpoint::FetchBill if found => fixed_bill(),
+            _ => json!({}),
+        };
+        merge(head, extra)
+    }
+}
+
+/// Unscripted: a transfer goes to the bank and stays in process; a bill
+/// stays pending; a fetch finds [`FIXED_BILL`] unless the account is [`NO_BILL_ACCOUNT`].
+fn default_outcome(endpoint: Endpoint, reference: &str) -> Outcome {
+    match endpoint {
+        Endpoint::Transact => Outcome::dmt(3, None),
+        Endpoint::QueryTransact => Outcome::dmt(2, None),
+        Endpoint::PayBill => Outcome::answer(2, true, "Transaction Pending"),
+        Endpoint::BillStatus => Outcome::bill(2, None),
+        Endpoint::FetchBill if reference == NO_BILL_ACCOUNT => Outcome::answer(0, false, "No bill found"),
+        Endpoint::FetchBill => Outcome::answer(1, true, "Bill fetched"),
+    }
+}
+
+fn fixed_bill() -> Value {
+    let (name, amount, due, number, date) = FIXED_BILL;
+    json!({"name": name, "amount": amount, "duedate": due, "bill_fetch": {"billnumber": number, "billdate": date}})
+}
+
+fn merge(mut head: Value, extra: Value) -> Value {
+    if let (Some(head), Value::Object(extra)) = (head.as_object_mut(), extra) {
+        head.extend(extra);
+    }
+    head
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
