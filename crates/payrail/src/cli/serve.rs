@@ -20,6 +20,7 @@ use crate::services::callbacks::{Deliverer, DeliverySettings};
 use crate::services::demo::{self, SEED_PARTNER, TOKEN_PARTNER};
 use crate::services::demo_live;
 use crate::services::notifier::{LogNotifier, Notifier, SmsGateway};
+use crate::services::paysprint::{PaysprintConfig, PaysprintProvider};
 use crate::services::provider::{ManualProvider, Provider};
 use crate::services::sandbox::SandboxProvider;
 use crate::services::secrets::MasterKey;
@@ -59,6 +60,8 @@ pub enum ProviderKind {
     Manual,
     /// Deterministic scenarios that settle on their own (see docs/UPSTREAM.md).
     Sandbox,
+    /// A Paysprint-compatible HTTP upstream (`--paysprint-url` and its keys).
+    Paysprint,
 }
 
 /// How payrail follows its upstream and calls partners back.
@@ -70,6 +73,18 @@ pub struct UpstreamArgs {
     /// Sandbox: seconds between a scenario's steps.
     #[arg(long, env = "PAYRAIL_SANDBOX_STEP_SECS", default_value_t = 8)]
     pub sandbox_step_secs: u64,
+    /// Paysprint: the service base URL, e.g. https://api.paysprint.in/api/v1/service.
+    #[arg(long, env = "PAYRAIL_PAYSPRINT_URL")]
+    pub paysprint_url: Option<String>,
+    /// Paysprint: payrail's partner id there (the token's partnerId).
+    #[arg(long, env = "PAYRAIL_PAYSPRINT_PARTNER_ID")]
+    pub paysprint_partner_id: Option<String>,
+    /// Paysprint: the JWT key (environment only, never on the command line).
+    #[arg(skip = std::env::var("PAYRAIL_PAYSPRINT_JWT_KEY").ok().filter(|k| !k.is_empty()).map(SecretString::from))]
+    pub paysprint_jwt_key: Option<SecretString>,
+    /// Paysprint: the Authorisedkey, if issued (environment only).
+    #[arg(skip = std::env::var("PAYRAIL_PAYSPRINT_AUTHORISED_KEY").ok().filter(|k| !k.is_empty()).map(SecretString::from))]
+    pub paysprint_authorised_key: Option<SecretString>,
     /// When the poller asks again about a pending transaction (exhausted: on hold).
     #[arg(long, env = "PAYRAIL_POLL_SCHEDULE", default_value = upstream::DEFAULT_POLL_SCHEDULE)]
     pub poll_schedule: String,
@@ -118,8 +133,23 @@ fn configure_upstream(args: &UpstreamArgs, demo: bool) -> anyhow::Result<Configu
             let sandbox = Arc::new(SandboxProvider::new(step, Duration::from_secs(3)));
             (sandbox.clone(), Some(sandbox))
         }
+        ProviderKind::Paysprint => (Arc::new(PaysprintProvider::new(paysprint_config(args)?)?), None),
     };
     Ok(Configured { upstream: Arc::new(Upstream::new(provider, settings)), sandbox })
+}
+
+fn paysprint_config(args: &UpstreamArgs) -> anyhow::Result<PaysprintConfig> {
+    let missing = |what: &str| anyhow::anyhow!("--provider paysprint needs {what}");
+    let url = args.paysprint_url.clone().ok_or_else(|| missing("--paysprint-url (PAYRAIL_PAYSPRINT_URL)"))?;
+    let partner_id = args
+        .paysprint_partner_id
+        .clone()
+        .ok_or_else(|| missing("--paysprint-partner-id (PAYRAIL_PAYSPRINT_PARTNER_ID)"))?;
+    let jwt_key =
+        args.paysprint_jwt_key.clone().ok_or_else(|| missing("PAYRAIL_PAYSPRINT_JWT_KEY in the environment"))?;
+    let mut config = PaysprintConfig::new(url, partner_id, jwt_key);
+    config.authorised_key = args.paysprint_authorised_key.clone();
+    Ok(config)
 }
 
 fn start_workers(

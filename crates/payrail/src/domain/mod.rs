@@ -14,6 +14,7 @@ pub mod partner;
 pub mod reference;
 pub mod remitter;
 pub mod time;
+pub mod token;
 pub mod upstream;
 
 pub use bbps::{BillPayment, BillStatus};

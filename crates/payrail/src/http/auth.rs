@@ -11,9 +11,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::error::ApiError;
-use super::token::{verify_token, TokenError};
 use super::AppState;
 use crate::domain::partner::canonical;
+use crate::domain::token::{verify_token, TokenError};
 use crate::domain::{Partner, PartnerStatus, RegistrationId, Timestamp};
 
 /// How far a token's `timestamp` may be from the server clock.

@@ -17,7 +17,7 @@ pub mod dmt_v1;
 pub mod error;
 pub mod partner_call;
 pub mod ratelimit;
-pub mod token;
+
 pub mod upstream;
 
 use std::collections::HashMap;

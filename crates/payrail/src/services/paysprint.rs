@@ -42,9 +42,9 @@ use super::billers::Biller;
 use super::provider::{
     BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback,
 };
+use crate::domain::token::verify_token;
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, DmtTransfer, Timestamp};
-use crate::http::token::verify_token;
 
 /// Where the calls go, relative to the base URL.
 const TRANSACT: &str = "dmt/transact/transact";

@@ -15,8 +15,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use payrail::domain::token::verify_token;
 use payrail::domain::Timestamp;
-use payrail::http::token::verify_token;
 use payrail_client::{sign_token, TokenClaims};
 use serde_json::{json, Value};
 

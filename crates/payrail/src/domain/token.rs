@@ -12,7 +12,7 @@ use payrail_client::token::hmac_sha256;
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
-use crate::domain::Timestamp;
+use super::Timestamp;
 
 /// Why a token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
