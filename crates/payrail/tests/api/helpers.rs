@@ -40,8 +40,6 @@ pub struct TestApp {
     pub master_key_hex: String,
     /// Where the app's OTP messages arrive.
     pub sms: SmsInbox,
-    /// The workers' instance name.
-    pub instance: String,
     _workers: Option<Workers>,
     _database: Option<TempDatabase>,
 }
@@ -185,7 +183,6 @@ pub async fn spawn_app(engine: Engine) -> TestApp {
 }
 
 pub async fn spawn_app_with(engine: Engine, options: AppOptions) -> TestApp {
-    let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let database = match engine {
         Engine::Sqlite => None,
         Engine::Postgres => {
@@ -194,6 +191,16 @@ pub async fn spawn_app_with(engine: Engine, options: AppOptions) -> TestApp {
         }
     };
     let database_url = database.as_ref().map(|d| d.url.clone());
+    spawn(database, database_url, options).await
+}
+
+/// An app on an existing PostgreSQL database that the caller owns (and drops).
+pub async fn spawn_app_on(database_url: &str, options: AppOptions) -> TestApp {
+    spawn(None, Some(database_url.to_owned()), options).await
+}
+
+async fn spawn(database: Option<TempDatabase>, database_url: Option<String>, options: AppOptions) -> TestApp {
+    let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let location = match &database_url {
         None => StoreLocation::Sqlite(data_dir.path().to_owned()),
         Some(url) => StoreLocation::Postgres(url.clone()),
@@ -215,7 +222,6 @@ pub async fn spawn_app_with(engine: Engine, options: AppOptions) -> TestApp {
         state = state.with_sandbox(sandbox);
     }
     let worker_settings = WorkerSettings { tick: std::time::Duration::from_millis(100), ..WorkerSettings::default() };
-    let instance = worker_settings.instance.clone();
     let retry = Backoff::parse(options.callback_retry.unwrap_or("1s")).unwrap_or_else(|e| panic!("{e}"));
     let delivery = DeliverySettings { retry, timeout: std::time::Duration::from_secs(2) };
     let deliverer = Deliverer::new(store.clone(), key.clone(), delivery).unwrap_or_else(|e| panic!("{e}"));
@@ -235,7 +241,6 @@ pub async fn spawn_app_with(engine: Engine, options: AppOptions) -> TestApp {
         database_url,
         master_key_hex,
         sms,
-        instance,
         _workers: workers,
         _database: database,
     }

@@ -29,7 +29,7 @@ fn sandbox() -> AppOptions {
 }
 
 /// A funded partner with a registered remitter, whose callbacks go to a fresh receiver.
-async fn funded_partner(app: &TestApp) -> (TestPartner, CallbackReceiver) {
+pub async fn funded_partner(app: &TestApp) -> (TestPartner, CallbackReceiver) {
     let partner = app.add_partner(true, &[]).await;
     let receiver = CallbackReceiver::start().await;
     let set = payrail(app, &["callback", "set", &partner.name(), &receiver.url]);
@@ -40,21 +40,21 @@ async fn funded_partner(app: &TestApp) -> (TestPartner, CallbackReceiver) {
 }
 
 /// A transfer of `amount` to a new beneficiary with this account; returns the `Transaction` answer.
-async fn send(app: &TestApp, partner: &TestPartner, account: &str, amount: &str, reference: &str) -> Value {
+pub async fn send(app: &TestApp, partner: &TestPartner, account: &str, amount: &str, reference: &str) -> Value {
     let bene = add_beneficiary_account(app, partner, MOBILE, account).await;
     let sent = transfer(app, partner, MOBILE, &bene, amount, reference).await;
     assert_eq!(sent.status, 200, "{}", sent.body);
     sent.json()
 }
 
-async fn dmt(app: &TestApp, partner: &TestPartner, reference: &str) -> Value {
+pub async fn dmt(app: &TestApp, partner: &TestPartner, reference: &str) -> Value {
     let answer = app.dmt_status(&partner.name(), reference, Some(&partner.token())).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     answer.json()
 }
 
 /// Waits until the transfer's `txn_status` is `code` (status lookups also ask the sandbox).
-async fn until_dmt(app: &TestApp, partner: &TestPartner, reference: &str, code: &str, secs: u64) -> Value {
+pub async fn until_dmt(app: &TestApp, partner: &TestPartner, reference: &str, code: &str, secs: u64) -> Value {
     eventually(secs, &format!("{reference} txn_status {code}"), || async {
         let status = dmt(app, partner, reference).await;
         (status["txn_status"] == code).then_some(status)
@@ -63,7 +63,7 @@ async fn until_dmt(app: &TestApp, partner: &TestPartner, reference: &str, code: 
 }
 
 /// The transfer's history, from the operator API.
-async fn history(app: &TestApp, ackno: &str) -> Vec<Value> {
+pub async fn history(app: &TestApp, ackno: &str) -> Vec<Value> {
     let shown = app.admin(&format!("/admin/v1/dmt/{ackno}"), None).await;
     assert_eq!(shown.status, 200, "{}", shown.body);
     shown.json()["history"].as_array().cloned().unwrap_or_default()
@@ -216,13 +216,13 @@ async fn a_status_lookup_asks_the_upstream_and_falls_back_to_the_store_on_timeou
 }
 
 /// BSES Rajdhani, from the operators list.
-async fn bses(app: &TestApp, partner: &TestPartner) -> Value {
+pub async fn bses(app: &TestApp, partner: &TestPartner) -> Value {
     let list = app.call("/api/AOP/BillPaymentOperators", partner, json!({})).await.json();
     let list = list["data"].as_array().cloned().unwrap_or_default();
     list.iter().find(|o| o["name"] == "BSES Rajdhani Power Limited").map(|o| o["id"].clone()).unwrap_or_default()
 }
 
-async fn pay(app: &TestApp, partner: &TestPartner, ca_number: &str, reference: &str) -> Value {
+pub async fn pay(app: &TestApp, partner: &TestPartner, ca_number: &str, reference: &str) -> Value {
     let operator = bses(app, partner).await;
     let fields = json!({"operator": operator, "canumber": ca_number, "amount": "500", "referenceid": reference});
     let paid = app.call("/api/AOP/BillPaymentPaybill", partner, fields).await;
@@ -230,7 +230,7 @@ async fn pay(app: &TestApp, partner: &TestPartner, ca_number: &str, reference: &
     paid.json()
 }
 
-async fn bill(app: &TestApp, partner: &TestPartner, reference: &str) -> Value {
+pub async fn bill(app: &TestApp, partner: &TestPartner, reference: &str) -> Value {
     app.bill_status(&partner.name(), reference, Some(&partner.token())).await.json()
 }
 

@@ -1,0 +1,309 @@
+//! payrail end to end against a fake Paysprint-compatible upstream (a real
+//! HTTP server): what each upstream answer does to a transaction, that
+//! nothing is sent, debited or refunded twice, that unknown answers never
+//! decide a state, and that the upstream's callbacks are verified,
+//! idempotent and safe out of order. And two payrail processes sharing one
+//! PostgreSQL database, each poll and each callback attempt made once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use payrail::services::paysprint::{PaysprintConfig, PaysprintProvider};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+use crate::both_engines;
+use crate::helpers::{
+    eventually, fresh_postgres_database, postgres_url, skip_postgres, spawn_app_with, text, AppOptions,
+    CallbackReceiver, Engine, TestApp, TestUpstream,
+};
+use crate::journey::{assert_verify_clean, balance, top_up};
+use crate::mock_upstream::{MockUpstream, Reply, Script};
+use crate::upstream_sandbox::{bill, bses, dmt, funded_partner, history, pay, send, until_dmt};
+
+both_engines!(
+    the_upstream_decides_transfers_through_the_connector_and_unknown_answers_decide_nothing,
+    upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_state_back,
+);
+
+const JWT_KEY: &str = "upstream-jwt-key";
+const PARTNER_ID: &str = "PS004217";
+const AUTHORISED_KEY: &str = "authorised-key-1";
+
+fn connector(mock: &MockUpstream) -> Arc<PaysprintProvider> {
+    let mut config = PaysprintConfig::new(&mock.url, PARTNER_ID, SecretString::from(JWT_KEY));
+    config.authorised_key = Some(SecretString::from(AUTHORISED_KEY));
+    config.submit_timeout = Duration::from_millis(700);
+    config.status_timeout = Duration::from_millis(700);
+    Arc::new(PaysprintProvider::new(config).unwrap_or_else(|e| panic!("{e:#}")))
+}
+
+async fn app_with_mock(engine: Engine, poll_schedule: &'static str) -> (TestApp, MockUpstream) {
+    let mock = MockUpstream::start(JWT_KEY, PARTNER_ID, AUTHORISED_KEY).await;
+    let options = AppOptions {
+        upstream: TestUpstream::Provider(connector(&mock)),
+        poll_schedule: Some(poll_schedule),
+        ..AppOptions::default()
+    };
+    (spawn_app_with(engine, options).await, mock)
+}
+
+/// In a fresh store the n-th transfer is ackno n, so the upstream reference is known before the transfer is made.
+fn dmt_ref(n: i64) -> String {
+    format!("PRD{n}")
+}
+
+async fn the_upstream_decides_transfers_through_the_connector_and_unknown_answers_decide_nothing(engine: Engine) {
+    let (app, mock) = app_with_mock(engine, "1s,1s,1s").await;
+    let (partner, _receiver) = funded_partner(&app).await;
+    let hang = Duration::from_secs(3);
+    mock.script(&dmt_ref(1), Script::new().status(Reply::dmt(2, None)).status(Reply::dmt(1, Some("UTR000000001"))));
+    mock.script(&dmt_ref(2), Script::new().submit(Reply::answer(0, false, "Beneficiary bank declined")));
+    mock.script(&dmt_ref(3), Script::new().submit(Reply::Hang(hang)).status(Reply::dmt(1, Some("UTR000000003"))));
+    mock.script(&dmt_ref(4), Script::new().status(Reply::Garbage));
+    mock.script(&dmt_ref(5), Script::new().status(Reply::dmt(9, None)));
+    mock.script(&dmt_ref(6), Script::new().status(Reply::dmt(1, None)).status(Reply::dmt(1, Some("UTR000000006"))));
+    let start = balance(&app, &partner).await;
+
+    let sent: Vec<Value> = {
+        let mut sent = Vec::new();
+        for n in 1..=6 {
+            sent.push(send(&app, &partner, "123456789012", "1000", &format!("PS-{n}")).await);
+        }
+        sent
+    };
+    for (n, answer) in sent.iter().enumerate() {
+        assert_eq!(answer["ackno"], json!((n + 1).to_string()), "acknos are 1..6 in a fresh store");
+    }
+    assert_eq!((&sent[1]["txn_status"], &sent[1]["message"]), (&json!("5"), &json!("Transaction Failed")));
+    assert_eq!(sent[2]["txn_status"], "2", "a submission that timed out stays in process: {}", sent[2]);
+
+    let paid = until_dmt(&app, &partner, "PS-1", "1", 10).await;
+    assert_eq!(paid["utr"], "UTR000000001");
+    assert_eq!(until_dmt(&app, &partner, "PS-3", "1", 10).await["utr"], "UTR000000003");
+    let late = eventually(10, "PS-6's late UTR", || async {
+        let status = dmt(&app, &partner, "PS-6").await;
+        status["utr"].is_string().then_some(status)
+    })
+    .await;
+    assert_eq!((&late["txn_status"], &late["utr"]), (&json!("1"), &json!("UTR000000006")));
+    // Garbage and an unknown code decide nothing; when the schedule runs out they are held for review.
+    for reference in ["PS-4", "PS-5"] {
+        until_dmt(&app, &partner, reference, "4", 15).await;
+    }
+    let reasons: Vec<Value> = history(&app, "5").await.into_iter().map(|h| h["to"].clone()).collect();
+    assert_eq!(reasons, [json!("in_process"), json!("sent_to_bank"), json!("on_hold")], "no final state was invented");
+
+    for n in 1..=6 {
+        assert_eq!(mock.submits(&dmt_ref(n)), 1, "PRD{n} was submitted exactly once");
+    }
+    assert_eq!(mock.rejected(), 0, "every request carried valid credentials");
+    // One debit each, no refund yet: six times (1000 + 10 charge) out of the wallet.
+    let spent =
+        start.parse::<f64>().unwrap_or_default() - balance(&app, &partner).await.parse::<f64>().unwrap_or_default();
+    assert!((spent - 6.0 * 1010.0).abs() < 0.001, "debited once each: {spent}");
+    assert_verify_clean(&app);
+}
+
+async fn upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_state_back(engine: Engine) {
+    // The poller waits an hour: only callbacks move these transactions.
+    let (app, mock) = app_with_mock(engine, "1h").await;
+    let (partner, receiver) = funded_partner(&app).await;
+    let base = app.url("");
+    send(&app, &partner, "123456789012", "1000", "CB-1").await;
+    send(&app, &partner, "123456789012", "1000", "CB-2").await;
+
+    // Success, then the same callback again, then a stale "sent to bank".
+    let success = MockUpstream::dmt_callback("PRD1", 1, Some("UTRCB0000001"));
+    for _ in 0..2 {
+        let (status, body) = mock.send_callback(&base, &success).await;
+        assert_eq!((status, body.as_str()), (200, r#"{"status":200,"message":"Transaction completed successfully"}"#));
+    }
+    assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback("PRD1", 3, None)).await.0, 200);
+    let status = dmt(&app, &partner, "CB-1").await;
+    assert_eq!((&status["txn_status"], &status["utr"]), (&json!("1"), &json!("UTRCB0000001")));
+    let successes = history(&app, "1").await.iter().filter(|h| h["to"] == "success").count();
+    assert_eq!(successes, 1, "a repeated callback is applied once");
+
+    // Out of order: the bank return (0) arrives before the delayed success; the success changes nothing.
+    assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback("PRD2", 0, None)).await.0, 200);
+    assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback("PRD2", 1, Some("UTRLATE"))).await.0, 200);
+    let status = dmt(&app, &partner, "CB-2").await;
+    assert_eq!((&status["txn_status"], &status["utr"]), (&json!("5"), &Value::Null));
+
+    // Refusals change nothing.
+    let forged = mock.send_callback_with_bad_token(&base, &MockUpstream::dmt_callback("PRD1", 0, None)).await;
+    assert_eq!(forged.0, 401, "{}", forged.1);
+    let unsigned = mock.post_callback(&base, None, &MockUpstream::dmt_callback("PRD1", 0, None)).await;
+    assert_eq!(unsigned.0, 401, "{}", unsigned.1);
+    assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback("PRD999", 1, Some("U"))).await.0, 404);
+    assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback("XYZ1", 1, Some("U"))).await.0, 404);
+    assert_eq!(mock.send_callback(&base, &json!({"event": "DMT", "param": {}})).await.0, 400);
+    assert_eq!(dmt(&app, &partner, "CB-1").await["txn_status"], "1", "still paid");
+
+    // A bill failed twice over is refunded once.
+    let before = balance(&app, &partner).await;
+    let paid = pay(&app, &partner, "150012345678", "CB-BILL").await;
+    let txnid = paid["ackno"].as_str().unwrap_or_default().to_owned();
+    let failed = MockUpstream::bill_callback(&format!("PRB{txnid}"), 0, None);
+    for _ in 0..3 {
+        assert_eq!(mock.send_callback(&base, &failed).await.0, 200);
+    }
+    let refunded = bill(&app, &partner, "CB-BILL").await;
+    assert_eq!((&refunded["data"]["refunded"], &refunded["message"]), (&json!("1"), &json!("Transaction Refunded")));
+    assert_eq!(balance(&app, &partner).await, before, "refunded exactly once");
+    let late_success = MockUpstream::bill_callback(&format!("PRB{txnid}"), 1, Some("OP1"));
+    assert_eq!(mock.send_callback(&base, &late_success).await.0, 200);
+    assert_eq!(bill(&app, &partner, "CB-BILL").await["data"]["status"], "0", "refunded is final");
+
+    // The partner heard each change once: CB-1 sent/success, CB-2 sent/failed, CB-BILL failed/refunded.
+    let deliveries = eventually(10, "six partner callbacks", || async {
+        let got = receiver.deliveries();
+        (got.len() >= 6).then_some(got)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.deliveries().len(), 6, "{deliveries:?}");
+    assert_verify_clean(&app);
+}
+
+/// A free loopback port (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `payrail serve` on `database_url`, polling the mock on a four-step schedule.
+fn serve(app: &TestApp, database_url: &str, mock: &MockUpstream, instance: &str, port: u16) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_payrail"))
+        .args(["serve", "--provider", "paysprint", "--listen", &format!("127.0.0.1:{port}")])
+        .env("PAYRAIL_DATABASE_URL", database_url)
+        .env("PAYRAIL_MASTER_KEY", &app.master_key_hex)
+        .env("PAYRAIL_DATA_DIR", app.data_dir.path().join(instance))
+        .env("PAYRAIL_PAYSPRINT_URL", &mock.url)
+        .env("PAYRAIL_PAYSPRINT_PARTNER_ID", PARTNER_ID)
+        .env("PAYRAIL_PAYSPRINT_JWT_KEY", JWT_KEY)
+        .env("PAYRAIL_PAYSPRINT_AUTHORISED_KEY", AUTHORISED_KEY)
+        .env("PAYRAIL_POLL_SCHEDULE", "1s,1s,1s,1s")
+        .env("PAYRAIL_CALLBACK_RETRY", "1s")
+        .env("PAYRAIL_WORKER_TICK_MS", "50")
+        .env("PAYRAIL_INSTANCE", instance)
+        .env("PAYRAIL_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn payrail: {e}"))
+}
+
+/// Kills the child when dropped, so a failing test leaves no server behind.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_postgres_poll_each_transaction_and_deliver_each_callback_once() {
+    let Some(base_url) = postgres_url() else {
+        skip_postgres("two_servers_on_one_postgres_poll_each_transaction_and_deliver_each_callback_once");
+        return;
+    };
+    let database = fresh_postgres_database(&base_url).await;
+    let mock = MockUpstream::start(JWT_KEY, PARTNER_ID, AUTHORISED_KEY).await;
+    // This app only sets things up: partner, wallet, callback URL. It runs no workers.
+    let options = AppOptions { no_workers: true, ..AppOptions::default() };
+    let setup = crate::helpers::spawn_app_on(&database.url, options).await;
+    let partner = setup.add_partner(true, &[]).await;
+    top_up(&setup, &partner, "100000").await;
+    let receiver = CallbackReceiver::start().await;
+    let set = crate::helpers::payrail(&setup, &["callback", "set", &partner.name(), &receiver.url]);
+    assert!(set.status.success(), "{}", text(&set.stderr));
+
+    let ports = [free_port(), free_port()];
+    let _alpha = Running(serve(&setup, &database.url, &mock, "alpha", ports[0]));
+    let _beta = Running(serve(&setup, &database.url, &mock, "beta", ports[1]));
+    let http = reqwest::Client::new();
+    for port in ports {
+        eventually(20, "the servers listen", || async {
+            http.post(format!("http://127.0.0.1:{port}/api/AOP/BillPaymentStatus"))
+                .body("{}")
+                .send()
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await;
+    }
+
+    // 20 bill payments, half through each server; each is paid on its third status query.
+    const PAYMENTS: usize = 20;
+    for n in 1..=PAYMENTS {
+        mock.script(
+            &format!("PRB{n}"),
+            Script::new().status(Reply::bill(2, None)).status(Reply::bill(2, None)).status(Reply::bill(1, Some("OP"))),
+        );
+    }
+    let operator = bses(&setup, &partner).await;
+    for n in 1..=PAYMENTS {
+        let port = ports[n % 2];
+        let body = json!({"RegistrationID": partner.name(), "operator": operator, "canumber": "150012345678",
+                          "amount": "100", "referenceid": format!("TWO-{n}")});
+        let paid = http
+            .post(format!("http://127.0.0.1:{port}/api/AOP/BillPaymentPaybill"))
+            .header("Token", partner.token())
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(paid.status(), 200, "{}", paid.text().await.unwrap_or_default());
+    }
+
+    // Every poll job runs its four steps and is done; every success is called back.
+    let done = eventually(30, "all polls finished and callbacks delivered", || async {
+        let events = setup.store.events(&Default::default()).await.ok()?;
+        let delivered = events.iter().filter(|e| e.state == payrail::domain::event::EventState::Delivered).count();
+        let polled = (1..=PAYMENTS).all(|n| mock.status_queries(&format!("PRB{n}")) >= 4);
+        (polled && delivered == PAYMENTS).then_some(events)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await; // would a second poller or deliverer do more?
+    for n in 1..=PAYMENTS {
+        let reference = format!("PRB{n}");
+        assert_eq!(mock.submits(&reference), 1, "{reference} submitted once");
+        assert_eq!(mock.status_queries(&reference), 4, "{reference} polled once per step, by one server");
+    }
+    let deliveries = receiver.deliveries();
+    assert_eq!(deliveries.len(), PAYMENTS, "one delivery per event");
+    let mut instances = std::collections::BTreeMap::new();
+    for event in &done {
+        let (_, attempts) = setup
+            .store
+            .event_with_attempts(event.id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("event {}", event.id));
+        assert_eq!(attempts.len(), 1, "event {} attempted once: {attempts:?}", event.id);
+        *instances.entry(attempts[0].instance.clone()).or_insert(0) += 1;
+    }
+    assert!(instances.keys().all(|i| i == "alpha" || i == "beta"), "{instances:?}");
+    eprintln!("deliveries by instance: {instances:?}");
+    let statuses: Vec<String> =
+        futures_statuses(&setup, &partner, PAYMENTS).await.into_iter().filter(|s| s != "1").collect();
+    assert!(statuses.is_empty(), "every payment paid: {statuses:?}");
+    assert_verify_clean(&setup);
+}
+
+async fn futures_statuses(app: &TestApp, partner: &crate::helpers::TestPartner, count: usize) -> Vec<String> {
+    let mut statuses = Vec::new();
+    for n in 1..=count {
+        let status = bill(app, partner, &format!("TWO-{n}")).await;
+        statuses.push(status["data"]["status"].as_str().unwrap_or_default().to_owned());
+    }
+    statuses
+}
