@@ -435,10 +435,16 @@ impl TestApp {
 
     /// An operator API call; `body` None for GET.
     pub async fn admin(&self, path: &str, body: Option<serde_json::Value>) -> Answer {
-        let request = match body {
-            Some(json) => self.http.post(self.url(path)).body(json.to_string()),
-            None => self.http.get(self.url(path)),
-        };
+        let method = if body.is_some() { reqwest::Method::POST } else { reqwest::Method::GET };
+        self.admin_with(method, path, body).await
+    }
+
+    /// An operator API call with any method.
+    pub async fn admin_with(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Answer {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(json) = body {
+            request = request.body(json.to_string());
+        }
         let response = request.bearer_auth(ADMIN_TOKEN).send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
         let status = response.status().as_u16();
         let content_type =

@@ -22,6 +22,7 @@ both_engines!(
     bill_payments_settle_and_failed_ones_go_back_to_the_wallet_once,
     an_operator_drives_the_sandbox_by_hand_and_stale_answers_change_nothing,
     callbacks_survive_a_receiver_that_is_down_for_a_while,
+    callback_urls_are_checked_and_without_one_no_event_is_written,
 );
 
 fn sandbox() -> AppOptions {
@@ -371,4 +372,43 @@ async fn callbacks_survive_a_receiver_that_is_down_for_a_while(engine: Engine) {
     assert_eq!(listed.lines().count(), 6, "{listed}");
     let bad = payrail(&app, &["events", "list", "--state", "lost"]);
     assert!(!bad.status.success() && text(&bad.stderr).contains("pending, delivered or failed"));
+}
+
+async fn callback_urls_are_checked_and_without_one_no_event_is_written(engine: Engine) {
+    let app = spawn_app_with(engine, sandbox()).await;
+    let partner = app.add_partner(true, &[]).await;
+    top_up(&app, &partner, "5000").await;
+    let path = format!("/admin/v1/partners/{}/callback", partner.name());
+    for bad in ["ftp://example.com/x", "not a url", "http://"] {
+        let refused = app.admin_with(reqwest::Method::PUT, &path, Some(json!({"url": bad}))).await;
+        assert_eq!(refused.status, 400, "{bad}: {}", refused.body);
+    }
+    let stranger = app
+        .admin_with(
+            reqwest::Method::PUT,
+            "/admin/v1/partners/AOP-999999/callback",
+            Some(json!({"url": "https://example.com/"})),
+        )
+        .await;
+    assert_eq!(stranger.status, 404, "{}", stranger.body);
+    let cli = payrail(&app, &["callback", "set", &partner.name(), "gopher://x"]);
+    assert!(!cli.status.success() && text(&cli.stderr).contains("http or https"), "{}", text(&cli.stderr));
+
+    // No URL: a settled payment writes no event.
+    pay(&app, &partner, "150012345111", "NO-URL").await;
+    let events = app.admin(&format!("/admin/v1/events?partner={}", partner.name()), None).await.json();
+    assert_eq!(events["events"], json!([]), "{events}");
+    // With one (PUT), then cleared (DELETE): shown as set, then as none.
+    let set = app.admin_with(reqwest::Method::PUT, &path, Some(json!({"url": "https://partner.example/cb"}))).await;
+    assert_eq!((set.status, &set.json()["url"]), (200, &json!("https://partner.example/cb")), "{}", set.body);
+    let cleared = app.admin_with(reqwest::Method::DELETE, &path, None).await;
+    assert_eq!((cleared.status, &cleared.json()["url"]), (200, &Value::Null), "{}", cleared.body);
+    let shown = text(&payrail(&app, &["callback", "show", &partner.name()]).stdout);
+    assert!(shown.contains("has no callback URL"), "{shown}");
+    let missing = app.admin("/admin/v1/events/987654", None).await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+    let redeliver_missing = app.admin("/admin/v1/events/987654/redeliver", Some(json!({}))).await;
+    assert_eq!(redeliver_missing.status, 404);
+    let bad_filter = app.admin("/admin/v1/events?state=lost", None).await;
+    assert_eq!(bad_filter.status, 400, "{}", bad_filter.body);
 }
