@@ -11,7 +11,10 @@
 //! - [`store`]: the [`store::Store`] trait and its two engines, SQLite (the
 //!   embedded default) and PostgreSQL.
 //! - [`services`]: the work: partners and their sealed secrets, fees,
-//!   creating and moving transactions, imports, the demo data set.
+//!   wallets, remittance and bill payments, imports, the demo data set; the
+//!   upstream providers (`provider`, `sandbox`, `paysprint`), keeping
+//!   transactions in step with them (`sync`), partner callbacks
+//!   (`callbacks`) and the background `workers`.
 //! - [`http`]: the edge: wire format, authentication, rate limits, routes.
 //! - [`cli`]: the `payrail` binary's commands (server and operator tools).
 //!
