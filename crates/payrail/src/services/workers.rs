@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use super::callbacks::Deliverer;
 use super::sync::Upstream;
-use crate::domain::event::PollJob;
+use crate::domain::event::{PartnerEvent, PollJob};
 use crate::domain::Timestamp;
 use crate::store::Store;
 
@@ -77,26 +77,49 @@ impl Workers {
     }
 }
 
-async fn poll_loop(store: Arc<dyn Store>, upstream: Arc<Upstream>, settings: Arc<WorkerSettings>) {
+/// Every tick: claims due items with `claim(now, lease_until)` and works
+/// them all concurrently with `work`, before the next tick.
+async fn claim_loop<T, Claim, Claimed, Work, Worked>(
+    what: &'static str,
+    settings: Arc<WorkerSettings>,
+    claim: Claim,
+    work: Work,
+) where
+    T: Send + 'static,
+    Claim: Fn(Timestamp, Timestamp) -> Claimed,
+    Claimed: std::future::Future<Output = Result<Vec<T>, crate::store::StoreError>>,
+    Work: Fn(T) -> Worked,
+    Worked: std::future::Future<Output = ()> + Send + 'static,
+{
     let mut tick = tokio::time::interval(settings.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let now = Timestamp::now();
-        let lease_until = now.plus_secs(settings.lease.as_secs() as i64);
-        let jobs = match store.claim_polls(&settings.instance, now, lease_until, settings.batch).await {
-            Ok(jobs) => jobs,
+        let items = match claim(now, now.plus_secs(settings.lease.as_secs() as i64)).await {
+            Ok(items) => items,
             Err(e) => {
-                tracing::warn!(error = %e, "poller could not claim work");
+                tracing::warn!(worker = what, error = %e, "could not claim work");
                 continue;
             }
         };
-        let mut polls = JoinSet::new();
-        for job in jobs {
-            polls.spawn(poll_one(store.clone(), upstream.clone(), settings.clone(), job));
+        let mut running = JoinSet::new();
+        for item in items {
+            running.spawn(work(item));
         }
-        while polls.join_next().await.is_some() {}
+        while running.join_next().await.is_some() {}
     }
+}
+
+async fn poll_loop(store: Arc<dyn Store>, upstream: Arc<Upstream>, settings: Arc<WorkerSettings>) {
+    let (claimer, owner) = (store.clone(), settings.clone());
+    let claim = move |now, until| {
+        let (store, owner) = (claimer.clone(), owner.clone());
+        async move { store.claim_polls(&owner.instance, now, until, owner.batch).await }
+    };
+    let worker = settings.clone();
+    let work = move |job| poll_one(store.clone(), upstream.clone(), worker.clone(), job);
+    claim_loop("poller", settings, claim, work).await
 }
 
 async fn poll_one(store: Arc<dyn Store>, upstream: Arc<Upstream>, settings: Arc<WorkerSettings>, job: PollJob) {
@@ -116,30 +139,21 @@ async fn poll_one(store: Arc<dyn Store>, upstream: Arc<Upstream>, settings: Arc<
 }
 
 async fn delivery_loop(store: Arc<dyn Store>, deliverer: Arc<Deliverer>, settings: Arc<WorkerSettings>) {
-    let mut tick = tokio::time::interval(settings.tick);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let now = Timestamp::now();
-        let lease_until = now.plus_secs(settings.lease.as_secs() as i64);
-        let events = match store.claim_events(&settings.instance, now, lease_until, settings.batch).await {
-            Ok(events) => events,
-            Err(e) => {
-                tracing::warn!(error = %e, "deliverer could not claim work");
-                continue;
+    let owner = settings.clone();
+    let claim = move |now, until| {
+        let (store, owner) = (store.clone(), owner.clone());
+        async move { store.claim_events(&owner.instance, now, until, owner.batch).await }
+    };
+    let worker = settings.clone();
+    let work = move |event: PartnerEvent| {
+        let (deliverer, owner) = (deliverer.clone(), worker.instance.clone());
+        async move {
+            match deliverer.attempt(&event, &owner).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(event = event.id, "callback lease lost; attempt not recorded"),
+                Err(e) => tracing::warn!(event = event.id, error = %e, "callback attempt not recorded"),
             }
-        };
-        let mut attempts = JoinSet::new();
-        for event in events {
-            let (deliverer, owner) = (deliverer.clone(), settings.instance.clone());
-            attempts.spawn(async move {
-                match deliverer.attempt(&event, &owner).await {
-                    Ok(true) => {}
-                    Ok(false) => tracing::warn!(event = event.id, "callback lease lost; attempt not recorded"),
-                    Err(e) => tracing::warn!(event = event.id, error = %e, "callback attempt not recorded"),
-                }
-            });
         }
-        while attempts.join_next().await.is_some() {}
-    }
+    };
+    claim_loop("deliverer", settings, claim, work).await
 }
