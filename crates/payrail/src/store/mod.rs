@@ -176,7 +176,6 @@ pub struct ChangeNote {
 }
 
 /// The store behind payrail. One implementation per engine.
-#[allow(unused_variables)] // TEMPORARY: default bodies until both engines implement issue 4
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Which engine this is, for logs and the bench.
@@ -386,26 +385,18 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
-    ) -> Result<Vec<PollJob>, StoreError> {
-        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
-    }
+    ) -> Result<Vec<PollJob>, StoreError>;
     /// Ends a poll of a leased job: [`PollNext::Again`] counts the attempt and
     /// sets the next due time, [`PollNext::Done`] removes the job,
     /// [`PollNext::Held`] counts the attempt and keeps the job, never due
     /// again. The lease is released. `false` (nothing written) if `owner`
     /// no longer holds the lease or the job is gone.
-    async fn finish_poll(&self, job: &PollJob, owner: &str, next: PollNext) -> Result<bool, StoreError> {
-        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
-    }
+    async fn finish_poll(&self, job: &PollJob, owner: &str, next: PollNext) -> Result<bool, StoreError>;
     /// (Re)starts polling of a transaction at `at`, with no attempts counted
     /// (an operator resuming a held transfer). Replaces any existing job.
-    async fn schedule_poll(&self, kind: TxnKind, txn_id: i64, at: Timestamp) -> Result<(), StoreError> {
-        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
-    }
+    async fn schedule_poll(&self, kind: TxnKind, txn_id: i64, at: Timestamp) -> Result<(), StoreError>;
     /// The held jobs, oldest transaction first.
-    async fn held_polls(&self) -> Result<Vec<PollJob>, StoreError> {
-        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
-    }
+    async fn held_polls(&self) -> Result<Vec<PollJob>, StoreError>;
 
     // --- Partner callbacks (see `domain::event`) ----------------------------
     //
@@ -420,13 +411,9 @@ pub trait Store: Send + Sync + 'static {
         partner: RegistrationId,
         url: Option<String>,
         at: Timestamp,
-    ) -> Result<bool, StoreError> {
-        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
-    }
+    ) -> Result<bool, StoreError>;
     /// The partner's callback URL.
-    async fn callback_url(&self, partner: RegistrationId) -> Result<Option<String>, StoreError> {
-        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
-    }
+    async fn callback_url(&self, partner: RegistrationId) -> Result<Option<String>, StoreError>;
     /// Up to `limit` pending events due at `now` whose lease is free or
     /// expired, leased to `owner` until `lease_until`, by id. An event is not
     /// claimed while an older event of the same transaction is pending, so a
@@ -437,9 +424,7 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
-    ) -> Result<Vec<PartnerEvent>, StoreError> {
-        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
-    }
+    ) -> Result<Vec<PartnerEvent>, StoreError>;
     /// Records an attempt (its `attempt` is the event's attempts + 1) and
     /// what it leads to, and releases the lease, atomically; `false`
     /// (nothing written) if `owner` no longer holds the lease.
@@ -448,23 +433,15 @@ pub trait Store: Send + Sync + 'static {
         attempt: DeliveryAttempt,
         owner: &str,
         outcome: EventOutcome,
-    ) -> Result<bool, StoreError> {
-        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
-    }
+    ) -> Result<bool, StoreError>;
     /// Events matching `filter`, newest first.
-    async fn events(&self, filter: &EventFilter) -> Result<Vec<PartnerEvent>, StoreError> {
-        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
-    }
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<PartnerEvent>, StoreError>;
     /// One event and its attempts, oldest first.
-    async fn event_with_attempts(&self, id: i64) -> Result<Option<(PartnerEvent, Vec<DeliveryAttempt>)>, StoreError> {
-        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
-    }
+    async fn event_with_attempts(&self, id: i64) -> Result<Option<(PartnerEvent, Vec<DeliveryAttempt>)>, StoreError>;
     /// Makes an event (in any state) pending again, due at `now`, with a
     /// fresh window (`now` + `event::DELIVERY_WINDOW_SECS`), lease released;
     /// its attempts are kept. `None` if there is no such event.
-    async fn redeliver_event(&self, id: i64, now: Timestamp) -> Result<Option<PartnerEvent>, StoreError> {
-        Err(StoreError::Other(anyhow::anyhow!("TEMPORARY: not on this engine yet")))
-    }
+    async fn redeliver_event(&self, id: i64, now: Timestamp) -> Result<Option<PartnerEvent>, StoreError>;
 }
 
 /// Where the store lives, as configured.
