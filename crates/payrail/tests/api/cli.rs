@@ -26,7 +26,8 @@ async fn a_partner_added_by_the_cli_is_honoured_by_the_running_server(engine: En
     // The token command makes a token the server accepts.
     let token_out = payrail(&app, &["token", "--registration-id", &id, "--secret", &secret]);
     let token = text(&token_out.stdout).trim().to_owned();
-    assert_eq!(app.dmt_status(&id, "ref", Some(&token)).await.status, 200);
+    let accepted = app.dmt_status(&id, "ref", Some(&token)).await;
+    assert_eq!(accepted.status, 200, "a token from `payrail token`: {}", accepted.body);
     assert_eq!(app.dmt_status(&id, "ref", None).await.status, 401, "tokens are required by default");
 
     let listed = payrail(&app, &["partner", "list", "--json"]);
