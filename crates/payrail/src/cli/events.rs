@@ -76,6 +76,11 @@ pub enum EventsCommand {
 pub enum UpstreamCommand {
     /// List the transactions the poller gave up on (transfers are on hold), for review.
     Held,
+    /// Start polling a transaction again from the top of the schedule (a held one, say).
+    Resume {
+        /// dmt:<ackno> or bbps:<txnid>.
+        txn: String,
+    },
 }
 
 fn partner(text: &str) -> anyhow::Result<RegistrationId> {
@@ -160,17 +165,18 @@ fn filter(
     let state = state
         .map(|s| EventState::parse(s).with_context(|| format!("{s:?}: state must be pending, delivered or failed")))
         .transpose()?;
-    let txn = txn
-        .map(|t| {
-            let (kind, id) = t.split_once(':').context("--txn must be dmt:<ackno> or bbps:<txnid>")?;
-            let kind = TxnKind::parse(kind).context("--txn must be dmt:<ackno> or bbps:<txnid>")?;
-            anyhow::Ok((kind, id.parse::<i64>().context("--txn must be dmt:<ackno> or bbps:<txnid>")?))
-        })
-        .transpose()?;
+    let txn = txn.map(txn_ref).transpose()?;
     if !(1..=1000).contains(&limit) {
         anyhow::bail!("--limit must be between 1 and 1000");
     }
     Ok(EventFilter { partner: partner_text.map(partner).transpose()?, state, txn, before_id: None, limit })
+}
+
+/// Reads `dmt:<ackno>` or `bbps:<txnid>`.
+fn txn_ref(text: &str) -> anyhow::Result<(TxnKind, i64)> {
+    let wrong = || anyhow::anyhow!("{text:?}: a transaction is dmt:<ackno> or bbps:<txnid>");
+    let (kind, id) = text.split_once(':').ok_or_else(wrong)?;
+    Ok((TxnKind::parse(kind).ok_or_else(wrong)?, id.parse::<i64>().map_err(|_| wrong())?))
 }
 
 fn line(e: &PartnerEvent) -> String {
@@ -241,6 +247,18 @@ pub async fn upstream(cli: &Cli, command: &UpstreamCommand) -> anyhow::Result<()
             for job in held {
                 println!("{}:{}  after {} polls", job.kind.as_str(), job.txn_id, job.attempts);
             }
+        }
+        UpstreamCommand::Resume { txn } => {
+            let (kind, id) = txn_ref(txn)?;
+            let exists = match kind {
+                TxnKind::Dmt => store.dmt_with_history(id).await?.is_some(),
+                TxnKind::Bbps => store.bill_with_history(id).await?.is_some(),
+            };
+            if !exists {
+                anyhow::bail!("no {} transaction {id}", kind.as_str());
+            }
+            store.schedule_poll(kind, id, Timestamp::now()).await?;
+            println!("{txn}: the poller asks the upstream again now, then on its schedule");
         }
     }
     Ok(())

@@ -135,6 +135,13 @@ async fn undecided_transfers_go_on_hold_when_the_schedule_runs_out(engine: Engin
     assert_eq!(held["held"].as_array().map(Vec::len), Some(2), "{held}");
     let cli = payrail(&app, &["upstream", "held"]);
     assert!(text(&cli.stdout).contains(&format!("dmt:{ackno}  after 6 polls")), "{}", text(&cli.stdout));
+    // An operator resumes one: it leaves the held list and is polled again.
+    let resumed = payrail(&app, &["upstream", "resume", &format!("dmt:{ackno}")]);
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    let held = text(&payrail(&app, &["upstream", "held"]).stdout);
+    assert!(!held.contains(&format!("dmt:{ackno} ")), "{held}");
+    let unknown = payrail(&app, &["upstream", "resume", "dmt:999999"]);
+    assert!(!unknown.status.success() && text(&unknown.stderr).contains("no dmt transaction 999999"));
     // Nothing was invented: no refund, the money is still out.
     assert_eq!(balance(&app, &partner).await, after_debits);
     assert_verify_clean(&app);
