@@ -127,6 +127,9 @@ impl Upstream {
         if !self.provider.settles() || !upstream::dmt_needs_sync(&transfer) {
             return transfer;
         }
+        if !self.followed(store, TxnKind::Dmt, transfer.ackno).await {
+            return transfer;
+        }
         let reference = self.upstream_ref(TxnKind::Dmt, transfer.ackno);
         let asked = self.provider.dmt_status(&reference, &transfer);
         match answer(tokio::time::timeout(self.settings.status_budget, asked).await) {
@@ -143,6 +146,9 @@ impl Upstream {
         if !self.provider.settles() || !upstream::bill_needs_sync(&payment) {
             return payment;
         }
+        if !self.followed(store, TxnKind::Bbps, payment.txnid).await {
+            return payment;
+        }
         let reference = self.upstream_ref(TxnKind::Bbps, payment.txnid);
         let asked = self.provider.bill_status(&reference, &payment);
         match answer(tokio::time::timeout(self.settings.status_budget, asked).await) {
@@ -150,6 +156,19 @@ impl Upstream {
             Err(e) => {
                 tracing::debug!(txnid = payment.txnid, error = %e, "status lookup answered from the store");
                 payment
+            }
+        }
+    }
+
+    /// Whether payrail follows the transaction up (it has a poll job): only
+    /// those were handed to the upstream; imported and operator-made
+    /// records are answered from the store alone.
+    async fn followed(&self, store: &dyn Store, kind: TxnKind, id: i64) -> bool {
+        match store.poll_job(kind, id).await {
+            Ok(job) => job.is_some(),
+            Err(e) => {
+                tracing::warn!(kind = kind.as_str(), id, error = %e, "poll job unreadable; answering from the store");
+                false
             }
         }
     }

@@ -397,6 +397,10 @@ pub trait Store: Send + Sync + 'static {
     async fn schedule_poll(&self, kind: TxnKind, txn_id: i64, at: Timestamp) -> Result<(), StoreError>;
     /// The held jobs, oldest transaction first.
     async fn held_polls(&self) -> Result<Vec<PollJob>, StoreError>;
+    /// The transaction's poll job, due or held (`due_at` 0 when held). A
+    /// transaction without one was never handed to the upstream (imported,
+    /// made by an operator) or is no longer followed up.
+    async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> Result<Option<PollJob>, StoreError>;
 
     // --- Partner callbacks (see `domain::event`) ----------------------------
     //

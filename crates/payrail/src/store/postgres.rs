@@ -484,6 +484,9 @@ const DELETE_POLL: &str = "DELETE FROM upstream_polls WHERE kind = $1 AND txn_id
 const HELD_POLLS: &str =
     "SELECT kind, txn_id, attempts, 0::bigint FROM upstream_polls WHERE next_poll_at IS NULL ORDER BY kind, txn_id";
 
+const POLL_JOB: &str = "SELECT kind, txn_id, attempts, COALESCE(next_poll_at, 0) FROM upstream_polls \
+     WHERE kind = $1 AND txn_id = $2";
+
 /// Sets a partner's callback URL; affects no row if there is no such partner.
 const SET_CALLBACK: &str = "INSERT INTO partner_callbacks (partner_id, url, updated_at) \
                             SELECT id, $2, $3 FROM partners WHERE id = $1 \
@@ -1789,6 +1792,13 @@ impl Store for PostgresStore {
         let rows = query(&client, HELD_POLLS, &[], "Failed to list the held poll jobs").await?;
         let jobs = rows.iter().map(poll_from_row).collect::<anyhow::Result<_>>();
         Ok(jobs.context("Failed to read a held poll job")?)
+    }
+
+    async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> Result<Option<PollJob>, StoreError> {
+        let client = self.client().await?;
+        let what = "Failed to read a poll job";
+        let row = query_opt(&client, POLL_JOB, &[&kind.as_str(), &txn_id], what).await?;
+        Ok(row.map(|row| poll_from_row(&row)).transpose().context(what)?)
     }
 
     async fn set_callback_url(

@@ -1254,6 +1254,16 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> Result<Option<PollJob>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT kind, txn_id, attempts, next_poll_at FROM upstream_polls WHERE kind = ?1 AND txn_id = ?2",
+            )?
+            .query_row(params![kind.as_str(), txn_id], poll_from_row)
+            .optional()
+        })
+    }
+
     async fn set_callback_url(
         &self,
         partner: RegistrationId,

@@ -206,7 +206,14 @@ async fn a_status_lookup_asks_the_upstream_and_falls_back_to_the_store_on_timeou
     let app = spawn_app_with(engine, options).await;
     let (partner, _receiver) = funded_partner(&app).await;
     let sent = send(&app, &partner, "123456789012", "1000", "UP-SYNC").await;
+    // An operator-made transfer was never handed to the upstream: lookups do not ask about it.
+    let made = json!({"registration_id": partner.name(), "reference_id": "UP-OPERATOR", "amount": "1000",
+                      "account": "123456789012"});
+    let made = app.admin("/admin/v1/dmt", Some(made)).await;
+    assert_eq!(made.status, 201, "{}", made.body);
     tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let untouched = dmt(&app, &partner, "UP-OPERATOR").await;
+    assert_eq!(untouched["txn_status"], "2", "not the sandbox's to settle: {untouched}");
     let status = dmt(&app, &partner, "UP-SYNC").await;
     assert_eq!(status["txn_status"], "1", "the lookup asked the sandbox: {status}");
     let ackno = sent["ackno"].as_str().unwrap_or_default();
