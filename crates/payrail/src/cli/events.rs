@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Subcommand;
 
+use super::money::partner;
 use super::Cli;
 use crate::domain::event::{self, EventFilter, EventState, PartnerEvent};
 use crate::domain::{RegistrationId, Timestamp, TxnKind};
@@ -81,10 +82,6 @@ pub enum UpstreamCommand {
         /// dmt:<ackno> or bbps:<txnid>.
         txn: String,
     },
-}
-
-fn partner(text: &str) -> anyhow::Result<RegistrationId> {
-    RegistrationId::parse(text).with_context(|| format!("{text:?} is not a registration id like AOP-1001"))
 }
 
 async fn existing_partner(

@@ -73,7 +73,8 @@ pub enum PlanCommand {
     },
 }
 
-fn partner(text: &str) -> anyhow::Result<RegistrationId> {
+/// Reads a registration id given on the command line.
+pub(super) fn partner(text: &str) -> anyhow::Result<RegistrationId> {
     RegistrationId::parse(text).map_err(|e| anyhow::anyhow!("{text:?}: {e}"))
 }
 

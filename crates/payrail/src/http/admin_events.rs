@@ -20,6 +20,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::admin::Operator;
+use super::admin_money::existing_partner;
 use super::body::{parse_json, LimitedBody};
 use super::error::{json_response, ApiError};
 use super::AppState;
@@ -38,14 +39,6 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 fn bad(message: impl std::fmt::Display) -> ApiError {
     ApiError::Validation(message.to_string())
-}
-
-async fn existing_partner(state: &AppState, text: &str) -> Result<RegistrationId, ApiError> {
-    let id = RegistrationId::parse(text).map_err(|e| bad(format!("partner {e}")))?;
-    match state.store.find_partner(id).await? {
-        Some(_) => Ok(id),
-        None => Err(ApiError::NotFound(format!("no partner {id}"))),
-    }
 }
 
 /// Checks a callback URL: absolute `http` or `https` with a host, at most 2048 characters.

@@ -45,7 +45,8 @@ fn partner(text: &str) -> Result<RegistrationId, ApiError> {
     RegistrationId::parse(text).map_err(|e| ApiError::Validation(format!("partner {e}")))
 }
 
-async fn existing_partner(state: &AppState, text: &str) -> Result<RegistrationId, ApiError> {
+/// The partner named by `text`: 400 if it is not a registration id, 404 if there is no such partner.
+pub(super) async fn existing_partner(state: &AppState, text: &str) -> Result<RegistrationId, ApiError> {
     let id = partner(text)?;
     match state.store.find_partner(id).await? {
         Some(_) => Ok(id),
