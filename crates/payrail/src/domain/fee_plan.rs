@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::remitter::{MIN_TRANSFER, PER_TRANSFER_LIMIT};
 use super::{DmtCharges, Paise, RegistrationId, TdsRate, Timestamp};
 
 /// How a charge or a share is worked out.
@@ -64,6 +65,28 @@ pub struct DmtSlab {
     pub charge: Rate,
     /// The provider's share, on the charge.
     pub provider_share: Rate,
+}
+
+impl DmtSlab {
+    /// Refuses a slab that would pay out more than it takes on `amount`: a
+    /// provider share above the charge net of GST makes the partner's
+    /// commission (and so its TDS) negative.
+    fn refuse_negative_commission(&self, amount: Paise) -> Result<(), String> {
+        let charge = self.charge.on(amount);
+        let share = self.provider_share.on(charge);
+        let net_of_gst = charge - charge.mul_div_round(18, 118);
+        if share > net_of_gst {
+            return Err(format!(
+                "on a transfer of {} the provider share {} exceeds the charge {} less GST ({}): \
+                 the commission would be negative",
+                amount.to_decimal_string(),
+                share.to_decimal_string(),
+                charge.to_decimal_string(),
+                net_of_gst.to_decimal_string()
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// What `discount` reports.
@@ -304,6 +327,15 @@ impl RawPlan {
             if slabs.last().is_some_and(|p: &DmtSlab| p.up_to.is_none()) {
                 return Err(PlanError::Value(at("up_to") + ": only the last slab may be unbounded"));
             }
+            let lowest = slabs
+                .last()
+                .and_then(|p: &DmtSlab| p.up_to)
+                .map_or(MIN_TRANSFER, |p| (p + Paise::new(1)).max(MIN_TRANSFER));
+            let highest = slab.up_to.unwrap_or(PER_TRANSFER_LIMIT).max(lowest);
+            for amount in [lowest.min(highest), highest] {
+                slab.refuse_negative_commission(amount)
+                    .map_err(|e| PlanError::Value(format!("dmt.slabs[{i}]: {e}")))?;
+            }
             slabs.push(slab);
         }
         if slabs.last().is_none_or(|s| s.up_to.is_some()) {
@@ -442,6 +474,14 @@ mod tests {
             (
                 r#"{"dmt":{"slabs":[{"up_to":"20","charge":"1","provider_share":"0"},{"up_to":"10","charge":"1","provider_share":"0"},{"charge":"1","provider_share":"0"}]},"bbps":{"default":{"percent":"1"}}}"#,
                 "rise",
+            ),
+            (
+                r#"{"dmt":{"slabs":[{"charge":"10.00","provider_share":"10.00"}]},"bbps":{"default":{"percent":"1"}}}"#,
+                "dmt.slabs[0]: on a transfer of",
+            ),
+            (
+                r#"{"dmt":{"slabs":[{"up_to":"1000","charge":"10","provider_share":"3.50"},{"charge_percent":"1","provider_share_percent":"90"}]},"bbps":{"default":{"percent":"1"}}}"#,
+                "dmt.slabs[1]: on a transfer of",
             ),
         ];
         for (json, needle) in cases {

@@ -65,6 +65,15 @@ async fn the_operator_api_refuses_bad_movements_and_bad_plans(engine: Engine) {
     let refused = app.admin(&plans, Some(bad_plan)).await;
     assert_eq!(refused.status, 400, "{}", refused.body);
     assert!(refused.json()["message"].as_str().unwrap_or_default().contains("dmt.slabs"), "{}", refused.body);
+    // A slab that pays the provider more than the charge less GST would give
+    // the partner a negative commission (and negative TDS): refused, naming it.
+    let paying_out = json!({"effective_from": "2026-12-01", "plan": {"dmt": {"slabs": [
+        {"up_to": "1000", "charge": "10.00", "provider_share": "3.50"},
+        {"charge": "10.00", "provider_share": "9.00"}]}, "bbps": {"default": {"percent": "1"}}}});
+    let refused = app.admin(&plans, Some(paying_out)).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("dmt.slabs[1]") && refused.body.contains("negative"), "{}", refused.body);
+    assert_eq!(app.admin(&plans, None).await.json()["versions"].as_array().map(Vec::len), Some(0), "nothing written");
     let good = json!({"effective_from": "2026-12-01 09:00:00", "plan": {"dmt": {"slabs": [{"charge": "7", "provider_share": "2"}]},
                                                                          "bbps": {"default": {"percent": "0.5", "cap": "20"}}}});
     assert_eq!(app.admin(&plans, Some(good.clone())).await.status, 201);
