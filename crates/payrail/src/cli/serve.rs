@@ -227,9 +227,21 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
 
 /// On SQLite one server process owns the data directory.
 fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<File> {
-    std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
+    crate::store::sqlite::private_dir(dir)?;
     let path = dir.join("payrail.lock");
-    let file = File::create(&path).with_context(|| format!("Failed to open {}", path.display()))?;
+    let file = {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("Failed to open {}", path.display()))?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("Failed to make {} private (0600)", path.display()))?;
+        file
+    };
     file.try_lock().map_err(|_| {
         anyhow::anyhow!("another payrail server is using {}; on SQLite one server owns a data directory", dir.display())
     })?;

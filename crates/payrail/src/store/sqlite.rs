@@ -503,12 +503,45 @@ fn allocate_refund_id(conn: &Connection, kind: TxnKind, id: i64, at: Timestamp) 
     Ok(conn.last_insert_rowid().to_string())
 }
 
+/// Creates `dir` if need be and makes it private to its owner (0700): the
+/// store holds remitters' names, mobiles and account numbers.
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("Failed to make {} private (0700)", dir.display()))
+}
+
+/// Creates the database file with mode 0600 before SQLite opens it (SQLite
+/// gives its `-wal` and `-shm` files the database file's mode), and makes an
+/// existing database and its companions 0600.
+fn private_file(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("Failed to open {}", path.display()))?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = std::path::PathBuf::from(name);
+        if file.exists() {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("Failed to make {} private (0600)", file.display()))?;
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if need be) the database file and migrates it.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
+            private_dir(dir)?;
         }
+        private_file(path)?;
         let mut writer = connection(path)?;
         migrate(&mut writer)?;
         Ok(SqliteStore {

@@ -13,6 +13,37 @@ both_engines!(
     json_lines_import_and_the_status_command_agree,
 );
 
+/// The SQLite data directory and every file in it are private to their
+/// owner: they hold remitters' names, mobiles and account numbers.
+#[tokio::test]
+async fn the_sqlite_data_directory_and_its_files_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let parent = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = parent.path().join("data");
+    let key = "11".repeat(32);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_payrail"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["partner", "add", "--name", "Private Ltd", "--json"])
+        .env("PAYRAIL_MASTER_KEY", &key)
+        .env_remove("PAYRAIL_DATABASE_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("run payrail: {e}"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o777
+    };
+    assert_eq!(mode(&dir), 0o700, "the data directory");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{e}")) {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        files += 1;
+    }
+    assert!(files >= 1, "payrail.db was made");
+    assert!(dir.join("payrail.db").exists());
+}
+
 async fn a_partner_added_by_the_cli_is_honoured_by_the_running_server(engine: Engine) {
     let app = spawn_app(engine).await;
     let out = payrail(&app, &["partner", "add", "--name", "Acme Fintech", "--json"]);
