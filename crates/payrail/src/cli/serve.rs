@@ -26,6 +26,7 @@ use crate::services::sandbox::SandboxProvider;
 use crate::services::secrets::MasterKey;
 use crate::services::sync::{SyncSettings, Upstream};
 use crate::services::workers::{WorkerSettings, Workers};
+use crate::store::files;
 use crate::store::StoreLocation;
 
 /// `payrail serve` options.
@@ -227,21 +228,9 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
 
 /// On SQLite one server process owns the data directory.
 fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<File> {
-    crate::store::sqlite::private_dir(dir)?;
+    files::private_dir(dir)?;
     let path = dir.join("payrail.lock");
-    let file = {
-        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("Failed to open {}", path.display()))?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("Failed to make {} private (0600)", path.display()))?;
-        file
-    };
+    let file = files::private_file(&path)?;
     file.try_lock().map_err(|_| {
         anyhow::anyhow!("another payrail server is using {}; on SQLite one server owns a data directory", dir.display())
     })?;

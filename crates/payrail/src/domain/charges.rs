@@ -52,11 +52,17 @@ pub struct DmtCharges {
     pub net_commission: Paise,
 }
 
+/// The GST contained in a charge that includes it: charge × 18/118, rounded
+/// half-up to the paisa.
+pub fn gst_inside(charge: Paise) -> Paise {
+    charge.mul_div_round(18, 118)
+}
+
 impl DmtCharges {
     /// Works out the breakdown of `customer_charge`, of which `provider_share`
     /// goes to the provider, for a transfer made at `at`.
     pub fn compute(customer_charge: Paise, provider_share: Paise, at: Timestamp) -> DmtCharges {
-        let gst = customer_charge.mul_div_round(18, 118);
+        let gst = gst_inside(customer_charge);
         let commission = customer_charge - gst - provider_share;
         let tds = TdsRate::on(at).apply(commission);
         DmtCharges {

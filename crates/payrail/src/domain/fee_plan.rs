@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::charges::gst_inside;
 use super::remitter::{MIN_TRANSFER, PER_TRANSFER_LIMIT};
 use super::{DmtCharges, Paise, RegistrationId, TdsRate, Timestamp};
 
@@ -74,7 +75,7 @@ impl DmtSlab {
     fn refuse_negative_commission(&self, amount: Paise) -> Result<(), String> {
         let charge = self.charge.on(amount);
         let share = self.provider_share.on(charge);
-        let net_of_gst = charge - charge.mul_div_round(18, 118);
+        let net_of_gst = charge - gst_inside(charge);
         if share > net_of_gst {
             return Err(format!(
                 "on a transfer of {} the provider share {} exceeds the charge {} less GST ({}): \
@@ -332,7 +333,7 @@ impl RawPlan {
                 .and_then(|p: &DmtSlab| p.up_to)
                 .map_or(MIN_TRANSFER, |p| (p + Paise::new(1)).max(MIN_TRANSFER));
             let highest = slab.up_to.unwrap_or(PER_TRANSFER_LIMIT).max(lowest);
-            for amount in [lowest.min(highest), highest] {
+            for amount in [lowest, highest] {
                 slab.refuse_negative_commission(amount)
                     .map_err(|e| PlanError::Value(format!("dmt.slabs[{i}]: {e}")))?;
             }

@@ -72,7 +72,7 @@ impl MasterKey {
         rand::rngs::OsRng.fill_bytes(&mut key);
         let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
         if let Some(dir) = path.parent() {
-            crate::store::sqlite::private_dir(dir)?;
+            crate::store::files::private_dir(dir)?;
         }
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);

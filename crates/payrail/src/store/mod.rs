@@ -16,6 +16,7 @@
 //!
 //! Every state change commits together with its history row, or not at all.
 
+pub mod files;
 pub mod postgres;
 pub mod sqlite;
 

@@ -13,8 +13,8 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
 
+use super::{files, DebitError, Debited, LedgerAudit};
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError};
-use super::{DebitError, Debited, LedgerAudit};
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
 use crate::domain::event::{
@@ -503,34 +503,15 @@ fn allocate_refund_id(conn: &Connection, kind: TxnKind, id: i64, at: Timestamp) 
     Ok(conn.last_insert_rowid().to_string())
 }
 
-/// Creates `dir` if need be and makes it private to its owner (0700): the
-/// store holds remitters' names, mobiles and account numbers.
-pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::create_dir_all(dir).with_context(|| format!("Failed to create {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("Failed to make {} private (0700)", dir.display()))
-}
-
-/// Creates the database file with mode 0600 before SQLite opens it (SQLite
-/// gives its `-wal` and `-shm` files the database file's mode), and makes an
-/// existing database and its companions 0600.
-fn private_file(path: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("Failed to open {}", path.display()))?;
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        let file = std::path::PathBuf::from(name);
-        if file.exists() {
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
-                .with_context(|| format!("Failed to make {} private (0600)", file.display()))?;
-        }
+/// Creates the database file 0600 before SQLite opens it (SQLite gives its
+/// `-wal` and `-shm` files the database file's mode), and makes an existing
+/// store's companions 0600 too.
+fn private_database(path: &Path) -> anyhow::Result<()> {
+    files::private_file(path)?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(suffix);
+        files::make_private_if_present(Path::new(&companion))?;
     }
     Ok(())
 }
@@ -539,9 +520,9 @@ impl SqliteStore {
     /// Opens (creating if need be) the database file and migrates it.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent() {
-            private_dir(dir)?;
+            files::private_dir(dir)?;
         }
-        private_file(path)?;
+        private_database(path)?;
         let mut writer = connection(path)?;
         migrate(&mut writer)?;
         Ok(SqliteStore {
