@@ -131,8 +131,12 @@ async fn undecided_transfers_go_on_hold_when_the_schedule_runs_out(engine: Engin
     assert_eq!((&last["to"], &last["source"]), (&json!("on_hold"), &json!("poller")), "{last}");
     assert!(last["reason"].as_str().is_some_and(|r| r.contains("after 6 polls")), "{last}");
 
-    let held = app.admin("/admin/v1/upstream/held", None).await.json();
-    assert_eq!(held["held"].as_array().map(Vec::len), Some(2), "{held}");
+    // The poller writes the transfer's on-hold state, then parks its job: wait for both jobs.
+    eventually(20, "both transfers in the held list", || async {
+        let held = app.admin("/admin/v1/upstream/held", None).await.json();
+        (held["held"].as_array().map(Vec::len) == Some(2)).then_some(())
+    })
+    .await;
     let cli = payrail(&app, &["upstream", "held"]);
     assert!(text(&cli.stdout).contains(&format!("dmt:{ackno}  after 6 polls")), "{}", text(&cli.stdout));
     // An operator resumes one: it leaves the held list and is polled again.
