@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use super::Cli;
 use std::time::Duration;
 
+use crate::domain::otp::TextLimits;
 use crate::domain::upstream::{self, Backoff};
 use crate::http::{AppState, Application, EdgeSettings};
 use crate::services::callbacks::{Deliverer, DeliverySettings};
@@ -47,6 +48,12 @@ pub struct ServeArgs {
     /// Where OTP text messages are posted (JSON `{"to","message"}`); without it OTPs go to the log.
     #[arg(long, env = "PAYRAIL_SMS_GATEWAY_URL")]
     pub sms_gateway_url: Option<String>,
+    /// OTP texts one mobile may receive in any 10 minutes, all partners together (0: no limit).
+    #[arg(long, env = "PAYRAIL_OTP_TEXTS_PER_10_MIN", default_value_t = 5)]
+    pub otp_texts_per_10_min: u32,
+    /// OTP texts one mobile may receive in any 24 hours, all partners together (0: no limit).
+    #[arg(long, env = "PAYRAIL_OTP_TEXTS_PER_DAY", default_value_t = 20)]
+    pub otp_texts_per_day: u32,
     #[command(flatten)]
     pub upstream: UpstreamArgs,
     /// How many synthetic transactions of each kind the demo loads.
@@ -207,8 +214,11 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
             .await
             .context("Failed to make the demo's live sandbox transactions")?;
     }
-    let mut state =
-        AppState::new(store.clone(), key, settings).with_notifier(notifier).with_upstream(configured.upstream);
+    let text_limits = TextLimits { per_ten_minutes: args.otp_texts_per_10_min, per_day: args.otp_texts_per_day };
+    let mut state = AppState::new(store.clone(), key, settings)
+        .with_notifier(notifier)
+        .with_text_limits(text_limits)
+        .with_upstream(configured.upstream);
     if let Some(sandbox) = configured.sandbox {
         state = state.with_sandbox(sandbox);
     }

@@ -13,6 +13,7 @@ pub mod otp;
 pub mod partner;
 pub mod reference;
 pub mod remitter;
+pub mod text;
 pub mod time;
 pub mod token;
 pub mod upstream;

@@ -127,9 +127,72 @@ impl OtpRecord {
     }
 }
 
+/// How many OTP texts one mobile may receive, counted over every partner
+/// (SMS pumping: each text costs money, and a flood harms the remitter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextLimits {
+    /// At most this many in any [`TEN_MINUTES_SECS`]; 0 for no limit.
+    pub per_ten_minutes: u32,
+    /// At most this many in any [`TEXT_DAY_SECS`]; 0 for no limit.
+    pub per_day: u32,
+}
+
+/// The short window.
+pub const TEN_MINUTES_SECS: i64 = 10 * 60;
+/// The long window, and how long a text is remembered.
+pub const TEXT_DAY_SECS: i64 = 24 * 60 * 60;
+
+impl Default for TextLimits {
+    fn default() -> Self {
+        TextLimits { per_ten_minutes: 5, per_day: 20 }
+    }
+}
+
+impl TextLimits {
+    /// `None` if a text may go at `now`, given when (unix seconds, any
+    /// order) the texts of the last [`TEXT_DAY_SECS`] went; otherwise the
+    /// first moment one may go again.
+    pub fn next_allowed(&self, sent: &[i64], now: i64) -> Option<Timestamp> {
+        let mut sent = sent.to_vec();
+        sent.sort_unstable();
+        let windows = [(TEN_MINUTES_SECS, self.per_ten_minutes), (TEXT_DAY_SECS, self.per_day)];
+        windows
+            .into_iter()
+            .filter(|(_, max)| *max > 0)
+            .filter_map(|(window, max)| {
+                let inside: Vec<i64> = sent.iter().copied().filter(|at| at + window > now).collect();
+                // Once the oldest texts that put it over leave the window, one fits.
+                let over = inside.len().checked_sub(max as usize)?;
+                inside.get(over).map(|at| at + window)
+            })
+            .max()
+            .map(Timestamp::from_unix)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sixth_text_in_ten_minutes_waits_for_the_first_to_leave_the_window() {
+        let limits = TextLimits::default();
+        let sent = [100, 160, 220, 280];
+        assert_eq!(limits.next_allowed(&sent, 300), None);
+        let sent = [100, 160, 220, 280, 300];
+        assert_eq!(limits.next_allowed(&sent, 310), Some(Timestamp::from_unix(700)));
+        assert_eq!(limits.next_allowed(&sent, 700), None);
+    }
+
+    #[test]
+    fn the_day_limit_counts_the_last_twenty_four_hours() {
+        let limits = TextLimits { per_ten_minutes: 0, per_day: 3 };
+        let sent = [1_000, 50_000, 80_000];
+        assert_eq!(limits.next_allowed(&sent, 81_000), Some(Timestamp::from_unix(1_000 + TEXT_DAY_SECS)));
+        assert_eq!(limits.next_allowed(&sent, 1_000 + TEXT_DAY_SECS), None);
+        let none = TextLimits { per_ten_minutes: 0, per_day: 0 };
+        assert_eq!(none.next_allowed(&[1, 2, 3, 4, 5, 6], 7), None);
+    }
 
     fn issued(now: Timestamp) -> OtpRecord {
         OtpRecord::issue(RegistrationId::new(1), OtpPurpose::Transfer, "s".into(), "tok".into(), "123456".into(), now)

@@ -69,13 +69,19 @@ struct FetchedBillBody {
 }
 
 fn operator_and_account(fields: &Fields) -> Result<(i64, String), ApiError> {
-    Ok((fields.id(&["operator", "operatorid"])?, fields.required_text(&["canumber"])?))
+    Ok((fields.id(&["operator", "operatorid"])?, fields.code(&["canumber"])?))
 }
 
-/// `POST /api/AOP/FetchBilPaymentDetails` `{operator, canumber}`.
+/// The biller's further customer parameters, `ad1`..`ad3`.
+fn customer_params(fields: &Fields) -> Result<[Option<String>; 3], ApiError> {
+    Ok([fields.text(&["ad1"])?, fields.text(&["ad2"])?, fields.text(&["ad3"])?])
+}
+
+/// `POST /api/AOP/FetchBilPaymentDetails` `{operator, canumber, ad1?, ad2?, ad3?}`.
 pub async fn fetch_bill(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let (operator, ca_number) = operator_and_account(&call.fields)?;
-    let bill = bills::fetch_bill(&*state.upstream.provider, operator, &ca_number).await?;
+    let extra = customer_params(&call.fields)?;
+    let bill = bills::fetch_bill(&*state.upstream.provider, operator, &ca_number, &extra).await?;
     let body = FetchedBillBody {
         status: true,
         response_code: 1,
@@ -110,7 +116,7 @@ pub async fn paybill(State(state): State<Arc<AppState>>, call: PartnerCall) -> R
         ca_number,
         amount: f.amount(&["amount"], false)?,
         reference: f.reference()?,
-        extra: [f.text(&["ad1"])?, f.text(&["ad2"])?, f.text(&["ad3"])?],
+        extra: customer_params(f)?,
     };
     let debited = bills::pay_bill(&*state.store, &state.upstream, call.partner, request).await?;
     let body = PaybillBody {

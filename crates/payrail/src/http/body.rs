@@ -1,8 +1,12 @@
 //! Reading partner request bodies: JSON whatever the Content-Type says, at
 //! most 64 KiB, with the API's own 400 for anything malformed.
 
+use std::borrow::Cow;
+use std::fmt;
+
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -83,4 +87,148 @@ pub fn registration_field(value: Option<&RawValue>) -> Result<String, ApiError> 
         return Err(ApiError::Validation("RegistrationID must be at most 64 characters".into()));
     }
     Ok(text)
+}
+
+/// A status request as sent: the reference under any of its spellings
+/// (`ReferanceID`, `ReferenceID`, `referenceid`, any case), the
+/// `RegistrationID` (any case), and the first key that made it ambiguous.
+///
+/// Read by hand rather than derived so that a key sent twice, in two cases
+/// (`RegistrationID`, `REGISTRATIONID`) or under two aliases of one field,
+/// is refused instead of one of the values silently winning. Nothing is
+/// allocated per field: keys and values are borrowed from the body (a key
+/// with escapes is the only exception), and the keys seen so far live in a
+/// fixed array on the stack until a body has more than [`SEEN_ON_STACK`].
+#[derive(Default)]
+pub struct StatusRequest<'a> {
+    /// The reference's raw JSON value, if sent.
+    pub reference: Option<&'a RawValue>,
+    /// The `RegistrationID`'s raw JSON value, if sent.
+    pub registration: Option<&'a RawValue>,
+    /// Two keys that name the same field, as sent.
+    clash: Option<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+impl StatusRequest<'_> {
+    /// Refuses a request that named one field twice (400, code 8, naming both keys).
+    pub fn unambiguous(&self) -> Result<(), ApiError> {
+        match &self.clash {
+            Some((first, second)) => Err(ApiError::Validation(clash_message(first, second))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The message for a field sent twice: `amount` and `AMOUNT`, or
+/// `ReferanceID` and `referenceid`.
+pub fn clash_message(first: &str, second: &str) -> String {
+    if first == second {
+        format!("{first} is given more than once: send each field once")
+    } else {
+        format!("{first} and {second} name the same field: send it once")
+    }
+}
+
+/// How many keys a status request may have before the ones seen spill to the heap.
+const SEEN_ON_STACK: usize = 16;
+
+/// The keys of one object seen so far, compared ignoring ASCII case.
+struct SeenKeys<'a> {
+    stack: [Option<Cow<'a, str>>; SEEN_ON_STACK],
+    len: usize,
+    spilled: Vec<Cow<'a, str>>,
+}
+
+impl<'a> SeenKeys<'a> {
+    fn new() -> Self {
+        SeenKeys { stack: Default::default(), len: 0, spilled: Vec::new() }
+    }
+
+    /// Records `key`; returns the earlier key it repeats, if any.
+    fn insert(&mut self, key: &Cow<'a, str>) -> Option<Cow<'a, str>> {
+        let stacked = self.stack[..self.len].iter().flatten();
+        if let Some(earlier) = stacked.chain(self.spilled.iter()).find(|k| k.eq_ignore_ascii_case(key)) {
+            return Some(earlier.clone());
+        }
+        match self.stack.get_mut(self.len) {
+            Some(slot) => {
+                *slot = Some(key.clone());
+                self.len += 1;
+            }
+            None => self.spilled.push(key.clone()),
+        }
+        None
+    }
+}
+
+/// An object key, borrowed from the body unless it had escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// The reference's spellings (SPEC §1), compared ignoring ASCII case.
+const REFERENCE_KEYS: [&str; 2] = ["ReferanceID", "ReferenceID"];
+
+impl<'de> Deserialize<'de> for StatusRequest<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(StatusVisitor)
+    }
+}
+
+struct StatusVisitor;
+
+impl<'de> Visitor<'de> for StatusVisitor {
+    type Value = StatusRequest<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut request = StatusRequest::default();
+        let mut seen = SeenKeys::new();
+        let mut reference_key: Option<Cow<'de, str>> = None;
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if request.clash.is_none() {
+                if let Some(earlier) = seen.insert(&key) {
+                    request.clash = Some((earlier, key.clone()));
+                }
+            }
+            if REFERENCE_KEYS.iter().any(|name| key.eq_ignore_ascii_case(name)) {
+                let value = map.next_value::<&'de RawValue>()?;
+                match &reference_key {
+                    Some(earlier) if request.clash.is_none() => request.clash = Some((earlier.clone(), key)),
+                    Some(_) => {}
+                    None => {
+                        request.reference = Some(value);
+                        reference_key = Some(key);
+                    }
+                }
+            } else if key.eq_ignore_ascii_case("RegistrationID") {
+                // A repeat is a clash recorded above; the first value is kept.
+                let value = map.next_value::<&'de RawValue>()?;
+                request.registration.get_or_insert(value);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(request)
+    }
 }

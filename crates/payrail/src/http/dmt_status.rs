@@ -6,23 +6,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use payrail_client::wire::DmtStatusBody;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use super::auth::{authenticate, claimed_partner, Caller};
-use super::body::{parse_json, reference_field, registration_field, LimitedBody};
+use super::body::{parse_json, reference_field, registration_field, LimitedBody, StatusRequest};
 use super::error::{json_response, status_first, ApiError};
 use super::AppState;
 use crate::domain::DmtTransfer;
-
-/// The request as sent; the reference under any of its spellings.
-#[derive(Deserialize)]
-struct DmtStatusRequest<'a> {
-    #[serde(rename = "ReferanceID", alias = "ReferenceID", alias = "referenceid", borrow, default)]
-    reference: Option<&'a RawValue>,
-    #[serde(rename = "RegistrationID", borrow, default)]
-    registration: Option<&'a RawValue>,
-}
 
 /// Parse → authenticate → look up (→ ask the upstream if undecided) → render.
 pub async fn dmt_status(
@@ -30,7 +19,8 @@ pub async fn dmt_status(
     caller: Caller,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
-    let request: DmtStatusRequest<'_> = parse_json(&body)?;
+    let request: StatusRequest<'_> = parse_json(&body)?;
+    request.unambiguous()?;
     let registration = registration_field(request.registration)?;
     let reference = reference_field(request.reference, "ReferanceID")?;
     // Partner and transfer come in one round trip; nothing of the transfer is

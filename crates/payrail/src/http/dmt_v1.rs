@@ -67,7 +67,7 @@ fn rupees(paise: Paise) -> i64 {
 /// or 202 with `stateresp` after sending a registration OTP.
 pub async fn query_remitter(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let mobile = call.fields.mobile(&["MobileNo", "MobileNumber", "mobile"])?;
-    let found = remittance::query_remitter(&*state.store, &*state.notifier, call.partner, &mobile).await?;
+    let found = remittance::query_remitter(&*state.store, state.texts(), call.partner, &mobile).await?;
     Ok(match found {
         RemitterQuery::Registered { remitter, remaining } => {
             let data = RemitterData {
@@ -102,7 +102,7 @@ pub async fn register_remitter(State(state): State<Arc<AppState>>, call: Partner
         mobile: f.mobile(&["MobileNo", "MobileNumber", "mobile"])?,
         otp: f.otp()?,
         stateresp: f.stateresp()?,
-        kyc_id: f.required_text(&["KycId", "kyc_id"])?,
+        kyc_id: f.code(&["KycId", "kyc_id"])?,
         first_name: f.text(&["FirstName", "fname"])?,
         last_name: f.text(&["LastName", "lname"])?,
     };
@@ -200,7 +200,7 @@ fn intent(fields: &Fields) -> Result<TransferIntent, ApiError> {
 /// `POST /api/AOP/DMTV1/TransactionSendOtp` `{MobileNumber, BeneID, Txntype, Amount}`.
 pub async fn transaction_send_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let intent = intent(&call.fields)?;
-    let stateresp = remittance::send_transfer_otp(&*state.store, &*state.notifier, call.partner, &intent).await?;
+    let stateresp = remittance::send_transfer_otp(&*state.store, state.texts(), call.partner, &intent).await?;
     let body = OtpSent { status: true, response_code: 1, stateresp: &stateresp, message: "OTP sent to the remitter" };
     Ok(json_response(StatusCode::OK, &body))
 }
@@ -264,7 +264,7 @@ pub async fn transaction(State(state): State<Arc<AppState>>, call: PartnerCall) 
 /// `POST /api/AOP/DMTV1/RefundOtp` `{referenceid}`: OTP to the remitter of a failed transfer.
 pub async fn refund_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let reference = call.fields.reference()?;
-    let stateresp = remittance::send_refund_otp(&*state.store, &*state.notifier, call.partner, &reference).await?;
+    let stateresp = remittance::send_refund_otp(&*state.store, state.texts(), call.partner, &reference).await?;
     let body = OtpSent { status: true, response_code: 1, stateresp: &stateresp, message: "OTP sent to the remitter" };
     Ok(json_response(StatusCode::OK, &body))
 }

@@ -14,8 +14,8 @@
 //! | 409 | 12 | `referenceid` already used by this partner (message names the ackno/txnid) |
 //! | 402 | 13 | wallet balance too low (message gives balance and cost) |
 //! | 422 | 14 | a limit: per transaction, monthly per remitter, bill amount |
-//! | 422 | 15 | OTP wrong, expired, used, or issued for another request |
-//! | 409 | 16 | not allowed in the current state (already registered, refund of a transfer that has not failed) |
+//! | 422 | 15 | OTP wrong, expired, used, or issued for another request; too many OTP texts to the mobile |
+//! | 409 | 16 | not allowed in the current state (already registered, account already a beneficiary, refund of a transfer that has not failed) |
 //! | 502 | 17 | the OTP could not be sent, or the biller did not answer |
 
 use axum::http::{header, HeaderValue, StatusCode};
@@ -100,8 +100,12 @@ impl From<DmtError> for ApiError {
             DmtError::Duplicate { .. } => ApiError::refused(StatusCode::CONFLICT, 12, message),
             DmtError::InsufficientFunds { .. } => ApiError::refused(StatusCode::PAYMENT_REQUIRED, 13, message),
             DmtError::Limit(_) => ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, 14, message),
-            DmtError::Otp(_) => ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, 15, message),
-            DmtError::AlreadyRegistered | DmtError::State(_) => ApiError::refused(StatusCode::CONFLICT, 16, message),
+            DmtError::Otp(_) | DmtError::TooManyTexts { .. } => {
+                ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, 15, message)
+            }
+            DmtError::AlreadyRegistered | DmtError::BeneficiaryExists { .. } | DmtError::State(_) => {
+                ApiError::refused(StatusCode::CONFLICT, 16, message)
+            }
             DmtError::NotDelivered(cause) => {
                 tracing::warn!(error = %cause, "OTP not delivered");
                 ApiError::refused(StatusCode::BAD_GATEWAY, 17, message)
@@ -124,6 +128,7 @@ impl From<BillError> for ApiError {
             BillError::Duplicate { .. } => ApiError::refused(StatusCode::CONFLICT, 12, message),
             BillError::InsufficientFunds { .. } => ApiError::refused(StatusCode::PAYMENT_REQUIRED, 13, message),
             BillError::Limit(_) => ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, 14, message),
+            BillError::MissingParam { .. } => ApiError::Validation(message),
             BillError::Store(e) => e.into(),
         }
     }

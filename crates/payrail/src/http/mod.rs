@@ -42,7 +42,8 @@ use self::error::ApiError;
 use self::ratelimit::RateLimiter;
 use crate::domain::partner::SealedSecret;
 use crate::domain::RegistrationId;
-use crate::services::notifier::{LogNotifier, Notifier};
+use crate::domain::otp::TextLimits;
+use crate::services::notifier::{LogNotifier, Notifier, Texts};
 use crate::services::provider::ManualProvider;
 use crate::services::sandbox::SandboxProvider;
 use crate::services::secrets::MasterKey;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub settings: EdgeSettings,
     /// Sends OTPs.
     pub notifier: Arc<dyn Notifier>,
+    /// How many OTP texts one mobile may receive.
+    pub text_limits: TextLimits,
     /// The upstream that moves the money, and how payrail follows it.
     pub upstream: Arc<Upstream>,
     /// The sandbox, when it is the provider (for `/sandbox/v1/advance`).
@@ -91,13 +94,26 @@ impl AppState {
         let limiter = RateLimiter::new(settings.rate_limit_per_sec);
         let notifier = Arc::new(LogNotifier);
         let upstream = Arc::new(Upstream::new(Arc::new(ManualProvider), SyncSettings::default()));
-        AppState { store, key, settings, notifier, upstream, sandbox: None, limiter, opened: Default::default() }
+        let text_limits = TextLimits::default();
+        let opened = Default::default();
+        AppState { store, key, settings, notifier, text_limits, upstream, sandbox: None, limiter, opened }
     }
 
     /// Sends OTPs through `notifier`.
     pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
         self.notifier = notifier;
         self
+    }
+
+    /// Limits OTP texts per mobile to `limits` (default 5 in 10 minutes, 20 a day).
+    pub fn with_text_limits(mut self, limits: TextLimits) -> Self {
+        self.text_limits = limits;
+        self
+    }
+
+    /// Where OTP texts go, and their limits.
+    pub fn texts(&self) -> Texts<'_> {
+        Texts { notifier: &*self.notifier, limits: self.text_limits }
     }
 
     /// Hands transactions to `upstream`.

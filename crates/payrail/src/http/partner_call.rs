@@ -5,18 +5,25 @@
 //! Field names match case-insensitively, as ASP.NET's model binding does on
 //! the host the AOPay documents come from (`MobileNo`, `mobileno`), and each
 //! field has the aliases real clients send. A value the documents show as a
-//! string may also come as a JSON number; it is read as its digits.
+//! string may also come as a JSON number of digits only; it is read as its
+//! digits. A field sent twice, in two cases or under two of its aliases, is
+//! refused: which value counts would be a guess.
 
+use std::collections::{hash_map, HashMap};
+use std::fmt;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use serde_json::{Map, Value};
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::auth::{authenticate, claimed_partner, Caller};
-use super::body::{parse_json, LimitedBody};
+use super::body::{clash_message, parse_json, LimitedBody};
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::remitter::MobileNumber;
+use crate::domain::text::{check_text, is_code};
 use crate::domain::{Paise, ReferenceId, RegistrationId};
 
 /// An authenticated partner request.
@@ -37,7 +44,7 @@ impl FromRequest<Arc<AppState>> for PartnerCall {
             Err(never) => match never {},
         };
         let LimitedBody(bytes) = LimitedBody::from_request(Request::from_parts(parts, body), state).await?;
-        let fields = Fields(parse_json::<Map<String, Value>>(&bytes)?);
+        let fields = Fields::parse(&bytes)?;
         let registration = fields.required_text(&["RegistrationID"])?;
         let claimed = claimed_partner(&registration)?;
         let partner = state.store.find_partner(claimed).await?;
@@ -47,32 +54,108 @@ impl FromRequest<Arc<AppState>> for PartnerCall {
     }
 }
 
-/// A request body's fields.
-pub struct Fields(Map<String, Value>);
+/// A request body's fields, keyed by their lower-cased names.
+pub struct Fields(HashMap<String, Entry>);
+
+/// One field: its name as sent, and its value.
+struct Entry {
+    key: String,
+    value: Value,
+}
+
+/// The body's top-level entries in order, duplicates included (a
+/// `serde_json::Map` would keep only the last of two equal keys).
+struct Entries(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor;
+        impl<'de> Visitor<'de> for EntriesVisitor {
+            type Value = Entries;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        deserializer.deserialize_map(EntriesVisitor)
+    }
+}
 
 /// The longest text field accepted (beyond it a value is surely wrong).
 const MAX_TEXT: usize = 100;
 
+/// The longest `canumber`, `KycId` or `Stateresp`.
+const MAX_CODE: usize = 64;
+
 impl Fields {
-    /// The value under the first of `names` present (any case), if not null.
-    fn get(&self, names: &[&str]) -> Option<&Value> {
-        names.iter().find_map(|name| {
-            self.0.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, v)| v).filter(|v| !v.is_null())
-        })
+    /// Parses a body. A key sent twice, also in another case (`amount` and
+    /// `AMOUNT`), is refused naming both: which one counts would be a guess.
+    pub fn parse(bytes: &[u8]) -> Result<Fields, ApiError> {
+        let Entries(entries) = parse_json(bytes)?;
+        let mut fields = HashMap::with_capacity(entries.len());
+        for (key, value) in entries {
+            match fields.entry(key.to_ascii_lowercase()) {
+                hash_map::Entry::Occupied(earlier) => {
+                    let earlier: &Entry = earlier.get();
+                    return Err(ApiError::Validation(clash_message(&earlier.key, &key)));
+                }
+                hash_map::Entry::Vacant(slot) => {
+                    slot.insert(Entry { key, value });
+                }
+            }
+        }
+        Ok(Fields(fields))
     }
 
-    /// A text field (a number is read as its digits), trimmed; `None` if absent or empty.
-    pub fn text(&self, names: &[&str]) -> Result<Option<String>, ApiError> {
-        let text = match self.get(names) {
+    /// The value under one of `names` (any case), if not null. Two of the
+    /// names both sent (`ReferanceID` and `referenceid`) are refused.
+    fn get(&self, names: &[&str]) -> Result<Option<&Value>, ApiError> {
+        let mut found: Option<&Entry> = None;
+        for name in names {
+            let Some(entry) = self.0.get(&name.to_ascii_lowercase()) else { continue };
+            match found {
+                Some(earlier) if !std::ptr::eq(earlier, entry) => {
+                    return Err(ApiError::Validation(clash_message(&earlier.key, &entry.key)));
+                }
+                _ => found = Some(entry),
+            }
+        }
+        Ok(found.map(|entry| &entry.value).filter(|v| !v.is_null()))
+    }
+
+    /// A field's text as sent: a string free of control and
+    /// bidirectional-override characters, or a JSON number written as
+    /// digits only (`100`; `100.0`, `1e2` and `-1` are refused).
+    fn raw(&self, names: &[&str]) -> Result<Option<String>, ApiError> {
+        let text = match self.get(names)? {
             None => return Ok(None),
-            Some(Value::String(s)) => s.trim().to_owned(),
+            Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) if n.is_u64() => n.to_string(),
+            Some(Value::Number(_)) => {
+                return Err(ApiError::Validation(format!(
+                    "{} must be a string, or a JSON number of digits only (100, not 100.0 or 1e2)",
+                    names[0]
+                )))
+            }
             Some(_) => return Err(ApiError::Validation(format!("{} must be a string", names[0]))),
         };
+        check_text(&text).map_err(|e| ApiError::Validation(format!("{} {e}", names[0])))?;
         if text.chars().count() > MAX_TEXT {
             return Err(ApiError::Validation(format!("{} must be at most {MAX_TEXT} characters", names[0])));
         }
-        Ok(Some(text).filter(|t| !t.is_empty()))
+        Ok(Some(text))
+    }
+
+    /// A text field, trimmed; `None` if absent or empty.
+    pub fn text(&self, names: &[&str]) -> Result<Option<String>, ApiError> {
+        let text = self.raw(names)?.map(|t| t.trim().to_owned());
+        Ok(text.filter(|t| !t.is_empty()))
     }
 
     /// A text field that must be there.
@@ -80,24 +163,54 @@ impl Fields {
         self.text(names)?.ok_or_else(|| ApiError::Validation(format!("{} is missing", names[0])))
     }
 
-    /// A mobile number.
+    /// A field read exactly as sent, not trimmed (numbers, mobiles, codes):
+    /// `" 100"` is not `"100"`.
+    fn exact(&self, names: &[&str]) -> Result<String, ApiError> {
+        match self.raw(names)? {
+            Some(text) if !text.is_empty() => Ok(text),
+            _ => Err(ApiError::Validation(format!("{} is missing", names[0]))),
+        }
+    }
+
+    /// A code: 1 to 64 letters, digits, `-`, `_`, `.`, `/` (`canumber`,
+    /// `KycId`, `Stateresp`), exactly as sent.
+    pub fn code(&self, names: &[&str]) -> Result<String, ApiError> {
+        let text = self.exact(names)?;
+        if !is_code(&text, MAX_CODE) {
+            return Err(ApiError::Validation(format!(
+                "{} must be 1 to {MAX_CODE} letters, digits, '-', '_', '.' or '/'",
+                names[0]
+            )));
+        }
+        Ok(text)
+    }
+
+    /// A mobile number: ten digits, exactly as sent.
     pub fn mobile(&self, names: &[&str]) -> Result<MobileNumber, ApiError> {
-        let text = self.required_text(names)?;
+        let text = self.exact(names)?;
         MobileNumber::parse(&text).map_err(|e| ApiError::Validation(format!("{} {e}", names[0])))
     }
 
-    /// A positive whole number (an id).
+    /// A positive whole number (an id): digits only, no sign, no spaces,
+    /// no leading zero (`"01"` is refused rather than guessed at).
     pub fn id(&self, names: &[&str]) -> Result<i64, ApiError> {
-        let text = self.required_text(names)?;
-        text.parse::<i64>()
-            .ok()
-            .filter(|n| *n > 0)
+        let text = self.exact(names)?;
+        let digits = text.bytes().all(|b| b.is_ascii_digit()) && !text.starts_with('0');
+        digits
+            .then(|| text.parse::<i64>().ok())
+            .flatten()
             .ok_or_else(|| ApiError::Validation(format!("{} must be a positive whole number", names[0])))
     }
 
-    /// An amount in rupees, at most two decimals; `whole` refuses paise.
+    /// An amount in rupees, at most two decimals, exactly as sent: no
+    /// spaces, no sign, no leading zero (`"0.50"` is fine, `"0100"` is
+    /// not); `whole` refuses paise.
     pub fn amount(&self, names: &[&str], whole: bool) -> Result<Paise, ApiError> {
-        let text = self.required_text(names)?;
+        let text = self.exact(names)?;
+        let rupees = text.split('.').next().unwrap_or_default();
+        if rupees.len() > 1 && rupees.starts_with('0') {
+            return Err(ApiError::Validation(format!("{} must not have a leading zero", names[0])));
+        }
         let amount = Paise::parse(&text).map_err(|e| ApiError::Validation(format!("{} {e}", names[0])))?;
         if whole && amount.get() % 100 != 0 {
             return Err(ApiError::Validation(format!("{} must be whole rupees", names[0])));
@@ -108,21 +221,21 @@ impl Fields {
         Ok(amount)
     }
 
-    /// The partner's reference under any of its spellings.
+    /// The partner's reference under any of its spellings, exactly as sent.
     pub fn reference(&self) -> Result<ReferenceId, ApiError> {
-        let text = self.required_text(&["referenceid", "ReferanceID", "refid"])?;
+        let text = self.exact(&["referenceid", "ReferanceID", "refid"])?;
         ReferenceId::parse(&text).map_err(|e| ApiError::Validation(format!("referenceid {e}")))
     }
 
     /// A six-digit OTP.
     pub fn otp(&self) -> Result<String, ApiError> {
-        let otp = self.required_text(&["OTP"])?;
+        let otp = self.exact(&["OTP"])?;
         let ok = otp.len() == 6 && otp.bytes().all(|b| b.is_ascii_digit());
         ok.then_some(otp).ok_or_else(|| ApiError::Validation("OTP must be 6 digits".into()))
     }
 
     /// The `Stateresp` token an OTP was sent with.
     pub fn stateresp(&self) -> Result<String, ApiError> {
-        self.required_text(&["Stateresp", "stateresp"])
+        self.code(&["Stateresp"])
     }
 }

@@ -45,6 +45,14 @@ pub enum BillError {
     /// The amount is out of bounds.
     #[error("{0}")]
     Limit(String),
+    /// A customer parameter the biller declares was not sent.
+    #[error("{field} ({name}) is missing: this operator requires it")]
+    MissingParam {
+        /// The wire field, `ad1`..`ad3`.
+        field: &'static str,
+        /// What the biller calls it.
+        name: &'static str,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -69,9 +77,26 @@ fn biller(operator: i64) -> Result<&'static Biller, BillError> {
     billers::find(operator).ok_or(BillError::UnknownBiller)
 }
 
+/// Refuses a request without every customer parameter beyond the first
+/// (which is `canumber`) that the biller declares, in order `ad1`..`ad3`.
+fn require_params(biller: &Biller, extra: &[Option<String>; 3]) -> Result<(), BillError> {
+    const FIELDS: [&str; 3] = ["ad1", "ad2", "ad3"];
+    let declared = biller.params.iter().skip(1).zip(FIELDS).zip(extra);
+    match declared.into_iter().find(|(_, sent)| sent.is_none()) {
+        Some(((name, field), _)) => Err(BillError::MissingParam { field, name }),
+        None => Ok(()),
+    }
+}
+
 /// `FetchBilPaymentDetails`: the customer's current bill.
-pub async fn fetch_bill(provider: &dyn Provider, operator: i64, ca_number: &str) -> Result<FetchedBill, BillError> {
+pub async fn fetch_bill(
+    provider: &dyn Provider,
+    operator: i64,
+    ca_number: &str,
+    extra: &[Option<String>; 3],
+) -> Result<FetchedBill, BillError> {
     let biller = biller(operator)?;
+    require_params(biller, extra)?;
     if !biller.fetch {
         return Err(BillError::NoFetch);
     }
@@ -89,6 +114,7 @@ pub async fn pay_bill(
     request: PayBill,
 ) -> Result<Debited<BillPayment>, BillError> {
     let biller = biller(request.operator)?;
+    require_params(biller, &request.extra)?;
     if request.amount <= Paise::ZERO || request.amount > MAX_BILL {
         let max = MAX_BILL.to_amount_string();
         return Err(BillError::Limit(format!("Amount must be more than 0 and at most {max} per bill")));

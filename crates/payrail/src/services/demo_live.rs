@@ -8,9 +8,10 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 
 use super::bills::{self, PayBill};
-use super::notifier::{Notifier, NotifyError};
+use super::notifier::{Notifier, NotifyError, Texts};
 use super::remittance::{self, NewBeneficiary, Registration, RemitterQuery, TransferIntent};
 use super::sync::Upstream;
+use crate::domain::otp::TextLimits;
 use crate::domain::remitter::{AccountNumber, Ifsc, MobileNumber, TransferMode};
 use crate::domain::{Paise, ReferenceId, RegistrationId};
 use crate::store::Store;
@@ -44,6 +45,11 @@ impl Notifier for KeptOtp {
     }
 }
 
+/// The demo's texts: kept in memory, counted against the usual limits.
+fn texts(otp: &KeptOtp) -> Texts<'_> {
+    Texts { notifier: otp, limits: TextLimits::default() }
+}
+
 impl KeptOtp {
     fn take(&self) -> String {
         self.0.lock().ok().and_then(|mut kept| kept.take()).unwrap_or_default()
@@ -58,7 +64,7 @@ pub async fn make_live_transactions(
 ) -> anyhow::Result<()> {
     let otp = KeptOtp::default();
     let mobile = MobileNumber::parse(MOBILE).context("demo mobile")?;
-    if let RemitterQuery::OtpSent { stateresp } = remittance::query_remitter(store, &otp, partner, &mobile).await? {
+    if let RemitterQuery::OtpSent { stateresp } = remittance::query_remitter(store, texts(&otp), partner, &mobile).await? {
         let registration = Registration {
             mobile: mobile.clone(),
             otp: otp.take(),
@@ -110,7 +116,7 @@ async fn live_transfer(
         mode: TransferMode::Imps,
         amount: Paise::rupees(1000),
     };
-    let stateresp = remittance::send_transfer_otp(store, otp, partner, &intent).await?;
+    let stateresp = remittance::send_transfer_otp(store, texts(otp), partner, &intent).await?;
     remittance::transfer(store, upstream, partner, intent, ReferenceId::parse(reference)?, &stateresp, &otp.take())
         .await?;
     Ok(())

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::domain::otp::TextLimits;
 use crate::domain::remitter::MobileNumber;
 
 /// Why a message was not handed over.
@@ -31,6 +32,15 @@ pub trait Notifier: Send + Sync + 'static {
     async fn send(&self, to: &MobileNumber, message: &str) -> Result<(), NotifyError>;
     /// For logs at start-up.
     fn describe(&self) -> String;
+}
+
+/// Where OTP texts go, and how many one mobile may receive.
+#[derive(Clone, Copy)]
+pub struct Texts<'a> {
+    /// Hands the texts over.
+    pub notifier: &'a dyn Notifier,
+    /// Texts per mobile, counted in the store across partners and instances.
+    pub limits: TextLimits,
 }
 
 /// Writes messages to the log. For the demo and development.

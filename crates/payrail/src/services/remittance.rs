@@ -10,7 +10,7 @@
 use rand::Rng as _;
 
 use super::fees;
-use super::notifier::Notifier;
+use super::notifier::Texts;
 use super::provider::TransferOrder;
 use super::sync::Upstream;
 use crate::domain::dmt::DmtChange;
@@ -34,6 +34,12 @@ pub enum DmtError {
     /// No such beneficiary for this remitter.
     #[error("Beneficiary not found")]
     BeneficiaryNotFound,
+    /// The remitter has this account (same number, same bank) already.
+    #[error("This account is already registered for this remitter as beneficiary {beneid}")]
+    BeneficiaryExists {
+        /// The beneficiary that has it.
+        beneid: i64,
+    },
     /// No such transfer for this partner.
     #[error("Transaction not found")]
     TransferNotFound,
@@ -60,6 +66,14 @@ pub enum DmtError {
     /// The transfer is not in a state that allows this.
     #[error("{0}")]
     State(String),
+    /// The mobile had its share of OTP texts; nothing was sent.
+    #[error("Too many OTPs sent to this mobile: try again after {retry_at} India time (in {wait_secs} seconds)")]
+    TooManyTexts {
+        /// When one may go again, India time.
+        retry_at: String,
+        /// Seconds until then.
+        wait_secs: i64,
+    },
     /// The OTP could not be sent.
     #[error("Unable to send the OTP, try again")]
     NotDelivered(#[source] super::notifier::NotifyError),
@@ -141,25 +155,30 @@ fn note(source: &str) -> ChangeNote {
     ChangeNote { source: source.to_owned(), reason: None, at: Timestamp::now() }
 }
 
-/// Makes, stores and sends an OTP; returns its `stateresp`.
+/// Counts a text to `to` against its limits, then makes, stores and sends
+/// an OTP; returns its `stateresp`. Over the limit nothing is written or sent.
 async fn send_otp(
     store: &dyn Store,
-    notifier: &dyn Notifier,
+    texts: Texts<'_>,
     partner: RegistrationId,
     purpose: OtpPurpose,
     subject: String,
     to: &MobileNumber,
     what: &str,
 ) -> Result<String, DmtError> {
+    let now = Timestamp::now();
+    if let Err(at) = store.count_text(to, now, texts.limits).await? {
+        return Err(DmtError::TooManyTexts { retry_at: at.to_ist_string(), wait_secs: at.unix() - now.unix() });
+    }
     let (token, code) = {
         let mut rng = rand::thread_rng();
         let token: String = (0..32).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect();
         (token, format!("{:06}", rng.gen_range(0..1_000_000u32)))
     };
-    let issued = OtpRecord::issue(partner, purpose, subject, token.clone(), code, Timestamp::now());
+    let issued = OtpRecord::issue(partner, purpose, subject, token.clone(), code, now);
     store.insert_otp(issued.record).await?;
     let message = format!("{} is your OTP to {what}. It is valid for 90 seconds. Do not share it.", issued.code);
-    notifier.send(to, &message).await.map_err(DmtError::NotDelivered)?;
+    texts.notifier.send(to, &message).await.map_err(DmtError::NotDelivered)?;
     Ok(token)
 }
 
@@ -185,14 +204,14 @@ async fn use_otp(
 /// `QueryRemitter`: the remitter and its remaining limits, or an OTP to register.
 pub async fn query_remitter(
     store: &dyn Store,
-    notifier: &dyn Notifier,
+    texts: Texts<'_>,
     partner: RegistrationId,
     mobile: &MobileNumber,
 ) -> Result<RemitterQuery, DmtError> {
     let Some(remitter) = store.find_remitter(partner, mobile).await? else {
         let subject = mobile.as_str().to_owned();
         let what = "register for money transfer";
-        let stateresp = send_otp(store, notifier, partner, OtpPurpose::Registration, subject, mobile, what).await?;
+        let stateresp = send_otp(store, texts, partner, OtpPurpose::Registration, subject, mobile, what).await?;
         return Ok(RemitterQuery::OtpSent { stateresp });
     };
     let remaining = remaining_limits(store, partner, mobile).await?;
@@ -256,7 +275,7 @@ pub async fn add_beneficiary(
         bank_name: new.bank_name,
         created_at: Timestamp::now(),
     };
-    Ok(store.insert_beneficiary(beneficiary).await?)
+    store.insert_beneficiary(beneficiary).await?.map_err(|beneid| DmtError::BeneficiaryExists { beneid })
 }
 
 /// Beneficiary fetch: the remitter's beneficiaries.
@@ -305,7 +324,7 @@ async fn checked_intent(
 /// that [`transfer`] needs.
 pub async fn send_transfer_otp(
     store: &dyn Store,
-    notifier: &dyn Notifier,
+    texts: Texts<'_>,
     partner: RegistrationId,
     intent: &TransferIntent,
 ) -> Result<String, DmtError> {
@@ -315,7 +334,7 @@ pub async fn send_transfer_otp(
         return Err(monthly_limit_error(remaining.into_iter().max().unwrap_or(Paise::ZERO)));
     }
     let what = format!("send Rs {} by {}", intent.amount.to_amount_string(), intent.mode.as_str());
-    send_otp(store, notifier, partner, OtpPurpose::Transfer, intent.subject(), &intent.mobile, &what).await
+    send_otp(store, texts, partner, OtpPurpose::Transfer, intent.subject(), &intent.mobile, &what).await
 }
 
 fn monthly_limit_error(remaining: Paise) -> DmtError {
@@ -450,14 +469,14 @@ async fn failed_transfer(
 /// Refund OTP: sends the remitter the OTP that [`claim_refund`] needs.
 pub async fn send_refund_otp(
     store: &dyn Store,
-    notifier: &dyn Notifier,
+    texts: Texts<'_>,
     partner: RegistrationId,
     reference: &ReferenceId,
 ) -> Result<String, DmtError> {
     let (transfer, route) = failed_transfer(store, partner, reference).await?;
     let what = format!("claim the refund of transaction {}", transfer.ackno);
     let subject = format!("refund|{}", transfer.ackno);
-    send_otp(store, notifier, partner, OtpPurpose::Refund, subject, &route.remitter, &what).await
+    send_otp(store, texts, partner, OtpPurpose::Refund, subject, &route.remitter, &what).await
 }
 
 /// Refund claim: refunds a failed transfer to the wallet, once.

@@ -29,7 +29,7 @@ use crate::domain::dmt::DmtChange;
 use crate::domain::event::{DeliveryAttempt, EventFilter, EventOutcome, PartnerEvent, PollJob, PollNext};
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Journal, Statement, WalletMove};
-use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
+use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits};
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::{
@@ -306,8 +306,11 @@ pub trait Store: Send + Sync + 'static {
         mobile: &MobileNumber,
         since: Timestamp,
     ) -> Result<[Paise; 3], StoreError>;
-    /// Adds a beneficiary (its `id` is ignored) and returns it with its new id.
-    async fn insert_beneficiary(&self, beneficiary: Beneficiary) -> Result<Beneficiary, StoreError>;
+    /// Adds a beneficiary (its `id` is ignored) and returns it with its new
+    /// id; `Err(id)` of the remitter's beneficiary (not deleted) with the
+    /// same account number at the same bank (the IFSC's first four letters),
+    /// and nothing written. Concurrent calls for one remitter are serialised.
+    async fn insert_beneficiary(&self, beneficiary: Beneficiary) -> Result<Result<Beneficiary, i64>, StoreError>;
     /// The remitter's beneficiaries that are not deleted, by id.
     async fn beneficiaries(
         &self,
@@ -325,6 +328,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Stores a new OTP.
     async fn insert_otp(&self, otp: OtpRecord) -> Result<(), StoreError>;
+    /// Counts an OTP text to `mobile` at `now` if `limits` allow it, given
+    /// the texts counted for it in the last day by any partner; otherwise
+    /// `Err` of when one may go, and nothing written. Check and count are one
+    /// step per mobile, across connections and instances, so concurrent
+    /// requests cannot all pass the check.
+    async fn count_text(
+        &self,
+        mobile: &MobileNumber,
+        now: Timestamp,
+        limits: TextLimits,
+    ) -> Result<Result<(), Timestamp>, StoreError>;
     /// Presents `code` for the partner's OTP `token` of this purpose, with
     /// [`OtpRecord::check`], and saves what it changed (attempts, used) in
     /// the same transaction, so that a code can be accepted only once.

@@ -44,7 +44,7 @@ use crate::domain::event::{
 };
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
-use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
+use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, TEXT_DAY_SECS};
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode,
@@ -257,6 +257,15 @@ CREATE TABLE delivery_attempts (
     PRIMARY KEY (event_id, attempt)
 );
 "#,
+    // Issue 9 item 9 (OTP texts per mobile).
+    r#"
+CREATE TABLE otp_texts (
+    mobile  TEXT   NOT NULL,
+    sent_at BIGINT NOT NULL
+);
+CREATE INDEX otp_texts_by_mobile ON otp_texts (mobile, sent_at);
+CREATE INDEX otp_texts_by_time ON otp_texts (sent_at);
+"#,
 ];
 
 /// Advisory-lock keys: "payrail" in ASCII and a number, so that they do not
@@ -266,6 +275,11 @@ const MIGRATION_LOCK: i64 = 0x7061_7972_6169_6c01;
 const DMT_IDS_LOCK: i64 = 0x7061_7972_6169_6c02;
 /// Guards `bill_payments`' identity sequence; see [`lock_ids`].
 const BILL_IDS_LOCK: i64 = 0x7061_7972_6169_6c03;
+
+/// The first key of the two-key advisory locks that serialise OTP texts per
+/// mobile (the second is a hash of the mobile). Two-key locks live apart
+/// from the one-key locks above, so they can never collide with them.
+const TEXT_LOCK_CLASS: i32 = 0x7072_0009;
 
 /// How many connections the pool holds.
 const POOL_SIZE: usize = 16;
@@ -439,6 +453,10 @@ macro_rules! beneficiary_columns {
 
 const INSERT_BENEFICIARY: &str = "INSERT INTO beneficiaries (partner_id, remitter_mobile, name, account, ifsc, \
                                   bank_name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+const LOCK_REMITTER: &str = "SELECT 1 FROM remitters WHERE partner_id = $1 AND mobile = $2 FOR UPDATE";
+/// The remitter's live beneficiary with this account number at this bank (IFSC prefix).
+const SAME_ACCOUNT: &str = "SELECT id FROM beneficiaries WHERE partner_id = $1 AND remitter_mobile = $2 \
+                            AND account = $3 AND substr(ifsc, 1, 4) = $4 AND deleted_at IS NULL";
 const BENEFICIARIES: &str = concat!(
     "SELECT ",
     beneficiary_columns!(),
@@ -457,6 +475,13 @@ const OTP_KEEP_SECS: i64 = 24 * 60 * 60;
 const INSERT_OTP: &str = "INSERT INTO otps (token, partner_id, purpose, subject, code_hash, expires_at, attempts, \
                           used) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const FORGET_OTPS: &str = "DELETE FROM otps WHERE expires_at < $1";
+const LOCK_TEXTS: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
+const RECENT_TEXTS: &str = "SELECT sent_at FROM otp_texts WHERE mobile = $1 AND sent_at > $2";
+const COUNT_TEXT: &str = "INSERT INTO otp_texts (mobile, sent_at) VALUES ($1, $2)";
+/// A bounded sweep of texts older than a day; rows another sweep holds are
+/// skipped rather than waited for.
+const FORGET_TEXTS: &str = "DELETE FROM otp_texts WHERE ctid IN \
+                            (SELECT ctid FROM otp_texts WHERE sent_at <= $1 LIMIT 100 FOR UPDATE SKIP LOCKED)";
 const LOCK_OTP: &str = "SELECT subject, code_hash, expires_at, attempts, used FROM otps \
                         WHERE token = $1 AND partner_id = $2 AND purpose = $3 FOR UPDATE";
 const SAVE_OTP: &str = "UPDATE otps SET attempts = $2, used = $3 WHERE token = $1";
@@ -1628,21 +1653,31 @@ impl Store for PostgresStore {
         Ok(usage)
     }
 
-    async fn insert_beneficiary(&self, beneficiary: Beneficiary) -> Result<Beneficiary, StoreError> {
-        let client = self.client().await?;
+    async fn insert_beneficiary(&self, beneficiary: Beneficiary) -> Result<Result<Beneficiary, i64>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin adding the beneficiary")?;
         let b = &beneficiary;
+        let (partner, mobile) = (b.partner.number(), b.remitter.as_str());
+        // The remitter's row serialises concurrent adds, so two cannot both pass the check.
+        query_opt(&tx, LOCK_REMITTER, &[&partner, &mobile], "Failed to lock the remitter").await?;
+        let bank = b.ifsc.as_str().get(..4).unwrap_or_default();
+        let same = [&partner as &(dyn ToSql + Sync), &mobile, &b.account.as_str(), &bank];
+        if let Some(row) = query_opt(&tx, SAME_ACCOUNT, &same, "Failed to look for the account").await? {
+            return Ok(Err(row.try_get(0).store_context("Failed to read the beneficiary id")?));
+        }
         let params: [&(dyn ToSql + Sync); 7] = [
-            &b.partner.number(),
-            &b.remitter.as_str(),
+            &partner,
+            &mobile,
             &b.name,
             &b.account.as_str(),
             &b.ifsc.as_str(),
             &b.bank_name,
             &b.created_at.unix(),
         ];
-        let row = query_one(&client, INSERT_BENEFICIARY, &params, "Failed to add the beneficiary").await?;
+        let row = query_one(&tx, INSERT_BENEFICIARY, &params, "Failed to add the beneficiary").await?;
         let id = row.try_get(0).store_context("Failed to read the new beneficiary id")?;
-        Ok(Beneficiary { id, ..beneficiary })
+        tx.commit().await.store_context("Failed to commit the beneficiary")?;
+        Ok(Ok(Beneficiary { id, ..beneficiary }))
     }
 
     async fn beneficiaries(
@@ -1691,6 +1726,29 @@ impl Store for PostgresStore {
         ];
         execute(&client, INSERT_OTP, &params, "Failed to store the OTP").await?;
         Ok(())
+    }
+
+    async fn count_text(
+        &self,
+        mobile: &MobileNumber,
+        now: Timestamp,
+        limits: TextLimits,
+    ) -> Result<Result<(), Timestamp>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin counting the text")?;
+        let (mobile, since) = (mobile.as_str(), now.unix() - TEXT_DAY_SECS);
+        // Held to commit: the next request for this mobile sees this one's count.
+        execute(&tx, LOCK_TEXTS, &[&TEXT_LOCK_CLASS, &mobile], "Failed to lock the mobile's texts").await?;
+        let rows = tx.query(RECENT_TEXTS, &[&mobile, &since]).await.store_context("Failed to read the texts")?;
+        let sent = rows.iter().map(|r| r.try_get(0)).collect::<Result<Vec<i64>, _>>();
+        let sent = sent.store_context("Failed to read a text's time")?;
+        if let Some(at) = limits.next_allowed(&sent, now.unix()) {
+            return Ok(Err(at));
+        }
+        execute(&tx, FORGET_TEXTS, &[&since], "Failed to forget old texts").await?;
+        execute(&tx, COUNT_TEXT, &[&mobile, &now.unix()], "Failed to count the text").await?;
+        tx.commit().await.store_context("Failed to commit the text count")?;
+        Ok(Ok(()))
     }
 
     async fn check_otp(
@@ -2976,8 +3034,10 @@ mod tests {
                 created_at: at(8),
             })
         };
-        let first = store.insert_beneficiary(new("One")?).await?;
-        let second = store.insert_beneficiary(new("Two")?).await?;
+        let first = store.insert_beneficiary(new("One")?).await?.map_err(|id| anyhow::anyhow!("refused: {id}"))?;
+        assert_eq!(store.insert_beneficiary(new("Again")?).await?, Err(first.id));
+        let other = Beneficiary { account: AccountNumber::parse("987654321")?, ..new("Two")? };
+        let second = store.insert_beneficiary(other).await?.map_err(|id| anyhow::anyhow!("refused: {id}"))?;
         assert_eq!(store.find_beneficiary(partner(), first.id).await?, Some(first.clone()));
         assert!(store.delete_beneficiary(partner(), &mobile, first.id).await?);
         assert!(!store.delete_beneficiary(partner(), &mobile, first.id).await?);

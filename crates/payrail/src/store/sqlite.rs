@@ -23,7 +23,7 @@ use crate::domain::event::{
 };
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
-use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, OTP_LIFETIME_SECS};
+use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, OTP_LIFETIME_SECS, TEXT_DAY_SECS};
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode,
@@ -229,6 +229,15 @@ CREATE TABLE delivery_attempts (
     PRIMARY KEY (event_id, attempt)
 );
 "#,
+    // Issue 9 item 9 (OTP texts per mobile).
+    r#"
+CREATE TABLE otp_texts (
+    mobile  TEXT    NOT NULL,
+    sent_at INTEGER NOT NULL
+);
+CREATE INDEX otp_texts_by_mobile ON otp_texts (mobile, sent_at);
+CREATE INDEX otp_texts_by_time ON otp_texts (sent_at);
+"#,
 ];
 
 /// `reqid`s seen within the replay window, in two generations per shard:
@@ -273,6 +282,11 @@ impl RecentReqids {
         Ok(true)
     }
 }
+
+/// The remitter's live beneficiary with this account number at this bank
+/// (IFSC prefix): `?1` partner, `?2` mobile, `?3` account, `?4` bank.
+const SAME_ACCOUNT: &str = "SELECT id FROM beneficiaries WHERE partner_id = ?1 AND remitter_mobile = ?2 \
+                            AND account = ?3 AND substr(ifsc, 1, 4) = ?4 AND deleted_at IS NULL";
 
 /// How many read connections the pool keeps.
 const READERS: usize = 8;
@@ -1029,10 +1043,24 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn insert_beneficiary(&self, beneficiary: Beneficiary) -> Result<Beneficiary, StoreError> {
+    async fn insert_beneficiary(&self, beneficiary: Beneficiary) -> Result<Result<Beneficiary, i64>, StoreError> {
         self.write(move |conn| {
             let b = &beneficiary;
-            conn.prepare_cached(
+            let tx = immediate(conn)?;
+            let bank = b.ifsc.as_str().get(..4).unwrap_or_default();
+            let existing = tx
+                .prepare_cached(SAME_ACCOUNT)
+                .and_then(|mut s| {
+                    s.query_row(params![b.partner.number(), b.remitter.as_str(), b.account.as_str(), bank], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                    .optional()
+                })
+                .map_err(store_error)?;
+            if let Some(id) = existing {
+                return Ok(Err(id));
+            }
+            tx.prepare_cached(
                 "INSERT INTO beneficiaries (partner_id, remitter_mobile, name, account, ifsc, bank_name, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
@@ -1048,7 +1076,9 @@ impl Store for SqliteStore {
                 ])
             })
             .map_err(store_error)?;
-            Ok(Beneficiary { id: conn.last_insert_rowid(), ..beneficiary })
+            let id = tx.last_insert_rowid();
+            tx.commit().map_err(store_error)?;
+            Ok(Ok(Beneficiary { id, ..beneficiary }))
         })
         .await
     }
@@ -1124,6 +1154,36 @@ impl Store for SqliteStore {
             })
             .map_err(store_error)?;
             tx.commit().map_err(store_error)
+        })
+        .await
+    }
+
+    async fn count_text(
+        &self,
+        mobile: &MobileNumber,
+        now: Timestamp,
+        limits: TextLimits,
+    ) -> Result<Result<(), Timestamp>, StoreError> {
+        let mobile = mobile.as_str().to_owned();
+        // One writer connection: check and count cannot interleave.
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            let since = now.unix() - TEXT_DAY_SECS;
+            let sent = tx
+                .prepare_cached("SELECT sent_at FROM otp_texts WHERE mobile = ?1 AND sent_at > ?2")
+                .and_then(|mut s| s.query_map(params![mobile, since], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>())
+                .map_err(store_error)?;
+            if let Some(at) = limits.next_allowed(&sent, now.unix()) {
+                return Ok(Err(at));
+            }
+            tx.prepare_cached("DELETE FROM otp_texts WHERE sent_at <= ?1")
+                .and_then(|mut s| s.execute([since]))
+                .map_err(store_error)?;
+            tx.prepare_cached("INSERT INTO otp_texts (mobile, sent_at) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![mobile, now.unix()]))
+                .map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(Ok(()))
         })
         .await
     }
@@ -2364,8 +2424,11 @@ mod tests {
                 bank_name: None,
                 created_at: at(2),
             };
-            let first = ok(store.insert_beneficiary(b.clone()).await);
-            let second = ok(store.insert_beneficiary(b).await);
+            let first = ok(ok(store.insert_beneficiary(b.clone()).await));
+            let same_bank = Beneficiary { ifsc: ok(Ifsc::parse("SBIN0009999")), ..b.clone() };
+            assert_eq!(ok(store.insert_beneficiary(same_bank).await), Err(first.id));
+            let other = Beneficiary { account: ok(AccountNumber::parse("987654321")), ..b };
+            let second = ok(ok(store.insert_beneficiary(other).await));
             assert!(first.id > 0 && second.id > first.id);
             assert_eq!(ok(store.find_beneficiary(p, first.id).await), Some(first.clone()));
             assert!(ok(store.delete_beneficiary(p, &mobile(), first.id).await));
