@@ -40,9 +40,9 @@ use tower::ServiceExt as _;
 
 use self::error::ApiError;
 use self::ratelimit::RateLimiter;
+use crate::domain::otp::TextLimits;
 use crate::domain::partner::SealedSecret;
 use crate::domain::RegistrationId;
-use crate::domain::otp::TextLimits;
 use crate::services::notifier::{LogNotifier, Notifier, Texts};
 use crate::services::provider::ManualProvider;
 use crate::services::sandbox::SandboxProvider;

@@ -64,7 +64,9 @@ pub async fn make_live_transactions(
 ) -> anyhow::Result<()> {
     let otp = KeptOtp::default();
     let mobile = MobileNumber::parse(MOBILE).context("demo mobile")?;
-    if let RemitterQuery::OtpSent { stateresp } = remittance::query_remitter(store, texts(&otp), partner, &mobile).await? {
+    if let RemitterQuery::OtpSent { stateresp } =
+        remittance::query_remitter(store, texts(&otp), partner, &mobile).await?
+    {
         let registration = Registration {
             mobile: mobile.clone(),
             otp: otp.take(),

@@ -8,7 +8,9 @@
 //! (a name such as `sent_to_bank`, or a code `0`–`5`; default `in_process`),
 //! `utr` (required for `success`), `customer_charge`, `provider_share`,
 //! `created_at` (India time `YYYY-MM-DD HH:MM:SS`), `refund_txn_id` and
-//! `refunded_at` (both required for `refunded`).
+//! `refunded_at` (both required for `refunded`). A `created_at` in the
+//! future, a `refunded_at` before `created_at`, and text with control or
+//! bidirectional-override characters are refused.
 //!
 //! BBPS columns: `reference_id`, `operator_name`, `ca_number`, `amount`
 //! (required); `ad1`, `ad2`, `ad3`, `commission`, `status` (`pending`,
@@ -20,6 +22,7 @@ use std::fmt::Display;
 use std::sync::Arc;
 
 use super::transactions::{NewBill, NewDmt};
+use crate::domain::text::check_text;
 use crate::domain::{BillStatus, DmtStatus, Paise, ReferenceId, RegistrationId, Timestamp};
 use crate::store::{ChangeNote, InsertError, Store};
 
@@ -84,12 +87,31 @@ impl Row {
 
     fn text(&self, column: &str, max: usize) -> Result<Option<String>, ImportError> {
         self.parsed(column, |v| {
+            check_text(v).map_err(|e| e.to_string())?;
             if v.chars().count() > max {
                 Err(format!("is longer than {max} characters"))
             } else {
                 Ok(v.to_owned())
             }
         })
+    }
+
+    /// Refuses a `created_at` after `now` and a `refunded_at` before `created_at`.
+    fn check_times(
+        &self,
+        created_at: Option<Timestamp>,
+        refunded_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(), ImportError> {
+        if created_at.is_some_and(|at| at > now) {
+            return Err(self.bad("created_at is in the future"));
+        }
+        if let (Some(created), Some(refunded)) = (created_at, refunded_at) {
+            if refunded < created {
+                return Err(self.bad("refunded_at is before created_at"));
+            }
+        }
+        Ok(())
     }
 
     fn required_text(&self, column: &str, max: usize) -> Result<String, ImportError> {
@@ -191,7 +213,7 @@ fn check_unique(rows: &[Row], reference: impl Fn(&Row) -> &str) -> Result<(), Im
     Ok(())
 }
 
-fn dmt_from_row(row: &Row, partner: RegistrationId) -> Result<NewDmt, ImportError> {
+fn dmt_from_row(row: &Row, partner: RegistrationId, now: Timestamp) -> Result<NewDmt, ImportError> {
     let status = match row.optional("status") {
         Some(s) => DmtStatus::parse(&s).ok_or_else(|| row.bad(format!("status {s:?} is not a DMT state")))?,
         None => DmtStatus::InProcess,
@@ -214,6 +236,7 @@ fn dmt_from_row(row: &Row, partner: RegistrationId) -> Result<NewDmt, ImportErro
         refund_txn_id: row.text("refund_txn_id", 64)?,
         refunded_at: row.time("refunded_at")?,
     };
+    row.check_times(new.created_at, new.refunded_at, now)?;
     if status == DmtStatus::Success && new.utr.is_none() {
         return Err(row.bad("utr is required for a successful transfer"));
     }
@@ -231,7 +254,7 @@ fn account_number(row: &Row) -> Result<String, ImportError> {
     Ok(account)
 }
 
-fn bill_from_row(row: &Row, partner: RegistrationId) -> Result<NewBill, ImportError> {
+fn bill_from_row(row: &Row, partner: RegistrationId, now: Timestamp) -> Result<NewBill, ImportError> {
     let status = match row.optional("status") {
         Some(s) => BillStatus::parse(&s).ok_or_else(|| row.bad(format!("status {s:?} is not a bill payment state")))?,
         None => BillStatus::Pending,
@@ -255,6 +278,7 @@ fn bill_from_row(row: &Row, partner: RegistrationId) -> Result<NewBill, ImportEr
         refund_txn_id: row.text("refund_txn_id", 64)?,
         refunded_at: row.time("refunded_at")?,
     };
+    row.check_times(new.created_at, new.refunded_at, now)?;
     if status == BillStatus::Refunded && (new.refund_txn_id.is_none() || new.refunded_at.is_none()) {
         return Err(row.bad("refund_txn_id and refunded_at are required for a refunded payment"));
     }
@@ -299,8 +323,10 @@ pub async fn import_dmt(
     ensure_partner(store, partner).await?;
     let rows = read_rows(text, DMT_COLUMNS)?;
     let now = Timestamp::now();
-    let transfers =
-        rows.iter().map(|r| dmt_from_row(r, partner).map(|n| n.into_transfer(now))).collect::<Result<Vec<_>, _>>()?;
+    let transfers = rows
+        .iter()
+        .map(|r| dmt_from_row(r, partner, now).map(|n| n.into_transfer(now)))
+        .collect::<Result<Vec<_>, _>>()?;
     check_unique(&rows, |r| r.values.get("reference_id").map(String::as_str).unwrap_or(""))?;
     let note = ChangeNote { source: "import".into(), reason: None, at: now };
     let count = transfers.len();
@@ -318,8 +344,10 @@ pub async fn import_bills(
     ensure_partner(store, partner).await?;
     let rows = read_rows(text, BILL_COLUMNS)?;
     let now = Timestamp::now();
-    let payments =
-        rows.iter().map(|r| bill_from_row(r, partner).map(|n| n.into_payment(now))).collect::<Result<Vec<_>, _>>()?;
+    let payments = rows
+        .iter()
+        .map(|r| bill_from_row(r, partner, now).map(|n| n.into_payment(now)))
+        .collect::<Result<Vec<_>, _>>()?;
     check_unique(&rows, |r| r.values.get("reference_id").map(String::as_str).unwrap_or(""))?;
     let note = ChangeNote { source: "import".into(), reason: None, at: now };
     let count = payments.len();

@@ -1665,15 +1665,8 @@ impl Store for PostgresStore {
         if let Some(row) = query_opt(&tx, SAME_ACCOUNT, &same, "Failed to look for the account").await? {
             return Ok(Err(row.try_get(0).store_context("Failed to read the beneficiary id")?));
         }
-        let params: [&(dyn ToSql + Sync); 7] = [
-            &partner,
-            &mobile,
-            &b.name,
-            &b.account.as_str(),
-            &b.ifsc.as_str(),
-            &b.bank_name,
-            &b.created_at.unix(),
-        ];
+        let params: [&(dyn ToSql + Sync); 7] =
+            [&partner, &mobile, &b.name, &b.account.as_str(), &b.ifsc.as_str(), &b.bank_name, &b.created_at.unix()];
         let row = query_one(&tx, INSERT_BENEFICIARY, &params, "Failed to add the beneficiary").await?;
         let id = row.try_get(0).store_context("Failed to read the new beneficiary id")?;
         tx.commit().await.store_context("Failed to commit the beneficiary")?;

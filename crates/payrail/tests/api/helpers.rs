@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use payrail::domain::otp::TextLimits;
 use payrail::domain::upstream::Backoff;
 use payrail::domain::{IpAllowlist, RegistrationId};
 use payrail::http::{AppState, Application, EdgeSettings};
@@ -128,6 +129,10 @@ pub struct AppOptions {
     pub no_workers: bool,
     pub rate_limit_per_sec: u32,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// OTP texts per mobile. Default: no limit, since journeys send many
+    /// OTPs to one mobile; tests of the limit set it (`TextLimits::default()`
+    /// is the server's 5 in 10 minutes and 20 a day).
+    pub text_limits: Option<TextLimits>,
 }
 
 /// The PostgreSQL server tests use, if any.
@@ -215,7 +220,9 @@ async fn spawn(database: Option<TempDatabase>, database_url: Option<String>, opt
     };
     let sms = SmsInbox::start().await;
     let gateway = SmsGateway::new(&sms.url).unwrap_or_else(|e| panic!("{e}"));
-    let mut state = AppState::new(store.clone(), key.clone(), settings).with_notifier(Arc::new(gateway));
+    let mut state = AppState::new(store.clone(), key.clone(), settings)
+        .with_notifier(Arc::new(gateway))
+        .with_text_limits(options.text_limits.unwrap_or(TextLimits { per_ten_minutes: 0, per_day: 0 }));
     let (upstream, sandbox) = test_upstream(&options);
     state = state.with_upstream(upstream.clone());
     if let Some(sandbox) = sandbox {

@@ -48,6 +48,20 @@ pub async fn add_beneficiary_account(app: &TestApp, partner: &TestPartner, mobil
     added.json()["beneid"].as_str().unwrap_or_default().to_owned()
 }
 
+/// The `beneid` of the remitter's beneficiary with this account, if any.
+pub async fn beneficiary_with_account(
+    app: &TestApp,
+    partner: &TestPartner,
+    mobile: &str,
+    account: &str,
+) -> Option<String> {
+    let list = app.call("/api/AOP/DMTV1/FetchBeneficiary", partner, json!({"MobileNo": mobile})).await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    let data = list.json()["data"].as_array().cloned().unwrap_or_default();
+    let found = data.into_iter().find(|b| b["accno"] == account);
+    found.and_then(|b| b["beneid"].as_str().map(str::to_owned))
+}
+
 /// A registered remitter with one beneficiary; returns the `beneid`.
 pub async fn remitter_with_beneficiary(app: &TestApp, partner: &TestPartner, mobile: &str) -> String {
     register_remitter(app, partner, mobile).await;

@@ -10,7 +10,8 @@ use crate::helpers::{
     eventually, payrail, spawn_app_with, text, AppOptions, CallbackReceiver, Engine, TestApp, TestPartner, TestUpstream,
 };
 use crate::journey::{
-    add_beneficiary_account, assert_refused, assert_verify_clean, balance, register_remitter, top_up, transfer, MOBILE,
+    add_beneficiary_account, assert_refused, assert_verify_clean, balance, beneficiary_with_account, register_remitter,
+    top_up, transfer, MOBILE,
 };
 
 both_engines!(
@@ -40,9 +41,13 @@ pub async fn funded_partner(app: &TestApp) -> (TestPartner, CallbackReceiver) {
     (partner, receiver)
 }
 
-/// A transfer of `amount` to a new beneficiary with this account; returns the `Transaction` answer.
+/// A transfer of `amount` to the beneficiary with this account (added if
+/// new); returns the `Transaction` answer.
 pub async fn send(app: &TestApp, partner: &TestPartner, account: &str, amount: &str, reference: &str) -> Value {
-    let bene = add_beneficiary_account(app, partner, MOBILE, account).await;
+    let bene = match beneficiary_with_account(app, partner, MOBILE, account).await {
+        Some(bene) => bene,
+        None => add_beneficiary_account(app, partner, MOBILE, account).await,
+    };
     let sent = transfer(app, partner, MOBILE, &bene, amount, reference).await;
     assert_eq!(sent.status, 200, "{}", sent.body);
     sent.json()
