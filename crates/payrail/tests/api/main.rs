@@ -12,6 +12,7 @@ mod bbps_lifecycle;
 mod cli;
 mod dmt_lifecycle;
 mod isolation;
+mod otp_texts;
 mod paysprint;
 mod seeds;
 mod upstream_paysprint;
