@@ -15,6 +15,7 @@ mod isolation;
 mod otp_texts;
 mod paysprint;
 mod seeds;
+mod strict_input;
 mod upstream_paysprint;
 mod upstream_sandbox;
 mod wallet;
