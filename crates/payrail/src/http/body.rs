@@ -2,6 +2,7 @@
 //! most 64 KiB, with the API's own 400 for anything malformed.
 
 use std::borrow::Cow;
+use std::collections::{hash_map, HashMap};
 use std::fmt;
 
 use axum::body::{Body, Bytes};
@@ -98,7 +99,7 @@ pub fn registration_field(value: Option<&RawValue>) -> Result<String, ApiError> 
 /// is refused instead of one of the values silently winning. Nothing is
 /// allocated per field: keys and values are borrowed from the body (a key
 /// with escapes is the only exception), and the keys seen so far live in a
-/// fixed array on the stack until a body has more than [`SEEN_ON_STACK`].
+/// fixed array on the stack unless a body has more than [`SEEN_ON_STACK`].
 #[derive(Default)]
 pub struct StatusRequest<'a> {
     /// The reference's raw JSON value, if sent.
@@ -132,32 +133,37 @@ pub fn clash_message(first: &str, second: &str) -> String {
 /// How many keys a status request may have before the ones seen spill to the heap.
 const SEEN_ON_STACK: usize = 16;
 
-/// The keys of one object seen so far, compared ignoring ASCII case.
+/// The keys of one object seen so far, compared ignoring ASCII case: on
+/// the stack for the usual handful, in a map by lower-cased key beyond
+/// [`SEEN_ON_STACK`] so that a body of thousands of keys stays linear.
 struct SeenKeys<'a> {
     stack: [Option<Cow<'a, str>>; SEEN_ON_STACK],
     len: usize,
-    spilled: Vec<Cow<'a, str>>,
+    spilled: HashMap<String, Cow<'a, str>>,
 }
 
 impl<'a> SeenKeys<'a> {
     fn new() -> Self {
-        SeenKeys { stack: Default::default(), len: 0, spilled: Vec::new() }
+        SeenKeys { stack: Default::default(), len: 0, spilled: HashMap::new() }
     }
 
     /// Records `key`; returns the earlier key it repeats, if any.
     fn insert(&mut self, key: &Cow<'a, str>) -> Option<Cow<'a, str>> {
-        let stacked = self.stack[..self.len].iter().flatten();
-        if let Some(earlier) = stacked.chain(self.spilled.iter()).find(|k| k.eq_ignore_ascii_case(key)) {
+        if let Some(earlier) = self.stack[..self.len].iter().flatten().find(|k| k.eq_ignore_ascii_case(key)) {
             return Some(earlier.clone());
         }
-        match self.stack.get_mut(self.len) {
-            Some(slot) => {
-                *slot = Some(key.clone());
-                self.len += 1;
-            }
-            None => self.spilled.push(key.clone()),
+        if let Some(slot) = self.stack.get_mut(self.len) {
+            *slot = Some(key.clone());
+            self.len += 1;
+            return None;
         }
-        None
+        match self.spilled.entry(key.to_ascii_lowercase()) {
+            hash_map::Entry::Occupied(earlier) => Some(earlier.get().clone()),
+            hash_map::Entry::Vacant(slot) => {
+                slot.insert(key.clone());
+                None
+            }
+        }
     }
 }
 
@@ -230,5 +236,48 @@ impl<'de> Visitor<'de> for StatusVisitor {
             }
         }
         Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(body: &str) -> Option<String> {
+        let request: StatusRequest<'_> = parse_json(body.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        request.unambiguous().err().map(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_status_request_reads_its_two_fields_in_any_case() {
+        let body = r#"{"referanceid":"R-1","REGISTRATIONID":"AOP-1","other":[1,{"a":2}]}"#;
+        let request: StatusRequest<'_> = parse_json(body.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(request.reference.map(RawValue::get), Some(r#""R-1""#));
+        assert_eq!(request.registration.map(RawValue::get), Some(r#""AOP-1""#));
+        assert!(request.unambiguous().is_ok());
+    }
+
+    #[test]
+    fn keys_repeated_in_any_case_or_under_two_aliases_are_named() {
+        assert_eq!(
+            message(r#"{"ReferanceID":"1","ReferanceID":"2"}"#).as_deref(),
+            Some("ReferanceID is given more than once: send each field once")
+        );
+        assert_eq!(
+            message(r#"{"ReferanceID":"1","ReferenceID":"2"}"#).as_deref(),
+            Some("ReferanceID and ReferenceID name the same field: send it once")
+        );
+        assert!(message(r#"{"x":1,"RegistrationID":"a","X":2}"#).is_some_and(|m| m.starts_with("x and X")));
+        assert!(message(r#"{"a\u0062":1,"AB":2}"#).is_some_and(|m| m.starts_with("ab and AB")));
+    }
+
+    #[test]
+    fn a_repeat_beyond_the_keys_kept_on_the_stack_is_found_too() {
+        let many: Vec<String> = (0..40).map(|n| format!(r#""k{n}":{n}"#)).collect();
+        let body = format!(r#"{{{},"K39":0}}"#, many.join(","));
+        assert_eq!(message(&body).as_deref(), Some("k39 and K39 name the same field: send it once"));
+        let body = format!(r#"{{{},"K3":0}}"#, many.join(","));
+        assert_eq!(message(&body).as_deref(), Some("k3 and K3 name the same field: send it once"));
+        assert_eq!(message(&format!("{{{}}}", many.join(","))), None);
     }
 }
