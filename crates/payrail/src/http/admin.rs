@@ -28,6 +28,7 @@ use super::error::{json_response, ApiError};
 use super::AppState;
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
+use crate::domain::text::check_text;
 use crate::domain::{
     BillPayment, BillStatus, DmtStatus, DmtTransfer, HistoryEntry, Paise, ReferenceId, RegistrationId,
 };
@@ -84,10 +85,12 @@ fn reference(text: &str) -> Result<ReferenceId, ApiError> {
     ReferenceId::parse(text).map_err(|e| bad(format!("reference_id {e}")))
 }
 
+/// 1 to `max` characters of text without control or bidirectional-override characters.
 fn bounded(field: &str, text: &str, max: usize) -> Result<String, ApiError> {
     if text.is_empty() || text.chars().count() > max {
         return Err(bad(format!("{field} must be 1 to {max} characters")));
     }
+    check_text(text).map_err(|e| bad(format!("{field} {e}")))?;
     Ok(text.to_owned())
 }
 

@@ -26,6 +26,7 @@ use super::error::{json_response, ApiError};
 use super::AppState;
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::WalletMove;
+use crate::domain::text::check_text;
 use crate::domain::{Paise, RegistrationId, Timestamp};
 use crate::services::{fees, ledger};
 use crate::store::DebitError;
@@ -103,6 +104,7 @@ async fn move_wallet(state: &AppState, id: &str, body: &[u8], top_up: bool) -> R
     if memo.chars().count() > 200 {
         return Err(ApiError::Validation("memo must be at most 200 characters".into()));
     }
+    check_text(&memo).map_err(|e| ApiError::Validation(format!("memo {e}")))?;
     let moved: Result<WalletMove, _> = if top_up {
         ledger::top_up(&*state.store, id, amount, &memo).await
     } else {

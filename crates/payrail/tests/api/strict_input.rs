@@ -127,6 +127,17 @@ async fn control_and_bidirectional_override_characters_are_refused_and_not_store
     assert_refused(&app.call(PAYBILL, &partner, bill).await, 400, 8, "ad1 must not contain control characters");
     let status = app.bill_status(&partner.name(), "CTRL-2", Some(&partner.token())).await;
     assert_eq!(status.json()["response_code"], 0, "{}", status.body);
+
+    // The operator API too.
+    let bill = json!({"registration_id": partner.name(), "reference_id": "CTRL-3", "operator_name": "Delhi\u{0}Jal",
+                      "ca_number": "KNO-77", "amount": "300"});
+    let created = app.admin("/admin/v1/bbps", Some(bill)).await;
+    assert_eq!(created.status, 400, "{}", created.body);
+    assert!(created.body.contains("operator_name must not contain control characters"), "{}", created.body);
+    let path = format!("/admin/v1/partners/{}/wallet/topup", partner.name());
+    let memo = app.admin(&path, Some(json!({"amount": "1", "memo": "top\u{202E}pu"}))).await;
+    assert_eq!(memo.status, 400, "{}", memo.body);
+    assert_eq!(balance(&app, &partner).await, "10000.00");
 }
 
 async fn account_numbers_and_tokens_have_a_character_set_and_a_length(engine: Engine) {
