@@ -55,10 +55,10 @@ impl FromRequest<Arc<AppState>> for PartnerCall {
 }
 
 /// A request body's fields, keyed by their lower-cased names.
-pub struct Fields(HashMap<String, Entry>);
+pub struct Fields(HashMap<String, SentField>);
 
 /// One field: its name as sent, and its value.
-struct Entry {
+struct SentField {
     key: String,
     value: Value,
 }
@@ -102,11 +102,11 @@ impl Fields {
         for (key, value) in entries {
             match fields.entry(key.to_ascii_lowercase()) {
                 hash_map::Entry::Occupied(earlier) => {
-                    let earlier: &Entry = earlier.get();
+                    let earlier: &SentField = earlier.get();
                     return Err(ApiError::Validation(clash_message(&earlier.key, &key)));
                 }
                 hash_map::Entry::Vacant(slot) => {
-                    slot.insert(Entry { key, value });
+                    slot.insert(SentField { key, value });
                 }
             }
         }
@@ -116,7 +116,7 @@ impl Fields {
     /// The value under one of `names` (any case), if not null. Two of the
     /// names both sent (`ReferanceID` and `referenceid`) are refused.
     fn get(&self, names: &[&str]) -> Result<Option<&Value>, ApiError> {
-        let mut found: Option<&Entry> = None;
+        let mut found: Option<&SentField> = None;
         for name in names {
             let Some(entry) = self.0.get(&name.to_ascii_lowercase()) else { continue };
             match found {
