@@ -173,3 +173,66 @@ async fn the_serve_flags_set_the_limit_and_another_instance_shares_the_count() {
     assert_refused(&query(&app, &partner, MOBILE).await, 422, 15, "try again after");
     assert_eq!((texts_to(&app.sms, MOBILE), texts_to(&inbox, MOBILE)), (1, 1));
 }
+
+/// `payrail serve` on a SQLite data directory, texting through `inbox`.
+fn serve_sqlite(dir: &std::path::Path, key: &str, inbox: &SmsInbox, port: u16) -> Running {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_payrail"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--otp-texts-per-10-min", "3"])
+        .env("PAYRAIL_MASTER_KEY", key)
+        .env_remove("PAYRAIL_DATABASE_URL")
+        .env("PAYRAIL_SMS_GATEWAY_URL", &inbox.url)
+        .env("PAYRAIL_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn payrail: {e}"));
+    Running(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_count_survives_a_restart_on_sqlite() {
+    let parent = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = parent.path().join("data");
+    let key = "22".repeat(32);
+    let added = std::process::Command::new(env!("CARGO_BIN_EXE_payrail"))
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["partner", "add", "--name", "Restarts", "--json"])
+        .env("PAYRAIL_MASTER_KEY", &key)
+        .env_remove("PAYRAIL_DATABASE_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("run payrail: {e}"));
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&added.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let id = created["registration_id"].as_str().unwrap_or_default().to_owned();
+    let secret = created["secret"].as_str().unwrap_or_default().to_owned();
+
+    let inbox = SmsInbox::start().await;
+    let http = reqwest::Client::new();
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/api/AOP/DMTV1/QueryRemitter");
+    let post = |mobile: &str| {
+        let token = payrail_client::sign_token(secret.as_bytes(), &payrail_client::TokenClaims::now(&id));
+        let body = json!({"MobileNo": mobile, "RegistrationID": id}).to_string();
+        http.post(&url).header("Token", token).body(body).send()
+    };
+    let statuses = |count: usize| async move {
+        let mut statuses = Vec::new();
+        for _ in 0..count {
+            statuses.push(post(MOBILE).await.unwrap_or_else(|e| panic!("{e}")).status().as_u16());
+        }
+        statuses
+    };
+
+    let server = serve_sqlite(&dir, &key, &inbox, port);
+    eventually(20, "the server listens", || async { post("9811122299").await.ok().map(|_| ()) }).await;
+    assert_eq!(statuses(2).await, [202, 202]);
+    drop(server);
+
+    let _restarted = serve_sqlite(&dir, &key, &inbox, port);
+    eventually(20, "the restarted server listens", || async { post("9811122288").await.ok().map(|_| ()) }).await;
+    assert_eq!(statuses(2).await, [202, 422], "the two texts before the restart still count");
+    assert_eq!(texts_to(&inbox, MOBILE), 3);
+}
