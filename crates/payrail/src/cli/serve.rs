@@ -223,6 +223,11 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     }
     let served = app.run_until(shutdown_signal()).await;
     workers.stop();
+    // What the store keeps in memory for a while (SQLite's recent token
+    // reqids) is written before the process ends.
+    if let Err(error) = store.flush().await {
+        tracing::warn!(%error, "Failed to write the recent token reqids at shutdown");
+    }
     served
 }
 

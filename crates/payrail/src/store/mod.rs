@@ -206,6 +206,16 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         cutoff: Timestamp,
     ) -> Result<bool, StoreError>;
+    /// Records the `reqid` of an upstream callback's token, durably, and
+    /// forgets those seen before `cutoff`; `false` (nothing written) if it
+    /// was seen since `cutoff` (a replay).
+    async fn remember_upstream_reqid(&self, reqid: &str, now: Timestamp, cutoff: Timestamp)
+        -> Result<bool, StoreError>;
+    /// Writes out anything the engine keeps in memory for a while (SQLite's
+    /// recent token `reqid`s); the server calls it when it shuts down.
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// The whole DMT status lookup in one round trip: the partner and, if it
     /// has one, its transfer with this reference. `None`: no such partner.

@@ -257,6 +257,13 @@ CREATE TABLE delivery_attempts (
     PRIMARY KEY (event_id, attempt)
 );
 "#,
+    r#"
+CREATE TABLE upstream_reqids (
+    reqid   TEXT   PRIMARY KEY,
+    seen_at BIGINT NOT NULL
+);
+CREATE INDEX upstream_reqids_by_age ON upstream_reqids (seen_at);
+"#,
 ];
 
 /// Advisory-lock keys: "payrail" in ASCII and a number, so that they do not
@@ -1412,6 +1419,20 @@ impl Store for PostgresStore {
             tokio::spawn(forget_reqids(self.pool.clone(), cutoff));
         }
         Ok(affected == 1)
+    }
+
+    async fn remember_upstream_reqid(
+        &self,
+        reqid: &str,
+        now: Timestamp,
+        cutoff: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let what = "Failed to record the upstream callback reqid";
+        execute(&client, "DELETE FROM upstream_reqids WHERE seen_at < $1", &[&cutoff.unix()], what).await?;
+        // Committed with the server's own durability: a callback moves money.
+        let sql = "INSERT INTO upstream_reqids (reqid, seen_at) VALUES ($1, $2) ON CONFLICT (reqid) DO NOTHING";
+        Ok(execute(&client, sql, &[&reqid, &now.unix()], what).await? == 1)
     }
 
     async fn lookup_dmt(

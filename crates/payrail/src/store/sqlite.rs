@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
@@ -229,36 +230,70 @@ CREATE TABLE delivery_attempts (
     PRIMARY KEY (event_id, attempt)
 );
 "#,
+    r#"
+CREATE TABLE seen_reqids (
+    partner_id INTEGER NOT NULL,
+    reqid      TEXT    NOT NULL,
+    seen_at    INTEGER NOT NULL,
+    PRIMARY KEY (partner_id, reqid)
+);
+CREATE INDEX seen_reqids_by_age ON seen_reqids (seen_at);
+CREATE TABLE upstream_reqids (
+    reqid   TEXT    PRIMARY KEY,
+    seen_at INTEGER NOT NULL
+);
+CREATE INDEX upstream_reqids_by_age ON upstream_reqids (seen_at);
+"#,
 ];
 
 /// `reqid`s seen within the replay window, in two generations per shard:
 /// entries move to `previous` when a window has passed and are dropped a
 /// window later, so every operation is O(1) and memory holds at most two
 /// windows of traffic. Sharded so that concurrent requests rarely contend.
+///
+/// Memory is the check; the `seen_reqids` table makes it outlive a restart.
+/// A new `reqid` is also queued (`unflushed`, in its shard, under the lock
+/// already held) for the [`ReqidFlusher`], which writes the queue in one
+/// transaction every [`REQID_FLUSH_INTERVAL`]: a status lookup never waits
+/// for a write.
 struct RecentReqids {
     shards: Vec<Mutex<Generations>>,
+    /// The latest cutoff asked for: rows seen before it can be pruned.
+    cutoff: std::sync::atomic::AtomicI64,
 }
+
+/// A `reqid` seen: (partner number, reqid, unix seconds).
+type SeenReqid = (i64, String, i64);
 
 #[derive(Default)]
 struct Generations {
     current: HashMap<(i64, String), i64>,
     previous: HashMap<(i64, String), i64>,
     rotated_at: i64,
+    unflushed: Vec<SeenReqid>,
 }
 
 impl Default for RecentReqids {
     fn default() -> Self {
-        RecentReqids { shards: (0..16).map(|_| Mutex::new(Generations::default())).collect() }
+        RecentReqids {
+            shards: (0..16).map(|_| Mutex::new(Generations::default())).collect(),
+            cutoff: std::sync::atomic::AtomicI64::new(0),
+        }
     }
 }
 
 impl RecentReqids {
+    /// The shard of a key: the same for every call with it.
+    fn shard(&self, partner: i64, reqid: &str) -> Result<std::sync::MutexGuard<'_, Generations>, StoreError> {
+        let index =
+            (reqid.bytes().fold(partner as u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % 16) as usize;
+        self.shards[index].lock().map_err(|_| poisoned())
+    }
+
     /// Records `reqid`; `false` if it was seen at or after `cutoff`.
     fn remember(&self, partner: i64, reqid: &str, now: i64, cutoff: i64) -> Result<bool, StoreError> {
-        // The shard must be the same for every call with this key.
-        let shard =
-            (reqid.bytes().fold(partner as u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % 16) as usize;
-        let mut generations = self.shards[shard].lock().map_err(|_| poisoned())?;
+        self.cutoff.fetch_max(cutoff, std::sync::atomic::Ordering::Relaxed);
+        let mut generations = self.shard(partner, reqid)?;
         let window = now - cutoff;
         if now - generations.rotated_at >= window {
             generations.previous = std::mem::take(&mut generations.current);
@@ -270,8 +305,118 @@ impl RecentReqids {
             return Ok(false);
         }
         generations.current.insert(key, now);
+        generations.unflushed.push((partner, reqid.to_owned(), now));
         Ok(true)
     }
+
+    /// Loads `reqid`s read back from the table (at start-up), unqueued.
+    fn load(&self, rows: Vec<SeenReqid>) -> Result<(), StoreError> {
+        for (partner, reqid, seen_at) in rows {
+            let mut generations = self.shard(partner, &reqid)?;
+            let at = generations.current.entry((partner, reqid)).or_insert(seen_at);
+            *at = (*at).max(seen_at);
+        }
+        Ok(())
+    }
+
+    /// Takes everything queued for the table.
+    fn take_unflushed(&self) -> Result<Vec<SeenReqid>, StoreError> {
+        let mut taken = Vec::new();
+        for shard in &self.shards {
+            taken.append(&mut shard.lock().map_err(|_| poisoned())?.unflushed);
+        }
+        Ok(taken)
+    }
+
+    /// The latest cutoff asked for (0 before the first request).
+    fn cutoff(&self) -> i64 {
+        self.cutoff.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// How often new token `reqid`s are written to `seen_reqids`. A `kill -9`
+/// (or a power cut) forgets at most the `reqid`s of this last interval, and
+/// the next start accepts those tokens once more while they are fresh.
+pub const REQID_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Writes queued `reqid`s in one transaction on the writer connection and
+/// prunes rows older than the cutoff. On failure the rows are handed back,
+/// to be tried with the next batch.
+fn flush_reqids(
+    writer: &Mutex<Connection>,
+    reqids: &RecentReqids,
+    carried: &mut Vec<SeenReqid>,
+) -> Result<(), StoreError> {
+    carried.append(&mut reqids.take_unflushed()?);
+    if carried.is_empty() {
+        return Ok(());
+    }
+    let mut conn = writer.lock().map_err(|_| poisoned())?;
+    write_reqids(&mut conn, carried, reqids.cutoff()).map_err(store_error)?;
+    carried.clear();
+    Ok(())
+}
+
+fn write_reqids(conn: &mut Connection, rows: &[SeenReqid], cutoff: i64) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO seen_reqids (partner_id, reqid, seen_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (partner_id, reqid) DO UPDATE SET seen_at = MAX(seen_at, excluded.seen_at)",
+        )?;
+        for (partner, reqid, seen_at) in rows {
+            insert.execute(params![partner, reqid, seen_at])?;
+        }
+    }
+    tx.execute("DELETE FROM seen_reqids WHERE seen_at < ?1", [cutoff])?;
+    tx.commit()
+}
+
+/// The thread that writes new `reqid`s every [`REQID_FLUSH_INTERVAL`]; on
+/// drop it is told to stop, writes what is left, and is joined.
+struct ReqidFlusher {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ReqidFlusher {
+    fn start(writer: Arc<Mutex<Connection>>, reqids: Arc<RecentReqids>) -> anyhow::Result<Self> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("payrail-reqids".into())
+            .spawn(move || {
+                let mut carried = Vec::new();
+                loop {
+                    let stopping =
+                        !matches!(stopped.recv_timeout(REQID_FLUSH_INTERVAL), Err(RecvTimeoutError::Timeout));
+                    if let Err(error) = flush_reqids(&writer, &reqids, &mut carried) {
+                        tracing::warn!(%error, pending = carried.len(), "token reqids not written yet");
+                    }
+                    if stopping {
+                        return;
+                    }
+                }
+            })
+            .context("Failed to start the token reqid writer")?;
+        Ok(ReqidFlusher { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for ReqidFlusher {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Every `reqid` in the table (it holds about one window: older rows are
+/// pruned as new ones are written).
+fn stored_reqids(conn: &Connection) -> rusqlite::Result<Vec<SeenReqid>> {
+    let mut stmt = conn.prepare("SELECT partner_id, reqid, seen_at FROM seen_reqids")?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    rows.collect()
 }
 
 /// How many read connections the pool keeps.
@@ -282,10 +427,13 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     path: std::path::PathBuf,
     writer: Arc<Mutex<Connection>>,
-    /// Token `reqid`s seen recently. In memory: on SQLite one process serves
-    /// (the server holds a lock on the data directory), so memory is shared
-    /// by every request that can arrive.
-    reqids: RecentReqids,
+    /// Token `reqid`s seen recently. Checked in memory: on SQLite one
+    /// process serves (the server holds a lock on the data directory), so
+    /// memory is shared by every request that can arrive. Written behind,
+    /// in batches, so that a restart remembers them.
+    reqids: Arc<RecentReqids>,
+    /// Its thread writes `reqids` out; it stops, after a last write, when the store is dropped.
+    _flusher: ReqidFlusher,
 }
 
 fn connection(path: &Path) -> anyhow::Result<Connection> {
@@ -525,11 +673,15 @@ impl SqliteStore {
         private_database(path)?;
         let mut writer = connection(path)?;
         migrate(&mut writer)?;
+        let reqids = Arc::new(RecentReqids::default());
+        reqids.load(stored_reqids(&writer).context("Failed to read the recent token reqids")?)?;
+        let writer = Arc::new(Mutex::new(writer));
         Ok(SqliteStore {
             readers: Mutex::new(Vec::new()),
             path: path.to_owned(),
-            writer: Arc::new(Mutex::new(writer)),
-            reqids: RecentReqids::default(),
+            _flusher: ReqidFlusher::start(Arc::clone(&writer), Arc::clone(&reqids))?,
+            writer,
+            reqids,
         })
     }
 
@@ -660,6 +812,35 @@ impl Store for SqliteStore {
         cutoff: Timestamp,
     ) -> Result<bool, StoreError> {
         self.reqids.remember(partner.number(), reqid, now.unix(), cutoff.unix())
+    }
+
+    async fn remember_upstream_reqid(
+        &self,
+        reqid: &str,
+        now: Timestamp,
+        cutoff: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let reqid = reqid.to_owned();
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            tx.execute("DELETE FROM upstream_reqids WHERE seen_at < ?1", [cutoff.unix()]).map_err(store_error)?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO upstream_reqids (reqid, seen_at) VALUES (?1, ?2) ON CONFLICT (reqid) DO NOTHING",
+                    params![reqid, now.unix()],
+                )
+                .map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        let (writer, reqids) = (Arc::clone(&self.writer), Arc::clone(&self.reqids));
+        tokio::task::spawn_blocking(move || flush_reqids(&writer, &reqids, &mut Vec::new()))
+            .await
+            .map_err(|e| StoreError::Other(anyhow::anyhow!("reqid flush failed: {e}")))?
     }
 
     async fn lookup_dmt(
@@ -2008,6 +2189,24 @@ mod tests {
         assert!(!check(1_600), "seen exactly at the cutoff");
         assert!(check(2_000), "seen 1,000 s ago: outside the window");
         assert!(reqids.remember(8, "r1", 2_001, 1_401).unwrap_or_else(|e| panic!("{e}")), "another partner");
+    }
+
+    #[test]
+    fn reqids_outlive_the_store_and_old_ones_are_pruned_when_written() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("payrail.db");
+        let remember = |store: &SqliteStore, reqid: &str, now: i64| {
+            store.reqids.remember(7, reqid, now, now - 600).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(remember(&store, "old", 1_000));
+        assert!(remember(&store, "new", 1_700));
+        drop(store); // the flusher writes what is left
+        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e:#}"));
+        let rows = store.read(stored_reqids).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rows, vec![(7, "new".to_owned(), 1_700)], "'old' was pruned: it fell outside the window");
+        assert!(!remember(&store, "new", 1_800), "seen before the restart");
+        assert!(remember(&store, "old", 1_800), "outside the window");
     }
 
     mod lifecycle {

@@ -191,22 +191,38 @@ pub async fn spawn_app_with(engine: Engine, options: AppOptions) -> TestApp {
         }
     };
     let database_url = database.as_ref().map(|d| d.url.clone());
-    spawn(database, database_url, options).await
+    spawn(database, database_url, options, None).await
 }
 
 /// An app on an existing PostgreSQL database that the caller owns (and drops).
 pub async fn spawn_app_on(database_url: &str, options: AppOptions) -> TestApp {
-    spawn(None, Some(database_url.to_owned()), options).await
+    spawn(None, Some(database_url.to_owned()), options, None).await
 }
 
-async fn spawn(database: Option<TempDatabase>, database_url: Option<String>, options: AppOptions) -> TestApp {
+/// A second server over `first`'s store (its SQLite file or its PostgreSQL
+/// database) and master key, with a store opened afresh: what a restarted
+/// server, or another instance, knows only from the store.
+pub async fn spawn_app_beside(first: &TestApp, options: AppOptions) -> TestApp {
+    spawn(None, first.database_url.clone(), options, Some((first.data_dir.path(), &first.master_key_hex))).await
+}
+
+async fn spawn(
+    database: Option<TempDatabase>,
+    database_url: Option<String>,
+    options: AppOptions,
+    beside: Option<(&std::path::Path, &str)>,
+) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let location = match &database_url {
-        None => StoreLocation::Sqlite(data_dir.path().to_owned()),
-        Some(url) => StoreLocation::Postgres(url.clone()),
+    let location = match (&database_url, beside) {
+        (Some(url), _) => StoreLocation::Postgres(url.clone()),
+        (None, Some((dir, _))) => StoreLocation::Sqlite(dir.to_owned()),
+        (None, None) => StoreLocation::Sqlite(data_dir.path().to_owned()),
     };
     let store = store::open(&location).await.unwrap_or_else(|e| panic!("open store: {e:#}"));
-    let master_key_hex: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    let master_key_hex: String = match beside {
+        Some((_, key)) => key.to_owned(),
+        None => (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect(),
+    };
     let key = Arc::new(MasterKey::from_hex(&master_key_hex).unwrap_or_else(|e| panic!("{e}")));
     let settings = EdgeSettings {
         trusted_proxies: options.trusted_proxies.clone(),

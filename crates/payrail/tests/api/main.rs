@@ -13,6 +13,7 @@ mod cli;
 mod dmt_lifecycle;
 mod isolation;
 mod paysprint;
+mod replay;
 mod seeds;
 mod upstream_paysprint;
 mod upstream_sandbox;
