@@ -21,7 +21,7 @@ pub enum CallbackCommand {
         /// An http or https URL.
         url: String,
     },
-    /// Stop writing callback events for a partner.
+    /// Stop writing callback events for a partner; its pending events are cancelled.
     Clear {
         /// The partner.
         registration_id: String,
@@ -50,7 +50,7 @@ pub enum EventsCommand {
         /// Only this partner's.
         #[arg(long)]
         partner: Option<String>,
-        /// Only events in this state: pending, delivered, failed.
+        /// Only events in this state: pending, delivered, failed, cancelled.
         #[arg(long)]
         state: Option<String>,
         /// Only events about this transaction: dmt:<ackno> or bbps:<txnid>.
@@ -65,7 +65,7 @@ pub enum EventsCommand {
         /// The event id.
         id: i64,
     },
-    /// Deliver an event again (pending, due now, with a fresh 24 h window).
+    /// Deliver an event again (pending, due now, with a fresh 24 h window), flagged as a redelivery.
     Redeliver {
         /// The event id.
         id: i64,
@@ -108,7 +108,7 @@ pub async fn callback(cli: &Cli, command: &CallbackCommand) -> anyhow::Result<()
         CallbackCommand::Clear { registration_id } => {
             let (store, id) = existing_partner(cli, registration_id).await?;
             store.set_callback_url(id, None, Timestamp::now()).await?;
-            println!("{id}: no callback URL; no more events are written");
+            println!("{id}: no callback URL; no more events are written, and pending ones are cancelled");
         }
         CallbackCommand::Listen { listen, secret } => listen_for_callbacks(*listen, secret.clone()).await?,
         CallbackCommand::Show { registration_id } => {
@@ -160,7 +160,10 @@ fn filter(
     limit: u32,
 ) -> anyhow::Result<EventFilter> {
     let state = state
-        .map(|s| EventState::parse(s).with_context(|| format!("{s:?}: state must be pending, delivered or failed")))
+        .map(|s| {
+            EventState::parse(s)
+                .with_context(|| format!("{s:?}: state must be pending, delivered, failed or cancelled"))
+        })
         .transpose()?;
     let txn = txn.map(txn_ref).transpose()?;
     if !(1..=1000).contains(&limit) {
@@ -177,7 +180,8 @@ fn txn_ref(text: &str) -> anyhow::Result<(TxnKind, i64)> {
 }
 
 fn line(e: &PartnerEvent) -> String {
-    let next = e.next_attempt_at.map(|t| format!(" next {}", t.to_ist_string())).unwrap_or_default();
+    let next =
+        e.next_attempt_shown(Timestamp::now()).map(|t| format!(" next {}", t.to_ist_string())).unwrap_or_default();
     format!(
         "{:>8}  {}  {}:{}  {:<12} {:<9} attempts {}{}  ({})",
         e.id,

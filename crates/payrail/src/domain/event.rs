@@ -51,11 +51,15 @@ pub enum EventState {
     Delivered,
     /// Every attempt failed until the retry window closed.
     Failed,
+    /// Its partner's callback URL was cleared while it waited: never sent
+    /// (an operator can still redeliver it).
+    Cancelled,
 }
 
 impl EventState {
     /// Every state.
-    pub const ALL: [EventState; 3] = [EventState::Pending, EventState::Delivered, EventState::Failed];
+    pub const ALL: [EventState; 4] =
+        [EventState::Pending, EventState::Delivered, EventState::Failed, EventState::Cancelled];
 
     /// The stored name.
     pub fn name(self) -> &'static str {
@@ -63,6 +67,7 @@ impl EventState {
             EventState::Pending => "pending",
             EventState::Delivered => "delivered",
             EventState::Failed => "failed",
+            EventState::Cancelled => "cancelled",
         }
     }
 
@@ -99,15 +104,31 @@ pub struct PartnerEvent {
     pub deliver_until: Timestamp,
     /// When the partner accepted it.
     pub delivered_at: Option<Timestamp>,
+    /// When an operator last asked for it to be delivered again.
+    pub redelivered_at: Option<Timestamp>,
 }
 
 impl PartnerEvent {
-    /// The exact bytes delivered: `{"event_id":"<id>",` followed by the
+    /// The exact bytes delivered: `{"event_id":"<id>",` then, for an event
+    /// an operator redelivered, `"redelivery":true,` (it repeats a state
+    /// that may be older than one the partner already has), then the
     /// payload's fields.
     pub fn body(&self) -> String {
         let fields = self.payload.strip_prefix('{').unwrap_or(&self.payload);
         let separator = if fields.trim_start().starts_with('}') { "" } else { "," };
-        format!("{{\"event_id\":\"{}\"{separator}{fields}", self.id)
+        let redelivery = if self.redelivered_at.is_some() { ",\"redelivery\":true" } else { "" };
+        format!("{{\"event_id\":\"{}\"{redelivery}{separator}{fields}", self.id)
+    }
+
+    /// When the next attempt is due, as operators are shown it at `now`:
+    /// only for a pending event, and never in the past (a due event that
+    /// waits for a worker, or behind an older event of its transaction, is
+    /// due now).
+    pub fn next_attempt_shown(&self, now: Timestamp) -> Option<Timestamp> {
+        if self.state != EventState::Pending {
+            return None;
+        }
+        self.next_attempt_at.map(|at| at.max(now))
     }
 }
 
@@ -292,6 +313,7 @@ mod tests {
             next_attempt_at: None,
             deliver_until: Timestamp::from_unix(1_700_086_400),
             delivered_at: None,
+            redelivered_at: None,
         }
     }
 
@@ -322,6 +344,21 @@ mod tests {
         assert_eq!(value["amount"], "123.45");
         assert_eq!(value["refundtxnid"], serde_json::Value::Null);
         assert_eq!(event("{}").body(), r#"{"event_id":"42"}"#);
+        let redelivered = PartnerEvent { redelivered_at: Some(Timestamp::from_unix(1_700_000_100)), ..event("{}") };
+        assert_eq!(redelivered.body(), r#"{"event_id":"42","redelivery":true}"#);
+        let redelivered = PartnerEvent { payload: r#"{"a":1}"#.into(), ..redelivered };
+        assert_eq!(redelivered.body(), r#"{"event_id":"42","redelivery":true,"a":1}"#);
+    }
+
+    #[test]
+    fn a_pending_event_never_shows_a_next_attempt_in_the_past() {
+        let now = Timestamp::from_unix(1_700_000_500);
+        let due = PartnerEvent { next_attempt_at: Some(Timestamp::from_unix(1_700_000_000)), ..event("{}") };
+        assert_eq!(due.next_attempt_shown(now), Some(now));
+        let later = PartnerEvent { next_attempt_at: Some(Timestamp::from_unix(1_700_000_900)), ..event("{}") };
+        assert_eq!(later.next_attempt_shown(now), later.next_attempt_at);
+        let cancelled = PartnerEvent { state: EventState::Cancelled, ..due };
+        assert_eq!(cancelled.next_attempt_shown(now), None);
     }
 
     #[test]

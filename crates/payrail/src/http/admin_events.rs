@@ -4,10 +4,10 @@
 //! |---|---|---|
 //! | GET | `/admin/v1/partners/{id}/callback` | the partner's callback URL |
 //! | PUT | `/admin/v1/partners/{id}/callback` | `{"url": "https://…"}` sets it |
-//! | DELETE | `/admin/v1/partners/{id}/callback` | clears it (no more events are written) |
-//! | GET | `/admin/v1/events` | newest first; query `partner`, `state` (pending, delivered, failed), `kind` + `txn`, `before`, `limit` |
+//! | DELETE | `/admin/v1/partners/{id}/callback` | clears it (no more events are written; pending ones are cancelled) |
+//! | GET | `/admin/v1/events` | newest first; query `partner`, `state` (pending, delivered, failed, cancelled), `kind` + `txn`, `before`, `limit` |
 //! | GET | `/admin/v1/events/{id}` | one event, its exact body and every attempt |
-//! | POST | `/admin/v1/events/{id}/redeliver` | pending again, due now, with a fresh 24 h window |
+//! | POST | `/admin/v1/events/{id}/redeliver` | pending again, due now, with a fresh 24 h window, sent flagged as a redelivery |
 //! | GET | `/admin/v1/upstream/held` | transactions the poller gave up on, for review |
 
 use std::sync::Arc;
@@ -111,7 +111,7 @@ fn filter(query: EventQuery) -> Result<EventFilter, ApiError> {
         query.partner.map(|p| RegistrationId::parse(&p).map_err(|e| bad(format!("partner {e}")))).transpose()?;
     let state = query
         .state
-        .map(|s| EventState::parse(&s).ok_or_else(|| bad("state must be pending, delivered or failed")))
+        .map(|s| EventState::parse(&s).ok_or_else(|| bad("state must be pending, delivered, failed or cancelled")))
         .transpose()?;
     let txn = match (query.kind, query.txn) {
         (Some(kind), Some(id)) => Some((TxnKind::parse(&kind).ok_or_else(|| bad("kind must be dmt or bbps"))?, id)),
@@ -136,9 +136,11 @@ pub struct EventView {
     state: &'static str,
     attempts: u32,
     created_at: String,
+    /// When the next attempt is due: pending events only, never in the past.
     next_attempt_at: Option<String>,
     deliver_until: String,
     delivered_at: Option<String>,
+    redelivered_at: Option<String>,
 }
 
 impl From<&PartnerEvent> for EventView {
@@ -152,9 +154,10 @@ impl From<&PartnerEvent> for EventView {
             state: e.state.name(),
             attempts: e.attempts,
             created_at: e.created_at.to_ist_string(),
-            next_attempt_at: e.next_attempt_at.map(Timestamp::to_ist_string),
+            next_attempt_at: e.next_attempt_shown(Timestamp::now()).map(Timestamp::to_ist_string),
             deliver_until: e.deliver_until.to_ist_string(),
             delivered_at: e.delivered_at.map(Timestamp::to_ist_string),
+            redelivered_at: e.redelivered_at.map(Timestamp::to_ist_string),
         }
     }
 }

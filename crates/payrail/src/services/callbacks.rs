@@ -8,7 +8,10 @@
 //!   same on every attempt, so a partner recognises a repeat;
 //! - `X-Payrail-Timestamp`: unix seconds when the attempt was signed;
 //! - `X-Payrail-Signature`: `sha256=` and the hex HMAC-SHA256, under the
-//!   partner's current secret, of `<timestamp>.<body>`.
+//!   partner's current secret, of `<timestamp>.<body>`;
+//! - `X-Payrail-Redelivery: true` on an event an operator redelivered (its
+//!   body then says `"redelivery":true` too): it repeats a state that may be
+//!   older than one the partner already received, and must not replace it.
 //!
 //! Any 2xx answer delivers the event. Anything else (another status, a
 //! timeout, a refused connection, no URL configured) is recorded as a failed
@@ -109,6 +112,7 @@ impl Deliverer {
             .header("X-Payrail-Event-Id", event.id.to_string())
             .header("X-Payrail-Timestamp", at.unix().to_string())
             .header("X-Payrail-Signature", signature)
+            .header("X-Payrail-Redelivery", if event.redelivered_at.is_some() { "true" } else { "false" })
             .body(body)
             .send()
             .await;

@@ -243,6 +243,7 @@ CREATE TABLE upstream_reqids (
     seen_at INTEGER NOT NULL
 );
 CREATE INDEX upstream_reqids_by_age ON upstream_reqids (seen_at);
+ALTER TABLE partner_events ADD COLUMN redelivered_at INTEGER;
 "#,
 ];
 
@@ -1479,6 +1480,8 @@ impl Store for SqliteStore {
                     .and_then(|mut s| s.execute(params![partner.number(), url, at.unix()])),
                 None => tx
                     .prepare_cached("DELETE FROM partner_callbacks WHERE partner_id = ?1")
+                    .and_then(|mut s| s.execute([partner.number()]))
+                    .and_then(|_| tx.prepare_cached(CANCEL_EVENTS))
                     .and_then(|mut s| s.execute([partner.number()])),
             };
             written.map_err(store_error)?;
@@ -1530,11 +1533,7 @@ impl Store for SqliteStore {
                 EventOutcome::GiveUp => (EventState::Failed, None, None),
             };
             let changed = tx
-                .prepare_cached(
-                    "UPDATE partner_events SET attempts = ?3, state = ?4, next_attempt_at = ?5, delivered_at = ?6, \
-                     lease_owner = NULL, lease_until = NULL \
-                     WHERE id = ?1 AND lease_owner = ?2 AND state = 'pending'",
-                )
+                .prepare_cached(SETTLE_ATTEMPT)
                 .and_then(|mut s| {
                     s.execute(params![attempt.event_id, owner, attempt.attempt, state.name(), next, delivered])
                 })
@@ -1543,6 +1542,11 @@ impl Store for SqliteStore {
                 return Ok(false);
             }
             insert_attempt(&tx, &attempt).map_err(store_error)?;
+            if let Some(next) = next {
+                tx.prepare_cached(HOLD_BACK_LATER_EVENTS)
+                    .and_then(|mut s| s.execute(params![attempt.event_id, next]))
+                    .map_err(store_error)?;
+            }
             tx.commit().map_err(store_error)?;
             Ok(true)
         })
@@ -1593,14 +1597,17 @@ const CLAIM_POLLS: &str = "UPDATE upstream_polls SET lease_owner = ?1, lease_unt
      ORDER BY next_poll_at, txn_id, kind LIMIT ?4) \
      RETURNING kind, txn_id, attempts, next_poll_at";
 
-/// (Re)starts polling of a transaction at `at`: no attempts, lease released.
+/// (Re)starts polling of a transaction at `at`: no attempts. An expired
+/// lease is released; a live one is kept, so that the poll in flight is
+/// still recorded by the worker that holds it.
 fn upsert_poll(conn: &Connection, kind: TxnKind, txn_id: i64, at: Timestamp) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO upstream_polls (kind, txn_id, attempts, next_poll_at) VALUES (?1, ?2, 0, ?3) \
          ON CONFLICT (kind, txn_id) DO UPDATE SET attempts = 0, next_poll_at = excluded.next_poll_at, \
-         lease_owner = NULL, lease_until = NULL",
+         lease_owner = CASE WHEN lease_until > ?4 THEN lease_owner END, \
+         lease_until = CASE WHEN lease_until > ?4 THEN lease_until END",
     )?
-    .execute(params![kind.as_str(), txn_id, at.unix()])?;
+    .execute(params![kind.as_str(), txn_id, at.unix(), Timestamp::now().unix()])?;
     Ok(())
 }
 
@@ -1626,8 +1633,10 @@ fn poll_from_row(row: &Row<'_>) -> rusqlite::Result<PollJob> {
     })
 }
 
-/// Writes the event of a change, due at once, if the partner has a callback
-/// URL; `payload` is only built then.
+/// Writes the event of a change, if the partner has a callback URL;
+/// `payload` is only built then. It is due at once, or, while an older event
+/// of the transaction waits for a retry, when that retry is due (it cannot go
+/// before it).
 fn write_event(
     conn: &Connection,
     partner: RegistrationId,
@@ -1643,7 +1652,9 @@ fn write_event(
     }
     conn.prepare_cached(
         "INSERT INTO partner_events (partner_id, kind, txn_id, status, payload, created_at, state, attempts, \
-         next_attempt_at, deliver_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?6, ?7)",
+         next_attempt_at, deliver_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, \
+         MAX(?6, COALESCE((SELECT MAX(next_attempt_at) FROM partner_events \
+         WHERE kind = ?2 AND txn_id = ?3 AND state = 'pending'), ?6)), ?7)",
     )?
     .execute(params![
         partner.number(),
@@ -1659,7 +1670,7 @@ fn write_event(
 
 /// The event columns, as [`event_from_row`] reads them.
 const EVENT_COLUMNS: &str = "id, partner_id, kind, txn_id, status, payload, created_at, state, attempts, \
-                             next_attempt_at, deliver_until, delivered_at";
+                             next_attempt_at, deliver_until, delivered_at, redelivered_at";
 
 /// Leases due, free pending events that no older pending event of their
 /// transaction precedes: `?1` owner, `?2` lease end, `?3` now, `?4` limit.
@@ -1672,13 +1683,38 @@ static CLAIM_EVENTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
-/// Makes event `?1` pending again, due at `?2`, delivered until `?3`.
+/// Makes event `?1` pending again, due at `?2` (now), delivered until `?3`,
+/// marked redelivered. A live lease is kept: the attempt in flight is
+/// recorded by its worker (and is the redelivery), never lost.
 static REDELIVER_EVENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "UPDATE partner_events SET state = 'pending', next_attempt_at = ?2, deliver_until = ?3, delivered_at = NULL, \
-         lease_owner = NULL, lease_until = NULL WHERE id = ?1 RETURNING {EVENT_COLUMNS}"
+         redelivered_at = ?2, \
+         lease_owner = CASE WHEN lease_until > ?2 THEN lease_owner END, \
+         lease_until = CASE WHEN lease_until > ?2 THEN lease_until END \
+         WHERE id = ?1 RETURNING {EVENT_COLUMNS}"
     )
 });
+
+/// Cancels the pending events of partner `?1` (its URL was cleared). A
+/// lease is kept, so that an attempt in flight is still recorded.
+const CANCEL_EVENTS: &str =
+    "UPDATE partner_events SET state = 'cancelled', next_attempt_at = NULL WHERE partner_id = ?1 AND state = 'pending'";
+
+/// Settles an attempt of event `?1` if `?2` holds its lease: attempts `?3`,
+/// state `?4`, next attempt `?5`, delivered at `?6`. An event cancelled while
+/// the attempt was in flight stays cancelled unless the attempt delivered it.
+const SETTLE_ATTEMPT: &str = "UPDATE partner_events SET attempts = ?3, \
+     state = CASE WHEN state = 'cancelled' AND ?4 <> 'delivered' THEN 'cancelled' ELSE ?4 END, \
+     next_attempt_at = CASE WHEN state = 'cancelled' AND ?4 <> 'delivered' THEN NULL ELSE ?5 END, \
+     delivered_at = ?6, lease_owner = NULL, lease_until = NULL \
+     WHERE id = ?1 AND lease_owner = ?2 AND state IN ('pending', 'cancelled')";
+
+/// Later pending events of event `?1`'s transaction wait for its retry at
+/// `?2`: they are not claimed before it is settled, so they are not due before.
+const HOLD_BACK_LATER_EVENTS: &str = "UPDATE partner_events SET next_attempt_at = MAX(next_attempt_at, ?2) \
+     WHERE (kind, txn_id) = (SELECT kind, txn_id FROM partner_events WHERE id = ?1) \
+     AND id > ?1 AND state = 'pending'";
 
 /// An event from [`EVENT_COLUMNS`].
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<PartnerEvent> {
@@ -1697,6 +1733,7 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<PartnerEvent> {
         next_attempt_at: row.get::<_, Option<i64>>(9)?.map(Timestamp::from_unix),
         deliver_until: Timestamp::from_unix(row.get(10)?),
         delivered_at: row.get::<_, Option<i64>>(11)?.map(Timestamp::from_unix),
+        redelivered_at: row.get::<_, Option<i64>>(12)?.map(Timestamp::from_unix),
     })
 }
 

@@ -292,6 +292,10 @@ pub struct CallbackReceiver {
     pub url: String,
     deliveries: Arc<std::sync::Mutex<Vec<Delivery>>>,
     down: Arc<std::sync::atomic::AtomicBool>,
+    /// Milliseconds each request waits before it is answered.
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// Event ids of every request that arrived, answered yet or not.
+    arrivals: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// One callback as received.
@@ -300,6 +304,8 @@ pub struct Delivery {
     pub event_id: String,
     pub timestamp: String,
     pub signature: String,
+    /// The `X-Payrail-Redelivery` header.
+    pub redelivery: String,
     pub body: String,
 }
 
@@ -328,15 +334,19 @@ impl CallbackReceiver {
         let route = axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
             let kept = kept.clone();
             async move {
+                let header =
+                    |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                kept.arrivals.lock().unwrap_or_else(|e| e.into_inner()).push(header("x-payrail-event-id"));
+                let delay = kept.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
                 if kept.down.load(std::sync::atomic::Ordering::SeqCst) {
                     return axum::http::StatusCode::SERVICE_UNAVAILABLE;
                 }
-                let header =
-                    |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
                 let delivery = Delivery {
                     event_id: header("x-payrail-event-id"),
                     timestamp: header("x-payrail-timestamp"),
                     signature: header("x-payrail-signature"),
+                    redelivery: header("x-payrail-redelivery"),
                     body,
                 };
                 kept.deliveries.lock().unwrap_or_else(|e| e.into_inner()).push(delivery);
@@ -351,6 +361,16 @@ impl CallbackReceiver {
     /// Makes the receiver answer 503 (or accept again).
     pub fn set_down(&self, down: bool) {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Makes every request wait this long before it is answered.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.delay_ms.store(delay.as_millis() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The event ids of every request that arrived so far (answered or not, accepted or not).
+    pub fn arrivals(&self) -> Vec<String> {
+        self.arrivals.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Every delivery accepted so far, in arrival order.

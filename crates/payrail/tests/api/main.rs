@@ -10,6 +10,7 @@ mod admin;
 mod auth;
 mod bbps_lifecycle;
 mod cli;
+mod delivery;
 mod dmt_lifecycle;
 mod isolation;
 mod paysprint;
