@@ -1,12 +1,16 @@
 //! Partner callbacks are delivered in order: clearing a URL cancels what
 //! waits, a redelivered event says it is one, a waiting event never shows a
-//! next attempt in the past, and an attempt in flight is always recorded.
+//! next attempt in the past, and an attempt in flight is always recorded,
+//! as is a poll of the upstream in flight when an operator resumes its job.
 
 use serde_json::{json, Value};
 
 use crate::both_engines;
 use crate::helpers::{eventually, payrail, spawn_app_with, text, AppOptions, CallbackReceiver, Engine, TestApp};
 use crate::journey::operator_moves;
+use crate::mock_upstream::{Reply, Script};
+use crate::upstream_paysprint::app_with_mock;
+use crate::upstream_sandbox::{funded_partner, send};
 
 /// The operator marks the transfer successful.
 async fn succeed(app: &TestApp, ackno: &str) {
@@ -21,6 +25,7 @@ both_engines!(
     a_redelivered_event_is_flagged_as_a_redelivery,
     a_waiting_event_never_shows_a_next_attempt_in_the_past,
     an_attempt_in_flight_is_recorded_when_its_event_is_redelivered,
+    a_poll_in_flight_is_recorded_when_an_operator_resumes_its_job,
 );
 
 /// An app whose failed callbacks are retried after `retry`, a partner whose
@@ -176,4 +181,25 @@ async fn an_attempt_in_flight_is_recorded_when_its_event_is_redelivered(engine: 
     let sent = receiver.arrivals().len();
     let recorded = shown["delivery_attempts"].as_array().map(Vec::len).unwrap_or_default();
     assert_eq!(recorded, sent, "every attempt that reached the partner is recorded: {shown}");
+}
+
+async fn a_poll_in_flight_is_recorded_when_an_operator_resumes_its_job(engine: Engine) {
+    // One poll, then the schedule runs out; every status query takes 1.5 s.
+    let (app, mock) = app_with_mock(engine, "1s").await;
+    let (partner, _receiver) = funded_partner(&app).await;
+    mock.script("PRD1", Script::new().status(Reply::Hang(std::time::Duration::from_millis(1500))));
+    send(&app, &partner, "123456789012", "1000", "POLL-1").await;
+    eventually(15, "a poll in flight", || async { (mock.status_queries("PRD1") == 1).then_some(()) }).await;
+    let resumed = payrail(&app, &["upstream", "resume", "dmt:1"]);
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    let held = eventually(15, "the transfer held", || async {
+        let held = app.admin("/admin/v1/upstream/held", None).await.json();
+        held["held"].as_array().and_then(|h| h.first().cloned())
+    })
+    .await;
+    assert_eq!(
+        held["polls"].as_u64(),
+        Some(mock.status_queries("PRD1") as u64),
+        "every poll that asked the upstream is counted: {held}"
+    );
 }
