@@ -281,8 +281,35 @@ pub fn bill_payload(payment: &BillPayment, at: Timestamp) -> String {
     serde_json::to_string(&body).unwrap_or_default()
 }
 
-/// The callback signature headers' value: `sha256=` and the hex HMAC-SHA256,
-/// under the partner's secret, of `<timestamp>.<body>`.
+/// A partner's callback signing secrets, sealed as the store keeps them:
+/// its own, never its API token secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackSecrets {
+    /// The secret that signs every callback.
+    pub current: super::partner::SealedSecret,
+    /// The one it replaced, which also signs until the time given (a
+    /// rotation's overlap).
+    pub previous: Option<(super::partner::SealedSecret, Timestamp)>,
+}
+
+/// The `X-Payrail-Signature` value under each of `secrets` (the current one
+/// first): [`signature`]s joined by `,`. One secret gives one signature; during
+/// a rotation's overlap there are two, and a partner accepts the callback if
+/// either verifies with the secret it holds.
+pub fn signature_header(secrets: &[Vec<u8>], timestamp: i64, body: &str) -> String {
+    secrets.iter().map(|secret| signature(secret, timestamp, body)).collect::<Vec<_>>().join(",")
+}
+
+/// Whether any of the `sha256=` signatures in a `X-Payrail-Signature` value
+/// is `secret`'s, for `<timestamp>.<body>` (constant-time comparison).
+pub fn signature_verifies(header: &str, secret: &[u8], timestamp: i64, body: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    let expected = signature(secret, timestamp, body);
+    header.split(',').any(|sent| bool::from(sent.trim().as_bytes().ct_eq(expected.as_bytes())))
+}
+
+/// One callback signature: `sha256=` and the hex HMAC-SHA256, under a
+/// callback secret, of `<timestamp>.<body>`.
 pub fn signature(secret: &[u8], timestamp: i64, body: &str) -> String {
     // HMAC takes a key of any length.
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else { return String::new() };
@@ -386,5 +413,20 @@ mod tests {
         mac.update(b"The quick brown fox jumps over the lazy dog");
         let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
+    }
+
+    #[test]
+    fn during_an_overlap_the_header_carries_both_signatures_and_either_verifies() {
+        let secrets = [b"new".to_vec(), b"old".to_vec()];
+        let header = signature_header(&secrets, 1_700_000_000, "{}");
+        assert_eq!(
+            header,
+            format!("{},{}", signature(b"new", 1_700_000_000, "{}"), signature(b"old", 1_700_000_000, "{}"))
+        );
+        assert!(signature_verifies(&header, b"old", 1_700_000_000, "{}"));
+        assert!(signature_verifies(&header, b"new", 1_700_000_000, "{}"));
+        assert!(!signature_verifies(&header, b"other", 1_700_000_000, "{}"));
+        assert!(!signature_verifies(&header, b"new", 1_700_000_001, "{}"));
+        assert_eq!(signature_header(&secrets[..1], 1, "{}"), signature(b"new", 1, "{}"));
     }
 }

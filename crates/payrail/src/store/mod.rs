@@ -26,7 +26,9 @@ use async_trait::async_trait;
 
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
-use crate::domain::event::{DeliveryAttempt, EventFilter, EventOutcome, PartnerEvent, PollJob, PollNext};
+use crate::domain::event::{
+    CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, PartnerEvent, PollJob, PollNext,
+};
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Journal, Statement, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
@@ -429,6 +431,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// The partner's callback URL.
     async fn callback_url(&self, partner: RegistrationId) -> Result<Option<String>, StoreError>;
+    /// The partner's callback signing secrets (kept when its URL is cleared).
+    async fn callback_secrets(&self, partner: RegistrationId) -> Result<Option<CallbackSecrets>, StoreError>;
+    /// Installs a callback secret for the partner. With `replace` false it
+    /// is installed only if the partner has none; with `replace` true it
+    /// replaces the current one, which stays valid until `previous_until`
+    /// (`None`: not at all). `None` if there is no such partner, else
+    /// whether it was installed.
+    async fn install_callback_secret(
+        &self,
+        partner: RegistrationId,
+        secret: SealedSecret,
+        replace: bool,
+        previous_until: Option<Timestamp>,
+        at: Timestamp,
+    ) -> Result<Option<bool>, StoreError>;
     /// Up to `limit` pending events due at `now` whose lease is free or
     /// expired, leased to `owner` until `lease_until`, by id. An event is not
     /// claimed while an older event of the same transaction is pending, so a

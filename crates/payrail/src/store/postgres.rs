@@ -40,7 +40,7 @@ use super::{DebitError, Debited, LedgerAudit};
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
 use crate::domain::event::{
-    self, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
+    self, CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
 };
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
@@ -264,6 +264,13 @@ CREATE TABLE upstream_reqids (
 );
 CREATE INDEX upstream_reqids_by_age ON upstream_reqids (seen_at);
 ALTER TABLE partner_events ADD COLUMN redelivered_at BIGINT;
+CREATE TABLE partner_callback_secrets (
+    partner_id            BIGINT PRIMARY KEY REFERENCES partners(id),
+    secret                BYTEA  NOT NULL,
+    previous_secret       BYTEA,
+    previous_secret_until BIGINT,
+    updated_at            BIGINT NOT NULL
+);
 "#,
 ];
 
@@ -512,6 +519,17 @@ const CLEAR_CALLBACK: &str = "WITH cleared AS (DELETE FROM partner_callbacks WHE
                               WHERE partner_id = $1 AND state = 'pending') \
                               SELECT EXISTS (SELECT 1 FROM partners WHERE id = $1)";
 const CALLBACK_URL: &str = "SELECT url FROM partner_callbacks WHERE partner_id = $1";
+const CALLBACK_SECRETS: &str = "SELECT secret, previous_secret, previous_secret_until \
+                                FROM partner_callback_secrets WHERE partner_id = $1";
+/// Gives partner `$1` callback secret `$2` at `$3` unless it has one.
+const FIRST_CALLBACK_SECRET: &str = "INSERT INTO partner_callback_secrets (partner_id, secret, updated_at) \
+                                     VALUES ($1, $2, $3) ON CONFLICT (partner_id) DO NOTHING";
+/// Gives partner `$1` callback secret `$2`; the one it replaces stays valid
+/// until `$3` (NULL: not at all).
+const REPLACE_CALLBACK_SECRET: &str = "INSERT INTO partner_callback_secrets (partner_id, secret, updated_at) \
+     VALUES ($1, $2, $4) ON CONFLICT (partner_id) DO UPDATE SET \
+     previous_secret = CASE WHEN $3::bigint IS NULL THEN NULL ELSE partner_callback_secrets.secret END, \
+     previous_secret_until = $3::bigint, secret = EXCLUDED.secret, updated_at = EXCLUDED.updated_at";
 
 /// The columns [`event_from_row`] reads, in order.
 macro_rules! event_columns {
@@ -1872,6 +1890,45 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let row = query_opt(&client, CALLBACK_URL, &[&partner.number()], "Failed to read the callback URL").await?;
         row.map(|row| row.try_get(0)).transpose().store_context("Failed to read the callback URL")
+    }
+
+    async fn callback_secrets(&self, partner: RegistrationId) -> Result<Option<CallbackSecrets>, StoreError> {
+        let client = self.client().await?;
+        let what = "Failed to read the callback secrets";
+        let row = query_opt(&client, CALLBACK_SECRETS, &[&partner.number()], what).await?;
+        decode(row, |row| {
+            let previous: Option<Vec<u8>> = row.try_get(1)?;
+            let until: Option<i64> = row.try_get(2)?;
+            Ok(CallbackSecrets {
+                current: SealedSecret(row.try_get(0)?),
+                previous: previous.zip(until).map(|(s, t)| (SealedSecret(s), Timestamp::from_unix(t))),
+            })
+        })
+    }
+
+    async fn install_callback_secret(
+        &self,
+        partner: RegistrationId,
+        secret: SealedSecret,
+        replace: bool,
+        previous_until: Option<Timestamp>,
+        at: Timestamp,
+    ) -> Result<Option<bool>, StoreError> {
+        let client = self.client().await?;
+        let what = "Failed to install the callback secret";
+        let exists = query_opt(&client, "SELECT 1 FROM partners WHERE id = $1", &[&partner.number()], what).await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let until = previous_until.map(Timestamp::unix);
+        let changed = if replace {
+            let params: [&(dyn ToSql + Sync); 4] = [&partner.number(), &secret.0, &until, &at.unix()];
+            execute(&client, REPLACE_CALLBACK_SECRET, &params, what).await?
+        } else {
+            let params: [&(dyn ToSql + Sync); 3] = [&partner.number(), &secret.0, &at.unix()];
+            execute(&client, FIRST_CALLBACK_SECRET, &params, what).await?
+        };
+        Ok(Some(changed == 1))
     }
 
     async fn claim_events(

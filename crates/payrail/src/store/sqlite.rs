@@ -19,8 +19,8 @@ use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError}
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
 use crate::domain::event::{
-    bill_payload, dmt_payload, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
-    DELIVERY_WINDOW_SECS,
+    bill_payload, dmt_payload, CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent,
+    PollJob, PollNext, DELIVERY_WINDOW_SECS,
 };
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
@@ -244,6 +244,13 @@ CREATE TABLE upstream_reqids (
 );
 CREATE INDEX upstream_reqids_by_age ON upstream_reqids (seen_at);
 ALTER TABLE partner_events ADD COLUMN redelivered_at INTEGER;
+CREATE TABLE partner_callback_secrets (
+    partner_id            INTEGER PRIMARY KEY REFERENCES partners(id),
+    secret                BLOB    NOT NULL,
+    previous_secret       BLOB,
+    previous_secret_until INTEGER,
+    updated_at            INTEGER NOT NULL
+);
 "#,
 ];
 
@@ -1499,6 +1506,49 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn callback_secrets(&self, partner: RegistrationId) -> Result<Option<CallbackSecrets>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT secret, previous_secret, previous_secret_until FROM partner_callback_secrets \
+                 WHERE partner_id = ?1",
+            )?
+            .query_row([partner.number()], |row| {
+                let previous: Option<Vec<u8>> = row.get(1)?;
+                let until: Option<i64> = row.get(2)?;
+                Ok(CallbackSecrets {
+                    current: SealedSecret(row.get(0)?),
+                    previous: previous.zip(until).map(|(s, t)| (SealedSecret(s), Timestamp::from_unix(t))),
+                })
+            })
+            .optional()
+        })
+    }
+
+    async fn install_callback_secret(
+        &self,
+        partner: RegistrationId,
+        secret: SealedSecret,
+        replace: bool,
+        previous_until: Option<Timestamp>,
+        at: Timestamp,
+    ) -> Result<Option<bool>, StoreError> {
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            if !partner_exists(&tx, partner).map_err(store_error)? {
+                return Ok(None);
+            }
+            let sql = if replace { REPLACE_CALLBACK_SECRET } else { FIRST_CALLBACK_SECRET };
+            let until = previous_until.map(Timestamp::unix);
+            let changed = tx
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute(params![partner.number(), secret.0, until, at.unix()]))
+                .map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(Some(changed == 1))
+        })
+        .await
+    }
+
     async fn claim_events(
         &self,
         owner: &str,
@@ -1695,6 +1745,16 @@ static REDELIVER_EVENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
          WHERE id = ?1 RETURNING {EVENT_COLUMNS}"
     )
 });
+
+/// Gives partner `?1` callback secret `?2` unless it has one.
+const FIRST_CALLBACK_SECRET: &str = "INSERT INTO partner_callback_secrets (partner_id, secret, updated_at) \
+     VALUES (?1, ?2, ?4) ON CONFLICT (partner_id) DO NOTHING";
+/// Gives partner `?1` callback secret `?2`; the one it replaces stays valid
+/// until `?3` (NULL: not at all).
+const REPLACE_CALLBACK_SECRET: &str = "INSERT INTO partner_callback_secrets (partner_id, secret, previous_secret, \
+     previous_secret_until, updated_at) VALUES (?1, ?2, NULL, NULL, ?4) ON CONFLICT (partner_id) DO UPDATE SET \
+     previous_secret = CASE WHEN ?3 IS NULL THEN NULL ELSE secret END, previous_secret_until = ?3, \
+     secret = excluded.secret, updated_at = excluded.updated_at";
 
 /// Cancels the pending events of partner `?1` (its URL was cleared). A
 /// lease is kept, so that an attempt in flight is still recorded.

@@ -296,6 +296,8 @@ pub struct CallbackReceiver {
     delay_ms: Arc<std::sync::atomic::AtomicU64>,
     /// Event ids of every request that arrived, answered yet or not.
     arrivals: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The partner's callback secret, as the operator handed it over.
+    secret: Arc<std::sync::Mutex<String>>,
 }
 
 /// One callback as received.
@@ -314,14 +316,15 @@ impl Delivery {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("callback body not JSON ({e}): {}", self.body))
     }
 
-    /// Whether the signature is HMAC-SHA256(secret, "<timestamp>.<body>"), computed here independently.
+    /// Whether one of the signatures (comma-separated during a secret's
+    /// rotation) is HMAC-SHA256(secret, "<timestamp>.<body>"), computed here independently.
     pub fn signed_by(&self, secret: &str) -> bool {
         let mac = payrail_client::token::hmac_sha256(
             secret.as_bytes(),
             format!("{}.{}", self.timestamp, self.body).as_bytes(),
         );
         let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
-        self.signature == format!("sha256={hex}")
+        self.signature.split(',').any(|one| one == format!("sha256={hex}"))
     }
 }
 
@@ -361,6 +364,16 @@ impl CallbackReceiver {
     /// Makes the receiver answer 503 (or accept again).
     pub fn set_down(&self, down: bool) {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Keeps the partner's callback secret (from `callback set`).
+    pub fn set_secret(&self, secret: &str) {
+        *self.secret.lock().unwrap_or_else(|e| e.into_inner()) = secret.to_owned();
+    }
+
+    /// The partner's callback secret, as kept.
+    pub fn secret(&self) -> String {
+        self.secret.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Makes every request wait this long before it is answered.

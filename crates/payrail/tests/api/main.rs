@@ -9,6 +9,7 @@ mod mock_upstream;
 mod admin;
 mod auth;
 mod bbps_lifecycle;
+mod callback_secret;
 mod cli;
 mod delivery;
 mod dmt_lifecycle;
