@@ -10,10 +10,16 @@ use payrail_client::{sign_token, TokenClaims};
 use serde_json::{json, Value};
 
 use crate::both_engines;
-use crate::helpers::{eventually, payrail, spawn_app, text, CallbackReceiver, Delivery, Engine, TestApp};
+use crate::helpers::{
+    eventually, fresh_postgres_database, payrail, postgres_url, spawn_app, text, CallbackReceiver, Delivery, Engine,
+    TestApp,
+};
 use crate::upstream_paysprint::free_port;
 
-both_engines!(a_partner_has_a_callback_secret_of_its_own_shown_once_and_rotatable_with_an_overlap);
+both_engines!(
+    a_partner_has_a_callback_secret_of_its_own_shown_once_and_rotatable_with_an_overlap,
+    the_demo_prints_the_callback_secret_that_signs_aop_554s_callbacks,
+);
 
 async fn put_url(app: &TestApp, partner: &str, url: &str) -> Value {
     let path = format!("/admin/v1/partners/{partner}/callback");
@@ -67,14 +73,16 @@ async fn a_partner_has_a_callback_secret_of_its_own_shown_once_and_rotatable_wit
 
     // `payrail callback listen` holding the old secret still verifies.
     let port = free_port();
-    let mut listener = Command::new(env!("CARGO_BIN_EXE_payrail"))
-        .args(["callback", "listen", "--listen", &format!("127.0.0.1:{port}"), "--secret", &first])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut listener = Killed(
+        Command::new(env!("CARGO_BIN_EXE_payrail"))
+            .args(["callback", "listen", "--listen", &format!("127.0.0.1:{port}"), "--secret", &first])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}")),
+    );
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let stdout = listener.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let stdout = listener.0.stdout.take().unwrap_or_else(|| panic!("no stdout"));
     let kept = lines.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -94,8 +102,7 @@ async fn a_partner_has_a_callback_secret_of_its_own_shown_once_and_rotatable_wit
         lines.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|l| l.starts_with("event ")).cloned()
     })
     .await;
-    let _ = listener.kill();
-    let _ = listener.wait();
+    drop(listener);
     assert!(heard.contains("(signature ok)"), "{heard}");
 
     put_url(&app, &partner.name(), &receiver.url).await;
@@ -114,4 +121,74 @@ async fn a_partner_has_a_callback_secret_of_its_own_shown_once_and_rotatable_wit
     let third = third.unwrap_or_else(|| panic!("no secret in {out}"));
     let three = next_delivery(&app, &receiver, &ackno, json!({"to": "refunded"}), 3).await;
     assert!(three.signed_by(&third) && !three.signed_by(&second) && !three.signed_by(&first), "{three:?}");
+}
+
+/// A child process killed when dropped, so that a failing test leaves none behind.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The text between `after` and the next `'` in the first line holding `after`.
+fn quoted_after(lines: &[String], after: &str) -> Option<String> {
+    let line = lines.iter().find(|l| l.contains(after))?;
+    let rest = &line[line.find(after)? + after.len()..];
+    rest.split('\'').next().map(str::to_owned)
+}
+
+async fn the_demo_prints_the_callback_secret_that_signs_aop_554s_callbacks(engine: Engine) {
+    let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let database = match engine {
+        Engine::Postgres => Some(fresh_postgres_database(&postgres_url().unwrap_or_default()).await),
+        Engine::Sqlite => None,
+    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_payrail"));
+    command.args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir.path());
+    command.env_remove("PAYRAIL_MASTER_KEY").env_remove("PAYRAIL_DATABASE_URL").env("PAYRAIL_LOG", "warn");
+    if let Some(database) = &database {
+        command.arg("--database-url").arg(&database.url);
+    }
+    let mut server =
+        Killed(command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("{e}")));
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stdout = server.0.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let kept = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            kept.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+        }
+    });
+    let listen = "callback listen --listen 127.0.0.1:9000 --secret '";
+    let guide = eventually(60, "the demo's guide", || async {
+        let lines = lines.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        lines.iter().any(|l| l.contains(listen)).then_some(lines)
+    })
+    .await;
+    let secret = quoted_after(&guide, listen).unwrap_or_default();
+    let admin = quoted_after(&guide, "Authorization: Bearer ").unwrap_or_default();
+    let base = guide.iter().find_map(|l| l.strip_prefix("payrail demo is ready at ")).unwrap_or_default().to_owned();
+    assert_eq!(secret.len(), 43, "{guide:?}");
+
+    // Pointing AOP-554 at a receiver shows no new secret: the printed one is in force.
+    let receiver = CallbackReceiver::start().await;
+    let http = reqwest::Client::new();
+    let set = http
+        .put(format!("{base}/admin/v1/partners/AOP-554/callback"))
+        .bearer_auth(&admin)
+        .body(json!({"url": receiver.url}).to_string())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let set: Value = set.json().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((set["url"].as_str(), set.get("callback_secret")), (Some(receiver.url.as_str()), None), "{set}");
+    let bill = json!({"RegistrationID": "AOP-554", "operator": 1, "canumber": "150012345678", "amount": "500",
+                      "referenceid": "WATCH-1"});
+    let paid = http.post(format!("{base}/api/AOP/BillPaymentPaybill")).body(bill.to_string()).send().await;
+    assert_eq!(paid.map(|r| r.status().as_u16()).unwrap_or_default(), 200);
+    let delivery = eventually(30, "AOP-554's callback", || async { receiver.deliveries().first().cloned() }).await;
+    assert!(delivery.signed_by(&secret), "signed with the printed callback secret: {delivery:?}");
 }
