@@ -3260,6 +3260,7 @@ mod tests {
             next_attempt_at: Some(at(CHANGED)),
             deliver_until: at(CHANGED + event::DELIVERY_WINDOW_SECS),
             delivered_at: None,
+            redelivered_at: None,
         };
         assert_eq!(success_event, &expected);
         assert_eq!(utr_event.status, "success");

@@ -2805,6 +2805,7 @@ mod tests {
                 next_attempt_at: Some(at(30)),
                 deliver_until: at(30).plus_secs(DELIVERY_WINDOW_SECS),
                 delivered_at: None,
+                redelivered_at: None,
             };
             assert_eq!(events[1], expected);
             assert_eq!(events[0].payload, dmt_payload(&late, at(31)));
