@@ -3431,13 +3431,12 @@ mod tests {
             assert_eq!(event.created_at, at(CHANGED));
         }
         assert_eq!(store.redeliver_event(999_999, at(now)).await?, None);
-        // A redelivery releases a live lease: the old holder can no longer record.
+        // A redelivery keeps a live lease: nobody else claims the event, and
+        // the holder's attempt in flight is recorded.
         assert_eq!(claim_event_ids(store, "v", now).await?, ids);
         store.redeliver_event(ids[0], at(now + 1)).await?;
-        let stale = store.record_attempt(attempt(ids[0], 2, now, Some(200)), "v", EventOutcome::Delivered);
-        assert!(!stale.await?);
-        assert_eq!(claim_event_ids(store, "x", now + 1).await?, vec![ids[0]]);
-        assert!(store.record_attempt(attempt(ids[0], 2, now + 1, Some(200)), "x", EventOutcome::Delivered).await?);
+        assert_eq!(claim_event_ids(store, "x", now + 1).await?, Vec::<i64>::new());
+        assert!(store.record_attempt(attempt(ids[0], 2, now, Some(200)), "v", EventOutcome::Delivered).await?);
         let attempts = store.event_with_attempts(ids[0]).await?.map(|(_, a)| a.len());
         assert_eq!(attempts, Some(2));
         db.finish().await

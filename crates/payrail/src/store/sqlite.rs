@@ -2906,14 +2906,12 @@ mod tests {
             );
             assert_eq!((again.deliver_until, again.created_at), (at(500).plus_secs(DELIVERY_WINDOW_SECS), at(10)));
             assert_eq!(claim_event_ids(&store, "w", 500).await, [id]);
-            let leased_away = ok(store.redeliver_event(id, at(501)).await).unwrap_or_else(|| panic!("gone"));
-            assert_eq!(leased_away.next_attempt_at, Some(at(501)));
-            assert!(
-                !ok(store.record_attempt(attempt(id, 2, 501), "w", EventOutcome::Delivered).await),
-                "lease released"
-            );
-            assert_eq!(claim_event_ids(&store, "v", 501).await, [id]);
-            assert!(ok(store.record_attempt(attempt(id, 2, 502), "v", EventOutcome::GiveUp).await));
+            // Redelivered while an attempt is in flight: the lease is kept,
+            // nobody else claims it, and the holder's attempt is recorded.
+            let in_flight = ok(store.redeliver_event(id, at(501)).await).unwrap_or_else(|| panic!("gone"));
+            assert_eq!((in_flight.next_attempt_at, in_flight.redelivered_at), (Some(at(501)), Some(at(501))));
+            assert_eq!(claim_event_ids(&store, "v", 501).await, Vec::<i64>::new(), "the live lease is kept");
+            assert!(ok(store.record_attempt(attempt(id, 2, 502), "w", EventOutcome::GiveUp).await));
             let (event, attempts) = ok(store.event_with_attempts(id).await).unwrap_or_else(|| panic!("gone"));
             assert_eq!(
                 (event.state, attempts.iter().map(|a| a.attempt).collect::<Vec<_>>()),
