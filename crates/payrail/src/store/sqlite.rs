@@ -300,7 +300,11 @@ impl RecentReqids {
 
     /// Records `reqid`; `false` if it was seen at or after `cutoff`.
     fn remember(&self, partner: i64, reqid: &str, now: i64, cutoff: i64) -> Result<bool, StoreError> {
-        self.cutoff.fetch_max(cutoff, std::sync::atomic::Ordering::Relaxed);
+        // A read first: the cutoff moves once a second, and a write on every
+        // lookup would bounce the cache line between cores.
+        if cutoff > self.cutoff.load(std::sync::atomic::Ordering::Relaxed) {
+            self.cutoff.fetch_max(cutoff, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut generations = self.shard(partner, reqid)?;
         let window = now - cutoff;
         if now - generations.rotated_at >= window {
