@@ -14,7 +14,7 @@
 //!   wallets, remittance and bill payments, imports, the demo data set; the
 //!   upstream providers (`provider`, `sandbox`, `paysprint`), keeping
 //!   transactions in step with them (`sync`), partner callbacks
-//!   (`callbacks`) and the background `workers`.
+//!   (`callbacks`, signed with `callback_secrets`) and the background `workers`.
 //! - [`http`]: the edge: wire format, authentication, rate limits, routes.
 //! - [`cli`]: the `payrail` binary's commands (server and operator tools).
 //!

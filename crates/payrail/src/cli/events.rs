@@ -10,18 +10,33 @@ use super::Cli;
 use crate::domain::event::{self, EventFilter, EventState, PartnerEvent};
 use crate::domain::{RegistrationId, Timestamp, TxnKind};
 use crate::http::admin_events::callback_url;
+use crate::services::callback_secrets;
+use secrecy::{ExposeSecret as _, SecretString};
 
 /// Partner callback URL commands.
 #[derive(Debug, Subcommand)]
 pub enum CallbackCommand {
-    /// Set where a partner's status callbacks go.
+    /// Set where a partner's status callbacks go. The first time, the
+    /// partner's callback secret (which signs them) is made and shown, once.
     Set {
         /// The partner, e.g. AOP-1001.
         registration_id: String,
         /// An http or https URL.
         url: String,
+        /// Print JSON: {"partner", "url", "callback_secret"} (the secret only when made).
+        #[arg(long)]
+        json: bool,
     },
-    /// Stop writing callback events for a partner.
+    /// Give a partner a new callback secret, shown once; the old one also
+    /// signs callbacks during the overlap (both signatures are sent).
+    RotateSecret {
+        /// The partner.
+        registration_id: String,
+        /// How long the old secret keeps signing, in hours (0: stop at once).
+        #[arg(long, default_value_t = 24)]
+        overlap_hours: u64,
+    },
+    /// Stop writing callback events for a partner; its pending events are cancelled.
     Clear {
         /// The partner.
         registration_id: String,
@@ -36,7 +51,7 @@ pub enum CallbackCommand {
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: std::net::SocketAddr,
-        /// The partner's secret, to check each signature.
+        /// The partner's callback secret (shown when its URL was first set), to check each signature.
         #[arg(long, env = "PAYRAIL_CALLBACK_SECRET", hide_env_values = true)]
         secret: Option<secrecy::SecretString>,
     },
@@ -50,7 +65,7 @@ pub enum EventsCommand {
         /// Only this partner's.
         #[arg(long)]
         partner: Option<String>,
-        /// Only events in this state: pending, delivered, failed.
+        /// Only events in this state: pending, delivered, failed, cancelled.
         #[arg(long)]
         state: Option<String>,
         /// Only events about this transaction: dmt:<ackno> or bbps:<txnid>.
@@ -65,7 +80,7 @@ pub enum EventsCommand {
         /// The event id.
         id: i64,
     },
-    /// Deliver an event again (pending, due now, with a fresh 24 h window).
+    /// Deliver an event again (pending, due now, with a fresh 24 h window), flagged as a redelivery.
     Redeliver {
         /// The event id.
         id: i64,
@@ -99,16 +114,31 @@ async fn existing_partner(
 /// Runs a `callback` command.
 pub async fn callback(cli: &Cli, command: &CallbackCommand) -> anyhow::Result<()> {
     match command {
-        CallbackCommand::Set { registration_id, url } => {
+        CallbackCommand::Set { registration_id, url, json } => {
             let url = callback_url(url).map_err(anyhow::Error::msg)?;
             let (store, id) = existing_partner(cli, registration_id).await?;
-            store.set_callback_url(id, Some(url.clone()), Timestamp::now()).await?;
-            println!("{id}: callbacks go to {url}");
+            let key = cli.master_key(false)?;
+            let made = callback_secrets::set_callback(&*store, &key, id, url.clone()).await?;
+            show_callback_set(id, &url, made.as_ref(), *json)?;
+        }
+        CallbackCommand::RotateSecret { registration_id, overlap_hours } => {
+            let (store, id) = existing_partner(cli, registration_id).await?;
+            let key = cli.master_key(false)?;
+            let overlap = std::time::Duration::from_secs(overlap_hours.saturating_mul(3600));
+            let (secret, until) = callback_secrets::rotate_secret(&*store, &key, id, overlap).await?;
+            println!("{id} callback secret: {}", secret.expose_secret());
+            println!("It is shown only this once: give it to the partner now.");
+            if !overlap.is_zero() {
+                println!(
+                    "Until {} (India time) callbacks carry the old secret's signature too.",
+                    until.to_ist_string()
+                );
+            }
         }
         CallbackCommand::Clear { registration_id } => {
             let (store, id) = existing_partner(cli, registration_id).await?;
             store.set_callback_url(id, None, Timestamp::now()).await?;
-            println!("{id}: no callback URL; no more events are written");
+            println!("{id}: no callback URL; no more events are written, and pending ones are cancelled");
         }
         CallbackCommand::Listen { listen, secret } => listen_for_callbacks(*listen, secret.clone()).await?,
         CallbackCommand::Show { registration_id } => {
@@ -122,12 +152,36 @@ pub async fn callback(cli: &Cli, command: &CallbackCommand) -> anyhow::Result<()
     Ok(())
 }
 
+/// What `callback set` prints: where callbacks go and, when it was just
+/// made, the callback secret.
+fn show_callback_set(id: RegistrationId, url: &str, secret: Option<&SecretString>, json: bool) -> anyhow::Result<()> {
+    if json {
+        let shown = serde_json::json!({
+            "partner": id.to_string(),
+            "url": url,
+            "callback_secret": secret.map(|s| s.expose_secret()),
+        });
+        println!("{shown}");
+        return Ok(());
+    }
+    println!("{id}: callbacks go to {url}");
+    match secret {
+        Some(secret) => {
+            println!("callback secret: {}", secret.expose_secret());
+            println!("It signs X-Payrail-Signature and is shown only this once: give it to the partner now.");
+        }
+        None => {
+            println!("The partner's callback secret is unchanged (`payrail callback rotate-secret` makes a new one).")
+        }
+    }
+    Ok(())
+}
+
 /// Prints every callback POSTed to `listen`, answering 204.
 async fn listen_for_callbacks(
     listen: std::net::SocketAddr,
     secret: Option<secrecy::SecretString>,
 ) -> anyhow::Result<()> {
-    use secrecy::ExposeSecret as _;
     let listener =
         tokio::net::TcpListener::bind(listen).await.with_context(|| format!("Failed to listen on {listen}"))?;
     println!("listening for payrail callbacks on http://{listen}/ (Ctrl-C to stop)");
@@ -138,7 +192,7 @@ async fn listen_for_callbacks(
             let (timestamp, signature) = (header("x-payrail-timestamp"), header("x-payrail-signature"));
             let verdict = match (&secret, timestamp.parse::<i64>()) {
                 (Some(secret), Ok(ts))
-                    if event::signature(secret.expose_secret().as_bytes(), ts, &body) == signature =>
+                    if event::signature_verifies(&signature, secret.expose_secret().as_bytes(), ts, &body) =>
                 {
                     "signature ok"
                 }
@@ -160,7 +214,10 @@ fn filter(
     limit: u32,
 ) -> anyhow::Result<EventFilter> {
     let state = state
-        .map(|s| EventState::parse(s).with_context(|| format!("{s:?}: state must be pending, delivered or failed")))
+        .map(|s| {
+            EventState::parse(s)
+                .with_context(|| format!("{s:?}: state must be pending, delivered, failed or cancelled"))
+        })
         .transpose()?;
     let txn = txn.map(txn_ref).transpose()?;
     if !(1..=1000).contains(&limit) {
@@ -177,7 +234,8 @@ fn txn_ref(text: &str) -> anyhow::Result<(TxnKind, i64)> {
 }
 
 fn line(e: &PartnerEvent) -> String {
-    let next = e.next_attempt_at.map(|t| format!(" next {}", t.to_ist_string())).unwrap_or_default();
+    let next =
+        e.next_attempt_shown(Timestamp::now()).map(|t| format!(" next {}", t.to_ist_string())).unwrap_or_default();
     format!(
         "{:>8}  {}  {}:{}  {:<12} {:<9} attempts {}{}  ({})",
         e.id,

@@ -190,7 +190,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     if args.demo && admin_token.is_none() {
         admin_token = Some(random_token());
     }
-    let demo_secret = if args.demo { load_demo(&*store, &key, args.demo_transactions).await? } else { None };
+    let demo_data = if args.demo { load_demo(&*store, &key, args.demo_transactions).await? } else { None };
     let settings = EdgeSettings {
         trusted_proxies: args.trusted_proxies.clone(),
         rate_limit_per_sec: args.rate_limit,
@@ -208,7 +208,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     }
     let configured = configure_upstream(&args.upstream, args.demo)?;
     let workers = start_workers(&args.upstream, store.clone(), key.clone(), configured.upstream.clone())?;
-    let live = args.demo && demo_secret.is_some() && configured.sandbox.is_some();
+    let live = args.demo && demo_data.is_some() && configured.sandbox.is_some();
     if live {
         demo_live::make_live_transactions(&*store, &configured.upstream, SEED_PARTNER)
             .await
@@ -226,13 +226,19 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     let addr = app.local_addr()?;
     tracing::info!(%addr, engine = store.engine(), "payrail is listening");
     if args.demo {
-        print_demo_guide(cli, addr, demo_secret.as_ref(), admin_token.as_ref());
+        print_demo_guide(cli, addr, demo_data.as_ref().map(|d| &d.token_secret), admin_token.as_ref());
         if live {
-            print_live_guide(addr, admin_token.as_ref());
+            let callback_secret = demo_data.as_ref().and_then(|d| d.callback_secret.as_ref());
+            print_live_guide(addr, admin_token.as_ref(), callback_secret);
         }
     }
     let served = app.run_until(shutdown_signal()).await;
     workers.stop();
+    // What the store keeps in memory for a while (SQLite's recent token
+    // reqids) is written before the process ends.
+    if let Err(error) = store.flush().await {
+        tracing::warn!(%error, "Failed to write the recent token reqids at shutdown");
+    }
     served
 }
 
@@ -251,10 +257,10 @@ async fn load_demo(
     store: &dyn crate::store::Store,
     key: &crate::services::secrets::MasterKey,
     count: usize,
-) -> anyhow::Result<Option<SecretString>> {
+) -> anyhow::Result<Option<demo::DemoData>> {
     eprintln!("Loading the demo data set ({count} transfers and {count} bill payments)…");
     match demo::load_demo(store, key, count).await.context("Failed to load the demo data")? {
-        Some(data) => Ok(Some(data.token_secret)),
+        Some(data) => Ok(Some(data)),
         None => {
             eprintln!("The store already has partners: the demo data set was loaded before and is left as it is.");
             Ok(None)
@@ -309,7 +315,7 @@ fn print_demo_guide(cli: &Cli, addr: SocketAddr, token_secret: Option<&SecretStr
     let _ = writeln!(std::io::stdout().lock(), "{guide}");
 }
 
-fn print_live_guide(addr: SocketAddr, admin: Option<&SecretString>) {
+fn print_live_guide(addr: SocketAddr, admin: Option<&SecretString>, callback_secret: Option<&SecretString>) {
     let base = format!("http://{addr}");
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "payrail".into());
     let mut guide = format!("# The sandbox upstream settles transactions on its own. Just now {SEED_PARTNER} made:\n");
@@ -320,8 +326,10 @@ fn print_live_guide(addr: SocketAddr, admin: Option<&SecretString>) {
         "# Ask now (\"3\" sent to bank / \"2\" pending) and again in a few seconds (\"1\" success):\n\
          curl -s {base}/api/AOP/DMTV1/TransactionStatus --data '{{\"ReferanceID\": \"LIVE-DMT-1\", \"RegistrationID\": \"AOP-554\"}}'\n\
          curl -s {base}/api/AOP/BillPaymentStatus --data '{{\"referenceid\": \"LIVE-BILL-2\", \"RegistrationID\": \"AOP-554\"}}'\n\n\
-         # Partner callbacks: run a receiver in another terminal, point {SEED_PARTNER} at it, then pay a bill:\n\
-         {exe} callback listen --listen 127.0.0.1:9000\n"
+         # Partner callbacks: run a receiver in another terminal, point {SEED_PARTNER} at it, then pay a bill.\n\
+         # {SEED_PARTNER}'s callback secret (it signs X-Payrail-Signature; shown this once) is given to the receiver:\n\
+         {exe} callback listen --listen 127.0.0.1:9000 --secret '{}'\n",
+        callback_secret.map(|s| s.expose_secret().to_owned()).unwrap_or_else(|| "<callback secret>".into())
     ));
     if let Some(admin) = admin {
         let token = admin.expose_secret();

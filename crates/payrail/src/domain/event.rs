@@ -51,11 +51,15 @@ pub enum EventState {
     Delivered,
     /// Every attempt failed until the retry window closed.
     Failed,
+    /// Its partner's callback URL was cleared while it waited: never sent
+    /// (an operator can still redeliver it).
+    Cancelled,
 }
 
 impl EventState {
     /// Every state.
-    pub const ALL: [EventState; 3] = [EventState::Pending, EventState::Delivered, EventState::Failed];
+    pub const ALL: [EventState; 4] =
+        [EventState::Pending, EventState::Delivered, EventState::Failed, EventState::Cancelled];
 
     /// The stored name.
     pub fn name(self) -> &'static str {
@@ -63,6 +67,7 @@ impl EventState {
             EventState::Pending => "pending",
             EventState::Delivered => "delivered",
             EventState::Failed => "failed",
+            EventState::Cancelled => "cancelled",
         }
     }
 
@@ -99,15 +104,31 @@ pub struct PartnerEvent {
     pub deliver_until: Timestamp,
     /// When the partner accepted it.
     pub delivered_at: Option<Timestamp>,
+    /// When an operator last asked for it to be delivered again.
+    pub redelivered_at: Option<Timestamp>,
 }
 
 impl PartnerEvent {
-    /// The exact bytes delivered: `{"event_id":"<id>",` followed by the
+    /// The exact bytes delivered: `{"event_id":"<id>",` then, for an event
+    /// an operator redelivered, `"redelivery":true,` (it repeats a state
+    /// that may be older than one the partner already has), then the
     /// payload's fields.
     pub fn body(&self) -> String {
         let fields = self.payload.strip_prefix('{').unwrap_or(&self.payload);
         let separator = if fields.trim_start().starts_with('}') { "" } else { "," };
-        format!("{{\"event_id\":\"{}\"{separator}{fields}", self.id)
+        let redelivery = if self.redelivered_at.is_some() { ",\"redelivery\":true" } else { "" };
+        format!("{{\"event_id\":\"{}\"{redelivery}{separator}{fields}", self.id)
+    }
+
+    /// When the next attempt is due, as operators are shown it at `now`:
+    /// only for a pending event, and never in the past (a due event that
+    /// waits for a worker, or behind an older event of its transaction, is
+    /// due now).
+    pub fn next_attempt_shown(&self, now: Timestamp) -> Option<Timestamp> {
+        if self.state != EventState::Pending {
+            return None;
+        }
+        self.next_attempt_at.map(|at| at.max(now))
     }
 }
 
@@ -260,8 +281,35 @@ pub fn bill_payload(payment: &BillPayment, at: Timestamp) -> String {
     serde_json::to_string(&body).unwrap_or_default()
 }
 
-/// The callback signature headers' value: `sha256=` and the hex HMAC-SHA256,
-/// under the partner's secret, of `<timestamp>.<body>`.
+/// A partner's callback signing secrets, sealed as the store keeps them:
+/// its own, never its API token secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackSecrets {
+    /// The secret that signs every callback.
+    pub current: super::partner::SealedSecret,
+    /// The one it replaced, which also signs until the time given (a
+    /// rotation's overlap).
+    pub previous: Option<(super::partner::SealedSecret, Timestamp)>,
+}
+
+/// The `X-Payrail-Signature` value under each of `secrets` (the current one
+/// first): [`signature`]s joined by `,`. One secret gives one signature; during
+/// a rotation's overlap there are two, and a partner accepts the callback if
+/// either verifies with the secret it holds.
+pub fn signature_header(secrets: &[Vec<u8>], timestamp: i64, body: &str) -> String {
+    secrets.iter().map(|secret| signature(secret, timestamp, body)).collect::<Vec<_>>().join(",")
+}
+
+/// Whether any of the `sha256=` signatures in a `X-Payrail-Signature` value
+/// is `secret`'s, for `<timestamp>.<body>` (constant-time comparison).
+pub fn signature_verifies(header: &str, secret: &[u8], timestamp: i64, body: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    let expected = signature(secret, timestamp, body);
+    header.split(',').any(|sent| bool::from(sent.trim().as_bytes().ct_eq(expected.as_bytes())))
+}
+
+/// One callback signature: `sha256=` and the hex HMAC-SHA256, under a
+/// callback secret, of `<timestamp>.<body>`.
 pub fn signature(secret: &[u8], timestamp: i64, body: &str) -> String {
     // HMAC takes a key of any length.
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else { return String::new() };
@@ -292,6 +340,7 @@ mod tests {
             next_attempt_at: None,
             deliver_until: Timestamp::from_unix(1_700_086_400),
             delivered_at: None,
+            redelivered_at: None,
         }
     }
 
@@ -322,6 +371,21 @@ mod tests {
         assert_eq!(value["amount"], "123.45");
         assert_eq!(value["refundtxnid"], serde_json::Value::Null);
         assert_eq!(event("{}").body(), r#"{"event_id":"42"}"#);
+        let redelivered = PartnerEvent { redelivered_at: Some(Timestamp::from_unix(1_700_000_100)), ..event("{}") };
+        assert_eq!(redelivered.body(), r#"{"event_id":"42","redelivery":true}"#);
+        let redelivered = PartnerEvent { payload: r#"{"a":1}"#.into(), ..redelivered };
+        assert_eq!(redelivered.body(), r#"{"event_id":"42","redelivery":true,"a":1}"#);
+    }
+
+    #[test]
+    fn a_pending_event_never_shows_a_next_attempt_in_the_past() {
+        let now = Timestamp::from_unix(1_700_000_500);
+        let due = PartnerEvent { next_attempt_at: Some(Timestamp::from_unix(1_700_000_000)), ..event("{}") };
+        assert_eq!(due.next_attempt_shown(now), Some(now));
+        let later = PartnerEvent { next_attempt_at: Some(Timestamp::from_unix(1_700_000_900)), ..event("{}") };
+        assert_eq!(later.next_attempt_shown(now), later.next_attempt_at);
+        let cancelled = PartnerEvent { state: EventState::Cancelled, ..due };
+        assert_eq!(cancelled.next_attempt_shown(now), None);
     }
 
     #[test]
@@ -349,5 +413,20 @@ mod tests {
         mac.update(b"The quick brown fox jumps over the lazy dog");
         let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8");
+    }
+
+    #[test]
+    fn during_an_overlap_the_header_carries_both_signatures_and_either_verifies() {
+        let secrets = [b"new".to_vec(), b"old".to_vec()];
+        let header = signature_header(&secrets, 1_700_000_000, "{}");
+        assert_eq!(
+            header,
+            format!("{},{}", signature(b"new", 1_700_000_000, "{}"), signature(b"old", 1_700_000_000, "{}"))
+        );
+        assert!(signature_verifies(&header, b"old", 1_700_000_000, "{}"));
+        assert!(signature_verifies(&header, b"new", 1_700_000_000, "{}"));
+        assert!(!signature_verifies(&header, b"other", 1_700_000_000, "{}"));
+        assert!(!signature_verifies(&header, b"new", 1_700_000_001, "{}"));
+        assert_eq!(signature_header(&secrets[..1], 1, "{}"), signature(b"new", 1, "{}"));
     }
 }

@@ -3,11 +3,12 @@
 //! | method | path | what |
 //! |---|---|---|
 //! | GET | `/admin/v1/partners/{id}/callback` | the partner's callback URL |
-//! | PUT | `/admin/v1/partners/{id}/callback` | `{"url": "https://…"}` sets it |
-//! | DELETE | `/admin/v1/partners/{id}/callback` | clears it (no more events are written) |
-//! | GET | `/admin/v1/events` | newest first; query `partner`, `state` (pending, delivered, failed), `kind` + `txn`, `before`, `limit` |
+//! | PUT | `/admin/v1/partners/{id}/callback` | `{"url": "https://…"}` sets it; the first time, the answer shows the partner's callback secret, once |
+//! | POST | `/admin/v1/partners/{id}/callback/secret` | a new callback secret, shown once; `{"overlap_hours": n}` (default 24) keeps the old one signing too meanwhile |
+//! | DELETE | `/admin/v1/partners/{id}/callback` | clears it (no more events are written; pending ones are cancelled) |
+//! | GET | `/admin/v1/events` | newest first; query `partner`, `state` (pending, delivered, failed, cancelled), `kind` + `txn`, `before`, `limit` |
 //! | GET | `/admin/v1/events/{id}` | one event, its exact body and every attempt |
-//! | POST | `/admin/v1/events/{id}/redeliver` | pending again, due now, with a fresh 24 h window |
+//! | POST | `/admin/v1/events/{id}/redeliver` | pending again, due now, with a fresh 24 h window, sent flagged as a redelivery |
 //! | GET | `/admin/v1/upstream/held` | transactions the poller gave up on, for review |
 
 use std::sync::Arc;
@@ -26,11 +27,14 @@ use super::error::{json_response, ApiError};
 use super::AppState;
 use crate::domain::event::{DeliveryAttempt, EventFilter, EventState, PartnerEvent, PollJob};
 use crate::domain::{RegistrationId, Timestamp, TxnKind};
+use crate::services::callback_secrets::{self, CallbackSecretError};
+use secrecy::ExposeSecret as _;
 
 /// The routes.
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/v1/partners/{id}/callback", get(show_callback).put(set_callback).delete(clear_callback))
+        .route("/admin/v1/partners/{id}/callback/secret", post(rotate_callback_secret))
         .route("/admin/v1/events", get(list_events))
         .route("/admin/v1/events/{id}", get(show_event))
         .route("/admin/v1/events/{id}/redeliver", post(redeliver))
@@ -54,6 +58,18 @@ pub fn callback_url(text: &str) -> Result<String, String> {
 struct CallbackView {
     partner: String,
     url: Option<String>,
+    /// The partner's callback secret, only in the answer that made it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callback_secret: Option<String>,
+}
+
+/// How a callback secret failure is answered.
+fn secret_error(error: CallbackSecretError) -> ApiError {
+    match error {
+        CallbackSecretError::UnknownPartner(id) => ApiError::NotFound(format!("no partner {id}")),
+        CallbackSecretError::Seal(e) => ApiError::Internal(e),
+        CallbackSecretError::Store(e) => e.into(),
+    }
 }
 
 async fn show_callback(
@@ -63,7 +79,7 @@ async fn show_callback(
 ) -> Result<Response, ApiError> {
     let partner = existing_partner(&state, &id).await?;
     let url = state.store.callback_url(partner).await?;
-    Ok(json_response(StatusCode::OK, &CallbackView { partner: partner.to_string(), url }))
+    Ok(json_response(StatusCode::OK, &CallbackView { partner: partner.to_string(), url, callback_secret: None }))
 }
 
 #[derive(Deserialize)]
@@ -80,8 +96,48 @@ async fn set_callback(
     let partner = existing_partner(&state, &id).await?;
     let request: SetCallback = parse_json(&body)?;
     let url = callback_url(&request.url).map_err(bad)?;
-    state.store.set_callback_url(partner, Some(url.clone()), Timestamp::now()).await?;
-    Ok(json_response(StatusCode::OK, &CallbackView { partner: partner.to_string(), url: Some(url) }))
+    let made = callback_secrets::set_callback(&*state.store, &state.key, partner, url.clone()).await;
+    let callback_secret = made.map_err(secret_error)?.map(|s| s.expose_secret().to_owned());
+    Ok(json_response(StatusCode::OK, &CallbackView { partner: partner.to_string(), url: Some(url), callback_secret }))
+}
+
+#[derive(Deserialize, Default)]
+struct RotateCallbackSecret {
+    overlap_hours: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct RotatedCallbackSecret {
+    partner: String,
+    callback_secret: String,
+    /// Until when the previous secret also signs callbacks (India time).
+    previous_valid_until: String,
+}
+
+/// `POST /admin/v1/partners/{id}/callback/secret`: a new callback secret,
+/// shown once; the old one keeps signing for the overlap.
+async fn rotate_callback_secret(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
+    let partner = existing_partner(&state, &id).await?;
+    let request: RotateCallbackSecret =
+        if body.iter().all(u8::is_ascii_whitespace) { Default::default() } else { parse_json(&body)? };
+    let hours = request.overlap_hours.unwrap_or(24);
+    if hours > 24 * 30 {
+        return Err(bad("overlap_hours must be at most 720"));
+    }
+    let overlap = std::time::Duration::from_secs(hours * 3600);
+    let (secret, until) =
+        callback_secrets::rotate_secret(&*state.store, &state.key, partner, overlap).await.map_err(secret_error)?;
+    let rotated = RotatedCallbackSecret {
+        partner: partner.to_string(),
+        callback_secret: secret.expose_secret().to_owned(),
+        previous_valid_until: until.to_ist_string(),
+    };
+    Ok(json_response(StatusCode::OK, &rotated))
 }
 
 async fn clear_callback(
@@ -91,7 +147,7 @@ async fn clear_callback(
 ) -> Result<Response, ApiError> {
     let partner = existing_partner(&state, &id).await?;
     state.store.set_callback_url(partner, None, Timestamp::now()).await?;
-    Ok(json_response(StatusCode::OK, &CallbackView { partner: partner.to_string(), url: None }))
+    Ok(json_response(StatusCode::OK, &CallbackView { partner: partner.to_string(), url: None, callback_secret: None }))
 }
 
 /// The query of `GET /admin/v1/events`.
@@ -111,7 +167,7 @@ fn filter(query: EventQuery) -> Result<EventFilter, ApiError> {
         query.partner.map(|p| RegistrationId::parse(&p).map_err(|e| bad(format!("partner {e}")))).transpose()?;
     let state = query
         .state
-        .map(|s| EventState::parse(&s).ok_or_else(|| bad("state must be pending, delivered or failed")))
+        .map(|s| EventState::parse(&s).ok_or_else(|| bad("state must be pending, delivered, failed or cancelled")))
         .transpose()?;
     let txn = match (query.kind, query.txn) {
         (Some(kind), Some(id)) => Some((TxnKind::parse(&kind).ok_or_else(|| bad("kind must be dmt or bbps"))?, id)),
@@ -136,9 +192,11 @@ pub struct EventView {
     state: &'static str,
     attempts: u32,
     created_at: String,
+    /// When the next attempt is due: pending events only, never in the past.
     next_attempt_at: Option<String>,
     deliver_until: String,
     delivered_at: Option<String>,
+    redelivered_at: Option<String>,
 }
 
 impl From<&PartnerEvent> for EventView {
@@ -152,9 +210,10 @@ impl From<&PartnerEvent> for EventView {
             state: e.state.name(),
             attempts: e.attempts,
             created_at: e.created_at.to_ist_string(),
-            next_attempt_at: e.next_attempt_at.map(Timestamp::to_ist_string),
+            next_attempt_at: e.next_attempt_shown(Timestamp::now()).map(Timestamp::to_ist_string),
             deliver_until: e.deliver_until.to_ist_string(),
             delivered_at: e.delivered_at.map(Timestamp::to_ist_string),
+            redelivered_at: e.redelivered_at.map(Timestamp::to_ist_string),
         }
     }
 }

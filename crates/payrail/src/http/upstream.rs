@@ -7,8 +7,9 @@
 //! | POST | `/sandbox/v1/advance` | an operator (bearer token), only with `--provider sandbox` |
 //!
 //! A callback is answered `{"status":200,"message":"Transaction completed successfully"}` once it is applied,
-//! or when it changes nothing (a repeat, or stale); 401 when it does not verify, 400 when it cannot be read,
-//! 404 for a reference payrail does not have.
+//! or when it changes nothing (a repeat, or stale); 401 when it does not verify (its token, the signed copy
+//! of its `param`) or its token's `reqid` was seen before, 400 when it cannot be read, 404 for a reference
+//! payrail does not have.
 
 use std::sync::Arc;
 

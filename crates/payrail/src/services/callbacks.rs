@@ -8,7 +8,12 @@
 //!   same on every attempt, so a partner recognises a repeat;
 //! - `X-Payrail-Timestamp`: unix seconds when the attempt was signed;
 //! - `X-Payrail-Signature`: `sha256=` and the hex HMAC-SHA256, under the
-//!   partner's current secret, of `<timestamp>.<body>`.
+//!   partner's callback secret (its own, see `callback_secrets`; never its
+//!   API token secret), of `<timestamp>.<body>`. During a rotation's overlap
+//!   two signatures, comma-separated, the new secret's first;
+//! - `X-Payrail-Redelivery: true` on an event an operator redelivered (its
+//!   body then says `"redelivery":true` too): it repeats a state that may be
+//!   older than one the partner already received, and must not replace it.
 //!
 //! Any 2xx answer delivers the event. Anything else (another status, a
 //! timeout, a refused connection, no URL configured) is recorded as a failed
@@ -18,6 +23,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::callback_secrets::signing_keys;
 use super::secrets::MasterKey;
 use crate::domain::event::{self, DeliveryAttempt, EventOutcome, PartnerEvent};
 use crate::domain::upstream::Backoff;
@@ -93,15 +99,19 @@ impl Deliverer {
         url: &str,
         at: Timestamp,
     ) -> Result<(Option<u16>, Option<String>), StoreError> {
-        let Some(partner) = self.store.find_partner(event.partner).await? else {
-            return Ok((None, Some("the partner no longer exists".into())));
+        let Some(secrets) = self.store.callback_secrets(event.partner).await? else {
+            let why = format!(
+                "the partner has no callback secret: `payrail callback rotate-secret {}` makes one",
+                event.partner
+            );
+            return Ok((None, Some(why)));
         };
-        let secret = match self.key.open(partner.registration_id, &partner.secret) {
-            Ok(secret) => secret,
-            Err(e) => return Ok((None, Some(format!("cannot open the partner's secret: {e}")))),
+        let keys = match signing_keys(&self.key, event.partner, &secrets, at) {
+            Ok(keys) => keys,
+            Err(e) => return Ok((None, Some(format!("cannot open the partner's callback secret: {e}")))),
         };
         let body = event.body();
-        let signature = event::signature(&secret, at.unix(), &body);
+        let signature = event::signature_header(&keys, at.unix(), &body);
         let sent = self
             .client
             .post(url)
@@ -109,6 +119,7 @@ impl Deliverer {
             .header("X-Payrail-Event-Id", event.id.to_string())
             .header("X-Payrail-Timestamp", at.unix().to_string())
             .header("X-Payrail-Signature", signature)
+            .header("X-Payrail-Redelivery", if event.redelivered_at.is_some() { "true" } else { "false" })
             .body(body)
             .send()
             .await;

@@ -24,6 +24,9 @@ pub const TOKEN_PARTNER: RegistrationId = RegistrationId::new(1001);
 pub struct DemoData {
     /// The token partner's secret, shown once.
     pub token_secret: SecretString,
+    /// The seed partner's (`AOP-554`) callback secret, shown once, so that
+    /// the walkthrough's receiver can verify what it is sent.
+    pub callback_secret: Option<SecretString>,
 }
 
 /// What each demo partner's wallet starts with: ₹1,00,000.
@@ -45,7 +48,8 @@ pub async fn load_demo(store: &dyn Store, key: &MasterKey, synthetic_each: usize
     for partner in [SEED_PARTNER, TOKEN_PARTNER] {
         super::ledger::top_up(store, partner, DEMO_FUNDING, "demo funding").await?;
     }
-    Ok(Some(DemoData { token_secret: token.secret }))
+    let callback_secret = super::callback_secrets::ensure_secret(store, key, SEED_PARTNER).await?;
+    Ok(Some(DemoData { token_secret: token.secret, callback_secret }))
 }
 
 fn request(id: RegistrationId, name: &str, allowlist: IpAllowlist, require_token: bool) -> PartnerRequest {

@@ -6,6 +6,7 @@
 
 pub mod billers;
 pub mod bills;
+pub mod callback_secrets;
 pub mod callbacks;
 pub mod demo;
 pub mod demo_live;

@@ -19,8 +19,11 @@
 //! connection failure or timeout, within their own timeout.
 //!
 //! The upstream calls back with the same kind of token, signed with the
-//! same key. What its codes mean is in the `wire` submodule.
+//! same key, and a body whose `param` comes with a signed copy (`param_inc`,
+//! see the `signed_param` submodule). What its codes mean is in the `wire`
+//! submodule.
 
+mod signed_param;
 mod wire;
 
 use std::time::Duration;
@@ -189,9 +192,8 @@ impl PaysprintProvider {
     }
 
     /// A callback's `Token`: signed with our key, for our partner id, fresh.
-    /// A repeated `reqid` is not refused: applying a callback twice changes
-    /// nothing.
-    fn verify_callback_token(&self, token: Option<&str>, now: Timestamp) -> Result<(), CallbackError> {
+    /// Returns its `reqid`, which `services::sync` refuses to see twice.
+    fn verify_callback_token(&self, token: Option<&str>, now: Timestamp) -> Result<String, CallbackError> {
         let token = token.ok_or_else(|| CallbackError::Unauthenticated("no Token header".into()))?;
         let key = [self.config.jwt_key.expose_secret().as_bytes().to_vec()];
         let claims = verify_token(token, &key, now, CALLBACK_MAX_SKEW_SECS)
@@ -199,7 +201,7 @@ impl PaysprintProvider {
         if claims.partner_id != self.config.partner_id {
             return Err(CallbackError::Unauthenticated("token for another partner id".into()));
         }
-        Ok(())
+        Ok(claims.reqid)
     }
 }
 
@@ -288,8 +290,11 @@ impl Provider for PaysprintProvider {
         body: &[u8],
         now: Timestamp,
     ) -> Result<UpstreamCallback, CallbackError> {
-        self.verify_callback_token(token, now)?;
-        wire::read_callback_body(body)
+        let reqid = self.verify_callback_token(token, now)?;
+        let body = wire::parse_callback_body(body)?;
+        signed_param::check(&body.param, body.param_inc.as_deref(), self.config.jwt_key.expose_secret().as_bytes())?;
+        let (upstream_ref, report) = body.report()?;
+        Ok(UpstreamCallback { upstream_ref, report, reqid })
     }
 }
 
@@ -314,7 +319,9 @@ mod tests {
     }
 
     fn body() -> Vec<u8> {
-        json!({"event": "DMT", "param": {"referenceid": "PRD5", "txn_status": 3, "utr": null}}).to_string().into_bytes()
+        let param = json!({"referenceid": "PRD5", "txn_status": 3, "utr": null});
+        let signed = payrail_client::token::sign_raw(b"k3y", br#"{"alg":"HS256"}"#, param.to_string().as_bytes());
+        json!({"event": "DMT", "param": param, "param_inc": signed}).to_string().into_bytes()
     }
 
     fn read(token: Option<&str>, body: &[u8]) -> Result<UpstreamCallback, CallbackError> {
@@ -326,7 +333,11 @@ mod tests {
         let callback = read(Some(&token("k3y", "PS-77", NOW - 299)), &body()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             callback,
-            UpstreamCallback { upstream_ref: "PRD5".into(), report: UpstreamReport::Dmt(DmtUpstream::SentToBank) }
+            UpstreamCallback {
+                upstream_ref: "PRD5".into(),
+                report: UpstreamReport::Dmt(DmtUpstream::SentToBank),
+                reqid: "r1".into()
+            }
         );
     }
 

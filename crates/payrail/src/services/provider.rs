@@ -100,6 +100,9 @@ pub struct UpstreamCallback {
     pub upstream_ref: String,
     /// What the upstream says.
     pub report: UpstreamReport,
+    /// The `reqid` of the callback's token: a callback whose `reqid` was
+    /// seen before is a replay.
+    pub reqid: String,
 }
 
 /// Why a callback was not accepted.

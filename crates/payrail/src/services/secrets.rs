@@ -108,6 +108,35 @@ impl MasterKey {
         let aad = partner.number().to_be_bytes();
         self.cipher().decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad }).map_err(|_| OpenError)
     }
+
+    /// Seals a partner's callback secret. Its associated data names the
+    /// purpose as well as the partner, so that a sealed callback secret
+    /// copied into the token secret's column does not open there (whoever
+    /// receives callbacks knows it, and must not sign API tokens with it).
+    pub fn seal_callback(&self, partner: RegistrationId, secret: &[u8]) -> anyhow::Result<SealedSecret> {
+        let mut nonce = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let aad = callback_aad(partner);
+        let ciphertext = self
+            .cipher()
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: secret, aad: &aad })
+            .map_err(|_| anyhow::anyhow!("Failed to seal a callback secret"))?;
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&ciphertext);
+        Ok(SealedSecret(sealed))
+    }
+
+    /// Opens a callback secret sealed for `partner`.
+    pub fn open_callback(&self, partner: RegistrationId, sealed: &SealedSecret) -> Result<Vec<u8>, OpenError> {
+        let (nonce, ciphertext) = sealed.0.split_at_checked(12).ok_or(OpenError)?;
+        let aad = callback_aad(partner);
+        self.cipher().decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad }).map_err(|_| OpenError)
+    }
+}
+
+/// The associated data of a sealed callback secret.
+fn callback_aad(partner: RegistrationId) -> Vec<u8> {
+    [b"payrail callback secret:".as_slice(), &partner.number().to_be_bytes()].concat()
 }
 
 /// A new partner secret: 32 random bytes, base64url, 43 characters. The
@@ -130,6 +159,18 @@ pub fn new_partner_secret() -> SecretString {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_callback_secret_opens_only_as_a_callback_secret_of_its_partner() {
+        let key = MasterKey::from_hex(&"ab".repeat(32)).unwrap_or_else(|e| panic!("{e}"));
+        let partner = RegistrationId::new(1001);
+        let sealed = key.seal_callback(partner, b"cb-secret").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(key.open_callback(partner, &sealed).ok(), Some(b"cb-secret".to_vec()));
+        assert!(key.open(partner, &sealed).is_err(), "not as a token secret");
+        assert!(key.open_callback(RegistrationId::new(1002), &sealed).is_err(), "not for another partner");
+        let token = key.seal(partner, b"token-secret").unwrap_or_else(|e| panic!("{e}"));
+        assert!(key.open_callback(partner, &token).is_err(), "a token secret is not a callback secret");
+    }
 
     #[test]
     fn partner_secrets_never_start_with_a_dash() {

@@ -22,6 +22,11 @@ use crate::domain::upstream::{self, Backoff, BillUpstream, DmtUpstream, Upstream
 use crate::domain::{BillPayment, BillStatus, DmtTransfer, Timestamp, TxnKind};
 use crate::store::{ChangeError, ChangeNote, Store, StoreError};
 
+/// How long an upstream callback's token `reqid` is remembered: a token is
+/// accepted up to 300 s either side of payrail's clock, so 600 s covers
+/// every moment at which the same token could be presented again.
+pub const CALLBACK_REPLAY_WINDOW_SECS: i64 = 600;
+
 /// How payrail talks to its upstream.
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
@@ -250,14 +255,23 @@ impl Upstream {
     }
 
     /// Verifies a status callback from the upstream and applies it. A
-    /// repeated or stale callback is accepted and changes nothing.
+    /// callback whose token `reqid` was seen in the last
+    /// [`CALLBACK_REPLAY_WINDOW_SECS`] is a replay, refused before anything
+    /// is applied; a new callback repeating a state, or a stale one, is
+    /// accepted and changes nothing.
     pub async fn accept_callback(
         &self,
         store: &dyn Store,
         token: Option<&str>,
         body: &[u8],
     ) -> Result<Synced, CallbackRefusal> {
-        let callback = self.provider.read_callback(token, body, Timestamp::now())?;
+        let now = Timestamp::now();
+        let callback = self.provider.read_callback(token, body, now)?;
+        let cutoff = Timestamp::from_unix(now.unix() - CALLBACK_REPLAY_WINDOW_SECS);
+        if !store.remember_upstream_reqid(&callback.reqid, now, cutoff).await? {
+            let why = format!("token reqid {:?} already used", callback.reqid);
+            return Err(CallbackRefusal::Callback(CallbackError::Unauthenticated(why)));
+        }
         let unknown = || CallbackRefusal::UnknownReference(callback.upstream_ref.clone());
         let reference = UpstreamRef::parse(&callback.upstream_ref, &self.settings.ref_prefix).ok_or_else(unknown)?;
         self.apply_report(store, reference, &callback.report, "upstream-callback").await?.ok_or_else(unknown)

@@ -26,7 +26,9 @@ use async_trait::async_trait;
 
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
-use crate::domain::event::{DeliveryAttempt, EventFilter, EventOutcome, PartnerEvent, PollJob, PollNext};
+use crate::domain::event::{
+    CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, PartnerEvent, PollJob, PollNext,
+};
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Journal, Statement, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits};
@@ -206,6 +208,16 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         cutoff: Timestamp,
     ) -> Result<bool, StoreError>;
+    /// Records the `reqid` of an upstream callback's token, durably, and
+    /// forgets those seen before `cutoff`; `false` (nothing written) if it
+    /// was seen since `cutoff` (a replay).
+    async fn remember_upstream_reqid(&self, reqid: &str, now: Timestamp, cutoff: Timestamp)
+        -> Result<bool, StoreError>;
+    /// Writes out anything the engine keeps in memory for a while (SQLite's
+    /// recent token `reqid`s); the server calls it when it shuts down.
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// The whole DMT status lookup in one round trip: the partner and, if it
     /// has one, its transfer with this reference. `None`: no such partner.
@@ -433,6 +445,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// The partner's callback URL.
     async fn callback_url(&self, partner: RegistrationId) -> Result<Option<String>, StoreError>;
+    /// The partner's callback signing secrets (kept when its URL is cleared).
+    async fn callback_secrets(&self, partner: RegistrationId) -> Result<Option<CallbackSecrets>, StoreError>;
+    /// Installs a callback secret for the partner. With `replace` false it
+    /// is installed only if the partner has none; with `replace` true it
+    /// replaces the current one, which stays valid until `previous_until`
+    /// (`None`: not at all). `None` if there is no such partner, else
+    /// whether it was installed.
+    async fn install_callback_secret(
+        &self,
+        partner: RegistrationId,
+        secret: SealedSecret,
+        replace: bool,
+        previous_until: Option<Timestamp>,
+        at: Timestamp,
+    ) -> Result<Option<bool>, StoreError>;
     /// Up to `limit` pending events due at `now` whose lease is free or
     /// expired, leased to `owner` until `lease_until`, by id. An event is not
     /// claimed while an older event of the same transaction is pending, so a

@@ -40,7 +40,7 @@ use super::{DebitError, Debited, LedgerAudit};
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
 use crate::domain::event::{
-    self, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
+    self, CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
 };
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
@@ -266,6 +266,22 @@ CREATE TABLE otp_texts (
 CREATE INDEX otp_texts_by_mobile ON otp_texts (mobile, sent_at);
 CREATE INDEX otp_texts_by_time ON otp_texts (sent_at);
 "#,
+    // Issue 9 items 6, 7, 22, 23 (replays, callback secrets, orderly delivery).
+    r#"
+CREATE TABLE upstream_reqids (
+    reqid   TEXT   PRIMARY KEY,
+    seen_at BIGINT NOT NULL
+);
+CREATE INDEX upstream_reqids_by_age ON upstream_reqids (seen_at);
+ALTER TABLE partner_events ADD COLUMN redelivered_at BIGINT;
+CREATE TABLE partner_callback_secrets (
+    partner_id            BIGINT PRIMARY KEY REFERENCES partners(id),
+    secret                BYTEA  NOT NULL,
+    previous_secret       BYTEA,
+    previous_secret_until BIGINT,
+    updated_at            BIGINT NOT NULL
+);
+"#,
 ];
 
 /// Advisory-lock keys: "payrail" in ASCII and a number, so that they do not
@@ -487,9 +503,14 @@ const LOCK_OTP: &str = "SELECT subject, code_hash, expires_at, attempts, used FR
 const SAVE_OTP: &str = "UPDATE otps SET attempts = $2, used = $3 WHERE token = $1";
 
 /// (Re)starts a poll job: due at `$3`, no attempts, no lease.
+/// (Re)starts polling at `$3`. An expired lease is released; a live one
+/// (`lease_until` after `$4`, now) is kept, so that the poll in flight is
+/// still recorded by the worker that holds it.
 const SCHEDULE_POLL: &str = "INSERT INTO upstream_polls (kind, txn_id, attempts, next_poll_at) VALUES ($1, $2, 0, $3) \
                              ON CONFLICT (kind, txn_id) DO UPDATE SET attempts = 0, \
-                             next_poll_at = EXCLUDED.next_poll_at, lease_owner = NULL, lease_until = NULL";
+                             next_poll_at = EXCLUDED.next_poll_at, \
+                             lease_owner = CASE WHEN upstream_polls.lease_until > $4 THEN upstream_polls.lease_owner END, \
+                             lease_until = CASE WHEN upstream_polls.lease_until > $4 THEN upstream_polls.lease_until END";
 /// Leases up to `$4` due jobs to `$1` until `$3`. `SKIP LOCKED` passes over
 /// jobs another claim is leasing right now, and a job that claim committed
 /// is re-checked (its lease is then live) before it is locked here, so two
@@ -516,24 +537,43 @@ const POLL_JOB: &str = "SELECT kind, txn_id, attempts, COALESCE(next_poll_at, 0)
 const SET_CALLBACK: &str = "INSERT INTO partner_callbacks (partner_id, url, updated_at) \
                             SELECT id, $2, $3 FROM partners WHERE id = $1 \
                             ON CONFLICT (partner_id) DO UPDATE SET url = EXCLUDED.url, updated_at = EXCLUDED.updated_at";
-/// Clears a partner's callback URL; answers whether the partner exists.
-const CLEAR_CALLBACK: &str = "WITH cleared AS (DELETE FROM partner_callbacks WHERE partner_id = $1) \
+/// Clears a partner's callback URL and cancels its pending events (a lease
+/// is kept, so that an attempt in flight is still recorded); answers whether
+/// the partner exists.
+const CLEAR_CALLBACK: &str = "WITH cleared AS (DELETE FROM partner_callbacks WHERE partner_id = $1), \
+                              cancelled AS (UPDATE partner_events SET state = 'cancelled', next_attempt_at = NULL \
+                              WHERE partner_id = $1 AND state = 'pending') \
                               SELECT EXISTS (SELECT 1 FROM partners WHERE id = $1)";
 const CALLBACK_URL: &str = "SELECT url FROM partner_callbacks WHERE partner_id = $1";
+const CALLBACK_SECRETS: &str = "SELECT secret, previous_secret, previous_secret_until \
+                                FROM partner_callback_secrets WHERE partner_id = $1";
+/// Gives partner `$1` callback secret `$2` at `$3` unless it has one.
+const FIRST_CALLBACK_SECRET: &str = "INSERT INTO partner_callback_secrets (partner_id, secret, updated_at) \
+                                     VALUES ($1, $2, $3) ON CONFLICT (partner_id) DO NOTHING";
+/// Gives partner `$1` callback secret `$2`; the one it replaces stays valid
+/// until `$3` (NULL: not at all).
+const REPLACE_CALLBACK_SECRET: &str = "INSERT INTO partner_callback_secrets (partner_id, secret, updated_at) \
+     VALUES ($1, $2, $4) ON CONFLICT (partner_id) DO UPDATE SET \
+     previous_secret = CASE WHEN $3::bigint IS NULL THEN NULL ELSE partner_callback_secrets.secret END, \
+     previous_secret_until = $3::bigint, secret = EXCLUDED.secret, updated_at = EXCLUDED.updated_at";
 
 /// The columns [`event_from_row`] reads, in order.
 macro_rules! event_columns {
     () => {
         "id, partner_id, kind, txn_id, status, payload, created_at, state, attempts, next_attempt_at, \
-         deliver_until, delivered_at"
+         deliver_until, delivered_at, redelivered_at"
     };
 }
 
 /// Writes an event for a partner that has a callback URL (none otherwise):
-/// pending, due at its creation, deliverable until `$7`.
+/// pending, deliverable until `$7`, due at its creation or, while an older
+/// event of the transaction waits for a retry, when that retry is due (it
+/// cannot go before it).
 const INSERT_EVENT: &str = "INSERT INTO partner_events (partner_id, kind, txn_id, status, payload, created_at, state, \
                             attempts, next_attempt_at, deliver_until) \
-                            SELECT partner_id, $2, $3, $4, $5, $6, 'pending', 0, $6, $7 FROM partner_callbacks \
+                            SELECT partner_id, $2, $3, $4, $5, $6, 'pending', 0, \
+                            GREATEST($6, (SELECT MAX(next_attempt_at) FROM partner_events \
+                            WHERE kind = $2 AND txn_id = $3 AND state = 'pending')), $7 FROM partner_callbacks \
                             WHERE partner_id = $1";
 /// Leases up to `$4` due events to `$1` until `$3`, by id. An event waits
 /// while an older event of its transaction is pending, leased or not: the
@@ -549,18 +589,33 @@ const CLAIM_EVENTS: &str = concat!(
     event_columns!()
 );
 /// Settles an attempt of event `$1` if `$2` holds its lease, and records
-/// the attempt; the rows inserted say whether it did.
-const RECORD_ATTEMPT: &str = "WITH settled AS (UPDATE partner_events SET attempts = $3, state = $4, \
-                              next_attempt_at = $5, delivered_at = $6, lease_owner = NULL, lease_until = NULL \
-                              WHERE id = $1 AND state = 'pending' AND lease_owner = $2 RETURNING id) \
+/// the attempt; the rows inserted say whether it did. An event cancelled
+/// while the attempt was in flight stays cancelled unless the attempt
+/// delivered it. On a retry (`$5`), later pending events of the transaction
+/// are not due before it: they cannot be claimed before it is settled.
+const RECORD_ATTEMPT: &str = "WITH settled AS (UPDATE partner_events SET attempts = $3, \
+                              state = CASE WHEN state = 'cancelled' AND $4::text <> 'delivered' THEN 'cancelled' \
+                              ELSE $4::text END, \
+                              next_attempt_at = CASE WHEN state = 'cancelled' AND $4::text <> 'delivered' THEN NULL \
+                              ELSE $5::bigint END, \
+                              delivered_at = $6, lease_owner = NULL, lease_until = NULL \
+                              WHERE id = $1 AND state IN ('pending', 'cancelled') AND lease_owner = $2 \
+                              RETURNING id, kind, txn_id), \
+                              held_back AS (UPDATE partner_events l SET next_attempt_at = GREATEST(l.next_attempt_at, $5::bigint) \
+                              FROM settled s WHERE $5::bigint IS NOT NULL AND l.kind = s.kind AND l.txn_id = s.txn_id \
+                              AND l.id > s.id AND l.state = 'pending') \
                               INSERT INTO delivery_attempts (event_id, attempt, instance, url, at, duration_ms, \
                               http_status, error) SELECT id, $3, $7, $8, $9, $10, $11, $12 FROM settled";
 const EVENT_BY_ID: &str = concat!("SELECT ", event_columns!(), " FROM partner_events WHERE id = $1");
 const ATTEMPTS_OF: &str = "SELECT event_id, attempt, instance, url, at, duration_ms, http_status, error \
                            FROM delivery_attempts WHERE event_id = $1 ORDER BY attempt";
+/// Makes event `$1` pending again, due at `$2` (now), delivered until `$3`,
+/// marked redelivered. A live lease is kept: the attempt in flight is
+/// recorded by its worker (and is the redelivery), never lost.
 const REDELIVER_EVENT: &str = concat!(
     "UPDATE partner_events SET state = 'pending', next_attempt_at = $2, deliver_until = $3, delivered_at = NULL, \
-     lease_owner = NULL, lease_until = NULL WHERE id = $1 RETURNING ",
+     redelivered_at = $2, lease_owner = CASE WHEN lease_until > $2 THEN lease_owner END, \
+     lease_until = CASE WHEN lease_until > $2 THEN lease_until END WHERE id = $1 RETURNING ",
     event_columns!()
 );
 /// What [`Store::events`] returns when the filter asks for no limit, and at most.
@@ -1213,7 +1268,7 @@ fn statement_line(row: &Row) -> anyhow::Result<StatementLine> {
 
 /// (Re)starts polling of a transaction at `at`, with no attempts counted.
 async fn schedule_poll(client: &impl GenericClient, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError> {
-    let params: [&(dyn ToSql + Sync); 3] = [&kind.as_str(), &id, &at.unix()];
+    let params: [&(dyn ToSql + Sync); 4] = [&kind.as_str(), &id, &at.unix(), &Timestamp::now().unix()];
     execute(client, SCHEDULE_POLL, &params, "Failed to schedule the poll job").await?;
     Ok(())
 }
@@ -1263,6 +1318,7 @@ fn event_from_row(row: &Row) -> anyhow::Result<PartnerEvent> {
         next_attempt_at: row.try_get::<_, Option<i64>>(9)?.map(Timestamp::from_unix),
         deliver_until: Timestamp::from_unix(row.try_get(10)?),
         delivered_at: row.try_get::<_, Option<i64>>(11)?.map(Timestamp::from_unix),
+        redelivered_at: row.try_get::<_, Option<i64>>(12)?.map(Timestamp::from_unix),
     })
 }
 
@@ -1437,6 +1493,20 @@ impl Store for PostgresStore {
             tokio::spawn(forget_reqids(self.pool.clone(), cutoff));
         }
         Ok(affected == 1)
+    }
+
+    async fn remember_upstream_reqid(
+        &self,
+        reqid: &str,
+        now: Timestamp,
+        cutoff: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let what = "Failed to record the upstream callback reqid";
+        execute(&client, "DELETE FROM upstream_reqids WHERE seen_at < $1", &[&cutoff.unix()], what).await?;
+        // Committed with the server's own durability: a callback moves money.
+        let sql = "INSERT INTO upstream_reqids (reqid, seen_at) VALUES ($1, $2) ON CONFLICT (reqid) DO NOTHING";
+        Ok(execute(&client, sql, &[&reqid, &now.unix()], what).await? == 1)
     }
 
     async fn lookup_dmt(
@@ -1872,6 +1942,45 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let row = query_opt(&client, CALLBACK_URL, &[&partner.number()], "Failed to read the callback URL").await?;
         row.map(|row| row.try_get(0)).transpose().store_context("Failed to read the callback URL")
+    }
+
+    async fn callback_secrets(&self, partner: RegistrationId) -> Result<Option<CallbackSecrets>, StoreError> {
+        let client = self.client().await?;
+        let what = "Failed to read the callback secrets";
+        let row = query_opt(&client, CALLBACK_SECRETS, &[&partner.number()], what).await?;
+        decode(row, |row| {
+            let previous: Option<Vec<u8>> = row.try_get(1)?;
+            let until: Option<i64> = row.try_get(2)?;
+            Ok(CallbackSecrets {
+                current: SealedSecret(row.try_get(0)?),
+                previous: previous.zip(until).map(|(s, t)| (SealedSecret(s), Timestamp::from_unix(t))),
+            })
+        })
+    }
+
+    async fn install_callback_secret(
+        &self,
+        partner: RegistrationId,
+        secret: SealedSecret,
+        replace: bool,
+        previous_until: Option<Timestamp>,
+        at: Timestamp,
+    ) -> Result<Option<bool>, StoreError> {
+        let client = self.client().await?;
+        let what = "Failed to install the callback secret";
+        let exists = query_opt(&client, "SELECT 1 FROM partners WHERE id = $1", &[&partner.number()], what).await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let until = previous_until.map(Timestamp::unix);
+        let changed = if replace {
+            let params: [&(dyn ToSql + Sync); 4] = [&partner.number(), &secret.0, &until, &at.unix()];
+            execute(&client, REPLACE_CALLBACK_SECRET, &params, what).await?
+        } else {
+            let params: [&(dyn ToSql + Sync); 3] = [&partner.number(), &secret.0, &at.unix()];
+            execute(&client, FIRST_CALLBACK_SECRET, &params, what).await?
+        };
+        Ok(Some(changed == 1))
     }
 
     async fn claim_events(
@@ -3205,6 +3314,7 @@ mod tests {
             next_attempt_at: Some(at(CHANGED)),
             deliver_until: at(CHANGED + event::DELIVERY_WINDOW_SECS),
             delivered_at: None,
+            redelivered_at: None,
         };
         assert_eq!(success_event, &expected);
         assert_eq!(utr_event.status, "success");
@@ -3375,13 +3485,12 @@ mod tests {
             assert_eq!(event.created_at, at(CHANGED));
         }
         assert_eq!(store.redeliver_event(999_999, at(now)).await?, None);
-        // A redelivery releases a live lease: the old holder can no longer record.
+        // A redelivery keeps a live lease: nobody else claims the event, and
+        // the holder's attempt in flight is recorded.
         assert_eq!(claim_event_ids(store, "v", now).await?, ids);
         store.redeliver_event(ids[0], at(now + 1)).await?;
-        let stale = store.record_attempt(attempt(ids[0], 2, now, Some(200)), "v", EventOutcome::Delivered);
-        assert!(!stale.await?);
-        assert_eq!(claim_event_ids(store, "x", now + 1).await?, vec![ids[0]]);
-        assert!(store.record_attempt(attempt(ids[0], 2, now + 1, Some(200)), "x", EventOutcome::Delivered).await?);
+        assert_eq!(claim_event_ids(store, "x", now + 1).await?, Vec::<i64>::new());
+        assert!(store.record_attempt(attempt(ids[0], 2, now, Some(200)), "v", EventOutcome::Delivered).await?);
         let attempts = store.event_with_attempts(ids[0]).await?.map(|(_, a)| a.len());
         assert_eq!(attempts, Some(2));
         db.finish().await

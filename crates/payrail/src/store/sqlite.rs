@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
@@ -18,8 +19,8 @@ use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError}
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
 use crate::domain::event::{
-    bill_payload, dmt_payload, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
-    DELIVERY_WINDOW_SECS,
+    bill_payload, dmt_payload, CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent,
+    PollJob, PollNext, DELIVERY_WINDOW_SECS,
 };
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
@@ -238,36 +239,83 @@ CREATE TABLE otp_texts (
 CREATE INDEX otp_texts_by_mobile ON otp_texts (mobile, sent_at);
 CREATE INDEX otp_texts_by_time ON otp_texts (sent_at);
 "#,
+    // Issue 9 items 6, 7, 22, 23 (replays, callback secrets, orderly delivery).
+    r#"
+CREATE TABLE seen_reqids (
+    partner_id INTEGER NOT NULL,
+    reqid      TEXT    NOT NULL,
+    seen_at    INTEGER NOT NULL,
+    PRIMARY KEY (partner_id, reqid)
+);
+CREATE INDEX seen_reqids_by_age ON seen_reqids (seen_at);
+CREATE TABLE upstream_reqids (
+    reqid   TEXT    PRIMARY KEY,
+    seen_at INTEGER NOT NULL
+);
+CREATE INDEX upstream_reqids_by_age ON upstream_reqids (seen_at);
+ALTER TABLE partner_events ADD COLUMN redelivered_at INTEGER;
+CREATE TABLE partner_callback_secrets (
+    partner_id            INTEGER PRIMARY KEY REFERENCES partners(id),
+    secret                BLOB    NOT NULL,
+    previous_secret       BLOB,
+    previous_secret_until INTEGER,
+    updated_at            INTEGER NOT NULL
+);
+"#,
 ];
 
 /// `reqid`s seen within the replay window, in two generations per shard:
 /// entries move to `previous` when a window has passed and are dropped a
 /// window later, so every operation is O(1) and memory holds at most two
 /// windows of traffic. Sharded so that concurrent requests rarely contend.
+///
+/// Memory is the check; the `seen_reqids` table makes it outlive a restart.
+/// A new `reqid` is also queued (`unflushed`, in its shard, under the lock
+/// already held) for the [`ReqidFlusher`], which writes the queue in one
+/// transaction every [`REQID_FLUSH_INTERVAL`]: a status lookup never waits
+/// for a write.
 struct RecentReqids {
     shards: Vec<Mutex<Generations>>,
+    /// The latest cutoff asked for: rows seen before it can be pruned.
+    cutoff: std::sync::atomic::AtomicI64,
 }
+
+/// A `reqid` seen: (partner number, reqid, unix seconds).
+type SeenReqid = (i64, String, i64);
 
 #[derive(Default)]
 struct Generations {
     current: HashMap<(i64, String), i64>,
     previous: HashMap<(i64, String), i64>,
     rotated_at: i64,
+    unflushed: Vec<SeenReqid>,
 }
 
 impl Default for RecentReqids {
     fn default() -> Self {
-        RecentReqids { shards: (0..16).map(|_| Mutex::new(Generations::default())).collect() }
+        RecentReqids {
+            shards: (0..16).map(|_| Mutex::new(Generations::default())).collect(),
+            cutoff: std::sync::atomic::AtomicI64::new(0),
+        }
     }
 }
 
 impl RecentReqids {
+    /// The shard of a key: the same for every call with it.
+    fn shard(&self, partner: i64, reqid: &str) -> Result<std::sync::MutexGuard<'_, Generations>, StoreError> {
+        let index =
+            (reqid.bytes().fold(partner as u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % 16) as usize;
+        self.shards[index].lock().map_err(|_| poisoned())
+    }
+
     /// Records `reqid`; `false` if it was seen at or after `cutoff`.
     fn remember(&self, partner: i64, reqid: &str, now: i64, cutoff: i64) -> Result<bool, StoreError> {
-        // The shard must be the same for every call with this key.
-        let shard =
-            (reqid.bytes().fold(partner as u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % 16) as usize;
-        let mut generations = self.shards[shard].lock().map_err(|_| poisoned())?;
+        // A read first: the cutoff moves once a second, and a write on every
+        // lookup would bounce the cache line between cores.
+        if cutoff > self.cutoff.load(std::sync::atomic::Ordering::Relaxed) {
+            self.cutoff.fetch_max(cutoff, std::sync::atomic::Ordering::Relaxed);
+        }
+        let mut generations = self.shard(partner, reqid)?;
         let window = now - cutoff;
         if now - generations.rotated_at >= window {
             generations.previous = std::mem::take(&mut generations.current);
@@ -279,8 +327,118 @@ impl RecentReqids {
             return Ok(false);
         }
         generations.current.insert(key, now);
+        generations.unflushed.push((partner, reqid.to_owned(), now));
         Ok(true)
     }
+
+    /// Loads `reqid`s read back from the table (at start-up), unqueued.
+    fn load(&self, rows: Vec<SeenReqid>) -> Result<(), StoreError> {
+        for (partner, reqid, seen_at) in rows {
+            let mut generations = self.shard(partner, &reqid)?;
+            let at = generations.current.entry((partner, reqid)).or_insert(seen_at);
+            *at = (*at).max(seen_at);
+        }
+        Ok(())
+    }
+
+    /// Takes everything queued for the table.
+    fn take_unflushed(&self) -> Result<Vec<SeenReqid>, StoreError> {
+        let mut taken = Vec::new();
+        for shard in &self.shards {
+            taken.append(&mut shard.lock().map_err(|_| poisoned())?.unflushed);
+        }
+        Ok(taken)
+    }
+
+    /// The latest cutoff asked for (0 before the first request).
+    fn cutoff(&self) -> i64 {
+        self.cutoff.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// How often new token `reqid`s are written to `seen_reqids`. A `kill -9`
+/// (or a power cut) forgets at most the `reqid`s of this last interval, and
+/// the next start accepts those tokens once more while they are fresh.
+pub const REQID_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Writes queued `reqid`s in one transaction on the writer connection and
+/// prunes rows older than the cutoff. On failure the rows are handed back,
+/// to be tried with the next batch.
+fn flush_reqids(
+    writer: &Mutex<Connection>,
+    reqids: &RecentReqids,
+    carried: &mut Vec<SeenReqid>,
+) -> Result<(), StoreError> {
+    carried.append(&mut reqids.take_unflushed()?);
+    if carried.is_empty() {
+        return Ok(());
+    }
+    let mut conn = writer.lock().map_err(|_| poisoned())?;
+    write_reqids(&mut conn, carried, reqids.cutoff()).map_err(store_error)?;
+    carried.clear();
+    Ok(())
+}
+
+fn write_reqids(conn: &mut Connection, rows: &[SeenReqid], cutoff: i64) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO seen_reqids (partner_id, reqid, seen_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (partner_id, reqid) DO UPDATE SET seen_at = MAX(seen_at, excluded.seen_at)",
+        )?;
+        for (partner, reqid, seen_at) in rows {
+            insert.execute(params![partner, reqid, seen_at])?;
+        }
+    }
+    tx.execute("DELETE FROM seen_reqids WHERE seen_at < ?1", [cutoff])?;
+    tx.commit()
+}
+
+/// The thread that writes new `reqid`s every [`REQID_FLUSH_INTERVAL`]; on
+/// drop it is told to stop, writes what is left, and is joined.
+struct ReqidFlusher {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ReqidFlusher {
+    fn start(writer: Arc<Mutex<Connection>>, reqids: Arc<RecentReqids>) -> anyhow::Result<Self> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("payrail-reqids".into())
+            .spawn(move || {
+                let mut carried = Vec::new();
+                loop {
+                    let stopping =
+                        !matches!(stopped.recv_timeout(REQID_FLUSH_INTERVAL), Err(RecvTimeoutError::Timeout));
+                    if let Err(error) = flush_reqids(&writer, &reqids, &mut carried) {
+                        tracing::warn!(%error, pending = carried.len(), "token reqids not written yet");
+                    }
+                    if stopping {
+                        return;
+                    }
+                }
+            })
+            .context("Failed to start the token reqid writer")?;
+        Ok(ReqidFlusher { stop: Some(stop), thread: Some(thread) })
+    }
+}
+
+impl Drop for ReqidFlusher {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Every `reqid` in the table (it holds about one window: older rows are
+/// pruned as new ones are written).
+fn stored_reqids(conn: &Connection) -> rusqlite::Result<Vec<SeenReqid>> {
+    let mut stmt = conn.prepare("SELECT partner_id, reqid, seen_at FROM seen_reqids")?;
+    let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+    rows.collect()
 }
 
 /// The remitter's live beneficiary with this account number at this bank
@@ -296,10 +454,13 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     path: std::path::PathBuf,
     writer: Arc<Mutex<Connection>>,
-    /// Token `reqid`s seen recently. In memory: on SQLite one process serves
-    /// (the server holds a lock on the data directory), so memory is shared
-    /// by every request that can arrive.
-    reqids: RecentReqids,
+    /// Token `reqid`s seen recently. Checked in memory: on SQLite one
+    /// process serves (the server holds a lock on the data directory), so
+    /// memory is shared by every request that can arrive. Written behind,
+    /// in batches, so that a restart remembers them.
+    reqids: Arc<RecentReqids>,
+    /// Its thread writes `reqids` out; it stops, after a last write, when the store is dropped.
+    _flusher: ReqidFlusher,
 }
 
 fn connection(path: &Path) -> anyhow::Result<Connection> {
@@ -539,11 +700,15 @@ impl SqliteStore {
         private_database(path)?;
         let mut writer = connection(path)?;
         migrate(&mut writer)?;
+        let reqids = Arc::new(RecentReqids::default());
+        reqids.load(stored_reqids(&writer).context("Failed to read the recent token reqids")?)?;
+        let writer = Arc::new(Mutex::new(writer));
         Ok(SqliteStore {
             readers: Mutex::new(Vec::new()),
             path: path.to_owned(),
-            writer: Arc::new(Mutex::new(writer)),
-            reqids: RecentReqids::default(),
+            _flusher: ReqidFlusher::start(Arc::clone(&writer), Arc::clone(&reqids))?,
+            writer,
+            reqids,
         })
     }
 
@@ -674,6 +839,35 @@ impl Store for SqliteStore {
         cutoff: Timestamp,
     ) -> Result<bool, StoreError> {
         self.reqids.remember(partner.number(), reqid, now.unix(), cutoff.unix())
+    }
+
+    async fn remember_upstream_reqid(
+        &self,
+        reqid: &str,
+        now: Timestamp,
+        cutoff: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let reqid = reqid.to_owned();
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            tx.execute("DELETE FROM upstream_reqids WHERE seen_at < ?1", [cutoff.unix()]).map_err(store_error)?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO upstream_reqids (reqid, seen_at) VALUES (?1, ?2) ON CONFLICT (reqid) DO NOTHING",
+                    params![reqid, now.unix()],
+                )
+                .map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        let (writer, reqids) = (Arc::clone(&self.writer), Arc::clone(&self.reqids));
+        tokio::task::spawn_blocking(move || flush_reqids(&writer, &reqids, &mut Vec::new()))
+            .await
+            .map_err(|e| StoreError::Other(anyhow::anyhow!("reqid flush failed: {e}")))?
     }
 
     async fn lookup_dmt(
@@ -1358,6 +1552,8 @@ impl Store for SqliteStore {
                     .and_then(|mut s| s.execute(params![partner.number(), url, at.unix()])),
                 None => tx
                     .prepare_cached("DELETE FROM partner_callbacks WHERE partner_id = ?1")
+                    .and_then(|mut s| s.execute([partner.number()]))
+                    .and_then(|_| tx.prepare_cached(CANCEL_EVENTS))
                     .and_then(|mut s| s.execute([partner.number()])),
             };
             written.map_err(store_error)?;
@@ -1373,6 +1569,49 @@ impl Store for SqliteStore {
                 .query_row([partner.number()], |r| r.get(0))
                 .optional()
         })
+    }
+
+    async fn callback_secrets(&self, partner: RegistrationId) -> Result<Option<CallbackSecrets>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT secret, previous_secret, previous_secret_until FROM partner_callback_secrets \
+                 WHERE partner_id = ?1",
+            )?
+            .query_row([partner.number()], |row| {
+                let previous: Option<Vec<u8>> = row.get(1)?;
+                let until: Option<i64> = row.get(2)?;
+                Ok(CallbackSecrets {
+                    current: SealedSecret(row.get(0)?),
+                    previous: previous.zip(until).map(|(s, t)| (SealedSecret(s), Timestamp::from_unix(t))),
+                })
+            })
+            .optional()
+        })
+    }
+
+    async fn install_callback_secret(
+        &self,
+        partner: RegistrationId,
+        secret: SealedSecret,
+        replace: bool,
+        previous_until: Option<Timestamp>,
+        at: Timestamp,
+    ) -> Result<Option<bool>, StoreError> {
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            if !partner_exists(&tx, partner).map_err(store_error)? {
+                return Ok(None);
+            }
+            let sql = if replace { REPLACE_CALLBACK_SECRET } else { FIRST_CALLBACK_SECRET };
+            let until = previous_until.map(Timestamp::unix);
+            let changed = tx
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute(params![partner.number(), secret.0, until, at.unix()]))
+                .map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(Some(changed == 1))
+        })
+        .await
     }
 
     async fn claim_events(
@@ -1409,11 +1648,7 @@ impl Store for SqliteStore {
                 EventOutcome::GiveUp => (EventState::Failed, None, None),
             };
             let changed = tx
-                .prepare_cached(
-                    "UPDATE partner_events SET attempts = ?3, state = ?4, next_attempt_at = ?5, delivered_at = ?6, \
-                     lease_owner = NULL, lease_until = NULL \
-                     WHERE id = ?1 AND lease_owner = ?2 AND state = 'pending'",
-                )
+                .prepare_cached(SETTLE_ATTEMPT)
                 .and_then(|mut s| {
                     s.execute(params![attempt.event_id, owner, attempt.attempt, state.name(), next, delivered])
                 })
@@ -1422,6 +1657,11 @@ impl Store for SqliteStore {
                 return Ok(false);
             }
             insert_attempt(&tx, &attempt).map_err(store_error)?;
+            if let Some(next) = next {
+                tx.prepare_cached(HOLD_BACK_LATER_EVENTS)
+                    .and_then(|mut s| s.execute(params![attempt.event_id, next]))
+                    .map_err(store_error)?;
+            }
             tx.commit().map_err(store_error)?;
             Ok(true)
         })
@@ -1472,14 +1712,17 @@ const CLAIM_POLLS: &str = "UPDATE upstream_polls SET lease_owner = ?1, lease_unt
      ORDER BY next_poll_at, txn_id, kind LIMIT ?4) \
      RETURNING kind, txn_id, attempts, next_poll_at";
 
-/// (Re)starts polling of a transaction at `at`: no attempts, lease released.
+/// (Re)starts polling of a transaction at `at`: no attempts. An expired
+/// lease is released; a live one is kept, so that the poll in flight is
+/// still recorded by the worker that holds it.
 fn upsert_poll(conn: &Connection, kind: TxnKind, txn_id: i64, at: Timestamp) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO upstream_polls (kind, txn_id, attempts, next_poll_at) VALUES (?1, ?2, 0, ?3) \
          ON CONFLICT (kind, txn_id) DO UPDATE SET attempts = 0, next_poll_at = excluded.next_poll_at, \
-         lease_owner = NULL, lease_until = NULL",
+         lease_owner = CASE WHEN lease_until > ?4 THEN lease_owner END, \
+         lease_until = CASE WHEN lease_until > ?4 THEN lease_until END",
     )?
-    .execute(params![kind.as_str(), txn_id, at.unix()])?;
+    .execute(params![kind.as_str(), txn_id, at.unix(), Timestamp::now().unix()])?;
     Ok(())
 }
 
@@ -1505,8 +1748,10 @@ fn poll_from_row(row: &Row<'_>) -> rusqlite::Result<PollJob> {
     })
 }
 
-/// Writes the event of a change, due at once, if the partner has a callback
-/// URL; `payload` is only built then.
+/// Writes the event of a change, if the partner has a callback URL;
+/// `payload` is only built then. It is due at once, or, while an older event
+/// of the transaction waits for a retry, when that retry is due (it cannot go
+/// before it).
 fn write_event(
     conn: &Connection,
     partner: RegistrationId,
@@ -1522,7 +1767,9 @@ fn write_event(
     }
     conn.prepare_cached(
         "INSERT INTO partner_events (partner_id, kind, txn_id, status, payload, created_at, state, attempts, \
-         next_attempt_at, deliver_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?6, ?7)",
+         next_attempt_at, deliver_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, \
+         MAX(?6, COALESCE((SELECT MAX(next_attempt_at) FROM partner_events \
+         WHERE kind = ?2 AND txn_id = ?3 AND state = 'pending'), ?6)), ?7)",
     )?
     .execute(params![
         partner.number(),
@@ -1538,7 +1785,7 @@ fn write_event(
 
 /// The event columns, as [`event_from_row`] reads them.
 const EVENT_COLUMNS: &str = "id, partner_id, kind, txn_id, status, payload, created_at, state, attempts, \
-                             next_attempt_at, deliver_until, delivered_at";
+                             next_attempt_at, deliver_until, delivered_at, redelivered_at";
 
 /// Leases due, free pending events that no older pending event of their
 /// transaction precedes: `?1` owner, `?2` lease end, `?3` now, `?4` limit.
@@ -1551,13 +1798,48 @@ static CLAIM_EVENTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
-/// Makes event `?1` pending again, due at `?2`, delivered until `?3`.
+/// Makes event `?1` pending again, due at `?2` (now), delivered until `?3`,
+/// marked redelivered. A live lease is kept: the attempt in flight is
+/// recorded by its worker (and is the redelivery), never lost.
 static REDELIVER_EVENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "UPDATE partner_events SET state = 'pending', next_attempt_at = ?2, deliver_until = ?3, delivered_at = NULL, \
-         lease_owner = NULL, lease_until = NULL WHERE id = ?1 RETURNING {EVENT_COLUMNS}"
+         redelivered_at = ?2, \
+         lease_owner = CASE WHEN lease_until > ?2 THEN lease_owner END, \
+         lease_until = CASE WHEN lease_until > ?2 THEN lease_until END \
+         WHERE id = ?1 RETURNING {EVENT_COLUMNS}"
     )
 });
+
+/// Gives partner `?1` callback secret `?2` unless it has one.
+const FIRST_CALLBACK_SECRET: &str = "INSERT INTO partner_callback_secrets (partner_id, secret, updated_at) \
+     VALUES (?1, ?2, ?4) ON CONFLICT (partner_id) DO NOTHING";
+/// Gives partner `?1` callback secret `?2`; the one it replaces stays valid
+/// until `?3` (NULL: not at all).
+const REPLACE_CALLBACK_SECRET: &str = "INSERT INTO partner_callback_secrets (partner_id, secret, previous_secret, \
+     previous_secret_until, updated_at) VALUES (?1, ?2, NULL, NULL, ?4) ON CONFLICT (partner_id) DO UPDATE SET \
+     previous_secret = CASE WHEN ?3 IS NULL THEN NULL ELSE secret END, previous_secret_until = ?3, \
+     secret = excluded.secret, updated_at = excluded.updated_at";
+
+/// Cancels the pending events of partner `?1` (its URL was cleared). A
+/// lease is kept, so that an attempt in flight is still recorded.
+const CANCEL_EVENTS: &str =
+    "UPDATE partner_events SET state = 'cancelled', next_attempt_at = NULL WHERE partner_id = ?1 AND state = 'pending'";
+
+/// Settles an attempt of event `?1` if `?2` holds its lease: attempts `?3`,
+/// state `?4`, next attempt `?5`, delivered at `?6`. An event cancelled while
+/// the attempt was in flight stays cancelled unless the attempt delivered it.
+const SETTLE_ATTEMPT: &str = "UPDATE partner_events SET attempts = ?3, \
+     state = CASE WHEN state = 'cancelled' AND ?4 <> 'delivered' THEN 'cancelled' ELSE ?4 END, \
+     next_attempt_at = CASE WHEN state = 'cancelled' AND ?4 <> 'delivered' THEN NULL ELSE ?5 END, \
+     delivered_at = ?6, lease_owner = NULL, lease_until = NULL \
+     WHERE id = ?1 AND lease_owner = ?2 AND state IN ('pending', 'cancelled')";
+
+/// Later pending events of event `?1`'s transaction wait for its retry at
+/// `?2`: they are not claimed before it is settled, so they are not due before.
+const HOLD_BACK_LATER_EVENTS: &str = "UPDATE partner_events SET next_attempt_at = MAX(next_attempt_at, ?2) \
+     WHERE (kind, txn_id) = (SELECT kind, txn_id FROM partner_events WHERE id = ?1) \
+     AND id > ?1 AND state = 'pending'";
 
 /// An event from [`EVENT_COLUMNS`].
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<PartnerEvent> {
@@ -1576,6 +1858,7 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<PartnerEvent> {
         next_attempt_at: row.get::<_, Option<i64>>(9)?.map(Timestamp::from_unix),
         deliver_until: Timestamp::from_unix(row.get(10)?),
         delivered_at: row.get::<_, Option<i64>>(11)?.map(Timestamp::from_unix),
+        redelivered_at: row.get::<_, Option<i64>>(12)?.map(Timestamp::from_unix),
     })
 }
 
@@ -2068,6 +2351,24 @@ mod tests {
         assert!(!check(1_600), "seen exactly at the cutoff");
         assert!(check(2_000), "seen 1,000 s ago: outside the window");
         assert!(reqids.remember(8, "r1", 2_001, 1_401).unwrap_or_else(|e| panic!("{e}")), "another partner");
+    }
+
+    #[test]
+    fn reqids_outlive_the_store_and_old_ones_are_pruned_when_written() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("payrail.db");
+        let remember = |store: &SqliteStore, reqid: &str, now: i64| {
+            store.reqids.remember(7, reqid, now, now - 600).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(remember(&store, "old", 1_000));
+        assert!(remember(&store, "new", 1_700));
+        drop(store); // the flusher writes what is left
+        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e:#}"));
+        let rows = store.read(stored_reqids).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rows, vec![(7, "new".to_owned(), 1_700)], "'old' was pruned: it fell outside the window");
+        assert!(!remember(&store, "new", 1_800), "seen before the restart");
+        assert!(remember(&store, "old", 1_800), "outside the window");
     }
 
     mod lifecycle {
@@ -2572,6 +2873,7 @@ mod tests {
                 next_attempt_at: Some(at(30)),
                 deliver_until: at(30).plus_secs(DELIVERY_WINDOW_SECS),
                 delivered_at: None,
+                redelivered_at: None,
             };
             assert_eq!(events[1], expected);
             assert_eq!(events[0].payload, dmt_payload(&late, at(31)));
@@ -2672,14 +2974,12 @@ mod tests {
             );
             assert_eq!((again.deliver_until, again.created_at), (at(500).plus_secs(DELIVERY_WINDOW_SECS), at(10)));
             assert_eq!(claim_event_ids(&store, "w", 500).await, [id]);
-            let leased_away = ok(store.redeliver_event(id, at(501)).await).unwrap_or_else(|| panic!("gone"));
-            assert_eq!(leased_away.next_attempt_at, Some(at(501)));
-            assert!(
-                !ok(store.record_attempt(attempt(id, 2, 501), "w", EventOutcome::Delivered).await),
-                "lease released"
-            );
-            assert_eq!(claim_event_ids(&store, "v", 501).await, [id]);
-            assert!(ok(store.record_attempt(attempt(id, 2, 502), "v", EventOutcome::GiveUp).await));
+            // Redelivered while an attempt is in flight: the lease is kept,
+            // nobody else claims it, and the holder's attempt is recorded.
+            let in_flight = ok(store.redeliver_event(id, at(501)).await).unwrap_or_else(|| panic!("gone"));
+            assert_eq!((in_flight.next_attempt_at, in_flight.redelivered_at), (Some(at(501)), Some(at(501))));
+            assert_eq!(claim_event_ids(&store, "v", 501).await, Vec::<i64>::new(), "the live lease is kept");
+            assert!(ok(store.record_attempt(attempt(id, 2, 502), "w", EventOutcome::GiveUp).await));
             let (event, attempts) = ok(store.event_with_attempts(id).await).unwrap_or_else(|| panic!("gone"));
             assert_eq!(
                 (event.state, attempts.iter().map(|a| a.attempt).collect::<Vec<_>>()),

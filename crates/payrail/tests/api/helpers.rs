@@ -196,22 +196,38 @@ pub async fn spawn_app_with(engine: Engine, options: AppOptions) -> TestApp {
         }
     };
     let database_url = database.as_ref().map(|d| d.url.clone());
-    spawn(database, database_url, options).await
+    spawn(database, database_url, options, None).await
 }
 
 /// An app on an existing PostgreSQL database that the caller owns (and drops).
 pub async fn spawn_app_on(database_url: &str, options: AppOptions) -> TestApp {
-    spawn(None, Some(database_url.to_owned()), options).await
+    spawn(None, Some(database_url.to_owned()), options, None).await
 }
 
-async fn spawn(database: Option<TempDatabase>, database_url: Option<String>, options: AppOptions) -> TestApp {
+/// A second server over `first`'s store (its SQLite file or its PostgreSQL
+/// database) and master key, with a store opened afresh: what a restarted
+/// server, or another instance, knows only from the store.
+pub async fn spawn_app_beside(first: &TestApp, options: AppOptions) -> TestApp {
+    spawn(None, first.database_url.clone(), options, Some((first.data_dir.path(), &first.master_key_hex))).await
+}
+
+async fn spawn(
+    database: Option<TempDatabase>,
+    database_url: Option<String>,
+    options: AppOptions,
+    beside: Option<(&std::path::Path, &str)>,
+) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let location = match &database_url {
-        None => StoreLocation::Sqlite(data_dir.path().to_owned()),
-        Some(url) => StoreLocation::Postgres(url.clone()),
+    let location = match (&database_url, beside) {
+        (Some(url), _) => StoreLocation::Postgres(url.clone()),
+        (None, Some((dir, _))) => StoreLocation::Sqlite(dir.to_owned()),
+        (None, None) => StoreLocation::Sqlite(data_dir.path().to_owned()),
     };
     let store = store::open(&location).await.unwrap_or_else(|e| panic!("open store: {e:#}"));
-    let master_key_hex: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    let master_key_hex: String = match beside {
+        Some((_, key)) => key.to_owned(),
+        None => (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect(),
+    };
     let key = Arc::new(MasterKey::from_hex(&master_key_hex).unwrap_or_else(|e| panic!("{e}")));
     let settings = EdgeSettings {
         trusted_proxies: options.trusted_proxies.clone(),
@@ -283,6 +299,12 @@ pub struct CallbackReceiver {
     pub url: String,
     deliveries: Arc<std::sync::Mutex<Vec<Delivery>>>,
     down: Arc<std::sync::atomic::AtomicBool>,
+    /// Milliseconds each request waits before it is answered.
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// Event ids of every request that arrived, answered yet or not.
+    arrivals: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The partner's callback secret, as the operator handed it over.
+    secret: Arc<std::sync::Mutex<String>>,
 }
 
 /// One callback as received.
@@ -291,6 +313,8 @@ pub struct Delivery {
     pub event_id: String,
     pub timestamp: String,
     pub signature: String,
+    /// The `X-Payrail-Redelivery` header.
+    pub redelivery: String,
     pub body: String,
 }
 
@@ -299,14 +323,15 @@ impl Delivery {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("callback body not JSON ({e}): {}", self.body))
     }
 
-    /// Whether the signature is HMAC-SHA256(secret, "<timestamp>.<body>"), computed here independently.
+    /// Whether one of the signatures (comma-separated during a secret's
+    /// rotation) is HMAC-SHA256(secret, "<timestamp>.<body>"), computed here independently.
     pub fn signed_by(&self, secret: &str) -> bool {
         let mac = payrail_client::token::hmac_sha256(
             secret.as_bytes(),
             format!("{}.{}", self.timestamp, self.body).as_bytes(),
         );
         let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
-        self.signature == format!("sha256={hex}")
+        self.signature.split(',').any(|one| one == format!("sha256={hex}"))
     }
 }
 
@@ -319,15 +344,19 @@ impl CallbackReceiver {
         let route = axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
             let kept = kept.clone();
             async move {
+                let header =
+                    |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+                kept.arrivals.lock().unwrap_or_else(|e| e.into_inner()).push(header("x-payrail-event-id"));
+                let delay = kept.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
                 if kept.down.load(std::sync::atomic::Ordering::SeqCst) {
                     return axum::http::StatusCode::SERVICE_UNAVAILABLE;
                 }
-                let header =
-                    |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
                 let delivery = Delivery {
                     event_id: header("x-payrail-event-id"),
                     timestamp: header("x-payrail-timestamp"),
                     signature: header("x-payrail-signature"),
+                    redelivery: header("x-payrail-redelivery"),
                     body,
                 };
                 kept.deliveries.lock().unwrap_or_else(|e| e.into_inner()).push(delivery);
@@ -342,6 +371,26 @@ impl CallbackReceiver {
     /// Makes the receiver answer 503 (or accept again).
     pub fn set_down(&self, down: bool) {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Keeps the partner's callback secret (from `callback set`).
+    pub fn set_secret(&self, secret: &str) {
+        *self.secret.lock().unwrap_or_else(|e| e.into_inner()) = secret.to_owned();
+    }
+
+    /// The partner's callback secret, as kept.
+    pub fn secret(&self) -> String {
+        self.secret.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Makes every request wait this long before it is answered.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.delay_ms.store(delay.as_millis() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The event ids of every request that arrived so far (answered or not, accepted or not).
+    pub fn arrivals(&self) -> Vec<String> {
+        self.arrivals.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Every delivery accepted so far, in arrival order.

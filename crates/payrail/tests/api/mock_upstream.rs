@@ -17,6 +17,7 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use payrail::domain::token::verify_token;
 use payrail::domain::Timestamp;
+use payrail_client::token::sign_raw;
 use payrail_client::{sign_token, TokenClaims};
 use serde_json::{json, Value};
 
@@ -290,8 +291,26 @@ impl MockUpstream {
         self.post_callback(payrail_base_url, Some(forged), body).await
     }
 
-    /// As [`MockUpstream::send_callback`], with any token or none.
+    /// As [`MockUpstream::send_callback`], with any token or none; the body
+    /// gets its `param_inc` as the upstream signs it ([`MockUpstream::signed`]).
     pub async fn post_callback(&self, payrail_base_url: &str, token: Option<String>, body: &Value) -> (u16, String) {
+        self.post_exactly(payrail_base_url, token.as_deref(), &self.signed(body)).await
+    }
+
+    /// `body` with `param_inc`, the copy of its `param` that the upstream
+    /// signs (HS256, its JWT key), added; a body without `param` as it is.
+    pub fn signed(&self, body: &Value) -> Value {
+        let mut body = body.clone();
+        if let Some(param) = body.get("param").cloned() {
+            let header = br#"{"alg":"HS256","typ":"JWT"}"#;
+            let signed = sign_raw(self.state.jwt_key.as_bytes(), header, param.to_string().as_bytes());
+            body["param_inc"] = Value::String(signed);
+        }
+        body
+    }
+
+    /// POSTs exactly `body` with exactly `token`: a captured callback replayed or altered.
+    pub async fn post_exactly(&self, payrail_base_url: &str, token: Option<&str>, body: &Value) -> (u16, String) {
         let url = format!("{}/upstream/v1/callback", payrail_base_url.trim_end_matches('/'));
         let mut request = self.http.post(&url).header("Content-Type", "application/json").body(body.to_string());
         if let Some(token) = token {

@@ -26,11 +26,11 @@ both_engines!(
     upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_state_back,
 );
 
-const JWT_KEY: &str = "upstream-jwt-key";
-const PARTNER_ID: &str = "PS004217";
+pub const JWT_KEY: &str = "upstream-jwt-key";
+pub const PARTNER_ID: &str = "PS004217";
 const AUTHORISED_KEY: &str = "authorised-key-1";
 
-fn connector(mock: &MockUpstream) -> Arc<PaysprintProvider> {
+pub fn connector(mock: &MockUpstream) -> Arc<PaysprintProvider> {
     let mut config = PaysprintConfig::new(&mock.url, PARTNER_ID, SecretString::from(JWT_KEY));
     config.authorised_key = Some(SecretString::from(AUTHORISED_KEY));
     config.submit_timeout = Duration::from_millis(700);
@@ -38,7 +38,7 @@ fn connector(mock: &MockUpstream) -> Arc<PaysprintProvider> {
     Arc::new(PaysprintProvider::new(config).unwrap_or_else(|e| panic!("{e:#}")))
 }
 
-async fn app_with_mock(engine: Engine, poll_schedule: &'static str) -> (TestApp, MockUpstream) {
+pub async fn app_with_mock(engine: Engine, poll_schedule: &'static str) -> (TestApp, MockUpstream) {
     let mock = MockUpstream::start(JWT_KEY, PARTNER_ID, AUTHORISED_KEY).await;
     let options = AppOptions {
         upstream: TestUpstream::Provider(connector(&mock)),
@@ -168,7 +168,7 @@ async fn upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_sta
 }
 
 /// A free loopback port (bound and released).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

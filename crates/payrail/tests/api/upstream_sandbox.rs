@@ -34,8 +34,10 @@ fn sandbox() -> AppOptions {
 pub async fn funded_partner(app: &TestApp) -> (TestPartner, CallbackReceiver) {
     let partner = app.add_partner(true, &[]).await;
     let receiver = CallbackReceiver::start().await;
-    let set = payrail(app, &["callback", "set", &partner.name(), &receiver.url]);
+    let set = payrail(app, &["callback", "set", &partner.name(), &receiver.url, "--json"]);
     assert!(set.status.success(), "{}", text(&set.stderr));
+    let shown: Value = serde_json::from_slice(&set.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&set.stdout)));
+    receiver.set_secret(shown["callback_secret"].as_str().unwrap_or_else(|| panic!("no callback secret: {shown}")));
     top_up(app, &partner, "50000").await;
     register_remitter(app, &partner, MOBILE).await;
     (partner, receiver)
@@ -102,7 +104,8 @@ async fn a_sandbox_transfer_settles_on_its_own_and_the_partner_hears_of_each_ste
         deliveries.iter().map(|d| d.json()["state"].as_str().unwrap_or_default().to_owned()).collect();
     assert_eq!(states, ["sent_to_bank", "success"], "{deliveries:?}");
     for delivery in &deliveries {
-        assert!(delivery.signed_by(&partner.secret), "signature verifies: {delivery:?}");
+        assert!(delivery.signed_by(&receiver.secret()), "signature verifies: {delivery:?}");
+        assert!(!delivery.signed_by(&partner.secret), "never signed with the API token secret: {delivery:?}");
         let body = delivery.json();
         assert_eq!(body["event_id"], json!(delivery.event_id), "the header and the body name the same event");
         assert_eq!((&body["referenceid"], &body["ackno"]), (&json!("UP-1"), &json!(ackno)));
@@ -367,7 +370,7 @@ async fn callbacks_survive_a_receiver_that_is_down_for_a_while(engine: Engine) {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 6, "every event arrived: {ids:?}");
-    assert!(delivered.iter().all(|d| d.signed_by(&partner.secret)), "every signature verifies");
+    assert!(delivered.iter().all(|d| d.signed_by(&receiver.secret())), "every signature verifies");
     for n in 1..=3 {
         let reference = format!("DOWN-{n}");
         let states: Vec<String> = delivered
@@ -378,7 +381,8 @@ async fn callbacks_survive_a_receiver_that_is_down_for_a_while(engine: Engine) {
         assert_eq!(states, ["failed", "refunded"], "one transaction's events arrive in order");
     }
 
-    // An operator redelivers one: the partner sees the same event id and body again.
+    // An operator redelivers one: the partner sees the same event id and body
+    // again, flagged as a redelivery.
     let again = payrail(&app, &["events", "redeliver", &first.to_string()]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     let repeat = eventually(10, "the redelivery", || async {
@@ -387,14 +391,16 @@ async fn callbacks_survive_a_receiver_that_is_down_for_a_while(engine: Engine) {
     })
     .await;
     let original = delivered.iter().find(|d| d.event_id == first.to_string()).cloned();
-    assert_eq!(Some(repeat.body.clone()), original.map(|d| d.body), "a repeat is recognisable by its event id");
+    let flagged = original.map(|d| d.body.replacen(',', r#","redelivery":true,"#, 1));
+    assert_eq!(Some(repeat.body.clone()), flagged, "a repeat is recognisable by its event id");
+    assert_eq!(repeat.redelivery, "true");
     let show = payrail(&app, &["events", "show", &first.to_string()]);
     let shown = text(&show.stdout);
     assert!(shown.contains("HTTP 503") && shown.contains("HTTP 204"), "{shown}");
     let listed = text(&payrail(&app, &["events", "list", "--partner", &partner.name(), "--state", "delivered"]).stdout);
     assert_eq!(listed.lines().count(), 6, "{listed}");
     let bad = payrail(&app, &["events", "list", "--state", "lost"]);
-    assert!(!bad.status.success() && text(&bad.stderr).contains("pending, delivered or failed"));
+    assert!(!bad.status.success() && text(&bad.stderr).contains("pending, delivered, failed or cancelled"));
 }
 
 async fn callback_urls_are_checked_and_without_one_no_event_is_written(engine: Engine) {

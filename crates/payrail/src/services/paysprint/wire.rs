@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::Paise;
-use crate::services::provider::{CallbackError, FetchedBill, ProviderError, UpstreamCallback, UpstreamReport};
+use crate::services::provider::{CallbackError, FetchedBill, ProviderError, UpstreamReport};
 
 /// `dmt/transact/transact`: send money.
 #[derive(Debug, Serialize)]
@@ -273,11 +273,16 @@ impl FetchBillAnswer {
     }
 }
 
-/// A status callback's body.
+/// A status callback's body: `param` and its signed copy `param_inc` (see
+/// `signed_param`).
 #[derive(Debug, Deserialize)]
-struct CallbackBody {
+pub(super) struct CallbackBody {
     event: String,
-    param: CallbackParam,
+    /// Kept as sent, to be compared with the signed copy.
+    pub param: serde_json::Value,
+    /// The signed copy of `param`; Paysprint's pages also spell it `param_enc`.
+    #[serde(alias = "param_enc")]
+    pub param_inc: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,19 +294,30 @@ struct CallbackParam {
     operatorid: Option<Scalar>,
 }
 
-/// Reads a callback's body (its token already verified): event `DMT`
-/// carries `txn_status`, event `BBPS` carries `status`; case does not matter.
-pub(super) fn read_callback_body(body: &[u8]) -> Result<UpstreamCallback, CallbackError> {
-    let body: CallbackBody = serde_json::from_slice(body).map_err(|e| CallbackError::Malformed(e.to_string()))?;
-    let param = body.param;
-    let missing = |field: &str| CallbackError::Malformed(format!("{} callback without {field}", body.event));
-    let upstream_ref = param.referenceid.non_empty().ok_or_else(|| missing("referenceid"))?;
-    let report = match body.event.to_ascii_uppercase().as_str() {
-        "DMT" => UpstreamReport::Dmt(dmt_report(&param.txn_status.ok_or_else(|| missing("txn_status"))?, param.utr)),
-        "BBPS" => UpstreamReport::Bill(bill_report(&param.status.ok_or_else(|| missing("status"))?, param.operatorid)),
-        other => return Err(CallbackError::Malformed(format!("unknown event {other:?}"))),
-    };
-    Ok(UpstreamCallback { upstream_ref, report })
+/// Parses a callback's body, not yet checked against its signed copy.
+pub(super) fn parse_callback_body(body: &[u8]) -> Result<CallbackBody, CallbackError> {
+    serde_json::from_slice(body).map_err(|e| CallbackError::Malformed(e.to_string()))
+}
+
+impl CallbackBody {
+    /// What the callback says: event `DMT` carries `txn_status`, event `BBPS`
+    /// carries `status`; case does not matter. Returns the reference and the report.
+    pub(super) fn report(&self) -> Result<(String, UpstreamReport), CallbackError> {
+        let param: CallbackParam =
+            serde_json::from_value(self.param.clone()).map_err(|e| CallbackError::Malformed(format!("param: {e}")))?;
+        let missing = |field: &str| CallbackError::Malformed(format!("{} callback without {field}", self.event));
+        let upstream_ref = param.referenceid.non_empty().ok_or_else(|| missing("referenceid"))?;
+        let report = match self.event.to_ascii_uppercase().as_str() {
+            "DMT" => {
+                UpstreamReport::Dmt(dmt_report(&param.txn_status.ok_or_else(|| missing("txn_status"))?, param.utr))
+            }
+            "BBPS" => {
+                UpstreamReport::Bill(bill_report(&param.status.ok_or_else(|| missing("status"))?, param.operatorid))
+            }
+            other => return Err(CallbackError::Malformed(format!("unknown event {other:?}"))),
+        };
+        Ok((upstream_ref, report))
+    }
 }
 
 #[cfg(test)]
@@ -310,6 +326,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn read_callback_body(body: &[u8]) -> Result<(String, UpstreamReport), CallbackError> {
+        parse_callback_body(body)?.report()
+    }
 
     fn read<T: DeserializeOwned>(value: serde_json::Value) -> T {
         serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
@@ -421,12 +441,12 @@ mod tests {
     #[test]
     fn callback_bodies_map_like_status_answers_and_events_ignore_case() {
         let dmt = json!({"event": "dmt", "param": {"referenceid": "PRD7", "txn_status": "1", "utr": "U1"}});
-        let read_dmt = read_callback_body(dmt.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(read_dmt.upstream_ref, "PRD7");
-        assert_eq!(read_dmt.report, UpstreamReport::Dmt(DmtUpstream::Success { utr: Some("U1".into()) }));
+        let (reference, report) = read_callback_body(dmt.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reference, "PRD7");
+        assert_eq!(report, UpstreamReport::Dmt(DmtUpstream::Success { utr: Some("U1".into()) }));
         let bill = json!({"event": "BBPS", "param": {"referenceid": "PRB3", "status": "0", "operatorid": null}});
-        let read_bill = read_callback_body(bill.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(read_bill.report, UpstreamReport::Bill(BillUpstream::Failed));
+        let (_, report) = read_callback_body(bill.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(report, UpstreamReport::Bill(BillUpstream::Failed));
     }
 
     #[test]
