@@ -15,6 +15,7 @@ pub mod body;
 pub mod dmt_status;
 pub mod dmt_v1;
 pub mod error;
+pub mod extract;
 pub mod partner_call;
 pub mod ratelimit;
 
@@ -158,12 +159,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(admin::routes())
         .merge(admin_events::routes())
         .merge(admin_money::routes())
+        // After every route: it applies to the routes already there.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_such_endpoint)
         .with_state(state)
 }
 
 async fn no_such_endpoint() -> Response {
     error::status_first(StatusCode::NOT_FOUND, 8, "No such endpoint").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    error::status_first(StatusCode::METHOD_NOT_ALLOWED, 8, "Method not allowed on this endpoint").into_response()
 }
 
 /// Partner paths match case-insensitively and with a trailing slash, as on
