@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use payrail::domain::upstream::Backoff;
 use payrail::domain::{IpAllowlist, RegistrationId};
+use payrail::http::connection::ConnectionLimits;
 use payrail::http::{AppState, Application, EdgeSettings};
 use payrail::services::callbacks::{Deliverer, DeliverySettings};
 use payrail::services::notifier::SmsGateway;
@@ -128,6 +129,10 @@ pub struct AppOptions {
     pub no_workers: bool,
     pub rate_limit_per_sec: u32,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Failed authentications a second per address before 429 (default 0: off).
+    pub auth_failures_per_sec: u32,
+    /// Connection time limits and cap (default: the server's defaults).
+    pub connections: Option<ConnectionLimits>,
 }
 
 /// The PostgreSQL server tests use, if any.
@@ -212,6 +217,8 @@ async fn spawn(database: Option<TempDatabase>, database_url: Option<String>, opt
         trusted_proxies: options.trusted_proxies.clone(),
         rate_limit_per_sec: options.rate_limit_per_sec,
         admin_token: Some(SecretString::from(ADMIN_TOKEN)),
+        auth_failures_per_sec: options.auth_failures_per_sec,
+        connections: options.connections.unwrap_or_default(),
     };
     let sms = SmsInbox::start().await;
     let gateway = SmsGateway::new(&sms.url).unwrap_or_else(|e| panic!("{e}"));

@@ -1,0 +1,253 @@
+//! Request framing, judged from the raw bytes before hyper parses them.
+//!
+//! Behind a proxy, a request whose length two parties read differently
+//! smuggles a second request past the first. hyper resolves `Content-Length`
+//! together with `Transfer-Encoding` by dropping the length (so the handler
+//! never sees that both were sent), and answers a coding other than
+//! `chunked` with an empty 400. So each request head is read here as it
+//! arrives, and its verdict queued for the request's handler, which refuses
+//! an ambiguous one in the API's own shape: both headers, several or other
+//! transfer codings than plain `chunked`, conflicting lengths.
+//!
+//! The scanner follows the stream head → body → head for bodies framed by
+//! `Content-Length`. After a chunked body (whose end only a chunk parser
+//! finds) or a refusal it stops; the server then closes the connection after
+//! that request's answer, so no later head on it goes unjudged.
+
+use std::collections::VecDeque;
+
+/// The largest request head read: beyond it the head is refused.
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// What the head of one request says about its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// No body, or one of `Content-Length` bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked` alone.
+    Chunked,
+    /// Ambiguous or malformed framing: refuse with this reason.
+    Refused(&'static str),
+}
+
+impl Verdict {
+    /// Whether the connection must close after this request's answer.
+    pub fn ends_connection(self) -> bool {
+        !matches!(self, Verdict::Length(_))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Reading a request head.
+    Head,
+    /// Skipping this many body bytes.
+    Body(u64),
+    /// No longer following the stream (see the module doc).
+    Stopped,
+}
+
+/// Follows one connection's incoming bytes and judges each request head.
+#[derive(Debug)]
+pub struct HeadScanner {
+    state: State,
+    /// Head bytes so far, when a head spans reads.
+    partial: Vec<u8>,
+    verdicts: VecDeque<Verdict>,
+}
+
+impl Default for HeadScanner {
+    fn default() -> Self {
+        HeadScanner { state: State::Head, partial: Vec::new(), verdicts: VecDeque::new() }
+    }
+}
+
+impl HeadScanner {
+    /// Reads the next bytes of the stream.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            match self.state {
+                State::Stopped => return,
+                State::Body(left) => {
+                    let skipped = left.min(bytes.len() as u64);
+                    bytes = &bytes[skipped as usize..];
+                    self.state = if skipped == left { State::Head } else { State::Body(left - skipped) };
+                }
+                State::Head => match self.read_head(bytes) {
+                    Some(rest) => bytes = rest,
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// Reads head bytes; the bytes after the head, once it is complete.
+    fn read_head<'a>(&mut self, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        if self.partial.is_empty() {
+            if let Some(end) = head_end(bytes) {
+                self.judge(&bytes[..end]);
+                return Some(&bytes[end..]);
+            }
+        }
+        let before = self.partial.len();
+        self.partial.extend_from_slice(bytes);
+        match head_end(&self.partial) {
+            Some(end) => {
+                let head = std::mem::take(&mut self.partial);
+                self.judge(&head[..end]);
+                Some(&bytes[end - before..])
+            }
+            None if self.partial.len() > MAX_HEAD => {
+                self.decide(Verdict::Refused("request headers are larger than 64 KiB"));
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn judge(&mut self, head: &[u8]) {
+        self.decide(judge_head(head));
+    }
+
+    fn decide(&mut self, verdict: Verdict) {
+        self.partial = Vec::new();
+        self.verdicts.push_back(verdict);
+        self.state = match verdict {
+            Verdict::Length(0) => State::Head,
+            Verdict::Length(n) => State::Body(n),
+            Verdict::Chunked | Verdict::Refused(_) => State::Stopped,
+        };
+    }
+
+    /// The verdict on the next request's head, in arrival order.
+    pub fn next_verdict(&mut self) -> Option<Verdict> {
+        self.verdicts.pop_front()
+    }
+
+    /// Whether part of a head has arrived and its end has not.
+    pub fn in_head(&self) -> bool {
+        self.state == State::Head && !self.partial.is_empty()
+    }
+}
+
+/// Where the head in `bytes` ends (after its empty line), if it does. Lines
+/// end in LF with an optional CR, as the parser behind hyper reads them, and
+/// empty lines before the request line are skipped as it skips them.
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    let start = bytes.iter().position(|b| *b != b'\r' && *b != b'\n')?;
+    let mut line_start = start;
+    for (i, byte) in bytes.iter().enumerate().skip(start) {
+        if *byte != b'\n' {
+            continue;
+        }
+        let line = &bytes[line_start..i];
+        if (line.is_empty() || line == b"\r") && line_start > start {
+            return Some(i + 1);
+        }
+        line_start = i + 1;
+    }
+    None
+}
+
+/// The framing a complete head declares.
+fn judge_head(head: &[u8]) -> Verdict {
+    let mut length: Option<u64> = None;
+    let mut codings = 0;
+    let mut plain_chunked = true;
+    let mut lines = head.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).filter(|l| !l.is_empty());
+    lines.next(); // the request line
+    for line in lines {
+        let Some(colon) = line.iter().position(|b| *b == b':') else { continue };
+        let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
+        if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            codings += 1;
+            plain_chunked &= value.eq_ignore_ascii_case(b"chunked");
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let Some(n) = parse_length(value) else {
+                return Verdict::Refused("Content-Length is not a number");
+            };
+            if length.is_some_and(|seen| seen != n) {
+                return Verdict::Refused("conflicting Content-Length headers");
+            }
+            length = Some(n);
+        }
+    }
+    match (codings, length) {
+        (0, length) => Verdict::Length(length.unwrap_or(0)),
+        (_, Some(_)) => Verdict::Refused("both Content-Length and Transfer-Encoding sent"),
+        (1, None) if plain_chunked => Verdict::Chunked,
+        _ => Verdict::Refused("Transfer-Encoding must be exactly chunked"),
+    }
+}
+
+fn trim(value: &[u8]) -> &[u8] {
+    let is_space = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = value.iter().position(|b| !is_space(b)).unwrap_or(value.len());
+    let end = value.iter().rposition(|b| !is_space(b)).map_or(start, |i| i + 1);
+    &value[start..end]
+}
+
+fn parse_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 18 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdicts(stream: &[u8], split_at: usize) -> Vec<Verdict> {
+        let mut scanner = HeadScanner::default();
+        let (a, b) = stream.split_at(split_at.min(stream.len()));
+        scanner.feed(a);
+        scanner.feed(b);
+        std::iter::from_fn(|| scanner.next_verdict()).collect()
+    }
+
+    #[test]
+    fn keep_alive_heads_are_followed_past_their_bodies_however_the_bytes_are_split() {
+        let stream = b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello\r\nPOST /b HTTP/1.1\nHost: x\n\nGET /c HTTP/1.1\r\ncontent-length: 0\r\n\r\n";
+        for split in 0..stream.len() {
+            assert_eq!(
+                verdicts(stream, split),
+                [Verdict::Length(5), Verdict::Length(0), Verdict::Length(0)],
+                "split at {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn ambiguous_framing_is_refused() {
+        let judge = |headers: &str| verdicts(format!("POST / HTTP/1.1\r\n{headers}\r\n").as_bytes(), 0)[0];
+        assert_eq!(judge("Transfer-Encoding: chunked\r\n"), Verdict::Chunked);
+        assert_eq!(judge("Transfer-Encoding:  Chunked \r\n"), Verdict::Chunked);
+        for bad in [
+            "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+            "Transfer-Encoding: gzip, chunked\r\n",
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: identity\r\n",
+            "Content-Length: 5\r\nContent-Length: 6\r\n",
+            "Content-Length: +5\r\n",
+        ] {
+            assert!(matches!(judge(bad), Verdict::Refused(_)), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn nothing_after_a_chunked_head_is_judged() {
+        let stream = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nPOST / HTTP/1.1\r\n\r\n";
+        assert_eq!(verdicts(stream, 7), [Verdict::Chunked]);
+    }
+
+    #[test]
+    fn a_head_in_progress_is_known() {
+        let mut scanner = HeadScanner::default();
+        scanner.feed(b"POST / HTTP/1.1\r\nHost: x\r\n");
+        assert!(scanner.in_head());
+        scanner.feed(b"\r\n");
+        assert!(!scanner.in_head());
+    }
+}
