@@ -104,7 +104,11 @@ fn raise_open_files_limit(max_connections: usize) {
         Ok(limit) => {
             tracing::info!(open_files = limit, "open files limit");
             if (max_connections as u64).saturating_add(64) > limit {
-                tracing::warn!(open_files = limit, max_connections, "the open files limit is below --max-connections; accepts will fail before the cap");
+                tracing::warn!(
+                    open_files = limit,
+                    max_connections,
+                    "the open files limit is below --max-connections; accepts will fail before the cap"
+                );
             }
         }
         Err(e) => tracing::warn!(error = %e, "could not raise the open files limit"),

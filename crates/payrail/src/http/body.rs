@@ -39,7 +39,9 @@ fn unreadable(error: &axum::Error) -> ApiError {
             return ApiError::Refused { status: StatusCode::REQUEST_TIMEOUT, code: 8, message };
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::InvalidData {
+            // hyper's chunk decoder says InvalidInput or InvalidData; a
+            // client gone mid-body is UnexpectedEof.
+            if matches!(io.kind(), std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData) {
                 return ApiError::Validation(format!("request body is not valid chunked encoding: {io}"));
             }
         }

@@ -92,7 +92,7 @@ impl Connection {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn read(&self, bytes: &[u8]) {
+    fn read(&self, bytes: &mut [u8]) {
         let mut state = self.lock();
         state.scanner.feed(bytes);
         if state.scanner.in_head() && state.head_since.is_none() {
@@ -177,7 +177,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
-            let read = &buf.filled()[before..];
+            let read = &mut buf.filled_mut()[before..];
             if !read.is_empty() {
                 self.connection.read(read);
             }

@@ -63,30 +63,37 @@ impl Default for HeadScanner {
 }
 
 impl HeadScanner {
-    /// Reads the next bytes of the stream.
-    pub fn feed(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
+    /// Reads the next bytes of the stream. A refused head that lies whole in
+    /// `bytes` is defused in place (see [`defuse`]) so that hyper passes it
+    /// on to be refused in the API's shape.
+    pub fn feed(&mut self, bytes: &mut [u8]) {
+        let mut at = 0;
+        while at < bytes.len() {
             match self.state {
                 State::Stopped => return,
                 State::Body(left) => {
-                    let skipped = left.min(bytes.len() as u64);
-                    bytes = &bytes[skipped as usize..];
+                    let skipped = left.min((bytes.len() - at) as u64);
+                    at += skipped as usize;
                     self.state = if skipped == left { State::Head } else { State::Body(left - skipped) };
                 }
-                State::Head => match self.read_head(bytes) {
-                    Some(rest) => bytes = rest,
+                State::Head => match self.read_head(&mut bytes[at..]) {
+                    Some(used) => at += used,
                     None => return,
                 },
             }
         }
     }
 
-    /// Reads head bytes; the bytes after the head, once it is complete.
-    fn read_head<'a>(&mut self, bytes: &'a [u8]) -> Option<&'a [u8]> {
+    /// Reads head bytes; how many of them the head took, once it is complete.
+    fn read_head(&mut self, bytes: &mut [u8]) -> Option<usize> {
         if self.partial.is_empty() {
             if let Some(end) = head_end(bytes) {
-                self.judge(&bytes[..end]);
-                return Some(&bytes[end..]);
+                let verdict = judge_head(&bytes[..end]);
+                if let Verdict::Refused(_) = verdict {
+                    defuse(&mut bytes[..end]);
+                }
+                self.decide(verdict);
+                return Some(end);
             }
         }
         let before = self.partial.len();
@@ -94,8 +101,8 @@ impl HeadScanner {
         match head_end(&self.partial) {
             Some(end) => {
                 let head = std::mem::take(&mut self.partial);
-                self.judge(&head[..end]);
-                Some(&bytes[end - before..])
+                self.decide(judge_head(&head[..end]));
+                Some(end - before)
             }
             None if self.partial.len() > MAX_HEAD => {
                 self.decide(Verdict::Refused("request headers are larger than 64 KiB"));
@@ -103,10 +110,6 @@ impl HeadScanner {
             }
             None => None,
         }
-    }
-
-    fn judge(&mut self, head: &[u8]) {
-        self.decide(judge_head(head));
     }
 
     fn decide(&mut self, verdict: Verdict) {
@@ -180,6 +183,30 @@ fn judge_head(head: &[u8]) -> Verdict {
     }
 }
 
+/// The name every `Transfer-Encoding` header of a refused head is given:
+/// as long, so nothing else in the stream moves.
+const DEFUSED: &[u8; 17] = b"x-refused-framing";
+
+/// Renames the `Transfer-Encoding` headers of a refused head, which hyper
+/// would otherwise answer itself with an empty 400 (a coding other than
+/// chunked) or read past its `Content-Length` (both sent). hyper then hands
+/// the request over, and the handler refuses it with the API's 400 and
+/// closes the connection.
+fn defuse(head: &mut [u8]) {
+    let mut line_start = 0;
+    while line_start < head.len() {
+        let line_end = head[line_start..].iter().position(|b| *b == b'\n').map_or(head.len(), |i| line_start + i);
+        let line = &mut head[line_start..line_end];
+        if line.len() > DEFUSED.len()
+            && line[DEFUSED.len()] == b':'
+            && line[..DEFUSED.len()].eq_ignore_ascii_case(b"transfer-encoding")
+        {
+            line[..DEFUSED.len()].copy_from_slice(DEFUSED);
+        }
+        line_start = line_end + 1;
+    }
+}
+
 fn trim(value: &[u8]) -> &[u8] {
     let is_space = |b: &u8| *b == b' ' || *b == b'\t';
     let start = value.iter().position(|b| !is_space(b)).unwrap_or(value.len());
@@ -200,7 +227,9 @@ mod tests {
 
     fn verdicts(stream: &[u8], split_at: usize) -> Vec<Verdict> {
         let mut scanner = HeadScanner::default();
-        let (a, b) = stream.split_at(split_at.min(stream.len()));
+        let mut stream = stream.to_vec();
+        let split_at = split_at.min(stream.len());
+        let (a, b) = stream.split_at_mut(split_at);
         scanner.feed(a);
         scanner.feed(b);
         std::iter::from_fn(|| scanner.next_verdict()).collect()
@@ -238,16 +267,29 @@ mod tests {
 
     #[test]
     fn nothing_after_a_chunked_head_is_judged() {
-        let stream = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nPOST / HTTP/1.1\r\n\r\n";
+        let stream =
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nPOST / HTTP/1.1\r\n\r\n";
         assert_eq!(verdicts(stream, 7), [Verdict::Chunked]);
+    }
+
+    #[test]
+    fn a_refused_head_has_its_transfer_codings_renamed_and_nothing_else() {
+        let mut stream = b"POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\nContent-Length: 2\r\n\r\nhi".to_vec();
+        let mut scanner = HeadScanner::default();
+        scanner.feed(&mut stream);
+        assert!(matches!(scanner.next_verdict(), Some(Verdict::Refused(_))));
+        assert_eq!(stream, b"POST / HTTP/1.1\r\nx-refused-framing: identity\r\nContent-Length: 2\r\n\r\nhi");
+        let mut fine = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        HeadScanner::default().feed(&mut fine);
+        assert!(fine.starts_with(b"POST / HTTP/1.1\r\nTransfer-Encoding"));
     }
 
     #[test]
     fn a_head_in_progress_is_known() {
         let mut scanner = HeadScanner::default();
-        scanner.feed(b"POST / HTTP/1.1\r\nHost: x\r\n");
+        scanner.feed(&mut b"POST / HTTP/1.1\r\nHost: x\r\n".to_vec());
         assert!(scanner.in_head());
-        scanner.feed(b"\r\n");
+        scanner.feed(&mut b"\r\n".to_vec());
         assert!(!scanner.in_head());
     }
 }

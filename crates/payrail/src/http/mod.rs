@@ -41,8 +41,8 @@ use tokio::net::TcpListener;
 use tower::Layer as _;
 use tower::ServiceExt as _;
 
-use self::error::ApiError;
 use self::connection::{Connection, ConnectionLimits, TimedBody, Watched};
+use self::error::ApiError;
 use self::framing::Verdict;
 use self::ratelimit::{FailureLimiter, RateLimiter};
 use crate::domain::partner::SealedSecret;
@@ -238,7 +238,8 @@ impl Application {
     /// wait in the listen backlog until one closes.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let limits = self.state.settings.connections;
-        let app = tower::util::MapRequestLayer::new(normalize_path as fn(Request) -> Request).layer(router(self.state.clone()));
+        let app = tower::util::MapRequestLayer::new(normalize_path as fn(Request) -> Request)
+            .layer(router(self.state.clone()));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
         let mut cap_logged: Option<std::time::Instant> = None;
@@ -295,7 +296,10 @@ async fn free_slot(
         return slot;
     }
     if logged.is_none_or(|at| at.elapsed() > std::time::Duration::from_secs(60)) {
-        tracing::warn!(max_connections = max, "connection limit reached: new connections wait in the listen backlog until one closes");
+        tracing::warn!(
+            max_connections = max,
+            "connection limit reached: new connections wait in the listen backlog until one closes"
+        );
         *logged = Some(std::time::Instant::now());
     }
     match slots.clone().acquire_owned().await {
@@ -320,7 +324,10 @@ impl Edge {
     /// Refuses what must not reach a handler (ambiguous framing, a body
     /// declared too long, an address that keeps failing authentication),
     /// routes the rest, and counts authentication failures per address.
-    async fn serve(self, mut request: hyper::Request<hyper::body::Incoming>) -> Result<Response, std::convert::Infallible> {
+    async fn serve(
+        self,
+        mut request: hyper::Request<hyper::body::Incoming>,
+    ) -> Result<Response, std::convert::Infallible> {
         let (verdict, _in_flight) = self.connection.request_started();
         if let Verdict::Refused(reason) = verdict {
             return Ok(closing(ApiError::Validation(reason.into()).into_response()));

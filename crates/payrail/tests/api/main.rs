@@ -11,6 +11,7 @@ mod auth;
 mod bbps_lifecycle;
 mod cli;
 mod dmt_lifecycle;
+mod hostile_clients;
 mod isolation;
 mod paysprint;
 mod seeds;
