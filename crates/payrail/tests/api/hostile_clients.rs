@@ -19,6 +19,7 @@ both_engines!(
     a_declared_body_over_64_kib_is_refused_before_it_is_sent,
     slow_headers_idle_connections_and_slow_bodies_are_cut,
     an_address_that_keeps_failing_authentication_is_refused_without_a_store_lookup,
+    past_the_connection_cap_new_connections_wait_for_a_free_slot,
 );
 
 const STATUS_PATH: &str = "/api/AOP/DMTV1/TransactionStatus";
@@ -338,4 +339,29 @@ async fn a_thousand_half_sent_requests_do_not_stop_a_normal_one() {
     let mut probe = [0u8; 16];
     let still_open = tokio::time::timeout(Duration::from_millis(200), half_sent[0].read(&mut probe)).await.is_err();
     assert!(still_open, "the first half-sent request was dropped");
+}
+
+async fn past_the_connection_cap_new_connections_wait_for_a_free_slot(engine: Engine) {
+    let connections =
+        ConnectionLimits { max_connections: 2, header_timeout: Duration::from_secs(60), ..ConnectionLimits::default() };
+    let app = spawn_app_with(engine, AppOptions { connections: Some(connections), ..AppOptions::default() }).await;
+    let partner = app.add_partner(false, &["127.0.0.1/32"]).await;
+    let mut held = vec![connect(app.addr).await, connect(app.addr).await];
+    for stream in &mut held {
+        stream.write_all(b"POST / HTTP/1.1\r\n").await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let body = status_body(&partner.name());
+    let request = format!("POST {STATUS_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    let addr = app.addr;
+    let mut third = tokio::spawn(async move { exchange(addr, request.as_bytes()).await });
+    // While both slots are held the third connection is not served (it
+    // waits in the backlog; it is not closed either).
+    let early = tokio::time::timeout(Duration::from_millis(500), &mut third).await;
+    assert!(early.is_err(), "a third connection was served past a cap of 2: {early:?}");
+    drop(held.pop());
+    let answer = tokio::time::timeout(Duration::from_secs(10), third)
+        .await
+        .unwrap_or_else(|_| panic!("not served within 10 s of a slot freeing"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answer.status, 200, "{answer:?}");
 }
