@@ -4,6 +4,11 @@
 //! body read ([`body`]) → fields parsed → partner authenticated ([`auth`]) →
 //! rate limit → store → rendered in the endpoint's module. Failures become
 //! wire codes in one place, [`error`].
+//!
+//! Before routing, each connection is held to its time limits
+//! ([`connection`]), each request's framing is judged from the raw bytes
+//! ([`framing`]), and an address that keeps failing authentication is
+//! refused without a store lookup ([`ratelimit::FailureLimiter`]).
 
 pub mod admin;
 pub mod admin_events;
@@ -321,37 +326,45 @@ struct Edge {
 }
 
 impl Edge {
+    /// Answers one request; after ambiguous framing or a chunked body the
+    /// connection is closed (see [`framing`]).
+    async fn serve(self, request: hyper::Request<hyper::body::Incoming>) -> Result<Response, std::convert::Infallible> {
+        let (verdict, _in_flight) = self.connection.request_started();
+        let response = self.answer(request, verdict).await;
+        Ok(if verdict.ends_connection() { closing(response) } else { response })
+    }
+
     /// Refuses what must not reach a handler (ambiguous framing, a body
     /// declared too long, an address that keeps failing authentication),
     /// routes the rest, and counts authentication failures per address.
-    async fn serve(
-        self,
-        mut request: hyper::Request<hyper::body::Incoming>,
-    ) -> Result<Response, std::convert::Infallible> {
-        let (verdict, _in_flight) = self.connection.request_started();
+    async fn answer(&self, mut request: hyper::Request<hyper::body::Incoming>, verdict: Verdict) -> Response {
         if let Verdict::Refused(reason) = verdict {
-            return Ok(closing(ApiError::Validation(reason.into()).into_response()));
+            return ApiError::Validation(reason.into()).into_response();
         }
         if declared_length(&request).is_some_and(|n| n > body::MAX_BODY as u64) {
-            return Ok(closing(ApiError::Validation("request body is larger than 64 KiB".into()).into_response()));
+            // Answered before the body is read: nothing more is read from this connection.
+            return closing(ApiError::Validation("request body is larger than 64 KiB".into()).into_response());
         }
         let forwarded = request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
         let address = auth::client_address(self.peer.ip(), forwarded, &self.state.settings.trusted_proxies);
         if let Some(address) = address {
             if let Err(retry_after_secs) = self.state.failures.check(address) {
-                return Ok(ApiError::RateLimited { retry_after_secs }.into_response());
+                return ApiError::RateLimited { retry_after_secs }.into_response();
             }
         }
         request.extensions_mut().insert(ConnectInfo(self.peer));
         let body_timeout = self.state.settings.connections.body_timeout;
         let request = request.map(|body| axum::body::Body::new(TimedBody::new(body, body_timeout)));
-        let response = self.app.oneshot(request).await?;
+        let response = match self.app.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
         if response.status() == StatusCode::UNAUTHORIZED {
             if let Some(address) = address {
                 self.state.failures.failed(address);
             }
         }
-        Ok(if verdict.ends_connection() { closing(response) } else { response })
+        response
     }
 }
 
