@@ -87,8 +87,7 @@ impl HeadScanner {
     /// Reads head bytes; how many of them the head took, once it is complete.
     fn read_head(&mut self, bytes: &mut [u8]) -> Option<usize> {
         if self.partial.is_empty() {
-            if let Some(end) = head_end(bytes) {
-                let verdict = judge_head(&bytes[..end]);
+            if let Some((end, verdict)) = scan_head(bytes) {
                 if let Verdict::Refused(_) = verdict {
                     defuse(&mut bytes[..end]);
                 }
@@ -98,10 +97,9 @@ impl HeadScanner {
         }
         let before = self.partial.len();
         self.partial.extend_from_slice(bytes);
-        match head_end(&self.partial) {
-            Some(end) => {
-                let head = std::mem::take(&mut self.partial);
-                self.decide(judge_head(&head[..end]));
+        match scan_head(&self.partial) {
+            Some((end, verdict)) => {
+                self.decide(verdict);
                 Some(end - before)
             }
             None if self.partial.len() > MAX_HEAD => {
@@ -133,53 +131,70 @@ impl HeadScanner {
     }
 }
 
-/// Where the head in `bytes` ends (after its empty line), if it does. Lines
-/// end in LF with an optional CR, as the parser behind hyper reads them, and
-/// empty lines before the request line are skipped as it skips them.
-fn head_end(bytes: &[u8]) -> Option<usize> {
+/// Where the head in `bytes` ends (after its empty line), if it does, and
+/// the framing it declares. Lines end in LF with an optional CR, as the
+/// parser behind hyper reads them, and empty lines before the request line
+/// are skipped as it skips them. One pass over the head: this runs on every
+/// request.
+fn scan_head(bytes: &[u8]) -> Option<(usize, Verdict)> {
     let start = bytes.iter().position(|b| *b != b'\r' && *b != b'\n')?;
+    let mut framing = Framing::default();
     let mut line_start = start;
-    for (i, byte) in bytes.iter().enumerate().skip(start) {
-        if *byte != b'\n' {
-            continue;
+    let mut request_line = true;
+    while let Some(length) = memchr::memchr(b'\n', &bytes[line_start..]) {
+        let line_end = line_start + length;
+        let line = &bytes[line_start..line_end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Some((line_end + 1, framing.verdict()));
         }
-        let line = &bytes[line_start..i];
-        if (line.is_empty() || line == b"\r") && line_start > start {
-            return Some(i + 1);
+        if !request_line {
+            framing.header(line);
         }
-        line_start = i + 1;
+        request_line = false;
+        line_start = line_end + 1;
     }
     None
 }
 
-/// The framing a complete head declares.
-fn judge_head(head: &[u8]) -> Verdict {
-    let mut length: Option<u64> = None;
-    let mut codings = 0;
-    let mut plain_chunked = true;
-    let mut lines = head.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).filter(|l| !l.is_empty());
-    lines.next(); // the request line
-    for line in lines {
-        let Some(colon) = line.iter().position(|b| *b == b':') else { continue };
-        let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
-        if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            codings += 1;
-            plain_chunked &= value.eq_ignore_ascii_case(b"chunked");
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            let Some(n) = parse_length(value) else {
-                return Verdict::Refused("Content-Length is not a number");
-            };
-            if length.is_some_and(|seen| seen != n) {
-                return Verdict::Refused("conflicting Content-Length headers");
+/// The framing headers of one head, as they are read.
+#[derive(Default)]
+struct Framing {
+    length: Option<u64>,
+    codings: u32,
+    plain_chunked: bool,
+    refused: Option<&'static str>,
+}
+
+impl Framing {
+    fn header(&mut self, line: &[u8]) {
+        let Some(colon) = line.iter().position(|b| *b == b':') else { return };
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        // The length test first: most headers are neither.
+        if name.len() == 17 && name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.codings += 1;
+            self.plain_chunked = self.codings == 1 && trim(value).eq_ignore_ascii_case(b"chunked");
+        } else if name.len() == 14 && name.eq_ignore_ascii_case(b"content-length") {
+            match parse_length(trim(value)) {
+                None => self.refused = Some("Content-Length is not a number"),
+                Some(n) if self.length.is_some_and(|seen| seen != n) => {
+                    self.refused = Some("conflicting Content-Length headers");
+                }
+                Some(n) => self.length = Some(n),
             }
-            length = Some(n);
         }
     }
-    match (codings, length) {
-        (0, length) => Verdict::Length(length.unwrap_or(0)),
-        (_, Some(_)) => Verdict::Refused("both Content-Length and Transfer-Encoding sent"),
-        (1, None) if plain_chunked => Verdict::Chunked,
-        _ => Verdict::Refused("Transfer-Encoding must be exactly chunked"),
+
+    fn verdict(&self) -> Verdict {
+        if let Some(reason) = self.refused {
+            return Verdict::Refused(reason);
+        }
+        match (self.codings, self.length) {
+            (0, length) => Verdict::Length(length.unwrap_or(0)),
+            (_, Some(_)) => Verdict::Refused("both Content-Length and Transfer-Encoding sent"),
+            (1, None) if self.plain_chunked => Verdict::Chunked,
+            _ => Verdict::Refused("Transfer-Encoding must be exactly chunked"),
+        }
     }
 }
 
