@@ -279,14 +279,66 @@ async fn an_address_that_keeps_failing_authentication_is_refused_without_a_store
     assert_eq!(accepted.status, 200, "the refused token's reqid was never spent: {}", accepted.body);
 }
 
-/// A `payrail serve` process, killed when dropped.
-struct Server(std::process::Child);
+/// A `payrail serve` process, killed when dropped, and the lines of its log.
+struct Server {
+    child: std::process::Child,
+    addr: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _data_dir: tempfile::TempDir,
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+}
+
+impl Server {
+    /// `payrail serve ARGS` on a free port over a fresh SQLite store, run
+    /// with a soft open-files limit of 1,024; returns once it listens.
+    async fn start(args: &str) -> Server {
+        let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let key: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+        let command = format!("ulimit -S -n 1024 && exec \"$0\" serve --listen 127.0.0.1:{port} {args}");
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .arg(env!("CARGO_BIN_EXE_payrail"))
+            .env("PAYRAIL_DATA_DIR", data_dir.path())
+            .env("PAYRAIL_MASTER_KEY", &key)
+            .env_remove("PAYRAIL_DATABASE_URL")
+            .env_remove("PAYRAIL_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn payrail serve: {e}"));
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let kept = log.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead as _;
+                for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                    kept.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                }
+            });
+        }
+        let server = Server { child, addr: ([127, 0, 0, 1], port).into(), log, _data_dir: data_dir };
+        eventually(30, "the server to listen", || async { server.logged("payrail is listening").then_some(()) }).await;
+        server
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|line| line.contains(needle))
+    }
+}
+
+fn hard_open_files_limit() -> u64 {
+    rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(_, hard)| hard).unwrap_or(0)
 }
 
 /// 1,100 requests whose headers never end, against the real binary started
@@ -294,35 +346,15 @@ impl Drop for Server {
 /// hard one and keeps answering a normal request at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_half_sent_requests_do_not_stop_a_normal_one() {
-    let hard = rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(_, hard)| hard).unwrap_or(0);
+    let hard = hard_open_files_limit();
     if hard < 4096 {
         eprintln!("SKIPPED: the hard open-files limit ({hard}) is too low for this test");
         return;
     }
     // This test process holds 1,100 client sockets itself.
     let _ = rlimit::increase_nofile_limit(u64::MAX);
-    let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let key: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
-    let command = format!("ulimit -S -n 1024 && exec \"$0\" serve --listen 127.0.0.1:{port} --header-timeout 60");
-    let child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .arg(env!("CARGO_BIN_EXE_payrail"))
-        .env("PAYRAIL_DATA_DIR", data_dir.path())
-        .env("PAYRAIL_MASTER_KEY", &key)
-        .env_remove("PAYRAIL_DATABASE_URL")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn payrail serve: {e}"));
-    let _server = Server(child);
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    eventually(30, "the server to listen", || async { TcpStream::connect(addr).await.ok().map(|_| ()) }).await;
-
+    let server = Server::start("--header-timeout 60").await;
+    let addr = server.addr;
     let mut half_sent = Vec::new();
     for _ in 0..1100 {
         let mut stream = connect(addr).await;
@@ -364,4 +396,26 @@ async fn past_the_connection_cap_new_connections_wait_for_a_free_slot(engine: En
         .unwrap_or_else(|_| panic!("not served within 10 s of a slot freeing"))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(answer.status, 200, "{answer:?}");
+}
+
+/// The binary says in its log when the connection cap is reached, and the
+/// connection past it waits rather than being closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_logs_when_the_connection_cap_is_reached() {
+    let server = Server::start("--max-connections 2 --header-timeout 60").await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect(server.addr).await;
+        stream.write_all(b"POST / HTTP/1.1\r\n").await.unwrap_or_else(|e| panic!("{e}"));
+        held.push(stream);
+    }
+    eventually(10, "the connection limit line in the log", || async {
+        server.logged("connection limit reached: new connections wait in the listen backlog").then_some(())
+    })
+    .await;
+    // The third connection was not closed: it is served once a slot frees.
+    let mut third = held.pop().unwrap_or_else(|| panic!("three connections"));
+    drop(held);
+    third.write_all(b"Host: x\r\nContent-Length: 0\r\n\r\n").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read_response(&mut third).await.status, 404);
 }
