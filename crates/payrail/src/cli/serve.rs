@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::domain::otp::TextLimits;
 use crate::domain::upstream::{self, Backoff};
+use crate::http::connection::ConnectionLimits;
 use crate::http::{AppState, Application, EdgeSettings};
 use crate::services::callbacks::{Deliverer, DeliverySettings};
 use crate::services::demo::{self, SEED_PARTNER, TOKEN_PARTNER};
@@ -45,6 +46,11 @@ pub struct ServeArgs {
     /// Requests a second allowed per partner (0: no limit).
     #[arg(long, env = "PAYRAIL_RATE_LIMIT", default_value_t = 200)]
     pub rate_limit: u32,
+    /// Failed authentications a second from one client address before it is refused with 429 (0: no limit).
+    #[arg(long, env = "PAYRAIL_AUTH_FAILURE_LIMIT", default_value_t = 10)]
+    pub auth_failure_limit: u32,
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
     /// Where OTP text messages are posted (JSON `{"to","message"}`); without it OTPs go to the log.
     #[arg(long, env = "PAYRAIL_SMS_GATEWAY_URL")]
     pub sms_gateway_url: Option<String>,
@@ -59,6 +65,61 @@ pub struct ServeArgs {
     /// How many synthetic transactions of each kind the demo loads.
     #[arg(long, default_value_t = 10_000, hide = true)]
     pub demo_transactions: usize,
+}
+
+/// How long clients may take, and how many may be connected.
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, env = "PAYRAIL_HEADER_TIMEOUT", default_value_t = 10.0)]
+    pub header_timeout: f64,
+    /// Seconds a client has to send a request's body.
+    #[arg(long, env = "PAYRAIL_BODY_TIMEOUT", default_value_t = 10.0)]
+    pub body_timeout: f64,
+    /// Seconds a keep-alive connection may wait for its next request.
+    #[arg(long, env = "PAYRAIL_IDLE_TIMEOUT", default_value_t = 60.0)]
+    pub idle_timeout: f64,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, env = "PAYRAIL_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+}
+
+impl ConnectionArgs {
+    fn limits(&self) -> anyhow::Result<ConnectionLimits> {
+        let secs = |flag: &str, value: f64| {
+            (value.is_finite() && value > 0.0 && value <= 3600.0)
+                .then(|| Duration::from_secs_f64(value))
+                .ok_or_else(|| anyhow::anyhow!("--{flag} must be more than 0 and at most 3600 seconds"))
+        };
+        if self.max_connections == 0 {
+            anyhow::bail!("--max-connections must be at least 1");
+        }
+        Ok(ConnectionLimits {
+            header_timeout: secs("header-timeout", self.header_timeout)?,
+            body_timeout: secs("body-timeout", self.body_timeout)?,
+            idle_timeout: secs("idle-timeout", self.idle_timeout)?,
+            max_connections: self.max_connections,
+        })
+    }
+}
+
+/// Raises this process's soft limit of open files to its hard limit, so
+/// that the connection cap, not the default 1024, bounds connections; says
+/// when the cap cannot be reached with the files allowed.
+fn raise_open_files_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            tracing::info!(open_files = limit, "open files limit");
+            if (max_connections as u64).saturating_add(64) > limit {
+                tracing::warn!(
+                    open_files = limit,
+                    max_connections,
+                    "the open files limit is below --max-connections; accepts will fail before the cap"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not raise the open files limit"),
+    }
 }
 
 /// Which upstream moves the money.
@@ -179,6 +240,8 @@ fn start_workers(
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
+    let connections = args.connections.limits()?;
+    raise_open_files_limit(connections.max_connections);
     let location = cli.store_location()?;
     let _lock = match &location {
         StoreLocation::Sqlite(dir) => Some(lock_data_dir(dir)?),
@@ -195,6 +258,8 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         trusted_proxies: args.trusted_proxies.clone(),
         rate_limit_per_sec: args.rate_limit,
         admin_token,
+        auth_failures_per_sec: args.auth_failure_limit,
+        connections,
     };
     let admin_token = settings.admin_token.clone();
     let notifier: Arc<dyn Notifier> = match &args.sms_gateway_url {

@@ -1,6 +1,12 @@
 //! Verifying the partner `Token` header (SPEC §3): a compact JWT, HS256 only,
 //! with `timestamp`, `partnerId` and `reqid` claims.
 //!
+//! Strict as RFC 8725 asks: at most [`MAX_TOKEN_LEN`] bytes, no `crit`
+//! header (payrail understands no extension, so a token that needs one is
+//! refused), and every claim of its JSON type (`timestamp` an integer,
+//! `partnerId` and `reqid` strings); a validly signed token that breaks
+//! any of these is still refused.
+//!
 //! Written against `hmac`/`sha2`/`subtle` directly rather than a JWT crate,
 //! because the API must tell a signature segment that is not base64url
 //! (code 7) from every other defect (code 10), which general JWT libraries
@@ -20,9 +26,16 @@ pub enum TokenError {
     /// The signature segment is not base64url (code 7).
     #[error("signature segment is not base64url")]
     SignatureEncoding,
-    /// Not three segments, a header or claims that do not decode, missing claims (code 10).
+    /// Not three segments, a header or claims that do not decode, missing
+    /// claims or claims of the wrong JSON type (code 10).
     #[error("malformed token")]
     Malformed,
+    /// Longer than [`MAX_TOKEN_LEN`] (code 10).
+    #[error("token longer than {MAX_TOKEN_LEN} bytes")]
+    TooLong,
+    /// The header names critical extensions (`crit`), which payrail does not implement (code 10).
+    #[error("critical header extensions are not supported")]
+    Critical,
     /// `alg` other than HS256, `none` included (code 10).
     #[error("algorithm not allowed")]
     Algorithm,
@@ -45,18 +58,31 @@ pub struct Claims {
     pub reqid: String,
 }
 
+/// The longest token accepted, in bytes: a real one is about 200.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
 #[derive(Deserialize)]
 struct Header<'a> {
     #[serde(borrow)]
     alg: Option<std::borrow::Cow<'a, str>>,
+    /// Whether a `crit` member is there at all (even `null` or `[]`).
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
 }
 
+/// True for any value: used on a field whose mere presence matters.
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
+}
+
+/// The claims with their JSON types: serde refuses a string `timestamp`, a
+/// float, or a number where a string belongs.
 #[derive(Deserialize)]
 struct RawClaims {
-    timestamp: Option<serde_json::Value>,
+    timestamp: Option<i64>,
     #[serde(rename = "partnerId")]
-    partner_id: Option<serde_json::Value>,
-    reqid: Option<serde_json::Value>,
+    partner_id: Option<String>,
+    reqid: Option<String>,
 }
 
 /// Checks `token` against each of `secrets` and the clock.
@@ -67,6 +93,9 @@ pub fn verify_token(
     max_skew_secs: i64,
 ) -> Result<Claims, TokenError> {
     let token = token.trim();
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::TooLong);
+    }
     let mut parts = token.split('.');
     let (Some(header), Some(claims), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
@@ -76,6 +105,9 @@ pub fn verify_token(
     let header: Header<'_> = serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
     if header.alg.as_deref() != Some("HS256") {
         return Err(TokenError::Algorithm);
+    }
+    if header.crit {
+        return Err(TokenError::Critical);
     }
     let signature =
         URL_SAFE_NO_PAD.decode(signature.trim_end_matches('=')).map_err(|_| TokenError::SignatureEncoding)?;
@@ -101,17 +133,8 @@ fn signing_input_len(token: &str) -> usize {
 fn read_claims(segment: &str) -> Result<Claims, TokenError> {
     let json = URL_SAFE_NO_PAD.decode(segment).map_err(|_| TokenError::Malformed)?;
     let raw: RawClaims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
-    let timestamp = match raw.timestamp {
-        Some(serde_json::Value::Number(n)) => n.as_i64(),
-        Some(serde_json::Value::String(s)) => s.parse().ok(),
-        _ => None,
-    }
-    .ok_or(TokenError::Malformed)?;
-    let text = |value: Option<serde_json::Value>| match value {
-        Some(serde_json::Value::String(s)) if !s.is_empty() && s.len() <= 128 => Some(s),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    };
+    let timestamp = raw.timestamp.ok_or(TokenError::Malformed)?;
+    let text = |value: Option<String>| value.filter(|s| !s.is_empty() && s.len() <= 128);
     let partner_id = text(raw.partner_id).ok_or(TokenError::Malformed)?;
     let reqid = text(raw.reqid).ok_or(TokenError::Malformed)?;
     Ok(Claims { timestamp, partner_id, reqid })
@@ -185,6 +208,43 @@ mod tests {
     fn missing_claims_are_malformed() {
         let token = sign_raw(b"key", br#"{"alg":"HS256"}"#, br#"{"timestamp":1800000000,"reqid":"x"}"#);
         assert_eq!(verify(&token), Err(TokenError::Malformed));
+    }
+
+    fn signed(header: &str, claims: &str) -> String {
+        sign_raw(b"key", header.as_bytes(), claims.as_bytes())
+    }
+
+    #[test]
+    fn claims_of_the_wrong_json_type_are_malformed_even_when_signed() {
+        let h = r#"{"alg":"HS256"}"#;
+        let ok = format!(r#"{{"timestamp":{NOW},"partnerId":"AOP-9","reqid":"x"}}"#);
+        assert!(verify(&signed(h, &ok)).is_ok());
+        for claims in [
+            format!(r#"{{"timestamp":"{NOW}","partnerId":"AOP-9","reqid":"x"}}"#),
+            format!(r#"{{"timestamp":{NOW}.0,"partnerId":"AOP-9","reqid":"x"}}"#),
+            format!(r#"{{"timestamp":{NOW},"partnerId":"AOP-9","reqid":7}}"#),
+            format!(r#"{{"timestamp":{NOW},"partnerId":9,"reqid":"x"}}"#),
+            format!(r#"{{"timestamp":{NOW},"partnerId":"AOP-9","reqid":["x"]}}"#),
+        ] {
+            assert_eq!(verify(&signed(h, &claims)), Err(TokenError::Malformed), "{claims}");
+        }
+    }
+
+    #[test]
+    fn a_crit_header_is_refused_even_when_signed() {
+        let claims = format!(r#"{{"timestamp":{NOW},"partnerId":"AOP-9","reqid":"x"}}"#);
+        for header in
+            [r#"{"alg":"HS256","crit":["exp"]}"#, r#"{"alg":"HS256","crit":[]}"#, r#"{"alg":"HS256","crit":null}"#]
+        {
+            assert_eq!(verify(&signed(header, &claims)), Err(TokenError::Critical), "{header}");
+        }
+    }
+
+    #[test]
+    fn a_token_over_4_kib_is_refused_even_when_signed() {
+        let padding = "x".repeat(MAX_TOKEN_LEN);
+        let claims = format!(r#"{{"timestamp":{NOW},"partnerId":"AOP-9","reqid":"x","pad":"{padding}"}}"#);
+        assert_eq!(verify(&signed(r#"{"alg":"HS256"}"#, &claims)), Err(TokenError::TooLong));
     }
 
     #[test]

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -25,6 +25,7 @@ use subtle::ConstantTimeEq as _;
 
 use super::body::{parse_json, LimitedBody};
 use super::error::{json_response, ApiError};
+use super::extract::Path;
 use super::AppState;
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
@@ -58,11 +59,23 @@ impl FromRequestParts<Arc<AppState>> for Operator {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::AuthenticationFailed)?;
+            .and_then(bearer_token)
+            .ok_or_else(operator_unauthenticated)?;
         let matches: bool = sent.as_bytes().ct_eq(expected.expose_secret().as_bytes()).into();
-        matches.then_some(Operator).ok_or(ApiError::AuthenticationFailed)
+        matches.then_some(Operator).ok_or_else(operator_unauthenticated)
     }
+}
+
+/// The credentials of `Bearer <token>`; the scheme is case-insensitive
+/// (RFC 9110 §11.1), so `bearer` and `BEARER` do as well.
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_start())
+}
+
+/// 401 in the operator API's one shape, `status` first.
+fn operator_unauthenticated() -> ApiError {
+    ApiError::Refused { status: StatusCode::UNAUTHORIZED, code: 11, message: "Authentication failed".into() }
 }
 
 fn bad(message: impl std::fmt::Display) -> ApiError {

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -24,6 +24,7 @@ use super::admin::Operator;
 use super::admin_money::existing_partner;
 use super::body::{parse_json, LimitedBody};
 use super::error::{json_response, ApiError};
+use super::extract::{Path, Query};
 use super::AppState;
 use crate::domain::event::{DeliveryAttempt, EventFilter, EventState, PartnerEvent, PollJob};
 use crate::domain::{RegistrationId, Timestamp, TxnKind};

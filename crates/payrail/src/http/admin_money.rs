@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::admin::Operator;
 use super::body::{parse_json, LimitedBody};
 use super::error::{json_response, ApiError};
+use super::extract::{Path, Query};
 use super::AppState;
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::WalletMove;

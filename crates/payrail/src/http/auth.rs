@@ -27,6 +27,8 @@ pub struct Caller {
     peer: Option<IpAddr>,
     forwarded_for: Option<String>,
     token: Option<String>,
+    /// More than one `Token` header: which one counts is ambiguous, so none does.
+    several_tokens: bool,
     authorised_key: Option<String>,
 }
 
@@ -42,6 +44,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             peer: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| canonical(c.0.ip())),
             forwarded_for: header(parts, "x-forwarded-for"),
             token: header(parts, "token"),
+            several_tokens: parts.headers.get_all("token").iter().nth(1).is_some(),
             authorised_key: header(parts, "authorisedkey"),
         })
     }
@@ -52,22 +55,29 @@ impl Caller {
     /// proxy, the right-most untrusted address of `X-Forwarded-For`.
     /// `None` when it cannot be known (no peer, or a garbled header).
     pub fn address(&self, trusted: &[IpNet]) -> Option<IpAddr> {
-        let peer = self.peer?;
-        let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-        if !is_trusted(&peer) {
-            return Some(peer);
-        }
-        let Some(chain) = &self.forwarded_for else { return Some(peer) };
-        let mut last = peer;
-        for hop in chain.rsplit(',').map(str::trim) {
-            let ip = canonical(hop.parse::<IpAddr>().ok()?);
-            if !is_trusted(&ip) {
-                return Some(ip);
-            }
-            last = ip;
-        }
-        Some(last)
+        client_address(self.peer?, self.forwarded_for.as_deref(), trusted)
     }
+}
+
+/// The client's address: `peer`, or, when `peer` is a trusted proxy, the
+/// right-most untrusted address of `X-Forwarded-For`. `None` when the
+/// header is garbled.
+pub fn client_address(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = canonical(peer);
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let Some(chain) = forwarded_for else { return Some(peer) };
+    let mut last = peer;
+    for hop in chain.rsplit(',').map(str::trim) {
+        let ip = canonical(hop.parse::<IpAddr>().ok()?);
+        if !is_trusted(&ip) {
+            return Some(ip);
+        }
+        last = ip;
+    }
+    Some(last)
 }
 
 /// The partner a body's `RegistrationID` names; one that cannot exist fails
@@ -88,6 +98,9 @@ pub async fn authenticate(state: &AppState, caller: &Caller, partner: Option<&Pa
         return Err(ApiError::AuthenticationFailed);
     }
     check_authorised_key(partner, caller.authorised_key.as_deref())?;
+    if caller.several_tokens {
+        return Err(ApiError::InvalidToken);
+    }
     match &caller.token {
         Some(token) => check_token(state, partner, token).await,
         None if partner.require_token => Err(ApiError::AuthenticationFailed),
@@ -134,7 +147,13 @@ mod tests {
     use super::*;
 
     fn caller(peer: &str, xff: Option<&str>) -> Caller {
-        Caller { peer: peer.parse().ok(), forwarded_for: xff.map(str::to_owned), token: None, authorised_key: None }
+        Caller {
+            peer: peer.parse().ok(),
+            forwarded_for: xff.map(str::to_owned),
+            token: None,
+            several_tokens: false,
+            authorised_key: None,
+        }
     }
 
     fn nets(items: &[&str]) -> Vec<IpNet> {

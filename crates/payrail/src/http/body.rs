@@ -8,9 +8,11 @@ use std::fmt;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::connection::BodyError;
 use super::error::ApiError;
 use crate::domain::ReferenceId;
 
@@ -25,11 +27,32 @@ impl<S: Send + Sync> FromRequest<S> for LimitedBody {
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let body: Body = request.into_body();
-        axum::body::to_bytes(body, MAX_BODY)
-            .await
-            .map(LimitedBody)
-            .map_err(|_| ApiError::Validation("request body is larger than 64 KiB".into()))
+        axum::body::to_bytes(body, MAX_BODY).await.map(LimitedBody).map_err(|e| unreadable(&e))
     }
+}
+
+/// Says why a body could not be read: too long, too slow, or not valid
+/// chunked encoding (or the client went away), each for what it is.
+fn unreadable(error: &axum::Error) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return ApiError::Validation("request body is larger than 64 KiB".into());
+        }
+        if let Some(BodyError::TimedOut(limit)) = e.downcast_ref::<BodyError>() {
+            let message = format!("request body not received within {} s", limit.as_secs_f64());
+            return ApiError::Refused { status: StatusCode::REQUEST_TIMEOUT, code: 8, message };
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            // hyper's chunk decoder says InvalidInput or InvalidData; a
+            // client gone mid-body is UnexpectedEof.
+            if matches!(io.kind(), std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData) {
+                return ApiError::Validation(format!("request body is not valid chunked encoding: {io}"));
+            }
+        }
+        cause = e.source();
+    }
+    ApiError::Validation(format!("request body could not be read: {error}"))
 }
 
 /// Parses `bytes` as a JSON object into `T`. Anything but an object is

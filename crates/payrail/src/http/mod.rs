@@ -4,6 +4,11 @@
 //! body read ([`body`]) → fields parsed → partner authenticated ([`auth`]) →
 //! rate limit → store → rendered in the endpoint's module. Failures become
 //! wire codes in one place, [`error`].
+//!
+//! Before routing, each connection is held to its time limits
+//! ([`connection`]), each request's framing is judged from the raw bytes
+//! ([`framing`]), and an address that keeps failing authentication is
+//! refused without a store lookup ([`ratelimit::FailureLimiter`]).
 
 pub mod admin;
 pub mod admin_events;
@@ -12,9 +17,12 @@ pub mod auth;
 pub mod bbps;
 pub mod bill_status;
 pub mod body;
+pub mod connection;
 pub mod dmt_status;
 pub mod dmt_v1;
 pub mod error;
+pub mod extract;
+pub mod framing;
 pub mod partner_call;
 pub mod ratelimit;
 
@@ -38,8 +46,10 @@ use tokio::net::TcpListener;
 use tower::Layer as _;
 use tower::ServiceExt as _;
 
+use self::connection::{Connection, ConnectionLimits, TimedBody, Watched};
 use self::error::ApiError;
-use self::ratelimit::RateLimiter;
+use self::framing::Verdict;
+use self::ratelimit::{FailureLimiter, RateLimiter};
 use crate::domain::otp::TextLimits;
 use crate::domain::partner::SealedSecret;
 use crate::domain::RegistrationId;
@@ -59,6 +69,11 @@ pub struct EdgeSettings {
     pub rate_limit_per_sec: u32,
     /// The operator API's bearer token; `None` disables the operator API.
     pub admin_token: Option<SecretString>,
+    /// Failed authentications a second per client address before it is
+    /// refused (429) without a store lookup; 0 for no limit.
+    pub auth_failures_per_sec: u32,
+    /// Time limits and the connection cap.
+    pub connections: ConnectionLimits,
 }
 
 /// Shared by every request.
@@ -78,6 +93,7 @@ pub struct AppState {
     /// The sandbox, when it is the provider (for `/sandbox/v1/advance`).
     pub sandbox: Option<Arc<SandboxProvider>>,
     limiter: RateLimiter,
+    failures: FailureLimiter,
     /// Opened secrets by their sealed form: opening costs more than the rest
     /// of the token check, and a sealed secret never changes (rotation seals
     /// a new one under a new random nonce), so the cache can never be stale.
@@ -92,11 +108,12 @@ impl AppState {
     /// provider; see [`AppState::with_notifier`] and [`AppState::with_upstream`].
     pub fn new(store: Arc<dyn Store>, key: Arc<MasterKey>, settings: EdgeSettings) -> Self {
         let limiter = RateLimiter::new(settings.rate_limit_per_sec);
+        let failures = FailureLimiter::new(settings.auth_failures_per_sec);
         let notifier = Arc::new(LogNotifier);
         let upstream = Arc::new(Upstream::new(Arc::new(ManualProvider), SyncSettings::default()));
         let text_limits = TextLimits::default();
         let opened = Default::default();
-        AppState { store, key, settings, notifier, text_limits, upstream, sandbox: None, limiter, opened }
+        AppState { store, key, settings, notifier, text_limits, upstream, sandbox: None, limiter, failures, opened }
     }
 
     /// Sends OTPs through `notifier`.
@@ -174,12 +191,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(admin::routes())
         .merge(admin_events::routes())
         .merge(admin_money::routes())
+        // After every route: it applies to the routes already there.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_such_endpoint)
         .with_state(state)
 }
 
 async fn no_such_endpoint() -> Response {
     error::status_first(StatusCode::NOT_FOUND, 8, "No such endpoint").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    error::status_first(StatusCode::METHOD_NOT_ALLOWED, 8, "Method not allowed on this endpoint").into_response()
 }
 
 /// Partner paths match case-insensitively and with a trailing slash, as on
@@ -229,13 +252,23 @@ impl Application {
     /// (at most 10 s).
     ///
     /// Connections are served by hyper's HTTP/1.1 server directly, the same
-    /// stack the bench's bare server uses, with the peer address put where
-    /// axum's `ConnectInfo` extractor finds it.
+    /// stack the bench's bare server uses, each under its watchdog
+    /// ([`connection::watch`]). At most `max_connections` are served at
+    /// once: when the cap is reached, a line says so and new connections
+    /// wait in the listen backlog until one closes.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let app = tower::util::MapRequestLayer::new(normalize_path).layer(router(self.state));
+        let limits = self.state.settings.connections;
+        let app = tower::util::MapRequestLayer::new(normalize_path as fn(Request) -> Request)
+            .layer(router(self.state.clone()));
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+        let mut cap_logged: Option<std::time::Instant> = None;
         tokio::pin!(shutdown);
         loop {
+            let slot = tokio::select! {
+                slot = free_slot(&slots, limits.max_connections, &mut cap_logged) => slot,
+                () = &mut shutdown => break,
+            };
             let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(accepted) => accepted,
@@ -249,17 +282,18 @@ impl Application {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let app = app.clone();
-            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                app.clone().oneshot(request.map(axum::body::Body::new))
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let connection = graceful.watch(connection);
+            let connection = Connection::accepted();
+            let edge = Edge { app: app.clone(), state: self.state.clone(), connection: connection.clone(), peer };
+            let service = hyper::service::service_fn(move |request| edge.clone().serve(request));
+            let io = hyper_util::rt::TokioIo::new(Watched::new(stream, connection.clone()));
+            let served = graceful.watch(hyper::server::conn::http1::Builder::new().serve_connection(io, service));
             tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "connection ended with an error");
+                let _slot = slot;
+                tokio::select! {
+                    ended = served => if let Err(e) = ended {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    },
+                    cut = connection::watch(connection, limits) => tracing::debug!(%peer, ?cut, "connection closed by its watchdog"),
                 }
             });
         }
@@ -269,6 +303,95 @@ impl Application {
         }
         Ok(())
     }
+}
+
+/// A slot for one more connection; when none is free, says so (at most
+/// once a minute) and waits for one.
+async fn free_slot(
+    slots: &Arc<tokio::sync::Semaphore>,
+    max: usize,
+    logged: &mut Option<std::time::Instant>,
+) -> tokio::sync::OwnedSemaphorePermit {
+    if let Ok(slot) = slots.clone().try_acquire_owned() {
+        return slot;
+    }
+    if logged.is_none_or(|at| at.elapsed() > std::time::Duration::from_secs(60)) {
+        tracing::warn!(
+            max_connections = max,
+            "connection limit reached: new connections wait in the listen backlog until one closes"
+        );
+        *logged = Some(std::time::Instant::now());
+    }
+    match slots.clone().acquire_owned().await {
+        Ok(slot) => slot,
+        // The semaphore is never closed; should it be, serve without a slot.
+        Err(_) => std::future::pending().await,
+    }
+}
+
+type App = tower::util::MapRequest<Router, fn(Request) -> Request>;
+
+/// What one connection's requests go through before and after the router.
+#[derive(Clone)]
+struct Edge {
+    app: App,
+    state: Arc<AppState>,
+    connection: Arc<Connection>,
+    peer: SocketAddr,
+}
+
+impl Edge {
+    /// Answers one request; after ambiguous framing or a chunked body the
+    /// connection is closed (see [`framing`]).
+    async fn serve(self, request: hyper::Request<hyper::body::Incoming>) -> Result<Response, std::convert::Infallible> {
+        let (verdict, _in_flight) = self.connection.request_started();
+        let response = self.answer(request, verdict).await;
+        Ok(if verdict.ends_connection() { closing(response) } else { response })
+    }
+
+    /// Refuses what must not reach a handler (ambiguous framing, a body
+    /// declared too long, an address that keeps failing authentication),
+    /// routes the rest, and counts authentication failures per address.
+    async fn answer(&self, mut request: hyper::Request<hyper::body::Incoming>, verdict: Verdict) -> Response {
+        if let Verdict::Refused(reason) = verdict {
+            return ApiError::Validation(reason.into()).into_response();
+        }
+        if declared_length(&request).is_some_and(|n| n > body::MAX_BODY as u64) {
+            // Answered before the body is read: nothing more is read from this connection.
+            return closing(ApiError::Validation("request body is larger than 64 KiB".into()).into_response());
+        }
+        let forwarded = request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let address = auth::client_address(self.peer.ip(), forwarded, &self.state.settings.trusted_proxies);
+        if let Some(address) = address {
+            if let Err(retry_after_secs) = self.state.failures.check(address) {
+                return ApiError::RateLimited { retry_after_secs }.into_response();
+            }
+        }
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        let body_timeout = self.state.settings.connections.body_timeout;
+        let request = request.map(|body| axum::body::Body::new(TimedBody::new(body, body_timeout)));
+        let response = match self.app.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        };
+        if response.status() == StatusCode::UNAUTHORIZED {
+            if let Some(address) = address {
+                self.state.failures.failed(address);
+            }
+        }
+        response
+    }
+}
+
+/// The `Content-Length` a request declares, if any.
+fn declared_length<B>(request: &hyper::Request<B>) -> Option<u64> {
+    request.headers().get(axum::http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// `response` with `Connection: close`: nothing more is read on this connection.
+fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod callbacks;
 pub mod demo;
 pub mod demo_live;
 pub mod fees;
+pub mod flights;
 pub mod import;
 pub mod ledger;
 pub mod notifier;

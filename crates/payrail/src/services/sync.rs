@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::flights::{Flights, Seat};
 use super::provider::{BillOrder, CallbackError, Provider, ProviderError, TransferOrder, UpstreamReport};
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
@@ -57,6 +58,10 @@ pub struct Upstream {
     pub provider: Arc<dyn Provider>,
     /// How.
     pub settings: SyncSettings,
+    /// Status lookups asking the upstream right now, by transaction: a
+    /// lookup of one already being asked about waits for that answer
+    /// instead of asking again, so a flood of lookups costs one query.
+    status_flights: Flights<(TxnKind, i64), Synced>,
 }
 
 /// Why a callback was refused.
@@ -85,7 +90,7 @@ pub enum Synced {
 impl Upstream {
     /// An upstream with default settings.
     pub fn new(provider: Arc<dyn Provider>, settings: SyncSettings) -> Self {
-        Upstream { provider, settings }
+        Upstream { provider, settings, status_flights: Flights::default() }
     }
 
     /// When the poller should first ask about a transaction made at `now`;
@@ -127,11 +132,27 @@ impl Upstream {
 
     /// The freshest state of a transfer for a status lookup: the upstream is
     /// asked first while the transfer is undecided, within the status
-    /// budget; without an answer, the stored state.
+    /// budget; without an answer, the stored state. Concurrent lookups of
+    /// one transfer share one query (and its budget).
     pub async fn refresh_dmt(&self, store: &dyn Store, transfer: DmtTransfer) -> DmtTransfer {
         if !self.provider.settles() || !upstream::dmt_needs_sync(&transfer) {
             return transfer;
         }
+        match self.status_flights.board((TxnKind::Dmt, transfer.ackno)) {
+            Seat::Follower(flight) => match flight.result(self.settings.status_budget).await {
+                Some(Synced::Dmt(fresh)) => fresh,
+                _ => transfer,
+            },
+            Seat::Leader(lead) => {
+                let fresh = self.ask_dmt(store, transfer).await;
+                lead.land(Synced::Dmt(fresh.clone()));
+                fresh
+            }
+        }
+    }
+
+    /// Asks the upstream about a transfer payrail follows and applies the answer.
+    async fn ask_dmt(&self, store: &dyn Store, transfer: DmtTransfer) -> DmtTransfer {
         if !self.followed(store, TxnKind::Dmt, transfer.ackno).await {
             return transfer;
         }
@@ -151,6 +172,21 @@ impl Upstream {
         if !self.provider.settles() || !upstream::bill_needs_sync(&payment) {
             return payment;
         }
+        match self.status_flights.board((TxnKind::Bbps, payment.txnid)) {
+            Seat::Follower(flight) => match flight.result(self.settings.status_budget).await {
+                Some(Synced::Bill(fresh)) => fresh,
+                _ => payment,
+            },
+            Seat::Leader(lead) => {
+                let fresh = self.ask_bill(store, payment).await;
+                lead.land(Synced::Bill(fresh.clone()));
+                fresh
+            }
+        }
+    }
+
+    /// As [`Upstream::ask_dmt`], for bill payments.
+    async fn ask_bill(&self, store: &dyn Store, payment: BillPayment) -> BillPayment {
         if !self.followed(store, TxnKind::Bbps, payment.txnid).await {
             return payment;
         }

@@ -3,9 +3,10 @@
 use serde_json::json;
 
 use crate::both_engines;
-use crate::helpers::{spawn_app, Engine};
+use crate::helpers::{spawn_app, Answer, Engine, ADMIN_TOKEN};
 
 both_engines!(
+    every_operator_answer_is_json_in_one_shape,
     a_transfer_moves_through_its_states_and_keeps_its_history,
     a_bill_payment_fails_and_is_refunded,
     impossible_transitions_and_bad_input_are_refused,
@@ -130,4 +131,53 @@ async fn the_operator_api_needs_its_bearer_token(engine: Engine) {
     let wrong =
         app.http.get(app.url("/admin/v1/dmt/1")).bearer_auth("guess").send().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(wrong.status().as_u16(), 401);
+}
+
+/// `{"status":false,"response_code":N,"message":"…"}`, in that order, as JSON.
+fn assert_one_shape(case: &str, answer: &Answer, status: u16, code: i64) {
+    assert_eq!(answer.status, status, "{case}: {}", answer.body);
+    assert!(answer.content_type.starts_with("application/json"), "{case}: content type {:?}", answer.content_type);
+    let json = answer.json();
+    let prefix = format!(r#"{{"status":false,"response_code":{code},"message":""#);
+    assert!(answer.body.starts_with(&prefix), "{case}: fields in order {prefix}…: {}", answer.body);
+    assert_eq!(json.as_object().map(|o| o.len()), Some(3), "{case}: {}", answer.body);
+    assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()), "{case}: {}", answer.body);
+}
+
+async fn every_operator_answer_is_json_in_one_shape(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let get = reqwest::Method::GET;
+    let bad_path = app.admin("/admin/v1/dmt/abc", None).await;
+    assert_one_shape("non-numeric ackno", &bad_path, 400, 8);
+    assert!(bad_path.body.contains("abc"), "the message names the bad value: {}", bad_path.body);
+    let bad_id = app.admin("/admin/v1/events/12x/redeliver", Some(json!({}))).await;
+    assert_one_shape("non-numeric event id", &bad_id, 400, 8);
+    let bad_query = app.admin("/admin/v1/events?limit=lots", None).await;
+    assert_one_shape("bad query string", &bad_query, 400, 8);
+    assert!(bad_query.body.contains("limit"), "{}", bad_query.body);
+    assert_one_shape("unknown path", &app.admin("/admin/v1/nothing-here", None).await, 404, 8);
+    assert_one_shape("unknown record", &app.admin("/admin/v1/dmt/999999", None).await, 404, 2);
+    let wrong_method = app.admin_with(reqwest::Method::DELETE, "/admin/v1/dmt/1", None).await;
+    assert_one_shape("wrong method", &wrong_method, 405, 8);
+    let wrong_method = app.admin_with(get.clone(), "/admin/v1/dmt", None).await;
+    assert_one_shape("GET on a POST route", &wrong_method, 405, 8);
+
+    let send = |authorization: &'static str| {
+        let request = app.http.get(app.url("/admin/v1/dmt/999999"));
+        let request = if authorization.is_empty() { request } else { request.header("Authorization", authorization) };
+        async move {
+            let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+            let status = response.status().as_u16();
+            let content_type =
+                response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            Answer { status, content_type, retry_after: None, body: response.text().await.unwrap_or_default() }
+        }
+    };
+    assert_one_shape("no token", &send("").await, 401, 11);
+    assert_one_shape("wrong token", &send("Bearer guess").await, 401, 11);
+    assert_one_shape("not bearer", &send("Basic dGVzdA==").await, 401, 11);
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        let header: &'static str = Box::leak(format!("{scheme} {ADMIN_TOKEN}").into_boxed_str());
+        assert_one_shape(scheme, &send(header).await, 404, 2);
+    }
 }

@@ -35,6 +35,7 @@ both_engines!(
     forwarded_for_is_believed_only_from_trusted_proxies,
     an_authorised_key_when_configured_must_match,
     a_rotated_secret_keeps_working_for_the_overlap,
+    tokens_are_strict_even_when_validly_signed,
 );
 
 async fn every_token_defect_is_refused_with_its_code(engine: Engine) {
@@ -190,4 +191,49 @@ async fn a_rotated_secret_keeps_working_for_the_overlap(engine: Engine) {
     assert_eq!(app.dmt_status(&partner.name(), "ref", Some(&rotated.token())).await.body, BAD_TOKEN);
     let newest = TestPartner { id: partner.id, secret: secrecy::ExposeSecret::expose_secret(&newest).to_owned() };
     assert_eq!(app.dmt_status(&partner.name(), "ref", Some(&newest.token())).await.status, 200);
+}
+
+/// RFC 8725: oversized tokens, `crit` headers and claims of the wrong JSON
+/// type are refused with code 10 although the signature is good.
+async fn tokens_are_strict_even_when_validly_signed(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let partner = app.add_partner(true, &[]).await;
+    let name = partner.name();
+    let signed =
+        |header: &str, claims: String| sign_raw(partner.secret.as_bytes(), header.as_bytes(), claims.as_bytes());
+    let hs256 = r#"{"alg":"HS256","typ":"JWT"}"#;
+    let claims = |timestamp: &str, partner_id: &str, reqid: &str| {
+        format!(r#"{{"timestamp":{timestamp},"partnerId":{partner_id},"reqid":{reqid}}}"#)
+    };
+    let fresh = || format!("\"s-{}\"", rand::random::<u64>());
+    let quoted_name = format!("\"{name}\"");
+    let ts = now().to_string();
+    let padding = "p".repeat(4096);
+    let cases: Vec<(&str, String)> = vec![
+        ("timestamp as a string", signed(hs256, claims(&format!("\"{ts}\""), &quoted_name, &fresh()))),
+        ("timestamp as a float", signed(hs256, claims(&format!("{ts}.5"), &quoted_name, &fresh()))),
+        ("reqid a number", signed(hs256, claims(&ts, &quoted_name, &rand::random::<u32>().to_string()))),
+        ("reqid an object", signed(hs256, claims(&ts, &quoted_name, r#"{"id":"x"}"#))),
+        ("partnerId a number", signed(hs256, claims(&ts, &partner.id.number().to_string(), &fresh()))),
+        ("crit header", signed(r#"{"alg":"HS256","typ":"JWT","crit":["exp"]}"#, claims(&ts, &quoted_name, &fresh()))),
+        ("empty crit header", signed(r#"{"alg":"HS256","crit":[]}"#, claims(&ts, &quoted_name, &fresh()))),
+        (
+            "token over 4 KiB",
+            signed(
+                hs256,
+                format!(r#"{{"timestamp":{ts},"partnerId":{quoted_name},"reqid":{},"pad":"{padding}"}}"#, fresh()),
+            ),
+        ),
+    ];
+    for (case, token) in cases {
+        let answer = app.dmt_status(&name, "ref", Some(&token)).await;
+        assert_eq!((answer.status, answer.body.as_str()), (401, BAD_TOKEN), "{case}");
+        let bill = app.bill_status(&name, "ref", Some(&token)).await;
+        assert_eq!((bill.status, bill.body.as_str()), (401, BAD_TOKEN), "{case} (BBPS)");
+    }
+    // The same construction with the right types is accepted: the refusals
+    // above are for the types, not for the hand-made token.
+    let good = signed(hs256, claims(&ts, &quoted_name, &fresh()));
+    let accepted = app.dmt_status(&name, "ref", Some(&good)).await;
+    assert_eq!(accepted.status, 200, "{}", accepted.body);
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use payrail::domain::otp::TextLimits;
 use payrail::domain::upstream::Backoff;
 use payrail::domain::{IpAllowlist, RegistrationId};
+use payrail::http::connection::ConnectionLimits;
 use payrail::http::{AppState, Application, EdgeSettings};
 use payrail::services::callbacks::{Deliverer, DeliverySettings};
 use payrail::services::notifier::SmsGateway;
@@ -133,6 +134,10 @@ pub struct AppOptions {
     /// OTPs to one mobile; tests of the limit set it (`TextLimits::default()`
     /// is the server's 5 in 10 minutes and 20 a day).
     pub text_limits: Option<TextLimits>,
+    /// Failed authentications a second per address before 429 (default 0: off).
+    pub auth_failures_per_sec: u32,
+    /// Connection time limits and cap (default: the server's defaults).
+    pub connections: Option<ConnectionLimits>,
 }
 
 /// The PostgreSQL server tests use, if any.
@@ -233,6 +238,8 @@ async fn spawn(
         trusted_proxies: options.trusted_proxies.clone(),
         rate_limit_per_sec: options.rate_limit_per_sec,
         admin_token: Some(SecretString::from(ADMIN_TOKEN)),
+        auth_failures_per_sec: options.auth_failures_per_sec,
+        connections: options.connections.unwrap_or_default(),
     };
     let sms = SmsInbox::start().await;
     let gateway = SmsGateway::new(&sms.url).unwrap_or_else(|e| panic!("{e}"));

@@ -13,6 +13,7 @@ mod callback_secret;
 mod cli;
 mod delivery;
 mod dmt_lifecycle;
+mod hostile_clients;
 mod isolation;
 mod otp_texts;
 mod paysprint;

@@ -24,6 +24,7 @@ use crate::upstream_sandbox::{bill, bses, dmt, funded_partner, history, pay, sen
 both_engines!(
     the_upstream_decides_transfers_through_the_connector_and_unknown_answers_decide_nothing,
     upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_state_back,
+    fifty_concurrent_lookups_of_one_undecided_transaction_ask_the_upstream_once,
 );
 
 pub const JWT_KEY: &str = "upstream-jwt-key";
@@ -306,4 +307,68 @@ async fn futures_statuses(app: &TestApp, partner: &crate::helpers::TestPartner, 
         statuses.push(status["data"]["status"].as_str().unwrap_or_default().to_owned());
     }
     statuses
+}
+
+/// Fires 50 status lookups of `reference` at once; every one must be answered 200 with the undecided state.
+async fn concurrent_lookups(app: &TestApp, partner: &crate::helpers::TestPartner, bbps: bool, reference: &str) {
+    let (path, field) = if bbps {
+        ("/api/AOP/BillPaymentStatus", "referenceid")
+    } else {
+        ("/api/AOP/DMTV1/TransactionStatus", "ReferanceID")
+    };
+    let mut lookups = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let request = app
+            .http
+            .post(app.url(path))
+            .header("Token", partner.token())
+            .body(json!({field: reference, "RegistrationID": partner.name()}).to_string());
+        lookups.spawn(async move {
+            let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+            (response.status().as_u16(), response.text().await.unwrap_or_default())
+        });
+    }
+    while let Some(joined) = lookups.join_next().await {
+        let (status, body) = joined.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status, 200, "{body}");
+        let json: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        let undecided = if bbps { json["data"]["status"] == "2" } else { json["txn_status"] == "3" };
+        assert!(undecided, "every lookup sees the undecided state: {json}");
+    }
+}
+
+/// The upstream takes 1.2 s to answer each status query (within the 1.5 s
+/// status budget, and the connector's 3 s timeout). 50 lookups sent at once
+/// all arrive inside that window, so they share one query. The bound is 2,
+/// not 1, only so that a machine too loaded to get 50 local requests through
+/// authentication within 1.2 s does not fail the test: a lookup that arrives
+/// after a query has ended rightly asks again. Without the shared query
+/// every lookup asks: 50.
+async fn fifty_concurrent_lookups_of_one_undecided_transaction_ask_the_upstream_once(engine: Engine) {
+    let mock = MockUpstream::start(JWT_KEY, PARTNER_ID, AUTHORISED_KEY).await;
+    let mut config = PaysprintConfig::new(&mock.url, PARTNER_ID, SecretString::from(JWT_KEY));
+    config.authorised_key = Some(SecretString::from(AUTHORISED_KEY));
+    config.status_timeout = Duration::from_secs(3);
+    let connector = Arc::new(PaysprintProvider::new(config).unwrap_or_else(|e| panic!("{e:#}")));
+    // The poller waits an hour: only status lookups ask the upstream here.
+    let options =
+        AppOptions { upstream: TestUpstream::Provider(connector), poll_schedule: Some("1h"), ..AppOptions::default() };
+    let app = spawn_app_with(engine, options).await;
+    let (partner, _receiver) = funded_partner(&app).await;
+    let slow = || Script::new().status(Reply::Hang(Duration::from_millis(1200)));
+    mock.script(&dmt_ref(1), slow());
+    mock.script("PRB1", slow());
+    assert_eq!(send(&app, &partner, "123456789012", "1000", "FLOOD-D").await["txn_status"], "3");
+    assert_eq!(pay(&app, &partner, "150012345678", "FLOOD-B").await["message"], "Transaction Pending");
+
+    concurrent_lookups(&app, &partner, false, "FLOOD-D").await;
+    let dmt_queries = mock.status_queries(&dmt_ref(1));
+    assert!((1..=2).contains(&dmt_queries), "50 DMT lookups asked the upstream {dmt_queries} times");
+    concurrent_lookups(&app, &partner, true, "FLOOD-B").await;
+    let bill_queries = mock.status_queries("PRB1");
+    assert!((1..=2).contains(&bill_queries), "50 BBPS lookups asked the upstream {bill_queries} times");
+
+    // The shared query is over and gone: the next lookup asks again.
+    dmt(&app, &partner, "FLOOD-D").await;
+    assert_eq!(mock.status_queries(&dmt_ref(1)), dmt_queries + 1, "a later lookup asks afresh");
 }
