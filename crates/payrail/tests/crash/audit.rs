@@ -13,7 +13,7 @@ use crate::load::{id_text, Api, Kind, Records};
 use crate::server::{text, Installation, FUNDING_RUPEES};
 
 /// How long the sandbox may take to settle what the crashes left undecided.
-const SETTLE_SECS: u64 = 90;
+const SETTLE_SECS: u64 = 120;
 
 /// A payment as a status lookup shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,11 +41,17 @@ impl Seen {
         }
     }
 
+    /// Still waiting for the sandbox: a bill pending, a transfer not past the bank.
     fn undecided(&self) -> bool {
         match self.kind {
-            Kind::Bill => self.status == "2" || (self.status == "0" && !self.refunded),
+            Kind::Bill => self.status == "2",
             Kind::Transfer => matches!(self.status.as_str(), "2" | "3"),
         }
+    }
+
+    /// A bill that failed and whose money is still out of the wallet.
+    fn failed_unrefunded(&self) -> bool {
+        self.kind == Kind::Bill && self.status == "0" && !self.refunded
     }
 }
 
@@ -169,27 +175,38 @@ pub async fn remitters_are_there(api: &Api, records: &Records) -> Vec<String> {
     findings
 }
 
-/// Waits until no payment is undecided: every bill paid, or failed and
-/// refunded; every transfer past the bank. Returns what is still undecided
-/// after [`SETTLE_SECS`] (a failed bill never refunded stays here).
-pub async fn settled(api: &Api, records: &Records) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(SETTLE_SECS);
+/// Waits until the sandbox has decided every payment (no bill pending, no
+/// transfer in process or at the bank: status lookups ask the sandbox, so
+/// this takes seconds), then finds every failed bill not refunded. Failing a
+/// bill and refunding it are one transaction, so none may show. Returns the
+/// findings and a line on how settling went.
+pub async fn settled(api: &Api, records: &Records) -> (Vec<String>, String) {
+    let started = Instant::now();
     loop {
         let seen = snapshot(api, records).await;
-        let undecided: Vec<String> = seen
-            .iter()
-            .filter(|(_, s)| s.undecided())
-            .map(|(reference, s)| {
-                let refunded =
-                    if s.kind == Kind::Bill { format!(" refunded {}", u8::from(s.refunded)) } else { String::new() };
-                format!("{reference} (id {}) still status {}{refunded} after {SETTLE_SECS} s", s.id, s.status)
-            })
-            .collect();
-        if undecided.is_empty() || Instant::now() > deadline {
-            return undecided;
+        let undecided: Vec<String> = seen.iter().filter(|(_, s)| s.undecided()).map(describe).collect();
+        if undecided.is_empty() || started.elapsed() > Duration::from_secs(SETTLE_SECS) {
+            let unrefunded: Vec<String> = seen
+                .iter()
+                .filter(|(_, s)| s.failed_unrefunded())
+                .map(|found| format!("failed bill not refunded: {}", describe(found)))
+                .collect();
+            let how = format!(
+                "{} undecided after {:.0?}, {} failed bills not refunded",
+                undecided.len(),
+                started.elapsed(),
+                unrefunded.len()
+            );
+            let undecided = undecided.into_iter().map(|u| format!("undecided after {SETTLE_SECS} s: {u}"));
+            return (undecided.chain(unrefunded).collect(), how);
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+fn describe((reference, s): (&String, &Seen)) -> String {
+    let refunded = if s.kind == Kind::Bill { format!(" refunded {}", u8::from(s.refunded)) } else { String::new() };
+    format!("{reference} (id {}) status {}{refunded}", s.id, s.status)
 }
 
 /// The wallet holds the funding less every payment not given back, read
