@@ -15,6 +15,7 @@ pub mod reference;
 pub mod remitter;
 pub mod time;
 pub mod token;
+pub mod txn_id;
 pub mod upstream;
 
 pub use bbps::{BillPayment, BillStatus};

@@ -465,3 +465,13 @@ pub async fn open(location: &StoreLocation) -> anyhow::Result<Arc<dyn Store>> {
         StoreLocation::Postgres(url) => Arc::new(postgres::PostgresStore::connect(url).await?),
     })
 }
+
+/// A fresh secret for an installation's transaction numbering
+/// (`domain::txn_id`): 32 random bytes from the OS, in hex. Each engine
+/// stores one the first time it opens a store that has none.
+pub(crate) fn new_txn_number_secret() -> String {
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
