@@ -25,10 +25,10 @@ use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, OTP_LIFETIME_SECS};
 use crate::domain::partner::SealedSecret;
-use crate::domain::txn_id::TxnNumbers;
 use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode,
 };
+use crate::domain::txn_id::TxnNumbers;
 use crate::domain::{
     BillPayment, BillStatus, DmtCharges, DmtStatus, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner,
     PartnerStatus, ReferenceId, RegistrationId, Timestamp, TxnKind,
@@ -2051,8 +2051,10 @@ fn new_number(conn: &Connection, numbers: &TxnNumbers, kind: TxnKind) -> Result<
         let number = numbers
             .number(kind, counter as u64)
             .map_err(|e| InsertError::Store(StoreError::Other(anyhow::Error::new(e))))?;
-        let taken: bool =
-            conn.prepare_cached(&taken_sql).and_then(|mut s| s.query_row([number], |r| r.get(0))).map_err(store_error)?;
+        let taken: bool = conn
+            .prepare_cached(&taken_sql)
+            .and_then(|mut s| s.query_row([number], |r| r.get(0)))
+            .map_err(store_error)?;
         if !taken {
             return Ok(number);
         }

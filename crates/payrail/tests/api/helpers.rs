@@ -199,8 +199,22 @@ pub async fn spawn_app_on(database_url: &str, options: AppOptions) -> TestApp {
     spawn(None, Some(database_url.to_owned()), options).await
 }
 
+/// An app on an existing SQLite data directory (a store made before, say).
+pub async fn spawn_app_in(data_dir: tempfile::TempDir, options: AppOptions) -> TestApp {
+    spawn_with_dir(data_dir, None, None, options).await
+}
+
 async fn spawn(database: Option<TempDatabase>, database_url: Option<String>, options: AppOptions) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    spawn_with_dir(data_dir, database, database_url, options).await
+}
+
+async fn spawn_with_dir(
+    data_dir: tempfile::TempDir,
+    database: Option<TempDatabase>,
+    database_url: Option<String>,
+    options: AppOptions,
+) -> TestApp {
     let location = match &database_url {
         None => StoreLocation::Sqlite(data_dir.path().to_owned()),
         Some(url) => StoreLocation::Postgres(url.clone()),
