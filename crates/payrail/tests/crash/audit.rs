@@ -125,10 +125,16 @@ pub async fn snapshot(api: &Api, records: &Records) -> Snapshot {
     seen
 }
 
-/// Every acknowledged payment is there with its id and amount; an
-/// unacknowledged one that is there has its amount too.
+/// Every acknowledged payment is there with its id and amount, and every
+/// acknowledged refund claim has refunded its transfer; an unacknowledged
+/// payment that is there has its amount too.
 pub fn acknowledged_payments_are_there(records: &Records, seen: &Snapshot) -> Vec<String> {
     let mut findings = Vec::new();
+    for reference in &records.refunds {
+        if seen.get(reference).map(|s| s.status.as_str()) != Some("0") {
+            findings.push(format!("acknowledged refund of {reference} is gone: {:?}", seen.get(reference)));
+        }
+    }
     for sent in &records.payments {
         let found = seen.get(&sent.reference);
         match (&sent.ackno, found) {
@@ -253,12 +259,13 @@ pub fn summary(records: &Records, seen: &Snapshot) -> String {
     }
     format!(
         "acknowledged {} bills and {} transfers; {} bills and {} transfers sent without an answer, {unacked_kept} of them kept; \
-         {} remitters, {} beneficiaries; final states {states:?}",
+         {} remitters, {} beneficiaries, {} refund claims; final states {states:?}",
         count(Kind::Bill, true),
         count(Kind::Transfer, true),
         count(Kind::Bill, false),
         count(Kind::Transfer, false),
         records.remitters.len(),
         records.beneficiaries.len(),
+        records.refunds.len(),
     )
 }

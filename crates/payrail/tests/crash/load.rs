@@ -20,9 +20,10 @@ use crate::sms::SmsInbox;
 /// The scenario suffixes, taken in turn.
 const SCENARIOS: [&str; 4] = ["111", "222", "333", "012"];
 
-/// Transfers per remitter mobile: with its registration OTP that is 4 texts,
-/// under the limit of 5 a mobile may receive in 10 minutes.
-const TRANSFERS_PER_REMITTER: u64 = 3;
+/// Transfers per remitter mobile: with its registration OTP and a refund
+/// claim's that is at most 4 texts, under the limit of 5 a mobile may
+/// receive in 10 minutes.
+const TRANSFERS_PER_REMITTER: u64 = 2;
 
 const DMT_CLIENTS: usize = 3;
 const BILL_CLIENTS: usize = 3;
@@ -50,6 +51,8 @@ pub struct Records {
     pub payments: Vec<Sent>,
     /// Remitter mobiles whose registration was acknowledged.
     pub remitters: Vec<String>,
+    /// References of transfers whose refund claim was acknowledged.
+    pub refunds: Vec<String>,
     /// (mobile, account) of acknowledged beneficiaries.
     pub beneficiaries: Vec<(String, String)>,
     /// Answers a live server should not have given.
@@ -246,6 +249,21 @@ impl Client {
         let index = self.journal.sent(Kind::Transfer, &reference, rupees);
         let done = self.expect("/api/AOP/DMTV1/Transaction", fields, 200).await?;
         self.journal.acked(index, id_text(&done["ackno"]));
+        if done["txn_status"] == "5" {
+            self.claim_refund(mobile, &reference, &done["ackno"]).await?;
+        }
+        Ok(())
+    }
+
+    /// `RefundOtp` then `ClaimRefund` for a transfer that failed at once.
+    async fn claim_refund(&self, mobile: &str, reference: &str, ackno: &Value) -> Result<(), Halt> {
+        let fields = json!({"referenceid": reference, "ackno": ackno});
+        let sent = self.expect("/api/AOP/DMTV1/RefundOtp", fields.clone(), 200).await?;
+        let mut claim = fields;
+        claim["OTP"] = json!(self.otp(mobile)?);
+        claim["Stateresp"] = sent["stateresp"].clone();
+        self.expect("/api/AOP/DMTV1/ClaimRefund", claim, 200).await?;
+        self.journal.with(|r| r.refunds.push(reference.to_owned()));
         Ok(())
     }
 }

@@ -1,13 +1,14 @@
 //! The crash test: the real `payrail` binary serves concurrent bill payments
 //! and DMT transfers (remitter, beneficiaries, `TransactionSendOtp`,
-//! `Transaction`) through the sandbox upstream, which fails some and returns
+//! `Transaction`, and `RefundOtp`/`ClaimRefund` for those that fail at once)
+//! through the sandbox upstream, which fails some and returns
 //! some, and is killed with SIGKILL at a random moment and restarted, over
 //! and over: 20 times on SQLite, 10 on PostgreSQL. Afterwards, with the
 //! server up and the sandbox given time to settle (waiting on the condition,
 //! not on a guessed time):
 //!
 //! - every write the server acknowledged is there as acknowledged (same id,
-//!   same amount), remitters and beneficiaries included;
+//!   same amount), remitters, beneficiaries and refund claims included;
 //! - no failed bill payment is left unrefunded (checked as soon as the
 //!   sandbox has decided every payment: failing and refunding a bill are one
 //!   transaction, so no lookup may ever show a failed bill unrefunded);
