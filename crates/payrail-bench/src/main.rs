@@ -130,7 +130,7 @@ fn print_reports(engine: &str, bare: &Report, payrail: &Report) {
 
 /// The size of a typical found DMT body, which the bare server answers with.
 fn sample_body_len() -> usize {
-    r#"{"status":true,"response_code":1,"utr":"101306003674","amount":"12345","ackno":"1234567","referenceid":"B0123456","account":"20018575947","txn_status":"1","message":"Transaction Successful","customercharge":"123.45","gst":"18.83","discount":"18.83","tds":"1.37","netcommission":"66.78","daterefunded":null,"refundtxnid":null}"#.len()
+    r#"{"status":true,"response_code":1,"utr":"101306003674","amount":"12345","ackno":"123456789","referenceid":"B0123456","account":"20018575947","txn_status":"1","message":"Transaction Successful","customercharge":"123.45","gst":"18.83","discount":"18.83","tds":"1.37","netcommission":"66.78","daterefunded":null,"refundtxnid":null}"#.len()
 }
 
 /// A new database on the server at `base`: its URL and name.

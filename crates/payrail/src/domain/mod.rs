@@ -16,6 +16,7 @@ pub mod remitter;
 pub mod text;
 pub mod time;
 pub mod token;
+pub mod txn_id;
 pub mod upstream;
 
 pub use bbps::{BillPayment, BillStatus};

@@ -7,8 +7,8 @@ use std::fmt;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use axum::http::StatusCode;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 

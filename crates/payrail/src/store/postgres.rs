@@ -49,6 +49,7 @@ use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode,
 };
+use crate::domain::txn_id::TxnNumbers;
 use crate::domain::{
     BillPayment, BillStatus, DmtCharges, DmtStatus, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner,
     PartnerStatus, ReferenceId, RegistrationId, Timestamp, TxnKind,
@@ -281,6 +282,18 @@ CREATE TABLE partner_callback_secrets (
     previous_secret_until BIGINT,
     updated_at            BIGINT NOT NULL
 );
+"#,
+    // Issue 9 item 24 (transaction numbers that do not count).
+    // Issue 9 item 24: new ackno/txnid are a keyed permutation of a counter
+    // (domain::txn_id); the secret is written at first connect (see
+    // `txn_numbers`). Rows made before keep their numbers.
+    r#"
+CREATE TABLE txn_number_secret (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    secret  TEXT    NOT NULL
+);
+CREATE SEQUENCE dmt_number_counter MINVALUE 0 START 0;
+CREATE SEQUENCE bbps_number_counter MINVALUE 0 START 0;
 "#,
 ];
 
@@ -677,6 +690,8 @@ const AUDIT_REFUNDS_NOT_PAID: &str = concat!(
 /// The PostgreSQL engine.
 pub struct PostgresStore {
     pool: Pool,
+    /// How new transactions are numbered.
+    numbers: TxnNumbers,
 }
 
 impl PostgresStore {
@@ -700,8 +715,9 @@ impl PostgresStore {
             .context("Failed to build the PostgreSQL connection pool")?;
         let mut client = pool.get().await.context("Failed to connect to PostgreSQL")?;
         migrate(&mut client).await?;
+        let numbers = txn_numbers(&client).await?;
         drop(client);
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, numbers })
     }
 
     /// A pooled connection, or "unavailable" if none comes in time.
@@ -1161,10 +1177,15 @@ async fn check_limit(
 
 /// Inserts one new record as a batch of one would (a new id from the
 /// identity sequence, its first history row); returns its id.
-async fn insert_new<T: BatchRow>(tx: &Transaction<'_>, row: &T, note: &ChangeNote) -> Result<i64, Stop> {
+async fn insert_new<T: BatchRow>(
+    tx: &Transaction<'_>,
+    numbers: &TxnNumbers,
+    row: &T,
+    note: &ChangeNote,
+) -> Result<i64, Stop> {
     lock_ids::<T>(tx, false).await?;
     let rows = std::slice::from_ref(row);
-    let ids = assign_ids(tx, rows).await?;
+    let ids = assign_ids(tx, numbers, rows).await?;
     insert_chunk(tx, rows, &ids, note).await.map_err(|e| insert_refusal(chunk_error(e, rows, &ids, 0)))?;
     let id = ids.first().copied().ok_or_else(|| StoreError::Other(anyhow::anyhow!("no id for the new record")))?;
     Ok(id)
@@ -2100,7 +2121,7 @@ impl PostgresStore {
         let journal = Journal::dmt_debit(&transfer, note.at);
         let wallet = charge_wallet(&tx, transfer.partner, journal.wallet_change()).await?;
         check_limit(&tx, &transfer, route, limit).await?;
-        transfer.ackno = insert_new(&tx, &transfer, note).await?;
+        transfer.ackno = insert_new(&tx, &self.numbers, &transfer, note).await?;
         insert_route(&tx, &transfer, route).await?;
         insert_journal(&tx, &journal.with_txn_id(transfer.ackno)).await?;
         if let Some(at) = poll_at {
@@ -2122,7 +2143,7 @@ impl PostgresStore {
         payment.txnid = 0;
         let journal = Journal::bill_debit(&payment, note.at);
         let wallet = charge_wallet(&tx, payment.partner, journal.wallet_change()).await?;
-        payment.txnid = insert_new(&tx, &payment, note).await?;
+        payment.txnid = insert_new(&tx, &self.numbers, &payment, note).await?;
         insert_journal(&tx, &journal.with_txn_id(payment.txnid)).await?;
         if let Some(at) = poll_at {
             schedule_poll(&tx, TxnKind::Bbps, payment.txnid, at).await?;
@@ -2171,6 +2192,9 @@ trait BatchRow: Send + Sync + Sized {
     const ID_COLUMN: &'static str;
     /// The advisory lock guarding the identity sequence.
     const ID_LOCK: i64;
+    /// The sequence counting new records, whose values the keyed
+    /// permutation turns into their numbers (`domain::txn_id`).
+    const COUNTER: &'static str;
     /// The `INSERT … FROM UNNEST(…)` taking one array per column.
     const INSERT: &'static str;
 
@@ -2191,6 +2215,7 @@ impl BatchRow for DmtTransfer {
     const TABLE: &'static str = "dmt_transfers";
     const ID_COLUMN: &'static str = "ackno";
     const ID_LOCK: i64 = DMT_IDS_LOCK;
+    const COUNTER: &'static str = "dmt_number_counter";
     const INSERT: &'static str = INSERT_DMTS;
 
     fn id(&self) -> i64 {
@@ -2233,6 +2258,7 @@ impl BatchRow for BillPayment {
     const TABLE: &'static str = "bill_payments";
     const ID_COLUMN: &'static str = "txnid";
     const ID_LOCK: i64 = BILL_IDS_LOCK;
+    const COUNTER: &'static str = "bbps_number_counter";
     const INSERT: &'static str = INSERT_BILLS;
 
     fn id(&self) -> i64 {
@@ -2289,7 +2315,7 @@ impl PostgresStore {
         for (number, chunk) in rows.chunks(CHUNK_ROWS).enumerate() {
             let offset = number * CHUNK_ROWS;
             check_chunk(&tx, chunk, offset, &partners).await?;
-            let chunk_ids = assign_ids(&tx, chunk).await?;
+            let chunk_ids = assign_ids(&tx, &self.numbers, chunk).await?;
             insert_chunk(&tx, chunk, &chunk_ids, &note).await.map_err(|e| chunk_error(e, chunk, &chunk_ids, offset))?;
             ids.extend(chunk_ids);
             progress(ids.len() as u64);
@@ -2378,17 +2404,21 @@ async fn taken_ids<T: BatchRow>(tx: &Transaction<'_>, chunk: &[T]) -> Result<Has
     rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>().store_context("Failed to read a duplicate id")
 }
 
-/// The ids the chunk's rows get: their own, or new ones from the identity
-/// sequence for rows that ask (id 0). New ids are drawn here rather than by
-/// the INSERT so that the ids returned are in row order without relying on
-/// the order of `RETURNING`.
-async fn assign_ids<T: BatchRow>(tx: &Transaction<'_>, chunk: &[T]) -> Result<Vec<i64>, StoreError> {
+/// The ids the chunk's rows get: their own, or new numbers for rows that ask
+/// (id 0). New numbers are drawn here rather than by the INSERT so that the
+/// ids returned are in row order without relying on the order of `RETURNING`.
+async fn assign_ids<T: BatchRow>(
+    tx: &Transaction<'_>,
+    numbers: &TxnNumbers,
+    chunk: &[T],
+) -> Result<Vec<i64>, StoreError> {
     let highest_explicit = chunk.iter().map(T::id).max().unwrap_or(0);
     if highest_explicit > 0 {
         advance_sequence::<T>(tx, highest_explicit).await?;
     }
     let wanted = chunk.iter().filter(|row| row.id() == 0).count();
-    let mut fresh = new_ids::<T>(tx, wanted).await?.into_iter();
+    let explicit: HashSet<i64> = chunk.iter().map(T::id).filter(|id| *id != 0).collect();
+    let mut fresh = new_numbers::<T>(tx, numbers, wanted, &explicit).await?.into_iter();
     let ids: Option<Vec<i64>> =
         chunk.iter().map(|row| if row.id() != 0 { Some(row.id()) } else { fresh.next() }).collect();
     ids.ok_or_else(|| StoreError::Other(anyhow::anyhow!("the id sequence returned too few ids")))
@@ -2407,25 +2437,59 @@ async fn advance_sequence<T: BatchRow>(tx: &Transaction<'_>, highest: i64) -> Re
     Ok(())
 }
 
-/// `count` new ids from the identity sequence, in ascending order.
-async fn new_ids<T: BatchRow>(tx: &Transaction<'_>, count: usize) -> Result<Vec<i64>, StoreError> {
-    if count == 0 {
-        return Ok(Vec::new());
+/// `count` new numbers of `T`'s kind: values of its counter through the
+/// keyed permutation, passing over numbers that records made before (or
+/// explicit ids of the same chunk) already have.
+async fn new_numbers<T: BatchRow>(
+    tx: &Transaction<'_>,
+    numbers: &TxnNumbers,
+    count: usize,
+    explicit: &HashSet<i64>,
+) -> Result<Vec<i64>, StoreError> {
+    let mut fresh = Vec::with_capacity(count);
+    while fresh.len() < count {
+        let sql = format!("SELECT nextval('{}') FROM generate_series(1, $1::bigint)", T::COUNTER);
+        let rows = query(tx, &sql, &[&((count - fresh.len()) as i64)], "Failed to count new records").await?;
+        let mut counters = rows.iter().map(|row| row.try_get(0)).collect::<Result<Vec<i64>, _>>();
+        if let Ok(counters) = &mut counters {
+            counters.sort_unstable();
+        }
+        let candidates = counters
+            .store_context("Failed to read a counter")?
+            .into_iter()
+            .map(|counter| numbers.number(T::KIND, counter as u64))
+            .collect::<Result<Vec<i64>, _>>()
+            .map_err(|e| StoreError::Other(anyhow::Error::new(e)))?;
+        let taken = numbers_present::<T>(tx, &candidates).await?;
+        fresh.extend(candidates.into_iter().filter(|n| !taken.contains(n) && !explicit.contains(n)));
     }
-    // OFFSET 0 keeps the planner from inlining the sequence lookup into
-    // every nextval call, which makes the query four times slower.
-    let sql = format!(
-        "SELECT nextval(seq) FROM (SELECT pg_get_serial_sequence('{table}', '{id}')::regclass AS seq OFFSET 0) AS s, \
-         generate_series(1, $1::bigint)",
-        id = T::ID_COLUMN,
-        table = T::TABLE
-    );
-    let rows = query(tx, &sql, &[&(count as i64)], "Failed to allocate ids").await?;
-    let mut ids = rows.iter().map(|row| row.try_get(0)).collect::<Result<Vec<i64>, _>>();
-    if let Ok(ids) = &mut ids {
-        ids.sort_unstable();
-    }
-    ids.store_context("Failed to read a new id")
+    Ok(fresh)
+}
+
+/// Which of `candidates` the table already has.
+async fn numbers_present<T: BatchRow>(tx: &Transaction<'_>, candidates: &[i64]) -> Result<HashSet<i64>, StoreError> {
+    let sql = format!("SELECT {id} FROM {table} WHERE {id} = ANY($1)", id = T::ID_COLUMN, table = T::TABLE);
+    let rows = query(tx, &sql, &[&candidates], "Failed to look for taken numbers").await?;
+    rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>().store_context("Failed to read a taken number")
+}
+
+/// The installation's transaction numbering: its secret is made (random,
+/// 32 bytes) the first time a store is opened after the migration that
+/// created its table; instances starting together keep the first one.
+async fn txn_numbers(client: &deadpool_postgres::Client) -> anyhow::Result<TxnNumbers> {
+    client
+        .execute(
+            "INSERT INTO txn_number_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+            &[&super::new_txn_number_secret()],
+        )
+        .await
+        .context("Failed to store the transaction-number secret")?;
+    let row = client
+        .query_one("SELECT secret FROM txn_number_secret WHERE id = 1", &[])
+        .await
+        .context("Failed to read the transaction-number secret")?;
+    let secret: String = row.try_get(0).context("Failed to read the transaction-number secret")?;
+    Ok(TxnNumbers::new(secret.as_bytes()))
 }
 
 /// Inserts the chunk's rows with `ids`, and their history rows.
@@ -2618,16 +2682,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_keeps_explicit_ids_and_numbers_the_rest_above_them() -> anyhow::Result<()> {
+    async fn a_batch_keeps_explicit_ids_and_numbers_the_rest_in_the_nine_digit_range() -> anyhow::Result<()> {
         let Some(db) = TestDb::create().await? else { return Ok(()) };
         let store = &db.store;
         store.insert_partner(new_partner(Some(554))).await?;
         let rows =
             vec![transfer(554, 0, "A")?, transfer(554, 500, "B")?, transfer(554, 0, "C")?, transfer(554, 7, "D")?];
         let ids = store.insert_dmt_batch(rows, note("import"), no_progress()).await?;
-        assert_eq!(ids, vec![501, 500, 502, 7]);
+        let nine_digits = |id: i64| (100_000_000..=999_999_999).contains(&id);
+        assert!(nine_digits(ids[0]) && nine_digits(ids[2]) && ids[0] != ids[2], "{ids:?}");
+        assert_eq!((ids[1], ids[3]), (500, 7));
         let more = store.insert_dmt_batch(vec![transfer(554, 0, "E")?], note("import"), no_progress()).await?;
-        assert_eq!(more, vec![503]);
+        assert!(nine_digits(more[0]) && !ids.contains(&more[0]), "{more:?}");
         let found = store.lookup_dmt(RegistrationId::new(554), "B").await?.and_then(|(_, t)| t);
         assert_eq!(found.map(|t| t.ackno), Some(500));
         assert_eq!(store.lookup_dmt(RegistrationId::new(554), "Z").await?.and_then(|(_, t)| t), None);
@@ -2650,10 +2716,8 @@ mod tests {
             }
         });
         let ids = store.insert_dmt_batch(rows, note("import"), progress).await?;
-        assert_eq!(ids[4_999], 5_000);
         assert_eq!(ids[6_000], 1_000_000);
-        // The chunk holding the explicit id draws its new ids above it.
-        assert_eq!(ids[5_000], 1_000_001);
+        assert!(ids.iter().enumerate().all(|(i, id)| i == 6_000 || (100_000_000..1_000_000_000).contains(id)));
         assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
         let seen = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
         assert_eq!(seen, vec![5_000, 10_000, 12_000]);
@@ -2669,7 +2733,7 @@ mod tests {
         let Some(db) = TestDb::create().await? else { return Ok(()) };
         let store = &db.store;
         store.insert_partner(new_partner(Some(554))).await?;
-        store.insert_dmt_batch(transfers(554, "OLD", 3)?, note("import"), no_progress()).await?;
+        let old = store.insert_dmt_batch(transfers(554, "OLD", 3)?, note("import"), no_progress()).await?;
 
         let mut rows = transfers(554, "NEW", 12_000)?;
         rows[10_500] = transfer(554, 0, "OLD1")?;
@@ -2681,7 +2745,7 @@ mod tests {
         let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
         assert!(matches!(error, Err(InsertError::Duplicate { index: 7_000, ref reference }) if reference == "NEW2"));
 
-        let rows = vec![transfer(554, 0, "X")?, transfer(554, 1, "Y")?];
+        let rows = vec![transfer(554, 0, "X")?, transfer(554, old[0], "Y")?];
         let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
         assert!(matches!(error, Err(InsertError::Duplicate { index: 1, ref reference }) if reference == "Y"));
 
@@ -2755,20 +2819,21 @@ mod tests {
         store.insert_partner(new_partner(Some(554))).await?;
         let rows = vec![bill(554, 0, "B1")?, bill(554, 40, "B2")?];
         let ids = store.insert_bill_batch(rows, note("import"), no_progress()).await?;
-        assert_eq!(ids, vec![41, 40]);
+        assert!((100_000_000..1_000_000_000).contains(&ids[0]), "{ids:?}");
+        assert_eq!(ids[1], 40);
         let dup = store.insert_bill_batch(vec![bill(554, 0, "B2")?], note("import"), no_progress()).await;
         assert!(matches!(dup, Err(InsertError::Duplicate { index: 0, .. })));
 
         let success = BillChange::Success { operator_ref: Some("OP1".into()) };
-        let paid = store.change_bill(41, success, note("admin")).await?;
+        let paid = store.change_bill(ids[0], success, note("admin")).await?;
         assert_eq!((paid.status, paid.operator_ref.as_deref()), (BillStatus::Success, Some("OP1")));
-        store.change_bill(41, BillChange::Fail, note("admin")).await?;
+        store.change_bill(ids[0], BillChange::Fail, note("admin")).await?;
         let refund = BillChange::Refund { refund_txn_id: "R-9".into() };
-        let refunded = store.change_bill(41, refund, note("admin")).await?;
+        let refunded = store.change_bill(ids[0], refund, note("admin")).await?;
         assert_eq!(refunded.refund_txn_id.as_deref(), Some("R-9"));
 
         assert_eq!(store.lookup_bill(RegistrationId::new(554), "B1").await?.and_then(|(_, t)| t), Some(refunded));
-        let history = store.bill_with_history(41).await?.map(|(_, h)| h.len());
+        let history = store.bill_with_history(ids[0]).await?.map(|(_, h)| h.len());
         assert_eq!(history, Some(4));
         assert_eq!(store.counts().await?, (0, 2));
         db.finish().await

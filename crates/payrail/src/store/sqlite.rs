@@ -29,6 +29,7 @@ use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode,
 };
+use crate::domain::txn_id::TxnNumbers;
 use crate::domain::{
     BillPayment, BillStatus, DmtCharges, DmtStatus, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner,
     PartnerStatus, ReferenceId, RegistrationId, Timestamp, TxnKind,
@@ -262,6 +263,21 @@ CREATE TABLE partner_callback_secrets (
     updated_at            INTEGER NOT NULL
 );
 "#,
+    // Issue 9 item 24 (transaction numbers that do not count).
+    // Issue 9 item 24: new ackno/txnid are a keyed permutation of a counter
+    // (domain::txn_id); the secret is written at first open (see
+    // `txn_numbers`). Rows made before keep their numbers.
+    r#"
+CREATE TABLE txn_number_secret (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    secret  TEXT    NOT NULL
+);
+CREATE TABLE txn_number_counters (
+    kind  TEXT    PRIMARY KEY,
+    next  INTEGER NOT NULL
+);
+INSERT INTO txn_number_counters (kind, next) VALUES ('dmt', 0), ('bbps', 0);
+"#,
 ];
 
 /// `reqid`s seen within the replay window, in two generations per shard:
@@ -461,6 +477,8 @@ pub struct SqliteStore {
     reqids: Arc<RecentReqids>,
     /// Its thread writes `reqids` out; it stops, after a last write, when the store is dropped.
     _flusher: ReqidFlusher,
+    /// How new transactions are numbered.
+    numbers: Arc<TxnNumbers>,
 }
 
 fn connection(path: &Path) -> anyhow::Result<Connection> {
@@ -702,6 +720,7 @@ impl SqliteStore {
         migrate(&mut writer)?;
         let reqids = Arc::new(RecentReqids::default());
         reqids.load(stored_reqids(&writer).context("Failed to read the recent token reqids")?)?;
+        let numbers = Arc::new(txn_numbers(&writer)?);
         let writer = Arc::new(Mutex::new(writer));
         Ok(SqliteStore {
             readers: Mutex::new(Vec::new()),
@@ -709,6 +728,7 @@ impl SqliteStore {
             _flusher: ReqidFlusher::start(Arc::clone(&writer), Arc::clone(&reqids))?,
             writer,
             reqids,
+            numbers,
         })
     }
 
@@ -902,11 +922,12 @@ impl Store for SqliteStore {
         note: ChangeNote,
         progress: Arc<dyn Fn(u64) + Send + Sync>,
     ) -> Result<Vec<i64>, InsertError> {
+        let numbers = Arc::clone(&self.numbers);
         self.write(move |conn| {
             let tx = immediate(conn)?;
             let mut ids = Vec::with_capacity(rows.len());
             for (index, row) in rows.iter().enumerate() {
-                ids.push(insert_dmt(&tx, row, &note, index)?);
+                ids.push(insert_dmt(&tx, &numbers, row, &note, index)?);
                 if index % 1000 == 999 {
                     progress(index as u64 + 1);
                 }
@@ -995,11 +1016,12 @@ impl Store for SqliteStore {
         note: ChangeNote,
         progress: Arc<dyn Fn(u64) + Send + Sync>,
     ) -> Result<Vec<i64>, InsertError> {
+        let numbers = Arc::clone(&self.numbers);
         self.write(move |conn| {
             let tx = immediate(conn)?;
             let mut ids = Vec::with_capacity(rows.len());
             for (index, row) in rows.iter().enumerate() {
-                ids.push(insert_bill(&tx, row, &note, index)?);
+                ids.push(insert_bill(&tx, &numbers, row, &note, index)?);
                 if index % 1000 == 999 {
                     progress(index as u64 + 1);
                 }
@@ -1414,6 +1436,7 @@ impl Store for SqliteStore {
         note: ChangeNote,
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<DmtTransfer>, DebitError> {
+        let numbers = Arc::clone(&self.numbers);
         self.write(move |conn| {
             let tx = immediate(conn)?;
             refuse_duplicate(&tx, DMT_REFERENCE_TAKEN, transfer.partner, &transfer.reference)?;
@@ -1425,7 +1448,7 @@ impl Store for SqliteStore {
                 return Err(DebitError::MonthlyLimit { remaining: Paise::new((limit.limit.get() - used).max(0)) });
             }
             let record = DmtTransfer { ackno: 0, ..transfer };
-            let ackno = insert_dmt(&tx, &record, &note, 0).map_err(debit_error)?;
+            let ackno = insert_dmt(&tx, &numbers, &record, &note, 0).map_err(debit_error)?;
             let record = DmtTransfer { ackno, ..record };
             insert_route(&tx, &record, &route).map_err(store_error)?;
             insert_journal(&tx, &journal.with_txn_id(ackno)).map_err(store_error)?;
@@ -1452,13 +1475,14 @@ impl Store for SqliteStore {
         note: ChangeNote,
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<BillPayment>, DebitError> {
+        let numbers = Arc::clone(&self.numbers);
         self.write(move |conn| {
             let tx = immediate(conn)?;
             refuse_duplicate(&tx, BILL_REFERENCE_TAKEN, payment.partner, &payment.reference)?;
             let journal = Journal::bill_debit(&payment, note.at);
             let wallet = debit_wallet(&tx, payment.partner, journal.wallet_change())?;
             let record = BillPayment { txnid: 0, ..payment };
-            let txnid = insert_bill(&tx, &record, &note, 0).map_err(debit_error)?;
+            let txnid = insert_bill(&tx, &numbers, &record, &note, 0).map_err(debit_error)?;
             let record = BillPayment { txnid, ..record };
             insert_journal(&tx, &journal.with_txn_id(txnid)).map_err(store_error)?;
             if let Some(at) = poll_at {
@@ -2262,16 +2286,23 @@ fn insert_error(error: rusqlite::Error, index: usize, partner: RegistrationId, r
     }
 }
 
-fn insert_dmt(conn: &Connection, row: &DmtTransfer, note: &ChangeNote, index: usize) -> Result<i64, InsertError> {
+fn insert_dmt(
+    conn: &Connection,
+    numbers: &TxnNumbers,
+    row: &DmtTransfer,
+    note: &ChangeNote,
+    index: usize,
+) -> Result<i64, InsertError> {
+    let ackno = if row.ackno != 0 { row.ackno } else { new_number(conn, numbers, TxnKind::Dmt)? };
     let c = &row.charges;
     conn.prepare_cached(
         "INSERT INTO dmt_transfers (ackno, partner_id, reference_id, amount, account, utr, status, customer_charge, \
          provider_share, gst, discount, commission, tds, net_commission, created_at, updated_at, refund_txn_id, refunded_at) \
-         VALUES (NULLIF(?1, 0), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17)",
     )
     .and_then(|mut s| {
         s.execute(params![
-            row.ackno,
+            ackno,
             row.partner.number(),
             row.reference.as_str(),
             row.amount.get(),
@@ -2291,20 +2322,26 @@ fn insert_dmt(conn: &Connection, row: &DmtTransfer, note: &ChangeNote, index: us
         ])
     })
     .map_err(|e| insert_error(e, index, row.partner, &row.reference))?;
-    let ackno = conn.last_insert_rowid();
     insert_history(conn, TxnKind::Dmt, ackno, None, row.status.name(), note).map_err(store_error)?;
     Ok(ackno)
 }
 
-fn insert_bill(conn: &Connection, row: &BillPayment, note: &ChangeNote, index: usize) -> Result<i64, InsertError> {
+fn insert_bill(
+    conn: &Connection,
+    numbers: &TxnNumbers,
+    row: &BillPayment,
+    note: &ChangeNote,
+    index: usize,
+) -> Result<i64, InsertError> {
+    let txnid = if row.txnid != 0 { row.txnid } else { new_number(conn, numbers, TxnKind::Bbps)? };
     conn.prepare_cached(
         "INSERT INTO bill_payments (txnid, partner_id, reference_id, operator_name, ca_number, amount, ad1, ad2, ad3, \
          commission, tds, status, operator_ref, created_at, updated_at, refund_txn_id, refunded_at) \
-         VALUES (NULLIF(?1, 0), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16)",
     )
     .and_then(|mut s| {
         s.execute(params![
-            row.txnid,
+            txnid,
             row.partner.number(),
             row.reference.as_str(),
             row.operator_name,
@@ -2323,9 +2360,49 @@ fn insert_bill(conn: &Connection, row: &BillPayment, note: &ChangeNote, index: u
         ])
     })
     .map_err(|e| insert_error(e, index, row.partner, &row.reference))?;
-    let txnid = conn.last_insert_rowid();
     insert_history(conn, TxnKind::Bbps, txnid, None, row.status.name(), note).map_err(store_error)?;
     Ok(txnid)
+}
+
+/// The installation's transaction numbering: its secret is made (random,
+/// 32 bytes) the first time a store is opened after the migration that
+/// created its table.
+fn txn_numbers(conn: &Connection) -> anyhow::Result<TxnNumbers> {
+    conn.execute(
+        "INSERT INTO txn_number_secret (id, secret) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING",
+        [super::new_txn_number_secret()],
+    )
+    .context("Failed to store the transaction-number secret")?;
+    let secret: String = conn
+        .query_row("SELECT secret FROM txn_number_secret WHERE id = 1", [], |r| r.get(0))
+        .context("Failed to read the transaction-number secret")?;
+    Ok(TxnNumbers::new(secret.as_bytes()))
+}
+
+/// The next number of `kind`: the counter's next value through the keyed
+/// permutation, passing over any number a record made before already has.
+fn new_number(conn: &Connection, numbers: &TxnNumbers, kind: TxnKind) -> Result<i64, InsertError> {
+    let (table, column) = match kind {
+        TxnKind::Dmt => ("dmt_transfers", "ackno"),
+        TxnKind::Bbps => ("bill_payments", "txnid"),
+    };
+    let taken_sql = format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE {column} = ?1)");
+    loop {
+        let counter: i64 = conn
+            .prepare_cached("UPDATE txn_number_counters SET next = next + 1 WHERE kind = ?1 RETURNING next - 1")
+            .and_then(|mut s| s.query_row([kind.as_str()], |r| r.get(0)))
+            .map_err(store_error)?;
+        let number = numbers
+            .number(kind, counter as u64)
+            .map_err(|e| InsertError::Store(StoreError::Other(anyhow::Error::new(e))))?;
+        let taken: bool = conn
+            .prepare_cached(&taken_sql)
+            .and_then(|mut s| s.query_row([number], |r| r.get(0)))
+            .map_err(store_error)?;
+        if !taken {
+            return Ok(number);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -3062,6 +3139,8 @@ mod tests {
             }
             polls.sort_unstable();
             events.sort_unstable();
+            let mut acknos = acknos;
+            acknos.sort_unstable();
             assert_eq!(polls, acknos, "every job claimed exactly once");
             assert_eq!(events, acknos, "every event claimed exactly once");
         }

@@ -213,7 +213,14 @@ pub async fn spawn_app_on(database_url: &str, options: AppOptions) -> TestApp {
 /// database) and master key, with a store opened afresh: what a restarted
 /// server, or another instance, knows only from the store.
 pub async fn spawn_app_beside(first: &TestApp, options: AppOptions) -> TestApp {
-    spawn(None, first.database_url.clone(), options, Some((first.data_dir.path(), &first.master_key_hex))).await
+    let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let beside = Some((first.data_dir.path(), first.master_key_hex.as_str()));
+    spawn_with_dir(data_dir, None, first.database_url.clone(), options, beside).await
+}
+
+/// An app on an existing SQLite data directory (a store made before, say).
+pub async fn spawn_app_in(data_dir: tempfile::TempDir, options: AppOptions) -> TestApp {
+    spawn_with_dir(data_dir, None, None, options, None).await
 }
 
 async fn spawn(
@@ -223,6 +230,17 @@ async fn spawn(
     beside: Option<(&std::path::Path, &str)>,
 ) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    spawn_with_dir(data_dir, database, database_url, options, beside).await
+}
+
+/// `beside`: the data directory and master key of an app whose store this one opens again.
+async fn spawn_with_dir(
+    data_dir: tempfile::TempDir,
+    database: Option<TempDatabase>,
+    database_url: Option<String>,
+    options: AppOptions,
+    beside: Option<(&std::path::Path, &str)>,
+) -> TestApp {
     let location = match (&database_url, beside) {
         (Some(url), _) => StoreLocation::Postgres(url.clone()),
         (None, Some((dir, _))) => StoreLocation::Sqlite(dir.to_owned()),

@@ -20,6 +20,7 @@ mod paysprint;
 mod replay;
 mod seeds;
 mod strict_input;
+mod txn_numbers;
 mod upstream_paysprint;
 mod upstream_sandbox;
 mod wallet;

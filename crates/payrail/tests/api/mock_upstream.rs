@@ -200,6 +200,10 @@ struct MockState {
     partner_id: String,
     authorised_key: String,
     scripts: Mutex<HashMap<String, Scripted>>,
+    /// Scripts for references not named yet, taken in the order they first arrive.
+    queued: Mutex<std::collections::VecDeque<Script>>,
+    /// The script of any other reference.
+    fallback: Mutex<Option<Script>>,
     calls: Mutex<Vec<Call>>,
     reqids: Mutex<HashSet<String>>,
     next_ackno: AtomicI64,
@@ -230,6 +234,8 @@ impl MockUpstream {
             partner_id: partner_id.into(),
             authorised_key: authorised_key.into(),
             scripts: Mutex::default(),
+            queued: Mutex::default(),
+            fallback: Mutex::default(),
             calls: Mutex::default(),
             reqids: Mutex::default(),
             next_ackno: AtomicI64::new(90_000),
@@ -243,6 +249,19 @@ impl MockUpstream {
     /// answers start again from the first).
     pub fn script(&self, reference: &str, script: Script) {
         lock(&self.state.scripts).insert(reference.into(), Scripted { script, statuses_served: 0 });
+    }
+
+    /// Says how the fake answers about the next reference it hears of that
+    /// has no script: payrail's numbers are not predictable, so a test that
+    /// makes transactions one after another scripts them in that order.
+    pub fn script_next(&self, script: Script) {
+        lock(&self.state.queued).push_back(script);
+    }
+
+    /// Says how the fake answers about every reference without a script of
+    /// its own (each gets its own copy, with its own status answers).
+    pub fn script_others(&self, script: Script) {
+        *lock(&self.state.fallback) = Some(script);
     }
 
     /// Every call so far, refused ones included, in order of arrival.
@@ -378,6 +397,11 @@ impl MockState {
     /// The scripted reply for this call, or `None` for the default.
     fn reply_for(&self, endpoint: Endpoint, reference: &str) -> Option<Reply> {
         let mut scripts = lock(&self.scripts);
+        if !reference.is_empty() && !scripts.contains_key(reference) {
+            let unnamed = lock(&self.queued).pop_front().or_else(|| lock(&self.fallback).clone());
+            let script = unnamed?;
+            scripts.insert(reference.to_owned(), Scripted { script, statuses_served: 0 });
+        }
         let scripted = scripts.get_mut(reference)?;
         match endpoint {
             Endpoint::Transact | Endpoint::PayBill => scripted.script.submit.clone(),

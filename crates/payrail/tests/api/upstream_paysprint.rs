@@ -49,21 +49,22 @@ pub async fn app_with_mock(engine: Engine, poll_schedule: &'static str) -> (Test
     (spawn_app_with(engine, options).await, mock)
 }
 
-/// In a fresh store the n-th transfer is ackno n, so the upstream reference is known before the transfer is made.
-fn dmt_ref(n: i64) -> String {
-    format!("PRD{n}")
+/// The upstream reference of the transfer a `Transaction` answer is about.
+fn dmt_ref(sent: &Value) -> String {
+    format!("PRD{}", sent["ackno"].as_str().unwrap_or_default())
 }
 
 async fn the_upstream_decides_transfers_through_the_connector_and_unknown_answers_decide_nothing(engine: Engine) {
     let (app, mock) = app_with_mock(engine, "1s,1s,1s").await;
     let (partner, _receiver) = funded_partner(&app).await;
     let hang = Duration::from_secs(3);
-    mock.script(&dmt_ref(1), Script::new().status(Reply::dmt(2, None)).status(Reply::dmt(1, Some("UTR000000001"))));
-    mock.script(&dmt_ref(2), Script::new().submit(Reply::answer(0, false, "Beneficiary bank declined")));
-    mock.script(&dmt_ref(3), Script::new().submit(Reply::Hang(hang)).status(Reply::dmt(1, Some("UTR000000003"))));
-    mock.script(&dmt_ref(4), Script::new().status(Reply::Garbage));
-    mock.script(&dmt_ref(5), Script::new().status(Reply::dmt(9, None)));
-    mock.script(&dmt_ref(6), Script::new().status(Reply::dmt(1, None)).status(Reply::dmt(1, Some("UTR000000006"))));
+    // PS-1..6 are made one after another: the mock takes these scripts in that order.
+    mock.script_next(Script::new().status(Reply::dmt(2, None)).status(Reply::dmt(1, Some("UTR000000001"))));
+    mock.script_next(Script::new().submit(Reply::answer(0, false, "Beneficiary bank declined")));
+    mock.script_next(Script::new().submit(Reply::Hang(hang)).status(Reply::dmt(1, Some("UTR000000003"))));
+    mock.script_next(Script::new().status(Reply::Garbage));
+    mock.script_next(Script::new().status(Reply::dmt(9, None)));
+    mock.script_next(Script::new().status(Reply::dmt(1, None)).status(Reply::dmt(1, Some("UTR000000006"))));
     let start = balance(&app, &partner).await;
 
     let sent: Vec<Value> = {
@@ -73,9 +74,6 @@ async fn the_upstream_decides_transfers_through_the_connector_and_unknown_answer
         }
         sent
     };
-    for (n, answer) in sent.iter().enumerate() {
-        assert_eq!(answer["ackno"], json!((n + 1).to_string()), "acknos are 1..6 in a fresh store");
-    }
     assert_eq!((&sent[1]["txn_status"], &sent[1]["message"]), (&json!("5"), &json!("Transaction Failed")));
     assert_eq!(sent[2]["txn_status"], "2", "a submission that timed out stays in process: {}", sent[2]);
 
@@ -92,11 +90,12 @@ async fn the_upstream_decides_transfers_through_the_connector_and_unknown_answer
     for reference in ["PS-4", "PS-5"] {
         until_dmt(&app, &partner, reference, "4", 15).await;
     }
-    let reasons: Vec<Value> = history(&app, "5").await.into_iter().map(|h| h["to"].clone()).collect();
+    let held = sent[4]["ackno"].as_str().unwrap_or_default();
+    let reasons: Vec<Value> = history(&app, held).await.into_iter().map(|h| h["to"].clone()).collect();
     assert_eq!(reasons, [json!("in_process"), json!("sent_to_bank"), json!("on_hold")], "no final state was invented");
 
-    for n in 1..=6 {
-        assert_eq!(mock.submits(&dmt_ref(n)), 1, "PRD{n} was submitted exactly once");
+    for transfer in &sent {
+        assert_eq!(mock.submits(&dmt_ref(transfer)), 1, "{} was submitted exactly once", dmt_ref(transfer));
     }
     assert_eq!(mock.rejected(), 0, "every request carried valid credentials");
     // One debit each, no refund yet: six times (1000 + 10 charge) out of the wallet.
@@ -111,31 +110,33 @@ async fn upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_sta
     let (app, mock) = app_with_mock(engine, "1h").await;
     let (partner, receiver) = funded_partner(&app).await;
     let base = app.url("");
-    send(&app, &partner, "123456789012", "1000", "CB-1").await;
-    send(&app, &partner, "123456789012", "1000", "CB-2").await;
+    let cb1 = send(&app, &partner, "123456789012", "1000", "CB-1").await;
+    let cb2 = send(&app, &partner, "123456789012", "1000", "CB-2").await;
+    let (prd1, prd2) = (dmt_ref(&cb1), dmt_ref(&cb2));
 
     // Success, then the same callback again, then a stale "sent to bank".
-    let success = MockUpstream::dmt_callback("PRD1", 1, Some("UTRCB0000001"));
+    let success = MockUpstream::dmt_callback(&prd1, 1, Some("UTRCB0000001"));
     for _ in 0..2 {
         let (status, body) = mock.send_callback(&base, &success).await;
         assert_eq!((status, body.as_str()), (200, r#"{"status":200,"message":"Transaction completed successfully"}"#));
     }
-    assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback("PRD1", 3, None)).await.0, 200);
+    assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback(&prd1, 3, None)).await.0, 200);
     let status = dmt(&app, &partner, "CB-1").await;
     assert_eq!((&status["txn_status"], &status["utr"]), (&json!("1"), &json!("UTRCB0000001")));
-    let successes = history(&app, "1").await.iter().filter(|h| h["to"] == "success").count();
+    let successes =
+        history(&app, cb1["ackno"].as_str().unwrap_or_default()).await.iter().filter(|h| h["to"] == "success").count();
     assert_eq!(successes, 1, "a repeated callback is applied once");
 
     // Out of order: the bank return (0) arrives before the delayed success; the success changes nothing.
-    assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback("PRD2", 0, None)).await.0, 200);
-    assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback("PRD2", 1, Some("UTRLATE"))).await.0, 200);
+    assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback(&prd2, 0, None)).await.0, 200);
+    assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback(&prd2, 1, Some("UTRLATE"))).await.0, 200);
     let status = dmt(&app, &partner, "CB-2").await;
     assert_eq!((&status["txn_status"], &status["utr"]), (&json!("5"), &Value::Null));
 
     // Refusals change nothing.
-    let forged = mock.send_callback_with_bad_token(&base, &MockUpstream::dmt_callback("PRD1", 0, None)).await;
+    let forged = mock.send_callback_with_bad_token(&base, &MockUpstream::dmt_callback(&prd1, 0, None)).await;
     assert_eq!(forged.0, 401, "{}", forged.1);
-    let unsigned = mock.post_callback(&base, None, &MockUpstream::dmt_callback("PRD1", 0, None)).await;
+    let unsigned = mock.post_callback(&base, None, &MockUpstream::dmt_callback(&prd1, 0, None)).await;
     assert_eq!(unsigned.0, 401, "{}", unsigned.1);
     assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback("PRD999", 1, Some("U"))).await.0, 404);
     assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback("XYZ1", 1, Some("U"))).await.0, 404);
@@ -243,13 +244,11 @@ async fn two_servers_on_one_postgres_poll_each_transaction_and_deliver_each_call
 
     // 20 bill payments, half through each server; each is paid on its third status query.
     const PAYMENTS: usize = 20;
-    for n in 1..=PAYMENTS {
-        mock.script(
-            &format!("PRB{n}"),
-            Script::new().status(Reply::bill(2, None)).status(Reply::bill(2, None)).status(Reply::bill(1, Some("OP"))),
-        );
-    }
+    mock.script_others(
+        Script::new().status(Reply::bill(2, None)).status(Reply::bill(2, None)).status(Reply::bill(1, Some("OP"))),
+    );
     let operator = bses(&setup, &partner).await;
+    let mut references = Vec::new();
     for n in 1..=PAYMENTS {
         let port = ports[n % 2];
         let body = json!({"RegistrationID": partner.name(), "operator": operator, "canumber": "150012345678",
@@ -261,22 +260,27 @@ async fn two_servers_on_one_postgres_poll_each_transaction_and_deliver_each_call
             .send()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(paid.status(), 200, "{}", paid.text().await.unwrap_or_default());
+        assert_eq!(paid.status(), 200);
+        let paid: Value = paid.json().await.unwrap_or_else(|e| panic!("{e}"));
+        let txnid = match &paid["ackno"] {
+            Value::String(text) => text.clone(),
+            number => number.to_string(),
+        };
+        references.push(format!("PRB{txnid}"));
     }
 
     // Every poll job runs its four steps and is done; every success is called back.
     let done = eventually(30, "all polls finished and callbacks delivered", || async {
         let events = setup.store.events(&Default::default()).await.ok()?;
         let delivered = events.iter().filter(|e| e.state == payrail::domain::event::EventState::Delivered).count();
-        let polled = (1..=PAYMENTS).all(|n| mock.status_queries(&format!("PRB{n}")) >= 4);
+        let polled = references.iter().all(|reference| mock.status_queries(reference) >= 4);
         (polled && delivered == PAYMENTS).then_some(events)
     })
     .await;
     tokio::time::sleep(Duration::from_millis(2500)).await; // would a second poller or deliverer do more?
-    for n in 1..=PAYMENTS {
-        let reference = format!("PRB{n}");
-        assert_eq!(mock.submits(&reference), 1, "{reference} submitted once");
-        assert_eq!(mock.status_queries(&reference), 4, "{reference} polled once per step, by one server");
+    for reference in &references {
+        assert_eq!(mock.submits(reference), 1, "{reference} submitted once");
+        assert_eq!(mock.status_queries(reference), 4, "{reference} polled once per step, by one server");
     }
     let deliveries = receiver.deliveries();
     assert_eq!(deliveries.len(), PAYMENTS, "one delivery per event");
@@ -356,19 +360,23 @@ async fn fifty_concurrent_lookups_of_one_undecided_transaction_ask_the_upstream_
     let app = spawn_app_with(engine, options).await;
     let (partner, _receiver) = funded_partner(&app).await;
     let slow = || Script::new().status(Reply::Hang(Duration::from_millis(1200)));
-    mock.script(&dmt_ref(1), slow());
-    mock.script("PRB1", slow());
-    assert_eq!(send(&app, &partner, "123456789012", "1000", "FLOOD-D").await["txn_status"], "3");
-    assert_eq!(pay(&app, &partner, "150012345678", "FLOOD-B").await["message"], "Transaction Pending");
+    // The transfer, then the bill: the mock takes these scripts in that order.
+    mock.script_next(slow());
+    mock.script_next(slow());
+    let sent = send(&app, &partner, "123456789012", "1000", "FLOOD-D").await;
+    assert_eq!(sent["txn_status"], "3", "{sent}");
+    let paid = pay(&app, &partner, "150012345678", "FLOOD-B").await;
+    assert_eq!(paid["message"], "Transaction Pending", "{paid}");
+    let bill_ref = format!("PRB{}", paid["ackno"].as_str().map_or_else(|| paid["ackno"].to_string(), str::to_owned));
 
     concurrent_lookups(&app, &partner, false, "FLOOD-D").await;
-    let dmt_queries = mock.status_queries(&dmt_ref(1));
+    let dmt_queries = mock.status_queries(&dmt_ref(&sent));
     assert!((1..=2).contains(&dmt_queries), "50 DMT lookups asked the upstream {dmt_queries} times");
     concurrent_lookups(&app, &partner, true, "FLOOD-B").await;
-    let bill_queries = mock.status_queries("PRB1");
+    let bill_queries = mock.status_queries(&bill_ref);
     assert!((1..=2).contains(&bill_queries), "50 BBPS lookups asked the upstream {bill_queries} times");
 
     // The shared query is over and gone: the next lookup asks again.
     dmt(&app, &partner, "FLOOD-D").await;
-    assert_eq!(mock.status_queries(&dmt_ref(1)), dmt_queries + 1, "a later lookup asks afresh");
+    assert_eq!(mock.status_queries(&dmt_ref(&sent)), dmt_queries + 1, "a later lookup asks afresh");
 }
