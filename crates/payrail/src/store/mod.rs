@@ -144,6 +144,12 @@ pub struct LedgerAudit {
     pub refunds_not_recorded: Vec<(String, i64)>,
     /// (kind, txn id) debited and in the refunded state, without a ledger refund.
     pub refunds_not_paid: Vec<(String, i64)>,
+    /// (kind, txn id) paid from the wallet (it has a debit journal), in the
+    /// failed state and without a ledger refund: a bill payment the
+    /// upstream failed is refunded in the transaction that fails it, so
+    /// only an operator's unfinished step (or a crash in an older payrail)
+    /// leaves one.
+    pub failed_not_refunded: Vec<(String, i64)>,
 }
 
 /// A partner to be added.
@@ -250,6 +256,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<i64>, InsertError>;
     /// As [`Store::change_dmt`], for bill payments.
     async fn change_bill(&self, txnid: i64, change: BillChange, note: ChangeNote) -> Result<BillPayment, ChangeError>;
+    /// Fails a pending or paid bill payment (history row `note`) and refunds
+    /// it (history row `refund`, a new refund id, and the refund journal if
+    /// it was paid from the wallet) in ONE database transaction, so that no
+    /// crash can leave a wallet-paid payment failed and not refunded. A
+    /// payment already failed (by an operator, or by an older payrail) is
+    /// only refunded. `Forbidden` (nothing written) for a refunded one.
+    async fn fail_bill(&self, txnid: i64, note: ChangeNote, refund: ChangeNote) -> Result<BillPayment, ChangeError>;
 
     /// How many transfers and bill payments the store holds.
     async fn counts(&self) -> Result<(i64, i64), StoreError>;

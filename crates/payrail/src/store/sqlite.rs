@@ -25,6 +25,7 @@ use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, OTP_LIFETIME_SECS};
 use crate::domain::partner::SealedSecret;
+use crate::domain::upstream;
 use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode,
 };
@@ -749,6 +750,9 @@ impl Store for SqliteStore {
                 dmt_payload(&transfer, note.at)
             })
             .map_err(store_error)?;
+            if !upstream::dmt_needs_polling(&transfer) {
+                end_poll(&tx, TxnKind::Dmt, ackno).map_err(store_error)?;
+            }
             tx.commit().map_err(store_error)?;
             Ok(transfer)
         })
@@ -806,42 +810,25 @@ impl Store for SqliteStore {
     async fn change_bill(&self, txnid: i64, change: BillChange, note: ChangeNote) -> Result<BillPayment, ChangeError> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            let mut bill = tx
-                .prepare_cached(&format!("SELECT {BILL_COLUMNS} FROM bill_payments WHERE txnid = ?1"))
-                .and_then(|mut s| s.query_row([txnid], bill_from_row).optional())
+            let bill = change_bill_in(&tx, txnid, change, &note)?;
+            tx.commit().map_err(store_error)?;
+            Ok(bill)
+        })
+        .await
+    }
+
+    async fn fail_bill(&self, txnid: i64, note: ChangeNote, refund: ChangeNote) -> Result<BillPayment, ChangeError> {
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            let current = tx
+                .prepare_cached("SELECT status FROM bill_payments WHERE txnid = ?1")
+                .and_then(|mut s| s.query_row([txnid], |r| r.get::<_, String>(0)).optional())
                 .map_err(store_error)?
                 .ok_or(ChangeError::NotFound)?;
-            let from = bill.status;
-            let change = match change {
-                BillChange::Refund { refund_txn_id } if refund_txn_id.is_empty() => BillChange::Refund {
-                    refund_txn_id: allocate_refund_id(&tx, TxnKind::Bbps, txnid, note.at).map_err(store_error)?,
-                },
-                other => other,
-            };
-            bill.apply(&change, note.at)?;
-            tx.prepare_cached(
-                "UPDATE bill_payments SET status = ?1, operator_ref = ?2, refund_txn_id = ?3, refunded_at = ?4, updated_at = ?5 WHERE txnid = ?6",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    bill.status.name(),
-                    bill.operator_ref,
-                    bill.refund_txn_id,
-                    bill.refunded_at.map(Timestamp::unix),
-                    note.at.unix(),
-                    txnid
-                ])
-            })
-            .map_err(store_error)?;
-            insert_history(&tx, TxnKind::Bbps, txnid, Some(from.name()), bill.status.name(), &note)
-                .map_err(store_error)?;
-            if bill.status == BillStatus::Refunded {
-                pay_refund(&tx, TxnKind::Bbps, txnid, note.at)?;
+            if BillStatus::parse(&current) != Some(BillStatus::Failed) {
+                change_bill_in(&tx, txnid, BillChange::Fail, &note)?;
             }
-            write_event(&tx, bill.partner, (TxnKind::Bbps, txnid), bill.status.name(), note.at, || {
-                bill_payload(&bill, note.at)
-            })
-            .map_err(store_error)?;
+            let bill = change_bill_in(&tx, txnid, BillChange::Refund { refund_txn_id: String::new() }, &refund)?;
             tx.commit().map_err(store_error)?;
             Ok(bill)
         })
@@ -912,6 +899,7 @@ impl Store for SqliteStore {
                 refunds_without_debit: collect(&tx, AUDIT_REFUNDS_WITHOUT_DEBIT, kind_and_id)?,
                 refunds_not_recorded: collect(&tx, AUDIT_REFUNDS_NOT_RECORDED, kind_and_id)?,
                 refunds_not_paid: collect(&tx, AUDIT_REFUNDS_NOT_PAID, kind_and_id)?,
+                failed_not_refunded: collect(&tx, AUDIT_FAILED_NOT_REFUNDED, kind_and_id)?,
             })
         })
     }
@@ -1405,6 +1393,60 @@ impl Store for SqliteStore {
     }
 }
 
+/// [`Store::change_bill`] inside the caller's transaction `tx`: the change,
+/// its history row, the refund journal of a wallet-paid refund, the
+/// partner's event, and the end of the poll job once the payment is decided.
+fn change_bill_in(tx: &Connection, txnid: i64, change: BillChange, note: &ChangeNote) -> Result<BillPayment, ChangeError> {
+            let mut bill = tx
+                .prepare_cached(&format!("SELECT {BILL_COLUMNS} FROM bill_payments WHERE txnid = ?1"))
+                .and_then(|mut s| s.query_row([txnid], bill_from_row).optional())
+                .map_err(store_error)?
+                .ok_or(ChangeError::NotFound)?;
+            let from = bill.status;
+            let change = match change {
+                BillChange::Refund { refund_txn_id } if refund_txn_id.is_empty() => BillChange::Refund {
+                    refund_txn_id: allocate_refund_id(tx, TxnKind::Bbps, txnid, note.at).map_err(store_error)?,
+                },
+                other => other,
+            };
+            bill.apply(&change, note.at)?;
+            tx.prepare_cached(
+                "UPDATE bill_payments SET status = ?1, operator_ref = ?2, refund_txn_id = ?3, refunded_at = ?4, updated_at = ?5 WHERE txnid = ?6",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    bill.status.name(),
+                    bill.operator_ref,
+                    bill.refund_txn_id,
+                    bill.refunded_at.map(Timestamp::unix),
+                    note.at.unix(),
+                    txnid
+                ])
+            })
+            .map_err(store_error)?;
+            insert_history(tx, TxnKind::Bbps, txnid, Some(from.name()), bill.status.name(), note)
+                .map_err(store_error)?;
+            if bill.status == BillStatus::Refunded {
+                pay_refund(tx, TxnKind::Bbps, txnid, note.at)?;
+            }
+            write_event(tx, bill.partner, (TxnKind::Bbps, txnid), bill.status.name(), note.at, || {
+                bill_payload(&bill, note.at)
+            })
+            .map_err(store_error)?;
+    if !upstream::bill_needs_polling(&bill) {
+        end_poll(tx, TxnKind::Bbps, txnid).map_err(store_error)?;
+    }
+    Ok(bill)
+}
+
+/// Removes a decided transaction's poll job (if it has one, held or not):
+/// the poller works only on undecided transactions.
+fn end_poll(conn: &Connection, kind: TxnKind, txn_id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("DELETE FROM upstream_polls WHERE kind = ?1 AND txn_id = ?2")?
+        .execute(params![kind.as_str(), txn_id])?;
+    Ok(())
+}
+
 /// Leases due, free poll jobs: `?1` owner, `?2` lease end, `?3` now, `?4` limit.
 const CLAIM_POLLS: &str = "UPDATE upstream_polls SET lease_owner = ?1, lease_until = ?2 \
      WHERE (kind, txn_id) IN (SELECT kind, txn_id FROM upstream_polls \
@@ -1812,6 +1854,13 @@ const AUDIT_REFUNDS_NOT_PAID: &str = "SELECT DISTINCT d.kind, d.txn_id FROM jour
      LEFT JOIN dmt_transfers t ON d.kind = 'dmt' AND t.ackno = d.txn_id \
      LEFT JOIN bill_payments b ON d.kind = 'bbps' AND b.txnid = d.txn_id \
      WHERE d.purpose = 'debit' AND d.txn_id IS NOT NULL AND (t.status = 0 OR b.status = 'refunded') AND NOT EXISTS \
+     (SELECT 1 FROM journals r WHERE r.kind = d.kind AND r.txn_id = d.txn_id AND r.purpose = 'refund') \
+     ORDER BY d.kind, d.txn_id";
+
+/// Bill payments paid from the wallet, failed, and not refunded.
+const AUDIT_FAILED_NOT_REFUNDED: &str = "SELECT d.kind, d.txn_id FROM journals d \
+     JOIN bill_payments b ON d.kind = 'bbps' AND b.txnid = d.txn_id \
+     WHERE d.purpose = 'debit' AND b.status = 'failed' AND NOT EXISTS \
      (SELECT 1 FROM journals r WHERE r.kind = d.kind AND r.txn_id = d.txn_id AND r.purpose = 'refund') \
      ORDER BY d.kind, d.txn_id";
 
