@@ -263,6 +263,21 @@ impl Upstream {
         self.apply_report(store, reference, &callback.report, "upstream-callback").await?.ok_or_else(unknown)
     }
 
+    /// Applies the callbacks an in-process provider made on its own (the
+    /// sandbox's bank returns) as if they had come over HTTP. A callback
+    /// that fails to apply is logged and dropped, as an unanswered HTTP
+    /// callback would be retried by a real upstream (not by the sandbox).
+    pub async fn take_provider_callbacks(&self, store: &dyn Store, now: Timestamp) {
+        for callback in self.provider.due_callbacks(now) {
+            let Some(reference) = UpstreamRef::parse(&callback.upstream_ref, &self.settings.ref_prefix) else {
+                continue;
+            };
+            if let Err(e) = self.apply_report(store, reference, &callback.report, "upstream-callback").await {
+                tracing::warn!(upstream_ref = %callback.upstream_ref, error = %e, "provider callback not applied");
+            }
+        }
+    }
+
     /// Applies what the upstream says about the transaction `reference`
     /// names; `None` if payrail has no such transaction, or the report is
     /// about the other kind.

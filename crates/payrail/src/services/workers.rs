@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use super::callbacks::Deliverer;
 use super::sync::Upstream;
-use crate::domain::event::{PartnerEvent, PollJob};
+use crate::domain::event::{PartnerEvent, PollJob, PollNext};
 use crate::domain::Timestamp;
 use crate::store::Store;
 
@@ -112,10 +112,14 @@ async fn claim_loop<T, Claim, Claimed, Work, Worked>(
 }
 
 async fn poll_loop(store: Arc<dyn Store>, upstream: Arc<Upstream>, settings: Arc<WorkerSettings>) {
-    let (claimer, owner) = (store.clone(), settings.clone());
+    let (claimer, owner, calling) = (store.clone(), settings.clone(), upstream.clone());
     let claim = move |now, until| {
-        let (store, owner) = (claimer.clone(), owner.clone());
-        async move { store.claim_polls(&owner.instance, now, until, owner.batch).await }
+        let (store, owner, upstream) = (claimer.clone(), owner.clone(), calling.clone());
+        async move {
+            // An in-process provider's own callbacks ride on the poller's tick.
+            upstream.take_provider_callbacks(&*store, now).await;
+            store.claim_polls(&owner.instance, now, until, owner.batch).await
+        }
     };
     let worker = settings.clone();
     let work = move |job| poll_one(store.clone(), upstream.clone(), worker.clone(), job);
@@ -133,6 +137,8 @@ async fn poll_one(store: Arc<dyn Store>, upstream: Arc<Upstream>, settings: Arc<
     };
     match store.finish_poll(&job, &settings.instance, next).await {
         Ok(true) => tracing::debug!(kind = job.kind.as_str(), id = job.txn_id, ?next, "polled"),
+        // The change that decided the transaction already ended its job.
+        Ok(false) if next == PollNext::Done => tracing::debug!(kind = job.kind.as_str(), id = job.txn_id, "polled"),
         Ok(false) => tracing::warn!(kind = job.kind.as_str(), id = job.txn_id, "poll lease lost before it finished"),
         Err(e) => tracing::warn!(kind = job.kind.as_str(), id = job.txn_id, error = %e, "poll result not saved"),
     }

@@ -14,6 +14,7 @@ mod dmt_lifecycle;
 mod isolation;
 mod paysprint;
 mod seeds;
+mod settlement;
 mod upstream_paysprint;
 mod upstream_sandbox;
 mod wallet;
