@@ -13,6 +13,7 @@ mod cli;
 mod dmt_lifecycle;
 mod isolation;
 mod paysprint;
+mod plan_dates;
 mod seeds;
 mod settlement;
 mod upstream_paysprint;
