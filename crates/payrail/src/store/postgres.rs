@@ -3496,4 +3496,32 @@ mod tests {
         assert_eq!(db.store.events(&delivered).await?.len(), 2 * TRANSFERS);
         db.finish().await
     }
+
+    /// The claim walks the partial index `upstream_polls_due` (due jobs only,
+    /// in due order) and stops at the limit; held jobs are not in it. Plan
+    /// with 20,000 due and 5,000 held jobs, analysed:
+    /// `Limit -> LockRows -> Index Scan using upstream_polls_due on upstream_polls,
+    /// Index Cond: ((next_poll_at IS NOT NULL) AND (next_poll_at <= ...))`, then
+    /// the update by primary key.
+    #[tokio::test]
+    async fn the_claim_is_an_index_range_scan() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let client = db.store.client().await?;
+        client
+            .batch_execute(
+                "INSERT INTO upstream_polls (kind, txn_id, attempts, next_poll_at) \
+                 SELECT 'dmt', n, 0, CASE WHEN n % 5 = 0 THEN NULL ELSE n END FROM generate_series(1, 25000) n; \
+                 ANALYZE upstream_polls;",
+            )
+            .await?;
+        let params: [&(dyn ToSql + Sync); 4] = [&"o", &30_000_i64, &30_060_i64, &32_i64];
+        let rows = client.query(&format!("EXPLAIN {CLAIM_POLLS}"), &params).await?;
+        let plan: Vec<String> = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+        let plan = plan.join("\n");
+        assert!(plan.contains("Index Scan using upstream_polls_due on upstream_polls"), "{plan}");
+        assert!(plan.contains("Index Cond: ((next_poll_at IS NOT NULL) AND (next_poll_at <= "), "{plan}");
+        assert!(!plan.contains("Seq Scan") && !plan.contains("Sort"), "{plan}");
+        drop(client);
+        db.finish().await
+    }
 }

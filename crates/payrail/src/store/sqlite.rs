@@ -230,6 +230,12 @@ CREATE TABLE delivery_attempts (
     PRIMARY KEY (event_id, attempt)
 );
 "#,
+    // Issue 9 (money): the poller's claim is one index range scan in due
+    // order; held jobs (no due time) are outside the index.
+    r#"
+DROP INDEX upstream_polls_due;
+CREATE INDEX upstream_polls_due ON upstream_polls (next_poll_at, txn_id, kind) WHERE next_poll_at IS NOT NULL;
+"#,
 ];
 
 /// `reqid`s seen within the replay window, in two generations per shard:
@@ -1448,6 +1454,11 @@ fn end_poll(conn: &Connection, kind: TxnKind, txn_id: i64) -> rusqlite::Result<(
 }
 
 /// Leases due, free poll jobs: `?1` owner, `?2` lease end, `?3` now, `?4` limit.
+/// The inner select walks the partial index `upstream_polls_due` in its own
+/// order from the oldest due job and stops after `?4` free ones: held jobs
+/// are not in the index, and no sort is needed. `EXPLAIN QUERY PLAN`
+/// (kept by the test `the_claim_is_an_index_range_scan`):
+/// `SEARCH upstream_polls USING INDEX upstream_polls_due (next_poll_at>? AND next_poll_at<?)`.
 const CLAIM_POLLS: &str = "UPDATE upstream_polls SET lease_owner = ?1, lease_until = ?2 \
      WHERE (kind, txn_id) IN (SELECT kind, txn_id FROM upstream_polls \
      WHERE next_poll_at IS NOT NULL AND next_poll_at <= ?3 AND (lease_until IS NULL OR lease_until <= ?3) \
@@ -2750,6 +2761,19 @@ mod tests {
             events.sort_unstable();
             assert_eq!(polls, acknos, "every job claimed exactly once");
             assert_eq!(events, acknos, "every event claimed exactly once");
+        }
+
+        #[tokio::test]
+        async fn the_claim_is_an_index_range_scan() {
+            let (_dir, store) = open();
+            let plan: Vec<String> = ok(store.read(|conn| {
+                let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {CLAIM_POLLS}"))?;
+                let rows = stmt.query_map(params!["o", 70, 10, 32], |r| r.get::<_, String>(3))?;
+                rows.collect()
+            }));
+            let plan = plan.join("\n");
+            assert!(plan.contains("SEARCH upstream_polls USING INDEX upstream_polls_due (next_poll_at>? AND next_poll_at<?)"), "{plan}");
+            assert!(!plan.contains("SCAN upstream_polls") && !plan.contains("TEMP B-TREE"), "{plan}");
         }
     }
 }
