@@ -78,7 +78,9 @@ impl Workers {
 }
 
 /// Every tick: claims due items with `claim(now, lease_until)` and works
-/// them all concurrently with `work`, before the next tick.
+/// them all concurrently with `work`; while a claim comes back full, claims
+/// again at once instead of waiting for the next tick, so a backlog drains
+/// as fast as the work allows (not one batch a tick).
 async fn claim_loop<T, Claim, Claimed, Work, Worked>(
     what: &'static str,
     settings: Arc<WorkerSettings>,
@@ -95,19 +97,25 @@ async fn claim_loop<T, Claim, Claimed, Work, Worked>(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let now = Timestamp::now();
-        let items = match claim(now, now.plus_secs(settings.lease.as_secs() as i64)).await {
-            Ok(items) => items,
-            Err(e) => {
-                tracing::warn!(worker = what, error = %e, "could not claim work");
-                continue;
+        loop {
+            let now = Timestamp::now();
+            let items = match claim(now, now.plus_secs(settings.lease.as_secs() as i64)).await {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::warn!(worker = what, error = %e, "could not claim work");
+                    break;
+                }
+            };
+            let full = items.len() >= settings.batch as usize;
+            let mut running = JoinSet::new();
+            for item in items {
+                running.spawn(work(item));
             }
-        };
-        let mut running = JoinSet::new();
-        for item in items {
-            running.spawn(work(item));
+            while running.join_next().await.is_some() {}
+            if !full {
+                break;
+            }
         }
-        while running.join_next().await.is_some() {}
     }
 }
 

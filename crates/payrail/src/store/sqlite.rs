@@ -531,6 +531,11 @@ impl SqliteStore {
         }
         private_database(path)?;
         let mut writer = connection(path)?;
+        // The writer's commits are what partners are told is done: each
+        // commit syncs the WAL, so an acknowledged payment survives power
+        // loss or an OS crash, not only a crash of payrail. Readers stay
+        // NORMAL (they commit nothing).
+        writer.execute_batch("PRAGMA synchronous = FULL").context("Failed to make the writer durable")?;
         migrate(&mut writer)?;
         Ok(SqliteStore {
             readers: Mutex::new(Vec::new()),
