@@ -187,7 +187,11 @@ pub(crate) async fn open(location: &StoreLocation) -> anyhow::Result<(Arc<dyn St
 }
 
 /// Adds a token partner and loads the records; returns the partner and its secret.
-pub(crate) async fn load(store: &dyn Store, key: &MasterKey, records: usize) -> anyhow::Result<(RegistrationId, Vec<u8>)> {
+pub(crate) async fn load(
+    store: &dyn Store,
+    key: &MasterKey,
+    records: usize,
+) -> anyhow::Result<(RegistrationId, Vec<u8>)> {
     let request = PartnerRequest {
         number: None,
         name: "bench".into(),

@@ -20,10 +20,10 @@ use payrail::services::callbacks::{Deliverer, DeliverySettings};
 use payrail::services::provider::{
     BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback,
 };
-use payrail::services::sync::{SyncSettings, Upstream};
-use payrail::services::workers::{WorkerSettings, Workers};
 use payrail::services::secrets::MasterKey;
+use payrail::services::sync::{SyncSettings, Upstream};
 use payrail::services::transactions::NewDmt;
+use payrail::services::workers::{WorkerSettings, Workers};
 use payrail::store::{ChangeNote, Store, StoreLocation};
 
 use crate::Args;
@@ -164,7 +164,8 @@ async fn due(location: &StoreLocation) -> anyhow::Result<u64> {
 }
 
 async fn postgres(url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.context("Failed to connect")?;
+    let (client, connection) =
+        tokio_postgres::connect(url, tokio_postgres::NoTls).await.context("Failed to connect")?;
     tokio::spawn(connection);
     Ok(client)
 }

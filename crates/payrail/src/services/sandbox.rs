@@ -234,7 +234,8 @@ impl Provider for SandboxProvider {
 
     fn due_callbacks(&self, now: Timestamp) -> Vec<UpstreamCallback> {
         let Ok(mut returns) = self.returns.lock() else { return Vec::new() };
-        let due: Vec<String> = returns.iter().filter(|(_, (at, _))| *at <= now.unix()).map(|(r, _)| r.clone()).collect();
+        let due: Vec<String> =
+            returns.iter().filter(|(_, (at, _))| *at <= now.unix()).map(|(r, _)| r.clone()).collect();
         due.into_iter()
             .filter_map(|upstream_ref| {
                 let (_, report) = returns.remove(&upstream_ref)?;

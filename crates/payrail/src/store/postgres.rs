@@ -46,10 +46,10 @@ use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
 use crate::domain::partner::SealedSecret;
-use crate::domain::upstream;
 use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode,
 };
+use crate::domain::upstream;
 use crate::domain::{
     BillPayment, BillStatus, DmtCharges, DmtStatus, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner,
     PartnerStatus, ReferenceId, RegistrationId, Timestamp, TxnKind,
@@ -1364,7 +1364,7 @@ async fn change_bill_in(
     let from = bill.status;
     let change = match change {
         BillChange::Refund { refund_txn_id } if refund_txn_id.is_empty() => {
-        BillChange::Refund { refund_txn_id: allocate_refund_id(tx, TxnKind::Bbps, txnid, note.at).await? }
+            BillChange::Refund { refund_txn_id: allocate_refund_id(tx, TxnKind::Bbps, txnid, note.at).await? }
         }
         other => other,
     };
@@ -1386,7 +1386,8 @@ async fn change_bill_in(
 /// the poller works only on undecided transactions.
 async fn end_poll(tx: &Transaction<'_>, kind: TxnKind, txn_id: i64) -> Result<(), StoreError> {
     let params: [&(dyn ToSql + Sync); 2] = [&kind.as_str(), &txn_id];
-    execute(tx, "DELETE FROM upstream_polls WHERE kind = $1 AND txn_id = $2", &params, "Failed to end a poll job").await?;
+    execute(tx, "DELETE FROM upstream_polls WHERE kind = $1 AND txn_id = $2", &params, "Failed to end a poll job")
+        .await?;
     Ok(())
 }
 

@@ -25,10 +25,10 @@ use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, OTP_LIFETIME_SECS};
 use crate::domain::partner::SealedSecret;
-use crate::domain::upstream;
 use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode,
 };
+use crate::domain::upstream;
 use crate::domain::{
     BillPayment, BillStatus, DmtCharges, DmtStatus, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner,
     PartnerStatus, ReferenceId, RegistrationId, Timestamp, TxnKind,
@@ -288,7 +288,8 @@ const READERS: usize = 8;
 pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     path: std::path::PathBuf,
-    writer: Arc<Mutex<Connection>>,
+    /// Where writes go: the writer thread, which owns the writer connection.
+    writer: std::sync::mpsc::Sender<WriteJob>,
     /// Token `reqid`s seen recently. In memory: on SQLite one process serves
     /// (the server holds a lock on the data directory), so memory is shared
     /// by every request that can arrive.
@@ -537,10 +538,15 @@ impl SqliteStore {
         // NORMAL (they commit nothing).
         writer.execute_batch("PRAGMA synchronous = FULL").context("Failed to make the writer durable")?;
         migrate(&mut writer)?;
+        let (jobs, queue) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_thread(writer, queue))
+            .context("Failed to start the SQLite writer")?;
         Ok(SqliteStore {
             readers: Mutex::new(Vec::new()),
             path: path.to_owned(),
-            writer: Arc::new(Mutex::new(writer)),
+            writer: jobs,
             reqids: RecentReqids::default(),
         })
     }
@@ -560,19 +566,92 @@ impl SqliteStore {
         result
     }
 
-    /// Runs `f` on the writer connection, on a blocking thread.
+    /// Runs `f` on the writer connection, on the writer thread, inside a
+    /// savepoint of a group transaction (see [`writer_thread`]); answers
+    /// once the group's commit has made `f`'s writes durable, or failed.
     async fn write<T, E>(&self, f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let writer = Arc::clone(&self.writer);
-        let joined = tokio::task::spawn_blocking(move || {
-            let mut conn = writer.lock().map_err(|_| E::from(poisoned()))?;
-            f(&mut conn)
-        })
-        .await;
-        joined.map_err(|e| E::from(StoreError::Other(anyhow::anyhow!("writer task failed: {e}"))))?
+        let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let job: WriteJob = Box::new(move |conn| {
+            let result = f(conn);
+            Box::new(move |committed: Result<(), StoreError>| {
+                let _ = answer.send(match (result, committed) {
+                    (Ok(value), Ok(())) => Ok(value),
+                    (Err(refused), _) => Err(refused),
+                    (Ok(_), Err(e)) => Err(E::from(e)),
+                });
+            })
+        });
+        let stopped = || E::from(StoreError::Other(anyhow::anyhow!("the SQLite writer stopped")));
+        self.writer.send(job).map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+}
+
+/// A write waiting for the writer thread: it runs inside the group's
+/// transaction and returns what to do once the group's commit is known.
+type WriteJob = Box<dyn FnOnce(&mut Connection) -> Finish + Send>;
+
+/// Answers a write once its group's commit is known.
+type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+/// At most this many writes share one commit.
+const GROUP_LIMIT: usize = 64;
+
+/// The writer thread (group commit). It takes every write that is waiting
+/// (up to [`GROUP_LIMIT`]), runs each in its own savepoint inside one
+/// `BEGIN IMMEDIATE` transaction, and commits them together: with
+/// `synchronous = FULL` that is one WAL sync per group instead of one per
+/// write, so durability costs little under concurrency. A write that fails
+/// rolls back to its savepoint alone; a caller hears back only after the
+/// commit that holds its write, and if that commit fails, every write of
+/// the group is told so. Ends when the store is dropped.
+fn writer_thread(mut conn: Connection, queue: std::sync::mpsc::Receiver<WriteJob>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_LIMIT {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        run_group(&mut conn, group);
+    }
+}
+
+/// Runs one group of writes in one transaction and answers each. A write
+/// that is not run (the transaction could not begin, or was lost) is
+/// dropped, and its caller hears that the writer failed.
+fn run_group(conn: &mut Connection, group: Vec<WriteJob>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        tracing::warn!(error = %e, "a write group could not begin");
+        return;
+    }
+    let mut finishes = Vec::with_capacity(group.len());
+    for job in group {
+        // A panic unwinds through the write's savepoint, which rolls it back.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn))) {
+            Ok(finish) => finishes.push(finish),
+            Err(_) => tracing::error!("a SQLite write panicked; it was rolled back"),
+        }
+        // Some failures (I/O, a full disk) roll the whole transaction back.
+        if conn.is_autocommit() {
+            break;
+        }
+    }
+    let committed = if conn.is_autocommit() {
+        Err(anyhow::anyhow!("the group's transaction was rolled back"))
+    } else {
+        conn.execute_batch("COMMIT").map_err(anyhow::Error::from)
+    };
+    if committed.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for finish in finishes {
+        finish(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Unavailable(anyhow::anyhow!("{e:#}"))));
     }
 }
 
@@ -580,8 +659,11 @@ fn poisoned() -> StoreError {
     StoreError::Other(anyhow::anyhow!("a SQLite connection lock was poisoned"))
 }
 
-fn immediate(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
-    conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(store_error)
+/// A write's own savepoint inside its group's transaction (see
+/// [`writer_thread`]): `commit` keeps its changes for the group's commit,
+/// dropping it rolls them back.
+fn immediate(conn: &mut Connection) -> Result<rusqlite::Savepoint<'_>, StoreError> {
+    conn.savepoint().map_err(store_error)
 }
 
 #[async_trait]
@@ -1407,21 +1489,26 @@ impl Store for SqliteStore {
 /// [`Store::change_bill`] inside the caller's transaction `tx`: the change,
 /// its history row, the refund journal of a wallet-paid refund, the
 /// partner's event, and the end of the poll job once the payment is decided.
-fn change_bill_in(tx: &Connection, txnid: i64, change: BillChange, note: &ChangeNote) -> Result<BillPayment, ChangeError> {
-            let mut bill = tx
-                .prepare_cached(&format!("SELECT {BILL_COLUMNS} FROM bill_payments WHERE txnid = ?1"))
-                .and_then(|mut s| s.query_row([txnid], bill_from_row).optional())
-                .map_err(store_error)?
-                .ok_or(ChangeError::NotFound)?;
-            let from = bill.status;
-            let change = match change {
-                BillChange::Refund { refund_txn_id } if refund_txn_id.is_empty() => BillChange::Refund {
-                    refund_txn_id: allocate_refund_id(tx, TxnKind::Bbps, txnid, note.at).map_err(store_error)?,
-                },
-                other => other,
-            };
-            bill.apply(&change, note.at)?;
-            tx.prepare_cached(
+fn change_bill_in(
+    tx: &Connection,
+    txnid: i64,
+    change: BillChange,
+    note: &ChangeNote,
+) -> Result<BillPayment, ChangeError> {
+    let mut bill = tx
+        .prepare_cached(&format!("SELECT {BILL_COLUMNS} FROM bill_payments WHERE txnid = ?1"))
+        .and_then(|mut s| s.query_row([txnid], bill_from_row).optional())
+        .map_err(store_error)?
+        .ok_or(ChangeError::NotFound)?;
+    let from = bill.status;
+    let change = match change {
+        BillChange::Refund { refund_txn_id } if refund_txn_id.is_empty() => BillChange::Refund {
+            refund_txn_id: allocate_refund_id(tx, TxnKind::Bbps, txnid, note.at).map_err(store_error)?,
+        },
+        other => other,
+    };
+    bill.apply(&change, note.at)?;
+    tx.prepare_cached(
                 "UPDATE bill_payments SET status = ?1, operator_ref = ?2, refund_txn_id = ?3, refunded_at = ?4, updated_at = ?5 WHERE txnid = ?6",
             )
             .and_then(|mut s| {
@@ -1435,15 +1522,12 @@ fn change_bill_in(tx: &Connection, txnid: i64, change: BillChange, note: &Change
                 ])
             })
             .map_err(store_error)?;
-            insert_history(tx, TxnKind::Bbps, txnid, Some(from.name()), bill.status.name(), note)
-                .map_err(store_error)?;
-            if bill.status == BillStatus::Refunded {
-                pay_refund(tx, TxnKind::Bbps, txnid, note.at)?;
-            }
-            write_event(tx, bill.partner, (TxnKind::Bbps, txnid), bill.status.name(), note.at, || {
-                bill_payload(&bill, note.at)
-            })
-            .map_err(store_error)?;
+    insert_history(tx, TxnKind::Bbps, txnid, Some(from.name()), bill.status.name(), note).map_err(store_error)?;
+    if bill.status == BillStatus::Refunded {
+        pay_refund(tx, TxnKind::Bbps, txnid, note.at)?;
+    }
+    write_event(tx, bill.partner, (TxnKind::Bbps, txnid), bill.status.name(), note.at, || bill_payload(&bill, note.at))
+        .map_err(store_error)?;
     if !upstream::bill_needs_polling(&bill) {
         end_poll(tx, TxnKind::Bbps, txnid).map_err(store_error)?;
     }
@@ -2182,7 +2266,7 @@ mod tests {
         }
 
         fn raw(store: &SqliteStore, sql: &str) {
-            let conn = store.writer.lock().unwrap_or_else(|e| panic!("{e}"));
+            let conn = ok(connection(&store.path));
             ok(conn.execute_batch(sql));
         }
 
@@ -2368,17 +2452,15 @@ mod tests {
             audit_is_clean(&store).await;
             raw(&store, "UPDATE wallets SET balance = balance + 1");
             raw(&store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {ackno}"));
+            // One call: `last_insert_rowid()` is per connection.
             raw(
                 &store,
                 &format!(
                     "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) \
-                     VALUES ({}, 'refund', 'dmt', 999, 'x', 0)",
+                     VALUES ({}, 'refund', 'dmt', 999, 'x', 0); \
+                     INSERT INTO postings (journal_id, account, amount) VALUES (last_insert_rowid(), 'funding', 5);",
                     p.number()
                 ),
-            );
-            raw(
-                &store,
-                "INSERT INTO postings (journal_id, account, amount) VALUES (last_insert_rowid(), 'funding', 5)",
             );
             let audit = ok(store.audit().await);
             let n = p.number();
@@ -2769,6 +2851,41 @@ mod tests {
         }
 
         #[tokio::test]
+        async fn the_writer_commits_durably_and_readers_need_not() {
+            let (_dir, store) = open();
+            let pragma = |conn: &Connection| conn.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0));
+            let writer = ok(store.write(move |conn| pragma(conn).map_err(store_error)).await);
+            assert_eq!(writer, 2, "FULL: every commit syncs the WAL");
+            assert_eq!(ok(store.read(pragma)), 1, "readers stay NORMAL");
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn grouped_writes_commit_together_and_a_refused_one_alone_is_undone() {
+            let (_dir, store) = open();
+            let p = partner(&store).await;
+            top_up(&store, p, 1_000, 1).await;
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..40 {
+                let store = Arc::clone(&store);
+                // Every fourth reuses a reference: refused, and nothing of it is written.
+                let reference = if i % 4 == 3 { format!("G{}", i - 1) } else { format!("G{i}") };
+                tasks.spawn(async move { store.create_bill_debited(bill(p, &reference, 10), note(5), None).await });
+            }
+            let (mut paid, mut refused) = (0, 0);
+            while let Some(result) = tasks.join_next().await {
+                match ok(result) {
+                    Ok(_) => paid += 1,
+                    Err(DebitError::Duplicate(_)) => refused += 1,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert_eq!((paid, refused), (30, 10));
+            assert_eq!(ok(store.counts().await).1, 30);
+            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000 - 300));
+            audit_is_clean(&store).await;
+        }
+
+        #[tokio::test]
         async fn the_claim_is_an_index_range_scan() {
             let (_dir, store) = open();
             let plan: Vec<String> = ok(store.read(|conn| {
@@ -2777,7 +2894,12 @@ mod tests {
                 rows.collect()
             }));
             let plan = plan.join("\n");
-            assert!(plan.contains("SEARCH upstream_polls USING INDEX upstream_polls_due (next_poll_at>? AND next_poll_at<?)"), "{plan}");
+            assert!(
+                plan.contains(
+                    "SEARCH upstream_polls USING INDEX upstream_polls_due (next_poll_at>? AND next_poll_at<?)"
+                ),
+                "{plan}"
+            );
             assert!(!plan.contains("SCAN upstream_polls") && !plan.contains("TEMP B-TREE"), "{plan}");
         }
     }

@@ -62,7 +62,11 @@ async fn verify_reports_a_wallet_paid_bill_failed_without_its_refund(engine: Eng
 
 fn sandbox_that_waits() -> AppOptions {
     // Nothing settles on its own: an hour per step, an hour between polls.
-    AppOptions { upstream: TestUpstream::Sandbox { step_secs: 3600 }, poll_schedule: Some("1h"), ..AppOptions::default() }
+    AppOptions {
+        upstream: TestUpstream::Sandbox { step_secs: 3600 },
+        poll_schedule: Some("1h"),
+        ..AppOptions::default()
+    }
 }
 
 const BREAK_REFUNDS_SQLITE: &str = "CREATE TRIGGER break_refunds BEFORE INSERT ON journals \
@@ -137,8 +141,10 @@ async fn settled_transactions_leave_the_poll_queue_and_undecided_ones_stay(engin
     // Paid with its UTR: the job goes with the change that records it.
     until_dmt(&app, &partner, "Q-PAID", "1", 15).await;
     assert!(job(&app, TxnKind::Dmt, paid).await.is_none(), "a paid transfer with its UTR is not polled");
-    eventually(15, "Q-BILL paid", || async { (bill(&app, &partner, "Q-BILL").await["data"]["status"] == "1").then_some(()) })
-        .await;
+    eventually(15, "Q-BILL paid", || async {
+        (bill(&app, &partner, "Q-BILL").await["data"]["status"] == "1").then_some(())
+    })
+    .await;
     assert!(job(&app, TxnKind::Bbps, bill_paid).await.is_none(), "a paid bill is not polled");
 
     // Paid without a UTR: followed until the UTR comes, then gone.
@@ -148,7 +154,11 @@ async fn settled_transactions_leave_the_poll_queue_and_undecided_ones_stay(engin
     }
     let ackno = late.to_string();
     eventually(15, "Q-LATE's UTR", || async {
-        history(&app, &ackno).await.iter().any(|h| h["reason"].as_str().is_some_and(|r| r.contains("UTR 6"))).then_some(())
+        history(&app, &ackno)
+            .await
+            .iter()
+            .any(|h| h["reason"].as_str().is_some_and(|r| r.contains("UTR 6")))
+            .then_some(())
     })
     .await;
     assert!(job(&app, TxnKind::Dmt, late).await.is_none(), "with its UTR, decided");
