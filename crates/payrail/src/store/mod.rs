@@ -4,7 +4,9 @@
 //! - [`sqlite`] is the embedded default: one file in the data directory, WAL
 //!   journal, driven by `rusqlite`. Point lookups run inline on the calling
 //!   task (a few microseconds, cheaper than a hop to a blocking thread);
-//!   writes go to one writer connection on a blocking thread.
+//!   writes go to one writer connection on its own thread, which commits
+//!   the writes waiting together in one durable (`synchronous = FULL`)
+//!   commit (group commit).
 //! - [`postgres`] is the production engine, driven by `tokio-postgres` through
 //!   a `deadpool` pool, and the one several payrail instances can share.
 //!

@@ -2,8 +2,10 @@
 //!
 //! Readers come from a small pool of connections and run inline on the
 //! calling task: a primary-key lookup costs a few microseconds, less than a
-//! hop to a blocking thread. Writers share one connection, used on a blocking
-//! thread, with `BEGIN IMMEDIATE` so that a read-modify-write never races.
+//! hop to a blocking thread. Writers share one connection, owned by the
+//! writer thread, which runs the writes waiting in savepoints of one
+//! `BEGIN IMMEDIATE` transaction (so a read-modify-write never races) and
+//! commits them together with `synchronous = FULL` (see [`writer_thread`]).
 
 use std::collections::HashMap;
 use std::path::Path;
