@@ -82,10 +82,27 @@ async fn an_upstream_failure_whose_refund_cannot_be_written_leaves_the_bill_whol
     let paid = pay(&app, &partner, "150012345678", "BILL-ATOMIC").await;
     assert_eq!(paid["message"], "Transaction Pending", "{paid}");
     let txnid = id_of(&paid["ackno"]);
+    let old_way = id_of(&pay(&app, &partner, "150012345679", "BILL-TWO-STEPS").await["ackno"]);
     let debited = balance(&app, &partner).await;
 
     // The refund step fails inside the database, after the failure was written.
     raw_sql(&app, BREAK_REFUNDS_SQLITE, BREAK_REFUNDS_POSTGRES).await;
+
+    // The old way, two store calls: the failure commits, the refund does not.
+    let note =
+        || payrail::store::ChangeNote { source: "old".into(), reason: None, at: payrail::domain::Timestamp::now() };
+    let fail = payrail::domain::bbps::BillChange::Fail;
+    assert!(app.store.change_bill(old_way, fail, note()).await.is_ok());
+    let refund = payrail::domain::bbps::BillChange::Refund { refund_txn_id: String::new() };
+    assert!(app.store.change_bill(old_way, refund, note()).await.is_err(), "the refund step fails");
+    let out = payrail(&app, &["verify"]);
+    let report = text(&out.stdout);
+    assert!(
+        report.contains(&format!("bbps {old_way} was paid from the wallet and failed, but never refunded")),
+        "{report}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{report}");
+
     let failed = json!({"kind": "bbps", "id": txnid, "to": "failed"});
     let refused = app.admin("/sandbox/v1/advance", Some(failed.clone())).await;
     assert_eq!(refused.status, 500, "the upstream's word could not be applied: {}", refused.body);
@@ -94,15 +111,18 @@ async fn an_upstream_failure_whose_refund_cannot_be_written_leaves_the_bill_whol
     assert_eq!((&status["data"]["status"], &status["data"]["refunded"]), (&json!("2"), &json!("0")), "{status}");
     assert_eq!(balance(&app, &partner).await, debited);
     assert!(app.store.poll_job(TxnKind::Bbps, txnid).await.ok().flatten().is_some(), "still polled");
-    assert_verify_clean(&app);
 
-    // Once refunds can be written again, the same callback does both steps at once.
+    // Once refunds can be written again, the same callback does both steps at
+    // once; the payment the old way left failed is refunded by the poller's
+    // recovery path (`fail_bill` on a failed payment only refunds it).
     raw_sql(&app, "DROP TRIGGER break_refunds;", "DROP TRIGGER break_refunds ON journals;").await;
+    let finished = app.store.fail_bill(old_way, note(), note()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(finished.status, payrail::domain::BillStatus::Refunded);
     let applied = app.admin("/sandbox/v1/advance", Some(failed)).await;
     assert_eq!((applied.status, &applied.json()["status"]), (200, &json!("refunded")), "{}", applied.body);
     let status = bill(&app, &partner, "BILL-ATOMIC").await;
     assert_eq!((&status["data"]["refunded"], &status["message"]), (&json!("1"), &json!("Transaction Refunded")));
-    assert_eq!(balance(&app, &partner).await, "50000.00", "the wallet has the bill back");
+    assert_eq!(balance(&app, &partner).await, "50000.00", "the wallet has both bills back");
     let shown = app.admin(&format!("/admin/v1/bbps/{txnid}"), None).await.json();
     let steps: Vec<String> = shown["history"]
         .as_array()
