@@ -17,11 +17,11 @@
 //! | `777` | stays in process for ever (payrail puts it on hold) |
 //! | anything else | sent to bank / pending, succeeds at T with a UTR |
 //!
-//! A paid transfer with its UTR is decided: payrail stops polling it. The
-//! bank return of `333` therefore reaches payrail as a real upstream sends
-//! one, as a callback: when the sandbox first reports the payment, it
-//! schedules the return's callback for 3T, and the poller's loop takes it
-//! ([`Provider::due_callbacks`]).
+//! A paid transfer with its UTR, or a paid bill, is decided: payrail stops
+//! polling it. The return of `333` therefore reaches payrail as a real
+//! upstream sends one, as a callback: when the sandbox first reports the
+//! payment, it schedules the return's callback for 3T, and the poller's loop
+//! takes it ([`Provider::due_callbacks`]).
 //!
 //! `POST /sandbox/v1/advance` overrides what the sandbox says about one
 //! transaction from then on and applies it at once, as an upstream callback
@@ -135,14 +135,15 @@ impl SandboxProvider {
         self.overrides.lock().ok().and_then(|o| o.get(upstream_ref).cloned())
     }
 
-    /// Schedules the bank return of a `333` transfer, once, for 3T after its creation.
-    fn schedule_return(&self, upstream_ref: &str, transfer: &DmtTransfer) {
-        if Scenario::for_number(&transfer.account) != Scenario::SucceedThenReturn {
+    /// Schedules the return (`report`) of a paid `333` transaction made at
+    /// `created_at` under this account or customer `number`, once, for 3T.
+    fn schedule_return(&self, upstream_ref: &str, number: &str, created_at: Timestamp, report: UpstreamReport) {
+        if Scenario::for_number(number) != Scenario::SucceedThenReturn {
             return;
         }
-        let due = transfer.created_at.unix() + 3 * self.step_secs();
+        let due = created_at.unix() + 3 * self.step_secs();
         if let Ok(mut returns) = self.returns.lock() {
-            returns.entry(upstream_ref.to_owned()).or_insert((due, UpstreamReport::Dmt(DmtUpstream::Failed)));
+            returns.entry(upstream_ref.to_owned()).or_insert((due, report));
         }
     }
 
@@ -173,7 +174,8 @@ impl SandboxProvider {
         match self.phase_of(&transfer.account, transfer.created_at) {
             Phase::Pending => Ok(DmtUpstream::SentToBank),
             Phase::Paid { with_reference } => {
-                self.schedule_return(upstream_ref, transfer);
+                let returned = UpstreamReport::Dmt(DmtUpstream::Failed);
+                self.schedule_return(upstream_ref, &transfer.account, transfer.created_at, returned);
                 Ok(DmtUpstream::Success { utr: with_reference.then(utr) })
             }
             Phase::Failed => Ok(DmtUpstream::Failed),
@@ -189,6 +191,8 @@ impl SandboxProvider {
         match self.phase_of(&payment.ca_number, payment.created_at) {
             Phase::Pending => Ok(BillUpstream::Pending),
             Phase::Paid { with_reference } => {
+                let reversed = UpstreamReport::Bill(BillUpstream::Failed);
+                self.schedule_return(upstream_ref, &payment.ca_number, payment.created_at, reversed);
                 Ok(BillUpstream::Success { operator_ref: with_reference.then(reference) })
             }
             Phase::Failed => Ok(BillUpstream::Failed),

@@ -15,6 +15,7 @@ both_engines!(
     verify_reports_a_wallet_paid_bill_failed_without_its_refund,
     an_upstream_failure_whose_refund_cannot_be_written_leaves_the_bill_wholly_unfailed,
     settled_transactions_leave_the_poll_queue_and_undecided_ones_stay,
+    a_return_after_payment_arrives_as_a_callback_once_nothing_polls,
 );
 
 /// Runs SQL straight on the app's database (corruption, fault injection).
@@ -196,5 +197,45 @@ async fn settled_transactions_leave_the_poll_queue_and_undecided_ones_stay(engin
     assert!(job(&app, TxnKind::Dmt, never).await.is_none(), "decided by an operator: no longer held");
     let held_list = app.admin("/admin/v1/upstream/held", None).await.json();
     assert_eq!(held_list["held"], json!([]), "{held_list}");
+    assert_verify_clean(&app);
+}
+
+async fn a_return_after_payment_arrives_as_a_callback_once_nothing_polls(engine: Engine) {
+    let options = AppOptions { upstream: TestUpstream::Sandbox { step_secs: 1 }, ..AppOptions::default() };
+    let app = spawn_app_with(engine, options).await;
+    let (partner, _receiver) = funded_partner(&app).await;
+    let start = balance(&app, &partner).await;
+    let ackno = id_of(&send(&app, &partner, "100000000333", "1000", "R-DMT").await["ackno"]);
+    let txnid = id_of(&pay(&app, &partner, "150012345333", "R-BILL").await["ackno"]);
+
+    // Paid at T: decided, so no longer polled.
+    until_dmt(&app, &partner, "R-DMT", "1", 10).await;
+    assert!(job(&app, TxnKind::Dmt, ackno).await.is_none());
+    eventually(10, "R-BILL paid", || async {
+        (bill(&app, &partner, "R-BILL").await["data"]["status"] == "1").then_some(())
+    })
+    .await;
+    assert!(job(&app, TxnKind::Bbps, txnid).await.is_none());
+
+    // Returned at 3T, as the upstream's callback: the transfer fails, the bill is refunded.
+    until_dmt(&app, &partner, "R-DMT", "5", 15).await;
+    let last = history(&app, &ackno.to_string()).await.last().cloned().unwrap_or_default();
+    assert_eq!((&last["to"], &last["source"]), (&json!("failed"), &json!("upstream-callback")), "{last}");
+    let refunded = eventually(15, "R-BILL reversed and refunded", || async {
+        let status = bill(&app, &partner, "R-BILL").await;
+        (status["data"]["refunded"] == "1").then_some(status)
+    })
+    .await;
+    assert_eq!(refunded["message"], "Transaction Refunded");
+    let shown = app.admin(&format!("/admin/v1/bbps/{txnid}"), None).await.json();
+    let sources: Vec<&str> = shown["history"]
+        .as_array()
+        .map(|h| h.iter().filter_map(|e| e["source"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(sources.last(), Some(&"upstream-callback"), "{shown}");
+    // The transfer waits for the remitter's refund claim; the bill is back in the wallet.
+    let now: f64 = balance(&app, &partner).await.parse().unwrap_or_default();
+    let expected = start.parse::<f64>().unwrap_or_default() - 1010.0;
+    assert!((now - expected).abs() < 0.001, "{now} vs {expected}");
     assert_verify_clean(&app);
 }
