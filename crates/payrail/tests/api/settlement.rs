@@ -201,14 +201,20 @@ async fn settled_transactions_leave_the_poll_queue_and_undecided_ones_stay(engin
 }
 
 async fn a_return_after_payment_arrives_as_a_callback_once_nothing_polls(engine: Engine) {
-    let options = AppOptions { upstream: TestUpstream::Sandbox { step_secs: 1 }, ..AppOptions::default() };
+    // Status lookups settle the payments (the poller waits an hour), so the
+    // return at 3T = 6 s can only come as the sandbox's callback.
+    let options = AppOptions {
+        upstream: TestUpstream::Sandbox { step_secs: 2 },
+        poll_schedule: Some("1h"),
+        ..AppOptions::default()
+    };
     let app = spawn_app_with(engine, options).await;
     let (partner, _receiver) = funded_partner(&app).await;
     let start = balance(&app, &partner).await;
     let ackno = id_of(&send(&app, &partner, "100000000333", "1000", "R-DMT").await["ackno"]);
     let txnid = id_of(&pay(&app, &partner, "150012345333", "R-BILL").await["ackno"]);
 
-    // Paid at T: decided, so no longer polled.
+    // Paid at T (asked by the lookups): decided, so no longer polled.
     until_dmt(&app, &partner, "R-DMT", "1", 10).await;
     assert!(job(&app, TxnKind::Dmt, ackno).await.is_none());
     eventually(10, "R-BILL paid", || async {
