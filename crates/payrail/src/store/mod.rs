@@ -238,7 +238,9 @@ pub trait Store: Send + Sync + 'static {
     /// debit journal) also writes [`Journal::refund_of`] that debit and
     /// credits the wallet, in the same transaction: at most once, since a
     /// refunded record cannot be refunded again and a transaction has at
-    /// most one journal per purpose.
+    /// most one journal per purpose. A change that decides the transfer
+    /// (`domain::upstream::dmt_needs_polling` turns false) also removes its
+    /// poll job, held or not, in the same transaction.
     async fn change_dmt(&self, ackno: i64, change: DmtChange, note: ChangeNote) -> Result<DmtTransfer, ChangeError>;
 
     /// As [`Store::lookup_dmt`], for bill payments.
@@ -256,7 +258,8 @@ pub trait Store: Send + Sync + 'static {
         note: ChangeNote,
         progress: Arc<dyn Fn(u64) + Send + Sync>,
     ) -> Result<Vec<i64>, InsertError>;
-    /// As [`Store::change_dmt`], for bill payments.
+    /// As [`Store::change_dmt`], for bill payments (decided:
+    /// `domain::upstream::bill_needs_polling` turns false).
     async fn change_bill(&self, txnid: i64, change: BillChange, note: ChangeNote) -> Result<BillPayment, ChangeError>;
     /// Fails a pending or paid bill payment (history row `note`) and refunds
     /// it (history row `refund`, a new refund id, and the refund journal if

@@ -587,7 +587,9 @@ impl SqliteStore {
                 });
             })
         });
-        let stopped = || E::from(StoreError::Other(anyhow::anyhow!("the SQLite writer stopped")));
+        // A write that was never run (its group could not begin) or whose
+        // writer is gone: nothing was written, and trying later may work.
+        let stopped = || E::from(StoreError::Unavailable(anyhow::anyhow!("the SQLite write was not made")));
         self.writer.send(job).map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
     }
