@@ -23,7 +23,20 @@ pub struct Target {
     pub partner: RegistrationId,
     pub secret: Vec<u8>,
     pub records: usize,
+    pub workload: Workload,
 }
+
+/// What each request asks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// A status lookup of a random loaded record.
+    Status,
+    /// A ₹100 bill payment under a new reference, from the wallet.
+    Paybill,
+}
+
+/// Numbers paybill references, unique within the process.
+static NEXT_REFERENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// What a run measured.
 pub struct Report {
@@ -120,7 +133,14 @@ async fn connection(target: Target, deadline: Instant) -> anyhow::Result<(Vec<u6
 fn request(target: &Target, partner: &str) -> String {
     let mut rng = rand::thread_rng();
     let reference = format!("B{:07}", rng.gen_range(0..target.records));
-    let (path, body) = if rng.gen_bool(0.5) {
+    let (path, body) = if target.workload == Workload::Paybill {
+        let n = NEXT_REFERENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let body = format!(
+            r#"{{"RegistrationID":"{partner}","operator":1,"canumber":"{:09}","amount":"100","referenceid":"P{n}"}}"#,
+            n % 1_000_000_000
+        );
+        ("/api/AOP/BillPaymentPaybill", body)
+    } else if rng.gen_bool(0.5) {
         ("/api/AOP/DMTV1/TransactionStatus", format!(r#"{{"ReferanceID":"{reference}","RegistrationID":"{partner}"}}"#))
     } else {
         ("/api/AOP/BillPaymentStatus", format!(r#"{{"referenceid":"{reference}","RegistrationID":"{partner}"}}"#))

@@ -7,11 +7,16 @@
 //! over loopback with keep-alive connections for the same time, and prints
 //! requests a second, their ratio, and p50/p99 latency.
 //!
+//! `--paybills` measures bill payments committed a second instead, and
+//! `--poller` the upstream poller's jobs handled a second.
+//!
 //! Server and load generator share the machine, each on its own runtime of
 //! two worker threads; the bare server runs under exactly the same
 //! conditions, so the ratio is fair even where the absolute numbers are not.
 
 mod load;
+mod paybills;
+mod poller;
 
 /// The same allocator as the `payrail` binary, so the bench measures what ships.
 #[global_allocator]
@@ -31,7 +36,7 @@ use payrail::services::transactions::{NewBill, NewDmt};
 use payrail::store::{self, ChangeNote, Store, StoreLocation};
 use secrecy::ExposeSecret as _;
 
-use crate::load::{Report, Target};
+use crate::load::{Report, Target, Workload::Status};
 
 /// Load benchmark of payrail's status lookups against a bare hyper server.
 #[derive(Debug, Parser)]
@@ -51,6 +56,20 @@ struct Args {
     /// PostgreSQL server for the postgres run (a fresh database is made on it).
     #[arg(long, env = "PAYRAIL_TEST_DATABASE_URL")]
     database_url: Option<String>,
+    /// Instead: bill payments committed a second (`BillPaymentPaybill` from a
+    /// funded wallet, manual provider) for `--seconds` over `--connections`.
+    #[arg(long, conflicts_with = "poller")]
+    paybills: bool,
+    /// Instead: the poller's jobs handled a second with `--poll-jobs` due,
+    /// against a provider that answers at once.
+    #[arg(long)]
+    poller: bool,
+    /// Due poll jobs for `--poller`.
+    #[arg(long, default_value_t = 100_000)]
+    poll_jobs: usize,
+    /// `--poller` stops after this many seconds even if jobs are left.
+    #[arg(long, default_value_t = 600)]
+    poll_limit_secs: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,7 +88,13 @@ fn main() -> anyhow::Result<()> {
             },
             other => anyhow::bail!("unknown engine {other:?}"),
         };
-        run_engine(&args, engine, location, &driver)?;
+        if args.paybills {
+            paybills::run(&args, engine, location, &driver)?;
+        } else if args.poller {
+            poller::run(&args, engine, location)?;
+        } else {
+            run_engine(&args, engine, location, &driver)?;
+        }
     }
     Ok(())
 }
@@ -84,19 +109,14 @@ fn run_engine(
     let server_runtime =
         tokio::runtime::Builder::new_multi_thread().thread_name("server").worker_threads(2).enable_all().build()?;
     let data_dir = tempfile::tempdir()?;
-    let (location, database) = match &postgres {
-        None => (StoreLocation::Sqlite(data_dir.path().to_owned()), None),
-        Some(base) => {
-            let (url, name) = server_runtime.block_on(fresh_database(base))?;
-            (StoreLocation::Postgres(url), Some(name))
-        }
-    };
+    let (location, database) = location(&server_runtime, data_dir.path(), postgres.as_deref())?;
     let (store, key) = server_runtime.block_on(open(&location))?;
     let (partner, secret) = server_runtime.block_on(load(&*store, &key, args.records))?;
 
     let payrail_addr = server_runtime.block_on(start_payrail(store, key))?;
     let bare_addr = server_runtime.block_on(load::start_bare_server(sample_body_len()))?;
-    let target = |addr, name| Target { addr, name, partner, secret: secret.clone(), records: args.records };
+    let target =
+        |addr, name| Target { addr, name, partner, secret: secret.clone(), records: args.records, workload: Status };
     let duration = Duration::from_secs(args.seconds);
     let bare = driver.block_on(load::drive(target(bare_addr, "bare hyper"), args.connections, duration))?;
     let payrail = driver.block_on(load::drive(target(payrail_addr, "payrail"), args.connections, duration))?;
@@ -108,7 +128,23 @@ fn run_engine(
     Ok(())
 }
 
-async fn drop_database(base: &str, name: &str) -> anyhow::Result<()> {
+/// Where a run's store lives: SQLite in `dir`, or a fresh database (its
+/// name returned too) on the PostgreSQL server at `postgres`.
+pub(crate) fn location(
+    runtime: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    postgres: Option<&str>,
+) -> anyhow::Result<(StoreLocation, Option<String>)> {
+    Ok(match postgres {
+        None => (StoreLocation::Sqlite(dir.to_owned()), None),
+        Some(base) => {
+            let (url, name) = runtime.block_on(fresh_database(base))?;
+            (StoreLocation::Postgres(url), Some(name))
+        }
+    })
+}
+
+pub(crate) async fn drop_database(base: &str, name: &str) -> anyhow::Result<()> {
     let (client, connection) =
         tokio_postgres::connect(base, tokio_postgres::NoTls).await.context("Failed to connect")?;
     tokio::spawn(connection);
@@ -134,7 +170,7 @@ fn sample_body_len() -> usize {
 }
 
 /// A new database on the server at `base`: its URL and name.
-async fn fresh_database(base: &str) -> anyhow::Result<(String, String)> {
+pub(crate) async fn fresh_database(base: &str) -> anyhow::Result<(String, String)> {
     let (client, connection) =
         tokio_postgres::connect(base, tokio_postgres::NoTls).await.context("Failed to connect")?;
     tokio::spawn(connection);
@@ -144,14 +180,18 @@ async fn fresh_database(base: &str) -> anyhow::Result<(String, String)> {
     Ok((format!("{head}/{name}"), name))
 }
 
-async fn open(location: &StoreLocation) -> anyhow::Result<(Arc<dyn Store>, Arc<MasterKey>)> {
+pub(crate) async fn open(location: &StoreLocation) -> anyhow::Result<(Arc<dyn Store>, Arc<MasterKey>)> {
     let store = store::open(location).await?;
     let hex: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
     Ok((store, Arc::new(MasterKey::from_hex(&hex)?)))
 }
 
 /// Adds a token partner and loads the records; returns the partner and its secret.
-async fn load(store: &dyn Store, key: &MasterKey, records: usize) -> anyhow::Result<(RegistrationId, Vec<u8>)> {
+pub(crate) async fn load(
+    store: &dyn Store,
+    key: &MasterKey,
+    records: usize,
+) -> anyhow::Result<(RegistrationId, Vec<u8>)> {
     let request = PartnerRequest {
         number: None,
         name: "bench".into(),
@@ -207,7 +247,7 @@ fn bill(partner: RegistrationId, i: usize) -> anyhow::Result<payrail::domain::Bi
     Ok(new.into_payment(Timestamp::now()))
 }
 
-async fn start_payrail(store: Arc<dyn Store>, key: Arc<MasterKey>) -> anyhow::Result<SocketAddr> {
+pub(crate) async fn start_payrail(store: Arc<dyn Store>, key: Arc<MasterKey>) -> anyhow::Result<SocketAddr> {
     let settings = EdgeSettings { rate_limit_per_sec: 0, ..EdgeSettings::default() };
     let app = Application::bind("127.0.0.1:0".parse()?, AppState::new(store, key, settings)).await?;
     let addr = app.local_addr()?;

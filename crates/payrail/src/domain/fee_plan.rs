@@ -188,8 +188,21 @@ impl FeePlan {
 
     /// The charges of a transfer of `amount` made at `at`.
     pub fn dmt_charges(&self, amount: Paise, at: Timestamp) -> DmtCharges {
-        let charge = self.dmt_charge(amount);
-        let mut charges = DmtCharges::compute(charge, self.provider_share(amount, charge), at);
+        self.dmt_charges_with(amount, None, None, at)
+    }
+
+    /// As [`FeePlan::dmt_charges`], with the customer charge or the
+    /// provider share fixed from outside (an import, an operator) where given.
+    pub fn dmt_charges_with(
+        &self,
+        amount: Paise,
+        charge: Option<Paise>,
+        share: Option<Paise>,
+        at: Timestamp,
+    ) -> DmtCharges {
+        let charge = charge.unwrap_or_else(|| self.dmt_charge(amount));
+        let share = share.unwrap_or_else(|| self.provider_share(amount, charge));
+        let mut charges = DmtCharges::compute(charge, share, at);
         if self.discount == Discount::Zero {
             charges.discount = Paise::ZERO;
         }

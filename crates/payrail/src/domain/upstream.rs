@@ -94,10 +94,16 @@ pub fn bill_needs_refund(payment: &BillPayment) -> bool {
 }
 
 /// Whether the upstream should still be asked about a transfer: while it is
-/// undecided, and after success for a while, since a bank can return a paid
-/// transfer (and a UTR can arrive late).
+/// undecided, or paid without its UTR yet. A paid transfer with its UTR is
+/// decided: a later bank return comes as the upstream's callback (as
+/// Paysprint sends it), not from polling every paid transfer. The store
+/// ends a transfer's poll job in the transaction that decides it.
 pub fn dmt_needs_polling(transfer: &DmtTransfer) -> bool {
-    matches!(transfer.status, DmtStatus::InProcess | DmtStatus::SentToBank | DmtStatus::OnHold | DmtStatus::Success)
+    match transfer.status {
+        DmtStatus::InProcess | DmtStatus::SentToBank | DmtStatus::OnHold => true,
+        DmtStatus::Success => transfer.utr.is_none(),
+        DmtStatus::Failed | DmtStatus::Refunded => false,
+    }
 }
 
 /// Whether a status lookup should ask the upstream first: only while the
@@ -110,10 +116,12 @@ pub fn dmt_needs_sync(transfer: &DmtTransfer) -> bool {
     }
 }
 
-/// Whether the upstream should still be asked about a bill payment (a
-/// failed one is only waiting for its refund, which needs no upstream).
+/// Whether the poller still has work on a bill payment: asking the upstream
+/// while it is pending, or finishing the refund of a failed one (failed by
+/// an operator). A paid or refunded payment is decided; the store ends its
+/// poll job in the transaction that decides it.
 pub fn bill_needs_polling(payment: &BillPayment) -> bool {
-    matches!(payment.status, BillStatus::Pending | BillStatus::Success | BillStatus::Failed)
+    matches!(payment.status, BillStatus::Pending | BillStatus::Failed)
 }
 
 /// Whether a status lookup should ask the upstream first.

@@ -25,13 +25,26 @@ pub async fn set_plan(
     store.insert_fee_plan(partner, effective_from, plan, Timestamp::now()).await
 }
 
-/// The charges of a DMT transfer of `amount` made at `at`, with the charge
-/// and share given (by an import or an operator) or else from the default plan.
-pub fn dmt_charges(amount: Paise, charge: Option<Paise>, share: Option<Paise>, at: Timestamp) -> DmtCharges {
-    let plan = FeePlan::default_plan();
-    let charge = charge.unwrap_or_else(|| plan.dmt_charge(amount));
-    let share = share.unwrap_or_else(|| plan.provider_share(amount, charge));
-    DmtCharges::compute(charge, share, at)
+/// The charges of a DMT transfer of `amount` made at `at`: priced by the
+/// partner's plan in force at `at` (one of `versions`, else the default
+/// plan), except for a charge or share given (by an import or an operator),
+/// which wins.
+pub fn dmt_charges(
+    versions: &[FeePlanVersion],
+    amount: Paise,
+    charge: Option<Paise>,
+    share: Option<Paise>,
+    at: Timestamp,
+) -> DmtCharges {
+    let default_plan;
+    let plan = match plan_in_force(versions, at) {
+        Some(version) => &version.plan,
+        None => {
+            default_plan = FeePlan::default_plan();
+            &default_plan
+        }
+    };
+    plan.dmt_charges_with(amount, charge, share, at)
 }
 
 /// Commission and TDS of a bill payment made at `at`, given or from the default plan.
@@ -49,7 +62,7 @@ mod tests {
     #[test]
     fn the_default_plan_reproduces_the_seed_charges() {
         let at = Timestamp::parse_ist("2021-01-15 18:30:00").unwrap_or_else(|e| panic!("{e}"));
-        let charges = dmt_charges(Paise::rupees(100), None, None, at);
+        let charges = dmt_charges(&[], Paise::rupees(100), None, None, at);
         assert_eq!(charges.customer_charge, Paise::new(1000));
         assert_eq!(charges.provider_share, Paise::new(350));
         assert_eq!(charges.net_commission, Paise::new(478));
@@ -60,8 +73,8 @@ mod tests {
     #[test]
     fn the_dmt_charge_is_one_percent_above_the_minimum() {
         let at = Timestamp::from_unix(1_790_000_000);
-        assert_eq!(dmt_charges(Paise::rupees(999), None, None, at).customer_charge, Paise::rupees(10));
-        assert_eq!(dmt_charges(Paise::rupees(5000), None, None, at).customer_charge, Paise::rupees(50));
+        assert_eq!(dmt_charges(&[], Paise::rupees(999), None, None, at).customer_charge, Paise::rupees(10));
+        assert_eq!(dmt_charges(&[], Paise::rupees(5000), None, None, at).customer_charge, Paise::rupees(50));
     }
 
     #[test]

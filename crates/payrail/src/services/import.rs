@@ -323,10 +323,10 @@ pub async fn import_dmt(
     ensure_partner(store, partner).await?;
     let rows = read_rows(text, DMT_COLUMNS)?;
     let now = Timestamp::now();
-    let transfers = rows
-        .iter()
-        .map(|r| dmt_from_row(r, partner, now).map(|n| n.into_transfer(now)))
-        .collect::<Result<Vec<_>, _>>()?;
+    // Each row is priced by the partner's plan in force at its created_at.
+    let versions = store.fee_plans(partner).await.map_err(|e| ImportError::Store(e.into()))?;
+    let priced = |r: &Row| dmt_from_row(r, partner, now).map(|n| n.priced_by(&versions, now));
+    let transfers = rows.iter().map(priced).collect::<Result<Vec<_>, _>>()?;
     check_unique(&rows, |r| r.values.get("reference_id").map(String::as_str).unwrap_or(""))?;
     let note = ChangeNote { source: "import".into(), reason: None, at: now };
     let count = transfers.len();

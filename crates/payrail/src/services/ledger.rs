@@ -120,6 +120,9 @@ pub fn violations(audit: &LedgerAudit) -> Vec<String> {
     for (kind, id) in &audit.refunds_not_paid {
         found.push(format!("{kind} {id} is refunded but its wallet was never credited"));
     }
+    for (kind, id) in &audit.failed_not_refunded {
+        found.push(format!("{kind} {id} was paid from the wallet and failed, but never refunded"));
+    }
     found
 }
 

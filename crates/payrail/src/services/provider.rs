@@ -145,6 +145,12 @@ pub trait Provider: Send + Sync + 'static {
         body: &[u8],
         now: Timestamp,
     ) -> Result<UpstreamCallback, CallbackError>;
+    /// Callbacks an in-process provider makes on its own, due by `now`
+    /// (the sandbox's bank returns), each handed out once. A remote
+    /// provider calls back over HTTP instead and has none.
+    fn due_callbacks(&self, _now: Timestamp) -> Vec<UpstreamCallback> {
+        Vec::new()
+    }
 }
 
 /// Settlement by hand (see the module documentation).

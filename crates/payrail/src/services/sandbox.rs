@@ -17,9 +17,16 @@
 //! | `777` | stays in process for ever (payrail puts it on hold) |
 //! | anything else | sent to bank / pending, succeeds at T with a UTR |
 //!
+//! A paid transfer with its UTR, or a paid bill, is decided: payrail stops
+//! polling it. The return of `333` therefore reaches payrail as a real
+//! upstream sends one, as a callback: when the sandbox first reports the
+//! payment, it schedules the return's callback for 3T, and the poller's loop
+//! takes it ([`Provider::due_callbacks`]).
+//!
 //! `POST /sandbox/v1/advance` overrides what the sandbox says about one
 //! transaction from then on and applies it at once, as an upstream callback
-//! would. Overrides live in memory: a restart forgets them.
+//! would. Overrides and scheduled callbacks live in memory: a restart
+//! forgets them.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -106,13 +113,15 @@ pub struct SandboxProvider {
     settle_after: Duration,
     hang: Duration,
     overrides: Mutex<HashMap<String, UpstreamReport>>,
+    /// Bank returns to call back with, by upstream reference: (due unix time, report).
+    returns: Mutex<HashMap<String, (i64, UpstreamReport)>>,
 }
 
 impl SandboxProvider {
     /// A sandbox whose scenarios move every `settle_after`, and whose
     /// timeouts hang for `hang` before failing.
     pub fn new(settle_after: Duration, hang: Duration) -> Self {
-        SandboxProvider { settle_after, hang, overrides: Mutex::default() }
+        SandboxProvider { settle_after, hang, overrides: Mutex::default(), returns: Mutex::default() }
     }
 
     /// From now on, the sandbox reports `report` for `upstream_ref`.
@@ -126,9 +135,25 @@ impl SandboxProvider {
         self.overrides.lock().ok().and_then(|o| o.get(upstream_ref).cloned())
     }
 
+    /// Schedules the return (`report`) of a paid `333` transaction made at
+    /// `created_at` under this account or customer `number`, once, for 3T.
+    fn schedule_return(&self, upstream_ref: &str, number: &str, created_at: Timestamp, report: UpstreamReport) {
+        if Scenario::for_number(number) != Scenario::SucceedThenReturn {
+            return;
+        }
+        let due = created_at.unix() + 3 * self.step_secs();
+        if let Ok(mut returns) = self.returns.lock() {
+            returns.entry(upstream_ref.to_owned()).or_insert((due, report));
+        }
+    }
+
+    fn step_secs(&self) -> i64 {
+        self.settle_after.as_secs().max(1) as i64
+    }
+
     fn phase_of(&self, number: &str, created_at: Timestamp) -> Phase {
         let elapsed = Timestamp::now().unix() - created_at.unix();
-        phase(Scenario::for_number(number), elapsed, self.settle_after.as_secs().max(1) as i64)
+        phase(Scenario::for_number(number), elapsed, self.step_secs())
     }
 
     async fn unanswered(&self, phase: Phase) -> ProviderError {
@@ -148,7 +173,11 @@ impl SandboxProvider {
         let utr = || format!("6{:011}", transfer.ackno);
         match self.phase_of(&transfer.account, transfer.created_at) {
             Phase::Pending => Ok(DmtUpstream::SentToBank),
-            Phase::Paid { with_reference } => Ok(DmtUpstream::Success { utr: with_reference.then(utr) }),
+            Phase::Paid { with_reference } => {
+                let returned = UpstreamReport::Dmt(DmtUpstream::Failed);
+                self.schedule_return(upstream_ref, &transfer.account, transfer.created_at, returned);
+                Ok(DmtUpstream::Success { utr: with_reference.then(utr) })
+            }
             Phase::Failed => Ok(DmtUpstream::Failed),
             other => Err(self.unanswered(other).await),
         }
@@ -162,6 +191,8 @@ impl SandboxProvider {
         match self.phase_of(&payment.ca_number, payment.created_at) {
             Phase::Pending => Ok(BillUpstream::Pending),
             Phase::Paid { with_reference } => {
+                let reversed = UpstreamReport::Bill(BillUpstream::Failed);
+                self.schedule_return(upstream_ref, &payment.ca_number, payment.created_at, reversed);
                 Ok(BillUpstream::Success { operator_ref: with_reference.then(reference) })
             }
             Phase::Failed => Ok(BillUpstream::Failed),
@@ -201,8 +232,22 @@ impl Provider for SandboxProvider {
     }
 
     fn read_callback(&self, _: Option<&str>, _: &[u8], _: Timestamp) -> Result<UpstreamCallback, CallbackError> {
-        // The sandbox calls back in process, through `/sandbox/v1/advance`.
+        // The sandbox calls back in process: `due_callbacks`, `/sandbox/v1/advance`.
         Err(CallbackError::NotAccepted)
+    }
+
+    fn due_callbacks(&self, now: Timestamp) -> Vec<UpstreamCallback> {
+        let Ok(mut returns) = self.returns.lock() else { return Vec::new() };
+        let due: Vec<String> =
+            returns.iter().filter(|(_, (at, _))| *at <= now.unix()).map(|(r, _)| r.clone()).collect();
+        due.into_iter()
+            .filter_map(|upstream_ref| {
+                let (_, report) = returns.remove(&upstream_ref)?;
+                // Made in process, never over HTTP: no token, so nothing to replay.
+                let reqid = format!("sandbox-return-{upstream_ref}");
+                Some(UpstreamCallback { upstream_ref, report, reqid })
+            })
+            .collect()
     }
 }
 

@@ -261,7 +261,7 @@ impl Upstream {
             return Ok(PollNext::Done);
         }
         let payment = if payment.status == BillStatus::Failed {
-            // Failed but not refunded: a crash came between the two; finish the refund.
+            // Failed but not refunded (an operator failed it): finish the refund.
             refund_bill(store, payment, "poller").await?
         } else {
             let reference = self.upstream_ref(TxnKind::Bbps, payment.txnid);
@@ -311,6 +311,21 @@ impl Upstream {
         let unknown = || CallbackRefusal::UnknownReference(callback.upstream_ref.clone());
         let reference = UpstreamRef::parse(&callback.upstream_ref, &self.settings.ref_prefix).ok_or_else(unknown)?;
         self.apply_report(store, reference, &callback.report, "upstream-callback").await?.ok_or_else(unknown)
+    }
+
+    /// Applies the callbacks an in-process provider made on its own (the
+    /// sandbox's bank returns) as if they had come over HTTP. A callback
+    /// that fails to apply is logged and dropped, as an unanswered HTTP
+    /// callback would be retried by a real upstream (not by the sandbox).
+    pub async fn take_provider_callbacks(&self, store: &dyn Store, now: Timestamp) {
+        for callback in self.provider.due_callbacks(now) {
+            let Some(reference) = UpstreamRef::parse(&callback.upstream_ref, &self.settings.ref_prefix) else {
+                continue;
+            };
+            if let Err(e) = self.apply_report(store, reference, &callback.report, "upstream-callback").await {
+                tracing::warn!(upstream_ref = %callback.upstream_ref, error = %e, "provider callback not applied");
+            }
+        }
     }
 
     /// Applies what the upstream says about the transaction `reference`
@@ -370,8 +385,9 @@ pub async fn apply_dmt(
     Ok(transfer)
 }
 
-/// As [`apply_dmt`] for a bill payment; a failure is refunded to the wallet
-/// at once (BBPS reverses failed payments).
+/// As [`apply_dmt`] for a bill payment. A failure is refunded to the wallet
+/// at once (BBPS reverses failed payments), in the same database
+/// transaction that records it ([`Store::fail_bill`]).
 pub async fn apply_bill(
     store: &dyn Store,
     mut payment: BillPayment,
@@ -381,11 +397,12 @@ pub async fn apply_bill(
     for _ in 0..RACE_RETRIES {
         let Some(change) = upstream::bill_change_for(&payment, report) else { break };
         let note = ChangeNote { source: source.into(), reason: Some(describe_bill(report)), at: Timestamp::now() };
-        match store.change_bill(payment.txnid, change, note).await {
-            Ok(moved) => {
-                payment = moved;
-                break;
-            }
+        let changed = match change {
+            BillChange::Fail => store.fail_bill(payment.txnid, note.clone(), refund_note(source, note.at)).await,
+            change => store.change_bill(payment.txnid, change, note).await,
+        };
+        match changed {
+            Ok(moved) => return Ok(moved),
             Err(ChangeError::Forbidden(_)) => match store.bill_with_history(payment.txnid).await? {
                 Some((current, _)) => payment = current,
                 None => return Ok(payment),
@@ -400,15 +417,17 @@ pub async fn apply_bill(
     Ok(payment)
 }
 
-/// Refunds a failed bill payment (once: the state machine and the ledger's
-/// one-refund-per-transaction rule see to that).
+/// The history note of the refund that follows an upstream failure.
+fn refund_note(source: &str, at: Timestamp) -> ChangeNote {
+    ChangeNote { source: source.into(), reason: Some("failed upstream: reversed to the wallet".into()), at }
+}
+
+/// Refunds a bill payment left failed (by an operator, or by a payrail
+/// older than [`Store::fail_bill`]): once, since the state machine and the
+/// ledger's one-refund-per-transaction rule see to that.
 async fn refund_bill(store: &dyn Store, payment: BillPayment, source: &str) -> Result<BillPayment, StoreError> {
-    let note = ChangeNote {
-        source: source.into(),
-        reason: Some("failed upstream: reversed to the wallet".into()),
-        at: Timestamp::now(),
-    };
-    match store.change_bill(payment.txnid, BillChange::Refund { refund_txn_id: String::new() }, note).await {
+    let note = refund_note(source, Timestamp::now());
+    match store.fail_bill(payment.txnid, note.clone(), note).await {
         Ok(refunded) => Ok(refunded),
         Err(ChangeError::Forbidden(_)) | Err(ChangeError::NotFound) => {
             Ok(store.bill_with_history(payment.txnid).await?.map(|(p, _)| p).unwrap_or(payment))

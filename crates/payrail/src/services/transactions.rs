@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::fees;
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
+use crate::domain::fee_plan::FeePlanVersion;
 use crate::domain::{BillPayment, BillStatus, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp};
 use crate::store::{ChangeError, ChangeNote, InsertError, Store};
 
@@ -58,8 +59,15 @@ impl NewDmt {
         }
     }
 
-    /// The record to store, with its charges worked out.
+    /// The record to store, with its charges worked out by the default plan
+    /// (fixtures and the demo, whose charges are the seed's).
     pub fn into_transfer(self, now: Timestamp) -> DmtTransfer {
+        self.priced_by(&[], now)
+    }
+
+    /// The record to store, priced by the partner's plan (one of its
+    /// `versions`) in force at its date: what it was made at, else `now`.
+    pub fn priced_by(self, versions: &[FeePlanVersion], now: Timestamp) -> DmtTransfer {
         let created_at = self.created_at.unwrap_or(now);
         DmtTransfer {
             ackno: self.ackno.unwrap_or(0),
@@ -69,7 +77,7 @@ impl NewDmt {
             account: self.account,
             utr: self.utr,
             status: self.status,
-            charges: fees::dmt_charges(self.amount, self.customer_charge, self.provider_share, created_at),
+            charges: fees::dmt_charges(versions, self.amount, self.customer_charge, self.provider_share, created_at),
             created_at,
             refund_txn_id: self.refund_txn_id,
             refunded_at: self.refunded_at,
@@ -143,9 +151,11 @@ fn note(source: &str, reason: Option<String>) -> ChangeNote {
     ChangeNote { source: source.to_owned(), reason, at: Timestamp::now() }
 }
 
-/// Creates one transfer; `source` goes into its first history row.
+/// Creates one transfer, priced by its partner's plan; `source` goes into
+/// its first history row.
 pub async fn create_dmt(store: &dyn Store, new: NewDmt, source: &str) -> Result<DmtTransfer, InsertError> {
-    let mut transfer = new.into_transfer(Timestamp::now());
+    let versions = store.fee_plans(new.partner).await?;
+    let mut transfer = new.priced_by(&versions, Timestamp::now());
     let ids = store.insert_dmt_batch(vec![transfer.clone()], note(source, None), no_progress()).await?;
     transfer.ackno = ids.first().copied().unwrap_or_default();
     Ok(transfer)

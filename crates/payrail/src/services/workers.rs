@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use super::callbacks::Deliverer;
 use super::sync::Upstream;
-use crate::domain::event::{PartnerEvent, PollJob};
+use crate::domain::event::{PartnerEvent, PollJob, PollNext};
 use crate::domain::Timestamp;
 use crate::store::Store;
 
@@ -78,7 +78,9 @@ impl Workers {
 }
 
 /// Every tick: claims due items with `claim(now, lease_until)` and works
-/// them all concurrently with `work`, before the next tick.
+/// them all concurrently with `work`; while a claim comes back full, claims
+/// again at once instead of waiting for the next tick, so a backlog drains
+/// as fast as the work allows (not one batch a tick).
 async fn claim_loop<T, Claim, Claimed, Work, Worked>(
     what: &'static str,
     settings: Arc<WorkerSettings>,
@@ -95,27 +97,37 @@ async fn claim_loop<T, Claim, Claimed, Work, Worked>(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let now = Timestamp::now();
-        let items = match claim(now, now.plus_secs(settings.lease.as_secs() as i64)).await {
-            Ok(items) => items,
-            Err(e) => {
-                tracing::warn!(worker = what, error = %e, "could not claim work");
-                continue;
+        loop {
+            let now = Timestamp::now();
+            let items = match claim(now, now.plus_secs(settings.lease.as_secs() as i64)).await {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::warn!(worker = what, error = %e, "could not claim work");
+                    break;
+                }
+            };
+            let full = items.len() >= settings.batch as usize;
+            let mut running = JoinSet::new();
+            for item in items {
+                running.spawn(work(item));
             }
-        };
-        let mut running = JoinSet::new();
-        for item in items {
-            running.spawn(work(item));
+            while running.join_next().await.is_some() {}
+            if !full {
+                break;
+            }
         }
-        while running.join_next().await.is_some() {}
     }
 }
 
 async fn poll_loop(store: Arc<dyn Store>, upstream: Arc<Upstream>, settings: Arc<WorkerSettings>) {
-    let (claimer, owner) = (store.clone(), settings.clone());
+    let (claimer, owner, calling) = (store.clone(), settings.clone(), upstream.clone());
     let claim = move |now, until| {
-        let (store, owner) = (claimer.clone(), owner.clone());
-        async move { store.claim_polls(&owner.instance, now, until, owner.batch).await }
+        let (store, owner, upstream) = (claimer.clone(), owner.clone(), calling.clone());
+        async move {
+            // An in-process provider's own callbacks ride on the poller's tick.
+            upstream.take_provider_callbacks(&*store, now).await;
+            store.claim_polls(&owner.instance, now, until, owner.batch).await
+        }
     };
     let worker = settings.clone();
     let work = move |job| poll_one(store.clone(), upstream.clone(), worker.clone(), job);
@@ -133,6 +145,8 @@ async fn poll_one(store: Arc<dyn Store>, upstream: Arc<Upstream>, settings: Arc<
     };
     match store.finish_poll(&job, &settings.instance, next).await {
         Ok(true) => tracing::debug!(kind = job.kind.as_str(), id = job.txn_id, ?next, "polled"),
+        // The change that decided the transaction already ended its job.
+        Ok(false) if next == PollNext::Done => tracing::debug!(kind = job.kind.as_str(), id = job.txn_id, "polled"),
         Ok(false) => tracing::warn!(kind = job.kind.as_str(), id = job.txn_id, "poll lease lost before it finished"),
         Err(e) => tracing::warn!(kind = job.kind.as_str(), id = job.txn_id, error = %e, "poll result not saved"),
     }

@@ -4,7 +4,9 @@
 //! - [`sqlite`] is the embedded default: one file in the data directory, WAL
 //!   journal, driven by `rusqlite`. Point lookups run inline on the calling
 //!   task (a few microseconds, cheaper than a hop to a blocking thread);
-//!   writes go to one writer connection on a blocking thread.
+//!   writes go to one writer connection on its own thread, which commits
+//!   the writes waiting together in one durable (`synchronous = FULL`)
+//!   commit (group commit).
 //! - [`postgres`] is the production engine, driven by `tokio-postgres` through
 //!   a `deadpool` pool, and the one several payrail instances can share.
 //!
@@ -150,6 +152,12 @@ pub struct LedgerAudit {
     pub refunds_not_recorded: Vec<(String, i64)>,
     /// (kind, txn id) debited and in the refunded state, without a ledger refund.
     pub refunds_not_paid: Vec<(String, i64)>,
+    /// (kind, txn id) paid from the wallet (it has a debit journal), in the
+    /// failed state and without a ledger refund: a bill payment the
+    /// upstream failed is refunded in the transaction that fails it, so
+    /// only an operator's unfinished step (or a crash in an older payrail)
+    /// leaves one.
+    pub failed_not_refunded: Vec<(String, i64)>,
 }
 
 /// A partner to be added.
@@ -246,7 +254,9 @@ pub trait Store: Send + Sync + 'static {
     /// debit journal) also writes [`Journal::refund_of`] that debit and
     /// credits the wallet, in the same transaction: at most once, since a
     /// refunded record cannot be refunded again and a transaction has at
-    /// most one journal per purpose.
+    /// most one journal per purpose. A change that decides the transfer
+    /// (`domain::upstream::dmt_needs_polling` turns false) also removes its
+    /// poll job, held or not, in the same transaction.
     async fn change_dmt(&self, ackno: i64, change: DmtChange, note: ChangeNote) -> Result<DmtTransfer, ChangeError>;
 
     /// As [`Store::lookup_dmt`], for bill payments.
@@ -264,8 +274,16 @@ pub trait Store: Send + Sync + 'static {
         note: ChangeNote,
         progress: Arc<dyn Fn(u64) + Send + Sync>,
     ) -> Result<Vec<i64>, InsertError>;
-    /// As [`Store::change_dmt`], for bill payments.
+    /// As [`Store::change_dmt`], for bill payments (decided:
+    /// `domain::upstream::bill_needs_polling` turns false).
     async fn change_bill(&self, txnid: i64, change: BillChange, note: ChangeNote) -> Result<BillPayment, ChangeError>;
+    /// Fails a pending or paid bill payment (history row `note`) and refunds
+    /// it (history row `refund`, a new refund id, and the refund journal if
+    /// it was paid from the wallet) in ONE database transaction, so that no
+    /// crash can leave a wallet-paid payment failed and not refunded. A
+    /// payment already failed (by an operator, or by an older payrail) is
+    /// only refunded. `Forbidden` (nothing written) for a refunded one.
+    async fn fail_bill(&self, txnid: i64, note: ChangeNote, refund: ChangeNote) -> Result<BillPayment, ChangeError>;
 
     /// How many transfers and bill payments the store holds.
     async fn counts(&self) -> Result<(i64, i64), StoreError>;

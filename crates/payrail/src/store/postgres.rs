@@ -50,6 +50,7 @@ use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode,
 };
 use crate::domain::txn_id::TxnNumbers;
+use crate::domain::upstream;
 use crate::domain::{
     BillPayment, BillStatus, DmtCharges, DmtStatus, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner,
     PartnerStatus, ReferenceId, RegistrationId, Timestamp, TxnKind,
@@ -686,6 +687,12 @@ const AUDIT_REFUNDS_NOT_PAID: &str = concat!(
      AND NOT EXISTS (SELECT 1 FROM journals r WHERE r.purpose = 'refund' AND r.kind = d.kind \
      AND r.txn_id = d.txn_id) ORDER BY 1, 2"
 );
+
+/// Bill payments paid from the wallet, failed, and not refunded.
+const AUDIT_FAILED_NOT_REFUNDED: &str = "SELECT d.kind, d.txn_id FROM journals d \
+     JOIN bill_payments b ON d.kind = 'bbps' AND b.txnid = d.txn_id \
+     WHERE d.purpose = 'debit' AND b.status = 'failed' AND NOT EXISTS (SELECT 1 FROM journals r \
+     WHERE r.purpose = 'refund' AND r.kind = d.kind AND r.txn_id = d.txn_id) ORDER BY 1, 2";
 
 /// The PostgreSQL engine.
 pub struct PostgresStore {
@@ -1440,7 +1447,50 @@ async fn audit_in(tx: &Transaction<'_>) -> Result<LedgerAudit, StoreError> {
         refunds_without_debit: audit_rows(tx, AUDIT_REFUNDS_WITHOUT_DEBIT, pair, "Failed to check the refunds").await?,
         refunds_not_recorded: audit_rows(tx, AUDIT_REFUNDS_NOT_RECORDED, pair, "Failed to check the refunds").await?,
         refunds_not_paid: audit_rows(tx, AUDIT_REFUNDS_NOT_PAID, pair, "Failed to check the refunds").await?,
+        failed_not_refunded: audit_rows(tx, AUDIT_FAILED_NOT_REFUNDED, pair, "Failed to check the failed payments")
+            .await?,
     })
+}
+
+/// [`Store::change_bill`] of the locked `bill` inside the caller's
+/// transaction: the change, its history row, the refund journal of a
+/// wallet-paid refund, the partner's event, and the end of the poll job
+/// once the payment is decided.
+async fn change_bill_in(
+    tx: &Transaction<'_>,
+    mut bill: BillPayment,
+    change: BillChange,
+    note: &ChangeNote,
+) -> Result<BillPayment, ChangeError> {
+    let txnid = bill.txnid;
+    let from = bill.status;
+    let change = match change {
+        BillChange::Refund { refund_txn_id } if refund_txn_id.is_empty() => {
+            BillChange::Refund { refund_txn_id: allocate_refund_id(tx, TxnKind::Bbps, txnid, note.at).await? }
+        }
+        other => other,
+    };
+    bill.apply(&change, note.at)?;
+    if bill.status == BillStatus::Refunded {
+        pay_back(tx, TxnKind::Bbps, txnid, note.at).await?;
+    }
+    save_bill(tx, &bill, note.at).await?;
+    insert_history(tx, TxnKind::Bbps, txnid, Some(from.name()), bill.status.name(), note).await?;
+    let payload = event::bill_payload(&bill, note.at);
+    insert_event(tx, bill.partner, (TxnKind::Bbps, txnid), bill.status.name(), &payload, note.at).await?;
+    if !upstream::bill_needs_polling(&bill) {
+        end_poll(tx, TxnKind::Bbps, txnid).await?;
+    }
+    Ok(bill)
+}
+
+/// Removes a decided transaction's poll job (if it has one, held or not):
+/// the poller works only on undecided transactions.
+async fn end_poll(tx: &Transaction<'_>, kind: TxnKind, txn_id: i64) -> Result<(), StoreError> {
+    let params: [&(dyn ToSql + Sync); 2] = [&kind.as_str(), &txn_id];
+    execute(tx, "DELETE FROM upstream_polls WHERE kind = $1 AND txn_id = $2", &params, "Failed to end a poll job")
+        .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -1576,6 +1626,9 @@ impl Store for PostgresStore {
         insert_history(&tx, TxnKind::Dmt, ackno, Some(from.name()), transfer.status.name(), &note).await?;
         let payload = event::dmt_payload(&transfer, note.at);
         insert_event(&tx, transfer.partner, (TxnKind::Dmt, ackno), transfer.status.name(), &payload, note.at).await?;
+        if !upstream::dmt_needs_polling(&transfer) {
+            end_poll(&tx, TxnKind::Dmt, ackno).await?;
+        }
         tx.commit().await.store_context("Failed to commit the change")?;
         Ok(transfer)
     }
@@ -1610,23 +1663,21 @@ impl Store for PostgresStore {
     async fn change_bill(&self, txnid: i64, change: BillChange, note: ChangeNote) -> Result<BillPayment, ChangeError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the change")?;
-        let mut bill = lock_bill(&tx, txnid).await?.ok_or(ChangeError::NotFound)?;
-        let from = bill.status;
-        let change = match change {
-            BillChange::Refund { refund_txn_id } if refund_txn_id.is_empty() => {
-                BillChange::Refund { refund_txn_id: allocate_refund_id(&tx, TxnKind::Bbps, txnid, note.at).await? }
-            }
-            other => other,
-        };
-        bill.apply(&change, note.at)?;
-        if bill.status == BillStatus::Refunded {
-            pay_back(&tx, TxnKind::Bbps, txnid, note.at).await?;
-        }
-        save_bill(&tx, &bill, note.at).await?;
-        insert_history(&tx, TxnKind::Bbps, txnid, Some(from.name()), bill.status.name(), &note).await?;
-        let payload = event::bill_payload(&bill, note.at);
-        insert_event(&tx, bill.partner, (TxnKind::Bbps, txnid), bill.status.name(), &payload, note.at).await?;
+        let bill = lock_bill(&tx, txnid).await?.ok_or(ChangeError::NotFound)?;
+        let bill = change_bill_in(&tx, bill, change, &note).await?;
         tx.commit().await.store_context("Failed to commit the change")?;
+        Ok(bill)
+    }
+
+    async fn fail_bill(&self, txnid: i64, note: ChangeNote, refund: ChangeNote) -> Result<BillPayment, ChangeError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin the failure")?;
+        let mut bill = lock_bill(&tx, txnid).await?.ok_or(ChangeError::NotFound)?;
+        if bill.status != BillStatus::Failed {
+            bill = change_bill_in(&tx, bill, BillChange::Fail, &note).await?;
+        }
+        let bill = change_bill_in(&tx, bill, BillChange::Refund { refund_txn_id: String::new() }, &refund).await?;
+        tx.commit().await.store_context("Failed to commit the failure")?;
         Ok(bill)
     }
 
@@ -3671,6 +3722,34 @@ mod tests {
         }
         let delivered = EventFilter { state: Some(EventState::Delivered), limit: 1_000, ..EventFilter::default() };
         assert_eq!(db.store.events(&delivered).await?.len(), 2 * TRANSFERS);
+        db.finish().await
+    }
+
+    /// The claim walks the partial index `upstream_polls_due` (due jobs only,
+    /// in due order) and stops at the limit; held jobs are not in it. Plan
+    /// with 20,000 due and 5,000 held jobs, analysed:
+    /// `Limit -> LockRows -> Index Scan using upstream_polls_due on upstream_polls,
+    /// Index Cond: ((next_poll_at IS NOT NULL) AND (next_poll_at <= ...))`, then
+    /// the update by primary key.
+    #[tokio::test]
+    async fn the_claim_is_an_index_range_scan() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let client = db.store.client().await?;
+        client
+            .batch_execute(
+                "INSERT INTO upstream_polls (kind, txn_id, attempts, next_poll_at) \
+                 SELECT 'dmt', n, 0, CASE WHEN n % 5 = 0 THEN NULL ELSE n END FROM generate_series(1, 25000) n; \
+                 ANALYZE upstream_polls;",
+            )
+            .await?;
+        let params: [&(dyn ToSql + Sync); 4] = [&"o", &30_000_i64, &30_060_i64, &32_i64];
+        let rows = client.query(&format!("EXPLAIN {CLAIM_POLLS}"), &params).await?;
+        let plan: Vec<String> = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+        let plan = plan.join("\n");
+        assert!(plan.contains("Index Scan using upstream_polls_due on upstream_polls"), "{plan}");
+        assert!(plan.contains("Index Cond: ((next_poll_at IS NOT NULL) AND (next_poll_at <= "), "{plan}");
+        assert!(!plan.contains("Seq Scan") && !plan.contains("Sort"), "{plan}");
+        drop(client);
         db.finish().await
     }
 }
