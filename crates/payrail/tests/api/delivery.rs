@@ -187,10 +187,12 @@ async fn a_poll_in_flight_is_recorded_when_an_operator_resumes_its_job(engine: E
     // One poll, then the schedule runs out; every status query takes 1.5 s.
     let (app, mock) = app_with_mock(engine, "1s").await;
     let (partner, _receiver) = funded_partner(&app).await;
-    mock.script("PRD1", Script::new().status(Reply::Hang(std::time::Duration::from_millis(1500))));
-    send(&app, &partner, "123456789012", "1000", "POLL-1").await;
-    eventually(15, "a poll in flight", || async { (mock.status_queries("PRD1") == 1).then_some(()) }).await;
-    let resumed = payrail(&app, &["upstream", "resume", "dmt:1"]);
+    mock.script_next(Script::new().status(Reply::Hang(std::time::Duration::from_millis(1500))));
+    let sent = send(&app, &partner, "123456789012", "1000", "POLL-1").await;
+    let ackno = sent["ackno"].as_str().unwrap_or_else(|| panic!("no ackno: {sent}")).to_owned();
+    let upstream_ref = format!("PRD{ackno}");
+    eventually(15, "a poll in flight", || async { (mock.status_queries(&upstream_ref) == 1).then_some(()) }).await;
+    let resumed = payrail(&app, &["upstream", "resume", &format!("dmt:{ackno}")]);
     assert!(resumed.status.success(), "{}", text(&resumed.stderr));
     let held = eventually(15, "the transfer held", || async {
         let held = app.admin("/admin/v1/upstream/held", None).await.json();
@@ -199,7 +201,7 @@ async fn a_poll_in_flight_is_recorded_when_an_operator_resumes_its_job(engine: E
     .await;
     assert_eq!(
         held["polls"].as_u64(),
-        Some(mock.status_queries("PRD1") as u64),
+        Some(mock.status_queries(&upstream_ref) as u64),
         "every poll that asked the upstream is counted: {held}"
     );
 }

@@ -123,6 +123,8 @@ async fn new_numbers_do_not_count_and_every_way_in_by_number_finds_the_transacti
     operator_moves(&app, "bbps", &txnids[2].to_string(), "failed").await;
     let found = app.bill_status(&partner.name(), "NUM-B-2", Some(&partner.token())).await;
     assert_eq!(found.json()["data"]["status"], "0", "{}", found.body);
+    // A wallet-paid bill an operator fails is theirs to refund (verify says so until then).
+    operator_moves(&app, "bbps", &txnids[2].to_string(), "refunded").await;
 
     // The CLI names transactions dmt:<ackno> / bbps:<txnid>.
     let resumed = payrail(&app, &["upstream", "resume", &format!("dmt:{}", acknos[1])]);
