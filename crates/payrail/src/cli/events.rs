@@ -36,9 +36,13 @@ pub enum CallbackCommand {
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: std::net::SocketAddr,
-        /// The partner's secret, to check each signature.
+        /// The secret that signs the callbacks, to check each signature (better:
+        /// PAYRAIL_CALLBACK_SECRET or --secret-file, which `ps` does not show).
         #[arg(long, env = "PAYRAIL_CALLBACK_SECRET", hide_env_values = true)]
         secret: Option<secrecy::SecretString>,
+        /// Read that secret from this file, or from standard input if `-`.
+        #[arg(long, value_name = "PATH", conflicts_with = "secret")]
+        secret_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -110,7 +114,10 @@ pub async fn callback(cli: &Cli, command: &CallbackCommand) -> anyhow::Result<()
             store.set_callback_url(id, None, Timestamp::now()).await?;
             println!("{id}: no callback URL; no more events are written");
         }
-        CallbackCommand::Listen { listen, secret } => listen_for_callbacks(*listen, secret.clone()).await?,
+        CallbackCommand::Listen { listen, secret, secret_file } => {
+            let secret = super::secret_input::read(secret.as_ref(), secret_file.as_deref())?;
+            listen_for_callbacks(*listen, secret).await?
+        }
         CallbackCommand::Show { registration_id } => {
             let (store, id) = existing_partner(cli, registration_id).await?;
             match store.callback_url(id).await? {

@@ -76,6 +76,13 @@ impl IpAllowlist {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether the list keeps anyone out: it is not empty and holds no
+    /// block of prefix length 0 (`0.0.0.0/0`, `::/0`), which lets in a
+    /// whole address family and so counts as no list at all.
+    pub fn restricts_callers(&self) -> bool {
+        !self.0.is_empty() && self.0.iter().all(|net| net.prefix_len() > 0)
+    }
 }
 
 /// Strips the IPv4-in-IPv6 wrapping that dual-stack sockets put on peers.

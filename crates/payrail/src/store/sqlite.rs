@@ -229,6 +229,14 @@ CREATE TABLE delivery_attempts (
     PRIMARY KEY (event_id, attempt)
 );
 "#,
+    // issue 9 item 10: the master key's check value, one row.
+    r#"
+CREATE TABLE master_key_check (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    mac        BLOB    NOT NULL,
+    created_at INTEGER NOT NULL
+);
+"#,
 ];
 
 /// `reqid`s seen within the replay window, in two generations per shard:
@@ -648,6 +656,27 @@ impl Store for SqliteStore {
             )
             .map(|n| n == 1)
             .map_err(store_error)
+        })
+        .await
+    }
+
+    async fn key_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|conn| conn.query_row("SELECT mac FROM master_key_check WHERE id = 1", [], |r| r.get(0)).optional())
+    }
+
+    async fn claim_key_check(&self, mac: &[u8], at: Timestamp) -> Result<Vec<u8>, StoreError> {
+        let mac = mac.to_vec();
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            tx.execute(
+                "INSERT INTO master_key_check (id, mac, created_at) VALUES (1, ?1, ?2) ON CONFLICT (id) DO NOTHING",
+                params![mac, at.unix()],
+            )
+            .map_err(store_error)?;
+            let stored = tx.query_row("SELECT mac FROM master_key_check WHERE id = 1", [], |r| r.get(0));
+            let stored = stored.map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(stored)
         })
         .await
     }
