@@ -17,6 +17,7 @@ mod isolation;
 mod master_key;
 mod partner_access;
 mod paysprint;
+mod postgres_tls;
 mod seeds;
 mod upstream_paysprint;
 mod upstream_sandbox;
