@@ -78,8 +78,8 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
         client = client.with_secret(secret.expose_secret().as_bytes().to_vec());
     }
     let outcome = match args.kind {
-        Kind::Dmt => client.dmt_status(&args.reference).await.map(|o| report(o)),
-        Kind::Bbps => client.bill_status(&args.reference).await.map(|o| report(o)),
+        Kind::Dmt => client.dmt_status(&args.reference).await.map(report),
+        Kind::Bbps => client.bill_status(&args.reference).await.map(report),
     };
     match outcome {
         Ok(code) => code,

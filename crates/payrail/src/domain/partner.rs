@@ -144,6 +144,17 @@ mod tests {
     }
 
     #[test]
+    fn a_list_holding_a_whole_address_family_restricts_nobody() {
+        let list = |items: &[&str]| IpAllowlist::parse(items.iter().copied()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!IpAllowlist::default().restricts_callers());
+        assert!(!list(&["0.0.0.0/0"]).restricts_callers());
+        assert!(!list(&["::/0"]).restricts_callers());
+        assert!(!list(&["10.0.0.0/8", "0.0.0.0/0"]).restricts_callers());
+        assert!(list(&["0.0.0.0/1"]).restricts_callers());
+        assert!(list(&["127.0.0.0/8", "::1"]).restricts_callers());
+    }
+
+    #[test]
     fn cidr_and_bare_addresses_are_matched() {
         let list = IpAllowlist::parse(["10.1.0.0/16", "127.0.0.1", "::1"]).unwrap_or_else(|e| panic!("{e}"));
         assert!(list.allows(ip("10.1.200.3")));
