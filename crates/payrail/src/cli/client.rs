@@ -69,13 +69,21 @@ pub struct StatusArgs {
 /// `status` exit code: the server could not be reached, or answered with
 /// something that is not the API's (a proxy's error page, say).
 const EXIT_NO_ANSWER: u8 = 3;
+/// `status` exit code: the query was not sent (its secret file could not be
+/// read, say); kept apart from 1 so that no script reads it as "not found".
+const EXIT_NOT_ASKED: u8 = 4;
 
 /// Queries and prints the outcome; exit 0 found, 1 not found, 2 refused by
-/// the server (its code is printed), 3 no answer from the API.
+/// the server (its code is printed), 3 no answer from the API, 4 not asked.
 pub async fn status(args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let mut client = Client::new(&args.url, &args.registration_id);
-    if let Some(secret) = secret_input::read(args.secret.as_ref(), args.secret_file.as_deref())? {
-        client = client.with_secret(secret.expose_secret().as_bytes().to_vec());
+    match secret_input::read(args.secret.as_ref(), args.secret_file.as_deref()) {
+        Ok(Some(secret)) => client = client.with_secret(secret.expose_secret().as_bytes().to_vec()),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(EXIT_NOT_ASKED));
+        }
     }
     let outcome = match args.kind {
         Kind::Dmt => client.dmt_status(&args.reference).await.map(report),

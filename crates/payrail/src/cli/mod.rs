@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use secrecy::SecretString;
 
 use crate::services::secrets::{check_master_key, KeySource, MasterKey};
 use crate::store::{self, Store, StoreLocation};
@@ -85,9 +86,11 @@ impl Cli {
         }
     }
 
-    /// Where the master key was given, if it was.
+    /// Where the master key was given, if it was: PAYRAIL_MASTER_KEY (read
+    /// here, not by clap, so that no `--master-key` flag exists) or the file.
     fn key_source(&self) -> KeySource {
-        KeySource::from_env_or(self.master_key_file.clone())
+        let env = std::env::var("PAYRAIL_MASTER_KEY").ok().filter(|k| !k.is_empty()).map(SecretString::from);
+        KeySource { env, file: self.master_key_file.clone() }
     }
 
     /// Opens the store, running migrations. A master key given to a command

@@ -36,12 +36,6 @@ pub struct KeySource {
 }
 
 impl KeySource {
-    /// The key from PAYRAIL_MASTER_KEY (if set and not empty) or `file`.
-    pub fn from_env_or(file: Option<PathBuf>) -> Self {
-        let env = std::env::var("PAYRAIL_MASTER_KEY").ok().filter(|k| !k.is_empty()).map(SecretString::from);
-        KeySource { env, file }
-    }
-
     /// Whether a key was given (not just found in the data directory).
     pub fn is_given(&self) -> bool {
         self.env.is_some() || self.file.is_some()

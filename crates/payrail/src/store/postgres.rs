@@ -609,8 +609,8 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host/db`)
-    /// and migrates it.
-    /// TLS follows the URL's `sslmode` and `sslrootcert` (see [`super::postgres_tls`]).
+    /// and migrates it. TLS follows the URL's `sslmode` and `sslrootcert`, as
+    /// libpq's do (see [`super::postgres_tls`]).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         let (config, tls) = super::postgres_tls::from_url(url)?;
         Self::connect_tls(config, tls).await
@@ -1422,6 +1422,8 @@ impl Store for PostgresStore {
 
     async fn claim_key_check(&self, mac: &[u8], at: Timestamp) -> Result<Vec<u8>, StoreError> {
         // One statement: the insert's row if it won, else the row already there.
+        // (A claim racing another's uncommitted one finds neither and fails;
+        // the command that made it can simply be run again.)
         let sql = "WITH claimed AS (INSERT INTO master_key_check (id, mac, created_at) VALUES (1, $1, $2) \
                    ON CONFLICT (id) DO NOTHING RETURNING mac) \
                    SELECT mac FROM claimed UNION ALL SELECT mac FROM master_key_check WHERE id = 1 LIMIT 1";

@@ -71,4 +71,10 @@ async fn status_exit_codes_tell_found_not_found_refused_and_no_answer_apart() {
     assert_no_answer(&status(&app, &proxy, &id, Some(&partner.secret)), "a proxy's error page");
     let not_http = garbage_server("garbage, not HTTP\r\n\r\n").await;
     assert_no_answer(&status(&app, &not_http, &id, Some(&partner.secret)), "not HTTP at all");
+
+    // Not asked at all (the secret file is missing): neither "not found" nor "no answer".
+    let args = ["status", "dmt", "REF-1", "--url", &url, "--registration-id", &id, "--secret-file", "/no/such/file"];
+    let not_asked = payrail(&app, &args);
+    assert_eq!(not_asked.status.code(), Some(4), "{}", text(&not_asked.stderr));
+    assert!(text(&not_asked.stderr).contains("/no/such/file"), "{}", text(&not_asked.stderr));
 }
