@@ -106,7 +106,7 @@ fn start_cluster() -> Result<Cluster, String> {
     let data = cluster.data();
     run(cluster.tool("initdb").arg("-D").arg(&data).args(["-U", "payrail", "--auth=trust"]), "initdb")?;
     let conf = format!(
-        "port = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nssl = on\n\
+        "port = {}\nlisten_addresses = '127.0.0.1,127.0.0.2'\nunix_socket_directories = '{}'\nssl = on\n\
          ssl_cert_file = '{}'\nssl_key_file = '{}'\nfsync = off\n",
         cluster.port,
         root.display(),
@@ -114,7 +114,7 @@ fn start_cluster() -> Result<Cluster, String> {
         key.display()
     );
     append(&data.join("postgresql.conf"), &conf)?;
-    std::fs::write(data.join("pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
+    std::fs::write(data.join("pg_hba.conf"), "local all all trust\nhostssl all all 127.0.0.0/8 trust\n")
         .map_err(|e| e.to_string())?;
     let log = root.join("server.log");
     run(cluster.tool("pg_ctl").arg("-D").arg(&data).arg("-l").arg(&log).args(["-w", "-t", "60", "start"]), "pg_ctl")?;
@@ -181,9 +181,13 @@ fn postgres_sslmode_and_sslrootcert_from_the_url_decide_how_payrail_connects() {
 
     connects(&cluster.url("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca}")));
     connects(&cluster.url("localhost", &format!("sslmode=verify-full&sslrootcert={ca}")));
-    fails(&cluster.url("127.0.0.1", "sslmode=verify-full"), "certificate");
-    fails(&cluster.url("127.0.0.1", "sslmode=verify-ca"), "certificate");
+    fails(&cluster.url("127.0.0.1", "sslmode=verify-full"), "unknownissuer");
+    fails(&cluster.url("127.0.0.1", "sslmode=verify-ca"), "unknownissuer");
     connects(&cluster.url("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}")));
+    // 127.0.0.2 is the same server, but the certificate does not name it:
+    // verify-ca checks the chain only, verify-full the name too.
+    connects(&cluster.url("127.0.0.2", &format!("sslmode=verify-ca&sslrootcert={ca}")));
+    fails(&cluster.url("127.0.0.2", &format!("sslmode=verify-full&sslrootcert={ca}")), "not valid for name");
     connects(&cluster.url("127.0.0.1", "sslmode=require"));
     connects(&cluster.url("127.0.0.1", ""));
     fails(&cluster.url("127.0.0.1", "sslmode=disable"), "no encryption");
