@@ -51,9 +51,13 @@ pub enum CallbackCommand {
         /// Where to listen.
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: std::net::SocketAddr,
-        /// The partner's callback secret (shown when its URL was first set), to check each signature.
+        /// The partner's callback secret (shown when its URL was first set), to check each
+        /// signature (better: PAYRAIL_CALLBACK_SECRET or --secret-file, which `ps` does not show).
         #[arg(long, env = "PAYRAIL_CALLBACK_SECRET", hide_env_values = true)]
         secret: Option<secrecy::SecretString>,
+        /// Read that secret from this file, or from standard input if `-`.
+        #[arg(long, value_name = "PATH", conflicts_with = "secret")]
+        secret_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -117,13 +121,13 @@ pub async fn callback(cli: &Cli, command: &CallbackCommand) -> anyhow::Result<()
         CallbackCommand::Set { registration_id, url, json } => {
             let url = callback_url(url).map_err(anyhow::Error::msg)?;
             let (store, id) = existing_partner(cli, registration_id).await?;
-            let key = cli.master_key(false)?;
+            let key = cli.master_key(&*store, false).await?;
             let made = callback_secrets::set_callback(&*store, &key, id, url.clone()).await?;
             show_callback_set(id, &url, made.as_ref(), *json)?;
         }
         CallbackCommand::RotateSecret { registration_id, overlap_hours } => {
             let (store, id) = existing_partner(cli, registration_id).await?;
-            let key = cli.master_key(false)?;
+            let key = cli.master_key(&*store, false).await?;
             let overlap = std::time::Duration::from_secs(overlap_hours.saturating_mul(3600));
             let (secret, until) = callback_secrets::rotate_secret(&*store, &key, id, overlap).await?;
             println!("{id} callback secret: {}", secret.expose_secret());
@@ -140,7 +144,10 @@ pub async fn callback(cli: &Cli, command: &CallbackCommand) -> anyhow::Result<()
             store.set_callback_url(id, None, Timestamp::now()).await?;
             println!("{id}: no callback URL; no more events are written, and pending ones are cancelled");
         }
-        CallbackCommand::Listen { listen, secret } => listen_for_callbacks(*listen, secret.clone()).await?,
+        CallbackCommand::Listen { listen, secret, secret_file } => {
+            let secret = super::secret_input::read(secret.as_ref(), secret_file.as_deref())?;
+            listen_for_callbacks(*listen, secret).await?
+        }
         CallbackCommand::Show { registration_id } => {
             let (store, id) = existing_partner(cli, registration_id).await?;
             match store.callback_url(id).await? {

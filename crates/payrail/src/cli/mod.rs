@@ -8,6 +8,7 @@ mod events;
 mod import;
 mod money;
 mod partner;
+mod secret_input;
 mod serve;
 
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::services::secrets::MasterKey;
+use crate::services::secrets::{check_master_key, KeySource, MasterKey};
 use crate::store::{self, Store, StoreLocation};
 
 /// payrail: AOPay-compatible DMT and BBPS transaction server and operator tools.
@@ -30,9 +31,11 @@ pub struct Cli {
     /// A `postgres://` URL to use PostgreSQL instead of the embedded SQLite store.
     #[arg(long, global = true, env = "PAYRAIL_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// The key that seals partner secrets: 64 hex digits. Defaults to DATA_DIR/master.key.
-    #[arg(long, global = true, env = "PAYRAIL_MASTER_KEY", hide_env_values = true)]
-    pub master_key: Option<SecretString>,
+    /// A file (mode 0600 or 0400) holding the key that seals partner secrets,
+    /// 64 hex digits. Or give the key in PAYRAIL_MASTER_KEY; never on the
+    /// command line, where `ps` shows it. Defaults to DATA_DIR/master.key.
+    #[arg(long, global = true, env = "PAYRAIL_MASTER_KEY_FILE", value_name = "PATH")]
+    pub master_key_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -83,14 +86,32 @@ impl Cli {
         }
     }
 
-    /// Opens the store, running migrations.
-    pub async fn open_store(&self) -> anyhow::Result<Arc<dyn Store>> {
-        store::open(&self.store_location()?).await
+    /// Where the master key was given, if it was: PAYRAIL_MASTER_KEY (read
+    /// here, not by clap, so that no `--master-key` flag exists) or the file.
+    fn key_source(&self) -> KeySource {
+        let env = std::env::var("PAYRAIL_MASTER_KEY").ok().filter(|k| !k.is_empty()).map(SecretString::from);
+        KeySource { env, file: self.master_key_file.clone() }
     }
 
-    /// Loads the master key; generates one into the data directory if `generate`.
-    pub fn master_key(&self, generate: bool) -> anyhow::Result<MasterKey> {
-        MasterKey::load(self.master_key.as_ref(), &self.data_dir, generate)
+    /// Opens the store, running migrations. A master key given to a command
+    /// that does not need it is still checked against the store, so a wrong
+    /// key is caught by whatever command meets it first.
+    pub async fn open_store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        let store = store::open(&self.store_location()?).await?;
+        let source = self.key_source();
+        if source.is_given() {
+            let key = MasterKey::load(&source, &self.data_dir, false)?;
+            check_master_key(&*store, &key).await?;
+        }
+        Ok(store)
+    }
+
+    /// Loads the master key (generating one into the data directory if
+    /// `generate`) and checks it against `store`'s key check value.
+    pub async fn master_key(&self, store: &dyn Store, generate: bool) -> anyhow::Result<MasterKey> {
+        let key = MasterKey::load(&self.key_source(), &self.data_dir, generate)?;
+        check_master_key(store, &key).await?;
+        Ok(key)
     }
 }
 

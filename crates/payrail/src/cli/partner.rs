@@ -52,7 +52,7 @@ pub struct AddArgs {
     /// An address or CIDR block the partner may call from (repeat; none means anywhere).
     #[arg(long = "allow-ip")]
     allow_ips: Vec<IpNet>,
-    /// Do not require a signed Token header.
+    /// Do not require a signed Token header (then --allow-ip is required, and not 0.0.0.0/0 or ::/0).
     #[arg(long)]
     no_token: bool,
     /// An Authorisedkey the partner must send with every request.
@@ -88,7 +88,7 @@ pub async fn run(cli: &Cli, command: &PartnerCommand) -> anyhow::Result<()> {
     let store = cli.open_store().await?;
     match command {
         PartnerCommand::Add(args) => {
-            let key = cli.master_key(false)?;
+            let key = cli.master_key(&*store, false).await?;
             let allowlist = IpAllowlist::from_nets(args.allow_ips.clone());
             let request = PartnerRequest {
                 number: None,
@@ -112,7 +112,7 @@ pub async fn run(cli: &Cli, command: &PartnerCommand) -> anyhow::Result<()> {
             Ok(())
         }
         PartnerCommand::RotateSecret { registration_id, overlap_hours, json } => {
-            let key = cli.master_key(false)?;
+            let key = cli.master_key(&*store, false).await?;
             let id = registration(registration_id)?;
             let overlap = std::time::Duration::from_secs(overlap_hours * 3600);
             let (secret, until) = partners::rotate_secret(&*store, &key, id, overlap).await?;

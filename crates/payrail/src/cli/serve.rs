@@ -248,7 +248,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         StoreLocation::Postgres(_) => None,
     };
     let store = cli.open_store().await?;
-    let key = Arc::new(cli.master_key(args.demo)?);
+    let key = Arc::new(cli.master_key(&*store, args.demo).await?);
     let mut admin_token = std::env::var("PAYRAIL_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(SecretString::from);
     if args.demo && admin_token.is_none() {
         admin_token = Some(random_token());

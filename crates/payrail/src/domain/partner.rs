@@ -76,6 +76,13 @@ impl IpAllowlist {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether the list keeps anyone out: it is not empty and holds no
+    /// block of prefix length 0 (`0.0.0.0/0`, `::/0`), which lets in a
+    /// whole address family and so counts as no list at all.
+    pub fn restricts_callers(&self) -> bool {
+        !self.0.is_empty() && self.0.iter().all(|net| net.prefix_len() > 0)
+    }
 }
 
 /// Strips the IPv4-in-IPv6 wrapping that dual-stack sockets put on peers.
@@ -134,6 +141,17 @@ mod tests {
     #[test]
     fn empty_allowlist_allows_everyone() {
         assert!(IpAllowlist::default().allows(ip("203.0.113.9")));
+    }
+
+    #[test]
+    fn a_list_holding_a_whole_address_family_restricts_nobody() {
+        let list = |items: &[&str]| IpAllowlist::parse(items.iter().copied()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!IpAllowlist::default().restricts_callers());
+        assert!(!list(&["0.0.0.0/0"]).restricts_callers());
+        assert!(!list(&["::/0"]).restricts_callers());
+        assert!(!list(&["10.0.0.0/8", "0.0.0.0/0"]).restricts_callers());
+        assert!(list(&["0.0.0.0/1"]).restricts_callers());
+        assert!(list(&["127.0.0.0/8", "::1"]).restricts_callers());
     }
 
     #[test]

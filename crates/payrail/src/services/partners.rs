@@ -36,8 +36,31 @@ pub fn authorised_key_hash(key: &str) -> Vec<u8> {
     Sha256::digest(key.as_bytes()).to_vec()
 }
 
-/// Adds a partner with a fresh secret.
+/// A partner that would be refused as asked. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum PartnerRuleError {
+    /// No token and no allowlist: anyone who guesses its sequential
+    /// RegistrationID could act as the partner.
+    #[error(
+        "a partner without tokens must have an IP allowlist: without either, anyone who guesses its \
+         sequential RegistrationID can act as it. Give the partner's addresses with --allow-ip \
+         (0.0.0.0/0 and ::/0 count as no list), or require tokens (drop --no-token)"
+    )]
+    OpenWithoutToken,
+}
+
+/// Checks the rules every partner obeys, whoever adds or changes it.
+pub fn check_access(require_token: bool, allowlist: &IpAllowlist) -> Result<(), PartnerRuleError> {
+    if !require_token && !allowlist.restricts_callers() {
+        return Err(PartnerRuleError::OpenWithoutToken);
+    }
+    Ok(())
+}
+
+/// Adds a partner with a fresh secret; refused (nothing written) if it
+/// breaks [`check_access`].
 pub async fn add_partner(store: &dyn Store, key: &MasterKey, request: PartnerRequest) -> anyhow::Result<AddedPartner> {
+    check_access(request.require_token, &request.allowlist)?;
     let secret = new_partner_secret();
     // The secret is sealed with the partner's number as associated data, so
     // the number must be known first: take the next free one up front.

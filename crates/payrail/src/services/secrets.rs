@@ -4,7 +4,7 @@
 //! sealed secret copied onto another partner does not open.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,12 +13,78 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use rand::RngCore as _;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
+use subtle::ConstantTimeEq as _;
 
 use crate::domain::partner::SealedSecret;
-use crate::domain::RegistrationId;
+use crate::domain::{RegistrationId, Timestamp};
+use crate::store::{Store, StoreError};
 
 /// The file name of a generated key inside the data directory.
 pub const KEY_FILE: &str = "master.key";
+
+/// What the key check value is a MAC of.
+const KEY_CHECK_LABEL: &[u8] = b"payrail master key check v1";
+
+/// Where the master key is given, if anywhere: never on the command line,
+/// where `ps` would show it to every user of the machine.
+#[derive(Debug, Default)]
+pub struct KeySource {
+    /// `PAYRAIL_MASTER_KEY`: 64 hex digits.
+    pub env: Option<SecretString>,
+    /// `--master-key-file PATH`: a file holding the 64 hex digits, mode 0600 or 0400.
+    pub file: Option<PathBuf>,
+}
+
+impl KeySource {
+    /// Whether a key was given (not just found in the data directory).
+    pub fn is_given(&self) -> bool {
+        self.env.is_some() || self.file.is_some()
+    }
+}
+
+/// The master key does not match the store.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyCheckError {
+    /// The store was set up with a different key.
+    #[error(
+        "this master key is not the one this store was set up with (its key check value differs), so \
+         partner secrets sealed in it would not open; nothing was written. Use the store's own key \
+         (PAYRAIL_MASTER_KEY or --master-key-file)"
+    )]
+    WrongKey,
+    /// The store has partners but no check value, and this key does not open their secrets.
+    #[error(
+        "this master key does not open the secret of partner {0}, so it is not the key this store's \
+         partners were sealed with; nothing was written. Use the store's own key \
+         (PAYRAIL_MASTER_KEY or --master-key-file)"
+    )]
+    OpensNoPartner(RegistrationId),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Checks `key` against the store's key check value; a store without one
+/// takes this key's, after making sure the key opens an existing partner's
+/// secret (a store made before check values existed).
+pub async fn check_master_key(store: &dyn Store, key: &MasterKey) -> Result<(), KeyCheckError> {
+    let mine = key.check_value();
+    if let Some(stored) = store.key_check().await? {
+        return if bool::from(stored.ct_eq(&mine)) { Ok(()) } else { Err(KeyCheckError::WrongKey) };
+    }
+    if let Some(partner) = store.list_partners().await?.first() {
+        if key.open(partner.registration_id, &partner.secret).is_err() {
+            return Err(KeyCheckError::OpensNoPartner(partner.registration_id));
+        }
+    }
+    let stored = store.claim_key_check(&mine, Timestamp::now()).await?;
+    if bool::from(stored.ct_eq(&mine)) {
+        Ok(())
+    } else {
+        // Another process claimed the store with another key just now.
+        Err(KeyCheckError::WrongKey)
+    }
+}
 
 /// The 32-byte key that seals partner secrets.
 pub struct MasterKey(SecretBox<[u8; 32]>);
@@ -48,23 +114,65 @@ impl MasterKey {
         Ok(MasterKey(SecretBox::new(Box::new(key))))
     }
 
-    /// Loads the key: from `configured` (PAYRAIL_MASTER_KEY) if given, else
+    /// Loads the key from `source` (the environment or a private file), else
     /// from `DATA_DIR/master.key`; when neither exists and `generate` is set
     /// (demo mode) a new key is written there with mode 0600.
-    pub fn load(configured: Option<&SecretString>, data_dir: &Path, generate: bool) -> anyhow::Result<Self> {
-        if let Some(hex) = configured {
-            return Self::from_hex(hex.expose_secret());
+    pub fn load(source: &KeySource, data_dir: &Path, generate: bool) -> anyhow::Result<Self> {
+        match (&source.env, &source.file) {
+            (Some(_), Some(_)) => bail!("give the master key once: PAYRAIL_MASTER_KEY or --master-key-file, not both"),
+            (Some(hex), None) => return Self::from_hex(hex.expose_secret()).context("PAYRAIL_MASTER_KEY"),
+            (None, Some(path)) => return Self::read_private_file(path),
+            (None, None) => {}
         }
         let path = data_dir.join(KEY_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Self::from_hex(&text).with_context(|| format!("Failed to read {}", path.display())),
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => Self::read_private_file(&path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && generate => Self::generate_into(&path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-                "no master key: set PAYRAIL_MASTER_KEY (64 hex digits, e.g. `openssl rand -hex 32`) or run `payrail serve --demo` once to generate {}",
+                "no master key. payrail seals partner secrets with a 32-byte key: make one with \
+                 `openssl rand -hex 32` and give it in the environment as PAYRAIL_MASTER_KEY, or write it \
+                 to a file only you can read (chmod 600) and pass --master-key-file PATH \
+                 (or put it at {}). Keep it safe: partner secrets cannot be opened without it",
                 path.display()
             ),
             Err(e) => Err(e).with_context(|| format!("Failed to read {}", path.display())),
         }
+    }
+
+    /// Reads a key file, refused unless only its owner can read it (mode
+    /// 0600 or 0400): a key others can read is a key others have.
+    fn read_private_file(path: &Path) -> anyhow::Result<Self> {
+        let metadata = std::fs::metadata(path).with_context(|| format!("Failed to read {}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = metadata.permissions().mode() & 0o777;
+            if mode != 0o600 && mode != 0o400 {
+                bail!(
+                    "{} has mode {mode:04o}: a master key file must be readable by its owner only \
+                     (chmod 600 {})",
+                    path.display(),
+                    path.display()
+                );
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = metadata;
+        let text = std::fs::read_to_string(path).with_context(|| format!("Failed to read {}", path.display()))?;
+        Self::from_hex(&text).with_context(|| format!("Failed to read {}", path.display()))
+    }
+
+    /// The key check value the store keeps: HMAC-SHA256 of a fixed label
+    /// under the key. It tells keys apart without revealing the key.
+    pub fn check_value(&self) -> Vec<u8> {
+        use hmac::Mac;
+        type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+        // HMAC takes a key of any length; 32 bytes cannot fail.
+        let Ok(mut mac) = <HmacSha256 as Mac>::new_from_slice(self.0.expose_secret()) else {
+            return Vec::new();
+        };
+        mac.update(KEY_CHECK_LABEL);
+        mac.finalize().into_bytes().to_vec()
     }
 
     fn generate_into(path: &Path) -> anyhow::Result<Self> {
@@ -207,8 +315,9 @@ mod tests {
     #[test]
     fn demo_key_is_generated_once_with_mode_0600() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let first = MasterKey::load(None, dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
-        let again = MasterKey::load(None, dir.path(), false).unwrap_or_else(|e| panic!("{e}"));
+        let none = KeySource::default();
+        let first = MasterKey::load(&none, dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
+        let again = MasterKey::load(&none, dir.path(), false).unwrap_or_else(|e| panic!("{e}"));
         let sealed = first.seal(RegistrationId::new(1), b"x").unwrap_or_else(|e| panic!("{e}"));
         assert!(again.open(RegistrationId::new(1), &sealed).is_ok());
         #[cfg(unix)]
@@ -222,7 +331,16 @@ mod tests {
     #[test]
     fn production_without_a_key_is_refused_clearly() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let error = MasterKey::load(None, dir.path(), false).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(error.contains("PAYRAIL_MASTER_KEY"), "{error}");
+        let none = KeySource::default();
+        let error = MasterKey::load(&none, dir.path(), false).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("PAYRAIL_MASTER_KEY") && error.contains("openssl rand -hex 32"), "{error}");
+        assert!(error.contains("--master-key-file") && !error.contains("--demo"), "{error}");
+    }
+
+    #[test]
+    fn check_values_tell_keys_apart() {
+        assert_eq!(key(1).check_value(), key(1).check_value());
+        assert_ne!(key(1).check_value(), key(2).check_value());
+        assert_eq!(key(1).check_value().len(), 32);
     }
 }

@@ -24,6 +24,7 @@
 
 pub mod files;
 pub mod postgres;
+pub mod postgres_tls;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -211,6 +212,13 @@ pub trait Store: Send + Sync + 'static {
         secret: SealedSecret,
         previous_until: Timestamp,
     ) -> Result<bool, StoreError>;
+
+    /// The master key's check value, if the store has one yet.
+    async fn key_check(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores `mac` as the master key's check value if the store has none,
+    /// atomically, and returns the value stored (`mac`, or the one another
+    /// process stored first).
+    async fn claim_key_check(&self, mac: &[u8], at: Timestamp) -> Result<Vec<u8>, StoreError>;
 
     /// Records a token `reqid`; `false` if the partner used it since `cutoff` (a replay).
     async fn remember_reqid(

@@ -33,7 +33,7 @@ use deadpool_postgres::{
 };
 use tokio_postgres::error::{DbError, SqlState};
 use tokio_postgres::types::{FromSqlOwned, ToSql};
-use tokio_postgres::{IsolationLevel, NoTls, Row};
+use tokio_postgres::{IsolationLevel, Row};
 
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError};
 use super::{DebitError, Debited, LedgerAudit};
@@ -284,7 +284,6 @@ CREATE TABLE partner_callback_secrets (
     updated_at            BIGINT NOT NULL
 );
 "#,
-    // Issue 9 item 24 (transaction numbers that do not count).
     // Issue 9 item 24: new ackno/txnid are a keyed permutation of a counter
     // (domain::txn_id); the secret is written at first connect (see
     // `txn_numbers`). Rows made before keep their numbers.
@@ -295,6 +294,14 @@ CREATE TABLE txn_number_secret (
 );
 CREATE SEQUENCE dmt_number_counter MINVALUE 0 START 0;
 CREATE SEQUENCE bbps_number_counter MINVALUE 0 START 0;
+"#,
+    // issue 9 item 10: the master key's check value, one row.
+    r#"
+CREATE TABLE master_key_check (
+    id         BIGINT PRIMARY KEY CHECK (id = 1),
+    mac        BYTEA  NOT NULL,
+    created_at BIGINT NOT NULL
+);
 "#,
 ];
 
@@ -703,15 +710,24 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host/db`)
-    /// and migrates it.
+    /// and migrates it. TLS follows the URL's `sslmode` and `sslrootcert`, as
+    /// libpq's do (see [`super::postgres_tls`]).
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        // The URL carries the password: keep it out of the error message.
-        let config = url.parse::<tokio_postgres::Config>().context("Failed to parse the PostgreSQL URL")?;
-        Self::connect_with(config).await
+        let (config, tls) = super::postgres_tls::from_url(url)?;
+        Self::connect_tls(config, tls).await
     }
 
+    #[cfg(test)]
     async fn connect_with(config: tokio_postgres::Config) -> anyhow::Result<Self> {
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let tls = super::postgres_tls::RustlsConnect::new(super::postgres_tls::TlsMode::Prefer, None)?;
+        Self::connect_tls(config, tls).await
+    }
+
+    async fn connect_tls(
+        config: tokio_postgres::Config,
+        tls: super::postgres_tls::RustlsConnect,
+    ) -> anyhow::Result<Self> {
+        let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .wait_timeout(Some(POOL_TIMEOUT))
@@ -1546,6 +1562,26 @@ impl Store for PostgresStore {
         let sql = "UPDATE partners SET previous_secret = secret, previous_secret_until = $1, secret = $2 WHERE id = $3";
         let params: [&(dyn ToSql + Sync); 3] = [&previous_until.unix(), &secret.0, &id.number()];
         Ok(execute(&client, sql, &params, "Failed to rotate the partner secret").await? == 1)
+    }
+
+    async fn key_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.client().await?;
+        let sql = "SELECT mac FROM master_key_check WHERE id = 1";
+        let row = query_opt(&client, sql, &[], "Failed to read the key check value").await?;
+        row.map(|row| row.try_get(0)).transpose().store_context("Failed to read the key check value")
+    }
+
+    async fn claim_key_check(&self, mac: &[u8], at: Timestamp) -> Result<Vec<u8>, StoreError> {
+        // One statement: the insert's row if it won, else the row already there.
+        // (A claim racing another's uncommitted one finds neither and fails;
+        // the command that made it can simply be run again.)
+        let sql = "WITH claimed AS (INSERT INTO master_key_check (id, mac, created_at) VALUES (1, $1, $2) \
+                   ON CONFLICT (id) DO NOTHING RETURNING mac) \
+                   SELECT mac FROM claimed UNION ALL SELECT mac FROM master_key_check WHERE id = 1 LIMIT 1";
+        let client = self.client().await?;
+        let what = "Failed to store the key check value";
+        let row = query_one(&client, sql, &[&mac, &at.unix()], what).await?;
+        row.try_get(0).store_context(what)
     }
 
     async fn remember_reqid(
@@ -2617,7 +2653,7 @@ mod tests {
                 return Ok(None);
             };
             let mut config: tokio_postgres::Config = url.parse()?;
-            let (admin, connection) = config.connect(NoTls).await?;
+            let (admin, connection) = config.connect(tokio_postgres::NoTls).await?;
             tokio::spawn(connection);
             let name = format!("payrail_test_{:016x}", rand::random::<u64>());
             admin.batch_execute(&format!("CREATE DATABASE {name}")).await?;

@@ -266,7 +266,6 @@ CREATE TABLE partner_callback_secrets (
     updated_at            INTEGER NOT NULL
 );
 "#,
-    // Issue 9 item 24 (transaction numbers that do not count).
     // Issue 9 item 24: new ackno/txnid are a keyed permutation of a counter
     // (domain::txn_id); the secret is written at first open (see
     // `txn_numbers`). Rows made before keep their numbers.
@@ -286,6 +285,14 @@ INSERT INTO txn_number_counters (kind, next) VALUES ('dmt', 0), ('bbps', 0);
     r#"
 DROP INDEX upstream_polls_due;
 CREATE INDEX upstream_polls_due ON upstream_polls (next_poll_at, txn_id, kind) WHERE next_poll_at IS NOT NULL;
+"#,
+    // issue 9 item 10: the master key's check value, one row.
+    r#"
+CREATE TABLE master_key_check (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    mac        BLOB    NOT NULL,
+    created_at INTEGER NOT NULL
+);
 "#,
 ];
 
@@ -955,6 +962,27 @@ impl Store for SqliteStore {
             )
             .map(|n| n == 1)
             .map_err(store_error)
+        })
+        .await
+    }
+
+    async fn key_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|conn| conn.query_row("SELECT mac FROM master_key_check WHERE id = 1", [], |r| r.get(0)).optional())
+    }
+
+    async fn claim_key_check(&self, mac: &[u8], at: Timestamp) -> Result<Vec<u8>, StoreError> {
+        let mac = mac.to_vec();
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            tx.execute(
+                "INSERT INTO master_key_check (id, mac, created_at) VALUES (1, ?1, ?2) ON CONFLICT (id) DO NOTHING",
+                params![mac, at.unix()],
+            )
+            .map_err(store_error)?;
+            let stored = tx.query_row("SELECT mac FROM master_key_check WHERE id = 1", [], |r| r.get(0));
+            let stored = stored.map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(stored)
         })
         .await
     }

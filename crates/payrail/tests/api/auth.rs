@@ -158,7 +158,8 @@ async fn an_authorised_key_when_configured_must_match(engine: Engine) {
     let request = partners::PartnerRequest {
         number: None,
         name: "keyed".into(),
-        allowlist: Default::default(),
+        // Token-free partners must have an allowlist (issue 9 item 8).
+        allowlist: payrail::domain::IpAllowlist::parse(["127.0.0.1"]).unwrap_or_else(|e| panic!("{e}")),
         require_token: false,
         authorised_key: Some("the-authorised-key".to_owned().into()),
     };

@@ -14,7 +14,7 @@ use payrail::services::notifier::SmsGateway;
 use payrail::services::partners::{add_partner, PartnerRequest};
 use payrail::services::provider::{ManualProvider, Provider};
 use payrail::services::sandbox::SandboxProvider;
-use payrail::services::secrets::MasterKey;
+use payrail::services::secrets::{check_master_key, MasterKey};
 use payrail::services::sync::{SyncSettings, Upstream};
 use payrail::services::workers::{WorkerSettings, Workers};
 use payrail::store::{self, Store, StoreLocation};
@@ -252,6 +252,8 @@ async fn spawn_with_dir(
         None => (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect(),
     };
     let key = Arc::new(MasterKey::from_hex(&master_key_hex).unwrap_or_else(|e| panic!("{e}")));
+    // As `payrail serve` does: the store takes this key's check value.
+    check_master_key(&*store, &key).await.unwrap_or_else(|e| panic!("{e}"));
     let settings = EdgeSettings {
         trusted_proxies: options.trusted_proxies.clone(),
         rate_limit_per_sec: options.rate_limit_per_sec,
@@ -461,7 +463,10 @@ impl TestApp {
     }
 
     /// Adds a partner through the service layer.
+    /// A partner without tokens and without a list gets loopback only (the
+    /// tests call from there): a token-free partner must have an allowlist.
     pub async fn add_partner(&self, require_token: bool, allow: &[&str]) -> TestPartner {
+        let allow = if !require_token && allow.is_empty() { &["127.0.0.0/8", "::1"][..] } else { allow };
         let request = PartnerRequest {
             number: None,
             name: "test partner".into(),
