@@ -138,6 +138,9 @@ pub struct AppOptions {
     pub auth_failures_per_sec: u32,
     /// Connection time limits and cap (default: the server's defaults).
     pub connections: Option<ConnectionLimits>,
+    /// The master key (64 hex digits) instead of a random one: for a store
+    /// made elsewhere, whose partners were sealed under a key the test knows.
+    pub master_key_hex: Option<String>,
 }
 
 /// The PostgreSQL server tests use, if any.
@@ -247,9 +250,10 @@ async fn spawn_with_dir(
         (None, None) => StoreLocation::Sqlite(data_dir.path().to_owned()),
     };
     let store = store::open(&location).await.unwrap_or_else(|e| panic!("open store: {e:#}"));
-    let master_key_hex: String = match beside {
-        Some((_, key)) => key.to_owned(),
-        None => (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect(),
+    let master_key_hex: String = match (beside, &options.master_key_hex) {
+        (Some((_, key)), _) => key.to_owned(),
+        (None, Some(key)) => key.clone(),
+        (None, None) => (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect(),
     };
     let key = Arc::new(MasterKey::from_hex(&master_key_hex).unwrap_or_else(|e| panic!("{e}")));
     // As `payrail serve` does: the store takes this key's check value.

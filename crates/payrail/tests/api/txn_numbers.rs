@@ -134,6 +134,20 @@ async fn new_numbers_do_not_count_and_every_way_in_by_number_finds_the_transacti
     assert_verify_clean(&app);
 }
 
+/// The fixture's master key is not kept: its one partner's secret is sealed
+/// again under this one, so that the store opens under a key the test knows.
+const FIXTURE_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+fn fixture_key() -> AppOptions {
+    AppOptions { master_key_hex: Some(FIXTURE_KEY.into()), ..AppOptions::default() }
+}
+
+fn resealed_secret() -> Vec<u8> {
+    let key = payrail::services::secrets::MasterKey::from_hex(FIXTURE_KEY).unwrap_or_else(|e| panic!("{e}"));
+    let partner = payrail::domain::RegistrationId::new(1001);
+    key.seal(partner, b"fixture-partner-secret").unwrap_or_else(|e| panic!("{e}")).0
+}
+
 async fn a_store_made_before_keeps_its_numbers_and_new_ones_do_not_collide(engine: Engine) {
     // Made by payrail before item 24 (SQLite `.dump`, `pg_dump --inserts`):
     // partner AOP-1001 (no token, loopback), transfers OLD-D-1..3 with ackno
@@ -144,8 +158,10 @@ async fn a_store_made_before_keeps_its_numbers_and_new_ones_do_not_collide(engin
             let conn = rusqlite::Connection::open(dir.path().join("payrail.db")).unwrap_or_else(|e| panic!("{e}"));
             conn.execute_batch(include_str!("fixtures/store_before_item_24.sqlite.sql"))
                 .unwrap_or_else(|e| panic!("load the SQLite fixture: {e}"));
+            conn.execute("UPDATE partners SET secret = ?1 WHERE id = 1001", [resealed_secret()])
+                .unwrap_or_else(|e| panic!("{e}"));
             drop(conn);
-            (spawn_app_in(dir, AppOptions::default()).await, None)
+            (spawn_app_in(dir, fixture_key()).await, None)
         }
         Engine::Postgres => {
             let base = postgres_url().unwrap_or_else(|| panic!("no PAYRAIL_TEST_DATABASE_URL"));
@@ -158,8 +174,12 @@ async fn a_store_made_before_keeps_its_numbers_and_new_ones_do_not_collide(engin
                 .batch_execute(include_str!("fixtures/store_before_item_24.postgres.sql"))
                 .await
                 .unwrap_or_else(|e| panic!("load the PostgreSQL fixture: {e}"));
+            client
+                .execute("UPDATE public.partners SET secret = $1 WHERE id = 1001", &[&resealed_secret()])
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
             drop(client);
-            (spawn_app_on(&database.url, AppOptions::default()).await, Some(database))
+            (spawn_app_on(&database.url, fixture_key()).await, Some(database))
         }
     };
     let old_ones_answer = || async {
