@@ -151,15 +151,19 @@ impl Place {
         Server { child, base }
     }
 
-    /// Whether the store holds `reqid` in its table of seen reqids.
-    async fn stored(&self, reqid: &str) -> bool {
+    /// Whether the store holds the partner's `reqid` (on SQLite, its
+    /// fingerprint in a batch) in its table of seen reqids.
+    async fn stored(&self, partner: i64, reqid: &str) -> bool {
         match &self.database {
             None => {
                 let path = self.dir.path().join("payrail.db");
                 let conn = rusqlite::Connection::open(path).unwrap_or_else(|e| panic!("{e}"));
-                conn.query_row("SELECT COUNT(*) FROM seen_reqids WHERE reqid = ?1", [reqid], |r| r.get::<_, i64>(0))
-                    .unwrap_or_else(|e| panic!("{e}"))
-                    == 1
+                let fingerprint = payrail::store::sqlite::reqid_fingerprint(partner, reqid).to_le_bytes();
+                let mut batches =
+                    conn.prepare("SELECT fingerprints FROM seen_reqid_batches").unwrap_or_else(|e| panic!("{e}"));
+                let blobs = batches.query_map([], |r| r.get::<_, Vec<u8>>(0)).unwrap_or_else(|e| panic!("{e}"));
+                let found = blobs.flatten().any(|blob| blob.chunks_exact(16).any(|entry| entry[..8] == fingerprint));
+                found
             }
             Some(database) => {
                 let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
@@ -204,6 +208,7 @@ async fn a_partner_token_used_before_a_restart_is_refused_after_it(engine: Engin
     let created: Value = serde_json::from_slice(&added.stdout).unwrap_or_else(|e| panic!("{e}"));
     let (id, secret) =
         (created["registration_id"].as_str().unwrap_or_default(), created["secret"].as_str().unwrap_or_default());
+    let number: i64 = id.trim_start_matches("AOP-").parse().unwrap_or_else(|e| panic!("{id}: {e}"));
 
     // A graceful stop (SIGTERM) writes what was seen.
     let mut server = place.serve().await;
@@ -219,8 +224,10 @@ async fn a_partner_token_used_before_a_restart_is_refused_after_it(engine: Engin
 
     // SIGKILL once the reqid is in the store: still refused after the restart.
     assert_eq!(lookup(&server, id, secret, "before-kill").await.status, 200);
-    eventually(30, "the reqid written to the store", || async { place.stored("before-kill").await.then_some(()) })
-        .await;
+    eventually(30, "the reqid written to the store", || async {
+        place.stored(number, "before-kill").await.then_some(())
+    })
+    .await;
     drop(server);
     let server = place.serve().await;
     assert_refused(&lookup(&server, id, secret, "before-kill").await, 401, 10, "Invalid JWT");
