@@ -176,8 +176,10 @@ pub(crate) async fn fresh_database(base: &str) -> anyhow::Result<(String, String
     tokio::spawn(connection);
     let name = format!("payrail_bench_{:08x}", rand::random::<u32>());
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.context("Failed to create the bench database")?;
-    let (head, _) = base.rsplit_once('/').context("the URL has no database path")?;
-    Ok((format!("{head}/{name}"), name))
+    // Swap the database name in the URL's path, keeping any query string (`?sslmode=…`).
+    let (path, query) = base.split_once('?').map_or((base, String::new()), |(p, q)| (p, format!("?{q}")));
+    let (head, _) = path.rsplit_once('/').context("the URL has no database path")?;
+    Ok((format!("{head}/{name}{query}"), name))
 }
 
 pub(crate) async fn open(location: &StoreLocation) -> anyhow::Result<(Arc<dyn Store>, Arc<MasterKey>)> {
