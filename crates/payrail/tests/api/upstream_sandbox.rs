@@ -113,9 +113,15 @@ async fn a_sandbox_transfer_settles_on_its_own_and_the_partner_hears_of_each_ste
     assert_eq!(deliveries[1].json()["utr"], status["utr"]);
     assert!(!deliveries[0].signed_by("not-the-secret"));
 
-    // The operator API shows each event delivered on its first attempt.
-    let events = app.admin(&format!("/admin/v1/events?partner={}", partner.name()), None).await.json();
-    let events = events["events"].as_array().cloned().unwrap_or_default();
+    // The operator API shows each event delivered on its first attempt. The
+    // receiver has the body before the deliverer records the attempt: wait
+    // for the record, not for the receiver.
+    let path = format!("/admin/v1/events?partner={}", partner.name());
+    let events = eventually(10, "both deliveries recorded", || async {
+        let events = app.admin(&path, None).await.json()["events"].as_array().cloned().unwrap_or_default();
+        events.iter().all(|e| e["state"] != "pending").then_some(events)
+    })
+    .await;
     assert_eq!(events.len(), 2, "{events:?}");
     assert!(events.iter().all(|e| e["state"] == "delivered" && e["attempts"] == 1), "{events:?}");
     assert_verify_clean(&app);
@@ -397,7 +403,14 @@ async fn callbacks_survive_a_receiver_that_is_down_for_a_while(engine: Engine) {
     let show = payrail(&app, &["events", "show", &first.to_string()]);
     let shown = text(&show.stdout);
     assert!(shown.contains("HTTP 503") && shown.contains("HTTP 204"), "{shown}");
-    let listed = text(&payrail(&app, &["events", "list", "--partner", &partner.name(), "--state", "delivered"]).stdout);
+    // The redelivered event is pending until its attempt is recorded, which
+    // comes after the receiver has it: wait for the record.
+    let list = ["events", "list", "--partner", &partner.name(), "--state", "delivered"];
+    let listed = eventually(10, "the redelivery recorded", || async {
+        let listed = text(&payrail(&app, &list).stdout);
+        (listed.lines().count() == 6).then_some(listed)
+    })
+    .await;
     assert_eq!(listed.lines().count(), 6, "{listed}");
     let bad = payrail(&app, &["events", "list", "--state", "lost"]);
     assert!(!bad.status.success() && text(&bad.stderr).contains("pending, delivered, failed or cancelled"));
