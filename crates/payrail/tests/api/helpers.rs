@@ -153,42 +153,13 @@ pub fn skip_postgres(test: &str) {
     eprintln!("SKIPPED (PostgreSQL): {test}: set PAYRAIL_TEST_DATABASE_URL=postgres://… to run it");
 }
 
-/// A fresh, empty database on the test server, dropped (forcibly) with this value.
-pub struct TempDatabase {
-    pub url: String,
-    name: String,
-    base_url: String,
-}
+#[path = "../common/temp_database.rs"]
+mod temp_database;
+pub use temp_database::TempDatabase;
 
 /// A fresh, empty database on the test server.
 pub async fn fresh_postgres_database(base_url: &str) -> TempDatabase {
-    let (client, connection) = tokio_postgres::connect(base_url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connect {base_url}: {e}"));
-    tokio::spawn(connection);
-    let name = format!("payrail_test_{:016x}", rand::random::<u64>());
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap_or_else(|e| panic!("create database: {e}"));
-    // Swap the database name in the URL's path, keeping any query string.
-    let (head, _) = base_url.rsplit_once('/').unwrap_or((base_url, ""));
-    let query = base_url.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
-    TempDatabase { url: format!("{head}/{name}{query}"), name, base_url: base_url.to_owned() }
-}
-
-impl Drop for TempDatabase {
-    fn drop(&mut self) {
-        let (base, name) = (self.base_url.clone(), self.name.clone());
-        // Drop runs inside the test's runtime; use a runtime of our own on another thread.
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            runtime.block_on(async {
-                if let Ok((client, connection)) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await {
-                    tokio::spawn(connection);
-                    let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                }
-            });
-        })
-        .join();
-    }
+    TempDatabase::create(base_url, "payrail_test").await
 }
 
 pub async fn spawn_app(engine: Engine) -> TestApp {

@@ -24,6 +24,8 @@ mod audit;
 mod load;
 mod server;
 mod sms;
+#[path = "../common/temp_database.rs"]
+mod temp_database;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::temp_database::TempDatabase;
+
 /// The operator token every server of the test accepts.
 pub const ADMIN_TOKEN: &str = "crash-test-admin-token";
 
@@ -63,7 +65,7 @@ impl Installation {
     pub async fn new(engine: &Engine, sms_url: &str) -> Installation {
         let database = match engine {
             Engine::Sqlite => None,
-            Engine::Postgres(base) => Some(TempDatabase::create(base).await),
+            Engine::Postgres(base) => Some(TempDatabase::create(base, "payrail_crash").await),
         };
         Installation {
             dir: tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}")),
@@ -179,43 +181,4 @@ fn address_in(line: &str) -> Option<String> {
 /// Bytes as text, for messages.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A fresh, empty database on the test server, dropped (forcibly) with this value.
-struct TempDatabase {
-    url: String,
-    name: String,
-    base_url: String,
-}
-
-impl TempDatabase {
-    async fn create(base_url: &str) -> TempDatabase {
-        let (client, connection) = tokio_postgres::connect(base_url, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| panic!("connect {base_url}: {e}"));
-        tokio::spawn(connection);
-        let name = format!("payrail_crash_{:016x}", rand::random::<u64>());
-        client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap_or_else(|e| panic!("create db: {e}"));
-        // Swap the database name in the URL's path, keeping any query string.
-        let (head, _) = base_url.rsplit_once('/').unwrap_or((base_url, ""));
-        let query = base_url.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
-        TempDatabase { url: format!("{head}/{name}{query}"), name, base_url: base_url.to_owned() }
-    }
-}
-
-impl Drop for TempDatabase {
-    fn drop(&mut self) {
-        let (base, name) = (self.base_url.clone(), self.name.clone());
-        // Drop runs inside the test's runtime; use a runtime of our own on another thread.
-        let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            runtime.block_on(async {
-                if let Ok((client, connection)) = tokio_postgres::connect(&base, tokio_postgres::NoTls).await {
-                    tokio::spawn(connection);
-                    let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                }
-            });
-        })
-        .join();
-    }
 }
