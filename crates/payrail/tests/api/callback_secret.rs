@@ -10,11 +10,11 @@ use payrail_client::{sign_token, TokenClaims};
 use serde_json::{json, Value};
 
 use crate::both_engines;
+use crate::helpers::free_port;
 use crate::helpers::{
     eventually, fresh_postgres_database, payrail, postgres_url, spawn_app, text, CallbackReceiver, Delivery, Engine,
     TestApp,
 };
-use crate::upstream_paysprint::free_port;
 
 both_engines!(
     a_partner_has_a_callback_secret_of_its_own_shown_once_and_rotatable_with_an_overlap,

@@ -148,6 +148,25 @@ pub fn postgres_url() -> Option<String> {
     std::env::var("PAYRAIL_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
 }
 
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A `payrail` child process, killed when dropped, so that a failing test
+/// leaves no server behind.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Says loudly that a PostgreSQL test did not run.
 pub fn skip_postgres(test: &str) {
     eprintln!("SKIPPED (PostgreSQL): {test}: set PAYRAIL_TEST_DATABASE_URL=postgres://… to run it");

@@ -7,8 +7,8 @@ use serde_json::json;
 
 use crate::both_engines;
 use crate::helpers::{
-    eventually, fresh_postgres_database, postgres_url, skip_postgres, spawn_app_on, spawn_app_with, Answer, AppOptions,
-    Engine, SmsInbox, TestApp, TestPartner,
+    eventually, free_port, fresh_postgres_database, postgres_url, skip_postgres, spawn_app_on, spawn_app_with, Answer,
+    AppOptions, Engine, Running, SmsInbox, TestApp, TestPartner,
 };
 use crate::journey::{add_beneficiary, assert_refused, register_remitter, transfer_fields, transfer_otp};
 
@@ -107,24 +107,6 @@ async fn fifty_concurrent_otp_requests_for_one_mobile_send_at_most_five(engine: 
     let refused = answers.iter().filter(|a| a.status == 422 && a.json()["response_code"] == 15).count();
     assert_eq!((sent, refused), (5, 45), "{:?}", answers.iter().map(|a| &a.body).collect::<Vec<_>>());
     assert_eq!(texts_to(&app.sms, MOBILE), 5);
-}
-
-/// A free loopback port (bound and released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Kills the child when dropped, so a failing test leaves no server behind.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

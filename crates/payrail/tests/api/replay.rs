@@ -8,13 +8,14 @@ use payrail_client::{sign_token, TokenClaims};
 use serde_json::{json, Value};
 
 use crate::both_engines;
+use crate::helpers::free_port;
 use crate::helpers::{
     eventually, fresh_postgres_database, postgres_url, spawn_app_beside, text, AppOptions, Engine, TempDatabase,
     TestApp, TestUpstream,
 };
 use crate::journey::{assert_refused, balance};
 use crate::mock_upstream::MockUpstream;
-use crate::upstream_paysprint::{app_with_mock, connector, free_port};
+use crate::upstream_paysprint::{app_with_mock, connector};
 use crate::upstream_sandbox::{bill, funded_partner, pay};
 
 both_engines!(

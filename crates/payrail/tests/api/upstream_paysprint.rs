@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 use crate::both_engines;
 use crate::helpers::{
-    eventually, fresh_postgres_database, postgres_url, skip_postgres, spawn_app_with, text, AppOptions,
-    CallbackReceiver, Engine, TestApp, TestUpstream,
+    eventually, free_port, fresh_postgres_database, postgres_url, skip_postgres, spawn_app_with, text, AppOptions,
+    CallbackReceiver, Engine, Running, TestApp, TestUpstream,
 };
 use crate::journey::{assert_verify_clean, balance, top_up};
 use crate::mock_upstream::{MockUpstream, Reply, Script};
@@ -169,14 +169,6 @@ async fn upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_sta
     assert_verify_clean(&app);
 }
 
-/// A free loopback port (bound and released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("{e}"))
-}
-
 /// `payrail serve` on `database_url`, polling the mock on a four-step schedule.
 fn serve(app: &TestApp, database_url: &str, mock: &MockUpstream, instance: &str, port: u16) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_payrail"))
@@ -197,16 +189,6 @@ fn serve(app: &TestApp, database_url: &str, mock: &MockUpstream, instance: &str,
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn payrail: {e}"))
-}
-
-/// Kills the child when dropped, so a failing test leaves no server behind.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
