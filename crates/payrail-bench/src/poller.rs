@@ -17,12 +17,12 @@ use payrail::domain::upstream::{BillUpstream, DmtUpstream};
 use payrail::domain::{BillPayment, DmtTransfer, Paise, ReferenceId, Timestamp};
 use payrail::services::billers::Biller;
 use payrail::services::callbacks::{Deliverer, DeliverySettings};
-use payrail::services::provider::{
+use payrail::services::secrets::MasterKey;
+use payrail::services::transactions::NewDmt;
+use payrail::services::upstream::provider::{
     BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback,
 };
-use payrail::services::secrets::MasterKey;
-use payrail::services::sync::{SyncSettings, Upstream};
-use payrail::services::transactions::NewDmt;
+use payrail::services::upstream::sync::{SyncSettings, Upstream};
 use payrail::services::workers::{WorkerSettings, Workers};
 use payrail::store::{ChangeNote, Store, StoreLocation};
 

@@ -54,10 +54,10 @@ use crate::domain::otp::TextLimits;
 use crate::domain::partner::SealedSecret;
 use crate::domain::RegistrationId;
 use crate::services::notifier::{LogNotifier, Notifier, Texts};
-use crate::services::provider::ManualProvider;
-use crate::services::sandbox::SandboxProvider;
 use crate::services::secrets::MasterKey;
-use crate::services::sync::{SyncSettings, Upstream};
+use crate::services::upstream::provider::ManualProvider;
+use crate::services::upstream::sandbox::SandboxProvider;
+use crate::services::upstream::sync::{SyncSettings, Upstream};
 use crate::store::Store;
 
 /// What the edge needs to know beyond the store and the key.

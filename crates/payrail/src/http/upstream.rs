@@ -3,7 +3,7 @@
 //!
 //! | method | path | who |
 //! |---|---|---|
-//! | POST | `/upstream/v1/callback` | the upstream (Paysprint-style `Token` header, see `services::paysprint`) |
+//! | POST | `/upstream/v1/callback` | the upstream (Paysprint-style `Token` header, see `services::upstream::paysprint`) |
 //! | POST | `/sandbox/v1/advance` | an operator (bearer token), only with `--provider sandbox` |
 //!
 //! A callback is answered `{"status":200,"message":"Transaction completed successfully"}` once it is applied,
@@ -24,8 +24,8 @@ use super::error::{json_response, ApiError};
 use super::AppState;
 use crate::domain::upstream::{BillUpstream, DmtUpstream, UpstreamRef};
 use crate::domain::TxnKind;
-use crate::services::provider::{CallbackError, UpstreamReport};
-use crate::services::sync::{CallbackRefusal, Synced};
+use crate::services::upstream::provider::{CallbackError, UpstreamReport};
+use crate::services::upstream::sync::{CallbackRefusal, Synced};
 
 #[derive(Serialize)]
 struct CallbackAnswer<'a> {

@@ -5,8 +5,8 @@
 
 use super::billers::{self, Biller};
 use super::fees;
-use super::provider::{BillOrder, FetchedBill, Provider, ProviderError};
-use super::sync::Upstream;
+use super::upstream::provider::{BillOrder, FetchedBill, Provider, ProviderError};
+use super::upstream::sync::Upstream;
 use crate::domain::{BillPayment, BillStatus, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind};
 use crate::store::{ChangeNote, DebitError, Debited, Store, StoreError};
 

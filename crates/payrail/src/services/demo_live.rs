@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use super::bills::{self, PayBill};
 use super::notifier::{Notifier, NotifyError, Texts};
 use super::remittance::{self, NewBeneficiary, Registration, RemitterQuery, TransferIntent};
-use super::sync::Upstream;
+use super::upstream::sync::Upstream;
 use crate::domain::otp::TextLimits;
 use crate::domain::remitter::{AccountNumber, Ifsc, MobileNumber, TransferMode};
 use crate::domain::{Paise, ReferenceId, RegistrationId};

@@ -6,7 +6,7 @@
 //! ever holds the work in progress.
 //!
 //! Status lookups use it so that fifty partners' requests about one undecided
-//! transaction cost the upstream one query ([`super::sync::Upstream`]).
+//! transaction cost the upstream one query ([`super::upstream::sync::Upstream`]).
 
 use std::collections::HashMap;
 use std::hash::Hash;

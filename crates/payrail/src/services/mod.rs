@@ -2,7 +2,7 @@
 //! fees, wallets, remittance and bill payments, creating and moving
 //! transactions, imports and the demo data set. Services talk to the
 //! [`crate::store::Store`] trait (and to a [`notifier::Notifier`] and a
-//! [`provider::Provider`]) and know nothing of HTTP.
+//! [`upstream::provider::Provider`]) and know nothing of HTTP.
 
 pub mod billers;
 pub mod bills;
@@ -16,11 +16,8 @@ pub mod import;
 pub mod ledger;
 pub mod notifier;
 pub mod partners;
-pub mod paysprint;
-pub mod provider;
 pub mod remittance;
-pub mod sandbox;
 pub mod secrets;
-pub mod sync;
 pub mod transactions;
+pub mod upstream;
 pub mod workers;

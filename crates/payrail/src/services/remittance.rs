@@ -11,8 +11,8 @@ use rand::Rng as _;
 
 use super::fees;
 use super::notifier::Texts;
-use super::provider::TransferOrder;
-use super::sync::Upstream;
+use super::upstream::provider::TransferOrder;
+use super::upstream::sync::Upstream;
 use crate::domain::dmt::DmtChange;
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
 use crate::domain::remitter::{

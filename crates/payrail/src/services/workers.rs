@@ -14,7 +14,7 @@ use rand::Rng as _;
 use tokio::task::JoinSet;
 
 use super::callbacks::Deliverer;
-use super::sync::Upstream;
+use super::upstream::sync::Upstream;
 use crate::domain::event::{PartnerEvent, PollJob, PollNext};
 use crate::domain::Timestamp;
 use crate::store::Store;

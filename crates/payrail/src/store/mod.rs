@@ -426,7 +426,7 @@ pub trait Store: Send + Sync + 'static {
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<BillPayment>, DebitError>;
 
-    // --- Upstream polling (see `services::sync`) ----------------------------
+    // --- Upstream polling (see `services::upstream::sync`) ----------------------------
     //
     // A poll job is one row per (kind, txn id). Workers of several payrail
     // processes share the table: a claim leases due jobs to one owner until

@@ -12,8 +12,10 @@ use payrail::domain::{
     BillPayment, BillStatus, DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp,
 };
 use payrail::services::billers;
-use payrail::services::paysprint::{PaysprintConfig, PaysprintProvider};
-use payrail::services::provider::{BillOrder, CallbackError, Provider, ProviderError, TransferOrder, UpstreamReport};
+use payrail::services::upstream::paysprint::{PaysprintConfig, PaysprintProvider};
+use payrail::services::upstream::provider::{
+    BillOrder, CallbackError, Provider, ProviderError, TransferOrder, UpstreamReport,
+};
 use secrecy::SecretString;
 use serde_json::json;
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use payrail::services::paysprint::{PaysprintConfig, PaysprintProvider};
+use payrail::services::upstream::paysprint::{PaysprintConfig, PaysprintProvider};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 

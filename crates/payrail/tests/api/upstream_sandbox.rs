@@ -1,7 +1,7 @@
 //! The sandbox upstream end to end: transactions settle on their own through
 //! the poller and status lookups, undecided ones go on hold, failures refund
 //! exactly once, and partners are called back, signed, for every step.
-//! (Scenarios by account suffix: see `services::sandbox`; one step = 1 s here.)
+//! (Scenarios by account suffix: see `services::upstream::sandbox`; one step = 1 s here.)
 
 use serde_json::{json, Value};
 

@@ -15,7 +15,7 @@ use payrail_client::token::hmac_sha256;
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
-use crate::services::provider::CallbackError;
+use crate::services::upstream::provider::CallbackError;
 
 #[derive(Deserialize)]
 struct Header {

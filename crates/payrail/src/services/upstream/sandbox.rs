@@ -34,13 +34,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::billers::Biller;
 use super::provider::{
     made_up_bill, BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback,
     UpstreamReport,
 };
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, DmtTransfer, Timestamp};
+use crate::services::billers::Biller;
 
 /// What a magic suffix asks for (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,14 +10,14 @@
 //!   Paysprint-compatible HTTP connector.
 //!
 //! A provider only reports what the upstream says ([`DmtUpstream`],
-//! [`BillUpstream`]); `services::sync` decides what that changes. An error
+//! [`BillUpstream`]); `services::upstream::sync` decides what that changes. An error
 //! changes nothing: the transaction stays as it is and the poller asks again.
 
 use async_trait::async_trait;
 
-use super::billers::Biller;
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, DmtTransfer, Paise, Timestamp};
+use crate::services::billers::Biller;
 
 /// A bill as the biller reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

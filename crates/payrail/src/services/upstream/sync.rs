@@ -14,13 +14,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::flights::{Flights, Seat};
 use super::provider::{BillOrder, CallbackError, Provider, ProviderError, TransferOrder, UpstreamReport};
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
 use crate::domain::event::{PollJob, PollNext};
 use crate::domain::upstream::{self, Backoff, BillUpstream, DmtUpstream, UpstreamRef};
 use crate::domain::{BillPayment, BillStatus, DmtTransfer, Timestamp, TxnKind};
+use crate::services::flights::{Flights, Seat};
 use crate::store::{ChangeError, ChangeNote, Store, StoreError};
 
 /// How long an upstream callback's token `reqid` is remembered: a token is

@@ -41,13 +41,13 @@ use self::wire::{
     BillStatusAnswer, FetchBillAnswer, FetchBillRequest, PayBillAnswer, PayBillRequest, ReferenceQuery, TransactAnswer,
     TransactQueryAnswer, TransactRequest,
 };
-use super::billers::Biller;
 use super::provider::{
     BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback,
 };
 use crate::domain::token::verify_token;
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, DmtTransfer, Timestamp};
+use crate::services::billers::Biller;
 
 /// Where the calls go, relative to the base URL.
 const TRANSACT: &str = "dmt/transact/transact";
@@ -192,7 +192,7 @@ impl PaysprintProvider {
     }
 
     /// A callback's `Token`: signed with our key, for our partner id, fresh.
-    /// Returns its `reqid`, which `services::sync` refuses to see twice.
+    /// Returns its `reqid`, which `services::upstream::sync` refuses to see twice.
     fn verify_callback_token(&self, token: Option<&str>, now: Timestamp) -> Result<String, CallbackError> {
         let token = token.ok_or_else(|| CallbackError::Unauthenticated("no Token header".into()))?;
         let key = [self.config.jwt_key.expose_secret().as_bytes().to_vec()];
@@ -305,7 +305,7 @@ mod tests {
 
     use super::*;
     use crate::domain::upstream::DmtUpstream;
-    use crate::services::provider::UpstreamReport;
+    use crate::services::upstream::provider::UpstreamReport;
 
     const NOW: i64 = 1_800_000_000;
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::Paise;
-use crate::services::provider::{CallbackError, FetchedBill, ProviderError, UpstreamReport};
+use crate::services::upstream::provider::{CallbackError, FetchedBill, ProviderError, UpstreamReport};
 
 /// `dmt/transact/transact`: send money.
 #[derive(Debug, Serialize)]
