@@ -32,7 +32,7 @@ pub async fn bill_status(
     Ok(match payment.flatten() {
         Some(payment) => {
             // Undecided payments ask the upstream first, within the status budget.
-            let payment = state.upstream.refresh_bill(&*state.store, payment).await;
+            let payment = state.upstream.refresh(&*state.store, payment).await;
             json_response(StatusCode::OK, &render(&payment))
         }
         None => code_first(StatusCode::OK, 0, "No Transaction found"),

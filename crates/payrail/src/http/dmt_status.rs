@@ -32,7 +32,7 @@ pub async fn dmt_status(
     Ok(match transfer.flatten() {
         Some(transfer) => {
             // Undecided transfers ask the upstream first, within the status budget.
-            let transfer = state.upstream.refresh_dmt(&*state.store, transfer).await;
+            let transfer = state.upstream.refresh(&*state.store, transfer).await;
             json_response(StatusCode::OK, &render(&transfer))
         }
         None => status_first(StatusCode::OK, 2, "Transaction not found"),

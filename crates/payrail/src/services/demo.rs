@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use super::partners::{add_partner, PartnerRequest};
 use super::secrets::MasterKey;
 use super::transactions::{NewBill, NewDmt};
-use crate::domain::{BillStatus, DmtStatus, IpAllowlist, Paise, ReferenceId, RegistrationId, Timestamp};
+use crate::domain::{BillStatus, ChangeSource, DmtStatus, IpAllowlist, Paise, ReferenceId, RegistrationId, Timestamp};
 use crate::store::{ChangeNote, Store};
 
 /// The partner of the seed documents.
@@ -61,7 +61,7 @@ fn ist(text: &str) -> anyhow::Result<Timestamp> {
 }
 
 fn demo_note() -> ChangeNote {
-    ChangeNote { source: "demo".into(), reason: Some("demo data set".into()), at: Timestamp::now() }
+    ChangeNote { source: ChangeSource::Demo, reason: Some("demo data set".into()), at: Timestamp::now() }
 }
 
 fn no_progress() -> Arc<dyn Fn(u64) + Send + Sync> {

@@ -90,8 +90,11 @@ async fn an_upstream_failure_whose_refund_cannot_be_written_leaves_the_bill_whol
     raw_sql(&app, BREAK_REFUNDS_SQLITE, BREAK_REFUNDS_POSTGRES).await;
 
     // The old way, two store calls: the failure commits, the refund does not.
-    let note =
-        || payrail::store::ChangeNote { source: "old".into(), reason: None, at: payrail::domain::Timestamp::now() };
+    let note = || payrail::store::ChangeNote {
+        source: payrail::domain::ChangeSource::Admin,
+        reason: None,
+        at: payrail::domain::Timestamp::now(),
+    };
     let fail = payrail::domain::bbps::BillChange::Fail;
     assert!(app.store.change_bill(old_way, fail, note()).await.is_ok());
     let refund = payrail::domain::bbps::BillChange::Refund { refund_txn_id: String::new() };
