@@ -25,6 +25,7 @@ pub mod extract;
 pub mod framing;
 pub mod partner_call;
 pub mod ratelimit;
+pub mod status_lookup;
 
 pub mod upstream;
 

@@ -46,7 +46,8 @@ pub async fn load_demo(store: &dyn Store, key: &MasterKey, synthetic_each: usize
     insert_seed_records(store).await?;
     insert_synthetic(store, synthetic_each).await?;
     for partner in [SEED_PARTNER, TOKEN_PARTNER] {
-        super::ledger::top_up(store, partner, DEMO_FUNDING, "demo funding").await?;
+        super::ledger::move_money(store, partner, super::ledger::OperatorMove::TopUp, DEMO_FUNDING, "demo funding")
+            .await?;
     }
     let callback_secret = super::callback_secrets::ensure_secret(store, key, SEED_PARTNER).await?;
     Ok(Some(DemoData { token_secret: token.secret, callback_secret }))

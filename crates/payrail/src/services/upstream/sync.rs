@@ -347,13 +347,8 @@ impl Followed for DmtTransfer {
         provider.dmt_status(reference, record).await
     }
 
-    async fn change_as_told(
-        store: &dyn Store,
-        id: i64,
-        change: DmtChange,
-        note: ChangeNote,
-    ) -> Result<Self, ChangeError> {
-        store.change_dmt(id, change, note).await
+    async fn change_as_told(store: &dyn Store, id: i64, to: DmtChange, note: ChangeNote) -> Result<Self, ChangeError> {
+        store.change_dmt(id, to, note).await
     }
 
     fn report_of(report: &UpstreamReport) -> Option<&DmtUpstream> {
@@ -395,13 +390,8 @@ impl Followed for BillPayment {
         }
     }
 
-    async fn change_as_told(
-        store: &dyn Store,
-        id: i64,
-        change: BillChange,
-        note: ChangeNote,
-    ) -> Result<Self, ChangeError> {
-        store.change_bill(id, change, note).await
+    async fn change_as_told(store: &dyn Store, id: i64, to: BillChange, note: ChangeNote) -> Result<Self, ChangeError> {
+        store.change_bill(id, to, note).await
     }
 
     /// Refunds a bill payment left failed (by an operator, or by a payrail
