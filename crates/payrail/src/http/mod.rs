@@ -400,7 +400,7 @@ mod tests {
     use super::*;
 
     fn path_after(uri: &str) -> String {
-        let request = Request::builder().uri(uri).body(axum::body::Body::empty()).unwrap_or_default();
+        let request = Request::builder().uri(uri).body(axum::body::Body::empty()).expect("a valid request");
         normalize_path(request).uri().to_string()
     }
 

@@ -328,7 +328,10 @@ mod tests {
     fn production_without_a_key_is_refused_clearly() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let none = KeySource::default();
-        let error = MasterKey::load(&none, dir.path(), false).err().map(|e| e.to_string()).unwrap_or_default();
+        let error = MasterKey::load(&none, dir.path(), false)
+            .err()
+            .map(|e| e.to_string())
+            .expect("loading without a key fails");
         assert!(error.contains("PAYRAIL_MASTER_KEY") && error.contains("openssl rand -hex 32"), "{error}");
         assert!(error.contains("--master-key-file") && !error.contains("--demo"), "{error}");
     }
