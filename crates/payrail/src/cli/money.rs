@@ -10,7 +10,8 @@ use super::Cli;
 use crate::domain::fee_plan::FeePlan;
 use crate::domain::{Paise, RegistrationId};
 use crate::http::admin_money::{instant, period};
-use crate::services::{fees, ledger};
+use crate::services::fees;
+use crate::services::ledger::{self, OperatorMove};
 
 /// Wallet commands.
 #[derive(Debug, Subcommand)]
@@ -85,13 +86,12 @@ pub async fn wallet(cli: &Cli, command: &WalletCommand) -> anyhow::Result<()> {
         WalletCommand::Topup(m) | WalletCommand::Withdraw(m) => {
             let id = partner(&m.registration_id)?;
             let amount = Paise::parse(&m.amount).map_err(|e| anyhow::anyhow!("amount {:?}: {e}", m.amount))?;
-            let top_up = matches!(command, WalletCommand::Topup(_));
-            let memo = m.memo.clone().unwrap_or_else(|| if top_up { "top-up" } else { "withdrawal" }.to_owned());
-            let moved = if top_up {
-                ledger::top_up(&*store, id, amount, &memo).await
-            } else {
-                ledger::withdraw(&*store, id, amount, &memo).await
+            let way = match command {
+                WalletCommand::Topup(_) => OperatorMove::TopUp,
+                _ => OperatorMove::Withdrawal,
             };
+            let memo = m.memo.as_deref().unwrap_or(way.default_memo());
+            let moved = ledger::move_money(&*store, id, way, amount, memo).await;
             let moved = moved.with_context(|| format!("wallet of {id} not moved"))?;
             println!("{id}: {} -> {}", moved.opening.to_decimal_string(), moved.closing.to_decimal_string());
         }

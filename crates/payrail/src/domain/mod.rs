@@ -3,6 +3,7 @@
 //! spellings; the HTTP edge maps these types onto the wire.
 
 pub mod bbps;
+pub mod change_source;
 pub mod charges;
 pub mod dmt;
 pub mod event;
@@ -11,6 +12,7 @@ pub mod ledger;
 pub mod money;
 pub mod otp;
 pub mod partner;
+pub mod record;
 pub mod reference;
 pub mod remitter;
 pub mod text;
@@ -20,10 +22,12 @@ pub mod txn_id;
 pub mod upstream;
 
 pub use bbps::{BillPayment, BillStatus};
+pub use change_source::ChangeSource;
 pub use charges::{DmtCharges, TdsRate};
 pub use dmt::{DmtStatus, DmtTransfer};
 pub use money::Paise;
 pub use partner::{IpAllowlist, Partner, PartnerStatus};
+pub use record::TxnRecord;
 pub use reference::{ReferenceId, RegistrationId};
 pub use time::Timestamp;
 
@@ -60,7 +64,9 @@ pub struct HistoryEntry {
     pub to_status: String,
     /// When the change was committed.
     pub at: Timestamp,
-    /// Who made it: `import`, `admin`, `demo`, later `upstream` or `poller`.
+    /// Who made it, as [`ChangeSource::as_str`] spelled it when the row was
+    /// written; kept as text, since rows written by older versions (or by
+    /// hand) may hold a spelling no [`ChangeSource`] has.
     pub source: String,
     /// Free text: the operator's reason, the upstream message.
     pub reason: Option<String>,

@@ -55,6 +55,34 @@ pub enum BillUpstream {
     },
 }
 
+impl DmtUpstream {
+    /// The answer as one line of a transfer's status history.
+    pub fn describe(&self) -> String {
+        match self {
+            DmtUpstream::InProcess => "upstream: in process".into(),
+            DmtUpstream::SentToBank => "upstream: sent to bank".into(),
+            DmtUpstream::Success { utr: Some(utr) } => format!("upstream: success, UTR {utr}"),
+            DmtUpstream::Success { utr: None } => "upstream: success, UTR to follow".into(),
+            DmtUpstream::OnHold => "upstream: on hold".into(),
+            DmtUpstream::Failed => "upstream: failed".into(),
+            DmtUpstream::Unknown { detail } => format!("upstream: {detail}"),
+        }
+    }
+}
+
+impl BillUpstream {
+    /// The answer as one line of a bill payment's status history.
+    pub fn describe(&self) -> String {
+        match self {
+            BillUpstream::Pending => "upstream: pending".into(),
+            BillUpstream::Success { operator_ref: Some(r) } => format!("upstream: success, operator reference {r}"),
+            BillUpstream::Success { operator_ref: None } => "upstream: success".into(),
+            BillUpstream::Failed => "upstream: failed".into(),
+            BillUpstream::Unknown { detail } => format!("upstream: {detail}"),
+        }
+    }
+}
+
 /// The change an upstream answer implies for `transfer`, if any.
 pub fn dmt_change_for(transfer: &DmtTransfer, upstream: &DmtUpstream) -> Option<DmtChange> {
     use DmtStatus::*;

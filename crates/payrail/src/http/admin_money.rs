@@ -29,7 +29,8 @@ use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::WalletMove;
 use crate::domain::text::check_text;
 use crate::domain::{Paise, RegistrationId, Timestamp};
-use crate::services::{fees, ledger};
+use crate::services::fees;
+use crate::services::ledger::{self, OperatorMove};
 use crate::store::DebitError;
 
 /// The routes.
@@ -97,20 +98,16 @@ fn wallet_error(error: ledger::WalletError, id: RegistrationId) -> ApiError {
     }
 }
 
-async fn move_wallet(state: &AppState, id: &str, body: &[u8], top_up: bool) -> Result<Response, ApiError> {
+async fn move_wallet(state: &AppState, id: &str, body: &[u8], way: OperatorMove) -> Result<Response, ApiError> {
     let id = partner(id)?;
     let request: Movement = parse_json(body)?;
     let amount = Paise::parse(&request.amount).map_err(|e| ApiError::Validation(format!("amount {e}")))?;
-    let memo = request.memo.unwrap_or_else(|| if top_up { "top-up" } else { "withdrawal" }.to_owned());
+    let memo = request.memo.unwrap_or_else(|| way.default_memo().to_owned());
     if memo.chars().count() > 200 {
         return Err(ApiError::Validation("memo must be at most 200 characters".into()));
     }
     check_text(&memo).map_err(|e| ApiError::Validation(format!("memo {e}")))?;
-    let moved: Result<WalletMove, _> = if top_up {
-        ledger::top_up(&*state.store, id, amount, &memo).await
-    } else {
-        ledger::withdraw(&*state.store, id, amount, &memo).await
-    };
+    let moved: Result<WalletMove, _> = ledger::move_money(&*state.store, id, way, amount, &memo).await;
     let moved = moved.map_err(|e| wallet_error(e, id))?;
     let body = Moved {
         partner: id.to_string(),
@@ -126,7 +123,7 @@ async fn top_up(
     Path(id): Path<String>,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
-    move_wallet(&state, &id, &body, true).await
+    move_wallet(&state, &id, &body, OperatorMove::TopUp).await
 }
 
 async fn withdraw(
@@ -135,7 +132,7 @@ async fn withdraw(
     Path(id): Path<String>,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
-    move_wallet(&state, &id, &body, false).await
+    move_wallet(&state, &id, &body, OperatorMove::Withdrawal).await
 }
 
 #[derive(Deserialize)]

@@ -7,36 +7,33 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use payrail_client::wire::{BillStatusBody, BillStatusData};
 
-use super::auth::{authenticate, claimed_partner, Caller};
-use super::body::{parse_json, reference_field, registration_field, LimitedBody, StatusRequest};
+use super::auth::Caller;
+use super::body::LimitedBody;
 use super::error::{code_first, json_response, ApiError};
+use super::status_lookup::{self, Lookup, StatusLookup};
 use super::AppState;
-use crate::domain::{BillPayment, BillStatus};
+use crate::domain::{BillPayment, BillStatus, RegistrationId};
+use crate::store::Store;
 
 /// Parse → authenticate → look up (→ ask the upstream if undecided) → render.
-pub async fn bill_status(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    LimitedBody(body): LimitedBody,
-) -> Result<Response, ApiError> {
-    let request: StatusRequest<'_> = parse_json(&body)?;
-    request.unambiguous()?;
-    let registration = registration_field(request.registration)?;
-    let reference = reference_field(request.reference, "referenceid")?;
-    // Partner and payment come in one round trip; nothing of the payment is
-    // used unless authentication passes.
-    let found = state.store.lookup_bill(claimed_partner(&registration)?, reference.as_str()).await?;
-    let (partner, payment) = found.unzip();
-    authenticate(&state, &caller, partner.as_ref()).await?;
-    state.admit(partner.as_ref().map(|p| p.registration_id))?;
-    Ok(match payment.flatten() {
-        Some(payment) => {
-            // Undecided payments ask the upstream first, within the status budget.
-            let payment = state.upstream.refresh_bill(&*state.store, payment).await;
-            json_response(StatusCode::OK, &render(&payment))
-        }
-        None => code_first(StatusCode::OK, 0, "No Transaction found"),
-    })
+pub async fn bill_status(state: State<Arc<AppState>>, caller: Caller, body: LimitedBody) -> Result<Response, ApiError> {
+    status_lookup::status::<BillPayment>(state, caller, body).await
+}
+
+impl StatusLookup for BillPayment {
+    const REFERENCE_FIELD: &'static str = "referenceid";
+
+    fn lookup<'a>(store: &'a dyn Store, partner: RegistrationId, reference: &'a str) -> Lookup<'a, Self> {
+        store.lookup_bill(partner, reference)
+    }
+
+    fn found(&self) -> Response {
+        json_response(StatusCode::OK, &render(self))
+    }
+
+    fn not_found() -> Response {
+        code_first(StatusCode::OK, 0, "No Transaction found")
+    }
 }
 
 /// The found body, field for field as the seed shows it.

@@ -7,36 +7,33 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use payrail_client::wire::DmtStatusBody;
 
-use super::auth::{authenticate, claimed_partner, Caller};
-use super::body::{parse_json, reference_field, registration_field, LimitedBody, StatusRequest};
+use super::auth::Caller;
+use super::body::LimitedBody;
 use super::error::{json_response, status_first, ApiError};
+use super::status_lookup::{self, Lookup, StatusLookup};
 use super::AppState;
-use crate::domain::DmtTransfer;
+use crate::domain::{DmtTransfer, RegistrationId};
+use crate::store::Store;
 
 /// Parse → authenticate → look up (→ ask the upstream if undecided) → render.
-pub async fn dmt_status(
-    State(state): State<Arc<AppState>>,
-    caller: Caller,
-    LimitedBody(body): LimitedBody,
-) -> Result<Response, ApiError> {
-    let request: StatusRequest<'_> = parse_json(&body)?;
-    request.unambiguous()?;
-    let registration = registration_field(request.registration)?;
-    let reference = reference_field(request.reference, "ReferanceID")?;
-    // Partner and transfer come in one round trip; nothing of the transfer is
-    // used unless authentication passes.
-    let found = state.store.lookup_dmt(claimed_partner(&registration)?, reference.as_str()).await?;
-    let (partner, transfer) = found.unzip();
-    authenticate(&state, &caller, partner.as_ref()).await?;
-    state.admit(partner.as_ref().map(|p| p.registration_id))?;
-    Ok(match transfer.flatten() {
-        Some(transfer) => {
-            // Undecided transfers ask the upstream first, within the status budget.
-            let transfer = state.upstream.refresh_dmt(&*state.store, transfer).await;
-            json_response(StatusCode::OK, &render(&transfer))
-        }
-        None => status_first(StatusCode::OK, 2, "Transaction not found"),
-    })
+pub async fn dmt_status(state: State<Arc<AppState>>, caller: Caller, body: LimitedBody) -> Result<Response, ApiError> {
+    status_lookup::status::<DmtTransfer>(state, caller, body).await
+}
+
+impl StatusLookup for DmtTransfer {
+    const REFERENCE_FIELD: &'static str = "ReferanceID";
+
+    fn lookup<'a>(store: &'a dyn Store, partner: RegistrationId, reference: &'a str) -> Lookup<'a, Self> {
+        store.lookup_dmt(partner, reference)
+    }
+
+    fn found(&self) -> Response {
+        json_response(StatusCode::OK, &render(self))
+    }
+
+    fn not_found() -> Response {
+        status_first(StatusCode::OK, 2, "Transaction not found")
+    }
 }
 
 /// The found body, field for field as the seed shows it.

@@ -25,6 +25,7 @@ pub mod extract;
 pub mod framing;
 pub mod partner_call;
 pub mod ratelimit;
+pub mod status_lookup;
 
 pub mod upstream;
 
@@ -399,7 +400,7 @@ mod tests {
     use super::*;
 
     fn path_after(uri: &str) -> String {
-        let request = Request::builder().uri(uri).body(axum::body::Body::empty()).unwrap_or_default();
+        let request = Request::builder().uri(uri).body(axum::body::Body::empty()).expect("a valid request");
         normalize_path(request).uri().to_string()
     }
 

@@ -23,7 +23,7 @@ use super::body::{parse_json, LimitedBody};
 use super::error::{json_response, ApiError};
 use super::AppState;
 use crate::domain::upstream::{BillUpstream, DmtUpstream, UpstreamRef};
-use crate::domain::TxnKind;
+use crate::domain::{ChangeSource, TxnKind};
 use crate::services::upstream::provider::{CallbackError, UpstreamReport};
 use crate::services::upstream::sync::{CallbackRefusal, Synced};
 
@@ -104,7 +104,7 @@ pub async fn advance(
     let report = report(kind, &request)?;
     let reference = UpstreamRef { kind, id: request.id };
     sandbox.set_override(&state.upstream.upstream_ref(kind, request.id), report.clone());
-    let synced = state.upstream.apply_report(&*state.store, reference, &report, "sandbox").await?;
+    let synced = state.upstream.apply_report(&*state.store, reference, &report, ChangeSource::Sandbox).await?;
     let (status, message) = match synced {
         Some(Synced::Dmt(t)) => (t.status.name(), t.status.message()),
         Some(Synced::Bill(p)) => (p.status.name(), p.status.message()),

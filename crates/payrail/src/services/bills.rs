@@ -7,7 +7,7 @@ use super::billers::{self, Biller};
 use super::fees;
 use super::upstream::provider::{BillOrder, FetchedBill, Provider, ProviderError};
 use super::upstream::sync::Upstream;
-use crate::domain::{BillPayment, BillStatus, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind};
+use crate::domain::{BillPayment, BillStatus, ChangeSource, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind};
 use crate::store::{ChangeNote, DebitError, Debited, Store, StoreError};
 
 /// The largest bill payment accepted.
@@ -124,7 +124,7 @@ pub async fn pay_bill(
     let plan = fees::plan_for(store, partner, now).await?;
     let (commission, tds) = plan.bill_commission(biller.category, request.amount, now);
     let payment = new_payment(partner, biller, request, commission, tds, now);
-    let note = ChangeNote { source: "partner".into(), reason: None, at: now };
+    let note = ChangeNote { source: ChangeSource::Partner, reason: None, at: now };
     let mut debited = match store.create_bill_debited(payment.clone(), note, upstream.first_poll(now)).await {
         Ok(debited) => debited,
         Err(e) => return Err(debit_error(store, e, &payment).await),

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use super::partners::{add_partner, PartnerRequest};
 use super::secrets::MasterKey;
 use super::transactions::{NewBill, NewDmt};
-use crate::domain::{BillStatus, DmtStatus, IpAllowlist, Paise, ReferenceId, RegistrationId, Timestamp};
+use crate::domain::{BillStatus, ChangeSource, DmtStatus, IpAllowlist, Paise, ReferenceId, RegistrationId, Timestamp};
 use crate::store::{ChangeNote, Store};
 
 /// The partner of the seed documents.
@@ -46,7 +46,8 @@ pub async fn load_demo(store: &dyn Store, key: &MasterKey, synthetic_each: usize
     insert_seed_records(store).await?;
     insert_synthetic(store, synthetic_each).await?;
     for partner in [SEED_PARTNER, TOKEN_PARTNER] {
-        super::ledger::top_up(store, partner, DEMO_FUNDING, "demo funding").await?;
+        super::ledger::move_money(store, partner, super::ledger::OperatorMove::TopUp, DEMO_FUNDING, "demo funding")
+            .await?;
     }
     let callback_secret = super::callback_secrets::ensure_secret(store, key, SEED_PARTNER).await?;
     Ok(Some(DemoData { token_secret: token.secret, callback_secret }))
@@ -61,7 +62,7 @@ fn ist(text: &str) -> anyhow::Result<Timestamp> {
 }
 
 fn demo_note() -> ChangeNote {
-    ChangeNote { source: "demo".into(), reason: Some("demo data set".into()), at: Timestamp::now() }
+    ChangeNote { source: ChangeSource::Demo, reason: Some("demo data set".into()), at: Timestamp::now() }
 }
 
 fn no_progress() -> Arc<dyn Fn(u64) + Send + Sync> {

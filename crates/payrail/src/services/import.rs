@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use super::transactions::{NewBill, NewDmt};
 use crate::domain::text::check_text;
-use crate::domain::{BillStatus, DmtStatus, Paise, ReferenceId, RegistrationId, Timestamp};
+use crate::domain::{BillStatus, ChangeSource, DmtStatus, Paise, ReferenceId, RegistrationId, Timestamp};
 use crate::store::{ChangeNote, InsertError, Store};
 
 /// Why a file was not imported. Nothing was written.
@@ -328,7 +328,7 @@ pub async fn import_dmt(
     let priced = |r: &Row| dmt_from_row(r, partner, now).map(|n| n.priced_by(&versions, now));
     let transfers = rows.iter().map(priced).collect::<Result<Vec<_>, _>>()?;
     check_unique(&rows, |r| r.values.get("reference_id").map(String::as_str).unwrap_or(""))?;
-    let note = ChangeNote { source: "import".into(), reason: None, at: now };
+    let note = ChangeNote { source: ChangeSource::Import, reason: None, at: now };
     let count = transfers.len();
     store.insert_dmt_batch(transfers, note, per_row(progress, count)).await.map_err(|e| insert_error(e, &rows))?;
     Ok(count)
@@ -349,7 +349,7 @@ pub async fn import_bills(
         .map(|r| bill_from_row(r, partner, now).map(|n| n.into_payment(now)))
         .collect::<Result<Vec<_>, _>>()?;
     check_unique(&rows, |r| r.values.get("reference_id").map(String::as_str).unwrap_or(""))?;
-    let note = ChangeNote { source: "import".into(), reason: None, at: now };
+    let note = ChangeNote { source: ChangeSource::Import, reason: None, at: now };
     let count = payments.len();
     store.insert_bill_batch(payments, note, per_row(progress, count)).await.map_err(|e| insert_error(e, &rows))?;
     Ok(count)

@@ -18,24 +18,39 @@ pub enum WalletError {
     Debit(#[from] DebitError),
 }
 
-/// Credits `amount` to the partner's wallet (money received from it).
-pub async fn top_up(
-    store: &dyn Store,
-    partner: RegistrationId,
-    amount: Paise,
-    memo: &str,
-) -> Result<WalletMove, WalletError> {
-    post(store, amount, Journal::top_up(partner, amount, memo.to_owned(), Timestamp::now())).await
+/// Which way an operator moves a partner's money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorMove {
+    /// Credits the wallet (money received from the partner).
+    TopUp,
+    /// Debits the wallet (money paid back to the partner).
+    Withdrawal,
 }
 
-/// Takes `amount` out of the partner's wallet (money paid back to it).
-pub async fn withdraw(
+impl OperatorMove {
+    /// The memo of a movement given none.
+    pub fn default_memo(self) -> &'static str {
+        match self {
+            OperatorMove::TopUp => "top-up",
+            OperatorMove::Withdrawal => "withdrawal",
+        }
+    }
+}
+
+/// Moves `amount` into or out of the partner's wallet, as `way` says.
+pub async fn move_money(
     store: &dyn Store,
     partner: RegistrationId,
+    way: OperatorMove,
     amount: Paise,
     memo: &str,
 ) -> Result<WalletMove, WalletError> {
-    post(store, amount, Journal::withdrawal(partner, amount, memo.to_owned(), Timestamp::now())).await
+    let (memo, now) = (memo.to_owned(), Timestamp::now());
+    let journal = match way {
+        OperatorMove::TopUp => Journal::top_up(partner, amount, memo, now),
+        OperatorMove::Withdrawal => Journal::withdrawal(partner, amount, memo, now),
+    };
+    post(store, amount, journal).await
 }
 
 /// Posts an operator's movement of a positive amount.

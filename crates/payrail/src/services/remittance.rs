@@ -19,7 +19,9 @@ use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode, MIN_TRANSFER,
     PER_TRANSFER_LIMIT,
 };
-use crate::domain::{DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind};
+use crate::domain::{
+    ChangeSource, DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind,
+};
 use crate::store::{ChangeError, ChangeNote, DebitError, Debited, Store, StoreError};
 
 /// Why a DMT V1 request was refused. Nothing was written unless said.
@@ -151,8 +153,9 @@ pub struct Registration {
     pub last_name: Option<String>,
 }
 
-fn note(source: &str) -> ChangeNote {
-    ChangeNote { source: source.to_owned(), reason: None, at: Timestamp::now() }
+/// A history note for the partner's own call.
+fn partner_note() -> ChangeNote {
+    ChangeNote { source: ChangeSource::Partner, reason: None, at: Timestamp::now() }
 }
 
 /// Counts a text to `to` against its limits, then makes, stores and sends
@@ -423,7 +426,7 @@ async fn debit_on_some_pipe(
             bank,
             mode: intent.mode,
         };
-        match store.create_dmt_debited(record.clone(), route, limit.clone(), note("partner"), poll_at).await {
+        match store.create_dmt_debited(record.clone(), route, limit.clone(), partner_note(), poll_at).await {
             Ok(debited) => return Ok((debited, bank)),
             Err(DebitError::MonthlyLimit { remaining }) => best_remaining = best_remaining.max(remaining),
             Err(DebitError::Duplicate(_)) => {
@@ -491,7 +494,7 @@ pub async fn claim_refund(
     let subject = format!("refund|{}", transfer.ackno);
     use_otp(store, partner, OtpPurpose::Refund, stateresp, otp, &subject).await?;
     let refund = DmtChange::Refund { refund_txn_id: String::new() };
-    match store.change_dmt(transfer.ackno, refund, note("partner")).await {
+    match store.change_dmt(transfer.ackno, refund, partner_note()).await {
         Ok(refunded) => Ok(refunded),
         Err(ChangeError::Forbidden(_)) => Err(DmtError::State("Transaction already refunded".into())),
         Err(ChangeError::NotFound) => Err(DmtError::TransferNotFound),

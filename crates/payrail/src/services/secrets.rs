@@ -198,13 +198,18 @@ impl MasterKey {
 
     /// Seals `secret` for `partner`: a random nonce followed by the ciphertext.
     pub fn seal(&self, partner: RegistrationId, secret: &[u8]) -> anyhow::Result<SealedSecret> {
+        self.seal_with(&partner.number().to_be_bytes(), secret).context("Failed to seal a partner secret")
+    }
+
+    /// Seals `secret` under the associated data `aad`: a random nonce
+    /// followed by the ciphertext.
+    fn seal_with(&self, aad: &[u8], secret: &[u8]) -> anyhow::Result<SealedSecret> {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let aad = partner.number().to_be_bytes();
         let ciphertext = self
             .cipher()
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: secret, aad: &aad })
-            .map_err(|_| anyhow::anyhow!("Failed to seal a partner secret"))?;
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: secret, aad })
+            .map_err(|_| anyhow::anyhow!("the cipher refused the secret"))?;
         let mut sealed = nonce.to_vec();
         sealed.extend_from_slice(&ciphertext);
         Ok(SealedSecret(sealed))
@@ -222,16 +227,7 @@ impl MasterKey {
     /// copied into the token secret's column does not open there (whoever
     /// receives callbacks knows it, and must not sign API tokens with it).
     pub fn seal_callback(&self, partner: RegistrationId, secret: &[u8]) -> anyhow::Result<SealedSecret> {
-        let mut nonce = [0u8; 12];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let aad = callback_aad(partner);
-        let ciphertext = self
-            .cipher()
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: secret, aad: &aad })
-            .map_err(|_| anyhow::anyhow!("Failed to seal a callback secret"))?;
-        let mut sealed = nonce.to_vec();
-        sealed.extend_from_slice(&ciphertext);
-        Ok(SealedSecret(sealed))
+        self.seal_with(&callback_aad(partner), secret).context("Failed to seal a callback secret")
     }
 
     /// Opens a callback secret sealed for `partner`.
@@ -332,7 +328,10 @@ mod tests {
     fn production_without_a_key_is_refused_clearly() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let none = KeySource::default();
-        let error = MasterKey::load(&none, dir.path(), false).err().map(|e| e.to_string()).unwrap_or_default();
+        let error = MasterKey::load(&none, dir.path(), false)
+            .err()
+            .map(|e| e.to_string())
+            .expect("loading without a key fails");
         assert!(error.contains("PAYRAIL_MASTER_KEY") && error.contains("openssl rand -hex 32"), "{error}");
         assert!(error.contains("--master-key-file") && !error.contains("--demo"), "{error}");
     }

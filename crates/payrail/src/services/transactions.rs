@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use super::fees;
-use crate::domain::bbps::BillChange;
-use crate::domain::dmt::DmtChange;
+use super::upstream::sync::Followed;
 use crate::domain::fee_plan::FeePlanVersion;
-use crate::domain::{BillPayment, BillStatus, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp};
+use crate::domain::{
+    BillPayment, BillStatus, ChangeSource, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp,
+};
 use crate::store::{ChangeError, ChangeNote, InsertError, Store};
 
 /// A DMT transfer to be created; what is left out comes from the fee plan or now.
@@ -147,13 +148,13 @@ fn no_progress() -> Arc<dyn Fn(u64) + Send + Sync> {
     Arc::new(|_| {})
 }
 
-fn note(source: &str, reason: Option<String>) -> ChangeNote {
-    ChangeNote { source: source.to_owned(), reason, at: Timestamp::now() }
+fn note(source: ChangeSource, reason: Option<String>) -> ChangeNote {
+    ChangeNote { source, reason, at: Timestamp::now() }
 }
 
 /// Creates one transfer, priced by its partner's plan; `source` goes into
 /// its first history row.
-pub async fn create_dmt(store: &dyn Store, new: NewDmt, source: &str) -> Result<DmtTransfer, InsertError> {
+pub async fn create_dmt(store: &dyn Store, new: NewDmt, source: ChangeSource) -> Result<DmtTransfer, InsertError> {
     let versions = store.fee_plans(new.partner).await?;
     let mut transfer = new.priced_by(&versions, Timestamp::now());
     let ids = store.insert_dmt_batch(vec![transfer.clone()], note(source, None), no_progress()).await?;
@@ -162,31 +163,22 @@ pub async fn create_dmt(store: &dyn Store, new: NewDmt, source: &str) -> Result<
 }
 
 /// Creates one bill payment.
-pub async fn create_bill(store: &dyn Store, new: NewBill, source: &str) -> Result<BillPayment, InsertError> {
+pub async fn create_bill(store: &dyn Store, new: NewBill, source: ChangeSource) -> Result<BillPayment, InsertError> {
     let mut payment = new.into_payment(Timestamp::now());
     let ids = store.insert_bill_batch(vec![payment.clone()], note(source, None), no_progress()).await?;
     payment.txnid = ids.first().copied().unwrap_or_default();
     Ok(payment)
 }
 
-/// Moves a transfer; the store refuses what the state machine forbids.
-pub async fn change_dmt(
+/// Moves a transfer or a bill payment as an operator asked: the store
+/// refuses what the state machine forbids. Failing a bill payment here does
+/// not pay it back; the poller finishes that.
+pub async fn change<R: Followed>(
     store: &dyn Store,
-    ackno: i64,
-    change: DmtChange,
-    source: &str,
+    id: i64,
+    change: R::Change,
+    source: ChangeSource,
     reason: Option<String>,
-) -> Result<DmtTransfer, ChangeError> {
-    store.change_dmt(ackno, change, note(source, reason)).await
-}
-
-/// Moves a bill payment.
-pub async fn change_bill(
-    store: &dyn Store,
-    txnid: i64,
-    change: BillChange,
-    source: &str,
-    reason: Option<String>,
-) -> Result<BillPayment, ChangeError> {
-    store.change_bill(txnid, change, note(source, reason)).await
+) -> Result<R, ChangeError> {
+    R::change_as_told(store, id, change, note(source, reason)).await
 }

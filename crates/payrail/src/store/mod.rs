@@ -53,8 +53,8 @@ use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits};
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::{
-    BillPayment, DmtTransfer, ForbiddenTransition, HistoryEntry, IpAllowlist, Paise, Partner, PartnerStatus,
-    RegistrationId, Timestamp, TxnKind,
+    BillPayment, ChangeSource, DmtTransfer, ForbiddenTransition, HistoryEntry, IpAllowlist, Paise, Partner,
+    PartnerStatus, RegistrationId, Timestamp, TxnKind,
 };
 
 /// A failure of the store itself.
@@ -194,11 +194,11 @@ pub struct NewPartner {
 /// Who made a change and why, for the history.
 #[derive(Debug, Clone)]
 pub struct ChangeNote {
-    /// `import`, `admin`, `demo`, …
-    pub source: String,
-    /// Free text.
+    /// Who made it; stored as [`ChangeSource::as_str`].
+    pub source: ChangeSource,
+    /// Why, in words: the operator's reason, the upstream's answer.
     pub reason: Option<String>,
-    /// When.
+    /// When it was made.
     pub at: Timestamp,
 }
 

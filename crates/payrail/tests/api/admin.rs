@@ -20,7 +20,7 @@ async fn a_transfer_moves_through_its_states_and_keeps_its_history(engine: Engin
         json!({"registration_id": partner.name(), "reference_id": "T-1", "amount": "5000", "account": "50100200300"});
     let created = app.admin("/admin/v1/dmt", Some(create)).await;
     assert_eq!(created.status, 201, "{}", created.body);
-    let ackno = created.json()["ackno"].as_i64().unwrap_or_default();
+    let ackno = created.json()["ackno"].as_i64().expect("ackno is a number");
     let path = format!("/admin/v1/dmt/{ackno}/transition");
     for step in [
         json!({"to": "sent_to_bank"}),
@@ -36,7 +36,12 @@ async fn a_transfer_moves_through_its_states_and_keeps_its_history(engine: Engin
         .as_array()
         .unwrap_or(&Vec::new())
         .iter()
-        .map(|h| (h["to"].as_str().unwrap_or_default().to_owned(), h["source"].as_str().unwrap_or_default().to_owned()))
+        .map(|h| {
+            (
+                h["to"].as_str().expect("to is a string").to_owned(),
+                h["source"].as_str().expect("source is a string").to_owned(),
+            )
+        })
         .collect();
     let expected: Vec<(String, String)> = ["in_process", "sent_to_bank", "success", "failed", "refunded"]
         .iter()
@@ -61,7 +66,7 @@ async fn a_bill_payment_fails_and_is_refunded(engine: Engine) {
     let create = json!({"registration_id": partner.name(), "reference_id": "B-1", "operator_name": "BSES Yamuna Power Limited", "ca_number": "100200300", "amount": "1000", "ad1": "Rahul"});
     let created = app.admin("/admin/v1/bbps", Some(create)).await;
     assert_eq!(created.status, 201, "{}", created.body);
-    let txnid = created.json()["txnid"].as_i64().unwrap_or_default();
+    let txnid = created.json()["txnid"].as_i64().expect("txnid is a number");
 
     let pending = app.bill_status(&partner.name(), "B-1", None).await.json();
     assert_eq!(
@@ -94,7 +99,8 @@ async fn impossible_transitions_and_bad_input_are_refused(engine: Engine) {
     let partner = app.add_partner(false, &[]).await;
     let create =
         json!({"registration_id": partner.name(), "reference_id": "T-2", "amount": "100", "account": "50100200300"});
-    let ackno = app.admin("/admin/v1/dmt", Some(create.clone())).await.json()["ackno"].as_i64().unwrap_or_default();
+    let ackno =
+        app.admin("/admin/v1/dmt", Some(create.clone())).await.json()["ackno"].as_i64().expect("ackno is a number");
     let path = format!("/admin/v1/dmt/{ackno}/transition");
 
     let refund_first = app.admin(&path, Some(json!({"to": "refunded"}))).await;
@@ -170,7 +176,7 @@ async fn every_operator_answer_is_json_in_one_shape(engine: Engine) {
             let status = response.status().as_u16();
             let content_type =
                 response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-            Answer { status, content_type, retry_after: None, body: response.text().await.unwrap_or_default() }
+            Answer { status, content_type, retry_after: None, body: response.text().await.expect("a readable body") }
         }
     };
     assert_one_shape("no token", &send("").await, 401, 11);

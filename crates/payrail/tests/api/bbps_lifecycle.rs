@@ -20,9 +20,9 @@ async fn a_whole_bbps_journey_ends_with_the_payment_refunded(engine: Engine) {
 
     let operators = app.call("/api/AOP/BillPaymentOperators", &partner, json!({"category": "electricity"})).await;
     assert_eq!(operators.status, 200, "{}", operators.body);
-    let list = operators.json()["data"].as_array().cloned().unwrap_or_default();
+    let list = operators.json()["data"].as_array().cloned().expect("data is an array");
     assert!(list.len() >= 5 && list.iter().all(|o| o["category"] == "Electricity"), "{list:?}");
-    let bses = list.iter().find(|o| o["name"] == "BSES Rajdhani Power Limited").cloned().unwrap_or_default();
+    let bses = list.iter().find(|o| o["name"] == "BSES Rajdhani Power Limited").cloned().expect("BSES is listed");
     assert_eq!((&bses["displayname"], &bses["fetch_bill"]), (&json!("CA Number"), &json!(true)));
     let operator = bses["id"].clone();
 
@@ -31,7 +31,7 @@ async fn a_whole_bbps_journey_ends_with_the_payment_refunded(engine: Engine) {
         .await;
     assert_eq!(fetched.status, 200, "{}", fetched.body);
     let bill = fetched.json();
-    let amount = bill["amount"].as_str().unwrap_or_default().to_owned();
+    let amount = bill["amount"].as_str().expect("amount is a string").to_owned();
     assert!(bill["name"].is_string() && bill["duedate"].is_string() && !amount.is_empty(), "{bill}");
 
     let pay = json!({"operator": operator, "canumber": "150012345678", "amount": amount, "referenceid": "BILL-1"});
@@ -43,7 +43,7 @@ async fn a_whole_bbps_journey_ends_with_the_payment_refunded(engine: Engine) {
         &["status", "response_code", "operatorid", "ackno", "opening", "closing", "message"],
     );
     assert_eq!((&paid_body["opening"], &paid_body["message"]), (&json!("20000.00"), &json!("Transaction Pending")));
-    let txnid = paid_body["ackno"].as_str().unwrap_or_default().to_owned();
+    let txnid = paid_body["ackno"].as_str().expect("ackno is a string").to_owned();
     let after_payment = balance(&app, &partner).await;
     assert_eq!(paid_body["closing"], json!(after_payment));
 

@@ -67,7 +67,7 @@ async fn a_partner_has_a_callback_secret_of_its_own_shown_once_and_rotatable_wit
     let path = format!("/admin/v1/partners/{}/callback/secret", partner.name());
     let rotated = app.admin(&path, Some(json!({"overlap_hours": 1}))).await;
     assert_eq!(rotated.status, 200, "{}", rotated.body);
-    let second = rotated.json()["callback_secret"].as_str().unwrap_or_default().to_owned();
+    let second = rotated.json()["callback_secret"].as_str().expect("callback_secret is a string").to_owned();
     assert!(second.len() == 43 && second != first, "{}", rotated.body);
     assert!(rotated.json()["previous_valid_until"].is_string(), "{}", rotated.body);
 
@@ -143,7 +143,9 @@ fn quoted_after(lines: &[String], after: &str) -> Option<String> {
 async fn the_demo_prints_the_callback_secret_that_signs_aop_554s_callbacks(engine: Engine) {
     let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let database = match engine {
-        Engine::Postgres => Some(fresh_postgres_database(&postgres_url().unwrap_or_default()).await),
+        Engine::Postgres => {
+            Some(fresh_postgres_database(&postgres_url().expect("PAYRAIL_TEST_DATABASE_URL is set")).await)
+        }
         Engine::Sqlite => None,
     };
     let mut command = Command::new(env!("CARGO_BIN_EXE_payrail"));
@@ -168,9 +170,13 @@ async fn the_demo_prints_the_callback_secret_that_signs_aop_554s_callbacks(engin
         lines.iter().any(|l| l.contains(listen)).then_some(lines)
     })
     .await;
-    let secret = quoted_after(&guide, listen).unwrap_or_default();
-    let admin = quoted_after(&guide, "Authorization: Bearer ").unwrap_or_default();
-    let base = guide.iter().find_map(|l| l.strip_prefix("payrail demo is ready at ")).unwrap_or_default().to_owned();
+    let secret = quoted_after(&guide, listen).expect("the guide shows the secret");
+    let admin = quoted_after(&guide, "Authorization: Bearer ").expect("the guide shows the token");
+    let base = guide
+        .iter()
+        .find_map(|l| l.strip_prefix("payrail demo is ready at "))
+        .expect("the guide shows the address")
+        .to_owned();
     assert_eq!(secret.len(), 43, "{guide:?}");
 
     // Pointing AOP-554 at a receiver shows no new secret: the printed one is in force.
@@ -188,7 +194,7 @@ async fn the_demo_prints_the_callback_secret_that_signs_aop_554s_callbacks(engin
     let bill = json!({"RegistrationID": "AOP-554", "operator": 1, "canumber": "150012345678", "amount": "500",
                       "referenceid": "WATCH-1"});
     let paid = http.post(format!("{base}/api/AOP/BillPaymentPaybill")).body(bill.to_string()).send().await;
-    assert_eq!(paid.map(|r| r.status().as_u16()).unwrap_or_default(), 200);
+    assert_eq!(paid.map(|r| r.status().as_u16()).expect("the payment was answered"), 200);
     let delivery = eventually(30, "AOP-554's callback", || async { receiver.deliveries().first().cloned() }).await;
     assert!(delivery.signed_by(&secret), "signed with the printed callback secret: {delivery:?}");
 }

@@ -50,8 +50,8 @@ async fn a_partner_added_by_the_cli_is_honoured_by_the_running_server(engine: En
     assert!(out.status.success(), "{}", text(&out.stderr));
     let created: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
-    let id = created["registration_id"].as_str().unwrap_or_default().to_owned();
-    let secret = created["secret"].as_str().unwrap_or_default().to_owned();
+    let id = created["registration_id"].as_str().expect("registration_id is a string").to_owned();
+    let secret = created["secret"].as_str().expect("secret is a string").to_owned();
     assert!(id.starts_with("AOP-") && secret.len() >= 32, "{created}");
 
     // The token command makes a token the server accepts.
@@ -76,7 +76,12 @@ async fn a_partner_added_by_the_cli_is_honoured_by_the_running_server(engine: En
     let no_token =
         payrail(&app, &["partner", "add", "--name", "Open", "--no-token", "--allow-ip", "127.0.0.1/32", "--json"]);
     let open: serde_json::Value = serde_json::from_slice(&no_token.stdout).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(app.dmt_status(open["registration_id"].as_str().unwrap_or_default(), "ref", None).await.status, 200);
+    assert_eq!(
+        app.dmt_status(open["registration_id"].as_str().expect("registration_id is a string"), "ref", None)
+            .await
+            .status,
+        200
+    );
 }
 
 const GOOD_CSV: &str = "reference_id,amount,account,status,utr,created_at\n\
@@ -90,7 +95,7 @@ async fn import_is_all_or_nothing_and_names_the_bad_line(engine: Engine) {
     let file = app.data_dir.path().join("bad.csv");
     let bad = format!("{GOOD_CSV}IMP-4,12.345,20018575950,in_process,,\n");
     std::fs::write(&file, bad).unwrap_or_else(|e| panic!("{e}"));
-    let out = payrail(&app, &["import", "dmt", "--partner", &partner.name(), file.to_str().unwrap_or_default()]);
+    let out = payrail(&app, &["import", "dmt", "--partner", &partner.name(), file.to_str().expect("a UTF-8 path")]);
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(stderr.contains("line 5") && stderr.contains("amount"), "{stderr}");
@@ -103,11 +108,11 @@ async fn import_is_all_or_nothing_and_names_the_bad_line(engine: Engine) {
         ("reference_id,amount,account,created_at\nX,1,123456,2021-02-30 00:00:00\n", "created_at"),
     ] {
         std::fs::write(&file, content).unwrap_or_else(|e| panic!("{e}"));
-        let out = payrail(&app, &["import", "dmt", "--partner", &partner.name(), file.to_str().unwrap_or_default()]);
+        let out = payrail(&app, &["import", "dmt", "--partner", &partner.name(), file.to_str().expect("a UTF-8 path")]);
         assert!(!out.status.success(), "{content}");
         assert!(text(&out.stderr).contains(expected), "{content}: {}", text(&out.stderr));
     }
-    let no_partner = payrail(&app, &["import", "dmt", "--partner", "AOP-999999", file.to_str().unwrap_or_default()]);
+    let no_partner = payrail(&app, &["import", "dmt", "--partner", "AOP-999999", file.to_str().expect("a UTF-8 path")]);
     assert!(text(&no_partner.stderr).contains("no partner AOP-999999"), "{}", text(&no_partner.stderr));
     assert_eq!(app.store.counts().await.unwrap_or_else(|e| panic!("{e}")).0, 0);
 }
@@ -117,7 +122,7 @@ async fn import_refuses_a_file_imported_before(engine: Engine) {
     let partner = app.add_partner(false, &[]).await;
     let file = app.data_dir.path().join("good.csv");
     std::fs::write(&file, GOOD_CSV).unwrap_or_else(|e| panic!("{e}"));
-    let path = file.to_str().unwrap_or_default();
+    let path = file.to_str().expect("a UTF-8 path");
     let first = payrail(&app, &["import", "dmt", "--partner", &partner.name(), path]);
     assert!(first.status.success(), "{}", text(&first.stderr));
     assert!(text(&first.stdout).contains("Imported 3 rows"), "{}", text(&first.stdout));
@@ -142,7 +147,7 @@ async fn json_lines_import_and_the_status_command_agree(engine: Engine) {
     let file = app.data_dir.path().join("bills.jsonl");
     std::fs::write(&file, lines.iter().map(|l| l.to_string() + "\n").collect::<String>())
         .unwrap_or_else(|e| panic!("{e}"));
-    let out = payrail(&app, &["import", "bbps", "--partner", &partner.name(), file.to_str().unwrap_or_default()]);
+    let out = payrail(&app, &["import", "bbps", "--partner", &partner.name(), file.to_str().expect("a UTF-8 path")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     let url = app.url("");

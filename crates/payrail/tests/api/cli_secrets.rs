@@ -50,7 +50,7 @@ async fn the_token_command_takes_its_secret_from_stdin_a_file_the_environment_or
 
     let file = app.data_dir.path().join("partner.secret");
     std::fs::write(&file, format!("{}\n", partner.secret)).unwrap_or_else(|e| panic!("{e}"));
-    let path = file.to_str().unwrap_or_default();
+    let path = file.to_str().expect("a UTF-8 path");
     assert_accepted(&app, &id, &output(command(&app, &[&base[..], &["--secret-file", path]].concat())), "file").await;
 
     let mut from_env = command(&app, &base);
@@ -107,7 +107,7 @@ async fn callback_listen_reads_its_secret_from_stdin_and_checks_signatures_with_
     stdin.write_all(b"callback-secret-123\n").unwrap_or_else(|e| panic!("{e}"));
     drop(stdin);
     let mut lines = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("no stdout"))).lines();
-    let mut next_line = move || lines.next().and_then(Result::ok).unwrap_or_default();
+    let mut next_line = move || lines.next().expect("the listener printed a line").expect("a readable line");
     let first = tokio::task::block_in_place(&mut next_line);
     assert!(first.contains("listening"), "{first}");
 

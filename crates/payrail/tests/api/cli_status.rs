@@ -45,7 +45,7 @@ async fn status_exit_codes_tell_found_not_found_refused_and_no_answer_apart() {
     let url = app.url("");
     let imported = app.data_dir.path().join("one.csv");
     std::fs::write(&imported, "reference_id,amount,account\nREF-1,100,20018575947\n").unwrap_or_else(|e| panic!("{e}"));
-    let import = payrail(&app, &["import", "dmt", "--partner", &id, imported.to_str().unwrap_or_default()]);
+    let import = payrail(&app, &["import", "dmt", "--partner", &id, imported.to_str().expect("a UTF-8 path")]);
     assert!(import.status.success(), "{}", text(&import.stderr));
 
     assert_eq!(status(&app, &url, &id, Some(&partner.secret)).status.code(), Some(0), "found");

@@ -58,7 +58,7 @@ async fn events(app: &TestApp, partner: &str, state: Option<&str>) -> Vec<Value>
     let filter = state.map(|s| format!("&state={s}")).unwrap_or_default();
     let listed = app.admin(&format!("/admin/v1/events?partner={partner}{filter}"), None).await;
     assert_eq!(listed.status, 200, "{}", listed.body);
-    listed.json()["events"].as_array().cloned().unwrap_or_default()
+    listed.json()["events"].as_array().cloned().expect("events is an array")
 }
 
 /// One event with its body and attempts.
@@ -73,7 +73,7 @@ async fn first_event_after(app: &TestApp, partner: &str, attempts: u64) -> i64 {
     eventually(15, &format!("the event's attempt {attempts}"), || async {
         let listed = events(app, partner, None).await;
         let first = listed.last()?;
-        (first["attempts"].as_u64() == Some(attempts)).then(|| first["id"].as_i64().unwrap_or_default())
+        (first["attempts"].as_u64() == Some(attempts)).then(|| first["id"].as_i64().expect("id is a number"))
     })
     .await
 }
@@ -137,7 +137,7 @@ async fn a_redelivered_event_is_flagged_as_a_redelivery(engine: Engine) {
     let body = again.json();
     assert_eq!((&body["redelivery"], &body["state"]), (&json!(true), &json!("sent_to_bank")), "{}", again.body);
     assert!(again.body.starts_with(&format!(r#"{{"event_id":"{}","redelivery":true,"#, old.event_id)));
-    let shown = event(&app, old.event_id.parse().unwrap_or_default()).await;
+    let shown = event(&app, old.event_id.parse().expect("a number")).await;
     assert!(shown["redelivered_at"].is_string(), "{shown}");
     assert_eq!(shown["body"], again.body.as_str(), "what was sent is what is shown");
 }
@@ -156,7 +156,7 @@ async fn a_waiting_event_never_shows_a_next_attempt_in_the_past(engine: Engine) 
     let (newer, older) = (&listed[0], &listed[1]);
     assert_eq!(newer["attempts"], 0);
     for e in &listed {
-        let next = e["next_attempt_at"].as_str().unwrap_or_default();
+        let next = e["next_attempt_at"].as_str().expect("next_attempt_at is a string");
         assert!(next > now.as_str(), "event {} shows its next attempt at {next}, before now ({now})", e["id"]);
     }
     assert_eq!(newer["next_attempt_at"], older["next_attempt_at"], "the waiting one goes when the older one retries");
@@ -172,14 +172,14 @@ async fn an_attempt_in_flight_is_recorded_when_its_event_is_redelivered(engine: 
     let id = eventually(15, "an attempt in flight", || async { receiver.arrivals().first().cloned() }).await;
     let redelivered = app.admin(&format!("/admin/v1/events/{id}/redeliver"), Some(json!({}))).await;
     assert_eq!(redelivered.status, 200, "{}", redelivered.body);
-    let id: i64 = id.parse().unwrap_or_default();
+    let id: i64 = id.parse().expect("a number");
     let shown = eventually(15, "the event delivered", || async {
         let shown = event(&app, id).await;
         (shown["state"] == "delivered").then_some(shown)
     })
     .await;
     let sent = receiver.arrivals().len();
-    let recorded = shown["delivery_attempts"].as_array().map(Vec::len).unwrap_or_default();
+    let recorded = shown["delivery_attempts"].as_array().map(Vec::len).expect("delivery_attempts is an array");
     assert_eq!(recorded, sent, "every attempt that reached the partner is recorded: {shown}");
 }
 

@@ -62,7 +62,7 @@ async fn a_whole_dmt_journey_ends_with_the_wallet_where_it_started(engine: Engin
     let sent = sent.json();
     assert_eq!((&sent["txn_status"], &sent["message"]), (&json!("3"), &json!("Transaction Sent To Bank")));
     assert_eq!((&sent["opening"], &sent["closing"]), (&json!("10000.00"), &json!("8988.00")));
-    let ackno = sent["ackno"].as_str().unwrap_or_default().to_owned();
+    let ackno = sent["ackno"].as_str().expect("ackno is a string").to_owned();
     assert_eq!(balance(&app, &partner).await, "8988.00");
     let found = app.dmt_status(&partner.name(), "JOURNEY-1", Some(&partner.token())).await.json();
     // 12.00 → GST 1.83; commission 12.00 − 1.83 − 4.00 = 6.17; TDS 2% = 0.12; net 6.05.
@@ -170,7 +170,7 @@ async fn a_reference_used_twice_is_debited_once_and_the_second_answer_says_why(e
     // One after the other.
     let first = transfer(&app, &partner, MOBILE, &bene, "1000", "ONCE-1").await;
     assert_eq!(first.status, 200, "{}", first.body);
-    let ackno = first.json()["ackno"].as_str().unwrap_or_default().to_owned();
+    let ackno = first.json()["ackno"].as_str().expect("ackno is a string").to_owned();
     let second = transfer(&app, &partner, MOBILE, &bene, "1000", "ONCE-1").await;
     assert_refused(&second, 409, 12, &format!("duplicate referenceid: the partner already has transaction {ackno}"));
     assert_eq!(balance(&app, &partner).await, "3990.00");
@@ -268,7 +268,7 @@ async fn partners_cannot_reach_each_others_remitters_beneficiaries_or_refunds(en
     top_up(&app, &owner, "5000").await;
     top_up(&app, &other, "5000").await;
     let sent = transfer(&app, &owner, MOBILE, &bene, "100", "MINE-1").await.json();
-    operator_moves(&app, "dmt", sent["ackno"].as_str().unwrap_or_default(), "failed").await;
+    operator_moves(&app, "dmt", sent["ackno"].as_str().expect("ackno is a string"), "failed").await;
 
     // The other partner sees no remitter (it gets a registration OTP instead)…
     let query = app.call("/api/AOP/DMTV1/QueryRemitter", &other, json!({"MobileNo": MOBILE})).await;

@@ -483,7 +483,7 @@ impl TestApp {
         let content_type = header("content-type").unwrap_or_default();
         let retry_after = header("retry-after");
         let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
+        let body = response.text().await.expect("a readable body");
         Answer { status, content_type, retry_after, body }
     }
 
@@ -529,7 +529,7 @@ impl TestApp {
         let status = response.status().as_u16();
         let content_type =
             response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-        Answer { status, content_type, retry_after: None, body: response.text().await.unwrap_or_default() }
+        Answer { status, content_type, retry_after: None, body: response.text().await.expect("a readable body") }
     }
 }
 

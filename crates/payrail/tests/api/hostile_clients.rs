@@ -101,7 +101,7 @@ fn assert_refused(case: &str, answer: &Raw, status: u16, code: i64, needle: &str
     assert_eq!(answer.status, status, "{case}: {answer:?}");
     let json = answer.json();
     assert_eq!((json["status"].as_bool(), json["response_code"].as_i64()), (Some(false), Some(code)), "{case}");
-    let message = json["message"].as_str().unwrap_or_default();
+    let message = json["message"].as_str().expect("message is a string");
     assert!(message.contains(needle), "{case}: message {message:?} should say {needle:?}");
 }
 

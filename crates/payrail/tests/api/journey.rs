@@ -12,21 +12,21 @@ pub async fn top_up(app: &TestApp, partner: &TestPartner, amount: &str) -> Strin
     let path = format!("/admin/v1/partners/{}/wallet/topup", partner.name());
     let answer = app.admin(&path, Some(json!({"amount": amount, "memo": "test funding"}))).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    answer.json()["closing"].as_str().unwrap_or_default().to_owned()
+    answer.json()["closing"].as_str().expect("closing is a string").to_owned()
 }
 
 /// The partner's wallet balance, from the operator API.
 pub async fn balance(app: &TestApp, partner: &TestPartner) -> String {
     let answer = app.admin(&format!("/admin/v1/partners/{}/wallet", partner.name()), None).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    answer.json()["balance"].as_str().unwrap_or_default().to_owned()
+    answer.json()["balance"].as_str().expect("balance is a string").to_owned()
 }
 
 /// Query (202 + OTP) then register.
 pub async fn register_remitter(app: &TestApp, partner: &TestPartner, mobile: &str) {
     let query = app.call("/api/AOP/DMTV1/QueryRemitter", partner, json!({"MobileNo": mobile})).await;
     assert_eq!(query.status, 202, "{}", query.body);
-    let stateresp = query.json()["stateresp"].as_str().unwrap_or_default().to_owned();
+    let stateresp = query.json()["stateresp"].as_str().expect("stateresp is a string").to_owned();
     let otp = app.sms.last_otp(mobile);
     let fields = json!({"MobileNo": mobile, "OTP": otp, "Stateresp": stateresp, "KycId": "KYC-1",
                         "FirstName": "Asha", "LastName": "Verma"});
@@ -45,7 +45,7 @@ pub async fn add_beneficiary_account(app: &TestApp, partner: &TestPartner, mobil
                         "IFSC": "sbin0001234", "BankName": "State Bank of India"});
     let added = app.call("/api/AOP/DMTV1/RegisterBeneficiary", partner, fields).await;
     assert_eq!(added.status, 200, "{}", added.body);
-    added.json()["beneid"].as_str().unwrap_or_default().to_owned()
+    added.json()["beneid"].as_str().expect("beneid is a string").to_owned()
 }
 
 /// The `beneid` of the remitter's beneficiary with this account, if any.
@@ -57,7 +57,7 @@ pub async fn beneficiary_with_account(
 ) -> Option<String> {
     let list = app.call("/api/AOP/DMTV1/FetchBeneficiary", partner, json!({"MobileNo": mobile})).await;
     assert_eq!(list.status, 200, "{}", list.body);
-    let data = list.json()["data"].as_array().cloned().unwrap_or_default();
+    let data = list.json()["data"].as_array().cloned().expect("data is an array");
     let found = data.into_iter().find(|b| b["accno"] == account);
     found.and_then(|b| b["beneid"].as_str().map(str::to_owned))
 }
@@ -82,7 +82,7 @@ pub async fn transfer_otp(
 ) -> (String, String) {
     let sent = app.call("/api/AOP/DMTV1/TransactionSendOtp", partner, transfer_fields(mobile, bene, amount)).await;
     assert_eq!(sent.status, 200, "{}", sent.body);
-    (sent.json()["stateresp"].as_str().unwrap_or_default().to_owned(), app.sms.last_otp(mobile))
+    (sent.json()["stateresp"].as_str().expect("stateresp is a string").to_owned(), app.sms.last_otp(mobile))
 }
 
 /// The `Transaction` body for an OTP already obtained.
@@ -127,7 +127,7 @@ pub fn assert_refused(answer: &Answer, status: u16, code: i64, needle: &str) {
     let json = answer.json();
     assert_eq!(json["status"], false, "{}", answer.body);
     assert_eq!(json["response_code"], code, "{}", answer.body);
-    let message = json["message"].as_str().unwrap_or_default();
+    let message = json["message"].as_str().expect("message is a string");
     assert!(message.to_lowercase().contains(&needle.to_lowercase()), "{message:?} lacks {needle:?}");
 }
 

@@ -2,6 +2,11 @@
 //! `payrail` binary. Each behaviour runs on SQLite and, when
 //! PAYRAIL_TEST_DATABASE_URL is set, on PostgreSQL (see `both_engines!`).
 
+// Test code panics on what it did not expect, with a message. clippy.toml's
+// allow-unwrap/expect-in-tests covers #[test] functions only, not the
+// helpers every test of this binary shares, so the binary allows them whole.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod helpers;
 mod journey;
 mod mock_upstream;

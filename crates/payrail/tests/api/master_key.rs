@@ -29,7 +29,7 @@ fn key_file(app: &TestApp, name: &str, key: &str, mode: u32) -> String {
     let path = app.data_dir.path().join(name);
     std::fs::write(&path, format!("{key}\n")).unwrap_or_else(|e| panic!("{e}"));
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap_or_else(|e| panic!("{e}"));
-    path.to_str().unwrap_or_default().to_owned()
+    path.to_str().expect("a UTF-8 path").to_owned()
 }
 
 fn assert_wrong_key(out: &std::process::Output, what: &str) {
@@ -72,9 +72,12 @@ async fn a_different_master_key_is_refused_by_every_command_and_the_server_befor
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(added.status.success(), "{}", text(&added.stderr));
     let created: serde_json::Value = serde_json::from_slice(&added.stdout).unwrap_or_else(|e| panic!("{e}"));
-    let (id, secret) = (created["registration_id"].as_str().unwrap_or_default(), created["secret"].as_str());
-    let token =
-        payrail_client::sign_token(secret.unwrap_or_default().as_bytes(), &payrail_client::TokenClaims::now(id));
+    let (id, secret) =
+        (created["registration_id"].as_str().expect("registration_id is a string"), created["secret"].as_str());
+    let token = payrail_client::sign_token(
+        secret.expect("secret is a string").as_bytes(),
+        &payrail_client::TokenClaims::now(id),
+    );
     assert_eq!(app.dmt_status(id, "ref", Some(&token)).await.status, 200, "its secret opens: not a 500");
 }
 

@@ -36,7 +36,7 @@ fn texts_to(inbox: &SmsInbox, mobile: &str) -> usize {
 
 /// The seconds the refusal says to wait.
 fn wait_secs(answer: &Answer) -> i64 {
-    let message = answer.json()["message"].as_str().unwrap_or_default().to_owned();
+    let message = answer.json()["message"].as_str().expect("message is a string").to_owned();
     let (_, after) = message.split_once("(in ").unwrap_or_else(|| panic!("no wait in {message:?}"));
     let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().unwrap_or_else(|e| panic!("{e}: {message:?}"))
@@ -149,7 +149,7 @@ async fn the_serve_flags_set_the_limit_and_another_instance_shares_the_count() {
     assert_eq!(second.status(), 202);
     let third = post(MOBILE).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(third.status(), 422);
-    let body: serde_json::Value = third.json().await.unwrap_or_default();
+    let body: serde_json::Value = third.json().await.expect("a JSON body");
     assert_eq!(body["response_code"], 15, "{body}");
     // And the binary's text counts here: the first instance, at 2, is full too.
     assert_refused(&query(&app, &partner, MOBILE).await, 422, 15, "try again after");
@@ -188,8 +188,8 @@ async fn the_count_survives_a_restart_on_sqlite() {
         .unwrap_or_else(|e| panic!("run payrail: {e}"));
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     let created: serde_json::Value = serde_json::from_slice(&added.stdout).unwrap_or_else(|e| panic!("{e}"));
-    let id = created["registration_id"].as_str().unwrap_or_default().to_owned();
-    let secret = created["secret"].as_str().unwrap_or_default().to_owned();
+    let id = created["registration_id"].as_str().expect("registration_id is a string").to_owned();
+    let secret = created["secret"].as_str().expect("secret is a string").to_owned();
 
     let inbox = SmsInbox::start().await;
     let http = reqwest::Client::new();

@@ -29,7 +29,7 @@ async fn a_token_free_partner_without_a_real_allowlist_is_refused_and_nothing_is
     let listed = add(&["--no-token", "--allow-ip", "127.0.0.1/32"]);
     assert!(listed.status.success(), "{}", text(&listed.stderr));
     let created: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap_or_else(|e| panic!("{e}"));
-    let id = created["registration_id"].as_str().unwrap_or_default();
+    let id = created["registration_id"].as_str().expect("registration_id is a string");
     assert_eq!(app.dmt_status(id, "ref", None).await.status, 200, "loopback is on its list");
     assert!(add(&[]).status.success(), "tokens required, no list: fine");
     assert_eq!(app.store.list_partners().await.unwrap_or_else(|e| panic!("{e}")).len(), 2);

@@ -307,7 +307,7 @@ async fn a_fetched_bill_is_the_upstreams_and_an_account_without_one_has_no_bill(
     let (name, amount, due, number, date) = FIXED_BILL;
     assert_eq!(
         (bill.customer_name.as_str(), bill.amount, bill.due_date.as_str(), bill.bill_number.as_str()),
-        (name, Paise::parse(amount).unwrap_or_default(), due, number)
+        (name, Paise::parse(amount).expect("the fixture amount"), due, number)
     );
     assert_eq!(bill.bill_date, date);
     assert!(matches!(provider.fetch_bill(biller, NO_BILL_ACCOUNT).await, Err(ProviderError::NoBill)));

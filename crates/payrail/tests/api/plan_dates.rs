@@ -80,7 +80,7 @@ async fn imported_transfers_are_priced_by_the_plan_in_force_at_their_date(engine
     std::fs::write(&plan_file, FLAT_20).unwrap_or_else(|e| panic!("{e}"));
     let set = payrail(
         &app,
-        &["plan", "set", &partner.name(), "--file", plan_file.to_str().unwrap_or_default(), "--from", "2025-06-01"],
+        &["plan", "set", &partner.name(), "--file", plan_file.to_str().expect("a UTF-8 path"), "--from", "2025-06-01"],
     );
     assert!(set.status.success(), "{}", text(&set.stderr));
 
@@ -90,7 +90,7 @@ async fn imported_transfers_are_priced_by_the_plan_in_force_at_their_date(engine
                IMP-GIVEN,1000,20018575949,2025-06-02 10:00:00,15\n";
     let file = app.data_dir.path().join("dated.csv");
     std::fs::write(&file, csv).unwrap_or_else(|e| panic!("{e}"));
-    let out = payrail(&app, &["import", "dmt", "--partner", &partner.name(), file.to_str().unwrap_or_default()]);
+    let out = payrail(&app, &["import", "dmt", "--partner", &partner.name(), file.to_str().expect("a UTF-8 path")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     // A second before the plan: the default plan (TDS 2% from 2024-10-01).
@@ -105,7 +105,7 @@ async fn imported_transfers_are_priced_by_the_plan_in_force_at_their_date(engine
     std::fs::write(&later, FLAT_20.replace("\"20\"", "\"30\"")).unwrap_or_else(|e| panic!("{e}"));
     let set = payrail(
         &app,
-        &["plan", "set", &partner.name(), "--file", later.to_str().unwrap_or_default(), "--from", "2025-07-01"],
+        &["plan", "set", &partner.name(), "--file", later.to_str().expect("a UTF-8 path"), "--from", "2025-07-01"],
     );
     assert!(set.status.success(), "{}", text(&set.stderr));
     let lines = [
@@ -115,7 +115,7 @@ async fn imported_transfers_are_priced_by_the_plan_in_force_at_their_date(engine
     let jsonl = app.data_dir.path().join("dated.jsonl");
     let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(&jsonl, body).unwrap_or_else(|e| panic!("{e}"));
-    let out = payrail(&app, &["import", "dmt", "--partner", &partner.name(), jsonl.to_str().unwrap_or_default()]);
+    let out = payrail(&app, &["import", "dmt", "--partner", &partner.name(), jsonl.to_str().expect("a UTF-8 path")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(status(&app, &partner, "IMP-JUNE").await["customercharge"], "20.00");
     assert_eq!(status(&app, &partner, "IMP-JULY").await["customercharge"], "30.00");

@@ -166,7 +166,7 @@ fn postgres_sslmode_and_sslrootcert_from_the_url_decide_how_payrail_connects() {
     // With the tools there, a cluster that does not start is a failure, not a skip.
     let cluster = start_cluster().unwrap_or_else(|e| panic!("a throwaway TLS cluster: {e}"));
     let ca = cluster.dir.path().join("ca.pem");
-    let ca = ca.to_str().unwrap_or_default();
+    let ca = ca.to_str().expect("a UTF-8 path");
     let connects = |url: &str| {
         let out = connect(url);
         assert!(out.status.success(), "{url}: {}", text(&out.stderr));

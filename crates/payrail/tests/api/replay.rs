@@ -120,7 +120,9 @@ struct Place {
 impl Place {
     async fn new(engine: Engine) -> Place {
         let database = match engine {
-            Engine::Postgres => Some(fresh_postgres_database(&postgres_url().unwrap_or_default()).await),
+            Engine::Postgres => {
+                Some(fresh_postgres_database(&postgres_url().expect("PAYRAIL_TEST_DATABASE_URL is set")).await)
+            }
             Engine::Sqlite => None,
         };
         Place { dir: tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")), database, key: "42".repeat(32) }
@@ -193,7 +195,7 @@ async fn lookup(server: &Server, partner: &str, secret: &str, reqid: &str) -> cr
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let status = response.status().as_u16();
-    let body = response.text().await.unwrap_or_default();
+    let body = response.text().await.expect("a readable body");
     crate::helpers::Answer { status, content_type: String::new(), retry_after: None, body }
 }
 
@@ -207,8 +209,10 @@ async fn a_partner_token_used_before_a_restart_is_refused_after_it(engine: Engin
         place.command(&["partner", "add", "--name", "Replay Ltd", "--json"]).output().unwrap_or_else(|e| panic!("{e}"));
     assert!(added.status.success(), "{}", text(&added.stderr));
     let created: Value = serde_json::from_slice(&added.stdout).unwrap_or_else(|e| panic!("{e}"));
-    let (id, secret) =
-        (created["registration_id"].as_str().unwrap_or_default(), created["secret"].as_str().unwrap_or_default());
+    let (id, secret) = (
+        created["registration_id"].as_str().expect("registration_id is a string"),
+        created["secret"].as_str().expect("secret is a string"),
+    );
     let number: i64 = id.trim_start_matches("AOP-").parse().unwrap_or_else(|e| panic!("{id}: {e}"));
 
     // A graceful stop (SIGTERM) writes what was seen.

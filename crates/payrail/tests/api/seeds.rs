@@ -99,7 +99,9 @@ async fn start_demo_binary(engine: Engine) -> DemoServer {
     command.args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir.path());
     command.env_remove("PAYRAIL_MASTER_KEY").env_remove("PAYRAIL_DATABASE_URL").env("PAYRAIL_LOG", "warn");
     let database = match engine {
-        Engine::Postgres => Some(fresh_postgres_database(&postgres_url().unwrap_or_default()).await),
+        Engine::Postgres => {
+            Some(fresh_postgres_database(&postgres_url().expect("PAYRAIL_TEST_DATABASE_URL is set")).await)
+        }
         Engine::Sqlite => None,
     };
     if let Some(database) = &database {

@@ -90,8 +90,11 @@ async fn an_upstream_failure_whose_refund_cannot_be_written_leaves_the_bill_whol
     raw_sql(&app, BREAK_REFUNDS_SQLITE, BREAK_REFUNDS_POSTGRES).await;
 
     // The old way, two store calls: the failure commits, the refund does not.
-    let note =
-        || payrail::store::ChangeNote { source: "old".into(), reason: None, at: payrail::domain::Timestamp::now() };
+    let note = || payrail::store::ChangeNote {
+        source: payrail::domain::ChangeSource::Admin,
+        reason: None,
+        at: payrail::domain::Timestamp::now(),
+    };
     let fail = payrail::domain::bbps::BillChange::Fail;
     assert!(app.store.change_bill(old_way, fail, note()).await.is_ok());
     let refund = payrail::domain::bbps::BillChange::Refund { refund_txn_id: String::new() };
@@ -128,7 +131,7 @@ async fn an_upstream_failure_whose_refund_cannot_be_written_leaves_the_bill_whol
     let steps: Vec<String> = shown["history"]
         .as_array()
         .cloned()
-        .unwrap_or_default()
+        .expect("history is an array")
         .iter()
         .map(|h| format!("{}:{}", h["to"].as_str().unwrap_or(""), h["source"].as_str().unwrap_or("")))
         .collect();
@@ -225,7 +228,7 @@ async fn a_return_after_payment_arrives_as_a_callback_once_nothing_polls(engine:
 
     // Returned at 3T, as the upstream's callback: the transfer fails, the bill is refunded.
     until_dmt(&app, &partner, "R-DMT", "5", 15).await;
-    let last = history(&app, &ackno.to_string()).await.last().cloned().unwrap_or_default();
+    let last = history(&app, &ackno.to_string()).await.last().cloned().expect("a history");
     assert_eq!((&last["to"], &last["source"]), (&json!("failed"), &json!("upstream-callback")), "{last}");
     let refunded = eventually(15, "R-BILL reversed and refunded", || async {
         let status = bill(&app, &partner, "R-BILL").await;
@@ -237,11 +240,11 @@ async fn a_return_after_payment_arrives_as_a_callback_once_nothing_polls(engine:
     let sources: Vec<&str> = shown["history"]
         .as_array()
         .map(|h| h.iter().filter_map(|e| e["source"].as_str()).collect())
-        .unwrap_or_default();
+        .expect("history is an array");
     assert_eq!(sources.last(), Some(&"upstream-callback"), "{shown}");
     // The transfer waits for the remitter's refund claim; the bill is back in the wallet.
-    let now: f64 = balance(&app, &partner).await.parse().unwrap_or_default();
-    let expected = start.parse::<f64>().unwrap_or_default() - 1010.0;
+    let now: f64 = balance(&app, &partner).await.parse().expect("a number");
+    let expected = start.parse::<f64>().expect("an amount") - 1010.0;
     assert!((now - expected).abs() < 0.001, "{now} vs {expected}");
     assert_verify_clean(&app);
 }

@@ -278,7 +278,7 @@ async fn import_refuses_a_future_creation_and_a_refund_before_it(engine: Engine)
         std::fs::write(&file, lines.iter().map(|l| l.to_string() + "\n").collect::<String>())
             .unwrap_or_else(|e| panic!("{e}"));
         let kind = if name.starts_with("dmt") { "dmt" } else { "bbps" };
-        payrail(&app, &["import", kind, "--partner", &partner.name(), file.to_str().unwrap_or_default()])
+        payrail(&app, &["import", kind, "--partner", &partner.name(), file.to_str().expect("a UTF-8 path")])
     };
     let good = json!({"reference_id": "IMP-1", "amount": "100", "account": "123456789"});
     let future = json!({"reference_id": "IMP-2", "amount": "100", "account": "123456789",

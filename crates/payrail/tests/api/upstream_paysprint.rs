@@ -51,7 +51,7 @@ pub async fn app_with_mock(engine: Engine, poll_schedule: &'static str) -> (Test
 
 /// The upstream reference of the transfer a `Transaction` answer is about.
 fn dmt_ref(sent: &Value) -> String {
-    format!("PRD{}", sent["ackno"].as_str().unwrap_or_default())
+    format!("PRD{}", sent["ackno"].as_str().expect("ackno is a string"))
 }
 
 async fn the_upstream_decides_transfers_through_the_connector_and_unknown_answers_decide_nothing(engine: Engine) {
@@ -90,7 +90,7 @@ async fn the_upstream_decides_transfers_through_the_connector_and_unknown_answer
     for reference in ["PS-4", "PS-5"] {
         until_dmt(&app, &partner, reference, "4", 15).await;
     }
-    let held = sent[4]["ackno"].as_str().unwrap_or_default();
+    let held = sent[4]["ackno"].as_str().expect("ackno is a string");
     let reasons: Vec<Value> = history(&app, held).await.into_iter().map(|h| h["to"].clone()).collect();
     assert_eq!(reasons, [json!("in_process"), json!("sent_to_bank"), json!("on_hold")], "no final state was invented");
 
@@ -100,7 +100,7 @@ async fn the_upstream_decides_transfers_through_the_connector_and_unknown_answer
     assert_eq!(mock.rejected(), 0, "every request carried valid credentials");
     // One debit each, no refund yet: six times (1000 + 10 charge) out of the wallet.
     let spent =
-        start.parse::<f64>().unwrap_or_default() - balance(&app, &partner).await.parse::<f64>().unwrap_or_default();
+        start.parse::<f64>().expect("an amount") - balance(&app, &partner).await.parse::<f64>().expect("an amount");
     assert!((spent - 6.0 * 1010.0).abs() < 0.001, "debited once each: {spent}");
     assert_verify_clean(&app);
 }
@@ -123,8 +123,11 @@ async fn upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_sta
     assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback(&prd1, 3, None)).await.0, 200);
     let status = dmt(&app, &partner, "CB-1").await;
     assert_eq!((&status["txn_status"], &status["utr"]), (&json!("1"), &json!("UTRCB0000001")));
-    let successes =
-        history(&app, cb1["ackno"].as_str().unwrap_or_default()).await.iter().filter(|h| h["to"] == "success").count();
+    let successes = history(&app, cb1["ackno"].as_str().expect("ackno is a string"))
+        .await
+        .iter()
+        .filter(|h| h["to"] == "success")
+        .count();
     assert_eq!(successes, 1, "a repeated callback is applied once");
 
     // Out of order: the bank return (0) arrives before the delayed success; the success changes nothing.
@@ -146,7 +149,7 @@ async fn upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_sta
     // A bill failed twice over is refunded once.
     let before = balance(&app, &partner).await;
     let paid = pay(&app, &partner, "150012345678", "CB-BILL").await;
-    let txnid = paid["ackno"].as_str().unwrap_or_default().to_owned();
+    let txnid = paid["ackno"].as_str().expect("ackno is a string").to_owned();
     let failed = MockUpstream::bill_callback(&format!("PRB{txnid}"), 0, None);
     for _ in 0..3 {
         assert_eq!(mock.send_callback(&base, &failed).await.0, 200);
@@ -291,7 +294,7 @@ async fn futures_statuses(app: &TestApp, partner: &crate::helpers::TestPartner, 
     let mut statuses = Vec::new();
     for n in 1..=count {
         let status = bill(app, partner, &format!("TWO-{n}")).await;
-        statuses.push(status["data"]["status"].as_str().unwrap_or_default().to_owned());
+        statuses.push(status["data"]["status"].as_str().expect("status is a string").to_owned());
     }
     statuses
 }
@@ -312,7 +315,7 @@ async fn concurrent_lookups(app: &TestApp, partner: &crate::helpers::TestPartner
             .body(json!({field: reference, "RegistrationID": partner.name()}).to_string());
         lookups.spawn(async move {
             let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
-            (response.status().as_u16(), response.text().await.unwrap_or_default())
+            (response.status().as_u16(), response.text().await.expect("a readable body"))
         });
     }
     while let Some(joined) = lookups.join_next().await {

@@ -74,7 +74,7 @@ pub async fn until_dmt(app: &TestApp, partner: &TestPartner, reference: &str, co
 pub async fn history(app: &TestApp, ackno: &str) -> Vec<Value> {
     let shown = app.admin(&format!("/admin/v1/dmt/{ackno}"), None).await;
     assert_eq!(shown.status, 200, "{}", shown.body);
-    shown.json()["history"].as_array().cloned().unwrap_or_default()
+    shown.json()["history"].as_array().cloned().expect("history is an array")
 }
 
 async fn a_sandbox_transfer_settles_on_its_own_and_the_partner_hears_of_each_step(engine: Engine) {
@@ -82,7 +82,7 @@ async fn a_sandbox_transfer_settles_on_its_own_and_the_partner_hears_of_each_ste
     let (partner, receiver) = funded_partner(&app).await;
     let sent = send(&app, &partner, "123456789012", "1000", "UP-1").await;
     assert_eq!((&sent["txn_status"], &sent["utr"]), (&json!("3"), &Value::Null), "handed to the bank: {sent}");
-    let ackno = sent["ackno"].as_str().unwrap_or_default().to_owned();
+    let ackno = sent["ackno"].as_str().expect("ackno is a string").to_owned();
 
     // Nobody asks: the poller finds the success on its own.
     eventually(15, "the poller settles UP-1", || async {
@@ -101,7 +101,7 @@ async fn a_sandbox_transfer_settles_on_its_own_and_the_partner_hears_of_each_ste
     })
     .await;
     let states: Vec<String> =
-        deliveries.iter().map(|d| d.json()["state"].as_str().unwrap_or_default().to_owned()).collect();
+        deliveries.iter().map(|d| d.json()["state"].as_str().expect("state is a string").to_owned()).collect();
     assert_eq!(states, ["sent_to_bank", "success"], "{deliveries:?}");
     for delivery in &deliveries {
         assert!(delivery.signed_by(&receiver.secret()), "signature verifies: {delivery:?}");
@@ -118,7 +118,7 @@ async fn a_sandbox_transfer_settles_on_its_own_and_the_partner_hears_of_each_ste
     // for the record, not for the receiver.
     let path = format!("/admin/v1/events?partner={}", partner.name());
     let events = eventually(10, "both deliveries recorded", || async {
-        let events = app.admin(&path, None).await.json()["events"].as_array().cloned().unwrap_or_default();
+        let events = app.admin(&path, None).await.json()["events"].as_array().cloned().expect("events is an array");
         events.iter().all(|e| e["state"] != "pending").then_some(events)
     })
     .await;
@@ -140,8 +140,8 @@ async fn undecided_transfers_go_on_hold_when_the_schedule_runs_out(engine: Engin
         let status = until_dmt(&app, &partner, reference, "4", 20).await;
         assert_eq!(status["message"], "Transaction On Hold");
     }
-    let ackno = never["ackno"].as_str().unwrap_or_default();
-    let last = history(&app, ackno).await.last().cloned().unwrap_or_default();
+    let ackno = never["ackno"].as_str().expect("ackno is a string");
+    let last = history(&app, ackno).await.last().cloned().expect("a history");
     assert_eq!((&last["to"], &last["source"]), (&json!("on_hold"), &json!("poller")), "{last}");
     assert!(last["reason"].as_str().is_some_and(|r| r.contains("after 6 polls")), "{last}");
 
@@ -234,8 +234,8 @@ async fn a_status_lookup_asks_the_upstream_and_falls_back_to_the_store_on_timeou
     assert_eq!(untouched["txn_status"], "2", "not the sandbox's to settle: {untouched}");
     let status = dmt(&app, &partner, "UP-SYNC").await;
     assert_eq!(status["txn_status"], "1", "the lookup asked the sandbox: {status}");
-    let ackno = sent["ackno"].as_str().unwrap_or_default();
-    let last = history(&app, ackno).await.last().cloned().unwrap_or_default();
+    let ackno = sent["ackno"].as_str().expect("ackno is a string");
+    let last = history(&app, ackno).await.last().cloned().expect("a history");
     assert_eq!(last["source"], "status-sync", "{last}");
 
     // The upstream hangs (3 s) on this one: the lookup answers from the store within its budget.
@@ -251,8 +251,8 @@ async fn a_status_lookup_asks_the_upstream_and_falls_back_to_the_store_on_timeou
 /// BSES Rajdhani, from the operators list.
 pub async fn bses(app: &TestApp, partner: &TestPartner) -> Value {
     let list = app.call("/api/AOP/BillPaymentOperators", partner, json!({})).await.json();
-    let list = list["data"].as_array().cloned().unwrap_or_default();
-    list.iter().find(|o| o["name"] == "BSES Rajdhani Power Limited").map(|o| o["id"].clone()).unwrap_or_default()
+    let list = list["data"].as_array().cloned().expect("data is an array");
+    list.iter().find(|o| o["name"] == "BSES Rajdhani Power Limited").map(|o| o["id"].clone()).expect("BSES is listed")
 }
 
 pub async fn pay(app: &TestApp, partner: &TestPartner, ca_number: &str, reference: &str) -> Value {
@@ -294,8 +294,8 @@ async fn bill_payments_settle_and_failed_ones_go_back_to_the_wallet_once(engine:
     assert_eq!(failed_status["data"]["refunded"], "1");
 
     // Only the paid bill is out of the wallet.
-    let expected = start.parse::<f64>().unwrap_or_default() - 500.0;
-    let now: f64 = balance(&app, &partner).await.parse().unwrap_or_default();
+    let expected = start.parse::<f64>().expect("an amount") - 500.0;
+    let now: f64 = balance(&app, &partner).await.parse().expect("a number");
     assert!((now - expected).abs() < 0.001, "{now} vs {expected}");
     let wanted = ["BILL-OK:success", "BILL-FAIL:failed", "BILL-FAIL:refunded", "BILL-LATER:refunded"];
     eventually(10, "the bill callbacks", || async {
@@ -320,7 +320,7 @@ async fn an_operator_drives_the_sandbox_by_hand_and_stale_answers_change_nothing
     let app = spawn_app_with(engine, AppOptions { poll_schedule: Some("1h"), ..sandbox() }).await;
     let (partner, _receiver) = funded_partner(&app).await;
     let sent = send(&app, &partner, "100000000777", "1000", "UP-HAND").await;
-    let ackno: i64 = sent["ackno"].as_str().unwrap_or_default().parse().unwrap_or_default();
+    let ackno: i64 = sent["ackno"].as_str().expect("ackno is a string").parse().expect("a number");
     let advance = |to: &str| json!({"kind": "dmt", "id": ackno, "to": to, "utr": "HANDUTR001"});
 
     let moved = app.admin("/sandbox/v1/advance", Some(advance("success"))).await;
@@ -355,12 +355,12 @@ async fn callbacks_survive_a_receiver_that_is_down_for_a_while(engine: Engine) {
     // Attempts pile up while the receiver answers 503.
     let events = eventually(15, "failed attempts recorded", || async {
         let listed = app.admin(&format!("/admin/v1/events?partner={}", partner.name()), None).await.json();
-        let events = listed["events"].as_array().cloned().unwrap_or_default();
+        let events = listed["events"].as_array().cloned().expect("events is an array");
         (events.len() == 6 && events.iter().any(|e| e["attempts"].as_u64() >= Some(2))).then_some(events)
     })
     .await;
     assert!(events.iter().all(|e| e["state"] == "pending"), "{events:?}");
-    let first = events.last().and_then(|e| e["id"].as_i64()).unwrap_or_default();
+    let first = events.last().and_then(|e| e["id"].as_i64()).expect("an event id");
     let shown = app.admin(&format!("/admin/v1/events/{first}"), None).await.json();
     let attempt = &shown["delivery_attempts"][0];
     assert_eq!((&attempt["http_status"], &attempt["error"]), (&json!(503), &json!("the partner answered HTTP 503")));
@@ -382,7 +382,7 @@ async fn callbacks_survive_a_receiver_that_is_down_for_a_while(engine: Engine) {
         let states: Vec<String> = delivered
             .iter()
             .filter(|d| d.json()["referenceid"] == reference.as_str())
-            .map(|d| d.json()["state"].as_str().unwrap_or_default().to_owned())
+            .map(|d| d.json()["state"].as_str().expect("state is a string").to_owned())
             .collect();
         assert_eq!(states, ["failed", "refunded"], "one transaction's events arrive in order");
     }

@@ -64,7 +64,7 @@ async fn the_operator_api_refuses_bad_movements_and_bad_plans(engine: Engine) {
         json!({"effective_from": "2026-12-01", "plan": {"dmt": {"slabs": []}, "bbps": {"default": {"percent": "1"}}}});
     let refused = app.admin(&plans, Some(bad_plan)).await;
     assert_eq!(refused.status, 400, "{}", refused.body);
-    assert!(refused.json()["message"].as_str().unwrap_or_default().contains("dmt.slabs"), "{}", refused.body);
+    assert!(refused.json()["message"].as_str().expect("message is a string").contains("dmt.slabs"), "{}", refused.body);
     // A slab that pays the provider more than the charge less GST would give
     // the partner a negative commission (and negative TDS): refused, naming it.
     let paying_out = json!({"effective_from": "2026-12-01", "plan": {"dmt": {"slabs": [

@@ -123,7 +123,7 @@ async fn malformed_requests_get_400_code_8_naming_the_field(engine: Engine) {
         let json = answer.json();
         assert_eq!(json["status"], false);
         assert_eq!(json["response_code"], 8);
-        let message = json["message"].as_str().unwrap_or_default();
+        let message = json["message"].as_str().expect("message is a string");
         assert!(message.contains(expected), "{body}: {message:?} lacks {expected:?}");
         assert!(answer.body.starts_with(r#"{"status":false,"response_code":8,"message":"#), "{}", answer.body);
     }
@@ -211,8 +211,9 @@ async fn an_unreachable_postgres_is_answered_503_with_retry_after() {
     let partner = app.add_partner(false, &[]).await;
     assert_eq!(app.dmt_status(&partner.name(), "x", None).await.status, 200);
     // The database stops taking connections and the pool's are cut.
-    let name = app.database_url.as_deref().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_owned();
-    let base = crate::helpers::postgres_url().unwrap_or_default();
+    let name =
+        app.database_url.as_deref().expect("a PostgreSQL app").rsplit('/').next().expect("a database name").to_owned();
+    let base = crate::helpers::postgres_url().expect("PAYRAIL_TEST_DATABASE_URL is set");
     let (client, connection) =
         tokio_postgres::connect(&base, tokio_postgres::NoTls).await.unwrap_or_else(|e| panic!("{e}"));
     tokio::spawn(connection);

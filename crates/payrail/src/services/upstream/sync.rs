@@ -1,7 +1,7 @@
 //! Keeping transactions in step with the upstream.
 //!
 //! Every route by which the upstream's word reaches payrail ends here: the
-//! answer to a submission, a status lookup that asks first ([`Upstream::refresh_dmt`],
+//! answer to a submission, a status lookup that asks first ([`Upstream::refresh`],
 //! at most [`SyncSettings::status_budget`]), the background poller
 //! ([`Upstream::poll`]) and the upstream's callbacks ([`Upstream::accept_callback`]).
 //! Each maps the answer onto a change with `domain::upstream` and applies it
@@ -10,16 +10,24 @@
 //! An answer that does not come (timeout, garbage) also changes nothing; the
 //! poller asks again on its schedule and, when the schedule runs out, puts an
 //! undecided transfer on hold for an operator.
+//!
+//! Transfers and bill payments go through the same code, generic over
+//! [`Followed`] (how the store and the provider are asked about a kind) and
+//! [`TxnRecord`] (what an answer means for it). The one difference in
+//! behaviour is the bill's: a failed bill payment goes back to the wallet at
+//! once ([`Followed::refund`]).
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use super::provider::{BillOrder, CallbackError, Provider, ProviderError, TransferOrder, UpstreamReport};
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
 use crate::domain::event::{PollJob, PollNext};
-use crate::domain::upstream::{self, Backoff, BillUpstream, DmtUpstream, UpstreamRef};
-use crate::domain::{BillPayment, BillStatus, DmtTransfer, Timestamp, TxnKind};
+use crate::domain::upstream::{Backoff, BillUpstream, DmtUpstream, UpstreamRef};
+use crate::domain::{BillPayment, ChangeSource, DmtTransfer, Timestamp, TxnKind, TxnRecord};
 use crate::services::flights::{Flights, Seat};
 use crate::store::{ChangeError, ChangeNote, Store, StoreError};
 
@@ -52,11 +60,12 @@ impl Default for SyncSettings {
     }
 }
 
-/// The upstream provider and how payrail follows it.
+/// payrail's side of the upstream: the provider it hands transactions to,
+/// and how it follows them up there.
 pub struct Upstream {
-    /// Who moves the money.
+    /// Speaks to the upstream.
     pub provider: Arc<dyn Provider>,
-    /// How.
+    /// References, schedules and time budgets.
     pub settings: SyncSettings,
     /// Status lookups asking the upstream right now, by transaction: a
     /// lookup of one already being asked about waits for that answer
@@ -73,7 +82,7 @@ pub enum CallbackRefusal {
     /// It names a transaction payrail does not have.
     #[error("unknown reference {0:?}")]
     UnknownReference(String),
-    /// The store failed.
+    /// The callback could not be checked for a replay, or not applied.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -88,7 +97,7 @@ pub enum Synced {
 }
 
 impl Upstream {
-    /// An upstream with default settings.
+    /// Follows `provider` as `settings` say.
     pub fn new(provider: Arc<dyn Provider>, settings: SyncSettings) -> Self {
         Upstream { provider, settings, status_flights: Flights::default() }
     }
@@ -108,97 +117,57 @@ impl Upstream {
     /// Hands a debited transfer over and applies the answer; an error leaves
     /// it as stored, for the poller.
     pub async fn submit_transfer(&self, store: &dyn Store, order: TransferOrder) -> DmtTransfer {
-        let ackno = order.transfer.ackno;
-        match self.provider.submit_transfer(&order).await {
-            Ok(report) => apply_dmt_logged(store, order.transfer, &report, "provider").await,
-            Err(e) => {
-                tracing::warn!(ackno, error = %e, "transfer submitted without a readable answer; the poller will ask");
-                order.transfer
-            }
-        }
+        let answer = self.provider.submit_transfer(&order).await;
+        take_submission(store, order.transfer, answer).await
     }
 
-    /// Hands a debited bill payment over and applies the answer.
+    /// As [`Upstream::submit_transfer`], for a bill payment.
     pub async fn submit_bill(&self, store: &dyn Store, order: BillOrder) -> BillPayment {
-        let txnid = order.payment.txnid;
-        match self.provider.submit_bill(&order).await {
-            Ok(report) => apply_bill_logged(store, order.payment, &report, "provider").await,
-            Err(e) => {
-                tracing::warn!(txnid, error = %e, "bill submitted without a readable answer; the poller will ask");
-                order.payment
-            }
-        }
+        let answer = self.provider.submit_bill(&order).await;
+        take_submission(store, order.payment, answer).await
     }
 
-    /// The freshest state of a transfer for a status lookup: the upstream is
-    /// asked first while the transfer is undecided, within the status
+    /// The freshest state of a transaction for a status lookup: the upstream
+    /// is asked first while the transaction is undecided, within the status
     /// budget; without an answer, the stored state. Concurrent lookups of
-    /// one transfer share one query (and its budget).
-    pub async fn refresh_dmt(&self, store: &dyn Store, transfer: DmtTransfer) -> DmtTransfer {
-        if !self.provider.settles() || !upstream::dmt_needs_sync(&transfer) {
-            return transfer;
+    /// one transaction share one query (and its budget).
+    pub async fn refresh<R: Followed>(&self, store: &dyn Store, record: R) -> R {
+        if !self.provider.settles() || !record.needs_sync() {
+            return record;
         }
-        match self.status_flights.board((TxnKind::Dmt, transfer.ackno)) {
-            Seat::Follower(flight) => match flight.result(self.settings.status_budget).await {
-                Some(Synced::Dmt(fresh)) => fresh,
-                _ => transfer,
-            },
+        match self.status_flights.board((R::KIND, record.id())) {
+            Seat::Follower(flight) => {
+                flight.result(self.settings.status_budget).await.and_then(R::from_synced).unwrap_or(record)
+            }
             Seat::Leader(lead) => {
-                let fresh = self.ask_dmt(store, transfer).await;
-                lead.land(Synced::Dmt(fresh.clone()));
+                let fresh = self.look_up(store, record).await;
+                lead.land(fresh.clone().into_synced());
                 fresh
             }
         }
     }
 
-    /// Asks the upstream about a transfer payrail follows and applies the answer.
-    async fn ask_dmt(&self, store: &dyn Store, transfer: DmtTransfer) -> DmtTransfer {
-        if !self.followed(store, TxnKind::Dmt, transfer.ackno).await {
-            return transfer;
+    /// Asks the upstream about a transaction payrail follows, within the
+    /// status budget, and applies the answer.
+    async fn look_up<R: Followed>(&self, store: &dyn Store, record: R) -> R {
+        if !self.followed(store, R::KIND, record.id()).await {
+            return record;
         }
-        let reference = self.upstream_ref(TxnKind::Dmt, transfer.ackno);
-        let asked = self.provider.dmt_status(&reference, &transfer);
-        match answer(tokio::time::timeout(self.settings.status_budget, asked).await) {
-            Ok(report) => apply_dmt_logged(store, transfer, &report, "status-sync").await,
+        match self.ask(&record, self.settings.status_budget).await {
+            Ok(report) => apply_logged(store, record, &report, ChangeSource::StatusSync).await,
             Err(e) => {
-                tracing::debug!(ackno = transfer.ackno, error = %e, "status lookup answered from the store");
-                transfer
+                let (kind, id) = (R::KIND.as_str(), record.id());
+                tracing::debug!(kind, id, error = %e, "status lookup answered from the store");
+                record
             }
         }
     }
 
-    /// As [`Upstream::refresh_dmt`], for bill payments.
-    pub async fn refresh_bill(&self, store: &dyn Store, payment: BillPayment) -> BillPayment {
-        if !self.provider.settles() || !upstream::bill_needs_sync(&payment) {
-            return payment;
-        }
-        match self.status_flights.board((TxnKind::Bbps, payment.txnid)) {
-            Seat::Follower(flight) => match flight.result(self.settings.status_budget).await {
-                Some(Synced::Bill(fresh)) => fresh,
-                _ => payment,
-            },
-            Seat::Leader(lead) => {
-                let fresh = self.ask_bill(store, payment).await;
-                lead.land(Synced::Bill(fresh.clone()));
-                fresh
-            }
-        }
-    }
-
-    /// As [`Upstream::ask_dmt`], for bill payments.
-    async fn ask_bill(&self, store: &dyn Store, payment: BillPayment) -> BillPayment {
-        if !self.followed(store, TxnKind::Bbps, payment.txnid).await {
-            return payment;
-        }
-        let reference = self.upstream_ref(TxnKind::Bbps, payment.txnid);
-        let asked = self.provider.bill_status(&reference, &payment);
-        match answer(tokio::time::timeout(self.settings.status_budget, asked).await) {
-            Ok(report) => apply_bill_logged(store, payment, &report, "status-sync").await,
-            Err(e) => {
-                tracing::debug!(txnid = payment.txnid, error = %e, "status lookup answered from the store");
-                payment
-            }
-        }
+    /// The upstream's status of `record`, or why there is none within `budget`.
+    async fn ask<R: Followed>(&self, record: &R, budget: Duration) -> Result<R::Upstream, ProviderError> {
+        let reference = self.upstream_ref(R::KIND, record.id());
+        let asked = R::ask(&*self.provider, &reference, record);
+        tokio::time::timeout(budget, asked).await.unwrap_or(Err(ProviderError::Timeout))
     }
 
     /// Whether payrail follows the transaction up (it has a poll job): only
@@ -218,71 +187,48 @@ impl Upstream {
     /// says what becomes of the job.
     pub async fn poll(&self, store: &dyn Store, job: &PollJob) -> Result<PollNext, StoreError> {
         match job.kind {
-            TxnKind::Dmt => self.poll_dmt(store, job).await,
-            TxnKind::Bbps => self.poll_bill(store, job).await,
+            TxnKind::Dmt => self.poll_one::<DmtTransfer>(store, job).await,
+            TxnKind::Bbps => self.poll_one::<BillPayment>(store, job).await,
         }
     }
 
-    async fn poll_dmt(&self, store: &dyn Store, job: &PollJob) -> Result<PollNext, StoreError> {
-        let Some((transfer, _)) = store.dmt_with_history(job.txn_id).await? else { return Ok(PollNext::Done) };
-        if !upstream::dmt_needs_polling(&transfer) {
+    /// [`Upstream::poll`] for one kind. A record failed but not paid back
+    /// (an operator failed a bill payment) is refunded instead of asked
+    /// about; one still undecided when the schedule runs out is put on hold
+    /// where its kind has that state.
+    async fn poll_one<R: Followed>(&self, store: &dyn Store, job: &PollJob) -> Result<PollNext, StoreError> {
+        let Some(record) = R::load(store, job.txn_id).await? else { return Ok(PollNext::Done) };
+        if !record.needs_polling() {
             return Ok(PollNext::Done);
         }
-        let reference = self.upstream_ref(TxnKind::Dmt, transfer.ackno);
-        let asked = self.provider.dmt_status(&reference, &transfer);
-        let transfer = match answer(tokio::time::timeout(self.settings.poll_timeout, asked).await) {
-            Ok(report) => apply_dmt(store, transfer, &report, "poller").await?,
-            Err(e) => {
-                tracing::info!(ackno = transfer.ackno, attempt = job.attempts + 1, error = %e, "poll unanswered");
-                transfer
+        let record = if record.needs_refund() {
+            R::refund(store, record, ChangeSource::Poller).await?
+        } else {
+            match self.ask(&record, self.settings.poll_timeout).await {
+                Ok(report) => apply(store, record, &report, ChangeSource::Poller).await?,
+                Err(e) => {
+                    let (kind, id, attempt) = (R::KIND.as_str(), record.id(), job.attempts + 1);
+                    tracing::info!(kind, id, attempt, error = %e, "poll unanswered");
+                    record
+                }
             }
         };
-        if !upstream::dmt_needs_polling(&transfer) {
+        if !record.needs_polling() {
             return Ok(PollNext::Done);
         }
         if let Some(next) = self.next_poll(job) {
             return Ok(next);
         }
-        if upstream::dmt_holds_when_exhausted(&transfer) {
+        if let Some(hold) = record.hold_when_exhausted() {
             let reason = format!("no final answer from the upstream after {} polls", job.attempts + 1);
-            let note = ChangeNote { source: "poller".into(), reason: Some(reason), at: Timestamp::now() };
-            match store.change_dmt(transfer.ackno, DmtChange::Hold, note).await {
+            let note = ChangeNote { source: ChangeSource::Poller, reason: Some(reason), at: Timestamp::now() };
+            match R::change(store, record.id(), hold, note).await {
                 Ok(_) | Err(ChangeError::Forbidden(_)) | Err(ChangeError::NotFound) => {}
                 Err(ChangeError::Store(e)) => return Err(e),
             }
             return Ok(PollNext::Held);
         }
-        Ok(if transfer.status == crate::domain::DmtStatus::OnHold { PollNext::Held } else { PollNext::Done })
-    }
-
-    async fn poll_bill(&self, store: &dyn Store, job: &PollJob) -> Result<PollNext, StoreError> {
-        let Some((payment, _)) = store.bill_with_history(job.txn_id).await? else { return Ok(PollNext::Done) };
-        if !upstream::bill_needs_polling(&payment) {
-            return Ok(PollNext::Done);
-        }
-        let payment = if payment.status == BillStatus::Failed {
-            // Failed but not refunded (an operator failed it): finish the refund.
-            refund_bill(store, payment, "poller").await?
-        } else {
-            let reference = self.upstream_ref(TxnKind::Bbps, payment.txnid);
-            let asked = self.provider.bill_status(&reference, &payment);
-            match answer(tokio::time::timeout(self.settings.poll_timeout, asked).await) {
-                Ok(report) => apply_bill(store, payment, &report, "poller").await?,
-                Err(e) => {
-                    tracing::info!(txnid = payment.txnid, attempt = job.attempts + 1, error = %e, "poll unanswered");
-                    payment
-                }
-            }
-        };
-        if !upstream::bill_needs_polling(&payment) {
-            return Ok(PollNext::Done);
-        }
-        if let Some(next) = self.next_poll(job) {
-            return Ok(next);
-        }
-        // BBPS has no on-hold state: a payment still pending stays pending,
-        // and its held job lists it for review.
-        Ok(if payment.status == BillStatus::Pending { PollNext::Held } else { PollNext::Done })
+        Ok(if record.awaits_review() { PollNext::Held } else { PollNext::Done })
     }
 
     fn next_poll(&self, job: &PollJob) -> Option<PollNext> {
@@ -310,7 +256,8 @@ impl Upstream {
         }
         let unknown = || CallbackRefusal::UnknownReference(callback.upstream_ref.clone());
         let reference = UpstreamRef::parse(&callback.upstream_ref, &self.settings.ref_prefix).ok_or_else(unknown)?;
-        self.apply_report(store, reference, &callback.report, "upstream-callback").await?.ok_or_else(unknown)
+        let source = ChangeSource::UpstreamCallback;
+        self.apply_report(store, reference, &callback.report, source).await?.ok_or_else(unknown)
     }
 
     /// Applies the callbacks an in-process provider made on its own (the
@@ -322,7 +269,8 @@ impl Upstream {
             let Some(reference) = UpstreamRef::parse(&callback.upstream_ref, &self.settings.ref_prefix) else {
                 continue;
             };
-            if let Err(e) = self.apply_report(store, reference, &callback.report, "upstream-callback").await {
+            let source = ChangeSource::UpstreamCallback;
+            if let Err(e) = self.apply_report(store, reference, &callback.report, source).await {
                 tracing::warn!(upstream_ref = %callback.upstream_ref, error = %e, "provider callback not applied");
             }
         }
@@ -336,148 +284,226 @@ impl Upstream {
         store: &dyn Store,
         reference: UpstreamRef,
         report: &UpstreamReport,
-        source: &str,
+        source: ChangeSource,
     ) -> Result<Option<Synced>, StoreError> {
-        Ok(match (reference.kind, report) {
-            (TxnKind::Dmt, UpstreamReport::Dmt(report)) => match store.dmt_with_history(reference.id).await? {
-                Some((transfer, _)) => Some(Synced::Dmt(apply_dmt(store, transfer, report, source).await?)),
-                None => None,
-            },
-            (TxnKind::Bbps, UpstreamReport::Bill(report)) => match store.bill_with_history(reference.id).await? {
-                Some((payment, _)) => Some(Synced::Bill(apply_bill(store, payment, report, source).await?)),
-                None => None,
-            },
-            _ => None,
-        })
+        match reference.kind {
+            TxnKind::Dmt => apply_reported::<DmtTransfer>(store, reference.id, report, source).await,
+            TxnKind::Bbps => apply_reported::<BillPayment>(store, reference.id, report, source).await,
+        }
     }
 }
 
-/// Flattens a timed-out call into one error.
-fn answer<T>(result: Result<Result<T, ProviderError>, tokio::time::error::Elapsed>) -> Result<T, ProviderError> {
-    result.unwrap_or(Err(ProviderError::Timeout))
+/// What the sync needs of a record kind beyond [`TxnRecord`]: how the store
+/// and the provider are asked about one. Implemented by [`DmtTransfer`] and
+/// [`BillPayment`].
+#[async_trait]
+pub trait Followed: TxnRecord {
+    /// The record with this id, if the store has it.
+    async fn load(store: &dyn Store, id: i64) -> Result<Option<Self>, StoreError>;
+
+    /// The provider's current answer about `record`, known upstream as `reference`.
+    async fn ask(provider: &dyn Provider, reference: &str, record: &Self) -> Result<Self::Upstream, ProviderError>;
+
+    /// Makes `change` as told, with its history row (an operator's change:
+    /// failing a bill payment does not pay it back).
+    async fn change_as_told(
+        store: &dyn Store,
+        id: i64,
+        change: Self::Change,
+        note: ChangeNote,
+    ) -> Result<Self, ChangeError>;
+
+    /// Makes `change`, the upstream's word, with its history row; a change
+    /// that fails a bill payment also pays it back, in the same database
+    /// transaction ([`Store::fail_bill`]).
+    async fn change(store: &dyn Store, id: i64, change: Self::Change, note: ChangeNote) -> Result<Self, ChangeError> {
+        Self::change_as_told(store, id, change, note).await
+    }
+
+    /// Pays a record that [`TxnRecord::needs_refund`] back to the wallet,
+    /// and returns it as it then stands. Only a bill payment can need it;
+    /// for other kinds the record is returned as it is.
+    async fn refund(_store: &dyn Store, record: Self, _source: ChangeSource) -> Result<Self, StoreError> {
+        Ok(record)
+    }
+
+    /// The upstream's answer in a callback, if it is about this kind.
+    fn report_of(report: &UpstreamReport) -> Option<&Self::Upstream>;
+
+    /// Wrapped for a shared status lookup or a callback's answer.
+    fn into_synced(self) -> Synced;
+
+    /// Unwrapped again; `None` if it holds the other kind.
+    fn from_synced(synced: Synced) -> Option<Self>;
+}
+
+#[async_trait]
+impl Followed for DmtTransfer {
+    async fn load(store: &dyn Store, id: i64) -> Result<Option<Self>, StoreError> {
+        Ok(store.dmt_with_history(id).await?.map(|(transfer, _)| transfer))
+    }
+
+    async fn ask(provider: &dyn Provider, reference: &str, record: &Self) -> Result<DmtUpstream, ProviderError> {
+        provider.dmt_status(reference, record).await
+    }
+
+    async fn change_as_told(store: &dyn Store, id: i64, to: DmtChange, note: ChangeNote) -> Result<Self, ChangeError> {
+        store.change_dmt(id, to, note).await
+    }
+
+    fn report_of(report: &UpstreamReport) -> Option<&DmtUpstream> {
+        match report {
+            UpstreamReport::Dmt(report) => Some(report),
+            UpstreamReport::Bill(_) => None,
+        }
+    }
+
+    fn into_synced(self) -> Synced {
+        Synced::Dmt(self)
+    }
+
+    fn from_synced(synced: Synced) -> Option<Self> {
+        match synced {
+            Synced::Dmt(transfer) => Some(transfer),
+            Synced::Bill(_) => None,
+        }
+    }
+}
+
+#[async_trait]
+impl Followed for BillPayment {
+    async fn load(store: &dyn Store, id: i64) -> Result<Option<Self>, StoreError> {
+        Ok(store.bill_with_history(id).await?.map(|(payment, _)| payment))
+    }
+
+    async fn ask(provider: &dyn Provider, reference: &str, record: &Self) -> Result<BillUpstream, ProviderError> {
+        provider.bill_status(reference, record).await
+    }
+
+    async fn change(store: &dyn Store, id: i64, change: BillChange, note: ChangeNote) -> Result<Self, ChangeError> {
+        match change {
+            BillChange::Fail => {
+                let refund = refund_note(note.source, note.at);
+                store.fail_bill(id, note, refund).await
+            }
+            change => Self::change_as_told(store, id, change, note).await,
+        }
+    }
+
+    async fn change_as_told(store: &dyn Store, id: i64, to: BillChange, note: ChangeNote) -> Result<Self, ChangeError> {
+        store.change_bill(id, to, note).await
+    }
+
+    /// Refunds a bill payment left failed (by an operator, or by a payrail
+    /// older than [`Store::fail_bill`]): once, since the state machine and
+    /// the ledger's one-refund-per-transaction rule see to that.
+    async fn refund(store: &dyn Store, payment: Self, source: ChangeSource) -> Result<Self, StoreError> {
+        let note = refund_note(source, Timestamp::now());
+        match store.fail_bill(payment.txnid, note.clone(), note).await {
+            Ok(refunded) => Ok(refunded),
+            Err(ChangeError::Forbidden(_)) | Err(ChangeError::NotFound) => {
+                Ok(Self::load(store, payment.txnid).await?.unwrap_or(payment))
+            }
+            Err(ChangeError::Store(e)) => Err(e),
+        }
+    }
+
+    fn report_of(report: &UpstreamReport) -> Option<&BillUpstream> {
+        match report {
+            UpstreamReport::Bill(report) => Some(report),
+            UpstreamReport::Dmt(_) => None,
+        }
+    }
+
+    fn into_synced(self) -> Synced {
+        Synced::Bill(self)
+    }
+
+    fn from_synced(synced: Synced) -> Option<Self> {
+        match synced {
+            Synced::Bill(payment) => Some(payment),
+            Synced::Dmt(_) => None,
+        }
+    }
 }
 
 /// How many times a change is retried when another writer moved the record
 /// between the read and the write.
 const RACE_RETRIES: usize = 3;
 
-/// Applies the change `report` implies to `transfer`, re-reading it when a
-/// concurrent writer got there first. Returns the record as it now stands.
-pub async fn apply_dmt(
+/// Applies the change `report` implies to `record`, re-reading it when a
+/// concurrent writer got there first, then pays it back if it failed and
+/// its kind is refunded at once ([`Followed::refund`]). Returns the record
+/// as it now stands.
+///
+/// The loop ends, rather than returns, when no change is implied: a bill
+/// payment an operator failed needs no change from an upstream "failed",
+/// but still its refund (this is how bill payments always worked; transfers,
+/// which returned from inside the loop, have no refund step, so for them the
+/// two are the same).
+pub async fn apply<R: Followed>(
     store: &dyn Store,
-    mut transfer: DmtTransfer,
-    report: &DmtUpstream,
-    source: &str,
-) -> Result<DmtTransfer, StoreError> {
+    mut record: R,
+    report: &R::Upstream,
+    source: ChangeSource,
+) -> Result<R, StoreError> {
     for _ in 0..RACE_RETRIES {
-        let Some(change) = upstream::dmt_change_for(&transfer, report) else { return Ok(transfer) };
-        let note = ChangeNote { source: source.into(), reason: Some(describe_dmt(report)), at: Timestamp::now() };
-        match store.change_dmt(transfer.ackno, change, note).await {
+        let Some(change) = record.change_for(report) else { break };
+        let note = ChangeNote { source, reason: Some(R::describe(report)), at: Timestamp::now() };
+        match R::change(store, record.id(), change, note).await {
             Ok(moved) => return Ok(moved),
-            Err(ChangeError::Forbidden(_)) => match store.dmt_with_history(transfer.ackno).await? {
-                Some((current, _)) => transfer = current,
-                None => return Ok(transfer),
+            Err(ChangeError::Forbidden(_)) => match R::load(store, record.id()).await? {
+                Some(current) => record = current,
+                None => return Ok(record),
             },
-            Err(ChangeError::NotFound) => return Ok(transfer),
+            Err(ChangeError::NotFound) => return Ok(record),
             Err(ChangeError::Store(e)) => return Err(e),
         }
     }
-    Ok(transfer)
+    if record.needs_refund() {
+        record = R::refund(store, record, source).await?;
+    }
+    Ok(record)
 }
 
-/// As [`apply_dmt`] for a bill payment. A failure is refunded to the wallet
-/// at once (BBPS reverses failed payments), in the same database
-/// transaction that records it ([`Store::fail_bill`]).
-pub async fn apply_bill(
+/// [`apply`] for a report about the record `id` of kind `R`; `None` if the
+/// report is about the other kind or the store has no such record.
+async fn apply_reported<R: Followed>(
     store: &dyn Store,
-    mut payment: BillPayment,
-    report: &BillUpstream,
-    source: &str,
-) -> Result<BillPayment, StoreError> {
-    for _ in 0..RACE_RETRIES {
-        let Some(change) = upstream::bill_change_for(&payment, report) else { break };
-        let note = ChangeNote { source: source.into(), reason: Some(describe_bill(report)), at: Timestamp::now() };
-        let changed = match change {
-            BillChange::Fail => store.fail_bill(payment.txnid, note.clone(), refund_note(source, note.at)).await,
-            change => store.change_bill(payment.txnid, change, note).await,
-        };
-        match changed {
-            Ok(moved) => return Ok(moved),
-            Err(ChangeError::Forbidden(_)) => match store.bill_with_history(payment.txnid).await? {
-                Some((current, _)) => payment = current,
-                None => return Ok(payment),
-            },
-            Err(ChangeError::NotFound) => return Ok(payment),
-            Err(ChangeError::Store(e)) => return Err(e),
+    id: i64,
+    report: &UpstreamReport,
+    source: ChangeSource,
+) -> Result<Option<Synced>, StoreError> {
+    let Some(report) = R::report_of(report) else { return Ok(None) };
+    let Some(record) = R::load(store, id).await? else { return Ok(None) };
+    Ok(Some(apply(store, record, report, source).await?.into_synced()))
+}
+
+/// Applies the provider's answer to a submission; without a readable
+/// answer the record stays as stored, for the poller.
+async fn take_submission<R: Followed>(store: &dyn Store, record: R, answer: Result<R::Upstream, ProviderError>) -> R {
+    match answer {
+        Ok(report) => apply_logged(store, record, &report, ChangeSource::Provider).await,
+        Err(e) => {
+            let (kind, id) = (R::KIND.as_str(), record.id());
+            tracing::warn!(kind, id, error = %e, "submitted without a readable answer; the poller will ask");
+            record
         }
     }
-    if upstream::bill_needs_refund(&payment) {
-        payment = refund_bill(store, payment, source).await?;
-    }
-    Ok(payment)
+}
+
+/// [`apply`] where a store failure is only logged: the answer is lost, and
+/// the poller will ask again.
+async fn apply_logged<R: Followed>(store: &dyn Store, record: R, report: &R::Upstream, source: ChangeSource) -> R {
+    let fallback = record.clone();
+    apply(store, record, report, source).await.unwrap_or_else(|e| {
+        let (kind, id) = (R::KIND.as_str(), fallback.id());
+        tracing::warn!(kind, id, error = %e, "upstream answer not applied; the poller will ask again");
+        fallback
+    })
 }
 
 /// The history note of the refund that follows an upstream failure.
-fn refund_note(source: &str, at: Timestamp) -> ChangeNote {
-    ChangeNote { source: source.into(), reason: Some("failed upstream: reversed to the wallet".into()), at }
-}
-
-/// Refunds a bill payment left failed (by an operator, or by a payrail
-/// older than [`Store::fail_bill`]): once, since the state machine and the
-/// ledger's one-refund-per-transaction rule see to that.
-async fn refund_bill(store: &dyn Store, payment: BillPayment, source: &str) -> Result<BillPayment, StoreError> {
-    let note = refund_note(source, Timestamp::now());
-    match store.fail_bill(payment.txnid, note.clone(), note).await {
-        Ok(refunded) => Ok(refunded),
-        Err(ChangeError::Forbidden(_)) | Err(ChangeError::NotFound) => {
-            Ok(store.bill_with_history(payment.txnid).await?.map(|(p, _)| p).unwrap_or(payment))
-        }
-        Err(ChangeError::Store(e)) => Err(e),
-    }
-}
-
-/// [`apply_dmt`] where a store failure is only logged: the answer is lost,
-/// and the poller will ask again.
-async fn apply_dmt_logged(store: &dyn Store, transfer: DmtTransfer, report: &DmtUpstream, source: &str) -> DmtTransfer {
-    let fallback = transfer.clone();
-    apply_dmt(store, transfer, report, source).await.unwrap_or_else(|e| {
-        tracing::warn!(ackno = fallback.ackno, error = %e, "upstream answer not applied; the poller will ask again");
-        fallback
-    })
-}
-
-/// As [`apply_dmt_logged`], for bill payments.
-async fn apply_bill_logged(
-    store: &dyn Store,
-    payment: BillPayment,
-    report: &BillUpstream,
-    source: &str,
-) -> BillPayment {
-    let fallback = payment.clone();
-    apply_bill(store, payment, report, source).await.unwrap_or_else(|e| {
-        tracing::warn!(txnid = fallback.txnid, error = %e, "upstream answer not applied; the poller will ask again");
-        fallback
-    })
-}
-
-fn describe_dmt(report: &DmtUpstream) -> String {
-    match report {
-        DmtUpstream::InProcess => "upstream: in process".into(),
-        DmtUpstream::SentToBank => "upstream: sent to bank".into(),
-        DmtUpstream::Success { utr: Some(utr) } => format!("upstream: success, UTR {utr}"),
-        DmtUpstream::Success { utr: None } => "upstream: success, UTR to follow".into(),
-        DmtUpstream::OnHold => "upstream: on hold".into(),
-        DmtUpstream::Failed => "upstream: failed".into(),
-        DmtUpstream::Unknown { detail } => format!("upstream: {detail}"),
-    }
-}
-
-fn describe_bill(report: &BillUpstream) -> String {
-    match report {
-        BillUpstream::Pending => "upstream: pending".into(),
-        BillUpstream::Success { operator_ref: Some(r) } => format!("upstream: success, operator reference {r}"),
-        BillUpstream::Success { operator_ref: None } => "upstream: success".into(),
-        BillUpstream::Failed => "upstream: failed".into(),
-        BillUpstream::Unknown { detail } => format!("upstream: {detail}"),
-    }
+fn refund_note(source: ChangeSource, at: Timestamp) -> ChangeNote {
+    ChangeNote { source, reason: Some("failed upstream: reversed to the wallet".into()), at }
 }

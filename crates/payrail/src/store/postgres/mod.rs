@@ -1002,7 +1002,7 @@ async fn insert_history(
     note: &ChangeNote,
 ) -> Result<(), StoreError> {
     let params: [&(dyn ToSql + Sync); 7] =
-        [&kind.as_str(), &id, &from, &to, &note.at.unix(), &note.source, &note.reason];
+        [&kind.as_str(), &id, &from, &to, &note.at.unix(), &note.source.as_str(), &note.reason];
     execute(tx, INSERT_HISTORY, &params, "Failed to record the status history").await?;
     Ok(())
 }
@@ -1945,7 +1945,7 @@ async fn insert_chunk<T: BatchRow>(
     let statuses: Vec<&str> = chunk.iter().map(T::status_name).collect();
     let history = tx.prepare_cached(INSERT_HISTORIES).await?;
     let params: [&(dyn ToSql + Sync); 6] =
-        [&T::KIND.as_str(), &note.at.unix(), &note.source, &note.reason, &ids, &statuses];
+        [&T::KIND.as_str(), &note.at.unix(), &note.source.as_str(), &note.reason, &ids, &statuses];
     tx.execute(&history, &params).await?;
     Ok(())
 }
@@ -2024,7 +2024,8 @@ mod tests {
     }
 
     fn note(source: &str) -> ChangeNote {
-        ChangeNote { source: source.into(), reason: None, at: Timestamp::from_unix(1_700_000_000) }
+        let source = crate::domain::ChangeSource::parse(source).unwrap_or_else(|| panic!("no source {source:?}"));
+        ChangeNote { source, reason: None, at: Timestamp::from_unix(1_700_000_000) }
     }
 
     fn no_progress() -> Arc<dyn Fn(u64) + Send + Sync> {
@@ -2798,7 +2799,7 @@ mod tests {
         assert!(store.set_callback_url(partner(), Some("https://partner.example/hook".into()), at(2)).await?);
         assert_eq!(store.callback_url(partner()).await?.as_deref(), Some("https://partner.example/hook"));
         let paid = store.change_dmt(ackno, DmtChange::Success { utr: None }, note("admin")).await?;
-        let late = ChangeNote { at: at(CHANGED + 30), ..note("upstream") };
+        let late = ChangeNote { at: at(CHANGED + 30), ..note("upstream-callback") };
         let with_utr = store.change_dmt(ackno, DmtChange::Utr { utr: "UTR1".into() }, late).await?;
         let events = store.events(&EventFilter::default()).await?;
         assert_eq!(events.len(), 2);

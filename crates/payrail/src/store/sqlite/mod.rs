@@ -750,7 +750,7 @@ fn insert_history(
     conn.prepare_cached(
         "INSERT INTO status_history (kind, txn_id, from_status, to_status, at, source, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![kind.as_str(), id, from, to, note.at.unix(), note.source, note.reason])?;
+    .execute(params![kind.as_str(), id, from, to, note.at.unix(), note.source.as_str(), note.reason])?;
     Ok(())
 }
 
@@ -1755,7 +1755,7 @@ mod tests {
         }
 
         fn note(unix: i64) -> ChangeNote {
-            ChangeNote { source: "test".into(), reason: None, at: at(unix) }
+            ChangeNote { source: crate::domain::ChangeSource::Admin, reason: None, at: at(unix) }
         }
 
         fn open() -> (tempfile::TempDir, Arc<SqliteStore>) {
