@@ -24,6 +24,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, Transactio
 use ledger::{debit_wallet, insert_journal, pay_refund};
 use partners::{partner_at, PARTNER_COLUMNS_P, PARTNER_WIDTH};
 use reqids::{flush_reqids, stored_reqids, RecentReqids, ReqidFlusher};
+pub use reqids::{reqid_fingerprint, REQID_FLUSH_INTERVAL};
 
 use super::{files, DebitError, Debited, LedgerAudit};
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError};
