@@ -1385,6 +1385,7 @@ mod tests {
     //! These run against a real server: set `PAYRAIL_TEST_DATABASE_URL` to a
     //! role that may create databases. Each test gets a database of its own.
 
+    use super::ledger::debit_journal;
     use super::*;
 
     /// A store on a fresh database, dropped by [`TestDb::finish`].
