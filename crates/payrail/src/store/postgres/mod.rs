@@ -1389,15 +1389,15 @@ mod tests {
     use super::*;
 
     /// A store on a fresh database, dropped by [`TestDb::finish`].
-    struct TestDb {
-        store: PostgresStore,
+    pub(in crate::store::postgres) struct TestDb {
+        pub(in crate::store::postgres) store: PostgresStore,
         config: tokio_postgres::Config,
         admin: tokio_postgres::Client,
         name: String,
     }
 
     impl TestDb {
-        async fn create() -> anyhow::Result<Option<TestDb>> {
+        pub(in crate::store::postgres) async fn create() -> anyhow::Result<Option<TestDb>> {
             let Ok(url) = std::env::var("PAYRAIL_TEST_DATABASE_URL") else {
                 eprintln!("SKIPPED: PAYRAIL_TEST_DATABASE_URL not set");
                 return Ok(None);
@@ -1412,14 +1412,14 @@ mod tests {
             Ok(Some(TestDb { store, config, admin, name }))
         }
 
-        async fn finish(self) -> anyhow::Result<()> {
+        pub(in crate::store::postgres) async fn finish(self) -> anyhow::Result<()> {
             self.store.pool.close();
             self.admin.batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name)).await?;
             Ok(())
         }
     }
 
-    fn note(source: &str) -> ChangeNote {
+    pub(in crate::store::postgres) fn note(source: &str) -> ChangeNote {
         ChangeNote { source: source.into(), reason: None, at: Timestamp::from_unix(1_700_000_000) }
     }
 
@@ -1427,7 +1427,7 @@ mod tests {
         Arc::new(|_| {})
     }
 
-    fn new_partner(number: Option<i64>) -> NewPartner {
+    pub(in crate::store::postgres) fn new_partner(number: Option<i64>) -> NewPartner {
         NewPartner {
             number,
             name: "Test partner".into(),
@@ -1493,28 +1493,6 @@ mod tests {
         a?.pool.close();
         b?.pool.close();
         db.admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await?;
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn partners_are_numbered_above_1000_unless_a_number_is_given() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        assert_eq!(store.insert_partner(new_partner(Some(554))).await?.registration_id.number(), 554);
-        assert_eq!(store.insert_partner(new_partner(None)).await?.registration_id.number(), 1001);
-        assert_eq!(store.insert_partner(new_partner(None)).await?.registration_id.number(), 1002);
-        let found = store.find_partner(RegistrationId::new(554)).await?;
-        assert!(found.is_some_and(|p| p.require_token && p.secret.0 == vec![1, 2, 3]));
-        assert!(store.set_partner_status(RegistrationId::new(1001), PartnerStatus::Suspended).await?);
-        assert!(!store.set_partner_status(RegistrationId::new(9), PartnerStatus::Suspended).await?);
-        let until = Timestamp::from_unix(1_700_000_000);
-        assert!(store.rotate_partner_secret(RegistrationId::new(554), SealedSecret(vec![9]), until).await?);
-        let partners = store.list_partners().await?;
-        let numbers: Vec<i64> = partners.iter().map(|p| p.registration_id.number()).collect();
-        assert_eq!(numbers, vec![554, 1001, 1002]);
-        assert_eq!(partners[1].status, PartnerStatus::Suspended);
-        assert_eq!(partners[0].secret, SealedSecret(vec![9]));
-        assert_eq!(partners[0].previous_secret, Some((SealedSecret(vec![1, 2, 3]), until)));
         db.finish().await
     }
 
@@ -1676,34 +1654,20 @@ mod tests {
         db.finish().await
     }
 
-    #[tokio::test]
-    async fn a_reqid_is_a_replay_until_the_cutoff_passes_it() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        let partner = RegistrationId::new(554);
-        let at = Timestamp::from_unix;
-        assert!(store.remember_reqid(partner, "q1", at(1_000), at(700)).await?);
-        assert!(!store.remember_reqid(partner, "q1", at(1_100), at(800)).await?);
-        assert!(store.remember_reqid(RegistrationId::new(555), "q1", at(1_100), at(800)).await?);
-        assert!(store.remember_reqid(partner, "q1", at(2_000), at(1_500)).await?);
-        assert!(!store.remember_reqid(partner, "q1", at(2_001), at(1_501)).await?);
-        db.finish().await
-    }
-
     // --- The wallet ledger and the lifecycle (issue 3) ----------------------
 
-    const P: i64 = 554;
+    pub(in crate::store::postgres) const P: i64 = 554;
 
-    fn partner() -> RegistrationId {
+    pub(in crate::store::postgres) fn partner() -> RegistrationId {
         RegistrationId::new(P)
     }
 
-    fn at(unix: i64) -> Timestamp {
+    pub(in crate::store::postgres) fn at(unix: i64) -> Timestamp {
         Timestamp::from_unix(unix)
     }
 
     /// What [`transfer`] costs the wallet: ₹1000 and a ₹10 charge.
-    const TRANSFER_COST: i64 = 100_000 + 1_000;
+    pub(in crate::store::postgres) const TRANSFER_COST: i64 = 100_000 + 1_000;
 
     fn route(bank: Bank) -> anyhow::Result<DmtRoute> {
         Ok(DmtRoute { remitter: MobileNumber::parse("9876543210")?, beneficiary_id: 1, bank, mode: TransferMode::Imps })
@@ -1713,43 +1677,30 @@ mod tests {
         MonthlyLimit { since: at(0), limit: Paise::rupees(100_000_000) }
     }
 
-    async fn top_up(store: &PostgresStore, paise: i64, when: i64) -> Result<WalletMove, DebitError> {
+    pub(in crate::store::postgres) async fn top_up(
+        store: &PostgresStore,
+        paise: i64,
+        when: i64,
+    ) -> Result<WalletMove, DebitError> {
         store.post_journal(Journal::top_up(partner(), Paise::new(paise), "top-up".into(), at(when))).await
     }
 
-    async fn debit(store: &PostgresStore, reference: &str) -> Result<Debited<DmtTransfer>, DebitError> {
+    pub(in crate::store::postgres) async fn debit(
+        store: &PostgresStore,
+        reference: &str,
+    ) -> Result<Debited<DmtTransfer>, DebitError> {
         let transfer = transfer(P, 0, reference).map_err(|e| DebitError::Store(e.into()))?;
         let route = route(Bank::Bank1).map_err(|e| DebitError::Store(e.into()))?;
         store.create_dmt_debited(transfer, route, no_limit(), note("api"), None).await
     }
 
-    async fn balance(store: &PostgresStore) -> anyhow::Result<i64> {
+    pub(in crate::store::postgres) async fn balance(store: &PostgresStore) -> anyhow::Result<i64> {
         Ok(store.wallet_balance(partner()).await?.get())
     }
 
-    async fn raw_sql(store: &PostgresStore, sql: &str) -> anyhow::Result<()> {
+    pub(in crate::store::postgres) async fn raw_sql(store: &PostgresStore, sql: &str) -> anyhow::Result<()> {
         store.pool.get().await?.batch_execute(sql).await?;
         Ok(())
-    }
-
-    #[tokio::test]
-    async fn a_wallet_refuses_an_overdraft_and_keeps_its_balance() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(P))).await?;
-        assert_eq!(balance(store).await?, 0);
-        let moved = top_up(store, 10_000, 100).await?;
-        assert_eq!(moved, WalletMove { opening: Paise::ZERO, closing: Paise::new(10_000) });
-        let withdrawal = Journal::withdrawal(partner(), Paise::new(15_000), "too much".into(), at(200));
-        let refused = store.post_journal(withdrawal).await;
-        assert!(matches!(refused, Err(DebitError::InsufficientFunds { balance }) if balance.get() == 10_000));
-        let withdrawal = Journal::withdrawal(partner(), Paise::new(4_000), "some".into(), at(300));
-        assert_eq!(store.post_journal(withdrawal).await?.closing, Paise::new(6_000));
-        assert_eq!(balance(store).await?, 6_000);
-        let stranger = Journal::top_up(RegistrationId::new(999), Paise::new(1), "x".into(), at(1));
-        assert!(matches!(store.post_journal(stranger).await, Err(DebitError::UnknownPartner)));
-        assert_eq!(store.audit().await?, LedgerAudit { journals: 2, ..LedgerAudit::default() });
-        db.finish().await
     }
 
     #[tokio::test]
@@ -1914,67 +1865,6 @@ mod tests {
         assert_eq!(statement.lines[2].txn, Some((TxnKind::Dmt, ackno)));
         assert_eq!(statement.closing().get(), TRANSFER_COST + 100_000);
         assert_eq!(store.audit().await?, LedgerAudit { journals: 5, ..LedgerAudit::default() });
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn a_statement_opens_with_the_balance_at_its_start() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(P))).await?;
-        top_up(store, 1_000, 100).await?;
-        top_up(store, 2_000, 200).await?;
-        store.post_journal(Journal::withdrawal(partner(), Paise::new(500), "out".into(), at(300))).await?;
-        top_up(store, 4_000, 400).await?;
-        let statement = store.wallet_statement(partner(), at(200), at(400)).await?;
-        assert_eq!(statement.opening, Paise::new(1_000));
-        let amounts: Vec<i64> = statement.lines.iter().map(|l| l.amount.get()).collect();
-        assert_eq!(amounts, vec![2_000, -500]);
-        assert_eq!(statement.closing(), Paise::new(2_500));
-        assert_eq!(statement.lines[1].memo, "out");
-        let empty = store.wallet_statement(RegistrationId::new(9), at(0), at(1_000)).await?;
-        assert_eq!((empty.opening, empty.lines.len()), (Paise::ZERO, 0));
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn the_audit_finds_what_raw_sql_broke() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(P))).await?;
-        top_up(store, 3 * TRANSFER_COST, 100).await?;
-        let paid = debit(store, "A1").await?.record.ackno;
-        let refunded = debit(store, "A2").await?.record.ackno;
-        store.change_dmt(refunded, DmtChange::Fail, note("admin")).await?;
-        store.change_dmt(refunded, DmtChange::Refund { refund_txn_id: "X".into() }, note("admin")).await?;
-        assert_eq!(store.audit().await?, LedgerAudit { journals: 4, ..LedgerAudit::default() });
-
-        raw_sql(store, "UPDATE wallets SET balance = balance + 1").await?;
-        raw_sql(store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {paid}")).await?;
-        raw_sql(store, &format!("UPDATE dmt_transfers SET status = 5 WHERE ackno = {refunded}")).await?;
-        raw_sql(store, "UPDATE postings SET amount = amount + 7 WHERE id = (SELECT MIN(id) FROM postings)").await?;
-        let audit = store.audit().await?;
-        assert_eq!(audit.total, 7);
-        assert_eq!(audit.unbalanced_journals.len(), 1);
-        assert_eq!(audit.unbalanced_journals[0].1, 7);
-        let sum = 3 * TRANSFER_COST - TRANSFER_COST + 7;
-        assert_eq!(audit.wallet_mismatches, vec![(P, 2 * TRANSFER_COST + 1, sum)]);
-        assert_eq!(audit.refunds_not_paid, vec![("dmt".to_owned(), paid)]);
-        assert_eq!(audit.refunds_not_recorded, vec![("dmt".to_owned(), refunded)]);
-        assert!(audit.refunds_without_debit.is_empty() && audit.repeated_journals.is_empty());
-
-        raw_sql(store, "DROP INDEX journals_once_per_txn").await?;
-        raw_sql(
-            store,
-            &format!(
-                "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) VALUES \
-                 ({P}, 'refund', 'dmt', {refunded}, 'again', 1), ({P}, 'refund', 'bbps', 77, 'none', 1)"
-            ),
-        )
-        .await?;
-        let audit = store.audit().await?;
-        assert_eq!(audit.repeated_journals, vec![("dmt".to_owned(), refunded, "refund".to_owned(), 2)]);
-        assert_eq!(audit.refunds_without_debit, vec![("bbps".to_owned(), 77)]);
         db.finish().await
     }
 
