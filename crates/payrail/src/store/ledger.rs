@@ -1,6 +1,31 @@
 //! The double-entry wallet ledger (journals, postings, wallet balances and statements, the audit behind `payrail verify`) and the partners' fee plans.
 
+use super::columns::columns;
 use super::*;
+
+columns! {
+    /// The `journals` columns a statement line is read from (`j.`-qualified
+    /// in [`sql::STATEMENT_LINES`]; the line's amount follows them, at
+    /// `WIDTH`).
+    pub(crate) mod statement_columns, list statement_list, qualified statement_list_j as "j" {
+        ID = id,
+        AT = at,
+        PURPOSE = purpose,
+        KIND = kind,
+        TXN_ID = txn_id,
+        MEMO = memo,
+    }
+}
+
+columns! {
+    /// The `fee_plans` columns a plan version is read from, in order.
+    pub(crate) mod fee_plan_columns, list fee_plan_list {
+        VERSION = version,
+        EFFECTIVE_FROM = effective_from,
+        PLAN = plan,
+        CREATED_AT = created_at,
+    }
+}
 
 /// The ledger's SQL that both engines run as it is. Parameters are `$n` and
 /// first appear in order (`$1` before `$2`): SQLite numbers `$n` parameters
@@ -29,18 +54,21 @@ pub(crate) mod sql {
     pub(crate) const STATEMENT_OPENING: &str = "SELECT CAST(COALESCE(SUM(p.amount), 0) AS BIGINT) FROM postings p \
          JOIN journals j ON j.id = p.journal_id WHERE p.account = $1 AND j.at < $2";
     /// Account `$1`'s movements with `$2 <= at < $3`, one line per journal:
-    /// `j.id, j.at, j.purpose, j.kind, j.txn_id, j.memo, amount`.
-    pub(crate) const STATEMENT_LINES: &str = "SELECT j.id, j.at, j.purpose, j.kind, j.txn_id, j.memo, \
-         CAST(SUM(p.amount) AS BIGINT) FROM journals j JOIN postings p ON p.journal_id = j.id \
-         WHERE p.account = $1 AND j.at >= $2 AND j.at < $3 GROUP BY j.id ORDER BY j.id";
+    /// the [`statement_columns`](super::statement_columns), then the amount.
+    pub(crate) const STATEMENT_LINES: &str = concat!(
+        "SELECT ",
+        statement_list_j!(),
+        ", CAST(SUM(p.amount) AS BIGINT) FROM journals j JOIN postings p ON p.journal_id = j.id \
+         WHERE p.account = $1 AND j.at >= $2 AND j.at < $3 GROUP BY j.id ORDER BY j.id"
+    );
     /// Records the next version of partner `$1`'s plan: effective from `$2`,
     /// plan `$3`, created at `$4`; the version.
     pub(crate) const INSERT_FEE_PLAN: &str = "INSERT INTO fee_plans (partner_id, version, effective_from, plan, \
          created_at) SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4 FROM fee_plans WHERE partner_id = $1 \
          RETURNING version";
-    /// Every version of partner `$1`'s plan: version, effective from, plan, created at.
+    /// Every version of partner `$1`'s plan: the [`fee_plan_columns`](super::fee_plan_columns).
     pub(crate) const FEE_PLANS: &str =
-        "SELECT version, effective_from, plan, created_at FROM fee_plans WHERE partner_id = $1 ORDER BY version";
+        concat!("SELECT ", fee_plan_list!(), " FROM fee_plans WHERE partner_id = $1 ORDER BY version");
 
     /// The ledger's totals: the sum of every posting and the number of journals.
     pub(crate) const AUDIT_TOTALS: &str = "SELECT (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM postings), \

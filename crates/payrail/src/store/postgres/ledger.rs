@@ -8,6 +8,7 @@
 
 use super::*;
 use crate::store::ledger::sql::*;
+use crate::store::ledger::{fee_plan_columns as plan_col, statement_columns as line_col};
 
 /// Writes journal `$1`'s postings: accounts `$2`, amounts `$3`, in one
 /// statement. (The arrays go through `UNNEST`; SQLite writes a row a statement.)
@@ -115,28 +116,28 @@ pub(super) async fn pay_back(tx: &Transaction<'_>, kind: TxnKind, id: i64, at: T
 fn fee_plan_from_row(partner: RegistrationId, row: &Row) -> anyhow::Result<FeePlanVersion> {
     Ok(FeePlanVersion {
         partner,
-        version: row.try_get(0)?,
-        effective_from: Timestamp::from_unix(row.try_get(1)?),
-        plan: FeePlan::from_json(row.try_get(2)?)?,
-        created_at: Timestamp::from_unix(row.try_get(3)?),
+        version: row.try_get(plan_col::VERSION)?,
+        effective_from: Timestamp::from_unix(row.try_get(plan_col::EFFECTIVE_FROM)?),
+        plan: FeePlan::from_json(row.try_get(plan_col::PLAN)?)?,
+        created_at: Timestamp::from_unix(row.try_get(plan_col::CREATED_AT)?),
     })
 }
 
 /// Reads a row of [`STATEMENT_LINES`].
 fn statement_line(row: &Row) -> anyhow::Result<StatementLine> {
-    let purpose: &str = row.try_get(2)?;
-    let kind: Option<&str> = row.try_get(3)?;
-    let txn = match (kind, row.try_get::<_, Option<i64>>(4)?) {
+    let purpose: &str = row.try_get(line_col::PURPOSE)?;
+    let kind: Option<&str> = row.try_get(line_col::KIND)?;
+    let txn = match (kind, row.try_get::<_, Option<i64>>(line_col::TXN_ID)?) {
         (Some(kind), Some(id)) => Some((TxnKind::parse(kind).ok_or_else(|| BadState(kind.to_owned()))?, id)),
         _ => None,
     };
     Ok(StatementLine {
-        journal_id: row.try_get(0)?,
-        at: Timestamp::from_unix(row.try_get(1)?),
+        journal_id: row.try_get(line_col::ID)?,
+        at: Timestamp::from_unix(row.try_get(line_col::AT)?),
         purpose: Purpose::parse(purpose).ok_or_else(|| BadState(purpose.to_owned()))?,
         txn,
-        memo: row.try_get(5)?,
-        amount: Paise::new(row.try_get(6)?),
+        memo: row.try_get(line_col::MEMO)?,
+        amount: Paise::new(row.try_get(line_col::WIDTH)?),
     })
 }
 

@@ -8,6 +8,7 @@
 
 use super::*;
 use crate::store::ledger::sql::*;
+use crate::store::ledger::{fee_plan_columns as plan_col, statement_columns as line_col};
 
 /// Writes one posting of journal `$1`: account `$2`, amount `$3`. (One row
 /// a statement here; PostgreSQL sends them all as arrays through `UNNEST`.)
@@ -114,22 +115,23 @@ pub(super) fn pay_refund(conn: &Connection, kind: TxnKind, id: i64, at: Timestam
     Ok(())
 }
 
-/// A statement line from `j.id, j.at, j.purpose, j.kind, j.txn_id, j.memo, amount`.
+/// Reads a row of [`STATEMENT_LINES`].
 fn statement_line(row: &Row<'_>) -> rusqlite::Result<StatementLine> {
-    let purpose: String = row.get(2)?;
-    let kind: Option<String> = row.get(3)?;
-    let txn_id: Option<i64> = row.get(4)?;
+    let purpose: String = row.get(line_col::PURPOSE)?;
+    let kind: Option<String> = row.get(line_col::KIND)?;
+    let txn_id: Option<i64> = row.get(line_col::TXN_ID)?;
     let txn = match (kind, txn_id) {
-        (Some(kind), Some(id)) => Some((txn_kind(3, &kind)?, id)),
+        (Some(kind), Some(id)) => Some((txn_kind(line_col::KIND, &kind)?, id)),
         _ => None,
     };
     Ok(StatementLine {
-        journal_id: row.get(0)?,
-        at: Timestamp::from_unix(row.get(1)?),
-        purpose: Purpose::parse(&purpose).ok_or_else(|| conversion_error(2, BadState(purpose.clone())))?,
+        journal_id: row.get(line_col::ID)?,
+        at: Timestamp::from_unix(row.get(line_col::AT)?),
+        purpose: Purpose::parse(&purpose)
+            .ok_or_else(|| conversion_error(line_col::PURPOSE, BadState(purpose.clone())))?,
         txn,
-        memo: row.get(5)?,
-        amount: Paise::new(row.get(6)?),
+        memo: row.get(line_col::MEMO)?,
+        amount: Paise::new(row.get(line_col::WIDTH)?),
     })
 }
 
@@ -232,7 +234,14 @@ impl LedgerStore for SqliteStore {
     async fn fee_plans(&self, partner: RegistrationId) -> Result<Vec<FeePlanVersion>, StoreError> {
         let rows: Vec<(i64, i64, String, i64)> = self.read(|conn| {
             let mut stmt = conn.prepare_cached(FEE_PLANS)?;
-            let rows = stmt.query_map([partner.number()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            let rows = stmt.query_map([partner.number()], |r| {
+                Ok((
+                    r.get(plan_col::VERSION)?,
+                    r.get(plan_col::EFFECTIVE_FROM)?,
+                    r.get(plan_col::PLAN)?,
+                    r.get(plan_col::CREATED_AT)?,
+                ))
+            })?;
             rows.collect()
         })?;
         rows.into_iter()
