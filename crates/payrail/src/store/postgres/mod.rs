@@ -21,6 +21,11 @@
 //! … FOR UPDATE SKIP LOCKED)`, that leases what it picked: concurrent claims
 //! pass over each other's rows instead of waiting or taking them twice, and
 //! only the lease holder can settle a job or an event afterwards.
+//!
+//! This file holds the pool and the error mapping; each aggregate's
+//! implementation is in its own file (`partners.rs`, `transactions.rs`,
+//! `ledger.rs`, `remittance.rs`, `upstream_work.rs`), and the schema in
+//! `migrations/`, one `.sql` file per version.
 
 mod ledger;
 mod partners;

@@ -6,6 +6,12 @@
 //! writer thread, which runs the writes waiting in savepoints of one
 //! `BEGIN IMMEDIATE` transaction (so a read-modify-write never races) and
 //! commits them together with `synchronous = FULL` (see [`writer_thread`]).
+//!
+//! This file holds the connection pool, the writer and the error mapping;
+//! each aggregate's implementation is in its own file (`partners.rs`,
+//! `transactions.rs`, `ledger.rs`, `remittance.rs`, `upstream_work.rs`),
+//! the recent token `reqid`s in `reqids.rs`, and the schema in
+//! `migrations/`, one `.sql` file per version.
 
 mod ledger;
 mod partners;
