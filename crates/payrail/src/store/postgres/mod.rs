@@ -28,6 +28,7 @@
 //! `migrations/`, one `.sql` file per version.
 
 mod ledger;
+mod migrations;
 mod partners;
 mod remittance;
 mod transactions;
@@ -72,23 +73,9 @@ use crate::domain::{
     PartnerStatus, ReferenceId, RegistrationId, Timestamp, TxnKind,
 };
 
-/// Schema versions, applied in order; each runs once. Version `n` is the
-/// `n`-th file of `migrations/`, and `schema_migrations` records each
-/// version applied (its number and when), so a file once released is never
-/// edited: a change is a new file.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_transactions.sql"),
-    include_str!("migrations/0002_ledger_and_remittance.sql"),
-    include_str!("migrations/0003_callbacks_polls_and_events.sql"),
-    include_str!("migrations/0004_otp_texts.sql"),
-    include_str!("migrations/0005_replays_and_callback_secrets.sql"),
-    include_str!("migrations/0006_txn_numbers.sql"),
-    include_str!("migrations/0007_master_key_check.sql"),
-];
-
-/// Advisory-lock keys: "payrail" in ASCII and a number, so that they do not
-/// collide with another application's locks on a shared server.
-const MIGRATION_LOCK: i64 = 0x7061_7972_6169_6c01;
+// Advisory-lock keys: "payrail" in ASCII and a number, so that they do not
+// collide with another application's locks on a shared server (01 is the
+// migrations' own, in `migrations/mod.rs`).
 /// Guards `dmt_transfers`' identity sequence; see [`lock_ids`].
 const DMT_IDS_LOCK: i64 = 0x7061_7972_6169_6c02;
 /// Guards `bill_payments`' identity sequence; see [`lock_ids`].
@@ -371,7 +358,7 @@ impl PostgresStore {
             .build()
             .context("Failed to build the PostgreSQL connection pool")?;
         let mut client = pool.get().await.context("Failed to connect to PostgreSQL")?;
-        migrate(&mut client).await?;
+        migrations::migrate(&mut client).await?;
         let numbers = txn_numbers(&client).await?;
         drop(client);
         Ok(PostgresStore { pool, numbers })
@@ -381,33 +368,6 @@ impl PostgresStore {
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.pool.get().await.map_err(pool_error)
     }
-}
-
-/// Applies the migrations not applied yet, under an advisory lock so that
-/// two instances starting together do not both create the tables.
-async fn migrate(client: &mut deadpool_postgres::Client) -> anyhow::Result<()> {
-    let tx = client.transaction().await.context("Failed to begin the migrations")?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-        .await
-        .context("Failed to take the migration lock")?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
-    )
-    .await
-    .context("Failed to create schema_migrations")?;
-    let applied: i64 = tx
-        .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &[])
-        .await
-        .and_then(|row| row.try_get(0))
-        .context("Failed to read the schema version")?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(applied).unwrap_or(0)) {
-        let version = index as i64 + 1;
-        tx.batch_execute(sql).await.with_context(|| format!("Failed to apply migration {version}"))?;
-        tx.execute("INSERT INTO schema_migrations VALUES ($1, $2)", &[&version, &Timestamp::now().unix()])
-            .await
-            .with_context(|| format!("Failed to record migration {version}"))?;
-    }
-    tx.commit().await.context("Failed to commit the migrations")
 }
 
 /// `.context(…)` for database results that keeps "unavailable" (a lost or
@@ -1396,9 +1356,9 @@ mod tests {
     /// A store on a fresh database, dropped by [`TestDb::finish`].
     pub(in crate::store::postgres) struct TestDb {
         pub(in crate::store::postgres) store: PostgresStore,
-        config: tokio_postgres::Config,
-        admin: tokio_postgres::Client,
-        name: String,
+        pub(in crate::store::postgres) config: tokio_postgres::Config,
+        pub(in crate::store::postgres) admin: tokio_postgres::Client,
+        pub(in crate::store::postgres) name: String,
     }
 
     impl TestDb {
@@ -1484,21 +1444,6 @@ mod tests {
 
     fn transfers(partner: i64, prefix: &str, count: usize) -> anyhow::Result<Vec<DmtTransfer>> {
         (0..count).map(|i| transfer(partner, 0, &format!("{prefix}{i}"))).collect()
-    }
-
-    #[tokio::test]
-    async fn two_instances_starting_together_both_migrate() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        // A second database, so that both instances find it empty.
-        let name = format!("{}_b", db.name);
-        db.admin.batch_execute(&format!("CREATE DATABASE {name}")).await?;
-        let mut config = db.config.clone();
-        config.dbname(&name);
-        let (a, b) = tokio::join!(PostgresStore::connect_with(config.clone()), PostgresStore::connect_with(config));
-        a?.pool.close();
-        b?.pool.close();
-        db.admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)")).await?;
-        db.finish().await
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@
 //! `migrations/`, one `.sql` file per version.
 
 mod ledger;
+mod migrations;
 mod partners;
 mod remittance;
 mod reqids;
@@ -25,7 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use ledger::{debit_wallet, insert_journal, pay_refund};
 use partners::{partner_at, PARTNER_COLUMNS_P, PARTNER_WIDTH};
@@ -54,21 +55,6 @@ use crate::domain::{
     BillPayment, BillStatus, DmtCharges, DmtStatus, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner,
     PartnerStatus, ReferenceId, RegistrationId, Timestamp, TxnKind,
 };
-
-/// Schema versions, applied in order; each runs once. Version `n` is the
-/// `n`-th file of `migrations/`, and `schema_migrations` records each
-/// version applied (its number and when), so a file once released is never
-/// edited: a change is a new file.
-const MIGRATIONS: &[&str] = &[
-    include_str!("migrations/0001_transactions.sql"),
-    include_str!("migrations/0002_ledger_and_remittance.sql"),
-    include_str!("migrations/0003_callbacks_polls_and_events.sql"),
-    include_str!("migrations/0004_otp_texts.sql"),
-    include_str!("migrations/0005_replays_and_callback_secrets.sql"),
-    include_str!("migrations/0006_txn_numbers.sql"),
-    include_str!("migrations/0007_poll_due_index.sql"),
-    include_str!("migrations/0008_master_key_check.sql"),
-];
 
 /// The remitter's live beneficiary with this account number at this bank
 /// (IFSC prefix): `?1` partner, `?2` mobile, `?3` account, `?4` bank.
@@ -109,22 +95,6 @@ fn connection(path: &Path) -> anyhow::Result<Connection> {
         .context("Failed to configure the SQLite connection")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
-}
-
-fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-    )?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let applied: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
-        tx.execute_batch(sql).with_context(|| format!("Failed to apply migration {}", index + 1))?;
-        tx.execute(
-            "INSERT INTO schema_migrations VALUES (?1, ?2)",
-            params![index as i64 + 1, Timestamp::now().unix()],
-        )?;
-    }
-    tx.commit().context("Failed to commit migrations")
 }
 
 /// Maps a rusqlite error: a busy or unopenable database is "unavailable".
@@ -306,7 +276,7 @@ impl SqliteStore {
         // loss or an OS crash, not only a crash of payrail. Readers stay
         // NORMAL (they commit nothing).
         writer.execute_batch("PRAGMA synchronous = FULL").context("Failed to make the writer durable")?;
-        migrate(&mut writer)?;
+        migrations::migrate(&mut writer)?;
         let reqids = Arc::new(RecentReqids::default());
         reqids.load(stored_reqids(&writer).context("Failed to read the recent token reqids")?)?;
         let numbers = Arc::new(txn_numbers(&writer)?);
