@@ -1,6 +1,154 @@
 //! The double-entry wallet ledger (journals, postings, wallet balances and statements, the audit behind `payrail verify`) and the partners' fee plans.
 
+use super::columns::columns;
 use super::*;
+
+columns! {
+    /// The `journals` columns a statement line is read from (`j.`-qualified
+    /// in [`sql::STATEMENT_LINES`]; the line's amount follows them, at
+    /// `WIDTH`).
+    pub(crate) mod statement_columns, list statement_list, qualified statement_list_j as "j" {
+        ID = id,
+        AT = at,
+        PURPOSE = purpose,
+        KIND = kind,
+        TXN_ID = txn_id,
+        MEMO = memo,
+    }
+}
+
+columns! {
+    /// The `fee_plans` columns a plan version is read from, in order.
+    pub(crate) mod fee_plan_columns, list fee_plan_list {
+        VERSION = version,
+        EFFECTIVE_FROM = effective_from,
+        PLAN = plan,
+        CREATED_AT = created_at,
+    }
+}
+
+/// The ledger's SQL that both engines run as it is. Parameters are `$n` and
+/// first appear in order (`$1` before `$2`): SQLite numbers `$n` parameters
+/// by first appearance, not by their digits. Sums are cast to `BIGINT`:
+/// PostgreSQL's `SUM` of a `BIGINT` is a `NUMERIC`.
+pub(crate) mod sql {
+    /// Creates partner `$1`'s wallet row on first use; fails (foreign key) for an unknown partner.
+    pub(crate) const ENSURE_WALLET: &str =
+        "INSERT INTO wallets (partner_id, balance) VALUES ($1, 0) ON CONFLICT DO NOTHING";
+    /// Moves wallet `$2` by `$1` unless it would go below zero; the closing
+    /// balance. On PostgreSQL the row lock it takes serialises a partner's
+    /// debits until the transaction ends.
+    pub(crate) const MOVE_WALLET: &str =
+        "UPDATE wallets SET balance = balance + $1 WHERE partner_id = $2 AND balance + $1 >= 0 RETURNING balance";
+    /// Partner `$1`'s stored wallet balance.
+    pub(crate) const WALLET_BALANCE: &str = "SELECT balance FROM wallets WHERE partner_id = $1";
+    /// Writes a journal; its id.
+    pub(crate) const INSERT_JOURNAL: &str = "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+    /// The debit journal of transaction (`$1` kind, `$2` id): id, partner, memo, time.
+    pub(crate) const DEBIT_JOURNAL: &str =
+        "SELECT id, partner_id, memo, at FROM journals WHERE kind = $1 AND txn_id = $2 AND purpose = 'debit'";
+    /// The postings of journal `$1`: account, amount.
+    pub(crate) const POSTINGS_OF: &str = "SELECT account, amount FROM postings WHERE journal_id = $1 ORDER BY id";
+    /// Account `$1`'s balance from its postings before time `$2`.
+    pub(crate) const STATEMENT_OPENING: &str = "SELECT CAST(COALESCE(SUM(p.amount), 0) AS BIGINT) FROM postings p \
+         JOIN journals j ON j.id = p.journal_id WHERE p.account = $1 AND j.at < $2";
+    /// Account `$1`'s movements with `$2 <= at < $3`, one line per journal:
+    /// the [`statement_columns`](super::statement_columns), then the amount.
+    pub(crate) const STATEMENT_LINES: &str = concat!(
+        "SELECT ",
+        statement_list_j!(),
+        ", CAST(SUM(p.amount) AS BIGINT) FROM journals j JOIN postings p ON p.journal_id = j.id \
+         WHERE p.account = $1 AND j.at >= $2 AND j.at < $3 GROUP BY j.id ORDER BY j.id"
+    );
+    /// Records the next version of partner `$1`'s plan: effective from `$2`,
+    /// plan `$3`, created at `$4`; the version.
+    pub(crate) const INSERT_FEE_PLAN: &str = "INSERT INTO fee_plans (partner_id, version, effective_from, plan, \
+         created_at) SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4 FROM fee_plans WHERE partner_id = $1 \
+         RETURNING version";
+    /// Every version of partner `$1`'s plan: the [`fee_plan_columns`](super::fee_plan_columns).
+    pub(crate) const FEE_PLANS: &str =
+        concat!("SELECT ", fee_plan_list!(), " FROM fee_plans WHERE partner_id = $1 ORDER BY version");
+
+    /// The ledger's totals: the sum of every posting and the number of journals.
+    pub(crate) const AUDIT_TOTALS: &str = "SELECT (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM postings), \
+         (SELECT COUNT(*) FROM journals)";
+    /// Journals whose postings do not sum to zero (every posting has its
+    /// journal: a foreign key): journal id, sum.
+    pub(crate) const AUDIT_UNBALANCED: &str = "SELECT journal_id, CAST(SUM(amount) AS BIGINT) FROM postings \
+         GROUP BY journal_id HAVING SUM(amount) <> 0 ORDER BY journal_id";
+    /// Transactions with more than one journal of a purpose: kind, txn id, purpose, count.
+    pub(crate) const AUDIT_REPEATED: &str = "SELECT COALESCE(kind, ''), txn_id, purpose, COUNT(*) FROM journals \
+         WHERE txn_id IS NOT NULL GROUP BY kind, txn_id, purpose HAVING COUNT(*) > 1 ORDER BY 1, 2, 3";
+    /// Refund journals without a debit journal: kind, txn id.
+    pub(crate) const AUDIT_REFUNDS_WITHOUT_DEBIT: &str = "SELECT DISTINCT COALESCE(r.kind, ''), r.txn_id \
+         FROM journals r WHERE r.purpose = 'refund' AND r.txn_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM journals d \
+         WHERE d.purpose = 'debit' AND d.kind = r.kind AND d.txn_id = r.txn_id) ORDER BY 1, 2";
+
+    /// The record each journal of a transaction pays for, and whether it is
+    /// refunded (a transfer's status 0, a bill payment's status 'refunded').
+    /// Kinds are [`TxnKind::as_str`](crate::domain::TxnKind::as_str).
+    macro_rules! journal_records {
+        ($alias:literal) => {
+            concat!(
+                " LEFT JOIN dmt_transfers t ON ",
+                $alias,
+                ".kind = 'dmt' AND t.ackno = ",
+                $alias,
+                ".txn_id LEFT JOIN bill_payments b ON ",
+                $alias,
+                ".kind = 'bbps' AND b.txnid = ",
+                $alias,
+                ".txn_id "
+            )
+        };
+    }
+    /// Refund journals whose record is not refunded: kind, txn id.
+    pub(crate) const AUDIT_REFUNDS_NOT_RECORDED: &str = concat!(
+        "SELECT DISTINCT COALESCE(r.kind, ''), r.txn_id FROM journals r",
+        journal_records!("r"),
+        "WHERE r.purpose = 'refund' AND r.txn_id IS NOT NULL \
+         AND NOT (COALESCE(t.status = 0, false) OR COALESCE(b.status = 'refunded', false)) ORDER BY 1, 2"
+    );
+    /// Debited records in the refunded state without a refund journal: kind, txn id.
+    pub(crate) const AUDIT_REFUNDS_NOT_PAID: &str = concat!(
+        "SELECT DISTINCT COALESCE(d.kind, ''), d.txn_id FROM journals d",
+        journal_records!("d"),
+        "WHERE d.purpose = 'debit' AND d.txn_id IS NOT NULL \
+         AND (COALESCE(t.status = 0, false) OR COALESCE(b.status = 'refunded', false)) \
+         AND NOT EXISTS (SELECT 1 FROM journals r WHERE r.purpose = 'refund' AND r.kind = d.kind \
+         AND r.txn_id = d.txn_id) ORDER BY 1, 2"
+    );
+    /// Bill payments paid from the wallet, failed, and not refunded: kind, txn id.
+    pub(crate) const AUDIT_FAILED_NOT_REFUNDED: &str = "SELECT d.kind, d.txn_id FROM journals d \
+         JOIN bill_payments b ON d.kind = 'bbps' AND b.txnid = d.txn_id \
+         WHERE d.purpose = 'debit' AND b.status = 'failed' AND NOT EXISTS (SELECT 1 FROM journals r \
+         WHERE r.purpose = 'refund' AND r.kind = d.kind AND r.txn_id = d.txn_id) ORDER BY 1, 2";
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::store::columns::assert_parameters_in_order;
+
+        #[test]
+        fn parameters_first_appear_in_order() {
+            for sql in [
+                ENSURE_WALLET,
+                MOVE_WALLET,
+                WALLET_BALANCE,
+                INSERT_JOURNAL,
+                DEBIT_JOURNAL,
+                POSTINGS_OF,
+                STATEMENT_OPENING,
+                STATEMENT_LINES,
+                INSERT_FEE_PLAN,
+                FEE_PLANS,
+            ] {
+                assert_parameters_in_order(sql);
+            }
+        }
+    }
+}
 
 /// The double-entry wallet ledger (journals, postings, wallet balances and statements, the audit behind `payrail verify`) and the partners' fee plans.
 #[async_trait]

@@ -1,5 +1,18 @@
 //! The transaction store: partners, DMT transfers, bill payments and their
-//! status history, behind one trait with two engines.
+//! status history, the wallet ledger, remitters and the upstream work
+//! queues, behind one trait per aggregate with two engines.
+//!
+//! # Layout
+//!
+//! - One trait per aggregate, each in its own file next to the SQL both
+//!   engines share for it (a `sql` module): [`partners`], [`transactions`],
+//!   [`ledger`], [`remittance`], [`upstream_work`]. [`Store`] is all of them.
+//! - One folder per engine, [`sqlite`] and [`postgres`]: a `mod.rs` with the
+//!   connection, pool or writer and the error mapping, one file per
+//!   aggregate with that trait's implementation and the SQL only that
+//!   engine runs, and `migrations/`, one `.sql` file per schema version.
+//! - [`columns`]: the macro that writes a table's column list once, for the
+//!   queries and the row decoders of both engines.
 //!
 //! - [`sqlite`] is the embedded default: one file in the data directory, WAL
 //!   journal, driven by `rusqlite`. Point lookups run inline on the calling
@@ -22,6 +35,7 @@
 //! the installation's keyed permutation (`domain::txn_id`), whose secret the
 //! store keeps; numbers given out before keep answering.
 
+pub(crate) mod columns;
 pub mod files;
 pub mod ledger;
 pub mod partners;
@@ -63,7 +77,8 @@ pub enum StoreError {
     /// The database cannot be reached or is busy; worth retrying later (503).
     #[error("the store is unavailable")]
     Unavailable(#[source] anyhow::Error),
-    /// Anything else (500).
+    /// Any other failure: a query the database refused, a stored row that
+    /// does not decode, a lost invariant. Not worth a retry (500).
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -87,7 +102,7 @@ pub enum InsertError {
         /// The partner named.
         partner: RegistrationId,
     },
-    /// The store failed.
+    /// The store could not insert the batch (unavailable or failed); see [`StoreError`].
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -101,7 +116,7 @@ pub enum ChangeError {
     /// The state machine forbids it.
     #[error(transparent)]
     Forbidden(#[from] ForbiddenTransition),
-    /// The store failed.
+    /// The store could not read or write the transaction (unavailable or failed); see [`StoreError`].
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -127,7 +142,7 @@ pub enum DebitError {
     /// The partner does not exist.
     #[error("no such partner")]
     UnknownPartner,
-    /// The store failed.
+    /// The store could not move the money (unavailable or failed); see [`StoreError`].
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -191,14 +206,21 @@ pub struct NewPartner {
     pub created_at: Timestamp,
 }
 
-/// Who made a change and why, for the history.
+/// Who made a state change, why and when: what the change's row in
+/// `status_history` records beside the two states, and the time the change
+/// itself is stamped with (`updated_at`, a refund's `refunded_at`, the
+/// partner's event).
 #[derive(Debug, Clone)]
 pub struct ChangeNote {
-    /// Who made it; stored as [`ChangeSource::as_str`].
+    /// What made the change (`import`, `admin`, `poller`, `status-sync`,
+    /// `demo`, …), stored in the history's `source` column as
+    /// [`ChangeSource::as_str`].
     pub source: ChangeSource,
-    /// Why, in words: the operator's reason, the upstream's answer.
+    /// Why, in an operator's or the upstream's words (an admin's reason, an
+    /// upstream message), if there is one; stored as the history's `reason`.
     pub reason: Option<String>,
-    /// When it was made.
+    /// When the change happens: the history row's time and the record's
+    /// `updated_at`.
     pub at: Timestamp,
 }
 

@@ -1,6 +1,105 @@
 //! Partners and their credentials: registration, status, token secrets, the master key check, token `reqid` replay windows, callback URLs and callback signing secrets.
 
+use super::columns::columns;
 use super::*;
+
+columns! {
+    /// The `partners` columns a [`Partner`] is read from, in order (both engines).
+    pub(crate) mod partner_columns, list partner_list, qualified partner_list_p as "p" {
+        ID = id,
+        NAME = name,
+        STATUS = status,
+        REQUIRE_TOKEN = require_token,
+        ALLOW_IPS = allow_ips,
+        SECRET = secret,
+        PREVIOUS_SECRET = previous_secret,
+        PREVIOUS_SECRET_UNTIL = previous_secret_until,
+        AUTHORISED_KEY_HASH = authorised_key_hash,
+        CREATED_AT = created_at,
+    }
+}
+pub(crate) use partner_list;
+pub(crate) use partner_list_p;
+
+/// The partners' SQL that both engines run as it is. Parameters are `$n`
+/// and first appear in order (`$1` before `$2`): SQLite numbers `$n`
+/// parameters by first appearance, not by their digits.
+pub(crate) mod sql {
+
+    /// The partner with id `$1`.
+    pub(crate) const FIND_PARTNER: &str = concat!("SELECT ", partner_list!(), " FROM partners WHERE id = $1");
+    /// Whether partner `$1` exists.
+    pub(crate) const PARTNER_EXISTS: &str = "SELECT 1 FROM partners WHERE id = $1";
+    /// Every partner, by id.
+    pub(crate) const LIST_PARTNERS: &str = concat!("SELECT ", partner_list!(), " FROM partners ORDER BY id");
+    /// Adds an active partner and returns it.
+    pub(crate) const INSERT_PARTNER: &str = concat!(
+        "INSERT INTO partners (id, name, status, require_token, allow_ips, secret, authorised_key_hash, created_at) \
+         VALUES ($1, $2, 'active', $3, $4, $5, $6, $7) RETURNING ",
+        partner_list!()
+    );
+    /// Sets partner `$2`'s status to `$1`.
+    pub(crate) const SET_PARTNER_STATUS: &str = "UPDATE partners SET status = $1 WHERE id = $2";
+    /// Installs secret `$2` for partner `$3`; the current one stays valid until `$1`.
+    pub(crate) const ROTATE_PARTNER_SECRET: &str =
+        "UPDATE partners SET previous_secret = secret, previous_secret_until = $1, secret = $2 WHERE id = $3";
+    /// The master key's check value.
+    pub(crate) const KEY_CHECK: &str = "SELECT mac FROM master_key_check WHERE id = 1";
+    /// Forgets upstream callback `reqid`s seen before `$1`.
+    pub(crate) const FORGET_UPSTREAM_REQIDS: &str = "DELETE FROM upstream_reqids WHERE seen_at < $1";
+    /// Records upstream callback `reqid` `$1` seen at `$2`; no row if it is known.
+    pub(crate) const REMEMBER_UPSTREAM_REQID: &str =
+        "INSERT INTO upstream_reqids (reqid, seen_at) VALUES ($1, $2) ON CONFLICT (reqid) DO NOTHING";
+    /// Sets partner `$1`'s callback URL to `$2` at `$3`; affects no row if
+    /// there is no such partner. (The `WHERE` also keeps SQLite from reading
+    /// `ON CONFLICT` as part of the `SELECT`.)
+    pub(crate) const SET_CALLBACK: &str = "INSERT INTO partner_callbacks (partner_id, url, updated_at) \
+         SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM partners WHERE id = $1) \
+         ON CONFLICT (partner_id) DO UPDATE SET url = excluded.url, updated_at = excluded.updated_at";
+    /// Partner `$1`'s callback URL.
+    pub(crate) const CALLBACK_URL: &str = "SELECT url FROM partner_callbacks WHERE partner_id = $1";
+    /// Partner `$1`'s callback signing secrets.
+    pub(crate) const CALLBACK_SECRETS: &str = "SELECT secret, previous_secret, previous_secret_until \
+         FROM partner_callback_secrets WHERE partner_id = $1";
+    /// Gives partner `$1` callback secret `$2` at `$3` unless it has one.
+    pub(crate) const FIRST_CALLBACK_SECRET: &str = "INSERT INTO partner_callback_secrets (partner_id, secret, \
+         updated_at) VALUES ($1, $2, $3) ON CONFLICT (partner_id) DO NOTHING";
+    /// Gives partner `$1` callback secret `$2` at `$3`; the one it replaces
+    /// stays valid until `$4` (NULL: not at all). The casts tell PostgreSQL
+    /// the type of a parameter that may be NULL.
+    pub(crate) const REPLACE_CALLBACK_SECRET: &str = "INSERT INTO partner_callback_secrets (partner_id, secret, \
+         updated_at) VALUES ($1, $2, $3) ON CONFLICT (partner_id) DO UPDATE SET \
+         previous_secret = CASE WHEN CAST($4 AS BIGINT) IS NULL THEN NULL ELSE partner_callback_secrets.secret END, \
+         previous_secret_until = CAST($4 AS BIGINT), secret = excluded.secret, updated_at = excluded.updated_at";
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::store::columns::assert_parameters_in_order;
+
+        #[test]
+        fn parameters_first_appear_in_order() {
+            for sql in [
+                FIND_PARTNER,
+                PARTNER_EXISTS,
+                LIST_PARTNERS,
+                INSERT_PARTNER,
+                SET_PARTNER_STATUS,
+                ROTATE_PARTNER_SECRET,
+                KEY_CHECK,
+                FORGET_UPSTREAM_REQIDS,
+                REMEMBER_UPSTREAM_REQID,
+                CALLBACK_URL,
+                CALLBACK_SECRETS,
+                SET_CALLBACK,
+                FIRST_CALLBACK_SECRET,
+                REPLACE_CALLBACK_SECRET,
+            ] {
+                assert_parameters_in_order(sql);
+            }
+        }
+    }
+}
 
 /// Partners and their credentials: registration, status, token secrets, the master key check, token `reqid` replay windows, callback URLs and callback signing secrets.
 #[async_trait]

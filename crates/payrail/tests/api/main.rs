@@ -31,6 +31,7 @@ mod postgres_tls;
 mod replay;
 mod seeds;
 mod settlement;
+mod store_from_old_main;
 mod strict_input;
 mod txn_numbers;
 mod upstream_paysprint;

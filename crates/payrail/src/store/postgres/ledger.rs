@@ -1,6 +1,223 @@
 //! The double-entry wallet ledger (journals, postings, wallet balances and statements, the audit behind `payrail verify`) and the partners' fee plans.
+//!
+//! The SQL both engines share is in [`crate::store::ledger::sql`]. The
+//! wallet helpers ([`charge_wallet`], [`move_wallet`], [`insert_journal`],
+//! [`debit_journal`], [`pay_back`]) are `pub(super)`: a transfer or a bill
+//! payment paid from the wallet moves money through them, in its own
+//! transaction.
 
 use super::*;
+use crate::store::ledger::sql::*;
+use crate::store::ledger::{fee_plan_columns as plan_col, statement_columns as line_col};
+
+/// Writes journal `$1`'s postings: accounts `$2`, amounts `$3`, in one
+/// statement. (The arrays go through `UNNEST`; SQLite writes a row a statement.)
+const INSERT_POSTINGS: &str = "INSERT INTO postings (journal_id, account, amount) \
+     SELECT $1, account, amount FROM UNNEST($2::text[], $3::bigint[]) AS u(account, amount)";
+/// Locks the partner's row against a concurrent new plan version, without
+/// blocking the foreign-key checks of rows that reference the partner.
+/// (PostgreSQL's row lock; on SQLite the writer's transaction serialises.)
+const LOCK_PARTNER: &str = "SELECT id FROM partners WHERE id = $1 FOR NO KEY UPDATE";
+
+/// Wallets (a row, postings, or both) whose balance is not the sum of their
+/// postings, or is negative: partner, balance, sum. (Not shared: the regular
+/// expression keeps any other account from PostgreSQL's strict cast; SQLite
+/// has neither.)
+const AUDIT_WALLETS: &str = "WITH sums AS (SELECT account, SUM(amount)::bigint AS total FROM postings \
+                             WHERE account ~ '^wallet:[0-9]+$' GROUP BY account) \
+                             SELECT COALESCE(w.partner_id, substr(s.account, 8)::bigint), COALESCE(w.balance, 0), \
+                             COALESCE(s.total, 0) FROM wallets w \
+                             FULL JOIN sums s ON s.account = 'wallet:' || w.partner_id \
+                             WHERE COALESCE(w.balance, 0) <> COALESCE(s.total, 0) OR w.balance < 0 ORDER BY 1";
+
+/// Moves the partner's wallet by `change`, creating it at 0 on first use;
+/// `None` (nothing moved) if it would go below zero. The wallet row stays
+/// locked until the transaction ends.
+pub(super) async fn move_wallet(
+    tx: &Transaction<'_>,
+    partner: RegistrationId,
+    change: Paise,
+) -> Result<Option<WalletMove>, StoreError> {
+    execute(tx, ENSURE_WALLET, &[&partner.number()], "Failed to open the wallet").await?;
+    let params: [&(dyn ToSql + Sync); 2] = [&change.get(), &partner.number()];
+    let Some(row) = query_opt(tx, MOVE_WALLET, &params, "Failed to move the wallet").await? else {
+        return Ok(None);
+    };
+    let closing = Paise::new(row.try_get(0).store_context("Failed to read the wallet balance")?);
+    Ok(Some(WalletMove { opening: closing - change, closing }))
+}
+
+/// As [`move_wallet`], refusing an overdraft.
+pub(super) async fn charge_wallet(
+    tx: &Transaction<'_>,
+    partner: RegistrationId,
+    change: Paise,
+) -> Result<WalletMove, Stop> {
+    move_wallet(tx, partner, change).await?.ok_or(Stop::Overdrawn)
+}
+
+/// Writes a journal and its postings; returns the journal's id.
+pub(super) async fn insert_journal(tx: &Transaction<'_>, journal: &Journal) -> Result<i64, StoreError> {
+    let kind = journal.txn.map(|(kind, _)| kind.as_str());
+    let txn_id = journal.txn.map(|(_, id)| id);
+    let params: [&(dyn ToSql + Sync); 6] =
+        [&journal.partner.number(), &journal.purpose.as_str(), &kind, &txn_id, &journal.memo, &journal.at.unix()];
+    let row = query_one(tx, INSERT_JOURNAL, &params, "Failed to write the journal").await?;
+    let id: i64 = row.try_get(0).store_context("Failed to read the new journal id")?;
+    let accounts: Vec<String> = journal.postings.iter().map(|p| p.account.name()).collect();
+    let amounts: Vec<i64> = journal.postings.iter().map(|p| p.amount.get()).collect();
+    execute(tx, INSERT_POSTINGS, &[&id, &accounts, &amounts], "Failed to write the postings").await?;
+    Ok(id)
+}
+
+/// The debit journal of a transaction, with its postings, if the wallet paid for it.
+pub(super) async fn debit_journal(tx: &Transaction<'_>, kind: TxnKind, id: i64) -> Result<Option<Journal>, StoreError> {
+    let params: [&(dyn ToSql + Sync); 2] = [&kind.as_str(), &id];
+    let Some(row) = query_opt(tx, DEBIT_JOURNAL, &params, "Failed to find the debit journal").await? else {
+        return Ok(None);
+    };
+    let journal_id: i64 = row.try_get(0).store_context("Failed to read the debit journal id")?;
+    let postings = query(tx, POSTINGS_OF, &[&journal_id], "Failed to read the debit postings").await?;
+    let journal = debit_from_rows(&row, &postings, kind, id).context("Failed to read the debit journal")?;
+    Ok(Some(journal))
+}
+
+/// Rebuilds a debit journal from its row ([`DEBIT_JOURNAL`]) and its postings' rows.
+fn debit_from_rows(row: &Row, postings: &[Row], kind: TxnKind, id: i64) -> anyhow::Result<Journal> {
+    let postings = postings
+        .iter()
+        .map(|p| Ok(Posting { account: Account::parse(p.try_get(0)?)?, amount: Paise::new(p.try_get(1)?) }))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Journal {
+        partner: RegistrationId::new(row.try_get(1)?),
+        purpose: Purpose::Debit,
+        txn: Some((kind, id)),
+        memo: row.try_get(2)?,
+        at: Timestamp::from_unix(row.try_get(3)?),
+        postings,
+    })
+}
+
+/// Pays a refunded transaction's debit back, if the wallet paid for it:
+/// writes [`Journal::refund_of`] the debit and credits the wallet.
+pub(super) async fn pay_back(tx: &Transaction<'_>, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError> {
+    let Some(debit) = debit_journal(tx, kind, id).await? else { return Ok(()) };
+    let refund = Journal::refund_of(&debit, at);
+    insert_journal(tx, &refund).await?;
+    match move_wallet(tx, refund.partner, refund.wallet_change()).await? {
+        Some(_) => Ok(()),
+        None => {
+            Err(StoreError::Other(anyhow::anyhow!("the refund of {} {id} would overdraw the wallet", kind.as_str())))
+        }
+    }
+}
+
+/// Reads a row of [`FEE_PLANS`].
+fn fee_plan_from_row(partner: RegistrationId, row: &Row) -> anyhow::Result<FeePlanVersion> {
+    Ok(FeePlanVersion {
+        partner,
+        version: row.try_get(plan_col::VERSION)?,
+        effective_from: Timestamp::from_unix(row.try_get(plan_col::EFFECTIVE_FROM)?),
+        plan: FeePlan::from_json(row.try_get(plan_col::PLAN)?)?,
+        created_at: Timestamp::from_unix(row.try_get(plan_col::CREATED_AT)?),
+    })
+}
+
+/// Reads a row of [`STATEMENT_LINES`].
+fn statement_line(row: &Row) -> anyhow::Result<StatementLine> {
+    let purpose: &str = row.try_get(line_col::PURPOSE)?;
+    let kind: Option<&str> = row.try_get(line_col::KIND)?;
+    let txn = match (kind, row.try_get::<_, Option<i64>>(line_col::TXN_ID)?) {
+        (Some(kind), Some(id)) => Some((TxnKind::parse(kind).ok_or_else(|| BadState(kind.to_owned()))?, id)),
+        _ => None,
+    };
+    Ok(StatementLine {
+        journal_id: row.try_get(line_col::ID)?,
+        at: Timestamp::from_unix(row.try_get(line_col::AT)?),
+        purpose: Purpose::parse(purpose).ok_or_else(|| BadState(purpose.to_owned()))?,
+        txn,
+        memo: row.try_get(line_col::MEMO)?,
+        amount: Paise::new(row.try_get(line_col::WIDTH)?),
+    })
+}
+
+/// Runs an audit query and reads each of its rows with `read`.
+async fn audit_rows<T>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    read: fn(&Row) -> Result<T, tokio_postgres::Error>,
+    what: &'static str,
+) -> Result<Vec<T>, StoreError> {
+    let rows = query(tx, sql, &[], what).await?;
+    rows.iter().map(read).collect::<Result<_, _>>().store_context(what)
+}
+
+/// Gathers [`LedgerAudit`] inside one snapshot.
+async fn audit_in(tx: &Transaction<'_>) -> Result<LedgerAudit, StoreError> {
+    let totals = query_one(tx, AUDIT_TOTALS, &[], "Failed to total the ledger").await?;
+    let total = totals.try_get(0).store_context("Failed to read the ledger total")?;
+    let journals = totals.try_get(1).store_context("Failed to read the journal count")?;
+    Ok(LedgerAudit {
+        total,
+        journals,
+        unbalanced_journals: audit_rows(tx, AUDIT_UNBALANCED, pair, "Failed to look for unbalanced journals").await?,
+        wallet_mismatches: audit_rows(
+            tx,
+            AUDIT_WALLETS,
+            |row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)),
+            "Failed to check the wallets",
+        )
+        .await?,
+        repeated_journals: audit_rows(
+            tx,
+            AUDIT_REPEATED,
+            |row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?)),
+            "Failed to look for repeated journals",
+        )
+        .await?,
+        refunds_without_debit: audit_rows(tx, AUDIT_REFUNDS_WITHOUT_DEBIT, pair, "Failed to check the refunds").await?,
+        refunds_not_recorded: audit_rows(tx, AUDIT_REFUNDS_NOT_RECORDED, pair, "Failed to check the refunds").await?,
+        refunds_not_paid: audit_rows(tx, AUDIT_REFUNDS_NOT_PAID, pair, "Failed to check the refunds").await?,
+        failed_not_refunded: audit_rows(tx, AUDIT_FAILED_NOT_REFUNDED, pair, "Failed to check the failed payments")
+            .await?,
+    })
+}
+
+impl PostgresStore {
+    /// [`Store::post_journal`], before the outcome is reported.
+    async fn post(&self, journal: Journal) -> Result<WalletMove, Stop> {
+        if !journal.is_balanced() {
+            return Err(StoreError::Other(anyhow::anyhow!("the journal's postings do not sum to zero")).into());
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin the journal")?;
+        let wallet = charge_wallet(&tx, journal.partner, journal.wallet_change()).await?;
+        insert_journal(&tx, &journal).await?;
+        tx.commit().await.store_context("Failed to commit the journal")?;
+        Ok(wallet)
+    }
+
+    /// [`Store::insert_fee_plan`] of the plan as stored; returns its version.
+    async fn add_fee_plan(
+        &self,
+        partner: RegistrationId,
+        effective_from: Timestamp,
+        plan: &str,
+        created_at: Timestamp,
+    ) -> Result<i64, Stop> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin the fee plan")?;
+        let found = query_opt(&tx, LOCK_PARTNER, &[&partner.number()], "Failed to lock the partner").await?;
+        if found.is_none() {
+            return Err(DebitError::UnknownPartner.into());
+        }
+        let params: [&(dyn ToSql + Sync); 4] = [&partner.number(), &effective_from.unix(), &plan, &created_at.unix()];
+        let row = query_one(&tx, INSERT_FEE_PLAN, &params, "Failed to add the fee plan").await?;
+        let version = row.try_get(0).store_context("Failed to read the new plan version")?;
+        tx.commit().await.store_context("Failed to commit the fee plan")?;
+        Ok(version)
+    }
+}
 
 #[async_trait]
 impl LedgerStore for PostgresStore {
@@ -63,5 +280,97 @@ impl LedgerStore for PostgresStore {
         let rows = query(&client, FEE_PLANS, &[&partner.number()], "Failed to read the fee plans").await?;
         let plans = rows.iter().map(|row| fee_plan_from_row(partner, row)).collect::<anyhow::Result<_>>();
         Ok(plans.context("Failed to read a stored fee plan")?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! These run against a real server: set `PAYRAIL_TEST_DATABASE_URL` to a
+    //! role that may create databases. Each test gets a database of its own.
+
+    use super::super::tests::{
+        at, balance, debit, new_partner, note, partner, raw_sql, top_up, TestDb, P, TRANSFER_COST,
+    };
+    use super::*;
+
+    #[tokio::test]
+    async fn a_wallet_refuses_an_overdraft_and_keeps_its_balance() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        store.insert_partner(new_partner(Some(P))).await?;
+        assert_eq!(balance(store).await?, 0);
+        let moved = top_up(store, 10_000, 100).await?;
+        assert_eq!(moved, WalletMove { opening: Paise::ZERO, closing: Paise::new(10_000) });
+        let withdrawal = Journal::withdrawal(partner(), Paise::new(15_000), "too much".into(), at(200));
+        let refused = store.post_journal(withdrawal).await;
+        assert!(matches!(refused, Err(DebitError::InsufficientFunds { balance }) if balance.get() == 10_000));
+        let withdrawal = Journal::withdrawal(partner(), Paise::new(4_000), "some".into(), at(300));
+        assert_eq!(store.post_journal(withdrawal).await?.closing, Paise::new(6_000));
+        assert_eq!(balance(store).await?, 6_000);
+        let stranger = Journal::top_up(RegistrationId::new(999), Paise::new(1), "x".into(), at(1));
+        assert!(matches!(store.post_journal(stranger).await, Err(DebitError::UnknownPartner)));
+        assert_eq!(store.audit().await?, LedgerAudit { journals: 2, ..LedgerAudit::default() });
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn a_statement_opens_with_the_balance_at_its_start() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        store.insert_partner(new_partner(Some(P))).await?;
+        top_up(store, 1_000, 100).await?;
+        top_up(store, 2_000, 200).await?;
+        store.post_journal(Journal::withdrawal(partner(), Paise::new(500), "out".into(), at(300))).await?;
+        top_up(store, 4_000, 400).await?;
+        let statement = store.wallet_statement(partner(), at(200), at(400)).await?;
+        assert_eq!(statement.opening, Paise::new(1_000));
+        let amounts: Vec<i64> = statement.lines.iter().map(|l| l.amount.get()).collect();
+        assert_eq!(amounts, vec![2_000, -500]);
+        assert_eq!(statement.closing(), Paise::new(2_500));
+        assert_eq!(statement.lines[1].memo, "out");
+        let empty = store.wallet_statement(RegistrationId::new(9), at(0), at(1_000)).await?;
+        assert_eq!((empty.opening, empty.lines.len()), (Paise::ZERO, 0));
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn the_audit_finds_what_raw_sql_broke() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        store.insert_partner(new_partner(Some(P))).await?;
+        top_up(store, 3 * TRANSFER_COST, 100).await?;
+        let paid = debit(store, "A1").await?.record.ackno;
+        let refunded = debit(store, "A2").await?.record.ackno;
+        store.change_dmt(refunded, DmtChange::Fail, note("admin")).await?;
+        store.change_dmt(refunded, DmtChange::Refund { refund_txn_id: "X".into() }, note("admin")).await?;
+        assert_eq!(store.audit().await?, LedgerAudit { journals: 4, ..LedgerAudit::default() });
+
+        raw_sql(store, "UPDATE wallets SET balance = balance + 1").await?;
+        raw_sql(store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {paid}")).await?;
+        raw_sql(store, &format!("UPDATE dmt_transfers SET status = 5 WHERE ackno = {refunded}")).await?;
+        raw_sql(store, "UPDATE postings SET amount = amount + 7 WHERE id = (SELECT MIN(id) FROM postings)").await?;
+        let audit = store.audit().await?;
+        assert_eq!(audit.total, 7);
+        assert_eq!(audit.unbalanced_journals.len(), 1);
+        assert_eq!(audit.unbalanced_journals[0].1, 7);
+        let sum = 3 * TRANSFER_COST - TRANSFER_COST + 7;
+        assert_eq!(audit.wallet_mismatches, vec![(P, 2 * TRANSFER_COST + 1, sum)]);
+        assert_eq!(audit.refunds_not_paid, vec![("dmt".to_owned(), paid)]);
+        assert_eq!(audit.refunds_not_recorded, vec![("dmt".to_owned(), refunded)]);
+        assert!(audit.refunds_without_debit.is_empty() && audit.repeated_journals.is_empty());
+
+        raw_sql(store, "DROP INDEX journals_once_per_txn").await?;
+        raw_sql(
+            store,
+            &format!(
+                "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) VALUES \
+                 ({P}, 'refund', 'dmt', {refunded}, 'again', 1), ({P}, 'refund', 'bbps', 77, 'none', 1)"
+            ),
+        )
+        .await?;
+        let audit = store.audit().await?;
+        assert_eq!(audit.repeated_journals, vec![("dmt".to_owned(), refunded, "refund".to_owned(), 2)]);
+        assert_eq!(audit.refunds_without_debit, vec![("bbps".to_owned(), 77)]);
+        db.finish().await
     }
 }

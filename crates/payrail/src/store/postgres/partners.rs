@@ -1,6 +1,88 @@
 //! Partners and their credentials: registration, status, token secrets, the master key check, token `reqid` replay windows, callback URLs and callback signing secrets.
+//!
+//! The SQL both engines share is in [`crate::store::partners::sql`].
 
 use super::*;
+use crate::store::partners::partner_columns as col;
+use crate::store::partners::sql::*;
+
+/// How many partner columns a joined row starts with: where its transaction starts.
+pub(super) const PARTNER_WIDTH: usize = col::WIDTH;
+
+/// A fresh `reqid` inserts a row; a known one is overwritten only when it was
+/// last seen before the cutoff. Either way one row is affected; a replay
+/// affects none.
+///
+/// The statement turns off `synchronous_commit` for its own (implicit)
+/// transaction only: a `reqid` is replay protection, not money, and waiting
+/// for a WAL flush on every status lookup cost 6× the throughput. After a
+/// crash at most the last few hundred milliseconds of reqids can be lost.
+const REMEMBER_REQID: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
+                              INSERT INTO seen_reqids SELECT $1, $2, $3 FROM relaxed \
+                              ON CONFLICT (partner_id, reqid) \
+                              DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE seen_reqids.seen_at < $4";
+
+/// Stores the master key's check value `$1` at `$2` unless there is one,
+/// and answers the value stored, in one statement: the insert's row if it
+/// won, else the row already there. (A data-changing `WITH`, which SQLite
+/// does not have.) A claim racing another's uncommitted one finds neither
+/// and fails; the command that made it can simply be run again.
+const CLAIM_KEY_CHECK: &str = "WITH claimed AS (INSERT INTO master_key_check (id, mac, created_at) \
+     VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING RETURNING mac) \
+     SELECT mac FROM claimed UNION ALL SELECT mac FROM master_key_check WHERE id = 1 LIMIT 1";
+
+/// Clears partner `$1`'s callback URL and cancels its pending events (a
+/// lease is kept, so that an attempt in flight is still recorded); answers
+/// whether the partner exists. (A data-changing `WITH`, which SQLite does
+/// not have.)
+const CLEAR_CALLBACK: &str = "WITH cleared AS (DELETE FROM partner_callbacks WHERE partner_id = $1), \
+     cancelled AS (UPDATE partner_events SET state = 'cancelled', next_attempt_at = NULL \
+     WHERE partner_id = $1 AND state = 'pending') \
+     SELECT EXISTS (SELECT 1 FROM partners WHERE id = $1)";
+
+/// Reads a row of the partner columns ([`crate::store::partners::partner_list`]).
+pub(super) fn partner_from_row(row: &Row) -> anyhow::Result<Partner> {
+    partner_at(row, 0)
+}
+
+/// Reads the partner columns starting at column `base` of a joined row.
+pub(super) fn partner_at(row: &Row, base: usize) -> anyhow::Result<Partner> {
+    let previous: Option<Vec<u8>> = row.try_get(base + col::PREVIOUS_SECRET)?;
+    let previous_until: Option<i64> = row.try_get(base + col::PREVIOUS_SECRET_UNTIL)?;
+    Ok(Partner {
+        registration_id: RegistrationId::new(row.try_get(base + col::ID)?),
+        name: row.try_get(base + col::NAME)?,
+        // An unknown status must not grant access.
+        status: PartnerStatus::from_stored(row.try_get(base + col::STATUS)?).unwrap_or(PartnerStatus::Suspended),
+        require_token: row.try_get(base + col::REQUIRE_TOKEN)?,
+        allowlist: IpAllowlist::from_stored(row.try_get(base + col::ALLOW_IPS)?)?,
+        secret: SealedSecret(row.try_get(base + col::SECRET)?),
+        previous_secret: previous.zip(previous_until).map(|(s, t)| (SealedSecret(s), Timestamp::from_unix(t))),
+        authorised_key_hash: row.try_get(base + col::AUTHORISED_KEY_HASH)?,
+        created_at: Timestamp::from_unix(row.try_get(base + col::CREATED_AT)?),
+    })
+}
+
+/// The next free partner number above 1000. The table lock makes two
+/// instances adding partners at once queue rather than pick the same number.
+async fn next_partner_number(tx: &Transaction<'_>) -> Result<i64, StoreError> {
+    tx.batch_execute("LOCK TABLE partners IN EXCLUSIVE MODE").await.store_context("Failed to lock the partners")?;
+    let sql = "SELECT GREATEST(COALESCE(MAX(id), 0), 1000) + 1 FROM partners";
+    let row = query_one(tx, sql, &[], "Failed to pick a partner number").await?;
+    row.try_get(0).store_context("Failed to read the new partner number")
+}
+
+/// Deletes `reqid`s last seen before `cutoff`: they can no longer be replays.
+async fn forget_reqids(pool: Pool, cutoff: Timestamp) {
+    let result = async {
+        let client = pool.get().await.map_err(pool_error)?;
+        let sql = "DELETE FROM seen_reqids WHERE seen_at < $1";
+        execute(&client, sql, &[&cutoff.unix()], "Failed to forget old token reqids").await
+    };
+    if let Err(error) = result.await {
+        tracing::warn!(?error, "Failed to forget old token reqids");
+    }
+}
 
 #[async_trait]
 impl PartnerStore for PostgresStore {
@@ -36,9 +118,8 @@ impl PartnerStore for PostgresStore {
 
     async fn set_partner_status(&self, id: RegistrationId, status: PartnerStatus) -> Result<bool, StoreError> {
         let client = self.client().await?;
-        let sql = "UPDATE partners SET status = $1 WHERE id = $2";
         let params: [&(dyn ToSql + Sync); 2] = [&status.as_str(), &id.number()];
-        Ok(execute(&client, sql, &params, "Failed to set the partner status").await? == 1)
+        Ok(execute(&client, SET_PARTNER_STATUS, &params, "Failed to set the partner status").await? == 1)
     }
 
     async fn rotate_partner_secret(
@@ -48,28 +129,20 @@ impl PartnerStore for PostgresStore {
         previous_until: Timestamp,
     ) -> Result<bool, StoreError> {
         let client = self.client().await?;
-        let sql = "UPDATE partners SET previous_secret = secret, previous_secret_until = $1, secret = $2 WHERE id = $3";
         let params: [&(dyn ToSql + Sync); 3] = [&previous_until.unix(), &secret.0, &id.number()];
-        Ok(execute(&client, sql, &params, "Failed to rotate the partner secret").await? == 1)
+        Ok(execute(&client, ROTATE_PARTNER_SECRET, &params, "Failed to rotate the partner secret").await? == 1)
     }
 
     async fn key_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
         let client = self.client().await?;
-        let sql = "SELECT mac FROM master_key_check WHERE id = 1";
-        let row = query_opt(&client, sql, &[], "Failed to read the key check value").await?;
+        let row = query_opt(&client, KEY_CHECK, &[], "Failed to read the key check value").await?;
         row.map(|row| row.try_get(0)).transpose().store_context("Failed to read the key check value")
     }
 
     async fn claim_key_check(&self, mac: &[u8], at: Timestamp) -> Result<Vec<u8>, StoreError> {
-        // One statement: the insert's row if it won, else the row already there.
-        // (A claim racing another's uncommitted one finds neither and fails;
-        // the command that made it can simply be run again.)
-        let sql = "WITH claimed AS (INSERT INTO master_key_check (id, mac, created_at) VALUES (1, $1, $2) \
-                   ON CONFLICT (id) DO NOTHING RETURNING mac) \
-                   SELECT mac FROM claimed UNION ALL SELECT mac FROM master_key_check WHERE id = 1 LIMIT 1";
         let client = self.client().await?;
         let what = "Failed to store the key check value";
-        let row = query_one(&client, sql, &[&mac, &at.unix()], what).await?;
+        let row = query_one(&client, CLAIM_KEY_CHECK, &[&mac, &at.unix()], what).await?;
         row.try_get(0).store_context(what)
     }
 
@@ -99,10 +172,9 @@ impl PartnerStore for PostgresStore {
     ) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let what = "Failed to record the upstream callback reqid";
-        execute(&client, "DELETE FROM upstream_reqids WHERE seen_at < $1", &[&cutoff.unix()], what).await?;
+        execute(&client, FORGET_UPSTREAM_REQIDS, &[&cutoff.unix()], what).await?;
         // Committed with the server's own durability: a callback moves money.
-        let sql = "INSERT INTO upstream_reqids (reqid, seen_at) VALUES ($1, $2) ON CONFLICT (reqid) DO NOTHING";
-        Ok(execute(&client, sql, &[&reqid, &now.unix()], what).await? == 1)
+        Ok(execute(&client, REMEMBER_UPSTREAM_REQID, &[&reqid, &now.unix()], what).await? == 1)
     }
 
     async fn set_callback_url(
@@ -151,18 +223,63 @@ impl PartnerStore for PostgresStore {
     ) -> Result<Option<bool>, StoreError> {
         let client = self.client().await?;
         let what = "Failed to install the callback secret";
-        let exists = query_opt(&client, "SELECT 1 FROM partners WHERE id = $1", &[&partner.number()], what).await?;
+        let exists = query_opt(&client, PARTNER_EXISTS, &[&partner.number()], what).await?;
         if exists.is_none() {
             return Ok(None);
         }
         let until = previous_until.map(Timestamp::unix);
         let changed = if replace {
-            let params: [&(dyn ToSql + Sync); 4] = [&partner.number(), &secret.0, &until, &at.unix()];
+            let params: [&(dyn ToSql + Sync); 4] = [&partner.number(), &secret.0, &at.unix(), &until];
             execute(&client, REPLACE_CALLBACK_SECRET, &params, what).await?
         } else {
             let params: [&(dyn ToSql + Sync); 3] = [&partner.number(), &secret.0, &at.unix()];
             execute(&client, FIRST_CALLBACK_SECRET, &params, what).await?
         };
         Ok(Some(changed == 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! These run against a real server: set `PAYRAIL_TEST_DATABASE_URL` to a
+    //! role that may create databases. Each test gets a database of its own.
+
+    use super::super::tests::{new_partner, TestDb};
+    use super::*;
+
+    #[tokio::test]
+    async fn partners_are_numbered_above_1000_unless_a_number_is_given() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        assert_eq!(store.insert_partner(new_partner(Some(554))).await?.registration_id.number(), 554);
+        assert_eq!(store.insert_partner(new_partner(None)).await?.registration_id.number(), 1001);
+        assert_eq!(store.insert_partner(new_partner(None)).await?.registration_id.number(), 1002);
+        let found = store.find_partner(RegistrationId::new(554)).await?;
+        assert!(found.is_some_and(|p| p.require_token && p.secret.0 == vec![1, 2, 3]));
+        assert!(store.set_partner_status(RegistrationId::new(1001), PartnerStatus::Suspended).await?);
+        assert!(!store.set_partner_status(RegistrationId::new(9), PartnerStatus::Suspended).await?);
+        let until = Timestamp::from_unix(1_700_000_000);
+        assert!(store.rotate_partner_secret(RegistrationId::new(554), SealedSecret(vec![9]), until).await?);
+        let partners = store.list_partners().await?;
+        let numbers: Vec<i64> = partners.iter().map(|p| p.registration_id.number()).collect();
+        assert_eq!(numbers, vec![554, 1001, 1002]);
+        assert_eq!(partners[1].status, PartnerStatus::Suspended);
+        assert_eq!(partners[0].secret, SealedSecret(vec![9]));
+        assert_eq!(partners[0].previous_secret, Some((SealedSecret(vec![1, 2, 3]), until)));
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn a_reqid_is_a_replay_until_the_cutoff_passes_it() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        let partner = RegistrationId::new(554);
+        let at = Timestamp::from_unix;
+        assert!(store.remember_reqid(partner, "q1", at(1_000), at(700)).await?);
+        assert!(!store.remember_reqid(partner, "q1", at(1_100), at(800)).await?);
+        assert!(store.remember_reqid(RegistrationId::new(555), "q1", at(1_100), at(800)).await?);
+        assert!(store.remember_reqid(partner, "q1", at(2_000), at(1_500)).await?);
+        assert!(!store.remember_reqid(partner, "q1", at(2_001), at(1_501)).await?);
+        db.finish().await
     }
 }

@@ -1,6 +1,156 @@
 //! The double-entry wallet ledger (journals, postings, wallet balances and statements, the audit behind `payrail verify`) and the partners' fee plans.
+//!
+//! The SQL both engines share is in [`crate::store::ledger::sql`]. The
+//! wallet helpers ([`debit_wallet`], [`add_to_wallet`], [`insert_journal`],
+//! [`debit_journal`], [`pay_refund`]) are `pub(super)`: a transfer or a bill
+//! payment paid from the wallet moves money through them, in its own
+//! transaction.
 
 use super::*;
+use crate::store::ledger::sql::*;
+use crate::store::ledger::{fee_plan_columns as plan_col, statement_columns as line_col};
+
+/// Writes one posting of journal `$1`: account `$2`, amount `$3`. (One row
+/// a statement here; PostgreSQL sends them all as arrays through `UNNEST`.)
+const INSERT_POSTING: &str = "INSERT INTO postings (journal_id, account, amount) VALUES ($1, $2, $3)";
+
+/// Fails with `UnknownPartner` unless the partner exists.
+pub(super) fn require_partner(conn: &Connection, partner: RegistrationId) -> Result<(), DebitError> {
+    partner_exists(conn, partner).map_err(store_error)?.then_some(()).ok_or(DebitError::UnknownPartner)
+}
+
+/// The partner's stored wallet balance (0 without a wallet row).
+fn balance(conn: &Connection, partner: RegistrationId) -> rusqlite::Result<i64> {
+    conn.prepare_cached(WALLET_BALANCE)?
+        .query_row([partner.number()], |r| r.get(0))
+        .optional()
+        .map(Option::unwrap_or_default)
+}
+
+/// Adds `change` to the partner's wallet (creating it at 0 first) unless the
+/// balance would go below zero: the closing balance, or `None` if refused.
+pub(super) fn add_to_wallet(
+    conn: &Connection,
+    partner: RegistrationId,
+    change: Paise,
+) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached(ENSURE_WALLET)?.execute([partner.number()])?;
+    conn.prepare_cached(MOVE_WALLET)?.query_row(params![change.get(), partner.number()], |r| r.get(0)).optional()
+}
+
+/// Moves an existing partner's wallet by `change`, refusing `InsufficientFunds`.
+pub(super) fn debit_wallet(
+    conn: &Connection,
+    partner: RegistrationId,
+    change: Paise,
+) -> Result<WalletMove, DebitError> {
+    require_partner(conn, partner)?;
+    match add_to_wallet(conn, partner, change).map_err(store_error)? {
+        Some(closing) => Ok(WalletMove { opening: Paise::new(closing) - change, closing: Paise::new(closing) }),
+        None => {
+            Err(DebitError::InsufficientFunds { balance: Paise::new(balance(conn, partner).map_err(store_error)?) })
+        }
+    }
+}
+
+/// Writes a journal and its postings; its id.
+pub(super) fn insert_journal(conn: &Connection, journal: &Journal) -> rusqlite::Result<i64> {
+    let id = conn.prepare_cached(INSERT_JOURNAL)?.query_row(
+        params![
+            journal.partner.number(),
+            journal.purpose.as_str(),
+            journal.txn.map(|(kind, _)| kind.as_str()),
+            journal.txn.map(|(_, id)| id),
+            journal.memo,
+            journal.at.unix()
+        ],
+        |r| r.get(0),
+    )?;
+    let mut stmt = conn.prepare_cached(INSERT_POSTING)?;
+    for posting in &journal.postings {
+        stmt.execute(params![id, posting.account.name(), posting.amount.get()])?;
+    }
+    Ok(id)
+}
+
+/// The debit journal of a transaction, with its postings, if it was paid from the wallet.
+pub(super) fn debit_journal(conn: &Connection, kind: TxnKind, id: i64) -> rusqlite::Result<Option<(i64, Journal)>> {
+    let head = conn
+        .prepare_cached(DEBIT_JOURNAL)?
+        .query_row(params![kind.as_str(), id], |r| {
+            let journal = Journal {
+                partner: RegistrationId::new(r.get(1)?),
+                purpose: Purpose::Debit,
+                txn: Some((kind, id)),
+                memo: r.get(2)?,
+                at: Timestamp::from_unix(r.get(3)?),
+                postings: Vec::new(),
+            };
+            Ok((r.get::<_, i64>(0)?, journal))
+        })
+        .optional()?;
+    let Some((journal_id, mut journal)) = head else { return Ok(None) };
+    let mut stmt = conn.prepare_cached(POSTINGS_OF)?;
+    let postings = stmt.query_map([journal_id], |r| {
+        let account: String = r.get(0)?;
+        Ok(Posting {
+            account: Account::parse(&account).map_err(|e| conversion_error(0, e))?,
+            amount: Paise::new(r.get(1)?),
+        })
+    })?;
+    journal.postings = postings.collect::<rusqlite::Result<_>>()?;
+    Ok(Some((journal_id, journal)))
+}
+
+/// Pays back a refunded transaction that was paid from the wallet: writes
+/// the refund journal of its debit and credits the wallet. Nothing for a
+/// transaction without a debit journal (imported or made by an operator).
+pub(super) fn pay_refund(conn: &Connection, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError> {
+    let Some((_, debit)) = debit_journal(conn, kind, id).map_err(store_error)? else { return Ok(()) };
+    let refund = Journal::refund_of(&debit, at);
+    add_to_wallet(conn, refund.partner, refund.wallet_change())
+        .map_err(store_error)?
+        .context("A refund would take the wallet below zero")?;
+    insert_journal(conn, &refund).map_err(store_error)?;
+    Ok(())
+}
+
+/// Reads a row of [`STATEMENT_LINES`].
+fn statement_line(row: &Row<'_>) -> rusqlite::Result<StatementLine> {
+    let purpose: String = row.get(line_col::PURPOSE)?;
+    let kind: Option<String> = row.get(line_col::KIND)?;
+    let txn_id: Option<i64> = row.get(line_col::TXN_ID)?;
+    let txn = match (kind, txn_id) {
+        (Some(kind), Some(id)) => Some((txn_kind(line_col::KIND, &kind)?, id)),
+        _ => None,
+    };
+    Ok(StatementLine {
+        journal_id: row.get(line_col::ID)?,
+        at: Timestamp::from_unix(row.get(line_col::AT)?),
+        purpose: Purpose::parse(&purpose)
+            .ok_or_else(|| conversion_error(line_col::PURPOSE, BadState(purpose.clone())))?,
+        txn,
+        memo: row.get(line_col::MEMO)?,
+        amount: Paise::new(row.get(line_col::WIDTH)?),
+    })
+}
+
+/// `(kind, txn_id)` of an audit row.
+fn kind_and_id(row: &Row<'_>) -> rusqlite::Result<(String, i64)> {
+    Ok((row.get(0)?, row.get(1)?))
+}
+
+/// Wallets whose balance is negative or differs from their postings. (Not
+/// shared: PostgreSQL matches wallet accounts with a regular expression, so
+/// that its strict cast never sees another account; SQLite's cast is lenient.)
+const AUDIT_WALLETS: &str = "WITH sums AS (SELECT CAST(substr(account, 8) AS INTEGER) AS partner_id, \
+                             SUM(amount) AS total FROM postings WHERE account LIKE 'wallet:%' GROUP BY account), \
+                             ids AS (SELECT partner_id FROM wallets UNION SELECT partner_id FROM sums) \
+                             SELECT ids.partner_id, COALESCE(w.balance, 0), COALESCE(s.total, 0) FROM ids \
+                             LEFT JOIN wallets w ON w.partner_id = ids.partner_id \
+                             LEFT JOIN sums s ON s.partner_id = ids.partner_id \
+                             WHERE COALESCE(w.balance, 0) <> COALESCE(s.total, 0) OR COALESCE(w.balance, 0) < 0 \
+                             ORDER BY ids.partner_id";
 
 #[async_trait]
 impl LedgerStore for SqliteStore {
@@ -31,17 +181,9 @@ impl LedgerStore for SqliteStore {
         let account = Account::Wallet(partner).name();
         self.read(|conn| {
             let tx = conn.unchecked_transaction()?;
-            let opening = tx
-                .prepare_cached(
-                    "SELECT COALESCE(SUM(p.amount), 0) FROM postings p JOIN journals j ON j.id = p.journal_id \
-                     WHERE p.account = ?1 AND j.at < ?2",
-                )?
-                .query_row(params![account, from.unix()], |r| r.get(0))?;
-            let mut stmt = tx.prepare_cached(
-                "SELECT j.id, j.at, j.purpose, j.kind, j.txn_id, j.memo, SUM(p.amount) FROM postings p \
-                 JOIN journals j ON j.id = p.journal_id WHERE p.account = ?1 AND j.at >= ?2 AND j.at < ?3 \
-                 GROUP BY j.id ORDER BY j.id",
-            )?;
+            let opening =
+                tx.prepare_cached(STATEMENT_OPENING)?.query_row(params![account, from.unix()], |r| r.get(0))?;
+            let mut stmt = tx.prepare_cached(STATEMENT_LINES)?;
             let lines = stmt.query_map(params![account, from.unix(), to.unix()], statement_line)?;
             let lines = lines.collect::<rusqlite::Result<_>>()?;
             Ok(Statement { opening: Paise::new(opening), lines })
@@ -51,9 +193,10 @@ impl LedgerStore for SqliteStore {
     async fn audit(&self) -> Result<LedgerAudit, StoreError> {
         self.read(|conn| {
             let tx = conn.unchecked_transaction()?;
+            let (total, journals) = tx.query_row(AUDIT_TOTALS, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(LedgerAudit {
-                total: tx.query_row("SELECT COALESCE(SUM(amount), 0) FROM postings", [], |r| r.get(0))?,
-                journals: tx.query_row("SELECT COUNT(*) FROM journals", [], |r| r.get(0))?,
+                total,
+                journals,
                 unbalanced_journals: collect(&tx, AUDIT_UNBALANCED, |r| Ok((r.get(0)?, r.get(1)?)))?,
                 wallet_mismatches: collect(&tx, AUDIT_WALLETS, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
                 repeated_journals: collect(&tx, AUDIT_REPEATED, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?,
@@ -76,17 +219,12 @@ impl LedgerStore for SqliteStore {
             let tx = immediate(conn)?;
             require_partner(&tx, partner)?;
             let version: i64 = tx
-                .prepare_cached("SELECT COALESCE(MAX(version), 0) + 1 FROM fee_plans WHERE partner_id = ?1")
-                .and_then(|mut s| s.query_row([partner.number()], |r| r.get(0)))
+                .prepare_cached(INSERT_FEE_PLAN)
+                .and_then(|mut s| {
+                    let params = params![partner.number(), effective_from.unix(), plan.to_json(), created_at.unix()];
+                    s.query_row(params, |r| r.get(0))
+                })
                 .map_err(store_error)?;
-            tx.prepare_cached(
-                "INSERT INTO fee_plans (partner_id, version, effective_from, plan, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![partner.number(), version, effective_from.unix(), plan.to_json(), created_at.unix()])
-            })
-            .map_err(store_error)?;
             tx.commit().map_err(store_error)?;
             Ok(FeePlanVersion { partner, version, effective_from, plan, created_at })
         })
@@ -95,11 +233,15 @@ impl LedgerStore for SqliteStore {
 
     async fn fee_plans(&self, partner: RegistrationId) -> Result<Vec<FeePlanVersion>, StoreError> {
         let rows: Vec<(i64, i64, String, i64)> = self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT version, effective_from, plan, created_at FROM fee_plans \
-                 WHERE partner_id = ?1 ORDER BY version",
-            )?;
-            let rows = stmt.query_map([partner.number()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            let mut stmt = conn.prepare_cached(FEE_PLANS)?;
+            let rows = stmt.query_map([partner.number()], |r| {
+                Ok((
+                    r.get(plan_col::VERSION)?,
+                    r.get(plan_col::EFFECTIVE_FROM)?,
+                    r.get(plan_col::PLAN)?,
+                    r.get(plan_col::CREATED_AT)?,
+                ))
+            })?;
             rows.collect()
         })?;
         rows.into_iter()
@@ -116,5 +258,76 @@ impl LedgerStore for SqliteStore {
             })
             .collect::<anyhow::Result<_>>()
             .map_err(StoreError::Other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::lifecycle::{at, audit_is_clean, ok, open, partner, raw, send, top_up};
+    use super::*;
+
+    #[tokio::test]
+    async fn a_withdrawal_beyond_the_balance_is_refused_and_changes_nothing() {
+        let (_dir, store) = open();
+        let p = partner(&store).await;
+        assert_eq!(ok(store.wallet_balance(p).await), Paise::ZERO);
+        assert_eq!(top_up(&store, p, 100, 1).await, WalletMove { opening: Paise::ZERO, closing: Paise::rupees(100) });
+        let over = store.post_journal(Journal::withdrawal(p, Paise::rupees(150), "x".into(), at(2))).await;
+        assert!(matches!(over, Err(DebitError::InsufficientFunds { balance }) if balance == Paise::rupees(100)));
+        assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(100));
+        let out = ok(store.post_journal(Journal::withdrawal(p, Paise::rupees(40), "x".into(), at(3))).await);
+        assert_eq!(out, WalletMove { opening: Paise::rupees(100), closing: Paise::rupees(60) });
+        let ghost = Journal::top_up(RegistrationId::new(99_999), Paise::rupees(1), "x".into(), at(4));
+        assert!(matches!(store.post_journal(ghost).await, Err(DebitError::UnknownPartner)));
+        assert_eq!(audit_is_clean(&store).await.journals, 2);
+    }
+
+    #[tokio::test]
+    async fn a_statement_opens_with_earlier_postings_and_closes_on_the_balance() {
+        let (_dir, store) = open();
+        let p = partner(&store).await;
+        top_up(&store, p, 100, 1).await;
+        top_up(&store, p, 500, 5).await;
+        ok(send(&store, p, "R1", 100).await);
+        top_up(&store, p, 7, 50).await;
+        let statement = ok(store.wallet_statement(p, at(2), at(50)).await);
+        assert_eq!(statement.opening, Paise::rupees(100));
+        let amounts: Vec<_> = statement.lines.iter().map(|l| (l.purpose, l.amount)).collect();
+        assert_eq!(amounts, [(Purpose::TopUp, Paise::rupees(500)), (Purpose::Debit, Paise::rupees(-110))]);
+        assert!(matches!(statement.lines[1].txn, Some((TxnKind::Dmt, _))));
+        assert_eq!(statement.closing(), Paise::rupees(490));
+        let whole = ok(store.wallet_statement(p, at(0), at(100)).await);
+        assert_eq!((whole.opening, whole.closing()), (Paise::ZERO, ok(store.wallet_balance(p).await)));
+    }
+
+    #[tokio::test]
+    async fn the_audit_finds_corruption() {
+        let (_dir, store) = open();
+        let p = partner(&store).await;
+        top_up(&store, p, 1_000, 1).await;
+        let ackno = ok(send(&store, p, "R1", 100).await).record.ackno;
+        audit_is_clean(&store).await;
+        raw(&store, "UPDATE wallets SET balance = balance + 1");
+        raw(&store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {ackno}"));
+        // One call: `last_insert_rowid()` is per connection.
+        raw(
+            &store,
+            &format!(
+                "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) \
+                 VALUES ({}, 'refund', 'dmt', 999, 'x', 0); \
+                 INSERT INTO postings (journal_id, account, amount) VALUES (last_insert_rowid(), 'funding', 5);",
+                p.number()
+            ),
+        );
+        let audit = ok(store.audit().await);
+        let n = p.number();
+        assert_eq!(audit.total, 5);
+        assert_eq!(audit.journals, 3);
+        assert_eq!(audit.unbalanced_journals, [(3, 5)]);
+        assert_eq!(audit.wallet_mismatches, [(n, 89_001, 89_000)]);
+        assert_eq!(audit.refunds_without_debit, [("dmt".to_owned(), 999)]);
+        assert_eq!(audit.refunds_not_recorded, [("dmt".to_owned(), 999)]);
+        assert_eq!(audit.refunds_not_paid, [("dmt".to_owned(), ackno)]);
+        assert!(audit.repeated_journals.is_empty());
     }
 }

@@ -6,21 +6,32 @@
 //! writer thread, which runs the writes waiting in savepoints of one
 //! `BEGIN IMMEDIATE` transaction (so a read-modify-write never races) and
 //! commits them together with `synchronous = FULL` (see [`writer_thread`]).
+//!
+//! This file holds the connection pool, the writer and the error mapping;
+//! each aggregate's implementation is in its own file (`partners.rs`,
+//! `transactions.rs`, `ledger.rs`, `remittance.rs`, `upstream_work.rs`),
+//! the recent token `reqid`s in `reqids.rs`, and the schema in
+//! `migrations/`, one `.sql` file per version.
 
 mod ledger;
+mod migrations;
 mod partners;
 mod remittance;
+mod reqids;
 mod transactions;
 mod upstream_work;
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+
+use ledger::{debit_wallet, insert_journal, pay_refund};
+use partners::{partner_at, PARTNER_COLUMNS_P, PARTNER_WIDTH};
+use reqids::{flush_reqids, stored_reqids, RecentReqids, ReqidFlusher};
+pub use reqids::{reqid_fingerprint, REQID_FLUSH_INTERVAL};
 
 use super::{files, DebitError, Debited, LedgerAudit};
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError};
@@ -44,484 +55,6 @@ use crate::domain::{
     BillPayment, BillStatus, DmtCharges, DmtStatus, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner,
     PartnerStatus, ReferenceId, RegistrationId, Timestamp, TxnKind,
 };
-
-/// Schema versions, applied in order; each runs once.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE partners (
-    id                    INTEGER PRIMARY KEY,
-    name                  TEXT    NOT NULL,
-    status                TEXT    NOT NULL,
-    require_token         INTEGER NOT NULL,
-    allow_ips             TEXT    NOT NULL,
-    secret                BLOB    NOT NULL,
-    previous_secret       BLOB,
-    previous_secret_until INTEGER,
-    authorised_key_hash   BLOB,
-    created_at            INTEGER NOT NULL
-);
-CREATE TABLE dmt_transfers (
-    ackno           INTEGER PRIMARY KEY,
-    partner_id      INTEGER NOT NULL REFERENCES partners(id),
-    reference_id    TEXT    NOT NULL,
-    amount          INTEGER NOT NULL,
-    account         TEXT    NOT NULL,
-    utr             TEXT,
-    status          INTEGER NOT NULL,
-    customer_charge INTEGER NOT NULL,
-    provider_share  INTEGER NOT NULL,
-    gst             INTEGER NOT NULL,
-    discount        INTEGER NOT NULL,
-    commission      INTEGER NOT NULL,
-    tds             INTEGER NOT NULL,
-    net_commission  INTEGER NOT NULL,
-    created_at      INTEGER NOT NULL,
-    updated_at      INTEGER NOT NULL,
-    refund_txn_id   TEXT,
-    refunded_at     INTEGER,
-    UNIQUE (partner_id, reference_id)
-);
-CREATE TABLE bill_payments (
-    txnid          INTEGER PRIMARY KEY,
-    partner_id     INTEGER NOT NULL REFERENCES partners(id),
-    reference_id   TEXT    NOT NULL,
-    operator_name  TEXT    NOT NULL,
-    ca_number      TEXT    NOT NULL,
-    amount         INTEGER NOT NULL,
-    ad1            TEXT,
-    ad2            TEXT,
-    ad3            TEXT,
-    commission     INTEGER NOT NULL,
-    tds            INTEGER NOT NULL,
-    status         TEXT    NOT NULL,
-    operator_ref   TEXT,
-    created_at     INTEGER NOT NULL,
-    updated_at     INTEGER NOT NULL,
-    refund_txn_id  TEXT,
-    refunded_at    INTEGER,
-    UNIQUE (partner_id, reference_id)
-);
-CREATE TABLE status_history (
-    id          INTEGER PRIMARY KEY,
-    kind        TEXT    NOT NULL,
-    txn_id      INTEGER NOT NULL,
-    from_status TEXT,
-    to_status   TEXT    NOT NULL,
-    at          INTEGER NOT NULL,
-    source      TEXT    NOT NULL,
-    reason      TEXT
-);
-CREATE INDEX status_history_by_txn ON status_history (kind, txn_id, id);
-CREATE TABLE refunds (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind       TEXT    NOT NULL,
-    txn_id     INTEGER NOT NULL,
-    created_at INTEGER NOT NULL
-);
-"#,
-    r#"
-CREATE TABLE wallets (
-    partner_id INTEGER PRIMARY KEY REFERENCES partners(id),
-    balance    INTEGER NOT NULL CHECK (balance >= 0)
-);
-CREATE TABLE journals (
-    id         INTEGER PRIMARY KEY,
-    partner_id INTEGER NOT NULL REFERENCES partners(id),
-    purpose    TEXT    NOT NULL,
-    kind       TEXT,
-    txn_id     INTEGER,
-    memo       TEXT    NOT NULL,
-    at         INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX journals_once_per_txn ON journals (kind, txn_id, purpose);
-CREATE INDEX journals_by_partner ON journals (partner_id, at);
-CREATE TABLE postings (
-    id         INTEGER PRIMARY KEY,
-    journal_id INTEGER NOT NULL REFERENCES journals(id),
-    account    TEXT    NOT NULL,
-    amount     INTEGER NOT NULL
-);
-CREATE INDEX postings_by_journal ON postings (journal_id);
-CREATE INDEX postings_by_account ON postings (account);
-CREATE TABLE fee_plans (
-    partner_id     INTEGER NOT NULL REFERENCES partners(id),
-    version        INTEGER NOT NULL,
-    effective_from INTEGER NOT NULL,
-    plan           TEXT    NOT NULL,
-    created_at     INTEGER NOT NULL,
-    PRIMARY KEY (partner_id, version)
-);
-CREATE TABLE remitters (
-    partner_id INTEGER NOT NULL REFERENCES partners(id),
-    mobile     TEXT    NOT NULL,
-    first_name TEXT,
-    last_name  TEXT,
-    kyc_id     TEXT    NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (partner_id, mobile)
-);
-CREATE TABLE beneficiaries (
-    id             INTEGER PRIMARY KEY,
-    partner_id     INTEGER NOT NULL,
-    remitter_mobile TEXT   NOT NULL,
-    name           TEXT    NOT NULL,
-    account        TEXT    NOT NULL,
-    ifsc           TEXT    NOT NULL,
-    bank_name      TEXT,
-    created_at     INTEGER NOT NULL,
-    deleted_at     INTEGER,
-    FOREIGN KEY (partner_id, remitter_mobile) REFERENCES remitters(partner_id, mobile)
-);
-CREATE INDEX beneficiaries_by_remitter ON beneficiaries (partner_id, remitter_mobile);
-CREATE TABLE otps (
-    token      TEXT    PRIMARY KEY,
-    partner_id INTEGER NOT NULL,
-    purpose    TEXT    NOT NULL,
-    subject    TEXT    NOT NULL,
-    code_hash  BLOB    NOT NULL,
-    expires_at INTEGER NOT NULL,
-    attempts   INTEGER NOT NULL,
-    used       INTEGER NOT NULL
-);
-CREATE TABLE dmt_routes (
-    ackno           INTEGER PRIMARY KEY REFERENCES dmt_transfers(ackno),
-    partner_id      INTEGER NOT NULL,
-    remitter_mobile TEXT    NOT NULL,
-    beneficiary_id  INTEGER NOT NULL,
-    bank            INTEGER NOT NULL,
-    mode            TEXT    NOT NULL,
-    created_at      INTEGER NOT NULL
-);
-CREATE INDEX dmt_routes_by_remitter ON dmt_routes (partner_id, remitter_mobile, bank, created_at);
-"#,
-    r#"
-CREATE TABLE partner_callbacks (
-    partner_id  INTEGER PRIMARY KEY REFERENCES partners(id),
-    url         TEXT    NOT NULL,
-    updated_at  INTEGER NOT NULL
-);
-CREATE TABLE upstream_polls (
-    kind         TEXT    NOT NULL,
-    txn_id       INTEGER NOT NULL,
-    attempts     INTEGER NOT NULL DEFAULT 0,
-    next_poll_at INTEGER,
-    lease_owner  TEXT,
-    lease_until  INTEGER,
-    PRIMARY KEY (kind, txn_id)
-);
-CREATE INDEX upstream_polls_due ON upstream_polls (next_poll_at);
-CREATE TABLE partner_events (
-    id              INTEGER PRIMARY KEY,
-    partner_id      INTEGER NOT NULL,
-    kind            TEXT    NOT NULL,
-    txn_id          INTEGER NOT NULL,
-    status          TEXT    NOT NULL,
-    payload         TEXT    NOT NULL,
-    created_at      INTEGER NOT NULL,
-    state           TEXT    NOT NULL,
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at INTEGER,
-    deliver_until   INTEGER NOT NULL,
-    delivered_at    INTEGER,
-    lease_owner     TEXT,
-    lease_until     INTEGER
-);
-CREATE INDEX partner_events_due ON partner_events (state, next_attempt_at);
-CREATE INDEX partner_events_by_txn ON partner_events (kind, txn_id, id);
-CREATE INDEX partner_events_by_partner ON partner_events (partner_id, id);
-CREATE TABLE delivery_attempts (
-    event_id     INTEGER NOT NULL REFERENCES partner_events(id),
-    attempt      INTEGER NOT NULL,
-    instance     TEXT    NOT NULL,
-    url          TEXT    NOT NULL,
-    at           INTEGER NOT NULL,
-    duration_ms  INTEGER NOT NULL,
-    http_status  INTEGER,
-    error        TEXT,
-    PRIMARY KEY (event_id, attempt)
-);
-"#,
-    // Issue 9 item 9 (OTP texts per mobile).
-    r#"
-CREATE TABLE otp_texts (
-    mobile  TEXT    NOT NULL,
-    sent_at INTEGER NOT NULL
-);
-CREATE INDEX otp_texts_by_mobile ON otp_texts (mobile, sent_at);
-CREATE INDEX otp_texts_by_time ON otp_texts (sent_at);
-"#,
-    // Issue 9 items 6, 7, 22, 23 (replays, callback secrets, orderly delivery).
-    r#"
-CREATE TABLE seen_reqid_batches (
-    id           INTEGER PRIMARY KEY,
-    last_seen_at INTEGER NOT NULL,
-    fingerprints BLOB    NOT NULL
-);
-CREATE TABLE upstream_reqids (
-    reqid   TEXT    PRIMARY KEY,
-    seen_at INTEGER NOT NULL
-);
-CREATE INDEX upstream_reqids_by_age ON upstream_reqids (seen_at);
-ALTER TABLE partner_events ADD COLUMN redelivered_at INTEGER;
-CREATE TABLE partner_callback_secrets (
-    partner_id            INTEGER PRIMARY KEY REFERENCES partners(id),
-    secret                BLOB    NOT NULL,
-    previous_secret       BLOB,
-    previous_secret_until INTEGER,
-    updated_at            INTEGER NOT NULL
-);
-"#,
-    // Issue 9 item 24: new ackno/txnid are a keyed permutation of a counter
-    // (domain::txn_id); the secret is written at first open (see
-    // `txn_numbers`). Rows made before keep their numbers.
-    r#"
-CREATE TABLE txn_number_secret (
-    id      INTEGER PRIMARY KEY CHECK (id = 1),
-    secret  TEXT    NOT NULL
-);
-CREATE TABLE txn_number_counters (
-    kind  TEXT    PRIMARY KEY,
-    next  INTEGER NOT NULL
-);
-INSERT INTO txn_number_counters (kind, next) VALUES ('dmt', 0), ('bbps', 0);
-"#,
-    // Issue 9 (money): the poller's claim is one index range scan in due
-    // order; held jobs (no due time) are outside the index.
-    r#"
-DROP INDEX upstream_polls_due;
-CREATE INDEX upstream_polls_due ON upstream_polls (next_poll_at, txn_id, kind) WHERE next_poll_at IS NOT NULL;
-"#,
-    // issue 9 item 10: the master key's check value, one row.
-    r#"
-CREATE TABLE master_key_check (
-    id         INTEGER PRIMARY KEY CHECK (id = 1),
-    mac        BLOB    NOT NULL,
-    created_at INTEGER NOT NULL
-);
-"#,
-];
-
-/// `reqid`s seen within the replay window, in two generations per shard:
-/// entries move to `previous` when a window has passed and are dropped a
-/// window later, so every operation is O(1) and memory holds at most two
-/// windows of traffic. Sharded so that concurrent requests rarely contend.
-///
-/// Memory is the check; the `seen_reqid_batches` table makes it outlive a
-/// restart. A new `reqid` is also queued as its [`reqid_fingerprint`]
-/// (`unflushed`, in its shard, under the lock already held) for the
-/// [`ReqidFlusher`], which writes the queue as ONE row every
-/// [`REQID_FLUSH_INTERVAL`]: a status lookup never waits for a write, and
-/// the store pays one small blob insert per interval, not one indexed row
-/// per lookup (that cost a fifth of the lookup rate). Fingerprints read back
-/// at start-up are checked beside the keys (`restored`).
-struct RecentReqids {
-    shards: Vec<Mutex<Generations>>,
-    /// The latest cutoff asked for: batches seen before it can be pruned.
-    cutoff: std::sync::atomic::AtomicI64,
-}
-
-/// A `reqid` seen: (its fingerprint, unix seconds).
-type SeenReqid = (u64, i64);
-
-#[derive(Default)]
-struct Generations {
-    current: HashMap<(i64, String), i64>,
-    previous: HashMap<(i64, String), i64>,
-    rotated_at: i64,
-    /// Fingerprints read back from the table at start-up, with when they were seen.
-    restored: HashMap<u64, i64>,
-    unflushed: Vec<SeenReqid>,
-}
-
-impl Default for RecentReqids {
-    fn default() -> Self {
-        RecentReqids {
-            shards: (0..16).map(|_| Mutex::new(Generations::default())).collect(),
-            cutoff: std::sync::atomic::AtomicI64::new(0),
-        }
-    }
-}
-
-/// A stable 64-bit fingerprint of a partner's `reqid` (FNV-1a), what the
-/// table keeps. Two reqids sharing one would only make the later one look
-/// like a replay in the window after a restart; a partner cannot aim that at
-/// another partner's token without knowing its `reqid` in advance.
-pub fn reqid_fingerprint(partner: i64, reqid: &str) -> u64 {
-    partner
-        .to_le_bytes()
-        .iter()
-        .chain([0xff].iter())
-        .chain(reqid.as_bytes())
-        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
-}
-
-impl RecentReqids {
-    /// The shard of a fingerprint: the same for every call with its key.
-    fn shard(&self, fingerprint: u64) -> Result<std::sync::MutexGuard<'_, Generations>, StoreError> {
-        self.shards[(fingerprint % 16) as usize].lock().map_err(|_| poisoned())
-    }
-
-    /// Records `reqid`; `false` if it was seen at or after `cutoff`.
-    fn remember(&self, partner: i64, reqid: &str, now: i64, cutoff: i64) -> Result<bool, StoreError> {
-        // A read first: the cutoff moves once a second, and a write on every
-        // lookup would bounce the cache line between cores.
-        if cutoff > self.cutoff.load(std::sync::atomic::Ordering::Relaxed) {
-            self.cutoff.fetch_max(cutoff, std::sync::atomic::Ordering::Relaxed);
-        }
-        let fingerprint = reqid_fingerprint(partner, reqid);
-        let mut generations = self.shard(fingerprint)?;
-        let window = now - cutoff;
-        if now - generations.rotated_at >= window {
-            generations.previous = std::mem::take(&mut generations.current);
-            generations.restored.retain(|_, at| *at >= cutoff);
-            generations.rotated_at = now;
-        }
-        let key = (partner, reqid.to_owned());
-        let seen_at = generations.current.get(&key).or_else(|| generations.previous.get(&key)).copied();
-        let restored_at = || generations.restored.get(&fingerprint).copied();
-        if seen_at.or_else(restored_at).is_some_and(|at| at >= cutoff) {
-            return Ok(false);
-        }
-        generations.current.insert(key, now);
-        generations.unflushed.push((fingerprint, now));
-        Ok(true)
-    }
-
-    /// Loads fingerprints read back from the table (at start-up), unqueued.
-    fn load(&self, rows: Vec<SeenReqid>) -> Result<(), StoreError> {
-        for (fingerprint, seen_at) in rows {
-            let mut generations = self.shard(fingerprint)?;
-            let at = generations.restored.entry(fingerprint).or_insert(seen_at);
-            *at = (*at).max(seen_at);
-        }
-        Ok(())
-    }
-
-    /// Takes everything queued for the table.
-    fn take_unflushed(&self) -> Result<Vec<SeenReqid>, StoreError> {
-        let mut taken = Vec::new();
-        for shard in &self.shards {
-            taken.append(&mut shard.lock().map_err(|_| poisoned())?.unflushed);
-        }
-        Ok(taken)
-    }
-
-    /// The latest cutoff asked for (0 before the first request).
-    fn cutoff(&self) -> i64 {
-        self.cutoff.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-/// How often new token `reqid`s are written to `seen_reqid_batches`. A
-/// `kill -9` (or a power cut) forgets at most the `reqid`s of this last
-/// interval, and the next start accepts those tokens once more while they
-/// are fresh.
-pub const REQID_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// Writes queued `reqid`s through the writer thread (in its next group
-/// commit) and prunes batches older than the cutoff, then waits for that
-/// commit. On failure the rows are handed back, to be tried with the next
-/// batch.
-fn flush_reqids(
-    writer: &std::sync::mpsc::Sender<WriteJob>,
-    reqids: &RecentReqids,
-    carried: &mut Vec<SeenReqid>,
-) -> Result<(), StoreError> {
-    carried.append(&mut reqids.take_unflushed()?);
-    if carried.is_empty() {
-        return Ok(());
-    }
-    let (batch, last_seen_at) = encode_reqids(carried);
-    let cutoff = reqids.cutoff();
-    let (answer, answered) = std::sync::mpsc::channel();
-    let job: WriteJob = Box::new(move |conn| {
-        let written = write_reqids(conn, &batch, last_seen_at, cutoff).map_err(store_error);
-        Box::new(move |committed: Result<(), StoreError>| {
-            let _ = answer.send(written.and(committed));
-        })
-    });
-    let not_made = || StoreError::Unavailable(anyhow::anyhow!("the token reqids were not written"));
-    writer.send(job).map_err(|_| not_made())?;
-    answered.recv().map_err(|_| not_made())??;
-    carried.clear();
-    Ok(())
-}
-
-/// A batch's blob: 16 bytes a `reqid` (fingerprint, seen at; little-endian),
-/// and the latest time in it.
-fn encode_reqids(rows: &[SeenReqid]) -> (Vec<u8>, i64) {
-    let mut blob = Vec::with_capacity(rows.len() * 16);
-    for (fingerprint, seen_at) in rows {
-        blob.extend_from_slice(&fingerprint.to_le_bytes());
-        blob.extend_from_slice(&seen_at.to_le_bytes());
-    }
-    (blob, rows.iter().map(|(_, at)| *at).max().unwrap_or_default())
-}
-
-/// What [`encode_reqids`] wrote (a torn tail is ignored).
-fn decode_reqids(blob: &[u8]) -> impl Iterator<Item = SeenReqid> + '_ {
-    blob.chunks_exact(16).map(|entry| {
-        let (fingerprint, seen_at) = entry.split_at(8);
-        let word = |bytes: &[u8]| bytes.try_into().map(u64::from_le_bytes).unwrap_or_default();
-        (word(fingerprint), word(seen_at) as i64)
-    })
-}
-
-/// Inside the writer thread's group transaction, in a savepoint of its own.
-fn write_reqids(conn: &mut Connection, batch: &[u8], last_seen_at: i64, cutoff: i64) -> rusqlite::Result<()> {
-    let tx = conn.savepoint()?;
-    tx.prepare_cached("INSERT INTO seen_reqid_batches (last_seen_at, fingerprints) VALUES (?1, ?2)")?
-        .execute(params![last_seen_at, batch])?;
-    tx.prepare_cached("DELETE FROM seen_reqid_batches WHERE last_seen_at < ?1")?.execute([cutoff])?;
-    tx.commit()
-}
-
-/// The thread that writes new `reqid`s every [`REQID_FLUSH_INTERVAL`]; on
-/// drop it is told to stop, writes what is left, and is joined.
-struct ReqidFlusher {
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ReqidFlusher {
-    fn start(writer: std::sync::mpsc::Sender<WriteJob>, reqids: Arc<RecentReqids>) -> anyhow::Result<Self> {
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("payrail-reqids".into())
-            .spawn(move || {
-                let mut carried = Vec::new();
-                loop {
-                    let stopping =
-                        !matches!(stopped.recv_timeout(REQID_FLUSH_INTERVAL), Err(RecvTimeoutError::Timeout));
-                    if let Err(error) = flush_reqids(&writer, &reqids, &mut carried) {
-                        tracing::warn!(%error, pending = carried.len(), "token reqids not written yet");
-                    }
-                    if stopping {
-                        return;
-                    }
-                }
-            })
-            .context("Failed to start the token reqid writer")?;
-        Ok(ReqidFlusher { stop: Some(stop), thread: Some(thread) })
-    }
-}
-
-impl Drop for ReqidFlusher {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Every `reqid` fingerprint in the table (it holds about one window:
-/// older batches are pruned as new ones are written).
-fn stored_reqids(conn: &Connection) -> rusqlite::Result<Vec<SeenReqid>> {
-    let mut stmt = conn.prepare("SELECT fingerprints FROM seen_reqid_batches")?;
-    let blobs = stmt.query_map([], |row| row.get::<_, Vec<u8>>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(blobs.iter().flat_map(|blob| decode_reqids(blob)).collect())
-}
 
 /// The remitter's live beneficiary with this account number at this bank
 /// (IFSC prefix): `?1` partner, `?2` mobile, `?3` account, `?4` bank.
@@ -564,22 +97,6 @@ fn connection(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
-    )?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let applied: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
-        tx.execute_batch(sql).with_context(|| format!("Failed to apply migration {}", index + 1))?;
-        tx.execute(
-            "INSERT INTO schema_migrations VALUES (?1, ?2)",
-            params![index as i64 + 1, Timestamp::now().unix()],
-        )?;
-    }
-    tx.commit().context("Failed to commit migrations")
-}
-
 /// Maps a rusqlite error: a busy or unopenable database is "unavailable".
 fn store_error(error: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::*;
@@ -596,14 +113,6 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
         && error.to_string().contains("UNIQUE")
 }
 
-const PARTNER_COLUMNS: &str = "id, name, status, require_token, allow_ips, secret, previous_secret, \
-                               previous_secret_until, authorised_key_hash, created_at";
-
-/// How many columns [`PARTNER_COLUMNS`] has: where a joined row's transaction starts.
-const PARTNER_WIDTH: usize = 10;
-/// The partner columns qualified for a join.
-const PARTNER_COLUMNS_P: &str = "p.id, p.name, p.status, p.require_token, p.allow_ips, p.secret, p.previous_secret, \
-                                 p.previous_secret_until, p.authorised_key_hash, p.created_at";
 /// The transfer columns qualified for a join.
 const DMT_COLUMNS_T: &str = "t.ackno, t.partner_id, t.reference_id, t.amount, t.account, t.utr, t.status, \
                              t.customer_charge, t.provider_share, t.gst, t.discount, t.commission, t.tds, \
@@ -628,28 +137,6 @@ static LOOKUP_BILL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
          LEFT JOIN bill_payments t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1"
     )
 });
-
-fn partner_from_row(row: &Row<'_>) -> rusqlite::Result<Partner> {
-    partner_at(row, 0)
-}
-
-fn partner_at(row: &Row<'_>, base: usize) -> rusqlite::Result<Partner> {
-    let status: String = row.get(base + 2)?;
-    let allow: String = row.get(base + 4)?;
-    let previous: Option<Vec<u8>> = row.get(base + 6)?;
-    let previous_until: Option<i64> = row.get(base + 7)?;
-    Ok(Partner {
-        registration_id: RegistrationId::new(row.get(base)?),
-        name: row.get(base + 1)?,
-        status: PartnerStatus::from_stored(&status).unwrap_or(PartnerStatus::Suspended),
-        require_token: row.get(base + 3)?,
-        allowlist: IpAllowlist::from_stored(&allow).map_err(|e| conversion_error(base + 4, e))?,
-        secret: SealedSecret(row.get(base + 5)?),
-        previous_secret: previous.zip(previous_until).map(|(s, t)| (SealedSecret(s), Timestamp::from_unix(t))),
-        authorised_key_hash: row.get(base + 8)?,
-        created_at: Timestamp::from_unix(row.get(base + 9)?),
-    })
-}
 
 fn conversion_error(column: usize, error: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(error))
@@ -789,7 +276,7 @@ impl SqliteStore {
         // loss or an OS crash, not only a crash of payrail. Readers stay
         // NORMAL (they commit nothing).
         writer.execute_batch("PRAGMA synchronous = FULL").context("Failed to make the writer durable")?;
-        migrate(&mut writer)?;
+        migrations::migrate(&mut writer)?;
         let reqids = Arc::new(RecentReqids::default());
         reqids.load(stored_reqids(&writer).context("Failed to read the recent token reqids")?)?;
         let numbers = Arc::new(txn_numbers(&writer)?);
@@ -1106,21 +593,6 @@ static REDELIVER_EVENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
     )
 });
 
-/// Gives partner `?1` callback secret `?2` unless it has one.
-const FIRST_CALLBACK_SECRET: &str = "INSERT INTO partner_callback_secrets (partner_id, secret, updated_at) \
-     VALUES (?1, ?2, ?4) ON CONFLICT (partner_id) DO NOTHING";
-/// Gives partner `?1` callback secret `?2`; the one it replaces stays valid
-/// until `?3` (NULL: not at all).
-const REPLACE_CALLBACK_SECRET: &str = "INSERT INTO partner_callback_secrets (partner_id, secret, previous_secret, \
-     previous_secret_until, updated_at) VALUES (?1, ?2, NULL, NULL, ?4) ON CONFLICT (partner_id) DO UPDATE SET \
-     previous_secret = CASE WHEN ?3 IS NULL THEN NULL ELSE secret END, previous_secret_until = ?3, \
-     secret = excluded.secret, updated_at = excluded.updated_at";
-
-/// Cancels the pending events of partner `?1` (its URL was cleared). A
-/// lease is kept, so that an attempt in flight is still recorded.
-const CANCEL_EVENTS: &str =
-    "UPDATE partner_events SET state = 'cancelled', next_attempt_at = NULL WHERE partner_id = ?1 AND state = 'pending'";
-
 /// Settles an attempt of event `?1` if `?2` holds its lease: attempts `?3`,
 /// state `?4`, next attempt `?5`, delivered at `?6`. An event cancelled while
 /// the attempt was in flight stays cancelled unless the attempt delivered it.
@@ -1237,12 +709,7 @@ fn all_rows<T>(
 
 /// Whether the partner exists.
 fn partner_exists(conn: &Connection, partner: RegistrationId) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM partners WHERE id = ?1")?.exists([partner.number()])
-}
-
-/// Fails with `UnknownPartner` unless the partner exists.
-fn require_partner(conn: &Connection, partner: RegistrationId) -> Result<(), DebitError> {
-    partner_exists(conn, partner).map_err(store_error)?.then_some(()).ok_or(DebitError::UnknownPartner)
+    conn.prepare_cached(super::partners::sql::PARTNER_EXISTS)?.exists([partner.number()])
 }
 
 /// Whether the partner has a transfer with this reference.
@@ -1278,124 +745,9 @@ fn debit_error(error: InsertError) -> DebitError {
     }
 }
 
-/// The partner's stored wallet balance (0 without a wallet row).
-fn balance(conn: &Connection, partner: RegistrationId) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT balance FROM wallets WHERE partner_id = ?1")?
-        .query_row([partner.number()], |r| r.get(0))
-        .optional()
-        .map(Option::unwrap_or_default)
-}
-
-/// Adds `change` to the partner's wallet (creating it at 0 first) unless the
-/// balance would go below zero: the closing balance, or `None` if refused.
-fn add_to_wallet(conn: &Connection, partner: RegistrationId, change: Paise) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("INSERT INTO wallets (partner_id, balance) VALUES (?1, 0) ON CONFLICT DO NOTHING")?
-        .execute([partner.number()])?;
-    conn.prepare_cached(
-        "UPDATE wallets SET balance = balance + ?2 WHERE partner_id = ?1 AND balance + ?2 >= 0 RETURNING balance",
-    )?
-    .query_row(params![partner.number(), change.get()], |r| r.get(0))
-    .optional()
-}
-
-/// Moves an existing partner's wallet by `change`, refusing `InsufficientFunds`.
-fn debit_wallet(conn: &Connection, partner: RegistrationId, change: Paise) -> Result<WalletMove, DebitError> {
-    require_partner(conn, partner)?;
-    match add_to_wallet(conn, partner, change).map_err(store_error)? {
-        Some(closing) => Ok(WalletMove { opening: Paise::new(closing) - change, closing: Paise::new(closing) }),
-        None => {
-            Err(DebitError::InsufficientFunds { balance: Paise::new(balance(conn, partner).map_err(store_error)?) })
-        }
-    }
-}
-
-/// Writes a journal and its postings; its id.
-fn insert_journal(conn: &Connection, journal: &Journal) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
-        "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        journal.partner.number(),
-        journal.purpose.as_str(),
-        journal.txn.map(|(kind, _)| kind.as_str()),
-        journal.txn.map(|(_, id)| id),
-        journal.memo,
-        journal.at.unix()
-    ])?;
-    let id = conn.last_insert_rowid();
-    let mut stmt = conn.prepare_cached("INSERT INTO postings (journal_id, account, amount) VALUES (?1, ?2, ?3)")?;
-    for posting in &journal.postings {
-        stmt.execute(params![id, posting.account.name(), posting.amount.get()])?;
-    }
-    Ok(id)
-}
-
-/// The debit journal of a transaction, with its postings, if it was paid from the wallet.
-fn debit_journal(conn: &Connection, kind: TxnKind, id: i64) -> rusqlite::Result<Option<(i64, Journal)>> {
-    let head = conn
-        .prepare_cached(
-            "SELECT id, partner_id, memo, at FROM journals WHERE kind = ?1 AND txn_id = ?2 AND purpose = 'debit'",
-        )?
-        .query_row(params![kind.as_str(), id], |r| {
-            let journal = Journal {
-                partner: RegistrationId::new(r.get(1)?),
-                purpose: Purpose::Debit,
-                txn: Some((kind, id)),
-                memo: r.get(2)?,
-                at: Timestamp::from_unix(r.get(3)?),
-                postings: Vec::new(),
-            };
-            Ok((r.get::<_, i64>(0)?, journal))
-        })
-        .optional()?;
-    let Some((journal_id, mut journal)) = head else { return Ok(None) };
-    let mut stmt = conn.prepare_cached("SELECT account, amount FROM postings WHERE journal_id = ?1 ORDER BY id")?;
-    let postings = stmt.query_map([journal_id], |r| {
-        let account: String = r.get(0)?;
-        Ok(Posting {
-            account: Account::parse(&account).map_err(|e| conversion_error(0, e))?,
-            amount: Paise::new(r.get(1)?),
-        })
-    })?;
-    journal.postings = postings.collect::<rusqlite::Result<_>>()?;
-    Ok(Some((journal_id, journal)))
-}
-
-/// Pays back a refunded transaction that was paid from the wallet: writes
-/// the refund journal of its debit and credits the wallet. Nothing for a
-/// transaction without a debit journal (imported or made by an operator).
-fn pay_refund(conn: &Connection, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError> {
-    let Some((_, debit)) = debit_journal(conn, kind, id).map_err(store_error)? else { return Ok(()) };
-    let refund = Journal::refund_of(&debit, at);
-    add_to_wallet(conn, refund.partner, refund.wallet_change())
-        .map_err(store_error)?
-        .context("A refund would take the wallet below zero")?;
-    insert_journal(conn, &refund).map_err(store_error)?;
-    Ok(())
-}
-
 /// Reads a stored transaction kind.
 fn txn_kind(column: usize, text: &str) -> rusqlite::Result<TxnKind> {
     TxnKind::parse(text).ok_or_else(|| conversion_error(column, BadState(text.to_owned())))
-}
-
-/// A statement line from `j.id, j.at, j.purpose, j.kind, j.txn_id, j.memo, amount`.
-fn statement_line(row: &Row<'_>) -> rusqlite::Result<StatementLine> {
-    let purpose: String = row.get(2)?;
-    let kind: Option<String> = row.get(3)?;
-    let txn_id: Option<i64> = row.get(4)?;
-    let txn = match (kind, txn_id) {
-        (Some(kind), Some(id)) => Some((txn_kind(3, &kind)?, id)),
-        _ => None,
-    };
-    Ok(StatementLine {
-        journal_id: row.get(0)?,
-        at: Timestamp::from_unix(row.get(1)?),
-        purpose: Purpose::parse(&purpose).ok_or_else(|| conversion_error(2, BadState(purpose.clone())))?,
-        txn,
-        memo: row.get(5)?,
-        amount: Paise::new(row.get(6)?),
-    })
 }
 
 /// Every row of a parameterless query.
@@ -1408,57 +760,6 @@ fn collect<T>(
     let rows = stmt.query_map([], f)?;
     rows.collect()
 }
-
-/// `(kind, txn_id)` of an audit row.
-fn kind_and_id(row: &Row<'_>) -> rusqlite::Result<(String, i64)> {
-    Ok((row.get(0)?, row.get(1)?))
-}
-
-/// Journals whose postings do not sum to zero.
-const AUDIT_UNBALANCED: &str =
-    "SELECT journal_id, SUM(amount) FROM postings GROUP BY journal_id HAVING SUM(amount) <> 0 ORDER BY journal_id";
-
-/// Wallets whose balance is negative or differs from their postings.
-const AUDIT_WALLETS: &str = "WITH sums AS (SELECT CAST(substr(account, 8) AS INTEGER) AS partner_id, \
-                             SUM(amount) AS total FROM postings WHERE account LIKE 'wallet:%' GROUP BY account), \
-                             ids AS (SELECT partner_id FROM wallets UNION SELECT partner_id FROM sums) \
-                             SELECT ids.partner_id, COALESCE(w.balance, 0), COALESCE(s.total, 0) FROM ids \
-                             LEFT JOIN wallets w ON w.partner_id = ids.partner_id \
-                             LEFT JOIN sums s ON s.partner_id = ids.partner_id \
-                             WHERE COALESCE(w.balance, 0) <> COALESCE(s.total, 0) OR COALESCE(w.balance, 0) < 0 \
-                             ORDER BY ids.partner_id";
-
-/// Transactions with more than one journal of a purpose.
-const AUDIT_REPEATED: &str = "SELECT kind, txn_id, purpose, COUNT(*) FROM journals WHERE txn_id IS NOT NULL \
-                              GROUP BY kind, txn_id, purpose HAVING COUNT(*) > 1 ORDER BY kind, txn_id, purpose";
-
-/// Refund journals without a debit journal.
-const AUDIT_REFUNDS_WITHOUT_DEBIT: &str = "SELECT DISTINCT r.kind, r.txn_id FROM journals r \
-     WHERE r.purpose = 'refund' AND r.txn_id IS NOT NULL AND NOT EXISTS \
-     (SELECT 1 FROM journals d WHERE d.kind = r.kind AND d.txn_id = r.txn_id AND d.purpose = 'debit') \
-     ORDER BY r.kind, r.txn_id";
-
-/// Refund journals whose record is not refunded (DMT status 0, bill status 'refunded').
-const AUDIT_REFUNDS_NOT_RECORDED: &str = "SELECT DISTINCT j.kind, j.txn_id FROM journals j \
-     LEFT JOIN dmt_transfers t ON j.kind = 'dmt' AND t.ackno = j.txn_id \
-     LEFT JOIN bill_payments b ON j.kind = 'bbps' AND b.txnid = j.txn_id \
-     WHERE j.purpose = 'refund' AND j.txn_id IS NOT NULL \
-     AND NOT (COALESCE(t.status = 0, 0) OR COALESCE(b.status = 'refunded', 0)) ORDER BY j.kind, j.txn_id";
-
-/// Debited records in the refunded state without a refund journal.
-const AUDIT_REFUNDS_NOT_PAID: &str = "SELECT DISTINCT d.kind, d.txn_id FROM journals d \
-     LEFT JOIN dmt_transfers t ON d.kind = 'dmt' AND t.ackno = d.txn_id \
-     LEFT JOIN bill_payments b ON d.kind = 'bbps' AND b.txnid = d.txn_id \
-     WHERE d.purpose = 'debit' AND d.txn_id IS NOT NULL AND (t.status = 0 OR b.status = 'refunded') AND NOT EXISTS \
-     (SELECT 1 FROM journals r WHERE r.kind = d.kind AND r.txn_id = d.txn_id AND r.purpose = 'refund') \
-     ORDER BY d.kind, d.txn_id";
-
-/// Bill payments paid from the wallet, failed, and not refunded.
-const AUDIT_FAILED_NOT_REFUNDED: &str = "SELECT d.kind, d.txn_id FROM journals d \
-     JOIN bill_payments b ON d.kind = 'bbps' AND b.txnid = d.txn_id \
-     WHERE d.purpose = 'debit' AND b.status = 'failed' AND NOT EXISTS \
-     (SELECT 1 FROM journals r WHERE r.kind = d.kind AND r.txn_id = d.txn_id AND r.purpose = 'refund') \
-     ORDER BY d.kind, d.txn_id";
 
 /// What the remitter sent through `bank` in non-refunded transfers made at or after `since`.
 fn routed_since(
@@ -1697,60 +998,16 @@ mod tests {
         assert!(matches!(store_error(corrupt), StoreError::Other(_)));
     }
 
-    #[test]
-    fn a_reqid_is_a_replay_within_the_window_and_fresh_after_it() {
-        let reqids = RecentReqids::default();
-        let check = |now: i64| reqids.remember(7, "r1", now, now - 600).unwrap_or_else(|e| panic!("{e}"));
-        assert!(check(1_000));
-        assert!(!check(1_300), "seen 300 s ago");
-        assert!(!check(1_600), "seen exactly at the cutoff");
-        assert!(check(2_000), "seen 1,000 s ago: outside the window");
-        assert!(reqids.remember(8, "r1", 2_001, 1_401).unwrap_or_else(|e| panic!("{e}")), "another partner");
-    }
-
-    #[test]
-    fn reqids_outlive_the_store_and_old_ones_are_pruned_when_written() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let path = dir.path().join("payrail.db");
-        let remember = |store: &SqliteStore, reqid: &str, now: i64| {
-            store.reqids.remember(7, reqid, now, now - 600).unwrap_or_else(|e| panic!("{e}"))
-        };
-        let batches = |store: &SqliteStore| {
-            store.read(|c| c.query_row("SELECT COUNT(*) FROM seen_reqid_batches", [], |r| r.get::<_, i64>(0)))
-        };
-        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e:#}"));
-        assert!(remember(&store, "old", 1_000));
-        drop(store); // the flusher writes what is left
-        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e:#}"));
-        assert!(!remember(&store, "old", 1_100), "seen before the restart");
-        assert!(remember(&store, "new", 1_700));
-        drop(store); // writes 'new' and prunes the batch of 'old', outside the window
-        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e:#}"));
-        assert_eq!(batches(&store).unwrap_or_else(|e| panic!("{e}")), 1, "the old batch was pruned");
-        assert!(!remember(&store, "new", 1_800), "seen before the restart");
-        assert!(remember(&store, "old", 1_800), "outside the window");
-        assert!(remember(&store, "other", 1_800), "never seen");
-    }
-
-    #[test]
-    fn reqid_batches_read_back_what_they_hold() {
-        let rows = vec![(reqid_fingerprint(1, "a"), 10), (reqid_fingerprint(2, "a"), 12), (u64::MAX, -1)];
-        let (blob, last) = encode_reqids(&rows);
-        assert_eq!((blob.len(), last), (48, 12));
-        assert_eq!(decode_reqids(&blob).collect::<Vec<_>>(), rows);
-        assert_ne!(reqid_fingerprint(1, "a"), reqid_fingerprint(2, "a"), "the partner is part of it");
-    }
-
-    mod lifecycle {
+    pub(super) mod lifecycle {
         use super::super::*;
         use crate::domain::otp::OtpRecord;
 
         /// Unwraps in a test, showing the error.
-        fn ok<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
+        pub(in crate::store::sqlite) fn ok<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
             result.unwrap_or_else(|e| panic!("{e}"))
         }
 
-        fn at(unix: i64) -> Timestamp {
+        pub(in crate::store::sqlite) fn at(unix: i64) -> Timestamp {
             Timestamp::from_unix(1_700_000_000 + unix)
         }
 
@@ -1758,13 +1015,13 @@ mod tests {
             ChangeNote { source: crate::domain::ChangeSource::Admin, reason: None, at: at(unix) }
         }
 
-        fn open() -> (tempfile::TempDir, Arc<SqliteStore>) {
+        pub(in crate::store::sqlite) fn open() -> (tempfile::TempDir, Arc<SqliteStore>) {
             let dir = ok(tempfile::tempdir());
             let store = ok(SqliteStore::open(&dir.path().join("payrail.db")));
             (dir, Arc::new(store))
         }
 
-        async fn partner(store: &SqliteStore) -> RegistrationId {
+        pub(in crate::store::sqlite) async fn partner(store: &SqliteStore) -> RegistrationId {
             let new = NewPartner {
                 number: None,
                 name: "test".into(),
@@ -1777,7 +1034,12 @@ mod tests {
             ok(store.insert_partner(new).await).registration_id
         }
 
-        async fn top_up(store: &SqliteStore, partner: RegistrationId, rupees: i64, unix: i64) -> WalletMove {
+        pub(in crate::store::sqlite) async fn top_up(
+            store: &SqliteStore,
+            partner: RegistrationId,
+            rupees: i64,
+            unix: i64,
+        ) -> WalletMove {
             ok(store.post_journal(Journal::top_up(partner, Paise::rupees(rupees), "top-up".into(), at(unix))).await)
         }
 
@@ -1810,7 +1072,7 @@ mod tests {
             MonthlyLimit { since: at(0), limit: Paise::rupees(1_000_000) }
         }
 
-        async fn send(
+        pub(in crate::store::sqlite) async fn send(
             store: &SqliteStore,
             partner: RegistrationId,
             reference: &str,
@@ -1841,34 +1103,15 @@ mod tests {
             }
         }
 
-        async fn audit_is_clean(store: &SqliteStore) -> LedgerAudit {
+        pub(in crate::store::sqlite) async fn audit_is_clean(store: &SqliteStore) -> LedgerAudit {
             let audit = ok(store.audit().await);
             assert_eq!(audit, LedgerAudit { journals: audit.journals, ..LedgerAudit::default() });
             audit
         }
 
-        fn raw(store: &SqliteStore, sql: &str) {
+        pub(in crate::store::sqlite) fn raw(store: &SqliteStore, sql: &str) {
             let conn = ok(connection(&store.path));
             ok(conn.execute_batch(sql));
-        }
-
-        #[tokio::test]
-        async fn a_withdrawal_beyond_the_balance_is_refused_and_changes_nothing() {
-            let (_dir, store) = open();
-            let p = partner(&store).await;
-            assert_eq!(ok(store.wallet_balance(p).await), Paise::ZERO);
-            assert_eq!(
-                top_up(&store, p, 100, 1).await,
-                WalletMove { opening: Paise::ZERO, closing: Paise::rupees(100) }
-            );
-            let over = store.post_journal(Journal::withdrawal(p, Paise::rupees(150), "x".into(), at(2))).await;
-            assert!(matches!(over, Err(DebitError::InsufficientFunds { balance }) if balance == Paise::rupees(100)));
-            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(100));
-            let out = ok(store.post_journal(Journal::withdrawal(p, Paise::rupees(40), "x".into(), at(3))).await);
-            assert_eq!(out, WalletMove { opening: Paise::rupees(100), closing: Paise::rupees(60) });
-            let ghost = Journal::top_up(RegistrationId::new(99_999), Paise::rupees(1), "x".into(), at(4));
-            assert!(matches!(store.post_journal(ghost).await, Err(DebitError::UnknownPartner)));
-            assert_eq!(audit_is_clean(&store).await.journals, 2);
         }
 
         #[tokio::test]
@@ -2005,55 +1248,6 @@ mod tests {
             assert_eq!(ok(check(p, OtpPurpose::Transfer, "123456").await), OtpCheck::Spent);
             let unknown = store.check_otp(p, "nope", OtpPurpose::Transfer, "123456", at(10)).await;
             assert_eq!(ok(unknown), OtpCheck::Unknown);
-        }
-
-        #[tokio::test]
-        async fn a_statement_opens_with_earlier_postings_and_closes_on_the_balance() {
-            let (_dir, store) = open();
-            let p = partner(&store).await;
-            top_up(&store, p, 100, 1).await;
-            top_up(&store, p, 500, 5).await;
-            ok(send(&store, p, "R1", 100).await);
-            top_up(&store, p, 7, 50).await;
-            let statement = ok(store.wallet_statement(p, at(2), at(50)).await);
-            assert_eq!(statement.opening, Paise::rupees(100));
-            let amounts: Vec<_> = statement.lines.iter().map(|l| (l.purpose, l.amount)).collect();
-            assert_eq!(amounts, [(Purpose::TopUp, Paise::rupees(500)), (Purpose::Debit, Paise::rupees(-110))]);
-            assert!(matches!(statement.lines[1].txn, Some((TxnKind::Dmt, _))));
-            assert_eq!(statement.closing(), Paise::rupees(490));
-            let whole = ok(store.wallet_statement(p, at(0), at(100)).await);
-            assert_eq!((whole.opening, whole.closing()), (Paise::ZERO, ok(store.wallet_balance(p).await)));
-        }
-
-        #[tokio::test]
-        async fn the_audit_finds_corruption() {
-            let (_dir, store) = open();
-            let p = partner(&store).await;
-            top_up(&store, p, 1_000, 1).await;
-            let ackno = ok(send(&store, p, "R1", 100).await).record.ackno;
-            audit_is_clean(&store).await;
-            raw(&store, "UPDATE wallets SET balance = balance + 1");
-            raw(&store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {ackno}"));
-            // One call: `last_insert_rowid()` is per connection.
-            raw(
-                &store,
-                &format!(
-                    "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) \
-                     VALUES ({}, 'refund', 'dmt', 999, 'x', 0); \
-                     INSERT INTO postings (journal_id, account, amount) VALUES (last_insert_rowid(), 'funding', 5);",
-                    p.number()
-                ),
-            );
-            let audit = ok(store.audit().await);
-            let n = p.number();
-            assert_eq!(audit.total, 5);
-            assert_eq!(audit.journals, 3);
-            assert_eq!(audit.unbalanced_journals, [(3, 5)]);
-            assert_eq!(audit.wallet_mismatches, [(n, 89_001, 89_000)]);
-            assert_eq!(audit.refunds_without_debit, [("dmt".to_owned(), 999)]);
-            assert_eq!(audit.refunds_not_recorded, [("dmt".to_owned(), 999)]);
-            assert_eq!(audit.refunds_not_paid, [("dmt".to_owned(), ackno)]);
-            assert!(audit.repeated_journals.is_empty());
         }
 
         #[tokio::test]

@@ -1,15 +1,62 @@
 //! Partners and their credentials: registration, status, token secrets, the master key check, token `reqid` replay windows, callback URLs and callback signing secrets.
+//!
+//! The SQL both engines share is in [`crate::store::partners::sql`]; the
+//! recent token `reqid`s are in [`super::reqids`].
 
 use super::*;
+use crate::store::partners::sql::*;
+use crate::store::partners::{partner_columns as col, partner_list_p};
+
+/// How many partner columns a joined row starts with: where its transaction starts.
+pub(super) const PARTNER_WIDTH: usize = col::WIDTH;
+/// The partner columns qualified for a join (`p.id, p.name, …`).
+pub(super) const PARTNER_COLUMNS_P: &str = partner_list_p!();
+
+/// The next free partner number above 1000. (SQLite's many-argument `MAX`
+/// is PostgreSQL's `GREATEST`.)
+const NEXT_PARTNER_NUMBER: &str = "SELECT MAX(COALESCE(MAX(id), 0), 1000) + 1 FROM partners";
+/// Stores the master key's check value `$1` at `$2` unless there is one.
+/// (PostgreSQL does this and the read back in one statement, a data-changing
+/// `WITH` that SQLite does not have.)
+const CLAIM_KEY_CHECK: &str =
+    "INSERT INTO master_key_check (id, mac, created_at) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING";
+/// Clears partner `$1`'s callback URL. (PostgreSQL clears it and cancels
+/// the events in one data-changing `WITH`, which SQLite does not have.)
+const CLEAR_CALLBACK: &str = "DELETE FROM partner_callbacks WHERE partner_id = $1";
+/// Cancels the pending events of partner `$1` (its URL was cleared). A
+/// lease is kept, so that an attempt in flight is still recorded.
+const CANCEL_EVENTS: &str =
+    "UPDATE partner_events SET state = 'cancelled', next_attempt_at = NULL WHERE partner_id = $1 AND state = 'pending'";
+
+/// Reads a row of the partner columns ([`crate::store::partners::partner_list`]).
+pub(super) fn partner_from_row(row: &Row<'_>) -> rusqlite::Result<Partner> {
+    partner_at(row, 0)
+}
+
+/// Reads the partner columns starting at column `base` of a joined row.
+pub(super) fn partner_at(row: &Row<'_>, base: usize) -> rusqlite::Result<Partner> {
+    let status: String = row.get(base + col::STATUS)?;
+    let allow: String = row.get(base + col::ALLOW_IPS)?;
+    let previous: Option<Vec<u8>> = row.get(base + col::PREVIOUS_SECRET)?;
+    let previous_until: Option<i64> = row.get(base + col::PREVIOUS_SECRET_UNTIL)?;
+    Ok(Partner {
+        registration_id: RegistrationId::new(row.get(base + col::ID)?),
+        name: row.get(base + col::NAME)?,
+        // An unknown status must not grant access.
+        status: PartnerStatus::from_stored(&status).unwrap_or(PartnerStatus::Suspended),
+        require_token: row.get(base + col::REQUIRE_TOKEN)?,
+        allowlist: IpAllowlist::from_stored(&allow).map_err(|e| conversion_error(base + col::ALLOW_IPS, e))?,
+        secret: SealedSecret(row.get(base + col::SECRET)?),
+        previous_secret: previous.zip(previous_until).map(|(s, t)| (SealedSecret(s), Timestamp::from_unix(t))),
+        authorised_key_hash: row.get(base + col::AUTHORISED_KEY_HASH)?,
+        created_at: Timestamp::from_unix(row.get(base + col::CREATED_AT)?),
+    })
+}
 
 #[async_trait]
 impl PartnerStore for SqliteStore {
     async fn find_partner(&self, id: RegistrationId) -> Result<Option<Partner>, StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached(&format!("SELECT {PARTNER_COLUMNS} FROM partners WHERE id = ?1"))?
-                .query_row([id.number()], partner_from_row)
-                .optional()
-        })
+        self.read(|conn| conn.prepare_cached(FIND_PARTNER)?.query_row([id.number()], partner_from_row).optional())
     }
 
     async fn insert_partner(&self, new: NewPartner) -> Result<Partner, StoreError> {
@@ -17,26 +64,22 @@ impl PartnerStore for SqliteStore {
             let tx = immediate(conn)?;
             let number = match new.number {
                 Some(n) => n,
-                None => tx
-                    .query_row("SELECT MAX(COALESCE(MAX(id), 0), 1000) + 1 FROM partners", [], |r| r.get(0))
-                    .map_err(store_error)?,
+                None => tx.query_row(NEXT_PARTNER_NUMBER, [], |r| r.get(0)).map_err(store_error)?,
             };
-            tx.execute(
-                "INSERT INTO partners (id, name, status, require_token, allow_ips, secret, authorised_key_hash, created_at) \
-                 VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    number,
-                    new.name,
-                    new.require_token,
-                    new.allowlist.to_stored(),
-                    new.secret.0,
-                    new.authorised_key_hash,
-                    new.created_at.unix()
-                ],
-            )
-            .map_err(store_error)?;
             let partner = tx
-                .query_row(&format!("SELECT {PARTNER_COLUMNS} FROM partners WHERE id = ?1"), [number], partner_from_row)
+                .query_row(
+                    INSERT_PARTNER,
+                    params![
+                        number,
+                        new.name,
+                        new.require_token,
+                        new.allowlist.to_stored(),
+                        new.secret.0,
+                        new.authorised_key_hash,
+                        new.created_at.unix()
+                    ],
+                    partner_from_row,
+                )
                 .map_err(store_error)?;
             tx.commit().map_err(store_error)?;
             Ok(partner)
@@ -46,7 +89,7 @@ impl PartnerStore for SqliteStore {
 
     async fn list_partners(&self) -> Result<Vec<Partner>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!("SELECT {PARTNER_COLUMNS} FROM partners ORDER BY id"))?;
+            let mut stmt = conn.prepare_cached(LIST_PARTNERS)?;
             let rows = stmt.query_map([], partner_from_row)?;
             rows.collect()
         })
@@ -54,9 +97,7 @@ impl PartnerStore for SqliteStore {
 
     async fn set_partner_status(&self, id: RegistrationId, status: PartnerStatus) -> Result<bool, StoreError> {
         self.write(move |conn| {
-            conn.execute("UPDATE partners SET status = ?1 WHERE id = ?2", params![status.as_str(), id.number()])
-                .map(|n| n == 1)
-                .map_err(store_error)
+            conn.execute(SET_PARTNER_STATUS, params![status.as_str(), id.number()]).map(|n| n == 1).map_err(store_error)
         })
         .await
     }
@@ -68,30 +109,23 @@ impl PartnerStore for SqliteStore {
         previous_until: Timestamp,
     ) -> Result<bool, StoreError> {
         self.write(move |conn| {
-            conn.execute(
-                "UPDATE partners SET previous_secret = secret, previous_secret_until = ?1, secret = ?2 WHERE id = ?3",
-                params![previous_until.unix(), secret.0, id.number()],
-            )
-            .map(|n| n == 1)
-            .map_err(store_error)
+            conn.execute(ROTATE_PARTNER_SECRET, params![previous_until.unix(), secret.0, id.number()])
+                .map(|n| n == 1)
+                .map_err(store_error)
         })
         .await
     }
 
     async fn key_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read(|conn| conn.query_row("SELECT mac FROM master_key_check WHERE id = 1", [], |r| r.get(0)).optional())
+        self.read(|conn| conn.query_row(KEY_CHECK, [], |r| r.get(0)).optional())
     }
 
     async fn claim_key_check(&self, mac: &[u8], at: Timestamp) -> Result<Vec<u8>, StoreError> {
         let mac = mac.to_vec();
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            tx.execute(
-                "INSERT INTO master_key_check (id, mac, created_at) VALUES (1, ?1, ?2) ON CONFLICT (id) DO NOTHING",
-                params![mac, at.unix()],
-            )
-            .map_err(store_error)?;
-            let stored = tx.query_row("SELECT mac FROM master_key_check WHERE id = 1", [], |r| r.get(0));
+            tx.execute(CLAIM_KEY_CHECK, params![mac, at.unix()]).map_err(store_error)?;
+            let stored = tx.query_row(KEY_CHECK, [], |r| r.get(0));
             let stored = stored.map_err(store_error)?;
             tx.commit().map_err(store_error)?;
             Ok(stored)
@@ -118,13 +152,8 @@ impl PartnerStore for SqliteStore {
         let reqid = reqid.to_owned();
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            tx.execute("DELETE FROM upstream_reqids WHERE seen_at < ?1", [cutoff.unix()]).map_err(store_error)?;
-            let inserted = tx
-                .execute(
-                    "INSERT INTO upstream_reqids (reqid, seen_at) VALUES (?1, ?2) ON CONFLICT (reqid) DO NOTHING",
-                    params![reqid, now.unix()],
-                )
-                .map_err(store_error)?;
+            tx.execute(FORGET_UPSTREAM_REQIDS, [cutoff.unix()]).map_err(store_error)?;
+            let inserted = tx.execute(REMEMBER_UPSTREAM_REQID, params![reqid, now.unix()]).map_err(store_error)?;
             tx.commit().map_err(store_error)?;
             Ok(inserted == 1)
         })
@@ -144,13 +173,10 @@ impl PartnerStore for SqliteStore {
             }
             let written = match &url {
                 Some(url) => tx
-                    .prepare_cached(
-                        "INSERT INTO partner_callbacks (partner_id, url, updated_at) VALUES (?1, ?2, ?3) \
-                         ON CONFLICT (partner_id) DO UPDATE SET url = excluded.url, updated_at = excluded.updated_at",
-                    )
+                    .prepare_cached(SET_CALLBACK)
                     .and_then(|mut s| s.execute(params![partner.number(), url, at.unix()])),
                 None => tx
-                    .prepare_cached("DELETE FROM partner_callbacks WHERE partner_id = ?1")
+                    .prepare_cached(CLEAR_CALLBACK)
                     .and_then(|mut s| s.execute([partner.number()]))
                     .and_then(|_| tx.prepare_cached(CANCEL_EVENTS))
                     .and_then(|mut s| s.execute([partner.number()])),
@@ -163,28 +189,21 @@ impl PartnerStore for SqliteStore {
     }
 
     async fn callback_url(&self, partner: RegistrationId) -> Result<Option<String>, StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached("SELECT url FROM partner_callbacks WHERE partner_id = ?1")?
-                .query_row([partner.number()], |r| r.get(0))
-                .optional()
-        })
+        self.read(|conn| conn.prepare_cached(CALLBACK_URL)?.query_row([partner.number()], |r| r.get(0)).optional())
     }
 
     async fn callback_secrets(&self, partner: RegistrationId) -> Result<Option<CallbackSecrets>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(
-                "SELECT secret, previous_secret, previous_secret_until FROM partner_callback_secrets \
-                 WHERE partner_id = ?1",
-            )?
-            .query_row([partner.number()], |row| {
-                let previous: Option<Vec<u8>> = row.get(1)?;
-                let until: Option<i64> = row.get(2)?;
-                Ok(CallbackSecrets {
-                    current: SealedSecret(row.get(0)?),
-                    previous: previous.zip(until).map(|(s, t)| (SealedSecret(s), Timestamp::from_unix(t))),
+            conn.prepare_cached(CALLBACK_SECRETS)?
+                .query_row([partner.number()], |row| {
+                    let previous: Option<Vec<u8>> = row.get(1)?;
+                    let until: Option<i64> = row.get(2)?;
+                    Ok(CallbackSecrets {
+                        current: SealedSecret(row.get(0)?),
+                        previous: previous.zip(until).map(|(s, t)| (SealedSecret(s), Timestamp::from_unix(t))),
+                    })
                 })
-            })
-            .optional()
+                .optional()
         })
     }
 
@@ -201,12 +220,15 @@ impl PartnerStore for SqliteStore {
             if !partner_exists(&tx, partner).map_err(store_error)? {
                 return Ok(None);
             }
-            let sql = if replace { REPLACE_CALLBACK_SECRET } else { FIRST_CALLBACK_SECRET };
             let until = previous_until.map(Timestamp::unix);
-            let changed = tx
-                .prepare_cached(sql)
-                .and_then(|mut s| s.execute(params![partner.number(), secret.0, until, at.unix()]))
-                .map_err(store_error)?;
+            let changed = if replace {
+                tx.prepare_cached(REPLACE_CALLBACK_SECRET)
+                    .and_then(|mut s| s.execute(params![partner.number(), secret.0, at.unix(), until]))
+            } else {
+                tx.prepare_cached(FIRST_CALLBACK_SECRET)
+                    .and_then(|mut s| s.execute(params![partner.number(), secret.0, at.unix()]))
+            };
+            let changed = changed.map_err(store_error)?;
             tx.commit().map_err(store_error)?;
             Ok(Some(changed == 1))
         })

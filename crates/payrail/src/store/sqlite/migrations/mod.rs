@@ -1,0 +1,66 @@
+//! The SQLite schema: one `.sql` file per version in this folder, applied
+//! in order by [`migrate`], each once. `schema_migrations` records each
+//! version applied (its number and when): a file once released is never
+//! edited, a change is a new file.
+
+use anyhow::Context as _;
+use rusqlite::{params, Connection, TransactionBehavior};
+
+use crate::domain::Timestamp;
+
+/// The schema versions: version `n` is the `n`-th entry (its file's number).
+const MIGRATIONS: &[&str] = &[
+    include_str!("0001_transactions.sql"),
+    include_str!("0002_ledger_and_remittance.sql"),
+    include_str!("0003_callbacks_polls_and_events.sql"),
+    include_str!("0004_otp_texts.sql"),
+    include_str!("0005_replays_and_callback_secrets.sql"),
+    include_str!("0006_txn_numbers.sql"),
+    include_str!("0007_poll_due_index.sql"),
+    include_str!("0008_master_key_check.sql"),
+];
+
+/// Applies the versions the store has not applied yet, in one `IMMEDIATE`
+/// transaction (no other process writes meanwhile).
+pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let applied: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(applied as usize) {
+        tx.execute_batch(sql).with_context(|| format!("Failed to apply migration {}", index + 1))?;
+        tx.execute(
+            "INSERT INTO schema_migrations VALUES (?1, ?2)",
+            params![index as i64 + 1, Timestamp::now().unix()],
+        )?;
+    }
+    tx.commit().context("Failed to commit migrations")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn versions(conn: &Connection) -> Vec<(i64, bool)> {
+        let mut stmt = conn
+            .prepare("SELECT version, applied_at > 0 FROM schema_migrations ORDER BY version")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap_or_else(|e| panic!("{e}"));
+        rows.collect::<rusqlite::Result<_>>().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn every_version_is_applied_once_and_recorded_with_its_number() {
+        let mut conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+        migrate(&mut conn).unwrap_or_else(|e| panic!("{e:#}"));
+        let all: Vec<(i64, bool)> = (1..=MIGRATIONS.len() as i64).map(|v| (v, true)).collect();
+        assert_eq!(versions(&conn), all);
+        migrate(&mut conn).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(versions(&conn), all, "a second run applies nothing");
+        let seeded: i64 = conn
+            .query_row("SELECT COUNT(*) FROM txn_number_counters", [], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(seeded, 2, "version 6 seeded its counters once");
+    }
+}
