@@ -22,6 +22,7 @@
 //! the installation's keyed permutation (`domain::txn_id`), whose secret the
 //! store keeps; numbers given out before keep answering.
 
+pub(crate) mod columns;
 pub mod files;
 pub mod ledger;
 pub mod partners;

@@ -1,6 +1,14 @@
-//! DMT transfers and bill payments: status lookups, imports, state changes with their history rows and refunds, and the creation of transactions paid from the wallet.
+//! DMT transfers and bill payments on PostgreSQL: the shared sequences of
+//! `store::transactions` over this engine's steps, and (in [`batch`]) batch
+//! inserts and transaction numbering.
 
+mod batch;
+
+pub(super) use batch::{insert_new, txn_numbers};
+
+use super::columns::bind_all;
 use super::*;
+use crate::store::transactions::{self as shared, bill_columns, dmt_columns, sql, ChangeSteps, TxnTable};
 
 #[async_trait]
 impl TransactionStore for PostgresStore {
@@ -12,14 +20,11 @@ impl TransactionStore for PostgresStore {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &reference];
         let row = query_opt(&client, LOOKUP_DMT, &params, "Failed to look up the transfer").await?;
-        decode(row, |row| joined(row, dmt_at))
+        decode(row, |row| joined(row, DmtTransfer::decode))
     }
 
     async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError> {
-        let client = self.client().await?;
-        let row = query_opt(&client, DMT_BY_ACKNO, &[&ackno], "Failed to find the transfer").await?;
-        let Some(transfer) = decode(row, dmt_from_row)? else { return Ok(None) };
-        Ok(Some((transfer, history(&client, TxnKind::Dmt, ackno).await?)))
+        self.with_history(ackno).await
     }
 
     async fn insert_dmt_batch(
@@ -32,29 +37,7 @@ impl TransactionStore for PostgresStore {
     }
 
     async fn change_dmt(&self, ackno: i64, change: DmtChange, note: ChangeNote) -> Result<DmtTransfer, ChangeError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.store_context("Failed to begin the change")?;
-        let mut transfer = lock_dmt(&tx, ackno).await?.ok_or(ChangeError::NotFound)?;
-        let from = transfer.status;
-        let change = match change {
-            DmtChange::Refund { refund_txn_id } if refund_txn_id.is_empty() => {
-                DmtChange::Refund { refund_txn_id: allocate_refund_id(&tx, TxnKind::Dmt, ackno, note.at).await? }
-            }
-            other => other,
-        };
-        transfer.apply(&change, note.at)?;
-        if transfer.status == DmtStatus::Refunded {
-            pay_back(&tx, TxnKind::Dmt, ackno, note.at).await?;
-        }
-        save_dmt(&tx, &transfer, note.at).await?;
-        insert_history(&tx, TxnKind::Dmt, ackno, Some(from.name()), transfer.status.name(), &note).await?;
-        let payload = event::dmt_payload(&transfer, note.at);
-        insert_event(&tx, transfer.partner, (TxnKind::Dmt, ackno), transfer.status.name(), &payload, note.at).await?;
-        if !upstream::dmt_needs_polling(&transfer) {
-            end_poll(&tx, TxnKind::Dmt, ackno).await?;
-        }
-        tx.commit().await.store_context("Failed to commit the change")?;
-        Ok(transfer)
+        self.change(ackno, change, note).await
     }
 
     async fn lookup_bill(
@@ -65,14 +48,11 @@ impl TransactionStore for PostgresStore {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &reference];
         let row = query_opt(&client, LOOKUP_BILL, &params, "Failed to look up the bill payment").await?;
-        decode(row, |row| joined(row, bill_at))
+        decode(row, |row| joined(row, BillPayment::decode))
     }
 
     async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError> {
-        let client = self.client().await?;
-        let row = query_opt(&client, BILL_BY_TXNID, &[&txnid], "Failed to find the bill payment").await?;
-        let Some(bill) = decode(row, bill_from_row)? else { return Ok(None) };
-        Ok(Some((bill, history(&client, TxnKind::Bbps, txnid).await?)))
+        self.with_history(txnid).await
     }
 
     async fn insert_bill_batch(
@@ -85,30 +65,20 @@ impl TransactionStore for PostgresStore {
     }
 
     async fn change_bill(&self, txnid: i64, change: BillChange, note: ChangeNote) -> Result<BillPayment, ChangeError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.store_context("Failed to begin the change")?;
-        let bill = lock_bill(&tx, txnid).await?.ok_or(ChangeError::NotFound)?;
-        let bill = change_bill_in(&tx, bill, change, &note).await?;
-        tx.commit().await.store_context("Failed to commit the change")?;
-        Ok(bill)
+        self.change(txnid, change, note).await
     }
 
     async fn fail_bill(&self, txnid: i64, note: ChangeNote, refund: ChangeNote) -> Result<BillPayment, ChangeError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the failure")?;
-        let mut bill = lock_bill(&tx, txnid).await?.ok_or(ChangeError::NotFound)?;
-        if bill.status != BillStatus::Failed {
-            bill = change_bill_in(&tx, bill, BillChange::Fail, &note).await?;
-        }
-        let bill = change_bill_in(&tx, bill, BillChange::Refund { refund_txn_id: String::new() }, &refund).await?;
+        let bill = shared::fail_and_refund(&Steps(&tx), txnid, &note, &refund).await?;
         tx.commit().await.store_context("Failed to commit the failure")?;
         Ok(bill)
     }
 
     async fn counts(&self) -> Result<(i64, i64), StoreError> {
         let client = self.client().await?;
-        let sql = "SELECT (SELECT COUNT(*) FROM dmt_transfers), (SELECT COUNT(*) FROM bill_payments)";
-        let row = query_one(&client, sql, &[], "Failed to count the transactions").await?;
+        let row = query_one(&client, sql::COUNTS, &[], "Failed to count the transactions").await?;
         let dmt = row.try_get(0).store_context("Failed to read the transfer count")?;
         let bills = row.try_get(1).store_context("Failed to read the bill payment count")?;
         Ok((dmt, bills))
@@ -129,8 +99,8 @@ impl TransactionStore for PostgresStore {
 
     async fn dmt_route(&self, ackno: i64) -> Result<Option<DmtRoute>, StoreError> {
         let client = self.client().await?;
-        let row = query_opt(&client, ROUTE_BY_ACKNO, &[&ackno], "Failed to find the transfer's route").await?;
-        decode(row, route_from_row)
+        let row = query_opt(&client, sql::ROUTE_BY_ACKNO, &[&ackno], "Failed to find the transfer's route").await?;
+        decode(row, shared::decode_route)
     }
 
     async fn create_bill_debited(
@@ -143,4 +113,140 @@ impl TransactionStore for PostgresStore {
         let result = self.debit_bill(payment, &note, poll_at).await;
         self.settle(partner, result).await
     }
+}
+
+impl PostgresStore {
+    /// The record with this id and its history, oldest first.
+    async fn with_history<T: TxnTable>(&self, id: i64) -> Result<Option<(T, Vec<HistoryEntry>)>, StoreError> {
+        let client = self.client().await?;
+        let row = query_opt(&client, T::BY_ID, &[&id], "Failed to find the transaction").await?;
+        let Some(record) = decode(row, |row| T::decode(row, 0))? else { return Ok(None) };
+        Ok(Some((record, history(&client, T::KIND, id).await?)))
+    }
+
+    /// A state change in one database transaction (see [`shared::change_locked`]).
+    async fn change<T: PgTable>(&self, id: i64, change: T::Change, note: ChangeNote) -> Result<T, ChangeError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin the change")?;
+        let record = shared::change::<T>(&Steps(&tx), id, change, &note).await?;
+        tx.commit().await.store_context("Failed to commit the change")?;
+        Ok(record)
+    }
+}
+
+/// What PostgreSQL needs of a record kind beyond the shared [`TxnTable`].
+pub(super) trait PgTable: TxnTable {
+    /// The `INSERT … FROM UNNEST(…)` taking one array per column of
+    /// [`TxnTable::values`] (SQLite has no arrays and inserts a row at a time).
+    const INSERT: &'static str;
+    /// The advisory lock guarding the identity sequence.
+    const ID_LOCK: i64;
+    /// The sequence counting new records, whose values the keyed
+    /// permutation turns into their numbers (`domain::txn_id`).
+    const COUNTER: &'static str;
+}
+
+impl PgTable for DmtTransfer {
+    const INSERT: &'static str = concat!(
+        "INSERT INTO dmt_transfers (",
+        dmt_columns!(),
+        ", updated_at) SELECT *, created_at FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], \
+         $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], \
+         $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::text[], $17::bigint[]) AS u(",
+        dmt_columns!(),
+        ")"
+    );
+    /// "payrail" in ASCII and a number, as `MIGRATION_LOCK`.
+    const ID_LOCK: i64 = 0x7061_7972_6169_6c02;
+    const COUNTER: &'static str = "dmt_number_counter";
+}
+
+impl PgTable for BillPayment {
+    const INSERT: &'static str = concat!(
+        "INSERT INTO bill_payments (",
+        bill_columns!(),
+        ", updated_at) SELECT *, created_at FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], \
+         $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], \
+         $13::text[], $14::bigint[], $15::text[], $16::bigint[]) AS u(",
+        bill_columns!(),
+        ")"
+    );
+    const ID_LOCK: i64 = 0x7061_7972_6169_6c03;
+    const COUNTER: &'static str = "bbps_number_counter";
+}
+
+/// The steps of a change inside the caller's database transaction.
+struct Steps<'a, 'b>(&'a Transaction<'b>);
+
+impl ChangeSteps for Steps<'_, '_> {
+    async fn lock<T: TxnTable>(&self, id: i64) -> Result<Option<T>, StoreError> {
+        let row = query_opt(self.0, T::FOR_UPDATE, &[&id], "Failed to lock the transaction").await?;
+        decode(row, |row| T::decode(row, 0))
+    }
+
+    async fn new_refund_id(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<String, StoreError> {
+        let params: [&(dyn ToSql + Sync); 3] = [&kind.as_str(), &id, &at.unix()];
+        let row = query_one(self.0, sql::INSERT_REFUND, &params, "Failed to allocate a refund id").await?;
+        let refund: i64 = row.try_get(0).store_context("Failed to read the new refund id")?;
+        Ok(refund.to_string())
+    }
+
+    async fn pay_back(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError> {
+        pay_back(self.0, kind, id, at).await
+    }
+
+    async fn save<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError> {
+        let (at, id) = (at.unix(), record.id());
+        let changed = record.changed_values();
+        let mut params = bind_all(&changed);
+        params.extend([&at as &(dyn ToSql + Sync), &id]);
+        execute(self.0, T::UPDATE, &params, "Failed to update the transaction").await?;
+        Ok(())
+    }
+
+    async fn add_history(
+        &self,
+        kind: TxnKind,
+        id: i64,
+        from: &str,
+        to: &str,
+        note: &ChangeNote,
+    ) -> Result<(), StoreError> {
+        let values = shared::history_values(kind, id, Some(from), to, note);
+        execute(self.0, sql::INSERT_HISTORY, &bind_all(&values), "Failed to record the status history").await?;
+        Ok(())
+    }
+
+    async fn add_event(
+        &self,
+        partner: RegistrationId,
+        txn: (TxnKind, i64),
+        status: &str,
+        at: Timestamp,
+        payload: impl FnOnce() -> String + Send,
+    ) -> Result<(), StoreError> {
+        insert_event(self.0, partner, txn, status, &payload(), at).await
+    }
+
+    async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError> {
+        end_poll(self.0, kind, id).await
+    }
+}
+
+/// The status history of one transaction, oldest first.
+async fn history(client: &impl GenericClient, kind: TxnKind, id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
+    let rows = query(client, sql::HISTORY, &[&kind.as_str(), &id], "Failed to read the status history").await?;
+    let entries = rows.iter().map(shared::decode_history).collect::<anyhow::Result<_>>();
+    entries.context("Failed to read a status history row").map_err(StoreError::Other)
+}
+
+/// Records the route of a transfer made through the DMT V1 API.
+pub(super) async fn insert_route(
+    tx: &Transaction<'_>,
+    transfer: &DmtTransfer,
+    route: &DmtRoute,
+) -> Result<(), StoreError> {
+    let values = shared::route_values(transfer, route);
+    execute(tx, sql::INSERT_ROUTE, &bind_all(&values), "Failed to record the transfer's route").await?;
+    Ok(())
 }
