@@ -209,19 +209,36 @@ pub(crate) trait TxnTable: Sized + Send + Sync + 'static {
     fn decode<R: StoredRow>(row: &R, base: usize) -> Result<Self, R::Error>;
 }
 
+/// The SQL constants of a [`TxnTable`] impl, written once for both tables
+/// from the table's name, its id column, its column list and the column
+/// holding its state's reference (`utr`, `operator_ref`).
+macro_rules! txn_table_sql {
+    ($table:literal, $id:literal, $columns:expr, $reference:literal) => {
+        const TABLE: &'static str = $table;
+        const ID: &'static str = $id;
+        const BY_ID: &'static str = concat!("SELECT ", $columns, " FROM ", $table, " WHERE ", $id, " = $1");
+        const FOR_UPDATE: &'static str =
+            concat!("SELECT ", $columns, " FROM ", $table, " WHERE ", $id, " = $1 FOR UPDATE");
+        const REFERENCE_TAKEN: &'static str =
+            concat!("SELECT 1 FROM ", $table, " WHERE partner_id = $1 AND reference_id = $2");
+        const ID_TAKEN: &'static str = concat!("SELECT EXISTS (SELECT 1 FROM ", $table, " WHERE ", $id, " = $1)");
+        const UPDATE: &'static str = concat!(
+            "UPDATE ",
+            $table,
+            " SET status = $1, ",
+            $reference,
+            " = $2, refund_txn_id = $3, refunded_at = $4, updated_at = $5 WHERE ",
+            $id,
+            " = $6"
+        );
+    };
+}
+
 impl TxnTable for DmtTransfer {
     type Change = DmtChange;
     const KIND: TxnKind = TxnKind::Dmt;
-    const TABLE: &'static str = "dmt_transfers";
-    const ID: &'static str = "ackno";
     const WIDTH: usize = dmt_column::WIDTH;
-    const BY_ID: &'static str = concat!("SELECT ", dmt_columns!(), " FROM dmt_transfers WHERE ackno = $1");
-    const FOR_UPDATE: &'static str =
-        concat!("SELECT ", dmt_columns!(), " FROM dmt_transfers WHERE ackno = $1 FOR UPDATE");
-    const REFERENCE_TAKEN: &'static str = "SELECT 1 FROM dmt_transfers WHERE partner_id = $1 AND reference_id = $2";
-    const ID_TAKEN: &'static str = "SELECT EXISTS (SELECT 1 FROM dmt_transfers WHERE ackno = $1)";
-    const UPDATE: &'static str = "UPDATE dmt_transfers SET status = $1, utr = $2, refund_txn_id = $3, \
-                                  refunded_at = $4, updated_at = $5 WHERE ackno = $6";
+    txn_table_sql!("dmt_transfers", "ackno", dmt_columns!(), "utr");
 
     fn id(&self) -> i64 {
         self.ackno
@@ -313,16 +330,8 @@ impl TxnTable for DmtTransfer {
 impl TxnTable for BillPayment {
     type Change = BillChange;
     const KIND: TxnKind = TxnKind::Bbps;
-    const TABLE: &'static str = "bill_payments";
-    const ID: &'static str = "txnid";
     const WIDTH: usize = bill_column::WIDTH;
-    const BY_ID: &'static str = concat!("SELECT ", bill_columns!(), " FROM bill_payments WHERE txnid = $1");
-    const FOR_UPDATE: &'static str =
-        concat!("SELECT ", bill_columns!(), " FROM bill_payments WHERE txnid = $1 FOR UPDATE");
-    const REFERENCE_TAKEN: &'static str = "SELECT 1 FROM bill_payments WHERE partner_id = $1 AND reference_id = $2";
-    const ID_TAKEN: &'static str = "SELECT EXISTS (SELECT 1 FROM bill_payments WHERE txnid = $1)";
-    const UPDATE: &'static str = "UPDATE bill_payments SET status = $1, operator_ref = $2, refund_txn_id = $3, \
-                                  refunded_at = $4, updated_at = $5 WHERE txnid = $6";
+    txn_table_sql!("bill_payments", "txnid", bill_columns!(), "operator_ref");
 
     fn id(&self) -> i64 {
         self.txnid
@@ -597,6 +606,18 @@ mod tests {
             let expected: Vec<usize> = (1..=seen.len()).collect();
             assert_eq!(seen, expected, "{sql}");
         }
+    }
+
+    #[test]
+    fn the_generated_statements_read_as_written_by_hand() {
+        assert_eq!(
+            BillPayment::UPDATE,
+            "UPDATE bill_payments SET status = $1, operator_ref = $2, refund_txn_id = $3, refunded_at = $4, \
+             updated_at = $5 WHERE txnid = $6"
+        );
+        assert_eq!(DmtTransfer::ID_TAKEN, "SELECT EXISTS (SELECT 1 FROM dmt_transfers WHERE ackno = $1)");
+        assert!(DmtTransfer::FOR_UPDATE.starts_with("SELECT ackno, partner_id, reference_id, amount,"));
+        assert!(DmtTransfer::FOR_UPDATE.ends_with(" FROM dmt_transfers WHERE ackno = $1 FOR UPDATE"));
     }
 
     #[test]
