@@ -897,15 +897,6 @@ impl From<StoreError> for Stop {
     }
 }
 
-/// A rejected insert of a new record, as a refusal of the debit paying for it.
-fn insert_refusal(error: InsertError) -> Stop {
-    match error {
-        InsertError::Duplicate { reference, .. } => Stop::Refused(DebitError::Duplicate(reference)),
-        InsertError::UnknownPartner { .. } => Stop::Refused(DebitError::UnknownPartner),
-        InsertError::Store(error) => Stop::from(error),
-    }
-}
-
 /// The SQLSTATE of the database error inside `error`, if it holds one.
 fn sql_state(error: &StoreError) -> Option<&SqlState> {
     let (StoreError::Unavailable(error) | StoreError::Other(error)) = error;

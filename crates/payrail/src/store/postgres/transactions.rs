@@ -258,7 +258,7 @@ mod tests {
 
     use super::super::test_db::*;
     use super::*;
-    use crate::domain::{BillStatus, DmtStatus};
+    use crate::store::transactions::conformance;
 
     #[tokio::test]
     async fn a_batch_keeps_explicit_ids_and_numbers_the_rest_in_the_nine_digit_range() -> anyhow::Result<()> {
@@ -370,51 +370,21 @@ mod tests {
     #[tokio::test]
     async fn a_refund_gets_a_new_refund_id_and_every_change_a_history_row() -> anyhow::Result<()> {
         let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(554))).await?;
-        let ids = store.insert_dmt_batch(transfers(554, "T", 1)?, note("import"), no_progress()).await?;
-        let ackno = ids[0];
-        let refund = DmtChange::Refund { refund_txn_id: None };
-        let forbidden = store.change_dmt(ackno, refund.clone(), note("admin")).await;
-        assert!(matches!(forbidden, Err(ChangeError::Forbidden(_))));
-        store.change_dmt(ackno, DmtChange::Fail, note("admin")).await?;
-        let refunded = store.change_dmt(ackno, refund, note("admin")).await?;
-        assert_eq!(refunded.status, DmtStatus::Refunded);
-        // The forbidden attempt rolled back, so its refund id was never used.
-        assert_eq!(refunded.refund_txn_id.as_deref(), Some("2"));
-        assert!(matches!(store.change_dmt(999, DmtChange::Fail, note("admin")).await, Err(ChangeError::NotFound)));
+        conformance::a_refund_gets_a_new_refund_id_and_every_change_a_history_row(&db.store, "2").await?;
+        db.finish().await
+    }
 
-        let (stored, history) = store.dmt_with_history(ackno).await?.ok_or_else(|| anyhow::anyhow!("missing"))?;
-        assert_eq!(stored, refunded);
-        let steps: Vec<_> = history.iter().map(|h| (h.from_status.as_deref(), h.to_status.as_str())).collect();
-        assert_eq!(steps, vec![(None, "in_process"), (Some("in_process"), "failed"), (Some("failed"), "refunded")]);
+    #[tokio::test]
+    async fn a_failed_bill_is_refunded_in_the_same_transaction() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        conformance::a_failed_bill_is_refunded_in_the_same_transaction(&db.store).await?;
         db.finish().await
     }
 
     #[tokio::test]
     async fn bill_payments_go_through_the_same_life() -> anyhow::Result<()> {
         let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(554))).await?;
-        let rows = vec![bill(554, 0, "B1")?, bill(554, 40, "B2")?];
-        let ids = store.insert_bill_batch(rows, note("import"), no_progress()).await?;
-        assert!((100_000_000..1_000_000_000).contains(&ids[0]), "{ids:?}");
-        assert_eq!(ids[1], 40);
-        let dup = store.insert_bill_batch(vec![bill(554, 0, "B2")?], note("import"), no_progress()).await;
-        assert!(matches!(dup, Err(InsertError::Duplicate { index: 0, .. })));
-
-        let success = BillChange::Success { operator_ref: Some("OP1".into()) };
-        let paid = store.change_bill(ids[0], success, note("admin")).await?;
-        assert_eq!((paid.status, paid.operator_ref.as_deref()), (BillStatus::Success, Some("OP1")));
-        store.change_bill(ids[0], BillChange::Fail, note("admin")).await?;
-        let refund = BillChange::Refund { refund_txn_id: Some("R-9".into()) };
-        let refunded = store.change_bill(ids[0], refund, note("admin")).await?;
-        assert_eq!(refunded.refund_txn_id.as_deref(), Some("R-9"));
-
-        assert_eq!(store.lookup_bill(RegistrationId::new(554), "B1").await?.and_then(|(_, t)| t), Some(refunded));
-        let history = store.bill_with_history(ids[0]).await?.map(|(_, h)| h.len());
-        assert_eq!(history, Some(4));
-        assert_eq!(store.counts().await?, (0, 2));
+        conformance::bill_payments_go_through_the_same_life(&db.store).await?;
         db.finish().await
     }
 }

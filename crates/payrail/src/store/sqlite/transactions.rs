@@ -419,118 +419,30 @@ fn new_number<T: TxnTable>(conn: &Connection, numbers: &TxnNumbers) -> Result<i6
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{BillStatus, DmtCharges, DmtStatus};
+    use crate::store::transactions::conformance;
 
-    fn note(source: &str, unix: i64) -> ChangeNote {
-        ChangeNote { source: source.into(), reason: None, at: Timestamp::from_unix(1_700_000_000 + unix) }
-    }
-
-    fn no_progress() -> Arc<dyn Fn(u64) + Send + Sync> {
-        Arc::new(|_| {})
-    }
-
-    /// A store in a temporary directory, with partner 554.
-    async fn open() -> anyhow::Result<(tempfile::TempDir, SqliteStore)> {
+    /// A store in a temporary directory.
+    fn open() -> anyhow::Result<(tempfile::TempDir, SqliteStore)> {
         let dir = tempfile::tempdir()?;
         let store = SqliteStore::open(&dir.path().join("payrail.db"))?;
-        store
-            .insert_partner(NewPartner {
-                number: Some(554),
-                name: "test".into(),
-                require_token: false,
-                allowlist: IpAllowlist::from_nets(Vec::new()),
-                secret: SealedSecret(vec![7; 32]),
-                authorised_key_hash: None,
-                created_at: Timestamp::from_unix(1_600_000_000),
-            })
-            .await?;
         Ok((dir, store))
-    }
-
-    fn transfer(ackno: i64, reference: &str) -> anyhow::Result<DmtTransfer> {
-        let at = Timestamp::from_unix(1_650_000_000);
-        Ok(DmtTransfer {
-            ackno,
-            partner: RegistrationId::new(554),
-            reference: ReferenceId::parse(reference)?,
-            amount: Paise::rupees(1000),
-            account: "1234567890".into(),
-            utr: None,
-            status: DmtStatus::InProcess,
-            charges: DmtCharges::compute(Paise::new(1000), Paise::new(350), at),
-            created_at: at,
-            refund_txn_id: None,
-            refunded_at: None,
-        })
-    }
-
-    fn bill(txnid: i64, reference: &str) -> anyhow::Result<BillPayment> {
-        Ok(BillPayment {
-            txnid,
-            partner: RegistrationId::new(554),
-            reference: ReferenceId::parse(reference)?,
-            operator_name: "Power Co".into(),
-            ca_number: "CA-1".into(),
-            amount: Paise::rupees(250),
-            ad1: Some("extra".into()),
-            ad2: None,
-            ad3: None,
-            commission: Paise::new(125),
-            tds: Paise::new(3),
-            status: BillStatus::Pending,
-            operator_ref: None,
-            created_at: Timestamp::from_unix(1_650_000_000),
-            refund_txn_id: None,
-            refunded_at: None,
-        })
     }
 
     #[tokio::test]
     async fn a_refund_gets_a_new_refund_id_and_every_change_a_history_row() -> anyhow::Result<()> {
-        let (_dir, store) = open().await?;
-        let ids = store.insert_dmt_batch(vec![transfer(0, "T0")?], note("import", 0), no_progress()).await?;
-        let ackno = ids[0];
-        let refund = DmtChange::Refund { refund_txn_id: None };
-        let forbidden = store.change_dmt(ackno, refund.clone(), note("admin", 1)).await;
-        assert!(matches!(forbidden, Err(ChangeError::Forbidden(_))));
-        store.change_dmt(ackno, DmtChange::Fail, note("admin", 2)).await?;
-        let refunded = store.change_dmt(ackno, refund, note("admin", 3)).await?;
-        assert_eq!(refunded.status, DmtStatus::Refunded);
-        // The forbidden attempt rolled back, so its refund id was never used.
-        assert_eq!(refunded.refund_txn_id.as_deref(), Some("1"));
-        assert!(matches!(store.change_dmt(999, DmtChange::Fail, note("admin", 4)).await, Err(ChangeError::NotFound)));
+        let (_dir, store) = open()?;
+        conformance::a_refund_gets_a_new_refund_id_and_every_change_a_history_row(&store, "1").await
+    }
 
-        let (stored, history) = store.dmt_with_history(ackno).await?.ok_or_else(|| anyhow::anyhow!("missing"))?;
-        assert_eq!(stored, refunded);
-        let steps: Vec<_> = history.iter().map(|h| (h.from_status.as_deref(), h.to_status.as_str())).collect();
-        assert_eq!(steps, vec![(None, "in_process"), (Some("in_process"), "failed"), (Some("failed"), "refunded")]);
-        Ok(())
+    #[tokio::test]
+    async fn a_failed_bill_is_refunded_in_the_same_transaction() -> anyhow::Result<()> {
+        let (_dir, store) = open()?;
+        conformance::a_failed_bill_is_refunded_in_the_same_transaction(&store).await
     }
 
     #[tokio::test]
     async fn bill_payments_go_through_the_same_life() -> anyhow::Result<()> {
-        let (_dir, store) = open().await?;
-        let rows = vec![bill(0, "B1")?, bill(40, "B2")?];
-        let ids = store.insert_bill_batch(rows, note("import", 0), no_progress()).await?;
-        assert!((100_000_000..1_000_000_000).contains(&ids[0]), "{ids:?}");
-        assert_eq!(ids[1], 40);
-        let dup = store.insert_bill_batch(vec![bill(0, "B2")?], note("import", 0), no_progress()).await;
-        assert!(matches!(dup, Err(InsertError::Duplicate { index: 0, .. })));
-
-        let success = BillChange::Success { operator_ref: Some("OP1".into()) };
-        let paid = store.change_bill(ids[0], success, note("admin", 1)).await?;
-        assert_eq!((paid.status, paid.operator_ref.as_deref()), (BillStatus::Success, Some("OP1")));
-        let failed_and_refunded = store.fail_bill(ids[0], note("upstream", 2), note("upstream", 2)).await?;
-        assert_eq!(failed_and_refunded.status, BillStatus::Refunded);
-        assert_eq!(failed_and_refunded.refund_txn_id.as_deref(), Some("1"));
-        let again = store.fail_bill(ids[0], note("upstream", 3), note("upstream", 3)).await;
-        assert!(matches!(again, Err(ChangeError::Forbidden(_))), "a refunded payment is final");
-
-        let found = store.lookup_bill(RegistrationId::new(554), "B1").await?.and_then(|(_, t)| t);
-        assert_eq!(found, Some(failed_and_refunded));
-        let history = store.bill_with_history(ids[0]).await?.map(|(_, h)| h.len());
-        assert_eq!(history, Some(4));
-        assert_eq!(store.counts().await?, (0, 2));
-        Ok(())
+        let (_dir, store) = open()?;
+        conformance::bill_payments_go_through_the_same_life(&store).await
     }
 }

@@ -262,6 +262,15 @@ fn columns<'a, T: PgTable>(chunk: &'a [T], ids: &[i64]) -> Vec<Column<'a>> {
     (0..T::WIDTH).map(|at| array(&rows, at)).collect()
 }
 
+/// A rejected insert of a new record, as a refusal of the debit paying for it.
+fn insert_refusal(error: InsertError) -> Stop {
+    match error {
+        InsertError::Duplicate { reference, .. } => Stop::Refused(DebitError::Duplicate(reference)),
+        InsertError::UnknownPartner { .. } => Stop::Refused(DebitError::UnknownPartner),
+        InsertError::Store(error) => Stop::from(error),
+    }
+}
+
 /// Maps a failed chunk insert. The checks before it make a constraint
 /// violation rare, but a concurrent insert can still take a reference first;
 /// the violation's detail names the key, and so the row (the chunk's first
