@@ -483,25 +483,12 @@ pub(crate) trait ChangeSteps {
     async fn pay_back(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError>;
     /// Writes back what the change altered ([`TxnTable::UPDATE`]).
     async fn save<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError>;
-    /// Records the change in the status history.
-    async fn add_history(
-        &self,
-        kind: TxnKind,
-        id: i64,
-        from: &str,
-        to: &str,
-        note: &ChangeNote,
-    ) -> Result<(), StoreError>;
-    /// Writes the partner's event of the change, if it has a callback URL
-    /// (`payload` is built only then, where the engine can tell).
-    async fn add_event(
-        &self,
-        partner: RegistrationId,
-        txn: (TxnKind, i64),
-        status: &str,
-        at: Timestamp,
-        payload: impl FnOnce() -> String + Send,
-    ) -> Result<(), StoreError>;
+    /// Records the change of `record` from the state named `from` in the
+    /// status history.
+    async fn add_history<T: TxnTable>(&self, record: &T, from: &str, note: &ChangeNote) -> Result<(), StoreError>;
+    /// Writes the partner's event of the change of `record` made at `at`, if
+    /// the partner has a callback URL (SQLite builds the payload only then).
+    async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError>;
     /// Removes the record's poll job, held or not.
     async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError>;
 }
@@ -538,9 +525,8 @@ pub(crate) async fn change_locked<T: TxnTable>(
         steps.pay_back(kind, id, note.at).await?;
     }
     steps.save(&record, note.at).await?;
-    steps.add_history(kind, id, from, record.status_name(), note).await?;
-    let payload = || record.event_payload(note.at);
-    steps.add_event(record.partner(), (kind, id), record.status_name(), note.at, payload).await?;
+    steps.add_history(&record, from, note).await?;
+    steps.add_event(&record, note.at).await?;
     if !record.needs_polling() {
         steps.end_poll(kind, id).await?;
     }

@@ -204,28 +204,15 @@ impl ChangeSteps for Steps<'_, '_> {
         Ok(())
     }
 
-    async fn add_history(
-        &self,
-        kind: TxnKind,
-        id: i64,
-        from: &str,
-        to: &str,
-        note: &ChangeNote,
-    ) -> Result<(), StoreError> {
-        let values = shared::history_values(kind, id, Some(from), to, note);
+    async fn add_history<T: TxnTable>(&self, record: &T, from: &str, note: &ChangeNote) -> Result<(), StoreError> {
+        let values = shared::history_values(T::KIND, record.id(), Some(from), record.status_name(), note);
         execute(self.0, sql::INSERT_HISTORY, &bind_all(&values), "Failed to record the status history").await?;
         Ok(())
     }
 
-    async fn add_event(
-        &self,
-        partner: RegistrationId,
-        txn: (TxnKind, i64),
-        status: &str,
-        at: Timestamp,
-        payload: impl FnOnce() -> String + Send,
-    ) -> Result<(), StoreError> {
-        insert_event(self.0, partner, txn, status, &payload(), at).await
+    async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError> {
+        let (txn, status) = ((T::KIND, record.id()), record.status_name());
+        insert_event(self.0, record.partner(), txn, status, &record.event_payload(at), at).await
     }
 
     async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError> {

@@ -245,26 +245,14 @@ impl ChangeSteps for Steps<'_> {
         Ok(())
     }
 
-    async fn add_history(
-        &self,
-        kind: TxnKind,
-        id: i64,
-        from: &str,
-        to: &str,
-        note: &ChangeNote,
-    ) -> Result<(), StoreError> {
-        insert_history(self.0, kind, id, Some(from), to, note).map_err(store_error)
+    async fn add_history<T: TxnTable>(&self, record: &T, from: &str, note: &ChangeNote) -> Result<(), StoreError> {
+        insert_history(self.0, T::KIND, record.id(), Some(from), record.status_name(), note).map_err(store_error)
     }
 
-    async fn add_event(
-        &self,
-        partner: RegistrationId,
-        txn: (TxnKind, i64),
-        status: &str,
-        at: Timestamp,
-        payload: impl FnOnce() -> String + Send,
-    ) -> Result<(), StoreError> {
-        write_event(self.0, partner, txn, status, at, payload).map_err(store_error)
+    async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError> {
+        let txn = (T::KIND, record.id());
+        write_event(self.0, record.partner(), txn, record.status_name(), at, || record.event_payload(at))
+            .map_err(store_error)
     }
 
     async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError> {
