@@ -73,8 +73,9 @@ pub enum BillChange {
     Fail,
     /// The amount was credited back under refund id `refund_txn_id`.
     Refund {
-        /// payrail's id for the refund.
-        refund_txn_id: String,
+        /// payrail's id for the refund; `None` asks the store for a new one,
+        /// which it puts here before applying the change.
+        refund_txn_id: Option<String>,
     },
 }
 
@@ -136,7 +137,7 @@ impl BillPayment {
         match change {
             BillChange::Success { operator_ref } => self.operator_ref = operator_ref.clone(),
             BillChange::Refund { refund_txn_id } => {
-                self.refund_txn_id = Some(refund_txn_id.clone());
+                self.refund_txn_id = refund_txn_id.clone();
                 self.refunded_at = Some(now);
             }
             BillChange::Fail => {}

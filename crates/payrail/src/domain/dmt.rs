@@ -104,8 +104,9 @@ pub enum DmtChange {
     Fail,
     /// The amount was credited back, under refund id `refund_txn_id`.
     Refund {
-        /// payrail's id for the refund.
-        refund_txn_id: String,
+        /// payrail's id for the refund; `None` asks the store for a new one,
+        /// which it puts here before applying the change.
+        refund_txn_id: Option<String>,
     },
 }
 
@@ -166,7 +167,7 @@ impl DmtTransfer {
             DmtChange::Success { utr } => self.utr = utr.clone(),
             DmtChange::Utr { utr } => self.utr = Some(utr.clone()),
             DmtChange::Refund { refund_txn_id } => {
-                self.refund_txn_id = Some(refund_txn_id.clone());
+                self.refund_txn_id = refund_txn_id.clone();
                 self.refunded_at = Some(now);
             }
             DmtChange::SentToBank | DmtChange::Hold | DmtChange::Fail => {}

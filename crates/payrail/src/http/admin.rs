@@ -209,9 +209,9 @@ async fn transition_dmt(
     show_dmt_by_id(&state, ackno, StatusCode::OK).await
 }
 
-/// A given refund id, checked; empty asks the store for a new one.
-fn refund_id(given: Option<&str>) -> Result<String, ApiError> {
-    given.map(|id| bounded("refund_txn_id", id, 64)).transpose().map(Option::unwrap_or_default)
+/// A given refund id, checked; `None` asks the store for a new one.
+fn refund_id(given: Option<&str>) -> Result<Option<String>, ApiError> {
+    given.map(|id| bounded("refund_txn_id", id, 64)).transpose()
 }
 
 #[derive(Deserialize)]

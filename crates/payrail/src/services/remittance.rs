@@ -493,7 +493,7 @@ pub async fn claim_refund(
     let (transfer, _) = failed_transfer(store, partner, reference).await?;
     let subject = format!("refund|{}", transfer.ackno);
     use_otp(store, partner, OtpPurpose::Refund, stateresp, otp, &subject).await?;
-    let refund = DmtChange::Refund { refund_txn_id: String::new() };
+    let refund = DmtChange::Refund { refund_txn_id: None };
     match store.change_dmt(transfer.ackno, refund, partner_note()).await {
         Ok(refunded) => Ok(refunded),
         Err(ChangeError::Forbidden(_)) => Err(DmtError::State("Transaction already refunded".into())),

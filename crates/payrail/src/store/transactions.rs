@@ -1,6 +1,18 @@
-//! DMT transfers and bill payments: status lookups, imports, state changes with their history rows and refunds, and the creation of transactions paid from the wallet.
+//! DMT transfers and bill payments: status lookups, imports, state changes
+//! with their history rows and refunds, and the creation of transactions paid
+//! from the wallet.
+//!
+//! The trait [`TransactionStore`] is what services ask for. Below it, what
+//! both engines share: [`TxnTable`], the two record kinds as the store sees
+//! them (table, id column, column list, decoder, stored values), the SQL both
+//! engines accept ([`sql`]), and the state-change sequence ([`change`]),
+//! written once above the few steps each engine takes ([`ChangeSteps`]).
 
+use super::columns::{columns, BadState, StoredRow, Value};
 use super::*;
+use crate::domain::event;
+use crate::domain::remitter::{Bank, TransferMode};
+use crate::domain::{upstream, BillStatus, DmtCharges, DmtStatus, ReferenceId};
 
 /// DMT transfers and bill payments: status lookups, imports, state changes with their history rows and refunds, and the creation of transactions paid from the wallet.
 #[async_trait]
@@ -23,7 +35,7 @@ pub trait TransactionStore: Send + Sync + 'static {
         progress: Arc<dyn Fn(u64) + Send + Sync>,
     ) -> Result<Vec<i64>, InsertError>;
     /// Applies a state change with its history row, atomically. A `Refund`
-    /// with an empty `refund_txn_id` gets a new refund id from the store.
+    /// without a `refund_txn_id` gets a new refund id from the store.
     /// A `Refund` of a transfer that was paid from the wallet (it has a
     /// debit journal) also writes [`Journal::refund_of`] that debit and
     /// credits the wallet, in the same transaction: at most once, since a
@@ -84,6 +96,541 @@ pub trait TransactionStore: Send + Sync + 'static {
         note: ChangeNote,
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<BillPayment>, DebitError>;
+}
 
-    // processes share the table: a claim leases due jobs to one owner until
+columns! {
+    /// The columns of `dmt_transfers` that [`DmtTransfer`] is read from and written to.
+    pub(crate) mod dmt_column, list dmt_columns {
+        ackno, partner_id, reference_id, amount, account, utr, status, customer_charge, provider_share, gst,
+        discount, commission, tds, net_commission, created_at, refund_txn_id, refunded_at
+    }
+}
+pub(crate) use dmt_columns;
+
+columns! {
+    /// The columns of `bill_payments` that [`BillPayment`] is read from and written to.
+    pub(crate) mod bill_column, list bill_columns {
+        txnid, partner_id, reference_id, operator_name, ca_number, amount, ad1, ad2, ad3, commission, tds,
+        status, operator_ref, created_at, refund_txn_id, refunded_at
+    }
+}
+pub(crate) use bill_columns;
+
+columns! {
+    /// The columns of `status_history` that a [`HistoryEntry`] is read from.
+    pub(crate) mod history_column, list history_columns { from_status, to_status, at, source, reason }
+}
+
+columns! {
+    /// The columns of `dmt_routes` that a [`DmtRoute`] is read from.
+    pub(crate) mod route_column, list route_columns { remitter_mobile, beneficiary_id, bank, mode }
+}
+
+/// SQL that both engines accept, written once. SQLite numbers `$n`
+/// parameters in the order they first appear, so each statement here names
+/// `$1`, `$2`, … in that order (the test `shared_sql_names_its_parameters_in_order`
+/// keeps it so).
+pub(crate) mod sql {
+    /// A transaction's status history, oldest first: `$1` kind, `$2` id.
+    pub(crate) const HISTORY: &str =
+        concat!("SELECT ", history_columns!(), " FROM status_history WHERE kind = $1 AND txn_id = $2 ORDER BY id");
+    /// Records one state change (`from_status` NULL for a new record).
+    pub(crate) const INSERT_HISTORY: &str = "INSERT INTO status_history \
+         (kind, txn_id, from_status, to_status, at, source, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    /// A new refund id: the `refunds` row's own id.
+    pub(crate) const INSERT_REFUND: &str =
+        "INSERT INTO refunds (kind, txn_id, created_at) VALUES ($1, $2, $3) RETURNING id";
+    /// How many transfers and bill payments there are, in one row.
+    pub(crate) const COUNTS: &str = "SELECT (SELECT COUNT(*) FROM dmt_transfers), (SELECT COUNT(*) FROM bill_payments)";
+    /// The route of a transfer made through the DMT V1 API.
+    pub(crate) const ROUTE_BY_ACKNO: &str = concat!("SELECT ", route_columns!(), " FROM dmt_routes WHERE ackno = $1");
+    /// Records how a new transfer travels.
+    pub(crate) const INSERT_ROUTE: &str = "INSERT INTO dmt_routes \
+         (ackno, partner_id, remitter_mobile, beneficiary_id, bank, mode, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    /// Stores the installation's transaction-number secret unless it has one.
+    pub(crate) const STORE_NUMBER_SECRET: &str =
+        "INSERT INTO txn_number_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING";
+    /// The installation's transaction-number secret.
+    pub(crate) const NUMBER_SECRET: &str = "SELECT secret FROM txn_number_secret WHERE id = 1";
+}
+
+/// One of the two record kinds, DMT transfers and bill payments, as the
+/// store keeps it: everything in which the two differ only by table, column
+/// and state type, so that finding, inserting and changing them is written
+/// once for both.
+pub(crate) trait TxnTable: Sized + Send + Sync + 'static {
+    /// The change its state machine takes.
+    type Change: Send;
+    /// The kind, as history rows, refunds, journals and events name it.
+    const KIND: TxnKind;
+    /// Its table.
+    const TABLE: &'static str;
+    /// The table's id column (`ackno`, `txnid`).
+    const ID: &'static str;
+    /// How many columns [`TxnTable::decode`] reads and [`TxnTable::values`] gives.
+    const WIDTH: usize;
+    /// The record by its id (`$1`).
+    const BY_ID: &'static str;
+    /// As [`TxnTable::BY_ID`], the row locked until the transaction ends,
+    /// for PostgreSQL, where instances sharing the database must not lose
+    /// an update (SQLite's write transaction already keeps other writers out).
+    const FOR_UPDATE: &'static str;
+    /// Whether the partner (`$1`) has a record with this reference (`$2`).
+    const REFERENCE_TAKEN: &'static str;
+    /// Whether a record has this id (`$1`), as one boolean.
+    const ID_TAKEN: &'static str;
+    /// Writes back what a change may alter: `$1`–`$4` are
+    /// [`TxnTable::changed_values`], `$5` the time, `$6` the id.
+    const UPDATE: &'static str;
+
+    /// Its id; 0 asks for a new one.
+    fn id(&self) -> i64;
+    /// The owning partner.
+    fn partner(&self) -> RegistrationId;
+    /// The partner's reference.
+    fn reference(&self) -> &ReferenceId;
+    /// Its state's name, for history rows and events.
+    fn status_name(&self) -> &'static str;
+    /// Whether it is refunded (a refund pays a wallet-paid record back).
+    fn is_refunded(&self) -> bool;
+    /// Whether the poller still has to ask the upstream about it.
+    fn needs_polling(&self) -> bool;
+    /// Applies `change` at `at`, or says why the state machine forbids it.
+    fn apply(&mut self, change: &Self::Change, at: Timestamp) -> Result<(), ForbiddenTransition>;
+    /// The refund id a `Refund` change leaves to the store to allocate
+    /// (`None` in it), for the store to fill in.
+    fn missing_refund_id(change: &mut Self::Change) -> Option<&mut Option<String>>;
+    /// The partner event's payload after a change at `at`.
+    fn event_payload(&self, at: Timestamp) -> String;
+    /// Its stored values, in the column list's order (id first).
+    fn values(&self) -> Vec<Value<'_>>;
+    /// What a change may alter: the state as stored, the state's reference
+    /// (UTR or operator reference), the refund id, when it was refunded.
+    fn changed_values(&self) -> [Value<'_>; 4];
+    /// Reads a record from the column list starting at column `base`.
+    fn decode<R: StoredRow>(row: &R, base: usize) -> Result<Self, R::Error>;
+}
+
+/// The SQL constants of a [`TxnTable`] impl, written once for both tables
+/// from the table's name, its id column, its column list and the column
+/// holding its state's reference (`utr`, `operator_ref`).
+macro_rules! txn_table_sql {
+    ($table:literal, $id:literal, $columns:expr, $reference:literal) => {
+        const TABLE: &'static str = $table;
+        const ID: &'static str = $id;
+        const BY_ID: &'static str = concat!("SELECT ", $columns, " FROM ", $table, " WHERE ", $id, " = $1");
+        const FOR_UPDATE: &'static str =
+            concat!("SELECT ", $columns, " FROM ", $table, " WHERE ", $id, " = $1 FOR UPDATE");
+        const REFERENCE_TAKEN: &'static str =
+            concat!("SELECT 1 FROM ", $table, " WHERE partner_id = $1 AND reference_id = $2");
+        const ID_TAKEN: &'static str = concat!("SELECT EXISTS (SELECT 1 FROM ", $table, " WHERE ", $id, " = $1)");
+        const UPDATE: &'static str = concat!(
+            "UPDATE ",
+            $table,
+            " SET status = $1, ",
+            $reference,
+            " = $2, refund_txn_id = $3, refunded_at = $4, updated_at = $5 WHERE ",
+            $id,
+            " = $6"
+        );
+    };
+}
+
+impl TxnTable for DmtTransfer {
+    type Change = DmtChange;
+    const KIND: TxnKind = TxnKind::Dmt;
+    const WIDTH: usize = dmt_column::WIDTH;
+    txn_table_sql!("dmt_transfers", "ackno", dmt_columns!(), "utr");
+
+    fn id(&self) -> i64 {
+        self.ackno
+    }
+    fn partner(&self) -> RegistrationId {
+        self.partner
+    }
+    fn reference(&self) -> &ReferenceId {
+        &self.reference
+    }
+    fn status_name(&self) -> &'static str {
+        self.status.name()
+    }
+    fn is_refunded(&self) -> bool {
+        self.status == DmtStatus::Refunded
+    }
+    fn needs_polling(&self) -> bool {
+        upstream::dmt_needs_polling(self)
+    }
+    fn apply(&mut self, change: &DmtChange, at: Timestamp) -> Result<(), ForbiddenTransition> {
+        DmtTransfer::apply(self, change, at)
+    }
+    fn missing_refund_id(change: &mut DmtChange) -> Option<&mut Option<String>> {
+        match change {
+            DmtChange::Refund { refund_txn_id: missing @ None } => Some(missing),
+            _ => None,
+        }
+    }
+    fn event_payload(&self, at: Timestamp) -> String {
+        event::dmt_payload(self, at)
+    }
+    fn values(&self) -> Vec<Value<'_>> {
+        let c = &self.charges;
+        vec![
+            self.ackno.into(),
+            self.partner.number().into(),
+            self.reference.as_str().into(),
+            self.amount.get().into(),
+            self.account.as_str().into(),
+            (&self.utr).into(),
+            self.status.code().into(),
+            c.customer_charge.get().into(),
+            c.provider_share.get().into(),
+            c.gst.get().into(),
+            c.discount.get().into(),
+            c.commission.get().into(),
+            c.tds.get().into(),
+            c.net_commission.get().into(),
+            self.created_at.unix().into(),
+            (&self.refund_txn_id).into(),
+            self.refunded_at.map(Timestamp::unix).into(),
+        ]
+    }
+    fn changed_values(&self) -> [Value<'_>; 4] {
+        [
+            self.status.code().into(),
+            (&self.utr).into(),
+            (&self.refund_txn_id).into(),
+            self.refunded_at.map(Timestamp::unix).into(),
+        ]
+    }
+    fn decode<R: StoredRow>(row: &R, base: usize) -> Result<Self, R::Error> {
+        use dmt_column as at;
+        let paise = |column: usize| row.int(base + column).map(Paise::new);
+        Ok(DmtTransfer {
+            ackno: row.int(base + at::ackno)?,
+            partner: RegistrationId::new(row.int(base + at::partner_id)?),
+            reference: row.parsed(base + at::reference_id, ReferenceId::parse)?,
+            amount: paise(at::amount)?,
+            account: row.text(base + at::account)?,
+            utr: row.opt_text(base + at::utr)?,
+            status: row.coded(base + at::status, DmtStatus::from_code)?,
+            charges: DmtCharges {
+                customer_charge: paise(at::customer_charge)?,
+                provider_share: paise(at::provider_share)?,
+                gst: paise(at::gst)?,
+                discount: paise(at::discount)?,
+                commission: paise(at::commission)?,
+                tds: paise(at::tds)?,
+                net_commission: paise(at::net_commission)?,
+            },
+            created_at: Timestamp::from_unix(row.int(base + at::created_at)?),
+            refund_txn_id: row.opt_text(base + at::refund_txn_id)?,
+            refunded_at: row.opt_int(base + at::refunded_at)?.map(Timestamp::from_unix),
+        })
+    }
+}
+
+impl TxnTable for BillPayment {
+    type Change = BillChange;
+    const KIND: TxnKind = TxnKind::Bbps;
+    const WIDTH: usize = bill_column::WIDTH;
+    txn_table_sql!("bill_payments", "txnid", bill_columns!(), "operator_ref");
+
+    fn id(&self) -> i64 {
+        self.txnid
+    }
+    fn partner(&self) -> RegistrationId {
+        self.partner
+    }
+    fn reference(&self) -> &ReferenceId {
+        &self.reference
+    }
+    fn status_name(&self) -> &'static str {
+        self.status.name()
+    }
+    fn is_refunded(&self) -> bool {
+        self.status == BillStatus::Refunded
+    }
+    fn needs_polling(&self) -> bool {
+        upstream::bill_needs_polling(self)
+    }
+    fn apply(&mut self, change: &BillChange, at: Timestamp) -> Result<(), ForbiddenTransition> {
+        BillPayment::apply(self, change, at)
+    }
+    fn missing_refund_id(change: &mut BillChange) -> Option<&mut Option<String>> {
+        match change {
+            BillChange::Refund { refund_txn_id: missing @ None } => Some(missing),
+            _ => None,
+        }
+    }
+    fn event_payload(&self, at: Timestamp) -> String {
+        event::bill_payload(self, at)
+    }
+    fn values(&self) -> Vec<Value<'_>> {
+        vec![
+            self.txnid.into(),
+            self.partner.number().into(),
+            self.reference.as_str().into(),
+            self.operator_name.as_str().into(),
+            self.ca_number.as_str().into(),
+            self.amount.get().into(),
+            (&self.ad1).into(),
+            (&self.ad2).into(),
+            (&self.ad3).into(),
+            self.commission.get().into(),
+            self.tds.get().into(),
+            self.status.name().into(),
+            (&self.operator_ref).into(),
+            self.created_at.unix().into(),
+            (&self.refund_txn_id).into(),
+            self.refunded_at.map(Timestamp::unix).into(),
+        ]
+    }
+    fn changed_values(&self) -> [Value<'_>; 4] {
+        [
+            self.status.name().into(),
+            (&self.operator_ref).into(),
+            (&self.refund_txn_id).into(),
+            self.refunded_at.map(Timestamp::unix).into(),
+        ]
+    }
+    fn decode<R: StoredRow>(row: &R, base: usize) -> Result<Self, R::Error> {
+        use bill_column as at;
+        let paise = |column: usize| row.int(base + column).map(Paise::new);
+        Ok(BillPayment {
+            txnid: row.int(base + at::txnid)?,
+            partner: RegistrationId::new(row.int(base + at::partner_id)?),
+            reference: row.parsed(base + at::reference_id, ReferenceId::parse)?,
+            operator_name: row.text(base + at::operator_name)?,
+            ca_number: row.text(base + at::ca_number)?,
+            amount: paise(at::amount)?,
+            ad1: row.opt_text(base + at::ad1)?,
+            ad2: row.opt_text(base + at::ad2)?,
+            ad3: row.opt_text(base + at::ad3)?,
+            commission: paise(at::commission)?,
+            tds: paise(at::tds)?,
+            status: row.parsed(base + at::status, |s| BillStatus::parse(s).ok_or_else(|| BadState(s.to_owned())))?,
+            operator_ref: row.opt_text(base + at::operator_ref)?,
+            created_at: Timestamp::from_unix(row.int(base + at::created_at)?),
+            refund_txn_id: row.opt_text(base + at::refund_txn_id)?,
+            refunded_at: row.opt_int(base + at::refunded_at)?.map(Timestamp::from_unix),
+        })
+    }
+}
+
+/// Reads a row of [`sql::HISTORY`].
+pub(crate) fn decode_history<R: StoredRow>(row: &R) -> Result<HistoryEntry, R::Error> {
+    use history_column as at;
+    Ok(HistoryEntry {
+        from_status: row.opt_text(at::from_status)?,
+        to_status: row.text(at::to_status)?,
+        at: Timestamp::from_unix(row.int(at::at)?),
+        source: row.text(at::source)?,
+        reason: row.opt_text(at::reason)?,
+    })
+}
+
+/// Reads a row of [`sql::ROUTE_BY_ACKNO`].
+pub(crate) fn decode_route<R: StoredRow>(row: &R) -> Result<DmtRoute, R::Error> {
+    use route_column as at;
+    Ok(DmtRoute {
+        remitter: row.parsed(at::remitter_mobile, MobileNumber::parse)?,
+        beneficiary_id: row.int(at::beneficiary_id)?,
+        bank: row.coded(at::bank, Bank::from_number)?,
+        mode: row.parsed(at::mode, |s| TransferMode::parse(s).ok_or_else(|| BadState(s.to_owned())))?,
+    })
+}
+
+/// The values of [`sql::INSERT_ROUTE`] for a new transfer.
+pub(crate) fn route_values<'a>(transfer: &'a DmtTransfer, route: &'a DmtRoute) -> [Value<'a>; 7] {
+    [
+        transfer.ackno.into(),
+        transfer.partner.number().into(),
+        route.remitter.as_str().into(),
+        route.beneficiary_id.into(),
+        route.bank.number().into(),
+        route.mode.as_str().into(),
+        transfer.created_at.unix().into(),
+    ]
+}
+
+/// The values of [`sql::INSERT_HISTORY`].
+pub(crate) fn history_values<'a>(
+    kind: TxnKind,
+    id: i64,
+    from: Option<&'a str>,
+    to: &'a str,
+    note: &'a ChangeNote,
+) -> [Value<'a>; 7] {
+    [
+        kind.as_str().into(),
+        id.into(),
+        from.into(),
+        to.into(),
+        note.at.unix().into(),
+        note.source.as_str().into(),
+        note.reason.as_deref().into(),
+    ]
+}
+
+/// The steps of a state change that each engine takes inside its own
+/// database transaction; [`change`] puts them in order. SQLite's steps do
+/// their work when first polled and never wait.
+pub(crate) trait ChangeSteps {
+    /// The record, locked against concurrent changes until the transaction ends.
+    async fn lock<T: TxnTable>(&self, id: i64) -> Result<Option<T>, StoreError>;
+    /// A new refund id for the record.
+    async fn new_refund_id(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<String, StoreError>;
+    /// Pays a refunded record's debit back, if the wallet paid for it: the
+    /// refund journal and the wallet credit.
+    async fn pay_back(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError>;
+    /// Writes back what the change altered ([`TxnTable::UPDATE`]).
+    async fn save<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError>;
+    /// Records the change of `record` from the state named `from` in the
+    /// status history.
+    async fn add_history<T: TxnTable>(&self, record: &T, from: &str, note: &ChangeNote) -> Result<(), StoreError>;
+    /// Writes the partner's event of the change of `record` made at `at`, if
+    /// the partner has a callback URL (SQLite builds the payload only then).
+    async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError>;
+    /// Removes the record's poll job, held or not.
+    async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError>;
+}
+
+/// [`TransactionStore::change_dmt`] and [`TransactionStore::change_bill`]
+/// inside the engine's transaction: locks the record, then [`change_locked`].
+pub(crate) async fn change<T: TxnTable>(
+    steps: &impl ChangeSteps,
+    id: i64,
+    change: T::Change,
+    note: &ChangeNote,
+) -> Result<T, ChangeError> {
+    let record = steps.lock::<T>(id).await?.ok_or(ChangeError::NotFound)?;
+    change_locked(steps, record, change, note).await
+}
+
+/// A change of a locked record: a new refund id if the change asks for one,
+/// the state machine, the pay-back of a wallet-paid refund, the row, its
+/// history row, the partner's event, and the end of the poll job once the
+/// record is decided. The caller commits.
+pub(crate) async fn change_locked<T: TxnTable>(
+    steps: &impl ChangeSteps,
+    mut record: T,
+    mut change: T::Change,
+    note: &ChangeNote,
+) -> Result<T, ChangeError> {
+    let (kind, id) = (T::KIND, record.id());
+    if let Some(missing) = T::missing_refund_id(&mut change) {
+        *missing = Some(steps.new_refund_id(kind, id, note.at).await?);
+    }
+    let from = record.status_name();
+    record.apply(&change, note.at)?;
+    if record.is_refunded() {
+        steps.pay_back(kind, id, note.at).await?;
+    }
+    steps.save(&record, note.at).await?;
+    steps.add_history(&record, from, note).await?;
+    steps.add_event(&record, note.at).await?;
+    if !record.needs_polling() {
+        steps.end_poll(kind, id).await?;
+    }
+    Ok(record)
+}
+
+/// [`TransactionStore::fail_bill`] inside the engine's transaction: fails
+/// the payment unless it is failed already, then refunds it.
+pub(crate) async fn fail_and_refund(
+    steps: &impl ChangeSteps,
+    txnid: i64,
+    note: &ChangeNote,
+    refund: &ChangeNote,
+) -> Result<BillPayment, ChangeError> {
+    let mut bill: BillPayment = steps.lock(txnid).await?.ok_or(ChangeError::NotFound)?;
+    if bill.status != BillStatus::Failed {
+        bill = change_locked(steps, bill, BillChange::Fail, note).await?;
+    }
+    change_locked(steps, bill, BillChange::Refund { refund_txn_id: None }, refund).await
+}
+
+/// Fixtures and test bodies that both engines' tests run, so that each
+/// engine is held to the same behaviour.
+#[cfg(test)]
+pub(crate) mod conformance;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$n` of `sql`, in the order they first appear.
+    fn first_appearances(sql: &str) -> Vec<usize> {
+        let mut seen = Vec::new();
+        for (i, _) in sql.match_indices('$') {
+            let digits: String = sql[i + 1..].chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(n) = digits.parse::<usize>() {
+                if !seen.contains(&n) {
+                    seen.push(n);
+                }
+            }
+        }
+        seen
+    }
+
+    fn shared_sql() -> Vec<&'static str> {
+        vec![
+            sql::HISTORY,
+            sql::INSERT_HISTORY,
+            sql::INSERT_REFUND,
+            sql::ROUTE_BY_ACKNO,
+            sql::INSERT_ROUTE,
+            sql::STORE_NUMBER_SECRET,
+            DmtTransfer::BY_ID,
+            DmtTransfer::REFERENCE_TAKEN,
+            DmtTransfer::ID_TAKEN,
+            DmtTransfer::UPDATE,
+            BillPayment::BY_ID,
+            BillPayment::REFERENCE_TAKEN,
+            BillPayment::ID_TAKEN,
+            BillPayment::UPDATE,
+        ]
+    }
+
+    #[test]
+    fn shared_sql_names_its_parameters_in_order() {
+        for sql in shared_sql() {
+            let seen = first_appearances(sql);
+            let expected: Vec<usize> = (1..=seen.len()).collect();
+            assert_eq!(seen, expected, "{sql}");
+        }
+    }
+
+    #[test]
+    fn the_generated_statements_read_as_written_by_hand() {
+        assert_eq!(
+            BillPayment::UPDATE,
+            "UPDATE bill_payments SET status = $1, operator_ref = $2, refund_txn_id = $3, refunded_at = $4, \
+             updated_at = $5 WHERE txnid = $6"
+        );
+        assert_eq!(DmtTransfer::ID_TAKEN, "SELECT EXISTS (SELECT 1 FROM dmt_transfers WHERE ackno = $1)");
+        assert!(DmtTransfer::FOR_UPDATE.starts_with("SELECT ackno, partner_id, reference_id, amount,"));
+        assert!(DmtTransfer::FOR_UPDATE.ends_with(" FROM dmt_transfers WHERE ackno = $1 FOR UPDATE"));
+    }
+
+    #[test]
+    fn a_column_list_and_its_positions_agree() {
+        let dmt: Vec<&str> = dmt_columns!().split(", ").collect();
+        assert_eq!(dmt.len(), dmt_column::WIDTH);
+        assert_eq!(dmt[dmt_column::status], "status");
+        assert_eq!(dmt[dmt_column::refunded_at], "refunded_at");
+        let bills: Vec<&str> = bill_columns!().split(", ").collect();
+        assert_eq!(bills.len(), bill_column::WIDTH);
+        assert_eq!(bills[bill_column::operator_ref], "operator_ref");
+        assert_eq!(bill_columns!("t").split(", ").nth(bill_column::tds), Some("t.tds"));
+    }
+
+    #[test]
+    fn a_refund_without_an_id_is_left_to_the_store_and_one_with_an_id_is_not() {
+        let mut wanted = DmtChange::Refund { refund_txn_id: None };
+        assert!(DmtTransfer::missing_refund_id(&mut wanted).is_some());
+        let mut given = BillChange::Refund { refund_txn_id: Some("R1".into()) };
+        assert!(BillPayment::missing_refund_id(&mut given).is_none());
+        assert!(BillPayment::missing_refund_id(&mut BillChange::Fail).is_none());
+    }
 }

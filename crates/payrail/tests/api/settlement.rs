@@ -97,7 +97,7 @@ async fn an_upstream_failure_whose_refund_cannot_be_written_leaves_the_bill_whol
     };
     let fail = payrail::domain::bbps::BillChange::Fail;
     assert!(app.store.change_bill(old_way, fail, note()).await.is_ok());
-    let refund = payrail::domain::bbps::BillChange::Refund { refund_txn_id: String::new() };
+    let refund = payrail::domain::bbps::BillChange::Refund { refund_txn_id: None };
     assert!(app.store.change_bill(old_way, refund, note()).await.is_err(), "the refund step fails");
     let out = payrail(&app, &["verify"]);
     let report = text(&out.stdout);

@@ -342,7 +342,7 @@ mod tests {
         let paid = debit(store, "A1").await?.record.ackno;
         let refunded = debit(store, "A2").await?.record.ackno;
         store.change_dmt(refunded, DmtChange::Fail, note("admin")).await?;
-        store.change_dmt(refunded, DmtChange::Refund { refund_txn_id: "X".into() }, note("admin")).await?;
+        store.change_dmt(refunded, DmtChange::Refund { refund_txn_id: Some("X".into()) }, note("admin")).await?;
         assert_eq!(store.audit().await?, LedgerAudit { journals: 4, ..LedgerAudit::default() });
 
         raw_sql(store, "UPDATE wallets SET balance = balance + 1").await?;

@@ -27,14 +27,16 @@
 //! `ledger.rs`, `remittance.rs`, `upstream_work.rs`), and the schema in
 //! `migrations/`, one `.sql` file per version.
 
+mod columns;
 mod ledger;
 mod migrations;
 mod partners;
 mod remittance;
+#[cfg(test)]
+mod test_db;
 mod transactions;
 mod upstream_work;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +49,8 @@ use tokio_postgres::error::{DbError, SqlState};
 use tokio_postgres::types::{FromSqlOwned, ToSql};
 use tokio_postgres::{IsolationLevel, Row};
 
+use super::columns::BadState;
+use super::transactions::{bill_columns, dmt_columns};
 use ledger::{charge_wallet, insert_journal, pay_back};
 use partners::{partner_at, PARTNER_WIDTH};
 // The status lookups select the partner columns beside a transaction's.
@@ -63,23 +67,12 @@ use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, TEXT_DAY_SECS};
 use crate::domain::partner::SealedSecret;
-use crate::domain::remitter::{
-    AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode,
-};
+use crate::domain::remitter::{AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::txn_id::TxnNumbers;
-use crate::domain::upstream;
 use crate::domain::{
-    BillPayment, BillStatus, DmtCharges, DmtStatus, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner,
-    PartnerStatus, ReferenceId, RegistrationId, Timestamp, TxnKind,
+    BillPayment, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner, PartnerStatus, RegistrationId, Timestamp,
+    TxnKind,
 };
-
-// Advisory-lock keys: "payrail" in ASCII and a number, so that they do not
-// collide with another application's locks on a shared server (01 is the
-// migrations' own, in `migrations/mod.rs`).
-/// Guards `dmt_transfers`' identity sequence; see [`lock_ids`].
-const DMT_IDS_LOCK: i64 = 0x7061_7972_6169_6c02;
-/// Guards `bill_payments`' identity sequence; see [`lock_ids`].
-const BILL_IDS_LOCK: i64 = 0x7061_7972_6169_6c03;
 
 /// The first key of the two-key advisory locks that serialise OTP texts per
 /// mobile (the second is a hash of the mobile). Two-key locks live apart
@@ -91,25 +84,6 @@ const POOL_SIZE: usize = 16;
 /// How long a request waits for a connection before the store reports
 /// itself unavailable, rather than hanging while the database is down.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
-/// Rows per batch-insert statement: large enough that round trips do not
-/// matter, small enough that one chunk's arrays stay a few megabytes.
-const CHUNK_ROWS: usize = 5_000;
-
-/// The columns [`dmt_from_row`] reads, in order.
-macro_rules! dmt_columns {
-    () => {
-        "ackno, partner_id, reference_id, amount, account, utr, status, customer_charge, provider_share, gst, \
-         discount, commission, tds, net_commission, created_at, refund_txn_id, refunded_at"
-    };
-}
-
-/// The columns [`bill_from_row`] reads, in order.
-macro_rules! bill_columns {
-    () => {
-        "txnid, partner_id, reference_id, operator_name, ca_number, amount, ad1, ad2, ad3, commission, tds, \
-         status, operator_ref, created_at, refund_txn_id, refunded_at"
-    };
-}
 
 /// The whole status lookup in one round trip (see `Store::lookup_dmt`).
 const LOOKUP_DMT: &str = concat!(
@@ -119,20 +93,6 @@ const LOOKUP_DMT: &str = concat!(
     dmt_columns!(),
     " FROM dmt_transfers WHERE partner_id = $1 AND reference_id = $2) t ON true"
 );
-const DMT_BY_ACKNO: &str = concat!("SELECT ", dmt_columns!(), " FROM dmt_transfers WHERE ackno = $1");
-const LOCK_DMT: &str = concat!("SELECT ", dmt_columns!(), " FROM dmt_transfers WHERE ackno = $1 FOR UPDATE");
-const UPDATE_DMT: &str = "UPDATE dmt_transfers SET status = $1, utr = $2, refund_txn_id = $3, refunded_at = $4, \
-                          updated_at = $5 WHERE ackno = $6";
-const INSERT_DMTS: &str = "INSERT INTO dmt_transfers (ackno, partner_id, reference_id, amount, account, utr, status, \
-     customer_charge, provider_share, gst, discount, commission, tds, net_commission, created_at, updated_at, \
-     refund_txn_id, refunded_at) \
-     SELECT ackno, partner_id, reference_id, amount, account, utr, status, customer_charge, provider_share, gst, \
-     discount, commission, tds, net_commission, created_at, created_at, refund_txn_id, refunded_at \
-     FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], \
-     $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], \
-     $15::bigint[], $16::text[], $17::bigint[]) \
-     AS u(ackno, partner_id, reference_id, amount, account, utr, status, customer_charge, provider_share, gst, \
-     discount, commission, tds, net_commission, created_at, refund_txn_id, refunded_at)";
 
 /// As [`LOOKUP_DMT`], for bill payments.
 const LOOKUP_BILL: &str = concat!(
@@ -142,28 +102,6 @@ const LOOKUP_BILL: &str = concat!(
     bill_columns!(),
     " FROM bill_payments WHERE partner_id = $1 AND reference_id = $2) t ON true"
 );
-const BILL_BY_TXNID: &str = concat!("SELECT ", bill_columns!(), " FROM bill_payments WHERE txnid = $1");
-const LOCK_BILL: &str = concat!("SELECT ", bill_columns!(), " FROM bill_payments WHERE txnid = $1 FOR UPDATE");
-const UPDATE_BILL: &str = "UPDATE bill_payments SET status = $1, operator_ref = $2, refund_txn_id = $3, \
-                           refunded_at = $4, updated_at = $5 WHERE txnid = $6";
-const INSERT_BILLS: &str = "INSERT INTO bill_payments (txnid, partner_id, reference_id, operator_name, ca_number, \
-     amount, ad1, ad2, ad3, commission, tds, status, operator_ref, created_at, updated_at, refund_txn_id, refunded_at) \
-     SELECT txnid, partner_id, reference_id, operator_name, ca_number, amount, ad1, ad2, ad3, commission, tds, \
-     status, operator_ref, created_at, created_at, refund_txn_id, refunded_at \
-     FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], \
-     $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::bigint[], $15::text[], \
-     $16::bigint[]) \
-     AS u(txnid, partner_id, reference_id, operator_name, ca_number, amount, ad1, ad2, ad3, commission, tds, \
-     status, operator_ref, created_at, refund_txn_id, refunded_at)";
-
-const HISTORY: &str =
-    "SELECT from_status, to_status, at, source, reason FROM status_history WHERE kind = $1 AND txn_id = $2 ORDER BY id";
-const INSERT_HISTORY: &str = "INSERT INTO status_history (kind, txn_id, from_status, to_status, at, source, reason) \
-                              VALUES ($1, $2, $3, $4, $5, $6, $7)";
-const INSERT_HISTORIES: &str = "INSERT INTO status_history (kind, txn_id, from_status, to_status, at, source, reason) \
-     SELECT $1::text, txn_id, NULL, to_status, $2::bigint, $3::text, $4::text \
-     FROM UNNEST($5::bigint[], $6::text[]) AS u(txn_id, to_status)";
-const INSERT_REFUND: &str = "INSERT INTO refunds (kind, txn_id, created_at) VALUES ($1, $2, $3) RETURNING id";
 
 /// What a remitter sent through one pipe since a time, not counting refunded transfers (status 0).
 const ROUTE_USAGE: &str = "SELECT COALESCE(SUM(t.amount), 0)::bigint FROM dmt_routes r \
@@ -175,9 +113,6 @@ const REMITTER_USAGE: &str = "SELECT r.bank, SUM(t.amount)::bigint FROM dmt_rout
                               JOIN dmt_transfers t ON t.ackno = r.ackno \
                               WHERE r.partner_id = $1 AND r.remitter_mobile = $2 \
                               AND t.created_at >= $3 AND t.status <> 0 GROUP BY r.bank";
-const INSERT_ROUTE: &str = "INSERT INTO dmt_routes (ackno, partner_id, remitter_mobile, beneficiary_id, bank, mode, \
-                            created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-const ROUTE_BY_ACKNO: &str = "SELECT remitter_mobile, beneficiary_id, bank, mode FROM dmt_routes WHERE ackno = $1";
 
 const FIND_REMITTER: &str = "SELECT mobile, first_name, last_name, kyc_id, created_at FROM remitters \
                              WHERE partner_id = $1 AND mobile = $2";
@@ -359,7 +294,7 @@ impl PostgresStore {
             .context("Failed to build the PostgreSQL connection pool")?;
         let mut client = pool.get().await.context("Failed to connect to PostgreSQL")?;
         migrations::migrate(&mut client).await?;
-        let numbers = txn_numbers(&client).await?;
+        let numbers = transactions::txn_numbers(&client).await?;
         drop(client);
         Ok(PostgresStore { pool, numbers })
     }
@@ -463,81 +398,6 @@ async fn execute(
     client.execute(&statement, params).await.store_context(what)
 }
 
-/// A stored status that no state of the domain matches.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown stored state {0:?}")]
-struct BadState(String);
-
-/// Reads a row of [`dmt_columns!`].
-fn dmt_from_row(row: &Row) -> anyhow::Result<DmtTransfer> {
-    dmt_at(row, 0)
-}
-
-/// Reads the same columns starting at column `base` of a joined row.
-fn dmt_at(row: &Row, base: usize) -> anyhow::Result<DmtTransfer> {
-    let status: i64 = row.try_get(base + 6)?;
-    Ok(DmtTransfer {
-        ackno: row.try_get(base)?,
-        partner: RegistrationId::new(row.try_get(base + 1)?),
-        reference: ReferenceId::parse(row.try_get(base + 2)?)?,
-        amount: Paise::new(row.try_get(base + 3)?),
-        account: row.try_get(base + 4)?,
-        utr: row.try_get(base + 5)?,
-        status: DmtStatus::from_code(status).ok_or_else(|| BadState(status.to_string()))?,
-        charges: DmtCharges {
-            customer_charge: Paise::new(row.try_get(base + 7)?),
-            provider_share: Paise::new(row.try_get(base + 8)?),
-            gst: Paise::new(row.try_get(base + 9)?),
-            discount: Paise::new(row.try_get(base + 10)?),
-            commission: Paise::new(row.try_get(base + 11)?),
-            tds: Paise::new(row.try_get(base + 12)?),
-            net_commission: Paise::new(row.try_get(base + 13)?),
-        },
-        created_at: Timestamp::from_unix(row.try_get(base + 14)?),
-        refund_txn_id: row.try_get(base + 15)?,
-        refunded_at: row.try_get::<_, Option<i64>>(base + 16)?.map(Timestamp::from_unix),
-    })
-}
-
-/// Reads a row of [`bill_columns!`].
-fn bill_from_row(row: &Row) -> anyhow::Result<BillPayment> {
-    bill_at(row, 0)
-}
-
-/// Reads the same columns starting at column `base` of a joined row.
-fn bill_at(row: &Row, base: usize) -> anyhow::Result<BillPayment> {
-    let status: &str = row.try_get(base + 11)?;
-    Ok(BillPayment {
-        txnid: row.try_get(base)?,
-        partner: RegistrationId::new(row.try_get(base + 1)?),
-        reference: ReferenceId::parse(row.try_get(base + 2)?)?,
-        operator_name: row.try_get(base + 3)?,
-        ca_number: row.try_get(base + 4)?,
-        amount: Paise::new(row.try_get(base + 5)?),
-        ad1: row.try_get(base + 6)?,
-        ad2: row.try_get(base + 7)?,
-        ad3: row.try_get(base + 8)?,
-        commission: Paise::new(row.try_get(base + 9)?),
-        tds: Paise::new(row.try_get(base + 10)?),
-        status: BillStatus::parse(status).ok_or_else(|| BadState(status.to_owned()))?,
-        operator_ref: row.try_get(base + 12)?,
-        created_at: Timestamp::from_unix(row.try_get(base + 13)?),
-        refund_txn_id: row.try_get(base + 14)?,
-        refunded_at: row.try_get::<_, Option<i64>>(base + 15)?.map(Timestamp::from_unix),
-    })
-}
-
-/// Reads a row of [`HISTORY`].
-fn history_from_row(row: &Row) -> anyhow::Result<HistoryEntry> {
-    Ok(HistoryEntry {
-        from_status: row.try_get(0)?,
-        to_status: row.try_get(1)?,
-        at: Timestamp::from_unix(row.try_get(2)?),
-        source: row.try_get(3)?,
-        reason: row.try_get(4)?,
-    })
-}
-
 /// A partner and, when the joined side is present, its transaction.
 fn joined<T>(row: &Row, at: fn(&Row, usize) -> anyhow::Result<T>) -> anyhow::Result<(Partner, Option<T>)> {
     let present = row.try_get::<_, Option<i64>>(PARTNER_WIDTH)?.is_some();
@@ -547,64 +407,6 @@ fn joined<T>(row: &Row, at: fn(&Row, usize) -> anyhow::Result<T>) -> anyhow::Res
 /// Decodes the row, if any; a row that does not decode is a fault.
 fn decode<T>(row: Option<Row>, from_row: fn(&Row) -> anyhow::Result<T>) -> Result<Option<T>, StoreError> {
     row.as_ref().map(from_row).transpose().context("Failed to read a stored row").map_err(StoreError::Other)
-}
-
-/// The status history of one transaction, oldest first.
-async fn history(client: &impl GenericClient, kind: TxnKind, id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
-    let rows = query(client, HISTORY, &[&kind.as_str(), &id], "Failed to read the status history").await?;
-    let entries = rows.iter().map(history_from_row).collect::<anyhow::Result<_>>();
-    entries.context("Failed to read a status history row").map_err(StoreError::Other)
-}
-
-/// Records one state change.
-async fn insert_history(
-    tx: &Transaction<'_>,
-    kind: TxnKind,
-    id: i64,
-    from: Option<&str>,
-    to: &str,
-    note: &ChangeNote,
-) -> Result<(), StoreError> {
-    let params: [&(dyn ToSql + Sync); 7] =
-        [&kind.as_str(), &id, &from, &to, &note.at.unix(), &note.source.as_str(), &note.reason];
-    execute(tx, INSERT_HISTORY, &params, "Failed to record the status history").await?;
-    Ok(())
-}
-
-/// A new refund id, from the `refunds` table's sequence.
-async fn allocate_refund_id(tx: &Transaction<'_>, kind: TxnKind, id: i64, at: Timestamp) -> Result<String, StoreError> {
-    let row =
-        query_one(tx, INSERT_REFUND, &[&kind.as_str(), &id, &at.unix()], "Failed to allocate a refund id").await?;
-    let refund: i64 = row.try_get(0).store_context("Failed to read the new refund id")?;
-    Ok(refund.to_string())
-}
-
-/// The transfer, locked until the transaction ends.
-async fn lock_dmt(tx: &Transaction<'_>, ackno: i64) -> Result<Option<DmtTransfer>, StoreError> {
-    decode(query_opt(tx, LOCK_DMT, &[&ackno], "Failed to lock the transfer").await?, dmt_from_row)
-}
-
-/// Writes back what a state change may alter.
-async fn save_dmt(tx: &Transaction<'_>, transfer: &DmtTransfer, at: Timestamp) -> Result<(), StoreError> {
-    let refunded_at = transfer.refunded_at.map(Timestamp::unix);
-    let params: [&(dyn ToSql + Sync); 6] =
-        [&transfer.status.code(), &transfer.utr, &transfer.refund_txn_id, &refunded_at, &at.unix(), &transfer.ackno];
-    execute(tx, UPDATE_DMT, &params, "Failed to update the transfer").await?;
-    Ok(())
-}
-
-/// The bill payment, locked until the transaction ends.
-async fn lock_bill(tx: &Transaction<'_>, txnid: i64) -> Result<Option<BillPayment>, StoreError> {
-    decode(query_opt(tx, LOCK_BILL, &[&txnid], "Failed to lock the bill payment").await?, bill_from_row)
-}
-
-/// Writes back what a state change may alter.
-async fn save_bill(tx: &Transaction<'_>, bill: &BillPayment, at: Timestamp) -> Result<(), StoreError> {
-    let refunded_at = bill.refunded_at.map(Timestamp::unix);
-    let params: [&(dyn ToSql + Sync); 6] =
-        [&bill.status.name(), &bill.operator_ref, &bill.refund_txn_id, &refunded_at, &at.unix(), &bill.txnid];
-    execute(tx, UPDATE_BILL, &params, "Failed to update the bill payment").await?;
-    Ok(())
 }
 
 /// Why a transaction that moves a wallet stopped. Nothing was written.
@@ -634,15 +436,6 @@ impl From<StoreError> for Stop {
     }
 }
 
-/// A rejected insert of a new record, as a refusal of the debit paying for it.
-fn insert_refusal(error: InsertError) -> Stop {
-    match error {
-        InsertError::Duplicate { reference, .. } => Stop::Refused(DebitError::Duplicate(reference)),
-        InsertError::UnknownPartner { .. } => Stop::Refused(DebitError::UnknownPartner),
-        InsertError::Store(error) => Stop::from(error),
-    }
-}
-
 /// The SQLSTATE of the database error inside `error`, if it holds one.
 fn sql_state(error: &StoreError) -> Option<&SqlState> {
     let (StoreError::Unavailable(error) | StoreError::Other(error)) = error;
@@ -668,49 +461,6 @@ async fn check_limit(
         return Err(Stop::Refused(DebitError::MonthlyLimit { remaining }));
     }
     Ok(())
-}
-
-/// Inserts one new record as a batch of one would (a new id from the
-/// identity sequence, its first history row); returns its id.
-async fn insert_new<T: BatchRow>(
-    tx: &Transaction<'_>,
-    numbers: &TxnNumbers,
-    row: &T,
-    note: &ChangeNote,
-) -> Result<i64, Stop> {
-    lock_ids::<T>(tx, false).await?;
-    let rows = std::slice::from_ref(row);
-    let ids = assign_ids(tx, numbers, rows).await?;
-    insert_chunk(tx, rows, &ids, note).await.map_err(|e| insert_refusal(chunk_error(e, rows, &ids, 0)))?;
-    let id = ids.first().copied().ok_or_else(|| StoreError::Other(anyhow::anyhow!("no id for the new record")))?;
-    Ok(id)
-}
-
-/// Records the route of a transfer made through the DMT V1 API.
-async fn insert_route(tx: &Transaction<'_>, transfer: &DmtTransfer, route: &DmtRoute) -> Result<(), StoreError> {
-    let params: [&(dyn ToSql + Sync); 7] = [
-        &transfer.ackno,
-        &transfer.partner.number(),
-        &route.remitter.as_str(),
-        &route.beneficiary_id,
-        &route.bank.number(),
-        &route.mode.as_str(),
-        &transfer.created_at.unix(),
-    ];
-    execute(tx, INSERT_ROUTE, &params, "Failed to record the transfer's route").await?;
-    Ok(())
-}
-
-/// Reads a row of [`ROUTE_BY_ACKNO`].
-fn route_from_row(row: &Row) -> anyhow::Result<DmtRoute> {
-    let bank: i64 = row.try_get(2)?;
-    let mode: &str = row.try_get(3)?;
-    Ok(DmtRoute {
-        remitter: MobileNumber::parse(row.try_get(0)?)?,
-        beneficiary_id: row.try_get(1)?,
-        bank: Bank::from_number(bank).ok_or_else(|| BadState(bank.to_string()))?,
-        mode: TransferMode::parse(mode).ok_or_else(|| BadState(mode.to_owned()))?,
-    })
 }
 
 /// Reads a row of [`FIND_REMITTER`].
@@ -869,38 +619,6 @@ fn pair<A: FromSqlOwned, B: FromSqlOwned>(row: &Row) -> Result<(A, B), tokio_pos
     Ok((row.try_get(0)?, row.try_get(1)?))
 }
 
-/// [`Store::change_bill`] of the locked `bill` inside the caller's
-/// transaction: the change, its history row, the refund journal of a
-/// wallet-paid refund, the partner's event, and the end of the poll job
-/// once the payment is decided.
-async fn change_bill_in(
-    tx: &Transaction<'_>,
-    mut bill: BillPayment,
-    change: BillChange,
-    note: &ChangeNote,
-) -> Result<BillPayment, ChangeError> {
-    let txnid = bill.txnid;
-    let from = bill.status;
-    let change = match change {
-        BillChange::Refund { refund_txn_id } if refund_txn_id.is_empty() => {
-            BillChange::Refund { refund_txn_id: allocate_refund_id(tx, TxnKind::Bbps, txnid, note.at).await? }
-        }
-        other => other,
-    };
-    bill.apply(&change, note.at)?;
-    if bill.status == BillStatus::Refunded {
-        pay_back(tx, TxnKind::Bbps, txnid, note.at).await?;
-    }
-    save_bill(tx, &bill, note.at).await?;
-    insert_history(tx, TxnKind::Bbps, txnid, Some(from.name()), bill.status.name(), note).await?;
-    let payload = event::bill_payload(&bill, note.at);
-    insert_event(tx, bill.partner, (TxnKind::Bbps, txnid), bill.status.name(), &payload, note.at).await?;
-    if !upstream::bill_needs_polling(&bill) {
-        end_poll(tx, TxnKind::Bbps, txnid).await?;
-    }
-    Ok(bill)
-}
-
 /// Removes a decided transaction's poll job (if it has one, held or not):
 /// the poller works only on undecided transactions.
 async fn end_poll(tx: &Transaction<'_>, kind: TxnKind, txn_id: i64) -> Result<(), StoreError> {
@@ -943,8 +661,8 @@ impl PostgresStore {
         let journal = Journal::dmt_debit(&transfer, note.at);
         let wallet = charge_wallet(&tx, transfer.partner, journal.wallet_change()).await?;
         check_limit(&tx, &transfer, route, limit).await?;
-        transfer.ackno = insert_new(&tx, &self.numbers, &transfer, note).await?;
-        insert_route(&tx, &transfer, route).await?;
+        transfer.ackno = transactions::insert_new(&tx, &self.numbers, &transfer, note).await?;
+        transactions::insert_route(&tx, &transfer, route).await?;
         insert_journal(&tx, &journal.with_txn_id(transfer.ackno)).await?;
         if let Some(at) = poll_at {
             schedule_poll(&tx, TxnKind::Dmt, transfer.ackno, at).await?;
@@ -965,7 +683,7 @@ impl PostgresStore {
         payment.txnid = 0;
         let journal = Journal::bill_debit(&payment, note.at);
         let wallet = charge_wallet(&tx, payment.partner, journal.wallet_change()).await?;
-        payment.txnid = insert_new(&tx, &self.numbers, &payment, note).await?;
+        payment.txnid = transactions::insert_new(&tx, &self.numbers, &payment, note).await?;
         insert_journal(&tx, &journal.with_txn_id(payment.txnid)).await?;
         if let Some(at) = poll_at {
             schedule_poll(&tx, TxnKind::Bbps, payment.txnid, at).await?;
@@ -975,637 +693,18 @@ impl PostgresStore {
     }
 }
 
-/// One array parameter of a batch insert, borrowing from the rows.
-type Column<'a> = Box<dyn ToSql + Sync + Send + 'a>;
-
-/// Collects one field of every row into an array parameter.
-fn column<'a, R, T: ToSql + Sync + Send + 'a>(rows: &'a [R], field: impl Fn(&'a R) -> T) -> Column<'a> {
-    Box::new(rows.iter().map(field).collect::<Vec<T>>())
-}
-
-/// A kind of transaction as the batch insert sees it.
-trait BatchRow: Send + Sync + Sized {
-    /// The kind, for history rows.
-    const KIND: TxnKind;
-    /// The table the rows go to.
-    const TABLE: &'static str;
-    /// The table's identity column.
-    const ID_COLUMN: &'static str;
-    /// The advisory lock guarding the identity sequence.
-    const ID_LOCK: i64;
-    /// The sequence counting new records, whose values the keyed
-    /// permutation turns into their numbers (`domain::txn_id`).
-    const COUNTER: &'static str;
-    /// The `INSERT … FROM UNNEST(…)` taking one array per column.
-    const INSERT: &'static str;
-
-    /// The id asked for; 0 asks for a new one.
-    fn id(&self) -> i64;
-    /// The owning partner.
-    fn partner(&self) -> RegistrationId;
-    /// The partner's reference.
-    fn reference(&self) -> &str;
-    /// The state's name, for the history row.
-    fn status_name(&self) -> &'static str;
-    /// The parameters of [`BatchRow::INSERT`] for `rows`, which get `ids`.
-    fn columns<'a>(rows: &'a [Self], ids: &'a [i64]) -> Vec<Column<'a>>;
-}
-
-impl BatchRow for DmtTransfer {
-    const KIND: TxnKind = TxnKind::Dmt;
-    const TABLE: &'static str = "dmt_transfers";
-    const ID_COLUMN: &'static str = "ackno";
-    const ID_LOCK: i64 = DMT_IDS_LOCK;
-    const COUNTER: &'static str = "dmt_number_counter";
-    const INSERT: &'static str = INSERT_DMTS;
-
-    fn id(&self) -> i64 {
-        self.ackno
-    }
-    fn partner(&self) -> RegistrationId {
-        self.partner
-    }
-    fn reference(&self) -> &str {
-        self.reference.as_str()
-    }
-    fn status_name(&self) -> &'static str {
-        self.status.name()
-    }
-    fn columns<'a>(rows: &'a [Self], ids: &'a [i64]) -> Vec<Column<'a>> {
-        vec![
-            Box::new(ids),
-            column(rows, |r| r.partner.number()),
-            column(rows, |r| r.reference.as_str()),
-            column(rows, |r| r.amount.get()),
-            column(rows, |r| r.account.as_str()),
-            column(rows, |r| r.utr.as_deref()),
-            column(rows, |r| r.status.code()),
-            column(rows, |r| r.charges.customer_charge.get()),
-            column(rows, |r| r.charges.provider_share.get()),
-            column(rows, |r| r.charges.gst.get()),
-            column(rows, |r| r.charges.discount.get()),
-            column(rows, |r| r.charges.commission.get()),
-            column(rows, |r| r.charges.tds.get()),
-            column(rows, |r| r.charges.net_commission.get()),
-            column(rows, |r| r.created_at.unix()),
-            column(rows, |r| r.refund_txn_id.as_deref()),
-            column(rows, |r| r.refunded_at.map(Timestamp::unix)),
-        ]
-    }
-}
-
-impl BatchRow for BillPayment {
-    const KIND: TxnKind = TxnKind::Bbps;
-    const TABLE: &'static str = "bill_payments";
-    const ID_COLUMN: &'static str = "txnid";
-    const ID_LOCK: i64 = BILL_IDS_LOCK;
-    const COUNTER: &'static str = "bbps_number_counter";
-    const INSERT: &'static str = INSERT_BILLS;
-
-    fn id(&self) -> i64 {
-        self.txnid
-    }
-    fn partner(&self) -> RegistrationId {
-        self.partner
-    }
-    fn reference(&self) -> &str {
-        self.reference.as_str()
-    }
-    fn status_name(&self) -> &'static str {
-        self.status.name()
-    }
-    fn columns<'a>(rows: &'a [Self], ids: &'a [i64]) -> Vec<Column<'a>> {
-        vec![
-            Box::new(ids),
-            column(rows, |r| r.partner.number()),
-            column(rows, |r| r.reference.as_str()),
-            column(rows, |r| r.operator_name.as_str()),
-            column(rows, |r| r.ca_number.as_str()),
-            column(rows, |r| r.amount.get()),
-            column(rows, |r| r.ad1.as_deref()),
-            column(rows, |r| r.ad2.as_deref()),
-            column(rows, |r| r.ad3.as_deref()),
-            column(rows, |r| r.commission.get()),
-            column(rows, |r| r.tds.get()),
-            column(rows, |r| r.status.name()),
-            column(rows, |r| r.operator_ref.as_deref()),
-            column(rows, |r| r.created_at.unix()),
-            column(rows, |r| r.refund_txn_id.as_deref()),
-            column(rows, |r| r.refunded_at.map(Timestamp::unix)),
-        ]
-    }
-}
-
-impl PostgresStore {
-    /// Inserts `rows` in chunks, all in one transaction. Each chunk is
-    /// checked first, so that a rejection names the first offending row just
-    /// as a row-by-row insert would: earlier chunks are already in the table
-    /// (the transaction sees them), so checking a chunk against the table and
-    /// against itself covers the whole batch.
-    async fn insert_batch<T: BatchRow>(
-        &self,
-        rows: Vec<T>,
-        note: ChangeNote,
-        progress: Arc<dyn Fn(u64) + Send + Sync>,
-    ) -> Result<Vec<i64>, InsertError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.store_context("Failed to begin the batch")?;
-        lock_ids::<T>(&tx, rows.iter().any(|row| row.id() != 0)).await?;
-        let partners = known_partners(&tx, &rows).await?;
-        let mut ids = Vec::with_capacity(rows.len());
-        for (number, chunk) in rows.chunks(CHUNK_ROWS).enumerate() {
-            let offset = number * CHUNK_ROWS;
-            check_chunk(&tx, chunk, offset, &partners).await?;
-            let chunk_ids = assign_ids(&tx, &self.numbers, chunk).await?;
-            insert_chunk(&tx, chunk, &chunk_ids, &note).await.map_err(|e| chunk_error(e, chunk, &chunk_ids, offset))?;
-            ids.extend(chunk_ids);
-            progress(ids.len() as u64);
-        }
-        tx.commit().await.store_context("Failed to commit the batch")?;
-        Ok(ids)
-    }
-}
-
-/// Serialises batches that move the identity sequence. A batch with explicit
-/// ids advances the sequence past them (see [`assign_ids`]); were a batch
-/// drawing new ids running alongside, that could move the sequence back
-/// below ids already handed out. So explicit-id batches take the lock
-/// exclusively, the others share it.
-async fn lock_ids<T: BatchRow>(tx: &Transaction<'_>, explicit: bool) -> Result<(), StoreError> {
-    let sql = if explicit { "SELECT pg_advisory_xact_lock($1)" } else { "SELECT pg_advisory_xact_lock_shared($1)" };
-    execute(tx, sql, &[&T::ID_LOCK], "Failed to lock the id sequence").await?;
-    Ok(())
-}
-
-/// Which of the partners named in `rows` exist.
-async fn known_partners<T: BatchRow>(tx: &Transaction<'_>, rows: &[T]) -> Result<HashSet<i64>, StoreError> {
-    let named: HashSet<i64> = rows.iter().map(|row| row.partner().number()).collect();
-    let named: Vec<i64> = named.into_iter().collect();
-    let sql = "SELECT id FROM partners WHERE id = ANY($1)";
-    let found = query(tx, sql, &[&named], "Failed to look up the partners").await?;
-    found.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>().store_context("Failed to read a partner id")
-}
-
-/// Rejects the chunk at its first row that names an unknown partner, or
-/// reuses a reference or an explicit id taken by the table or by an earlier
-/// row of the chunk.
-async fn check_chunk<T: BatchRow>(
-    tx: &Transaction<'_>,
-    chunk: &[T],
-    offset: usize,
-    partners: &HashSet<i64>,
-) -> Result<(), InsertError> {
-    let taken_references = taken_references(tx, chunk).await?;
-    let taken_ids = taken_ids(tx, chunk).await?;
-    let mut references = HashSet::with_capacity(chunk.len());
-    let mut ids = HashSet::new();
-    for (index, row) in chunk.iter().enumerate().map(|(i, row)| (offset + i, row)) {
-        let partner = row.partner();
-        if !partners.contains(&partner.number()) {
-            return Err(InsertError::UnknownPartner { index, partner });
-        }
-        let reference_taken = taken_references.get(&partner.number()).is_some_and(|set| set.contains(row.reference()))
-            || !references.insert((partner.number(), row.reference()));
-        let id_taken = row.id() != 0 && (taken_ids.contains(&row.id()) || !ids.insert(row.id()));
-        if reference_taken || id_taken {
-            return Err(InsertError::Duplicate { index, reference: row.reference().to_owned() });
-        }
-    }
-    Ok(())
-}
-
-/// The chunk's references that the table already holds, by partner. A
-/// chunk usually has one partner, so this is usually one query.
-async fn taken_references<T: BatchRow>(
-    tx: &Transaction<'_>,
-    chunk: &[T],
-) -> Result<HashMap<i64, HashSet<String>>, StoreError> {
-    let mut by_partner: HashMap<i64, Vec<&str>> = HashMap::new();
-    for row in chunk {
-        by_partner.entry(row.partner().number()).or_default().push(row.reference());
-    }
-    let sql = format!("SELECT reference_id FROM {} WHERE partner_id = $1 AND reference_id = ANY($2)", T::TABLE);
-    let mut taken = HashMap::with_capacity(by_partner.len());
-    for (partner, references) in by_partner {
-        let rows = query(tx, &sql, &[&partner, &references], "Failed to look for duplicate references").await?;
-        let found = rows.iter().map(|row| row.try_get(0)).collect::<Result<HashSet<String>, _>>();
-        taken.insert(partner, found.store_context("Failed to read a duplicate reference")?);
-    }
-    Ok(taken)
-}
-
-/// The chunk's explicit ids that the table already holds.
-async fn taken_ids<T: BatchRow>(tx: &Transaction<'_>, chunk: &[T]) -> Result<HashSet<i64>, StoreError> {
-    let explicit: Vec<i64> = chunk.iter().map(T::id).filter(|id| *id != 0).collect();
-    if explicit.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let sql = format!("SELECT {id} FROM {table} WHERE {id} = ANY($1)", id = T::ID_COLUMN, table = T::TABLE);
-    let rows = query(tx, &sql, &[&explicit], "Failed to look for duplicate ids").await?;
-    rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>().store_context("Failed to read a duplicate id")
-}
-
-/// The ids the chunk's rows get: their own, or new numbers for rows that ask
-/// (id 0). New numbers are drawn here rather than by the INSERT so that the
-/// ids returned are in row order without relying on the order of `RETURNING`.
-async fn assign_ids<T: BatchRow>(
-    tx: &Transaction<'_>,
-    numbers: &TxnNumbers,
-    chunk: &[T],
-) -> Result<Vec<i64>, StoreError> {
-    let highest_explicit = chunk.iter().map(T::id).max().unwrap_or(0);
-    if highest_explicit > 0 {
-        advance_sequence::<T>(tx, highest_explicit).await?;
-    }
-    let wanted = chunk.iter().filter(|row| row.id() == 0).count();
-    let explicit: HashSet<i64> = chunk.iter().map(T::id).filter(|id| *id != 0).collect();
-    let mut fresh = new_numbers::<T>(tx, numbers, wanted, &explicit).await?.into_iter();
-    let ids: Option<Vec<i64>> =
-        chunk.iter().map(|row| if row.id() != 0 { Some(row.id()) } else { fresh.next() }).collect();
-    ids.ok_or_else(|| StoreError::Other(anyhow::anyhow!("the id sequence returned too few ids")))
-}
-
-/// Moves the identity sequence past `highest` and past every id in the
-/// table, never back, so that new ids do not collide with explicit ones.
-async fn advance_sequence<T: BatchRow>(tx: &Transaction<'_>, highest: i64) -> Result<(), StoreError> {
-    let sql = format!(
-        "SELECT setval(seq, GREATEST($1::bigint, (SELECT MAX({id}) FROM {table}), pg_sequence_last_value(seq), 1)) \
-         FROM (SELECT pg_get_serial_sequence('{table}', '{id}')::regclass AS seq) AS s",
-        id = T::ID_COLUMN,
-        table = T::TABLE
-    );
-    query_one(tx, &sql, &[&highest], "Failed to advance the id sequence").await?;
-    Ok(())
-}
-
-/// `count` new numbers of `T`'s kind: values of its counter through the
-/// keyed permutation, passing over numbers that records made before (or
-/// explicit ids of the same chunk) already have.
-async fn new_numbers<T: BatchRow>(
-    tx: &Transaction<'_>,
-    numbers: &TxnNumbers,
-    count: usize,
-    explicit: &HashSet<i64>,
-) -> Result<Vec<i64>, StoreError> {
-    let mut fresh = Vec::with_capacity(count);
-    while fresh.len() < count {
-        let sql = format!("SELECT nextval('{}') FROM generate_series(1, $1::bigint)", T::COUNTER);
-        let rows = query(tx, &sql, &[&((count - fresh.len()) as i64)], "Failed to count new records").await?;
-        let mut counters = rows.iter().map(|row| row.try_get(0)).collect::<Result<Vec<i64>, _>>();
-        if let Ok(counters) = &mut counters {
-            counters.sort_unstable();
-        }
-        let candidates = counters
-            .store_context("Failed to read a counter")?
-            .into_iter()
-            .map(|counter| numbers.number(T::KIND, counter as u64))
-            .collect::<Result<Vec<i64>, _>>()
-            .map_err(|e| StoreError::Other(anyhow::Error::new(e)))?;
-        let taken = numbers_present::<T>(tx, &candidates).await?;
-        fresh.extend(candidates.into_iter().filter(|n| !taken.contains(n) && !explicit.contains(n)));
-    }
-    Ok(fresh)
-}
-
-/// Which of `candidates` the table already has.
-async fn numbers_present<T: BatchRow>(tx: &Transaction<'_>, candidates: &[i64]) -> Result<HashSet<i64>, StoreError> {
-    let sql = format!("SELECT {id} FROM {table} WHERE {id} = ANY($1)", id = T::ID_COLUMN, table = T::TABLE);
-    let rows = query(tx, &sql, &[&candidates], "Failed to look for taken numbers").await?;
-    rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>().store_context("Failed to read a taken number")
-}
-
-/// The installation's transaction numbering: its secret is made (random,
-/// 32 bytes) the first time a store is opened after the migration that
-/// created its table; instances starting together keep the first one.
-async fn txn_numbers(client: &deadpool_postgres::Client) -> anyhow::Result<TxnNumbers> {
-    client
-        .execute(
-            "INSERT INTO txn_number_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
-            &[&super::new_txn_number_secret()],
-        )
-        .await
-        .context("Failed to store the transaction-number secret")?;
-    let row = client
-        .query_one("SELECT secret FROM txn_number_secret WHERE id = 1", &[])
-        .await
-        .context("Failed to read the transaction-number secret")?;
-    let secret: String = row.try_get(0).context("Failed to read the transaction-number secret")?;
-    Ok(TxnNumbers::new(secret.as_bytes()))
-}
-
-/// Inserts the chunk's rows with `ids`, and their history rows.
-async fn insert_chunk<T: BatchRow>(
-    tx: &Transaction<'_>,
-    chunk: &[T],
-    ids: &[i64],
-    note: &ChangeNote,
-) -> Result<(), tokio_postgres::Error> {
-    let insert = tx.prepare_cached(T::INSERT).await?;
-    tx.execute_raw(&insert, T::columns(chunk, ids)).await?;
-    let statuses: Vec<&str> = chunk.iter().map(T::status_name).collect();
-    let history = tx.prepare_cached(INSERT_HISTORIES).await?;
-    let params: [&(dyn ToSql + Sync); 6] =
-        [&T::KIND.as_str(), &note.at.unix(), &note.source.as_str(), &note.reason, &ids, &statuses];
-    tx.execute(&history, &params).await?;
-    Ok(())
-}
-
-/// Maps a failed chunk insert. The checks before it make a constraint
-/// violation rare, but a concurrent insert can still take a reference first;
-/// the violation's detail names the key, and so the row (the chunk's first
-/// row if the detail cannot be read).
-fn chunk_error<T: BatchRow>(error: tokio_postgres::Error, chunk: &[T], ids: &[i64], offset: usize) -> InsertError {
-    let position = error.as_db_error().and_then(|db| conflicting_row(db, chunk, ids)).unwrap_or(0);
-    let Some(row) = chunk.get(position) else {
-        return InsertError::Store(store_error(error, "Failed to insert the batch"));
-    };
-    let index = offset + position;
-    match error.code() {
-        Some(&SqlState::UNIQUE_VIOLATION) => InsertError::Duplicate { index, reference: row.reference().to_owned() },
-        Some(&SqlState::FOREIGN_KEY_VIOLATION) => InsertError::UnknownPartner { index, partner: row.partner() },
-        _ => InsertError::Store(store_error(error, "Failed to insert the batch")),
-    }
-}
-
-/// The row of `chunk` that a constraint violation's detail names, as in
-/// `Key (partner_id, reference_id)=(554, R1) already exists.` References hold
-/// no commas, spaces or parentheses, so splitting the values is safe.
-fn conflicting_row<T: BatchRow>(error: &DbError, chunk: &[T], ids: &[i64]) -> Option<usize> {
-    let (_, key) = error.detail()?.split_once('(')?;
-    let (columns, values) = key.split_once(")=(")?;
-    let (values, _) = values.split_once(')')?;
-    let matches = |row: &T, id: i64| match (columns, values.split_once(", ")) {
-        ("partner_id, reference_id", Some((partner, reference))) => {
-            row.partner().number().to_string() == partner && row.reference() == reference
-        }
-        ("partner_id", None) => row.partner().number().to_string() == values,
-        (column, None) if column == T::ID_COLUMN => id.to_string() == values,
-        _ => false,
-    };
-    chunk.iter().zip(ids).position(|(row, id)| matches(row, *id))
-}
-
 #[cfg(test)]
 mod tests {
     //! These run against a real server: set `PAYRAIL_TEST_DATABASE_URL` to a
     //! role that may create databases. Each test gets a database of its own.
 
+    use std::collections::HashSet;
+
     use super::ledger::debit_journal;
+    pub(in crate::store::postgres) use super::test_db::*;
     use super::*;
-
-    /// A store on a fresh database, dropped by [`TestDb::finish`].
-    pub(in crate::store::postgres) struct TestDb {
-        pub(in crate::store::postgres) store: PostgresStore,
-        pub(in crate::store::postgres) config: tokio_postgres::Config,
-        pub(in crate::store::postgres) admin: tokio_postgres::Client,
-        pub(in crate::store::postgres) name: String,
-    }
-
-    impl TestDb {
-        pub(in crate::store::postgres) async fn create() -> anyhow::Result<Option<TestDb>> {
-            let Ok(url) = std::env::var("PAYRAIL_TEST_DATABASE_URL") else {
-                eprintln!("SKIPPED: PAYRAIL_TEST_DATABASE_URL not set");
-                return Ok(None);
-            };
-            let mut config: tokio_postgres::Config = url.parse()?;
-            let (admin, connection) = config.connect(tokio_postgres::NoTls).await?;
-            tokio::spawn(connection);
-            let name = format!("payrail_test_{:016x}", rand::random::<u64>());
-            admin.batch_execute(&format!("CREATE DATABASE {name}")).await?;
-            config.dbname(&name);
-            let store = PostgresStore::connect_with(config.clone()).await?;
-            Ok(Some(TestDb { store, config, admin, name }))
-        }
-
-        pub(in crate::store::postgres) async fn finish(self) -> anyhow::Result<()> {
-            self.store.pool.close();
-            self.admin.batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name)).await?;
-            Ok(())
-        }
-    }
-
-    pub(in crate::store::postgres) fn note(source: &str) -> ChangeNote {
-        let source = crate::domain::ChangeSource::parse(source).unwrap_or_else(|| panic!("no source {source:?}"));
-        ChangeNote { source, reason: None, at: Timestamp::from_unix(1_700_000_000) }
-    }
-
-    fn no_progress() -> Arc<dyn Fn(u64) + Send + Sync> {
-        Arc::new(|_| {})
-    }
-
-    pub(in crate::store::postgres) fn new_partner(number: Option<i64>) -> NewPartner {
-        NewPartner {
-            number,
-            name: "Test partner".into(),
-            require_token: true,
-            allowlist: IpAllowlist::default(),
-            secret: SealedSecret(vec![1, 2, 3]),
-            authorised_key_hash: None,
-            created_at: Timestamp::from_unix(1_600_000_000),
-        }
-    }
-
-    fn transfer(partner: i64, ackno: i64, reference: &str) -> anyhow::Result<DmtTransfer> {
-        let at = Timestamp::from_unix(1_650_000_000);
-        Ok(DmtTransfer {
-            ackno,
-            partner: RegistrationId::new(partner),
-            reference: ReferenceId::parse(reference)?,
-            amount: Paise::rupees(1000),
-            account: "1234567890".into(),
-            utr: None,
-            status: DmtStatus::InProcess,
-            charges: DmtCharges::compute(Paise::new(1000), Paise::new(350), at),
-            created_at: at,
-            refund_txn_id: None,
-            refunded_at: None,
-        })
-    }
-
-    fn bill(partner: i64, txnid: i64, reference: &str) -> anyhow::Result<BillPayment> {
-        Ok(BillPayment {
-            txnid,
-            partner: RegistrationId::new(partner),
-            reference: ReferenceId::parse(reference)?,
-            operator_name: "Power Co".into(),
-            ca_number: "CA-1".into(),
-            amount: Paise::rupees(250),
-            ad1: Some("extra".into()),
-            ad2: None,
-            ad3: None,
-            commission: Paise::new(125),
-            tds: Paise::new(3),
-            status: BillStatus::Pending,
-            operator_ref: None,
-            created_at: Timestamp::from_unix(1_650_000_000),
-            refund_txn_id: None,
-            refunded_at: None,
-        })
-    }
-
-    fn transfers(partner: i64, prefix: &str, count: usize) -> anyhow::Result<Vec<DmtTransfer>> {
-        (0..count).map(|i| transfer(partner, 0, &format!("{prefix}{i}"))).collect()
-    }
-
-    #[tokio::test]
-    async fn a_batch_keeps_explicit_ids_and_numbers_the_rest_in_the_nine_digit_range() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(554))).await?;
-        let rows =
-            vec![transfer(554, 0, "A")?, transfer(554, 500, "B")?, transfer(554, 0, "C")?, transfer(554, 7, "D")?];
-        let ids = store.insert_dmt_batch(rows, note("import"), no_progress()).await?;
-        let nine_digits = |id: i64| (100_000_000..=999_999_999).contains(&id);
-        assert!(nine_digits(ids[0]) && nine_digits(ids[2]) && ids[0] != ids[2], "{ids:?}");
-        assert_eq!((ids[1], ids[3]), (500, 7));
-        let more = store.insert_dmt_batch(vec![transfer(554, 0, "E")?], note("import"), no_progress()).await?;
-        assert!(nine_digits(more[0]) && !ids.contains(&more[0]), "{more:?}");
-        let found = store.lookup_dmt(RegistrationId::new(554), "B").await?.and_then(|(_, t)| t);
-        assert_eq!(found.map(|t| t.ackno), Some(500));
-        assert_eq!(store.lookup_dmt(RegistrationId::new(554), "Z").await?.and_then(|(_, t)| t), None);
-        assert_eq!(store.counts().await?, (5, 0));
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn a_large_batch_reports_progress_and_returns_ids_in_row_order() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(554))).await?;
-        let mut rows = transfers(554, "R", 12_000)?;
-        rows[6_000].ackno = 1_000_000;
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let recorder = Arc::clone(&seen);
-        let progress: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| {
-            if let Ok(mut seen) = recorder.lock() {
-                seen.push(n);
-            }
-        });
-        let ids = store.insert_dmt_batch(rows, note("import"), progress).await?;
-        assert_eq!(ids[6_000], 1_000_000);
-        assert!(ids.iter().enumerate().all(|(i, id)| i == 6_000 || (100_000_000..1_000_000_000).contains(id)));
-        assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
-        let seen = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
-        assert_eq!(seen, vec![5_000, 10_000, 12_000]);
-        let found = store.lookup_dmt(RegistrationId::new(554), "R11999").await?.and_then(|(_, t)| t);
-        assert_eq!(found.map(|t| t.ackno), Some(ids[11_999]));
-        let history = store.dmt_with_history(ids[11_999]).await?.map(|(_, h)| h);
-        assert_eq!(history.map(|h| h.len()), Some(1));
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn a_duplicate_reference_names_its_row_and_nothing_is_inserted() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(554))).await?;
-        let old = store.insert_dmt_batch(transfers(554, "OLD", 3)?, note("import"), no_progress()).await?;
-
-        let mut rows = transfers(554, "NEW", 12_000)?;
-        rows[10_500] = transfer(554, 0, "OLD1")?;
-        let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
-        assert!(matches!(error, Err(InsertError::Duplicate { index: 10_500, ref reference }) if reference == "OLD1"));
-
-        let mut rows = transfers(554, "NEW", 12_000)?;
-        rows[7_000] = transfer(554, 0, "NEW2")?;
-        let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
-        assert!(matches!(error, Err(InsertError::Duplicate { index: 7_000, ref reference }) if reference == "NEW2"));
-
-        let rows = vec![transfer(554, 0, "X")?, transfer(554, old[0], "Y")?];
-        let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
-        assert!(matches!(error, Err(InsertError::Duplicate { index: 1, ref reference }) if reference == "Y"));
-
-        let rows = vec![transfer(554, 0, "X")?, transfer(999, 0, "Y")?];
-        let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
-        assert!(matches!(error, Err(InsertError::UnknownPartner { index: 1, partner }) if partner.number() == 999));
-
-        assert_eq!(store.counts().await?, (3, 0));
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn a_reference_taken_by_a_concurrent_insert_still_names_its_row() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(554))).await?;
-        let mut other = store.pool.get().await?;
-        let racer = other.transaction().await?;
-        racer
-            .batch_execute(
-                "INSERT INTO dmt_transfers (partner_id, reference_id, amount, account, status, customer_charge, \
-                 provider_share, gst, discount, commission, tds, net_commission, created_at, updated_at) \
-                 VALUES (554, 'RACE', 1, 'x', 2, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
-            )
-            .await?;
-        let mut rows = transfers(554, "N", 3)?;
-        rows[2] = transfer(554, 0, "RACE")?;
-        // The batch's checks cannot see the uncommitted row; its INSERT waits
-        // for the racer, which then commits first.
-        let commit_later = async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            racer.commit().await
-        };
-        let (result, committed) =
-            tokio::join!(store.insert_dmt_batch(rows, note("import"), no_progress()), commit_later);
-        committed?;
-        assert!(matches!(result, Err(InsertError::Duplicate { index: 2, ref reference }) if reference == "RACE"));
-        assert_eq!(store.counts().await?, (1, 0));
-        drop(other);
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn a_refund_gets_a_new_refund_id_and_every_change_a_history_row() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(554))).await?;
-        let ids = store.insert_dmt_batch(transfers(554, "T", 1)?, note("import"), no_progress()).await?;
-        let ackno = ids[0];
-        let refund = DmtChange::Refund { refund_txn_id: String::new() };
-        let forbidden = store.change_dmt(ackno, refund.clone(), note("admin")).await;
-        assert!(matches!(forbidden, Err(ChangeError::Forbidden(_))));
-        store.change_dmt(ackno, DmtChange::Fail, note("admin")).await?;
-        let refunded = store.change_dmt(ackno, refund, note("admin")).await?;
-        assert_eq!(refunded.status, DmtStatus::Refunded);
-        // The forbidden attempt rolled back, so its refund id was never used.
-        assert_eq!(refunded.refund_txn_id.as_deref(), Some("2"));
-        assert!(matches!(store.change_dmt(999, DmtChange::Fail, note("admin")).await, Err(ChangeError::NotFound)));
-
-        let (stored, history) = store.dmt_with_history(ackno).await?.ok_or_else(|| anyhow::anyhow!("missing"))?;
-        assert_eq!(stored, refunded);
-        let steps: Vec<_> = history.iter().map(|h| (h.from_status.as_deref(), h.to_status.as_str())).collect();
-        assert_eq!(steps, vec![(None, "in_process"), (Some("in_process"), "failed"), (Some("failed"), "refunded")]);
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn bill_payments_go_through_the_same_life() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(554))).await?;
-        let rows = vec![bill(554, 0, "B1")?, bill(554, 40, "B2")?];
-        let ids = store.insert_bill_batch(rows, note("import"), no_progress()).await?;
-        assert!((100_000_000..1_000_000_000).contains(&ids[0]), "{ids:?}");
-        assert_eq!(ids[1], 40);
-        let dup = store.insert_bill_batch(vec![bill(554, 0, "B2")?], note("import"), no_progress()).await;
-        assert!(matches!(dup, Err(InsertError::Duplicate { index: 0, .. })));
-
-        let success = BillChange::Success { operator_ref: Some("OP1".into()) };
-        let paid = store.change_bill(ids[0], success, note("admin")).await?;
-        assert_eq!((paid.status, paid.operator_ref.as_deref()), (BillStatus::Success, Some("OP1")));
-        store.change_bill(ids[0], BillChange::Fail, note("admin")).await?;
-        let refund = BillChange::Refund { refund_txn_id: "R-9".into() };
-        let refunded = store.change_bill(ids[0], refund, note("admin")).await?;
-        assert_eq!(refunded.refund_txn_id.as_deref(), Some("R-9"));
-
-        assert_eq!(store.lookup_bill(RegistrationId::new(554), "B1").await?.and_then(|(_, t)| t), Some(refunded));
-        let history = store.bill_with_history(ids[0]).await?.map(|(_, h)| h.len());
-        assert_eq!(history, Some(4));
-        assert_eq!(store.counts().await?, (0, 2));
-        db.finish().await
-    }
-
-    // --- The wallet ledger and the lifecycle (issue 3) ----------------------
+    use crate::domain::remitter::TransferMode;
+    use crate::domain::DmtStatus;
 
     pub(in crate::store::postgres) const P: i64 = 554;
 
@@ -1790,7 +889,7 @@ mod tests {
         assert_eq!(balance(store).await?, 100_000);
         store.change_dmt(ackno, DmtChange::Fail, note("admin")).await?;
         assert_eq!(balance(store).await?, 100_000);
-        let refund = DmtChange::Refund { refund_txn_id: String::new() };
+        let refund = DmtChange::Refund { refund_txn_id: None };
         let refunded = store.change_dmt(ackno, refund.clone(), note("admin")).await?;
         assert_eq!(refunded.status, DmtStatus::Refunded);
         assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);
@@ -1806,7 +905,7 @@ mod tests {
 
         let txnid = store.create_bill_debited(bill(P, 0, "B1")?, note("api"), None).await?.record.txnid;
         store.change_bill(txnid, BillChange::Fail, note("admin")).await?;
-        store.change_bill(txnid, BillChange::Refund { refund_txn_id: "R-1".into() }, note("admin")).await?;
+        store.change_bill(txnid, BillChange::Refund { refund_txn_id: Some("R-1".into()) }, note("admin")).await?;
         assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);
 
         let statement = store.wallet_statement(partner(), at(0), at(i64::MAX)).await?;

@@ -1,6 +1,14 @@
-//! DMT transfers and bill payments: status lookups, imports, state changes with their history rows and refunds, and the creation of transactions paid from the wallet.
+//! DMT transfers and bill payments on PostgreSQL: the shared sequences of
+//! `store::transactions` over this engine's steps, and (in [`batch`]) batch
+//! inserts and transaction numbering.
 
+mod batch;
+
+pub(super) use batch::{insert_new, txn_numbers};
+
+use super::columns::bind_all;
 use super::*;
+use crate::store::transactions::{self as shared, bill_columns, dmt_columns, sql, ChangeSteps, TxnTable};
 
 #[async_trait]
 impl TransactionStore for PostgresStore {
@@ -12,14 +20,11 @@ impl TransactionStore for PostgresStore {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &reference];
         let row = query_opt(&client, LOOKUP_DMT, &params, "Failed to look up the transfer").await?;
-        decode(row, |row| joined(row, dmt_at))
+        decode(row, |row| joined(row, DmtTransfer::decode))
     }
 
     async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError> {
-        let client = self.client().await?;
-        let row = query_opt(&client, DMT_BY_ACKNO, &[&ackno], "Failed to find the transfer").await?;
-        let Some(transfer) = decode(row, dmt_from_row)? else { return Ok(None) };
-        Ok(Some((transfer, history(&client, TxnKind::Dmt, ackno).await?)))
+        self.with_history(ackno).await
     }
 
     async fn insert_dmt_batch(
@@ -32,29 +37,7 @@ impl TransactionStore for PostgresStore {
     }
 
     async fn change_dmt(&self, ackno: i64, change: DmtChange, note: ChangeNote) -> Result<DmtTransfer, ChangeError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.store_context("Failed to begin the change")?;
-        let mut transfer = lock_dmt(&tx, ackno).await?.ok_or(ChangeError::NotFound)?;
-        let from = transfer.status;
-        let change = match change {
-            DmtChange::Refund { refund_txn_id } if refund_txn_id.is_empty() => {
-                DmtChange::Refund { refund_txn_id: allocate_refund_id(&tx, TxnKind::Dmt, ackno, note.at).await? }
-            }
-            other => other,
-        };
-        transfer.apply(&change, note.at)?;
-        if transfer.status == DmtStatus::Refunded {
-            pay_back(&tx, TxnKind::Dmt, ackno, note.at).await?;
-        }
-        save_dmt(&tx, &transfer, note.at).await?;
-        insert_history(&tx, TxnKind::Dmt, ackno, Some(from.name()), transfer.status.name(), &note).await?;
-        let payload = event::dmt_payload(&transfer, note.at);
-        insert_event(&tx, transfer.partner, (TxnKind::Dmt, ackno), transfer.status.name(), &payload, note.at).await?;
-        if !upstream::dmt_needs_polling(&transfer) {
-            end_poll(&tx, TxnKind::Dmt, ackno).await?;
-        }
-        tx.commit().await.store_context("Failed to commit the change")?;
-        Ok(transfer)
+        self.change(ackno, change, note).await
     }
 
     async fn lookup_bill(
@@ -65,14 +48,11 @@ impl TransactionStore for PostgresStore {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &reference];
         let row = query_opt(&client, LOOKUP_BILL, &params, "Failed to look up the bill payment").await?;
-        decode(row, |row| joined(row, bill_at))
+        decode(row, |row| joined(row, BillPayment::decode))
     }
 
     async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError> {
-        let client = self.client().await?;
-        let row = query_opt(&client, BILL_BY_TXNID, &[&txnid], "Failed to find the bill payment").await?;
-        let Some(bill) = decode(row, bill_from_row)? else { return Ok(None) };
-        Ok(Some((bill, history(&client, TxnKind::Bbps, txnid).await?)))
+        self.with_history(txnid).await
     }
 
     async fn insert_bill_batch(
@@ -85,30 +65,20 @@ impl TransactionStore for PostgresStore {
     }
 
     async fn change_bill(&self, txnid: i64, change: BillChange, note: ChangeNote) -> Result<BillPayment, ChangeError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.store_context("Failed to begin the change")?;
-        let bill = lock_bill(&tx, txnid).await?.ok_or(ChangeError::NotFound)?;
-        let bill = change_bill_in(&tx, bill, change, &note).await?;
-        tx.commit().await.store_context("Failed to commit the change")?;
-        Ok(bill)
+        self.change(txnid, change, note).await
     }
 
     async fn fail_bill(&self, txnid: i64, note: ChangeNote, refund: ChangeNote) -> Result<BillPayment, ChangeError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the failure")?;
-        let mut bill = lock_bill(&tx, txnid).await?.ok_or(ChangeError::NotFound)?;
-        if bill.status != BillStatus::Failed {
-            bill = change_bill_in(&tx, bill, BillChange::Fail, &note).await?;
-        }
-        let bill = change_bill_in(&tx, bill, BillChange::Refund { refund_txn_id: String::new() }, &refund).await?;
+        let bill = shared::fail_and_refund(&Steps(&tx), txnid, &note, &refund).await?;
         tx.commit().await.store_context("Failed to commit the failure")?;
         Ok(bill)
     }
 
     async fn counts(&self) -> Result<(i64, i64), StoreError> {
         let client = self.client().await?;
-        let sql = "SELECT (SELECT COUNT(*) FROM dmt_transfers), (SELECT COUNT(*) FROM bill_payments)";
-        let row = query_one(&client, sql, &[], "Failed to count the transactions").await?;
+        let row = query_one(&client, sql::COUNTS, &[], "Failed to count the transactions").await?;
         let dmt = row.try_get(0).store_context("Failed to read the transfer count")?;
         let bills = row.try_get(1).store_context("Failed to read the bill payment count")?;
         Ok((dmt, bills))
@@ -129,8 +99,8 @@ impl TransactionStore for PostgresStore {
 
     async fn dmt_route(&self, ackno: i64) -> Result<Option<DmtRoute>, StoreError> {
         let client = self.client().await?;
-        let row = query_opt(&client, ROUTE_BY_ACKNO, &[&ackno], "Failed to find the transfer's route").await?;
-        decode(row, route_from_row)
+        let row = query_opt(&client, sql::ROUTE_BY_ACKNO, &[&ackno], "Failed to find the transfer's route").await?;
+        decode(row, shared::decode_route)
     }
 
     async fn create_bill_debited(
@@ -142,5 +112,266 @@ impl TransactionStore for PostgresStore {
         let partner = payment.partner;
         let result = self.debit_bill(payment, &note, poll_at).await;
         self.settle(partner, result).await
+    }
+}
+
+impl PostgresStore {
+    /// The record with this id and its history, oldest first.
+    async fn with_history<T: TxnTable>(&self, id: i64) -> Result<Option<(T, Vec<HistoryEntry>)>, StoreError> {
+        let client = self.client().await?;
+        let row = query_opt(&client, T::BY_ID, &[&id], "Failed to find the transaction").await?;
+        let Some(record) = decode(row, |row| T::decode(row, 0))? else { return Ok(None) };
+        Ok(Some((record, history(&client, T::KIND, id).await?)))
+    }
+
+    /// A state change in one database transaction (see [`shared::change_locked`]).
+    async fn change<T: PgTable>(&self, id: i64, change: T::Change, note: ChangeNote) -> Result<T, ChangeError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin the change")?;
+        let record = shared::change::<T>(&Steps(&tx), id, change, &note).await?;
+        tx.commit().await.store_context("Failed to commit the change")?;
+        Ok(record)
+    }
+}
+
+/// What PostgreSQL needs of a record kind beyond the shared [`TxnTable`].
+pub(super) trait PgTable: TxnTable {
+    /// The `INSERT … FROM UNNEST(…)` taking one array per column of
+    /// [`TxnTable::values`] (SQLite has no arrays and inserts a row at a time).
+    const INSERT: &'static str;
+    /// The advisory lock guarding the identity sequence.
+    const ID_LOCK: i64;
+    /// The sequence counting new records, whose values the keyed
+    /// permutation turns into their numbers (`domain::txn_id`).
+    const COUNTER: &'static str;
+}
+
+impl PgTable for DmtTransfer {
+    const INSERT: &'static str = concat!(
+        "INSERT INTO dmt_transfers (",
+        dmt_columns!(),
+        ", updated_at) SELECT *, created_at FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], \
+         $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], \
+         $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::text[], $17::bigint[]) AS u(",
+        dmt_columns!(),
+        ")"
+    );
+    /// "payrail" in ASCII and a number, as `MIGRATION_LOCK`.
+    const ID_LOCK: i64 = 0x7061_7972_6169_6c02;
+    const COUNTER: &'static str = "dmt_number_counter";
+}
+
+impl PgTable for BillPayment {
+    const INSERT: &'static str = concat!(
+        "INSERT INTO bill_payments (",
+        bill_columns!(),
+        ", updated_at) SELECT *, created_at FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], \
+         $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], \
+         $13::text[], $14::bigint[], $15::text[], $16::bigint[]) AS u(",
+        bill_columns!(),
+        ")"
+    );
+    const ID_LOCK: i64 = 0x7061_7972_6169_6c03;
+    const COUNTER: &'static str = "bbps_number_counter";
+}
+
+/// The steps of a change inside the caller's database transaction.
+struct Steps<'a, 'b>(&'a Transaction<'b>);
+
+impl ChangeSteps for Steps<'_, '_> {
+    async fn lock<T: TxnTable>(&self, id: i64) -> Result<Option<T>, StoreError> {
+        let row = query_opt(self.0, T::FOR_UPDATE, &[&id], "Failed to lock the transaction").await?;
+        decode(row, |row| T::decode(row, 0))
+    }
+
+    async fn new_refund_id(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<String, StoreError> {
+        let params: [&(dyn ToSql + Sync); 3] = [&kind.as_str(), &id, &at.unix()];
+        let row = query_one(self.0, sql::INSERT_REFUND, &params, "Failed to allocate a refund id").await?;
+        let refund: i64 = row.try_get(0).store_context("Failed to read the new refund id")?;
+        Ok(refund.to_string())
+    }
+
+    async fn pay_back(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError> {
+        pay_back(self.0, kind, id, at).await
+    }
+
+    async fn save<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError> {
+        let (at, id) = (at.unix(), record.id());
+        let changed = record.changed_values();
+        let mut params = bind_all(&changed);
+        params.extend([&at as &(dyn ToSql + Sync), &id]);
+        execute(self.0, T::UPDATE, &params, "Failed to update the transaction").await?;
+        Ok(())
+    }
+
+    async fn add_history<T: TxnTable>(&self, record: &T, from: &str, note: &ChangeNote) -> Result<(), StoreError> {
+        let values = shared::history_values(T::KIND, record.id(), Some(from), record.status_name(), note);
+        execute(self.0, sql::INSERT_HISTORY, &bind_all(&values), "Failed to record the status history").await?;
+        Ok(())
+    }
+
+    async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError> {
+        let (txn, status) = ((T::KIND, record.id()), record.status_name());
+        insert_event(self.0, record.partner(), txn, status, &record.event_payload(at), at).await
+    }
+
+    async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError> {
+        end_poll(self.0, kind, id).await
+    }
+}
+
+/// The status history of one transaction, oldest first.
+async fn history(client: &impl GenericClient, kind: TxnKind, id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
+    let rows = query(client, sql::HISTORY, &[&kind.as_str(), &id], "Failed to read the status history").await?;
+    let entries = rows.iter().map(shared::decode_history).collect::<anyhow::Result<_>>();
+    entries.context("Failed to read a status history row").map_err(StoreError::Other)
+}
+
+/// Records the route of a transfer made through the DMT V1 API.
+pub(super) async fn insert_route(
+    tx: &Transaction<'_>,
+    transfer: &DmtTransfer,
+    route: &DmtRoute,
+) -> Result<(), StoreError> {
+    let values = shared::route_values(transfer, route);
+    execute(tx, sql::INSERT_ROUTE, &bind_all(&values), "Failed to record the transfer's route").await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use super::super::test_db::*;
+    use super::*;
+    use crate::store::transactions::conformance;
+
+    #[tokio::test]
+    async fn a_batch_keeps_explicit_ids_and_numbers_the_rest_in_the_nine_digit_range() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        store.insert_partner(new_partner(Some(554))).await?;
+        let rows =
+            vec![transfer(554, 0, "A")?, transfer(554, 500, "B")?, transfer(554, 0, "C")?, transfer(554, 7, "D")?];
+        let ids = store.insert_dmt_batch(rows, note("import"), no_progress()).await?;
+        let nine_digits = |id: i64| (100_000_000..=999_999_999).contains(&id);
+        assert!(nine_digits(ids[0]) && nine_digits(ids[2]) && ids[0] != ids[2], "{ids:?}");
+        assert_eq!((ids[1], ids[3]), (500, 7));
+        let more = store.insert_dmt_batch(vec![transfer(554, 0, "E")?], note("import"), no_progress()).await?;
+        assert!(nine_digits(more[0]) && !ids.contains(&more[0]), "{more:?}");
+        let found = store.lookup_dmt(RegistrationId::new(554), "B").await?.and_then(|(_, t)| t);
+        assert_eq!(found.map(|t| t.ackno), Some(500));
+        assert_eq!(store.lookup_dmt(RegistrationId::new(554), "Z").await?.and_then(|(_, t)| t), None);
+        assert_eq!(store.counts().await?, (5, 0));
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn a_large_batch_reports_progress_and_returns_ids_in_row_order() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        store.insert_partner(new_partner(Some(554))).await?;
+        let mut rows = transfers(554, "R", 12_000)?;
+        rows[6_000].ackno = 1_000_000;
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorder = Arc::clone(&seen);
+        let progress: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| {
+            if let Ok(mut seen) = recorder.lock() {
+                seen.push(n);
+            }
+        });
+        let ids = store.insert_dmt_batch(rows, note("import"), progress).await?;
+        assert_eq!(ids[6_000], 1_000_000);
+        assert!(ids.iter().enumerate().all(|(i, id)| i == 6_000 || (100_000_000..1_000_000_000).contains(id)));
+        assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+        let seen = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+        assert_eq!(seen, vec![5_000, 10_000, 12_000]);
+        let found = store.lookup_dmt(RegistrationId::new(554), "R11999").await?.and_then(|(_, t)| t);
+        assert_eq!(found.map(|t| t.ackno), Some(ids[11_999]));
+        let history = store.dmt_with_history(ids[11_999]).await?.map(|(_, h)| h);
+        assert_eq!(history.map(|h| h.len()), Some(1));
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn a_duplicate_reference_names_its_row_and_nothing_is_inserted() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        store.insert_partner(new_partner(Some(554))).await?;
+        let old = store.insert_dmt_batch(transfers(554, "OLD", 3)?, note("import"), no_progress()).await?;
+
+        let mut rows = transfers(554, "NEW", 12_000)?;
+        rows[10_500] = transfer(554, 0, "OLD1")?;
+        let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
+        assert!(matches!(error, Err(InsertError::Duplicate { index: 10_500, ref reference }) if reference == "OLD1"));
+
+        let mut rows = transfers(554, "NEW", 12_000)?;
+        rows[7_000] = transfer(554, 0, "NEW2")?;
+        let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
+        assert!(matches!(error, Err(InsertError::Duplicate { index: 7_000, ref reference }) if reference == "NEW2"));
+
+        let rows = vec![transfer(554, 0, "X")?, transfer(554, old[0], "Y")?];
+        let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
+        assert!(matches!(error, Err(InsertError::Duplicate { index: 1, ref reference }) if reference == "Y"));
+
+        let rows = vec![transfer(554, 0, "X")?, transfer(999, 0, "Y")?];
+        let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
+        assert!(matches!(error, Err(InsertError::UnknownPartner { index: 1, partner }) if partner.number() == 999));
+
+        assert_eq!(store.counts().await?, (3, 0));
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn a_reference_taken_by_a_concurrent_insert_still_names_its_row() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        store.insert_partner(new_partner(Some(554))).await?;
+        let mut other = store.pool.get().await?;
+        let racer = other.transaction().await?;
+        racer
+            .batch_execute(
+                "INSERT INTO dmt_transfers (partner_id, reference_id, amount, account, status, customer_charge, \
+                 provider_share, gst, discount, commission, tds, net_commission, created_at, updated_at) \
+                 VALUES (554, 'RACE', 1, 'x', 2, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
+            )
+            .await?;
+        let mut rows = transfers(554, "N", 3)?;
+        rows[2] = transfer(554, 0, "RACE")?;
+        // The batch's checks cannot see the uncommitted row; its INSERT waits
+        // for the racer, which then commits first.
+        let commit_later = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            racer.commit().await
+        };
+        let (result, committed) =
+            tokio::join!(store.insert_dmt_batch(rows, note("import"), no_progress()), commit_later);
+        committed?;
+        assert!(matches!(result, Err(InsertError::Duplicate { index: 2, ref reference }) if reference == "RACE"));
+        assert_eq!(store.counts().await?, (1, 0));
+        drop(other);
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn a_refund_gets_a_new_refund_id_and_every_change_a_history_row() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        conformance::a_refund_gets_a_new_refund_id_and_every_change_a_history_row(&db.store, "2").await?;
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn a_failed_bill_is_refunded_in_the_same_transaction() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        conformance::a_failed_bill_is_refunded_in_the_same_transaction(&db.store).await?;
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn bill_payments_go_through_the_same_life() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        conformance::bill_payments_go_through_the_same_life(&db.store).await?;
+        db.finish().await
     }
 }

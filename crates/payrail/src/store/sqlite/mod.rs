@@ -13,6 +13,7 @@
 //! the recent token `reqid`s in `reqids.rs`, and the schema in
 //! `migrations/`, one `.sql` file per version.
 
+mod columns;
 mod ledger;
 mod migrations;
 mod partners;
@@ -24,6 +25,8 @@ mod upstream_work;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use super::columns::BadState;
+use super::transactions::{bill_columns, dmt_columns};
 use anyhow::Context as _;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
@@ -39,21 +42,18 @@ use super::{LedgerStore, PartnerStore, RemittanceStore, TransactionStore, Upstre
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
 use crate::domain::event::{
-    bill_payload, dmt_payload, CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent,
-    PollJob, PollNext, DELIVERY_WINDOW_SECS,
+    CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
+    DELIVERY_WINDOW_SECS,
 };
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, OTP_LIFETIME_SECS, TEXT_DAY_SECS};
 use crate::domain::partner::SealedSecret;
-use crate::domain::remitter::{
-    AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode,
-};
+use crate::domain::remitter::{AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::txn_id::TxnNumbers;
-use crate::domain::upstream;
 use crate::domain::{
-    BillPayment, BillStatus, DmtCharges, DmtStatus, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner,
-    PartnerStatus, ReferenceId, RegistrationId, Timestamp, TxnKind,
+    BillPayment, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner, PartnerStatus, ReferenceId, RegistrationId,
+    Timestamp, TxnKind,
 };
 
 /// The remitter's live beneficiary with this account number at this bank
@@ -113,141 +113,26 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
         && error.to_string().contains("UNIQUE")
 }
 
-/// The transfer columns qualified for a join.
-const DMT_COLUMNS_T: &str = "t.ackno, t.partner_id, t.reference_id, t.amount, t.account, t.utr, t.status, \
-                             t.customer_charge, t.provider_share, t.gst, t.discount, t.commission, t.tds, \
-                             t.net_commission, t.created_at, t.refund_txn_id, t.refunded_at";
-/// The bill payment columns qualified for a join.
-const BILL_COLUMNS_T: &str = "t.txnid, t.partner_id, t.reference_id, t.operator_name, t.ca_number, t.amount, t.ad1, \
-                              t.ad2, t.ad3, t.commission, t.tds, t.status, t.operator_ref, t.created_at, \
-                              t.refund_txn_id, t.refunded_at";
-
 /// The whole DMT status lookup, built once rather than on every request.
 static LOOKUP_DMT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "SELECT {PARTNER_COLUMNS_P}, {DMT_COLUMNS_T} FROM partners p \
-         LEFT JOIN dmt_transfers t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1"
+        "SELECT {PARTNER_COLUMNS_P}, {} FROM partners p \
+         LEFT JOIN dmt_transfers t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1",
+        dmt_columns!("t")
     )
 });
 
 /// The whole BBPS status lookup, built once.
 static LOOKUP_BILL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "SELECT {PARTNER_COLUMNS_P}, {BILL_COLUMNS_T} FROM partners p \
-         LEFT JOIN bill_payments t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1"
+        "SELECT {PARTNER_COLUMNS_P}, {} FROM partners p \
+         LEFT JOIN bill_payments t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1",
+        bill_columns!("t")
     )
 });
 
 fn conversion_error(column: usize, error: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(error))
-}
-
-const DMT_COLUMNS: &str = "ackno, partner_id, reference_id, amount, account, utr, status, customer_charge, \
-                           provider_share, gst, discount, commission, tds, net_commission, created_at, \
-                           refund_txn_id, refunded_at";
-
-fn dmt_from_row(row: &Row<'_>) -> rusqlite::Result<DmtTransfer> {
-    dmt_at(row, 0)
-}
-
-fn dmt_at(row: &Row<'_>, base: usize) -> rusqlite::Result<DmtTransfer> {
-    let reference: String = row.get(base + 2)?;
-    let status: i64 = row.get(base + 6)?;
-    Ok(DmtTransfer {
-        ackno: row.get(base)?,
-        partner: RegistrationId::new(row.get(base + 1)?),
-        reference: ReferenceId::parse(&reference).map_err(|e| conversion_error(base + 2, e))?,
-        amount: Paise::new(row.get(base + 3)?),
-        account: row.get(base + 4)?,
-        utr: row.get(base + 5)?,
-        status: DmtStatus::from_code(status).ok_or_else(|| conversion_error(base + 6, BadState(status.to_string())))?,
-        charges: DmtCharges {
-            customer_charge: Paise::new(row.get(base + 7)?),
-            provider_share: Paise::new(row.get(base + 8)?),
-            gst: Paise::new(row.get(base + 9)?),
-            discount: Paise::new(row.get(base + 10)?),
-            commission: Paise::new(row.get(base + 11)?),
-            tds: Paise::new(row.get(base + 12)?),
-            net_commission: Paise::new(row.get(base + 13)?),
-        },
-        created_at: Timestamp::from_unix(row.get(base + 14)?),
-        refund_txn_id: row.get(base + 15)?,
-        refunded_at: row.get::<_, Option<i64>>(base + 16)?.map(Timestamp::from_unix),
-    })
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("unknown stored state {0:?}")]
-struct BadState(String);
-
-const BILL_COLUMNS: &str = "txnid, partner_id, reference_id, operator_name, ca_number, amount, ad1, ad2, ad3, \
-                            commission, tds, status, operator_ref, created_at, refund_txn_id, refunded_at";
-
-fn bill_from_row(row: &Row<'_>) -> rusqlite::Result<BillPayment> {
-    bill_at(row, 0)
-}
-
-fn bill_at(row: &Row<'_>, base: usize) -> rusqlite::Result<BillPayment> {
-    let reference: String = row.get(base + 2)?;
-    let status: String = row.get(base + 11)?;
-    Ok(BillPayment {
-        txnid: row.get(base)?,
-        partner: RegistrationId::new(row.get(base + 1)?),
-        reference: ReferenceId::parse(&reference).map_err(|e| conversion_error(base + 2, e))?,
-        operator_name: row.get(base + 3)?,
-        ca_number: row.get(base + 4)?,
-        amount: Paise::new(row.get(base + 5)?),
-        ad1: row.get(base + 6)?,
-        ad2: row.get(base + 7)?,
-        ad3: row.get(base + 8)?,
-        commission: Paise::new(row.get(base + 9)?),
-        tds: Paise::new(row.get(base + 10)?),
-        status: BillStatus::parse(&status).ok_or_else(|| conversion_error(base + 11, BadState(status.clone())))?,
-        operator_ref: row.get(base + 12)?,
-        created_at: Timestamp::from_unix(row.get(base + 13)?),
-        refund_txn_id: row.get(base + 14)?,
-        refunded_at: row.get::<_, Option<i64>>(base + 15)?.map(Timestamp::from_unix),
-    })
-}
-
-fn history(conn: &Connection, kind: TxnKind, id: i64) -> rusqlite::Result<Vec<HistoryEntry>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT from_status, to_status, at, source, reason FROM status_history WHERE kind = ?1 AND txn_id = ?2 ORDER BY id",
-    )?;
-    let rows = stmt.query_map(params![kind.as_str(), id], |row| {
-        Ok(HistoryEntry {
-            from_status: row.get(0)?,
-            to_status: row.get(1)?,
-            at: Timestamp::from_unix(row.get(2)?),
-            source: row.get(3)?,
-            reason: row.get(4)?,
-        })
-    })?;
-    rows.collect()
-}
-
-fn insert_history(
-    conn: &Connection,
-    kind: TxnKind,
-    id: i64,
-    from: Option<&str>,
-    to: &str,
-    note: &ChangeNote,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO status_history (kind, txn_id, from_status, to_status, at, source, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![kind.as_str(), id, from, to, note.at.unix(), note.source.as_str(), note.reason])?;
-    Ok(())
-}
-
-fn allocate_refund_id(conn: &Connection, kind: TxnKind, id: i64, at: Timestamp) -> rusqlite::Result<String> {
-    conn.prepare_cached("INSERT INTO refunds (kind, txn_id, created_at) VALUES (?1, ?2, ?3)")?.execute(params![
-        kind.as_str(),
-        id,
-        at.unix()
-    ])?;
-    Ok(conn.last_insert_rowid().to_string())
 }
 
 /// Creates the database file 0600 before SQLite opens it (SQLite gives its
@@ -279,7 +164,7 @@ impl SqliteStore {
         migrations::migrate(&mut writer)?;
         let reqids = Arc::new(RecentReqids::default());
         reqids.load(stored_reqids(&writer).context("Failed to read the recent token reqids")?)?;
-        let numbers = Arc::new(txn_numbers(&writer)?);
+        let numbers = Arc::new(transactions::txn_numbers(&writer)?);
         let (jobs, queue) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -424,54 +309,6 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| StoreError::Other(anyhow::anyhow!("reqid flush failed: {e}")))?
     }
-}
-
-/// [`Store::change_bill`] inside the caller's transaction `tx`: the change,
-/// its history row, the refund journal of a wallet-paid refund, the
-/// partner's event, and the end of the poll job once the payment is decided.
-fn change_bill_in(
-    tx: &Connection,
-    txnid: i64,
-    change: BillChange,
-    note: &ChangeNote,
-) -> Result<BillPayment, ChangeError> {
-    let mut bill = tx
-        .prepare_cached(&format!("SELECT {BILL_COLUMNS} FROM bill_payments WHERE txnid = ?1"))
-        .and_then(|mut s| s.query_row([txnid], bill_from_row).optional())
-        .map_err(store_error)?
-        .ok_or(ChangeError::NotFound)?;
-    let from = bill.status;
-    let change = match change {
-        BillChange::Refund { refund_txn_id } if refund_txn_id.is_empty() => BillChange::Refund {
-            refund_txn_id: allocate_refund_id(tx, TxnKind::Bbps, txnid, note.at).map_err(store_error)?,
-        },
-        other => other,
-    };
-    bill.apply(&change, note.at)?;
-    tx.prepare_cached(
-                "UPDATE bill_payments SET status = ?1, operator_ref = ?2, refund_txn_id = ?3, refunded_at = ?4, updated_at = ?5 WHERE txnid = ?6",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    bill.status.name(),
-                    bill.operator_ref,
-                    bill.refund_txn_id,
-                    bill.refunded_at.map(Timestamp::unix),
-                    note.at.unix(),
-                    txnid
-                ])
-            })
-            .map_err(store_error)?;
-    insert_history(tx, TxnKind::Bbps, txnid, Some(from.name()), bill.status.name(), note).map_err(store_error)?;
-    if bill.status == BillStatus::Refunded {
-        pay_refund(tx, TxnKind::Bbps, txnid, note.at)?;
-    }
-    write_event(tx, bill.partner, (TxnKind::Bbps, txnid), bill.status.name(), note.at, || bill_payload(&bill, note.at))
-        .map_err(store_error)?;
-    if !upstream::bill_needs_polling(&bill) {
-        end_poll(tx, TxnKind::Bbps, txnid).map_err(store_error)?;
-    }
-    Ok(bill)
 }
 
 /// Removes a decided transaction's poll job (if it has one, held or not):
@@ -712,39 +549,6 @@ fn partner_exists(conn: &Connection, partner: RegistrationId) -> rusqlite::Resul
     conn.prepare_cached(super::partners::sql::PARTNER_EXISTS)?.exists([partner.number()])
 }
 
-/// Whether the partner has a transfer with this reference.
-const DMT_REFERENCE_TAKEN: &str = "SELECT 1 FROM dmt_transfers WHERE partner_id = ?1 AND reference_id = ?2";
-/// Whether the partner has a bill payment with this reference.
-const BILL_REFERENCE_TAKEN: &str = "SELECT 1 FROM bill_payments WHERE partner_id = ?1 AND reference_id = ?2";
-
-/// Fails with `Duplicate` if `taken` (one of the `*_REFERENCE_TAKEN` queries)
-/// finds the reference. The unique constraint stays the final arbiter; this
-/// answers before any debit.
-fn refuse_duplicate(
-    conn: &Connection,
-    taken: &str,
-    partner: RegistrationId,
-    reference: &ReferenceId,
-) -> Result<(), DebitError> {
-    let exists = conn
-        .prepare_cached(taken)
-        .and_then(|mut s| s.exists(params![partner.number(), reference.as_str()]))
-        .map_err(store_error)?;
-    if exists {
-        return Err(DebitError::Duplicate(reference.as_str().to_owned()));
-    }
-    Ok(())
-}
-
-/// Maps a failed insert of a record paid from the wallet.
-fn debit_error(error: InsertError) -> DebitError {
-    match error {
-        InsertError::Duplicate { reference, .. } => DebitError::Duplicate(reference),
-        InsertError::UnknownPartner { .. } => DebitError::UnknownPartner,
-        InsertError::Store(e) => DebitError::Store(e),
-    }
-}
-
 /// Reads a stored transaction kind.
 fn txn_kind(column: usize, text: &str) -> rusqlite::Result<TxnKind> {
     TxnKind::parse(text).ok_or_else(|| conversion_error(column, BadState(text.to_owned())))
@@ -774,37 +578,6 @@ fn routed_since(
          WHERE r.partner_id = ?1 AND r.remitter_mobile = ?2 AND r.bank = ?3 AND t.created_at >= ?4 AND t.status <> 0",
     )?
     .query_row(params![partner.number(), mobile.as_str(), bank.number(), since.unix()], |r| r.get(0))
-}
-
-/// Records how a new transfer travels.
-fn insert_route(conn: &Connection, transfer: &DmtTransfer, route: &DmtRoute) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO dmt_routes (ackno, partner_id, remitter_mobile, beneficiary_id, bank, mode, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        transfer.ackno,
-        transfer.partner.number(),
-        route.remitter.as_str(),
-        route.beneficiary_id,
-        route.bank.number(),
-        route.mode.as_str(),
-        transfer.created_at.unix()
-    ])?;
-    Ok(())
-}
-
-/// A route from `remitter_mobile, beneficiary_id, bank, mode`.
-fn route_from_row(row: &Row<'_>) -> rusqlite::Result<DmtRoute> {
-    let mobile: String = row.get(0)?;
-    let bank: i64 = row.get(2)?;
-    let mode: String = row.get(3)?;
-    Ok(DmtRoute {
-        remitter: MobileNumber::parse(&mobile).map_err(|e| conversion_error(0, e))?,
-        beneficiary_id: row.get(1)?,
-        bank: Bank::from_number(bank).ok_or_else(|| conversion_error(2, BadState(bank.to_string())))?,
-        mode: TransferMode::parse(&mode).ok_or_else(|| conversion_error(3, BadState(mode.clone())))?,
-    })
 }
 
 /// The beneficiary columns, as [`beneficiary_from_row`] reads them.
@@ -853,137 +626,6 @@ fn load_otp(
     .optional()
 }
 
-/// Maps an insert failure of row `index`: a UNIQUE violation is a duplicate
-/// reference, a foreign-key violation an unknown partner.
-fn insert_error(error: rusqlite::Error, index: usize, partner: RegistrationId, reference: &ReferenceId) -> InsertError {
-    if is_unique_violation(&error) {
-        InsertError::Duplicate { index, reference: reference.as_str().to_owned() }
-    } else if error.to_string().contains("FOREIGN KEY") {
-        InsertError::UnknownPartner { index, partner }
-    } else {
-        InsertError::Store(store_error(error))
-    }
-}
-
-fn insert_dmt(
-    conn: &Connection,
-    numbers: &TxnNumbers,
-    row: &DmtTransfer,
-    note: &ChangeNote,
-    index: usize,
-) -> Result<i64, InsertError> {
-    let ackno = if row.ackno != 0 { row.ackno } else { new_number(conn, numbers, TxnKind::Dmt)? };
-    let c = &row.charges;
-    conn.prepare_cached(
-        "INSERT INTO dmt_transfers (ackno, partner_id, reference_id, amount, account, utr, status, customer_charge, \
-         provider_share, gst, discount, commission, tds, net_commission, created_at, updated_at, refund_txn_id, refunded_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, ?16, ?17)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            ackno,
-            row.partner.number(),
-            row.reference.as_str(),
-            row.amount.get(),
-            row.account,
-            row.utr,
-            row.status.code(),
-            c.customer_charge.get(),
-            c.provider_share.get(),
-            c.gst.get(),
-            c.discount.get(),
-            c.commission.get(),
-            c.tds.get(),
-            c.net_commission.get(),
-            row.created_at.unix(),
-            row.refund_txn_id,
-            row.refunded_at.map(Timestamp::unix),
-        ])
-    })
-    .map_err(|e| insert_error(e, index, row.partner, &row.reference))?;
-    insert_history(conn, TxnKind::Dmt, ackno, None, row.status.name(), note).map_err(store_error)?;
-    Ok(ackno)
-}
-
-fn insert_bill(
-    conn: &Connection,
-    numbers: &TxnNumbers,
-    row: &BillPayment,
-    note: &ChangeNote,
-    index: usize,
-) -> Result<i64, InsertError> {
-    let txnid = if row.txnid != 0 { row.txnid } else { new_number(conn, numbers, TxnKind::Bbps)? };
-    conn.prepare_cached(
-        "INSERT INTO bill_payments (txnid, partner_id, reference_id, operator_name, ca_number, amount, ad1, ad2, ad3, \
-         commission, tds, status, operator_ref, created_at, updated_at, refund_txn_id, refunded_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?16)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            txnid,
-            row.partner.number(),
-            row.reference.as_str(),
-            row.operator_name,
-            row.ca_number,
-            row.amount.get(),
-            row.ad1,
-            row.ad2,
-            row.ad3,
-            row.commission.get(),
-            row.tds.get(),
-            row.status.name(),
-            row.operator_ref,
-            row.created_at.unix(),
-            row.refund_txn_id,
-            row.refunded_at.map(Timestamp::unix),
-        ])
-    })
-    .map_err(|e| insert_error(e, index, row.partner, &row.reference))?;
-    insert_history(conn, TxnKind::Bbps, txnid, None, row.status.name(), note).map_err(store_error)?;
-    Ok(txnid)
-}
-
-/// The installation's transaction numbering: its secret is made (random,
-/// 32 bytes) the first time a store is opened after the migration that
-/// created its table.
-fn txn_numbers(conn: &Connection) -> anyhow::Result<TxnNumbers> {
-    conn.execute(
-        "INSERT INTO txn_number_secret (id, secret) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING",
-        [super::new_txn_number_secret()],
-    )
-    .context("Failed to store the transaction-number secret")?;
-    let secret: String = conn
-        .query_row("SELECT secret FROM txn_number_secret WHERE id = 1", [], |r| r.get(0))
-        .context("Failed to read the transaction-number secret")?;
-    Ok(TxnNumbers::new(secret.as_bytes()))
-}
-
-/// The next number of `kind`: the counter's next value through the keyed
-/// permutation, passing over any number a record made before already has.
-fn new_number(conn: &Connection, numbers: &TxnNumbers, kind: TxnKind) -> Result<i64, InsertError> {
-    let (table, column) = match kind {
-        TxnKind::Dmt => ("dmt_transfers", "ackno"),
-        TxnKind::Bbps => ("bill_payments", "txnid"),
-    };
-    let taken_sql = format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE {column} = ?1)");
-    loop {
-        let counter: i64 = conn
-            .prepare_cached("UPDATE txn_number_counters SET next = next + 1 WHERE kind = ?1 RETURNING next - 1")
-            .and_then(|mut s| s.query_row([kind.as_str()], |r| r.get(0)))
-            .map_err(store_error)?;
-        let number = numbers
-            .number(kind, counter as u64)
-            .map_err(|e| InsertError::Store(StoreError::Other(anyhow::Error::new(e))))?;
-        let taken: bool = conn
-            .prepare_cached(&taken_sql)
-            .and_then(|mut s| s.query_row([number], |r| r.get(0)))
-            .map_err(store_error)?;
-        if !taken {
-            return Ok(number);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1000,7 +642,10 @@ mod tests {
 
     pub(super) mod lifecycle {
         use super::super::*;
+        use crate::domain::event::{bill_payload, dmt_payload};
         use crate::domain::otp::OtpRecord;
+        use crate::domain::remitter::TransferMode;
+        use crate::domain::{BillStatus, DmtCharges, DmtStatus};
 
         /// Unwraps in a test, showing the error.
         pub(in crate::store::sqlite) fn ok<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
@@ -1164,7 +809,7 @@ mod tests {
             assert_eq!(usage, [Paise::rupees(100), Paise::rupees(100), Paise::ZERO]);
             assert_eq!(ok(store.remitter_usage(p, &mobile(), at(11)).await), [Paise::ZERO; 3]);
             ok(store.change_dmt(first.record.ackno, DmtChange::Fail, note(20)).await);
-            let refund = DmtChange::Refund { refund_txn_id: String::new() };
+            let refund = DmtChange::Refund { refund_txn_id: None };
             ok(store.change_dmt(first.record.ackno, refund, note(21)).await);
             ok(make("R3", Bank::Bank1).await);
             audit_is_clean(&store).await;
@@ -1204,7 +849,7 @@ mod tests {
             top_up(&store, p, 1_000, 1).await;
             let ackno = ok(send(&store, p, "R1", 100).await).record.ackno;
             ok(store.change_dmt(ackno, DmtChange::Fail, note(20)).await);
-            let refund = DmtChange::Refund { refund_txn_id: String::new() };
+            let refund = DmtChange::Refund { refund_txn_id: None };
             let refunded = ok(store.change_dmt(ackno, refund.clone(), note(21)).await);
             assert_eq!(refunded.status, DmtStatus::Refunded);
             assert!(refunded.refund_txn_id.is_some_and(|id| !id.is_empty()));
@@ -1215,7 +860,7 @@ mod tests {
             let txnid = ok(store.create_bill_debited(bill(p, "B1", 200), note(30), None).await).record.txnid;
             assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(800));
             ok(store.change_bill(txnid, BillChange::Fail, note(31)).await);
-            ok(store.change_bill(txnid, BillChange::Refund { refund_txn_id: "X1".into() }, note(32)).await);
+            ok(store.change_bill(txnid, BillChange::Refund { refund_txn_id: Some("X1".into()) }, note(32)).await);
             assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
             assert_eq!(audit_is_clean(&store).await.journals, 5);
         }
@@ -1227,7 +872,7 @@ mod tests {
             top_up(&store, p, 1_000, 1).await;
             let imported = transfer(p, "I1", 100, DmtStatus::Failed);
             let ackno = ok(store.insert_dmt_batch(vec![imported], note(5), Arc::new(|_| ())).await)[0];
-            let refund = DmtChange::Refund { refund_txn_id: String::new() };
+            let refund = DmtChange::Refund { refund_txn_id: None };
             ok(store.change_dmt(ackno, refund, note(6)).await);
             assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
             assert_eq!(audit_is_clean(&store).await.journals, 1);

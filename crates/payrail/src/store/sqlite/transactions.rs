@@ -1,6 +1,12 @@
-//! DMT transfers and bill payments: status lookups, imports, state changes with their history rows and refunds, and the creation of transactions paid from the wallet.
+//! DMT transfers and bill payments on SQLite: the shared sequences of
+//! `store::transactions` over this engine's steps, one insert per record
+//! kind, and the transaction-number counters.
+
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
 
 use super::*;
+use crate::store::transactions::{self as shared, bill_columns, dmt_columns, sql, ChangeSteps, TxnTable};
 
 #[async_trait]
 impl TransactionStore for SqliteStore {
@@ -12,8 +18,10 @@ impl TransactionStore for SqliteStore {
         self.read(|conn| {
             conn.prepare_cached(&LOOKUP_DMT)?
                 .query_row(params![partner.number(), reference], |row| {
-                    let transfer =
-                        row.get::<_, Option<i64>>(PARTNER_WIDTH)?.map(|_| dmt_at(row, PARTNER_WIDTH)).transpose()?;
+                    let transfer = row
+                        .get::<_, Option<i64>>(PARTNER_WIDTH)?
+                        .map(|_| DmtTransfer::decode(row, PARTNER_WIDTH))
+                        .transpose()?;
                     Ok((partner_at(row, 0)?, transfer))
                 })
                 .optional()
@@ -21,13 +29,7 @@ impl TransactionStore for SqliteStore {
     }
 
     async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError> {
-        self.read(|conn| {
-            let transfer = conn
-                .prepare_cached(&format!("SELECT {DMT_COLUMNS} FROM dmt_transfers WHERE ackno = ?1"))?
-                .query_row([ackno], dmt_from_row)
-                .optional()?;
-            transfer.map(|t| Ok((t, history(conn, TxnKind::Dmt, ackno)?))).transpose()
-        })
+        self.with_history(ackno)
     }
 
     async fn insert_dmt_batch(
@@ -36,69 +38,11 @@ impl TransactionStore for SqliteStore {
         note: ChangeNote,
         progress: Arc<dyn Fn(u64) + Send + Sync>,
     ) -> Result<Vec<i64>, InsertError> {
-        let numbers = Arc::clone(&self.numbers);
-        self.write(move |conn| {
-            let tx = immediate(conn)?;
-            let mut ids = Vec::with_capacity(rows.len());
-            for (index, row) in rows.iter().enumerate() {
-                ids.push(insert_dmt(&tx, &numbers, row, &note, index)?);
-                if index % 1000 == 999 {
-                    progress(index as u64 + 1);
-                }
-            }
-            tx.commit().map_err(store_error)?;
-            progress(rows.len() as u64);
-            Ok(ids)
-        })
-        .await
+        self.insert_batch(rows, note, progress).await
     }
 
     async fn change_dmt(&self, ackno: i64, change: DmtChange, note: ChangeNote) -> Result<DmtTransfer, ChangeError> {
-        self.write(move |conn| {
-            let tx = immediate(conn)?;
-            let mut transfer = tx
-                .prepare_cached(&format!("SELECT {DMT_COLUMNS} FROM dmt_transfers WHERE ackno = ?1"))
-                .and_then(|mut s| s.query_row([ackno], dmt_from_row).optional())
-                .map_err(store_error)?
-                .ok_or(ChangeError::NotFound)?;
-            let from = transfer.status;
-            let change = match change {
-                DmtChange::Refund { refund_txn_id } if refund_txn_id.is_empty() => DmtChange::Refund {
-                    refund_txn_id: allocate_refund_id(&tx, TxnKind::Dmt, ackno, note.at).map_err(store_error)?,
-                },
-                other => other,
-            };
-            transfer.apply(&change, note.at)?;
-            tx.prepare_cached(
-                "UPDATE dmt_transfers SET status = ?1, utr = ?2, refund_txn_id = ?3, refunded_at = ?4, updated_at = ?5 WHERE ackno = ?6",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    transfer.status.code(),
-                    transfer.utr,
-                    transfer.refund_txn_id,
-                    transfer.refunded_at.map(Timestamp::unix),
-                    note.at.unix(),
-                    ackno
-                ])
-            })
-            .map_err(store_error)?;
-            insert_history(&tx, TxnKind::Dmt, ackno, Some(from.name()), transfer.status.name(), &note)
-                .map_err(store_error)?;
-            if transfer.status == DmtStatus::Refunded {
-                pay_refund(&tx, TxnKind::Dmt, ackno, note.at)?;
-            }
-            write_event(&tx, transfer.partner, (TxnKind::Dmt, ackno), transfer.status.name(), note.at, || {
-                dmt_payload(&transfer, note.at)
-            })
-            .map_err(store_error)?;
-            if !upstream::dmt_needs_polling(&transfer) {
-                end_poll(&tx, TxnKind::Dmt, ackno).map_err(store_error)?;
-            }
-            tx.commit().map_err(store_error)?;
-            Ok(transfer)
-        })
-        .await
+        self.change(ackno, change, note).await
     }
 
     async fn lookup_bill(
@@ -109,8 +53,10 @@ impl TransactionStore for SqliteStore {
         self.read(|conn| {
             conn.prepare_cached(&LOOKUP_BILL)?
                 .query_row(params![partner.number(), reference], |row| {
-                    let payment =
-                        row.get::<_, Option<i64>>(PARTNER_WIDTH)?.map(|_| bill_at(row, PARTNER_WIDTH)).transpose()?;
+                    let payment = row
+                        .get::<_, Option<i64>>(PARTNER_WIDTH)?
+                        .map(|_| BillPayment::decode(row, PARTNER_WIDTH))
+                        .transpose()?;
                     Ok((partner_at(row, 0)?, payment))
                 })
                 .optional()
@@ -118,13 +64,7 @@ impl TransactionStore for SqliteStore {
     }
 
     async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError> {
-        self.read(|conn| {
-            let bill = conn
-                .prepare_cached(&format!("SELECT {BILL_COLUMNS} FROM bill_payments WHERE txnid = ?1"))?
-                .query_row([txnid], bill_from_row)
-                .optional()?;
-            bill.map(|b| Ok((b, history(conn, TxnKind::Bbps, txnid)?))).transpose()
-        })
+        self.with_history(txnid)
     }
 
     async fn insert_bill_batch(
@@ -133,45 +73,17 @@ impl TransactionStore for SqliteStore {
         note: ChangeNote,
         progress: Arc<dyn Fn(u64) + Send + Sync>,
     ) -> Result<Vec<i64>, InsertError> {
-        let numbers = Arc::clone(&self.numbers);
-        self.write(move |conn| {
-            let tx = immediate(conn)?;
-            let mut ids = Vec::with_capacity(rows.len());
-            for (index, row) in rows.iter().enumerate() {
-                ids.push(insert_bill(&tx, &numbers, row, &note, index)?);
-                if index % 1000 == 999 {
-                    progress(index as u64 + 1);
-                }
-            }
-            tx.commit().map_err(store_error)?;
-            progress(rows.len() as u64);
-            Ok(ids)
-        })
-        .await
+        self.insert_batch(rows, note, progress).await
     }
 
     async fn change_bill(&self, txnid: i64, change: BillChange, note: ChangeNote) -> Result<BillPayment, ChangeError> {
-        self.write(move |conn| {
-            let tx = immediate(conn)?;
-            let bill = change_bill_in(&tx, txnid, change, &note)?;
-            tx.commit().map_err(store_error)?;
-            Ok(bill)
-        })
-        .await
+        self.change(txnid, change, note).await
     }
 
     async fn fail_bill(&self, txnid: i64, note: ChangeNote, refund: ChangeNote) -> Result<BillPayment, ChangeError> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            let current = tx
-                .prepare_cached("SELECT status FROM bill_payments WHERE txnid = ?1")
-                .and_then(|mut s| s.query_row([txnid], |r| r.get::<_, String>(0)).optional())
-                .map_err(store_error)?
-                .ok_or(ChangeError::NotFound)?;
-            if BillStatus::parse(&current) != Some(BillStatus::Failed) {
-                change_bill_in(&tx, txnid, BillChange::Fail, &note)?;
-            }
-            let bill = change_bill_in(&tx, txnid, BillChange::Refund { refund_txn_id: String::new() }, &refund)?;
+            let bill = at_once(shared::fail_and_refund(&Steps(&tx), txnid, &note, &refund))?;
             tx.commit().map_err(store_error)?;
             Ok(bill)
         })
@@ -179,11 +91,7 @@ impl TransactionStore for SqliteStore {
     }
 
     async fn counts(&self) -> Result<(i64, i64), StoreError> {
-        self.read(|conn| {
-            let dmt = conn.query_row("SELECT COUNT(*) FROM dmt_transfers", [], |r| r.get(0))?;
-            let bills = conn.query_row("SELECT COUNT(*) FROM bill_payments", [], |r| r.get(0))?;
-            Ok((dmt, bills))
-        })
+        self.read(|conn| conn.prepare_cached(sql::COUNTS)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
     }
 
     async fn create_dmt_debited(
@@ -197,7 +105,7 @@ impl TransactionStore for SqliteStore {
         let numbers = Arc::clone(&self.numbers);
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            refuse_duplicate(&tx, DMT_REFERENCE_TAKEN, transfer.partner, &transfer.reference)?;
+            refuse_duplicate::<DmtTransfer>(&tx, transfer.partner, &transfer.reference)?;
             let journal = Journal::dmt_debit(&transfer, note.at);
             let wallet = debit_wallet(&tx, transfer.partner, journal.wallet_change())?;
             let used =
@@ -206,7 +114,7 @@ impl TransactionStore for SqliteStore {
                 return Err(DebitError::MonthlyLimit { remaining: Paise::new((limit.limit.get() - used).max(0)) });
             }
             let record = DmtTransfer { ackno: 0, ..transfer };
-            let ackno = insert_dmt(&tx, &numbers, &record, &note, 0).map_err(debit_error)?;
+            let ackno = insert_row(&tx, &numbers, &record, &note, 0).map_err(debit_error)?;
             let record = DmtTransfer { ackno, ..record };
             insert_route(&tx, &record, &route).map_err(store_error)?;
             insert_journal(&tx, &journal.with_txn_id(ackno)).map_err(store_error)?;
@@ -221,9 +129,7 @@ impl TransactionStore for SqliteStore {
 
     async fn dmt_route(&self, ackno: i64) -> Result<Option<DmtRoute>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached("SELECT remitter_mobile, beneficiary_id, bank, mode FROM dmt_routes WHERE ackno = ?1")?
-                .query_row([ackno], route_from_row)
-                .optional()
+            conn.prepare_cached(sql::ROUTE_BY_ACKNO)?.query_row([ackno], |row| shared::decode_route(row)).optional()
         })
     }
 
@@ -236,11 +142,11 @@ impl TransactionStore for SqliteStore {
         let numbers = Arc::clone(&self.numbers);
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            refuse_duplicate(&tx, BILL_REFERENCE_TAKEN, payment.partner, &payment.reference)?;
+            refuse_duplicate::<BillPayment>(&tx, payment.partner, &payment.reference)?;
             let journal = Journal::bill_debit(&payment, note.at);
             let wallet = debit_wallet(&tx, payment.partner, journal.wallet_change())?;
             let record = BillPayment { txnid: 0, ..payment };
-            let txnid = insert_bill(&tx, &numbers, &record, &note, 0).map_err(debit_error)?;
+            let txnid = insert_row(&tx, &numbers, &record, &note, 0).map_err(debit_error)?;
             let record = BillPayment { txnid, ..record };
             insert_journal(&tx, &journal.with_txn_id(txnid)).map_err(store_error)?;
             if let Some(at) = poll_at {
@@ -250,5 +156,281 @@ impl TransactionStore for SqliteStore {
             Ok(Debited { record, wallet })
         })
         .await
+    }
+}
+
+impl SqliteStore {
+    /// The record with this id and its history, oldest first.
+    fn with_history<T: TxnTable>(&self, id: i64) -> Result<Option<(T, Vec<HistoryEntry>)>, StoreError> {
+        self.read(|conn| {
+            let record = conn.prepare_cached(T::BY_ID)?.query_row([id], |row| T::decode(row, 0)).optional()?;
+            record.map(|record| Ok((record, history(conn, T::KIND, id)?))).transpose()
+        })
+    }
+
+    /// Inserts `rows` all together or not at all, telling `progress` every
+    /// thousand rows.
+    async fn insert_batch<T: SqliteTable>(
+        &self,
+        rows: Vec<T>,
+        note: ChangeNote,
+        progress: Arc<dyn Fn(u64) + Send + Sync>,
+    ) -> Result<Vec<i64>, InsertError> {
+        let numbers = Arc::clone(&self.numbers);
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            let mut ids = Vec::with_capacity(rows.len());
+            for (index, row) in rows.iter().enumerate() {
+                ids.push(insert_row(&tx, &numbers, row, &note, index)?);
+                if index % 1000 == 999 {
+                    progress(index as u64 + 1);
+                }
+            }
+            tx.commit().map_err(store_error)?;
+            progress(rows.len() as u64);
+            Ok(ids)
+        })
+        .await
+    }
+
+    /// A state change in one write transaction (see [`shared::change_locked`]).
+    async fn change<T: TxnTable>(&self, id: i64, change: T::Change, note: ChangeNote) -> Result<T, ChangeError> {
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            let record = at_once(shared::change::<T>(&Steps(&tx), id, change, &note))?;
+            tx.commit().map_err(store_error)?;
+            Ok(record)
+        })
+        .await
+    }
+}
+
+/// Runs a sequence over [`Steps`] to its end. Every SQLite step does its
+/// work when first polled and never waits, so one poll finishes it.
+fn at_once<T>(sequence: impl Future<Output = Result<T, ChangeError>>) -> Result<T, ChangeError> {
+    match std::pin::pin!(sequence).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(StoreError::Other(anyhow::anyhow!("a SQLite change step waited")).into()),
+    }
+}
+
+/// The steps of a change on the writer's connection, inside the write's
+/// savepoint. Nothing to lock: the group's `BEGIN IMMEDIATE` transaction
+/// already keeps every other writer out.
+struct Steps<'a>(&'a Connection);
+
+impl ChangeSteps for Steps<'_> {
+    async fn lock<T: TxnTable>(&self, id: i64) -> Result<Option<T>, StoreError> {
+        let mut statement = self.0.prepare_cached(T::BY_ID).map_err(store_error)?;
+        statement.query_row([id], |row| T::decode(row, 0)).optional().map_err(store_error)
+    }
+
+    async fn new_refund_id(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<String, StoreError> {
+        let mut statement = self.0.prepare_cached(sql::INSERT_REFUND).map_err(store_error)?;
+        let refund: i64 =
+            statement.query_row(params![kind.as_str(), id, at.unix()], |r| r.get(0)).map_err(store_error)?;
+        Ok(refund.to_string())
+    }
+
+    async fn pay_back(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError> {
+        pay_refund(self.0, kind, id, at)
+    }
+
+    async fn save<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError> {
+        let [state, reference, refund_id, refunded_at] = record.changed_values();
+        let mut statement = self.0.prepare_cached(T::UPDATE).map_err(store_error)?;
+        statement
+            .execute(params![state, reference, refund_id, refunded_at, at.unix(), record.id()])
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn add_history<T: TxnTable>(&self, record: &T, from: &str, note: &ChangeNote) -> Result<(), StoreError> {
+        insert_history(self.0, T::KIND, record.id(), Some(from), record.status_name(), note).map_err(store_error)
+    }
+
+    async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError> {
+        let txn = (T::KIND, record.id());
+        write_event(self.0, record.partner(), txn, record.status_name(), at, || record.event_payload(at))
+            .map_err(store_error)
+    }
+
+    async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError> {
+        end_poll(self.0, kind, id).map_err(store_error)
+    }
+}
+
+/// A record kind's insert on SQLite. PostgreSQL inserts whole batches from
+/// one array per column instead (`UNNEST`), which SQLite does not have.
+pub(super) trait SqliteTable: TxnTable {
+    /// Inserts one record: [`TxnTable::values`] as `?1`…, `updated_at` set to `created_at`.
+    const INSERT: &'static str;
+}
+
+impl SqliteTable for DmtTransfer {
+    const INSERT: &'static str = concat!(
+        "INSERT INTO dmt_transfers (",
+        dmt_columns!(),
+        ", updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?15)"
+    );
+}
+
+impl SqliteTable for BillPayment {
+    const INSERT: &'static str = concat!(
+        "INSERT INTO bill_payments (",
+        bill_columns!(),
+        ", updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?14)"
+    );
+}
+
+/// Inserts row `index` of a batch (its own id, or a new number for id 0)
+/// and its first history row; returns its id.
+pub(super) fn insert_row<T: SqliteTable>(
+    conn: &Connection,
+    numbers: &TxnNumbers,
+    row: &T,
+    note: &ChangeNote,
+    index: usize,
+) -> Result<i64, InsertError> {
+    let id = if row.id() != 0 { row.id() } else { new_number::<T>(conn, numbers)? };
+    let mut values = row.values();
+    if let Some(first) = values.first_mut() {
+        *first = id.into();
+    }
+    conn.prepare_cached(T::INSERT)
+        .and_then(|mut s| s.execute(rusqlite::params_from_iter(values)))
+        .map_err(|e| insert_error(e, index, row.partner(), row.reference()))?;
+    insert_history(conn, T::KIND, id, None, row.status_name(), note).map_err(store_error)?;
+    Ok(id)
+}
+
+/// Maps an insert failure of row `index`: a UNIQUE violation is a duplicate
+/// reference, a foreign-key violation an unknown partner.
+fn insert_error(error: rusqlite::Error, index: usize, partner: RegistrationId, reference: &ReferenceId) -> InsertError {
+    if is_unique_violation(&error) {
+        InsertError::Duplicate { index, reference: reference.as_str().to_owned() }
+    } else if error.to_string().contains("FOREIGN KEY") {
+        InsertError::UnknownPartner { index, partner }
+    } else {
+        InsertError::Store(store_error(error))
+    }
+}
+
+/// The status history of one transaction, oldest first.
+fn history(conn: &Connection, kind: TxnKind, id: i64) -> rusqlite::Result<Vec<HistoryEntry>> {
+    all_rows(conn, sql::HISTORY, params![kind.as_str(), id], |row| shared::decode_history(row))
+}
+
+/// Records one state change (`from` `None`: the record was just made).
+fn insert_history(
+    conn: &Connection,
+    kind: TxnKind,
+    id: i64,
+    from: Option<&str>,
+    to: &str,
+    note: &ChangeNote,
+) -> rusqlite::Result<()> {
+    let values = shared::history_values(kind, id, from, to, note);
+    conn.prepare_cached(sql::INSERT_HISTORY)?.execute(rusqlite::params_from_iter(values))?;
+    Ok(())
+}
+
+/// Fails with `Duplicate` if the partner has a `T` with this reference. The
+/// unique constraint stays the final arbiter; this answers before any debit.
+pub(super) fn refuse_duplicate<T: TxnTable>(
+    conn: &Connection,
+    partner: RegistrationId,
+    reference: &ReferenceId,
+) -> Result<(), DebitError> {
+    let exists = conn
+        .prepare_cached(T::REFERENCE_TAKEN)
+        .and_then(|mut s| s.exists(params![partner.number(), reference.as_str()]))
+        .map_err(store_error)?;
+    if exists {
+        return Err(DebitError::Duplicate(reference.as_str().to_owned()));
+    }
+    Ok(())
+}
+
+/// Maps a failed insert of a record paid from the wallet.
+pub(super) fn debit_error(error: InsertError) -> DebitError {
+    match error {
+        InsertError::Duplicate { reference, .. } => DebitError::Duplicate(reference),
+        InsertError::UnknownPartner { .. } => DebitError::UnknownPartner,
+        InsertError::Store(e) => DebitError::Store(e),
+    }
+}
+
+/// Records how a new transfer travels.
+pub(super) fn insert_route(conn: &Connection, transfer: &DmtTransfer, route: &DmtRoute) -> rusqlite::Result<()> {
+    let values = shared::route_values(transfer, route);
+    conn.prepare_cached(sql::INSERT_ROUTE)?.execute(rusqlite::params_from_iter(values))?;
+    Ok(())
+}
+
+/// The installation's transaction numbering: its secret is made (random,
+/// 32 bytes) the first time a store is opened after the migration that
+/// created its table.
+pub(super) fn txn_numbers(conn: &Connection) -> anyhow::Result<TxnNumbers> {
+    conn.execute(sql::STORE_NUMBER_SECRET, [crate::store::new_txn_number_secret()])
+        .context("Failed to store the transaction-number secret")?;
+    let secret: String =
+        conn.query_row(sql::NUMBER_SECRET, [], |r| r.get(0)).context("Failed to read the transaction-number secret")?;
+    Ok(TxnNumbers::new(secret.as_bytes()))
+}
+
+/// Takes the next value of a kind's counter (`$1` the kind). SQLite keeps
+/// the counters in a table; PostgreSQL uses a sequence per kind.
+const NEXT_COUNTER: &str = "UPDATE txn_number_counters SET next = next + 1 WHERE kind = $1 RETURNING next - 1";
+
+/// The next number of `T`'s kind: the counter's next value through the keyed
+/// permutation, passing over any number a record made before already has.
+fn new_number<T: TxnTable>(conn: &Connection, numbers: &TxnNumbers) -> Result<i64, InsertError> {
+    loop {
+        let counter: i64 = conn
+            .prepare_cached(NEXT_COUNTER)
+            .and_then(|mut s| s.query_row([T::KIND.as_str()], |r| r.get(0)))
+            .map_err(store_error)?;
+        let number = numbers
+            .number(T::KIND, counter as u64)
+            .map_err(|e| InsertError::Store(StoreError::Other(anyhow::Error::new(e))))?;
+        let taken: bool = conn
+            .prepare_cached(T::ID_TAKEN)
+            .and_then(|mut s| s.query_row([number], |r| r.get(0)))
+            .map_err(store_error)?;
+        if !taken {
+            return Ok(number);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::transactions::conformance;
+
+    /// A store in a temporary directory.
+    fn open() -> anyhow::Result<(tempfile::TempDir, SqliteStore)> {
+        let dir = tempfile::tempdir()?;
+        let store = SqliteStore::open(&dir.path().join("payrail.db"))?;
+        Ok((dir, store))
+    }
+
+    #[tokio::test]
+    async fn a_refund_gets_a_new_refund_id_and_every_change_a_history_row() -> anyhow::Result<()> {
+        let (_dir, store) = open()?;
+        conformance::a_refund_gets_a_new_refund_id_and_every_change_a_history_row(&store, "1").await
+    }
+
+    #[tokio::test]
+    async fn a_failed_bill_is_refunded_in_the_same_transaction() -> anyhow::Result<()> {
+        let (_dir, store) = open()?;
+        conformance::a_failed_bill_is_refunded_in_the_same_transaction(&store).await
+    }
+
+    #[tokio::test]
+    async fn bill_payments_go_through_the_same_life() -> anyhow::Result<()> {
+        let (_dir, store) = open()?;
+        conformance::bill_payments_go_through_the_same_life(&store).await
     }
 }
