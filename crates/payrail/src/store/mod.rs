@@ -22,6 +22,7 @@
 //! the installation's keyed permutation (`domain::txn_id`), whose secret the
 //! store keeps; numbers given out before keep answering.
 
+pub(crate) mod columns;
 pub mod files;
 pub mod ledger;
 pub mod partners;
@@ -51,7 +52,7 @@ use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Journal, Statement, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits};
 use crate::domain::partner::SealedSecret;
-use crate::domain::remitter::{Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
+use crate::domain::remitter::{Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, PerBank, Remitter};
 use crate::domain::{
     BillPayment, DmtTransfer, ForbiddenTransition, HistoryEntry, IpAllowlist, Paise, Partner, PartnerStatus,
     RegistrationId, Timestamp, TxnKind,

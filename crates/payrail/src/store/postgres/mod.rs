@@ -28,6 +28,9 @@ mod remittance;
 mod transactions;
 mod upstream_work;
 
+use super::remittance::sql::ROUTE_USAGE;
+use upstream_work::{end_poll, insert_event, schedule_poll};
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -320,11 +323,6 @@ const DMT_IDS_LOCK: i64 = 0x7061_7972_6169_6c02;
 /// Guards `bill_payments`' identity sequence; see [`lock_ids`].
 const BILL_IDS_LOCK: i64 = 0x7061_7972_6169_6c03;
 
-/// The first key of the two-key advisory locks that serialise OTP texts per
-/// mobile (the second is a hash of the mobile). Two-key locks live apart
-/// from the one-key locks above, so they can never collide with them.
-const TEXT_LOCK_CLASS: i32 = 0x7072_0009;
-
 /// How many connections the pool holds.
 const POOL_SIZE: usize = 16;
 /// How long a request waits for a connection before the store reports
@@ -460,16 +458,6 @@ const STATEMENT_LINES: &str = "SELECT j.id, j.at, j.purpose, j.kind, j.txn_id, j
                                WHERE p.account = $1 AND j.at >= $2 AND j.at < $3 \
                                GROUP BY j.id ORDER BY j.id";
 
-/// What a remitter sent through one pipe since a time, not counting refunded transfers (status 0).
-const ROUTE_USAGE: &str = "SELECT COALESCE(SUM(t.amount), 0)::bigint FROM dmt_routes r \
-                           JOIN dmt_transfers t ON t.ackno = r.ackno \
-                           WHERE r.partner_id = $1 AND r.remitter_mobile = $2 AND r.bank = $3 \
-                           AND t.created_at >= $4 AND t.status <> 0";
-/// As [`ROUTE_USAGE`], for every pipe.
-const REMITTER_USAGE: &str = "SELECT r.bank, SUM(t.amount)::bigint FROM dmt_routes r \
-                              JOIN dmt_transfers t ON t.ackno = r.ackno \
-                              WHERE r.partner_id = $1 AND r.remitter_mobile = $2 \
-                              AND t.created_at >= $3 AND t.status <> 0 GROUP BY r.bank";
 const INSERT_ROUTE: &str = "INSERT INTO dmt_routes (ackno, partner_id, remitter_mobile, beneficiary_id, bank, mode, \
                             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 const ROUTE_BY_ACKNO: &str = "SELECT remitter_mobile, beneficiary_id, bank, mode FROM dmt_routes WHERE ackno = $1";
@@ -482,84 +470,6 @@ const INSERT_FEE_PLAN: &str = "INSERT INTO fee_plans (partner_id, version, effec
                                WHERE partner_id = $1 RETURNING version";
 const FEE_PLANS: &str =
     "SELECT version, effective_from, plan, created_at FROM fee_plans WHERE partner_id = $1 ORDER BY version";
-
-const FIND_REMITTER: &str = "SELECT mobile, first_name, last_name, kyc_id, created_at FROM remitters \
-                             WHERE partner_id = $1 AND mobile = $2";
-const INSERT_REMITTER: &str = "INSERT INTO remitters (partner_id, mobile, first_name, last_name, kyc_id, created_at) \
-                               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
-
-/// The columns [`beneficiary_from_row`] reads, in order.
-macro_rules! beneficiary_columns {
-    () => {
-        "id, partner_id, remitter_mobile, name, account, ifsc, bank_name, created_at"
-    };
-}
-
-const INSERT_BENEFICIARY: &str = "INSERT INTO beneficiaries (partner_id, remitter_mobile, name, account, ifsc, \
-                                  bank_name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
-const LOCK_REMITTER: &str = "SELECT 1 FROM remitters WHERE partner_id = $1 AND mobile = $2 FOR UPDATE";
-/// The remitter's live beneficiary with this account number at this bank (IFSC prefix).
-const SAME_ACCOUNT: &str = "SELECT id FROM beneficiaries WHERE partner_id = $1 AND remitter_mobile = $2 \
-                            AND account = $3 AND substr(ifsc, 1, 4) = $4 AND deleted_at IS NULL";
-const BENEFICIARIES: &str = concat!(
-    "SELECT ",
-    beneficiary_columns!(),
-    " FROM beneficiaries WHERE partner_id = $1 AND remitter_mobile = $2 AND deleted_at IS NULL ORDER BY id"
-);
-const FIND_BENEFICIARY: &str = concat!(
-    "SELECT ",
-    beneficiary_columns!(),
-    " FROM beneficiaries WHERE partner_id = $1 AND id = $2 AND deleted_at IS NULL"
-);
-const DELETE_BENEFICIARY: &str = "UPDATE beneficiaries SET deleted_at = $4 \
-                                  WHERE partner_id = $1 AND remitter_mobile = $2 AND id = $3 AND deleted_at IS NULL";
-
-/// How long an expired OTP is kept before [`Store::insert_otp`] deletes it.
-const OTP_KEEP_SECS: i64 = 24 * 60 * 60;
-const INSERT_OTP: &str = "INSERT INTO otps (token, partner_id, purpose, subject, code_hash, expires_at, attempts, \
-                          used) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-const FORGET_OTPS: &str = "DELETE FROM otps WHERE expires_at < $1";
-const LOCK_TEXTS: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
-const RECENT_TEXTS: &str = "SELECT sent_at FROM otp_texts WHERE mobile = $1 AND sent_at > $2";
-const COUNT_TEXT: &str = "INSERT INTO otp_texts (mobile, sent_at) VALUES ($1, $2)";
-/// A bounded sweep of texts older than a day; rows another sweep holds are
-/// skipped rather than waited for.
-const FORGET_TEXTS: &str = "DELETE FROM otp_texts WHERE ctid IN \
-                            (SELECT ctid FROM otp_texts WHERE sent_at <= $1 LIMIT 100 FOR UPDATE SKIP LOCKED)";
-const LOCK_OTP: &str = "SELECT subject, code_hash, expires_at, attempts, used FROM otps \
-                        WHERE token = $1 AND partner_id = $2 AND purpose = $3 FOR UPDATE";
-const SAVE_OTP: &str = "UPDATE otps SET attempts = $2, used = $3 WHERE token = $1";
-
-/// (Re)starts a poll job: due at `$3`, no attempts, no lease.
-/// (Re)starts polling at `$3`. An expired lease is released; a live one
-/// (`lease_until` after `$4`, now) is kept, so that the poll in flight is
-/// still recorded by the worker that holds it.
-const SCHEDULE_POLL: &str = "INSERT INTO upstream_polls (kind, txn_id, attempts, next_poll_at) VALUES ($1, $2, 0, $3) \
-                             ON CONFLICT (kind, txn_id) DO UPDATE SET attempts = 0, \
-                             next_poll_at = EXCLUDED.next_poll_at, \
-                             lease_owner = CASE WHEN upstream_polls.lease_until > $4 THEN upstream_polls.lease_owner END, \
-                             lease_until = CASE WHEN upstream_polls.lease_until > $4 THEN upstream_polls.lease_until END";
-/// Leases up to `$4` due jobs to `$1` until `$3`. `SKIP LOCKED` passes over
-/// jobs another claim is leasing right now, and a job that claim committed
-/// is re-checked (its lease is then live) before it is locked here, so two
-/// claims never return the same job.
-const CLAIM_POLLS: &str = "WITH due AS (SELECT kind, txn_id FROM upstream_polls \
-                           WHERE next_poll_at IS NOT NULL AND next_poll_at <= $2 \
-                           AND (lease_until IS NULL OR lease_until <= $2) \
-                           ORDER BY next_poll_at, txn_id LIMIT $4 FOR UPDATE SKIP LOCKED) \
-                           UPDATE upstream_polls p SET lease_owner = $1, lease_until = $3 FROM due \
-                           WHERE p.kind = due.kind AND p.txn_id = due.txn_id \
-                           RETURNING p.kind, p.txn_id, p.attempts, p.next_poll_at";
-/// Counts an attempt and sets the next due time (NULL holds the job), if `$3` holds the lease.
-const RESCHEDULE_POLL: &str = "UPDATE upstream_polls SET attempts = attempts + 1, next_poll_at = $4, \
-                               lease_owner = NULL, lease_until = NULL \
-                               WHERE kind = $1 AND txn_id = $2 AND lease_owner = $3";
-const DELETE_POLL: &str = "DELETE FROM upstream_polls WHERE kind = $1 AND txn_id = $2 AND lease_owner = $3";
-const HELD_POLLS: &str =
-    "SELECT kind, txn_id, attempts, 0::bigint FROM upstream_polls WHERE next_poll_at IS NULL ORDER BY kind, txn_id";
-
-const POLL_JOB: &str = "SELECT kind, txn_id, attempts, COALESCE(next_poll_at, 0) FROM upstream_polls \
-     WHERE kind = $1 AND txn_id = $2";
 
 /// Sets a partner's callback URL; affects no row if there is no such partner.
 const SET_CALLBACK: &str = "INSERT INTO partner_callbacks (partner_id, url, updated_at) \
@@ -584,71 +494,6 @@ const REPLACE_CALLBACK_SECRET: &str = "INSERT INTO partner_callback_secrets (par
      VALUES ($1, $2, $4) ON CONFLICT (partner_id) DO UPDATE SET \
      previous_secret = CASE WHEN $3::bigint IS NULL THEN NULL ELSE partner_callback_secrets.secret END, \
      previous_secret_until = $3::bigint, secret = EXCLUDED.secret, updated_at = EXCLUDED.updated_at";
-
-/// The columns [`event_from_row`] reads, in order.
-macro_rules! event_columns {
-    () => {
-        "id, partner_id, kind, txn_id, status, payload, created_at, state, attempts, next_attempt_at, \
-         deliver_until, delivered_at, redelivered_at"
-    };
-}
-
-/// Writes an event for a partner that has a callback URL (none otherwise):
-/// pending, deliverable until `$7`, due at its creation or, while an older
-/// event of the transaction waits for a retry, when that retry is due (it
-/// cannot go before it).
-const INSERT_EVENT: &str = "INSERT INTO partner_events (partner_id, kind, txn_id, status, payload, created_at, state, \
-                            attempts, next_attempt_at, deliver_until) \
-                            SELECT partner_id, $2, $3, $4, $5, $6, 'pending', 0, \
-                            GREATEST($6, (SELECT MAX(next_attempt_at) FROM partner_events \
-                            WHERE kind = $2 AND txn_id = $3 AND state = 'pending')), $7 FROM partner_callbacks \
-                            WHERE partner_id = $1";
-/// Leases up to `$4` due events to `$1` until `$3`, by id. An event waits
-/// while an older event of its transaction is pending, leased or not: the
-/// check reads the state, never the locks, so an older event that another
-/// claim holds still blocks it.
-const CLAIM_EVENTS: &str = concat!(
-    "WITH due AS (SELECT e.id AS due_id FROM partner_events e \
-     WHERE e.state = 'pending' AND e.next_attempt_at <= $2 AND (e.lease_until IS NULL OR e.lease_until <= $2) \
-     AND NOT EXISTS (SELECT 1 FROM partner_events o WHERE o.kind = e.kind AND o.txn_id = e.txn_id \
-     AND o.id < e.id AND o.state = 'pending') \
-     ORDER BY e.id LIMIT $4 FOR UPDATE SKIP LOCKED) \
-     UPDATE partner_events e SET lease_owner = $1, lease_until = $3 FROM due WHERE e.id = due.due_id RETURNING ",
-    event_columns!()
-);
-/// Settles an attempt of event `$1` if `$2` holds its lease, and records
-/// the attempt; the rows inserted say whether it did. An event cancelled
-/// while the attempt was in flight stays cancelled unless the attempt
-/// delivered it. On a retry (`$5`), later pending events of the transaction
-/// are not due before it: they cannot be claimed before it is settled.
-const RECORD_ATTEMPT: &str = "WITH settled AS (UPDATE partner_events SET attempts = $3, \
-                              state = CASE WHEN state = 'cancelled' AND $4::text <> 'delivered' THEN 'cancelled' \
-                              ELSE $4::text END, \
-                              next_attempt_at = CASE WHEN state = 'cancelled' AND $4::text <> 'delivered' THEN NULL \
-                              ELSE $5::bigint END, \
-                              delivered_at = $6, lease_owner = NULL, lease_until = NULL \
-                              WHERE id = $1 AND state IN ('pending', 'cancelled') AND lease_owner = $2 \
-                              RETURNING id, kind, txn_id), \
-                              held_back AS (UPDATE partner_events l SET next_attempt_at = GREATEST(l.next_attempt_at, $5::bigint) \
-                              FROM settled s WHERE $5::bigint IS NOT NULL AND l.kind = s.kind AND l.txn_id = s.txn_id \
-                              AND l.id > s.id AND l.state = 'pending') \
-                              INSERT INTO delivery_attempts (event_id, attempt, instance, url, at, duration_ms, \
-                              http_status, error) SELECT id, $3, $7, $8, $9, $10, $11, $12 FROM settled";
-const EVENT_BY_ID: &str = concat!("SELECT ", event_columns!(), " FROM partner_events WHERE id = $1");
-const ATTEMPTS_OF: &str = "SELECT event_id, attempt, instance, url, at, duration_ms, http_status, error \
-                           FROM delivery_attempts WHERE event_id = $1 ORDER BY attempt";
-/// Makes event `$1` pending again, due at `$2` (now), delivered until `$3`,
-/// marked redelivered. A live lease is kept: the attempt in flight is
-/// recorded by its worker (and is the redelivery), never lost.
-const REDELIVER_EVENT: &str = concat!(
-    "UPDATE partner_events SET state = 'pending', next_attempt_at = $2, deliver_until = $3, delivered_at = NULL, \
-     redelivered_at = $2, lease_owner = CASE WHEN lease_until > $2 THEN lease_owner END, \
-     lease_until = CASE WHEN lease_until > $2 THEN lease_until END WHERE id = $1 RETURNING ",
-    event_columns!()
-);
-/// What [`Store::events`] returns when the filter asks for no limit, and at most.
-const EVENTS_DEFAULT_LIMIT: u32 = 100;
-const EVENTS_MAX_LIMIT: u32 = 1_000;
 
 /// The ledger's totals: the sum of every posting and the number of journals.
 const AUDIT_TOTALS: &str =
@@ -1259,46 +1104,6 @@ fn fee_plan_from_row(partner: RegistrationId, row: &Row) -> anyhow::Result<FeePl
     })
 }
 
-/// Reads a row of [`FIND_REMITTER`].
-fn remitter_from_row(partner: RegistrationId, row: &Row) -> anyhow::Result<Remitter> {
-    Ok(Remitter {
-        partner,
-        mobile: MobileNumber::parse(row.try_get(0)?)?,
-        first_name: row.try_get(1)?,
-        last_name: row.try_get(2)?,
-        kyc_id: row.try_get(3)?,
-        created_at: Timestamp::from_unix(row.try_get(4)?),
-    })
-}
-
-/// Reads a row of [`beneficiary_columns!`].
-fn beneficiary_from_row(row: &Row) -> anyhow::Result<Beneficiary> {
-    Ok(Beneficiary {
-        id: row.try_get(0)?,
-        partner: RegistrationId::new(row.try_get(1)?),
-        remitter: MobileNumber::parse(row.try_get(2)?)?,
-        name: row.try_get(3)?,
-        account: AccountNumber::parse(row.try_get(4)?)?,
-        ifsc: Ifsc::parse(row.try_get(5)?)?,
-        bank_name: row.try_get(6)?,
-        created_at: Timestamp::from_unix(row.try_get(7)?),
-    })
-}
-
-/// Reads a row of [`LOCK_OTP`] for the OTP it was looked up by.
-fn otp_from_row(row: &Row, partner: RegistrationId, token: &str, purpose: OtpPurpose) -> anyhow::Result<OtpRecord> {
-    Ok(OtpRecord {
-        token: token.to_owned(),
-        partner,
-        purpose,
-        subject: row.try_get(0)?,
-        code_hash: row.try_get(1)?,
-        expires_at: Timestamp::from_unix(row.try_get(2)?),
-        attempts: row.try_get(3)?,
-        used: row.try_get(4)?,
-    })
-}
-
 /// Reads a row of [`STATEMENT_LINES`].
 fn statement_line(row: &Row) -> anyhow::Result<StatementLine> {
     let purpose: &str = row.try_get(2)?;
@@ -1315,111 +1120,6 @@ fn statement_line(row: &Row) -> anyhow::Result<StatementLine> {
         memo: row.try_get(5)?,
         amount: Paise::new(row.try_get(6)?),
     })
-}
-
-/// (Re)starts polling of a transaction at `at`, with no attempts counted.
-async fn schedule_poll(client: &impl GenericClient, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError> {
-    let params: [&(dyn ToSql + Sync); 4] = [&kind.as_str(), &id, &at.unix(), &Timestamp::now().unix()];
-    execute(client, SCHEDULE_POLL, &params, "Failed to schedule the poll job").await?;
-    Ok(())
-}
-
-/// Reads a row of [`CLAIM_POLLS`] or [`HELD_POLLS`].
-fn poll_from_row(row: &Row) -> anyhow::Result<PollJob> {
-    let kind: &str = row.try_get(0)?;
-    Ok(PollJob {
-        kind: TxnKind::parse(kind).ok_or_else(|| BadState(kind.to_owned()))?,
-        txn_id: row.try_get(1)?,
-        attempts: u32::try_from(row.try_get::<_, i64>(2)?)?,
-        due_at: Timestamp::from_unix(row.try_get(3)?),
-    })
-}
-
-/// Writes the event reporting a change of `txn` to `status`, made at `at`,
-/// if the partner has a callback URL.
-async fn insert_event(
-    tx: &Transaction<'_>,
-    partner: RegistrationId,
-    (kind, id): (TxnKind, i64),
-    status: &str,
-    payload: &str,
-    at: Timestamp,
-) -> Result<(), StoreError> {
-    let until = at.plus_secs(event::DELIVERY_WINDOW_SECS);
-    let params: [&(dyn ToSql + Sync); 7] =
-        [&partner.number(), &kind.as_str(), &id, &status, &payload, &at.unix(), &until.unix()];
-    execute(tx, INSERT_EVENT, &params, "Failed to write the partner event").await?;
-    Ok(())
-}
-
-/// Reads a row of [`event_columns!`].
-fn event_from_row(row: &Row) -> anyhow::Result<PartnerEvent> {
-    let kind: &str = row.try_get(2)?;
-    let state: &str = row.try_get(7)?;
-    Ok(PartnerEvent {
-        id: row.try_get(0)?,
-        partner: RegistrationId::new(row.try_get(1)?),
-        kind: TxnKind::parse(kind).ok_or_else(|| BadState(kind.to_owned()))?,
-        txn_id: row.try_get(3)?,
-        status: row.try_get(4)?,
-        payload: row.try_get(5)?,
-        created_at: Timestamp::from_unix(row.try_get(6)?),
-        state: EventState::parse(state).ok_or_else(|| BadState(state.to_owned()))?,
-        attempts: u32::try_from(row.try_get::<_, i64>(8)?)?,
-        next_attempt_at: row.try_get::<_, Option<i64>>(9)?.map(Timestamp::from_unix),
-        deliver_until: Timestamp::from_unix(row.try_get(10)?),
-        delivered_at: row.try_get::<_, Option<i64>>(11)?.map(Timestamp::from_unix),
-        redelivered_at: row.try_get::<_, Option<i64>>(12)?.map(Timestamp::from_unix),
-    })
-}
-
-/// Reads a row of [`ATTEMPTS_OF`].
-fn attempt_from_row(row: &Row) -> anyhow::Result<DeliveryAttempt> {
-    Ok(DeliveryAttempt {
-        event_id: row.try_get(0)?,
-        attempt: u32::try_from(row.try_get::<_, i64>(1)?)?,
-        instance: row.try_get(2)?,
-        url: row.try_get(3)?,
-        at: Timestamp::from_unix(row.try_get(4)?),
-        duration_ms: row.try_get(5)?,
-        http_status: row.try_get::<_, Option<i64>>(6)?.map(u16::try_from).transpose()?,
-        error: row.try_get(7)?,
-    })
-}
-
-/// One parameter of a statement built at run time.
-type Param = Box<dyn ToSql + Sync + Send>;
-
-/// The statement listing the events `filter` asks for, newest first, and its
-/// parameters. Only the conditions in use are written, so that each
-/// combination gets a plan that uses its index.
-fn events_query(filter: &EventFilter) -> (String, Vec<Param>) {
-    let mut sql = String::from(concat!("SELECT ", event_columns!(), " FROM partner_events WHERE true"));
-    let mut params: Vec<Param> = Vec::new();
-    let mut bind = |sql: &mut String, column: &str, operator: &str, value: Param| {
-        params.push(value);
-        sql.push_str(&format!(" AND {column} {operator} ${}", params.len()));
-    };
-    if let Some(partner) = filter.partner {
-        bind(&mut sql, "partner_id", "=", Box::new(partner.number()));
-    }
-    if let Some(state) = filter.state {
-        bind(&mut sql, "state", "=", Box::new(state.name()));
-    }
-    if let Some((kind, id)) = filter.txn {
-        bind(&mut sql, "kind", "=", Box::new(kind.as_str()));
-        bind(&mut sql, "txn_id", "=", Box::new(id));
-    }
-    if let Some(before) = filter.before_id {
-        bind(&mut sql, "id", "<", Box::new(before));
-    }
-    let limit = match filter.limit {
-        0 => EVENTS_DEFAULT_LIMIT,
-        limit => limit.min(EVENTS_MAX_LIMIT),
-    };
-    params.push(Box::new(i64::from(limit)));
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", params.len()));
-    (sql, params)
 }
 
 /// Begins a `REPEATABLE READ READ ONLY` transaction: several reads that see one snapshot.
@@ -1505,15 +1205,6 @@ async fn change_bill_in(
         end_poll(tx, TxnKind::Bbps, txnid).await?;
     }
     Ok(bill)
-}
-
-/// Removes a decided transaction's poll job (if it has one, held or not):
-/// the poller works only on undecided transactions.
-async fn end_poll(tx: &Transaction<'_>, kind: TxnKind, txn_id: i64) -> Result<(), StoreError> {
-    let params: [&(dyn ToSql + Sync); 2] = [&kind.as_str(), &txn_id];
-    execute(tx, "DELETE FROM upstream_polls WHERE kind = $1 AND txn_id = $2", &params, "Failed to end a poll job")
-        .await?;
-    Ok(())
 }
 
 #[async_trait]
@@ -1993,15 +1684,15 @@ mod tests {
     use super::*;
 
     /// A store on a fresh database, dropped by [`TestDb::finish`].
-    struct TestDb {
-        store: PostgresStore,
+    pub(super) struct TestDb {
+        pub(super) store: PostgresStore,
         config: tokio_postgres::Config,
         admin: tokio_postgres::Client,
         name: String,
     }
 
     impl TestDb {
-        async fn create() -> anyhow::Result<Option<TestDb>> {
+        pub(super) async fn create() -> anyhow::Result<Option<TestDb>> {
             let Ok(url) = std::env::var("PAYRAIL_TEST_DATABASE_URL") else {
                 eprintln!("SKIPPED: PAYRAIL_TEST_DATABASE_URL not set");
                 return Ok(None);
@@ -2016,7 +1707,7 @@ mod tests {
             Ok(Some(TestDb { store, config, admin, name }))
         }
 
-        async fn finish(self) -> anyhow::Result<()> {
+        pub(super) async fn finish(self) -> anyhow::Result<()> {
             self.store.pool.close();
             self.admin.batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name)).await?;
             Ok(())
@@ -2414,9 +2105,19 @@ mod tests {
         send("L3", Bank::Bank2).await??;
         let mobile = MobileNumber::parse("9876543210")?;
         let usage = store.remitter_usage(partner(), &mobile, at(1_600_000_000)).await?;
-        assert_eq!(usage, [Paise::rupees(1_000), Paise::rupees(1_000), Paise::ZERO]);
+        assert_eq!(
+            usage,
+            crate::domain::remitter::PerBank {
+                bank1: Paise::rupees(1_000),
+                bank2: Paise::rupees(1_000),
+                bank3: Paise::ZERO
+            }
+        );
         // Transfers before `since` do not count; refunded ones neither.
-        assert_eq!(store.remitter_usage(partner(), &mobile, at(1_700_000_000)).await?, [Paise::ZERO; 3]);
+        assert_eq!(
+            store.remitter_usage(partner(), &mobile, at(1_700_000_000)).await?,
+            crate::domain::remitter::PerBank::default()
+        );
         raw_sql(store, "UPDATE dmt_transfers SET status = 0 WHERE reference_id = 'L1'").await?;
         send("L4", Bank::Bank1).await??;
         db.finish().await
@@ -3112,34 +2813,6 @@ mod tests {
         }
         let delivered = EventFilter { state: Some(EventState::Delivered), limit: 1_000, ..EventFilter::default() };
         assert_eq!(db.store.events(&delivered).await?.len(), 2 * TRANSFERS);
-        db.finish().await
-    }
-
-    /// The claim walks the partial index `upstream_polls_due` (due jobs only,
-    /// in due order) and stops at the limit; held jobs are not in it. Plan
-    /// with 20,000 due and 5,000 held jobs, analysed:
-    /// `Limit -> LockRows -> Index Scan using upstream_polls_due on upstream_polls,
-    /// Index Cond: ((next_poll_at IS NOT NULL) AND (next_poll_at <= ...))`, then
-    /// the update by primary key.
-    #[tokio::test]
-    async fn the_claim_is_an_index_range_scan() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let client = db.store.client().await?;
-        client
-            .batch_execute(
-                "INSERT INTO upstream_polls (kind, txn_id, attempts, next_poll_at) \
-                 SELECT 'dmt', n, 0, CASE WHEN n % 5 = 0 THEN NULL ELSE n END FROM generate_series(1, 25000) n; \
-                 ANALYZE upstream_polls;",
-            )
-            .await?;
-        let params: [&(dyn ToSql + Sync); 4] = [&"o", &30_000_i64, &30_060_i64, &32_i64];
-        let rows = client.query(&format!("EXPLAIN {CLAIM_POLLS}"), &params).await?;
-        let plan: Vec<String> = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
-        let plan = plan.join("\n");
-        assert!(plan.contains("Index Scan using upstream_polls_due on upstream_polls"), "{plan}");
-        assert!(plan.contains("Index Cond: ((next_poll_at IS NOT NULL) AND (next_poll_at <= "), "{plan}");
-        assert!(!plan.contains("Seq Scan") && !plan.contains("Sort"), "{plan}");
-        drop(client);
         db.finish().await
     }
 }

@@ -1,6 +1,28 @@
-//! Remittance: remitters, their monthly usage, beneficiaries, OTPs and the per-mobile text limits.
+//! Remittance on PostgreSQL: remitters, their monthly usage, beneficiaries,
+//! OTPs and the per-mobile text limits. The SQL both engines run is in
+//! [`crate::store::remittance::sql`]; what only PostgreSQL runs (its row and
+//! advisory locks: SQLite's one writer needs none) is here.
 
 use super::*;
+use crate::domain::remitter::PerBank;
+use crate::store::remittance::{beneficiary_columns, otp_columns, otp_list, remitter_columns, sql, stale_otps_before};
+
+/// Locks the remitter's row, which serialises concurrent beneficiary adds.
+const LOCK_REMITTER: &str = "SELECT 1 FROM remitters WHERE partner_id = $1 AND mobile = $2 FOR UPDATE";
+/// [`sql::FIND_OTP`], locking the row until the check is saved.
+const LOCK_OTP: &str =
+    concat!("SELECT ", otp_list!(), " FROM otps WHERE token = $1 AND partner_id = $2 AND purpose = $3 FOR UPDATE");
+
+/// The first key of the two-key advisory locks that serialise OTP texts per
+/// mobile (the second is a hash of the mobile). Two-key locks live apart
+/// from the one-key locks in `mod.rs`, so they can never collide with them.
+const TEXT_LOCK_CLASS: i32 = 0x7072_0009;
+/// Serialises the texts to mobile `$2` until the transaction ends.
+const LOCK_TEXTS: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
+/// A bounded sweep of texts older than a day; rows another sweep holds are
+/// skipped rather than waited for (SQLite deletes them all: one writer).
+const FORGET_TEXTS: &str = "DELETE FROM otp_texts WHERE ctid IN \
+                            (SELECT ctid FROM otp_texts WHERE sent_at <= $1 LIMIT 100 FOR UPDATE SKIP LOCKED)";
 
 #[async_trait]
 impl RemittanceStore for PostgresStore {
@@ -11,7 +33,7 @@ impl RemittanceStore for PostgresStore {
     ) -> Result<Option<Remitter>, StoreError> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &mobile.as_str()];
-        let row = query_opt(&client, FIND_REMITTER, &params, "Failed to find the remitter").await?;
+        let row = query_opt(&client, sql::FIND_REMITTER, &params, "Failed to find the remitter").await?;
         let remitter = row.map(|row| remitter_from_row(partner, &row)).transpose();
         Ok(remitter.context("Failed to read the remitter")?)
     }
@@ -26,7 +48,7 @@ impl RemittanceStore for PostgresStore {
             &remitter.kyc_id,
             &remitter.created_at.unix(),
         ];
-        Ok(execute(&client, INSERT_REMITTER, &params, "Failed to add the remitter").await? == 1)
+        Ok(execute(&client, sql::INSERT_REMITTER, &params, "Failed to add the remitter").await? == 1)
     }
 
     async fn remitter_usage(
@@ -34,16 +56,16 @@ impl RemittanceStore for PostgresStore {
         partner: RegistrationId,
         mobile: &MobileNumber,
         since: Timestamp,
-    ) -> Result<[Paise; 3], StoreError> {
+    ) -> Result<PerBank, StoreError> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 3] = [&partner.number(), &mobile.as_str(), &since.unix()];
-        let rows = query(&client, REMITTER_USAGE, &params, "Failed to sum the remitter's transfers").await?;
-        let mut usage = [Paise::ZERO; 3];
+        let rows = query(&client, sql::REMITTER_USAGE, &params, "Failed to sum the remitter's transfers").await?;
+        let mut usage = PerBank::default();
         for row in rows {
             let (bank, sum): (i64, i64) = pair(&row).store_context("Failed to read the remitter's usage")?;
-            let slot = Bank::from_number(bank).and_then(|bank| usage.get_mut(bank as usize - 1));
-            let slot = slot.ok_or_else(|| anyhow::Error::new(BadState(bank.to_string())).context("Unknown bank"))?;
-            *slot = Paise::new(sum);
+            let bank = Bank::from_number(bank)
+                .ok_or_else(|| anyhow::Error::new(BadState(bank.to_string())).context("Unknown bank"))?;
+            *usage.get_mut(bank) = Paise::new(sum);
         }
         Ok(usage)
     }
@@ -57,12 +79,12 @@ impl RemittanceStore for PostgresStore {
         query_opt(&tx, LOCK_REMITTER, &[&partner, &mobile], "Failed to lock the remitter").await?;
         let bank = b.ifsc.as_str().get(..4).unwrap_or_default();
         let same = [&partner as &(dyn ToSql + Sync), &mobile, &b.account.as_str(), &bank];
-        if let Some(row) = query_opt(&tx, SAME_ACCOUNT, &same, "Failed to look for the account").await? {
+        if let Some(row) = query_opt(&tx, sql::SAME_ACCOUNT, &same, "Failed to look for the account").await? {
             return Ok(Err(row.try_get(0).store_context("Failed to read the beneficiary id")?));
         }
         let params: [&(dyn ToSql + Sync); 7] =
             [&partner, &mobile, &b.name, &b.account.as_str(), &b.ifsc.as_str(), &b.bank_name, &b.created_at.unix()];
-        let row = query_one(&tx, INSERT_BENEFICIARY, &params, "Failed to add the beneficiary").await?;
+        let row = query_one(&tx, sql::INSERT_BENEFICIARY, &params, "Failed to add the beneficiary").await?;
         let id = row.try_get(0).store_context("Failed to read the new beneficiary id")?;
         tx.commit().await.store_context("Failed to commit the beneficiary")?;
         Ok(Ok(Beneficiary { id, ..beneficiary }))
@@ -75,7 +97,7 @@ impl RemittanceStore for PostgresStore {
     ) -> Result<Vec<Beneficiary>, StoreError> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &mobile.as_str()];
-        let rows = query(&client, BENEFICIARIES, &params, "Failed to list the beneficiaries").await?;
+        let rows = query(&client, sql::BENEFICIARIES, &params, "Failed to list the beneficiaries").await?;
         let beneficiaries = rows.iter().map(beneficiary_from_row).collect::<anyhow::Result<_>>();
         Ok(beneficiaries.context("Failed to read a beneficiary")?)
     }
@@ -83,7 +105,7 @@ impl RemittanceStore for PostgresStore {
     async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> Result<Option<Beneficiary>, StoreError> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &id];
-        let row = query_opt(&client, FIND_BENEFICIARY, &params, "Failed to find the beneficiary").await?;
+        let row = query_opt(&client, sql::FIND_BENEFICIARY, &params, "Failed to find the beneficiary").await?;
         decode(row, beneficiary_from_row)
     }
 
@@ -94,14 +116,14 @@ impl RemittanceStore for PostgresStore {
         id: i64,
     ) -> Result<bool, StoreError> {
         let client = self.client().await?;
-        let params: [&(dyn ToSql + Sync); 4] = [&partner.number(), &mobile.as_str(), &id, &Timestamp::now().unix()];
-        Ok(execute(&client, DELETE_BENEFICIARY, &params, "Failed to delete the beneficiary").await? == 1)
+        let params: [&(dyn ToSql + Sync); 4] = [&Timestamp::now().unix(), &partner.number(), &mobile.as_str(), &id];
+        Ok(execute(&client, sql::DELETE_BENEFICIARY, &params, "Failed to delete the beneficiary").await? == 1)
     }
 
     async fn insert_otp(&self, otp: OtpRecord) -> Result<(), StoreError> {
         let client = self.client().await?;
-        let stale = otp.expires_at.unix() - OTP_KEEP_SECS;
-        execute(&client, FORGET_OTPS, &[&stale], "Failed to forget old OTPs").await?;
+        let stale = stale_otps_before(otp.expires_at);
+        execute(&client, sql::FORGET_OTPS, &[&stale], "Failed to forget old OTPs").await?;
         let params: [&(dyn ToSql + Sync); 8] = [
             &otp.token,
             &otp.partner.number(),
@@ -112,7 +134,7 @@ impl RemittanceStore for PostgresStore {
             &otp.attempts,
             &otp.used,
         ];
-        execute(&client, INSERT_OTP, &params, "Failed to store the OTP").await?;
+        execute(&client, sql::INSERT_OTP, &params, "Failed to store the OTP").await?;
         Ok(())
     }
 
@@ -127,14 +149,14 @@ impl RemittanceStore for PostgresStore {
         let (mobile, since) = (mobile.as_str(), now.unix() - TEXT_DAY_SECS);
         // Held to commit: the next request for this mobile sees this one's count.
         execute(&tx, LOCK_TEXTS, &[&TEXT_LOCK_CLASS, &mobile], "Failed to lock the mobile's texts").await?;
-        let rows = tx.query(RECENT_TEXTS, &[&mobile, &since]).await.store_context("Failed to read the texts")?;
+        let rows = tx.query(sql::RECENT_TEXTS, &[&mobile, &since]).await.store_context("Failed to read the texts")?;
         let sent = rows.iter().map(|r| r.try_get(0)).collect::<Result<Vec<i64>, _>>();
         let sent = sent.store_context("Failed to read a text's time")?;
         if let Some(at) = limits.next_allowed(&sent, now.unix()) {
             return Ok(Err(at));
         }
         execute(&tx, FORGET_TEXTS, &[&since], "Failed to forget old texts").await?;
-        execute(&tx, COUNT_TEXT, &[&mobile, &now.unix()], "Failed to count the text").await?;
+        execute(&tx, sql::COUNT_TEXT, &[&mobile, &now.unix()], "Failed to count the text").await?;
         tx.commit().await.store_context("Failed to commit the text count")?;
         Ok(Ok(()))
     }
@@ -155,9 +177,52 @@ impl RemittanceStore for PostgresStore {
         };
         let mut otp = otp_from_row(&row, partner, token, purpose).context("Failed to read the OTP")?;
         let outcome = otp.check(code, now);
-        let params: [&(dyn ToSql + Sync); 3] = [&token, &otp.attempts, &otp.used];
-        execute(&tx, SAVE_OTP, &params, "Failed to save the OTP").await?;
+        let params: [&(dyn ToSql + Sync); 3] = [&otp.attempts, &otp.used, &token];
+        execute(&tx, sql::SAVE_OTP, &params, "Failed to save the OTP").await?;
         tx.commit().await.store_context("Failed to commit the OTP check")?;
         Ok(outcome)
     }
+}
+
+/// A remitter of `partner` from [`remitter_columns`].
+fn remitter_from_row(partner: RegistrationId, row: &Row) -> anyhow::Result<Remitter> {
+    use remitter_columns as c;
+    Ok(Remitter {
+        partner,
+        mobile: MobileNumber::parse(row.try_get(c::MOBILE)?)?,
+        first_name: row.try_get(c::FIRST_NAME)?,
+        last_name: row.try_get(c::LAST_NAME)?,
+        kyc_id: row.try_get(c::KYC_ID)?,
+        created_at: Timestamp::from_unix(row.try_get(c::CREATED_AT)?),
+    })
+}
+
+/// A beneficiary from [`beneficiary_columns`].
+fn beneficiary_from_row(row: &Row) -> anyhow::Result<Beneficiary> {
+    use beneficiary_columns as c;
+    Ok(Beneficiary {
+        id: row.try_get(c::ID)?,
+        partner: RegistrationId::new(row.try_get(c::PARTNER_ID)?),
+        remitter: MobileNumber::parse(row.try_get(c::REMITTER_MOBILE)?)?,
+        name: row.try_get(c::NAME)?,
+        account: AccountNumber::parse(row.try_get(c::ACCOUNT)?)?,
+        ifsc: Ifsc::parse(row.try_get(c::IFSC)?)?,
+        bank_name: row.try_get(c::BANK_NAME)?,
+        created_at: Timestamp::from_unix(row.try_get(c::CREATED_AT)?),
+    })
+}
+
+/// The partner's OTP `token` for `purpose`, from [`otp_columns`].
+fn otp_from_row(row: &Row, partner: RegistrationId, token: &str, purpose: OtpPurpose) -> anyhow::Result<OtpRecord> {
+    use otp_columns as c;
+    Ok(OtpRecord {
+        token: token.to_owned(),
+        partner,
+        purpose,
+        subject: row.try_get(c::SUBJECT)?,
+        code_hash: row.try_get(c::CODE_HASH)?,
+        expires_at: Timestamp::from_unix(row.try_get(c::EXPIRES_AT)?),
+        attempts: row.try_get(c::ATTEMPTS)?,
+        used: row.try_get(c::USED)?,
+    })
 }
