@@ -1,6 +1,7 @@
-//! One column list per table, shared by both engines: the list a query
-//! selects and the positions a row decoder reads are written once, from one
-//! list of names, so that a decoder never counts columns by hand.
+//! What both engines share about a table's columns: one list per table
+//! with named positions ([`columns!`]), rows read through one decoder per
+//! record whatever the engine ([`StoredRow`]), and stored values written
+//! through one description per record ([`Value`]).
 
 /// Defines a table's column list once.
 ///
@@ -77,6 +78,73 @@ macro_rules! columns {
 }
 
 pub(crate) use columns;
+
+/// A stored status, kind or mode that no value of the domain matches.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown stored state {0:?}")]
+pub(crate) struct BadState(pub(crate) String);
+
+/// A row of either engine, as the shared decoders read it: the few column
+/// types payrail stores (integers and text, either possibly NULL).
+pub(crate) trait StoredRow {
+    /// The engine's error for a column that cannot be read.
+    type Error;
+    /// An integer column.
+    fn int(&self, at: usize) -> Result<i64, Self::Error>;
+    /// An integer column that may be NULL.
+    fn opt_int(&self, at: usize) -> Result<Option<i64>, Self::Error>;
+    /// A text column.
+    fn text(&self, at: usize) -> Result<String, Self::Error>;
+    /// A text column that may be NULL.
+    fn opt_text(&self, at: usize) -> Result<Option<String>, Self::Error>;
+    /// A text column read in place by `parse`, which refuses what it cannot
+    /// read (a malformed reference, an unknown state).
+    fn parsed<T, E>(&self, at: usize, parse: impl FnOnce(&str) -> Result<T, E>) -> Result<T, Self::Error>
+    where
+        E: std::error::Error + Send + Sync + 'static;
+    /// An integer column read by `parse`, `None` being a value it does not know.
+    fn coded<T>(&self, at: usize, parse: impl FnOnce(i64) -> Option<T>) -> Result<T, Self::Error>;
+}
+
+/// A stored value as the shared code hands it to an engine: every column
+/// payrail writes is an integer or text, and may be NULL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Value<'a> {
+    /// An integer column (`BIGINT`/`INTEGER`).
+    Int(Option<i64>),
+    /// A text column.
+    Text(Option<&'a str>),
+}
+
+impl From<i64> for Value<'_> {
+    fn from(value: i64) -> Self {
+        Value::Int(Some(value))
+    }
+}
+
+impl From<Option<i64>> for Value<'_> {
+    fn from(value: Option<i64>) -> Self {
+        Value::Int(value)
+    }
+}
+
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(value: &'a str) -> Self {
+        Value::Text(Some(value))
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Value<'a> {
+    fn from(value: Option<&'a str>) -> Self {
+        Value::Text(value)
+    }
+}
+
+impl<'a> From<&'a Option<String>> for Value<'a> {
+    fn from(value: &'a Option<String>) -> Self {
+        Value::Text(value.as_deref())
+    }
+}
 
 /// Panics unless the `$n` parameters of `sql` first appear in order (`$1`,
 /// then `$2`, …). SQLite numbers `$n` parameters by first appearance, not by

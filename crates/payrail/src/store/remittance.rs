@@ -2,9 +2,10 @@
 //! per-mobile text limits. The trait, and the SQL both engines run for it
 //! ([`sql`]); each engine's implementation is in its `remittance.rs`.
 
-use super::columns::columns;
+use super::columns::{columns, StoredRow};
 use super::*;
 use crate::domain::otp::OTP_LIFETIME_SECS;
+use crate::domain::remitter::{AccountNumber, Ifsc};
 
 columns! {
     /// The `remitters` columns a remitter is read from (its partner is the one asked about).
@@ -29,6 +30,34 @@ columns! {
 }
 
 pub(crate) use otp_list;
+
+/// A remitter of `partner` from [`remitter_columns`], on either engine.
+pub(crate) fn remitter_from_row<R: StoredRow>(partner: RegistrationId, row: &R) -> Result<Remitter, R::Error> {
+    use remitter_columns as c;
+    Ok(Remitter {
+        partner,
+        mobile: row.parsed(c::MOBILE, MobileNumber::parse)?,
+        first_name: row.opt_text(c::FIRST_NAME)?,
+        last_name: row.opt_text(c::LAST_NAME)?,
+        kyc_id: row.text(c::KYC_ID)?,
+        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
+    })
+}
+
+/// A beneficiary from [`beneficiary_columns`], on either engine.
+pub(crate) fn beneficiary_from_row<R: StoredRow>(row: &R) -> Result<Beneficiary, R::Error> {
+    use beneficiary_columns as c;
+    Ok(Beneficiary {
+        id: row.int(c::ID)?,
+        partner: RegistrationId::new(row.int(c::PARTNER_ID)?),
+        remitter: row.parsed(c::REMITTER_MOBILE, MobileNumber::parse)?,
+        name: row.text(c::NAME)?,
+        account: row.parsed(c::ACCOUNT, AccountNumber::parse)?,
+        ifsc: row.parsed(c::IFSC, Ifsc::parse)?,
+        bank_name: row.opt_text(c::BANK_NAME)?,
+        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
+    })
+}
 
 /// Before when an expired OTP is deleted, when one that expires at
 /// `expires_at` is stored: it expired a day before the new one was issued.

@@ -3,8 +3,9 @@
 //! the SQL both engines run for it ([`sql`]); each engine's implementation
 //! is in its `upstream_work.rs`.
 
-use super::columns::columns;
+use super::columns::{columns, BadState, StoredRow, Value};
 use super::*;
+use crate::domain::event::EventState;
 
 columns! {
     /// The `upstream_polls` columns a poll job is read from; `next_poll_at`
@@ -120,13 +121,61 @@ pub(crate) mod sql {
     }
 }
 
-/// A value bound to a statement built at run time ([`events_query`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SqlValue {
-    /// An integer.
-    Int(i64),
-    /// A text.
-    Text(&'static str),
+/// A poll job from [`poll_columns`], on either engine; a held job reads as
+/// due at the epoch.
+pub(crate) fn poll_from_row<R: StoredRow>(row: &R) -> Result<PollJob, R::Error> {
+    use poll_columns as c;
+    Ok(PollJob {
+        kind: row.parsed(c::KIND, txn_kind)?,
+        txn_id: row.int(c::TXN_ID)?,
+        attempts: row.coded(c::ATTEMPTS, |n| u32::try_from(n).ok())?,
+        due_at: Timestamp::from_unix(row.opt_int(c::NEXT_POLL_AT)?.unwrap_or(0)),
+    })
+}
+
+/// An event from [`event_columns`], on either engine.
+pub(crate) fn event_from_row<R: StoredRow>(row: &R) -> Result<PartnerEvent, R::Error> {
+    use event_columns as c;
+    let state = |text: &str| EventState::parse(text).ok_or_else(|| BadState(text.to_owned()));
+    Ok(PartnerEvent {
+        id: row.int(c::ID)?,
+        partner: RegistrationId::new(row.int(c::PARTNER_ID)?),
+        kind: row.parsed(c::KIND, txn_kind)?,
+        txn_id: row.int(c::TXN_ID)?,
+        status: row.text(c::STATUS)?,
+        payload: row.text(c::PAYLOAD)?,
+        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
+        state: row.parsed(c::STATE, state)?,
+        attempts: row.coded(c::ATTEMPTS, |n| u32::try_from(n).ok())?,
+        next_attempt_at: row.opt_int(c::NEXT_ATTEMPT_AT)?.map(Timestamp::from_unix),
+        deliver_until: Timestamp::from_unix(row.int(c::DELIVER_UNTIL)?),
+        delivered_at: row.opt_int(c::DELIVERED_AT)?.map(Timestamp::from_unix),
+        redelivered_at: row.opt_int(c::REDELIVERED_AT)?.map(Timestamp::from_unix),
+    })
+}
+
+/// A delivery attempt from [`attempt_columns`], on either engine.
+pub(crate) fn attempt_from_row<R: StoredRow>(row: &R) -> Result<DeliveryAttempt, R::Error> {
+    use attempt_columns as c;
+    let http_status = match row.opt_int(c::HTTP_STATUS)? {
+        Some(_) => Some(row.coded(c::HTTP_STATUS, |n| u16::try_from(n).ok())?),
+        None => None,
+    };
+    Ok(DeliveryAttempt {
+        event_id: row.int(c::EVENT_ID)?,
+        attempt: row.coded(c::ATTEMPT, |n| u32::try_from(n).ok())?,
+        instance: row.text(c::INSTANCE)?,
+        url: row.text(c::URL)?,
+        at: Timestamp::from_unix(row.int(c::AT)?),
+        duration_ms: row.int(c::DURATION_MS)?,
+        http_status,
+        error: row.opt_text(c::ERROR)?,
+    })
+}
+
+/// A stored transaction kind.
+fn txn_kind(text: &str) -> Result<TxnKind, BadState> {
+    TxnKind::parse(text).ok_or_else(|| BadState(text.to_owned()))
 }
 
 /// How many events [`UpstreamWorkStore::events`] returns when the filter asks for no limit.
@@ -137,32 +186,32 @@ const EVENTS_MAX_LIMIT: u32 = 1_000;
 /// The statement listing the events `filter` asks for, newest first, and
 /// its parameters. Only the conditions in use are written, so that each
 /// combination gets a plan that uses its index.
-pub(crate) fn events_query(filter: &EventFilter) -> (String, Vec<SqlValue>) {
+pub(crate) fn events_query(filter: &EventFilter) -> (String, Vec<Value<'static>>) {
     let mut conditions = Vec::new();
     let mut values = Vec::new();
-    let mut bind = |condition: &str, value: SqlValue| {
+    let mut bind = |condition: &str, value: Value<'static>| {
         values.push(value);
         conditions.push(format!("{condition} ${}", values.len()));
     };
     if let Some(partner) = filter.partner {
-        bind("partner_id =", SqlValue::Int(partner.number()));
+        bind("partner_id =", Value::from(partner.number()));
     }
     if let Some(state) = filter.state {
-        bind("state =", SqlValue::Text(state.name()));
+        bind("state =", Value::from(state.name()));
     }
     if let Some((kind, txn_id)) = filter.txn {
-        bind("kind =", SqlValue::Text(kind.as_str()));
-        bind("txn_id =", SqlValue::Int(txn_id));
+        bind("kind =", Value::from(kind.as_str()));
+        bind("txn_id =", Value::from(txn_id));
     }
     if let Some(before) = filter.before_id {
-        bind("id <", SqlValue::Int(before));
+        bind("id <", Value::from(before));
     }
     let limit = match filter.limit {
         0 => EVENTS_DEFAULT_LIMIT,
         limit => limit.min(EVENTS_MAX_LIMIT),
     };
     let filters = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
-    values.push(SqlValue::Int(i64::from(limit)));
+    values.push(Value::from(i64::from(limit)));
     let sql = format!("SELECT {} FROM partner_events{filters} ORDER BY id DESC LIMIT ${}", event_list!(), values.len());
     (sql, values)
 }
@@ -233,7 +282,7 @@ mod tests {
     fn the_events_query_binds_only_the_filters_given_and_caps_the_limit() {
         let (sql, values) = events_query(&EventFilter::default());
         assert!(sql.ends_with("FROM partner_events ORDER BY id DESC LIMIT $1"), "{sql}");
-        assert_eq!(values, [SqlValue::Int(100)]);
+        assert_eq!(values, [Value::from(100)]);
         let filter = EventFilter {
             partner: Some(RegistrationId::new(1001)),
             txn: Some((TxnKind::Bbps, 7)),
@@ -245,7 +294,7 @@ mod tests {
             sql.ends_with("WHERE partner_id = $1 AND kind = $2 AND txn_id = $3 ORDER BY id DESC LIMIT $4"),
             "{sql}"
         );
-        let expected = [SqlValue::Int(1001), SqlValue::Text("bbps"), SqlValue::Int(7), SqlValue::Int(1_000)];
+        let expected = [Value::from(1001), Value::from("bbps"), Value::from(7), Value::from(1_000)];
         assert_eq!(values, expected);
     }
 }

@@ -22,12 +22,14 @@
 //! pass over each other's rows instead of waiting or taking them twice, and
 //! only the lease holder can settle a job or an event afterwards.
 
+mod columns;
 mod ledger;
 mod partners;
 mod remittance;
 mod transactions;
 mod upstream_work;
 
+use super::columns::BadState;
 use super::remittance::sql::ROUTE_USAGE;
 use upstream_work::{end_poll, insert_event, schedule_poll};
 
@@ -56,9 +58,7 @@ use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, TEXT_DAY_SECS};
 use crate::domain::partner::SealedSecret;
-use crate::domain::remitter::{
-    AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode,
-};
+use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter, TransferMode};
 use crate::domain::txn_id::TxnNumbers;
 use crate::domain::upstream;
 use crate::domain::{
@@ -743,11 +743,6 @@ fn partner_at(row: &Row, base: usize) -> anyhow::Result<Partner> {
         created_at: Timestamp::from_unix(row.try_get(base + 9)?),
     })
 }
-
-/// A stored status that no state of the domain matches.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown stored state {0:?}")]
-struct BadState(String);
 
 /// Reads a row of [`dmt_columns!`].
 fn dmt_from_row(row: &Row) -> anyhow::Result<DmtTransfer> {

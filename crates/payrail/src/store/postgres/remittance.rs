@@ -5,7 +5,9 @@
 
 use super::*;
 use crate::domain::remitter::PerBank;
-use crate::store::remittance::{beneficiary_columns, otp_columns, otp_list, remitter_columns, sql, stale_otps_before};
+use crate::store::remittance::{
+    beneficiary_from_row, otp_columns, otp_list, remitter_from_row, sql, stale_otps_before,
+};
 
 /// Locks the remitter's row, which serialises concurrent beneficiary adds.
 const LOCK_REMITTER: &str = "SELECT 1 FROM remitters WHERE partner_id = $1 AND mobile = $2 FOR UPDATE";
@@ -184,34 +186,6 @@ impl RemittanceStore for PostgresStore {
     }
 }
 
-/// A remitter of `partner` from [`remitter_columns`].
-fn remitter_from_row(partner: RegistrationId, row: &Row) -> anyhow::Result<Remitter> {
-    use remitter_columns as c;
-    Ok(Remitter {
-        partner,
-        mobile: MobileNumber::parse(row.try_get(c::MOBILE)?)?,
-        first_name: row.try_get(c::FIRST_NAME)?,
-        last_name: row.try_get(c::LAST_NAME)?,
-        kyc_id: row.try_get(c::KYC_ID)?,
-        created_at: Timestamp::from_unix(row.try_get(c::CREATED_AT)?),
-    })
-}
-
-/// A beneficiary from [`beneficiary_columns`].
-fn beneficiary_from_row(row: &Row) -> anyhow::Result<Beneficiary> {
-    use beneficiary_columns as c;
-    Ok(Beneficiary {
-        id: row.try_get(c::ID)?,
-        partner: RegistrationId::new(row.try_get(c::PARTNER_ID)?),
-        remitter: MobileNumber::parse(row.try_get(c::REMITTER_MOBILE)?)?,
-        name: row.try_get(c::NAME)?,
-        account: AccountNumber::parse(row.try_get(c::ACCOUNT)?)?,
-        ifsc: Ifsc::parse(row.try_get(c::IFSC)?)?,
-        bank_name: row.try_get(c::BANK_NAME)?,
-        created_at: Timestamp::from_unix(row.try_get(c::CREATED_AT)?),
-    })
-}
-
 /// The partner's OTP `token` for `purpose`, from [`otp_columns`].
 fn otp_from_row(row: &Row, partner: RegistrationId, token: &str, purpose: OtpPurpose) -> anyhow::Result<OtpRecord> {
     use otp_columns as c;
@@ -231,6 +205,7 @@ fn otp_from_row(row: &Row, partner: RegistrationId, token: &str, purpose: OtpPur
 mod tests {
     use super::super::tests::{at, new_partner, partner, TestDb, P};
     use super::*;
+    use crate::domain::remitter::{AccountNumber, Ifsc};
 
     #[tokio::test]
     async fn an_otp_is_accepted_once() -> anyhow::Result<()> {

@@ -5,9 +5,10 @@
 //! claim has locked (`FOR UPDATE SKIP LOCKED`) where SQLite's one writer
 //! runs one claim at a time, and an attempt recorded in one statement.
 
+use super::columns::bind_all;
 use super::*;
 use crate::store::upstream_work::{
-    attempt_columns, event_columns, event_list, events_query, poll_columns, poll_list_p, sql, SqlValue,
+    attempt_from_row, event_from_row, event_list, events_query, poll_from_row, poll_list_p, sql,
 };
 
 /// Leases up to `$4` due jobs to `$1` until `$3`. `SKIP LOCKED` passes over
@@ -158,14 +159,7 @@ impl UpstreamWorkStore for PostgresStore {
     async fn events(&self, filter: &EventFilter) -> Result<Vec<PartnerEvent>, StoreError> {
         let client = self.client().await?;
         let (sql, values) = events_query(filter);
-        let params: Vec<&(dyn ToSql + Sync)> = values
-            .iter()
-            .map(|value| match value {
-                SqlValue::Int(n) => n as &(dyn ToSql + Sync),
-                SqlValue::Text(text) => text as &(dyn ToSql + Sync),
-            })
-            .collect();
-        let rows = query(&client, &sql, &params, "Failed to list the partner events").await?;
+        let rows = query(&client, &sql, &bind_all(&values), "Failed to list the partner events").await?;
         let events = rows.iter().map(event_from_row).collect::<anyhow::Result<_>>();
         Ok(events.context("Failed to read a partner event")?)
     }
@@ -226,56 +220,6 @@ pub(super) async fn insert_event(
         [&kind.as_str(), &id, &status, &payload, &at.unix(), &until.unix(), &partner.number()];
     execute(tx, sql::INSERT_EVENT, &params, "Failed to write the partner event").await?;
     Ok(())
-}
-
-/// A poll job from [`poll_columns`]; a held job reads as due at the epoch.
-fn poll_from_row(row: &Row) -> anyhow::Result<PollJob> {
-    use poll_columns as c;
-    let kind: &str = row.try_get(c::KIND)?;
-    Ok(PollJob {
-        kind: TxnKind::parse(kind).ok_or_else(|| BadState(kind.to_owned()))?,
-        txn_id: row.try_get(c::TXN_ID)?,
-        attempts: u32::try_from(row.try_get::<_, i64>(c::ATTEMPTS)?)?,
-        due_at: Timestamp::from_unix(row.try_get::<_, Option<i64>>(c::NEXT_POLL_AT)?.unwrap_or(0)),
-    })
-}
-
-/// An event from [`event_columns`].
-fn event_from_row(row: &Row) -> anyhow::Result<PartnerEvent> {
-    use event_columns as c;
-    let kind: &str = row.try_get(c::KIND)?;
-    let state: &str = row.try_get(c::STATE)?;
-    let at = |column| row.try_get::<_, Option<i64>>(column).map(|at| at.map(Timestamp::from_unix));
-    Ok(PartnerEvent {
-        id: row.try_get(c::ID)?,
-        partner: RegistrationId::new(row.try_get(c::PARTNER_ID)?),
-        kind: TxnKind::parse(kind).ok_or_else(|| BadState(kind.to_owned()))?,
-        txn_id: row.try_get(c::TXN_ID)?,
-        status: row.try_get(c::STATUS)?,
-        payload: row.try_get(c::PAYLOAD)?,
-        created_at: Timestamp::from_unix(row.try_get(c::CREATED_AT)?),
-        state: EventState::parse(state).ok_or_else(|| BadState(state.to_owned()))?,
-        attempts: u32::try_from(row.try_get::<_, i64>(c::ATTEMPTS)?)?,
-        next_attempt_at: at(c::NEXT_ATTEMPT_AT)?,
-        deliver_until: Timestamp::from_unix(row.try_get(c::DELIVER_UNTIL)?),
-        delivered_at: at(c::DELIVERED_AT)?,
-        redelivered_at: at(c::REDELIVERED_AT)?,
-    })
-}
-
-/// An attempt from [`attempt_columns`].
-fn attempt_from_row(row: &Row) -> anyhow::Result<DeliveryAttempt> {
-    use attempt_columns as c;
-    Ok(DeliveryAttempt {
-        event_id: row.try_get(c::EVENT_ID)?,
-        attempt: u32::try_from(row.try_get::<_, i64>(c::ATTEMPT)?)?,
-        instance: row.try_get(c::INSTANCE)?,
-        url: row.try_get(c::URL)?,
-        at: Timestamp::from_unix(row.try_get(c::AT)?),
-        duration_ms: row.try_get(c::DURATION_MS)?,
-        http_status: row.try_get::<_, Option<i64>>(c::HTTP_STATUS)?.map(u16::try_from).transpose()?,
-        error: row.try_get(c::ERROR)?,
-    })
 }
 
 #[cfg(test)]

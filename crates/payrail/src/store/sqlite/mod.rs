@@ -7,12 +7,14 @@
 //! `BEGIN IMMEDIATE` transaction (so a read-modify-write never races) and
 //! commits them together with `synchronous = FULL` (see [`writer_thread`]).
 
+mod columns;
 mod ledger;
 mod partners;
 mod remittance;
 mod transactions;
 mod upstream_work;
 
+use super::columns::BadState;
 use remittance::routed_since;
 use upstream_work::{end_poll, upsert_poll, write_event};
 
@@ -38,9 +40,7 @@ use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, TEXT_DAY_SECS};
 use crate::domain::partner::SealedSecret;
-use crate::domain::remitter::{
-    AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode,
-};
+use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter, TransferMode};
 use crate::domain::txn_id::TxnNumbers;
 use crate::domain::upstream;
 use crate::domain::{
@@ -686,10 +686,6 @@ fn dmt_at(row: &Row<'_>, base: usize) -> rusqlite::Result<DmtTransfer> {
         refunded_at: row.get::<_, Option<i64>>(base + 16)?.map(Timestamp::from_unix),
     })
 }
-
-#[derive(Debug, thiserror::Error)]
-#[error("unknown stored state {0:?}")]
-struct BadState(String);
 
 const BILL_COLUMNS: &str = "txnid, partner_id, reference_id, operator_name, ca_number, amount, ad1, ad2, ad3, \
                             commission, tds, status, operator_ref, created_at, refund_txn_id, refunded_at";

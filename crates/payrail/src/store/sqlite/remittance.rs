@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::domain::remitter::PerBank;
-use crate::store::remittance::{beneficiary_columns, otp_columns, remitter_columns, sql, stale_otps_before};
+use crate::store::remittance::{beneficiary_from_row, otp_columns, remitter_from_row, sql, stale_otps_before};
 
 /// Deletes every text older than `?1`. One writer runs it, so a plain delete
 /// (PostgreSQL sweeps in bounded batches that skip rows another sweep holds).
@@ -105,14 +105,16 @@ impl RemittanceStore for SqliteStore {
         mobile: &MobileNumber,
     ) -> Result<Vec<Beneficiary>, StoreError> {
         self.read(|conn| {
-            all_rows(conn, sql::BENEFICIARIES, params![partner.number(), mobile.as_str()], beneficiary_from_row)
+            all_rows(conn, sql::BENEFICIARIES, params![partner.number(), mobile.as_str()], |row| {
+                beneficiary_from_row(row)
+            })
         })
     }
 
     async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> Result<Option<Beneficiary>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(sql::FIND_BENEFICIARY)?
-                .query_row(params![partner.number(), id], beneficiary_from_row)
+                .query_row(params![partner.number(), id], |row| beneficiary_from_row(row))
                 .optional()
         })
     }
@@ -229,38 +231,6 @@ pub(super) fn routed_since(
         .query_row(params![partner.number(), mobile.as_str(), bank.number(), since.unix()], |r| r.get(0))
 }
 
-/// A remitter of `partner` from [`remitter_columns`].
-fn remitter_from_row(partner: RegistrationId, row: &Row<'_>) -> rusqlite::Result<Remitter> {
-    use remitter_columns as c;
-    let mobile: String = row.get(c::MOBILE)?;
-    Ok(Remitter {
-        partner,
-        mobile: MobileNumber::parse(&mobile).map_err(|e| conversion_error(c::MOBILE, e))?,
-        first_name: row.get(c::FIRST_NAME)?,
-        last_name: row.get(c::LAST_NAME)?,
-        kyc_id: row.get(c::KYC_ID)?,
-        created_at: Timestamp::from_unix(row.get(c::CREATED_AT)?),
-    })
-}
-
-/// A beneficiary from [`beneficiary_columns`].
-fn beneficiary_from_row(row: &Row<'_>) -> rusqlite::Result<Beneficiary> {
-    use beneficiary_columns as c;
-    let mobile: String = row.get(c::REMITTER_MOBILE)?;
-    let account: String = row.get(c::ACCOUNT)?;
-    let ifsc: String = row.get(c::IFSC)?;
-    Ok(Beneficiary {
-        id: row.get(c::ID)?,
-        partner: RegistrationId::new(row.get(c::PARTNER_ID)?),
-        remitter: MobileNumber::parse(&mobile).map_err(|e| conversion_error(c::REMITTER_MOBILE, e))?,
-        name: row.get(c::NAME)?,
-        account: AccountNumber::parse(&account).map_err(|e| conversion_error(c::ACCOUNT, e))?,
-        ifsc: Ifsc::parse(&ifsc).map_err(|e| conversion_error(c::IFSC, e))?,
-        bank_name: row.get(c::BANK_NAME)?,
-        created_at: Timestamp::from_unix(row.get(c::CREATED_AT)?),
-    })
-}
-
 /// The partner's OTP `token` for `purpose`, from [`otp_columns`].
 fn otp_from_row(
     row: &Row<'_>,
@@ -284,6 +254,7 @@ fn otp_from_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::remitter::{AccountNumber, Ifsc};
     use crate::store::sqlite::tests::lifecycle::{at, mobile, ok, open, partner};
 
     #[tokio::test]

@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::store::upstream_work::{
-    attempt_columns, attempt_list, event_columns, event_list, events_query, poll_columns, poll_list, sql, SqlValue,
+    attempt_from_row, attempt_list, event_from_row, event_list, events_query, poll_from_row, poll_list, sql,
 };
 
 /// Leases due, free poll jobs: `?1` owner, `?2` lease end, `?3` now, `?4` limit.
@@ -71,7 +71,7 @@ impl UpstreamWorkStore for SqliteStore {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             let params = params![owner, lease_until.unix(), now.unix(), limit];
-            let mut jobs = all_rows(&tx, CLAIM_POLLS, params, poll_from_row).map_err(store_error)?;
+            let mut jobs = all_rows(&tx, CLAIM_POLLS, params, |row| poll_from_row(row)).map_err(store_error)?;
             tx.commit().map_err(store_error)?;
             // RETURNING promises no order.
             jobs.sort_by_key(|j| (j.due_at, j.txn_id, j.kind.as_str()));
@@ -100,12 +100,14 @@ impl UpstreamWorkStore for SqliteStore {
     }
 
     async fn held_polls(&self) -> Result<Vec<PollJob>, StoreError> {
-        self.read(|conn| all_rows(conn, sql::HELD_POLLS, [], poll_from_row))
+        self.read(|conn| all_rows(conn, sql::HELD_POLLS, [], |row| poll_from_row(row)))
     }
 
     async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> Result<Option<PollJob>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(sql::POLL_JOB)?.query_row(params![kind.as_str(), txn_id], poll_from_row).optional()
+            conn.prepare_cached(sql::POLL_JOB)?
+                .query_row(params![kind.as_str(), txn_id], |row| poll_from_row(row))
+                .optional()
         })
     }
 
@@ -120,7 +122,7 @@ impl UpstreamWorkStore for SqliteStore {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             let params = params![owner, lease_until.unix(), now.unix(), limit];
-            let mut events = all_rows(&tx, CLAIM_EVENTS, params, event_from_row).map_err(store_error)?;
+            let mut events = all_rows(&tx, CLAIM_EVENTS, params, |row| event_from_row(row)).map_err(store_error)?;
             tx.commit().map_err(store_error)?;
             // RETURNING promises no order.
             events.sort_by_key(|e| e.id);
@@ -166,19 +168,15 @@ impl UpstreamWorkStore for SqliteStore {
 
     async fn events(&self, filter: &EventFilter) -> Result<Vec<PartnerEvent>, StoreError> {
         let (sql, values) = events_query(filter);
-        let values = values.into_iter().map(|value| match value {
-            SqlValue::Int(n) => rusqlite::types::Value::Integer(n),
-            SqlValue::Text(text) => rusqlite::types::Value::Text(text.to_owned()),
-        });
-        self.read(|conn| all_rows(conn, &sql, rusqlite::params_from_iter(values), event_from_row))
+        self.read(|conn| all_rows(conn, &sql, rusqlite::params_from_iter(values), |row| event_from_row(row)))
     }
 
     async fn event_with_attempts(&self, id: i64) -> Result<Option<(PartnerEvent, Vec<DeliveryAttempt>)>, StoreError> {
         self.read(|conn| {
             let tx = conn.unchecked_transaction()?;
-            let event = tx.prepare_cached(sql::EVENT_BY_ID)?.query_row([id], event_from_row).optional()?;
+            let event = tx.prepare_cached(sql::EVENT_BY_ID)?.query_row([id], |row| event_from_row(row)).optional()?;
             let Some(event) = event else { return Ok(None) };
-            let attempts = all_rows(&tx, sql::ATTEMPTS_OF, [id], attempt_from_row)?;
+            let attempts = all_rows(&tx, sql::ATTEMPTS_OF, [id], |row| attempt_from_row(row))?;
             Ok(Some((event, attempts)))
         })
     }
@@ -188,7 +186,7 @@ impl UpstreamWorkStore for SqliteStore {
             conn.prepare_cached(sql::REDELIVER_EVENT)
                 .and_then(|mut s| {
                     let until = now.plus_secs(DELIVERY_WINDOW_SECS);
-                    s.query_row(params![now.unix(), until.unix(), id], event_from_row).optional()
+                    s.query_row(params![now.unix(), until.unix(), id], |row| event_from_row(row)).optional()
                 })
                 .map_err(store_error)
         })
@@ -225,17 +223,6 @@ fn reschedule_poll(
     conn.prepare_cached(sql::RESCHEDULE_POLL)?.execute(params![next, kind, txn_id, owner])
 }
 
-/// A poll job from [`poll_columns`]; a held job reads as due at the epoch.
-fn poll_from_row(row: &Row<'_>) -> rusqlite::Result<PollJob> {
-    use poll_columns as c;
-    Ok(PollJob {
-        kind: txn_kind(c::KIND, &row.get::<_, String>(c::KIND)?)?,
-        txn_id: row.get(c::TXN_ID)?,
-        attempts: row.get(c::ATTEMPTS)?,
-        due_at: Timestamp::from_unix(row.get::<_, Option<i64>>(c::NEXT_POLL_AT)?.unwrap_or(0)),
-    })
-}
-
 /// Writes the event of a change, if the partner has a callback URL
 /// ([`sql::INSERT_EVENT`]); `payload` is only built then.
 pub(super) fn write_event(
@@ -257,28 +244,6 @@ pub(super) fn write_event(
     Ok(())
 }
 
-/// An event from [`event_columns`].
-fn event_from_row(row: &Row<'_>) -> rusqlite::Result<PartnerEvent> {
-    use event_columns as c;
-    let state: String = row.get(c::STATE)?;
-    let at = |column| row.get::<_, Option<i64>>(column).map(|at| at.map(Timestamp::from_unix));
-    Ok(PartnerEvent {
-        id: row.get(c::ID)?,
-        partner: RegistrationId::new(row.get(c::PARTNER_ID)?),
-        kind: txn_kind(c::KIND, &row.get::<_, String>(c::KIND)?)?,
-        txn_id: row.get(c::TXN_ID)?,
-        status: row.get(c::STATUS)?,
-        payload: row.get(c::PAYLOAD)?,
-        created_at: Timestamp::from_unix(row.get(c::CREATED_AT)?),
-        state: EventState::parse(&state).ok_or_else(|| conversion_error(c::STATE, BadState(state.clone())))?,
-        attempts: row.get(c::ATTEMPTS)?,
-        next_attempt_at: at(c::NEXT_ATTEMPT_AT)?,
-        deliver_until: Timestamp::from_unix(row.get(c::DELIVER_UNTIL)?),
-        delivered_at: at(c::DELIVERED_AT)?,
-        redelivered_at: at(c::REDELIVERED_AT)?,
-    })
-}
-
 /// Stores a delivery attempt.
 fn insert_attempt(conn: &Connection, a: &DeliveryAttempt) -> rusqlite::Result<()> {
     conn.prepare_cached(INSERT_ATTEMPT)?.execute(params![
@@ -292,21 +257,6 @@ fn insert_attempt(conn: &Connection, a: &DeliveryAttempt) -> rusqlite::Result<()
         a.error
     ])?;
     Ok(())
-}
-
-/// An attempt from [`attempt_columns`].
-fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<DeliveryAttempt> {
-    use attempt_columns as c;
-    Ok(DeliveryAttempt {
-        event_id: row.get(c::EVENT_ID)?,
-        attempt: row.get(c::ATTEMPT)?,
-        instance: row.get(c::INSTANCE)?,
-        url: row.get(c::URL)?,
-        at: Timestamp::from_unix(row.get(c::AT)?),
-        duration_ms: row.get(c::DURATION_MS)?,
-        http_status: row.get(c::HTTP_STATUS)?,
-        error: row.get(c::ERROR)?,
-    })
 }
 
 #[cfg(test)]
