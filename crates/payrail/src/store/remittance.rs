@@ -2,7 +2,7 @@
 //! per-mobile text limits. The trait, and the SQL both engines run for it
 //! ([`sql`]); each engine's implementation is in its `remittance.rs`.
 
-use super::columns::{columns, StoredRow};
+use super::columns::{columns, StoredRow, Value};
 use super::*;
 use crate::domain::otp::OTP_LIFETIME_SECS;
 use crate::domain::remitter::{AccountNumber, Ifsc};
@@ -57,6 +57,31 @@ pub(crate) fn beneficiary_from_row<R: StoredRow>(row: &R) -> Result<Beneficiary,
         bank_name: row.opt_text(c::BANK_NAME)?,
         created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
     })
+}
+
+/// What [`sql::INSERT_REMITTER`] writes, in its parameters' order.
+pub(crate) fn remitter_values(r: &Remitter) -> [Value<'_>; 6] {
+    [
+        r.partner.number().into(),
+        r.mobile.as_str().into(),
+        (&r.first_name).into(),
+        (&r.last_name).into(),
+        r.kyc_id.as_str().into(),
+        r.created_at.unix().into(),
+    ]
+}
+
+/// What [`sql::INSERT_BENEFICIARY`] writes, in its parameters' order.
+pub(crate) fn beneficiary_values(b: &Beneficiary) -> [Value<'_>; 7] {
+    [
+        b.partner.number().into(),
+        b.remitter.as_str().into(),
+        b.name.as_str().into(),
+        b.account.as_str().into(),
+        b.ifsc.as_str().into(),
+        (&b.bank_name).into(),
+        b.created_at.unix().into(),
+    ]
 }
 
 /// Before when an expired OTP is deleted, when one that expires at

@@ -3,10 +3,12 @@
 //! [`crate::store::remittance::sql`]; what only PostgreSQL runs (its row and
 //! advisory locks: SQLite's one writer needs none) is here.
 
+use super::columns::bind_all;
 use super::*;
 use crate::domain::remitter::PerBank;
 use crate::store::remittance::{
-    beneficiary_from_row, otp_columns, otp_list, remitter_from_row, sql, stale_otps_before,
+    beneficiary_from_row, beneficiary_values, otp_columns, otp_list, remitter_from_row, remitter_values, sql,
+    stale_otps_before,
 };
 
 /// Locks the remitter's row, which serialises concurrent beneficiary adds.
@@ -42,15 +44,8 @@ impl RemittanceStore for PostgresStore {
 
     async fn insert_remitter(&self, remitter: Remitter) -> Result<bool, StoreError> {
         let client = self.client().await?;
-        let params: [&(dyn ToSql + Sync); 6] = [
-            &remitter.partner.number(),
-            &remitter.mobile.as_str(),
-            &remitter.first_name,
-            &remitter.last_name,
-            &remitter.kyc_id,
-            &remitter.created_at.unix(),
-        ];
-        Ok(execute(&client, sql::INSERT_REMITTER, &params, "Failed to add the remitter").await? == 1)
+        let values = remitter_values(&remitter);
+        Ok(execute(&client, sql::INSERT_REMITTER, &bind_all(&values), "Failed to add the remitter").await? == 1)
     }
 
     async fn remitter_usage(
@@ -84,9 +79,8 @@ impl RemittanceStore for PostgresStore {
         if let Some(row) = query_opt(&tx, sql::SAME_ACCOUNT, &same, "Failed to look for the account").await? {
             return Ok(Err(row.try_get(0).store_context("Failed to read the beneficiary id")?));
         }
-        let params: [&(dyn ToSql + Sync); 7] =
-            [&partner, &mobile, &b.name, &b.account.as_str(), &b.ifsc.as_str(), &b.bank_name, &b.created_at.unix()];
-        let row = query_one(&tx, sql::INSERT_BENEFICIARY, &params, "Failed to add the beneficiary").await?;
+        let values = beneficiary_values(b);
+        let row = query_one(&tx, sql::INSERT_BENEFICIARY, &bind_all(&values), "Failed to add the beneficiary").await?;
         let id = row.try_get(0).store_context("Failed to read the new beneficiary id")?;
         tx.commit().await.store_context("Failed to commit the beneficiary")?;
         Ok(Ok(Beneficiary { id, ..beneficiary }))

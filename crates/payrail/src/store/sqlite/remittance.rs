@@ -4,7 +4,11 @@
 
 use super::*;
 use crate::domain::remitter::PerBank;
-use crate::store::remittance::{beneficiary_from_row, otp_columns, remitter_from_row, sql, stale_otps_before};
+use rusqlite::params_from_iter;
+
+use crate::store::remittance::{
+    beneficiary_from_row, beneficiary_values, otp_columns, remitter_from_row, remitter_values, sql, stale_otps_before,
+};
 
 /// Deletes every text older than `?1`. One writer runs it, so a plain delete
 /// (PostgreSQL sweeps in bounded batches that skip rows another sweep holds).
@@ -26,17 +30,8 @@ impl RemittanceStore for SqliteStore {
 
     async fn insert_remitter(&self, remitter: Remitter) -> Result<bool, StoreError> {
         self.write(move |conn| {
-            let r = &remitter;
-            let params = params![
-                r.partner.number(),
-                r.mobile.as_str(),
-                r.first_name,
-                r.last_name,
-                r.kyc_id,
-                r.created_at.unix()
-            ];
             conn.prepare_cached(sql::INSERT_REMITTER)
-                .and_then(|mut s| s.execute(params))
+                .and_then(|mut s| s.execute(params_from_iter(remitter_values(&remitter))))
                 .map(|n| n == 1)
                 .map_err(store_error)
         })
@@ -80,18 +75,7 @@ impl RemittanceStore for SqliteStore {
             }
             let id = tx
                 .prepare_cached(sql::INSERT_BENEFICIARY)
-                .and_then(|mut s| {
-                    let params = params![
-                        b.partner.number(),
-                        b.remitter.as_str(),
-                        b.name,
-                        b.account.as_str(),
-                        b.ifsc.as_str(),
-                        b.bank_name,
-                        b.created_at.unix()
-                    ];
-                    s.query_row(params, |r| r.get(0))
-                })
+                .and_then(|mut s| s.query_row(params_from_iter(beneficiary_values(b)), |r| r.get(0)))
                 .map_err(store_error)?;
             tx.commit().map_err(store_error)?;
             Ok(Ok(Beneficiary { id, ..beneficiary }))
