@@ -1,6 +1,6 @@
 //! Remittance: remitters, their monthly usage, beneficiaries, OTPs and the
 //! per-mobile text limits. The trait, and the SQL both engines run for it
-//! ([`sql`]); each engine's implementation is in its `remittance.rs`.
+//! (`sql`); each engine's implementation is in its `remittance.rs`.
 
 use super::columns::{columns, StoredRow, Value};
 use super::*;

@@ -1,6 +1,6 @@
 //! Work the workers share: poll jobs (following transactions at the
 //! upstream) and partner events with their delivery attempts. The trait, and
-//! the SQL both engines run for it ([`sql`]); each engine's implementation
+//! the SQL both engines run for it (`sql`); each engine's implementation
 //! is in its `upstream_work.rs`.
 
 use super::columns::{columns, BadState, StoredRow, Value};

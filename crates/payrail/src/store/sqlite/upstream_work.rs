@@ -54,7 +54,7 @@ const HOLD_BACK_LATER_EVENTS: &str = "UPDATE partner_events SET next_attempt_at 
      WHERE (kind, txn_id) = (SELECT kind, txn_id FROM partner_events WHERE id = ?1) \
      AND id > ?1 AND state = 'pending'";
 
-/// Stores a delivery attempt, its columns in [`attempt_columns`] order.
+/// Stores a delivery attempt, its columns in [`crate::store::upstream_work::attempt_columns`] order.
 const INSERT_ATTEMPT: &str =
     concat!("INSERT INTO delivery_attempts (", attempt_list!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
 
