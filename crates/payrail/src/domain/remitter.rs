@@ -151,6 +151,50 @@ impl Bank {
     }
 }
 
+/// An amount for each of the three pipes: what a remitter sent through each
+/// one this month, or what is left of each one's monthly limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PerBank {
+    /// Through [`Bank::Bank1`].
+    pub bank1: Paise,
+    /// Through [`Bank::Bank2`].
+    pub bank2: Paise,
+    /// Through [`Bank::Bank3`].
+    pub bank3: Paise,
+}
+
+impl PerBank {
+    /// The amount of one pipe.
+    pub fn get(&self, bank: Bank) -> Paise {
+        match bank {
+            Bank::Bank1 => self.bank1,
+            Bank::Bank2 => self.bank2,
+            Bank::Bank3 => self.bank3,
+        }
+    }
+
+    /// The amount of one pipe, to change it.
+    pub fn get_mut(&mut self, bank: Bank) -> &mut Paise {
+        match bank {
+            Bank::Bank1 => &mut self.bank1,
+            Bank::Bank2 => &mut self.bank2,
+            Bank::Bank3 => &mut self.bank3,
+        }
+    }
+
+    /// The largest of the three amounts.
+    pub fn largest(self) -> Paise {
+        self.bank1.max(self.bank2).max(self.bank3)
+    }
+
+    /// What is left of `limit` on each pipe once these amounts are used,
+    /// never below zero.
+    pub fn left_of(self, limit: Paise) -> PerBank {
+        let left = |used: Paise| (limit - used).max(Paise::ZERO);
+        PerBank { bank1: left(self.bank1), bank2: left(self.bank2), bank3: left(self.bank3) }
+    }
+}
+
 /// How the money moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransferMode {
@@ -209,6 +253,18 @@ impl MonthlyLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_pipe_keeps_its_own_amount_and_what_is_left_never_goes_below_zero() {
+        let mut used = PerBank::default();
+        *used.get_mut(Bank::Bank2) = Paise::rupees(30_000);
+        *used.get_mut(Bank::Bank3) = Paise::rupees(60_000);
+        assert_eq!(used.get(Bank::Bank1), Paise::ZERO);
+        assert_eq!(used.get(Bank::Bank2), Paise::rupees(30_000));
+        let left = used.left_of(Paise::rupees(50_000));
+        assert_eq!(left, PerBank { bank1: Paise::rupees(50_000), bank2: Paise::rupees(20_000), bank3: Paise::ZERO });
+        assert_eq!(left.largest(), Paise::rupees(50_000));
+    }
 
     #[test]
     fn mobile_numbers_are_ten_digits_starting_six_to_nine() {

@@ -75,10 +75,10 @@ pub async fn query_remitter(State(state): State<Arc<AppState>>, call: PartnerCal
                 lname: remitter.last_name,
                 mobile: remitter.mobile.as_str().to_owned(),
                 status: "Active",
-                bank3_limit: rupees(remaining[2]),
+                bank3_limit: rupees(remaining.bank3),
                 bank3_status: "Active",
-                bank2_limit: rupees(remaining[1]),
-                bank1_limit: rupees(remaining[0]),
+                bank2_limit: rupees(remaining.bank2),
+                bank1_limit: rupees(remaining.bank1),
             };
             json_response(
                 StatusCode::OK,

@@ -16,8 +16,8 @@ use super::upstream::sync::Upstream;
 use crate::domain::dmt::DmtChange;
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
 use crate::domain::remitter::{
-    AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode, MIN_TRANSFER,
-    PER_TRANSFER_LIMIT,
+    AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, PerBank, Remitter, TransferMode,
+    MIN_TRANSFER, PER_TRANSFER_LIMIT,
 };
 use crate::domain::{
     ChangeSource, DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind,
@@ -91,8 +91,8 @@ pub enum RemitterQuery {
     Registered {
         /// The remitter.
         remitter: Remitter,
-        /// Remaining this month, bank 1 to 3.
-        remaining: [Paise; 3],
+        /// What is left of each pipe's limit this month.
+        remaining: PerBank,
     },
     /// Not registered: an OTP was sent; register with it and this token.
     OtpSent {
@@ -225,10 +225,10 @@ async fn remaining_limits(
     store: &dyn Store,
     partner: RegistrationId,
     mobile: &MobileNumber,
-) -> Result<[Paise; 3], StoreError> {
+) -> Result<PerBank, StoreError> {
     let limit = MonthlyLimit::for_month_of(Timestamp::now());
     let used = store.remitter_usage(partner, mobile, limit.since).await?;
-    Ok(used.map(|u| (limit.limit - u).max(Paise::ZERO)))
+    Ok(used.left_of(limit.limit))
 }
 
 /// `RegisterRemitter`: registers the mobile with the OTP sent by [`query_remitter`].
@@ -333,8 +333,9 @@ pub async fn send_transfer_otp(
 ) -> Result<String, DmtError> {
     checked_intent(store, partner, intent).await?;
     let remaining = remaining_limits(store, partner, &intent.mobile).await?;
-    if remaining.iter().all(|r| *r < intent.amount) {
-        return Err(monthly_limit_error(remaining.into_iter().max().unwrap_or(Paise::ZERO)));
+    let most = remaining.largest();
+    if most < intent.amount {
+        return Err(monthly_limit_error(most));
     }
     let what = format!("send Rs {} by {}", intent.amount.to_amount_string(), intent.mode.as_str());
     send_otp(store, texts, partner, OtpPurpose::Transfer, intent.subject(), &intent.mobile, &what).await

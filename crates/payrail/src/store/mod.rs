@@ -65,7 +65,7 @@ use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Journal, Statement, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits};
 use crate::domain::partner::SealedSecret;
-use crate::domain::remitter::{Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
+use crate::domain::remitter::{Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, PerBank, Remitter};
 use crate::domain::{
     BillPayment, ChangeSource, DmtTransfer, ForbiddenTransition, HistoryEntry, IpAllowlist, Paise, Partner,
     PartnerStatus, RegistrationId, Timestamp, TxnKind,

@@ -1,6 +1,189 @@
-//! Remittance: remitters, their monthly usage, beneficiaries, OTPs and the per-mobile text limits.
+//! Remittance: remitters, their monthly usage, beneficiaries, OTPs and the
+//! per-mobile text limits. The trait, and the SQL both engines run for it
+//! (`sql`); each engine's implementation is in its `remittance.rs`.
 
+use super::columns::{columns, StoredRow, Value};
 use super::*;
+use crate::domain::otp::OTP_LIFETIME_SECS;
+use crate::domain::remitter::{AccountNumber, Ifsc};
+
+columns! {
+    /// The `remitters` columns a remitter is read from (its partner is the one asked about).
+    pub(crate) mod remitter_columns, list remitter_list {
+        MOBILE = mobile, FIRST_NAME = first_name, LAST_NAME = last_name, KYC_ID = kyc_id, CREATED_AT = created_at
+    }
+}
+
+columns! {
+    /// The `beneficiaries` columns a beneficiary is read from.
+    pub(crate) mod beneficiary_columns, list beneficiary_list {
+        ID = id, PARTNER_ID = partner_id, REMITTER_MOBILE = remitter_mobile, NAME = name, ACCOUNT = account,
+        IFSC = ifsc, BANK_NAME = bank_name, CREATED_AT = created_at
+    }
+}
+
+columns! {
+    /// The `otps` columns an OTP is read from (its token, partner and purpose are the ones asked about).
+    pub(crate) mod otp_columns, list otp_list {
+        SUBJECT = subject, CODE_HASH = code_hash, EXPIRES_AT = expires_at, ATTEMPTS = attempts, USED = used
+    }
+}
+
+pub(crate) use otp_list;
+
+/// A remitter of `partner` from [`remitter_columns`], on either engine.
+pub(crate) fn remitter_from_row<R: StoredRow>(partner: RegistrationId, row: &R) -> Result<Remitter, R::Error> {
+    use remitter_columns as c;
+    Ok(Remitter {
+        partner,
+        mobile: row.parsed(c::MOBILE, MobileNumber::parse)?,
+        first_name: row.opt_text(c::FIRST_NAME)?,
+        last_name: row.opt_text(c::LAST_NAME)?,
+        kyc_id: row.text(c::KYC_ID)?,
+        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
+    })
+}
+
+/// A beneficiary from [`beneficiary_columns`], on either engine.
+pub(crate) fn beneficiary_from_row<R: StoredRow>(row: &R) -> Result<Beneficiary, R::Error> {
+    use beneficiary_columns as c;
+    Ok(Beneficiary {
+        id: row.int(c::ID)?,
+        partner: RegistrationId::new(row.int(c::PARTNER_ID)?),
+        remitter: row.parsed(c::REMITTER_MOBILE, MobileNumber::parse)?,
+        name: row.text(c::NAME)?,
+        account: row.parsed(c::ACCOUNT, AccountNumber::parse)?,
+        ifsc: row.parsed(c::IFSC, Ifsc::parse)?,
+        bank_name: row.opt_text(c::BANK_NAME)?,
+        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
+    })
+}
+
+/// What [`sql::INSERT_REMITTER`] writes, in its parameters' order.
+pub(crate) fn remitter_values(r: &Remitter) -> [Value<'_>; 6] {
+    [
+        r.partner.number().into(),
+        r.mobile.as_str().into(),
+        (&r.first_name).into(),
+        (&r.last_name).into(),
+        r.kyc_id.as_str().into(),
+        r.created_at.unix().into(),
+    ]
+}
+
+/// What [`sql::INSERT_BENEFICIARY`] writes, in its parameters' order.
+pub(crate) fn beneficiary_values(b: &Beneficiary) -> [Value<'_>; 7] {
+    [
+        b.partner.number().into(),
+        b.remitter.as_str().into(),
+        b.name.as_str().into(),
+        b.account.as_str().into(),
+        b.ifsc.as_str().into(),
+        (&b.bank_name).into(),
+        b.created_at.unix().into(),
+    ]
+}
+
+/// Before when an expired OTP is deleted, when one that expires at
+/// `expires_at` is stored: it expired a day before the new one was issued.
+pub(crate) fn stale_otps_before(expires_at: Timestamp) -> i64 {
+    expires_at.unix() - OTP_LIFETIME_SECS - 86_400
+}
+
+/// The statements both engines run for remittance, with `$n` parameters.
+/// SQLite numbers a `$n` parameter by where it first appears, not by `n`,
+/// so each statement's parameters first appear in order `$1`, `$2`, … (the
+/// SQLite tests check it). Sums are cast to `BIGINT`: PostgreSQL's `SUM` of
+/// a `bigint` is a `numeric`, and SQLite reads the cast as an integer.
+pub(crate) mod sql {
+    /// The partner `$1`'s remitter with mobile `$2`.
+    pub(crate) const FIND_REMITTER: &str =
+        concat!("SELECT ", remitter_list!(), " FROM remitters WHERE partner_id = $1 AND mobile = $2");
+    /// Registers a remitter: partner, mobile, first and last name, KYC id, created at.
+    pub(crate) const INSERT_REMITTER: &str = "INSERT INTO remitters \
+         (partner_id, mobile, first_name, last_name, kyc_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
+    /// What the remitter (`$1` partner, `$2` mobile) sent through pipe `$3`
+    /// at or after `$4`, not counting refunded transfers (status 0).
+    pub(crate) const ROUTE_USAGE: &str = "SELECT CAST(COALESCE(SUM(t.amount), 0) AS BIGINT) FROM dmt_routes r \
+         JOIN dmt_transfers t ON t.ackno = r.ackno \
+         WHERE r.partner_id = $1 AND r.remitter_mobile = $2 AND r.bank = $3 AND t.created_at >= $4 AND t.status <> 0";
+    /// As [`ROUTE_USAGE`], for every pipe used: (pipe, sum) rows, `$3` the time.
+    pub(crate) const REMITTER_USAGE: &str = "SELECT r.bank, CAST(SUM(t.amount) AS BIGINT) FROM dmt_routes r \
+         JOIN dmt_transfers t ON t.ackno = r.ackno \
+         WHERE r.partner_id = $1 AND r.remitter_mobile = $2 AND t.created_at >= $3 AND t.status <> 0 GROUP BY r.bank";
+
+    /// Adds a beneficiary (partner, remitter's mobile, name, account, IFSC,
+    /// bank name, created at) and returns its id.
+    pub(crate) const INSERT_BENEFICIARY: &str = "INSERT INTO beneficiaries \
+         (partner_id, remitter_mobile, name, account, ifsc, bank_name, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+    /// The remitter's live beneficiary with this account number at this bank
+    /// (IFSC prefix): `$1` partner, `$2` mobile, `$3` account, `$4` bank.
+    pub(crate) const SAME_ACCOUNT: &str = "SELECT id FROM beneficiaries WHERE partner_id = $1 \
+         AND remitter_mobile = $2 AND account = $3 AND substr(ifsc, 1, 4) = $4 AND deleted_at IS NULL";
+    /// The live beneficiaries of remitter `$2` of partner `$1`, by id.
+    pub(crate) const BENEFICIARIES: &str = concat!(
+        "SELECT ",
+        beneficiary_list!(),
+        " FROM beneficiaries WHERE partner_id = $1 AND remitter_mobile = $2 AND deleted_at IS NULL ORDER BY id"
+    );
+    /// Partner `$1`'s live beneficiary `$2`.
+    pub(crate) const FIND_BENEFICIARY: &str = concat!(
+        "SELECT ",
+        beneficiary_list!(),
+        " FROM beneficiaries WHERE partner_id = $1 AND id = $2 AND deleted_at IS NULL"
+    );
+    /// Marks deleted at `$1` beneficiary `$4` of remitter `$3` of partner `$2`.
+    pub(crate) const DELETE_BENEFICIARY: &str = "UPDATE beneficiaries SET deleted_at = $1 \
+         WHERE partner_id = $2 AND remitter_mobile = $3 AND id = $4 AND deleted_at IS NULL";
+
+    /// Stores an OTP: token, partner, purpose, subject, code hash, expiry, attempts, used.
+    pub(crate) const INSERT_OTP: &str = "INSERT INTO otps \
+         (token, partner_id, purpose, subject, code_hash, expires_at, attempts, used) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    /// Deletes the OTPs that expired before `$1` ([`super::stale_otps_before`]).
+    pub(crate) const FORGET_OTPS: &str = "DELETE FROM otps WHERE expires_at < $1";
+    /// The partner `$2`'s OTP `$1` for purpose `$3`.
+    pub(crate) const FIND_OTP: &str =
+        concat!("SELECT ", otp_list!(), " FROM otps WHERE token = $1 AND partner_id = $2 AND purpose = $3");
+    /// Saves what a check changed: attempts `$1`, used `$2` of OTP `$3`.
+    pub(crate) const SAVE_OTP: &str = "UPDATE otps SET attempts = $1, used = $2 WHERE token = $3";
+
+    /// When texts went to mobile `$1` after `$2`.
+    pub(crate) const RECENT_TEXTS: &str = "SELECT sent_at FROM otp_texts WHERE mobile = $1 AND sent_at > $2";
+    /// Counts a text to mobile `$1` at `$2`.
+    pub(crate) const COUNT_TEXT: &str = "INSERT INTO otp_texts (mobile, sent_at) VALUES ($1, $2)";
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::store::columns::assert_parameters_in_order;
+
+        #[test]
+        fn parameters_first_appear_in_order() {
+            for sql in [
+                FIND_REMITTER,
+                INSERT_REMITTER,
+                ROUTE_USAGE,
+                REMITTER_USAGE,
+                INSERT_BENEFICIARY,
+                SAME_ACCOUNT,
+                BENEFICIARIES,
+                FIND_BENEFICIARY,
+                DELETE_BENEFICIARY,
+                INSERT_OTP,
+                FORGET_OTPS,
+                FIND_OTP,
+                SAVE_OTP,
+                RECENT_TEXTS,
+                COUNT_TEXT,
+            ] {
+                assert_parameters_in_order(sql);
+            }
+        }
+    }
+}
 
 /// Remittance: remitters, their monthly usage, beneficiaries, OTPs and the per-mobile text limits.
 #[async_trait]
@@ -13,14 +196,14 @@ pub trait RemittanceStore: Send + Sync + 'static {
     ) -> Result<Option<Remitter>, StoreError>;
     /// Registers a remitter; `false` (and nothing written) if the partner has one with this mobile.
     async fn insert_remitter(&self, remitter: Remitter) -> Result<bool, StoreError>;
-    /// What the remitter sent through each pipe (index 0 = bank 1) in
-    /// transfers made at or after `since` that are not refunded.
+    /// What the remitter sent through each pipe in transfers made at or
+    /// after `since` that are not refunded.
     async fn remitter_usage(
         &self,
         partner: RegistrationId,
         mobile: &MobileNumber,
         since: Timestamp,
-    ) -> Result<[Paise; 3], StoreError>;
+    ) -> Result<PerBank, StoreError>;
     /// Adds a beneficiary (its `id` is ignored) and returns it with its new
     /// id; `Err(id)` of the remitter's beneficiary (not deleted) with the
     /// same account number at the same bank (the IFSC's first four letters),

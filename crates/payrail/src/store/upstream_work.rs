@@ -1,6 +1,220 @@
-//! Work the workers share: poll jobs (following transactions at the upstream) and partner events with their delivery attempts.
+//! Work the workers share: poll jobs (following transactions at the
+//! upstream) and partner events with their delivery attempts. The trait, and
+//! the SQL both engines run for it (`sql`); each engine's implementation
+//! is in its `upstream_work.rs`.
 
+use super::columns::{columns, BadState, StoredRow, Value};
 use super::*;
+use crate::domain::event::EventState;
+
+columns! {
+    /// The `upstream_polls` columns a poll job is read from; `next_poll_at`
+    /// is NULL for a held job, which reads as due at the epoch.
+    pub(crate) mod poll_columns, list poll_list, qualified poll_list_p as "p" {
+        KIND = kind, TXN_ID = txn_id, ATTEMPTS = attempts, NEXT_POLL_AT = next_poll_at
+    }
+}
+
+columns! {
+    /// The `partner_events` columns an event is read from.
+    pub(crate) mod event_columns, list event_list {
+        ID = id, PARTNER_ID = partner_id, KIND = kind, TXN_ID = txn_id, STATUS = status, PAYLOAD = payload,
+        CREATED_AT = created_at, STATE = state, ATTEMPTS = attempts, NEXT_ATTEMPT_AT = next_attempt_at,
+        DELIVER_UNTIL = deliver_until, DELIVERED_AT = delivered_at, REDELIVERED_AT = redelivered_at
+    }
+}
+
+columns! {
+    /// The `delivery_attempts` columns an attempt is read from, and written in.
+    pub(crate) mod attempt_columns, list attempt_list {
+        EVENT_ID = event_id, ATTEMPT = attempt, INSTANCE = instance, URL = url, AT = at,
+        DURATION_MS = duration_ms, HTTP_STATUS = http_status, ERROR = error
+    }
+}
+
+pub(crate) use attempt_list;
+pub(crate) use event_list;
+pub(crate) use poll_list;
+pub(crate) use poll_list_p;
+
+/// The statements both engines run for upstream work, with `$n` parameters.
+/// SQLite numbers a `$n` parameter by where it first appears, not by `n`,
+/// so each statement's parameters first appear in order `$1`, `$2`, … (the
+/// SQLite tests check it). The claims are each engine's own: PostgreSQL
+/// skips rows another claim has locked, SQLite's one writer runs one claim
+/// at a time.
+pub(crate) mod sql {
+    /// (Re)starts polling of transaction (`$1` kind, `$2` id) at `$3`, with no
+    /// attempts. An expired lease is released; a live one (`lease_until`
+    /// after `$4`, now) is kept, so that the poll in flight is still
+    /// recorded by the worker that holds it.
+    pub(crate) const SCHEDULE_POLL: &str = "INSERT INTO upstream_polls (kind, txn_id, attempts, next_poll_at) \
+         VALUES ($1, $2, 0, $3) ON CONFLICT (kind, txn_id) DO UPDATE SET attempts = 0, \
+         next_poll_at = EXCLUDED.next_poll_at, \
+         lease_owner = CASE WHEN upstream_polls.lease_until > $4 THEN upstream_polls.lease_owner END, \
+         lease_until = CASE WHEN upstream_polls.lease_until > $4 THEN upstream_polls.lease_until END";
+    /// Counts a poll and sets the next due time `$1` (NULL holds the job),
+    /// releasing the lease, if `$4` holds the lease of job (`$2` kind, `$3` id).
+    pub(crate) const RESCHEDULE_POLL: &str = "UPDATE upstream_polls SET attempts = attempts + 1, \
+         next_poll_at = $1, lease_owner = NULL, lease_until = NULL \
+         WHERE kind = $2 AND txn_id = $3 AND lease_owner = $4";
+    /// Removes job (`$1` kind, `$2` id) if `$3` holds its lease.
+    pub(crate) const DELETE_POLL: &str =
+        "DELETE FROM upstream_polls WHERE kind = $1 AND txn_id = $2 AND lease_owner = $3";
+    /// Removes job (`$1` kind, `$2` id), held or not, leased or not.
+    pub(crate) const END_POLL: &str = "DELETE FROM upstream_polls WHERE kind = $1 AND txn_id = $2";
+    /// The held jobs, by kind then transaction.
+    pub(crate) const HELD_POLLS: &str =
+        concat!("SELECT ", poll_list!(), " FROM upstream_polls WHERE next_poll_at IS NULL ORDER BY kind, txn_id");
+    /// The job of transaction (`$1` kind, `$2` id).
+    pub(crate) const POLL_JOB: &str =
+        concat!("SELECT ", poll_list!(), " FROM upstream_polls WHERE kind = $1 AND txn_id = $2");
+
+    /// Writes the event of a change of transaction (`$1` kind, `$2` id) to
+    /// status `$3`, payload `$4`, made at `$5`, deliverable until `$6`, for
+    /// partner `$7` if it has a callback URL (nothing otherwise). It is due
+    /// at once or, while an older event of the transaction waits for a
+    /// retry, when that retry is due (it cannot go before it).
+    pub(crate) const INSERT_EVENT: &str = "INSERT INTO partner_events (partner_id, kind, txn_id, status, payload, \
+         created_at, state, attempts, next_attempt_at, deliver_until) \
+         SELECT partner_id, $1, $2, $3, $4, $5, 'pending', 0, \
+         COALESCE((SELECT MAX(next_attempt_at) FROM partner_events \
+         WHERE kind = $1 AND txn_id = $2 AND state = 'pending' AND next_attempt_at > $5), $5), $6 \
+         FROM partner_callbacks WHERE partner_id = $7";
+    /// Event `$1`.
+    pub(crate) const EVENT_BY_ID: &str = concat!("SELECT ", event_list!(), " FROM partner_events WHERE id = $1");
+    /// Makes event `$3` pending again, due at `$1` (now), deliverable until
+    /// `$2`, marked redelivered. A live lease is kept: the attempt in flight
+    /// is recorded by its worker (and is the redelivery), never lost.
+    pub(crate) const REDELIVER_EVENT: &str = concat!(
+        "UPDATE partner_events SET state = 'pending', next_attempt_at = $1, deliver_until = $2, \
+         delivered_at = NULL, redelivered_at = $1, lease_owner = CASE WHEN lease_until > $1 THEN lease_owner END, \
+         lease_until = CASE WHEN lease_until > $1 THEN lease_until END WHERE id = $3 RETURNING ",
+        event_list!()
+    );
+    /// The attempts of event `$1`, oldest first.
+    pub(crate) const ATTEMPTS_OF: &str =
+        concat!("SELECT ", attempt_list!(), " FROM delivery_attempts WHERE event_id = $1 ORDER BY attempt");
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::store::columns::assert_parameters_in_order;
+
+        #[test]
+        fn parameters_first_appear_in_order() {
+            for sql in [
+                SCHEDULE_POLL,
+                RESCHEDULE_POLL,
+                DELETE_POLL,
+                END_POLL,
+                HELD_POLLS,
+                POLL_JOB,
+                INSERT_EVENT,
+                EVENT_BY_ID,
+                REDELIVER_EVENT,
+                ATTEMPTS_OF,
+            ] {
+                assert_parameters_in_order(sql);
+            }
+        }
+    }
+}
+
+/// A poll job from [`poll_columns`], on either engine; a held job reads as
+/// due at the epoch.
+pub(crate) fn poll_from_row<R: StoredRow>(row: &R) -> Result<PollJob, R::Error> {
+    use poll_columns as c;
+    Ok(PollJob {
+        kind: row.parsed(c::KIND, txn_kind)?,
+        txn_id: row.int(c::TXN_ID)?,
+        attempts: row.coded(c::ATTEMPTS, |n| u32::try_from(n).ok())?,
+        due_at: Timestamp::from_unix(row.opt_int(c::NEXT_POLL_AT)?.unwrap_or(0)),
+    })
+}
+
+/// An event from [`event_columns`], on either engine.
+pub(crate) fn event_from_row<R: StoredRow>(row: &R) -> Result<PartnerEvent, R::Error> {
+    use event_columns as c;
+    let state = |text: &str| EventState::parse(text).ok_or_else(|| BadState(text.to_owned()));
+    Ok(PartnerEvent {
+        id: row.int(c::ID)?,
+        partner: RegistrationId::new(row.int(c::PARTNER_ID)?),
+        kind: row.parsed(c::KIND, txn_kind)?,
+        txn_id: row.int(c::TXN_ID)?,
+        status: row.text(c::STATUS)?,
+        payload: row.text(c::PAYLOAD)?,
+        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
+        state: row.parsed(c::STATE, state)?,
+        attempts: row.coded(c::ATTEMPTS, |n| u32::try_from(n).ok())?,
+        next_attempt_at: row.opt_int(c::NEXT_ATTEMPT_AT)?.map(Timestamp::from_unix),
+        deliver_until: Timestamp::from_unix(row.int(c::DELIVER_UNTIL)?),
+        delivered_at: row.opt_int(c::DELIVERED_AT)?.map(Timestamp::from_unix),
+        redelivered_at: row.opt_int(c::REDELIVERED_AT)?.map(Timestamp::from_unix),
+    })
+}
+
+/// A delivery attempt from [`attempt_columns`], on either engine.
+pub(crate) fn attempt_from_row<R: StoredRow>(row: &R) -> Result<DeliveryAttempt, R::Error> {
+    use attempt_columns as c;
+    let http_status = match row.opt_int(c::HTTP_STATUS)? {
+        Some(_) => Some(row.coded(c::HTTP_STATUS, |n| u16::try_from(n).ok())?),
+        None => None,
+    };
+    Ok(DeliveryAttempt {
+        event_id: row.int(c::EVENT_ID)?,
+        attempt: row.coded(c::ATTEMPT, |n| u32::try_from(n).ok())?,
+        instance: row.text(c::INSTANCE)?,
+        url: row.text(c::URL)?,
+        at: Timestamp::from_unix(row.int(c::AT)?),
+        duration_ms: row.int(c::DURATION_MS)?,
+        http_status,
+        error: row.opt_text(c::ERROR)?,
+    })
+}
+
+/// A stored transaction kind.
+fn txn_kind(text: &str) -> Result<TxnKind, BadState> {
+    TxnKind::parse(text).ok_or_else(|| BadState(text.to_owned()))
+}
+
+/// How many events [`UpstreamWorkStore::events`] returns when the filter asks for no limit.
+const EVENTS_DEFAULT_LIMIT: u32 = 100;
+/// The most events [`UpstreamWorkStore::events`] returns.
+const EVENTS_MAX_LIMIT: u32 = 1_000;
+
+/// The statement listing the events `filter` asks for, newest first, and
+/// its parameters. Only the conditions in use are written, so that each
+/// combination gets a plan that uses its index.
+pub(crate) fn events_query(filter: &EventFilter) -> (String, Vec<Value<'static>>) {
+    let mut conditions = Vec::new();
+    let mut values = Vec::new();
+    let mut bind = |condition: &str, value: Value<'static>| {
+        values.push(value);
+        conditions.push(format!("{condition} ${}", values.len()));
+    };
+    if let Some(partner) = filter.partner {
+        bind("partner_id =", Value::from(partner.number()));
+    }
+    if let Some(state) = filter.state {
+        bind("state =", Value::from(state.name()));
+    }
+    if let Some((kind, txn_id)) = filter.txn {
+        bind("kind =", Value::from(kind.as_str()));
+        bind("txn_id =", Value::from(txn_id));
+    }
+    if let Some(before) = filter.before_id {
+        bind("id <", Value::from(before));
+    }
+    let limit = match filter.limit {
+        0 => EVENTS_DEFAULT_LIMIT,
+        limit => limit.min(EVENTS_MAX_LIMIT),
+    };
+    let filters = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+    values.push(Value::from(i64::from(limit)));
+    let sql = format!("SELECT {} FROM partner_events{filters} ORDER BY id DESC LIMIT ${}", event_list!(), values.len());
+    (sql, values)
+}
 
 /// Work the workers share: poll jobs (following transactions at the upstream) and partner events with their delivery attempts.
 #[async_trait]
@@ -58,4 +272,29 @@ pub trait UpstreamWorkStore: Send + Sync + 'static {
     /// fresh window (`now` + `event::DELIVERY_WINDOW_SECS`), lease released;
     /// its attempts are kept. `None` if there is no such event.
     async fn redeliver_event(&self, id: i64, now: Timestamp) -> Result<Option<PartnerEvent>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_events_query_binds_only_the_filters_given_and_caps_the_limit() {
+        let (sql, values) = events_query(&EventFilter::default());
+        assert!(sql.ends_with("FROM partner_events ORDER BY id DESC LIMIT $1"), "{sql}");
+        assert_eq!(values, [Value::from(100)]);
+        let filter = EventFilter {
+            partner: Some(RegistrationId::new(1001)),
+            txn: Some((TxnKind::Bbps, 7)),
+            limit: 5_000,
+            ..EventFilter::default()
+        };
+        let (sql, values) = events_query(&filter);
+        assert!(
+            sql.ends_with("WHERE partner_id = $1 AND kind = $2 AND txn_id = $3 ORDER BY id DESC LIMIT $4"),
+            "{sql}"
+        );
+        let expected = [Value::from(1001), Value::from("bbps"), Value::from(7), Value::from(1_000)];
+        assert_eq!(values, expected);
+    }
 }

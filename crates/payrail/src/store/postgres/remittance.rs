@@ -1,6 +1,32 @@
-//! Remittance: remitters, their monthly usage, beneficiaries, OTPs and the per-mobile text limits.
+//! Remittance on PostgreSQL: remitters, their monthly usage, beneficiaries,
+//! OTPs and the per-mobile text limits. The SQL both engines run is in
+//! [`crate::store::remittance::sql`]; what only PostgreSQL runs (its row and
+//! advisory locks: SQLite's one writer needs none) is here.
 
+use super::columns::bind_all;
 use super::*;
+use crate::domain::remitter::PerBank;
+use crate::store::remittance::{
+    beneficiary_from_row, beneficiary_values, otp_columns, otp_list, remitter_from_row, remitter_values, sql,
+    stale_otps_before,
+};
+
+/// Locks the remitter's row, which serialises concurrent beneficiary adds.
+const LOCK_REMITTER: &str = "SELECT 1 FROM remitters WHERE partner_id = $1 AND mobile = $2 FOR UPDATE";
+/// [`sql::FIND_OTP`], locking the row until the check is saved.
+const LOCK_OTP: &str =
+    concat!("SELECT ", otp_list!(), " FROM otps WHERE token = $1 AND partner_id = $2 AND purpose = $3 FOR UPDATE");
+
+/// The first key of the two-key advisory locks that serialise OTP texts per
+/// mobile (the second is a hash of the mobile). Two-key locks live apart
+/// from the one-key locks in `mod.rs`, so they can never collide with them.
+const TEXT_LOCK_CLASS: i32 = 0x7072_0009;
+/// Serialises the texts to mobile `$2` until the transaction ends.
+const LOCK_TEXTS: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
+/// A bounded sweep of texts older than a day; rows another sweep holds are
+/// skipped rather than waited for (SQLite deletes them all: one writer).
+const FORGET_TEXTS: &str = "DELETE FROM otp_texts WHERE ctid IN \
+                            (SELECT ctid FROM otp_texts WHERE sent_at <= $1 LIMIT 100 FOR UPDATE SKIP LOCKED)";
 
 #[async_trait]
 impl RemittanceStore for PostgresStore {
@@ -11,22 +37,15 @@ impl RemittanceStore for PostgresStore {
     ) -> Result<Option<Remitter>, StoreError> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &mobile.as_str()];
-        let row = query_opt(&client, FIND_REMITTER, &params, "Failed to find the remitter").await?;
+        let row = query_opt(&client, sql::FIND_REMITTER, &params, "Failed to find the remitter").await?;
         let remitter = row.map(|row| remitter_from_row(partner, &row)).transpose();
         Ok(remitter.context("Failed to read the remitter")?)
     }
 
     async fn insert_remitter(&self, remitter: Remitter) -> Result<bool, StoreError> {
         let client = self.client().await?;
-        let params: [&(dyn ToSql + Sync); 6] = [
-            &remitter.partner.number(),
-            &remitter.mobile.as_str(),
-            &remitter.first_name,
-            &remitter.last_name,
-            &remitter.kyc_id,
-            &remitter.created_at.unix(),
-        ];
-        Ok(execute(&client, INSERT_REMITTER, &params, "Failed to add the remitter").await? == 1)
+        let values = remitter_values(&remitter);
+        Ok(execute(&client, sql::INSERT_REMITTER, &bind_all(&values), "Failed to add the remitter").await? == 1)
     }
 
     async fn remitter_usage(
@@ -34,16 +53,16 @@ impl RemittanceStore for PostgresStore {
         partner: RegistrationId,
         mobile: &MobileNumber,
         since: Timestamp,
-    ) -> Result<[Paise; 3], StoreError> {
+    ) -> Result<PerBank, StoreError> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 3] = [&partner.number(), &mobile.as_str(), &since.unix()];
-        let rows = query(&client, REMITTER_USAGE, &params, "Failed to sum the remitter's transfers").await?;
-        let mut usage = [Paise::ZERO; 3];
+        let rows = query(&client, sql::REMITTER_USAGE, &params, "Failed to sum the remitter's transfers").await?;
+        let mut usage = PerBank::default();
         for row in rows {
             let (bank, sum): (i64, i64) = pair(&row).store_context("Failed to read the remitter's usage")?;
-            let slot = Bank::from_number(bank).and_then(|bank| usage.get_mut(bank as usize - 1));
-            let slot = slot.ok_or_else(|| anyhow::Error::new(BadState(bank.to_string())).context("Unknown bank"))?;
-            *slot = Paise::new(sum);
+            let bank = Bank::from_number(bank)
+                .ok_or_else(|| anyhow::Error::new(BadState(bank.to_string())).context("Unknown bank"))?;
+            *usage.get_mut(bank) = Paise::new(sum);
         }
         Ok(usage)
     }
@@ -57,12 +76,11 @@ impl RemittanceStore for PostgresStore {
         query_opt(&tx, LOCK_REMITTER, &[&partner, &mobile], "Failed to lock the remitter").await?;
         let bank = b.ifsc.as_str().get(..4).unwrap_or_default();
         let same = [&partner as &(dyn ToSql + Sync), &mobile, &b.account.as_str(), &bank];
-        if let Some(row) = query_opt(&tx, SAME_ACCOUNT, &same, "Failed to look for the account").await? {
+        if let Some(row) = query_opt(&tx, sql::SAME_ACCOUNT, &same, "Failed to look for the account").await? {
             return Ok(Err(row.try_get(0).store_context("Failed to read the beneficiary id")?));
         }
-        let params: [&(dyn ToSql + Sync); 7] =
-            [&partner, &mobile, &b.name, &b.account.as_str(), &b.ifsc.as_str(), &b.bank_name, &b.created_at.unix()];
-        let row = query_one(&tx, INSERT_BENEFICIARY, &params, "Failed to add the beneficiary").await?;
+        let values = beneficiary_values(b);
+        let row = query_one(&tx, sql::INSERT_BENEFICIARY, &bind_all(&values), "Failed to add the beneficiary").await?;
         let id = row.try_get(0).store_context("Failed to read the new beneficiary id")?;
         tx.commit().await.store_context("Failed to commit the beneficiary")?;
         Ok(Ok(Beneficiary { id, ..beneficiary }))
@@ -75,7 +93,7 @@ impl RemittanceStore for PostgresStore {
     ) -> Result<Vec<Beneficiary>, StoreError> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &mobile.as_str()];
-        let rows = query(&client, BENEFICIARIES, &params, "Failed to list the beneficiaries").await?;
+        let rows = query(&client, sql::BENEFICIARIES, &params, "Failed to list the beneficiaries").await?;
         let beneficiaries = rows.iter().map(beneficiary_from_row).collect::<anyhow::Result<_>>();
         Ok(beneficiaries.context("Failed to read a beneficiary")?)
     }
@@ -83,7 +101,7 @@ impl RemittanceStore for PostgresStore {
     async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> Result<Option<Beneficiary>, StoreError> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &id];
-        let row = query_opt(&client, FIND_BENEFICIARY, &params, "Failed to find the beneficiary").await?;
+        let row = query_opt(&client, sql::FIND_BENEFICIARY, &params, "Failed to find the beneficiary").await?;
         decode(row, beneficiary_from_row)
     }
 
@@ -94,14 +112,14 @@ impl RemittanceStore for PostgresStore {
         id: i64,
     ) -> Result<bool, StoreError> {
         let client = self.client().await?;
-        let params: [&(dyn ToSql + Sync); 4] = [&partner.number(), &mobile.as_str(), &id, &Timestamp::now().unix()];
-        Ok(execute(&client, DELETE_BENEFICIARY, &params, "Failed to delete the beneficiary").await? == 1)
+        let params: [&(dyn ToSql + Sync); 4] = [&Timestamp::now().unix(), &partner.number(), &mobile.as_str(), &id];
+        Ok(execute(&client, sql::DELETE_BENEFICIARY, &params, "Failed to delete the beneficiary").await? == 1)
     }
 
     async fn insert_otp(&self, otp: OtpRecord) -> Result<(), StoreError> {
         let client = self.client().await?;
-        let stale = otp.expires_at.unix() - OTP_KEEP_SECS;
-        execute(&client, FORGET_OTPS, &[&stale], "Failed to forget old OTPs").await?;
+        let stale = stale_otps_before(otp.expires_at);
+        execute(&client, sql::FORGET_OTPS, &[&stale], "Failed to forget old OTPs").await?;
         let params: [&(dyn ToSql + Sync); 8] = [
             &otp.token,
             &otp.partner.number(),
@@ -112,7 +130,7 @@ impl RemittanceStore for PostgresStore {
             &otp.attempts,
             &otp.used,
         ];
-        execute(&client, INSERT_OTP, &params, "Failed to store the OTP").await?;
+        execute(&client, sql::INSERT_OTP, &params, "Failed to store the OTP").await?;
         Ok(())
     }
 
@@ -127,14 +145,14 @@ impl RemittanceStore for PostgresStore {
         let (mobile, since) = (mobile.as_str(), now.unix() - TEXT_DAY_SECS);
         // Held to commit: the next request for this mobile sees this one's count.
         execute(&tx, LOCK_TEXTS, &[&TEXT_LOCK_CLASS, &mobile], "Failed to lock the mobile's texts").await?;
-        let rows = tx.query(RECENT_TEXTS, &[&mobile, &since]).await.store_context("Failed to read the texts")?;
+        let rows = tx.query(sql::RECENT_TEXTS, &[&mobile, &since]).await.store_context("Failed to read the texts")?;
         let sent = rows.iter().map(|r| r.try_get(0)).collect::<Result<Vec<i64>, _>>();
         let sent = sent.store_context("Failed to read a text's time")?;
         if let Some(at) = limits.next_allowed(&sent, now.unix()) {
             return Ok(Err(at));
         }
         execute(&tx, FORGET_TEXTS, &[&since], "Failed to forget old texts").await?;
-        execute(&tx, COUNT_TEXT, &[&mobile, &now.unix()], "Failed to count the text").await?;
+        execute(&tx, sql::COUNT_TEXT, &[&mobile, &now.unix()], "Failed to count the text").await?;
         tx.commit().await.store_context("Failed to commit the text count")?;
         Ok(Ok(()))
     }
@@ -155,9 +173,103 @@ impl RemittanceStore for PostgresStore {
         };
         let mut otp = otp_from_row(&row, partner, token, purpose).context("Failed to read the OTP")?;
         let outcome = otp.check(code, now);
-        let params: [&(dyn ToSql + Sync); 3] = [&token, &otp.attempts, &otp.used];
-        execute(&tx, SAVE_OTP, &params, "Failed to save the OTP").await?;
+        let params: [&(dyn ToSql + Sync); 3] = [&otp.attempts, &otp.used, &token];
+        execute(&tx, sql::SAVE_OTP, &params, "Failed to save the OTP").await?;
         tx.commit().await.store_context("Failed to commit the OTP check")?;
         Ok(outcome)
+    }
+}
+
+/// The partner's OTP `token` for `purpose`, from [`otp_columns`].
+fn otp_from_row(row: &Row, partner: RegistrationId, token: &str, purpose: OtpPurpose) -> anyhow::Result<OtpRecord> {
+    use otp_columns as c;
+    Ok(OtpRecord {
+        token: token.to_owned(),
+        partner,
+        purpose,
+        subject: row.try_get(c::SUBJECT)?,
+        code_hash: row.try_get(c::CODE_HASH)?,
+        expires_at: Timestamp::from_unix(row.try_get(c::EXPIRES_AT)?),
+        attempts: row.try_get(c::ATTEMPTS)?,
+        used: row.try_get(c::USED)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{at, new_partner, partner, TestDb, P};
+    use super::*;
+    use crate::domain::remitter::{AccountNumber, Ifsc};
+
+    #[tokio::test]
+    async fn an_otp_is_accepted_once() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        let now = at(1_000);
+        let issued = OtpRecord::issue(partner(), OtpPurpose::Transfer, "s1".into(), "tok".into(), "123456".into(), now);
+        store.insert_otp(issued.record).await?;
+        let check = |token: &'static str, purpose: OtpPurpose, code: &'static str| {
+            store.check_otp(partner(), token, purpose, code, now)
+        };
+        assert_eq!(check("tok", OtpPurpose::Transfer, "000000").await?, OtpCheck::Wrong(2));
+        assert_eq!(check("tok", OtpPurpose::Refund, "123456").await?, OtpCheck::Unknown);
+        assert_eq!(check("nope", OtpPurpose::Transfer, "123456").await?, OtpCheck::Unknown);
+        assert_eq!(
+            store.check_otp(RegistrationId::new(9), "tok", OtpPurpose::Transfer, "123456", now).await?,
+            OtpCheck::Unknown
+        );
+        assert_eq!(check("tok", OtpPurpose::Transfer, "123456").await?, OtpCheck::Accepted("s1".into()));
+        assert_eq!(check("tok", OtpPurpose::Transfer, "123456").await?, OtpCheck::Spent);
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn fee_plans_remitters_and_beneficiaries_round_trip() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        store.insert_partner(new_partner(Some(P))).await?;
+        let plan = FeePlan::default_plan();
+        assert_eq!(store.insert_fee_plan(partner(), at(10), plan.clone(), at(5)).await?.version, 1);
+        assert_eq!(store.insert_fee_plan(partner(), at(20), plan.clone(), at(6)).await?.version, 2);
+        let unknown = store.insert_fee_plan(RegistrationId::new(9), at(10), plan.clone(), at(5)).await;
+        assert!(matches!(unknown, Err(DebitError::UnknownPartner)));
+        let plans = store.fee_plans(partner()).await?;
+        assert_eq!(plans.iter().map(|p| (p.version, p.effective_from.unix())).collect::<Vec<_>>(), [(1, 10), (2, 20)]);
+        assert_eq!(plans[1].plan, plan);
+
+        let mobile = MobileNumber::parse("9876543210")?;
+        let remitter = Remitter {
+            partner: partner(),
+            mobile: mobile.clone(),
+            first_name: Some("Asha".into()),
+            last_name: None,
+            kyc_id: "K1".into(),
+            created_at: at(7),
+        };
+        assert!(store.insert_remitter(remitter.clone()).await?);
+        assert!(!store.insert_remitter(remitter.clone()).await?);
+        assert_eq!(store.find_remitter(partner(), &mobile).await?, Some(remitter));
+        let new = |name: &str| -> anyhow::Result<Beneficiary> {
+            Ok(Beneficiary {
+                id: 0,
+                partner: partner(),
+                remitter: mobile.clone(),
+                name: name.into(),
+                account: AccountNumber::parse("123456789")?,
+                ifsc: Ifsc::parse("SBIN0001234")?,
+                bank_name: None,
+                created_at: at(8),
+            })
+        };
+        let first = store.insert_beneficiary(new("One")?).await?.map_err(|id| anyhow::anyhow!("refused: {id}"))?;
+        assert_eq!(store.insert_beneficiary(new("Again")?).await?, Err(first.id));
+        let other = Beneficiary { account: AccountNumber::parse("987654321")?, ..new("Two")? };
+        let second = store.insert_beneficiary(other).await?.map_err(|id| anyhow::anyhow!("refused: {id}"))?;
+        assert_eq!(store.find_beneficiary(partner(), first.id).await?, Some(first.clone()));
+        assert!(store.delete_beneficiary(partner(), &mobile, first.id).await?);
+        assert!(!store.delete_beneficiary(partner(), &mobile, first.id).await?);
+        assert_eq!(store.find_beneficiary(partner(), first.id).await?, None);
+        assert_eq!(store.beneficiaries(partner(), &mobile).await?, vec![second]);
+        db.finish().await
     }
 }

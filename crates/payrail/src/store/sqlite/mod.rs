@@ -26,6 +26,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use super::columns::BadState;
+use remittance::routed_since;
+use upstream_work::{end_poll, upsert_poll, write_event};
+
 use super::transactions::{bill_columns, dmt_columns};
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -47,19 +50,14 @@ use crate::domain::event::{
 };
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
-use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, OTP_LIFETIME_SECS, TEXT_DAY_SECS};
+use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, TEXT_DAY_SECS};
 use crate::domain::partner::SealedSecret;
-use crate::domain::remitter::{AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter};
+use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::txn_id::TxnNumbers;
 use crate::domain::{
     BillPayment, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner, PartnerStatus, ReferenceId, RegistrationId,
     Timestamp, TxnKind,
 };
-
-/// The remitter's live beneficiary with this account number at this bank
-/// (IFSC prefix): `?1` partner, `?2` mobile, `?3` account, `?4` bank.
-const SAME_ACCOUNT: &str = "SELECT id FROM beneficiaries WHERE partner_id = ?1 AND remitter_mobile = ?2 \
-                            AND account = ?3 AND substr(ifsc, 1, 4) = ?4 AND deleted_at IS NULL";
 
 /// How many read connections the pool keeps.
 const READERS: usize = 8;
@@ -311,227 +309,6 @@ impl Store for SqliteStore {
     }
 }
 
-/// Removes a decided transaction's poll job (if it has one, held or not):
-/// the poller works only on undecided transactions.
-fn end_poll(conn: &Connection, kind: TxnKind, txn_id: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached("DELETE FROM upstream_polls WHERE kind = ?1 AND txn_id = ?2")?
-        .execute(params![kind.as_str(), txn_id])?;
-    Ok(())
-}
-
-/// Leases due, free poll jobs: `?1` owner, `?2` lease end, `?3` now, `?4` limit.
-/// The inner select walks the partial index `upstream_polls_due` in its own
-/// order from the oldest due job and stops after `?4` free ones: held jobs
-/// are not in the index, and no sort is needed. `EXPLAIN QUERY PLAN`
-/// (kept by the test `the_claim_is_an_index_range_scan`):
-/// `SEARCH upstream_polls USING INDEX upstream_polls_due (next_poll_at>? AND next_poll_at<?)`.
-const CLAIM_POLLS: &str = "UPDATE upstream_polls SET lease_owner = ?1, lease_until = ?2 \
-     WHERE (kind, txn_id) IN (SELECT kind, txn_id FROM upstream_polls \
-     WHERE next_poll_at IS NOT NULL AND next_poll_at <= ?3 AND (lease_until IS NULL OR lease_until <= ?3) \
-     ORDER BY next_poll_at, txn_id, kind LIMIT ?4) \
-     RETURNING kind, txn_id, attempts, next_poll_at";
-
-/// (Re)starts polling of a transaction at `at`: no attempts. An expired
-/// lease is released; a live one is kept, so that the poll in flight is
-/// still recorded by the worker that holds it.
-fn upsert_poll(conn: &Connection, kind: TxnKind, txn_id: i64, at: Timestamp) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO upstream_polls (kind, txn_id, attempts, next_poll_at) VALUES (?1, ?2, 0, ?3) \
-         ON CONFLICT (kind, txn_id) DO UPDATE SET attempts = 0, next_poll_at = excluded.next_poll_at, \
-         lease_owner = CASE WHEN lease_until > ?4 THEN lease_owner END, \
-         lease_until = CASE WHEN lease_until > ?4 THEN lease_until END",
-    )?
-    .execute(params![kind.as_str(), txn_id, at.unix(), Timestamp::now().unix()])?;
-    Ok(())
-}
-
-/// Counts a poll of the job `(kind, txn_id, owner)` holds and sets its next
-/// due time (`None`: held), releasing the lease. Rows changed (0 or 1).
-fn finish_poll_row(conn: &Connection, key: (&str, i64, &str), next: Option<i64>) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
-        "UPDATE upstream_polls SET attempts = attempts + 1, next_poll_at = ?4, lease_owner = NULL, lease_until = NULL \
-         WHERE kind = ?1 AND txn_id = ?2 AND lease_owner = ?3",
-    )?
-    .execute(params![key.0, key.1, key.2, next])
-}
-
-/// A poll job from `kind, txn_id, attempts, next_poll_at`; a held job
-/// (`next_poll_at` NULL) reads as due at the epoch.
-fn poll_from_row(row: &Row<'_>) -> rusqlite::Result<PollJob> {
-    let kind: String = row.get(0)?;
-    Ok(PollJob {
-        kind: txn_kind(0, &kind)?,
-        txn_id: row.get(1)?,
-        attempts: row.get(2)?,
-        due_at: Timestamp::from_unix(row.get::<_, Option<i64>>(3)?.unwrap_or(0)),
-    })
-}
-
-/// Writes the event of a change, if the partner has a callback URL;
-/// `payload` is only built then. It is due at once, or, while an older event
-/// of the transaction waits for a retry, when that retry is due (it cannot go
-/// before it).
-fn write_event(
-    conn: &Connection,
-    partner: RegistrationId,
-    (kind, txn_id): (TxnKind, i64),
-    status: &str,
-    at: Timestamp,
-    payload: impl FnOnce() -> String,
-) -> rusqlite::Result<()> {
-    let has_url =
-        conn.prepare_cached("SELECT 1 FROM partner_callbacks WHERE partner_id = ?1")?.exists([partner.number()])?;
-    if !has_url {
-        return Ok(());
-    }
-    conn.prepare_cached(
-        "INSERT INTO partner_events (partner_id, kind, txn_id, status, payload, created_at, state, attempts, \
-         next_attempt_at, deliver_until) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, \
-         MAX(?6, COALESCE((SELECT MAX(next_attempt_at) FROM partner_events \
-         WHERE kind = ?2 AND txn_id = ?3 AND state = 'pending'), ?6)), ?7)",
-    )?
-    .execute(params![
-        partner.number(),
-        kind.as_str(),
-        txn_id,
-        status,
-        payload(),
-        at.unix(),
-        at.plus_secs(DELIVERY_WINDOW_SECS).unix()
-    ])?;
-    Ok(())
-}
-
-/// The event columns, as [`event_from_row`] reads them.
-const EVENT_COLUMNS: &str = "id, partner_id, kind, txn_id, status, payload, created_at, state, attempts, \
-                             next_attempt_at, deliver_until, delivered_at, redelivered_at";
-
-/// Leases due, free pending events that no older pending event of their
-/// transaction precedes: `?1` owner, `?2` lease end, `?3` now, `?4` limit.
-static CLAIM_EVENTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "UPDATE partner_events SET lease_owner = ?1, lease_until = ?2 WHERE id IN (SELECT e.id FROM partner_events e \
-         WHERE e.state = 'pending' AND e.next_attempt_at <= ?3 AND (e.lease_until IS NULL OR e.lease_until <= ?3) \
-         AND NOT EXISTS (SELECT 1 FROM partner_events o WHERE o.kind = e.kind AND o.txn_id = e.txn_id \
-         AND o.id < e.id AND o.state = 'pending') ORDER BY e.id LIMIT ?4) RETURNING {EVENT_COLUMNS}"
-    )
-});
-
-/// Makes event `?1` pending again, due at `?2` (now), delivered until `?3`,
-/// marked redelivered. A live lease is kept: the attempt in flight is
-/// recorded by its worker (and is the redelivery), never lost.
-static REDELIVER_EVENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "UPDATE partner_events SET state = 'pending', next_attempt_at = ?2, deliver_until = ?3, delivered_at = NULL, \
-         redelivered_at = ?2, \
-         lease_owner = CASE WHEN lease_until > ?2 THEN lease_owner END, \
-         lease_until = CASE WHEN lease_until > ?2 THEN lease_until END \
-         WHERE id = ?1 RETURNING {EVENT_COLUMNS}"
-    )
-});
-
-/// Settles an attempt of event `?1` if `?2` holds its lease: attempts `?3`,
-/// state `?4`, next attempt `?5`, delivered at `?6`. An event cancelled while
-/// the attempt was in flight stays cancelled unless the attempt delivered it.
-const SETTLE_ATTEMPT: &str = "UPDATE partner_events SET attempts = ?3, \
-     state = CASE WHEN state = 'cancelled' AND ?4 <> 'delivered' THEN 'cancelled' ELSE ?4 END, \
-     next_attempt_at = CASE WHEN state = 'cancelled' AND ?4 <> 'delivered' THEN NULL ELSE ?5 END, \
-     delivered_at = ?6, lease_owner = NULL, lease_until = NULL \
-     WHERE id = ?1 AND lease_owner = ?2 AND state IN ('pending', 'cancelled')";
-
-/// Later pending events of event `?1`'s transaction wait for its retry at
-/// `?2`: they are not claimed before it is settled, so they are not due before.
-const HOLD_BACK_LATER_EVENTS: &str = "UPDATE partner_events SET next_attempt_at = MAX(next_attempt_at, ?2) \
-     WHERE (kind, txn_id) = (SELECT kind, txn_id FROM partner_events WHERE id = ?1) \
-     AND id > ?1 AND state = 'pending'";
-
-/// An event from [`EVENT_COLUMNS`].
-fn event_from_row(row: &Row<'_>) -> rusqlite::Result<PartnerEvent> {
-    let kind: String = row.get(2)?;
-    let state: String = row.get(7)?;
-    Ok(PartnerEvent {
-        id: row.get(0)?,
-        partner: RegistrationId::new(row.get(1)?),
-        kind: txn_kind(2, &kind)?,
-        txn_id: row.get(3)?,
-        status: row.get(4)?,
-        payload: row.get(5)?,
-        created_at: Timestamp::from_unix(row.get(6)?),
-        state: EventState::parse(&state).ok_or_else(|| conversion_error(7, BadState(state.clone())))?,
-        attempts: row.get(8)?,
-        next_attempt_at: row.get::<_, Option<i64>>(9)?.map(Timestamp::from_unix),
-        deliver_until: Timestamp::from_unix(row.get(10)?),
-        delivered_at: row.get::<_, Option<i64>>(11)?.map(Timestamp::from_unix),
-        redelivered_at: row.get::<_, Option<i64>>(12)?.map(Timestamp::from_unix),
-    })
-}
-
-/// The query of [`Store::events`] and its parameters: only the filters
-/// given, so that SQLite can use the matching index.
-fn events_query(filter: &EventFilter) -> (String, Vec<rusqlite::types::Value>) {
-    use rusqlite::types::Value;
-    let mut clauses = Vec::new();
-    let mut values = Vec::new();
-    let mut add = |clause: &str, value: Value| {
-        values.push(value);
-        clauses.push(format!("{clause} ?{}", values.len()));
-    };
-    if let Some(partner) = filter.partner {
-        add("partner_id =", Value::Integer(partner.number()));
-    }
-    if let Some(state) = filter.state {
-        add("state =", Value::Text(state.name().to_owned()));
-    }
-    if let Some((kind, txn_id)) = filter.txn {
-        add("kind =", Value::Text(kind.as_str().to_owned()));
-        add("txn_id =", Value::Integer(txn_id));
-    }
-    if let Some(before) = filter.before_id {
-        add("id <", Value::Integer(before));
-    }
-    let limit = match filter.limit {
-        0 => 100,
-        n => n.min(1000),
-    };
-    let filters = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
-    values.push(Value::Integer(i64::from(limit)));
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM partner_events{filters} ORDER BY id DESC LIMIT ?{}", values.len());
-    (sql, values)
-}
-
-/// Stores a delivery attempt.
-fn insert_attempt(conn: &Connection, a: &DeliveryAttempt) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO delivery_attempts (event_id, attempt, instance, url, at, duration_ms, http_status, error) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        a.event_id,
-        a.attempt,
-        a.instance,
-        a.url,
-        a.at.unix(),
-        a.duration_ms,
-        a.http_status,
-        a.error
-    ])?;
-    Ok(())
-}
-
-/// An attempt from `event_id, attempt, instance, url, at, duration_ms, http_status, error`.
-fn attempt_from_row(row: &Row<'_>) -> rusqlite::Result<DeliveryAttempt> {
-    Ok(DeliveryAttempt {
-        event_id: row.get(0)?,
-        attempt: row.get(1)?,
-        instance: row.get(2)?,
-        url: row.get(3)?,
-        at: Timestamp::from_unix(row.get(4)?),
-        duration_ms: row.get(5)?,
-        http_status: row.get(6)?,
-        error: row.get(7)?,
-    })
-}
-
 /// Every row of a query.
 fn all_rows<T>(
     conn: &Connection,
@@ -565,67 +342,6 @@ fn collect<T>(
     rows.collect()
 }
 
-/// What the remitter sent through `bank` in non-refunded transfers made at or after `since`.
-fn routed_since(
-    conn: &Connection,
-    partner: RegistrationId,
-    mobile: &MobileNumber,
-    bank: Bank,
-    since: Timestamp,
-) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
-        "SELECT COALESCE(SUM(t.amount), 0) FROM dmt_routes r JOIN dmt_transfers t ON t.ackno = r.ackno \
-         WHERE r.partner_id = ?1 AND r.remitter_mobile = ?2 AND r.bank = ?3 AND t.created_at >= ?4 AND t.status <> 0",
-    )?
-    .query_row(params![partner.number(), mobile.as_str(), bank.number(), since.unix()], |r| r.get(0))
-}
-
-/// The beneficiary columns, as [`beneficiary_from_row`] reads them.
-const BENEFICIARY_COLUMNS: &str = "id, partner_id, remitter_mobile, name, account, ifsc, bank_name, created_at";
-
-/// A beneficiary from [`BENEFICIARY_COLUMNS`].
-fn beneficiary_from_row(row: &Row<'_>) -> rusqlite::Result<Beneficiary> {
-    let mobile: String = row.get(2)?;
-    let account: String = row.get(4)?;
-    let ifsc: String = row.get(5)?;
-    Ok(Beneficiary {
-        id: row.get(0)?,
-        partner: RegistrationId::new(row.get(1)?),
-        remitter: MobileNumber::parse(&mobile).map_err(|e| conversion_error(2, e))?,
-        name: row.get(3)?,
-        account: AccountNumber::parse(&account).map_err(|e| conversion_error(4, e))?,
-        ifsc: Ifsc::parse(&ifsc).map_err(|e| conversion_error(5, e))?,
-        bank_name: row.get(6)?,
-        created_at: Timestamp::from_unix(row.get(7)?),
-    })
-}
-
-/// The partner's OTP `token` for `purpose`.
-fn load_otp(
-    conn: &Connection,
-    partner: RegistrationId,
-    token: &str,
-    purpose: OtpPurpose,
-) -> rusqlite::Result<Option<OtpRecord>> {
-    conn.prepare_cached(
-        "SELECT subject, code_hash, expires_at, attempts, used FROM otps \
-         WHERE token = ?1 AND partner_id = ?2 AND purpose = ?3",
-    )?
-    .query_row(params![token, partner.number(), purpose.as_str()], |r| {
-        Ok(OtpRecord {
-            token: token.to_owned(),
-            partner,
-            purpose,
-            subject: r.get(0)?,
-            code_hash: r.get(1)?,
-            expires_at: Timestamp::from_unix(r.get(2)?),
-            attempts: r.get(3)?,
-            used: r.get(4)?,
-        })
-    })
-    .optional()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -642,8 +358,7 @@ mod tests {
 
     pub(super) mod lifecycle {
         use super::super::*;
-        use crate::domain::event::{bill_payload, dmt_payload};
-        use crate::domain::otp::OtpRecord;
+
         use crate::domain::remitter::TransferMode;
         use crate::domain::{BillStatus, DmtCharges, DmtStatus};
 
@@ -656,7 +371,7 @@ mod tests {
             Timestamp::from_unix(1_700_000_000 + unix)
         }
 
-        fn note(unix: i64) -> ChangeNote {
+        pub(in crate::store::sqlite) fn note(unix: i64) -> ChangeNote {
             ChangeNote { source: crate::domain::ChangeSource::Admin, reason: None, at: at(unix) }
         }
 
@@ -688,12 +403,17 @@ mod tests {
             ok(store.post_journal(Journal::top_up(partner, Paise::rupees(rupees), "top-up".into(), at(unix))).await)
         }
 
-        fn mobile() -> MobileNumber {
+        pub(in crate::store::sqlite) fn mobile() -> MobileNumber {
             ok(MobileNumber::parse("9876543210"))
         }
 
         /// A ₹`rupees` transfer with a ₹10 charge (₹3.50 to the provider).
-        fn transfer(partner: RegistrationId, reference: &str, rupees: i64, status: DmtStatus) -> DmtTransfer {
+        pub(in crate::store::sqlite) fn transfer(
+            partner: RegistrationId,
+            reference: &str,
+            rupees: i64,
+            status: DmtStatus,
+        ) -> DmtTransfer {
             DmtTransfer {
                 ackno: 0,
                 partner,
@@ -709,11 +429,11 @@ mod tests {
             }
         }
 
-        fn route(bank: Bank) -> DmtRoute {
+        pub(in crate::store::sqlite) fn route(bank: Bank) -> DmtRoute {
             DmtRoute { remitter: mobile(), beneficiary_id: 1, bank, mode: TransferMode::Imps }
         }
 
-        fn no_limit() -> MonthlyLimit {
+        pub(in crate::store::sqlite) fn no_limit() -> MonthlyLimit {
             MonthlyLimit { since: at(0), limit: Paise::rupees(1_000_000) }
         }
 
@@ -727,7 +447,7 @@ mod tests {
             store.create_dmt_debited(t, route(Bank::Bank1), no_limit(), note(10), None).await
         }
 
-        fn bill(partner: RegistrationId, reference: &str, rupees: i64) -> BillPayment {
+        pub(in crate::store::sqlite) fn bill(partner: RegistrationId, reference: &str, rupees: i64) -> BillPayment {
             BillPayment {
                 txnid: 0,
                 partner,
@@ -806,8 +526,18 @@ mod tests {
             assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(9_890));
             ok(make("R2", Bank::Bank2).await);
             let usage = ok(store.remitter_usage(p, &mobile(), at(0)).await);
-            assert_eq!(usage, [Paise::rupees(100), Paise::rupees(100), Paise::ZERO]);
-            assert_eq!(ok(store.remitter_usage(p, &mobile(), at(11)).await), [Paise::ZERO; 3]);
+            assert_eq!(
+                usage,
+                crate::domain::remitter::PerBank {
+                    bank1: Paise::rupees(100),
+                    bank2: Paise::rupees(100),
+                    bank3: Paise::ZERO
+                }
+            );
+            assert_eq!(
+                ok(store.remitter_usage(p, &mobile(), at(11)).await),
+                crate::domain::remitter::PerBank::default()
+            );
             ok(store.change_dmt(first.record.ackno, DmtChange::Fail, note(20)).await);
             let refund = DmtChange::Refund { refund_txn_id: None };
             ok(store.change_dmt(first.record.ackno, refund, note(21)).await);
@@ -879,403 +609,6 @@ mod tests {
         }
 
         #[tokio::test]
-        async fn an_otp_is_accepted_once_for_its_partner_and_purpose() {
-            let (_dir, store) = open();
-            let p = partner(&store).await;
-            let issued =
-                OtpRecord::issue(p, OtpPurpose::Transfer, "subj".into(), "tok1".into(), "123456".into(), at(0));
-            ok(store.insert_otp(issued.record).await);
-            let check = |partner, purpose, code: &'static str| store.check_otp(partner, "tok1", purpose, code, at(10));
-            assert_eq!(ok(check(p, OtpPurpose::Registration, "123456").await), OtpCheck::Unknown);
-            assert_eq!(ok(check(RegistrationId::new(1), OtpPurpose::Transfer, "123456").await), OtpCheck::Unknown);
-            assert_eq!(ok(check(p, OtpPurpose::Transfer, "000000").await), OtpCheck::Wrong(2));
-            assert_eq!(ok(check(p, OtpPurpose::Transfer, "123456").await), OtpCheck::Accepted("subj".into()));
-            assert_eq!(ok(check(p, OtpPurpose::Transfer, "123456").await), OtpCheck::Spent);
-            let unknown = store.check_otp(p, "nope", OtpPurpose::Transfer, "123456", at(10)).await;
-            assert_eq!(ok(unknown), OtpCheck::Unknown);
-        }
-
-        #[tokio::test]
-        async fn fee_plans_remitters_and_beneficiaries() {
-            let (_dir, store) = open();
-            let p = partner(&store).await;
-            let plan = FeePlan::default_plan();
-            assert_eq!(ok(store.insert_fee_plan(p, at(0), plan.clone(), at(0)).await).version, 1);
-            assert_eq!(ok(store.insert_fee_plan(p, at(9), plan.clone(), at(1)).await).version, 2);
-            let versions = ok(store.fee_plans(p).await);
-            assert_eq!(
-                versions.iter().map(|v| (v.version, v.effective_from)).collect::<Vec<_>>(),
-                [(1, at(0)), (2, at(9))]
-            );
-            assert_eq!(versions[1].plan, plan);
-            let ghost = store.insert_fee_plan(RegistrationId::new(5), at(0), plan, at(0)).await;
-            assert!(matches!(ghost, Err(DebitError::UnknownPartner)));
-
-            let remitter = Remitter {
-                partner: p,
-                mobile: mobile(),
-                first_name: Some("A".into()),
-                last_name: None,
-                kyc_id: "K1".into(),
-                created_at: at(1),
-            };
-            assert!(ok(store.insert_remitter(remitter.clone()).await));
-            assert!(!ok(store.insert_remitter(remitter.clone()).await));
-            assert_eq!(ok(store.find_remitter(p, &mobile()).await), Some(remitter));
-            let b = Beneficiary {
-                id: 0,
-                partner: p,
-                remitter: mobile(),
-                name: "B".into(),
-                account: ok(AccountNumber::parse("123456789")),
-                ifsc: ok(Ifsc::parse("SBIN0001234")),
-                bank_name: None,
-                created_at: at(2),
-            };
-            let first = ok(ok(store.insert_beneficiary(b.clone()).await));
-            let same_bank = Beneficiary { ifsc: ok(Ifsc::parse("SBIN0009999")), ..b.clone() };
-            assert_eq!(ok(store.insert_beneficiary(same_bank).await), Err(first.id));
-            let other = Beneficiary { account: ok(AccountNumber::parse("987654321")), ..b };
-            let second = ok(ok(store.insert_beneficiary(other).await));
-            assert!(first.id > 0 && second.id > first.id);
-            assert_eq!(ok(store.find_beneficiary(p, first.id).await), Some(first.clone()));
-            assert!(ok(store.delete_beneficiary(p, &mobile(), first.id).await));
-            assert!(!ok(store.delete_beneficiary(p, &mobile(), first.id).await));
-            assert_eq!(ok(store.find_beneficiary(p, first.id).await), None);
-            assert_eq!(ok(store.beneficiaries(p, &mobile()).await), [second]);
-        }
-
-        // --- Upstream polling and partner callbacks ---------------------
-
-        const HOOK: &str = "https://partner.example/hook";
-
-        /// A partner with a callback URL.
-        async fn hooked_partner(store: &SqliteStore) -> RegistrationId {
-            let p = partner(store).await;
-            assert!(ok(store.set_callback_url(p, Some(HOOK.into()), at(0)).await));
-            p
-        }
-
-        /// `n` imported in-process transfers (no money moves); their acknos.
-        async fn imported(store: &SqliteStore, partner: RegistrationId, prefix: &str, n: usize) -> Vec<i64> {
-            let rows = (0..n).map(|i| transfer(partner, &format!("{prefix}{i}"), 10, DmtStatus::InProcess)).collect();
-            ok(store.insert_dmt_batch(rows, note(5), Arc::new(|_| ())).await)
-        }
-
-        async fn event_ids(store: &SqliteStore, filter: EventFilter) -> Vec<i64> {
-            ok(store.events(&filter).await).into_iter().map(|e| e.id).collect()
-        }
-
-        async fn claim_event_ids(store: &SqliteStore, owner: &str, now: i64) -> Vec<i64> {
-            ok(store.claim_events(owner, at(now), at(now + 60), 10).await).into_iter().map(|e| e.id).collect()
-        }
-
-        fn attempt(event_id: i64, attempt: u32, unix: i64) -> DeliveryAttempt {
-            DeliveryAttempt {
-                event_id,
-                attempt,
-                instance: "i1".into(),
-                url: HOOK.into(),
-                at: at(unix),
-                duration_ms: 12,
-                http_status: Some(500),
-                error: Some("HTTP 500".into()),
-            }
-        }
-
-        fn job(kind: TxnKind, txn_id: i64, attempts: u32, due: i64) -> PollJob {
-            PollJob { kind, txn_id, attempts, due_at: at(due) }
-        }
-
-        #[tokio::test]
-        async fn a_debit_with_poll_at_writes_a_due_job_and_one_without_does_not() {
-            let (_dir, store) = open();
-            let p = partner(&store).await;
-            top_up(&store, p, 1_000, 1).await;
-            ok(send(&store, p, "R0", 10).await);
-            let t = transfer(p, "R1", 10, DmtStatus::InProcess);
-            let make = |t| store.create_dmt_debited(t, route(Bank::Bank1), no_limit(), note(10), Some(at(40)));
-            let ackno = ok(make(t.clone()).await).record.ackno;
-            assert!(matches!(make(t).await, Err(DebitError::Duplicate(_))), "a refused debit writes no job");
-            let txnid = ok(store.create_bill_debited(bill(p, "B1", 10), note(11), Some(at(30))).await).record.txnid;
-            ok(store.create_bill_debited(bill(p, "B2", 10), note(12), None).await);
-            assert!(ok(store.claim_polls("a", at(29), at(90), 10).await).is_empty(), "nothing due yet");
-            let jobs = ok(store.claim_polls("a", at(40), at(100), 10).await);
-            assert_eq!(jobs, [job(TxnKind::Bbps, txnid, 0, 30), job(TxnKind::Dmt, ackno, 0, 40)]);
-        }
-
-        #[tokio::test]
-        async fn a_poll_job_is_leased_to_one_claimer_until_the_lease_expires() {
-            let (_dir, store) = open();
-            ok(store.schedule_poll(TxnKind::Dmt, 7, at(10)).await);
-            let first = ok(store.claim_polls("a", at(10), at(70), 5).await);
-            assert_eq!(first, [job(TxnKind::Dmt, 7, 0, 10)]);
-            assert!(ok(store.claim_polls("b", at(10), at(70), 5).await).is_empty());
-            assert!(ok(store.claim_polls("b", at(69), at(130), 5).await).is_empty());
-            let second = ok(store.claim_polls("b", at(70), at(130), 5).await);
-            assert_eq!(second, first, "claimable again once the lease has expired");
-            assert!(!ok(store.finish_poll(&first[0], "a", PollNext::Done).await), "a no longer holds the lease");
-            assert!(ok(store.finish_poll(&second[0], "b", PollNext::Again(at(200))).await));
-            assert_eq!(ok(store.claim_polls("a", at(200), at(260), 5).await), [job(TxnKind::Dmt, 7, 1, 200)]);
-        }
-
-        #[tokio::test]
-        async fn finishing_a_poll_reschedules_holds_or_removes_the_job() {
-            let (_dir, store) = open();
-            for (kind, id) in [(TxnKind::Dmt, 1), (TxnKind::Bbps, 2), (TxnKind::Dmt, 3)] {
-                ok(store.schedule_poll(kind, id, at(10)).await);
-            }
-            let jobs = ok(store.claim_polls("a", at(10), at(70), 10).await);
-            assert_eq!(jobs.iter().map(|j| j.txn_id).collect::<Vec<_>>(), [1, 2, 3]);
-            assert!(ok(store.finish_poll(&jobs[0], "a", PollNext::Again(at(50))).await));
-            assert!(ok(store.finish_poll(&jobs[1], "a", PollNext::Held).await));
-            assert!(ok(store.finish_poll(&jobs[2], "a", PollNext::Done).await));
-            assert!(!ok(store.finish_poll(&jobs[2], "a", PollNext::Done).await), "the job is gone");
-            assert!(!ok(store.finish_poll(&jobs[0], "a", PollNext::Done).await), "the lease was released");
-            assert!(ok(store.claim_polls("a", at(49), at(109), 10).await).is_empty());
-            assert_eq!(
-                ok(store.held_polls().await),
-                [PollJob { due_at: Timestamp::from_unix(0), ..job(TxnKind::Bbps, 2, 1, 0) }]
-            );
-            let again = ok(store.claim_polls("a", at(1_000), at(1_060), 10).await);
-            assert_eq!(again, [job(TxnKind::Dmt, 1, 1, 50)], "a held job is never due");
-
-            // An operator resumes the held job, and restarts the leased one.
-            ok(store.schedule_poll(TxnKind::Bbps, 2, at(60)).await);
-            ok(store.schedule_poll(TxnKind::Dmt, 1, at(60)).await);
-            assert!(ok(store.held_polls().await).is_empty());
-            assert!(!ok(store.finish_poll(&again[0], "a", PollNext::Done).await), "rescheduling released the lease");
-            let resumed = ok(store.claim_polls("b", at(60), at(120), 10).await);
-            assert_eq!(resumed, [job(TxnKind::Dmt, 1, 0, 60), job(TxnKind::Bbps, 2, 0, 60)]);
-        }
-
-        #[tokio::test]
-        async fn a_change_writes_an_event_only_when_the_partner_has_a_callback_url() {
-            let (_dir, store) = open();
-            let p = partner(&store).await;
-            top_up(&store, p, 1_000, 1).await;
-            let ackno = ok(send(&store, p, "R1", 100).await).record.ackno;
-            ok(store.change_dmt(ackno, DmtChange::SentToBank, note(20)).await);
-            assert!(ok(store.events(&EventFilter::default()).await).is_empty());
-            assert_eq!(ok(store.callback_url(p).await), None);
-            assert!(!ok(store.set_callback_url(RegistrationId::new(99_999), Some(HOOK.into()), at(21)).await));
-            assert!(ok(store.set_callback_url(p, Some("https://old.example/".into()), at(21)).await));
-            assert!(ok(store.set_callback_url(p, Some(HOOK.into()), at(22)).await));
-            assert_eq!(ok(store.callback_url(p).await).as_deref(), Some(HOOK));
-
-            let paid = ok(store.change_dmt(ackno, DmtChange::Success { utr: None }, note(30)).await);
-            let late = ok(store.change_dmt(ackno, DmtChange::Utr { utr: "U1".into() }, note(31)).await);
-            let events = ok(store.events(&EventFilter::default()).await);
-            assert_eq!(events.len(), 2);
-            let expected = PartnerEvent {
-                id: events[1].id,
-                partner: p,
-                kind: TxnKind::Dmt,
-                txn_id: ackno,
-                status: "success".into(),
-                payload: dmt_payload(&paid, at(30)),
-                created_at: at(30),
-                state: EventState::Pending,
-                attempts: 0,
-                next_attempt_at: Some(at(30)),
-                deliver_until: at(30).plus_secs(DELIVERY_WINDOW_SECS),
-                delivered_at: None,
-                redelivered_at: None,
-            };
-            assert_eq!(events[1], expected);
-            assert_eq!(events[0].payload, dmt_payload(&late, at(31)));
-            assert!(events[0].payload.contains(r#""utr":"U1""#), "{}", events[0].payload);
-            let (_, history) = ok(store.dmt_with_history(ackno).await).unwrap_or_else(|| panic!("no transfer"));
-            let last = history.last().unwrap_or_else(|| panic!("no history"));
-            assert_eq!((last.from_status.as_deref(), last.to_status.as_str()), (Some("success"), "success"));
-
-            let txnid = ok(store.create_bill_debited(bill(p, "B1", 10), note(40), None).await).record.txnid;
-            let operator_ref = Some("OP1".to_owned());
-            let paid = ok(store.change_bill(txnid, BillChange::Success { operator_ref }, note(41)).await);
-            let bills =
-                ok(store.events(&EventFilter { txn: Some((TxnKind::Bbps, txnid)), ..EventFilter::default() }).await);
-            assert_eq!(bills.len(), 1);
-            assert_eq!((bills[0].status.as_str(), bills[0].partner), ("success", p));
-            assert_eq!(bills[0].payload, bill_payload(&paid, at(41)));
-
-            assert!(ok(store.set_callback_url(p, None, at(50)).await));
-            assert_eq!(ok(store.callback_url(p).await), None);
-            ok(store.change_bill(txnid, BillChange::Fail, note(51)).await);
-            assert_eq!(ok(store.events(&EventFilter::default()).await).len(), 3, "no URL, no event");
-        }
-
-        #[tokio::test]
-        async fn claimed_events_keep_each_transactions_order() {
-            let (_dir, store) = open();
-            let p = hooked_partner(&store).await;
-            let ids = imported(&store, p, "I", 2).await;
-            let (a, b) = (ids[0], ids[1]);
-            ok(store.change_dmt(a, DmtChange::SentToBank, note(10)).await);
-            ok(store.change_dmt(b, DmtChange::SentToBank, note(11)).await);
-            ok(store.change_dmt(a, DmtChange::Success { utr: Some("U".into()) }, note(12)).await);
-            let all = event_ids(&store, EventFilter::default()).await;
-            let (a1, b1, a2) = (all[2], all[1], all[0]);
-            assert!(claim_event_ids(&store, "w", 9).await.is_empty(), "nothing due yet");
-            assert_eq!(claim_event_ids(&store, "w", 12).await, [a1, b1], "a2 waits behind a1");
-            assert!(ok(store.record_attempt(attempt(a1, 1, 12), "w", EventOutcome::RetryAt(at(20))).await));
-            assert!(claim_event_ids(&store, "w", 15).await.is_empty(), "a1 is not due and a2 still waits");
-            assert_eq!(claim_event_ids(&store, "w", 20).await, [a1]);
-            assert!(ok(store.record_attempt(attempt(a1, 2, 20), "w", EventOutcome::Delivered).await));
-            assert_eq!(claim_event_ids(&store, "w", 20).await, [a2]);
-        }
-
-        #[tokio::test]
-        async fn an_attempt_is_recorded_only_by_the_lease_holder_and_decides_the_state() {
-            let (_dir, store) = open();
-            let p = hooked_partner(&store).await;
-            let ids = imported(&store, p, "I", 3).await;
-            for (i, ackno) in ids.iter().enumerate() {
-                ok(store.change_dmt(*ackno, DmtChange::SentToBank, note(10 + i as i64)).await);
-            }
-            let events = claim_event_ids(&store, "w", 20).await;
-            let (delivered, retried, failed) = (events[0], events[1], events[2]);
-
-            assert!(!ok(store.record_attempt(attempt(delivered, 1, 21), "x", EventOutcome::Delivered).await));
-            let (event, attempts) = ok(store.event_with_attempts(delivered).await).unwrap_or_else(|| panic!("gone"));
-            assert_eq!((event.state, event.attempts, attempts.len()), (EventState::Pending, 0, 0), "nothing written");
-
-            let ok_attempt = DeliveryAttempt { http_status: Some(200), error: None, ..attempt(delivered, 1, 21) };
-            assert!(ok(store.record_attempt(ok_attempt.clone(), "w", EventOutcome::Delivered).await));
-            let (event, attempts) = ok(store.event_with_attempts(delivered).await).unwrap_or_else(|| panic!("gone"));
-            assert_eq!(
-                (event.state, event.attempts, event.next_attempt_at, event.delivered_at),
-                (EventState::Delivered, 1, None, Some(at(21)))
-            );
-            assert_eq!(attempts, std::slice::from_ref(&ok_attempt));
-            assert!(!ok(store.record_attempt(ok_attempt, "w", EventOutcome::Delivered).await), "not pending");
-
-            assert!(ok(store.record_attempt(attempt(retried, 1, 22), "w", EventOutcome::RetryAt(at(80))).await));
-            assert!(!ok(store.record_attempt(attempt(retried, 2, 23), "w", EventOutcome::GiveUp).await), "released");
-            let (event, _) = ok(store.event_with_attempts(retried).await).unwrap_or_else(|| panic!("gone"));
-            assert_eq!(
-                (event.state, event.attempts, event.next_attempt_at, event.delivered_at),
-                (EventState::Pending, 1, Some(at(80)), None)
-            );
-
-            assert!(ok(store.record_attempt(attempt(failed, 1, 23), "w", EventOutcome::GiveUp).await));
-            let (event, attempts) = ok(store.event_with_attempts(failed).await).unwrap_or_else(|| panic!("gone"));
-            assert_eq!((event.state, event.attempts, event.next_attempt_at), (EventState::Failed, 1, None));
-            assert_eq!(attempts, [attempt(failed, 1, 23)]);
-            assert_eq!(claim_event_ids(&store, "w", 1_000).await, [retried], "only the retry is left");
-            assert_eq!(ok(store.event_with_attempts(99_999).await), None);
-        }
-
-        #[tokio::test]
-        async fn a_redelivered_event_is_pending_again_with_a_fresh_window() {
-            let (_dir, store) = open();
-            let p = hooked_partner(&store).await;
-            let ackno = imported(&store, p, "I", 1).await[0];
-            ok(store.change_dmt(ackno, DmtChange::SentToBank, note(10)).await);
-            let id = claim_event_ids(&store, "w", 10).await[0];
-            assert!(ok(store.record_attempt(attempt(id, 1, 11), "w", EventOutcome::Delivered).await));
-
-            let again = ok(store.redeliver_event(id, at(500)).await).unwrap_or_else(|| panic!("gone"));
-            assert_eq!(
-                (again.state, again.attempts, again.next_attempt_at, again.delivered_at),
-                (EventState::Pending, 1, Some(at(500)), None)
-            );
-            assert_eq!((again.deliver_until, again.created_at), (at(500).plus_secs(DELIVERY_WINDOW_SECS), at(10)));
-            assert_eq!(claim_event_ids(&store, "w", 500).await, [id]);
-            // Redelivered while an attempt is in flight: the lease is kept,
-            // nobody else claims it, and the holder's attempt is recorded.
-            let in_flight = ok(store.redeliver_event(id, at(501)).await).unwrap_or_else(|| panic!("gone"));
-            assert_eq!((in_flight.next_attempt_at, in_flight.redelivered_at), (Some(at(501)), Some(at(501))));
-            assert_eq!(claim_event_ids(&store, "v", 501).await, Vec::<i64>::new(), "the live lease is kept");
-            assert!(ok(store.record_attempt(attempt(id, 2, 502), "w", EventOutcome::GiveUp).await));
-            let (event, attempts) = ok(store.event_with_attempts(id).await).unwrap_or_else(|| panic!("gone"));
-            assert_eq!(
-                (event.state, attempts.iter().map(|a| a.attempt).collect::<Vec<_>>()),
-                (EventState::Failed, vec![1, 2])
-            );
-            assert_eq!(ok(store.redeliver_event(id, at(600)).await).map(|e| e.state), Some(EventState::Pending));
-            assert_eq!(ok(store.redeliver_event(99_999, at(600)).await), None);
-        }
-
-        #[tokio::test]
-        async fn events_are_listed_newest_first_filtered_and_paged() {
-            let (_dir, store) = open();
-            let p = hooked_partner(&store).await;
-            let q = hooked_partner(&store).await;
-            let mine = imported(&store, p, "P", 2).await;
-            let theirs = imported(&store, q, "Q", 1).await[0];
-            ok(store.change_dmt(mine[0], DmtChange::SentToBank, note(10)).await);
-            ok(store.change_dmt(mine[1], DmtChange::SentToBank, note(11)).await);
-            ok(store.change_dmt(theirs, DmtChange::SentToBank, note(12)).await);
-            ok(store.change_dmt(mine[0], DmtChange::Fail, note(13)).await);
-            let all = event_ids(&store, EventFilter::default()).await;
-            assert_eq!(all.len(), 4);
-            assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first: {all:?}");
-            let (e4, e3, e2, e1) = (all[0], all[1], all[2], all[3]);
-            let claimed = claim_event_ids(&store, "w", 20).await;
-            assert_eq!(claimed, [e1, e2, e3], "e4 waits behind e1");
-            assert!(ok(store.record_attempt(attempt(e2, 1, 20), "w", EventOutcome::Delivered).await));
-
-            let filter = EventFilter::default;
-            assert_eq!(event_ids(&store, EventFilter { partner: Some(p), ..filter() }).await, [e4, e2, e1]);
-            assert_eq!(event_ids(&store, EventFilter { state: Some(EventState::Delivered), ..filter() }).await, [e2]);
-            let txn = Some((TxnKind::Dmt, mine[0]));
-            assert_eq!(event_ids(&store, EventFilter { txn, ..filter() }).await, [e4, e1]);
-            assert!(event_ids(&store, EventFilter { txn: Some((TxnKind::Bbps, mine[0])), ..filter() })
-                .await
-                .is_empty());
-            assert_eq!(event_ids(&store, EventFilter { before_id: Some(e4), limit: 2, ..filter() }).await, [e3, e2]);
-            assert_eq!(event_ids(&store, EventFilter { limit: 1, ..filter() }).await, [e4]);
-            let pending_mine =
-                EventFilter { partner: Some(p), state: Some(EventState::Pending), before_id: Some(e4), ..filter() };
-            assert_eq!(event_ids(&store, pending_mine).await, [e1]);
-        }
-
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn concurrent_claimers_take_every_job_and_event_exactly_once() {
-            const JOBS: usize = 60;
-            let (dir, store) = open();
-            // A second store on the same file stands for a second process.
-            let other = Arc::new(ok(SqliteStore::open(&dir.path().join("payrail.db"))));
-            let p = hooked_partner(&store).await;
-            let acknos = imported(&store, p, "C", JOBS).await;
-            for ackno in &acknos {
-                ok(store.change_dmt(*ackno, DmtChange::SentToBank, note(10)).await);
-                ok(store.schedule_poll(TxnKind::Dmt, *ackno, at(10)).await);
-            }
-            let tasks: Vec<_> = (0..8)
-                .map(|i| {
-                    let store = Arc::clone(if i % 2 == 0 { &store } else { &other });
-                    tokio::spawn(async move {
-                        let owner = format!("w{i}");
-                        let (mut polls, mut events) = (Vec::new(), Vec::new());
-                        loop {
-                            let jobs = ok(store.claim_polls(&owner, at(20), at(10_000), 3).await);
-                            let claimed = ok(store.claim_events(&owner, at(20), at(10_000), 3).await);
-                            if jobs.is_empty() && claimed.is_empty() {
-                                return (polls, events);
-                            }
-                            polls.extend(jobs.into_iter().map(|j| j.txn_id));
-                            events.extend(claimed.into_iter().map(|e| e.txn_id));
-                            tokio::task::yield_now().await;
-                        }
-                    })
-                })
-                .collect();
-            let (mut polls, mut events) = (Vec::new(), Vec::new());
-            for task in tasks {
-                let (p, e) = ok(task.await);
-                polls.extend(p);
-                events.extend(e);
-            }
-            polls.sort_unstable();
-            events.sort_unstable();
-            let mut acknos = acknos;
-            acknos.sort_unstable();
-            assert_eq!(polls, acknos, "every job claimed exactly once");
-            assert_eq!(events, acknos, "every event claimed exactly once");
-        }
-
-        #[tokio::test]
         async fn the_writer_commits_durably_and_readers_need_not() {
             let (_dir, store) = open();
             let pragma = |conn: &Connection| conn.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0));
@@ -1308,24 +641,6 @@ mod tests {
             assert_eq!(ok(store.counts().await).1, 30);
             assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000 - 300));
             audit_is_clean(&store).await;
-        }
-
-        #[tokio::test]
-        async fn the_claim_is_an_index_range_scan() {
-            let (_dir, store) = open();
-            let plan: Vec<String> = ok(store.read(|conn| {
-                let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {CLAIM_POLLS}"))?;
-                let rows = stmt.query_map(params!["o", 70, 10, 32], |r| r.get::<_, String>(3))?;
-                rows.collect()
-            }));
-            let plan = plan.join("\n");
-            assert!(
-                plan.contains(
-                    "SEARCH upstream_polls USING INDEX upstream_polls_due (next_poll_at>? AND next_poll_at<?)"
-                ),
-                "{plan}"
-            );
-            assert!(!plan.contains("SCAN upstream_polls") && !plan.contains("TEMP B-TREE"), "{plan}");
         }
     }
 }

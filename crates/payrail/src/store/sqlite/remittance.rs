@@ -1,6 +1,18 @@
-//! Remittance: remitters, their monthly usage, beneficiaries, OTPs and the per-mobile text limits.
+//! Remittance on SQLite: remitters, their monthly usage, beneficiaries, OTPs
+//! and the per-mobile text limits. The SQL both engines run is in
+//! [`crate::store::remittance::sql`]; what only SQLite runs is here.
 
 use super::*;
+use crate::domain::remitter::PerBank;
+use rusqlite::params_from_iter;
+
+use crate::store::remittance::{
+    beneficiary_from_row, beneficiary_values, otp_columns, remitter_from_row, remitter_values, sql, stale_otps_before,
+};
+
+/// Deletes every text older than `?1`. One writer runs it, so a plain delete
+/// (PostgreSQL sweeps in bounded batches that skip rows another sweep holds).
+const FORGET_TEXTS: &str = "DELETE FROM otp_texts WHERE sent_at <= ?1";
 
 #[async_trait]
 impl RemittanceStore for SqliteStore {
@@ -10,41 +22,18 @@ impl RemittanceStore for SqliteStore {
         mobile: &MobileNumber,
     ) -> Result<Option<Remitter>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(
-                "SELECT first_name, last_name, kyc_id, created_at FROM remitters WHERE partner_id = ?1 AND mobile = ?2",
-            )?
-            .query_row(params![partner.number(), mobile.as_str()], |r| {
-                Ok(Remitter {
-                    partner,
-                    mobile: mobile.clone(),
-                    first_name: r.get(0)?,
-                    last_name: r.get(1)?,
-                    kyc_id: r.get(2)?,
-                    created_at: Timestamp::from_unix(r.get(3)?),
-                })
-            })
-            .optional()
+            conn.prepare_cached(sql::FIND_REMITTER)?
+                .query_row(params![partner.number(), mobile.as_str()], |row| remitter_from_row(partner, row))
+                .optional()
         })
     }
 
     async fn insert_remitter(&self, remitter: Remitter) -> Result<bool, StoreError> {
         self.write(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO remitters (partner_id, mobile, first_name, last_name, kyc_id, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    remitter.partner.number(),
-                    remitter.mobile.as_str(),
-                    remitter.first_name,
-                    remitter.last_name,
-                    remitter.kyc_id,
-                    remitter.created_at.unix()
-                ])
-            })
-            .map(|n| n == 1)
-            .map_err(store_error)
+            conn.prepare_cached(sql::INSERT_REMITTER)
+                .and_then(|mut s| s.execute(params_from_iter(remitter_values(&remitter))))
+                .map(|n| n == 1)
+                .map_err(store_error)
         })
         .await
     }
@@ -54,11 +43,15 @@ impl RemittanceStore for SqliteStore {
         partner: RegistrationId,
         mobile: &MobileNumber,
         since: Timestamp,
-    ) -> Result<[Paise; 3], StoreError> {
+    ) -> Result<PerBank, StoreError> {
         self.read(|conn| {
-            let mut usage = [Paise::ZERO; 3];
-            for (slot, bank) in usage.iter_mut().zip(Bank::ALL) {
-                *slot = Paise::new(routed_since(conn, partner, mobile, bank, since)?);
+            let mut usage = PerBank::default();
+            let mut stmt = conn.prepare_cached(sql::REMITTER_USAGE)?;
+            let mut rows = stmt.query(params![partner.number(), mobile.as_str(), since.unix()])?;
+            while let Some(row) = rows.next()? {
+                let bank: i64 = row.get(0)?;
+                let bank = Bank::from_number(bank).ok_or_else(|| conversion_error(0, BadState(bank.to_string())))?;
+                *usage.get_mut(bank) = Paise::new(row.get(1)?);
             }
             Ok(usage)
         })
@@ -67,37 +60,23 @@ impl RemittanceStore for SqliteStore {
     async fn insert_beneficiary(&self, beneficiary: Beneficiary) -> Result<Result<Beneficiary, i64>, StoreError> {
         self.write(move |conn| {
             let b = &beneficiary;
+            // One writer connection: the check and the insert cannot interleave with another add.
             let tx = immediate(conn)?;
             let bank = b.ifsc.as_str().get(..4).unwrap_or_default();
             let existing = tx
-                .prepare_cached(SAME_ACCOUNT)
+                .prepare_cached(sql::SAME_ACCOUNT)
                 .and_then(|mut s| {
-                    s.query_row(params![b.partner.number(), b.remitter.as_str(), b.account.as_str(), bank], |r| {
-                        r.get::<_, i64>(0)
-                    })
-                    .optional()
+                    let same = params![b.partner.number(), b.remitter.as_str(), b.account.as_str(), bank];
+                    s.query_row(same, |r| r.get::<_, i64>(0)).optional()
                 })
                 .map_err(store_error)?;
             if let Some(id) = existing {
                 return Ok(Err(id));
             }
-            tx.prepare_cached(
-                "INSERT INTO beneficiaries (partner_id, remitter_mobile, name, account, ifsc, bank_name, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    b.partner.number(),
-                    b.remitter.as_str(),
-                    b.name,
-                    b.account.as_str(),
-                    b.ifsc.as_str(),
-                    b.bank_name,
-                    b.created_at.unix()
-                ])
-            })
-            .map_err(store_error)?;
-            let id = tx.last_insert_rowid();
+            let id = tx
+                .prepare_cached(sql::INSERT_BENEFICIARY)
+                .and_then(|mut s| s.query_row(params_from_iter(beneficiary_values(b)), |r| r.get(0)))
+                .map_err(store_error)?;
             tx.commit().map_err(store_error)?;
             Ok(Ok(Beneficiary { id, ..beneficiary }))
         })
@@ -110,23 +89,17 @@ impl RemittanceStore for SqliteStore {
         mobile: &MobileNumber,
     ) -> Result<Vec<Beneficiary>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {BENEFICIARY_COLUMNS} FROM beneficiaries \
-                 WHERE partner_id = ?1 AND remitter_mobile = ?2 AND deleted_at IS NULL ORDER BY id"
-            ))?;
-            let rows = stmt.query_map(params![partner.number(), mobile.as_str()], beneficiary_from_row)?;
-            rows.collect()
+            all_rows(conn, sql::BENEFICIARIES, params![partner.number(), mobile.as_str()], |row| {
+                beneficiary_from_row(row)
+            })
         })
     }
 
     async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> Result<Option<Beneficiary>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {BENEFICIARY_COLUMNS} FROM beneficiaries \
-                 WHERE id = ?1 AND partner_id = ?2 AND deleted_at IS NULL"
-            ))?
-            .query_row(params![id, partner.number()], beneficiary_from_row)
-            .optional()
+            conn.prepare_cached(sql::FIND_BENEFICIARY)?
+                .query_row(params![partner.number(), id], |row| beneficiary_from_row(row))
+                .optional()
         })
     }
 
@@ -138,13 +111,10 @@ impl RemittanceStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let mobile = mobile.as_str().to_owned();
         self.write(move |conn| {
-            conn.prepare_cached(
-                "UPDATE beneficiaries SET deleted_at = ?1 \
-                 WHERE id = ?2 AND partner_id = ?3 AND remitter_mobile = ?4 AND deleted_at IS NULL",
-            )
-            .and_then(|mut s| s.execute(params![Timestamp::now().unix(), id, partner.number(), mobile]))
-            .map(|n| n == 1)
-            .map_err(store_error)
+            conn.prepare_cached(sql::DELETE_BENEFICIARY)
+                .and_then(|mut s| s.execute(params![Timestamp::now().unix(), partner.number(), mobile, id]))
+                .map(|n| n == 1)
+                .map_err(store_error)
         })
         .await
     }
@@ -152,28 +122,23 @@ impl RemittanceStore for SqliteStore {
     async fn insert_otp(&self, otp: OtpRecord) -> Result<(), StoreError> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            // Housekeeping: OTPs that expired a day before this one was issued.
-            let stale_before = otp.expires_at.unix() - OTP_LIFETIME_SECS - 86_400;
-            tx.prepare_cached("DELETE FROM otps WHERE expires_at < ?1")
-                .and_then(|mut s| s.execute([stale_before]))
+            tx.prepare_cached(sql::FORGET_OTPS)
+                .and_then(|mut s| s.execute([stale_otps_before(otp.expires_at)]))
                 .map_err(store_error)?;
-            tx.prepare_cached(
-                "INSERT INTO otps (token, partner_id, purpose, subject, code_hash, expires_at, attempts, used) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    otp.token,
-                    otp.partner.number(),
-                    otp.purpose.as_str(),
-                    otp.subject,
-                    otp.code_hash,
-                    otp.expires_at.unix(),
-                    otp.attempts,
-                    otp.used
-                ])
-            })
-            .map_err(store_error)?;
+            tx.prepare_cached(sql::INSERT_OTP)
+                .and_then(|mut s| {
+                    s.execute(params![
+                        otp.token,
+                        otp.partner.number(),
+                        otp.purpose.as_str(),
+                        otp.subject,
+                        otp.code_hash,
+                        otp.expires_at.unix(),
+                        otp.attempts,
+                        otp.used
+                    ])
+                })
+                .map_err(store_error)?;
             tx.commit().map_err(store_error)
         })
         .await
@@ -190,17 +155,12 @@ impl RemittanceStore for SqliteStore {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             let since = now.unix() - TEXT_DAY_SECS;
-            let sent = tx
-                .prepare_cached("SELECT sent_at FROM otp_texts WHERE mobile = ?1 AND sent_at > ?2")
-                .and_then(|mut s| s.query_map(params![mobile, since], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>())
-                .map_err(store_error)?;
+            let sent = all_rows(&tx, sql::RECENT_TEXTS, params![mobile, since], |r| r.get(0)).map_err(store_error)?;
             if let Some(at) = limits.next_allowed(&sent, now.unix()) {
                 return Ok(Err(at));
             }
-            tx.prepare_cached("DELETE FROM otp_texts WHERE sent_at <= ?1")
-                .and_then(|mut s| s.execute([since]))
-                .map_err(store_error)?;
-            tx.prepare_cached("INSERT INTO otp_texts (mobile, sent_at) VALUES (?1, ?2)")
+            tx.prepare_cached(FORGET_TEXTS).and_then(|mut s| s.execute([since])).map_err(store_error)?;
+            tx.prepare_cached(sql::COUNT_TEXT)
                 .and_then(|mut s| s.execute(params![mobile, now.unix()]))
                 .map_err(store_error)?;
             tx.commit().map_err(store_error)?;
@@ -218,18 +178,132 @@ impl RemittanceStore for SqliteStore {
         now: Timestamp,
     ) -> Result<OtpCheck, StoreError> {
         let (token, code) = (token.to_owned(), code.to_owned());
+        // One writer connection: no other check of this OTP runs between the read and the save.
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            let Some(mut record) = load_otp(&tx, partner, &token, purpose).map_err(store_error)? else {
+            let found = tx
+                .prepare_cached(sql::FIND_OTP)
+                .and_then(|mut s| {
+                    let params = params![token, partner.number(), purpose.as_str()];
+                    s.query_row(params, |row| otp_from_row(row, partner, &token, purpose)).optional()
+                })
+                .map_err(store_error)?;
+            let Some(mut record) = found else {
                 return Ok(OtpCheck::Unknown);
             };
             let outcome = record.check(&code, now);
-            tx.prepare_cached("UPDATE otps SET attempts = ?1, used = ?2 WHERE token = ?3")
+            tx.prepare_cached(sql::SAVE_OTP)
                 .and_then(|mut s| s.execute(params![record.attempts, record.used, token]))
                 .map_err(store_error)?;
             tx.commit().map_err(store_error)?;
             Ok(outcome)
         })
         .await
+    }
+}
+
+/// What the remitter sent through `bank` in non-refunded transfers made at
+/// or after `since`: the monthly limit's check when a transfer is made.
+pub(super) fn routed_since(
+    conn: &Connection,
+    partner: RegistrationId,
+    mobile: &MobileNumber,
+    bank: Bank,
+    since: Timestamp,
+) -> rusqlite::Result<i64> {
+    conn.prepare_cached(sql::ROUTE_USAGE)?
+        .query_row(params![partner.number(), mobile.as_str(), bank.number(), since.unix()], |r| r.get(0))
+}
+
+/// The partner's OTP `token` for `purpose`, from [`otp_columns`].
+fn otp_from_row(
+    row: &Row<'_>,
+    partner: RegistrationId,
+    token: &str,
+    purpose: OtpPurpose,
+) -> rusqlite::Result<OtpRecord> {
+    use otp_columns as c;
+    Ok(OtpRecord {
+        token: token.to_owned(),
+        partner,
+        purpose,
+        subject: row.get(c::SUBJECT)?,
+        code_hash: row.get(c::CODE_HASH)?,
+        expires_at: Timestamp::from_unix(row.get(c::EXPIRES_AT)?),
+        attempts: row.get(c::ATTEMPTS)?,
+        used: row.get(c::USED)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::remitter::{AccountNumber, Ifsc};
+    use crate::store::sqlite::tests::lifecycle::{at, mobile, ok, open, partner};
+
+    #[tokio::test]
+    async fn an_otp_is_accepted_once_for_its_partner_and_purpose() {
+        let (_dir, store) = open();
+        let p = partner(&store).await;
+        let issued = OtpRecord::issue(p, OtpPurpose::Transfer, "subj".into(), "tok1".into(), "123456".into(), at(0));
+        ok(store.insert_otp(issued.record).await);
+        let check = |partner, purpose, code: &'static str| store.check_otp(partner, "tok1", purpose, code, at(10));
+        assert_eq!(ok(check(p, OtpPurpose::Registration, "123456").await), OtpCheck::Unknown);
+        assert_eq!(ok(check(RegistrationId::new(1), OtpPurpose::Transfer, "123456").await), OtpCheck::Unknown);
+        assert_eq!(ok(check(p, OtpPurpose::Transfer, "000000").await), OtpCheck::Wrong(2));
+        assert_eq!(ok(check(p, OtpPurpose::Transfer, "123456").await), OtpCheck::Accepted("subj".into()));
+        assert_eq!(ok(check(p, OtpPurpose::Transfer, "123456").await), OtpCheck::Spent);
+        let unknown = store.check_otp(p, "nope", OtpPurpose::Transfer, "123456", at(10)).await;
+        assert_eq!(ok(unknown), OtpCheck::Unknown);
+    }
+
+    #[tokio::test]
+    async fn fee_plans_remitters_and_beneficiaries() {
+        let (_dir, store) = open();
+        let p = partner(&store).await;
+        let plan = FeePlan::default_plan();
+        assert_eq!(ok(store.insert_fee_plan(p, at(0), plan.clone(), at(0)).await).version, 1);
+        assert_eq!(ok(store.insert_fee_plan(p, at(9), plan.clone(), at(1)).await).version, 2);
+        let versions = ok(store.fee_plans(p).await);
+        assert_eq!(
+            versions.iter().map(|v| (v.version, v.effective_from)).collect::<Vec<_>>(),
+            [(1, at(0)), (2, at(9))]
+        );
+        assert_eq!(versions[1].plan, plan);
+        let ghost = store.insert_fee_plan(RegistrationId::new(5), at(0), plan, at(0)).await;
+        assert!(matches!(ghost, Err(DebitError::UnknownPartner)));
+
+        let remitter = Remitter {
+            partner: p,
+            mobile: mobile(),
+            first_name: Some("A".into()),
+            last_name: None,
+            kyc_id: "K1".into(),
+            created_at: at(1),
+        };
+        assert!(ok(store.insert_remitter(remitter.clone()).await));
+        assert!(!ok(store.insert_remitter(remitter.clone()).await));
+        assert_eq!(ok(store.find_remitter(p, &mobile()).await), Some(remitter));
+        let b = Beneficiary {
+            id: 0,
+            partner: p,
+            remitter: mobile(),
+            name: "B".into(),
+            account: ok(AccountNumber::parse("123456789")),
+            ifsc: ok(Ifsc::parse("SBIN0001234")),
+            bank_name: None,
+            created_at: at(2),
+        };
+        let first = ok(ok(store.insert_beneficiary(b.clone()).await));
+        let same_bank = Beneficiary { ifsc: ok(Ifsc::parse("SBIN0009999")), ..b.clone() };
+        assert_eq!(ok(store.insert_beneficiary(same_bank).await), Err(first.id));
+        let other = Beneficiary { account: ok(AccountNumber::parse("987654321")), ..b };
+        let second = ok(ok(store.insert_beneficiary(other).await));
+        assert!(first.id > 0 && second.id > first.id);
+        assert_eq!(ok(store.find_beneficiary(p, first.id).await), Some(first.clone()));
+        assert!(ok(store.delete_beneficiary(p, &mobile(), first.id).await));
+        assert!(!ok(store.delete_beneficiary(p, &mobile(), first.id).await));
+        assert_eq!(ok(store.find_beneficiary(p, first.id).await), None);
+        assert_eq!(ok(store.beneficiaries(p, &mobile()).await), [second]);
     }
 }
