@@ -2670,7 +2670,11 @@ mod tests {
     }
 
     fn note(source: &str) -> ChangeNote {
-        let source = crate::domain::ChangeSource::parse(source).unwrap_or_else(|| panic!("no source {source:?}"));
+        // `api` stands for the partner's own call.
+        let source = match source {
+            "api" => crate::domain::ChangeSource::Partner,
+            other => crate::domain::ChangeSource::parse(other).unwrap_or_else(|| panic!("no source {other:?}")),
+        };
         ChangeNote { source, reason: None, at: Timestamp::from_unix(1_700_000_000) }
     }
 
