@@ -59,7 +59,7 @@ pub enum KeyCheckError {
          (PAYRAIL_MASTER_KEY or --master-key-file)"
     )]
     OpensNoPartner(RegistrationId),
-    /// The store failed.
+    /// The store could not be read while checking the key against it.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
