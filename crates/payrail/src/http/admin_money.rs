@@ -34,7 +34,7 @@ use crate::services::ledger::OperatorMove::{TopUp, Withdrawal};
 use crate::services::ledger::{self, OperatorMove};
 use crate::store::DebitError;
 
-/// The routes.
+/// The operator API's wallet, fee-plan and verify routes (table above).
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/v1/partners/{id}/wallet", get(balance))
