@@ -11,6 +11,7 @@ use crate::domain::event::{self, EventFilter, EventState, PartnerEvent};
 use crate::domain::{RegistrationId, Timestamp, TxnKind};
 use crate::http::admin_events::callback_url;
 use crate::services::callback_secrets;
+use crate::services::secrets::MissingKey;
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// Partner callback URL commands.
@@ -121,13 +122,13 @@ pub async fn callback(cli: &Cli, command: &CallbackCommand) -> anyhow::Result<()
         CallbackCommand::Set { registration_id, url, json } => {
             let url = callback_url(url).map_err(anyhow::Error::msg)?;
             let (store, id) = existing_partner(cli, registration_id).await?;
-            let key = cli.master_key(&*store, false).await?;
+            let key = cli.master_key(&*store, MissingKey::Refuse).await?;
             let made = callback_secrets::set_callback(&*store, &key, id, url.clone()).await?;
             show_callback_set(id, &url, made.as_ref(), *json)?;
         }
         CallbackCommand::RotateSecret { registration_id, overlap_hours } => {
             let (store, id) = existing_partner(cli, registration_id).await?;
-            let key = cli.master_key(&*store, false).await?;
+            let key = cli.master_key(&*store, MissingKey::Refuse).await?;
             let overlap = std::time::Duration::from_secs(overlap_hours.saturating_mul(3600));
             let (secret, until) = callback_secrets::rotate_secret(&*store, &key, id, overlap).await?;
             println!("{id} callback secret: {}", secret.expose_secret());

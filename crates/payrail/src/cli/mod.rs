@@ -18,7 +18,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::services::secrets::{check_master_key, KeySource, MasterKey};
+use crate::services::secrets::{check_master_key, KeySource, MasterKey, MissingKey};
 use crate::store::{self, Store, StoreLocation};
 
 /// payrail: AOPay-compatible DMT and BBPS transaction server and operator tools.
@@ -100,16 +100,17 @@ impl Cli {
         let store = store::open(&self.store_location()?).await?;
         let source = self.key_source();
         if source.is_given() {
-            let key = MasterKey::load(&source, &self.data_dir, false)?;
+            let key = MasterKey::load(&source, &self.data_dir, MissingKey::Refuse)?;
             check_master_key(&*store, &key).await?;
         }
         Ok(store)
     }
 
-    /// Loads the master key (generating one into the data directory if
-    /// `generate`) and checks it against `store`'s key check value.
-    pub async fn master_key(&self, store: &dyn Store, generate: bool) -> anyhow::Result<MasterKey> {
-        let key = MasterKey::load(&self.key_source(), &self.data_dir, generate)?;
+    /// Loads the master key (from the data directory if none is given,
+    /// where `missing` may generate one) and checks it against `store`'s key
+    /// check value.
+    pub async fn master_key(&self, store: &dyn Store, missing: MissingKey) -> anyhow::Result<MasterKey> {
+        let key = MasterKey::load(&self.key_source(), &self.data_dir, missing)?;
         check_master_key(store, &key).await?;
         Ok(key)
     }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::Cli;
 use crate::domain::{IpAllowlist, PartnerStatus, RegistrationId};
 use crate::services::partners::{self, PartnerRequest};
+use crate::services::secrets::MissingKey;
 
 /// Partner commands.
 #[derive(Debug, Subcommand)]
@@ -88,7 +89,7 @@ pub async fn run(cli: &Cli, command: &PartnerCommand) -> anyhow::Result<()> {
     let store = cli.open_store().await?;
     match command {
         PartnerCommand::Add(args) => {
-            let key = cli.master_key(&*store, false).await?;
+            let key = cli.master_key(&*store, MissingKey::Refuse).await?;
             let allowlist = IpAllowlist::from_nets(args.allow_ips.clone());
             let request = PartnerRequest {
                 number: None,
@@ -112,7 +113,7 @@ pub async fn run(cli: &Cli, command: &PartnerCommand) -> anyhow::Result<()> {
             Ok(())
         }
         PartnerCommand::RotateSecret { registration_id, overlap_hours, json } => {
-            let key = cli.master_key(&*store, false).await?;
+            let key = cli.master_key(&*store, MissingKey::Refuse).await?;
             let id = registration(registration_id)?;
             let overlap = std::time::Duration::from_secs(overlap_hours * 3600);
             let (secret, until) = partners::rotate_secret(&*store, &key, id, overlap).await?;

@@ -22,7 +22,7 @@ use crate::services::callbacks::{Deliverer, DeliverySettings};
 use crate::services::demo::{self, SEED_PARTNER, TOKEN_PARTNER};
 use crate::services::demo_live;
 use crate::services::notifier::{LogNotifier, Notifier, SmsGateway};
-use crate::services::secrets::MasterKey;
+use crate::services::secrets::{MasterKey, MissingKey};
 use crate::services::upstream::paysprint::{PaysprintConfig, PaysprintProvider};
 use crate::services::upstream::provider::{ManualProvider, Provider};
 use crate::services::upstream::sandbox::SandboxProvider;
@@ -248,7 +248,8 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         StoreLocation::Postgres(_) => None,
     };
     let store = cli.open_store().await?;
-    let key = Arc::new(cli.master_key(&*store, args.demo).await?);
+    let key =
+        Arc::new(cli.master_key(&*store, if args.demo { MissingKey::Generate } else { MissingKey::Refuse }).await?);
     let mut admin_token = std::env::var("PAYRAIL_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(SecretString::from);
     if args.demo && admin_token.is_none() {
         admin_token = Some(random_token());

@@ -95,7 +95,7 @@ impl DmtSlab {
 pub enum Discount {
     /// The GST (the seed's example).
     Gst,
-    /// Nothing.
+    /// No discount.
     Zero,
 }
 

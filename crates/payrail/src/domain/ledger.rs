@@ -116,7 +116,7 @@ impl Purpose {
 /// One line of a journal: a signed amount on an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Posting {
-    /// Where.
+    /// The account the amount is posted to.
     pub account: Account,
     /// How much; positive adds to the account.
     pub amount: Paise,
@@ -127,14 +127,14 @@ pub struct Posting {
 pub struct Journal {
     /// The partner whose wallet it moves.
     pub partner: RegistrationId,
-    /// Why.
+    /// What the money moved for: a top-up, a withdrawal, a debit or a refund.
     pub purpose: Purpose,
     /// The transaction it pays for or refunds, if any. A transaction has at
     /// most one debit and one refund: the store enforces it.
     pub txn: Option<(TxnKind, i64)>,
     /// Free text for statements: the operator's note, the reference.
     pub memo: String,
-    /// When.
+    /// When it was written.
     pub at: Timestamp,
     /// The lines; they sum to zero.
     pub postings: Vec<Posting>,
@@ -255,9 +255,9 @@ pub struct WalletMove {
 pub struct StatementLine {
     /// The journal's id.
     pub journal_id: i64,
-    /// When.
+    /// When the journal was written.
     pub at: Timestamp,
-    /// Why.
+    /// What the money moved for.
     pub purpose: Purpose,
     /// The transaction, if any.
     pub txn: Option<(TxnKind, i64)>,

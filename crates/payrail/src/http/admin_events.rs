@@ -31,7 +31,7 @@ use crate::domain::{RegistrationId, Timestamp, TxnKind};
 use crate::services::callback_secrets::{self, CallbackSecretError};
 use secrecy::ExposeSecret as _;
 
-/// The routes.
+/// The operator API's partner-event and callback routes (table above).
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/v1/partners/{id}/callback", get(show_callback).put(set_callback).delete(clear_callback))

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse as _, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
@@ -30,15 +30,19 @@ use crate::domain::ledger::WalletMove;
 use crate::domain::text::check_text;
 use crate::domain::{Paise, RegistrationId, Timestamp};
 use crate::services::fees;
+use crate::services::ledger::OperatorMove::{TopUp, Withdrawal};
 use crate::services::ledger::{self, OperatorMove};
 use crate::store::DebitError;
 
-/// The routes.
+/// The operator API's wallet, fee-plan and verify routes (table above).
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/admin/v1/partners/{id}/wallet", get(balance))
-        .route("/admin/v1/partners/{id}/wallet/topup", axum::routing::post(top_up))
-        .route("/admin/v1/partners/{id}/wallet/withdraw", axum::routing::post(withdraw))
+        .route("/admin/v1/partners/{id}/wallet/topup", post(|op, st, id, body| move_wallet(op, st, id, body, TopUp)))
+        .route(
+            "/admin/v1/partners/{id}/wallet/withdraw",
+            post(|op, st, id, body| move_wallet(op, st, id, body, Withdrawal)),
+        )
         .route("/admin/v1/partners/{id}/wallet/statement", get(statement))
         .route("/admin/v1/partners/{id}/fee-plans", get(list_plans).post(set_plan))
         .route("/admin/v1/verify", get(verify))
@@ -98,9 +102,16 @@ fn wallet_error(error: ledger::WalletError, id: RegistrationId) -> ApiError {
     }
 }
 
-async fn move_wallet(state: &AppState, id: &str, body: &[u8], way: OperatorMove) -> Result<Response, ApiError> {
-    let id = partner(id)?;
-    let request: Movement = parse_json(body)?;
+/// `POST …/wallet/topup` and `…/wallet/withdraw`, as `way` says.
+async fn move_wallet(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    LimitedBody(body): LimitedBody,
+    way: OperatorMove,
+) -> Result<Response, ApiError> {
+    let id = partner(&id)?;
+    let request: Movement = parse_json(&body)?;
     let amount = Paise::parse(&request.amount).map_err(|e| ApiError::Validation(format!("amount {e}")))?;
     let memo = request.memo.unwrap_or_else(|| way.default_memo().to_owned());
     if memo.chars().count() > 200 {
@@ -115,24 +126,6 @@ async fn move_wallet(state: &AppState, id: &str, body: &[u8], way: OperatorMove)
         closing: moved.closing.to_decimal_string(),
     };
     Ok(json_response(StatusCode::OK, &body))
-}
-
-async fn top_up(
-    _: Operator,
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    LimitedBody(body): LimitedBody,
-) -> Result<Response, ApiError> {
-    move_wallet(&state, &id, &body, OperatorMove::TopUp).await
-}
-
-async fn withdraw(
-    _: Operator,
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    LimitedBody(body): LimitedBody,
-) -> Result<Response, ApiError> {
-    move_wallet(&state, &id, &body, OperatorMove::Withdrawal).await
 }
 
 #[derive(Deserialize)]

@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::error::{json_response, ApiError};
-use super::partner_call::{Fields, PartnerCall};
+use super::partner_call::{AmountRule, Fields, PartnerCall};
 use super::AppState;
 use crate::services::billers::{self, Biller};
 use crate::services::bills::{self, PayBill};
@@ -114,7 +114,7 @@ pub async fn paybill(State(state): State<Arc<AppState>>, call: PartnerCall) -> R
     let request = PayBill {
         operator,
         ca_number,
-        amount: f.amount(&["amount"], false)?,
+        amount: f.amount(&["amount"], AmountRule::WithPaise)?,
         reference: f.reference()?,
         extra: customer_params(f)?,
     };

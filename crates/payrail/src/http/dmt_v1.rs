@@ -11,7 +11,7 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::error::{json_response, ApiError};
-use super::partner_call::{Fields, PartnerCall};
+use super::partner_call::{AmountRule, Fields, PartnerCall};
 use super::AppState;
 use crate::domain::remitter::{AccountNumber, Beneficiary, Ifsc, TransferMode};
 use crate::domain::{DmtTransfer, Paise};
@@ -193,7 +193,7 @@ fn intent(fields: &Fields) -> Result<TransferIntent, ApiError> {
         mobile: fields.mobile(&["MobileNumber", "MobileNo", "mobile"])?,
         beneficiary_id: fields.id(&["BeneID", "beneid"])?,
         mode: TransferMode::parse(&mode).ok_or_else(|| ApiError::Validation("Txntype must be IMPS or NEFT".into()))?,
-        amount: fields.amount(&["Amount"], true)?,
+        amount: fields.amount(&["Amount"], AmountRule::WholeRupees)?,
     })
 }
 

@@ -87,6 +87,15 @@ impl<'de> Deserialize<'de> for Entries {
     }
 }
 
+/// Which amounts an endpoint takes beyond the rules every amount meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AmountRule {
+    /// Whole rupees only (a DMT transfer).
+    WholeRupees,
+    /// Rupees and paise (a bill payment).
+    WithPaise,
+}
+
 /// The longest text field accepted (beyond it a value is surely wrong).
 const MAX_TEXT: usize = 100;
 
@@ -204,15 +213,15 @@ impl Fields {
 
     /// An amount in rupees, at most two decimals, exactly as sent: no
     /// spaces, no sign, no leading zero (`"0.50"` is fine, `"0100"` is
-    /// not); `whole` refuses paise.
-    pub fn amount(&self, names: &[&str], whole: bool) -> Result<Paise, ApiError> {
+    /// not), held to `rule`.
+    pub fn amount(&self, names: &[&str], rule: AmountRule) -> Result<Paise, ApiError> {
         let text = self.exact(names)?;
         let rupees = text.split('.').next().unwrap_or_default();
         if rupees.len() > 1 && rupees.starts_with('0') {
             return Err(ApiError::Validation(format!("{} must not have a leading zero", names[0])));
         }
         let amount = Paise::parse(&text).map_err(|e| ApiError::Validation(format!("{} {e}", names[0])))?;
-        if whole && amount.get() % 100 != 0 {
+        if rule == AmountRule::WholeRupees && amount.get() % 100 != 0 {
             return Err(ApiError::Validation(format!("{} must be whole rupees", names[0])));
         }
         if amount <= Paise::ZERO {

@@ -53,7 +53,7 @@ pub enum BillError {
         /// What the biller calls it.
         name: &'static str,
     },
-    /// The store failed.
+    /// The store could not read or write the payment; nothing was paid.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

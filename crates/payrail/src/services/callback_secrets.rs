@@ -21,7 +21,7 @@ pub enum CallbackSecretError {
     /// The secret could not be sealed.
     #[error("the callback secret could not be sealed")]
     Seal(#[source] anyhow::Error),
-    /// The store failed.
+    /// The store could not read the partner or keep the URL or secret.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

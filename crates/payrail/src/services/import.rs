@@ -40,7 +40,8 @@ pub enum ImportError {
     /// The file as a whole is wrong (empty, unreadable).
     #[error("{0}")]
     BadFile(String),
-    /// The store failed.
+    /// The store refused the batch or could not be reached; nothing was
+    /// imported, since the rows are inserted all together or not at all.
     #[error("the store failed; nothing was imported: {0}")]
     Store(#[source] anyhow::Error),
 }

@@ -79,7 +79,7 @@ pub enum DmtError {
     /// The OTP could not be sent.
     #[error("Unable to send the OTP, try again")]
     NotDelivered(#[source] super::notifier::NotifyError),
-    /// The store failed.
+    /// The store could not be read or written; the answer is a 500, logged.
     #[error(transparent)]
     Store(#[from] StoreError),
 }

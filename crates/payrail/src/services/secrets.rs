@@ -19,6 +19,16 @@ use crate::domain::partner::SealedSecret;
 use crate::domain::{RegistrationId, Timestamp};
 use crate::store::{Store, StoreError};
 
+/// What [`MasterKey::load`] does when no key is given and the data
+/// directory holds none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissingKey {
+    /// Writes a new one (demo mode only: a real store's key is the operator's).
+    Generate,
+    /// Refuses, explaining how to give one.
+    Refuse,
+}
+
 /// The file name of a generated key inside the data directory.
 pub const KEY_FILE: &str = "master.key";
 
@@ -59,7 +69,7 @@ pub enum KeyCheckError {
          (PAYRAIL_MASTER_KEY or --master-key-file)"
     )]
     OpensNoPartner(RegistrationId),
-    /// The store failed.
+    /// The store could not be read while checking the key against it.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -115,9 +125,9 @@ impl MasterKey {
     }
 
     /// Loads the key from `source` (the environment or a private file), else
-    /// from `DATA_DIR/master.key`; when neither exists and `generate` is set
-    /// (demo mode) a new key is written there with mode 0600.
-    pub fn load(source: &KeySource, data_dir: &Path, generate: bool) -> anyhow::Result<Self> {
+    /// from `DATA_DIR/master.key`; when neither exists, `missing` says
+    /// whether a new key is written there (mode 0600) or it is an error.
+    pub fn load(source: &KeySource, data_dir: &Path, missing: MissingKey) -> anyhow::Result<Self> {
         match (&source.env, &source.file) {
             (Some(_), Some(_)) => bail!("give the master key once: PAYRAIL_MASTER_KEY or --master-key-file, not both"),
             (Some(hex), None) => return Self::from_hex(hex.expose_secret()).context("PAYRAIL_MASTER_KEY"),
@@ -127,7 +137,9 @@ impl MasterKey {
         let path = data_dir.join(KEY_FILE);
         match std::fs::symlink_metadata(&path) {
             Ok(_) => Self::read_private_file(&path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && generate => Self::generate_into(&path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && missing == MissingKey::Generate => {
+                Self::generate_into(&path)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
                 "no master key. payrail seals partner secrets with a 32-byte key: make one with \
                  `openssl rand -hex 32` and give it in the environment as PAYRAIL_MASTER_KEY, or write it \
@@ -312,8 +324,8 @@ mod tests {
     fn demo_key_is_generated_once_with_mode_0600() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let none = KeySource::default();
-        let first = MasterKey::load(&none, dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
-        let again = MasterKey::load(&none, dir.path(), false).unwrap_or_else(|e| panic!("{e}"));
+        let first = MasterKey::load(&none, dir.path(), MissingKey::Generate).unwrap_or_else(|e| panic!("{e}"));
+        let again = MasterKey::load(&none, dir.path(), MissingKey::Refuse).unwrap_or_else(|e| panic!("{e}"));
         let sealed = first.seal(RegistrationId::new(1), b"x").unwrap_or_else(|e| panic!("{e}"));
         assert!(again.open(RegistrationId::new(1), &sealed).is_ok());
         #[cfg(unix)]
@@ -328,7 +340,7 @@ mod tests {
     fn production_without_a_key_is_refused_clearly() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let none = KeySource::default();
-        let error = MasterKey::load(&none, dir.path(), false)
+        let error = MasterKey::load(&none, dir.path(), MissingKey::Refuse)
             .err()
             .map(|e| e.to_string())
             .expect("loading without a key fails");

@@ -119,7 +119,7 @@ pub enum CallbackError {
     Malformed(String),
 }
 
-/// The upstream provider.
+/// How payrail speaks to the upstream: one implementation per upstream.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
     /// Its name, for logs and `payrail serve`'s banner.
