@@ -8,12 +8,15 @@
 //!
 //! - [`domain`]: money, identifiers, India time, transaction states and the
 //!   charge arithmetic. No I/O.
-//! - [`store`]: the [`store::Store`] trait and its two engines, SQLite (the
-//!   embedded default) and PostgreSQL.
+//! - [`store`]: one trait per aggregate (partners, transactions, ledger,
+//!   remittance, upstream work), [`store::Store`] being all of them, and
+//!   the two engines, SQLite (the embedded default) and PostgreSQL, each a
+//!   folder with one file per aggregate.
 //! - [`services`]: the work: partners and their sealed secrets, fees,
 //!   wallets, remittance and bill payments, imports, the demo data set; the
-//!   upstream providers (`provider`, `sandbox`, `paysprint`), keeping
-//!   transactions in step with them (`sync`), partner callbacks
+//!   upstream (`services::upstream`: the `provider` trait, the `sandbox`,
+//!   the `paysprint` connector, and `sync`, which keeps transactions in step
+//!   with it), partner callbacks
 //!   (`callbacks`, signed with `callback_secrets`) and the background `workers`.
 //! - [`http`]: the edge: wire format, authentication, rate limits, routes.
 //! - [`cli`]: the `payrail` binary's commands (server and operator tools).
