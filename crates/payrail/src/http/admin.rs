@@ -153,7 +153,8 @@ async fn create_dmt(
     );
     new.customer_charge = optional_money("customer_charge", request.customer_charge.as_deref())?;
     new.provider_share = optional_money("provider_share", request.provider_share.as_deref())?;
-    let transfer = transactions::create_dmt(state.store.as_ref(), new, "admin").await.map_err(insert_error)?;
+    let transfer =
+        transactions::create_dmt(state.store.as_ref(), &*state.clock, new, "admin").await.map_err(insert_error)?;
     show_dmt_by_id(&state, transfer.ackno, StatusCode::CREATED).await
 }
 
@@ -201,7 +202,9 @@ async fn transition_dmt(
         }
     };
     let reason = request.reason.map(|r| bounded("reason", &r, 500)).transpose()?;
-    transactions::change_dmt(state.store.as_ref(), ackno, change, "admin", reason).await.map_err(change_error)?;
+    transactions::change_dmt(state.store.as_ref(), &*state.clock, ackno, change, "admin", reason)
+        .await
+        .map_err(change_error)?;
     show_dmt_by_id(&state, ackno, StatusCode::OK).await
 }
 
@@ -249,7 +252,8 @@ async fn create_bill(
         refund_txn_id: None,
         refunded_at: None,
     };
-    let payment = transactions::create_bill(state.store.as_ref(), new, "admin").await.map_err(insert_error)?;
+    let payment =
+        transactions::create_bill(state.store.as_ref(), &*state.clock, new, "admin").await.map_err(insert_error)?;
     show_bill_by_id(&state, payment.txnid, StatusCode::CREATED).await
 }
 
@@ -285,7 +289,9 @@ async fn transition_bill(
         Some(BillStatus::Pending) | None => return Err(bad("to must be one of success, failed, refunded")),
     };
     let reason = request.reason.map(|r| bounded("reason", &r, 500)).transpose()?;
-    transactions::change_bill(state.store.as_ref(), txnid, change, "admin", reason).await.map_err(change_error)?;
+    transactions::change_bill(state.store.as_ref(), &*state.clock, txnid, change, "admin", reason)
+        .await
+        .map_err(change_error)?;
     show_bill_by_id(&state, txnid, StatusCode::OK).await
 }
 

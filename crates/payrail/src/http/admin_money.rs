@@ -107,9 +107,9 @@ async fn move_wallet(state: &AppState, id: &str, body: &[u8], top_up: bool) -> R
     }
     check_text(&memo).map_err(|e| ApiError::Validation(format!("memo {e}")))?;
     let moved: Result<WalletMove, _> = if top_up {
-        ledger::top_up(&*state.store, id, amount, &memo).await
+        ledger::top_up(&*state.store, &*state.clock, id, amount, &memo).await
     } else {
-        ledger::withdraw(&*state.store, id, amount, &memo).await
+        ledger::withdraw(&*state.store, &*state.clock, id, amount, &memo).await
     };
     let moved = moved.map_err(|e| wallet_error(e, id))?;
     let body = Moved {
@@ -238,7 +238,7 @@ async fn set_plan(
     let request: NewPlan<'_> = parse_json(&body)?;
     let from = instant(&request.effective_from).map_err(ApiError::Validation)?;
     let plan = FeePlan::from_json(request.plan.get()).map_err(|e| ApiError::Validation(format!("plan: {e}")))?;
-    let version = fees::set_plan(&*state.store, id, plan, from).await.map_err(|e| match e {
+    let version = fees::set_plan(&*state.store, &*state.clock, id, plan, from).await.map_err(|e| match e {
         DebitError::UnknownPartner => ApiError::NotFound(format!("no partner {id}")),
         DebitError::Store(e) => e.into(),
         other => ApiError::Internal(other.into()),

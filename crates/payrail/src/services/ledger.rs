@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::domain::ledger::{Journal, Statement, WalletMove};
-use crate::domain::{Paise, RegistrationId, Timestamp};
+use crate::domain::{Clock, Paise, RegistrationId, Timestamp};
 use crate::store::{DebitError, LedgerAudit, Store, StoreError};
 
 /// Why an operator's wallet movement was refused.
@@ -21,21 +21,23 @@ pub enum WalletError {
 /// Credits `amount` to the partner's wallet (money received from it).
 pub async fn top_up(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     amount: Paise,
     memo: &str,
 ) -> Result<WalletMove, WalletError> {
-    post(store, amount, Journal::top_up(partner, amount, memo.to_owned(), Timestamp::now())).await
+    post(store, amount, Journal::top_up(partner, amount, memo.to_owned(), clock.now())).await
 }
 
 /// Takes `amount` out of the partner's wallet (money paid back to it).
 pub async fn withdraw(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     amount: Paise,
     memo: &str,
 ) -> Result<WalletMove, WalletError> {
-    post(store, amount, Journal::withdrawal(partner, amount, memo.to_owned(), Timestamp::now())).await
+    post(store, amount, Journal::withdrawal(partner, amount, memo.to_owned(), clock.now())).await
 }
 
 /// Posts an operator's movement of a positive amount.

@@ -19,7 +19,9 @@ use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, Remitter, TransferMode, MIN_TRANSFER,
     PER_TRANSFER_LIMIT,
 };
-use crate::domain::{DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind};
+use crate::domain::{
+    Clock, DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind,
+};
 use crate::store::{ChangeError, ChangeNote, DebitError, Debited, Store, StoreError};
 
 /// Why a DMT V1 request was refused. Nothing was written unless said.
@@ -151,14 +153,15 @@ pub struct Registration {
     pub last_name: Option<String>,
 }
 
-fn note(source: &str) -> ChangeNote {
-    ChangeNote { source: source.to_owned(), reason: None, at: Timestamp::now() }
+fn note(clock: &dyn Clock, source: &str) -> ChangeNote {
+    ChangeNote { source: source.to_owned(), reason: None, at: clock.now() }
 }
 
 /// Counts a text to `to` against its limits, then makes, stores and sends
 /// an OTP; returns its `stateresp`. Over the limit nothing is written or sent.
 async fn send_otp(
     store: &dyn Store,
+    clock: &dyn Clock,
     texts: Texts<'_>,
     partner: RegistrationId,
     purpose: OtpPurpose,
@@ -166,7 +169,7 @@ async fn send_otp(
     to: &MobileNumber,
     what: &str,
 ) -> Result<String, DmtError> {
-    let now = Timestamp::now();
+    let now = clock.now();
     if let Err(at) = store.count_text(to, now, texts.limits).await? {
         return Err(DmtError::TooManyTexts { retry_at: at.to_ist_string(), wait_secs: at.unix() - now.unix() });
     }
@@ -185,13 +188,14 @@ async fn send_otp(
 /// Presents an OTP; the subject it was issued for must be `expected`.
 async fn use_otp(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     purpose: OtpPurpose,
     stateresp: &str,
     code: &str,
     expected: &str,
 ) -> Result<(), DmtError> {
-    match store.check_otp(partner, stateresp, purpose, code, Timestamp::now()).await? {
+    match store.check_otp(partner, stateresp, purpose, code, clock.now()).await? {
         OtpCheck::Accepted(subject) if subject == expected => Ok(()),
         OtpCheck::Accepted(_) => Err(DmtError::Otp("OTP was issued for a different request".into())),
         OtpCheck::Wrong(left) => Err(DmtError::Otp(format!("Invalid OTP, {left} attempts left"))),
@@ -204,6 +208,7 @@ async fn use_otp(
 /// `QueryRemitter`: the remitter and its remaining limits, or an OTP to register.
 pub async fn query_remitter(
     store: &dyn Store,
+    clock: &dyn Clock,
     texts: Texts<'_>,
     partner: RegistrationId,
     mobile: &MobileNumber,
@@ -211,19 +216,20 @@ pub async fn query_remitter(
     let Some(remitter) = store.find_remitter(partner, mobile).await? else {
         let subject = mobile.as_str().to_owned();
         let what = "register for money transfer";
-        let stateresp = send_otp(store, texts, partner, OtpPurpose::Registration, subject, mobile, what).await?;
+        let stateresp = send_otp(store, clock, texts, partner, OtpPurpose::Registration, subject, mobile, what).await?;
         return Ok(RemitterQuery::OtpSent { stateresp });
     };
-    let remaining = remaining_limits(store, partner, mobile).await?;
+    let remaining = remaining_limits(store, clock, partner, mobile).await?;
     Ok(RemitterQuery::Registered { remitter, remaining })
 }
 
 async fn remaining_limits(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     mobile: &MobileNumber,
 ) -> Result<[Paise; 3], StoreError> {
-    let limit = MonthlyLimit::for_month_of(Timestamp::now());
+    let limit = MonthlyLimit::for_month_of(clock.now());
     let used = store.remitter_usage(partner, mobile, limit.since).await?;
     Ok(used.map(|u| (limit.limit - u).max(Paise::ZERO)))
 }
@@ -231,6 +237,7 @@ async fn remaining_limits(
 /// `RegisterRemitter`: registers the mobile with the OTP sent by [`query_remitter`].
 pub async fn register_remitter(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     registration: Registration,
 ) -> Result<Remitter, DmtError> {
@@ -239,14 +246,14 @@ pub async fn register_remitter(
         return Err(DmtError::AlreadyRegistered);
     }
     let (stateresp, otp) = (&registration.stateresp, &registration.otp);
-    use_otp(store, partner, OtpPurpose::Registration, stateresp, otp, mobile.as_str()).await?;
+    use_otp(store, clock, partner, OtpPurpose::Registration, stateresp, otp, mobile.as_str()).await?;
     let remitter = Remitter {
         partner,
         mobile: registration.mobile,
         first_name: registration.first_name,
         last_name: registration.last_name,
         kyc_id: registration.kyc_id,
-        created_at: Timestamp::now(),
+        created_at: clock.now(),
     };
     match store.insert_remitter(remitter.clone()).await? {
         true => Ok(remitter),
@@ -261,6 +268,7 @@ async fn registered(store: &dyn Store, partner: RegistrationId, mobile: &MobileN
 /// Beneficiary register: adds an account to a registered remitter.
 pub async fn add_beneficiary(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     new: NewBeneficiary,
 ) -> Result<Beneficiary, DmtError> {
@@ -273,7 +281,7 @@ pub async fn add_beneficiary(
         account: new.account,
         ifsc: new.ifsc,
         bank_name: new.bank_name,
-        created_at: Timestamp::now(),
+        created_at: clock.now(),
     };
     store.insert_beneficiary(beneficiary).await?.map_err(|beneid| DmtError::BeneficiaryExists { beneid })
 }
@@ -324,17 +332,18 @@ async fn checked_intent(
 /// that [`transfer`] needs.
 pub async fn send_transfer_otp(
     store: &dyn Store,
+    clock: &dyn Clock,
     texts: Texts<'_>,
     partner: RegistrationId,
     intent: &TransferIntent,
 ) -> Result<String, DmtError> {
     checked_intent(store, partner, intent).await?;
-    let remaining = remaining_limits(store, partner, &intent.mobile).await?;
+    let remaining = remaining_limits(store, clock, partner, &intent.mobile).await?;
     if remaining.iter().all(|r| *r < intent.amount) {
         return Err(monthly_limit_error(remaining.into_iter().max().unwrap_or(Paise::ZERO)));
     }
     let what = format!("send Rs {} by {}", intent.amount.to_amount_string(), intent.mode.as_str());
-    send_otp(store, texts, partner, OtpPurpose::Transfer, intent.subject(), &intent.mobile, &what).await
+    send_otp(store, clock, texts, partner, OtpPurpose::Transfer, intent.subject(), &intent.mobile, &what).await
 }
 
 fn monthly_limit_error(remaining: Paise) -> DmtError {
@@ -348,6 +357,7 @@ fn monthly_limit_error(remaining: Paise) -> DmtError {
 /// partner's wallet, and hands it to the provider.
 pub async fn transfer(
     store: &dyn Store,
+    clock: &dyn Clock,
     upstream: &Upstream,
     partner: RegistrationId,
     intent: TransferIntent,
@@ -357,11 +367,11 @@ pub async fn transfer(
 ) -> Result<Debited<DmtTransfer>, DmtError> {
     let beneficiary = checked_intent(store, partner, &intent).await?;
     refuse_duplicate(store, partner, &reference).await?;
-    use_otp(store, partner, OtpPurpose::Transfer, stateresp, otp, &intent.subject()).await?;
-    let now = Timestamp::now();
+    use_otp(store, clock, partner, OtpPurpose::Transfer, stateresp, otp, &intent.subject()).await?;
+    let now = clock.now();
     let plan = fees::plan_for(store, partner, now).await?;
     let record = new_transfer(partner, reference, &intent, &beneficiary, plan.dmt_charges(intent.amount, now), now);
-    let (mut debited, bank) = debit_on_some_pipe(store, record, &intent, upstream.first_poll(now), now).await?;
+    let (mut debited, bank) = debit_on_some_pipe(store, clock, record, &intent, upstream.first_poll(now), now).await?;
     let order = TransferOrder {
         upstream_ref: upstream.upstream_ref(TxnKind::Dmt, debited.record.ackno),
         transfer: debited.record.clone(),
@@ -409,6 +419,7 @@ fn new_transfer(
 /// Debits the transfer through the first pipe whose monthly limit has room.
 async fn debit_on_some_pipe(
     store: &dyn Store,
+    clock: &dyn Clock,
     record: DmtTransfer,
     intent: &TransferIntent,
     poll_at: Option<Timestamp>,
@@ -423,7 +434,7 @@ async fn debit_on_some_pipe(
             bank,
             mode: intent.mode,
         };
-        match store.create_dmt_debited(record.clone(), route, limit.clone(), note("partner"), poll_at).await {
+        match store.create_dmt_debited(record.clone(), route, limit.clone(), note(clock, "partner"), poll_at).await {
             Ok(debited) => return Ok((debited, bank)),
             Err(DebitError::MonthlyLimit { remaining }) => best_remaining = best_remaining.max(remaining),
             Err(DebitError::Duplicate(_)) => {
@@ -469,6 +480,7 @@ async fn failed_transfer(
 /// Refund OTP: sends the remitter the OTP that [`claim_refund`] needs.
 pub async fn send_refund_otp(
     store: &dyn Store,
+    clock: &dyn Clock,
     texts: Texts<'_>,
     partner: RegistrationId,
     reference: &ReferenceId,
@@ -476,12 +488,13 @@ pub async fn send_refund_otp(
     let (transfer, route) = failed_transfer(store, partner, reference).await?;
     let what = format!("claim the refund of transaction {}", transfer.ackno);
     let subject = format!("refund|{}", transfer.ackno);
-    send_otp(store, texts, partner, OtpPurpose::Refund, subject, &route.remitter, &what).await
+    send_otp(store, clock, texts, partner, OtpPurpose::Refund, subject, &route.remitter, &what).await
 }
 
 /// Refund claim: refunds a failed transfer to the wallet, once.
 pub async fn claim_refund(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     reference: &ReferenceId,
     stateresp: &str,
@@ -489,9 +502,9 @@ pub async fn claim_refund(
 ) -> Result<DmtTransfer, DmtError> {
     let (transfer, _) = failed_transfer(store, partner, reference).await?;
     let subject = format!("refund|{}", transfer.ackno);
-    use_otp(store, partner, OtpPurpose::Refund, stateresp, otp, &subject).await?;
+    use_otp(store, clock, partner, OtpPurpose::Refund, stateresp, otp, &subject).await?;
     let refund = DmtChange::Refund { refund_txn_id: String::new() };
-    match store.change_dmt(transfer.ackno, refund, note("partner")).await {
+    match store.change_dmt(transfer.ackno, refund, note(clock, "partner")).await {
         Ok(refunded) => Ok(refunded),
         Err(ChangeError::Forbidden(_)) => Err(DmtError::State("Transaction already refunded".into())),
         Err(ChangeError::NotFound) => Err(DmtError::TransferNotFound),

@@ -8,7 +8,9 @@ use super::fees;
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
 use crate::domain::fee_plan::FeePlanVersion;
-use crate::domain::{BillPayment, BillStatus, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp};
+use crate::domain::{
+    BillPayment, BillStatus, Clock, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp,
+};
 use crate::store::{ChangeError, ChangeNote, InsertError, Store};
 
 /// A DMT transfer to be created; what is left out comes from the fee plan or now.
@@ -147,24 +149,34 @@ fn no_progress() -> Arc<dyn Fn(u64) + Send + Sync> {
     Arc::new(|_| {})
 }
 
-fn note(source: &str, reason: Option<String>) -> ChangeNote {
-    ChangeNote { source: source.to_owned(), reason, at: Timestamp::now() }
+fn note(clock: &dyn Clock, source: &str, reason: Option<String>) -> ChangeNote {
+    ChangeNote { source: source.to_owned(), reason, at: clock.now() }
 }
 
 /// Creates one transfer, priced by its partner's plan; `source` goes into
 /// its first history row.
-pub async fn create_dmt(store: &dyn Store, new: NewDmt, source: &str) -> Result<DmtTransfer, InsertError> {
+pub async fn create_dmt(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    new: NewDmt,
+    source: &str,
+) -> Result<DmtTransfer, InsertError> {
     let versions = store.fee_plans(new.partner).await?;
-    let mut transfer = new.priced_by(&versions, Timestamp::now());
-    let ids = store.insert_dmt_batch(vec![transfer.clone()], note(source, None), no_progress()).await?;
+    let mut transfer = new.priced_by(&versions, clock.now());
+    let ids = store.insert_dmt_batch(vec![transfer.clone()], note(clock, source, None), no_progress()).await?;
     transfer.ackno = ids.first().copied().unwrap_or_default();
     Ok(transfer)
 }
 
 /// Creates one bill payment.
-pub async fn create_bill(store: &dyn Store, new: NewBill, source: &str) -> Result<BillPayment, InsertError> {
-    let mut payment = new.into_payment(Timestamp::now());
-    let ids = store.insert_bill_batch(vec![payment.clone()], note(source, None), no_progress()).await?;
+pub async fn create_bill(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    new: NewBill,
+    source: &str,
+) -> Result<BillPayment, InsertError> {
+    let mut payment = new.into_payment(clock.now());
+    let ids = store.insert_bill_batch(vec![payment.clone()], note(clock, source, None), no_progress()).await?;
     payment.txnid = ids.first().copied().unwrap_or_default();
     Ok(payment)
 }
@@ -172,21 +184,23 @@ pub async fn create_bill(store: &dyn Store, new: NewBill, source: &str) -> Resul
 /// Moves a transfer; the store refuses what the state machine forbids.
 pub async fn change_dmt(
     store: &dyn Store,
+    clock: &dyn Clock,
     ackno: i64,
     change: DmtChange,
     source: &str,
     reason: Option<String>,
 ) -> Result<DmtTransfer, ChangeError> {
-    store.change_dmt(ackno, change, note(source, reason)).await
+    store.change_dmt(ackno, change, note(clock, source, reason)).await
 }
 
 /// Moves a bill payment.
 pub async fn change_bill(
     store: &dyn Store,
+    clock: &dyn Clock,
     txnid: i64,
     change: BillChange,
     source: &str,
     reason: Option<String>,
 ) -> Result<BillPayment, ChangeError> {
-    store.change_bill(txnid, change, note(source, reason)).await
+    store.change_bill(txnid, change, note(clock, source, reason)).await
 }

@@ -19,7 +19,7 @@ use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
 use crate::domain::event::{PollJob, PollNext};
 use crate::domain::upstream::{self, Backoff, BillUpstream, DmtUpstream, UpstreamRef};
-use crate::domain::{BillPayment, BillStatus, DmtTransfer, Timestamp, TxnKind};
+use crate::domain::{BillPayment, BillStatus, Clock, DmtTransfer, Timestamp, TxnKind};
 use crate::services::flights::{Flights, Seat};
 use crate::store::{ChangeError, ChangeNote, Store, StoreError};
 
@@ -58,6 +58,8 @@ pub struct Upstream {
     pub provider: Arc<dyn Provider>,
     /// How.
     pub settings: SyncSettings,
+    /// When it is: poll schedules, callback token windows, history stamps.
+    pub clock: Arc<dyn Clock>,
     /// Status lookups asking the upstream right now, by transaction: a
     /// lookup of one already being asked about waits for that answer
     /// instead of asking again, so a flood of lookups costs one query.
@@ -88,9 +90,9 @@ pub enum Synced {
 }
 
 impl Upstream {
-    /// An upstream with default settings.
-    pub fn new(provider: Arc<dyn Provider>, settings: SyncSettings) -> Self {
-        Upstream { provider, settings, status_flights: Flights::default() }
+    /// Follows `provider` as `settings` say, reading the time from `clock`.
+    pub fn new(provider: Arc<dyn Provider>, settings: SyncSettings, clock: Arc<dyn Clock>) -> Self {
+        Upstream { provider, settings, clock, status_flights: Flights::default() }
     }
 
     /// When the poller should first ask about a transaction made at `now`;
@@ -110,7 +112,7 @@ impl Upstream {
     pub async fn submit_transfer(&self, store: &dyn Store, order: TransferOrder) -> DmtTransfer {
         let ackno = order.transfer.ackno;
         match self.provider.submit_transfer(&order).await {
-            Ok(report) => apply_dmt_logged(store, order.transfer, &report, "provider").await,
+            Ok(report) => apply_dmt_logged(store, &*self.clock, order.transfer, &report, "provider").await,
             Err(e) => {
                 tracing::warn!(ackno, error = %e, "transfer submitted without a readable answer; the poller will ask");
                 order.transfer
@@ -122,7 +124,7 @@ impl Upstream {
     pub async fn submit_bill(&self, store: &dyn Store, order: BillOrder) -> BillPayment {
         let txnid = order.payment.txnid;
         match self.provider.submit_bill(&order).await {
-            Ok(report) => apply_bill_logged(store, order.payment, &report, "provider").await,
+            Ok(report) => apply_bill_logged(store, &*self.clock, order.payment, &report, "provider").await,
             Err(e) => {
                 tracing::warn!(txnid, error = %e, "bill submitted without a readable answer; the poller will ask");
                 order.payment
@@ -159,7 +161,7 @@ impl Upstream {
         let reference = self.upstream_ref(TxnKind::Dmt, transfer.ackno);
         let asked = self.provider.dmt_status(&reference, &transfer);
         match answer(tokio::time::timeout(self.settings.status_budget, asked).await) {
-            Ok(report) => apply_dmt_logged(store, transfer, &report, "status-sync").await,
+            Ok(report) => apply_dmt_logged(store, &*self.clock, transfer, &report, "status-sync").await,
             Err(e) => {
                 tracing::debug!(ackno = transfer.ackno, error = %e, "status lookup answered from the store");
                 transfer
@@ -193,7 +195,7 @@ impl Upstream {
         let reference = self.upstream_ref(TxnKind::Bbps, payment.txnid);
         let asked = self.provider.bill_status(&reference, &payment);
         match answer(tokio::time::timeout(self.settings.status_budget, asked).await) {
-            Ok(report) => apply_bill_logged(store, payment, &report, "status-sync").await,
+            Ok(report) => apply_bill_logged(store, &*self.clock, payment, &report, "status-sync").await,
             Err(e) => {
                 tracing::debug!(txnid = payment.txnid, error = %e, "status lookup answered from the store");
                 payment
@@ -231,7 +233,7 @@ impl Upstream {
         let reference = self.upstream_ref(TxnKind::Dmt, transfer.ackno);
         let asked = self.provider.dmt_status(&reference, &transfer);
         let transfer = match answer(tokio::time::timeout(self.settings.poll_timeout, asked).await) {
-            Ok(report) => apply_dmt(store, transfer, &report, "poller").await?,
+            Ok(report) => apply_dmt(store, &*self.clock, transfer, &report, "poller").await?,
             Err(e) => {
                 tracing::info!(ackno = transfer.ackno, attempt = job.attempts + 1, error = %e, "poll unanswered");
                 transfer
@@ -245,7 +247,7 @@ impl Upstream {
         }
         if upstream::dmt_holds_when_exhausted(&transfer) {
             let reason = format!("no final answer from the upstream after {} polls", job.attempts + 1);
-            let note = ChangeNote { source: "poller".into(), reason: Some(reason), at: Timestamp::now() };
+            let note = ChangeNote { source: "poller".into(), reason: Some(reason), at: self.clock.now() };
             match store.change_dmt(transfer.ackno, DmtChange::Hold, note).await {
                 Ok(_) | Err(ChangeError::Forbidden(_)) | Err(ChangeError::NotFound) => {}
                 Err(ChangeError::Store(e)) => return Err(e),
@@ -262,12 +264,12 @@ impl Upstream {
         }
         let payment = if payment.status == BillStatus::Failed {
             // Failed but not refunded (an operator failed it): finish the refund.
-            refund_bill(store, payment, "poller").await?
+            refund_bill(store, &*self.clock, payment, "poller").await?
         } else {
             let reference = self.upstream_ref(TxnKind::Bbps, payment.txnid);
             let asked = self.provider.bill_status(&reference, &payment);
             match answer(tokio::time::timeout(self.settings.poll_timeout, asked).await) {
-                Ok(report) => apply_bill(store, payment, &report, "poller").await?,
+                Ok(report) => apply_bill(store, &*self.clock, payment, &report, "poller").await?,
                 Err(e) => {
                     tracing::info!(txnid = payment.txnid, attempt = job.attempts + 1, error = %e, "poll unanswered");
                     payment
@@ -287,7 +289,7 @@ impl Upstream {
 
     fn next_poll(&self, job: &PollJob) -> Option<PollNext> {
         let delay = self.settings.poll_schedule.after(job.attempts + 1)?;
-        Some(PollNext::Again(Timestamp::now().plus_secs(delay.as_secs() as i64)))
+        Some(PollNext::Again(self.clock.now().plus_secs(delay.as_secs() as i64)))
     }
 
     /// Verifies a status callback from the upstream and applies it. A
@@ -301,7 +303,7 @@ impl Upstream {
         token: Option<&str>,
         body: &[u8],
     ) -> Result<Synced, CallbackRefusal> {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let callback = self.provider.read_callback(token, body, now)?;
         let cutoff = Timestamp::from_unix(now.unix() - CALLBACK_REPLAY_WINDOW_SECS);
         if !store.remember_upstream_reqid(&callback.reqid, now, cutoff).await? {
@@ -340,11 +342,15 @@ impl Upstream {
     ) -> Result<Option<Synced>, StoreError> {
         Ok(match (reference.kind, report) {
             (TxnKind::Dmt, UpstreamReport::Dmt(report)) => match store.dmt_with_history(reference.id).await? {
-                Some((transfer, _)) => Some(Synced::Dmt(apply_dmt(store, transfer, report, source).await?)),
+                Some((transfer, _)) => {
+                    Some(Synced::Dmt(apply_dmt(store, &*self.clock, transfer, report, source).await?))
+                }
                 None => None,
             },
             (TxnKind::Bbps, UpstreamReport::Bill(report)) => match store.bill_with_history(reference.id).await? {
-                Some((payment, _)) => Some(Synced::Bill(apply_bill(store, payment, report, source).await?)),
+                Some((payment, _)) => {
+                    Some(Synced::Bill(apply_bill(store, &*self.clock, payment, report, source).await?))
+                }
                 None => None,
             },
             _ => None,
@@ -365,13 +371,14 @@ const RACE_RETRIES: usize = 3;
 /// concurrent writer got there first. Returns the record as it now stands.
 pub async fn apply_dmt(
     store: &dyn Store,
+    clock: &dyn Clock,
     mut transfer: DmtTransfer,
     report: &DmtUpstream,
     source: &str,
 ) -> Result<DmtTransfer, StoreError> {
     for _ in 0..RACE_RETRIES {
         let Some(change) = upstream::dmt_change_for(&transfer, report) else { return Ok(transfer) };
-        let note = ChangeNote { source: source.into(), reason: Some(describe_dmt(report)), at: Timestamp::now() };
+        let note = ChangeNote { source: source.into(), reason: Some(describe_dmt(report)), at: clock.now() };
         match store.change_dmt(transfer.ackno, change, note).await {
             Ok(moved) => return Ok(moved),
             Err(ChangeError::Forbidden(_)) => match store.dmt_with_history(transfer.ackno).await? {
@@ -390,13 +397,14 @@ pub async fn apply_dmt(
 /// transaction that records it ([`Store::fail_bill`]).
 pub async fn apply_bill(
     store: &dyn Store,
+    clock: &dyn Clock,
     mut payment: BillPayment,
     report: &BillUpstream,
     source: &str,
 ) -> Result<BillPayment, StoreError> {
     for _ in 0..RACE_RETRIES {
         let Some(change) = upstream::bill_change_for(&payment, report) else { break };
-        let note = ChangeNote { source: source.into(), reason: Some(describe_bill(report)), at: Timestamp::now() };
+        let note = ChangeNote { source: source.into(), reason: Some(describe_bill(report)), at: clock.now() };
         let changed = match change {
             BillChange::Fail => store.fail_bill(payment.txnid, note.clone(), refund_note(source, note.at)).await,
             change => store.change_bill(payment.txnid, change, note).await,
@@ -412,7 +420,7 @@ pub async fn apply_bill(
         }
     }
     if upstream::bill_needs_refund(&payment) {
-        payment = refund_bill(store, payment, source).await?;
+        payment = refund_bill(store, clock, payment, source).await?;
     }
     Ok(payment)
 }
@@ -425,8 +433,13 @@ fn refund_note(source: &str, at: Timestamp) -> ChangeNote {
 /// Refunds a bill payment left failed (by an operator, or by a payrail
 /// older than [`Store::fail_bill`]): once, since the state machine and the
 /// ledger's one-refund-per-transaction rule see to that.
-async fn refund_bill(store: &dyn Store, payment: BillPayment, source: &str) -> Result<BillPayment, StoreError> {
-    let note = refund_note(source, Timestamp::now());
+async fn refund_bill(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    payment: BillPayment,
+    source: &str,
+) -> Result<BillPayment, StoreError> {
+    let note = refund_note(source, clock.now());
     match store.fail_bill(payment.txnid, note.clone(), note).await {
         Ok(refunded) => Ok(refunded),
         Err(ChangeError::Forbidden(_)) | Err(ChangeError::NotFound) => {
@@ -438,9 +451,15 @@ async fn refund_bill(store: &dyn Store, payment: BillPayment, source: &str) -> R
 
 /// [`apply_dmt`] where a store failure is only logged: the answer is lost,
 /// and the poller will ask again.
-async fn apply_dmt_logged(store: &dyn Store, transfer: DmtTransfer, report: &DmtUpstream, source: &str) -> DmtTransfer {
+async fn apply_dmt_logged(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    transfer: DmtTransfer,
+    report: &DmtUpstream,
+    source: &str,
+) -> DmtTransfer {
     let fallback = transfer.clone();
-    apply_dmt(store, transfer, report, source).await.unwrap_or_else(|e| {
+    apply_dmt(store, clock, transfer, report, source).await.unwrap_or_else(|e| {
         tracing::warn!(ackno = fallback.ackno, error = %e, "upstream answer not applied; the poller will ask again");
         fallback
     })
@@ -449,12 +468,13 @@ async fn apply_dmt_logged(store: &dyn Store, transfer: DmtTransfer, report: &Dmt
 /// As [`apply_dmt_logged`], for bill payments.
 async fn apply_bill_logged(
     store: &dyn Store,
+    clock: &dyn Clock,
     payment: BillPayment,
     report: &BillUpstream,
     source: &str,
 ) -> BillPayment {
     let fallback = payment.clone();
-    apply_bill(store, payment, report, source).await.unwrap_or_else(|e| {
+    apply_bill(store, clock, payment, report, source).await.unwrap_or_else(|e| {
         tracing::warn!(txnid = fallback.txnid, error = %e, "upstream answer not applied; the poller will ask again");
         fallback
     })
