@@ -3,6 +3,8 @@
 //! exactly once, and partners are called back, signed, for every step.
 //! (Scenarios by account suffix: see `services::upstream::sandbox`; one step = 1 s here.)
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::both_engines;
@@ -166,7 +168,7 @@ async fn undecided_transfers_go_on_hold_when_the_schedule_runs_out(engine: Engin
 }
 
 async fn a_failure_shows_at_once_and_a_bank_return_fails_a_paid_transfer_refunded_once(engine: Engine) {
-    let app = spawn_app_with(engine, sandbox()).await;
+    let app = spawn_app_with(engine, sandbox().on_manual_clock()).await;
     let (partner, _receiver) = funded_partner(&app).await;
     let start = balance(&app, &partner).await;
     let failed = send(&app, &partner, "100000000111", "1000", "UP-FAIL").await;
@@ -174,7 +176,10 @@ async fn a_failure_shows_at_once_and_a_bank_return_fails_a_paid_transfer_refunde
 
     let returned = send(&app, &partner, "100000000333", "2000", "UP-RETURN").await;
     assert_eq!(returned["txn_status"], "3");
+    // Paid at T (1 s), returned by the bank at 3T.
+    app.advance(Duration::from_secs(1)).await;
     until_dmt(&app, &partner, "UP-RETURN", "1", 10).await;
+    app.advance(Duration::from_secs(2)).await;
     until_dmt(&app, &partner, "UP-RETURN", "5", 15).await;
     assert_ne!(balance(&app, &partner).await, start, "failed is not refunded yet");
 
@@ -188,7 +193,9 @@ async fn a_failure_shows_at_once_and_a_bank_return_fails_a_paid_transfer_refunde
         assert_eq!(claimed.json()["txn_status"], "0", "{}", claimed.body);
         assert_refused(&app.call("/api/AOP/DMTV1/ClaimRefund", &partner, claim).await, 409, 16, "already refunded");
     }
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await; // the poller keeps looking meanwhile
+    // The poller keeps looking meanwhile: past every poll the schedule (six
+    // of 1 s) could still make, and past the return, it changes nothing.
+    app.advance(Duration::from_secs(10)).await;
     assert_eq!(dmt(&app, &partner, "UP-RETURN").await["txn_status"], "0", "refunded is final");
     assert_eq!(balance(&app, &partner).await, start, "each refunded exactly once");
     assert_verify_clean(&app);
@@ -220,7 +227,8 @@ async fn a_status_lookup_asks_the_upstream_and_falls_back_to_the_store_on_timeou
         poll_schedule: Some("1h"),
         upstream: TestUpstream::Sandbox { step_secs: 2 },
         ..AppOptions::default()
-    };
+    }
+    .on_manual_clock();
     let app = spawn_app_with(engine, options).await;
     let (partner, _receiver) = funded_partner(&app).await;
     let sent = send(&app, &partner, "123456789012", "1000", "UP-SYNC").await;
@@ -229,7 +237,8 @@ async fn a_status_lookup_asks_the_upstream_and_falls_back_to_the_store_on_timeou
                       "account": "123456789012"});
     let made = app.admin("/admin/v1/dmt", Some(made)).await;
     assert_eq!(made.status, 201, "{}", made.body);
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    // Past the success (2 s), before the timeouts end (6 s).
+    app.clock().advance(Duration::from_secs(3));
     let untouched = dmt(&app, &partner, "UP-OPERATOR").await;
     assert_eq!(untouched["txn_status"], "2", "not the sandbox's to settle: {untouched}");
     let status = dmt(&app, &partner, "UP-SYNC").await;
