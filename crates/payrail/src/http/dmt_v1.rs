@@ -15,7 +15,7 @@ use super::partner_call::{Fields, PartnerCall};
 use super::AppState;
 use crate::domain::remitter::{AccountNumber, Beneficiary, Ifsc, TransferMode};
 use crate::domain::{DmtTransfer, Paise};
-use crate::services::remittance::{self, NewBeneficiary, Registration, RemitterQuery, TransferIntent};
+use crate::services::remittance::{self, NewBeneficiary, PresentedOtp, Registration, RemitterQuery, TransferIntent};
 
 /// `status`, `response_code`, `message`: a plain success.
 #[derive(Serialize)]
@@ -256,17 +256,10 @@ fn transfer_body(t: &DmtTransfer, wallet: Option<(Paise, Paise)>) -> TransferBod
 pub async fn transaction(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let f = &call.fields;
     let (intent, reference, otp, stateresp) = (intent(f)?, f.reference()?, f.otp()?, f.stateresp()?);
-    let debited = remittance::transfer(
-        &*state.store,
-        &*state.clock,
-        &state.upstream,
-        call.partner,
-        intent,
-        reference,
-        &stateresp,
-        &otp,
-    )
-    .await?;
+    let otp = PresentedOtp { stateresp: &stateresp, code: &otp };
+    let debited =
+        remittance::transfer(&*state.store, &*state.clock, &state.upstream, call.partner, intent, reference, otp)
+            .await?;
     let wallet = (debited.wallet.opening, debited.wallet.closing);
     Ok(json_response(StatusCode::OK, &transfer_body(&debited.record, Some(wallet))))
 }
@@ -284,7 +277,13 @@ pub async fn refund_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -
 pub async fn claim_refund(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let f = &call.fields;
     let (reference, otp, stateresp) = (f.reference()?, f.otp()?, f.stateresp()?);
-    let refunded =
-        remittance::claim_refund(&*state.store, &*state.clock, call.partner, &reference, &stateresp, &otp).await?;
+    let refunded = remittance::claim_refund(
+        &*state.store,
+        &*state.clock,
+        call.partner,
+        &reference,
+        PresentedOtp { stateresp: &stateresp, code: &otp },
+    )
+    .await?;
     Ok(json_response(StatusCode::OK, &transfer_body(&refunded, None)))
 }

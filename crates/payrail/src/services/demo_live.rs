@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::bills::{self, PayBill};
 use super::notifier::{Notifier, NotifyError, Texts};
-use super::remittance::{self, NewBeneficiary, Registration, RemitterQuery, TransferIntent};
+use super::remittance::{self, NewBeneficiary, PresentedOtp, Registration, RemitterQuery, TransferIntent};
 use super::upstream::sync::Upstream;
 use crate::domain::otp::TextLimits;
 use crate::domain::remitter::{AccountNumber, Ifsc, MobileNumber, TransferMode};
@@ -81,7 +81,7 @@ pub async fn make_live_transactions(
     for (reference, account) in
         [("LIVE-DMT-1", "500100200301"), ("LIVE-DMT-2", "500100200333"), ("LIVE-DMT-3", "500100200777")]
     {
-        live_transfer(store, clock, upstream, &otp, partner, &mobile, reference, account).await?;
+        live_transfer(store, clock, upstream, &otp, partner, reference, account).await?;
     }
     for (reference, ca_number) in [("LIVE-BILL-1", "150099990001"), ("LIVE-BILL-2", "150099990222")] {
         let request = PayBill {
@@ -102,10 +102,10 @@ async fn live_transfer(
     upstream: &Upstream,
     otp: &KeptOtp,
     partner: RegistrationId,
-    mobile: &MobileNumber,
     reference: &str,
     account: &str,
 ) -> anyhow::Result<()> {
+    let mobile = &MobileNumber::parse(MOBILE).context("demo mobile")?;
     let beneficiary = NewBeneficiary {
         mobile: mobile.clone(),
         name: "Demo Beneficiary".into(),
@@ -121,16 +121,8 @@ async fn live_transfer(
         amount: Paise::rupees(1000),
     };
     let stateresp = remittance::send_transfer_otp(store, clock, texts(otp), partner, &intent).await?;
-    remittance::transfer(
-        store,
-        clock,
-        upstream,
-        partner,
-        intent,
-        ReferenceId::parse(reference)?,
-        &stateresp,
-        &otp.take(),
-    )
-    .await?;
+    let code = otp.take();
+    let presented = PresentedOtp { stateresp: &stateresp, code: &code };
+    remittance::transfer(store, clock, upstream, partner, intent, ReferenceId::parse(reference)?, presented).await?;
     Ok(())
 }

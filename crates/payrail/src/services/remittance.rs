@@ -153,22 +153,39 @@ pub struct Registration {
     pub last_name: Option<String>,
 }
 
+/// An OTP as the remitter presented it, with the `Stateresp` it was sent under.
+#[derive(Debug, Clone, Copy)]
+pub struct PresentedOtp<'a> {
+    /// The token the OTP was sent under.
+    pub stateresp: &'a str,
+    /// The digits the remitter received.
+    pub code: &'a str,
+}
+
+/// What an OTP is sent for, and to whom.
+struct OtpRequest<'a> {
+    purpose: OtpPurpose,
+    /// What the OTP may confirm, checked when it is presented.
+    subject: String,
+    to: &'a MobileNumber,
+    /// What the text says the OTP is for.
+    what: &'a str,
+}
+
 fn note(clock: &dyn Clock, source: &str) -> ChangeNote {
     ChangeNote { source: source.to_owned(), reason: None, at: clock.now() }
 }
 
-/// Counts a text to `to` against its limits, then makes, stores and sends
-/// an OTP; returns its `stateresp`. Over the limit nothing is written or sent.
+/// Counts a text to the remitter against its limits, then makes, stores and
+/// sends an OTP; returns its `stateresp`. Over the limit nothing is written or sent.
 async fn send_otp(
     store: &dyn Store,
     clock: &dyn Clock,
     texts: Texts<'_>,
     partner: RegistrationId,
-    purpose: OtpPurpose,
-    subject: String,
-    to: &MobileNumber,
-    what: &str,
+    request: OtpRequest<'_>,
 ) -> Result<String, DmtError> {
+    let OtpRequest { purpose, subject, to, what } = request;
     let now = clock.now();
     if let Err(at) = store.count_text(to, now, texts.limits).await? {
         return Err(DmtError::TooManyTexts { retry_at: at.to_ist_string(), wait_secs: at.unix() - now.unix() });
@@ -191,11 +208,10 @@ async fn use_otp(
     clock: &dyn Clock,
     partner: RegistrationId,
     purpose: OtpPurpose,
-    stateresp: &str,
-    code: &str,
+    otp: PresentedOtp<'_>,
     expected: &str,
 ) -> Result<(), DmtError> {
-    match store.check_otp(partner, stateresp, purpose, code, clock.now()).await? {
+    match store.check_otp(partner, otp.stateresp, purpose, otp.code, clock.now()).await? {
         OtpCheck::Accepted(subject) if subject == expected => Ok(()),
         OtpCheck::Accepted(_) => Err(DmtError::Otp("OTP was issued for a different request".into())),
         OtpCheck::Wrong(left) => Err(DmtError::Otp(format!("Invalid OTP, {left} attempts left"))),
@@ -216,7 +232,8 @@ pub async fn query_remitter(
     let Some(remitter) = store.find_remitter(partner, mobile).await? else {
         let subject = mobile.as_str().to_owned();
         let what = "register for money transfer";
-        let stateresp = send_otp(store, clock, texts, partner, OtpPurpose::Registration, subject, mobile, what).await?;
+        let request = OtpRequest { purpose: OtpPurpose::Registration, subject, to: mobile, what };
+        let stateresp = send_otp(store, clock, texts, partner, request).await?;
         return Ok(RemitterQuery::OtpSent { stateresp });
     };
     let remaining = remaining_limits(store, clock, partner, mobile).await?;
@@ -246,7 +263,8 @@ pub async fn register_remitter(
         return Err(DmtError::AlreadyRegistered);
     }
     let (stateresp, otp) = (&registration.stateresp, &registration.otp);
-    use_otp(store, clock, partner, OtpPurpose::Registration, stateresp, otp, mobile.as_str()).await?;
+    let otp = PresentedOtp { stateresp, code: otp };
+    use_otp(store, clock, partner, OtpPurpose::Registration, otp, mobile.as_str()).await?;
     let remitter = Remitter {
         partner,
         mobile: registration.mobile,
@@ -343,7 +361,9 @@ pub async fn send_transfer_otp(
         return Err(monthly_limit_error(remaining.into_iter().max().unwrap_or(Paise::ZERO)));
     }
     let what = format!("send Rs {} by {}", intent.amount.to_amount_string(), intent.mode.as_str());
-    send_otp(store, clock, texts, partner, OtpPurpose::Transfer, intent.subject(), &intent.mobile, &what).await
+    let request =
+        OtpRequest { purpose: OtpPurpose::Transfer, subject: intent.subject(), to: &intent.mobile, what: &what };
+    send_otp(store, clock, texts, partner, request).await
 }
 
 fn monthly_limit_error(remaining: Paise) -> DmtError {
@@ -362,12 +382,11 @@ pub async fn transfer(
     partner: RegistrationId,
     intent: TransferIntent,
     reference: ReferenceId,
-    stateresp: &str,
-    otp: &str,
+    otp: PresentedOtp<'_>,
 ) -> Result<Debited<DmtTransfer>, DmtError> {
     let beneficiary = checked_intent(store, partner, &intent).await?;
     refuse_duplicate(store, partner, &reference).await?;
-    use_otp(store, clock, partner, OtpPurpose::Transfer, stateresp, otp, &intent.subject()).await?;
+    use_otp(store, clock, partner, OtpPurpose::Transfer, otp, &intent.subject()).await?;
     let now = clock.now();
     let plan = fees::plan_for(store, partner, now).await?;
     let record = new_transfer(partner, reference, &intent, &beneficiary, plan.dmt_charges(intent.amount, now), now);
@@ -488,7 +507,8 @@ pub async fn send_refund_otp(
     let (transfer, route) = failed_transfer(store, partner, reference).await?;
     let what = format!("claim the refund of transaction {}", transfer.ackno);
     let subject = format!("refund|{}", transfer.ackno);
-    send_otp(store, clock, texts, partner, OtpPurpose::Refund, subject, &route.remitter, &what).await
+    let request = OtpRequest { purpose: OtpPurpose::Refund, subject, to: &route.remitter, what: &what };
+    send_otp(store, clock, texts, partner, request).await
 }
 
 /// Refund claim: refunds a failed transfer to the wallet, once.
@@ -497,12 +517,11 @@ pub async fn claim_refund(
     clock: &dyn Clock,
     partner: RegistrationId,
     reference: &ReferenceId,
-    stateresp: &str,
-    otp: &str,
+    otp: PresentedOtp<'_>,
 ) -> Result<DmtTransfer, DmtError> {
     let (transfer, _) = failed_transfer(store, partner, reference).await?;
     let subject = format!("refund|{}", transfer.ackno);
-    use_otp(store, clock, partner, OtpPurpose::Refund, stateresp, otp, &subject).await?;
+    use_otp(store, clock, partner, OtpPurpose::Refund, otp, &subject).await?;
     let refund = DmtChange::Refund { refund_txn_id: String::new() };
     match store.change_dmt(transfer.ackno, refund, note(clock, "partner")).await {
         Ok(refunded) => Ok(refunded),
