@@ -283,7 +283,9 @@ async fn spawn_with_dir(
     if let Some(sandbox) = sandbox {
         state = state.with_sandbox(sandbox);
     }
-    let worker_settings = WorkerSettings { tick: std::time::Duration::from_millis(100), ..WorkerSettings::default() };
+    // On a manual clock a test waits for worker rounds ([`TestApp::advance`]): a short tick keeps the wait short.
+    let tick = std::time::Duration::from_millis(if options.clock.is_some() { 25 } else { 100 });
+    let worker_settings = WorkerSettings { tick, ..WorkerSettings::default() };
     let retry = Backoff::parse(options.callback_retry.unwrap_or("1s")).unwrap_or_else(|e| panic!("{e}"));
     let delivery = DeliverySettings { retry, timeout: std::time::Duration::from_secs(2) };
     let deliverer =
