@@ -73,15 +73,15 @@ impl Workers {
         let mut tasks = JoinSet::new();
         let settings = Arc::new(settings);
         let loops = Loops { settings, clock };
-        let (polled, poller) = watch::channel(0);
-        let (delivered, deliverer_rounds) = watch::channel(0);
+        let (poller_counts, poller_rounds) = watch::channel(0);
+        let (deliverer_counts, deliverer_rounds) = watch::channel(0);
         let poller = if upstream.provider.settles() {
-            tasks.spawn(poll_loop(store.clone(), upstream, loops.clone(), polled));
-            Some(poller)
+            tasks.spawn(poll_loop(store.clone(), upstream, loops.clone(), poller_counts));
+            Some(poller_rounds)
         } else {
             None
         };
-        tasks.spawn(delivery_loop(store, deliverer, loops, delivered));
+        tasks.spawn(delivery_loop(store, deliverer, loops, deliverer_counts));
         Workers { tasks, rounds: WorkerRounds { poller, deliverer: deliverer_rounds } }
     }
 
@@ -106,13 +106,13 @@ pub struct WorkerRounds {
 }
 
 impl WorkerRounds {
-    /// Waits until every running loop has finished a whole round that began
-    /// after this call, so read the clock as it was at the call: two more
-    /// rounds each, since the round in flight may have read the clock before.
-    /// A round's work (a poll, a delivery) is done when the round ends; what
-    /// that work gives the other loop (an event after a poll) is only
-    /// certain to be done after the next call.
-    pub async fn two_more(&self) {
+    /// Waits until each running loop has finished a round that began after
+    /// this call, and so has acted on the clock as it stood at the call.
+    /// That takes two more finished rounds: the one in flight may have read
+    /// the clock before. What a round hands the other loop (the event a
+    /// poll writes, for the deliverer) is only certain to be done after a
+    /// second call.
+    pub async fn next_full_round(&self) {
         let mut loops: Vec<watch::Receiver<u64>> = self.poller.iter().cloned().collect();
         loops.push(self.deliverer.clone());
         for mut rounds in loops {

@@ -486,12 +486,12 @@ impl TestApp {
     }
 
     /// Waits (at most 10 s) until each worker loop has finished a whole
-    /// round begun after the call: what was due by the clock at the call has
-    /// been done, and nothing more is coming from it.
+    /// round begun after the call: what was due by the clock at the call,
+    /// each loop has done.
     pub async fn worker_rounds(&self) {
         let workers = self.workers.as_ref().unwrap_or_else(|| panic!("this app runs no workers"));
         let rounds = workers.rounds();
-        tokio::time::timeout(std::time::Duration::from_secs(10), rounds.two_more())
+        tokio::time::timeout(std::time::Duration::from_secs(10), rounds.next_full_round())
             .await
             .unwrap_or_else(|_| panic!("the workers did not finish a round in 10 s"));
     }
