@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
-use payrail::domain::{BillStatus, DmtStatus, IpAllowlist, Paise, ReferenceId, RegistrationId, Timestamp};
+use payrail::domain::{
+    BillStatus, ChangeSource, Clock as _, DmtStatus, IpAllowlist, Paise, ReferenceId, RegistrationId, SystemClock,
+};
 use payrail::http::{AppState, Application, EdgeSettings};
 use payrail::services::partners::{add_partner, PartnerRequest};
 use payrail::services::secrets::MasterKey;
@@ -201,11 +203,11 @@ pub(crate) async fn load(
         require_token: true,
         authorised_key: None,
     };
-    let added = add_partner(store, key, request).await?;
+    let added = add_partner(store, &SystemClock, key, request).await?;
     let id = added.partner.registration_id;
     let started = Instant::now();
     let chunk = 100_000;
-    let note = || ChangeNote { source: "bench".into(), reason: None, at: Timestamp::now() };
+    let note = || ChangeNote { source: ChangeSource::Import, reason: None, at: SystemClock.now() };
     let quiet: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(|_| {});
     for start in (0..records).step_by(chunk) {
         let end = (start + chunk).min(records);
@@ -227,7 +229,7 @@ fn transfer(partner: RegistrationId, i: usize) -> anyhow::Result<payrail::domain
     );
     new.status = DmtStatus::ALL[i % 6];
     new.utr = Some(format!("{:012}", i));
-    Ok(new.into_transfer(Timestamp::now()))
+    Ok(new.into_transfer(SystemClock.now()))
 }
 
 fn bill(partner: RegistrationId, i: usize) -> anyhow::Result<payrail::domain::BillPayment> {
@@ -246,12 +248,13 @@ fn bill(partner: RegistrationId, i: usize) -> anyhow::Result<payrail::domain::Bi
         refund_txn_id: None,
         refunded_at: None,
     };
-    Ok(new.into_payment(Timestamp::now()))
+    Ok(new.into_payment(SystemClock.now()))
 }
 
 pub(crate) async fn start_payrail(store: Arc<dyn Store>, key: Arc<MasterKey>) -> anyhow::Result<SocketAddr> {
     let settings = EdgeSettings { rate_limit_per_sec: 0, ..EdgeSettings::default() };
-    let app = Application::bind("127.0.0.1:0".parse()?, AppState::new(store, key, settings)).await?;
+    let app =
+        Application::bind("127.0.0.1:0".parse()?, AppState::new(store, key, settings, SystemClock::shared())).await?;
     let addr = app.local_addr()?;
     tokio::spawn(app.run_until(std::future::pending()));
     Ok(addr)

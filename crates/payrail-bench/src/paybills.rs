@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use payrail::domain::Paise;
-use payrail::services::ledger;
+use payrail::domain::{Paise, SystemClock};
+use payrail::services::ledger::{self, OperatorMove};
 
 use crate::load::{self, Target, Workload};
 use crate::Args;
@@ -28,7 +28,14 @@ pub fn run(
     let (location, database) = crate::location(&server, data_dir.path(), postgres.as_deref())?;
     let (store, key) = server.block_on(crate::open(&location))?;
     let (partner, secret) = server.block_on(crate::load(&*store, &key, 0))?;
-    server.block_on(ledger::top_up(&*store, partner, Paise::rupees(1_000_000_000), "bench"))?;
+    server.block_on(ledger::move_money(
+        &*store,
+        &SystemClock,
+        partner,
+        OperatorMove::TopUp,
+        Paise::rupees(1_000_000_000),
+        "bench",
+    ))?;
     let addr = server.block_on(crate::start_payrail(store, key))?;
     let target = Target { addr, name: "paybill", partner, secret, records: 1, workload: Workload::Paybill };
     let report = driver.block_on(load::drive(target, args.connections, Duration::from_secs(args.seconds)))?;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use async_trait::async_trait;
 use payrail::domain::upstream::{BillUpstream, DmtUpstream};
-use payrail::domain::{BillPayment, DmtTransfer, Paise, ReferenceId, Timestamp};
+use payrail::domain::{BillPayment, ChangeSource, Clock as _, DmtTransfer, Paise, ReferenceId, SystemClock, Timestamp};
 use payrail::services::billers::Biller;
 use payrail::services::callbacks::{Deliverer, DeliverySettings};
 use payrail::services::secrets::MasterKey;
@@ -83,12 +83,13 @@ pub fn run(args: &Args, engine: &str, postgres: Option<String>) -> anyhow::Resul
     println!("   {} jobs due", runtime.block_on(due(&location))?);
 
     let provider = Arc::new(InstantProvider::default());
-    let upstream = Arc::new(Upstream::new(provider.clone(), SyncSettings::default()));
-    let deliverer = Arc::new(Deliverer::new(store.clone(), key, DeliverySettings::default())?);
+    let clock = SystemClock::shared();
+    let upstream = Arc::new(Upstream::new(provider.clone(), SyncSettings::default(), clock.clone()));
+    let deliverer = Arc::new(Deliverer::new(store.clone(), key, DeliverySettings::default(), clock.clone())?);
     let started = Instant::now();
     let workers = {
         let _entered = runtime.enter();
-        Workers::start(store, upstream, deliverer, WorkerSettings::default())
+        Workers::start(store, upstream, deliverer, WorkerSettings::default(), clock)
     };
     let left = runtime.block_on(until_empty(&location, started, Duration::from_secs(args.poll_limit_secs)))?;
     let elapsed = started.elapsed().as_secs_f64();
@@ -116,10 +117,10 @@ async fn load_in_process(store: &dyn Store, key: &MasterKey, n: usize) -> anyhow
             .map(|i| {
                 let reference = ReferenceId::parse(&format!("Q{i:07}"))?;
                 let new = NewDmt::in_process(partner, reference, Paise::rupees(100), "20018575947".into());
-                Ok(new.into_transfer(Timestamp::now()))
+                Ok(new.into_transfer(SystemClock.now()))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let note = ChangeNote { source: "bench".into(), reason: None, at: Timestamp::now() };
+        let note = ChangeNote { source: ChangeSource::Import, reason: None, at: SystemClock.now() };
         store.insert_dmt_batch(transfers, note, quiet.clone()).await.context("Failed to load transfers")?;
     }
     Ok(())
@@ -138,7 +139,7 @@ async fn until_empty(location: &StoreLocation, started: Instant, limit: Duration
 
 /// Gives every transfer a poll job due now, in one statement.
 async fn schedule_all(location: &StoreLocation) -> anyhow::Result<()> {
-    let now = Timestamp::now().unix();
+    let now = SystemClock.now().unix();
     let sql = "INSERT INTO upstream_polls (kind, txn_id, attempts, next_poll_at) \
                SELECT 'dmt', ackno, 0, {now} FROM dmt_transfers";
     let sql = sql.replace("{now}", &now.to_string());

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use super::money::partner;
 use super::Cli;
 use crate::domain::event::{self, EventFilter, EventState, PartnerEvent};
-use crate::domain::{RegistrationId, Timestamp, TxnKind};
+use crate::domain::{Clock as _, RegistrationId, SystemClock, TxnKind};
 use crate::http::admin_events::callback_url;
 use crate::services::callback_secrets;
 use crate::services::secrets::MissingKey;
@@ -123,14 +123,14 @@ pub async fn callback(cli: &Cli, command: &CallbackCommand) -> anyhow::Result<()
             let url = callback_url(url).map_err(anyhow::Error::msg)?;
             let (store, id) = existing_partner(cli, registration_id).await?;
             let key = cli.master_key(&*store, MissingKey::Refuse).await?;
-            let made = callback_secrets::set_callback(&*store, &key, id, url.clone()).await?;
+            let made = callback_secrets::set_callback(&*store, &SystemClock, &key, id, url.clone()).await?;
             show_callback_set(id, &url, made.as_ref(), *json)?;
         }
         CallbackCommand::RotateSecret { registration_id, overlap_hours } => {
             let (store, id) = existing_partner(cli, registration_id).await?;
             let key = cli.master_key(&*store, MissingKey::Refuse).await?;
             let overlap = std::time::Duration::from_secs(overlap_hours.saturating_mul(3600));
-            let (secret, until) = callback_secrets::rotate_secret(&*store, &key, id, overlap).await?;
+            let (secret, until) = callback_secrets::rotate_secret(&*store, &SystemClock, &key, id, overlap).await?;
             println!("{id} callback secret: {}", secret.expose_secret());
             println!("It is shown only this once: give it to the partner now.");
             if !overlap.is_zero() {
@@ -142,7 +142,7 @@ pub async fn callback(cli: &Cli, command: &CallbackCommand) -> anyhow::Result<()
         }
         CallbackCommand::Clear { registration_id } => {
             let (store, id) = existing_partner(cli, registration_id).await?;
-            store.set_callback_url(id, None, Timestamp::now()).await?;
+            store.set_callback_url(id, None, SystemClock.now()).await?;
             println!("{id}: no callback URL; no more events are written, and pending ones are cancelled");
         }
         CallbackCommand::Listen { listen, secret, secret_file } => {
@@ -243,7 +243,7 @@ fn txn_ref(text: &str) -> anyhow::Result<(TxnKind, i64)> {
 
 fn line(e: &PartnerEvent) -> String {
     let next =
-        e.next_attempt_shown(Timestamp::now()).map(|t| format!(" next {}", t.to_ist_string())).unwrap_or_default();
+        e.next_attempt_shown(SystemClock.now()).map(|t| format!(" next {}", t.to_ist_string())).unwrap_or_default();
     format!(
         "{:>8}  {}  {}:{}  {:<12} {:<9} attempts {}{}  ({})",
         e.id,
@@ -290,7 +290,7 @@ pub async fn events(cli: &Cli, command: &EventsCommand) -> anyhow::Result<ExitCo
         }
         EventsCommand::Redeliver { id } => {
             let event =
-                store.redeliver_event(*id, Timestamp::now()).await?.with_context(|| format!("no event {id}"))?;
+                store.redeliver_event(*id, SystemClock.now()).await?.with_context(|| format!("no event {id}"))?;
             println!("{}", line(&event));
             println!("queued: a running payrail server delivers it within a second or two");
         }
@@ -320,7 +320,7 @@ pub async fn upstream(cli: &Cli, command: &UpstreamCommand) -> anyhow::Result<()
             if !exists {
                 anyhow::bail!("no {} transaction {id}", kind.as_str());
             }
-            store.schedule_poll(kind, id, Timestamp::now()).await?;
+            store.schedule_poll(kind, id, SystemClock.now()).await?;
             println!("{txn}: the poller asks the upstream again now, then on its schedule");
         }
     }

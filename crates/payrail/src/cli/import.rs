@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Cli;
-use crate::domain::RegistrationId;
+use crate::domain::{RegistrationId, SystemClock};
 use crate::services::import;
 
 /// Which kind of transaction a file holds.
@@ -50,8 +50,8 @@ pub async fn run(cli: &Cli, args: &ImportArgs) -> anyhow::Result<()> {
         progress_bar.set_position(done);
     });
     let result = match args.kind {
-        Kind::Dmt => import::import_dmt(&*store, partner, &text, progress).await,
-        Kind::Bbps => import::import_bills(&*store, partner, &text, progress).await,
+        Kind::Dmt => import::import_dmt(&*store, &SystemClock, partner, &text, progress).await,
+        Kind::Bbps => import::import_bills(&*store, &SystemClock, partner, &text, progress).await,
     };
     bar.finish_and_clear();
     let count = result.with_context(|| format!("{}", args.file.display()))?;

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
+use crate::domain::SystemClock;
 use crate::services::secrets::{check_master_key, KeySource, MasterKey, MissingKey};
 use crate::store::{self, Store, StoreLocation};
 
@@ -101,7 +102,7 @@ impl Cli {
         let source = self.key_source();
         if source.is_given() {
             let key = MasterKey::load(&source, &self.data_dir, MissingKey::Refuse)?;
-            check_master_key(&*store, &key).await?;
+            check_master_key(&*store, &SystemClock, &key).await?;
         }
         Ok(store)
     }
@@ -111,7 +112,7 @@ impl Cli {
     /// check value.
     pub async fn master_key(&self, store: &dyn Store, missing: MissingKey) -> anyhow::Result<MasterKey> {
         let key = MasterKey::load(&self.key_source(), &self.data_dir, missing)?;
-        check_master_key(store, &key).await?;
+        check_master_key(store, &SystemClock, &key).await?;
         Ok(key)
     }
 }

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::Cli;
 use crate::domain::fee_plan::FeePlan;
-use crate::domain::{Paise, RegistrationId};
+use crate::domain::{Paise, RegistrationId, SystemClock};
 use crate::http::admin_money::{instant, period};
 use crate::services::fees;
 use crate::services::ledger::{self, OperatorMove};
@@ -91,7 +91,7 @@ pub async fn wallet(cli: &Cli, command: &WalletCommand) -> anyhow::Result<()> {
                 _ => OperatorMove::Withdrawal,
             };
             let memo = m.memo.as_deref().unwrap_or(way.default_memo());
-            let moved = ledger::move_money(&*store, id, way, amount, memo).await;
+            let moved = ledger::move_money(&*store, &SystemClock, id, way, amount, memo).await;
             let moved = moved.with_context(|| format!("wallet of {id} not moved"))?;
             println!("{id}: {} -> {}", moved.opening.to_decimal_string(), moved.closing.to_decimal_string());
         }
@@ -125,7 +125,7 @@ pub async fn plan(cli: &Cli, command: &PlanCommand) -> anyhow::Result<()> {
             let text = std::fs::read_to_string(file).with_context(|| format!("Failed to read {}", file.display()))?;
             let plan = FeePlan::from_json(&text).with_context(|| format!("{} is not a valid plan", file.display()))?;
             let from = instant(from).map_err(anyhow::Error::msg)?;
-            let version = fees::set_plan(&*store, id, plan, from).await.context("plan not recorded")?;
+            let version = fees::set_plan(&*store, &SystemClock, id, plan, from).await.context("plan not recorded")?;
             println!("{id}: plan version {} in force from {}", version.version, version.effective_from.to_ist_string());
         }
         PlanCommand::Show { registration_id } => {

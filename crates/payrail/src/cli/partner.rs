@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 
 use super::Cli;
-use crate::domain::{IpAllowlist, PartnerStatus, RegistrationId};
+use crate::domain::{IpAllowlist, PartnerStatus, RegistrationId, SystemClock};
 use crate::services::partners::{self, PartnerRequest};
 use crate::services::secrets::MissingKey;
 
@@ -98,7 +98,7 @@ pub async fn run(cli: &Cli, command: &PartnerCommand) -> anyhow::Result<()> {
                 require_token: !args.no_token,
                 authorised_key: args.authorised_key.clone(),
             };
-            let added = partners::add_partner(&*store, &key, request).await?;
+            let added = partners::add_partner(&*store, &SystemClock, &key, request).await?;
             show_secret_once(added.partner.registration_id, &added.secret, args.json, None)
         }
         PartnerCommand::List { json } => list(&*store, *json).await,
@@ -116,7 +116,7 @@ pub async fn run(cli: &Cli, command: &PartnerCommand) -> anyhow::Result<()> {
             let key = cli.master_key(&*store, MissingKey::Refuse).await?;
             let id = registration(registration_id)?;
             let overlap = std::time::Duration::from_secs(overlap_hours * 3600);
-            let (secret, until) = partners::rotate_secret(&*store, &key, id, overlap).await?;
+            let (secret, until) = partners::rotate_secret(&*store, &SystemClock, &key, id, overlap).await?;
             show_secret_once(id, &secret, *json, Some(until.to_ist_string()))
         }
     }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use crate::domain::otp::TextLimits;
 use crate::domain::upstream::{self, Backoff};
+use crate::domain::{Clock, SystemClock};
 use crate::http::connection::ConnectionLimits;
 use crate::http::{AppState, Application, EdgeSettings};
 use crate::services::callbacks::{Deliverer, DeliverySettings};
@@ -180,7 +181,7 @@ struct Configured {
     sandbox: Option<Arc<SandboxProvider>>,
 }
 
-fn configure_upstream(args: &UpstreamArgs, demo: bool) -> anyhow::Result<Configured> {
+fn configure_upstream(args: &UpstreamArgs, demo: bool, clock: Arc<dyn Clock>) -> anyhow::Result<Configured> {
     let poll_schedule = Backoff::parse(&args.poll_schedule).context("--poll-schedule")?;
     if args.status_budget_ms == 0 || args.status_budget_ms > 1500 {
         anyhow::bail!("--status-budget-ms must be between 1 and 1500");
@@ -196,15 +197,15 @@ fn configure_upstream(args: &UpstreamArgs, demo: bool) -> anyhow::Result<Configu
     };
     let kind = args.provider.unwrap_or(if demo { ProviderKind::Sandbox } else { ProviderKind::Manual });
     let (provider, sandbox): (Arc<dyn Provider>, _) = match kind {
-        ProviderKind::Manual => (Arc::new(ManualProvider), None),
+        ProviderKind::Manual => (Arc::new(ManualProvider::new(clock.clone())), None),
         ProviderKind::Sandbox => {
             let step = Duration::from_secs(args.sandbox_step_secs.max(1));
-            let sandbox = Arc::new(SandboxProvider::new(step, Duration::from_secs(3)));
+            let sandbox = Arc::new(SandboxProvider::new(step, Duration::from_secs(3), clock.clone()));
             (sandbox.clone(), Some(sandbox))
         }
         ProviderKind::Paysprint => (Arc::new(PaysprintProvider::new(paysprint_config(args)?)?), None),
     };
-    Ok(Configured { upstream: Arc::new(Upstream::new(provider, settings)), sandbox })
+    Ok(Configured { upstream: Arc::new(Upstream::new(provider, settings, clock)), sandbox })
 }
 
 fn paysprint_config(args: &UpstreamArgs) -> anyhow::Result<PaysprintConfig> {
@@ -226,16 +227,18 @@ fn start_workers(
     store: Arc<dyn crate::store::Store>,
     key: Arc<MasterKey>,
     upstream: Arc<Upstream>,
+    clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Workers> {
     let retry = Backoff::parse(&args.callback_retry).context("--callback-retry")?;
-    let deliverer = Deliverer::new(store.clone(), key, DeliverySettings { retry, ..DeliverySettings::default() })?;
+    let delivery = DeliverySettings { retry, ..DeliverySettings::default() };
+    let deliverer = Deliverer::new(store.clone(), key, delivery, clock.clone())?;
     let mut settings =
         WorkerSettings { tick: Duration::from_millis(args.worker_tick_ms.max(10)), ..WorkerSettings::default() };
     if let Some(instance) = &args.instance {
         settings.instance = instance.clone();
     }
     tracing::info!(instance = %settings.instance, provider = upstream.provider.name(), "workers started");
-    Ok(Workers::start(store, upstream, Arc::new(deliverer), settings))
+    Ok(Workers::start(store, upstream, Arc::new(deliverer), settings, clock))
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -248,13 +251,14 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         StoreLocation::Postgres(_) => None,
     };
     let store = cli.open_store().await?;
+    let clock = SystemClock::shared();
     let key =
         Arc::new(cli.master_key(&*store, if args.demo { MissingKey::Generate } else { MissingKey::Refuse }).await?);
     let mut admin_token = std::env::var("PAYRAIL_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()).map(SecretString::from);
     if args.demo && admin_token.is_none() {
         admin_token = Some(random_token());
     }
-    let demo_data = if args.demo { load_demo(&*store, &key, args.demo_transactions).await? } else { None };
+    let demo_data = if args.demo { load_demo(&*store, &*clock, &key, args.demo_transactions).await? } else { None };
     let settings = EdgeSettings {
         trusted_proxies: args.trusted_proxies.clone(),
         rate_limit_per_sec: args.rate_limit,
@@ -272,16 +276,17 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     } else {
         tracing::info!("{}", notifier.describe());
     }
-    let configured = configure_upstream(&args.upstream, args.demo)?;
-    let workers = start_workers(&args.upstream, store.clone(), key.clone(), configured.upstream.clone())?;
+    let configured = configure_upstream(&args.upstream, args.demo, clock.clone())?;
+    let workers =
+        start_workers(&args.upstream, store.clone(), key.clone(), configured.upstream.clone(), clock.clone())?;
     let live = args.demo && demo_data.is_some() && configured.sandbox.is_some();
     if live {
-        demo_live::make_live_transactions(&*store, &configured.upstream, SEED_PARTNER)
+        demo_live::make_live_transactions(&*store, &*clock, &configured.upstream, SEED_PARTNER)
             .await
             .context("Failed to make the demo's live sandbox transactions")?;
     }
     let text_limits = TextLimits { per_ten_minutes: args.otp_texts_per_10_min, per_day: args.otp_texts_per_day };
-    let mut state = AppState::new(store.clone(), key, settings)
+    let mut state = AppState::new(store.clone(), key, settings, clock)
         .with_notifier(notifier)
         .with_text_limits(text_limits)
         .with_upstream(configured.upstream);
@@ -321,11 +326,12 @@ fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<File> {
 
 async fn load_demo(
     store: &dyn crate::store::Store,
+    clock: &dyn Clock,
     key: &crate::services::secrets::MasterKey,
     count: usize,
 ) -> anyhow::Result<Option<demo::DemoData>> {
     eprintln!("Loading the demo data set ({count} transfers and {count} bill payments)…");
-    match demo::load_demo(store, key, count).await.context("Failed to load the demo data")? {
+    match demo::load_demo(store, clock, key, count).await.context("Failed to load the demo data")? {
         Some(data) => Ok(Some(data)),
         None => {
             eprintln!("The store already has partners: the demo data set was loaded before and is left as it is.");

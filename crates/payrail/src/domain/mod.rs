@@ -1,10 +1,12 @@
 //! Domain types: money, identifiers, time, transaction states and the charge
-//! arithmetic. Nothing here does I/O, and nothing here knows AOPay's wire
-//! spellings; the HTTP edge maps these types onto the wire.
+//! arithmetic. Nothing here does I/O (but for [`SystemClock`] reading the
+//! time), and nothing here knows AOPay's wire spellings; the HTTP edge maps
+//! these types onto the wire.
 
 pub mod bbps;
 pub mod change_source;
 pub mod charges;
+pub mod clock;
 pub mod dmt;
 pub mod event;
 pub mod fee_plan;
@@ -24,6 +26,7 @@ pub mod upstream;
 pub use bbps::{BillPayment, BillStatus};
 pub use change_source::ChangeSource;
 pub use charges::{DmtCharges, TdsRate};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use dmt::{DmtStatus, DmtTransfer};
 pub use money::Paise;
 pub use partner::{IpAllowlist, Partner, PartnerStatus};

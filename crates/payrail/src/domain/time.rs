@@ -35,7 +35,9 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(seconds))
     }
 
-    /// The current instant from the system clock.
+    /// The current instant from the system clock. Outside the store, code
+    /// reads the [`Clock`](super::Clock) it is handed instead, so that tests
+    /// can move time.
     pub fn now() -> Self {
         let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         Timestamp(seconds)

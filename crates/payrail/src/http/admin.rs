@@ -153,8 +153,9 @@ async fn create_dmt(
     );
     new.customer_charge = optional_money("customer_charge", request.customer_charge.as_deref())?;
     new.provider_share = optional_money("provider_share", request.provider_share.as_deref())?;
-    let transfer =
-        transactions::create_dmt(state.store.as_ref(), new, ChangeSource::Admin).await.map_err(insert_error)?;
+    let transfer = transactions::create_dmt(state.store.as_ref(), &*state.clock, new, ChangeSource::Admin)
+        .await
+        .map_err(insert_error)?;
     show_dmt_by_id(&state, transfer.ackno, StatusCode::CREATED).await
 }
 
@@ -203,7 +204,7 @@ async fn transition_dmt(
     };
     let reason = request.reason.map(|r| bounded("reason", &r, 500)).transpose()?;
     let store = state.store.as_ref();
-    transactions::change::<DmtTransfer>(store, ackno, change, ChangeSource::Admin, reason)
+    transactions::change::<DmtTransfer>(store, &*state.clock, ackno, change, ChangeSource::Admin, reason)
         .await
         .map_err(change_error)?;
     show_dmt_by_id(&state, ackno, StatusCode::OK).await
@@ -253,8 +254,9 @@ async fn create_bill(
         refund_txn_id: None,
         refunded_at: None,
     };
-    let payment =
-        transactions::create_bill(state.store.as_ref(), new, ChangeSource::Admin).await.map_err(insert_error)?;
+    let payment = transactions::create_bill(state.store.as_ref(), &*state.clock, new, ChangeSource::Admin)
+        .await
+        .map_err(insert_error)?;
     show_bill_by_id(&state, payment.txnid, StatusCode::CREATED).await
 }
 
@@ -291,7 +293,7 @@ async fn transition_bill(
     };
     let reason = request.reason.map(|r| bounded("reason", &r, 500)).transpose()?;
     let store = state.store.as_ref();
-    transactions::change::<BillPayment>(store, txnid, change, ChangeSource::Admin, reason)
+    transactions::change::<BillPayment>(store, &*state.clock, txnid, change, ChangeSource::Admin, reason)
         .await
         .map_err(change_error)?;
     show_bill_by_id(&state, txnid, StatusCode::OK).await

@@ -97,7 +97,7 @@ async fn set_callback(
     let partner = existing_partner(&state, &id).await?;
     let request: SetCallback = parse_json(&body)?;
     let url = callback_url(&request.url).map_err(bad)?;
-    let made = callback_secrets::set_callback(&*state.store, &state.key, partner, url.clone()).await;
+    let made = callback_secrets::set_callback(&*state.store, &*state.clock, &state.key, partner, url.clone()).await;
     let callback_secret = made.map_err(secret_error)?.map(|s| s.expose_secret().to_owned());
     Ok(json_response(StatusCode::OK, &CallbackView { partner: partner.to_string(), url: Some(url), callback_secret }))
 }
@@ -131,8 +131,9 @@ async fn rotate_callback_secret(
         return Err(bad("overlap_hours must be at most 720"));
     }
     let overlap = std::time::Duration::from_secs(hours * 3600);
-    let (secret, until) =
-        callback_secrets::rotate_secret(&*state.store, &state.key, partner, overlap).await.map_err(secret_error)?;
+    let (secret, until) = callback_secrets::rotate_secret(&*state.store, &*state.clock, &state.key, partner, overlap)
+        .await
+        .map_err(secret_error)?;
     let rotated = RotatedCallbackSecret {
         partner: partner.to_string(),
         callback_secret: secret.expose_secret().to_owned(),
@@ -147,7 +148,7 @@ async fn clear_callback(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let partner = existing_partner(&state, &id).await?;
-    state.store.set_callback_url(partner, None, Timestamp::now()).await?;
+    state.store.set_callback_url(partner, None, state.clock.now()).await?;
     Ok(json_response(StatusCode::OK, &CallbackView { partner: partner.to_string(), url: None, callback_secret: None }))
 }
 
@@ -200,8 +201,9 @@ pub struct EventView {
     redelivered_at: Option<String>,
 }
 
-impl From<&PartnerEvent> for EventView {
-    fn from(e: &PartnerEvent) -> Self {
+impl EventView {
+    /// The event as it stands at `now` (its next attempt is shown from then).
+    fn at(e: &PartnerEvent, now: Timestamp) -> Self {
         EventView {
             id: e.id,
             partner: e.partner.to_string(),
@@ -211,7 +213,7 @@ impl From<&PartnerEvent> for EventView {
             state: e.state.name(),
             attempts: e.attempts,
             created_at: e.created_at.to_ist_string(),
-            next_attempt_at: e.next_attempt_shown(Timestamp::now()).map(Timestamp::to_ist_string),
+            next_attempt_at: e.next_attempt_shown(now).map(Timestamp::to_ist_string),
             deliver_until: e.deliver_until.to_ist_string(),
             delivered_at: e.delivered_at.map(Timestamp::to_ist_string),
             redelivered_at: e.redelivered_at.map(Timestamp::to_ist_string),
@@ -230,7 +232,8 @@ async fn list_events(
     Query(query): Query<EventQuery>,
 ) -> Result<Response, ApiError> {
     let events = state.store.events(&filter(query)?).await?;
-    Ok(json_response(StatusCode::OK, &EventList { events: events.iter().map(EventView::from).collect() }))
+    let now = state.clock.now();
+    Ok(json_response(StatusCode::OK, &EventList { events: events.iter().map(|e| EventView::at(e, now)).collect() }))
 }
 
 #[derive(Serialize)]
@@ -274,7 +277,7 @@ async fn show_event(
     let (event, attempts) =
         state.store.event_with_attempts(id).await?.ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;
     let detail = EventDetail {
-        event: EventView::from(&event),
+        event: EventView::at(&event, state.clock.now()),
         body: event.body(),
         delivery_attempts: attempts.iter().map(AttemptView::from).collect(),
     };
@@ -284,10 +287,10 @@ async fn show_event(
 async fn redeliver(_: Operator, State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let event = state
         .store
-        .redeliver_event(id, Timestamp::now())
+        .redeliver_event(id, state.clock.now())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;
-    Ok(json_response(StatusCode::OK, &EventView::from(&event)))
+    Ok(json_response(StatusCode::OK, &EventView::at(&event, state.clock.now())))
 }
 
 #[derive(Serialize)]

@@ -118,7 +118,7 @@ async fn move_wallet(
         return Err(ApiError::Validation("memo must be at most 200 characters".into()));
     }
     check_text(&memo).map_err(|e| ApiError::Validation(format!("memo {e}")))?;
-    let moved: Result<WalletMove, _> = ledger::move_money(&*state.store, id, way, amount, &memo).await;
+    let moved: Result<WalletMove, _> = ledger::move_money(&*state.store, &*state.clock, id, way, amount, &memo).await;
     let moved = moved.map_err(|e| wallet_error(e, id))?;
     let body = Moved {
         partner: id.to_string(),
@@ -228,7 +228,7 @@ async fn set_plan(
     let request: NewPlan<'_> = parse_json(&body)?;
     let from = instant(&request.effective_from).map_err(ApiError::Validation)?;
     let plan = FeePlan::from_json(request.plan.get()).map_err(|e| ApiError::Validation(format!("plan: {e}")))?;
-    let version = fees::set_plan(&*state.store, id, plan, from).await.map_err(|e| match e {
+    let version = fees::set_plan(&*state.store, &*state.clock, id, plan, from).await.map_err(|e| match e {
         DebitError::UnknownPartner => ApiError::NotFound(format!("no partner {id}")),
         DebitError::Store(e) => e.into(),
         other => ApiError::Internal(other.into()),

@@ -116,7 +116,7 @@ fn check_authorised_key(partner: &Partner, sent: Option<&str>) -> Result<(), Api
 }
 
 async fn check_token(state: &AppState, partner: &Partner, token: &str) -> Result<(), ApiError> {
-    let now = Timestamp::now();
+    let now = state.clock.now();
     let secrets = partner_secrets(state, partner, now)?;
     let claims = verify_token(token, &secrets, now, MAX_CLOCK_SKEW_SECS).map_err(|e| match e {
         TokenError::SignatureEncoding => ApiError::SignatureEncoding,

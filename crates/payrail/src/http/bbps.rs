@@ -118,7 +118,7 @@ pub async fn paybill(State(state): State<Arc<AppState>>, call: PartnerCall) -> R
         reference: f.reference()?,
         extra: customer_params(f)?,
     };
-    let debited = bills::pay_bill(&*state.store, &state.upstream, call.partner, request).await?;
+    let debited = bills::pay_bill(&*state.store, &*state.clock, &state.upstream, call.partner, request).await?;
     let body = PaybillBody {
         status: true,
         response_code: 1,

@@ -15,7 +15,7 @@ use super::partner_call::{AmountRule, Fields, PartnerCall};
 use super::AppState;
 use crate::domain::remitter::{AccountNumber, Beneficiary, Ifsc, TransferMode};
 use crate::domain::{DmtTransfer, Paise};
-use crate::services::remittance::{self, NewBeneficiary, Registration, RemitterQuery, TransferIntent};
+use crate::services::remittance::{self, NewBeneficiary, PresentedOtp, Registration, RemitterQuery, TransferIntent};
 
 /// `status`, `response_code`, `message`: a plain success.
 #[derive(Serialize)]
@@ -67,7 +67,7 @@ fn rupees(paise: Paise) -> i64 {
 /// or 202 with `stateresp` after sending a registration OTP.
 pub async fn query_remitter(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let mobile = call.fields.mobile(&["MobileNo", "MobileNumber", "mobile"])?;
-    let found = remittance::query_remitter(&*state.store, state.texts(), call.partner, &mobile).await?;
+    let found = remittance::query_remitter(&*state.store, &*state.clock, state.texts(), call.partner, &mobile).await?;
     Ok(match found {
         RemitterQuery::Registered { remitter, remaining } => {
             let data = RemitterData {
@@ -106,7 +106,7 @@ pub async fn register_remitter(State(state): State<Arc<AppState>>, call: Partner
         first_name: f.text(&["FirstName", "fname"])?,
         last_name: f.text(&["LastName", "lname"])?,
     };
-    remittance::register_remitter(&*state.store, call.partner, registration).await?;
+    remittance::register_remitter(&*state.store, &*state.clock, call.partner, registration).await?;
     Ok(done("Remitter registered successfully"))
 }
 
@@ -131,7 +131,7 @@ pub async fn register_beneficiary(State(state): State<Arc<AppState>>, call: Part
         ifsc: Ifsc::parse(&f.required_text(&["IFSC", "ifsccode"])?).map_err(|e| field_error("IFSC", e))?,
         bank_name: f.text(&["BankName", "bankname"])?,
     };
-    let added = remittance::add_beneficiary(&*state.store, call.partner, new).await?;
+    let added = remittance::add_beneficiary(&*state.store, &*state.clock, call.partner, new).await?;
     let body = BeneficiaryAdded {
         status: true,
         response_code: 1,
@@ -200,7 +200,8 @@ fn intent(fields: &Fields) -> Result<TransferIntent, ApiError> {
 /// `POST /api/AOP/DMTV1/TransactionSendOtp` `{MobileNumber, BeneID, Txntype, Amount}`.
 pub async fn transaction_send_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let intent = intent(&call.fields)?;
-    let stateresp = remittance::send_transfer_otp(&*state.store, state.texts(), call.partner, &intent).await?;
+    let stateresp =
+        remittance::send_transfer_otp(&*state.store, &*state.clock, state.texts(), call.partner, &intent).await?;
     let body = OtpSent { status: true, response_code: 1, stateresp: &stateresp, message: "OTP sent to the remitter" };
     Ok(json_response(StatusCode::OK, &body))
 }
@@ -255,8 +256,10 @@ fn transfer_body(t: &DmtTransfer, wallet: Option<(Paise, Paise)>) -> TransferBod
 pub async fn transaction(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let f = &call.fields;
     let (intent, reference, otp, stateresp) = (intent(f)?, f.reference()?, f.otp()?, f.stateresp()?);
+    let otp = PresentedOtp { stateresp: &stateresp, code: &otp };
     let debited =
-        remittance::transfer(&*state.store, &state.upstream, call.partner, intent, reference, &stateresp, &otp).await?;
+        remittance::transfer(&*state.store, &*state.clock, &state.upstream, call.partner, intent, reference, otp)
+            .await?;
     let wallet = (debited.wallet.opening, debited.wallet.closing);
     Ok(json_response(StatusCode::OK, &transfer_body(&debited.record, Some(wallet))))
 }
@@ -264,7 +267,8 @@ pub async fn transaction(State(state): State<Arc<AppState>>, call: PartnerCall) 
 /// `POST /api/AOP/DMTV1/RefundOtp` `{referenceid}`: OTP to the remitter of a failed transfer.
 pub async fn refund_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let reference = call.fields.reference()?;
-    let stateresp = remittance::send_refund_otp(&*state.store, state.texts(), call.partner, &reference).await?;
+    let stateresp =
+        remittance::send_refund_otp(&*state.store, &*state.clock, state.texts(), call.partner, &reference).await?;
     let body = OtpSent { status: true, response_code: 1, stateresp: &stateresp, message: "OTP sent to the remitter" };
     Ok(json_response(StatusCode::OK, &body))
 }
@@ -273,6 +277,13 @@ pub async fn refund_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -
 pub async fn claim_refund(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let f = &call.fields;
     let (reference, otp, stateresp) = (f.reference()?, f.otp()?, f.stateresp()?);
-    let refunded = remittance::claim_refund(&*state.store, call.partner, &reference, &stateresp, &otp).await?;
+    let refunded = remittance::claim_refund(
+        &*state.store,
+        &*state.clock,
+        call.partner,
+        &reference,
+        PresentedOtp { stateresp: &stateresp, code: &otp },
+    )
+    .await?;
     Ok(json_response(StatusCode::OK, &transfer_body(&refunded, None)))
 }

@@ -53,7 +53,7 @@ use self::framing::Verdict;
 use self::ratelimit::{FailureLimiter, RateLimiter};
 use crate::domain::otp::TextLimits;
 use crate::domain::partner::SealedSecret;
-use crate::domain::RegistrationId;
+use crate::domain::{Clock, RegistrationId};
 use crate::services::notifier::{LogNotifier, Notifier, Texts};
 use crate::services::secrets::MasterKey;
 use crate::services::upstream::provider::ManualProvider;
@@ -93,6 +93,8 @@ pub struct AppState {
     pub upstream: Arc<Upstream>,
     /// The sandbox, when it is the provider (for `/sandbox/v1/advance`).
     pub sandbox: Option<Arc<SandboxProvider>>,
+    /// When it is: token windows, OTP expiry, history stamps, monthly limits.
+    pub clock: Arc<dyn Clock>,
     limiter: RateLimiter,
     failures: FailureLimiter,
     /// Opened secrets by their sealed form: opening costs more than the rest
@@ -105,16 +107,19 @@ pub struct AppState {
 type OpenedSecrets = HashMap<(RegistrationId, Vec<u8>), Vec<u8>>;
 
 impl AppState {
-    /// State for a router, with OTPs written to the log and the manual
-    /// provider; see [`AppState::with_notifier`] and [`AppState::with_upstream`].
-    pub fn new(store: Arc<dyn Store>, key: Arc<MasterKey>, settings: EdgeSettings) -> Self {
+    /// State for a router that reads the time from `clock`, with OTPs
+    /// written to the log and the manual provider; see
+    /// [`AppState::with_notifier`] and [`AppState::with_upstream`].
+    pub fn new(store: Arc<dyn Store>, key: Arc<MasterKey>, settings: EdgeSettings, clock: Arc<dyn Clock>) -> Self {
         let limiter = RateLimiter::new(settings.rate_limit_per_sec);
         let failures = FailureLimiter::new(settings.auth_failures_per_sec);
         let notifier = Arc::new(LogNotifier);
-        let upstream = Arc::new(Upstream::new(Arc::new(ManualProvider), SyncSettings::default()));
+        let manual = Arc::new(ManualProvider::new(clock.clone()));
+        let upstream = Arc::new(Upstream::new(manual, SyncSettings::default(), clock.clone()));
         let text_limits = TextLimits::default();
         let opened = Default::default();
-        AppState { store, key, settings, notifier, text_limits, upstream, sandbox: None, limiter, failures, opened }
+        let sandbox = None;
+        AppState { store, key, settings, notifier, text_limits, upstream, sandbox, clock, limiter, failures, opened }
     }
 
     /// Sends OTPs through `notifier`.
@@ -134,7 +139,7 @@ impl AppState {
         Texts { notifier: &*self.notifier, limits: self.text_limits }
     }
 
-    /// Hands transactions to `upstream`.
+    /// Hands transactions to `upstream` (made with this state's clock).
     pub fn with_upstream(mut self, upstream: Arc<Upstream>) -> Self {
         self.upstream = upstream;
         self

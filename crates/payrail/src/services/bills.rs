@@ -7,7 +7,9 @@ use super::billers::{self, Biller};
 use super::fees;
 use super::upstream::provider::{BillOrder, FetchedBill, Provider, ProviderError};
 use super::upstream::sync::Upstream;
-use crate::domain::{BillPayment, BillStatus, ChangeSource, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind};
+use crate::domain::{
+    BillPayment, BillStatus, ChangeSource, Clock, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind,
+};
 use crate::store::{ChangeNote, DebitError, Debited, Store, StoreError};
 
 /// The largest bill payment accepted.
@@ -109,6 +111,7 @@ pub async fn fetch_bill(
 /// `BillPaymentPaybill`: pays the bill from the partner's wallet and hands it on.
 pub async fn pay_bill(
     store: &dyn Store,
+    clock: &dyn Clock,
     upstream: &Upstream,
     partner: RegistrationId,
     request: PayBill,
@@ -120,7 +123,7 @@ pub async fn pay_bill(
         return Err(BillError::Limit(format!("Amount must be more than 0 and at most {max} per bill")));
     }
     refuse_duplicate(store, partner, &request.reference).await?;
-    let now = Timestamp::now();
+    let now = clock.now();
     let plan = fees::plan_for(store, partner, now).await?;
     let (commission, tds) = plan.bill_commission(biller.category, request.amount, now);
     let payment = new_payment(partner, biller, request, commission, tds, now);

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use super::secrets::{new_partner_secret, MasterKey, OpenError};
 use crate::domain::event::CallbackSecrets;
-use crate::domain::{RegistrationId, Timestamp};
+use crate::domain::{Clock, RegistrationId, Timestamp};
 use crate::store::{Store, StoreError};
 
 /// Why a callback secret was not made or set.
@@ -31,25 +31,27 @@ pub enum CallbackSecretError {
 /// keeps working).
 pub async fn set_callback(
     store: &dyn Store,
+    clock: &dyn Clock,
     key: &MasterKey,
     partner: RegistrationId,
     url: String,
 ) -> Result<Option<SecretString>, CallbackSecretError> {
-    let now = Timestamp::now();
+    let now = clock.now();
     if !store.set_callback_url(partner, Some(url), now).await? {
         return Err(CallbackSecretError::UnknownPartner(partner));
     }
-    install(store, key, partner, false, None).await
+    install(store, clock, key, partner, false, None).await
 }
 
 /// Makes the partner's callback secret if it has none (the demo's, before
 /// any URL is set); returned this once.
 pub async fn ensure_secret(
     store: &dyn Store,
+    clock: &dyn Clock,
     key: &MasterKey,
     partner: RegistrationId,
 ) -> Result<Option<SecretString>, CallbackSecretError> {
-    install(store, key, partner, false, None).await
+    install(store, clock, key, partner, false, None).await
 }
 
 /// Gives the partner a new callback secret; the old one also signs
@@ -57,19 +59,21 @@ pub async fn ensure_secret(
 /// when the old one stops.
 pub async fn rotate_secret(
     store: &dyn Store,
+    clock: &dyn Clock,
     key: &MasterKey,
     partner: RegistrationId,
     overlap: std::time::Duration,
 ) -> Result<(SecretString, Timestamp), CallbackSecretError> {
-    let until = Timestamp::from_unix(Timestamp::now().unix() + overlap.as_secs() as i64);
+    let until = clock.now().plus_secs(overlap.as_secs() as i64);
     let previous_until = (!overlap.is_zero()).then_some(until);
-    let secret = install(store, key, partner, true, previous_until).await?;
+    let secret = install(store, clock, key, partner, true, previous_until).await?;
     let secret = secret.ok_or(CallbackSecretError::UnknownPartner(partner))?;
     Ok((secret, until))
 }
 
 async fn install(
     store: &dyn Store,
+    clock: &dyn Clock,
     key: &MasterKey,
     partner: RegistrationId,
     replace: bool,
@@ -77,7 +81,7 @@ async fn install(
 ) -> Result<Option<SecretString>, CallbackSecretError> {
     let secret = new_partner_secret();
     let sealed = key.seal_callback(partner, secret.expose_secret().as_bytes()).map_err(CallbackSecretError::Seal)?;
-    match store.install_callback_secret(partner, sealed, replace, previous_until, Timestamp::now()).await? {
+    match store.install_callback_secret(partner, sealed, replace, previous_until, clock.now()).await? {
         None => Err(CallbackSecretError::UnknownPartner(partner)),
         Some(installed) => Ok(installed.then_some(secret)),
     }

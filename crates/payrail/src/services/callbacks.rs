@@ -27,7 +27,7 @@ use super::callback_secrets::signing_keys;
 use super::secrets::MasterKey;
 use crate::domain::event::{self, DeliveryAttempt, EventOutcome, PartnerEvent};
 use crate::domain::upstream::Backoff;
-use crate::domain::Timestamp;
+use crate::domain::{Clock, Timestamp};
 use crate::store::{Store, StoreError};
 
 /// How callbacks are delivered.
@@ -51,23 +51,31 @@ pub struct Deliverer {
     key: Arc<MasterKey>,
     client: reqwest::Client,
     settings: DeliverySettings,
+    /// Stamps and signs attempts, and schedules the next one.
+    clock: Arc<dyn Clock>,
 }
 
 impl Deliverer {
-    /// A deliverer over this store, opening partner secrets with `key`.
-    pub fn new(store: Arc<dyn Store>, key: Arc<MasterKey>, settings: DeliverySettings) -> anyhow::Result<Self> {
+    /// A deliverer over this store, opening partner secrets with `key` and
+    /// reading the time from `clock`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        key: Arc<MasterKey>,
+        settings: DeliverySettings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .user_agent(concat!("payrail/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Deliverer { store, key, client, settings })
+        Ok(Deliverer { store, key, client, settings, clock })
     }
 
     /// Makes one attempt at a leased event and records it; `false` if the
     /// lease was lost meanwhile (the attempt is then not recorded).
     pub async fn attempt(&self, event: &PartnerEvent, owner: &str) -> Result<bool, StoreError> {
         let started = Instant::now();
-        let at = Timestamp::now();
+        let at = self.clock.now();
         let url = self.store.callback_url(event.partner).await?;
         let (http_status, error) = match &url {
             Some(url) => self.post(event, url, at).await?,
@@ -85,7 +93,7 @@ impl Deliverer {
             error,
         };
         let outcome =
-            event::outcome_of(delivered, attempt.attempt, Timestamp::now(), event.deliver_until, &self.settings.retry);
+            event::outcome_of(delivered, attempt.attempt, self.clock.now(), event.deliver_until, &self.settings.retry);
         if outcome == EventOutcome::GiveUp {
             tracing::warn!(event = event.id, partner = %event.partner, "callback undeliverable for 24 h; event failed");
         }

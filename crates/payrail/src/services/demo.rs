@@ -12,7 +12,9 @@ use secrecy::SecretString;
 use super::partners::{add_partner, PartnerRequest};
 use super::secrets::MasterKey;
 use super::transactions::{NewBill, NewDmt};
-use crate::domain::{BillStatus, ChangeSource, DmtStatus, IpAllowlist, Paise, ReferenceId, RegistrationId, Timestamp};
+use crate::domain::{
+    BillStatus, ChangeSource, Clock, DmtStatus, IpAllowlist, Paise, ReferenceId, RegistrationId, Timestamp,
+};
 use crate::store::{ChangeNote, Store};
 
 /// The partner of the seed documents.
@@ -34,22 +36,38 @@ pub const DEMO_FUNDING: Paise = Paise::rupees(100_000);
 
 /// Loads the demo data set into an empty store. Returns `None` (and touches
 /// nothing) if the store already has partners.
-pub async fn load_demo(store: &dyn Store, key: &MasterKey, synthetic_each: usize) -> anyhow::Result<Option<DemoData>> {
+pub async fn load_demo(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    key: &MasterKey,
+    synthetic_each: usize,
+) -> anyhow::Result<Option<DemoData>> {
     if !store.list_partners().await.context("Failed to list partners")?.is_empty() {
         return Ok(None);
     }
     let loopback = IpAllowlist::parse(["127.0.0.0/8", "::1"])?;
-    add_partner(store, key, request(SEED_PARTNER, "AOPay seed partner (demo)", loopback, false)).await?;
-    let token =
-        add_partner(store, key, request(TOKEN_PARTNER, "Demo fintech (token required)", IpAllowlist::default(), true))
-            .await?;
-    insert_seed_records(store).await?;
-    insert_synthetic(store, synthetic_each).await?;
+    add_partner(store, clock, key, request(SEED_PARTNER, "AOPay seed partner (demo)", loopback, false)).await?;
+    let token = add_partner(
+        store,
+        clock,
+        key,
+        request(TOKEN_PARTNER, "Demo fintech (token required)", IpAllowlist::default(), true),
+    )
+    .await?;
+    insert_seed_records(store, clock).await?;
+    insert_synthetic(store, clock, synthetic_each).await?;
     for partner in [SEED_PARTNER, TOKEN_PARTNER] {
-        super::ledger::move_money(store, partner, super::ledger::OperatorMove::TopUp, DEMO_FUNDING, "demo funding")
-            .await?;
+        super::ledger::move_money(
+            store,
+            clock,
+            partner,
+            super::ledger::OperatorMove::TopUp,
+            DEMO_FUNDING,
+            "demo funding",
+        )
+        .await?;
     }
-    let callback_secret = super::callback_secrets::ensure_secret(store, key, SEED_PARTNER).await?;
+    let callback_secret = super::callback_secrets::ensure_secret(store, clock, key, SEED_PARTNER).await?;
     Ok(Some(DemoData { token_secret: token.secret, callback_secret }))
 }
 
@@ -61,8 +79,8 @@ fn ist(text: &str) -> anyhow::Result<Timestamp> {
     Timestamp::parse_ist(text).with_context(|| format!("bad fixture time {text}"))
 }
 
-fn demo_note() -> ChangeNote {
-    ChangeNote { source: ChangeSource::Demo, reason: Some("demo data set".into()), at: Timestamp::now() }
+fn demo_note(clock: &dyn Clock) -> ChangeNote {
+    ChangeNote { source: ChangeSource::Demo, reason: Some("demo data set".into()), at: clock.now() }
 }
 
 fn no_progress() -> Arc<dyn Fn(u64) + Send + Sync> {
@@ -70,7 +88,7 @@ fn no_progress() -> Arc<dyn Fn(u64) + Send + Sync> {
 }
 
 /// The two records of `seeds/`, field for field.
-async fn insert_seed_records(store: &dyn Store) -> anyhow::Result<()> {
+async fn insert_seed_records(store: &dyn Store, clock: &dyn Clock) -> anyhow::Result<()> {
     let transfer = NewDmt {
         ackno: Some(128),
         partner: SEED_PARTNER,
@@ -85,7 +103,7 @@ async fn insert_seed_records(store: &dyn Store) -> anyhow::Result<()> {
         refund_txn_id: Some("130".into()),
         refunded_at: Some(ist("2021-01-15 18:38:38")?),
     };
-    store.insert_dmt_batch(vec![transfer.into_transfer(Timestamp::now())], demo_note(), no_progress()).await?;
+    store.insert_dmt_batch(vec![transfer.into_transfer(clock.now())], demo_note(clock), no_progress()).await?;
     let bill = NewBill {
         txnid: Some(55),
         partner: SEED_PARTNER,
@@ -101,7 +119,7 @@ async fn insert_seed_records(store: &dyn Store) -> anyhow::Result<()> {
         refund_txn_id: Some("57".into()),
         refunded_at: Some(ist("2021-01-11 15:53:08")?),
     };
-    store.insert_bill_batch(vec![bill.into_payment(Timestamp::now())], demo_note(), no_progress()).await?;
+    store.insert_bill_batch(vec![bill.into_payment(clock.now())], demo_note(clock), no_progress()).await?;
     Ok(())
 }
 
@@ -121,13 +139,13 @@ const BILLERS: &[&str] = &[
 
 /// `count` transfers and `count` bill payments, split between the two demo
 /// partners, cycling through every state, dated over the last three years.
-async fn insert_synthetic(store: &dyn Store, count: usize) -> anyhow::Result<()> {
+async fn insert_synthetic(store: &dyn Store, clock: &dyn Clock, count: usize) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(554);
-    let now = Timestamp::now();
+    let now = clock.now();
     let transfers = (0..count).map(|i| synthetic_transfer(&mut rng, i, now)).collect::<anyhow::Result<Vec<_>>>()?;
-    store.insert_dmt_batch(transfers, demo_note(), no_progress()).await?;
+    store.insert_dmt_batch(transfers, demo_note(clock), no_progress()).await?;
     let bills = (0..count).map(|i| synthetic_bill(&mut rng, i, now)).collect::<anyhow::Result<Vec<_>>>()?;
-    store.insert_bill_batch(bills, demo_note(), no_progress()).await?;
+    store.insert_bill_batch(bills, demo_note(clock), no_progress()).await?;
     Ok(())
 }
 

@@ -9,11 +9,11 @@ use async_trait::async_trait;
 
 use super::bills::{self, PayBill};
 use super::notifier::{Notifier, NotifyError, Texts};
-use super::remittance::{self, NewBeneficiary, Registration, RemitterQuery, TransferIntent};
+use super::remittance::{self, NewBeneficiary, PresentedOtp, Registration, RemitterQuery, TransferIntent};
 use super::upstream::sync::Upstream;
 use crate::domain::otp::TextLimits;
 use crate::domain::remitter::{AccountNumber, Ifsc, MobileNumber, TransferMode};
-use crate::domain::{Paise, ReferenceId, RegistrationId};
+use crate::domain::{Clock, Paise, ReferenceId, RegistrationId};
 use crate::store::Store;
 
 /// The live demo transactions: (kind, reference, what the sandbox does with it).
@@ -59,13 +59,14 @@ impl KeptOtp {
 /// Makes the [`LIVE`] transactions for `partner` (funded beforehand).
 pub async fn make_live_transactions(
     store: &dyn Store,
+    clock: &dyn Clock,
     upstream: &Upstream,
     partner: RegistrationId,
 ) -> anyhow::Result<()> {
     let otp = KeptOtp::default();
     let mobile = MobileNumber::parse(MOBILE).context("demo mobile")?;
     if let RemitterQuery::OtpSent { stateresp } =
-        remittance::query_remitter(store, texts(&otp), partner, &mobile).await?
+        remittance::query_remitter(store, clock, texts(&otp), partner, &mobile).await?
     {
         let registration = Registration {
             mobile: mobile.clone(),
@@ -75,12 +76,12 @@ pub async fn make_live_transactions(
             first_name: Some("Demo".into()),
             last_name: Some("Remitter".into()),
         };
-        remittance::register_remitter(store, partner, registration).await?;
+        remittance::register_remitter(store, clock, partner, registration).await?;
     }
     for (reference, account) in
         [("LIVE-DMT-1", "500100200301"), ("LIVE-DMT-2", "500100200333"), ("LIVE-DMT-3", "500100200777")]
     {
-        live_transfer(store, upstream, &otp, partner, &mobile, reference, account).await?;
+        live_transfer(store, clock, upstream, &otp, partner, reference, account).await?;
     }
     for (reference, ca_number) in [("LIVE-BILL-1", "150099990001"), ("LIVE-BILL-2", "150099990222")] {
         let request = PayBill {
@@ -90,20 +91,21 @@ pub async fn make_live_transactions(
             reference: ReferenceId::parse(reference)?,
             extra: [None, None, None],
         };
-        bills::pay_bill(store, upstream, partner, request).await?;
+        bills::pay_bill(store, clock, upstream, partner, request).await?;
     }
     Ok(())
 }
 
 async fn live_transfer(
     store: &dyn Store,
+    clock: &dyn Clock,
     upstream: &Upstream,
     otp: &KeptOtp,
     partner: RegistrationId,
-    mobile: &MobileNumber,
     reference: &str,
     account: &str,
 ) -> anyhow::Result<()> {
+    let mobile = &MobileNumber::parse(MOBILE).context("demo mobile")?;
     let beneficiary = NewBeneficiary {
         mobile: mobile.clone(),
         name: "Demo Beneficiary".into(),
@@ -111,15 +113,16 @@ async fn live_transfer(
         ifsc: Ifsc::parse("SBIN0001234")?,
         bank_name: Some("State Bank of India".into()),
     };
-    let beneficiary = remittance::add_beneficiary(store, partner, beneficiary).await?;
+    let beneficiary = remittance::add_beneficiary(store, clock, partner, beneficiary).await?;
     let intent = TransferIntent {
         mobile: mobile.clone(),
         beneficiary_id: beneficiary.id,
         mode: TransferMode::Imps,
         amount: Paise::rupees(1000),
     };
-    let stateresp = remittance::send_transfer_otp(store, texts(otp), partner, &intent).await?;
-    remittance::transfer(store, upstream, partner, intent, ReferenceId::parse(reference)?, &stateresp, &otp.take())
-        .await?;
+    let stateresp = remittance::send_transfer_otp(store, clock, texts(otp), partner, &intent).await?;
+    let code = otp.take();
+    let presented = PresentedOtp { stateresp: &stateresp, code: &code };
+    remittance::transfer(store, clock, upstream, partner, intent, ReferenceId::parse(reference)?, presented).await?;
     Ok(())
 }

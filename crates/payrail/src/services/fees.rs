@@ -6,7 +6,7 @@
 //! the transaction is made, and stored with it.
 
 use crate::domain::fee_plan::{plan_in_force, FeePlan, FeePlanVersion};
-use crate::domain::{DmtCharges, Paise, RegistrationId, TdsRate, Timestamp};
+use crate::domain::{Clock, DmtCharges, Paise, RegistrationId, TdsRate, Timestamp};
 use crate::store::{DebitError, Store, StoreError};
 
 /// The plan that prices the partner's transactions made at `at`.
@@ -18,11 +18,12 @@ pub async fn plan_for(store: &dyn Store, partner: RegistrationId, at: Timestamp)
 /// Records a new version of the partner's plan, in force from `effective_from`.
 pub async fn set_plan(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     plan: FeePlan,
     effective_from: Timestamp,
 ) -> Result<FeePlanVersion, DebitError> {
-    store.insert_fee_plan(partner, effective_from, plan, Timestamp::now()).await
+    store.insert_fee_plan(partner, effective_from, plan, clock.now()).await
 }
 
 /// The charges of a DMT transfer of `amount` made at `at`: priced by the

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use super::transactions::{NewBill, NewDmt};
 use crate::domain::text::check_text;
-use crate::domain::{BillStatus, ChangeSource, DmtStatus, Paise, ReferenceId, RegistrationId, Timestamp};
+use crate::domain::{BillStatus, ChangeSource, Clock, DmtStatus, Paise, ReferenceId, RegistrationId, Timestamp};
 use crate::store::{ChangeNote, InsertError, Store};
 
 /// Why a file was not imported. Nothing was written.
@@ -317,13 +317,14 @@ fn per_row(progress: Progress, total: usize) -> Arc<dyn Fn(u64) + Send + Sync> {
 /// Imports DMT transfers for `partner` from `text`; returns how many.
 pub async fn import_dmt(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     text: &str,
     progress: Progress,
 ) -> Result<usize, ImportError> {
     ensure_partner(store, partner).await?;
     let rows = read_rows(text, DMT_COLUMNS)?;
-    let now = Timestamp::now();
+    let now = clock.now();
     // Each row is priced by the partner's plan in force at its created_at.
     let versions = store.fee_plans(partner).await.map_err(|e| ImportError::Store(e.into()))?;
     let priced = |r: &Row| dmt_from_row(r, partner, now).map(|n| n.priced_by(&versions, now));
@@ -338,13 +339,14 @@ pub async fn import_dmt(
 /// Imports bill payments for `partner` from `text`; returns how many.
 pub async fn import_bills(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     text: &str,
     progress: Progress,
 ) -> Result<usize, ImportError> {
     ensure_partner(store, partner).await?;
     let rows = read_rows(text, BILL_COLUMNS)?;
-    let now = Timestamp::now();
+    let now = clock.now();
     let payments = rows
         .iter()
         .map(|r| bill_from_row(r, partner, now).map(|n| n.into_payment(now)))

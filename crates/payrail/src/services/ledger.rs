@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::domain::ledger::{Journal, Statement, WalletMove};
-use crate::domain::{Paise, RegistrationId, Timestamp};
+use crate::domain::{Clock, Paise, RegistrationId, Timestamp};
 use crate::store::{DebitError, LedgerAudit, Store, StoreError};
 
 /// Why an operator's wallet movement was refused.
@@ -40,12 +40,13 @@ impl OperatorMove {
 /// Moves `amount` into or out of the partner's wallet, as `way` says.
 pub async fn move_money(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     way: OperatorMove,
     amount: Paise,
     memo: &str,
 ) -> Result<WalletMove, WalletError> {
-    let (memo, now) = (memo.to_owned(), Timestamp::now());
+    let (memo, now) = (memo.to_owned(), clock.now());
     let journal = match way {
         OperatorMove::TopUp => Journal::top_up(partner, amount, memo, now),
         OperatorMove::Withdrawal => Journal::withdrawal(partner, amount, memo, now),

@@ -5,7 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::secrets::{new_partner_secret, MasterKey};
-use crate::domain::{IpAllowlist, Partner, PartnerStatus, RegistrationId, Timestamp};
+use crate::domain::{Clock, IpAllowlist, Partner, PartnerStatus, RegistrationId, Timestamp};
 use crate::store::{NewPartner, Store};
 
 /// What `partner add` asks for.
@@ -59,7 +59,12 @@ pub fn check_access(require_token: bool, allowlist: &IpAllowlist) -> Result<(), 
 
 /// Adds a partner with a fresh secret; refused (nothing written) if it
 /// breaks [`check_access`].
-pub async fn add_partner(store: &dyn Store, key: &MasterKey, request: PartnerRequest) -> anyhow::Result<AddedPartner> {
+pub async fn add_partner(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    key: &MasterKey,
+    request: PartnerRequest,
+) -> anyhow::Result<AddedPartner> {
     check_access(request.require_token, &request.allowlist)?;
     let secret = new_partner_secret();
     // The secret is sealed with the partner's number as associated data, so
@@ -76,7 +81,7 @@ pub async fn add_partner(store: &dyn Store, key: &MasterKey, request: PartnerReq
         allowlist: request.allowlist,
         secret: key.seal(registration_id, secret.expose_secret().as_bytes())?,
         authorised_key_hash: request.authorised_key.as_ref().map(|k| authorised_key_hash(k.expose_secret())),
-        created_at: Timestamp::now(),
+        created_at: clock.now(),
     };
     let partner = store.insert_partner(new).await.context("Failed to store the partner")?;
     Ok(AddedPartner { partner, secret })
@@ -99,13 +104,14 @@ pub async fn set_status(store: &dyn Store, id: RegistrationId, status: PartnerSt
 /// Gives a partner a new secret; the old one keeps working for `overlap`.
 pub async fn rotate_secret(
     store: &dyn Store,
+    clock: &dyn Clock,
     key: &MasterKey,
     id: RegistrationId,
     overlap: std::time::Duration,
 ) -> anyhow::Result<(SecretString, Timestamp)> {
     let secret = new_partner_secret();
     let sealed = key.seal(id, secret.expose_secret().as_bytes())?;
-    let until = Timestamp::from_unix(Timestamp::now().unix() + overlap.as_secs() as i64);
+    let until = clock.now().plus_secs(overlap.as_secs() as i64);
     if !store.rotate_partner_secret(id, sealed, until).await.context("Failed to rotate the secret")? {
         anyhow::bail!("no partner {id}");
     }

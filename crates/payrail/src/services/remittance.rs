@@ -20,7 +20,7 @@ use crate::domain::remitter::{
     MIN_TRANSFER, PER_TRANSFER_LIMIT,
 };
 use crate::domain::{
-    ChangeSource, DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind,
+    ChangeSource, Clock, DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind,
 };
 use crate::store::{ChangeError, ChangeNote, DebitError, Debited, Store, StoreError};
 
@@ -153,23 +153,41 @@ pub struct Registration {
     pub last_name: Option<String>,
 }
 
-/// A history note for the partner's own call.
-fn partner_note() -> ChangeNote {
-    ChangeNote { source: ChangeSource::Partner, reason: None, at: Timestamp::now() }
+/// An OTP as the remitter presented it, with the `Stateresp` it was sent under.
+#[derive(Debug, Clone, Copy)]
+pub struct PresentedOtp<'a> {
+    /// The token the OTP was sent under.
+    pub stateresp: &'a str,
+    /// The digits the remitter received.
+    pub code: &'a str,
 }
 
-/// Counts a text to `to` against its limits, then makes, stores and sends
-/// an OTP; returns its `stateresp`. Over the limit nothing is written or sent.
+/// What an OTP is sent for, and to whom.
+struct OtpRequest<'a> {
+    purpose: OtpPurpose,
+    /// What the OTP may confirm, checked when it is presented.
+    subject: String,
+    to: &'a MobileNumber,
+    /// What the text says the OTP is for.
+    what: &'a str,
+}
+
+/// A history note for the partner's own call.
+fn partner_note(clock: &dyn Clock) -> ChangeNote {
+    ChangeNote { source: ChangeSource::Partner, reason: None, at: clock.now() }
+}
+
+/// Counts a text to the remitter against its limits, then makes, stores and
+/// sends an OTP; returns its `stateresp`. Over the limit nothing is written or sent.
 async fn send_otp(
     store: &dyn Store,
+    clock: &dyn Clock,
     texts: Texts<'_>,
     partner: RegistrationId,
-    purpose: OtpPurpose,
-    subject: String,
-    to: &MobileNumber,
-    what: &str,
+    request: OtpRequest<'_>,
 ) -> Result<String, DmtError> {
-    let now = Timestamp::now();
+    let OtpRequest { purpose, subject, to, what } = request;
+    let now = clock.now();
     if let Err(at) = store.count_text(to, now, texts.limits).await? {
         return Err(DmtError::TooManyTexts { retry_at: at.to_ist_string(), wait_secs: at.unix() - now.unix() });
     }
@@ -188,13 +206,13 @@ async fn send_otp(
 /// Presents an OTP; the subject it was issued for must be `expected`.
 async fn use_otp(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     purpose: OtpPurpose,
-    stateresp: &str,
-    code: &str,
+    otp: PresentedOtp<'_>,
     expected: &str,
 ) -> Result<(), DmtError> {
-    match store.check_otp(partner, stateresp, purpose, code, Timestamp::now()).await? {
+    match store.check_otp(partner, otp.stateresp, purpose, otp.code, clock.now()).await? {
         OtpCheck::Accepted(subject) if subject == expected => Ok(()),
         OtpCheck::Accepted(_) => Err(DmtError::Otp("OTP was issued for a different request".into())),
         OtpCheck::Wrong(left) => Err(DmtError::Otp(format!("Invalid OTP, {left} attempts left"))),
@@ -207,6 +225,7 @@ async fn use_otp(
 /// `QueryRemitter`: the remitter and its remaining limits, or an OTP to register.
 pub async fn query_remitter(
     store: &dyn Store,
+    clock: &dyn Clock,
     texts: Texts<'_>,
     partner: RegistrationId,
     mobile: &MobileNumber,
@@ -214,19 +233,21 @@ pub async fn query_remitter(
     let Some(remitter) = store.find_remitter(partner, mobile).await? else {
         let subject = mobile.as_str().to_owned();
         let what = "register for money transfer";
-        let stateresp = send_otp(store, texts, partner, OtpPurpose::Registration, subject, mobile, what).await?;
+        let request = OtpRequest { purpose: OtpPurpose::Registration, subject, to: mobile, what };
+        let stateresp = send_otp(store, clock, texts, partner, request).await?;
         return Ok(RemitterQuery::OtpSent { stateresp });
     };
-    let remaining = remaining_limits(store, partner, mobile).await?;
+    let remaining = remaining_limits(store, clock, partner, mobile).await?;
     Ok(RemitterQuery::Registered { remitter, remaining })
 }
 
 async fn remaining_limits(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     mobile: &MobileNumber,
 ) -> Result<PerBank, StoreError> {
-    let limit = MonthlyLimit::for_month_of(Timestamp::now());
+    let limit = MonthlyLimit::for_month_of(clock.now());
     let used = store.remitter_usage(partner, mobile, limit.since).await?;
     Ok(used.left_of(limit.limit))
 }
@@ -234,6 +255,7 @@ async fn remaining_limits(
 /// `RegisterRemitter`: registers the mobile with the OTP sent by [`query_remitter`].
 pub async fn register_remitter(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     registration: Registration,
 ) -> Result<Remitter, DmtError> {
@@ -242,14 +264,15 @@ pub async fn register_remitter(
         return Err(DmtError::AlreadyRegistered);
     }
     let (stateresp, otp) = (&registration.stateresp, &registration.otp);
-    use_otp(store, partner, OtpPurpose::Registration, stateresp, otp, mobile.as_str()).await?;
+    let otp = PresentedOtp { stateresp, code: otp };
+    use_otp(store, clock, partner, OtpPurpose::Registration, otp, mobile.as_str()).await?;
     let remitter = Remitter {
         partner,
         mobile: registration.mobile,
         first_name: registration.first_name,
         last_name: registration.last_name,
         kyc_id: registration.kyc_id,
-        created_at: Timestamp::now(),
+        created_at: clock.now(),
     };
     match store.insert_remitter(remitter.clone()).await? {
         true => Ok(remitter),
@@ -264,6 +287,7 @@ async fn registered(store: &dyn Store, partner: RegistrationId, mobile: &MobileN
 /// Beneficiary register: adds an account to a registered remitter.
 pub async fn add_beneficiary(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     new: NewBeneficiary,
 ) -> Result<Beneficiary, DmtError> {
@@ -276,7 +300,7 @@ pub async fn add_beneficiary(
         account: new.account,
         ifsc: new.ifsc,
         bank_name: new.bank_name,
-        created_at: Timestamp::now(),
+        created_at: clock.now(),
     };
     store.insert_beneficiary(beneficiary).await?.map_err(|beneid| DmtError::BeneficiaryExists { beneid })
 }
@@ -327,18 +351,21 @@ async fn checked_intent(
 /// that [`transfer`] needs.
 pub async fn send_transfer_otp(
     store: &dyn Store,
+    clock: &dyn Clock,
     texts: Texts<'_>,
     partner: RegistrationId,
     intent: &TransferIntent,
 ) -> Result<String, DmtError> {
     checked_intent(store, partner, intent).await?;
-    let remaining = remaining_limits(store, partner, &intent.mobile).await?;
+    let remaining = remaining_limits(store, clock, partner, &intent.mobile).await?;
     let most = remaining.largest();
     if most < intent.amount {
         return Err(monthly_limit_error(most));
     }
     let what = format!("send Rs {} by {}", intent.amount.to_amount_string(), intent.mode.as_str());
-    send_otp(store, texts, partner, OtpPurpose::Transfer, intent.subject(), &intent.mobile, &what).await
+    let request =
+        OtpRequest { purpose: OtpPurpose::Transfer, subject: intent.subject(), to: &intent.mobile, what: &what };
+    send_otp(store, clock, texts, partner, request).await
 }
 
 fn monthly_limit_error(remaining: Paise) -> DmtError {
@@ -352,20 +379,20 @@ fn monthly_limit_error(remaining: Paise) -> DmtError {
 /// partner's wallet, and hands it to the provider.
 pub async fn transfer(
     store: &dyn Store,
+    clock: &dyn Clock,
     upstream: &Upstream,
     partner: RegistrationId,
     intent: TransferIntent,
     reference: ReferenceId,
-    stateresp: &str,
-    otp: &str,
+    otp: PresentedOtp<'_>,
 ) -> Result<Debited<DmtTransfer>, DmtError> {
     let beneficiary = checked_intent(store, partner, &intent).await?;
     refuse_duplicate(store, partner, &reference).await?;
-    use_otp(store, partner, OtpPurpose::Transfer, stateresp, otp, &intent.subject()).await?;
-    let now = Timestamp::now();
+    use_otp(store, clock, partner, OtpPurpose::Transfer, otp, &intent.subject()).await?;
+    let now = clock.now();
     let plan = fees::plan_for(store, partner, now).await?;
     let record = new_transfer(partner, reference, &intent, &beneficiary, plan.dmt_charges(intent.amount, now), now);
-    let (mut debited, bank) = debit_on_some_pipe(store, record, &intent, upstream.first_poll(now), now).await?;
+    let (mut debited, bank) = debit_on_some_pipe(store, clock, record, &intent, upstream.first_poll(now), now).await?;
     let order = TransferOrder {
         upstream_ref: upstream.upstream_ref(TxnKind::Dmt, debited.record.ackno),
         transfer: debited.record.clone(),
@@ -413,6 +440,7 @@ fn new_transfer(
 /// Debits the transfer through the first pipe whose monthly limit has room.
 async fn debit_on_some_pipe(
     store: &dyn Store,
+    clock: &dyn Clock,
     record: DmtTransfer,
     intent: &TransferIntent,
     poll_at: Option<Timestamp>,
@@ -427,7 +455,7 @@ async fn debit_on_some_pipe(
             bank,
             mode: intent.mode,
         };
-        match store.create_dmt_debited(record.clone(), route, limit.clone(), partner_note(), poll_at).await {
+        match store.create_dmt_debited(record.clone(), route, limit.clone(), partner_note(clock), poll_at).await {
             Ok(debited) => return Ok((debited, bank)),
             Err(DebitError::MonthlyLimit { remaining }) => best_remaining = best_remaining.max(remaining),
             Err(DebitError::Duplicate(_)) => {
@@ -473,6 +501,7 @@ async fn failed_transfer(
 /// Refund OTP: sends the remitter the OTP that [`claim_refund`] needs.
 pub async fn send_refund_otp(
     store: &dyn Store,
+    clock: &dyn Clock,
     texts: Texts<'_>,
     partner: RegistrationId,
     reference: &ReferenceId,
@@ -480,22 +509,23 @@ pub async fn send_refund_otp(
     let (transfer, route) = failed_transfer(store, partner, reference).await?;
     let what = format!("claim the refund of transaction {}", transfer.ackno);
     let subject = format!("refund|{}", transfer.ackno);
-    send_otp(store, texts, partner, OtpPurpose::Refund, subject, &route.remitter, &what).await
+    let request = OtpRequest { purpose: OtpPurpose::Refund, subject, to: &route.remitter, what: &what };
+    send_otp(store, clock, texts, partner, request).await
 }
 
 /// Refund claim: refunds a failed transfer to the wallet, once.
 pub async fn claim_refund(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     reference: &ReferenceId,
-    stateresp: &str,
-    otp: &str,
+    otp: PresentedOtp<'_>,
 ) -> Result<DmtTransfer, DmtError> {
     let (transfer, _) = failed_transfer(store, partner, reference).await?;
     let subject = format!("refund|{}", transfer.ackno);
-    use_otp(store, partner, OtpPurpose::Refund, stateresp, otp, &subject).await?;
+    use_otp(store, clock, partner, OtpPurpose::Refund, otp, &subject).await?;
     let refund = DmtChange::Refund { refund_txn_id: None };
-    match store.change_dmt(transfer.ackno, refund, partner_note()).await {
+    match store.change_dmt(transfer.ackno, refund, partner_note(clock)).await {
         Ok(refunded) => Ok(refunded),
         Err(ChangeError::Forbidden(_)) => Err(DmtError::State("Transaction already refunded".into())),
         Err(ChangeError::NotFound) => Err(DmtError::TransferNotFound),

@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretBox, SecretString};
 use subtle::ConstantTimeEq as _;
 
 use crate::domain::partner::SealedSecret;
-use crate::domain::{RegistrationId, Timestamp};
+use crate::domain::{Clock, RegistrationId};
 use crate::store::{Store, StoreError};
 
 /// What [`MasterKey::load`] does when no key is given and the data
@@ -77,7 +77,7 @@ pub enum KeyCheckError {
 /// Checks `key` against the store's key check value; a store without one
 /// takes this key's, after making sure the key opens an existing partner's
 /// secret (a store made before check values existed).
-pub async fn check_master_key(store: &dyn Store, key: &MasterKey) -> Result<(), KeyCheckError> {
+pub async fn check_master_key(store: &dyn Store, clock: &dyn Clock, key: &MasterKey) -> Result<(), KeyCheckError> {
     let mine = key.check_value();
     if let Some(stored) = store.key_check().await? {
         return if bool::from(stored.ct_eq(&mine)) { Ok(()) } else { Err(KeyCheckError::WrongKey) };
@@ -87,7 +87,7 @@ pub async fn check_master_key(store: &dyn Store, key: &MasterKey) -> Result<(), 
             return Err(KeyCheckError::OpensNoPartner(partner.registration_id));
         }
     }
-    let stored = store.claim_key_check(&mine, Timestamp::now()).await?;
+    let stored = store.claim_key_check(&mine, clock.now()).await?;
     if bool::from(stored.ct_eq(&mine)) {
         Ok(())
     } else {

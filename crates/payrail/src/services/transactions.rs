@@ -8,7 +8,7 @@ use super::fees;
 use super::upstream::sync::Followed;
 use crate::domain::fee_plan::FeePlanVersion;
 use crate::domain::{
-    BillPayment, BillStatus, ChangeSource, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp,
+    BillPayment, BillStatus, ChangeSource, Clock, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp,
 };
 use crate::store::{ChangeError, ChangeNote, InsertError, Store};
 
@@ -148,24 +148,34 @@ fn no_progress() -> Arc<dyn Fn(u64) + Send + Sync> {
     Arc::new(|_| {})
 }
 
-fn note(source: ChangeSource, reason: Option<String>) -> ChangeNote {
-    ChangeNote { source, reason, at: Timestamp::now() }
+fn note(clock: &dyn Clock, source: ChangeSource, reason: Option<String>) -> ChangeNote {
+    ChangeNote { source, reason, at: clock.now() }
 }
 
 /// Creates one transfer, priced by its partner's plan; `source` goes into
 /// its first history row.
-pub async fn create_dmt(store: &dyn Store, new: NewDmt, source: ChangeSource) -> Result<DmtTransfer, InsertError> {
+pub async fn create_dmt(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    new: NewDmt,
+    source: ChangeSource,
+) -> Result<DmtTransfer, InsertError> {
     let versions = store.fee_plans(new.partner).await?;
-    let mut transfer = new.priced_by(&versions, Timestamp::now());
-    let ids = store.insert_dmt_batch(vec![transfer.clone()], note(source, None), no_progress()).await?;
+    let mut transfer = new.priced_by(&versions, clock.now());
+    let ids = store.insert_dmt_batch(vec![transfer.clone()], note(clock, source, None), no_progress()).await?;
     transfer.ackno = ids.first().copied().unwrap_or_default();
     Ok(transfer)
 }
 
 /// Creates one bill payment.
-pub async fn create_bill(store: &dyn Store, new: NewBill, source: ChangeSource) -> Result<BillPayment, InsertError> {
-    let mut payment = new.into_payment(Timestamp::now());
-    let ids = store.insert_bill_batch(vec![payment.clone()], note(source, None), no_progress()).await?;
+pub async fn create_bill(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    new: NewBill,
+    source: ChangeSource,
+) -> Result<BillPayment, InsertError> {
+    let mut payment = new.into_payment(clock.now());
+    let ids = store.insert_bill_batch(vec![payment.clone()], note(clock, source, None), no_progress()).await?;
     payment.txnid = ids.first().copied().unwrap_or_default();
     Ok(payment)
 }
@@ -175,10 +185,11 @@ pub async fn create_bill(store: &dyn Store, new: NewBill, source: ChangeSource) 
 /// not pay it back; the poller finishes that.
 pub async fn change<R: Followed>(
     store: &dyn Store,
+    clock: &dyn Clock,
     id: i64,
     change: R::Change,
     source: ChangeSource,
     reason: Option<String>,
 ) -> Result<R, ChangeError> {
-    R::change_as_told(store, id, change, note(source, reason)).await
+    R::change_as_told(store, id, change, note(clock, source, reason)).await
 }

@@ -6,17 +6,23 @@
 //! On PostgreSQL several processes can run side by side, and the claim's
 //! `FOR UPDATE SKIP LOCKED` gives each due item to exactly one of them; on
 //! SQLite one process owns the data directory (and so the workers).
+//!
+//! Each loop wakes on a real tick ([`WorkerSettings::tick`]) and decides
+//! what is due by the [`Clock`] it is handed, and it counts the rounds it
+//! has finished ([`WorkerRounds`]), so that a test that moves a manual clock
+//! can wait for the workers to have seen the new time.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng as _;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::callbacks::Deliverer;
 use super::upstream::sync::Upstream;
 use crate::domain::event::{PartnerEvent, PollJob, PollNext};
-use crate::domain::Timestamp;
+use crate::domain::{Clock, Timestamp};
 use crate::store::Store;
 
 /// How the workers run.
@@ -52,23 +58,36 @@ pub fn instance_name() -> String {
 /// The running workers; dropping this stops them (leases then expire).
 pub struct Workers {
     tasks: JoinSet<()>,
+    rounds: WorkerRounds,
 }
 
 impl Workers {
-    /// Starts the poller and the deliverer.
+    /// Starts the poller and the deliverer, which read the time from `clock`.
     pub fn start(
         store: Arc<dyn Store>,
         upstream: Arc<Upstream>,
         deliverer: Arc<Deliverer>,
         settings: WorkerSettings,
+        clock: Arc<dyn Clock>,
     ) -> Workers {
         let mut tasks = JoinSet::new();
         let settings = Arc::new(settings);
-        if upstream.provider.settles() {
-            tasks.spawn(poll_loop(store.clone(), upstream, settings.clone()));
-        }
-        tasks.spawn(delivery_loop(store, deliverer, settings));
-        Workers { tasks }
+        let loops = Loops { settings, clock };
+        let (poller_counts, poller_rounds) = watch::channel(0);
+        let (deliverer_counts, deliverer_rounds) = watch::channel(0);
+        let poller = if upstream.provider.settles() {
+            tasks.spawn(poll_loop(store.clone(), upstream, loops.clone(), poller_counts));
+            Some(poller_rounds)
+        } else {
+            None
+        };
+        tasks.spawn(delivery_loop(store, deliverer, loops, deliverer_counts));
+        Workers { tasks, rounds: WorkerRounds { poller, deliverer: deliverer_rounds } }
+    }
+
+    /// The finished rounds of the running loops.
+    pub fn rounds(&self) -> WorkerRounds {
+        self.rounds.clone()
     }
 
     /// Stops the workers.
@@ -77,13 +96,49 @@ impl Workers {
     }
 }
 
+/// How many rounds (one tick's claims and their work) each running loop
+/// has finished.
+#[derive(Clone)]
+pub struct WorkerRounds {
+    /// The poller's; `None` when the provider is not followed up (no poller runs).
+    poller: Option<watch::Receiver<u64>>,
+    deliverer: watch::Receiver<u64>,
+}
+
+impl WorkerRounds {
+    /// Waits until each running loop has finished a round that began after
+    /// this call, and so has acted on the clock as it stood at the call.
+    /// That takes two more finished rounds: the one in flight may have read
+    /// the clock before. What a round hands the other loop (the event a
+    /// poll writes, for the deliverer) is only certain to be done after a
+    /// second call.
+    pub async fn next_full_round(&self) {
+        let mut loops: Vec<watch::Receiver<u64>> = self.poller.iter().cloned().collect();
+        loops.push(self.deliverer.clone());
+        for mut rounds in loops {
+            let seen = *rounds.borrow_and_update();
+            // An error means the loop stopped: it has nothing more to do.
+            let _ = rounds.wait_for(|finished| *finished >= seen + 2).await;
+        }
+    }
+}
+
+/// What every loop gets: the settings and the clock.
+#[derive(Clone)]
+struct Loops {
+    settings: Arc<WorkerSettings>,
+    clock: Arc<dyn Clock>,
+}
+
 /// Every tick: claims due items with `claim(now, lease_until)` and works
 /// them all concurrently with `work`; while a claim comes back full, claims
 /// again at once instead of waiting for the next tick, so a backlog drains
-/// as fast as the work allows (not one batch a tick).
+/// as fast as the work allows (not one batch a tick). Each finished round
+/// adds one to `rounds`.
 async fn claim_loop<T, Claim, Claimed, Work, Worked>(
     what: &'static str,
-    settings: Arc<WorkerSettings>,
+    loops: Loops,
+    rounds: watch::Sender<u64>,
     claim: Claim,
     work: Work,
 ) where
@@ -93,12 +148,13 @@ async fn claim_loop<T, Claim, Claimed, Work, Worked>(
     Work: Fn(T) -> Worked,
     Worked: std::future::Future<Output = ()> + Send + 'static,
 {
+    let Loops { settings, clock } = loops;
     let mut tick = tokio::time::interval(settings.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         loop {
-            let now = Timestamp::now();
+            let now = clock.now();
             let items = match claim(now, now.plus_secs(settings.lease.as_secs() as i64)).await {
                 Ok(items) => items,
                 Err(e) => {
@@ -116,10 +172,12 @@ async fn claim_loop<T, Claim, Claimed, Work, Worked>(
                 break;
             }
         }
+        rounds.send_modify(|finished| *finished += 1);
     }
 }
 
-async fn poll_loop(store: Arc<dyn Store>, upstream: Arc<Upstream>, settings: Arc<WorkerSettings>) {
+async fn poll_loop(store: Arc<dyn Store>, upstream: Arc<Upstream>, loops: Loops, rounds: watch::Sender<u64>) {
+    let settings = loops.settings.clone();
     let (claimer, owner, calling) = (store.clone(), settings.clone(), upstream.clone());
     let claim = move |now, until| {
         let (store, owner, upstream) = (claimer.clone(), owner.clone(), calling.clone());
@@ -131,7 +189,7 @@ async fn poll_loop(store: Arc<dyn Store>, upstream: Arc<Upstream>, settings: Arc
     };
     let worker = settings.clone();
     let work = move |job| poll_one(store.clone(), upstream.clone(), worker.clone(), job);
-    claim_loop("poller", settings, claim, work).await
+    claim_loop("poller", loops, rounds, claim, work).await
 }
 
 async fn poll_one(store: Arc<dyn Store>, upstream: Arc<Upstream>, settings: Arc<WorkerSettings>, job: PollJob) {
@@ -152,7 +210,8 @@ async fn poll_one(store: Arc<dyn Store>, upstream: Arc<Upstream>, settings: Arc<
     }
 }
 
-async fn delivery_loop(store: Arc<dyn Store>, deliverer: Arc<Deliverer>, settings: Arc<WorkerSettings>) {
+async fn delivery_loop(store: Arc<dyn Store>, deliverer: Arc<Deliverer>, loops: Loops, rounds: watch::Sender<u64>) {
+    let settings = loops.settings.clone();
     let owner = settings.clone();
     let claim = move |now, until| {
         let (store, owner) = (store.clone(), owner.clone());
@@ -169,5 +228,5 @@ async fn delivery_loop(store: Arc<dyn Store>, deliverer: Arc<Deliverer>, setting
             }
         }
     };
-    claim_loop("deliverer", settings, claim, work).await
+    claim_loop("deliverer", loops, rounds, claim, work).await
 }

@@ -163,7 +163,8 @@ async fn an_authorised_key_when_configured_must_match(engine: Engine) {
         require_token: false,
         authorised_key: Some("the-authorised-key".to_owned().into()),
     };
-    let added = partners::add_partner(&*app.store, &app.key, request).await.unwrap_or_else(|e| panic!("{e}"));
+    let added =
+        partners::add_partner(&*app.store, &*app.time, &app.key, request).await.unwrap_or_else(|e| panic!("{e}"));
     let body = json!({"ReferanceID": "ref", "RegistrationID": added.partner.registration_id.to_string()}).to_string();
     let path = "/api/AOP/DMTV1/TransactionStatus";
     assert_eq!(app.post_raw(path, body.clone(), &[]).await.body, AUTH_FAILED);
@@ -172,11 +173,12 @@ async fn an_authorised_key_when_configured_must_match(engine: Engine) {
 }
 
 async fn a_rotated_secret_keeps_working_for_the_overlap(engine: Engine) {
-    let app = spawn_app(engine).await;
+    let app = spawn_app_with(engine, AppOptions::default().on_manual_clock()).await;
     let partner = app.add_partner(true, &[]).await;
     let overlap = std::time::Duration::from_secs(3600);
-    let (new_secret, _) =
-        partners::rotate_secret(&*app.store, &app.key, partner.id, overlap).await.unwrap_or_else(|e| panic!("{e}"));
+    let (new_secret, _) = partners::rotate_secret(&*app.store, app.clock(), &app.key, partner.id, overlap)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let rotated = TestPartner { id: partner.id, secret: secrecy::ExposeSecret::expose_secret(&new_secret).to_owned() };
     assert_eq!(
         app.dmt_status(&partner.name(), "ref", Some(&partner.token())).await.status,
@@ -185,10 +187,13 @@ async fn a_rotated_secret_keeps_working_for_the_overlap(engine: Engine) {
     );
     assert_eq!(app.dmt_status(&partner.name(), "ref", Some(&rotated.token())).await.status, 200, "new secret");
     // With no overlap the old secret stops at once.
-    let (newest, _) = partners::rotate_secret(&*app.store, &app.key, partner.id, std::time::Duration::ZERO)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (newest, _) =
+        partners::rotate_secret(&*app.store, app.clock(), &app.key, partner.id, std::time::Duration::ZERO)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    // The overlap ends at the second of the rotation: one second later the old secret is refused.
+    assert_eq!(app.dmt_status(&partner.name(), "ref", Some(&rotated.token())).await.status, 200, "until that second");
+    app.clock().advance(std::time::Duration::from_secs(1));
     assert_eq!(app.dmt_status(&partner.name(), "ref", Some(&rotated.token())).await.body, BAD_TOKEN);
     let newest = TestPartner { id: partner.id, secret: secrecy::ExposeSecret::expose_secret(&newest).to_owned() };
     assert_eq!(app.dmt_status(&partner.name(), "ref", Some(&newest.token())).await.status, 200);

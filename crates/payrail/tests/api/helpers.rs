@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use payrail::domain::otp::TextLimits;
 use payrail::domain::upstream::Backoff;
-use payrail::domain::{IpAllowlist, RegistrationId};
+use payrail::domain::{Clock, IpAllowlist, ManualClock, RegistrationId, SystemClock};
 use payrail::http::connection::ConnectionLimits;
 use payrail::http::{AppState, Application, EdgeSettings};
 use payrail::services::callbacks::{Deliverer, DeliverySettings};
@@ -42,7 +42,10 @@ pub struct TestApp {
     pub master_key_hex: String,
     /// Where the app's OTP messages arrive.
     pub sms: SmsInbox,
-    _workers: Option<Workers>,
+    /// The clock the app reads: [`AppOptions::clock`], or the system's.
+    pub time: Arc<dyn Clock>,
+    manual_clock: Option<Arc<ManualClock>>,
+    workers: Option<Workers>,
     _database: Option<TempDatabase>,
 }
 
@@ -141,6 +144,17 @@ pub struct AppOptions {
     /// The master key (64 hex digits) instead of a random one: for a store
     /// made elsewhere, whose partners were sealed under a key the test knows.
     pub master_key_hex: Option<String>,
+    /// A clock the test moves (default: the system clock). Start it with
+    /// [`ManualClock::starting_now`]: partner tokens and upstream callbacks
+    /// are signed with the real time, and must stay within the allowed skew.
+    pub clock: Option<Arc<ManualClock>>,
+}
+
+impl AppOptions {
+    /// These options, on a manual clock standing at the real time.
+    pub fn on_manual_clock(self) -> AppOptions {
+        AppOptions { clock: Some(Arc::new(ManualClock::starting_now())), ..self }
+    }
 }
 
 /// The PostgreSQL server tests use, if any.
@@ -246,8 +260,12 @@ async fn spawn_with_dir(
         (None, None) => (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect(),
     };
     let key = Arc::new(MasterKey::from_hex(&master_key_hex).unwrap_or_else(|e| panic!("{e}")));
+    let time: Arc<dyn Clock> = match &options.clock {
+        Some(manual) => manual.clone(),
+        None => SystemClock::shared(),
+    };
     // As `payrail serve` does: the store takes this key's check value.
-    check_master_key(&*store, &key).await.unwrap_or_else(|e| panic!("{e}"));
+    check_master_key(&*store, &*time, &key).await.unwrap_or_else(|e| panic!("{e}"));
     let settings = EdgeSettings {
         trusted_proxies: options.trusted_proxies.clone(),
         rate_limit_per_sec: options.rate_limit_per_sec,
@@ -257,20 +275,23 @@ async fn spawn_with_dir(
     };
     let sms = SmsInbox::start().await;
     let gateway = SmsGateway::new(&sms.url).unwrap_or_else(|e| panic!("{e}"));
-    let mut state = AppState::new(store.clone(), key.clone(), settings)
+    let mut state = AppState::new(store.clone(), key.clone(), settings, time.clone())
         .with_notifier(Arc::new(gateway))
         .with_text_limits(options.text_limits.unwrap_or(TextLimits { per_ten_minutes: 0, per_day: 0 }));
-    let (upstream, sandbox) = test_upstream(&options);
+    let (upstream, sandbox) = test_upstream(&options, time.clone());
     state = state.with_upstream(upstream.clone());
     if let Some(sandbox) = sandbox {
         state = state.with_sandbox(sandbox);
     }
-    let worker_settings = WorkerSettings { tick: std::time::Duration::from_millis(100), ..WorkerSettings::default() };
+    // On a manual clock a test waits for worker rounds ([`TestApp::advance`]): a short tick keeps the wait short.
+    let tick = std::time::Duration::from_millis(if options.clock.is_some() { 25 } else { 100 });
+    let worker_settings = WorkerSettings { tick, ..WorkerSettings::default() };
     let retry = Backoff::parse(options.callback_retry.unwrap_or("1s")).unwrap_or_else(|e| panic!("{e}"));
     let delivery = DeliverySettings { retry, timeout: std::time::Duration::from_secs(2) };
-    let deliverer = Deliverer::new(store.clone(), key.clone(), delivery).unwrap_or_else(|e| panic!("{e}"));
-    let workers =
-        (!options.no_workers).then(|| Workers::start(store.clone(), upstream, Arc::new(deliverer), worker_settings));
+    let deliverer =
+        Deliverer::new(store.clone(), key.clone(), delivery, time.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let workers = (!options.no_workers)
+        .then(|| Workers::start(store.clone(), upstream, Arc::new(deliverer), worker_settings, time.clone()));
     let app = Application::bind("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")), state)
         .await
         .unwrap_or_else(|e| panic!("bind: {e}"));
@@ -285,12 +306,14 @@ async fn spawn_with_dir(
         database_url,
         master_key_hex,
         sms,
-        _workers: workers,
+        time,
+        manual_clock: options.clock,
+        workers,
         _database: database,
     }
 }
 
-fn test_upstream(options: &AppOptions) -> (Arc<Upstream>, Option<Arc<SandboxProvider>>) {
+fn test_upstream(options: &AppOptions, clock: Arc<dyn Clock>) -> (Arc<Upstream>, Option<Arc<SandboxProvider>>) {
     let schedule =
         Backoff::parse(options.poll_schedule.unwrap_or("1s,1s,1s,1s,1s,1s")).unwrap_or_else(|e| panic!("{e}"));
     let settings = SyncSettings {
@@ -300,17 +323,18 @@ fn test_upstream(options: &AppOptions) -> (Arc<Upstream>, Option<Arc<SandboxProv
         ..SyncSettings::default()
     };
     let (provider, sandbox): (Arc<dyn Provider>, _) = match &options.upstream {
-        TestUpstream::Manual => (Arc::new(ManualProvider), None),
+        TestUpstream::Manual => (Arc::new(ManualProvider::new(clock.clone())), None),
         TestUpstream::Sandbox { step_secs } => {
             let sandbox = Arc::new(SandboxProvider::new(
                 std::time::Duration::from_secs(*step_secs),
                 std::time::Duration::from_secs(3),
+                clock.clone(),
             ));
             (sandbox.clone(), Some(sandbox))
         }
         TestUpstream::Provider(provider) => (provider.clone(), None),
     };
-    (Arc::new(Upstream::new(provider, settings)), sandbox)
+    (Arc::new(Upstream::new(provider, settings, clock)), sandbox)
 }
 
 /// A partner's callback receiver: a real HTTP server that keeps every
@@ -456,6 +480,30 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The manual clock the app was given ([`AppOptions::clock`]).
+    pub fn clock(&self) -> &ManualClock {
+        self.manual_clock.as_deref().unwrap_or_else(|| panic!("this app runs on the system clock"))
+    }
+
+    /// Waits (at most 10 s) until each worker loop has finished a whole
+    /// round begun after the call: what was due by the clock at the call,
+    /// each loop has done.
+    pub async fn worker_rounds(&self) {
+        let workers = self.workers.as_ref().unwrap_or_else(|| panic!("this app runs no workers"));
+        let rounds = workers.rounds();
+        tokio::time::timeout(std::time::Duration::from_secs(10), rounds.next_full_round())
+            .await
+            .unwrap_or_else(|_| panic!("the workers did not finish a round in 10 s"));
+    }
+
+    /// Moves the manual clock `by` on, then waits for the workers to act at
+    /// the new time: twice, since a poll's event is delivered a round later.
+    pub async fn advance(&self, by: std::time::Duration) {
+        self.clock().advance(by);
+        self.worker_rounds().await;
+        self.worker_rounds().await;
+    }
+
     /// Adds a partner through the service layer.
     /// A partner without tokens and without a list gets loopback only (the
     /// tests call from there): a token-free partner must have an allowlist.
@@ -468,7 +516,8 @@ impl TestApp {
             require_token,
             authorised_key: None,
         };
-        let added = add_partner(&*self.store, &self.key, request).await.unwrap_or_else(|e| panic!("{e:#}"));
+        let added =
+            add_partner(&*self.store, &*self.time, &self.key, request).await.unwrap_or_else(|e| panic!("{e:#}"));
         TestPartner { id: added.partner.registration_id, secret: added.secret.expose_secret().to_owned() }
     }
 

@@ -65,7 +65,7 @@ both_engines!(
 
 async fn the_documented_requests_get_the_documented_bodies(engine: Engine) {
     let app = spawn_app(engine).await;
-    load_demo(&*app.store, &app.key, 50).await.unwrap_or_else(|e| panic!("{e:#}"));
+    load_demo(&*app.store, &*app.time, &app.key, 50).await.unwrap_or_else(|e| panic!("{e:#}"));
     let headers = [("Content-Type", "application/json")];
 
     let dmt = app.post_raw("/api/AOP/DMTV1/TransactionStatus", DMT_SEED_REQUEST, &headers).await;

@@ -40,12 +40,13 @@ pub fn connector(mock: &MockUpstream) -> Arc<PaysprintProvider> {
 }
 
 pub async fn app_with_mock(engine: Engine, poll_schedule: &'static str) -> (TestApp, MockUpstream) {
+    app_with_mock_and(engine, AppOptions { poll_schedule: Some(poll_schedule), ..AppOptions::default() }).await
+}
+
+/// An app on `options` whose upstream is the connector to a fresh mock.
+async fn app_with_mock_and(engine: Engine, options: AppOptions) -> (TestApp, MockUpstream) {
     let mock = MockUpstream::start(JWT_KEY, PARTNER_ID, AUTHORISED_KEY).await;
-    let options = AppOptions {
-        upstream: TestUpstream::Provider(connector(&mock)),
-        poll_schedule: Some(poll_schedule),
-        ..AppOptions::default()
-    };
+    let options = AppOptions { upstream: TestUpstream::Provider(connector(&mock)), ..options };
     (spawn_app_with(engine, options).await, mock)
 }
 
@@ -107,7 +108,8 @@ async fn the_upstream_decides_transfers_through_the_connector_and_unknown_answer
 
 async fn upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_state_back(engine: Engine) {
     // The poller waits an hour: only callbacks move these transactions.
-    let (app, mock) = app_with_mock(engine, "1h").await;
+    let options = AppOptions { poll_schedule: Some("1h"), ..AppOptions::default() }.on_manual_clock();
+    let (app, mock) = app_with_mock_and(engine, options).await;
     let (partner, receiver) = funded_partner(&app).await;
     let base = app.url("");
     let cb1 = send(&app, &partner, "123456789012", "1000", "CB-1").await;
@@ -167,7 +169,8 @@ async fn upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_sta
         (got.len() >= 6).then_some(got)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Past the callback retry (1 s): neither another event nor a repeat comes.
+    app.advance(Duration::from_secs(2)).await;
     assert_eq!(receiver.deliveries().len(), 6, "{deliveries:?}");
     assert_verify_clean(&app);
 }
@@ -263,7 +266,9 @@ async fn two_servers_on_one_postgres_poll_each_transaction_and_deliver_each_call
         (polled && delivered == PAYMENTS).then_some(events)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(2500)).await; // would a second poller or deliverer do more?
+    // Would a second poller or deliverer do more? These are `payrail serve`
+    // processes on the system clock: only real time can tell.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     for reference in &references {
         assert_eq!(mock.submits(reference), 1, "{reference} submitted once");
         assert_eq!(mock.status_queries(reference), 3, "{reference} polled once per step, by one server");

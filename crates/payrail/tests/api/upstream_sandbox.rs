@@ -2,6 +2,10 @@
 //! the poller and status lookups, undecided ones go on hold, failures refund
 //! exactly once, and partners are called back, signed, for every step.
 //! (Scenarios by account suffix: see `services::upstream::sandbox`; one step = 1 s here.)
+//! Where a scenario unfolds in time, the test moves the app's manual clock
+//! step by step: a transaction is never a second older than the test says.
+
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -29,6 +33,9 @@ both_engines!(
 fn sandbox() -> AppOptions {
     AppOptions { upstream: TestUpstream::Sandbox { step_secs: 1 }, ..AppOptions::default() }
 }
+
+/// One sandbox step.
+const STEP: Duration = Duration::from_secs(1);
 
 /// A funded partner with a registered remitter, whose callbacks go to a fresh receiver.
 pub async fn funded_partner(app: &TestApp) -> (TestPartner, CallbackReceiver) {
@@ -78,11 +85,12 @@ pub async fn history(app: &TestApp, ackno: &str) -> Vec<Value> {
 }
 
 async fn a_sandbox_transfer_settles_on_its_own_and_the_partner_hears_of_each_step(engine: Engine) {
-    let app = spawn_app_with(engine, sandbox()).await;
+    let app = spawn_app_with(engine, sandbox().on_manual_clock()).await;
     let (partner, receiver) = funded_partner(&app).await;
     let sent = send(&app, &partner, "123456789012", "1000", "UP-1").await;
     assert_eq!((&sent["txn_status"], &sent["utr"]), (&json!("3"), &Value::Null), "handed to the bank: {sent}");
     let ackno = sent["ackno"].as_str().expect("ackno is a string").to_owned();
+    app.advance(STEP).await;
 
     // Nobody asks: the poller finds the success on its own.
     eventually(15, "the poller settles UP-1", || async {
@@ -128,7 +136,7 @@ async fn a_sandbox_transfer_settles_on_its_own_and_the_partner_hears_of_each_ste
 }
 
 async fn undecided_transfers_go_on_hold_when_the_schedule_runs_out(engine: Engine) {
-    let app = spawn_app_with(engine, sandbox()).await;
+    let app = spawn_app_with(engine, sandbox().on_manual_clock()).await;
     let (partner, _receiver) = funded_partner(&app).await;
     let garbage = send(&app, &partner, "100000000666", "1000", "UP-GARBAGE").await;
     let never = send(&app, &partner, "100000000777", "1000", "UP-NEVER").await;
@@ -136,6 +144,10 @@ async fn undecided_transfers_go_on_hold_when_the_schedule_runs_out(engine: Engin
     assert_eq!(never["txn_status"], "3");
     let after_debits = balance(&app, &partner).await;
 
+    // The schedule: six polls, a step apart.
+    for _ in 0..6 {
+        app.advance(STEP).await;
+    }
     for reference in ["UP-GARBAGE", "UP-NEVER"] {
         let status = until_dmt(&app, &partner, reference, "4", 20).await;
         assert_eq!(status["message"], "Transaction On Hold");
@@ -166,7 +178,7 @@ async fn undecided_transfers_go_on_hold_when_the_schedule_runs_out(engine: Engin
 }
 
 async fn a_failure_shows_at_once_and_a_bank_return_fails_a_paid_transfer_refunded_once(engine: Engine) {
-    let app = spawn_app_with(engine, sandbox()).await;
+    let app = spawn_app_with(engine, sandbox().on_manual_clock()).await;
     let (partner, _receiver) = funded_partner(&app).await;
     let start = balance(&app, &partner).await;
     let failed = send(&app, &partner, "100000000111", "1000", "UP-FAIL").await;
@@ -174,7 +186,10 @@ async fn a_failure_shows_at_once_and_a_bank_return_fails_a_paid_transfer_refunde
 
     let returned = send(&app, &partner, "100000000333", "2000", "UP-RETURN").await;
     assert_eq!(returned["txn_status"], "3");
+    // Paid at T (1 s), returned by the bank at 3T.
+    app.advance(STEP).await;
     until_dmt(&app, &partner, "UP-RETURN", "1", 10).await;
+    app.advance(2 * STEP).await;
     until_dmt(&app, &partner, "UP-RETURN", "5", 15).await;
     assert_ne!(balance(&app, &partner).await, start, "failed is not refunded yet");
 
@@ -188,18 +203,22 @@ async fn a_failure_shows_at_once_and_a_bank_return_fails_a_paid_transfer_refunde
         assert_eq!(claimed.json()["txn_status"], "0", "{}", claimed.body);
         assert_refused(&app.call("/api/AOP/DMTV1/ClaimRefund", &partner, claim).await, 409, 16, "already refunded");
     }
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await; // the poller keeps looking meanwhile
+    // The poller keeps looking meanwhile: past every poll the schedule (six
+    // of 1 s) could still make, and past the return, it changes nothing.
+    app.advance(Duration::from_secs(10)).await;
     assert_eq!(dmt(&app, &partner, "UP-RETURN").await["txn_status"], "0", "refunded is final");
     assert_eq!(balance(&app, &partner).await, start, "each refunded exactly once");
     assert_verify_clean(&app);
 }
 
 async fn a_late_utr_completes_a_successful_transfer(engine: Engine) {
-    let app = spawn_app_with(engine, sandbox()).await;
+    let app = spawn_app_with(engine, sandbox().on_manual_clock()).await;
     let (partner, receiver) = funded_partner(&app).await;
     send(&app, &partner, "100000000444", "1000", "UP-LATE").await;
+    app.advance(STEP).await;
     let paid = until_dmt(&app, &partner, "UP-LATE", "1", 10).await;
     assert_eq!(paid["utr"], Value::Null, "paid, UTR to follow: {paid}");
+    app.advance(2 * STEP).await;
     let completed = eventually(15, "the late UTR", || async {
         let status = dmt(&app, &partner, "UP-LATE").await;
         status["utr"].is_string().then_some(status)
@@ -220,7 +239,8 @@ async fn a_status_lookup_asks_the_upstream_and_falls_back_to_the_store_on_timeou
         poll_schedule: Some("1h"),
         upstream: TestUpstream::Sandbox { step_secs: 2 },
         ..AppOptions::default()
-    };
+    }
+    .on_manual_clock();
     let app = spawn_app_with(engine, options).await;
     let (partner, _receiver) = funded_partner(&app).await;
     let sent = send(&app, &partner, "123456789012", "1000", "UP-SYNC").await;
@@ -229,7 +249,8 @@ async fn a_status_lookup_asks_the_upstream_and_falls_back_to_the_store_on_timeou
                       "account": "123456789012"});
     let made = app.admin("/admin/v1/dmt", Some(made)).await;
     assert_eq!(made.status, 201, "{}", made.body);
-    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    // Past the success (2 s), before the timeouts end (6 s).
+    app.clock().advance(Duration::from_secs(3));
     let untouched = dmt(&app, &partner, "UP-OPERATOR").await;
     assert_eq!(untouched["txn_status"], "2", "not the sandbox's to settle: {untouched}");
     let status = dmt(&app, &partner, "UP-SYNC").await;
@@ -268,7 +289,7 @@ pub async fn bill(app: &TestApp, partner: &TestPartner, reference: &str) -> Valu
 }
 
 async fn bill_payments_settle_and_failed_ones_go_back_to_the_wallet_once(engine: Engine) {
-    let app = spawn_app_with(engine, sandbox()).await;
+    let app = spawn_app_with(engine, sandbox().on_manual_clock()).await;
     let (partner, receiver) = funded_partner(&app).await;
     let start = balance(&app, &partner).await;
 
@@ -278,12 +299,14 @@ async fn bill_payments_settle_and_failed_ones_go_back_to_the_wallet_once(engine:
     assert_eq!(failed["message"], "Transaction Refunded", "failed upstream, reversed at once: {failed}");
     pay(&app, &partner, "150012345222", "BILL-LATER").await;
 
+    app.advance(STEP).await;
     let paid = eventually(10, "BILL-OK paid", || async {
         let status = bill(&app, &partner, "BILL-OK").await;
         (status["data"]["status"] == "1").then_some(status)
     })
     .await;
     assert!(paid["data"]["operatorid"].as_str().is_some_and(|r| r.starts_with("BBPS")), "{paid}");
+    app.advance(STEP).await;
     let refunded = eventually(15, "BILL-LATER refunded", || async {
         let status = bill(&app, &partner, "BILL-LATER").await;
         (status["data"]["refunded"] == "1").then_some(status)

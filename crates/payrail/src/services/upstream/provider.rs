@@ -13,10 +13,12 @@
 //! [`BillUpstream`]); `services::upstream::sync` decides what that changes. An error
 //! changes nothing: the transaction stays as it is and the poller asks again.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
-use crate::domain::{BillPayment, DmtTransfer, Paise, Timestamp};
+use crate::domain::{BillPayment, Clock, DmtTransfer, Paise, Timestamp};
 use crate::services::billers::Biller;
 
 /// A bill as the biller reports it.
@@ -154,8 +156,17 @@ pub trait Provider: Send + Sync + 'static {
 }
 
 /// Settlement by hand (see the module documentation).
-#[derive(Debug, Default)]
-pub struct ManualProvider;
+pub struct ManualProvider {
+    /// Dates the bills it makes up.
+    clock: Arc<dyn Clock>,
+}
+
+impl ManualProvider {
+    /// A manual provider whose made-up bills are of `clock`'s month.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        ManualProvider { clock }
+    }
+}
 
 #[async_trait]
 impl Provider for ManualProvider {
@@ -176,7 +187,7 @@ impl Provider for ManualProvider {
     }
 
     async fn fetch_bill(&self, biller: &Biller, account: &str) -> Result<FetchedBill, ProviderError> {
-        Ok(made_up_bill(biller, account, Timestamp::now()))
+        Ok(made_up_bill(biller, account, self.clock.now()))
     }
 
     async fn dmt_status(&self, _upstream_ref: &str, _transfer: &DmtTransfer) -> Result<DmtUpstream, ProviderError> {

@@ -29,7 +29,7 @@
 //! forgets them.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -39,7 +39,7 @@ use super::provider::{
     UpstreamReport,
 };
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
-use crate::domain::{BillPayment, DmtTransfer, Timestamp};
+use crate::domain::{BillPayment, Clock, DmtTransfer, Timestamp};
 use crate::services::billers::Biller;
 
 /// What a magic suffix asks for (see the module documentation).
@@ -112,16 +112,18 @@ fn phase(scenario: Scenario, elapsed: i64, t: i64) -> Phase {
 pub struct SandboxProvider {
     settle_after: Duration,
     hang: Duration,
+    /// How far each scenario has unfolded is read from this clock.
+    clock: Arc<dyn Clock>,
     overrides: Mutex<HashMap<String, UpstreamReport>>,
     /// Bank returns to call back with, by upstream reference: (due unix time, report).
     returns: Mutex<HashMap<String, (i64, UpstreamReport)>>,
 }
 
 impl SandboxProvider {
-    /// A sandbox whose scenarios move every `settle_after`, and whose
-    /// timeouts hang for `hang` before failing.
-    pub fn new(settle_after: Duration, hang: Duration) -> Self {
-        SandboxProvider { settle_after, hang, overrides: Mutex::default(), returns: Mutex::default() }
+    /// A sandbox whose scenarios move every `settle_after` of `clock`'s
+    /// time, and whose timeouts hang for `hang` (real time) before failing.
+    pub fn new(settle_after: Duration, hang: Duration, clock: Arc<dyn Clock>) -> Self {
+        SandboxProvider { settle_after, hang, clock, overrides: Mutex::default(), returns: Mutex::default() }
     }
 
     /// From now on, the sandbox reports `report` for `upstream_ref`.
@@ -152,7 +154,7 @@ impl SandboxProvider {
     }
 
     fn phase_of(&self, number: &str, created_at: Timestamp) -> Phase {
-        let elapsed = Timestamp::now().unix() - created_at.unix();
+        let elapsed = self.clock.now().unix() - created_at.unix();
         phase(Scenario::for_number(number), elapsed, self.step_secs())
     }
 
@@ -220,7 +222,7 @@ impl Provider for SandboxProvider {
     }
 
     async fn fetch_bill(&self, biller: &Biller, account: &str) -> Result<FetchedBill, ProviderError> {
-        Ok(made_up_bill(biller, account, Timestamp::now()))
+        Ok(made_up_bill(biller, account, self.clock.now()))
     }
 
     async fn dmt_status(&self, upstream_ref: &str, transfer: &DmtTransfer) -> Result<DmtUpstream, ProviderError> {

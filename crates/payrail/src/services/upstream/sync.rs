@@ -27,7 +27,7 @@ use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
 use crate::domain::event::{PollJob, PollNext};
 use crate::domain::upstream::{Backoff, BillUpstream, DmtUpstream, UpstreamRef};
-use crate::domain::{BillPayment, ChangeSource, DmtTransfer, Timestamp, TxnKind, TxnRecord};
+use crate::domain::{BillPayment, ChangeSource, Clock, DmtTransfer, Timestamp, TxnKind, TxnRecord};
 use crate::services::flights::{Flights, Seat};
 use crate::store::{ChangeError, ChangeNote, Store, StoreError};
 
@@ -67,6 +67,8 @@ pub struct Upstream {
     pub provider: Arc<dyn Provider>,
     /// References, schedules and time budgets.
     pub settings: SyncSettings,
+    /// When it is: poll schedules, callback token windows, history stamps.
+    pub clock: Arc<dyn Clock>,
     /// Status lookups asking the upstream right now, by transaction: a
     /// lookup of one already being asked about waits for that answer
     /// instead of asking again, so a flood of lookups costs one query.
@@ -97,9 +99,9 @@ pub enum Synced {
 }
 
 impl Upstream {
-    /// Follows `provider` as `settings` say.
-    pub fn new(provider: Arc<dyn Provider>, settings: SyncSettings) -> Self {
-        Upstream { provider, settings, status_flights: Flights::default() }
+    /// Follows `provider` as `settings` say, reading the time from `clock`.
+    pub fn new(provider: Arc<dyn Provider>, settings: SyncSettings, clock: Arc<dyn Clock>) -> Self {
+        Upstream { provider, settings, clock, status_flights: Flights::default() }
     }
 
     /// When the poller should first ask about a transaction made at `now`;
@@ -118,13 +120,13 @@ impl Upstream {
     /// it as stored, for the poller.
     pub async fn submit_transfer(&self, store: &dyn Store, order: TransferOrder) -> DmtTransfer {
         let answer = self.provider.submit_transfer(&order).await;
-        take_submission(store, order.transfer, answer).await
+        take_submission(store, &*self.clock, order.transfer, answer).await
     }
 
     /// As [`Upstream::submit_transfer`], for a bill payment.
     pub async fn submit_bill(&self, store: &dyn Store, order: BillOrder) -> BillPayment {
         let answer = self.provider.submit_bill(&order).await;
-        take_submission(store, order.payment, answer).await
+        take_submission(store, &*self.clock, order.payment, answer).await
     }
 
     /// The freshest state of a transaction for a status lookup: the upstream
@@ -154,7 +156,7 @@ impl Upstream {
             return record;
         }
         match self.ask(&record, self.settings.status_budget).await {
-            Ok(report) => apply_logged(store, record, &report, ChangeSource::StatusSync).await,
+            Ok(report) => apply_logged(store, &*self.clock, record, &report, ChangeSource::StatusSync).await,
             Err(e) => {
                 let (kind, id) = (R::KIND.as_str(), record.id());
                 tracing::debug!(kind, id, error = %e, "status lookup answered from the store");
@@ -202,10 +204,10 @@ impl Upstream {
             return Ok(PollNext::Done);
         }
         let record = if record.needs_refund() {
-            R::refund(store, record, ChangeSource::Poller).await?
+            R::refund(store, &*self.clock, record, ChangeSource::Poller).await?
         } else {
             match self.ask(&record, self.settings.poll_timeout).await {
-                Ok(report) => apply(store, record, &report, ChangeSource::Poller).await?,
+                Ok(report) => apply(store, &*self.clock, record, &report, ChangeSource::Poller).await?,
                 Err(e) => {
                     let (kind, id, attempt) = (R::KIND.as_str(), record.id(), job.attempts + 1);
                     tracing::info!(kind, id, attempt, error = %e, "poll unanswered");
@@ -221,7 +223,7 @@ impl Upstream {
         }
         if let Some(hold) = record.hold_when_exhausted() {
             let reason = format!("no final answer from the upstream after {} polls", job.attempts + 1);
-            let note = ChangeNote { source: ChangeSource::Poller, reason: Some(reason), at: Timestamp::now() };
+            let note = ChangeNote { source: ChangeSource::Poller, reason: Some(reason), at: self.clock.now() };
             match R::change(store, record.id(), hold, note).await {
                 Ok(_) | Err(ChangeError::Forbidden(_)) | Err(ChangeError::NotFound) => {}
                 Err(ChangeError::Store(e)) => return Err(e),
@@ -233,7 +235,7 @@ impl Upstream {
 
     fn next_poll(&self, job: &PollJob) -> Option<PollNext> {
         let delay = self.settings.poll_schedule.after(job.attempts + 1)?;
-        Some(PollNext::Again(Timestamp::now().plus_secs(delay.as_secs() as i64)))
+        Some(PollNext::Again(self.clock.now().plus_secs(delay.as_secs() as i64)))
     }
 
     /// Verifies a status callback from the upstream and applies it. A
@@ -247,7 +249,7 @@ impl Upstream {
         token: Option<&str>,
         body: &[u8],
     ) -> Result<Synced, CallbackRefusal> {
-        let now = Timestamp::now();
+        let now = self.clock.now();
         let callback = self.provider.read_callback(token, body, now)?;
         let cutoff = Timestamp::from_unix(now.unix() - CALLBACK_REPLAY_WINDOW_SECS);
         if !store.remember_upstream_reqid(&callback.reqid, now, cutoff).await? {
@@ -287,8 +289,8 @@ impl Upstream {
         source: ChangeSource,
     ) -> Result<Option<Synced>, StoreError> {
         match reference.kind {
-            TxnKind::Dmt => apply_reported::<DmtTransfer>(store, reference.id, report, source).await,
-            TxnKind::Bbps => apply_reported::<BillPayment>(store, reference.id, report, source).await,
+            TxnKind::Dmt => apply_reported::<DmtTransfer>(store, &*self.clock, reference.id, report, source).await,
+            TxnKind::Bbps => apply_reported::<BillPayment>(store, &*self.clock, reference.id, report, source).await,
         }
     }
 }
@@ -323,7 +325,12 @@ pub trait Followed: TxnRecord {
     /// Pays a record that [`TxnRecord::needs_refund`] back to the wallet,
     /// and returns it as it then stands. Only a bill payment can need it;
     /// for other kinds the record is returned as it is.
-    async fn refund(_store: &dyn Store, record: Self, _source: ChangeSource) -> Result<Self, StoreError> {
+    async fn refund(
+        _store: &dyn Store,
+        _clock: &dyn Clock,
+        record: Self,
+        _source: ChangeSource,
+    ) -> Result<Self, StoreError> {
         Ok(record)
     }
 
@@ -397,8 +404,13 @@ impl Followed for BillPayment {
     /// Refunds a bill payment left failed (by an operator, or by a payrail
     /// older than [`Store::fail_bill`]): once, since the state machine and
     /// the ledger's one-refund-per-transaction rule see to that.
-    async fn refund(store: &dyn Store, payment: Self, source: ChangeSource) -> Result<Self, StoreError> {
-        let note = refund_note(source, Timestamp::now());
+    async fn refund(
+        store: &dyn Store,
+        clock: &dyn Clock,
+        payment: Self,
+        source: ChangeSource,
+    ) -> Result<Self, StoreError> {
+        let note = refund_note(source, clock.now());
         match store.fail_bill(payment.txnid, note.clone(), note).await {
             Ok(refunded) => Ok(refunded),
             Err(ChangeError::Forbidden(_)) | Err(ChangeError::NotFound) => {
@@ -443,13 +455,14 @@ const RACE_RETRIES: usize = 3;
 /// two are the same).
 pub async fn apply<R: Followed>(
     store: &dyn Store,
+    clock: &dyn Clock,
     mut record: R,
     report: &R::Upstream,
     source: ChangeSource,
 ) -> Result<R, StoreError> {
     for _ in 0..RACE_RETRIES {
         let Some(change) = record.change_for(report) else { break };
-        let note = ChangeNote { source, reason: Some(R::describe(report)), at: Timestamp::now() };
+        let note = ChangeNote { source, reason: Some(R::describe(report)), at: clock.now() };
         match R::change(store, record.id(), change, note).await {
             Ok(moved) => return Ok(moved),
             Err(ChangeError::Forbidden(_)) => match R::load(store, record.id()).await? {
@@ -461,7 +474,7 @@ pub async fn apply<R: Followed>(
         }
     }
     if record.needs_refund() {
-        record = R::refund(store, record, source).await?;
+        record = R::refund(store, clock, record, source).await?;
     }
     Ok(record)
 }
@@ -470,20 +483,26 @@ pub async fn apply<R: Followed>(
 /// report is about the other kind or the store has no such record.
 async fn apply_reported<R: Followed>(
     store: &dyn Store,
+    clock: &dyn Clock,
     id: i64,
     report: &UpstreamReport,
     source: ChangeSource,
 ) -> Result<Option<Synced>, StoreError> {
     let Some(report) = R::report_of(report) else { return Ok(None) };
     let Some(record) = R::load(store, id).await? else { return Ok(None) };
-    Ok(Some(apply(store, record, report, source).await?.into_synced()))
+    Ok(Some(apply(store, clock, record, report, source).await?.into_synced()))
 }
 
 /// Applies the provider's answer to a submission; without a readable
 /// answer the record stays as stored, for the poller.
-async fn take_submission<R: Followed>(store: &dyn Store, record: R, answer: Result<R::Upstream, ProviderError>) -> R {
+async fn take_submission<R: Followed>(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    record: R,
+    answer: Result<R::Upstream, ProviderError>,
+) -> R {
     match answer {
-        Ok(report) => apply_logged(store, record, &report, ChangeSource::Provider).await,
+        Ok(report) => apply_logged(store, clock, record, &report, ChangeSource::Provider).await,
         Err(e) => {
             let (kind, id) = (R::KIND.as_str(), record.id());
             tracing::warn!(kind, id, error = %e, "submitted without a readable answer; the poller will ask");
@@ -494,9 +513,15 @@ async fn take_submission<R: Followed>(store: &dyn Store, record: R, answer: Resu
 
 /// [`apply`] where a store failure is only logged: the answer is lost, and
 /// the poller will ask again.
-async fn apply_logged<R: Followed>(store: &dyn Store, record: R, report: &R::Upstream, source: ChangeSource) -> R {
+async fn apply_logged<R: Followed>(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    record: R,
+    report: &R::Upstream,
+    source: ChangeSource,
+) -> R {
     let fallback = record.clone();
-    apply(store, record, report, source).await.unwrap_or_else(|e| {
+    apply(store, clock, record, report, source).await.unwrap_or_else(|e| {
         let (kind, id) = (R::KIND.as_str(), fallback.id());
         tracing::warn!(kind, id, error = %e, "upstream answer not applied; the poller will ask again");
         fallback

@@ -7,10 +7,10 @@ use super::*;
 /// A change note from `source` at a fixed time.
 pub(crate) fn note(source: &str) -> ChangeNote {
     ChangeNote {
-        // `api` stands for the partner's own call, `upstream` for the provider's answer.
+        // `api` stands for the partner's own call, `upstream` for the upstream's callback.
         source: match source {
             "api" => crate::domain::ChangeSource::Partner,
-            "upstream" => crate::domain::ChangeSource::Provider,
+            "upstream" => crate::domain::ChangeSource::UpstreamCallback,
             other => crate::domain::ChangeSource::parse(other).unwrap_or_else(|| panic!("no source {other:?}")),
         },
         reason: None,
