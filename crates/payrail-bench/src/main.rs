@@ -205,7 +205,7 @@ pub(crate) async fn load(
     let id = added.partner.registration_id;
     let started = Instant::now();
     let chunk = 100_000;
-    let note = || ChangeNote { source: "bench".into(), reason: None, at: Timestamp::now() };
+    let note = || ChangeNote { source: payrail::domain::ChangeSource::Import, reason: None, at: Timestamp::now() };
     let quiet: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(|_| {});
     for start in (0..records).step_by(chunk) {
         let end = (start + chunk).min(records);

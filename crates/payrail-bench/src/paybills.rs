@@ -28,7 +28,8 @@ pub fn run(
     let (location, database) = crate::location(&server, data_dir.path(), postgres.as_deref())?;
     let (store, key) = server.block_on(crate::open(&location))?;
     let (partner, secret) = server.block_on(crate::load(&*store, &key, 0))?;
-    server.block_on(ledger::top_up(&*store, partner, Paise::rupees(1_000_000_000), "bench"))?;
+    let funding = Paise::rupees(1_000_000_000);
+    server.block_on(ledger::move_money(&*store, partner, ledger::OperatorMove::TopUp, funding, "bench"))?;
     let addr = server.block_on(crate::start_payrail(store, key))?;
     let target = Target { addr, name: "paybill", partner, secret, records: 1, workload: Workload::Paybill };
     let report = driver.block_on(load::drive(target, args.connections, Duration::from_secs(args.seconds)))?;

@@ -119,7 +119,7 @@ async fn load_in_process(store: &dyn Store, key: &MasterKey, n: usize) -> anyhow
                 Ok(new.into_transfer(Timestamp::now()))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let note = ChangeNote { source: "bench".into(), reason: None, at: Timestamp::now() };
+        let note = ChangeNote { source: payrail::domain::ChangeSource::Import, reason: None, at: Timestamp::now() };
         store.insert_dmt_batch(transfers, note, quiet.clone()).await.context("Failed to load transfers")?;
     }
     Ok(())
