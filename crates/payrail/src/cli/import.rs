@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Cli;
-use crate::domain::{RegistrationId, SystemClock};
+use crate::domain::{RegistrationId, SystemClock, TxnKind};
 use crate::services::import;
 
 /// Which kind of transaction a file holds.
@@ -49,10 +49,11 @@ pub async fn run(cli: &Cli, args: &ImportArgs) -> anyhow::Result<()> {
         progress_bar.set_length(total);
         progress_bar.set_position(done);
     });
-    let result = match args.kind {
-        Kind::Dmt => import::import_dmt(&*store, &SystemClock, partner, &text, progress).await,
-        Kind::Bbps => import::import_bills(&*store, &SystemClock, partner, &text, progress).await,
+    let kind = match args.kind {
+        Kind::Dmt => TxnKind::Dmt,
+        Kind::Bbps => TxnKind::Bbps,
     };
+    let result = import::import(&*store, &SystemClock, kind, partner, &text, progress).await;
     bar.finish_and_clear();
     let count = result.with_context(|| format!("{}", args.file.display()))?;
     println!("Imported {count} rows for {partner} from {}", args.file.display());

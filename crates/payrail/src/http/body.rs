@@ -122,7 +122,7 @@ pub fn registration_field(value: Option<&RawValue>) -> Result<String, ApiError> 
 /// is refused instead of one of the values silently winning. Nothing is
 /// allocated per field: keys and values are borrowed from the body (a key
 /// with escapes is the only exception), and the keys seen so far live in a
-/// fixed array on the stack unless a body has more than [`SEEN_ON_STACK`].
+/// fixed array on the stack unless a body has more than `SEEN_ON_STACK`.
 #[derive(Default)]
 pub struct StatusRequest<'a> {
     /// The reference's raw JSON value, if sent.

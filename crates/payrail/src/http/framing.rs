@@ -64,7 +64,7 @@ impl Default for HeadScanner {
 
 impl HeadScanner {
     /// Reads the next bytes of the stream. A refused head that lies whole in
-    /// `bytes` is defused in place (see [`defuse`]) so that hyper passes it
+    /// `bytes` is defused in place (see `defuse`) so that hyper passes it
     /// on to be refused in the API's shape.
     pub fn feed(&mut self, bytes: &mut [u8]) {
         let mut at = 0;

@@ -19,11 +19,18 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+
+use async_trait::async_trait;
 
 use super::transactions::{NewBill, NewDmt};
 use crate::domain::text::check_text;
-use crate::domain::{BillStatus, ChangeSource, Clock, DmtStatus, Paise, ReferenceId, RegistrationId, Timestamp};
+use crate::domain::{
+    BillPayment, BillStatus, ChangeSource, Clock, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId,
+    Timestamp, TxnKind,
+};
 use crate::store::{ChangeNote, InsertError, Store};
 
 /// Why a file was not imported. Nothing was written.
@@ -310,34 +317,91 @@ async fn ensure_partner(store: &dyn Store, partner: RegistrationId) -> Result<()
     }
 }
 
-fn per_row(progress: Progress, total: usize) -> Arc<dyn Fn(u64) + Send + Sync> {
+/// A batch insert under way: the store's own future.
+type Insertion<'a> = Pin<Box<dyn Future<Output = Result<Vec<i64>, InsertError>> + Send + 'a>>;
+
+/// The store's progress callback: rows written so far.
+type RowProgress = Arc<dyn Fn(u64) + Send + Sync>;
+
+fn per_row(progress: Progress, total: usize) -> RowProgress {
     Arc::new(move |done| progress(done, total as u64))
 }
 
-/// Imports DMT transfers for `partner` from `text`; returns how many.
-pub async fn import_dmt(
+/// Imports records of `kind` for `partner` from `text`, all together or
+/// none; returns how many.
+pub async fn import(
     store: &dyn Store,
     clock: &dyn Clock,
+    kind: TxnKind,
     partner: RegistrationId,
     text: &str,
     progress: Progress,
 ) -> Result<usize, ImportError> {
-    ensure_partner(store, partner).await?;
-    let rows = read_rows(text, DMT_COLUMNS)?;
-    let now = clock.now();
-    // Each row is priced by the partner's plan in force at its created_at.
-    let versions = store.fee_plans(partner).await.map_err(|e| ImportError::Store(e.into()))?;
-    let priced = |r: &Row| dmt_from_row(r, partner, now).map(|n| n.priced_by(&versions, now));
-    let transfers = rows.iter().map(priced).collect::<Result<Vec<_>, _>>()?;
-    check_unique(&rows, |r| r.values.get("reference_id").map(String::as_str).unwrap_or(""))?;
-    let note = ChangeNote { source: ChangeSource::Import, reason: None, at: now };
-    let count = transfers.len();
-    store.insert_dmt_batch(transfers, note, per_row(progress, count)).await.map_err(|e| insert_error(e, &rows))?;
-    Ok(count)
+    match kind {
+        TxnKind::Dmt => import_kind::<DmtTransfer>(store, clock, partner, text, progress).await,
+        TxnKind::Bbps => import_kind::<BillPayment>(store, clock, partner, text, progress).await,
+    }
 }
 
-/// Imports bill payments for `partner` from `text`; returns how many.
-pub async fn import_bills(
+/// One kind of record as an import reads and writes it.
+#[async_trait]
+trait Imported: Sized + Send + 'static {
+    /// The columns of its file.
+    const COLUMNS: &'static [&'static str];
+
+    /// The records `rows` describe, in order. A transfer is priced by the
+    /// partner's plan in force at its `created_at`.
+    async fn records(
+        store: &dyn Store,
+        partner: RegistrationId,
+        rows: &[Row],
+        now: Timestamp,
+    ) -> Result<Vec<Self>, ImportError>;
+
+    /// Inserts them all together or not at all (the store's own future).
+    fn insert(store: &dyn Store, records: Vec<Self>, note: ChangeNote, progress: RowProgress) -> Insertion<'_>;
+}
+
+#[async_trait]
+impl Imported for DmtTransfer {
+    const COLUMNS: &'static [&'static str] = DMT_COLUMNS;
+
+    async fn records(
+        store: &dyn Store,
+        partner: RegistrationId,
+        rows: &[Row],
+        now: Timestamp,
+    ) -> Result<Vec<Self>, ImportError> {
+        let versions = store.fee_plans(partner).await.map_err(|e| ImportError::Store(e.into()))?;
+        rows.iter().map(|r| dmt_from_row(r, partner, now).map(|n| n.priced_by(&versions, now))).collect()
+    }
+
+    fn insert(store: &dyn Store, records: Vec<Self>, note: ChangeNote, progress: RowProgress) -> Insertion<'_> {
+        store.insert_dmt_batch(records, note, progress)
+    }
+}
+
+#[async_trait]
+impl Imported for BillPayment {
+    const COLUMNS: &'static [&'static str] = BILL_COLUMNS;
+
+    async fn records(
+        _: &dyn Store,
+        partner: RegistrationId,
+        rows: &[Row],
+        now: Timestamp,
+    ) -> Result<Vec<Self>, ImportError> {
+        rows.iter().map(|r| bill_from_row(r, partner, now).map(|n| n.into_payment(now))).collect()
+    }
+
+    fn insert(store: &dyn Store, records: Vec<Self>, note: ChangeNote, progress: RowProgress) -> Insertion<'_> {
+        store.insert_bill_batch(records, note, progress)
+    }
+}
+
+/// Reads the file, checks every row and its reference's uniqueness, and
+/// inserts the records all together; returns how many.
+async fn import_kind<T: Imported>(
     store: &dyn Store,
     clock: &dyn Clock,
     partner: RegistrationId,
@@ -345,15 +409,12 @@ pub async fn import_bills(
     progress: Progress,
 ) -> Result<usize, ImportError> {
     ensure_partner(store, partner).await?;
-    let rows = read_rows(text, BILL_COLUMNS)?;
+    let rows = read_rows(text, T::COLUMNS)?;
     let now = clock.now();
-    let payments = rows
-        .iter()
-        .map(|r| bill_from_row(r, partner, now).map(|n| n.into_payment(now)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let records = T::records(store, partner, &rows, now).await?;
     check_unique(&rows, |r| r.values.get("reference_id").map(String::as_str).unwrap_or(""))?;
     let note = ChangeNote { source: ChangeSource::Import, reason: None, at: now };
-    let count = payments.len();
-    store.insert_bill_batch(payments, note, per_row(progress, count)).await.map_err(|e| insert_error(e, &rows))?;
+    let count = records.len();
+    T::insert(store, records, note, per_row(progress, count)).await.map_err(|e| insert_error(e, &rows))?;
     Ok(count)
 }
