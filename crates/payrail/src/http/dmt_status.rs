@@ -7,11 +7,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use payrail_client::wire::DmtStatusBody;
 
-use super::auth::{authenticate, claimed_partner, Caller};
+use super::auth::{authenticate_looked_up, claimed_partner, precheck, Caller};
 use super::body::{parse_json, reference_field, registration_field, LimitedBody, StatusRequest};
 use super::error::{json_response, status_first, ApiError};
 use super::AppState;
-use crate::domain::DmtTransfer;
+use crate::domain::{DmtTransfer, Partner, Timestamp};
+use crate::store::lookup::ReqidOutcome;
 
 /// Parse → authenticate → look up (→ ask the upstream if undecided) → render.
 pub async fn dmt_status(
@@ -25,11 +26,18 @@ pub async fn dmt_status(
     let reference = reference_field(request.reference, "ReferanceID")?;
     // Partner and transfer come in one round trip; nothing of the transfer is
     // used unless authentication passes.
-    let found = state.store.lookup_dmt(claimed_partner(&registration)?, reference.as_str()).await?;
-    let (partner, transfer) = found.unzip();
-    authenticate(&state, &caller, partner.as_ref()).await?;
+    // The token's `reqid` goes with the lookup when the request passes
+    // every other check against the partner as last read (see `store::lookup`).
+    let now = Timestamp::now();
+    let check = |partner: &Partner| precheck(&state, &caller, partner, now);
+    let found = state.store.lookup_dmt_checked(claimed_partner(&registration)?, reference.as_str(), &check).await?;
+    let (partner, transfer, reqid) = match found {
+        Some(found) => (Some(found.partner), found.record, found.reqid),
+        None => (None, None, ReqidOutcome::NotRecorded),
+    };
+    authenticate_looked_up(&state, &caller, partner.as_ref(), reqid).await?;
     state.admit(partner.as_ref().map(|p| p.registration_id))?;
-    Ok(match transfer.flatten() {
+    Ok(match transfer {
         Some(transfer) => {
             // Undecided transfers ask the upstream first, within the status budget.
             let transfer = state.upstream.refresh_dmt(&*state.store, transfer).await;

@@ -24,6 +24,7 @@
 
 pub mod files;
 pub mod ledger;
+pub mod lookup;
 pub mod partners;
 pub mod postgres;
 pub mod postgres_tls;

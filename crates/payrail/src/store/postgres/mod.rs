@@ -358,6 +358,10 @@ macro_rules! bill_columns {
     };
 }
 
+// Declared after the column macros, which their SQL uses.
+mod debited;
+mod lookup;
+
 const FIND_PARTNER: &str = concat!("SELECT ", partner_columns!(), " FROM partners WHERE id = $1");
 const LIST_PARTNERS: &str = concat!("SELECT ", partner_columns!(), " FROM partners ORDER BY id");
 const INSERT_PARTNER: &str = concat!(
@@ -369,14 +373,6 @@ const INSERT_PARTNER: &str = concat!(
 /// How many columns [`partner_columns!`] has: where a joined row's transaction starts.
 const PARTNER_WIDTH: usize = 10;
 
-/// The whole status lookup in one round trip (see `Store::lookup_dmt`).
-const LOOKUP_DMT: &str = concat!(
-    "SELECT p.*, t.* FROM (SELECT ",
-    partner_columns!(),
-    " FROM partners WHERE id = $1) p LEFT JOIN (SELECT ",
-    dmt_columns!(),
-    " FROM dmt_transfers WHERE partner_id = $1 AND reference_id = $2) t ON true"
-);
 const DMT_BY_ACKNO: &str = concat!("SELECT ", dmt_columns!(), " FROM dmt_transfers WHERE ackno = $1");
 const LOCK_DMT: &str = concat!("SELECT ", dmt_columns!(), " FROM dmt_transfers WHERE ackno = $1 FOR UPDATE");
 const UPDATE_DMT: &str = "UPDATE dmt_transfers SET status = $1, utr = $2, refund_txn_id = $3, refunded_at = $4, \
@@ -392,14 +388,6 @@ const INSERT_DMTS: &str = "INSERT INTO dmt_transfers (ackno, partner_id, referen
      AS u(ackno, partner_id, reference_id, amount, account, utr, status, customer_charge, provider_share, gst, \
      discount, commission, tds, net_commission, created_at, refund_txn_id, refunded_at)";
 
-/// As [`LOOKUP_DMT`], for bill payments.
-const LOOKUP_BILL: &str = concat!(
-    "SELECT p.*, t.* FROM (SELECT ",
-    partner_columns!(),
-    " FROM partners WHERE id = $1) p LEFT JOIN (SELECT ",
-    bill_columns!(),
-    " FROM bill_payments WHERE partner_id = $1 AND reference_id = $2) t ON true"
-);
 const BILL_BY_TXNID: &str = concat!("SELECT ", bill_columns!(), " FROM bill_payments WHERE txnid = $1");
 const LOCK_BILL: &str = concat!("SELECT ", bill_columns!(), " FROM bill_payments WHERE txnid = $1 FOR UPDATE");
 const UPDATE_BILL: &str = "UPDATE bill_payments SET status = $1, operator_ref = $2, refund_txn_id = $3, \
@@ -422,19 +410,6 @@ const INSERT_HISTORIES: &str = "INSERT INTO status_history (kind, txn_id, from_s
      SELECT $1::text, txn_id, NULL, to_status, $2::bigint, $3::text, $4::text \
      FROM UNNEST($5::bigint[], $6::text[]) AS u(txn_id, to_status)";
 const INSERT_REFUND: &str = "INSERT INTO refunds (kind, txn_id, created_at) VALUES ($1, $2, $3) RETURNING id";
-
-/// A fresh `reqid` inserts a row; a known one is overwritten only when it was
-/// last seen before the cutoff. Either way one row is affected; a replay
-/// affects none.
-///
-/// The statement turns off `synchronous_commit` for its own (implicit)
-/// transaction only: a `reqid` is replay protection, not money, and waiting
-/// for a WAL flush on every status lookup cost 6× the throughput. After a
-/// crash at most the last few hundred milliseconds of reqids can be lost.
-const REMEMBER_REQID: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
-                              INSERT INTO seen_reqids SELECT $1, $2, $3 FROM relaxed \
-                              ON CONFLICT (partner_id, reqid) \
-                              DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE seen_reqids.seen_at < $4";
 
 /// Creates a partner's wallet row on first use; fails (foreign key) for an unknown partner.
 const ENSURE_WALLET: &str = "INSERT INTO wallets (partner_id, balance) VALUES ($1, 0) ON CONFLICT DO NOTHING";
@@ -711,6 +686,8 @@ const AUDIT_FAILED_NOT_REFUNDED: &str = "SELECT d.kind, d.txn_id FROM journals d
 /// The PostgreSQL engine.
 pub struct PostgresStore {
     pool: Pool,
+    /// Partners as status lookups last read them.
+    partners_seen: lookup::PartnersSeen,
     /// How new transactions are numbered.
     numbers: TxnNumbers,
 }
@@ -747,7 +724,7 @@ impl PostgresStore {
         migrate(&mut client).await?;
         let numbers = txn_numbers(&client).await?;
         drop(client);
-        Ok(PostgresStore { pool, numbers })
+        Ok(PostgresStore { pool, numbers, partners_seen: lookup::PartnersSeen::default() })
     }
 
     /// A pooled connection, or "unavailable" if none comes in time.
@@ -974,12 +951,6 @@ fn history_from_row(row: &Row) -> anyhow::Result<HistoryEntry> {
     })
 }
 
-/// A partner and, when the joined side is present, its transaction.
-fn joined<T>(row: &Row, at: fn(&Row, usize) -> anyhow::Result<T>) -> anyhow::Result<(Partner, Option<T>)> {
-    let present = row.try_get::<_, Option<i64>>(PARTNER_WIDTH)?.is_some();
-    Ok((partner_at(row, 0)?, if present { Some(at(row, PARTNER_WIDTH)?) } else { None }))
-}
-
 /// Decodes the row, if any; a row that does not decode is a fault.
 fn decode<T>(row: Option<Row>, from_row: fn(&Row) -> anyhow::Result<T>) -> Result<Option<T>, StoreError> {
     row.as_ref().map(from_row).transpose().context("Failed to read a stored row").map_err(StoreError::Other)
@@ -1050,18 +1021,6 @@ async fn save_bill(tx: &Transaction<'_>, bill: &BillPayment, at: Timestamp) -> R
         [&bill.status.name(), &bill.operator_ref, &bill.refund_txn_id, &refunded_at, &at.unix(), &bill.txnid];
     execute(tx, UPDATE_BILL, &params, "Failed to update the bill payment").await?;
     Ok(())
-}
-
-/// Deletes `reqid`s last seen before `cutoff`: they can no longer be replays.
-async fn forget_reqids(pool: Pool, cutoff: Timestamp) {
-    let result = async {
-        let client = pool.get().await.map_err(pool_error)?;
-        let sql = "DELETE FROM seen_reqids WHERE seen_at < $1";
-        execute(&client, sql, &[&cutoff.unix()], "Failed to forget old token reqids").await
-    };
-    if let Err(error) = result.await {
-        tracing::warn!(?error, "Failed to forget old token reqids");
-    }
 }
 
 /// Why a transaction that moves a wallet stopped. Nothing was written.
@@ -1547,52 +1506,6 @@ impl PostgresStore {
         Ok(wallet)
     }
 
-    /// [`Store::create_dmt_debited`], before the outcome is reported.
-    async fn debit_dmt(
-        &self,
-        mut transfer: DmtTransfer,
-        route: &DmtRoute,
-        limit: &MonthlyLimit,
-        note: &ChangeNote,
-        poll_at: Option<Timestamp>,
-    ) -> Result<Debited<DmtTransfer>, Stop> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.store_context("Failed to begin the transfer")?;
-        transfer.ackno = 0;
-        let journal = Journal::dmt_debit(&transfer, note.at);
-        let wallet = charge_wallet(&tx, transfer.partner, journal.wallet_change()).await?;
-        check_limit(&tx, &transfer, route, limit).await?;
-        transfer.ackno = insert_new(&tx, &self.numbers, &transfer, note).await?;
-        insert_route(&tx, &transfer, route).await?;
-        insert_journal(&tx, &journal.with_txn_id(transfer.ackno)).await?;
-        if let Some(at) = poll_at {
-            schedule_poll(&tx, TxnKind::Dmt, transfer.ackno, at).await?;
-        }
-        tx.commit().await.store_context("Failed to commit the transfer")?;
-        Ok(Debited { record: transfer, wallet })
-    }
-
-    /// [`Store::create_bill_debited`], before the outcome is reported.
-    async fn debit_bill(
-        &self,
-        mut payment: BillPayment,
-        note: &ChangeNote,
-        poll_at: Option<Timestamp>,
-    ) -> Result<Debited<BillPayment>, Stop> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.store_context("Failed to begin the bill payment")?;
-        payment.txnid = 0;
-        let journal = Journal::bill_debit(&payment, note.at);
-        let wallet = charge_wallet(&tx, payment.partner, journal.wallet_change()).await?;
-        payment.txnid = insert_new(&tx, &self.numbers, &payment, note).await?;
-        insert_journal(&tx, &journal.with_txn_id(payment.txnid)).await?;
-        if let Some(at) = poll_at {
-            schedule_poll(&tx, TxnKind::Bbps, payment.txnid, at).await?;
-        }
-        tx.commit().await.store_context("Failed to commit the bill payment")?;
-        Ok(Debited { record: payment, wallet })
-    }
-
     /// [`Store::insert_fee_plan`] of the plan as stored; returns its version.
     async fn add_fee_plan(
         &self,
@@ -1993,15 +1906,15 @@ mod tests {
     use super::*;
 
     /// A store on a fresh database, dropped by [`TestDb::finish`].
-    struct TestDb {
-        store: PostgresStore,
+    pub(super) struct TestDb {
+        pub(super) store: PostgresStore,
         config: tokio_postgres::Config,
         admin: tokio_postgres::Client,
         name: String,
     }
 
     impl TestDb {
-        async fn create() -> anyhow::Result<Option<TestDb>> {
+        pub(super) async fn create() -> anyhow::Result<Option<TestDb>> {
             let Ok(url) = std::env::var("PAYRAIL_TEST_DATABASE_URL") else {
                 eprintln!("SKIPPED: PAYRAIL_TEST_DATABASE_URL not set");
                 return Ok(None);
@@ -2016,7 +1929,7 @@ mod tests {
             Ok(Some(TestDb { store, config, admin, name }))
         }
 
-        async fn finish(self) -> anyhow::Result<()> {
+        pub(super) async fn finish(self) -> anyhow::Result<()> {
             self.store.pool.close();
             self.admin.batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", self.name)).await?;
             Ok(())

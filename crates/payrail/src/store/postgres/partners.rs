@@ -80,15 +80,7 @@ impl PartnerStore for PostgresStore {
         now: Timestamp,
         cutoff: Timestamp,
     ) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let params: [&(dyn ToSql + Sync); 4] = [&partner.number(), &reqid, &now.unix(), &cutoff.unix()];
-        let affected = execute(&client, REMEMBER_REQID, &params, "Failed to record the token reqid").await?;
-        // Prune about once in 256 calls, off the request's path: often enough
-        // to keep the table near one cutoff window, rarely enough to be free.
-        if rand::random::<u8>() == 0 {
-            tokio::spawn(forget_reqids(self.pool.clone(), cutoff));
-        }
-        Ok(affected == 1)
+        self.record_reqid(partner, reqid, now, cutoff).await
     }
 
     async fn remember_upstream_reqid(
