@@ -688,6 +688,8 @@ pub struct PostgresStore {
     pool: Pool,
     /// Partners as status lookups last read them.
     partners_seen: lookup::PartnersSeen,
+    /// The group committers of bill payments paid from the wallet.
+    bill_writers: debited::BillWriters,
     /// How new transactions are numbered.
     numbers: TxnNumbers,
 }
@@ -724,7 +726,8 @@ impl PostgresStore {
         migrate(&mut client).await?;
         let numbers = txn_numbers(&client).await?;
         drop(client);
-        Ok(PostgresStore { pool, numbers, partners_seen: lookup::PartnersSeen::default() })
+        let bill_writers = debited::BillWriters::start(&pool, &numbers);
+        Ok(PostgresStore { pool, numbers, partners_seen: lookup::PartnersSeen::default(), bill_writers })
     }
 
     /// A pooled connection, or "unavailable" if none comes in time.
