@@ -10,7 +10,8 @@
 //! when it was a second statement after the lookup, in one round trip.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::*;
 use crate::store::lookup::{Precheck, ReqidOutcome, StatusLookup};
@@ -91,6 +92,43 @@ impl PartnersSeen {
     }
 }
 
+/// How many connections status lookups share.
+const LANES: usize = 4;
+
+/// Connections that status lookups share instead of taking one each from
+/// the pool: a lookup is one statement in its own implicit transaction, so
+/// lookups from many requests can be in flight on one connection at once,
+/// and tokio-postgres pipelines them. The server then answers a stream of
+/// queries on a few backends instead of waking one backend per query, which
+/// on a small machine is most of a lookup's cost.
+pub(super) struct Lanes {
+    lanes: Vec<Mutex<Option<Arc<deadpool_postgres::Client>>>>,
+    next: AtomicUsize,
+}
+
+impl Default for Lanes {
+    fn default() -> Self {
+        Lanes { lanes: (0..LANES).map(|_| Mutex::new(None)).collect(), next: AtomicUsize::new(0) }
+    }
+}
+
+impl Lanes {
+    /// The next lane's connection, taken from `pool` the first time (and
+    /// again once it is closed).
+    async fn client(&self, pool: &Pool) -> Result<Arc<deadpool_postgres::Client>, StoreError> {
+        let lane = &self.lanes[self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len()];
+        let current = lane.lock().ok().and_then(|held| held.clone());
+        if let Some(client) = current.filter(|client| !client.is_closed()) {
+            return Ok(client);
+        }
+        let client = Arc::new(pool.get().await.map_err(pool_error)?);
+        if let Ok(mut held) = lane.lock() {
+            *held = Some(Arc::clone(&client));
+        }
+        Ok(client)
+    }
+}
+
 impl PostgresStore {
     /// [`TransactionStore::lookup_dmt_checked`].
     pub(super) async fn status_dmt(
@@ -128,9 +166,9 @@ impl PostgresStore {
             Some(claim) => (Some(claim.reqid.as_str()), Some(claim.now.unix()), Some(claim.cutoff.unix())),
             None => (None, None, None),
         };
-        let client = self.client().await?;
+        let client = self.lanes.client(&self.pool).await?;
         let params: [&(dyn ToSql + Sync); 6] = [&partner.number(), &reference, &reqid, &now, &cutoff, &checked];
-        let Some(row) = query_opt(&client, sql, &params, "Failed to look up the transaction").await? else {
+        let Some(row) = query_opt(&*client, sql, &params, "Failed to look up the transaction").await? else {
             self.partners_seen.forget(partner);
             return Ok(None);
         };
@@ -160,9 +198,9 @@ impl PostgresStore {
         now: Timestamp,
         cutoff: Timestamp,
     ) -> Result<bool, StoreError> {
-        let client = self.client().await?;
+        let client = self.lanes.client(&self.pool).await?;
         let params: [&(dyn ToSql + Sync); 4] = [&partner.number(), &reqid, &now.unix(), &cutoff.unix()];
-        let affected = execute(&client, REMEMBER_REQID, &params, "Failed to record the token reqid").await?;
+        let affected = execute(&*client, REMEMBER_REQID, &params, "Failed to record the token reqid").await?;
         self.prune_reqids_now_and_then(cutoff);
         Ok(affected == 1)
     }

@@ -688,6 +688,8 @@ pub struct PostgresStore {
     pool: Pool,
     /// Partners as status lookups last read them.
     partners_seen: lookup::PartnersSeen,
+    /// The connections status lookups share.
+    lanes: lookup::Lanes,
     /// The group committers of bill payments paid from the wallet.
     bill_writers: debited::BillWriters,
     /// How new transactions are numbered.
@@ -727,7 +729,13 @@ impl PostgresStore {
         let numbers = txn_numbers(&client).await?;
         drop(client);
         let bill_writers = debited::BillWriters::start(&pool, &numbers);
-        Ok(PostgresStore { pool, numbers, partners_seen: lookup::PartnersSeen::default(), bill_writers })
+        Ok(PostgresStore {
+            pool,
+            numbers,
+            partners_seen: lookup::PartnersSeen::default(),
+            lanes: lookup::Lanes::default(),
+            bill_writers,
+        })
     }
 
     /// A pooled connection, or "unavailable" if none comes in time.
