@@ -7,7 +7,9 @@
 //! `BEGIN IMMEDIATE` transaction (so a read-modify-write never races) and
 //! commits them together with `synchronous = FULL` (see [`writer_thread`]).
 
+mod debited;
 mod ledger;
+mod lookup;
 mod partners;
 mod remittance;
 mod transactions;
@@ -601,34 +603,6 @@ const PARTNER_COLUMNS: &str = "id, name, status, require_token, allow_ips, secre
 
 /// How many columns [`PARTNER_COLUMNS`] has: where a joined row's transaction starts.
 const PARTNER_WIDTH: usize = 10;
-/// The partner columns qualified for a join.
-const PARTNER_COLUMNS_P: &str = "p.id, p.name, p.status, p.require_token, p.allow_ips, p.secret, p.previous_secret, \
-                                 p.previous_secret_until, p.authorised_key_hash, p.created_at";
-/// The transfer columns qualified for a join.
-const DMT_COLUMNS_T: &str = "t.ackno, t.partner_id, t.reference_id, t.amount, t.account, t.utr, t.status, \
-                             t.customer_charge, t.provider_share, t.gst, t.discount, t.commission, t.tds, \
-                             t.net_commission, t.created_at, t.refund_txn_id, t.refunded_at";
-/// The bill payment columns qualified for a join.
-const BILL_COLUMNS_T: &str = "t.txnid, t.partner_id, t.reference_id, t.operator_name, t.ca_number, t.amount, t.ad1, \
-                              t.ad2, t.ad3, t.commission, t.tds, t.status, t.operator_ref, t.created_at, \
-                              t.refund_txn_id, t.refunded_at";
-
-/// The whole DMT status lookup, built once rather than on every request.
-static LOOKUP_DMT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "SELECT {PARTNER_COLUMNS_P}, {DMT_COLUMNS_T} FROM partners p \
-         LEFT JOIN dmt_transfers t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1"
-    )
-});
-
-/// The whole BBPS status lookup, built once.
-static LOOKUP_BILL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "SELECT {PARTNER_COLUMNS_P}, {BILL_COLUMNS_T} FROM partners p \
-         LEFT JOIN bill_payments t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1"
-    )
-});
-
 fn partner_from_row(row: &Row<'_>) -> rusqlite::Result<Partner> {
     partner_at(row, 0)
 }
@@ -1243,39 +1217,6 @@ fn partner_exists(conn: &Connection, partner: RegistrationId) -> rusqlite::Resul
 /// Fails with `UnknownPartner` unless the partner exists.
 fn require_partner(conn: &Connection, partner: RegistrationId) -> Result<(), DebitError> {
     partner_exists(conn, partner).map_err(store_error)?.then_some(()).ok_or(DebitError::UnknownPartner)
-}
-
-/// Whether the partner has a transfer with this reference.
-const DMT_REFERENCE_TAKEN: &str = "SELECT 1 FROM dmt_transfers WHERE partner_id = ?1 AND reference_id = ?2";
-/// Whether the partner has a bill payment with this reference.
-const BILL_REFERENCE_TAKEN: &str = "SELECT 1 FROM bill_payments WHERE partner_id = ?1 AND reference_id = ?2";
-
-/// Fails with `Duplicate` if `taken` (one of the `*_REFERENCE_TAKEN` queries)
-/// finds the reference. The unique constraint stays the final arbiter; this
-/// answers before any debit.
-fn refuse_duplicate(
-    conn: &Connection,
-    taken: &str,
-    partner: RegistrationId,
-    reference: &ReferenceId,
-) -> Result<(), DebitError> {
-    let exists = conn
-        .prepare_cached(taken)
-        .and_then(|mut s| s.exists(params![partner.number(), reference.as_str()]))
-        .map_err(store_error)?;
-    if exists {
-        return Err(DebitError::Duplicate(reference.as_str().to_owned()));
-    }
-    Ok(())
-}
-
-/// Maps a failed insert of a record paid from the wallet.
-fn debit_error(error: InsertError) -> DebitError {
-    match error {
-        InsertError::Duplicate { reference, .. } => DebitError::Duplicate(reference),
-        InsertError::UnknownPartner { .. } => DebitError::UnknownPartner,
-        InsertError::Store(e) => DebitError::Store(e),
-    }
 }
 
 /// The partner's stored wallet balance (0 without a wallet row).
