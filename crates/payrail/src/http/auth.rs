@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq as _;
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::partner::canonical;
-use crate::domain::token::{verify_token, TokenError};
+use crate::domain::token::{verify_token, TokenError, TokenKey};
 use crate::domain::{Partner, PartnerStatus, RegistrationId, Timestamp};
 use crate::store::lookup::{ReqidClaim, ReqidOutcome};
 
@@ -172,7 +172,7 @@ fn check_token(state: &AppState, partner: &Partner, token: &str, now: Timestamp)
 }
 
 /// The partner's current secret, and the previous one while its overlap lasts.
-fn partner_secrets(state: &AppState, partner: &Partner, now: Timestamp) -> Result<Vec<Vec<u8>>, ApiError> {
+fn partner_secrets(state: &AppState, partner: &Partner, now: Timestamp) -> Result<Vec<TokenKey>, ApiError> {
     let open = |sealed| state.opened_secret(partner.registration_id, sealed);
     let mut secrets = vec![open(&partner.secret)?];
     if let Some((previous, until)) = &partner.previous_secret {
