@@ -30,7 +30,7 @@ until grep -q "loaded" "$OUT/bench.txt" 2>/dev/null; do sleep 1; done
 sleep "$SECS"
 callgrind_control -d "$VPID" > /dev/null
 wait "$VPID"
-requests=$(grep "payrail " "$OUT/bench.txt" | sed -E 's/.*\(([0-9]+) requests.*/\1/')
+requests=$(grep "payrail .*req/s" "$OUT/bench.txt" | sed -E 's/.*\(([0-9]+) requests.*/\1/')
 total=0
 for file in "$OUT"/cg.out-*; do
   thread=${file##*-}
