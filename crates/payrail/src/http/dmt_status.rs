@@ -24,10 +24,10 @@ pub async fn dmt_status(
     request.unambiguous()?;
     let registration = registration_field(request.registration)?;
     let reference = reference_field(request.reference, "ReferanceID")?;
-    // Partner and transfer come in one round trip; nothing of the transfer is
-    // used unless authentication passes.
-    // The token's `reqid` goes with the lookup when the request passes
-    // every other check against the partner as last read (see `store::lookup`).
+    // Partner and transfer come in one round trip, with the token's `reqid`
+    // when the request passes every other check against the partner as last
+    // read (see `store::lookup`); nothing of the transfer is used unless
+    // authentication passes.
     let now = Timestamp::now();
     let check = |partner: &Partner| precheck(&state, &caller, partner, now);
     let found = state.store.lookup_dmt_checked(claimed_partner(&registration)?, reference.as_str(), &check).await?;

@@ -459,48 +459,21 @@ mod tests {
     //! Against a real server, as the engine's other tests
     //! (`PAYRAIL_TEST_DATABASE_URL`; skipped without it).
 
-    use super::super::tests::TestDb;
+    use super::super::tests::{new_partner, TestDb};
     use super::*;
-    use crate::domain::ReferenceId;
-    use crate::store::NewPartner;
 
+    /// What [`bill`] takes from the wallet: ₹250.
     const BILL: i64 = 25_000;
 
     fn bill(partner: i64, reference: &str) -> anyhow::Result<BillPayment> {
-        Ok(BillPayment {
-            txnid: 0,
-            partner: RegistrationId::new(partner),
-            reference: ReferenceId::parse(reference)?,
-            operator_name: "Power Co".into(),
-            ca_number: "CA-1".into(),
-            amount: Paise::new(BILL),
-            ad1: None,
-            ad2: None,
-            ad3: None,
-            commission: Paise::new(125),
-            tds: Paise::new(3),
-            status: BillStatus::Pending,
-            operator_ref: None,
-            created_at: Timestamp::from_unix(1_650_000_000),
-            refund_txn_id: None,
-            refunded_at: None,
-        })
+        super::super::tests::bill(partner, 0, reference)
     }
 
     #[tokio::test]
     async fn a_group_of_payments_refuses_each_bad_one_alone() -> anyhow::Result<()> {
         let Some(db) = TestDb::create().await? else { return Ok(()) };
         let store = &db.store;
-        let new = NewPartner {
-            number: Some(554),
-            name: "Test partner".into(),
-            require_token: true,
-            allowlist: IpAllowlist::default(),
-            secret: SealedSecret(vec![1, 2, 3]),
-            authorised_key_hash: None,
-            created_at: Timestamp::from_unix(1_600_000_000),
-        };
-        store.insert_partner(new).await?;
+        store.insert_partner(new_partner(Some(554))).await?;
         let at = Timestamp::from_unix(1_700_000_000);
         let partner = RegistrationId::new(554);
         store.post_journal(Journal::top_up(partner, Paise::new(13 * BILL), "top-up".into(), at)).await?;

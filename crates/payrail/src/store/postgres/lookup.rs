@@ -244,10 +244,9 @@ mod tests {
     //! Against a real server, as the engine's other tests
     //! (`PAYRAIL_TEST_DATABASE_URL`; skipped without it).
 
-    use super::super::tests::TestDb;
+    use super::super::tests::{new_partner, TestDb};
     use super::*;
     use crate::store::lookup::ReqidClaim;
-    use crate::store::NewPartner;
 
     fn claim(reqid: &str, now: i64) -> ReqidClaim {
         ReqidClaim { reqid: reqid.to_owned(), now: Timestamp::from_unix(now), cutoff: Timestamp::from_unix(now - 600) }
@@ -267,16 +266,7 @@ mod tests {
         let Some(db) = TestDb::create().await? else { return Ok(()) };
         let store = &db.store;
         let partner = RegistrationId::new(554);
-        let new = NewPartner {
-            number: Some(554),
-            name: "Test partner".into(),
-            require_token: true,
-            allowlist: IpAllowlist::default(),
-            secret: SealedSecret(vec![1, 2, 3]),
-            authorised_key_hash: None,
-            created_at: Timestamp::from_unix(1_600_000_000),
-        };
-        store.insert_partner(new).await?;
+        store.insert_partner(new_partner(Some(554))).await?;
         let (active, suspended) = (PartnerStatus::Active, PartnerStatus::Suspended);
         let accept = |_: &Partner| Some(claim("q1", 1_000));
         // Not read before: nothing to check against, so nothing is recorded.

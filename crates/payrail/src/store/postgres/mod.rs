@@ -1955,7 +1955,7 @@ mod tests {
         Arc::new(|_| {})
     }
 
-    fn new_partner(number: Option<i64>) -> NewPartner {
+    pub(super) fn new_partner(number: Option<i64>) -> NewPartner {
         NewPartner {
             number,
             name: "Test partner".into(),
@@ -1984,7 +1984,7 @@ mod tests {
         })
     }
 
-    fn bill(partner: i64, txnid: i64, reference: &str) -> anyhow::Result<BillPayment> {
+    pub(super) fn bill(partner: i64, txnid: i64, reference: &str) -> anyhow::Result<BillPayment> {
         Ok(BillPayment {
             txnid,
             partner: RegistrationId::new(partner),
