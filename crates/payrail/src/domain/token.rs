@@ -14,9 +14,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use payrail_client::token::hmac_sha256;
+use hmac::{Hmac, Mac as _};
 use serde::Deserialize;
-use subtle::ConstantTimeEq as _;
+use sha2::Sha256;
 
 use super::Timestamp;
 
@@ -85,10 +85,40 @@ struct RawClaims {
     reqid: Option<String>,
 }
 
+/// A token secret keyed for HMAC-SHA256 once: the key's two padded blocks
+/// are hashed when it is made, so checking a signature hashes the signed
+/// input alone (about a third less SHA-256 work per token).
+#[derive(Clone)]
+pub struct TokenKey(Hmac<Sha256>);
+
+impl TokenKey {
+    /// Keys `secret` (any length).
+    pub fn new(secret: &[u8]) -> Self {
+        // HMAC accepts keys of any length, so this cannot fail.
+        match Hmac::<Sha256>::new_from_slice(secret) {
+            Ok(mac) => TokenKey(mac),
+            Err(_) => unreachable!("HMAC takes keys of any length"),
+        }
+    }
+
+    /// Whether `signature` is this key's HMAC of `input` (compared in constant time).
+    fn signed(&self, input: &[u8], signature: &[u8]) -> bool {
+        let mut mac = self.0.clone();
+        mac.update(input);
+        mac.verify_slice(signature).is_ok()
+    }
+}
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKey(***)")
+    }
+}
+
 /// Checks `token` against each of `secrets` and the clock.
 pub fn verify_token(
     token: &str,
-    secrets: &[Vec<u8>],
+    secrets: &[TokenKey],
     now: Timestamp,
     max_skew_secs: i64,
 ) -> Result<Claims, TokenError> {
@@ -113,8 +143,7 @@ pub fn verify_token(
         URL_SAFE_NO_PAD.decode(signature.trim_end_matches('=')).map_err(|_| TokenError::SignatureEncoding)?;
     // The signing input is the first two segments with their dot.
     let signing_input = &token[..signing_input_len(token)];
-    let signed_by_partner =
-        secrets.iter().any(|secret| bool::from(hmac_sha256(secret, signing_input.as_bytes()).ct_eq(&signature)));
+    let signed_by_partner = secrets.iter().any(|secret| secret.signed(signing_input.as_bytes(), &signature));
     if !signed_by_partner {
         return Err(TokenError::Signature);
     }
@@ -153,7 +182,7 @@ mod tests {
     }
 
     fn verify(token: &str) -> Result<Claims, TokenError> {
-        verify_token(token, &[b"old".to_vec(), b"key".to_vec()], Timestamp::from_unix(NOW), 300)
+        verify_token(token, &[TokenKey::new(b"old"), TokenKey::new(b"key")], Timestamp::from_unix(NOW), 300)
     }
 
     #[test]

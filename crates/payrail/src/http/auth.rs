@@ -13,8 +13,9 @@ use subtle::ConstantTimeEq as _;
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::partner::canonical;
-use crate::domain::token::{verify_token, TokenError};
+use crate::domain::token::{verify_token, TokenError, TokenKey};
 use crate::domain::{Partner, PartnerStatus, RegistrationId, Timestamp};
+use crate::store::lookup::{ReqidClaim, ReqidOutcome};
 
 /// How far a token's `timestamp` may be from the server clock.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
@@ -90,6 +91,47 @@ pub fn claimed_partner(registration: &str) -> Result<RegistrationId, ApiError> {
 /// or refuses. `None`: no such partner.
 pub async fn authenticate(state: &AppState, caller: &Caller, partner: Option<&Partner>) -> Result<(), ApiError> {
     let partner = partner.ok_or(ApiError::AuthenticationFailed)?;
+    let now = state.clock.now();
+    match check_all_but_reqid(state, caller, partner, now)? {
+        Some(claim) => {
+            let fresh = state.store.remember_reqid(partner.registration_id, &claim.reqid, now, claim.cutoff).await?;
+            fresh.then_some(()).ok_or(ApiError::InvalidToken)
+        }
+        None => Ok(()),
+    }
+}
+
+/// Authenticates `caller` after a status lookup that was offered the
+/// [`precheck`]: the lookup's own verdict on the token `reqid` when it
+/// recorded it, else [`authenticate`] against the partner found.
+pub async fn authenticate_looked_up(
+    state: &AppState,
+    caller: &Caller,
+    partner: Option<&Partner>,
+    reqid: ReqidOutcome,
+) -> Result<(), ApiError> {
+    match reqid {
+        ReqidOutcome::Fresh => Ok(()),
+        ReqidOutcome::Replay => Err(ApiError::InvalidToken),
+        ReqidOutcome::NotRecorded => authenticate(state, caller, partner).await,
+    }
+}
+
+/// Every check of [`authenticate`] but the `reqid`'s, against `partner` as
+/// the store last read it; the token's `reqid` to record if the request
+/// carries a token and passes them all (see [`crate::store::lookup`]).
+pub fn precheck(state: &AppState, caller: &Caller, partner: &Partner, now: Timestamp) -> Option<ReqidClaim> {
+    check_all_but_reqid(state, caller, partner, now).ok().flatten()
+}
+
+/// Every check but the `reqid`'s: `Some` (the `reqid` still to record) when
+/// a token was checked, `None` when the partner may call without one.
+fn check_all_but_reqid(
+    state: &AppState,
+    caller: &Caller,
+    partner: &Partner,
+    now: Timestamp,
+) -> Result<Option<ReqidClaim>, ApiError> {
     if partner.status != PartnerStatus::Active {
         return Err(ApiError::AuthenticationFailed);
     }
@@ -102,9 +144,9 @@ pub async fn authenticate(state: &AppState, caller: &Caller, partner: Option<&Pa
         return Err(ApiError::InvalidToken);
     }
     match &caller.token {
-        Some(token) => check_token(state, partner, token).await,
+        Some(token) => check_token(state, partner, token, now).map(Some),
         None if partner.require_token => Err(ApiError::AuthenticationFailed),
-        None => Ok(()),
+        None => Ok(None),
     }
 }
 
@@ -115,8 +157,8 @@ fn check_authorised_key(partner: &Partner, sent: Option<&str>) -> Result<(), Api
     matches.then_some(()).ok_or(ApiError::AuthenticationFailed)
 }
 
-async fn check_token(state: &AppState, partner: &Partner, token: &str) -> Result<(), ApiError> {
-    let now = state.clock.now();
+/// Verifies the token against the partner's secrets; its `reqid` to record.
+fn check_token(state: &AppState, partner: &Partner, token: &str, now: Timestamp) -> Result<ReqidClaim, ApiError> {
     let secrets = partner_secrets(state, partner, now)?;
     let claims = verify_token(token, &secrets, now, MAX_CLOCK_SKEW_SECS).map_err(|e| match e {
         TokenError::SignatureEncoding => ApiError::SignatureEncoding,
@@ -126,12 +168,11 @@ async fn check_token(state: &AppState, partner: &Partner, token: &str) -> Result
         return Err(ApiError::AuthenticationFailed);
     }
     let cutoff = Timestamp::from_unix(now.unix() - REPLAY_WINDOW_SECS);
-    let fresh = state.store.remember_reqid(partner.registration_id, &claims.reqid, now, cutoff).await?;
-    fresh.then_some(()).ok_or(ApiError::InvalidToken)
+    Ok(ReqidClaim { reqid: claims.reqid, now, cutoff })
 }
 
 /// The partner's current secret, and the previous one while its overlap lasts.
-fn partner_secrets(state: &AppState, partner: &Partner, now: Timestamp) -> Result<Vec<Vec<u8>>, ApiError> {
+fn partner_secrets(state: &AppState, partner: &Partner, now: Timestamp) -> Result<Vec<TokenKey>, ApiError> {
     let open = |sealed| state.opened_secret(partner.registration_id, sealed);
     let mut secrets = vec![open(&partner.secret)?];
     if let Some((previous, until)) = &partner.previous_secret {

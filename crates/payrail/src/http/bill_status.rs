@@ -13,6 +13,7 @@ use super::error::{code_first, json_response, ApiError};
 use super::status_lookup::{self, Lookup, StatusLookup};
 use super::AppState;
 use crate::domain::{BillPayment, BillStatus, RegistrationId};
+use crate::store::lookup::Precheck;
 use crate::store::Store;
 
 /// Parse → authenticate → look up (→ ask the upstream if undecided) → render.
@@ -23,8 +24,13 @@ pub async fn bill_status(state: State<Arc<AppState>>, caller: Caller, body: Limi
 impl StatusLookup for BillPayment {
     const REFERENCE_FIELD: &'static str = "referenceid";
 
-    fn lookup<'a>(store: &'a dyn Store, partner: RegistrationId, reference: &'a str) -> Lookup<'a, Self> {
-        store.lookup_bill(partner, reference)
+    fn lookup<'a>(
+        store: &'a dyn Store,
+        partner: RegistrationId,
+        reference: &'a str,
+        precheck: Precheck<'a>,
+    ) -> Lookup<'a, Self> {
+        store.lookup_bill_checked(partner, reference, precheck)
     }
 
     fn found(&self) -> Response {

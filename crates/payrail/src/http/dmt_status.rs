@@ -13,6 +13,7 @@ use super::error::{json_response, status_first, ApiError};
 use super::status_lookup::{self, Lookup, StatusLookup};
 use super::AppState;
 use crate::domain::{DmtTransfer, RegistrationId};
+use crate::store::lookup::Precheck;
 use crate::store::Store;
 
 /// Parse → authenticate → look up (→ ask the upstream if undecided) → render.
@@ -23,8 +24,13 @@ pub async fn dmt_status(state: State<Arc<AppState>>, caller: Caller, body: Limit
 impl StatusLookup for DmtTransfer {
     const REFERENCE_FIELD: &'static str = "ReferanceID";
 
-    fn lookup<'a>(store: &'a dyn Store, partner: RegistrationId, reference: &'a str) -> Lookup<'a, Self> {
-        store.lookup_dmt(partner, reference)
+    fn lookup<'a>(
+        store: &'a dyn Store,
+        partner: RegistrationId,
+        reference: &'a str,
+        precheck: Precheck<'a>,
+    ) -> Lookup<'a, Self> {
+        store.lookup_dmt_checked(partner, reference, precheck)
     }
 
     fn found(&self) -> Response {

@@ -53,6 +53,7 @@ use self::framing::Verdict;
 use self::ratelimit::{FailureLimiter, RateLimiter};
 use crate::domain::otp::TextLimits;
 use crate::domain::partner::SealedSecret;
+use crate::domain::token::TokenKey;
 use crate::domain::{Clock, RegistrationId};
 use crate::services::notifier::{LogNotifier, Notifier, Texts};
 use crate::services::secrets::MasterKey;
@@ -104,7 +105,7 @@ pub struct AppState {
 }
 
 /// Opened partner secrets keyed by partner and sealed form.
-type OpenedSecrets = HashMap<(RegistrationId, Vec<u8>), Vec<u8>>;
+type OpenedSecrets = HashMap<(RegistrationId, Vec<u8>), TokenKey>;
 
 impl AppState {
     /// State for a router that reads the time from `clock`, with OTPs
@@ -151,13 +152,15 @@ impl AppState {
         self
     }
 
-    /// Opens a partner's sealed secret, from the cache when it was opened before.
-    pub fn opened_secret(&self, partner: RegistrationId, sealed: &SealedSecret) -> Result<Vec<u8>, ApiError> {
+    /// Opens a partner's sealed secret, keyed for token checks, from the
+    /// cache when it was opened before.
+    pub fn opened_secret(&self, partner: RegistrationId, sealed: &SealedSecret) -> Result<TokenKey, ApiError> {
         let key = (partner, sealed.0.clone());
         if let Some(secret) = self.opened.read().ok().and_then(|cache| cache.get(&key).cloned()) {
             return Ok(secret);
         }
         let secret = self.key.open(partner, sealed).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
+        let secret = TokenKey::new(&secret);
         if let Ok(mut cache) = self.opened.write() {
             // Bounded: a few entries per partner; start afresh if something floods it.
             if cache.len() > 10_000 {

@@ -38,6 +38,7 @@
 pub(crate) mod columns;
 pub mod files;
 pub mod ledger;
+pub mod lookup;
 pub mod partners;
 pub mod postgres;
 pub mod postgres_tls;

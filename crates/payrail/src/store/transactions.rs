@@ -50,6 +50,26 @@ pub trait TransactionStore: Send + Sync + 'static {
         partner: RegistrationId,
         reference: &str,
     ) -> Result<Option<(Partner, Option<BillPayment>)>, StoreError>;
+    /// A DMT status lookup that also records the caller's token `reqid` in
+    /// the same round trip where the engine can (see [`lookup`]); by
+    /// default [`Store::lookup_dmt`] alone, recording nothing.
+    async fn lookup_dmt_checked(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+        _precheck: lookup::Precheck<'_>,
+    ) -> Result<Option<lookup::StatusLookup<DmtTransfer>>, StoreError> {
+        Ok(self.lookup_dmt(partner, reference).await?.map(lookup::StatusLookup::unrecorded))
+    }
+    /// As [`Store::lookup_dmt_checked`], for bill payments.
+    async fn lookup_bill_checked(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+        _precheck: lookup::Precheck<'_>,
+    ) -> Result<Option<lookup::StatusLookup<BillPayment>>, StoreError> {
+        Ok(self.lookup_bill(partner, reference).await?.map(lookup::StatusLookup::unrecorded))
+    }
     /// The bill payment with this txnid and its history, oldest first.
     async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError>;
     /// As [`Store::insert_dmt_batch`], for bill payments (`txnid` 0 asks for a new one).

@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use payrail::domain::token::verify_token;
+use payrail::domain::token::{verify_token, TokenKey};
 use payrail::domain::Timestamp;
 use payrail_client::token::sign_raw;
 use payrail_client::{sign_token, TokenClaims};
@@ -387,7 +387,7 @@ impl MockState {
     fn credentials_hold(&self, headers: &HeaderMap) -> bool {
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let Some(token) = text("Token") else { return false };
-        let key = [self.jwt_key.as_bytes().to_vec()];
+        let key = [TokenKey::new(self.jwt_key.as_bytes())];
         let Ok(claims) = verify_token(token, &key, Timestamp::now(), MAX_SKEW_SECS) else { return false };
         let key_holds = self.authorised_key.is_empty() || text("Authorisedkey") == Some(self.authorised_key.as_str());
         // A replayed reqid is refused; a fresh one is spent only by a request that passes.

@@ -44,7 +44,7 @@ use self::wire::{
 use super::provider::{
     BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback,
 };
-use crate::domain::token::verify_token;
+use crate::domain::token::{verify_token, TokenKey};
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, DmtTransfer, Timestamp};
 use crate::services::billers::Biller;
@@ -195,7 +195,7 @@ impl PaysprintProvider {
     /// Returns its `reqid`, which `services::upstream::sync` refuses to see twice.
     fn verify_callback_token(&self, token: Option<&str>, now: Timestamp) -> Result<String, CallbackError> {
         let token = token.ok_or_else(|| CallbackError::Unauthenticated("no Token header".into()))?;
-        let key = [self.config.jwt_key.expose_secret().as_bytes().to_vec()];
+        let key = [TokenKey::new(self.config.jwt_key.expose_secret().as_bytes())];
         let claims = verify_token(token, &key, now, CALLBACK_MAX_SKEW_SECS)
             .map_err(|e| CallbackError::Unauthenticated(e.to_string()))?;
         if claims.partner_id != self.config.partner_id {

@@ -54,10 +54,6 @@ use super::remittance::sql::ROUTE_USAGE;
 use upstream_work::{end_poll, insert_event, schedule_poll};
 
 use super::transactions::{bill_columns, dmt_columns};
-use ledger::{charge_wallet, insert_journal, pay_back};
-use partners::{partner_at, PARTNER_WIDTH};
-// The status lookups select the partner columns beside a transaction's.
-use super::partners::partner_list as partner_columns;
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError};
 use super::{DebitError, Debited, LedgerAudit};
 use super::{LedgerStore, PartnerStore, RemittanceStore, TransactionStore, UpstreamWorkStore};
@@ -76,6 +72,8 @@ use crate::domain::{
     BillPayment, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner, PartnerStatus, RegistrationId, Timestamp,
     TxnKind,
 };
+use ledger::{charge_wallet, insert_journal, pay_back};
+use partners::{partner_at, PARTNER_WIDTH};
 
 /// How many connections the pool holds.
 const POOL_SIZE: usize = 16;
@@ -83,27 +81,19 @@ const POOL_SIZE: usize = 16;
 /// itself unavailable, rather than hanging while the database is down.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The whole status lookup in one round trip (see `Store::lookup_dmt`).
-const LOOKUP_DMT: &str = concat!(
-    "SELECT p.*, t.* FROM (SELECT ",
-    partner_columns!(),
-    " FROM partners WHERE id = $1) p LEFT JOIN (SELECT ",
-    dmt_columns!(),
-    " FROM dmt_transfers WHERE partner_id = $1 AND reference_id = $2) t ON true"
-);
-
-/// As [`LOOKUP_DMT`], for bill payments.
-const LOOKUP_BILL: &str = concat!(
-    "SELECT p.*, t.* FROM (SELECT ",
-    partner_columns!(),
-    " FROM partners WHERE id = $1) p LEFT JOIN (SELECT ",
-    bill_columns!(),
-    " FROM bill_payments WHERE partner_id = $1 AND reference_id = $2) t ON true"
-);
+// Declared after the column macros, which their SQL uses.
+mod debited;
+mod lookup;
 
 /// The PostgreSQL engine.
 pub struct PostgresStore {
     pool: Pool,
+    /// Partners as status lookups last read them.
+    partners_seen: lookup::PartnersSeen,
+    /// The connections status lookups share.
+    lanes: lookup::Lanes,
+    /// The group committers of bill payments paid from the wallet.
+    bill_writers: debited::BillWriters,
     /// How new transactions are numbered.
     numbers: TxnNumbers,
 }
@@ -140,7 +130,14 @@ impl PostgresStore {
         migrations::migrate(&mut client).await?;
         let numbers = transactions::txn_numbers(&client).await?;
         drop(client);
-        Ok(PostgresStore { pool, numbers })
+        let bill_writers = debited::BillWriters::start(&pool, &numbers);
+        Ok(PostgresStore {
+            pool,
+            numbers,
+            partners_seen: lookup::PartnersSeen::default(),
+            lanes: lookup::Lanes::default(),
+            bill_writers,
+        })
     }
 
     /// A pooled connection, or "unavailable" if none comes in time.
@@ -242,12 +239,6 @@ async fn execute(
     client.execute(&statement, params).await.store_context(what)
 }
 
-/// A partner and, when the joined side is present, its transaction.
-fn joined<T>(row: &Row, at: fn(&Row, usize) -> anyhow::Result<T>) -> anyhow::Result<(Partner, Option<T>)> {
-    let present = row.try_get::<_, Option<i64>>(PARTNER_WIDTH)?.is_some();
-    Ok((partner_at(row, 0)?, if present { Some(at(row, PARTNER_WIDTH)?) } else { None }))
-}
-
 /// Decodes the row, if any; a row that does not decode is a fault.
 fn decode<T>(row: Option<Row>, from_row: fn(&Row) -> anyhow::Result<T>) -> Result<Option<T>, StoreError> {
     row.as_ref().map(from_row).transpose().context("Failed to read a stored row").map_err(StoreError::Other)
@@ -334,52 +325,6 @@ impl PostgresStore {
             Err(Stop::Refused(error)) => Err(error),
             Err(Stop::Overdrawn) => Err(DebitError::InsufficientFunds { balance: self.wallet_balance(partner).await? }),
         }
-    }
-
-    /// [`Store::create_dmt_debited`], before the outcome is reported.
-    async fn debit_dmt(
-        &self,
-        mut transfer: DmtTransfer,
-        route: &DmtRoute,
-        limit: &MonthlyLimit,
-        note: &ChangeNote,
-        poll_at: Option<Timestamp>,
-    ) -> Result<Debited<DmtTransfer>, Stop> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.store_context("Failed to begin the transfer")?;
-        transfer.ackno = 0;
-        let journal = Journal::dmt_debit(&transfer, note.at);
-        let wallet = charge_wallet(&tx, transfer.partner, journal.wallet_change()).await?;
-        check_limit(&tx, &transfer, route, limit).await?;
-        transfer.ackno = transactions::insert_new(&tx, &self.numbers, &transfer, note).await?;
-        transactions::insert_route(&tx, &transfer, route).await?;
-        insert_journal(&tx, &journal.with_txn_id(transfer.ackno)).await?;
-        if let Some(at) = poll_at {
-            schedule_poll(&tx, TxnKind::Dmt, transfer.ackno, at).await?;
-        }
-        tx.commit().await.store_context("Failed to commit the transfer")?;
-        Ok(Debited { record: transfer, wallet })
-    }
-
-    /// [`Store::create_bill_debited`], before the outcome is reported.
-    async fn debit_bill(
-        &self,
-        mut payment: BillPayment,
-        note: &ChangeNote,
-        poll_at: Option<Timestamp>,
-    ) -> Result<Debited<BillPayment>, Stop> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.store_context("Failed to begin the bill payment")?;
-        payment.txnid = 0;
-        let journal = Journal::bill_debit(&payment, note.at);
-        let wallet = charge_wallet(&tx, payment.partner, journal.wallet_change()).await?;
-        payment.txnid = transactions::insert_new(&tx, &self.numbers, &payment, note).await?;
-        insert_journal(&tx, &journal.with_txn_id(payment.txnid)).await?;
-        if let Some(at) = poll_at {
-            schedule_poll(&tx, TxnKind::Bbps, payment.txnid, at).await?;
-        }
-        tx.commit().await.store_context("Failed to commit the bill payment")?;
-        Ok(Debited { record: payment, wallet })
     }
 }
 

@@ -9,19 +9,6 @@ use crate::store::partners::sql::*;
 /// How many partner columns a joined row starts with: where its transaction starts.
 pub(super) const PARTNER_WIDTH: usize = col::WIDTH;
 
-/// A fresh `reqid` inserts a row; a known one is overwritten only when it was
-/// last seen before the cutoff. Either way one row is affected; a replay
-/// affects none.
-///
-/// The statement turns off `synchronous_commit` for its own (implicit)
-/// transaction only: a `reqid` is replay protection, not money, and waiting
-/// for a WAL flush on every status lookup cost 6× the throughput. After a
-/// crash at most the last few hundred milliseconds of reqids can be lost.
-const REMEMBER_REQID: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
-                              INSERT INTO seen_reqids SELECT $1, $2, $3 FROM relaxed \
-                              ON CONFLICT (partner_id, reqid) \
-                              DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE seen_reqids.seen_at < $4";
-
 /// Stores the master key's check value `$1` at `$2` unless there is one,
 /// and answers the value stored, in one statement: the insert's row if it
 /// won, else the row already there. (A data-changing `WITH`, which SQLite
@@ -70,18 +57,6 @@ async fn next_partner_number(tx: &Transaction<'_>) -> Result<i64, StoreError> {
     let sql = "SELECT GREATEST(COALESCE(MAX(id), 0), 1000) + 1 FROM partners";
     let row = query_one(tx, sql, &[], "Failed to pick a partner number").await?;
     row.try_get(0).store_context("Failed to read the new partner number")
-}
-
-/// Deletes `reqid`s last seen before `cutoff`: they can no longer be replays.
-async fn forget_reqids(pool: Pool, cutoff: Timestamp) {
-    let result = async {
-        let client = pool.get().await.map_err(pool_error)?;
-        let sql = "DELETE FROM seen_reqids WHERE seen_at < $1";
-        execute(&client, sql, &[&cutoff.unix()], "Failed to forget old token reqids").await
-    };
-    if let Err(error) = result.await {
-        tracing::warn!(?error, "Failed to forget old token reqids");
-    }
 }
 
 #[async_trait]
@@ -153,15 +128,7 @@ impl PartnerStore for PostgresStore {
         now: Timestamp,
         cutoff: Timestamp,
     ) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let params: [&(dyn ToSql + Sync); 4] = [&partner.number(), &reqid, &now.unix(), &cutoff.unix()];
-        let affected = execute(&client, REMEMBER_REQID, &params, "Failed to record the token reqid").await?;
-        // Prune about once in 256 calls, off the request's path: often enough
-        // to keep the table near one cutoff window, rarely enough to be free.
-        if rand::random::<u8>() == 0 {
-            tokio::spawn(forget_reqids(self.pool.clone(), cutoff));
-        }
-        Ok(affected == 1)
+        self.record_reqid(partner, reqid, now, cutoff).await
     }
 
     async fn remember_upstream_reqid(

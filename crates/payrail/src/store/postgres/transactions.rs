@@ -8,6 +8,8 @@ pub(super) use batch::{insert_new, txn_numbers};
 
 use super::columns::bind_all;
 use super::*;
+use crate::store::lookup;
+
 use crate::store::transactions::{self as shared, bill_columns, dmt_columns, sql, ChangeSteps, TxnTable};
 
 #[async_trait]
@@ -17,10 +19,16 @@ impl TransactionStore for PostgresStore {
         partner: RegistrationId,
         reference: &str,
     ) -> Result<Option<(Partner, Option<DmtTransfer>)>, StoreError> {
-        let client = self.client().await?;
-        let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &reference];
-        let row = query_opt(&client, LOOKUP_DMT, &params, "Failed to look up the transfer").await?;
-        decode(row, |row| joined(row, DmtTransfer::decode))
+        Ok(self.status_dmt(partner, reference, &|_| None).await?.map(|found| (found.partner, found.record)))
+    }
+
+    async fn lookup_dmt_checked(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+        precheck: lookup::Precheck<'_>,
+    ) -> Result<Option<lookup::StatusLookup<DmtTransfer>>, StoreError> {
+        self.status_dmt(partner, reference, precheck).await
     }
 
     async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError> {
@@ -45,10 +53,16 @@ impl TransactionStore for PostgresStore {
         partner: RegistrationId,
         reference: &str,
     ) -> Result<Option<(Partner, Option<BillPayment>)>, StoreError> {
-        let client = self.client().await?;
-        let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &reference];
-        let row = query_opt(&client, LOOKUP_BILL, &params, "Failed to look up the bill payment").await?;
-        decode(row, |row| joined(row, BillPayment::decode))
+        Ok(self.status_bill(partner, reference, &|_| None).await?.map(|found| (found.partner, found.record)))
+    }
+
+    async fn lookup_bill_checked(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+        precheck: lookup::Precheck<'_>,
+    ) -> Result<Option<lookup::StatusLookup<BillPayment>>, StoreError> {
+        self.status_bill(partner, reference, precheck).await
     }
 
     async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError> {
@@ -92,9 +106,7 @@ impl TransactionStore for PostgresStore {
         note: ChangeNote,
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<DmtTransfer>, DebitError> {
-        let partner = transfer.partner;
-        let result = self.debit_dmt(transfer, &route, &limit, &note, poll_at).await;
-        self.settle(partner, result).await
+        self.dmt_debited(transfer, route, limit, note, poll_at).await
     }
 
     async fn dmt_route(&self, ackno: i64) -> Result<Option<DmtRoute>, StoreError> {
@@ -109,9 +121,7 @@ impl TransactionStore for PostgresStore {
         note: ChangeNote,
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<BillPayment>, DebitError> {
-        let partner = payment.partner;
-        let result = self.debit_bill(payment, &note, poll_at).await;
-        self.settle(partner, result).await
+        self.bill_debited(payment, note, poll_at).await
     }
 }
 

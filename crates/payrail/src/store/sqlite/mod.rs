@@ -14,7 +14,9 @@
 //! `migrations/`, one `.sql` file per version.
 
 mod columns;
+mod debited;
 mod ledger;
+mod lookup;
 mod migrations;
 mod partners;
 mod remittance;
@@ -29,7 +31,6 @@ use super::columns::BadState;
 use remittance::routed_since;
 use upstream_work::{end_poll, upsert_poll, write_event};
 
-use super::transactions::{bill_columns, dmt_columns};
 use anyhow::Context as _;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
@@ -110,24 +111,6 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
     matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::ConstraintViolation))
         && error.to_string().contains("UNIQUE")
 }
-
-/// The whole DMT status lookup, built once rather than on every request.
-static LOOKUP_DMT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "SELECT {PARTNER_COLUMNS_P}, {} FROM partners p \
-         LEFT JOIN dmt_transfers t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1",
-        dmt_columns!("t")
-    )
-});
-
-/// The whole BBPS status lookup, built once.
-static LOOKUP_BILL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "SELECT {PARTNER_COLUMNS_P}, {} FROM partners p \
-         LEFT JOIN bill_payments t ON t.partner_id = p.id AND t.reference_id = ?2 WHERE p.id = ?1",
-        bill_columns!("t")
-    )
-});
 
 fn conversion_error(column: usize, error: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(error))

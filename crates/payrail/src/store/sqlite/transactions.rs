@@ -15,17 +15,7 @@ impl TransactionStore for SqliteStore {
         partner: RegistrationId,
         reference: &str,
     ) -> Result<Option<(Partner, Option<DmtTransfer>)>, StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached(&LOOKUP_DMT)?
-                .query_row(params![partner.number(), reference], |row| {
-                    let transfer = row
-                        .get::<_, Option<i64>>(PARTNER_WIDTH)?
-                        .map(|_| DmtTransfer::decode(row, PARTNER_WIDTH))
-                        .transpose()?;
-                    Ok((partner_at(row, 0)?, transfer))
-                })
-                .optional()
-        })
+        self.find_dmt_for_status(partner, reference)
     }
 
     async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError> {
@@ -50,17 +40,7 @@ impl TransactionStore for SqliteStore {
         partner: RegistrationId,
         reference: &str,
     ) -> Result<Option<(Partner, Option<BillPayment>)>, StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached(&LOOKUP_BILL)?
-                .query_row(params![partner.number(), reference], |row| {
-                    let payment = row
-                        .get::<_, Option<i64>>(PARTNER_WIDTH)?
-                        .map(|_| BillPayment::decode(row, PARTNER_WIDTH))
-                        .transpose()?;
-                    Ok((partner_at(row, 0)?, payment))
-                })
-                .optional()
-        })
+        self.find_bill_for_status(partner, reference)
     }
 
     async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError> {
@@ -102,29 +82,7 @@ impl TransactionStore for SqliteStore {
         note: ChangeNote,
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<DmtTransfer>, DebitError> {
-        let numbers = Arc::clone(&self.numbers);
-        self.write(move |conn| {
-            let tx = immediate(conn)?;
-            refuse_duplicate::<DmtTransfer>(&tx, transfer.partner, &transfer.reference)?;
-            let journal = Journal::dmt_debit(&transfer, note.at);
-            let wallet = debit_wallet(&tx, transfer.partner, journal.wallet_change())?;
-            let used =
-                routed_since(&tx, transfer.partner, &route.remitter, route.bank, limit.since).map_err(store_error)?;
-            if used + transfer.amount.get() > limit.limit.get() {
-                return Err(DebitError::MonthlyLimit { remaining: Paise::new((limit.limit.get() - used).max(0)) });
-            }
-            let record = DmtTransfer { ackno: 0, ..transfer };
-            let ackno = insert_row(&tx, &numbers, &record, &note, 0).map_err(debit_error)?;
-            let record = DmtTransfer { ackno, ..record };
-            insert_route(&tx, &record, &route).map_err(store_error)?;
-            insert_journal(&tx, &journal.with_txn_id(ackno)).map_err(store_error)?;
-            if let Some(at) = poll_at {
-                upsert_poll(&tx, TxnKind::Dmt, ackno, at).map_err(store_error)?;
-            }
-            tx.commit().map_err(store_error)?;
-            Ok(Debited { record, wallet })
-        })
-        .await
+        self.dmt_debited(transfer, route, limit, note, poll_at).await
     }
 
     async fn dmt_route(&self, ackno: i64) -> Result<Option<DmtRoute>, StoreError> {
@@ -139,23 +97,7 @@ impl TransactionStore for SqliteStore {
         note: ChangeNote,
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<BillPayment>, DebitError> {
-        let numbers = Arc::clone(&self.numbers);
-        self.write(move |conn| {
-            let tx = immediate(conn)?;
-            refuse_duplicate::<BillPayment>(&tx, payment.partner, &payment.reference)?;
-            let journal = Journal::bill_debit(&payment, note.at);
-            let wallet = debit_wallet(&tx, payment.partner, journal.wallet_change())?;
-            let record = BillPayment { txnid: 0, ..payment };
-            let txnid = insert_row(&tx, &numbers, &record, &note, 0).map_err(debit_error)?;
-            let record = BillPayment { txnid, ..record };
-            insert_journal(&tx, &journal.with_txn_id(txnid)).map_err(store_error)?;
-            if let Some(at) = poll_at {
-                upsert_poll(&tx, TxnKind::Bbps, txnid, at).map_err(store_error)?;
-            }
-            tx.commit().map_err(store_error)?;
-            Ok(Debited { record, wallet })
-        })
-        .await
+        self.bill_debited(payment, note, poll_at).await
     }
 }
 

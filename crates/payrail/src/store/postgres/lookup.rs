@@ -1,0 +1,291 @@
+//! Status lookups and token `reqid`s: the partner and its record read, and
+//! the `reqid` recorded, in one statement (see [`crate::store::lookup`]).
+//!
+//! The store keeps each partner as it last read it, with its row version
+//! (`xmin`, which every update of the row changes). The HTTP edge checks a
+//! request against that copy; if it passes, the lookup carries the token's
+//! `reqid` and the version checked, and its CTE inserts the `reqid` only if
+//! the partner row it reads has that version. So a `reqid` is written
+//! exactly when authentication against the stored partner passes, as
+//! when it was a second statement after the lookup, in one round trip.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::*;
+use crate::store::lookup::{Precheck, ReqidOutcome, StatusLookup};
+use crate::store::partners::partner_list as lookup_partner_columns;
+use crate::store::transactions::TxnTable;
+
+/// The lookup's CTE, before the record's own select: turns off
+/// `synchronous_commit` for this statement's transaction (see
+/// [`REMEMBER_REQID`]), reads the partner with its row version, and
+/// inserts `$3` (the `reqid`, at `$4`; a replay if seen since `$5`) only if
+/// that version is `$6` (`NULL`: no `reqid` offered).
+const STATUS_HEAD: &str = concat!(
+    "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)), \
+     p AS (SELECT ",
+    lookup_partner_columns!(),
+    ", xmin::text::bigint AS version FROM partners WHERE id = $1), \
+     fresh AS (INSERT INTO seen_reqids SELECT $1, $3::text, $4::bigint FROM p, relaxed \
+     WHERE p.version = $6::bigint ON CONFLICT (partner_id, reqid) \
+     DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE seen_reqids.seen_at < $5::bigint RETURNING 1) \
+     SELECT p.*, t.*, (SELECT count(*) FROM fresh) FROM p LEFT JOIN (SELECT "
+);
+
+/// The DMT status lookup: partner, version, transfer, `reqid` rows written.
+static STATUS_DMT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("{STATUS_HEAD}{} FROM dmt_transfers WHERE partner_id = $1 AND reference_id = $2) t ON true", dmt_columns!())
+});
+/// As [`STATUS_DMT`], for bill payments.
+static STATUS_BILL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{STATUS_HEAD}{} FROM bill_payments WHERE partner_id = $1 AND reference_id = $2) t ON true",
+        bill_columns!()
+    )
+});
+/// Where the row version is in a status lookup's row; the record follows it.
+const VERSION_AT: usize = PARTNER_WIDTH;
+
+/// A fresh `reqid` inserts a row; a known one is overwritten only when it was
+/// last seen before the cutoff. Either way one row is affected; a replay
+/// affects none.
+///
+/// The statement turns off `synchronous_commit` for its own (implicit)
+/// transaction only: a `reqid` is replay protection, not money, and waiting
+/// for a WAL flush on every status lookup cost 6× the throughput. After a
+/// crash at most the last few hundred milliseconds of reqids can be lost.
+const REMEMBER_REQID: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
+                              INSERT INTO seen_reqids SELECT $1, $2, $3 FROM relaxed \
+                              ON CONFLICT (partner_id, reqid) \
+                              DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE seen_reqids.seen_at < $4";
+
+/// Each partner as a status lookup last read it, with its row version.
+/// Holds only partners the database has (one entry each).
+#[derive(Default)]
+pub(super) struct PartnersSeen(RwLock<HashMap<RegistrationId, Arc<(Partner, i64)>>>);
+
+impl PartnersSeen {
+    fn get(&self, id: RegistrationId) -> Option<Arc<(Partner, i64)>> {
+        self.0.read().ok().and_then(|seen| seen.get(&id).cloned())
+    }
+
+    /// Keeps `partner` at `version`, unless that version is kept already.
+    fn keep(&self, partner: &Partner, version: i64) {
+        let id = partner.registration_id;
+        if self.get(id).is_some_and(|kept| kept.1 == version) {
+            return;
+        }
+        if let Ok(mut seen) = self.0.write() {
+            seen.insert(id, Arc::new((partner.clone(), version)));
+        }
+    }
+
+    fn forget(&self, id: RegistrationId) {
+        if let Ok(mut seen) = self.0.write() {
+            seen.remove(&id);
+        }
+    }
+}
+
+/// How many connections status lookups share.
+const LANES: usize = 4;
+
+/// Connections that status lookups share instead of taking one each from
+/// the pool: a lookup is one statement in its own implicit transaction, so
+/// lookups from many requests can be in flight on one connection at once,
+/// and tokio-postgres pipelines them. The server then answers a stream of
+/// queries on a few backends instead of waking one backend per query, which
+/// on a small machine is most of a lookup's cost.
+pub(super) struct Lanes {
+    lanes: Vec<Mutex<Option<Arc<deadpool_postgres::Client>>>>,
+    next: AtomicUsize,
+}
+
+impl Default for Lanes {
+    fn default() -> Self {
+        Lanes { lanes: (0..LANES).map(|_| Mutex::new(None)).collect(), next: AtomicUsize::new(0) }
+    }
+}
+
+impl Lanes {
+    /// The next lane's connection, taken from `pool` the first time (and
+    /// again once it is closed).
+    async fn client(&self, pool: &Pool) -> Result<Arc<deadpool_postgres::Client>, StoreError> {
+        let lane = &self.lanes[self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len()];
+        let current = lane.lock().ok().and_then(|held| held.clone());
+        if let Some(client) = current.filter(|client| !client.is_closed()) {
+            return Ok(client);
+        }
+        let client = Arc::new(pool.get().await.map_err(pool_error)?);
+        if let Ok(mut held) = lane.lock() {
+            *held = Some(Arc::clone(&client));
+        }
+        Ok(client)
+    }
+}
+
+impl PostgresStore {
+    /// [`TransactionStore::lookup_dmt_checked`].
+    pub(super) async fn status_dmt(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+        precheck: Precheck<'_>,
+    ) -> Result<Option<StatusLookup<DmtTransfer>>, StoreError> {
+        self.status_lookup(STATUS_DMT.as_str(), partner, reference, precheck, |row, base| {
+            DmtTransfer::decode(row, base)
+        })
+        .await
+    }
+
+    /// [`TransactionStore::lookup_bill_checked`].
+    pub(super) async fn status_bill(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+        precheck: Precheck<'_>,
+    ) -> Result<Option<StatusLookup<BillPayment>>, StoreError> {
+        self.status_lookup(STATUS_BILL.as_str(), partner, reference, precheck, |row, base| {
+            BillPayment::decode(row, base)
+        })
+        .await
+    }
+
+    /// Runs a status lookup (`sql`), offering the `reqid` that `precheck`
+    /// gives for the partner as last read, if it was read before.
+    async fn status_lookup<T>(
+        &self,
+        sql: &'static str,
+        partner: RegistrationId,
+        reference: &str,
+        precheck: Precheck<'_>,
+        record_at: fn(&Row, usize) -> anyhow::Result<T>,
+    ) -> Result<Option<StatusLookup<T>>, StoreError> {
+        let offer = self.partners_seen.get(partner).and_then(|seen| Some((precheck(&seen.0)?, seen.1)));
+        let (claim, checked) = offer.unzip();
+        let (reqid, now, cutoff) = match &claim {
+            Some(claim) => (Some(claim.reqid.as_str()), Some(claim.now.unix()), Some(claim.cutoff.unix())),
+            None => (None, None, None),
+        };
+        let client = self.lanes.client(&self.pool).await?;
+        let params: [&(dyn ToSql + Sync); 6] = [&partner.number(), &reference, &reqid, &now, &cutoff, &checked];
+        let Some(row) = query_opt(&*client, sql, &params, "Failed to look up the transaction").await? else {
+            self.partners_seen.forget(partner);
+            return Ok(None);
+        };
+        drop(client);
+        let (found, version, written) =
+            status_row(&row, record_at).context("Failed to read a stored row").map_err(StoreError::Other)?;
+        self.partners_seen.keep(&found.0, version);
+        let reqid = match (checked, claim) {
+            (Some(checked), Some(claim)) if checked == version => {
+                self.prune_reqids_now_and_then(claim.cutoff);
+                if written == 1 {
+                    ReqidOutcome::Fresh
+                } else {
+                    ReqidOutcome::Replay
+                }
+            }
+            _ => ReqidOutcome::NotRecorded,
+        };
+        Ok(Some(StatusLookup { partner: found.0, record: found.1, reqid }))
+    }
+
+    /// [`PartnerStore::remember_reqid`].
+    pub(super) async fn record_reqid(
+        &self,
+        partner: RegistrationId,
+        reqid: &str,
+        now: Timestamp,
+        cutoff: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let client = self.lanes.client(&self.pool).await?;
+        let params: [&(dyn ToSql + Sync); 4] = [&partner.number(), &reqid, &now.unix(), &cutoff.unix()];
+        let affected = execute(&*client, REMEMBER_REQID, &params, "Failed to record the token reqid").await?;
+        self.prune_reqids_now_and_then(cutoff);
+        Ok(affected == 1)
+    }
+
+    /// Prunes about once in 256 calls, off the request's path: often enough
+    /// to keep the table near one cutoff window, rarely enough to be free.
+    fn prune_reqids_now_and_then(&self, cutoff: Timestamp) {
+        if rand::random::<u8>() == 0 {
+            tokio::spawn(forget_reqids(self.pool.clone(), cutoff));
+        }
+    }
+}
+
+/// Reads a status lookup's row: the partner and its record, the partner
+/// row's version, and how many `reqid` rows the statement wrote.
+fn status_row<T>(
+    row: &Row,
+    record_at: fn(&Row, usize) -> anyhow::Result<T>,
+) -> anyhow::Result<((Partner, Option<T>), i64, i64)> {
+    let at = VERSION_AT + 1;
+    let present = row.try_get::<_, Option<i64>>(at)?.is_some();
+    let record = if present { Some(record_at(row, at)?) } else { None };
+    let written = row.try_get(row.len() - 1)?;
+    Ok(((partner_at(row, 0)?, record), row.try_get(VERSION_AT)?, written))
+}
+
+/// Deletes `reqid`s last seen before `cutoff`: they can no longer be replays.
+async fn forget_reqids(pool: Pool, cutoff: Timestamp) {
+    let result = async {
+        let client = pool.get().await.map_err(pool_error)?;
+        let sql = "DELETE FROM seen_reqids WHERE seen_at < $1";
+        execute(&client, sql, &[&cutoff.unix()], "Failed to forget old token reqids").await
+    };
+    if let Err(error) = result.await {
+        tracing::warn!(?error, "Failed to forget old token reqids");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against a real server, as the engine's other tests
+    //! (`PAYRAIL_TEST_DATABASE_URL`; skipped without it).
+
+    use super::super::tests::{new_partner, TestDb};
+    use super::*;
+    use crate::store::lookup::ReqidClaim;
+
+    fn claim(reqid: &str, now: i64) -> ReqidClaim {
+        ReqidClaim { reqid: reqid.to_owned(), now: Timestamp::from_unix(now), cutoff: Timestamp::from_unix(now - 600) }
+    }
+
+    async fn outcome(
+        store: &PostgresStore,
+        partner: i64,
+        precheck: Precheck<'_>,
+    ) -> anyhow::Result<Option<(ReqidOutcome, PartnerStatus)>> {
+        let found = store.status_dmt(RegistrationId::new(partner), "R1", precheck).await?;
+        Ok(found.map(|found| (found.reqid, found.partner.status)))
+    }
+
+    #[tokio::test]
+    async fn a_lookup_records_the_reqid_only_for_the_partner_version_checked() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        let partner = RegistrationId::new(554);
+        store.insert_partner(new_partner(Some(554))).await?;
+        let (active, suspended) = (PartnerStatus::Active, PartnerStatus::Suspended);
+        let accept = |_: &Partner| Some(claim("q1", 1_000));
+        // Not read before: nothing to check against, so nothing is recorded.
+        assert_eq!(outcome(store, 554, &accept).await?, Some((ReqidOutcome::NotRecorded, active)));
+        assert_eq!(outcome(store, 554, &accept).await?, Some((ReqidOutcome::Fresh, active)));
+        let bill = store.status_bill(partner, "B1", &accept).await?;
+        assert_eq!(bill.map(|found| found.reqid), Some(ReqidOutcome::Replay));
+        assert!(!store.remember_reqid(partner, "q1", Timestamp::from_unix(1_001), Timestamp::from_unix(401)).await?);
+        let refuse = |_: &Partner| None;
+        assert_eq!(outcome(store, 554, &refuse).await?, Some((ReqidOutcome::NotRecorded, active)));
+        // The partner changed since it was read: the copy checked is stale, nothing is written.
+        store.set_partner_status(partner, suspended).await?;
+        let stale = |_: &Partner| Some(claim("q2", 1_000));
+        assert_eq!(outcome(store, 554, &stale).await?, Some((ReqidOutcome::NotRecorded, suspended)));
+        assert!(store.remember_reqid(partner, "q2", Timestamp::from_unix(1_001), Timestamp::from_unix(401)).await?);
+        assert_eq!(outcome(store, 999, &accept).await?, None, "no such partner");
+        db.finish().await
+    }
+}
