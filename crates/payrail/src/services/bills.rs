@@ -10,7 +10,7 @@ use super::upstream::sync::Upstream;
 use crate::domain::{
     BillPayment, BillStatus, ChangeSource, Clock, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind,
 };
-use crate::store::{ChangeNote, DebitError, Debited, Store, StoreError};
+use crate::store::{ChangeNote, DebitError, Debited, Store, StoreError, TransactionStore};
 
 /// The largest bill payment accepted.
 pub const MAX_BILL: Paise = Paise::rupees(200_000);
@@ -142,7 +142,7 @@ pub async fn pay_bill(
 }
 
 async fn refuse_duplicate(
-    store: &dyn Store,
+    store: &dyn TransactionStore,
     partner: RegistrationId,
     reference: &ReferenceId,
 ) -> Result<(), BillError> {

@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use super::secrets::{new_partner_secret, MasterKey, OpenError};
 use crate::domain::event::CallbackSecrets;
 use crate::domain::{Clock, RegistrationId, Timestamp};
-use crate::store::{Store, StoreError};
+use crate::store::{PartnerStore, Store, StoreError};
 
 /// Why a callback secret was not made or set.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +72,7 @@ pub async fn rotate_secret(
 }
 
 async fn install(
-    store: &dyn Store,
+    store: &dyn PartnerStore,
     clock: &dyn Clock,
     key: &MasterKey,
     partner: RegistrationId,

@@ -15,7 +15,7 @@ use super::transactions::{NewBill, NewDmt};
 use crate::domain::{
     BillStatus, ChangeSource, Clock, DmtStatus, IpAllowlist, Paise, ReferenceId, RegistrationId, Timestamp,
 };
-use crate::store::{ChangeNote, Store};
+use crate::store::{ChangeNote, Store, TransactionStore};
 
 /// The partner of the seed documents.
 pub const SEED_PARTNER: RegistrationId = RegistrationId::new(554);
@@ -88,7 +88,7 @@ fn no_progress() -> Arc<dyn Fn(u64) + Send + Sync> {
 }
 
 /// The two records of `seeds/`, field for field.
-async fn insert_seed_records(store: &dyn Store, clock: &dyn Clock) -> anyhow::Result<()> {
+async fn insert_seed_records(store: &dyn TransactionStore, clock: &dyn Clock) -> anyhow::Result<()> {
     let transfer = NewDmt {
         ackno: Some(128),
         partner: SEED_PARTNER,
@@ -139,7 +139,7 @@ const BILLERS: &[&str] = &[
 
 /// `count` transfers and `count` bill payments, split between the two demo
 /// partners, cycling through every state, dated over the last three years.
-async fn insert_synthetic(store: &dyn Store, clock: &dyn Clock, count: usize) -> anyhow::Result<()> {
+async fn insert_synthetic(store: &dyn TransactionStore, clock: &dyn Clock, count: usize) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(554);
     let now = clock.now();
     let transfers = (0..count).map(|i| synthetic_transfer(&mut rng, i, now)).collect::<anyhow::Result<Vec<_>>>()?;

@@ -7,17 +7,17 @@
 
 use crate::domain::fee_plan::{plan_in_force, FeePlan, FeePlanVersion};
 use crate::domain::{Clock, DmtCharges, Paise, RegistrationId, TdsRate, Timestamp};
-use crate::store::{DebitError, Store, StoreError};
+use crate::store::{DebitError, LedgerStore, StoreError};
 
 /// The plan that prices the partner's transactions made at `at`.
-pub async fn plan_for(store: &dyn Store, partner: RegistrationId, at: Timestamp) -> Result<FeePlan, StoreError> {
+pub async fn plan_for(store: &dyn LedgerStore, partner: RegistrationId, at: Timestamp) -> Result<FeePlan, StoreError> {
     let versions = store.fee_plans(partner).await?;
     Ok(plan_in_force(&versions, at).map_or_else(FeePlan::default_plan, |v| v.plan.clone()))
 }
 
 /// Records a new version of the partner's plan, in force from `effective_from`.
 pub async fn set_plan(
-    store: &dyn Store,
+    store: &dyn LedgerStore,
     clock: &dyn Clock,
     partner: RegistrationId,
     plan: FeePlan,

@@ -31,7 +31,7 @@ use crate::domain::{
     BillPayment, BillStatus, ChangeSource, Clock, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId,
     Timestamp, TxnKind,
 };
-use crate::store::{ChangeNote, InsertError, Store};
+use crate::store::{ChangeNote, InsertError, LedgerStore, PartnerStore, Store, TransactionStore};
 
 /// Why a file was not imported. Nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -309,7 +309,7 @@ fn insert_error(error: InsertError, rows: &[Row]) -> ImportError {
 /// A progress callback: rows written so far, of how many.
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
-async fn ensure_partner(store: &dyn Store, partner: RegistrationId) -> Result<(), ImportError> {
+async fn ensure_partner(store: &dyn PartnerStore, partner: RegistrationId) -> Result<(), ImportError> {
     match store.find_partner(partner).await {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(ImportError::BadFile(format!("no partner {partner}"))),
@@ -352,14 +352,19 @@ trait Imported: Sized + Send + 'static {
     /// The records `rows` describe, in order. A transfer is priced by the
     /// partner's plan in force at its `created_at`.
     async fn records(
-        store: &dyn Store,
+        store: &dyn LedgerStore,
         partner: RegistrationId,
         rows: &[Row],
         now: Timestamp,
     ) -> Result<Vec<Self>, ImportError>;
 
     /// Inserts them all together or not at all (the store's own future).
-    fn insert(store: &dyn Store, records: Vec<Self>, note: ChangeNote, progress: RowProgress) -> Insertion<'_>;
+    fn insert(
+        store: &dyn TransactionStore,
+        records: Vec<Self>,
+        note: ChangeNote,
+        progress: RowProgress,
+    ) -> Insertion<'_>;
 }
 
 #[async_trait]
@@ -367,7 +372,7 @@ impl Imported for DmtTransfer {
     const COLUMNS: &'static [&'static str] = DMT_COLUMNS;
 
     async fn records(
-        store: &dyn Store,
+        store: &dyn LedgerStore,
         partner: RegistrationId,
         rows: &[Row],
         now: Timestamp,
@@ -376,7 +381,12 @@ impl Imported for DmtTransfer {
         rows.iter().map(|r| dmt_from_row(r, partner, now).map(|n| n.priced_by(&versions, now))).collect()
     }
 
-    fn insert(store: &dyn Store, records: Vec<Self>, note: ChangeNote, progress: RowProgress) -> Insertion<'_> {
+    fn insert(
+        store: &dyn TransactionStore,
+        records: Vec<Self>,
+        note: ChangeNote,
+        progress: RowProgress,
+    ) -> Insertion<'_> {
         store.insert_dmt_batch(records, note, progress)
     }
 }
@@ -386,7 +396,7 @@ impl Imported for BillPayment {
     const COLUMNS: &'static [&'static str] = BILL_COLUMNS;
 
     async fn records(
-        _: &dyn Store,
+        _: &dyn LedgerStore,
         partner: RegistrationId,
         rows: &[Row],
         now: Timestamp,
@@ -394,7 +404,12 @@ impl Imported for BillPayment {
         rows.iter().map(|r| bill_from_row(r, partner, now).map(|n| n.into_payment(now))).collect()
     }
 
-    fn insert(store: &dyn Store, records: Vec<Self>, note: ChangeNote, progress: RowProgress) -> Insertion<'_> {
+    fn insert(
+        store: &dyn TransactionStore,
+        records: Vec<Self>,
+        note: ChangeNote,
+        progress: RowProgress,
+    ) -> Insertion<'_> {
         store.insert_bill_batch(records, note, progress)
     }
 }

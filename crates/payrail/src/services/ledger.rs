@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::domain::ledger::{Journal, Statement, WalletMove};
 use crate::domain::{Clock, Paise, RegistrationId, Timestamp};
-use crate::store::{DebitError, LedgerAudit, Store, StoreError};
+use crate::store::{DebitError, LedgerAudit, LedgerStore, Store, StoreError};
 
 /// Why an operator's wallet movement was refused.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +55,7 @@ pub async fn move_money(
 }
 
 /// Posts an operator's movement of a positive amount.
-async fn post(store: &dyn Store, amount: Paise, journal: Journal) -> Result<WalletMove, WalletError> {
+async fn post(store: &dyn LedgerStore, amount: Paise, journal: Journal) -> Result<WalletMove, WalletError> {
     if amount <= Paise::ZERO {
         return Err(WalletError::NotPositive);
     }
@@ -66,7 +66,7 @@ async fn post(store: &dyn Store, amount: Paise, journal: Journal) -> Result<Wall
 /// row per movement with the running balance, and a closing row. Times in
 /// India time, money with two decimals.
 pub async fn statement_csv(
-    store: &dyn Store,
+    store: &dyn LedgerStore,
     partner: RegistrationId,
     from: Timestamp,
     to: Timestamp,

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::secrets::{new_partner_secret, MasterKey};
 use crate::domain::{Clock, IpAllowlist, Partner, PartnerStatus, RegistrationId, Timestamp};
-use crate::store::{NewPartner, Store};
+use crate::store::{NewPartner, PartnerStore, Store};
 
 /// What `partner add` asks for.
 #[derive(Debug, Clone)]
@@ -87,14 +87,14 @@ pub async fn add_partner(
     Ok(AddedPartner { partner, secret })
 }
 
-async fn next_free_number(store: &dyn Store) -> anyhow::Result<i64> {
+async fn next_free_number(store: &dyn PartnerStore) -> anyhow::Result<i64> {
     let partners = store.list_partners().await.context("Failed to list partners")?;
     let highest = partners.iter().map(|p| p.registration_id.number()).max().unwrap_or(0);
     Ok(highest.max(1000) + 1)
 }
 
 /// Suspends or reactivates a partner; an error if there is none.
-pub async fn set_status(store: &dyn Store, id: RegistrationId, status: PartnerStatus) -> anyhow::Result<()> {
+pub async fn set_status(store: &dyn PartnerStore, id: RegistrationId, status: PartnerStatus) -> anyhow::Result<()> {
     if !store.set_partner_status(id, status).await.context("Failed to update the partner")? {
         anyhow::bail!("no partner {id}");
     }
@@ -103,7 +103,7 @@ pub async fn set_status(store: &dyn Store, id: RegistrationId, status: PartnerSt
 
 /// Gives a partner a new secret; the old one keeps working for `overlap`.
 pub async fn rotate_secret(
-    store: &dyn Store,
+    store: &dyn PartnerStore,
     clock: &dyn Clock,
     key: &MasterKey,
     id: RegistrationId,

@@ -22,7 +22,9 @@ use crate::domain::remitter::{
 use crate::domain::{
     ChangeSource, Clock, DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind,
 };
-use crate::store::{ChangeError, ChangeNote, DebitError, Debited, Store, StoreError};
+use crate::store::{
+    ChangeError, ChangeNote, DebitError, Debited, RemittanceStore, Store, StoreError, TransactionStore,
+};
 
 /// Why a DMT V1 request was refused. Nothing was written unless said.
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +182,7 @@ fn partner_note(clock: &dyn Clock) -> ChangeNote {
 /// Counts a text to the remitter against its limits, then makes, stores and
 /// sends an OTP; returns its `stateresp`. Over the limit nothing is written or sent.
 async fn send_otp(
-    store: &dyn Store,
+    store: &dyn RemittanceStore,
     clock: &dyn Clock,
     texts: Texts<'_>,
     partner: RegistrationId,
@@ -205,7 +207,7 @@ async fn send_otp(
 
 /// Presents an OTP; the subject it was issued for must be `expected`.
 async fn use_otp(
-    store: &dyn Store,
+    store: &dyn RemittanceStore,
     clock: &dyn Clock,
     partner: RegistrationId,
     purpose: OtpPurpose,
@@ -242,7 +244,7 @@ pub async fn query_remitter(
 }
 
 async fn remaining_limits(
-    store: &dyn Store,
+    store: &dyn RemittanceStore,
     clock: &dyn Clock,
     partner: RegistrationId,
     mobile: &MobileNumber,
@@ -280,7 +282,11 @@ pub async fn register_remitter(
     }
 }
 
-async fn registered(store: &dyn Store, partner: RegistrationId, mobile: &MobileNumber) -> Result<Remitter, DmtError> {
+async fn registered(
+    store: &dyn RemittanceStore,
+    partner: RegistrationId,
+    mobile: &MobileNumber,
+) -> Result<Remitter, DmtError> {
     store.find_remitter(partner, mobile).await?.ok_or(DmtError::RemitterNotFound)
 }
 
@@ -407,7 +413,11 @@ pub async fn transfer(
     Ok(debited)
 }
 
-async fn refuse_duplicate(store: &dyn Store, partner: RegistrationId, reference: &ReferenceId) -> Result<(), DmtError> {
+async fn refuse_duplicate(
+    store: &dyn TransactionStore,
+    partner: RegistrationId,
+    reference: &ReferenceId,
+) -> Result<(), DmtError> {
     match store.lookup_dmt(partner, reference.as_str()).await?.and_then(|(_, t)| t) {
         Some(existing) => Err(DmtError::Duplicate { ackno: existing.ackno }),
         None => Ok(()),
@@ -484,7 +494,7 @@ fn debit_error(error: DebitError, record: &DmtTransfer) -> DmtError {
 
 /// A failed transfer of the partner's, made through this API, with its route.
 async fn failed_transfer(
-    store: &dyn Store,
+    store: &dyn TransactionStore,
     partner: RegistrationId,
     reference: &ReferenceId,
 ) -> Result<(DmtTransfer, DmtRoute), DmtError> {

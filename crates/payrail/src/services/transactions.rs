@@ -10,7 +10,7 @@ use crate::domain::fee_plan::FeePlanVersion;
 use crate::domain::{
     BillPayment, BillStatus, ChangeSource, Clock, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp,
 };
-use crate::store::{ChangeError, ChangeNote, InsertError, Store};
+use crate::store::{ChangeError, ChangeNote, InsertError, Store, TransactionStore};
 
 /// A DMT transfer to be created; what is left out comes from the fee plan or now.
 #[derive(Debug, Clone)]
@@ -169,7 +169,7 @@ pub async fn create_dmt(
 
 /// Creates one bill payment.
 pub async fn create_bill(
-    store: &dyn Store,
+    store: &dyn TransactionStore,
     clock: &dyn Clock,
     new: NewBill,
     source: ChangeSource,

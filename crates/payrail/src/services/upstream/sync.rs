@@ -29,7 +29,7 @@ use crate::domain::event::{PollJob, PollNext};
 use crate::domain::upstream::{Backoff, BillUpstream, DmtUpstream, UpstreamRef};
 use crate::domain::{BillPayment, ChangeSource, Clock, DmtTransfer, Timestamp, TxnKind, TxnRecord};
 use crate::services::flights::{Flights, Seat};
-use crate::store::{ChangeError, ChangeNote, Store, StoreError};
+use crate::store::{ChangeError, ChangeNote, Store, StoreError, TransactionStore};
 
 /// How long an upstream callback's token `reqid` is remembered: a token is
 /// accepted up to 300 s either side of payrail's clock, so 600 s covers
@@ -301,7 +301,7 @@ impl Upstream {
 #[async_trait]
 pub trait Followed: TxnRecord {
     /// The record with this id, if the store has it.
-    async fn load(store: &dyn Store, id: i64) -> Result<Option<Self>, StoreError>;
+    async fn load(store: &dyn TransactionStore, id: i64) -> Result<Option<Self>, StoreError>;
 
     /// The provider's current answer about `record`, known upstream as `reference`.
     async fn ask(provider: &dyn Provider, reference: &str, record: &Self) -> Result<Self::Upstream, ProviderError>;
@@ -309,7 +309,7 @@ pub trait Followed: TxnRecord {
     /// Makes `change` as told, with its history row (an operator's change:
     /// failing a bill payment does not pay it back).
     async fn change_as_told(
-        store: &dyn Store,
+        store: &dyn TransactionStore,
         id: i64,
         change: Self::Change,
         note: ChangeNote,
@@ -346,7 +346,7 @@ pub trait Followed: TxnRecord {
 
 #[async_trait]
 impl Followed for DmtTransfer {
-    async fn load(store: &dyn Store, id: i64) -> Result<Option<Self>, StoreError> {
+    async fn load(store: &dyn TransactionStore, id: i64) -> Result<Option<Self>, StoreError> {
         Ok(store.dmt_with_history(id).await?.map(|(transfer, _)| transfer))
     }
 
@@ -354,7 +354,12 @@ impl Followed for DmtTransfer {
         provider.dmt_status(reference, record).await
     }
 
-    async fn change_as_told(store: &dyn Store, id: i64, to: DmtChange, note: ChangeNote) -> Result<Self, ChangeError> {
+    async fn change_as_told(
+        store: &dyn TransactionStore,
+        id: i64,
+        to: DmtChange,
+        note: ChangeNote,
+    ) -> Result<Self, ChangeError> {
         store.change_dmt(id, to, note).await
     }
 
@@ -379,7 +384,7 @@ impl Followed for DmtTransfer {
 
 #[async_trait]
 impl Followed for BillPayment {
-    async fn load(store: &dyn Store, id: i64) -> Result<Option<Self>, StoreError> {
+    async fn load(store: &dyn TransactionStore, id: i64) -> Result<Option<Self>, StoreError> {
         Ok(store.bill_with_history(id).await?.map(|(payment, _)| payment))
     }
 
@@ -397,7 +402,12 @@ impl Followed for BillPayment {
         }
     }
 
-    async fn change_as_told(store: &dyn Store, id: i64, to: BillChange, note: ChangeNote) -> Result<Self, ChangeError> {
+    async fn change_as_told(
+        store: &dyn TransactionStore,
+        id: i64,
+        to: BillChange,
+        note: ChangeNote,
+    ) -> Result<Self, ChangeError> {
         store.change_bill(id, to, note).await
     }
 
