@@ -195,49 +195,39 @@ fn pool_error(error: PoolError) -> StoreError {
     }
 }
 
-/// Prepares (once per connection) and runs a statement that returns at most one row.
-async fn query_opt(
-    client: &impl GenericClient,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-    what: &'static str,
-) -> Result<Option<Row>, StoreError> {
-    let statement = client.prepare_cached(sql).await.store_context(what)?;
-    client.query_opt(&statement, params).await.store_context(what)
+/// Defines a function that prepares a statement (once per connection) and
+/// runs it with the client's method of the same name, naming `what` failed.
+macro_rules! prepared {
+    ($(#[$doc:meta])* $name:ident -> $out:ty) => {
+        $(#[$doc])*
+        async fn $name(
+            client: &impl GenericClient,
+            sql: &str,
+            params: &[&(dyn ToSql + Sync)],
+            what: &'static str,
+        ) -> Result<$out, StoreError> {
+            let statement = client.prepare_cached(sql).await.store_context(what)?;
+            client.$name(&statement, params).await.store_context(what)
+        }
+    };
 }
 
-/// Prepares (once per connection) and runs a statement that returns exactly one row.
-async fn query_one(
-    client: &impl GenericClient,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-    what: &'static str,
-) -> Result<Row, StoreError> {
-    let statement = client.prepare_cached(sql).await.store_context(what)?;
-    client.query_one(&statement, params).await.store_context(what)
-}
-
-/// Prepares (once per connection) and runs a statement that returns rows.
-async fn query(
-    client: &impl GenericClient,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-    what: &'static str,
-) -> Result<Vec<Row>, StoreError> {
-    let statement = client.prepare_cached(sql).await.store_context(what)?;
-    client.query(&statement, params).await.store_context(what)
-}
-
-/// Prepares (once per connection) and runs a statement; returns the rows affected.
-async fn execute(
-    client: &impl GenericClient,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-    what: &'static str,
-) -> Result<u64, StoreError> {
-    let statement = client.prepare_cached(sql).await.store_context(what)?;
-    client.execute(&statement, params).await.store_context(what)
-}
+prepared!(
+    /// Runs a statement that returns at most one row.
+    query_opt -> Option<Row>
+);
+prepared!(
+    /// Runs a statement that returns exactly one row.
+    query_one -> Row
+);
+prepared!(
+    /// Runs a statement that returns rows.
+    query -> Vec<Row>
+);
+prepared!(
+    /// Runs a statement; returns the rows affected.
+    execute -> u64
+);
 
 /// Decodes the row, if any; a row that does not decode is a fault.
 fn decode<T>(row: Option<Row>, from_row: fn(&Row) -> anyhow::Result<T>) -> Result<Option<T>, StoreError> {
