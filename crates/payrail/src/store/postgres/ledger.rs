@@ -8,7 +8,7 @@
 
 use super::*;
 use crate::store::ledger::sql::*;
-use crate::store::ledger::{fee_plan_columns as plan_col, statement_columns as line_col};
+use crate::store::ledger::{fee_plan_from_row, statement_line};
 
 /// Writes journal `$1`'s postings: accounts `$2`, amounts `$3`, in one
 /// statement. (The arrays go through `UNNEST`; SQLite writes a row a statement.)
@@ -110,35 +110,6 @@ pub(super) async fn pay_back(tx: &Transaction<'_>, kind: TxnKind, id: i64, at: T
             Err(StoreError::Other(anyhow::anyhow!("the refund of {} {id} would overdraw the wallet", kind.as_str())))
         }
     }
-}
-
-/// Reads a row of [`FEE_PLANS`].
-fn fee_plan_from_row(partner: RegistrationId, row: &Row) -> anyhow::Result<FeePlanVersion> {
-    Ok(FeePlanVersion {
-        partner,
-        version: row.try_get(plan_col::VERSION)?,
-        effective_from: Timestamp::from_unix(row.try_get(plan_col::EFFECTIVE_FROM)?),
-        plan: FeePlan::from_json(row.try_get(plan_col::PLAN)?)?,
-        created_at: Timestamp::from_unix(row.try_get(plan_col::CREATED_AT)?),
-    })
-}
-
-/// Reads a row of [`STATEMENT_LINES`].
-fn statement_line(row: &Row) -> anyhow::Result<StatementLine> {
-    let purpose: &str = row.try_get(line_col::PURPOSE)?;
-    let kind: Option<&str> = row.try_get(line_col::KIND)?;
-    let txn = match (kind, row.try_get::<_, Option<i64>>(line_col::TXN_ID)?) {
-        (Some(kind), Some(id)) => Some((TxnKind::parse(kind).ok_or_else(|| BadState(kind.to_owned()))?, id)),
-        _ => None,
-    };
-    Ok(StatementLine {
-        journal_id: row.try_get(line_col::ID)?,
-        at: Timestamp::from_unix(row.try_get(line_col::AT)?),
-        purpose: Purpose::parse(purpose).ok_or_else(|| BadState(purpose.to_owned()))?,
-        txn,
-        memo: row.try_get(line_col::MEMO)?,
-        amount: Paise::new(row.try_get(line_col::WIDTH)?),
-    })
 }
 
 /// Runs an audit query and reads each of its rows with `read`.

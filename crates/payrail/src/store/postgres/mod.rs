@@ -67,14 +67,13 @@ use crate::domain::event::{
     self, CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
 };
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
-use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
+use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, TEXT_DAY_SECS};
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::txn_id::TxnNumbers;
 use crate::domain::{
-    BillPayment, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner, PartnerStatus, RegistrationId, Timestamp,
-    TxnKind,
+    BillPayment, DmtTransfer, HistoryEntry, Paise, Partner, PartnerStatus, RegistrationId, Timestamp, TxnKind,
 };
 
 /// How many connections the pool holds.

@@ -5,6 +5,7 @@
 use super::*;
 use crate::store::partners::partner_columns as col;
 use crate::store::partners::sql::*;
+pub(super) use crate::store::partners::{partner_at, partner_from_row};
 
 /// How many partner columns a joined row starts with: where its transaction starts.
 pub(super) const PARTNER_WIDTH: usize = col::WIDTH;
@@ -39,29 +40,6 @@ const CLEAR_CALLBACK: &str = "WITH cleared AS (DELETE FROM partner_callbacks WHE
      cancelled AS (UPDATE partner_events SET state = 'cancelled', next_attempt_at = NULL \
      WHERE partner_id = $1 AND state = 'pending') \
      SELECT EXISTS (SELECT 1 FROM partners WHERE id = $1)";
-
-/// Reads a row of the partner columns ([`crate::store::partners::partner_list`]).
-pub(super) fn partner_from_row(row: &Row) -> anyhow::Result<Partner> {
-    partner_at(row, 0)
-}
-
-/// Reads the partner columns starting at column `base` of a joined row.
-pub(super) fn partner_at(row: &Row, base: usize) -> anyhow::Result<Partner> {
-    let previous: Option<Vec<u8>> = row.try_get(base + col::PREVIOUS_SECRET)?;
-    let previous_until: Option<i64> = row.try_get(base + col::PREVIOUS_SECRET_UNTIL)?;
-    Ok(Partner {
-        registration_id: RegistrationId::new(row.try_get(base + col::ID)?),
-        name: row.try_get(base + col::NAME)?,
-        // An unknown status must not grant access.
-        status: PartnerStatus::from_stored(row.try_get(base + col::STATUS)?).unwrap_or(PartnerStatus::Suspended),
-        require_token: row.try_get(base + col::REQUIRE_TOKEN)?,
-        allowlist: IpAllowlist::from_stored(row.try_get(base + col::ALLOW_IPS)?)?,
-        secret: SealedSecret(row.try_get(base + col::SECRET)?),
-        previous_secret: previous.zip(previous_until).map(|(s, t)| (SealedSecret(s), Timestamp::from_unix(t))),
-        authorised_key_hash: row.try_get(base + col::AUTHORISED_KEY_HASH)?,
-        created_at: Timestamp::from_unix(row.try_get(base + col::CREATED_AT)?),
-    })
-}
 
 /// The next free partner number above 1000. The table lock makes two
 /// instances adding partners at once queue rather than pick the same number.

@@ -7,7 +7,7 @@ use super::columns::bind_all;
 use super::*;
 use crate::domain::remitter::PerBank;
 use crate::store::remittance::{
-    beneficiary_from_row, beneficiary_values, otp_columns, otp_list, remitter_from_row, remitter_values, sql,
+    beneficiary_from_row, beneficiary_values, otp_from_row, otp_list, remitter_from_row, remitter_values, sql,
     stale_otps_before,
 };
 
@@ -178,21 +178,6 @@ impl RemittanceStore for PostgresStore {
         tx.commit().await.store_context("Failed to commit the OTP check")?;
         Ok(outcome)
     }
-}
-
-/// The partner's OTP `token` for `purpose`, from [`otp_columns`].
-fn otp_from_row(row: &Row, partner: RegistrationId, token: &str, purpose: OtpPurpose) -> anyhow::Result<OtpRecord> {
-    use otp_columns as c;
-    Ok(OtpRecord {
-        token: token.to_owned(),
-        partner,
-        purpose,
-        subject: row.try_get(c::SUBJECT)?,
-        code_hash: row.try_get(c::CODE_HASH)?,
-        expires_at: Timestamp::from_unix(row.try_get(c::EXPIRES_AT)?),
-        attempts: row.try_get(c::ATTEMPTS)?,
-        used: row.try_get(c::USED)?,
-    })
 }
 
 #[cfg(test)]

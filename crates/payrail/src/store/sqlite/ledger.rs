@@ -8,7 +8,7 @@
 
 use super::*;
 use crate::store::ledger::sql::*;
-use crate::store::ledger::{fee_plan_columns as plan_col, statement_columns as line_col};
+use crate::store::ledger::{fee_plan_from_row, statement_line};
 
 /// Writes one posting of journal `$1`: account `$2`, amount `$3`. (One row
 /// a statement here; PostgreSQL sends them all as arrays through `UNNEST`.)
@@ -115,26 +115,6 @@ pub(super) fn pay_refund(conn: &Connection, kind: TxnKind, id: i64, at: Timestam
     Ok(())
 }
 
-/// Reads a row of [`STATEMENT_LINES`].
-fn statement_line(row: &Row<'_>) -> rusqlite::Result<StatementLine> {
-    let purpose: String = row.get(line_col::PURPOSE)?;
-    let kind: Option<String> = row.get(line_col::KIND)?;
-    let txn_id: Option<i64> = row.get(line_col::TXN_ID)?;
-    let txn = match (kind, txn_id) {
-        (Some(kind), Some(id)) => Some((txn_kind(line_col::KIND, &kind)?, id)),
-        _ => None,
-    };
-    Ok(StatementLine {
-        journal_id: row.get(line_col::ID)?,
-        at: Timestamp::from_unix(row.get(line_col::AT)?),
-        purpose: Purpose::parse(&purpose)
-            .ok_or_else(|| conversion_error(line_col::PURPOSE, BadState(purpose.clone())))?,
-        txn,
-        memo: row.get(line_col::MEMO)?,
-        amount: Paise::new(row.get(line_col::WIDTH)?),
-    })
-}
-
 /// `(kind, txn_id)` of an audit row.
 fn kind_and_id(row: &Row<'_>) -> rusqlite::Result<(String, i64)> {
     Ok((row.get(0)?, row.get(1)?))
@@ -184,7 +164,7 @@ impl LedgerStore for SqliteStore {
             let opening =
                 tx.prepare_cached(STATEMENT_OPENING)?.query_row(params![account, from.unix()], |r| r.get(0))?;
             let mut stmt = tx.prepare_cached(STATEMENT_LINES)?;
-            let lines = stmt.query_map(params![account, from.unix(), to.unix()], statement_line)?;
+            let lines = stmt.query_map(params![account, from.unix(), to.unix()], |row| statement_line(row))?;
             let lines = lines.collect::<rusqlite::Result<_>>()?;
             Ok(Statement { opening: Paise::new(opening), lines })
         })
@@ -232,32 +212,7 @@ impl LedgerStore for SqliteStore {
     }
 
     async fn fee_plans(&self, partner: RegistrationId) -> Result<Vec<FeePlanVersion>, StoreError> {
-        let rows: Vec<(i64, i64, String, i64)> = self.read(|conn| {
-            let mut stmt = conn.prepare_cached(FEE_PLANS)?;
-            let rows = stmt.query_map([partner.number()], |r| {
-                Ok((
-                    r.get(plan_col::VERSION)?,
-                    r.get(plan_col::EFFECTIVE_FROM)?,
-                    r.get(plan_col::PLAN)?,
-                    r.get(plan_col::CREATED_AT)?,
-                ))
-            })?;
-            rows.collect()
-        })?;
-        rows.into_iter()
-            .map(|(version, effective_from, plan, created_at)| {
-                let plan = FeePlan::from_json(&plan)
-                    .with_context(|| format!("Stored fee plan {version} of partner {partner} is not valid"))?;
-                Ok(FeePlanVersion {
-                    partner,
-                    version,
-                    effective_from: Timestamp::from_unix(effective_from),
-                    plan,
-                    created_at: Timestamp::from_unix(created_at),
-                })
-            })
-            .collect::<anyhow::Result<_>>()
-            .map_err(StoreError::Other)
+        self.read(|conn| all_rows(conn, FEE_PLANS, [partner.number()], |row| fee_plan_from_row(partner, row)))
     }
 }
 

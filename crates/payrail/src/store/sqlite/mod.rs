@@ -49,14 +49,14 @@ use crate::domain::event::{
     DELIVERY_WINDOW_SECS,
 };
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
-use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
+use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, TEXT_DAY_SECS};
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::txn_id::TxnNumbers;
 use crate::domain::{
-    BillPayment, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner, PartnerStatus, ReferenceId, RegistrationId,
-    Timestamp, TxnKind,
+    BillPayment, DmtTransfer, HistoryEntry, Paise, Partner, PartnerStatus, ReferenceId, RegistrationId, Timestamp,
+    TxnKind,
 };
 
 /// How many read connections the pool keeps.
@@ -326,11 +326,6 @@ fn partner_exists(conn: &Connection, partner: RegistrationId) -> rusqlite::Resul
     conn.prepare_cached(super::partners::sql::PARTNER_EXISTS)?.exists([partner.number()])
 }
 
-/// Reads a stored transaction kind.
-fn txn_kind(column: usize, text: &str) -> rusqlite::Result<TxnKind> {
-    TxnKind::parse(text).ok_or_else(|| conversion_error(column, BadState(text.to_owned())))
-}
-
 /// Every row of a parameterless query.
 fn collect<T>(
     conn: &Connection,
@@ -360,7 +355,7 @@ mod tests {
         use super::super::*;
 
         use crate::domain::remitter::TransferMode;
-        use crate::domain::{BillStatus, DmtCharges, DmtStatus};
+        use crate::domain::{BillStatus, DmtCharges, DmtStatus, IpAllowlist};
 
         /// Unwraps in a test, showing the error.
         pub(in crate::store::sqlite) fn ok<T, E: std::fmt::Display>(result: Result<T, E>) -> T {

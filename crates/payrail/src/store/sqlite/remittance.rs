@@ -7,7 +7,7 @@ use crate::domain::remitter::PerBank;
 use rusqlite::params_from_iter;
 
 use crate::store::remittance::{
-    beneficiary_from_row, beneficiary_values, otp_columns, remitter_from_row, remitter_values, sql, stale_otps_before,
+    beneficiary_from_row, beneficiary_values, otp_from_row, remitter_from_row, remitter_values, sql, stale_otps_before,
 };
 
 /// Deletes every text older than `?1`. One writer runs it, so a plain delete
@@ -213,26 +213,6 @@ pub(super) fn routed_since(
 ) -> rusqlite::Result<i64> {
     conn.prepare_cached(sql::ROUTE_USAGE)?
         .query_row(params![partner.number(), mobile.as_str(), bank.number(), since.unix()], |r| r.get(0))
-}
-
-/// The partner's OTP `token` for `purpose`, from [`otp_columns`].
-fn otp_from_row(
-    row: &Row<'_>,
-    partner: RegistrationId,
-    token: &str,
-    purpose: OtpPurpose,
-) -> rusqlite::Result<OtpRecord> {
-    use otp_columns as c;
-    Ok(OtpRecord {
-        token: token.to_owned(),
-        partner,
-        purpose,
-        subject: row.get(c::SUBJECT)?,
-        code_hash: row.get(c::CODE_HASH)?,
-        expires_at: Timestamp::from_unix(row.get(c::EXPIRES_AT)?),
-        attempts: row.get(c::ATTEMPTS)?,
-        used: row.get(c::USED)?,
-    })
 }
 
 #[cfg(test)]
