@@ -259,89 +259,87 @@ mod tests {
     //! These run against a real server: set `PAYRAIL_TEST_DATABASE_URL` to a
     //! role that may create databases. Each test gets a database of its own.
 
-    use super::super::tests::{
-        at, balance, debit, new_partner, note, partner, raw_sql, top_up, TestDb, P, TRANSFER_COST,
-    };
+    use super::super::tests::{at, balance, debit, note, partner, raw_sql, top_up, P, TRANSFER_COST};
     use super::*;
+    use crate::store::postgres::test_db::postgres_tests;
 
-    #[tokio::test]
-    async fn a_wallet_refuses_an_overdraft_and_keeps_its_balance() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(P))).await?;
-        assert_eq!(balance(store).await?, 0);
-        let moved = top_up(store, 10_000, 100).await?;
-        assert_eq!(moved, WalletMove { opening: Paise::ZERO, closing: Paise::new(10_000) });
-        let withdrawal = Journal::withdrawal(partner(), Paise::new(15_000), "too much".into(), at(200));
-        let refused = store.post_journal(withdrawal).await;
-        assert!(matches!(refused, Err(DebitError::InsufficientFunds { balance }) if balance.get() == 10_000));
-        let withdrawal = Journal::withdrawal(partner(), Paise::new(4_000), "some".into(), at(300));
-        assert_eq!(store.post_journal(withdrawal).await?.closing, Paise::new(6_000));
-        assert_eq!(balance(store).await?, 6_000);
-        let stranger = Journal::top_up(RegistrationId::new(999), Paise::new(1), "x".into(), at(1));
-        assert!(matches!(store.post_journal(stranger).await, Err(DebitError::UnknownPartner)));
-        assert_eq!(store.audit().await?, LedgerAudit { journals: 2, ..LedgerAudit::default() });
-        db.finish().await
-    }
+    postgres_tests!(partner: a_wallet_refuses_an_overdraft_and_keeps_its_balance, a_statement_opens_with_the_balance_at_its_start, the_audit_finds_what_raw_sql_broke);
 
-    #[tokio::test]
-    async fn a_statement_opens_with_the_balance_at_its_start() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(P))).await?;
-        top_up(store, 1_000, 100).await?;
-        top_up(store, 2_000, 200).await?;
-        store.post_journal(Journal::withdrawal(partner(), Paise::new(500), "out".into(), at(300))).await?;
-        top_up(store, 4_000, 400).await?;
-        let statement = store.wallet_statement(partner(), at(200), at(400)).await?;
-        assert_eq!(statement.opening, Paise::new(1_000));
-        let amounts: Vec<i64> = statement.lines.iter().map(|l| l.amount.get()).collect();
-        assert_eq!(amounts, vec![2_000, -500]);
-        assert_eq!(statement.closing(), Paise::new(2_500));
-        assert_eq!(statement.lines[1].memo, "out");
-        let empty = store.wallet_statement(RegistrationId::new(9), at(0), at(1_000)).await?;
-        assert_eq!((empty.opening, empty.lines.len()), (Paise::ZERO, 0));
-        db.finish().await
-    }
+    /// The bodies of the tests above, each run on a store of its own.
+    mod cases {
+        use super::*;
 
-    #[tokio::test]
-    async fn the_audit_finds_what_raw_sql_broke() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(P))).await?;
-        top_up(store, 3 * TRANSFER_COST, 100).await?;
-        let paid = debit(store, "A1").await?.record.ackno;
-        let refunded = debit(store, "A2").await?.record.ackno;
-        store.change_dmt(refunded, DmtChange::Fail, note("admin")).await?;
-        store.change_dmt(refunded, DmtChange::Refund { refund_txn_id: Some("X".into()) }, note("admin")).await?;
-        assert_eq!(store.audit().await?, LedgerAudit { journals: 4, ..LedgerAudit::default() });
+        pub(super) async fn a_wallet_refuses_an_overdraft_and_keeps_its_balance(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            assert_eq!(balance(store).await?, 0);
+            let moved = top_up(store, 10_000, 100).await?;
+            assert_eq!(moved, WalletMove { opening: Paise::ZERO, closing: Paise::new(10_000) });
+            let withdrawal = Journal::withdrawal(partner(), Paise::new(15_000), "too much".into(), at(200));
+            let refused = store.post_journal(withdrawal).await;
+            assert!(matches!(refused, Err(DebitError::InsufficientFunds { balance }) if balance.get() == 10_000));
+            let withdrawal = Journal::withdrawal(partner(), Paise::new(4_000), "some".into(), at(300));
+            assert_eq!(store.post_journal(withdrawal).await?.closing, Paise::new(6_000));
+            assert_eq!(balance(store).await?, 6_000);
+            let stranger = Journal::top_up(RegistrationId::new(999), Paise::new(1), "x".into(), at(1));
+            assert!(matches!(store.post_journal(stranger).await, Err(DebitError::UnknownPartner)));
+            assert_eq!(store.audit().await?, LedgerAudit { journals: 2, ..LedgerAudit::default() });
+            Ok(())
+        }
 
-        raw_sql(store, "UPDATE wallets SET balance = balance + 1").await?;
-        raw_sql(store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {paid}")).await?;
-        raw_sql(store, &format!("UPDATE dmt_transfers SET status = 5 WHERE ackno = {refunded}")).await?;
-        raw_sql(store, "UPDATE postings SET amount = amount + 7 WHERE id = (SELECT MIN(id) FROM postings)").await?;
-        let audit = store.audit().await?;
-        assert_eq!(audit.total, 7);
-        assert_eq!(audit.unbalanced_journals.len(), 1);
-        assert_eq!(audit.unbalanced_journals[0].1, 7);
-        let sum = 3 * TRANSFER_COST - TRANSFER_COST + 7;
-        assert_eq!(audit.wallet_mismatches, vec![(P, 2 * TRANSFER_COST + 1, sum)]);
-        assert_eq!(audit.refunds_not_paid, vec![("dmt".to_owned(), paid)]);
-        assert_eq!(audit.refunds_not_recorded, vec![("dmt".to_owned(), refunded)]);
-        assert!(audit.refunds_without_debit.is_empty() && audit.repeated_journals.is_empty());
+        pub(super) async fn a_statement_opens_with_the_balance_at_its_start(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            top_up(store, 1_000, 100).await?;
+            top_up(store, 2_000, 200).await?;
+            store.post_journal(Journal::withdrawal(partner(), Paise::new(500), "out".into(), at(300))).await?;
+            top_up(store, 4_000, 400).await?;
+            let statement = store.wallet_statement(partner(), at(200), at(400)).await?;
+            assert_eq!(statement.opening, Paise::new(1_000));
+            let amounts: Vec<i64> = statement.lines.iter().map(|l| l.amount.get()).collect();
+            assert_eq!(amounts, vec![2_000, -500]);
+            assert_eq!(statement.closing(), Paise::new(2_500));
+            assert_eq!(statement.lines[1].memo, "out");
+            let empty = store.wallet_statement(RegistrationId::new(9), at(0), at(1_000)).await?;
+            assert_eq!((empty.opening, empty.lines.len()), (Paise::ZERO, 0));
+            Ok(())
+        }
 
-        raw_sql(store, "DROP INDEX journals_once_per_txn").await?;
-        raw_sql(
-            store,
-            &format!(
-                "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) VALUES \
-                 ({P}, 'refund', 'dmt', {refunded}, 'again', 1), ({P}, 'refund', 'bbps', 77, 'none', 1)"
-            ),
-        )
-        .await?;
-        let audit = store.audit().await?;
-        assert_eq!(audit.repeated_journals, vec![("dmt".to_owned(), refunded, "refund".to_owned(), 2)]);
-        assert_eq!(audit.refunds_without_debit, vec![("bbps".to_owned(), 77)]);
-        db.finish().await
+        pub(super) async fn the_audit_finds_what_raw_sql_broke(store: &PostgresStore) -> anyhow::Result<()> {
+            top_up(store, 3 * TRANSFER_COST, 100).await?;
+            let paid = debit(store, "A1").await?.record.ackno;
+            let refunded = debit(store, "A2").await?.record.ackno;
+            store.change_dmt(refunded, DmtChange::Fail, note("admin")).await?;
+            store.change_dmt(refunded, DmtChange::Refund { refund_txn_id: Some("X".into()) }, note("admin")).await?;
+            assert_eq!(store.audit().await?, LedgerAudit { journals: 4, ..LedgerAudit::default() });
+
+            raw_sql(store, "UPDATE wallets SET balance = balance + 1").await?;
+            raw_sql(store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {paid}")).await?;
+            raw_sql(store, &format!("UPDATE dmt_transfers SET status = 5 WHERE ackno = {refunded}")).await?;
+            raw_sql(store, "UPDATE postings SET amount = amount + 7 WHERE id = (SELECT MIN(id) FROM postings)").await?;
+            let audit = store.audit().await?;
+            assert_eq!(audit.total, 7);
+            assert_eq!(audit.unbalanced_journals.len(), 1);
+            assert_eq!(audit.unbalanced_journals[0].1, 7);
+            let sum = 3 * TRANSFER_COST - TRANSFER_COST + 7;
+            assert_eq!(audit.wallet_mismatches, vec![(P, 2 * TRANSFER_COST + 1, sum)]);
+            assert_eq!(audit.refunds_not_paid, vec![("dmt".to_owned(), paid)]);
+            assert_eq!(audit.refunds_not_recorded, vec![("dmt".to_owned(), refunded)]);
+            assert!(audit.refunds_without_debit.is_empty() && audit.repeated_journals.is_empty());
+
+            raw_sql(store, "DROP INDEX journals_once_per_txn").await?;
+            raw_sql(
+                store,
+                &format!(
+                    "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) VALUES \
+                     ({P}, 'refund', 'dmt', {refunded}, 'again', 1), ({P}, 'refund', 'bbps', 77, 'none', 1)"
+                ),
+            )
+            .await?;
+            let audit = store.audit().await?;
+            assert_eq!(audit.repeated_journals, vec![("dmt".to_owned(), refunded, "refund".to_owned(), 2)]);
+            assert_eq!(audit.refunds_without_debit, vec![("bbps".to_owned(), 77)]);
+            Ok(())
+        }
     }
 }

@@ -218,71 +218,79 @@ impl LedgerStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::lifecycle::{at, audit_is_clean, ok, open, partner, raw, send, top_up};
+    use super::super::tests::lifecycle::{at, audit_is_clean, ok, raw, send, top_up};
     use super::*;
+    use crate::store::sqlite::tests::lifecycle::sqlite_tests;
 
-    #[tokio::test]
-    async fn a_withdrawal_beyond_the_balance_is_refused_and_changes_nothing() {
-        let (_dir, store) = open();
-        let p = partner(&store).await;
-        assert_eq!(ok(store.wallet_balance(p).await), Paise::ZERO);
-        assert_eq!(top_up(&store, p, 100, 1).await, WalletMove { opening: Paise::ZERO, closing: Paise::rupees(100) });
-        let over = store.post_journal(Journal::withdrawal(p, Paise::rupees(150), "x".into(), at(2))).await;
-        assert!(matches!(over, Err(DebitError::InsufficientFunds { balance }) if balance == Paise::rupees(100)));
-        assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(100));
-        let out = ok(store.post_journal(Journal::withdrawal(p, Paise::rupees(40), "x".into(), at(3))).await);
-        assert_eq!(out, WalletMove { opening: Paise::rupees(100), closing: Paise::rupees(60) });
-        let ghost = Journal::top_up(RegistrationId::new(99_999), Paise::rupees(1), "x".into(), at(4));
-        assert!(matches!(store.post_journal(ghost).await, Err(DebitError::UnknownPartner)));
-        assert_eq!(audit_is_clean(&store).await.journals, 2);
-    }
+    sqlite_tests!(partner: a_withdrawal_beyond_the_balance_is_refused_and_changes_nothing, a_statement_opens_with_earlier_postings_and_closes_on_the_balance, the_audit_finds_corruption);
 
-    #[tokio::test]
-    async fn a_statement_opens_with_earlier_postings_and_closes_on_the_balance() {
-        let (_dir, store) = open();
-        let p = partner(&store).await;
-        top_up(&store, p, 100, 1).await;
-        top_up(&store, p, 500, 5).await;
-        ok(send(&store, p, "R1", 100).await);
-        top_up(&store, p, 7, 50).await;
-        let statement = ok(store.wallet_statement(p, at(2), at(50)).await);
-        assert_eq!(statement.opening, Paise::rupees(100));
-        let amounts: Vec<_> = statement.lines.iter().map(|l| (l.purpose, l.amount)).collect();
-        assert_eq!(amounts, [(Purpose::TopUp, Paise::rupees(500)), (Purpose::Debit, Paise::rupees(-110))]);
-        assert!(matches!(statement.lines[1].txn, Some((TxnKind::Dmt, _))));
-        assert_eq!(statement.closing(), Paise::rupees(490));
-        let whole = ok(store.wallet_statement(p, at(0), at(100)).await);
-        assert_eq!((whole.opening, whole.closing()), (Paise::ZERO, ok(store.wallet_balance(p).await)));
-    }
+    /// The bodies of the tests above, each run on a store of its own.
+    mod cases {
+        use super::*;
 
-    #[tokio::test]
-    async fn the_audit_finds_corruption() {
-        let (_dir, store) = open();
-        let p = partner(&store).await;
-        top_up(&store, p, 1_000, 1).await;
-        let ackno = ok(send(&store, p, "R1", 100).await).record.ackno;
-        audit_is_clean(&store).await;
-        raw(&store, "UPDATE wallets SET balance = balance + 1");
-        raw(&store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {ackno}"));
-        // One call: `last_insert_rowid()` is per connection.
-        raw(
-            &store,
-            &format!(
-                "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) \
-                 VALUES ({}, 'refund', 'dmt', 999, 'x', 0); \
-                 INSERT INTO postings (journal_id, account, amount) VALUES (last_insert_rowid(), 'funding', 5);",
-                p.number()
-            ),
-        );
-        let audit = ok(store.audit().await);
-        let n = p.number();
-        assert_eq!(audit.total, 5);
-        assert_eq!(audit.journals, 3);
-        assert_eq!(audit.unbalanced_journals, [(3, 5)]);
-        assert_eq!(audit.wallet_mismatches, [(n, 89_001, 89_000)]);
-        assert_eq!(audit.refunds_without_debit, [("dmt".to_owned(), 999)]);
-        assert_eq!(audit.refunds_not_recorded, [("dmt".to_owned(), 999)]);
-        assert_eq!(audit.refunds_not_paid, [("dmt".to_owned(), ackno)]);
-        assert!(audit.repeated_journals.is_empty());
+        pub(super) async fn a_withdrawal_beyond_the_balance_is_refused_and_changes_nothing(
+            store: &Arc<SqliteStore>,
+            p: RegistrationId,
+        ) {
+            assert_eq!(ok(store.wallet_balance(p).await), Paise::ZERO);
+            assert_eq!(
+                top_up(&store, p, 100, 1).await,
+                WalletMove { opening: Paise::ZERO, closing: Paise::rupees(100) }
+            );
+            let over = store.post_journal(Journal::withdrawal(p, Paise::rupees(150), "x".into(), at(2))).await;
+            assert!(matches!(over, Err(DebitError::InsufficientFunds { balance }) if balance == Paise::rupees(100)));
+            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(100));
+            let out = ok(store.post_journal(Journal::withdrawal(p, Paise::rupees(40), "x".into(), at(3))).await);
+            assert_eq!(out, WalletMove { opening: Paise::rupees(100), closing: Paise::rupees(60) });
+            let ghost = Journal::top_up(RegistrationId::new(99_999), Paise::rupees(1), "x".into(), at(4));
+            assert!(matches!(store.post_journal(ghost).await, Err(DebitError::UnknownPartner)));
+            assert_eq!(audit_is_clean(&store).await.journals, 2);
+        }
+
+        pub(super) async fn a_statement_opens_with_earlier_postings_and_closes_on_the_balance(
+            store: &Arc<SqliteStore>,
+            p: RegistrationId,
+        ) {
+            top_up(&store, p, 100, 1).await;
+            top_up(&store, p, 500, 5).await;
+            ok(send(&store, p, "R1", 100).await);
+            top_up(&store, p, 7, 50).await;
+            let statement = ok(store.wallet_statement(p, at(2), at(50)).await);
+            assert_eq!(statement.opening, Paise::rupees(100));
+            let amounts: Vec<_> = statement.lines.iter().map(|l| (l.purpose, l.amount)).collect();
+            assert_eq!(amounts, [(Purpose::TopUp, Paise::rupees(500)), (Purpose::Debit, Paise::rupees(-110))]);
+            assert!(matches!(statement.lines[1].txn, Some((TxnKind::Dmt, _))));
+            assert_eq!(statement.closing(), Paise::rupees(490));
+            let whole = ok(store.wallet_statement(p, at(0), at(100)).await);
+            assert_eq!((whole.opening, whole.closing()), (Paise::ZERO, ok(store.wallet_balance(p).await)));
+        }
+
+        pub(super) async fn the_audit_finds_corruption(store: &Arc<SqliteStore>, p: RegistrationId) {
+            top_up(&store, p, 1_000, 1).await;
+            let ackno = ok(send(&store, p, "R1", 100).await).record.ackno;
+            audit_is_clean(&store).await;
+            raw(&store, "UPDATE wallets SET balance = balance + 1");
+            raw(&store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {ackno}"));
+            // One call: `last_insert_rowid()` is per connection.
+            raw(
+                &store,
+                &format!(
+                    "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) \
+                     VALUES ({}, 'refund', 'dmt', 999, 'x', 0); \
+                     INSERT INTO postings (journal_id, account, amount) VALUES (last_insert_rowid(), 'funding', 5);",
+                    p.number()
+                ),
+            );
+            let audit = ok(store.audit().await);
+            let n = p.number();
+            assert_eq!(audit.total, 5);
+            assert_eq!(audit.journals, 3);
+            assert_eq!(audit.unbalanced_journals, [(3, 5)]);
+            assert_eq!(audit.wallet_mismatches, [(n, 89_001, 89_000)]);
+            assert_eq!(audit.refunds_without_debit, [("dmt".to_owned(), 999)]);
+            assert_eq!(audit.refunds_not_recorded, [("dmt".to_owned(), 999)]);
+            assert_eq!(audit.refunds_not_paid, [("dmt".to_owned(), ackno)]);
+            assert!(audit.repeated_journals.is_empty());
+        }
     }
 }
