@@ -234,7 +234,7 @@ mod tests {
         ) {
             assert_eq!(ok(store.wallet_balance(p).await), Paise::ZERO);
             assert_eq!(
-                top_up(&store, p, 100, 1).await,
+                top_up(store, p, 100, 1).await,
                 WalletMove { opening: Paise::ZERO, closing: Paise::rupees(100) }
             );
             let over = store.post_journal(Journal::withdrawal(p, Paise::rupees(150), "x".into(), at(2))).await;
@@ -244,17 +244,17 @@ mod tests {
             assert_eq!(out, WalletMove { opening: Paise::rupees(100), closing: Paise::rupees(60) });
             let ghost = Journal::top_up(RegistrationId::new(99_999), Paise::rupees(1), "x".into(), at(4));
             assert!(matches!(store.post_journal(ghost).await, Err(DebitError::UnknownPartner)));
-            assert_eq!(audit_is_clean(&store).await.journals, 2);
+            assert_eq!(audit_is_clean(store).await.journals, 2);
         }
 
         pub(super) async fn a_statement_opens_with_earlier_postings_and_closes_on_the_balance(
             store: &Arc<SqliteStore>,
             p: RegistrationId,
         ) {
-            top_up(&store, p, 100, 1).await;
-            top_up(&store, p, 500, 5).await;
-            ok(send(&store, p, "R1", 100).await);
-            top_up(&store, p, 7, 50).await;
+            top_up(store, p, 100, 1).await;
+            top_up(store, p, 500, 5).await;
+            ok(send(store, p, "R1", 100).await);
+            top_up(store, p, 7, 50).await;
             let statement = ok(store.wallet_statement(p, at(2), at(50)).await);
             assert_eq!(statement.opening, Paise::rupees(100));
             let amounts: Vec<_> = statement.lines.iter().map(|l| (l.purpose, l.amount)).collect();
@@ -266,14 +266,14 @@ mod tests {
         }
 
         pub(super) async fn the_audit_finds_corruption(store: &Arc<SqliteStore>, p: RegistrationId) {
-            top_up(&store, p, 1_000, 1).await;
-            let ackno = ok(send(&store, p, "R1", 100).await).record.ackno;
-            audit_is_clean(&store).await;
-            raw(&store, "UPDATE wallets SET balance = balance + 1");
-            raw(&store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {ackno}"));
+            top_up(store, p, 1_000, 1).await;
+            let ackno = ok(send(store, p, "R1", 100).await).record.ackno;
+            audit_is_clean(store).await;
+            raw(store, "UPDATE wallets SET balance = balance + 1");
+            raw(store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {ackno}"));
             // One call: `last_insert_rowid()` is per connection.
             raw(
-                &store,
+                store,
                 &format!(
                     "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) \
                      VALUES ({}, 'refund', 'dmt', 999, 'x', 0); \

@@ -562,8 +562,8 @@ mod tests {
                 store: &Arc<SqliteStore>,
                 p: RegistrationId,
             ) {
-                top_up(&store, p, 1_000, 1).await;
-                let debited = ok(send(&store, p, "R1", 100).await);
+                top_up(store, p, 1_000, 1).await;
+                let debited = ok(send(store, p, "R1", 100).await);
                 assert!(debited.record.ackno > 0);
                 assert_eq!(debited.wallet, WalletMove { opening: Paise::rupees(1_000), closing: Paise::rupees(890) });
                 assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(890));
@@ -572,29 +572,29 @@ mod tests {
                 assert_eq!(stored, debited.record);
                 assert_eq!(history.len(), 1);
                 assert_eq!(ok(store.dmt_route(debited.record.ackno).await), Some(route(Bank::Bank1)));
-                assert_eq!(audit_is_clean(&store).await.journals, 2);
+                assert_eq!(audit_is_clean(store).await.journals, 2);
             }
 
             pub(super) async fn a_duplicate_reference_is_refused_and_nothing_is_debited(
                 store: &Arc<SqliteStore>,
                 p: RegistrationId,
             ) {
-                top_up(&store, p, 1_000, 1).await;
-                ok(send(&store, p, "R1", 100).await);
-                assert!(matches!(send(&store, p, "R1", 100).await, Err(DebitError::Duplicate(r)) if r == "R1"));
+                top_up(store, p, 1_000, 1).await;
+                ok(send(store, p, "R1", 100).await);
+                assert!(matches!(send(store, p, "R1", 100).await, Err(DebitError::Duplicate(r)) if r == "R1"));
                 let imported = transfer(p, "R2", 100, DmtStatus::Success);
                 ok(store.insert_dmt_batch(vec![imported], note(5), Arc::new(|_| ())).await);
-                assert!(matches!(send(&store, p, "R2", 100).await, Err(DebitError::Duplicate(_))));
+                assert!(matches!(send(store, p, "R2", 100).await, Err(DebitError::Duplicate(_))));
                 assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(890));
                 assert_eq!(ok(store.counts().await), (2, 0));
-                audit_is_clean(&store).await;
+                audit_is_clean(store).await;
             }
 
             pub(super) async fn the_monthly_limit_is_per_pipe_and_ignores_refunded_transfers(
                 store: &Arc<SqliteStore>,
                 p: RegistrationId,
             ) {
-                top_up(&store, p, 10_000, 1).await;
+                top_up(store, p, 10_000, 1).await;
                 let limit = MonthlyLimit { since: at(0), limit: Paise::rupees(150) };
                 let make = |reference: &str, bank: Bank| {
                     let t = transfer(p, reference, 100, DmtStatus::InProcess);
@@ -624,12 +624,12 @@ mod tests {
                 let refund = DmtChange::Refund { refund_txn_id: None };
                 ok(store.change_dmt(first.record.ackno, refund, note(21)).await);
                 ok(make("R3", Bank::Bank1).await);
-                audit_is_clean(&store).await;
+                audit_is_clean(store).await;
             }
 
             pub(super) async fn a_refund_credits_the_wallet_exactly_once(store: &Arc<SqliteStore>, p: RegistrationId) {
-                top_up(&store, p, 1_000, 1).await;
-                let ackno = ok(send(&store, p, "R1", 100).await).record.ackno;
+                top_up(store, p, 1_000, 1).await;
+                let ackno = ok(send(store, p, "R1", 100).await).record.ackno;
                 ok(store.change_dmt(ackno, DmtChange::Fail, note(20)).await);
                 let refund = DmtChange::Refund { refund_txn_id: None };
                 let refunded = ok(store.change_dmt(ackno, refund.clone(), note(21)).await);
@@ -644,20 +644,20 @@ mod tests {
                 ok(store.change_bill(txnid, BillChange::Fail, note(31)).await);
                 ok(store.change_bill(txnid, BillChange::Refund { refund_txn_id: Some("X1".into()) }, note(32)).await);
                 assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
-                assert_eq!(audit_is_clean(&store).await.journals, 5);
+                assert_eq!(audit_is_clean(store).await.journals, 5);
             }
 
             pub(super) async fn refunding_an_imported_transfer_moves_no_money(
                 store: &Arc<SqliteStore>,
                 p: RegistrationId,
             ) {
-                top_up(&store, p, 1_000, 1).await;
+                top_up(store, p, 1_000, 1).await;
                 let imported = transfer(p, "I1", 100, DmtStatus::Failed);
                 let ackno = ok(store.insert_dmt_batch(vec![imported], note(5), Arc::new(|_| ())).await)[0];
                 let refund = DmtChange::Refund { refund_txn_id: None };
                 ok(store.change_dmt(ackno, refund, note(6)).await);
                 assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
-                assert_eq!(audit_is_clean(&store).await.journals, 1);
+                assert_eq!(audit_is_clean(store).await.journals, 1);
             }
 
             pub(super) async fn the_writer_commits_durably_and_readers_need_not(store: &Arc<SqliteStore>) {

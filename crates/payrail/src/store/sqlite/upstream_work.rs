@@ -443,8 +443,8 @@ mod tests {
             store: &Arc<SqliteStore>,
             p: RegistrationId,
         ) {
-            top_up(&store, p, 1_000, 1).await;
-            ok(send(&store, p, "R0", 10).await);
+            top_up(store, p, 1_000, 1).await;
+            ok(send(store, p, "R0", 10).await);
             let t = transfer(p, "R1", 10, DmtStatus::InProcess);
             let make = |t| store.create_dmt_debited(t, route(Bank::Bank1), no_limit(), note(10), Some(at(40)));
             let ackno = ok(make(t.clone()).await).record.ackno;
@@ -501,8 +501,8 @@ mod tests {
             store: &Arc<SqliteStore>,
             p: RegistrationId,
         ) {
-            top_up(&store, p, 1_000, 1).await;
-            let ackno = ok(send(&store, p, "R1", 100).await).record.ackno;
+            top_up(store, p, 1_000, 1).await;
+            let ackno = ok(send(store, p, "R1", 100).await).record.ackno;
             ok(store.change_dmt(ackno, DmtChange::SentToBank, note(20)).await);
             assert!(ok(store.events(&EventFilter::default()).await).is_empty());
             assert_eq!(ok(store.callback_url(p).await), None);
@@ -553,32 +553,32 @@ mod tests {
         }
 
         pub(super) async fn claimed_events_keep_each_transactions_order(store: &Arc<SqliteStore>) {
-            let p = hooked_partner(&store).await;
-            let ids = imported(&store, p, "I", 2).await;
+            let p = hooked_partner(store).await;
+            let ids = imported(store, p, "I", 2).await;
             let (a, b) = (ids[0], ids[1]);
             ok(store.change_dmt(a, DmtChange::SentToBank, note(10)).await);
             ok(store.change_dmt(b, DmtChange::SentToBank, note(11)).await);
             ok(store.change_dmt(a, DmtChange::Success { utr: Some("U".into()) }, note(12)).await);
-            let all = event_ids(&store, EventFilter::default()).await;
+            let all = event_ids(store, EventFilter::default()).await;
             let (a1, b1, a2) = (all[2], all[1], all[0]);
-            assert!(claim_event_ids(&store, "w", 9).await.is_empty(), "nothing due yet");
-            assert_eq!(claim_event_ids(&store, "w", 12).await, [a1, b1], "a2 waits behind a1");
+            assert!(claim_event_ids(store, "w", 9).await.is_empty(), "nothing due yet");
+            assert_eq!(claim_event_ids(store, "w", 12).await, [a1, b1], "a2 waits behind a1");
             assert!(ok(store.record_attempt(attempt(a1, 1, 12), "w", EventOutcome::RetryAt(at(20))).await));
-            assert!(claim_event_ids(&store, "w", 15).await.is_empty(), "a1 is not due and a2 still waits");
-            assert_eq!(claim_event_ids(&store, "w", 20).await, [a1]);
+            assert!(claim_event_ids(store, "w", 15).await.is_empty(), "a1 is not due and a2 still waits");
+            assert_eq!(claim_event_ids(store, "w", 20).await, [a1]);
             assert!(ok(store.record_attempt(attempt(a1, 2, 20), "w", EventOutcome::Delivered).await));
-            assert_eq!(claim_event_ids(&store, "w", 20).await, [a2]);
+            assert_eq!(claim_event_ids(store, "w", 20).await, [a2]);
         }
 
         pub(super) async fn an_attempt_is_recorded_only_by_the_lease_holder_and_decides_the_state(
             store: &Arc<SqliteStore>,
         ) {
-            let p = hooked_partner(&store).await;
-            let ids = imported(&store, p, "I", 3).await;
+            let p = hooked_partner(store).await;
+            let ids = imported(store, p, "I", 3).await;
             for (i, ackno) in ids.iter().enumerate() {
                 ok(store.change_dmt(*ackno, DmtChange::SentToBank, note(10 + i as i64)).await);
             }
-            let events = claim_event_ids(&store, "w", 20).await;
+            let events = claim_event_ids(store, "w", 20).await;
             let (delivered, retried, failed) = (events[0], events[1], events[2]);
 
             assert!(!ok(store.record_attempt(attempt(delivered, 1, 21), "x", EventOutcome::Delivered).await));
@@ -607,15 +607,15 @@ mod tests {
             let (event, attempts) = ok(store.event_with_attempts(failed).await).unwrap_or_else(|| panic!("gone"));
             assert_eq!((event.state, event.attempts, event.next_attempt_at), (EventState::Failed, 1, None));
             assert_eq!(attempts, [attempt(failed, 1, 23)]);
-            assert_eq!(claim_event_ids(&store, "w", 1_000).await, [retried], "only the retry is left");
+            assert_eq!(claim_event_ids(store, "w", 1_000).await, [retried], "only the retry is left");
             assert_eq!(ok(store.event_with_attempts(99_999).await), None);
         }
 
         pub(super) async fn a_redelivered_event_is_pending_again_with_a_fresh_window(store: &Arc<SqliteStore>) {
-            let p = hooked_partner(&store).await;
-            let ackno = imported(&store, p, "I", 1).await[0];
+            let p = hooked_partner(store).await;
+            let ackno = imported(store, p, "I", 1).await[0];
             ok(store.change_dmt(ackno, DmtChange::SentToBank, note(10)).await);
-            let id = claim_event_ids(&store, "w", 10).await[0];
+            let id = claim_event_ids(store, "w", 10).await[0];
             assert!(ok(store.record_attempt(attempt(id, 1, 11), "w", EventOutcome::Delivered).await));
 
             let again = ok(store.redeliver_event(id, at(500)).await).unwrap_or_else(|| panic!("gone"));
@@ -624,12 +624,12 @@ mod tests {
                 (EventState::Pending, 1, Some(at(500)), None)
             );
             assert_eq!((again.deliver_until, again.created_at), (at(500).plus_secs(DELIVERY_WINDOW_SECS), at(10)));
-            assert_eq!(claim_event_ids(&store, "w", 500).await, [id]);
+            assert_eq!(claim_event_ids(store, "w", 500).await, [id]);
             // Redelivered while an attempt is in flight: the lease is kept,
             // nobody else claims it, and the holder's attempt is recorded.
             let in_flight = ok(store.redeliver_event(id, at(501)).await).unwrap_or_else(|| panic!("gone"));
             assert_eq!((in_flight.next_attempt_at, in_flight.redelivered_at), (Some(at(501)), Some(at(501))));
-            assert_eq!(claim_event_ids(&store, "v", 501).await, Vec::<i64>::new(), "the live lease is kept");
+            assert_eq!(claim_event_ids(store, "v", 501).await, Vec::<i64>::new(), "the live lease is kept");
             assert!(ok(store.record_attempt(attempt(id, 2, 502), "w", EventOutcome::GiveUp).await));
             let (event, attempts) = ok(store.event_with_attempts(id).await).unwrap_or_else(|| panic!("gone"));
             assert_eq!(
@@ -641,35 +641,33 @@ mod tests {
         }
 
         pub(super) async fn events_are_listed_newest_first_filtered_and_paged(store: &Arc<SqliteStore>) {
-            let p = hooked_partner(&store).await;
-            let q = hooked_partner(&store).await;
-            let mine = imported(&store, p, "P", 2).await;
-            let theirs = imported(&store, q, "Q", 1).await[0];
+            let p = hooked_partner(store).await;
+            let q = hooked_partner(store).await;
+            let mine = imported(store, p, "P", 2).await;
+            let theirs = imported(store, q, "Q", 1).await[0];
             ok(store.change_dmt(mine[0], DmtChange::SentToBank, note(10)).await);
             ok(store.change_dmt(mine[1], DmtChange::SentToBank, note(11)).await);
             ok(store.change_dmt(theirs, DmtChange::SentToBank, note(12)).await);
             ok(store.change_dmt(mine[0], DmtChange::Fail, note(13)).await);
-            let all = event_ids(&store, EventFilter::default()).await;
+            let all = event_ids(store, EventFilter::default()).await;
             assert_eq!(all.len(), 4);
             assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first: {all:?}");
             let (e4, e3, e2, e1) = (all[0], all[1], all[2], all[3]);
-            let claimed = claim_event_ids(&store, "w", 20).await;
+            let claimed = claim_event_ids(store, "w", 20).await;
             assert_eq!(claimed, [e1, e2, e3], "e4 waits behind e1");
             assert!(ok(store.record_attempt(attempt(e2, 1, 20), "w", EventOutcome::Delivered).await));
 
             let filter = EventFilter::default;
-            assert_eq!(event_ids(&store, EventFilter { partner: Some(p), ..filter() }).await, [e4, e2, e1]);
-            assert_eq!(event_ids(&store, EventFilter { state: Some(EventState::Delivered), ..filter() }).await, [e2]);
+            assert_eq!(event_ids(store, EventFilter { partner: Some(p), ..filter() }).await, [e4, e2, e1]);
+            assert_eq!(event_ids(store, EventFilter { state: Some(EventState::Delivered), ..filter() }).await, [e2]);
             let txn = Some((TxnKind::Dmt, mine[0]));
-            assert_eq!(event_ids(&store, EventFilter { txn, ..filter() }).await, [e4, e1]);
-            assert!(event_ids(&store, EventFilter { txn: Some((TxnKind::Bbps, mine[0])), ..filter() })
-                .await
-                .is_empty());
-            assert_eq!(event_ids(&store, EventFilter { before_id: Some(e4), limit: 2, ..filter() }).await, [e3, e2]);
-            assert_eq!(event_ids(&store, EventFilter { limit: 1, ..filter() }).await, [e4]);
+            assert_eq!(event_ids(store, EventFilter { txn, ..filter() }).await, [e4, e1]);
+            assert!(event_ids(store, EventFilter { txn: Some((TxnKind::Bbps, mine[0])), ..filter() }).await.is_empty());
+            assert_eq!(event_ids(store, EventFilter { before_id: Some(e4), limit: 2, ..filter() }).await, [e3, e2]);
+            assert_eq!(event_ids(store, EventFilter { limit: 1, ..filter() }).await, [e4]);
             let pending_mine =
                 EventFilter { partner: Some(p), state: Some(EventState::Pending), before_id: Some(e4), ..filter() };
-            assert_eq!(event_ids(&store, pending_mine).await, [e1]);
+            assert_eq!(event_ids(store, pending_mine).await, [e1]);
         }
     }
 }
