@@ -220,8 +220,7 @@ impl LedgerStore for PostgresStore {
         let opening = Paise::new(row.try_get(0).store_context("Failed to read the opening balance")?);
         let params: [&(dyn ToSql + Sync); 3] = [&account, &from.unix(), &to.unix()];
         let rows = query(&tx, STATEMENT_LINES, &params, "Failed to read the statement").await?;
-        let lines = rows.iter().map(statement_line).collect::<anyhow::Result<_>>();
-        let lines = lines.context("Failed to read a statement line")?;
+        let lines = decode_all(&rows, statement_line, "Failed to read a statement line")?;
         tx.commit().await.store_context("Failed to end the statement read")?;
         Ok(Statement { opening, lines })
     }
@@ -249,8 +248,7 @@ impl LedgerStore for PostgresStore {
     async fn fee_plans(&self, partner: RegistrationId) -> Result<Vec<FeePlanVersion>, StoreError> {
         let client = self.client().await?;
         let rows = query(&client, FEE_PLANS, &[&partner.number()], "Failed to read the fee plans").await?;
-        let plans = rows.iter().map(|row| fee_plan_from_row(partner, row)).collect::<anyhow::Result<_>>();
-        Ok(plans.context("Failed to read a stored fee plan")?)
+        decode_all(&rows, |row| fee_plan_from_row(partner, row), "Failed to read a stored fee plan")
     }
 }
 

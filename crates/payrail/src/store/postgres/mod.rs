@@ -241,6 +241,15 @@ async fn execute(
     client.execute(&statement, params).await.store_context(what)
 }
 
+/// Reads every row with `decode`; a row that does not decode is a fault (`what`).
+fn decode_all<T>(
+    rows: &[Row],
+    decode: impl FnMut(&Row) -> anyhow::Result<T>,
+    what: &'static str,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(decode).collect::<anyhow::Result<_>>().context(what).map_err(StoreError::Other)
+}
+
 /// A partner and, when the joined side is present, its transaction.
 fn joined<T>(row: &Row, at: fn(&Row, usize) -> anyhow::Result<T>) -> anyhow::Result<(Partner, Option<T>)> {
     let present = row.try_get::<_, Option<i64>>(PARTNER_WIDTH)?.is_some();

@@ -90,8 +90,7 @@ impl PartnerStore for PostgresStore {
     async fn list_partners(&self) -> Result<Vec<Partner>, StoreError> {
         let client = self.client().await?;
         let rows = query(&client, LIST_PARTNERS, &[], "Failed to list the partners").await?;
-        let partners = rows.iter().map(partner_from_row).collect::<anyhow::Result<_>>();
-        Ok(partners.context("Failed to read a partner")?)
+        decode_all(&rows, partner_from_row, "Failed to read a partner")
     }
 
     async fn set_partner_status(&self, id: RegistrationId, status: PartnerStatus) -> Result<bool, StoreError> {

@@ -94,8 +94,7 @@ impl RemittanceStore for PostgresStore {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &mobile.as_str()];
         let rows = query(&client, sql::BENEFICIARIES, &params, "Failed to list the beneficiaries").await?;
-        let beneficiaries = rows.iter().map(beneficiary_from_row).collect::<anyhow::Result<_>>();
-        Ok(beneficiaries.context("Failed to read a beneficiary")?)
+        decode_all(&rows, beneficiary_from_row, "Failed to read a beneficiary")
     }
 
     async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> Result<Option<Beneficiary>, StoreError> {

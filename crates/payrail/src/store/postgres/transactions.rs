@@ -223,8 +223,7 @@ impl ChangeSteps for Steps<'_, '_> {
 /// The status history of one transaction, oldest first.
 async fn history(client: &impl GenericClient, kind: TxnKind, id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
     let rows = query(client, sql::HISTORY, &[&kind.as_str(), &id], "Failed to read the status history").await?;
-    let entries = rows.iter().map(shared::decode_history).collect::<anyhow::Result<_>>();
-    entries.context("Failed to read a status history row").map_err(StoreError::Other)
+    decode_all(&rows, shared::decode_history, "Failed to read a status history row")
 }
 
 /// Records the route of a transfer made through the DMT V1 API.

@@ -67,12 +67,10 @@ impl UpstreamWorkStore for PostgresStore {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 4] = [&owner, &now.unix(), &lease_until.unix(), &i64::from(limit)];
         let rows = query(&client, CLAIM_POLLS, &params, "Failed to claim poll jobs").await?;
-        let mut jobs = rows.iter().map(poll_from_row).collect::<anyhow::Result<Vec<_>>>();
-        if let Ok(jobs) = &mut jobs {
-            // RETURNING keeps no order.
-            jobs.sort_by_key(|job| (job.due_at, job.txn_id));
-        }
-        Ok(jobs.context("Failed to read a claimed poll job")?)
+        let mut jobs = decode_all(&rows, poll_from_row, "Failed to read a claimed poll job")?;
+        // RETURNING keeps no order.
+        jobs.sort_by_key(|job| (job.due_at, job.txn_id));
+        Ok(jobs)
     }
 
     async fn finish_poll(&self, job: &PollJob, owner: &str, next: PollNext) -> Result<bool, StoreError> {
@@ -97,8 +95,7 @@ impl UpstreamWorkStore for PostgresStore {
     async fn held_polls(&self) -> Result<Vec<PollJob>, StoreError> {
         let client = self.client().await?;
         let rows = query(&client, sql::HELD_POLLS, &[], "Failed to list the held poll jobs").await?;
-        let jobs = rows.iter().map(poll_from_row).collect::<anyhow::Result<_>>();
-        Ok(jobs.context("Failed to read a held poll job")?)
+        decode_all(&rows, poll_from_row, "Failed to read a held poll job")
     }
 
     async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> Result<Option<PollJob>, StoreError> {
@@ -118,12 +115,10 @@ impl UpstreamWorkStore for PostgresStore {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 4] = [&owner, &now.unix(), &lease_until.unix(), &i64::from(limit)];
         let rows = query(&client, CLAIM_EVENTS, &params, "Failed to claim partner events").await?;
-        let mut events = rows.iter().map(event_from_row).collect::<anyhow::Result<Vec<_>>>();
-        if let Ok(events) = &mut events {
-            // RETURNING keeps no order.
-            events.sort_by_key(|event| event.id);
-        }
-        Ok(events.context("Failed to read a claimed partner event")?)
+        let mut events = decode_all(&rows, event_from_row, "Failed to read a claimed partner event")?;
+        // RETURNING keeps no order.
+        events.sort_by_key(|event| event.id);
+        Ok(events)
     }
 
     async fn record_attempt(
@@ -160,8 +155,7 @@ impl UpstreamWorkStore for PostgresStore {
         let client = self.client().await?;
         let (sql, values) = events_query(filter);
         let rows = query(&client, &sql, &bind_all(&values), "Failed to list the partner events").await?;
-        let events = rows.iter().map(event_from_row).collect::<anyhow::Result<_>>();
-        Ok(events.context("Failed to read a partner event")?)
+        decode_all(&rows, event_from_row, "Failed to read a partner event")
     }
 
     async fn event_with_attempts(&self, id: i64) -> Result<Option<(PartnerEvent, Vec<DeliveryAttempt>)>, StoreError> {
@@ -170,8 +164,7 @@ impl UpstreamWorkStore for PostgresStore {
         let row = query_opt(&tx, sql::EVENT_BY_ID, &[&id], "Failed to find the partner event").await?;
         let Some(event) = decode(row, event_from_row)? else { return Ok(None) };
         let rows = query(&tx, sql::ATTEMPTS_OF, &[&id], "Failed to read the delivery attempts").await?;
-        let attempts = rows.iter().map(attempt_from_row).collect::<anyhow::Result<_>>();
-        let attempts = attempts.context("Failed to read a delivery attempt")?;
+        let attempts = decode_all(&rows, attempt_from_row, "Failed to read a delivery attempt")?;
         tx.commit().await.store_context("Failed to end the event read")?;
         Ok(Some((event, attempts)))
     }

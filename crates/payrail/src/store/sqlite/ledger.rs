@@ -21,10 +21,7 @@ pub(super) fn require_partner(conn: &Connection, partner: RegistrationId) -> Res
 
 /// The partner's stored wallet balance (0 without a wallet row).
 fn balance(conn: &Connection, partner: RegistrationId) -> rusqlite::Result<i64> {
-    conn.prepare_cached(WALLET_BALANCE)?
-        .query_row([partner.number()], |r| r.get(0))
-        .optional()
-        .map(Option::unwrap_or_default)
+    optional_row(conn, WALLET_BALANCE, [partner.number()], |r| r.get(0)).map(Option::unwrap_or_default)
 }
 
 /// Adds `change` to the partner's wallet (creating it at 0 first) unless the
@@ -177,13 +174,15 @@ impl LedgerStore for SqliteStore {
             Ok(LedgerAudit {
                 total,
                 journals,
-                unbalanced_journals: collect(&tx, AUDIT_UNBALANCED, |r| Ok((r.get(0)?, r.get(1)?)))?,
-                wallet_mismatches: collect(&tx, AUDIT_WALLETS, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
-                repeated_journals: collect(&tx, AUDIT_REPEATED, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?,
-                refunds_without_debit: collect(&tx, AUDIT_REFUNDS_WITHOUT_DEBIT, kind_and_id)?,
-                refunds_not_recorded: collect(&tx, AUDIT_REFUNDS_NOT_RECORDED, kind_and_id)?,
-                refunds_not_paid: collect(&tx, AUDIT_REFUNDS_NOT_PAID, kind_and_id)?,
-                failed_not_refunded: collect(&tx, AUDIT_FAILED_NOT_REFUNDED, kind_and_id)?,
+                unbalanced_journals: all_rows(&tx, AUDIT_UNBALANCED, [], |r| Ok((r.get(0)?, r.get(1)?)))?,
+                wallet_mismatches: all_rows(&tx, AUDIT_WALLETS, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
+                repeated_journals: all_rows(&tx, AUDIT_REPEATED, [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?,
+                refunds_without_debit: all_rows(&tx, AUDIT_REFUNDS_WITHOUT_DEBIT, [], kind_and_id)?,
+                refunds_not_recorded: all_rows(&tx, AUDIT_REFUNDS_NOT_RECORDED, [], kind_and_id)?,
+                refunds_not_paid: all_rows(&tx, AUDIT_REFUNDS_NOT_PAID, [], kind_and_id)?,
+                failed_not_refunded: all_rows(&tx, AUDIT_FAILED_NOT_REFUNDED, [], kind_and_id)?,
             })
         })
     }

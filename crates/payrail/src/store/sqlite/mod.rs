@@ -321,20 +321,19 @@ fn all_rows<T>(
     rows.collect()
 }
 
+/// The row of a query, if it has one.
+fn optional_row<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Option<T>> {
+    conn.prepare_cached(sql)?.query_row(params, f).optional()
+}
+
 /// Whether the partner exists.
 fn partner_exists(conn: &Connection, partner: RegistrationId) -> rusqlite::Result<bool> {
     conn.prepare_cached(super::partners::sql::PARTNER_EXISTS)?.exists([partner.number()])
-}
-
-/// Every row of a parameterless query.
-fn collect<T>(
-    conn: &Connection,
-    sql: &str,
-    f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<Vec<T>> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map([], f)?;
-    rows.collect()
 }
 
 #[cfg(test)]

@@ -22,9 +22,9 @@ impl RemittanceStore for SqliteStore {
         mobile: &MobileNumber,
     ) -> Result<Option<Remitter>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(sql::FIND_REMITTER)?
-                .query_row(params![partner.number(), mobile.as_str()], |row| remitter_from_row(partner, row))
-                .optional()
+            optional_row(conn, sql::FIND_REMITTER, params![partner.number(), mobile.as_str()], |row| {
+                remitter_from_row(partner, row)
+            })
         })
     }
 
@@ -97,9 +97,7 @@ impl RemittanceStore for SqliteStore {
 
     async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> Result<Option<Beneficiary>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(sql::FIND_BENEFICIARY)?
-                .query_row(params![partner.number(), id], |row| beneficiary_from_row(row))
-                .optional()
+            optional_row(conn, sql::FIND_BENEFICIARY, params![partner.number(), id], |row| beneficiary_from_row(row))
         })
     }
 

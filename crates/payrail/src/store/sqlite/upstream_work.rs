@@ -104,11 +104,7 @@ impl UpstreamWorkStore for SqliteStore {
     }
 
     async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> Result<Option<PollJob>, StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached(sql::POLL_JOB)?
-                .query_row(params![kind.as_str(), txn_id], |row| poll_from_row(row))
-                .optional()
-        })
+        self.read(|conn| optional_row(conn, sql::POLL_JOB, params![kind.as_str(), txn_id], |row| poll_from_row(row)))
     }
 
     async fn claim_events(
