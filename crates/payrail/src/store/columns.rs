@@ -113,6 +113,12 @@ pub(crate) trait StoredRow {
     fn text(&self, at: usize) -> Result<String, Self::Error>;
     /// A text column that may be NULL.
     fn opt_text(&self, at: usize) -> Result<Option<String>, Self::Error>;
+    /// A boolean column (`BOOLEAN` on PostgreSQL, 0 or 1 on SQLite).
+    fn flag(&self, at: usize) -> Result<bool, Self::Error>;
+    /// A binary column (`BYTEA`/`BLOB`).
+    fn bytes(&self, at: usize) -> Result<Vec<u8>, Self::Error>;
+    /// A binary column (`BYTEA`/`BLOB`) that may be NULL.
+    fn opt_bytes(&self, at: usize) -> Result<Option<Vec<u8>>, Self::Error>;
     /// A text column read in place by `parse`, which refuses what it cannot
     /// read (a malformed reference, an unknown state).
     fn parsed<T, E>(&self, at: usize, parse: impl FnOnce(&str) -> Result<T, E>) -> Result<T, Self::Error>

@@ -1,7 +1,8 @@
 //! The double-entry wallet ledger (journals, postings, wallet balances and statements, the audit behind `payrail verify`) and the partners' fee plans.
 
-use super::columns::columns;
+use super::columns::{columns, BadState, StoredRow};
 use super::*;
+use crate::domain::ledger::{Purpose, StatementLine};
 
 columns! {
     /// The `journals` columns a statement line is read from (`j.`-qualified
@@ -25,6 +26,37 @@ columns! {
         PLAN = plan,
         CREATED_AT = created_at,
     }
+}
+
+/// Reads a row of [`sql::STATEMENT_LINES`], on either engine.
+pub(crate) fn statement_line<R: StoredRow>(row: &R) -> Result<StatementLine, R::Error> {
+    use statement_columns as c;
+    let txn = match (row.opt_text(c::KIND)?, row.opt_int(c::TXN_ID)?) {
+        (Some(_), Some(id)) => {
+            Some((row.parsed(c::KIND, |s| TxnKind::parse(s).ok_or_else(|| BadState(s.into())))?, id))
+        }
+        _ => None,
+    };
+    Ok(StatementLine {
+        journal_id: row.int(c::ID)?,
+        at: Timestamp::from_unix(row.int(c::AT)?),
+        purpose: row.parsed(c::PURPOSE, |s| Purpose::parse(s).ok_or_else(|| BadState(s.into())))?,
+        txn,
+        memo: row.text(c::MEMO)?,
+        amount: Paise::new(row.int(statement_columns::WIDTH)?),
+    })
+}
+
+/// Reads a row of [`sql::FEE_PLANS`] (a plan of `partner`), on either engine.
+pub(crate) fn fee_plan_from_row<R: StoredRow>(partner: RegistrationId, row: &R) -> Result<FeePlanVersion, R::Error> {
+    use fee_plan_columns as c;
+    Ok(FeePlanVersion {
+        partner,
+        version: row.int(c::VERSION)?,
+        effective_from: Timestamp::from_unix(row.int(c::EFFECTIVE_FROM)?),
+        plan: row.parsed(c::PLAN, FeePlan::from_json)?,
+        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
+    })
 }
 
 /// The ledger's SQL that both engines run as it is. Parameters are `$n` and

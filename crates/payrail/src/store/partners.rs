@@ -1,6 +1,8 @@
 //! Partners and their credentials: registration, status, token secrets, the master key check, token `reqid` replay windows, callback URLs and callback signing secrets.
 
-use super::columns::columns;
+use std::convert::Infallible;
+
+use super::columns::{columns, StoredRow};
 use super::*;
 
 columns! {
@@ -20,6 +22,30 @@ columns! {
 }
 pub(crate) use partner_list;
 pub(crate) use partner_list_p;
+
+/// Reads a row of the partner columns ([`partner_columns`]), on either engine.
+pub(crate) fn partner_from_row<R: StoredRow>(row: &R) -> Result<Partner, R::Error> {
+    partner_at(row, 0)
+}
+
+/// Reads the partner columns starting at column `base` of a joined row, on either engine.
+pub(crate) fn partner_at<R: StoredRow>(row: &R, base: usize) -> Result<Partner, R::Error> {
+    use partner_columns as c;
+    let previous = row.opt_bytes(base + c::PREVIOUS_SECRET)?.zip(row.opt_int(base + c::PREVIOUS_SECRET_UNTIL)?);
+    // An unknown status must not grant access.
+    let status = |text: &str| Ok::<_, Infallible>(PartnerStatus::from_stored(text).unwrap_or(PartnerStatus::Suspended));
+    Ok(Partner {
+        registration_id: RegistrationId::new(row.int(base + c::ID)?),
+        name: row.text(base + c::NAME)?,
+        status: row.parsed(base + c::STATUS, status)?,
+        require_token: row.flag(base + c::REQUIRE_TOKEN)?,
+        allowlist: row.parsed(base + c::ALLOW_IPS, IpAllowlist::from_stored)?,
+        secret: SealedSecret(row.bytes(base + c::SECRET)?),
+        previous_secret: previous.map(|(secret, until)| (SealedSecret(secret), Timestamp::from_unix(until))),
+        authorised_key_hash: row.opt_bytes(base + c::AUTHORISED_KEY_HASH)?,
+        created_at: Timestamp::from_unix(row.int(base + c::CREATED_AT)?),
+    })
+}
 
 /// The partners' SQL that both engines run as it is. Parameters are `$n`
 /// and first appear in order (`$1` before `$2`): SQLite numbers `$n`

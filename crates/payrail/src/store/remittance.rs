@@ -44,6 +44,26 @@ pub(crate) fn remitter_from_row<R: StoredRow>(partner: RegistrationId, row: &R) 
     })
 }
 
+/// The partner's OTP `token` for `purpose`, from [`otp_columns`], on either engine.
+pub(crate) fn otp_from_row<R: StoredRow>(
+    row: &R,
+    partner: RegistrationId,
+    token: &str,
+    purpose: OtpPurpose,
+) -> Result<OtpRecord, R::Error> {
+    use otp_columns as c;
+    Ok(OtpRecord {
+        token: token.to_owned(),
+        partner,
+        purpose,
+        subject: row.text(c::SUBJECT)?,
+        code_hash: row.bytes(c::CODE_HASH)?,
+        expires_at: Timestamp::from_unix(row.int(c::EXPIRES_AT)?),
+        attempts: row.int(c::ATTEMPTS)?,
+        used: row.flag(c::USED)?,
+    })
+}
+
 /// A beneficiary from [`beneficiary_columns`], on either engine.
 pub(crate) fn beneficiary_from_row<R: StoredRow>(row: &R) -> Result<Beneficiary, R::Error> {
     use beneficiary_columns as c;

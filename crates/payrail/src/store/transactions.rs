@@ -231,67 +231,88 @@ pub(crate) trait TxnTable: Sized + Send + Sync + 'static {
     fn decode<R: StoredRow>(row: &R, base: usize) -> Result<Self, R::Error>;
 }
 
-/// The SQL constants of a [`TxnTable`] impl, written once for both tables
-/// from the table's name, its id column, its column list and the column
-/// holding its state's reference (`utr`, `operator_ref`).
-macro_rules! txn_table_sql {
-    ($table:literal, $id:literal, $columns:expr, $reference:literal) => {
+/// What the two [`TxnTable`] impls share but for names, written once: the
+/// kind, change type and width; the SQL constants from the table's name,
+/// its id column, its column list and the column holding its state's
+/// reference (`utr`, `operator_ref`, a field of the same name); the
+/// accessors; and [`TxnTable::changed_values`], the state stored through
+/// `stored` (`code` or `name`).
+macro_rules! txn_table_common {
+    (
+        kind: $kind:ident, change: $change:ident, status: $status:ident, stored: $stored:ident,
+        table: $table:literal, id: $id:ident, columns: $columns:expr, width: $width:expr, reference: $reference:ident,
+        needs_polling: $needs_polling:path, payload: $payload:path $(,)?
+    ) => {
+        type Change = $change;
+        const KIND: TxnKind = TxnKind::$kind;
+        const WIDTH: usize = $width;
         const TABLE: &'static str = $table;
-        const ID: &'static str = $id;
-        const BY_ID: &'static str = concat!("SELECT ", $columns, " FROM ", $table, " WHERE ", $id, " = $1");
+        const ID: &'static str = stringify!($id);
+        const BY_ID: &'static str = concat!("SELECT ", $columns, " FROM ", $table, " WHERE ", stringify!($id), " = $1");
         const FOR_UPDATE: &'static str =
-            concat!("SELECT ", $columns, " FROM ", $table, " WHERE ", $id, " = $1 FOR UPDATE");
+            concat!("SELECT ", $columns, " FROM ", $table, " WHERE ", stringify!($id), " = $1 FOR UPDATE");
         const REFERENCE_TAKEN: &'static str =
             concat!("SELECT 1 FROM ", $table, " WHERE partner_id = $1 AND reference_id = $2");
-        const ID_TAKEN: &'static str = concat!("SELECT EXISTS (SELECT 1 FROM ", $table, " WHERE ", $id, " = $1)");
+        const ID_TAKEN: &'static str =
+            concat!("SELECT EXISTS (SELECT 1 FROM ", $table, " WHERE ", stringify!($id), " = $1)");
         const UPDATE: &'static str = concat!(
             "UPDATE ",
             $table,
             " SET status = $1, ",
-            $reference,
+            stringify!($reference),
             " = $2, refund_txn_id = $3, refunded_at = $4, updated_at = $5 WHERE ",
-            $id,
+            stringify!($id),
             " = $6"
         );
+
+        fn id(&self) -> i64 {
+            self.$id
+        }
+        fn partner(&self) -> RegistrationId {
+            self.partner
+        }
+        fn reference(&self) -> &ReferenceId {
+            &self.reference
+        }
+        fn status_name(&self) -> &'static str {
+            self.status.name()
+        }
+        fn is_refunded(&self) -> bool {
+            self.status == $status::Refunded
+        }
+        fn needs_polling(&self) -> bool {
+            $needs_polling(self)
+        }
+        fn apply(&mut self, change: &$change, at: Timestamp) -> Result<(), ForbiddenTransition> {
+            Self::apply(self, change, at)
+        }
+        fn missing_refund_id(change: &mut $change) -> Option<&mut Option<String>> {
+            match change {
+                $change::Refund { refund_txn_id: missing @ None } => Some(missing),
+                _ => None,
+            }
+        }
+        fn event_payload(&self, at: Timestamp) -> String {
+            $payload(self, at)
+        }
+        fn changed_values(&self) -> [Value<'_>; 4] {
+            [
+                self.status.$stored().into(),
+                (&self.$reference).into(),
+                (&self.refund_txn_id).into(),
+                self.refunded_at.map(Timestamp::unix).into(),
+            ]
+        }
     };
 }
 
 impl TxnTable for DmtTransfer {
-    type Change = DmtChange;
-    const KIND: TxnKind = TxnKind::Dmt;
-    const WIDTH: usize = dmt_column::WIDTH;
-    txn_table_sql!("dmt_transfers", "ackno", dmt_columns!(), "utr");
+    txn_table_common! {
+        kind: Dmt, change: DmtChange, status: DmtStatus, stored: code,
+        table: "dmt_transfers", id: ackno, columns: dmt_columns!(), width: dmt_column::WIDTH, reference: utr,
+        needs_polling: upstream::dmt_needs_polling, payload: event::dmt_payload,
+    }
 
-    fn id(&self) -> i64 {
-        self.ackno
-    }
-    fn partner(&self) -> RegistrationId {
-        self.partner
-    }
-    fn reference(&self) -> &ReferenceId {
-        &self.reference
-    }
-    fn status_name(&self) -> &'static str {
-        self.status.name()
-    }
-    fn is_refunded(&self) -> bool {
-        self.status == DmtStatus::Refunded
-    }
-    fn needs_polling(&self) -> bool {
-        upstream::dmt_needs_polling(self)
-    }
-    fn apply(&mut self, change: &DmtChange, at: Timestamp) -> Result<(), ForbiddenTransition> {
-        DmtTransfer::apply(self, change, at)
-    }
-    fn missing_refund_id(change: &mut DmtChange) -> Option<&mut Option<String>> {
-        match change {
-            DmtChange::Refund { refund_txn_id: missing @ None } => Some(missing),
-            _ => None,
-        }
-    }
-    fn event_payload(&self, at: Timestamp) -> String {
-        event::dmt_payload(self, at)
-    }
     fn values(&self) -> Vec<Value<'_>> {
         let c = &self.charges;
         vec![
@@ -310,14 +331,6 @@ impl TxnTable for DmtTransfer {
             c.tds.get().into(),
             c.net_commission.get().into(),
             self.created_at.unix().into(),
-            (&self.refund_txn_id).into(),
-            self.refunded_at.map(Timestamp::unix).into(),
-        ]
-    }
-    fn changed_values(&self) -> [Value<'_>; 4] {
-        [
-            self.status.code().into(),
-            (&self.utr).into(),
             (&self.refund_txn_id).into(),
             self.refunded_at.map(Timestamp::unix).into(),
         ]
@@ -350,41 +363,12 @@ impl TxnTable for DmtTransfer {
 }
 
 impl TxnTable for BillPayment {
-    type Change = BillChange;
-    const KIND: TxnKind = TxnKind::Bbps;
-    const WIDTH: usize = bill_column::WIDTH;
-    txn_table_sql!("bill_payments", "txnid", bill_columns!(), "operator_ref");
+    txn_table_common! {
+        kind: Bbps, change: BillChange, status: BillStatus, stored: name,
+        table: "bill_payments", id: txnid, columns: bill_columns!(), width: bill_column::WIDTH, reference: operator_ref,
+        needs_polling: upstream::bill_needs_polling, payload: event::bill_payload,
+    }
 
-    fn id(&self) -> i64 {
-        self.txnid
-    }
-    fn partner(&self) -> RegistrationId {
-        self.partner
-    }
-    fn reference(&self) -> &ReferenceId {
-        &self.reference
-    }
-    fn status_name(&self) -> &'static str {
-        self.status.name()
-    }
-    fn is_refunded(&self) -> bool {
-        self.status == BillStatus::Refunded
-    }
-    fn needs_polling(&self) -> bool {
-        upstream::bill_needs_polling(self)
-    }
-    fn apply(&mut self, change: &BillChange, at: Timestamp) -> Result<(), ForbiddenTransition> {
-        BillPayment::apply(self, change, at)
-    }
-    fn missing_refund_id(change: &mut BillChange) -> Option<&mut Option<String>> {
-        match change {
-            BillChange::Refund { refund_txn_id: missing @ None } => Some(missing),
-            _ => None,
-        }
-    }
-    fn event_payload(&self, at: Timestamp) -> String {
-        event::bill_payload(self, at)
-    }
     fn values(&self) -> Vec<Value<'_>> {
         vec![
             self.txnid.into(),
@@ -401,14 +385,6 @@ impl TxnTable for BillPayment {
             self.status.name().into(),
             (&self.operator_ref).into(),
             self.created_at.unix().into(),
-            (&self.refund_txn_id).into(),
-            self.refunded_at.map(Timestamp::unix).into(),
-        ]
-    }
-    fn changed_values(&self) -> [Value<'_>; 4] {
-        [
-            self.status.name().into(),
-            (&self.operator_ref).into(),
             (&self.refund_txn_id).into(),
             self.refunded_at.map(Timestamp::unix).into(),
         ]

@@ -25,6 +25,18 @@ impl StoredRow for Row {
         Ok(self.try_get(at)?)
     }
 
+    fn flag(&self, at: usize) -> anyhow::Result<bool> {
+        Ok(self.try_get(at)?)
+    }
+
+    fn bytes(&self, at: usize) -> anyhow::Result<Vec<u8>> {
+        Ok(self.try_get(at)?)
+    }
+
+    fn opt_bytes(&self, at: usize) -> anyhow::Result<Option<Vec<u8>>> {
+        Ok(self.try_get(at)?)
+    }
+
     fn parsed<T, E>(&self, at: usize, parse: impl FnOnce(&str) -> Result<T, E>) -> anyhow::Result<T>
     where
         E: std::error::Error + Send + Sync + 'static,

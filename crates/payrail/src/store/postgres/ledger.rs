@@ -8,7 +8,7 @@
 
 use super::*;
 use crate::store::ledger::sql::*;
-use crate::store::ledger::{fee_plan_columns as plan_col, statement_columns as line_col};
+use crate::store::ledger::{fee_plan_from_row, statement_line};
 
 /// Writes journal `$1`'s postings: accounts `$2`, amounts `$3`, in one
 /// statement. (The arrays go through `UNNEST`; SQLite writes a row a statement.)
@@ -110,35 +110,6 @@ pub(super) async fn pay_back(tx: &Transaction<'_>, kind: TxnKind, id: i64, at: T
             Err(StoreError::Other(anyhow::anyhow!("the refund of {} {id} would overdraw the wallet", kind.as_str())))
         }
     }
-}
-
-/// Reads a row of [`FEE_PLANS`].
-fn fee_plan_from_row(partner: RegistrationId, row: &Row) -> anyhow::Result<FeePlanVersion> {
-    Ok(FeePlanVersion {
-        partner,
-        version: row.try_get(plan_col::VERSION)?,
-        effective_from: Timestamp::from_unix(row.try_get(plan_col::EFFECTIVE_FROM)?),
-        plan: FeePlan::from_json(row.try_get(plan_col::PLAN)?)?,
-        created_at: Timestamp::from_unix(row.try_get(plan_col::CREATED_AT)?),
-    })
-}
-
-/// Reads a row of [`STATEMENT_LINES`].
-fn statement_line(row: &Row) -> anyhow::Result<StatementLine> {
-    let purpose: &str = row.try_get(line_col::PURPOSE)?;
-    let kind: Option<&str> = row.try_get(line_col::KIND)?;
-    let txn = match (kind, row.try_get::<_, Option<i64>>(line_col::TXN_ID)?) {
-        (Some(kind), Some(id)) => Some((TxnKind::parse(kind).ok_or_else(|| BadState(kind.to_owned()))?, id)),
-        _ => None,
-    };
-    Ok(StatementLine {
-        journal_id: row.try_get(line_col::ID)?,
-        at: Timestamp::from_unix(row.try_get(line_col::AT)?),
-        purpose: Purpose::parse(purpose).ok_or_else(|| BadState(purpose.to_owned()))?,
-        txn,
-        memo: row.try_get(line_col::MEMO)?,
-        amount: Paise::new(row.try_get(line_col::WIDTH)?),
-    })
 }
 
 /// Runs an audit query and reads each of its rows with `read`.
@@ -249,8 +220,7 @@ impl LedgerStore for PostgresStore {
         let opening = Paise::new(row.try_get(0).store_context("Failed to read the opening balance")?);
         let params: [&(dyn ToSql + Sync); 3] = [&account, &from.unix(), &to.unix()];
         let rows = query(&tx, STATEMENT_LINES, &params, "Failed to read the statement").await?;
-        let lines = rows.iter().map(statement_line).collect::<anyhow::Result<_>>();
-        let lines = lines.context("Failed to read a statement line")?;
+        let lines = decode_all(&rows, statement_line, "Failed to read a statement line")?;
         tx.commit().await.store_context("Failed to end the statement read")?;
         Ok(Statement { opening, lines })
     }
@@ -278,8 +248,7 @@ impl LedgerStore for PostgresStore {
     async fn fee_plans(&self, partner: RegistrationId) -> Result<Vec<FeePlanVersion>, StoreError> {
         let client = self.client().await?;
         let rows = query(&client, FEE_PLANS, &[&partner.number()], "Failed to read the fee plans").await?;
-        let plans = rows.iter().map(|row| fee_plan_from_row(partner, row)).collect::<anyhow::Result<_>>();
-        Ok(plans.context("Failed to read a stored fee plan")?)
+        decode_all(&rows, |row| fee_plan_from_row(partner, row), "Failed to read a stored fee plan")
     }
 }
 
@@ -288,89 +257,87 @@ mod tests {
     //! These run against a real server: set `PAYRAIL_TEST_DATABASE_URL` to a
     //! role that may create databases. Each test gets a database of its own.
 
-    use super::super::tests::{
-        at, balance, debit, new_partner, note, partner, raw_sql, top_up, TestDb, P, TRANSFER_COST,
-    };
+    use super::super::tests::{at, balance, debit, note, partner, raw_sql, top_up, P, TRANSFER_COST};
     use super::*;
+    use crate::store::postgres::test_db::postgres_tests;
 
-    #[tokio::test]
-    async fn a_wallet_refuses_an_overdraft_and_keeps_its_balance() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(P))).await?;
-        assert_eq!(balance(store).await?, 0);
-        let moved = top_up(store, 10_000, 100).await?;
-        assert_eq!(moved, WalletMove { opening: Paise::ZERO, closing: Paise::new(10_000) });
-        let withdrawal = Journal::withdrawal(partner(), Paise::new(15_000), "too much".into(), at(200));
-        let refused = store.post_journal(withdrawal).await;
-        assert!(matches!(refused, Err(DebitError::InsufficientFunds { balance }) if balance.get() == 10_000));
-        let withdrawal = Journal::withdrawal(partner(), Paise::new(4_000), "some".into(), at(300));
-        assert_eq!(store.post_journal(withdrawal).await?.closing, Paise::new(6_000));
-        assert_eq!(balance(store).await?, 6_000);
-        let stranger = Journal::top_up(RegistrationId::new(999), Paise::new(1), "x".into(), at(1));
-        assert!(matches!(store.post_journal(stranger).await, Err(DebitError::UnknownPartner)));
-        assert_eq!(store.audit().await?, LedgerAudit { journals: 2, ..LedgerAudit::default() });
-        db.finish().await
-    }
+    postgres_tests!(partner: a_wallet_refuses_an_overdraft_and_keeps_its_balance, a_statement_opens_with_the_balance_at_its_start, the_audit_finds_what_raw_sql_broke);
 
-    #[tokio::test]
-    async fn a_statement_opens_with_the_balance_at_its_start() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(P))).await?;
-        top_up(store, 1_000, 100).await?;
-        top_up(store, 2_000, 200).await?;
-        store.post_journal(Journal::withdrawal(partner(), Paise::new(500), "out".into(), at(300))).await?;
-        top_up(store, 4_000, 400).await?;
-        let statement = store.wallet_statement(partner(), at(200), at(400)).await?;
-        assert_eq!(statement.opening, Paise::new(1_000));
-        let amounts: Vec<i64> = statement.lines.iter().map(|l| l.amount.get()).collect();
-        assert_eq!(amounts, vec![2_000, -500]);
-        assert_eq!(statement.closing(), Paise::new(2_500));
-        assert_eq!(statement.lines[1].memo, "out");
-        let empty = store.wallet_statement(RegistrationId::new(9), at(0), at(1_000)).await?;
-        assert_eq!((empty.opening, empty.lines.len()), (Paise::ZERO, 0));
-        db.finish().await
-    }
+    /// The bodies of the tests above, each run on a store of its own.
+    mod cases {
+        use super::*;
 
-    #[tokio::test]
-    async fn the_audit_finds_what_raw_sql_broke() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(P))).await?;
-        top_up(store, 3 * TRANSFER_COST, 100).await?;
-        let paid = debit(store, "A1").await?.record.ackno;
-        let refunded = debit(store, "A2").await?.record.ackno;
-        store.change_dmt(refunded, DmtChange::Fail, note("admin")).await?;
-        store.change_dmt(refunded, DmtChange::Refund { refund_txn_id: Some("X".into()) }, note("admin")).await?;
-        assert_eq!(store.audit().await?, LedgerAudit { journals: 4, ..LedgerAudit::default() });
+        pub(super) async fn a_wallet_refuses_an_overdraft_and_keeps_its_balance(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            assert_eq!(balance(store).await?, 0);
+            let moved = top_up(store, 10_000, 100).await?;
+            assert_eq!(moved, WalletMove { opening: Paise::ZERO, closing: Paise::new(10_000) });
+            let withdrawal = Journal::withdrawal(partner(), Paise::new(15_000), "too much".into(), at(200));
+            let refused = store.post_journal(withdrawal).await;
+            assert!(matches!(refused, Err(DebitError::InsufficientFunds { balance }) if balance.get() == 10_000));
+            let withdrawal = Journal::withdrawal(partner(), Paise::new(4_000), "some".into(), at(300));
+            assert_eq!(store.post_journal(withdrawal).await?.closing, Paise::new(6_000));
+            assert_eq!(balance(store).await?, 6_000);
+            let stranger = Journal::top_up(RegistrationId::new(999), Paise::new(1), "x".into(), at(1));
+            assert!(matches!(store.post_journal(stranger).await, Err(DebitError::UnknownPartner)));
+            assert_eq!(store.audit().await?, LedgerAudit { journals: 2, ..LedgerAudit::default() });
+            Ok(())
+        }
 
-        raw_sql(store, "UPDATE wallets SET balance = balance + 1").await?;
-        raw_sql(store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {paid}")).await?;
-        raw_sql(store, &format!("UPDATE dmt_transfers SET status = 5 WHERE ackno = {refunded}")).await?;
-        raw_sql(store, "UPDATE postings SET amount = amount + 7 WHERE id = (SELECT MIN(id) FROM postings)").await?;
-        let audit = store.audit().await?;
-        assert_eq!(audit.total, 7);
-        assert_eq!(audit.unbalanced_journals.len(), 1);
-        assert_eq!(audit.unbalanced_journals[0].1, 7);
-        let sum = 3 * TRANSFER_COST - TRANSFER_COST + 7;
-        assert_eq!(audit.wallet_mismatches, vec![(P, 2 * TRANSFER_COST + 1, sum)]);
-        assert_eq!(audit.refunds_not_paid, vec![("dmt".to_owned(), paid)]);
-        assert_eq!(audit.refunds_not_recorded, vec![("dmt".to_owned(), refunded)]);
-        assert!(audit.refunds_without_debit.is_empty() && audit.repeated_journals.is_empty());
+        pub(super) async fn a_statement_opens_with_the_balance_at_its_start(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            top_up(store, 1_000, 100).await?;
+            top_up(store, 2_000, 200).await?;
+            store.post_journal(Journal::withdrawal(partner(), Paise::new(500), "out".into(), at(300))).await?;
+            top_up(store, 4_000, 400).await?;
+            let statement = store.wallet_statement(partner(), at(200), at(400)).await?;
+            assert_eq!(statement.opening, Paise::new(1_000));
+            let amounts: Vec<i64> = statement.lines.iter().map(|l| l.amount.get()).collect();
+            assert_eq!(amounts, vec![2_000, -500]);
+            assert_eq!(statement.closing(), Paise::new(2_500));
+            assert_eq!(statement.lines[1].memo, "out");
+            let empty = store.wallet_statement(RegistrationId::new(9), at(0), at(1_000)).await?;
+            assert_eq!((empty.opening, empty.lines.len()), (Paise::ZERO, 0));
+            Ok(())
+        }
 
-        raw_sql(store, "DROP INDEX journals_once_per_txn").await?;
-        raw_sql(
-            store,
-            &format!(
-                "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) VALUES \
-                 ({P}, 'refund', 'dmt', {refunded}, 'again', 1), ({P}, 'refund', 'bbps', 77, 'none', 1)"
-            ),
-        )
-        .await?;
-        let audit = store.audit().await?;
-        assert_eq!(audit.repeated_journals, vec![("dmt".to_owned(), refunded, "refund".to_owned(), 2)]);
-        assert_eq!(audit.refunds_without_debit, vec![("bbps".to_owned(), 77)]);
-        db.finish().await
+        pub(super) async fn the_audit_finds_what_raw_sql_broke(store: &PostgresStore) -> anyhow::Result<()> {
+            top_up(store, 3 * TRANSFER_COST, 100).await?;
+            let paid = debit(store, "A1").await?.record.ackno;
+            let refunded = debit(store, "A2").await?.record.ackno;
+            store.change_dmt(refunded, DmtChange::Fail, note("admin")).await?;
+            store.change_dmt(refunded, DmtChange::Refund { refund_txn_id: Some("X".into()) }, note("admin")).await?;
+            assert_eq!(store.audit().await?, LedgerAudit { journals: 4, ..LedgerAudit::default() });
+
+            raw_sql(store, "UPDATE wallets SET balance = balance + 1").await?;
+            raw_sql(store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {paid}")).await?;
+            raw_sql(store, &format!("UPDATE dmt_transfers SET status = 5 WHERE ackno = {refunded}")).await?;
+            raw_sql(store, "UPDATE postings SET amount = amount + 7 WHERE id = (SELECT MIN(id) FROM postings)").await?;
+            let audit = store.audit().await?;
+            assert_eq!(audit.total, 7);
+            assert_eq!(audit.unbalanced_journals.len(), 1);
+            assert_eq!(audit.unbalanced_journals[0].1, 7);
+            let sum = 3 * TRANSFER_COST - TRANSFER_COST + 7;
+            assert_eq!(audit.wallet_mismatches, vec![(P, 2 * TRANSFER_COST + 1, sum)]);
+            assert_eq!(audit.refunds_not_paid, vec![("dmt".to_owned(), paid)]);
+            assert_eq!(audit.refunds_not_recorded, vec![("dmt".to_owned(), refunded)]);
+            assert!(audit.refunds_without_debit.is_empty() && audit.repeated_journals.is_empty());
+
+            raw_sql(store, "DROP INDEX journals_once_per_txn").await?;
+            raw_sql(
+                store,
+                &format!(
+                    "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) VALUES \
+                     ({P}, 'refund', 'dmt', {refunded}, 'again', 1), ({P}, 'refund', 'bbps', 77, 'none', 1)"
+                ),
+            )
+            .await?;
+            let audit = store.audit().await?;
+            assert_eq!(audit.repeated_journals, vec![("dmt".to_owned(), refunded, "refund".to_owned(), 2)]);
+            assert_eq!(audit.refunds_without_debit, vec![("bbps".to_owned(), 77)]);
+            Ok(())
+        }
     }
 }

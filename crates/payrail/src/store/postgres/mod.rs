@@ -63,14 +63,13 @@ use crate::domain::event::{
     self, CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
 };
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
-use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
+use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, TEXT_DAY_SECS};
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::txn_id::TxnNumbers;
 use crate::domain::{
-    BillPayment, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner, PartnerStatus, RegistrationId, Timestamp,
-    TxnKind,
+    BillPayment, DmtTransfer, HistoryEntry, Paise, Partner, PartnerStatus, RegistrationId, Timestamp, TxnKind,
 };
 use ledger::{charge_wallet, insert_journal, pay_back};
 use partners::{partner_at, PARTNER_WIDTH};
@@ -229,6 +228,15 @@ prepared!(
     execute -> u64
 );
 
+/// Reads every row with `decode`; a row that does not decode is a fault (`what`).
+fn decode_all<T>(
+    rows: &[Row],
+    decode: impl FnMut(&Row) -> anyhow::Result<T>,
+    what: &'static str,
+) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(decode).collect::<anyhow::Result<_>>().context(what).map_err(StoreError::Other)
+}
+
 /// Decodes the row, if any; a row that does not decode is a fault.
 fn decode<T>(row: Option<Row>, from_row: fn(&Row) -> anyhow::Result<T>) -> Result<Option<T>, StoreError> {
     row.as_ref().map(from_row).transpose().context("Failed to read a stored row").map_err(StoreError::Other)
@@ -377,82 +385,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_debited_transfer_takes_amount_and_charge_once_per_reference() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(P))).await?;
-        let refused = debit(store, "D1").await;
-        assert!(matches!(refused, Err(DebitError::InsufficientFunds { balance }) if balance == Paise::ZERO));
-        top_up(store, 2 * TRANSFER_COST + 5, 100).await?;
-        let debited = debit(store, "D1").await?;
-        assert!(debited.record.ackno > 0);
-        assert_eq!(debited.wallet.opening.get() - debited.wallet.closing.get(), TRANSFER_COST);
-        assert_eq!(store.dmt_route(debited.record.ackno).await?, Some(route(Bank::Bank1)?));
-        let (stored, history) =
-            store.dmt_with_history(debited.record.ackno).await?.ok_or_else(|| anyhow::anyhow!("missing"))?;
-        assert_eq!(stored, debited.record);
-        assert_eq!(history.len(), 1);
-
-        assert!(matches!(debit(store, "D1").await, Err(DebitError::Duplicate(r)) if r == "D1"));
-        assert_eq!(balance(store).await?, TRANSFER_COST + 5);
-        assert_eq!(store.counts().await?, (1, 0));
-
-        let mut client = store.pool.get().await?;
-        let tx = client.transaction().await?;
-        let journal = debit_journal(&tx, TxnKind::Dmt, debited.record.ackno).await?;
-        assert!(journal.is_some_and(|j| j.is_balanced() && j.wallet_change().get() == -TRANSFER_COST));
-        drop(tx);
-
-        let bill = store.create_bill_debited(bill(P, 0, "B1")?, note("api"), None).await?;
-        assert_eq!(bill.wallet.closing.get(), TRANSFER_COST + 5 - 25_000);
-        let dup = store.create_bill_debited(self::bill(P, 0, "B1")?, note("api"), None).await;
-        assert!(matches!(dup, Err(DebitError::Duplicate(_))));
-        let stranger = store.create_bill_debited(self::bill(999, 0, "B2")?, note("api"), None).await;
-        assert!(matches!(stranger, Err(DebitError::UnknownPartner)));
-        let audit = store.audit().await?;
-        assert_eq!(audit, LedgerAudit { journals: 3, ..LedgerAudit::default() });
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn the_monthly_limit_counts_the_pipe_since_the_month_began() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(P))).await?;
-        top_up(store, 10 * TRANSFER_COST, 100).await?;
-        let limit = MonthlyLimit { since: at(1_600_000_000), limit: Paise::rupees(1_500) };
-        let send = |reference: &str, bank: Bank| {
-            let transfer = transfer(P, 0, reference);
-            let route = route(bank);
-            let limit = limit.clone();
-            async move { anyhow::Ok(store.create_dmt_debited(transfer?, route?, limit, note("api"), None).await) }
-        };
-        send("L1", Bank::Bank1).await??;
-        let refused = send("L2", Bank::Bank1).await?;
-        assert!(matches!(refused, Err(DebitError::MonthlyLimit { remaining }) if remaining == Paise::rupees(500)));
-        assert_eq!(balance(store).await?, 9 * TRANSFER_COST);
-        send("L3", Bank::Bank2).await??;
-        let mobile = MobileNumber::parse("9876543210")?;
-        let usage = store.remitter_usage(partner(), &mobile, at(1_600_000_000)).await?;
-        assert_eq!(
-            usage,
-            crate::domain::remitter::PerBank {
-                bank1: Paise::rupees(1_000),
-                bank2: Paise::rupees(1_000),
-                bank3: Paise::ZERO
-            }
-        );
-        // Transfers before `since` do not count; refunded ones neither.
-        assert_eq!(
-            store.remitter_usage(partner(), &mobile, at(1_700_000_000)).await?,
-            crate::domain::remitter::PerBank::default()
-        );
-        raw_sql(store, "UPDATE dmt_transfers SET status = 0 WHERE reference_id = 'L1'").await?;
-        send("L4", Bank::Bank1).await??;
-        db.finish().await
-    }
-
-    #[tokio::test]
     async fn concurrent_debits_never_overdraw_the_wallet() -> anyhow::Result<()> {
         let Some(db) = TestDb::create().await? else { return Ok(()) };
         db.store.insert_partner(new_partner(Some(P))).await?;
@@ -512,42 +444,118 @@ mod tests {
         db.finish().await
     }
 
-    #[tokio::test]
-    async fn a_refund_credits_the_wallet_exactly_once() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(P))).await?;
-        top_up(store, TRANSFER_COST + 100_000, 100).await?;
-        let ackno = debit(store, "R1").await?.record.ackno;
-        assert_eq!(balance(store).await?, 100_000);
-        store.change_dmt(ackno, DmtChange::Fail, note("admin")).await?;
-        assert_eq!(balance(store).await?, 100_000);
-        let refund = DmtChange::Refund { refund_txn_id: None };
-        let refunded = store.change_dmt(ackno, refund.clone(), note("admin")).await?;
-        assert_eq!(refunded.status, DmtStatus::Refunded);
-        assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);
-        let again = store.change_dmt(ackno, refund.clone(), note("admin")).await;
-        assert!(matches!(again, Err(ChangeError::Forbidden(_))));
-        assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);
+    postgres_tests!(partner: a_debited_transfer_takes_amount_and_charge_once_per_reference, the_monthly_limit_counts_the_pipe_since_the_month_began, a_refund_credits_the_wallet_exactly_once);
 
-        // An imported transfer was never paid from the wallet: no money moves.
-        let imported = store.insert_dmt_batch(vec![transfer(P, 0, "IMP")?], note("import"), no_progress()).await?[0];
-        store.change_dmt(imported, DmtChange::Fail, note("admin")).await?;
-        store.change_dmt(imported, refund, note("admin")).await?;
-        assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);
+    /// The bodies of the tests above, each run on a store of its own.
+    mod cases {
+        use super::*;
 
-        let txnid = store.create_bill_debited(bill(P, 0, "B1")?, note("api"), None).await?.record.txnid;
-        store.change_bill(txnid, BillChange::Fail, note("admin")).await?;
-        store.change_bill(txnid, BillChange::Refund { refund_txn_id: Some("R-1".into()) }, note("admin")).await?;
-        assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);
+        pub(super) async fn a_debited_transfer_takes_amount_and_charge_once_per_reference(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            let refused = debit(store, "D1").await;
+            assert!(matches!(refused, Err(DebitError::InsufficientFunds { balance }) if balance == Paise::ZERO));
+            top_up(store, 2 * TRANSFER_COST + 5, 100).await?;
+            let debited = debit(store, "D1").await?;
+            assert!(debited.record.ackno > 0);
+            assert_eq!(debited.wallet.opening.get() - debited.wallet.closing.get(), TRANSFER_COST);
+            assert_eq!(store.dmt_route(debited.record.ackno).await?, Some(route(Bank::Bank1)?));
+            let (stored, history) =
+                store.dmt_with_history(debited.record.ackno).await?.ok_or_else(|| anyhow::anyhow!("missing"))?;
+            assert_eq!(stored, debited.record);
+            assert_eq!(history.len(), 1);
 
-        let statement = store.wallet_statement(partner(), at(0), at(i64::MAX)).await?;
-        let purposes: Vec<Purpose> = statement.lines.iter().map(|l| l.purpose).collect();
-        let expected = [Purpose::TopUp, Purpose::Debit, Purpose::Refund, Purpose::Debit, Purpose::Refund];
-        assert_eq!(purposes, expected);
-        assert_eq!(statement.lines[2].txn, Some((TxnKind::Dmt, ackno)));
-        assert_eq!(statement.closing().get(), TRANSFER_COST + 100_000);
-        assert_eq!(store.audit().await?, LedgerAudit { journals: 5, ..LedgerAudit::default() });
-        db.finish().await
+            assert!(matches!(debit(store, "D1").await, Err(DebitError::Duplicate(r)) if r == "D1"));
+            assert_eq!(balance(store).await?, TRANSFER_COST + 5);
+            assert_eq!(store.counts().await?, (1, 0));
+
+            let mut client = store.pool.get().await?;
+            let tx = client.transaction().await?;
+            let journal = debit_journal(&tx, TxnKind::Dmt, debited.record.ackno).await?;
+            assert!(journal.is_some_and(|j| j.is_balanced() && j.wallet_change().get() == -TRANSFER_COST));
+            drop(tx);
+
+            let bill = store.create_bill_debited(bill(P, 0, "B1")?, note("api"), None).await?;
+            assert_eq!(bill.wallet.closing.get(), TRANSFER_COST + 5 - 25_000);
+            let dup = store.create_bill_debited(self::bill(P, 0, "B1")?, note("api"), None).await;
+            assert!(matches!(dup, Err(DebitError::Duplicate(_))));
+            let stranger = store.create_bill_debited(self::bill(999, 0, "B2")?, note("api"), None).await;
+            assert!(matches!(stranger, Err(DebitError::UnknownPartner)));
+            let audit = store.audit().await?;
+            assert_eq!(audit, LedgerAudit { journals: 3, ..LedgerAudit::default() });
+            Ok(())
+        }
+
+        pub(super) async fn the_monthly_limit_counts_the_pipe_since_the_month_began(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            top_up(store, 10 * TRANSFER_COST, 100).await?;
+            let limit = MonthlyLimit { since: at(1_600_000_000), limit: Paise::rupees(1_500) };
+            let send = |reference: &str, bank: Bank| {
+                let transfer = transfer(P, 0, reference);
+                let route = route(bank);
+                let limit = limit.clone();
+                async move { anyhow::Ok(store.create_dmt_debited(transfer?, route?, limit, note("api"), None).await) }
+            };
+            send("L1", Bank::Bank1).await??;
+            let refused = send("L2", Bank::Bank1).await?;
+            assert!(matches!(refused, Err(DebitError::MonthlyLimit { remaining }) if remaining == Paise::rupees(500)));
+            assert_eq!(balance(store).await?, 9 * TRANSFER_COST);
+            send("L3", Bank::Bank2).await??;
+            let mobile = MobileNumber::parse("9876543210")?;
+            let usage = store.remitter_usage(partner(), &mobile, at(1_600_000_000)).await?;
+            assert_eq!(
+                usage,
+                crate::domain::remitter::PerBank {
+                    bank1: Paise::rupees(1_000),
+                    bank2: Paise::rupees(1_000),
+                    bank3: Paise::ZERO
+                }
+            );
+            // Transfers before `since` do not count; refunded ones neither.
+            assert_eq!(
+                store.remitter_usage(partner(), &mobile, at(1_700_000_000)).await?,
+                crate::domain::remitter::PerBank::default()
+            );
+            raw_sql(store, "UPDATE dmt_transfers SET status = 0 WHERE reference_id = 'L1'").await?;
+            send("L4", Bank::Bank1).await??;
+            Ok(())
+        }
+
+        pub(super) async fn a_refund_credits_the_wallet_exactly_once(store: &PostgresStore) -> anyhow::Result<()> {
+            top_up(store, TRANSFER_COST + 100_000, 100).await?;
+            let ackno = debit(store, "R1").await?.record.ackno;
+            assert_eq!(balance(store).await?, 100_000);
+            store.change_dmt(ackno, DmtChange::Fail, note("admin")).await?;
+            assert_eq!(balance(store).await?, 100_000);
+            let refund = DmtChange::Refund { refund_txn_id: None };
+            let refunded = store.change_dmt(ackno, refund.clone(), note("admin")).await?;
+            assert_eq!(refunded.status, DmtStatus::Refunded);
+            assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);
+            let again = store.change_dmt(ackno, refund.clone(), note("admin")).await;
+            assert!(matches!(again, Err(ChangeError::Forbidden(_))));
+            assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);
+
+            // An imported transfer was never paid from the wallet: no money moves.
+            let imported =
+                store.insert_dmt_batch(vec![transfer(P, 0, "IMP")?], note("import"), no_progress()).await?[0];
+            store.change_dmt(imported, DmtChange::Fail, note("admin")).await?;
+            store.change_dmt(imported, refund, note("admin")).await?;
+            assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);
+
+            let txnid = store.create_bill_debited(bill(P, 0, "B1")?, note("api"), None).await?.record.txnid;
+            store.change_bill(txnid, BillChange::Fail, note("admin")).await?;
+            store.change_bill(txnid, BillChange::Refund { refund_txn_id: Some("R-1".into()) }, note("admin")).await?;
+            assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);
+
+            let statement = store.wallet_statement(partner(), at(0), at(i64::MAX)).await?;
+            let purposes: Vec<Purpose> = statement.lines.iter().map(|l| l.purpose).collect();
+            let expected = [Purpose::TopUp, Purpose::Debit, Purpose::Refund, Purpose::Debit, Purpose::Refund];
+            assert_eq!(purposes, expected);
+            assert_eq!(statement.lines[2].txn, Some((TxnKind::Dmt, ackno)));
+            assert_eq!(statement.closing().get(), TRANSFER_COST + 100_000);
+            assert_eq!(store.audit().await?, LedgerAudit { journals: 5, ..LedgerAudit::default() });
+            Ok(())
+        }
     }
 }

@@ -5,6 +5,7 @@
 use super::*;
 use crate::store::partners::partner_columns as col;
 use crate::store::partners::sql::*;
+pub(super) use crate::store::partners::{partner_at, partner_from_row};
 
 /// How many partner columns a joined row starts with: where its transaction starts.
 pub(super) const PARTNER_WIDTH: usize = col::WIDTH;
@@ -26,29 +27,6 @@ const CLEAR_CALLBACK: &str = "WITH cleared AS (DELETE FROM partner_callbacks WHE
      cancelled AS (UPDATE partner_events SET state = 'cancelled', next_attempt_at = NULL \
      WHERE partner_id = $1 AND state = 'pending') \
      SELECT EXISTS (SELECT 1 FROM partners WHERE id = $1)";
-
-/// Reads a row of the partner columns ([`crate::store::partners::partner_list`]).
-pub(super) fn partner_from_row(row: &Row) -> anyhow::Result<Partner> {
-    partner_at(row, 0)
-}
-
-/// Reads the partner columns starting at column `base` of a joined row.
-pub(super) fn partner_at(row: &Row, base: usize) -> anyhow::Result<Partner> {
-    let previous: Option<Vec<u8>> = row.try_get(base + col::PREVIOUS_SECRET)?;
-    let previous_until: Option<i64> = row.try_get(base + col::PREVIOUS_SECRET_UNTIL)?;
-    Ok(Partner {
-        registration_id: RegistrationId::new(row.try_get(base + col::ID)?),
-        name: row.try_get(base + col::NAME)?,
-        // An unknown status must not grant access.
-        status: PartnerStatus::from_stored(row.try_get(base + col::STATUS)?).unwrap_or(PartnerStatus::Suspended),
-        require_token: row.try_get(base + col::REQUIRE_TOKEN)?,
-        allowlist: IpAllowlist::from_stored(row.try_get(base + col::ALLOW_IPS)?)?,
-        secret: SealedSecret(row.try_get(base + col::SECRET)?),
-        previous_secret: previous.zip(previous_until).map(|(s, t)| (SealedSecret(s), Timestamp::from_unix(t))),
-        authorised_key_hash: row.try_get(base + col::AUTHORISED_KEY_HASH)?,
-        created_at: Timestamp::from_unix(row.try_get(base + col::CREATED_AT)?),
-    })
-}
 
 /// The next free partner number above 1000. The table lock makes two
 /// instances adding partners at once queue rather than pick the same number.
@@ -87,8 +65,7 @@ impl PartnerStore for PostgresStore {
     async fn list_partners(&self) -> Result<Vec<Partner>, StoreError> {
         let client = self.client().await?;
         let rows = query(&client, LIST_PARTNERS, &[], "Failed to list the partners").await?;
-        let partners = rows.iter().map(partner_from_row).collect::<anyhow::Result<_>>();
-        Ok(partners.context("Failed to read a partner")?)
+        decode_all(&rows, partner_from_row, "Failed to read a partner")
     }
 
     async fn set_partner_status(&self, id: RegistrationId, status: PartnerStatus) -> Result<bool, StoreError> {
@@ -211,42 +188,51 @@ mod tests {
     //! These run against a real server: set `PAYRAIL_TEST_DATABASE_URL` to a
     //! role that may create databases. Each test gets a database of its own.
 
-    use super::super::tests::{new_partner, TestDb};
+    use super::super::tests::new_partner;
     use super::*;
+    use crate::store::postgres::test_db::postgres_tests;
 
-    #[tokio::test]
-    async fn partners_are_numbered_above_1000_unless_a_number_is_given() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        assert_eq!(store.insert_partner(new_partner(Some(554))).await?.registration_id.number(), 554);
-        assert_eq!(store.insert_partner(new_partner(None)).await?.registration_id.number(), 1001);
-        assert_eq!(store.insert_partner(new_partner(None)).await?.registration_id.number(), 1002);
-        let found = store.find_partner(RegistrationId::new(554)).await?;
-        assert!(found.is_some_and(|p| p.require_token && p.secret.0 == vec![1, 2, 3]));
-        assert!(store.set_partner_status(RegistrationId::new(1001), PartnerStatus::Suspended).await?);
-        assert!(!store.set_partner_status(RegistrationId::new(9), PartnerStatus::Suspended).await?);
-        let until = Timestamp::from_unix(1_700_000_000);
-        assert!(store.rotate_partner_secret(RegistrationId::new(554), SealedSecret(vec![9]), until).await?);
-        let partners = store.list_partners().await?;
-        let numbers: Vec<i64> = partners.iter().map(|p| p.registration_id.number()).collect();
-        assert_eq!(numbers, vec![554, 1001, 1002]);
-        assert_eq!(partners[1].status, PartnerStatus::Suspended);
-        assert_eq!(partners[0].secret, SealedSecret(vec![9]));
-        assert_eq!(partners[0].previous_secret, Some((SealedSecret(vec![1, 2, 3]), until)));
-        db.finish().await
-    }
+    postgres_tests!(
+        partners_are_numbered_above_1000_unless_a_number_is_given,
+        a_reqid_is_a_replay_until_the_cutoff_passes_it
+    );
 
-    #[tokio::test]
-    async fn a_reqid_is_a_replay_until_the_cutoff_passes_it() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        let partner = RegistrationId::new(554);
-        let at = Timestamp::from_unix;
-        assert!(store.remember_reqid(partner, "q1", at(1_000), at(700)).await?);
-        assert!(!store.remember_reqid(partner, "q1", at(1_100), at(800)).await?);
-        assert!(store.remember_reqid(RegistrationId::new(555), "q1", at(1_100), at(800)).await?);
-        assert!(store.remember_reqid(partner, "q1", at(2_000), at(1_500)).await?);
-        assert!(!store.remember_reqid(partner, "q1", at(2_001), at(1_501)).await?);
-        db.finish().await
+    /// The bodies of the tests above, each run on a store of its own.
+    mod cases {
+        use super::*;
+
+        pub(super) async fn partners_are_numbered_above_1000_unless_a_number_is_given(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            assert_eq!(store.insert_partner(new_partner(Some(554))).await?.registration_id.number(), 554);
+            assert_eq!(store.insert_partner(new_partner(None)).await?.registration_id.number(), 1001);
+            assert_eq!(store.insert_partner(new_partner(None)).await?.registration_id.number(), 1002);
+            let found = store.find_partner(RegistrationId::new(554)).await?;
+            assert!(found.is_some_and(|p| p.require_token && p.secret.0 == vec![1, 2, 3]));
+            assert!(store.set_partner_status(RegistrationId::new(1001), PartnerStatus::Suspended).await?);
+            assert!(!store.set_partner_status(RegistrationId::new(9), PartnerStatus::Suspended).await?);
+            let until = Timestamp::from_unix(1_700_000_000);
+            assert!(store.rotate_partner_secret(RegistrationId::new(554), SealedSecret(vec![9]), until).await?);
+            let partners = store.list_partners().await?;
+            let numbers: Vec<i64> = partners.iter().map(|p| p.registration_id.number()).collect();
+            assert_eq!(numbers, vec![554, 1001, 1002]);
+            assert_eq!(partners[1].status, PartnerStatus::Suspended);
+            assert_eq!(partners[0].secret, SealedSecret(vec![9]));
+            assert_eq!(partners[0].previous_secret, Some((SealedSecret(vec![1, 2, 3]), until)));
+            Ok(())
+        }
+
+        pub(super) async fn a_reqid_is_a_replay_until_the_cutoff_passes_it(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            let partner = RegistrationId::new(554);
+            let at = Timestamp::from_unix;
+            assert!(store.remember_reqid(partner, "q1", at(1_000), at(700)).await?);
+            assert!(!store.remember_reqid(partner, "q1", at(1_100), at(800)).await?);
+            assert!(store.remember_reqid(RegistrationId::new(555), "q1", at(1_100), at(800)).await?);
+            assert!(store.remember_reqid(partner, "q1", at(2_000), at(1_500)).await?);
+            assert!(!store.remember_reqid(partner, "q1", at(2_001), at(1_501)).await?);
+            Ok(())
+        }
     }
 }

@@ -7,7 +7,7 @@ use super::columns::bind_all;
 use super::*;
 use crate::domain::remitter::PerBank;
 use crate::store::remittance::{
-    beneficiary_from_row, beneficiary_values, otp_columns, otp_list, remitter_from_row, remitter_values, sql,
+    beneficiary_from_row, beneficiary_values, otp_from_row, otp_list, remitter_from_row, remitter_values, sql,
     stale_otps_before,
 };
 
@@ -94,8 +94,7 @@ impl RemittanceStore for PostgresStore {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &mobile.as_str()];
         let rows = query(&client, sql::BENEFICIARIES, &params, "Failed to list the beneficiaries").await?;
-        let beneficiaries = rows.iter().map(beneficiary_from_row).collect::<anyhow::Result<_>>();
-        Ok(beneficiaries.context("Failed to read a beneficiary")?)
+        decode_all(&rows, beneficiary_from_row, "Failed to read a beneficiary")
     }
 
     async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> Result<Option<Beneficiary>, StoreError> {
@@ -180,96 +179,89 @@ impl RemittanceStore for PostgresStore {
     }
 }
 
-/// The partner's OTP `token` for `purpose`, from [`otp_columns`].
-fn otp_from_row(row: &Row, partner: RegistrationId, token: &str, purpose: OtpPurpose) -> anyhow::Result<OtpRecord> {
-    use otp_columns as c;
-    Ok(OtpRecord {
-        token: token.to_owned(),
-        partner,
-        purpose,
-        subject: row.try_get(c::SUBJECT)?,
-        code_hash: row.try_get(c::CODE_HASH)?,
-        expires_at: Timestamp::from_unix(row.try_get(c::EXPIRES_AT)?),
-        attempts: row.try_get(c::ATTEMPTS)?,
-        used: row.try_get(c::USED)?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{at, new_partner, partner, TestDb, P};
+    use super::super::tests::{at, partner};
     use super::*;
     use crate::domain::remitter::{AccountNumber, Ifsc};
+    use crate::store::postgres::test_db::postgres_tests;
 
-    #[tokio::test]
-    async fn an_otp_is_accepted_once() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        let now = at(1_000);
-        let issued = OtpRecord::issue(partner(), OtpPurpose::Transfer, "s1".into(), "tok".into(), "123456".into(), now);
-        store.insert_otp(issued.record).await?;
-        let check = |token: &'static str, purpose: OtpPurpose, code: &'static str| {
-            store.check_otp(partner(), token, purpose, code, now)
-        };
-        assert_eq!(check("tok", OtpPurpose::Transfer, "000000").await?, OtpCheck::Wrong(2));
-        assert_eq!(check("tok", OtpPurpose::Refund, "123456").await?, OtpCheck::Unknown);
-        assert_eq!(check("nope", OtpPurpose::Transfer, "123456").await?, OtpCheck::Unknown);
-        assert_eq!(
-            store.check_otp(RegistrationId::new(9), "tok", OtpPurpose::Transfer, "123456", now).await?,
-            OtpCheck::Unknown
-        );
-        assert_eq!(check("tok", OtpPurpose::Transfer, "123456").await?, OtpCheck::Accepted("s1".into()));
-        assert_eq!(check("tok", OtpPurpose::Transfer, "123456").await?, OtpCheck::Spent);
-        db.finish().await
-    }
+    postgres_tests!(an_otp_is_accepted_once);
+    postgres_tests!(partner: fee_plans_remitters_and_beneficiaries_round_trip);
 
-    #[tokio::test]
-    async fn fee_plans_remitters_and_beneficiaries_round_trip() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(P))).await?;
-        let plan = FeePlan::default_plan();
-        assert_eq!(store.insert_fee_plan(partner(), at(10), plan.clone(), at(5)).await?.version, 1);
-        assert_eq!(store.insert_fee_plan(partner(), at(20), plan.clone(), at(6)).await?.version, 2);
-        let unknown = store.insert_fee_plan(RegistrationId::new(9), at(10), plan.clone(), at(5)).await;
-        assert!(matches!(unknown, Err(DebitError::UnknownPartner)));
-        let plans = store.fee_plans(partner()).await?;
-        assert_eq!(plans.iter().map(|p| (p.version, p.effective_from.unix())).collect::<Vec<_>>(), [(1, 10), (2, 20)]);
-        assert_eq!(plans[1].plan, plan);
+    /// The bodies of the tests above, each run on a store of its own.
+    mod cases {
+        use super::*;
 
-        let mobile = MobileNumber::parse("9876543210")?;
-        let remitter = Remitter {
-            partner: partner(),
-            mobile: mobile.clone(),
-            first_name: Some("Asha".into()),
-            last_name: None,
-            kyc_id: "K1".into(),
-            created_at: at(7),
-        };
-        assert!(store.insert_remitter(remitter.clone()).await?);
-        assert!(!store.insert_remitter(remitter.clone()).await?);
-        assert_eq!(store.find_remitter(partner(), &mobile).await?, Some(remitter));
-        let new = |name: &str| -> anyhow::Result<Beneficiary> {
-            Ok(Beneficiary {
-                id: 0,
+        pub(super) async fn an_otp_is_accepted_once(store: &PostgresStore) -> anyhow::Result<()> {
+            let now = at(1_000);
+            let issued =
+                OtpRecord::issue(partner(), OtpPurpose::Transfer, "s1".into(), "tok".into(), "123456".into(), now);
+            store.insert_otp(issued.record).await?;
+            let check = |token: &'static str, purpose: OtpPurpose, code: &'static str| {
+                store.check_otp(partner(), token, purpose, code, now)
+            };
+            assert_eq!(check("tok", OtpPurpose::Transfer, "000000").await?, OtpCheck::Wrong(2));
+            assert_eq!(check("tok", OtpPurpose::Refund, "123456").await?, OtpCheck::Unknown);
+            assert_eq!(check("nope", OtpPurpose::Transfer, "123456").await?, OtpCheck::Unknown);
+            assert_eq!(
+                store.check_otp(RegistrationId::new(9), "tok", OtpPurpose::Transfer, "123456", now).await?,
+                OtpCheck::Unknown
+            );
+            assert_eq!(check("tok", OtpPurpose::Transfer, "123456").await?, OtpCheck::Accepted("s1".into()));
+            assert_eq!(check("tok", OtpPurpose::Transfer, "123456").await?, OtpCheck::Spent);
+            Ok(())
+        }
+
+        pub(super) async fn fee_plans_remitters_and_beneficiaries_round_trip(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            let plan = FeePlan::default_plan();
+            assert_eq!(store.insert_fee_plan(partner(), at(10), plan.clone(), at(5)).await?.version, 1);
+            assert_eq!(store.insert_fee_plan(partner(), at(20), plan.clone(), at(6)).await?.version, 2);
+            let unknown = store.insert_fee_plan(RegistrationId::new(9), at(10), plan.clone(), at(5)).await;
+            assert!(matches!(unknown, Err(DebitError::UnknownPartner)));
+            let plans = store.fee_plans(partner()).await?;
+            assert_eq!(
+                plans.iter().map(|p| (p.version, p.effective_from.unix())).collect::<Vec<_>>(),
+                [(1, 10), (2, 20)]
+            );
+            assert_eq!(plans[1].plan, plan);
+
+            let mobile = MobileNumber::parse("9876543210")?;
+            let remitter = Remitter {
                 partner: partner(),
-                remitter: mobile.clone(),
-                name: name.into(),
-                account: AccountNumber::parse("123456789")?,
-                ifsc: Ifsc::parse("SBIN0001234")?,
-                bank_name: None,
-                created_at: at(8),
-            })
-        };
-        let first = store.insert_beneficiary(new("One")?).await?.map_err(|id| anyhow::anyhow!("refused: {id}"))?;
-        assert_eq!(store.insert_beneficiary(new("Again")?).await?, Err(first.id));
-        let other = Beneficiary { account: AccountNumber::parse("987654321")?, ..new("Two")? };
-        let second = store.insert_beneficiary(other).await?.map_err(|id| anyhow::anyhow!("refused: {id}"))?;
-        assert_eq!(store.find_beneficiary(partner(), first.id).await?, Some(first.clone()));
-        assert!(store.delete_beneficiary(partner(), &mobile, first.id).await?);
-        assert!(!store.delete_beneficiary(partner(), &mobile, first.id).await?);
-        assert_eq!(store.find_beneficiary(partner(), first.id).await?, None);
-        assert_eq!(store.beneficiaries(partner(), &mobile).await?, vec![second]);
-        db.finish().await
+                mobile: mobile.clone(),
+                first_name: Some("Asha".into()),
+                last_name: None,
+                kyc_id: "K1".into(),
+                created_at: at(7),
+            };
+            assert!(store.insert_remitter(remitter.clone()).await?);
+            assert!(!store.insert_remitter(remitter.clone()).await?);
+            assert_eq!(store.find_remitter(partner(), &mobile).await?, Some(remitter));
+            let new = |name: &str| -> anyhow::Result<Beneficiary> {
+                Ok(Beneficiary {
+                    id: 0,
+                    partner: partner(),
+                    remitter: mobile.clone(),
+                    name: name.into(),
+                    account: AccountNumber::parse("123456789")?,
+                    ifsc: Ifsc::parse("SBIN0001234")?,
+                    bank_name: None,
+                    created_at: at(8),
+                })
+            };
+            let first = store.insert_beneficiary(new("One")?).await?.map_err(|id| anyhow::anyhow!("refused: {id}"))?;
+            assert_eq!(store.insert_beneficiary(new("Again")?).await?, Err(first.id));
+            let other = Beneficiary { account: AccountNumber::parse("987654321")?, ..new("Two")? };
+            let second = store.insert_beneficiary(other).await?.map_err(|id| anyhow::anyhow!("refused: {id}"))?;
+            assert_eq!(store.find_beneficiary(partner(), first.id).await?, Some(first.clone()));
+            assert!(store.delete_beneficiary(partner(), &mobile, first.id).await?);
+            assert!(!store.delete_beneficiary(partner(), &mobile, first.id).await?);
+            assert_eq!(store.find_beneficiary(partner(), first.id).await?, None);
+            assert_eq!(store.beneficiaries(partner(), &mobile).await?, vec![second]);
+            Ok(())
+        }
     }
 }

@@ -40,4 +40,30 @@ impl TestDb {
     }
 }
 
+/// Declares each named test: on a fresh database (a SKIP without a server)
+/// it runs `cases::<name>(&store)`, the test's body, then drops the
+/// database. After `partner:`, the database first gets partner
+/// [`P`](super::tests::P).
+macro_rules! postgres_tests {
+    (partner: $($name:ident),+ $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() -> anyhow::Result<()> {
+            use $crate::store::postgres::{test_db, tests::P};
+            let Some(db) = test_db::TestDb::create().await? else { return Ok(()) };
+            db.store.insert_partner(test_db::new_partner(Some(P))).await?;
+            cases::$name(&db.store).await?;
+            db.finish().await
+        }
+    )+};
+    ($($name:ident),+ $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() -> anyhow::Result<()> {
+            let Some(db) = $crate::store::postgres::test_db::TestDb::create().await? else { return Ok(()) };
+            cases::$name(&db.store).await?;
+            db.finish().await
+        }
+    )+};
+}
+pub(super) use postgres_tests;
+
 pub(super) use crate::store::transactions::conformance::{bill, new_partner, no_progress, note, transfer, transfers};

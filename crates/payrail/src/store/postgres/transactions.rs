@@ -233,8 +233,7 @@ impl ChangeSteps for Steps<'_, '_> {
 /// The status history of one transaction, oldest first.
 async fn history(client: &impl GenericClient, kind: TxnKind, id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
     let rows = query(client, sql::HISTORY, &[&kind.as_str(), &id], "Failed to read the status history").await?;
-    let entries = rows.iter().map(shared::decode_history).collect::<anyhow::Result<_>>();
-    entries.context("Failed to read a status history row").map_err(StoreError::Other)
+    decode_all(&rows, shared::decode_history, "Failed to read a status history row")
 }
 
 /// Records the route of a transfer made through the DMT V1 API.
@@ -255,114 +254,8 @@ mod tests {
 
     use super::super::test_db::*;
     use super::*;
+    use crate::store::postgres::test_db::postgres_tests;
     use crate::store::transactions::conformance;
-
-    #[tokio::test]
-    async fn a_batch_keeps_explicit_ids_and_numbers_the_rest_in_the_nine_digit_range() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(554))).await?;
-        let rows =
-            vec![transfer(554, 0, "A")?, transfer(554, 500, "B")?, transfer(554, 0, "C")?, transfer(554, 7, "D")?];
-        let ids = store.insert_dmt_batch(rows, note("import"), no_progress()).await?;
-        let nine_digits = |id: i64| (100_000_000..=999_999_999).contains(&id);
-        assert!(nine_digits(ids[0]) && nine_digits(ids[2]) && ids[0] != ids[2], "{ids:?}");
-        assert_eq!((ids[1], ids[3]), (500, 7));
-        let more = store.insert_dmt_batch(vec![transfer(554, 0, "E")?], note("import"), no_progress()).await?;
-        assert!(nine_digits(more[0]) && !ids.contains(&more[0]), "{more:?}");
-        let found = store.lookup_dmt(RegistrationId::new(554), "B").await?.and_then(|(_, t)| t);
-        assert_eq!(found.map(|t| t.ackno), Some(500));
-        assert_eq!(store.lookup_dmt(RegistrationId::new(554), "Z").await?.and_then(|(_, t)| t), None);
-        assert_eq!(store.counts().await?, (5, 0));
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn a_large_batch_reports_progress_and_returns_ids_in_row_order() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(554))).await?;
-        let mut rows = transfers(554, "R", 12_000)?;
-        rows[6_000].ackno = 1_000_000;
-        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let recorder = Arc::clone(&seen);
-        let progress: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| {
-            if let Ok(mut seen) = recorder.lock() {
-                seen.push(n);
-            }
-        });
-        let ids = store.insert_dmt_batch(rows, note("import"), progress).await?;
-        assert_eq!(ids[6_000], 1_000_000);
-        assert!(ids.iter().enumerate().all(|(i, id)| i == 6_000 || (100_000_000..1_000_000_000).contains(id)));
-        assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
-        let seen = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
-        assert_eq!(seen, vec![5_000, 10_000, 12_000]);
-        let found = store.lookup_dmt(RegistrationId::new(554), "R11999").await?.and_then(|(_, t)| t);
-        assert_eq!(found.map(|t| t.ackno), Some(ids[11_999]));
-        let history = store.dmt_with_history(ids[11_999]).await?.map(|(_, h)| h);
-        assert_eq!(history.map(|h| h.len()), Some(1));
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn a_duplicate_reference_names_its_row_and_nothing_is_inserted() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(554))).await?;
-        let old = store.insert_dmt_batch(transfers(554, "OLD", 3)?, note("import"), no_progress()).await?;
-
-        let mut rows = transfers(554, "NEW", 12_000)?;
-        rows[10_500] = transfer(554, 0, "OLD1")?;
-        let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
-        assert!(matches!(error, Err(InsertError::Duplicate { index: 10_500, ref reference }) if reference == "OLD1"));
-
-        let mut rows = transfers(554, "NEW", 12_000)?;
-        rows[7_000] = transfer(554, 0, "NEW2")?;
-        let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
-        assert!(matches!(error, Err(InsertError::Duplicate { index: 7_000, ref reference }) if reference == "NEW2"));
-
-        let rows = vec![transfer(554, 0, "X")?, transfer(554, old[0], "Y")?];
-        let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
-        assert!(matches!(error, Err(InsertError::Duplicate { index: 1, ref reference }) if reference == "Y"));
-
-        let rows = vec![transfer(554, 0, "X")?, transfer(999, 0, "Y")?];
-        let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
-        assert!(matches!(error, Err(InsertError::UnknownPartner { index: 1, partner }) if partner.number() == 999));
-
-        assert_eq!(store.counts().await?, (3, 0));
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn a_reference_taken_by_a_concurrent_insert_still_names_its_row() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(554))).await?;
-        let mut other = store.pool.get().await?;
-        let racer = other.transaction().await?;
-        racer
-            .batch_execute(
-                "INSERT INTO dmt_transfers (partner_id, reference_id, amount, account, status, customer_charge, \
-                 provider_share, gst, discount, commission, tds, net_commission, created_at, updated_at) \
-                 VALUES (554, 'RACE', 1, 'x', 2, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
-            )
-            .await?;
-        let mut rows = transfers(554, "N", 3)?;
-        rows[2] = transfer(554, 0, "RACE")?;
-        // The batch's checks cannot see the uncommitted row; its INSERT waits
-        // for the racer, which then commits first.
-        let commit_later = async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            racer.commit().await
-        };
-        let (result, committed) =
-            tokio::join!(store.insert_dmt_batch(rows, note("import"), no_progress()), commit_later);
-        committed?;
-        assert!(matches!(result, Err(InsertError::Duplicate { index: 2, ref reference }) if reference == "RACE"));
-        assert_eq!(store.counts().await?, (1, 0));
-        drop(other);
-        db.finish().await
-    }
 
     #[tokio::test]
     async fn a_refund_gets_a_new_refund_id_and_every_change_a_history_row() -> anyhow::Result<()> {
@@ -383,5 +276,124 @@ mod tests {
         let Some(db) = TestDb::create().await? else { return Ok(()) };
         conformance::bill_payments_go_through_the_same_life(&db.store).await?;
         db.finish().await
+    }
+
+    postgres_tests!(
+        a_batch_keeps_explicit_ids_and_numbers_the_rest_in_the_nine_digit_range,
+        a_large_batch_reports_progress_and_returns_ids_in_row_order,
+        a_duplicate_reference_names_its_row_and_nothing_is_inserted,
+        a_reference_taken_by_a_concurrent_insert_still_names_its_row
+    );
+
+    /// The bodies of the tests above, each run on a store of its own.
+    mod cases {
+        use super::*;
+
+        pub(super) async fn a_batch_keeps_explicit_ids_and_numbers_the_rest_in_the_nine_digit_range(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            store.insert_partner(new_partner(Some(554))).await?;
+            let rows =
+                vec![transfer(554, 0, "A")?, transfer(554, 500, "B")?, transfer(554, 0, "C")?, transfer(554, 7, "D")?];
+            let ids = store.insert_dmt_batch(rows, note("import"), no_progress()).await?;
+            let nine_digits = |id: i64| (100_000_000..=999_999_999).contains(&id);
+            assert!(nine_digits(ids[0]) && nine_digits(ids[2]) && ids[0] != ids[2], "{ids:?}");
+            assert_eq!((ids[1], ids[3]), (500, 7));
+            let more = store.insert_dmt_batch(vec![transfer(554, 0, "E")?], note("import"), no_progress()).await?;
+            assert!(nine_digits(more[0]) && !ids.contains(&more[0]), "{more:?}");
+            let found = store.lookup_dmt(RegistrationId::new(554), "B").await?.and_then(|(_, t)| t);
+            assert_eq!(found.map(|t| t.ackno), Some(500));
+            assert_eq!(store.lookup_dmt(RegistrationId::new(554), "Z").await?.and_then(|(_, t)| t), None);
+            assert_eq!(store.counts().await?, (5, 0));
+            Ok(())
+        }
+
+        pub(super) async fn a_large_batch_reports_progress_and_returns_ids_in_row_order(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            store.insert_partner(new_partner(Some(554))).await?;
+            let mut rows = transfers(554, "R", 12_000)?;
+            rows[6_000].ackno = 1_000_000;
+            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let recorder = Arc::clone(&seen);
+            let progress: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| {
+                if let Ok(mut seen) = recorder.lock() {
+                    seen.push(n);
+                }
+            });
+            let ids = store.insert_dmt_batch(rows, note("import"), progress).await?;
+            assert_eq!(ids[6_000], 1_000_000);
+            assert!(ids.iter().enumerate().all(|(i, id)| i == 6_000 || (100_000_000..1_000_000_000).contains(id)));
+            assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+            let seen = seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+            assert_eq!(seen, vec![5_000, 10_000, 12_000]);
+            let found = store.lookup_dmt(RegistrationId::new(554), "R11999").await?.and_then(|(_, t)| t);
+            assert_eq!(found.map(|t| t.ackno), Some(ids[11_999]));
+            let history = store.dmt_with_history(ids[11_999]).await?.map(|(_, h)| h);
+            assert_eq!(history.map(|h| h.len()), Some(1));
+            Ok(())
+        }
+
+        pub(super) async fn a_duplicate_reference_names_its_row_and_nothing_is_inserted(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            store.insert_partner(new_partner(Some(554))).await?;
+            let old = store.insert_dmt_batch(transfers(554, "OLD", 3)?, note("import"), no_progress()).await?;
+
+            let mut rows = transfers(554, "NEW", 12_000)?;
+            rows[10_500] = transfer(554, 0, "OLD1")?;
+            let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
+            assert!(
+                matches!(error, Err(InsertError::Duplicate { index: 10_500, ref reference }) if reference == "OLD1")
+            );
+
+            let mut rows = transfers(554, "NEW", 12_000)?;
+            rows[7_000] = transfer(554, 0, "NEW2")?;
+            let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
+            assert!(
+                matches!(error, Err(InsertError::Duplicate { index: 7_000, ref reference }) if reference == "NEW2")
+            );
+
+            let rows = vec![transfer(554, 0, "X")?, transfer(554, old[0], "Y")?];
+            let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
+            assert!(matches!(error, Err(InsertError::Duplicate { index: 1, ref reference }) if reference == "Y"));
+
+            let rows = vec![transfer(554, 0, "X")?, transfer(999, 0, "Y")?];
+            let error = store.insert_dmt_batch(rows, note("import"), no_progress()).await;
+            assert!(matches!(error, Err(InsertError::UnknownPartner { index: 1, partner }) if partner.number() == 999));
+
+            assert_eq!(store.counts().await?, (3, 0));
+            Ok(())
+        }
+
+        pub(super) async fn a_reference_taken_by_a_concurrent_insert_still_names_its_row(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            store.insert_partner(new_partner(Some(554))).await?;
+            let mut other = store.pool.get().await?;
+            let racer = other.transaction().await?;
+            racer
+                .batch_execute(
+                    "INSERT INTO dmt_transfers (partner_id, reference_id, amount, account, status, customer_charge, \
+                     provider_share, gst, discount, commission, tds, net_commission, created_at, updated_at) \
+                     VALUES (554, 'RACE', 1, 'x', 2, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
+                )
+                .await?;
+            let mut rows = transfers(554, "N", 3)?;
+            rows[2] = transfer(554, 0, "RACE")?;
+            // The batch's checks cannot see the uncommitted row; its INSERT waits
+            // for the racer, which then commits first.
+            let commit_later = async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                racer.commit().await
+            };
+            let (result, committed) =
+                tokio::join!(store.insert_dmt_batch(rows, note("import"), no_progress()), commit_later);
+            committed?;
+            assert!(matches!(result, Err(InsertError::Duplicate { index: 2, ref reference }) if reference == "RACE"));
+            assert_eq!(store.counts().await?, (1, 0));
+            drop(other);
+            Ok(())
+        }
     }
 }

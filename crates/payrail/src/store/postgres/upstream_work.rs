@@ -67,12 +67,10 @@ impl UpstreamWorkStore for PostgresStore {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 4] = [&owner, &now.unix(), &lease_until.unix(), &i64::from(limit)];
         let rows = query(&client, CLAIM_POLLS, &params, "Failed to claim poll jobs").await?;
-        let mut jobs = rows.iter().map(poll_from_row).collect::<anyhow::Result<Vec<_>>>();
-        if let Ok(jobs) = &mut jobs {
-            // RETURNING keeps no order.
-            jobs.sort_by_key(|job| (job.due_at, job.txn_id));
-        }
-        Ok(jobs.context("Failed to read a claimed poll job")?)
+        let mut jobs = decode_all(&rows, poll_from_row, "Failed to read a claimed poll job")?;
+        // RETURNING keeps no order.
+        jobs.sort_by_key(|job| (job.due_at, job.txn_id));
+        Ok(jobs)
     }
 
     async fn finish_poll(&self, job: &PollJob, owner: &str, next: PollNext) -> Result<bool, StoreError> {
@@ -97,8 +95,7 @@ impl UpstreamWorkStore for PostgresStore {
     async fn held_polls(&self) -> Result<Vec<PollJob>, StoreError> {
         let client = self.client().await?;
         let rows = query(&client, sql::HELD_POLLS, &[], "Failed to list the held poll jobs").await?;
-        let jobs = rows.iter().map(poll_from_row).collect::<anyhow::Result<_>>();
-        Ok(jobs.context("Failed to read a held poll job")?)
+        decode_all(&rows, poll_from_row, "Failed to read a held poll job")
     }
 
     async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> Result<Option<PollJob>, StoreError> {
@@ -118,12 +115,10 @@ impl UpstreamWorkStore for PostgresStore {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 4] = [&owner, &now.unix(), &lease_until.unix(), &i64::from(limit)];
         let rows = query(&client, CLAIM_EVENTS, &params, "Failed to claim partner events").await?;
-        let mut events = rows.iter().map(event_from_row).collect::<anyhow::Result<Vec<_>>>();
-        if let Ok(events) = &mut events {
-            // RETURNING keeps no order.
-            events.sort_by_key(|event| event.id);
-        }
-        Ok(events.context("Failed to read a claimed partner event")?)
+        let mut events = decode_all(&rows, event_from_row, "Failed to read a claimed partner event")?;
+        // RETURNING keeps no order.
+        events.sort_by_key(|event| event.id);
+        Ok(events)
     }
 
     async fn record_attempt(
@@ -160,8 +155,7 @@ impl UpstreamWorkStore for PostgresStore {
         let client = self.client().await?;
         let (sql, values) = events_query(filter);
         let rows = query(&client, &sql, &bind_all(&values), "Failed to list the partner events").await?;
-        let events = rows.iter().map(event_from_row).collect::<anyhow::Result<_>>();
-        Ok(events.context("Failed to read a partner event")?)
+        decode_all(&rows, event_from_row, "Failed to read a partner event")
     }
 
     async fn event_with_attempts(&self, id: i64) -> Result<Option<(PartnerEvent, Vec<DeliveryAttempt>)>, StoreError> {
@@ -170,8 +164,7 @@ impl UpstreamWorkStore for PostgresStore {
         let row = query_opt(&tx, sql::EVENT_BY_ID, &[&id], "Failed to find the partner event").await?;
         let Some(event) = decode(row, event_from_row)? else { return Ok(None) };
         let rows = query(&tx, sql::ATTEMPTS_OF, &[&id], "Failed to read the delivery attempts").await?;
-        let attempts = rows.iter().map(attempt_from_row).collect::<anyhow::Result<_>>();
-        let attempts = attempts.context("Failed to read a delivery attempt")?;
+        let attempts = decode_all(&rows, attempt_from_row, "Failed to read a delivery attempt")?;
         tx.commit().await.store_context("Failed to end the event read")?;
         Ok(Some((event, attempts)))
     }
@@ -231,6 +224,7 @@ mod tests {
         P, TRANSFER_COST,
     };
     use super::*;
+    use crate::store::postgres::test_db::postgres_tests;
 
     /// The claim walks the partial index `upstream_polls_due` (due jobs only,
     /// in due order) and stops at the limit; held jobs are not in it. Plan
@@ -300,312 +294,6 @@ mod tests {
         store.insert_partner(new_partner(Some(P))).await?;
         assert!(store.set_callback_url(partner(), Some("https://partner.example/hook".into()), at(1)).await?);
         Ok(store.insert_dmt_batch(transfers(P, "E", count)?, note("import"), no_progress()).await?)
-    }
-
-    #[tokio::test]
-    async fn a_debit_with_a_poll_time_writes_its_job_in_the_same_transaction() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(P))).await?;
-        top_up(store, 4 * TRANSFER_COST, 100).await?;
-        let polled = store
-            .create_dmt_debited(transfer(P, 0, "P1")?, route(Bank::Bank1)?, no_limit(), note("api"), Some(at(500)))
-            .await?
-            .record
-            .ackno;
-        let unpolled = debit(store, "P2").await?.record.ackno;
-        let bill = store.create_bill_debited(bill(P, 0, "B1")?, note("api"), Some(at(400))).await?.record.txnid;
-        // A refused debit leaves no job behind.
-        let dup = store
-            .create_dmt_debited(transfer(P, 0, "P1")?, route(Bank::Bank1)?, no_limit(), note("api"), Some(at(1)))
-            .await;
-        assert!(matches!(dup, Err(DebitError::Duplicate(_))));
-
-        assert_eq!(claim(store, "w1", 399).await?, vec![]);
-        let jobs = store.claim_polls("w1", at(600), at(700), 10).await?;
-        assert_eq!(jobs, vec![poll(TxnKind::Bbps, bill, 0, 400), poll(TxnKind::Dmt, polled, 0, 500)]);
-        assert!(!jobs.iter().any(|job| job.txn_id == unpolled && job.kind == TxnKind::Dmt));
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn a_poll_job_is_leased_to_one_claimer_until_the_lease_expires() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        for id in 1..=3 {
-            store.schedule_poll(TxnKind::Dmt, id, at(100 + id)).await?;
-        }
-        store.schedule_poll(TxnKind::Bbps, 9, at(5_000)).await?;
-        let first = store.claim_polls("a", at(1_000), at(1_060), 2).await?;
-        assert_eq!(first, vec![poll(TxnKind::Dmt, 1, 0, 101), poll(TxnKind::Dmt, 2, 0, 102)]);
-        assert_eq!(claim(store, "b", 1_001).await?, vec![(TxnKind::Dmt, 3)]);
-        assert_eq!(claim(store, "c", 1_059).await?, vec![]);
-        // The lease of "a" has run out: its jobs go to whoever claims next,
-        // and "a" can no longer finish them.
-        assert_eq!(claim(store, "c", 1_060).await?, vec![(TxnKind::Dmt, 1), (TxnKind::Dmt, 2)]);
-        assert!(!store.finish_poll(&first[0], "a", PollNext::Done).await?);
-        assert!(!store.finish_poll(&first[1], "a", PollNext::Again(at(2_000))).await?);
-        assert!(!store.finish_poll(&poll(TxnKind::Dmt, 42, 0, 0), "c", PollNext::Held).await?);
-        assert!(store.finish_poll(&first[0], "c", PollNext::Done).await?);
-        assert!(!store.finish_poll(&first[0], "c", PollNext::Done).await?);
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn finishing_a_poll_reschedules_removes_or_holds_the_job() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        for id in 1..=3 {
-            store.schedule_poll(TxnKind::Dmt, id, at(100)).await?;
-        }
-        store.schedule_poll(TxnKind::Bbps, 3, at(100)).await?;
-        let jobs = store.claim_polls("w", at(100), at(160), 10).await?;
-        assert_eq!(jobs.len(), 4);
-        let job = |kind: TxnKind, id: i64| jobs.iter().find(|j| j.kind == kind && j.txn_id == id).cloned();
-        let job = |kind, id| job(kind, id).ok_or_else(|| anyhow::anyhow!("job {id} not claimed"));
-        assert!(store.finish_poll(&job(TxnKind::Dmt, 1)?, "w", PollNext::Again(at(300))).await?);
-        assert!(store.finish_poll(&job(TxnKind::Dmt, 2)?, "w", PollNext::Done).await?);
-        assert!(store.finish_poll(&job(TxnKind::Dmt, 3)?, "w", PollNext::Held).await?);
-        assert!(store.finish_poll(&job(TxnKind::Bbps, 3)?, "w", PollNext::Held).await?);
-
-        // Again: due at its new time (not before), with the attempt counted, lease released.
-        assert_eq!(claim(store, "x", 299).await?, vec![]);
-        let again = store.claim_polls("x", at(300), at(360), 10).await?;
-        assert_eq!(again, vec![poll(TxnKind::Dmt, 1, 1, 300)]);
-        assert!(store.finish_poll(&again[0], "x", PollNext::Done).await?);
-        // Held: never due again, listed by kind then transaction.
-        assert_eq!(claim(store, "x", i64::MAX / 2).await?, vec![]);
-        let held = store.held_polls().await?;
-        assert_eq!(held, vec![poll(TxnKind::Bbps, 3, 1, 0), poll(TxnKind::Dmt, 3, 1, 0)]);
-        // An operator resumes a held job: due again, attempts reset.
-        store.schedule_poll(TxnKind::Dmt, 3, at(400)).await?;
-        assert_eq!(store.held_polls().await?, vec![poll(TxnKind::Bbps, 3, 1, 0)]);
-        assert_eq!(store.claim_polls("y", at(400), at(460), 10).await?, vec![poll(TxnKind::Dmt, 3, 0, 400)]);
-        // Rescheduling a leased job releases its lease: the old holder is refused.
-        store.schedule_poll(TxnKind::Dmt, 3, at(500)).await?;
-        assert!(!store.finish_poll(&poll(TxnKind::Dmt, 3, 0, 400), "y", PollNext::Done).await?);
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn a_change_writes_an_event_only_for_a_partner_with_a_callback_url() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        store.insert_partner(new_partner(Some(P))).await?;
-        let stranger = RegistrationId::new(999);
-        assert!(!store.set_callback_url(stranger, Some("https://x.example".into()), at(1)).await?);
-        assert!(!store.set_callback_url(stranger, None, at(1)).await?);
-        assert_eq!(store.callback_url(partner()).await?, None);
-        let ackno = store.insert_dmt_batch(transfers(P, "T", 1)?, note("import"), no_progress()).await?[0];
-        store.change_dmt(ackno, DmtChange::SentToBank, note("admin")).await?;
-        assert_eq!(store.events(&EventFilter::default()).await?, vec![]);
-
-        assert!(store.set_callback_url(partner(), Some("https://old.example".into()), at(1)).await?);
-        assert!(store.set_callback_url(partner(), Some("https://partner.example/hook".into()), at(2)).await?);
-        assert_eq!(store.callback_url(partner()).await?.as_deref(), Some("https://partner.example/hook"));
-        let paid = store.change_dmt(ackno, DmtChange::Success { utr: None }, note("admin")).await?;
-        let late = ChangeNote { at: at(CHANGED + 30), ..note("upstream") };
-        let with_utr = store.change_dmt(ackno, DmtChange::Utr { utr: "UTR1".into() }, late).await?;
-        let events = store.events(&EventFilter::default()).await?;
-        assert_eq!(events.len(), 2);
-        let (utr_event, success_event) = (&events[0], &events[1]);
-        assert!(utr_event.id > success_event.id);
-        assert_eq!(success_event.payload, event::dmt_payload(&paid, at(CHANGED)));
-        assert_eq!(utr_event.payload, event::dmt_payload(&with_utr, at(CHANGED + 30)));
-        assert!(utr_event.payload.contains("\"utr\":\"UTR1\""));
-        let expected = PartnerEvent {
-            id: success_event.id,
-            partner: partner(),
-            kind: TxnKind::Dmt,
-            txn_id: ackno,
-            status: "success".into(),
-            payload: success_event.payload.clone(),
-            created_at: at(CHANGED),
-            state: EventState::Pending,
-            attempts: 0,
-            next_attempt_at: Some(at(CHANGED)),
-            deliver_until: at(CHANGED + event::DELIVERY_WINDOW_SECS),
-            delivered_at: None,
-            redelivered_at: None,
-        };
-        assert_eq!(success_event, &expected);
-        assert_eq!(utr_event.status, "success");
-        let history = store.dmt_with_history(ackno).await?.map(|(_, h)| h).unwrap_or_default();
-        let last = history.last().map(|h| (h.from_status.as_deref(), h.to_status.as_str()));
-        assert_eq!(last, Some((Some("success"), "success")));
-
-        // A refused change writes no event; bill payments write theirs.
-        let refused = store.change_dmt(ackno, DmtChange::Utr { utr: "UTR2".into() }, note("admin")).await;
-        assert!(matches!(refused, Err(ChangeError::Forbidden(_))));
-        let txnid = store.insert_bill_batch(vec![bill(P, 0, "B1")?], note("import"), no_progress()).await?[0];
-        let success = BillChange::Success { operator_ref: Some("OP1".into()) };
-        let paid_bill = store.change_bill(txnid, success, note("admin")).await?;
-        let of_bill = EventFilter { txn: Some((TxnKind::Bbps, txnid)), ..EventFilter::default() };
-        let bill_events = store.events(&of_bill).await?;
-        assert_eq!(bill_events.len(), 1);
-        assert_eq!(bill_events[0].payload, event::bill_payload(&paid_bill, at(CHANGED)));
-        assert_eq!(bill_events[0].status, "success");
-
-        // Without a callback URL again, changes write nothing.
-        assert!(store.set_callback_url(partner(), None, at(3)).await?);
-        assert_eq!(store.callback_url(partner()).await?, None);
-        store.change_bill(txnid, BillChange::Fail, note("admin")).await?;
-        assert_eq!(store.events(&EventFilter::default()).await?.len(), 3);
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn a_transactions_events_are_claimed_in_order() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        let acknos = transfers_with_callback(store, 2).await?;
-        let (first, second) = (acknos[0], acknos[1]);
-        store.change_dmt(first, DmtChange::SentToBank, note("api")).await?;
-        store.change_dmt(second, DmtChange::SentToBank, note("api")).await?;
-        store.change_dmt(first, DmtChange::Success { utr: Some("U1".into()) }, note("api")).await?;
-        let ids: Vec<i64> = store.events(&EventFilter::default()).await?.iter().rev().map(|e| e.id).collect();
-        let (a1, b1, a2) = (ids[0], ids[1], ids[2]);
-
-        assert_eq!(claim_event_ids(store, "w", CHANGED - 1).await?, NONE);
-        assert_eq!(claim_event_ids(store, "w", CHANGED).await?, vec![a1, b1]);
-        // a1 is leased (still pending): a2 waits for it, whoever claims.
-        assert_eq!(claim_event_ids(store, "v", CHANGED + 1).await?, NONE);
-        // a1 retried: still pending, so a2 still waits, also once a1's lease is gone.
-        assert!(
-            store
-                .record_attempt(attempt(a1, 1, CHANGED, Some(500)), "w", EventOutcome::RetryAt(at(CHANGED + 10)))
-                .await?
-        );
-        assert_eq!(claim_event_ids(store, "v", CHANGED + 5).await?, NONE);
-        assert_eq!(claim_event_ids(store, "v", CHANGED + 10).await?, vec![a1]);
-        assert!(store.record_attempt(attempt(a1, 2, CHANGED + 10, Some(200)), "v", EventOutcome::Delivered).await?);
-        assert_eq!(claim_event_ids(store, "v", CHANGED + 11).await?, vec![a2]);
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn only_the_lease_holder_records_an_attempt() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        let acknos = transfers_with_callback(store, 3).await?;
-        for ackno in &acknos {
-            store.change_dmt(*ackno, DmtChange::Fail, note("api")).await?;
-        }
-        let ids = claim_event_ids(store, "w", CHANGED).await?;
-        let (delivered, retried, failed) = (ids[0], ids[1], ids[2]);
-
-        let refused = store.record_attempt(attempt(delivered, 1, CHANGED, Some(200)), "x", EventOutcome::Delivered);
-        assert!(!refused.await?);
-        assert!(
-            store.record_attempt(attempt(delivered, 1, CHANGED + 1, Some(204)), "w", EventOutcome::Delivered).await?
-        );
-        // Settled: the lease is gone, so a second recording is refused too.
-        let again = store.record_attempt(attempt(delivered, 2, CHANGED + 2, Some(200)), "w", EventOutcome::Delivered);
-        assert!(!again.await?);
-        let (event, attempts) =
-            store.event_with_attempts(delivered).await?.ok_or_else(|| anyhow::anyhow!("missing event"))?;
-        assert_eq!(event.state, EventState::Delivered);
-        assert_eq!((event.attempts, event.next_attempt_at, event.delivered_at), (1, None, Some(at(CHANGED + 1))));
-        assert_eq!(attempts, vec![attempt(delivered, 1, CHANGED + 1, Some(204))]);
-
-        let retry = EventOutcome::RetryAt(at(CHANGED + 30));
-        assert!(store.record_attempt(attempt(retried, 1, CHANGED, None), "w", retry).await?);
-        let (event, _) = store.event_with_attempts(retried).await?.ok_or_else(|| anyhow::anyhow!("missing event"))?;
-        assert_eq!((event.state, event.attempts), (EventState::Pending, 1));
-        assert_eq!((event.next_attempt_at, event.delivered_at), (Some(at(CHANGED + 30)), None));
-        assert_eq!(claim_event_ids(store, "w", CHANGED + 29).await?, NONE);
-        assert_eq!(claim_event_ids(store, "w", CHANGED + 30).await?, vec![retried]);
-        assert!(store.record_attempt(attempt(retried, 2, CHANGED + 30, Some(503)), "w", EventOutcome::GiveUp).await?);
-        assert!(store.record_attempt(attempt(failed, 1, CHANGED, Some(404)), "w", EventOutcome::GiveUp).await?);
-        let (event, attempts) =
-            store.event_with_attempts(retried).await?.ok_or_else(|| anyhow::anyhow!("missing event"))?;
-        assert_eq!((event.state, event.attempts, event.next_attempt_at), (EventState::Failed, 2, None));
-        assert_eq!(
-            attempts.iter().map(|a| (a.attempt, a.http_status)).collect::<Vec<_>>(),
-            [(1, None), (2, Some(503))]
-        );
-        assert_eq!(attempts[1].error.as_deref(), Some("HTTP 503"));
-        assert_eq!(claim_event_ids(store, "w", CHANGED + 100_000).await?, NONE);
-        assert_eq!(store.event_with_attempts(999_999).await?, None);
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn events_are_listed_newest_first_filtered_and_paged() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        let acknos = transfers_with_callback(store, 3).await?;
-        store.insert_partner(new_partner(Some(777))).await?;
-        store.set_callback_url(RegistrationId::new(777), Some("https://other.example".into()), at(1)).await?;
-        let theirs = store.insert_dmt_batch(vec![transfer(777, 0, "O1")?], note("import"), no_progress()).await?[0];
-        for ackno in acknos.iter().chain([&theirs]) {
-            store.change_dmt(*ackno, DmtChange::SentToBank, note("api")).await?;
-            store.change_dmt(*ackno, DmtChange::Fail, note("api")).await?;
-        }
-        let all = store.events(&EventFilter::default()).await?;
-        assert_eq!(all.len(), 8);
-        assert!(all.windows(2).all(|w| w[0].id > w[1].id));
-        let ids = |events: Vec<PartnerEvent>| events.iter().map(|e| e.id).collect::<Vec<_>>();
-
-        let mine = EventFilter { partner: Some(partner()), ..EventFilter::default() };
-        assert_eq!(ids(store.events(&mine).await?), ids(all[2..].to_vec()));
-        let of_txn = EventFilter { txn: Some((TxnKind::Dmt, acknos[1])), ..EventFilter::default() };
-        let listed = store.events(&of_txn).await?;
-        assert_eq!(listed.iter().map(|e| e.status.as_str()).collect::<Vec<_>>(), ["failed", "sent_to_bank"]);
-        assert_eq!(store.events(&EventFilter { txn: Some((TxnKind::Bbps, acknos[1])), ..of_txn }).await?, vec![]);
-
-        let claimed = claim_event_ids(store, "w", CHANGED).await?;
-        assert_eq!(claimed.len(), 4);
-        assert!(store.record_attempt(attempt(claimed[0], 1, CHANGED, Some(200)), "w", EventOutcome::Delivered).await?);
-        let delivered = EventFilter { state: Some(EventState::Delivered), ..EventFilter::default() };
-        assert_eq!(ids(store.events(&delivered).await?), vec![claimed[0]]);
-        let pending =
-            EventFilter { state: Some(EventState::Pending), partner: Some(partner()), ..EventFilter::default() };
-        assert_eq!(store.events(&pending).await?.len(), 5);
-
-        // Paging: pages of 3 below the last id seen cover everything once.
-        let mut seen = Vec::new();
-        let mut page = EventFilter { limit: 3, ..EventFilter::default() };
-        loop {
-            let events = store.events(&page).await?;
-            assert!(events.len() <= 3);
-            let Some(last) = events.last() else { break };
-            page.before_id = Some(last.id);
-            seen.extend(ids(events));
-        }
-        assert_eq!(seen, ids(all));
-        db.finish().await
-    }
-
-    #[tokio::test]
-    async fn a_redelivered_event_is_pending_again_with_a_fresh_window() -> anyhow::Result<()> {
-        let Some(db) = TestDb::create().await? else { return Ok(()) };
-        let store = &db.store;
-        let acknos = transfers_with_callback(store, 2).await?;
-        store.change_dmt(acknos[0], DmtChange::Fail, note("api")).await?;
-        store.change_dmt(acknos[1], DmtChange::Fail, note("api")).await?;
-        let ids = claim_event_ids(store, "w", CHANGED).await?;
-        assert!(store.record_attempt(attempt(ids[0], 1, CHANGED, Some(200)), "w", EventOutcome::Delivered).await?);
-        assert!(store.record_attempt(attempt(ids[1], 1, CHANGED, Some(500)), "w", EventOutcome::GiveUp).await?);
-
-        let now = CHANGED + 90_000;
-        for id in &ids {
-            let event = store.redeliver_event(*id, at(now)).await?.ok_or_else(|| anyhow::anyhow!("missing event"))?;
-            assert_eq!((event.state, event.attempts), (EventState::Pending, 1));
-            assert_eq!((event.next_attempt_at, event.delivered_at), (Some(at(now)), None));
-            assert_eq!(event.deliver_until, at(now + event::DELIVERY_WINDOW_SECS));
-            assert_eq!(event.created_at, at(CHANGED));
-        }
-        assert_eq!(store.redeliver_event(999_999, at(now)).await?, None);
-        // A redelivery keeps a live lease: nobody else claims the event, and
-        // the holder's attempt in flight is recorded.
-        assert_eq!(claim_event_ids(store, "v", now).await?, ids);
-        store.redeliver_event(ids[0], at(now + 1)).await?;
-        assert_eq!(claim_event_ids(store, "x", now + 1).await?, Vec::<i64>::new());
-        assert!(store.record_attempt(attempt(ids[0], 2, now, Some(200)), "v", EventOutcome::Delivered).await?);
-        let attempts = store.event_with_attempts(ids[0]).await?.map(|(_, a)| a.len());
-        assert_eq!(attempts, Some(2));
-        db.finish().await
     }
 
     /// How many workers the concurrency tests run, each on a connection of its own.
@@ -719,5 +407,321 @@ mod tests {
         let delivered = EventFilter { state: Some(EventState::Delivered), limit: 1_000, ..EventFilter::default() };
         assert_eq!(db.store.events(&delivered).await?.len(), 2 * TRANSFERS);
         db.finish().await
+    }
+
+    postgres_tests!(
+        a_poll_job_is_leased_to_one_claimer_until_the_lease_expires,
+        finishing_a_poll_reschedules_removes_or_holds_the_job,
+        a_transactions_events_are_claimed_in_order,
+        only_the_lease_holder_records_an_attempt,
+        events_are_listed_newest_first_filtered_and_paged,
+        a_redelivered_event_is_pending_again_with_a_fresh_window
+    );
+    postgres_tests!(partner: a_debit_with_a_poll_time_writes_its_job_in_the_same_transaction, a_change_writes_an_event_only_for_a_partner_with_a_callback_url);
+
+    /// The bodies of the tests above, each run on a store of its own.
+    mod cases {
+        use super::*;
+
+        pub(super) async fn a_debit_with_a_poll_time_writes_its_job_in_the_same_transaction(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            top_up(store, 4 * TRANSFER_COST, 100).await?;
+            let polled = store
+                .create_dmt_debited(transfer(P, 0, "P1")?, route(Bank::Bank1)?, no_limit(), note("api"), Some(at(500)))
+                .await?
+                .record
+                .ackno;
+            let unpolled = debit(store, "P2").await?.record.ackno;
+            let bill = store.create_bill_debited(bill(P, 0, "B1")?, note("api"), Some(at(400))).await?.record.txnid;
+            // A refused debit leaves no job behind.
+            let dup = store
+                .create_dmt_debited(transfer(P, 0, "P1")?, route(Bank::Bank1)?, no_limit(), note("api"), Some(at(1)))
+                .await;
+            assert!(matches!(dup, Err(DebitError::Duplicate(_))));
+
+            assert_eq!(claim(store, "w1", 399).await?, vec![]);
+            let jobs = store.claim_polls("w1", at(600), at(700), 10).await?;
+            assert_eq!(jobs, vec![poll(TxnKind::Bbps, bill, 0, 400), poll(TxnKind::Dmt, polled, 0, 500)]);
+            assert!(!jobs.iter().any(|job| job.txn_id == unpolled && job.kind == TxnKind::Dmt));
+            Ok(())
+        }
+
+        pub(super) async fn a_poll_job_is_leased_to_one_claimer_until_the_lease_expires(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            for id in 1..=3 {
+                store.schedule_poll(TxnKind::Dmt, id, at(100 + id)).await?;
+            }
+            store.schedule_poll(TxnKind::Bbps, 9, at(5_000)).await?;
+            let first = store.claim_polls("a", at(1_000), at(1_060), 2).await?;
+            assert_eq!(first, vec![poll(TxnKind::Dmt, 1, 0, 101), poll(TxnKind::Dmt, 2, 0, 102)]);
+            assert_eq!(claim(store, "b", 1_001).await?, vec![(TxnKind::Dmt, 3)]);
+            assert_eq!(claim(store, "c", 1_059).await?, vec![]);
+            // The lease of "a" has run out: its jobs go to whoever claims next,
+            // and "a" can no longer finish them.
+            assert_eq!(claim(store, "c", 1_060).await?, vec![(TxnKind::Dmt, 1), (TxnKind::Dmt, 2)]);
+            assert!(!store.finish_poll(&first[0], "a", PollNext::Done).await?);
+            assert!(!store.finish_poll(&first[1], "a", PollNext::Again(at(2_000))).await?);
+            assert!(!store.finish_poll(&poll(TxnKind::Dmt, 42, 0, 0), "c", PollNext::Held).await?);
+            assert!(store.finish_poll(&first[0], "c", PollNext::Done).await?);
+            assert!(!store.finish_poll(&first[0], "c", PollNext::Done).await?);
+            Ok(())
+        }
+
+        pub(super) async fn finishing_a_poll_reschedules_removes_or_holds_the_job(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            for id in 1..=3 {
+                store.schedule_poll(TxnKind::Dmt, id, at(100)).await?;
+            }
+            store.schedule_poll(TxnKind::Bbps, 3, at(100)).await?;
+            let jobs = store.claim_polls("w", at(100), at(160), 10).await?;
+            assert_eq!(jobs.len(), 4);
+            let job = |kind: TxnKind, id: i64| jobs.iter().find(|j| j.kind == kind && j.txn_id == id).cloned();
+            let job = |kind, id| job(kind, id).ok_or_else(|| anyhow::anyhow!("job {id} not claimed"));
+            assert!(store.finish_poll(&job(TxnKind::Dmt, 1)?, "w", PollNext::Again(at(300))).await?);
+            assert!(store.finish_poll(&job(TxnKind::Dmt, 2)?, "w", PollNext::Done).await?);
+            assert!(store.finish_poll(&job(TxnKind::Dmt, 3)?, "w", PollNext::Held).await?);
+            assert!(store.finish_poll(&job(TxnKind::Bbps, 3)?, "w", PollNext::Held).await?);
+
+            // Again: due at its new time (not before), with the attempt counted, lease released.
+            assert_eq!(claim(store, "x", 299).await?, vec![]);
+            let again = store.claim_polls("x", at(300), at(360), 10).await?;
+            assert_eq!(again, vec![poll(TxnKind::Dmt, 1, 1, 300)]);
+            assert!(store.finish_poll(&again[0], "x", PollNext::Done).await?);
+            // Held: never due again, listed by kind then transaction.
+            assert_eq!(claim(store, "x", i64::MAX / 2).await?, vec![]);
+            let held = store.held_polls().await?;
+            assert_eq!(held, vec![poll(TxnKind::Bbps, 3, 1, 0), poll(TxnKind::Dmt, 3, 1, 0)]);
+            // An operator resumes a held job: due again, attempts reset.
+            store.schedule_poll(TxnKind::Dmt, 3, at(400)).await?;
+            assert_eq!(store.held_polls().await?, vec![poll(TxnKind::Bbps, 3, 1, 0)]);
+            assert_eq!(store.claim_polls("y", at(400), at(460), 10).await?, vec![poll(TxnKind::Dmt, 3, 0, 400)]);
+            // Rescheduling a leased job releases its lease: the old holder is refused.
+            store.schedule_poll(TxnKind::Dmt, 3, at(500)).await?;
+            assert!(!store.finish_poll(&poll(TxnKind::Dmt, 3, 0, 400), "y", PollNext::Done).await?);
+            Ok(())
+        }
+
+        pub(super) async fn a_change_writes_an_event_only_for_a_partner_with_a_callback_url(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            let stranger = RegistrationId::new(999);
+            assert!(!store.set_callback_url(stranger, Some("https://x.example".into()), at(1)).await?);
+            assert!(!store.set_callback_url(stranger, None, at(1)).await?);
+            assert_eq!(store.callback_url(partner()).await?, None);
+            let ackno = store.insert_dmt_batch(transfers(P, "T", 1)?, note("import"), no_progress()).await?[0];
+            store.change_dmt(ackno, DmtChange::SentToBank, note("admin")).await?;
+            assert_eq!(store.events(&EventFilter::default()).await?, vec![]);
+
+            assert!(store.set_callback_url(partner(), Some("https://old.example".into()), at(1)).await?);
+            assert!(store.set_callback_url(partner(), Some("https://partner.example/hook".into()), at(2)).await?);
+            assert_eq!(store.callback_url(partner()).await?.as_deref(), Some("https://partner.example/hook"));
+            let paid = store.change_dmt(ackno, DmtChange::Success { utr: None }, note("admin")).await?;
+            let late = ChangeNote { at: at(CHANGED + 30), ..note("upstream") };
+            let with_utr = store.change_dmt(ackno, DmtChange::Utr { utr: "UTR1".into() }, late).await?;
+            let events = store.events(&EventFilter::default()).await?;
+            assert_eq!(events.len(), 2);
+            let (utr_event, success_event) = (&events[0], &events[1]);
+            assert!(utr_event.id > success_event.id);
+            assert_eq!(success_event.payload, event::dmt_payload(&paid, at(CHANGED)));
+            assert_eq!(utr_event.payload, event::dmt_payload(&with_utr, at(CHANGED + 30)));
+            assert!(utr_event.payload.contains("\"utr\":\"UTR1\""));
+            let expected = PartnerEvent {
+                id: success_event.id,
+                partner: partner(),
+                kind: TxnKind::Dmt,
+                txn_id: ackno,
+                status: "success".into(),
+                payload: success_event.payload.clone(),
+                created_at: at(CHANGED),
+                state: EventState::Pending,
+                attempts: 0,
+                next_attempt_at: Some(at(CHANGED)),
+                deliver_until: at(CHANGED + event::DELIVERY_WINDOW_SECS),
+                delivered_at: None,
+                redelivered_at: None,
+            };
+            assert_eq!(success_event, &expected);
+            assert_eq!(utr_event.status, "success");
+            let history = store.dmt_with_history(ackno).await?.map(|(_, h)| h).unwrap_or_default();
+            let last = history.last().map(|h| (h.from_status.as_deref(), h.to_status.as_str()));
+            assert_eq!(last, Some((Some("success"), "success")));
+
+            // A refused change writes no event; bill payments write theirs.
+            let refused = store.change_dmt(ackno, DmtChange::Utr { utr: "UTR2".into() }, note("admin")).await;
+            assert!(matches!(refused, Err(ChangeError::Forbidden(_))));
+            let txnid = store.insert_bill_batch(vec![bill(P, 0, "B1")?], note("import"), no_progress()).await?[0];
+            let success = BillChange::Success { operator_ref: Some("OP1".into()) };
+            let paid_bill = store.change_bill(txnid, success, note("admin")).await?;
+            let of_bill = EventFilter { txn: Some((TxnKind::Bbps, txnid)), ..EventFilter::default() };
+            let bill_events = store.events(&of_bill).await?;
+            assert_eq!(bill_events.len(), 1);
+            assert_eq!(bill_events[0].payload, event::bill_payload(&paid_bill, at(CHANGED)));
+            assert_eq!(bill_events[0].status, "success");
+
+            // Without a callback URL again, changes write nothing.
+            assert!(store.set_callback_url(partner(), None, at(3)).await?);
+            assert_eq!(store.callback_url(partner()).await?, None);
+            store.change_bill(txnid, BillChange::Fail, note("admin")).await?;
+            assert_eq!(store.events(&EventFilter::default()).await?.len(), 3);
+            Ok(())
+        }
+
+        pub(super) async fn a_transactions_events_are_claimed_in_order(store: &PostgresStore) -> anyhow::Result<()> {
+            let acknos = transfers_with_callback(store, 2).await?;
+            let (first, second) = (acknos[0], acknos[1]);
+            store.change_dmt(first, DmtChange::SentToBank, note("api")).await?;
+            store.change_dmt(second, DmtChange::SentToBank, note("api")).await?;
+            store.change_dmt(first, DmtChange::Success { utr: Some("U1".into()) }, note("api")).await?;
+            let ids: Vec<i64> = store.events(&EventFilter::default()).await?.iter().rev().map(|e| e.id).collect();
+            let (a1, b1, a2) = (ids[0], ids[1], ids[2]);
+
+            assert_eq!(claim_event_ids(store, "w", CHANGED - 1).await?, NONE);
+            assert_eq!(claim_event_ids(store, "w", CHANGED).await?, vec![a1, b1]);
+            // a1 is leased (still pending): a2 waits for it, whoever claims.
+            assert_eq!(claim_event_ids(store, "v", CHANGED + 1).await?, NONE);
+            // a1 retried: still pending, so a2 still waits, also once a1's lease is gone.
+            assert!(
+                store
+                    .record_attempt(attempt(a1, 1, CHANGED, Some(500)), "w", EventOutcome::RetryAt(at(CHANGED + 10)))
+                    .await?
+            );
+            assert_eq!(claim_event_ids(store, "v", CHANGED + 5).await?, NONE);
+            assert_eq!(claim_event_ids(store, "v", CHANGED + 10).await?, vec![a1]);
+            assert!(store.record_attempt(attempt(a1, 2, CHANGED + 10, Some(200)), "v", EventOutcome::Delivered).await?);
+            assert_eq!(claim_event_ids(store, "v", CHANGED + 11).await?, vec![a2]);
+            Ok(())
+        }
+
+        pub(super) async fn only_the_lease_holder_records_an_attempt(store: &PostgresStore) -> anyhow::Result<()> {
+            let acknos = transfers_with_callback(store, 3).await?;
+            for ackno in &acknos {
+                store.change_dmt(*ackno, DmtChange::Fail, note("api")).await?;
+            }
+            let ids = claim_event_ids(store, "w", CHANGED).await?;
+            let (delivered, retried, failed) = (ids[0], ids[1], ids[2]);
+
+            let refused = store.record_attempt(attempt(delivered, 1, CHANGED, Some(200)), "x", EventOutcome::Delivered);
+            assert!(!refused.await?);
+            assert!(
+                store
+                    .record_attempt(attempt(delivered, 1, CHANGED + 1, Some(204)), "w", EventOutcome::Delivered)
+                    .await?
+            );
+            // Settled: the lease is gone, so a second recording is refused too.
+            let again =
+                store.record_attempt(attempt(delivered, 2, CHANGED + 2, Some(200)), "w", EventOutcome::Delivered);
+            assert!(!again.await?);
+            let (event, attempts) =
+                store.event_with_attempts(delivered).await?.ok_or_else(|| anyhow::anyhow!("missing event"))?;
+            assert_eq!(event.state, EventState::Delivered);
+            assert_eq!((event.attempts, event.next_attempt_at, event.delivered_at), (1, None, Some(at(CHANGED + 1))));
+            assert_eq!(attempts, vec![attempt(delivered, 1, CHANGED + 1, Some(204))]);
+
+            let retry = EventOutcome::RetryAt(at(CHANGED + 30));
+            assert!(store.record_attempt(attempt(retried, 1, CHANGED, None), "w", retry).await?);
+            let (event, _) =
+                store.event_with_attempts(retried).await?.ok_or_else(|| anyhow::anyhow!("missing event"))?;
+            assert_eq!((event.state, event.attempts), (EventState::Pending, 1));
+            assert_eq!((event.next_attempt_at, event.delivered_at), (Some(at(CHANGED + 30)), None));
+            assert_eq!(claim_event_ids(store, "w", CHANGED + 29).await?, NONE);
+            assert_eq!(claim_event_ids(store, "w", CHANGED + 30).await?, vec![retried]);
+            assert!(
+                store.record_attempt(attempt(retried, 2, CHANGED + 30, Some(503)), "w", EventOutcome::GiveUp).await?
+            );
+            assert!(store.record_attempt(attempt(failed, 1, CHANGED, Some(404)), "w", EventOutcome::GiveUp).await?);
+            let (event, attempts) =
+                store.event_with_attempts(retried).await?.ok_or_else(|| anyhow::anyhow!("missing event"))?;
+            assert_eq!((event.state, event.attempts, event.next_attempt_at), (EventState::Failed, 2, None));
+            assert_eq!(
+                attempts.iter().map(|a| (a.attempt, a.http_status)).collect::<Vec<_>>(),
+                [(1, None), (2, Some(503))]
+            );
+            assert_eq!(attempts[1].error.as_deref(), Some("HTTP 503"));
+            assert_eq!(claim_event_ids(store, "w", CHANGED + 100_000).await?, NONE);
+            assert_eq!(store.event_with_attempts(999_999).await?, None);
+            Ok(())
+        }
+
+        pub(super) async fn events_are_listed_newest_first_filtered_and_paged(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            let acknos = transfers_with_callback(store, 3).await?;
+            store.insert_partner(new_partner(Some(777))).await?;
+            store.set_callback_url(RegistrationId::new(777), Some("https://other.example".into()), at(1)).await?;
+            let theirs = store.insert_dmt_batch(vec![transfer(777, 0, "O1")?], note("import"), no_progress()).await?[0];
+            for ackno in acknos.iter().chain([&theirs]) {
+                store.change_dmt(*ackno, DmtChange::SentToBank, note("api")).await?;
+                store.change_dmt(*ackno, DmtChange::Fail, note("api")).await?;
+            }
+            let all = store.events(&EventFilter::default()).await?;
+            assert_eq!(all.len(), 8);
+            assert!(all.windows(2).all(|w| w[0].id > w[1].id));
+            let ids = |events: Vec<PartnerEvent>| events.iter().map(|e| e.id).collect::<Vec<_>>();
+
+            let mine = EventFilter { partner: Some(partner()), ..EventFilter::default() };
+            assert_eq!(ids(store.events(&mine).await?), ids(all[2..].to_vec()));
+            let of_txn = EventFilter { txn: Some((TxnKind::Dmt, acknos[1])), ..EventFilter::default() };
+            let listed = store.events(&of_txn).await?;
+            assert_eq!(listed.iter().map(|e| e.status.as_str()).collect::<Vec<_>>(), ["failed", "sent_to_bank"]);
+            assert_eq!(store.events(&EventFilter { txn: Some((TxnKind::Bbps, acknos[1])), ..of_txn }).await?, vec![]);
+
+            let claimed = claim_event_ids(store, "w", CHANGED).await?;
+            assert_eq!(claimed.len(), 4);
+            assert!(
+                store.record_attempt(attempt(claimed[0], 1, CHANGED, Some(200)), "w", EventOutcome::Delivered).await?
+            );
+            let delivered = EventFilter { state: Some(EventState::Delivered), ..EventFilter::default() };
+            assert_eq!(ids(store.events(&delivered).await?), vec![claimed[0]]);
+            let pending =
+                EventFilter { state: Some(EventState::Pending), partner: Some(partner()), ..EventFilter::default() };
+            assert_eq!(store.events(&pending).await?.len(), 5);
+
+            // Paging: pages of 3 below the last id seen cover everything once.
+            let mut seen = Vec::new();
+            let mut page = EventFilter { limit: 3, ..EventFilter::default() };
+            loop {
+                let events = store.events(&page).await?;
+                assert!(events.len() <= 3);
+                let Some(last) = events.last() else { break };
+                page.before_id = Some(last.id);
+                seen.extend(ids(events));
+            }
+            assert_eq!(seen, ids(all));
+            Ok(())
+        }
+
+        pub(super) async fn a_redelivered_event_is_pending_again_with_a_fresh_window(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            let acknos = transfers_with_callback(store, 2).await?;
+            store.change_dmt(acknos[0], DmtChange::Fail, note("api")).await?;
+            store.change_dmt(acknos[1], DmtChange::Fail, note("api")).await?;
+            let ids = claim_event_ids(store, "w", CHANGED).await?;
+            assert!(store.record_attempt(attempt(ids[0], 1, CHANGED, Some(200)), "w", EventOutcome::Delivered).await?);
+            assert!(store.record_attempt(attempt(ids[1], 1, CHANGED, Some(500)), "w", EventOutcome::GiveUp).await?);
+
+            let now = CHANGED + 90_000;
+            for id in &ids {
+                let event =
+                    store.redeliver_event(*id, at(now)).await?.ok_or_else(|| anyhow::anyhow!("missing event"))?;
+                assert_eq!((event.state, event.attempts), (EventState::Pending, 1));
+                assert_eq!((event.next_attempt_at, event.delivered_at), (Some(at(now)), None));
+                assert_eq!(event.deliver_until, at(now + event::DELIVERY_WINDOW_SECS));
+                assert_eq!(event.created_at, at(CHANGED));
+            }
+            assert_eq!(store.redeliver_event(999_999, at(now)).await?, None);
+            // A redelivery keeps a live lease: nobody else claims the event, and
+            // the holder's attempt in flight is recorded.
+            assert_eq!(claim_event_ids(store, "v", now).await?, ids);
+            store.redeliver_event(ids[0], at(now + 1)).await?;
+            assert_eq!(claim_event_ids(store, "x", now + 1).await?, Vec::<i64>::new());
+            assert!(store.record_attempt(attempt(ids[0], 2, now, Some(200)), "v", EventOutcome::Delivered).await?);
+            let attempts = store.event_with_attempts(ids[0]).await?.map(|(_, a)| a.len());
+            assert_eq!(attempts, Some(2));
+            Ok(())
+        }
     }
 }

@@ -25,6 +25,18 @@ impl StoredRow for Row<'_> {
         self.get(at)
     }
 
+    fn flag(&self, at: usize) -> rusqlite::Result<bool> {
+        self.get(at)
+    }
+
+    fn bytes(&self, at: usize) -> rusqlite::Result<Vec<u8>> {
+        self.get(at)
+    }
+
+    fn opt_bytes(&self, at: usize) -> rusqlite::Result<Option<Vec<u8>>> {
+        self.get(at)
+    }
+
     fn parsed<T, E>(&self, at: usize, parse: impl FnOnce(&str) -> Result<T, E>) -> rusqlite::Result<T>
     where
         E: std::error::Error + Send + Sync + 'static,

@@ -8,7 +8,7 @@
 
 use super::*;
 use crate::store::ledger::sql::*;
-use crate::store::ledger::{fee_plan_columns as plan_col, statement_columns as line_col};
+use crate::store::ledger::{fee_plan_from_row, statement_line};
 
 /// Writes one posting of journal `$1`: account `$2`, amount `$3`. (One row
 /// a statement here; PostgreSQL sends them all as arrays through `UNNEST`.)
@@ -21,10 +21,7 @@ pub(super) fn require_partner(conn: &Connection, partner: RegistrationId) -> Res
 
 /// The partner's stored wallet balance (0 without a wallet row).
 fn balance(conn: &Connection, partner: RegistrationId) -> rusqlite::Result<i64> {
-    conn.prepare_cached(WALLET_BALANCE)?
-        .query_row([partner.number()], |r| r.get(0))
-        .optional()
-        .map(Option::unwrap_or_default)
+    optional_row(conn, WALLET_BALANCE, [partner.number()], |r| r.get(0)).map(Option::unwrap_or_default)
 }
 
 /// Adds `change` to the partner's wallet (creating it at 0 first) unless the
@@ -115,26 +112,6 @@ pub(super) fn pay_refund(conn: &Connection, kind: TxnKind, id: i64, at: Timestam
     Ok(())
 }
 
-/// Reads a row of [`STATEMENT_LINES`].
-fn statement_line(row: &Row<'_>) -> rusqlite::Result<StatementLine> {
-    let purpose: String = row.get(line_col::PURPOSE)?;
-    let kind: Option<String> = row.get(line_col::KIND)?;
-    let txn_id: Option<i64> = row.get(line_col::TXN_ID)?;
-    let txn = match (kind, txn_id) {
-        (Some(kind), Some(id)) => Some((txn_kind(line_col::KIND, &kind)?, id)),
-        _ => None,
-    };
-    Ok(StatementLine {
-        journal_id: row.get(line_col::ID)?,
-        at: Timestamp::from_unix(row.get(line_col::AT)?),
-        purpose: Purpose::parse(&purpose)
-            .ok_or_else(|| conversion_error(line_col::PURPOSE, BadState(purpose.clone())))?,
-        txn,
-        memo: row.get(line_col::MEMO)?,
-        amount: Paise::new(row.get(line_col::WIDTH)?),
-    })
-}
-
 /// `(kind, txn_id)` of an audit row.
 fn kind_and_id(row: &Row<'_>) -> rusqlite::Result<(String, i64)> {
     Ok((row.get(0)?, row.get(1)?))
@@ -184,7 +161,7 @@ impl LedgerStore for SqliteStore {
             let opening =
                 tx.prepare_cached(STATEMENT_OPENING)?.query_row(params![account, from.unix()], |r| r.get(0))?;
             let mut stmt = tx.prepare_cached(STATEMENT_LINES)?;
-            let lines = stmt.query_map(params![account, from.unix(), to.unix()], statement_line)?;
+            let lines = stmt.query_map(params![account, from.unix(), to.unix()], |row| statement_line(row))?;
             let lines = lines.collect::<rusqlite::Result<_>>()?;
             Ok(Statement { opening: Paise::new(opening), lines })
         })
@@ -197,13 +174,15 @@ impl LedgerStore for SqliteStore {
             Ok(LedgerAudit {
                 total,
                 journals,
-                unbalanced_journals: collect(&tx, AUDIT_UNBALANCED, |r| Ok((r.get(0)?, r.get(1)?)))?,
-                wallet_mismatches: collect(&tx, AUDIT_WALLETS, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
-                repeated_journals: collect(&tx, AUDIT_REPEATED, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?,
-                refunds_without_debit: collect(&tx, AUDIT_REFUNDS_WITHOUT_DEBIT, kind_and_id)?,
-                refunds_not_recorded: collect(&tx, AUDIT_REFUNDS_NOT_RECORDED, kind_and_id)?,
-                refunds_not_paid: collect(&tx, AUDIT_REFUNDS_NOT_PAID, kind_and_id)?,
-                failed_not_refunded: collect(&tx, AUDIT_FAILED_NOT_REFUNDED, kind_and_id)?,
+                unbalanced_journals: all_rows(&tx, AUDIT_UNBALANCED, [], |r| Ok((r.get(0)?, r.get(1)?)))?,
+                wallet_mismatches: all_rows(&tx, AUDIT_WALLETS, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?,
+                repeated_journals: all_rows(&tx, AUDIT_REPEATED, [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?,
+                refunds_without_debit: all_rows(&tx, AUDIT_REFUNDS_WITHOUT_DEBIT, [], kind_and_id)?,
+                refunds_not_recorded: all_rows(&tx, AUDIT_REFUNDS_NOT_RECORDED, [], kind_and_id)?,
+                refunds_not_paid: all_rows(&tx, AUDIT_REFUNDS_NOT_PAID, [], kind_and_id)?,
+                failed_not_refunded: all_rows(&tx, AUDIT_FAILED_NOT_REFUNDED, [], kind_and_id)?,
             })
         })
     }
@@ -232,102 +211,85 @@ impl LedgerStore for SqliteStore {
     }
 
     async fn fee_plans(&self, partner: RegistrationId) -> Result<Vec<FeePlanVersion>, StoreError> {
-        let rows: Vec<(i64, i64, String, i64)> = self.read(|conn| {
-            let mut stmt = conn.prepare_cached(FEE_PLANS)?;
-            let rows = stmt.query_map([partner.number()], |r| {
-                Ok((
-                    r.get(plan_col::VERSION)?,
-                    r.get(plan_col::EFFECTIVE_FROM)?,
-                    r.get(plan_col::PLAN)?,
-                    r.get(plan_col::CREATED_AT)?,
-                ))
-            })?;
-            rows.collect()
-        })?;
-        rows.into_iter()
-            .map(|(version, effective_from, plan, created_at)| {
-                let plan = FeePlan::from_json(&plan)
-                    .with_context(|| format!("Stored fee plan {version} of partner {partner} is not valid"))?;
-                Ok(FeePlanVersion {
-                    partner,
-                    version,
-                    effective_from: Timestamp::from_unix(effective_from),
-                    plan,
-                    created_at: Timestamp::from_unix(created_at),
-                })
-            })
-            .collect::<anyhow::Result<_>>()
-            .map_err(StoreError::Other)
+        self.read(|conn| all_rows(conn, FEE_PLANS, [partner.number()], |row| fee_plan_from_row(partner, row)))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::lifecycle::{at, audit_is_clean, ok, open, partner, raw, send, top_up};
+    use super::super::tests::lifecycle::{at, audit_is_clean, ok, raw, send, top_up};
     use super::*;
+    use crate::store::sqlite::tests::lifecycle::sqlite_tests;
 
-    #[tokio::test]
-    async fn a_withdrawal_beyond_the_balance_is_refused_and_changes_nothing() {
-        let (_dir, store) = open();
-        let p = partner(&store).await;
-        assert_eq!(ok(store.wallet_balance(p).await), Paise::ZERO);
-        assert_eq!(top_up(&store, p, 100, 1).await, WalletMove { opening: Paise::ZERO, closing: Paise::rupees(100) });
-        let over = store.post_journal(Journal::withdrawal(p, Paise::rupees(150), "x".into(), at(2))).await;
-        assert!(matches!(over, Err(DebitError::InsufficientFunds { balance }) if balance == Paise::rupees(100)));
-        assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(100));
-        let out = ok(store.post_journal(Journal::withdrawal(p, Paise::rupees(40), "x".into(), at(3))).await);
-        assert_eq!(out, WalletMove { opening: Paise::rupees(100), closing: Paise::rupees(60) });
-        let ghost = Journal::top_up(RegistrationId::new(99_999), Paise::rupees(1), "x".into(), at(4));
-        assert!(matches!(store.post_journal(ghost).await, Err(DebitError::UnknownPartner)));
-        assert_eq!(audit_is_clean(&store).await.journals, 2);
-    }
+    sqlite_tests!(partner: a_withdrawal_beyond_the_balance_is_refused_and_changes_nothing, a_statement_opens_with_earlier_postings_and_closes_on_the_balance, the_audit_finds_corruption);
 
-    #[tokio::test]
-    async fn a_statement_opens_with_earlier_postings_and_closes_on_the_balance() {
-        let (_dir, store) = open();
-        let p = partner(&store).await;
-        top_up(&store, p, 100, 1).await;
-        top_up(&store, p, 500, 5).await;
-        ok(send(&store, p, "R1", 100).await);
-        top_up(&store, p, 7, 50).await;
-        let statement = ok(store.wallet_statement(p, at(2), at(50)).await);
-        assert_eq!(statement.opening, Paise::rupees(100));
-        let amounts: Vec<_> = statement.lines.iter().map(|l| (l.purpose, l.amount)).collect();
-        assert_eq!(amounts, [(Purpose::TopUp, Paise::rupees(500)), (Purpose::Debit, Paise::rupees(-110))]);
-        assert!(matches!(statement.lines[1].txn, Some((TxnKind::Dmt, _))));
-        assert_eq!(statement.closing(), Paise::rupees(490));
-        let whole = ok(store.wallet_statement(p, at(0), at(100)).await);
-        assert_eq!((whole.opening, whole.closing()), (Paise::ZERO, ok(store.wallet_balance(p).await)));
-    }
+    /// The bodies of the tests above, each run on a store of its own.
+    mod cases {
+        use super::*;
 
-    #[tokio::test]
-    async fn the_audit_finds_corruption() {
-        let (_dir, store) = open();
-        let p = partner(&store).await;
-        top_up(&store, p, 1_000, 1).await;
-        let ackno = ok(send(&store, p, "R1", 100).await).record.ackno;
-        audit_is_clean(&store).await;
-        raw(&store, "UPDATE wallets SET balance = balance + 1");
-        raw(&store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {ackno}"));
-        // One call: `last_insert_rowid()` is per connection.
-        raw(
-            &store,
-            &format!(
-                "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) \
-                 VALUES ({}, 'refund', 'dmt', 999, 'x', 0); \
-                 INSERT INTO postings (journal_id, account, amount) VALUES (last_insert_rowid(), 'funding', 5);",
-                p.number()
-            ),
-        );
-        let audit = ok(store.audit().await);
-        let n = p.number();
-        assert_eq!(audit.total, 5);
-        assert_eq!(audit.journals, 3);
-        assert_eq!(audit.unbalanced_journals, [(3, 5)]);
-        assert_eq!(audit.wallet_mismatches, [(n, 89_001, 89_000)]);
-        assert_eq!(audit.refunds_without_debit, [("dmt".to_owned(), 999)]);
-        assert_eq!(audit.refunds_not_recorded, [("dmt".to_owned(), 999)]);
-        assert_eq!(audit.refunds_not_paid, [("dmt".to_owned(), ackno)]);
-        assert!(audit.repeated_journals.is_empty());
+        pub(super) async fn a_withdrawal_beyond_the_balance_is_refused_and_changes_nothing(
+            store: &Arc<SqliteStore>,
+            p: RegistrationId,
+        ) {
+            assert_eq!(ok(store.wallet_balance(p).await), Paise::ZERO);
+            assert_eq!(
+                top_up(store, p, 100, 1).await,
+                WalletMove { opening: Paise::ZERO, closing: Paise::rupees(100) }
+            );
+            let over = store.post_journal(Journal::withdrawal(p, Paise::rupees(150), "x".into(), at(2))).await;
+            assert!(matches!(over, Err(DebitError::InsufficientFunds { balance }) if balance == Paise::rupees(100)));
+            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(100));
+            let out = ok(store.post_journal(Journal::withdrawal(p, Paise::rupees(40), "x".into(), at(3))).await);
+            assert_eq!(out, WalletMove { opening: Paise::rupees(100), closing: Paise::rupees(60) });
+            let ghost = Journal::top_up(RegistrationId::new(99_999), Paise::rupees(1), "x".into(), at(4));
+            assert!(matches!(store.post_journal(ghost).await, Err(DebitError::UnknownPartner)));
+            assert_eq!(audit_is_clean(store).await.journals, 2);
+        }
+
+        pub(super) async fn a_statement_opens_with_earlier_postings_and_closes_on_the_balance(
+            store: &Arc<SqliteStore>,
+            p: RegistrationId,
+        ) {
+            top_up(store, p, 100, 1).await;
+            top_up(store, p, 500, 5).await;
+            ok(send(store, p, "R1", 100).await);
+            top_up(store, p, 7, 50).await;
+            let statement = ok(store.wallet_statement(p, at(2), at(50)).await);
+            assert_eq!(statement.opening, Paise::rupees(100));
+            let amounts: Vec<_> = statement.lines.iter().map(|l| (l.purpose, l.amount)).collect();
+            assert_eq!(amounts, [(Purpose::TopUp, Paise::rupees(500)), (Purpose::Debit, Paise::rupees(-110))]);
+            assert!(matches!(statement.lines[1].txn, Some((TxnKind::Dmt, _))));
+            assert_eq!(statement.closing(), Paise::rupees(490));
+            let whole = ok(store.wallet_statement(p, at(0), at(100)).await);
+            assert_eq!((whole.opening, whole.closing()), (Paise::ZERO, ok(store.wallet_balance(p).await)));
+        }
+
+        pub(super) async fn the_audit_finds_corruption(store: &Arc<SqliteStore>, p: RegistrationId) {
+            top_up(store, p, 1_000, 1).await;
+            let ackno = ok(send(store, p, "R1", 100).await).record.ackno;
+            audit_is_clean(store).await;
+            raw(store, "UPDATE wallets SET balance = balance + 1");
+            raw(store, &format!("UPDATE dmt_transfers SET status = 0 WHERE ackno = {ackno}"));
+            // One call: `last_insert_rowid()` is per connection.
+            raw(
+                store,
+                &format!(
+                    "INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) \
+                     VALUES ({}, 'refund', 'dmt', 999, 'x', 0); \
+                     INSERT INTO postings (journal_id, account, amount) VALUES (last_insert_rowid(), 'funding', 5);",
+                    p.number()
+                ),
+            );
+            let audit = ok(store.audit().await);
+            let n = p.number();
+            assert_eq!(audit.total, 5);
+            assert_eq!(audit.journals, 3);
+            assert_eq!(audit.unbalanced_journals, [(3, 5)]);
+            assert_eq!(audit.wallet_mismatches, [(n, 89_001, 89_000)]);
+            assert_eq!(audit.refunds_without_debit, [("dmt".to_owned(), 999)]);
+            assert_eq!(audit.refunds_not_recorded, [("dmt".to_owned(), 999)]);
+            assert_eq!(audit.refunds_not_paid, [("dmt".to_owned(), ackno)]);
+            assert!(audit.repeated_journals.is_empty());
+        }
     }
 }

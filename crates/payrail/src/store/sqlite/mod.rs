@@ -50,14 +50,14 @@ use crate::domain::event::{
     DELIVERY_WINDOW_SECS,
 };
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
-use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, StatementLine, WalletMove};
+use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, TEXT_DAY_SECS};
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::txn_id::TxnNumbers;
 use crate::domain::{
-    BillPayment, DmtTransfer, HistoryEntry, IpAllowlist, Paise, Partner, PartnerStatus, ReferenceId, RegistrationId,
-    Timestamp, TxnKind,
+    BillPayment, DmtTransfer, HistoryEntry, Paise, Partner, PartnerStatus, ReferenceId, RegistrationId, Timestamp,
+    TxnKind,
 };
 
 /// How many read connections the pool keeps.
@@ -304,25 +304,19 @@ fn all_rows<T>(
     rows.collect()
 }
 
+/// The row of a query, if it has one.
+fn optional_row<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Option<T>> {
+    conn.prepare_cached(sql)?.query_row(params, f).optional()
+}
+
 /// Whether the partner exists.
 fn partner_exists(conn: &Connection, partner: RegistrationId) -> rusqlite::Result<bool> {
     conn.prepare_cached(super::partners::sql::PARTNER_EXISTS)?.exists([partner.number()])
-}
-
-/// Reads a stored transaction kind.
-fn txn_kind(column: usize, text: &str) -> rusqlite::Result<TxnKind> {
-    TxnKind::parse(text).ok_or_else(|| conversion_error(column, BadState(text.to_owned())))
-}
-
-/// Every row of a parameterless query.
-fn collect<T>(
-    conn: &Connection,
-    sql: &str,
-    f: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<Vec<T>> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map([], f)?;
-    rows.collect()
 }
 
 #[cfg(test)]
@@ -342,8 +336,32 @@ mod tests {
     pub(super) mod lifecycle {
         use super::super::*;
 
+        /// Declares each named test: it opens a store in a directory of its
+        /// own and runs `cases::<name>(&store)`, the test's body. After
+        /// `partner:`, the store first gets a partner, whose id the body
+        /// is handed as well.
+        macro_rules! sqlite_tests {
+            (partner: $($name:ident),+ $(,)?) => {$(
+                #[tokio::test]
+                async fn $name() {
+                    use $crate::store::sqlite::tests::lifecycle::{open, partner};
+                    let (_dir, store) = open();
+                    let p = partner(&store).await;
+                    cases::$name(&store, p).await
+                }
+            )+};
+            ($($name:ident),+ $(,)?) => {$(
+                #[tokio::test]
+                async fn $name() {
+                    let (_dir, store) = $crate::store::sqlite::tests::lifecycle::open();
+                    cases::$name(&store).await
+                }
+            )+};
+        }
+        pub(in crate::store::sqlite) use sqlite_tests;
+
         use crate::domain::remitter::TransferMode;
-        use crate::domain::{BillStatus, DmtCharges, DmtStatus};
+        use crate::domain::{BillStatus, DmtCharges, DmtStatus, IpAllowlist};
 
         /// Unwraps in a test, showing the error.
         pub(in crate::store::sqlite) fn ok<T, E: std::fmt::Display>(result: Result<T, E>) -> T {
@@ -462,72 +480,6 @@ mod tests {
             ok(conn.execute_batch(sql));
         }
 
-        #[tokio::test]
-        async fn a_debited_transfer_takes_amount_plus_charge_and_its_journal_balances() {
-            let (_dir, store) = open();
-            let p = partner(&store).await;
-            top_up(&store, p, 1_000, 1).await;
-            let debited = ok(send(&store, p, "R1", 100).await);
-            assert!(debited.record.ackno > 0);
-            assert_eq!(debited.wallet, WalletMove { opening: Paise::rupees(1_000), closing: Paise::rupees(890) });
-            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(890));
-            let (stored, history) = ok(store.dmt_with_history(debited.record.ackno).await).unwrap_or_else(|| panic!());
-            assert_eq!(stored, debited.record);
-            assert_eq!(history.len(), 1);
-            assert_eq!(ok(store.dmt_route(debited.record.ackno).await), Some(route(Bank::Bank1)));
-            assert_eq!(audit_is_clean(&store).await.journals, 2);
-        }
-
-        #[tokio::test]
-        async fn a_duplicate_reference_is_refused_and_nothing_is_debited() {
-            let (_dir, store) = open();
-            let p = partner(&store).await;
-            top_up(&store, p, 1_000, 1).await;
-            ok(send(&store, p, "R1", 100).await);
-            assert!(matches!(send(&store, p, "R1", 100).await, Err(DebitError::Duplicate(r)) if r == "R1"));
-            let imported = transfer(p, "R2", 100, DmtStatus::Success);
-            ok(store.insert_dmt_batch(vec![imported], note(5), Arc::new(|_| ())).await);
-            assert!(matches!(send(&store, p, "R2", 100).await, Err(DebitError::Duplicate(_))));
-            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(890));
-            assert_eq!(ok(store.counts().await), (2, 0));
-            audit_is_clean(&store).await;
-        }
-
-        #[tokio::test]
-        async fn the_monthly_limit_is_per_pipe_and_ignores_refunded_transfers() {
-            let (_dir, store) = open();
-            let p = partner(&store).await;
-            top_up(&store, p, 10_000, 1).await;
-            let limit = MonthlyLimit { since: at(0), limit: Paise::rupees(150) };
-            let make = |reference: &str, bank: Bank| {
-                let t = transfer(p, reference, 100, DmtStatus::InProcess);
-                store.create_dmt_debited(t, route(bank), limit.clone(), note(10), None)
-            };
-            let first = ok(make("R1", Bank::Bank1).await);
-            let refused = make("R2", Bank::Bank1).await;
-            assert!(matches!(refused, Err(DebitError::MonthlyLimit { remaining }) if remaining == Paise::rupees(50)));
-            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(9_890));
-            ok(make("R2", Bank::Bank2).await);
-            let usage = ok(store.remitter_usage(p, &mobile(), at(0)).await);
-            assert_eq!(
-                usage,
-                crate::domain::remitter::PerBank {
-                    bank1: Paise::rupees(100),
-                    bank2: Paise::rupees(100),
-                    bank3: Paise::ZERO
-                }
-            );
-            assert_eq!(
-                ok(store.remitter_usage(p, &mobile(), at(11)).await),
-                crate::domain::remitter::PerBank::default()
-            );
-            ok(store.change_dmt(first.record.ackno, DmtChange::Fail, note(20)).await);
-            let refund = DmtChange::Refund { refund_txn_id: None };
-            ok(store.change_dmt(first.record.ackno, refund, note(21)).await);
-            ok(make("R3", Bank::Bank1).await);
-            audit_is_clean(&store).await;
-        }
-
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn concurrent_debits_never_overdraw_the_wallet() {
             let (_dir, store) = open();
@@ -555,51 +507,6 @@ mod tests {
             assert_eq!(audit_is_clean(&store).await.journals, 21);
         }
 
-        #[tokio::test]
-        async fn a_refund_credits_the_wallet_exactly_once() {
-            let (_dir, store) = open();
-            let p = partner(&store).await;
-            top_up(&store, p, 1_000, 1).await;
-            let ackno = ok(send(&store, p, "R1", 100).await).record.ackno;
-            ok(store.change_dmt(ackno, DmtChange::Fail, note(20)).await);
-            let refund = DmtChange::Refund { refund_txn_id: None };
-            let refunded = ok(store.change_dmt(ackno, refund.clone(), note(21)).await);
-            assert_eq!(refunded.status, DmtStatus::Refunded);
-            assert!(refunded.refund_txn_id.is_some_and(|id| !id.is_empty()));
-            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
-            assert!(matches!(store.change_dmt(ackno, refund, note(22)).await, Err(ChangeError::Forbidden(_))));
-            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
-
-            let txnid = ok(store.create_bill_debited(bill(p, "B1", 200), note(30), None).await).record.txnid;
-            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(800));
-            ok(store.change_bill(txnid, BillChange::Fail, note(31)).await);
-            ok(store.change_bill(txnid, BillChange::Refund { refund_txn_id: Some("X1".into()) }, note(32)).await);
-            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
-            assert_eq!(audit_is_clean(&store).await.journals, 5);
-        }
-
-        #[tokio::test]
-        async fn refunding_an_imported_transfer_moves_no_money() {
-            let (_dir, store) = open();
-            let p = partner(&store).await;
-            top_up(&store, p, 1_000, 1).await;
-            let imported = transfer(p, "I1", 100, DmtStatus::Failed);
-            let ackno = ok(store.insert_dmt_batch(vec![imported], note(5), Arc::new(|_| ())).await)[0];
-            let refund = DmtChange::Refund { refund_txn_id: None };
-            ok(store.change_dmt(ackno, refund, note(6)).await);
-            assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
-            assert_eq!(audit_is_clean(&store).await.journals, 1);
-        }
-
-        #[tokio::test]
-        async fn the_writer_commits_durably_and_readers_need_not() {
-            let (_dir, store) = open();
-            let pragma = |conn: &Connection| conn.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0));
-            let writer = ok(store.write(move |conn| pragma(conn).map_err(store_error)).await);
-            assert_eq!(writer, 2, "FULL: every commit syncs the WAL");
-            assert_eq!(ok(store.read(pragma)), 1, "readers stay NORMAL");
-        }
-
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn grouped_writes_commit_together_and_a_refused_one_alone_is_undone() {
             let (_dir, store) = open();
@@ -624,6 +531,123 @@ mod tests {
             assert_eq!(ok(store.counts().await).1, 30);
             assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000 - 300));
             audit_is_clean(&store).await;
+        }
+
+        sqlite_tests!(the_writer_commits_durably_and_readers_need_not);
+        sqlite_tests!(partner: a_debited_transfer_takes_amount_plus_charge_and_its_journal_balances, a_duplicate_reference_is_refused_and_nothing_is_debited, the_monthly_limit_is_per_pipe_and_ignores_refunded_transfers, a_refund_credits_the_wallet_exactly_once, refunding_an_imported_transfer_moves_no_money);
+
+        /// The bodies of the tests above, each run on a store of its own.
+        mod cases {
+            use super::*;
+
+            pub(super) async fn a_debited_transfer_takes_amount_plus_charge_and_its_journal_balances(
+                store: &Arc<SqliteStore>,
+                p: RegistrationId,
+            ) {
+                top_up(store, p, 1_000, 1).await;
+                let debited = ok(send(store, p, "R1", 100).await);
+                assert!(debited.record.ackno > 0);
+                assert_eq!(debited.wallet, WalletMove { opening: Paise::rupees(1_000), closing: Paise::rupees(890) });
+                assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(890));
+                let (stored, history) =
+                    ok(store.dmt_with_history(debited.record.ackno).await).unwrap_or_else(|| panic!());
+                assert_eq!(stored, debited.record);
+                assert_eq!(history.len(), 1);
+                assert_eq!(ok(store.dmt_route(debited.record.ackno).await), Some(route(Bank::Bank1)));
+                assert_eq!(audit_is_clean(store).await.journals, 2);
+            }
+
+            pub(super) async fn a_duplicate_reference_is_refused_and_nothing_is_debited(
+                store: &Arc<SqliteStore>,
+                p: RegistrationId,
+            ) {
+                top_up(store, p, 1_000, 1).await;
+                ok(send(store, p, "R1", 100).await);
+                assert!(matches!(send(store, p, "R1", 100).await, Err(DebitError::Duplicate(r)) if r == "R1"));
+                let imported = transfer(p, "R2", 100, DmtStatus::Success);
+                ok(store.insert_dmt_batch(vec![imported], note(5), Arc::new(|_| ())).await);
+                assert!(matches!(send(store, p, "R2", 100).await, Err(DebitError::Duplicate(_))));
+                assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(890));
+                assert_eq!(ok(store.counts().await), (2, 0));
+                audit_is_clean(store).await;
+            }
+
+            pub(super) async fn the_monthly_limit_is_per_pipe_and_ignores_refunded_transfers(
+                store: &Arc<SqliteStore>,
+                p: RegistrationId,
+            ) {
+                top_up(store, p, 10_000, 1).await;
+                let limit = MonthlyLimit { since: at(0), limit: Paise::rupees(150) };
+                let make = |reference: &str, bank: Bank| {
+                    let t = transfer(p, reference, 100, DmtStatus::InProcess);
+                    store.create_dmt_debited(t, route(bank), limit.clone(), note(10), None)
+                };
+                let first = ok(make("R1", Bank::Bank1).await);
+                let refused = make("R2", Bank::Bank1).await;
+                assert!(
+                    matches!(refused, Err(DebitError::MonthlyLimit { remaining }) if remaining == Paise::rupees(50))
+                );
+                assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(9_890));
+                ok(make("R2", Bank::Bank2).await);
+                let usage = ok(store.remitter_usage(p, &mobile(), at(0)).await);
+                assert_eq!(
+                    usage,
+                    crate::domain::remitter::PerBank {
+                        bank1: Paise::rupees(100),
+                        bank2: Paise::rupees(100),
+                        bank3: Paise::ZERO
+                    }
+                );
+                assert_eq!(
+                    ok(store.remitter_usage(p, &mobile(), at(11)).await),
+                    crate::domain::remitter::PerBank::default()
+                );
+                ok(store.change_dmt(first.record.ackno, DmtChange::Fail, note(20)).await);
+                let refund = DmtChange::Refund { refund_txn_id: None };
+                ok(store.change_dmt(first.record.ackno, refund, note(21)).await);
+                ok(make("R3", Bank::Bank1).await);
+                audit_is_clean(store).await;
+            }
+
+            pub(super) async fn a_refund_credits_the_wallet_exactly_once(store: &Arc<SqliteStore>, p: RegistrationId) {
+                top_up(store, p, 1_000, 1).await;
+                let ackno = ok(send(store, p, "R1", 100).await).record.ackno;
+                ok(store.change_dmt(ackno, DmtChange::Fail, note(20)).await);
+                let refund = DmtChange::Refund { refund_txn_id: None };
+                let refunded = ok(store.change_dmt(ackno, refund.clone(), note(21)).await);
+                assert_eq!(refunded.status, DmtStatus::Refunded);
+                assert!(refunded.refund_txn_id.is_some_and(|id| !id.is_empty()));
+                assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
+                assert!(matches!(store.change_dmt(ackno, refund, note(22)).await, Err(ChangeError::Forbidden(_))));
+                assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
+
+                let txnid = ok(store.create_bill_debited(bill(p, "B1", 200), note(30), None).await).record.txnid;
+                assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(800));
+                ok(store.change_bill(txnid, BillChange::Fail, note(31)).await);
+                ok(store.change_bill(txnid, BillChange::Refund { refund_txn_id: Some("X1".into()) }, note(32)).await);
+                assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
+                assert_eq!(audit_is_clean(store).await.journals, 5);
+            }
+
+            pub(super) async fn refunding_an_imported_transfer_moves_no_money(
+                store: &Arc<SqliteStore>,
+                p: RegistrationId,
+            ) {
+                top_up(store, p, 1_000, 1).await;
+                let imported = transfer(p, "I1", 100, DmtStatus::Failed);
+                let ackno = ok(store.insert_dmt_batch(vec![imported], note(5), Arc::new(|_| ())).await)[0];
+                let refund = DmtChange::Refund { refund_txn_id: None };
+                ok(store.change_dmt(ackno, refund, note(6)).await);
+                assert_eq!(ok(store.wallet_balance(p).await), Paise::rupees(1_000));
+                assert_eq!(audit_is_clean(store).await.journals, 1);
+            }
+
+            pub(super) async fn the_writer_commits_durably_and_readers_need_not(store: &Arc<SqliteStore>) {
+                let pragma = |conn: &Connection| conn.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0));
+                let writer = ok(store.write(move |conn| pragma(conn).map_err(store_error)).await);
+                assert_eq!(writer, 2, "FULL: every commit syncs the WAL");
+                assert_eq!(ok(store.read(pragma)), 1, "readers stay NORMAL");
+            }
         }
     }
 }

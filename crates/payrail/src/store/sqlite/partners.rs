@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::store::partners::sql::*;
+pub(super) use crate::store::partners::{partner_at, partner_from_row};
 use crate::store::partners::{partner_columns as col, partner_list_p};
 
 /// How many partner columns a joined row starts with: where its transaction starts.
@@ -28,35 +29,12 @@ const CLEAR_CALLBACK: &str = "DELETE FROM partner_callbacks WHERE partner_id = $
 const CANCEL_EVENTS: &str =
     "UPDATE partner_events SET state = 'cancelled', next_attempt_at = NULL WHERE partner_id = $1 AND state = 'pending'";
 
-/// Reads a row of the partner columns ([`crate::store::partners::partner_list`]).
-pub(super) fn partner_from_row(row: &Row<'_>) -> rusqlite::Result<Partner> {
-    partner_at(row, 0)
-}
-
-/// Reads the partner columns starting at column `base` of a joined row.
-pub(super) fn partner_at(row: &Row<'_>, base: usize) -> rusqlite::Result<Partner> {
-    let status: String = row.get(base + col::STATUS)?;
-    let allow: String = row.get(base + col::ALLOW_IPS)?;
-    let previous: Option<Vec<u8>> = row.get(base + col::PREVIOUS_SECRET)?;
-    let previous_until: Option<i64> = row.get(base + col::PREVIOUS_SECRET_UNTIL)?;
-    Ok(Partner {
-        registration_id: RegistrationId::new(row.get(base + col::ID)?),
-        name: row.get(base + col::NAME)?,
-        // An unknown status must not grant access.
-        status: PartnerStatus::from_stored(&status).unwrap_or(PartnerStatus::Suspended),
-        require_token: row.get(base + col::REQUIRE_TOKEN)?,
-        allowlist: IpAllowlist::from_stored(&allow).map_err(|e| conversion_error(base + col::ALLOW_IPS, e))?,
-        secret: SealedSecret(row.get(base + col::SECRET)?),
-        previous_secret: previous.zip(previous_until).map(|(s, t)| (SealedSecret(s), Timestamp::from_unix(t))),
-        authorised_key_hash: row.get(base + col::AUTHORISED_KEY_HASH)?,
-        created_at: Timestamp::from_unix(row.get(base + col::CREATED_AT)?),
-    })
-}
-
 #[async_trait]
 impl PartnerStore for SqliteStore {
     async fn find_partner(&self, id: RegistrationId) -> Result<Option<Partner>, StoreError> {
-        self.read(|conn| conn.prepare_cached(FIND_PARTNER)?.query_row([id.number()], partner_from_row).optional())
+        self.read(|conn| {
+            conn.prepare_cached(FIND_PARTNER)?.query_row([id.number()], |row| partner_from_row(row)).optional()
+        })
     }
 
     async fn insert_partner(&self, new: NewPartner) -> Result<Partner, StoreError> {
@@ -78,7 +56,7 @@ impl PartnerStore for SqliteStore {
                         new.authorised_key_hash,
                         new.created_at.unix()
                     ],
-                    partner_from_row,
+                    |row| partner_from_row(row),
                 )
                 .map_err(store_error)?;
             tx.commit().map_err(store_error)?;
@@ -90,7 +68,7 @@ impl PartnerStore for SqliteStore {
     async fn list_partners(&self) -> Result<Vec<Partner>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(LIST_PARTNERS)?;
-            let rows = stmt.query_map([], partner_from_row)?;
+            let rows = stmt.query_map([], |row| partner_from_row(row))?;
             rows.collect()
         })
     }

@@ -7,7 +7,7 @@ use crate::domain::remitter::PerBank;
 use rusqlite::params_from_iter;
 
 use crate::store::remittance::{
-    beneficiary_from_row, beneficiary_values, otp_columns, remitter_from_row, remitter_values, sql, stale_otps_before,
+    beneficiary_from_row, beneficiary_values, otp_from_row, remitter_from_row, remitter_values, sql, stale_otps_before,
 };
 
 /// Deletes every text older than `?1`. One writer runs it, so a plain delete
@@ -22,9 +22,9 @@ impl RemittanceStore for SqliteStore {
         mobile: &MobileNumber,
     ) -> Result<Option<Remitter>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(sql::FIND_REMITTER)?
-                .query_row(params![partner.number(), mobile.as_str()], |row| remitter_from_row(partner, row))
-                .optional()
+            optional_row(conn, sql::FIND_REMITTER, params![partner.number(), mobile.as_str()], |row| {
+                remitter_from_row(partner, row)
+            })
         })
     }
 
@@ -97,9 +97,7 @@ impl RemittanceStore for SqliteStore {
 
     async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> Result<Option<Beneficiary>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(sql::FIND_BENEFICIARY)?
-                .query_row(params![partner.number(), id], |row| beneficiary_from_row(row))
-                .optional()
+            optional_row(conn, sql::FIND_BENEFICIARY, params![partner.number(), id], |row| beneficiary_from_row(row))
         })
     }
 
@@ -215,95 +213,81 @@ pub(super) fn routed_since(
         .query_row(params![partner.number(), mobile.as_str(), bank.number(), since.unix()], |r| r.get(0))
 }
 
-/// The partner's OTP `token` for `purpose`, from [`otp_columns`].
-fn otp_from_row(
-    row: &Row<'_>,
-    partner: RegistrationId,
-    token: &str,
-    purpose: OtpPurpose,
-) -> rusqlite::Result<OtpRecord> {
-    use otp_columns as c;
-    Ok(OtpRecord {
-        token: token.to_owned(),
-        partner,
-        purpose,
-        subject: row.get(c::SUBJECT)?,
-        code_hash: row.get(c::CODE_HASH)?,
-        expires_at: Timestamp::from_unix(row.get(c::EXPIRES_AT)?),
-        attempts: row.get(c::ATTEMPTS)?,
-        used: row.get(c::USED)?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::remitter::{AccountNumber, Ifsc};
-    use crate::store::sqlite::tests::lifecycle::{at, mobile, ok, open, partner};
+    use crate::store::sqlite::tests::lifecycle::sqlite_tests;
+    use crate::store::sqlite::tests::lifecycle::{at, mobile, ok};
 
-    #[tokio::test]
-    async fn an_otp_is_accepted_once_for_its_partner_and_purpose() {
-        let (_dir, store) = open();
-        let p = partner(&store).await;
-        let issued = OtpRecord::issue(p, OtpPurpose::Transfer, "subj".into(), "tok1".into(), "123456".into(), at(0));
-        ok(store.insert_otp(issued.record).await);
-        let check = |partner, purpose, code: &'static str| store.check_otp(partner, "tok1", purpose, code, at(10));
-        assert_eq!(ok(check(p, OtpPurpose::Registration, "123456").await), OtpCheck::Unknown);
-        assert_eq!(ok(check(RegistrationId::new(1), OtpPurpose::Transfer, "123456").await), OtpCheck::Unknown);
-        assert_eq!(ok(check(p, OtpPurpose::Transfer, "000000").await), OtpCheck::Wrong(2));
-        assert_eq!(ok(check(p, OtpPurpose::Transfer, "123456").await), OtpCheck::Accepted("subj".into()));
-        assert_eq!(ok(check(p, OtpPurpose::Transfer, "123456").await), OtpCheck::Spent);
-        let unknown = store.check_otp(p, "nope", OtpPurpose::Transfer, "123456", at(10)).await;
-        assert_eq!(ok(unknown), OtpCheck::Unknown);
-    }
+    sqlite_tests!(partner: an_otp_is_accepted_once_for_its_partner_and_purpose, fee_plans_remitters_and_beneficiaries);
 
-    #[tokio::test]
-    async fn fee_plans_remitters_and_beneficiaries() {
-        let (_dir, store) = open();
-        let p = partner(&store).await;
-        let plan = FeePlan::default_plan();
-        assert_eq!(ok(store.insert_fee_plan(p, at(0), plan.clone(), at(0)).await).version, 1);
-        assert_eq!(ok(store.insert_fee_plan(p, at(9), plan.clone(), at(1)).await).version, 2);
-        let versions = ok(store.fee_plans(p).await);
-        assert_eq!(
-            versions.iter().map(|v| (v.version, v.effective_from)).collect::<Vec<_>>(),
-            [(1, at(0)), (2, at(9))]
-        );
-        assert_eq!(versions[1].plan, plan);
-        let ghost = store.insert_fee_plan(RegistrationId::new(5), at(0), plan, at(0)).await;
-        assert!(matches!(ghost, Err(DebitError::UnknownPartner)));
+    /// The bodies of the tests above, each run on a store of its own.
+    mod cases {
+        use super::*;
 
-        let remitter = Remitter {
-            partner: p,
-            mobile: mobile(),
-            first_name: Some("A".into()),
-            last_name: None,
-            kyc_id: "K1".into(),
-            created_at: at(1),
-        };
-        assert!(ok(store.insert_remitter(remitter.clone()).await));
-        assert!(!ok(store.insert_remitter(remitter.clone()).await));
-        assert_eq!(ok(store.find_remitter(p, &mobile()).await), Some(remitter));
-        let b = Beneficiary {
-            id: 0,
-            partner: p,
-            remitter: mobile(),
-            name: "B".into(),
-            account: ok(AccountNumber::parse("123456789")),
-            ifsc: ok(Ifsc::parse("SBIN0001234")),
-            bank_name: None,
-            created_at: at(2),
-        };
-        let first = ok(ok(store.insert_beneficiary(b.clone()).await));
-        let same_bank = Beneficiary { ifsc: ok(Ifsc::parse("SBIN0009999")), ..b.clone() };
-        assert_eq!(ok(store.insert_beneficiary(same_bank).await), Err(first.id));
-        let other = Beneficiary { account: ok(AccountNumber::parse("987654321")), ..b };
-        let second = ok(ok(store.insert_beneficiary(other).await));
-        assert!(first.id > 0 && second.id > first.id);
-        assert_eq!(ok(store.find_beneficiary(p, first.id).await), Some(first.clone()));
-        assert!(ok(store.delete_beneficiary(p, &mobile(), first.id).await));
-        assert!(!ok(store.delete_beneficiary(p, &mobile(), first.id).await));
-        assert_eq!(ok(store.find_beneficiary(p, first.id).await), None);
-        assert_eq!(ok(store.beneficiaries(p, &mobile()).await), [second]);
+        pub(super) async fn an_otp_is_accepted_once_for_its_partner_and_purpose(
+            store: &Arc<SqliteStore>,
+            p: RegistrationId,
+        ) {
+            let issued =
+                OtpRecord::issue(p, OtpPurpose::Transfer, "subj".into(), "tok1".into(), "123456".into(), at(0));
+            ok(store.insert_otp(issued.record).await);
+            let check = |partner, purpose, code: &'static str| store.check_otp(partner, "tok1", purpose, code, at(10));
+            assert_eq!(ok(check(p, OtpPurpose::Registration, "123456").await), OtpCheck::Unknown);
+            assert_eq!(ok(check(RegistrationId::new(1), OtpPurpose::Transfer, "123456").await), OtpCheck::Unknown);
+            assert_eq!(ok(check(p, OtpPurpose::Transfer, "000000").await), OtpCheck::Wrong(2));
+            assert_eq!(ok(check(p, OtpPurpose::Transfer, "123456").await), OtpCheck::Accepted("subj".into()));
+            assert_eq!(ok(check(p, OtpPurpose::Transfer, "123456").await), OtpCheck::Spent);
+            let unknown = store.check_otp(p, "nope", OtpPurpose::Transfer, "123456", at(10)).await;
+            assert_eq!(ok(unknown), OtpCheck::Unknown);
+        }
+
+        pub(super) async fn fee_plans_remitters_and_beneficiaries(store: &Arc<SqliteStore>, p: RegistrationId) {
+            let plan = FeePlan::default_plan();
+            assert_eq!(ok(store.insert_fee_plan(p, at(0), plan.clone(), at(0)).await).version, 1);
+            assert_eq!(ok(store.insert_fee_plan(p, at(9), plan.clone(), at(1)).await).version, 2);
+            let versions = ok(store.fee_plans(p).await);
+            assert_eq!(
+                versions.iter().map(|v| (v.version, v.effective_from)).collect::<Vec<_>>(),
+                [(1, at(0)), (2, at(9))]
+            );
+            assert_eq!(versions[1].plan, plan);
+            let ghost = store.insert_fee_plan(RegistrationId::new(5), at(0), plan, at(0)).await;
+            assert!(matches!(ghost, Err(DebitError::UnknownPartner)));
+
+            let remitter = Remitter {
+                partner: p,
+                mobile: mobile(),
+                first_name: Some("A".into()),
+                last_name: None,
+                kyc_id: "K1".into(),
+                created_at: at(1),
+            };
+            assert!(ok(store.insert_remitter(remitter.clone()).await));
+            assert!(!ok(store.insert_remitter(remitter.clone()).await));
+            assert_eq!(ok(store.find_remitter(p, &mobile()).await), Some(remitter));
+            let b = Beneficiary {
+                id: 0,
+                partner: p,
+                remitter: mobile(),
+                name: "B".into(),
+                account: ok(AccountNumber::parse("123456789")),
+                ifsc: ok(Ifsc::parse("SBIN0001234")),
+                bank_name: None,
+                created_at: at(2),
+            };
+            let first = ok(ok(store.insert_beneficiary(b.clone()).await));
+            let same_bank = Beneficiary { ifsc: ok(Ifsc::parse("SBIN0009999")), ..b.clone() };
+            assert_eq!(ok(store.insert_beneficiary(same_bank).await), Err(first.id));
+            let other = Beneficiary { account: ok(AccountNumber::parse("987654321")), ..b };
+            let second = ok(ok(store.insert_beneficiary(other).await));
+            assert!(first.id > 0 && second.id > first.id);
+            assert_eq!(ok(store.find_beneficiary(p, first.id).await), Some(first.clone()));
+            assert!(ok(store.delete_beneficiary(p, &mobile(), first.id).await));
+            assert!(!ok(store.delete_beneficiary(p, &mobile(), first.id).await));
+            assert_eq!(ok(store.find_beneficiary(p, first.id).await), None);
+            assert_eq!(ok(store.beneficiaries(p, &mobile()).await), [second]);
+        }
     }
 }

@@ -104,11 +104,7 @@ impl UpstreamWorkStore for SqliteStore {
     }
 
     async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> Result<Option<PollJob>, StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached(sql::POLL_JOB)?
-                .query_row(params![kind.as_str(), txn_id], |row| poll_from_row(row))
-                .optional()
-        })
+        self.read(|conn| optional_row(conn, sql::POLL_JOB, params![kind.as_str(), txn_id], |row| poll_from_row(row)))
     }
 
     async fn claim_events(
@@ -264,6 +260,7 @@ mod tests {
     use super::*;
     use crate::domain::event::{bill_payload, dmt_payload};
     use crate::domain::DmtStatus;
+    use crate::store::sqlite::tests::lifecycle::sqlite_tests;
     use crate::store::sqlite::tests::lifecycle::{
         at, bill, no_limit, note, ok, open, partner, route, send, top_up, transfer,
     };
@@ -379,247 +376,6 @@ mod tests {
         PollJob { kind, txn_id, attempts, due_at: at(due) }
     }
 
-    #[tokio::test]
-    async fn a_debit_with_poll_at_writes_a_due_job_and_one_without_does_not() {
-        let (_dir, store) = open();
-        let p = partner(&store).await;
-        top_up(&store, p, 1_000, 1).await;
-        ok(send(&store, p, "R0", 10).await);
-        let t = transfer(p, "R1", 10, DmtStatus::InProcess);
-        let make = |t| store.create_dmt_debited(t, route(Bank::Bank1), no_limit(), note(10), Some(at(40)));
-        let ackno = ok(make(t.clone()).await).record.ackno;
-        assert!(matches!(make(t).await, Err(DebitError::Duplicate(_))), "a refused debit writes no job");
-        let txnid = ok(store.create_bill_debited(bill(p, "B1", 10), note(11), Some(at(30))).await).record.txnid;
-        ok(store.create_bill_debited(bill(p, "B2", 10), note(12), None).await);
-        assert!(ok(store.claim_polls("a", at(29), at(90), 10).await).is_empty(), "nothing due yet");
-        let jobs = ok(store.claim_polls("a", at(40), at(100), 10).await);
-        assert_eq!(jobs, [job(TxnKind::Bbps, txnid, 0, 30), job(TxnKind::Dmt, ackno, 0, 40)]);
-    }
-
-    #[tokio::test]
-    async fn a_poll_job_is_leased_to_one_claimer_until_the_lease_expires() {
-        let (_dir, store) = open();
-        ok(store.schedule_poll(TxnKind::Dmt, 7, at(10)).await);
-        let first = ok(store.claim_polls("a", at(10), at(70), 5).await);
-        assert_eq!(first, [job(TxnKind::Dmt, 7, 0, 10)]);
-        assert!(ok(store.claim_polls("b", at(10), at(70), 5).await).is_empty());
-        assert!(ok(store.claim_polls("b", at(69), at(130), 5).await).is_empty());
-        let second = ok(store.claim_polls("b", at(70), at(130), 5).await);
-        assert_eq!(second, first, "claimable again once the lease has expired");
-        assert!(!ok(store.finish_poll(&first[0], "a", PollNext::Done).await), "a no longer holds the lease");
-        assert!(ok(store.finish_poll(&second[0], "b", PollNext::Again(at(200))).await));
-        assert_eq!(ok(store.claim_polls("a", at(200), at(260), 5).await), [job(TxnKind::Dmt, 7, 1, 200)]);
-    }
-
-    #[tokio::test]
-    async fn finishing_a_poll_reschedules_holds_or_removes_the_job() {
-        let (_dir, store) = open();
-        for (kind, id) in [(TxnKind::Dmt, 1), (TxnKind::Bbps, 2), (TxnKind::Dmt, 3)] {
-            ok(store.schedule_poll(kind, id, at(10)).await);
-        }
-        let jobs = ok(store.claim_polls("a", at(10), at(70), 10).await);
-        assert_eq!(jobs.iter().map(|j| j.txn_id).collect::<Vec<_>>(), [1, 2, 3]);
-        assert!(ok(store.finish_poll(&jobs[0], "a", PollNext::Again(at(50))).await));
-        assert!(ok(store.finish_poll(&jobs[1], "a", PollNext::Held).await));
-        assert!(ok(store.finish_poll(&jobs[2], "a", PollNext::Done).await));
-        assert!(!ok(store.finish_poll(&jobs[2], "a", PollNext::Done).await), "the job is gone");
-        assert!(!ok(store.finish_poll(&jobs[0], "a", PollNext::Done).await), "the lease was released");
-        assert!(ok(store.claim_polls("a", at(49), at(109), 10).await).is_empty());
-        assert_eq!(
-            ok(store.held_polls().await),
-            [PollJob { due_at: Timestamp::from_unix(0), ..job(TxnKind::Bbps, 2, 1, 0) }]
-        );
-        let again = ok(store.claim_polls("a", at(1_000), at(1_060), 10).await);
-        assert_eq!(again, [job(TxnKind::Dmt, 1, 1, 50)], "a held job is never due");
-
-        // An operator resumes the held job, and restarts the leased one.
-        ok(store.schedule_poll(TxnKind::Bbps, 2, at(60)).await);
-        ok(store.schedule_poll(TxnKind::Dmt, 1, at(60)).await);
-        assert!(ok(store.held_polls().await).is_empty());
-        assert!(!ok(store.finish_poll(&again[0], "a", PollNext::Done).await), "rescheduling released the lease");
-        let resumed = ok(store.claim_polls("b", at(60), at(120), 10).await);
-        assert_eq!(resumed, [job(TxnKind::Dmt, 1, 0, 60), job(TxnKind::Bbps, 2, 0, 60)]);
-    }
-
-    #[tokio::test]
-    async fn a_change_writes_an_event_only_when_the_partner_has_a_callback_url() {
-        let (_dir, store) = open();
-        let p = partner(&store).await;
-        top_up(&store, p, 1_000, 1).await;
-        let ackno = ok(send(&store, p, "R1", 100).await).record.ackno;
-        ok(store.change_dmt(ackno, DmtChange::SentToBank, note(20)).await);
-        assert!(ok(store.events(&EventFilter::default()).await).is_empty());
-        assert_eq!(ok(store.callback_url(p).await), None);
-        assert!(!ok(store.set_callback_url(RegistrationId::new(99_999), Some(HOOK.into()), at(21)).await));
-        assert!(ok(store.set_callback_url(p, Some("https://old.example/".into()), at(21)).await));
-        assert!(ok(store.set_callback_url(p, Some(HOOK.into()), at(22)).await));
-        assert_eq!(ok(store.callback_url(p).await).as_deref(), Some(HOOK));
-
-        let paid = ok(store.change_dmt(ackno, DmtChange::Success { utr: None }, note(30)).await);
-        let late = ok(store.change_dmt(ackno, DmtChange::Utr { utr: "U1".into() }, note(31)).await);
-        let events = ok(store.events(&EventFilter::default()).await);
-        assert_eq!(events.len(), 2);
-        let expected = PartnerEvent {
-            id: events[1].id,
-            partner: p,
-            kind: TxnKind::Dmt,
-            txn_id: ackno,
-            status: "success".into(),
-            payload: dmt_payload(&paid, at(30)),
-            created_at: at(30),
-            state: EventState::Pending,
-            attempts: 0,
-            next_attempt_at: Some(at(30)),
-            deliver_until: at(30).plus_secs(DELIVERY_WINDOW_SECS),
-            delivered_at: None,
-            redelivered_at: None,
-        };
-        assert_eq!(events[1], expected);
-        assert_eq!(events[0].payload, dmt_payload(&late, at(31)));
-        assert!(events[0].payload.contains(r#""utr":"U1""#), "{}", events[0].payload);
-        let (_, history) = ok(store.dmt_with_history(ackno).await).unwrap_or_else(|| panic!("no transfer"));
-        let last = history.last().unwrap_or_else(|| panic!("no history"));
-        assert_eq!((last.from_status.as_deref(), last.to_status.as_str()), (Some("success"), "success"));
-
-        let txnid = ok(store.create_bill_debited(bill(p, "B1", 10), note(40), None).await).record.txnid;
-        let operator_ref = Some("OP1".to_owned());
-        let paid = ok(store.change_bill(txnid, BillChange::Success { operator_ref }, note(41)).await);
-        let bills =
-            ok(store.events(&EventFilter { txn: Some((TxnKind::Bbps, txnid)), ..EventFilter::default() }).await);
-        assert_eq!(bills.len(), 1);
-        assert_eq!((bills[0].status.as_str(), bills[0].partner), ("success", p));
-        assert_eq!(bills[0].payload, bill_payload(&paid, at(41)));
-
-        assert!(ok(store.set_callback_url(p, None, at(50)).await));
-        assert_eq!(ok(store.callback_url(p).await), None);
-        ok(store.change_bill(txnid, BillChange::Fail, note(51)).await);
-        assert_eq!(ok(store.events(&EventFilter::default()).await).len(), 3, "no URL, no event");
-    }
-
-    #[tokio::test]
-    async fn claimed_events_keep_each_transactions_order() {
-        let (_dir, store) = open();
-        let p = hooked_partner(&store).await;
-        let ids = imported(&store, p, "I", 2).await;
-        let (a, b) = (ids[0], ids[1]);
-        ok(store.change_dmt(a, DmtChange::SentToBank, note(10)).await);
-        ok(store.change_dmt(b, DmtChange::SentToBank, note(11)).await);
-        ok(store.change_dmt(a, DmtChange::Success { utr: Some("U".into()) }, note(12)).await);
-        let all = event_ids(&store, EventFilter::default()).await;
-        let (a1, b1, a2) = (all[2], all[1], all[0]);
-        assert!(claim_event_ids(&store, "w", 9).await.is_empty(), "nothing due yet");
-        assert_eq!(claim_event_ids(&store, "w", 12).await, [a1, b1], "a2 waits behind a1");
-        assert!(ok(store.record_attempt(attempt(a1, 1, 12), "w", EventOutcome::RetryAt(at(20))).await));
-        assert!(claim_event_ids(&store, "w", 15).await.is_empty(), "a1 is not due and a2 still waits");
-        assert_eq!(claim_event_ids(&store, "w", 20).await, [a1]);
-        assert!(ok(store.record_attempt(attempt(a1, 2, 20), "w", EventOutcome::Delivered).await));
-        assert_eq!(claim_event_ids(&store, "w", 20).await, [a2]);
-    }
-
-    #[tokio::test]
-    async fn an_attempt_is_recorded_only_by_the_lease_holder_and_decides_the_state() {
-        let (_dir, store) = open();
-        let p = hooked_partner(&store).await;
-        let ids = imported(&store, p, "I", 3).await;
-        for (i, ackno) in ids.iter().enumerate() {
-            ok(store.change_dmt(*ackno, DmtChange::SentToBank, note(10 + i as i64)).await);
-        }
-        let events = claim_event_ids(&store, "w", 20).await;
-        let (delivered, retried, failed) = (events[0], events[1], events[2]);
-
-        assert!(!ok(store.record_attempt(attempt(delivered, 1, 21), "x", EventOutcome::Delivered).await));
-        let (event, attempts) = ok(store.event_with_attempts(delivered).await).unwrap_or_else(|| panic!("gone"));
-        assert_eq!((event.state, event.attempts, attempts.len()), (EventState::Pending, 0, 0), "nothing written");
-
-        let ok_attempt = DeliveryAttempt { http_status: Some(200), error: None, ..attempt(delivered, 1, 21) };
-        assert!(ok(store.record_attempt(ok_attempt.clone(), "w", EventOutcome::Delivered).await));
-        let (event, attempts) = ok(store.event_with_attempts(delivered).await).unwrap_or_else(|| panic!("gone"));
-        assert_eq!(
-            (event.state, event.attempts, event.next_attempt_at, event.delivered_at),
-            (EventState::Delivered, 1, None, Some(at(21)))
-        );
-        assert_eq!(attempts, std::slice::from_ref(&ok_attempt));
-        assert!(!ok(store.record_attempt(ok_attempt, "w", EventOutcome::Delivered).await), "not pending");
-
-        assert!(ok(store.record_attempt(attempt(retried, 1, 22), "w", EventOutcome::RetryAt(at(80))).await));
-        assert!(!ok(store.record_attempt(attempt(retried, 2, 23), "w", EventOutcome::GiveUp).await), "released");
-        let (event, _) = ok(store.event_with_attempts(retried).await).unwrap_or_else(|| panic!("gone"));
-        assert_eq!(
-            (event.state, event.attempts, event.next_attempt_at, event.delivered_at),
-            (EventState::Pending, 1, Some(at(80)), None)
-        );
-
-        assert!(ok(store.record_attempt(attempt(failed, 1, 23), "w", EventOutcome::GiveUp).await));
-        let (event, attempts) = ok(store.event_with_attempts(failed).await).unwrap_or_else(|| panic!("gone"));
-        assert_eq!((event.state, event.attempts, event.next_attempt_at), (EventState::Failed, 1, None));
-        assert_eq!(attempts, [attempt(failed, 1, 23)]);
-        assert_eq!(claim_event_ids(&store, "w", 1_000).await, [retried], "only the retry is left");
-        assert_eq!(ok(store.event_with_attempts(99_999).await), None);
-    }
-
-    #[tokio::test]
-    async fn a_redelivered_event_is_pending_again_with_a_fresh_window() {
-        let (_dir, store) = open();
-        let p = hooked_partner(&store).await;
-        let ackno = imported(&store, p, "I", 1).await[0];
-        ok(store.change_dmt(ackno, DmtChange::SentToBank, note(10)).await);
-        let id = claim_event_ids(&store, "w", 10).await[0];
-        assert!(ok(store.record_attempt(attempt(id, 1, 11), "w", EventOutcome::Delivered).await));
-
-        let again = ok(store.redeliver_event(id, at(500)).await).unwrap_or_else(|| panic!("gone"));
-        assert_eq!(
-            (again.state, again.attempts, again.next_attempt_at, again.delivered_at),
-            (EventState::Pending, 1, Some(at(500)), None)
-        );
-        assert_eq!((again.deliver_until, again.created_at), (at(500).plus_secs(DELIVERY_WINDOW_SECS), at(10)));
-        assert_eq!(claim_event_ids(&store, "w", 500).await, [id]);
-        // Redelivered while an attempt is in flight: the lease is kept,
-        // nobody else claims it, and the holder's attempt is recorded.
-        let in_flight = ok(store.redeliver_event(id, at(501)).await).unwrap_or_else(|| panic!("gone"));
-        assert_eq!((in_flight.next_attempt_at, in_flight.redelivered_at), (Some(at(501)), Some(at(501))));
-        assert_eq!(claim_event_ids(&store, "v", 501).await, Vec::<i64>::new(), "the live lease is kept");
-        assert!(ok(store.record_attempt(attempt(id, 2, 502), "w", EventOutcome::GiveUp).await));
-        let (event, attempts) = ok(store.event_with_attempts(id).await).unwrap_or_else(|| panic!("gone"));
-        assert_eq!(
-            (event.state, attempts.iter().map(|a| a.attempt).collect::<Vec<_>>()),
-            (EventState::Failed, vec![1, 2])
-        );
-        assert_eq!(ok(store.redeliver_event(id, at(600)).await).map(|e| e.state), Some(EventState::Pending));
-        assert_eq!(ok(store.redeliver_event(99_999, at(600)).await), None);
-    }
-
-    #[tokio::test]
-    async fn events_are_listed_newest_first_filtered_and_paged() {
-        let (_dir, store) = open();
-        let p = hooked_partner(&store).await;
-        let q = hooked_partner(&store).await;
-        let mine = imported(&store, p, "P", 2).await;
-        let theirs = imported(&store, q, "Q", 1).await[0];
-        ok(store.change_dmt(mine[0], DmtChange::SentToBank, note(10)).await);
-        ok(store.change_dmt(mine[1], DmtChange::SentToBank, note(11)).await);
-        ok(store.change_dmt(theirs, DmtChange::SentToBank, note(12)).await);
-        ok(store.change_dmt(mine[0], DmtChange::Fail, note(13)).await);
-        let all = event_ids(&store, EventFilter::default()).await;
-        assert_eq!(all.len(), 4);
-        assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first: {all:?}");
-        let (e4, e3, e2, e1) = (all[0], all[1], all[2], all[3]);
-        let claimed = claim_event_ids(&store, "w", 20).await;
-        assert_eq!(claimed, [e1, e2, e3], "e4 waits behind e1");
-        assert!(ok(store.record_attempt(attempt(e2, 1, 20), "w", EventOutcome::Delivered).await));
-
-        let filter = EventFilter::default;
-        assert_eq!(event_ids(&store, EventFilter { partner: Some(p), ..filter() }).await, [e4, e2, e1]);
-        assert_eq!(event_ids(&store, EventFilter { state: Some(EventState::Delivered), ..filter() }).await, [e2]);
-        let txn = Some((TxnKind::Dmt, mine[0]));
-        assert_eq!(event_ids(&store, EventFilter { txn, ..filter() }).await, [e4, e1]);
-        assert!(event_ids(&store, EventFilter { txn: Some((TxnKind::Bbps, mine[0])), ..filter() }).await.is_empty());
-        assert_eq!(event_ids(&store, EventFilter { before_id: Some(e4), limit: 2, ..filter() }).await, [e3, e2]);
-        assert_eq!(event_ids(&store, EventFilter { limit: 1, ..filter() }).await, [e4]);
-        let pending_mine =
-            EventFilter { partner: Some(p), state: Some(EventState::Pending), before_id: Some(e4), ..filter() };
-        assert_eq!(event_ids(&store, pending_mine).await, [e1]);
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_claimers_take_every_job_and_event_exactly_once() {
         const JOBS: usize = 60;
@@ -663,5 +419,251 @@ mod tests {
         acknos.sort_unstable();
         assert_eq!(polls, acknos, "every job claimed exactly once");
         assert_eq!(events, acknos, "every event claimed exactly once");
+    }
+
+    sqlite_tests!(
+        a_poll_job_is_leased_to_one_claimer_until_the_lease_expires,
+        finishing_a_poll_reschedules_holds_or_removes_the_job,
+        claimed_events_keep_each_transactions_order,
+        an_attempt_is_recorded_only_by_the_lease_holder_and_decides_the_state,
+        a_redelivered_event_is_pending_again_with_a_fresh_window,
+        events_are_listed_newest_first_filtered_and_paged
+    );
+    sqlite_tests!(partner: a_debit_with_poll_at_writes_a_due_job_and_one_without_does_not, a_change_writes_an_event_only_when_the_partner_has_a_callback_url);
+
+    /// The bodies of the tests above, each run on a store of its own.
+    mod cases {
+        use super::*;
+
+        pub(super) async fn a_debit_with_poll_at_writes_a_due_job_and_one_without_does_not(
+            store: &Arc<SqliteStore>,
+            p: RegistrationId,
+        ) {
+            top_up(store, p, 1_000, 1).await;
+            ok(send(store, p, "R0", 10).await);
+            let t = transfer(p, "R1", 10, DmtStatus::InProcess);
+            let make = |t| store.create_dmt_debited(t, route(Bank::Bank1), no_limit(), note(10), Some(at(40)));
+            let ackno = ok(make(t.clone()).await).record.ackno;
+            assert!(matches!(make(t).await, Err(DebitError::Duplicate(_))), "a refused debit writes no job");
+            let txnid = ok(store.create_bill_debited(bill(p, "B1", 10), note(11), Some(at(30))).await).record.txnid;
+            ok(store.create_bill_debited(bill(p, "B2", 10), note(12), None).await);
+            assert!(ok(store.claim_polls("a", at(29), at(90), 10).await).is_empty(), "nothing due yet");
+            let jobs = ok(store.claim_polls("a", at(40), at(100), 10).await);
+            assert_eq!(jobs, [job(TxnKind::Bbps, txnid, 0, 30), job(TxnKind::Dmt, ackno, 0, 40)]);
+        }
+
+        pub(super) async fn a_poll_job_is_leased_to_one_claimer_until_the_lease_expires(store: &Arc<SqliteStore>) {
+            ok(store.schedule_poll(TxnKind::Dmt, 7, at(10)).await);
+            let first = ok(store.claim_polls("a", at(10), at(70), 5).await);
+            assert_eq!(first, [job(TxnKind::Dmt, 7, 0, 10)]);
+            assert!(ok(store.claim_polls("b", at(10), at(70), 5).await).is_empty());
+            assert!(ok(store.claim_polls("b", at(69), at(130), 5).await).is_empty());
+            let second = ok(store.claim_polls("b", at(70), at(130), 5).await);
+            assert_eq!(second, first, "claimable again once the lease has expired");
+            assert!(!ok(store.finish_poll(&first[0], "a", PollNext::Done).await), "a no longer holds the lease");
+            assert!(ok(store.finish_poll(&second[0], "b", PollNext::Again(at(200))).await));
+            assert_eq!(ok(store.claim_polls("a", at(200), at(260), 5).await), [job(TxnKind::Dmt, 7, 1, 200)]);
+        }
+
+        pub(super) async fn finishing_a_poll_reschedules_holds_or_removes_the_job(store: &Arc<SqliteStore>) {
+            for (kind, id) in [(TxnKind::Dmt, 1), (TxnKind::Bbps, 2), (TxnKind::Dmt, 3)] {
+                ok(store.schedule_poll(kind, id, at(10)).await);
+            }
+            let jobs = ok(store.claim_polls("a", at(10), at(70), 10).await);
+            assert_eq!(jobs.iter().map(|j| j.txn_id).collect::<Vec<_>>(), [1, 2, 3]);
+            assert!(ok(store.finish_poll(&jobs[0], "a", PollNext::Again(at(50))).await));
+            assert!(ok(store.finish_poll(&jobs[1], "a", PollNext::Held).await));
+            assert!(ok(store.finish_poll(&jobs[2], "a", PollNext::Done).await));
+            assert!(!ok(store.finish_poll(&jobs[2], "a", PollNext::Done).await), "the job is gone");
+            assert!(!ok(store.finish_poll(&jobs[0], "a", PollNext::Done).await), "the lease was released");
+            assert!(ok(store.claim_polls("a", at(49), at(109), 10).await).is_empty());
+            assert_eq!(
+                ok(store.held_polls().await),
+                [PollJob { due_at: Timestamp::from_unix(0), ..job(TxnKind::Bbps, 2, 1, 0) }]
+            );
+            let again = ok(store.claim_polls("a", at(1_000), at(1_060), 10).await);
+            assert_eq!(again, [job(TxnKind::Dmt, 1, 1, 50)], "a held job is never due");
+
+            // An operator resumes the held job, and restarts the leased one.
+            ok(store.schedule_poll(TxnKind::Bbps, 2, at(60)).await);
+            ok(store.schedule_poll(TxnKind::Dmt, 1, at(60)).await);
+            assert!(ok(store.held_polls().await).is_empty());
+            assert!(!ok(store.finish_poll(&again[0], "a", PollNext::Done).await), "rescheduling released the lease");
+            let resumed = ok(store.claim_polls("b", at(60), at(120), 10).await);
+            assert_eq!(resumed, [job(TxnKind::Dmt, 1, 0, 60), job(TxnKind::Bbps, 2, 0, 60)]);
+        }
+
+        pub(super) async fn a_change_writes_an_event_only_when_the_partner_has_a_callback_url(
+            store: &Arc<SqliteStore>,
+            p: RegistrationId,
+        ) {
+            top_up(store, p, 1_000, 1).await;
+            let ackno = ok(send(store, p, "R1", 100).await).record.ackno;
+            ok(store.change_dmt(ackno, DmtChange::SentToBank, note(20)).await);
+            assert!(ok(store.events(&EventFilter::default()).await).is_empty());
+            assert_eq!(ok(store.callback_url(p).await), None);
+            assert!(!ok(store.set_callback_url(RegistrationId::new(99_999), Some(HOOK.into()), at(21)).await));
+            assert!(ok(store.set_callback_url(p, Some("https://old.example/".into()), at(21)).await));
+            assert!(ok(store.set_callback_url(p, Some(HOOK.into()), at(22)).await));
+            assert_eq!(ok(store.callback_url(p).await).as_deref(), Some(HOOK));
+
+            let paid = ok(store.change_dmt(ackno, DmtChange::Success { utr: None }, note(30)).await);
+            let late = ok(store.change_dmt(ackno, DmtChange::Utr { utr: "U1".into() }, note(31)).await);
+            let events = ok(store.events(&EventFilter::default()).await);
+            assert_eq!(events.len(), 2);
+            let expected = PartnerEvent {
+                id: events[1].id,
+                partner: p,
+                kind: TxnKind::Dmt,
+                txn_id: ackno,
+                status: "success".into(),
+                payload: dmt_payload(&paid, at(30)),
+                created_at: at(30),
+                state: EventState::Pending,
+                attempts: 0,
+                next_attempt_at: Some(at(30)),
+                deliver_until: at(30).plus_secs(DELIVERY_WINDOW_SECS),
+                delivered_at: None,
+                redelivered_at: None,
+            };
+            assert_eq!(events[1], expected);
+            assert_eq!(events[0].payload, dmt_payload(&late, at(31)));
+            assert!(events[0].payload.contains(r#""utr":"U1""#), "{}", events[0].payload);
+            let (_, history) = ok(store.dmt_with_history(ackno).await).unwrap_or_else(|| panic!("no transfer"));
+            let last = history.last().unwrap_or_else(|| panic!("no history"));
+            assert_eq!((last.from_status.as_deref(), last.to_status.as_str()), (Some("success"), "success"));
+
+            let txnid = ok(store.create_bill_debited(bill(p, "B1", 10), note(40), None).await).record.txnid;
+            let operator_ref = Some("OP1".to_owned());
+            let paid = ok(store.change_bill(txnid, BillChange::Success { operator_ref }, note(41)).await);
+            let bills =
+                ok(store.events(&EventFilter { txn: Some((TxnKind::Bbps, txnid)), ..EventFilter::default() }).await);
+            assert_eq!(bills.len(), 1);
+            assert_eq!((bills[0].status.as_str(), bills[0].partner), ("success", p));
+            assert_eq!(bills[0].payload, bill_payload(&paid, at(41)));
+
+            assert!(ok(store.set_callback_url(p, None, at(50)).await));
+            assert_eq!(ok(store.callback_url(p).await), None);
+            ok(store.change_bill(txnid, BillChange::Fail, note(51)).await);
+            assert_eq!(ok(store.events(&EventFilter::default()).await).len(), 3, "no URL, no event");
+        }
+
+        pub(super) async fn claimed_events_keep_each_transactions_order(store: &Arc<SqliteStore>) {
+            let p = hooked_partner(store).await;
+            let ids = imported(store, p, "I", 2).await;
+            let (a, b) = (ids[0], ids[1]);
+            ok(store.change_dmt(a, DmtChange::SentToBank, note(10)).await);
+            ok(store.change_dmt(b, DmtChange::SentToBank, note(11)).await);
+            ok(store.change_dmt(a, DmtChange::Success { utr: Some("U".into()) }, note(12)).await);
+            let all = event_ids(store, EventFilter::default()).await;
+            let (a1, b1, a2) = (all[2], all[1], all[0]);
+            assert!(claim_event_ids(store, "w", 9).await.is_empty(), "nothing due yet");
+            assert_eq!(claim_event_ids(store, "w", 12).await, [a1, b1], "a2 waits behind a1");
+            assert!(ok(store.record_attempt(attempt(a1, 1, 12), "w", EventOutcome::RetryAt(at(20))).await));
+            assert!(claim_event_ids(store, "w", 15).await.is_empty(), "a1 is not due and a2 still waits");
+            assert_eq!(claim_event_ids(store, "w", 20).await, [a1]);
+            assert!(ok(store.record_attempt(attempt(a1, 2, 20), "w", EventOutcome::Delivered).await));
+            assert_eq!(claim_event_ids(store, "w", 20).await, [a2]);
+        }
+
+        pub(super) async fn an_attempt_is_recorded_only_by_the_lease_holder_and_decides_the_state(
+            store: &Arc<SqliteStore>,
+        ) {
+            let p = hooked_partner(store).await;
+            let ids = imported(store, p, "I", 3).await;
+            for (i, ackno) in ids.iter().enumerate() {
+                ok(store.change_dmt(*ackno, DmtChange::SentToBank, note(10 + i as i64)).await);
+            }
+            let events = claim_event_ids(store, "w", 20).await;
+            let (delivered, retried, failed) = (events[0], events[1], events[2]);
+
+            assert!(!ok(store.record_attempt(attempt(delivered, 1, 21), "x", EventOutcome::Delivered).await));
+            let (event, attempts) = ok(store.event_with_attempts(delivered).await).unwrap_or_else(|| panic!("gone"));
+            assert_eq!((event.state, event.attempts, attempts.len()), (EventState::Pending, 0, 0), "nothing written");
+
+            let ok_attempt = DeliveryAttempt { http_status: Some(200), error: None, ..attempt(delivered, 1, 21) };
+            assert!(ok(store.record_attempt(ok_attempt.clone(), "w", EventOutcome::Delivered).await));
+            let (event, attempts) = ok(store.event_with_attempts(delivered).await).unwrap_or_else(|| panic!("gone"));
+            assert_eq!(
+                (event.state, event.attempts, event.next_attempt_at, event.delivered_at),
+                (EventState::Delivered, 1, None, Some(at(21)))
+            );
+            assert_eq!(attempts, std::slice::from_ref(&ok_attempt));
+            assert!(!ok(store.record_attempt(ok_attempt, "w", EventOutcome::Delivered).await), "not pending");
+
+            assert!(ok(store.record_attempt(attempt(retried, 1, 22), "w", EventOutcome::RetryAt(at(80))).await));
+            assert!(!ok(store.record_attempt(attempt(retried, 2, 23), "w", EventOutcome::GiveUp).await), "released");
+            let (event, _) = ok(store.event_with_attempts(retried).await).unwrap_or_else(|| panic!("gone"));
+            assert_eq!(
+                (event.state, event.attempts, event.next_attempt_at, event.delivered_at),
+                (EventState::Pending, 1, Some(at(80)), None)
+            );
+
+            assert!(ok(store.record_attempt(attempt(failed, 1, 23), "w", EventOutcome::GiveUp).await));
+            let (event, attempts) = ok(store.event_with_attempts(failed).await).unwrap_or_else(|| panic!("gone"));
+            assert_eq!((event.state, event.attempts, event.next_attempt_at), (EventState::Failed, 1, None));
+            assert_eq!(attempts, [attempt(failed, 1, 23)]);
+            assert_eq!(claim_event_ids(store, "w", 1_000).await, [retried], "only the retry is left");
+            assert_eq!(ok(store.event_with_attempts(99_999).await), None);
+        }
+
+        pub(super) async fn a_redelivered_event_is_pending_again_with_a_fresh_window(store: &Arc<SqliteStore>) {
+            let p = hooked_partner(store).await;
+            let ackno = imported(store, p, "I", 1).await[0];
+            ok(store.change_dmt(ackno, DmtChange::SentToBank, note(10)).await);
+            let id = claim_event_ids(store, "w", 10).await[0];
+            assert!(ok(store.record_attempt(attempt(id, 1, 11), "w", EventOutcome::Delivered).await));
+
+            let again = ok(store.redeliver_event(id, at(500)).await).unwrap_or_else(|| panic!("gone"));
+            assert_eq!(
+                (again.state, again.attempts, again.next_attempt_at, again.delivered_at),
+                (EventState::Pending, 1, Some(at(500)), None)
+            );
+            assert_eq!((again.deliver_until, again.created_at), (at(500).plus_secs(DELIVERY_WINDOW_SECS), at(10)));
+            assert_eq!(claim_event_ids(store, "w", 500).await, [id]);
+            // Redelivered while an attempt is in flight: the lease is kept,
+            // nobody else claims it, and the holder's attempt is recorded.
+            let in_flight = ok(store.redeliver_event(id, at(501)).await).unwrap_or_else(|| panic!("gone"));
+            assert_eq!((in_flight.next_attempt_at, in_flight.redelivered_at), (Some(at(501)), Some(at(501))));
+            assert_eq!(claim_event_ids(store, "v", 501).await, Vec::<i64>::new(), "the live lease is kept");
+            assert!(ok(store.record_attempt(attempt(id, 2, 502), "w", EventOutcome::GiveUp).await));
+            let (event, attempts) = ok(store.event_with_attempts(id).await).unwrap_or_else(|| panic!("gone"));
+            assert_eq!(
+                (event.state, attempts.iter().map(|a| a.attempt).collect::<Vec<_>>()),
+                (EventState::Failed, vec![1, 2])
+            );
+            assert_eq!(ok(store.redeliver_event(id, at(600)).await).map(|e| e.state), Some(EventState::Pending));
+            assert_eq!(ok(store.redeliver_event(99_999, at(600)).await), None);
+        }
+
+        pub(super) async fn events_are_listed_newest_first_filtered_and_paged(store: &Arc<SqliteStore>) {
+            let p = hooked_partner(store).await;
+            let q = hooked_partner(store).await;
+            let mine = imported(store, p, "P", 2).await;
+            let theirs = imported(store, q, "Q", 1).await[0];
+            ok(store.change_dmt(mine[0], DmtChange::SentToBank, note(10)).await);
+            ok(store.change_dmt(mine[1], DmtChange::SentToBank, note(11)).await);
+            ok(store.change_dmt(theirs, DmtChange::SentToBank, note(12)).await);
+            ok(store.change_dmt(mine[0], DmtChange::Fail, note(13)).await);
+            let all = event_ids(store, EventFilter::default()).await;
+            assert_eq!(all.len(), 4);
+            assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first: {all:?}");
+            let (e4, e3, e2, e1) = (all[0], all[1], all[2], all[3]);
+            let claimed = claim_event_ids(store, "w", 20).await;
+            assert_eq!(claimed, [e1, e2, e3], "e4 waits behind e1");
+            assert!(ok(store.record_attempt(attempt(e2, 1, 20), "w", EventOutcome::Delivered).await));
+
+            let filter = EventFilter::default;
+            assert_eq!(event_ids(store, EventFilter { partner: Some(p), ..filter() }).await, [e4, e2, e1]);
+            assert_eq!(event_ids(store, EventFilter { state: Some(EventState::Delivered), ..filter() }).await, [e2]);
+            let txn = Some((TxnKind::Dmt, mine[0]));
+            assert_eq!(event_ids(store, EventFilter { txn, ..filter() }).await, [e4, e1]);
+            assert!(event_ids(store, EventFilter { txn: Some((TxnKind::Bbps, mine[0])), ..filter() }).await.is_empty());
+            assert_eq!(event_ids(store, EventFilter { before_id: Some(e4), limit: 2, ..filter() }).await, [e3, e2]);
+            assert_eq!(event_ids(store, EventFilter { limit: 1, ..filter() }).await, [e4]);
+            let pending_mine =
+                EventFilter { partner: Some(p), state: Some(EventState::Pending), before_id: Some(e4), ..filter() };
+            assert_eq!(event_ids(store, pending_mine).await, [e1]);
+        }
     }
 }
