@@ -15,7 +15,7 @@ impl TransactionStore for SqliteStore {
         partner: RegistrationId,
         reference: &str,
     ) -> Result<Option<(Partner, Option<DmtTransfer>)>, StoreError> {
-        self.find_dmt_for_status(partner, reference)
+        self.find_for_status(&super::lookup::LOOKUP_DMT, partner, reference)
     }
 
     async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError> {
@@ -40,7 +40,7 @@ impl TransactionStore for SqliteStore {
         partner: RegistrationId,
         reference: &str,
     ) -> Result<Option<(Partner, Option<BillPayment>)>, StoreError> {
-        self.find_bill_for_status(partner, reference)
+        self.find_for_status(&super::lookup::LOOKUP_BILL, partner, reference)
     }
 
     async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError> {
