@@ -183,7 +183,7 @@ pub async fn fetch_beneficiary(State(state): State<Arc<AppState>>, call: Partner
 pub async fn delete_beneficiary(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let mobile = call.fields.mobile(&["MobileNo", "MobileNumber", "mobile"])?;
     let id = call.fields.id(&["BeneID", "beneid"])?;
-    remittance::delete_beneficiary(&*state.store, call.partner, &mobile, id).await?;
+    remittance::delete_beneficiary(&*state.store, &*state.clock, call.partner, &mobile, id).await?;
     Ok(done("Beneficiary deleted successfully"))
 }
 

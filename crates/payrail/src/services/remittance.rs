@@ -324,12 +324,13 @@ pub async fn beneficiaries(
 /// Beneficiary delete.
 pub async fn delete_beneficiary(
     store: &dyn Store,
+    clock: &dyn Clock,
     partner: RegistrationId,
     mobile: &MobileNumber,
     id: i64,
 ) -> Result<(), DmtError> {
     registered(store, partner, mobile).await?;
-    match store.delete_beneficiary(partner, mobile, id).await? {
+    match store.delete_beneficiary(partner, mobile, id, clock.now()).await? {
         true => Ok(()),
         false => Err(DmtError::BeneficiaryNotFound),
     }

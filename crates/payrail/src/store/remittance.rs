@@ -237,12 +237,13 @@ pub trait RemittanceStore: Send + Sync + 'static {
     ) -> Result<Vec<Beneficiary>, StoreError>;
     /// The partner's beneficiary with this id, if not deleted.
     async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> Result<Option<Beneficiary>, StoreError>;
-    /// Deletes (marks deleted) the remitter's beneficiary; `false` if there was none.
+    /// Deletes (marks deleted, at `at`) the remitter's beneficiary; `false` if there was none.
     async fn delete_beneficiary(
         &self,
         partner: RegistrationId,
         mobile: &MobileNumber,
         id: i64,
+        at: Timestamp,
     ) -> Result<bool, StoreError>;
     /// Stores a new OTP.
     async fn insert_otp(&self, otp: OtpRecord) -> Result<(), StoreError>;

@@ -409,7 +409,7 @@ impl PayBill {
             payment,
             note: pending.note.clone(),
             poll_at: pending.poll_at.map(Timestamp::unix),
-            now: Timestamp::now().unix(),
+            now: pending.note.at.unix(),
         }
     }
 

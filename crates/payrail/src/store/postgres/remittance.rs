@@ -109,9 +109,10 @@ impl RemittanceStore for PostgresStore {
         partner: RegistrationId,
         mobile: &MobileNumber,
         id: i64,
+        at: Timestamp,
     ) -> Result<bool, StoreError> {
         let client = self.client().await?;
-        let params: [&(dyn ToSql + Sync); 4] = [&Timestamp::now().unix(), &partner.number(), &mobile.as_str(), &id];
+        let params: [&(dyn ToSql + Sync); 4] = [&at.unix(), &partner.number(), &mobile.as_str(), &id];
         Ok(execute(&client, sql::DELETE_BENEFICIARY, &params, "Failed to delete the beneficiary").await? == 1)
     }
 
@@ -257,8 +258,8 @@ mod tests {
             let other = Beneficiary { account: AccountNumber::parse("987654321")?, ..new("Two")? };
             let second = store.insert_beneficiary(other).await?.map_err(|id| anyhow::anyhow!("refused: {id}"))?;
             assert_eq!(store.find_beneficiary(partner(), first.id).await?, Some(first.clone()));
-            assert!(store.delete_beneficiary(partner(), &mobile, first.id).await?);
-            assert!(!store.delete_beneficiary(partner(), &mobile, first.id).await?);
+            assert!(store.delete_beneficiary(partner(), &mobile, first.id, at(50)).await?);
+            assert!(!store.delete_beneficiary(partner(), &mobile, first.id, at(50)).await?);
             assert_eq!(store.find_beneficiary(partner(), first.id).await?, None);
             assert_eq!(store.beneficiaries(partner(), &mobile).await?, vec![second]);
             Ok(())

@@ -106,11 +106,12 @@ impl RemittanceStore for SqliteStore {
         partner: RegistrationId,
         mobile: &MobileNumber,
         id: i64,
+        at: Timestamp,
     ) -> Result<bool, StoreError> {
         let mobile = mobile.as_str().to_owned();
         self.write(move |conn| {
             conn.prepare_cached(sql::DELETE_BENEFICIARY)
-                .and_then(|mut s| s.execute(params![Timestamp::now().unix(), partner.number(), mobile, id]))
+                .and_then(|mut s| s.execute(params![at.unix(), partner.number(), mobile, id]))
                 .map(|n| n == 1)
                 .map_err(store_error)
         })
@@ -284,8 +285,8 @@ mod tests {
             let second = ok(ok(store.insert_beneficiary(other).await));
             assert!(first.id > 0 && second.id > first.id);
             assert_eq!(ok(store.find_beneficiary(p, first.id).await), Some(first.clone()));
-            assert!(ok(store.delete_beneficiary(p, &mobile(), first.id).await));
-            assert!(!ok(store.delete_beneficiary(p, &mobile(), first.id).await));
+            assert!(ok(store.delete_beneficiary(p, &mobile(), first.id, at(50)).await));
+            assert!(!ok(store.delete_beneficiary(p, &mobile(), first.id, at(50)).await));
             assert_eq!(ok(store.find_beneficiary(p, first.id).await), None);
             assert_eq!(ok(store.beneficiaries(p, &mobile()).await), [second]);
         }
