@@ -63,34 +63,8 @@ const PAY_BILL: &str = "WITH wallet AS (UPDATE wallets SET balance = balance + $
      SELECT balance FROM wallet";
 
 impl PostgresStore {
-    /// [`TransactionStore::create_dmt_debited`].
-    pub(super) async fn dmt_debited(
-        &self,
-        transfer: DmtTransfer,
-        route: DmtRoute,
-        limit: MonthlyLimit,
-        note: ChangeNote,
-        poll_at: Option<Timestamp>,
-    ) -> Result<Debited<DmtTransfer>, DebitError> {
-        let partner = transfer.partner;
-        let result = self.debit_dmt(transfer, &route, &limit, &note, poll_at).await;
-        self.settle(partner, result).await
-    }
-
-    /// [`TransactionStore::create_bill_debited`].
-    pub(super) async fn bill_debited(
-        &self,
-        payment: BillPayment,
-        note: ChangeNote,
-        poll_at: Option<Timestamp>,
-    ) -> Result<Debited<BillPayment>, DebitError> {
-        let partner = payment.partner;
-        let result = self.bill_writers.commit(payment, note, poll_at).await;
-        self.settle(partner, result).await
-    }
-
     /// [`Store::create_dmt_debited`], before the outcome is reported.
-    async fn debit_dmt(
+    pub(super) async fn debit_dmt(
         &self,
         mut transfer: DmtTransfer,
         route: &DmtRoute,
@@ -141,7 +115,7 @@ impl BillWriters {
     }
 
     /// Queues the payment on its partner's writer and waits for its commit.
-    async fn commit(
+    pub(super) async fn commit(
         &self,
         payment: BillPayment,
         note: ChangeNote,

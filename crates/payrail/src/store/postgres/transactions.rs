@@ -106,7 +106,9 @@ impl TransactionStore for PostgresStore {
         note: ChangeNote,
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<DmtTransfer>, DebitError> {
-        self.dmt_debited(transfer, route, limit, note, poll_at).await
+        let partner = transfer.partner;
+        let result = self.debit_dmt(transfer, &route, &limit, &note, poll_at).await;
+        self.settle(partner, result).await
     }
 
     async fn dmt_route(&self, ackno: i64) -> Result<Option<DmtRoute>, StoreError> {
@@ -121,7 +123,10 @@ impl TransactionStore for PostgresStore {
         note: ChangeNote,
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<BillPayment>, DebitError> {
-        self.bill_debited(payment, note, poll_at).await
+        let partner = payment.partner;
+        // Paid in a group commit by the partner's writer task (`debited.rs`).
+        let result = self.bill_writers.commit(payment, note, poll_at).await;
+        self.settle(partner, result).await
     }
 }
 

@@ -14,7 +14,6 @@
 //! `migrations/`, one `.sql` file per version.
 
 mod columns;
-mod debited;
 mod ledger;
 mod lookup;
 mod migrations;

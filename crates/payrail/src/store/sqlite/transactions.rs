@@ -82,7 +82,29 @@ impl TransactionStore for SqliteStore {
         note: ChangeNote,
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<DmtTransfer>, DebitError> {
-        self.dmt_debited(transfer, route, limit, note, poll_at).await
+        let numbers = Arc::clone(&self.numbers);
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            refuse_duplicate::<DmtTransfer>(&tx, transfer.partner, &transfer.reference)?;
+            let journal = Journal::dmt_debit(&transfer, note.at);
+            let wallet = debit_wallet(&tx, transfer.partner, journal.wallet_change())?;
+            let used =
+                routed_since(&tx, transfer.partner, &route.remitter, route.bank, limit.since).map_err(store_error)?;
+            if used + transfer.amount.get() > limit.limit.get() {
+                return Err(DebitError::MonthlyLimit { remaining: Paise::new((limit.limit.get() - used).max(0)) });
+            }
+            let record = DmtTransfer { ackno: 0, ..transfer };
+            let ackno = insert_row(&tx, &numbers, &record, &note, 0).map_err(debit_error)?;
+            let record = DmtTransfer { ackno, ..record };
+            insert_route(&tx, &record, &route).map_err(store_error)?;
+            insert_journal(&tx, &journal.with_txn_id(ackno)).map_err(store_error)?;
+            if let Some(at) = poll_at {
+                upsert_poll(&tx, TxnKind::Dmt, ackno, at).map_err(store_error)?;
+            }
+            tx.commit().map_err(store_error)?;
+            Ok(Debited { record, wallet })
+        })
+        .await
     }
 
     async fn dmt_route(&self, ackno: i64) -> Result<Option<DmtRoute>, StoreError> {
@@ -97,7 +119,23 @@ impl TransactionStore for SqliteStore {
         note: ChangeNote,
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<BillPayment>, DebitError> {
-        self.bill_debited(payment, note, poll_at).await
+        let numbers = Arc::clone(&self.numbers);
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            refuse_duplicate::<BillPayment>(&tx, payment.partner, &payment.reference)?;
+            let journal = Journal::bill_debit(&payment, note.at);
+            let wallet = debit_wallet(&tx, payment.partner, journal.wallet_change())?;
+            let record = BillPayment { txnid: 0, ..payment };
+            let txnid = insert_row(&tx, &numbers, &record, &note, 0).map_err(debit_error)?;
+            let record = BillPayment { txnid, ..record };
+            insert_journal(&tx, &journal.with_txn_id(txnid)).map_err(store_error)?;
+            if let Some(at) = poll_at {
+                upsert_poll(&tx, TxnKind::Bbps, txnid, at).map_err(store_error)?;
+            }
+            tx.commit().map_err(store_error)?;
+            Ok(Debited { record, wallet })
+        })
+        .await
     }
 }
 
