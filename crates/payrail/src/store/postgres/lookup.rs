@@ -35,11 +35,11 @@ const STATUS_HEAD: &str = concat!(
 );
 
 /// The DMT status lookup: partner, version, transfer, `reqid` rows written.
-static STATUS_DMT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+pub(super) static STATUS_DMT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!("{STATUS_HEAD}{} FROM dmt_transfers WHERE partner_id = $1 AND reference_id = $2) t ON true", dmt_columns!())
 });
 /// As [`STATUS_DMT`], for bill payments.
-static STATUS_BILL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+pub(super) static STATUS_BILL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "{STATUS_HEAD}{} FROM bill_payments WHERE partner_id = $1 AND reference_id = $2) t ON true",
         bill_columns!()
@@ -127,41 +127,15 @@ impl Lanes {
 }
 
 impl PostgresStore {
-    /// [`TransactionStore::lookup_dmt_checked`].
-    pub(super) async fn status_dmt(
-        &self,
-        partner: RegistrationId,
-        reference: &str,
-        precheck: Precheck<'_>,
-    ) -> Result<Option<StatusLookup<DmtTransfer>>, StoreError> {
-        self.status_lookup(STATUS_DMT.as_str(), partner, reference, precheck, |row, base| {
-            DmtTransfer::decode(row, base)
-        })
-        .await
-    }
-
-    /// [`TransactionStore::lookup_bill_checked`].
-    pub(super) async fn status_bill(
-        &self,
-        partner: RegistrationId,
-        reference: &str,
-        precheck: Precheck<'_>,
-    ) -> Result<Option<StatusLookup<BillPayment>>, StoreError> {
-        self.status_lookup(STATUS_BILL.as_str(), partner, reference, precheck, |row, base| {
-            BillPayment::decode(row, base)
-        })
-        .await
-    }
-
-    /// Runs a status lookup (`sql`), offering the `reqid` that `precheck`
-    /// gives for the partner as last read, if it was read before.
-    async fn status_lookup<T>(
+    /// Runs a status lookup (`sql`: [`STATUS_DMT`] or [`STATUS_BILL`], as `T`
+    /// is), offering the `reqid` that `precheck` gives for the partner as last
+    /// read, if it was read before.
+    pub(super) async fn status_lookup<T: TxnTable>(
         &self,
         sql: &'static str,
         partner: RegistrationId,
         reference: &str,
         precheck: Precheck<'_>,
-        record_at: fn(&Row, usize) -> anyhow::Result<T>,
     ) -> Result<Option<StatusLookup<T>>, StoreError> {
         let offer = self.partners_seen.get(partner).and_then(|seen| Some((precheck(&seen.0)?, seen.1)));
         let (claim, checked) = offer.unzip();
@@ -177,7 +151,7 @@ impl PostgresStore {
         };
         drop(client);
         let (found, version, written) =
-            status_row(&row, record_at).context("Failed to read a stored row").map_err(StoreError::Other)?;
+            status_row::<T>(&row).context("Failed to read a stored row").map_err(StoreError::Other)?;
         self.partners_seen.keep(&found.0, version);
         let reqid = match (checked, claim) {
             (Some(checked), Some(claim)) if checked == version => {
@@ -219,13 +193,10 @@ impl PostgresStore {
 
 /// Reads a status lookup's row: the partner and its record, the partner
 /// row's version, and how many `reqid` rows the statement wrote.
-fn status_row<T>(
-    row: &Row,
-    record_at: fn(&Row, usize) -> anyhow::Result<T>,
-) -> anyhow::Result<((Partner, Option<T>), i64, i64)> {
+fn status_row<T: TxnTable>(row: &Row) -> anyhow::Result<((Partner, Option<T>), i64, i64)> {
     let at = VERSION_AT + 1;
     let present = row.try_get::<_, Option<i64>>(at)?.is_some();
-    let record = if present { Some(record_at(row, at)?) } else { None };
+    let record = if present { Some(T::decode(row, at)?) } else { None };
     let written = row.try_get(row.len() - 1)?;
     Ok(((partner_at(row, 0)?, record), row.try_get(VERSION_AT)?, written))
 }
@@ -260,7 +231,7 @@ mod tests {
         partner: i64,
         precheck: Precheck<'_>,
     ) -> anyhow::Result<Option<(ReqidOutcome, PartnerStatus)>> {
-        let found = store.status_dmt(RegistrationId::new(partner), "R1", precheck).await?;
+        let found = store.lookup_dmt_checked(RegistrationId::new(partner), "R1", precheck).await?;
         Ok(found.map(|found| (found.reqid, found.partner.status)))
     }
 
@@ -275,7 +246,7 @@ mod tests {
         // Not read before: nothing to check against, so nothing is recorded.
         assert_eq!(outcome(store, 554, &accept).await?, Some((ReqidOutcome::NotRecorded, active)));
         assert_eq!(outcome(store, 554, &accept).await?, Some((ReqidOutcome::Fresh, active)));
-        let bill = store.status_bill(partner, "B1", &accept).await?;
+        let bill = store.lookup_bill_checked(partner, "B1", &accept).await?;
         assert_eq!(bill.map(|found| found.reqid), Some(ReqidOutcome::Replay));
         assert!(!store.remember_reqid(partner, "q1", Timestamp::from_unix(1_001), Timestamp::from_unix(401)).await?);
         let refuse = |_: &Partner| None;

@@ -19,7 +19,10 @@ impl TransactionStore for PostgresStore {
         partner: RegistrationId,
         reference: &str,
     ) -> Result<Option<(Partner, Option<DmtTransfer>)>, StoreError> {
-        Ok(self.status_dmt(partner, reference, &|_| None).await?.map(|found| (found.partner, found.record)))
+        Ok(self
+            .status_lookup(&super::lookup::STATUS_DMT, partner, reference, &|_| None)
+            .await?
+            .map(|found| (found.partner, found.record)))
     }
 
     async fn lookup_dmt_checked(
@@ -28,7 +31,7 @@ impl TransactionStore for PostgresStore {
         reference: &str,
         precheck: lookup::Precheck<'_>,
     ) -> Result<Option<lookup::StatusLookup<DmtTransfer>>, StoreError> {
-        self.status_dmt(partner, reference, precheck).await
+        self.status_lookup(&super::lookup::STATUS_DMT, partner, reference, precheck).await
     }
 
     async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError> {
@@ -53,7 +56,10 @@ impl TransactionStore for PostgresStore {
         partner: RegistrationId,
         reference: &str,
     ) -> Result<Option<(Partner, Option<BillPayment>)>, StoreError> {
-        Ok(self.status_bill(partner, reference, &|_| None).await?.map(|found| (found.partner, found.record)))
+        Ok(self
+            .status_lookup(&super::lookup::STATUS_BILL, partner, reference, &|_| None)
+            .await?
+            .map(|found| (found.partner, found.record)))
     }
 
     async fn lookup_bill_checked(
@@ -62,7 +68,7 @@ impl TransactionStore for PostgresStore {
         reference: &str,
         precheck: lookup::Precheck<'_>,
     ) -> Result<Option<lookup::StatusLookup<BillPayment>>, StoreError> {
-        self.status_bill(partner, reference, precheck).await
+        self.status_lookup(&super::lookup::STATUS_BILL, partner, reference, precheck).await
     }
 
     async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError> {
