@@ -56,7 +56,7 @@ const VERSION_AT: usize = PARTNER_WIDTH;
 /// transaction only: a `reqid` is replay protection, not money, and waiting
 /// for a WAL flush on every status lookup cost 6× the throughput. After a
 /// crash at most the last few hundred milliseconds of reqids can be lost.
-const REMEMBER_REQID: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
+pub(super) const REMEMBER_REQID: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
                               INSERT INTO seen_reqids SELECT $1, $2, $3 FROM relaxed \
                               ON CONFLICT (partner_id, reqid) \
                               DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE seen_reqids.seen_at < $4";
@@ -112,7 +112,7 @@ impl Default for Lanes {
 impl Lanes {
     /// The next lane's connection, taken from `pool` the first time (and
     /// again once it is closed).
-    async fn client(&self, pool: &Pool) -> Result<Arc<deadpool_postgres::Client>, StoreError> {
+    pub(super) async fn client(&self, pool: &Pool) -> Result<Arc<deadpool_postgres::Client>, StoreError> {
         let lane = &self.lanes[self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len()];
         let current = lane.lock().ok().and_then(|held| held.clone());
         if let Some(client) = current.filter(|client| !client.is_closed()) {
@@ -167,24 +167,9 @@ impl PostgresStore {
         Ok(Some(StatusLookup { partner: found.0, record: found.1, reqid }))
     }
 
-    /// [`PartnerStore::remember_reqid`].
-    pub(super) async fn record_reqid(
-        &self,
-        partner: RegistrationId,
-        reqid: &str,
-        now: Timestamp,
-        cutoff: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let client = self.lanes.client(&self.pool).await?;
-        let params: [&(dyn ToSql + Sync); 4] = [&partner.number(), &reqid, &now.unix(), &cutoff.unix()];
-        let affected = execute(&*client, REMEMBER_REQID, &params, "Failed to record the token reqid").await?;
-        self.prune_reqids_now_and_then(cutoff);
-        Ok(affected == 1)
-    }
-
     /// Prunes about once in 256 calls, off the request's path: often enough
     /// to keep the table near one cutoff window, rarely enough to be free.
-    fn prune_reqids_now_and_then(&self, cutoff: Timestamp) {
+    pub(super) fn prune_reqids_now_and_then(&self, cutoff: Timestamp) {
         if rand::random::<u8>() == 0 {
             tokio::spawn(forget_reqids(self.pool.clone(), cutoff));
         }

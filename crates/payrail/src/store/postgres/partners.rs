@@ -105,7 +105,13 @@ impl PartnerStore for PostgresStore {
         now: Timestamp,
         cutoff: Timestamp,
     ) -> Result<bool, StoreError> {
-        self.record_reqid(partner, reqid, now, cutoff).await
+        // On a lookup lane: a status lookup records its `reqid` (see `lookup.rs`).
+        let client = self.lanes.client(&self.pool).await?;
+        let params: [&(dyn ToSql + Sync); 4] = [&partner.number(), &reqid, &now.unix(), &cutoff.unix()];
+        let sql = super::lookup::REMEMBER_REQID;
+        let affected = execute(&*client, sql, &params, "Failed to record the token reqid").await?;
+        self.prune_reqids_now_and_then(cutoff);
+        Ok(affected == 1)
     }
 
     async fn remember_upstream_reqid(
