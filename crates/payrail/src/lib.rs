@@ -21,7 +21,7 @@
 //! - [`http`]: the edge: wire format, authentication, rate limits, routes.
 //! - [`cli`]: the `payrail` binary's commands (server and operator tools).
 //!
-//! The wire contract is `shared/SPEC.md`; the found bodies are the types of
+//! The wire contract is `docs/WIRE.md`; the found bodies are the types of
 //! the `payrail-client` crate, so client and server cannot drift apart.
 
 pub mod cli;
