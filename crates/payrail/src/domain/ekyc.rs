@@ -147,13 +147,13 @@ pub struct KycRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum KycRefusal {
     /// No e-KYC of this partner for this mobile has this id.
-    #[error("no e-KYC of this remitter has this id: do the RemitterEKyc first")]
+    #[error("matches no e-KYC of this remitter: do the RemitterEKyc first")]
     Unknown,
     /// The e-KYC was more than 30 minutes ago.
-    #[error("the e-KYC is older than 30 minutes: do the RemitterEKyc again")]
+    #[error("is from an e-KYC more than 30 minutes old: do the RemitterEKyc again")]
     Expired,
     /// A registration used it already.
-    #[error("already used for a registration")]
+    #[error("was already used for a registration")]
     Used,
 }
 

@@ -26,7 +26,11 @@ pub enum KycRegistration {
 }
 
 /// The partner's KYC record `kyc_id`, from [`kyc_columns`], on either engine.
-pub(crate) fn kyc_from_row<R: StoredRow>(row: &R, partner: RegistrationId, kyc_id: &str) -> Result<KycRecord, R::Error> {
+pub(crate) fn kyc_from_row<R: StoredRow>(
+    row: &R,
+    partner: RegistrationId,
+    kyc_id: &str,
+) -> Result<KycRecord, R::Error> {
     use kyc_columns as c;
     Ok(KycRecord {
         kyc_id: kyc_id.to_owned(),
@@ -118,9 +122,6 @@ pub trait KycStore: Send + Sync + 'static {
     /// (for `remitter.mobile`, unused, made after `made_after`) and
     /// registers the remitter. A record is used by one registration only,
     /// whatever runs concurrently.
-    async fn register_with_kyc(
-        &self,
-        remitter: Remitter,
-        made_after: Timestamp,
-    ) -> Result<KycRegistration, StoreError>;
+    async fn register_with_kyc(&self, remitter: Remitter, made_after: Timestamp)
+        -> Result<KycRegistration, StoreError>;
 }

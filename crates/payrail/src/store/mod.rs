@@ -231,7 +231,9 @@ pub struct ChangeNote {
 /// per engine (as lldap's `BackendHandler` is all of its handlers). Services
 /// ask for the narrowest trait they use.
 #[async_trait]
-pub trait Store: PartnerStore + TransactionStore + LedgerStore + RemittanceStore + UpstreamWorkStore + KycStore {
+pub trait Store:
+    PartnerStore + TransactionStore + LedgerStore + RemittanceStore + UpstreamWorkStore + KycStore
+{
     /// Which engine this is, for logs and the bench.
     fn engine(&self) -> &'static str;
     /// Writes out anything the engine keeps in memory for a while (SQLite's

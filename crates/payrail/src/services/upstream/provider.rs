@@ -245,7 +245,9 @@ impl Provider for ManualProvider {
     /// No upstream checks anything: every e-KYC is taken as verified, as
     /// every transfer is taken as sent (the operator answers for both).
     async fn remitter_ekyc(&self, request: &EkycRequest) -> Result<EkycOutcome, ProviderError> {
-        Ok(EkycOutcome::Verified { upstream_id: format!("MANUAL-{}-{}", request.mobile.as_str(), self.clock.now().unix()) })
+        Ok(EkycOutcome::Verified {
+            upstream_id: format!("MANUAL-{}-{}", request.mobile.as_str(), self.clock.now().unix()),
+        })
     }
 }
 

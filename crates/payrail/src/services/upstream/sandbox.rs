@@ -268,7 +268,9 @@ fn ekyc_scenario(aadhaar: &str, at: Timestamp) -> Result<EkycOutcome, ProviderEr
     match aadhaar.get(8..11).unwrap_or("") {
         "111" => Ok(EkycOutcome::Refused { reason: "Biometric data did not match (sandbox)".into() }),
         "555" => Err(ProviderError::Unavailable("sandbox: e-KYC service unreachable".into())),
-        _ => Ok(EkycOutcome::Verified { upstream_id: format!("SBX-EKYC-{}{}", at.unix(), aadhaar.get(8..).unwrap_or("")) }),
+        _ => Ok(EkycOutcome::Verified {
+            upstream_id: format!("SBX-EKYC-{}{}", at.unix(), aadhaar.get(8..).unwrap_or("")),
+        }),
     }
 }
 

@@ -21,7 +21,8 @@ impl KycStore for SqliteStore {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             let since = attempts_since(now);
-            let made = all_rows(&tx, sql::RECENT_ATTEMPTS, params![mobile, since], |r| r.get(0)).map_err(store_error)?;
+            let made =
+                all_rows(&tx, sql::RECENT_ATTEMPTS, params![mobile, since], |r| r.get(0)).map_err(store_error)?;
             if let Some(until) = ekyc_blocked_until(&made, now.unix()) {
                 return Ok(Err(until));
             }
