@@ -25,6 +25,8 @@ both_engines!(
     registration_needs_this_remitters_kycid_from_less_than_thirty_minutes_ago_once,
     the_paysprint_connector_sends_the_ekyc_with_its_fingerprint_and_reads_the_answer,
     fingerprint_data_is_never_in_the_store_or_the_log,
+    twenty_concurrent_ekycs_of_one_mobile_make_two_attempts,
+    concurrent_registrations_with_one_kycid_register_once,
 );
 
 const MOBILE: &str = "9812345670";
@@ -404,5 +406,53 @@ async fn fingerprint_data_is_never_in_the_store_or_the_log(engine: Engine) {
     for (what, haystack) in [("log", &log), ("store", &stored)] {
         assert!(!haystack.contains("FP-7c1d-NEVER-STORED-e9a4"), "the fingerprint data is in the {what}");
         assert!(!haystack.contains(AADHAAR), "the Aadhaar number is in the {what}");
+    }
+}
+
+async fn twenty_concurrent_ekycs_of_one_mobile_make_two_attempts(engine: Engine) {
+    let app = std::sync::Arc::new(spawn_app(engine).await);
+    let partners = std::sync::Arc::new([app.add_partner(true, &[]).await, app.add_partner(true, &[]).await]);
+    let mut racing = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let (app, partners) = (app.clone(), partners.clone());
+        racing.spawn(async move { app.ekyc_with(&partners[n % 2], MOBILE, AADHAAR).await });
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = racing.join_next().await {
+        answers.push(answer.unwrap_or_else(|e| panic!("{e}")));
+    }
+    let done = answers.iter().filter(|a| a.status == 202).count();
+    let refused = answers.iter().filter(|a| a.status == 422 && a.json()["response_code"] == 15).count();
+    assert_eq!((done, refused), (2, 18), "{:?}", answers.iter().map(|a| &a.body).collect::<Vec<_>>());
+    assert_eq!(texts_to(&app.sms, MOBILE), 2);
+}
+
+async fn concurrent_registrations_with_one_kycid_register_once(engine: Engine) {
+    let app = std::sync::Arc::new(spawn_app(engine).await);
+    let partner = std::sync::Arc::new(app.add_partner(true, &[]).await);
+    let (kyc_id, otp) = app.ekyc(&partner, MOBILE).await;
+    // Five registration OTPs, each under its own stateresp, all naming the one KycId.
+    let mut otps = vec![(kyc_id.clone(), otp)];
+    for _ in 0..4 {
+        let query = app.call("/api/AOP/DMTV1/QueryRemitter", &partner, json!({"MobileNo": MOBILE})).await;
+        otps.push((assert_seed_202(&query), app.sms.last_otp(MOBILE)));
+    }
+    let mut racing = tokio::task::JoinSet::new();
+    for (stateresp, code) in otps {
+        let (app, partner, kyc_id) = (app.clone(), partner.clone(), kyc_id.clone());
+        racing.spawn(async move {
+            let fields = json!({"MobileNo": MOBILE, "OTP": code, "Stateresp": stateresp, "KycId": kyc_id});
+            app.call("/api/AOP/DMTV1/RegisterRemitter", &partner, fields).await
+        });
+    }
+    let mut answers = Vec::new();
+    while let Some(answer) = racing.join_next().await {
+        answers.push(answer.unwrap_or_else(|e| panic!("{e}")));
+    }
+    let bodies: Vec<&String> = answers.iter().map(|a| &a.body).collect();
+    assert_eq!(answers.iter().filter(|a| a.status == 200).count(), 1, "{bodies:?}");
+    for refused in answers.iter().filter(|a| a.status != 200) {
+        let why = refused.json()["message"].as_str().unwrap_or_default().to_lowercase();
+        assert!(why.contains("kycid was already used") || why.contains("already registered"), "{why}");
     }
 }
