@@ -27,6 +27,7 @@ both_engines!(
     fingerprint_data_is_never_in_the_store_or_the_log,
     twenty_concurrent_ekycs_of_one_mobile_make_two_attempts,
     concurrent_registrations_with_one_kycid_register_once,
+    the_documented_remitter_samples_are_sent_and_answered_as_docs_api_shows,
 );
 
 const MOBILE: &str = "9812345670";
@@ -455,4 +456,49 @@ async fn concurrent_registrations_with_one_kycid_register_once(engine: Engine) {
         let why = refused.json()["message"].as_str().unwrap_or_default().to_lowercase();
         assert!(why.contains("kycid was already used") || why.contains("already registered"), "{why}");
     }
+}
+
+/// The JSON blocks of docs/API.md's section whose heading starts with `heading`, in order.
+fn doc_blocks(heading: &str) -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/API.md");
+    let doc = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let section =
+        doc.split("\n#").find(|s| s.starts_with(&format!("## {heading}"))).unwrap_or_else(|| panic!("{heading}"));
+    section.split("```json\n").skip(1).filter_map(|b| b.split_once("\n```").map(|(json, _)| json.to_owned())).collect()
+}
+
+/// A documented request as `partner` sends it, with `fields` set.
+fn doc_request(block: &str, partner: &TestPartner, fields: &[(&str, &str)]) -> Value {
+    let mut body: Value = serde_json::from_str(block).unwrap_or_else(|e| panic!("{e}: {block}"));
+    body["RegistrationID"] = json!(partner.name());
+    for (name, value) in fields {
+        body[*name] = json!(value);
+    }
+    body
+}
+
+async fn the_documented_remitter_samples_are_sent_and_answered_as_docs_api_shows(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let partner = app.add_partner(true, &[]).await;
+    let (query, ekyc, register) =
+        (doc_blocks("`QueryRemitter`"), doc_blocks("`RemitterEKyc`"), doc_blocks("`RegisterRemitter`"));
+    assert_eq!((query.len(), ekyc.len(), register.len()), (3, 2, 2), "request and answers of each");
+    let seed = minify(SEED_202);
+    for answer in [&query[2], &ekyc[1]] {
+        assert_eq!(minify(answer), seed, "docs/API.md shows the seed's 202");
+    }
+    let uuid = "b3c1e519-cf15-4145-8c26-c3d03e9d2f00";
+
+    let unknown = app.call("/api/AOP/DMTV1/QueryRemitter", &partner, doc_request(&query[0], &partner, &[])).await;
+    assert_seed_202(&unknown);
+    let verified = app.call("/api/AOP/DMTV1/RemitterEKyc", &partner, doc_request(&ekyc[0], &partner, &[])).await;
+    let stateresp = assert_seed_202(&verified);
+    let otp = app.sms.last_otp("9812345670");
+    let fields = [("OTP", otp.as_str()), ("Stateresp", stateresp.as_str()), ("KycId", stateresp.as_str())];
+    let registered =
+        app.call("/api/AOP/DMTV1/RegisterRemitter", &partner, doc_request(&register[0], &partner, &fields)).await;
+    assert_eq!((registered.status, registered.body.as_str()), (200, minify(&register[1]).as_str()));
+    let found = app.call("/api/AOP/DMTV1/QueryRemitter", &partner, doc_request(&query[0], &partner, &[])).await;
+    assert_eq!((found.status, found.body.as_str()), (200, minify(&query[1]).as_str()));
+    assert!(register[0].contains(uuid) && ekyc[1].contains(uuid));
 }
