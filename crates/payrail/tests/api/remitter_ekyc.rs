@@ -502,3 +502,52 @@ async fn the_documented_remitter_samples_are_sent_and_answered_as_docs_api_shows
     assert_eq!((found.status, found.body.as_str()), (200, minify(&query[1]).as_str()));
     assert!(register[0].contains(uuid) && ekyc[1].contains(uuid));
 }
+
+/// The demo (`payrail serve --demo`, sandbox upstream): its partner AOP-554,
+/// from loopback without a token, registers a new remitter through the e-KYC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_partner_does_the_whole_remitter_flow() {
+    use std::io::BufRead as _;
+    let data_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let inbox = SmsInbox::start().await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_payrail"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir.path())
+        .env_remove("PAYRAIL_MASTER_KEY")
+        .env_remove("PAYRAIL_DATABASE_URL")
+        .env("PAYRAIL_SMS_GATEWAY_URL", &inbox.url)
+        .env("PAYRAIL_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let _server = crate::helpers::Running(child);
+    let base = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufReader::new(stdout).lines().map_while(Result::ok);
+        let base = lines.find_map(|line| line.strip_prefix("payrail demo is ready at ").map(str::to_owned));
+        std::thread::spawn(move || lines.for_each(drop));
+        base
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap_or_else(|| panic!("the demo never said it was ready"));
+    let http = reqwest::Client::new();
+    let post = |path: &str, mut body: Value| {
+        body["RegistrationID"] = json!("AOP-554");
+        http.post(format!("{}/api/AOP/DMTV1/{path}", base.trim_end_matches('/'))).body(body.to_string()).send()
+    };
+    let answer = |response: reqwest::Response| async move {
+        (response.status().as_u16(), response.text().await.unwrap_or_default())
+    };
+    let (status, body) = answer(post("QueryRemitter", json!({"MobileNumber": MOBILE})).await.expect("query")).await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = answer(post("RemitterEKyc", ekyc_fields(MOBILE, AADHAAR)).await.expect("ekyc")).await;
+    assert_eq!(status, 202, "{body}");
+    let stateresp = serde_json::from_str::<Value>(&body).unwrap_or_default()["stateresp"].clone();
+    let fields = json!({"MobileNo": MOBILE, "OTP": inbox.last_otp(MOBILE), "Stateresp": stateresp, "KycId": stateresp});
+    let (status, body) = answer(post("RegisterRemitter", fields).await.expect("register")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = answer(post("QueryRemitter", json!({"MobileNumber": MOBILE})).await.expect("query")).await;
+    assert_eq!(status, 200, "{body}");
+}
