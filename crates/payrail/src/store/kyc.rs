@@ -125,3 +125,70 @@ pub trait KycStore: Send + Sync + 'static {
     async fn register_with_kyc(&self, remitter: Remitter, made_after: Timestamp)
         -> Result<KycRegistration, StoreError>;
 }
+
+/// The test body both engines run, so that each is held to the same behaviour.
+#[cfg(test)]
+pub(crate) mod conformance {
+    use super::*;
+
+    /// Two attempts a day then a day's block, per mobile; a KYC record used
+    /// once, only by its partner and mobile, only while fresh, and not used
+    /// up by a registration refused because the remitter exists.
+    pub(crate) async fn attempts_and_single_use(store: &dyn Store, partner: RegistrationId) -> anyhow::Result<()> {
+        let at = |secs: i64| Timestamp::from_unix(1_800_000_000 + secs);
+        let (mobile, other) = (MobileNumber::parse("9876543210")?, MobileNumber::parse("9876543211")?);
+        assert_eq!(store.count_ekyc_attempt(&mobile, at(0)).await?, Ok(()));
+        assert_eq!(store.count_ekyc_attempt(&mobile, at(10)).await?, Ok(()));
+        assert_eq!(store.count_ekyc_attempt(&mobile, at(20)).await?, Err(at(10 + EKYC_BLOCK_SECS)));
+        assert_eq!(store.count_ekyc_attempt(&other, at(20)).await?, Ok(()));
+        assert_eq!(store.count_ekyc_attempt(&mobile, at(10 + EKYC_BLOCK_SECS)).await?, Ok(()));
+
+        let record = KycRecord {
+            kyc_id: "k-1".into(),
+            partner,
+            mobile: mobile.clone(),
+            upstream_id: "EK1".into(),
+            created_at: at(100),
+            used: false,
+        };
+        store.insert_kyc(record.clone()).await?;
+        assert_eq!(store.find_kyc(partner, "k-1").await?, Some(record));
+        assert_eq!(store.find_kyc(RegistrationId::new(partner.number() + 1), "k-1").await?, None);
+        let remitter = |mobile: &MobileNumber, kyc_id: &str| Remitter {
+            partner,
+            mobile: mobile.clone(),
+            first_name: None,
+            last_name: None,
+            kyc_id: kyc_id.into(),
+            created_at: at(200),
+        };
+        let fresh_since = at(100 - 1);
+        assert_eq!(store.register_with_kyc(remitter(&other, "k-1"), fresh_since).await?, KycRegistration::KycUnusable);
+        assert_eq!(store.register_with_kyc(remitter(&mobile, "k-1"), at(100)).await?, KycRegistration::KycUnusable);
+        assert!(store.insert_remitter(remitter(&mobile, "elsewhere")).await?);
+        let taken = store.register_with_kyc(remitter(&mobile, "k-1"), fresh_since).await?;
+        assert_eq!(taken, KycRegistration::AlreadyRegistered);
+        assert_eq!(store.find_kyc(partner, "k-1").await?.map(|k| k.used), Some(false), "rolled back");
+
+        store
+            .insert_kyc(KycRecord { kyc_id: "k-2".into(), mobile: other.clone(), ..record_of(partner, at(150)) })
+            .await?;
+        assert_eq!(store.register_with_kyc(remitter(&other, "k-2"), fresh_since).await?, KycRegistration::Registered);
+        assert_eq!(store.find_kyc(partner, "k-2").await?.map(|k| k.used), Some(true));
+        assert_eq!(store.find_remitter(partner, &other).await?.map(|r| r.kyc_id), Some("k-2".into()));
+        let again = store.register_with_kyc(remitter(&other, "k-2"), fresh_since).await?;
+        assert_eq!(again, KycRegistration::KycUnusable);
+        Ok(())
+    }
+
+    fn record_of(partner: RegistrationId, created_at: Timestamp) -> KycRecord {
+        KycRecord {
+            kyc_id: String::new(),
+            partner,
+            mobile: MobileNumber::parse("9876543210").unwrap_or_else(|e| panic!("{e}")),
+            upstream_id: "EK".into(),
+            created_at,
+            used: false,
+        }
+    }
+}

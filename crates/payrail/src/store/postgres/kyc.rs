@@ -80,3 +80,20 @@ impl KycStore for PostgresStore {
         Ok(KycRegistration::Registered)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::postgres::test_db::postgres_tests;
+    use crate::store::PartnerStore as _;
+
+    postgres_tests!(partner: attempts_and_kyc_records_follow_the_rules);
+
+    mod cases {
+        use super::super::*;
+        use crate::store::postgres::tests::partner;
+
+        pub(super) async fn attempts_and_kyc_records_follow_the_rules(store: &PostgresStore) -> anyhow::Result<()> {
+            crate::store::kyc::conformance::attempts_and_single_use(store, partner()).await
+        }
+    }
+}

@@ -92,3 +92,19 @@ impl KycStore for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::sqlite::tests::lifecycle::sqlite_tests;
+
+    sqlite_tests!(partner: attempts_and_kyc_records_follow_the_rules);
+
+    mod cases {
+        use super::super::*;
+
+        pub(super) async fn attempts_and_kyc_records_follow_the_rules(store: &Arc<SqliteStore>, p: RegistrationId) {
+            let outcome = crate::store::kyc::conformance::attempts_and_single_use(&**store, p).await;
+            outcome.unwrap_or_else(|e| panic!("{e:#}"));
+        }
+    }
+}
