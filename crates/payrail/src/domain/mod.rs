@@ -8,6 +8,7 @@ pub mod change_source;
 pub mod charges;
 pub mod clock;
 pub mod dmt;
+pub mod ekyc;
 pub mod event;
 pub mod fee_plan;
 pub mod ledger;

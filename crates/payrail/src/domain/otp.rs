@@ -170,9 +170,26 @@ impl TextLimits {
     }
 }
 
+/// A `stateresp` made of 16 random bytes: a version 4 UUID in lower case,
+/// `8-4-4-4-12` hex digits (RFC 9562), as AOPay's 202 shows one.
+pub fn stateresp_from(mut bytes: [u8; 16]) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stateresp_is_a_lower_case_version_4_uuid() {
+        assert_eq!(stateresp_from([0; 16]), "00000000-0000-4000-8000-000000000000");
+        assert_eq!(stateresp_from([0xff; 16]), "ffffffff-ffff-4fff-bfff-ffffffffffff");
+        let bytes = [0xb3, 0xc1, 0xe5, 0x19, 0xcf, 0x15, 0x41, 0x45, 0x8c, 0x26, 0xc3, 0xd0, 0x3e, 0x9d, 0x2f, 0x00];
+        assert_eq!(stateresp_from(bytes), "b3c1e519-cf15-4145-8c26-c3d03e9d2f00", "the seed's own");
+    }
 
     #[test]
     fn the_sixth_text_in_ten_minutes_waits_for_the_first_to_leave_the_window() {

@@ -13,9 +13,12 @@ use serde::Serialize;
 use super::error::{json_response, ApiError};
 use super::partner_call::{AmountRule, Fields, PartnerCall};
 use super::AppState;
-use crate::domain::remitter::{AccountNumber, Beneficiary, Ifsc, TransferMode};
+use crate::domain::ekyc::AadhaarNumber;
+use crate::domain::remitter::{AccountNumber, Beneficiary, Ifsc, PerBank, Remitter, TransferMode};
 use crate::domain::{DmtTransfer, Paise};
+use crate::services::ekyc;
 use crate::services::remittance::{self, NewBeneficiary, PresentedOtp, Registration, RemitterQuery, TransferIntent};
+use crate::services::upstream::provider::EkycRequest;
 
 /// `status`, `response_code`, `message`: a plain success.
 #[derive(Serialize)]
@@ -63,39 +66,78 @@ fn rupees(paise: Paise) -> i64 {
     paise.get() / 100
 }
 
-/// `POST /api/AOP/DMTV1/QueryRemitter` `{MobileNo}`: 200 with the remitter,
-/// or 202 with `stateresp` after sending a registration OTP.
+/// The 202 of the remitter flows (SPEC §7.1): the mobile is not
+/// registered and an OTP for its registration went out under `stateresp`.
+fn registration_otp_sent(stateresp: &str) -> Response {
+    let message = "Remitter not registered OTP sent for new registration.";
+    json_response(StatusCode::ACCEPTED, &OtpSent { status: false, response_code: 0, stateresp, message })
+}
+
+/// The remitter and its limits, as `QueryRemitter` and `RegisterRemitter` answer them.
+fn remitter_found(remitter: Remitter, remaining: PerBank, message: &'static str) -> Response {
+    let data = RemitterData {
+        fname: remitter.first_name,
+        lname: remitter.last_name,
+        mobile: remitter.mobile.as_str().to_owned(),
+        status: "Active",
+        bank3_limit: rupees(remaining.bank3),
+        bank3_status: "Active",
+        bank2_limit: rupees(remaining.bank2),
+        bank1_limit: rupees(remaining.bank1),
+    };
+    json_response(StatusCode::OK, &RemitterFound { status: true, response_code: 1, message, data })
+}
+
+/// `POST /api/AOP/DMTV1/QueryRemitter` `{MobileNumber}`: 200 with the remitter,
+/// or 202 (SPEC §7.1) after sending a registration OTP.
 pub async fn query_remitter(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let mobile = call.fields.mobile(&["MobileNo", "MobileNumber", "mobile"])?;
     let found = remittance::query_remitter(&*state.store, &*state.clock, state.texts(), call.partner, &mobile).await?;
     Ok(match found {
-        RemitterQuery::Registered { remitter, remaining } => {
-            let data = RemitterData {
-                fname: remitter.first_name,
-                lname: remitter.last_name,
-                mobile: remitter.mobile.as_str().to_owned(),
-                status: "Active",
-                bank3_limit: rupees(remaining.bank3),
-                bank3_status: "Active",
-                bank2_limit: rupees(remaining.bank2),
-                bank1_limit: rupees(remaining.bank1),
-            };
-            json_response(
-                StatusCode::OK,
-                &RemitterFound { status: true, response_code: 1, message: "Remitter found", data },
-            )
-        }
-        RemitterQuery::OtpSent { stateresp } => {
-            let message = "Remitter not registered, OTP sent to the mobile for registration";
-            json_response(
-                StatusCode::ACCEPTED,
-                &OtpSent { status: true, response_code: 0, stateresp: &stateresp, message },
-            )
-        }
+        RemitterQuery::Registered { remitter, remaining } => remitter_found(remitter, remaining, "Remitter found"),
+        RemitterQuery::OtpSent { stateresp } => registration_otp_sent(&stateresp),
     })
 }
 
-/// `POST /api/AOP/DMTV1/RegisterRemitter` `{MobileNo, OTP, Stateresp, KycId, FirstName?, LastName?}`.
+/// The longest `FingerPrintData` taken (a PID block is a few KiB; the body's own limit is 64 KiB).
+const MAX_FINGERPRINT: usize = 60_000;
+
+/// A coordinate as sent (`"89.77"`): a decimal within ±`bound`.
+fn coordinate(fields: &Fields, names: &[&str], bound: f64) -> Result<String, ApiError> {
+    let text = fields.required_text(names)?;
+    let well_formed = {
+        let digits = text.strip_prefix('-').unwrap_or(&text);
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+        let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        all_digits(whole) && all_digits(fraction) && whole.len() <= 3 && fraction.len() <= 10
+    };
+    match text.parse::<f64>() {
+        Ok(value) if well_formed && value.abs() <= bound => Ok(text),
+        _ => Err(ApiError::Validation(format!("{} must be a decimal from -{bound} to {bound}", names[0]))),
+    }
+}
+
+/// `POST /api/AOP/DMTV1/RemitterEKyc` `{MobileNumber, Lattitude, Longitude,
+/// AadhaarNumber, FingerPrintData}`: the e-KYC of a new remitter, then 202
+/// (SPEC §7.1) with the `stateresp` that is also the `KycId`.
+pub async fn remitter_ekyc(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
+    let f = &call.fields;
+    let request = EkycRequest {
+        mobile: f.mobile(&["MobileNumber", "MobileNo", "mobile"])?,
+        aadhaar: AadhaarNumber::parse(&f.required_text(&["AadhaarNumber", "aadhaar"])?)
+            .map_err(|e| ApiError::Validation(format!("AadhaarNumber {e}")))?,
+        latitude: coordinate(f, &["Lattitude", "Latitude", "lat"], 90.0)?,
+        longitude: coordinate(f, &["Longitude", "long"], 180.0)?,
+        fingerprint: f.opaque(&["FingerPrintData", "piddata"], MAX_FINGERPRINT)?.into(),
+    };
+    let provider = &*state.upstream.provider;
+    let stateresp =
+        ekyc::remitter_ekyc(&*state.store, &*state.clock, state.texts(), provider, call.partner, request).await?;
+    Ok(registration_otp_sent(&stateresp))
+}
+
+/// `POST /api/AOP/DMTV1/RegisterRemitter` `{MobileNo, OTP, Stateresp, KycId, FirstName?, LastName?}`:
+/// 200 with the new remitter, as `QueryRemitter` shows it.
 pub async fn register_remitter(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let f = &call.fields;
     let registration = Registration {
@@ -106,8 +148,9 @@ pub async fn register_remitter(State(state): State<Arc<AppState>>, call: Partner
         first_name: f.text(&["FirstName", "fname"])?,
         last_name: f.text(&["LastName", "lname"])?,
     };
-    remittance::register_remitter(&*state.store, &*state.clock, call.partner, registration).await?;
-    Ok(done("Remitter registered successfully"))
+    let (remitter, remaining) =
+        remittance::register_remitter(&*state.store, &*state.clock, call.partner, registration).await?;
+    Ok(remitter_found(remitter, remaining, "Remitter registered successfully"))
 }
 
 #[derive(Serialize)]

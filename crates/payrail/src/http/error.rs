@@ -100,7 +100,13 @@ impl From<DmtError> for ApiError {
             DmtError::Duplicate { .. } => ApiError::refused(StatusCode::CONFLICT, 12, message),
             DmtError::InsufficientFunds { .. } => ApiError::refused(StatusCode::PAYMENT_REQUIRED, 13, message),
             DmtError::Limit(_) => ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, 14, message),
-            DmtError::Otp(_) | DmtError::TooManyTexts { .. } => {
+            DmtError::Kyc(_) => ApiError::Validation(message),
+            DmtError::EkycRefused(_) => ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, 18, message),
+            DmtError::EkycUnavailable(cause) => {
+                tracing::warn!(error = %cause, "e-KYC not answered by the upstream");
+                ApiError::refused(StatusCode::BAD_GATEWAY, 17, message)
+            }
+            DmtError::Otp(_) | DmtError::TooManyTexts { .. } | DmtError::TooManyEkyc { .. } => {
                 ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, 15, message)
             }
             DmtError::AlreadyRegistered | DmtError::BeneficiaryExists { .. } | DmtError::State(_) => {

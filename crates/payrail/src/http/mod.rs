@@ -185,6 +185,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/aop/billpaymentstatus", post(bill_status::bill_status))
         .route("/api/aop/dmtv1/queryremitter", post(dmt_v1::query_remitter))
         .route("/api/aop/dmtv1/registerremitter", post(dmt_v1::register_remitter))
+        .route("/api/aop/dmtv1/remitterekyc", post(dmt_v1::remitter_ekyc))
         .route("/api/aop/dmtv1/registerbeneficiary", post(dmt_v1::register_beneficiary))
         .route("/api/aop/dmtv1/fetchbeneficiary", post(dmt_v1::fetch_beneficiary))
         .route("/api/aop/dmtv1/deletebeneficiary", post(dmt_v1::delete_beneficiary))

@@ -181,6 +181,20 @@ impl Fields {
         }
     }
 
+    /// An opaque text passed through as sent (a device's PID XML: line
+    /// breaks allowed, not trimmed), non-blank, at most `max` characters.
+    /// Its value never appears in a message.
+    pub fn opaque(&self, names: &[&str], max: usize) -> Result<String, ApiError> {
+        match self.get(names)? {
+            Some(Value::String(text)) if text.chars().count() > max => {
+                Err(ApiError::Validation(format!("{} must be at most {max} characters", names[0])))
+            }
+            Some(Value::String(text)) if !text.trim().is_empty() => Ok(text.clone()),
+            Some(Value::String(_)) | None => Err(ApiError::Validation(format!("{} is missing", names[0]))),
+            Some(_) => Err(ApiError::Validation(format!("{} must be a string", names[0]))),
+        }
+    }
+
     /// A code: 1 to 64 letters, digits, `-`, `_`, `.`, `/` (`canumber`,
     /// `KycId`, `Stateresp`), exactly as sent.
     pub fn code(&self, names: &[&str]) -> Result<String, ApiError> {

@@ -8,9 +8,12 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 
 use super::bills::{self, PayBill};
+use super::ekyc;
 use super::notifier::{Notifier, NotifyError, Texts};
-use super::remittance::{self, NewBeneficiary, PresentedOtp, Registration, RemitterQuery, TransferIntent};
+use super::remittance::{self, NewBeneficiary, PresentedOtp, Registration, TransferIntent};
+use super::upstream::provider::EkycRequest;
 use super::upstream::sync::Upstream;
+use crate::domain::ekyc::AadhaarNumber;
 use crate::domain::otp::TextLimits;
 use crate::domain::remitter::{AccountNumber, Ifsc, MobileNumber, TransferMode};
 use crate::domain::{Clock, Paise, ReferenceId, RegistrationId};
@@ -26,6 +29,8 @@ pub const LIVE: [(&str, &str, &str); 5] = [
 ];
 
 const MOBILE: &str = "9000000001";
+/// UIDAI's test Aadhaar number, which the sandbox verifies.
+const DEMO_AADHAAR: &str = "999999990019";
 
 /// Keeps the last OTP instead of sending it: the demo confirms its own transfers.
 #[derive(Default)]
@@ -65,14 +70,21 @@ pub async fn make_live_transactions(
 ) -> anyhow::Result<()> {
     let otp = KeptOtp::default();
     let mobile = MobileNumber::parse(MOBILE).context("demo mobile")?;
-    if let RemitterQuery::OtpSent { stateresp } =
-        remittance::query_remitter(store, clock, texts(&otp), partner, &mobile).await?
-    {
+    if store.find_remitter(partner, &mobile).await?.is_none() {
+        // As a partner does: the remitter's e-KYC, then registration with its OTP and KycId.
+        let request = EkycRequest {
+            mobile: mobile.clone(),
+            aadhaar: AadhaarNumber::parse(DEMO_AADHAAR)?,
+            latitude: "28.61".into(),
+            longitude: "77.20".into(),
+            fingerprint: "<PidData>demo</PidData>".into(),
+        };
+        let stateresp = ekyc::remitter_ekyc(store, clock, texts(&otp), &*upstream.provider, partner, request).await?;
         let registration = Registration {
             mobile: mobile.clone(),
             otp: otp.take(),
-            stateresp,
-            kyc_id: "DEMO-KYC".into(),
+            stateresp: stateresp.clone(),
+            kyc_id: stateresp,
             first_name: Some("Demo".into()),
             last_name: Some("Remitter".into()),
         };

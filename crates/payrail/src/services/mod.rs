@@ -10,6 +10,7 @@ pub mod callback_secrets;
 pub mod callbacks;
 pub mod demo;
 pub mod demo_live;
+pub mod ekyc;
 pub mod fees;
 pub mod flights;
 pub mod import;

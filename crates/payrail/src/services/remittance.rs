@@ -14,7 +14,8 @@ use super::notifier::Texts;
 use super::upstream::provider::TransferOrder;
 use super::upstream::sync::Upstream;
 use crate::domain::dmt::DmtChange;
-use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
+use crate::domain::ekyc::{KycRefusal, KYC_LIFETIME_SECS};
+use crate::domain::otp::{stateresp_from, OtpCheck, OtpPurpose, OtpRecord};
 use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, PerBank, Remitter, TransferMode,
     MIN_TRANSFER, PER_TRANSFER_LIMIT,
@@ -22,6 +23,7 @@ use crate::domain::remitter::{
 use crate::domain::{
     ChangeSource, Clock, DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind,
 };
+use crate::store::kyc::KycRegistration;
 use crate::store::{
     ChangeError, ChangeNote, DebitError, Debited, RemittanceStore, Store, StoreError, TransactionStore,
 };
@@ -84,6 +86,23 @@ pub enum DmtError {
     /// The store could not be read or written; the answer is a 500, logged.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The `KycId` does not allow this registration; nothing was written.
+    #[error("KycId {0}")]
+    Kyc(KycRefusal),
+    /// The mobile had its e-KYC attempts; nothing was sent upstream.
+    #[error("Too many e-KYC attempts for this mobile: try again after {retry_at} India time (in {wait_secs} seconds)")]
+    TooManyEkyc {
+        /// When it may try again, India time.
+        retry_at: String,
+        /// Seconds until then.
+        wait_secs: i64,
+    },
+    /// UIDAI (through the upstream) refused the e-KYC; the attempt counts.
+    #[error("e-KYC refused: {0}")]
+    EkycRefused(String),
+    /// The upstream gave no answer about the e-KYC; the attempt counts.
+    #[error("e-KYC could not be done: the upstream did not answer, try again later")]
+    EkycUnavailable(#[source] super::upstream::provider::ProviderError),
 }
 
 /// What [`query_remitter`] found.
@@ -165,14 +184,17 @@ pub struct PresentedOtp<'a> {
 }
 
 /// What an OTP is sent for, and to whom.
-struct OtpRequest<'a> {
-    purpose: OtpPurpose,
+pub(super) struct OtpRequest<'a> {
+    pub(super) purpose: OtpPurpose,
     /// What the OTP may confirm, checked when it is presented.
-    subject: String,
-    to: &'a MobileNumber,
+    pub(super) subject: String,
+    pub(super) to: &'a MobileNumber,
     /// What the text says the OTP is for.
-    what: &'a str,
+    pub(super) what: &'a str,
 }
+
+/// What a registration OTP's text says it is for.
+pub(super) const REGISTRATION_OTP: &str = "register for money transfer";
 
 /// A history note for the partner's own call.
 fn partner_note(clock: &dyn Clock) -> ChangeNote {
@@ -188,21 +210,35 @@ async fn send_otp(
     partner: RegistrationId,
     request: OtpRequest<'_>,
 ) -> Result<String, DmtError> {
+    let token = new_stateresp();
+    send_otp_as(store, clock, texts, partner, request, token.clone()).await?;
+    Ok(token)
+}
+
+/// A fresh `stateresp` (a random UUID) from the thread's CSPRNG.
+pub(super) fn new_stateresp() -> String {
+    stateresp_from(rand::thread_rng().gen())
+}
+
+/// [`send_otp`] under a `stateresp` chosen by the caller.
+pub(super) async fn send_otp_as(
+    store: &dyn RemittanceStore,
+    clock: &dyn Clock,
+    texts: Texts<'_>,
+    partner: RegistrationId,
+    request: OtpRequest<'_>,
+    token: String,
+) -> Result<(), DmtError> {
     let OtpRequest { purpose, subject, to, what } = request;
     let now = clock.now();
     if let Err(at) = store.count_text(to, now, texts.limits).await? {
         return Err(DmtError::TooManyTexts { retry_at: at.to_ist_string(), wait_secs: at.unix() - now.unix() });
     }
-    let (token, code) = {
-        let mut rng = rand::thread_rng();
-        let token: String = (0..32).map(|_| format!("{:x}", rng.gen_range(0..16u8))).collect();
-        (token, format!("{:06}", rng.gen_range(0..1_000_000u32)))
-    };
-    let issued = OtpRecord::issue(partner, purpose, subject, token.clone(), code, now);
+    let code = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000u32));
+    let issued = OtpRecord::issue(partner, purpose, subject, token, code, now);
     store.insert_otp(issued.record).await?;
     let message = format!("{} is your OTP to {what}. It is valid for 90 seconds. Do not share it.", issued.code);
-    texts.notifier.send(to, &message).await.map_err(DmtError::NotDelivered)?;
-    Ok(token)
+    texts.notifier.send(to, &message).await.map_err(DmtError::NotDelivered)
 }
 
 /// Presents an OTP; the subject it was issued for must be `expected`.
@@ -234,8 +270,7 @@ pub async fn query_remitter(
 ) -> Result<RemitterQuery, DmtError> {
     let Some(remitter) = store.find_remitter(partner, mobile).await? else {
         let subject = mobile.as_str().to_owned();
-        let what = "register for money transfer";
-        let request = OtpRequest { purpose: OtpPurpose::Registration, subject, to: mobile, what };
+        let request = OtpRequest { purpose: OtpPurpose::Registration, subject, to: mobile, what: REGISTRATION_OTP };
         let stateresp = send_otp(store, clock, texts, partner, request).await?;
         return Ok(RemitterQuery::OtpSent { stateresp });
     };
@@ -254,32 +289,45 @@ async fn remaining_limits(
     Ok(used.left_of(limit.limit))
 }
 
-/// `RegisterRemitter`: registers the mobile with the OTP sent by [`query_remitter`].
+/// `RegisterRemitter`: registers the mobile with a registration OTP (from
+/// [`super::ekyc::remitter_ekyc`] or [`query_remitter`]) and the `KycId` of
+/// the partner's e-KYC of this mobile, made less than 30 minutes before and
+/// used once. The KYC is checked first, so a reused one is named as such.
+/// Returns the remitter and its (untouched) monthly limits.
 pub async fn register_remitter(
     store: &dyn Store,
     clock: &dyn Clock,
     partner: RegistrationId,
     registration: Registration,
-) -> Result<Remitter, DmtError> {
+) -> Result<(Remitter, PerBank), DmtError> {
     let mobile = &registration.mobile;
+    let found = store.find_kyc(partner, &registration.kyc_id).await?;
+    let now = clock.now();
+    found.ok_or(KycRefusal::Unknown).and_then(|k| k.allows(partner, mobile, now)).map_err(DmtError::Kyc)?;
     if store.find_remitter(partner, mobile).await?.is_some() {
         return Err(DmtError::AlreadyRegistered);
     }
     let (stateresp, otp) = (&registration.stateresp, &registration.otp);
     let otp = PresentedOtp { stateresp, code: otp };
     use_otp(store, clock, partner, OtpPurpose::Registration, otp, mobile.as_str()).await?;
+    let now = clock.now();
     let remitter = Remitter {
         partner,
         mobile: registration.mobile,
         first_name: registration.first_name,
         last_name: registration.last_name,
         kyc_id: registration.kyc_id,
-        created_at: clock.now(),
+        created_at: now,
     };
-    match store.insert_remitter(remitter.clone()).await? {
-        true => Ok(remitter),
-        false => Err(DmtError::AlreadyRegistered),
+    let made_after = Timestamp::from_unix(now.unix() - KYC_LIFETIME_SECS);
+    match store.register_with_kyc(remitter.clone(), made_after).await? {
+        KycRegistration::Registered => {}
+        // Used (or expired) between the check and now: a concurrent registration won.
+        KycRegistration::KycUnusable => return Err(DmtError::Kyc(KycRefusal::Used)),
+        KycRegistration::AlreadyRegistered => return Err(DmtError::AlreadyRegistered),
     }
+    let remaining = remaining_limits(store, clock, partner, &remitter.mobile).await?;
+    Ok((remitter, remaining))
 }
 
 async fn registered(

@@ -6,7 +6,7 @@
 //!
 //! - One trait per aggregate, each in its own file next to the SQL both
 //!   engines share for it (a `sql` module): [`partners`], [`transactions`],
-//!   [`ledger`], [`remittance`], [`upstream_work`]. [`Store`] is all of them.
+//!   [`ledger`], [`remittance`], [`kyc`], [`upstream_work`]. [`Store`] is all of them.
 //! - One folder per engine, [`sqlite`] and [`postgres`]: a `mod.rs` with the
 //!   connection, pool or writer and the error mapping, one file per
 //!   aggregate with that trait's implementation and the SQL only that
@@ -37,6 +37,7 @@
 
 pub(crate) mod columns;
 pub mod files;
+pub mod kyc;
 pub mod ledger;
 pub mod lookup;
 pub mod partners;
@@ -47,6 +48,7 @@ pub mod sqlite;
 pub mod transactions;
 pub mod upstream_work;
 
+pub use kyc::KycStore;
 pub use ledger::LedgerStore;
 pub use partners::PartnerStore;
 pub use remittance::RemittanceStore;
@@ -229,7 +231,9 @@ pub struct ChangeNote {
 /// per engine (as lldap's `BackendHandler` is all of its handlers). Services
 /// ask for the narrowest trait they use.
 #[async_trait]
-pub trait Store: PartnerStore + TransactionStore + LedgerStore + RemittanceStore + UpstreamWorkStore {
+pub trait Store:
+    PartnerStore + TransactionStore + LedgerStore + RemittanceStore + UpstreamWorkStore + KycStore
+{
     /// Which engine this is, for logs and the bench.
     fn engine(&self) -> &'static str;
     /// Writes out anything the engine keeps in memory for a while (SQLite's

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::both_engines;
-use crate::helpers::{spawn_app, Engine};
+use crate::helpers::{spawn_app, Engine, AADHAAR};
 use crate::journey::*;
 
 both_engines!(
@@ -27,18 +27,20 @@ async fn a_whole_dmt_journey_ends_with_the_wallet_where_it_started(engine: Engin
     let set = app.admin(&format!("/admin/v1/partners/{}/fee-plans", partner.name()), Some(plan)).await;
     assert_eq!(set.status, 201, "{}", set.body);
 
-    // Unknown remitter: 202 and an OTP; registration; then the remitter with its limits.
+    // Unknown remitter: 202 (SPEC §7.1) and an OTP; e-KYC; registration; then the remitter with its limits.
     let unknown = app.call("/api/AOP/DMTV1/QueryRemitter", &partner, json!({"MobileNo": MOBILE})).await;
     let body = unknown.json();
-    assert_eq!((unknown.status, &body["status"], &body["response_code"]), (202, &json!(true), &json!(0)));
+    assert_eq!((unknown.status, &body["status"], &body["response_code"]), (202, &json!(false), &json!(0)));
     assert_field_order(&unknown.body, &["status", "response_code", "stateresp", "message"]);
-    let otp = app.sms.last_otp(MOBILE);
-    let registration = json!({"MobileNo": MOBILE, "OTP": otp, "Stateresp": body["stateresp"], "KycId": "KYC-9",
+    let (stateresp, otp) = app.ekyc(&partner, MOBILE).await;
+    let registration = json!({"MobileNo": MOBILE, "OTP": otp, "Stateresp": stateresp, "KycId": stateresp,
                               "FirstName": "Asha", "LastName": "Verma"});
     let registered = app.call("/api/AOP/DMTV1/RegisterRemitter", &partner, registration.clone()).await;
     assert_eq!(registered.status, 200, "{}", registered.body);
+    // Sent again, its KycId is spent; a fresh e-KYC of a registered remitter is refused.
     let again = app.call("/api/AOP/DMTV1/RegisterRemitter", &partner, registration).await;
-    assert_refused(&again, 409, 16, "already registered");
+    assert_refused(&again, 400, 8, "kycid was already used");
+    assert_refused(&app.ekyc_with(&partner, MOBILE, AADHAAR).await, 409, 16, "already registered");
     let found = app.call("/api/AOP/DMTV1/QueryRemitter", &partner, json!({"MobileNo": MOBILE})).await;
     assert_eq!(found.status, 200, "{}", found.body);
     assert_eq!(

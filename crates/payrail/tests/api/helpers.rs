@@ -582,6 +582,38 @@ impl TestApp {
     }
 }
 
+/// An Aadhaar number the sandbox (and every provider) verifies: UIDAI's test number.
+pub const AADHAAR: &str = "999999990019";
+
+/// The fingerprint data tests send: distinctive, so that its absence from
+/// the store and the logs can be checked.
+pub const FINGERPRINT: &str = "<PidData><Data type=\"X\">FP-7c1d-NEVER-STORED-e9a4</Data></PidData>";
+
+impl TestApp {
+    /// `RemitterEKyc` for `mobile` with this Aadhaar number, as AOPay's page sends it.
+    pub async fn ekyc_with(&self, partner: &TestPartner, mobile: &str, aadhaar: &str) -> Answer {
+        let fields = serde_json::json!({"MobileNumber": mobile, "Lattitude": "28.61", "Longitude": "77.20",
+                                        "AadhaarNumber": aadhaar, "FingerPrintData": FINGERPRINT});
+        self.call("/api/AOP/DMTV1/RemitterEKyc", partner, fields).await
+    }
+
+    /// A successful e-KYC of `mobile`: its `stateresp` (also the `KycId`) and the OTP texted.
+    pub async fn ekyc(&self, partner: &TestPartner, mobile: &str) -> (String, String) {
+        let answer = self.ekyc_with(partner, mobile, AADHAAR).await;
+        assert_eq!(answer.status, 202, "{}", answer.body);
+        let stateresp = answer.json()["stateresp"].as_str().expect("stateresp is a string").to_owned();
+        (stateresp, self.sms.last_otp(mobile))
+    }
+
+    /// e-KYC then `RegisterRemitter` (as Asha Verma) with its OTP and `KycId`.
+    pub async fn ekyc_and_register(&self, partner: &TestPartner, mobile: &str) -> Answer {
+        let (stateresp, otp) = self.ekyc(partner, mobile).await;
+        let fields = serde_json::json!({"MobileNo": mobile, "OTP": otp, "Stateresp": stateresp, "KycId": stateresp,
+                                        "FirstName": "Asha", "LastName": "Verma"});
+        self.call("/api/AOP/DMTV1/RegisterRemitter", partner, fields).await
+    }
+}
+
 impl TestPartner {
     pub fn name(&self) -> String {
         self.id.to_string()

@@ -22,15 +22,9 @@ pub async fn balance(app: &TestApp, partner: &TestPartner) -> String {
     answer.json()["balance"].as_str().expect("balance is a string").to_owned()
 }
 
-/// Query (202 + OTP) then register.
+/// A real e-KYC (202 + OTP, its `stateresp` the `KycId`) then register.
 pub async fn register_remitter(app: &TestApp, partner: &TestPartner, mobile: &str) {
-    let query = app.call("/api/AOP/DMTV1/QueryRemitter", partner, json!({"MobileNo": mobile})).await;
-    assert_eq!(query.status, 202, "{}", query.body);
-    let stateresp = query.json()["stateresp"].as_str().expect("stateresp is a string").to_owned();
-    let otp = app.sms.last_otp(mobile);
-    let fields = json!({"MobileNo": mobile, "OTP": otp, "Stateresp": stateresp, "KycId": "KYC-1",
-                        "FirstName": "Asha", "LastName": "Verma"});
-    let registered = app.call("/api/AOP/DMTV1/RegisterRemitter", partner, fields).await;
+    let registered = app.ekyc_and_register(partner, mobile).await;
     assert_eq!(registered.status, 200, "{}", registered.body);
 }
 

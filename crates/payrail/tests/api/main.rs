@@ -28,6 +28,7 @@ mod partner_access;
 mod paysprint;
 mod plan_dates;
 mod postgres_tls;
+mod remitter_ekyc;
 mod replay;
 mod seeds;
 mod settlement;

@@ -166,6 +166,8 @@ enum Endpoint {
     PayBill,
     BillStatus,
     FetchBill,
+    /// A remitter's e-KYC, keyed by its `mobile`; scripted with [`Script::submit`].
+    Ekyc,
 }
 
 impl Endpoint {
@@ -176,6 +178,7 @@ impl Endpoint {
             "bill-payment/bill/paybill" => Endpoint::PayBill,
             "bill-payment/bill/status" => Endpoint::BillStatus,
             "bill-payment/bill/fetchbill" => Endpoint::FetchBill,
+            "dmt/kyc/remitter/queryremitter/kyc" => Endpoint::Ekyc,
             _ => return None,
         })
     }
@@ -359,7 +362,11 @@ async fn handle(State(state): State<Arc<MockState>>, uri: Uri, headers: HeaderMa
         return StatusCode::NOT_FOUND.into_response();
     };
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let key = if endpoint == Endpoint::FetchBill { "canumber" } else { "referenceid" };
+    let key = match endpoint {
+        Endpoint::FetchBill => "canumber",
+        Endpoint::Ekyc => "mobile",
+        _ => "referenceid",
+    };
     let reference = body[key].as_str().map(str::to_owned);
     let accepted = state.credentials_hold(&headers);
     let header_text = |name| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -404,7 +411,7 @@ impl MockState {
         }
         let scripted = scripts.get_mut(reference)?;
         match endpoint {
-            Endpoint::Transact | Endpoint::PayBill => scripted.script.submit.clone(),
+            Endpoint::Transact | Endpoint::PayBill | Endpoint::Ekyc => scripted.script.submit.clone(),
             Endpoint::FetchBill => scripted.script.fetch.clone(),
             Endpoint::QueryTransact | Endpoint::BillStatus => {
                 let statuses = &scripted.script.statuses;
@@ -455,6 +462,7 @@ impl MockState {
                                 "refunded": refunded}})
             }
             Endpoint::FetchBill if found => fixed_bill(),
+            Endpoint::Ekyc if found => json!({"data": {"ekyc_id": format!("EK{ackno}")}}),
             _ => json!({}),
         };
         merge(head, extra)
@@ -471,6 +479,7 @@ fn default_outcome(endpoint: Endpoint, reference: &str) -> Outcome {
         Endpoint::BillStatus => Outcome::bill(2, None),
         Endpoint::FetchBill if reference == NO_BILL_ACCOUNT => Outcome::answer(0, false, "No bill found"),
         Endpoint::FetchBill => Outcome::answer(1, true, "Bill fetched"),
+        Endpoint::Ekyc => Outcome::answer(1, true, "e-KYC done"),
     }
 }
 

@@ -222,9 +222,12 @@ impl Client {
     }
 
     async fn register_remitter(&self, mobile: &str) -> Result<(), Halt> {
-        let query = self.expect("/api/AOP/DMTV1/QueryRemitter", json!({"MobileNo": mobile}), 202).await?;
-        let fields = json!({"MobileNo": mobile, "OTP": self.otp(mobile)?, "Stateresp": query["stateresp"],
-                            "KycId": "KYC-CRASH", "FirstName": "Asha", "LastName": "Verma"});
+        // The e-KYC (UIDAI's test Aadhaar number, which the sandbox verifies); its stateresp is the KycId.
+        let ekyc = json!({"MobileNumber": mobile, "Lattitude": "28.61", "Longitude": "77.20",
+                          "AadhaarNumber": "999999990019", "FingerPrintData": "<PidData>crash</PidData>"});
+        let verified = self.expect("/api/AOP/DMTV1/RemitterEKyc", ekyc, 202).await?;
+        let fields = json!({"MobileNo": mobile, "OTP": self.otp(mobile)?, "Stateresp": verified["stateresp"],
+                            "KycId": verified["stateresp"], "FirstName": "Asha", "LastName": "Verma"});
         self.expect("/api/AOP/DMTV1/RegisterRemitter", fields, 200).await?;
         self.journal.with(|r| r.remitters.push(mobile.to_owned()));
         Ok(())

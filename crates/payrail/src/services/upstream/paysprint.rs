@@ -42,7 +42,8 @@ use self::wire::{
     TransactQueryAnswer, TransactRequest,
 };
 use super::provider::{
-    BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback,
+    BillOrder, CallbackError, EkycOutcome, EkycRequest, FetchedBill, Provider, ProviderError, TransferOrder,
+    UpstreamCallback,
 };
 use crate::domain::token::{verify_token, TokenKey};
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
@@ -55,6 +56,7 @@ const QUERY_TRANSACT: &str = "dmt/transact/transact/querytransact";
 const PAY_BILL: &str = "bill-payment/bill/paybill";
 const BILL_STATUS: &str = "bill-payment/bill/status";
 const FETCH_BILL: &str = "bill-payment/bill/fetchbill";
+const REMITTER_EKYC: &str = "dmt/kyc/remitter/queryremitter/kyc";
 
 /// How many more times a submission whose connection failed is tried.
 const SUBMIT_CONNECT_RETRIES: u32 = 2;
@@ -295,6 +297,19 @@ impl Provider for PaysprintProvider {
         signed_param::check(&body.param, body.param_inc.as_deref(), self.config.jwt_key.expose_secret().as_bytes())?;
         let (upstream_ref, report) = body.report()?;
         Ok(UpstreamCallback { upstream_ref, report, reqid })
+    }
+
+    /// Sent once, as a submission: a second try could spend the remitter's attempt twice.
+    async fn remitter_ekyc(&self, request: &EkycRequest) -> Result<EkycOutcome, ProviderError> {
+        let body = wire::RemitterEkycRequest {
+            mobile: request.mobile.as_str(),
+            lat: &request.latitude,
+            long: &request.longitude,
+            aadhaar_number: request.aadhaar.as_str(),
+            data: request.fingerprint.expose_secret(),
+            is_iris: 2,
+        };
+        self.submit::<wire::RemitterEkycAnswer>(REMITTER_EKYC, &body).await?.outcome()
     }
 }
 

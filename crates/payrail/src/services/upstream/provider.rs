@@ -17,6 +17,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use secrecy::SecretString;
+
+use crate::domain::ekyc::AadhaarNumber;
+use crate::domain::remitter::MobileNumber;
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, Clock, DmtTransfer, Paise, Timestamp};
 use crate::services::billers::Biller;
@@ -121,6 +125,37 @@ pub enum CallbackError {
     Malformed(String),
 }
 
+/// A new remitter's e-KYC to ask of the upstream (UIDAI behind it).
+#[derive(Debug)]
+pub struct EkycRequest {
+    /// The remitter's mobile.
+    pub mobile: MobileNumber,
+    /// The Aadhaar number, checked (its `Debug` masks it).
+    pub aadhaar: AadhaarNumber,
+    /// Where the agent is, as sent (`Lattitude`).
+    pub latitude: String,
+    /// Where the agent is, as sent.
+    pub longitude: String,
+    /// The fingerprint device's PID data, passed through to the upstream
+    /// and never stored or logged (its `Debug` prints `[REDACTED]`).
+    pub fingerprint: SecretString,
+}
+
+/// What the upstream said about an e-KYC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EkycOutcome {
+    /// UIDAI matched the fingerprint: the upstream's id for the e-KYC.
+    Verified {
+        /// The upstream's e-KYC id.
+        upstream_id: String,
+    },
+    /// UIDAI (or the upstream) refused it, saying why.
+    Refused {
+        /// The upstream's reason.
+        reason: String,
+    },
+}
+
 /// How payrail speaks to the upstream: one implementation per upstream.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
@@ -152,6 +187,11 @@ pub trait Provider: Send + Sync + 'static {
     /// provider calls back over HTTP instead and has none.
     fn due_callbacks(&self, _now: Timestamp) -> Vec<UpstreamCallback> {
         Vec::new()
+    }
+    /// Asks for a new remitter's e-KYC, once (an error means no answer).
+    /// By default the provider does none and says so.
+    async fn remitter_ekyc(&self, _request: &EkycRequest) -> Result<EkycOutcome, ProviderError> {
+        Err(ProviderError::Unavailable(format!("the {} provider does no e-KYC", self.name())))
     }
 }
 
@@ -200,6 +240,14 @@ impl Provider for ManualProvider {
 
     fn read_callback(&self, _: Option<&str>, _: &[u8], _: Timestamp) -> Result<UpstreamCallback, CallbackError> {
         Err(CallbackError::NotAccepted)
+    }
+
+    /// No upstream checks anything: every e-KYC is taken as verified, as
+    /// every transfer is taken as sent (the operator answers for both).
+    async fn remitter_ekyc(&self, request: &EkycRequest) -> Result<EkycOutcome, ProviderError> {
+        Ok(EkycOutcome::Verified {
+            upstream_id: format!("MANUAL-{}-{}", request.mobile.as_str(), self.clock.now().unix()),
+        })
     }
 }
 

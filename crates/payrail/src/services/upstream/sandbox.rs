@@ -17,6 +17,12 @@
 //! | `777` | stays in process for ever (payrail puts it on hold) |
 //! | anything else | sent to bank / pending, succeeds at T with a UTR |
 //!
+//! A new remitter's e-KYC is decided by the Aadhaar number's three digits
+//! before its check digit (digits 9 to 11): `111` is refused by "UIDAI"
+//! (the fingerprint did not match), `555` fails as an upstream that cannot
+//! be reached, anything else is verified (e.g. `999999990019` verified,
+//! `234567891110` refused, `234567895559` unreachable).
+//!
 //! A paid transfer with its UTR, or a paid bill, is decided: payrail stops
 //! polling it. The return of `333` therefore reaches payrail as a real
 //! upstream sends one, as a callback: when the sandbox first reports the
@@ -35,8 +41,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::provider::{
-    made_up_bill, BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback,
-    UpstreamReport,
+    made_up_bill, BillOrder, CallbackError, EkycOutcome, EkycRequest, FetchedBill, Provider, ProviderError,
+    TransferOrder, UpstreamCallback, UpstreamReport,
 };
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, Clock, DmtTransfer, Timestamp};
@@ -238,6 +244,10 @@ impl Provider for SandboxProvider {
         Err(CallbackError::NotAccepted)
     }
 
+    async fn remitter_ekyc(&self, request: &EkycRequest) -> Result<EkycOutcome, ProviderError> {
+        ekyc_scenario(request.aadhaar.as_str(), self.clock.now())
+    }
+
     fn due_callbacks(&self, now: Timestamp) -> Vec<UpstreamCallback> {
         let Ok(mut returns) = self.returns.lock() else { return Vec::new() };
         let due: Vec<String> =
@@ -253,9 +263,32 @@ impl Provider for SandboxProvider {
     }
 }
 
+/// What the sandbox's "UIDAI" says about an Aadhaar number (see the module documentation).
+fn ekyc_scenario(aadhaar: &str, at: Timestamp) -> Result<EkycOutcome, ProviderError> {
+    match aadhaar.get(8..11).unwrap_or("") {
+        "111" => Ok(EkycOutcome::Refused { reason: "Biometric data did not match (sandbox)".into() }),
+        "555" => Err(ProviderError::Unavailable("sandbox: e-KYC service unreachable".into())),
+        _ => Ok(EkycOutcome::Verified {
+            upstream_id: format!("SBX-EKYC-{}{}", at.unix(), aadhaar.get(8..).unwrap_or("")),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_digits_before_the_aadhaar_check_digit_choose_the_ekyc_outcome() {
+        use crate::domain::ekyc::AadhaarNumber;
+        let at = Timestamp::from_unix(1);
+        for number in ["999999990019", "234567891110", "234567895559"] {
+            assert!(AadhaarNumber::parse(number).is_ok(), "{number} is a valid example");
+        }
+        assert!(matches!(ekyc_scenario("999999990019", at), Ok(EkycOutcome::Verified { .. })));
+        assert!(matches!(ekyc_scenario("234567891110", at), Ok(EkycOutcome::Refused { .. })));
+        assert!(matches!(ekyc_scenario("234567895559", at), Err(ProviderError::Unavailable(_))));
+    }
 
     #[test]
     fn suffixes_choose_scenarios_and_anything_else_succeeds() {

@@ -28,6 +28,7 @@
 //! `migrations/`, one `.sql` file per version.
 
 mod columns;
+mod kyc;
 mod ledger;
 mod migrations;
 mod partners;

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0005_replays_and_callback_secrets.sql"),
     include_str!("0006_txn_numbers.sql"),
     include_str!("0007_master_key_check.sql"),
+    include_str!("0008_remitter_ekyc.sql"),
 ];
 
 /// The advisory-lock key the migrations hold: "payrail" in ASCII and 01

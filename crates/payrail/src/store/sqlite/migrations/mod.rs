@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0006_txn_numbers.sql"),
     include_str!("0007_poll_due_index.sql"),
     include_str!("0008_master_key_check.sql"),
+    include_str!("0009_remitter_ekyc.sql"),
 ];
 
 /// Applies the versions the store has not applied yet, in one `IMMEDIATE`

@@ -1,0 +1,110 @@
+//! Remitter e-KYC on SQLite: attempts per mobile and KYC records. The SQL
+//! both engines run is in [`crate::store::kyc::sql`]. One writer connection
+//! serialises every check with its write, so no lock is needed.
+
+use rusqlite::params_from_iter;
+
+use super::*;
+use crate::domain::ekyc::{ekyc_blocked_until, KycRecord};
+use crate::store::kyc::{attempts_since, kyc_from_row, kyc_values, sql, stale_kycs_before, KycRegistration};
+use crate::store::remittance::{remitter_values, sql::INSERT_REMITTER};
+use crate::store::KycStore;
+
+#[async_trait]
+impl KycStore for SqliteStore {
+    async fn count_ekyc_attempt(
+        &self,
+        mobile: &MobileNumber,
+        now: Timestamp,
+    ) -> Result<Result<(), Timestamp>, StoreError> {
+        let mobile = mobile.as_str().to_owned();
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            let since = attempts_since(now);
+            let made =
+                all_rows(&tx, sql::RECENT_ATTEMPTS, params![mobile, since], |r| r.get(0)).map_err(store_error)?;
+            if let Some(until) = ekyc_blocked_until(&made, now.unix()) {
+                return Ok(Err(until));
+            }
+            tx.prepare_cached(sql::FORGET_ATTEMPTS)
+                .and_then(|mut s| s.execute(params![mobile, since]))
+                .map_err(store_error)?;
+            tx.prepare_cached(sql::COUNT_ATTEMPT)
+                .and_then(|mut s| s.execute(params![mobile, now.unix()]))
+                .map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(Ok(()))
+        })
+        .await
+    }
+
+    async fn insert_kyc(&self, record: KycRecord) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            tx.prepare_cached(sql::FORGET_KYCS)
+                .and_then(|mut s| s.execute([stale_kycs_before(record.created_at)]))
+                .map_err(store_error)?;
+            tx.prepare_cached(sql::INSERT_KYC)
+                .and_then(|mut s| s.execute(params_from_iter(kyc_values(&record))))
+                .map_err(store_error)?;
+            tx.commit().map_err(store_error)
+        })
+        .await
+    }
+
+    async fn find_kyc(&self, partner: RegistrationId, kyc_id: &str) -> Result<Option<KycRecord>, StoreError> {
+        self.read(|conn| {
+            optional_row(conn, sql::FIND_KYC, params![kyc_id, partner.number()], |row| {
+                kyc_from_row(row, partner, kyc_id)
+            })
+        })
+    }
+
+    async fn register_with_kyc(
+        &self,
+        remitter: Remitter,
+        made_after: Timestamp,
+    ) -> Result<KycRegistration, StoreError> {
+        self.write(move |conn| {
+            let r = &remitter;
+            // Dropped without a commit, the savepoint undoes the use of the record.
+            let tx = immediate(conn)?;
+            let used = tx
+                .prepare_cached(sql::USE_KYC)
+                .and_then(|mut s| {
+                    let at = r.created_at.unix();
+                    s.execute(params![at, r.kyc_id, r.partner.number(), r.mobile.as_str(), made_after.unix()])
+                })
+                .map_err(store_error)?;
+            if used != 1 {
+                return Ok(KycRegistration::KycUnusable);
+            }
+            let inserted = tx
+                .prepare_cached(INSERT_REMITTER)
+                .and_then(|mut s| s.execute(params_from_iter(remitter_values(r))))
+                .map_err(store_error)?;
+            if inserted != 1 {
+                return Ok(KycRegistration::AlreadyRegistered);
+            }
+            tx.commit().map_err(store_error)?;
+            Ok(KycRegistration::Registered)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::sqlite::tests::lifecycle::sqlite_tests;
+
+    sqlite_tests!(partner: attempts_and_kyc_records_follow_the_rules);
+
+    mod cases {
+        use super::super::*;
+
+        pub(super) async fn attempts_and_kyc_records_follow_the_rules(store: &Arc<SqliteStore>, p: RegistrationId) {
+            let outcome = crate::store::kyc::conformance::attempts_and_single_use(&**store, p).await;
+            outcome.unwrap_or_else(|e| panic!("{e:#}"));
+        }
+    }
+}
