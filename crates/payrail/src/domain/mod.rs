@@ -3,6 +3,7 @@
 //! time), and nothing here knows AOPay's wire spellings; the HTTP edge maps
 //! these types onto the wire.
 
+pub mod banks;
 pub mod bbps;
 pub mod change_source;
 pub mod charges;
@@ -17,6 +18,7 @@ pub mod partner;
 pub mod record;
 pub mod reference;
 pub mod remitter;
+pub mod remitter_details;
 pub mod text;
 pub mod time;
 pub mod token;

@@ -13,9 +13,9 @@ use serde::Serialize;
 use super::error::{json_response, ApiError};
 use super::partner_call::{AmountRule, Fields, PartnerCall};
 use super::AppState;
-use crate::domain::remitter::{AccountNumber, Beneficiary, Ifsc, TransferMode};
+use crate::domain::remitter::TransferMode;
 use crate::domain::{DmtTransfer, Paise};
-use crate::services::remittance::{self, NewBeneficiary, PresentedOtp, Registration, RemitterQuery, TransferIntent};
+use crate::services::remittance::{self, PresentedOtp, Registration, RemitterQuery, TransferIntent};
 
 /// `status`, `response_code`, `message`: a plain success.
 #[derive(Serialize)]
@@ -108,75 +108,6 @@ pub async fn register_remitter(State(state): State<Arc<AppState>>, call: Partner
     };
     remittance::register_remitter(&*state.store, &*state.clock, call.partner, registration).await?;
     Ok(done("Remitter registered successfully"))
-}
-
-#[derive(Serialize)]
-struct BeneficiaryAdded<'a> {
-    status: bool,
-    response_code: i64,
-    message: &'a str,
-    beneid: String,
-}
-
-/// `POST /api/AOP/DMTV1/RegisterBeneficiary` `{MobileNo, BeneName, AccountNo, IFSC, BankName?}`.
-pub async fn register_beneficiary(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
-    let f = &call.fields;
-    let field_error =
-        |name: &str, e: crate::domain::remitter::BankDetailError| ApiError::Validation(format!("{name} {e}"));
-    let new = NewBeneficiary {
-        mobile: f.mobile(&["MobileNo", "MobileNumber", "mobile"])?,
-        name: f.required_text(&["BeneName", "name"])?,
-        account: AccountNumber::parse(&f.required_text(&["AccountNo", "AccountNumber", "accno"])?)
-            .map_err(|e| field_error("AccountNo", e))?,
-        ifsc: Ifsc::parse(&f.required_text(&["IFSC", "ifsccode"])?).map_err(|e| field_error("IFSC", e))?,
-        bank_name: f.text(&["BankName", "bankname"])?,
-    };
-    let added = remittance::add_beneficiary(&*state.store, &*state.clock, call.partner, new).await?;
-    let body = BeneficiaryAdded {
-        status: true,
-        response_code: 1,
-        message: "Beneficiary registered successfully",
-        beneid: added.id.to_string(),
-    };
-    Ok(json_response(StatusCode::OK, &body))
-}
-
-#[derive(Serialize)]
-struct BeneficiaryList {
-    status: bool,
-    response_code: i64,
-    message: &'static str,
-    data: Vec<BeneficiaryData>,
-}
-
-#[derive(Serialize)]
-struct BeneficiaryData {
-    beneid: String,
-    name: String,
-    accno: String,
-    ifsc: String,
-    bankname: Option<String>,
-}
-
-impl From<Beneficiary> for BeneficiaryData {
-    fn from(b: Beneficiary) -> Self {
-        BeneficiaryData {
-            beneid: b.id.to_string(),
-            name: b.name,
-            accno: b.account.as_str().to_owned(),
-            ifsc: b.ifsc.as_str().to_owned(),
-            bankname: b.bank_name,
-        }
-    }
-}
-
-/// `POST /api/AOP/DMTV1/FetchBeneficiary` `{MobileNo}`.
-pub async fn fetch_beneficiary(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
-    let mobile = call.fields.mobile(&["MobileNo", "MobileNumber", "mobile"])?;
-    let list = remittance::beneficiaries(&*state.store, call.partner, &mobile).await?;
-    let data = list.into_iter().map(BeneficiaryData::from).collect();
-    let body = BeneficiaryList { status: true, response_code: 1, message: "Beneficiaries fetched", data };
-    Ok(json_response(StatusCode::OK, &body))
 }
 
 /// `POST /api/AOP/DMTV1/DeleteBeneficiary` `{MobileNo, BeneID}`.

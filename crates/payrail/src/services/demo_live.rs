@@ -13,6 +13,7 @@ use super::remittance::{self, NewBeneficiary, PresentedOtp, Registration, Remitt
 use super::upstream::sync::Upstream;
 use crate::domain::otp::TextLimits;
 use crate::domain::remitter::{AccountNumber, Ifsc, MobileNumber, TransferMode};
+use crate::domain::remitter_details::RemitterDetails;
 use crate::domain::{Clock, Paise, ReferenceId, RegistrationId};
 use crate::store::Store;
 
@@ -112,6 +113,9 @@ async fn live_transfer(
         account: AccountNumber::parse(account)?,
         ifsc: Ifsc::parse("SBIN0001234")?,
         bank_name: Some("State Bank of India".into()),
+        bank_id: Some(101),
+        details: RemitterDetails::default(),
+        claimed_verified: false,
     };
     let beneficiary = remittance::add_beneficiary(store, clock, partner, beneficiary).await?;
     let intent = TransferIntent {

@@ -19,6 +19,7 @@ use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, PerBank, Remitter, TransferMode,
     MIN_TRANSFER, PER_TRANSFER_LIMIT,
 };
+use crate::domain::remitter_details::RemitterDetails;
 use crate::domain::{
     ChangeSource, Clock, DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind,
 };
@@ -136,6 +137,12 @@ pub struct NewBeneficiary {
     pub ifsc: Ifsc,
     /// The bank's name.
     pub bank_name: Option<String>,
+    /// The bank in the bank list, settled with the IFSC.
+    pub bank_id: Option<i64>,
+    /// The remitter's details given with it.
+    pub details: RemitterDetails,
+    /// What the partner said of its verification (kept, not trusted).
+    pub claimed_verified: bool,
 }
 
 /// A remitter as a partner registers it.
@@ -307,6 +314,10 @@ pub async fn add_beneficiary(
         ifsc: new.ifsc,
         bank_name: new.bank_name,
         created_at: clock.now(),
+        bank_id: new.bank_id,
+        details: new.details,
+        claimed_verified: new.claimed_verified,
+        verified_name: None,
     };
     store.insert_beneficiary(beneficiary).await?.map_err(|beneid| DmtError::BeneficiaryExists { beneid })
 }
@@ -319,6 +330,19 @@ pub async fn beneficiaries(
 ) -> Result<Vec<Beneficiary>, DmtError> {
     registered(store, partner, mobile).await?;
     Ok(store.beneficiaries(partner, mobile).await?)
+}
+
+/// Beneficiary fetch by id: the remitter's beneficiary `id`; another
+/// remitter's or partner's is not found, alike.
+pub async fn beneficiary(
+    store: &dyn Store,
+    partner: RegistrationId,
+    mobile: &MobileNumber,
+    id: i64,
+) -> Result<Beneficiary, DmtError> {
+    registered(store, partner, mobile).await?;
+    let found = store.find_beneficiary(partner, id).await?;
+    found.filter(|b| &b.remitter == mobile).ok_or(DmtError::BeneficiaryNotFound)
 }
 
 /// Beneficiary delete.

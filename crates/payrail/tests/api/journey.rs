@@ -59,7 +59,7 @@ pub async fn beneficiary_with_account(
     assert_eq!(list.status, 200, "{}", list.body);
     let data = list.json()["data"].as_array().cloned().expect("data is an array");
     let found = data.into_iter().find(|b| b["accno"] == account);
-    found.and_then(|b| b["beneid"].as_str().map(str::to_owned))
+    found.and_then(|b| b["bene_id"].as_str().map(str::to_owned))
 }
 
 /// A registered remitter with one beneficiary; returns the `beneid`.

@@ -16,6 +16,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0005_replays_and_callback_secrets.sql"),
     include_str!("0006_txn_numbers.sql"),
     include_str!("0007_master_key_check.sql"),
+    // Version 8 here; 0009 by name: brief A's 0008 goes before it at merge.
+    include_str!("0009_beneficiary_bank.sql"),
 ];
 
 /// The advisory-lock key the migrations hold: "payrail" in ASCII and 01

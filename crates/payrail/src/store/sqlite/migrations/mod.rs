@@ -18,6 +18,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0006_txn_numbers.sql"),
     include_str!("0007_poll_due_index.sql"),
     include_str!("0008_master_key_check.sql"),
+    // Version 9 here; 0010 by name: brief A's 0009 goes before it at merge.
+    include_str!("0010_beneficiary_bank.sql"),
 ];
 
 /// Applies the versions the store has not applied yet, in one `IMMEDIATE`
