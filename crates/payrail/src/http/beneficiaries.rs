@@ -16,8 +16,8 @@ use super::error::{json_response, ApiError};
 use super::partner_call::{Fields, PartnerCall};
 use super::AppState;
 use crate::domain::banks::{find_bank, settle_bank, BankInfo, BANKS};
-use crate::domain::remitter::{AccountNumber, Beneficiary, Ifsc};
-use crate::domain::remitter_details::{BirthDate, GstState, Pincode, RemitterDetails};
+use crate::domain::remitter::{AccountNumber, Bank, Beneficiary, Ifsc};
+use crate::domain::remitter_details::{parse_coordinate, BirthDate, GstState, Pincode, RemitterDetails};
 use crate::domain::Timestamp;
 use crate::services::remittance::{self, NewBeneficiary};
 
@@ -126,6 +126,42 @@ pub(crate) fn details(f: &Fields, separator: char, now: Timestamp) -> Result<Rem
         pincode: pincode.transpose()?,
         gst_state: gst_state.transpose()?,
     })
+}
+
+/// `TransactionSendOtp`'s and `Transaction`'s `Pincode`, `Address`, `DOB`
+/// (`DD/MM/YYYY`) and `gst_state`, each checked where sent.
+pub(crate) fn transfer_details(f: &Fields, now: Timestamp) -> Result<RemitterDetails, ApiError> {
+    let dob = f.text(&["DOB"])?.map(|t| BirthDate::parse(&t, '/', now).map_err(|e| invalid("DOB", e)));
+    let pincode = f.text(&["Pincode"])?.map(|t| Pincode::parse(&t).map_err(|e| invalid("Pincode", e)));
+    let gst_state = f.text(&["gst_state"])?.map(|t| GstState::parse(&t).map_err(|e| invalid("gst_state", e)));
+    Ok(RemitterDetails {
+        dob: dob.transpose()?,
+        address: f.text(&["Address"])?,
+        pincode: pincode.transpose()?,
+        gst_state: gst_state.transpose()?,
+    })
+}
+
+/// `Latitude` and `Longitute` (sic; `Longitude` too): both or neither.
+pub(crate) fn location(f: &Fields) -> Result<Option<(String, String)>, ApiError> {
+    let latitude = f.text(&["Latitude", "Lattitude"])?;
+    let longitude = f.text(&["Longitute", "Longitude"])?;
+    match (latitude, longitude) {
+        (None, None) => Ok(None),
+        (Some(lat), Some(long)) => Ok(Some((
+            parse_coordinate(&lat, 90).map_err(|e| invalid("Latitude", e))?,
+            parse_coordinate(&long, 180).map_err(|e| invalid("Longitute", e))?,
+        ))),
+        (None, Some(_)) => Err(invalid("Latitude", "is missing (sent with Longitute)")),
+        (Some(_), None) => Err(invalid("Longitute", "is missing (sent with Latitude)")),
+    }
+}
+
+/// `Transaction`'s optional `pipe`: `bank1`, `bank2` or `bank3`.
+pub(crate) fn pipe(f: &Fields) -> Result<Option<Bank>, ApiError> {
+    let Some(text) = f.text(&["pipe"])? else { return Ok(None) };
+    let number = text.to_ascii_lowercase().strip_prefix("bank").and_then(|n| n.parse::<i64>().ok());
+    number.and_then(Bank::from_number).map(Some).ok_or_else(|| invalid("pipe", "must be bank1, bank2 or bank3"))
 }
 
 /// One beneficiary as `FetchBeneficiary` and `FetchBeneficiaryBeneID` show it.

@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use super::error::{json_response, ApiError};
 use super::partner_call::{AmountRule, Fields, PartnerCall};
-use super::AppState;
+use super::{beneficiaries, AppState};
 use crate::domain::remitter::TransferMode;
-use crate::domain::{DmtTransfer, Paise};
+use crate::domain::{DmtTransfer, Paise, Timestamp};
 use crate::services::remittance::{self, PresentedOtp, Registration, RemitterQuery, TransferIntent};
 
 /// `status`, `response_code`, `message`: a plain success.
@@ -118,23 +118,28 @@ pub async fn delete_beneficiary(State(state): State<Arc<AppState>>, call: Partne
     Ok(done("Beneficiary deleted successfully"))
 }
 
-fn intent(fields: &Fields) -> Result<TransferIntent, ApiError> {
+fn intent(fields: &Fields, now: Timestamp) -> Result<TransferIntent, ApiError> {
     let mode = fields.required_text(&["Txntype", "txntype"])?;
     Ok(TransferIntent {
         mobile: fields.mobile(&["MobileNumber", "MobileNo", "mobile"])?,
         beneficiary_id: fields.id(&["BeneID", "beneid"])?,
         mode: TransferMode::parse(&mode).ok_or_else(|| ApiError::Validation("Txntype must be IMPS or NEFT".into()))?,
         amount: fields.amount(&["Amount"], AmountRule::WholeRupees)?,
+        details: beneficiaries::transfer_details(fields, now)?,
+        location: beneficiaries::location(fields)?,
     })
 }
 
-/// `POST /api/AOP/DMTV1/TransactionSendOtp` `{MobileNumber, BeneID, Txntype, Amount}`.
+/// `POST /api/AOP/DMTV1/TransactionSendOtp` `{MobileNumber, BeneID, Txntype,
+/// Amount, Pincode?, Address?, DOB?, Latitude?, Longitute?}`: 202 with the
+/// `stateresp` that `Transaction` sends back with the OTP.
 pub async fn transaction_send_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
-    let intent = intent(&call.fields)?;
+    let intent = intent(&call.fields, state.clock.now())?;
     let stateresp =
         remittance::send_transfer_otp(&*state.store, &*state.clock, state.texts(), call.partner, &intent).await?;
-    let body = OtpSent { status: true, response_code: 1, stateresp: &stateresp, message: "OTP sent to the remitter" };
-    Ok(json_response(StatusCode::OK, &body))
+    let message = "OTP sent to the remitter for the transaction, valid for 90 seconds.";
+    let body = OtpSent { status: true, response_code: 1, stateresp: &stateresp, message };
+    Ok(json_response(StatusCode::ACCEPTED, &body))
 }
 
 /// A transfer as `Transaction` and `ClaimRefund` answer it.
@@ -183,14 +188,15 @@ fn transfer_body(t: &DmtTransfer, wallet: Option<(Paise, Paise)>) -> TransferBod
     }
 }
 
-/// `POST /api/AOP/DMTV1/Transaction` `{MobileNumber, BeneID, Txntype, Amount, referenceid, OTP, Stateresp}`.
+/// `POST /api/AOP/DMTV1/Transaction` `{MobileNumber, BeneID, Txntype, Amount,
+/// referenceid, OTP, Stateresp, pipe?}` and `TransactionSendOtp`'s details.
 pub async fn transaction(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let f = &call.fields;
-    let (intent, reference, otp, stateresp) = (intent(f)?, f.reference()?, f.otp()?, f.stateresp()?);
+    let intent = intent(f, state.clock.now())?;
+    let (reference, otp, stateresp, pipe) = (f.reference()?, f.otp()?, f.stateresp()?, beneficiaries::pipe(f)?);
     let otp = PresentedOtp { stateresp: &stateresp, code: &otp };
-    let debited =
-        remittance::transfer(&*state.store, &*state.clock, &state.upstream, call.partner, intent, reference, otp)
-            .await?;
+    let (store, clock, upstream) = (&*state.store, &*state.clock, &state.upstream);
+    let debited = remittance::transfer(store, clock, upstream, call.partner, intent, reference, otp, pipe).await?;
     let wallet = (debited.wallet.opening, debited.wallet.closing);
     Ok(json_response(StatusCode::OK, &transfer_body(&debited.record, Some(wallet))))
 }

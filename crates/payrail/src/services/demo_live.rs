@@ -123,10 +123,13 @@ async fn live_transfer(
         beneficiary_id: beneficiary.id,
         mode: TransferMode::Imps,
         amount: Paise::rupees(1000),
+        details: RemitterDetails::default(),
+        location: None,
     };
     let stateresp = remittance::send_transfer_otp(store, clock, texts(otp), partner, &intent).await?;
     let code = otp.take();
     let presented = PresentedOtp { stateresp: &stateresp, code: &code };
-    remittance::transfer(store, clock, upstream, partner, intent, ReferenceId::parse(reference)?, presented).await?;
+    remittance::transfer(store, clock, upstream, partner, intent, ReferenceId::parse(reference)?, presented, None)
+        .await?;
     Ok(())
 }

@@ -13,6 +13,7 @@ use super::fees;
 use super::notifier::Texts;
 use super::upstream::provider::TransferOrder;
 use super::upstream::sync::Upstream;
+use crate::domain::banks::find_bank;
 use crate::domain::dmt::DmtChange;
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
 use crate::domain::remitter::{
@@ -115,12 +116,32 @@ pub struct TransferIntent {
     pub mode: TransferMode,
     /// Whole rupees.
     pub amount: Paise,
+    /// The remitter's details sent with it (`Pincode`, `Address`, `DOB`);
+    /// what is not sent is taken from the beneficiary's record.
+    pub details: RemitterDetails,
+    /// Where the remitter is, as sent (`Latitude`, `Longitute`).
+    pub location: Option<(String, String)>,
 }
 
 impl TransferIntent {
-    /// What an OTP for this transfer is bound to.
+    /// What an OTP for this transfer is bound to: the transfer, and the
+    /// details and location sent with it, so that `Transaction` carries the
+    /// ones the OTP was sent for.
     fn subject(&self) -> String {
-        format!("{}|{}|{}|{}", self.mobile.as_str(), self.beneficiary_id, self.amount.get(), self.mode.as_str())
+        let base =
+            format!("{}|{}|{}|{}", self.mobile.as_str(), self.beneficiary_id, self.amount.get(), self.mode.as_str());
+        let d = &self.details;
+        if d == &RemitterDetails::default() && self.location.is_none() {
+            return base;
+        }
+        let (lat, long) = self.location.clone().unwrap_or_default();
+        format!(
+            "{base}|{}|{}|{}|{}|{lat}|{long}",
+            d.pincode.as_ref().map_or("", |p| p.as_str()),
+            d.dob.as_ref().map_or("", |p| p.as_iso()),
+            d.gst_state.as_ref().map_or("", |p| p.as_str()),
+            d.address.as_deref().unwrap_or(""),
+        )
     }
 }
 
@@ -375,7 +396,12 @@ async fn checked_intent(
     }
     registered(store, partner, &intent.mobile).await?;
     let beneficiary = store.find_beneficiary(partner, intent.beneficiary_id).await?;
-    beneficiary.filter(|b| b.remitter == intent.mobile).ok_or(DmtError::BeneficiaryNotFound)
+    let beneficiary = beneficiary.filter(|b| b.remitter == intent.mobile).ok_or(DmtError::BeneficiaryNotFound)?;
+    let bank = beneficiary.bank_id.and_then(find_bank);
+    if let Some(bank) = bank.filter(|b| intent.mode == TransferMode::Imps && !b.imps) {
+        return Err(DmtError::Limit(format!("{} does not take IMPS transfers: send by NEFT", bank.name)));
+    }
+    Ok(beneficiary)
 }
 
 /// `TransactionSendOtp`: checks what can be checked now and sends the OTP
@@ -416,6 +442,7 @@ pub async fn transfer(
     intent: TransferIntent,
     reference: ReferenceId,
     otp: PresentedOtp<'_>,
+    pipe: Option<Bank>,
 ) -> Result<Debited<DmtTransfer>, DmtError> {
     let beneficiary = checked_intent(store, partner, &intent).await?;
     refuse_duplicate(store, partner, &reference).await?;
@@ -423,7 +450,8 @@ pub async fn transfer(
     let now = clock.now();
     let plan = fees::plan_for(store, partner, now).await?;
     let record = new_transfer(partner, reference, &intent, &beneficiary, plan.dmt_charges(intent.amount, now), now);
-    let (mut debited, bank) = debit_on_some_pipe(store, clock, record, &intent, upstream.first_poll(now), now).await?;
+    let poll_at = upstream.first_poll(now);
+    let (mut debited, bank) = debit_on_some_pipe(store, clock, record, &intent, pipe, poll_at, now).await?;
     let order = TransferOrder {
         upstream_ref: upstream.upstream_ref(TxnKind::Dmt, debited.record.ackno),
         transfer: debited.record.clone(),
@@ -433,6 +461,8 @@ pub async fn transfer(
         ifsc: beneficiary.ifsc.as_str().to_owned(),
         pipe: bank.number() as u8,
         mode: intent.mode.as_str().to_owned(),
+        details: intent.details.clone().or(&beneficiary.details),
+        location: intent.location.clone(),
     };
     debited.record = upstream.submit_transfer(store, order).await;
     Ok(debited)
@@ -472,18 +502,22 @@ fn new_transfer(
     }
 }
 
-/// Debits the transfer through the first pipe whose monthly limit has room.
+/// Debits the transfer through `pipe` if the partner chose one, else
+/// through the first pipe whose monthly limit has room.
 async fn debit_on_some_pipe(
     store: &dyn Store,
     clock: &dyn Clock,
     record: DmtTransfer,
     intent: &TransferIntent,
+    pipe: Option<Bank>,
     poll_at: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<(Debited<DmtTransfer>, Bank), DmtError> {
     let limit = MonthlyLimit::for_month_of(now);
     let mut best_remaining = Paise::ZERO;
-    for bank in Bank::ALL {
+    let chosen = [pipe.unwrap_or(Bank::Bank1)];
+    let pipes: &[Bank] = if pipe.is_some() { &chosen } else { &Bank::ALL };
+    for &bank in pipes {
         let route = DmtRoute {
             remitter: intent.mobile.clone(),
             beneficiary_id: intent.beneficiary_id,
@@ -501,7 +535,14 @@ async fn debit_on_some_pipe(
             Err(other) => return Err(debit_error(other, &record)),
         }
     }
-    Err(monthly_limit_error(best_remaining))
+    match pipe {
+        Some(bank) => Err(DmtError::Limit(format!(
+            "Pipe bank{} has no room this month: {} left for this remitter on it (leave pipe out to use any pipe)",
+            bank.number(),
+            best_remaining.to_amount_string()
+        ))),
+        None => Err(monthly_limit_error(best_remaining)),
+    }
 }
 
 fn debit_error(error: DebitError, record: &DmtTransfer) -> DmtError {

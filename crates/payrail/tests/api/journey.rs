@@ -81,7 +81,7 @@ pub async fn transfer_otp(
     amount: &str,
 ) -> (String, String) {
     let sent = app.call("/api/AOP/DMTV1/TransactionSendOtp", partner, transfer_fields(mobile, bene, amount)).await;
-    assert_eq!(sent.status, 200, "{}", sent.body);
+    assert_eq!(sent.status, 202, "{}", sent.body);
     (sent.json()["stateresp"].as_str().expect("stateresp is a string").to_owned(), app.sms.last_otp(mobile))
 }
 

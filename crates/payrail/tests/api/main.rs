@@ -34,6 +34,7 @@ mod seeds;
 mod settlement;
 mod store_from_old_main;
 mod strict_input;
+mod transfer_fields;
 mod txn_numbers;
 mod upstream_paysprint;
 mod upstream_sandbox;

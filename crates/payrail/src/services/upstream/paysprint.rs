@@ -250,6 +250,10 @@ impl Provider for PaysprintProvider {
             benename: &order.beneficiary_name,
             accno: &order.transfer.account,
             ifsccode: &order.ifsc,
+            pincode: order.details.pincode.as_ref().map(|p| p.as_str()),
+            address: order.details.address.as_deref(),
+            dob: order.details.dob.as_ref().map(|d| d.to_dd_mm_yyyy()),
+            gst_state: order.details.gst_state.as_ref().map(|g| g.as_str()),
         };
         Ok(self.submit::<TransactAnswer>(TRANSACT, &request).await?.report())
     }

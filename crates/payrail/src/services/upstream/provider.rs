@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::domain::remitter_details::RemitterDetails;
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, Clock, DmtTransfer, Paise, Timestamp};
 use crate::services::billers::Biller;
@@ -73,6 +74,10 @@ pub struct TransferOrder {
     pub pipe: u8,
     /// `IMPS` or `NEFT`.
     pub mode: String,
+    /// The remitter's date of birth, address, PIN code and GST state, where known.
+    pub details: RemitterDetails,
+    /// Where the remitter is (latitude, longitude), if the partner said.
+    pub location: Option<(String, String)>,
 }
 
 /// A bill payment to hand over.

@@ -17,6 +17,10 @@
 //! | `777` | stays in process for ever (payrail puts it on hold) |
 //! | anything else | sent to bank / pending, succeeds at T with a UTR |
 //!
+//! The remitter's details reach the sandbox with each transfer: a transfer
+//! whose remitter PIN code is [`UNSERVED_PINCODE`] fails at once (the
+//! upstream serves no such address), whatever its account.
+//!
 //! A paid transfer with its UTR, or a paid bill, is decided: payrail stops
 //! polling it. The return of `333` therefore reaches payrail as a real
 //! upstream sends one, as a callback: when the sandbox first reports the
@@ -41,6 +45,9 @@ use super::provider::{
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, Clock, DmtTransfer, Timestamp};
 use crate::services::billers::Biller;
+
+/// The remitter PIN code the sandbox refuses transfers from.
+pub const UNSERVED_PINCODE: &str = "999999";
 
 /// What a magic suffix asks for (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +221,9 @@ impl Provider for SandboxProvider {
     }
 
     async fn submit_transfer(&self, order: &TransferOrder) -> Result<DmtUpstream, ProviderError> {
+        if order.details.pincode.as_ref().is_some_and(|p| p.as_str() == UNSERVED_PINCODE) {
+            self.set_override(&order.upstream_ref, UpstreamReport::Dmt(DmtUpstream::Failed));
+        }
         self.dmt_report(&order.upstream_ref, &order.transfer).await
     }
 

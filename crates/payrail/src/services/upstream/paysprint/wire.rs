@@ -27,6 +27,16 @@ pub(super) struct TransactRequest<'a> {
     pub benename: &'a str,
     pub accno: &'a str,
     pub ifsccode: &'a str,
+    /// The remitter's PIN code, address, date of birth (`DD-MM-YYYY`) and
+    /// GST state code, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pincode: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dob: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gst_state: Option<&'a str>,
 }
 
 /// The status queries' body: `{"referenceid": ...}`.
