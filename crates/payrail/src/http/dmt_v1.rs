@@ -15,7 +15,7 @@ use super::partner_call::{AmountRule, Fields, PartnerCall};
 use super::{beneficiaries, AppState};
 use crate::domain::remitter::TransferMode;
 use crate::domain::{DmtTransfer, Paise, Timestamp};
-use crate::services::remittance::{self, PresentedOtp, Registration, RemitterQuery, TransferIntent};
+use crate::services::remittance::{self, Confirmation, PresentedOtp, Registration, RemitterQuery, TransferIntent};
 
 /// `status`, `response_code`, `message`: a plain success.
 #[derive(Serialize)]
@@ -194,9 +194,9 @@ pub async fn transaction(State(state): State<Arc<AppState>>, call: PartnerCall) 
     let f = &call.fields;
     let intent = intent(f, state.clock.now())?;
     let (reference, otp, stateresp, pipe) = (f.reference()?, f.otp()?, f.stateresp()?, beneficiaries::pipe(f)?);
-    let otp = PresentedOtp { stateresp: &stateresp, code: &otp };
+    let confirmation = Confirmation { reference, otp: PresentedOtp { stateresp: &stateresp, code: &otp }, pipe };
     let (store, clock, upstream) = (&*state.store, &*state.clock, &state.upstream);
-    let debited = remittance::transfer(store, clock, upstream, call.partner, intent, reference, otp, pipe).await?;
+    let debited = remittance::transfer(store, clock, upstream, call.partner, intent, confirmation).await?;
     let wallet = (debited.wallet.opening, debited.wallet.closing);
     Ok(json_response(StatusCode::OK, &transfer_body(&debited.record, Some(wallet))))
 }

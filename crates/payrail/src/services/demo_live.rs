@@ -9,7 +9,9 @@ use async_trait::async_trait;
 
 use super::bills::{self, PayBill};
 use super::notifier::{Notifier, NotifyError, Texts};
-use super::remittance::{self, NewBeneficiary, PresentedOtp, Registration, RemitterQuery, TransferIntent};
+use super::remittance::{
+    self, Confirmation, NewBeneficiary, PresentedOtp, Registration, RemitterQuery, TransferIntent,
+};
 use super::upstream::sync::Upstream;
 use crate::domain::otp::TextLimits;
 use crate::domain::remitter::{AccountNumber, Ifsc, MobileNumber, TransferMode};
@@ -129,7 +131,7 @@ async fn live_transfer(
     let stateresp = remittance::send_transfer_otp(store, clock, texts(otp), partner, &intent).await?;
     let code = otp.take();
     let presented = PresentedOtp { stateresp: &stateresp, code: &code };
-    remittance::transfer(store, clock, upstream, partner, intent, ReferenceId::parse(reference)?, presented, None)
-        .await?;
+    let confirmation = Confirmation { reference: ReferenceId::parse(reference)?, otp: presented, pipe: None };
+    remittance::transfer(store, clock, upstream, partner, intent, confirmation).await?;
     Ok(())
 }

@@ -192,6 +192,17 @@ pub struct PresentedOtp<'a> {
     pub code: &'a str,
 }
 
+/// What `Transaction` adds to the intent its OTP was sent for.
+#[derive(Debug, Clone)]
+pub struct Confirmation<'a> {
+    /// The partner's reference, unique per partner.
+    pub reference: ReferenceId,
+    /// The OTP the remitter received.
+    pub otp: PresentedOtp<'a>,
+    /// The pipe the partner chose, if any.
+    pub pipe: Option<Bank>,
+}
+
 /// What an OTP is sent for, and to whom.
 struct OtpRequest<'a> {
     purpose: OtpPurpose,
@@ -440,10 +451,9 @@ pub async fn transfer(
     upstream: &Upstream,
     partner: RegistrationId,
     intent: TransferIntent,
-    reference: ReferenceId,
-    otp: PresentedOtp<'_>,
-    pipe: Option<Bank>,
+    confirmation: Confirmation<'_>,
 ) -> Result<Debited<DmtTransfer>, DmtError> {
+    let Confirmation { reference, otp, pipe } = confirmation;
     let beneficiary = checked_intent(store, partner, &intent).await?;
     refuse_duplicate(store, partner, &reference).await?;
     use_otp(store, clock, partner, OtpPurpose::Transfer, otp, &intent.subject()).await?;
