@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod money;
 pub mod otp;
 pub mod partner;
+pub mod penny_drop;
 pub mod record;
 pub mod reference;
 pub mod remitter;

@@ -25,6 +25,7 @@ pub mod error;
 pub mod extract;
 pub mod framing;
 pub mod partner_call;
+pub mod penny_drop;
 pub mod ratelimit;
 pub mod status_lookup;
 
@@ -191,6 +192,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/aop/dmtv1/fetchbeneficiary", post(beneficiaries::fetch_beneficiary))
         .route("/api/aop/dmtv1/fetchbeneficiarybeneid", post(beneficiaries::fetch_beneficiary_bene_id))
         .route("/api/aop/dmtv1/banklist", post(beneficiaries::bank_list))
+        .route("/api/aop/dmtv1/pennydrop", post(penny_drop::penny_drop))
         .route("/api/aop/dmtv1/deletebeneficiary", post(dmt_v1::delete_beneficiary))
         .route("/api/aop/dmtv1/transactionsendotp", post(dmt_v1::transaction_send_otp))
         .route("/api/aop/dmtv1/transaction", post(dmt_v1::transaction))

@@ -6,7 +6,8 @@
 //!
 //! - One trait per aggregate, each in its own file next to the SQL both
 //!   engines share for it (a `sql` module): [`partners`], [`transactions`],
-//!   [`ledger`], [`remittance`], [`upstream_work`]. [`Store`] is all of them.
+//!   [`ledger`], [`remittance`], [`upstream_work`], [`penny_drops`]. [`Store`]
+//!   is all of them.
 //! - One folder per engine, [`sqlite`] and [`postgres`]: a `mod.rs` with the
 //!   connection, pool or writer and the error mapping, one file per
 //!   aggregate with that trait's implementation and the SQL only that
@@ -40,6 +41,7 @@ pub mod files;
 pub mod ledger;
 pub mod lookup;
 pub mod partners;
+pub mod penny_drops;
 pub mod postgres;
 pub mod postgres_tls;
 pub mod remittance;
@@ -49,6 +51,7 @@ pub mod upstream_work;
 
 pub use ledger::LedgerStore;
 pub use partners::PartnerStore;
+pub use penny_drops::PennyDropStore;
 pub use remittance::RemittanceStore;
 pub use transactions::TransactionStore;
 pub use upstream_work::UpstreamWorkStore;
@@ -229,7 +232,9 @@ pub struct ChangeNote {
 /// per engine (as lldap's `BackendHandler` is all of its handlers). Services
 /// ask for the narrowest trait they use.
 #[async_trait]
-pub trait Store: PartnerStore + TransactionStore + LedgerStore + RemittanceStore + UpstreamWorkStore {
+pub trait Store:
+    PartnerStore + TransactionStore + LedgerStore + RemittanceStore + UpstreamWorkStore + PennyDropStore
+{
     /// Which engine this is, for logs and the bench.
     fn engine(&self) -> &'static str;
     /// Writes out anything the engine keeps in memory for a while (SQLite's

@@ -80,6 +80,35 @@ pub struct TransferOrder {
     pub location: Option<(String, String)>,
 }
 
+/// An account to verify at its bank (a penny drop), with what the
+/// upstream's call takes.
+#[derive(Debug, Clone)]
+pub struct AccountCheck {
+    /// payrail's reference for it upstream (one per penny drop).
+    pub upstream_ref: String,
+    /// The remitter's mobile.
+    pub mobile: String,
+    /// The account.
+    pub account: String,
+    /// The bank, from the bank list.
+    pub bank_id: i64,
+    /// The name the partner gave.
+    pub name: String,
+    /// payrail's beneficiary id, when it verifies a registered beneficiary.
+    pub beneficiary_id: Option<i64>,
+    /// The remitter's details, where known.
+    pub details: RemitterDetails,
+}
+
+/// What the bank said of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountHolder {
+    /// The account exists; the holder's name as the bank holds it.
+    Named(String),
+    /// The bank knows no such account.
+    NoSuchAccount,
+}
+
 /// A bill payment to hand over.
 #[derive(Debug, Clone)]
 pub struct BillOrder {
@@ -158,6 +187,9 @@ pub trait Provider: Send + Sync + 'static {
     fn due_callbacks(&self, _now: Timestamp) -> Vec<UpstreamCallback> {
         Vec::new()
     }
+    /// Asks the bank, through the upstream, who holds an account (a penny
+    /// drop). Sent once: an error means no answer, and payrail refunds the fee.
+    async fn verify_account(&self, check: &AccountCheck) -> Result<AccountHolder, ProviderError>;
 }
 
 /// Settlement by hand (see the module documentation).
@@ -205,6 +237,11 @@ impl Provider for ManualProvider {
 
     fn read_callback(&self, _: Option<&str>, _: &[u8], _: Timestamp) -> Result<UpstreamCallback, CallbackError> {
         Err(CallbackError::NotAccepted)
+    }
+
+    async fn verify_account(&self, _check: &AccountCheck) -> Result<AccountHolder, ProviderError> {
+        // No bank to ask: the penny drop fails and its fee is refunded.
+        Err(ProviderError::Unavailable("the manual provider has no bank to verify accounts with".into()))
     }
 }
 

@@ -17,6 +17,11 @@
 //! | `777` | stays in process for ever (payrail puts it on hold) |
 //! | anything else | sent to bank / pending, succeeds at T with a UTR |
 //!
+//! A penny drop ([`Provider::verify_account`]) is decided by the account's
+//! last three digits too: `404` is an account the bank does not know,
+//! `503` an upstream that fails (the fee is refunded); any other account is
+//! held by the name sent, in capitals.
+//!
 //! The remitter's details reach the sandbox with each transfer: a transfer
 //! whose remitter PIN code is [`UNSERVED_PINCODE`] fails at once (the
 //! upstream serves no such address), whatever its account.
@@ -39,7 +44,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::provider::{
-    made_up_bill, BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback,
+    made_up_bill, AccountCheck, AccountHolder, BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback,
     UpstreamReport,
 };
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
@@ -246,6 +251,14 @@ impl Provider for SandboxProvider {
     fn read_callback(&self, _: Option<&str>, _: &[u8], _: Timestamp) -> Result<UpstreamCallback, CallbackError> {
         // The sandbox calls back in process: `due_callbacks`, `/sandbox/v1/advance`.
         Err(CallbackError::NotAccepted)
+    }
+
+    async fn verify_account(&self, check: &AccountCheck) -> Result<AccountHolder, ProviderError> {
+        match check.account.get(check.account.len().saturating_sub(3)..).unwrap_or("") {
+            "404" => Ok(AccountHolder::NoSuchAccount),
+            "503" => Err(ProviderError::Unavailable("sandbox: the bank's verification service is down".into())),
+            _ => Ok(AccountHolder::Named(check.name.to_uppercase())),
+        }
     }
 
     fn due_callbacks(&self, now: Timestamp) -> Vec<UpstreamCallback> {

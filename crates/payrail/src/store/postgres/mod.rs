@@ -31,6 +31,7 @@ mod columns;
 mod ledger;
 mod migrations;
 mod partners;
+mod penny_drops;
 mod remittance;
 #[cfg(test)]
 mod test_db;

@@ -15,7 +15,7 @@ CREATE TABLE penny_drops (
     remitter_mobile   TEXT    NOT NULL,
     beneficiary_id    BIGINT,
     account           TEXT    NOT NULL,
-    ifsc              TEXT    NOT NULL,
+    ifsc              TEXT,
     bank_id           BIGINT NOT NULL,
     name              TEXT    NOT NULL,
     fee               BIGINT NOT NULL,
