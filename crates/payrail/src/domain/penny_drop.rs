@@ -98,7 +98,12 @@ pub struct PennyDrop {
 impl PennyDrop {
     /// The journal that pays its fee.
     pub fn fee_journal(&self) -> Journal {
-        Journal::penny_drop_fee(self.partner, self.fee, format!("penny drop ref {}", self.reference.as_str()), self.created_at)
+        Journal::penny_drop_fee(
+            self.partner,
+            self.fee,
+            format!("penny drop ref {}", self.reference.as_str()),
+            self.created_at,
+        )
     }
 
     /// The journal that refunds its fee at `at`: the fee journal's mirror.

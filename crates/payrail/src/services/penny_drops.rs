@@ -123,7 +123,11 @@ fn mismatch(field: &str, beneficiary: i64) -> PennyDropError {
     PennyDropError::Invalid(format!("{field} differs from beneficiary {beneficiary}'s (leave it out, or send its own)"))
 }
 
-async fn resolve(store: &dyn Store, partner: RegistrationId, request: &PennyDropRequest) -> Result<Resolved, PennyDropError> {
+async fn resolve(
+    store: &dyn Store,
+    partner: RegistrationId,
+    request: &PennyDropRequest,
+) -> Result<Resolved, PennyDropError> {
     if store.find_remitter(partner, &request.mobile).await?.is_none() {
         return Err(DmtError::RemitterNotFound.into());
     }
@@ -164,10 +168,9 @@ async fn resolve(store: &dyn Store, partner: RegistrationId, request: &PennyDrop
 fn debit_refusal(error: DebitError, fee: Paise) -> PennyDropError {
     match error {
         DebitError::Duplicate(_) => PennyDropError::Duplicate { id: 0 },
-        DebitError::InsufficientFunds { balance } => PennyDropError::InsufficientFunds {
-            balance: balance.to_decimal_string(),
-            needed: fee.to_decimal_string(),
-        },
+        DebitError::InsufficientFunds { balance } => {
+            PennyDropError::InsufficientFunds { balance: balance.to_decimal_string(), needed: fee.to_decimal_string() }
+        }
         DebitError::MonthlyLimit { .. } | DebitError::UnknownPartner => {
             PennyDropError::Store(StoreError::Other(anyhow::anyhow!("unexpected refusal of a penny drop: {error}")))
         }

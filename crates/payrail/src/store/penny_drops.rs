@@ -70,8 +70,7 @@ pub(crate) mod sql {
          beneficiary_id, account, ifsc, bank_id, name, fee, status, debit_journal_id, created_at, decided_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
     /// Penny drop `$1`.
-    pub(crate) const FIND_PENNY_DROP: &str =
-        concat!("SELECT ", penny_drop_list!(), " FROM penny_drops WHERE id = $1");
+    pub(crate) const FIND_PENNY_DROP: &str = concat!("SELECT ", penny_drop_list!(), " FROM penny_drops WHERE id = $1");
     /// Partner `$1`'s penny drop with reference `$2`.
     pub(crate) const PENNY_DROP_BY_REFERENCE: &str =
         concat!("SELECT ", penny_drop_list!(), " FROM penny_drops WHERE partner_id = $1 AND reference = $2");
@@ -153,8 +152,7 @@ pub trait PennyDropStore: Send + Sync + 'static {
         at: Timestamp,
     ) -> Result<Option<PennyDrop>, StoreError>;
     /// The partner's penny drop with this reference.
-    async fn find_penny_drop(&self, partner: RegistrationId, reference: &str)
-        -> Result<Option<PennyDrop>, StoreError>;
+    async fn find_penny_drop(&self, partner: RegistrationId, reference: &str) -> Result<Option<PennyDrop>, StoreError>;
     /// Up to 100 penny drops still pending that were made before `before`.
     async fn pending_penny_drops(&self, before: Timestamp) -> Result<Vec<PennyDrop>, StoreError>;
     /// The penny-drop invariants `payrail verify` checks, as violations.

@@ -27,6 +27,7 @@ mod master_key;
 mod otp_texts;
 mod partner_access;
 mod paysprint;
+mod penny_drop;
 mod plan_dates;
 mod postgres_tls;
 mod replay;

@@ -38,11 +38,12 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use self::wire::{
-    BeneNameVerifyAnswer, BeneNameVerifyRequest, BillStatusAnswer, FetchBillAnswer, FetchBillRequest, PayBillAnswer, PayBillRequest, ReferenceQuery, TransactAnswer,
-    TransactQueryAnswer, TransactRequest,
+    BeneNameVerifyAnswer, BeneNameVerifyRequest, BillStatusAnswer, FetchBillAnswer, FetchBillRequest, PayBillAnswer,
+    PayBillRequest, ReferenceQuery, TransactAnswer, TransactQueryAnswer, TransactRequest,
 };
 use super::provider::{
-    AccountCheck, AccountHolder, BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback,
+    AccountCheck, AccountHolder, BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder,
+    UpstreamCallback,
 };
 use crate::domain::token::{verify_token, TokenKey};
 use crate::domain::upstream::{BillUpstream, DmtUpstream};

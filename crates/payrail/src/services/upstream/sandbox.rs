@@ -44,8 +44,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::provider::{
-    made_up_bill, AccountCheck, AccountHolder, BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback,
-    UpstreamReport,
+    made_up_bill, AccountCheck, AccountHolder, BillOrder, CallbackError, FetchedBill, Provider, ProviderError,
+    TransferOrder, UpstreamCallback, UpstreamReport,
 };
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, Clock, DmtTransfer, Timestamp};

@@ -23,15 +23,14 @@ impl PostgresStore {
         let values = penny_drop_values(drop, journal_id);
         // A concurrent penny drop with the same reference waits here for the
         // first to commit, then fails on the unique index and rolls back.
-        let row = match query_one(&tx, sql::INSERT_PENNY_DROP, &bind_all(&values), "Failed to record the penny drop")
-            .await
-        {
-            Ok(row) => row,
-            Err(e) if sql_state(&e) == Some(&SqlState::UNIQUE_VIOLATION) => {
-                return Err(Stop::Refused(DebitError::Duplicate(drop.reference.as_str().to_owned())));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let row =
+            match query_one(&tx, sql::INSERT_PENNY_DROP, &bind_all(&values), "Failed to record the penny drop").await {
+                Ok(row) => row,
+                Err(e) if sql_state(&e) == Some(&SqlState::UNIQUE_VIOLATION) => {
+                    return Err(Stop::Refused(DebitError::Duplicate(drop.reference.as_str().to_owned())));
+                }
+                Err(e) => return Err(e.into()),
+            };
         let id = row.try_get(0).store_context("Failed to read the penny drop id")?;
         tx.commit().await.store_context("Failed to commit the penny drop")?;
         Ok((id, wallet))
@@ -78,11 +77,7 @@ impl PennyDropStore for PostgresStore {
         Ok(settled)
     }
 
-    async fn find_penny_drop(
-        &self,
-        partner: RegistrationId,
-        reference: &str,
-    ) -> Result<Option<PennyDrop>, StoreError> {
+    async fn find_penny_drop(&self, partner: RegistrationId, reference: &str) -> Result<Option<PennyDrop>, StoreError> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &reference];
         let row = query_opt(&client, sql::PENNY_DROP_BY_REFERENCE, &params, "Failed to find the penny drop").await?;

@@ -59,7 +59,9 @@ impl PennyDropStore for SqliteStore {
             tx.prepare_cached(sql::DECIDE_PENNY_DROP).and_then(|mut s| s.execute(decided)).map_err(store_error)?;
             if let (Some(name), Some(beneficiary)) = (name, drop.beneficiary_id) {
                 let verified = params![name, beneficiary, drop.partner.number()];
-                tx.prepare_cached(sql::VERIFY_BENEFICIARY).and_then(|mut s| s.execute(verified)).map_err(store_error)?;
+                tx.prepare_cached(sql::VERIFY_BENEFICIARY)
+                    .and_then(|mut s| s.execute(verified))
+                    .map_err(store_error)?;
             }
             let settled = find(&tx, id).map_err(store_error)?;
             tx.commit().map_err(store_error)?;
@@ -68,11 +70,7 @@ impl PennyDropStore for SqliteStore {
         .await
     }
 
-    async fn find_penny_drop(
-        &self,
-        partner: RegistrationId,
-        reference: &str,
-    ) -> Result<Option<PennyDrop>, StoreError> {
+    async fn find_penny_drop(&self, partner: RegistrationId, reference: &str) -> Result<Option<PennyDrop>, StoreError> {
         self.read(|conn| {
             optional_row(conn, sql::PENNY_DROP_BY_REFERENCE, params![partner.number(), reference], |row| {
                 penny_drop_from_row(row)
