@@ -13,7 +13,8 @@
 //!                    {"charge_percent": "1.00", "min_charge": "10.00", "provider_share_percent": "35"}],
 //!          "discount": "gst"},
 //!  "bbps": {"default": {"percent": "0.21", "cap": "50.00"},
-//!           "categories": {"Electricity": {"percent": "0.25", "cap": "40.00"}}}}
+//!           "categories": {"Electricity": {"percent": "0.25", "cap": "40.00"}}},
+//!  "penny_drop_fee": "3.54"}
 //! ```
 //!
 //! Money is rupees as strings with at most two decimals; percentages are
