@@ -84,6 +84,17 @@ impl Outcome {
         }
     }
 
+    /// A penny drop's answer: code 1, the bank holds the account under `name`.
+    pub fn holder(name: &str) -> Outcome {
+        Outcome {
+            status: true,
+            response_code: 1,
+            code: None,
+            reference: Some(name.into()),
+            message: "Beneficiary name verified".into(),
+        }
+    }
+
     /// Only `status`, `response_code` and `message`.
     pub fn answer(response_code: i64, status: bool, message: &str) -> Outcome {
         Outcome { status, response_code, code: None, reference: None, message: message.into() }
@@ -166,6 +177,7 @@ enum Endpoint {
     PayBill,
     BillStatus,
     FetchBill,
+    BeneNameVerify,
 }
 
 impl Endpoint {
@@ -176,12 +188,13 @@ impl Endpoint {
             "bill-payment/bill/paybill" => Endpoint::PayBill,
             "bill-payment/bill/status" => Endpoint::BillStatus,
             "bill-payment/bill/fetchbill" => Endpoint::FetchBill,
+            "dmt/beneficiary/registerbeneficiary/benenameverify" => Endpoint::BeneNameVerify,
             _ => return None,
         })
     }
 
     fn is_submit(self) -> bool {
-        matches!(self, Endpoint::Transact | Endpoint::PayBill)
+        matches!(self, Endpoint::Transact | Endpoint::PayBill | Endpoint::BeneNameVerify)
     }
 
     fn is_status(self) -> bool {
@@ -404,7 +417,7 @@ impl MockState {
         }
         let scripted = scripts.get_mut(reference)?;
         match endpoint {
-            Endpoint::Transact | Endpoint::PayBill => scripted.script.submit.clone(),
+            Endpoint::Transact | Endpoint::PayBill | Endpoint::BeneNameVerify => scripted.script.submit.clone(),
             Endpoint::FetchBill => scripted.script.fetch.clone(),
             Endpoint::QueryTransact | Endpoint::BillStatus => {
                 let statuses = &scripted.script.statuses;
@@ -455,6 +468,8 @@ impl MockState {
                                 "refunded": refunded}})
             }
             Endpoint::FetchBill if found => fixed_bill(),
+            // A penny drop's holder: the outcome's `reference`.
+            Endpoint::BeneNameVerify if found => json!({"data": {"benename": o.reference, "bankrefno": ackno}}),
             _ => json!({}),
         };
         merge(head, extra)
@@ -471,8 +486,12 @@ fn default_outcome(endpoint: Endpoint, reference: &str) -> Outcome {
         Endpoint::BillStatus => Outcome::bill(2, None),
         Endpoint::FetchBill if reference == NO_BILL_ACCOUNT => Outcome::answer(0, false, "No bill found"),
         Endpoint::FetchBill => Outcome::answer(1, true, "Bill fetched"),
+        Endpoint::BeneNameVerify => Outcome::holder(MOCK_HOLDER),
     }
 }
+
+/// The holder an unscripted penny drop finds.
+pub const MOCK_HOLDER: &str = "ROHIT KUMAR";
 
 fn fixed_bill() -> Value {
     let (name, amount, due, number, date) = FIXED_BILL;

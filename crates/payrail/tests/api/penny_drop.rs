@@ -18,6 +18,8 @@ use crate::beneficiaries::aopay_sample;
 use crate::both_engines;
 use crate::helpers::{spawn_app_with, AppOptions, Engine, TestApp, TestPartner, TestUpstream};
 use crate::journey::*;
+use crate::mock_upstream::{Reply, Script, MOCK_HOLDER};
+use crate::upstream_paysprint::app_with_mock;
 
 both_engines!(
     a_penny_drop_verifies_a_registered_beneficiary_and_a_repeat_debits_nothing,
@@ -26,6 +28,7 @@ both_engines!(
     concurrent_penny_drops_with_one_reference_debit_the_fee_once,
     the_fee_comes_from_the_partners_plan_and_bad_fields_are_refused_by_name,
     a_penny_drop_left_pending_by_a_crash_is_refunded_by_the_poller,
+    the_paysprint_connector_sends_benenameverify_and_a_failure_there_refunds_the_fee,
 );
 
 const PENNY_DROP: &str = "/api/AOP/DMTV1/PennyDrop";
@@ -229,5 +232,38 @@ async fn a_penny_drop_left_pending_by_a_crash_is_refunded_by_the_poller(engine: 
     let stored = app.store.find_penny_drop(partner.id, "PD-CRASH").await.expect("read").expect("there");
     assert_eq!((stored.id, stored.status), (opened.id, PennyDropStatus::Failed));
     // (No partner call from here: the clock is past the tokens' 300 s window.)
+    assert_verify_clean(&app);
+}
+
+async fn the_paysprint_connector_sends_benenameverify_and_a_failure_there_refunds_the_fee(engine: Engine) {
+    let (app, mock) = app_with_mock(engine, "1s").await;
+    let (partner, bene) = ready(&app, "50100123456782").await;
+    let answer = app.call(PENNY_DROP, &partner, by_bene(&bene, "PD-PS1")).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        (&answer.json()["data"]["benename"], &answer.json()["data"]["verified"]),
+        (&json!(MOCK_HOLDER), &json!("1"))
+    );
+    let calls: Vec<_> = mock.calls().into_iter().filter(|c| c.path.ends_with("benenameverify")).collect();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(calls[0].accepted, "the connector's credentials hold");
+    let sent = &calls[0].body;
+    let reference = sent["referenceid"].as_str().expect("referenceid").to_owned();
+    assert!(reference.starts_with("PRV"), "{reference}");
+    assert_eq!(
+        *sent,
+        json!({"mobile": MOBILE, "accno": "50100123456782", "bankid": "309", "benename": "Rohit",
+               "referenceid": reference, "pincode": "560001", "address": "New delhi", "dob": "20-05-2020",
+               "gst_state": "07", "bene_id": bene})
+    );
+    assert_eq!(mock.submits(&reference), 1);
+
+    mock.script_next(Script::new().submit(Reply::Http(503)));
+    let failed = app.call(PENNY_DROP, &partner, by_bene(&bene, "PD-PS2")).await.json();
+    assert_eq!((&failed["response_code"], &failed["data"]["refunded"]), (&json!(0), &json!("1")), "{failed}");
+    mock.script_next(Script::new().submit(Reply::answer(0, false, "Invalid account number")));
+    let unknown = app.call(PENNY_DROP, &partner, by_bene(&bene, "PD-PS3")).await.json();
+    assert_eq!(unknown["response_code"], 2, "{unknown}");
+    assert_eq!(balance(&app, &partner).await, "92.92", "two fees kept, one refunded");
     assert_verify_clean(&app);
 }
