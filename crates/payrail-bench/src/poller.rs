@@ -20,7 +20,8 @@ use payrail::services::callbacks::{Deliverer, DeliverySettings};
 use payrail::services::secrets::MasterKey;
 use payrail::services::transactions::NewDmt;
 use payrail::services::upstream::provider::{
-    BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback,
+    AccountCheck, AccountHolder, BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder,
+    UpstreamCallback,
 };
 use payrail::services::upstream::sync::{SyncSettings, Upstream};
 use payrail::services::workers::{WorkerSettings, Workers};
@@ -67,6 +68,10 @@ impl Provider for InstantProvider {
 
     fn read_callback(&self, _: Option<&str>, _: &[u8], _: Timestamp) -> Result<UpstreamCallback, CallbackError> {
         Err(CallbackError::NotAccepted)
+    }
+
+    async fn verify_account(&self, check: &AccountCheck) -> Result<AccountHolder, ProviderError> {
+        Ok(AccountHolder::Named(check.name.clone()))
     }
 }
 

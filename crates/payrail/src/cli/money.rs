@@ -152,7 +152,8 @@ pub struct VerifyArgs {}
 pub async fn verify(cli: &Cli) -> anyhow::Result<ExitCode> {
     let store = cli.open_store().await?;
     let audit = store.audit().await?;
-    let violations = ledger::violations(&audit);
+    let mut violations = ledger::violations(&audit);
+    violations.extend(store.audit_penny_drops().await?);
     if violations.is_empty() {
         println!("ok: {} journals checked, ledger sums to zero, wallets match their postings", audit.journals);
         return Ok(ExitCode::SUCCESS);

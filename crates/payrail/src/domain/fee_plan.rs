@@ -13,7 +13,8 @@
 //!                    {"charge_percent": "1.00", "min_charge": "10.00", "provider_share_percent": "35"}],
 //!          "discount": "gst"},
 //!  "bbps": {"default": {"percent": "0.21", "cap": "50.00"},
-//!           "categories": {"Electricity": {"percent": "0.25", "cap": "40.00"}}}}
+//!           "categories": {"Electricity": {"percent": "0.25", "cap": "40.00"}}},
+//!  "penny_drop_fee": "3.54"}
 //! ```
 //!
 //! Money is rupees as strings with at most two decimals; percentages are
@@ -119,7 +120,12 @@ pub struct FeePlan {
     pub bbps_default: Commission,
     /// BBPS commission by operator category.
     pub bbps_categories: BTreeMap<String, Commission>,
+    /// What a penny drop costs, GST inside ([`DEFAULT_PENNY_DROP_FEE`] unless the plan says).
+    pub penny_drop_fee: Paise,
 }
+
+/// A penny drop's fee when the plan names none: ₹3.00 and 18% GST.
+pub const DEFAULT_PENNY_DROP_FEE: Paise = Paise::new(354);
 
 /// A version of a partner's plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +168,7 @@ impl FeePlan {
             discount: Discount::Gst,
             bbps_default: Commission { basis_points: 21, cap: Some(Paise::rupees(50)) },
             bbps_categories: BTreeMap::new(),
+            penny_drop_fee: DEFAULT_PENNY_DROP_FEE,
         }
     }
 
@@ -239,6 +246,9 @@ pub fn plan_in_force(versions: &[FeePlanVersion], at: Timestamp) -> Option<&FeeP
 struct RawPlan {
     dmt: RawDmt,
     bbps: RawBbps,
+    /// Rupees, GST inside; absent for [`DEFAULT_PENNY_DROP_FEE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    penny_drop_fee: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -371,7 +381,11 @@ impl RawPlan {
         for (name, raw) in &self.bbps.categories {
             bbps_categories.insert(name.clone(), commission(format!("bbps.categories.{name}"), raw)?);
         }
-        Ok(FeePlan { dmt_slabs: slabs, discount, bbps_default, bbps_categories })
+        let penny_drop_fee = money("penny_drop_fee", &self.penny_drop_fee)?.unwrap_or(DEFAULT_PENNY_DROP_FEE);
+        if penny_drop_fee <= Paise::ZERO {
+            return Err(PlanError::Value("penny_drop_fee: must be more than 0".into()));
+        }
+        Ok(FeePlan { dmt_slabs: slabs, discount, bbps_default, bbps_categories, penny_drop_fee })
     }
 }
 
@@ -411,6 +425,8 @@ impl From<&FeePlan> for RawPlan {
                 default: commission(&plan.bbps_default),
                 categories: plan.bbps_categories.iter().map(|(k, v)| (k.clone(), commission(v))).collect(),
             },
+            penny_drop_fee: (plan.penny_drop_fee != DEFAULT_PENNY_DROP_FEE)
+                .then(|| plan.penny_drop_fee.to_decimal_string()),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! | withdrawal of X | wallet −X, funding +X |
 //! | DMT debit (amount A, charge C) | wallet −(A+C), provider settlement +(A+share), GST payable +gst, TDS payable +tds, commission payable +net commission, fee income +the rest |
 //! | bill debit (amount A, commission K) | wallet −A, provider settlement +A, fee income −K, TDS payable +tds, commission payable +(K−tds) |
+//! | penny drop fee F | wallet −F, GST payable +gst, fee income +the rest |
 //! | refund | the debit's postings negated |
 
 use super::{BillPayment, DmtTransfer, Paise, RegistrationId, Timestamp, TxnKind};
@@ -207,6 +208,17 @@ impl Journal {
         .post(Account::FeeIncome, Paise::ZERO - payment.commission)
         .post(Account::TdsPayable, payment.tds)
         .post(Account::CommissionPayable, payment.commission - payment.tds)
+    }
+
+    /// A penny drop's fee of `fee` (GST inside): wallet −fee, GST payable
+    /// +GST, fee income +the rest. No transaction id: the penny drop's row
+    /// names its journals.
+    pub fn penny_drop_fee(partner: RegistrationId, fee: Paise, memo: String, at: Timestamp) -> Self {
+        let gst = super::charges::gst_inside(fee);
+        Journal::new(partner, Purpose::Debit, None, memo, at)
+            .post(Account::Wallet(partner), Paise::ZERO - fee)
+            .post(Account::GstPayable, gst)
+            .post(Account::FeeIncome, fee - gst)
     }
 
     /// The same journal for the transaction's id once the store has given it one.

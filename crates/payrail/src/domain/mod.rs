@@ -3,6 +3,7 @@
 //! time), and nothing here knows AOPay's wire spellings; the HTTP edge maps
 //! these types onto the wire.
 
+pub mod banks;
 pub mod bbps;
 pub mod change_source;
 pub mod charges;
@@ -15,9 +16,11 @@ pub mod ledger;
 pub mod money;
 pub mod otp;
 pub mod partner;
+pub mod penny_drop;
 pub mod record;
 pub mod reference;
 pub mod remitter;
+pub mod remitter_details;
 pub mod text;
 pub mod time;
 pub mod token;

@@ -7,6 +7,7 @@
 //! transfer may carry at most [`PER_TRANSFER_LIMIT`] (the RBI's domestic
 //! money transfer limits).
 
+use super::remitter_details::RemitterDetails;
 use super::{Paise, RegistrationId, Timestamp};
 
 /// The most a remitter may send through one bank pipe in a calendar month.
@@ -123,6 +124,16 @@ pub struct Beneficiary {
     pub bank_name: Option<String>,
     /// When it was added.
     pub created_at: Timestamp,
+    /// The bank in the bank list ([`super::banks`]); `None` for a beneficiary
+    /// added before the list, at a bank it does not have.
+    pub bank_id: Option<i64>,
+    /// The remitter's details given with it, passed upstream with transfers.
+    pub details: RemitterDetails,
+    /// What the partner said of it (`verified: "1"`): kept, never trusted.
+    pub claimed_verified: bool,
+    /// The account holder's name as the bank holds it, once a penny drop
+    /// verified the account: the beneficiary is verified exactly when set.
+    pub verified_name: Option<String>,
 }
 
 /// One of the three bank pipes a transfer can go through.

@@ -12,12 +12,12 @@ use serde::Serialize;
 
 use super::error::{json_response, ApiError};
 use super::partner_call::{AmountRule, Fields, PartnerCall};
-use super::AppState;
+use super::{beneficiaries, AppState};
 use crate::domain::ekyc::AadhaarNumber;
-use crate::domain::remitter::{AccountNumber, Beneficiary, Ifsc, PerBank, Remitter, TransferMode};
-use crate::domain::{DmtTransfer, Paise};
+use crate::domain::remitter::{PerBank, Remitter, TransferMode};
+use crate::domain::{DmtTransfer, Paise, Timestamp};
 use crate::services::ekyc;
-use crate::services::remittance::{self, NewBeneficiary, PresentedOtp, Registration, RemitterQuery, TransferIntent};
+use crate::services::remittance::{self, Confirmation, PresentedOtp, Registration, RemitterQuery, TransferIntent};
 use crate::services::upstream::provider::EkycRequest;
 
 /// `status`, `response_code`, `message`: a plain success.
@@ -153,75 +153,6 @@ pub async fn register_remitter(State(state): State<Arc<AppState>>, call: Partner
     Ok(remitter_found(remitter, remaining, "Remitter registered successfully"))
 }
 
-#[derive(Serialize)]
-struct BeneficiaryAdded<'a> {
-    status: bool,
-    response_code: i64,
-    message: &'a str,
-    beneid: String,
-}
-
-/// `POST /api/AOP/DMTV1/RegisterBeneficiary` `{MobileNo, BeneName, AccountNo, IFSC, BankName?}`.
-pub async fn register_beneficiary(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
-    let f = &call.fields;
-    let field_error =
-        |name: &str, e: crate::domain::remitter::BankDetailError| ApiError::Validation(format!("{name} {e}"));
-    let new = NewBeneficiary {
-        mobile: f.mobile(&["MobileNo", "MobileNumber", "mobile"])?,
-        name: f.required_text(&["BeneName", "name"])?,
-        account: AccountNumber::parse(&f.required_text(&["AccountNo", "AccountNumber", "accno"])?)
-            .map_err(|e| field_error("AccountNo", e))?,
-        ifsc: Ifsc::parse(&f.required_text(&["IFSC", "ifsccode"])?).map_err(|e| field_error("IFSC", e))?,
-        bank_name: f.text(&["BankName", "bankname"])?,
-    };
-    let added = remittance::add_beneficiary(&*state.store, &*state.clock, call.partner, new).await?;
-    let body = BeneficiaryAdded {
-        status: true,
-        response_code: 1,
-        message: "Beneficiary registered successfully",
-        beneid: added.id.to_string(),
-    };
-    Ok(json_response(StatusCode::OK, &body))
-}
-
-#[derive(Serialize)]
-struct BeneficiaryList {
-    status: bool,
-    response_code: i64,
-    message: &'static str,
-    data: Vec<BeneficiaryData>,
-}
-
-#[derive(Serialize)]
-struct BeneficiaryData {
-    beneid: String,
-    name: String,
-    accno: String,
-    ifsc: String,
-    bankname: Option<String>,
-}
-
-impl From<Beneficiary> for BeneficiaryData {
-    fn from(b: Beneficiary) -> Self {
-        BeneficiaryData {
-            beneid: b.id.to_string(),
-            name: b.name,
-            accno: b.account.as_str().to_owned(),
-            ifsc: b.ifsc.as_str().to_owned(),
-            bankname: b.bank_name,
-        }
-    }
-}
-
-/// `POST /api/AOP/DMTV1/FetchBeneficiary` `{MobileNo}`.
-pub async fn fetch_beneficiary(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
-    let mobile = call.fields.mobile(&["MobileNo", "MobileNumber", "mobile"])?;
-    let list = remittance::beneficiaries(&*state.store, call.partner, &mobile).await?;
-    let data = list.into_iter().map(BeneficiaryData::from).collect();
-    let body = BeneficiaryList { status: true, response_code: 1, message: "Beneficiaries fetched", data };
-    Ok(json_response(StatusCode::OK, &body))
-}
-
 /// `POST /api/AOP/DMTV1/DeleteBeneficiary` `{MobileNo, BeneID}`.
 pub async fn delete_beneficiary(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let mobile = call.fields.mobile(&["MobileNo", "MobileNumber", "mobile"])?;
@@ -230,23 +161,28 @@ pub async fn delete_beneficiary(State(state): State<Arc<AppState>>, call: Partne
     Ok(done("Beneficiary deleted successfully"))
 }
 
-fn intent(fields: &Fields) -> Result<TransferIntent, ApiError> {
+fn intent(fields: &Fields, now: Timestamp) -> Result<TransferIntent, ApiError> {
     let mode = fields.required_text(&["Txntype", "txntype"])?;
     Ok(TransferIntent {
         mobile: fields.mobile(&["MobileNumber", "MobileNo", "mobile"])?,
         beneficiary_id: fields.id(&["BeneID", "beneid"])?,
         mode: TransferMode::parse(&mode).ok_or_else(|| ApiError::Validation("Txntype must be IMPS or NEFT".into()))?,
         amount: fields.amount(&["Amount"], AmountRule::WholeRupees)?,
+        details: beneficiaries::transfer_details(fields, now)?,
+        location: beneficiaries::location(fields)?,
     })
 }
 
-/// `POST /api/AOP/DMTV1/TransactionSendOtp` `{MobileNumber, BeneID, Txntype, Amount}`.
+/// `POST /api/AOP/DMTV1/TransactionSendOtp` `{MobileNumber, BeneID, Txntype,
+/// Amount, Pincode?, Address?, DOB?, Latitude?, Longitute?}`: 202 with the
+/// `stateresp` that `Transaction` sends back with the OTP.
 pub async fn transaction_send_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
-    let intent = intent(&call.fields)?;
+    let intent = intent(&call.fields, state.clock.now())?;
     let stateresp =
         remittance::send_transfer_otp(&*state.store, &*state.clock, state.texts(), call.partner, &intent).await?;
-    let body = OtpSent { status: true, response_code: 1, stateresp: &stateresp, message: "OTP sent to the remitter" };
-    Ok(json_response(StatusCode::OK, &body))
+    let message = "OTP sent to the remitter for the transaction, valid for 90 seconds.";
+    let body = OtpSent { status: true, response_code: 1, stateresp: &stateresp, message };
+    Ok(json_response(StatusCode::ACCEPTED, &body))
 }
 
 /// A transfer as `Transaction` and `ClaimRefund` answer it.
@@ -295,14 +231,15 @@ fn transfer_body(t: &DmtTransfer, wallet: Option<(Paise, Paise)>) -> TransferBod
     }
 }
 
-/// `POST /api/AOP/DMTV1/Transaction` `{MobileNumber, BeneID, Txntype, Amount, referenceid, OTP, Stateresp}`.
+/// `POST /api/AOP/DMTV1/Transaction` `{MobileNumber, BeneID, Txntype, Amount,
+/// referenceid, OTP, Stateresp, pipe?}` and `TransactionSendOtp`'s details.
 pub async fn transaction(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let f = &call.fields;
-    let (intent, reference, otp, stateresp) = (intent(f)?, f.reference()?, f.otp()?, f.stateresp()?);
-    let otp = PresentedOtp { stateresp: &stateresp, code: &otp };
-    let debited =
-        remittance::transfer(&*state.store, &*state.clock, &state.upstream, call.partner, intent, reference, otp)
-            .await?;
+    let intent = intent(f, state.clock.now())?;
+    let (reference, otp, stateresp, pipe) = (f.reference()?, f.otp()?, f.stateresp()?, beneficiaries::pipe(f)?);
+    let confirmation = Confirmation { reference, otp: PresentedOtp { stateresp: &stateresp, code: &otp }, pipe };
+    let (store, clock, upstream) = (&*state.store, &*state.clock, &state.upstream);
+    let debited = remittance::transfer(store, clock, upstream, call.partner, intent, confirmation).await?;
     let wallet = (debited.wallet.opening, debited.wallet.closing);
     Ok(json_response(StatusCode::OK, &transfer_body(&debited.record, Some(wallet))))
 }

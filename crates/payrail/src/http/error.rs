@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::services::bills::BillError;
+use crate::services::penny_drops::PennyDropError;
 use crate::services::remittance::DmtError;
 use crate::store::StoreError;
 
@@ -117,6 +118,19 @@ impl From<DmtError> for ApiError {
                 ApiError::refused(StatusCode::BAD_GATEWAY, 17, message)
             }
             DmtError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<PennyDropError> for ApiError {
+    fn from(error: PennyDropError) -> Self {
+        let message = error.to_string();
+        match error {
+            PennyDropError::Remittance(e) => e.into(),
+            PennyDropError::Invalid(_) => ApiError::Validation(message),
+            PennyDropError::Duplicate { .. } => ApiError::refused(StatusCode::CONFLICT, 12, message),
+            PennyDropError::InsufficientFunds { .. } => ApiError::refused(StatusCode::PAYMENT_REQUIRED, 13, message),
+            PennyDropError::Store(e) => e.into(),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod admin_events;
 pub mod admin_money;
 pub mod auth;
 pub mod bbps;
+pub mod beneficiaries;
 pub mod bill_status;
 pub mod body;
 pub mod connection;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod extract;
 pub mod framing;
 pub mod partner_call;
+pub mod penny_drop;
 pub mod ratelimit;
 pub mod status_lookup;
 
@@ -186,8 +188,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/aop/dmtv1/queryremitter", post(dmt_v1::query_remitter))
         .route("/api/aop/dmtv1/registerremitter", post(dmt_v1::register_remitter))
         .route("/api/aop/dmtv1/remitterekyc", post(dmt_v1::remitter_ekyc))
-        .route("/api/aop/dmtv1/registerbeneficiary", post(dmt_v1::register_beneficiary))
-        .route("/api/aop/dmtv1/fetchbeneficiary", post(dmt_v1::fetch_beneficiary))
+        .route("/api/aop/registerbaneficiary", post(beneficiaries::register_baneficiary))
+        .route("/api/aop/dmtv1/registerbeneficiary", post(beneficiaries::register_beneficiary))
+        .route("/api/aop/dmtv1/fetchbeneficiary", post(beneficiaries::fetch_beneficiary))
+        .route("/api/aop/dmtv1/fetchbeneficiarybeneid", post(beneficiaries::fetch_beneficiary_bene_id))
+        .route("/api/aop/dmtv1/banklist", post(beneficiaries::bank_list))
+        .route("/api/aop/dmtv1/pennydrop", post(penny_drop::penny_drop))
         .route("/api/aop/dmtv1/deletebeneficiary", post(dmt_v1::delete_beneficiary))
         .route("/api/aop/dmtv1/transactionsendotp", post(dmt_v1::transaction_send_otp))
         .route("/api/aop/dmtv1/transaction", post(dmt_v1::transaction))

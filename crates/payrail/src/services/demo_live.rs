@@ -10,12 +10,13 @@ use async_trait::async_trait;
 use super::bills::{self, PayBill};
 use super::ekyc;
 use super::notifier::{Notifier, NotifyError, Texts};
-use super::remittance::{self, NewBeneficiary, PresentedOtp, Registration, TransferIntent};
+use super::remittance::{self, Confirmation, NewBeneficiary, PresentedOtp, Registration, TransferIntent};
 use super::upstream::provider::EkycRequest;
 use super::upstream::sync::Upstream;
 use crate::domain::ekyc::AadhaarNumber;
 use crate::domain::otp::TextLimits;
 use crate::domain::remitter::{AccountNumber, Ifsc, MobileNumber, TransferMode};
+use crate::domain::remitter_details::RemitterDetails;
 use crate::domain::{Clock, Paise, ReferenceId, RegistrationId};
 use crate::store::Store;
 
@@ -124,6 +125,9 @@ async fn live_transfer(
         account: AccountNumber::parse(account)?,
         ifsc: Ifsc::parse("SBIN0001234")?,
         bank_name: Some("State Bank of India".into()),
+        bank_id: Some(101),
+        details: RemitterDetails::default(),
+        claimed_verified: false,
     };
     let beneficiary = remittance::add_beneficiary(store, clock, partner, beneficiary).await?;
     let intent = TransferIntent {
@@ -131,10 +135,13 @@ async fn live_transfer(
         beneficiary_id: beneficiary.id,
         mode: TransferMode::Imps,
         amount: Paise::rupees(1000),
+        details: RemitterDetails::default(),
+        location: None,
     };
     let stateresp = remittance::send_transfer_otp(store, clock, texts(otp), partner, &intent).await?;
     let code = otp.take();
     let presented = PresentedOtp { stateresp: &stateresp, code: &code };
-    remittance::transfer(store, clock, upstream, partner, intent, ReferenceId::parse(reference)?, presented).await?;
+    let confirmation = Confirmation { reference: ReferenceId::parse(reference)?, otp: presented, pipe: None };
+    remittance::transfer(store, clock, upstream, partner, intent, confirmation).await?;
     Ok(())
 }

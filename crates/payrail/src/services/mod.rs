@@ -17,6 +17,7 @@ pub mod import;
 pub mod ledger;
 pub mod notifier;
 pub mod partners;
+pub mod penny_drops;
 pub mod remittance;
 pub mod secrets;
 pub mod transactions;

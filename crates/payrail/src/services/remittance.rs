@@ -13,6 +13,7 @@ use super::fees;
 use super::notifier::Texts;
 use super::upstream::provider::TransferOrder;
 use super::upstream::sync::Upstream;
+use crate::domain::banks::find_bank;
 use crate::domain::dmt::DmtChange;
 use crate::domain::ekyc::{KycRefusal, KYC_LIFETIME_SECS};
 use crate::domain::otp::{stateresp_from, OtpCheck, OtpPurpose, OtpRecord};
@@ -20,6 +21,7 @@ use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, PerBank, Remitter, TransferMode,
     MIN_TRANSFER, PER_TRANSFER_LIMIT,
 };
+use crate::domain::remitter_details::RemitterDetails;
 use crate::domain::{
     ChangeSource, Clock, DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind,
 };
@@ -133,12 +135,32 @@ pub struct TransferIntent {
     pub mode: TransferMode,
     /// Whole rupees.
     pub amount: Paise,
+    /// The remitter's details sent with it (`Pincode`, `Address`, `DOB`);
+    /// what is not sent is taken from the beneficiary's record.
+    pub details: RemitterDetails,
+    /// Where the remitter is, as sent (`Latitude`, `Longitute`).
+    pub location: Option<(String, String)>,
 }
 
 impl TransferIntent {
-    /// What an OTP for this transfer is bound to.
+    /// What an OTP for this transfer is bound to: the transfer, and the
+    /// details and location sent with it, so that `Transaction` carries the
+    /// ones the OTP was sent for.
     fn subject(&self) -> String {
-        format!("{}|{}|{}|{}", self.mobile.as_str(), self.beneficiary_id, self.amount.get(), self.mode.as_str())
+        let base =
+            format!("{}|{}|{}|{}", self.mobile.as_str(), self.beneficiary_id, self.amount.get(), self.mode.as_str());
+        let d = &self.details;
+        if d == &RemitterDetails::default() && self.location.is_none() {
+            return base;
+        }
+        let (lat, long) = self.location.clone().unwrap_or_default();
+        format!(
+            "{base}|{}|{}|{}|{}|{lat}|{long}",
+            d.pincode.as_ref().map_or("", |p| p.as_str()),
+            d.dob.as_ref().map_or("", |p| p.as_iso()),
+            d.gst_state.as_ref().map_or("", |p| p.as_str()),
+            d.address.as_deref().unwrap_or(""),
+        )
     }
 }
 
@@ -155,6 +177,12 @@ pub struct NewBeneficiary {
     pub ifsc: Ifsc,
     /// The bank's name.
     pub bank_name: Option<String>,
+    /// The bank in the bank list, settled with the IFSC.
+    pub bank_id: Option<i64>,
+    /// The remitter's details given with it.
+    pub details: RemitterDetails,
+    /// What the partner said of its verification (kept, not trusted).
+    pub claimed_verified: bool,
 }
 
 /// A remitter as a partner registers it.
@@ -181,6 +209,17 @@ pub struct PresentedOtp<'a> {
     pub stateresp: &'a str,
     /// The digits the remitter received.
     pub code: &'a str,
+}
+
+/// What `Transaction` adds to the intent its OTP was sent for.
+#[derive(Debug, Clone)]
+pub struct Confirmation<'a> {
+    /// The partner's reference, unique per partner.
+    pub reference: ReferenceId,
+    /// The OTP the remitter received.
+    pub otp: PresentedOtp<'a>,
+    /// The pipe the partner chose, if any.
+    pub pipe: Option<Bank>,
 }
 
 /// What an OTP is sent for, and to whom.
@@ -355,6 +394,10 @@ pub async fn add_beneficiary(
         ifsc: new.ifsc,
         bank_name: new.bank_name,
         created_at: clock.now(),
+        bank_id: new.bank_id,
+        details: new.details,
+        claimed_verified: new.claimed_verified,
+        verified_name: None,
     };
     store.insert_beneficiary(beneficiary).await?.map_err(|beneid| DmtError::BeneficiaryExists { beneid })
 }
@@ -367,6 +410,19 @@ pub async fn beneficiaries(
 ) -> Result<Vec<Beneficiary>, DmtError> {
     registered(store, partner, mobile).await?;
     Ok(store.beneficiaries(partner, mobile).await?)
+}
+
+/// Beneficiary fetch by id: the remitter's beneficiary `id`; another
+/// remitter's or partner's is not found, alike.
+pub async fn beneficiary(
+    store: &dyn Store,
+    partner: RegistrationId,
+    mobile: &MobileNumber,
+    id: i64,
+) -> Result<Beneficiary, DmtError> {
+    registered(store, partner, mobile).await?;
+    let found = store.find_beneficiary(partner, id).await?;
+    found.filter(|b| &b.remitter == mobile).ok_or(DmtError::BeneficiaryNotFound)
 }
 
 /// Beneficiary delete.
@@ -399,7 +455,12 @@ async fn checked_intent(
     }
     registered(store, partner, &intent.mobile).await?;
     let beneficiary = store.find_beneficiary(partner, intent.beneficiary_id).await?;
-    beneficiary.filter(|b| b.remitter == intent.mobile).ok_or(DmtError::BeneficiaryNotFound)
+    let beneficiary = beneficiary.filter(|b| b.remitter == intent.mobile).ok_or(DmtError::BeneficiaryNotFound)?;
+    let bank = beneficiary.bank_id.and_then(find_bank);
+    if let Some(bank) = bank.filter(|b| intent.mode == TransferMode::Imps && !b.imps) {
+        return Err(DmtError::Limit(format!("{} does not take IMPS transfers: send by NEFT", bank.name)));
+    }
+    Ok(beneficiary)
 }
 
 /// `TransactionSendOtp`: checks what can be checked now and sends the OTP
@@ -438,16 +499,17 @@ pub async fn transfer(
     upstream: &Upstream,
     partner: RegistrationId,
     intent: TransferIntent,
-    reference: ReferenceId,
-    otp: PresentedOtp<'_>,
+    confirmation: Confirmation<'_>,
 ) -> Result<Debited<DmtTransfer>, DmtError> {
+    let Confirmation { reference, otp, pipe } = confirmation;
     let beneficiary = checked_intent(store, partner, &intent).await?;
     refuse_duplicate(store, partner, &reference).await?;
     use_otp(store, clock, partner, OtpPurpose::Transfer, otp, &intent.subject()).await?;
     let now = clock.now();
     let plan = fees::plan_for(store, partner, now).await?;
     let record = new_transfer(partner, reference, &intent, &beneficiary, plan.dmt_charges(intent.amount, now), now);
-    let (mut debited, bank) = debit_on_some_pipe(store, clock, record, &intent, upstream.first_poll(now), now).await?;
+    let poll_at = upstream.first_poll(now);
+    let (mut debited, bank) = debit_on_some_pipe(store, clock, record, &intent, pipe, poll_at, now).await?;
     let order = TransferOrder {
         upstream_ref: upstream.upstream_ref(TxnKind::Dmt, debited.record.ackno),
         transfer: debited.record.clone(),
@@ -457,6 +519,8 @@ pub async fn transfer(
         ifsc: beneficiary.ifsc.as_str().to_owned(),
         pipe: bank.number() as u8,
         mode: intent.mode.as_str().to_owned(),
+        details: intent.details.clone().or(&beneficiary.details),
+        location: intent.location.clone(),
     };
     debited.record = upstream.submit_transfer(store, order).await;
     Ok(debited)
@@ -496,18 +560,22 @@ fn new_transfer(
     }
 }
 
-/// Debits the transfer through the first pipe whose monthly limit has room.
+/// Debits the transfer through `pipe` if the partner chose one, else
+/// through the first pipe whose monthly limit has room.
 async fn debit_on_some_pipe(
     store: &dyn Store,
     clock: &dyn Clock,
     record: DmtTransfer,
     intent: &TransferIntent,
+    pipe: Option<Bank>,
     poll_at: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<(Debited<DmtTransfer>, Bank), DmtError> {
     let limit = MonthlyLimit::for_month_of(now);
     let mut best_remaining = Paise::ZERO;
-    for bank in Bank::ALL {
+    let chosen = [pipe.unwrap_or(Bank::Bank1)];
+    let pipes: &[Bank] = if pipe.is_some() { &chosen } else { &Bank::ALL };
+    for &bank in pipes {
         let route = DmtRoute {
             remitter: intent.mobile.clone(),
             beneficiary_id: intent.beneficiary_id,
@@ -525,7 +593,14 @@ async fn debit_on_some_pipe(
             Err(other) => return Err(debit_error(other, &record)),
         }
     }
-    Err(monthly_limit_error(best_remaining))
+    match pipe {
+        Some(bank) => Err(DmtError::Limit(format!(
+            "Pipe bank{} has no room this month: {} left for this remitter on it (leave pipe out to use any pipe)",
+            bank.number(),
+            best_remaining.to_amount_string()
+        ))),
+        None => Err(monthly_limit_error(best_remaining)),
+    }
 }
 
 fn debit_error(error: DebitError, record: &DmtTransfer) -> DmtError {

@@ -184,6 +184,10 @@ async fn poll_loop(store: Arc<dyn Store>, upstream: Arc<Upstream>, loops: Loops,
         async move {
             // An in-process provider's own callbacks ride on the poller's tick.
             upstream.take_provider_callbacks(&*store, now).await;
+            // So do the refunds of penny drops a crash left pending.
+            if let Err(e) = super::penny_drops::refund_abandoned(&*store, now).await {
+                tracing::warn!(error = %e, "could not refund abandoned penny drops");
+            }
             store.claim_polls(&owner.instance, now, until, owner.batch).await
         }
     };

@@ -126,6 +126,16 @@ pub(crate) trait StoredRow {
         E: std::error::Error + Send + Sync + 'static;
     /// An integer column read by `parse`, `None` being a value it does not know.
     fn coded<T>(&self, at: usize, parse: impl FnOnce(i64) -> Option<T>) -> Result<T, Self::Error>;
+    /// A text column that may be NULL, read by `parse` where it is not.
+    fn opt_parsed<T, E>(&self, at: usize, parse: impl FnOnce(&str) -> Result<T, E>) -> Result<Option<T>, Self::Error>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        match self.opt_text(at)? {
+            None => Ok(None),
+            Some(_) => self.parsed(at, parse).map(Some),
+        }
+    }
 }
 
 /// A stored value as the shared code hands it to an engine: every column

@@ -6,7 +6,8 @@
 //!
 //! - One trait per aggregate, each in its own file next to the SQL both
 //!   engines share for it (a `sql` module): [`partners`], [`transactions`],
-//!   [`ledger`], [`remittance`], [`kyc`], [`upstream_work`]. [`Store`] is all of them.
+//!   [`ledger`], [`remittance`], [`kyc`], [`upstream_work`], [`penny_drops`].
+//!   [`Store`] is all of them.
 //! - One folder per engine, [`sqlite`] and [`postgres`]: a `mod.rs` with the
 //!   connection, pool or writer and the error mapping, one file per
 //!   aggregate with that trait's implementation and the SQL only that
@@ -41,6 +42,7 @@ pub mod kyc;
 pub mod ledger;
 pub mod lookup;
 pub mod partners;
+pub mod penny_drops;
 pub mod postgres;
 pub mod postgres_tls;
 pub mod remittance;
@@ -51,6 +53,7 @@ pub mod upstream_work;
 pub use kyc::KycStore;
 pub use ledger::LedgerStore;
 pub use partners::PartnerStore;
+pub use penny_drops::PennyDropStore;
 pub use remittance::RemittanceStore;
 pub use transactions::TransactionStore;
 pub use upstream_work::UpstreamWorkStore;
@@ -232,7 +235,7 @@ pub struct ChangeNote {
 /// ask for the narrowest trait they use.
 #[async_trait]
 pub trait Store:
-    PartnerStore + TransactionStore + LedgerStore + RemittanceStore + UpstreamWorkStore + KycStore
+    PartnerStore + TransactionStore + LedgerStore + RemittanceStore + UpstreamWorkStore + KycStore + PennyDropStore
 {
     /// Which engine this is, for logs and the bench.
     fn engine(&self) -> &'static str;

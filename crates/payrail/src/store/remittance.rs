@@ -6,6 +6,7 @@ use super::columns::{columns, StoredRow, Value};
 use super::*;
 use crate::domain::otp::OTP_LIFETIME_SECS;
 use crate::domain::remitter::{AccountNumber, Ifsc};
+use crate::domain::remitter_details::{BirthDate, GstState, Pincode, RemitterDetails};
 
 columns! {
     /// The `remitters` columns a remitter is read from (its partner is the one asked about).
@@ -18,7 +19,9 @@ columns! {
     /// The `beneficiaries` columns a beneficiary is read from.
     pub(crate) mod beneficiary_columns, list beneficiary_list {
         ID = id, PARTNER_ID = partner_id, REMITTER_MOBILE = remitter_mobile, NAME = name, ACCOUNT = account,
-        IFSC = ifsc, BANK_NAME = bank_name, CREATED_AT = created_at
+        IFSC = ifsc, BANK_NAME = bank_name, CREATED_AT = created_at, BANK_ID = bank_id, DOB = dob,
+        ADDRESS = address, PINCODE = pincode, GST_STATE = gst_state, CLAIMED_VERIFIED = claimed_verified,
+        VERIFIED_NAME = verified_name
     }
 }
 
@@ -76,6 +79,15 @@ pub(crate) fn beneficiary_from_row<R: StoredRow>(row: &R) -> Result<Beneficiary,
         ifsc: row.parsed(c::IFSC, Ifsc::parse)?,
         bank_name: row.opt_text(c::BANK_NAME)?,
         created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
+        bank_id: row.opt_int(c::BANK_ID)?,
+        details: RemitterDetails {
+            dob: row.opt_parsed(c::DOB, BirthDate::from_stored)?,
+            address: row.opt_text(c::ADDRESS)?,
+            pincode: row.opt_parsed(c::PINCODE, Pincode::parse)?,
+            gst_state: row.opt_parsed(c::GST_STATE, GstState::parse)?,
+        },
+        claimed_verified: row.int(c::CLAIMED_VERIFIED)? == 1,
+        verified_name: row.opt_text(c::VERIFIED_NAME)?,
     })
 }
 
@@ -92,7 +104,8 @@ pub(crate) fn remitter_values(r: &Remitter) -> [Value<'_>; 6] {
 }
 
 /// What [`sql::INSERT_BENEFICIARY`] writes, in its parameters' order.
-pub(crate) fn beneficiary_values(b: &Beneficiary) -> [Value<'_>; 7] {
+pub(crate) fn beneficiary_values(b: &Beneficiary) -> [Value<'_>; 14] {
+    let d = &b.details;
     [
         b.partner.number().into(),
         b.remitter.as_str().into(),
@@ -101,6 +114,13 @@ pub(crate) fn beneficiary_values(b: &Beneficiary) -> [Value<'_>; 7] {
         b.ifsc.as_str().into(),
         (&b.bank_name).into(),
         b.created_at.unix().into(),
+        b.bank_id.into(),
+        d.dob.as_ref().map(BirthDate::as_iso).into(),
+        d.address.as_deref().into(),
+        d.pincode.as_ref().map(Pincode::as_str).into(),
+        d.gst_state.as_ref().map(GstState::as_str).into(),
+        i64::from(b.claimed_verified).into(),
+        (&b.verified_name).into(),
     ]
 }
 
@@ -133,11 +153,11 @@ pub(crate) mod sql {
          JOIN dmt_transfers t ON t.ackno = r.ackno \
          WHERE r.partner_id = $1 AND r.remitter_mobile = $2 AND t.created_at >= $3 AND t.status <> 0 GROUP BY r.bank";
 
-    /// Adds a beneficiary (partner, remitter's mobile, name, account, IFSC,
-    /// bank name, created at) and returns its id.
+    /// Adds a beneficiary ([`super::beneficiary_values`]) and returns its id.
     pub(crate) const INSERT_BENEFICIARY: &str = "INSERT INTO beneficiaries \
-         (partner_id, remitter_mobile, name, account, ifsc, bank_name, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id";
+         (partner_id, remitter_mobile, name, account, ifsc, bank_name, created_at, bank_id, dob, address, pincode, \
+         gst_state, claimed_verified, verified_name) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id";
     /// The remitter's live beneficiary with this account number at this bank
     /// (IFSC prefix): `$1` partner, `$2` mobile, `$3` account, `$4` bank.
     pub(crate) const SAME_ACCOUNT: &str = "SELECT id FROM beneficiaries WHERE partner_id = $1 \

@@ -54,8 +54,8 @@ async fn a_whole_dmt_journey_ends_with_the_wallet_where_it_started(engine: Engin
     let listed = app.call("/api/AOP/DMTV1/FetchBeneficiary", &partner, json!({"MobileNo": MOBILE})).await;
     assert_eq!(
         listed.json()["data"],
-        json!([{"beneid": bene, "name": "Ravi Verma", "accno": "123456789012",
-                                             "ifsc": "SBIN0001234", "bankname": "State Bank of India"}])
+        json!([{"bene_id": bene, "bankid": "101", "bankname": "State Bank of India", "name": "Ravi Verma",
+                "accno": "123456789012", "ifsc": "SBIN0001234", "verified": "0", "banktype": "PSU", "paytm": false}])
     );
 
     // The transfer: debited amount + the plan's charge, sent to bank.

@@ -53,7 +53,7 @@ pub async fn beneficiary_with_account(
     assert_eq!(list.status, 200, "{}", list.body);
     let data = list.json()["data"].as_array().cloned().expect("data is an array");
     let found = data.into_iter().find(|b| b["accno"] == account);
-    found.and_then(|b| b["beneid"].as_str().map(str::to_owned))
+    found.and_then(|b| b["bene_id"].as_str().map(str::to_owned))
 }
 
 /// A registered remitter with one beneficiary; returns the `beneid`.
@@ -75,7 +75,7 @@ pub async fn transfer_otp(
     amount: &str,
 ) -> (String, String) {
     let sent = app.call("/api/AOP/DMTV1/TransactionSendOtp", partner, transfer_fields(mobile, bene, amount)).await;
-    assert_eq!(sent.status, 200, "{}", sent.body);
+    assert_eq!(sent.status, 202, "{}", sent.body);
     (sent.json()["stateresp"].as_str().expect("stateresp is a string").to_owned(), app.sms.last_otp(mobile))
 }
 

@@ -84,6 +84,17 @@ impl Outcome {
         }
     }
 
+    /// A penny drop's answer: code 1, the bank holds the account under `name`.
+    pub fn holder(name: &str) -> Outcome {
+        Outcome {
+            status: true,
+            response_code: 1,
+            code: None,
+            reference: Some(name.into()),
+            message: "Beneficiary name verified".into(),
+        }
+    }
+
     /// Only `status`, `response_code` and `message`.
     pub fn answer(response_code: i64, status: bool, message: &str) -> Outcome {
         Outcome { status, response_code, code: None, reference: None, message: message.into() }
@@ -168,6 +179,7 @@ enum Endpoint {
     FetchBill,
     /// A remitter's e-KYC, keyed by its `mobile`; scripted with [`Script::submit`].
     Ekyc,
+    BeneNameVerify,
 }
 
 impl Endpoint {
@@ -179,12 +191,13 @@ impl Endpoint {
             "bill-payment/bill/status" => Endpoint::BillStatus,
             "bill-payment/bill/fetchbill" => Endpoint::FetchBill,
             "dmt/kyc/remitter/queryremitter/kyc" => Endpoint::Ekyc,
+            "dmt/beneficiary/registerbeneficiary/benenameverify" => Endpoint::BeneNameVerify,
             _ => return None,
         })
     }
 
     fn is_submit(self) -> bool {
-        matches!(self, Endpoint::Transact | Endpoint::PayBill)
+        matches!(self, Endpoint::Transact | Endpoint::PayBill | Endpoint::BeneNameVerify)
     }
 
     fn is_status(self) -> bool {
@@ -411,7 +424,9 @@ impl MockState {
         }
         let scripted = scripts.get_mut(reference)?;
         match endpoint {
-            Endpoint::Transact | Endpoint::PayBill | Endpoint::Ekyc => scripted.script.submit.clone(),
+            Endpoint::Transact | Endpoint::PayBill | Endpoint::Ekyc | Endpoint::BeneNameVerify => {
+                scripted.script.submit.clone()
+            }
             Endpoint::FetchBill => scripted.script.fetch.clone(),
             Endpoint::QueryTransact | Endpoint::BillStatus => {
                 let statuses = &scripted.script.statuses;
@@ -463,6 +478,8 @@ impl MockState {
             }
             Endpoint::FetchBill if found => fixed_bill(),
             Endpoint::Ekyc if found => json!({"data": {"ekyc_id": format!("EK{ackno}")}}),
+            // A penny drop's holder: the outcome's `reference`.
+            Endpoint::BeneNameVerify if found => json!({"data": {"benename": o.reference, "bankrefno": ackno}}),
             _ => json!({}),
         };
         merge(head, extra)
@@ -480,8 +497,12 @@ fn default_outcome(endpoint: Endpoint, reference: &str) -> Outcome {
         Endpoint::FetchBill if reference == NO_BILL_ACCOUNT => Outcome::answer(0, false, "No bill found"),
         Endpoint::FetchBill => Outcome::answer(1, true, "Bill fetched"),
         Endpoint::Ekyc => Outcome::answer(1, true, "e-KYC done"),
+        Endpoint::BeneNameVerify => Outcome::holder(MOCK_HOLDER),
     }
 }
+
+/// The holder an unscripted penny drop finds.
+pub const MOCK_HOLDER: &str = "ROHIT KUMAR";
 
 fn fixed_bill() -> Value {
     let (name, amount, due, number, date) = FIXED_BILL;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 
+use payrail::domain::remitter_details::{BirthDate, GstState, Pincode, RemitterDetails};
 use payrail::domain::upstream::{BillUpstream, DmtUpstream};
 use payrail::domain::{
     BillPayment, BillStatus, DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp,
@@ -70,6 +71,13 @@ fn transfer_order(reference: &str) -> TransferOrder {
         ifsc: "HDFC0001234".into(),
         pipe: 2,
         mode: "IMPS".into(),
+        details: RemitterDetails {
+            dob: BirthDate::from_stored("2000-08-20").ok(),
+            address: Some("New delhi".into()),
+            pincode: Pincode::parse("110045").ok(),
+            gst_state: GstState::parse("07").ok(),
+        },
+        location: Some(("28.6090".into(), "77.2362".into())),
     }
 }
 
@@ -127,7 +135,8 @@ async fn a_transfer_paid_upstream_is_a_success_with_its_utr_and_the_request_says
         call.body,
         json!({"mobile": "9876543210", "referenceid": "PRD1", "pipe": "bank2", "bene_id": "42", "txntype": "IMPS",
                "amount": "1500.50", "benename": "Asha Verma", "accno": "50100123456789",
-               "ifsccode": "HDFC0001234"})
+               "ifsccode": "HDFC0001234", "pincode": "110045", "address": "New delhi", "dob": "20-08-2000",
+               "gst_state": "07"})
     );
 }
 

@@ -245,7 +245,7 @@ impl Client {
         let (reference, rupees) = (format!("CRASH-D-{n}"), 100 + (n % 5) as i64 * 100);
         let mut fields =
             json!({"MobileNumber": mobile, "BeneID": bene, "Txntype": "IMPS", "Amount": rupees.to_string()});
-        let sent = self.expect("/api/AOP/DMTV1/TransactionSendOtp", fields.clone(), 200).await?;
+        let sent = self.expect("/api/AOP/DMTV1/TransactionSendOtp", fields.clone(), 202).await?;
         fields["referenceid"] = json!(reference);
         fields["Stateresp"] = sent["stateresp"].clone();
         fields["OTP"] = json!(self.otp(mobile)?);

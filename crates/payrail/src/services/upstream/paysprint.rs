@@ -38,12 +38,12 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use self::wire::{
-    BillStatusAnswer, FetchBillAnswer, FetchBillRequest, PayBillAnswer, PayBillRequest, ReferenceQuery, TransactAnswer,
-    TransactQueryAnswer, TransactRequest,
+    BeneNameVerifyAnswer, BeneNameVerifyRequest, BillStatusAnswer, FetchBillAnswer, FetchBillRequest, PayBillAnswer,
+    PayBillRequest, ReferenceQuery, TransactAnswer, TransactQueryAnswer, TransactRequest,
 };
 use super::provider::{
-    BillOrder, CallbackError, EkycOutcome, EkycRequest, FetchedBill, Provider, ProviderError, TransferOrder,
-    UpstreamCallback,
+    AccountCheck, AccountHolder, BillOrder, CallbackError, EkycOutcome, EkycRequest, FetchedBill, Provider,
+    ProviderError, TransferOrder, UpstreamCallback,
 };
 use crate::domain::token::{verify_token, TokenKey};
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
@@ -57,6 +57,7 @@ const PAY_BILL: &str = "bill-payment/bill/paybill";
 const BILL_STATUS: &str = "bill-payment/bill/status";
 const FETCH_BILL: &str = "bill-payment/bill/fetchbill";
 const REMITTER_EKYC: &str = "dmt/kyc/remitter/queryremitter/kyc";
+const BENE_NAME_VERIFY: &str = "dmt/beneficiary/registerbeneficiary/benenameverify";
 
 /// How many more times a submission whose connection failed is tried.
 const SUBMIT_CONNECT_RETRIES: u32 = 2;
@@ -252,6 +253,10 @@ impl Provider for PaysprintProvider {
             benename: &order.beneficiary_name,
             accno: &order.transfer.account,
             ifsccode: &order.ifsc,
+            pincode: order.details.pincode.as_ref().map(|p| p.as_str()),
+            address: order.details.address.as_deref(),
+            dob: order.details.dob.as_ref().map(|d| d.to_dd_mm_yyyy()),
+            gst_state: order.details.gst_state.as_ref().map(|g| g.as_str()),
         };
         Ok(self.submit::<TransactAnswer>(TRANSACT, &request).await?.report())
     }
@@ -284,6 +289,23 @@ impl Provider for PaysprintProvider {
     async fn bill_status(&self, upstream_ref: &str, _payment: &BillPayment) -> Result<BillUpstream, ProviderError> {
         let request = ReferenceQuery { referenceid: upstream_ref };
         self.ask::<BillStatusAnswer>(BILL_STATUS, &request).await?.report()
+    }
+
+    async fn verify_account(&self, check: &AccountCheck) -> Result<AccountHolder, ProviderError> {
+        let details = &check.details;
+        let request = BeneNameVerifyRequest {
+            mobile: &check.mobile,
+            accno: &check.account,
+            bankid: check.bank_id.to_string(),
+            benename: &check.name,
+            referenceid: &check.upstream_ref,
+            pincode: details.pincode.as_ref().map(|p| p.as_str()),
+            address: details.address.as_deref(),
+            dob: details.dob.as_ref().map(|d| d.to_dd_mm_yyyy()),
+            gst_state: details.gst_state.as_ref().map(|g| g.as_str()),
+            bene_id: check.beneficiary_id.map(|id| id.to_string()),
+        };
+        self.submit::<BeneNameVerifyAnswer>(BENE_NAME_VERIFY, &request).await?.holder()
     }
 
     fn read_callback(

@@ -21,6 +21,7 @@ use secrecy::SecretString;
 
 use crate::domain::ekyc::AadhaarNumber;
 use crate::domain::remitter::MobileNumber;
+use crate::domain::remitter_details::RemitterDetails;
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, Clock, DmtTransfer, Paise, Timestamp};
 use crate::services::billers::Biller;
@@ -77,6 +78,39 @@ pub struct TransferOrder {
     pub pipe: u8,
     /// `IMPS` or `NEFT`.
     pub mode: String,
+    /// The remitter's date of birth, address, PIN code and GST state, where known.
+    pub details: RemitterDetails,
+    /// Where the remitter is (latitude, longitude), if the partner said.
+    pub location: Option<(String, String)>,
+}
+
+/// An account to verify at its bank (a penny drop), with what the
+/// upstream's call takes.
+#[derive(Debug, Clone)]
+pub struct AccountCheck {
+    /// payrail's reference for it upstream (one per penny drop).
+    pub upstream_ref: String,
+    /// The remitter's mobile.
+    pub mobile: String,
+    /// The account.
+    pub account: String,
+    /// The bank, from the bank list.
+    pub bank_id: i64,
+    /// The name the partner gave.
+    pub name: String,
+    /// payrail's beneficiary id, when it verifies a registered beneficiary.
+    pub beneficiary_id: Option<i64>,
+    /// The remitter's details, where known.
+    pub details: RemitterDetails,
+}
+
+/// What the bank said of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountHolder {
+    /// The account exists; the holder's name as the bank holds it.
+    Named(String),
+    /// The bank knows no such account.
+    NoSuchAccount,
 }
 
 /// A bill payment to hand over.
@@ -193,6 +227,9 @@ pub trait Provider: Send + Sync + 'static {
     async fn remitter_ekyc(&self, _request: &EkycRequest) -> Result<EkycOutcome, ProviderError> {
         Err(ProviderError::Unavailable(format!("the {} provider does no e-KYC", self.name())))
     }
+    /// Asks the bank, through the upstream, who holds an account (a penny
+    /// drop). Sent once: an error means no answer, and payrail refunds the fee.
+    async fn verify_account(&self, check: &AccountCheck) -> Result<AccountHolder, ProviderError>;
 }
 
 /// Settlement by hand (see the module documentation).
@@ -248,6 +285,11 @@ impl Provider for ManualProvider {
         Ok(EkycOutcome::Verified {
             upstream_id: format!("MANUAL-{}-{}", request.mobile.as_str(), self.clock.now().unix()),
         })
+    }
+
+    async fn verify_account(&self, _check: &AccountCheck) -> Result<AccountHolder, ProviderError> {
+        // No bank to ask: the penny drop fails and its fee is refunded.
+        Err(ProviderError::Unavailable("the manual provider has no bank to verify accounts with".into()))
     }
 }
 

@@ -23,6 +23,15 @@
 //! be reached, anything else is verified (e.g. `999999990019` verified,
 //! `234567891110` refused, `234567895559` unreachable).
 //!
+//! A penny drop ([`Provider::verify_account`]) is decided by the account's
+//! last three digits too: `404` is an account the bank does not know,
+//! `503` an upstream that fails (the fee is refunded); any other account is
+//! held by the name sent, in capitals.
+//!
+//! The remitter's details reach the sandbox with each transfer: a transfer
+//! whose remitter PIN code is [`UNSERVED_PINCODE`] fails at once (the
+//! upstream serves no such address), whatever its account.
+//!
 //! A paid transfer with its UTR, or a paid bill, is decided: payrail stops
 //! polling it. The return of `333` therefore reaches payrail as a real
 //! upstream sends one, as a callback: when the sandbox first reports the
@@ -41,12 +50,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::provider::{
-    made_up_bill, BillOrder, CallbackError, EkycOutcome, EkycRequest, FetchedBill, Provider, ProviderError,
-    TransferOrder, UpstreamCallback, UpstreamReport,
+    made_up_bill, AccountCheck, AccountHolder, BillOrder, CallbackError, EkycOutcome, EkycRequest, FetchedBill,
+    Provider, ProviderError, TransferOrder, UpstreamCallback, UpstreamReport,
 };
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, Clock, DmtTransfer, Timestamp};
 use crate::services::billers::Biller;
+
+/// The remitter PIN code the sandbox refuses transfers from.
+pub const UNSERVED_PINCODE: &str = "999999";
 
 /// What a magic suffix asks for (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +232,9 @@ impl Provider for SandboxProvider {
     }
 
     async fn submit_transfer(&self, order: &TransferOrder) -> Result<DmtUpstream, ProviderError> {
+        if order.details.pincode.as_ref().is_some_and(|p| p.as_str() == UNSERVED_PINCODE) {
+            self.set_override(&order.upstream_ref, UpstreamReport::Dmt(DmtUpstream::Failed));
+        }
         self.dmt_report(&order.upstream_ref, &order.transfer).await
     }
 
@@ -246,6 +261,14 @@ impl Provider for SandboxProvider {
 
     async fn remitter_ekyc(&self, request: &EkycRequest) -> Result<EkycOutcome, ProviderError> {
         ekyc_scenario(request.aadhaar.as_str(), self.clock.now())
+    }
+
+    async fn verify_account(&self, check: &AccountCheck) -> Result<AccountHolder, ProviderError> {
+        match check.account.get(check.account.len().saturating_sub(3)..).unwrap_or("") {
+            "404" => Ok(AccountHolder::NoSuchAccount),
+            "503" => Err(ProviderError::Unavailable("sandbox: the bank's verification service is down".into())),
+            _ => Ok(AccountHolder::Named(check.name.to_uppercase())),
+        }
     }
 
     fn due_callbacks(&self, now: Timestamp) -> Vec<UpstreamCallback> {

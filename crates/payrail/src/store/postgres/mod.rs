@@ -32,6 +32,7 @@ mod kyc;
 mod ledger;
 mod migrations;
 mod partners;
+mod penny_drops;
 mod remittance;
 #[cfg(test)]
 mod test_db;

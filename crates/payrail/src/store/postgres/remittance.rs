@@ -251,6 +251,15 @@ mod tests {
                     ifsc: Ifsc::parse("SBIN0001234")?,
                     bank_name: None,
                     created_at: at(8),
+                    bank_id: Some(101),
+                    details: crate::domain::remitter_details::RemitterDetails {
+                        dob: crate::domain::remitter_details::BirthDate::from_stored("1990-03-02").ok(),
+                        address: Some("New delhi".into()),
+                        pincode: crate::domain::remitter_details::Pincode::parse("560001").ok(),
+                        gst_state: crate::domain::remitter_details::GstState::parse("07").ok(),
+                    },
+                    claimed_verified: true,
+                    verified_name: None,
                 })
             };
             let first = store.insert_beneficiary(new("One")?).await?.map_err(|id| anyhow::anyhow!("refused: {id}"))?;

@@ -19,6 +19,7 @@ mod ledger;
 mod lookup;
 mod migrations;
 mod partners;
+mod penny_drops;
 mod remittance;
 mod reqids;
 mod transactions;
@@ -35,7 +36,7 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
-use ledger::{debit_wallet, insert_journal, pay_refund};
+use ledger::{add_to_wallet, debit_wallet, insert_journal, pay_refund};
 use partners::{partner_at, PARTNER_COLUMNS_P, PARTNER_WIDTH};
 use reqids::{flush_reqids, stored_reqids, RecentReqids, ReqidFlusher};
 pub use reqids::{reqid_fingerprint, REQID_FLUSH_INTERVAL};

@@ -277,6 +277,15 @@ mod tests {
                 ifsc: ok(Ifsc::parse("SBIN0001234")),
                 bank_name: None,
                 created_at: at(2),
+                bank_id: Some(101),
+                details: crate::domain::remitter_details::RemitterDetails {
+                    dob: crate::domain::remitter_details::BirthDate::from_stored("1990-03-02").ok(),
+                    address: Some("New delhi".into()),
+                    pincode: crate::domain::remitter_details::Pincode::parse("560001").ok(),
+                    gst_state: crate::domain::remitter_details::GstState::parse("07").ok(),
+                },
+                claimed_verified: true,
+                verified_name: None,
             };
             let first = ok(ok(store.insert_beneficiary(b.clone()).await));
             let same_bank = Beneficiary { ifsc: ok(Ifsc::parse("SBIN0009999")), ..b.clone() };

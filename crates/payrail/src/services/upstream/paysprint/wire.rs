@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::Paise;
-use crate::services::upstream::provider::{CallbackError, FetchedBill, ProviderError, UpstreamReport};
+use crate::services::upstream::provider::{AccountHolder, CallbackError, FetchedBill, ProviderError, UpstreamReport};
 
 /// `dmt/transact/transact`: send money.
 #[derive(Debug, Serialize)]
@@ -27,6 +27,16 @@ pub(super) struct TransactRequest<'a> {
     pub benename: &'a str,
     pub accno: &'a str,
     pub ifsccode: &'a str,
+    /// The remitter's PIN code, address, date of birth (`DD-MM-YYYY`) and
+    /// GST state code, where known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pincode: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dob: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gst_state: Option<&'a str>,
 }
 
 /// The status queries' body: `{"referenceid": ...}`.
@@ -178,6 +188,67 @@ impl TransactQueryAnswer {
 fn data_of<T: serde::de::DeserializeOwned>(data: Option<serde_json::Value>, call: &str) -> Result<T, ProviderError> {
     let data = data.ok_or_else(|| ProviderError::Garbage(format!("{call}: response_code 1 without data")))?;
     serde_json::from_value(data).map_err(|e| ProviderError::Garbage(format!("{call}: data: {e}")))
+}
+
+/// `dmt/beneficiary/registerbeneficiary/benenameverify`: a penny drop.
+#[derive(Debug, Serialize)]
+pub(super) struct BeneNameVerifyRequest<'a> {
+    pub mobile: &'a str,
+    pub accno: &'a str,
+    pub bankid: String,
+    pub benename: &'a str,
+    pub referenceid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pincode: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<&'a str>,
+    /// `DD-MM-YYYY`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dob: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gst_state: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bene_id: Option<String>,
+}
+
+/// The answer to a penny drop: the holder's name in `data.benename` (or
+/// `benename`) under code 1.
+#[derive(Debug, Deserialize)]
+pub(super) struct BeneNameVerifyAnswer {
+    response_code: Scalar,
+    benename: Option<String>,
+    data: Option<serde_json::Value>,
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BeneNameData {
+    benename: Option<String>,
+}
+
+impl BeneNameVerifyAnswer {
+    /// Code 1 with a name: the account's holder. Code 1 without one is
+    /// garbage; any other code, an account the bank does not know when the
+    /// message says so, else a failure (the fee goes back).
+    pub(super) fn holder(self) -> Result<AccountHolder, ProviderError> {
+        if self.response_code.number() != Some(1) {
+            let message = self.message.clone().unwrap_or_default().to_lowercase();
+            if message.contains("invalid account") || message.contains("account not found") {
+                return Ok(AccountHolder::NoSuchAccount);
+            }
+            return Err(ProviderError::Unavailable(format!(
+                "benenameverify: {}",
+                unplaced(&self.response_code, &self.message)
+            )));
+        }
+        let from_data = match self.data {
+            Some(data) => serde_json::from_value::<BeneNameData>(data).ok().and_then(|d| d.benename),
+            None => None,
+        };
+        let name = from_data.or(self.benename).map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+        name.map(AccountHolder::Named)
+            .ok_or_else(|| ProviderError::Garbage("benenameverify: response_code 1 without benename".into()))
+    }
 }
 
 /// The answer to a bill payment.
@@ -342,6 +413,20 @@ mod tests {
     fn query(txn_status: serde_json::Value, utr: serde_json::Value) -> DmtUpstream {
         let answer = json!({"status": true, "response_code": 1, "data": {"txn_status": txn_status, "utr": utr}});
         read::<TransactQueryAnswer>(answer).report().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_penny_drop_answer_names_the_holder_or_says_why_not() {
+        let holder = |v: serde_json::Value| read::<BeneNameVerifyAnswer>(v).holder();
+        let named = holder(json!({"status": true, "response_code": 1, "data": {"benename": "ROHIT KUMAR "}}));
+        assert_eq!(named.ok(), Some(AccountHolder::Named("ROHIT KUMAR".into())));
+        let top = holder(json!({"status": true, "response_code": "1", "benename": "ASHA"}));
+        assert_eq!(top.ok(), Some(AccountHolder::Named("ASHA".into())));
+        let missing = holder(json!({"status": false, "response_code": 0, "message": "Invalid account number"}));
+        assert_eq!(missing.ok(), Some(AccountHolder::NoSuchAccount));
+        assert!(matches!(holder(json!({"response_code": 1})), Err(ProviderError::Garbage(_))));
+        let down = holder(json!({"status": false, "response_code": 2, "message": "Bank server down"}));
+        assert!(matches!(down, Err(ProviderError::Unavailable(_))));
     }
 
     #[test]
