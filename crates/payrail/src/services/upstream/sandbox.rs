@@ -15,6 +15,7 @@
 //! | `555` | the upstream times out until 3T, then succeeds |
 //! | `666` | the upstream answers garbage, for ever (payrail puts it on hold) |
 //! | `777` | stays in process for ever (payrail puts it on hold) |
+//! | `888` | succeeds at once, with its UTR / operator reference |
 //! | anything else | sent to bank / pending, succeeds at T with a UTR |
 //!
 //! A paid transfer with its UTR, or a paid bill, is decided: payrail stops
@@ -35,12 +36,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::provider::{
-    made_up_bill, BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback,
-    UpstreamReport,
+    made_up_bill, BillOrder, BillQuery, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder,
+    UpstreamCallback, UpstreamReport,
 };
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, Clock, DmtTransfer, Timestamp};
-use crate::services::billers::Biller;
 
 /// What a magic suffix asks for (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +61,8 @@ pub enum Scenario {
     Garbage,
     /// Never decides.
     NeverDecides,
+    /// Succeeds at once.
+    SucceedAtOnce,
 }
 
 impl Scenario {
@@ -74,6 +76,7 @@ impl Scenario {
             "555" => Scenario::Timeout,
             "666" => Scenario::Garbage,
             "777" => Scenario::NeverDecides,
+            "888" => Scenario::SucceedAtOnce,
             _ => Scenario::Succeed,
         }
     }
@@ -105,6 +108,7 @@ fn phase(scenario: Scenario, elapsed: i64, t: i64) -> Phase {
         Scenario::Timeout => Phase::Paid { with_reference: true },
         Scenario::Garbage => Phase::Garbage,
         Scenario::NeverDecides => Phase::Pending,
+        Scenario::SucceedAtOnce => Phase::Paid { with_reference: true },
     }
 }
 
@@ -221,8 +225,8 @@ impl Provider for SandboxProvider {
         self.bill_report(&order.upstream_ref, &order.payment).await
     }
 
-    async fn fetch_bill(&self, biller: &Biller, account: &str) -> Result<FetchedBill, ProviderError> {
-        Ok(made_up_bill(biller, account, self.clock.now()))
+    async fn fetch_bill(&self, query: &BillQuery<'_>) -> Result<FetchedBill, ProviderError> {
+        Ok(made_up_bill(query.biller, query.account, self.clock.now()))
     }
 
     async fn dmt_status(&self, upstream_ref: &str, transfer: &DmtTransfer) -> Result<DmtUpstream, ProviderError> {
@@ -280,5 +284,6 @@ mod tests {
         assert_eq!(phase(Scenario::Timeout, 24, t), Phase::Paid { with_reference: true });
         assert_eq!(phase(Scenario::Garbage, 1_000, t), Phase::Garbage);
         assert_eq!(phase(Scenario::NeverDecides, 1_000_000, t), Phase::Pending);
+        assert_eq!(phase(Scenario::SucceedAtOnce, 0, t), Phase::Paid { with_reference: true });
     }
 }
