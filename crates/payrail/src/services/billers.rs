@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn categories_are_listed_once_and_found_in_any_case() {
         let all = categories();
-        assert_eq!(all.len(), 11, "{all:?}");
+        assert_eq!(all.len(), 10, "{all:?}");
         assert_eq!(category("broadband postpaid"), Some("Broadband Postpaid"));
         assert_eq!((category("LPG GAS"), category("broadband")), (Some("LPG Gas"), None));
     }
