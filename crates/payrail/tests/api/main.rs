@@ -14,6 +14,7 @@ mod mock_upstream;
 mod admin;
 mod auth;
 mod bbps_lifecycle;
+mod bbps_pages;
 mod callback_secret;
 mod cli;
 mod cli_secrets;
