@@ -24,6 +24,7 @@ mod dmt_lifecycle;
 mod hostile_clients;
 mod isolation;
 mod master_key;
+mod operator_holds;
 mod otp_texts;
 mod partner_access;
 mod paysprint;
