@@ -14,7 +14,7 @@
 //! | `444` | succeeds at T without a UTR; the UTR arrives at 3T |
 //! | `555` | the upstream times out until 3T, then succeeds |
 //! | `666` | the upstream answers garbage, for ever (payrail puts it on hold) |
-//! | `777` | stays in process for ever (payrail puts it on hold) |
+//! | `777` | sent to bank / pending for ever (payrail puts it on hold) |
 //! | `888` | succeeds at once, with its UTR / operator reference |
 //! | anything else | sent to bank / pending, succeeds at T with a UTR |
 //!
