@@ -91,11 +91,11 @@ struct BillFetchBody {
     #[serde(rename = "billnetamount")]
     bill_net_amount: String,
     #[serde(rename = "billdate")]
-    bill_date: String,
+    bill_date: Option<String>,
     due_date: String,
     accept_payment: bool,
     accept_part_pay: bool,
-    cell_number: String,
+    cell_number: Option<String>,
     user_name: String,
 }
 
@@ -193,7 +193,8 @@ fn location(fields: &Fields) -> Result<Option<GeoPoint>, ApiError> {
 }
 
 /// The `bill_fetch` a partner sends back: every field fetch answers, with
-/// its JSON type (names in any case).
+/// its JSON type (names in any case); `billdate` and `cellNumber`, which a
+/// biller may not give, may be `null` as fetch answered them.
 fn echoed_bill(fields: &Fields) -> Result<Option<FetchedBill>, ApiError> {
     let Some(object) = fields.object(&["bill_fetch"])? else { return Ok(None) };
     let echo = Echo(object);
@@ -201,11 +202,11 @@ fn echoed_bill(fields: &Fields) -> Result<Option<FetchedBill>, ApiError> {
     Ok(Some(FetchedBill {
         amount: echo.amount("billAmount")?,
         net_amount: echo.amount("billnetamount")?,
-        bill_date: echo.text("billdate")?,
+        bill_date: echo.optional_text("billdate")?,
         due_date: echo.text("dueDate")?,
         accept_payment: echo.flag("acceptPayment")?,
         accept_part_pay: echo.flag("acceptPartPay")?,
-        cell_number: echo.text("cellNumber")?,
+        cell_number: echo.optional_text("cellNumber")?,
         customer_name: user_name.clone(),
         user_name,
     }))
@@ -215,23 +216,32 @@ fn echoed_bill(fields: &Fields) -> Result<Option<FetchedBill>, ApiError> {
 struct Echo<'a>(&'a Map<String, Value>);
 
 impl Echo<'_> {
+    /// The field's value, `null` included; refused when absent or sent twice.
     fn get(&self, name: &str) -> Result<&Value, ApiError> {
         let mut found = self.0.iter().filter(|(key, _)| key.eq_ignore_ascii_case(name));
         match (found.next(), found.next()) {
-            (Some((_, value)), None) if !value.is_null() => Ok(value),
+            (Some((_, value)), None) => Ok(value),
             (Some(_), Some(_)) => Err(ApiError::Validation(format!("bill_fetch.{name} is given more than once"))),
-            _ => Err(ApiError::Validation(format!("bill_fetch.{name} is missing"))),
+            (None, _) => Err(ApiError::Validation(format!("bill_fetch.{name} is missing"))),
         }
     }
 
-    fn text(&self, name: &str) -> Result<String, ApiError> {
+    fn optional_text(&self, name: &str) -> Result<Option<String>, ApiError> {
         let wrong = |what: &str| ApiError::Validation(format!("bill_fetch.{name} {what}"));
-        let Value::String(text) = self.get(name)? else { return Err(wrong("must be a string")) };
+        let text = match self.get(name)? {
+            Value::Null => return Ok(None),
+            Value::String(text) => text,
+            _ => return Err(wrong("must be a string")),
+        };
         check_text(text).map_err(|e| wrong(&e.to_string()))?;
         if text.chars().count() > 100 {
             return Err(wrong("must be at most 100 characters"));
         }
-        Ok(text.clone())
+        Ok(Some(text.clone()))
+    }
+
+    fn text(&self, name: &str) -> Result<String, ApiError> {
+        self.optional_text(name)?.ok_or_else(|| ApiError::Validation(format!("bill_fetch.{name} is missing")))
     }
 
     fn amount(&self, name: &str) -> Result<Paise, ApiError> {

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::both_engines;
 use crate::helpers::{spawn_app_with, Answer, AppOptions, Engine, TestApp, TestPartner, TestUpstream};
 use crate::journey::{assert_field_order, assert_refused, assert_verify_clean, balance, top_up};
-use crate::mock_upstream::{MockUpstream, WHOLE_BILL_ACCOUNT};
+use crate::mock_upstream::{MockUpstream, Reply, Script, WHOLE_BILL_ACCOUNT};
 use crate::upstream_paysprint::{connector, JWT_KEY, PARTNER_ID};
 
 both_engines!(
@@ -349,4 +349,23 @@ async fn through_paysprint_a_payment_carries_its_mode_location_and_the_providers
         json!({"billAmount": "1234.50", "billnetamount": "1234.50", "billdate": "01Jan2026", "dueDate": "2026-01-20",
                "acceptPayment": true, "acceptPartPay": true, "cellNumber": "CA778899", "userName": "RAMESH KUMAR"})
     );
+
+    // A biller that gives no bill date nor cell number: null, never "", and the echo of it is taken.
+    let sparse = json!({"status": true, "response_code": 1, "name": "Asha", "amount": "300", "duedate": "2026-01-20",
+                        "bill_fetch": {"billAmount": "300", "acceptPartPay": true}});
+    mock.script("CA-SPARSE", Script::new().fetch(Reply::Raw(sparse)));
+    let fetched = app.call(FETCH, &partner, json!({"operator": 1, "canumber": "CA-SPARSE"})).await;
+    assert_eq!(
+        fetched.body,
+        concat!(
+            r#"{"status":true,"amount":"300","name":"Asha","duedate":"2026-01-20","bill_fetch":{"billAmount":"300","#,
+            r#""billnetamount":"300","billdate":null,"dueDate":"2026-01-20","acceptPayment":true,"acceptPartPay":true,"#,
+            r#""cellNumber":null,"userName":"Asha"},"message":"Bill fetched"}"#
+        )
+    );
+    let echo = fetched.json()["bill_fetch"].clone();
+    let fields =
+        json!({"operator": 1, "canumber": "CA-SPARSE", "amount": "300", "referenceid": "PS-3", "bill_fetch": echo});
+    let paid = app.call(PAYBILL, &partner, fields).await;
+    assert_eq!(paid.status, 200, "{}", paid.body);
 }

@@ -31,16 +31,16 @@ pub struct FetchedBill {
     pub amount: Paise,
     /// What is due after the biller's rebates or late fees.
     pub net_amount: Paise,
-    /// The bill's date, as the biller writes it.
-    pub bill_date: String,
+    /// The bill's date, as the biller writes it, when it gives one.
+    pub bill_date: Option<String>,
     /// When it is due, as the biller writes it.
     pub due_date: String,
     /// Whether the biller takes a payment for this bill now.
     pub accept_payment: bool,
     /// Whether the biller takes an amount other than [`FetchedBill::amount`].
     pub accept_part_pay: bool,
-    /// The customer's mobile or account as the biller reports it.
-    pub cell_number: String,
+    /// The customer's mobile or account as the biller reports it, if it does.
+    pub cell_number: Option<String>,
     /// The customer's name as the biller's system holds it.
     pub user_name: String,
 }
@@ -250,11 +250,11 @@ pub(crate) fn made_up_bill(biller: &Biller, account: &str, now: Timestamp) -> Fe
         customer_name: name.to_owned(),
         amount,
         net_amount: amount,
-        bill_date: format!("{year:04}-{month:02}-01"),
+        bill_date: Some(format!("{year:04}-{month:02}-01")),
         due_date: format!("{year:04}-{month:02}-20"),
         accept_payment: true,
         accept_part_pay: !WHOLE_BILL_CATEGORIES.contains(&biller.category),
-        cell_number: account.to_owned(),
+        cell_number: Some(account.to_owned()),
         user_name: name.to_ascii_uppercase(),
     }
 }

@@ -66,11 +66,11 @@ pub(super) struct BillFetchEcho {
     #[serde(rename = "billnetamount")]
     pub bill_net_amount: String,
     #[serde(rename = "billdate")]
-    pub bill_date: String,
+    pub bill_date: Option<String>,
     pub due_date: String,
     pub accept_payment: bool,
     pub accept_part_pay: bool,
-    pub cell_number: String,
+    pub cell_number: Option<String>,
     pub user_name: String,
 }
 
@@ -311,8 +311,9 @@ fn money(field: &str, value: &Scalar) -> Result<Paise, ProviderError> {
     Paise::parse(&value.0).map_err(|e| ProviderError::Garbage(format!("fetchbill: {field} {:?} {e}", value.0)))
 }
 
-fn text_or_empty(value: Option<Scalar>) -> String {
-    value.map(|v| v.0).unwrap_or_default()
+/// Absent, `null` and `""` are all "not given".
+fn given(value: Option<Scalar>) -> Option<String> {
+    value.and_then(Scalar::non_empty)
 }
 
 impl FetchBillAnswer {
@@ -337,11 +338,11 @@ impl FetchBillAnswer {
         Ok(FetchedBill {
             amount,
             net_amount,
-            bill_date: text_or_empty(bill.bill_date),
+            bill_date: given(bill.bill_date),
             due_date: bill.due_date.map_or(due_date, |d| d.0),
             accept_payment: bill.accept_payment.unwrap_or(true),
             accept_part_pay: bill.accept_part_pay.unwrap_or(false),
-            cell_number: text_or_empty(bill.cell_number),
+            cell_number: given(bill.cell_number),
             user_name: bill.user_name.map_or_else(|| customer_name.clone(), |u| u.0),
             customer_name,
         })
@@ -522,6 +523,7 @@ mod tests {
         silent["bill_fetch"] = json!({"billdate": "01Jan2026"});
         let bill = read::<FetchBillAnswer>(silent).bill().unwrap_or_else(|e| panic!("{e}"));
         assert!(!bill.accept_part_pay && bill.accept_payment && bill.net_amount == bill.amount);
+        assert_eq!((bill.cell_number, bill.user_name.as_str()), (None, "Asha"));
     }
 
     #[test]
