@@ -510,8 +510,8 @@ mod tests {
         let bill = read::<FetchBillAnswer>(full.clone()).bill().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((bill.amount, bill.net_amount), (Paise::new(123_450), Paise::new(120_000)));
         assert_eq!(
-            (bill.bill_date.as_str(), bill.accept_part_pay, bill.user_name.as_str()),
-            ("01Jan2026", true, "ASHA")
+            (bill.bill_date.as_deref(), bill.accept_part_pay, bill.user_name.as_str()),
+            (Some("01Jan2026"), true, "ASHA")
         );
         let mut partial = full.clone();
         partial["bill_fetch"] = json!(null);
