@@ -368,4 +368,14 @@ async fn through_paysprint_a_payment_carries_its_mode_location_and_the_providers
         json!({"operator": 1, "canumber": "CA-SPARSE", "amount": "300", "referenceid": "PS-3", "bill_fetch": echo});
     let paid = app.call(PAYBILL, &partner, fields).await;
     assert_eq!(paid.status, 200, "{}", paid.body);
+
+    // A bill the biller takes no payment on now is refused, whatever the amount.
+    let closed = json!({"status": true, "response_code": 1, "name": "Asha", "amount": "300", "duedate": "2026-01-20",
+                        "bill_fetch": {"billAmount": "300", "acceptPayment": false, "acceptPartPay": true}});
+    mock.script("CA-CLOSED", Script::new().fetch(Reply::Raw(closed)));
+    let fields = json!({"operator": 1, "canumber": "CA-CLOSED", "amount": "300", "referenceid": "PS-4"});
+    let refused = app.call(PAYBILL, &partner, fields).await;
+    assert_refused(&refused, 400, 8, "the biller takes no payment on this bill now");
+    let submits = mock.calls().iter().filter(|c| c.path == "bill-payment/bill/paybill").count();
+    assert_eq!(submits, 2, "PS-2 and PS-3 only: nothing refused went upstream");
 }
