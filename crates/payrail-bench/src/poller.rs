@@ -15,13 +15,12 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use payrail::domain::upstream::{BillUpstream, DmtUpstream};
 use payrail::domain::{BillPayment, ChangeSource, Clock as _, DmtTransfer, Paise, ReferenceId, SystemClock, Timestamp};
-use payrail::services::billers::Biller;
 use payrail::services::callbacks::{Deliverer, DeliverySettings};
 use payrail::services::secrets::MasterKey;
 use payrail::services::transactions::NewDmt;
 use payrail::services::upstream::provider::{
-    AccountCheck, AccountHolder, BillOrder, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder,
-    UpstreamCallback,
+    AccountCheck, AccountHolder, BillOrder, BillQuery, CallbackError, FetchedBill, Provider, ProviderError,
+    TransferOrder, UpstreamCallback,
 };
 use payrail::services::upstream::sync::{SyncSettings, Upstream};
 use payrail::services::workers::{WorkerSettings, Workers};
@@ -53,7 +52,7 @@ impl Provider for InstantProvider {
         Err(ProviderError::Timeout)
     }
 
-    async fn fetch_bill(&self, _: &Biller, _: &str) -> Result<FetchedBill, ProviderError> {
+    async fn fetch_bill(&self, _: &BillQuery<'_>) -> Result<FetchedBill, ProviderError> {
         Err(ProviderError::Timeout)
     }
 

@@ -61,6 +61,59 @@ impl BillStatus {
     }
 }
 
+/// How the upstream is to handle a bill fetch or payment (AOPay's and
+/// Paysprint's `mode`): `online` asks the biller now, `offline` lets the
+/// BBPS network settle it later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BillMode {
+    /// The biller is asked now (the default).
+    #[default]
+    Online,
+    /// Settled later by the network.
+    Offline,
+}
+
+impl BillMode {
+    /// Reads `online` or `offline`, in any case.
+    pub fn parse(text: &str) -> Option<Self> {
+        [BillMode::Online, BillMode::Offline].into_iter().find(|m| m.as_str().eq_ignore_ascii_case(text))
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BillMode::Online => "online",
+            BillMode::Offline => "offline",
+        }
+    }
+}
+
+/// Where the payment was made, as the partner's app reports it: decimal
+/// degrees, `latitude` within ±90 and `longitude` within ±180.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeoPoint {
+    /// Decimal degrees, as sent.
+    pub latitude: String,
+    /// Decimal degrees, as sent.
+    pub longitude: String,
+}
+
+/// Whether `text` is decimal degrees within ±`limit`: an optional `-`,
+/// digits, and at most one `.` followed by digits (`"27.2232"`).
+pub fn is_degrees(text: &str, limit: u32) -> bool {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, "0"));
+    let digits = |s: &str| !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !digits(fraction) {
+        return false;
+    }
+    match whole.parse::<u32>() {
+        Ok(w) if w < limit => true,
+        Ok(w) if w == limit => fraction.bytes().all(|b| b == b'0'),
+        _ => false,
+    }
+}
+
 /// A state change asked of a bill payment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BillChange {
@@ -150,6 +203,24 @@ impl BillPayment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modes_read_in_any_case_and_nothing_else() {
+        assert_eq!(BillMode::parse("ONLINE"), Some(BillMode::Online));
+        assert_eq!(BillMode::parse("offline"), Some(BillMode::Offline));
+        assert_eq!(BillMode::parse("online /offline"), None);
+    }
+
+    #[test]
+    fn degrees_are_decimal_and_within_their_limit() {
+        for good in ["27.2232", "-78.26535", "90", "-180.000", "0"] {
+            assert!(is_degrees(good, 180), "{good}");
+        }
+        assert!(is_degrees("89.9", 90) && !is_degrees("90.01", 90) && !is_degrees("91", 90));
+        for bad in ["", "-", "1.", ".5", "1e2", "+1", "12.3.4", "१२"] {
+            assert!(!is_degrees(bad, 180), "{bad}");
+        }
+    }
 
     #[test]
     fn refunded_reads_as_failed_on_the_wire() {

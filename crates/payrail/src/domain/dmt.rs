@@ -70,13 +70,19 @@ impl DmtStatus {
     }
 
     /// Whether the state machine lets a transfer move from `self` to `next`.
+    ///
+    /// Nothing moves back to "in process": a held transfer was already
+    /// handed to the upstream, so an operator releases it as what the
+    /// upstream says (at the bank, paid or failed), or has payrail ask
+    /// again (`payrail upstream resume`), which leaves it on hold until an
+    /// answer moves it.
     pub fn can_move_to(self, next: DmtStatus) -> bool {
         use DmtStatus::*;
         matches!(
             (self, next),
             (InProcess, SentToBank | Success | OnHold | Failed)
                 | (SentToBank, Success | OnHold | Failed)
-                | (OnHold, InProcess | SentToBank | Success | Failed)
+                | (OnHold, SentToBank | Success | Failed)
                 | (Success, Failed)
                 | (Failed, Refunded)
         )
@@ -221,6 +227,15 @@ mod tests {
         assert!(transfer.apply(&DmtChange::Utr { utr: "U1".into() }, at).is_ok());
         assert_eq!(transfer.utr.as_deref(), Some("U1"));
         assert!(transfer.apply(&DmtChange::Utr { utr: "U2".into() }, at).is_err(), "a UTR is never replaced");
+    }
+
+    #[test]
+    fn nothing_moves_back_to_in_process() {
+        for from in DmtStatus::ALL {
+            assert!(!from.can_move_to(DmtStatus::InProcess), "{from:?}");
+        }
+        let released: Vec<_> = DmtStatus::ALL.into_iter().filter(|s| DmtStatus::OnHold.can_move_to(*s)).collect();
+        assert_eq!(released, vec![DmtStatus::Success, DmtStatus::SentToBank, DmtStatus::Failed]);
     }
 
     #[test]

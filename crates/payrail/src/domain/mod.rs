@@ -27,7 +27,7 @@ pub mod token;
 pub mod txn_id;
 pub mod upstream;
 
-pub use bbps::{BillPayment, BillStatus};
+pub use bbps::{BillMode, BillPayment, BillStatus, GeoPoint};
 pub use change_source::ChangeSource;
 pub use charges::{DmtCharges, TdsRate};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -148,7 +148,10 @@ impl From<BillError> for ApiError {
             BillError::Duplicate { .. } => ApiError::refused(StatusCode::CONFLICT, 12, message),
             BillError::InsufficientFunds { .. } => ApiError::refused(StatusCode::PAYMENT_REQUIRED, 13, message),
             BillError::Limit(_) => ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, 14, message),
-            BillError::MissingParam { .. } => ApiError::Validation(message),
+            BillError::MissingParam { .. }
+            | BillError::PartPayment { .. }
+            | BillError::NotPayable
+            | BillError::StaleBill { .. } => ApiError::Validation(message),
             BillError::Store(e) => e.into(),
         }
     }

@@ -199,6 +199,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/aop/dmtv1/transaction", post(dmt_v1::transaction))
         .route("/api/aop/dmtv1/refundotp", post(dmt_v1::refund_otp))
         .route("/api/aop/dmtv1/claimrefund", post(dmt_v1::claim_refund))
+        .route("/api/aop/billpaymentoperatorslist", post(bbps::operators))
         .route("/api/aop/billpaymentoperators", post(bbps::operators))
         .route("/api/aop/fetchbilpaymentdetails", post(bbps::fetch_bill))
         .route("/api/aop/billpaymentpaybill", post(bbps::paybill))

@@ -161,6 +161,15 @@ impl Fields {
         Ok(Some(text))
     }
 
+    /// A JSON object field (`bill_fetch`); `None` if absent or null.
+    pub fn object(&self, names: &[&str]) -> Result<Option<&serde_json::Map<String, Value>>, ApiError> {
+        match self.get(names)? {
+            None => Ok(None),
+            Some(Value::Object(map)) => Ok(Some(map)),
+            Some(_) => Err(ApiError::Validation(format!("{} must be a JSON object", names[0]))),
+        }
+    }
+
     /// A text field, trimmed; `None` if absent or empty.
     pub fn text(&self, names: &[&str]) -> Result<Option<String>, ApiError> {
         let text = self.raw(names)?.map(|t| t.trim().to_owned());

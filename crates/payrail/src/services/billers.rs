@@ -89,6 +89,22 @@ pub fn find(id: i64) -> Option<&'static Biller> {
     BILLERS.iter().find(|b| b.id == id)
 }
 
+/// Every category, each once, in catalogue order.
+pub fn categories() -> Vec<&'static str> {
+    let mut seen: Vec<&'static str> = Vec::new();
+    for biller in BILLERS {
+        if !seen.contains(&biller.category) {
+            seen.push(biller.category);
+        }
+    }
+    seen
+}
+
+/// The category named `name` in any case, spelt as the catalogue has it.
+pub fn category(name: &str) -> Option<&'static str> {
+    categories().into_iter().find(|c| c.eq_ignore_ascii_case(name))
+}
+
 /// The billers of a category (any case), or every biller.
 pub fn in_category(category: Option<&str>) -> impl Iterator<Item = &'static Biller> + '_ {
     BILLERS.iter().filter(move |b| category.is_none_or(|c| b.category.eq_ignore_ascii_case(c)))
@@ -111,5 +127,13 @@ mod tests {
         assert_eq!(in_category(Some("water")).count(), 3);
         assert_eq!(in_category(None).count(), BILLERS.len());
         assert_eq!(find(1).map(|b| b.category), Some("Electricity"));
+    }
+
+    #[test]
+    fn categories_are_listed_once_and_found_in_any_case() {
+        let all = categories();
+        assert_eq!(all.len(), 10, "{all:?}");
+        assert_eq!(category("broadband postpaid"), Some("Broadband Postpaid"));
+        assert_eq!((category("LPG GAS"), category("broadband")), (Some("LPG Gas"), None));
     }
 }

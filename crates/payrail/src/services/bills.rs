@@ -2,13 +2,22 @@
 //! partner's wallet. A payment is debited, recorded with its journal and
 //! history in one store transaction, then handed to the provider; refunds go
 //! through the store's state change, which credits the wallet once.
+//!
+//! Before a payment to a biller with bill fetch is debited, the bill is
+//! fetched again from the provider, and the payment is held to that bill:
+//! the `bill_fetch` a partner echoes is only compared with it, never
+//! believed. Fetching again (rather than keeping fetched bills) costs one
+//! upstream call per payment but holds no state: nothing to lose in a crash
+//! or a restart, nothing stale when the bill was paid or changed since, and
+//! a partner that never fetched is held to the same bill.
 
 use super::billers::{self, Biller};
 use super::fees;
-use super::upstream::provider::{BillOrder, FetchedBill, Provider, ProviderError};
+use super::upstream::provider::{BillOrder, BillQuery, FetchedBill, Provider, ProviderError};
 use super::upstream::sync::Upstream;
 use crate::domain::{
-    BillPayment, BillStatus, ChangeSource, Clock, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind,
+    BillMode, BillPayment, BillStatus, ChangeSource, Clock, GeoPoint, Paise, ReferenceId, RegistrationId, Timestamp,
+    TxnKind,
 };
 use crate::store::{ChangeNote, DebitError, Debited, Store, StoreError, TransactionStore};
 
@@ -55,6 +64,23 @@ pub enum BillError {
         /// What the biller calls it.
         name: &'static str,
     },
+    /// The biller takes only the whole bill, and the amount is not it.
+    #[error("amount must be {bill}, the whole bill: this biller takes no part payment")]
+    PartPayment {
+        /// The bill's amount.
+        bill: String,
+    },
+    /// The biller takes no payment on this bill now.
+    #[error("amount: the biller takes no payment on this bill now")]
+    NotPayable,
+    /// The echoed `bill_fetch` is not the provider's current bill.
+    #[error("bill_fetch: billAmount {sent} is not the biller's current bill ({current}); fetch the bill again")]
+    StaleBill {
+        /// What the partner echoed.
+        sent: String,
+        /// What the provider says now.
+        current: String,
+    },
     /// The store could not read or write the payment; nothing was paid.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -73,6 +99,12 @@ pub struct PayBill {
     pub reference: ReferenceId,
     /// Extra biller parameters.
     pub extra: [Option<String>; 3],
+    /// `online` or `offline`.
+    pub mode: BillMode,
+    /// Where the partner says the payment was made.
+    pub location: Option<GeoPoint>,
+    /// The `bill_fetch` the partner sent back, as fetch returned it.
+    pub echoed: Option<FetchedBill>,
 }
 
 fn biller(operator: i64) -> Result<&'static Biller, BillError> {
@@ -96,16 +128,45 @@ pub async fn fetch_bill(
     operator: i64,
     ca_number: &str,
     extra: &[Option<String>; 3],
+    mode: BillMode,
 ) -> Result<FetchedBill, BillError> {
     let biller = biller(operator)?;
     require_params(biller, extra)?;
     if !biller.fetch {
         return Err(BillError::NoFetch);
     }
-    provider.fetch_bill(biller, ca_number).await.map_err(|e| match e {
+    let query = BillQuery { biller, account: ca_number, extra, mode };
+    provider.fetch_bill(&query).await.map_err(|e| match e {
         ProviderError::NoBill => BillError::NoBill,
         other => BillError::Upstream(other.to_string()),
     })
+}
+
+/// The provider's current bill for a payment to a biller with bill fetch,
+/// once the payment fits it (see the module documentation); `None` for a
+/// biller without.
+async fn confirm_bill(
+    provider: &dyn Provider,
+    biller: &Biller,
+    request: &PayBill,
+) -> Result<Option<FetchedBill>, BillError> {
+    if !biller.fetch {
+        return Ok(None);
+    }
+    let bill = fetch_bill(provider, biller.id, &request.ca_number, &request.extra, request.mode).await?;
+    if let Some(echoed) = &request.echoed {
+        if echoed.amount != bill.amount {
+            let (sent, current) = (echoed.amount.to_decimal_string(), bill.amount.to_decimal_string());
+            return Err(BillError::StaleBill { sent, current });
+        }
+    }
+    if !bill.accept_payment {
+        return Err(BillError::NotPayable);
+    }
+    if !bill.accept_part_pay && request.amount != bill.amount {
+        return Err(BillError::PartPayment { bill: bill.amount.to_amount_string() });
+    }
+    Ok(Some(bill))
 }
 
 /// `BillPaymentPaybill`: pays the bill from the partner's wallet and hands it on.
@@ -123,6 +184,8 @@ pub async fn pay_bill(
         return Err(BillError::Limit(format!("Amount must be more than 0 and at most {max} per bill")));
     }
     refuse_duplicate(store, partner, &request.reference).await?;
+    let bill = confirm_bill(&*upstream.provider, biller, &request).await?;
+    let (mode, location) = (request.mode, request.location.clone());
     let now = clock.now();
     let plan = fees::plan_for(store, partner, now).await?;
     let (commission, tds) = plan.bill_commission(biller.category, request.amount, now);
@@ -136,6 +199,9 @@ pub async fn pay_bill(
         upstream_ref: upstream.upstream_ref(TxnKind::Bbps, debited.record.txnid),
         payment: debited.record.clone(),
         biller_id: biller.id,
+        mode,
+        location,
+        bill,
     };
     debited.record = upstream.submit_bill(store, order).await;
     Ok(debited)

@@ -17,7 +17,7 @@ use crate::domain::ekyc::AadhaarNumber;
 use crate::domain::otp::TextLimits;
 use crate::domain::remitter::{AccountNumber, Ifsc, MobileNumber, TransferMode};
 use crate::domain::remitter_details::RemitterDetails;
-use crate::domain::{Clock, Paise, ReferenceId, RegistrationId};
+use crate::domain::{BillMode, Clock, Paise, ReferenceId, RegistrationId};
 use crate::store::Store;
 
 /// The live demo transactions: (kind, reference, what the sandbox does with it).
@@ -103,6 +103,9 @@ pub async fn make_live_transactions(
             amount: Paise::rupees(750),
             reference: ReferenceId::parse(reference)?,
             extra: [None, None, None],
+            mode: BillMode::Online,
+            location: None,
+            echoed: None,
         };
         bills::pay_bill(store, clock, upstream, partner, request).await?;
     }

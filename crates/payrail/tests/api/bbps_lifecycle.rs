@@ -43,7 +43,7 @@ async fn a_whole_bbps_journey_ends_with_the_payment_refunded(engine: Engine) {
         &["status", "response_code", "operatorid", "ackno", "opening", "closing", "message"],
     );
     assert_eq!((&paid_body["opening"], &paid_body["message"]), (&json!("20000.00"), &json!("Transaction Pending")));
-    let txnid = paid_body["ackno"].as_str().expect("ackno is a string").to_owned();
+    let txnid = paid_body["ackno"].as_i64().expect("ackno is a JSON integer").to_string();
     let after_payment = balance(&app, &partner).await;
     assert_eq!(paid_body["closing"], json!(after_payment));
 

@@ -27,9 +27,13 @@ pub const BASE_PATH: &str = "/api/v1/service";
 /// A customer account the fetch endpoint has no bill for.
 pub const NO_BILL_ACCOUNT: &str = "0000000000";
 
-/// The bill the fetch endpoint returns for every other account.
-pub const FIXED_BILL: (&str, &str, &str, &str, &str) =
-    ("Ramesh Kumar", "1234.50", "2026-01-20", "BN-778899", "2026-01-01");
+/// A customer account whose bill must be paid whole (`acceptPartPay` false).
+pub const WHOLE_BILL_ACCOUNT: &str = "9999999999";
+
+/// The bill the fetch endpoint returns for every other account: name,
+/// amount, due date, bill date. It takes part payments except for
+/// [`WHOLE_BILL_ACCOUNT`].
+pub const FIXED_BILL: (&str, &str, &str, &str) = ("Ramesh Kumar", "1234.50", "2026-01-20", "01Jan2026");
 
 /// How long a token's `timestamp` may be off, as on the real upstream.
 const MAX_SKEW_SECS: i64 = 300;
@@ -417,8 +421,11 @@ impl MockState {
     /// The scripted reply for this call, or `None` for the default.
     fn reply_for(&self, endpoint: Endpoint, reference: &str) -> Option<Reply> {
         let mut scripts = lock(&self.scripts);
+        // A fetch (named by its account) takes no queued script: those are
+        // for the payments a test makes, and a payment fetches its bill first.
         if !reference.is_empty() && !scripts.contains_key(reference) {
-            let unnamed = lock(&self.queued).pop_front().or_else(|| lock(&self.fallback).clone());
+            let queued = if endpoint == Endpoint::FetchBill { None } else { lock(&self.queued).pop_front() };
+            let unnamed = queued.or_else(|| lock(&self.fallback).clone());
             let script = unnamed?;
             scripts.insert(reference.to_owned(), Scripted { script, statuses_served: 0 });
         }
@@ -476,7 +483,7 @@ impl MockState {
                 json!({"data": {"status": o.code, "operatorid": o.reference, "refid": reference,
                                 "refunded": refunded}})
             }
-            Endpoint::FetchBill if found => fixed_bill(),
+            Endpoint::FetchBill if found => fixed_bill(reference),
             Endpoint::Ekyc if found => json!({"data": {"ekyc_id": format!("EK{ackno}")}}),
             // A penny drop's holder: the outcome's `reference`.
             Endpoint::BeneNameVerify if found => json!({"data": {"benename": o.reference, "bankrefno": ackno}}),
@@ -504,9 +511,13 @@ fn default_outcome(endpoint: Endpoint, reference: &str) -> Outcome {
 /// The holder an unscripted penny drop finds.
 pub const MOCK_HOLDER: &str = "ROHIT KUMAR";
 
-fn fixed_bill() -> Value {
-    let (name, amount, due, number, date) = FIXED_BILL;
-    json!({"name": name, "amount": amount, "duedate": due, "bill_fetch": {"billnumber": number, "billdate": date}})
+/// Paysprint's fetchbill answer.
+fn fixed_bill(account: &str) -> Value {
+    let (name, amount, due, date) = FIXED_BILL;
+    json!({"name": name, "amount": amount, "duedate": due,
+           "bill_fetch": {"billAmount": amount, "billnetamount": amount, "billdate": date, "dueDate": due,
+                          "acceptPayment": true, "acceptPartPay": account != WHOLE_BILL_ACCOUNT,
+                          "cellNumber": account, "userName": name.to_uppercase()}})
 }
 
 fn merge(mut head: Value, extra: Value) -> Value {

@@ -10,17 +10,18 @@ use axum::http::StatusCode;
 use payrail::domain::remitter_details::{BirthDate, GstState, Pincode, RemitterDetails};
 use payrail::domain::upstream::{BillUpstream, DmtUpstream};
 use payrail::domain::{
-    BillPayment, BillStatus, DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp,
+    BillMode, BillPayment, BillStatus, DmtCharges, DmtStatus, DmtTransfer, GeoPoint, Paise, ReferenceId,
+    RegistrationId, Timestamp,
 };
 use payrail::services::billers;
 use payrail::services::upstream::paysprint::{PaysprintConfig, PaysprintProvider};
 use payrail::services::upstream::provider::{
-    BillOrder, CallbackError, Provider, ProviderError, TransferOrder, UpstreamReport,
+    BillOrder, BillQuery, CallbackError, FetchedBill, Provider, ProviderError, TransferOrder, UpstreamReport,
 };
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::mock_upstream::{Call, MockUpstream, Reply, Script, FIXED_BILL, NO_BILL_ACCOUNT};
+use crate::mock_upstream::{Call, MockUpstream, Reply, Script, FIXED_BILL, NO_BILL_ACCOUNT, WHOLE_BILL_ACCOUNT};
 
 const JWT_KEY: &str = "upstream-jwt-key";
 const PARTNER_ID: &str = "PS004217";
@@ -103,7 +104,14 @@ fn payment() -> BillPayment {
 }
 
 fn bill_order(reference: &str) -> BillOrder {
-    BillOrder { upstream_ref: reference.into(), payment: payment(), biller_id: 1 }
+    BillOrder {
+        upstream_ref: reference.into(),
+        payment: payment(),
+        biller_id: 1,
+        mode: BillMode::Online,
+        location: None,
+        bill: None,
+    }
 }
 
 async fn submit(provider: &PaysprintProvider, reference: &str) -> Result<DmtUpstream, ProviderError> {
@@ -285,6 +293,37 @@ async fn bill_payments_map_paid_refused_and_pending() {
 }
 
 #[tokio::test]
+async fn a_bill_payment_passes_on_its_mode_location_and_fetched_bill() {
+    let mock = mock().await;
+    let provider = connector(&mock);
+    let bill = FetchedBill {
+        customer_name: "SALMAN".into(),
+        amount: Paise::rupees(820),
+        net_amount: Paise::rupees(820),
+        bill_date: Some("01Jan1990".into()),
+        due_date: "2021-01-06".into(),
+        accept_payment: true,
+        accept_part_pay: false,
+        cell_number: Some("102277100".into()),
+        user_name: "SALMAN".into(),
+    };
+    let mut order = bill_order("PRB9");
+    order.mode = BillMode::Offline;
+    order.location = Some(GeoPoint { latitude: "27.2232".into(), longitude: "78.26535".into() });
+    order.bill = Some(bill);
+    provider.submit_bill(&order).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        mock.calls()[0].body,
+        json!({"operator": 1, "canumber": "CA778899", "amount": "499", "referenceid": "PRB9",
+               "latitude": "27.2232", "longitude": "78.26535", "ad1": "North", "ad2": null, "ad3": null,
+               "mode": "offline",
+               "bill_fetch": {"billAmount": "820.00", "billnetamount": "820.00", "billdate": "01Jan1990",
+                              "dueDate": "2021-01-06", "acceptPayment": true, "acceptPartPay": false,
+                              "cellNumber": "102277100", "userName": "SALMAN"}})
+    );
+}
+
+#[tokio::test]
 async fn bill_status_maps_paid_failed_pending_and_unknown_in_turn() {
     let mock = mock().await;
     let script = Script::new()
@@ -312,15 +351,19 @@ async fn a_fetched_bill_is_the_upstreams_and_an_account_without_one_has_no_bill(
     mock.script("CA-GARBLED", Script::new().fetch(Reply::Garbage));
     let provider = connector(&mock);
     let biller = billers::find(1).unwrap_or_else(|| panic!("biller 1"));
-    let bill = provider.fetch_bill(biller, "CA778899").await.unwrap_or_else(|e| panic!("{e}"));
-    let (name, amount, due, number, date) = FIXED_BILL;
+    let extra = [None, None, None];
+    let query = |account| BillQuery { biller, account, extra: &extra, mode: BillMode::Online };
+    let bill = provider.fetch_bill(&query("CA778899")).await.unwrap_or_else(|e| panic!("{e}"));
+    let (name, amount, due, date) = FIXED_BILL;
     assert_eq!(
-        (bill.customer_name.as_str(), bill.amount, bill.due_date.as_str(), bill.bill_number.as_str()),
-        (name, Paise::parse(amount).expect("the fixture amount"), due, number)
+        (bill.customer_name.as_str(), bill.amount, bill.due_date.as_str(), bill.accept_part_pay),
+        (name, Paise::parse(amount).expect("the fixture amount"), due, true)
     );
-    assert_eq!(bill.bill_date, date);
-    assert!(matches!(provider.fetch_bill(biller, NO_BILL_ACCOUNT).await, Err(ProviderError::NoBill)));
-    assert!(matches!(provider.fetch_bill(biller, "CA-GARBLED").await, Err(ProviderError::Garbage(_))));
+    assert_eq!(bill.bill_date.as_deref(), Some(date));
+    let whole = provider.fetch_bill(&query(WHOLE_BILL_ACCOUNT)).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(!whole.accept_part_pay && whole.accept_payment);
+    assert!(matches!(provider.fetch_bill(&query(NO_BILL_ACCOUNT)).await, Err(ProviderError::NoBill)));
+    assert!(matches!(provider.fetch_bill(&query("CA-GARBLED")).await, Err(ProviderError::Garbage(_))));
     let first = &mock.calls()[0];
     assert_eq!((first.path.as_str(), first.reference.as_deref()), ("bill-payment/bill/fetchbill", Some("CA778899")));
     assert_eq!(first.body, json!({"operator": 1, "canumber": "CA778899", "mode": "online"}));

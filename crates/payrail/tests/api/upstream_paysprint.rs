@@ -151,7 +151,7 @@ async fn upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_sta
     // A bill failed twice over is refunded once.
     let before = balance(&app, &partner).await;
     let paid = pay(&app, &partner, "150012345678", "CB-BILL").await;
-    let txnid = paid["ackno"].as_str().expect("ackno is a string").to_owned();
+    let txnid = paid["ackno"].as_i64().expect("ackno is a JSON integer").to_string();
     let failed = MockUpstream::bill_callback(&format!("PRB{txnid}"), 0, None);
     for _ in 0..3 {
         assert_eq!(mock.send_callback(&base, &failed).await.0, 200);

@@ -38,17 +38,16 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use self::wire::{
-    BeneNameVerifyAnswer, BeneNameVerifyRequest, BillStatusAnswer, FetchBillAnswer, FetchBillRequest, PayBillAnswer,
-    PayBillRequest, ReferenceQuery, TransactAnswer, TransactQueryAnswer, TransactRequest,
+    BeneNameVerifyAnswer, BeneNameVerifyRequest, BillFetchEcho, BillStatusAnswer, FetchBillAnswer, FetchBillRequest,
+    PayBillAnswer, PayBillRequest, ReferenceQuery, TransactAnswer, TransactQueryAnswer, TransactRequest,
 };
 use super::provider::{
-    AccountCheck, AccountHolder, BillOrder, CallbackError, EkycOutcome, EkycRequest, FetchedBill, Provider,
+    AccountCheck, AccountHolder, BillOrder, BillQuery, CallbackError, EkycOutcome, EkycRequest, FetchedBill, Provider,
     ProviderError, TransferOrder, UpstreamCallback,
 };
 use crate::domain::token::{verify_token, TokenKey};
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, DmtTransfer, Timestamp};
-use crate::services::billers::Biller;
 
 /// Where the calls go, relative to the base URL.
 const TRANSACT: &str = "dmt/transact/transact";
@@ -271,13 +270,24 @@ impl Provider for PaysprintProvider {
             ad1: payment.ad1.as_deref(),
             ad2: payment.ad2.as_deref(),
             ad3: payment.ad3.as_deref(),
-            mode: "online",
+            latitude: order.location.as_ref().map(|l| l.latitude.as_str()),
+            longitude: order.location.as_ref().map(|l| l.longitude.as_str()),
+            mode: order.mode.as_str(),
+            bill_fetch: order.bill.as_ref().map(BillFetchEcho::from),
         };
         Ok(self.submit::<PayBillAnswer>(PAY_BILL, &request).await?.report())
     }
 
-    async fn fetch_bill(&self, biller: &Biller, account: &str) -> Result<FetchedBill, ProviderError> {
-        let request = FetchBillRequest { operator: biller.id, canumber: account, mode: "online" };
+    async fn fetch_bill(&self, query: &BillQuery<'_>) -> Result<FetchedBill, ProviderError> {
+        let [ad1, ad2, ad3] = query.extra.each_ref().map(Option::as_deref);
+        let request = FetchBillRequest {
+            operator: query.biller.id,
+            canumber: query.account,
+            mode: query.mode.as_str(),
+            ad1,
+            ad2,
+            ad3,
+        };
         self.ask::<FetchBillAnswer>(FETCH_BILL, &request).await?.bill()
     }
 

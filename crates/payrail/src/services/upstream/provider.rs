@@ -23,22 +23,44 @@ use crate::domain::ekyc::AadhaarNumber;
 use crate::domain::remitter::MobileNumber;
 use crate::domain::remitter_details::RemitterDetails;
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
-use crate::domain::{BillPayment, Clock, DmtTransfer, Paise, Timestamp};
+use crate::domain::{BillMode, BillPayment, Clock, DmtTransfer, GeoPoint, Paise, Timestamp};
 use crate::services::billers::Biller;
 
-/// A bill as the biller reports it.
+/// A bill as the biller reports it (Paysprint's fetchbill answer, which
+/// AOPay's `FetchBilPaymentDetails` passes on).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchedBill {
     /// The customer's name on the bill.
     pub customer_name: String,
     /// What is due.
     pub amount: Paise,
-    /// The bill's number.
-    pub bill_number: String,
-    /// The bill's date (India time, `YYYY-MM-DD`).
-    pub bill_date: String,
-    /// When it is due (India time, `YYYY-MM-DD`).
+    /// What is due after the biller's rebates or late fees.
+    pub net_amount: Paise,
+    /// The bill's date, as the biller writes it, when it gives one.
+    pub bill_date: Option<String>,
+    /// When it is due, as the biller writes it.
     pub due_date: String,
+    /// Whether the biller takes a payment for this bill now.
+    pub accept_payment: bool,
+    /// Whether the biller takes an amount other than [`FetchedBill::amount`].
+    pub accept_part_pay: bool,
+    /// The customer's mobile or account as the biller reports it, if it does.
+    pub cell_number: Option<String>,
+    /// The customer's name as the biller's system holds it.
+    pub user_name: String,
+}
+
+/// What a bill fetch asks the upstream.
+#[derive(Debug, Clone, Copy)]
+pub struct BillQuery<'a> {
+    /// The biller.
+    pub biller: &'a Biller,
+    /// The customer's account with the biller (`canumber`).
+    pub account: &'a str,
+    /// The biller's further customer parameters, `ad1`..`ad3`.
+    pub extra: &'a [Option<String>; 3],
+    /// `online` or `offline`.
+    pub mode: BillMode,
 }
 
 /// Why the upstream could not answer. Never a statement about the
@@ -122,6 +144,13 @@ pub struct BillOrder {
     pub payment: BillPayment,
     /// The biller's id (`operator`).
     pub biller_id: i64,
+    /// `online` or `offline`.
+    pub mode: BillMode,
+    /// Where the partner says the payment was made.
+    pub location: Option<GeoPoint>,
+    /// The bill as the provider reported it just before payment (billers
+    /// without bill fetch have none).
+    pub bill: Option<FetchedBill>,
 }
 
 /// What an upstream status callback said.
@@ -204,7 +233,7 @@ pub trait Provider: Send + Sync + 'static {
     /// Hands a debited bill payment over, at most once.
     async fn submit_bill(&self, order: &BillOrder) -> Result<BillUpstream, ProviderError>;
     /// Fetches the customer's current bill.
-    async fn fetch_bill(&self, biller: &Biller, account: &str) -> Result<FetchedBill, ProviderError>;
+    async fn fetch_bill(&self, query: &BillQuery<'_>) -> Result<FetchedBill, ProviderError>;
     /// What the upstream says about a transfer now.
     async fn dmt_status(&self, upstream_ref: &str, transfer: &DmtTransfer) -> Result<DmtUpstream, ProviderError>;
     /// What the upstream says about a bill payment now.
@@ -263,8 +292,8 @@ impl Provider for ManualProvider {
         Ok(BillUpstream::Pending)
     }
 
-    async fn fetch_bill(&self, biller: &Biller, account: &str) -> Result<FetchedBill, ProviderError> {
-        Ok(made_up_bill(biller, account, self.clock.now()))
+    async fn fetch_bill(&self, query: &BillQuery<'_>) -> Result<FetchedBill, ProviderError> {
+        Ok(made_up_bill(query.biller, query.account, self.clock.now()))
     }
 
     async fn dmt_status(&self, _upstream_ref: &str, _transfer: &DmtTransfer) -> Result<DmtUpstream, ProviderError> {
@@ -296,16 +325,27 @@ impl Provider for ManualProvider {
 const NAMES: [&str; 6] =
     ["Ramesh Kumar", "Sunita Devi", "Arjun Mehta", "Priya Sharma", "Mohammed Irfan", "Lakshmi Iyer"];
 
+/// The categories whose made-up bills must be paid whole: a premium or an
+/// instalment is due exactly (`acceptPartPay` false). Every other made-up
+/// bill takes any amount.
+pub(crate) const WHOLE_BILL_CATEGORIES: [&str; 2] = ["Insurance", "Loan Repayment"];
+
 /// A bill that depends only on the biller, the account and the month.
 pub(crate) fn made_up_bill(biller: &Biller, account: &str, now: Timestamp) -> FetchedBill {
     let seed = account.bytes().fold(biller.id as u64, |h, b| h.wrapping_mul(131).wrapping_add(u64::from(b)));
     let (year, month, _) = now.ist_date();
+    let name = NAMES[(seed % NAMES.len() as u64) as usize];
+    let amount = Paise::new(10_000 + (seed % 490_000) as i64);
     FetchedBill {
-        customer_name: NAMES[(seed % NAMES.len() as u64) as usize].to_owned(),
-        amount: Paise::new(10_000 + (seed % 490_000) as i64),
-        bill_number: format!("{}{:04}{:02}{:06}", biller.id, year, month, seed % 1_000_000),
-        bill_date: format!("{year:04}-{month:02}-01"),
+        customer_name: name.to_owned(),
+        amount,
+        net_amount: amount,
+        bill_date: Some(format!("{year:04}-{month:02}-01")),
         due_date: format!("{year:04}-{month:02}-20"),
+        accept_payment: true,
+        accept_part_pay: !WHOLE_BILL_CATEGORIES.contains(&biller.category),
+        cell_number: Some(account.to_owned()),
+        user_name: name.to_ascii_uppercase(),
     }
 }
 
@@ -321,5 +361,15 @@ mod tests {
         assert_eq!(made_up_bill(&biller, "123", now), made_up_bill(&biller, "123", now));
         assert_ne!(made_up_bill(&biller, "123", now).amount, made_up_bill(&biller, "124", now).amount);
         assert!(made_up_bill(&biller, "123", now).amount >= Paise::rupees(100));
+    }
+
+    #[test]
+    fn made_up_premiums_and_instalments_are_paid_whole_and_other_bills_in_part() {
+        let now = Timestamp::from_unix(1_790_000_000);
+        let part_pay = |id| billers::find(id).map(|b| made_up_bill(b, "102277100", now).accept_part_pay);
+        assert_eq!(
+            (part_pay(1), part_pay(30), part_pay(70), part_pay(100)),
+            (Some(true), Some(true), Some(false), Some(false))
+        );
     }
 }

@@ -14,7 +14,8 @@
 //! | `444` | succeeds at T without a UTR; the UTR arrives at 3T |
 //! | `555` | the upstream times out until 3T, then succeeds |
 //! | `666` | the upstream answers garbage, for ever (payrail puts it on hold) |
-//! | `777` | stays in process for ever (payrail puts it on hold) |
+//! | `777` | sent to bank / pending for ever (payrail puts it on hold) |
+//! | `888` | succeeds at once, with its UTR / operator reference |
 //! | anything else | sent to bank / pending, succeeds at T with a UTR |
 //!
 //! A new remitter's e-KYC is decided by the Aadhaar number's three digits
@@ -50,12 +51,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::provider::{
-    made_up_bill, AccountCheck, AccountHolder, BillOrder, CallbackError, EkycOutcome, EkycRequest, FetchedBill,
-    Provider, ProviderError, TransferOrder, UpstreamCallback, UpstreamReport,
+    made_up_bill, AccountCheck, AccountHolder, BillOrder, BillQuery, CallbackError, EkycOutcome, EkycRequest,
+    FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback, UpstreamReport,
 };
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, Clock, DmtTransfer, Timestamp};
-use crate::services::billers::Biller;
 
 /// The remitter PIN code the sandbox refuses transfers from.
 pub const UNSERVED_PINCODE: &str = "999999";
@@ -79,6 +79,8 @@ pub enum Scenario {
     Garbage,
     /// Never decides.
     NeverDecides,
+    /// Succeeds at once.
+    SucceedAtOnce,
 }
 
 impl Scenario {
@@ -92,6 +94,7 @@ impl Scenario {
             "555" => Scenario::Timeout,
             "666" => Scenario::Garbage,
             "777" => Scenario::NeverDecides,
+            "888" => Scenario::SucceedAtOnce,
             _ => Scenario::Succeed,
         }
     }
@@ -123,6 +126,7 @@ fn phase(scenario: Scenario, elapsed: i64, t: i64) -> Phase {
         Scenario::Timeout => Phase::Paid { with_reference: true },
         Scenario::Garbage => Phase::Garbage,
         Scenario::NeverDecides => Phase::Pending,
+        Scenario::SucceedAtOnce => Phase::Paid { with_reference: true },
     }
 }
 
@@ -242,8 +246,8 @@ impl Provider for SandboxProvider {
         self.bill_report(&order.upstream_ref, &order.payment).await
     }
 
-    async fn fetch_bill(&self, biller: &Biller, account: &str) -> Result<FetchedBill, ProviderError> {
-        Ok(made_up_bill(biller, account, self.clock.now()))
+    async fn fetch_bill(&self, query: &BillQuery<'_>) -> Result<FetchedBill, ProviderError> {
+        Ok(made_up_bill(query.biller, query.account, self.clock.now()))
     }
 
     async fn dmt_status(&self, upstream_ref: &str, transfer: &DmtTransfer) -> Result<DmtUpstream, ProviderError> {
@@ -336,5 +340,6 @@ mod tests {
         assert_eq!(phase(Scenario::Timeout, 24, t), Phase::Paid { with_reference: true });
         assert_eq!(phase(Scenario::Garbage, 1_000, t), Phase::Garbage);
         assert_eq!(phase(Scenario::NeverDecides, 1_000_000, t), Phase::Pending);
+        assert_eq!(phase(Scenario::SucceedAtOnce, 0, t), Phase::Paid { with_reference: true });
     }
 }

@@ -54,11 +54,49 @@ pub(super) struct PayBillRequest<'a> {
     /// Rupees.
     pub amount: String,
     pub referenceid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<&'a str>,
     pub ad1: Option<&'a str>,
     pub ad2: Option<&'a str>,
     pub ad3: Option<&'a str>,
-    /// Always `online`.
+    /// `online` or `offline`.
     pub mode: &'static str,
+    /// The bill as fetchbill returned it, for billers with bill fetch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bill_fetch: Option<BillFetchEcho>,
+}
+
+/// A fetched bill sent back with its payment, in fetchbill's own shape.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct BillFetchEcho {
+    pub bill_amount: String,
+    #[serde(rename = "billnetamount")]
+    pub bill_net_amount: String,
+    #[serde(rename = "billdate")]
+    pub bill_date: Option<String>,
+    pub due_date: String,
+    pub accept_payment: bool,
+    pub accept_part_pay: bool,
+    pub cell_number: Option<String>,
+    pub user_name: String,
+}
+
+impl From<&FetchedBill> for BillFetchEcho {
+    fn from(bill: &FetchedBill) -> Self {
+        BillFetchEcho {
+            bill_amount: bill.amount.to_decimal_string(),
+            bill_net_amount: bill.net_amount.to_decimal_string(),
+            bill_date: bill.bill_date.clone(),
+            due_date: bill.due_date.clone(),
+            accept_payment: bill.accept_payment,
+            accept_part_pay: bill.accept_part_pay,
+            cell_number: bill.cell_number.clone(),
+            user_name: bill.user_name.clone(),
+        }
+    }
 }
 
 /// `bill-payment/bill/fetchbill`: the customer's current bill.
@@ -66,7 +104,14 @@ pub(super) struct PayBillRequest<'a> {
 pub(super) struct FetchBillRequest<'a> {
     pub operator: i64,
     pub canumber: &'a str,
+    /// `online` or `offline`.
     pub mode: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ad1: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ad2: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ad3: Option<&'a str>,
 }
 
 /// A JSON number or string, kept as text (`1`, `"1"`, `"UTR9"`).
@@ -314,15 +359,37 @@ pub(super) struct FetchBillAnswer {
     message: Option<String>,
 }
 
+/// fetchbill's `bill_fetch` (its `billAmount` repeats the answer's
+/// `amount`, which is the one read). A missing `acceptPartPay` is read as
+/// `false` (the exact amount is then required) and a missing
+/// `acceptPayment` as `true`: guessing "part payment allowed" could pay a
+/// wrong amount, the other guesses only refuse.
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct BillFetch {
-    billnumber: Scalar,
-    billdate: String,
+    #[serde(rename = "billnetamount")]
+    bill_net_amount: Option<Scalar>,
+    #[serde(rename = "billdate")]
+    bill_date: Option<Scalar>,
+    due_date: Option<Scalar>,
+    accept_payment: Option<bool>,
+    accept_part_pay: Option<bool>,
+    cell_number: Option<Scalar>,
+    user_name: Option<Scalar>,
+}
+
+fn money(field: &str, value: &Scalar) -> Result<Paise, ProviderError> {
+    Paise::parse(&value.0).map_err(|e| ProviderError::Garbage(format!("fetchbill: {field} {:?} {e}", value.0)))
+}
+
+/// Absent, `null` and `""` are all "not given".
+fn given(value: Option<Scalar>) -> Option<String> {
+    value.and_then(Scalar::non_empty)
 }
 
 impl FetchBillAnswer {
-    /// Code 0 or `status: false`: no bill. Code 1: the bill, every field
-    /// required. Anything else cannot be read.
+    /// Code 0 or `status: false`: no bill. Code 1: the bill, with its
+    /// amount, name, due date and `bill_fetch`. Anything else cannot be read.
     pub(super) fn bill(self) -> Result<FetchedBill, ProviderError> {
         if self.response_code.number() == Some(0) || self.status == Some(false) {
             return Err(ProviderError::NoBill);
@@ -331,15 +398,24 @@ impl FetchBillAnswer {
             return Err(ProviderError::Garbage(format!("fetchbill: {}", unplaced(&self.response_code, &self.message))));
         }
         let missing = |field: &str| ProviderError::Garbage(format!("fetchbill: no {field}"));
-        let amount = self.amount.ok_or_else(|| missing("amount"))?;
+        let amount = money("amount", &self.amount.ok_or_else(|| missing("amount"))?)?;
         let bill = self.bill_fetch.ok_or_else(|| missing("bill_fetch"))?;
+        let net_amount = match &bill.bill_net_amount {
+            Some(net) if !net.0.is_empty() => money("billnetamount", net)?,
+            _ => amount,
+        };
+        let due_date = self.duedate.ok_or_else(|| missing("duedate"))?;
+        let customer_name = self.name.ok_or_else(|| missing("name"))?;
         Ok(FetchedBill {
-            customer_name: self.name.ok_or_else(|| missing("name"))?,
-            amount: Paise::parse(&amount.0)
-                .map_err(|e| ProviderError::Garbage(format!("fetchbill: amount {:?} {e}", amount.0)))?,
-            bill_number: bill.billnumber.0,
-            bill_date: bill.billdate,
-            due_date: self.duedate.ok_or_else(|| missing("duedate"))?,
+            amount,
+            net_amount,
+            bill_date: given(bill.bill_date),
+            due_date: bill.due_date.map_or(due_date, |d| d.0),
+            accept_payment: bill.accept_payment.unwrap_or(true),
+            accept_part_pay: bill.accept_part_pay.unwrap_or(false),
+            cell_number: given(bill.cell_number),
+            user_name: bill.user_name.map_or_else(|| customer_name.clone(), |u| u.0),
+            customer_name,
         })
     }
 }
@@ -513,14 +589,26 @@ mod tests {
     #[test]
     fn a_fetched_bill_needs_every_field_and_code_0_is_no_bill() {
         let full = json!({"status": true, "response_code": 1, "name": "Asha", "amount": "1234.5",
-                          "duedate": "2026-01-20", "bill_fetch": {"billnumber": 991, "billdate": "2026-01-01"}});
+                          "duedate": "2026-01-20", "bill_fetch": {"billAmount": "1234.5", "billnetamount": "1200.0",
+                          "billdate": "01Jan2026", "dueDate": "2026-01-20", "acceptPayment": true,
+                          "acceptPartPay": true, "cellNumber": "9812345678", "userName": "ASHA"}});
         let bill = read::<FetchBillAnswer>(full.clone()).bill().unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((bill.amount, bill.bill_number.as_str()), (Paise::new(123_450), "991"));
-        let mut partial = full;
+        assert_eq!((bill.amount, bill.net_amount), (Paise::new(123_450), Paise::new(120_000)));
+        assert_eq!(
+            (bill.bill_date.as_deref(), bill.accept_part_pay, bill.user_name.as_str()),
+            (Some("01Jan2026"), true, "ASHA")
+        );
+        let mut partial = full.clone();
         partial["bill_fetch"] = json!(null);
         assert!(matches!(read::<FetchBillAnswer>(partial).bill(), Err(ProviderError::Garbage(_))));
         let none = json!({"status": false, "response_code": 0, "message": "No bill"});
         assert!(matches!(read::<FetchBillAnswer>(none).bill(), Err(ProviderError::NoBill)));
+        // Without acceptPartPay the exact amount is required.
+        let mut silent = full;
+        silent["bill_fetch"] = json!({"billdate": "01Jan2026"});
+        let bill = read::<FetchBillAnswer>(silent).bill().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!bill.accept_part_pay && bill.accept_payment && bill.net_amount == bill.amount);
+        assert_eq!((bill.cell_number, bill.user_name.as_str()), (None, "Asha"));
     }
 
     #[test]
