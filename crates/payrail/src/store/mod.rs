@@ -50,7 +50,7 @@ pub mod upstream_work;
 pub use ledger::LedgerStore;
 pub use partners::PartnerStore;
 pub use remittance::RemittanceStore;
-pub use transactions::TransactionStore;
+pub use transactions::{RecordStore, TransactionStore};
 pub use upstream_work::UpstreamWorkStore;
 
 use std::sync::Arc;

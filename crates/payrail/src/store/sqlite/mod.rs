@@ -39,11 +39,11 @@ use partners::{partner_at, PARTNER_COLUMNS_P, PARTNER_WIDTH};
 use reqids::{flush_reqids, stored_reqids, RecentReqids, ReqidFlusher};
 pub use reqids::{reqid_fingerprint, REQID_FLUSH_INTERVAL};
 
+#[cfg(test)]
+use super::RecordStore;
 use super::{files, DebitError, Debited, LedgerAudit};
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError};
 use super::{LedgerStore, PartnerStore, RemittanceStore, TransactionStore, UpstreamWorkStore};
-use crate::domain::bbps::BillChange;
-use crate::domain::dmt::DmtChange;
 use crate::domain::event::{
     CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
     DELIVERY_WINDOW_SECS,
@@ -54,6 +54,8 @@ use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, TEXT_DAY_S
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::txn_id::TxnNumbers;
+#[cfg(test)]
+use crate::domain::{bbps::BillChange, dmt::DmtChange};
 use crate::domain::{
     BillPayment, DmtTransfer, HistoryEntry, Paise, Partner, PartnerStatus, ReferenceId, RegistrationId, Timestamp,
     TxnKind,
