@@ -51,7 +51,7 @@ pub use ledger::LedgerStore;
 pub use partners::PartnerStore;
 pub use remittance::RemittanceStore;
 pub use transactions::{RecordStore, TransactionStore};
-pub use upstream_work::UpstreamWorkStore;
+pub use upstream_work::{Claims, UpstreamWorkStore};
 
 use std::sync::Arc;
 

@@ -55,9 +55,9 @@ use super::remittance::sql::ROUTE_USAGE;
 use upstream_work::{end_poll, insert_event, schedule_poll};
 
 use super::transactions::{bill_columns, dmt_columns};
-#[cfg(test)]
-use super::RecordStore;
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError};
+#[cfg(test)]
+use super::{Claims, RecordStore};
 use super::{DebitError, Debited, LedgerAudit};
 use super::{LedgerStore, PartnerStore, RemittanceStore, TransactionStore, UpstreamWorkStore};
 use crate::domain::event::{

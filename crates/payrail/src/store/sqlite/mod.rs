@@ -39,10 +39,10 @@ use partners::{partner_at, PARTNER_COLUMNS_P, PARTNER_WIDTH};
 use reqids::{flush_reqids, stored_reqids, RecentReqids, ReqidFlusher};
 pub use reqids::{reqid_fingerprint, REQID_FLUSH_INTERVAL};
 
-#[cfg(test)]
-use super::RecordStore;
 use super::{files, DebitError, Debited, LedgerAudit};
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError};
+#[cfg(test)]
+use super::{Claims, RecordStore};
 use super::{LedgerStore, PartnerStore, RemittanceStore, TransactionStore, UpstreamWorkStore};
 use crate::domain::event::{
     CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
