@@ -386,6 +386,8 @@ pub(crate) trait TxnTable: Sized + Send + Sync + 'static {
 
     /// Its id; 0 asks for a new one.
     fn id(&self) -> i64;
+    /// The same record under id `id`.
+    fn with_id(self, id: i64) -> Self;
     /// The owning partner.
     fn partner(&self) -> RegistrationId;
     /// The partner's reference.
@@ -448,6 +450,9 @@ macro_rules! txn_table_common {
 
         fn id(&self) -> i64 {
             self.$id
+        }
+        fn with_id(self, id: i64) -> Self {
+            Self { $id: id, ..self }
         }
         fn partner(&self) -> RegistrationId {
             self.partner

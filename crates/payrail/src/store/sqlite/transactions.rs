@@ -87,29 +87,18 @@ impl TransactionStore for SqliteStore {
         note: ChangeNote,
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<DmtTransfer>, DebitError> {
-        let numbers = Arc::clone(&self.numbers);
-        self.write(move |conn| {
-            let tx = immediate(conn)?;
-            refuse_duplicate::<DmtTransfer>(&tx, transfer.partner, &transfer.reference)?;
-            let journal = Journal::dmt_debit(&transfer, note.at);
-            let wallet = debit_wallet(&tx, transfer.partner, journal.wallet_change())?;
-            let used =
-                routed_since(&tx, transfer.partner, &route.remitter, route.bank, limit.since).map_err(store_error)?;
-            if used + transfer.amount.get() > limit.limit.get() {
+        let journal = Journal::dmt_debit(&transfer, note.at);
+        let (partner, amount, used_route) = (transfer.partner, transfer.amount, route.clone());
+        let within_limit = move |conn: &Connection| {
+            let (remitter, bank) = (&used_route.remitter, used_route.bank);
+            let used = routed_since(conn, partner, remitter, bank, limit.since).map_err(store_error)?;
+            if used + amount.get() > limit.limit.get() {
                 return Err(DebitError::MonthlyLimit { remaining: Paise::new((limit.limit.get() - used).max(0)) });
             }
-            let record = DmtTransfer { ackno: 0, ..transfer };
-            let ackno = insert_row(&tx, &numbers, &record, &note, 0).map_err(debit_error)?;
-            let record = DmtTransfer { ackno, ..record };
-            insert_route(&tx, &record, &route).map_err(store_error)?;
-            insert_journal(&tx, &journal.with_txn_id(ackno)).map_err(store_error)?;
-            if let Some(at) = poll_at {
-                upsert_poll(&tx, TxnKind::Dmt, ackno, at).map_err(store_error)?;
-            }
-            tx.commit().map_err(store_error)?;
-            Ok(Debited { record, wallet })
-        })
-        .await
+            Ok(())
+        };
+        let with_route = move |conn: &Connection, record: &DmtTransfer| insert_route(conn, record, &route);
+        self.create_debited(transfer, journal, note, poll_at, within_limit, with_route).await
     }
 
     async fn dmt_route(&self, ackno: i64) -> Result<Option<DmtRoute>, StoreError> {
@@ -124,18 +113,39 @@ impl TransactionStore for SqliteStore {
         note: ChangeNote,
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<BillPayment>, DebitError> {
+        let journal = Journal::bill_debit(&payment, note.at);
+        self.create_debited(payment, journal, note, poll_at, |_| Ok(()), |_, _| Ok(())).await
+    }
+}
+
+impl SqliteStore {
+    /// Creates a record paid from the wallet in one write transaction:
+    /// refuses a duplicate reference, takes `journal` from the wallet, runs
+    /// `check` (after the debit, so that a short wallet is what is reported
+    /// first), inserts the record under a new id, then `extra` rows for it,
+    /// the journal with the id, and the record's poll job.
+    async fn create_debited<T: SqliteTable>(
+        &self,
+        record: T,
+        journal: Journal,
+        note: ChangeNote,
+        poll_at: Option<Timestamp>,
+        check: impl FnOnce(&Connection) -> Result<(), DebitError> + Send + 'static,
+        extra: impl FnOnce(&Connection, &T) -> rusqlite::Result<()> + Send + 'static,
+    ) -> Result<Debited<T>, DebitError> {
         let numbers = Arc::clone(&self.numbers);
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            refuse_duplicate::<BillPayment>(&tx, payment.partner, &payment.reference)?;
-            let journal = Journal::bill_debit(&payment, note.at);
-            let wallet = debit_wallet(&tx, payment.partner, journal.wallet_change())?;
-            let record = BillPayment { txnid: 0, ..payment };
-            let txnid = insert_row(&tx, &numbers, &record, &note, 0).map_err(debit_error)?;
-            let record = BillPayment { txnid, ..record };
-            insert_journal(&tx, &journal.with_txn_id(txnid)).map_err(store_error)?;
+            refuse_duplicate::<T>(&tx, record.partner(), record.reference())?;
+            let wallet = debit_wallet(&tx, record.partner(), journal.wallet_change())?;
+            check(&tx)?;
+            let record = record.with_id(0);
+            let id = insert_row(&tx, &numbers, &record, &note, 0).map_err(debit_error)?;
+            let record = record.with_id(id);
+            extra(&tx, &record).map_err(store_error)?;
+            insert_journal(&tx, &journal.with_txn_id(id)).map_err(store_error)?;
             if let Some(at) = poll_at {
-                upsert_poll(&tx, TxnKind::Bbps, txnid, at).map_err(store_error)?;
+                upsert_poll(&tx, T::KIND, id, at).map_err(store_error)?;
             }
             tx.commit().map_err(store_error)?;
             Ok(Debited { record, wallet })
