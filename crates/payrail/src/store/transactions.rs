@@ -2,19 +2,24 @@
 //! with their history rows and refunds, and the creation of transactions paid
 //! from the wallet.
 //!
-//! The trait [`TransactionStore`] is what services ask for. Below it, what
-//! both engines share: [`TxnTable`], the two record kinds as the store sees
-//! them (table, id column, column list, decoder, stored values), the SQL both
-//! engines accept ([`sql`]), and the state-change sequence ([`change`]),
-//! written once above the few steps each engine takes ([`ChangeSteps`]).
+//! The trait [`TransactionStore`] is what services ask for; its per-kind
+//! half, [`RecordStore`] (lookups, imports, changes), is implemented for both
+//! engines at once over `KindStore`, which each engine writes once for
+//! both kinds, and code generic over the kind reaches it through
+//! [`StoredKind`]. Below them, what both engines share: `TxnTable`, the two
+//! record kinds as the store sees them (table, id column, column list,
+//! decoder, stored values), the SQL both engines accept (`sql`), and the
+//! state-change sequence (`change`), written once above the few steps each
+//! engine takes (`ChangeSteps`).
+
+use std::future::Future;
+use std::pin::Pin;
 
 use super::columns::{columns, BadState, StoredRow, Value};
 use super::*;
 use crate::domain::event;
 use crate::domain::remitter::{Bank, TransferMode};
 use crate::domain::{upstream, BillStatus, DmtCharges, DmtStatus, ReferenceId, TxnRecord};
-use std::future::Future;
-use std::pin::Pin;
 
 /// Reports how many rows of a batch are written so far.
 pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
@@ -24,7 +29,7 @@ pub type StoreFuture<'a, T, E = StoreError> = Pin<Box<dyn Future<Output = Result
 
 /// Finding, importing and changing DMT transfers and bill payments: the
 /// methods that come once per record kind. Both engines have them through
-/// one implementation over [`KindStore`], which each engine writes once for
+/// one implementation over `KindStore`, which each engine writes once for
 /// both kinds; code generic over the kind reaches them through [`StoredKind`].
 #[async_trait]
 pub trait RecordStore: Send + Sync + 'static {

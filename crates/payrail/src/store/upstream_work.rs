@@ -1,12 +1,16 @@
 //! Work the workers share: poll jobs (following transactions at the
-//! upstream) and partner events with their delivery attempts. The trait, and
-//! the SQL both engines run for it (`sql`); each engine's implementation
-//! is in its `upstream_work.rs`.
+//! upstream) and partner events with their delivery attempts. The traits,
+//! and the SQL both engines run for them (`sql`); each engine's
+//! implementation is in its `upstream_work.rs`.
+//!
+//! The two claims ([`Claims`]) are written once for both engines over
+//! `ClaimStore`: each engine runs one claim for either kind of work
+//! (`Leased`: how a claimed row reads and in what order claims return).
+
+use std::future::Future;
 
 use super::columns::{columns, BadState, StoredRow, Value};
 use super::*;
-use std::future::Future;
-
 use crate::domain::event::EventState;
 
 columns! {
@@ -259,7 +263,7 @@ pub(crate) fn events_query(filter: &EventFilter) -> (String, Vec<Value<'static>>
 }
 
 /// Leasing due work to a worker: poll jobs and partner events. Both
-/// engines have it through one implementation over [`ClaimStore`], which
+/// engines have it through one implementation over `ClaimStore`, which
 /// each engine writes once for both.
 #[async_trait]
 pub trait Claims: Send + Sync + 'static {

@@ -321,7 +321,7 @@ pub trait Followed: StoredKind {
 
     /// Makes `change`, the upstream's word, with its history row; a change
     /// that fails a bill payment also pays it back, in the same database
-    /// transaction ([`Store::fail_bill`]).
+    /// transaction ([`TransactionStore::fail_bill`]).
     async fn change(store: &dyn Store, id: i64, change: Self::Change, note: ChangeNote) -> Result<Self, ChangeError> {
         Self::change_as_told(store, id, change, note).await
     }
@@ -390,7 +390,7 @@ impl Followed for BillPayment {
     }
 
     /// Refunds a bill payment left failed (by an operator, or by a payrail
-    /// older than [`Store::fail_bill`]): once, since the state machine and
+    /// older than [`TransactionStore::fail_bill`]): once, since the state machine and
     /// the ledger's one-refund-per-transaction rule see to that.
     async fn refund(
         store: &dyn Store,

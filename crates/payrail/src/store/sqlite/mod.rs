@@ -5,7 +5,7 @@
 //! hop to a blocking thread. Writers share one connection, owned by the
 //! writer thread, which runs the writes waiting in savepoints of one
 //! `BEGIN IMMEDIATE` transaction (so a read-modify-write never races) and
-//! commits them together with `synchronous = FULL` (see [`writer_thread`]).
+//! commits them together with `synchronous = FULL` (see `writer_thread`).
 //!
 //! This file holds the connection pool, the writer and the error mapping;
 //! each aggregate's implementation is in its own file (`partners.rs`,
@@ -178,7 +178,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the writer connection, on the writer thread, inside a
-    /// savepoint of a group transaction (see [`writer_thread`]); answers
+    /// savepoint of a group transaction (see `writer_thread`); answers
     /// once the group's commit has made `f`'s writes durable, or failed.
     async fn write<T, E>(&self, f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
     where
