@@ -13,7 +13,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -73,14 +74,31 @@ fn secret_error(error: CallbackSecretError) -> ApiError {
     }
 }
 
+/// The partner a callback route without a body names (`{id}`): the
+/// operator is authenticated first, then the partner must exist (404).
+struct CallbackPartner(RegistrationId);
+
+impl FromRequestParts<Arc<AppState>> for CallbackPartner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        Operator::from_request_parts(parts, state).await?;
+        let Path(id) = Path::<String>::from_request_parts(parts, state).await?;
+        Ok(CallbackPartner(existing_partner(state, &id).await?))
+    }
+}
+
+/// A callback route's answer.
+fn callback_view(partner: RegistrationId, url: Option<String>, callback_secret: Option<String>) -> Response {
+    json_response(StatusCode::OK, &CallbackView { partner: partner.to_string(), url, callback_secret })
+}
+
 async fn show_callback(
-    _: Operator,
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    CallbackPartner(partner): CallbackPartner,
 ) -> Result<Response, ApiError> {
-    let partner = existing_partner(&state, &id).await?;
     let url = state.store.callback_url(partner).await?;
-    Ok(json_response(StatusCode::OK, &CallbackView { partner: partner.to_string(), url, callback_secret: None }))
+    Ok(callback_view(partner, url, None))
 }
 
 #[derive(Deserialize)]
@@ -99,7 +117,7 @@ async fn set_callback(
     let url = callback_url(&request.url).map_err(bad)?;
     let made = callback_secrets::set_callback(&*state.store, &*state.clock, &state.key, partner, url.clone()).await;
     let callback_secret = made.map_err(secret_error)?.map(|s| s.expose_secret().to_owned());
-    Ok(json_response(StatusCode::OK, &CallbackView { partner: partner.to_string(), url: Some(url), callback_secret }))
+    Ok(callback_view(partner, Some(url), callback_secret))
 }
 
 #[derive(Deserialize, Default)]
@@ -143,13 +161,11 @@ async fn rotate_callback_secret(
 }
 
 async fn clear_callback(
-    _: Operator,
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
+    CallbackPartner(partner): CallbackPartner,
 ) -> Result<Response, ApiError> {
-    let partner = existing_partner(&state, &id).await?;
     state.store.set_callback_url(partner, None, state.clock.now()).await?;
-    Ok(json_response(StatusCode::OK, &CallbackView { partner: partner.to_string(), url: None, callback_secret: None }))
+    Ok(callback_view(partner, None, None))
 }
 
 /// The query of `GET /admin/v1/events`.

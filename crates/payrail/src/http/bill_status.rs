@@ -10,11 +10,9 @@ use payrail_client::wire::{BillStatusBody, BillStatusData};
 use super::auth::Caller;
 use super::body::LimitedBody;
 use super::error::{code_first, json_response, ApiError};
-use super::status_lookup::{self, Lookup, StatusLookup};
+use super::status_lookup::{self, StatusLookup};
 use super::AppState;
-use crate::domain::{BillPayment, BillStatus, RegistrationId};
-use crate::store::lookup::Precheck;
-use crate::store::Store;
+use crate::domain::{BillPayment, BillStatus};
 
 /// Parse → authenticate → look up (→ ask the upstream if undecided) → render.
 pub async fn bill_status(state: State<Arc<AppState>>, caller: Caller, body: LimitedBody) -> Result<Response, ApiError> {
@@ -23,15 +21,6 @@ pub async fn bill_status(state: State<Arc<AppState>>, caller: Caller, body: Limi
 
 impl StatusLookup for BillPayment {
     const REFERENCE_FIELD: &'static str = "referenceid";
-
-    fn lookup<'a>(
-        store: &'a dyn Store,
-        partner: RegistrationId,
-        reference: &'a str,
-        precheck: Precheck<'a>,
-    ) -> Lookup<'a, Self> {
-        store.lookup_bill_checked(partner, reference, precheck)
-    }
 
     fn found(&self) -> Response {
         json_response(StatusCode::OK, &render(self))

@@ -10,11 +10,9 @@ use payrail_client::wire::DmtStatusBody;
 use super::auth::Caller;
 use super::body::LimitedBody;
 use super::error::{json_response, status_first, ApiError};
-use super::status_lookup::{self, Lookup, StatusLookup};
+use super::status_lookup::{self, StatusLookup};
 use super::AppState;
-use crate::domain::{DmtTransfer, RegistrationId};
-use crate::store::lookup::Precheck;
-use crate::store::Store;
+use crate::domain::DmtTransfer;
 
 /// Parse → authenticate → look up (→ ask the upstream if undecided) → render.
 pub async fn dmt_status(state: State<Arc<AppState>>, caller: Caller, body: LimitedBody) -> Result<Response, ApiError> {
@@ -23,15 +21,6 @@ pub async fn dmt_status(state: State<Arc<AppState>>, caller: Caller, body: Limit
 
 impl StatusLookup for DmtTransfer {
     const REFERENCE_FIELD: &'static str = "ReferanceID";
-
-    fn lookup<'a>(
-        store: &'a dyn Store,
-        partner: RegistrationId,
-        reference: &'a str,
-        precheck: Precheck<'a>,
-    ) -> Lookup<'a, Self> {
-        store.lookup_dmt_checked(partner, reference, precheck)
-    }
 
     fn found(&self) -> Response {
         json_response(StatusCode::OK, &render(self))

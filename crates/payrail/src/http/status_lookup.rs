@@ -3,8 +3,6 @@
 //! undecided) → render. Each endpoint's module says how its record is found
 //! and rendered ([`StatusLookup`]).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -14,34 +12,16 @@ use super::auth::{authenticate_looked_up, claimed_partner, precheck, Caller};
 use super::body::{parse_json, reference_field, registration_field, LimitedBody, StatusRequest};
 use super::error::ApiError;
 use super::AppState;
-use crate::domain::{Partner, RegistrationId};
+use crate::domain::Partner;
 use crate::services::upstream::sync::Followed;
-use crate::store::lookup::{self, Precheck, ReqidOutcome};
-use crate::store::{Store, StoreError};
+use crate::store::lookup::ReqidOutcome;
 
-/// The store's answer to a lookup: the partner (`None`: no such partner),
-/// its record with the reference if it has one, and what became of the
-/// token `reqid` offered with the lookup (see [`crate::store::lookup`]).
-pub type Found<R> = Option<lookup::StatusLookup<R>>;
-
-/// A lookup's round trip to the store, as the store's own future (no box of
-/// its own on the hot path).
-pub type Lookup<'a, R> = Pin<Box<dyn Future<Output = Result<Found<R>, StoreError>> + Send + 'a>>;
-
-/// One status endpoint's record kind: how it is found and how it is answered.
+/// One status endpoint's record kind: how it is answered. It is found
+/// through [`crate::store::transactions::StoredKind::lookup_in`], partner and record in one round trip.
 pub trait StatusLookup: Followed {
     /// The request field that carries the partner's reference, as the
     /// endpoint's error messages name it.
     const REFERENCE_FIELD: &'static str;
-
-    /// The partner and its record with `reference`, in one round trip,
-    /// recording the token `reqid` that `precheck` returns where the engine can.
-    fn lookup<'a>(
-        store: &'a dyn Store,
-        partner: RegistrationId,
-        reference: &'a str,
-        precheck: Precheck<'a>,
-    ) -> Lookup<'a, Self>;
 
     /// The found body.
     fn found(&self) -> Response;
@@ -66,7 +46,7 @@ pub async fn status<R: StatusLookup>(
     // authentication passes.
     let now = state.clock.now();
     let check = |partner: &Partner| precheck(&state, &caller, partner, now);
-    let found = R::lookup(&*state.store, claimed_partner(&registration)?, reference.as_str(), &check).await?;
+    let found = R::lookup_in(&*state.store, claimed_partner(&registration)?, reference.as_str(), &check).await?;
     let (partner, record, reqid) = match found {
         Some(found) => (Some(found.partner), found.record, found.reqid),
         None => (None, None, ReqidOutcome::NotRecorded),

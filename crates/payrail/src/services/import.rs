@@ -19,8 +19,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -31,7 +29,8 @@ use crate::domain::{
     BillPayment, BillStatus, ChangeSource, Clock, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId,
     Timestamp, TxnKind,
 };
-use crate::store::{ChangeNote, InsertError, LedgerStore, PartnerStore, Store, TransactionStore};
+use crate::store::transactions::{self, StoredKind};
+use crate::store::{ChangeNote, InsertError, LedgerStore, PartnerStore, Store};
 
 /// Why a file was not imported. Nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -317,13 +316,8 @@ async fn ensure_partner(store: &dyn PartnerStore, partner: RegistrationId) -> Re
     }
 }
 
-/// A batch insert under way: the store's own future.
-type Insertion<'a> = Pin<Box<dyn Future<Output = Result<Vec<i64>, InsertError>> + Send + 'a>>;
-
-/// The store's progress callback: rows written so far.
-type RowProgress = Arc<dyn Fn(u64) + Send + Sync>;
-
-fn per_row(progress: Progress, total: usize) -> RowProgress {
+/// The store's progress callback (rows written so far) reporting to `progress`.
+fn per_row(progress: Progress, total: usize) -> transactions::Progress {
     Arc::new(move |done| progress(done, total as u64))
 }
 
@@ -345,7 +339,7 @@ pub async fn import(
 
 /// One kind of record as an import reads and writes it.
 #[async_trait]
-trait Imported: Sized + Send + 'static {
+trait Imported: StoredKind {
     /// The columns of its file.
     const COLUMNS: &'static [&'static str];
 
@@ -357,14 +351,6 @@ trait Imported: Sized + Send + 'static {
         rows: &[Row],
         now: Timestamp,
     ) -> Result<Vec<Self>, ImportError>;
-
-    /// Inserts them all together or not at all (the store's own future).
-    fn insert(
-        store: &dyn TransactionStore,
-        records: Vec<Self>,
-        note: ChangeNote,
-        progress: RowProgress,
-    ) -> Insertion<'_>;
 }
 
 #[async_trait]
@@ -380,15 +366,6 @@ impl Imported for DmtTransfer {
         let versions = store.fee_plans(partner).await.map_err(|e| ImportError::Store(e.into()))?;
         rows.iter().map(|r| dmt_from_row(r, partner, now).map(|n| n.priced_by(&versions, now))).collect()
     }
-
-    fn insert(
-        store: &dyn TransactionStore,
-        records: Vec<Self>,
-        note: ChangeNote,
-        progress: RowProgress,
-    ) -> Insertion<'_> {
-        store.insert_dmt_batch(records, note, progress)
-    }
 }
 
 #[async_trait]
@@ -402,15 +379,6 @@ impl Imported for BillPayment {
         now: Timestamp,
     ) -> Result<Vec<Self>, ImportError> {
         rows.iter().map(|r| bill_from_row(r, partner, now).map(|n| n.into_payment(now))).collect()
-    }
-
-    fn insert(
-        store: &dyn TransactionStore,
-        records: Vec<Self>,
-        note: ChangeNote,
-        progress: RowProgress,
-    ) -> Insertion<'_> {
-        store.insert_bill_batch(records, note, progress)
     }
 }
 
@@ -430,6 +398,6 @@ async fn import_kind<T: Imported>(
     check_unique(&rows, |r| r.values.get("reference_id").map(String::as_str).unwrap_or(""))?;
     let note = ChangeNote { source: ChangeSource::Import, reason: None, at: now };
     let count = records.len();
-    T::insert(store, records, note, per_row(progress, count)).await.map_err(|e| insert_error(e, &rows))?;
+    T::insert_in(store, records, note, per_row(progress, count)).await.map_err(|e| insert_error(e, &rows))?;
     Ok(count)
 }

@@ -54,7 +54,7 @@ pub struct StatusLookup<T> {
 }
 
 impl<T> StatusLookup<T> {
-    /// A lookup that recorded nothing, as [`super::TransactionStore::lookup_dmt`] answers.
+    /// A lookup that recorded nothing, as [`super::RecordStore::lookup_dmt`] answers.
     pub fn unrecorded((partner, record): (Partner, Option<T>)) -> Self {
         StatusLookup { partner, record, reqid: ReqidOutcome::NotRecorded }
     }

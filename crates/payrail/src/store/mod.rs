@@ -12,7 +12,7 @@
 //!   connection, pool or writer and the error mapping, one file per
 //!   aggregate with that trait's implementation and the SQL only that
 //!   engine runs, and `migrations/`, one `.sql` file per schema version.
-//! - [`columns`]: the macro that writes a table's column list once, for the
+//! - `columns`: the macro that writes a table's column list once, for the
 //!   queries and the row decoders of both engines.
 //!
 //! - [`sqlite`] is the embedded default: one file in the data directory, WAL
@@ -55,8 +55,8 @@ pub use ledger::LedgerStore;
 pub use partners::PartnerStore;
 pub use penny_drops::PennyDropStore;
 pub use remittance::RemittanceStore;
-pub use transactions::TransactionStore;
-pub use upstream_work::UpstreamWorkStore;
+pub use transactions::{RecordStore, TransactionStore};
+pub use upstream_work::{Claims, UpstreamWorkStore};
 
 use std::sync::Arc;
 
@@ -163,7 +163,7 @@ pub struct Debited<T> {
 }
 
 /// Facts about the ledger and the transactions it pays for, gathered by
-/// [`Store::audit`] for `payrail verify`. Every list is empty on a sound store.
+/// [`LedgerStore::audit`] for `payrail verify`. Every list is empty on a sound store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LedgerAudit {
     /// The sum of every posting in the ledger (must be 0).

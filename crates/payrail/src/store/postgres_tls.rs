@@ -30,7 +30,6 @@ use std::task::{Context, Poll};
 use anyhow::{bail, Context as _};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -133,7 +132,7 @@ impl RustlsConnect {
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
             .build()
             .context("Failed to set up PostgreSQL certificate checks")?;
-        let verifier = Verifier { webpki, check, algorithms: provider.signature_verification_algorithms };
+        let verifier = Verifier { webpki, check };
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .context("Failed to set up TLS for PostgreSQL")?
@@ -169,13 +168,30 @@ enum Check {
 }
 
 /// Checks the server certificate as its [`Check`] says. The handshake's
-/// signatures are always verified, so a session is with the key holder of
-/// the certificate presented, whatever is believed about that certificate.
+/// signatures are always verified (by `webpki`, with the provider's
+/// algorithms), so a session is with the key holder of the certificate
+/// presented, whatever is believed about that certificate.
 #[derive(Debug)]
 struct Verifier {
     webpki: Arc<WebPkiServerVerifier>,
     check: Check,
-    algorithms: WebPkiSupportedAlgorithms,
+}
+
+/// The [`ServerCertVerifier`] methods that check a handshake signature, one
+/// per TLS version and alike but for the name: each is webpki's own.
+macro_rules! signatures_checked_by_webpki {
+    ($($method:ident),+) => {
+        $(
+            fn $method(
+                &self,
+                message: &[u8],
+                cert: &CertificateDer<'_>,
+                dss: &DigitallySignedStruct,
+            ) -> Result<HandshakeSignatureValid, rustls::Error> {
+                self.webpki.$method(message, cert, dss)
+            }
+        )+
+    };
 }
 
 impl ServerCertVerifier for Verifier {
@@ -199,26 +215,10 @@ impl ServerCertVerifier for Verifier {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
+    signatures_checked_by_webpki!(verify_tls12_signature, verify_tls13_signature);
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
+        self.webpki.supported_verify_schemes()
     }
 }
 

@@ -2,21 +2,37 @@
 //! with their history rows and refunds, and the creation of transactions paid
 //! from the wallet.
 //!
-//! The trait [`TransactionStore`] is what services ask for. Below it, what
-//! both engines share: [`TxnTable`], the two record kinds as the store sees
-//! them (table, id column, column list, decoder, stored values), the SQL both
-//! engines accept ([`sql`]), and the state-change sequence ([`change`]),
-//! written once above the few steps each engine takes ([`ChangeSteps`]).
+//! The trait [`TransactionStore`] is what services ask for; its per-kind
+//! half, [`RecordStore`] (lookups, imports, changes), is implemented for both
+//! engines at once over `KindStore`, which each engine writes once for
+//! both kinds, and code generic over the kind reaches it through
+//! [`StoredKind`]. Below them, what both engines share: `TxnTable`, the two
+//! record kinds as the store sees them (table, id column, column list,
+//! decoder, stored values), the SQL both engines accept (`sql`), and the
+//! state-change sequence (`change`), written once above the few steps each
+//! engine takes (`ChangeSteps`).
+
+use std::future::Future;
+use std::pin::Pin;
 
 use super::columns::{columns, BadState, StoredRow, Value};
 use super::*;
 use crate::domain::event;
 use crate::domain::remitter::{Bank, TransferMode};
-use crate::domain::{upstream, BillStatus, DmtCharges, DmtStatus, ReferenceId};
+use crate::domain::{upstream, BillStatus, DmtCharges, DmtStatus, ReferenceId, TxnRecord};
 
-/// DMT transfers and bill payments: status lookups, imports, state changes with their history rows and refunds, and the creation of transactions paid from the wallet.
+/// Reports how many rows of a batch are written so far.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// A call to the store: the store's own boxed future, handed on as it is.
+pub type StoreFuture<'a, T, E = StoreError> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + 'a>>;
+
+/// Finding, importing and changing DMT transfers and bill payments: the
+/// methods that come once per record kind. Both engines have them through
+/// one implementation over `KindStore`, which each engine writes once for
+/// both kinds; code generic over the kind reaches them through [`StoredKind`].
 #[async_trait]
-pub trait TransactionStore: Send + Sync + 'static {
+pub trait RecordStore: Send + Sync + 'static {
     /// The whole DMT status lookup in one round trip: the partner and, if it
     /// has one, its transfer with this reference. `None`: no such partner.
     async fn lookup_dmt(
@@ -24,6 +40,15 @@ pub trait TransactionStore: Send + Sync + 'static {
         partner: RegistrationId,
         reference: &str,
     ) -> Result<Option<(Partner, Option<DmtTransfer>)>, StoreError>;
+    /// A DMT status lookup that also records the caller's token `reqid` in
+    /// the same round trip where the engine can (see [`lookup`]); SQLite
+    /// records nothing.
+    async fn lookup_dmt_checked(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+        precheck: lookup::Precheck<'_>,
+    ) -> Result<Option<lookup::StatusLookup<DmtTransfer>>, StoreError>;
     /// The transfer with this ackno and its history, oldest first.
     async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError>;
     /// Inserts transfers all together or not at all. `ackno` 0 asks for a new
@@ -32,7 +57,7 @@ pub trait TransactionStore: Send + Sync + 'static {
         &self,
         rows: Vec<DmtTransfer>,
         note: ChangeNote,
-        progress: Arc<dyn Fn(u64) + Send + Sync>,
+        progress: Progress,
     ) -> Result<Vec<i64>, InsertError>;
     /// Applies a state change with its history row, atomically. A `Refund`
     /// without a `refund_txn_id` gets a new refund id from the store.
@@ -44,44 +69,205 @@ pub trait TransactionStore: Send + Sync + 'static {
     /// (`domain::upstream::dmt_needs_polling` turns false) also removes its
     /// poll job, held or not, in the same transaction.
     async fn change_dmt(&self, ackno: i64, change: DmtChange, note: ChangeNote) -> Result<DmtTransfer, ChangeError>;
-    /// As [`Store::lookup_dmt`], for bill payments.
+    /// As [`RecordStore::lookup_dmt`], for bill payments.
     async fn lookup_bill(
         &self,
         partner: RegistrationId,
         reference: &str,
     ) -> Result<Option<(Partner, Option<BillPayment>)>, StoreError>;
-    /// A DMT status lookup that also records the caller's token `reqid` in
-    /// the same round trip where the engine can (see [`lookup`]); by
-    /// default [`Store::lookup_dmt`] alone, recording nothing.
-    async fn lookup_dmt_checked(
-        &self,
-        partner: RegistrationId,
-        reference: &str,
-        _precheck: lookup::Precheck<'_>,
-    ) -> Result<Option<lookup::StatusLookup<DmtTransfer>>, StoreError> {
-        Ok(self.lookup_dmt(partner, reference).await?.map(lookup::StatusLookup::unrecorded))
-    }
-    /// As [`Store::lookup_dmt_checked`], for bill payments.
+    /// As [`RecordStore::lookup_dmt_checked`], for bill payments.
     async fn lookup_bill_checked(
         &self,
         partner: RegistrationId,
         reference: &str,
-        _precheck: lookup::Precheck<'_>,
-    ) -> Result<Option<lookup::StatusLookup<BillPayment>>, StoreError> {
-        Ok(self.lookup_bill(partner, reference).await?.map(lookup::StatusLookup::unrecorded))
-    }
+        precheck: lookup::Precheck<'_>,
+    ) -> Result<Option<lookup::StatusLookup<BillPayment>>, StoreError>;
     /// The bill payment with this txnid and its history, oldest first.
     async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError>;
-    /// As [`Store::insert_dmt_batch`], for bill payments (`txnid` 0 asks for a new one).
+    /// As [`RecordStore::insert_dmt_batch`], for bill payments (`txnid` 0 asks for a new one).
     async fn insert_bill_batch(
         &self,
         rows: Vec<BillPayment>,
         note: ChangeNote,
-        progress: Arc<dyn Fn(u64) + Send + Sync>,
+        progress: Progress,
     ) -> Result<Vec<i64>, InsertError>;
-    /// As [`Store::change_dmt`], for bill payments (decided:
+    /// As [`RecordStore::change_dmt`], for bill payments (decided:
     /// `domain::upstream::bill_needs_polling` turns false).
     async fn change_bill(&self, txnid: i64, change: BillChange, note: ChangeNote) -> Result<BillPayment, ChangeError>;
+}
+
+/// One record kind as an engine keeps it: what [`RecordStore`]'s methods do
+/// for that kind, written once by each engine over [`TxnTable`].
+pub(crate) trait KindStore<T: TxnTable>: Send + Sync + 'static {
+    /// The partner and its record with this reference in one round trip,
+    /// recording the token `reqid` that `precheck` returns where the engine
+    /// can (see [`lookup`]).
+    fn lookup(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+        precheck: lookup::Precheck<'_>,
+    ) -> impl Future<Output = Result<Option<lookup::StatusLookup<T>>, StoreError>> + Send;
+    /// The record with this id and its history, oldest first.
+    fn with_history(&self, id: i64) -> impl Future<Output = Result<Option<(T, Vec<HistoryEntry>)>, StoreError>> + Send;
+    /// Inserts `rows` all together or not at all (id 0 asks for a new one).
+    fn insert_batch(
+        &self,
+        rows: Vec<T>,
+        note: ChangeNote,
+        progress: Progress,
+    ) -> impl Future<Output = Result<Vec<i64>, InsertError>> + Send;
+    /// A state change in one database transaction (see [`change_locked`]).
+    fn change(
+        &self,
+        id: i64,
+        change: T::Change,
+        note: ChangeNote,
+    ) -> impl Future<Output = Result<T, ChangeError>> + Send;
+}
+
+/// A lookup that offers no `reqid`.
+fn no_precheck(_: &Partner) -> Option<lookup::ReqidClaim> {
+    None
+}
+
+#[async_trait]
+impl<E: KindStore<DmtTransfer> + KindStore<BillPayment>> RecordStore for E {
+    async fn lookup_dmt(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+    ) -> Result<Option<(Partner, Option<DmtTransfer>)>, StoreError> {
+        let found = KindStore::<DmtTransfer>::lookup(self, partner, reference, &no_precheck).await?;
+        Ok(found.map(|found| (found.partner, found.record)))
+    }
+    async fn lookup_dmt_checked(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+        precheck: lookup::Precheck<'_>,
+    ) -> Result<Option<lookup::StatusLookup<DmtTransfer>>, StoreError> {
+        KindStore::<DmtTransfer>::lookup(self, partner, reference, precheck).await
+    }
+    async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError> {
+        KindStore::<DmtTransfer>::with_history(self, ackno).await
+    }
+    async fn insert_dmt_batch(
+        &self,
+        rows: Vec<DmtTransfer>,
+        note: ChangeNote,
+        progress: Progress,
+    ) -> Result<Vec<i64>, InsertError> {
+        KindStore::<DmtTransfer>::insert_batch(self, rows, note, progress).await
+    }
+    async fn change_dmt(&self, ackno: i64, change: DmtChange, note: ChangeNote) -> Result<DmtTransfer, ChangeError> {
+        KindStore::<DmtTransfer>::change(self, ackno, change, note).await
+    }
+    async fn lookup_bill(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+    ) -> Result<Option<(Partner, Option<BillPayment>)>, StoreError> {
+        let found = KindStore::<BillPayment>::lookup(self, partner, reference, &no_precheck).await?;
+        Ok(found.map(|found| (found.partner, found.record)))
+    }
+    async fn lookup_bill_checked(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+        precheck: lookup::Precheck<'_>,
+    ) -> Result<Option<lookup::StatusLookup<BillPayment>>, StoreError> {
+        KindStore::<BillPayment>::lookup(self, partner, reference, precheck).await
+    }
+    async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError> {
+        KindStore::<BillPayment>::with_history(self, txnid).await
+    }
+    async fn insert_bill_batch(
+        &self,
+        rows: Vec<BillPayment>,
+        note: ChangeNote,
+        progress: Progress,
+    ) -> Result<Vec<i64>, InsertError> {
+        KindStore::<BillPayment>::insert_batch(self, rows, note, progress).await
+    }
+    async fn change_bill(&self, txnid: i64, change: BillChange, note: ChangeNote) -> Result<BillPayment, ChangeError> {
+        KindStore::<BillPayment>::change(self, txnid, change, note).await
+    }
+}
+
+/// A record kind as [`RecordStore`] serves it behind `dyn`: its per-kind
+/// methods, for code generic over the kind (the status endpoints, the
+/// upstream sync, imports). Each call is the store's own future.
+pub trait StoredKind: TxnRecord {
+    /// [`RecordStore::lookup_dmt_checked`] or [`RecordStore::lookup_bill_checked`].
+    fn lookup_in<'a>(
+        store: &'a dyn RecordStore,
+        partner: RegistrationId,
+        reference: &'a str,
+        precheck: lookup::Precheck<'a>,
+    ) -> StoreFuture<'a, Option<lookup::StatusLookup<Self>>>;
+    /// [`RecordStore::dmt_with_history`] or [`RecordStore::bill_with_history`].
+    fn with_history_in(store: &dyn RecordStore, id: i64) -> StoreFuture<'_, Option<(Self, Vec<HistoryEntry>)>>;
+    /// [`RecordStore::insert_dmt_batch`] or [`RecordStore::insert_bill_batch`].
+    fn insert_in(
+        store: &dyn RecordStore,
+        rows: Vec<Self>,
+        note: ChangeNote,
+        progress: Progress,
+    ) -> StoreFuture<'_, Vec<i64>, InsertError>;
+    /// [`RecordStore::change_dmt`] or [`RecordStore::change_bill`].
+    fn change_in(
+        store: &dyn RecordStore,
+        id: i64,
+        change: Self::Change,
+        note: ChangeNote,
+    ) -> StoreFuture<'_, Self, ChangeError>;
+}
+
+/// [`StoredKind`] for a kind, from the names of its [`RecordStore`] methods.
+macro_rules! stored_kind {
+    ($kind:ty: $lookup:ident, $with_history:ident, $insert:ident, $change:ident) => {
+        impl StoredKind for $kind {
+            fn lookup_in<'a>(
+                store: &'a dyn RecordStore,
+                partner: RegistrationId,
+                reference: &'a str,
+                precheck: lookup::Precheck<'a>,
+            ) -> StoreFuture<'a, Option<lookup::StatusLookup<Self>>> {
+                store.$lookup(partner, reference, precheck)
+            }
+            fn with_history_in(store: &dyn RecordStore, id: i64) -> StoreFuture<'_, Option<(Self, Vec<HistoryEntry>)>> {
+                store.$with_history(id)
+            }
+            fn insert_in(
+                store: &dyn RecordStore,
+                rows: Vec<Self>,
+                note: ChangeNote,
+                progress: Progress,
+            ) -> StoreFuture<'_, Vec<i64>, InsertError> {
+                store.$insert(rows, note, progress)
+            }
+            fn change_in(
+                store: &dyn RecordStore,
+                id: i64,
+                change: Self::Change,
+                note: ChangeNote,
+            ) -> StoreFuture<'_, Self, ChangeError> {
+                store.$change(id, change, note)
+            }
+        }
+    };
+}
+
+stored_kind!(DmtTransfer: lookup_dmt_checked, dmt_with_history, insert_dmt_batch, change_dmt);
+stored_kind!(BillPayment: lookup_bill_checked, bill_with_history, insert_bill_batch, change_bill);
+
+/// DMT transfers and bill payments: status lookups, imports, state changes
+/// with their history rows and refunds ([`RecordStore`]), failing and
+/// refunding a bill payment at once, and the creation of transactions paid
+/// from the wallet.
+#[async_trait]
+pub trait TransactionStore: RecordStore {
     /// Fails a pending or paid bill payment (history row `note`) and refunds
     /// it (history row `refund`, a new refund id, and the refund journal if
     /// it was paid from the wallet) in ONE database transaction, so that no
@@ -108,7 +294,7 @@ pub trait TransactionStore: Send + Sync + 'static {
     ) -> Result<Debited<DmtTransfer>, DebitError>;
     /// The route of a transfer made through the DMT V1 API.
     async fn dmt_route(&self, ackno: i64) -> Result<Option<DmtRoute>, StoreError>;
-    /// As [`Store::create_dmt_debited`] for a bill payment
+    /// As [`TransactionStore::create_dmt_debited`] for a bill payment
     /// ([`Journal::bill_debit`]; no limit).
     async fn create_bill_debited(
         &self,
@@ -205,6 +391,8 @@ pub(crate) trait TxnTable: Sized + Send + Sync + 'static {
 
     /// Its id; 0 asks for a new one.
     fn id(&self) -> i64;
+    /// The same record under id `id`.
+    fn with_id(self, id: i64) -> Self;
     /// The owning partner.
     fn partner(&self) -> RegistrationId;
     /// The partner's reference.
@@ -267,6 +455,9 @@ macro_rules! txn_table_common {
 
         fn id(&self) -> i64 {
             self.$id
+        }
+        fn with_id(self, id: i64) -> Self {
+            Self { $id: id, ..self }
         }
         fn partner(&self) -> RegistrationId {
             self.partner

@@ -1,7 +1,13 @@
 //! Work the workers share: poll jobs (following transactions at the
-//! upstream) and partner events with their delivery attempts. The trait, and
-//! the SQL both engines run for it (`sql`); each engine's implementation
-//! is in its `upstream_work.rs`.
+//! upstream) and partner events with their delivery attempts. The traits,
+//! and the SQL both engines run for them (`sql`); each engine's
+//! implementation is in its `upstream_work.rs`.
+//!
+//! The two claims ([`Claims`]) are written once for both engines over
+//! `ClaimStore`: each engine runs one claim for either kind of work
+//! (`Leased`: how a claimed row reads and in what order claims return).
+
+use std::future::Future;
 
 use super::columns::{columns, BadState, StoredRow, Value};
 use super::*;
@@ -154,6 +160,46 @@ pub(crate) fn event_from_row<R: StoredRow>(row: &R) -> Result<PartnerEvent, R::E
     })
 }
 
+/// What a claim leases, [`PollJob`]s or [`PartnerEvent`]s: how a claimed
+/// row is read, and the order a claim returns them in (`RETURNING` promises
+/// none, on either engine). Each engine's claim statements differ (locks);
+/// their params are the same: owner, now, lease end, limit.
+pub(crate) trait Leased: Sized + Send + 'static {
+    /// The error of a failed claim.
+    const CLAIM_FAILED: &'static str;
+    /// The error of a claimed row that does not decode.
+    const READ_FAILED: &'static str;
+    /// Reads a claimed row.
+    fn decode<R: StoredRow>(row: &R) -> Result<Self, R::Error>;
+    /// Puts what a claim leased in the order it promises.
+    fn sort(claimed: &mut [Self]);
+}
+
+impl Leased for PollJob {
+    const CLAIM_FAILED: &'static str = "Failed to claim poll jobs";
+    const READ_FAILED: &'static str = "Failed to read a claimed poll job";
+    fn decode<R: StoredRow>(row: &R) -> Result<Self, R::Error> {
+        poll_from_row(row)
+    }
+    /// Oldest due first; the kind only orders a transfer and a bill payment
+    /// that share a number and a due time.
+    fn sort(jobs: &mut [Self]) {
+        jobs.sort_by_key(|job| (job.due_at, job.txn_id, job.kind.as_str()));
+    }
+}
+
+impl Leased for PartnerEvent {
+    const CLAIM_FAILED: &'static str = "Failed to claim partner events";
+    const READ_FAILED: &'static str = "Failed to read a claimed partner event";
+    fn decode<R: StoredRow>(row: &R) -> Result<Self, R::Error> {
+        event_from_row(row)
+    }
+    /// By id, the order they were written in.
+    fn sort(events: &mut [Self]) {
+        events.sort_by_key(|event| event.id);
+    }
+}
+
 /// A delivery attempt from [`attempt_columns`], on either engine.
 pub(crate) fn attempt_from_row<R: StoredRow>(row: &R) -> Result<DeliveryAttempt, R::Error> {
     use attempt_columns as c;
@@ -216,9 +262,11 @@ pub(crate) fn events_query(filter: &EventFilter) -> (String, Vec<Value<'static>>
     (sql, values)
 }
 
-/// Work the workers share: poll jobs (following transactions at the upstream) and partner events with their delivery attempts.
+/// Leasing due work to a worker: poll jobs and partner events. Both
+/// engines have it through one implementation over `ClaimStore`, which
+/// each engine writes once for both.
 #[async_trait]
-pub trait UpstreamWorkStore: Send + Sync + 'static {
+pub trait Claims: Send + Sync + 'static {
     /// Up to `limit` jobs due at `now` (`next_poll_at <= now`, not held) whose
     /// lease is free or expired, oldest due first, leased to `owner` until
     /// `lease_until`.
@@ -229,6 +277,60 @@ pub trait UpstreamWorkStore: Send + Sync + 'static {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<PollJob>, StoreError>;
+    /// Up to `limit` pending events due at `now` whose lease is free or
+    /// expired, leased to `owner` until `lease_until`, by id. An event is not
+    /// claimed while an older event of the same transaction is pending, so a
+    /// partner receives one transaction's events in order.
+    async fn claim_events(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PartnerEvent>, StoreError>;
+}
+
+/// What one claim leases, as an engine runs it: [`Claims`]' methods, written
+/// once by each engine over [`Leased`].
+pub(crate) trait ClaimStore<T: Leased>: Send + Sync + 'static {
+    /// Leases up to `limit` due, free `T`s to `owner` until `lease_until`
+    /// and returns them in `T`'s order.
+    fn claim(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<T>, StoreError>> + Send;
+}
+
+#[async_trait]
+impl<E: ClaimStore<PollJob> + ClaimStore<PartnerEvent>> Claims for E {
+    async fn claim_polls(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PollJob>, StoreError> {
+        ClaimStore::<PollJob>::claim(self, owner, now, lease_until, limit).await
+    }
+    async fn claim_events(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<PartnerEvent>, StoreError> {
+        ClaimStore::<PartnerEvent>::claim(self, owner, now, lease_until, limit).await
+    }
+}
+
+/// Work the workers share: poll jobs (following transactions at the
+/// upstream) and partner events with their delivery attempts, leased
+/// through [`Claims`].
+#[async_trait]
+pub trait UpstreamWorkStore: Claims {
     /// Ends a poll of a leased job: [`PollNext::Again`] counts the attempt and
     /// sets the next due time, [`PollNext::Done`] removes the job,
     /// [`PollNext::Held`] counts the attempt and keeps the job, never due
@@ -244,17 +346,6 @@ pub trait UpstreamWorkStore: Send + Sync + 'static {
     /// transaction without one was never handed to the upstream (imported,
     /// made by an operator) or is no longer followed up.
     async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> Result<Option<PollJob>, StoreError>;
-    /// Up to `limit` pending events due at `now` whose lease is free or
-    /// expired, leased to `owner` until `lease_until`, by id. An event is not
-    /// claimed while an older event of the same transaction is pending, so a
-    /// partner receives one transaction's events in order.
-    async fn claim_events(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<PartnerEvent>, StoreError>;
     /// Records an attempt (its `attempt` is the event's attempts + 1) and
     /// what it leads to, and releases the lease, atomically; `false`
     /// (nothing written) if `owner` no longer holds the lease.

@@ -13,7 +13,7 @@
 //!
 //! Transfers and bill payments go through the same code, generic over
 //! [`Followed`] (how the store and the provider are asked about a kind) and
-//! [`TxnRecord`] (what an answer means for it). The one difference in
+//! [`TxnRecord`](crate::domain::TxnRecord) (what an answer means for it). The one difference in
 //! behaviour is the bill's: a failed bill payment goes back to the wallet at
 //! once ([`Followed::refund`]).
 
@@ -24,11 +24,11 @@ use async_trait::async_trait;
 
 use super::provider::{BillOrder, CallbackError, Provider, ProviderError, TransferOrder, UpstreamReport};
 use crate::domain::bbps::BillChange;
-use crate::domain::dmt::DmtChange;
 use crate::domain::event::{PollJob, PollNext};
 use crate::domain::upstream::{Backoff, BillUpstream, DmtUpstream, UpstreamRef};
-use crate::domain::{BillPayment, ChangeSource, Clock, DmtTransfer, Timestamp, TxnKind, TxnRecord};
+use crate::domain::{BillPayment, ChangeSource, Clock, DmtTransfer, Timestamp, TxnKind};
 use crate::services::flights::{Flights, Seat};
+use crate::store::transactions::StoredKind;
 use crate::store::{ChangeError, ChangeNote, Store, StoreError, TransactionStore};
 
 /// How long an upstream callback's token `reqid` is remembered: a token is
@@ -295,13 +295,15 @@ impl Upstream {
     }
 }
 
-/// What the sync needs of a record kind beyond [`TxnRecord`]: how the store
+/// What the sync needs of a record kind beyond [`TxnRecord`](crate::domain::TxnRecord): how the store
 /// and the provider are asked about one. Implemented by [`DmtTransfer`] and
 /// [`BillPayment`].
 #[async_trait]
-pub trait Followed: TxnRecord {
+pub trait Followed: StoredKind {
     /// The record with this id, if the store has it.
-    async fn load(store: &dyn TransactionStore, id: i64) -> Result<Option<Self>, StoreError>;
+    async fn load(store: &dyn TransactionStore, id: i64) -> Result<Option<Self>, StoreError> {
+        Ok(Self::with_history_in(store, id).await?.map(|(record, _)| record))
+    }
 
     /// The provider's current answer about `record`, known upstream as `reference`.
     async fn ask(provider: &dyn Provider, reference: &str, record: &Self) -> Result<Self::Upstream, ProviderError>;
@@ -313,16 +315,18 @@ pub trait Followed: TxnRecord {
         id: i64,
         change: Self::Change,
         note: ChangeNote,
-    ) -> Result<Self, ChangeError>;
+    ) -> Result<Self, ChangeError> {
+        Self::change_in(store, id, change, note).await
+    }
 
     /// Makes `change`, the upstream's word, with its history row; a change
     /// that fails a bill payment also pays it back, in the same database
-    /// transaction ([`Store::fail_bill`]).
+    /// transaction ([`TransactionStore::fail_bill`]).
     async fn change(store: &dyn Store, id: i64, change: Self::Change, note: ChangeNote) -> Result<Self, ChangeError> {
         Self::change_as_told(store, id, change, note).await
     }
 
-    /// Pays a record that [`TxnRecord::needs_refund`] back to the wallet,
+    /// Pays a record that [`TxnRecord::needs_refund`](crate::domain::TxnRecord::needs_refund) back to the wallet,
     /// and returns it as it then stands. Only a bill payment can need it;
     /// for other kinds the record is returned as it is.
     async fn refund(
@@ -346,21 +350,8 @@ pub trait Followed: TxnRecord {
 
 #[async_trait]
 impl Followed for DmtTransfer {
-    async fn load(store: &dyn TransactionStore, id: i64) -> Result<Option<Self>, StoreError> {
-        Ok(store.dmt_with_history(id).await?.map(|(transfer, _)| transfer))
-    }
-
     async fn ask(provider: &dyn Provider, reference: &str, record: &Self) -> Result<DmtUpstream, ProviderError> {
         provider.dmt_status(reference, record).await
-    }
-
-    async fn change_as_told(
-        store: &dyn TransactionStore,
-        id: i64,
-        to: DmtChange,
-        note: ChangeNote,
-    ) -> Result<Self, ChangeError> {
-        store.change_dmt(id, to, note).await
     }
 
     fn report_of(report: &UpstreamReport) -> Option<&DmtUpstream> {
@@ -384,10 +375,6 @@ impl Followed for DmtTransfer {
 
 #[async_trait]
 impl Followed for BillPayment {
-    async fn load(store: &dyn TransactionStore, id: i64) -> Result<Option<Self>, StoreError> {
-        Ok(store.bill_with_history(id).await?.map(|(payment, _)| payment))
-    }
-
     async fn ask(provider: &dyn Provider, reference: &str, record: &Self) -> Result<BillUpstream, ProviderError> {
         provider.bill_status(reference, record).await
     }
@@ -402,17 +389,8 @@ impl Followed for BillPayment {
         }
     }
 
-    async fn change_as_told(
-        store: &dyn TransactionStore,
-        id: i64,
-        to: BillChange,
-        note: ChangeNote,
-    ) -> Result<Self, ChangeError> {
-        store.change_bill(id, to, note).await
-    }
-
     /// Refunds a bill payment left failed (by an operator, or by a payrail
-    /// older than [`Store::fail_bill`]): once, since the state machine and
+    /// older than [`TransactionStore::fail_bill`]): once, since the state machine and
     /// the ledger's one-refund-per-transaction rule see to that.
     async fn refund(
         store: &dyn Store,

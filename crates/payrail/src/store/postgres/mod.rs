@@ -39,6 +39,7 @@ mod test_db;
 mod transactions;
 mod upstream_work;
 
+#[cfg(test)]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,10 +58,10 @@ use upstream_work::{end_poll, insert_event, schedule_poll};
 
 use super::transactions::{bill_columns, dmt_columns};
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError};
+#[cfg(test)]
+use super::{Claims, RecordStore};
 use super::{DebitError, Debited, LedgerAudit};
 use super::{LedgerStore, PartnerStore, RemittanceStore, TransactionStore, UpstreamWorkStore};
-use crate::domain::bbps::BillChange;
-use crate::domain::dmt::DmtChange;
 use crate::domain::event::{
     self, CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
 };
@@ -70,6 +71,8 @@ use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, TEXT_DAY_S
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::txn_id::TxnNumbers;
+#[cfg(test)]
+use crate::domain::{bbps::BillChange, dmt::DmtChange};
 use crate::domain::{
     BillPayment, DmtTransfer, HistoryEntry, Paise, Partner, PartnerStatus, RegistrationId, Timestamp, TxnKind,
 };

@@ -10,84 +10,44 @@ use super::columns::bind_all;
 use super::*;
 use crate::store::lookup;
 
-use crate::store::transactions::{self as shared, bill_columns, dmt_columns, sql, ChangeSteps, TxnTable};
+use std::sync::LazyLock;
+
+use crate::store::transactions::{
+    self as shared, bill_columns, dmt_columns, sql, ChangeSteps, KindStore, Progress, TxnTable,
+};
+
+impl<T: PgTable> KindStore<T> for PostgresStore {
+    async fn lookup(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+        precheck: lookup::Precheck<'_>,
+    ) -> Result<Option<lookup::StatusLookup<T>>, StoreError> {
+        self.status_lookup(T::STATUS_LOOKUP, partner, reference, precheck).await
+    }
+
+    async fn with_history(&self, id: i64) -> Result<Option<(T, Vec<HistoryEntry>)>, StoreError> {
+        let client = self.client().await?;
+        let row = query_opt(&client, T::BY_ID, &[&id], "Failed to find the transaction").await?;
+        let Some(record) = decode(row, |row| T::decode(row, 0))? else { return Ok(None) };
+        Ok(Some((record, history(&client, T::KIND, id).await?)))
+    }
+
+    async fn insert_batch(&self, rows: Vec<T>, note: ChangeNote, progress: Progress) -> Result<Vec<i64>, InsertError> {
+        self.insert_new_batch(rows, note, progress).await
+    }
+
+    async fn change(&self, id: i64, change: T::Change, note: ChangeNote) -> Result<T, ChangeError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin the change")?;
+        let record = shared::change::<T>(&Steps(&tx), id, change, &note).await?;
+        tx.commit().await.store_context("Failed to commit the change")?;
+        Ok(record)
+    }
+}
 
 #[async_trait]
 impl TransactionStore for PostgresStore {
-    async fn lookup_dmt(
-        &self,
-        partner: RegistrationId,
-        reference: &str,
-    ) -> Result<Option<(Partner, Option<DmtTransfer>)>, StoreError> {
-        Ok(self
-            .status_lookup(&super::lookup::STATUS_DMT, partner, reference, &|_| None)
-            .await?
-            .map(|found| (found.partner, found.record)))
-    }
-
-    async fn lookup_dmt_checked(
-        &self,
-        partner: RegistrationId,
-        reference: &str,
-        precheck: lookup::Precheck<'_>,
-    ) -> Result<Option<lookup::StatusLookup<DmtTransfer>>, StoreError> {
-        self.status_lookup(&super::lookup::STATUS_DMT, partner, reference, precheck).await
-    }
-
-    async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError> {
-        self.with_history(ackno).await
-    }
-
-    async fn insert_dmt_batch(
-        &self,
-        rows: Vec<DmtTransfer>,
-        note: ChangeNote,
-        progress: Arc<dyn Fn(u64) + Send + Sync>,
-    ) -> Result<Vec<i64>, InsertError> {
-        self.insert_batch(rows, note, progress).await
-    }
-
-    async fn change_dmt(&self, ackno: i64, change: DmtChange, note: ChangeNote) -> Result<DmtTransfer, ChangeError> {
-        self.change(ackno, change, note).await
-    }
-
-    async fn lookup_bill(
-        &self,
-        partner: RegistrationId,
-        reference: &str,
-    ) -> Result<Option<(Partner, Option<BillPayment>)>, StoreError> {
-        Ok(self
-            .status_lookup(&super::lookup::STATUS_BILL, partner, reference, &|_| None)
-            .await?
-            .map(|found| (found.partner, found.record)))
-    }
-
-    async fn lookup_bill_checked(
-        &self,
-        partner: RegistrationId,
-        reference: &str,
-        precheck: lookup::Precheck<'_>,
-    ) -> Result<Option<lookup::StatusLookup<BillPayment>>, StoreError> {
-        self.status_lookup(&super::lookup::STATUS_BILL, partner, reference, precheck).await
-    }
-
-    async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError> {
-        self.with_history(txnid).await
-    }
-
-    async fn insert_bill_batch(
-        &self,
-        rows: Vec<BillPayment>,
-        note: ChangeNote,
-        progress: Arc<dyn Fn(u64) + Send + Sync>,
-    ) -> Result<Vec<i64>, InsertError> {
-        self.insert_batch(rows, note, progress).await
-    }
-
-    async fn change_bill(&self, txnid: i64, change: BillChange, note: ChangeNote) -> Result<BillPayment, ChangeError> {
-        self.change(txnid, change, note).await
-    }
-
     async fn fail_bill(&self, txnid: i64, note: ChangeNote, refund: ChangeNote) -> Result<BillPayment, ChangeError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the failure")?;
@@ -136,25 +96,6 @@ impl TransactionStore for PostgresStore {
     }
 }
 
-impl PostgresStore {
-    /// The record with this id and its history, oldest first.
-    async fn with_history<T: TxnTable>(&self, id: i64) -> Result<Option<(T, Vec<HistoryEntry>)>, StoreError> {
-        let client = self.client().await?;
-        let row = query_opt(&client, T::BY_ID, &[&id], "Failed to find the transaction").await?;
-        let Some(record) = decode(row, |row| T::decode(row, 0))? else { return Ok(None) };
-        Ok(Some((record, history(&client, T::KIND, id).await?)))
-    }
-
-    /// A state change in one database transaction (see [`shared::change_locked`]).
-    async fn change<T: PgTable>(&self, id: i64, change: T::Change, note: ChangeNote) -> Result<T, ChangeError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.store_context("Failed to begin the change")?;
-        let record = shared::change::<T>(&Steps(&tx), id, change, &note).await?;
-        tx.commit().await.store_context("Failed to commit the change")?;
-        Ok(record)
-    }
-}
-
 /// What PostgreSQL needs of a record kind beyond the shared [`TxnTable`].
 pub(super) trait PgTable: TxnTable {
     /// The `INSERT … FROM UNNEST(…)` taking one array per column of
@@ -165,6 +106,8 @@ pub(super) trait PgTable: TxnTable {
     /// The sequence counting new records, whose values the keyed
     /// permutation turns into their numbers (`domain::txn_id`).
     const COUNTER: &'static str;
+    /// Its status lookup ([`super::lookup::STATUS_DMT`], [`super::lookup::STATUS_BILL`]).
+    const STATUS_LOOKUP: &'static LazyLock<String>;
 }
 
 impl PgTable for DmtTransfer {
@@ -180,6 +123,7 @@ impl PgTable for DmtTransfer {
     /// "payrail" in ASCII and a number, as `MIGRATION_LOCK`.
     const ID_LOCK: i64 = 0x7061_7972_6169_6c02;
     const COUNTER: &'static str = "dmt_number_counter";
+    const STATUS_LOOKUP: &'static LazyLock<String> = &super::lookup::STATUS_DMT;
 }
 
 impl PgTable for BillPayment {
@@ -194,6 +138,7 @@ impl PgTable for BillPayment {
     );
     const ID_LOCK: i64 = 0x7061_7972_6169_6c03;
     const COUNTER: &'static str = "bbps_number_counter";
+    const STATUS_LOOKUP: &'static LazyLock<String> = &super::lookup::STATUS_BILL;
 }
 
 /// The steps of a change inside the caller's database transaction.

@@ -8,7 +8,7 @@
 use super::columns::bind_all;
 use super::*;
 use crate::store::upstream_work::{
-    attempt_from_row, event_from_row, event_list, events_query, poll_from_row, poll_list_p, sql,
+    attempt_from_row, event_from_row, event_list, events_query, poll_from_row, poll_list_p, sql, ClaimStore, Leased,
 };
 
 /// Leases up to `$4` due jobs to `$1` until `$3`. `SKIP LOCKED` passes over
@@ -55,24 +55,39 @@ const RECORD_ATTEMPT: &str = "WITH settled AS (UPDATE partner_events SET attempt
      INSERT INTO delivery_attempts (event_id, attempt, instance, url, at, duration_ms, http_status, error) \
      SELECT id, $3, $7, $8, $9, $10, $11, $12 FROM settled";
 
-#[async_trait]
-impl UpstreamWorkStore for PostgresStore {
-    async fn claim_polls(
+impl<T: PgClaim> ClaimStore<T> for PostgresStore {
+    async fn claim(
         &self,
         owner: &str,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
-    ) -> Result<Vec<PollJob>, StoreError> {
+    ) -> Result<Vec<T>, StoreError> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 4] = [&owner, &now.unix(), &lease_until.unix(), &i64::from(limit)];
-        let rows = query(&client, CLAIM_POLLS, &params, "Failed to claim poll jobs").await?;
-        let mut jobs = decode_all(&rows, poll_from_row, "Failed to read a claimed poll job")?;
-        // RETURNING keeps no order.
-        jobs.sort_by_key(|job| (job.due_at, job.txn_id));
-        Ok(jobs)
+        let rows = query(&client, T::CLAIM, &params, T::CLAIM_FAILED).await?;
+        let mut claimed = decode_all(&rows, |row| T::decode(row), T::READ_FAILED)?;
+        T::sort(&mut claimed);
+        Ok(claimed)
     }
+}
 
+/// A claim's statement on this engine ([`CLAIM_POLLS`], [`CLAIM_EVENTS`]).
+trait PgClaim: Leased {
+    /// Leases what it selects: params as [`ClaimStore::claim`] names them (`$1` owner, `$2` now, `$3` lease end, `$4` limit).
+    const CLAIM: &'static str;
+}
+
+impl PgClaim for PollJob {
+    const CLAIM: &'static str = CLAIM_POLLS;
+}
+
+impl PgClaim for PartnerEvent {
+    const CLAIM: &'static str = CLAIM_EVENTS;
+}
+
+#[async_trait]
+impl UpstreamWorkStore for PostgresStore {
     async fn finish_poll(&self, job: &PollJob, owner: &str, next: PollNext) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let (kind, what) = (job.kind.as_str(), "Failed to finish the poll job");
@@ -103,22 +118,6 @@ impl UpstreamWorkStore for PostgresStore {
         let what = "Failed to read a poll job";
         let row = query_opt(&client, sql::POLL_JOB, &[&kind.as_str(), &txn_id], what).await?;
         Ok(row.map(|row| poll_from_row(&row)).transpose().context(what)?)
-    }
-
-    async fn claim_events(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<PartnerEvent>, StoreError> {
-        let client = self.client().await?;
-        let params: [&(dyn ToSql + Sync); 4] = [&owner, &now.unix(), &lease_until.unix(), &i64::from(limit)];
-        let rows = query(&client, CLAIM_EVENTS, &params, "Failed to claim partner events").await?;
-        let mut events = decode_all(&rows, event_from_row, "Failed to read a claimed partner event")?;
-        // RETURNING keeps no order.
-        events.sort_by_key(|event| event.id);
-        Ok(events)
     }
 
     async fn record_attempt(

@@ -23,7 +23,7 @@ pub(super) static LOOKUP_BILL: std::sync::LazyLock<String> = std::sync::LazyLock
 });
 
 impl SqliteStore {
-    /// [`TransactionStore::lookup_dmt`] and [`TransactionStore::lookup_bill`]:
+    /// A status lookup without a `reqid` ([`crate::store::transactions::KindStore::lookup`]):
     /// `sql` is the kind's statement ([`LOOKUP_DMT`], [`LOOKUP_BILL`]).
     pub(super) fn find_for_status<T: TxnTable>(
         &self,

@@ -5,7 +5,7 @@
 //! hop to a blocking thread. Writers share one connection, owned by the
 //! writer thread, which runs the writes waiting in savepoints of one
 //! `BEGIN IMMEDIATE` transaction (so a read-modify-write never races) and
-//! commits them together with `synchronous = FULL` (see [`writer_thread`]).
+//! commits them together with `synchronous = FULL` (see `writer_thread`).
 //!
 //! This file holds the connection pool, the writer and the error mapping;
 //! each aggregate's implementation is in its own file (`partners.rs`,
@@ -43,9 +43,9 @@ pub use reqids::{reqid_fingerprint, REQID_FLUSH_INTERVAL};
 
 use super::{files, DebitError, Debited, LedgerAudit};
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError};
+#[cfg(test)]
+use super::{Claims, RecordStore};
 use super::{LedgerStore, PartnerStore, RemittanceStore, TransactionStore, UpstreamWorkStore};
-use crate::domain::bbps::BillChange;
-use crate::domain::dmt::DmtChange;
 use crate::domain::event::{
     CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
     DELIVERY_WINDOW_SECS,
@@ -56,6 +56,8 @@ use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, TEXT_DAY_S
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::txn_id::TxnNumbers;
+#[cfg(test)]
+use crate::domain::{bbps::BillChange, dmt::DmtChange};
 use crate::domain::{
     BillPayment, DmtTransfer, HistoryEntry, Paise, Partner, PartnerStatus, ReferenceId, RegistrationId, Timestamp,
     TxnKind,
@@ -178,7 +180,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the writer connection, on the writer thread, inside a
-    /// savepoint of a group transaction (see [`writer_thread`]); answers
+    /// savepoint of a group transaction (see `writer_thread`); answers
     /// once the group's commit has made `f`'s writes durable, or failed.
     async fn write<T, E>(&self, f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static) -> Result<T, E>
     where

@@ -6,60 +6,65 @@ use std::future::Future;
 use std::task::{Context, Poll, Waker};
 
 use super::*;
-use crate::store::transactions::{self as shared, bill_columns, dmt_columns, sql, ChangeSteps, TxnTable};
+use std::sync::LazyLock;
+
+use crate::store::lookup;
+use crate::store::transactions::{
+    self as shared, bill_columns, dmt_columns, sql, ChangeSteps, KindStore, Progress, TxnTable,
+};
+
+impl<T: SqliteTable> KindStore<T> for SqliteStore {
+    async fn lookup(
+        &self,
+        partner: RegistrationId,
+        reference: &str,
+        _precheck: lookup::Precheck<'_>,
+    ) -> Result<Option<lookup::StatusLookup<T>>, StoreError> {
+        // A token's `reqid` is recorded after the lookup, by the caller.
+        Ok(self.find_for_status(T::STATUS_LOOKUP, partner, reference)?.map(lookup::StatusLookup::unrecorded))
+    }
+
+    async fn with_history(&self, id: i64) -> Result<Option<(T, Vec<HistoryEntry>)>, StoreError> {
+        self.read(|conn| {
+            let record = conn.prepare_cached(T::BY_ID)?.query_row([id], |row| T::decode(row, 0)).optional()?;
+            record.map(|record| Ok((record, history(conn, T::KIND, id)?))).transpose()
+        })
+    }
+
+    /// Inserts `rows` all together or not at all, telling `progress` every
+    /// thousand rows.
+    async fn insert_batch(&self, rows: Vec<T>, note: ChangeNote, progress: Progress) -> Result<Vec<i64>, InsertError> {
+        let numbers = Arc::clone(&self.numbers);
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            let mut ids = Vec::with_capacity(rows.len());
+            for (index, row) in rows.iter().enumerate() {
+                ids.push(insert_row(&tx, &numbers, row, &note, index)?);
+                if index % 1000 == 999 {
+                    progress(index as u64 + 1);
+                }
+            }
+            tx.commit().map_err(store_error)?;
+            progress(rows.len() as u64);
+            Ok(ids)
+        })
+        .await
+    }
+
+    /// A state change in one write transaction (see [`shared::change_locked`]).
+    async fn change(&self, id: i64, change: T::Change, note: ChangeNote) -> Result<T, ChangeError> {
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            let record = at_once(shared::change::<T>(&Steps(&tx), id, change, &note))?;
+            tx.commit().map_err(store_error)?;
+            Ok(record)
+        })
+        .await
+    }
+}
 
 #[async_trait]
 impl TransactionStore for SqliteStore {
-    async fn lookup_dmt(
-        &self,
-        partner: RegistrationId,
-        reference: &str,
-    ) -> Result<Option<(Partner, Option<DmtTransfer>)>, StoreError> {
-        self.find_for_status(&super::lookup::LOOKUP_DMT, partner, reference)
-    }
-
-    async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError> {
-        self.with_history(ackno)
-    }
-
-    async fn insert_dmt_batch(
-        &self,
-        rows: Vec<DmtTransfer>,
-        note: ChangeNote,
-        progress: Arc<dyn Fn(u64) + Send + Sync>,
-    ) -> Result<Vec<i64>, InsertError> {
-        self.insert_batch(rows, note, progress).await
-    }
-
-    async fn change_dmt(&self, ackno: i64, change: DmtChange, note: ChangeNote) -> Result<DmtTransfer, ChangeError> {
-        self.change(ackno, change, note).await
-    }
-
-    async fn lookup_bill(
-        &self,
-        partner: RegistrationId,
-        reference: &str,
-    ) -> Result<Option<(Partner, Option<BillPayment>)>, StoreError> {
-        self.find_for_status(&super::lookup::LOOKUP_BILL, partner, reference)
-    }
-
-    async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError> {
-        self.with_history(txnid)
-    }
-
-    async fn insert_bill_batch(
-        &self,
-        rows: Vec<BillPayment>,
-        note: ChangeNote,
-        progress: Arc<dyn Fn(u64) + Send + Sync>,
-    ) -> Result<Vec<i64>, InsertError> {
-        self.insert_batch(rows, note, progress).await
-    }
-
-    async fn change_bill(&self, txnid: i64, change: BillChange, note: ChangeNote) -> Result<BillPayment, ChangeError> {
-        self.change(txnid, change, note).await
-    }
-
     async fn fail_bill(&self, txnid: i64, note: ChangeNote, refund: ChangeNote) -> Result<BillPayment, ChangeError> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
@@ -82,29 +87,18 @@ impl TransactionStore for SqliteStore {
         note: ChangeNote,
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<DmtTransfer>, DebitError> {
-        let numbers = Arc::clone(&self.numbers);
-        self.write(move |conn| {
-            let tx = immediate(conn)?;
-            refuse_duplicate::<DmtTransfer>(&tx, transfer.partner, &transfer.reference)?;
-            let journal = Journal::dmt_debit(&transfer, note.at);
-            let wallet = debit_wallet(&tx, transfer.partner, journal.wallet_change())?;
-            let used =
-                routed_since(&tx, transfer.partner, &route.remitter, route.bank, limit.since).map_err(store_error)?;
-            if used + transfer.amount.get() > limit.limit.get() {
+        let journal = Journal::dmt_debit(&transfer, note.at);
+        let (partner, amount, used_route) = (transfer.partner, transfer.amount, route.clone());
+        let within_limit = move |conn: &Connection| {
+            let (remitter, bank) = (&used_route.remitter, used_route.bank);
+            let used = routed_since(conn, partner, remitter, bank, limit.since).map_err(store_error)?;
+            if used + amount.get() > limit.limit.get() {
                 return Err(DebitError::MonthlyLimit { remaining: Paise::new((limit.limit.get() - used).max(0)) });
             }
-            let record = DmtTransfer { ackno: 0, ..transfer };
-            let ackno = insert_row(&tx, &numbers, &record, &note, 0).map_err(debit_error)?;
-            let record = DmtTransfer { ackno, ..record };
-            insert_route(&tx, &record, &route).map_err(store_error)?;
-            insert_journal(&tx, &journal.with_txn_id(ackno)).map_err(store_error)?;
-            if let Some(at) = poll_at {
-                upsert_poll(&tx, TxnKind::Dmt, ackno, at).map_err(store_error)?;
-            }
-            tx.commit().map_err(store_error)?;
-            Ok(Debited { record, wallet })
-        })
-        .await
+            Ok(())
+        };
+        let with_route = move |conn: &Connection, record: &DmtTransfer| insert_route(conn, record, &route);
+        self.create_debited(transfer, journal, note, poll_at, within_limit, with_route).await
     }
 
     async fn dmt_route(&self, ackno: i64) -> Result<Option<DmtRoute>, StoreError> {
@@ -119,67 +113,42 @@ impl TransactionStore for SqliteStore {
         note: ChangeNote,
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<BillPayment>, DebitError> {
-        let numbers = Arc::clone(&self.numbers);
-        self.write(move |conn| {
-            let tx = immediate(conn)?;
-            refuse_duplicate::<BillPayment>(&tx, payment.partner, &payment.reference)?;
-            let journal = Journal::bill_debit(&payment, note.at);
-            let wallet = debit_wallet(&tx, payment.partner, journal.wallet_change())?;
-            let record = BillPayment { txnid: 0, ..payment };
-            let txnid = insert_row(&tx, &numbers, &record, &note, 0).map_err(debit_error)?;
-            let record = BillPayment { txnid, ..record };
-            insert_journal(&tx, &journal.with_txn_id(txnid)).map_err(store_error)?;
-            if let Some(at) = poll_at {
-                upsert_poll(&tx, TxnKind::Bbps, txnid, at).map_err(store_error)?;
-            }
-            tx.commit().map_err(store_error)?;
-            Ok(Debited { record, wallet })
-        })
-        .await
+        let journal = Journal::bill_debit(&payment, note.at);
+        self.create_debited(payment, journal, note, poll_at, |_| Ok(()), |_, _| Ok(())).await
     }
 }
 
 impl SqliteStore {
-    /// The record with this id and its history, oldest first.
-    fn with_history<T: TxnTable>(&self, id: i64) -> Result<Option<(T, Vec<HistoryEntry>)>, StoreError> {
-        self.read(|conn| {
-            let record = conn.prepare_cached(T::BY_ID)?.query_row([id], |row| T::decode(row, 0)).optional()?;
-            record.map(|record| Ok((record, history(conn, T::KIND, id)?))).transpose()
-        })
-    }
-
-    /// Inserts `rows` all together or not at all, telling `progress` every
-    /// thousand rows.
-    async fn insert_batch<T: SqliteTable>(
+    /// Creates a record paid from the wallet in one write transaction:
+    /// refuses a duplicate reference, takes `journal` from the wallet, runs
+    /// `check` (after the debit, so that a short wallet is what is reported
+    /// first), inserts the record under a new id, then `extra` rows for it,
+    /// the journal with the id, and the record's poll job.
+    async fn create_debited<T: SqliteTable>(
         &self,
-        rows: Vec<T>,
+        record: T,
+        journal: Journal,
         note: ChangeNote,
-        progress: Arc<dyn Fn(u64) + Send + Sync>,
-    ) -> Result<Vec<i64>, InsertError> {
+        poll_at: Option<Timestamp>,
+        check: impl FnOnce(&Connection) -> Result<(), DebitError> + Send + 'static,
+        extra: impl FnOnce(&Connection, &T) -> rusqlite::Result<()> + Send + 'static,
+    ) -> Result<Debited<T>, DebitError> {
         let numbers = Arc::clone(&self.numbers);
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            let mut ids = Vec::with_capacity(rows.len());
-            for (index, row) in rows.iter().enumerate() {
-                ids.push(insert_row(&tx, &numbers, row, &note, index)?);
-                if index % 1000 == 999 {
-                    progress(index as u64 + 1);
-                }
+            refuse_duplicate::<T>(&tx, record.partner(), record.reference())?;
+            let wallet = debit_wallet(&tx, record.partner(), journal.wallet_change())?;
+            check(&tx)?;
+            let record = record.with_id(0);
+            let id = insert_row(&tx, &numbers, &record, &note, 0).map_err(debit_error)?;
+            let record = record.with_id(id);
+            extra(&tx, &record).map_err(store_error)?;
+            insert_journal(&tx, &journal.with_txn_id(id)).map_err(store_error)?;
+            if let Some(at) = poll_at {
+                upsert_poll(&tx, T::KIND, id, at).map_err(store_error)?;
             }
             tx.commit().map_err(store_error)?;
-            progress(rows.len() as u64);
-            Ok(ids)
-        })
-        .await
-    }
-
-    /// A state change in one write transaction (see [`shared::change_locked`]).
-    async fn change<T: TxnTable>(&self, id: i64, change: T::Change, note: ChangeNote) -> Result<T, ChangeError> {
-        self.write(move |conn| {
-            let tx = immediate(conn)?;
-            let record = at_once(shared::change::<T>(&Steps(&tx), id, change, &note))?;
-            tx.commit().map_err(store_error)?;
-            Ok(record)
+            Ok(Debited { record, wallet })
         })
         .await
     }
@@ -245,6 +214,8 @@ impl ChangeSteps for Steps<'_> {
 pub(super) trait SqliteTable: TxnTable {
     /// Inserts one record: [`TxnTable::values`] as `?1`…, `updated_at` set to `created_at`.
     const INSERT: &'static str;
+    /// Its status lookup ([`super::lookup::LOOKUP_DMT`], [`super::lookup::LOOKUP_BILL`]).
+    const STATUS_LOOKUP: &'static LazyLock<String>;
 }
 
 impl SqliteTable for DmtTransfer {
@@ -253,6 +224,7 @@ impl SqliteTable for DmtTransfer {
         dmt_columns!(),
         ", updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?15)"
     );
+    const STATUS_LOOKUP: &'static LazyLock<String> = &super::lookup::LOOKUP_DMT;
 }
 
 impl SqliteTable for BillPayment {
@@ -261,6 +233,7 @@ impl SqliteTable for BillPayment {
         bill_columns!(),
         ", updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?14)"
     );
+    const STATUS_LOOKUP: &'static LazyLock<String> = &super::lookup::LOOKUP_BILL;
 }
 
 /// Inserts row `index` of a batch (its own id, or a new number for id 0)

@@ -7,6 +7,7 @@
 use super::*;
 use crate::store::upstream_work::{
     attempt_from_row, attempt_list, event_from_row, event_list, events_query, poll_from_row, poll_list, sql,
+    ClaimStore, Leased,
 };
 
 /// Leases due, free poll jobs: `?1` owner, `?2` lease end, `?3` now, `?4` limit.
@@ -58,28 +59,44 @@ const HOLD_BACK_LATER_EVENTS: &str = "UPDATE partner_events SET next_attempt_at 
 const INSERT_ATTEMPT: &str =
     concat!("INSERT INTO delivery_attempts (", attempt_list!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
 
-#[async_trait]
-impl UpstreamWorkStore for SqliteStore {
-    async fn claim_polls(
+impl<T: SqliteClaim> ClaimStore<T> for SqliteStore {
+    /// The claim runs in its own write transaction.
+    async fn claim(
         &self,
         owner: &str,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
-    ) -> Result<Vec<PollJob>, StoreError> {
+    ) -> Result<Vec<T>, StoreError> {
         let owner = owner.to_owned();
         self.write(move |conn| {
             let tx = immediate(conn)?;
             let params = params![owner, lease_until.unix(), now.unix(), limit];
-            let mut jobs = all_rows(&tx, CLAIM_POLLS, params, |row| poll_from_row(row)).map_err(store_error)?;
+            let mut claimed = all_rows(&tx, T::CLAIM, params, |row| T::decode(row)).map_err(store_error)?;
             tx.commit().map_err(store_error)?;
-            // RETURNING promises no order.
-            jobs.sort_by_key(|j| (j.due_at, j.txn_id, j.kind.as_str()));
-            Ok(jobs)
+            T::sort(&mut claimed);
+            Ok(claimed)
         })
         .await
     }
+}
 
+/// A claim's statement on this engine ([`CLAIM_POLLS`], [`CLAIM_EVENTS`]).
+trait SqliteClaim: Leased {
+    /// Leases what it selects: params as [`ClaimStore::claim`] names them (`?1` owner, `?2` lease end, `?3` now, `?4` limit).
+    const CLAIM: &'static str;
+}
+
+impl SqliteClaim for PollJob {
+    const CLAIM: &'static str = CLAIM_POLLS;
+}
+
+impl SqliteClaim for PartnerEvent {
+    const CLAIM: &'static str = CLAIM_EVENTS;
+}
+
+#[async_trait]
+impl UpstreamWorkStore for SqliteStore {
     async fn finish_poll(&self, job: &PollJob, owner: &str, next: PollNext) -> Result<bool, StoreError> {
         let (kind, txn_id, owner) = (job.kind.as_str(), job.txn_id, owner.to_owned());
         self.write(move |conn| {
@@ -105,26 +122,6 @@ impl UpstreamWorkStore for SqliteStore {
 
     async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> Result<Option<PollJob>, StoreError> {
         self.read(|conn| optional_row(conn, sql::POLL_JOB, params![kind.as_str(), txn_id], |row| poll_from_row(row)))
-    }
-
-    async fn claim_events(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<PartnerEvent>, StoreError> {
-        let owner = owner.to_owned();
-        self.write(move |conn| {
-            let tx = immediate(conn)?;
-            let params = params![owner, lease_until.unix(), now.unix(), limit];
-            let mut events = all_rows(&tx, CLAIM_EVENTS, params, |row| event_from_row(row)).map_err(store_error)?;
-            tx.commit().map_err(store_error)?;
-            // RETURNING promises no order.
-            events.sort_by_key(|e| e.id);
-            Ok(events)
-        })
-        .await
     }
 
     async fn record_attempt(

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use super::super::columns::{array, Column};
 use super::super::*;
 use super::PgTable;
-use crate::store::transactions::sql;
+use crate::store::transactions::{sql, Progress};
 
 /// Rows per batch-insert statement: large enough that round trips do not
 /// matter, small enough that one chunk's arrays stay a few megabytes.
@@ -25,11 +25,11 @@ impl PostgresStore {
     /// as a row-by-row insert would: earlier chunks are already in the table
     /// (the transaction sees them), so checking a chunk against the table and
     /// against itself covers the whole batch.
-    pub(super) async fn insert_batch<T: PgTable>(
+    pub(super) async fn insert_new_batch<T: PgTable>(
         &self,
         rows: Vec<T>,
         note: ChangeNote,
-        progress: Arc<dyn Fn(u64) + Send + Sync>,
+        progress: Progress,
     ) -> Result<Vec<i64>, InsertError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the batch")?;
