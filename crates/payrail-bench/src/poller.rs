@@ -19,9 +19,10 @@ use payrail::services::callbacks::{Deliverer, DeliverySettings};
 use payrail::services::secrets::MasterKey;
 use payrail::services::transactions::NewDmt;
 use payrail::services::upstream::provider::{
-    AccountCheck, AccountHolder, BillOrder, BillQuery, CallbackError, FetchedBill, Provider, ProviderError,
-    TransferOrder, UpstreamCallback,
+    AccountCheck, AccountHolder, BeneficiarySignup, BillOrder, BillQuery, CallbackError, Enrolment, FetchedBill,
+    Provider, ProviderError, RemitterSignup, RemitterStatus, TransferOrder, UpstreamBeneficiary, UpstreamCallback,
 };
+use payrail::domain::remitter::MobileNumber;
 use payrail::services::upstream::sync::{SyncSettings, Upstream};
 use payrail::services::workers::{WorkerSettings, Workers};
 use payrail::store::{ChangeNote, Store, StoreLocation};
@@ -71,6 +72,27 @@ impl Provider for InstantProvider {
 
     async fn verify_account(&self, check: &AccountCheck) -> Result<AccountHolder, ProviderError> {
         Ok(AccountHolder::Named(check.name.clone()))
+    }
+
+    // The poller bench registers nobody: its transfers are loaded straight into the store.
+    async fn query_remitter(&self, _: &MobileNumber) -> Result<RemitterStatus, ProviderError> {
+        Ok(RemitterStatus::NotRegistered)
+    }
+
+    async fn register_remitter(&self, _: &RemitterSignup) -> Result<Enrolment, ProviderError> {
+        Ok(Enrolment::Done(None))
+    }
+
+    async fn fetch_beneficiaries(&self, _: &str) -> Result<Vec<UpstreamBeneficiary>, ProviderError> {
+        Ok(Vec::new())
+    }
+
+    async fn register_beneficiary(&self, _: &BeneficiarySignup) -> Result<Enrolment, ProviderError> {
+        Ok(Enrolment::Done(None))
+    }
+
+    async fn delete_beneficiary(&self, _: &str, _: &str) -> Result<Enrolment, ProviderError> {
+        Ok(Enrolment::Done(None))
     }
 }
 

@@ -103,6 +103,9 @@ pub struct Remitter {
     pub kyc_id: String,
     /// When it was registered.
     pub created_at: Timestamp,
+    /// Its id at the upstream; `None` when registered under a provider that
+    /// keeps none (manual) or before payrail registered remitters upstream.
+    pub upstream_id: Option<String>,
 }
 
 /// A beneficiary of a remitter.
@@ -134,6 +137,9 @@ pub struct Beneficiary {
     /// The account holder's name as the bank holds it, once a penny drop
     /// verified the account: the beneficiary is verified exactly when set.
     pub verified_name: Option<String>,
+    /// The upstream's id for it (`bene_id` there), which transfers are sent
+    /// with; `None` until registered upstream (never under the manual provider).
+    pub upstream_id: Option<String>,
 }
 
 /// One of the three bank pipes a transfer can go through.

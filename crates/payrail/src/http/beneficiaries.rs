@@ -72,7 +72,8 @@ async fn register(
     names: &BeneficiaryNames,
 ) -> Result<Response, ApiError> {
     let new = new_beneficiary(&call.fields, names, state.clock.now())?;
-    let added = remittance::add_beneficiary(&*state.store, &*state.clock, call.partner, new).await?;
+    let provider = &*state.upstream.provider;
+    let added = remittance::add_beneficiary(&*state.store, &*state.clock, provider, call.partner, new).await?;
     let body = BeneficiaryAdded {
         status: true,
         response_code: 1,

@@ -148,8 +148,9 @@ pub async fn register_remitter(State(state): State<Arc<AppState>>, call: Partner
         first_name: f.text(&["FirstName", "fname"])?,
         last_name: f.text(&["LastName", "lname"])?,
     };
+    let provider = &*state.upstream.provider;
     let (remitter, remaining) =
-        remittance::register_remitter(&*state.store, &*state.clock, call.partner, registration).await?;
+        remittance::register_remitter(&*state.store, &*state.clock, provider, call.partner, registration).await?;
     Ok(remitter_found(remitter, remaining, "Remitter registered successfully"))
 }
 
@@ -157,7 +158,8 @@ pub async fn register_remitter(State(state): State<Arc<AppState>>, call: Partner
 pub async fn delete_beneficiary(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let mobile = call.fields.mobile(&["MobileNo", "MobileNumber", "mobile"])?;
     let id = call.fields.id(&["BeneID", "beneid"])?;
-    remittance::delete_beneficiary(&*state.store, &*state.clock, call.partner, &mobile, id).await?;
+    let provider = &*state.upstream.provider;
+    remittance::delete_beneficiary(&*state.store, &*state.clock, provider, call.partner, &mobile, id).await?;
     Ok(done("Beneficiary deleted successfully"))
 }
 

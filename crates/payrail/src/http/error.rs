@@ -102,7 +102,13 @@ impl From<DmtError> for ApiError {
             DmtError::InsufficientFunds { .. } => ApiError::refused(StatusCode::PAYMENT_REQUIRED, 13, message),
             DmtError::Limit(_) => ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, 14, message),
             DmtError::Kyc(_) => ApiError::Validation(message),
-            DmtError::EkycRefused(_) => ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, 18, message),
+            DmtError::EkycRefused(_) | DmtError::UpstreamRefused(_) => {
+                ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, 18, message)
+            }
+            DmtError::UpstreamUnavailable(cause) => {
+                tracing::warn!(error = %cause, "registration or deletion not answered by the upstream");
+                ApiError::refused(StatusCode::BAD_GATEWAY, 17, message)
+            }
             DmtError::EkycUnavailable(cause) => {
                 tracing::warn!(error = %cause, "e-KYC not answered by the upstream");
                 ApiError::refused(StatusCode::BAD_GATEWAY, 17, message)

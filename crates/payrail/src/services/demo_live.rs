@@ -89,7 +89,7 @@ pub async fn make_live_transactions(
             first_name: Some("Demo".into()),
             last_name: Some("Remitter".into()),
         };
-        remittance::register_remitter(store, clock, partner, registration).await?;
+        remittance::register_remitter(store, clock, &*upstream.provider, partner, registration).await?;
     }
     for (reference, account) in
         [("LIVE-DMT-1", "500100200301"), ("LIVE-DMT-2", "500100200333"), ("LIVE-DMT-3", "500100200777")]
@@ -132,7 +132,7 @@ async fn live_transfer(
         details: RemitterDetails::default(),
         claimed_verified: false,
     };
-    let beneficiary = remittance::add_beneficiary(store, clock, partner, beneficiary).await?;
+    let beneficiary = remittance::add_beneficiary(store, clock, &*upstream.provider, partner, beneficiary).await?;
     let intent = TransferIntent {
         mobile: mobile.clone(),
         beneficiary_id: beneficiary.id,

@@ -192,6 +192,7 @@ pub async fn penny_drop(
     }
     let now = clock.now();
     let fee = fees::plan_for(store, partner, now).await?.penny_drop_fee;
+    let resolved_upstream_id = resolved.beneficiary.as_ref().and_then(|b| b.upstream_id.clone());
     let details = match &resolved.beneficiary {
         Some(b) => request.details.or(&b.details),
         None => request.details,
@@ -227,6 +228,7 @@ pub async fn penny_drop(
         bank_id: drop.bank_id,
         name: drop.name.clone(),
         beneficiary_id: drop.beneficiary_id,
+        upstream_bene_id: resolved_upstream_id,
         details,
     };
     let status = match upstream.provider.verify_account(&check).await {

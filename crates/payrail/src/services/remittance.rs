@@ -11,7 +11,9 @@ use rand::Rng as _;
 
 use super::fees;
 use super::notifier::Texts;
-use super::upstream::provider::TransferOrder;
+use super::upstream::provider::{
+    BeneficiarySignup, Enrolment, Provider, ProviderError, RemitterSignup, RemitterStatus, TransferOrder,
+};
 use super::upstream::sync::Upstream;
 use crate::domain::banks::find_bank;
 use crate::domain::dmt::DmtChange;
@@ -105,6 +107,14 @@ pub enum DmtError {
     /// The upstream gave no answer about the e-KYC; the attempt counts.
     #[error("e-KYC could not be done: the upstream did not answer, try again later")]
     EkycUnavailable(#[source] super::upstream::provider::ProviderError),
+    /// The upstream refused a registration or deletion, saying why; payrail
+    /// wrote nothing.
+    #[error("Refused by the upstream: {0}")]
+    UpstreamRefused(String),
+    /// The upstream did not answer a registration or deletion; payrail
+    /// wrote nothing, and the call may be made again.
+    #[error("The upstream did not answer, try again later")]
+    UpstreamUnavailable(#[source] ProviderError),
 }
 
 /// What [`query_remitter`] found.
@@ -336,19 +346,30 @@ async fn remaining_limits(
 pub async fn register_remitter(
     store: &dyn Store,
     clock: &dyn Clock,
+    provider: &dyn Provider,
     partner: RegistrationId,
     registration: Registration,
 ) -> Result<(Remitter, PerBank), DmtError> {
     let mobile = &registration.mobile;
     let found = store.find_kyc(partner, &registration.kyc_id).await?;
     let now = clock.now();
-    found.ok_or(KycRefusal::Unknown).and_then(|k| k.allows(partner, mobile, now)).map_err(DmtError::Kyc)?;
+    let kyc = found.ok_or(KycRefusal::Unknown).map_err(DmtError::Kyc)?;
+    kyc.allows(partner, mobile, now).map_err(DmtError::Kyc)?;
     if store.find_remitter(partner, mobile).await?.is_some() {
         return Err(DmtError::AlreadyRegistered);
     }
     let (stateresp, otp) = (&registration.stateresp, &registration.otp);
     let otp = PresentedOtp { stateresp, code: otp };
     use_otp(store, clock, partner, OtpPurpose::Registration, otp, mobile.as_str()).await?;
+    let signup = RemitterSignup {
+        mobile: mobile.clone(),
+        otp: registration.otp.clone(),
+        stateresp: registration.stateresp.clone(),
+        ekyc_id: kyc.upstream_id.clone(),
+        first_name: registration.first_name.clone(),
+        last_name: registration.last_name.clone(),
+    };
+    let upstream_id = register_upstream(provider, &signup).await?;
     let now = clock.now();
     let remitter = Remitter {
         partner,
@@ -357,6 +378,7 @@ pub async fn register_remitter(
         last_name: registration.last_name,
         kyc_id: registration.kyc_id,
         created_at: now,
+        upstream_id,
     };
     let made_after = Timestamp::from_unix(now.unix() - KYC_LIFETIME_SECS);
     match store.register_with_kyc(remitter.clone(), made_after).await? {
@@ -369,6 +391,73 @@ pub async fn register_remitter(
     Ok((remitter, remaining))
 }
 
+/// Registers the remitter upstream; its id there. A refusal from an
+/// upstream that already has the remitter (registered before a crash kept
+/// payrail from storing it) is no refusal: the upstream is asked, and its
+/// id kept.
+async fn register_upstream(provider: &dyn Provider, signup: &RemitterSignup) -> Result<Option<String>, DmtError> {
+    match provider.register_remitter(signup).await {
+        Ok(Enrolment::Done(id)) => Ok(id),
+        Ok(Enrolment::Refused(reason)) => match provider.query_remitter(&signup.mobile).await {
+            Ok(RemitterStatus::Registered { upstream_id }) => Ok(upstream_id),
+            Ok(RemitterStatus::NotRegistered) => Err(DmtError::UpstreamRefused(reason)),
+            Err(e) => Err(DmtError::UpstreamUnavailable(e)),
+        },
+        Err(e) => Err(DmtError::UpstreamUnavailable(e)),
+    }
+}
+
+/// What the upstream takes to register `beneficiary`.
+fn signup_of(beneficiary: &Beneficiary) -> BeneficiarySignup {
+    BeneficiarySignup {
+        mobile: beneficiary.remitter.as_str().to_owned(),
+        name: beneficiary.name.clone(),
+        account: beneficiary.account.as_str().to_owned(),
+        ifsc: beneficiary.ifsc.as_str().to_owned(),
+        bank_id: beneficiary.bank_id,
+        verified: beneficiary.verified_name.is_some(),
+        details: beneficiary.details.clone(),
+    }
+}
+
+/// The upstream's `bene_id` for this account of the remitter: the one its
+/// list already has for the account and IFSC (registered before, e.g. by a
+/// registration whose local half a crash cut off), else a new registration's.
+/// `None` under a provider that keeps no ids.
+async fn upstream_bene_id(provider: &dyn Provider, signup: &BeneficiarySignup) -> Result<Option<String>, DmtError> {
+    let listed = provider.fetch_beneficiaries(&signup.mobile).await.map_err(DmtError::UpstreamUnavailable)?;
+    if let Some(known) = listed.into_iter().find(|b| b.is(&signup.account, &signup.ifsc)) {
+        return Ok(Some(known.bene_id));
+    }
+    match provider.register_beneficiary(signup).await {
+        Ok(Enrolment::Done(id)) => Ok(id),
+        Ok(Enrolment::Refused(reason)) => Err(DmtError::UpstreamRefused(reason)),
+        Err(e) => Err(DmtError::UpstreamUnavailable(e)),
+    }
+}
+
+/// The beneficiary's upstream id, registering it upstream first if it has
+/// none (added before payrail registered beneficiaries upstream, or under
+/// the manual provider), and keeping the id on its row.
+async fn ensure_upstream_bene_id(
+    store: &dyn Store,
+    provider: &dyn Provider,
+    beneficiary: &Beneficiary,
+) -> Result<Option<String>, DmtError> {
+    if let Some(id) = &beneficiary.upstream_id {
+        return Ok(Some(id.clone()));
+    }
+    let Some(id) = upstream_bene_id(provider, &signup_of(beneficiary)).await? else { return Ok(None) };
+    if store.set_beneficiary_upstream_id(beneficiary.partner, beneficiary.id, &id).await? {
+        return Ok(Some(id));
+    }
+    // A concurrent transfer kept one first (the same, from the upstream's
+    // list), or the beneficiary was deleted meanwhile.
+    let now = store.find_beneficiary(beneficiary.partner, beneficiary.id).await?;
+    let now = now.ok_or(DmtError::BeneficiaryNotFound)?;
+    Ok(now.upstream_id.or(Some(id)))
+}
+
 async fn registered(
     store: &dyn RemittanceStore,
     partner: RegistrationId,
@@ -378,14 +467,24 @@ async fn registered(
 }
 
 /// Beneficiary register: adds an account to a registered remitter.
+/// The upstream is asked first ([`upstream_bene_id`]): a refusal or no
+/// answer stores nothing; its `bene_id` is stored in the same row.
 pub async fn add_beneficiary(
     store: &dyn Store,
     clock: &dyn Clock,
+    provider: &dyn Provider,
     partner: RegistrationId,
     new: NewBeneficiary,
 ) -> Result<Beneficiary, DmtError> {
     registered(store, partner, &new.mobile).await?;
-    let beneficiary = Beneficiary {
+    // The same account at the same bank is refused before the upstream is
+    // asked (the store checks again, atomically, when it adds).
+    let bank = new.ifsc.as_str().get(..4).unwrap_or_default();
+    let listed = store.beneficiaries(partner, &new.mobile).await?;
+    if let Some(same) = listed.iter().find(|b| b.account == new.account && b.ifsc.as_str().get(..4) == Some(bank)) {
+        return Err(DmtError::BeneficiaryExists { beneid: same.id });
+    }
+    let mut beneficiary = Beneficiary {
         id: 0,
         partner,
         remitter: new.mobile,
@@ -398,7 +497,9 @@ pub async fn add_beneficiary(
         details: new.details,
         claimed_verified: new.claimed_verified,
         verified_name: None,
+        upstream_id: None,
     };
+    beneficiary.upstream_id = upstream_bene_id(provider, &signup_of(&beneficiary)).await?;
     store.insert_beneficiary(beneficiary).await?.map_err(|beneid| DmtError::BeneficiaryExists { beneid })
 }
 
@@ -425,15 +526,32 @@ pub async fn beneficiary(
     found.filter(|b| &b.remitter == mobile).ok_or(DmtError::BeneficiaryNotFound)
 }
 
-/// Beneficiary delete.
+/// Beneficiary delete: upstream first, then payrail's row. A beneficiary
+/// the upstream refuses to delete but no longer lists (deleted there before
+/// a crash kept payrail from deleting its row) is deleted here.
 pub async fn delete_beneficiary(
     store: &dyn Store,
     clock: &dyn Clock,
+    provider: &dyn Provider,
     partner: RegistrationId,
     mobile: &MobileNumber,
     id: i64,
 ) -> Result<(), DmtError> {
     registered(store, partner, mobile).await?;
+    let found = store.find_beneficiary(partner, id).await?.filter(|b| &b.remitter == mobile);
+    let beneficiary = found.ok_or(DmtError::BeneficiaryNotFound)?;
+    if let Some(bene_id) = &beneficiary.upstream_id {
+        match provider.delete_beneficiary(mobile.as_str(), bene_id).await {
+            Ok(Enrolment::Done(_)) => {}
+            Ok(Enrolment::Refused(reason)) => {
+                let listed = provider.fetch_beneficiaries(mobile.as_str()).await;
+                if listed.map_err(DmtError::UpstreamUnavailable)?.iter().any(|b| &b.bene_id == bene_id) {
+                    return Err(DmtError::UpstreamRefused(reason));
+                }
+            }
+            Err(e) => return Err(DmtError::UpstreamUnavailable(e)),
+        }
+    }
     match store.delete_beneficiary(partner, mobile, id, clock.now()).await? {
         true => Ok(()),
         false => Err(DmtError::BeneficiaryNotFound),
@@ -504,6 +622,11 @@ pub async fn transfer(
     let Confirmation { reference, otp, pipe } = confirmation;
     let beneficiary = checked_intent(store, partner, &intent).await?;
     refuse_duplicate(store, partner, &reference).await?;
+    // Before the OTP is spent: an upstream that does not answer leaves it usable.
+    let upstream_bene_id = ensure_upstream_bene_id(store, &*upstream.provider, &beneficiary).await?;
+    if upstream_bene_id.is_none() && upstream.provider.settles() {
+        return Err(DmtError::UpstreamRefused("the beneficiary is not registered with the upstream".into()));
+    }
     use_otp(store, clock, partner, OtpPurpose::Transfer, otp, &intent.subject()).await?;
     let now = clock.now();
     let plan = fees::plan_for(store, partner, now).await?;
@@ -515,6 +638,7 @@ pub async fn transfer(
         transfer: debited.record.clone(),
         mobile: intent.mobile.as_str().to_owned(),
         beneficiary_id: beneficiary.id,
+        upstream_bene_id,
         beneficiary_name: beneficiary.name.clone(),
         ifsc: beneficiary.ifsc.as_str().to_owned(),
         pipe: bank.number() as u8,

@@ -161,6 +161,7 @@ pub(crate) mod conformance {
             last_name: None,
             kyc_id: kyc_id.into(),
             created_at: at(200),
+            upstream_id: None,
         };
         let fresh_since = at(100 - 1);
         assert_eq!(store.register_with_kyc(remitter(&other, "k-1"), fresh_since).await?, KycRegistration::KycUnusable);

@@ -11,7 +11,8 @@ use crate::domain::remitter_details::{BirthDate, GstState, Pincode, RemitterDeta
 columns! {
     /// The `remitters` columns a remitter is read from (its partner is the one asked about).
     pub(crate) mod remitter_columns, list remitter_list {
-        MOBILE = mobile, FIRST_NAME = first_name, LAST_NAME = last_name, KYC_ID = kyc_id, CREATED_AT = created_at
+        MOBILE = mobile, FIRST_NAME = first_name, LAST_NAME = last_name, KYC_ID = kyc_id, CREATED_AT = created_at,
+        UPSTREAM_ID = upstream_id
     }
 }
 
@@ -21,7 +22,7 @@ columns! {
         ID = id, PARTNER_ID = partner_id, REMITTER_MOBILE = remitter_mobile, NAME = name, ACCOUNT = account,
         IFSC = ifsc, BANK_NAME = bank_name, CREATED_AT = created_at, BANK_ID = bank_id, DOB = dob,
         ADDRESS = address, PINCODE = pincode, GST_STATE = gst_state, CLAIMED_VERIFIED = claimed_verified,
-        VERIFIED_NAME = verified_name
+        VERIFIED_NAME = verified_name, UPSTREAM_ID = upstream_id
     }
 }
 
@@ -44,6 +45,7 @@ pub(crate) fn remitter_from_row<R: StoredRow>(partner: RegistrationId, row: &R) 
         last_name: row.opt_text(c::LAST_NAME)?,
         kyc_id: row.text(c::KYC_ID)?,
         created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
+        upstream_id: row.opt_text(c::UPSTREAM_ID)?,
     })
 }
 
@@ -88,11 +90,12 @@ pub(crate) fn beneficiary_from_row<R: StoredRow>(row: &R) -> Result<Beneficiary,
         },
         claimed_verified: row.int(c::CLAIMED_VERIFIED)? == 1,
         verified_name: row.opt_text(c::VERIFIED_NAME)?,
+        upstream_id: row.opt_text(c::UPSTREAM_ID)?,
     })
 }
 
 /// What [`sql::INSERT_REMITTER`] writes, in its parameters' order.
-pub(crate) fn remitter_values(r: &Remitter) -> [Value<'_>; 6] {
+pub(crate) fn remitter_values(r: &Remitter) -> [Value<'_>; 7] {
     [
         r.partner.number().into(),
         r.mobile.as_str().into(),
@@ -100,11 +103,12 @@ pub(crate) fn remitter_values(r: &Remitter) -> [Value<'_>; 6] {
         (&r.last_name).into(),
         r.kyc_id.as_str().into(),
         r.created_at.unix().into(),
+        (&r.upstream_id).into(),
     ]
 }
 
 /// What [`sql::INSERT_BENEFICIARY`] writes, in its parameters' order.
-pub(crate) fn beneficiary_values(b: &Beneficiary) -> [Value<'_>; 14] {
+pub(crate) fn beneficiary_values(b: &Beneficiary) -> [Value<'_>; 15] {
     let d = &b.details;
     [
         b.partner.number().into(),
@@ -121,6 +125,7 @@ pub(crate) fn beneficiary_values(b: &Beneficiary) -> [Value<'_>; 14] {
         d.gst_state.as_ref().map(GstState::as_str).into(),
         i64::from(b.claimed_verified).into(),
         (&b.verified_name).into(),
+        (&b.upstream_id).into(),
     ]
 }
 
@@ -139,10 +144,10 @@ pub(crate) mod sql {
     /// The partner `$1`'s remitter with mobile `$2`.
     pub(crate) const FIND_REMITTER: &str =
         concat!("SELECT ", remitter_list!(), " FROM remitters WHERE partner_id = $1 AND mobile = $2");
-    /// Registers a remitter: partner, mobile, first and last name, KYC id, created at.
+    /// Registers a remitter: partner, mobile, first and last name, KYC id, created at, upstream id.
     pub(crate) const INSERT_REMITTER: &str = "INSERT INTO remitters \
-         (partner_id, mobile, first_name, last_name, kyc_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
+         (partner_id, mobile, first_name, last_name, kyc_id, created_at, upstream_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
     /// What the remitter (`$1` partner, `$2` mobile) sent through pipe `$3`
     /// at or after `$4`, not counting refunded transfers (status 0).
     pub(crate) const ROUTE_USAGE: &str = "SELECT CAST(COALESCE(SUM(t.amount), 0) AS BIGINT) FROM dmt_routes r \
@@ -156,8 +161,8 @@ pub(crate) mod sql {
     /// Adds a beneficiary ([`super::beneficiary_values`]) and returns its id.
     pub(crate) const INSERT_BENEFICIARY: &str = "INSERT INTO beneficiaries \
          (partner_id, remitter_mobile, name, account, ifsc, bank_name, created_at, bank_id, dob, address, pincode, \
-         gst_state, claimed_verified, verified_name) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id";
+         gst_state, claimed_verified, verified_name, upstream_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id";
     /// The remitter's live beneficiary with this account number at this bank
     /// (IFSC prefix): `$1` partner, `$2` mobile, `$3` account, `$4` bank.
     pub(crate) const SAME_ACCOUNT: &str = "SELECT id FROM beneficiaries WHERE partner_id = $1 \
@@ -174,6 +179,9 @@ pub(crate) mod sql {
         beneficiary_list!(),
         " FROM beneficiaries WHERE partner_id = $1 AND id = $2 AND deleted_at IS NULL"
     );
+    /// Keeps upstream id `$1` for partner `$2`'s live beneficiary `$3`, if it has none yet.
+    pub(crate) const SET_BENEFICIARY_UPSTREAM_ID: &str = "UPDATE beneficiaries SET upstream_id = $1 \
+         WHERE partner_id = $2 AND id = $3 AND deleted_at IS NULL AND upstream_id IS NULL";
     /// Marks deleted at `$1` beneficiary `$4` of remitter `$3` of partner `$2`.
     pub(crate) const DELETE_BENEFICIARY: &str = "UPDATE beneficiaries SET deleted_at = $1 \
          WHERE partner_id = $2 AND remitter_mobile = $3 AND id = $4 AND deleted_at IS NULL";
@@ -212,6 +220,7 @@ pub(crate) mod sql {
                 BENEFICIARIES,
                 FIND_BENEFICIARY,
                 DELETE_BENEFICIARY,
+                SET_BENEFICIARY_UPSTREAM_ID,
                 INSERT_OTP,
                 FORGET_OTPS,
                 FIND_OTP,
@@ -257,6 +266,14 @@ pub trait RemittanceStore: Send + Sync + 'static {
     ) -> Result<Vec<Beneficiary>, StoreError>;
     /// The partner's beneficiary with this id, if not deleted.
     async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> Result<Option<Beneficiary>, StoreError>;
+    /// Keeps the upstream's id for the partner's beneficiary `id` that has
+    /// none yet; `false` (nothing written) if it is deleted or has one.
+    async fn set_beneficiary_upstream_id(
+        &self,
+        partner: RegistrationId,
+        id: i64,
+        upstream_id: &str,
+    ) -> Result<bool, StoreError>;
     /// Deletes (marks deleted, at `at`) the remitter's beneficiary; `false` if there was none.
     async fn delete_beneficiary(
         &self,

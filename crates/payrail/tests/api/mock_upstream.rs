@@ -184,6 +184,16 @@ enum Endpoint {
     /// A remitter's e-KYC, keyed by its `mobile`; scripted with [`Script::submit`].
     Ekyc,
     BeneNameVerify,
+    /// The remitter and beneficiary calls, answered from what the fake
+    /// holds ([`MockUpstream::beneficiaries`]) unless a script for their key
+    /// (the `mobile`, the `accno` for a registration, the `bene_id` for a
+    /// deletion) says otherwise with [`Script::submit`]. They take no queued
+    /// or fallback script: those are for transactions.
+    QueryRemitter,
+    RegisterRemitter,
+    RegisterBeneficiary,
+    DeleteBeneficiary,
+    FetchBeneficiary,
 }
 
 impl Endpoint {
@@ -196,6 +206,11 @@ impl Endpoint {
             "bill-payment/bill/fetchbill" => Endpoint::FetchBill,
             "dmt/kyc/remitter/queryremitter/kyc" => Endpoint::Ekyc,
             "dmt/beneficiary/registerbeneficiary/benenameverify" => Endpoint::BeneNameVerify,
+            "dmt/remitter/queryremitter" => Endpoint::QueryRemitter,
+            "dmt/remitter/registerremitter" => Endpoint::RegisterRemitter,
+            "dmt/beneficiary/registerbeneficiary" => Endpoint::RegisterBeneficiary,
+            "dmt/beneficiary/registerbeneficiary/deletebeneficiary" => Endpoint::DeleteBeneficiary,
+            "dmt/beneficiary/registerbeneficiary/fetchbeneficiary" => Endpoint::FetchBeneficiary,
             _ => return None,
         })
     }
@@ -207,6 +222,26 @@ impl Endpoint {
     fn is_status(self) -> bool {
         matches!(self, Endpoint::QueryTransact | Endpoint::BillStatus)
     }
+
+    fn is_enrolment(self) -> bool {
+        matches!(
+            self,
+            Endpoint::QueryRemitter
+                | Endpoint::RegisterRemitter
+                | Endpoint::RegisterBeneficiary
+                | Endpoint::DeleteBeneficiary
+                | Endpoint::FetchBeneficiary
+        )
+    }
+}
+
+/// A beneficiary the fake holds, as it lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldBeneficiary {
+    pub bene_id: String,
+    pub mobile: String,
+    pub accno: String,
+    pub ifsc: String,
 }
 
 #[derive(Default)]
@@ -227,6 +262,11 @@ struct MockState {
     calls: Mutex<Vec<Call>>,
     reqids: Mutex<HashSet<String>>,
     next_ackno: AtomicI64,
+    /// Registered remitters' mobiles.
+    remitters: Mutex<HashSet<String>>,
+    /// Registered beneficiaries, in order of registration.
+    beneficiaries: Mutex<Vec<HeldBeneficiary>>,
+    next_bene_id: AtomicI64,
 }
 
 /// The running fake (cheap to clone; clones share everything).
@@ -259,6 +299,9 @@ impl MockUpstream {
             calls: Mutex::default(),
             reqids: Mutex::default(),
             next_ackno: AtomicI64::new(90_000),
+            remitters: Mutex::default(),
+            beneficiaries: Mutex::default(),
+            next_bene_id: AtomicI64::new(7_000_001),
         });
         let app = axum::Router::new().fallback(handle).with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -282,6 +325,21 @@ impl MockUpstream {
     /// its own (each gets its own copy, with its own status answers).
     pub fn script_others(&self, script: Script) {
         *lock(&self.state.fallback) = Some(script);
+    }
+
+    /// The remitters registered with the fake, by mobile.
+    pub fn remitters(&self) -> HashSet<String> {
+        lock(&self.state.remitters).clone()
+    }
+
+    /// The beneficiaries the fake holds now.
+    pub fn beneficiaries(&self) -> Vec<HeldBeneficiary> {
+        lock(&self.state.beneficiaries).clone()
+    }
+
+    /// Accepted calls to the path ending in `suffix`, in order.
+    pub fn calls_to(&self, suffix: &str) -> Vec<Call> {
+        self.calls().into_iter().filter(|c| c.accepted && c.path.ends_with(suffix)).collect()
     }
 
     /// Every call so far, refused ones included, in order of arrival.
@@ -381,7 +439,11 @@ async fn handle(State(state): State<Arc<MockState>>, uri: Uri, headers: HeaderMa
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let key = match endpoint {
         Endpoint::FetchBill => "canumber",
-        Endpoint::Ekyc => "mobile",
+        Endpoint::Ekyc | Endpoint::QueryRemitter | Endpoint::RegisterRemitter | Endpoint::FetchBeneficiary => {
+            "mobile"
+        }
+        Endpoint::RegisterBeneficiary => "accno",
+        Endpoint::DeleteBeneficiary => "bene_id",
         _ => "referenceid",
     };
     let reference = body[key].as_str().map(str::to_owned);
@@ -393,7 +455,7 @@ async fn handle(State(state): State<Arc<MockState>>, uri: Uri, headers: HeaderMa
         at: Instant::now(),
         user_agent: header_text(header::USER_AGENT),
         content_type: header_text(header::CONTENT_TYPE),
-        body,
+        body: body.clone(),
         accepted,
     });
     if !accepted {
@@ -401,6 +463,13 @@ async fn handle(State(state): State<Arc<MockState>>, uri: Uri, headers: HeaderMa
         return json_response(StatusCode::UNAUTHORIZED, &refusal);
     }
     let reference = reference.unwrap_or_default();
+    if endpoint.is_enrolment() {
+        let scripted = lock(&state.scripts).get(&reference).and_then(|s| s.script.submit.clone());
+        return match scripted {
+            Some(reply) => state.answer(endpoint, &reference, Some(reply)).await,
+            None => json_response(StatusCode::OK, &state.enrol(endpoint, &body)),
+        };
+    }
     let reply = state.reply_for(endpoint, &reference);
     state.answer(endpoint, &reference, reply).await
 }
@@ -418,6 +487,61 @@ impl MockState {
         key_holds && claims.partner_id == self.partner_id && lock(&self.reqids).insert(claims.reqid)
     }
 
+    /// An unscripted remitter or beneficiary call, answered from what the fake holds.
+    fn enrol(&self, endpoint: Endpoint, body: &Value) -> Value {
+        let field = |name: &str| body[name].as_str().unwrap_or_default().to_owned();
+        let mobile = field("mobile");
+        let remitter = |message: &str| {
+            json!({"status": true, "response_code": 1, "message": message,
+                   "data": {"fname": "", "lname": "", "mobile": mobile, "status": 1, "bank1_limit": 25000,
+                            "bank2_limit": 25000, "bank3_limit": 25000, "bank3_status": "No"}})
+        };
+        match endpoint {
+            Endpoint::QueryRemitter if lock(&self.remitters).contains(&mobile) => {
+                remitter("Remitter details fetch successfully.")
+            }
+            Endpoint::QueryRemitter => json!({"status": false, "response_code": 0, "stateresp": "81236",
+                                              "message": "Remitter not registered OTP sent for new registration."}),
+            Endpoint::RegisterRemitter => {
+                lock(&self.remitters).insert(mobile.clone());
+                remitter("Remitter account details fetched.")
+            }
+            Endpoint::RegisterBeneficiary => {
+                let bene_id = self.next_bene_id.fetch_add(1, Ordering::SeqCst).to_string();
+                let held = HeldBeneficiary { bene_id: bene_id.clone(), mobile, accno: field("accno"),
+                                             ifsc: field("ifsccode") };
+                lock(&self.beneficiaries).push(held);
+                json!({"status": true, "response_code": 1, "message": "Receiver account successfully added.",
+                       "data": {"bene_id": bene_id}})
+            }
+            Endpoint::DeleteBeneficiary => {
+                let bene_id = field("bene_id");
+                let mut held = lock(&self.beneficiaries);
+                let before = held.len();
+                held.retain(|b| !(b.bene_id == bene_id && b.mobile == mobile));
+                if held.len() < before {
+                    json!({"status": true, "response_code": 1, "message": "Beneficiary record deleted successfully."})
+                } else {
+                    json!({"status": false, "response_code": 2, "message": "Beneficiary not found."})
+                }
+            }
+            _ => {
+                let listed: Vec<Value> = lock(&self.beneficiaries)
+                    .iter()
+                    .filter(|b| b.mobile == mobile)
+                    .map(|b| json!({"bene_id": b.bene_id, "bankid": "309", "bankname": "", "name": "",
+                                    "accno": b.accno, "ifsc": b.ifsc, "verified": "0", "banktype": "",
+                                    "paytm": false}))
+                    .collect();
+                if listed.is_empty() {
+                    json!({"status": false, "response_code": 0, "message": "No beneficiary found."})
+                } else {
+                    json!({"status": true, "response_code": 1, "message": "Beneficiary fetched.", "data": listed})
+                }
+            }
+        }
+    }
+
     /// The scripted reply for this call, or `None` for the default.
     fn reply_for(&self, endpoint: Endpoint, reference: &str) -> Option<Reply> {
         let mut scripts = lock(&self.scripts);
@@ -431,9 +555,15 @@ impl MockState {
         }
         let scripted = scripts.get_mut(reference)?;
         match endpoint {
-            Endpoint::Transact | Endpoint::PayBill | Endpoint::Ekyc | Endpoint::BeneNameVerify => {
-                scripted.script.submit.clone()
-            }
+            Endpoint::Transact
+            | Endpoint::PayBill
+            | Endpoint::Ekyc
+            | Endpoint::BeneNameVerify
+            | Endpoint::QueryRemitter
+            | Endpoint::RegisterRemitter
+            | Endpoint::RegisterBeneficiary
+            | Endpoint::DeleteBeneficiary
+            | Endpoint::FetchBeneficiary => scripted.script.submit.clone(),
             Endpoint::FetchBill => scripted.script.fetch.clone(),
             Endpoint::QueryTransact | Endpoint::BillStatus => {
                 let statuses = &scripted.script.statuses;
@@ -505,6 +635,7 @@ fn default_outcome(endpoint: Endpoint, reference: &str) -> Outcome {
         Endpoint::FetchBill => Outcome::answer(1, true, "Bill fetched"),
         Endpoint::Ekyc => Outcome::answer(1, true, "e-KYC done"),
         Endpoint::BeneNameVerify => Outcome::holder(MOCK_HOLDER),
+        _ => Outcome::answer(1, true, "done"),
     }
 }
 

@@ -68,6 +68,7 @@ fn transfer_order(reference: &str) -> TransferOrder {
         transfer: transfer(),
         mobile: "9876543210".into(),
         beneficiary_id: 42,
+        upstream_bene_id: Some("7000042".into()),
         beneficiary_name: "Asha Verma".into(),
         ifsc: "HDFC0001234".into(),
         pipe: 2,
@@ -141,7 +142,7 @@ async fn a_transfer_paid_upstream_is_a_success_with_its_utr_and_the_request_says
     assert_eq!(call.content_type.as_deref(), Some("application/json"));
     assert_eq!(
         call.body,
-        json!({"mobile": "9876543210", "referenceid": "PRD1", "pipe": "bank2", "bene_id": "42", "txntype": "IMPS",
+        json!({"mobile": "9876543210", "referenceid": "PRD1", "pipe": "bank2", "bene_id": "7000042", "txntype": "IMPS",
                "amount": "1500.50", "benename": "Asha Verma", "accno": "50100123456789",
                "ifsccode": "HDFC0001234", "pincode": "110045", "address": "New delhi", "dob": "20-08-2000",
                "gst_state": "07"})

@@ -42,9 +42,11 @@ use self::wire::{
     PayBillAnswer, PayBillRequest, ReferenceQuery, TransactAnswer, TransactQueryAnswer, TransactRequest,
 };
 use super::provider::{
-    AccountCheck, AccountHolder, BillOrder, BillQuery, CallbackError, EkycOutcome, EkycRequest, FetchedBill, Provider,
-    ProviderError, TransferOrder, UpstreamCallback,
+    AccountCheck, AccountHolder, BeneficiarySignup, BillOrder, BillQuery, CallbackError, EkycOutcome, EkycRequest,
+    Enrolment, FetchedBill, Provider, ProviderError, RemitterSignup, RemitterStatus, TransferOrder,
+    UpstreamBeneficiary, UpstreamCallback,
 };
+use crate::domain::remitter::MobileNumber;
 use crate::domain::token::{verify_token, TokenKey};
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, DmtTransfer, Timestamp};
@@ -57,6 +59,11 @@ const BILL_STATUS: &str = "bill-payment/bill/status";
 const FETCH_BILL: &str = "bill-payment/bill/fetchbill";
 const REMITTER_EKYC: &str = "dmt/kyc/remitter/queryremitter/kyc";
 const BENE_NAME_VERIFY: &str = "dmt/beneficiary/registerbeneficiary/benenameverify";
+const QUERY_REMITTER: &str = "dmt/remitter/queryremitter";
+const REGISTER_REMITTER: &str = "dmt/remitter/registerremitter";
+const REGISTER_BENEFICIARY: &str = "dmt/beneficiary/registerbeneficiary";
+const DELETE_BENEFICIARY: &str = "dmt/beneficiary/registerbeneficiary/deletebeneficiary";
+const FETCH_BENEFICIARY: &str = "dmt/beneficiary/registerbeneficiary/fetchbeneficiary";
 
 /// How many more times a submission whose connection failed is tried.
 const SUBMIT_CONNECT_RETRIES: u32 = 2;
@@ -246,7 +253,9 @@ impl Provider for PaysprintProvider {
             mobile: &order.mobile,
             referenceid: &order.upstream_ref,
             pipe: format!("bank{}", order.pipe),
-            bene_id: order.beneficiary_id.to_string(),
+            // The upstream's id, never payrail's: the service registers the
+            // beneficiary upstream before any transfer to it.
+            bene_id: order.upstream_bene_id.clone().unwrap_or_default(),
             txntype: &order.mode,
             amount: order.transfer.amount.to_amount_string(),
             benename: &order.beneficiary_name,
@@ -313,7 +322,8 @@ impl Provider for PaysprintProvider {
             address: details.address.as_deref(),
             dob: details.dob.as_ref().map(|d| d.to_dd_mm_yyyy()),
             gst_state: details.gst_state.as_ref().map(|g| g.as_str()),
-            bene_id: check.beneficiary_id.map(|id| id.to_string()),
+            // The upstream's id, never payrail's own.
+            bene_id: check.upstream_bene_id.clone(),
         };
         self.submit::<BeneNameVerifyAnswer>(BENE_NAME_VERIFY, &request).await?.holder()
     }
@@ -329,6 +339,49 @@ impl Provider for PaysprintProvider {
         signed_param::check(&body.param, body.param_inc.as_deref(), self.config.jwt_key.expose_secret().as_bytes())?;
         let (upstream_ref, report) = body.report()?;
         Ok(UpstreamCallback { upstream_ref, report, reqid })
+    }
+
+    async fn query_remitter(&self, mobile: &MobileNumber) -> Result<RemitterStatus, ProviderError> {
+        let body = wire::QueryRemitterRequest { mobile: mobile.as_str(), bank3_flag: wire::BANK3_FLAG };
+        self.ask::<wire::EnrolmentAnswer>(QUERY_REMITTER, &body).await?.remitter_status(mobile.as_str())
+    }
+
+    async fn register_remitter(&self, signup: &RemitterSignup) -> Result<Enrolment, ProviderError> {
+        let body = wire::RegisterRemitterRequest {
+            mobile: signup.mobile.as_str(),
+            otp: &signup.otp,
+            stateresp: &signup.stateresp,
+            ekyc_id: &signup.ekyc_id,
+            bank3_flag: wire::BANK3_FLAG,
+        };
+        self.submit::<wire::EnrolmentAnswer>(REGISTER_REMITTER, &body).await?.remitter(signup.mobile.as_str())
+    }
+
+    async fn fetch_beneficiaries(&self, mobile: &str) -> Result<Vec<UpstreamBeneficiary>, ProviderError> {
+        let body = wire::FetchBeneficiaryRequest { mobile };
+        self.ask::<wire::EnrolmentAnswer>(FETCH_BENEFICIARY, &body).await?.beneficiaries()
+    }
+
+    async fn register_beneficiary(&self, signup: &BeneficiarySignup) -> Result<Enrolment, ProviderError> {
+        let details = &signup.details;
+        let body = wire::RegisterBeneficiaryRequest {
+            mobile: &signup.mobile,
+            benename: &signup.name,
+            bankid: signup.bank_id.map(|id| id.to_string()).unwrap_or_default(),
+            accno: &signup.account,
+            ifsccode: &signup.ifsc,
+            verified: if signup.verified { "1" } else { "0" },
+            gst_state: details.gst_state.as_ref().map(|g| g.as_str()),
+            dob: details.dob.as_ref().map(|d| d.as_iso()),
+            address: details.address.as_deref(),
+            pincode: details.pincode.as_ref().map(|p| p.as_str()),
+        };
+        self.submit::<wire::EnrolmentAnswer>(REGISTER_BENEFICIARY, &body).await?.beneficiary()
+    }
+
+    async fn delete_beneficiary(&self, mobile: &str, bene_id: &str) -> Result<Enrolment, ProviderError> {
+        let body = wire::DeleteBeneficiaryRequest { mobile, bene_id };
+        self.submit::<wire::EnrolmentAnswer>(DELETE_BENEFICIARY, &body).await?.deletion()
     }
 
     /// Sent once, as a submission: a second try could spend the remitter's attempt twice.

@@ -90,8 +90,11 @@ pub struct TransferOrder {
     pub transfer: DmtTransfer,
     /// The remitter's mobile.
     pub mobile: String,
-    /// payrail's beneficiary id.
+    /// payrail's beneficiary id (never sent upstream).
     pub beneficiary_id: i64,
+    /// The upstream's id for the beneficiary (`bene_id`), which the transfer
+    /// is sent with; `None` only under a provider that keeps no ids (manual).
+    pub upstream_bene_id: Option<String>,
     /// The account holder's name.
     pub beneficiary_name: String,
     /// The beneficiary's branch.
@@ -122,6 +125,8 @@ pub struct AccountCheck {
     pub name: String,
     /// payrail's beneficiary id, when it verifies a registered beneficiary.
     pub beneficiary_id: Option<i64>,
+    /// The upstream's id for that beneficiary (its `bene_id`), when it has one.
+    pub upstream_bene_id: Option<String>,
     /// The remitter's details, where known.
     pub details: RemitterDetails,
 }
@@ -219,6 +224,82 @@ pub enum EkycOutcome {
     },
 }
 
+/// A remitter to register upstream, after payrail's own checks (KYC, OTP).
+#[derive(Debug, Clone)]
+pub struct RemitterSignup {
+    /// The remitter's mobile.
+    pub mobile: MobileNumber,
+    /// The OTP the remitter presented.
+    pub otp: String,
+    /// The `stateresp` it was presented under (payrail's `KycId`).
+    pub stateresp: String,
+    /// The upstream's id for the remitter's e-KYC (`ekyc_id`).
+    pub ekyc_id: String,
+    /// First name.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+}
+
+/// What the upstream knows of a remitter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemitterStatus {
+    /// Registered there, under this id (`None`: the provider keeps no ids).
+    Registered {
+        /// The upstream's id for the remitter.
+        upstream_id: Option<String>,
+    },
+    /// Not registered there.
+    NotRegistered,
+}
+
+/// A beneficiary to register upstream.
+#[derive(Debug, Clone)]
+pub struct BeneficiarySignup {
+    /// The remitter's mobile.
+    pub mobile: String,
+    /// The account holder.
+    pub name: String,
+    /// The account.
+    pub account: String,
+    /// The branch.
+    pub ifsc: String,
+    /// The bank, from the bank list.
+    pub bank_id: Option<i64>,
+    /// Whether a penny drop verified the account (`verified`).
+    pub verified: bool,
+    /// The remitter's details, where known.
+    pub details: RemitterDetails,
+}
+
+/// A beneficiary as the upstream lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamBeneficiary {
+    /// The upstream's id (`bene_id`).
+    pub bene_id: String,
+    /// The account.
+    pub account: String,
+    /// The branch.
+    pub ifsc: String,
+}
+
+impl UpstreamBeneficiary {
+    /// Whether it is this account at this branch (the IFSC in any case).
+    pub fn is(&self, account: &str, ifsc: &str) -> bool {
+        self.account == account && self.ifsc.eq_ignore_ascii_case(ifsc)
+    }
+}
+
+/// What the upstream said to a registration or deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enrolment {
+    /// Done; the upstream's id for what was registered (`None` for a
+    /// deletion, and under a provider that keeps no ids).
+    Done(Option<String>),
+    /// Refused, with the upstream's reason: nothing was done there.
+    Refused(String),
+}
+
 /// How payrail speaks to the upstream: one implementation per upstream.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
@@ -259,6 +340,16 @@ pub trait Provider: Send + Sync + 'static {
     /// Asks the bank, through the upstream, who holds an account (a penny
     /// drop). Sent once: an error means no answer, and payrail refunds the fee.
     async fn verify_account(&self, check: &AccountCheck) -> Result<AccountHolder, ProviderError>;
+    /// Whether the upstream knows the remitter (no side effect payrail relies on).
+    async fn query_remitter(&self, mobile: &MobileNumber) -> Result<RemitterStatus, ProviderError>;
+    /// Registers the remitter upstream; its id there when done.
+    async fn register_remitter(&self, signup: &RemitterSignup) -> Result<Enrolment, ProviderError>;
+    /// The remitter's beneficiaries as the upstream lists them.
+    async fn fetch_beneficiaries(&self, mobile: &str) -> Result<Vec<UpstreamBeneficiary>, ProviderError>;
+    /// Registers a beneficiary upstream; its `bene_id` there when done.
+    async fn register_beneficiary(&self, signup: &BeneficiarySignup) -> Result<Enrolment, ProviderError>;
+    /// Deletes the remitter's beneficiary `bene_id` upstream.
+    async fn delete_beneficiary(&self, mobile: &str, bene_id: &str) -> Result<Enrolment, ProviderError>;
 }
 
 /// Settlement by hand (see the module documentation).
@@ -319,6 +410,27 @@ impl Provider for ManualProvider {
     async fn verify_account(&self, _check: &AccountCheck) -> Result<AccountHolder, ProviderError> {
         // No bank to ask: the penny drop fails and its fee is refunded.
         Err(ProviderError::Unavailable("the manual provider has no bank to verify accounts with".into()))
+    }
+
+    /// No upstream: the remitter is payrail's alone, with no upstream id.
+    async fn query_remitter(&self, _mobile: &MobileNumber) -> Result<RemitterStatus, ProviderError> {
+        Ok(RemitterStatus::NotRegistered)
+    }
+
+    async fn register_remitter(&self, _signup: &RemitterSignup) -> Result<Enrolment, ProviderError> {
+        Ok(Enrolment::Done(None))
+    }
+
+    async fn fetch_beneficiaries(&self, _mobile: &str) -> Result<Vec<UpstreamBeneficiary>, ProviderError> {
+        Ok(Vec::new())
+    }
+
+    async fn register_beneficiary(&self, _signup: &BeneficiarySignup) -> Result<Enrolment, ProviderError> {
+        Ok(Enrolment::Done(None))
+    }
+
+    async fn delete_beneficiary(&self, _mobile: &str, _bene_id: &str) -> Result<Enrolment, ProviderError> {
+        Ok(Enrolment::Done(None))
     }
 }
 

@@ -39,6 +39,15 @@
 //! payment, it schedules the return's callback for 3T, and the poller's loop
 //! takes it ([`Provider::due_callbacks`]).
 //!
+//! Remitters and beneficiaries are registered with the sandbox as with
+//! Paysprint. It keeps no list: a beneficiary's `bene_id` is derived from
+//! the remitter's mobile, the account and the IFSC by a keyed hash
+//! ([`sandbox_bene_id`]), so the ids it issued survive a restart of payrail.
+//! A transfer whose `bene_id` is not the one the sandbox issues for its
+//! mobile, account and IFSC fails at once (Paysprint's code 16, "Invalid
+//! Beneficiary Details"), and is refunded as every immediate failure is.
+//! A remitter's upstream id is its mobile, as Paysprint keys remitters.
+//!
 //! `POST /sandbox/v1/advance` overrides what the sandbox says about one
 //! transaction from then on and applies it at once, as an upstream callback
 //! would. Overrides and scheduled callbacks live in memory: a restart
@@ -50,15 +59,35 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use hmac::{Hmac, Mac as _};
+use sha2::Sha256;
+
 use super::provider::{
-    made_up_bill, AccountCheck, AccountHolder, BillOrder, BillQuery, CallbackError, EkycOutcome, EkycRequest,
-    FetchedBill, Provider, ProviderError, TransferOrder, UpstreamCallback, UpstreamReport,
+    made_up_bill, AccountCheck, AccountHolder, BeneficiarySignup, BillOrder, BillQuery, CallbackError, EkycOutcome,
+    EkycRequest, Enrolment, FetchedBill, Provider, ProviderError, RemitterSignup, RemitterStatus, TransferOrder,
+    UpstreamBeneficiary, UpstreamCallback, UpstreamReport,
 };
+use crate::domain::remitter::MobileNumber;
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, Clock, DmtTransfer, Timestamp};
 
 /// The remitter PIN code the sandbox refuses transfers from.
 pub const UNSERVED_PINCODE: &str = "999999";
+
+/// The key of the sandbox's `bene_id`s: fixed, so that they survive restarts
+/// (they are test data, not secrets).
+const BENE_ID_KEY: &[u8] = b"payrail-sandbox-bene-id-v1";
+
+/// The `bene_id` the sandbox issues for this mobile, account and IFSC:
+/// ten digits of an HMAC-SHA256 of the three (the IFSC in capitals).
+pub fn sandbox_bene_id(mobile: &str, account: &str, ifsc: &str) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(BENE_ID_KEY) else { return String::new() };
+    mac.update(format!("{mobile}|{account}|{}", ifsc.to_ascii_uppercase()).as_bytes());
+    let digest = mac.finalize().into_bytes();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    format!("{:010}", u64::from_be_bytes(first) % 10_000_000_000)
+}
 
 /// What a magic suffix asks for (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +265,12 @@ impl Provider for SandboxProvider {
     }
 
     async fn submit_transfer(&self, order: &TransferOrder) -> Result<DmtUpstream, ProviderError> {
+        let issued = sandbox_bene_id(&order.mobile, &order.transfer.account, &order.ifsc);
+        if order.upstream_bene_id.as_deref() != Some(issued.as_str()) {
+            // Paysprint's code 16, "Invalid Beneficiary Details": refused, nothing sent to a bank.
+            tracing::info!(upstream_ref = %order.upstream_ref, "sandbox: transfer to a bene_id it did not issue");
+            self.set_override(&order.upstream_ref, UpstreamReport::Dmt(DmtUpstream::Failed));
+        }
         if order.details.pincode.as_ref().is_some_and(|p| p.as_str() == UNSERVED_PINCODE) {
             self.set_override(&order.upstream_ref, UpstreamReport::Dmt(DmtUpstream::Failed));
         }
@@ -273,6 +308,28 @@ impl Provider for SandboxProvider {
             "503" => Err(ProviderError::Unavailable("sandbox: the bank's verification service is down".into())),
             _ => Ok(AccountHolder::Named(check.name.to_uppercase())),
         }
+    }
+
+    /// Every remitter is known, by its mobile.
+    async fn query_remitter(&self, mobile: &MobileNumber) -> Result<RemitterStatus, ProviderError> {
+        Ok(RemitterStatus::Registered { upstream_id: Some(mobile.as_str().to_owned()) })
+    }
+
+    async fn register_remitter(&self, signup: &RemitterSignup) -> Result<Enrolment, ProviderError> {
+        Ok(Enrolment::Done(Some(signup.mobile.as_str().to_owned())))
+    }
+
+    /// It keeps no list (its ids are derived): nothing to adopt.
+    async fn fetch_beneficiaries(&self, _mobile: &str) -> Result<Vec<UpstreamBeneficiary>, ProviderError> {
+        Ok(Vec::new())
+    }
+
+    async fn register_beneficiary(&self, signup: &BeneficiarySignup) -> Result<Enrolment, ProviderError> {
+        Ok(Enrolment::Done(Some(sandbox_bene_id(&signup.mobile, &signup.account, &signup.ifsc))))
+    }
+
+    async fn delete_beneficiary(&self, _mobile: &str, _bene_id: &str) -> Result<Enrolment, ProviderError> {
+        Ok(Enrolment::Done(None))
     }
 
     fn due_callbacks(&self, now: Timestamp) -> Vec<UpstreamCallback> {
@@ -315,6 +372,16 @@ mod tests {
         assert!(matches!(ekyc_scenario("999999990019", at), Ok(EkycOutcome::Verified { .. })));
         assert!(matches!(ekyc_scenario("234567891110", at), Ok(EkycOutcome::Refused { .. })));
         assert!(matches!(ekyc_scenario("234567895559", at), Err(ProviderError::Unavailable(_))));
+    }
+
+    #[test]
+    fn bene_ids_are_ten_digits_the_same_for_the_same_account_and_differ_between_accounts() {
+        let id = sandbox_bene_id("9876543210", "50100123456782", "HDFC0001234");
+        assert_eq!(id.len(), 10);
+        assert!(id.chars().all(|c| c.is_ascii_digit()));
+        assert_eq!(id, sandbox_bene_id("9876543210", "50100123456782", "hdfc0001234"));
+        assert_ne!(id, sandbox_bene_id("9876543211", "50100123456782", "HDFC0001234"));
+        assert_ne!(id, sandbox_bene_id("9876543210", "50100123456783", "HDFC0001234"));
     }
 
     #[test]

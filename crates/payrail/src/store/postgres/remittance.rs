@@ -104,6 +104,18 @@ impl RemittanceStore for PostgresStore {
         decode(row, beneficiary_from_row)
     }
 
+    async fn set_beneficiary_upstream_id(
+        &self,
+        partner: RegistrationId,
+        id: i64,
+        upstream_id: &str,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let params: [&(dyn ToSql + Sync); 3] = [&upstream_id, &partner.number(), &id];
+        let done = execute(&client, sql::SET_BENEFICIARY_UPSTREAM_ID, &params, "Failed to keep the upstream id").await?;
+        Ok(done == 1)
+    }
+
     async fn delete_beneficiary(
         &self,
         partner: RegistrationId,
@@ -237,6 +249,7 @@ mod tests {
                 last_name: None,
                 kyc_id: "K1".into(),
                 created_at: at(7),
+                upstream_id: Some("9876543210".into()),
             };
             assert!(store.insert_remitter(remitter.clone()).await?);
             assert!(!store.insert_remitter(remitter.clone()).await?);
@@ -260,12 +273,17 @@ mod tests {
                     },
                     claimed_verified: true,
                     verified_name: None,
+                    upstream_id: Some("4471".into()),
                 })
             };
             let first = store.insert_beneficiary(new("One")?).await?.map_err(|id| anyhow::anyhow!("refused: {id}"))?;
             assert_eq!(store.insert_beneficiary(new("Again")?).await?, Err(first.id));
-            let other = Beneficiary { account: AccountNumber::parse("987654321")?, ..new("Two")? };
+            let other = Beneficiary { account: AccountNumber::parse("987654321")?, upstream_id: None, ..new("Two")? };
             let second = store.insert_beneficiary(other).await?.map_err(|id| anyhow::anyhow!("refused: {id}"))?;
+            assert!(store.set_beneficiary_upstream_id(partner(), second.id, "4472").await?);
+            assert!(!store.set_beneficiary_upstream_id(partner(), second.id, "9999").await?, "an id is kept once");
+            let second = Beneficiary { upstream_id: Some("4472".into()), ..second };
+            assert_eq!(store.find_beneficiary(partner(), second.id).await?, Some(second.clone()));
             assert_eq!(store.find_beneficiary(partner(), first.id).await?, Some(first.clone()));
             assert!(store.delete_beneficiary(partner(), &mobile, first.id, at(50)).await?);
             assert!(!store.delete_beneficiary(partner(), &mobile, first.id, at(50)).await?);

@@ -101,6 +101,22 @@ impl RemittanceStore for SqliteStore {
         })
     }
 
+    async fn set_beneficiary_upstream_id(
+        &self,
+        partner: RegistrationId,
+        id: i64,
+        upstream_id: &str,
+    ) -> Result<bool, StoreError> {
+        let upstream_id = upstream_id.to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached(sql::SET_BENEFICIARY_UPSTREAM_ID)
+                .and_then(|mut s| s.execute(params![upstream_id, partner.number(), id]))
+                .map(|n| n == 1)
+                .map_err(store_error)
+        })
+        .await
+    }
+
     async fn delete_beneficiary(
         &self,
         partner: RegistrationId,
@@ -264,6 +280,7 @@ mod tests {
                 last_name: None,
                 kyc_id: "K1".into(),
                 created_at: at(1),
+                upstream_id: Some("9876543210".into()),
             };
             assert!(ok(store.insert_remitter(remitter.clone()).await));
             assert!(!ok(store.insert_remitter(remitter.clone()).await));
@@ -286,13 +303,18 @@ mod tests {
                 },
                 claimed_verified: true,
                 verified_name: None,
+                upstream_id: Some("4471".into()),
             };
             let first = ok(ok(store.insert_beneficiary(b.clone()).await));
             let same_bank = Beneficiary { ifsc: ok(Ifsc::parse("SBIN0009999")), ..b.clone() };
             assert_eq!(ok(store.insert_beneficiary(same_bank).await), Err(first.id));
             let other = Beneficiary { account: ok(AccountNumber::parse("987654321")), ..b };
-            let second = ok(ok(store.insert_beneficiary(other).await));
+            let second = ok(ok(store.insert_beneficiary(Beneficiary { upstream_id: None, ..other }).await));
             assert!(first.id > 0 && second.id > first.id);
+            assert!(ok(store.set_beneficiary_upstream_id(p, second.id, "4472").await));
+            assert!(!ok(store.set_beneficiary_upstream_id(p, second.id, "9999").await), "an id is kept once");
+            let second = Beneficiary { upstream_id: Some("4472".into()), ..second };
+            assert_eq!(ok(store.find_beneficiary(p, second.id).await), Some(second.clone()));
             assert_eq!(ok(store.find_beneficiary(p, first.id).await), Some(first.clone()));
             assert!(ok(store.delete_beneficiary(p, &mobile(), first.id, at(50)).await));
             assert!(!ok(store.delete_beneficiary(p, &mobile(), first.id, at(50)).await));
