@@ -40,6 +40,7 @@ mod store_from_old_main;
 mod strict_input;
 mod transfer_fields;
 mod txn_numbers;
+mod upstream_ids;
 mod upstream_paysprint;
 mod upstream_sandbox;
 mod wallet;

@@ -466,6 +466,12 @@ async fn handle(State(state): State<Arc<MockState>>, uri: Uri, headers: HeaderMa
     if endpoint.is_enrolment() {
         let scripted = lock(&state.scripts).get(&reference).and_then(|s| s.script.submit.clone());
         return match scripted {
+            // Done upstream, the answer late (the client has given up by then).
+            Some(Reply::Hang(pause)) => {
+                let done = state.enrol(endpoint, &body);
+                tokio::time::sleep(pause).await;
+                json_response(StatusCode::OK, &done)
+            }
             Some(reply) => state.answer(endpoint, &reference, Some(reply)).await,
             None => json_response(StatusCode::OK, &state.enrol(endpoint, &body)),
         };

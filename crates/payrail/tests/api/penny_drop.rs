@@ -250,11 +250,16 @@ async fn the_paysprint_connector_sends_benenameverify_and_a_failure_there_refund
     let sent = &calls[0].body;
     let reference = sent["referenceid"].as_str().expect("referenceid").to_owned();
     assert!(reference.starts_with("PRV"), "{reference}");
+    // The upstream's id for the beneficiary, never payrail's own.
+    let local: i64 = bene.parse().expect("a local id");
+    let stored = app.store.find_beneficiary(partner.id, local).await.expect("read").expect("stored");
+    let upstream_id = stored.upstream_id.expect("registered upstream");
+    assert_ne!(upstream_id, bene);
     assert_eq!(
         *sent,
         json!({"mobile": MOBILE, "accno": "50100123456782", "bankid": "309", "benename": "Rohit",
                "referenceid": reference, "pincode": "560001", "address": "New delhi", "dob": "20-05-2020",
-               "gst_state": "07", "bene_id": bene})
+               "gst_state": "07", "bene_id": upstream_id})
     );
     assert_eq!(mock.submits(&reference), 1);
 
