@@ -464,7 +464,12 @@ async fn handle(State(state): State<Arc<MockState>>, uri: Uri, headers: HeaderMa
     }
     let reference = reference.unwrap_or_default();
     if endpoint.is_enrolment() {
-        let scripted = lock(&state.scripts).get(&reference).and_then(|s| s.script.submit.clone());
+        // A query is always answered from what the fake holds: a script for
+        // the mobile is for its registration (and its e-KYC).
+        let scripted = match endpoint {
+            Endpoint::QueryRemitter => None,
+            _ => lock(&state.scripts).get(&reference).and_then(|s| s.script.submit.clone()),
+        };
         return match scripted {
             // Done upstream, the answer late (the client has given up by then).
             Some(Reply::Hang(pause)) => {

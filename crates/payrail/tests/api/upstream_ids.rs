@@ -23,6 +23,7 @@ both_engines!(
     a_beneficiary_the_upstream_refuses_or_does_not_answer_is_not_stored_and_a_retry_adopts_the_upstreams,
     a_deletion_goes_upstream_first_and_a_refusal_there_keeps_the_beneficiary,
     a_beneficiary_without_an_upstream_id_is_registered_upstream_on_first_use,
+    a_remitter_the_upstream_refuses_is_not_registered_and_one_it_already_has_is_adopted,
     the_sandbox_refuses_a_transfer_to_a_bene_id_it_did_not_issue_and_the_wallet_ends_where_it_started,
 );
 
@@ -196,6 +197,47 @@ async fn a_beneficiary_without_an_upstream_id_is_registered_upstream_on_first_us
     assert_eq!(upstream_id, mock.beneficiaries()[0].bene_id);
     assert_eq!(mock.calls_to("dmt/transact/transact")[0].body["bene_id"], json!(upstream_id));
     assert_verify_clean(&app);
+}
+
+async fn a_remitter_the_upstream_refuses_is_not_registered_and_one_it_already_has_is_adopted(engine: Engine) {
+    let (app, mock) = app_with_mock(engine, "1s").await;
+    let partner = app.add_partner(true, &[]).await;
+    let (kyc_id, otp) = app.ekyc(&partner, MOBILE).await;
+    let register = |stateresp: &str, otp: &str| {
+        json!({"MobileNo": MOBILE, "OTP": otp, "Stateresp": stateresp, "KycId": kyc_id,
+               "FirstName": "Asha", "LastName": "Verma"})
+    };
+    let mobile = MobileNumber::parse(MOBILE).expect("a mobile");
+
+    // Refused upstream, and the upstream does not have it: nothing registered here.
+    let refusal = Reply::answer(2, false, "Error while registering remitter data.");
+    mock.script(MOBILE, Script::new().submit(refusal.clone()));
+    let refused = app.call("/api/AOP/DMTV1/RegisterRemitter", &partner, register(&kyc_id, &otp)).await;
+    assert_refused(&refused, 422, 18, "Error while registering remitter data.");
+    assert!(app.store.find_remitter(partner.id, &mobile).await.expect("read").is_none());
+
+    // Registered upstream but the answer lost: nothing here yet.
+    let queried = app.call("/api/AOP/DMTV1/QueryRemitter", &partner, json!({"MobileNumber": MOBILE})).await;
+    assert_eq!(queried.status, 202, "{}", queried.body);
+    let stateresp = queried.json()["stateresp"].as_str().expect("stateresp").to_owned();
+    mock.script(MOBILE, Script::new().submit(Reply::Hang(std::time::Duration::from_millis(1500))));
+    let lost = app.call("/api/AOP/DMTV1/RegisterRemitter", &partner, register(&stateresp, &app.sms.last_otp(MOBILE))).await;
+    assert_refused(&lost, 502, 17, "did not answer");
+    assert!(app.store.find_remitter(partner.id, &mobile).await.expect("read").is_none());
+    crate::helpers::eventually(5, "the late registration", || async { mock.remitters().contains(MOBILE).then_some(()) })
+        .await;
+
+    // The retry: the upstream refuses (it has the remitter), payrail asks it, and adopts it.
+    let queried = app.call("/api/AOP/DMTV1/QueryRemitter", &partner, json!({"MobileNumber": MOBILE})).await;
+    let stateresp = queried.json()["stateresp"].as_str().expect("stateresp").to_owned();
+    mock.script(MOBILE, Script::new().submit(Reply::answer(2, false, "Remitter already registered.")));
+    let adopted = app.call("/api/AOP/DMTV1/RegisterRemitter", &partner, register(&stateresp, &app.sms.last_otp(MOBILE))).await;
+    assert_eq!(adopted.status, 200, "{}", adopted.body);
+    let remitter = app.store.find_remitter(partner.id, &mobile).await.expect("read").expect("registered");
+    assert_eq!(remitter.upstream_id.as_deref(), Some(MOBILE));
+    let queries = mock.calls_to("dmt/remitter/queryremitter");
+    assert_eq!(queries.len(), 2, "asked after each refusal: {queries:?}");
+    assert_eq!(queries[1].body, json!({"mobile": MOBILE, "bank3_flag": "No"}));
 }
 
 async fn sandbox_app(engine: Engine) -> TestApp {
