@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_trait::async_trait;
+use payrail::domain::remitter::MobileNumber;
 use payrail::domain::upstream::{BillUpstream, DmtUpstream};
 use payrail::domain::{BillPayment, ChangeSource, Clock as _, DmtTransfer, Paise, ReferenceId, SystemClock, Timestamp};
 use payrail::services::callbacks::{Deliverer, DeliverySettings};
@@ -22,7 +23,6 @@ use payrail::services::upstream::provider::{
     AccountCheck, AccountHolder, BeneficiarySignup, BillOrder, BillQuery, CallbackError, Enrolment, FetchedBill,
     Provider, ProviderError, RemitterSignup, RemitterStatus, TransferOrder, UpstreamBeneficiary, UpstreamCallback,
 };
-use payrail::domain::remitter::MobileNumber;
 use payrail::services::upstream::sync::{SyncSettings, Upstream};
 use payrail::services::workers::{WorkerSettings, Workers};
 use payrail::store::{ChangeNote, Store, StoreLocation};

@@ -439,9 +439,7 @@ async fn handle(State(state): State<Arc<MockState>>, uri: Uri, headers: HeaderMa
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let key = match endpoint {
         Endpoint::FetchBill => "canumber",
-        Endpoint::Ekyc | Endpoint::QueryRemitter | Endpoint::RegisterRemitter | Endpoint::FetchBeneficiary => {
-            "mobile"
-        }
+        Endpoint::Ekyc | Endpoint::QueryRemitter | Endpoint::RegisterRemitter | Endpoint::FetchBeneficiary => "mobile",
         Endpoint::RegisterBeneficiary => "accno",
         Endpoint::DeleteBeneficiary => "bene_id",
         _ => "referenceid",
@@ -519,8 +517,12 @@ impl MockState {
             }
             Endpoint::RegisterBeneficiary => {
                 let bene_id = self.next_bene_id.fetch_add(1, Ordering::SeqCst).to_string();
-                let held = HeldBeneficiary { bene_id: bene_id.clone(), mobile, accno: field("accno"),
-                                             ifsc: field("ifsccode") };
+                let held = HeldBeneficiary {
+                    bene_id: bene_id.clone(),
+                    mobile,
+                    accno: field("accno"),
+                    ifsc: field("ifsccode"),
+                };
                 lock(&self.beneficiaries).push(held);
                 json!({"status": true, "response_code": 1, "message": "Receiver account successfully added.",
                        "data": {"bene_id": bene_id}})
@@ -540,9 +542,11 @@ impl MockState {
                 let listed: Vec<Value> = lock(&self.beneficiaries)
                     .iter()
                     .filter(|b| b.mobile == mobile)
-                    .map(|b| json!({"bene_id": b.bene_id, "bankid": "309", "bankname": "", "name": "",
+                    .map(|b| {
+                        json!({"bene_id": b.bene_id, "bankid": "309", "bankname": "", "name": "",
                                     "accno": b.accno, "ifsc": b.ifsc, "verified": "0", "banktype": "",
-                                    "paytm": false}))
+                                    "paytm": false})
+                    })
                     .collect();
                 if listed.is_empty() {
                     json!({"status": false, "response_code": 0, "message": "No beneficiary found."})

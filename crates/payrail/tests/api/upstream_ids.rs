@@ -221,17 +221,21 @@ async fn a_remitter_the_upstream_refuses_is_not_registered_and_one_it_already_ha
     assert_eq!(queried.status, 202, "{}", queried.body);
     let stateresp = queried.json()["stateresp"].as_str().expect("stateresp").to_owned();
     mock.script(MOBILE, Script::new().submit(Reply::Hang(std::time::Duration::from_millis(1500))));
-    let lost = app.call("/api/AOP/DMTV1/RegisterRemitter", &partner, register(&stateresp, &app.sms.last_otp(MOBILE))).await;
+    let lost =
+        app.call("/api/AOP/DMTV1/RegisterRemitter", &partner, register(&stateresp, &app.sms.last_otp(MOBILE))).await;
     assert_refused(&lost, 502, 17, "did not answer");
     assert!(app.store.find_remitter(partner.id, &mobile).await.expect("read").is_none());
-    crate::helpers::eventually(5, "the late registration", || async { mock.remitters().contains(MOBILE).then_some(()) })
-        .await;
+    crate::helpers::eventually(5, "the late registration", || async {
+        mock.remitters().contains(MOBILE).then_some(())
+    })
+    .await;
 
     // The retry: the upstream refuses (it has the remitter), payrail asks it, and adopts it.
     let queried = app.call("/api/AOP/DMTV1/QueryRemitter", &partner, json!({"MobileNumber": MOBILE})).await;
     let stateresp = queried.json()["stateresp"].as_str().expect("stateresp").to_owned();
     mock.script(MOBILE, Script::new().submit(Reply::answer(2, false, "Remitter already registered.")));
-    let adopted = app.call("/api/AOP/DMTV1/RegisterRemitter", &partner, register(&stateresp, &app.sms.last_otp(MOBILE))).await;
+    let adopted =
+        app.call("/api/AOP/DMTV1/RegisterRemitter", &partner, register(&stateresp, &app.sms.last_otp(MOBILE))).await;
     assert_eq!(adopted.status, 200, "{}", adopted.body);
     let remitter = app.store.find_remitter(partner.id, &mobile).await.expect("read").expect("registered");
     assert_eq!(remitter.upstream_id.as_deref(), Some(MOBILE));
@@ -274,7 +278,10 @@ async fn the_sandbox_refuses_a_transfer_to_a_bene_id_it_did_not_issue_and_the_wa
     assert_verify_clean(&app);
 
     // The id the sandbox issued goes through (its ids survive restarts: they are derived).
-    let right = format!("UPDATE beneficiaries SET upstream_id = '{}' WHERE id = {bene};", sandbox_bene_id(MOBILE, account, "SBIN0001234"));
+    let right = format!(
+        "UPDATE beneficiaries SET upstream_id = '{}' WHERE id = {bene};",
+        sandbox_bene_id(MOBILE, account, "SBIN0001234")
+    );
     raw_sql(&app, &right, &right).await;
     let sent = transfer(&app, &partner, MOBILE, &bene, "1000", "SBX-RIGHT").await;
     assert_eq!(sent.status, 200, "{}", sent.body);

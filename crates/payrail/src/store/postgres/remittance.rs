@@ -112,7 +112,8 @@ impl RemittanceStore for PostgresStore {
     ) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 3] = [&upstream_id, &partner.number(), &id];
-        let done = execute(&client, sql::SET_BENEFICIARY_UPSTREAM_ID, &params, "Failed to keep the upstream id").await?;
+        let done =
+            execute(&client, sql::SET_BENEFICIARY_UPSTREAM_ID, &params, "Failed to keep the upstream id").await?;
         Ok(done == 1)
     }
 

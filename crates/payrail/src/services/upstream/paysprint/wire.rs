@@ -816,7 +816,9 @@ impl EnrolmentAnswer {
         match self.code() {
             Some(1) => Ok(RemitterStatus::Registered { upstream_id: Some(self.remitter_id_or(mobile)) }),
             Some(0) => Ok(RemitterStatus::NotRegistered),
-            _ => Err(ProviderError::Garbage(format!("queryremitter: {}", unplaced(&self.response_code, &self.message)))),
+            _ => {
+                Err(ProviderError::Garbage(format!("queryremitter: {}", unplaced(&self.response_code, &self.message))))
+            }
         }
     }
 
