@@ -21,8 +21,10 @@
 //! The upstream calls back with the same kind of token, signed with the
 //! same key, and a body whose `param` comes with a signed copy (`param_inc`,
 //! see the `signed_param` submodule). What its codes mean is in the `wire`
-//! submodule.
+//! submodule; the remitter and beneficiary calls, whose ids payrail keeps,
+//! are in the `enrolment` submodule.
 
+mod enrolment;
 mod signed_param;
 mod wire;
 
@@ -342,29 +344,29 @@ impl Provider for PaysprintProvider {
     }
 
     async fn query_remitter(&self, mobile: &MobileNumber) -> Result<RemitterStatus, ProviderError> {
-        let body = wire::QueryRemitterRequest { mobile: mobile.as_str(), bank3_flag: wire::BANK3_FLAG };
-        self.ask::<wire::EnrolmentAnswer>(QUERY_REMITTER, &body).await?.remitter_status(mobile.as_str())
+        let body = enrolment::QueryRemitterRequest { mobile: mobile.as_str(), bank3_flag: enrolment::BANK3_FLAG };
+        self.ask::<enrolment::EnrolmentAnswer>(QUERY_REMITTER, &body).await?.remitter_status(mobile.as_str())
     }
 
     async fn register_remitter(&self, signup: &RemitterSignup) -> Result<Enrolment, ProviderError> {
-        let body = wire::RegisterRemitterRequest {
+        let body = enrolment::RegisterRemitterRequest {
             mobile: signup.mobile.as_str(),
             otp: &signup.otp,
             stateresp: &signup.stateresp,
             ekyc_id: &signup.ekyc_id,
-            bank3_flag: wire::BANK3_FLAG,
+            bank3_flag: enrolment::BANK3_FLAG,
         };
-        self.submit::<wire::EnrolmentAnswer>(REGISTER_REMITTER, &body).await?.remitter(signup.mobile.as_str())
+        self.submit::<enrolment::EnrolmentAnswer>(REGISTER_REMITTER, &body).await?.remitter(signup.mobile.as_str())
     }
 
     async fn fetch_beneficiaries(&self, mobile: &str) -> Result<Vec<UpstreamBeneficiary>, ProviderError> {
-        let body = wire::FetchBeneficiaryRequest { mobile };
-        self.ask::<wire::EnrolmentAnswer>(FETCH_BENEFICIARY, &body).await?.beneficiaries()
+        let body = enrolment::FetchBeneficiaryRequest { mobile };
+        self.ask::<enrolment::EnrolmentAnswer>(FETCH_BENEFICIARY, &body).await?.beneficiaries()
     }
 
     async fn register_beneficiary(&self, signup: &BeneficiarySignup) -> Result<Enrolment, ProviderError> {
         let details = &signup.details;
-        let body = wire::RegisterBeneficiaryRequest {
+        let body = enrolment::RegisterBeneficiaryRequest {
             mobile: &signup.mobile,
             benename: &signup.name,
             bankid: signup.bank_id.map(|id| id.to_string()).unwrap_or_default(),
@@ -376,12 +378,12 @@ impl Provider for PaysprintProvider {
             address: details.address.as_deref(),
             pincode: details.pincode.as_ref().map(|p| p.as_str()),
         };
-        self.submit::<wire::EnrolmentAnswer>(REGISTER_BENEFICIARY, &body).await?.beneficiary()
+        self.submit::<enrolment::EnrolmentAnswer>(REGISTER_BENEFICIARY, &body).await?.beneficiary()
     }
 
     async fn delete_beneficiary(&self, mobile: &str, bene_id: &str) -> Result<Enrolment, ProviderError> {
-        let body = wire::DeleteBeneficiaryRequest { mobile, bene_id };
-        self.submit::<wire::EnrolmentAnswer>(DELETE_BENEFICIARY, &body).await?.deletion()
+        let body = enrolment::DeleteBeneficiaryRequest { mobile, bene_id };
+        self.submit::<enrolment::EnrolmentAnswer>(DELETE_BENEFICIARY, &body).await?.deletion()
     }
 
     /// Sent once, as a submission: a second try could spend the remitter's attempt twice.
