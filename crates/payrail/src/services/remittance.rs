@@ -102,6 +102,10 @@ pub enum DmtError {
     /// UIDAI (through the upstream) refused the e-KYC; the attempt counts.
     #[error("e-KYC refused: {0}")]
     EkycRefused(String),
+    /// The upstream refused payrail's credentials: nothing new is submitted
+    /// (nor debited) until an operator closes the circuit.
+    #[error("Transfers are paused: the upstream is refusing payrail's credentials; nothing was debited, try again later")]
+    SubmissionsStopped,
     /// The upstream gave no answer about the e-KYC; the attempt counts.
     #[error("e-KYC could not be done: the upstream did not answer, try again later")]
     EkycUnavailable(#[source] super::upstream::provider::ProviderError),
@@ -504,6 +508,10 @@ pub async fn transfer(
     let Confirmation { reference, otp, pipe } = confirmation;
     let beneficiary = checked_intent(store, partner, &intent).await?;
     refuse_duplicate(store, partner, &reference).await?;
+    if let Some(reason) = upstream.submissions_stopped() {
+        tracing::warn!(%reason, "transfer refused before its debit: the upstream circuit is open");
+        return Err(DmtError::SubmissionsStopped);
+    }
     use_otp(store, clock, partner, OtpPurpose::Transfer, otp, &intent.subject()).await?;
     let now = clock.now();
     let plan = fees::plan_for(store, partner, now).await?;

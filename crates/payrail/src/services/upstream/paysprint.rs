@@ -26,6 +26,7 @@
 mod signed_param;
 mod wire;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -41,6 +42,7 @@ use self::wire::{
     BeneNameVerifyAnswer, BeneNameVerifyRequest, BillFetchEcho, BillStatusAnswer, FetchBillAnswer, FetchBillRequest,
     PayBillAnswer, PayBillRequest, ReferenceQuery, TransactAnswer, TransactQueryAnswer, TransactRequest,
 };
+use super::health::UpstreamHealth;
 use super::provider::{
     AccountCheck, AccountHolder, BillOrder, BillQuery, CallbackError, EkycOutcome, EkycRequest, FetchedBill, Provider,
     ProviderError, TransferOrder, UpstreamCallback,
@@ -62,6 +64,8 @@ const BENE_NAME_VERIFY: &str = "dmt/beneficiary/registerbeneficiary/benenameveri
 const SUBMIT_CONNECT_RETRIES: u32 = 2;
 /// The pause between those tries.
 const SUBMIT_CONNECT_PAUSE: Duration = Duration::from_millis(200);
+/// The longest answer read from the upstream; a longer one is no answer.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// How far a callback token's `timestamp` may be from payrail's clock.
 const CALLBACK_MAX_SKEW_SECS: i64 = 300;
 
@@ -107,18 +111,14 @@ pub struct PaysprintProvider {
     config: PaysprintConfig,
     base_url: String,
     http: reqwest::Client,
+    health: Arc<UpstreamHealth>,
 }
 
 impl PaysprintProvider {
-    /// A connector for `config`; fails on a base URL that is not http(s).
+    /// A connector for `config`; fails on a base URL that is not https
+    /// (http only to a loopback host, for tests).
     pub fn new(config: PaysprintConfig) -> anyhow::Result<Self> {
-        let url = reqwest::Url::parse(&config.base_url)
-            .with_context(|| format!("Paysprint base URL {:?}", config.base_url))?;
-        anyhow::ensure!(
-            matches!(url.scheme(), "http" | "https"),
-            "Paysprint base URL {:?} is not http(s)",
-            config.base_url
-        );
+        check_base_url(&config.base_url)?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("payrail/", env!("CARGO_PKG_VERSION")))
             // Half the shorter timeout, so that a connection that cannot be
@@ -130,7 +130,7 @@ impl PaysprintProvider {
             .build()
             .context("Failed to build the Paysprint HTTP client")?;
         let base_url = config.base_url.trim_end_matches('/').to_owned();
-        Ok(PaysprintProvider { config, base_url, http })
+        Ok(PaysprintProvider { config, base_url, http, health: Arc::default() })
     }
 
     /// A fresh token: stamped now, with a new `reqid`.
@@ -138,13 +138,9 @@ impl PaysprintProvider {
         sign_token(self.config.jwt_key.expose_secret().as_bytes(), &TokenClaims::now(&self.config.partner_id))
     }
 
-    /// One POST, with its own token; the answer's status and body.
-    async fn attempt(
-        &self,
-        path: &str,
-        body: &impl Serialize,
-        timeout: Duration,
-    ) -> Result<(StatusCode, Vec<u8>), reqwest::Error> {
+    /// One POST, with its own token; the answer's status and body (at most
+    /// [`MAX_ANSWER_BYTES`], whatever the status).
+    async fn attempt(&self, path: &str, body: &impl Serialize, timeout: Duration) -> Result<Answer, Failure> {
         let mut request = self
             .http
             .post(format!("{}/{path}", self.base_url))
@@ -155,16 +151,49 @@ impl PaysprintProvider {
             request = request.header("Authorisedkey", key.expose_secret());
         }
         let response = request.send().await?;
-        let status = response.status();
-        Ok((status, response.bytes().await?.to_vec()))
+        read_capped(response).await
+    }
+
+    /// [`PaysprintProvider::attempt`], timed, counted and logged; an
+    /// authentication refusal opens the circuit.
+    async fn attempt_counted(&self, path: &str, body: &impl Serialize, timeout: Duration) -> Result<Answer, Failure> {
+        let started = Instant::now();
+        let result = self.attempt(path, body, timeout).await;
+        let latency = started.elapsed();
+        let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        let outcome = match &result {
+            Ok((status, body)) => match auth_refusal(*status, body) {
+                Some(reason) => {
+                    self.health.open_circuit(Timestamp::now(), path, &reason);
+                    "auth_refused"
+                }
+                None if status.is_success() => "answered",
+                None if status.is_client_error() => "http_4xx",
+                None => "http_5xx",
+            },
+            Err(Failure::TooLarge(_)) => "too_large",
+            Err(Failure::Http(e)) if e.is_timeout() => "timeout",
+            Err(Failure::Http(_)) => "unreachable",
+        };
+        self.health.record(path, outcome, latency);
+        match &result {
+            Ok((status, _)) if outcome == "answered" => {
+                tracing::info!(operation = path, outcome, http_status = status.as_u16(), latency_ms, "upstream call")
+            }
+            Ok((status, _)) => {
+                tracing::warn!(operation = path, outcome, http_status = status.as_u16(), latency_ms, "upstream call")
+            }
+            Err(e) => tracing::warn!(operation = path, outcome, latency_ms, error = %e, "upstream call"),
+        }
+        result
     }
 
     /// Sends a submission once; again only if it never left.
     async fn submit<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ProviderError> {
         let mut retries = 0;
         loop {
-            match self.attempt(path, body, self.config.submit_timeout).await {
-                Err(e) if e.is_connect() && retries < SUBMIT_CONNECT_RETRIES => {
+            match self.attempt_counted(path, body, self.config.submit_timeout).await {
+                Err(Failure::Http(e)) if e.is_connect() && retries < SUBMIT_CONNECT_RETRIES => {
                     retries += 1;
                     tracing::warn!(path, retry = retries, error = %e, "Paysprint unreachable; trying again");
                     tokio::time::sleep(SUBMIT_CONNECT_PAUSE).await;
@@ -178,14 +207,14 @@ impl PaysprintProvider {
     /// the status timeout allows.
     async fn ask<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ProviderError> {
         let deadline = Instant::now() + self.config.status_timeout;
-        let result = match self.attempt(path, body, self.config.status_timeout).await {
-            Err(e) if e.is_connect() || e.is_timeout() => {
+        let result = match self.attempt_counted(path, body, self.config.status_timeout).await {
+            Err(Failure::Http(e)) if e.is_connect() || e.is_timeout() => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    Err(e)
+                    Err(Failure::Http(e))
                 } else {
                     tracing::debug!(path, error = %e, "Paysprint did not answer; asking once more");
-                    self.attempt(path, body, left).await
+                    self.attempt_counted(path, body, left).await
                 }
             }
             other => other,
@@ -207,11 +236,87 @@ impl PaysprintProvider {
     }
 }
 
+/// An answer's HTTP status and body.
+type Answer = (StatusCode, Vec<u8>);
+
+/// Why a request brought no answer to read.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// The request failed, or no answer came in time.
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+    /// The answer was longer than [`MAX_ANSWER_BYTES`]; the rest was not read.
+    #[error("answer over {MAX_ANSWER_BYTES} bytes refused ({0})")]
+    TooLarge(String),
+}
+
+/// Reads an answer's body, refusing one over [`MAX_ANSWER_BYTES`]: by its
+/// `Content-Length` before reading any of it, or, without one (chunked),
+/// as soon as what came in passes the cap; the connection is then dropped.
+async fn read_capped(mut response: reqwest::Response) -> Result<Answer, Failure> {
+    let status = response.status();
+    if let Some(length) = response.content_length().filter(|&n| n > MAX_ANSWER_BYTES as u64) {
+        return Err(Failure::TooLarge(format!("Content-Length {length}")));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(Failure::TooLarge(format!("more than {} bytes sent", body.len() + chunk.len())));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, body))
+}
+
+/// The upstream's refusal of payrail's own credentials, which opens the
+/// circuit: `response_code` 23, 24 or 25 (Paysprint's authentication
+/// codes), or an HTTP 401 whose message names the JWT or the
+/// authentication. Any other refusal is about the request, not the keys.
+fn auth_refusal(status: StatusCode, body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        response_code: Option<serde_json::Value>,
+        message: Option<String>,
+    }
+    let head: Head = serde_json::from_slice(body).ok()?;
+    let message = head.message.unwrap_or_default();
+    let code = head.response_code.as_ref().and_then(|c| match c {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    });
+    if let Some(code @ 23..=25) = code {
+        return Some(format!("response_code {code}: {message}"));
+    }
+    let lower = message.to_ascii_lowercase();
+    (status == StatusCode::UNAUTHORIZED && (lower.contains("jwt") || lower.contains("authenticat")))
+        .then(|| format!("HTTP 401: {message}"))
+}
+
+/// Checks the upstream's base URL: `https`, or `http` to a loopback host
+/// only (127.0.0.0/8, ::1, localhost), which the tests use. Anything else
+/// would send the keys and the payments in cleartext.
+fn check_base_url(base_url: &str) -> anyhow::Result<()> {
+    let url = reqwest::Url::parse(base_url).with_context(|| format!("Paysprint base URL {base_url:?}"))?;
+    let host = url.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    };
+    match url.scheme() {
+        "https" if !host.is_empty() => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => anyhow::bail!(
+            "Paysprint base URL {base_url:?} must be https:// (http:// is accepted only for a loopback host: \
+             127.0.0.0/8, ::1 or localhost)"
+        ),
+        _ => anyhow::bail!("Paysprint base URL {base_url:?} must be an https:// URL with a host"),
+    }
+}
+
 /// Turns what came back into an answer of type `T` or the reason there is none.
-fn read_answer<T: DeserializeOwned>(
-    path: &str,
-    result: Result<(StatusCode, Vec<u8>), reqwest::Error>,
-) -> Result<T, ProviderError> {
+fn read_answer<T: DeserializeOwned>(path: &str, result: Result<Answer, Failure>) -> Result<T, ProviderError> {
     let (status, body) = result.map_err(transport_error)?;
     if status.is_server_error() {
         return Err(ProviderError::Unavailable(format!("{path}: HTTP {status}")));
@@ -223,11 +328,11 @@ fn read_answer<T: DeserializeOwned>(
 }
 
 /// What a failed request means: no answer in time, or no answer at all.
-fn transport_error(error: reqwest::Error) -> ProviderError {
-    if error.is_timeout() {
-        ProviderError::Timeout
-    } else {
-        ProviderError::Unavailable(error.to_string())
+fn transport_error(failure: Failure) -> ProviderError {
+    match failure {
+        Failure::Http(error) if error.is_timeout() => ProviderError::Timeout,
+        Failure::Http(error) => ProviderError::Unavailable(error.to_string()),
+        Failure::TooLarge(why) => ProviderError::Garbage(format!("answer too large: {why}")),
     }
 }
 
@@ -239,6 +344,10 @@ impl Provider for PaysprintProvider {
 
     fn settles(&self) -> bool {
         true
+    }
+
+    fn health(&self) -> Option<Arc<UpstreamHealth>> {
+        Some(self.health.clone())
     }
 
     async fn submit_transfer(&self, order: &TransferOrder) -> Result<DmtUpstream, ProviderError> {

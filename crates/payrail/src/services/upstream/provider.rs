@@ -251,6 +251,11 @@ pub trait Provider: Send + Sync + 'static {
     fn due_callbacks(&self, _now: Timestamp) -> Vec<UpstreamCallback> {
         Vec::new()
     }
+    /// The provider's call counters and authentication circuit, if it
+    /// keeps them (the HTTP connector does; in-process providers do not).
+    fn health(&self) -> Option<Arc<super::health::UpstreamHealth>> {
+        None
+    }
     /// Asks for a new remitter's e-KYC, once (an error means no answer).
     /// By default the provider does none and says so.
     async fn remitter_ekyc(&self, _request: &EkycRequest) -> Result<EkycOutcome, ProviderError> {

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::health::UpstreamHealth;
 use super::provider::{BillOrder, CallbackError, Provider, ProviderError, TransferOrder, UpstreamReport};
 use crate::domain::bbps::BillChange;
 use crate::domain::event::{PollJob, PollNext};
@@ -73,6 +74,9 @@ pub struct Upstream {
     /// lookup of one already being asked about waits for that answer
     /// instead of asking again, so a flood of lookups costs one query.
     status_flights: Flights<(TxnKind, i64), Synced>,
+    /// The provider's call counters and authentication circuit (a fresh,
+    /// never-opened one for a provider that keeps none).
+    health: Arc<UpstreamHealth>,
 }
 
 /// Why a callback was refused.
@@ -101,7 +105,20 @@ pub enum Synced {
 impl Upstream {
     /// Follows `provider` as `settings` say, reading the time from `clock`.
     pub fn new(provider: Arc<dyn Provider>, settings: SyncSettings, clock: Arc<dyn Clock>) -> Self {
-        Upstream { provider, settings, clock, status_flights: Flights::default() }
+        let health = provider.health().unwrap_or_default();
+        Upstream { provider, settings, clock, status_flights: Flights::default(), health }
+    }
+
+    /// The upstream's call counters and circuit.
+    pub fn health(&self) -> &UpstreamHealth {
+        &self.health
+    }
+
+    /// Why nothing new may be submitted now: the upstream refused payrail's
+    /// credentials and no operator has closed the circuit since. Checked
+    /// before any debit.
+    pub fn submissions_stopped(&self) -> Option<String> {
+        self.health.circuit().map(|open| open.reason)
     }
 
     /// When the poller should first ask about a transaction made at `now`;
