@@ -104,7 +104,9 @@ pub enum DmtError {
     EkycRefused(String),
     /// The upstream refused payrail's credentials: nothing new is submitted
     /// (nor debited) until an operator closes the circuit.
-    #[error("Transfers are paused: the upstream is refusing payrail's credentials; nothing was debited, try again later")]
+    #[error(
+        "Transfers are paused: the upstream is refusing payrail's credentials; nothing was debited, try again later"
+    )]
     SubmissionsStopped,
     /// The upstream gave no answer about the e-KYC; the attempt counts.
     #[error("e-KYC could not be done: the upstream did not answer, try again later")]

@@ -42,5 +42,6 @@ mod transfer_fields;
 mod txn_numbers;
 mod upstream_paysprint;
 mod upstream_sandbox;
+mod upstream_transport;
 mod wallet;
 mod wire_rules;

@@ -83,8 +83,7 @@ impl UpstreamHealth {
                 "upstream refused payrail's credentials: circuit open, no new transfer or bill payment is submitted \
                  until an operator closes it (POST /admin/v1/upstream/circuit/close)"
             );
-            inner.circuit =
-                Some(OpenCircuit { since, operation: operation.to_owned(), reason: reason.to_owned() });
+            inner.circuit = Some(OpenCircuit { since, operation: operation.to_owned(), reason: reason.to_owned() });
         }
     }
 

@@ -1,0 +1,194 @@
+//! The connector's transport (issue 12, items 7 and 8): https only (loopback
+//! excepted), answers capped at 1 MiB, calls counted and shown to the
+//! operator, the authentication circuit, upstream references unique across
+//! installations and restores, and callbacks as Paysprint sends them.
+
+use serde_json::{json, Value};
+
+use crate::both_engines;
+use crate::helpers::{text, AppOptions, Engine, TestApp};
+use crate::journey::{
+    add_beneficiary_account, assert_verify_clean, balance, beneficiary_with_account, transfer, MOBILE,
+};
+use crate::mock_upstream::{MockUpstream, Reply, Script, HUGE_ANSWER_BYTES};
+use crate::upstream_paysprint::{app_with_mock, app_with_mock_and, JWT_KEY, PARTNER_ID};
+use crate::upstream_sandbox::{bses, dmt, funded_partner, send};
+
+both_engines!(
+    an_oversized_answer_is_refused_unread_and_the_transfer_stays_pending,
+    an_authentication_refusal_opens_the_circuit_until_an_operator_closes_it,
+);
+
+/// `payrail serve --provider paysprint` with this upstream URL, on a fresh
+/// data directory; what it printed and how it exited (it must not start).
+fn serve_with_url(url: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::process::Command::new(env!("CARGO_BIN_EXE_payrail"))
+        .args(["--data-dir"])
+        .arg(dir.path())
+        .args(["serve", "--provider", "paysprint", "--listen", "127.0.0.1:0"])
+        .env_remove("PAYRAIL_DATABASE_URL")
+        .env("PAYRAIL_MASTER_KEY", "00".repeat(32))
+        .env("PAYRAIL_PAYSPRINT_URL", url)
+        .env("PAYRAIL_PAYSPRINT_PARTNER_ID", PARTNER_ID)
+        .env("PAYRAIL_PAYSPRINT_JWT_KEY", JWT_KEY)
+        .env("PAYRAIL_LOG", "warn")
+        .output()
+        .unwrap_or_else(|e| panic!("run payrail: {e}"))
+}
+
+#[test]
+fn serve_refuses_an_http_upstream_that_is_not_loopback() {
+    let missing_partner = {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::process::Command::new(env!("CARGO_BIN_EXE_payrail"))
+            .args(["--data-dir"])
+            .arg(dir.path())
+            .args(["serve", "--provider", "paysprint", "--listen", "127.0.0.1:0"])
+            .env_remove("PAYRAIL_DATABASE_URL")
+            .env_remove("PAYRAIL_PAYSPRINT_PARTNER_ID")
+            .env("PAYRAIL_MASTER_KEY", "00".repeat(32))
+            .env("PAYRAIL_PAYSPRINT_URL", "https://api.paysprint.in/api/v1/service")
+            .env("PAYRAIL_PAYSPRINT_JWT_KEY", JWT_KEY)
+            .output()
+            .unwrap_or_else(|e| panic!("run payrail: {e}"))
+    };
+    assert!(!missing_partner.status.success(), "a configuration error");
+    for url in ["http://api.paysprint.in/api/v1/service", "http://10.0.0.7:8080/api/v1/service", "http://[::2]/x"] {
+        let out = serve_with_url(url);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), missing_partner.status.code(), "exits as other configuration errors: {stderr}");
+        assert!(stderr.contains("must be https://") && stderr.contains("loopback"), "{url}: {stderr}");
+    }
+    let out = serve_with_url("ftp://api.paysprint.in/");
+    assert!(!out.status.success() && text(&out.stderr).contains("https://"), "{}", text(&out.stderr));
+}
+
+/// A transfer to a beneficiary on `account`; the raw answer.
+async fn try_send(
+    app: &TestApp,
+    partner: &crate::helpers::TestPartner,
+    account: &str,
+    reference: &str,
+) -> crate::helpers::Answer {
+    let bene = match beneficiary_with_account(app, partner, MOBILE, account).await {
+        Some(bene) => bene,
+        None => add_beneficiary_account(app, partner, MOBILE, account).await,
+    };
+    transfer(app, partner, MOBILE, &bene, "1000", reference).await
+}
+
+/// The upstream reference of the transfer a `Transaction` answer is about,
+/// as the fake saw it submitted (the last transact call).
+fn last_submitted(mock: &MockUpstream) -> String {
+    mock.calls()
+        .iter()
+        .rev()
+        .find(|c| c.path == "dmt/transact/transact")
+        .and_then(|c| c.reference.clone())
+        .expect("a transact call")
+}
+
+/// The tallies `GET /admin/v1/upstream` shows for `operation` and `outcome`.
+async fn tally(app: &TestApp, operation: &str, outcome: &str) -> Option<Value> {
+    let health = app.admin("/admin/v1/upstream", None).await;
+    assert_eq!(health.status, 200, "{}", health.body);
+    let calls = health.json()["calls"].as_array().cloned().expect("calls is an array");
+    calls.into_iter().find(|c| c["operation"] == operation && c["outcome"] == outcome)
+}
+
+async fn an_oversized_answer_is_refused_unread_and_the_transfer_stays_pending(engine: Engine) {
+    let (app, mock) = app_with_mock(engine, "1h").await;
+    let (partner, _receiver) = funded_partner(&app).await;
+    let start = balance(&app, &partner).await;
+    for (n, content_length) in [(1, true), (2, false)] {
+        let huge = Reply::Huge { content_length };
+        mock.script_next(Script::new().submit(huge.clone()).status(huge));
+        let before = mock.huge_bytes_sent();
+        let sent = send(&app, &partner, "123456789012", "1000", &format!("BIG-{n}")).await;
+        assert_eq!(sent["txn_status"], "2", "no answer: still in process ({content_length}): {sent}");
+        // A status lookup asks again and gets the same: still pending.
+        assert_eq!(dmt(&app, &partner, &format!("BIG-{n}")).await["txn_status"], "2");
+        let read = mock.huge_bytes_sent() - before;
+        assert!(read < HUGE_ANSWER_BYTES / 4, "abandoned early, not read whole: {read} bytes ({content_length})");
+    }
+    let refused = tally(&app, "dmt/transact/transact", "too_large").await.expect("counted as too large");
+    assert_eq!(refused["count"], 2, "{refused}");
+    let queried = tally(&app, "dmt/transact/transact/querytransact", "too_large").await.expect("queries too");
+    assert!(queried["count"].as_u64().is_some_and(|n| n >= 2), "{queried}");
+    let spent =
+        start.parse::<f64>().expect("an amount") - balance(&app, &partner).await.parse::<f64>().expect("an amount");
+    assert!((spent - 2.0 * 1010.0).abs() < 0.001, "debited once each, nothing refunded: {spent}");
+    assert_verify_clean(&app);
+}
+
+async fn an_authentication_refusal_opens_the_circuit_until_an_operator_closes_it(engine: Engine) {
+    let options = AppOptions { poll_schedule: Some("1h"), ..AppOptions::default() };
+    let (app, mock) = app_with_mock_and(engine, options).await;
+    let (partner, _receiver) = funded_partner(&app).await;
+    let closed = app.admin("/admin/v1/upstream", None).await.json();
+    assert_eq!(closed["circuit"], json!({"state": "closed", "since": null, "operation": null, "reason": null}));
+    assert_eq!(closed["provider"], "paysprint");
+
+    // Paysprint refuses the token: 401, response_code 24 (a JWT refusal).
+    let refusal = json!({"status": false, "response_code": 24, "message": "Invalid JWT token"});
+    mock.script_next(Script::new().submit(Reply::HttpBody(401, refusal)));
+    let first = try_send(&app, &partner, "123456789012", "CIR-1").await;
+    assert_eq!(first.status, 200, "the refused submission is answered as the code table says: {}", first.body);
+    let open = app.admin("/admin/v1/upstream", None).await.json();
+    assert_eq!(open["circuit"]["state"], "open", "{open}");
+    assert_eq!(open["circuit"]["operation"], "dmt/transact/transact", "{open}");
+    assert!(open["circuit"]["reason"].as_str().is_some_and(|r| r.contains("24")), "{open}");
+    let auth = tally(&app, "dmt/transact/transact", "auth_refused").await.expect("counted");
+    assert_eq!(auth["count"], 1);
+
+    // The next transfer and bill payment are refused before any debit, and nothing is sent.
+    let wallet = balance(&app, &partner).await;
+    let calls = mock.calls().len();
+    let refused = try_send(&app, &partner, "123456789012", "CIR-2").await;
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    let body = refused.json();
+    assert_eq!((&body["status"], &body["response_code"]), (&json!(false), &json!(17)), "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("nothing was debited")), "{body}");
+    let operator = bses(&app, &partner).await;
+    let fields = json!({"operator": operator, "canumber": "150012345678", "amount": "500", "referenceid": "CIR-B"});
+    let bill = app.call("/api/AOP/BillPaymentPaybill", &partner, fields).await;
+    assert_eq!((bill.status, bill.json()["response_code"].clone()), (502, json!(17)), "{}", bill.body);
+    assert_eq!(balance(&app, &partner).await, wallet, "nothing debited while the circuit is open");
+    let sent_since: Vec<String> = mock.calls()[calls..].iter().map(|c| c.path.clone()).collect();
+    assert!(
+        sent_since.iter().all(|p| p != "dmt/transact/transact" && p != "bill-payment/bill/paybill"),
+        "{sent_since:?}"
+    );
+    // The refused reference is free: the same referenceid goes through once the circuit is closed.
+    let closing = app.admin("/admin/v1/upstream/circuit/close", Some(json!({}))).await;
+    assert_eq!(closing.status, 200, "{}", closing.body);
+    assert_eq!(closing.json()["was_open"], true);
+    assert_eq!(closing.json()["circuit"]["state"], "closed");
+    let again = try_send(&app, &partner, "123456789012", "CIR-2").await;
+    assert_eq!((again.status, again.json()["txn_status"].clone()), (200, json!("3")), "{}", again.body);
+    assert_eq!(mock.submits(&last_submitted(&mock)), 1);
+    // Closing a closed circuit says so.
+    let twice = app.admin("/admin/v1/upstream/circuit/close", Some(json!({}))).await.json();
+    assert_eq!(twice["was_open"], false);
+    assert_verify_clean(&app);
+}
+
+#[tokio::test]
+async fn the_upstream_view_needs_the_operator_token() {
+    let app = crate::helpers::spawn_app_with(Engine::Sqlite, AppOptions::default()).await;
+    let anonymous =
+        reqwest::Client::new().get(app.url("/admin/v1/upstream")).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let closing = reqwest::Client::new()
+        .post(app.url("/admin/v1/upstream/circuit/close"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(closing.status().as_u16(), 401);
+    let shown = app.admin("/admin/v1/upstream", None).await.json();
+    assert_eq!(
+        (&shown["provider"], &shown["circuit"]["state"], &shown["calls"]),
+        (&json!("manual"), &json!("closed"), &json!([]))
+    );
+}
