@@ -11,6 +11,7 @@
 //! | POST | `/admin/v1/events/{id}/redeliver` | pending again, due now, with a fresh 24 h window, sent flagged as a redelivery |
 //! | GET | `/admin/v1/upstream/held` | transactions the poller gave up on, for review |
 //! | GET | `/admin/v1/upstream` | the upstream's health: calls by operation and outcome with latencies, and the circuit |
+//! | GET | `/admin/v1/upstream/refs/{kind}/{id}` | the reference the upstream knows transaction `dmt`/`bbps` `id` by |
 //! | POST | `/admin/v1/upstream/circuit/close` | closes the authentication circuit: submissions go to the upstream again |
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/upstream/held", get(held))
         .route("/admin/v1/upstream", get(upstream_health))
         .route("/admin/v1/upstream/circuit/close", post(close_circuit))
+        .route("/admin/v1/upstream/refs/{kind}/{id}", get(upstream_ref))
 }
 
 fn bad(message: impl std::fmt::Display) -> ApiError {
@@ -396,4 +398,24 @@ struct Closed {
 async fn close_circuit(_: Operator, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let was_open = state.upstream.health().close_circuit();
     Ok(json_response(StatusCode::OK, &Closed { was_open, circuit: circuit_view(&state) }))
+}
+
+#[derive(Serialize)]
+struct RefView {
+    kind: &'static str,
+    id: i64,
+    upstream_ref: String,
+}
+
+/// `GET /admin/v1/upstream/refs/{kind}/{id}`.
+async fn upstream_ref(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path((kind, id)): Path<(String, i64)>,
+) -> Result<Response, ApiError> {
+    let kind = TxnKind::parse(&kind).ok_or_else(|| bad("kind must be dmt or bbps"))?;
+    let tail = state.store.upstream_ref_of(kind, id).await?;
+    let tail = tail.ok_or_else(|| ApiError::NotFound(format!("{} {id} was never sent upstream", kind.as_str())))?;
+    let upstream_ref = format!("{}{tail}", state.upstream.settings.ref_prefix);
+    Ok(json_response(StatusCode::OK, &RefView { kind: kind.as_str(), id, upstream_ref }))
 }

@@ -103,7 +103,10 @@ pub async fn advance(
     let kind = TxnKind::parse(&request.kind).ok_or_else(|| ApiError::Validation("kind must be dmt or bbps".into()))?;
     let report = report(kind, &request)?;
     let reference = UpstreamRef { kind, id: request.id };
-    sandbox.set_override(&state.upstream.upstream_ref(kind, request.id), report.clone());
+    // Only a transaction handed to the sandbox has a reference there.
+    if let Some(tail) = state.store.upstream_ref_of(kind, request.id).await? {
+        sandbox.set_override(&format!("{}{tail}", state.upstream.settings.ref_prefix), report.clone());
+    }
     let synced = state.upstream.apply_report(&*state.store, reference, &report, ChangeSource::Sandbox).await?;
     let (status, message) = match synced {
         Some(Synced::Dmt(t)) => (t.status.name(), t.status.message()),

@@ -203,14 +203,16 @@ pub async fn pay_bill(
         Ok(debited) => debited,
         Err(e) => return Err(debit_error(store, e, &payment).await),
     };
-    let order = BillOrder {
-        upstream_ref: upstream.upstream_ref(TxnKind::Bbps, debited.record.txnid),
-        payment: debited.record.clone(),
-        biller_id: biller.id,
-        mode,
-        location,
-        bill,
+    // The reference is stored before the payment is sent; without it the
+    // payment is not sent (the poller then finds the upstream never heard of it).
+    let upstream_ref = match upstream.upstream_ref(store, TxnKind::Bbps, debited.record.txnid).await {
+        Ok(reference) => reference,
+        Err(e) => {
+            tracing::error!(txnid = debited.record.txnid, error = %e, "upstream reference not stored; payment not sent");
+            return Ok(debited);
+        }
     };
+    let order = BillOrder { upstream_ref, payment: debited.record.clone(), biller_id: biller.id, mode, location, bill };
     debited.record = upstream.submit_bill(store, order).await;
     Ok(debited)
 }

@@ -520,8 +520,17 @@ pub async fn transfer(
     let record = new_transfer(partner, reference, &intent, &beneficiary, plan.dmt_charges(intent.amount, now), now);
     let poll_at = upstream.first_poll(now);
     let (mut debited, bank) = debit_on_some_pipe(store, clock, record, &intent, pipe, poll_at, now).await?;
+    // The reference is stored before the transfer is sent; without it the
+    // transfer is not sent (the poller then finds the upstream never heard of it).
+    let upstream_ref = match upstream.upstream_ref(store, TxnKind::Dmt, debited.record.ackno).await {
+        Ok(reference) => reference,
+        Err(e) => {
+            tracing::error!(ackno = debited.record.ackno, error = %e, "upstream reference not stored; transfer not sent");
+            return Ok(debited);
+        }
+    };
     let order = TransferOrder {
-        upstream_ref: upstream.upstream_ref(TxnKind::Dmt, debited.record.ackno),
+        upstream_ref,
         transfer: debited.record.clone(),
         mobile: intent.mobile.as_str().to_owned(),
         beneficiary_id: beneficiary.id,

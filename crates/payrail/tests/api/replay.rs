@@ -29,7 +29,7 @@ async fn pending_bill(app: &TestApp, partner: &crate::helpers::TestPartner, refe
     let paid = pay(app, partner, "150012345678", reference).await;
     assert_eq!(bill(app, partner, reference).await["data"]["status"], "2", "the upstream left it pending");
     let txnid = paid["ackno"].as_str().map(str::to_owned).unwrap_or_else(|| paid["ackno"].to_string());
-    format!("PRB{txnid}")
+    crate::upstream_paysprint::upstream_ref(app, "bbps", &txnid).await
 }
 
 async fn a_captured_upstream_callback_cannot_be_replayed_or_altered(engine: Engine) {
