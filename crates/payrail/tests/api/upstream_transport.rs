@@ -6,17 +6,18 @@
 use serde_json::{json, Value};
 
 use crate::both_engines;
-use crate::helpers::{text, AppOptions, Engine, TestApp};
+use crate::helpers::{spawn_app_in, text, AppOptions, Engine, TestApp, TestUpstream};
 use crate::journey::{
     add_beneficiary_account, assert_verify_clean, balance, beneficiary_with_account, transfer, MOBILE,
 };
 use crate::mock_upstream::{MockUpstream, Reply, Script, HUGE_ANSWER_BYTES};
-use crate::upstream_paysprint::{app_with_mock, app_with_mock_and, JWT_KEY, PARTNER_ID};
+use crate::upstream_paysprint::{app_with_mock, app_with_mock_and, connector, dmt_ref, JWT_KEY, PARTNER_ID};
 use crate::upstream_sandbox::{bses, dmt, funded_partner, send};
 
 both_engines!(
     an_oversized_answer_is_refused_unread_and_the_transfer_stays_pending,
     an_authentication_refusal_opens_the_circuit_until_an_operator_closes_it,
+    two_installations_sharing_an_upstream_account_send_different_references,
 );
 
 /// `payrail serve --provider paysprint` with this upstream URL, on a fresh
@@ -191,4 +192,84 @@ async fn the_upstream_view_needs_the_operator_token() {
         (&shown["provider"], &shown["circuit"]["state"], &shown["calls"]),
         (&json!("manual"), &json!("closed"), &json!([]))
     );
+}
+
+/// `PR` `D` ackno, then the installation id (six capital hex digits) and
+/// five random capital letters: the installation id part of `reference`.
+fn installation_part<'a>(reference: &'a str, ackno: &str) -> &'a str {
+    let rest = reference.strip_prefix(&format!("PRD{ackno}")).unwrap_or_else(|| panic!("{reference} vs {ackno}"));
+    assert_eq!(rest.len(), 11, "{reference}");
+    assert!(rest[..6].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase()), "{reference}");
+    assert!(rest[6..].bytes().all(|b| b.is_ascii_uppercase()), "{reference}");
+    &rest[..6]
+}
+
+async fn two_installations_sharing_an_upstream_account_send_different_references(engine: Engine) {
+    let (first, mock) = app_with_mock(engine, "1h").await;
+    let options = AppOptions {
+        upstream: TestUpstream::Provider(connector(&mock)),
+        poll_schedule: Some("1h"),
+        ..AppOptions::default()
+    };
+    let second = crate::helpers::spawn_app_with(engine, options).await;
+    let mut seen = Vec::new();
+    let mut partners = Vec::new();
+    for app in [&first, &second] {
+        let (partner, _receiver) = funded_partner(app).await;
+        partners.push(crate::helpers::TestPartner { id: partner.id, secret: partner.secret.clone() });
+        let sent = send(app, &partner, "123456789012", "1000", "SAME-1").await;
+        let ackno = sent["ackno"].as_str().expect("ackno is a string").to_owned();
+        let reference = dmt_ref(app, &sent).await;
+        assert_eq!(last_submitted(&mock), reference, "sent with the stored reference");
+        assert!(reference.len() <= 30, "{reference}");
+        seen.push((installation_part(&reference, &ackno).to_owned(), reference));
+    }
+    assert_ne!(seen[0].0, seen[1].0, "each store has its own installation id: {seen:?}");
+    assert_ne!(seen[0].1, seen[1].1);
+    // A status lookup asks about the stored reference, and a restarted server keeps the installation id.
+    let again = crate::helpers::spawn_app_beside(
+        &first,
+        AppOptions { upstream: TestUpstream::Provider(connector(&mock)), ..AppOptions::default() },
+    )
+    .await;
+    let sent = send(&again, &partners[0], "123456789012", "1000", "SAME-2").await;
+    let ackno = sent["ackno"].as_str().expect("ackno is a string").to_owned();
+    assert_eq!(installation_part(&dmt_ref(&again, &sent).await, &ackno), seen[0].0, "kept in the store");
+}
+
+#[tokio::test]
+async fn a_store_restored_from_a_copy_sends_different_references_for_the_same_numbers() {
+    let (original, mock) = app_with_mock(Engine::Sqlite, "1h").await;
+    let (partner, _receiver) = funded_partner(&original).await;
+    let first = send(&original, &partner, "123456789012", "1000", "BEFORE").await;
+    let first_ref = dmt_ref(&original, &first).await;
+
+    // A backup, taken while the server runs, restored on a second server with the same master key.
+    let restored_dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let copy = restored_dir.path().join("payrail.db");
+    let conn =
+        rusqlite::Connection::open(original.data_dir.path().join("payrail.db")).unwrap_or_else(|e| panic!("{e}"));
+    conn.execute("VACUUM INTO ?1", [copy.to_string_lossy().as_ref()]).unwrap_or_else(|e| panic!("{e}"));
+    drop(conn);
+    let options = AppOptions {
+        upstream: TestUpstream::Provider(connector(&mock)),
+        poll_schedule: Some("1h"),
+        master_key_hex: Some(original.master_key_hex.clone()),
+        ..AppOptions::default()
+    };
+    let restored = spawn_app_in(restored_dir, options).await;
+    // The restored store knows the first transfer by the reference it was sent with.
+    assert_eq!(dmt_ref(&restored, &first).await, first_ref);
+
+    // Both now make "the next" transfer: the same number, told apart upstream.
+    let mut made = Vec::new();
+    for app in [&original, &restored] {
+        let sent = send(app, &partner, "123456789012", "1000", "AFTER").await;
+        let reference = dmt_ref(app, &sent).await;
+        assert_eq!(mock.submits(&reference), 1, "{reference} sent once");
+        made.push((sent["ackno"].as_str().expect("ackno is a string").to_owned(), reference));
+    }
+    assert_eq!(made[0].0, made[1].0, "a restored store hands out the same numbers again: {made:?}");
+    assert_eq!(installation_part(&made[0].1, &made[0].0), installation_part(&made[1].1, &made[1].0));
+    assert_ne!(made[0].1, made[1].1, "yet the upstream references differ: {made:?}");
 }
