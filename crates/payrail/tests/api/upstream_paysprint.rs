@@ -126,12 +126,18 @@ async fn upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_sta
     let cb2 = send(&app, &partner, "123456789012", "1000", "CB-2").await;
     let (prd1, prd2) = (dmt_ref(&app, &cb1).await, dmt_ref(&app, &cb2).await);
 
-    // Success, then the same callback again, then a stale "sent to bank".
+    // A callback only triggers a status query, whose answer is applied:
+    // the upstream's queries say what its callbacks say here.
+    mock.script(&prd1, Script::new().status(Reply::dmt(1, Some("UTRCB0000001"))));
+    mock.script(&prd2, Script::new().status(Reply::dmt(0, None)));
+    // Success, then the same callback again (a duplicate), then a stale "sent to bank".
     let success = MockUpstream::dmt_callback(&prd1, 1, Some("UTRCB0000001"));
-    for _ in 0..2 {
-        let (status, body) = mock.send_callback(&base, &success).await;
-        assert_eq!((status, body.as_str()), (200, r#"{"status":200,"message":"Transaction completed successfully"}"#));
-    }
+    let (status, body) = mock.send_callback(&base, &success).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":200,"message":"Transaction completed successfully"}"#));
+    let queries = mock.status_queries(&prd1);
+    let (status, body) = mock.send_callback(&base, &success).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":200,"message":"Duplicate callback: already received"}"#));
+    assert_eq!(mock.status_queries(&prd1), queries, "a duplicate triggers no query");
     assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback(&prd1, 3, None)).await.0, 200);
     let status = dmt(&app, &partner, "CB-1").await;
     assert_eq!((&status["txn_status"], &status["utr"]), (&json!("1"), &json!("UTRCB0000001")));
@@ -151,8 +157,11 @@ async fn upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_sta
     // Refusals change nothing.
     let forged = mock.send_callback_with_bad_token(&base, &MockUpstream::dmt_callback(&prd1, 0, None)).await;
     assert_eq!(forged.0, 401, "{}", forged.1);
-    let unsigned = mock.post_callback(&base, None, &MockUpstream::dmt_callback(&prd1, 0, None)).await;
+    let unsigned = mock.post_exactly(&base, None, &MockUpstream::dmt_callback(&prd1, 0, None)).await;
     assert_eq!(unsigned.0, 401, "{}", unsigned.1);
+    // Signed, without a header (as Paysprint sends it): taken, but the query says paid.
+    let headerless = mock.post_callback(&base, None, &MockUpstream::dmt_callback(&prd1, 0, None)).await;
+    assert_eq!(headerless.0, 200, "{}", headerless.1);
     assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback("PRD999", 1, Some("U"))).await.0, 404);
     assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback("XYZ1", 1, Some("U"))).await.0, 404);
     assert_eq!(mock.send_callback(&base, &json!({"event": "DMT", "param": {}})).await.0, 400);
@@ -163,6 +172,7 @@ async fn upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_sta
     let paid = pay(&app, &partner, "150012345678", "CB-BILL").await;
     let txnid = paid["ackno"].as_i64().expect("ackno is a JSON integer").to_string();
     let prb = upstream_ref(&app, "bbps", &txnid).await;
+    mock.script(&prb, Script::new().status(Reply::bill(0, None)));
     let failed = MockUpstream::bill_callback(&prb, 0, None);
     for _ in 0..3 {
         assert_eq!(mock.send_callback(&base, &failed).await.0, 200);

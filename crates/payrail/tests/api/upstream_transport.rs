@@ -18,6 +18,7 @@ both_engines!(
     an_oversized_answer_is_refused_unread_and_the_transfer_stays_pending,
     an_authentication_refusal_opens_the_circuit_until_an_operator_closes_it,
     two_installations_sharing_an_upstream_account_send_different_references,
+    a_callback_as_paysprint_sends_it_triggers_a_query_whose_answer_is_applied,
 );
 
 /// `payrail serve --provider paysprint` with this upstream URL, on a fresh
@@ -272,4 +273,76 @@ async fn a_store_restored_from_a_copy_sends_different_references_for_the_same_nu
     assert_eq!(made[0].0, made[1].0, "a restored store hands out the same numbers again: {made:?}");
     assert_eq!(installation_part(&made[0].1, &made[0].0), installation_part(&made[1].1, &made[1].0));
     assert_ne!(made[0].1, made[1].1, "yet the upstream references differ: {made:?}");
+}
+
+/// A callback body's `param_inc` replaced by `signed`.
+fn with_param_inc(body: &Value, signed: String) -> Value {
+    let mut body = body.clone();
+    body["param_inc"] = Value::String(signed);
+    body
+}
+
+async fn a_callback_as_paysprint_sends_it_triggers_a_query_whose_answer_is_applied(engine: Engine) {
+    // The poller waits an hour: only callbacks (and the queries they trigger) move this transfer.
+    let options = AppOptions { poll_schedule: Some("1h"), ..AppOptions::default() }.on_manual_clock();
+    let (app, mock) = app_with_mock_and(engine, options).await;
+    let (partner, _receiver) = funded_partner(&app).await;
+    let base = app.url("");
+    let sent = send(&app, &partner, "123456789012", "1000", "PCB-1").await;
+    assert_eq!(sent["txn_status"], "3");
+    let reference = dmt_ref(&app, &sent).await;
+    let ackno = sent["ackno"].as_str().expect("ackno is a string").to_owned();
+    // The upstream's status query says "in process", then "paid".
+    mock.script(
+        &reference,
+        Script::new()
+            .status(Reply::dmt(2, None))
+            .status(Reply::Hang(std::time::Duration::from_secs(3)))
+            .status(Reply::dmt(1, Some("UTRPCB000001"))),
+    );
+
+    // No header at all, the signed copy of param as Paysprint makes it: taken,
+    // but the query says "in process", so the claimed success changes nothing.
+    let success = MockUpstream::dmt_callback(&reference, 1, Some("UTRFORGED01"));
+    let answer = mock.post_callback(&base, None, &success).await;
+    assert_eq!(answer, (200, r#"{"status":200,"message":"Transaction completed successfully"}"#.to_owned()));
+    assert_eq!(mock.status_queries(&reference), 1, "the callback triggered one status query");
+    // (Read from the operator API, which does not ask the upstream as a partner's status lookup would.)
+    let shown = app.admin(&format!("/admin/v1/dmt/{ackno}"), None).await.json();
+    assert_eq!((&shown["status"], &shown["utr"]), (&json!("sent_to_bank"), &Value::Null), "the query's: {shown}");
+    assert!(shown["history"].as_array().is_some_and(|h| h.iter().all(|e| e["to"] != "success")), "{shown}");
+
+    // Sent again byte for byte: a duplicate, answered, no query.
+    let again = mock.post_exactly(&base, None, &mock.signed(&success)).await;
+    assert_eq!(again, (200, r#"{"status":200,"message":"Duplicate callback: already received"}"#.to_owned()));
+    assert_eq!(mock.status_queries(&reference), 1);
+
+    // Forged: signed with another key, or `alg: none`, or not signed at all: refused, no query.
+    let param = success["param"].to_string();
+    let other_key = payrail_client::token::sign_raw(b"not-the-key", br#"{"alg":"HS256"}"#, param.as_bytes());
+    let none = payrail_client::token::sign_raw(b"", br#"{"alg":"none"}"#, param.as_bytes());
+    let none = format!("{}.", none.rsplit_once('.').map(|(head, _)| head).expect("a JWT has dots"));
+    for forged in [with_param_inc(&success, other_key), with_param_inc(&success, none), success.clone()] {
+        let answer = mock.post_exactly(&base, None, &forged).await;
+        assert_eq!(answer.0, 401, "{forged}: {}", answer.1);
+    }
+    assert_eq!(mock.status_queries(&reference), 1);
+
+    // The query does not answer: 503, nothing changes, and the same callback sent again is acted on.
+    let settled = MockUpstream::dmt_callback(&reference, 1, Some("UTRPCB000001"));
+    let answer = mock.post_callback(&base, None, &settled).await;
+    assert_eq!(answer.0, 503, "{}", answer.1);
+    assert_eq!(app.admin(&format!("/admin/v1/dmt/{ackno}"), None).await.json()["status"], "sent_to_bank");
+    let answer = mock.post_callback(&base, None, &settled).await;
+    assert_eq!(answer.0, 200, "the retry is not a duplicate: {}", answer.1);
+    let status = dmt(&app, &partner, "PCB-1").await;
+    assert_eq!((&status["txn_status"], &status["utr"]), (&json!("1"), &json!("UTRPCB000001")), "the query's answer");
+    let last = shown_last(&app, &ackno).await;
+    assert_eq!((&last["to"], &last["source"]), (&json!("success"), &json!("upstream-callback")), "{last}");
+    assert_verify_clean(&app);
+}
+
+async fn shown_last(app: &TestApp, ackno: &str) -> Value {
+    let shown = app.admin(&format!("/admin/v1/dmt/{ackno}"), None).await.json();
+    shown["history"].as_array().and_then(|h| h.last().cloned()).expect("a history")
 }

@@ -433,11 +433,15 @@ impl Provider for PaysprintProvider {
         body: &[u8],
         now: Timestamp,
     ) -> Result<UpstreamCallback, CallbackError> {
-        let reqid = self.verify_callback_token(token, now)?;
+        // Paysprint sends no header: a `Token`, if one comes, must verify,
+        // but the signed copy of `param` is what authenticates a callback.
+        let reqid = token.map(|token| self.verify_callback_token(Some(token), now)).transpose()?;
         let body = wire::parse_callback_body(body)?;
-        signed_param::check(&body.param, body.param_inc.as_deref(), self.config.jwt_key.expose_secret().as_bytes())?;
-        let (upstream_ref, report) = body.report()?;
-        Ok(UpstreamCallback { upstream_ref, report, reqid })
+        let key = self.config.jwt_key.expose_secret().as_bytes();
+        let claims = signed_param::check(&body.param, body.param_inc.as_deref(), key)?;
+        let dedupe = signed_param::digest(body.param_inc.as_deref().unwrap_or_default());
+        let (upstream_ref, report) = body.report_from_claims(claims)?;
+        Ok(UpstreamCallback { upstream_ref, report, reqid, dedupe })
     }
 
     /// Sent once, as a submission: a second try could spend the remitter's attempt twice.
@@ -487,14 +491,24 @@ mod tests {
     #[test]
     fn a_callback_with_a_good_token_is_read() {
         let callback = read(Some(&token("k3y", "PS-77", NOW - 299)), &body()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            callback,
-            UpstreamCallback {
-                upstream_ref: "PRD5".into(),
-                report: UpstreamReport::Dmt(DmtUpstream::SentToBank),
-                reqid: "r1".into()
-            }
-        );
+        assert_eq!(callback.upstream_ref, "PRD5");
+        assert_eq!(callback.report, UpstreamReport::Dmt(DmtUpstream::SentToBank));
+        assert_eq!(callback.reqid.as_deref(), Some("r1"));
+        assert!(callback.dedupe.starts_with("param-sha256:"), "{}", callback.dedupe);
+    }
+
+    #[test]
+    fn a_callback_without_a_token_is_read_from_its_signed_param_and_keyed_by_it() {
+        let callback = read(None, &body()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((callback.upstream_ref.as_str(), callback.reqid), ("PRD5", None));
+        assert_eq!(callback.dedupe, read(None, &body()).unwrap_or_else(|e| panic!("{e}")).dedupe, "the same key twice");
+        // Unsigned, or signed with another key: refused.
+        let unsigned = json!({"event": "DMT", "param": {"referenceid": "PRD5", "txn_status": 1}}).to_string();
+        assert!(matches!(read(None, unsigned.as_bytes()), Err(CallbackError::Unauthenticated(_))));
+        let param = json!({"referenceid": "PRD5", "txn_status": 1, "utr": "U1"});
+        let forged = payrail_client::token::sign_raw(b"guess", br#"{"alg":"HS256"}"#, param.to_string().as_bytes());
+        let forged = json!({"event": "DMT", "param": param, "param_inc": forged}).to_string();
+        assert!(matches!(read(None, forged.as_bytes()), Err(CallbackError::Unauthenticated(_))));
     }
 
     #[test]
@@ -508,7 +522,6 @@ mod tests {
         ] {
             assert!(matches!(read(Some(&bad), &body()), Err(CallbackError::Unauthenticated(_))), "{bad}");
         }
-        assert!(matches!(read(None, &body()), Err(CallbackError::Unauthenticated(_))));
     }
 
     #[test]
@@ -524,9 +537,39 @@ mod tests {
 
     #[test]
     fn a_base_url_that_is_not_http_is_refused_at_start_up() {
-        for bad in ["ftp://example.com", "not a url", ""] {
+        for bad in ["ftp://example.com", "not a url", "", "http://example.com/api", "http://10.1.2.3/", "http://[::2]/"]
+        {
             let config = PaysprintConfig::new(bad, "PS-1", SecretString::from("k"));
             assert!(PaysprintProvider::new(config).is_err(), "{bad}");
         }
+        for good in [
+            "https://api.paysprint.in/api/v1/service",
+            "http://127.0.0.1:9/x",
+            "http://127.8.0.1/x",
+            "http://[::1]:8080/x",
+            "http://localhost:3000/x",
+            "http://LOCALHOST/x",
+        ] {
+            let config = PaysprintConfig::new(good, "PS-1", SecretString::from("k"));
+            assert!(PaysprintProvider::new(config).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn authentication_refusals_are_told_from_other_refusals() {
+        let refusal = |status: u16, body: serde_json::Value| {
+            auth_refusal(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body.to_string().as_bytes())
+        };
+        for code in [23, 24, 25] {
+            assert!(refusal(200, json!({"status": false, "response_code": code, "message": "x"})).is_some());
+            assert!(refusal(401, json!({"status": false, "response_code": code.to_string(), "message": "x"})).is_some());
+        }
+        assert!(refusal(401, json!({"status": false, "response_code": 10, "message": "Invalid JWT token"})).is_some());
+        assert!(refusal(401, json!({"message": "Authentication failed"})).is_some());
+        // Other refusals (a 401 about the request, a 200 naming the JWT) leave the circuit closed.
+        assert!(refusal(401, json!({"status": false, "response_code": 7, "message": "Insufficient fund"})).is_none());
+        assert!(refusal(200, json!({"status": false, "response_code": 0, "message": "JWT ok"})).is_none());
+        assert!(refusal(401, json!("not an object")).is_none());
+        assert!(auth_refusal(StatusCode::UNAUTHORIZED, b"<html>").is_none());
     }
 }

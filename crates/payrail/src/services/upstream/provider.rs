@@ -169,9 +169,14 @@ pub struct UpstreamCallback {
     pub upstream_ref: String,
     /// What the upstream says.
     pub report: UpstreamReport,
-    /// The `reqid` of the callback's token: a callback whose `reqid` was
-    /// seen before is a replay.
-    pub reqid: String,
+    /// The `reqid` of the callback's `Token` header, when it came with one
+    /// (Paysprint sends none): a callback whose `reqid` was seen before is
+    /// a replay, refused.
+    pub reqid: Option<String>,
+    /// What makes a callback the same as another (a digest of its signed
+    /// `param`): a callback seen before is a duplicate, answered and
+    /// otherwise ignored.
+    pub dedupe: String,
 }
 
 /// Why a callback was not accepted.

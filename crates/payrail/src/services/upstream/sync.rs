@@ -95,6 +95,14 @@ pub enum CallbackRefusal {
     /// The callback could not be checked for a replay, or not applied.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The same callback (the same signed `param`) came before: nothing done again.
+    #[error("the same callback came before")]
+    Duplicate,
+    /// The upstream's status query, which a callback triggers, did not
+    /// answer: nothing changed, and the callback is not remembered, so
+    /// that its retry is acted on.
+    #[error("the upstream did not confirm the callback: {0}")]
+    NotConfirmed(ProviderError),
 }
 
 /// The transaction a callback was about, after it was applied.
@@ -319,11 +327,13 @@ impl Upstream {
         Some(PollNext::Again(self.clock.now().plus_secs(delay.as_secs() as i64)))
     }
 
-    /// Verifies a status callback from the upstream and applies it. A
-    /// callback whose token `reqid` was seen in the last
-    /// [`CALLBACK_REPLAY_WINDOW_SECS`] is a replay, refused before anything
-    /// is applied; a new callback repeating a state, or a stale one, is
-    /// accepted and changes nothing.
+    /// Verifies a status callback from the upstream and, as its trigger,
+    /// asks the upstream for the transaction's status and applies that
+    /// answer: what the callback itself says is never applied (it is logged
+    /// beside what the query says). A callback that comes with a `Token`
+    /// header whose `reqid` was seen in the last [`CALLBACK_REPLAY_WINDOW_SECS`]
+    /// is a replay, refused before anything is done; the same signed `param`
+    /// seen in that window is a duplicate, answered and otherwise ignored.
     pub async fn accept_callback(
         &self,
         store: &dyn Store,
@@ -333,14 +343,54 @@ impl Upstream {
         let now = self.clock.now();
         let callback = self.provider.read_callback(token, body, now)?;
         let cutoff = Timestamp::from_unix(now.unix() - CALLBACK_REPLAY_WINDOW_SECS);
-        if !store.remember_upstream_reqid(&callback.reqid, now, cutoff).await? {
-            let why = format!("token reqid {:?} already used", callback.reqid);
-            return Err(CallbackRefusal::Callback(CallbackError::Unauthenticated(why)));
+        if let Some(reqid) = &callback.reqid {
+            if !store.remember_upstream_reqid(reqid, now, cutoff).await? {
+                let why = format!("token reqid {reqid:?} already used");
+                return Err(CallbackRefusal::Callback(CallbackError::Unauthenticated(why)));
+            }
         }
         let unknown = || CallbackRefusal::UnknownReference(callback.upstream_ref.clone());
         let reference = self.find_by_ref(store, &callback.upstream_ref).await?.ok_or_else(unknown)?;
-        let source = ChangeSource::UpstreamCallback;
-        self.apply_report(store, reference, &callback.report, source).await?.ok_or_else(unknown)
+        if !store.remember_upstream_reqid(&callback.dedupe, now, cutoff).await? {
+            return Err(CallbackRefusal::Duplicate);
+        }
+        let confirmed = match reference.kind {
+            TxnKind::Dmt => self.confirm::<DmtTransfer>(store, reference.id, &callback.report).await,
+            TxnKind::Bbps => self.confirm::<BillPayment>(store, reference.id, &callback.report).await,
+        };
+        match confirmed {
+            Ok(Some(synced)) => Ok(synced),
+            Ok(None) => Err(unknown()),
+            Err(refusal) => {
+                if let Err(e) = store.forget_upstream_reqid(&callback.dedupe).await {
+                    tracing::warn!(error = %e, "an unconfirmed callback stays remembered; its retry is a duplicate");
+                }
+                Err(refusal)
+            }
+        }
+    }
+
+    /// A callback's trigger: the upstream's status of record `id`, asked
+    /// now and applied. `None` if the callback is about the other kind or
+    /// payrail has no such record.
+    async fn confirm<R: Followed>(
+        &self,
+        store: &dyn Store,
+        id: i64,
+        report: &UpstreamReport,
+    ) -> Result<Option<Synced>, CallbackRefusal> {
+        let Some(said) = R::report_of(report) else { return Ok(None) };
+        let Some(record) = R::load(store, id).await? else { return Ok(None) };
+        let answer =
+            self.ask(store, &record, self.settings.poll_timeout).await.map_err(CallbackRefusal::NotConfirmed)?;
+        let (kind, said, asked) = (R::KIND.as_str(), R::describe(said), R::describe(&answer));
+        if said == asked {
+            tracing::info!(kind, id, %asked, "upstream callback confirmed by a status query");
+        } else {
+            tracing::warn!(kind, id, callback = %said, query = %asked, "upstream callback and status query differ; the query is applied");
+        }
+        let applied = apply(store, &*self.clock, record, &answer, ChangeSource::UpstreamCallback).await?;
+        Ok(Some(applied.into_synced()))
     }
 
     /// Applies the callbacks an in-process provider made on its own (the
