@@ -19,6 +19,7 @@ both_engines!(
     an_authentication_refusal_opens_the_circuit_until_an_operator_closes_it,
     two_installations_sharing_an_upstream_account_send_different_references,
     a_callback_as_paysprint_sends_it_triggers_a_query_whose_answer_is_applied,
+    transactions_made_before_installation_ids_keep_their_references,
 );
 
 /// `payrail serve --provider paysprint` with this upstream URL, on a fresh
@@ -345,4 +346,19 @@ async fn a_callback_as_paysprint_sends_it_triggers_a_query_whose_answer_is_appli
 async fn shown_last(app: &TestApp, ackno: &str) -> Value {
     let shown = app.admin(&format!("/admin/v1/dmt/{ackno}"), None).await.json();
     shown["history"].as_array().and_then(|h| h.last().cloned()).expect("a history")
+}
+
+async fn transactions_made_before_installation_ids_keep_their_references(engine: Engine) {
+    // The store of an older payrail: its migration gives it an installation id and
+    // writes down the references its transactions were sent with.
+    let (app, _database) = crate::store_from_old_main::open_fixture(engine).await;
+    let transfer = app.admin("/admin/v1/upstream/refs/dmt/128", None).await;
+    assert_eq!(transfer.status, 200, "{}", transfer.body);
+    assert_eq!(transfer.json(), json!({"kind": "dmt", "id": 128, "upstream_ref": "PRD128"}));
+    let unknown = app.admin("/admin/v1/upstream/refs/dmt/999999999", None).await;
+    assert_eq!((unknown.status, unknown.json()["response_code"].clone()), (404, json!(2)), "{}", unknown.body);
+    let bad = app.admin("/admin/v1/upstream/refs/upi/1", None).await;
+    assert_eq!((bad.status, bad.json()["message"].clone()), (400, json!("kind must be dmt or bbps")));
+    let installation: String = app.store.installation_id().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(installation.len() == 6 && installation.bytes().all(|b| b.is_ascii_hexdigit()), "{installation}");
 }
