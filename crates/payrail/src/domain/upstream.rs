@@ -174,14 +174,40 @@ pub struct UpstreamRef {
     pub id: i64,
 }
 
+/// How long the random part of a new upstream reference is.
+pub const REF_NONCE_LEN: usize = 5;
+
 impl UpstreamRef {
-    /// `PRD128` for transfer 128 under prefix `PR`.
-    pub fn render(&self, prefix: &str) -> String {
-        let letter = match self.kind {
+    fn letter(&self) -> char {
+        match self.kind {
             TxnKind::Dmt => 'D',
             TxnKind::Bbps => 'B',
-        };
-        format!("{prefix}{letter}{}", self.id)
+        }
+    }
+
+    /// `PRD128` for transfer 128 under prefix `PR`: how references were
+    /// made before installation ids (such transactions keep theirs).
+    pub fn render(&self, prefix: &str) -> String {
+        format!("{prefix}{}", self.legacy_tail())
+    }
+
+    /// `D128`: the reference of a transaction made before installation
+    /// ids, without the prefix.
+    pub fn legacy_tail(&self) -> String {
+        format!("{}{}", self.letter(), self.id)
+    }
+
+    /// The reference of a new transaction, without the prefix: its letter
+    /// and id, the installation's id (six hex digits, capitals) and
+    /// [`REF_NONCE_LEN`] random capital letters, e.g. `D1287F3A09QMZTK`.
+    /// The installation id keeps two installations sharing an upstream
+    /// account apart; the random part, a store restored from a copy (which
+    /// has the same installation id and hands out the same local ids again).
+    /// Both have a fixed length, so no two (kind, id) pairs share a tail,
+    /// and the random part ends in letters where an old `D128` ends in a
+    /// digit, so no new reference equals an old one.
+    pub fn fresh_tail(&self, installation: &str, nonce: &str) -> String {
+        format!("{}{}{installation}{nonce}", self.letter(), self.id)
     }
 
     /// Reads a reference rendered under `prefix`.

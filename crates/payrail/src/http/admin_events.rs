@@ -10,6 +10,9 @@
 //! | GET | `/admin/v1/events/{id}` | one event, its exact body and every attempt |
 //! | POST | `/admin/v1/events/{id}/redeliver` | pending again, due now, with a fresh 24 h window, sent flagged as a redelivery |
 //! | GET | `/admin/v1/upstream/held` | transactions the poller gave up on, for review |
+//! | GET | `/admin/v1/upstream` | the upstream's health: calls by operation and outcome with latencies, and the circuit |
+//! | GET | `/admin/v1/upstream/refs/{kind}/{id}` | the reference the upstream knows transaction `dmt`/`bbps` `id` by |
+//! | POST | `/admin/v1/upstream/circuit/close` | closes the authentication circuit: submissions go to the upstream again |
 
 use std::sync::Arc;
 
@@ -41,6 +44,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/events/{id}", get(show_event))
         .route("/admin/v1/events/{id}/redeliver", post(redeliver))
         .route("/admin/v1/upstream/held", get(held))
+        .route("/admin/v1/upstream", get(upstream_health))
+        .route("/admin/v1/upstream/circuit/close", post(close_circuit))
+        .route("/admin/v1/upstream/refs/{kind}/{id}", get(upstream_ref))
 }
 
 fn bad(message: impl std::fmt::Display) -> ApiError {
@@ -325,4 +331,91 @@ async fn held(_: Operator, State(state): State<Arc<AppState>>) -> Result<Respons
     let jobs: Vec<PollJob> = state.store.held_polls().await?;
     let held = jobs.iter().map(|j| HeldView { kind: j.kind.as_str(), txn_id: j.txn_id, polls: j.attempts }).collect();
     Ok(json_response(StatusCode::OK, &HeldList { held }))
+}
+
+#[derive(Serialize)]
+struct CallView {
+    operation: String,
+    outcome: String,
+    count: u64,
+    latency_ms_sum: u64,
+    latency_ms_max: u64,
+}
+
+#[derive(Serialize)]
+struct CircuitView {
+    state: &'static str,
+    since: Option<String>,
+    operation: Option<String>,
+    reason: Option<String>,
+}
+
+#[derive(Serialize)]
+struct UpstreamView {
+    provider: &'static str,
+    circuit: CircuitView,
+    calls: Vec<CallView>,
+}
+
+fn circuit_view(state: &AppState) -> CircuitView {
+    match state.upstream.health().circuit() {
+        Some(open) => CircuitView {
+            state: "open",
+            since: Some(open.since.to_ist_string()),
+            operation: Some(open.operation),
+            reason: Some(open.reason),
+        },
+        None => CircuitView { state: "closed", since: None, operation: None, reason: None },
+    }
+}
+
+/// `GET /admin/v1/upstream`.
+async fn upstream_health(_: Operator, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let calls = state
+        .upstream
+        .health()
+        .tallies()
+        .into_iter()
+        .map(|(operation, outcome, t)| CallView {
+            operation,
+            outcome,
+            count: t.count,
+            latency_ms_sum: t.latency_ms_sum,
+            latency_ms_max: t.latency_ms_max,
+        })
+        .collect();
+    let view = UpstreamView { provider: state.upstream.provider.name(), circuit: circuit_view(&state), calls };
+    Ok(json_response(StatusCode::OK, &view))
+}
+
+#[derive(Serialize)]
+struct Closed {
+    was_open: bool,
+    circuit: CircuitView,
+}
+
+/// `POST /admin/v1/upstream/circuit/close`.
+async fn close_circuit(_: Operator, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let was_open = state.upstream.health().close_circuit();
+    Ok(json_response(StatusCode::OK, &Closed { was_open, circuit: circuit_view(&state) }))
+}
+
+#[derive(Serialize)]
+struct RefView {
+    kind: &'static str,
+    id: i64,
+    upstream_ref: String,
+}
+
+/// `GET /admin/v1/upstream/refs/{kind}/{id}`.
+async fn upstream_ref(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path((kind, id)): Path<(String, i64)>,
+) -> Result<Response, ApiError> {
+    let kind = TxnKind::parse(&kind).ok_or_else(|| bad("kind must be dmt or bbps"))?;
+    let tail = state.store.upstream_ref_of(kind, id).await?;
+    let tail = tail.ok_or_else(|| ApiError::NotFound(format!("{} {id} was never sent upstream", kind.as_str())))?;
+    let upstream_ref = format!("{}{tail}", state.upstream.settings.ref_prefix);
+    Ok(json_response(StatusCode::OK, &RefView { kind: kind.as_str(), id, upstream_ref }))
 }

@@ -119,6 +119,7 @@ impl From<DmtError> for ApiError {
             DmtError::AlreadyRegistered | DmtError::BeneficiaryExists { .. } | DmtError::State(_) => {
                 ApiError::refused(StatusCode::CONFLICT, 16, message)
             }
+            DmtError::SubmissionsStopped => ApiError::refused(StatusCode::BAD_GATEWAY, 17, message),
             DmtError::NotDelivered(cause) => {
                 tracing::warn!(error = %cause, "OTP not delivered");
                 ApiError::refused(StatusCode::BAD_GATEWAY, 17, message)
@@ -151,6 +152,7 @@ impl From<BillError> for ApiError {
                 tracing::warn!(error = %cause, "biller did not answer");
                 ApiError::refused(StatusCode::BAD_GATEWAY, 17, message)
             }
+            BillError::SubmissionsStopped => ApiError::refused(StatusCode::BAD_GATEWAY, 17, message),
             BillError::Duplicate { .. } => ApiError::refused(StatusCode::CONFLICT, 12, message),
             BillError::InsufficientFunds { .. } => ApiError::refused(StatusCode::PAYMENT_REQUIRED, 13, message),
             BillError::Limit(_) => ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, 14, message),

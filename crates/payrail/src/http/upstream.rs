@@ -3,13 +3,15 @@
 //!
 //! | method | path | who |
 //! |---|---|---|
-//! | POST | `/upstream/v1/callback` | the upstream (Paysprint-style `Token` header, see `services::upstream::paysprint`) |
+//! | POST | `/upstream/v1/callback` | the upstream (Paysprint's body, authenticated by its signed `param_inc`; see `services::upstream::paysprint`) |
 //! | POST | `/sandbox/v1/advance` | an operator (bearer token), only with `--provider sandbox` |
 //!
-//! A callback is answered `{"status":200,"message":"Transaction completed successfully"}` once it is applied,
-//! or when it changes nothing (a repeat, or stale); 401 when it does not verify (its token, the signed copy
-//! of its `param`) or its token's `reqid` was seen before, 400 when it cannot be read, 404 for a reference
-//! payrail does not have.
+//! A callback is a trigger: payrail asks the upstream for the transaction's status and applies that answer.
+//! It is answered `{"status":200,"message":"Transaction completed successfully"}` once the query's answer is
+//! applied (changed or not), and 200 `Duplicate callback: already received` for the same signed `param`
+//! again; 401 when it does not verify (the signed copy of its `param`, its `Token` header if it has one) or
+//! its token's `reqid` was seen before, 400 when it cannot be read, 404 for a reference payrail does not
+//! have, 503 when the status query did not answer (send it again).
 
 use std::sync::Arc;
 
@@ -60,6 +62,11 @@ pub async fn callback(
         Err(CallbackRefusal::UnknownReference(reference)) => {
             answer(StatusCode::NOT_FOUND, &format!("Unknown referenceid {reference}"))
         }
+        Err(CallbackRefusal::Duplicate) => answer(StatusCode::OK, "Duplicate callback: already received"),
+        Err(CallbackRefusal::NotConfirmed(why)) => {
+            tracing::warn!(%why, "upstream callback not confirmed by a status query");
+            answer(StatusCode::SERVICE_UNAVAILABLE, "Could not confirm with a status query; send it again")
+        }
         Err(CallbackRefusal::Store(e)) => return Err(e.into()),
     })
 }
@@ -103,7 +110,10 @@ pub async fn advance(
     let kind = TxnKind::parse(&request.kind).ok_or_else(|| ApiError::Validation("kind must be dmt or bbps".into()))?;
     let report = report(kind, &request)?;
     let reference = UpstreamRef { kind, id: request.id };
-    sandbox.set_override(&state.upstream.upstream_ref(kind, request.id), report.clone());
+    // Only a transaction handed to the sandbox has a reference there.
+    if let Some(tail) = state.store.upstream_ref_of(kind, request.id).await? {
+        sandbox.set_override(&format!("{}{tail}", state.upstream.settings.ref_prefix), report.clone());
+    }
     let synced = state.upstream.apply_report(&*state.store, reference, &report, ChangeSource::Sandbox).await?;
     let (status, message) = match synced {
         Some(Synced::Dmt(t)) => (t.status.name(), t.status.message()),

@@ -39,6 +39,10 @@ pub enum BillError {
     /// The upstream did not answer.
     #[error("The biller did not answer, try again")]
     Upstream(String),
+    /// The upstream refused payrail's credentials: nothing new is submitted
+    /// (nor debited) until an operator closes the circuit.
+    #[error("Bill payments are paused: the upstream is refusing payrail's credentials; nothing was debited, try again later")]
+    SubmissionsStopped,
     /// The reference was used before.
     #[error("Duplicate referenceid: the partner already has transaction {txnid} with this reference")]
     Duplicate {
@@ -184,6 +188,10 @@ pub async fn pay_bill(
         return Err(BillError::Limit(format!("Amount must be more than 0 and at most {max} per bill")));
     }
     refuse_duplicate(store, partner, &request.reference).await?;
+    if let Some(reason) = upstream.submissions_stopped() {
+        tracing::warn!(%reason, "bill payment refused before its debit: the upstream circuit is open");
+        return Err(BillError::SubmissionsStopped);
+    }
     let bill = confirm_bill(&*upstream.provider, biller, &request).await?;
     let (mode, location) = (request.mode, request.location.clone());
     let now = clock.now();
@@ -195,14 +203,16 @@ pub async fn pay_bill(
         Ok(debited) => debited,
         Err(e) => return Err(debit_error(store, e, &payment).await),
     };
-    let order = BillOrder {
-        upstream_ref: upstream.upstream_ref(TxnKind::Bbps, debited.record.txnid),
-        payment: debited.record.clone(),
-        biller_id: biller.id,
-        mode,
-        location,
-        bill,
+    // The reference is stored before the payment is sent; without it the
+    // payment is not sent (the poller then finds the upstream never heard of it).
+    let upstream_ref = match upstream.upstream_ref(store, TxnKind::Bbps, debited.record.txnid).await {
+        Ok(reference) => reference,
+        Err(e) => {
+            tracing::error!(txnid = debited.record.txnid, error = %e, "upstream reference not stored; payment not sent");
+            return Ok(debited);
+        }
     };
+    let order = BillOrder { upstream_ref, payment: debited.record.clone(), biller_id: biller.id, mode, location, bill };
     debited.record = upstream.submit_bill(store, order).await;
     Ok(debited)
 }

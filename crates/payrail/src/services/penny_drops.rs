@@ -222,7 +222,7 @@ pub async fn penny_drop(
         Err(other) => return Err(debit_refusal(other, fee)),
     };
     let check = AccountCheck {
-        upstream_ref: format!("{}V{}", upstream.settings.ref_prefix, drop.id),
+        upstream_ref: upstream.one_off_ref(store, 'V', drop.id).await,
         mobile: drop.remitter.as_str().to_owned(),
         account: drop.account.clone(),
         bank_id: drop.bank_id,

@@ -104,6 +104,12 @@ pub enum DmtError {
     /// UIDAI (through the upstream) refused the e-KYC; the attempt counts.
     #[error("e-KYC refused: {0}")]
     EkycRefused(String),
+    /// The upstream refused payrail's credentials: nothing new is submitted
+    /// (nor debited) until an operator closes the circuit.
+    #[error(
+        "Transfers are paused: the upstream is refusing payrail's credentials; nothing was debited, try again later"
+    )]
+    SubmissionsStopped,
     /// The upstream gave no answer about the e-KYC; the attempt counts.
     #[error("e-KYC could not be done: the upstream did not answer, try again later")]
     EkycUnavailable(#[source] super::upstream::provider::ProviderError),
@@ -622,6 +628,10 @@ pub async fn transfer(
     let Confirmation { reference, otp, pipe } = confirmation;
     let beneficiary = checked_intent(store, partner, &intent).await?;
     refuse_duplicate(store, partner, &reference).await?;
+    if let Some(reason) = upstream.submissions_stopped() {
+        tracing::warn!(%reason, "transfer refused before its debit: the upstream circuit is open");
+        return Err(DmtError::SubmissionsStopped);
+    }
     // Before the OTP is spent: an upstream that does not answer leaves it usable.
     let upstream_bene_id = ensure_upstream_bene_id(store, &*upstream.provider, &beneficiary).await?;
     if upstream_bene_id.is_none() && upstream.provider.settles() {
@@ -633,8 +643,17 @@ pub async fn transfer(
     let record = new_transfer(partner, reference, &intent, &beneficiary, plan.dmt_charges(intent.amount, now), now);
     let poll_at = upstream.first_poll(now);
     let (mut debited, bank) = debit_on_some_pipe(store, clock, record, &intent, pipe, poll_at, now).await?;
+    // The reference is stored before the transfer is sent; without it the
+    // transfer is not sent (the poller then finds the upstream never heard of it).
+    let upstream_ref = match upstream.upstream_ref(store, TxnKind::Dmt, debited.record.ackno).await {
+        Ok(reference) => reference,
+        Err(e) => {
+            tracing::error!(ackno = debited.record.ackno, error = %e, "upstream reference not stored; transfer not sent");
+            return Ok(debited);
+        }
+    };
     let order = TransferOrder {
-        upstream_ref: upstream.upstream_ref(TxnKind::Dmt, debited.record.ackno),
+        upstream_ref,
         transfer: debited.record.clone(),
         mobile: intent.mobile.as_str().to_owned(),
         beneficiary_id: beneficiary.id,

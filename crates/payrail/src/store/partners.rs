@@ -73,6 +73,8 @@ pub(crate) mod sql {
     pub(crate) const KEY_CHECK: &str = "SELECT mac FROM master_key_check WHERE id = 1";
     /// Forgets upstream callback `reqid`s seen before `$1`.
     pub(crate) const FORGET_UPSTREAM_REQIDS: &str = "DELETE FROM upstream_reqids WHERE seen_at < $1";
+    /// Forgets the one upstream callback key `$1` (its callback was not acted on).
+    pub(crate) const FORGET_UPSTREAM_REQID: &str = "DELETE FROM upstream_reqids WHERE reqid = $1";
     /// Records upstream callback `reqid` `$1` seen at `$2`; no row if it is known.
     pub(crate) const REMEMBER_UPSTREAM_REQID: &str =
         "INSERT INTO upstream_reqids (reqid, seen_at) VALUES ($1, $2) ON CONFLICT (reqid) DO NOTHING";
@@ -114,6 +116,7 @@ pub(crate) mod sql {
                 ROTATE_PARTNER_SECRET,
                 KEY_CHECK,
                 FORGET_UPSTREAM_REQIDS,
+                FORGET_UPSTREAM_REQID,
                 REMEMBER_UPSTREAM_REQID,
                 CALLBACK_URL,
                 CALLBACK_SECRETS,
@@ -164,6 +167,9 @@ pub trait PartnerStore: Send + Sync + 'static {
     /// was seen since `cutoff` (a replay).
     async fn remember_upstream_reqid(&self, reqid: &str, now: Timestamp, cutoff: Timestamp)
         -> Result<bool, StoreError>;
+    /// Forgets one key [`PartnerStore::remember_upstream_reqid`] recorded:
+    /// the callback it stood for could not be acted on, and its retry must be.
+    async fn forget_upstream_reqid(&self, reqid: &str) -> Result<(), StoreError>;
     /// Sets or clears the partner's callback URL; `false` if there is no such partner.
     async fn set_callback_url(
         &self,

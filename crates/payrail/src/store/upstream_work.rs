@@ -98,6 +98,16 @@ pub(crate) mod sql {
          lease_until = CASE WHEN lease_until > $1 THEN lease_until END WHERE id = $3 RETURNING ",
         event_list!()
     );
+    /// This installation's id (made once, when the store was created or
+    /// first migrated to this version).
+    pub(crate) const INSTALLATION_ID: &str = "SELECT installation_id FROM installation WHERE singleton = 1";
+    /// The stored upstream reference (without the prefix) of transaction (`$1` kind, `$2` id).
+    pub(crate) const UPSTREAM_REF_OF: &str = "SELECT ref_tail FROM upstream_refs WHERE kind = $1 AND txn_id = $2";
+    /// Gives transaction (`$1` kind, `$2` id) the reference `$3` unless it has one.
+    pub(crate) const ASSIGN_UPSTREAM_REF: &str = "INSERT INTO upstream_refs (kind, txn_id, ref_tail) \
+         VALUES ($1, $2, $3) ON CONFLICT (kind, txn_id) DO NOTHING";
+    /// The transaction whose reference (without the prefix) is `$1`.
+    pub(crate) const TXN_BY_UPSTREAM_REF: &str = "SELECT kind, txn_id FROM upstream_refs WHERE ref_tail = $1";
     /// The attempts of event `$1`, oldest first.
     pub(crate) const ATTEMPTS_OF: &str =
         concat!("SELECT ", attempt_list!(), " FROM delivery_attempts WHERE event_id = $1 ORDER BY attempt");
@@ -118,6 +128,10 @@ pub(crate) mod sql {
                 POLL_JOB,
                 INSERT_EVENT,
                 EVENT_BY_ID,
+                INSTALLATION_ID,
+                UPSTREAM_REF_OF,
+                ASSIGN_UPSTREAM_REF,
+                TXN_BY_UPSTREAM_REF,
                 REDELIVER_EVENT,
                 ATTEMPTS_OF,
             ] {
@@ -363,6 +377,17 @@ pub trait UpstreamWorkStore: Claims {
     /// fresh window (`now` + `event::DELIVERY_WINDOW_SECS`), lease released;
     /// its attempts are kept. `None` if there is no such event.
     async fn redeliver_event(&self, id: i64, now: Timestamp) -> Result<Option<PartnerEvent>, StoreError>;
+    /// This installation's id: random, made once with the store, part of
+    /// every upstream reference payrail makes.
+    async fn installation_id(&self) -> Result<String, StoreError>;
+    /// The reference the upstream knows transaction (`kind`, `txn_id`) by,
+    /// without `--upstream-ref-prefix`; `None` if it was never given one.
+    async fn upstream_ref_of(&self, kind: TxnKind, txn_id: i64) -> Result<Option<String>, StoreError>;
+    /// Gives the transaction the reference `tail` (without the prefix)
+    /// unless it has one already; returns the one it has now.
+    async fn assign_upstream_ref(&self, kind: TxnKind, txn_id: i64, tail: &str) -> Result<String, StoreError>;
+    /// The transaction whose reference (without the prefix) is `tail`.
+    async fn txn_by_upstream_ref(&self, tail: &str) -> Result<Option<(TxnKind, i64)>, StoreError>;
 }
 
 #[cfg(test)]

@@ -190,7 +190,7 @@ async fn a_poll_in_flight_is_recorded_when_an_operator_resumes_its_job(engine: E
     mock.script_next(Script::new().status(Reply::Hang(std::time::Duration::from_millis(1500))));
     let sent = send(&app, &partner, "123456789012", "1000", "POLL-1").await;
     let ackno = sent["ackno"].as_str().unwrap_or_else(|| panic!("no ackno: {sent}")).to_owned();
-    let upstream_ref = format!("PRD{ackno}");
+    let upstream_ref = crate::upstream_paysprint::upstream_ref(&app, "dmt", &ackno).await;
     eventually(15, "a poll in flight", || async { (mock.status_queries(&upstream_ref) == 1).then_some(()) }).await;
     let resumed = payrail(&app, &["upstream", "resume", &format!("dmt:{ackno}")]);
     assert!(resumed.status.success(), "{}", text(&resumed.stderr));

@@ -43,5 +43,6 @@ mod txn_numbers;
 mod upstream_ids;
 mod upstream_paysprint;
 mod upstream_sandbox;
+mod upstream_transport;
 mod wallet;
 mod wire_rules;

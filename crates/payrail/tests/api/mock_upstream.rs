@@ -7,7 +7,7 @@
 //! under [`BASE_PATH`], as Paysprint's `api/v1/service/...` do.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,20 @@ pub enum Reply {
     Garbage,
     /// This HTTP status with a short JSON body.
     Http(u16),
+    /// This HTTP status with this JSON body (Paysprint's refusals come as 4xx with a body).
+    HttpBody(u16, Value),
+    /// 200 with a body far over payrail's 1 MiB cap (64 MiB of spaces after
+    /// `{"status":true,`), streamed in 64 KiB chunks; with or without a
+    /// `Content-Length` (without: chunked). Every byte handed to the
+    /// connection is counted ([`MockUpstream::huge_bytes_sent`]).
+    Huge {
+        /// Whether the answer announces its length.
+        content_length: bool,
+    },
 }
+
+/// How long a [`Reply::Huge`] answer is.
+pub const HUGE_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The fields of a well-formed answer. `code` is `txn_status` on the DMT
 /// endpoints and `data.status` on bill status; `reference` is the `utr` or
@@ -267,6 +280,8 @@ struct MockState {
     /// Registered beneficiaries, in order of registration.
     beneficiaries: Mutex<Vec<HeldBeneficiary>>,
     next_bene_id: AtomicI64,
+    /// Bytes of [`Reply::Huge`] answers handed to connections.
+    huge_sent: Arc<AtomicU64>,
 }
 
 /// The running fake (cheap to clone; clones share everything).
@@ -302,6 +317,7 @@ impl MockUpstream {
             remitters: Mutex::default(),
             beneficiaries: Mutex::default(),
             next_bene_id: AtomicI64::new(7_000_001),
+            huge_sent: Arc::default(),
         });
         let app = axum::Router::new().fallback(handle).with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -355,6 +371,13 @@ impl MockUpstream {
     /// Accepted status queries (transfer or bill) for `reference`.
     pub fn status_queries(&self, reference: &str) -> usize {
         self.count(|endpoint| endpoint.is_status(), reference)
+    }
+
+    /// Bytes of [`Reply::Huge`] answers the fake managed to hand to its
+    /// connections (a client that stops reading stops it well short of
+    /// [`HUGE_ANSWER_BYTES`]).
+    pub fn huge_bytes_sent(&self) -> u64 {
+        self.state.huge_sent.load(Ordering::SeqCst)
     }
 
     /// Calls refused for their credentials.
@@ -603,6 +626,10 @@ impl MockState {
                 let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 json_response(status, &json!({"status": false, "response_code": 0, "message": "upstream error"}))
             }
+            Some(Reply::HttpBody(code, body)) => {
+                json_response(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &body)
+            }
+            Some(Reply::Huge { content_length }) => huge_response(content_length, self.huge_sent.clone()),
             Some(Reply::Raw(body)) => json_response(StatusCode::OK, &body),
             Some(Reply::Answer(outcome)) => json_response(StatusCode::OK, &self.render(endpoint, reference, &outcome)),
             Some(Reply::Hang(_)) | None => {
@@ -671,6 +698,37 @@ fn merge(mut head: Value, extra: Value) -> Value {
         head.extend(extra);
     }
     head
+}
+
+/// A [`Reply::Huge`] answer, counting into `sent` what is handed over.
+fn huge_response(content_length: bool, sent: Arc<AtomicU64>) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let head = Bytes::from_static(br#"{"status":true,"#);
+    let chunks = futures_util::stream::unfold(0u64, move |offset| {
+        let sent = sent.clone();
+        let head = head.clone();
+        async move {
+            if offset >= HUGE_ANSWER_BYTES {
+                return None;
+            }
+            let chunk = if offset == 0 {
+                head
+            } else {
+                let left = (HUGE_ANSWER_BYTES - offset).min(CHUNK as u64) as usize;
+                Bytes::from(vec![b' '; left])
+            };
+            sent.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            let next = offset + chunk.len() as u64;
+            Some((Ok::<_, std::io::Error>(chunk), next))
+        }
+    });
+    let mut response = Response::new(axum::body::Body::from_stream(chunks));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    if content_length {
+        headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(HUGE_ANSWER_BYTES));
+    }
+    response
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {

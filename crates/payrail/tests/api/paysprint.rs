@@ -403,6 +403,8 @@ async fn callbacks_signed_by_the_fake_are_read_and_forged_or_unsigned_ones_refus
     let (code, body) = mock.send_callback(&payrail, &bill).await;
     assert_eq!((code, body), (200, format!("PRB5: {:?}", UpstreamReport::Bill(BillUpstream::Failed))));
     assert_eq!(mock.send_callback_with_bad_token(&payrail, &dmt).await.0, 401);
-    assert_eq!(mock.post_callback(&payrail, None, &dmt).await.0, 401);
+    // Paysprint sends no header: the signed copy of param is what counts (issue 12 item 8).
+    assert_eq!(mock.post_callback(&payrail, None, &dmt).await, (200, format!("PRD16: {expected:?}")));
+    assert_eq!(mock.post_exactly(&payrail, None, &dmt).await.0, 401, "no param_inc");
     assert_eq!(mock.send_callback(&payrail, &json!({"event": "DMT"})).await.0, 400);
 }

@@ -14,7 +14,7 @@ use crate::helpers::{
     TestApp, TestUpstream,
 };
 use crate::journey::{assert_refused, balance};
-use crate::mock_upstream::MockUpstream;
+use crate::mock_upstream::{MockUpstream, Reply, Script};
 use crate::upstream_paysprint::{app_with_mock, connector};
 use crate::upstream_sandbox::{bill, funded_partner, pay};
 
@@ -29,7 +29,7 @@ async fn pending_bill(app: &TestApp, partner: &crate::helpers::TestPartner, refe
     let paid = pay(app, partner, "150012345678", reference).await;
     assert_eq!(bill(app, partner, reference).await["data"]["status"], "2", "the upstream left it pending");
     let txnid = paid["ackno"].as_str().map(str::to_owned).unwrap_or_else(|| paid["ackno"].to_string());
-    format!("PRB{txnid}")
+    crate::upstream_paysprint::upstream_ref(app, "bbps", &txnid).await
 }
 
 async fn a_captured_upstream_callback_cannot_be_replayed_or_altered(engine: Engine) {
@@ -64,7 +64,8 @@ async fn a_captured_upstream_callback_cannot_be_replayed_or_altered(engine: Engi
     assert_eq!(balance(&app, &partner).await, paid);
 
     // A genuine failure, signed copy under Paysprint's other spelling
-    // `param_enc`: applied, refunded once.
+    // `param_enc`, which the status query it triggers confirms: applied, refunded once.
+    mock.script(&upstream_ref, Script::new().status(Reply::bill(0, None)));
     let mut genuine = mock.signed(&MockUpstream::bill_callback(&upstream_ref, 0, None));
     let signed = genuine.as_object_mut().and_then(|o| o.remove("param_inc")).unwrap_or(Value::Null);
     genuine["param_enc"] = signed;

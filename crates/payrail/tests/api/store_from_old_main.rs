@@ -40,7 +40,7 @@ fn token_partner(engine: Engine) -> TestPartner {
 
 /// An app over the restored fixture, under the old master key. Opening the
 /// store runs every migration the fixture lacks.
-async fn open_fixture(engine: Engine) -> (TestApp, Option<crate::helpers::TempDatabase>) {
+pub async fn open_fixture(engine: Engine) -> (TestApp, Option<crate::helpers::TempDatabase>) {
     let options = AppOptions { master_key_hex: Some(OLD_MAIN_KEY.into()), ..AppOptions::default() };
     match engine {
         Engine::Sqlite => {

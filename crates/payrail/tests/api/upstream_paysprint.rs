@@ -44,15 +44,24 @@ pub async fn app_with_mock(engine: Engine, poll_schedule: &'static str) -> (Test
 }
 
 /// An app on `options` whose upstream is the connector to a fresh mock.
-async fn app_with_mock_and(engine: Engine, options: AppOptions) -> (TestApp, MockUpstream) {
+pub async fn app_with_mock_and(engine: Engine, options: AppOptions) -> (TestApp, MockUpstream) {
     let mock = MockUpstream::start(JWT_KEY, PARTNER_ID, AUTHORISED_KEY).await;
     let options = AppOptions { upstream: TestUpstream::Provider(connector(&mock)), ..options };
     (spawn_app_with(engine, options).await, mock)
 }
 
+/// The reference the upstream knows transaction `kind` (`dmt`, `bbps`) `id`
+/// by, from the operator API (references carry the installation id and a
+/// random part: they cannot be worked out from the id).
+pub async fn upstream_ref(app: &TestApp, kind: &str, id: &str) -> String {
+    let shown = app.admin(&format!("/admin/v1/upstream/refs/{kind}/{id}"), None).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    shown.json()["upstream_ref"].as_str().expect("upstream_ref is a string").to_owned()
+}
+
 /// The upstream reference of the transfer a `Transaction` answer is about.
-fn dmt_ref(sent: &Value) -> String {
-    format!("PRD{}", sent["ackno"].as_str().expect("ackno is a string"))
+pub async fn dmt_ref(app: &TestApp, sent: &Value) -> String {
+    upstream_ref(app, "dmt", sent["ackno"].as_str().expect("ackno is a string")).await
 }
 
 async fn the_upstream_decides_transfers_through_the_connector_and_unknown_answers_decide_nothing(engine: Engine) {
@@ -96,7 +105,8 @@ async fn the_upstream_decides_transfers_through_the_connector_and_unknown_answer
     assert_eq!(reasons, [json!("in_process"), json!("sent_to_bank"), json!("on_hold")], "no final state was invented");
 
     for transfer in &sent {
-        assert_eq!(mock.submits(&dmt_ref(transfer)), 1, "{} was submitted exactly once", dmt_ref(transfer));
+        let reference = dmt_ref(&app, transfer).await;
+        assert_eq!(mock.submits(&reference), 1, "{reference} was submitted exactly once");
     }
     assert_eq!(mock.rejected(), 0, "every request carried valid credentials");
     // One debit each, no refund yet: six times (1000 + 10 charge) out of the wallet.
@@ -114,14 +124,20 @@ async fn upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_sta
     let base = app.url("");
     let cb1 = send(&app, &partner, "123456789012", "1000", "CB-1").await;
     let cb2 = send(&app, &partner, "123456789012", "1000", "CB-2").await;
-    let (prd1, prd2) = (dmt_ref(&cb1), dmt_ref(&cb2));
+    let (prd1, prd2) = (dmt_ref(&app, &cb1).await, dmt_ref(&app, &cb2).await);
 
-    // Success, then the same callback again, then a stale "sent to bank".
+    // A callback only triggers a status query, whose answer is applied:
+    // the upstream's queries say what its callbacks say here.
+    mock.script(&prd1, Script::new().status(Reply::dmt(1, Some("UTRCB0000001"))));
+    mock.script(&prd2, Script::new().status(Reply::dmt(0, None)));
+    // Success, then the same callback again (a duplicate), then a stale "sent to bank".
     let success = MockUpstream::dmt_callback(&prd1, 1, Some("UTRCB0000001"));
-    for _ in 0..2 {
-        let (status, body) = mock.send_callback(&base, &success).await;
-        assert_eq!((status, body.as_str()), (200, r#"{"status":200,"message":"Transaction completed successfully"}"#));
-    }
+    let (status, body) = mock.send_callback(&base, &success).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":200,"message":"Transaction completed successfully"}"#));
+    let queries = mock.status_queries(&prd1);
+    let (status, body) = mock.send_callback(&base, &success).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":200,"message":"Duplicate callback: already received"}"#));
+    assert_eq!(mock.status_queries(&prd1), queries, "a duplicate triggers no query");
     assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback(&prd1, 3, None)).await.0, 200);
     let status = dmt(&app, &partner, "CB-1").await;
     assert_eq!((&status["txn_status"], &status["utr"]), (&json!("1"), &json!("UTRCB0000001")));
@@ -141,8 +157,11 @@ async fn upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_sta
     // Refusals change nothing.
     let forged = mock.send_callback_with_bad_token(&base, &MockUpstream::dmt_callback(&prd1, 0, None)).await;
     assert_eq!(forged.0, 401, "{}", forged.1);
-    let unsigned = mock.post_callback(&base, None, &MockUpstream::dmt_callback(&prd1, 0, None)).await;
+    let unsigned = mock.post_exactly(&base, None, &MockUpstream::dmt_callback(&prd1, 0, None)).await;
     assert_eq!(unsigned.0, 401, "{}", unsigned.1);
+    // Signed, without a header (as Paysprint sends it): taken, but the query says paid.
+    let headerless = mock.post_callback(&base, None, &MockUpstream::dmt_callback(&prd1, 0, None)).await;
+    assert_eq!(headerless.0, 200, "{}", headerless.1);
     assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback("PRD999", 1, Some("U"))).await.0, 404);
     assert_eq!(mock.send_callback(&base, &MockUpstream::dmt_callback("XYZ1", 1, Some("U"))).await.0, 404);
     assert_eq!(mock.send_callback(&base, &json!({"event": "DMT", "param": {}})).await.0, 400);
@@ -152,14 +171,16 @@ async fn upstream_callbacks_are_verified_idempotent_and_never_move_a_decided_sta
     let before = balance(&app, &partner).await;
     let paid = pay(&app, &partner, "150012345678", "CB-BILL").await;
     let txnid = paid["ackno"].as_i64().expect("ackno is a JSON integer").to_string();
-    let failed = MockUpstream::bill_callback(&format!("PRB{txnid}"), 0, None);
+    let prb = upstream_ref(&app, "bbps", &txnid).await;
+    mock.script(&prb, Script::new().status(Reply::bill(0, None)));
+    let failed = MockUpstream::bill_callback(&prb, 0, None);
     for _ in 0..3 {
         assert_eq!(mock.send_callback(&base, &failed).await.0, 200);
     }
     let refunded = bill(&app, &partner, "CB-BILL").await;
     assert_eq!((&refunded["data"]["refunded"], &refunded["message"]), (&json!("1"), &json!("Transaction Refunded")));
     assert_eq!(balance(&app, &partner).await, before, "refunded exactly once");
-    let late_success = MockUpstream::bill_callback(&format!("PRB{txnid}"), 1, Some("OP1"));
+    let late_success = MockUpstream::bill_callback(&prb, 1, Some("OP1"));
     assert_eq!(mock.send_callback(&base, &late_success).await.0, 200);
     assert_eq!(bill(&app, &partner, "CB-BILL").await["data"]["status"], "0", "refunded is final");
 
@@ -254,7 +275,7 @@ async fn two_servers_on_one_postgres_poll_each_transaction_and_deliver_each_call
             Value::String(text) => text.clone(),
             number => number.to_string(),
         };
-        references.push(format!("PRB{txnid}"));
+        references.push(upstream_ref(&setup, "bbps", &txnid).await);
     }
 
     // Every poll job runs its three steps and is done (a paid bill is decided:
@@ -358,10 +379,12 @@ async fn fifty_concurrent_lookups_of_one_undecided_transaction_ask_the_upstream_
     assert_eq!(sent["txn_status"], "3", "{sent}");
     let paid = pay(&app, &partner, "150012345678", "FLOOD-B").await;
     assert_eq!(paid["message"], "Transaction Pending", "{paid}");
-    let bill_ref = format!("PRB{}", paid["ackno"].as_str().map_or_else(|| paid["ackno"].to_string(), str::to_owned));
+    let txnid = paid["ackno"].as_str().map_or_else(|| paid["ackno"].to_string(), str::to_owned);
+    let bill_ref = upstream_ref(&app, "bbps", &txnid).await;
+    let transfer_ref = dmt_ref(&app, &sent).await;
 
     concurrent_lookups(&app, &partner, false, "FLOOD-D").await;
-    let dmt_queries = mock.status_queries(&dmt_ref(&sent));
+    let dmt_queries = mock.status_queries(&transfer_ref);
     assert!((1..=2).contains(&dmt_queries), "50 DMT lookups asked the upstream {dmt_queries} times");
     concurrent_lookups(&app, &partner, true, "FLOOD-B").await;
     let bill_queries = mock.status_queries(&bill_ref);
@@ -369,5 +392,5 @@ async fn fifty_concurrent_lookups_of_one_undecided_transaction_ask_the_upstream_
 
     // The shared query is over and gone: the next lookup asks again.
     dmt(&app, &partner, "FLOOD-D").await;
-    assert_eq!(mock.status_queries(&dmt_ref(&sent)), dmt_queries + 1, "a later lookup asks afresh");
+    assert_eq!(mock.status_queries(&transfer_ref), dmt_queries + 1, "a later lookup asks afresh");
 }

@@ -7,6 +7,7 @@
 //! [`sync::Upstream`] is payrail's side of it, which hands transactions over,
 //! polls, takes callbacks and applies what the upstream answers.
 
+pub mod health;
 pub mod paysprint;
 pub mod provider;
 pub mod sandbox;

@@ -28,6 +28,7 @@ mod enrolment;
 mod signed_param;
 mod wire;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -43,6 +44,7 @@ use self::wire::{
     BeneNameVerifyAnswer, BeneNameVerifyRequest, BillFetchEcho, BillStatusAnswer, FetchBillAnswer, FetchBillRequest,
     PayBillAnswer, PayBillRequest, ReferenceQuery, TransactAnswer, TransactQueryAnswer, TransactRequest,
 };
+use super::health::UpstreamHealth;
 use super::provider::{
     AccountCheck, AccountHolder, BeneficiarySignup, BillOrder, BillQuery, CallbackError, EkycOutcome, EkycRequest,
     Enrolment, FetchedBill, Provider, ProviderError, RemitterSignup, RemitterStatus, TransferOrder,
@@ -71,6 +73,8 @@ const FETCH_BENEFICIARY: &str = "dmt/beneficiary/registerbeneficiary/fetchbenefi
 const SUBMIT_CONNECT_RETRIES: u32 = 2;
 /// The pause between those tries.
 const SUBMIT_CONNECT_PAUSE: Duration = Duration::from_millis(200);
+/// The longest answer read from the upstream; a longer one is no answer.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// How far a callback token's `timestamp` may be from payrail's clock.
 const CALLBACK_MAX_SKEW_SECS: i64 = 300;
 
@@ -116,18 +120,14 @@ pub struct PaysprintProvider {
     config: PaysprintConfig,
     base_url: String,
     http: reqwest::Client,
+    health: Arc<UpstreamHealth>,
 }
 
 impl PaysprintProvider {
-    /// A connector for `config`; fails on a base URL that is not http(s).
+    /// A connector for `config`; fails on a base URL that is not https
+    /// (http only to a loopback host, for tests).
     pub fn new(config: PaysprintConfig) -> anyhow::Result<Self> {
-        let url = reqwest::Url::parse(&config.base_url)
-            .with_context(|| format!("Paysprint base URL {:?}", config.base_url))?;
-        anyhow::ensure!(
-            matches!(url.scheme(), "http" | "https"),
-            "Paysprint base URL {:?} is not http(s)",
-            config.base_url
-        );
+        check_base_url(&config.base_url)?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("payrail/", env!("CARGO_PKG_VERSION")))
             // Half the shorter timeout, so that a connection that cannot be
@@ -139,7 +139,7 @@ impl PaysprintProvider {
             .build()
             .context("Failed to build the Paysprint HTTP client")?;
         let base_url = config.base_url.trim_end_matches('/').to_owned();
-        Ok(PaysprintProvider { config, base_url, http })
+        Ok(PaysprintProvider { config, base_url, http, health: Arc::default() })
     }
 
     /// A fresh token: stamped now, with a new `reqid`.
@@ -147,13 +147,9 @@ impl PaysprintProvider {
         sign_token(self.config.jwt_key.expose_secret().as_bytes(), &TokenClaims::now(&self.config.partner_id))
     }
 
-    /// One POST, with its own token; the answer's status and body.
-    async fn attempt(
-        &self,
-        path: &str,
-        body: &impl Serialize,
-        timeout: Duration,
-    ) -> Result<(StatusCode, Vec<u8>), reqwest::Error> {
+    /// One POST, with its own token; the answer's status and body (at most
+    /// [`MAX_ANSWER_BYTES`], whatever the status).
+    async fn attempt(&self, path: &str, body: &impl Serialize, timeout: Duration) -> Result<Answer, Failure> {
         let mut request = self
             .http
             .post(format!("{}/{path}", self.base_url))
@@ -164,16 +160,49 @@ impl PaysprintProvider {
             request = request.header("Authorisedkey", key.expose_secret());
         }
         let response = request.send().await?;
-        let status = response.status();
-        Ok((status, response.bytes().await?.to_vec()))
+        read_capped(response).await
+    }
+
+    /// [`PaysprintProvider::attempt`], timed, counted and logged; an
+    /// authentication refusal opens the circuit.
+    async fn attempt_counted(&self, path: &str, body: &impl Serialize, timeout: Duration) -> Result<Answer, Failure> {
+        let started = Instant::now();
+        let result = self.attempt(path, body, timeout).await;
+        let latency = started.elapsed();
+        let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        let outcome = match &result {
+            Ok((status, body)) => match auth_refusal(*status, body) {
+                Some(reason) => {
+                    self.health.open_circuit(Timestamp::now(), path, &reason);
+                    "auth_refused"
+                }
+                None if status.is_success() => "answered",
+                None if status.is_client_error() => "http_4xx",
+                None => "http_5xx",
+            },
+            Err(Failure::TooLarge(_)) => "too_large",
+            Err(Failure::Http(e)) if e.is_timeout() => "timeout",
+            Err(Failure::Http(_)) => "unreachable",
+        };
+        self.health.record(path, outcome, latency);
+        match &result {
+            Ok((status, _)) if outcome == "answered" => {
+                tracing::info!(operation = path, outcome, http_status = status.as_u16(), latency_ms, "upstream call")
+            }
+            Ok((status, _)) => {
+                tracing::warn!(operation = path, outcome, http_status = status.as_u16(), latency_ms, "upstream call")
+            }
+            Err(e) => tracing::warn!(operation = path, outcome, latency_ms, error = %e, "upstream call"),
+        }
+        result
     }
 
     /// Sends a submission once; again only if it never left.
     async fn submit<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ProviderError> {
         let mut retries = 0;
         loop {
-            match self.attempt(path, body, self.config.submit_timeout).await {
-                Err(e) if e.is_connect() && retries < SUBMIT_CONNECT_RETRIES => {
+            match self.attempt_counted(path, body, self.config.submit_timeout).await {
+                Err(Failure::Http(e)) if e.is_connect() && retries < SUBMIT_CONNECT_RETRIES => {
                     retries += 1;
                     tracing::warn!(path, retry = retries, error = %e, "Paysprint unreachable; trying again");
                     tokio::time::sleep(SUBMIT_CONNECT_PAUSE).await;
@@ -187,14 +216,14 @@ impl PaysprintProvider {
     /// the status timeout allows.
     async fn ask<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ProviderError> {
         let deadline = Instant::now() + self.config.status_timeout;
-        let result = match self.attempt(path, body, self.config.status_timeout).await {
-            Err(e) if e.is_connect() || e.is_timeout() => {
+        let result = match self.attempt_counted(path, body, self.config.status_timeout).await {
+            Err(Failure::Http(e)) if e.is_connect() || e.is_timeout() => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    Err(e)
+                    Err(Failure::Http(e))
                 } else {
                     tracing::debug!(path, error = %e, "Paysprint did not answer; asking once more");
-                    self.attempt(path, body, left).await
+                    self.attempt_counted(path, body, left).await
                 }
             }
             other => other,
@@ -216,11 +245,87 @@ impl PaysprintProvider {
     }
 }
 
+/// An answer's HTTP status and body.
+type Answer = (StatusCode, Vec<u8>);
+
+/// Why a request brought no answer to read.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// The request failed, or no answer came in time.
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+    /// The answer was longer than [`MAX_ANSWER_BYTES`]; the rest was not read.
+    #[error("answer over {MAX_ANSWER_BYTES} bytes refused ({0})")]
+    TooLarge(String),
+}
+
+/// Reads an answer's body, refusing one over [`MAX_ANSWER_BYTES`]: by its
+/// `Content-Length` before reading any of it, or, without one (chunked),
+/// as soon as what came in passes the cap; the connection is then dropped.
+async fn read_capped(mut response: reqwest::Response) -> Result<Answer, Failure> {
+    let status = response.status();
+    if let Some(length) = response.content_length().filter(|&n| n > MAX_ANSWER_BYTES as u64) {
+        return Err(Failure::TooLarge(format!("Content-Length {length}")));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(Failure::TooLarge(format!("more than {} bytes sent", body.len() + chunk.len())));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, body))
+}
+
+/// The upstream's refusal of payrail's own credentials, which opens the
+/// circuit: `response_code` 23, 24 or 25 (Paysprint's authentication
+/// codes), or an HTTP 401 whose message names the JWT or the
+/// authentication. Any other refusal is about the request, not the keys.
+fn auth_refusal(status: StatusCode, body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        response_code: Option<serde_json::Value>,
+        message: Option<String>,
+    }
+    let head: Head = serde_json::from_slice(body).ok()?;
+    let message = head.message.unwrap_or_default();
+    let code = head.response_code.as_ref().and_then(|c| match c {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    });
+    if let Some(code @ 23..=25) = code {
+        return Some(format!("response_code {code}: {message}"));
+    }
+    let lower = message.to_ascii_lowercase();
+    (status == StatusCode::UNAUTHORIZED && (lower.contains("jwt") || lower.contains("authenticat")))
+        .then(|| format!("HTTP 401: {message}"))
+}
+
+/// Checks the upstream's base URL: `https`, or `http` to a loopback host
+/// only (127.0.0.0/8, ::1, localhost), which the tests use. Anything else
+/// would send the keys and the payments in cleartext.
+fn check_base_url(base_url: &str) -> anyhow::Result<()> {
+    let url = reqwest::Url::parse(base_url).with_context(|| format!("Paysprint base URL {base_url:?}"))?;
+    let host = url.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    };
+    match url.scheme() {
+        "https" if !host.is_empty() => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => anyhow::bail!(
+            "Paysprint base URL {base_url:?} must be https:// (http:// is accepted only for a loopback host: \
+             127.0.0.0/8, ::1 or localhost)"
+        ),
+        _ => anyhow::bail!("Paysprint base URL {base_url:?} must be an https:// URL with a host"),
+    }
+}
+
 /// Turns what came back into an answer of type `T` or the reason there is none.
-fn read_answer<T: DeserializeOwned>(
-    path: &str,
-    result: Result<(StatusCode, Vec<u8>), reqwest::Error>,
-) -> Result<T, ProviderError> {
+fn read_answer<T: DeserializeOwned>(path: &str, result: Result<Answer, Failure>) -> Result<T, ProviderError> {
     let (status, body) = result.map_err(transport_error)?;
     if status.is_server_error() {
         return Err(ProviderError::Unavailable(format!("{path}: HTTP {status}")));
@@ -232,11 +337,11 @@ fn read_answer<T: DeserializeOwned>(
 }
 
 /// What a failed request means: no answer in time, or no answer at all.
-fn transport_error(error: reqwest::Error) -> ProviderError {
-    if error.is_timeout() {
-        ProviderError::Timeout
-    } else {
-        ProviderError::Unavailable(error.to_string())
+fn transport_error(failure: Failure) -> ProviderError {
+    match failure {
+        Failure::Http(error) if error.is_timeout() => ProviderError::Timeout,
+        Failure::Http(error) => ProviderError::Unavailable(error.to_string()),
+        Failure::TooLarge(why) => ProviderError::Garbage(format!("answer too large: {why}")),
     }
 }
 
@@ -248,6 +353,10 @@ impl Provider for PaysprintProvider {
 
     fn settles(&self) -> bool {
         true
+    }
+
+    fn health(&self) -> Option<Arc<UpstreamHealth>> {
+        Some(self.health.clone())
     }
 
     async fn submit_transfer(&self, order: &TransferOrder) -> Result<DmtUpstream, ProviderError> {
@@ -336,11 +445,15 @@ impl Provider for PaysprintProvider {
         body: &[u8],
         now: Timestamp,
     ) -> Result<UpstreamCallback, CallbackError> {
-        let reqid = self.verify_callback_token(token, now)?;
+        // Paysprint sends no header: a `Token`, if one comes, must verify,
+        // but the signed copy of `param` is what authenticates a callback.
+        let reqid = token.map(|token| self.verify_callback_token(Some(token), now)).transpose()?;
         let body = wire::parse_callback_body(body)?;
-        signed_param::check(&body.param, body.param_inc.as_deref(), self.config.jwt_key.expose_secret().as_bytes())?;
-        let (upstream_ref, report) = body.report()?;
-        Ok(UpstreamCallback { upstream_ref, report, reqid })
+        let key = self.config.jwt_key.expose_secret().as_bytes();
+        let claims = signed_param::check(&body.param, body.param_inc.as_deref(), key)?;
+        let dedupe = signed_param::digest(body.param_inc.as_deref().unwrap_or_default());
+        let (upstream_ref, report) = body.report_from_claims(claims)?;
+        Ok(UpstreamCallback { upstream_ref, report, reqid, dedupe })
     }
 
     async fn query_remitter(&self, mobile: &MobileNumber) -> Result<RemitterStatus, ProviderError> {
@@ -433,14 +546,24 @@ mod tests {
     #[test]
     fn a_callback_with_a_good_token_is_read() {
         let callback = read(Some(&token("k3y", "PS-77", NOW - 299)), &body()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            callback,
-            UpstreamCallback {
-                upstream_ref: "PRD5".into(),
-                report: UpstreamReport::Dmt(DmtUpstream::SentToBank),
-                reqid: "r1".into()
-            }
-        );
+        assert_eq!(callback.upstream_ref, "PRD5");
+        assert_eq!(callback.report, UpstreamReport::Dmt(DmtUpstream::SentToBank));
+        assert_eq!(callback.reqid.as_deref(), Some("r1"));
+        assert!(callback.dedupe.starts_with("param-sha256:"), "{}", callback.dedupe);
+    }
+
+    #[test]
+    fn a_callback_without_a_token_is_read_from_its_signed_param_and_keyed_by_it() {
+        let callback = read(None, &body()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((callback.upstream_ref.as_str(), callback.reqid), ("PRD5", None));
+        assert_eq!(callback.dedupe, read(None, &body()).unwrap_or_else(|e| panic!("{e}")).dedupe, "the same key twice");
+        // Unsigned, or signed with another key: refused.
+        let unsigned = json!({"event": "DMT", "param": {"referenceid": "PRD5", "txn_status": 1}}).to_string();
+        assert!(matches!(read(None, unsigned.as_bytes()), Err(CallbackError::Unauthenticated(_))));
+        let param = json!({"referenceid": "PRD5", "txn_status": 1, "utr": "U1"});
+        let forged = payrail_client::token::sign_raw(b"guess", br#"{"alg":"HS256"}"#, param.to_string().as_bytes());
+        let forged = json!({"event": "DMT", "param": param, "param_inc": forged}).to_string();
+        assert!(matches!(read(None, forged.as_bytes()), Err(CallbackError::Unauthenticated(_))));
     }
 
     #[test]
@@ -454,7 +577,6 @@ mod tests {
         ] {
             assert!(matches!(read(Some(&bad), &body()), Err(CallbackError::Unauthenticated(_))), "{bad}");
         }
-        assert!(matches!(read(None, &body()), Err(CallbackError::Unauthenticated(_))));
     }
 
     #[test]
@@ -470,9 +592,39 @@ mod tests {
 
     #[test]
     fn a_base_url_that_is_not_http_is_refused_at_start_up() {
-        for bad in ["ftp://example.com", "not a url", ""] {
+        for bad in ["ftp://example.com", "not a url", "", "http://example.com/api", "http://10.1.2.3/", "http://[::2]/"]
+        {
             let config = PaysprintConfig::new(bad, "PS-1", SecretString::from("k"));
             assert!(PaysprintProvider::new(config).is_err(), "{bad}");
         }
+        for good in [
+            "https://api.paysprint.in/api/v1/service",
+            "http://127.0.0.1:9/x",
+            "http://127.8.0.1/x",
+            "http://[::1]:8080/x",
+            "http://localhost:3000/x",
+            "http://LOCALHOST/x",
+        ] {
+            let config = PaysprintConfig::new(good, "PS-1", SecretString::from("k"));
+            assert!(PaysprintProvider::new(config).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn authentication_refusals_are_told_from_other_refusals() {
+        let refusal = |status: u16, body: serde_json::Value| {
+            auth_refusal(StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body.to_string().as_bytes())
+        };
+        for code in [23, 24, 25] {
+            assert!(refusal(200, json!({"status": false, "response_code": code, "message": "x"})).is_some());
+            assert!(refusal(401, json!({"status": false, "response_code": code.to_string(), "message": "x"})).is_some());
+        }
+        assert!(refusal(401, json!({"status": false, "response_code": 10, "message": "Invalid JWT token"})).is_some());
+        assert!(refusal(401, json!({"message": "Authentication failed"})).is_some());
+        // Other refusals (a 401 about the request, a 200 naming the JWT) leave the circuit closed.
+        assert!(refusal(401, json!({"status": false, "response_code": 7, "message": "Insufficient fund"})).is_none());
+        assert!(refusal(200, json!({"status": false, "response_code": 0, "message": "JWT ok"})).is_none());
+        assert!(refusal(401, json!("not an object")).is_none());
+        assert!(auth_refusal(StatusCode::UNAUTHORIZED, b"<html>").is_none());
     }
 }

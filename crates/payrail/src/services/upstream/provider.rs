@@ -174,9 +174,14 @@ pub struct UpstreamCallback {
     pub upstream_ref: String,
     /// What the upstream says.
     pub report: UpstreamReport,
-    /// The `reqid` of the callback's token: a callback whose `reqid` was
-    /// seen before is a replay.
-    pub reqid: String,
+    /// The `reqid` of the callback's `Token` header, when it came with one
+    /// (Paysprint sends none): a callback whose `reqid` was seen before is
+    /// a replay, refused.
+    pub reqid: Option<String>,
+    /// What makes a callback the same as another (a digest of its signed
+    /// `param`): a callback seen before is a duplicate, answered and
+    /// otherwise ignored.
+    pub dedupe: String,
 }
 
 /// Why a callback was not accepted.
@@ -331,6 +336,11 @@ pub trait Provider: Send + Sync + 'static {
     /// provider calls back over HTTP instead and has none.
     fn due_callbacks(&self, _now: Timestamp) -> Vec<UpstreamCallback> {
         Vec::new()
+    }
+    /// The provider's call counters and authentication circuit, if it
+    /// keeps them (the HTTP connector does; in-process providers do not).
+    fn health(&self) -> Option<Arc<super::health::UpstreamHealth>> {
+        None
     }
     /// Asks for a new remitter's e-KYC, once (an error means no answer).
     /// By default the provider does none and says so.

@@ -340,8 +340,8 @@ impl Provider for SandboxProvider {
             .filter_map(|upstream_ref| {
                 let (_, report) = returns.remove(&upstream_ref)?;
                 // Made in process, never over HTTP: no token, so nothing to replay.
-                let reqid = format!("sandbox-return-{upstream_ref}");
-                Some(UpstreamCallback { upstream_ref, report, reqid })
+                let dedupe = format!("sandbox-return-{upstream_ref}");
+                Some(UpstreamCallback { upstream_ref, report, reqid: None, dedupe })
             })
             .collect()
     }

@@ -22,10 +22,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::health::UpstreamHealth;
 use super::provider::{BillOrder, CallbackError, Provider, ProviderError, TransferOrder, UpstreamReport};
 use crate::domain::bbps::BillChange;
 use crate::domain::event::{PollJob, PollNext};
-use crate::domain::upstream::{Backoff, BillUpstream, DmtUpstream, UpstreamRef};
+use rand::Rng as _;
+
+use crate::domain::upstream::{Backoff, BillUpstream, DmtUpstream, UpstreamRef, REF_NONCE_LEN};
 use crate::domain::{BillPayment, ChangeSource, Clock, DmtTransfer, Timestamp, TxnKind};
 use crate::services::flights::{Flights, Seat};
 use crate::store::transactions::StoredKind;
@@ -73,6 +76,11 @@ pub struct Upstream {
     /// lookup of one already being asked about waits for that answer
     /// instead of asking again, so a flood of lookups costs one query.
     status_flights: Flights<(TxnKind, i64), Synced>,
+    /// The provider's call counters and authentication circuit (a fresh,
+    /// never-opened one for a provider that keeps none).
+    health: Arc<UpstreamHealth>,
+    /// The store's installation id, once read.
+    installation: std::sync::OnceLock<String>,
 }
 
 /// Why a callback was refused.
@@ -87,6 +95,14 @@ pub enum CallbackRefusal {
     /// The callback could not be checked for a replay, or not applied.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The same callback (the same signed `param`) came before: nothing done again.
+    #[error("the same callback came before")]
+    Duplicate,
+    /// The upstream's status query, which a callback triggers, did not
+    /// answer: nothing changed, and the callback is not remembered, so
+    /// that its retry is acted on.
+    #[error("the upstream did not confirm the callback: {0}")]
+    NotConfirmed(ProviderError),
 }
 
 /// The transaction a callback was about, after it was applied.
@@ -101,7 +117,27 @@ pub enum Synced {
 impl Upstream {
     /// Follows `provider` as `settings` say, reading the time from `clock`.
     pub fn new(provider: Arc<dyn Provider>, settings: SyncSettings, clock: Arc<dyn Clock>) -> Self {
-        Upstream { provider, settings, clock, status_flights: Flights::default() }
+        let health = provider.health().unwrap_or_default();
+        Upstream {
+            provider,
+            settings,
+            clock,
+            status_flights: Flights::default(),
+            health,
+            installation: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The upstream's call counters and circuit.
+    pub fn health(&self) -> &UpstreamHealth {
+        &self.health
+    }
+
+    /// Why nothing new may be submitted now: the upstream refused payrail's
+    /// credentials and no operator has closed the circuit since. Checked
+    /// before any debit.
+    pub fn submissions_stopped(&self) -> Option<String> {
+        self.health.circuit().map(|open| open.reason)
     }
 
     /// When the poller should first ask about a transaction made at `now`;
@@ -111,9 +147,54 @@ impl Upstream {
         self.provider.settles().then(|| now.plus_secs(delay.as_secs() as i64))
     }
 
-    /// The reference the upstream knows a transaction by.
-    pub fn upstream_ref(&self, kind: TxnKind, id: i64) -> String {
-        UpstreamRef { kind, id }.render(&self.settings.ref_prefix)
+    /// The reference the upstream knows a transaction by: the one stored
+    /// with it, or, for a transaction that has none yet (one about to be
+    /// submitted), a fresh one, stored before it is used
+    /// ([`UpstreamRef::fresh_tail`]). Whoever stores first wins: a
+    /// submission and a poll racing on a new transaction use the same one.
+    pub async fn upstream_ref(&self, store: &dyn Store, kind: TxnKind, id: i64) -> Result<String, StoreError> {
+        let tail = match store.upstream_ref_of(kind, id).await? {
+            Some(tail) => tail,
+            None => {
+                let installation = self.installation_id(store).await?;
+                let fresh = UpstreamRef { kind, id }.fresh_tail(&installation, &random_letters(REF_NONCE_LEN));
+                store.assign_upstream_ref(kind, id, &fresh).await?
+            }
+        };
+        Ok(format!("{}{tail}", self.settings.ref_prefix))
+    }
+
+    /// A reference for a call that is sent once and never looked up again
+    /// (a penny drop, `letter` `V`): `letter`, `id`, the installation id and
+    /// a random part, as [`UpstreamRef::fresh_tail`]; not stored. If the
+    /// installation id cannot be read, a longer random part stands in for it.
+    pub async fn one_off_ref(&self, store: &dyn Store, letter: char, id: i64) -> String {
+        let installation = match self.installation_id(store).await {
+            Ok(installation) => installation,
+            Err(e) => {
+                tracing::warn!(error = %e, "installation id unreadable; a longer random reference instead");
+                random_letters(6)
+            }
+        };
+        format!("{}{letter}{id}{installation}{}", self.settings.ref_prefix, random_letters(REF_NONCE_LEN))
+    }
+
+    /// The transaction a reference the upstream sent names, if payrail made it.
+    pub async fn find_by_ref(&self, store: &dyn Store, reference: &str) -> Result<Option<UpstreamRef>, StoreError> {
+        let Some(tail) = reference.strip_prefix(&self.settings.ref_prefix) else { return Ok(None) };
+        if tail.is_empty() || !tail.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Ok(None);
+        }
+        Ok(store.txn_by_upstream_ref(tail).await?.map(|(kind, id)| UpstreamRef { kind, id }))
+    }
+
+    /// The store's installation id, read once.
+    async fn installation_id(&self, store: &dyn Store) -> Result<String, StoreError> {
+        if let Some(id) = self.installation.get() {
+            return Ok(id.clone());
+        }
+        let id = store.installation_id().await?;
+        Ok(self.installation.get_or_init(|| id).clone())
     }
 
     /// Hands a debited transfer over and applies the answer; an error leaves
@@ -155,7 +236,7 @@ impl Upstream {
         if !self.followed(store, R::KIND, record.id()).await {
             return record;
         }
-        match self.ask(&record, self.settings.status_budget).await {
+        match self.ask(store, &record, self.settings.status_budget).await {
             Ok(report) => apply_logged(store, &*self.clock, record, &report, ChangeSource::StatusSync).await,
             Err(e) => {
                 let (kind, id) = (R::KIND.as_str(), record.id());
@@ -166,8 +247,16 @@ impl Upstream {
     }
 
     /// The upstream's status of `record`, or why there is none within `budget`.
-    async fn ask<R: Followed>(&self, record: &R, budget: Duration) -> Result<R::Upstream, ProviderError> {
-        let reference = self.upstream_ref(R::KIND, record.id());
+    async fn ask<R: Followed>(
+        &self,
+        store: &dyn Store,
+        record: &R,
+        budget: Duration,
+    ) -> Result<R::Upstream, ProviderError> {
+        let reference = self
+            .upstream_ref(store, R::KIND, record.id())
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("the upstream reference could not be read: {e}")))?;
         let asked = R::ask(&*self.provider, &reference, record);
         tokio::time::timeout(budget, asked).await.unwrap_or(Err(ProviderError::Timeout))
     }
@@ -206,7 +295,7 @@ impl Upstream {
         let record = if record.needs_refund() {
             R::refund(store, &*self.clock, record, ChangeSource::Poller).await?
         } else {
-            match self.ask(&record, self.settings.poll_timeout).await {
+            match self.ask(store, &record, self.settings.poll_timeout).await {
                 Ok(report) => apply(store, &*self.clock, record, &report, ChangeSource::Poller).await?,
                 Err(e) => {
                     let (kind, id, attempt) = (R::KIND.as_str(), record.id(), job.attempts + 1);
@@ -238,11 +327,13 @@ impl Upstream {
         Some(PollNext::Again(self.clock.now().plus_secs(delay.as_secs() as i64)))
     }
 
-    /// Verifies a status callback from the upstream and applies it. A
-    /// callback whose token `reqid` was seen in the last
-    /// [`CALLBACK_REPLAY_WINDOW_SECS`] is a replay, refused before anything
-    /// is applied; a new callback repeating a state, or a stale one, is
-    /// accepted and changes nothing.
+    /// Verifies a status callback from the upstream and, as its trigger,
+    /// asks the upstream for the transaction's status and applies that
+    /// answer: what the callback itself says is never applied (it is logged
+    /// beside what the query says). A callback that comes with a `Token`
+    /// header whose `reqid` was seen in the last [`CALLBACK_REPLAY_WINDOW_SECS`]
+    /// is a replay, refused before anything is done; the same signed `param`
+    /// seen in that window is a duplicate, answered and otherwise ignored.
     pub async fn accept_callback(
         &self,
         store: &dyn Store,
@@ -252,14 +343,54 @@ impl Upstream {
         let now = self.clock.now();
         let callback = self.provider.read_callback(token, body, now)?;
         let cutoff = Timestamp::from_unix(now.unix() - CALLBACK_REPLAY_WINDOW_SECS);
-        if !store.remember_upstream_reqid(&callback.reqid, now, cutoff).await? {
-            let why = format!("token reqid {:?} already used", callback.reqid);
-            return Err(CallbackRefusal::Callback(CallbackError::Unauthenticated(why)));
+        if let Some(reqid) = &callback.reqid {
+            if !store.remember_upstream_reqid(reqid, now, cutoff).await? {
+                let why = format!("token reqid {reqid:?} already used");
+                return Err(CallbackRefusal::Callback(CallbackError::Unauthenticated(why)));
+            }
         }
         let unknown = || CallbackRefusal::UnknownReference(callback.upstream_ref.clone());
-        let reference = UpstreamRef::parse(&callback.upstream_ref, &self.settings.ref_prefix).ok_or_else(unknown)?;
-        let source = ChangeSource::UpstreamCallback;
-        self.apply_report(store, reference, &callback.report, source).await?.ok_or_else(unknown)
+        let reference = self.find_by_ref(store, &callback.upstream_ref).await?.ok_or_else(unknown)?;
+        if !store.remember_upstream_reqid(&callback.dedupe, now, cutoff).await? {
+            return Err(CallbackRefusal::Duplicate);
+        }
+        let confirmed = match reference.kind {
+            TxnKind::Dmt => self.confirm::<DmtTransfer>(store, reference.id, &callback.report).await,
+            TxnKind::Bbps => self.confirm::<BillPayment>(store, reference.id, &callback.report).await,
+        };
+        match confirmed {
+            Ok(Some(synced)) => Ok(synced),
+            Ok(None) => Err(unknown()),
+            Err(refusal) => {
+                if let Err(e) = store.forget_upstream_reqid(&callback.dedupe).await {
+                    tracing::warn!(error = %e, "an unconfirmed callback stays remembered; its retry is a duplicate");
+                }
+                Err(refusal)
+            }
+        }
+    }
+
+    /// A callback's trigger: the upstream's status of record `id`, asked
+    /// now and applied. `None` if the callback is about the other kind or
+    /// payrail has no such record.
+    async fn confirm<R: Followed>(
+        &self,
+        store: &dyn Store,
+        id: i64,
+        report: &UpstreamReport,
+    ) -> Result<Option<Synced>, CallbackRefusal> {
+        let Some(said) = R::report_of(report) else { return Ok(None) };
+        let Some(record) = R::load(store, id).await? else { return Ok(None) };
+        let answer =
+            self.ask(store, &record, self.settings.poll_timeout).await.map_err(CallbackRefusal::NotConfirmed)?;
+        let (kind, said, asked) = (R::KIND.as_str(), R::describe(said), R::describe(&answer));
+        if said == asked {
+            tracing::info!(kind, id, %asked, "upstream callback confirmed by a status query");
+        } else {
+            tracing::warn!(kind, id, callback = %said, query = %asked, "upstream callback and status query differ; the query is applied");
+        }
+        let applied = apply(store, &*self.clock, record, &answer, ChangeSource::UpstreamCallback).await?;
+        Ok(Some(applied.into_synced()))
     }
 
     /// Applies the callbacks an in-process provider made on its own (the
@@ -268,8 +399,13 @@ impl Upstream {
     /// callback would be retried by a real upstream (not by the sandbox).
     pub async fn take_provider_callbacks(&self, store: &dyn Store, now: Timestamp) {
         for callback in self.provider.due_callbacks(now) {
-            let Some(reference) = UpstreamRef::parse(&callback.upstream_ref, &self.settings.ref_prefix) else {
-                continue;
+            let reference = match self.find_by_ref(store, &callback.upstream_ref).await {
+                Ok(Some(reference)) => reference,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(upstream_ref = %callback.upstream_ref, error = %e, "provider callback not applied");
+                    continue;
+                }
             };
             let source = ChangeSource::UpstreamCallback;
             if let Err(e) = self.apply_report(store, reference, &callback.report, source).await {
@@ -514,6 +650,12 @@ async fn apply_logged<R: Followed>(
         tracing::warn!(kind, id, error = %e, "upstream answer not applied; the poller will ask again");
         fallback
     })
+}
+
+/// `n` random capital letters.
+fn random_letters(n: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..n).map(|_| char::from(b'A' + rng.gen_range(0..26u8))).collect()
 }
 
 /// The history note of the refund that follows an upstream failure.

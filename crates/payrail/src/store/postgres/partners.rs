@@ -127,6 +127,12 @@ impl PartnerStore for PostgresStore {
         Ok(execute(&client, REMEMBER_UPSTREAM_REQID, &[&reqid, &now.unix()], what).await? == 1)
     }
 
+    async fn forget_upstream_reqid(&self, reqid: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        execute(&client, FORGET_UPSTREAM_REQID, &[&reqid], "Failed to forget an upstream callback key").await?;
+        Ok(())
+    }
+
     async fn set_callback_url(
         &self,
         partner: RegistrationId,

@@ -175,6 +175,39 @@ impl UpstreamWorkStore for PostgresStore {
         let row = query_opt(&client, sql::REDELIVER_EVENT, &params, "Failed to redeliver the partner event").await?;
         decode(row, event_from_row)
     }
+
+    async fn installation_id(&self) -> Result<String, StoreError> {
+        let client = self.client().await?;
+        let what = "Failed to read the installation id";
+        let row = query_opt(&client, sql::INSTALLATION_ID, &[], what).await?;
+        let row = row.ok_or_else(|| StoreError::Other(anyhow::anyhow!("{what}: the installation row is missing")))?;
+        Ok(row.try_get(0).context(what)?)
+    }
+
+    async fn upstream_ref_of(&self, kind: TxnKind, txn_id: i64) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let what = "Failed to read an upstream reference";
+        let row = query_opt(&client, sql::UPSTREAM_REF_OF, &[&kind.as_str(), &txn_id], what).await?;
+        Ok(row.map(|row| row.try_get(0)).transpose().context(what)?)
+    }
+
+    async fn assign_upstream_ref(&self, kind: TxnKind, txn_id: i64, tail: &str) -> Result<String, StoreError> {
+        let client = self.client().await?;
+        let what = "Failed to store an upstream reference";
+        execute(&client, sql::ASSIGN_UPSTREAM_REF, &[&kind.as_str(), &txn_id, &tail], what).await?;
+        let row = query_opt(&client, sql::UPSTREAM_REF_OF, &[&kind.as_str(), &txn_id], what).await?;
+        let row = row.ok_or_else(|| StoreError::Other(anyhow::anyhow!("{what}: not stored")))?;
+        Ok(row.try_get(0).context(what)?)
+    }
+
+    async fn txn_by_upstream_ref(&self, tail: &str) -> Result<Option<(TxnKind, i64)>, StoreError> {
+        let client = self.client().await?;
+        let what = "Failed to find a transaction by its upstream reference";
+        let Some(row) = query_opt(&client, sql::TXN_BY_UPSTREAM_REF, &[&tail], what).await? else { return Ok(None) };
+        let kind: String = row.try_get(0).context(what)?;
+        let id: i64 = row.try_get(1).context(what)?;
+        Ok(TxnKind::parse(&kind).map(|kind| (kind, id)))
+    }
 }
 
 /// (Re)starts polling of a transaction at `at`, with no attempts counted

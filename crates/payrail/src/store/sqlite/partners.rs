@@ -138,6 +138,12 @@ impl PartnerStore for SqliteStore {
         .await
     }
 
+    async fn forget_upstream_reqid(&self, reqid: &str) -> Result<(), StoreError> {
+        let reqid = reqid.to_owned();
+        self.write(move |conn| conn.execute(FORGET_UPSTREAM_REQID, params![reqid]).map(|_| ()).map_err(store_error))
+            .await
+    }
+
     async fn set_callback_url(
         &self,
         partner: RegistrationId,

@@ -185,6 +185,39 @@ impl UpstreamWorkStore for SqliteStore {
         })
         .await
     }
+
+    async fn installation_id(&self) -> Result<String, StoreError> {
+        self.read(|conn| conn.prepare_cached(sql::INSTALLATION_ID)?.query_row([], |row| row.get(0)))
+    }
+
+    async fn upstream_ref_of(&self, kind: TxnKind, txn_id: i64) -> Result<Option<String>, StoreError> {
+        self.read(move |conn| optional_row(conn, sql::UPSTREAM_REF_OF, params![kind.as_str(), txn_id], |r| r.get(0)))
+    }
+
+    async fn assign_upstream_ref(&self, kind: TxnKind, txn_id: i64, tail: &str) -> Result<String, StoreError> {
+        let tail = tail.to_owned();
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            tx.prepare_cached(sql::ASSIGN_UPSTREAM_REF)
+                .and_then(|mut s| s.execute(params![kind.as_str(), txn_id, tail]))
+                .map_err(store_error)?;
+            let stored: String = tx
+                .prepare_cached(sql::UPSTREAM_REF_OF)
+                .and_then(|mut s| s.query_row(params![kind.as_str(), txn_id], |r| r.get(0)))
+                .map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(stored)
+        })
+        .await
+    }
+
+    async fn txn_by_upstream_ref(&self, tail: &str) -> Result<Option<(TxnKind, i64)>, StoreError> {
+        let tail = tail.to_owned();
+        let found: Option<(String, i64)> = self.read(move |conn| {
+            optional_row(conn, sql::TXN_BY_UPSTREAM_REF, params![tail], |r| Ok((r.get(0)?, r.get(1)?)))
+        })?;
+        Ok(found.and_then(|(kind, id)| TxnKind::parse(&kind).map(|kind| (kind, id))))
+    }
 }
 
 /// Removes a decided transaction's poll job (if it has one, held or not):

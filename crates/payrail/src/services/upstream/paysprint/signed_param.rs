@@ -24,14 +24,27 @@ struct Header {
 }
 
 /// Checks that `signed` is an HS256 JWT under `key` whose claims equal
-/// `param`.
-pub(super) fn check(param: &serde_json::Value, signed: Option<&str>, key: &[u8]) -> Result<(), CallbackError> {
+/// `param`; returns the claims, what the callback is then read from.
+pub(super) fn check(
+    param: &serde_json::Value,
+    signed: Option<&str>,
+    key: &[u8],
+) -> Result<serde_json::Value, CallbackError> {
     let signed = signed.ok_or_else(|| refused("no param_inc (the signed copy of param)"))?;
     let claims = verify(signed.trim(), key)?;
     if &claims != param {
         return Err(refused("param differs from its signed copy in param_inc"));
     }
-    Ok(())
+    Ok(claims)
+}
+
+/// What makes a callback the same as another: the SHA-256 of its signed
+/// copy of `param`, hex, prefixed so that it never equals a token `reqid`.
+pub(super) fn digest(signed: &str) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(signed.trim().as_bytes());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("param-sha256:{hex}")
 }
 
 /// The claims of an HS256 JWT signed with `key`.
@@ -83,7 +96,7 @@ mod tests {
     fn a_signed_copy_equal_to_param_passes_whatever_its_key_order() {
         let param = json!({"referenceid": "PRD1", "txn_status": 1, "utr": "U1"});
         let signed = sign(b"k", HS256, &json!({"utr": "U1", "txn_status": 1, "referenceid": "PRD1"}));
-        assert!(check(&param, Some(&signed), b"k").is_ok());
+        assert_eq!(check(&param, Some(&signed), b"k").ok(), Some(param));
     }
 
     #[test]

@@ -447,6 +447,15 @@ pub(super) fn parse_callback_body(body: &[u8]) -> Result<CallbackBody, CallbackE
 }
 
 impl CallbackBody {
+    /// As [`CallbackBody::report`], read from `claims` (the verified signed
+    /// copy of `param`) in place of the plain `param`.
+    pub(super) fn report_from_claims(
+        &self,
+        claims: serde_json::Value,
+    ) -> Result<(String, UpstreamReport), CallbackError> {
+        CallbackBody { event: self.event.clone(), param: claims, param_inc: None }.report()
+    }
+
     /// What the callback says: event `DMT` carries `txn_status`, event `BBPS`
     /// carries `status`; case does not matter. Returns the reference and the report.
     pub(super) fn report(&self) -> Result<(String, UpstreamReport), CallbackError> {
