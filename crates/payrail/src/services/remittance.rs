@@ -557,6 +557,7 @@ fn new_transfer(
         created_at: now,
         refund_txn_id: None,
         refunded_at: None,
+        upstream_ackno: None,
     }
 }
 

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0007_master_key_check.sql"),
     include_str!("0008_remitter_ekyc.sql"),
     include_str!("0009_beneficiary_bank.sql"),
+    include_str!("0011_upstream_refunds.sql"),
 ];
 
 /// The advisory-lock key the migrations hold: "payrail" in ASCII and 01

@@ -20,6 +20,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0008_master_key_check.sql"),
     include_str!("0009_remitter_ekyc.sql"),
     include_str!("0010_beneficiary_bank.sql"),
+    include_str!("0012_upstream_refunds.sql"),
 ];
 
 /// Applies the versions the store has not applied yet, in one `IMMEDIATE`
