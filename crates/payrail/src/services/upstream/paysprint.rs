@@ -42,9 +42,9 @@ use self::wire::{
     PayBillAnswer, PayBillRequest, ReferenceQuery, TransactAnswer, TransactQueryAnswer, TransactRequest,
 };
 use super::provider::{
-    AccountCheck, AccountHolder, BillOrder, BillQuery, CallbackError, DmtQueried, DmtSubmitted, EkycOutcome, EkycRequest,
-    FetchedBill, Provider, ProviderError, RefundClaimOrder, RefundClaimOutcome, RefundOtpOrder, RefundOtpOutcome,
-    TransferOrder, UpstreamCallback,
+    AccountCheck, AccountHolder, BillOrder, BillQuery, CallbackError, DmtQueried, DmtSubmitted, EkycOutcome,
+    EkycRequest, FetchedBill, Provider, ProviderError, RefundClaimOrder, RefundClaimOutcome, RefundOtpOrder,
+    RefundOtpOutcome, TransferOrder, UpstreamCallback,
 };
 use crate::domain::token::{verify_token, TokenKey};
 use crate::domain::upstream::{BillUpstream, DmtUpstream};

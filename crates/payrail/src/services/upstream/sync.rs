@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::provider::{BillOrder, CallbackError, Provider, ProviderError, TransferOrder, UpstreamReport};
+use super::provider::{BillOrder, CallbackError, DmtQueried, Provider, ProviderError, TransferOrder, UpstreamReport};
 use crate::domain::bbps::BillChange;
 use crate::domain::event::{PollJob, PollNext};
 use crate::domain::upstream::{Backoff, BillUpstream, DmtUpstream, UpstreamRef};
@@ -118,9 +118,39 @@ impl Upstream {
 
     /// Hands a debited transfer over and applies the answer; an error leaves
     /// it as stored, for the poller.
+    ///
+    /// The upstream's `ackno` in the answer is written before the answer is
+    /// applied: a crash between the two keeps the `ackno` and loses the
+    /// answer (which the poller asks for again), as a crash before both
+    /// loses both; a status query made for a refund carries it too
+    /// ([`Upstream::query_transfer`]).
     pub async fn submit_transfer(&self, store: &dyn Store, order: TransferOrder) -> DmtTransfer {
-        let answer = self.provider.submit_transfer(&order).await;
-        take_submission(store, &*self.clock, order.transfer, answer).await
+        let answer = self.provider.submit_transfer_acked(&order).await;
+        let mut transfer = order.transfer;
+        let answer = answer.map(|submitted| {
+            if let Some(upstream_ackno) = submitted.upstream_ackno {
+                transfer.upstream_ackno = Some(upstream_ackno);
+            }
+            submitted.report
+        });
+        if let Some(upstream_ackno) = transfer.upstream_ackno.clone() {
+            keep_upstream_ackno(store, transfer.ackno, &upstream_ackno).await;
+        }
+        take_submission(store, &*self.clock, transfer, answer).await
+    }
+
+    /// Asks the upstream about a transfer for its refund (within the poll
+    /// timeout), keeping the `ackno` the answer carries if payrail had none.
+    /// The answer is not applied: a refund only reads it.
+    pub async fn query_transfer(&self, store: &dyn Store, transfer: &DmtTransfer) -> Result<DmtQueried, ProviderError> {
+        let reference = self.upstream_ref(TxnKind::Dmt, transfer.ackno);
+        let asked = self.provider.query_transfer(&reference, transfer);
+        let queried =
+            tokio::time::timeout(self.settings.poll_timeout, asked).await.unwrap_or(Err(ProviderError::Timeout))?;
+        if let (None, Some(upstream_ackno)) = (&transfer.upstream_ackno, &queried.upstream_ackno) {
+            keep_upstream_ackno(store, transfer.ackno, upstream_ackno).await;
+        }
+        Ok(queried)
     }
 
     /// As [`Upstream::submit_transfer`], for a bill payment.
@@ -514,6 +544,17 @@ async fn apply_logged<R: Followed>(
         tracing::warn!(kind, id, error = %e, "upstream answer not applied; the poller will ask again");
         fallback
     })
+}
+
+/// Keeps the upstream's `ackno` of a transfer (the first one stays); a
+/// store failure is only logged: a later status query carries it again.
+async fn keep_upstream_ackno(store: &dyn Store, ackno: i64, upstream_ackno: &str) {
+    match store.set_upstream_ackno(ackno, upstream_ackno).await {
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(ackno, upstream_ackno, error = %e, "upstream ackno not kept; a query will bring it again")
+        }
+    }
 }
 
 /// The history note of the refund that follows an upstream failure.

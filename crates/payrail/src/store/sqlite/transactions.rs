@@ -130,7 +130,9 @@ impl TransactionStore for SqliteStore {
     }
 
     async fn refund_otp_stateresp(&self, ackno: i64) -> Result<Option<String>, StoreError> {
-        self.read(|conn| conn.prepare_cached(sql::REFUND_OTP_STATERESP)?.query_row([ackno], |row| row.get(0)).optional())
+        self.read(|conn| {
+            conn.prepare_cached(sql::REFUND_OTP_STATERESP)?.query_row([ackno], |row| row.get(0)).optional()
+        })
     }
 
     async fn create_bill_debited(

@@ -766,7 +766,9 @@ impl RefundAnswer {
             Some(1) if self.status != Some(false) => Ok(RefundOtpOutcome::Sent),
             Some(2 | 3) => Ok(RefundOtpOutcome::NotRefundable { message }),
             Some(4 | 5) => Ok(RefundOtpOutcome::Refused { message }),
-            _ => Err(ProviderError::Unavailable(format!("refund OTP: {}", unplaced(&self.response_code, &self.message)))),
+            _ => {
+                Err(ProviderError::Unavailable(format!("refund OTP: {}", unplaced(&self.response_code, &self.message))))
+            }
         }
     }
 
