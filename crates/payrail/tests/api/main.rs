@@ -41,6 +41,7 @@ mod strict_input;
 mod transfer_fields;
 mod txn_numbers;
 mod upstream_paysprint;
+mod upstream_refunds;
 mod upstream_sandbox;
 mod wallet;
 mod wire_rules;

@@ -335,7 +335,11 @@ impl MockUpstream {
     /// Accepted calls to `path` for `reference`, in order.
     pub fn calls_to(&self, path: &str, reference: &str) -> Vec<Call> {
         let calls = lock(&self.state.calls);
-        calls.iter().filter(|c| c.accepted && c.path == path && c.reference.as_deref() == Some(reference)).cloned().collect()
+        calls
+            .iter()
+            .filter(|c| c.accepted && c.path == path && c.reference.as_deref() == Some(reference))
+            .cloned()
+            .collect()
     }
 
     /// The fake's `ackno` of the transfer `reference`, once it answered about it.
@@ -547,7 +551,9 @@ impl MockState {
 
     /// The fake's ackno of a transfer: one per reference, as Paysprint's.
     fn ackno(&self, reference: &str) -> i64 {
-        *lock(&self.acknos).entry(reference.to_owned()).or_insert_with(|| self.next_ackno.fetch_add(1, Ordering::SeqCst))
+        *lock(&self.acknos)
+            .entry(reference.to_owned())
+            .or_insert_with(|| self.next_ackno.fetch_add(1, Ordering::SeqCst))
     }
 
     /// An outcome in the endpoint's own shape.

@@ -44,7 +44,7 @@ pub async fn app_with_mock(engine: Engine, poll_schedule: &'static str) -> (Test
 }
 
 /// An app on `options` whose upstream is the connector to a fresh mock.
-async fn app_with_mock_and(engine: Engine, options: AppOptions) -> (TestApp, MockUpstream) {
+pub async fn app_with_mock_and(engine: Engine, options: AppOptions) -> (TestApp, MockUpstream) {
     let mock = MockUpstream::start(JWT_KEY, PARTNER_ID, AUTHORISED_KEY).await;
     let options = AppOptions { upstream: TestUpstream::Provider(connector(&mock)), ..options };
     (spawn_app_with(engine, options).await, mock)
