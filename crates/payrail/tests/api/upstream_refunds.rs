@@ -23,6 +23,7 @@ both_engines!(
     no_refund_otp_while_the_upstream_does_not_report_the_failure,
     a_transfer_paysprint_refunded_on_its_own_is_claimed_with_payrails_own_otp,
     the_sandbox_refunds_a_failed_transfer_through_its_own_refund_otp,
+    the_upstream_ackno_is_kept_from_a_status_answer_when_the_transact_answer_lacks_it,
 );
 
 const RESEND_OTP: &str = "dmt/refund/refund/resendotp";
@@ -249,6 +250,34 @@ async fn the_sandbox_refunds_a_failed_transfer_through_its_own_refund_otp(engine
         16,
         "already refunded",
     );
+    assert_eq!(balance(&app, &partner).await, start);
+    assert_verify_clean(&app);
+}
+
+async fn the_upstream_ackno_is_kept_from_a_status_answer_when_the_transact_answer_lacks_it(engine: Engine) {
+    let (app, mock) = app(engine).await;
+    let (partner, _receiver) = funded_partner(&app).await;
+    let start = balance(&app, &partner).await;
+    // The transact answer carries no ackno; the poller's query does; the
+    // query `RefundOtp` makes does not: the ackno sent is the poller's.
+    let accepted = json!({"status": true, "response_code": 1, "txn_status": 3, "message": "Transaction Successful"});
+    let bare_failure = json!({"status": true, "response_code": 1, "data": {"txn_status": 0, "refunded": "0"}});
+    mock.script_next(
+        Script::new().submit(Reply::Raw(accepted)).status(Reply::dmt(0, None)).status(Reply::Raw(bare_failure)),
+    );
+    let sent = send(&app, &partner, "123456789012", "1000", "RF-Q").await;
+    assert_eq!(sent["txn_status"], "3", "{sent}");
+    app.advance(Duration::from_secs(2)).await;
+    until_dmt(&app, &partner, "RF-Q", "5", 10).await;
+    let upstream_ref = format!("PRD{}", sent["ackno"].as_str().expect("ackno"));
+    let ackno = mock.ackno_of(&upstream_ref).expect("the poller's query carried the fake's ackno");
+
+    let otp = refund_otp(&app, &partner, "RF-Q").await;
+    assert_eq!(otp.status, 200, "{}", otp.body);
+    let asked = mock.calls_to(RESEND_OTP, &upstream_ref);
+    assert_eq!(asked[0].body["ackno"], json!(ackno.to_string()), "kept from the poller's answer");
+    let claimed = claim(&app, &partner, "RF-Q", &otp.json()["stateresp"], MOCK_REFUND_OTP).await;
+    assert_eq!(claimed.json()["txn_status"], "0", "{}", claimed.body);
     assert_eq!(balance(&app, &partner).await, start);
     assert_verify_clean(&app);
 }

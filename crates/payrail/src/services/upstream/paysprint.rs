@@ -354,9 +354,9 @@ impl Provider for PaysprintProvider {
         self.ask::<FetchBillAnswer>(FETCH_BILL, &request).await?.bill()
     }
 
-    async fn dmt_status(&self, upstream_ref: &str, _transfer: &DmtTransfer) -> Result<DmtUpstream, ProviderError> {
-        let request = ReferenceQuery { referenceid: upstream_ref };
-        self.ask::<TransactQueryAnswer>(QUERY_TRANSACT, &request).await?.report()
+    /// [`Provider::query_transfer`]'s report: one reading of the query answer.
+    async fn dmt_status(&self, upstream_ref: &str, transfer: &DmtTransfer) -> Result<DmtUpstream, ProviderError> {
+        Ok(self.query_transfer(upstream_ref, transfer).await?.report)
     }
 
     async fn bill_status(&self, upstream_ref: &str, _payment: &BillPayment) -> Result<BillUpstream, ProviderError> {

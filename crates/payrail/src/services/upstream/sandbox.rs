@@ -39,10 +39,17 @@
 //! payment, it schedules the return's callback for 3T, and the poller's loop
 //! takes it ([`Provider::due_callbacks`]).
 //!
+//! A failed transfer's refund is claimed from the sandbox as from Paysprint
+//! ([`Provider::refund_otp`], [`Provider::claim_refund`]): its `ackno` of
+//! transfer `n` is `SBXn`; a refund OTP goes to the remitter through
+//! payrail's own text path (the sandbox has no SMS of its own), and a claim
+//! with that OTP refunds the transfer once. Its status answers then say
+//! "refunded".
+//!
 //! `POST /sandbox/v1/advance` overrides what the sandbox says about one
 //! transaction from then on and applies it at once, as an upstream callback
-//! would. Overrides and scheduled callbacks live in memory: a restart
-//! forgets them.
+//! would. Overrides, scheduled callbacks, refund OTPs and refunds live in
+//! memory: a restart forgets them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

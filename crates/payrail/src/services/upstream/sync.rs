@@ -185,7 +185,7 @@ impl Upstream {
         if !self.followed(store, R::KIND, record.id()).await {
             return record;
         }
-        match self.ask(&record, self.settings.status_budget).await {
+        match self.ask(store, &record, self.settings.status_budget).await {
             Ok(report) => apply_logged(store, &*self.clock, record, &report, ChangeSource::StatusSync).await,
             Err(e) => {
                 let (kind, id) = (R::KIND.as_str(), record.id());
@@ -196,9 +196,14 @@ impl Upstream {
     }
 
     /// The upstream's status of `record`, or why there is none within `budget`.
-    async fn ask<R: Followed>(&self, record: &R, budget: Duration) -> Result<R::Upstream, ProviderError> {
+    async fn ask<R: Followed>(
+        &self,
+        store: &dyn Store,
+        record: &R,
+        budget: Duration,
+    ) -> Result<R::Upstream, ProviderError> {
         let reference = self.upstream_ref(R::KIND, record.id());
-        let asked = R::ask(&*self.provider, &reference, record);
+        let asked = R::ask_keeping(&*self.provider, store, &reference, record);
         tokio::time::timeout(budget, asked).await.unwrap_or(Err(ProviderError::Timeout))
     }
 
@@ -236,7 +241,7 @@ impl Upstream {
         let record = if record.needs_refund() {
             R::refund(store, &*self.clock, record, ChangeSource::Poller).await?
         } else {
-            match self.ask(&record, self.settings.poll_timeout).await {
+            match self.ask(store, &record, self.settings.poll_timeout).await {
                 Ok(report) => apply(store, &*self.clock, record, &report, ChangeSource::Poller).await?,
                 Err(e) => {
                     let (kind, id, attempt) = (R::KIND.as_str(), record.id(), job.attempts + 1);
@@ -338,6 +343,17 @@ pub trait Followed: StoredKind {
     /// The provider's current answer about `record`, known upstream as `reference`.
     async fn ask(provider: &dyn Provider, reference: &str, record: &Self) -> Result<Self::Upstream, ProviderError>;
 
+    /// [`Followed::ask`], keeping what else the answer tells of the record
+    /// (a transfer's upstream `ackno`).
+    async fn ask_keeping(
+        provider: &dyn Provider,
+        _store: &dyn Store,
+        reference: &str,
+        record: &Self,
+    ) -> Result<Self::Upstream, ProviderError> {
+        Self::ask(provider, reference, record).await
+    }
+
     /// Makes `change` as told, with its history row (an operator's change:
     /// failing a bill payment does not pay it back).
     async fn change_as_told(
@@ -382,6 +398,20 @@ pub trait Followed: StoredKind {
 impl Followed for DmtTransfer {
     async fn ask(provider: &dyn Provider, reference: &str, record: &Self) -> Result<DmtUpstream, ProviderError> {
         provider.dmt_status(reference, record).await
+    }
+
+    /// Keeps the upstream's `ackno` a status answer carries, if payrail has none.
+    async fn ask_keeping(
+        provider: &dyn Provider,
+        store: &dyn Store,
+        reference: &str,
+        record: &Self,
+    ) -> Result<DmtUpstream, ProviderError> {
+        let queried = provider.query_transfer(reference, record).await?;
+        if let (None, Some(upstream_ackno)) = (&record.upstream_ackno, &queried.upstream_ackno) {
+            keep_upstream_ackno(store, record.ackno, upstream_ackno).await;
+        }
+        Ok(queried.report)
     }
 
     fn report_of(report: &UpstreamReport) -> Option<&DmtUpstream> {
