@@ -18,7 +18,7 @@ use super::upstream::sync::Upstream;
 use crate::domain::banks::find_bank;
 use crate::domain::dmt::DmtChange;
 use crate::domain::ekyc::{KycRefusal, KYC_LIFETIME_SECS};
-use crate::domain::otp::{stateresp_from, OtpCheck, OtpPurpose, OtpRecord};
+use crate::domain::otp::{stateresp_from, OtpCheck, OtpPurpose, OtpRecord, OTP_MAX_ATTEMPTS};
 use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, PerBank, Remitter, TransferMode,
     MIN_TRANSFER, PER_TRANSFER_LIMIT,
@@ -754,7 +754,17 @@ pub async fn claim_refund(
     if upstream.provider.claims_refunds()
         && store.refund_otp_stateresp(transfer.ackno).await?.is_some_and(|s| s == otp.stateresp)
     {
-        return claim_upstream_refund(store, clock, upstream, transfer, otp.code).await;
+        // Three claims per OTP, as payrail's own OTPs take three guesses; a
+        // claim the upstream did not refuse is given back.
+        if !store.reserve_refund_claim(transfer.ackno, otp.stateresp, OTP_MAX_ATTEMPTS).await? {
+            return Err(DmtError::Otp("OTP already used or attempts exhausted, request a new one".into()));
+        }
+        let ackno = transfer.ackno;
+        let claimed = claim_upstream_refund(store, clock, upstream, transfer, otp.code).await;
+        if !matches!(claimed, Err(DmtError::RefundRefused(_))) {
+            store.release_refund_claim(ackno, otp.stateresp).await?;
+        }
+        return claimed;
     }
     use_otp(store, clock, partner, OtpPurpose::Refund, otp, &refund_subject(&transfer)).await?;
     credit_refund(store, clock, &transfer, None).await

@@ -312,6 +312,13 @@ pub trait TransactionStore: RecordStore {
     async fn record_refund_otp(&self, ackno: i64, stateresp: &str, at: Timestamp) -> Result<(), StoreError>;
     /// The `stateresp` of the latest upstream refund OTP of transfer `ackno`.
     async fn refund_otp_stateresp(&self, ackno: i64) -> Result<Option<String>, StoreError>;
+    /// Takes one of the `max` claims the refund OTP `stateresp` of transfer
+    /// `ackno` allows, atomically; `false` when none is left (or it is not
+    /// the latest).
+    async fn reserve_refund_claim(&self, ackno: i64, stateresp: &str, max: i64) -> Result<bool, StoreError>;
+    /// Gives back a claim taken with [`TransactionStore::reserve_refund_claim`]
+    /// that the upstream did not refuse (it counts wrong guesses, not answers lost).
+    async fn release_refund_claim(&self, ackno: i64, stateresp: &str) -> Result<(), StoreError>;
 }
 
 columns! {
@@ -365,7 +372,14 @@ pub(crate) mod sql {
         "UPDATE dmt_transfers SET upstream_ackno = $1 WHERE ackno = $2 AND upstream_ackno IS NULL";
     /// Records the latest upstream refund OTP of a transfer.
     pub(crate) const RECORD_REFUND_OTP: &str = "INSERT INTO dmt_refund_otps (ackno, stateresp, sent_at) \
-         VALUES ($1, $2, $3) ON CONFLICT (ackno) DO UPDATE SET stateresp = excluded.stateresp, sent_at = excluded.sent_at";
+         VALUES ($1, $2, $3) ON CONFLICT (ackno) DO UPDATE SET stateresp = excluded.stateresp, sent_at = excluded.sent_at, \
+         attempts = 0";
+    /// Takes a claim of a refund OTP, if one is left.
+    pub(crate) const RESERVE_REFUND_CLAIM: &str = "UPDATE dmt_refund_otps SET attempts = attempts + 1 \
+         WHERE ackno = $1 AND stateresp = $2 AND attempts < $3";
+    /// Gives a claim of a refund OTP back.
+    pub(crate) const RELEASE_REFUND_CLAIM: &str = "UPDATE dmt_refund_otps SET attempts = attempts - 1 \
+         WHERE ackno = $1 AND stateresp = $2 AND attempts > 0";
     /// The latest upstream refund OTP's `stateresp` of a transfer.
     pub(crate) const REFUND_OTP_STATERESP: &str = "SELECT stateresp FROM dmt_refund_otps WHERE ackno = $1";
     /// Records how a new transfer travels.

@@ -24,6 +24,7 @@ both_engines!(
     a_transfer_paysprint_refunded_on_its_own_is_claimed_with_payrails_own_otp,
     the_sandbox_refunds_a_failed_transfer_through_its_own_refund_otp,
     the_upstream_ackno_is_kept_from_a_status_answer_when_the_transact_answer_lacks_it,
+    an_upstream_refund_otp_takes_three_wrong_guesses_then_a_new_one_is_needed,
 );
 
 const RESEND_OTP: &str = "dmt/refund/refund/resendotp";
@@ -141,8 +142,12 @@ async fn concurrent_claims_credit_the_wallet_once(engine: Engine) {
     }
     let credited = answers.iter().filter(|a| a.status == 200).count();
     assert_eq!(credited, 1, "{:?}", answers.iter().map(|a| &a.body).collect::<Vec<_>>());
+    // The others: refunded already, or past the OTP's three claims.
     for refused in answers.iter().filter(|a| a.status != 200) {
-        assert_refused(refused, 409, 16, "refund");
+        match refused.status {
+            409 => assert_refused(refused, 409, 16, "refund"),
+            _ => assert_refused(refused, 422, 15, "attempts exhausted"),
+        }
     }
     assert_eq!(balance(&app, &partner).await, start, "one credit");
     assert_verify_clean(&app);
@@ -277,6 +282,27 @@ async fn the_upstream_ackno_is_kept_from_a_status_answer_when_the_transact_answe
     let asked = mock.calls_to(RESEND_OTP, &upstream_ref);
     assert_eq!(asked[0].body["ackno"], json!(ackno.to_string()), "kept from the poller's answer");
     let claimed = claim(&app, &partner, "RF-Q", &otp.json()["stateresp"], MOCK_REFUND_OTP).await;
+    assert_eq!(claimed.json()["txn_status"], "0", "{}", claimed.body);
+    assert_eq!(balance(&app, &partner).await, start);
+    assert_verify_clean(&app);
+}
+
+async fn an_upstream_refund_otp_takes_three_wrong_guesses_then_a_new_one_is_needed(engine: Engine) {
+    let (app, mock) = app(engine).await;
+    let (partner, _receiver) = funded_partner(&app).await;
+    let start = balance(&app, &partner).await;
+    let upstream_ref = failed_transfer(&app, &mock, &partner, "RF-G", vec![]).await;
+    let stateresp = refund_otp(&app, &partner, "RF-G").await.json()["stateresp"].clone();
+    for guess in ["000001", "000002", "000003"] {
+        assert_refused(&claim(&app, &partner, "RF-G", &stateresp, guess).await, 422, 15, "Invalid OTP");
+    }
+    let spent = claim(&app, &partner, "RF-G", &stateresp, MOCK_REFUND_OTP).await;
+    assert_refused(&spent, 422, 15, "attempts exhausted");
+    assert_eq!(mock.calls_to(REFUND, &upstream_ref).len(), 3, "the fourth guess never left");
+
+    let fresh = refund_otp(&app, &partner, "RF-G").await.json()["stateresp"].clone();
+    assert_refused(&claim(&app, &partner, "RF-G", &stateresp, MOCK_REFUND_OTP).await, 422, 15, "Stateresp");
+    let claimed = claim(&app, &partner, "RF-G", &fresh, MOCK_REFUND_OTP).await;
     assert_eq!(claimed.json()["txn_status"], "0", "{}", claimed.body);
     assert_eq!(balance(&app, &partner).await, start);
     assert_verify_clean(&app);

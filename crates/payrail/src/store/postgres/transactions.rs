@@ -102,6 +102,19 @@ impl TransactionStore for PostgresStore {
         Ok(row.map(|row| row.get(0)))
     }
 
+    async fn reserve_refund_claim(&self, ackno: i64, stateresp: &str, max: i64) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let params: [&(dyn ToSql + Sync); 3] = [&ackno, &stateresp, &max];
+        Ok(execute(&client, sql::RESERVE_REFUND_CLAIM, &params, "Failed to count the refund claim").await? == 1)
+    }
+
+    async fn release_refund_claim(&self, ackno: i64, stateresp: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let params: [&(dyn ToSql + Sync); 2] = [&ackno, &stateresp];
+        execute(&client, sql::RELEASE_REFUND_CLAIM, &params, "Failed to give the refund claim back").await?;
+        Ok(())
+    }
+
     async fn create_bill_debited(
         &self,
         payment: BillPayment,

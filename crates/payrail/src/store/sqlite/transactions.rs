@@ -135,6 +135,28 @@ impl TransactionStore for SqliteStore {
         })
     }
 
+    async fn reserve_refund_claim(&self, ackno: i64, stateresp: &str, max: i64) -> Result<bool, StoreError> {
+        let stateresp = stateresp.to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached(sql::RESERVE_REFUND_CLAIM)
+                .and_then(|mut s| s.execute(rusqlite::params![ackno, stateresp, max]))
+                .map(|n| n == 1)
+                .map_err(store_error)
+        })
+        .await
+    }
+
+    async fn release_refund_claim(&self, ackno: i64, stateresp: &str) -> Result<(), StoreError> {
+        let stateresp = stateresp.to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached(sql::RELEASE_REFUND_CLAIM)
+                .and_then(|mut s| s.execute(rusqlite::params![ackno, stateresp]))
+                .map(|_| ())
+                .map_err(store_error)
+        })
+        .await
+    }
+
     async fn create_bill_debited(
         &self,
         payment: BillPayment,
