@@ -154,6 +154,9 @@ pub struct DmtTransfer {
     pub refund_txn_id: Option<String>,
     /// When it was refunded.
     pub refunded_at: Option<Timestamp>,
+    /// The upstream's own acknowledgement number for it (Paysprint's
+    /// `ackno`), once an answer carried it: a refund is claimed with it.
+    pub upstream_ackno: Option<String>,
 }
 
 impl DmtTransfer {
@@ -220,6 +223,7 @@ mod tests {
             created_at: Timestamp::from_unix(1_700_000_000),
             refund_txn_id: None,
             refunded_at: None,
+            upstream_ackno: None,
         };
         let at = Timestamp::from_unix(1_700_000_100);
         assert!(transfer.apply(&DmtChange::Utr { utr: "U".into() }, at).is_err(), "not yet paid");

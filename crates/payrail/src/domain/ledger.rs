@@ -314,6 +314,7 @@ mod tests {
             created_at: at,
             refund_txn_id: None,
             refunded_at: None,
+            upstream_ackno: None,
         }
     }
 

@@ -323,6 +323,7 @@ mod tests {
             created_at: Timestamp::from_unix(1_700_000_000),
             refund_txn_id: None,
             refunded_at: None,
+            upstream_ackno: None,
         }
     }
 

@@ -249,8 +249,15 @@ pub async fn transaction(State(state): State<Arc<AppState>>, call: PartnerCall) 
 /// `POST /api/AOP/DMTV1/RefundOtp` `{referenceid}`: OTP to the remitter of a failed transfer.
 pub async fn refund_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let reference = call.fields.reference()?;
-    let stateresp =
-        remittance::send_refund_otp(&*state.store, &*state.clock, state.texts(), call.partner, &reference).await?;
+    let stateresp = remittance::send_refund_otp(
+        &*state.store,
+        &*state.clock,
+        &state.upstream,
+        state.texts(),
+        call.partner,
+        &reference,
+    )
+    .await?;
     let body = OtpSent { status: true, response_code: 1, stateresp: &stateresp, message: "OTP sent to the remitter" };
     Ok(json_response(StatusCode::OK, &body))
 }
@@ -262,6 +269,7 @@ pub async fn claim_refund(State(state): State<Arc<AppState>>, call: PartnerCall)
     let refunded = remittance::claim_refund(
         &*state.store,
         &*state.clock,
+        &state.upstream,
         call.partner,
         &reference,
         PresentedOtp { stateresp: &stateresp, code: &otp },

@@ -120,6 +120,11 @@ impl From<DmtError> for ApiError {
                 ApiError::refused(StatusCode::CONFLICT, 16, message)
             }
             DmtError::SubmissionsStopped => ApiError::refused(StatusCode::BAD_GATEWAY, 17, message),
+            DmtError::RefundRefused(_) => ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, 15, message),
+            DmtError::UpstreamUnanswered(cause) => {
+                tracing::warn!(error = %cause, "refund not answered by the upstream");
+                ApiError::refused(StatusCode::BAD_GATEWAY, 17, message)
+            }
             DmtError::NotDelivered(cause) => {
                 tracing::warn!(error = %cause, "OTP not delivered");
                 ApiError::refused(StatusCode::BAD_GATEWAY, 17, message)

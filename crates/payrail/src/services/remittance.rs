@@ -12,18 +12,20 @@ use rand::Rng as _;
 use super::fees;
 use super::notifier::Texts;
 use super::upstream::provider::{
-    BeneficiarySignup, Enrolment, Provider, ProviderError, RemitterSignup, RemitterStatus, TransferOrder,
+    BeneficiarySignup, Enrolment, Provider, ProviderError, RefundClaimOrder, RefundClaimOutcome, RefundOtpOrder,
+    RefundOtpOutcome, RemitterSignup, RemitterStatus, TransferOrder,
 };
 use super::upstream::sync::Upstream;
 use crate::domain::banks::find_bank;
 use crate::domain::dmt::DmtChange;
 use crate::domain::ekyc::{KycRefusal, KYC_LIFETIME_SECS};
-use crate::domain::otp::{stateresp_from, OtpCheck, OtpPurpose, OtpRecord};
+use crate::domain::otp::{stateresp_from, OtpCheck, OtpPurpose, OtpRecord, OTP_MAX_ATTEMPTS};
 use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, PerBank, Remitter, TransferMode,
     MIN_TRANSFER, PER_TRANSFER_LIMIT,
 };
 use crate::domain::remitter_details::RemitterDetails;
+use crate::domain::upstream::DmtUpstream;
 use crate::domain::{
     ChangeSource, Clock, DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind,
 };
@@ -121,6 +123,13 @@ pub enum DmtError {
     /// wrote nothing, and the call may be made again.
     #[error("The upstream did not answer, try again later")]
     UpstreamUnavailable(#[source] ProviderError),
+    /// The upstream refused the refund (OTP request or claim); nothing was credited.
+    #[error("The upstream refused the refund: {0}")]
+    RefundRefused(String),
+    /// The upstream did not answer about a refund; nothing was credited,
+    /// and the request may be made again.
+    #[error("The upstream did not answer; nothing was refunded, try again")]
+    UpstreamUnanswered(#[source] super::upstream::provider::ProviderError),
 }
 
 /// What [`query_remitter`] found.
@@ -700,6 +709,7 @@ fn new_transfer(
         created_at: now,
         refund_txn_id: None,
         refunded_at: None,
+        upstream_ackno: None,
     }
 }
 
@@ -775,34 +785,196 @@ async fn failed_transfer(
     }
 }
 
-/// Refund OTP: sends the remitter the OTP that [`claim_refund`] needs.
+/// The subject a refund OTP payrail sends itself is bound to.
+fn refund_subject(transfer: &DmtTransfer) -> String {
+    format!("refund|{}", transfer.ackno)
+}
+
+/// Refund OTP: has the remitter sent the OTP that [`claim_refund`] needs.
+///
+/// With a provider that claims refunds upstream (Paysprint, the sandbox),
+/// the upstream is asked about the transfer first: it must report it failed
+/// (else nothing is sent: the transfer may still be paid). If it refunded
+/// the transfer on its own there is nothing to claim, and payrail sends its
+/// own OTP (the remitter's consent) as the manual provider does; otherwise
+/// the upstream sends its refund OTP (`resendotp` with its `ackno`) and
+/// payrail sends none. Each counts as a text to the remitter's mobile.
 pub async fn send_refund_otp(
     store: &dyn Store,
     clock: &dyn Clock,
+    upstream: &Upstream,
     texts: Texts<'_>,
     partner: RegistrationId,
     reference: &ReferenceId,
 ) -> Result<String, DmtError> {
     let (transfer, route) = failed_transfer(store, partner, reference).await?;
+    if upstream.provider.claims_refunds() {
+        let queried = upstream.query_transfer(store, &transfer).await.map_err(DmtError::UpstreamUnanswered)?;
+        if queried.report != DmtUpstream::Failed {
+            return Err(DmtError::State(format!(
+                "The upstream does not report this transaction failed ({}): it cannot be refunded now",
+                queried.report.describe()
+            )));
+        }
+        if !queried.refunded {
+            let upstream_ackno = transfer.upstream_ackno.clone().or(queried.upstream_ackno).ok_or_else(|| {
+                DmtError::State("The upstream's acknowledgement number of this transaction is not known: an operator must settle its refund".into())
+            })?;
+            return upstream_refund_otp(store, clock, upstream, texts, &transfer, &route.remitter, &upstream_ackno)
+                .await;
+        }
+    }
     let what = format!("claim the refund of transaction {}", transfer.ackno);
-    let subject = format!("refund|{}", transfer.ackno);
-    let request = OtpRequest { purpose: OtpPurpose::Refund, subject, to: &route.remitter, what: &what };
+    let request = OtpRequest {
+        purpose: OtpPurpose::Refund,
+        subject: refund_subject(&transfer),
+        to: &route.remitter,
+        what: &what,
+    };
     send_otp(store, clock, texts, partner, request).await
 }
 
+/// Has the upstream text its refund OTP to the remitter; returns the
+/// `Stateresp` that names it in [`claim_refund`].
+async fn upstream_refund_otp(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    upstream: &Upstream,
+    texts: Texts<'_>,
+    transfer: &DmtTransfer,
+    remitter: &MobileNumber,
+    upstream_ackno: &str,
+) -> Result<String, DmtError> {
+    let now = clock.now();
+    if let Err(at) = store.count_text(remitter, now, texts.limits).await? {
+        return Err(DmtError::TooManyTexts { retry_at: at.to_ist_string(), wait_secs: at.unix() - now.unix() });
+    }
+    let upstream_ref = upstream.upstream_ref(store, TxnKind::Dmt, transfer.ackno).await?;
+    let order = RefundOtpOrder {
+        upstream_ref: &upstream_ref,
+        upstream_ackno,
+        transfer,
+        mobile: remitter,
+        notifier: texts.notifier,
+    };
+    let asked = upstream.provider.refund_otp(&order);
+    let answer =
+        tokio::time::timeout(upstream.settings.poll_timeout, asked).await.unwrap_or(Err(ProviderError::Timeout));
+    match answer.map_err(DmtError::UpstreamUnanswered)? {
+        RefundOtpOutcome::Sent => {
+            let stateresp = new_stateresp();
+            store.record_refund_otp(transfer.ackno, &stateresp, now).await?;
+            Ok(stateresp)
+        }
+        RefundOtpOutcome::NotRefundable { message } => {
+            Err(DmtError::State(format!("The upstream has no refund to make for this transaction: {message}")))
+        }
+        RefundOtpOutcome::Refused { message } => Err(DmtError::RefundRefused(message)),
+    }
+}
+
 /// Refund claim: refunds a failed transfer to the wallet, once.
+///
+/// An OTP the upstream sent (its `Stateresp` is the one [`send_refund_otp`]
+/// answered last for the transfer) is passed to the upstream's refund call,
+/// and the wallet is credited only on its documented confirmation. An
+/// answer "not found or already refunded" is checked with a status query:
+/// the wallet is credited if the upstream says it refunded the transfer (an
+/// earlier claim whose answer was lost), else nothing is. No answer credits
+/// nothing; the claim may be made again. An OTP payrail sent itself is
+/// checked here and credited locally. Either way the credit and the
+/// "refunded" state are one store transaction the state machine allows once.
 pub async fn claim_refund(
     store: &dyn Store,
     clock: &dyn Clock,
+    upstream: &Upstream,
     partner: RegistrationId,
     reference: &ReferenceId,
     otp: PresentedOtp<'_>,
 ) -> Result<DmtTransfer, DmtError> {
     let (transfer, _) = failed_transfer(store, partner, reference).await?;
-    let subject = format!("refund|{}", transfer.ackno);
-    use_otp(store, clock, partner, OtpPurpose::Refund, otp, &subject).await?;
+    if upstream.provider.claims_refunds()
+        && store.refund_otp_stateresp(transfer.ackno).await?.is_some_and(|s| s == otp.stateresp)
+    {
+        // Three claims per OTP, as payrail's own OTPs take three guesses; a
+        // claim the upstream did not refuse is given back.
+        if !store.reserve_refund_claim(transfer.ackno, otp.stateresp, OTP_MAX_ATTEMPTS).await? {
+            return Err(DmtError::Otp("OTP already used or attempts exhausted, request a new one".into()));
+        }
+        let ackno = transfer.ackno;
+        let claimed = claim_upstream_refund(store, clock, upstream, transfer, otp.code).await;
+        if !matches!(claimed, Err(DmtError::RefundRefused(_))) {
+            // Only a count of guesses: failing to give it back must not hide the answer.
+            if let Err(e) = store.release_refund_claim(ackno, otp.stateresp).await {
+                tracing::warn!(ackno, error = %e, "refund claim not given back");
+            }
+        }
+        return claimed;
+    }
+    use_otp(store, clock, partner, OtpPurpose::Refund, otp, &refund_subject(&transfer)).await?;
+    credit_refund(store, clock, &transfer, None).await
+}
+
+async fn claim_upstream_refund(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    upstream: &Upstream,
+    transfer: DmtTransfer,
+    code: &str,
+) -> Result<DmtTransfer, DmtError> {
+    let upstream_ackno = transfer.upstream_ackno.clone().ok_or_else(|| {
+        DmtError::State("The upstream's acknowledgement number of this transaction is not known: an operator must settle its refund".into())
+    })?;
+    let upstream_ref = upstream.upstream_ref(store, TxnKind::Dmt, transfer.ackno).await?;
+    let order = RefundClaimOrder {
+        upstream_ref: &upstream_ref,
+        upstream_ackno: &upstream_ackno,
+        transfer: &transfer,
+        otp: code,
+    };
+    let asked = upstream.provider.claim_refund(&order);
+    let answer =
+        tokio::time::timeout(upstream.settings.poll_timeout, asked).await.unwrap_or(Err(ProviderError::Timeout));
+    match answer {
+        Ok(RefundClaimOutcome::Refunded) => {
+            credit_refund(
+                store,
+                clock,
+                &transfer,
+                Some(format!("refund confirmed by the upstream (ackno {upstream_ackno})")),
+            )
+            .await
+        }
+        Ok(RefundClaimOutcome::NotFoundOrRefunded { message }) => {
+            match upstream.query_transfer(store, &transfer).await {
+                Ok(queried) if queried.report == DmtUpstream::Failed && queried.refunded => {
+                    let reason =
+                        format!("refunded by the upstream (ackno {upstream_ackno}), confirmed by its status query");
+                    credit_refund(store, clock, &transfer, Some(reason)).await
+                }
+                _ => Err(DmtError::State(format!("The upstream did not refund this transaction: {message}"))),
+            }
+        }
+        Ok(RefundClaimOutcome::Refused { message }) => Err(DmtError::RefundRefused(message)),
+        Err(e) => {
+            tracing::warn!(ackno = transfer.ackno, error = %e, "refund claim unanswered; nothing credited");
+            Err(DmtError::UpstreamUnanswered(e))
+        }
+    }
+}
+
+/// Credits the transfer's amount and charge back to the wallet and marks it
+/// refunded, in one store transaction; a second credit is refused by the
+/// state machine ("already refunded").
+async fn credit_refund(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    transfer: &DmtTransfer,
+    reason: Option<String>,
+) -> Result<DmtTransfer, DmtError> {
     let refund = DmtChange::Refund { refund_txn_id: None };
-    match store.change_dmt(transfer.ackno, refund, partner_note(clock)).await {
+    let note = ChangeNote { reason, ..partner_note(clock) };
+    match store.change_dmt(transfer.ackno, refund, note).await {
         Ok(refunded) => Ok(refunded),
         Err(ChangeError::Forbidden(_)) => Err(DmtError::State("Transaction already refunded".into())),
         Err(ChangeError::NotFound) => Err(DmtError::TransferNotFound),

@@ -82,6 +82,7 @@ impl NewDmt {
             created_at,
             refund_txn_id: self.refund_txn_id,
             refunded_at: self.refunded_at,
+            upstream_ackno: None,
         }
     }
 }

@@ -302,13 +302,30 @@ pub trait TransactionStore: RecordStore {
         note: ChangeNote,
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<BillPayment>, DebitError>;
+    /// Keeps the upstream's acknowledgement number of transfer `ackno`
+    /// unless it has one: the first number an answer carried stays. Returns
+    /// whether it was written.
+    async fn set_upstream_ackno(&self, ackno: i64, upstream_ackno: &str) -> Result<bool, StoreError>;
+    /// Records that the upstream sent the remitter of transfer `ackno` a
+    /// refund OTP, handed to the partner under `stateresp` (the latest one
+    /// replaces an earlier one).
+    async fn record_refund_otp(&self, ackno: i64, stateresp: &str, at: Timestamp) -> Result<(), StoreError>;
+    /// The `stateresp` of the latest upstream refund OTP of transfer `ackno`.
+    async fn refund_otp_stateresp(&self, ackno: i64) -> Result<Option<String>, StoreError>;
+    /// Takes one of the `max` claims the refund OTP `stateresp` of transfer
+    /// `ackno` allows, atomically; `false` when none is left (or it is not
+    /// the latest).
+    async fn reserve_refund_claim(&self, ackno: i64, stateresp: &str, max: i64) -> Result<bool, StoreError>;
+    /// Gives back a claim taken with [`TransactionStore::reserve_refund_claim`]
+    /// that the upstream did not refuse (it counts wrong guesses, not answers lost).
+    async fn release_refund_claim(&self, ackno: i64, stateresp: &str) -> Result<(), StoreError>;
 }
 
 columns! {
     /// The columns of `dmt_transfers` that [`DmtTransfer`] is read from and written to.
     pub(crate) mod dmt_column, list dmt_columns {
         ackno, partner_id, reference_id, amount, account, utr, status, customer_charge, provider_share, gst,
-        discount, commission, tds, net_commission, created_at, refund_txn_id, refunded_at
+        discount, commission, tds, net_commission, created_at, refund_txn_id, refunded_at, upstream_ackno
     }
 }
 pub(crate) use dmt_columns;
@@ -350,6 +367,21 @@ pub(crate) mod sql {
     pub(crate) const COUNTS: &str = "SELECT (SELECT COUNT(*) FROM dmt_transfers), (SELECT COUNT(*) FROM bill_payments)";
     /// The route of a transfer made through the DMT V1 API.
     pub(crate) const ROUTE_BY_ACKNO: &str = concat!("SELECT ", route_columns!(), " FROM dmt_routes WHERE ackno = $1");
+    /// Keeps a transfer's first upstream acknowledgement number.
+    pub(crate) const SET_UPSTREAM_ACKNO: &str =
+        "UPDATE dmt_transfers SET upstream_ackno = $1 WHERE ackno = $2 AND upstream_ackno IS NULL";
+    /// Records the latest upstream refund OTP of a transfer.
+    pub(crate) const RECORD_REFUND_OTP: &str = "INSERT INTO dmt_refund_otps (ackno, stateresp, sent_at) \
+         VALUES ($1, $2, $3) ON CONFLICT (ackno) DO UPDATE SET stateresp = excluded.stateresp, sent_at = excluded.sent_at, \
+         attempts = 0";
+    /// Takes a claim of a refund OTP, if one is left.
+    pub(crate) const RESERVE_REFUND_CLAIM: &str = "UPDATE dmt_refund_otps SET attempts = attempts + 1 \
+         WHERE ackno = $1 AND stateresp = $2 AND attempts < $3";
+    /// Gives a claim of a refund OTP back.
+    pub(crate) const RELEASE_REFUND_CLAIM: &str = "UPDATE dmt_refund_otps SET attempts = attempts - 1 \
+         WHERE ackno = $1 AND stateresp = $2 AND attempts > 0";
+    /// The latest upstream refund OTP's `stateresp` of a transfer.
+    pub(crate) const REFUND_OTP_STATERESP: &str = "SELECT stateresp FROM dmt_refund_otps WHERE ackno = $1";
     /// Records how a new transfer travels.
     pub(crate) const INSERT_ROUTE: &str = "INSERT INTO dmt_routes \
          (ackno, partner_id, remitter_mobile, beneficiary_id, bank, mode, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -524,6 +556,7 @@ impl TxnTable for DmtTransfer {
             self.created_at.unix().into(),
             (&self.refund_txn_id).into(),
             self.refunded_at.map(Timestamp::unix).into(),
+            (&self.upstream_ackno).into(),
         ]
     }
     fn decode<R: StoredRow>(row: &R, base: usize) -> Result<Self, R::Error> {
@@ -549,6 +582,7 @@ impl TxnTable for DmtTransfer {
             created_at: Timestamp::from_unix(row.int(base + at::created_at)?),
             refund_txn_id: row.opt_text(base + at::refund_txn_id)?,
             refunded_at: row.opt_int(base + at::refunded_at)?.map(Timestamp::from_unix),
+            upstream_ackno: row.opt_text(base + at::upstream_ackno)?,
         })
     }
 }

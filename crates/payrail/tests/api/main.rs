@@ -42,6 +42,7 @@ mod transfer_fields;
 mod txn_numbers;
 mod upstream_ids;
 mod upstream_paysprint;
+mod upstream_refunds;
 mod upstream_sandbox;
 mod upstream_transport;
 mod wallet;

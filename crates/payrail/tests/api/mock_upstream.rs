@@ -35,6 +35,10 @@ pub const WHOLE_BILL_ACCOUNT: &str = "9999999999";
 /// [`WHOLE_BILL_ACCOUNT`].
 pub const FIXED_BILL: (&str, &str, &str, &str) = ("Ramesh Kumar", "1234.50", "2026-01-20", "01Jan2026");
 
+/// The refund OTP the fake "texts" the remitter: a refund claim with it
+/// succeeds once, unless scripted otherwise.
+pub const MOCK_REFUND_OTP: &str = "246810";
+
 /// How long a token's `timestamp` may be off, as on the real upstream.
 const MAX_SKEW_SECS: i64 = 300;
 
@@ -143,6 +147,8 @@ pub struct Script {
     submit: Option<Reply>,
     statuses: Vec<Reply>,
     fetch: Option<Reply>,
+    refund_otp: Option<Reply>,
+    refunds: Vec<Reply>,
 }
 
 impl Script {
@@ -166,6 +172,18 @@ impl Script {
     /// How a bill fetch for this account is answered.
     pub fn fetch(mut self, reply: Reply) -> Script {
         self.fetch = Some(reply);
+        self
+    }
+
+    /// How refund OTP requests (`resendotp`) are answered.
+    pub fn refund_otp(mut self, reply: Reply) -> Script {
+        self.refund_otp = Some(reply);
+        self
+    }
+
+    /// The next refund claim answer in line (one per call, the last repeating).
+    pub fn refund(mut self, reply: Reply) -> Script {
+        self.refunds.push(reply);
         self
     }
 }
@@ -207,6 +225,10 @@ enum Endpoint {
     RegisterBeneficiary,
     DeleteBeneficiary,
     FetchBeneficiary,
+    /// `dmt/refund/refund/resendotp`.
+    RefundOtp,
+    /// `dmt/refund/refund/` (with or without its trailing slash).
+    Refund,
 }
 
 impl Endpoint {
@@ -224,6 +246,8 @@ impl Endpoint {
             "dmt/beneficiary/registerbeneficiary" => Endpoint::RegisterBeneficiary,
             "dmt/beneficiary/registerbeneficiary/deletebeneficiary" => Endpoint::DeleteBeneficiary,
             "dmt/beneficiary/registerbeneficiary/fetchbeneficiary" => Endpoint::FetchBeneficiary,
+            "dmt/refund/refund/resendotp" => Endpoint::RefundOtp,
+            "dmt/refund/refund/" | "dmt/refund/refund" => Endpoint::Refund,
             _ => return None,
         })
     }
@@ -261,6 +285,7 @@ pub struct HeldBeneficiary {
 struct Scripted {
     script: Script,
     statuses_served: usize,
+    refunds_served: usize,
 }
 
 struct MockState {
@@ -282,6 +307,10 @@ struct MockState {
     next_bene_id: AtomicI64,
     /// Bytes of [`Reply::Huge`] answers handed to connections.
     huge_sent: Arc<AtomicU64>,
+    /// The fake's own `ackno` of each transfer, by reference (as Paysprint's, one per transfer).
+    acknos: Mutex<HashMap<String, i64>>,
+    /// Transfers the fake refunded on a claim, by reference.
+    refunded: Mutex<HashSet<String>>,
 }
 
 /// The running fake (cheap to clone; clones share everything).
@@ -318,6 +347,8 @@ impl MockUpstream {
             beneficiaries: Mutex::default(),
             next_bene_id: AtomicI64::new(7_000_001),
             huge_sent: Arc::default(),
+            acknos: Mutex::default(),
+            refunded: Mutex::default(),
         });
         let app = axum::Router::new().fallback(handle).with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -327,7 +358,7 @@ impl MockUpstream {
     /// Says how the fake answers about `reference` from now on (status
     /// answers start again from the first).
     pub fn script(&self, reference: &str, script: Script) {
-        lock(&self.state.scripts).insert(reference.into(), Scripted { script, statuses_served: 0 });
+        lock(&self.state.scripts).insert(reference.into(), Scripted { script, statuses_served: 0, refunds_served: 0 });
     }
 
     /// Says how the fake answers about the next reference it hears of that
@@ -378,6 +409,27 @@ impl MockUpstream {
     /// [`HUGE_ANSWER_BYTES`]).
     pub fn huge_bytes_sent(&self) -> u64 {
         self.state.huge_sent.load(Ordering::SeqCst)
+    }
+
+    /// Accepted calls to `path` for `reference`, in order.
+    pub fn calls_for(&self, path: &str, reference: &str) -> Vec<Call> {
+        let calls = lock(&self.state.calls);
+        calls
+            .iter()
+            .filter(|c| c.accepted && c.path == path && c.reference.as_deref() == Some(reference))
+            .cloned()
+            .collect()
+    }
+
+    /// The fake's `ackno` of the transfer `reference`, once it answered about it.
+    pub fn ackno_of(&self, reference: &str) -> Option<i64> {
+        lock(&self.state.acknos).get(reference).copied()
+    }
+
+    /// Marks `reference` refunded, as if Paysprint had refunded it on its
+    /// own: its status answers say `refunded` `"1"` from now on.
+    pub fn mark_refunded(&self, reference: &str) {
+        lock(&self.state.refunded).insert(reference.to_owned());
     }
 
     /// Calls refused for their credentials.
@@ -498,12 +550,13 @@ async fn handle(State(state): State<Arc<MockState>>, uri: Uri, headers: HeaderMa
                 tokio::time::sleep(pause).await;
                 json_response(StatusCode::OK, &done)
             }
-            Some(reply) => state.answer(endpoint, &reference, Some(reply)).await,
+            Some(reply) => state.answer(endpoint, &reference, &body, Some(reply)).await,
             None => json_response(StatusCode::OK, &state.enrol(endpoint, &body)),
         };
     }
     let reply = state.reply_for(endpoint, &reference);
-    state.answer(endpoint, &reference, reply).await
+    let body = lock(&state.calls).last().map(|c| c.body.clone()).unwrap_or(Value::Null);
+    state.answer(endpoint, &reference, &body, reply).await
 }
 
 impl MockState {
@@ -589,7 +642,7 @@ impl MockState {
             let queued = if endpoint == Endpoint::FetchBill { None } else { lock(&self.queued).pop_front() };
             let unnamed = queued.or_else(|| lock(&self.fallback).clone());
             let script = unnamed?;
-            scripts.insert(reference.to_owned(), Scripted { script, statuses_served: 0 });
+            scripts.insert(reference.to_owned(), Scripted { script, statuses_served: 0, refunds_served: 0 });
         }
         let scripted = scripts.get_mut(reference)?;
         match endpoint {
@@ -603,6 +656,13 @@ impl MockState {
             | Endpoint::DeleteBeneficiary
             | Endpoint::FetchBeneficiary => scripted.script.submit.clone(),
             Endpoint::FetchBill => scripted.script.fetch.clone(),
+            Endpoint::RefundOtp => scripted.script.refund_otp.clone(),
+            Endpoint::Refund => {
+                let refunds = &scripted.script.refunds;
+                let next = refunds.get(scripted.refunds_served).or(refunds.last()).cloned();
+                scripted.refunds_served += 1;
+                next
+            }
             Endpoint::QueryTransact | Endpoint::BillStatus => {
                 let statuses = &scripted.script.statuses;
                 let next = statuses.get(scripted.statuses_served).or(statuses.last()).cloned();
@@ -612,7 +672,7 @@ impl MockState {
         }
     }
 
-    async fn answer(&self, endpoint: Endpoint, reference: &str, reply: Option<Reply>) -> Response {
+    async fn answer(&self, endpoint: Endpoint, reference: &str, body: &Value, reply: Option<Reply>) -> Response {
         let reply = match reply {
             Some(Reply::Hang(pause)) => {
                 tokio::time::sleep(pause).await;
@@ -631,6 +691,7 @@ impl MockState {
             }
             Some(Reply::Huge { content_length }) => huge_response(content_length, self.huge_sent.clone()),
             Some(Reply::Raw(body)) => json_response(StatusCode::OK, &body),
+            Some(Reply::Hang(_)) | None if endpoint == Endpoint::Refund => self.default_refund(reference, body),
             Some(Reply::Answer(outcome)) => json_response(StatusCode::OK, &self.render(endpoint, reference, &outcome)),
             Some(Reply::Hang(_)) | None => {
                 json_response(StatusCode::OK, &self.render(endpoint, reference, &default_outcome(endpoint, reference)))
@@ -638,9 +699,36 @@ impl MockState {
         }
     }
 
+    /// Unscripted refund claim, as Paysprint documents it: the fake's ackno
+    /// and [`MOCK_REFUND_OTP`] refund a transfer once (code 1); then "not
+    /// found or already refunded" (2); a wrong OTP is code 3.
+    fn default_refund(&self, reference: &str, body: &Value) -> Response {
+        let ackno_holds = self.ackno(reference).to_string() == scalar_text(&body["ackno"]);
+        let mut refunded = lock(&self.refunded);
+        let (code, message) = if !ackno_holds || refunded.contains(reference) {
+            (2, "Transaction not found or already refunded.")
+        } else if scalar_text(&body["otp"]) != MOCK_REFUND_OTP {
+            (3, "Invalid OTP")
+        } else {
+            refunded.insert(reference.to_owned());
+            (1, "Transaction Successfully Refunded")
+        };
+        json_response(StatusCode::OK, &json!({"status": code == 1, "response_code": code, "message": message}))
+    }
+
+    /// The fake's ackno of a transfer: one per reference, as Paysprint's.
+    fn ackno(&self, reference: &str) -> i64 {
+        *lock(&self.acknos)
+            .entry(reference.to_owned())
+            .or_insert_with(|| self.next_ackno.fetch_add(1, Ordering::SeqCst))
+    }
+
     /// An outcome in the endpoint's own shape.
     fn render(&self, endpoint: Endpoint, reference: &str, o: &Outcome) -> Value {
-        let ackno = self.next_ackno.fetch_add(1, Ordering::SeqCst);
+        let ackno = match endpoint {
+            Endpoint::Transact | Endpoint::QueryTransact => self.ackno(reference),
+            _ => self.next_ackno.fetch_add(1, Ordering::SeqCst),
+        };
         let found = o.response_code == 1;
         let head = json!({"status": o.status, "response_code": o.response_code, "message": o.message});
         let extra = match endpoint {
@@ -648,8 +736,11 @@ impl MockState {
                 json!({"txn_status": o.code, "utr": o.reference, "ackno": ackno, "referenceid": reference})
             }
             Endpoint::PayBill => json!({"operatorid": o.reference, "ackno": ackno}),
-            Endpoint::QueryTransact if found => json!({"data": {"txn_status": o.code, "utr": o.reference,
-                                                                "refid": reference, "ackno": ackno}}),
+            Endpoint::QueryTransact if found => {
+                let refunded = if lock(&self.refunded).contains(reference) { "1" } else { "0" };
+                json!({"data": {"txn_status": o.code, "utr": o.reference, "refid": reference, "ackno": ackno,
+                                "refunded": refunded}})
+            }
             Endpoint::BillStatus if found => {
                 let refunded = if o.code == Some(json!("0")) { "1" } else { "0" };
                 json!({"data": {"status": o.code, "operatorid": o.reference, "refid": reference,
@@ -677,6 +768,9 @@ fn default_outcome(endpoint: Endpoint, reference: &str) -> Outcome {
         Endpoint::FetchBill => Outcome::answer(1, true, "Bill fetched"),
         Endpoint::Ekyc => Outcome::answer(1, true, "e-KYC done"),
         Endpoint::BeneNameVerify => Outcome::holder(MOCK_HOLDER),
+        Endpoint::RefundOtp => Outcome::answer(1, true, "Refund Otp Successfully Sent."),
+        // Answered by `MockState::default_refund`.
+        Endpoint::Refund => Outcome::answer(2, false, "Transaction not found or already refunded."),
         _ => Outcome::answer(1, true, "done"),
     }
 }
@@ -691,6 +785,15 @@ fn fixed_bill(account: &str) -> Value {
            "bill_fetch": {"billAmount": amount, "billnetamount": amount, "billdate": date, "dueDate": due,
                           "acceptPayment": true, "acceptPartPay": account != WHOLE_BILL_ACCOUNT,
                           "cellNumber": account, "userName": name.to_uppercase()}})
+}
+
+/// A JSON string or number as text.
+fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    }
 }
 
 fn merge(mut head: Value, extra: Value) -> Value {

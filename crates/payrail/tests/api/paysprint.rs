@@ -59,6 +59,7 @@ fn transfer() -> DmtTransfer {
         created_at: Timestamp::from_unix(1_780_000_000),
         refund_txn_id: None,
         refunded_at: None,
+        upstream_ackno: None,
     }
 }
 

@@ -46,9 +46,10 @@ use self::wire::{
 };
 use super::health::UpstreamHealth;
 use super::provider::{
-    AccountCheck, AccountHolder, BeneficiarySignup, BillOrder, BillQuery, CallbackError, EkycOutcome, EkycRequest,
-    Enrolment, FetchedBill, Provider, ProviderError, RemitterSignup, RemitterStatus, TransferOrder,
-    UpstreamBeneficiary, UpstreamCallback,
+    AccountCheck, AccountHolder, BeneficiarySignup, BillOrder, BillQuery, CallbackError, DmtQueried, DmtSubmitted,
+    EkycOutcome, EkycRequest, Enrolment, FetchedBill, Provider, ProviderError, RefundClaimOrder, RefundClaimOutcome,
+    RefundOtpOrder, RefundOtpOutcome, RemitterSignup, RemitterStatus, TransferOrder, UpstreamBeneficiary,
+    UpstreamCallback,
 };
 use crate::domain::remitter::MobileNumber;
 use crate::domain::token::{verify_token, TokenKey};
@@ -68,6 +69,8 @@ const REGISTER_REMITTER: &str = "dmt/remitter/registerremitter";
 const REGISTER_BENEFICIARY: &str = "dmt/beneficiary/registerbeneficiary";
 const DELETE_BENEFICIARY: &str = "dmt/beneficiary/registerbeneficiary/deletebeneficiary";
 const FETCH_BENEFICIARY: &str = "dmt/beneficiary/registerbeneficiary/fetchbeneficiary";
+const REFUND_OTP: &str = "dmt/refund/refund/resendotp";
+const REFUND: &str = "dmt/refund/refund/";
 
 /// How many more times a submission whose connection failed is tried.
 const SUBMIT_CONNECT_RETRIES: u32 = 2;
@@ -212,6 +215,21 @@ impl PaysprintProvider {
         }
     }
 
+    /// As [`PaysprintProvider::submit`], reading 4xx bodies ([`read_coded_answer`]).
+    async fn submit_coded<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ProviderError> {
+        let mut retries = 0;
+        loop {
+            match self.attempt_counted(path, body, self.config.submit_timeout).await {
+                Err(Failure::Http(e)) if e.is_connect() && retries < SUBMIT_CONNECT_RETRIES => {
+                    retries += 1;
+                    tracing::warn!(path, retry = retries, error = %e, "Paysprint unreachable; trying again");
+                    tokio::time::sleep(SUBMIT_CONNECT_PAUSE).await;
+                }
+                result => return read_coded_answer(path, result),
+            }
+        }
+    }
+
     /// Asks a question, once more on a connection failure or timeout if
     /// the status timeout allows.
     async fn ask<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ProviderError> {
@@ -324,6 +342,19 @@ fn check_base_url(base_url: &str) -> anyhow::Result<()> {
     }
 }
 
+/// As [`read_answer`] for calls whose refusals come as HTTP 4xx with a body
+/// in the answer's shape (the refund calls): any body below 500 is read.
+fn read_coded_answer<T: DeserializeOwned>(
+    path: &str,
+    result: Result<Answer, Failure>,
+) -> Result<T, ProviderError> {
+    let (status, body) = result.map_err(transport_error)?;
+    if status.is_server_error() {
+        return Err(ProviderError::Unavailable(format!("{path}: HTTP {status}")));
+    }
+    serde_json::from_slice(&body).map_err(|e| ProviderError::Garbage(format!("{path}: HTTP {status}: {e}")))
+}
+
 /// Turns what came back into an answer of type `T` or the reason there is none.
 fn read_answer<T: DeserializeOwned>(path: &str, result: Result<Answer, Failure>) -> Result<T, ProviderError> {
     let (status, body) = result.map_err(transport_error)?;
@@ -360,6 +391,14 @@ impl Provider for PaysprintProvider {
     }
 
     async fn submit_transfer(&self, order: &TransferOrder) -> Result<DmtUpstream, ProviderError> {
+        Ok(self.submit_transfer_acked(order).await?.report)
+    }
+
+    fn claims_refunds(&self) -> bool {
+        true
+    }
+
+    async fn submit_transfer_acked(&self, order: &TransferOrder) -> Result<DmtSubmitted, ProviderError> {
         let request = TransactRequest {
             mobile: &order.mobile,
             referenceid: &order.upstream_ref,
@@ -377,7 +416,31 @@ impl Provider for PaysprintProvider {
             dob: order.details.dob.as_ref().map(|d| d.to_dd_mm_yyyy()),
             gst_state: order.details.gst_state.as_ref().map(|g| g.as_str()),
         };
-        Ok(self.submit::<TransactAnswer>(TRANSACT, &request).await?.report())
+        let answer = self.submit::<TransactAnswer>(TRANSACT, &request).await?;
+        let upstream_ackno = answer.upstream_ackno();
+        Ok(DmtSubmitted { report: answer.report(), upstream_ackno })
+    }
+
+    async fn query_transfer(&self, upstream_ref: &str, _transfer: &DmtTransfer) -> Result<DmtQueried, ProviderError> {
+        let request = ReferenceQuery { referenceid: upstream_ref };
+        let top = self.ask::<serde_json::Value>(QUERY_TRANSACT, &request).await?;
+        let answer: TransactQueryAnswer = serde_json::from_value(top.clone())
+            .map_err(|e| ProviderError::Garbage(format!("{QUERY_TRANSACT}: {e}")))?;
+        let (upstream_ackno, refunded) = answer.refund_facts(&top);
+        Ok(DmtQueried { report: answer.report()?, upstream_ackno, refunded })
+    }
+
+    /// Sent once, as a submission (a resend is harmless, but a second text is not wanted).
+    async fn refund_otp(&self, order: &RefundOtpOrder<'_>) -> Result<RefundOtpOutcome, ProviderError> {
+        let request = wire::RefundOtpRequest { referenceid: order.upstream_ref, ackno: order.upstream_ackno };
+        self.submit_coded::<wire::RefundAnswer>(REFUND_OTP, &request).await?.otp_outcome()
+    }
+
+    /// Sent once: an error leaves it unknown whether the upstream refunded.
+    async fn claim_refund(&self, order: &RefundClaimOrder<'_>) -> Result<RefundClaimOutcome, ProviderError> {
+        let request =
+            wire::RefundRequest { referenceid: order.upstream_ref, ackno: order.upstream_ackno, otp: order.otp };
+        Ok(self.submit_coded::<wire::RefundAnswer>(REFUND, &request).await?.claim_outcome())
     }
 
     async fn submit_bill(&self, order: &BillOrder) -> Result<BillUpstream, ProviderError> {
@@ -411,9 +474,9 @@ impl Provider for PaysprintProvider {
         self.ask::<FetchBillAnswer>(FETCH_BILL, &request).await?.bill()
     }
 
-    async fn dmt_status(&self, upstream_ref: &str, _transfer: &DmtTransfer) -> Result<DmtUpstream, ProviderError> {
-        let request = ReferenceQuery { referenceid: upstream_ref };
-        self.ask::<TransactQueryAnswer>(QUERY_TRANSACT, &request).await?.report()
+    /// [`Provider::query_transfer`]'s report: one reading of the query answer.
+    async fn dmt_status(&self, upstream_ref: &str, transfer: &DmtTransfer) -> Result<DmtUpstream, ProviderError> {
+        Ok(self.query_transfer(upstream_ref, transfer).await?.report)
     }
 
     async fn bill_status(&self, upstream_ref: &str, _payment: &BillPayment) -> Result<BillUpstream, ProviderError> {

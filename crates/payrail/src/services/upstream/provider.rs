@@ -25,6 +25,7 @@ use crate::domain::remitter_details::RemitterDetails;
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillMode, BillPayment, Clock, DmtTransfer, GeoPoint, Paise, Timestamp};
 use crate::services::billers::Biller;
+use crate::services::notifier::Notifier;
 
 /// A bill as the biller reports it (Paysprint's fetchbill answer, which
 /// AOPay's `FetchBilPaymentDetails` passes on).
@@ -305,6 +306,96 @@ pub enum Enrolment {
     Refused(String),
 }
 
+/// A transfer's submission answer, with the upstream's own acknowledgement
+/// number when the answer carries one (Paysprint's `ackno`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmtSubmitted {
+    /// What the answer says of the transfer.
+    pub report: DmtUpstream,
+    /// The upstream's `ackno`, if given.
+    pub upstream_ackno: Option<String>,
+}
+
+/// A transfer's status answer with what a refund needs: the upstream's
+/// `ackno` and whether the upstream refunded the transfer on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmtQueried {
+    /// What the answer says of the transfer.
+    pub report: DmtUpstream,
+    /// The upstream's `ackno`, if given.
+    pub upstream_ackno: Option<String>,
+    /// The upstream says it refunded the transfer already (Paysprint's
+    /// `refunded` flag, `"1"`); only read from a documented answer.
+    pub refunded: bool,
+}
+
+/// Asks the upstream to send the remitter of a failed transfer its refund OTP.
+#[derive(Clone, Copy)]
+pub struct RefundOtpOrder<'a> {
+    /// payrail's reference for the transfer upstream.
+    pub upstream_ref: &'a str,
+    /// The upstream's `ackno` of the transfer.
+    pub upstream_ackno: &'a str,
+    /// The transfer as stored.
+    pub transfer: &'a DmtTransfer,
+    /// The remitter's mobile.
+    pub mobile: &'a MobileNumber,
+    /// payrail's text path: an in-process upstream (the sandbox), which has
+    /// no SMS of its own, sends its OTP through it; a remote one texts the
+    /// remitter itself and ignores it.
+    pub notifier: &'a dyn Notifier,
+}
+
+/// Claims a failed transfer's refund from the upstream with the remitter's OTP.
+#[derive(Debug, Clone, Copy)]
+pub struct RefundClaimOrder<'a> {
+    /// payrail's reference for the transfer upstream.
+    pub upstream_ref: &'a str,
+    /// The upstream's `ackno` of the transfer.
+    pub upstream_ackno: &'a str,
+    /// The transfer as stored.
+    pub transfer: &'a DmtTransfer,
+    /// The OTP the remitter received from the upstream.
+    pub otp: &'a str,
+}
+
+/// What the upstream said to a refund OTP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundOtpOutcome {
+    /// The OTP went to the remitter.
+    Sent,
+    /// The upstream has no refund to make for it: not found, or refunded already.
+    NotRefundable {
+        /// The upstream's words.
+        message: String,
+    },
+    /// The upstream refused the request (validation, could not send).
+    Refused {
+        /// The upstream's words.
+        message: String,
+    },
+}
+
+/// What the upstream said to a refund claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundClaimOutcome {
+    /// The documented confirmation: the upstream refunded the transfer to
+    /// payrail's account with it. The only outcome that credits the partner.
+    Refunded,
+    /// "Transaction not found or already refunded": an earlier claim whose
+    /// answer was lost may have succeeded; only a status query can tell.
+    NotFoundOrRefunded {
+        /// The upstream's words.
+        message: String,
+    },
+    /// Refused (wrong OTP, no refund found, validation, the service off):
+    /// nothing was refunded.
+    Refused {
+        /// The upstream's words.
+        message: String,
+    },
+}
+
 /// How payrail speaks to the upstream: one implementation per upstream.
 #[async_trait]
 pub trait Provider: Send + Sync + 'static {
@@ -360,6 +451,33 @@ pub trait Provider: Send + Sync + 'static {
     async fn register_beneficiary(&self, signup: &BeneficiarySignup) -> Result<Enrolment, ProviderError>;
     /// Deletes the remitter's beneficiary `bene_id` upstream.
     async fn delete_beneficiary(&self, mobile: &str, bene_id: &str) -> Result<Enrolment, ProviderError>;
+    /// Whether a failed transfer's refund is claimed from this upstream
+    /// ([`Provider::refund_otp`], [`Provider::claim_refund`]); if not,
+    /// payrail confirms the claim with its own OTP and credits it itself.
+    fn claims_refunds(&self) -> bool {
+        false
+    }
+    /// [`Provider::submit_transfer`], with the upstream's `ackno` when the
+    /// answer carries one. Sent once, as that.
+    async fn submit_transfer_acked(&self, order: &TransferOrder) -> Result<DmtSubmitted, ProviderError> {
+        let report = self.submit_transfer(order).await?;
+        Ok(DmtSubmitted { report, upstream_ackno: None })
+    }
+    /// [`Provider::dmt_status`], with the upstream's `ackno` and refund flag
+    /// when the answer carries them.
+    async fn query_transfer(&self, upstream_ref: &str, transfer: &DmtTransfer) -> Result<DmtQueried, ProviderError> {
+        let report = self.dmt_status(upstream_ref, transfer).await?;
+        Ok(DmtQueried { report, upstream_ackno: None, refunded: false })
+    }
+    /// Has the upstream send the remitter its refund OTP (again).
+    async fn refund_otp(&self, _order: &RefundOtpOrder<'_>) -> Result<RefundOtpOutcome, ProviderError> {
+        Err(ProviderError::Unavailable(format!("the {} provider claims no refunds", self.name())))
+    }
+    /// Claims the refund with the remitter's OTP, once: an error means the
+    /// answer is unknown (the claim may have been made).
+    async fn claim_refund(&self, _order: &RefundClaimOrder<'_>) -> Result<RefundClaimOutcome, ProviderError> {
+        Err(ProviderError::Unavailable(format!("the {} provider claims no refunds", self.name())))
+    }
 }
 
 /// Settlement by hand (see the module documentation).

@@ -48,23 +48,32 @@
 //! Beneficiary Details"), and is refunded as every immediate failure is.
 //! A remitter's upstream id is its mobile, as Paysprint keys remitters.
 //!
+//! A failed transfer's refund is claimed from the sandbox as from Paysprint
+//! ([`Provider::refund_otp`], [`Provider::claim_refund`]): its `ackno` of
+//! transfer `n` is `SBXn`; a refund OTP goes to the remitter through
+//! payrail's own text path (the sandbox has no SMS of its own), and a claim
+//! with that OTP refunds the transfer once. Its status answers then say
+//! "refunded".
+//!
 //! `POST /sandbox/v1/advance` overrides what the sandbox says about one
 //! transaction from then on and applies it at once, as an upstream callback
-//! would. Overrides and scheduled callbacks live in memory: a restart
-//! forgets them.
+//! would. Overrides, scheduled callbacks, refund OTPs and refunds live in
+//! memory: a restart forgets them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use rand::Rng as _;
 
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 
 use super::provider::{
-    made_up_bill, AccountCheck, AccountHolder, BeneficiarySignup, BillOrder, BillQuery, CallbackError, EkycOutcome,
-    EkycRequest, Enrolment, FetchedBill, Provider, ProviderError, RemitterSignup, RemitterStatus, TransferOrder,
+    made_up_bill, AccountCheck, AccountHolder, BeneficiarySignup, BillOrder, BillQuery, CallbackError, DmtQueried,
+    DmtSubmitted, EkycOutcome, EkycRequest, Enrolment, FetchedBill, Provider, ProviderError, RefundClaimOrder,
+    RefundClaimOutcome, RefundOtpOrder, RefundOtpOutcome, RemitterSignup, RemitterStatus, TransferOrder,
     UpstreamBeneficiary, UpstreamCallback, UpstreamReport,
 };
 use crate::domain::remitter::MobileNumber;
@@ -168,13 +177,25 @@ pub struct SandboxProvider {
     overrides: Mutex<HashMap<String, UpstreamReport>>,
     /// Bank returns to call back with, by upstream reference: (due unix time, report).
     returns: Mutex<HashMap<String, (i64, UpstreamReport)>>,
+    /// Refund OTPs sent and not used yet, by upstream reference.
+    refund_otps: Mutex<HashMap<String, String>>,
+    /// Transfers the sandbox refunded, by upstream reference.
+    refunded: Mutex<HashSet<String>>,
 }
 
 impl SandboxProvider {
     /// A sandbox whose scenarios move every `settle_after` of `clock`'s
     /// time, and whose timeouts hang for `hang` (real time) before failing.
     pub fn new(settle_after: Duration, hang: Duration, clock: Arc<dyn Clock>) -> Self {
-        SandboxProvider { settle_after, hang, clock, overrides: Mutex::default(), returns: Mutex::default() }
+        SandboxProvider {
+            settle_after,
+            hang,
+            clock,
+            overrides: Mutex::default(),
+            returns: Mutex::default(),
+            refund_otps: Mutex::default(),
+            refunded: Mutex::default(),
+        }
     }
 
     /// From now on, the sandbox reports `report` for `upstream_ref`.
@@ -197,6 +218,28 @@ impl SandboxProvider {
         let due = created_at.unix() + 3 * self.step_secs();
         if let Ok(mut returns) = self.returns.lock() {
             returns.entry(upstream_ref.to_owned()).or_insert((due, report));
+        }
+    }
+
+    /// The sandbox's own acknowledgement number of transfer `ackno`.
+    fn upstream_ackno(transfer: &DmtTransfer) -> String {
+        format!("SBX{}", transfer.ackno)
+    }
+
+    fn was_refunded(&self, upstream_ref: &str) -> bool {
+        self.refunded.lock().map(|r| r.contains(upstream_ref)).unwrap_or(false)
+    }
+
+    /// Why the sandbox has no refund to make for this transfer, if it has none:
+    /// an acknowledgement number that is not its own, a refund made, a
+    /// transfer that has not failed.
+    async fn refund_refusal(&self, upstream_ref: &str, upstream_ackno: &str, transfer: &DmtTransfer) -> Option<String> {
+        if upstream_ackno != Self::upstream_ackno(transfer) || self.was_refunded(upstream_ref) {
+            return Some("Transaction not found or already refunded.".into());
+        }
+        match self.dmt_report(upstream_ref, transfer).await {
+            Ok(DmtUpstream::Failed) => None,
+            _ => Some("Transaction not found or already refunded.".into()),
         }
     }
 
@@ -330,6 +373,60 @@ impl Provider for SandboxProvider {
 
     async fn delete_beneficiary(&self, _mobile: &str, _bene_id: &str) -> Result<Enrolment, ProviderError> {
         Ok(Enrolment::Done(None))
+    }
+
+    fn claims_refunds(&self) -> bool {
+        true
+    }
+
+    async fn submit_transfer_acked(&self, order: &TransferOrder) -> Result<DmtSubmitted, ProviderError> {
+        let report = self.submit_transfer(order).await?;
+        Ok(DmtSubmitted { report, upstream_ackno: Some(Self::upstream_ackno(&order.transfer)) })
+    }
+
+    async fn query_transfer(&self, upstream_ref: &str, transfer: &DmtTransfer) -> Result<DmtQueried, ProviderError> {
+        let report = self.dmt_report(upstream_ref, transfer).await?;
+        let refunded = self.was_refunded(upstream_ref);
+        Ok(DmtQueried { report, upstream_ackno: Some(Self::upstream_ackno(transfer)), refunded })
+    }
+
+    /// As Paysprint: a failed transfer, named by its reference and the
+    /// sandbox's `ackno`, gets a refund OTP, sent through payrail's own text
+    /// path (the sandbox has no SMS of its own); a new one replaces the last.
+    async fn refund_otp(&self, order: &RefundOtpOrder<'_>) -> Result<RefundOtpOutcome, ProviderError> {
+        if let Some(message) = self.refund_refusal(order.upstream_ref, order.upstream_ackno, order.transfer).await {
+            return Ok(RefundOtpOutcome::NotRefundable { message });
+        }
+        let code = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000u32));
+        let text = format!(
+            "{code} is your OTP to claim the refund of transaction {} (sandbox upstream). Do not share it.",
+            order.upstream_ackno
+        );
+        order.notifier.send(order.mobile, &text).await.map_err(|e| ProviderError::Unavailable(e.to_string()))?;
+        if let Ok(mut otps) = self.refund_otps.lock() {
+            otps.insert(order.upstream_ref.to_owned(), code);
+        }
+        Ok(RefundOtpOutcome::Sent)
+    }
+
+    /// As Paysprint: the OTP last sent refunds the transfer, once; a second
+    /// claim hears "not found or already refunded".
+    async fn claim_refund(&self, order: &RefundClaimOrder<'_>) -> Result<RefundClaimOutcome, ProviderError> {
+        if let Some(message) = self.refund_refusal(order.upstream_ref, order.upstream_ackno, order.transfer).await {
+            return Ok(RefundClaimOutcome::NotFoundOrRefunded { message });
+        }
+        let (Ok(mut otps), Ok(mut refunded)) = (self.refund_otps.lock(), self.refunded.lock()) else {
+            return Err(ProviderError::Unavailable("sandbox: state unavailable".into()));
+        };
+        match otps.get(order.upstream_ref) {
+            None => Ok(RefundClaimOutcome::Refused { message: "No refund found".into() }),
+            Some(code) if code != order.otp => Ok(RefundClaimOutcome::Refused { message: "Invalid OTP".into() }),
+            Some(_) => {
+                otps.remove(order.upstream_ref);
+                refunded.insert(order.upstream_ref.to_owned());
+                Ok(RefundClaimOutcome::Refunded)
+            }
+        }
     }
 
     fn due_callbacks(&self, now: Timestamp) -> Vec<UpstreamCallback> {

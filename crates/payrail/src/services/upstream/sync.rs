@@ -23,7 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::health::UpstreamHealth;
-use super::provider::{BillOrder, CallbackError, Provider, ProviderError, TransferOrder, UpstreamReport};
+use super::provider::{BillOrder, CallbackError, DmtQueried, Provider, ProviderError, TransferOrder, UpstreamReport};
 use crate::domain::bbps::BillChange;
 use crate::domain::event::{PollJob, PollNext};
 use rand::Rng as _;
@@ -199,9 +199,42 @@ impl Upstream {
 
     /// Hands a debited transfer over and applies the answer; an error leaves
     /// it as stored, for the poller.
+    ///
+    /// The upstream's `ackno` in the answer is written before the answer is
+    /// applied: a crash between the two keeps the `ackno` and loses the
+    /// answer (which the poller asks for again), as a crash before both
+    /// loses both; a status query made for a refund carries it too
+    /// ([`Upstream::query_transfer`]).
     pub async fn submit_transfer(&self, store: &dyn Store, order: TransferOrder) -> DmtTransfer {
-        let answer = self.provider.submit_transfer(&order).await;
-        take_submission(store, &*self.clock, order.transfer, answer).await
+        let answer = self.provider.submit_transfer_acked(&order).await;
+        let mut transfer = order.transfer;
+        let answer = answer.map(|submitted| {
+            if let Some(upstream_ackno) = submitted.upstream_ackno {
+                transfer.upstream_ackno = Some(upstream_ackno);
+            }
+            submitted.report
+        });
+        if let Some(upstream_ackno) = transfer.upstream_ackno.clone() {
+            keep_upstream_ackno(store, transfer.ackno, &upstream_ackno).await;
+        }
+        take_submission(store, &*self.clock, transfer, answer).await
+    }
+
+    /// Asks the upstream about a transfer for its refund (within the poll
+    /// timeout), keeping the `ackno` the answer carries if payrail had none.
+    /// The answer is not applied: a refund only reads it.
+    pub async fn query_transfer(&self, store: &dyn Store, transfer: &DmtTransfer) -> Result<DmtQueried, ProviderError> {
+        let reference = self
+            .upstream_ref(store, TxnKind::Dmt, transfer.ackno)
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("the upstream reference could not be read: {e}")))?;
+        let asked = self.provider.query_transfer(&reference, transfer);
+        let queried =
+            tokio::time::timeout(self.settings.poll_timeout, asked).await.unwrap_or(Err(ProviderError::Timeout))?;
+        if let (None, Some(upstream_ackno)) = (&transfer.upstream_ackno, &queried.upstream_ackno) {
+            keep_upstream_ackno(store, transfer.ackno, upstream_ackno).await;
+        }
+        Ok(queried)
     }
 
     /// As [`Upstream::submit_transfer`], for a bill payment.
@@ -257,7 +290,7 @@ impl Upstream {
             .upstream_ref(store, R::KIND, record.id())
             .await
             .map_err(|e| ProviderError::Unavailable(format!("the upstream reference could not be read: {e}")))?;
-        let asked = R::ask(&*self.provider, &reference, record);
+        let asked = R::ask_keeping(&*self.provider, store, &reference, record);
         tokio::time::timeout(budget, asked).await.unwrap_or(Err(ProviderError::Timeout))
     }
 
@@ -444,6 +477,17 @@ pub trait Followed: StoredKind {
     /// The provider's current answer about `record`, known upstream as `reference`.
     async fn ask(provider: &dyn Provider, reference: &str, record: &Self) -> Result<Self::Upstream, ProviderError>;
 
+    /// [`Followed::ask`], keeping what else the answer tells of the record
+    /// (a transfer's upstream `ackno`).
+    async fn ask_keeping(
+        provider: &dyn Provider,
+        _store: &dyn Store,
+        reference: &str,
+        record: &Self,
+    ) -> Result<Self::Upstream, ProviderError> {
+        Self::ask(provider, reference, record).await
+    }
+
     /// Makes `change` as told, with its history row (an operator's change:
     /// failing a bill payment does not pay it back).
     async fn change_as_told(
@@ -488,6 +532,20 @@ pub trait Followed: StoredKind {
 impl Followed for DmtTransfer {
     async fn ask(provider: &dyn Provider, reference: &str, record: &Self) -> Result<DmtUpstream, ProviderError> {
         provider.dmt_status(reference, record).await
+    }
+
+    /// Keeps the upstream's `ackno` a status answer carries, if payrail has none.
+    async fn ask_keeping(
+        provider: &dyn Provider,
+        store: &dyn Store,
+        reference: &str,
+        record: &Self,
+    ) -> Result<DmtUpstream, ProviderError> {
+        let queried = provider.query_transfer(reference, record).await?;
+        if let (None, Some(upstream_ackno)) = (&record.upstream_ackno, &queried.upstream_ackno) {
+            keep_upstream_ackno(store, record.ackno, upstream_ackno).await;
+        }
+        Ok(queried.report)
     }
 
     fn report_of(report: &UpstreamReport) -> Option<&DmtUpstream> {
@@ -656,6 +714,17 @@ async fn apply_logged<R: Followed>(
 fn random_letters(n: usize) -> String {
     let mut rng = rand::thread_rng();
     (0..n).map(|_| char::from(b'A' + rng.gen_range(0..26u8))).collect()
+}
+
+/// Keeps the upstream's `ackno` of a transfer (the first one stays); a
+/// store failure is only logged: a later status query carries it again.
+async fn keep_upstream_ackno(store: &dyn Store, ackno: i64, upstream_ackno: &str) {
+    match store.set_upstream_ackno(ackno, upstream_ackno).await {
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(ackno, upstream_ackno, error = %e, "upstream ackno not kept; a query will bring it again")
+        }
+    }
 }
 
 /// The history note of the refund that follows an upstream failure.

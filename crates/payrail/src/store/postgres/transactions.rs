@@ -83,6 +83,38 @@ impl TransactionStore for PostgresStore {
         decode(row, shared::decode_route)
     }
 
+    async fn set_upstream_ackno(&self, ackno: i64, upstream_ackno: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let params: [&(dyn ToSql + Sync); 2] = [&upstream_ackno, &ackno];
+        Ok(execute(&client, sql::SET_UPSTREAM_ACKNO, &params, "Failed to keep the upstream ackno").await? == 1)
+    }
+
+    async fn record_refund_otp(&self, ackno: i64, stateresp: &str, at: Timestamp) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let params: [&(dyn ToSql + Sync); 3] = [&ackno, &stateresp, &at.unix()];
+        execute(&client, sql::RECORD_REFUND_OTP, &params, "Failed to record the refund OTP").await?;
+        Ok(())
+    }
+
+    async fn refund_otp_stateresp(&self, ackno: i64) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let row = query_opt(&client, sql::REFUND_OTP_STATERESP, &[&ackno], "Failed to read the refund OTP").await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    async fn reserve_refund_claim(&self, ackno: i64, stateresp: &str, max: i64) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let params: [&(dyn ToSql + Sync); 3] = [&ackno, &stateresp, &max];
+        Ok(execute(&client, sql::RESERVE_REFUND_CLAIM, &params, "Failed to count the refund claim").await? == 1)
+    }
+
+    async fn release_refund_claim(&self, ackno: i64, stateresp: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let params: [&(dyn ToSql + Sync); 2] = [&ackno, &stateresp];
+        execute(&client, sql::RELEASE_REFUND_CLAIM, &params, "Failed to give the refund claim back").await?;
+        Ok(())
+    }
+
     async fn create_bill_debited(
         &self,
         payment: BillPayment,
@@ -116,7 +148,7 @@ impl PgTable for DmtTransfer {
         dmt_columns!(),
         ", updated_at) SELECT *, created_at FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], \
          $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], \
-         $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::text[], $17::bigint[]) AS u(",
+         $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::text[], $17::bigint[], $18::text[]) AS u(",
         dmt_columns!(),
         ")"
     );

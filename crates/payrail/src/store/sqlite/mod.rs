@@ -430,6 +430,7 @@ mod tests {
                 created_at: at(10),
                 refund_txn_id: None,
                 refunded_at: None,
+                upstream_ackno: None,
             }
         }
 

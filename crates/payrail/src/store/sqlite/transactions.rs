@@ -107,6 +107,56 @@ impl TransactionStore for SqliteStore {
         })
     }
 
+    async fn set_upstream_ackno(&self, ackno: i64, upstream_ackno: &str) -> Result<bool, StoreError> {
+        let upstream_ackno = upstream_ackno.to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached(sql::SET_UPSTREAM_ACKNO)
+                .and_then(|mut s| s.execute(rusqlite::params![upstream_ackno, ackno]))
+                .map(|n| n == 1)
+                .map_err(store_error)
+        })
+        .await
+    }
+
+    async fn record_refund_otp(&self, ackno: i64, stateresp: &str, at: Timestamp) -> Result<(), StoreError> {
+        let stateresp = stateresp.to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached(sql::RECORD_REFUND_OTP)
+                .and_then(|mut s| s.execute(rusqlite::params![ackno, stateresp, at.unix()]))
+                .map(|_| ())
+                .map_err(store_error)
+        })
+        .await
+    }
+
+    async fn refund_otp_stateresp(&self, ackno: i64) -> Result<Option<String>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(sql::REFUND_OTP_STATERESP)?.query_row([ackno], |row| row.get(0)).optional()
+        })
+    }
+
+    async fn reserve_refund_claim(&self, ackno: i64, stateresp: &str, max: i64) -> Result<bool, StoreError> {
+        let stateresp = stateresp.to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached(sql::RESERVE_REFUND_CLAIM)
+                .and_then(|mut s| s.execute(rusqlite::params![ackno, stateresp, max]))
+                .map(|n| n == 1)
+                .map_err(store_error)
+        })
+        .await
+    }
+
+    async fn release_refund_claim(&self, ackno: i64, stateresp: &str) -> Result<(), StoreError> {
+        let stateresp = stateresp.to_owned();
+        self.write(move |conn| {
+            conn.prepare_cached(sql::RELEASE_REFUND_CLAIM)
+                .and_then(|mut s| s.execute(rusqlite::params![ackno, stateresp]))
+                .map(|_| ())
+                .map_err(store_error)
+        })
+        .await
+    }
+
     async fn create_bill_debited(
         &self,
         payment: BillPayment,
@@ -222,7 +272,7 @@ impl SqliteTable for DmtTransfer {
     const INSERT: &'static str = concat!(
         "INSERT INTO dmt_transfers (",
         dmt_columns!(),
-        ", updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?15)"
+        ", updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?15)"
     );
     const STATUS_LOOKUP: &'static LazyLock<String> = &super::lookup::LOOKUP_DMT;
 }

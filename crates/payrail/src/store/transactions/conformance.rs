@@ -51,6 +51,7 @@ pub(crate) fn transfer(partner: i64, ackno: i64, reference: &str) -> anyhow::Res
         created_at: at,
         refund_txn_id: None,
         refunded_at: None,
+        upstream_ackno: None,
     })
 }
 

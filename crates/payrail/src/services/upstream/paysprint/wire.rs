@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::Paise;
-use crate::services::upstream::provider::{AccountHolder, CallbackError, FetchedBill, ProviderError, UpstreamReport};
+use crate::services::upstream::provider::{
+    AccountHolder, CallbackError, FetchedBill, ProviderError, RefundClaimOutcome, RefundOtpOutcome, UpstreamReport,
+};
 
 /// `dmt/transact/transact`: send money.
 #[derive(Debug, Serialize)]
@@ -187,9 +189,17 @@ pub(super) struct TransactAnswer {
     txn_status: Option<Scalar>,
     utr: Option<Scalar>,
     message: Option<String>,
+    /// Paysprint's own acknowledgement number, needed to claim a refund.
+    #[serde(default)]
+    ackno: Option<Scalar>,
 }
 
 impl TransactAnswer {
+    /// Paysprint's `ackno`, whatever the code (empty: none).
+    pub(super) fn upstream_ackno(&self) -> Option<String> {
+        known(self.ackno.clone())
+    }
+
     /// Code 1: accepted, `txn_status` says how far it got (absent: in
     /// process). Code 0 with `status: false`: refused outright, nothing went
     /// to a bank. Anything else: unknown.
@@ -218,6 +228,27 @@ struct TransactData {
 }
 
 impl TransactQueryAnswer {
+    /// Paysprint's `ackno` and whether it says it refunded the transfer
+    /// (`refunded` `"1"`/`1`/`true`), read only from a code-1 answer, under
+    /// `data` or at the top level (both shapes appear in Paysprint's
+    /// material). Anything else is "not refunded".
+    pub(super) fn refund_facts(&self, top: &serde_json::Value) -> (Option<String>, bool) {
+        if self.response_code.number() != Some(1) {
+            return (None, false);
+        }
+        let field = |name: &str| {
+            let nested = self.data.as_ref().and_then(|d| d.get(name)).filter(|v| !v.is_null());
+            nested.or_else(|| top.get(name).filter(|v| !v.is_null())).cloned()
+        };
+        let ackno = field("ackno").and_then(|v| serde_json::from_value::<Scalar>(v).ok()).and_then(Scalar::non_empty);
+        let refunded = match field("refunded") {
+            Some(serde_json::Value::Bool(b)) => b,
+            Some(v) => serde_json::from_value::<Scalar>(v).ok().and_then(|s| s.number()) == Some(1),
+            None => false,
+        };
+        (ackno, refunded)
+    }
+
     /// Code 1: `data.txn_status`; anything else (a transaction the upstream
     /// does not know included) is unknown.
     pub(super) fn report(self) -> Result<DmtUpstream, ProviderError> {
@@ -690,5 +721,128 @@ impl RemitterEkycAnswer {
             }
             _ => Err(ProviderError::Garbage(unplaced(&self.response_code, &self.message))),
         }
+    }
+}
+
+/// `dmt/refund/refund/resendotp`: the remitter gets the refund OTP (again).
+#[derive(Debug, Serialize)]
+pub(super) struct RefundOtpRequest<'a> {
+    pub referenceid: &'a str,
+    pub ackno: &'a str,
+}
+
+/// `dmt/refund/refund/`: claims the refund with the remitter's OTP.
+#[derive(Debug, Serialize)]
+pub(super) struct RefundRequest<'a> {
+    pub referenceid: &'a str,
+    pub ackno: &'a str,
+    pub otp: &'a str,
+}
+
+/// The answer to either refund call (HTTP 200 or 4xx alike).
+#[derive(Debug, Deserialize)]
+pub(super) struct RefundAnswer {
+    status: Option<bool>,
+    response_code: Scalar,
+    message: Option<String>,
+}
+
+impl RefundAnswer {
+    // Refund OTP codes (https://pay-sprint.readme.io/reference/refund-otp):
+    // 1 sent; 2 "Transaction not found or already refunded"; 3 "No record
+    // found" (412); 4 validation (406); 5 "Unable to resend" (412); 6, 7 the
+    // token or the authentication refused (401). Read by
+    // [`RefundAnswer::otp_outcome`]; to be folded into the code table at merge
+    // (issue 12 "codes").
+    //
+    // Refund claim codes (https://pay-sprint.readme.io/reference/bank4-refund-claim-api,
+    // https://pay-sprint.readme.io/reference/dmt-casa-refund-claim-api): 1 with
+    // `status` true "Transaction Successfully Refunded", the only confirmation;
+    // 2 "Transaction not found or already refunded"; 3 "Invalid OTP"; 4 "No
+    // refund found"; every other documented code (merchant, validation,
+    // service down, token, authentication) refuses it. Read by
+    // [`RefundAnswer::claim_outcome`].
+
+    fn message(&self) -> String {
+        self.message.clone().unwrap_or_else(|| format!("response_code {:?}", self.response_code.0))
+    }
+
+    /// What a refund OTP answer means; token and authentication refusals
+    /// (6, 7) and undocumented codes are no answer about the transfer.
+    pub(super) fn otp_outcome(self) -> Result<RefundOtpOutcome, ProviderError> {
+        let message = self.message();
+        match self.response_code.number() {
+            Some(1) if self.status != Some(false) => Ok(RefundOtpOutcome::Sent),
+            Some(2 | 3) => Ok(RefundOtpOutcome::NotRefundable { message }),
+            Some(4 | 5) => Ok(RefundOtpOutcome::Refused { message }),
+            _ => {
+                Err(ProviderError::Unavailable(format!("refund OTP: {}", unplaced(&self.response_code, &self.message))))
+            }
+        }
+    }
+
+    /// What a refund claim answer means: only code 1 with `status` true
+    /// refunds; code 2 may hide an earlier success; any other code refuses.
+    pub(super) fn claim_outcome(self) -> RefundClaimOutcome {
+        let message = self.message();
+        match self.response_code.number() {
+            Some(1) if self.status == Some(true) => RefundClaimOutcome::Refunded,
+            Some(2) => RefundClaimOutcome::NotFoundOrRefunded { message },
+            _ => RefundClaimOutcome::Refused { message },
+        }
+    }
+}
+
+#[cfg(test)]
+mod refund_tests {
+    use super::*;
+
+    fn answer(value: serde_json::Value) -> RefundAnswer {
+        serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn only_code_1_with_status_true_is_a_refund() {
+        let claim = |v| answer(v).claim_outcome();
+        let refunded = serde_json::json!({"status": true, "response_code": 1, "message": "ok"});
+        assert_eq!(claim(refunded), RefundClaimOutcome::Refunded);
+        for not in [
+            serde_json::json!({"status": false, "response_code": 1, "message": "?"}),
+            serde_json::json!({"response_code": "1", "message": "no status"}),
+            serde_json::json!({"status": false, "response_code": 3, "message": "Invalid OTP"}),
+            serde_json::json!({"status": false, "response_code": 4, "message": "No refund found"}),
+            serde_json::json!({"status": true, "response_code": 77, "message": "?"}),
+        ] {
+            assert!(matches!(claim(not.clone()), RefundClaimOutcome::Refused { .. }), "{not}");
+        }
+        let maybe = serde_json::json!({"status": false, "response_code": "2", "message": "already refunded"});
+        assert!(matches!(claim(maybe), RefundClaimOutcome::NotFoundOrRefunded { .. }));
+    }
+
+    #[test]
+    fn refund_otp_codes_map_as_documented() {
+        let otp = |code: i64| answer(serde_json::json!({"status": code == 1, "response_code": code})).otp_outcome();
+        assert_eq!(otp(1).ok(), Some(RefundOtpOutcome::Sent));
+        assert!(matches!(otp(2), Ok(RefundOtpOutcome::NotRefundable { .. })));
+        assert!(matches!(otp(3), Ok(RefundOtpOutcome::NotRefundable { .. })));
+        assert!(matches!(otp(4), Ok(RefundOtpOutcome::Refused { .. })));
+        assert!(matches!(otp(5), Ok(RefundOtpOutcome::Refused { .. })));
+        for code in [6, 7, 0, 99] {
+            assert!(otp(code).is_err(), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_query_says_refunded_only_under_code_1_in_either_shape() {
+        let facts = |v: serde_json::Value| {
+            let parsed: TransactQueryAnswer = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}"));
+            parsed.refund_facts(&v)
+        };
+        let nested = serde_json::json!({"response_code": 1, "data": {"txn_status": 0, "ackno": 77, "refunded": "1"}});
+        assert_eq!(facts(nested), (Some("77".into()), true));
+        let top = serde_json::json!({"response_code": 1, "txn_status": 0, "ackno": "78", "refunded": 0});
+        assert_eq!(facts(top), (Some("78".into()), false));
+        let unknown = serde_json::json!({"response_code": 2, "data": {"ackno": 79, "refunded": 1}});
+        assert_eq!(facts(unknown), (None, false));
     }
 }
