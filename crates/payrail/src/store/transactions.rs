@@ -275,6 +275,19 @@ pub trait TransactionStore: RecordStore {
     /// payment already failed (by an operator, or by an older payrail) is
     /// only refunded. `Forbidden` (nothing written) for a refunded one.
     async fn fail_bill(&self, txnid: i64, note: ChangeNote, refund: ChangeNote) -> Result<BillPayment, ChangeError>;
+    /// Adds a row to a transaction's status history that changes nothing
+    /// (from and to `status`, its current state's name) and, with
+    /// `recheck_at`, (re)starts its polling at that time, in one database
+    /// transaction: how an upstream answer that must be confirmed before it
+    /// is applied (a bank return after success) is recorded.
+    async fn note_history(
+        &self,
+        kind: TxnKind,
+        id: i64,
+        status: &str,
+        note: ChangeNote,
+        recheck_at: Option<Timestamp>,
+    ) -> Result<(), StoreError>;
     /// How many transfers and bill payments the store holds.
     async fn counts(&self) -> Result<(i64, i64), StoreError>;
     /// In one database transaction: takes [`Journal::dmt_debit`] of the

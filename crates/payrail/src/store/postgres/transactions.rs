@@ -56,6 +56,25 @@ impl TransactionStore for PostgresStore {
         Ok(bill)
     }
 
+    async fn note_history(
+        &self,
+        kind: TxnKind,
+        id: i64,
+        status: &str,
+        note: ChangeNote,
+        recheck_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin the history note")?;
+        let values = shared::history_values(kind, id, Some(status), status, &note);
+        execute(&tx, sql::INSERT_HISTORY, &bind_all(&values), "Failed to record the status history").await?;
+        if let Some(at) = recheck_at {
+            super::upstream_work::schedule_poll(&tx, kind, id, at).await?;
+        }
+        tx.commit().await.store_context("Failed to commit the history note")?;
+        Ok(())
+    }
+
     async fn counts(&self) -> Result<(i64, i64), StoreError> {
         let client = self.client().await?;
         let row = query_one(&client, sql::COUNTS, &[], "Failed to count the transactions").await?;

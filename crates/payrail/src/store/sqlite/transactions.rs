@@ -75,6 +75,27 @@ impl TransactionStore for SqliteStore {
         .await
     }
 
+    async fn note_history(
+        &self,
+        kind: TxnKind,
+        id: i64,
+        status: &str,
+        note: ChangeNote,
+        recheck_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let status = status.to_owned();
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            insert_history(&tx, kind, id, Some(&status), &status, &note).map_err(store_error)?;
+            if let Some(at) = recheck_at {
+                upsert_poll(&tx, kind, id, at).map_err(store_error)?;
+            }
+            tx.commit().map_err(store_error)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn counts(&self) -> Result<(i64, i64), StoreError> {
         self.read(|conn| conn.prepare_cached(sql::COUNTS)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
     }
