@@ -101,7 +101,8 @@ pub const RETURN_CONFIRMED: &str = "upstream: bank return confirmed by a second 
 /// Whether a history (oldest first) ends with a hold for review.
 pub fn held_for_review(history: &[super::HistoryEntry]) -> bool {
     history.last().is_some_and(|last| {
-        last.to_status == DmtStatus::OnHold.name() && last.reason.as_deref().is_some_and(|r| r.starts_with(REVIEW_PREFIX))
+        last.to_status == DmtStatus::OnHold.name()
+            && last.reason.as_deref().is_some_and(|r| r.starts_with(REVIEW_PREFIX))
     })
 }
 
@@ -109,7 +110,8 @@ pub fn held_for_review(history: &[super::HistoryEntry]) -> bool {
 /// still to be confirmed by a second query.
 pub fn return_pending(history: &[super::HistoryEntry]) -> bool {
     history.last().is_some_and(|last| {
-        last.to_status == DmtStatus::Success.name() && last.reason.as_deref().is_some_and(|r| r.starts_with(RETURN_PREFIX))
+        last.to_status == DmtStatus::Success.name()
+            && last.reason.as_deref().is_some_and(|r| r.starts_with(RETURN_PREFIX))
     })
 }
 

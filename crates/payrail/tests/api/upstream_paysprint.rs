@@ -44,7 +44,7 @@ pub async fn app_with_mock(engine: Engine, poll_schedule: &'static str) -> (Test
 }
 
 /// An app on `options` whose upstream is the connector to a fresh mock.
-async fn app_with_mock_and(engine: Engine, options: AppOptions) -> (TestApp, MockUpstream) {
+pub async fn app_with_mock_and(engine: Engine, options: AppOptions) -> (TestApp, MockUpstream) {
     let mock = MockUpstream::start(JWT_KEY, PARTNER_ID, AUTHORISED_KEY).await;
     let options = AppOptions { upstream: TestUpstream::Provider(connector(&mock)), ..options };
     (spawn_app_with(engine, options).await, mock)
@@ -61,7 +61,7 @@ async fn the_upstream_decides_transfers_through_the_connector_and_unknown_answer
     let hang = Duration::from_secs(3);
     // PS-1..6 are made one after another: the mock takes these scripts in that order.
     mock.script_next(Script::new().status(Reply::dmt(2, None)).status(Reply::dmt(1, Some("UTR000000001"))));
-    mock.script_next(Script::new().submit(Reply::answer(0, false, "Beneficiary bank declined")));
+    mock.script_next(Script::new().submit(Reply::http(406, 16, false, "Invalid Beneficiary Details.")));
     mock.script_next(Script::new().submit(Reply::Hang(hang)).status(Reply::dmt(1, Some("UTR000000003"))));
     mock.script_next(Script::new().status(Reply::Garbage));
     mock.script_next(Script::new().status(Reply::dmt(9, None)));

@@ -37,12 +37,15 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::time::Instant;
 
+pub use self::wire::{
+    code_row, code_table_markdown, refund_meaning, refund_otp_meaning, CodeMeaning, CodeRow, PaysprintCall,
+    BILL_STATUS_TABLE, CODE_TABLE, TXN_STATUS_TABLE,
+};
 use self::wire::{
     BeneNameVerifyAnswer, BeneNameVerifyRequest, BillFetchEcho, BillStatusAnswer, Expected, FetchBillAnswer,
     FetchBillRequest, PayBillAnswer, PayBillRequest, ReferenceQuery, TransactAnswer, TransactQueryAnswer,
     TransactRequest,
 };
-pub use self::wire::{code_table_markdown, refund_meaning, refund_otp_meaning, CodeMeaning, CodeRow, PaysprintCall, CODE_TABLE};
 use super::provider::{
     AccountCheck, AccountHolder, BillOrder, BillQuery, CallbackError, EkycOutcome, EkycRequest, FetchedBill, Provider,
     ProviderError, TransferOrder, UpstreamCallback,
@@ -181,7 +184,11 @@ impl PaysprintProvider {
 
     /// As [`PaysprintProvider::submit`], where a 4xx body is an answer too
     /// (Paysprint sends most refusals so): the answer with its HTTP status.
-    async fn submit_coded<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<(u16, T), ProviderError> {
+    async fn submit_coded<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<(u16, T), ProviderError> {
         read_coded_answer(path, self.send_once(path, body).await)
     }
 
@@ -202,7 +209,11 @@ impl PaysprintProvider {
 
     /// Asks a question, once more on a connection failure or timeout if
     /// the status timeout allows, where a 4xx body is an answer too.
-    async fn ask_coded<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<(u16, T), ProviderError> {
+    async fn ask_coded<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<(u16, T), ProviderError> {
         read_coded_answer(path, self.ask_raw(path, body).await)
     }
 
@@ -267,7 +278,8 @@ fn read_coded_answer<T: DeserializeOwned>(
     if !(status.is_success() || status.is_client_error()) {
         return Err(ProviderError::Garbage(format!("{path}: HTTP {status}")));
     }
-    let answer = serde_json::from_slice(&body).map_err(|e| ProviderError::Garbage(format!("{path}: HTTP {status}: {e}")))?;
+    let answer =
+        serde_json::from_slice(&body).map_err(|e| ProviderError::Garbage(format!("{path}: HTTP {status}: {e}")))?;
     Ok((status.as_u16(), answer))
 }
 

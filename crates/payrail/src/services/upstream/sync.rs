@@ -38,6 +38,10 @@ use crate::store::{ChangeError, ChangeNote, Store, StoreError, TransactionStore}
 /// every moment at which the same token could be presented again.
 pub const CALLBACK_REPLAY_WINDOW_SECS: i64 = 600;
 
+/// The longest wait before a bank return reported after success is asked
+/// about again (the second query that may confirm it).
+pub const RETURN_RECHECK_MAX: Duration = Duration::from_secs(10);
+
 /// How payrail talks to its upstream.
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
@@ -259,7 +263,12 @@ impl Upstream {
     /// contradicted. The answer confirms the return (and the transaction
     /// fails) or not; while the return stays unconfirmed (no answer, or the
     /// last word is still a return), it is asked again soon.
-    async fn recheck_return<R: Followed>(&self, store: &dyn Store, job: &PollJob, record: R) -> Result<PollNext, StoreError> {
+    async fn recheck_return<R: Followed>(
+        &self,
+        store: &dyn Store,
+        job: &PollJob,
+        record: R,
+    ) -> Result<PollNext, StoreError> {
         let (kind, id) = (R::KIND.as_str(), record.id());
         if !return_pending::<R>(store, id).await? && !record.needs_polling() {
             return Ok(PollNext::Done);
@@ -281,9 +290,9 @@ impl Upstream {
     }
 
     /// When a reported bank return is asked about again: as soon as a new
-    /// transaction's first poll.
+    /// transaction's first poll, and within [`RETURN_RECHECK_MAX`].
     fn recheck_at(&self) -> Timestamp {
-        let delay = self.settings.poll_schedule.after(0).unwrap_or(Duration::from_secs(10));
+        let delay = self.settings.poll_schedule.after(0).unwrap_or(RETURN_RECHECK_MAX).min(RETURN_RECHECK_MAX);
         self.clock.now().plus_secs(delay.as_secs() as i64)
     }
 
@@ -416,7 +425,13 @@ impl Upstream {
 
     /// [`Upstream::apply`] where a store failure is only logged: the answer
     /// is lost, and the poller will ask again.
-    async fn apply_logged<R: Followed>(&self, store: &dyn Store, record: R, report: &R::Upstream, source: ChangeSource) -> R {
+    async fn apply_logged<R: Followed>(
+        &self,
+        store: &dyn Store,
+        record: R,
+        report: &R::Upstream,
+        source: ChangeSource,
+    ) -> R {
         let fallback = record.clone();
         self.apply(store, record, report, source).await.unwrap_or_else(|e| {
             let (kind, id) = (R::KIND.as_str(), fallback.id());
@@ -626,9 +641,6 @@ pub async fn apply<R: Followed>(
     }
     Ok(record)
 }
-
-
-
 
 /// Whether the record is held for review (its history ends with a hold for
 /// review): answers about it change nothing until an operator decides.

@@ -266,13 +266,37 @@ pub const CODE_TABLE: &[CodeRow] = {
         row(Transact, 200, 5, "Unable to process.Wallet deducted successfully.", Pending),
         row(Transact, 200, 6, "IMPS is down. Wallet deducted successfully.", Pending),
         row(Transact, 401, 3, "(refusal named in the connector review; not on the page at hand)", Review),
-        row(Transact, 401, 7, "Something went wrong.Please do not post any transaction before contacting admin.", Review),
+        row(
+            Transact,
+            401,
+            7,
+            "Something went wrong.Please do not post any transaction before contacting admin.",
+            Review,
+        ),
         row(Transact, 401, 8, "IMPS of bank is down.", NotProcessed),
         row(Transact, 401, 11, "Monthly limit of remitter is over.", NotProcessed),
-        row(Transact, 401, 12, "Pipe is not activated for the user Please activate the pipe before initiating transaction.", NotProcessed),
-        row(Transact, 401, 13, "Insufficient fund in your account. Please topup user wallet before posting any transaction.", NotProcessed),
+        row(
+            Transact,
+            401,
+            12,
+            "Pipe is not activated for the user Please activate the pipe before initiating transaction.",
+            NotProcessed,
+        ),
+        row(
+            Transact,
+            401,
+            13,
+            "Insufficient fund in your account. Please topup user wallet before posting any transaction.",
+            NotProcessed,
+        ),
         row(Transact, 401, 14, "Selected Bank do not support IMPS type transaction.", NotProcessed),
-        row(Transact, 406, 15, "Mobile Number is not allowed to do remittance or Remittance is not allowed in this account number.", NotProcessed),
+        row(
+            Transact,
+            406,
+            15,
+            "Mobile Number is not allowed to do remittance or Remittance is not allowed in this account number.",
+            NotProcessed,
+        ),
         row(Transact, 406, 16, "Invalid Beneficiary Details.", NotProcessed),
         row(Transact, 406, 17, "Invalid Remitter Details", NotProcessed),
         row(Transact, 401, 18, "Charges not configured Please contact admin", NotProcessed),
@@ -296,7 +320,13 @@ pub const CODE_TABLE: &[CodeRow] = {
         row(Refund, 200, 3, "Invalid OTP", RefundRefused),
         row(Refund, 200, 4, "No refund found", RefundUnknown),
         row(Refund, 200, 5, "Transaction not found", RefundUnknown),
-        row(Refund, 200, 6, "Merchant is not activate to use DMT services. Please try again after some time.", RefundRefused),
+        row(
+            Refund,
+            200,
+            6,
+            "Merchant is not activate to use DMT services. Please try again after some time.",
+            RefundRefused,
+        ),
         row(Refund, 200, 7, "MERCHANT ID NOT FOUND..", RefundRefused),
         row(Refund, 200, 8, "validation_errors (dynamic message related to validations)", RefundRefused),
         row(Refund, 200, 9, "DMT service or preference is not active for this account.", RefundRefused),
@@ -349,9 +379,11 @@ pub fn refund_meaning(http: u16, code: i64) -> Option<CodeMeaning> {
 
 /// The code table as docs/UPSTREAM.md shows it (a test keeps the two the same).
 pub fn code_table_markdown() -> String {
-    let mut out = String::from("| Call | HTTP | Code | Paysprint's text | Meaning for payrail |\n|---|---|---|---|---|\n");
+    let mut out =
+        String::from("| Call | HTTP | Code | Paysprint's text | Meaning for payrail |\n|---|---|---|---|---|\n");
     for row in CODE_TABLE {
-        let line = format!("| {} | {} | {} | {} | {} |\n", row.call.name(), row.http, row.code, row.text, row.meaning.text());
+        let line =
+            format!("| {} | {} | {} | {} | {} |\n", row.call.name(), row.http, row.code, row.text, row.meaning.text());
         out.push_str(&line);
     }
     out.push_str("\n| Field | Value | Text | Meaning for payrail |\n|---|---|---|---|\n");
@@ -387,20 +419,36 @@ pub(super) struct Expected<'a> {
 
 impl Expected<'_> {
     /// Why an answer carrying these fields is not about the transaction, if it is not.
-    fn mismatch(&self, reference: Option<&Scalar>, amount: Option<&Scalar>, account: Option<&Scalar>) -> Option<String> {
+    fn mismatch(
+        &self,
+        reference: Option<&Scalar>,
+        amount: Option<&Scalar>,
+        account: Option<&Scalar>,
+    ) -> Option<String> {
         if let Some(reference) = reference.filter(|r| !r.0.is_empty()) {
             if reference.0 != self.reference {
-                return Some(format!("upstream answer's reference {:?} differs from {:?}", reference.0, self.reference));
+                return Some(format!(
+                    "upstream answer's reference {:?} differs from {:?}",
+                    reference.0, self.reference
+                ));
             }
         }
         if let Some(amount) = amount.filter(|a| !a.0.is_empty()) {
             let theirs = Paise::parse(&amount.0).ok().or_else(|| {
                 // A number with more decimals (`1000.000`) or a float's rendering.
-                amount.0.parse::<f64>().ok().filter(|f| f.is_finite() && *f >= 0.0).map(|f| Paise::new((f * 100.0).round() as i64))
+                amount
+                    .0
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .map(|f| Paise::new((f * 100.0).round() as i64))
             });
             if theirs != Some(self.amount) {
                 let shown = theirs.map_or_else(|| amount.0.clone(), Paise::to_decimal_string);
-                return Some(format!("upstream answer's amount {shown} differs from {}", self.amount.to_decimal_string()));
+                return Some(format!(
+                    "upstream answer's amount {shown} differs from {}",
+                    self.amount.to_decimal_string()
+                ));
             }
         }
         if let Some(account) = account.filter(|a| !a.0.is_empty()) {
@@ -505,7 +553,12 @@ pub(super) struct TransactAnswer {
 }
 
 /// What an answer's code means for a transfer, given its row (or none).
-fn dmt_meaning(call: PaysprintCall, http: u16, code: &Scalar, message: &Option<String>) -> Result<CodeMeaning, DmtUpstream> {
+fn dmt_meaning(
+    call: PaysprintCall,
+    http: u16,
+    code: &Scalar,
+    message: &Option<String>,
+) -> Result<CodeMeaning, DmtUpstream> {
     let row = code.number().and_then(|code| code_row(call, http, code));
     row.map(|row| row.meaning).ok_or_else(|| DmtUpstream::Unknown {
         detail: format!("undocumented answer (HTTP {http}, {}); pending", unplaced(code, message)),
@@ -517,7 +570,9 @@ fn dmt_verdict(meaning: CodeMeaning, http: u16, code: &Scalar, message: &Option<
     let seen = || format!("HTTP {http}, {}", unplaced(code, message));
     match meaning {
         CodeMeaning::NotProcessed | CodeMeaning::AuthRefused => DmtUpstream::Failed,
-        CodeMeaning::Duplicate => DmtUpstream::Review { reason: format!("duplicate reference at the upstream ({})", seen()) },
+        CodeMeaning::Duplicate => {
+            DmtUpstream::Review { reason: format!("duplicate reference at the upstream ({})", seen()) }
+        }
         CodeMeaning::Review => DmtUpstream::Review { reason: format!("the upstream asks for a person ({})", seen()) },
         _ => DmtUpstream::Unknown { detail: format!("pending ({})", seen()) },
     }
@@ -534,11 +589,14 @@ impl TransactAnswer {
             Ok(meaning) => meaning,
             Err(unknown) => return unknown,
         };
-        if let Some(reason) = expected.mismatch(self.referenceid.as_ref(), self.amount.as_ref(), self.account.as_ref()) {
+        if let Some(reason) = expected.mismatch(self.referenceid.as_ref(), self.amount.as_ref(), self.account.as_ref())
+        {
             return DmtUpstream::Review { reason };
         }
         match meaning {
-            CodeMeaning::ReadStatus => self.txn_status.map_or(DmtUpstream::InProcess, |code| dmt_report(&code, self.utr)),
+            CodeMeaning::ReadStatus => {
+                self.txn_status.map_or(DmtUpstream::InProcess, |code| dmt_report(&code, self.utr))
+            }
             other => dmt_verdict(other, http, &self.response_code, &self.message),
         }
     }
@@ -585,9 +643,11 @@ impl TransactQueryAnswer {
             _ => TransactData::default(),
         };
         let data = if nested.txn_status.is_some() { nested } else { self.top };
-        let txn_status =
-            data.txn_status.ok_or_else(|| ProviderError::Garbage("querytransact: response_code 1 without txn_status".into()))?;
-        if let Some(reason) = expected.mismatch(data.referenceid.as_ref(), data.amount.as_ref(), data.account.as_ref()) {
+        let txn_status = data
+            .txn_status
+            .ok_or_else(|| ProviderError::Garbage("querytransact: response_code 1 without txn_status".into()))?;
+        if let Some(reason) = expected.mismatch(data.referenceid.as_ref(), data.amount.as_ref(), data.account.as_ref())
+        {
             return Ok(DmtUpstream::Review { reason });
         }
         Ok(dmt_report(&txn_status, data.utr))
@@ -685,7 +745,10 @@ impl PayBillAnswer {
             Some(CodeMeaning::Pending) => BillUpstream::Pending,
             Some(CodeMeaning::NotProcessed) if self.status == Some(false) => BillUpstream::Failed,
             _ => BillUpstream::Unknown {
-                detail: format!("undocumented answer (HTTP {http}, {}); pending", unplaced(&self.response_code, &self.message)),
+                detail: format!(
+                    "undocumented answer (HTTP {http}, {}); pending",
+                    unplaced(&self.response_code, &self.message)
+                ),
             },
         }
     }
@@ -717,11 +780,13 @@ impl BillStatusAnswer {
     pub(super) fn report(self, http: u16, expected: &Expected<'_>) -> Result<BillUpstream, ProviderError> {
         let row = self.response_code.number().and_then(|code| code_row(PaysprintCall::BillStatus, http, code));
         if row.map(|row| row.meaning) != Some(CodeMeaning::ReadStatus) {
-            let detail = format!("undocumented answer (HTTP {http}, {}); pending", unplaced(&self.response_code, &self.message));
+            let detail =
+                format!("undocumented answer (HTTP {http}, {}); pending", unplaced(&self.response_code, &self.message));
             return Ok(BillUpstream::Unknown { detail });
         }
         let data: BillData = data_of(self.data, "bill status")?;
-        if let Some(reason) = expected.mismatch(data.referenceid.as_ref(), data.amount.as_ref(), data.canumber.as_ref()) {
+        if let Some(reason) = expected.mismatch(data.referenceid.as_ref(), data.amount.as_ref(), data.canumber.as_ref())
+        {
             return Ok(BillUpstream::Unknown { detail: format!("not applied: {reason}") });
         }
         Ok(bill_report(&data.status, data.operatorid))
@@ -793,7 +858,8 @@ impl FetchBillAnswer {
             _ => amount,
         };
         let customer_name = self.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| missing("name"))?;
-        let due_date = given(bill.due_date).or(self.duedate.filter(|d| !d.trim().is_empty())).ok_or_else(|| missing("duedate"))?;
+        let due_date =
+            given(bill.due_date).or(self.duedate.filter(|d| !d.trim().is_empty())).ok_or_else(|| missing("duedate"))?;
         Ok(FetchedBill {
             amount,
             net_amount,
@@ -870,7 +936,8 @@ mod tests {
         serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    const EXPECTED: Expected<'static> = Expected { reference: "PRD7", amount: Paise::new(100_000), account: "1234567890" };
+    const EXPECTED: Expected<'static> =
+        Expected { reference: "PRD7", amount: Paise::new(100_000), account: "1234567890" };
 
     fn transact_at(http: u16, value: serde_json::Value) -> DmtUpstream {
         read::<TransactAnswer>(value).report(http, &EXPECTED)
@@ -920,20 +987,27 @@ mod tests {
         let top = query_answer(json!({"status": true, "response_code": 1, "txn_status": 1, "utr": "U5",
                                       "referenceid": "PRD7", "amount": "1000.00"}));
         assert_eq!(top, DmtUpstream::Success { utr: Some("U5".into()) });
-        let nested = query_answer(json!({"status": true, "response_code": 1, "data": {"txn_status": "3", "refid": "PRD7"}}));
+        let nested =
+            query_answer(json!({"status": true, "response_code": 1, "data": {"txn_status": "3", "refid": "PRD7"}}));
         assert_eq!(nested, DmtUpstream::SentToBank);
     }
 
     #[test]
     fn an_answer_about_another_reference_amount_or_account_is_held_for_review() {
-        let amount = query_answer(json!({"response_code": 1, "data": {"txn_status": 1, "utr": "U", "amount": "500.00"}}));
-        assert_eq!(amount, DmtUpstream::Review { reason: "upstream answer's amount 500.00 differs from 1000.00".into() });
+        let amount =
+            query_answer(json!({"response_code": 1, "data": {"txn_status": 1, "utr": "U", "amount": "500.00"}}));
+        assert_eq!(
+            amount,
+            DmtUpstream::Review { reason: "upstream answer's amount 500.00 differs from 1000.00".into() }
+        );
         let reference = transact(json!({"status": true, "response_code": 1, "txn_status": 1, "referenceid": "PRD8"}));
         assert!(matches!(reference, DmtUpstream::Review { reason } if reason.contains("reference")));
         let account = query_answer(json!({"response_code": 1, "data": {"txn_status": 1, "account": "1234567899"}}));
         assert!(matches!(account, DmtUpstream::Review { reason } if reason.contains("account")));
         // A masked account that agrees with the transfer's, and an amount as a number, are the same.
-        let masked = query_answer(json!({"response_code": 1, "data": {"txn_status": 2, "account": "XXXXXX7890", "amount": 1000}}));
+        let masked = query_answer(
+            json!({"response_code": 1, "data": {"txn_status": 2, "account": "XXXXXX7890", "amount": 1000}}),
+        );
         assert_eq!(masked, DmtUpstream::InProcess);
     }
 
@@ -964,7 +1038,11 @@ mod tests {
     #[test]
     fn docs_upstream_carries_the_code_table() {
         let docs = include_str!("../../../../../../docs/UPSTREAM.md");
-        assert!(docs.contains(&code_table_markdown()), "docs/UPSTREAM.md's code table differs from CODE_TABLE:\n{}", code_table_markdown());
+        assert!(
+            docs.contains(&code_table_markdown()),
+            "docs/UPSTREAM.md's code table differs from CODE_TABLE:\n{}",
+            code_table_markdown()
+        );
     }
 
     #[test]
@@ -987,8 +1065,11 @@ mod tests {
         let duplicate = transact_at(406, json!({"status": false, "responsecode": 19, "message": "Duplicate"}));
         assert!(matches!(duplicate, DmtUpstream::Review { .. }));
         // Code 0 with status false is not on Paysprint's page: pending.
-        for other in [json!({"status": true, "response_code": 0}), json!({"status": false, "response_code": 0}),
-                      json!({"status": false, "response_code": 77})] {
+        for other in [
+            json!({"status": true, "response_code": 0}),
+            json!({"status": false, "response_code": 0}),
+            json!({"status": false, "response_code": 77}),
+        ] {
             assert!(matches!(transact(other.clone()), DmtUpstream::Unknown { .. }), "{other}");
         }
     }
