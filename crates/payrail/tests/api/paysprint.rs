@@ -25,12 +25,12 @@ use crate::mock_upstream::{Call, MockUpstream, Reply, Script, FIXED_BILL, NO_BIL
 
 const JWT_KEY: &str = "upstream-jwt-key";
 const PARTNER_ID: &str = "PS004217";
-const AUTHORISED_KEY: &str = "authorised-key-1";
+pub const AUTHORISED_KEY: &str = "authorised-key-1";
 /// Short, so that the timeout tests are fast; the fake hangs for longer.
 const TIMEOUT: Duration = Duration::from_millis(400);
 const HANG: Duration = Duration::from_secs(3);
 
-async fn mock() -> MockUpstream {
+pub async fn mock() -> MockUpstream {
     MockUpstream::start(JWT_KEY, PARTNER_ID, AUTHORISED_KEY).await
 }
 
@@ -62,7 +62,7 @@ fn transfer() -> DmtTransfer {
     }
 }
 
-fn transfer_order(reference: &str) -> TransferOrder {
+pub fn transfer_order(reference: &str) -> TransferOrder {
     TransferOrder {
         upstream_ref: reference.into(),
         transfer: transfer(),

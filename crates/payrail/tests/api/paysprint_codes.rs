@@ -8,10 +8,12 @@
 
 use std::time::Duration;
 
+use payrail::domain::upstream::DmtUpstream;
 use payrail::services::upstream::paysprint::{
     CodeMeaning, PaysprintCall, PaysprintConfig, PaysprintProvider, BILL_STATUS_TABLE, CODE_TABLE, TRANSACT_PATHS,
     TXN_STATUS_TABLE,
 };
+use payrail::services::upstream::provider::Provider;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
@@ -20,7 +22,7 @@ use crate::helpers::{AppOptions, Engine, TestApp, TestPartner};
 use crate::journey::{assert_refused, assert_verify_clean, balance, MOBILE};
 use crate::mock_upstream::{MockUpstream, Outcome, Reply, Script};
 use crate::upstream_paysprint::{app_with_mock_and, PARTNER_ID};
-use crate::upstream_sandbox::{funded_partner, pay, send};
+use crate::upstream_sandbox::{bses, funded_partner, pay, send};
 
 both_engines!(
     every_transact_and_querytransact_row_reads_as_the_table_says,
@@ -29,6 +31,7 @@ both_engines!(
     a_duplicate_reference_holds_the_transfer_and_leaves_the_other_untouched,
     a_mismatched_amount_holds_the_transfer_and_moves_no_money,
     a_success_needs_its_utr_and_a_return_needs_two_queries_in_a_row,
+    a_fetched_bill_in_paysprints_shape_is_a_bill,
 );
 
 const ACCOUNT: &str = "123456789012";
@@ -371,4 +374,41 @@ fn the_transact_path_is_one_of_two_and_anything_else_is_refused_at_start() {
         config.transact_path = bad.into();
         assert!(PaysprintProvider::new(config).is_err(), "{bad:?}");
     }
+}
+
+#[tokio::test]
+async fn the_e_kyc_transact_path_is_where_transfers_go_when_configured() {
+    let mock = crate::paysprint::mock().await;
+    let mut config =
+        PaysprintConfig::new(&mock.url, PARTNER_ID, SecretString::from(crate::upstream_paysprint::JWT_KEY));
+    config.authorised_key = Some(SecretString::from(crate::paysprint::AUTHORISED_KEY));
+    config.transact_path = "dmt/kyc/transact/transact".into();
+    let provider = PaysprintProvider::new(config).unwrap_or_else(|e| panic!("{e:#}"));
+    mock.script("PRD31", Script::new().submit(Reply::dmt(1, Some("UTR31"))));
+    let report = provider.submit_transfer(&crate::paysprint::transfer_order("PRD31")).await;
+    assert_eq!(report.ok(), Some(DmtUpstream::Success { utr: Some("UTR31".into()) }));
+    let calls = mock.calls();
+    assert_eq!((calls.len(), calls[0].path.as_str(), calls[0].accepted), (1, "dmt/kyc/transact/transact", true));
+}
+
+async fn a_fetched_bill_in_paysprints_shape_is_a_bill(engine: Engine) {
+    let (app, mock) = codes_app(engine).await;
+    let (partner, _receiver) = funded_partner(&app).await;
+    // As AOPay's copy of the answer has it: no response_code, a numeric
+    // amount, no bill_fetch.
+    let answer = json!({"status": true, "amount": 820.0, "name": "SALMAN", "duedate": "2021-01-06",
+                        "message": "Bill Fetched Success."});
+    mock.script("150012345699", Script::new().fetch(Reply::Raw(answer)));
+    let operator = bses(&app, &partner).await;
+    let fetched = app
+        .call("/api/AOP/FetchBilPaymentDetails", &partner, json!({"operator": operator, "canumber": "150012345699"}))
+        .await;
+    assert_eq!(fetched.status, 200, "{}", fetched.body);
+    let bill = fetched.json();
+    assert_eq!(
+        (&bill["amount"], &bill["name"], &bill["duedate"]),
+        (&json!("820"), &json!("SALMAN"), &json!("2021-01-06")),
+        "{bill}"
+    );
+    assert_eq!(bill["bill_fetch"]["acceptPartPay"], false, "without bill_fetch only the exact amount is taken: {bill}");
 }
