@@ -161,7 +161,7 @@ impl Upstream {
         if !self.followed(store, R::KIND, record.id()).await {
             return record;
         }
-        match held_for_review::<R>(store, record.id()).await {
+        match held_for_review(store, &record).await {
             Ok(false) => {}
             Ok(true) => return record,
             Err(e) => {
@@ -220,7 +220,7 @@ impl Upstream {
         if !record.needs_polling() {
             return Ok(PollNext::Done);
         }
-        if held_for_review::<R>(store, record.id()).await? {
+        if held_for_review(store, &record).await? {
             return Ok(PollNext::Held);
         }
         let record = if record.needs_refund() {
@@ -241,7 +241,7 @@ impl Upstream {
         if !record.needs_polling() {
             return Ok(PollNext::Done);
         }
-        if held_for_review::<R>(store, record.id()).await? {
+        if held_for_review(store, &record).await? {
             return Ok(PollNext::Held);
         }
         if let Some(next) = self.next_poll(job) {
@@ -341,7 +341,7 @@ impl Upstream {
             let note = ChangeNote { source, reason: Some(RETURN_NOT_CONFIRMED.into()), at: now };
             store.note_history(kind, id, record.state_name(), note, None).await?;
         }
-        if held_for_review::<R>(store, id).await? {
+        if held_for_review(store, &record).await? {
             tracing::info!(kind = kind.as_str(), id, answer = %R::describe(report), "held for review; answer not applied");
             return Ok(record);
         }
@@ -508,6 +508,12 @@ pub trait Followed: StoredKind {
     /// Its state's name, as history rows have it.
     fn state_name(&self) -> &'static str;
 
+    /// Whether it is in the state a hold for review leaves it in (only then
+    /// is its history read to know whether it is held for review).
+    fn may_be_held_for_review(&self) -> bool {
+        false
+    }
+
     /// Wrapped for a shared status lookup or a callback's answer.
     fn into_synced(self) -> Synced;
 
@@ -523,6 +529,10 @@ impl Followed for DmtTransfer {
 
     fn state_name(&self) -> &'static str {
         self.status.name()
+    }
+
+    fn may_be_held_for_review(&self) -> bool {
+        self.status == crate::domain::DmtStatus::OnHold
     }
 
     fn report_of(report: &UpstreamReport) -> Option<&DmtUpstream> {
@@ -644,8 +654,13 @@ pub async fn apply<R: Followed>(
 
 /// Whether the record is held for review (its history ends with a hold for
 /// review): answers about it change nothing until an operator decides.
-async fn held_for_review<R: Followed>(store: &dyn Store, id: i64) -> Result<bool, StoreError> {
-    Ok(R::with_history_in(store, id).await?.is_some_and(|(_, history)| upstream::held_for_review(&history)))
+/// Only a held record can be: the others are answered without reading the history.
+async fn held_for_review<R: Followed>(store: &dyn Store, record: &R) -> Result<bool, StoreError> {
+    if !record.may_be_held_for_review() {
+        return Ok(false);
+    }
+    let found = R::with_history_in(store, record.id()).await?;
+    Ok(found.is_some_and(|(_, history)| upstream::held_for_review(&history)))
 }
 
 /// Whether the record's history ends with a bank return still to be confirmed.
