@@ -353,6 +353,9 @@ pub(crate) mod sql {
     /// A transaction's status history, oldest first: `$1` kind, `$2` id.
     pub(crate) const HISTORY: &str =
         concat!("SELECT ", history_columns!(), " FROM status_history WHERE kind = $1 AND txn_id = $2 ORDER BY id");
+    /// The reason of the newest history row of transaction (`$1` kind, `$2` id).
+    pub(crate) const LAST_REASON: &str =
+        "SELECT reason FROM status_history WHERE kind = $1 AND txn_id = $2 ORDER BY id DESC LIMIT 1";
     /// Records one state change (`from_status` NULL for a new record).
     pub(crate) const INSERT_HISTORY: &str = "INSERT INTO status_history \
          (kind, txn_id, from_status, to_status, at, source, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -693,6 +696,8 @@ pub(crate) trait ChangeSteps {
     async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError>;
     /// Removes the record's poll job, held or not.
     async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError>;
+    /// The reason of the record's newest history row, if it has one.
+    async fn last_reason(&self, kind: TxnKind, id: i64) -> Result<Option<String>, StoreError>;
 }
 
 /// [`TransactionStore::change_dmt`] and [`TransactionStore::change_bill`]
@@ -722,6 +727,17 @@ pub(crate) async fn change_locked<T: TxnTable>(
         *missing = Some(steps.new_refund_id(kind, id, note.at).await?);
     }
     let from = record.status_name();
+    // A transfer held for review is an operator's to decide: an upstream
+    // answer that raced the hold (read before it, applied after) is refused.
+    if from == crate::domain::DmtStatus::OnHold.name() && note.source.is_upstream() {
+        let reason = steps.last_reason(kind, id).await?;
+        if reason.is_some_and(|r| r.starts_with(crate::domain::upstream::REVIEW_PREFIX)) {
+            return Err(ChangeError::Forbidden(crate::domain::ForbiddenTransition {
+                from: from.into(),
+                to: "anything the upstream says (held for review)".into(),
+            }));
+        }
+    }
     record.apply(&change, note.at)?;
     if record.is_refunded() {
         steps.pay_back(kind, id, note.at).await?;

@@ -203,6 +203,15 @@ impl ChangeSteps for Steps<'_, '_> {
     async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError> {
         end_poll(self.0, kind, id).await
     }
+
+    async fn last_reason(&self, kind: TxnKind, id: i64) -> Result<Option<String>, StoreError> {
+        let row =
+            query_opt(self.0, sql::LAST_REASON, &[&kind.as_str(), &id], "Failed to read the status history").await?;
+        match row {
+            Some(row) => row.try_get(0).store_context("Failed to read a history reason"),
+            None => Ok(None),
+        }
+    }
 }
 
 /// The status history of one transaction, oldest first.
@@ -243,6 +252,13 @@ mod tests {
     async fn a_failed_bill_is_refunded_in_the_same_transaction() -> anyhow::Result<()> {
         let Some(db) = TestDb::create().await? else { return Ok(()) };
         conformance::a_failed_bill_is_refunded_in_the_same_transaction(&db.store).await?;
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn a_transfer_held_for_review_moves_only_by_an_operator() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        conformance::a_transfer_held_for_review_moves_only_by_an_operator(&db.store).await?;
         db.finish().await
     }
 

@@ -228,6 +228,12 @@ impl ChangeSteps for Steps<'_> {
     async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError> {
         end_poll(self.0, kind, id).map_err(store_error)
     }
+
+    async fn last_reason(&self, kind: TxnKind, id: i64) -> Result<Option<String>, StoreError> {
+        let mut statement = self.0.prepare_cached(sql::LAST_REASON).map_err(store_error)?;
+        let reason = statement.query_row(params![kind.as_str(), id], |row| row.get(0)).optional();
+        Ok(reason.map_err(store_error)?.flatten())
+    }
 }
 
 /// A record kind's insert on SQLite. PostgreSQL inserts whole batches from
@@ -400,6 +406,12 @@ mod tests {
     async fn a_failed_bill_is_refunded_in_the_same_transaction() -> anyhow::Result<()> {
         let (_dir, store) = open()?;
         conformance::a_failed_bill_is_refunded_in_the_same_transaction(&store).await
+    }
+
+    #[tokio::test]
+    async fn a_transfer_held_for_review_moves_only_by_an_operator() -> anyhow::Result<()> {
+        let (_dir, store) = open()?;
+        conformance::a_transfer_held_for_review_moves_only_by_an_operator(&store).await
     }
 
     #[tokio::test]
