@@ -155,6 +155,9 @@ pub struct UpstreamArgs {
     /// Paysprint: the Authorisedkey, if issued (environment only).
     #[arg(skip = std::env::var("PAYRAIL_PAYSPRINT_AUTHORISED_KEY").ok().filter(|k| !k.is_empty()).map(SecretString::from))]
     pub paysprint_authorised_key: Option<SecretString>,
+    /// Paysprint: where transfers are sent, dmt/transact/transact or dmt/kyc/transact/transact.
+    #[arg(long, env = "PAYRAIL_PAYSPRINT_TRANSACT_PATH", default_value = crate::services::upstream::paysprint::TRANSACT)]
+    pub paysprint_transact_path: String,
     /// When the poller asks again about a pending transaction (exhausted: on hold).
     #[arg(long, env = "PAYRAIL_POLL_SCHEDULE", default_value = upstream::DEFAULT_POLL_SCHEDULE)]
     pub poll_schedule: String,
@@ -219,6 +222,7 @@ fn paysprint_config(args: &UpstreamArgs) -> anyhow::Result<PaysprintConfig> {
         args.paysprint_jwt_key.clone().ok_or_else(|| missing("PAYRAIL_PAYSPRINT_JWT_KEY in the environment"))?;
     let mut config = PaysprintConfig::new(url, partner_id, jwt_key);
     config.authorised_key = args.paysprint_authorised_key.clone();
+    config.transact_path = args.paysprint_transact_path.clone();
     Ok(config)
 }
 

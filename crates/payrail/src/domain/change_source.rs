@@ -42,6 +42,19 @@ impl ChangeSource {
         ChangeSource::Sandbox,
     ];
 
+    /// Whether the change is the upstream's word (an answer, a poll, a
+    /// callback, the sandbox's), not a person's or an import's.
+    pub fn is_upstream(self) -> bool {
+        matches!(
+            self,
+            ChangeSource::Provider
+                | ChangeSource::StatusSync
+                | ChangeSource::Poller
+                | ChangeSource::UpstreamCallback
+                | ChangeSource::Sandbox
+        )
+    }
+
     /// The name stored in history rows and shown on the wire and the CLI.
     pub fn as_str(self) -> &'static str {
         match self {

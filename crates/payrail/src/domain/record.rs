@@ -48,6 +48,25 @@ pub trait TxnRecord: Clone + Send + Sync + 'static {
     /// Whether, with the poller's schedule run out, it waits for an
     /// operator (its poll job is kept as held, listed for review).
     fn awaits_review(&self) -> bool;
+
+    /// The change that reverses it if `report` contradicts a success
+    /// already given (a bank return): applied only once a second query
+    /// confirms it. `None` by default: the kind has no such rule.
+    fn reversal(&self, _report: &Self::Upstream) -> Option<Self::Change> {
+        None
+    }
+
+    /// Whether it is paid and may still be reversed by a confirmed return:
+    /// the poller asks again about it when a return was reported.
+    fn may_be_returned(&self) -> bool {
+        false
+    }
+
+    /// Whether `report` says the same success again (after a reported
+    /// return, it leaves the return unconfirmed).
+    fn reaffirmed_by(&self, _report: &Self::Upstream) -> bool {
+        false
+    }
 }
 
 impl TxnRecord for DmtTransfer {
@@ -81,6 +100,18 @@ impl TxnRecord for DmtTransfer {
 
     fn awaits_review(&self) -> bool {
         self.status == DmtStatus::OnHold
+    }
+
+    fn reversal(&self, report: &DmtUpstream) -> Option<DmtChange> {
+        upstream::dmt_return(self, report)
+    }
+
+    fn may_be_returned(&self) -> bool {
+        self.status == DmtStatus::Success
+    }
+
+    fn reaffirmed_by(&self, report: &DmtUpstream) -> bool {
+        self.status == DmtStatus::Success && matches!(report, DmtUpstream::Success { .. })
     }
 }
 

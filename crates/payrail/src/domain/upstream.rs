@@ -34,6 +34,16 @@ pub enum DmtUpstream {
         /// What was seen, for the log and the history.
         detail: String,
     },
+    /// An answer that must not move the transfer by itself: a duplicate
+    /// reference (the upstream may be answering about another transfer),
+    /// an answer that does not match the transfer (reference, amount,
+    /// account), or an upstream error that asks for a person. An undecided
+    /// transfer is put on hold for review, with `reason` in its history, and
+    /// later answers leave it there: an operator decides.
+    Review {
+        /// Why, for the history (`upstream answer's amount 500.00 differs from 1000.00`).
+        reason: String,
+    },
 }
 
 /// The upstream's view of a bill payment.
@@ -66,8 +76,43 @@ impl DmtUpstream {
             DmtUpstream::OnHold => "upstream: on hold".into(),
             DmtUpstream::Failed => "upstream: failed".into(),
             DmtUpstream::Unknown { detail } => format!("upstream: {detail}"),
+            DmtUpstream::Review { reason } => format!("{REVIEW_PREFIX}{reason}"),
         }
     }
+}
+
+/// How the history row of a hold for review begins; while a held
+/// transfer's last history row begins so, answers about it change nothing.
+pub const REVIEW_PREFIX: &str = "held for review: ";
+
+/// How the history note of a first, unconfirmed bank return begins.
+pub const RETURN_PREFIX: &str = "upstream: bank return reported";
+
+/// The history note of a first contradicting answer about a paid transfer.
+pub const RETURN_REPORTED: &str =
+    "upstream: bank return reported after success; not applied until a second query confirms it";
+
+/// The history note of a success reaffirmed after a reported return.
+pub const RETURN_NOT_CONFIRMED: &str = "upstream: success again; the reported bank return is not confirmed";
+
+/// The history reason of a return a second query confirmed.
+pub const RETURN_CONFIRMED: &str = "upstream: bank return confirmed by a second query";
+
+/// Whether a history (oldest first) ends with a hold for review.
+pub fn held_for_review(history: &[super::HistoryEntry]) -> bool {
+    history.last().is_some_and(|last| {
+        last.to_status == DmtStatus::OnHold.name()
+            && last.reason.as_deref().is_some_and(|r| r.starts_with(REVIEW_PREFIX))
+    })
+}
+
+/// Whether a history (oldest first) ends with a bank return that is
+/// still to be confirmed by a second query.
+pub fn return_pending(history: &[super::HistoryEntry]) -> bool {
+    history.last().is_some_and(|last| {
+        last.to_status == DmtStatus::Success.name()
+            && last.reason.as_deref().is_some_and(|r| r.starts_with(RETURN_PREFIX))
+    })
 }
 
 impl BillUpstream {
@@ -84,21 +129,38 @@ impl BillUpstream {
 }
 
 /// The change an upstream answer implies for `transfer`, if any.
+///
+/// A success counts only with its UTR: without one the transfer is (or
+/// stays) with the bank and is asked about again. A failure of a paid
+/// transfer (a bank return) is not a change here: it is applied only when a
+/// second query confirms it ([`dmt_return`]). An answer for review holds
+/// an undecided transfer.
 pub fn dmt_change_for(transfer: &DmtTransfer, upstream: &DmtUpstream) -> Option<DmtChange> {
     use DmtStatus::*;
     let status = transfer.status;
     match upstream {
-        DmtUpstream::Success { utr } if matches!(status, InProcess | SentToBank | OnHold) => {
-            Some(DmtChange::Success { utr: utr.clone() })
+        DmtUpstream::Success { utr: Some(utr) } if matches!(status, InProcess | SentToBank | OnHold) => {
+            Some(DmtChange::Success { utr: Some(utr.clone()) })
         }
         DmtUpstream::Success { utr: Some(utr) } if status == Success && transfer.utr.is_none() => {
             Some(DmtChange::Utr { utr: utr.clone() })
         }
-        DmtUpstream::SentToBank if status == InProcess => Some(DmtChange::SentToBank),
-        DmtUpstream::OnHold if matches!(status, InProcess | SentToBank) => Some(DmtChange::Hold),
-        DmtUpstream::Failed if matches!(status, InProcess | SentToBank | OnHold | Success) => Some(DmtChange::Fail),
+        DmtUpstream::Success { utr: None } | DmtUpstream::SentToBank if status == InProcess => {
+            Some(DmtChange::SentToBank)
+        }
+        DmtUpstream::OnHold | DmtUpstream::Review { .. } if matches!(status, InProcess | SentToBank) => {
+            Some(DmtChange::Hold)
+        }
+        DmtUpstream::Failed if matches!(status, InProcess | SentToBank | OnHold) => Some(DmtChange::Fail),
         _ => None,
     }
+}
+
+/// The change that reverses a paid transfer when the upstream says it
+/// failed (a bank return), once a second query confirms it: `None` unless
+/// `transfer` is paid and `upstream` says failed.
+pub fn dmt_return(transfer: &DmtTransfer, upstream: &DmtUpstream) -> Option<DmtChange> {
+    (transfer.status == DmtStatus::Success && *upstream == DmtUpstream::Failed).then_some(DmtChange::Fail)
 }
 
 /// The change an upstream answer implies for `payment`, if any. A failure
@@ -246,10 +308,18 @@ impl Backoff {
         Ok(Backoff { steps })
     }
 
-    /// Reads `10s,1m,2h` (units `s`, `m`, `h`).
+    /// Reads `10s,1m,2h` (units `s`, `m`, `h`); `30mx4` is `30m` four times.
     pub fn parse(text: &str) -> Result<Backoff, BadSchedule> {
         let bad = || BadSchedule(text.to_owned());
-        let steps = text.split(',').map(|step| parse_delay(step.trim()).ok_or_else(bad)).collect::<Result<_, _>>()?;
+        let mut steps = Vec::new();
+        for step in text.split(',') {
+            let (delay, times) = match step.trim().split_once('x') {
+                Some((delay, times)) => (delay, times.parse::<usize>().ok().filter(|n| (1..=10_000).contains(n))),
+                None => (step.trim(), Some(1)),
+            };
+            let delay = parse_delay(delay).ok_or_else(bad)?;
+            steps.extend(std::iter::repeat_n(delay, times.ok_or_else(bad)?));
+        }
         Backoff::new(steps).map_err(|_| bad())
     }
 
@@ -267,7 +337,9 @@ impl Backoff {
 
     /// The default poll schedule ([`DEFAULT_POLL_SCHEDULE`]).
     pub fn default_poll() -> Backoff {
-        Backoff { steps: DEFAULT_POLL_STEPS.iter().map(|s| Duration::from_secs(*s)).collect() }
+        let early = DEFAULT_POLL_EARLY.iter().map(|s| Duration::from_secs(*s));
+        let half_hours = std::iter::repeat_n(Duration::from_secs(1800), DEFAULT_POLL_HALF_HOURS);
+        Backoff { steps: early.chain(half_hours).collect() }
     }
 
     /// The default callback retry schedule ([`DEFAULT_CALLBACK_RETRY`]).
@@ -294,10 +366,16 @@ fn parse_delay(text: &str) -> Option<Duration> {
 }
 
 /// How payrail re-asks the upstream about a pending transaction by default:
-/// soon at first, then ever more rarely, for most of a day (22.8 h).
-pub const DEFAULT_POLL_SCHEDULE: &str = "10s,20s,30s,1m,2m,5m,10m,30m,1h,2h,4h,7h,8h";
+/// soon at first (10 s … 30 min, the first hour), then every 30 minutes, as
+/// Paysprint advises, until 80 hours have passed: a Paysprint hold can last
+/// until T+3 (72 h), and 8 h more are the margin. A transfer still undecided
+/// then goes on hold for an operator.
+pub const DEFAULT_POLL_SCHEDULE: &str = "10s,20s,30s,1m,2m,5m,10m,30m,30mx158";
 
-const DEFAULT_POLL_STEPS: [u64; 13] = [10, 20, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14_400, 25_200, 28_800];
+/// The early polls of [`DEFAULT_POLL_SCHEDULE`] (they add up to 59 min).
+const DEFAULT_POLL_EARLY: [u64; 8] = [10, 20, 30, 60, 120, 300, 600, 1800];
+/// Then every 30 minutes, this many times: 59 min + 158 × 30 min = 79.98 h.
+const DEFAULT_POLL_HALF_HOURS: usize = 158;
 
 const DEFAULT_CALLBACK_STEPS: [u64; 9] = [10, 30, 60, 120, 300, 600, 1800, 3600, 7200];
 
@@ -348,20 +426,34 @@ mod tests {
     }
 
     #[test]
-    fn a_late_utr_completes_a_success_and_a_return_fails_it() {
+    fn a_late_utr_completes_a_success_and_a_return_needs_confirming() {
         let late = DmtUpstream::Success { utr: Some("U9".into()) };
         assert_eq!(
             dmt_change_for(&transfer(DmtStatus::Success, None), &late),
             Some(DmtChange::Utr { utr: "U9".into() })
         );
-        assert_eq!(
-            dmt_change_for(&transfer(DmtStatus::Success, Some("U1")), &DmtUpstream::Failed),
-            Some(DmtChange::Fail)
-        );
-        assert_eq!(
-            dmt_change_for(&transfer(DmtStatus::SentToBank, None), &DmtUpstream::Success { utr: None }),
-            Some(DmtChange::Success { utr: None })
-        );
+        let paid = transfer(DmtStatus::Success, Some("U1"));
+        assert_eq!(dmt_change_for(&paid, &DmtUpstream::Failed), None);
+        assert_eq!(dmt_return(&paid, &DmtUpstream::Failed), Some(DmtChange::Fail));
+        assert_eq!(dmt_return(&transfer(DmtStatus::SentToBank, None), &DmtUpstream::Failed), None);
+    }
+
+    #[test]
+    fn a_success_without_a_utr_is_still_with_the_bank() {
+        let no_utr = DmtUpstream::Success { utr: None };
+        assert_eq!(dmt_change_for(&transfer(DmtStatus::InProcess, None), &no_utr), Some(DmtChange::SentToBank));
+        assert_eq!(dmt_change_for(&transfer(DmtStatus::SentToBank, None), &no_utr), None);
+        assert_eq!(dmt_change_for(&transfer(DmtStatus::OnHold, None), &no_utr), None);
+    }
+
+    #[test]
+    fn an_answer_for_review_holds_only_an_undecided_transfer() {
+        let review = DmtUpstream::Review { reason: "duplicate".into() };
+        assert_eq!(dmt_change_for(&transfer(DmtStatus::SentToBank, None), &review), Some(DmtChange::Hold));
+        for decided in [DmtStatus::Success, DmtStatus::Failed, DmtStatus::Refunded, DmtStatus::OnHold] {
+            assert_eq!(dmt_change_for(&transfer(decided, Some("U")), &review), None);
+        }
+        assert_eq!(review.describe(), format!("{REVIEW_PREFIX}duplicate"));
     }
 
     #[test]
@@ -381,11 +473,15 @@ mod tests {
         assert_eq!(schedule.after(2), Some(Duration::from_secs(3600)));
         assert_eq!(schedule.after(3), None);
         assert_eq!(schedule.after_repeating(9), Duration::from_secs(3600));
-        for bad in ["", "10", "10x", "0s", "s", "1s,,2s"] {
+        assert_eq!(Backoff::parse("1mx3"), Backoff::parse("1m,1m,1m"));
+        for bad in ["", "10", "10x", "0s", "s", "1s,,2s", "1mx0", "1mx", "x2"] {
             assert!(Backoff::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Backoff::parse(DEFAULT_POLL_SCHEDULE), Ok(Backoff::default_poll()));
         assert_eq!(Backoff::parse(DEFAULT_CALLBACK_RETRY), Ok(Backoff::default_callback_retry()));
-        assert!(Backoff::default_poll().total() < Duration::from_secs(86_400));
+        // T+3 (72 h) and a margin, then a hold; every 30 minutes after the first hour.
+        let total = Backoff::default_poll().total();
+        assert!(total > Duration::from_secs(79 * 3600) && total <= Duration::from_secs(80 * 3600), "{total:?}");
+        assert!(Backoff::default_poll().after(8) == Some(Duration::from_secs(1800)));
     }
 }

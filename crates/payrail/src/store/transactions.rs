@@ -275,6 +275,19 @@ pub trait TransactionStore: RecordStore {
     /// payment already failed (by an operator, or by an older payrail) is
     /// only refunded. `Forbidden` (nothing written) for a refunded one.
     async fn fail_bill(&self, txnid: i64, note: ChangeNote, refund: ChangeNote) -> Result<BillPayment, ChangeError>;
+    /// Adds a row to a transaction's status history that changes nothing
+    /// (from and to `status`, its current state's name) and, with
+    /// `recheck_at`, (re)starts its polling at that time, in one database
+    /// transaction: how an upstream answer that must be confirmed before it
+    /// is applied (a bank return after success) is recorded.
+    async fn note_history(
+        &self,
+        kind: TxnKind,
+        id: i64,
+        status: &str,
+        note: ChangeNote,
+        recheck_at: Option<Timestamp>,
+    ) -> Result<(), StoreError>;
     /// How many transfers and bill payments the store holds.
     async fn counts(&self) -> Result<(i64, i64), StoreError>;
     /// In one database transaction: takes [`Journal::dmt_debit`] of the
@@ -357,6 +370,9 @@ pub(crate) mod sql {
     /// A transaction's status history, oldest first: `$1` kind, `$2` id.
     pub(crate) const HISTORY: &str =
         concat!("SELECT ", history_columns!(), " FROM status_history WHERE kind = $1 AND txn_id = $2 ORDER BY id");
+    /// The reason of the newest history row of transaction (`$1` kind, `$2` id).
+    pub(crate) const LAST_REASON: &str =
+        "SELECT reason FROM status_history WHERE kind = $1 AND txn_id = $2 ORDER BY id DESC LIMIT 1";
     /// Records one state change (`from_status` NULL for a new record).
     pub(crate) const INSERT_HISTORY: &str = "INSERT INTO status_history \
          (kind, txn_id, from_status, to_status, at, source, reason) VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -714,6 +730,8 @@ pub(crate) trait ChangeSteps {
     async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError>;
     /// Removes the record's poll job, held or not.
     async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError>;
+    /// The reason of the record's newest history row, if it has one.
+    async fn last_reason(&self, kind: TxnKind, id: i64) -> Result<Option<String>, StoreError>;
 }
 
 /// [`TransactionStore::change_dmt`] and [`TransactionStore::change_bill`]
@@ -743,6 +761,17 @@ pub(crate) async fn change_locked<T: TxnTable>(
         *missing = Some(steps.new_refund_id(kind, id, note.at).await?);
     }
     let from = record.status_name();
+    // A transfer held for review is an operator's to decide: an upstream
+    // answer that raced the hold (read before it, applied after) is refused.
+    if from == crate::domain::DmtStatus::OnHold.name() && note.source.is_upstream() {
+        let reason = steps.last_reason(kind, id).await?;
+        if reason.is_some_and(|r| r.starts_with(crate::domain::upstream::REVIEW_PREFIX)) {
+            return Err(ChangeError::Forbidden(crate::domain::ForbiddenTransition {
+                from: from.into(),
+                to: "anything the upstream says (held for review)".into(),
+            }));
+        }
+    }
     record.apply(&change, note.at)?;
     if record.is_refunded() {
         steps.pay_back(kind, id, note.at).await?;

@@ -29,6 +29,7 @@ mod operator_holds;
 mod otp_texts;
 mod partner_access;
 mod paysprint;
+mod paysprint_codes;
 mod penny_drop;
 mod plan_dates;
 mod postgres_tls;

@@ -75,50 +75,82 @@ pub const HUGE_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
 /// the `operatorid`.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// The HTTP status it is sent with (200 unless [`Outcome::http`] says otherwise).
+    pub http: u16,
     pub status: bool,
     pub response_code: i64,
     pub code: Option<Value>,
     pub reference: Option<String>,
     pub message: String,
+    /// Extra fields merged into the body (see [`Outcome::with`]).
+    pub extras: Value,
 }
 
 impl Outcome {
     /// An accepted transfer answer (code 1) with this `txn_status` and UTR.
     pub fn dmt(txn_status: i64, utr: Option<&str>) -> Outcome {
         Outcome {
+            http: 200,
             status: true,
             response_code: 1,
             code: Some(json!(txn_status)),
             reference: utr.map(str::to_owned),
             message: format!("txn_status {txn_status}"),
+            extras: Value::Null,
         }
     }
 
     /// An accepted bill answer (code 1) with this `status` (sent as a string) and operator reference.
     pub fn bill(status: i64, operator_id: Option<&str>) -> Outcome {
         Outcome {
+            http: 200,
             status: true,
             response_code: 1,
             code: Some(json!(status.to_string())),
             reference: operator_id.map(str::to_owned),
             message: format!("status {status}"),
+            extras: Value::Null,
         }
     }
 
     /// A penny drop's answer: code 1, the bank holds the account under `name`.
     pub fn holder(name: &str) -> Outcome {
         Outcome {
+            http: 200,
             status: true,
             response_code: 1,
             code: None,
             reference: Some(name.into()),
             message: "Beneficiary name verified".into(),
+            extras: Value::Null,
         }
     }
 
     /// Only `status`, `response_code` and `message`.
     pub fn answer(response_code: i64, status: bool, message: &str) -> Outcome {
-        Outcome { status, response_code, code: None, reference: None, message: message.into() }
+        Outcome {
+            http: 200,
+            status,
+            response_code,
+            code: None,
+            reference: None,
+            message: message.into(),
+            extras: Value::Null,
+        }
+    }
+
+    /// As [`Outcome::answer`], sent with HTTP `http` (Paysprint sends most
+    /// refusals as 401, 406 or 412 with such a body).
+    pub fn http(http: u16, response_code: i64, status: bool, message: &str) -> Outcome {
+        Outcome { http, ..Outcome::answer(response_code, status, message) }
+    }
+
+    /// This outcome with these extra fields in its body (e.g. `amount`,
+    /// `referenceid`), at the top level, or under `data` when it has one.
+    pub fn with(self, extra: Value) -> Outcome {
+        let mut extras = self.extras.clone();
+        merge_into(&mut extras, extra);
+        Outcome { extras, ..self }
     }
 }
 
@@ -133,9 +165,14 @@ impl Reply {
         Reply::Answer(Outcome::bill(status, operator_id))
     }
 
-    /// See [`Outcome::answer`] (`answer(0, false, "Insufficient fund")` is a refusal).
+    /// See [`Outcome::answer`] (sent as HTTP 200).
     pub fn answer(response_code: i64, status: bool, message: &str) -> Reply {
         Reply::Answer(Outcome::answer(response_code, status, message))
+    }
+
+    /// See [`Outcome::http`]: `http(406, 19, false, "Duplicate transaction reference number.")`.
+    pub fn http(http: u16, response_code: i64, status: bool, message: &str) -> Reply {
+        Reply::Answer(Outcome::http(http, response_code, status, message))
     }
 }
 
@@ -234,7 +271,7 @@ enum Endpoint {
 impl Endpoint {
     fn of(path: &str) -> Option<Endpoint> {
         Some(match path {
-            "dmt/transact/transact" => Endpoint::Transact,
+            "dmt/transact/transact" | "dmt/kyc/transact/transact" => Endpoint::Transact,
             "dmt/transact/transact/querytransact" => Endpoint::QueryTransact,
             "bill-payment/bill/paybill" => Endpoint::PayBill,
             "bill-payment/bill/status" => Endpoint::BillStatus,
@@ -692,7 +729,10 @@ impl MockState {
             Some(Reply::Huge { content_length }) => huge_response(content_length, self.huge_sent.clone()),
             Some(Reply::Raw(body)) => json_response(StatusCode::OK, &body),
             Some(Reply::Hang(_)) | None if endpoint == Endpoint::Refund => self.default_refund(reference, body),
-            Some(Reply::Answer(outcome)) => json_response(StatusCode::OK, &self.render(endpoint, reference, &outcome)),
+            Some(Reply::Answer(outcome)) => {
+                let status = StatusCode::from_u16(outcome.http).unwrap_or(StatusCode::OK);
+                json_response(status, &self.render(endpoint, reference, &outcome))
+            }
             Some(Reply::Hang(_)) | None => {
                 json_response(StatusCode::OK, &self.render(endpoint, reference, &default_outcome(endpoint, reference)))
             }
@@ -752,7 +792,14 @@ impl MockState {
             Endpoint::BeneNameVerify if found => json!({"data": {"benename": o.reference, "bankrefno": ackno}}),
             _ => json!({}),
         };
-        merge(head, extra)
+        let mut body = merge(head, extra);
+        if o.extras.is_object() {
+            match body.get_mut("data").filter(|d| d.is_object()) {
+                Some(data) => merge_into(data, o.extras.clone()),
+                None => merge_into(&mut body, o.extras.clone()),
+            }
+        }
+        body
     }
 }
 
@@ -832,6 +879,15 @@ fn huge_response(content_length: bool, sent: Arc<AtomicU64>) -> Response {
         headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(HUGE_ANSWER_BYTES));
     }
     response
+}
+
+fn merge_into(target: &mut Value, extra: Value) {
+    if target.is_null() {
+        *target = json!({});
+    }
+    if let (Some(target), Value::Object(extra)) = (target.as_object_mut(), extra) {
+        target.extend(extra);
+    }
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {

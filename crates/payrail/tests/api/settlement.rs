@@ -226,10 +226,13 @@ async fn a_return_after_payment_arrives_as_a_callback_once_nothing_polls(engine:
     .await;
     assert!(job(&app, TxnKind::Bbps, txnid).await.is_none());
 
-    // Returned at 3T, as the upstream's callback: the transfer fails, the bill is refunded.
-    until_dmt(&app, &partner, "R-DMT", "5", 15).await;
-    let last = history(&app, &ackno.to_string()).await.last().cloned().expect("a history");
-    assert_eq!((&last["to"], &last["source"]), (&json!("failed"), &json!("upstream-callback")), "{last}");
+    // Returned at 3T, as the upstream's callback: reported, then confirmed by
+    // the re-query it schedules (within 10 s), the transfer fails; the bill is refunded.
+    until_dmt(&app, &partner, "R-DMT", "5", 30).await;
+    let rows = history(&app, &ackno.to_string()).await;
+    let [.., reported, confirmed] = rows.as_slice() else { panic!("a history: {rows:?}") };
+    assert_eq!((&reported["to"], &reported["source"]), (&json!("success"), &json!("upstream-callback")), "{reported}");
+    assert_eq!((&confirmed["to"], &confirmed["source"]), (&json!("failed"), &json!("poller")), "{confirmed}");
     let refunded = eventually(15, "R-BILL reversed and refunded", || async {
         let status = bill(&app, &partner, "R-BILL").await;
         (status["data"]["refunded"] == "1").then_some(status)

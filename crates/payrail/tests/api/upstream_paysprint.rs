@@ -70,7 +70,7 @@ async fn the_upstream_decides_transfers_through_the_connector_and_unknown_answer
     let hang = Duration::from_secs(3);
     // PS-1..6 are made one after another: the mock takes these scripts in that order.
     mock.script_next(Script::new().status(Reply::dmt(2, None)).status(Reply::dmt(1, Some("UTR000000001"))));
-    mock.script_next(Script::new().submit(Reply::answer(0, false, "Beneficiary bank declined")));
+    mock.script_next(Script::new().submit(Reply::http(406, 16, false, "Invalid Beneficiary Details.")));
     mock.script_next(Script::new().submit(Reply::Hang(hang)).status(Reply::dmt(1, Some("UTR000000003"))));
     mock.script_next(Script::new().status(Reply::Garbage));
     mock.script_next(Script::new().status(Reply::dmt(9, None)));

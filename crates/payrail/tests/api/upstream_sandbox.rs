@@ -186,10 +186,19 @@ async fn a_failure_shows_at_once_and_a_bank_return_fails_a_paid_transfer_refunde
 
     let returned = send(&app, &partner, "100000000333", "2000", "UP-RETURN").await;
     assert_eq!(returned["txn_status"], "3");
-    // Paid at T (1 s), returned by the bank at 3T.
+    // Paid at T (1 s), returned by the bank at 3T: the return's callback is
+    // recorded, and the re-query it schedules (one step later) confirms it.
     app.advance(STEP).await;
     until_dmt(&app, &partner, "UP-RETURN", "1", 10).await;
     app.advance(2 * STEP).await;
+    let ackno = returned["ackno"].as_str().expect("ackno is a string").to_owned();
+    eventually(15, "the return reported, not yet applied", || async {
+        let last = history(&app, &ackno).await.last().cloned()?;
+        last["reason"].as_str().is_some_and(|r| r.contains("bank return reported")).then_some(())
+    })
+    .await;
+    assert_eq!(dmt(&app, &partner, "UP-RETURN").await["txn_status"], "1", "one contradicting answer flips nothing");
+    app.advance(STEP).await;
     until_dmt(&app, &partner, "UP-RETURN", "5", 15).await;
     assert_ne!(balance(&app, &partner).await, start, "failed is not refunded yet");
 
@@ -216,8 +225,14 @@ async fn a_late_utr_completes_a_successful_transfer(engine: Engine) {
     let (partner, receiver) = funded_partner(&app).await;
     send(&app, &partner, "100000000444", "1000", "UP-LATE").await;
     app.advance(STEP).await;
-    let paid = until_dmt(&app, &partner, "UP-LATE", "1", 10).await;
-    assert_eq!(paid["utr"], Value::Null, "paid, UTR to follow: {paid}");
+    // Paid upstream without a UTR: still with the bank until the UTR arrives.
+    eventually(10, "the upstream's success without a UTR asked about", || async {
+        let ackno = dmt(&app, &partner, "UP-LATE").await["ackno"].as_str()?.to_owned();
+        (history(&app, &ackno).await.len() >= 2).then_some(())
+    })
+    .await;
+    let paid = dmt(&app, &partner, "UP-LATE").await;
+    assert_eq!((&paid["txn_status"], &paid["utr"]), (&json!("3"), &Value::Null), "a success needs its UTR: {paid}");
     app.advance(2 * STEP).await;
     let completed = eventually(15, "the late UTR", || async {
         let status = dmt(&app, &partner, "UP-LATE").await;
@@ -353,10 +368,11 @@ async fn an_operator_drives_the_sandbox_by_hand_and_stale_answers_change_nothing
     // A stale "in process" after success changes nothing, and says so.
     let stale = app.admin("/sandbox/v1/advance", Some(advance("in_process"))).await;
     assert_eq!((stale.status, &stale.json()["status"]), (200, &json!("success")), "{}", stale.body);
-    // The bank returns it.
+    // The bank returns it: reported, it flips nothing until the re-query
+    // it schedules (within 10 s) confirms it.
     let returned = app.admin("/sandbox/v1/advance", Some(advance("failed"))).await;
-    assert_eq!(returned.json()["status"], "failed");
-    assert_eq!(dmt(&app, &partner, "UP-HAND").await["txn_status"], "5");
+    assert_eq!(returned.json()["status"], "success");
+    until_dmt(&app, &partner, "UP-HAND", "5", 20).await;
 
     let unknown = app.admin("/sandbox/v1/advance", Some(json!({"kind": "dmt", "id": 999_999, "to": "failed"}))).await;
     assert_eq!(unknown.status, 404, "{}", unknown.body);

@@ -40,9 +40,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::time::Instant;
 
+pub use self::wire::{
+    code_row, code_table_markdown, refund_meaning, refund_otp_meaning, CodeMeaning, CodeRow, PaysprintCall,
+    BILL_STATUS_TABLE, CODE_TABLE, TXN_STATUS_TABLE,
+};
 use self::wire::{
-    BeneNameVerifyAnswer, BeneNameVerifyRequest, BillFetchEcho, BillStatusAnswer, FetchBillAnswer, FetchBillRequest,
-    PayBillAnswer, PayBillRequest, ReferenceQuery, TransactAnswer, TransactQueryAnswer, TransactRequest,
+    BeneNameVerifyAnswer, BeneNameVerifyRequest, BillFetchEcho, BillStatusAnswer, Expected, FetchBillAnswer,
+    FetchBillRequest, PayBillAnswer, PayBillRequest, ReferenceQuery, TransactAnswer, TransactQueryAnswer,
+    TransactRequest,
 };
 use super::health::UpstreamHealth;
 use super::provider::{
@@ -56,8 +61,11 @@ use crate::domain::token::{verify_token, TokenKey};
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
 use crate::domain::{BillPayment, DmtTransfer, Timestamp};
 
-/// Where the calls go, relative to the base URL.
-const TRANSACT: &str = "dmt/transact/transact";
+/// Where the calls go, relative to the base URL. The transfer's own path
+/// is configured ([`PaysprintConfig::transact_path`], one of [`TRANSACT_PATHS`]).
+pub const TRANSACT: &str = "dmt/transact/transact";
+/// The transfer paths an installation may use: the plain one and the e-KYC one.
+pub const TRANSACT_PATHS: [&str; 2] = [TRANSACT, "dmt/kyc/transact/transact"];
 const QUERY_TRANSACT: &str = "dmt/transact/transact/querytransact";
 const PAY_BILL: &str = "bill-payment/bill/paybill";
 const BILL_STATUS: &str = "bill-payment/bill/status";
@@ -96,6 +104,9 @@ pub struct PaysprintConfig {
     pub submit_timeout: Duration,
     /// How long a status query or a bill fetch may take, retry included.
     pub status_timeout: Duration,
+    /// Where transfers are sent: `dmt/transact/transact` (the default) or
+    /// `dmt/kyc/transact/transact`; anything else is refused at start.
+    pub transact_path: String,
 }
 
 impl PaysprintConfig {
@@ -113,6 +124,7 @@ impl PaysprintConfig {
             authorised_key: None,
             submit_timeout: Self::DEFAULT_SUBMIT_TIMEOUT,
             status_timeout: Self::DEFAULT_STATUS_TIMEOUT,
+            transact_path: TRANSACT.into(),
         }
     }
 }
@@ -131,6 +143,12 @@ impl PaysprintProvider {
     /// (http only to a loopback host, for tests).
     pub fn new(config: PaysprintConfig) -> anyhow::Result<Self> {
         check_base_url(&config.base_url)?;
+        anyhow::ensure!(
+            TRANSACT_PATHS.contains(&config.transact_path.as_str()),
+            "Paysprint transact path {:?} is not one of {}",
+            config.transact_path,
+            TRANSACT_PATHS.join(", ")
+        );
         let http = reqwest::Client::builder()
             .user_agent(concat!("payrail/", env!("CARGO_PKG_VERSION")))
             // Half the shorter timeout, so that a connection that cannot be
@@ -202,6 +220,21 @@ impl PaysprintProvider {
 
     /// Sends a submission once; again only if it never left.
     async fn submit<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ProviderError> {
+        read_answer(path, self.send_once(path, body).await)
+    }
+
+    /// As [`PaysprintProvider::submit`], where a 4xx body is an answer too
+    /// (Paysprint sends most refusals so): the answer with its HTTP status.
+    async fn submit_coded<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<(u16, T), ProviderError> {
+        read_coded_answer(path, self.send_once(path, body).await)
+    }
+
+    /// One submission: sent again only if it never left.
+    async fn send_once(&self, path: &str, body: &impl Serialize) -> Result<Answer, Failure> {
         let mut retries = 0;
         loop {
             match self.attempt_counted(path, body, self.config.submit_timeout).await {
@@ -210,29 +243,29 @@ impl PaysprintProvider {
                     tracing::warn!(path, retry = retries, error = %e, "Paysprint unreachable; trying again");
                     tokio::time::sleep(SUBMIT_CONNECT_PAUSE).await;
                 }
-                result => return read_answer(path, result),
+                result => return result,
             }
         }
     }
 
-    /// As [`PaysprintProvider::submit`], reading 4xx bodies ([`read_coded_answer`]).
-    async fn submit_coded<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ProviderError> {
-        let mut retries = 0;
-        loop {
-            match self.attempt_counted(path, body, self.config.submit_timeout).await {
-                Err(Failure::Http(e)) if e.is_connect() && retries < SUBMIT_CONNECT_RETRIES => {
-                    retries += 1;
-                    tracing::warn!(path, retry = retries, error = %e, "Paysprint unreachable; trying again");
-                    tokio::time::sleep(SUBMIT_CONNECT_PAUSE).await;
-                }
-                result => return read_coded_answer(path, result),
-            }
-        }
+    /// Asks a question as [`PaysprintProvider::ask_coded`] does, where only a
+    /// 2xx body is an answer (the remitter and beneficiary calls, whose 4xx
+    /// refusals are not documented).
+    async fn ask<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ProviderError> {
+        read_answer(path, self.ask_raw(path, body).await)
     }
 
     /// Asks a question, once more on a connection failure or timeout if
-    /// the status timeout allows.
-    async fn ask<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T, ProviderError> {
+    /// the status timeout allows, where a 4xx body is an answer too.
+    async fn ask_coded<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<(u16, T), ProviderError> {
+        read_coded_answer(path, self.ask_raw(path, body).await)
+    }
+
+    async fn ask_raw(&self, path: &str, body: &impl Serialize) -> Result<Answer, Failure> {
         let deadline = Instant::now() + self.config.status_timeout;
         let result = match self.attempt_counted(path, body, self.config.status_timeout).await {
             Err(Failure::Http(e)) if e.is_connect() || e.is_timeout() => {
@@ -246,7 +279,7 @@ impl PaysprintProvider {
             }
             other => other,
         };
-        read_answer(path, result)
+        result
     }
 
     /// A callback's `Token`: signed with our key, for our partner id, fresh.
@@ -342,19 +375,6 @@ fn check_base_url(base_url: &str) -> anyhow::Result<()> {
     }
 }
 
-/// As [`read_answer`] for calls whose refusals come as HTTP 4xx with a body
-/// in the answer's shape (the refund calls): any body below 500 is read.
-fn read_coded_answer<T: DeserializeOwned>(
-    path: &str,
-    result: Result<Answer, Failure>,
-) -> Result<T, ProviderError> {
-    let (status, body) = result.map_err(transport_error)?;
-    if status.is_server_error() {
-        return Err(ProviderError::Unavailable(format!("{path}: HTTP {status}")));
-    }
-    serde_json::from_slice(&body).map_err(|e| ProviderError::Garbage(format!("{path}: HTTP {status}: {e}")))
-}
-
 /// Turns what came back into an answer of type `T` or the reason there is none.
 fn read_answer<T: DeserializeOwned>(path: &str, result: Result<Answer, Failure>) -> Result<T, ProviderError> {
     let (status, body) = result.map_err(transport_error)?;
@@ -365,6 +385,26 @@ fn read_answer<T: DeserializeOwned>(path: &str, result: Result<Answer, Failure>)
         return Err(ProviderError::Garbage(format!("{path}: HTTP {status}")));
     }
     serde_json::from_slice(&body).map_err(|e| ProviderError::Garbage(format!("{path}: {e}")))
+}
+
+/// Turns what came back into an answer of type `T` with its HTTP status:
+/// a 2xx or 4xx body is read alike (Paysprint sends refusals as 401, 406,
+/// 412 with a code); a 5xx, a redirect, or a body that cannot be read is no
+/// answer at all (the transaction stays pending and is asked about later).
+fn read_coded_answer<T: DeserializeOwned>(
+    path: &str,
+    result: Result<Answer, Failure>,
+) -> Result<(u16, T), ProviderError> {
+    let (status, body) = result.map_err(transport_error)?;
+    if status.is_server_error() {
+        return Err(ProviderError::Unavailable(format!("{path}: HTTP {status}")));
+    }
+    if !(status.is_success() || status.is_client_error()) {
+        return Err(ProviderError::Garbage(format!("{path}: HTTP {status}")));
+    }
+    let answer =
+        serde_json::from_slice(&body).map_err(|e| ProviderError::Garbage(format!("{path}: HTTP {status}: {e}")))?;
+    Ok((status.as_u16(), answer))
 }
 
 /// What a failed request means: no answer in time, or no answer at all.
@@ -416,31 +456,37 @@ impl Provider for PaysprintProvider {
             dob: order.details.dob.as_ref().map(|d| d.to_dd_mm_yyyy()),
             gst_state: order.details.gst_state.as_ref().map(|g| g.as_str()),
         };
-        let answer = self.submit::<TransactAnswer>(TRANSACT, &request).await?;
+        let expected = Expected {
+            reference: &order.upstream_ref,
+            amount: order.transfer.amount,
+            account: &order.transfer.account,
+        };
+        let (http, answer) = self.submit_coded::<TransactAnswer>(&self.config.transact_path, &request).await?;
         let upstream_ackno = answer.upstream_ackno();
-        Ok(DmtSubmitted { report: answer.report(), upstream_ackno })
+        Ok(DmtSubmitted { report: answer.report(http, &expected), upstream_ackno })
     }
 
-    async fn query_transfer(&self, upstream_ref: &str, _transfer: &DmtTransfer) -> Result<DmtQueried, ProviderError> {
+    async fn query_transfer(&self, upstream_ref: &str, transfer: &DmtTransfer) -> Result<DmtQueried, ProviderError> {
         let request = ReferenceQuery { referenceid: upstream_ref };
-        let top = self.ask::<serde_json::Value>(QUERY_TRANSACT, &request).await?;
+        let expected = Expected { reference: upstream_ref, amount: transfer.amount, account: &transfer.account };
+        let (http, top) = self.ask_coded::<serde_json::Value>(QUERY_TRANSACT, &request).await?;
         let answer: TransactQueryAnswer = serde_json::from_value(top.clone())
-            .map_err(|e| ProviderError::Garbage(format!("{QUERY_TRANSACT}: {e}")))?;
+            .map_err(|e| ProviderError::Garbage(format!("{QUERY_TRANSACT}: HTTP {http}: {e}")))?;
         let (upstream_ackno, refunded) = answer.refund_facts(&top);
-        Ok(DmtQueried { report: answer.report()?, upstream_ackno, refunded })
+        Ok(DmtQueried { report: answer.report(http, &expected)?, upstream_ackno, refunded })
     }
 
     /// Sent once, as a submission (a resend is harmless, but a second text is not wanted).
     async fn refund_otp(&self, order: &RefundOtpOrder<'_>) -> Result<RefundOtpOutcome, ProviderError> {
         let request = wire::RefundOtpRequest { referenceid: order.upstream_ref, ackno: order.upstream_ackno };
-        self.submit_coded::<wire::RefundAnswer>(REFUND_OTP, &request).await?.otp_outcome()
+        self.submit_coded::<wire::RefundAnswer>(REFUND_OTP, &request).await?.1.otp_outcome()
     }
 
     /// Sent once: an error leaves it unknown whether the upstream refunded.
     async fn claim_refund(&self, order: &RefundClaimOrder<'_>) -> Result<RefundClaimOutcome, ProviderError> {
         let request =
             wire::RefundRequest { referenceid: order.upstream_ref, ackno: order.upstream_ackno, otp: order.otp };
-        Ok(self.submit_coded::<wire::RefundAnswer>(REFUND, &request).await?.claim_outcome())
+        Ok(self.submit_coded::<wire::RefundAnswer>(REFUND, &request).await?.1.claim_outcome())
     }
 
     async fn submit_bill(&self, order: &BillOrder) -> Result<BillUpstream, ProviderError> {
@@ -458,7 +504,8 @@ impl Provider for PaysprintProvider {
             mode: order.mode.as_str(),
             bill_fetch: order.bill.as_ref().map(BillFetchEcho::from),
         };
-        Ok(self.submit::<PayBillAnswer>(PAY_BILL, &request).await?.report())
+        let (http, answer) = self.submit_coded::<PayBillAnswer>(PAY_BILL, &request).await?;
+        Ok(answer.report(http))
     }
 
     async fn fetch_bill(&self, query: &BillQuery<'_>) -> Result<FetchedBill, ProviderError> {
@@ -471,7 +518,8 @@ impl Provider for PaysprintProvider {
             ad2,
             ad3,
         };
-        self.ask::<FetchBillAnswer>(FETCH_BILL, &request).await?.bill()
+        let (_, answer) = self.ask_coded::<FetchBillAnswer>(FETCH_BILL, &request).await?;
+        answer.bill()
     }
 
     /// [`Provider::query_transfer`]'s report: one reading of the query answer.
@@ -479,9 +527,11 @@ impl Provider for PaysprintProvider {
         Ok(self.query_transfer(upstream_ref, transfer).await?.report)
     }
 
-    async fn bill_status(&self, upstream_ref: &str, _payment: &BillPayment) -> Result<BillUpstream, ProviderError> {
+    async fn bill_status(&self, upstream_ref: &str, payment: &BillPayment) -> Result<BillUpstream, ProviderError> {
         let request = ReferenceQuery { referenceid: upstream_ref };
-        self.ask::<BillStatusAnswer>(BILL_STATUS, &request).await?.report()
+        let expected = Expected { reference: upstream_ref, amount: payment.amount, account: &payment.ca_number };
+        let (http, answer) = self.ask_coded::<BillStatusAnswer>(BILL_STATUS, &request).await?;
+        answer.report(http, &expected)
     }
 
     async fn verify_account(&self, check: &AccountCheck) -> Result<AccountHolder, ProviderError> {

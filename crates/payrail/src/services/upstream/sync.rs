@@ -28,7 +28,10 @@ use crate::domain::bbps::BillChange;
 use crate::domain::event::{PollJob, PollNext};
 use rand::Rng as _;
 
-use crate::domain::upstream::{Backoff, BillUpstream, DmtUpstream, UpstreamRef, REF_NONCE_LEN};
+use crate::domain::upstream::{
+    self, Backoff, BillUpstream, DmtUpstream, UpstreamRef, REF_NONCE_LEN, RETURN_CONFIRMED, RETURN_NOT_CONFIRMED,
+    RETURN_REPORTED,
+};
 use crate::domain::{BillPayment, ChangeSource, Clock, DmtTransfer, Timestamp, TxnKind};
 use crate::services::flights::{Flights, Seat};
 use crate::store::transactions::StoredKind;
@@ -38,6 +41,10 @@ use crate::store::{ChangeError, ChangeNote, Store, StoreError, TransactionStore}
 /// accepted up to 300 s either side of payrail's clock, so 600 s covers
 /// every moment at which the same token could be presented again.
 pub const CALLBACK_REPLAY_WINDOW_SECS: i64 = 600;
+
+/// The longest wait before a bank return reported after success is asked
+/// about again (the second query that may confirm it).
+pub const RETURN_RECHECK_MAX: Duration = Duration::from_secs(10);
 
 /// How payrail talks to its upstream.
 #[derive(Debug, Clone)]
@@ -217,7 +224,7 @@ impl Upstream {
         if let Some(upstream_ackno) = transfer.upstream_ackno.clone() {
             keep_upstream_ackno(store, transfer.ackno, &upstream_ackno).await;
         }
-        take_submission(store, &*self.clock, transfer, answer).await
+        self.take_submission(store, transfer, answer).await
     }
 
     /// Asks the upstream about a transfer for its refund (within the poll
@@ -240,7 +247,7 @@ impl Upstream {
     /// As [`Upstream::submit_transfer`], for a bill payment.
     pub async fn submit_bill(&self, store: &dyn Store, order: BillOrder) -> BillPayment {
         let answer = self.provider.submit_bill(&order).await;
-        take_submission(store, &*self.clock, order.payment, answer).await
+        self.take_submission(store, order.payment, answer).await
     }
 
     /// The freshest state of a transaction for a status lookup: the upstream
@@ -269,8 +276,16 @@ impl Upstream {
         if !self.followed(store, R::KIND, record.id()).await {
             return record;
         }
+        match held_for_review(store, &record).await {
+            Ok(false) => {}
+            Ok(true) => return record,
+            Err(e) => {
+                tracing::warn!(kind = R::KIND.as_str(), id = record.id(), error = %e, "history unreadable");
+                return record;
+            }
+        }
         match self.ask(store, &record, self.settings.status_budget).await {
-            Ok(report) => apply_logged(store, &*self.clock, record, &report, ChangeSource::StatusSync).await,
+            Ok(report) => self.apply_logged(store, record, &report, ChangeSource::StatusSync).await,
             Err(e) => {
                 let (kind, id) = (R::KIND.as_str(), record.id());
                 tracing::debug!(kind, id, error = %e, "status lookup answered from the store");
@@ -322,14 +337,20 @@ impl Upstream {
     /// where its kind has that state.
     async fn poll_one<R: Followed>(&self, store: &dyn Store, job: &PollJob) -> Result<PollNext, StoreError> {
         let Some(record) = R::load(store, job.txn_id).await? else { return Ok(PollNext::Done) };
+        if record.may_be_returned() {
+            return self.recheck_return(store, job, record).await;
+        }
         if !record.needs_polling() {
             return Ok(PollNext::Done);
+        }
+        if held_for_review(store, &record).await? {
+            return Ok(PollNext::Held);
         }
         let record = if record.needs_refund() {
             R::refund(store, &*self.clock, record, ChangeSource::Poller).await?
         } else {
             match self.ask(store, &record, self.settings.poll_timeout).await {
-                Ok(report) => apply(store, &*self.clock, record, &report, ChangeSource::Poller).await?,
+                Ok(report) => self.apply(store, record, &report, ChangeSource::Poller).await?,
                 Err(e) => {
                     let (kind, id, attempt) = (R::KIND.as_str(), record.id(), job.attempts + 1);
                     tracing::info!(kind, id, attempt, error = %e, "poll unanswered");
@@ -337,8 +358,14 @@ impl Upstream {
                 }
             }
         };
+        if record.may_be_returned() && return_pending::<R>(store, record.id()).await? {
+            return Ok(self.recheck_soon());
+        }
         if !record.needs_polling() {
             return Ok(PollNext::Done);
+        }
+        if held_for_review(store, &record).await? {
+            return Ok(PollNext::Held);
         }
         if let Some(next) = self.next_poll(job) {
             return Ok(next);
@@ -353,6 +380,95 @@ impl Upstream {
             return Ok(PollNext::Held);
         }
         Ok(if record.awaits_review() { PollNext::Held } else { PollNext::Done })
+    }
+
+    /// A poll of a paid transaction: one whose success a bank return
+    /// contradicted. The answer confirms the return (and the transaction
+    /// fails) or not; while the return stays unconfirmed (no answer, or the
+    /// last word is still a return), it is asked again soon.
+    async fn recheck_return<R: Followed>(
+        &self,
+        store: &dyn Store,
+        job: &PollJob,
+        record: R,
+    ) -> Result<PollNext, StoreError> {
+        let (kind, id) = (R::KIND.as_str(), record.id());
+        if !return_pending::<R>(store, id).await? && !record.needs_polling() {
+            return Ok(PollNext::Done);
+        }
+        let record = match self.ask(store, &record, self.settings.poll_timeout).await {
+            Ok(report) => self.apply(store, record, &report, ChangeSource::Poller).await?,
+            Err(e) => {
+                tracing::info!(kind, id, attempt = job.attempts + 1, error = %e, "return re-query unanswered");
+                return Ok(self.next_poll(job).unwrap_or(PollNext::Done));
+            }
+        };
+        if record.may_be_returned() && return_pending::<R>(store, id).await? {
+            return Ok(self.recheck_soon());
+        }
+        if record.needs_polling() {
+            return Ok(self.next_poll(job).unwrap_or(PollNext::Done));
+        }
+        Ok(PollNext::Done)
+    }
+
+    /// When a reported bank return is asked about again: as soon as a new
+    /// transaction's first poll, and within [`RETURN_RECHECK_MAX`].
+    fn recheck_at(&self) -> Timestamp {
+        let delay = self.settings.poll_schedule.after(0).unwrap_or(RETURN_RECHECK_MAX).min(RETURN_RECHECK_MAX);
+        self.clock.now().plus_secs(delay.as_secs() as i64)
+    }
+
+    fn recheck_soon(&self) -> PollNext {
+        PollNext::Again(self.recheck_at())
+    }
+
+    /// [`apply`], with the rules of a success that an answer contradicts (a
+    /// bank return): the first contradicting answer is recorded in the
+    /// history and a prompt re-query scheduled; only a query that says so
+    /// again, next in a row, reverses the success (the transfer fails and
+    /// takes the refund path). Callbacks and submissions never confirm a
+    /// return: they only report one. A success said again leaves a reported
+    /// return unconfirmed.
+    async fn apply<R: Followed>(
+        &self,
+        store: &dyn Store,
+        record: R,
+        report: &R::Upstream,
+        source: ChangeSource,
+    ) -> Result<R, StoreError> {
+        let (kind, id, now) = (R::KIND, record.id(), self.clock.now());
+        if let Some(reversal) = record.reversal(report) {
+            let pending = return_pending::<R>(store, id).await?;
+            let by_query = matches!(source, ChangeSource::Poller | ChangeSource::StatusSync);
+            if pending && by_query {
+                let note = ChangeNote { source, reason: Some(RETURN_CONFIRMED.into()), at: now };
+                return match R::change(store, id, reversal, note).await {
+                    Ok(moved) => Ok(moved),
+                    Err(ChangeError::Forbidden(_)) | Err(ChangeError::NotFound) => {
+                        Ok(R::load(store, id).await?.unwrap_or(record))
+                    }
+                    Err(ChangeError::Store(e)) => Err(e),
+                };
+            }
+            if pending {
+                store.schedule_poll(kind, id, self.recheck_at()).await?;
+            } else {
+                let note = ChangeNote { source, reason: Some(RETURN_REPORTED.into()), at: now };
+                store.note_history(kind, id, record.state_name(), note, Some(self.recheck_at())).await?;
+            }
+            tracing::warn!(kind = kind.as_str(), id, "bank return reported after success; re-querying to confirm");
+            return Ok(record);
+        }
+        if record.reaffirmed_by(report) && return_pending::<R>(store, id).await? {
+            let note = ChangeNote { source, reason: Some(RETURN_NOT_CONFIRMED.into()), at: now };
+            store.note_history(kind, id, record.state_name(), note, None).await?;
+        }
+        if held_for_review(store, &record).await? {
+            tracing::info!(kind = kind.as_str(), id, answer = %R::describe(report), "held for review; answer not applied");
+            return Ok(record);
+        }
+        apply(store, &*self.clock, record, report, source).await
     }
 
     fn next_poll(&self, job: &PollJob) -> Option<PollNext> {
@@ -414,6 +530,11 @@ impl Upstream {
     ) -> Result<Option<Synced>, CallbackRefusal> {
         let Some(said) = R::report_of(report) else { return Ok(None) };
         let Some(record) = R::load(store, id).await? else { return Ok(None) };
+        if held_for_review(store, &record).await? {
+            // Nothing the upstream says moves it until an operator decides: not asked.
+            tracing::info!(kind = R::KIND.as_str(), id, "callback about a transaction held for review; not applied");
+            return Ok(Some(record.into_synced()));
+        }
         let answer =
             self.ask(store, &record, self.settings.poll_timeout).await.map_err(CallbackRefusal::NotConfirmed)?;
         let (kind, said, asked) = (R::KIND.as_str(), R::describe(said), R::describe(&answer));
@@ -422,7 +543,7 @@ impl Upstream {
         } else {
             tracing::warn!(kind, id, callback = %said, query = %asked, "upstream callback and status query differ; the query is applied");
         }
-        let applied = apply(store, &*self.clock, record, &answer, ChangeSource::UpstreamCallback).await?;
+        let applied = self.apply(store, record, &answer, ChangeSource::UpstreamCallback).await?;
         Ok(Some(applied.into_synced()))
     }
 
@@ -458,8 +579,57 @@ impl Upstream {
         source: ChangeSource,
     ) -> Result<Option<Synced>, StoreError> {
         match reference.kind {
-            TxnKind::Dmt => apply_reported::<DmtTransfer>(store, &*self.clock, reference.id, report, source).await,
-            TxnKind::Bbps => apply_reported::<BillPayment>(store, &*self.clock, reference.id, report, source).await,
+            TxnKind::Dmt => self.apply_reported::<DmtTransfer>(store, reference.id, report, source).await,
+            TxnKind::Bbps => self.apply_reported::<BillPayment>(store, reference.id, report, source).await,
+        }
+    }
+
+    /// [`Upstream::apply`] for a report about the record `id` of kind `R`;
+    /// `None` if the report is about the other kind or the store has no such record.
+    async fn apply_reported<R: Followed>(
+        &self,
+        store: &dyn Store,
+        id: i64,
+        report: &UpstreamReport,
+        source: ChangeSource,
+    ) -> Result<Option<Synced>, StoreError> {
+        let Some(report) = R::report_of(report) else { return Ok(None) };
+        let Some(record) = R::load(store, id).await? else { return Ok(None) };
+        Ok(Some(self.apply(store, record, report, source).await?.into_synced()))
+    }
+
+    /// [`Upstream::apply`] where a store failure is only logged: the answer
+    /// is lost, and the poller will ask again.
+    async fn apply_logged<R: Followed>(
+        &self,
+        store: &dyn Store,
+        record: R,
+        report: &R::Upstream,
+        source: ChangeSource,
+    ) -> R {
+        let fallback = record.clone();
+        self.apply(store, record, report, source).await.unwrap_or_else(|e| {
+            let (kind, id) = (R::KIND.as_str(), fallback.id());
+            tracing::warn!(kind, id, error = %e, "upstream answer not applied; the poller will ask again");
+            fallback
+        })
+    }
+
+    /// Applies the provider's answer to a submission; without a readable
+    /// answer the record stays as stored, for the poller.
+    async fn take_submission<R: Followed>(
+        &self,
+        store: &dyn Store,
+        record: R,
+        answer: Result<R::Upstream, ProviderError>,
+    ) -> R {
+        match answer {
+            Ok(report) => self.apply_logged(store, record, &report, ChangeSource::Provider).await,
+            Err(e) => {
+                let (kind, id) = (R::KIND.as_str(), record.id());
+                tracing::warn!(kind, id, error = %e, "submitted without a readable answer; the poller will ask");
+                record
+            }
         }
     }
 }
@@ -521,6 +691,15 @@ pub trait Followed: StoredKind {
     /// The upstream's answer in a callback, if it is about this kind.
     fn report_of(report: &UpstreamReport) -> Option<&Self::Upstream>;
 
+    /// Its state's name, as history rows have it.
+    fn state_name(&self) -> &'static str;
+
+    /// Whether it is in the state a hold for review leaves it in (only then
+    /// is its history read to know whether it is held for review).
+    fn may_be_held_for_review(&self) -> bool {
+        false
+    }
+
     /// Wrapped for a shared status lookup or a callback's answer.
     fn into_synced(self) -> Synced;
 
@@ -546,6 +725,14 @@ impl Followed for DmtTransfer {
             keep_upstream_ackno(store, record.ackno, upstream_ackno).await;
         }
         Ok(queried.report)
+    }
+
+    fn state_name(&self) -> &'static str {
+        self.status.name()
+    }
+
+    fn may_be_held_for_review(&self) -> bool {
+        self.status == crate::domain::DmtStatus::OnHold
     }
 
     fn report_of(report: &UpstreamReport) -> Option<&DmtUpstream> {
@@ -600,6 +787,10 @@ impl Followed for BillPayment {
             }
             Err(ChangeError::Store(e)) => Err(e),
         }
+    }
+
+    fn state_name(&self) -> &'static str {
+        self.status.name()
     }
 
     fn report_of(report: &UpstreamReport) -> Option<&BillUpstream> {
@@ -661,53 +852,20 @@ pub async fn apply<R: Followed>(
     Ok(record)
 }
 
-/// [`apply`] for a report about the record `id` of kind `R`; `None` if the
-/// report is about the other kind or the store has no such record.
-async fn apply_reported<R: Followed>(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    id: i64,
-    report: &UpstreamReport,
-    source: ChangeSource,
-) -> Result<Option<Synced>, StoreError> {
-    let Some(report) = R::report_of(report) else { return Ok(None) };
-    let Some(record) = R::load(store, id).await? else { return Ok(None) };
-    Ok(Some(apply(store, clock, record, report, source).await?.into_synced()))
-}
-
-/// Applies the provider's answer to a submission; without a readable
-/// answer the record stays as stored, for the poller.
-async fn take_submission<R: Followed>(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    record: R,
-    answer: Result<R::Upstream, ProviderError>,
-) -> R {
-    match answer {
-        Ok(report) => apply_logged(store, clock, record, &report, ChangeSource::Provider).await,
-        Err(e) => {
-            let (kind, id) = (R::KIND.as_str(), record.id());
-            tracing::warn!(kind, id, error = %e, "submitted without a readable answer; the poller will ask");
-            record
-        }
+/// Whether the record is held for review (its history ends with a hold for
+/// review): answers about it change nothing until an operator decides.
+/// Only a held record can be: the others are answered without reading the history.
+async fn held_for_review<R: Followed>(store: &dyn Store, record: &R) -> Result<bool, StoreError> {
+    if !record.may_be_held_for_review() {
+        return Ok(false);
     }
+    let found = R::with_history_in(store, record.id()).await?;
+    Ok(found.is_some_and(|(_, history)| upstream::held_for_review(&history)))
 }
 
-/// [`apply`] where a store failure is only logged: the answer is lost, and
-/// the poller will ask again.
-async fn apply_logged<R: Followed>(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    record: R,
-    report: &R::Upstream,
-    source: ChangeSource,
-) -> R {
-    let fallback = record.clone();
-    apply(store, clock, record, report, source).await.unwrap_or_else(|e| {
-        let (kind, id) = (R::KIND.as_str(), fallback.id());
-        tracing::warn!(kind, id, error = %e, "upstream answer not applied; the poller will ask again");
-        fallback
-    })
+/// Whether the record's history ends with a bank return still to be confirmed.
+async fn return_pending<R: Followed>(store: &dyn Store, id: i64) -> Result<bool, StoreError> {
+    Ok(R::with_history_in(store, id).await?.is_some_and(|(_, history)| upstream::return_pending(&history)))
 }
 
 /// `n` random capital letters.

@@ -56,6 +56,25 @@ impl TransactionStore for PostgresStore {
         Ok(bill)
     }
 
+    async fn note_history(
+        &self,
+        kind: TxnKind,
+        id: i64,
+        status: &str,
+        note: ChangeNote,
+        recheck_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin the history note")?;
+        let values = shared::history_values(kind, id, Some(status), status, &note);
+        execute(&tx, sql::INSERT_HISTORY, &bind_all(&values), "Failed to record the status history").await?;
+        if let Some(at) = recheck_at {
+            super::upstream_work::schedule_poll(&tx, kind, id, at).await?;
+        }
+        tx.commit().await.store_context("Failed to commit the history note")?;
+        Ok(())
+    }
+
     async fn counts(&self) -> Result<(i64, i64), StoreError> {
         let client = self.client().await?;
         let row = query_one(&client, sql::COUNTS, &[], "Failed to count the transactions").await?;
@@ -216,6 +235,15 @@ impl ChangeSteps for Steps<'_, '_> {
     async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError> {
         end_poll(self.0, kind, id).await
     }
+
+    async fn last_reason(&self, kind: TxnKind, id: i64) -> Result<Option<String>, StoreError> {
+        let row =
+            query_opt(self.0, sql::LAST_REASON, &[&kind.as_str(), &id], "Failed to read the status history").await?;
+        match row {
+            Some(row) => row.try_get(0).store_context("Failed to read a history reason"),
+            None => Ok(None),
+        }
+    }
 }
 
 /// The status history of one transaction, oldest first.
@@ -256,6 +284,13 @@ mod tests {
     async fn a_failed_bill_is_refunded_in_the_same_transaction() -> anyhow::Result<()> {
         let Some(db) = TestDb::create().await? else { return Ok(()) };
         conformance::a_failed_bill_is_refunded_in_the_same_transaction(&db.store).await?;
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn a_transfer_held_for_review_moves_only_by_an_operator() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        conformance::a_transfer_held_for_review_moves_only_by_an_operator(&db.store).await?;
         db.finish().await
     }
 

@@ -75,6 +75,27 @@ impl TransactionStore for SqliteStore {
         .await
     }
 
+    async fn note_history(
+        &self,
+        kind: TxnKind,
+        id: i64,
+        status: &str,
+        note: ChangeNote,
+        recheck_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let status = status.to_owned();
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            insert_history(&tx, kind, id, Some(&status), &status, &note).map_err(store_error)?;
+            if let Some(at) = recheck_at {
+                upsert_poll(&tx, kind, id, at).map_err(store_error)?;
+            }
+            tx.commit().map_err(store_error)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn counts(&self) -> Result<(i64, i64), StoreError> {
         self.read(|conn| conn.prepare_cached(sql::COUNTS)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
     }
@@ -257,6 +278,12 @@ impl ChangeSteps for Steps<'_> {
     async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError> {
         end_poll(self.0, kind, id).map_err(store_error)
     }
+
+    async fn last_reason(&self, kind: TxnKind, id: i64) -> Result<Option<String>, StoreError> {
+        let mut statement = self.0.prepare_cached(sql::LAST_REASON).map_err(store_error)?;
+        let reason = statement.query_row(params![kind.as_str(), id], |row| row.get(0)).optional();
+        Ok(reason.map_err(store_error)?.flatten())
+    }
 }
 
 /// A record kind's insert on SQLite. PostgreSQL inserts whole batches from
@@ -429,6 +456,12 @@ mod tests {
     async fn a_failed_bill_is_refunded_in_the_same_transaction() -> anyhow::Result<()> {
         let (_dir, store) = open()?;
         conformance::a_failed_bill_is_refunded_in_the_same_transaction(&store).await
+    }
+
+    #[tokio::test]
+    async fn a_transfer_held_for_review_moves_only_by_an_operator() -> anyhow::Result<()> {
+        let (_dir, store) = open()?;
+        conformance::a_transfer_held_for_review_moves_only_by_an_operator(&store).await
     }
 
     #[tokio::test]

@@ -109,6 +109,37 @@ pub(crate) async fn a_refund_gets_a_new_refund_id_and_every_change_a_history_row
 }
 
 /// Both engines' test of the same name.
+pub(crate) async fn a_transfer_held_for_review_moves_only_by_an_operator(store: &dyn Store) -> anyhow::Result<()> {
+    store.insert_partner(new_partner(Some(554))).await?;
+    let ids = store.insert_dmt_batch(transfers(554, "R", 2)?, note("import"), no_progress()).await?;
+    let review =
+        ChangeNote { reason: Some(format!("{}duplicate", crate::domain::upstream::REVIEW_PREFIX)), ..note("poller") };
+    store.change_dmt(ids[0], DmtChange::Hold, review).await?;
+    // An upstream answer read before the hold and applied after it is refused, in the store.
+    let paid = DmtChange::Success { utr: Some("U1".into()) };
+    for source in ["poller", "upstream", "status-sync", "provider"] {
+        let refused = store.change_dmt(ids[0], paid.clone(), note(source)).await;
+        assert!(matches!(refused, Err(ChangeError::Forbidden(_))), "{source}: {refused:?}");
+    }
+    // A hold for another reason moves as the upstream says; an operator moves either.
+    store.change_dmt(ids[1], DmtChange::Hold, note("poller")).await?;
+    assert_eq!(store.change_dmt(ids[1], paid.clone(), note("poller")).await?.status, DmtStatus::Success);
+    assert_eq!(store.change_dmt(ids[0], paid, note("admin")).await?.status, DmtStatus::Success);
+
+    // A note changes nothing but the history, and may start a re-query.
+    let at = Timestamp::from_unix(1_700_000_100);
+    let remark = ChangeNote { reason: Some("upstream: bank return reported".into()), ..note("upstream") };
+    store.note_history(TxnKind::Dmt, ids[1], "success", remark, Some(at)).await?;
+    let (stored, history) = store.dmt_with_history(ids[1]).await?.ok_or_else(|| anyhow::anyhow!("missing"))?;
+    assert_eq!(stored.status, DmtStatus::Success);
+    let last = history.last().ok_or_else(|| anyhow::anyhow!("no history"))?;
+    assert_eq!((last.from_status.as_deref(), last.to_status.as_str()), (Some("success"), "success"));
+    let job = store.poll_job(TxnKind::Dmt, ids[1]).await?.ok_or_else(|| anyhow::anyhow!("no re-query"))?;
+    assert_eq!(job.due_at, at);
+    Ok(())
+}
+
+/// Both engines' test of the same name.
 pub(crate) async fn bill_payments_go_through_the_same_life(store: &dyn Store) -> anyhow::Result<()> {
     store.insert_partner(new_partner(Some(554))).await?;
     let rows = vec![bill(554, 0, "B1")?, bill(554, 40, "B2")?];

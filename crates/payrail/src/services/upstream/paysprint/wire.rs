@@ -116,6 +116,364 @@ pub(super) struct FetchBillRequest<'a> {
     pub ad3: Option<&'a str>,
 }
 
+/// Paysprint's pages that the code table follows.
+pub mod pages {
+    /// The DMT transaction call and its codes.
+    pub const TRANSACT: &str = "https://pay-sprint.readme.io/reference/bank2-transaction";
+    /// The DMT status query (`txn_status`, its two shapes): Paysprint's page was not at hand; the
+    /// codes follow the AOPay status page that passes it through (SPEC §4).
+    pub const QUERY_TRANSACT: &str = "https://pay-sprint.readme.io/reference/bank2-transaction";
+    /// Resending a refund OTP.
+    pub const REFUND_OTP: &str = "https://pay-sprint.readme.io/reference/refund-otp";
+    /// Claiming a refund with the OTP.
+    pub const REFUND: &str = "https://pay-sprint.readme.io/reference/bank4-refund-claim-api";
+    /// BBPS (pay bill, bill status, fetch bill): AOPay's overview of the codes it passes through.
+    pub const BBPS: &str = "https://readapi.aopay.co.in/billPaymentIntro";
+}
+
+/// Which Paysprint call an answer is to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaysprintCall {
+    /// `dmt/transact/transact` (or its e-KYC twin).
+    Transact,
+    /// `dmt/transact/transact/querytransact`.
+    QueryTransact,
+    /// The refund OTP (resend) call.
+    RefundOtp,
+    /// The refund (claim) call.
+    Refund,
+    /// `bill-payment/bill/paybill`.
+    PayBill,
+    /// `bill-payment/bill/status`.
+    BillStatus,
+    /// `bill-payment/bill/fetchbill`.
+    FetchBill,
+}
+
+impl PaysprintCall {
+    /// Every call, in the order the table lists them.
+    pub const ALL: [PaysprintCall; 7] = [
+        PaysprintCall::Transact,
+        PaysprintCall::QueryTransact,
+        PaysprintCall::RefundOtp,
+        PaysprintCall::Refund,
+        PaysprintCall::PayBill,
+        PaysprintCall::BillStatus,
+        PaysprintCall::FetchBill,
+    ];
+
+    /// The call's name in the table.
+    pub fn name(self) -> &'static str {
+        match self {
+            PaysprintCall::Transact => "transact",
+            PaysprintCall::QueryTransact => "querytransact",
+            PaysprintCall::RefundOtp => "refund OTP",
+            PaysprintCall::Refund => "refund",
+            PaysprintCall::PayBill => "paybill",
+            PaysprintCall::BillStatus => "bill status",
+            PaysprintCall::FetchBill => "fetchbill",
+        }
+    }
+
+    /// The page its rows come from.
+    pub fn page(self) -> &'static str {
+        match self {
+            PaysprintCall::Transact => pages::TRANSACT,
+            PaysprintCall::QueryTransact => pages::QUERY_TRANSACT,
+            PaysprintCall::RefundOtp => pages::REFUND_OTP,
+            PaysprintCall::Refund => pages::REFUND,
+            PaysprintCall::PayBill | PaysprintCall::BillStatus | PaysprintCall::FetchBill => pages::BBPS,
+        }
+    }
+}
+
+/// What a documented code means for the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeMeaning {
+    /// The answer carries the transaction's state (`txn_status`, `status`), read by its own table.
+    ReadStatus,
+    /// Final success.
+    FinalSuccess,
+    /// Refused before anything was processed: fail now and refund.
+    NotProcessed,
+    /// Authentication refused: nothing was processed; fail now and refund.
+    AuthRefused,
+    /// Accepted and not final (the wallet deducted, or in progress): keep querying.
+    Pending,
+    /// Duplicate reference: hold for review (the upstream may be answering about another transaction).
+    Duplicate,
+    /// An upstream error that asks for a person: hold for review.
+    Review,
+    /// Fetchbill: the customer has no bill.
+    NoBill,
+    /// Refund OTP: sent to the remitter.
+    OtpSent,
+    /// Refund: confirmed; credit the partner, once.
+    Refunded,
+    /// Refund or OTP refused (bad OTP, validation, upstream down): no money moves; may be tried again.
+    RefundRefused,
+    /// Refund: not found or already refunded: no money moves; an operator looks.
+    RefundUnknown,
+}
+
+impl CodeMeaning {
+    /// The meaning as the docs' table says it.
+    pub fn text(self) -> &'static str {
+        match self {
+            CodeMeaning::ReadStatus => "Answered → read the status field",
+            CodeMeaning::FinalSuccess => "Final success",
+            CodeMeaning::NotProcessed => "Final failure: not processed → fail now and refund",
+            CodeMeaning::AuthRefused => "Auth refused: not processed → fail now and refund",
+            CodeMeaning::Pending => "Pending (wallet deducted / in progress) → keep querying",
+            CodeMeaning::Duplicate => "Duplicate reference → hold for review",
+            CodeMeaning::Review => "Upstream error asking for a person → hold for review",
+            CodeMeaning::NoBill => "No bill",
+            CodeMeaning::OtpSent => "OTP sent to the remitter",
+            CodeMeaning::Refunded => "Refund confirmed → credit the partner once",
+            CodeMeaning::RefundRefused => "Refused, nothing moved → may be tried again",
+            CodeMeaning::RefundUnknown => "Not found or already refunded → nothing credited, operator review",
+        }
+    }
+}
+
+/// One documented code of one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeRow {
+    /// The call.
+    pub call: PaysprintCall,
+    /// The HTTP status Paysprint sends it with.
+    pub http: u16,
+    /// `response_code`.
+    pub code: i64,
+    /// The page's text.
+    pub text: &'static str,
+    /// What it means.
+    pub meaning: CodeMeaning,
+}
+
+const fn row(call: PaysprintCall, http: u16, code: i64, text: &'static str, meaning: CodeMeaning) -> CodeRow {
+    CodeRow { call, http, code, text, meaning }
+}
+
+/// Every documented code of every call. A code that arrives with another
+/// HTTP status than its row's, or is not here, is undocumented: never final
+/// (pending for a transaction, no bill for a fetch, refused for a refund).
+pub const CODE_TABLE: &[CodeRow] = {
+    use CodeMeaning::*;
+    use PaysprintCall::*;
+    &[
+        row(Transact, 200, 1, "Transaction Successful.", ReadStatus),
+        row(Transact, 200, 2, "IMPS is down. Wallet deducted successfully.", Pending),
+        row(Transact, 200, 4, "IMPS Service is not active for given bank", Pending),
+        row(Transact, 200, 5, "Unable to process.Wallet deducted successfully.", Pending),
+        row(Transact, 200, 6, "IMPS is down. Wallet deducted successfully.", Pending),
+        row(Transact, 401, 3, "(refusal named in the connector review; not on the page at hand)", Review),
+        row(
+            Transact,
+            401,
+            7,
+            "Something went wrong.Please do not post any transaction before contacting admin.",
+            Review,
+        ),
+        row(Transact, 401, 8, "IMPS of bank is down.", NotProcessed),
+        row(Transact, 401, 11, "Monthly limit of remitter is over.", NotProcessed),
+        row(
+            Transact,
+            401,
+            12,
+            "Pipe is not activated for the user Please activate the pipe before initiating transaction.",
+            NotProcessed,
+        ),
+        row(
+            Transact,
+            401,
+            13,
+            "Insufficient fund in your account. Please topup user wallet before posting any transaction.",
+            NotProcessed,
+        ),
+        row(Transact, 401, 14, "Selected Bank do not support IMPS type transaction.", NotProcessed),
+        row(
+            Transact,
+            406,
+            15,
+            "Mobile Number is not allowed to do remittance or Remittance is not allowed in this account number.",
+            NotProcessed,
+        ),
+        row(Transact, 406, 16, "Invalid Beneficiary Details.", NotProcessed),
+        row(Transact, 406, 17, "Invalid Remitter Details", NotProcessed),
+        row(Transact, 401, 18, "Charges not configured Please contact admin", NotProcessed),
+        row(Transact, 406, 19, "Duplicate transaction reference number.", Duplicate),
+        row(Transact, 406, 20, "Remittance is not allowed in this mobile number.", NotProcessed),
+        row(Transact, 406, 21, "Validation Errors", NotProcessed),
+        row(Transact, 401, 22, "DMT service is not active for this account.", NotProcessed),
+        row(Transact, 412, 23, "Unable to process loging request.", AuthRefused),
+        row(Transact, 401, 24, "Invalid JWT.", AuthRefused),
+        row(Transact, 401, 25, "Authentication failed.", AuthRefused),
+        row(QueryTransact, 200, 1, "Transaction found: txn_status (top level or under data)", ReadStatus),
+        row(RefundOtp, 200, 1, "Refund Otp Successfully Sent.", OtpSent),
+        row(RefundOtp, 200, 2, "Transaction not found or already refunded.", RefundUnknown),
+        row(RefundOtp, 412, 3, "No record found.", RefundUnknown),
+        row(RefundOtp, 406, 4, "Validations Error", RefundRefused),
+        row(RefundOtp, 412, 5, "Unable to resend refund OTP request.", RefundRefused),
+        row(RefundOtp, 401, 6, "Jwt Token Error.", AuthRefused),
+        row(RefundOtp, 401, 7, "Authentication failed.", AuthRefused),
+        row(Refund, 200, 1, "Transaction Successfully Refunded", Refunded),
+        row(Refund, 200, 2, "Transaction not found or already refunded.", RefundUnknown),
+        row(Refund, 200, 3, "Invalid OTP", RefundRefused),
+        row(Refund, 200, 4, "No refund found", RefundUnknown),
+        row(Refund, 200, 5, "Transaction not found", RefundUnknown),
+        row(
+            Refund,
+            200,
+            6,
+            "Merchant is not activate to use DMT services. Please try again after some time.",
+            RefundRefused,
+        ),
+        row(Refund, 200, 7, "MERCHANT ID NOT FOUND..", RefundRefused),
+        row(Refund, 200, 8, "validation_errors (dynamic message related to validations)", RefundRefused),
+        row(Refund, 200, 9, "DMT service or preference is not active for this account.", RefundRefused),
+        row(Refund, 200, 10, "Unable to process Resend Refund Request", RefundRefused),
+        row(Refund, 200, 11, "Invalid JWT token or token related errors", AuthRefused),
+        row(Refund, 200, 12, "Authentication failed", AuthRefused),
+        row(Refund, 200, 13, "DMT Bank4 service is down.", RefundRefused),
+        row(PayBill, 200, 1, "Success", FinalSuccess),
+        row(PayBill, 200, 2, "Pending", Pending),
+        row(PayBill, 200, 0, "Refunded (failed, wallet credited)", NotProcessed),
+        row(BillStatus, 200, 1, "Transaction found: data.status", ReadStatus),
+        row(FetchBill, 200, 1, "Bill fetched: amount, name, duedate, bill_fetch", ReadStatus),
+        row(FetchBill, 200, 0, "No bill", NoBill),
+    ]
+};
+
+/// A transfer's documented `txn_status` values (querytransact, transact
+/// under code 1, callbacks): what each means. `5` is payrail's own code for
+/// "failed, refund to be made" (SPEC §4), never Paysprint's: undocumented.
+pub const TXN_STATUS_TABLE: &[(i64, &str, CodeMeaning)] = &[
+    (0, "Failed", CodeMeaning::NotProcessed),
+    (1, "Success (final only with its UTR)", CodeMeaning::FinalSuccess),
+    (2, "Pending / in process", CodeMeaning::Pending),
+    (3, "Sent to bank", CodeMeaning::Pending),
+    (4, "On hold at the upstream", CodeMeaning::Pending),
+];
+
+/// A bill payment's documented `data.status` values (bill status, callbacks).
+pub const BILL_STATUS_TABLE: &[(i64, &str, CodeMeaning)] = &[
+    (0, "Refunded (failed, wallet credited)", CodeMeaning::NotProcessed),
+    (1, "Success", CodeMeaning::FinalSuccess),
+    (2, "Pending", CodeMeaning::Pending),
+];
+
+/// The documented row for `code` of `call` sent with HTTP `http`.
+pub fn code_row(call: PaysprintCall, http: u16, code: i64) -> Option<&'static CodeRow> {
+    CODE_TABLE.iter().find(|row| row.call == call && row.http == http && row.code == code)
+}
+
+/// What a refund OTP (resend) answer means; `None`: undocumented (treat as refused, nothing moves).
+pub fn refund_otp_meaning(http: u16, code: i64) -> Option<CodeMeaning> {
+    code_row(PaysprintCall::RefundOtp, http, code).map(|row| row.meaning)
+}
+
+/// What a refund (claim) answer means; `None`: undocumented (nothing is
+/// credited; only [`CodeMeaning::Refunded`] credits the partner).
+pub fn refund_meaning(http: u16, code: i64) -> Option<CodeMeaning> {
+    code_row(PaysprintCall::Refund, http, code).map(|row| row.meaning)
+}
+
+/// The code table as docs/UPSTREAM.md shows it (a test keeps the two the same).
+pub fn code_table_markdown() -> String {
+    let mut out =
+        String::from("| Call | HTTP | Code | Paysprint's text | Meaning for payrail |\n|---|---|---|---|---|\n");
+    for row in CODE_TABLE {
+        let line =
+            format!("| {} | {} | {} | {} | {} |\n", row.call.name(), row.http, row.code, row.text, row.meaning.text());
+        out.push_str(&line);
+    }
+    out.push_str("\n| Field | Value | Text | Meaning for payrail |\n|---|---|---|---|\n");
+    for (value, text, meaning) in TXN_STATUS_TABLE {
+        out.push_str(&format!("| `txn_status` | {value} | {text} | {} |\n", meaning.text()));
+    }
+    for (value, text, meaning) in BILL_STATUS_TABLE {
+        out.push_str(&format!("| bill `status` | {value} | {text} | {} |\n", meaning.text()));
+    }
+    out.push_str("\nPages:\n\n");
+    let mut seen = Vec::new();
+    for call in PaysprintCall::ALL {
+        if !seen.contains(&call.page()) {
+            seen.push(call.page());
+        }
+    }
+    for page in seen {
+        out.push_str(&format!("- <{page}>\n"));
+    }
+    out
+}
+
+/// What an answer is checked against: the transaction it should be about.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Expected<'a> {
+    /// The reference payrail gave the upstream.
+    pub reference: &'a str,
+    /// The amount.
+    pub amount: Paise,
+    /// The beneficiary account (transfers) or customer number (bills).
+    pub account: &'a str,
+}
+
+impl Expected<'_> {
+    /// Why an answer carrying these fields is not about the transaction, if it is not.
+    fn mismatch(
+        &self,
+        reference: Option<&Scalar>,
+        amount: Option<&Scalar>,
+        account: Option<&Scalar>,
+    ) -> Option<String> {
+        if let Some(reference) = reference.filter(|r| !r.0.is_empty()) {
+            if reference.0 != self.reference {
+                return Some(format!(
+                    "upstream answer's reference {:?} differs from {:?}",
+                    reference.0, self.reference
+                ));
+            }
+        }
+        if let Some(amount) = amount.filter(|a| !a.0.is_empty()) {
+            let theirs = Paise::parse(&amount.0).ok().or_else(|| {
+                // A number with more decimals (`1000.000`) or a float's rendering.
+                amount
+                    .0
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .map(|f| Paise::new((f * 100.0).round() as i64))
+            });
+            if theirs != Some(self.amount) {
+                let shown = theirs.map_or_else(|| amount.0.clone(), Paise::to_decimal_string);
+                return Some(format!(
+                    "upstream answer's amount {shown} differs from {}",
+                    self.amount.to_decimal_string()
+                ));
+            }
+        }
+        if let Some(account) = account.filter(|a| !a.0.is_empty()) {
+            if !same_account(&account.0, self.account) {
+                return Some(format!("upstream answer's account {:?} differs from the transaction's", account.0));
+            }
+        }
+        None
+    }
+}
+
+/// Whether an answer's account is the transaction's: equal, or equal in
+/// the digits the answer shows when it masks the rest (`XXXXXX7890`).
+fn same_account(theirs: &str, ours: &str) -> bool {
+    if theirs == ours {
+        return true;
+    }
+    let masked = |c: char| matches!(c, 'X' | 'x' | '*');
+    theirs.len() == ours.len()
+        && theirs.chars().any(masked)
+        && theirs.chars().zip(ours.chars()).all(|(t, o)| masked(t) || t == o)
+}
+
 /// A JSON number or string, kept as text (`1`, `"1"`, `"UTR9"`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(from = "ScalarRepr")]
@@ -159,10 +517,11 @@ pub(super) fn unplaced(response_code: &Scalar, message: &Option<String>) -> Stri
     format!("response_code {:?}: {}", response_code.0, message.as_deref().unwrap_or("no message"))
 }
 
-/// A transfer's `txn_status` (SPEC §4).
+/// A transfer's `txn_status` ([`TXN_STATUS_TABLE`]); `5` and anything else
+/// undocumented is unknown, never final.
 fn dmt_report(txn_status: &Scalar, utr: Option<Scalar>) -> DmtUpstream {
     match txn_status.number() {
-        Some(0 | 5) => DmtUpstream::Failed,
+        Some(0) => DmtUpstream::Failed,
         Some(1) => DmtUpstream::Success { utr: known(utr) },
         Some(2) => DmtUpstream::InProcess,
         Some(3) => DmtUpstream::SentToBank,
@@ -184,14 +543,44 @@ fn bill_report(status: &Scalar, operator_id: Option<Scalar>) -> BillUpstream {
 /// The answer to a transfer.
 #[derive(Debug, Deserialize)]
 pub(super) struct TransactAnswer {
-    status: Option<bool>,
+    #[serde(alias = "responsecode")]
     response_code: Scalar,
     txn_status: Option<Scalar>,
     utr: Option<Scalar>,
+    referenceid: Option<Scalar>,
+    amount: Option<Scalar>,
+    #[serde(alias = "accno")]
+    account: Option<Scalar>,
     message: Option<String>,
     /// Paysprint's own acknowledgement number, needed to claim a refund.
     #[serde(default)]
     ackno: Option<Scalar>,
+}
+
+/// What an answer's code means for a transfer, given its row (or none).
+fn dmt_meaning(
+    call: PaysprintCall,
+    http: u16,
+    code: &Scalar,
+    message: &Option<String>,
+) -> Result<CodeMeaning, DmtUpstream> {
+    let row = code.number().and_then(|code| code_row(call, http, code));
+    row.map(|row| row.meaning).ok_or_else(|| DmtUpstream::Unknown {
+        detail: format!("undocumented answer (HTTP {http}, {}); pending", unplaced(code, message)),
+    })
+}
+
+/// A documented answer that is not the transfer's state.
+fn dmt_verdict(meaning: CodeMeaning, http: u16, code: &Scalar, message: &Option<String>) -> DmtUpstream {
+    let seen = || format!("HTTP {http}, {}", unplaced(code, message));
+    match meaning {
+        CodeMeaning::NotProcessed | CodeMeaning::AuthRefused => DmtUpstream::Failed,
+        CodeMeaning::Duplicate => {
+            DmtUpstream::Review { reason: format!("duplicate reference at the upstream ({})", seen()) }
+        }
+        CodeMeaning::Review => DmtUpstream::Review { reason: format!("the upstream asks for a person ({})", seen()) },
+        _ => DmtUpstream::Unknown { detail: format!("pending ({})", seen()) },
+    }
 }
 
 impl TransactAnswer {
@@ -200,31 +589,50 @@ impl TransactAnswer {
         known(self.ackno.clone())
     }
 
-    /// Code 1: accepted, `txn_status` says how far it got (absent: in
-    /// process). Code 0 with `status: false`: refused outright, nothing went
-    /// to a bank. Anything else: unknown.
-    pub(super) fn report(self) -> DmtUpstream {
-        match self.response_code.number() {
-            Some(1) => self.txn_status.map_or(DmtUpstream::InProcess, |code| dmt_report(&code, self.utr)),
-            Some(0) if self.status == Some(false) => DmtUpstream::Failed,
-            _ => DmtUpstream::Unknown { detail: unplaced(&self.response_code, &self.message) },
+    /// Read by the code table: code 1 (HTTP 200) carries `txn_status`
+    /// (absent: in process), checked against the transfer; documented
+    /// refusals fail it; code 19 and the errors asking for a person hold it
+    /// for review; "wallet deducted" codes and anything undocumented (a
+    /// code 0 included) are pending.
+    pub(super) fn report(self, http: u16, expected: &Expected<'_>) -> DmtUpstream {
+        let meaning = match dmt_meaning(PaysprintCall::Transact, http, &self.response_code, &self.message) {
+            Ok(meaning) => meaning,
+            Err(unknown) => return unknown,
+        };
+        if let Some(reason) = expected.mismatch(self.referenceid.as_ref(), self.amount.as_ref(), self.account.as_ref())
+        {
+            return DmtUpstream::Review { reason };
+        }
+        match meaning {
+            CodeMeaning::ReadStatus => {
+                self.txn_status.map_or(DmtUpstream::InProcess, |code| dmt_report(&code, self.utr))
+            }
+            other => dmt_verdict(other, http, &self.response_code, &self.message),
         }
     }
 }
 
-/// The answer to a transfer status query. `data` is read only under code 1:
-/// a "not found" answer may carry anything there.
+/// The answer to a transfer status query: `txn_status` at the top level or
+/// under `data` (both shapes appear in Paysprint's material).
 #[derive(Debug, Deserialize)]
 pub(super) struct TransactQueryAnswer {
+    #[serde(alias = "responsecode")]
     response_code: Scalar,
     data: Option<serde_json::Value>,
     message: Option<String>,
+    #[serde(flatten)]
+    top: TransactData,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct TransactData {
-    txn_status: Scalar,
+    txn_status: Option<Scalar>,
     utr: Option<Scalar>,
+    #[serde(alias = "refid")]
+    referenceid: Option<Scalar>,
+    amount: Option<Scalar>,
+    #[serde(alias = "accno")]
+    account: Option<Scalar>,
 }
 
 impl TransactQueryAnswer {
@@ -249,14 +657,31 @@ impl TransactQueryAnswer {
         (ackno, refunded)
     }
 
-    /// Code 1: `data.txn_status`; anything else (a transaction the upstream
-    /// does not know included) is unknown.
-    pub(super) fn report(self) -> Result<DmtUpstream, ProviderError> {
-        if self.response_code.number() != Some(1) {
-            return Ok(DmtUpstream::Unknown { detail: unplaced(&self.response_code, &self.message) });
+    /// Code 1 (HTTP 200): `txn_status` (under `data`, else at the top
+    /// level), checked against the transfer; anything else (a transaction
+    /// the upstream does not know included) is pending.
+    pub(super) fn report(self, http: u16, expected: &Expected<'_>) -> Result<DmtUpstream, ProviderError> {
+        let meaning = match dmt_meaning(PaysprintCall::QueryTransact, http, &self.response_code, &self.message) {
+            Ok(meaning) => meaning,
+            Err(unknown) => return Ok(unknown),
+        };
+        if meaning != CodeMeaning::ReadStatus {
+            return Ok(dmt_verdict(meaning, http, &self.response_code, &self.message));
         }
-        let data: TransactData = data_of(self.data, "querytransact")?;
-        Ok(dmt_report(&data.txn_status, data.utr))
+        let nested = match self.data {
+            Some(data @ serde_json::Value::Object(_)) => serde_json::from_value::<TransactData>(data)
+                .map_err(|e| ProviderError::Garbage(format!("querytransact: data: {e}")))?,
+            _ => TransactData::default(),
+        };
+        let data = if nested.txn_status.is_some() { nested } else { self.top };
+        let txn_status = data
+            .txn_status
+            .ok_or_else(|| ProviderError::Garbage("querytransact: response_code 1 without txn_status".into()))?;
+        if let Some(reason) = expected.mismatch(data.referenceid.as_ref(), data.amount.as_ref(), data.account.as_ref())
+        {
+            return Ok(DmtUpstream::Review { reason });
+        }
+        Ok(dmt_report(&txn_status, data.utr))
     }
 }
 
@@ -331,24 +756,31 @@ impl BeneNameVerifyAnswer {
 #[derive(Debug, Deserialize)]
 pub(super) struct PayBillAnswer {
     status: Option<bool>,
+    #[serde(alias = "responsecode")]
     response_code: Scalar,
     operatorid: Option<Scalar>,
     message: Option<String>,
 }
 
 impl PayBillAnswer {
-    /// Code 1: paid. An answer that says pending (code 2, or the word in its
-    /// message) is pending, even with `status: false`: a failure is refunded
-    /// at once, so it must be certain. Code 0 with `status: false`: refused.
-    /// Anything else: unknown.
-    pub(super) fn report(self) -> BillUpstream {
+    /// Read by the code table: code 1 paid, 2 pending, 0 with `status:
+    /// false` refused (refunded at once). An answer whose message says
+    /// pending is pending whatever its code: a failure is refunded at once,
+    /// so it must be certain. Anything undocumented is pending.
+    pub(super) fn report(self, http: u16) -> BillUpstream {
         let says_pending = self.message.as_deref().is_some_and(|m| m.to_ascii_lowercase().contains("pending"));
-        match self.response_code.number() {
-            Some(1) => BillUpstream::Success { operator_ref: known(self.operatorid) },
-            Some(2) => BillUpstream::Pending,
+        let row = self.response_code.number().and_then(|code| code_row(PaysprintCall::PayBill, http, code));
+        match row.map(|row| row.meaning) {
             _ if says_pending => BillUpstream::Pending,
-            Some(0) if self.status == Some(false) => BillUpstream::Failed,
-            _ => BillUpstream::Unknown { detail: unplaced(&self.response_code, &self.message) },
+            Some(CodeMeaning::FinalSuccess) => BillUpstream::Success { operator_ref: known(self.operatorid) },
+            Some(CodeMeaning::Pending) => BillUpstream::Pending,
+            Some(CodeMeaning::NotProcessed) if self.status == Some(false) => BillUpstream::Failed,
+            _ => BillUpstream::Unknown {
+                detail: format!(
+                    "undocumented answer (HTTP {http}, {}); pending",
+                    unplaced(&self.response_code, &self.message)
+                ),
+            },
         }
     }
 }
@@ -356,6 +788,7 @@ impl PayBillAnswer {
 /// The answer to a bill status query.
 #[derive(Debug, Deserialize)]
 pub(super) struct BillStatusAnswer {
+    #[serde(alias = "responsecode")]
     response_code: Scalar,
     data: Option<serde_json::Value>,
     message: Option<String>,
@@ -365,15 +798,28 @@ pub(super) struct BillStatusAnswer {
 struct BillData {
     status: Scalar,
     operatorid: Option<Scalar>,
+    #[serde(alias = "refid")]
+    referenceid: Option<Scalar>,
+    amount: Option<Scalar>,
+    canumber: Option<Scalar>,
 }
 
 impl BillStatusAnswer {
-    /// Code 1: `data.status`; anything else is unknown.
-    pub(super) fn report(self) -> Result<BillUpstream, ProviderError> {
-        if self.response_code.number() != Some(1) {
-            return Ok(BillUpstream::Unknown { detail: unplaced(&self.response_code, &self.message) });
+    /// Code 1 (HTTP 200): `data.status`, checked against the payment (a
+    /// mismatch changes nothing: the payment stays pending, for review);
+    /// anything else is pending.
+    pub(super) fn report(self, http: u16, expected: &Expected<'_>) -> Result<BillUpstream, ProviderError> {
+        let row = self.response_code.number().and_then(|code| code_row(PaysprintCall::BillStatus, http, code));
+        if row.map(|row| row.meaning) != Some(CodeMeaning::ReadStatus) {
+            let detail =
+                format!("undocumented answer (HTTP {http}, {}); pending", unplaced(&self.response_code, &self.message));
+            return Ok(BillUpstream::Unknown { detail });
         }
         let data: BillData = data_of(self.data, "bill status")?;
+        if let Some(reason) = expected.mismatch(data.referenceid.as_ref(), data.amount.as_ref(), data.canumber.as_ref())
+        {
+            return Ok(BillUpstream::Unknown { detail: format!("not applied: {reason}") });
+        }
         Ok(bill_report(&data.status, data.operatorid))
     }
 }
@@ -382,7 +828,9 @@ impl BillStatusAnswer {
 #[derive(Debug, Deserialize)]
 pub(super) struct FetchBillAnswer {
     status: Option<bool>,
-    response_code: Scalar,
+    /// Absent in AOPay's copy of the 200 answer: then `status` decides.
+    #[serde(alias = "responsecode")]
+    response_code: Option<Scalar>,
     name: Option<String>,
     amount: Option<Scalar>,
     duedate: Option<String>,
@@ -395,7 +843,7 @@ pub(super) struct FetchBillAnswer {
 /// `false` (the exact amount is then required) and a missing
 /// `acceptPayment` as `true`: guessing "part payment allowed" could pay a
 /// wrong amount, the other guesses only refuse.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct BillFetch {
     #[serde(rename = "billnetamount")]
@@ -419,33 +867,39 @@ fn given(value: Option<Scalar>) -> Option<String> {
 }
 
 impl FetchBillAnswer {
-    /// Code 0 or `status: false`: no bill. Code 1: the bill, with its
-    /// amount, name, due date and `bill_fetch`. Anything else cannot be read.
+    /// Read by the code table: code 1 (or no code and `status: true`) is the
+    /// bill, with its amount, name and due date (`duedate` or
+    /// `bill_fetch.dueDate`) and `bill_fetch` when given; code 0 (or
+    /// `status: false`) is no bill. Anything else cannot be read.
     pub(super) fn bill(self) -> Result<FetchedBill, ProviderError> {
-        if self.response_code.number() == Some(0) || self.status == Some(false) {
-            return Err(ProviderError::NoBill);
-        }
-        if self.response_code.number() != Some(1) {
-            return Err(ProviderError::Garbage(format!("fetchbill: {}", unplaced(&self.response_code, &self.message))));
+        let code = self.response_code.as_ref().and_then(Scalar::number);
+        match (code, self.status) {
+            (Some(1), Some(true) | None) | (None, Some(true)) => {}
+            (Some(0), _) | (None, Some(false)) | (Some(1), Some(false)) => return Err(ProviderError::NoBill),
+            _ => {
+                let code = self.response_code.clone().unwrap_or(Scalar(String::new()));
+                return Err(ProviderError::Garbage(format!("fetchbill: {}", unplaced(&code, &self.message))));
+            }
         }
         let missing = |field: &str| ProviderError::Garbage(format!("fetchbill: no {field}"));
         let amount = money("amount", &self.amount.ok_or_else(|| missing("amount"))?)?;
-        let bill = self.bill_fetch.ok_or_else(|| missing("bill_fetch"))?;
+        let bill = self.bill_fetch.unwrap_or_default();
         let net_amount = match &bill.bill_net_amount {
             Some(net) if !net.0.is_empty() => money("billnetamount", net)?,
             _ => amount,
         };
-        let due_date = self.duedate.ok_or_else(|| missing("duedate"))?;
-        let customer_name = self.name.ok_or_else(|| missing("name"))?;
+        let customer_name = self.name.filter(|n| !n.trim().is_empty()).ok_or_else(|| missing("name"))?;
+        let due_date =
+            given(bill.due_date).or(self.duedate.filter(|d| !d.trim().is_empty())).ok_or_else(|| missing("duedate"))?;
         Ok(FetchedBill {
             amount,
             net_amount,
             bill_date: given(bill.bill_date),
-            due_date: bill.due_date.map_or(due_date, |d| d.0),
+            due_date,
             accept_payment: bill.accept_payment.unwrap_or(true),
             accept_part_pay: bill.accept_part_pay.unwrap_or(false),
             cell_number: given(bill.cell_number),
-            user_name: bill.user_name.map_or_else(|| customer_name.clone(), |u| u.0),
+            user_name: given(bill.user_name).unwrap_or_else(|| customer_name.clone()),
             customer_name,
         })
     }
@@ -522,13 +976,23 @@ mod tests {
         serde_json::from_value(value).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    const EXPECTED: Expected<'static> =
+        Expected { reference: "PRD7", amount: Paise::new(100_000), account: "1234567890" };
+
+    fn transact_at(http: u16, value: serde_json::Value) -> DmtUpstream {
+        read::<TransactAnswer>(value).report(http, &EXPECTED)
+    }
+
     fn transact(value: serde_json::Value) -> DmtUpstream {
-        read::<TransactAnswer>(value).report()
+        transact_at(200, value)
+    }
+
+    fn query_answer(value: serde_json::Value) -> DmtUpstream {
+        read::<TransactQueryAnswer>(value).report(200, &EXPECTED).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn query(txn_status: serde_json::Value, utr: serde_json::Value) -> DmtUpstream {
-        let answer = json!({"status": true, "response_code": 1, "data": {"txn_status": txn_status, "utr": utr}});
-        read::<TransactQueryAnswer>(answer).report().unwrap_or_else(|e| panic!("{e}"))
+        query_answer(json!({"status": true, "response_code": 1, "data": {"txn_status": txn_status, "utr": utr}}))
     }
 
     #[test]
@@ -554,7 +1018,71 @@ mod tests {
         assert_eq!(query(json!("2"), json!(null)), DmtUpstream::InProcess);
         assert_eq!(query(json!(3), json!(null)), DmtUpstream::SentToBank);
         assert_eq!(query(json!(" 4 "), json!(null)), DmtUpstream::OnHold);
-        assert_eq!(query(json!(5), json!(null)), DmtUpstream::Failed);
+        // 5 is payrail's own code, not Paysprint's: never final.
+        assert!(matches!(query(json!(5), json!(null)), DmtUpstream::Unknown { .. }));
+    }
+
+    #[test]
+    fn a_query_answer_is_read_at_the_top_level_or_under_data() {
+        let top = query_answer(json!({"status": true, "response_code": 1, "txn_status": 1, "utr": "U5",
+                                      "referenceid": "PRD7", "amount": "1000.00"}));
+        assert_eq!(top, DmtUpstream::Success { utr: Some("U5".into()) });
+        let nested =
+            query_answer(json!({"status": true, "response_code": 1, "data": {"txn_status": "3", "refid": "PRD7"}}));
+        assert_eq!(nested, DmtUpstream::SentToBank);
+    }
+
+    #[test]
+    fn an_answer_about_another_reference_amount_or_account_is_held_for_review() {
+        let amount =
+            query_answer(json!({"response_code": 1, "data": {"txn_status": 1, "utr": "U", "amount": "500.00"}}));
+        assert_eq!(
+            amount,
+            DmtUpstream::Review { reason: "upstream answer's amount 500.00 differs from 1000.00".into() }
+        );
+        let reference = transact(json!({"status": true, "response_code": 1, "txn_status": 1, "referenceid": "PRD8"}));
+        assert!(matches!(reference, DmtUpstream::Review { reason } if reason.contains("reference")));
+        let account = query_answer(json!({"response_code": 1, "data": {"txn_status": 1, "account": "1234567899"}}));
+        assert!(matches!(account, DmtUpstream::Review { reason } if reason.contains("account")));
+        // A masked account that agrees with the transfer's, and an amount as a number, are the same.
+        let masked = query_answer(
+            json!({"response_code": 1, "data": {"txn_status": 2, "account": "XXXXXX7890", "amount": 1000}}),
+        );
+        assert_eq!(masked, DmtUpstream::InProcess);
+    }
+
+    #[test]
+    fn every_row_of_the_code_table_is_read_as_it_says() {
+        for row in CODE_TABLE.iter().filter(|r| r.call == PaysprintCall::Transact) {
+            let answer = json!({"status": row.code == 1, "response_code": row.code, "message": row.text});
+            let report = transact_at(row.http, answer.clone());
+            let expected_ok = match row.meaning {
+                CodeMeaning::ReadStatus => report == DmtUpstream::InProcess,
+                CodeMeaning::NotProcessed | CodeMeaning::AuthRefused => report == DmtUpstream::Failed,
+                CodeMeaning::Duplicate | CodeMeaning::Review => matches!(report, DmtUpstream::Review { .. }),
+                CodeMeaning::Pending => matches!(report, DmtUpstream::Unknown { .. }),
+                _ => false,
+            };
+            assert!(expected_ok, "{row:?} → {report:?}");
+            // The same code with another HTTP status is undocumented: pending.
+            let other = if row.http == 200 { 401 } else { 200 };
+            assert!(matches!(transact_at(other, answer), DmtUpstream::Unknown { .. }), "{row:?} as {other}");
+        }
+        assert_eq!(refund_meaning(200, 1), Some(CodeMeaning::Refunded));
+        assert_eq!(refund_meaning(200, 3), Some(CodeMeaning::RefundRefused));
+        assert_eq!(refund_meaning(401, 1), None);
+        assert_eq!(refund_otp_meaning(200, 1), Some(CodeMeaning::OtpSent));
+        assert_eq!(refund_otp_meaning(412, 3), Some(CodeMeaning::RefundUnknown));
+    }
+
+    #[test]
+    fn docs_upstream_carries_the_code_table() {
+        let docs = include_str!("../../../../../../docs/UPSTREAM.md");
+        assert!(
+            docs.contains(&code_table_markdown()),
+            "docs/UPSTREAM.md's code table differs from CODE_TABLE:\n{}",
+            code_table_markdown()
+        );
     }
 
     #[test]
@@ -567,14 +1095,21 @@ mod tests {
     }
 
     #[test]
-    fn a_transfer_submit_is_failed_only_when_refused_outright() {
+    fn a_transfer_submit_is_failed_only_by_a_documented_refusal() {
         let accepted = transact(json!({"status": true, "response_code": 1, "txn_status": 3, "message": "ok"}));
         assert_eq!(accepted, DmtUpstream::SentToBank);
         let silent = transact(json!({"status": true, "response_code": "1", "message": "ok"}));
         assert_eq!(silent, DmtUpstream::InProcess);
-        let refused = transact(json!({"status": false, "response_code": 0, "message": "Insufficient fund"}));
+        let refused = transact_at(401, json!({"status": false, "response_code": 13, "message": "Insufficient fund"}));
         assert_eq!(refused, DmtUpstream::Failed);
-        for other in [json!({"status": true, "response_code": 0}), json!({"status": false, "response_code": 7})] {
+        let duplicate = transact_at(406, json!({"status": false, "responsecode": 19, "message": "Duplicate"}));
+        assert!(matches!(duplicate, DmtUpstream::Review { .. }));
+        // Code 0 with status false is not on Paysprint's page: pending.
+        for other in [
+            json!({"status": true, "response_code": 0}),
+            json!({"status": false, "response_code": 0}),
+            json!({"status": false, "response_code": 77}),
+        ] {
             assert!(matches!(transact(other.clone()), DmtUpstream::Unknown { .. }), "{other}");
         }
     }
@@ -582,9 +1117,9 @@ mod tests {
     #[test]
     fn a_status_query_that_is_not_code_1_is_unknown_whatever_its_data() {
         let not_found = json!({"status": false, "response_code": 0, "data": [], "message": "Transaction not found"});
-        let report = read::<TransactQueryAnswer>(not_found).report().unwrap_or_else(|e| panic!("{e}"));
+        let report = read::<TransactQueryAnswer>(not_found).report(200, &EXPECTED).unwrap_or_else(|e| panic!("{e}"));
         assert!(matches!(report, DmtUpstream::Unknown { detail } if detail.contains("not found")));
-        let no_data = read::<TransactQueryAnswer>(json!({"status": true, "response_code": 1})).report();
+        let no_data = read::<TransactQueryAnswer>(json!({"status": true, "response_code": 1})).report(200, &EXPECTED);
         assert!(matches!(no_data, Err(ProviderError::Garbage(_))));
     }
 
@@ -596,7 +1131,7 @@ mod tests {
 
     #[test]
     fn a_bill_submit_maps_paid_refused_pending_and_unknown() {
-        let paybill = |value| read::<PayBillAnswer>(value).report();
+        let paybill = |value| read::<PayBillAnswer>(value).report(200);
         assert_eq!(
             paybill(json!({"status": true, "response_code": 1, "operatorid": "OP7"})),
             BillUpstream::Success { operator_ref: Some("OP7".into()) }
@@ -609,20 +1144,24 @@ mod tests {
         );
         assert_eq!(paybill(json!({"status": false, "response_code": 0, "message": "pending"})), BillUpstream::Pending);
         assert!(matches!(paybill(json!({"status": true, "response_code": 5})), BillUpstream::Unknown { .. }));
+        // Code 0 with status true, or with another HTTP status, is not a documented refusal.
+        assert!(matches!(paybill(json!({"status": true, "response_code": 0})), BillUpstream::Unknown { .. }));
+        let as_401 = read::<PayBillAnswer>(json!({"status": false, "response_code": 0})).report(401);
+        assert!(matches!(as_401, BillUpstream::Unknown { .. }));
     }
 
     #[test]
     fn a_bill_status_maps_its_three_codes_and_nothing_else() {
         let status = |code: serde_json::Value| {
             let answer = json!({"status": true, "response_code": 1,
-                                "data": {"status": code, "operatorid": "OP1", "refunded": "0"}});
-            read::<BillStatusAnswer>(answer).report().unwrap_or_else(|e| panic!("{e}"))
+                                "data": {"status": code, "operatorid": "OP1", "refunded": "0", "refid": "PRD7"}});
+            read::<BillStatusAnswer>(answer).report(200, &EXPECTED).unwrap_or_else(|e| panic!("{e}"))
         };
         assert_eq!(status(json!("1")), BillUpstream::Success { operator_ref: Some("OP1".into()) });
         assert_eq!(status(json!(0)), BillUpstream::Failed);
         assert_eq!(status(json!("2")), BillUpstream::Pending);
         assert!(matches!(status(json!("3")), BillUpstream::Unknown { .. }));
-        let unknown = read::<BillStatusAnswer>(json!({"status": false, "response_code": 0})).report();
+        let unknown = read::<BillStatusAnswer>(json!({"status": false, "response_code": 0})).report(200, &EXPECTED);
         assert!(matches!(unknown, Ok(BillUpstream::Unknown { .. })));
     }
 
@@ -638,9 +1177,18 @@ mod tests {
             (bill.bill_date.as_deref(), bill.accept_part_pay, bill.user_name.as_str()),
             (Some("01Jan2026"), true, "ASHA")
         );
+        // Without bill_fetch, or without response_code (AOPay's copy of the
+        // answer has none), it is still the bill; without an amount it is not.
         let mut partial = full.clone();
         partial["bill_fetch"] = json!(null);
-        assert!(matches!(read::<FetchBillAnswer>(partial).bill(), Err(ProviderError::Garbage(_))));
+        let bill = read::<FetchBillAnswer>(partial).bill().unwrap_or_else(|e| panic!("{e}"));
+        assert!(!bill.accept_part_pay && bill.due_date == "2026-01-20" && bill.user_name == "Asha");
+        let mut no_code = full.clone();
+        no_code.as_object_mut().map(|o| o.remove("response_code"));
+        assert!(read::<FetchBillAnswer>(no_code).bill().is_ok());
+        let mut no_amount = full.clone();
+        no_amount["amount"] = json!(null);
+        assert!(matches!(read::<FetchBillAnswer>(no_amount).bill(), Err(ProviderError::Garbage(_))));
         let none = json!({"status": false, "response_code": 0, "message": "No bill"});
         assert!(matches!(read::<FetchBillAnswer>(none).bill(), Err(ProviderError::NoBill)));
         // Without acceptPartPay the exact amount is required.
