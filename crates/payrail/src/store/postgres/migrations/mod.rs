@@ -18,6 +18,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0007_master_key_check.sql"),
     include_str!("0008_remitter_ekyc.sql"),
     include_str!("0009_beneficiary_bank.sql"),
+    // Numbered for its place after the versions of work merged alongside it
+    // (operator accounts, audit): it is appended, whatever its position here.
+    include_str!("0015_search_indexes.sql"),
 ];
 
 /// The advisory-lock key the migrations hold: "payrail" in ASCII and 01

@@ -20,6 +20,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0008_master_key_check.sql"),
     include_str!("0009_remitter_ekyc.sql"),
     include_str!("0010_beneficiary_bank.sql"),
+    // Numbered for its place after the versions of work merged alongside it
+    // (operator accounts, audit): it is appended, whatever its position here.
+    include_str!("0016_search_indexes.sql"),
 ];
 
 /// Applies the versions the store has not applied yet, in one `IMMEDIATE`
