@@ -265,8 +265,12 @@ pub async fn search_page(
     cursor: Option<SearchCursor>,
     limit: u32,
 ) -> Result<Page, StoreError> {
-    let mut rows = store.search_kind(filter, TxnKind::Dmt, cursor, limit + 1).await?;
-    rows.extend(store.search_kind(filter, TxnKind::Bbps, cursor, limit + 1).await?);
+    let mut rows = Vec::new();
+    for kind in [TxnKind::Dmt, TxnKind::Bbps] {
+        for part in by_state(filter, kind) {
+            rows.extend(store.search_kind(&part, kind, cursor, limit + 1).await?);
+        }
+    }
     rows.sort_by_key(|row| {
         let key = row.cursor();
         std::cmp::Reverse((key.created_at, matches!(key.kind, TxnKind::Dmt), key.id))
@@ -275,6 +279,23 @@ pub async fn search_page(
     rows.truncate(limit as usize);
     let next = if more { rows.last().map(Found::cursor) } else { None };
     Ok(Page { rows, next })
+}
+
+/// `filter` for `kind` as searches of one state each when it keeps several
+/// of that kind: each is then read in order from the state's index (an `IN`
+/// list would be read whole and sorted), and the pages are merged.
+pub fn by_state(filter: &SearchFilter, kind: TxnKind) -> Vec<SearchFilter> {
+    let Some(status) = &filter.status else { return vec![filter.clone()] };
+    let one = |status: StatusFilter| SearchFilter { status: Some(status), ..filter.clone() };
+    match kind {
+        TxnKind::Dmt if status.dmt.len() > 1 => {
+            status.dmt.iter().map(|s| one(StatusFilter { dmt: vec![*s], bills: Vec::new() })).collect()
+        }
+        TxnKind::Bbps if status.bills.len() > 1 => {
+            status.bills.iter().map(|s| one(StatusFilter { dmt: Vec::new(), bills: vec![*s] })).collect()
+        }
+        _ => vec![filter.clone()],
+    }
 }
 
 /// A found row as the JSON answer and the CSV export show it: both kinds

@@ -21,6 +21,27 @@ impl SearchStore for PostgresStore {
         decode_all(&rows, |row| shared::decode_found(row, kind), "Failed to read a transaction found")
     }
 
+    async fn search_plan(
+        &self,
+        filter: &SearchFilter,
+        kind: TxnKind,
+        after: Option<SearchCursor>,
+        limit: u32,
+        no_seq_scan: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let Some((sql, values)) = shared::search_sql(filter, kind, after, limit) else { return Ok(Vec::new()) };
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin the plan")?;
+        if no_seq_scan {
+            tx.batch_execute("SET LOCAL enable_seqscan = off").await.store_context("Failed to switch seq scans off")?;
+        }
+        let rows =
+            tx.query(&format!("EXPLAIN {sql}"), &bind_all(&values)).await.store_context("Failed to plan the search")?;
+        let lines = decode_all(&rows, |row| Ok(row.try_get::<_, String>(0)?), "Failed to read the plan")?;
+        tx.rollback().await.store_context("Failed to end the plan")?;
+        Ok(lines)
+    }
+
     async fn txn_journals(&self, kind: TxnKind, id: i64) -> Result<Vec<TxnJournal>, StoreError> {
         let client = self.client().await?;
         let rows = query(&client, sql::TXN_JOURNALS, &[&kind.as_str(), &id], "Failed to read the journals").await?;
