@@ -121,7 +121,8 @@ pub async fn txn(cli: &Cli, command: &TxnCommand) -> anyhow::Result<()> {
     match command {
         TxnCommand::Search(args) => {
             // A bad flag is named as the API names its parameter (`--status: …`).
-            let params = SearchParams::parse(&args.pairs()).map_err(|e| anyhow::anyhow!("--{e}"))?;
+            let params = SearchParams::parse(&args.pairs())
+                .map_err(|e| anyhow::anyhow!("--{}: {}", e.name.replace('_', "-"), e.problem))?;
             if params.format == Format::Csv {
                 let mut out = std::io::stdout().lock();
                 let mut failed = None;
