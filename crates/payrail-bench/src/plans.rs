@@ -147,7 +147,8 @@ async fn add_routes(location: &StoreLocation) -> anyhow::Result<()> {
 async fn samples(store: &dyn Store, records: usize) -> anyhow::Result<(payrail::domain::DmtTransfer, Option<String>)> {
     // A successful transfer (i % 6 == 1) in the middle, with a route if it has one.
     let i = (records / 2) / 6 * 6 + 1;
-    let filter = SearchFilter { reference: Some(format!("P{i:07}")), kind: Some(TxnKind::Dmt), ..SearchFilter::default() };
+    let filter =
+        SearchFilter { reference: Some(format!("P{i:07}")), kind: Some(TxnKind::Dmt), ..SearchFilter::default() };
     let page = search_page(store, &filter, None, 1).await?;
     match page.rows.into_iter().next() {
         Some(Found::Dmt(t, mobile)) => Ok((t, mobile)),
@@ -177,7 +178,10 @@ async fn report(store: &dyn Store, engine: &str, partners: &[RegistrationId], re
     let cases: Vec<(&str, SearchFilter)> = vec![
         ("kind=dmt (no filter)", SearchFilter { kind: Some(TxnKind::Dmt), ..SearchFilter::default() }),
         ("partner", SearchFilter { partner: Some(partners[3]), ..SearchFilter::default() }),
-        ("reference", SearchFilter { reference: Some(transfer.reference.as_str().to_owned()), ..SearchFilter::default() }),
+        (
+            "reference",
+            SearchFilter { reference: Some(transfer.reference.as_str().to_owned()), ..SearchFilter::default() },
+        ),
         ("ackno", SearchFilter { ackno: Some(transfer.ackno), ..SearchFilter::default() }),
         ("txnid", SearchFilter { txnid: Some(transfer.ackno), ..SearchFilter::default() }),
         ("utr", SearchFilter { utr: transfer.utr.clone(), ..SearchFilter::default() }),
@@ -201,9 +205,15 @@ async fn report(store: &dyn Store, engine: &str, partners: &[RegistrationId], re
                 ..SearchFilter::default()
             },
         ),
-        ("from (last day)", SearchFilter { from: Some(SystemClock.now().plus_secs(-86_400)), ..SearchFilter::default() }),
+        (
+            "from (last day)",
+            SearchFilter { from: Some(SystemClock.now().plus_secs(-86_400)), ..SearchFilter::default() },
+        ),
         ("to (a day, half a year ago)", SearchFilter { to: Some(day), ..SearchFilter::default() }),
-        ("from+to (one hour)", SearchFilter { from: Some(day), to: Some(day.plus_secs(3_600)), ..SearchFilter::default() }),
+        (
+            "from+to (one hour)",
+            SearchFilter { from: Some(day), to: Some(day.plus_secs(3_600)), ..SearchFilter::default() },
+        ),
         ("min_amount=5000", SearchFilter { min_amount: Some(Paise::new(500_000)), ..SearchFilter::default() }),
         ("max_amount=101", SearchFilter { max_amount: Some(Paise::new(10_100)), ..SearchFilter::default() }),
     ];

@@ -159,9 +159,8 @@ pub async fn txn(cli: &Cli, command: &TxnCommand) -> anyhow::Result<()> {
         TxnCommand::Show { txn, json } => {
             let (kind, id) = search::parse_txn_name(txn)
                 .with_context(|| format!("{txn:?}: name a transaction as dmt:<ackno> or bbps:<txnid>"))?;
-            let detail = search::txn_detail(store.as_ref(), kind, id)
-                .await?
-                .with_context(|| format!("no transaction {txn}"))?;
+            let detail =
+                search::txn_detail(store.as_ref(), kind, id).await?.with_context(|| format!("no transaction {txn}"))?;
             if *json {
                 println!("{}", serde_json::to_string(&detail)?);
                 return Ok(());

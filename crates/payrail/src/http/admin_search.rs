@@ -95,11 +95,19 @@ impl hyper::body::Body for ChunkBody {
     }
 }
 
-async fn dmt_timeline(_: Operator, State(state): State<Arc<AppState>>, Path(ackno): Path<i64>) -> Result<Response, ApiError> {
+async fn dmt_timeline(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(ackno): Path<i64>,
+) -> Result<Response, ApiError> {
     timeline(&state, TxnKind::Dmt, ackno).await
 }
 
-async fn bill_timeline(_: Operator, State(state): State<Arc<AppState>>, Path(txnid): Path<i64>) -> Result<Response, ApiError> {
+async fn bill_timeline(
+    _: Operator,
+    State(state): State<Arc<AppState>>,
+    Path(txnid): Path<i64>,
+) -> Result<Response, ApiError> {
     timeline(&state, TxnKind::Bbps, txnid).await
 }
 

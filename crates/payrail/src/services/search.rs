@@ -126,7 +126,8 @@ impl SearchParams {
                 "txnid" => filter.txnid = Some(number(name, value)?),
                 "utr" => filter.utr = Some(text(name, value, 64)?),
                 "mobile" => {
-                    let mobile = MobileNumber::parse(value).map_err(|_| bad(name, "must be a 10-digit mobile number"))?;
+                    let mobile =
+                        MobileNumber::parse(value).map_err(|_| bad(name, "must be a 10-digit mobile number"))?;
                     filter.mobile = Some(mobile.as_str().to_owned());
                 }
                 "account" => filter.account = Some(text(name, value, 20)?),
@@ -142,9 +143,12 @@ impl SearchParams {
                 }
                 "min_amount" => filter.min_amount = Some(amount(name, value)?),
                 "max_amount" => filter.max_amount = Some(amount(name, value)?),
-                "cursor" => cursor = Some(decode_cursor(value).ok_or_else(|| bad(name, "not a cursor this search gave"))?),
+                "cursor" => {
+                    cursor = Some(decode_cursor(value).ok_or_else(|| bad(name, "not a cursor this search gave"))?)
+                }
                 "limit" => {
-                    let n: u32 = value.parse().map_err(|_| bad(name, format!("must be a number from 1 to {MAX_LIMIT}")))?;
+                    let n: u32 =
+                        value.parse().map_err(|_| bad(name, format!("must be a number from 1 to {MAX_LIMIT}")))?;
                     if !(1..=MAX_LIMIT).contains(&n) {
                         return Err(bad(name, format!("must be a number from 1 to {MAX_LIMIT}")));
                     }
@@ -443,7 +447,10 @@ pub struct PageView {
 impl PageView {
     /// The view of a page.
     pub fn new(page: &Page) -> PageView {
-        PageView { transactions: page.rows.iter().map(RowView::new).collect(), next_cursor: page.next.map(encode_cursor) }
+        PageView {
+            transactions: page.rows.iter().map(RowView::new).collect(),
+            next_cursor: page.next.map(encode_cursor),
+        }
     }
 }
 
@@ -583,7 +590,10 @@ pub async fn timeline(
             .collect();
         let change = match journal.purpose.as_str() {
             "refund" => after_change(journal.at, Some("refunded")),
-            _ => history.iter().position(|h| h.from_status.is_none() && h.at == journal.at).map_or(usize::MAX - 1, |n| 2 * n + 1),
+            _ => history
+                .iter()
+                .position(|h| h.from_status.is_none() && h.at == journal.at)
+                .map_or(usize::MAX - 1, |n| 2 * n + 1),
         };
         let details =
             json!({"journal_id": journal.id, "purpose": journal.purpose, "memo": journal.memo, "postings": postings});

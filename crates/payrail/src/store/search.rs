@@ -230,7 +230,9 @@ pub(crate) fn search_sql(
             }
             if let Some(mobile) = &filter.mobile {
                 let n = query.push(mobile.as_str().into());
-                query.conditions.push(format!("t.ackno IN (SELECT ackno FROM dmt_routes WHERE remitter_mobile = ${n})"));
+                query
+                    .conditions
+                    .push(format!("t.ackno IN (SELECT ackno FROM dmt_routes WHERE remitter_mobile = ${n})"));
             }
             if let Some(account) = &filter.account {
                 query.and("t.account = ", account.as_str().into());
@@ -438,10 +440,17 @@ mod tests {
     #[test]
     fn a_search_names_its_parameters_in_order_and_binds_one_value_each() {
         let cursor = SearchCursor { created_at: 15, kind: TxnKind::Bbps, id: 7 };
-        let dmt = SearchFilter { utr: Some("U".into()), mobile: Some("9".into()), account: Some("A".into()), ackno: Some(3), ..every_filter() };
+        let dmt = SearchFilter {
+            utr: Some("U".into()),
+            mobile: Some("9".into()),
+            account: Some("A".into()),
+            ackno: Some(3),
+            ..every_filter()
+        };
         let bill = SearchFilter { canumber: Some("C".into()), txnid: Some(4), ..every_filter() };
         for (filter, kind) in [(&dmt, TxnKind::Dmt), (&bill, TxnKind::Bbps)] {
-            let (sql, values) = search_sql(filter, kind, Some(cursor), 50).unwrap_or_else(|| panic!("{kind:?} applies"));
+            let (sql, values) =
+                search_sql(filter, kind, Some(cursor), 50).unwrap_or_else(|| panic!("{kind:?} applies"));
             assert_parameters_in_order(&sql);
             assert!(sql.contains(&format!("${}", values.len())) && !sql.contains(&format!("${}", values.len() + 1)));
         }
@@ -454,8 +463,10 @@ mod tests {
         assert!(search_sql(&utr, TxnKind::Bbps, None, 5).is_none());
         let ca = SearchFilter { canumber: Some("C".into()), ..SearchFilter::default() };
         assert!(search_sql(&ca, TxnKind::Dmt, None, 5).is_none());
-        let only_bill_states =
-            SearchFilter { status: Some(StatusFilter { dmt: vec![], bills: vec![BillStatus::Pending] }), ..SearchFilter::default() };
+        let only_bill_states = SearchFilter {
+            status: Some(StatusFilter { dmt: vec![], bills: vec![BillStatus::Pending] }),
+            ..SearchFilter::default()
+        };
         assert!(search_sql(&only_bill_states, TxnKind::Dmt, None, 5).is_none());
         assert!(search_sql(&only_bill_states, TxnKind::Bbps, None, 5).is_some());
     }

@@ -11,9 +11,7 @@ use serde_json::{json, Value};
 
 use crate::both_engines;
 use crate::helpers::{payrail, spawn_app_with, text, AppOptions, CallbackReceiver, Engine, TestApp, TestPartner};
-use crate::journey::{
-    add_beneficiary_account, assert_refused, register_remitter, top_up, transfer, MOBILE,
-};
+use crate::journey::{add_beneficiary_account, assert_refused, register_remitter, top_up, transfer, MOBILE};
 
 both_engines!(
     each_filter_alone_and_combined_returns_exactly_the_matching_rows,
@@ -136,7 +134,8 @@ async fn data_set(app: &TestApp) -> Vec<Row> {
         assert_eq!(sent.status, 200, "{}", sent.body);
         // The upstream decides its state: read from the partner's answer.
         let code = sent.json()["txn_status"].as_str().unwrap().to_owned();
-        let status = ["refunded", "success", "in_process", "sent_to_bank", "on_hold", "failed"][code.parse::<usize>().unwrap()];
+        let status =
+            ["refunded", "success", "in_process", "sent_to_bank", "on_hold", "failed"][code.parse::<usize>().unwrap()];
         let shown = search_all(app, &format!("reference={reference}")).await;
         rows.push(Row {
             kind: "dmt",
@@ -275,7 +274,10 @@ async fn each_filter_alone_and_combined_returns_exactly_the_matching_rows(engine
     // The rows carry the record's fields.
     let by_ref: HashMap<(String, String), &Row> = rows.iter().map(|r| (r.key(), r)).collect();
     for found in &everything {
-        let row = by_ref[&(found["registration_id"].as_str().unwrap().to_owned(), found["reference_id"].as_str().unwrap().to_owned())];
+        let row = by_ref[&(
+            found["registration_id"].as_str().unwrap().to_owned(),
+            found["reference_id"].as_str().unwrap().to_owned(),
+        )];
         assert_eq!(found["status"], row.status);
         assert_eq!(found["created_at"], row.created_at.as_str());
         assert_eq!(found["mobile"].as_str(), row.mobile.as_deref());
@@ -328,7 +330,8 @@ async fn paging_while_others_insert_neither_skips_nor_repeats_a_row(engine: Engi
         // Between pages, rows land behind the cursor too: imported with
         // earlier times, and in the middle of what is left to walk.
         if page_number < 5 {
-            let late = format!("LATE-{page_number},77,500000000099,in_process,,2026-04-01 09:{:02}:30", 14 - page_number * 3);
+            let late =
+                format!("LATE-{page_number},77,500000000099,in_process,,2026-04-01 09:{:02}:30", 14 - page_number * 3);
             import(&app, "dmt", &partner, &[late]);
         }
         page_number += 1;
@@ -349,7 +352,16 @@ async fn the_csv_export_has_a_header_and_the_json_rows_and_streams_a_large_set(e
     let partner = app.add_partner(true, &[]).await;
     // More rows than one store chunk (500) and than a page may hold.
     let lines: Vec<String> = (0..1_234)
-        .map(|n| format!("E-{n},{}.{:02},5000000000{},success,UTR-{n},2026-05-01 08:{:02}:{:02}", 10 + n, n % 100, n % 3, n / 60 % 60, n % 60))
+        .map(|n| {
+            format!(
+                "E-{n},{}.{:02},5000000000{},success,UTR-{n},2026-05-01 08:{:02}:{:02}",
+                10 + n,
+                n % 100,
+                n % 3,
+                n / 60 % 60,
+                n % 60
+            )
+        })
         .collect();
     import(&app, "dmt", &partner, &lines);
     let bills: Vec<String> =
@@ -371,8 +383,23 @@ async fn the_csv_export_has_a_header_and_the_json_rows_and_streams_a_large_set(e
     assert_eq!(
         header,
         [
-            "kind", "ackno", "txnid", "registration_id", "reference_id", "amount", "status", "code", "utr", "operator_ref",
-            "mobile", "account", "canumber", "operator_name", "created_at", "refund_txn_id", "refunded_at"
+            "kind",
+            "ackno",
+            "txnid",
+            "registration_id",
+            "reference_id",
+            "amount",
+            "status",
+            "code",
+            "utr",
+            "operator_ref",
+            "mobile",
+            "account",
+            "canumber",
+            "operator_name",
+            "created_at",
+            "refund_txn_id",
+            "refunded_at"
         ]
     );
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -500,11 +527,9 @@ async fn the_cli_searches_and_shows_as_the_api_does(engine: Engine) {
 }
 
 async fn a_failed_refunded_transfer_shows_its_whole_life_in_order(engine: Engine) {
-    let options = AppOptions {
-        upstream: crate::helpers::TestUpstream::Sandbox { step_secs: 1 },
-        ..AppOptions::default()
-    }
-    .on_manual_clock();
+    let options =
+        AppOptions { upstream: crate::helpers::TestUpstream::Sandbox { step_secs: 1 }, ..AppOptions::default() }
+            .on_manual_clock();
     let app = spawn_app_with(engine, options).await;
     let partner = app.add_partner(true, &[]).await;
     let receiver = CallbackReceiver::start().await;
@@ -519,7 +544,8 @@ async fn a_failed_refunded_transfer_shows_its_whole_life_in_order(engine: Engine
     receiver.set_down(true);
     let sent = transfer(&app, &partner, MOBILE, &bene, "1000", "LIFE-1").await;
     assert_eq!(sent.status, 200, "{}", sent.body);
-    let ackno = sent.json()["ackno"].as_i64().or_else(|| sent.json()["ackno"].as_str().and_then(|s| s.parse().ok())).unwrap();
+    let ackno =
+        sent.json()["ackno"].as_i64().or_else(|| sent.json()["ackno"].as_str().and_then(|s| s.parse().ok())).unwrap();
     // The first delivery attempt fails while the receiver is down.
     app.advance(Duration::from_secs(1)).await;
     app.advance(Duration::from_secs(1)).await;
@@ -530,14 +556,19 @@ async fn a_failed_refunded_transfer_shows_its_whole_life_in_order(engine: Engine
     })
     .await;
     app.advance(Duration::from_secs(1)).await;
-    let refunded =
-        app.admin(&format!("/admin/v1/dmt/{ackno}/transition"), Some(json!({"to": "refunded", "reason": "customer asked"}))).await;
+    let refunded = app
+        .admin(
+            &format!("/admin/v1/dmt/{ackno}/transition"),
+            Some(json!({"to": "refunded", "reason": "customer asked"})),
+        )
+        .await;
     assert_eq!(refunded.status, 200, "{}", refunded.body);
     receiver.set_down(false);
     app.advance(Duration::from_secs(2)).await;
     let timeline = crate::helpers::eventually(15, "every event delivered", || async {
         let t = app.admin(&path, None).await.json();
-        let events: Vec<&Value> = t["timeline"].as_array().unwrap().iter().filter(|i| i["kind"] == "partner_event").collect();
+        let events: Vec<&Value> =
+            t["timeline"].as_array().unwrap().iter().filter(|i| i["kind"] == "partner_event").collect();
         (!events.is_empty() && events.iter().all(|e| e["state"] == "delivered")).then_some(t)
     })
     .await;
@@ -545,7 +576,7 @@ async fn a_failed_refunded_transfer_shows_its_whole_life_in_order(engine: Engine
     let times: Vec<&str> = items.iter().map(|i| i["at"].as_str().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order: {times:?}");
     let position = |what: &dyn Fn(&Value) -> bool, name: &str| {
-        items.iter().position(|i| what(i)).unwrap_or_else(|| panic!("no {name} in {timeline:#}"))
+        items.iter().position(what).unwrap_or_else(|| panic!("no {name} in {timeline:#}"))
     };
     let created = position(&|i| i["kind"] == "created" && i["to"] == "in_process", "creation");
     let debit = position(&|i| i["kind"] == "journal" && i["purpose"] == "debit", "debit journal");
