@@ -377,7 +377,16 @@ async fn the_csv_export_has_a_header_and_the_json_rows_and_streams_a_large_set(e
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
     assert!(response.headers().get("content-length").is_none(), "streamed, not buffered: {:?}", response.headers());
-    let body = response.text().await.unwrap();
+    // Written as it is read from the store, 500 rows at a time: several chunks.
+    let mut response = response;
+    let mut body = Vec::new();
+    let mut chunks = 0;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        body.extend_from_slice(&chunk);
+        chunks += 1;
+    }
+    assert!(chunks >= 2, "{chunks} chunk(s)");
+    let body = String::from_utf8(body).unwrap();
     let mut reader = csv::Reader::from_reader(body.as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
     assert_eq!(
