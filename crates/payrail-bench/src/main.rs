@@ -8,7 +8,8 @@
 //! requests a second, their ratio, and p50/p99 latency.
 //!
 //! `--paybills` measures bill payments committed a second instead, and
-//! `--poller` the upstream poller's jobs handled a second.
+//! `--poller` the upstream poller's jobs handled a second, and `--plans` the
+//! operator search's query plan for each filter (failing on a full scan).
 //!
 //! Server and load generator share the machine, each on its own runtime of
 //! two worker threads; the bare server runs under exactly the same
@@ -16,6 +17,7 @@
 
 mod load;
 mod paybills;
+mod plans;
 mod poller;
 
 /// The same allocator as the `payrail` binary, so the bench measures what ships.
@@ -66,6 +68,10 @@ struct Args {
     /// against a provider that answers at once.
     #[arg(long)]
     poller: bool,
+    /// Instead: the operator search's query plan for each filter on
+    /// `--records` of each kind (see `plans.rs`); fails on a full scan.
+    #[arg(long, conflicts_with_all = ["paybills", "poller"])]
+    plans: bool,
     /// Due poll jobs for `--poller`.
     #[arg(long, default_value_t = 100_000)]
     poll_jobs: usize,
@@ -90,7 +96,9 @@ fn main() -> anyhow::Result<()> {
             },
             other => anyhow::bail!("unknown engine {other:?}"),
         };
-        if args.paybills {
+        if args.plans {
+            plans::run(&args, engine, location)?;
+        } else if args.paybills {
             paybills::run(&args, engine, location, &driver)?;
         } else if args.poller {
             poller::run(&args, engine, location)?;

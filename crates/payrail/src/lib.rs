@@ -9,12 +9,14 @@
 //! - [`domain`]: money, identifiers, India time, transaction states, the
 //!   charge arithmetic, the bank list and penny drops. No I/O.
 //! - [`store`]: one trait per aggregate (partners, transactions, ledger,
-//!   remittance, e-KYC, upstream work, penny drops), [`store::Store`] being all
+//!   remittance, e-KYC, upstream work, penny drops, operator search),
+//!   [`store::Store`] being all
 //!   of them, and the two engines, SQLite (the embedded default) and
 //!   PostgreSQL, each a folder with one file per aggregate.
 //! - [`services`]: the work: partners and their sealed secrets, fees,
 //!   wallets, remittance (with the remitter e-KYC, `ekyc`), penny drops and
-//!   bill payments, imports, the demo data set; the
+//!   bill payments, imports, the demo data set, operator search and
+//!   timelines (`search`); the
 //!   upstream (`services::upstream`: the `provider` trait, the `sandbox`,
 //!   the `paysprint` connector, and `sync`, which keeps transactions in step
 //!   with it), partner callbacks

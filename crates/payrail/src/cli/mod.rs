@@ -10,6 +10,7 @@ mod money;
 mod partner;
 mod secret_input;
 mod serve;
+mod txn;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +74,9 @@ pub enum Command {
     /// Upstream follow-up: transactions held for review.
     #[command(subcommand)]
     Upstream(events::UpstreamCommand),
+    /// Transactions: search (filters, paging, JSON or CSV) and show one with its timeline.
+    #[command(subcommand)]
+    Txn(txn::TxnCommand),
 }
 
 impl Cli {
@@ -150,6 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Callback(command) => events::callback(&cli, command).await.map(|()| ExitCode::SUCCESS),
         Command::Events(command) => events::events(&cli, command).await,
         Command::Upstream(command) => events::upstream(&cli, command).await.map(|()| ExitCode::SUCCESS),
+        Command::Txn(command) => txn::txn(&cli, command).await.map(|()| ExitCode::SUCCESS),
     }
 }
 

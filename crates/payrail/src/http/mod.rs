@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod admin_events;
 pub mod admin_money;
+pub mod admin_search;
 pub mod auth;
 pub mod bbps;
 pub mod beneficiaries;
@@ -208,6 +209,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(admin::routes())
         .merge(admin_events::routes())
         .merge(admin_money::routes())
+        .merge(admin_search::routes())
         // After every route: it applies to the routes already there.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_such_endpoint)

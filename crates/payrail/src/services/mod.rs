@@ -19,6 +19,7 @@ pub mod notifier;
 pub mod partners;
 pub mod penny_drops;
 pub mod remittance;
+pub mod search;
 pub mod secrets;
 pub mod transactions;
 pub mod upstream;

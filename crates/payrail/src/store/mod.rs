@@ -6,7 +6,8 @@
 //!
 //! - One trait per aggregate, each in its own file next to the SQL both
 //!   engines share for it (a `sql` module): [`partners`], [`transactions`],
-//!   [`ledger`], [`remittance`], [`kyc`], [`upstream_work`], [`penny_drops`].
+//!   [`ledger`], [`remittance`], [`kyc`], [`upstream_work`], [`penny_drops`],
+//!   [`search`].
 //!   [`Store`] is all of them.
 //! - One folder per engine, [`sqlite`] and [`postgres`]: a `mod.rs` with the
 //!   connection, pool or writer and the error mapping, one file per
@@ -46,6 +47,7 @@ pub mod penny_drops;
 pub mod postgres;
 pub mod postgres_tls;
 pub mod remittance;
+pub mod search;
 pub mod sqlite;
 pub mod transactions;
 pub mod upstream_work;
@@ -55,6 +57,7 @@ pub use ledger::LedgerStore;
 pub use partners::PartnerStore;
 pub use penny_drops::PennyDropStore;
 pub use remittance::RemittanceStore;
+pub use search::SearchStore;
 pub use transactions::{RecordStore, TransactionStore};
 pub use upstream_work::{Claims, UpstreamWorkStore};
 
@@ -235,7 +238,14 @@ pub struct ChangeNote {
 /// ask for the narrowest trait they use.
 #[async_trait]
 pub trait Store:
-    PartnerStore + TransactionStore + LedgerStore + RemittanceStore + UpstreamWorkStore + KycStore + PennyDropStore
+    PartnerStore
+    + TransactionStore
+    + LedgerStore
+    + RemittanceStore
+    + UpstreamWorkStore
+    + KycStore
+    + PennyDropStore
+    + SearchStore
 {
     /// Which engine this is, for logs and the bench.
     fn engine(&self) -> &'static str;

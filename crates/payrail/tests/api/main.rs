@@ -35,6 +35,7 @@ mod plan_dates;
 mod postgres_tls;
 mod remitter_ekyc;
 mod replay;
+mod search;
 mod seeds;
 mod settlement;
 mod store_from_old_main;

@@ -34,6 +34,7 @@ mod migrations;
 mod partners;
 mod penny_drops;
 mod remittance;
+mod search;
 #[cfg(test)]
 mod test_db;
 mod transactions;

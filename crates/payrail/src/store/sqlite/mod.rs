@@ -22,6 +22,7 @@ mod partners;
 mod penny_drops;
 mod remittance;
 mod reqids;
+mod search;
 mod transactions;
 mod upstream_work;
 

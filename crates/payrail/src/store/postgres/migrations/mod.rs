@@ -19,8 +19,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0008_remitter_ekyc.sql"),
     include_str!("0009_beneficiary_bank.sql"),
     include_str!("0010_upstream_ids.sql"),
-    include_str!("0012_installation.sql"),
     include_str!("0011_upstream_refunds.sql"),
+    include_str!("0012_installation.sql"),
+    include_str!("0013_search_indexes.sql"),
 ];
 
 /// The advisory-lock key the migrations hold: "payrail" in ASCII and 01

@@ -21,8 +21,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0009_remitter_ekyc.sql"),
     include_str!("0010_beneficiary_bank.sql"),
     include_str!("0011_upstream_ids.sql"),
-    include_str!("0013_installation.sql"),
     include_str!("0012_upstream_refunds.sql"),
+    include_str!("0013_installation.sql"),
+    include_str!("0014_search_indexes.sql"),
 ];
 
 /// Applies the versions the store has not applied yet, in one `IMMEDIATE`

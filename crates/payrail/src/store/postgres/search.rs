@@ -1,0 +1,53 @@
+//! Transaction search and a transaction's journals on PostgreSQL: the
+//! shared SQL of `store::search`.
+
+use super::columns::bind_all;
+use super::*;
+use crate::store::search::{self as shared, sql, Found, SearchCursor, SearchFilter, SearchStore, TxnJournal};
+
+#[async_trait]
+impl SearchStore for PostgresStore {
+    async fn search_kind(
+        &self,
+        filter: &SearchFilter,
+        kind: TxnKind,
+        after: Option<SearchCursor>,
+        limit: u32,
+    ) -> Result<Vec<Found>, StoreError> {
+        let Some((sql, values)) = shared::search_sql(filter, kind, after, limit) else { return Ok(Vec::new()) };
+        let client = self.client().await?;
+        // Not prepared once per connection: the statement's shape changes with the filters.
+        let rows = client.query(&sql, &bind_all(&values)).await.store_context("Failed to search the transactions")?;
+        decode_all(&rows, |row| shared::decode_found(row, kind), "Failed to read a transaction found")
+    }
+
+    async fn search_plan(
+        &self,
+        filter: &SearchFilter,
+        kind: TxnKind,
+        after: Option<SearchCursor>,
+        limit: u32,
+        no_seq_scan: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let Some((sql, values)) = shared::search_sql(filter, kind, after, limit) else { return Ok(Vec::new()) };
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin the plan")?;
+        if no_seq_scan {
+            tx.batch_execute("SET LOCAL enable_seqscan = off").await.store_context("Failed to switch seq scans off")?;
+        }
+        let rows =
+            tx.query(&format!("EXPLAIN {sql}"), &bind_all(&values)).await.store_context("Failed to plan the search")?;
+        let lines = decode_all(&rows, |row| Ok(row.try_get::<_, String>(0)?), "Failed to read the plan")?;
+        tx.rollback().await.store_context("Failed to end the plan")?;
+        Ok(lines)
+    }
+
+    async fn txn_journals(&self, kind: TxnKind, id: i64) -> Result<Vec<TxnJournal>, StoreError> {
+        let client = self.client().await?;
+        let rows = query(&client, sql::TXN_JOURNALS, &[&kind.as_str(), &id], "Failed to read the journals").await?;
+        let read = |row: &Row| -> anyhow::Result<(i64, String, String, i64, String, i64)> {
+            Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?, row.try_get(5)?))
+        };
+        Ok(shared::group_journals(decode_all(&rows, read, "Failed to read a journal")?))
+    }
+}

@@ -1,0 +1,63 @@
+//! Transaction search and a transaction's journals on SQLite: the shared
+//! SQL of `store::search`, run on a pooled read connection.
+
+use rusqlite::params_from_iter;
+
+use super::*;
+use crate::store::search::{self as shared, sql, Found, SearchCursor, SearchFilter, SearchStore, TxnJournal};
+
+#[async_trait]
+impl SearchStore for SqliteStore {
+    async fn search_kind(
+        &self,
+        filter: &SearchFilter,
+        kind: TxnKind,
+        after: Option<SearchCursor>,
+        limit: u32,
+    ) -> Result<Vec<Found>, StoreError> {
+        let Some((sql, values)) = shared::search_sql(filter, kind, after, limit) else { return Ok(Vec::new()) };
+        self.read(|conn| {
+            // Not cached: the statement's shape changes with the filters.
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(params_from_iter(values.iter()), |row| shared::decode_found(row, kind))?;
+            rows.collect()
+        })
+    }
+
+    async fn search_plan(
+        &self,
+        filter: &SearchFilter,
+        kind: TxnKind,
+        after: Option<SearchCursor>,
+        limit: u32,
+        _no_seq_scan: bool,
+    ) -> Result<Vec<String>, StoreError> {
+        let Some((sql, values)) = shared::search_sql(filter, kind, after, limit) else { return Ok(Vec::new()) };
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            // Columns: id, parent, unused, detail; a node's depth from its parents.
+            let rows = stmt.query_map(params_from_iter(values.iter()), |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, String>(3)?))
+            })?;
+            let nodes: Vec<(i64, i64, String)> = rows.collect::<rusqlite::Result<_>>()?;
+            let depth = |mut parent: i64| {
+                let mut depth = 0;
+                while let Some(node) = nodes.iter().find(|n| n.0 == parent) {
+                    depth += 1;
+                    parent = node.1;
+                }
+                depth
+            };
+            Ok(nodes.iter().map(|(_, parent, detail)| format!("{}{detail}", "  ".repeat(depth(*parent)))).collect())
+        })
+    }
+
+    async fn txn_journals(&self, kind: TxnKind, id: i64) -> Result<Vec<TxnJournal>, StoreError> {
+        let rows = self.read(|conn| {
+            all_rows(conn, sql::TXN_JOURNALS, rusqlite::params![kind.as_str(), id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+            })
+        })?;
+        Ok(shared::group_journals(rows))
+    }
+}
