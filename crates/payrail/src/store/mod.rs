@@ -6,7 +6,8 @@
 //!
 //! - One trait per aggregate, each in its own file next to the SQL both
 //!   engines share for it (a `sql` module): [`partners`], [`transactions`],
-//!   [`ledger`], [`remittance`], [`kyc`], [`upstream_work`], [`penny_drops`].
+//!   [`ledger`], [`remittance`], [`kyc`], [`upstream_work`], [`penny_drops`],
+//!   [`operators`].
 //!   [`Store`] is all of them.
 //! - One folder per engine, [`sqlite`] and [`postgres`]: a `mod.rs` with the
 //!   connection, pool or writer and the error mapping, one file per
@@ -41,6 +42,7 @@ pub mod files;
 pub mod kyc;
 pub mod ledger;
 pub mod lookup;
+pub mod operators;
 pub mod partners;
 pub mod penny_drops;
 pub mod postgres;
@@ -52,6 +54,7 @@ pub mod upstream_work;
 
 pub use kyc::KycStore;
 pub use ledger::LedgerStore;
+pub use operators::OperatorStore;
 pub use partners::PartnerStore;
 pub use penny_drops::PennyDropStore;
 pub use remittance::RemittanceStore;
@@ -235,7 +238,14 @@ pub struct ChangeNote {
 /// ask for the narrowest trait they use.
 #[async_trait]
 pub trait Store:
-    PartnerStore + TransactionStore + LedgerStore + RemittanceStore + UpstreamWorkStore + KycStore + PennyDropStore
+    PartnerStore
+    + TransactionStore
+    + LedgerStore
+    + RemittanceStore
+    + UpstreamWorkStore
+    + KycStore
+    + PennyDropStore
+    + OperatorStore
 {
     /// Which engine this is, for logs and the bench.
     fn engine(&self) -> &'static str;

@@ -382,7 +382,7 @@ impl Followed for BillPayment {
     async fn change(store: &dyn Store, id: i64, change: BillChange, note: ChangeNote) -> Result<Self, ChangeError> {
         match change {
             BillChange::Fail => {
-                let refund = refund_note(note.source, note.at);
+                let refund = refund_note(note.source.clone(), note.at);
                 store.fail_bill(id, note, refund).await
             }
             change => Self::change_as_told(store, id, change, note).await,
@@ -450,7 +450,7 @@ pub async fn apply<R: Followed>(
 ) -> Result<R, StoreError> {
     for _ in 0..RACE_RETRIES {
         let Some(change) = record.change_for(report) else { break };
-        let note = ChangeNote { source, reason: Some(R::describe(report)), at: clock.now() };
+        let note = ChangeNote { source: source.clone(), reason: Some(R::describe(report)), at: clock.now() };
         match R::change(store, record.id(), change, note).await {
             Ok(moved) => return Ok(moved),
             Err(ChangeError::Forbidden(_)) => match R::load(store, record.id()).await? {

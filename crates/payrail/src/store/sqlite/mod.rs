@@ -17,6 +17,7 @@ mod columns;
 mod kyc;
 mod ledger;
 mod lookup;
+mod operators;
 mod migrations;
 mod partners;
 mod penny_drops;

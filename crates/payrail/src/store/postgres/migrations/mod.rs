@@ -18,6 +18,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0007_master_key_check.sql"),
     include_str!("0008_remitter_ekyc.sql"),
     include_str!("0009_beneficiary_bank.sql"),
+    // Numbered 14, not 10: versions 10 to 13 are taken by branches merging
+    // beside this one; the merge puts each file at its number.
+    include_str!("0014_operators.sql"),
 ];
 
 /// The advisory-lock key the migrations hold: "payrail" in ASCII and 01
