@@ -196,6 +196,24 @@ pub fn operator_may_act(operator: &OperatorAccount) -> bool {
     !operator.disabled
 }
 
+/// The demo's admin operator.
+pub const DEMO_ADMIN: &str = "admin@demo.payrail";
+
+/// Adds the demo's admin operator ([`DEMO_ADMIN`]) with a generated
+/// password, returned to be shown once; `None` if it exists already.
+pub async fn add_demo_admin(store: &dyn Store, clock: &dyn Clock) -> Result<Option<String>, OperatorError> {
+    let email = Email::parse(DEMO_ADMIN).map_err(|e| OperatorError::Hash(e.to_string()))?;
+    if store.find_operator(&email).await?.is_some() {
+        return Ok(None);
+    }
+    let password = generate_password();
+    match add(store, clock, email, Role::Admin, &password, &Actor::Cli).await {
+        Ok(_) => Ok(Some(password)),
+        Err(OperatorError::Exists(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
