@@ -138,7 +138,7 @@ impl OperatorStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::support::*;
+    use super::super::tests::lifecycle::{at, ok, open};
     use super::*;
 
     #[tokio::test]
