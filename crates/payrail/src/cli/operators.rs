@@ -296,11 +296,11 @@ fn expiry(days: Option<u32>, at: Option<&str>, now: Timestamp) -> anyhow::Result
     let until = match (days, at) {
         (Some(0), _) => anyhow::bail!("--expires must be at least 1 day"),
         (Some(days), _) => Some(now.plus_secs(i64::from(days) * 86_400)),
-        (None, Some(text)) => Some(
-            Timestamp::parse_ist(text)
-                .or_else(|_| Timestamp::parse_ist_date(text))
-                .map_err(|_| anyhow::anyhow!("--expires-at must be YYYY-MM-DD or \"YYYY-MM-DD HH:MM:SS\" (India time)"))?,
-        ),
+        (None, Some(text)) => {
+            Some(Timestamp::parse_ist(text).or_else(|_| Timestamp::parse_ist_date(text)).map_err(|_| {
+                anyhow::anyhow!("--expires-at must be YYYY-MM-DD or \"YYYY-MM-DD HH:MM:SS\" (India time)")
+            })?)
+        }
         (None, None) => None,
     };
     if until.is_some_and(|until| until <= now) {
@@ -343,7 +343,9 @@ async fn token(store: &dyn Store, command: &TokenCommand) -> anyhow::Result<()> 
             println!("Id:      {} ({}, {})", issued.stored.id, owner.email, owner.role);
             match issued.stored.expires_at {
                 Some(until) => println!("Expires: {} (India time)", until.to_ist_string()),
-                None => println!("Expires: never (revoke it with `payrail operator token revoke {}`)", issued.stored.id),
+                None => {
+                    println!("Expires: never (revoke it with `payrail operator token revoke {}`)", issued.stored.id)
+                }
             }
             println!("The token is shown only this once: store it now.");
             Ok(())
@@ -361,7 +363,13 @@ async fn token(store: &dyn Store, command: &TokenCommand) -> anyhow::Result<()> 
             }
             println!("{:<17} {:<20} {:<20} {:<8} NAME", "ID", "CREATED (IST)", "EXPIRES (IST)", "STATE");
             for t in tokens {
-                let state = if t.revoked_at.is_some() { "revoked" } else if t.live { "live" } else { "expired" };
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else if t.live {
+                    "live"
+                } else {
+                    "expired"
+                };
                 let expires = t.expires_at.unwrap_or_else(|| "never".into());
                 println!("{:<17} {:<20} {:<20} {:<8} {}", t.id, t.created_at, expires, state, t.name);
             }

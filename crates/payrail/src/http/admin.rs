@@ -22,11 +22,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
+use super::admin_audit::{change_source, entry, record};
+pub use super::admin_auth::Operator;
 use super::body::{parse_json, LimitedBody};
 use super::error::{json_response, ApiError};
 use super::extract::Path;
-use super::admin_audit::{change_source, entry, record};
-pub use super::admin_auth::Operator;
 use super::AppState;
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;

@@ -85,14 +85,20 @@ fn audit_filter(query: AuditQuery) -> Result<AuditFilter, ApiError> {
     let bad = |m: &str| ApiError::Validation(m.into());
     let limit = match query.limit.as_deref() {
         None => DEFAULT_LIMIT,
-        Some(text) => text.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| bad("limit must be 1 to 500"))?,
+        Some(text) => {
+            text.parse().ok().filter(|n| (1..=MAX_LIMIT).contains(n)).ok_or_else(|| bad("limit must be 1 to 500"))?
+        }
     };
     let before = match query.cursor.as_deref() {
         None => None,
-        Some(text) => Some(text.parse().ok().filter(|n: &i64| *n > 0).ok_or_else(|| bad("cursor is not one this API gave"))?),
+        Some(text) => {
+            Some(text.parse().ok().filter(|n: &i64| *n > 0).ok_or_else(|| bad("cursor is not one this API gave"))?)
+        }
     };
     let non_empty = |field: &str, value: Option<String>| match value {
-        Some(v) if v.is_empty() || v.len() > 300 => Err(ApiError::Validation(format!("{field} must be 1 to 300 characters"))),
+        Some(v) if v.is_empty() || v.len() > 300 => {
+            Err(ApiError::Validation(format!("{field} must be 1 to 300 characters")))
+        }
         other => Ok(other),
     };
     Ok(AuditFilter {
@@ -118,7 +124,8 @@ struct AuditView {
 
 impl From<AuditEntry> for AuditView {
     fn from(e: AuditEntry) -> Self {
-        let json = |text: Option<String>| text.map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t)));
+        let json =
+            |text: Option<String>| text.map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t)));
         AuditView {
             id: e.id,
             at: e.entry.at.to_ist_string(),

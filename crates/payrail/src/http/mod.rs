@@ -230,11 +230,8 @@ pub fn admin_routes() -> Router<Arc<AppState>> {
 /// test can hold each one to [`admin_auth::ROUTE_ROLES`].
 pub fn admin_paths() -> Vec<String> {
     let listing = format!("{:?}", admin_routes());
-    let mut paths: Vec<String> = listing
-        .split('"')
-        .filter(|part| part.starts_with("/admin/"))
-        .map(str::to_owned)
-        .collect();
+    let mut paths: Vec<String> =
+        listing.split('"').filter(|part| part.starts_with("/admin/")).map(str::to_owned).collect();
     paths.sort();
     paths.dedup();
     paths

@@ -45,7 +45,9 @@ pub enum OperatorError {
     #[error("no token with id {0}")]
     NoSuchToken(String),
     /// The password does not meet the rules.
-    #[error("the password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters, without control characters")]
+    #[error(
+        "the password must be {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters, without control characters"
+    )]
     WeakPassword,
     /// The store failed.
     #[error(transparent)]
@@ -173,7 +175,12 @@ pub async fn create_token(
 }
 
 /// Revokes a token; it stops working at once.
-pub async fn revoke_token(store: &dyn Store, clock: &dyn Clock, id: &str, actor: &Actor) -> Result<ApiToken, OperatorError> {
+pub async fn revoke_token(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    id: &str,
+    actor: &Actor,
+) -> Result<ApiToken, OperatorError> {
     let revoked = store.revoke_token(id, clock.now(), actor).await?;
     revoked.ok_or_else(|| OperatorError::NoSuchToken(id.to_owned()))
 }
@@ -186,7 +193,7 @@ pub async fn authenticate_token(store: &dyn Store, now: Timestamp, token: &str) 
     let Some((stored, operator)) = store.token_with_operator(id).await? else { return Ok(None) };
     let matches: bool = secret_hash(secret).ct_eq(&stored.secret_hash).into();
     let live = matches && stored.is_live(now) && operator_may_act(&operator);
-    Ok(live.then(|| Actor::Operator { id: operator.id, email: operator.email, role: operator.role }))
+    Ok(live.then_some(Actor::Operator { id: operator.id, email: operator.email, role: operator.role }))
 }
 
 /// Whether an operator may act at all: checked on every request, by

@@ -163,11 +163,8 @@ pub(crate) mod sql {
     pub(crate) const INSERT_TOKEN: &str = "INSERT INTO operator_tokens \
          (id, operator_id, name, secret_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
     /// Operator `$1`'s tokens, newest first.
-    pub(crate) const LIST_TOKENS: &str = concat!(
-        "SELECT ",
-        token_list!(),
-        " FROM operator_tokens WHERE operator_id = $1 ORDER BY created_at DESC, id"
-    );
+    pub(crate) const LIST_TOKENS: &str =
+        concat!("SELECT ", token_list!(), " FROM operator_tokens WHERE operator_id = $1 ORDER BY created_at DESC, id");
     /// The token with id `$1`.
     pub(crate) const FIND_TOKEN: &str = concat!("SELECT ", token_list!(), " FROM operator_tokens WHERE id = $1");
     /// Revokes token `$2` at `$1` unless it is revoked already.

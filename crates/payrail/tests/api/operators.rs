@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::both_engines;
-use crate::helpers::{payrail, spawn_app_with, text, AppOptions, Answer, Engine, TestApp, ADMIN_TOKEN};
+use crate::helpers::{payrail, spawn_app_with, text, Answer, AppOptions, Engine, TestApp, ADMIN_TOKEN};
 
 both_engines!(
     every_admin_route_answers_each_kind_of_caller_as_its_role_says,
@@ -25,8 +25,9 @@ both_engines!(
 fn json_command(app: &TestApp, args: &[&str]) -> Value {
     let output = payrail(app, args);
     assert!(output.status.success(), "{args:?}: {}{}", text(&output.stdout), text(&output.stderr));
-    serde_json::from_str(&text(&output.stdout))
-        .unwrap_or_else(|e| panic!("{args:?} printed more or less than one JSON document ({e}): {}", text(&output.stdout)))
+    serde_json::from_str(&text(&output.stdout)).unwrap_or_else(|e| {
+        panic!("{args:?} printed more or less than one JSON document ({e}): {}", text(&output.stdout))
+    })
 }
 
 /// Runs `payrail ARGS…` with `input` on standard input.
@@ -103,7 +104,10 @@ async fn every_admin_route_answers_each_kind_of_caller_as_its_role_says(engine: 
     let app = spawn_app_with(engine, AppOptions { no_workers: true, ..AppOptions::default() }.on_manual_clock()).await;
     let partner = app.add_partner(false, &[]).await.name();
     let set = json!({"url": "https://partner.example/cb"});
-    assert_eq!(app.admin_with(Method::PUT, &format!("/admin/v1/partners/{partner}/callback"), Some(set)).await.status, 200);
+    assert_eq!(
+        app.admin_with(Method::PUT, &format!("/admin/v1/partners/{partner}/callback"), Some(set)).await.status,
+        200
+    );
     let dmt = json!({"registration_id": partner, "reference_id": "T-1", "amount": "5000", "account": "50100200300"});
     let ackno = app.admin("/admin/v1/dmt", Some(dmt)).await.json()["ackno"].as_i64().expect("an ackno");
     let bill = json!({"registration_id": partner, "reference_id": "B-1", "operator_name": "Bajaj Finance",
@@ -215,7 +219,8 @@ async fn an_operators_transition_names_the_operator_in_the_history_and_the_audit
     let moved = call(&app, Method::POST, &path, Some(&token), Some(&json!({"to": "sent_to_bank"}))).await;
     assert_eq!(moved.status, 200, "{}", moved.body);
     let history = moved.json()["history"].clone();
-    let sources: Vec<&str> = history.as_array().expect("a history").iter().filter_map(|h| h["source"].as_str()).collect();
+    let sources: Vec<&str> =
+        history.as_array().expect("a history").iter().filter_map(|h| h["source"].as_str()).collect();
     assert_eq!(sources, ["admin", "operator:asha@example.in"]);
 
     let audit = |query: String| {
@@ -241,7 +246,8 @@ async fn an_operators_transition_names_the_operator_in_the_history_and_the_audit
     assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "fields in order {order:?}: {raw}");
 
     let about = audit(format!("?target=dmt:{ackno}")).await;
-    let who: Vec<&str> = about["entries"].as_array().expect("entries").iter().filter_map(|e| e["operator"].as_str()).collect();
+    let who: Vec<&str> =
+        about["entries"].as_array().expect("entries").iter().filter_map(|e| e["operator"].as_str()).collect();
     assert_eq!(who, ["asha@example.in", "bootstrap"], "newest first: {about}");
     let later = (start.plus_secs(1800)).to_ist_string();
     let since = audit(format!("?target=dmt:{ackno}&from={}", later.replace(' ', "%20"))).await;
@@ -276,15 +282,23 @@ async fn the_operator_commands_print_one_json_document_each_and_are_audited(engi
     );
     assert!(added.status.success(), "{}", text(&added.stderr));
     let added: Value = serde_json::from_str(&text(&added.stdout)).expect("one JSON document");
-    assert_eq!((&added["email"], &added["role"], &added["disabled"]), (&json!("ravi@example.in"), &json!("viewer"), &json!(false)));
+    assert_eq!(
+        (&added["email"], &added["role"], &added["disabled"]),
+        (&json!("ravi@example.in"), &json!("viewer"), &json!(false))
+    );
     assert!(added.get("password").is_none(), "a password given is not printed: {added}");
-    let generated = json_command(&app, &["operator", "add", "--email", "meera@example.in", "--role", "admin", "--json"]);
+    let generated =
+        json_command(&app, &["operator", "add", "--email", "meera@example.in", "--role", "admin", "--json"]);
     assert!(generated["password"].as_str().is_some_and(|p| p.len() >= 12), "{generated}");
 
     let twice = payrail(&app, &["operator", "add", "--email", "RAVI@example.in", "--role", "admin"]);
     assert_eq!(twice.status.code(), Some(1));
     assert!(text(&twice.stderr).contains("already exists"), "{}", text(&twice.stderr));
-    let short = with_stdin(&app, &["operator", "add", "--email", "x@example.in", "--role", "viewer", "--password-stdin"], "short\n");
+    let short = with_stdin(
+        &app,
+        &["operator", "add", "--email", "x@example.in", "--role", "viewer", "--password-stdin"],
+        "short\n",
+    );
     assert_eq!(short.status.code(), Some(1));
     assert!(text(&short.stderr).contains("12 to 256 characters"), "{}", text(&short.stderr));
     let bad_role = payrail(&app, &["operator", "add", "--email", "y@example.in", "--role", "root"]);
@@ -293,18 +307,33 @@ async fn the_operator_commands_print_one_json_document_each_and_are_audited(engi
     assert_eq!(nobody.status.code(), Some(1));
     assert!(text(&nobody.stderr).contains("no operator with email nobody@example.in"), "{}", text(&nobody.stderr));
 
-    let role = json_command(&app, &["operator", "set-role", "--email", "ravi@example.in", "--role", "operator", "--json"]);
+    let role =
+        json_command(&app, &["operator", "set-role", "--email", "ravi@example.in", "--role", "operator", "--json"]);
     assert_eq!(role["role"], "operator");
     assert_eq!(json_command(&app, &["operator", "disable", "--email", "ravi@example.in", "--json"])["disabled"], true);
     assert_eq!(json_command(&app, &["operator", "enable", "--email", "ravi@example.in", "--json"])["disabled"], false);
     let reset = json_command(&app, &["operator", "reset-password", "--email", "ravi@example.in", "--json"]);
     assert!(reset["password"].as_str().is_some_and(|p| p.len() >= 12), "{reset}");
     let listed = json_command(&app, &["operator", "list", "--json"]);
-    let emails: Vec<&str> = listed["operators"].as_array().expect("operators").iter().filter_map(|o| o["email"].as_str()).collect();
+    let emails: Vec<&str> =
+        listed["operators"].as_array().expect("operators").iter().filter_map(|o| o["email"].as_str()).collect();
     assert_eq!(emails, ["meera@example.in", "ravi@example.in"]);
 
-    let created = json_command(&app, &["operator", "token", "create", "--email", "ravi@example.in", "--name", "laptop",
-                                       "--expires-at", "2099-01-01", "--json"]);
+    let created = json_command(
+        &app,
+        &[
+            "operator",
+            "token",
+            "create",
+            "--email",
+            "ravi@example.in",
+            "--name",
+            "laptop",
+            "--expires-at",
+            "2099-01-01",
+            "--json",
+        ],
+    );
     let token = created["token"].as_str().expect("a token");
     assert!(token.starts_with("prt_") && token.len() == 4 + 16 + 1 + 64, "{created}");
     assert_eq!((&created["name"], &created["expires_at"]), (&json!("laptop"), &json!("2099-01-01 00:00:00")));
@@ -312,10 +341,12 @@ async fn the_operator_commands_print_one_json_document_each_and_are_audited(engi
     assert_eq!(tokens["tokens"][0]["id"], created["id"]);
     assert_eq!(tokens["tokens"][0]["live"], true);
     assert!(!tokens.to_string().contains(token), "the list never shows the token");
-    let revoked = json_command(&app, &["operator", "token", "revoke", created["id"].as_str().expect("an id"), "--json"]);
+    let revoked =
+        json_command(&app, &["operator", "token", "revoke", created["id"].as_str().expect("an id"), "--json"]);
     assert_eq!(revoked["live"], false);
     assert!(revoked["revoked_at"].is_string(), "{revoked}");
-    let past = payrail(&app, &["operator", "token", "create", "--email", "ravi@example.in", "--expires-at", "2001-01-01"]);
+    let past =
+        payrail(&app, &["operator", "token", "create", "--email", "ravi@example.in", "--expires-at", "2001-01-01"]);
     assert!(text(&past.stderr).contains("--expires-at must be in the future"), "{}", text(&past.stderr));
     let unknown = payrail(&app, &["operator", "token", "revoke", "0123456789abcdef"]);
     assert!(text(&unknown.stderr).contains("no token with id 0123456789abcdef"), "{}", text(&unknown.stderr));

@@ -8,8 +8,8 @@ use crate::domain::operator::{
 };
 use crate::store::operators::sql::*;
 use crate::store::operators::{
-    audit_from_row, change_audit, operator_from_row, operator_list, revoke_audit, token_and_operator,
-    token_from_row, token_list, NewOperator, OperatorStore,
+    audit_from_row, change_audit, operator_from_row, operator_list, revoke_audit, token_and_operator, token_from_row,
+    token_list, NewOperator, OperatorStore,
 };
 
 /// The operator with address `$1`, locked until the transaction ends.

@@ -14,10 +14,10 @@ use crate::store::operators::{
 
 /// Appends `entry` inside the caller's transaction; its id.
 fn append(conn: &Connection, entry: &NewAuditEntry) -> rusqlite::Result<i64> {
-    conn.prepare_cached(APPEND_AUDIT)?.query_row(
-        params![entry.at.unix(), entry.actor, entry.action, entry.target, entry.before, entry.after],
-        |r| r.get(0),
-    )
+    conn.prepare_cached(APPEND_AUDIT)?
+        .query_row(params![entry.at.unix(), entry.actor, entry.action, entry.target, entry.before, entry.after], |r| {
+            r.get(0)
+        })
 }
 
 #[async_trait]
@@ -30,7 +30,8 @@ impl OperatorStore for SqliteStore {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             let params = params![new.email.as_str(), new.role.as_str(), new.password_hash, new.created_at.unix()];
-            let added = optional_row(&tx, INSERT_OPERATOR, params, |row| operator_from_row(row)).map_err(store_error)?;
+            let added =
+                optional_row(&tx, INSERT_OPERATOR, params, |row| operator_from_row(row)).map_err(store_error)?;
             if added.is_some() {
                 append(&tx, &audit).map_err(store_error)?;
             }
