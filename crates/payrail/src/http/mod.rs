@@ -9,6 +9,10 @@
 //! ([`connection`]), each request's framing is judged from the raw bytes
 //! ([`framing`]), and an address that keeps failing authentication is
 //! refused without a store lookup ([`ratelimit::FailureLimiter`]).
+//!
+//! An operator request (`/admin/v1/…`) is authenticated and held to its
+//! route's role by [`admin_auth::authorize`] before its handler runs; the
+//! roles are one table, [`admin_auth::ROUTE_ROLES`].
 
 pub mod admin;
 pub mod admin_audit;

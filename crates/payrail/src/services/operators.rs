@@ -190,8 +190,10 @@ pub async fn revoke_token(
 /// whose operator is disabled.
 pub async fn authenticate_token(store: &dyn Store, now: Timestamp, token: &str) -> Result<Option<Actor>, StoreError> {
     let Some((id, secret)) = split_token(token) else { return Ok(None) };
+    // Hashed before the lookup: an unknown id and a wrong secret cost the same.
+    let sent = secret_hash(secret);
     let Some((stored, operator)) = store.token_with_operator(id).await? else { return Ok(None) };
-    let matches: bool = secret_hash(secret).ct_eq(&stored.secret_hash).into();
+    let matches: bool = sent.ct_eq(&stored.secret_hash).into();
     let live = matches && stored.is_live(now) && operator_may_act(&operator);
     Ok(live.then_some(Actor::Operator { id: operator.id, email: operator.email, role: operator.role }))
 }
