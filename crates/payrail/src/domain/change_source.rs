@@ -38,6 +38,16 @@ impl ChangeSource {
         ChangeSource::Operator(format!("operator:{email}").into())
     }
 
+    /// Who the audit log names for a change from this source, if it is an
+    /// operator's: `bootstrap` for the bootstrap token, else the email.
+    pub fn audit_actor(&self) -> Option<&str> {
+        match self {
+            ChangeSource::Admin => Some("bootstrap"),
+            ChangeSource::Operator(spelling) => spelling.strip_prefix("operator:"),
+            _ => None,
+        }
+    }
+
     /// Every source with a fixed spelling, in declaration order.
     pub const ALL: [ChangeSource; 9] = [
         ChangeSource::Partner,
@@ -105,6 +115,9 @@ mod tests {
         assert_eq!(ChangeSource::parse("operator:"), None);
         let asha = ChangeSource::operator("asha@example.in");
         assert_eq!(asha.as_str(), "operator:asha@example.in");
-        assert_eq!(ChangeSource::parse(asha.as_str()), Some(asha));
+        assert_eq!(ChangeSource::parse(asha.as_str()), Some(asha.clone()));
+        assert_eq!(asha.audit_actor(), Some("asha@example.in"));
+        assert_eq!(ChangeSource::Admin.audit_actor(), Some("bootstrap"));
+        assert_eq!(ChangeSource::Poller.audit_actor(), None);
     }
 }

@@ -1,7 +1,7 @@
 //! Operators: their accounts, roles and personal API tokens, who an action
 //! is attributed to ([`Actor`]), and the audit log's entries.
 
-use crate::domain::Timestamp;
+use crate::domain::{BillPayment, DmtTransfer, Timestamp};
 
 /// What an operator may do; each role may do everything the one before it may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -213,6 +213,26 @@ impl Actor {
             Actor::Operator { role, .. } => *role,
         }
     }
+}
+
+/// What the audit log records of a transfer: its state and what an operator sets.
+pub fn dmt_audit_view(t: &DmtTransfer) -> serde_json::Value {
+    serde_json::json!({
+        "status": t.status.name(),
+        "utr": t.utr,
+        "amount": t.amount.to_decimal_string(),
+        "refund_txn_id": t.refund_txn_id,
+    })
+}
+
+/// What the audit log records of a bill payment.
+pub fn bill_audit_view(p: &BillPayment) -> serde_json::Value {
+    serde_json::json!({
+        "status": p.status.name(),
+        "operator_id": p.operator_ref,
+        "amount": p.amount.to_decimal_string(),
+        "refund_txn_id": p.refund_txn_id,
+    })
 }
 
 /// An audit log entry to append.

@@ -30,6 +30,7 @@ use super::extract::Path;
 use super::AppState;
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
+use crate::domain::operator::{bill_audit_view, dmt_audit_view};
 use crate::domain::text::check_text;
 use crate::domain::{
     BillPayment, BillStatus, DmtStatus, DmtTransfer, HistoryEntry, Paise, ReferenceId, RegistrationId,
@@ -177,12 +178,10 @@ async fn transition_dmt(
     };
     let reason = request.reason.map(|r| bounded("reason", &r, 500)).transpose()?;
     let store = state.store.as_ref();
-    let before = store.dmt_with_history(ackno).await?.map(|(t, _)| dmt_audit_view(&t));
-    let after = transactions::change::<DmtTransfer>(store, &*state.clock, ackno, change, change_source(&actor), reason)
+    // The audit entry is written with the change, in its database transaction.
+    transactions::change::<DmtTransfer>(store, &*state.clock, ackno, change, change_source(&actor), reason)
         .await
         .map_err(change_error)?;
-    let change = before.map(|before| (before, dmt_audit_view(&after)));
-    record(&state, entry(&state, &actor, "dmt.transition", format!("dmt:{ackno}"), change)).await;
     show_dmt_by_id(&state, ackno, StatusCode::OK).await
 }
 
@@ -272,34 +271,11 @@ async fn transition_bill(
     };
     let reason = request.reason.map(|r| bounded("reason", &r, 500)).transpose()?;
     let store = state.store.as_ref();
-    let before = store.bill_with_history(txnid).await?.map(|(p, _)| bill_audit_view(&p));
-    let source = change_source(&actor);
-    let after = transactions::change::<BillPayment>(store, &*state.clock, txnid, change, source, reason)
+    // The audit entry is written with the change, in its database transaction.
+    transactions::change::<BillPayment>(store, &*state.clock, txnid, change, change_source(&actor), reason)
         .await
         .map_err(change_error)?;
-    let change = before.map(|before| (before, bill_audit_view(&after)));
-    record(&state, entry(&state, &actor, "bbps.transition", format!("bbps:{txnid}"), change)).await;
     show_bill_by_id(&state, txnid, StatusCode::OK).await
-}
-
-/// What the audit log records of a transfer: its state and what an operator sets.
-fn dmt_audit_view(t: &DmtTransfer) -> serde_json::Value {
-    serde_json::json!({
-        "status": t.status.name(),
-        "utr": t.utr,
-        "amount": t.amount.to_decimal_string(),
-        "refund_txn_id": t.refund_txn_id,
-    })
-}
-
-/// What the audit log records of a bill payment.
-fn bill_audit_view(p: &BillPayment) -> serde_json::Value {
-    serde_json::json!({
-        "status": p.status.name(),
-        "operator_id": p.operator_ref,
-        "amount": p.amount.to_decimal_string(),
-        "refund_txn_id": p.refund_txn_id,
-    })
 }
 
 #[derive(Serialize)]

@@ -40,8 +40,9 @@ pub fn change_source(actor: &Actor) -> ChangeSource {
 }
 
 /// Appends what `actor` did to the audit log, after the action itself
-/// committed. Should the append fail, the action stands (its history row
-/// names the operator too) and the failure is logged loudly.
+/// committed (a transition's entry is written by the store in the change's
+/// own transaction instead). Should the append fail, the action stands and
+/// the failure is logged loudly.
 pub async fn record(state: &AppState, entry: NewAuditEntry) {
     let (action, target) = (entry.action.clone(), entry.target.clone());
     if let Err(e) = state.store.append_audit(entry).await {

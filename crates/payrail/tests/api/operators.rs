@@ -222,6 +222,9 @@ async fn an_operators_transition_names_the_operator_in_the_history_and_the_audit
     let sources: Vec<&str> =
         history.as_array().expect("a history").iter().filter_map(|h| h["source"].as_str()).collect();
     assert_eq!(sources, ["admin", "operator:asha@example.in"]);
+    // A move the state machine refuses leaves no audit entry (the entry commits with the change).
+    let refused = call(&app, Method::POST, &path, Some(&token), Some(&json!({"to": "refunded"}))).await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
 
     let audit = |query: String| {
         let app = &app;

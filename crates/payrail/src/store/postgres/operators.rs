@@ -18,7 +18,7 @@ const LOCK_OPERATOR: &str = concat!("SELECT ", operator_list!(), " FROM operator
 const LOCK_TOKEN: &str = concat!("SELECT ", token_list!(), " FROM operator_tokens WHERE id = $1 FOR UPDATE");
 
 /// Appends `entry` inside the caller's transaction; its id.
-async fn append(client: &impl GenericClient, entry: &NewAuditEntry) -> Result<i64, StoreError> {
+pub(super) async fn append(client: &impl GenericClient, entry: &NewAuditEntry) -> Result<i64, StoreError> {
     let at = entry.at.unix();
     let params: [&(dyn ToSql + Sync); 6] =
         [&at, &entry.actor, &entry.action, &entry.target, &entry.before, &entry.after];

@@ -13,7 +13,7 @@ use crate::store::operators::{
 };
 
 /// Appends `entry` inside the caller's transaction; its id.
-fn append(conn: &Connection, entry: &NewAuditEntry) -> rusqlite::Result<i64> {
+pub(super) fn append(conn: &Connection, entry: &NewAuditEntry) -> rusqlite::Result<i64> {
     conn.prepare_cached(APPEND_AUDIT)?
         .query_row(params![entry.at.unix(), entry.actor, entry.action, entry.target, entry.before, entry.after], |r| {
             r.get(0)
