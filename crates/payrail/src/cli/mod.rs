@@ -1,5 +1,5 @@
 //! The command line: `payrail serve`, `partner`, `import`, `token`, `status`,
-//! `wallet`, `plan`, `verify`, `callback`, `events`, `upstream`.
+//! `wallet`, `plan`, `verify`, `callback`, `events`, `upstream`, `operator`, `audit`.
 //! Every command takes `--data-dir` and `--database-url`, so the CLI and a
 //! running server can share one store.
 
@@ -7,6 +7,7 @@ mod client;
 mod events;
 mod import;
 mod money;
+mod operators;
 mod partner;
 mod secret_input;
 mod serve;
@@ -77,6 +78,12 @@ pub enum Command {
     /// Transactions: search (filters, paging, JSON or CSV) and show one with its timeline.
     #[command(subcommand)]
     Txn(txn::TxnCommand),
+    /// Operator accounts, roles and personal API tokens.
+    #[command(subcommand)]
+    Operator(operators::OperatorCommand),
+    /// The audit log of operator actions.
+    #[command(subcommand)]
+    Audit(operators::AuditCommand),
 }
 
 impl Cli {
@@ -155,6 +162,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(command) => events::events(&cli, command).await,
         Command::Upstream(command) => events::upstream(&cli, command).await.map(|()| ExitCode::SUCCESS),
         Command::Txn(command) => txn::txn(&cli, command).await.map(|()| ExitCode::SUCCESS),
+        Command::Operator(command) => operators::operator(&cli, command).await.map(|()| ExitCode::SUCCESS),
+        Command::Audit(command) => operators::audit(&cli, command).await.map(|()| ExitCode::SUCCESS),
     }
 }
 

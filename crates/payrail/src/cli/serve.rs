@@ -23,6 +23,7 @@ use crate::services::callbacks::{Deliverer, DeliverySettings};
 use crate::services::demo::{self, SEED_PARTNER, TOKEN_PARTNER};
 use crate::services::demo_live;
 use crate::services::notifier::{LogNotifier, Notifier, SmsGateway};
+use crate::services::operators;
 use crate::services::secrets::{MasterKey, MissingKey};
 use crate::services::upstream::paysprint::{PaysprintConfig, PaysprintProvider};
 use crate::services::upstream::provider::{ManualProvider, Provider};
@@ -263,6 +264,10 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         admin_token = Some(random_token());
     }
     let demo_data = if args.demo { load_demo(&*store, &*clock, &key, args.demo_transactions).await? } else { None };
+    let demo_login = match args.demo {
+        true => Some(operators::add_demo_admin(&*store, &*clock).await.context("Failed to add the demo operator")?),
+        false => None,
+    };
     let settings = EdgeSettings {
         trusted_proxies: args.trusted_proxies.clone(),
         rate_limit_per_sec: args.rate_limit,
@@ -302,6 +307,9 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, engine = store.engine(), "payrail is listening");
     if args.demo {
         print_demo_guide(cli, addr, demo_data.as_ref().map(|d| &d.token_secret), admin_token.as_ref());
+        if let Some(password) = demo_login {
+            print_demo_login(cli, addr, password.as_deref());
+        }
         if live {
             let callback_secret = demo_data.as_ref().and_then(|d| d.callback_secret.as_ref());
             print_live_guide(addr, admin_token.as_ref(), callback_secret);
@@ -389,6 +397,25 @@ fn print_demo_guide(cli: &Cli, addr: SocketAddr, token_secret: Option<&SecretStr
     }
     // A closed stdout (a supervisor that stopped reading) must not stop the server.
     let _ = writeln!(std::io::stdout().lock(), "{guide}");
+}
+
+/// The demo admin operator's login: its password when it was just made.
+fn print_demo_login(cli: &Cli, addr: SocketAddr, password: Option<&str>) {
+    let email = operators::DEMO_ADMIN;
+    let data_dir = cli.data_dir.display();
+    let login = match password {
+        Some(password) => format!("{email} / {password}  (shown only this once)"),
+        None => format!(
+            "{email} (its password was shown when it was made; for a new one: \
+             payrail --data-dir {data_dir} operator reset-password --email {email})"
+        ),
+    };
+    let line = format!(
+        "# Operator login for the web console at http://{addr}/console/ (the console comes in a later version):\n\
+         #   {login}\n\
+         # A personal API token for /admin/v1/: payrail --data-dir {data_dir} operator token create --email {email}\n"
+    );
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 fn print_live_guide(addr: SocketAddr, admin: Option<&SecretString>, callback_secret: Option<&SecretString>) {

@@ -6,11 +6,12 @@
 /// History read back from the store stays text
 /// ([`HistoryEntry::source`](super::HistoryEntry::source)): rows written by
 /// older versions (or by tests) may hold spellings no variant has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ChangeSource {
     /// The partner's own call (a transfer, a bill payment, a refund claim).
     Partner,
-    /// An operator, through the admin API.
+    /// The bootstrap admin token (`PAYRAIL_ADMIN_TOKEN`), and every
+    /// operator change made before operators had accounts.
     Admin,
     /// `payrail import` of a CSV file.
     Import,
@@ -26,10 +27,28 @@ pub enum ChangeSource {
     UpstreamCallback,
     /// The sandbox's operator endpoint (`/sandbox/v1/advance`).
     Sandbox,
+    /// An operator with an account, through the admin API: stored as
+    /// `operator:<email>` (this holds that whole spelling).
+    Operator(std::sync::Arc<str>),
 }
 
 impl ChangeSource {
-    /// Every source, in declaration order.
+    /// The operator with this address: `operator:<email>`.
+    pub fn operator(email: &str) -> ChangeSource {
+        ChangeSource::Operator(format!("operator:{email}").into())
+    }
+
+    /// Who the audit log names for a change from this source, if it is an
+    /// operator's: `bootstrap` for the bootstrap token, else the email.
+    pub fn audit_actor(&self) -> Option<&str> {
+        match self {
+            ChangeSource::Admin => Some("bootstrap"),
+            ChangeSource::Operator(spelling) => spelling.strip_prefix("operator:"),
+            _ => None,
+        }
+    }
+
+    /// Every source with a fixed spelling, in declaration order.
     pub const ALL: [ChangeSource; 9] = [
         ChangeSource::Partner,
         ChangeSource::Admin,
@@ -44,7 +63,7 @@ impl ChangeSource {
 
     /// Whether the change is the upstream's word (an answer, a poll, a
     /// callback, the sandbox's), not a person's or an import's.
-    pub fn is_upstream(self) -> bool {
+    pub fn is_upstream(&self) -> bool {
         matches!(
             self,
             ChangeSource::Provider
@@ -56,7 +75,7 @@ impl ChangeSource {
     }
 
     /// The name stored in history rows and shown on the wire and the CLI.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             ChangeSource::Partner => "partner",
             ChangeSource::Admin => "admin",
@@ -67,11 +86,15 @@ impl ChangeSource {
             ChangeSource::Poller => "poller",
             ChangeSource::UpstreamCallback => "upstream-callback",
             ChangeSource::Sandbox => "sandbox",
+            ChangeSource::Operator(spelling) => spelling,
         }
     }
 
     /// The source [`ChangeSource::as_str`] spells `text`, if any.
     pub fn parse(text: &str) -> Option<ChangeSource> {
+        if let Some(email) = text.strip_prefix("operator:").filter(|e| !e.is_empty()) {
+            return Some(ChangeSource::operator(email));
+        }
         ChangeSource::ALL.into_iter().find(|source| source.as_str() == text)
     }
 }
@@ -102,5 +125,12 @@ mod tests {
         }
         assert_eq!(ChangeSource::parse("upstream"), None);
         assert_eq!(ChangeSource::parse("Admin"), None);
+        assert_eq!(ChangeSource::parse("operator:"), None);
+        let asha = ChangeSource::operator("asha@example.in");
+        assert_eq!(asha.as_str(), "operator:asha@example.in");
+        assert_eq!(ChangeSource::parse(asha.as_str()), Some(asha.clone()));
+        assert_eq!(asha.audit_actor(), Some("asha@example.in"));
+        assert_eq!(ChangeSource::Admin.audit_actor(), Some("bootstrap"));
+        assert_eq!(ChangeSource::Poller.audit_actor(), None);
     }
 }

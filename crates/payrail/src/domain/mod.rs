@@ -14,6 +14,7 @@ pub mod event;
 pub mod fee_plan;
 pub mod ledger;
 pub mod money;
+pub mod operator;
 pub mod otp;
 pub mod partner;
 pub mod penny_drop;

@@ -1,6 +1,8 @@
 //! The operator API under `/admin/v1/`, behind a bearer token
 //! (`PAYRAIL_ADMIN_TOKEN`): create transactions and move them through their
-//! states. Every change lands in the status history with source `admin`.
+//! states. Every change lands in the status history with the operator as
+//! its source (`operator:<email>`, or `admin` for the bootstrap token) and
+//! in the audit log with the transaction before and after.
 //!
 //! | method | path | body |
 //! |---|---|---|
@@ -13,25 +15,25 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq as _;
 
+use super::admin_audit::{change_source, entry, record};
+pub use super::admin_auth::Operator;
 use super::body::{parse_json, LimitedBody};
 use super::error::{json_response, ApiError};
 use super::extract::Path;
 use super::AppState;
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
+use crate::domain::operator::{bill_audit_view, dmt_audit_view};
 use crate::domain::text::check_text;
 use crate::domain::{
-    BillPayment, BillStatus, ChangeSource, DmtStatus, DmtTransfer, HistoryEntry, Paise, ReferenceId, RegistrationId,
+    BillPayment, BillStatus, DmtStatus, DmtTransfer, HistoryEntry, Paise, ReferenceId, RegistrationId,
 };
 use crate::services::transactions::{self, NewBill, NewDmt};
 use crate::store::{ChangeError, InsertError};
@@ -45,37 +47,6 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/bbps", post(create_bill))
         .route("/admin/v1/bbps/{txnid}", get(show_bill))
         .route("/admin/v1/bbps/{txnid}/transition", post(transition_bill))
-}
-
-/// Proof that the request carries the operator's bearer token.
-pub struct Operator;
-
-impl FromRequestParts<Arc<AppState>> for Operator {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        let expected = state.settings.admin_token.as_ref().ok_or(ApiError::AdminDisabled)?;
-        let sent = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer_token)
-            .ok_or_else(operator_unauthenticated)?;
-        let matches: bool = sent.as_bytes().ct_eq(expected.expose_secret().as_bytes()).into();
-        matches.then_some(Operator).ok_or_else(operator_unauthenticated)
-    }
-}
-
-/// The credentials of `Bearer <token>`; the scheme is case-insensitive
-/// (RFC 9110 §11.1), so `bearer` and `BEARER` do as well.
-fn bearer_token(header: &str) -> Option<&str> {
-    let (scheme, token) = header.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_start())
-}
-
-/// 401 in the operator API's one shape, `status` first.
-fn operator_unauthenticated() -> ApiError {
-    ApiError::Refused { status: StatusCode::UNAUTHORIZED, code: 11, message: "Authentication failed".into() }
 }
 
 fn bad(message: impl std::fmt::Display) -> ApiError {
@@ -136,7 +107,7 @@ struct CreateDmt {
 }
 
 async fn create_dmt(
-    _: Operator,
+    Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
@@ -153,9 +124,12 @@ async fn create_dmt(
     );
     new.customer_charge = optional_money("customer_charge", request.customer_charge.as_deref())?;
     new.provider_share = optional_money("provider_share", request.provider_share.as_deref())?;
-    let transfer = transactions::create_dmt(state.store.as_ref(), &*state.clock, new, ChangeSource::Admin)
+    let transfer = transactions::create_dmt(state.store.as_ref(), &*state.clock, new, change_source(&actor))
         .await
         .map_err(insert_error)?;
+    let created = dmt_audit_view(&transfer);
+    let target = format!("dmt:{}", transfer.ackno);
+    record(&state, entry(&state, &actor, "dmt.create", target, Some((serde_json::Value::Null, created)))).await;
     show_dmt_by_id(&state, transfer.ackno, StatusCode::CREATED).await
 }
 
@@ -183,7 +157,7 @@ struct Transition {
 }
 
 async fn transition_dmt(
-    _: Operator,
+    Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
     Path(ackno): Path<i64>,
     LimitedBody(body): LimitedBody,
@@ -204,7 +178,8 @@ async fn transition_dmt(
     };
     let reason = request.reason.map(|r| bounded("reason", &r, 500)).transpose()?;
     let store = state.store.as_ref();
-    transactions::change::<DmtTransfer>(store, &*state.clock, ackno, change, ChangeSource::Admin, reason)
+    // The audit entry is written with the change, in its database transaction.
+    transactions::change::<DmtTransfer>(store, &*state.clock, ackno, change, change_source(&actor), reason)
         .await
         .map_err(change_error)?;
     show_dmt_by_id(&state, ackno, StatusCode::OK).await
@@ -229,7 +204,7 @@ struct CreateBill {
 }
 
 async fn create_bill(
-    _: Operator,
+    Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
@@ -254,9 +229,12 @@ async fn create_bill(
         refund_txn_id: None,
         refunded_at: None,
     };
-    let payment = transactions::create_bill(state.store.as_ref(), &*state.clock, new, ChangeSource::Admin)
+    let payment = transactions::create_bill(state.store.as_ref(), &*state.clock, new, change_source(&actor))
         .await
         .map_err(insert_error)?;
+    let created = bill_audit_view(&payment);
+    let target = format!("bbps:{}", payment.txnid);
+    record(&state, entry(&state, &actor, "bbps.create", target, Some((serde_json::Value::Null, created)))).await;
     show_bill_by_id(&state, payment.txnid, StatusCode::CREATED).await
 }
 
@@ -275,7 +253,7 @@ async fn show_bill_by_id(state: &AppState, txnid: i64, status: StatusCode) -> Re
 }
 
 async fn transition_bill(
-    _: Operator,
+    Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
     Path(txnid): Path<i64>,
     LimitedBody(body): LimitedBody,
@@ -293,7 +271,8 @@ async fn transition_bill(
     };
     let reason = request.reason.map(|r| bounded("reason", &r, 500)).transpose()?;
     let store = state.store.as_ref();
-    transactions::change::<BillPayment>(store, &*state.clock, txnid, change, ChangeSource::Admin, reason)
+    // The audit entry is written with the change, in its database transaction.
+    transactions::change::<BillPayment>(store, &*state.clock, txnid, change, change_source(&actor), reason)
         .await
         .map_err(change_error)?;
     show_bill_by_id(&state, txnid, StatusCode::OK).await

@@ -25,12 +25,14 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::admin::Operator;
+use super::admin_audit::{entry, record};
 use super::admin_money::existing_partner;
 use super::body::{parse_json, LimitedBody};
 use super::error::{json_response, ApiError};
 use super::extract::{Path, Query};
 use super::AppState;
 use crate::domain::event::{DeliveryAttempt, EventFilter, EventState, PartnerEvent, PollJob};
+use crate::domain::operator::Actor;
 use crate::domain::{RegistrationId, Timestamp, TxnKind};
 use crate::services::callback_secrets::{self, CallbackSecretError};
 use secrecy::ExposeSecret as _;
@@ -82,15 +84,15 @@ fn secret_error(error: CallbackSecretError) -> ApiError {
 
 /// The partner a callback route without a body names (`{id}`): the
 /// operator is authenticated first, then the partner must exist (404).
-struct CallbackPartner(RegistrationId);
+struct CallbackPartner(RegistrationId, Actor);
 
 impl FromRequestParts<Arc<AppState>> for CallbackPartner {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        Operator::from_request_parts(parts, state).await?;
+        let Operator(actor) = Operator::from_request_parts(parts, state).await?;
         let Path(id) = Path::<String>::from_request_parts(parts, state).await?;
-        Ok(CallbackPartner(existing_partner(state, &id).await?))
+        Ok(CallbackPartner(existing_partner(state, &id).await?, actor))
     }
 }
 
@@ -101,7 +103,7 @@ fn callback_view(partner: RegistrationId, url: Option<String>, callback_secret: 
 
 async fn show_callback(
     State(state): State<Arc<AppState>>,
-    CallbackPartner(partner): CallbackPartner,
+    CallbackPartner(partner, _): CallbackPartner,
 ) -> Result<Response, ApiError> {
     let url = state.store.callback_url(partner).await?;
     Ok(callback_view(partner, url, None))
@@ -113,7 +115,7 @@ struct SetCallback {
 }
 
 async fn set_callback(
-    _: Operator,
+    Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     LimitedBody(body): LimitedBody,
@@ -121,8 +123,14 @@ async fn set_callback(
     let partner = existing_partner(&state, &id).await?;
     let request: SetCallback = parse_json(&body)?;
     let url = callback_url(&request.url).map_err(bad)?;
+    let before = state.store.callback_url(partner).await?;
     let made = callback_secrets::set_callback(&*state.store, &*state.clock, &state.key, partner, url.clone()).await;
     let callback_secret = made.map_err(secret_error)?.map(|s| s.expose_secret().to_owned());
+    let change = (
+        serde_json::json!({ "url": before }),
+        serde_json::json!({ "url": url, "secret_issued": callback_secret.is_some() }),
+    );
+    record(&state, entry(&state, &actor, "callback.set", format!("partner:{partner}"), Some(change))).await;
     Ok(callback_view(partner, Some(url), callback_secret))
 }
 
@@ -142,7 +150,7 @@ struct RotatedCallbackSecret {
 /// `POST /admin/v1/partners/{id}/callback/secret`: a new callback secret,
 /// shown once; the old one keeps signing for the overlap.
 async fn rotate_callback_secret(
-    _: Operator,
+    Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     LimitedBody(body): LimitedBody,
@@ -158,6 +166,9 @@ async fn rotate_callback_secret(
     let (secret, until) = callback_secrets::rotate_secret(&*state.store, &*state.clock, &state.key, partner, overlap)
         .await
         .map_err(secret_error)?;
+    let change = (serde_json::json!({}), serde_json::json!({ "previous_valid_until": until.to_ist_string() }));
+    let target = format!("partner:{partner}");
+    record(&state, entry(&state, &actor, "callback.rotate_secret", target, Some(change))).await;
     let rotated = RotatedCallbackSecret {
         partner: partner.to_string(),
         callback_secret: secret.expose_secret().to_owned(),
@@ -168,9 +179,12 @@ async fn rotate_callback_secret(
 
 async fn clear_callback(
     State(state): State<Arc<AppState>>,
-    CallbackPartner(partner): CallbackPartner,
+    CallbackPartner(partner, actor): CallbackPartner,
 ) -> Result<Response, ApiError> {
+    let before = state.store.callback_url(partner).await?;
     state.store.set_callback_url(partner, None, state.clock.now()).await?;
+    let change = (serde_json::json!({ "url": before }), serde_json::json!({ "url": null }));
+    record(&state, entry(&state, &actor, "callback.clear", format!("partner:{partner}"), Some(change))).await;
     Ok(callback_view(partner, None, None))
 }
 
@@ -306,12 +320,19 @@ async fn show_event(
     Ok(json_response(StatusCode::OK, &detail))
 }
 
-async fn redeliver(_: Operator, State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+async fn redeliver(
+    Operator(actor): Operator,
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let before = state.store.event_with_attempts(id).await?.map(|(e, _)| e.state.name());
     let event = state
         .store
         .redeliver_event(id, state.clock.now())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;
+    let change = (serde_json::json!({ "state": before }), serde_json::json!({ "state": event.state.name() }));
+    record(&state, entry(&state, &actor, "event.redeliver", format!("event:{id}"), Some(change))).await;
     Ok(json_response(StatusCode::OK, &EventView::at(&event, state.clock.now())))
 }
 
@@ -395,8 +416,13 @@ struct Closed {
 }
 
 /// `POST /admin/v1/upstream/circuit/close`.
-async fn close_circuit(_: Operator, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+async fn close_circuit(Operator(actor): Operator, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let before = serde_json::to_value(circuit_view(&state)).unwrap_or_default();
     let was_open = state.upstream.health().close_circuit();
+    let after = serde_json::to_value(circuit_view(&state)).unwrap_or_default();
+    if was_open {
+        record(&state, entry(&state, &actor, "upstream.circuit_close", "upstream".into(), Some((before, after)))).await;
+    }
     Ok(json_response(StatusCode::OK, &Closed { was_open, circuit: circuit_view(&state) }))
 }
 

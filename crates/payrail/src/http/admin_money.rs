@@ -21,6 +21,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::admin::Operator;
+use super::admin_audit::{entry, record};
 use super::body::{parse_json, LimitedBody};
 use super::error::{json_response, ApiError};
 use super::extract::{Path, Query};
@@ -104,7 +105,7 @@ fn wallet_error(error: ledger::WalletError, id: RegistrationId) -> ApiError {
 
 /// `POST …/wallet/topup` and `…/wallet/withdraw`, as `way` says.
 async fn move_wallet(
-    _: Operator,
+    Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     LimitedBody(body): LimitedBody,
@@ -120,6 +121,15 @@ async fn move_wallet(
     check_text(&memo).map_err(|e| ApiError::Validation(format!("memo {e}")))?;
     let moved: Result<WalletMove, _> = ledger::move_money(&*state.store, &*state.clock, id, way, amount, &memo).await;
     let moved = moved.map_err(|e| wallet_error(e, id))?;
+    let action = match way {
+        TopUp => "wallet.topup",
+        Withdrawal => "wallet.withdraw",
+    };
+    let change = (
+        serde_json::json!({ "balance": moved.opening.to_decimal_string() }),
+        serde_json::json!({ "balance": moved.closing.to_decimal_string(), "amount": amount.to_decimal_string(), "memo": memo }),
+    );
+    record(&state, entry(&state, &actor, action, format!("partner:{id}"), Some(change))).await;
     let body = Moved {
         partner: id.to_string(),
         opening: moved.opening.to_decimal_string(),
@@ -219,7 +229,7 @@ pub fn instant(text: &str) -> Result<Timestamp, String> {
 }
 
 async fn set_plan(
-    _: Operator,
+    Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     LimitedBody(body): LimitedBody,
@@ -233,7 +243,11 @@ async fn set_plan(
         DebitError::Store(e) => e.into(),
         other => ApiError::Internal(other.into()),
     })?;
-    Ok(json_response(StatusCode::CREATED, &PlanVersion::from(version)))
+    let version = PlanVersion::from(version);
+    let after = serde_json::to_value(&version).unwrap_or_default();
+    let change = Some((serde_json::Value::Null, after));
+    record(&state, entry(&state, &actor, "fee_plan.set", format!("partner:{id}"), change)).await;
+    Ok(json_response(StatusCode::CREATED, &version))
 }
 
 #[derive(Serialize)]

@@ -65,9 +65,6 @@ pub enum ApiError {
         /// What went wrong, for the partner.
         message: String,
     },
-    /// Operator API disabled (no admin token configured): 403.
-    #[error("the operator API is disabled: set PAYRAIL_ADMIN_TOKEN")]
-    AdminDisabled,
     /// The store is unreachable or busy: 503, code 9, with `Retry-After`.
     #[error("store unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -227,7 +224,6 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(message) => status_first(StatusCode::NOT_FOUND, 2, &message),
             ApiError::Conflict(message) => status_first(StatusCode::CONFLICT, 8, &message),
             ApiError::Refused { status, code, message } => status_first(status, code, &message),
-            ApiError::AdminDisabled => status_first(StatusCode::FORBIDDEN, 11, &ApiError::AdminDisabled.to_string()),
             ApiError::Unavailable(cause) => {
                 tracing::error!(error = ?cause, "store unavailable");
                 with_retry_after(status_first(StatusCode::SERVICE_UNAVAILABLE, 9, "Unable to process request"), 5)

@@ -9,8 +9,14 @@
 //! ([`connection`]), each request's framing is judged from the raw bytes
 //! ([`framing`]), and an address that keeps failing authentication is
 //! refused without a store lookup ([`ratelimit::FailureLimiter`]).
+//!
+//! An operator request (`/admin/v1/…`) is authenticated and held to its
+//! route's role by [`admin_auth::authorize`] before its handler runs; the
+//! roles are one table, [`admin_auth::ROUTE_ROLES`].
 
 pub mod admin;
+pub mod admin_audit;
+pub mod admin_auth;
 pub mod admin_events;
 pub mod admin_money;
 pub mod admin_search;
@@ -206,14 +212,35 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/aop/billpaymentpaybill", post(bbps::paybill))
         .route("/upstream/v1/callback", post(upstream::callback))
         .route("/sandbox/v1/advance", post(upstream::advance))
-        .merge(admin::routes())
-        .merge(admin_events::routes())
-        .merge(admin_money::routes())
-        .merge(admin_search::routes())
-        // After every route: it applies to the routes already there.
+        .merge(admin_routes())
+        // After every route: they apply to the routes already there.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin_auth::authorize))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(no_such_endpoint)
         .with_state(state)
+}
+
+/// Every operator route under `/admin/v1/`, each module's merged: each
+/// needs a role in [`admin_auth::ROUTE_ROLES`].
+pub fn admin_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .merge(admin::routes())
+        .merge(admin_events::routes())
+        .merge(admin_money::routes())
+        .merge(admin_audit::routes())
+        .merge(admin_search::routes())
+}
+
+/// The path of every route [`admin_routes`] has, read from the router
+/// itself (its `Debug` form is the only listing axum gives), so that a
+/// test can hold each one to [`admin_auth::ROUTE_ROLES`].
+pub fn admin_paths() -> Vec<String> {
+    let listing = format!("{:?}", admin_routes());
+    let mut paths: Vec<String> =
+        listing.split('"').filter(|part| part.starts_with("/admin/")).map(str::to_owned).collect();
+    paths.sort();
+    paths.dedup();
+    paths
 }
 
 async fn no_such_endpoint() -> Response {

@@ -16,6 +16,7 @@ pub mod flights;
 pub mod import;
 pub mod ledger;
 pub mod notifier;
+pub mod operators;
 pub mod partners;
 pub mod penny_drops;
 pub mod remittance;

@@ -7,7 +7,7 @@
 //! - One trait per aggregate, each in its own file next to the SQL both
 //!   engines share for it (a `sql` module): [`partners`], [`transactions`],
 //!   [`ledger`], [`remittance`], [`kyc`], [`upstream_work`], [`penny_drops`],
-//!   [`search`].
+//!   [`search`], [`operators`].
 //!   [`Store`] is all of them.
 //! - One folder per engine, [`sqlite`] and [`postgres`]: a `mod.rs` with the
 //!   connection, pool or writer and the error mapping, one file per
@@ -42,6 +42,7 @@ pub mod files;
 pub mod kyc;
 pub mod ledger;
 pub mod lookup;
+pub mod operators;
 pub mod partners;
 pub mod penny_drops;
 pub mod postgres;
@@ -54,6 +55,7 @@ pub mod upstream_work;
 
 pub use kyc::KycStore;
 pub use ledger::LedgerStore;
+pub use operators::OperatorStore;
 pub use partners::PartnerStore;
 pub use penny_drops::PennyDropStore;
 pub use remittance::RemittanceStore;
@@ -246,6 +248,7 @@ pub trait Store:
     + KycStore
     + PennyDropStore
     + SearchStore
+    + OperatorStore
 {
     /// Which engine this is, for logs and the bench.
     fn engine(&self) -> &'static str;

@@ -458,6 +458,8 @@ pub(crate) trait TxnTable: Sized + Send + Sync + 'static {
     fn missing_refund_id(change: &mut Self::Change) -> Option<&mut Option<String>>;
     /// The partner event's payload after a change at `at`.
     fn event_payload(&self, at: Timestamp) -> String;
+    /// What the audit log records of it before and after an operator's change.
+    fn audit_view(&self) -> serde_json::Value;
     /// Its stored values, in the column list's order (id first).
     fn values(&self) -> Vec<Value<'_>>;
     /// What a change may alter: the state as stored, the state's reference
@@ -477,7 +479,7 @@ macro_rules! txn_table_common {
     (
         kind: $kind:ident, change: $change:ident, status: $status:ident, stored: $stored:ident,
         table: $table:literal, id: $id:ident, columns: $columns:expr, width: $width:expr, reference: $reference:ident,
-        needs_polling: $needs_polling:path, payload: $payload:path $(,)?
+        needs_polling: $needs_polling:path, payload: $payload:path, audit: $audit:path $(,)?
     ) => {
         type Change = $change;
         const KIND: TxnKind = TxnKind::$kind;
@@ -534,6 +536,9 @@ macro_rules! txn_table_common {
         fn event_payload(&self, at: Timestamp) -> String {
             $payload(self, at)
         }
+        fn audit_view(&self) -> serde_json::Value {
+            $audit(self)
+        }
         fn changed_values(&self) -> [Value<'_>; 4] {
             [
                 self.status.$stored().into(),
@@ -550,6 +555,7 @@ impl TxnTable for DmtTransfer {
         kind: Dmt, change: DmtChange, status: DmtStatus, stored: code,
         table: "dmt_transfers", id: ackno, columns: dmt_columns!(), width: dmt_column::WIDTH, reference: utr,
         needs_polling: upstream::dmt_needs_polling, payload: event::dmt_payload,
+        audit: crate::domain::operator::dmt_audit_view,
     }
 
     fn values(&self) -> Vec<Value<'_>> {
@@ -608,6 +614,7 @@ impl TxnTable for BillPayment {
         kind: Bbps, change: BillChange, status: BillStatus, stored: name,
         table: "bill_payments", id: txnid, columns: bill_columns!(), width: bill_column::WIDTH, reference: operator_ref,
         needs_polling: upstream::bill_needs_polling, payload: event::bill_payload,
+        audit: crate::domain::operator::bill_audit_view,
     }
 
     fn values(&self) -> Vec<Value<'_>> {
@@ -725,6 +732,8 @@ pub(crate) trait ChangeSteps {
     /// Records the change of `record` from the state named `from` in the
     /// status history.
     async fn add_history<T: TxnTable>(&self, record: &T, from: &str, note: &ChangeNote) -> Result<(), StoreError>;
+    /// Appends an operator's change to the audit log.
+    async fn add_audit(&self, entry: &crate::domain::operator::NewAuditEntry) -> Result<(), StoreError>;
     /// Writes the partner's event of the change of `record` made at `at`, if
     /// the partner has a callback URL (SQLite builds the payload only then).
     async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError>;
@@ -748,8 +757,9 @@ pub(crate) async fn change<T: TxnTable>(
 
 /// A change of a locked record: a new refund id if the change asks for one,
 /// the state machine, the pay-back of a wallet-paid refund, the row, its
-/// history row, the partner's event, and the end of the poll job once the
-/// record is decided. The caller commits.
+/// history row, an operator's change's audit entry (the record before and
+/// after), the partner's event, and the end of the poll job once the record
+/// is decided. The caller commits.
 pub(crate) async fn change_locked<T: TxnTable>(
     steps: &impl ChangeSteps,
     mut record: T,
@@ -760,6 +770,7 @@ pub(crate) async fn change_locked<T: TxnTable>(
     if let Some(missing) = T::missing_refund_id(&mut change) {
         *missing = Some(steps.new_refund_id(kind, id, note.at).await?);
     }
+    let audited = note.source.audit_actor().map(|actor| (actor, record.audit_view()));
     let from = record.status_name();
     // A transfer held for review is an operator's to decide: an upstream
     // answer that raced the hold (read before it, applied after) is refused.
@@ -778,6 +789,19 @@ pub(crate) async fn change_locked<T: TxnTable>(
     }
     steps.save(&record, note.at).await?;
     steps.add_history(&record, from, note).await?;
+    if let Some((actor, before)) = audited {
+        let action = format!("{}.transition", kind.as_str());
+        let target = format!("{}:{id}", kind.as_str());
+        let entry = crate::domain::operator::NewAuditEntry {
+            at: note.at,
+            actor: actor.to_owned(),
+            action,
+            target,
+            before: Some(before.to_string()),
+            after: Some(record.audit_view().to_string()),
+        };
+        steps.add_audit(&entry).await?;
+    }
     steps.add_event(&record, note.at).await?;
     if !record.needs_polling() {
         steps.end_poll(kind, id).await?;

@@ -26,6 +26,7 @@ mod hostile_clients;
 mod isolation;
 mod master_key;
 mod operator_holds;
+mod operators;
 mod otp_texts;
 mod partner_access;
 mod paysprint;

@@ -442,7 +442,7 @@ impl Upstream {
             let pending = return_pending::<R>(store, id).await?;
             let by_query = matches!(source, ChangeSource::Poller | ChangeSource::StatusSync);
             if pending && by_query {
-                let note = ChangeNote { source, reason: Some(RETURN_CONFIRMED.into()), at: now };
+                let note = ChangeNote { source: source.clone(), reason: Some(RETURN_CONFIRMED.into()), at: now };
                 return match R::change(store, id, reversal, note).await {
                     Ok(moved) => Ok(moved),
                     Err(ChangeError::Forbidden(_)) | Err(ChangeError::NotFound) => {
@@ -454,14 +454,14 @@ impl Upstream {
             if pending {
                 store.schedule_poll(kind, id, self.recheck_at()).await?;
             } else {
-                let note = ChangeNote { source, reason: Some(RETURN_REPORTED.into()), at: now };
+                let note = ChangeNote { source: source.clone(), reason: Some(RETURN_REPORTED.into()), at: now };
                 store.note_history(kind, id, record.state_name(), note, Some(self.recheck_at())).await?;
             }
             tracing::warn!(kind = kind.as_str(), id, "bank return reported after success; re-querying to confirm");
             return Ok(record);
         }
         if record.reaffirmed_by(report) && return_pending::<R>(store, id).await? {
-            let note = ChangeNote { source, reason: Some(RETURN_NOT_CONFIRMED.into()), at: now };
+            let note = ChangeNote { source: source.clone(), reason: Some(RETURN_NOT_CONFIRMED.into()), at: now };
             store.note_history(kind, id, record.state_name(), note, None).await?;
         }
         if held_for_review(store, &record).await? {
@@ -763,7 +763,7 @@ impl Followed for BillPayment {
     async fn change(store: &dyn Store, id: i64, change: BillChange, note: ChangeNote) -> Result<Self, ChangeError> {
         match change {
             BillChange::Fail => {
-                let refund = refund_note(note.source, note.at);
+                let refund = refund_note(note.source.clone(), note.at);
                 store.fail_bill(id, note, refund).await
             }
             change => Self::change_as_told(store, id, change, note).await,
@@ -835,7 +835,7 @@ pub async fn apply<R: Followed>(
 ) -> Result<R, StoreError> {
     for _ in 0..RACE_RETRIES {
         let Some(change) = record.change_for(report) else { break };
-        let note = ChangeNote { source, reason: Some(R::describe(report)), at: clock.now() };
+        let note = ChangeNote { source: source.clone(), reason: Some(R::describe(report)), at: clock.now() };
         match R::change(store, record.id(), change, note).await {
             Ok(moved) => return Ok(moved),
             Err(ChangeError::Forbidden(_)) => match R::load(store, record.id()).await? {

@@ -31,6 +31,7 @@ mod columns;
 mod kyc;
 mod ledger;
 mod migrations;
+mod operators;
 mod partners;
 mod penny_drops;
 mod remittance;

@@ -227,6 +227,10 @@ impl ChangeSteps for Steps<'_, '_> {
         Ok(())
     }
 
+    async fn add_audit(&self, entry: &crate::domain::operator::NewAuditEntry) -> Result<(), StoreError> {
+        super::operators::append(self.0, entry).await.map(drop)
+    }
+
     async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError> {
         let (txn, status) = ((T::KIND, record.id()), record.status_name());
         insert_event(self.0, record.partner(), txn, status, &record.event_payload(at), at).await

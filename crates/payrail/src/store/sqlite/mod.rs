@@ -18,6 +18,7 @@ mod kyc;
 mod ledger;
 mod lookup;
 mod migrations;
+mod operators;
 mod partners;
 mod penny_drops;
 mod remittance;

@@ -269,6 +269,10 @@ impl ChangeSteps for Steps<'_> {
         insert_history(self.0, T::KIND, record.id(), Some(from), record.status_name(), note).map_err(store_error)
     }
 
+    async fn add_audit(&self, entry: &crate::domain::operator::NewAuditEntry) -> Result<(), StoreError> {
+        super::operators::append(self.0, entry).map(drop).map_err(store_error)
+    }
+
     async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError> {
         let txn = (T::KIND, record.id());
         write_event(self.0, record.partner(), txn, record.status_name(), at, || record.event_payload(at))

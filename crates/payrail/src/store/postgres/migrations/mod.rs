@@ -22,6 +22,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0011_upstream_refunds.sql"),
     include_str!("0012_installation.sql"),
     include_str!("0013_search_indexes.sql"),
+    include_str!("0014_operators.sql"),
 ];
 
 /// The advisory-lock key the migrations hold: "payrail" in ASCII and 01

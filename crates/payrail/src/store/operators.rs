@@ -1,0 +1,264 @@
+//! Operators: their accounts, personal API tokens and the append-only audit log.
+//!
+//! The audit log has no update or delete path: the trait only appends and
+//! lists, and each engine's schema refuses `UPDATE` and `DELETE` on the
+//! table with a trigger. A change to an account or a token and its audit
+//! entry commit together.
+
+use super::columns::{columns, BadState, StoredRow};
+use super::*;
+use crate::domain::operator::{
+    Actor, ApiToken, AuditEntry, AuditFilter, Email, NewAuditEntry, OperatorAccount, OperatorChange, Role,
+};
+
+columns! {
+    /// The `operators` columns an [`OperatorAccount`] is read from, in order (both engines).
+    pub(crate) mod operator_columns, list operator_list, qualified operator_list_o as "o" {
+        ID = id,
+        EMAIL = email,
+        ROLE = role,
+        PASSWORD_HASH = password_hash,
+        DISABLED = disabled,
+        CREATED_AT = created_at,
+        UPDATED_AT = updated_at,
+    }
+}
+pub(crate) use operator_list;
+
+columns! {
+    /// The `operator_tokens` columns an [`ApiToken`] is read from, in order (both engines).
+    pub(crate) mod token_columns, list token_list, qualified token_list_t as "t" {
+        ID = id,
+        OPERATOR_ID = operator_id,
+        NAME = name,
+        SECRET_HASH = secret_hash,
+        CREATED_AT = created_at,
+        EXPIRES_AT = expires_at,
+        REVOKED_AT = revoked_at,
+    }
+}
+pub(crate) use token_list;
+
+columns! {
+    /// The `audit_log` columns an [`AuditEntry`] is read from, in order (both engines).
+    pub(crate) mod audit_columns, list audit_list {
+        ID = id,
+        AT = at,
+        ACTOR = actor,
+        ACTION = action,
+        TARGET = target,
+        BEFORE = before_json,
+        AFTER = after_json,
+    }
+}
+
+/// Reads the operator columns starting at column `base`, on either engine.
+pub(crate) fn operator_at<R: StoredRow>(row: &R, base: usize) -> Result<OperatorAccount, R::Error> {
+    use operator_columns as c;
+    let email = |text: &str| Email::parse(text).map_err(|_| BadState(text.into()));
+    let role = |text: &str| Role::parse(text).ok_or_else(|| BadState(text.into()));
+    Ok(OperatorAccount {
+        id: row.int(base + c::ID)?,
+        email: row.parsed(base + c::EMAIL, email)?,
+        role: row.parsed(base + c::ROLE, role)?,
+        password_hash: row.text(base + c::PASSWORD_HASH)?,
+        disabled: row.flag(base + c::DISABLED)?,
+        created_at: Timestamp::from_unix(row.int(base + c::CREATED_AT)?),
+        updated_at: Timestamp::from_unix(row.int(base + c::UPDATED_AT)?),
+    })
+}
+
+/// Reads a row of the operator columns, on either engine.
+pub(crate) fn operator_from_row<R: StoredRow>(row: &R) -> Result<OperatorAccount, R::Error> {
+    operator_at(row, 0)
+}
+
+/// Reads a row of the token columns, on either engine.
+pub(crate) fn token_from_row<R: StoredRow>(row: &R) -> Result<ApiToken, R::Error> {
+    use token_columns as c;
+    Ok(ApiToken {
+        id: row.text(c::ID)?,
+        operator_id: row.int(c::OPERATOR_ID)?,
+        name: row.text(c::NAME)?,
+        secret_hash: row.bytes(c::SECRET_HASH)?,
+        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
+        expires_at: row.opt_int(c::EXPIRES_AT)?.map(Timestamp::from_unix),
+        revoked_at: row.opt_int(c::REVOKED_AT)?.map(Timestamp::from_unix),
+    })
+}
+
+/// Reads a token joined with its operator (token columns first), on either engine.
+pub(crate) fn token_and_operator<R: StoredRow>(row: &R) -> Result<(ApiToken, OperatorAccount), R::Error> {
+    Ok((token_from_row(row)?, operator_at(row, token_columns::WIDTH)?))
+}
+
+/// Reads a row of the audit columns, on either engine.
+pub(crate) fn audit_from_row<R: StoredRow>(row: &R) -> Result<AuditEntry, R::Error> {
+    use audit_columns as c;
+    Ok(AuditEntry {
+        id: row.int(c::ID)?,
+        entry: NewAuditEntry {
+            at: Timestamp::from_unix(row.int(c::AT)?),
+            actor: row.text(c::ACTOR)?,
+            action: row.text(c::ACTION)?,
+            target: row.text(c::TARGET)?,
+            before: row.opt_text(c::BEFORE)?,
+            after: row.opt_text(c::AFTER)?,
+        },
+    })
+}
+
+/// The audit entry for `change` of the account `before` (now `after`):
+/// the account's view before and after, but for a password (whose hash
+/// the log never holds).
+pub(crate) fn change_audit(
+    change: &OperatorChange,
+    before: &OperatorAccount,
+    after: &OperatorAccount,
+    actor: &Actor,
+) -> NewAuditEntry {
+    let entry = NewAuditEntry::new(after.updated_at, actor, change.action(), format!("operator:{}", after.email));
+    match change {
+        OperatorChange::SetPassword(_) => entry,
+        _ => entry.changed(&before.audit_view(), &after.audit_view()),
+    }
+}
+
+/// The audit entry for revoking `token`.
+pub(crate) fn revoke_audit(token: &ApiToken, at: Timestamp, actor: &Actor) -> NewAuditEntry {
+    NewAuditEntry::new(at, actor, "token.revoke", format!("token:{}", token.id))
+        .changed(&serde_json::json!({ "revoked": false }), &serde_json::json!({ "revoked": true }))
+}
+
+/// An operator account to be added.
+#[derive(Debug, Clone)]
+pub struct NewOperator {
+    /// Its address.
+    pub email: Email,
+    /// Its role.
+    pub role: Role,
+    /// The argon2id hash of its password.
+    pub password_hash: String,
+    /// When.
+    pub created_at: Timestamp,
+}
+
+/// The operators' SQL that both engines run as it is (parameters `$n`,
+/// first appearing in order).
+pub(crate) mod sql {
+    /// Adds operator `$1` with role `$2`, hash `$3` at `$4`; no row if the address is taken.
+    pub(crate) const INSERT_OPERATOR: &str = concat!(
+        "INSERT INTO operators (email, role, password_hash, disabled, created_at, updated_at) \
+         VALUES ($1, $2, $3, FALSE, $4, $4) ON CONFLICT DO NOTHING RETURNING ",
+        operator_list!()
+    );
+    /// The operator with address `$1`.
+    pub(crate) const FIND_OPERATOR: &str = concat!("SELECT ", operator_list!(), " FROM operators WHERE email = $1");
+    /// Every operator, by address.
+    pub(crate) const LIST_OPERATORS: &str = concat!("SELECT ", operator_list!(), " FROM operators ORDER BY email");
+    /// Sets operator `$5`'s role `$1`, disabled flag `$2`, hash `$3` and time `$4`.
+    pub(crate) const UPDATE_OPERATOR: &str =
+        "UPDATE operators SET role = $1, disabled = $2, password_hash = $3, updated_at = $4 WHERE id = $5";
+    /// Adds a token: id `$1`, operator `$2`, name `$3`, hash `$4`, made `$5`, expiring `$6`.
+    pub(crate) const INSERT_TOKEN: &str = "INSERT INTO operator_tokens \
+         (id, operator_id, name, secret_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)";
+    /// Operator `$1`'s tokens, newest first.
+    pub(crate) const LIST_TOKENS: &str =
+        concat!("SELECT ", token_list!(), " FROM operator_tokens WHERE operator_id = $1 ORDER BY created_at DESC, id");
+    /// The token with id `$1`.
+    pub(crate) const FIND_TOKEN: &str = concat!("SELECT ", token_list!(), " FROM operator_tokens WHERE id = $1");
+    /// Revokes token `$2` at `$1` unless it is revoked already.
+    pub(crate) const REVOKE_TOKEN: &str =
+        "UPDATE operator_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+    /// The token with id `$1` and its operator.
+    pub(crate) const TOKEN_WITH_OPERATOR: &str = concat!(
+        "SELECT ",
+        token_list_t!(),
+        ", ",
+        operator_list_o!(),
+        " FROM operator_tokens t JOIN operators o ON o.id = t.operator_id WHERE t.id = $1"
+    );
+    /// Appends an entry (`$1` time, `$2` actor, `$3` action, `$4` target, `$5`/`$6` before/after).
+    pub(crate) const APPEND_AUDIT: &str = "INSERT INTO audit_log (at, actor, action, target, before_json, after_json) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+    /// Entries newest first, each filter applying when given: actor `$1`,
+    /// target `$2`, from `$3`, to `$4`, ids below `$5`; at most `$6`. The
+    /// casts tell PostgreSQL the type of a parameter that may be NULL.
+    pub(crate) const LIST_AUDIT: &str = concat!(
+        "SELECT ",
+        audit_list!(),
+        " FROM audit_log WHERE (CAST($1 AS TEXT) IS NULL OR actor = $1) \
+         AND (CAST($2 AS TEXT) IS NULL OR target = $2) \
+         AND (CAST($3 AS BIGINT) IS NULL OR at >= $3) \
+         AND (CAST($4 AS BIGINT) IS NULL OR at < $4) \
+         AND (CAST($5 AS BIGINT) IS NULL OR id < $5) \
+         ORDER BY id DESC LIMIT $6"
+    );
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::store::columns::assert_parameters_in_order;
+
+        #[test]
+        fn parameters_first_appear_in_order() {
+            for sql in [
+                INSERT_OPERATOR,
+                FIND_OPERATOR,
+                LIST_OPERATORS,
+                UPDATE_OPERATOR,
+                INSERT_TOKEN,
+                LIST_TOKENS,
+                FIND_TOKEN,
+                REVOKE_TOKEN,
+                TOKEN_WITH_OPERATOR,
+                APPEND_AUDIT,
+                LIST_AUDIT,
+            ] {
+                assert_parameters_in_order(sql);
+            }
+        }
+    }
+}
+
+/// Operators: their accounts, personal API tokens and the append-only audit log.
+#[async_trait]
+pub trait OperatorStore: Send + Sync + 'static {
+    /// Adds an operator and appends `audit`, together; `None` (and nothing
+    /// written) if the address is taken.
+    async fn insert_operator(
+        &self,
+        new: NewOperator,
+        audit: NewAuditEntry,
+    ) -> Result<Option<OperatorAccount>, StoreError>;
+    /// The operator with this address.
+    async fn find_operator(&self, email: &Email) -> Result<Option<OperatorAccount>, StoreError>;
+    /// Every operator, by address.
+    async fn list_operators(&self) -> Result<Vec<OperatorAccount>, StoreError>;
+    /// Changes an operator at `at` and appends the audit entry `actor`
+    /// made it with, together; the account before and after, or `None` if
+    /// there is no such operator.
+    async fn change_operator(
+        &self,
+        email: &Email,
+        change: OperatorChange,
+        at: Timestamp,
+        actor: &Actor,
+    ) -> Result<Option<(OperatorAccount, OperatorAccount)>, StoreError>;
+    /// Adds a token and appends `audit`, together.
+    async fn insert_token(&self, token: ApiToken, audit: NewAuditEntry) -> Result<(), StoreError>;
+    /// An operator's tokens, newest first.
+    async fn list_tokens(&self, operator_id: i64) -> Result<Vec<ApiToken>, StoreError>;
+    /// Revokes a token at `at` (audited as `actor`'s, together); the token
+    /// as it now is, or `None` if there is no such token. Revoking a
+    /// revoked token changes nothing.
+    async fn revoke_token(&self, id: &str, at: Timestamp, actor: &Actor) -> Result<Option<ApiToken>, StoreError>;
+    /// The token with this public id and its operator, read together on
+    /// every request (nothing is cached: a disabled operator or a revoked
+    /// token stops working at once).
+    async fn token_with_operator(&self, id: &str) -> Result<Option<(ApiToken, OperatorAccount)>, StoreError>;
+    /// Appends an audit entry; its id.
+    async fn append_audit(&self, entry: NewAuditEntry) -> Result<i64, StoreError>;
+    /// Audit entries, newest first (see [`AuditFilter`]).
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
+}

@@ -1,0 +1,155 @@
+//! Operators: their accounts, personal API tokens and the append-only audit log.
+//!
+//! The SQL both engines share is in [`crate::store::operators::sql`].
+
+use super::*;
+use crate::domain::operator::{
+    Actor, ApiToken, AuditEntry, AuditFilter, Email, NewAuditEntry, OperatorAccount, OperatorChange,
+};
+use crate::store::operators::sql::*;
+use crate::store::operators::{
+    audit_from_row, change_audit, operator_from_row, operator_list, revoke_audit, token_and_operator, token_from_row,
+    token_list, NewOperator, OperatorStore,
+};
+
+/// The operator with address `$1`, locked until the transaction ends.
+const LOCK_OPERATOR: &str = concat!("SELECT ", operator_list!(), " FROM operators WHERE email = $1 FOR UPDATE");
+/// The token with id `$1`, locked until the transaction ends.
+const LOCK_TOKEN: &str = concat!("SELECT ", token_list!(), " FROM operator_tokens WHERE id = $1 FOR UPDATE");
+
+/// Appends `entry` inside the caller's transaction; its id.
+pub(super) async fn append(client: &impl GenericClient, entry: &NewAuditEntry) -> Result<i64, StoreError> {
+    let at = entry.at.unix();
+    let params: [&(dyn ToSql + Sync); 6] =
+        [&at, &entry.actor, &entry.action, &entry.target, &entry.before, &entry.after];
+    let what = "Failed to append to the audit log";
+    query_one(client, APPEND_AUDIT, &params, what).await?.try_get(0).store_context(what)
+}
+
+#[async_trait]
+impl OperatorStore for PostgresStore {
+    async fn insert_operator(
+        &self,
+        new: NewOperator,
+        audit: NewAuditEntry,
+    ) -> Result<Option<OperatorAccount>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin adding the operator")?;
+        let created_at = new.created_at.unix();
+        let params: [&(dyn ToSql + Sync); 4] =
+            [&new.email.as_str(), &new.role.as_str(), &new.password_hash, &created_at];
+        let row = query_opt(&tx, INSERT_OPERATOR, &params, "Failed to add the operator").await?;
+        let added = decode(row, operator_from_row)?;
+        if added.is_some() {
+            append(&tx, &audit).await?;
+        }
+        tx.commit().await.store_context("Failed to commit the new operator")?;
+        Ok(added)
+    }
+
+    async fn find_operator(&self, email: &Email) -> Result<Option<OperatorAccount>, StoreError> {
+        let client = self.client().await?;
+        let row = query_opt(&client, FIND_OPERATOR, &[&email.as_str()], "Failed to find the operator").await?;
+        decode(row, operator_from_row)
+    }
+
+    async fn list_operators(&self) -> Result<Vec<OperatorAccount>, StoreError> {
+        let client = self.client().await?;
+        let rows = query(&client, LIST_OPERATORS, &[], "Failed to list the operators").await?;
+        decode_all(&rows, operator_from_row, "Failed to read an operator")
+    }
+
+    async fn change_operator(
+        &self,
+        email: &Email,
+        change: OperatorChange,
+        at: Timestamp,
+        actor: &Actor,
+    ) -> Result<Option<(OperatorAccount, OperatorAccount)>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin changing the operator")?;
+        let row = query_opt(&tx, LOCK_OPERATOR, &[&email.as_str()], "Failed to find the operator").await?;
+        let Some(before) = decode(row, operator_from_row)? else { return Ok(None) };
+        let after = change.apply(&before, at);
+        let (role, updated) = (after.role.as_str(), at.unix());
+        let params: [&(dyn ToSql + Sync); 5] = [&role, &after.disabled, &after.password_hash, &updated, &after.id];
+        execute(&tx, UPDATE_OPERATOR, &params, "Failed to change the operator").await?;
+        append(&tx, &change_audit(&change, &before, &after, actor)).await?;
+        tx.commit().await.store_context("Failed to commit the operator change")?;
+        Ok(Some((before, after)))
+    }
+
+    async fn insert_token(&self, token: ApiToken, audit: NewAuditEntry) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin adding the token")?;
+        let (created, expires) = (token.created_at.unix(), token.expires_at.map(Timestamp::unix));
+        let params: [&(dyn ToSql + Sync); 6] =
+            [&token.id, &token.operator_id, &token.name, &token.secret_hash, &created, &expires];
+        execute(&tx, INSERT_TOKEN, &params, "Failed to add the token").await?;
+        append(&tx, &audit).await?;
+        tx.commit().await.store_context("Failed to commit the new token")
+    }
+
+    async fn list_tokens(&self, operator_id: i64) -> Result<Vec<ApiToken>, StoreError> {
+        let client = self.client().await?;
+        let rows = query(&client, LIST_TOKENS, &[&operator_id], "Failed to list the tokens").await?;
+        decode_all(&rows, token_from_row, "Failed to read a token")
+    }
+
+    async fn revoke_token(&self, id: &str, at: Timestamp, actor: &Actor) -> Result<Option<ApiToken>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin revoking the token")?;
+        let row = query_opt(&tx, LOCK_TOKEN, &[&id], "Failed to find the token").await?;
+        let Some(mut token) = decode(row, token_from_row)? else { return Ok(None) };
+        if token.revoked_at.is_none() {
+            execute(&tx, REVOKE_TOKEN, &[&at.unix(), &id], "Failed to revoke the token").await?;
+            token.revoked_at = Some(at);
+            append(&tx, &revoke_audit(&token, at, actor)).await?;
+        }
+        tx.commit().await.store_context("Failed to commit the revocation")?;
+        Ok(Some(token))
+    }
+
+    async fn token_with_operator(&self, id: &str) -> Result<Option<(ApiToken, OperatorAccount)>, StoreError> {
+        let client = self.client().await?;
+        let row = query_opt(&client, TOKEN_WITH_OPERATOR, &[&id], "Failed to find the token").await?;
+        decode(row, token_and_operator)
+    }
+
+    async fn append_audit(&self, entry: NewAuditEntry) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        append(&client, &entry).await
+    }
+
+    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+        let client = self.client().await?;
+        let (from, to) = (filter.from.map(Timestamp::unix), filter.to.map(Timestamp::unix));
+        let params: [&(dyn ToSql + Sync); 6] =
+            [&filter.actor, &filter.target, &from, &to, &filter.before, &filter.limit];
+        let rows = query(&client, LIST_AUDIT, &params, "Failed to list the audit log").await?;
+        decode_all(&rows, audit_from_row, "Failed to read an audit entry")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::TestDb;
+    use super::*;
+
+    #[tokio::test]
+    async fn the_audit_log_refuses_updates_deletes_and_truncation() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = PostgresStore::connect_with(db.config.clone()).await?;
+        let entry = NewAuditEntry::new(Timestamp::from_unix(1), &Actor::Cli, "operator.add", "operator:a@b.in");
+        store.append_audit(entry).await?;
+        let client = store.client().await?;
+        for sql in ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log", "TRUNCATE audit_log"] {
+            let refused = client.batch_execute(sql).await;
+            assert!(refused.is_err(), "{sql} was allowed");
+        }
+        assert_eq!(store.list_audit(&AuditFilter { limit: 10, ..Default::default() }).await?.len(), 1);
+        drop(client);
+        store.pool.close();
+        db.finish().await
+    }
+}
