@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
 
 use crate::domain::event::EventFilter;
+use crate::domain::operator::AuditFilter;
 use crate::domain::remitter::MobileNumber;
 use crate::domain::text::check_text;
 use crate::domain::{
@@ -508,7 +509,7 @@ pub struct TimelineItem {
     /// When it happened.
     pub at: Timestamp,
     /// `created`, `status`, `upstream_submission`, `upstream_poll`,
-    /// `upstream_callback`, `operator_action`, `journal`, `partner_event`,
+    /// `upstream_callback`, `operator_action`, `audit`, `journal`, `partner_event`,
     /// `delivery_attempt`, `poll_due`.
     pub kind: &'static str,
     /// Its fields.
@@ -647,20 +648,38 @@ pub async fn timeline(
     Ok(items.into_iter().map(|(i, _)| i).collect())
 }
 
-/// Operator actions kept outside the status history. Today every operator
-/// action on a transaction is a status change, and its history row (source
-/// `admin`) is the `operator_action` item; an audit log of operator
-/// actions, when the store keeps one, adds its entries about the
-/// transaction here.
-async fn operator_actions(_store: &dyn Store, _kind: TxnKind, _id: i64) -> Result<Vec<TimelineItem>, StoreError> {
-    Ok(Vec::new())
+/// The audit log's entries about the transaction (`dmt:<ackno>`,
+/// `bbps:<txnid>`): who did what to it through the operator API, with the
+/// record before and after where the action changed it. The state changes
+/// those actions made are also history rows (`operator_action`, their
+/// `source` naming the operator); these items add the action itself.
+async fn operator_actions(store: &dyn Store, kind: TxnKind, id: i64) -> Result<Vec<TimelineItem>, StoreError> {
+    let filter = AuditFilter {
+        target: Some(format!("{}:{id}", kind.as_str())),
+        limit: AUDIT_ITEMS_MAX,
+        ..AuditFilter::default()
+    };
+    let parsed = |text: &Option<String>| text.as_deref().map(|t| serde_json::from_str(t).unwrap_or(Json::from(t)));
+    let entries = store.list_audit(&filter).await?;
+    Ok(entries
+        .into_iter()
+        .rev()
+        .map(|e| {
+            let details = json!({"audit_id": e.id, "actor": e.entry.actor, "action": e.entry.action,
+                                 "before": parsed(&e.entry.before), "after": parsed(&e.entry.after)});
+            item(e.entry.at, "audit", details)
+        })
+        .collect())
 }
+
+/// At most this many audit entries of one transaction in its timeline.
+const AUDIT_ITEMS_MAX: i64 = 500;
 
 /// A status history row as a timeline item, named by what made the change.
 fn history_item(h: &HistoryEntry) -> TimelineItem {
     let kind = match (h.from_status.as_deref(), h.source.as_str()) {
         (None, _) => "created",
-        (_, "admin") => "operator_action",
+        (_, source) if source == "admin" || source.starts_with("operator:") => "operator_action",
         (_, "provider") => "upstream_submission",
         (_, "poller" | "status-sync") => "upstream_poll",
         (_, "upstream-callback") => "upstream_callback",

@@ -271,6 +271,30 @@ async fn an_operators_transition_names_the_operator_in_the_history_and_the_audit
         assert_eq!(refused.json()["response_code"], 8, "{}", refused.body);
     }
 
+    // The transaction's timeline shows the change (named by the operator) and
+    // the audit entries about it, in time order; a viewer may read it.
+    let viewer = operator_with_token(&app, "viewer@example.in", "viewer", &[]);
+    let timeline = call(&app, Method::GET, &format!("/admin/v1/dmt/{ackno}/timeline"), Some(&viewer), None).await;
+    assert_eq!(timeline.status, 200, "{}", timeline.body);
+    let items = timeline.json()["timeline"].as_array().cloned().expect("a timeline");
+    let kinds: Vec<(String, String)> = items
+        .iter()
+        .filter(|i| matches!(i["kind"].as_str(), Some("operator_action" | "audit")))
+        .map(|i| {
+            let who = i["source"].as_str().or(i["actor"].as_str()).unwrap_or_default();
+            (i["kind"].as_str().unwrap_or_default().to_owned(), who.to_owned())
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = kinds.iter().map(|(k, w)| (k.as_str(), w.as_str())).collect();
+    assert_eq!(
+        pairs,
+        [("audit", "bootstrap"), ("operator_action", "operator:asha@example.in"), ("audit", "asha@example.in")],
+        "{}",
+        timeline.body
+    );
+    let transition = items.iter().find(|i| i["action"] == "dmt.transition").expect("the audit item");
+    assert_eq!(transition["after"]["status"], "sent_to_bank", "{transition}");
+
     let listed = json_command(&app, &["audit", "list", "--operator", "ASHA@example.in", "--json"]);
     assert_eq!(listed["entries"][0]["action"], "dmt.transition", "{listed}");
     assert_eq!(listed["entries"].as_array().map(Vec::len), Some(1), "{listed}");
