@@ -15,7 +15,7 @@ use super::partner_call::{AmountRule, Fields, PartnerCall};
 use super::{beneficiaries, AppState};
 use crate::domain::ekyc::AadhaarNumber;
 use crate::domain::remitter::{PerBank, Remitter, TransferMode};
-use crate::domain::{DmtTransfer, Paise, Timestamp};
+use crate::domain::{DmtTransfer, Paise, ReferenceId, Timestamp};
 use crate::services::ekyc;
 use crate::services::remittance::{self, Confirmation, PresentedOtp, Registration, RemitterQuery, TransferIntent};
 use crate::services::upstream::provider::EkycRequest;
@@ -246,9 +246,31 @@ pub async fn transaction(State(state): State<Arc<AppState>>, call: PartnerCall) 
     Ok(json_response(StatusCode::OK, &transfer_body(&debited.record, Some(wallet))))
 }
 
-/// `POST /api/AOP/DMTV1/RefundOtp` `{referenceid}`: OTP to the remitter of a failed transfer.
+/// The transfer a refund call names: by `referenceid`, by payrail's
+/// `ackno`, or both (AOPay's pages send both, its curl only `ackno`), which
+/// must then name the same transfer. Another partner's `ackno` is answered
+/// as an unknown one.
+async fn refund_reference(state: &AppState, call: &PartnerCall) -> Result<ReferenceId, ApiError> {
+    let f = &call.fields;
+    let by_ackno = match f.optional_ackno()? {
+        None => None,
+        Some(ackno) => {
+            let found = state.store.dmt_with_history(ackno).await?.map(|(t, _)| t);
+            let owned = found.filter(|t| t.partner == call.partner);
+            Some(owned.ok_or(remittance::DmtError::TransferNotFound)?.reference)
+        }
+    };
+    match (by_ackno, f.has(&["referenceid", "ReferanceID", "refid"])?) {
+        (Some(reference), false) => Ok(reference),
+        (None, _) => f.reference(),
+        (Some(reference), true) if f.reference()? == reference => Ok(reference),
+        (Some(_), true) => Err(ApiError::Validation("ackno and referenceid name different transactions".into())),
+    }
+}
+
+/// `POST /api/AOP/DMTV1/RefundOtp` `{referenceid, ackno}` (either or both): OTP to the remitter of a failed transfer.
 pub async fn refund_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
-    let reference = call.fields.reference()?;
+    let reference = refund_reference(&state, &call).await?;
     let stateresp = remittance::send_refund_otp(
         &*state.store,
         &*state.clock,
@@ -262,18 +284,14 @@ pub async fn refund_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -
     Ok(json_response(StatusCode::OK, &body))
 }
 
-/// `POST /api/AOP/DMTV1/ClaimRefund` `{referenceid, OTP, Stateresp}`: refunds to the wallet.
+/// `POST /api/AOP/DMTV1/ClaimRefund` `{referenceid, ackno, otp, Stateresp}`
+/// (`referenceid` or `ackno`; `Stateresp` optional: the newest refund OTP
+/// of the transfer): refunds to the wallet.
 pub async fn claim_refund(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let f = &call.fields;
-    let (reference, otp, stateresp) = (f.reference()?, f.otp()?, f.stateresp()?);
-    let refunded = remittance::claim_refund(
-        &*state.store,
-        &*state.clock,
-        &state.upstream,
-        call.partner,
-        &reference,
-        PresentedOtp { stateresp: &stateresp, code: &otp },
-    )
-    .await?;
+    let (reference, otp, stateresp) = (refund_reference(&state, &call).await?, f.otp()?, f.optional_stateresp()?);
+    let (store, clock, upstream) = (&*state.store, &*state.clock, &state.upstream);
+    let refunded =
+        remittance::claim_refund(store, clock, upstream, call.partner, &reference, &otp, stateresp.as_deref()).await?;
     Ok(json_response(StatusCode::OK, &transfer_body(&refunded, None)))
 }

@@ -270,4 +270,27 @@ impl Fields {
     pub fn stateresp(&self) -> Result<String, ApiError> {
         self.code(&["Stateresp"])
     }
+
+    /// The `Stateresp`, where a page leaves it out (`ClaimRefund`).
+    pub fn optional_stateresp(&self) -> Result<Option<String>, ApiError> {
+        match self.get(&["Stateresp"])? {
+            None => Ok(None),
+            Some(_) => self.stateresp().map(Some),
+        }
+    }
+
+    /// Whether any of `names` was sent (and is not null).
+    pub fn has(&self, names: &[&str]) -> Result<bool, ApiError> {
+        Ok(self.get(names)?.is_some())
+    }
+
+    /// payrail's `ackno` of a transfer, where one is given: digits only.
+    pub fn optional_ackno(&self) -> Result<Option<i64>, ApiError> {
+        let Some(text) = self.raw(&["ackno"])? else { return Ok(None) };
+        let refused = || ApiError::Validation("ackno must be the transaction's ackno: digits only".into());
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(refused());
+        }
+        text.parse().map(Some).map_err(|_| refused())
+    }
 }

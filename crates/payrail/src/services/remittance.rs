@@ -890,12 +890,24 @@ pub async fn claim_refund(
     upstream: &Upstream,
     partner: RegistrationId,
     reference: &ReferenceId,
-    otp: PresentedOtp<'_>,
+    code: &str,
+    stateresp: Option<&str>,
 ) -> Result<DmtTransfer, DmtError> {
     let (transfer, _) = failed_transfer(store, partner, reference).await?;
-    if upstream.provider.claims_refunds()
-        && store.refund_otp_stateresp(transfer.ackno).await?.is_some_and(|s| s == otp.stateresp)
-    {
+    let upstream_stateresp =
+        if upstream.provider.claims_refunds() { store.refund_otp_stateresp(transfer.ackno).await? } else { None };
+    // AOPay's page sends no `Stateresp`: the OTP is then the newest one
+    // sent for this transfer's refund (the upstream's, else payrail's).
+    let stateresp = match (stateresp, &upstream_stateresp) {
+        (Some(given), _) => given.to_owned(),
+        (None, Some(upstream)) => upstream.clone(),
+        (None, None) => store
+            .latest_otp_token(partner, OtpPurpose::Refund, &refund_subject(&transfer))
+            .await?
+            .ok_or_else(|| DmtError::Otp("No refund OTP was sent for this transaction: call RefundOtp first".into()))?,
+    };
+    let otp = PresentedOtp { stateresp: &stateresp, code };
+    if upstream_stateresp.is_some_and(|s| s == otp.stateresp) {
         // Three claims per OTP, as payrail's own OTPs take three guesses; a
         // claim the upstream did not refuse is given back.
         if !store.reserve_refund_claim(transfer.ackno, otp.stateresp, OTP_MAX_ATTEMPTS).await? {

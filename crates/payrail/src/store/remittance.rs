@@ -186,6 +186,9 @@ pub(crate) mod sql {
     pub(crate) const DELETE_BENEFICIARY: &str = "UPDATE beneficiaries SET deleted_at = $1 \
          WHERE partner_id = $2 AND remitter_mobile = $3 AND id = $4 AND deleted_at IS NULL";
 
+    /// The token of the partner `$1`'s newest OTP for purpose `$2` and subject `$3`.
+    pub(crate) const LATEST_OTP: &str = "SELECT token FROM otps \
+         WHERE partner_id = $1 AND purpose = $2 AND subject = $3 ORDER BY expires_at DESC, token LIMIT 1";
     /// Stores an OTP: token, partner, purpose, subject, code hash, expiry, attempts, used.
     pub(crate) const INSERT_OTP: &str = "INSERT INTO otps \
          (token, partner_id, purpose, subject, code_hash, expires_at, attempts, used) \
@@ -284,6 +287,14 @@ pub trait RemittanceStore: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
     /// Stores a new OTP.
     async fn insert_otp(&self, otp: OtpRecord) -> Result<(), StoreError>;
+    /// The `Stateresp` (token) of the partner's newest OTP for `purpose`
+    /// bound to `subject`, used or not; `None` if there is none (any more).
+    async fn latest_otp_token(
+        &self,
+        partner: RegistrationId,
+        purpose: OtpPurpose,
+        subject: &str,
+    ) -> Result<Option<String>, StoreError>;
     /// Counts an OTP text to `mobile` at `now` if `limits` allow it, given
     /// the texts counted for it in the last day by any partner; otherwise
     /// `Err` of when one may go, and nothing written. Check and count are one

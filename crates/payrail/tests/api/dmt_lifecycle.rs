@@ -14,6 +14,7 @@ both_engines!(
     limits_are_refused_in_the_api_shape,
     otps_are_single_use_bound_to_their_request_and_limited_in_attempts,
     partners_cannot_reach_each_others_remitters_beneficiaries_or_refunds,
+    refunds_take_aopays_bodies_ackno_and_otp_without_a_stateresp,
 );
 
 async fn a_whole_dmt_journey_ends_with_the_wallet_where_it_started(engine: Engine) {
@@ -301,4 +302,62 @@ async fn partners_cannot_reach_each_others_remitters_beneficiaries_or_refunds(en
         )
         .await;
     assert_eq!((unsigned.status, unsigned.json()["response_code"].clone()), (401, json!(11)));
+}
+
+/// AOPay's RefundOtp page sends `{referenceid, ackno}` and its ClaimRefund
+/// page `{referenceid, ackno, otp}` (numbers, no `Stateresp`; its curl sends
+/// only `ackno` and `otp`): each is taken, the OTP being the newest one sent
+/// for the transfer's refund.
+async fn refunds_take_aopays_bodies_ackno_and_otp_without_a_stateresp(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let partner = app.add_partner(true, &[]).await;
+    let other = app.add_partner(true, &[]).await;
+    top_up(&app, &partner, "10000").await;
+    let bene = remitter_with_beneficiary(&app, &partner, MOBILE).await;
+    let mut acknos = Vec::new();
+    for reference in ["AOP-RF-1", "AOP-RF-2"] {
+        let sent = transfer(&app, &partner, MOBILE, &bene, "1000", reference).await.json();
+        let ackno: i64 = sent["ackno"].as_str().expect("ackno is a string").parse().expect("digits");
+        operator_moves(&app, "dmt", &ackno.to_string(), "failed").await;
+        acknos.push(ackno);
+    }
+    let (first, second) = (acknos[0], acknos[1]);
+
+    // Refused, nothing sent: an ackno that is not digits, names another
+    // transfer than the referenceid, or is another partner's (as unknown).
+    let texts = app.sms.messages().len();
+    let refund_otp = |who, body| app.call("/api/AOP/DMTV1/RefundOtp", who, body);
+    assert_refused(&refund_otp(&partner, json!({"ackno": "12a"})).await, 400, 8, "ackno");
+    let crossed = refund_otp(&partner, json!({"referenceid": "AOP-RF-1", "ackno": second})).await;
+    assert_refused(&crossed, 400, 8, "different transactions");
+    let foreign = refund_otp(&other, json!({"referenceid": "AOP-RF-1", "ackno": first})).await;
+    let unknown = refund_otp(&other, json!({"referenceid": "NO-SUCH", "ackno": 1})).await;
+    assert_eq!((foreign.status, &foreign.body), (unknown.status, &unknown.body), "another's ackno is unknown");
+    assert_eq!(app.sms.messages().len(), texts, "no OTP went");
+
+    // The page's bodies: numbers, lower-case otp, no Stateresp.
+    let sent = refund_otp(&partner, json!({"referenceid": "AOP-RF-1", "ackno": first})).await;
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    let otp: i64 = app.sms.last_otp(MOBILE).parse().expect("six digits");
+    let wrong = (otp + 1) % 1_000_000;
+    let claim = |body| app.call("/api/AOP/DMTV1/ClaimRefund", &partner, body);
+    assert_refused(
+        &claim(json!({"referenceid": "AOP-RF-1", "ackno": first, "otp": format!("{wrong:06}")})).await,
+        422,
+        15,
+        "Invalid OTP",
+    );
+    let claimed = claim(json!({"referenceid": "AOP-RF-1", "ackno": first, "otp": format!("{otp:06}")})).await;
+    assert_eq!(claimed.status, 200, "{}", claimed.body);
+    assert_eq!(claimed.json()["txn_status"], "0", "{}", claimed.body);
+
+    // The curl's body: ackno and otp only; a claim before any OTP is refused.
+    let early = claim(json!({"ackno": second, "otp": "123456"})).await;
+    assert_refused(&early, 422, 15, "call RefundOtp first");
+    assert_eq!(refund_otp(&partner, json!({"ackno": second})).await.status, 200);
+    let otp = app.sms.last_otp(MOBILE);
+    let claimed = claim(json!({"ackno": second, "otp": otp})).await;
+    assert_eq!(claimed.status, 200, "{}", claimed.body);
+    assert_eq!(balance(&app, &partner).await, "10000.00", "both refunded, once each");
+    assert_verify_clean(&app);
 }

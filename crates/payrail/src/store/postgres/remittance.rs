@@ -129,6 +129,18 @@ impl RemittanceStore for PostgresStore {
         Ok(execute(&client, sql::DELETE_BENEFICIARY, &params, "Failed to delete the beneficiary").await? == 1)
     }
 
+    async fn latest_otp_token(
+        &self,
+        partner: RegistrationId,
+        purpose: OtpPurpose,
+        subject: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        let params: [&(dyn ToSql + Sync); 3] = [&partner.number(), &purpose.as_str(), &subject];
+        let row = query_opt(&client, sql::LATEST_OTP, &params, "Failed to find the OTP").await?;
+        decode(row, |row| Ok(row.try_get(0)?))
+    }
+
     async fn insert_otp(&self, otp: OtpRecord) -> Result<(), StoreError> {
         let client = self.client().await?;
         let stale = stale_otps_before(otp.expires_at);

@@ -134,6 +134,18 @@ impl RemittanceStore for SqliteStore {
         .await
     }
 
+    async fn latest_otp_token(
+        &self,
+        partner: RegistrationId,
+        purpose: OtpPurpose,
+        subject: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let subject = subject.to_owned();
+        self.read(move |conn| {
+            optional_row(conn, sql::LATEST_OTP, params![partner.number(), purpose.as_str(), subject], |row| row.get(0))
+        })
+    }
+
     async fn insert_otp(&self, otp: OtpRecord) -> Result<(), StoreError> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
