@@ -260,8 +260,16 @@ impl Fields {
     }
 
     /// A six-digit OTP.
+    /// Sent as a JSON number (AOPay's refund page does), it is read back to
+    /// its six digits: a number cannot keep a leading zero (`12345` is `012345`).
     pub fn otp(&self) -> Result<String, ApiError> {
-        let otp = self.exact(&["OTP"])?;
+        let otp = match self.get(&["OTP"])? {
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(n) if n < 1_000_000 => format!("{n:06}"),
+                _ => self.exact(&["OTP"])?,
+            },
+            _ => self.exact(&["OTP"])?,
+        };
         let ok = otp.len() == 6 && otp.bytes().all(|b| b.is_ascii_digit());
         ok.then_some(otp).ok_or_else(|| ApiError::Validation("OTP must be 6 digits".into()))
     }
@@ -292,5 +300,25 @@ impl Fields {
             return Err(refused());
         }
         text.parse().map(Some).map_err(|_| refused())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Fields;
+
+    fn otp(body: &str) -> Result<String, String> {
+        let fields = Fields::parse(body.as_bytes()).map_err(|e| e.to_string())?;
+        fields.otp().map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_otp_sent_as_a_number_keeps_its_six_digits() {
+        assert_eq!(otp(r#"{"otp": 246810}"#), Ok("246810".to_owned()));
+        assert_eq!(otp(r#"{"otp": 12345}"#), Ok("012345".to_owned()), "a number has no leading zero");
+        assert_eq!(otp(r#"{"OTP": "012345"}"#), Ok("012345".to_owned()));
+        assert!(otp(r#"{"otp": 1234567}"#).is_err());
+        assert!(otp(r#"{"otp": "12345"}"#).is_err(), "a string is read exactly as sent");
+        assert!(otp(r#"{"otp": -12345}"#).is_err());
     }
 }
