@@ -169,8 +169,10 @@ async fn a_refund_the_upstream_refuses_or_leaves_unanswered_credits_nothing_unti
     let upstream_ref = failed_transfer(&app, &mock, &partner, "RF-R", refunds).await;
     let stateresp = refund_otp(&app, &partner, "RF-R").await.json()["stateresp"].clone();
 
+    // "No refund found" (code 4, a row of the code table that may hide an
+    // earlier claim): the status query says it was not refunded, so nothing is.
     let refused = claim(&app, &partner, "RF-R", &stateresp, MOCK_REFUND_OTP).await;
-    assert_refused(&refused, 422, 15, "No refund found");
+    assert_refused(&refused, 409, 16, "did not refund this transaction: No refund found");
     let refused = claim(&app, &partner, "RF-R", &stateresp, MOCK_REFUND_OTP).await;
     assert_refused(&refused, 422, 15, "validation_errors");
     let lost = claim(&app, &partner, "RF-R", &stateresp, MOCK_REFUND_OTP).await;

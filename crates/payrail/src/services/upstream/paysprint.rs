@@ -479,14 +479,16 @@ impl Provider for PaysprintProvider {
     /// Sent once, as a submission (a resend is harmless, but a second text is not wanted).
     async fn refund_otp(&self, order: &RefundOtpOrder<'_>) -> Result<RefundOtpOutcome, ProviderError> {
         let request = wire::RefundOtpRequest { referenceid: order.upstream_ref, ackno: order.upstream_ackno };
-        self.submit_coded::<wire::RefundAnswer>(REFUND_OTP, &request).await?.1.otp_outcome()
+        let (http, answer) = self.submit_coded::<wire::RefundAnswer>(REFUND_OTP, &request).await?;
+        answer.otp_outcome(http)
     }
 
     /// Sent once: an error leaves it unknown whether the upstream refunded.
     async fn claim_refund(&self, order: &RefundClaimOrder<'_>) -> Result<RefundClaimOutcome, ProviderError> {
         let request =
             wire::RefundRequest { referenceid: order.upstream_ref, ackno: order.upstream_ackno, otp: order.otp };
-        Ok(self.submit_coded::<wire::RefundAnswer>(REFUND, &request).await?.1.claim_outcome())
+        let (http, answer) = self.submit_coded::<wire::RefundAnswer>(REFUND, &request).await?;
+        Ok(answer.claim_outcome(http))
     }
 
     async fn submit_bill(&self, order: &BillOrder) -> Result<BillUpstream, ProviderError> {

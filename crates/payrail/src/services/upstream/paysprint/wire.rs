@@ -1296,46 +1296,39 @@ pub(super) struct RefundAnswer {
 }
 
 impl RefundAnswer {
-    // Refund OTP codes (https://pay-sprint.readme.io/reference/refund-otp):
-    // 1 sent; 2 "Transaction not found or already refunded"; 3 "No record
-    // found" (412); 4 validation (406); 5 "Unable to resend" (412); 6, 7 the
-    // token or the authentication refused (401). Read by
-    // [`RefundAnswer::otp_outcome`]; to be folded into the code table at merge
-    // (issue 12 "codes").
-    //
-    // Refund claim codes (https://pay-sprint.readme.io/reference/bank4-refund-claim-api,
-    // https://pay-sprint.readme.io/reference/dmt-casa-refund-claim-api): 1 with
-    // `status` true "Transaction Successfully Refunded", the only confirmation;
-    // 2 "Transaction not found or already refunded"; 3 "Invalid OTP"; 4 "No
-    // refund found"; every other documented code (merchant, validation,
-    // service down, token, authentication) refuses it. Read by
-    // [`RefundAnswer::claim_outcome`].
-
     fn message(&self) -> String {
         self.message.clone().unwrap_or_else(|| format!("response_code {:?}", self.response_code.0))
     }
 
-    /// What a refund OTP answer means; token and authentication refusals
-    /// (6, 7) and undocumented codes are no answer about the transfer.
-    pub(super) fn otp_outcome(self) -> Result<RefundOtpOutcome, ProviderError> {
+    /// What a refund OTP answer means, by the code table's refund-OTP rows
+    /// (the code with the HTTP status it came with): sent; nothing to refund
+    /// (not found or refunded already); refused. Token and authentication
+    /// refusals and undocumented answers are no answer about the transfer.
+    pub(super) fn otp_outcome(self, http: u16) -> Result<RefundOtpOutcome, ProviderError> {
         let message = self.message();
-        match self.response_code.number() {
-            Some(1) if self.status != Some(false) => Ok(RefundOtpOutcome::Sent),
-            Some(2 | 3) => Ok(RefundOtpOutcome::NotRefundable { message }),
-            Some(4 | 5) => Ok(RefundOtpOutcome::Refused { message }),
-            _ => {
-                Err(ProviderError::Unavailable(format!("refund OTP: {}", unplaced(&self.response_code, &self.message))))
-            }
+        let meaning = self.response_code.number().and_then(|code| refund_otp_meaning(http, code));
+        match meaning {
+            Some(CodeMeaning::OtpSent) if self.status != Some(false) => Ok(RefundOtpOutcome::Sent),
+            Some(CodeMeaning::RefundUnknown) => Ok(RefundOtpOutcome::NotRefundable { message }),
+            Some(CodeMeaning::RefundRefused) => Ok(RefundOtpOutcome::Refused { message }),
+            _ => Err(ProviderError::Unavailable(format!(
+                "refund OTP: HTTP {http}: {}",
+                unplaced(&self.response_code, &self.message)
+            ))),
         }
     }
 
-    /// What a refund claim answer means: only code 1 with `status` true
-    /// refunds; code 2 may hide an earlier success; any other code refuses.
-    pub(super) fn claim_outcome(self) -> RefundClaimOutcome {
+    /// What a refund claim answer means, by the code table's refund rows:
+    /// only the documented confirmation (code 1, `status` true) refunds; a
+    /// "not found or already refunded" may hide an earlier success (the
+    /// status query decides); anything else, undocumented answers included,
+    /// refuses it and nothing is credited.
+    pub(super) fn claim_outcome(self, http: u16) -> RefundClaimOutcome {
         let message = self.message();
-        match self.response_code.number() {
-            Some(1) if self.status == Some(true) => RefundClaimOutcome::Refunded,
-            Some(2) => RefundClaimOutcome::NotFoundOrRefunded { message },
+        let meaning = self.response_code.number().and_then(|code| refund_meaning(http, code));
+        match meaning {
+            Some(CodeMeaning::Refunded) if self.status == Some(true) => RefundClaimOutcome::Refunded,
+            Some(CodeMeaning::RefundUnknown) => RefundClaimOutcome::NotFoundOrRefunded { message },
             _ => RefundClaimOutcome::Refused { message },
         }
     }
@@ -1351,32 +1344,42 @@ mod refund_tests {
 
     #[test]
     fn only_code_1_with_status_true_is_a_refund() {
-        let claim = |v| answer(v).claim_outcome();
+        let claim = |v| answer(v).claim_outcome(200);
         let refunded = serde_json::json!({"status": true, "response_code": 1, "message": "ok"});
-        assert_eq!(claim(refunded), RefundClaimOutcome::Refunded);
+        assert_eq!(claim(refunded.clone()), RefundClaimOutcome::Refunded);
+        assert!(
+            matches!(answer(refunded).claim_outcome(401), RefundClaimOutcome::Refused { .. }),
+            "a code with an HTTP status the page does not give it is undocumented"
+        );
         for not in [
             serde_json::json!({"status": false, "response_code": 1, "message": "?"}),
             serde_json::json!({"response_code": "1", "message": "no status"}),
             serde_json::json!({"status": false, "response_code": 3, "message": "Invalid OTP"}),
-            serde_json::json!({"status": false, "response_code": 4, "message": "No refund found"}),
+            serde_json::json!({"status": false, "response_code": 13, "message": "DMT Bank4 service is down."}),
             serde_json::json!({"status": true, "response_code": 77, "message": "?"}),
         ] {
             assert!(matches!(claim(not.clone()), RefundClaimOutcome::Refused { .. }), "{not}");
         }
-        let maybe = serde_json::json!({"status": false, "response_code": "2", "message": "already refunded"});
-        assert!(matches!(claim(maybe), RefundClaimOutcome::NotFoundOrRefunded { .. }));
+        // "Not found or already refunded", "no refund found", "not found":
+        // an earlier claim may have gone through; the status query decides.
+        for code in ["2", "4", "5"] {
+            let maybe = serde_json::json!({"status": false, "response_code": code, "message": "?"});
+            assert!(matches!(claim(maybe), RefundClaimOutcome::NotFoundOrRefunded { .. }), "{code}");
+        }
     }
 
     #[test]
-    fn refund_otp_codes_map_as_documented() {
-        let otp = |code: i64| answer(serde_json::json!({"status": code == 1, "response_code": code})).otp_outcome();
-        assert_eq!(otp(1).ok(), Some(RefundOtpOutcome::Sent));
-        assert!(matches!(otp(2), Ok(RefundOtpOutcome::NotRefundable { .. })));
-        assert!(matches!(otp(3), Ok(RefundOtpOutcome::NotRefundable { .. })));
-        assert!(matches!(otp(4), Ok(RefundOtpOutcome::Refused { .. })));
-        assert!(matches!(otp(5), Ok(RefundOtpOutcome::Refused { .. })));
-        for code in [6, 7, 0, 99] {
-            assert!(otp(code).is_err(), "{code}");
+    fn refund_otp_codes_map_as_the_code_table_says() {
+        let otp = |code: i64, http: u16| {
+            answer(serde_json::json!({"status": code == 1, "response_code": code})).otp_outcome(http)
+        };
+        assert_eq!(otp(1, 200).ok(), Some(RefundOtpOutcome::Sent));
+        assert!(matches!(otp(2, 200), Ok(RefundOtpOutcome::NotRefundable { .. })));
+        assert!(matches!(otp(3, 412), Ok(RefundOtpOutcome::NotRefundable { .. })));
+        assert!(matches!(otp(4, 406), Ok(RefundOtpOutcome::Refused { .. })));
+        assert!(matches!(otp(5, 412), Ok(RefundOtpOutcome::Refused { .. })));
+        for (code, http) in [(6, 401), (7, 401), (0, 200), (99, 200), (4, 200), (1, 401)] {
+            assert!(otp(code, http).is_err(), "{code} as HTTP {http}");
         }
     }
 
