@@ -482,7 +482,7 @@ async fn registered(
 }
 
 /// Beneficiary register: adds an account to a registered remitter.
-/// The upstream is asked first ([`upstream_bene_id`]): a refusal or no
+/// The upstream is asked first (`upstream_bene_id`): a refusal or no
 /// answer stores nothing; its `bene_id` is stored in the same row.
 pub async fn add_beneficiary(
     store: &dyn Store,

@@ -117,7 +117,7 @@ pub(crate) trait KindStore<T: TxnTable>: Send + Sync + 'static {
         note: ChangeNote,
         progress: Progress,
     ) -> impl Future<Output = Result<Vec<i64>, InsertError>> + Send;
-    /// A state change in one database transaction (see [`change_locked`]).
+    /// A state change in one database transaction (see [`change::change_locked`]).
     fn change(
         &self,
         id: i64,
@@ -716,113 +716,8 @@ pub(crate) fn history_values<'a>(
     ]
 }
 
-/// The steps of a state change that each engine takes inside its own
-/// database transaction; [`change`] puts them in order. SQLite's steps do
-/// their work when first polled and never wait.
-pub(crate) trait ChangeSteps {
-    /// The record, locked against concurrent changes until the transaction ends.
-    async fn lock<T: TxnTable>(&self, id: i64) -> Result<Option<T>, StoreError>;
-    /// A new refund id for the record.
-    async fn new_refund_id(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<String, StoreError>;
-    /// Pays a refunded record's debit back, if the wallet paid for it: the
-    /// refund journal and the wallet credit.
-    async fn pay_back(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError>;
-    /// Writes back what the change altered ([`TxnTable::UPDATE`]).
-    async fn save<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError>;
-    /// Records the change of `record` from the state named `from` in the
-    /// status history.
-    async fn add_history<T: TxnTable>(&self, record: &T, from: &str, note: &ChangeNote) -> Result<(), StoreError>;
-    /// Appends an operator's change to the audit log.
-    async fn add_audit(&self, entry: &crate::domain::operator::NewAuditEntry) -> Result<(), StoreError>;
-    /// Writes the partner's event of the change of `record` made at `at`, if
-    /// the partner has a callback URL (SQLite builds the payload only then).
-    async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError>;
-    /// Removes the record's poll job, held or not.
-    async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError>;
-    /// The reason of the record's newest history row, if it has one.
-    async fn last_reason(&self, kind: TxnKind, id: i64) -> Result<Option<String>, StoreError>;
-}
-
-/// [`TransactionStore::change_dmt`] and [`TransactionStore::change_bill`]
-/// inside the engine's transaction: locks the record, then [`change_locked`].
-pub(crate) async fn change<T: TxnTable>(
-    steps: &impl ChangeSteps,
-    id: i64,
-    change: T::Change,
-    note: &ChangeNote,
-) -> Result<T, ChangeError> {
-    let record = steps.lock::<T>(id).await?.ok_or(ChangeError::NotFound)?;
-    change_locked(steps, record, change, note).await
-}
-
-/// A change of a locked record: a new refund id if the change asks for one,
-/// the state machine, the pay-back of a wallet-paid refund, the row, its
-/// history row, an operator's change's audit entry (the record before and
-/// after), the partner's event, and the end of the poll job once the record
-/// is decided. The caller commits.
-pub(crate) async fn change_locked<T: TxnTable>(
-    steps: &impl ChangeSteps,
-    mut record: T,
-    mut change: T::Change,
-    note: &ChangeNote,
-) -> Result<T, ChangeError> {
-    let (kind, id) = (T::KIND, record.id());
-    if let Some(missing) = T::missing_refund_id(&mut change) {
-        *missing = Some(steps.new_refund_id(kind, id, note.at).await?);
-    }
-    let audited = note.source.audit_actor().map(|actor| (actor, record.audit_view()));
-    let from = record.status_name();
-    // A transfer held for review is an operator's to decide: an upstream
-    // answer that raced the hold (read before it, applied after) is refused.
-    if from == crate::domain::DmtStatus::OnHold.name() && note.source.is_upstream() {
-        let reason = steps.last_reason(kind, id).await?;
-        if reason.is_some_and(|r| r.starts_with(crate::domain::upstream::REVIEW_PREFIX)) {
-            return Err(ChangeError::Forbidden(crate::domain::ForbiddenTransition {
-                from: from.into(),
-                to: "anything the upstream says (held for review)".into(),
-            }));
-        }
-    }
-    record.apply(&change, note.at)?;
-    if record.is_refunded() {
-        steps.pay_back(kind, id, note.at).await?;
-    }
-    steps.save(&record, note.at).await?;
-    steps.add_history(&record, from, note).await?;
-    if let Some((actor, before)) = audited {
-        let action = format!("{}.transition", kind.as_str());
-        let target = format!("{}:{id}", kind.as_str());
-        let entry = crate::domain::operator::NewAuditEntry {
-            at: note.at,
-            actor: actor.to_owned(),
-            action,
-            target,
-            before: Some(before.to_string()),
-            after: Some(record.audit_view().to_string()),
-        };
-        steps.add_audit(&entry).await?;
-    }
-    steps.add_event(&record, note.at).await?;
-    if !record.needs_polling() {
-        steps.end_poll(kind, id).await?;
-    }
-    Ok(record)
-}
-
-/// [`TransactionStore::fail_bill`] inside the engine's transaction: fails
-/// the payment unless it is failed already, then refunds it.
-pub(crate) async fn fail_and_refund(
-    steps: &impl ChangeSteps,
-    txnid: i64,
-    note: &ChangeNote,
-    refund: &ChangeNote,
-) -> Result<BillPayment, ChangeError> {
-    let mut bill: BillPayment = steps.lock(txnid).await?.ok_or(ChangeError::NotFound)?;
-    if bill.status != BillStatus::Failed {
-        bill = change_locked(steps, bill, BillChange::Fail, note).await?;
-    }
-    change_locked(steps, bill, BillChange::Refund { refund_txn_id: None }, refund).await
-}
+mod change;
+pub(crate) use change::{change, fail_and_refund, ChangeSteps};
 
 /// Fixtures and test bodies that both engines' tests run, so that each
 /// engine is held to the same behaviour.
@@ -830,81 +725,4 @@ pub(crate) async fn fail_and_refund(
 pub(crate) mod conformance;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every `$n` of `sql`, in the order they first appear.
-    fn first_appearances(sql: &str) -> Vec<usize> {
-        let mut seen = Vec::new();
-        for (i, _) in sql.match_indices('$') {
-            let digits: String = sql[i + 1..].chars().take_while(char::is_ascii_digit).collect();
-            if let Ok(n) = digits.parse::<usize>() {
-                if !seen.contains(&n) {
-                    seen.push(n);
-                }
-            }
-        }
-        seen
-    }
-
-    fn shared_sql() -> Vec<&'static str> {
-        vec![
-            sql::HISTORY,
-            sql::INSERT_HISTORY,
-            sql::INSERT_REFUND,
-            sql::ROUTE_BY_ACKNO,
-            sql::INSERT_ROUTE,
-            sql::STORE_NUMBER_SECRET,
-            DmtTransfer::BY_ID,
-            DmtTransfer::REFERENCE_TAKEN,
-            DmtTransfer::ID_TAKEN,
-            DmtTransfer::UPDATE,
-            BillPayment::BY_ID,
-            BillPayment::REFERENCE_TAKEN,
-            BillPayment::ID_TAKEN,
-            BillPayment::UPDATE,
-        ]
-    }
-
-    #[test]
-    fn shared_sql_names_its_parameters_in_order() {
-        for sql in shared_sql() {
-            let seen = first_appearances(sql);
-            let expected: Vec<usize> = (1..=seen.len()).collect();
-            assert_eq!(seen, expected, "{sql}");
-        }
-    }
-
-    #[test]
-    fn the_generated_statements_read_as_written_by_hand() {
-        assert_eq!(
-            BillPayment::UPDATE,
-            "UPDATE bill_payments SET status = $1, operator_ref = $2, refund_txn_id = $3, refunded_at = $4, \
-             updated_at = $5 WHERE txnid = $6"
-        );
-        assert_eq!(DmtTransfer::ID_TAKEN, "SELECT EXISTS (SELECT 1 FROM dmt_transfers WHERE ackno = $1)");
-        assert!(DmtTransfer::FOR_UPDATE.starts_with("SELECT ackno, partner_id, reference_id, amount,"));
-        assert!(DmtTransfer::FOR_UPDATE.ends_with(" FROM dmt_transfers WHERE ackno = $1 FOR UPDATE"));
-    }
-
-    #[test]
-    fn a_column_list_and_its_positions_agree() {
-        let dmt: Vec<&str> = dmt_columns!().split(", ").collect();
-        assert_eq!(dmt.len(), dmt_column::WIDTH);
-        assert_eq!(dmt[dmt_column::status], "status");
-        assert_eq!(dmt[dmt_column::refunded_at], "refunded_at");
-        let bills: Vec<&str> = bill_columns!().split(", ").collect();
-        assert_eq!(bills.len(), bill_column::WIDTH);
-        assert_eq!(bills[bill_column::operator_ref], "operator_ref");
-        assert_eq!(bill_columns!("t").split(", ").nth(bill_column::tds), Some("t.tds"));
-    }
-
-    #[test]
-    fn a_refund_without_an_id_is_left_to_the_store_and_one_with_an_id_is_not() {
-        let mut wanted = DmtChange::Refund { refund_txn_id: None };
-        assert!(DmtTransfer::missing_refund_id(&mut wanted).is_some());
-        let mut given = BillChange::Refund { refund_txn_id: Some("R1".into()) };
-        assert!(BillPayment::missing_refund_id(&mut given).is_none());
-        assert!(BillPayment::missing_refund_id(&mut BillChange::Fail).is_none());
-    }
-}
+mod tests;
