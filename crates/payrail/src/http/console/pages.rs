@@ -1,0 +1,392 @@
+//! The console's pages, as maud templates: one layout, one function a page.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse as _, Response};
+use maud::{html, Markup, DOCTYPE};
+use serde_json::Value as Json;
+
+use super::format::{ist, rupees, state_class, state_with_code, state_words};
+use super::{SignedIn, CSRF_FIELD};
+use crate::domain::event::PollJob;
+use crate::domain::operator::{AuditEntry, AuditFilter};
+use crate::domain::TxnKind;
+use crate::services::search::{PageView, RowView, TxnDetail};
+
+/// The console's pages.
+pub struct Page;
+
+fn respond(status: StatusCode, markup: Markup) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], markup.into_string()).into_response()
+}
+
+/// The frame around every page: the header with the navigation and the
+/// signed-in operator, and a logout form.
+fn layout(title: &str, user: Option<&SignedIn>, current: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · payrail console" }
+                link rel="stylesheet" href="/console/console.css";
+            }
+            body {
+                header.top {
+                    a.brand href="/console/" { "payrail" }
+                    @if let Some(user) = user {
+                        nav {
+                            @for (href, label) in [("/console/", "Dashboard"), ("/console/transactions", "Transactions"),
+                                                   ("/console/held", "Held"), ("/console/audit", "Audit log")] {
+                                a href=(href) class=(if current == label { "current" } else { "" }) { (label) }
+                            }
+                        }
+                        div.who {
+                            span #operator { (user.email) } " "
+                            span.role { (user.role.as_str()) }
+                            form.inline method="post" action="/console/logout" {
+                                input type="hidden" name=(CSRF_FIELD) value=(user.csrf);
+                                button.link #logout type="submit" { "Log out" }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+fn txn_href(row: &RowView) -> String {
+    match (row.ackno, row.txnid) {
+        (Some(ackno), _) => format!("/console/dmt/{ackno}"),
+        (None, Some(txnid)) => format!("/console/bbps/{txnid}"),
+        _ => "/console/transactions".into(),
+    }
+}
+
+fn txn_name(row: &RowView) -> String {
+    match (row.ackno, row.txnid) {
+        (Some(ackno), _) => format!("DMT {ackno}"),
+        (None, Some(txnid)) => format!("BBPS {txnid}"),
+        _ => String::new(),
+    }
+}
+
+fn state_badge(name: &str, code: i64) -> Markup {
+    html! { span class=(state_class(name)) { (state_with_code(name, code)) } }
+}
+
+/// The rows of a search page as a table; `empty` when there are none.
+fn rows_table(rows: &[RowView], empty: Markup) -> Markup {
+    html! {
+        @if rows.is_empty() {
+            div.empty { (empty) }
+        } @else {
+            div.scroll {
+                table.rows #results {
+                    thead { tr {
+                        th { "Transaction" } th { "Partner" } th { "Reference" } th.num { "Amount" }
+                        th { "State" } th { "UTR / operator ref" } th { "Created" }
+                    } }
+                    tbody {
+                        @for row in rows {
+                            tr {
+                                td { a href=(txn_href(row)) { (txn_name(row)) } }
+                                td { (row.registration_id) }
+                                td.mono { (row.reference_id) }
+                                td.num { (rupees(&row.amount)) }
+                                td { (state_badge(row.status, row.code)) }
+                                td.mono { (row.utr.as_deref().or(row.operator_ref.as_deref()).unwrap_or("—")) }
+                                td.nowrap { (ist(&row.created_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The search form's fields: name, label, placeholder.
+const FILTERS: [(&str, &str, &str); 13] = [
+    ("reference", "Reference", "partner's reference_id"),
+    ("utr", "UTR", "bank UTR"),
+    ("ackno", "Ackno", "DMT number"),
+    ("txnid", "Txnid", "BBPS number"),
+    ("partner", "Partner", "AOP-1001"),
+    ("mobile", "Mobile", "10 digits"),
+    ("account", "Account", "beneficiary account"),
+    ("canumber", "CA number", "bill account"),
+    ("status", "State", "success, on_hold, …"),
+    ("from", "From (IST)", "2026-01-31 or 2026-01-31 10:00:00"),
+    ("to", "To (IST)", "2026-01-31"),
+    ("min_amount", "Min ₹", "1000"),
+    ("max_amount", "Max ₹", "50000"),
+];
+
+impl Page {
+    /// A page with a heading and a sentence saying what happened and what to do.
+    pub fn message(status: StatusCode, user: Option<&SignedIn>, heading: &str, text: &str) -> Response {
+        let body = html! { section.card { h1 { (heading) } p.notice.bad { (text) } p { a href="/console/" { "Back to the dashboard" } } } };
+        respond(status, layout(heading, user, "", body))
+    }
+
+    /// The login form.
+    pub fn login(status: StatusCode, token: &str, error: Option<&str>, email: &str) -> Response {
+        let body = html! {
+            section.card.narrow {
+                h1 { "Sign in" }
+                p.muted { "The payrail operations console. Sign in with your operator email and password." }
+                @if let Some(error) = error { p.notice.bad #error { (error) } }
+                form method="post" action="/console/login" {
+                    input type="hidden" name=(CSRF_FIELD) value=(token);
+                    label { "Email" input #email type="email" name="email" value=(email) autocomplete="username" required autofocus; }
+                    label { "Password" input #password type="password" name="password" autocomplete="current-password" required; }
+                    button #sign-in type="submit" { "Sign in" }
+                }
+            }
+        };
+        respond(status, layout("Sign in", None, "", body))
+    }
+
+    /// The dashboard.
+    pub fn dashboard(user: &SignedIn, held_polls: usize, on_hold: usize, recent: &PageView) -> Response {
+        let body = html! {
+            h1 { "Dashboard" }
+            div.tiles {
+                a.tile href="/console/held" { span.big #on-hold-count { (on_hold) } span { "transfers on hold" } }
+                a.tile href="/console/held" { span.big { (held_polls) } span { "transactions the poller gave up on" } }
+                a.tile href="/console/transactions" { span.big { "Search" } span { "by reference, UTR, mobile, account…" } }
+            }
+            section.card {
+                h2 { "Latest transactions" }
+                (rows_table(&recent.transactions, html! { "No transactions yet. They appear here as partners send them." }))
+            }
+        };
+        respond(StatusCode::OK, layout("Dashboard", Some(user), "Dashboard", body))
+    }
+
+    /// The search form and its results (or what is wrong with the search).
+    pub fn search(
+        status: StatusCode,
+        user: &SignedIn,
+        given: &[(String, String)],
+        searched: bool,
+        answer: Result<PageView, String>,
+    ) -> Response {
+        let value = |name: &str| given.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+        let kind = value("kind");
+        let keep: Vec<(String, String)> = given.iter().filter(|(n, _)| n != "cursor").cloned().collect();
+        let next_href = |cursor: &str| {
+            let mut pairs = keep.clone();
+            pairs.push(("cursor".into(), cursor.into()));
+            format!("/console/transactions?{}", serde_urlencoded::to_string(&pairs).unwrap_or_default())
+        };
+        let csv_pairs: Vec<(String, String)> = keep.iter().filter(|(n, _)| n != "limit").cloned().collect();
+        let csv_href = format!(
+            "/admin/v1/transactions?format=csv&{}",
+            serde_urlencoded::to_string(&csv_pairs).unwrap_or_default()
+        );
+        let body = html! {
+            h1 { "Transactions" }
+            form.card.filters #search method="get" action="/console/transactions" {
+                div.grid {
+                    label { "Kind" select name="kind" {
+                        option value="" selected[kind.is_empty()] { "DMT and BBPS" }
+                        option value="dmt" selected[kind == "dmt"] { "DMT" }
+                        option value="bbps" selected[kind == "bbps"] { "BBPS" }
+                    } }
+                    @for (name, label, hint) in FILTERS {
+                        label { (label) input id=(name) name=(name) value=(value(name)) placeholder=(hint); }
+                    }
+                    label { "Per page" input #limit name="limit" value=(value("limit")) placeholder="50"; }
+                }
+                div.actions {
+                    button #search-button type="submit" { "Search" }
+                    a.button.secondary href="/console/transactions" { "Clear" }
+                }
+            }
+            @match &answer {
+                Err(problem) => {
+                    p.notice.bad #error { (problem) ". Fix the field and search again." }
+                }
+                Ok(page) => {
+                    section.card {
+                        (rows_table(&page.transactions, html! {
+                            @if searched { "Nothing matches these filters. Loosen them (a date range, fewer fields) and search again." }
+                            @else { "No transactions yet." }
+                        }))
+                        @if let Some(cursor) = &page.next_cursor {
+                            p.actions { a.button #next-page href=(next_href(cursor)) { "Next page →" } }
+                        }
+                    }
+                    p.muted { "The operator API exports every matching row as CSV: " code { (csv_href) } }
+                }
+            }
+        };
+        respond(status, layout("Transactions", Some(user), "Transactions", body))
+    }
+
+    /// A transaction: its record, the actions the role allows, and its timeline.
+    pub fn transaction(
+        status: StatusCode,
+        user: &SignedIn,
+        kind: TxnKind,
+        detail: &TxnDetail,
+        may_act: bool,
+        notice: Option<(bool, String)>,
+    ) -> Response {
+        let t = &detail.transaction;
+        let name = txn_name(t);
+        let action = format!("{}/transition", txn_href(t));
+        let targets: &[(&str, &str)] = match kind {
+            TxnKind::Dmt => &[
+                ("success", "Success (needs the UTR)"),
+                ("failed", "Failed"),
+                ("on_hold", "On hold"),
+                ("sent_to_bank", "Sent to bank"),
+                ("refunded", "Refunded"),
+            ],
+            TxnKind::Bbps => &[("success", "Success"), ("failed", "Failed"), ("refunded", "Refunded")],
+        };
+        let facts: Vec<(&str, String)> = [
+            ("Partner", Some(t.registration_id.clone())),
+            ("Reference", Some(t.reference_id.clone())),
+            ("Amount", Some(rupees(&t.amount))),
+            ("UTR", t.utr.clone()),
+            ("Operator ref", t.operator_ref.clone()),
+            ("Mobile", t.mobile.clone()),
+            ("Account", t.account.clone()),
+            ("CA number", t.canumber.clone()),
+            ("Biller", t.operator_name.clone()),
+            ("Created", Some(ist(&t.created_at))),
+            ("Refund id", t.refund_txn_id.clone()),
+            ("Refunded", t.refunded_at.as_deref().map(ist)),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+        let body = html! {
+            h1 { (name) " " (state_badge(t.status, t.code)) }
+            div.columns {
+                section.card {
+                    h2 { "Record" }
+                    dl.facts #record {
+                        @for (k, v) in &facts { dt { (k) } dd { (v) } }
+                    }
+                }
+                section.card #actions {
+                    h2 { "Change its state" }
+                    @if let Some((ok, text)) = &notice {
+                        p #notice class=(if *ok { "notice ok" } else { "notice bad" }) { (text) }
+                    }
+                    @if may_act {
+                        form method="post" action=(action) {
+                            input type="hidden" name=(CSRF_FIELD) value=(user.csrf);
+                            label { "Move to" select #to name="to" {
+                                @for (value, label) in targets { option value=(value) { (label) } }
+                            } }
+                            @if kind == TxnKind::Dmt {
+                                label { "UTR" input #utr name="utr" placeholder="the bank's UTR, for success"; }
+                            } @else {
+                                label { "Operator ref" input #operator_id name="operator_id" placeholder="the biller's reference"; }
+                            }
+                            label { "Reason" textarea #reason name="reason" required placeholder="why: kept in the history and the audit log" {} }
+                            button #apply type="submit" { "Apply" }
+                        }
+                    } @else {
+                        p.muted #read-only { "Your role (" (user.role.as_str()) ") may read this transaction but not change it. Ask an operator or an admin." }
+                    }
+                }
+            }
+            section.card {
+                h2 { "Timeline" }
+                @if detail.timeline.is_empty() {
+                    div.empty { "Nothing has happened to it yet." }
+                } @else {
+                    ol.timeline #timeline {
+                        @for item in &detail.timeline {
+                            li {
+                                div.when { (ist(&item.at.to_ist_string())) }
+                                div.what { strong { (state_words(item.kind)) } }
+                                dl.details {
+                                    @for (k, v) in &item.details {
+                                        dt { (k) } dd { (show_json(v)) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        respond(status, layout(&name, Some(user), "Transactions", body))
+    }
+
+    /// The held queue: transfers on hold and transactions the poller gave up on.
+    pub fn held(user: &SignedIn, polls: &[PollJob], on_hold: &PageView) -> Response {
+        let body = html! {
+            h1 { "Held" }
+            section.card {
+                h2 { "Transfers on hold" }
+                (rows_table(&on_hold.transactions, html! { "No transfer is on hold. Nothing to review." }))
+            }
+            section.card {
+                h2 { "Transactions the poller gave up on" }
+                @if polls.is_empty() {
+                    div.empty { "None: the upstream answered every poll." }
+                } @else {
+                    table.rows { thead { tr { th { "Transaction" } th.num { "Polls" } th { "Last due" } } }
+                        tbody { @for job in polls { tr {
+                            td { a href=(format!("/console/{}/{}", job.kind.as_str(), job.txn_id)) { (job.kind.as_str().to_uppercase()) " " (job.txn_id) } }
+                            td.num { (job.attempts) }
+                            td { (ist(&job.due_at.to_ist_string())) }
+                        } } }
+                    }
+                }
+            }
+        };
+        respond(StatusCode::OK, layout("Held", Some(user), "Held", body))
+    }
+
+    /// The audit log, newest first.
+    pub fn audit(user: &SignedIn, filter: &AuditFilter, entries: &[AuditEntry]) -> Response {
+        let body = html! {
+            h1 { "Audit log" }
+            form.card.filters method="get" action="/console/audit" {
+                div.grid {
+                    label { "Operator" input name="operator" value=(filter.actor.as_deref().unwrap_or("")) placeholder="email, cli or bootstrap"; }
+                    label { "Target" input name="target" value=(filter.target.as_deref().unwrap_or("")) placeholder="dmt:123, operator:a@b.in"; }
+                }
+                div.actions { button type="submit" { "Filter" } a.button.secondary href="/console/audit" { "Clear" } }
+            }
+            section.card {
+                @if entries.is_empty() {
+                    div.empty { "No entries match. Clear the filters to see every entry." }
+                } @else {
+                    div.scroll { table.rows #audit {
+                        thead { tr { th { "When" } th { "Operator" } th { "Action" } th { "Target" } th { "Change" } } }
+                        tbody { @for e in entries { tr {
+                            td.nowrap { (ist(&e.entry.at.to_ist_string())) }
+                            td { (e.entry.actor) }
+                            td.mono { (e.entry.action) }
+                            td.mono { (e.entry.target) }
+                            td.mono.small { (e.entry.before.as_deref().unwrap_or("")) @if e.entry.after.is_some() { " → " (e.entry.after.as_deref().unwrap_or("")) } }
+                        } } }
+                    } }
+                }
+            }
+        };
+        respond(StatusCode::OK, layout("Audit log", Some(user), "Audit log", body))
+    }
+}
+
+/// A timeline detail's value as text: money fields stay as the API writes them.
+fn show_json(value: &Json) -> String {
+    match value {
+        Json::String(s) => s.clone(),
+        Json::Null => "—".into(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,278 @@
+//! The web console over plain HTTP: its headers, sessions (cookie,
+//! idle expiry, logout, a disabled operator), CSRF, login limits and roles.
+//! `console_browser.rs` drives the same pages in Chromium.
+
+use std::time::Duration;
+
+use payrail::domain::operator::{Actor, Email, Role};
+use payrail::http::console::ConsoleSettings;
+use payrail::services::operators;
+use reqwest::redirect::Policy;
+use serde_json::json;
+
+use crate::both_engines;
+use crate::helpers::{spawn_app_with, AppOptions, Engine, TestApp};
+
+both_engines!(
+    the_console_sends_strict_headers_and_asks_for_a_login,
+    a_console_session_lives_until_it_idles_logs_out_or_its_operator_is_disabled,
+    a_form_posted_without_its_csrf_token_is_refused_and_changes_nothing,
+    failed_logins_are_limited_per_account_and_per_address,
+    a_viewer_may_read_a_transaction_but_not_move_it,
+    the_console_can_be_turned_off,
+);
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Adds an operator with [`PASSWORD`].
+pub async fn add_operator(app: &TestApp, email: &str, role: Role) {
+    let email = Email::parse(email).expect("an email");
+    operators::add(&*app.store, &*app.time, email, role, PASSWORD, &Actor::Cli).await.expect("the operator is added");
+}
+
+/// A transfer made through the operator API and moved on hold; its ackno.
+pub async fn held_transfer(app: &TestApp, partner: &str, reference: &str) -> i64 {
+    let dmt =
+        json!({"registration_id": partner, "reference_id": reference, "amount": "125000", "account": "50100200300"});
+    let ackno = app.admin("/admin/v1/dmt", Some(dmt)).await.json()["ackno"].as_i64().expect("an ackno");
+    let hold = json!({"to": "on_hold", "reason": "the bank has not answered"});
+    let held = app.admin(&format!("/admin/v1/dmt/{ackno}/transition"), Some(hold)).await;
+    assert_eq!(held.status, 200, "{}", held.body);
+    ackno
+}
+
+/// A browser-less console client: keeps the session cookie by hand.
+pub struct Console {
+    http: reqwest::Client,
+    base: String,
+    pub session: Option<String>,
+    pub set_cookie: Vec<String>,
+}
+
+/// One answer: status, headers of interest, body.
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    /// The value of the page's first CSRF field.
+    pub fn csrf(&self) -> String {
+        let at = self.body.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+        self.body[at..].split('"').next().unwrap_or_default().to_owned()
+    }
+}
+
+fn cookie_value(set_cookie: &[String], name: &str) -> Option<String> {
+    set_cookie.iter().find_map(|c| c.strip_prefix(&format!("{name}="))?.split(';').next().map(str::to_owned))
+}
+
+impl Console {
+    pub fn new(app: &TestApp) -> Console {
+        let http = reqwest::Client::builder().redirect(Policy::none()).build().expect("a client");
+        Console { http, base: format!("http://{}", app.addr), session: None, set_cookie: Vec::new() }
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder, extra_cookie: Option<String>) -> Page {
+        let mut cookies: Vec<String> = self.session.iter().map(|s| format!("payrail_console={s}")).collect();
+        cookies.extend(extra_cookie);
+        let request = if cookies.is_empty() { request } else { request.header("cookie", cookies.join("; ")) };
+        let response = request.send().await.expect("an answer");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        self.set_cookie =
+            headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
+        let location = headers.get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        Page { status, location, headers, body: response.text().await.unwrap_or_default() }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(request, None).await
+    }
+
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let body = serde_urlencoded::to_string(fields).expect("a form");
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        self.send(request, None).await
+    }
+
+    /// Logs in; the answer to the form's POST.
+    pub async fn login(&mut self, email: &str, password: &str) -> Page {
+        let form = self.get("/console/login").await;
+        let token = cookie_value(&self.set_cookie, "payrail_console_login").expect("a login cookie");
+        assert_eq!(form.csrf(), token);
+        let body = serde_urlencoded::to_string([("csrf", token.as_str()), ("email", email), ("password", password)])
+            .expect("a form");
+        let request = self
+            .http
+            .post(format!("{}/console/login", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        let answer = self.send(request, Some(format!("payrail_console_login={token}"))).await;
+        if let Some(session) = cookie_value(&self.set_cookie, "payrail_console") {
+            self.session = Some(session);
+        }
+        answer
+    }
+}
+
+fn manual(engine_options: AppOptions) -> AppOptions {
+    engine_options.on_manual_clock()
+}
+
+async fn the_console_sends_strict_headers_and_asks_for_a_login(engine: Engine) {
+    let app = spawn_app_with(engine, AppOptions::default()).await;
+    let mut console = Console::new(&app);
+    let home = console.get("/console/").await;
+    assert_eq!((home.status, home.location.as_deref()), (303, Some("/console/login")));
+    let login = console.get("/console/login").await;
+    assert_eq!(login.status, 200);
+    let header = |name: &str| login.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert!(
+        header("content-security-policy").starts_with("default-src 'self'"),
+        "{}",
+        header("content-security-policy")
+    );
+    assert!(!header("content-security-policy").contains("unsafe-inline"));
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("referrer-policy"), "same-origin");
+    assert!(!login.body.contains("<script") && !login.body.contains("style="), "no inline script or style");
+    let css = console.get("/console/console.css").await;
+    assert_eq!(
+        (css.status, css.headers.get("content-type").and_then(|v| v.to_str().ok())),
+        (200, Some("text/css; charset=utf-8"))
+    );
+}
+
+async fn a_console_session_lives_until_it_idles_logs_out_or_its_operator_is_disabled(engine: Engine) {
+    let app = spawn_app_with(engine, manual(AppOptions::default())).await;
+    add_operator(&app, "asha@example.in", Role::Operator).await;
+    let mut console = Console::new(&app);
+    let signed_in = console.login("Asha@example.in", PASSWORD).await;
+    assert_eq!((signed_in.status, signed_in.location.as_deref()), (303, Some("/console/")), "{}", signed_in.body);
+    let cookie = console.set_cookie.iter().find(|c| c.starts_with("payrail_console=")).expect("a session cookie");
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "no Secure over plain HTTP: {cookie}");
+    let session = console.session.clone().expect("a session");
+    // Only a hash of the id is stored.
+    assert!(app.store.console_session(session.as_bytes()).await.expect("a lookup").is_none());
+    let home = console.get("/console/").await;
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("asha@example.in"), "{}", home.body);
+
+    // 29 minutes idle: still in (and the request counts as use); then 30 more: out.
+    app.clock().advance(Duration::from_secs(29 * 60));
+    assert_eq!(console.get("/console/transactions").await.status, 200);
+    app.clock().advance(Duration::from_secs(30 * 60));
+    assert_eq!(console.get("/console/").await.location.as_deref(), Some("/console/login"));
+
+    // Logout ends the session at once, and is audited.
+    console.login("asha@example.in", PASSWORD).await;
+    let csrf = console.get("/console/").await.csrf();
+    let out = console.post("/console/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(out.location.as_deref(), Some("/console/login"));
+    assert_eq!(console.get("/console/").await.location.as_deref(), Some("/console/login"));
+    let audit = app.admin("/admin/v1/audit?operator=asha@example.in", None).await.json();
+    let actions: Vec<&str> =
+        audit["entries"].as_array().expect("entries").iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions, ["console.logout", "console.login", "console.login"], "{audit}");
+
+    // Disabling the operator ends its session on the next request.
+    console.login("asha@example.in", PASSWORD).await;
+    assert_eq!(console.get("/console/").await.status, 200);
+    let email = Email::parse("asha@example.in").expect("an email");
+    operators::change(
+        &*app.store,
+        &*app.time,
+        &email,
+        payrail::domain::operator::OperatorChange::SetDisabled(true),
+        &Actor::Cli,
+    )
+    .await
+    .expect("disabled");
+    assert_eq!(console.get("/console/").await.location.as_deref(), Some("/console/login"));
+    let refused = console.login("asha@example.in", PASSWORD).await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.body.contains("do not match an active operator"), "{}", refused.body);
+}
+
+async fn a_form_posted_without_its_csrf_token_is_refused_and_changes_nothing(engine: Engine) {
+    let app = spawn_app_with(engine, AppOptions::default()).await;
+    let partner = app.add_partner(false, &[]).await.name();
+    let ackno = held_transfer(&app, &partner, "CSRF-1").await;
+    add_operator(&app, "op@example.in", Role::Operator).await;
+    let mut console = Console::new(&app);
+    console.login("op@example.in", PASSWORD).await;
+    let path = format!("/console/dmt/{ackno}/transition");
+    let fields = [("to", "failed"), ("reason", "no answer from the bank")];
+    let refused = console.post(&path, &fields).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("Reload the page and try again"));
+    let wrong = console.post(&path, &[("to", "failed"), ("reason", "x"), ("csrf", &"0".repeat(64))]).await;
+    assert_eq!(wrong.status, 403);
+    let logout = console.post("/console/logout", &[]).await;
+    assert_eq!(logout.status, 403);
+    assert_eq!(app.admin(&format!("/admin/v1/dmt/{ackno}"), None).await.json()["status"], "on_hold");
+    assert_eq!(console.get("/console/").await.status, 200, "the session is still live");
+    // A login form posted without the token matching its cookie is refused too.
+    let login =
+        console.post("/console/login", &[("email", "op@example.in"), ("password", PASSWORD), ("csrf", "x")]).await;
+    assert_eq!(login.status, 403);
+    let audit = app.admin(&format!("/admin/v1/audit?target=dmt:{ackno}"), None).await.json();
+    assert!(audit["entries"].as_array().expect("entries").iter().all(|e| e["operator"] != "op@example.in"), "{audit}");
+}
+
+async fn failed_logins_are_limited_per_account_and_per_address(engine: Engine) {
+    let app = spawn_app_with(engine, manual(AppOptions::default())).await;
+    add_operator(&app, "asha@example.in", Role::Viewer).await;
+    add_operator(&app, "ravi@example.in", Role::Viewer).await;
+    let mut console = Console::new(&app);
+    for _ in 0..5 {
+        assert_eq!(console.login("asha@example.in", "wrong password!!").await.status, 400);
+    }
+    // The sixth is refused without a look at the password, right or wrong.
+    let refused = console.login("asha@example.in", PASSWORD).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.body.contains("Too many failed sign-ins"), "{}", refused.body);
+    // The address has used its attempts too: another account from it waits as well.
+    assert_eq!(console.login("ravi@example.in", PASSWORD).await.status, 429);
+    app.clock().advance(Duration::from_secs(15 * 60));
+    assert_eq!(console.login("asha@example.in", PASSWORD).await.status, 303);
+}
+
+async fn a_viewer_may_read_a_transaction_but_not_move_it(engine: Engine) {
+    let app = spawn_app_with(engine, AppOptions::default()).await;
+    let partner = app.add_partner(false, &[]).await.name();
+    let ackno = held_transfer(&app, &partner, "VIEW-1").await;
+    add_operator(&app, "viewer@example.in", Role::Viewer).await;
+    let mut console = Console::new(&app);
+    console.login("viewer@example.in", PASSWORD).await;
+    let page = console.get(&format!("/console/dmt/{ackno}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("may read this transaction but not change it"), "{}", page.body);
+    assert!(page.body.contains("₹1,25,000.00"), "money in rupees with Indian grouping");
+    assert!(page.body.contains("On hold (code 4)"), "the state in words with its code");
+    let csrf = page.csrf();
+    let fields = [("csrf", csrf.as_str()), ("to", "success"), ("utr", "UTR0001"), ("reason", "the bank paid")];
+    let refused = console.post(&format!("/console/dmt/{ackno}/transition"), &fields).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("this needs the operator role"), "{}", refused.body);
+    assert_eq!(app.admin(&format!("/admin/v1/dmt/{ackno}"), None).await.json()["status"], "on_hold");
+}
+
+async fn the_console_can_be_turned_off(engine: Engine) {
+    let off = ConsoleSettings { enabled: false, ..ConsoleSettings::default() };
+    let app = spawn_app_with(engine, AppOptions { console: Some(off), ..AppOptions::default() }).await;
+    let mut console = Console::new(&app);
+    assert_eq!(console.get("/console/").await.status, 404);
+    assert_eq!(console.get("/console/login").await.status, 404);
+}
