@@ -21,6 +21,7 @@ mod cli;
 mod cli_secrets;
 mod cli_status;
 mod console;
+mod console_browser;
 mod delivery;
 mod dmt_lifecycle;
 mod hostile_clients;
