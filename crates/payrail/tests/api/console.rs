@@ -256,6 +256,11 @@ async fn a_viewer_may_read_a_transaction_but_not_move_it(engine: Engine) {
     add_operator(&app, "viewer@example.in", Role::Viewer).await;
     let mut console = Console::new(&app);
     console.login("viewer@example.in", PASSWORD).await;
+    let dashboard = console.get("/console/").await.body;
+    // Today's and this month's totals: one transfer on hold, ₹1,25,000.00, none successful yet.
+    for shown in ["Today", "This month", "On hold (code 4)", "₹1,25,000.00", "DMT 0.0% (0 of 1)"] {
+        assert!(dashboard.contains(shown), "{shown}: {dashboard}");
+    }
     let page = console.get(&format!("/console/dmt/{ackno}")).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("may read this transaction but not change it"), "{}", page.body);

@@ -138,6 +138,58 @@ pub fn routes() -> Router<Arc<AppState>> {
         .layer(axum::middleware::map_response(secure_headers))
 }
 
+/// The dashboard's counts of work waiting for an operator.
+#[derive(Debug, Clone, Copy)]
+pub struct Counts {
+    /// Transactions the poller gave up on.
+    pub held_polls: usize,
+    /// Transfers on hold.
+    pub on_hold: usize,
+}
+
+/// One period's transactions by kind and state, as the dashboard shows them.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    /// (kind, state name, state code, count, paise), by kind then state.
+    pub rows: Vec<(TxnKind, &'static str, i64, i64, i64)>,
+}
+
+impl Totals {
+    fn new(stored: &[crate::store::search::StateTotal]) -> Totals {
+        let mut rows: Vec<_> = stored
+            .iter()
+            .filter_map(|t| {
+                let (name, code) = match t.kind {
+                    TxnKind::Dmt => {
+                        let status = t.status.parse().ok().and_then(DmtStatus::from_code)?;
+                        (status.name(), status.code())
+                    }
+                    TxnKind::Bbps => {
+                        let status = BillStatus::parse(&t.status)?;
+                        (status.name(), status.wire_code().parse().unwrap_or(0))
+                    }
+                };
+                Some((t.kind, name, code, t.count, t.paise))
+            })
+            .collect();
+        rows.sort_by_key(|r| (r.0.as_str(), r.1));
+        Totals { rows }
+    }
+
+    /// How many of `kind` (all states), and how many succeeded.
+    pub fn success_rate(&self, kind: TxnKind) -> Option<(i64, i64)> {
+        let of_kind = self.rows.iter().filter(|r| r.0 == kind);
+        let all: i64 = of_kind.clone().map(|r| r.3).sum();
+        let ok: i64 = of_kind.filter(|r| r.1 == "success").map(|r| r.3).sum();
+        (all > 0).then_some((ok, all))
+    }
+
+    /// Transactions still waiting for an outcome (in process, sent to bank, pending).
+    pub fn pending(&self) -> i64 {
+        self.rows.iter().filter(|r| matches!(r.1, "in_process" | "sent_to_bank" | "pending")).map(|r| r.3).sum()
+    }
+}
+
 /// The headers every console answer carries.
 async fn secure_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
@@ -422,7 +474,15 @@ async fn dashboard(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
         .map_err(|e| ApiError::Validation(e.to_string()))?;
     let on_hold = search::search_page(state.store.as_ref(), &on_hold.filter, None, on_hold.limit).await?;
     let recent = search::search_page(state.store.as_ref(), &Default::default(), None, 10).await?;
-    Ok(Page::dashboard(&user, held.len(), on_hold.rows.len(), &search::PageView::new(&recent)))
+    let now = state.clock.now();
+    const IST: i64 = 19_800;
+    let today = Timestamp::from_unix((now.unix() + IST).div_euclid(86_400) * 86_400 - IST);
+    let periods = [
+        ("Today", Totals::new(&state.store.state_totals(today).await?)),
+        ("This month", Totals::new(&state.store.state_totals(now.ist_month_start()).await?)),
+    ];
+    let counts = Counts { held_polls: held.len(), on_hold: on_hold.rows.len() };
+    Ok(Page::dashboard(&user, counts, &periods, &search::PageView::new(&recent)))
 }
 
 async fn transactions_page(

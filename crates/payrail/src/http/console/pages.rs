@@ -5,8 +5,8 @@ use axum::response::{IntoResponse as _, Response};
 use maud::{html, Markup, DOCTYPE};
 use serde_json::Value as Json;
 
-use super::format::{ist, rupees, state_class, state_with_code, state_words};
-use super::{SignedIn, CSRF_FIELD};
+use super::format::{ist, rupees, rupees_from_paise, state_class, state_with_code, state_words};
+use super::{Counts, SignedIn, Totals, CSRF_FIELD};
 use crate::domain::event::PollJob;
 use crate::domain::operator::{AuditEntry, AuditFilter};
 use crate::domain::TxnKind;
@@ -151,13 +151,41 @@ impl Page {
     }
 
     /// The dashboard.
-    pub fn dashboard(user: &SignedIn, held_polls: usize, on_hold: usize, recent: &PageView) -> Response {
+    pub fn dashboard(user: &SignedIn, counts: Counts, periods: &[(&str, Totals)], recent: &PageView) -> Response {
+        let rate = |totals: &Totals, kind: TxnKind| match totals.success_rate(kind) {
+            Some((ok, all)) => format!("{:.1}% ({ok} of {all})", ok as f64 * 100.0 / all as f64),
+            None => "—".into(),
+        };
+        let month_pending = periods.last().map(|(_, t)| t.pending()).unwrap_or(0);
         let body = html! {
             h1 { "Dashboard" }
             div.tiles {
-                a.tile href="/console/held" { span.big #on-hold-count { (on_hold) } span { "transfers on hold" } }
-                a.tile href="/console/held" { span.big { (held_polls) } span { "transactions the poller gave up on" } }
-                a.tile href="/console/transactions" { span.big { "Search" } span { "by reference, UTR, mobile, account…" } }
+                a.tile href="/console/held" { span.big #on-hold-count { (counts.on_hold) } span { "transfers on hold" } }
+                a.tile href="/console/held" { span.big { (counts.held_polls) } span { "transactions the poller gave up on" } }
+                a.tile href="/console/transactions?status=in_process,sent_to_bank,pending" {
+                    span.big { (month_pending) } span { "pending this month (in process, sent to bank, pending)" }
+                }
+            }
+            div.columns.even {
+                @for (name, totals) in periods {
+                    section.card.totals {
+                        h2 { (name) }
+                        p.muted { "Success rate: DMT " (rate(totals, TxnKind::Dmt)) " · BBPS " (rate(totals, TxnKind::Bbps)) }
+                        @if totals.rows.is_empty() {
+                            div.empty { "No transactions in this period yet." }
+                        } @else {
+                            table.rows {
+                                thead { tr { th { "Kind" } th { "State" } th.num { "Count" } th.num { "Amount" } } }
+                                tbody { @for (kind, state, code, count, paise) in &totals.rows { tr {
+                                    td { (kind.as_str().to_uppercase()) }
+                                    td { (state_badge(state, *code)) }
+                                    td.num { (count) }
+                                    td.num { (rupees_from_paise(*paise)) }
+                                } } }
+                            }
+                        }
+                    }
+                }
             }
             section.card {
                 h2 { "Latest transactions" }
@@ -311,8 +339,8 @@ impl Page {
                                 div.when { (ist(&item.at.to_ist_string())) }
                                 div.what { strong { (state_words(item.kind)) } }
                                 dl.details {
-                                    @for (k, v) in &item.details {
-                                        dt { (k) } dd { (show_json(v)) }
+                                    @for (k, v) in item.details.iter().filter(|(_, v)| !v.is_null()) {
+                                        dt { (k) } dd { (show_detail(k, v)) }
                                     }
                                 }
                             }
@@ -382,11 +410,13 @@ impl Page {
     }
 }
 
-/// A timeline detail's value as text: money fields stay as the API writes them.
-fn show_json(value: &Json) -> String {
-    match value {
-        Json::String(s) => s.clone(),
-        Json::Null => "—".into(),
-        other => other.to_string(),
+/// A timeline detail's value as text: states in words, the rest as the API writes it.
+fn show_detail(name: &str, value: &Json) -> String {
+    match (name, value) {
+        ("from" | "to" | "status", Json::String(s)) if s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') => {
+            state_words(s)
+        }
+        (_, Json::String(s)) => s.clone(),
+        (_, other) => other.to_string(),
     }
 }
