@@ -347,7 +347,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         print_demo_guide(cli, addr, demo_data.as_ref().map(|d| &d.token_secret), admin_token.as_ref());
         if let Some(password) = demo_login {
-            print_demo_login(cli, addr, password.as_deref());
+            print_demo_login(cli, addr, password.as_deref(), !args.console.no_console);
         }
         if live {
             let callback_secret = demo_data.as_ref().and_then(|d| d.callback_secret.as_ref());
@@ -439,7 +439,7 @@ fn print_demo_guide(cli: &Cli, addr: SocketAddr, token_secret: Option<&SecretStr
 }
 
 /// The demo admin operator's login: its password when it was just made.
-fn print_demo_login(cli: &Cli, addr: SocketAddr, password: Option<&str>) {
+fn print_demo_login(cli: &Cli, addr: SocketAddr, password: Option<&str>, console: bool) {
     let email = operators::DEMO_ADMIN;
     let data_dir = cli.data_dir.display();
     let login = match password {
@@ -449,8 +449,12 @@ fn print_demo_login(cli: &Cli, addr: SocketAddr, password: Option<&str>) {
              payrail --data-dir {data_dir} operator reset-password --email {email})"
         ),
     };
+    let console = match console {
+        true => "",
+        false => " (served without --no-console)",
+    };
     let line = format!(
-        "# Operator login for the web console at http://{addr}/console/ (the console comes in a later version):\n\
+        "# Operator login for the web console at http://{addr}/console/{console}:\n\
          #   {login}\n\
          # A personal API token for /admin/v1/: payrail --data-dir {data_dir} operator token create --email {email}\n"
     );

@@ -20,6 +20,7 @@ both_engines!(
     failed_logins_are_limited_per_account_and_per_address,
     a_viewer_may_read_a_transaction_but_not_move_it,
     the_console_can_be_turned_off,
+    the_search_page_filters_and_pages_like_the_search_api,
 );
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -280,4 +281,42 @@ async fn the_console_can_be_turned_off(engine: Engine) {
     let mut console = Console::new(&app);
     assert_eq!(console.get("/console/").await.status, 404);
     assert_eq!(console.get("/console/login").await.status, 404);
+}
+
+async fn the_search_page_filters_and_pages_like_the_search_api(engine: Engine) {
+    let app = spawn_app_with(engine, AppOptions::default()).await;
+    let partner = app.add_partner(false, &[]).await.name();
+    for reference in ["PAGE-1", "PAGE-2", "PAGE-3"] {
+        held_transfer(&app, &partner, reference).await;
+    }
+    add_operator(&app, "viewer@example.in", Role::Viewer).await;
+    let mut console = Console::new(&app);
+    console.login("viewer@example.in", PASSWORD).await;
+    let rows = |body: &str| ["PAGE-1", "PAGE-2", "PAGE-3"].into_iter().filter(|r| body.contains(r)).count();
+
+    // Empty fields are filters not used; the rest are the search API's.
+    let one = console.get("/console/transactions?reference=PAGE-2&utr=&kind=dmt&status=on_hold").await;
+    assert_eq!((one.status, rows(&one.body)), (200, 1), "{}", one.body);
+    assert!(one.body.contains("PAGE-2"));
+
+    // Paging: two rows, then the rest through the next-page link (the filters kept).
+    let first = console.get("/console/transactions?kind=dmt&limit=2").await;
+    assert_eq!(rows(&first.body), 2);
+    let at = first.body.find("id=\"next-page\" href=\"").expect("a next-page link") + "id=\"next-page\" href=\"".len();
+    let next = first.body[at..].split('"').next().expect("an href").replace("&amp;", "&");
+    assert!(next.contains("kind=dmt") && next.contains("limit=2") && next.contains("cursor="), "{next}");
+    let second = console.get(&next).await;
+    assert_eq!(rows(&second.body), 1, "{}", second.body);
+    assert!(!second.body.contains("next-page"));
+
+    // A bad filter says which field and what to do; nothing matching says so too.
+    let bad = console.get("/console/transactions?mobile=12").await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body.contains("mobile: must be a 10-digit mobile number. Fix the field and search again."),
+        "{}",
+        bad.body
+    );
+    let none = console.get("/console/transactions?reference=NOPE").await;
+    assert!(none.body.contains("Nothing matches these filters"), "{}", none.body);
 }
