@@ -21,6 +21,7 @@ both_engines!(
     a_viewer_may_read_a_transaction_but_not_move_it,
     the_console_can_be_turned_off,
     the_search_page_filters_and_pages_like_the_search_api,
+    a_partners_page_shows_its_wallet_and_events_and_an_operator_redelivers_one,
 );
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -319,4 +320,56 @@ async fn the_search_page_filters_and_pages_like_the_search_api(engine: Engine) {
     );
     let none = console.get("/console/transactions?reference=NOPE").await;
     assert!(none.body.contains("Nothing matches these filters"), "{}", none.body);
+}
+
+async fn a_partners_page_shows_its_wallet_and_events_and_an_operator_redelivers_one(engine: Engine) {
+    // No workers: the event stays as the store made it (nobody is listening at the URL).
+    let app = spawn_app_with(engine, AppOptions { no_workers: true, ..AppOptions::default() }).await;
+    let partner = app.add_partner(false, &[]).await.name();
+    let set = json!({"url": "https://partner.example/cb"});
+    let path = format!("/admin/v1/partners/{partner}/callback");
+    assert_eq!(app.admin_with(reqwest::Method::PUT, &path, Some(set)).await.status, 200);
+    let topup =
+        app.admin(&format!("/admin/v1/partners/{partner}/wallet/topup"), Some(json!({"amount": "250000"}))).await;
+    assert_eq!(topup.status, 200, "{}", topup.body);
+    let ackno = held_transfer(&app, &partner, "EVT-1").await;
+    let failed = json!({"to": "failed", "reason": "the bank returned it"});
+    assert_eq!(app.admin(&format!("/admin/v1/dmt/{ackno}/transition"), Some(failed)).await.status, 200);
+    let events = app.admin(&format!("/admin/v1/events?partner={partner}"), None).await.json();
+    let event = events["events"][0]["id"].as_i64().unwrap_or_else(|| panic!("an event: {events}"));
+    add_operator(&app, "viewer@example.in", Role::Viewer).await;
+    add_operator(&app, "op@example.in", Role::Operator).await;
+
+    let mut viewer = Console::new(&app);
+    viewer.login("viewer@example.in", PASSWORD).await;
+    let list = viewer.get("/console/partners").await;
+    assert!(list.body.contains(&partner) && list.body.contains("₹2,50,000.00"), "{}", list.body);
+    assert!(list.body.contains("https://partner.example/cb"), "{}", list.body);
+    let page = viewer.get(&format!("/console/partners/{partner}")).await;
+    assert!(page.body.contains(&format!("/console/dmt/{ackno}")), "the event links its transaction: {}", page.body);
+    assert!(!page.body.contains("Redeliver"), "a viewer is offered no redelivery");
+    let csrf = page.csrf();
+    let refused =
+        viewer.post(&format!("/console/events/{event}/redeliver"), &[("csrf", &csrf), ("partner", &partner)]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+
+    let mut operator = Console::new(&app);
+    operator.login("op@example.in", PASSWORD).await;
+    let page = operator.get(&format!("/console/partners/{partner}")).await;
+    assert!(page.body.contains("Redeliver"));
+    let csrf = page.csrf();
+    let done =
+        operator.post(&format!("/console/events/{event}/redeliver"), &[("csrf", &csrf), ("partner", &partner)]).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(done.body.contains(&format!("Event {event} will be delivered again")), "{}", done.body);
+    let audit = app.admin(&format!("/admin/v1/audit?target=event:{event}"), None).await.json();
+    let entry = &audit["entries"][0];
+    assert_eq!(
+        (entry["operator"].as_str(), entry["action"].as_str()),
+        (Some("op@example.in"), Some("event.redeliver")),
+        "{audit}"
+    );
+    assert_eq!(audit["entries"].as_array().map(Vec::len), Some(1), "the viewer's refusal left nothing: {audit}");
+    let dashboard = operator.get("/console/").await;
+    assert!(dashboard.body.contains("lowest-wallets") && dashboard.body.contains("₹2,50,000.00"), "{}", dashboard.body);
 }

@@ -133,6 +133,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/console/transactions", get(transactions_page))
         .route("/console/held", get(held_page))
         .route("/console/audit", get(audit_page))
+        .route("/console/partners", get(partners_page))
+        .route("/console/partners/{id}", get(partner_page))
+        .route("/console/events/{id}/redeliver", post(redeliver))
         .route("/console/{kind}/{id}", get(transaction_page))
         .route("/console/{kind}/{id}/transition", post(transition))
         .layer(axum::middleware::map_response(secure_headers))
@@ -482,7 +485,9 @@ async fn dashboard(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
         ("This month", Totals::new(&state.store.state_totals(now.ist_month_start()).await?)),
     ];
     let counts = Counts { held_polls: held.len(), on_hold: on_hold.rows.len() };
-    Ok(Page::dashboard(&user, counts, &periods, &search::PageView::new(&recent)))
+    let mut lowest = partner_rows(&state).await?;
+    lowest.truncate(5);
+    Ok(Page::dashboard(&user, counts, &periods, &lowest, &search::PageView::new(&recent)))
 }
 
 async fn transactions_page(
@@ -690,4 +695,122 @@ async fn apply(
         Err(ChangeError::Forbidden(e)) => Err(Refusal::Conflict(format!("Not allowed from its present state: {e}"))),
         Err(ChangeError::Store(e)) => Err(Refusal::Store(e.into())),
     }
+}
+
+/// One partner as the partners list shows it.
+#[derive(Debug, Clone)]
+pub struct PartnerRow {
+    /// `AOP-…`.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// `active` or `suspended`.
+    pub status: &'static str,
+    /// The wallet's balance, in paise.
+    pub balance: i64,
+    /// Where its callbacks go.
+    pub callback_url: Option<String>,
+}
+
+/// Every partner with its wallet, lowest wallet first.
+async fn partner_rows(state: &AppState) -> Result<Vec<PartnerRow>, ApiError> {
+    let mut rows = Vec::new();
+    for partner in state.store.list_partners().await? {
+        let id = partner.registration_id;
+        rows.push(PartnerRow {
+            id: id.to_string(),
+            name: partner.name.clone(),
+            status: partner.status.as_str(),
+            balance: state.store.wallet_balance(id).await?.get(),
+            callback_url: state.store.callback_url(id).await?,
+        });
+    }
+    rows.sort_by(|a, b| a.balance.cmp(&b.balance).then_with(|| a.id.cmp(&b.id)));
+    Ok(rows)
+}
+
+async fn partners_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let Some(user) = signed_in(&state, &headers).await? else { return Ok(to_login()) };
+    Ok(Page::partners(&user, &partner_rows(&state).await?))
+}
+
+async fn partner_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(user) = signed_in(&state, &headers).await? else { return Ok(to_login()) };
+    partner_detail(&state, &user, &id, StatusCode::OK, None).await
+}
+
+async fn partner_detail(
+    state: &AppState,
+    user: &SignedIn,
+    id: &str,
+    status: StatusCode,
+    notice: Option<(bool, String)>,
+) -> Result<Response, ApiError> {
+    let partner = match crate::domain::RegistrationId::parse(id) {
+        Ok(id) => state.store.find_partner(id).await?,
+        Err(_) => None,
+    };
+    let Some(partner) = partner else {
+        return Ok(Page::message(
+            StatusCode::NOT_FOUND,
+            Some(user),
+            "No such partner",
+            "There is no partner with this registration id. Pick one from the partners list.",
+        ));
+    };
+    let id = partner.registration_id;
+    let row = PartnerRow {
+        id: id.to_string(),
+        name: partner.name.clone(),
+        status: partner.status.as_str(),
+        balance: state.store.wallet_balance(id).await?.get(),
+        callback_url: state.store.callback_url(id).await?,
+    };
+    let plans = state.store.fee_plans(id).await?;
+    let filter = crate::domain::event::EventFilter { partner: Some(id), limit: 20, ..Default::default() };
+    let events = state.store.events(&filter).await?;
+    let may_redeliver = user.role >= role_for(&Method::POST, "/admin/v1/events/{id}/redeliver").unwrap_or(Role::Admin);
+    let now = state.clock.now();
+    Ok(Page::partner(status, user, &row, &plans, &events, may_redeliver, now, notice))
+}
+
+/// Redelivers a partner event: the operator API's redelivery, its role and its audit entry.
+async fn redeliver(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    LimitedBody(body): LimitedBody,
+) -> Result<Response, ApiError> {
+    let Some(user) = signed_in(&state, &headers).await? else { return Ok(to_login()) };
+    let fields = form(&body)?;
+    if !csrf_ok(&user, &fields) {
+        return Ok(csrf_refused());
+    }
+    let partner = fields.get("partner").cloned().unwrap_or_default();
+    let needs = role_for(&Method::POST, "/admin/v1/events/{id}/redeliver").unwrap_or(Role::Admin);
+    if user.role < needs {
+        let message = format!(
+            "Your role ({}) may not redeliver events: this needs the {needs} role. Nothing was changed.",
+            user.role
+        );
+        return partner_detail(&state, &user, &partner, StatusCode::FORBIDDEN, Some((false, message))).await;
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return partner_detail(&state, &user, &partner, StatusCode::NOT_FOUND, Some((false, "No such event.".into())))
+            .await;
+    };
+    let before = state.store.event_with_attempts(id).await?.map(|(e, _)| e.state.name());
+    let Some(event) = state.store.redeliver_event(id, state.clock.now()).await? else {
+        return partner_detail(&state, &user, &partner, StatusCode::NOT_FOUND, Some((false, "No such event.".into())))
+            .await;
+    };
+    let change = (serde_json::json!({ "state": before }), serde_json::json!({ "state": event.state.name() }));
+    let audit = super::admin_audit::entry(&state, &user.actor, "event.redeliver", format!("event:{id}"), Some(change));
+    super::admin_audit::record(&state, audit).await;
+    let message = format!("Event {id} will be delivered again; its attempts start afresh.");
+    partner_detail(&state, &user, &event.partner.to_string(), StatusCode::OK, Some((true, message))).await
 }

@@ -6,9 +6,11 @@ use maud::{html, Markup, DOCTYPE};
 use serde_json::Value as Json;
 
 use super::format::{ist, rupees, rupees_from_paise, state_class, state_with_code, state_words};
-use super::{Counts, SignedIn, Totals, CSRF_FIELD};
-use crate::domain::event::PollJob;
+use super::{Counts, PartnerRow, SignedIn, Totals, CSRF_FIELD};
+use crate::domain::event::{PartnerEvent, PollJob};
+use crate::domain::fee_plan::FeePlanVersion;
 use crate::domain::operator::{AuditEntry, AuditFilter};
+use crate::domain::Timestamp;
 use crate::domain::TxnKind;
 use crate::services::search::{PageView, RowView, TxnDetail};
 
@@ -37,7 +39,8 @@ fn layout(title: &str, user: Option<&SignedIn>, current: &str, body: Markup) -> 
                     @if let Some(user) = user {
                         nav {
                             @for (href, label) in [("/console/", "Dashboard"), ("/console/transactions", "Transactions"),
-                                                   ("/console/held", "Held"), ("/console/audit", "Audit log")] {
+                                                   ("/console/held", "Held"), ("/console/partners", "Partners"),
+                                                   ("/console/audit", "Audit log")] {
                                 a href=(href) class=(if current == label { "current" } else { "" }) { (label) }
                             }
                         }
@@ -151,7 +154,13 @@ impl Page {
     }
 
     /// The dashboard.
-    pub fn dashboard(user: &SignedIn, counts: Counts, periods: &[(&str, Totals)], recent: &PageView) -> Response {
+    pub fn dashboard(
+        user: &SignedIn,
+        counts: Counts,
+        periods: &[(&str, Totals)],
+        lowest: &[PartnerRow],
+        recent: &PageView,
+    ) -> Response {
         let rate = |totals: &Totals, kind: TxnKind| match totals.success_rate(kind) {
             Some((ok, all)) => format!("{:.1}% ({ok} of {all})", ok as f64 * 100.0 / all as f64),
             None => "—".into(),
@@ -184,6 +193,21 @@ impl Page {
                                 } } }
                             }
                         }
+                    }
+                }
+            }
+            section.card {
+                h2 { "Partners with the lowest wallets" }
+                @if lowest.is_empty() {
+                    div.empty { "No partners yet. Add one with payrail partner add." }
+                } @else {
+                    table.rows #lowest-wallets {
+                        thead { tr { th { "Partner" } th { "Name" } th.num { "Wallet" } } }
+                        tbody { @for p in lowest { tr {
+                            td { a href=(format!("/console/partners/{}", p.id)) { (p.id) } }
+                            td { (p.name) }
+                            td.num { (rupees_from_paise(p.balance)) }
+                        } } }
                     }
                 }
             }
@@ -376,6 +400,100 @@ impl Page {
             }
         };
         respond(StatusCode::OK, layout("Held", Some(user), "Held", body))
+    }
+
+    /// Every partner, lowest wallet first.
+    pub fn partners(user: &SignedIn, rows: &[PartnerRow]) -> Response {
+        let body = html! {
+            h1 { "Partners" }
+            section.card {
+                @if rows.is_empty() {
+                    div.empty { "No partners yet. Add one with payrail partner add." }
+                } @else {
+                    div.scroll { table.rows #partners {
+                        thead { tr { th { "Partner" } th { "Name" } th { "Status" } th.num { "Wallet" } th { "Callback URL" } } }
+                        tbody { @for p in rows { tr {
+                            td { a href=(format!("/console/partners/{}", p.id)) { (p.id) } }
+                            td { (p.name) }
+                            td { (state_words(p.status)) }
+                            td.num { (rupees_from_paise(p.balance)) }
+                            td.mono { (p.callback_url.as_deref().unwrap_or("none")) }
+                        } } }
+                    } }
+                }
+            }
+        };
+        respond(StatusCode::OK, layout("Partners", Some(user), "Partners", body))
+    }
+
+    /// A partner: wallet, callback URL, fee plans and recent events (with redelivery).
+    #[allow(clippy::too_many_arguments)]
+    pub fn partner(
+        status: StatusCode,
+        user: &SignedIn,
+        p: &PartnerRow,
+        plans: &[FeePlanVersion],
+        events: &[PartnerEvent],
+        may_redeliver: bool,
+        now: Timestamp,
+        notice: Option<(bool, String)>,
+    ) -> Response {
+        let body = html! {
+            h1 { (p.id) " " span.muted { (p.name) } }
+            @if let Some((ok, text)) = &notice {
+                p #notice class=(if *ok { "notice ok" } else { "notice bad" }) { (text) }
+            }
+            div.columns {
+                section.card {
+                    h2 { "Wallet and callbacks" }
+                    dl.facts #partner {
+                        dt { "Status" } dd { (state_words(p.status)) }
+                        dt { "Wallet" } dd #wallet { (rupees_from_paise(p.balance)) }
+                        dt { "Callback URL" } dd.mono { (p.callback_url.as_deref().unwrap_or("none: events wait until one is set")) }
+                        dt { "Transactions" } dd { a href=(format!("/console/transactions?partner={}", p.id)) { "Search this partner's transactions" } }
+                    }
+                    p.muted { "Statement (CSV or JSON, with a bearer token): " code { "GET /admin/v1/partners/" (p.id) "/wallet/statement" } }
+                }
+                section.card {
+                    h2 { "Fee plans" }
+                    @if plans.is_empty() {
+                        div.empty { "No plan of its own: the default plan applies." }
+                    } @else {
+                        @for v in plans {
+                            p { strong { "Version " (v.version) } " · from " (ist(&v.effective_from.to_ist_string())) }
+                            pre.mono.small { (v.plan.to_json()) }
+                        }
+                    }
+                }
+            }
+            section.card {
+                h2 { "Recent events" }
+                @if events.is_empty() {
+                    div.empty { "No events yet: they are made when its transactions reach a final state." }
+                } @else {
+                    div.scroll { table.rows #events {
+                        thead { tr { th { "Event" } th { "Transaction" } th { "Status" } th { "Delivery" } th.num { "Attempts" } th { "Made" } th { "Next attempt" } th {} } }
+                        tbody { @for e in events { tr {
+                            td { (e.id) }
+                            td { a href=(format!("/console/{}/{}", e.kind.as_str(), e.txn_id)) { (e.kind.as_str().to_uppercase()) " " (e.txn_id) } }
+                            td { (e.status) }
+                            td { (state_words(e.state.name())) }
+                            td.num { (e.attempts) }
+                            td.nowrap { (ist(&e.created_at.to_ist_string())) }
+                            td.nowrap { (e.next_attempt_shown(now).map(|t| ist(&t.to_ist_string())).unwrap_or_else(|| "—".into())) }
+                            td { @if may_redeliver {
+                                form.inline method="post" action=(format!("/console/events/{}/redeliver", e.id)) {
+                                    input type="hidden" name=(CSRF_FIELD) value=(user.csrf);
+                                    input type="hidden" name="partner" value=(p.id);
+                                    button.small type="submit" { "Redeliver" }
+                                }
+                            } }
+                        } } }
+                    } }
+                }
+            }
+        };
+        respond(status, layout(&p.id, Some(user), "Partners", body))
     }
 
     /// The audit log, newest first.
