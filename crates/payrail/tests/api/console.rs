@@ -348,6 +348,15 @@ async fn a_partners_page_shows_its_wallet_and_events_and_an_operator_redelivers_
     let page = viewer.get(&format!("/console/partners/{partner}")).await;
     assert!(page.body.contains(&format!("/console/dmt/{ackno}")), "the event links its transaction: {}", page.body);
     assert!(!page.body.contains("Redeliver"), "a viewer is offered no redelivery");
+    let today = app.time.now().to_ist_string()[..10].to_owned();
+    let statement = viewer.get(&format!("/console/partners/{partner}/statement?from={today}&to={today}")).await;
+    let kind = statement.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert_eq!((statement.status, kind.as_str()), (200, "text/csv; charset=utf-8"), "{}", statement.body);
+    assert!(statement.body.contains("250000"), "the top-up is in the statement: {}", statement.body);
+    let bad = viewer.get(&format!("/console/partners/{partner}/statement?from={today}")).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("Pick both dates and download again"), "{}", bad.body);
+    assert_eq!(viewer.get("/console/operators").await.status, 403, "operators are for admins");
     let csrf = page.csrf();
     let refused =
         viewer.post(&format!("/console/events/{event}/redeliver"), &[("csrf", &csrf), ("partner", &partner)]).await;
@@ -370,6 +379,12 @@ async fn a_partners_page_shows_its_wallet_and_events_and_an_operator_redelivers_
         "{audit}"
     );
     assert_eq!(audit["entries"].as_array().map(Vec::len), Some(1), "the viewer's refusal left nothing: {audit}");
+    add_operator(&app, "admin@example.in", Role::Admin).await;
+    let mut admin = Console::new(&app);
+    admin.login("admin@example.in", PASSWORD).await;
+    let operators = admin.get("/console/operators").await;
+    assert_eq!(operators.status, 200);
+    assert!(operators.body.contains("viewer@example.in") && operators.body.contains("op@example.in"));
     let dashboard = operator.get("/console/").await;
     assert!(dashboard.body.contains("lowest-wallets") && dashboard.body.contains("₹2,50,000.00"), "{}", dashboard.body);
 }

@@ -135,7 +135,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/console/audit", get(audit_page))
         .route("/console/partners", get(partners_page))
         .route("/console/partners/{id}", get(partner_page))
+        .route("/console/partners/{id}/statement", get(statement))
         .route("/console/events/{id}/redeliver", post(redeliver))
+        .route("/console/operators", get(operators_page))
         .route("/console/{kind}/{id}", get(transaction_page))
         .route("/console/{kind}/{id}/transition", post(transition))
         .layer(axum::middleware::map_response(secure_headers))
@@ -813,4 +815,52 @@ async fn redeliver(
     super::admin_audit::record(&state, audit).await;
     let message = format!("Event {id} will be delivered again; its attempts start afresh.");
     partner_detail(&state, &user, &event.partner.to_string(), StatusCode::OK, Some((true, message))).await
+}
+
+/// A partner's wallet statement as CSV: the operator API's statement
+/// (`from`, `to` as `YYYY-MM-DD`, India time, both days included).
+async fn statement(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, ApiError> {
+    let Some(user) = signed_in(&state, &headers).await? else { return Ok(to_login()) };
+    let pairs: HashMap<String, String> = serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let Some(partner) = crate::domain::RegistrationId::parse(&id).ok() else {
+        return partner_detail(&state, &user, &id, StatusCode::NOT_FOUND, None).await;
+    };
+    let (from, to) = (pairs.get("from").cloned().unwrap_or_default(), pairs.get("to").cloned().unwrap_or_default());
+    let (start, end) = match super::admin_money::period(&from, &to) {
+        Ok(period) => period,
+        Err(problem) => {
+            let message = format!("Statement: {problem}. Pick both dates and download again.");
+            return partner_detail(&state, &user, &id, StatusCode::BAD_REQUEST, Some((false, message))).await;
+        }
+    };
+    if state.store.find_partner(partner).await?.is_none() {
+        return partner_detail(&state, &user, &id, StatusCode::NOT_FOUND, None).await;
+    }
+    let csv = crate::services::ledger::statement_csv(&*state.store, partner, start, end).await?;
+    let disposition = format!("attachment; filename=\"statement-{partner}-{from}-{to}.csv\"");
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
+        csv,
+    )
+        .into_response())
+}
+
+/// The operators, for admins (who manage them with `payrail operator …`).
+async fn operators_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let Some(user) = signed_in(&state, &headers).await? else { return Ok(to_login()) };
+    if user.role < Role::Admin {
+        return Ok(Page::message(
+            StatusCode::FORBIDDEN,
+            Some(&user),
+            "Admins only",
+            "Only an admin may see the operators. Ask an admin if you need an account changed.",
+        ));
+    }
+    Ok(Page::operators(&user, &state.store.list_operators().await?))
 }

@@ -43,6 +43,9 @@ fn layout(title: &str, user: Option<&SignedIn>, current: &str, body: Markup) -> 
                                                    ("/console/audit", "Audit log")] {
                                 a href=(href) class=(if current == label { "current" } else { "" }) { (label) }
                             }
+                            @if user.role == crate::domain::operator::Role::Admin {
+                                a href="/console/operators" class=(if current == "Operators" { "current" } else { "" }) { "Operators" }
+                            }
                         }
                         div.who {
                             span #operator { (user.email) } " "
@@ -452,7 +455,14 @@ impl Page {
                         dt { "Callback URL" } dd.mono { (p.callback_url.as_deref().unwrap_or("none: events wait until one is set")) }
                         dt { "Transactions" } dd { a href=(format!("/console/transactions?partner={}", p.id)) { "Search this partner's transactions" } }
                     }
-                    p.muted { "Statement (CSV or JSON, with a bearer token): " code { "GET /admin/v1/partners/" (p.id) "/wallet/statement" } }
+                    form.statement method="get" action=(format!("/console/partners/{}/statement", p.id)) {
+                        h2 { "Wallet statement (CSV)" }
+                        div.grid2 {
+                            label { "From" input #statement-from type="date" name="from" required; }
+                            label { "To" input #statement-to type="date" name="to" required; }
+                        }
+                        button #statement type="submit" { "Download" }
+                    }
                 }
                 section.card {
                     h2 { "Fee plans" }
@@ -494,6 +504,24 @@ impl Page {
             }
         };
         respond(status, layout(&p.id, Some(user), "Partners", body))
+    }
+
+    /// The operators and their roles.
+    pub fn operators(user: &SignedIn, operators: &[crate::domain::operator::OperatorAccount]) -> Response {
+        let body = html! {
+            h1 { "Operators" }
+            p.muted { "Add, disable and change operators with " code { "payrail operator …" } "; every change is in the audit log." }
+            section.card { div.scroll { table.rows #operators {
+                thead { tr { th { "Email" } th { "Role" } th { "State" } th { "Added" } } }
+                tbody { @for o in operators { tr {
+                    td { (o.email) }
+                    td { (o.role.as_str()) }
+                    td { @if o.disabled { span.state.bad { "Disabled" } } @else { span.state.ok { "Active" } } }
+                    td.nowrap { (ist(&o.created_at.to_ist_string())) }
+                } } }
+            } } }
+        };
+        respond(StatusCode::OK, layout("Operators", Some(user), "Operators", body))
     }
 
     /// The audit log, newest first.
