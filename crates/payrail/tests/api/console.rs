@@ -20,6 +20,7 @@ both_engines!(
     failed_logins_are_limited_per_account_and_per_address,
     a_viewer_may_read_a_transaction_but_not_move_it,
     the_console_can_be_turned_off,
+    cookies_are_secure_behind_tls,
     the_search_page_filters_and_pages_like_the_search_api,
     a_partners_page_shows_its_wallet_and_events_and_an_operator_redelivers_one,
 );
@@ -205,6 +206,10 @@ async fn a_console_session_lives_until_it_idles_logs_out_or_its_operator_is_disa
     let refused = console.login("asha@example.in", PASSWORD).await;
     assert_eq!(refused.status, 400);
     assert!(refused.body.contains("do not match an active operator"), "{}", refused.body);
+    // Enabling the account again does not bring the old session back.
+    let enable = payrail::domain::operator::OperatorChange::SetDisabled(false);
+    operators::change(&*app.store, &*app.time, &email, enable, &Actor::Cli).await.expect("enabled");
+    assert_eq!(console.get("/console/").await.location.as_deref(), Some("/console/login"));
 }
 
 async fn a_form_posted_without_its_csrf_token_is_refused_and_changes_nothing(engine: Engine) {
@@ -387,4 +392,39 @@ async fn a_partners_page_shows_its_wallet_and_events_and_an_operator_redelivers_
     assert!(operators.body.contains("viewer@example.in") && operators.body.contains("op@example.in"));
     let dashboard = operator.get("/console/").await;
     assert!(dashboard.body.contains("lowest-wallets") && dashboard.body.contains("₹2,50,000.00"), "{}", dashboard.body);
+}
+
+async fn cookies_are_secure_behind_tls(engine: Engine) {
+    // Told so by the flag: every cookie is Secure.
+    let secure = ConsoleSettings { secure_cookies: true, ..ConsoleSettings::default() };
+    let app = spawn_app_with(engine, AppOptions { console: Some(secure), ..AppOptions::default() }).await;
+    add_operator(&app, "asha@example.in", Role::Viewer).await;
+    let mut console = Console::new(&app);
+    console.login("asha@example.in", PASSWORD).await;
+    let session = console.set_cookie.iter().find(|c| c.starts_with("payrail_console=")).expect("a session cookie");
+    assert!(session.ends_with("; Secure"), "{session}");
+
+    // Behind a trusted proxy that says the request came over TLS; not from anyone else.
+    let proxy: ipnet::IpNet = "127.0.0.1/32".parse().expect("a network");
+    let app = spawn_app_with(engine, AppOptions { trusted_proxies: vec![proxy], ..AppOptions::default() }).await;
+    let login_cookie = |proto: Option<&'static str>| {
+        let url = app.url("/console/login");
+        let http = app.http.clone();
+        async move {
+            let mut request = http.get(url);
+            if let Some(proto) = proto {
+                request = request.header("x-forwarded-proto", proto);
+            }
+            let answer = request.send().await.expect("an answer");
+            answer.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+        }
+    };
+    assert!(login_cookie(Some("https")).await.ends_with("; Secure"));
+    assert!(!login_cookie(Some("http")).await.contains("Secure"));
+    assert!(!login_cookie(None).await.contains("Secure"));
+    let untrusted = spawn_app_with(engine, AppOptions::default()).await;
+    let answer = untrusted.http.get(untrusted.url("/console/login")).header("x-forwarded-proto", "https").send().await;
+    let cookie =
+        answer.expect("an answer").headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert!(!cookie.contains("Secure"), "an untrusted client's header is ignored: {cookie}");
 }

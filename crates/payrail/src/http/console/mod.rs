@@ -272,9 +272,11 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// Whether the request came over TLS: `--console-secure-cookies`, or a
-/// trusted proxy's `X-Forwarded-Proto: https`.
-fn over_tls(state: &AppState, headers: &HeaderMap, peer: Option<IpAddr>) -> bool {
+/// Whether the request came over TLS: `--console-secure-cookies`, or
+/// `X-Forwarded-Proto: https` from a trusted proxy (`socket`: the address
+/// the connection came from).
+fn over_tls(state: &AppState, headers: &HeaderMap, socket: Option<IpAddr>) -> bool {
+    let peer = socket;
     if state.settings.console.secure_cookies {
         return true;
     }
@@ -309,6 +311,8 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Signe
         return Ok(None);
     }
     if !operator_may_act(&operator) {
+        // Ended for good: enabling the account again does not bring it back.
+        state.store.end_console_session(&id_hash, None).await?;
         return Ok(None);
     }
     state.store.touch_console_session(&id_hash, now).await?;
@@ -327,6 +331,12 @@ fn form(body: &[u8]) -> Result<HashMap<String, String>, ApiError> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_bytes(body).map_err(|_| ApiError::Validation("the form could not be read".into()))?;
     Ok(pairs.into_iter().collect())
+}
+
+/// A hash no password matches (of a random one), checked for unknown accounts.
+fn unknown_account_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| crate::services::operators::hash_password(&random_hex()).unwrap_or_default())
 }
 
 /// What a page handler answers when nobody is signed in.
@@ -354,24 +364,28 @@ fn peer_address(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>)
     peer.and_then(|p| super::auth::client_address(p.ip(), forwarded, &state.settings.trusted_proxies))
 }
 
-async fn login_form(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn login_form(
+    State(state): State<Arc<AppState>>,
+    connect: Result<ConnectInfo<SocketAddr>, axum::extract::rejection::ExtensionRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if signed_in(&state, &headers).await?.is_some() {
         return Ok(see_other("/console/"));
     }
-    Ok(login_page(&state, &headers, None, StatusCode::OK, None, ""))
+    Ok(login_page(&state, &headers, connect.ok().map(|c| c.0.ip()), StatusCode::OK, None, ""))
 }
 
 /// The login page with a fresh double-submit token.
 fn login_page(
     state: &AppState,
     headers: &HeaderMap,
-    peer: Option<IpAddr>,
+    socket: Option<IpAddr>,
     status: StatusCode,
     error: Option<&str>,
     email: &str,
 ) -> Response {
     let token = random_hex();
-    let secure = over_tls(state, headers, peer);
+    let secure = over_tls(state, headers, socket);
     let mut response = Page::login(status, &token, error, email);
     if let Ok(value) = HeaderValue::from_str(&set_cookie(LOGIN_COOKIE, &token, Some(3600), secure)) {
         response.headers_mut().append(header::SET_COOKIE, value);
@@ -385,7 +399,8 @@ async fn login(
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
-    let peer = peer_address(&state, &headers, connect.ok().map(|c| c.0));
+    let socket = connect.ok().map(|c| c.0);
+    let peer = peer_address(&state, &headers, socket);
     let fields = form(&body)?;
     let sent = fields.get(CSRF_FIELD).map(String::as_str).unwrap_or("");
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
@@ -400,8 +415,9 @@ async fn login(
     if let Some(ip) = peer {
         keys.push(format!("address:{ip}"));
     }
-    let refused =
-        |message: &str| login_page(&state, &headers, peer, StatusCode::BAD_REQUEST, Some(message), email_text);
+    let refused = |message: &str| {
+        login_page(&state, &headers, socket.map(|s| s.ip()), StatusCode::BAD_REQUEST, Some(message), email_text)
+    };
     if state.login_failures.refused(&keys, now, settings.login_attempts, settings.login_window_secs) {
         let minutes = (settings.login_window_secs + 59) / 60;
         let message = format!(
@@ -419,13 +435,19 @@ async fn login(
         Ok(email) => state.store.find_operator(&email).await?,
         Err(_) => None,
     };
+    let known = operator.is_some();
     let hash = operator.as_ref().map(|o| o.password_hash.clone());
     let password_owned = password.to_owned();
     // Argon2 takes tens of milliseconds: off the async threads. An unknown
-    // account is checked against nothing, and refused the same way.
-    let verified = tokio::task::spawn_blocking(move || hash.is_some_and(|h| verify_password(&password_owned, &h)))
-        .await
-        .unwrap_or(false);
+    // account is checked against a hash of a random password, so that it
+    // takes as long as a known one and answers the same.
+    let verified = tokio::task::spawn_blocking(move || {
+        let hash = hash.unwrap_or_else(|| unknown_account_hash().to_owned());
+        verify_password(&password_owned, &hash)
+    })
+    .await
+    .unwrap_or(false)
+        && known;
     let Some(operator) = operator.filter(|o| verified && operator_may_act(o)) else {
         state.login_failures.failed(&keys, now);
         return Ok(refused(
@@ -443,7 +465,7 @@ async fn login(
     }
     let stale_before = now.plus_secs(-settings.idle_timeout_secs);
     state.store.insert_console_session(session, stale_before, audit).await?;
-    let secure = over_tls(&state, &headers, peer);
+    let secure = over_tls(&state, &headers, socket.map(|s| s.ip()));
     let mut response = see_other("/console/");
     for cookie in [set_cookie(SESSION_COOKIE, &id, None, secure), set_cookie(LOGIN_COOKIE, "", Some(0), secure)] {
         if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -455,6 +477,7 @@ async fn login(
 
 async fn logout(
     State(state): State<Arc<AppState>>,
+    connect: Result<ConnectInfo<SocketAddr>, axum::extract::rejection::ExtensionRejection>,
     headers: HeaderMap,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
@@ -466,7 +489,8 @@ async fn logout(
         NewAuditEntry::new(state.clock.now(), &user.actor, "console.logout", format!("operator:{}", user.email));
     state.store.end_console_session(&user.id_hash, Some(audit)).await?;
     let mut response = see_other("/console/login");
-    if let Ok(value) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", Some(0), false)) {
+    let secure = over_tls(&state, &headers, connect.ok().map(|c| c.0.ip()));
+    if let Ok(value) = HeaderValue::from_str(&set_cookie(SESSION_COOKIE, "", Some(0), secure)) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     Ok(response)
