@@ -392,6 +392,12 @@ async fn a_partners_page_shows_its_wallet_and_events_and_an_operator_redelivers_
     assert!(operators.body.contains("viewer@example.in") && operators.body.contains("op@example.in"));
     let dashboard = operator.get("/console/").await;
     assert!(dashboard.body.contains("lowest-wallets") && dashboard.body.contains("₹2,50,000.00"), "{}", dashboard.body);
+    // Its events wait for delivery (no workers run here): the outbox counts them.
+    let waiting = events["events"].as_array().map(Vec::len).unwrap_or(0);
+    assert!(events["events"].as_array().into_iter().flatten().all(|e| e["state"] == "pending"), "{events}");
+    let outbox = format!("<span class=\"big\" id=\"outbox\">{waiting}</span>");
+    assert!(dashboard.body.contains(&outbox), "{outbox}: {}", dashboard.body);
+    assert!(dashboard.body.contains("(circuit closed)"), "{}", dashboard.body);
 }
 
 async fn cookies_are_secure_behind_tls(engine: Engine) {

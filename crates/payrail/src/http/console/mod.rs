@@ -144,12 +144,18 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// The dashboard's counts of work waiting for an operator.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Counts {
     /// Transactions the poller gave up on.
     pub held_polls: usize,
     /// Transfers on hold.
     pub on_hold: usize,
+    /// Partner events waiting for delivery (at most 1000 counted).
+    pub outbox: usize,
+    /// Upstream calls without an answer (timeouts, transport errors) since the server started.
+    pub upstream_unanswered: u64,
+    /// Why the upstream circuit is open, when it is.
+    pub circuit_open: Option<String>,
 }
 
 /// One period's transactions by kind and state, as the dashboard shows them.
@@ -510,7 +516,16 @@ async fn dashboard(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
         ("Today", Totals::new(&state.store.state_totals(today).await?)),
         ("This month", Totals::new(&state.store.state_totals(now.ist_month_start()).await?)),
     ];
-    let counts = Counts { held_polls: held.len(), on_hold: on_hold.rows.len() };
+    use crate::domain::event::{EventFilter, EventState};
+    let pending = EventFilter { state: Some(EventState::Pending), limit: 1000, ..Default::default() };
+    let health = state.upstream.health();
+    let counts = Counts {
+        held_polls: held.len(),
+        on_hold: on_hold.rows.len(),
+        outbox: state.store.events(&pending).await?.len(),
+        upstream_unanswered: health.tallies().iter().filter(|(_, o, _)| o != "answered").map(|(_, _, t)| t.count).sum(),
+        circuit_open: health.circuit().map(|open| open.reason),
+    };
     let mut lowest = partner_rows(&state).await?;
     lowest.truncate(5);
     Ok(Page::dashboard(&user, counts, &periods, &lowest, &search::PageView::new(&recent)))

@@ -177,6 +177,21 @@ impl Page {
                 a.tile href="/console/transactions?status=in_process,sent_to_bank,pending" {
                     span.big { (month_pending) } span { "pending this month (in process, sent to bank, pending)" }
                 }
+                a.tile href="/console/partners" {
+                    span.big #outbox { (counts.outbox) } span { "partner events waiting for delivery" }
+                }
+                div.tile #upstream {
+                    @match &counts.circuit_open {
+                        Some(reason) => {
+                            span.big.bad { "Circuit open" }
+                            span { (reason) ". No new transaction is submitted until an operator closes it." }
+                        }
+                        None => {
+                            span.big { (counts.upstream_unanswered) }
+                            span { "upstream calls without an answer since the server started (circuit closed)" }
+                        }
+                    }
+                }
             }
             div.columns.even {
                 @for (name, totals) in periods {
