@@ -18,6 +18,7 @@ use crate::domain::otp::TextLimits;
 use crate::domain::upstream::{self, Backoff};
 use crate::domain::{Clock, SystemClock};
 use crate::http::connection::ConnectionLimits;
+use crate::http::console::ConsoleSettings;
 use crate::http::{AppState, Application, EdgeSettings};
 use crate::services::callbacks::{Deliverer, DeliverySettings};
 use crate::services::demo::{self, SEED_PARTNER, TOKEN_PARTNER};
@@ -53,6 +54,8 @@ pub struct ServeArgs {
     pub auth_failure_limit: u32,
     #[command(flatten)]
     pub connections: ConnectionArgs,
+    #[command(flatten)]
+    pub console: ConsoleArgs,
     /// Where OTP text messages are posted (JSON `{"to","message"}`); without it OTPs go to the log.
     #[arg(long, env = "PAYRAIL_SMS_GATEWAY_URL")]
     pub sms_gateway_url: Option<String>,
@@ -67,6 +70,41 @@ pub struct ServeArgs {
     /// How many synthetic transactions of each kind the demo loads.
     #[arg(long, default_value_t = 10_000, hide = true)]
     pub demo_transactions: usize,
+}
+
+/// The web console at `/console/`.
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Do not serve the web console at /console/.
+    #[arg(long, env = "PAYRAIL_NO_CONSOLE")]
+    pub no_console: bool,
+    /// Minutes without a request after which a console session ends.
+    #[arg(long, env = "PAYRAIL_CONSOLE_IDLE_MINUTES", default_value_t = 30)]
+    pub console_idle_minutes: u32,
+    /// Mark console cookies Secure (set this when a TLS proxy that does not send X-Forwarded-Proto is in front).
+    #[arg(long, env = "PAYRAIL_CONSOLE_SECURE_COOKIES")]
+    pub console_secure_cookies: bool,
+    /// Failed console logins per account, and per address, in 15 minutes before further logins are refused.
+    #[arg(long, env = "PAYRAIL_CONSOLE_LOGIN_ATTEMPTS", default_value_t = 5)]
+    pub console_login_attempts: u32,
+}
+
+impl ConsoleArgs {
+    fn settings(&self) -> anyhow::Result<ConsoleSettings> {
+        if !(1..=24 * 60).contains(&self.console_idle_minutes) {
+            anyhow::bail!("--console-idle-minutes must be from 1 to 1440");
+        }
+        if self.console_login_attempts == 0 {
+            anyhow::bail!("--console-login-attempts must be at least 1");
+        }
+        Ok(ConsoleSettings {
+            enabled: !self.no_console,
+            idle_timeout_secs: i64::from(self.console_idle_minutes) * 60,
+            secure_cookies: self.console_secure_cookies,
+            login_attempts: self.console_login_attempts,
+            ..ConsoleSettings::default()
+        })
+    }
 }
 
 /// How long clients may take, and how many may be connected.
@@ -274,6 +312,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
         admin_token,
         auth_failures_per_sec: args.auth_failure_limit,
         connections,
+        console: args.console.settings()?,
     };
     let admin_token = settings.admin_token.clone();
     let notifier: Arc<dyn Notifier> = match &args.sms_gateway_url {
@@ -308,7 +347,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         print_demo_guide(cli, addr, demo_data.as_ref().map(|d| &d.token_secret), admin_token.as_ref());
         if let Some(password) = demo_login {
-            print_demo_login(cli, addr, password.as_deref());
+            print_demo_login(cli, addr, password.as_deref(), !args.console.no_console);
         }
         if live {
             let callback_secret = demo_data.as_ref().and_then(|d| d.callback_secret.as_ref());
@@ -400,7 +439,7 @@ fn print_demo_guide(cli: &Cli, addr: SocketAddr, token_secret: Option<&SecretStr
 }
 
 /// The demo admin operator's login: its password when it was just made.
-fn print_demo_login(cli: &Cli, addr: SocketAddr, password: Option<&str>) {
+fn print_demo_login(cli: &Cli, addr: SocketAddr, password: Option<&str>, console: bool) {
     let email = operators::DEMO_ADMIN;
     let data_dir = cli.data_dir.display();
     let login = match password {
@@ -410,8 +449,12 @@ fn print_demo_login(cli: &Cli, addr: SocketAddr, password: Option<&str>) {
              payrail --data-dir {data_dir} operator reset-password --email {email})"
         ),
     };
+    let console = match console {
+        true => "",
+        false => " (served without --no-console)",
+    };
     let line = format!(
-        "# Operator login for the web console at http://{addr}/console/ (the console comes in a later version):\n\
+        "# Operator login for the web console at http://{addr}/console/{console}:\n\
          #   {login}\n\
          # A personal API token for /admin/v1/: payrail --data-dir {data_dir} operator token create --email {email}\n"
     );

@@ -178,6 +178,20 @@ pub fn split_token(token: &str) -> Option<(&str, &str)> {
     (hex(id, 16) && hex(secret, 64)).then_some((id, secret))
 }
 
+/// A web console session as stored: only the SHA-256 of its random id
+/// (the cookie's value) is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    /// SHA-256 of the session id.
+    pub id_hash: Vec<u8>,
+    /// Whose it is.
+    pub operator_id: i64,
+    /// When the operator logged in.
+    pub created_at: Timestamp,
+    /// When it was last used: it ends after a time without requests.
+    pub last_seen_at: Timestamp,
+}
+
 /// Who an action is attributed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {

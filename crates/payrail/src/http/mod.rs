@@ -26,6 +26,7 @@ pub mod beneficiaries;
 pub mod bill_status;
 pub mod body;
 pub mod connection;
+pub mod console;
 pub mod dmt_status;
 pub mod dmt_v1;
 pub mod error;
@@ -85,6 +86,8 @@ pub struct EdgeSettings {
     pub auth_failures_per_sec: u32,
     /// Time limits and the connection cap.
     pub connections: ConnectionLimits,
+    /// The web console at `/console/`.
+    pub console: console::ConsoleSettings,
 }
 
 /// Shared by every request.
@@ -107,6 +110,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     limiter: RateLimiter,
     failures: FailureLimiter,
+    /// Failed console logins per account and address.
+    pub(crate) login_failures: console::LoginLimiter,
     /// Opened secrets by their sealed form: opening costs more than the rest
     /// of the token check, and a sealed secret never changes (rotation seals
     /// a new one under a new random nonce), so the cache can never be stale.
@@ -129,7 +134,21 @@ impl AppState {
         let text_limits = TextLimits::default();
         let opened = Default::default();
         let sandbox = None;
-        AppState { store, key, settings, notifier, text_limits, upstream, sandbox, clock, limiter, failures, opened }
+        let login_failures = console::LoginLimiter::default();
+        AppState {
+            store,
+            key,
+            settings,
+            notifier,
+            text_limits,
+            upstream,
+            sandbox,
+            clock,
+            limiter,
+            failures,
+            login_failures,
+            opened,
+        }
     }
 
     /// Sends OTPs through `notifier`.
@@ -189,6 +208,7 @@ impl AppState {
 
 /// Every route, lower-case (see [`normalize_path`]).
 pub fn router(state: Arc<AppState>) -> Router {
+    let console = if state.settings.console.enabled { console::routes() } else { Router::new() };
     Router::new()
         .route("/api/aop/dmtv1/transactionstatus", post(dmt_status::dmt_status))
         .route("/api/aop/billpaymentstatus", post(bill_status::bill_status))
@@ -213,6 +233,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/upstream/v1/callback", post(upstream::callback))
         .route("/sandbox/v1/advance", post(upstream::advance))
         .merge(admin_routes())
+        .merge(console)
         // After every route: they apply to the routes already there.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin_auth::authorize))
         .method_not_allowed_fallback(method_not_allowed)

@@ -8,7 +8,8 @@
 use super::columns::{columns, BadState, StoredRow};
 use super::*;
 use crate::domain::operator::{
-    Actor, ApiToken, AuditEntry, AuditFilter, Email, NewAuditEntry, OperatorAccount, OperatorChange, Role,
+    Actor, ApiToken, AuditEntry, AuditFilter, ConsoleSession, Email, NewAuditEntry, OperatorAccount, OperatorChange,
+    Role,
 };
 
 columns! {
@@ -50,6 +51,28 @@ columns! {
         BEFORE = before_json,
         AFTER = after_json,
     }
+}
+
+columns! {
+    /// The `console_sessions` columns a [`ConsoleSession`] is read from, in order (both engines).
+    pub(crate) mod session_columns, list session_list, qualified session_list_s as "s" {
+        ID_HASH = id_hash,
+        OPERATOR_ID = operator_id,
+        CREATED_AT = created_at,
+        LAST_SEEN_AT = last_seen_at,
+    }
+}
+
+/// Reads a console session joined with its operator (session columns first), on either engine.
+pub(crate) fn session_and_operator<R: StoredRow>(row: &R) -> Result<(ConsoleSession, OperatorAccount), R::Error> {
+    use session_columns as c;
+    let session = ConsoleSession {
+        id_hash: row.bytes(c::ID_HASH)?,
+        operator_id: row.int(c::OPERATOR_ID)?,
+        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
+        last_seen_at: Timestamp::from_unix(row.int(c::LAST_SEEN_AT)?),
+    };
+    Ok((session, operator_at(row, session_columns::WIDTH)?))
 }
 
 /// Reads the operator columns starting at column `base`, on either engine.
@@ -178,6 +201,23 @@ pub(crate) mod sql {
         operator_list_o!(),
         " FROM operator_tokens t JOIN operators o ON o.id = t.operator_id WHERE t.id = $1"
     );
+    /// Drops every console session last used before `$1`.
+    pub(crate) const PRUNE_SESSIONS: &str = "DELETE FROM console_sessions WHERE last_seen_at < $1";
+    /// Adds a console session: id hash `$1`, operator `$2`, made (and last used) at `$3`.
+    pub(crate) const INSERT_SESSION: &str = "INSERT INTO console_sessions \
+         (id_hash, operator_id, created_at, last_seen_at) VALUES ($1, $2, $3, $3)";
+    /// The console session with id hash `$1` and its operator.
+    pub(crate) const SESSION_WITH_OPERATOR: &str = concat!(
+        "SELECT ",
+        session_list_s!(),
+        ", ",
+        operator_list_o!(),
+        " FROM console_sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id_hash = $1"
+    );
+    /// Marks console session `$2` used at `$1`.
+    pub(crate) const TOUCH_SESSION: &str = "UPDATE console_sessions SET last_seen_at = $1 WHERE id_hash = $2";
+    /// Ends console session `$1`.
+    pub(crate) const DELETE_SESSION: &str = "DELETE FROM console_sessions WHERE id_hash = $1";
     /// Appends an entry (`$1` time, `$2` actor, `$3` action, `$4` target, `$5`/`$6` before/after).
     pub(crate) const APPEND_AUDIT: &str = "INSERT INTO audit_log (at, actor, action, target, before_json, after_json) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
@@ -214,6 +254,11 @@ pub(crate) mod sql {
                 TOKEN_WITH_OPERATOR,
                 APPEND_AUDIT,
                 LIST_AUDIT,
+                PRUNE_SESSIONS,
+                INSERT_SESSION,
+                SESSION_WITH_OPERATOR,
+                TOUCH_SESSION,
+                DELETE_SESSION,
             ] {
                 assert_parameters_in_order(sql);
             }
@@ -257,6 +302,21 @@ pub trait OperatorStore: Send + Sync + 'static {
     /// every request (nothing is cached: a disabled operator or a revoked
     /// token stops working at once).
     async fn token_with_operator(&self, id: &str) -> Result<Option<(ApiToken, OperatorAccount)>, StoreError>;
+    /// Adds a console session and appends `audit` (the login), together;
+    /// first drops every session last used before `stale_before`.
+    async fn insert_console_session(
+        &self,
+        session: ConsoleSession,
+        stale_before: Timestamp,
+        audit: NewAuditEntry,
+    ) -> Result<(), StoreError>;
+    /// The console session with this id hash and its operator, read
+    /// together on every console request (nothing is cached).
+    async fn console_session(&self, id_hash: &[u8]) -> Result<Option<(ConsoleSession, OperatorAccount)>, StoreError>;
+    /// Marks a console session used at `at`.
+    async fn touch_console_session(&self, id_hash: &[u8], at: Timestamp) -> Result<(), StoreError>;
+    /// Ends a console session, appending `audit` (a logout) with it when given.
+    async fn end_console_session(&self, id_hash: &[u8], audit: Option<NewAuditEntry>) -> Result<(), StoreError>;
     /// Appends an audit entry; its id.
     async fn append_audit(&self, entry: NewAuditEntry) -> Result<i64, StoreError>;
     /// Audit entries, newest first (see [`AuditFilter`]).

@@ -142,6 +142,19 @@ pub struct TxnJournal {
     pub postings: Vec<(String, i64)>,
 }
 
+/// How many transactions of one kind in one state, and their amounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateTotal {
+    /// The kind.
+    pub kind: TxnKind,
+    /// The state as stored: a transfer's code, a bill payment's name.
+    pub status: String,
+    /// How many.
+    pub count: i64,
+    /// Their amounts together, in paise.
+    pub paise: i64,
+}
+
 /// Searching transactions and reading a transaction's journals.
 #[async_trait]
 pub trait SearchStore: Send + Sync + 'static {
@@ -172,6 +185,9 @@ pub trait SearchStore: Send + Sync + 'static {
     ) -> Result<Vec<String>, StoreError>;
     /// The journals of one transaction with their postings, oldest first.
     async fn txn_journals(&self, kind: TxnKind, id: i64) -> Result<Vec<TxnJournal>, StoreError>;
+    /// Transactions created at or after `since`, counted and summed by kind
+    /// and state (the console's dashboard).
+    async fn state_totals(&self, since: Timestamp) -> Result<Vec<StateTotal>, StoreError>;
 }
 
 /// Whether `filter` can match rows of `kind` at all.
@@ -408,6 +424,12 @@ pub(crate) mod sql {
     pub(crate) const TXN_JOURNALS: &str = "SELECT j.id, j.purpose, j.memo, j.at, p.account, p.amount \
          FROM journals j JOIN postings p ON p.journal_id = j.id \
          WHERE j.kind = $1 AND j.txn_id = $2 ORDER BY j.id, p.id";
+    /// Transfers made at or after `$1`: state, count, amount in paise.
+    pub(crate) const DMT_TOTALS: &str = "SELECT CAST(status AS TEXT), COUNT(*), \
+         CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM dmt_transfers WHERE created_at >= $1 GROUP BY status";
+    /// Bill payments made at or after `$1`: state, count, amount in paise.
+    pub(crate) const BILL_TOTALS: &str = "SELECT CAST(status AS TEXT), COUNT(*), \
+         CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM bill_payments WHERE created_at >= $1 GROUP BY status";
 }
 
 #[cfg(test)]
@@ -455,6 +477,8 @@ mod tests {
             assert!(sql.contains(&format!("${}", values.len())) && !sql.contains(&format!("${}", values.len() + 1)));
         }
         assert_parameters_in_order(sql::TXN_JOURNALS);
+        assert_parameters_in_order(sql::DMT_TOTALS);
+        assert_parameters_in_order(sql::BILL_TOTALS);
     }
 
     #[test]

@@ -148,6 +148,8 @@ pub struct AppOptions {
     /// [`ManualClock::starting_now`]: partner tokens and upstream callbacks
     /// are signed with the real time, and must stay within the allowed skew.
     pub clock: Option<Arc<ManualClock>>,
+    /// The web console's settings (default: on, 30 minutes, 5 attempts).
+    pub console: Option<payrail::http::console::ConsoleSettings>,
 }
 
 impl AppOptions {
@@ -272,6 +274,7 @@ async fn spawn_with_dir(
         admin_token: Some(SecretString::from(ADMIN_TOKEN)),
         auth_failures_per_sec: options.auth_failures_per_sec,
         connections: options.connections.unwrap_or_default(),
+        console: options.console.unwrap_or_default(),
     };
     let sms = SmsInbox::start().await;
     let gateway = SmsGateway::new(&sms.url).unwrap_or_else(|e| panic!("{e}"));

@@ -20,6 +20,8 @@ mod callback_secret;
 mod cli;
 mod cli_secrets;
 mod cli_status;
+mod console;
+mod console_browser;
 mod delivery;
 mod dmt_lifecycle;
 mod hostile_clients;

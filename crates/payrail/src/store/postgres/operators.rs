@@ -4,12 +4,12 @@
 
 use super::*;
 use crate::domain::operator::{
-    Actor, ApiToken, AuditEntry, AuditFilter, Email, NewAuditEntry, OperatorAccount, OperatorChange,
+    Actor, ApiToken, AuditEntry, AuditFilter, ConsoleSession, Email, NewAuditEntry, OperatorAccount, OperatorChange,
 };
 use crate::store::operators::sql::*;
 use crate::store::operators::{
-    audit_from_row, change_audit, operator_from_row, operator_list, revoke_audit, token_and_operator, token_from_row,
-    token_list, NewOperator, OperatorStore,
+    audit_from_row, change_audit, operator_from_row, operator_list, revoke_audit, session_and_operator,
+    token_and_operator, token_from_row, token_list, NewOperator, OperatorStore,
 };
 
 /// The operator with address `$1`, locked until the transaction ends.
@@ -114,6 +114,44 @@ impl OperatorStore for PostgresStore {
         let client = self.client().await?;
         let row = query_opt(&client, TOKEN_WITH_OPERATOR, &[&id], "Failed to find the token").await?;
         decode(row, token_and_operator)
+    }
+
+    async fn insert_console_session(
+        &self,
+        session: ConsoleSession,
+        stale_before: Timestamp,
+        audit: NewAuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin adding the session")?;
+        execute(&tx, PRUNE_SESSIONS, &[&stale_before.unix()], "Failed to drop stale sessions").await?;
+        let created = session.created_at.unix();
+        let params: [&(dyn ToSql + Sync); 3] = [&session.id_hash, &session.operator_id, &created];
+        execute(&tx, INSERT_SESSION, &params, "Failed to add the session").await?;
+        append(&tx, &audit).await?;
+        tx.commit().await.store_context("Failed to commit the new session")
+    }
+
+    async fn console_session(&self, id_hash: &[u8]) -> Result<Option<(ConsoleSession, OperatorAccount)>, StoreError> {
+        let client = self.client().await?;
+        let row = query_opt(&client, SESSION_WITH_OPERATOR, &[&id_hash], "Failed to find the session").await?;
+        decode(row, session_and_operator)
+    }
+
+    async fn touch_console_session(&self, id_hash: &[u8], at: Timestamp) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        execute(&client, TOUCH_SESSION, &[&at.unix(), &id_hash], "Failed to touch the session").await?;
+        Ok(())
+    }
+
+    async fn end_console_session(&self, id_hash: &[u8], audit: Option<NewAuditEntry>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin ending the session")?;
+        let ended = execute(&tx, DELETE_SESSION, &[&id_hash], "Failed to end the session").await?;
+        if let (1, Some(audit)) = (ended, audit) {
+            append(&tx, &audit).await?;
+        }
+        tx.commit().await.store_context("Failed to commit the session's end")
     }
 
     async fn append_audit(&self, entry: NewAuditEntry) -> Result<i64, StoreError> {

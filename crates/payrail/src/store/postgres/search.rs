@@ -3,7 +3,9 @@
 
 use super::columns::bind_all;
 use super::*;
-use crate::store::search::{self as shared, sql, Found, SearchCursor, SearchFilter, SearchStore, TxnJournal};
+use crate::store::search::{
+    self as shared, sql, Found, SearchCursor, SearchFilter, SearchStore, StateTotal, TxnJournal,
+};
 
 #[async_trait]
 impl SearchStore for PostgresStore {
@@ -49,5 +51,18 @@ impl SearchStore for PostgresStore {
             Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?, row.try_get(5)?))
         };
         Ok(shared::group_journals(decode_all(&rows, read, "Failed to read a journal")?))
+    }
+
+    async fn state_totals(&self, since: Timestamp) -> Result<Vec<StateTotal>, StoreError> {
+        let client = self.client().await?;
+        let mut totals = Vec::new();
+        for (kind, sql) in [(TxnKind::Dmt, sql::DMT_TOTALS), (TxnKind::Bbps, sql::BILL_TOTALS)] {
+            let rows = query(&client, sql, &[&since.unix()], "Failed to count the transactions").await?;
+            let read = |row: &Row| -> anyhow::Result<StateTotal> {
+                Ok(StateTotal { kind, status: row.try_get(0)?, count: row.try_get(1)?, paise: row.try_get(2)? })
+            };
+            totals.extend(decode_all(&rows, read, "Failed to read a total")?);
+        }
+        Ok(totals)
     }
 }

@@ -4,12 +4,12 @@
 
 use super::*;
 use crate::domain::operator::{
-    Actor, ApiToken, AuditEntry, AuditFilter, Email, NewAuditEntry, OperatorAccount, OperatorChange,
+    Actor, ApiToken, AuditEntry, AuditFilter, ConsoleSession, Email, NewAuditEntry, OperatorAccount, OperatorChange,
 };
 use crate::store::operators::sql::*;
 use crate::store::operators::{
-    audit_from_row, change_audit, operator_from_row, revoke_audit, token_and_operator, token_from_row, NewOperator,
-    OperatorStore,
+    audit_from_row, change_audit, operator_from_row, revoke_audit, session_and_operator, token_and_operator,
+    token_from_row, NewOperator, OperatorStore,
 };
 
 /// Appends `entry` inside the caller's transaction; its id.
@@ -112,6 +112,49 @@ impl OperatorStore for SqliteStore {
 
     async fn token_with_operator(&self, id: &str) -> Result<Option<(ApiToken, OperatorAccount)>, StoreError> {
         self.read(|conn| optional_row(conn, TOKEN_WITH_OPERATOR, [id], |row| token_and_operator(row)))
+    }
+
+    async fn insert_console_session(
+        &self,
+        session: ConsoleSession,
+        stale_before: Timestamp,
+        audit: NewAuditEntry,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            tx.execute(PRUNE_SESSIONS, [stale_before.unix()]).map_err(store_error)?;
+            let params = params![session.id_hash, session.operator_id, session.created_at.unix()];
+            tx.execute(INSERT_SESSION, params).map_err(store_error)?;
+            append(&tx, &audit).map_err(store_error)?;
+            tx.commit().map_err(store_error)
+        })
+        .await
+    }
+
+    async fn console_session(&self, id_hash: &[u8]) -> Result<Option<(ConsoleSession, OperatorAccount)>, StoreError> {
+        self.read(|conn| optional_row(conn, SESSION_WITH_OPERATOR, [id_hash], |row| session_and_operator(row)))
+    }
+
+    async fn touch_console_session(&self, id_hash: &[u8], at: Timestamp) -> Result<(), StoreError> {
+        let id_hash = id_hash.to_vec();
+        self.write(move |conn| {
+            conn.execute(TOUCH_SESSION, params![at.unix(), id_hash]).map_err(store_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn end_console_session(&self, id_hash: &[u8], audit: Option<NewAuditEntry>) -> Result<(), StoreError> {
+        let id_hash = id_hash.to_vec();
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            let ended = tx.execute(DELETE_SESSION, [&id_hash]).map_err(store_error)?;
+            if let (1, Some(audit)) = (ended, audit) {
+                append(&tx, &audit).map_err(store_error)?;
+            }
+            tx.commit().map_err(store_error)
+        })
+        .await
     }
 
     async fn append_audit(&self, entry: NewAuditEntry) -> Result<i64, StoreError> {

@@ -4,7 +4,9 @@
 use rusqlite::params_from_iter;
 
 use super::*;
-use crate::store::search::{self as shared, sql, Found, SearchCursor, SearchFilter, SearchStore, TxnJournal};
+use crate::store::search::{
+    self as shared, sql, Found, SearchCursor, SearchFilter, SearchStore, StateTotal, TxnJournal,
+};
 
 #[async_trait]
 impl SearchStore for SqliteStore {
@@ -59,5 +61,18 @@ impl SearchStore for SqliteStore {
             })
         })?;
         Ok(shared::group_journals(rows))
+    }
+
+    async fn state_totals(&self, since: Timestamp) -> Result<Vec<StateTotal>, StoreError> {
+        let mut totals = Vec::new();
+        for (kind, sql) in [(TxnKind::Dmt, sql::DMT_TOTALS), (TxnKind::Bbps, sql::BILL_TOTALS)] {
+            let rows = self.read(|conn| {
+                all_rows(conn, sql, [since.unix()], |row| {
+                    Ok(StateTotal { kind, status: row.get(0)?, count: row.get(1)?, paise: row.get(2)? })
+                })
+            })?;
+            totals.extend(rows);
+        }
+        Ok(totals)
     }
 }
