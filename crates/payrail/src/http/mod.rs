@@ -19,6 +19,7 @@ pub mod admin_audit;
 pub mod admin_auth;
 pub mod admin_events;
 pub mod admin_money;
+pub mod admin_partners;
 pub mod admin_search;
 pub mod auth;
 pub mod bbps;
@@ -227,6 +228,7 @@ pub fn admin_routes() -> Router<Arc<AppState>> {
         .merge(admin::routes())
         .merge(admin_events::routes())
         .merge(admin_money::routes())
+        .merge(admin_partners::routes())
         .merge(admin_audit::routes())
         .merge(admin_search::routes())
 }

@@ -12,6 +12,7 @@ mod journey;
 mod mock_upstream;
 
 mod admin;
+mod admin_partners;
 mod auth;
 mod bbps_lifecycle;
 mod bbps_pages;
