@@ -19,6 +19,7 @@ mod bbps_pages;
 mod beneficiaries;
 mod callback_secret;
 mod cli;
+mod cli_json;
 mod cli_secrets;
 mod cli_status;
 mod delivery;
