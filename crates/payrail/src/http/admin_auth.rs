@@ -63,6 +63,11 @@ pub const ROUTE_ROLES: &[RouteRole] = &[
     route("POST", "/admin/v1/partners/{id}/rotate-secret", Admin),
     route("PUT", "/admin/v1/partners/{id}/allowlist", Admin),
     route("PUT", "/admin/v1/partners/{id}/authorised-key", Admin),
+    // Held work (http/admin_held.rs).
+    route("GET", "/admin/v1/held", Viewer),
+    route("POST", "/admin/v1/held/{kind}/{id}/resume", Op),
+    route("POST", "/admin/v1/held/{kind}/{id}/resolve-success", Op),
+    route("POST", "/admin/v1/held/{kind}/{id}/resolve-failed", Op),
     // Callbacks, events, held work (http/admin_events.rs).
     route("GET", "/admin/v1/partners/{id}/callback", Viewer),
     route("PUT", "/admin/v1/partners/{id}/callback", Admin),

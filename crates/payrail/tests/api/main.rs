@@ -24,6 +24,7 @@ mod cli_secrets;
 mod cli_status;
 mod delivery;
 mod dmt_lifecycle;
+mod held;
 mod hostile_clients;
 mod isolation;
 mod master_key;
