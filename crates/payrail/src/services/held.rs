@@ -5,7 +5,8 @@
 //! pending (bill payments have no hold state).
 //!
 //! Every action goes through the existing machinery: the state machine of
-//! the store's transitions (`transactions::change`, `fail_bill`) and
+//! the store's transitions (`change_locked`, under the record's lock, only
+//! if the record is still in the state it was held in) and
 //! `note_history` for a resume, which changes no state but starts the
 //! polling again. Each is refused ([`HeldError::NotHeld`]) on a
 //! transaction that is not held.
@@ -13,12 +14,11 @@
 use crate::domain::bbps::BillChange;
 use crate::domain::dmt::DmtChange;
 use crate::domain::{
-    BillPayment, BillStatus, ChangeSource, Clock, DmtStatus, DmtTransfer, HistoryEntry, Paise, RegistrationId,
-    Timestamp, TxnKind,
+    BillStatus, ChangeSource, Clock, DmtStatus, HistoryEntry, Paise, RegistrationId, Timestamp, TxnKind,
 };
 use crate::services::search::search_page;
-use crate::services::transactions;
 use crate::store::search::{SearchFilter, StatusFilter};
+use crate::store::transactions::HeldResolution;
 use crate::store::{ChangeError, ChangeNote, Store, StoreError};
 
 /// One held transaction.
@@ -219,23 +219,22 @@ pub async fn act(
             let note = ChangeNote { source, reason: Some(format!("resumed: {reason}")), at: now };
             store.note_history(kind, id, held.status, note, Some(now)).await?;
         }
-        (HeldAction::ResolveSuccess { utr, .. }, TxnKind::Dmt) => {
-            let change = DmtChange::Success { utr: utr.clone() };
-            transactions::change::<DmtTransfer>(store, clock, id, change, source, Some(reason.to_owned())).await?;
-        }
-        (HeldAction::ResolveSuccess { operator_ref, .. }, TxnKind::Bbps) => {
-            let change = BillChange::Success { operator_ref: operator_ref.clone() };
-            transactions::change::<BillPayment>(store, clock, id, change, source, Some(reason.to_owned())).await?;
-        }
-        (HeldAction::ResolveFailed, TxnKind::Dmt) => {
-            let change = DmtChange::Fail;
-            transactions::change::<DmtTransfer>(store, clock, id, change, source, Some(reason.to_owned())).await?;
-        }
-        (HeldAction::ResolveFailed, TxnKind::Bbps) => {
-            // Failed and paid back in one database transaction, as the poller does.
+        (action, kind) => {
             let note = ChangeNote { source: source.clone(), reason: Some(reason.to_owned()), at: now };
-            let refund = ChangeNote { source, reason: Some("refunded: failed by an operator".into()), at: now };
-            store.fail_bill(id, note, refund).await?;
+            let resolution = match (action, kind) {
+                (HeldAction::ResolveSuccess { utr, .. }, TxnKind::Dmt) => {
+                    HeldResolution::Dmt(DmtChange::Success { utr: utr.clone() })
+                }
+                (HeldAction::ResolveSuccess { operator_ref, .. }, TxnKind::Bbps) => {
+                    HeldResolution::Bill(BillChange::Success { operator_ref: operator_ref.clone() })
+                }
+                (_, TxnKind::Dmt) => HeldResolution::Dmt(DmtChange::Fail),
+                // Failed and paid back in one database transaction, as the poller does.
+                (_, TxnKind::Bbps) => HeldResolution::FailAndRefundBill {
+                    refund: ChangeNote { source, reason: Some("refunded: failed by an operator".into()), at: now },
+                },
+            };
+            store.resolve_held(id, held.status, resolution, note).await?;
         }
     }
     Ok(held)

@@ -288,6 +288,18 @@ pub trait TransactionStore: RecordStore {
         note: ChangeNote,
         recheck_at: Option<Timestamp>,
     ) -> Result<(), StoreError>;
+    /// Resolves a held transaction as an operator decided: `resolution` is
+    /// made only if the record is still in state `from` (checked under the
+    /// record's lock, in the change's database transaction), else
+    /// `Forbidden` with nothing written: two operators resolving one held
+    /// transaction at once cannot both succeed.
+    async fn resolve_held(
+        &self,
+        id: i64,
+        from: &str,
+        resolution: HeldResolution,
+        note: ChangeNote,
+    ) -> Result<(), ChangeError>;
     /// How many transfers and bill payments the store holds.
     async fn counts(&self) -> Result<(i64, i64), StoreError>;
     /// In one database transaction: takes [`Journal::dmt_debit`] of the
@@ -807,6 +819,60 @@ pub(crate) async fn change_locked<T: TxnTable>(
         steps.end_poll(kind, id).await?;
     }
     Ok(record)
+}
+
+/// What resolving a held transaction does ([`TransactionStore::resolve_held`]).
+#[derive(Debug, Clone)]
+pub enum HeldResolution {
+    /// A transfer's change.
+    Dmt(DmtChange),
+    /// A bill payment's change.
+    Bill(BillChange),
+    /// A bill payment failed and paid back (history row `refund` for the refund).
+    FailAndRefundBill {
+        /// The refund's history row.
+        refund: ChangeNote,
+    },
+}
+
+/// The record's state is still `from`, or `Forbidden`.
+fn still_in(record: &impl TxnTable, from: &str) -> Result<(), ChangeError> {
+    if record.status_name() == from {
+        return Ok(());
+    }
+    Err(ChangeError::Forbidden(crate::domain::ForbiddenTransition {
+        from: record.status_name().into(),
+        to: format!("a resolution of a transaction held as {from} (it moved meanwhile)"),
+    }))
+}
+
+/// [`TransactionStore::resolve_held`] inside the engine's transaction.
+pub(crate) async fn resolve_held(
+    steps: &impl ChangeSteps,
+    id: i64,
+    from: &str,
+    resolution: HeldResolution,
+    note: &ChangeNote,
+) -> Result<(), ChangeError> {
+    match resolution {
+        HeldResolution::Dmt(change) => {
+            let transfer: DmtTransfer = steps.lock(id).await?.ok_or(ChangeError::NotFound)?;
+            still_in(&transfer, from)?;
+            change_locked(steps, transfer, change, note).await?;
+        }
+        HeldResolution::Bill(change) => {
+            let bill: BillPayment = steps.lock(id).await?.ok_or(ChangeError::NotFound)?;
+            still_in(&bill, from)?;
+            change_locked(steps, bill, change, note).await?;
+        }
+        HeldResolution::FailAndRefundBill { refund } => {
+            let bill: BillPayment = steps.lock(id).await?.ok_or(ChangeError::NotFound)?;
+            still_in(&bill, from)?;
+            let bill = change_locked(steps, bill, BillChange::Fail, note).await?;
+            change_locked(steps, bill, BillChange::Refund { refund_txn_id: None }, &refund).await?;
+        }
+    }
+    Ok(())
 }
 
 /// [`TransactionStore::fail_bill`] inside the engine's transaction: fails
