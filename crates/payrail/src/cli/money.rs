@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use super::Cli;
 use crate::domain::fee_plan::FeePlan;
 use crate::domain::{Paise, RegistrationId, SystemClock};
-use crate::http::admin_money::{instant, period};
+use crate::http::admin_money::{instant, period, Plans};
 use crate::services::fees;
 use crate::services::ledger::{self, OperatorMove};
 
@@ -67,10 +67,14 @@ pub enum PlanCommand {
         #[arg(long)]
         from: String,
     },
-    /// Print a partner's plan versions (and the default plan) as JSON.
+    /// Print a partner's plan versions and the default plan as one JSON
+    /// document: {"partner", "default_plan", "versions"}, as GET /admin/v1/partners/{id}/fee-plans.
     Show {
         /// The partner, e.g. AOP-1001.
         registration_id: String,
+        /// Print JSON (the only form; accepted for symmetry with the other commands).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -128,17 +132,11 @@ pub async fn plan(cli: &Cli, command: &PlanCommand) -> anyhow::Result<()> {
             let version = fees::set_plan(&*store, &SystemClock, id, plan, from).await.context("plan not recorded")?;
             println!("{id}: plan version {} in force from {}", version.version, version.effective_from.to_ist_string());
         }
-        PlanCommand::Show { registration_id } => {
+        PlanCommand::Show { registration_id, json: _ } => {
             let id = partner(registration_id)?;
-            for version in store.fee_plans(id).await? {
-                let from = version.effective_from.to_ist_string();
-                println!(
-                    "{{\"version\":{},\"effective_from\":\"{from}\",\"plan\":{}}}",
-                    version.version,
-                    version.plan.to_json()
-                );
-            }
-            println!("{{\"default_plan\":{}}}", FeePlan::default_plan().to_json());
+            anyhow::ensure!(store.find_partner(id).await?.is_some(), "no partner {id}");
+            let plans = Plans::new(id, store.fee_plans(id).await?);
+            println!("{}", serde_json::to_string_pretty(&plans)?);
         }
     }
     Ok(())

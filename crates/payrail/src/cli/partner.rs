@@ -1,4 +1,6 @@
-//! `payrail partner add|list|suspend|activate|rotate-secret`.
+//! `payrail partner add|list|show|suspend|activate|rotate-secret|set-allowlist|set-authorised-key`:
+//! the same service functions as `/admin/v1/partners…`, audited as the shell
+//! (`cli`). With `--json` each prints one JSON document.
 
 use clap::{Args, Subcommand};
 use ipnet::IpNet;
@@ -6,9 +8,11 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 
 use super::Cli;
-use crate::domain::{IpAllowlist, PartnerStatus, RegistrationId, SystemClock};
-use crate::services::partners::{self, PartnerRequest};
+use crate::domain::operator::{Actor, NewAuditEntry};
+use crate::domain::{Clock as _, IpAllowlist, Partner, PartnerStatus, RegistrationId, SystemClock};
+use crate::services::partners::{self, PartnerRequest, PartnerView};
 use crate::services::secrets::MissingKey;
+use crate::store::Store;
 
 /// Partner commands.
 #[derive(Debug, Subcommand)]
@@ -21,15 +25,42 @@ pub enum PartnerCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show a partner (never its secret or Authorisedkey).
+    Show(IdArgs),
     /// Refuse every request of a partner from now on.
-    Suspend {
-        /// The partner, e.g. AOP-1001.
-        registration_id: String,
-    },
+    Suspend(IdArgs),
     /// Serve a suspended partner again.
-    Activate {
+    Activate(IdArgs),
+    /// Replace where a partner may call from (and whether it needs tokens).
+    SetAllowlist {
         /// The partner, e.g. AOP-1001.
         registration_id: String,
+        /// An address or CIDR block the partner may call from (repeat; none means anywhere).
+        #[arg(long = "allow-ip")]
+        allow_ips: Vec<IpNet>,
+        /// Stop requiring a signed Token header (then --allow-ip is required).
+        #[arg(long, conflicts_with = "require_token")]
+        no_token: bool,
+        /// Require a signed Token header again.
+        #[arg(long)]
+        require_token: bool,
+        /// Print the partner as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set the Authorisedkey a partner must send (from PAYRAIL_AUTHORISED_KEY), or clear it.
+    SetAuthorisedKey {
+        /// The partner, e.g. AOP-1001.
+        registration_id: String,
+        /// The key (better in PAYRAIL_AUTHORISED_KEY, which `ps` does not show).
+        #[arg(long, env = "PAYRAIL_AUTHORISED_KEY", hide_env_values = true, required_unless_present = "clear")]
+        authorised_key: Option<SecretString>,
+        /// Stop requiring an Authorisedkey.
+        #[arg(long)]
+        clear: bool,
+        /// Print the partner as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Give a partner a new secret; the old one keeps working for the overlap.
     RotateSecret {
@@ -38,10 +69,20 @@ pub enum PartnerCommand {
         /// How long the old secret stays valid, in hours.
         #[arg(long, default_value_t = 24)]
         overlap_hours: u64,
-        /// Print JSON.
+        /// Print JSON: {"registration_id", "secret", "previous_secret_valid_until"}.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A command naming one partner.
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The partner, e.g. AOP-1001.
+    registration_id: String,
+    /// Print the partner as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `partner add` options.
@@ -68,6 +109,9 @@ pub struct AddArgs {
 struct Created<'a> {
     registration_id: String,
     secret: &'a str,
+    /// Until when the previous secret keeps working (rotation only), India time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_secret_valid_until: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -99,24 +143,51 @@ pub async fn run(cli: &Cli, command: &PartnerCommand) -> anyhow::Result<()> {
                 authorised_key: args.authorised_key.clone(),
             };
             let added = partners::add_partner(&*store, &SystemClock, &key, request).await?;
+            let after = PartnerView::new(&added.partner).to_json();
+            let target = format!("partner:{}", added.partner.registration_id);
+            let entry = NewAuditEntry::new(SystemClock.now(), &Actor::Cli, "partner.add", target);
+            store.append_audit(entry.changed(&serde_json::Value::Null, &after)).await?;
             show_secret_once(added.partner.registration_id, &added.secret, args.json, None)
         }
         PartnerCommand::List { json } => list(&*store, *json).await,
-        PartnerCommand::Suspend { registration_id } => {
-            partners::set_status(&*store, registration(registration_id)?, PartnerStatus::Suspended).await?;
-            println!("{registration_id} suspended");
-            Ok(())
+        PartnerCommand::Show(args) => {
+            let id = registration(&args.registration_id)?;
+            show(&*store, id, args.json, "").await
         }
-        PartnerCommand::Activate { registration_id } => {
-            partners::set_status(&*store, registration(registration_id)?, PartnerStatus::Active).await?;
-            println!("{registration_id} active");
-            Ok(())
+        PartnerCommand::Suspend(args) | PartnerCommand::Activate(args) => {
+            let id = registration(&args.registration_id)?;
+            let (status, action) = match command {
+                PartnerCommand::Suspend(_) => (PartnerStatus::Suspended, "partner.suspend"),
+                _ => (PartnerStatus::Active, "partner.activate"),
+            };
+            let before = current(&*store, id).await?;
+            partners::set_status(&*store, id, status).await?;
+            audited(&*store, action, &before).await?;
+            show(&*store, id, args.json, status.as_str()).await
+        }
+        PartnerCommand::SetAllowlist { registration_id, allow_ips, no_token, require_token, json } => {
+            let id = registration(registration_id)?;
+            let before = current(&*store, id).await?;
+            let tokens = if *no_token { false } else { *require_token || before.require_token };
+            partners::set_access(&*store, id, tokens, IpAllowlist::from_nets(allow_ips.clone())).await?;
+            audited(&*store, "partner.set_allowlist", &before).await?;
+            show(&*store, id, *json, "allowlist set").await
+        }
+        PartnerCommand::SetAuthorisedKey { registration_id, authorised_key, clear, json } => {
+            let id = registration(registration_id)?;
+            let before = current(&*store, id).await?;
+            let key = if *clear { None } else { authorised_key.as_ref() };
+            partners::set_authorised_key(&*store, id, key).await?;
+            audited(&*store, "partner.set_authorised_key", &before).await?;
+            show(&*store, id, *json, if key.is_some() { "Authorisedkey set" } else { "Authorisedkey cleared" }).await
         }
         PartnerCommand::RotateSecret { registration_id, overlap_hours, json } => {
             let key = cli.master_key(&*store, MissingKey::Refuse).await?;
             let id = registration(registration_id)?;
             let overlap = std::time::Duration::from_secs(overlap_hours * 3600);
+            let before = current(&*store, id).await?;
             let (secret, until) = partners::rotate_secret(&*store, &SystemClock, &key, id, overlap).await?;
+            audited(&*store, "partner.rotate_secret", &before).await?;
             show_secret_once(id, &secret, *json, Some(until.to_ist_string()))
         }
     }
@@ -130,7 +201,11 @@ fn show_secret_once(
     old_until: Option<String>,
 ) -> anyhow::Result<()> {
     if json {
-        let created = Created { registration_id: id.to_string(), secret: secret.expose_secret() };
+        let created = Created {
+            registration_id: id.to_string(),
+            secret: secret.expose_secret(),
+            previous_secret_valid_until: old_until.clone(),
+        };
         println!("{}", serde_json::to_string(&created)?);
     } else {
         println!("RegistrationID: {id}");
@@ -143,7 +218,46 @@ fn show_secret_once(
     Ok(())
 }
 
-async fn list(store: &dyn crate::store::Store, json: bool) -> anyhow::Result<()> {
+/// The partner `id` as it is now; an error if there is none.
+async fn current(store: &dyn Store, id: RegistrationId) -> anyhow::Result<Partner> {
+    store.find_partner(id).await?.ok_or_else(|| anyhow::anyhow!("no partner {id}"))
+}
+
+/// Audits `action` on the partner `before` was (as it is now after it), as the shell.
+async fn audited(store: &dyn Store, action: &str, before: &Partner) -> anyhow::Result<()> {
+    let after = PartnerView::new(&current(store, before.registration_id).await?).to_json();
+    let target = format!("partner:{}", before.registration_id);
+    let entry = NewAuditEntry::new(SystemClock.now(), &Actor::Cli, action, target);
+    store.append_audit(entry.changed(&PartnerView::new(before).to_json(), &after)).await?;
+    Ok(())
+}
+
+/// Prints the partner `id`: as JSON, or a line with `what` happened.
+async fn show(store: &dyn Store, id: RegistrationId, json: bool, what: &str) -> anyhow::Result<()> {
+    let view = PartnerView::new(&current(store, id).await?);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+        return Ok(());
+    }
+    if !what.is_empty() {
+        println!("{id} {what}");
+        return Ok(());
+    }
+    let allow = if view.allow_ips.is_empty() { "any".to_owned() } else { view.allow_ips.join(",") };
+    println!("RegistrationID:     {}", view.registration_id);
+    println!("Name:               {}", view.name);
+    println!("Status:             {}", view.status);
+    println!("Token required:     {}", if view.require_token { "yes" } else { "no" });
+    println!("Allowed addresses:  {allow}");
+    println!("Authorisedkey:      {}", if view.authorised_key_set { "set" } else { "none" });
+    if let Some(until) = &view.previous_secret_valid_until {
+        println!("Previous secret:    works until {until} (India time)");
+    }
+    println!("Created (IST):      {}", view.created_at);
+    Ok(())
+}
+
+async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     let listed: Vec<Listed> = store
         .list_partners()
         .await?

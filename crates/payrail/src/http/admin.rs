@@ -278,8 +278,9 @@ async fn transition_bill(
     show_bill_by_id(&state, txnid, StatusCode::OK).await
 }
 
+/// A history row as the operator API shows it.
 #[derive(Serialize)]
-struct HistoryView<'a> {
+pub(super) struct HistoryView<'a> {
     from: Option<&'a str>,
     to: &'a str,
     at: String,
@@ -287,7 +288,8 @@ struct HistoryView<'a> {
     reason: Option<&'a str>,
 }
 
-fn history_view(history: &[HistoryEntry]) -> Vec<HistoryView<'_>> {
+/// A history as the operator API shows it, oldest first.
+pub(super) fn history_view(history: &[HistoryEntry]) -> Vec<HistoryView<'_>> {
     history
         .iter()
         .map(|h| HistoryView {

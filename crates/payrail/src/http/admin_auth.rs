@@ -54,6 +54,20 @@ pub const ROUTE_ROLES: &[RouteRole] = &[
     route("POST", "/admin/v1/bbps", Op),
     route("GET", "/admin/v1/bbps/{txnid}", Viewer),
     route("POST", "/admin/v1/bbps/{txnid}/transition", Op),
+    // Partners (http/admin_partners.rs).
+    route("GET", "/admin/v1/partners", Viewer),
+    route("POST", "/admin/v1/partners", Admin),
+    route("GET", "/admin/v1/partners/{id}", Viewer),
+    route("POST", "/admin/v1/partners/{id}/suspend", Admin),
+    route("POST", "/admin/v1/partners/{id}/activate", Admin),
+    route("POST", "/admin/v1/partners/{id}/rotate-secret", Admin),
+    route("PUT", "/admin/v1/partners/{id}/allowlist", Admin),
+    route("PUT", "/admin/v1/partners/{id}/authorised-key", Admin),
+    // Held work (http/admin_held.rs).
+    route("GET", "/admin/v1/held", Viewer),
+    route("POST", "/admin/v1/held/{kind}/{id}/resume", Op),
+    route("POST", "/admin/v1/held/{kind}/{id}/resolve-success", Op),
+    route("POST", "/admin/v1/held/{kind}/{id}/resolve-failed", Op),
     // Callbacks, events, held work (http/admin_events.rs).
     route("GET", "/admin/v1/partners/{id}/callback", Viewer),
     route("PUT", "/admin/v1/partners/{id}/callback", Admin),

@@ -196,11 +196,20 @@ impl From<FeePlanVersion> for PlanVersion {
     }
 }
 
+/// A partner's fee plans as one document: the API's answer and `payrail plan show`.
 #[derive(Serialize)]
-struct Plans {
+pub struct Plans {
     partner: String,
     default_plan: serde_json::Value,
     versions: Vec<PlanVersion>,
+}
+
+impl Plans {
+    /// The plan `versions` of partner `id`, with the default plan.
+    pub fn new(id: RegistrationId, versions: Vec<FeePlanVersion>) -> Self {
+        let default_plan = serde_json::from_str(&FeePlan::default_plan().to_json()).unwrap_or_default();
+        Plans { partner: id.to_string(), default_plan, versions: versions.into_iter().map(PlanVersion::from).collect() }
+    }
 }
 
 async fn list_plans(
@@ -209,9 +218,8 @@ async fn list_plans(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = existing_partner(&state, &id).await?;
-    let versions = state.store.fee_plans(id).await?.into_iter().map(PlanVersion::from).collect();
-    let default_plan = serde_json::from_str(&FeePlan::default_plan().to_json()).unwrap_or_default();
-    Ok(json_response(StatusCode::OK, &Plans { partner: id.to_string(), default_plan, versions }))
+    let versions = state.store.fee_plans(id).await?;
+    Ok(json_response(StatusCode::OK, &Plans::new(id, versions)))
 }
 
 #[derive(Deserialize)]

@@ -18,7 +18,9 @@ pub mod admin;
 pub mod admin_audit;
 pub mod admin_auth;
 pub mod admin_events;
+pub mod admin_held;
 pub mod admin_money;
+pub mod admin_partners;
 pub mod admin_search;
 pub mod auth;
 pub mod bbps;
@@ -248,6 +250,8 @@ pub fn admin_routes() -> Router<Arc<AppState>> {
         .merge(admin::routes())
         .merge(admin_events::routes())
         .merge(admin_money::routes())
+        .merge(admin_partners::routes())
+        .merge(admin_held::routes())
         .merge(admin_audit::routes())
         .merge(admin_search::routes())
 }

@@ -13,6 +13,7 @@ pub mod demo_live;
 pub mod ekyc;
 pub mod fees;
 pub mod flights;
+pub mod held;
 pub mod import;
 pub mod ledger;
 pub mod notifier;

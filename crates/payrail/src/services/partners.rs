@@ -117,3 +117,77 @@ pub async fn rotate_secret(
     }
     Ok((secret, until))
 }
+
+/// Sets whether a partner needs tokens and where it may call from;
+/// refused (nothing written) if that breaks [`check_access`], an error if
+/// there is no such partner.
+pub async fn set_access(
+    store: &dyn PartnerStore,
+    id: RegistrationId,
+    require_token: bool,
+    allowlist: IpAllowlist,
+) -> anyhow::Result<()> {
+    check_access(require_token, &allowlist)?;
+    if !store.set_partner_access(id, require_token, allowlist).await.context("Failed to update the partner")? {
+        anyhow::bail!("no partner {id}");
+    }
+    Ok(())
+}
+
+/// Sets the `Authorisedkey` a partner must send (kept only as its SHA-256),
+/// or with `None` stops requiring one; an error if there is no such partner.
+pub async fn set_authorised_key(
+    store: &dyn PartnerStore,
+    id: RegistrationId,
+    key: Option<&SecretString>,
+) -> anyhow::Result<()> {
+    let hash = key.map(|k| authorised_key_hash(k.expose_secret()));
+    if !store.set_authorised_key_hash(id, hash).await.context("Failed to update the partner")? {
+        anyhow::bail!("no partner {id}");
+    }
+    Ok(())
+}
+
+/// A partner as operators see it and the audit log records it: never a
+/// secret nor a key, only whether one is set and until when a rotated-out
+/// secret still works.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PartnerView {
+    /// `AOP-<n>`.
+    pub registration_id: String,
+    /// A name for operators.
+    pub name: String,
+    /// `active` or `suspended`.
+    pub status: &'static str,
+    /// Whether every request must carry a `Token` header.
+    pub require_token: bool,
+    /// Where it may call from; empty for anywhere.
+    pub allow_ips: Vec<String>,
+    /// Whether it must send an `Authorisedkey`.
+    pub authorised_key_set: bool,
+    /// Until when the secret before the last rotation still works (India time).
+    pub previous_secret_valid_until: Option<String>,
+    /// When it was added (India time).
+    pub created_at: String,
+}
+
+impl PartnerView {
+    /// The view of `partner`.
+    pub fn new(partner: &Partner) -> Self {
+        PartnerView {
+            registration_id: partner.registration_id.to_string(),
+            name: partner.name.clone(),
+            status: partner.status.as_str(),
+            require_token: partner.require_token,
+            allow_ips: partner.allowlist.to_stored().split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            authorised_key_set: partner.authorised_key_hash.is_some(),
+            previous_secret_valid_until: partner.previous_secret.as_ref().map(|(_, until)| until.to_ist_string()),
+            created_at: partner.created_at.to_ist_string(),
+        }
+    }
+
+    /// The view as JSON, for the audit log.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}

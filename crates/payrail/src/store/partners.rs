@@ -66,6 +66,10 @@ pub(crate) mod sql {
     );
     /// Sets partner `$2`'s status to `$1`.
     pub(crate) const SET_PARTNER_STATUS: &str = "UPDATE partners SET status = $1 WHERE id = $2";
+    /// Sets partner `$3`'s token requirement to `$1` and its allowlist to `$2`.
+    pub(crate) const SET_PARTNER_ACCESS: &str = "UPDATE partners SET require_token = $1, allow_ips = $2 WHERE id = $3";
+    /// Sets partner `$2`'s `Authorisedkey` hash to `$1` (NULL: none).
+    pub(crate) const SET_AUTHORISED_KEY: &str = "UPDATE partners SET authorised_key_hash = $1 WHERE id = $2";
     /// Installs secret `$2` for partner `$3`; the current one stays valid until `$1`.
     pub(crate) const ROTATE_PARTNER_SECRET: &str =
         "UPDATE partners SET previous_secret = secret, previous_secret_until = $1, secret = $2 WHERE id = $3";
@@ -113,6 +117,8 @@ pub(crate) mod sql {
                 LIST_PARTNERS,
                 INSERT_PARTNER,
                 SET_PARTNER_STATUS,
+                SET_PARTNER_ACCESS,
+                SET_AUTHORISED_KEY,
                 ROTATE_PARTNER_SECRET,
                 KEY_CHECK,
                 FORGET_UPSTREAM_REQIDS,
@@ -141,6 +147,17 @@ pub trait PartnerStore: Send + Sync + 'static {
     async fn list_partners(&self) -> Result<Vec<Partner>, StoreError>;
     /// Suspends or reactivates; `false` if there is no such partner.
     async fn set_partner_status(&self, id: RegistrationId, status: PartnerStatus) -> Result<bool, StoreError>;
+    /// Sets whether tokens are required and where the partner may call
+    /// from; `false` if there is no such partner.
+    async fn set_partner_access(
+        &self,
+        id: RegistrationId,
+        require_token: bool,
+        allowlist: IpAllowlist,
+    ) -> Result<bool, StoreError>;
+    /// Sets (or with `None` clears) the SHA-256 of the partner's
+    /// `Authorisedkey`; `false` if there is no such partner.
+    async fn set_authorised_key_hash(&self, id: RegistrationId, hash: Option<Vec<u8>>) -> Result<bool, StoreError>;
     /// Installs a new secret, keeping the current one valid until `previous_until`.
     async fn rotate_partner_secret(
         &self,

@@ -288,6 +288,18 @@ pub trait TransactionStore: RecordStore {
         note: ChangeNote,
         recheck_at: Option<Timestamp>,
     ) -> Result<(), StoreError>;
+    /// Resolves a held transaction as an operator decided: `resolution` is
+    /// made only if the record is still in state `from` (checked under the
+    /// record's lock, in the change's database transaction), else
+    /// `Forbidden` with nothing written: two operators resolving one held
+    /// transaction at once cannot both succeed.
+    async fn resolve_held(
+        &self,
+        id: i64,
+        from: &str,
+        resolution: HeldResolution,
+        note: ChangeNote,
+    ) -> Result<(), ChangeError>;
     /// How many transfers and bill payments the store holds.
     async fn counts(&self) -> Result<(i64, i64), StoreError>;
     /// In one database transaction: takes [`Journal::dmt_debit`] of the
@@ -717,7 +729,8 @@ pub(crate) fn history_values<'a>(
 }
 
 mod change;
-pub(crate) use change::{change, fail_and_refund, ChangeSteps};
+pub use change::HeldResolution;
+pub(crate) use change::{change, fail_and_refund, resolve_held, ChangeSteps};
 
 /// Fixtures and test bodies that both engines' tests run, so that each
 /// engine is held to the same behaviour.

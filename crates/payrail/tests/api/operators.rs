@@ -22,7 +22,7 @@ both_engines!(
 );
 
 /// Runs `payrail ARGS…` and parses its standard output as one JSON document.
-fn json_command(app: &TestApp, args: &[&str]) -> Value {
+pub(crate) fn json_command(app: &TestApp, args: &[&str]) -> Value {
     let output = payrail(app, args);
     assert!(output.status.success(), "{args:?}: {}{}", text(&output.stdout), text(&output.stderr));
     serde_json::from_str(&text(&output.stdout)).unwrap_or_else(|e| {
@@ -50,7 +50,7 @@ fn with_stdin(app: &TestApp, args: &[&str], input: &str) -> std::process::Output
 
 /// Adds an operator with `role` and makes a token for it (extra token args
 /// after); the token.
-fn operator_with_token(app: &TestApp, email: &str, role: &str, token_args: &[&str]) -> String {
+pub(crate) fn operator_with_token(app: &TestApp, email: &str, role: &str, token_args: &[&str]) -> String {
     json_command(app, &["operator", "add", "--email", email, "--role", role, "--json"]);
     let mut args = vec!["operator", "token", "create", "--email", email, "--json"];
     args.extend_from_slice(token_args);
@@ -58,7 +58,13 @@ fn operator_with_token(app: &TestApp, email: &str, role: &str, token_args: &[&st
 }
 
 /// A call to the operator API with `token` (none: no `Authorization`).
-async fn call(app: &TestApp, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Answer {
+pub(crate) async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Answer {
     let mut request = app.http.request(method, app.url(path));
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -82,6 +88,7 @@ async fn snapshot(app: &TestApp, partner: &str, ackno: i64, txnid: i64) -> Vec<S
         format!("/admin/v1/partners/{partner}/wallet"),
         format!("/admin/v1/partners/{partner}/fee-plans"),
         "/admin/v1/events".to_owned(),
+        "/admin/v1/partners".to_owned(),
         "/admin/v1/audit?limit=500".to_owned(),
     ] {
         let answer = call(app, Method::GET, &path, Some(ADMIN_TOKEN), None).await;

@@ -8,7 +8,7 @@
 //!   reads the session and its operator afresh: a session ends after
 //!   [`ConsoleSettings::idle_timeout_secs`] without requests, at logout,
 //!   and at once when its operator is disabled
-//!   ([`operator_may_act`](crate::services::operators::operator_may_act)).
+//!   ([`operator_may_act`]).
 //! - Every form carries a CSRF token, checked in constant time on every
 //!   POST: a session's is derived from its id (SHA-256 of a label and the
 //!   id, so it is never stored and cannot be guessed without the cookie);

@@ -74,6 +74,24 @@ impl PartnerStore for PostgresStore {
         Ok(execute(&client, SET_PARTNER_STATUS, &params, "Failed to set the partner status").await? == 1)
     }
 
+    async fn set_partner_access(
+        &self,
+        id: RegistrationId,
+        require_token: bool,
+        allowlist: crate::domain::IpAllowlist,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let allow_ips = allowlist.to_stored();
+        let params: [&(dyn ToSql + Sync); 3] = [&require_token, &allow_ips, &id.number()];
+        Ok(execute(&client, SET_PARTNER_ACCESS, &params, "Failed to set the partner's access").await? == 1)
+    }
+
+    async fn set_authorised_key_hash(&self, id: RegistrationId, hash: Option<Vec<u8>>) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let params: [&(dyn ToSql + Sync); 2] = [&hash, &id.number()];
+        Ok(execute(&client, SET_AUTHORISED_KEY, &params, "Failed to set the partner's Authorisedkey").await? == 1)
+    }
+
     async fn rotate_partner_secret(
         &self,
         id: RegistrationId,

@@ -48,6 +48,20 @@ impl<T: PgTable> KindStore<T> for PostgresStore {
 
 #[async_trait]
 impl TransactionStore for PostgresStore {
+    async fn resolve_held(
+        &self,
+        id: i64,
+        from: &str,
+        resolution: shared::HeldResolution,
+        note: ChangeNote,
+    ) -> Result<(), ChangeError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin the resolution")?;
+        shared::resolve_held(&Steps(&tx), id, from, resolution, &note).await?;
+        tx.commit().await.store_context("Failed to commit the resolution")?;
+        Ok(())
+    }
+
     async fn fail_bill(&self, txnid: i64, note: ChangeNote, refund: ChangeNote) -> Result<BillPayment, ChangeError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the failure")?;

@@ -80,6 +80,27 @@ impl PartnerStore for SqliteStore {
         .await
     }
 
+    async fn set_partner_access(
+        &self,
+        id: RegistrationId,
+        require_token: bool,
+        allowlist: crate::domain::IpAllowlist,
+    ) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            conn.execute(SET_PARTNER_ACCESS, params![require_token, allowlist.to_stored(), id.number()])
+                .map(|n| n == 1)
+                .map_err(store_error)
+        })
+        .await
+    }
+
+    async fn set_authorised_key_hash(&self, id: RegistrationId, hash: Option<Vec<u8>>) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            conn.execute(SET_AUTHORISED_KEY, params![hash, id.number()]).map(|n| n == 1).map_err(store_error)
+        })
+        .await
+    }
+
     async fn rotate_partner_secret(
         &self,
         id: RegistrationId,

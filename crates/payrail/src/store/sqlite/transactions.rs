@@ -65,6 +65,23 @@ impl<T: SqliteTable> KindStore<T> for SqliteStore {
 
 #[async_trait]
 impl TransactionStore for SqliteStore {
+    async fn resolve_held(
+        &self,
+        id: i64,
+        from: &str,
+        resolution: shared::HeldResolution,
+        note: ChangeNote,
+    ) -> Result<(), ChangeError> {
+        let from = from.to_owned();
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            at_once(shared::resolve_held(&Steps(&tx), id, &from, resolution, &note))?;
+            tx.commit().map_err(store_error)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn fail_bill(&self, txnid: i64, note: ChangeNote, refund: ChangeNote) -> Result<BillPayment, ChangeError> {
         self.write(move |conn| {
             let tx = immediate(conn)?;

@@ -111,3 +111,57 @@ pub(crate) async fn fail_and_refund(
     }
     change_locked(steps, bill, BillChange::Refund { refund_txn_id: None }, refund).await
 }
+
+/// What resolving a held transaction does ([`TransactionStore::resolve_held`]).
+#[derive(Debug, Clone)]
+pub enum HeldResolution {
+    /// A transfer's change.
+    Dmt(DmtChange),
+    /// A bill payment's change.
+    Bill(BillChange),
+    /// A bill payment failed and paid back (history row `refund` for the refund).
+    FailAndRefundBill {
+        /// The refund's history row.
+        refund: ChangeNote,
+    },
+}
+
+/// The record's state is still `from`, or `Forbidden`.
+fn still_in(record: &impl TxnTable, from: &str) -> Result<(), ChangeError> {
+    if record.status_name() == from {
+        return Ok(());
+    }
+    Err(ChangeError::Forbidden(crate::domain::ForbiddenTransition {
+        from: record.status_name().into(),
+        to: format!("a resolution of a transaction held as {from} (it moved meanwhile)"),
+    }))
+}
+
+/// [`TransactionStore::resolve_held`] inside the engine's transaction.
+pub(crate) async fn resolve_held(
+    steps: &impl ChangeSteps,
+    id: i64,
+    from: &str,
+    resolution: HeldResolution,
+    note: &ChangeNote,
+) -> Result<(), ChangeError> {
+    match resolution {
+        HeldResolution::Dmt(change) => {
+            let transfer: DmtTransfer = steps.lock(id).await?.ok_or(ChangeError::NotFound)?;
+            still_in(&transfer, from)?;
+            change_locked(steps, transfer, change, note).await?;
+        }
+        HeldResolution::Bill(change) => {
+            let bill: BillPayment = steps.lock(id).await?.ok_or(ChangeError::NotFound)?;
+            still_in(&bill, from)?;
+            change_locked(steps, bill, change, note).await?;
+        }
+        HeldResolution::FailAndRefundBill { refund } => {
+            let bill: BillPayment = steps.lock(id).await?.ok_or(ChangeError::NotFound)?;
+            still_in(&bill, from)?;
+            let bill = change_locked(steps, bill, BillChange::Fail, note).await?;
+            change_locked(steps, bill, BillChange::Refund { refund_txn_id: None }, &refund).await?;
+        }
+    }
+    Ok(())
+}
