@@ -53,6 +53,7 @@ use crate::domain::{BillPayment, BillStatus, DmtStatus, DmtTransfer, Timestamp, 
 use crate::services::operators::{operator_may_act, verify_password};
 use crate::services::search::{self, SearchParams};
 use crate::services::transactions;
+use crate::services::upstream::health::RECENT_WINDOW;
 use crate::store::ChangeError;
 
 pub use pages::Page;
@@ -152,8 +153,8 @@ pub struct Counts {
     pub on_hold: usize,
     /// Partner events waiting for delivery (at most 1000 counted).
     pub outbox: usize,
-    /// Upstream calls without an answer (timeouts, transport errors) since the server started.
-    pub upstream_unanswered: u64,
+    /// Upstream calls without an answer (timeouts, transport errors, refusals of the call) in the last hour.
+    pub upstream_unanswered: usize,
     /// Why the upstream circuit is open, when it is.
     pub circuit_open: Option<String>,
 }
@@ -523,7 +524,7 @@ async fn dashboard(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
         held_polls: held.len(),
         on_hold: on_hold.rows.len(),
         outbox: state.store.events(&pending).await?.len(),
-        upstream_unanswered: health.tallies().iter().filter(|(_, o, _)| o != "answered").map(|(_, _, t)| t.count).sum(),
+        upstream_unanswered: health.failures_within(RECENT_WINDOW, std::time::Instant::now()),
         circuit_open: health.circuit().map(|open| open.reason),
     };
     let mut lowest = partner_rows(&state).await?;

@@ -188,7 +188,7 @@ impl Page {
                         }
                         None => {
                             span.big { (counts.upstream_unanswered) }
-                            span { "upstream calls without an answer since the server started (circuit closed)" }
+                            span { "upstream calls without an answer in the last hour (circuit closed)" }
                         }
                     }
                 }

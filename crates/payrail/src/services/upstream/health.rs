@@ -11,9 +11,9 @@
 //! It closes when an operator says so (`POST /admin/v1/upstream/circuit/close`)
 //! and on restart.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -45,7 +45,17 @@ pub struct OpenCircuit {
 struct Inner {
     tallies: BTreeMap<(String, String), Tally>,
     circuit: Option<OpenCircuit>,
+    /// When the calls of the last [`RECENT_WINDOW`] that got no answer
+    /// ended, oldest first (at most [`RECENT_MAX`] of them).
+    recent_failures: VecDeque<Instant>,
 }
+
+/// How far back [`UpstreamHealth::failures_within`] can look.
+pub const RECENT_WINDOW: Duration = Duration::from_secs(3600);
+
+/// How many unanswered calls are remembered for [`RECENT_WINDOW`] at most
+/// (beyond that the count says "at least").
+const RECENT_MAX: usize = 100_000;
 
 /// Counters and circuit of one upstream (see the module documentation).
 #[derive(Debug, Default)]
@@ -60,12 +70,32 @@ impl UpstreamHealth {
 
     /// Counts one call of `operation` that ended as `outcome` after `latency`.
     pub fn record(&self, operation: &str, outcome: &str, latency: Duration) {
+        self.record_at(operation, outcome, latency, Instant::now());
+    }
+
+    /// [`UpstreamHealth::record`] of a call that ended at `at`.
+    fn record_at(&self, operation: &str, outcome: &str, latency: Duration, at: Instant) {
         let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
         let mut inner = self.lock();
+        if outcome != "answered" {
+            forget_before(&mut inner.recent_failures, at);
+            if inner.recent_failures.len() == RECENT_MAX {
+                inner.recent_failures.pop_front();
+            }
+            inner.recent_failures.push_back(at);
+        }
         let tally = inner.tallies.entry((operation.to_owned(), outcome.to_owned())).or_default();
         tally.count += 1;
         tally.latency_ms_sum = tally.latency_ms_sum.saturating_add(ms);
         tally.latency_ms_max = tally.latency_ms_max.max(ms);
+    }
+
+    /// How many calls got no answer (anything but `answered`) within
+    /// `window` (at most [`RECENT_WINDOW`]) before `now`.
+    pub fn failures_within(&self, window: Duration, now: Instant) -> usize {
+        let window = window.min(RECENT_WINDOW);
+        let inner = self.lock();
+        inner.recent_failures.iter().filter(|&&at| now.saturating_duration_since(at) < window).count()
     }
 
     /// Every tally, by operation then outcome.
@@ -102,9 +132,35 @@ impl UpstreamHealth {
     }
 }
 
+/// Drops the failures older than [`RECENT_WINDOW`] before `now`.
+fn forget_before(failures: &mut VecDeque<Instant>, now: Instant) {
+    while failures.front().is_some_and(|&at| now.saturating_duration_since(at) >= RECENT_WINDOW) {
+        failures.pop_front();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unanswered_calls_are_counted_over_the_last_hour() {
+        let health = UpstreamHealth::default();
+        let start = Instant::now();
+        let minutes = |m: u64| start + Duration::from_secs(60 * m);
+        health.record_at("dmt/transact/transact", "timeout", Duration::ZERO, minutes(0));
+        health.record_at("dmt/transact/transact", "answered", Duration::ZERO, minutes(10));
+        health.record_at("dmt/query", "http_5xx", Duration::ZERO, minutes(30));
+        health.record_at("dmt/query", "unreachable", Duration::ZERO, minutes(50));
+        assert_eq!(health.failures_within(RECENT_WINDOW, minutes(50)), 3, "answered calls are not failures");
+        assert_eq!(health.failures_within(RECENT_WINDOW, minutes(70)), 2, "the first is over an hour old");
+        assert_eq!(health.failures_within(Duration::from_secs(60 * 15), minutes(55)), 1);
+        assert_eq!(health.failures_within(RECENT_WINDOW, minutes(200)), 0);
+        // A later failure forgets those over an hour old; the tallies keep everything.
+        health.record_at("dmt/query", "timeout", Duration::ZERO, minutes(200));
+        assert_eq!(health.lock().recent_failures.len(), 1);
+        assert_eq!(health.tallies().iter().map(|(_, _, t)| t.count).sum::<u64>(), 5);
+    }
 
     #[test]
     fn calls_are_tallied_by_operation_and_outcome() {
