@@ -26,8 +26,9 @@ use super::body::{parse_json, LimitedBody};
 use super::error::{json_response, ApiError};
 use super::extract::Path;
 use super::AppState;
+use crate::domain::operator::Actor;
 use crate::domain::text::check_text;
-use crate::domain::TxnKind;
+use crate::domain::{HistoryEntry, TxnKind};
 use crate::services::held::{self, Held, HeldAction, HeldError};
 
 /// The held-work routes (table above).
@@ -142,20 +143,36 @@ async fn act(
         }
         Verb::Failed => HeldAction::ResolveFailed,
     };
-    let source = change_source(&actor);
-    let before =
-        held::act(&*state.store, &*state.clock, kind, id, &action, source, &reason).await.map_err(|e| match e {
-            HeldError::NotFound(..) => ApiError::NotFound(e.to_string()),
-            HeldError::NotHeld(..) | HeldError::Refused(_) => ApiError::Conflict(e.to_string()),
-            HeldError::Store(e) => e.into(),
-        })?;
+    let (status, history) = perform(&state, &actor, kind, id, &action, &reason).await.map_err(|e| match e {
+        HeldError::NotFound(..) => ApiError::NotFound(e.to_string()),
+        HeldError::NotHeld(..) | HeldError::Refused(_) => ApiError::Conflict(e.to_string()),
+        HeldError::Store(e) => e.into(),
+    })?;
+    let acted = Acted { kind: kind.as_str(), id, action: action.audit_name(), status, history: history_view(&history) };
+    Ok(json_response(StatusCode::OK, &acted))
+}
+
+/// Takes `action` on held transaction `kind`/`id` for `actor` and records it
+/// in the audit log (the operator API and the console both come here):
+/// the transaction's state and history after it.
+pub(crate) async fn perform(
+    state: &AppState,
+    actor: &Actor,
+    kind: TxnKind,
+    id: i64,
+    action: &HeldAction,
+    reason: &str,
+) -> Result<(String, Vec<HistoryEntry>), HeldError> {
+    let source = change_source(actor);
+    let before = held::act(&*state.store, &*state.clock, kind, id, action, source, reason).await?;
+    let gone = || HeldError::NotFound(kind.as_str(), id);
     let (status, history) = match kind {
         TxnKind::Dmt => {
-            let (t, h) = state.store.dmt_with_history(id).await?.ok_or_else(|| ApiError::NotFound("gone".into()))?;
+            let (t, h) = state.store.dmt_with_history(id).await?.ok_or_else(gone)?;
             (t.status.name().to_owned(), h)
         }
         TxnKind::Bbps => {
-            let (p, h) = state.store.bill_with_history(id).await?.ok_or_else(|| ApiError::NotFound("gone".into()))?;
+            let (p, h) = state.store.bill_with_history(id).await?.ok_or_else(gone)?;
             (p.status.name().to_owned(), h)
         }
     };
@@ -164,7 +181,6 @@ async fn act(
         serde_json::json!({ "status": status, "reason": reason }),
     );
     let target = format!("{}:{id}", kind.as_str());
-    record(&state, entry(&state, &actor, action.audit_name(), target, Some(change))).await;
-    let acted = Acted { kind: kind.as_str(), id, action: action.audit_name(), status, history: history_view(&history) };
-    Ok(json_response(StatusCode::OK, &acted))
+    record(state, entry(state, actor, action.audit_name(), target, Some(change))).await;
+    Ok((status, history))
 }

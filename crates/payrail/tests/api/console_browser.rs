@@ -262,6 +262,23 @@ async fn an_operator_uses_the_console_in_chromium() {
     browser.screenshot("transaction-phone").await;
     browser.resize(1280, 900).await;
 
+    // The held queue: the other held transfer, with why; resume it from there.
+    browser.goto(&format!("{base}/console/held")).await;
+    let queue = browser.text("#held").await;
+    assert!(queue.contains("HELD-7002") && queue.contains("the bank has not answered"), "{queue}");
+    assert!(!queue.contains("HELD-7001"), "the resolved one left the queue: {queue}");
+    let form = format!("#held-dmt-{other_held}");
+    browser.click(&format!("{form} option[value='resume']")).await;
+    browser.type_into(&format!("{form} input[name='reason']"), "the upstream is answering again").await;
+    browser.click(&format!("{form} button")).await;
+    browser.wait_for_url(&format!("/console/held/dmt/{other_held}")).await;
+    let notice = browser.text("#notice").await;
+    assert_eq!(
+        notice,
+        format!("DMT {other_held} resumed by ravi.operator@example.in: payrail asks the upstream again.")
+    );
+    browser.screenshot("held").await;
+
     // Log out: the console is closed to this browser until it logs in again.
     browser.click("#logout").await;
     browser.wait_for_url("/console/login").await;
@@ -273,6 +290,9 @@ async fn an_operator_uses_the_console_in_chromium() {
     browser.goto(&format!("{base}/console/dmt/{other_held}")).await;
     assert!(browser.text("#read-only").await.contains("may read this transaction but not change it"));
     assert!(browser.try_find("#apply").await.is_none());
+    browser.goto(&format!("{base}/console/held")).await;
+    assert!(browser.text("#read-only").await.contains("may read the queue but not act on it"));
+    assert!(browser.try_find(&format!("#held-dmt-{other_held}")).await.is_none());
     browser.click("#logout").await;
     browser.wait_for_url("/console/login").await;
     browser.quit().await;
@@ -290,6 +310,7 @@ async fn an_operator_uses_the_console_in_chromium() {
         entries,
         [
             ("console.logout".into(), me.clone()),
+            ("held.resume".into(), format!("dmt:{other_held}")),
             ("dmt.transition".into(), format!("dmt:{held}")),
             ("console.login".into(), me)
         ],

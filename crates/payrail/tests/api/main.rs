@@ -24,6 +24,7 @@ mod cli_secrets;
 mod cli_status;
 mod console;
 mod console_browser;
+mod console_queues;
 mod delivery;
 mod dmt_lifecycle;
 mod held;

@@ -7,7 +7,7 @@ use serde_json::Value as Json;
 
 use super::format::{ist, rupees, rupees_from_paise, state_class, state_with_code, state_words};
 use super::{Counts, PartnerRow, SignedIn, Totals, CSRF_FIELD};
-use crate::domain::event::{PartnerEvent, PollJob};
+use crate::domain::event::PartnerEvent;
 use crate::domain::fee_plan::FeePlanVersion;
 use crate::domain::operator::{AuditEntry, AuditFilter};
 use crate::domain::Timestamp;
@@ -17,13 +17,13 @@ use crate::services::search::{PageView, RowView, TxnDetail};
 /// The console's pages.
 pub struct Page;
 
-fn respond(status: StatusCode, markup: Markup) -> Response {
+pub(super) fn respond(status: StatusCode, markup: Markup) -> Response {
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], markup.into_string()).into_response()
 }
 
 /// The frame around every page: the header with the navigation and the
 /// signed-in operator, and a logout form.
-fn layout(title: &str, user: Option<&SignedIn>, current: &str, body: Markup) -> Markup {
+pub(super) fn layout(title: &str, user: Option<&SignedIn>, current: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -39,8 +39,8 @@ fn layout(title: &str, user: Option<&SignedIn>, current: &str, body: Markup) -> 
                     @if let Some(user) = user {
                         nav {
                             @for (href, label) in [("/console/", "Dashboard"), ("/console/transactions", "Transactions"),
-                                                   ("/console/held", "Held"), ("/console/partners", "Partners"),
-                                                   ("/console/audit", "Audit log")] {
+                                                   ("/console/held", "Held"), ("/console/events", "Events"),
+                                                   ("/console/partners", "Partners"), ("/console/audit", "Audit log")] {
                                 a href=(href) class=(if current == label { "current" } else { "" }) { (label) }
                             }
                             @if user.role == crate::domain::operator::Role::Admin {
@@ -392,32 +392,6 @@ impl Page {
             }
         };
         respond(status, layout(&name, Some(user), "Transactions", body))
-    }
-
-    /// The held queue: transfers on hold and transactions the poller gave up on.
-    pub fn held(user: &SignedIn, polls: &[PollJob], on_hold: &PageView) -> Response {
-        let body = html! {
-            h1 { "Held" }
-            section.card {
-                h2 { "Transfers on hold" }
-                (rows_table(&on_hold.transactions, html! { "No transfer is on hold. Nothing to review." }))
-            }
-            section.card {
-                h2 { "Transactions the poller gave up on" }
-                @if polls.is_empty() {
-                    div.empty { "None: the upstream answered every poll." }
-                } @else {
-                    table.rows { thead { tr { th { "Transaction" } th.num { "Polls" } th { "Last due" } } }
-                        tbody { @for job in polls { tr {
-                            td { a href=(format!("/console/{}/{}", job.kind.as_str(), job.txn_id)) { (job.kind.as_str().to_uppercase()) " " (job.txn_id) } }
-                            td.num { (job.attempts) }
-                            td { (ist(&job.due_at.to_ist_string())) }
-                        } } }
-                    }
-                }
-            }
-        };
-        respond(StatusCode::OK, layout("Held", Some(user), "Held", body))
     }
 
     /// Every partner, lowest wallet first.
