@@ -29,6 +29,14 @@ impl StatusLookup for BillPayment {
     fn not_found() -> Response {
         code_first(StatusCode::OK, 0, "No Transaction found")
     }
+
+    fn reference_text(&self) -> &str {
+        self.reference.as_str()
+    }
+
+    fn wire_code(state: &str) -> Option<String> {
+        BillStatus::parse(state).map(|s| s.wire_code().to_owned())
+    }
 }
 
 /// The found body, field for field as the seed shows it.

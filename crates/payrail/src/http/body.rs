@@ -99,6 +99,16 @@ pub fn reference_field(value: Option<&RawValue>, name: &str) -> Result<Reference
     ReferenceId::parse(digits).map_err(|e| ApiError::Validation(format!("{name} {e}")))
 }
 
+/// Reads the opt-in `history` flag of a status request: `true` or `false`
+/// (absent or `null`: `false`).
+pub fn history_flag(value: Option<&RawValue>) -> Result<bool, ApiError> {
+    match present(value).map(RawValue::get) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::Validation("history must be true or false".into())),
+    }
+}
+
 /// Reads the `RegistrationID`: a non-empty JSON string.
 pub fn registration_field(value: Option<&RawValue>) -> Result<String, ApiError> {
     let raw = present(value).ok_or_else(|| ApiError::Validation("RegistrationID is missing".into()))?;
@@ -129,6 +139,8 @@ pub struct StatusRequest<'a> {
     pub reference: Option<&'a RawValue>,
     /// The `RegistrationID`'s raw JSON value, if sent.
     pub registration: Option<&'a RawValue>,
+    /// The `history` flag's raw JSON value, if sent (see [`history_flag`]).
+    pub history: Option<&'a RawValue>,
     /// Two keys that name the same field, as sent.
     clash: Option<(Cow<'a, str>, Cow<'a, str>)>,
 }
@@ -254,6 +266,9 @@ impl<'de> Visitor<'de> for StatusVisitor {
                 // A repeat is a clash recorded above; the first value is kept.
                 let value = map.next_value::<&'de RawValue>()?;
                 request.registration.get_or_insert(value);
+            } else if key.eq_ignore_ascii_case("history") {
+                let value = map.next_value::<&'de RawValue>()?;
+                request.history.get_or_insert(value);
             } else {
                 map.next_value::<IgnoredAny>()?;
             }

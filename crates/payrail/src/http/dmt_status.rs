@@ -29,6 +29,14 @@ impl StatusLookup for DmtTransfer {
     fn not_found() -> Response {
         status_first(StatusCode::OK, 2, "Transaction not found")
     }
+
+    fn reference_text(&self) -> &str {
+        self.reference.as_str()
+    }
+
+    fn wire_code(state: &str) -> Option<String> {
+        crate::domain::DmtStatus::parse(state).map(|s| s.code().to_string())
+    }
 }
 
 /// The found body, field for field as the seed shows it.

@@ -27,6 +27,7 @@ pub mod bbps;
 pub mod beneficiaries;
 pub mod bill_status;
 pub mod body;
+pub mod bulk_status;
 pub mod connection;
 pub mod console;
 pub mod dmt_status;
@@ -37,6 +38,7 @@ pub mod framing;
 pub mod partner_call;
 pub mod penny_drop;
 pub mod ratelimit;
+pub mod reverse_lookup;
 pub mod status_lookup;
 
 pub mod upstream;
@@ -66,7 +68,7 @@ use self::ratelimit::{FailureLimiter, RateLimiter};
 use crate::domain::otp::TextLimits;
 use crate::domain::partner::SealedSecret;
 use crate::domain::token::TokenKey;
-use crate::domain::{Clock, RegistrationId};
+use crate::domain::{BillPayment, Clock, DmtTransfer, RegistrationId};
 use crate::services::notifier::{LogNotifier, Notifier, Texts};
 use crate::services::secrets::MasterKey;
 use crate::services::upstream::provider::ManualProvider;
@@ -214,6 +216,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/aop/dmtv1/transactionstatus", post(dmt_status::dmt_status))
         .route("/api/aop/billpaymentstatus", post(bill_status::bill_status))
+        .route("/api/aop/dmtv1/transactionstatusbulk", post(bulk_status::bulk::<DmtTransfer>))
+        .route("/api/aop/billpaymentstatusbulk", post(bulk_status::bulk::<BillPayment>))
+        .route("/api/aop/dmtv1/transactionbyutr", post(reverse_lookup::by_utr))
+        .route("/api/aop/dmtv1/transactionsbymobile", post(reverse_lookup::by_mobile))
         .route("/api/aop/dmtv1/queryremitter", post(dmt_v1::query_remitter))
         .route("/api/aop/dmtv1/registerremitter", post(dmt_v1::register_remitter))
         .route("/api/aop/dmtv1/remitterekyc", post(dmt_v1::remitter_ekyc))

@@ -161,6 +161,15 @@ impl Fields {
         Ok(Some(text))
     }
 
+    /// A JSON array field (`references`); `None` if absent or null.
+    pub fn array(&self, names: &[&str]) -> Result<Option<&Vec<Value>>, ApiError> {
+        match self.get(names)? {
+            None => Ok(None),
+            Some(Value::Array(items)) => Ok(Some(items)),
+            Some(_) => Err(ApiError::Validation(format!("{} must be a JSON array", names[0]))),
+        }
+    }
+
     /// A JSON object field (`bill_fetch`); `None` if absent or null.
     pub fn object(&self, names: &[&str]) -> Result<Option<&serde_json::Map<String, Value>>, ApiError> {
         match self.get(names)? {

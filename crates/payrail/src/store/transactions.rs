@@ -49,6 +49,13 @@ pub trait RecordStore: Send + Sync + 'static {
         reference: &str,
         precheck: lookup::Precheck<'_>,
     ) -> Result<Option<lookup::StatusLookup<DmtTransfer>>, StoreError>;
+    /// The partner's transfers with any of `references`, in one round trip
+    /// (see [`KindStore::by_references`]).
+    async fn dmt_by_references(
+        &self,
+        partner: RegistrationId,
+        references: &[String],
+    ) -> Result<Vec<DmtTransfer>, StoreError>;
     /// The transfer with this ackno and its history, oldest first.
     async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError>;
     /// Inserts transfers all together or not at all. `ackno` 0 asks for a new
@@ -82,6 +89,12 @@ pub trait RecordStore: Send + Sync + 'static {
         reference: &str,
         precheck: lookup::Precheck<'_>,
     ) -> Result<Option<lookup::StatusLookup<BillPayment>>, StoreError>;
+    /// As [`RecordStore::dmt_by_references`], for bill payments.
+    async fn bill_by_references(
+        &self,
+        partner: RegistrationId,
+        references: &[String],
+    ) -> Result<Vec<BillPayment>, StoreError>;
     /// The bill payment with this txnid and its history, oldest first.
     async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError>;
     /// As [`RecordStore::insert_dmt_batch`], for bill payments (`txnid` 0 asks for a new one).
@@ -110,6 +123,13 @@ pub(crate) trait KindStore<T: TxnTable>: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<lookup::StatusLookup<T>>, StoreError>> + Send;
     /// The record with this id and its history, oldest first.
     fn with_history(&self, id: i64) -> impl Future<Output = Result<Option<(T, Vec<HistoryEntry>)>, StoreError>> + Send;
+    /// The partner's records with any of these references, in one round
+    /// trip (in no particular order; a reference it does not have is left out).
+    fn by_references(
+        &self,
+        partner: RegistrationId,
+        references: &[String],
+    ) -> impl Future<Output = Result<Vec<T>, StoreError>> + Send;
     /// Inserts `rows` all together or not at all (id 0 asks for a new one).
     fn insert_batch(
         &self,
@@ -152,6 +172,13 @@ impl<E: KindStore<DmtTransfer> + KindStore<BillPayment>> RecordStore for E {
     async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError> {
         KindStore::<DmtTransfer>::with_history(self, ackno).await
     }
+    async fn dmt_by_references(
+        &self,
+        partner: RegistrationId,
+        references: &[String],
+    ) -> Result<Vec<DmtTransfer>, StoreError> {
+        KindStore::<DmtTransfer>::by_references(self, partner, references).await
+    }
     async fn insert_dmt_batch(
         &self,
         rows: Vec<DmtTransfer>,
@@ -182,6 +209,13 @@ impl<E: KindStore<DmtTransfer> + KindStore<BillPayment>> RecordStore for E {
     async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError> {
         KindStore::<BillPayment>::with_history(self, txnid).await
     }
+    async fn bill_by_references(
+        &self,
+        partner: RegistrationId,
+        references: &[String],
+    ) -> Result<Vec<BillPayment>, StoreError> {
+        KindStore::<BillPayment>::by_references(self, partner, references).await
+    }
     async fn insert_bill_batch(
         &self,
         rows: Vec<BillPayment>,
@@ -206,6 +240,12 @@ pub trait StoredKind: TxnRecord {
         reference: &'a str,
         precheck: lookup::Precheck<'a>,
     ) -> StoreFuture<'a, Option<lookup::StatusLookup<Self>>>;
+    /// [`RecordStore::dmt_by_references`] or [`RecordStore::bill_by_references`].
+    fn by_references_in<'a>(
+        store: &'a dyn RecordStore,
+        partner: RegistrationId,
+        references: &'a [String],
+    ) -> StoreFuture<'a, Vec<Self>>;
     /// [`RecordStore::dmt_with_history`] or [`RecordStore::bill_with_history`].
     fn with_history_in(store: &dyn RecordStore, id: i64) -> StoreFuture<'_, Option<(Self, Vec<HistoryEntry>)>>;
     /// [`RecordStore::insert_dmt_batch`] or [`RecordStore::insert_bill_batch`].
@@ -226,7 +266,7 @@ pub trait StoredKind: TxnRecord {
 
 /// [`StoredKind`] for a kind, from the names of its [`RecordStore`] methods.
 macro_rules! stored_kind {
-    ($kind:ty: $lookup:ident, $with_history:ident, $insert:ident, $change:ident) => {
+    ($kind:ty: $lookup:ident, $by_references:ident, $with_history:ident, $insert:ident, $change:ident) => {
         impl StoredKind for $kind {
             fn lookup_in<'a>(
                 store: &'a dyn RecordStore,
@@ -235,6 +275,13 @@ macro_rules! stored_kind {
                 precheck: lookup::Precheck<'a>,
             ) -> StoreFuture<'a, Option<lookup::StatusLookup<Self>>> {
                 store.$lookup(partner, reference, precheck)
+            }
+            fn by_references_in<'a>(
+                store: &'a dyn RecordStore,
+                partner: RegistrationId,
+                references: &'a [String],
+            ) -> StoreFuture<'a, Vec<Self>> {
+                store.$by_references(partner, references)
             }
             fn with_history_in(store: &dyn RecordStore, id: i64) -> StoreFuture<'_, Option<(Self, Vec<HistoryEntry>)>> {
                 store.$with_history(id)
@@ -259,8 +306,8 @@ macro_rules! stored_kind {
     };
 }
 
-stored_kind!(DmtTransfer: lookup_dmt_checked, dmt_with_history, insert_dmt_batch, change_dmt);
-stored_kind!(BillPayment: lookup_bill_checked, bill_with_history, insert_bill_batch, change_bill);
+stored_kind!(DmtTransfer: lookup_dmt_checked, dmt_by_references, dmt_with_history, insert_dmt_batch, change_dmt);
+stored_kind!(BillPayment: lookup_bill_checked, bill_by_references, bill_with_history, insert_bill_batch, change_bill);
 
 /// DMT transfers and bill payments: status lookups, imports, state changes
 /// with their history rows and refunds ([`RecordStore`]), failing and
@@ -435,6 +482,8 @@ pub(crate) trait TxnTable: Sized + Send + Sync + 'static {
     const ID: &'static str;
     /// How many columns [`TxnTable::decode`] reads and [`TxnTable::values`] gives.
     const WIDTH: usize;
+    /// Its column list, as [`TxnTable::decode`] reads it.
+    const COLUMNS: &'static str;
     /// The record by its id (`$1`).
     const BY_ID: &'static str;
     /// As [`TxnTable::BY_ID`], the row locked until the transaction ends,
@@ -497,6 +546,7 @@ macro_rules! txn_table_common {
         const KIND: TxnKind = TxnKind::$kind;
         const WIDTH: usize = $width;
         const TABLE: &'static str = $table;
+        const COLUMNS: &'static str = $columns;
         const ID: &'static str = stringify!($id);
         const BY_ID: &'static str = concat!("SELECT ", $columns, " FROM ", $table, " WHERE ", stringify!($id), " = $1");
         const FOR_UPDATE: &'static str =
@@ -739,3 +789,16 @@ pub(crate) mod conformance;
 
 #[cfg(test)]
 mod tests;
+
+/// The partner's (`$1`) records whose reference is one of `count` values
+/// (`$2`…): the same text on both engines, one statement per count (each
+/// prepared once and cached).
+pub(crate) fn by_references_sql<T: TxnTable>(count: usize) -> String {
+    let placeholders: Vec<String> = (2..count + 2).map(|n| format!("${n}")).collect();
+    format!(
+        "SELECT {} FROM {} WHERE partner_id = $1 AND reference_id IN ({})",
+        T::COLUMNS,
+        T::TABLE,
+        placeholders.join(", ")
+    )
+}

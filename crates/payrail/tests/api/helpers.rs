@@ -102,6 +102,7 @@ impl SmsInbox {
 }
 
 /// A partner made for a test, with its secret.
+#[derive(Clone)]
 pub struct TestPartner {
     pub id: RegistrationId,
     pub secret: String,

@@ -35,6 +35,7 @@ mod operator_holds;
 mod operators;
 mod otp_texts;
 mod partner_access;
+mod partner_lookups;
 mod paysprint;
 mod paysprint_codes;
 mod penny_drop;

@@ -26,6 +26,19 @@ impl<T: PgTable> KindStore<T> for PostgresStore {
         self.status_lookup(T::STATUS_LOOKUP, partner, reference, precheck).await
     }
 
+    async fn by_references(&self, partner: RegistrationId, references: &[String]) -> Result<Vec<T>, StoreError> {
+        if references.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = shared::by_references_sql::<T>(references.len());
+        let number = partner.number();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&number];
+        params.extend(references.iter().map(|r| r as &(dyn ToSql + Sync)));
+        let client = self.client().await?;
+        let rows = query(&client, &sql, &params, "Failed to find the transactions").await?;
+        decode_all(&rows, |row| T::decode(row, 0), "Failed to read a transaction")
+    }
+
     async fn with_history(&self, id: i64) -> Result<Option<(T, Vec<HistoryEntry>)>, StoreError> {
         let client = self.client().await?;
         let row = query_opt(&client, T::BY_ID, &[&id], "Failed to find the transaction").await?;

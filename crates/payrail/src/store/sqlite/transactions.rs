@@ -24,6 +24,22 @@ impl<T: SqliteTable> KindStore<T> for SqliteStore {
         Ok(self.find_for_status(T::STATUS_LOOKUP, partner, reference)?.map(lookup::StatusLookup::unrecorded))
     }
 
+    async fn by_references(&self, partner: RegistrationId, references: &[String]) -> Result<Vec<T>, StoreError> {
+        if references.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = shared::by_references_sql::<T>(references.len());
+        let partner = rusqlite::types::Value::Integer(partner.number());
+        let values = std::iter::once(partner)
+            .chain(references.iter().map(|r| rusqlite::types::Value::Text(r.clone())))
+            .collect::<Vec<_>>();
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(&sql)?;
+            let rows = statement.query_map(rusqlite::params_from_iter(values), |row| T::decode(row, 0))?;
+            rows.collect()
+        })
+    }
+
     async fn with_history(&self, id: i64) -> Result<Option<(T, Vec<HistoryEntry>)>, StoreError> {
         self.read(|conn| {
             let record = conn.prepare_cached(T::BY_ID)?.query_row([id], |row| T::decode(row, 0)).optional()?;
