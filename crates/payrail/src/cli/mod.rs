@@ -1,5 +1,5 @@
 //! The command line: `payrail serve`, `partner`, `import`, `token`, `status`,
-//! `wallet`, `plan`, `verify`, `callback`, `events`, `upstream`, `operator`, `audit`.
+//! `wallet`, `plan`, `verify`, `settle`, `tds-report`, `callback`, `events`, `upstream`, `operator`, `audit`.
 //! Every command takes `--data-dir` and `--database-url`, so the CLI and a
 //! running server can share one store.
 
@@ -66,6 +66,10 @@ pub enum Command {
     Plan(money::PlanCommand),
     /// Check the ledger's invariants; exits 1 if any is broken.
     Verify(money::VerifyArgs),
+    /// Pay each partner its net commission for a month that is over, once.
+    Settle(money::SettleArgs),
+    /// The Section 194H TDS report of a financial-year quarter, as CSV.
+    TdsReport(money::TdsArgs),
     /// Partner callback URLs: set, clear, show.
     #[command(subcommand)]
     Callback(events::CallbackCommand),
@@ -158,6 +162,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Wallet(command) => money::wallet(&cli, command).await.map(|()| ExitCode::SUCCESS),
         Command::Plan(command) => money::plan(&cli, command).await.map(|()| ExitCode::SUCCESS),
         Command::Verify(_) => money::verify(&cli).await,
+        Command::Settle(args) => money::settle(&cli, args).await.map(|()| ExitCode::SUCCESS),
+        Command::TdsReport(args) => money::tds(&cli, args).await.map(|()| ExitCode::SUCCESS),
         Command::Callback(command) => events::callback(&cli, command).await.map(|()| ExitCode::SUCCESS),
         Command::Events(command) => events::events(&cli, command).await,
         Command::Upstream(command) => events::upstream(&cli, command).await.map(|()| ExitCode::SUCCESS),

@@ -8,10 +8,14 @@ use clap::{Args, Subcommand};
 
 use super::Cli;
 use crate::domain::fee_plan::FeePlan;
+use crate::domain::operator::{Actor, NewAuditEntry};
+use crate::domain::Clock as _;
 use crate::domain::{Paise, RegistrationId, SystemClock};
 use crate::http::admin_money::{instant, period, Plans};
+use crate::http::admin_settlement::RunView;
 use crate::services::fees;
 use crate::services::ledger::{self, OperatorMove};
+use crate::services::settlement::{self, Month, Quarter};
 
 /// Wallet commands.
 #[derive(Debug, Subcommand)]
@@ -161,4 +165,75 @@ pub async fn verify(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     println!("{} violation(s) found", violations.len());
     Ok(ExitCode::from(1))
+}
+
+/// `payrail settle --month YYYY-MM`: pays each partner its net commission
+/// for a month that is over, once (a second run pays nothing more).
+#[derive(Debug, Args)]
+pub struct SettleArgs {
+    /// The month, YYYY-MM (India time); it must be over.
+    #[arg(long)]
+    month: String,
+    /// Print the outcome as one JSON document, as POST /admin/v1/settlements answers.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `settle`.
+pub async fn settle(cli: &Cli, args: &SettleArgs) -> anyhow::Result<()> {
+    let month = Month::parse(&args.month).map_err(anyhow::Error::msg)?;
+    let store = cli.open_store().await?;
+    let run = settlement::settle(&*store, &SystemClock, month).await?;
+    if !run.paid.is_empty() {
+        let paid: Vec<String> =
+            run.paid.iter().map(|s| format!("{} {}", s.partner, s.amount.to_decimal_string())).collect();
+        let entry = NewAuditEntry::new(SystemClock.now(), &Actor::Cli, "settlement.run", format!("month:{month}"))
+            .changed(&serde_json::Value::Null, &serde_json::json!({ "paid": paid }));
+        store.append_audit(entry).await?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&RunView::new(month, &run))?);
+        return Ok(());
+    }
+    for s in &run.paid {
+        println!("{}: paid {} (journal {})", s.partner, s.amount.to_decimal_string(), s.journal_id);
+    }
+    for s in &run.already {
+        println!(
+            "{}: already paid {} on {} (nothing more paid)",
+            s.partner,
+            s.amount.to_decimal_string(),
+            s.at.to_ist_string()
+        );
+    }
+    for (partner, net) in &run.nothing {
+        println!("{partner}: nothing to pay (the month nets {})", net.to_decimal_string());
+    }
+    if run.paid.is_empty() && run.already.is_empty() && run.nothing.is_empty() {
+        println!("{month}: no commission accrued");
+    }
+    Ok(())
+}
+
+/// `payrail tds-report --quarter YYYY-YY-QN`: the Section 194H report.
+#[derive(Debug, Args)]
+pub struct TdsArgs {
+    /// A financial-year quarter: 2026-27-Q1 is April–June 2026, 2026-27-Q4 January–March 2027.
+    #[arg(long)]
+    quarter: String,
+    /// Write here instead of standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Runs `tds-report`.
+pub async fn tds(cli: &Cli, args: &TdsArgs) -> anyhow::Result<()> {
+    let quarter = Quarter::parse(&args.quarter).map_err(anyhow::Error::msg)?;
+    let store = cli.open_store().await?;
+    let csv = settlement::tds_csv(quarter, &settlement::tds_report(&*store, quarter).await?);
+    match &args.out {
+        Some(path) => std::fs::write(path, csv).with_context(|| format!("Failed to write {}", path.display()))?,
+        None => print!("{csv}"),
+    }
+    Ok(())
 }

@@ -95,6 +95,8 @@ pub enum Purpose {
     Debit,
     /// A failed transaction was paid back to the wallet.
     Refund,
+    /// A month's net commission paid into the wallet.
+    Settlement,
 }
 
 impl Purpose {
@@ -105,12 +107,15 @@ impl Purpose {
             Purpose::Withdrawal => "withdrawal",
             Purpose::Debit => "debit",
             Purpose::Refund => "refund",
+            Purpose::Settlement => "settlement",
         }
     }
 
     /// Reads a stored name.
     pub fn parse(text: &str) -> Option<Purpose> {
-        [Purpose::TopUp, Purpose::Withdrawal, Purpose::Debit, Purpose::Refund].into_iter().find(|p| p.as_str() == text)
+        [Purpose::TopUp, Purpose::Withdrawal, Purpose::Debit, Purpose::Refund, Purpose::Settlement]
+            .into_iter()
+            .find(|p| p.as_str() == text)
     }
 }
 
@@ -164,6 +169,15 @@ impl Journal {
         Journal::new(partner, Purpose::TopUp, None, memo, at)
             .post(Account::Wallet(partner), amount)
             .post(Account::Funding, Paise::ZERO - amount)
+    }
+
+    /// A month's net commission `amount` paid from commission payable into
+    /// the partner's wallet; `memo` names the month (a store index allows
+    /// one settlement journal per partner and memo).
+    pub fn commission_settlement(partner: RegistrationId, amount: Paise, memo: String, at: Timestamp) -> Self {
+        Journal::new(partner, Purpose::Settlement, None, memo, at)
+            .post(Account::Wallet(partner), amount)
+            .post(Account::CommissionPayable, Paise::ZERO - amount)
     }
 
     /// An operator's withdrawal of `amount` from the partner's wallet.

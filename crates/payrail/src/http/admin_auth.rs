@@ -86,6 +86,10 @@ pub const ROUTE_ROLES: &[RouteRole] = &[
     route("POST", "/admin/v1/partners/{id}/wallet/topup", Op),
     route("POST", "/admin/v1/partners/{id}/wallet/withdraw", Op),
     route("GET", "/admin/v1/partners/{id}/wallet/statement", Viewer),
+    // Commission settlement and the TDS report (http/admin_settlement.rs).
+    route("POST", "/admin/v1/settlements", Admin),
+    route("GET", "/admin/v1/settlements", Viewer),
+    route("GET", "/admin/v1/tds-report", Viewer),
     route("GET", "/admin/v1/partners/{id}/fee-plans", Viewer),
     route("POST", "/admin/v1/partners/{id}/fee-plans", Admin),
     route("GET", "/admin/v1/verify", Viewer),

@@ -22,6 +22,7 @@ pub mod admin_held;
 pub mod admin_money;
 pub mod admin_partners;
 pub mod admin_search;
+pub mod admin_settlement;
 pub mod auth;
 pub mod bbps;
 pub mod beneficiaries;
@@ -260,6 +261,7 @@ pub fn admin_routes() -> Router<Arc<AppState>> {
         .merge(admin_held::routes())
         .merge(admin_audit::routes())
         .merge(admin_search::routes())
+        .merge(admin_settlement::routes())
 }
 
 /// The path of every route [`admin_routes`] has, read from the router

@@ -23,6 +23,7 @@ pub mod penny_drops;
 pub mod remittance;
 pub mod search;
 pub mod secrets;
+pub mod settlement;
 pub mod transactions;
 pub mod upstream;
 pub mod workers;

@@ -72,6 +72,18 @@ pub(crate) mod sql {
     /// debits until the transaction ends.
     pub(crate) const MOVE_WALLET: &str =
         "UPDATE wallets SET balance = balance + $1 WHERE partner_id = $2 AND balance + $1 >= 0 RETURNING balance";
+    /// Per partner, the commission (net of TDS) and the TDS its debits and
+    /// refunds accrued with `$1 <= at < $2`: partner, commission, TDS.
+    pub(crate) const ACCRUED: &str = "SELECT j.partner_id, \
+         CAST(COALESCE(SUM(CASE WHEN p.account = 'commission_payable' THEN p.amount ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN p.account = 'tds_payable' THEN p.amount ELSE 0 END), 0) AS BIGINT) \
+         FROM journals j JOIN postings p ON p.journal_id = j.id \
+         WHERE j.purpose IN ('debit', 'refund') AND j.at >= $1 AND j.at < $2 \
+         AND p.account IN ('commission_payable', 'tds_payable') GROUP BY j.partner_id ORDER BY j.partner_id";
+    /// The settlement journals with memo `$1`: partner, journal id, time, amount paid.
+    pub(crate) const SETTLEMENTS: &str = "SELECT j.partner_id, j.id, j.at, -p.amount FROM journals j \
+         JOIN postings p ON p.journal_id = j.id AND p.account = 'commission_payable' \
+         WHERE j.purpose = 'settlement' AND j.memo = $1 ORDER BY j.partner_id";
     /// Partner `$1`'s stored wallet balance.
     pub(crate) const WALLET_BALANCE: &str = "SELECT balance FROM wallets WHERE partner_id = $1";
     /// Writes a journal; its id.
@@ -213,4 +225,51 @@ pub trait LedgerStore: Send + Sync + 'static {
     ) -> Result<FeePlanVersion, DebitError>;
     /// Every version of the partner's plan, by version.
     async fn fee_plans(&self, partner: RegistrationId) -> Result<Vec<FeePlanVersion>, StoreError>;
+    /// What each partner's debits and refunds accrued with `from <= at < to`.
+    async fn accrued(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Accrued>, StoreError>;
+    /// The settlements paid under `memo` (one month's), by partner.
+    async fn settlements(&self, memo: &str) -> Result<Vec<Settled>, StoreError>;
+}
+
+/// What one partner's transactions accrued in a period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accrued {
+    /// The partner.
+    pub partner: RegistrationId,
+    /// Commission owed to it, net of TDS (refunds taken off).
+    pub commission: Paise,
+    /// TDS withheld from its commission (Section 194H).
+    pub tds: Paise,
+}
+
+/// A settlement paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// The partner paid.
+    pub partner: RegistrationId,
+    /// Its journal.
+    pub journal_id: i64,
+    /// When it was paid.
+    pub at: Timestamp,
+    /// How much went into the wallet.
+    pub amount: Paise,
+}
+
+/// Reads a row of [`sql::ACCRUED`], on either engine.
+pub(crate) fn accrued_from_row<R: StoredRow>(row: &R) -> Result<Accrued, R::Error> {
+    Ok(Accrued {
+        partner: RegistrationId::new(row.int(0)?),
+        commission: Paise::new(row.int(1)?),
+        tds: Paise::new(row.int(2)?),
+    })
+}
+
+/// Reads a row of [`sql::SETTLEMENTS`], on either engine.
+pub(crate) fn settled_from_row<R: StoredRow>(row: &R) -> Result<Settled, R::Error> {
+    Ok(Settled {
+        partner: RegistrationId::new(row.int(0)?),
+        journal_id: row.int(1)?,
+        at: Timestamp::from_unix(row.int(2)?),
+        amount: Paise::new(row.int(3)?),
+    })
 }

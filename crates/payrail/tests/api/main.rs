@@ -22,6 +22,7 @@ mod cli;
 mod cli_json;
 mod cli_secrets;
 mod cli_status;
+mod commission;
 mod console;
 mod console_browser;
 mod console_queues;

@@ -8,7 +8,7 @@
 
 use super::*;
 use crate::store::ledger::sql::*;
-use crate::store::ledger::{fee_plan_from_row, statement_line};
+use crate::store::ledger::{accrued_from_row, fee_plan_from_row, settled_from_row, statement_line, Accrued, Settled};
 
 /// Writes journal `$1`'s postings: accounts `$2`, amounts `$3`, in one
 /// statement. (The arrays go through `UNNEST`; SQLite writes a row a statement.)
@@ -249,6 +249,19 @@ impl LedgerStore for PostgresStore {
         let client = self.client().await?;
         let rows = query(&client, FEE_PLANS, &[&partner.number()], "Failed to read the fee plans").await?;
         decode_all(&rows, |row| fee_plan_from_row(partner, row), "Failed to read a stored fee plan")
+    }
+
+    async fn accrued(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Accrued>, StoreError> {
+        let client = self.client().await?;
+        let rows =
+            query(&client, ACCRUED, &[&from.unix(), &to.unix()], "Failed to read the accrued commission").await?;
+        decode_all(&rows, accrued_from_row, "Failed to read an accrual")
+    }
+
+    async fn settlements(&self, memo: &str) -> Result<Vec<Settled>, StoreError> {
+        let client = self.client().await?;
+        let rows = query(&client, SETTLEMENTS, &[&memo], "Failed to read the settlements").await?;
+        decode_all(&rows, settled_from_row, "Failed to read a settlement")
     }
 }
 

@@ -8,7 +8,7 @@
 
 use super::*;
 use crate::store::ledger::sql::*;
-use crate::store::ledger::{fee_plan_from_row, statement_line};
+use crate::store::ledger::{accrued_from_row, fee_plan_from_row, settled_from_row, statement_line, Accrued, Settled};
 
 /// Writes one posting of journal `$1`: account `$2`, amount `$3`. (One row
 /// a statement here; PostgreSQL sends them all as arrays through `UNNEST`.)
@@ -212,6 +212,14 @@ impl LedgerStore for SqliteStore {
 
     async fn fee_plans(&self, partner: RegistrationId) -> Result<Vec<FeePlanVersion>, StoreError> {
         self.read(|conn| all_rows(conn, FEE_PLANS, [partner.number()], |row| fee_plan_from_row(partner, row)))
+    }
+
+    async fn accrued(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Accrued>, StoreError> {
+        self.read(|conn| all_rows(conn, ACCRUED, params![from.unix(), to.unix()], |row| accrued_from_row(row)))
+    }
+
+    async fn settlements(&self, memo: &str) -> Result<Vec<Settled>, StoreError> {
+        self.read(|conn| all_rows(conn, SETTLEMENTS, [memo], |row| settled_from_row(row)))
     }
 }
 

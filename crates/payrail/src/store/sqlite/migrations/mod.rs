@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0014_search_indexes.sql"),
     include_str!("0015_operators.sql"),
     include_str!("0016_console_sessions.sql"),
+    include_str!("0017_commission_settlements.sql"),
 ];
 
 /// Applies the versions the store has not applied yet, in one `IMMEDIATE`
