@@ -69,3 +69,66 @@ pub fn check_database(db: &Path) -> anyhow::Result<()> {
     anyhow::ensure!(verdict == "ok", "{} is damaged: {verdict}", db.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn rows(conn: &Connection) -> i64 {
+        conn.query_row("SELECT count(*) FROM t", [], |row| row.get(0)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A copy in several steps while another connection commits: it
+    /// finishes, and holds the rows of one instant between its start and end.
+    #[test]
+    fn a_snapshot_taken_during_writes_is_the_store_at_one_instant() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let db = dir.path().join("s.db");
+        let writer = Connection::open(&db).unwrap_or_else(|e| panic!("{e}"));
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, pad BLOB);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)
+                 INSERT INTO t (pad) SELECT zeroblob(1000) FROM n;",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let writing = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    writer.execute("INSERT INTO t (pad) VALUES (zeroblob(1000))", []).unwrap_or_else(|e| panic!("{e}"));
+                }
+                writer
+            })
+        };
+        let reader = Connection::open(&db).unwrap_or_else(|e| panic!("{e}"));
+        let before = rows(&reader);
+        let mut steps = 0;
+        let out = dir.path().join("copy.db");
+        let copied = snapshot(&db, &out, |_| {
+            steps += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        })
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        let after = rows(&reader);
+        stop.store(true, Ordering::SeqCst);
+        drop(writing.join());
+        assert!(steps > 1 && copied.copied == copied.total, "{steps} steps, {copied:?}");
+        assert!(after > before, "the writer committed during the copy");
+        check_database(&out).unwrap_or_else(|e| panic!("{e:#}"));
+        let copy = rows(&Connection::open(&out).unwrap_or_else(|e| panic!("{e}")));
+        assert!((before..after).contains(&copy), "{before} <= {copy} < {after}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_fails_the_check() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("x.db");
+        std::fs::write(&path, b"not a database at all, just text ".repeat(200)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(check_database(&path).is_err());
+    }
+}
