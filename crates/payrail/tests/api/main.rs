@@ -45,6 +45,7 @@ mod remitter_ekyc;
 mod replay;
 mod search;
 mod seeds;
+mod service_unit;
 mod settlement;
 mod store_from_old_main;
 mod strict_input;
