@@ -137,7 +137,9 @@ async fn restore_into(cli: &Cli, staging: &Path, snapshot_file: &Path) -> anyhow
     let source = cli.key_source();
     if source.is_given() {
         let key = MasterKey::load(&source, staging, MissingKey::Refuse)?;
-        check_master_key(&*store, &SystemClock, &key).await.context("the master key given does not open this snapshot")?;
+        check_master_key(&*store, &SystemClock, &key)
+            .await
+            .context("the master key given does not open this snapshot")?;
     }
     let (journals, violations) = super::money::ledger_check(&*store).await?;
     store.flush().await?;
@@ -166,7 +168,9 @@ fn refuse_existing(path: &Path) -> anyhow::Result<()> {
 /// (a hard link fails if `out` exists, even one made since the check).
 fn publish(partial: &Path, out: &Path) -> anyhow::Result<()> {
     std::fs::hard_link(partial, out).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => anyhow::anyhow!("{} appeared during the backup; not overwritten", out.display()),
+        std::io::ErrorKind::AlreadyExists => {
+            anyhow::anyhow!("{} appeared during the backup; not overwritten", out.display())
+        }
         _ => anyhow::Error::new(e).context(format!("Failed to write {}", out.display())),
     })
 }

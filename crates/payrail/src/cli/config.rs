@@ -91,8 +91,8 @@ pub fn parse(args: Vec<OsString>) -> anyhow::Result<Cli> {
 pub fn load(args: &[OsString]) -> anyhow::Result<Loaded> {
     let command = Cli::command();
     let Some(path) = config_path(args) else { return Ok(Loaded { command, file: None }) };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("Failed to read the config file {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("Failed to read the config file {}", path.display()))?;
     let table: toml::Table = text.parse().map_err(|e| anyhow::anyhow!("{}: not valid TOML: {e}", path.display()))?;
     let mut probe = command.clone();
     probe.build();
@@ -129,13 +129,18 @@ fn read_table(probe: &Command, table: &toml::Table) -> Result<Vec<FileValue>, St
             };
             for (key, value) in inner {
                 let name = format!("{SERVE}.{key}");
-                let arg = settable(serve, key).filter(|a| !a.is_global_set()).ok_or_else(|| {
-                    match settable(probe, key) {
-                        Some(_) => format!("`{name}` is a global setting: put `{key}` at the top of the file, before [{SERVE}]"),
+                let arg =
+                    settable(serve, key).filter(|a| !a.is_global_set()).ok_or_else(|| match settable(probe, key) {
+                        Some(_) => format!(
+                            "`{name}` is a global setting: put `{key}` at the top of the file, before [{SERVE}]"
+                        ),
                         None => unknown(&name, key),
-                    }
-                })?;
-                values.push(FileValue { scope: Some(SERVE), id: arg.get_id().clone(), values: convert(&name, arg, value)? });
+                    })?;
+                values.push(FileValue {
+                    scope: Some(SERVE),
+                    id: arg.get_id().clone(),
+                    values: convert(&name, arg, value)?,
+                });
             }
             continue;
         }
@@ -169,7 +174,8 @@ fn settable<'a>(command: &'a Command, key: &str) -> Option<&'a Arg> {
 
 /// A flag that holds a setting: not `--help`, `--version` or `--config` itself.
 fn is_setting(arg: &Arg) -> bool {
-    let meta = matches!(arg.get_action(), ArgAction::Help | ArgAction::HelpShort | ArgAction::HelpLong | ArgAction::Version);
+    let meta =
+        matches!(arg.get_action(), ArgAction::Help | ArgAction::HelpShort | ArgAction::HelpLong | ArgAction::Version);
     arg.get_long().is_some() && !meta && arg.get_id() != "config"
 }
 
@@ -242,7 +248,9 @@ fn kind(value: &toml::Value) -> &'static str {
 fn convert(name: &str, arg: &Arg, value: &toml::Value) -> Result<Vec<String>, String> {
     let expected = Kind::of(arg);
     match value {
-        toml::Value::Array(items) if takes_many(arg) => items.iter().map(|item| scalar(name, arg, expected, item)).collect(),
+        toml::Value::Array(items) if takes_many(arg) => {
+            items.iter().map(|item| scalar(name, arg, expected, item)).collect()
+        }
         toml::Value::Array(_) => Err(format!("`{name}`: expected {}, found an array", expected.describe())),
         value => Ok(vec![scalar(name, arg, expected, value)?]),
     }
@@ -256,9 +264,9 @@ fn scalar(name: &str, arg: &Arg, expected: Kind, value: &toml::Value) -> Result<
         (Kind::Text, toml::Value::String(s)) => s.clone(),
         (_, other) => return Err(format!("`{name}`: expected {}, found {}", expected.describe(), kind(other))),
     };
-    let check = Command::new("check").no_binary_name(true).arg(
-        Arg::new("value").value_parser(arg.get_value_parser().clone()).allow_hyphen_values(true).required(true),
-    );
+    let check = Command::new("check")
+        .no_binary_name(true)
+        .arg(Arg::new("value").value_parser(arg.get_value_parser().clone()).allow_hyphen_values(true).required(true));
     match check.try_get_matches_from([text.as_str()]) {
         Ok(_) => Ok(text),
         Err(e) => Err(format!("`{name}`: {text:?} is not valid: {}", reason(&e))),
@@ -329,7 +337,13 @@ pub fn check(args: &[OsString]) -> anyhow::Result<String> {
 }
 
 /// One line per setting of `command`, `key = value  # source`.
-fn describe(out: &mut String, command: &Command, matches: &ArgMatches, scope: Option<&str>, file: Option<&FileSettings>) {
+fn describe(
+    out: &mut String,
+    command: &Command,
+    matches: &ArgMatches,
+    scope: Option<&str>,
+    file: Option<&FileSettings>,
+) {
     for arg in command.get_arguments().filter(|a| is_setting(a) && !a.is_hide_set()) {
         if scope.is_some() && arg.is_global_set() {
             continue;
@@ -404,7 +418,10 @@ mod tests {
     #[test]
     fn passwords_in_urls_and_secret_keys_are_masked() {
         assert_eq!(mask("database_url", "postgres://payrail:hunter2@db:5432/p"), "postgres://payrail:***@db:5432/p");
-        assert_eq!(mask("database_url", "postgres://db/p?user=a&password=hunter2&x=1"), "postgres://db/p?user=a&password=***&x=1");
+        assert_eq!(
+            mask("database_url", "postgres://db/p?user=a&password=hunter2&x=1"),
+            "postgres://db/p?user=a&password=***&x=1"
+        );
         assert_eq!(mask("database_url", "postgres://payrail@db/p"), "postgres://payrail@db/p");
         assert_eq!(mask("sms_gateway_url", "https://u:p@sms.example/send"), "https://u:***@sms.example/send");
         assert_eq!(mask("admin_token", "abc"), "***");
@@ -415,7 +432,10 @@ mod tests {
     fn the_config_file_is_found_in_either_spelling_of_the_flag_and_not_after_a_double_dash() {
         assert_eq!(config_path(&args(&["payrail", "--config", "a.toml", "serve"])), Some("a.toml".into()));
         assert_eq!(config_path(&args(&["payrail", "serve", "--config=b.toml"])), Some("b.toml".into()));
-        assert_eq!(config_path(&args(&["payrail", "import", "--", "--config", "c.toml"])), std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty()).map(PathBuf::from));
+        assert_eq!(
+            config_path(&args(&["payrail", "import", "--", "--config", "c.toml"])),
+            std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty()).map(PathBuf::from)
+        );
     }
 
     #[test]
@@ -479,7 +499,8 @@ mod tests {
         if std::env::var_os(CONFIG_ENV).is_some() {
             return;
         }
-        let out = check(&args(&["payrail", "--data-dir", "/tmp/x", "config", "check"])).unwrap_or_else(|e| panic!("{e:#}"));
+        let out =
+            check(&args(&["payrail", "--data-dir", "/tmp/x", "config", "check"])).unwrap_or_else(|e| panic!("{e:#}"));
         assert!(out.contains("data_dir = \"/tmp/x\"  # flag --data-dir"), "{out}");
         assert!(out.starts_with("# no config file"), "{out}");
         assert!(out.contains("[serve]"), "{out}");

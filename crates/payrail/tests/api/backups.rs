@@ -90,7 +90,8 @@ async fn a_backup_taken_while_eight_tasks_pay_bills_restores_every_payment_ackno
     let listen = format!("127.0.0.1:{port}");
     let serve = ["--data-dir", utf8(&data), "serve", "--listen", &listen, "--rate-limit", "0"];
     let mut command = payrail_command(&serve);
-    let _server = Running(command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("{e}")));
+    let _server =
+        Running(command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("{e}")));
     let base = format!("http://{listen}");
     let http = reqwest::Client::new();
     eventually(30, "the server answers", || async {
@@ -216,5 +217,9 @@ fn backup_and_restore_refuse_a_postgresql_store_and_point_at_pg_dump() {
     let out = run(&["--database-url", url, "--data-dir", utf8(&tmp.path().join("d")), "restore", utf8(&out_file)]);
     assert!(!out.status.success() && text(&out.stderr).contains("pg_restore"), "{}", text(&out.stderr));
     let missing = run(&["--data-dir", utf8(&tmp.path().join("none")), "backup", "--out", utf8(&tmp.path().join("b"))]);
-    assert!(!missing.status.success() && text(&missing.stderr).contains("no SQLite store"), "{}", text(&missing.stderr));
+    assert!(
+        !missing.status.success() && text(&missing.stderr).contains("no SQLite store"),
+        "{}",
+        text(&missing.stderr)
+    );
 }

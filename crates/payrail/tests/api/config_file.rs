@@ -45,7 +45,8 @@ fn example() -> String {
 #[test]
 fn the_files_data_dir_is_used_and_the_environment_and_a_flag_override_it() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (from_file, from_env, from_flag) = (path(tmp.path(), "file"), path(tmp.path(), "env"), path(tmp.path(), "flag"));
+    let (from_file, from_env, from_flag) =
+        (path(tmp.path(), "file"), path(tmp.path(), "env"), path(tmp.path(), "flag"));
     let config = write(tmp.path(), "payrail.toml", &format!("data_dir = {:?}\n", from_file.to_str().expect("UTF-8")));
     let add = ["partner", "add", "--name", "Config Ltd", "--json"];
     let db = |dir: &Path| dir.join("payrail.db").exists();
@@ -98,10 +99,13 @@ async fn serve_listens_where_the_file_says_unless_the_environment_or_a_flag_says
 
     let (one, two, three) = (data("one"), data("two"), data("three"));
     let refused = 400..500; // an empty status request, answered by payrail
-    assert!(refused.contains(&serve_answers_on(file_port, &["--config", &config, "--data-dir", &one, "serve"], &[key]).await));
+    assert!(refused
+        .contains(&serve_answers_on(file_port, &["--config", &config, "--data-dir", &one, "serve"], &[key]).await));
     let env_listen = format!("127.0.0.1:{env_port}");
     let env = [key, ("PAYRAIL_LISTEN", env_listen.as_str())];
-    assert!(refused.contains(&serve_answers_on(env_port, &["--config", &config, "--data-dir", &two, "serve"], &env).await));
+    assert!(
+        refused.contains(&serve_answers_on(env_port, &["--config", &config, "--data-dir", &two, "serve"], &env).await)
+    );
     let flag_listen = format!("127.0.0.1:{flag_port}");
     let args = ["--config", &config, "--data-dir", &three, "serve", "--listen", &flag_listen];
     assert!(refused.contains(&serve_answers_on(flag_port, &args, &env).await));
