@@ -52,6 +52,8 @@ pub async fn backup(cli: &Cli, args: &BackupArgs) -> anyhow::Result<()> {
     let db = dir.join(SQLITE_FILE);
     anyhow::ensure!(db.is_file(), "no SQLite store in {}: {} does not exist", dir.display(), db.display());
     let partial = sibling(&out, "partial")?;
+    // A partial left by a backup that was killed (same pid, after a reboot) is not ours to extend.
+    let _ = std::fs::remove_file(&partial);
     files::private_file(&partial)?;
     let bar = progress_bar();
     let shown = bar.clone();

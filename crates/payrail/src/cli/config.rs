@@ -44,7 +44,8 @@ const ENV_ONLY: &[(&str, &str)] = &[
 pub enum ConfigCommand {
     /// Check the config file (--config FILE or PAYRAIL_CONFIG) and print the
     /// settings `payrail serve` would run with, each with where it came from
-    /// (flag, env, file or default), secrets masked. Exits 1 on a bad file.
+    /// (flag, env, file or default), secrets masked. Exits 2 on a file it
+    /// cannot read or a key it does not take, 1 on a value serve would refuse.
     Check,
 }
 
@@ -157,6 +158,9 @@ fn unknown(name: &str, key: &str) -> String {
     let plain = key.replace('-', "_");
     if plain == "config" {
         return format!("`{name}`: a config file cannot name another config file");
+    }
+    if plain == "log" {
+        return format!("unknown key `{name}`: the log filter is read from the environment only: set PAYRAIL_LOG");
     }
     match ENV_ONLY.iter().find(|(secret, _)| *secret == plain) {
         Some((_, env)) => format!(
@@ -467,6 +471,7 @@ mod tests {
             ("admin_token = \"x\"", "set PAYRAIL_ADMIN_TOKEN"),
             ("master_key = \"00\"", "set PAYRAIL_MASTER_KEY"),
             ("config = \"other.toml\"", "cannot name another config file"),
+            ("log = \"debug\"", "set PAYRAIL_LOG"),
             ("serve = 1", "`serve` must be a table"),
         ] {
             let table: toml::Table = file.parse().unwrap_or_else(|e| panic!("{file}: {e}"));
