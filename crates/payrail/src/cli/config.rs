@@ -293,7 +293,10 @@ fn reason(error: &clap::Error) -> String {
 fn install(mut command: Command, values: &[FileValue]) -> Command {
     for value in values {
         let defaults = value.values.clone();
-        let set = move |arg: Arg| arg.default_values(defaults);
+        // `--help` shows defaults: not a file's secret (a database password).
+        let key = value.id.as_str().replace('-', "_");
+        let secret = defaults.iter().any(|v| mask(&key, v) != *v);
+        let set = move |arg: Arg| arg.default_values(defaults).hide_default_value(secret);
         command = match value.scope {
             None => command.mut_arg(&value.id, set),
             Some(scope) => command.mut_subcommand(scope, |sub| sub.mut_arg(&value.id, set)),

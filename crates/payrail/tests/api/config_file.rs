@@ -177,6 +177,12 @@ fn config_check_shows_each_settings_source_and_masks_the_database_password() {
     ] {
         assert!(stdout.lines().any(|l| l == line), "no line {line:?} in:\n{stdout}");
     }
+    // Help shows the file's values as defaults, but not its secrets.
+    let help = run(&["--config", &config, "partner", "list", "--help"], &[]);
+    assert!(help.status.success() && !text(&help.stdout).contains("hunter2"), "{}", text(&help.stdout));
+    let help = run(&["--config", &config, "serve", "--help"], &[]);
+    assert!(text(&help.stdout).contains("[default: 7]"), "the file's rate_limit: {}", text(&help.stdout));
+
     // What it prints is itself a config file that `config check` takes.
     let again = write(tmp.path(), "again.toml", &stdout);
     let out = run(&["--config", &again, "config", "check"], &[]);
