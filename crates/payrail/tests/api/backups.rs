@@ -197,6 +197,16 @@ fn restore_refuses_a_non_empty_directory_a_damaged_snapshot_and_one_that_fails_v
         assert_eq!(leftovers(tmp.path()), Vec::<String>::new(), "{}", bad.display());
     }
 
+    // A master key that is not the snapshot's is refused before anything is restored.
+    let target = tmp.path().join("target");
+    let out = payrail_command(&["--data-dir", utf8(&target), "restore", utf8(&snapshot)])
+        .env("PAYRAIL_MASTER_KEY", "17".repeat(32))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("does not open this snapshot"), "{stderr}");
+    assert!(!target.exists() && leftovers(tmp.path()).is_empty());
+
     // The good snapshot restores into a directory that does not exist yet.
     let target = tmp.path().join("new").join("data");
     let out = run(&["--data-dir", utf8(&target), "restore", utf8(&snapshot)]);
