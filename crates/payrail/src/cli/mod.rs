@@ -1,9 +1,12 @@
 //! The command line: `payrail serve`, `partner`, `import`, `token`, `status`,
-//! `wallet`, `plan`, `verify`, `settle`, `tds-report`, `callback`, `events`, `upstream`, `operator`, `audit`.
+//! `wallet`, `plan`, `verify`, `settle`, `tds-report`, `callback`, `events`, `upstream`, `operator`, `audit`,
+//! `config`, `backup`, `restore`.
 //! Every command takes `--data-dir` and `--database-url`, so the CLI and a
-//! running server can share one store.
+//! running server can share one store, and `--config FILE` (see `config`).
 
+mod backup;
 mod client;
+mod config;
 mod events;
 mod import;
 mod money;
@@ -39,6 +42,11 @@ pub struct Cli {
     /// command line, where `ps` shows it. Defaults to DATA_DIR/master.key.
     #[arg(long, global = true, env = "PAYRAIL_MASTER_KEY_FILE", value_name = "PATH")]
     pub master_key_file: Option<PathBuf>,
+    /// A TOML file of settings: global keys at the top, `payrail serve`'s in
+    /// a [serve] table (see docs/payrail.example.toml). Flags and environment
+    /// variables override it.
+    #[arg(long, global = true, env = "PAYRAIL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -88,6 +96,13 @@ pub enum Command {
     /// The audit log of operator actions.
     #[command(subcommand)]
     Audit(operators::AuditCommand),
+    /// The config file: check it and show the effective settings.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Write a consistent snapshot of a (running) SQLite store to a new file.
+    Backup(backup::BackupArgs),
+    /// Restore a snapshot into an empty data directory, checking it as `verify` does.
+    Restore(backup::RestoreArgs),
 }
 
 impl Cli {
@@ -134,7 +149,13 @@ impl Cli {
 
 /// Parses the command line and runs it; errors are printed with their causes.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match config::parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     init_tracing(matches!(cli.command, Command::Serve(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -170,6 +191,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Txn(command) => txn::txn(&cli, command).await.map(|()| ExitCode::SUCCESS),
         Command::Operator(command) => operators::operator(&cli, command).await.map(|()| ExitCode::SUCCESS),
         Command::Audit(command) => operators::audit(&cli, command).await.map(|()| ExitCode::SUCCESS),
+        Command::Config(command) => config::run(&cli, command).map(|()| ExitCode::SUCCESS),
+        Command::Backup(args) => backup::backup(&cli, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Restore(args) => backup::restore(&cli, args).await.map(|()| ExitCode::SUCCESS),
     }
 }
 

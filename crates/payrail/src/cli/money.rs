@@ -153,11 +153,9 @@ pub struct VerifyArgs {}
 /// Runs `verify`.
 pub async fn verify(cli: &Cli) -> anyhow::Result<ExitCode> {
     let store = cli.open_store().await?;
-    let audit = store.audit().await?;
-    let mut violations = ledger::violations(&audit);
-    violations.extend(store.audit_penny_drops().await?);
+    let (journals, violations) = ledger_check(&*store).await?;
     if violations.is_empty() {
-        println!("ok: {} journals checked, ledger sums to zero, wallets match their postings", audit.journals);
+        println!("ok: {journals} journals checked, ledger sums to zero, wallets match their postings");
         return Ok(ExitCode::SUCCESS);
     }
     for violation in &violations {
@@ -236,4 +234,12 @@ pub async fn tds(cli: &Cli, args: &TdsArgs) -> anyhow::Result<()> {
         None => print!("{csv}"),
     }
     Ok(())
+}
+
+/// `verify`'s checks: the journals checked, and every violation found.
+pub(super) async fn ledger_check(store: &dyn crate::store::Store) -> anyhow::Result<(i64, Vec<String>)> {
+    let audit = store.audit().await?;
+    let mut violations = ledger::violations(&audit);
+    violations.extend(store.audit_penny_drops().await?);
+    Ok((audit.journals, violations))
 }

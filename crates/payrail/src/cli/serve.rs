@@ -223,7 +223,22 @@ struct Configured {
     sandbox: Option<Arc<SandboxProvider>>,
 }
 
-fn configure_upstream(args: &UpstreamArgs, demo: bool, clock: Arc<dyn Clock>) -> anyhow::Result<Configured> {
+impl ServeArgs {
+    /// Checks what can be checked without opening the store or a socket
+    /// (`payrail config check`): the same checks `run` makes first.
+    pub(super) fn check(&self) -> anyhow::Result<()> {
+        self.connections.limits()?;
+        self.console.settings()?;
+        sync_settings(&self.upstream)?;
+        Backoff::parse(&self.upstream.callback_retry).context("--callback-retry")?;
+        if self.upstream.provider == Some(ProviderKind::Paysprint) {
+            paysprint_config(&self.upstream)?;
+        }
+        Ok(())
+    }
+}
+
+fn sync_settings(args: &UpstreamArgs) -> anyhow::Result<SyncSettings> {
     let poll_schedule = Backoff::parse(&args.poll_schedule).context("--poll-schedule")?;
     if args.status_budget_ms == 0 || args.status_budget_ms > 1500 {
         anyhow::bail!("--status-budget-ms must be between 1 and 1500");
@@ -231,12 +246,16 @@ fn configure_upstream(args: &UpstreamArgs, demo: bool, clock: Arc<dyn Clock>) ->
     if args.upstream_ref_prefix.is_empty() || !args.upstream_ref_prefix.chars().all(|c| c.is_ascii_uppercase()) {
         anyhow::bail!("--upstream-ref-prefix must be one or more capital letters A-Z");
     }
-    let settings = SyncSettings {
+    Ok(SyncSettings {
         ref_prefix: args.upstream_ref_prefix.clone(),
         poll_schedule,
         status_budget: Duration::from_millis(args.status_budget_ms),
         ..SyncSettings::default()
-    };
+    })
+}
+
+fn configure_upstream(args: &UpstreamArgs, demo: bool, clock: Arc<dyn Clock>) -> anyhow::Result<Configured> {
+    let settings = sync_settings(args)?;
     let kind = args.provider.unwrap_or(if demo { ProviderKind::Sandbox } else { ProviderKind::Manual });
     let (provider, sandbox): (Arc<dyn Provider>, _) = match kind {
         ProviderKind::Manual => (Arc::new(ManualProvider::new(clock.clone())), None),

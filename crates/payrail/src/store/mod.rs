@@ -268,10 +268,13 @@ pub enum StoreLocation {
     Postgres(String),
 }
 
+/// The SQLite store's database file, in the data directory.
+pub const SQLITE_FILE: &str = "payrail.db";
+
 /// Opens the configured store and runs its migrations.
 pub async fn open(location: &StoreLocation) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match location {
-        StoreLocation::Sqlite(dir) => Arc::new(sqlite::SqliteStore::open(&dir.join("payrail.db"))?),
+        StoreLocation::Sqlite(dir) => Arc::new(sqlite::SqliteStore::open(&dir.join(SQLITE_FILE))?),
         StoreLocation::Postgres(url) => Arc::new(postgres::PostgresStore::connect(url).await?),
     })
 }

@@ -10,8 +10,9 @@
 //! This file holds the connection pool, the writer and the error mapping;
 //! each aggregate's implementation is in its own file (`partners.rs`,
 //! `transactions.rs`, `ledger.rs`, `remittance.rs`, `upstream_work.rs`),
-//! the recent token `reqid`s in `reqids.rs`, and the schema in
-//! `migrations/`, one `.sql` file per version.
+//! the recent token `reqid`s in `reqids.rs`, the schema in
+//! `migrations/`, one `.sql` file per version, and online snapshots
+//! (`payrail backup`) in `snapshot.rs`.
 
 mod columns;
 mod kyc;
@@ -24,6 +25,7 @@ mod penny_drops;
 mod remittance;
 mod reqids;
 mod search;
+pub mod snapshot;
 mod transactions;
 mod upstream_work;
 
