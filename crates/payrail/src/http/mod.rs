@@ -29,6 +29,7 @@ pub mod beneficiaries;
 pub mod bill_status;
 pub mod body;
 pub mod bulk_status;
+pub mod changes;
 pub mod connection;
 pub mod console;
 pub mod dmt_status;
@@ -219,6 +220,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/aop/billpaymentstatus", post(bill_status::bill_status))
         .route("/api/aop/dmtv1/transactionstatusbulk", post(bulk_status::bulk::<DmtTransfer>))
         .route("/api/aop/billpaymentstatusbulk", post(bulk_status::bulk::<BillPayment>))
+        .route("/api/aop/changes", post(changes::changes))
         .route("/api/aop/dmtv1/transactionbyutr", post(reverse_lookup::by_utr))
         .route("/api/aop/dmtv1/transactionsbymobile", post(reverse_lookup::by_mobile))
         .route("/api/aop/dmtv1/queryremitter", post(dmt_v1::query_remitter))

@@ -38,6 +38,7 @@
 //! store keeps; numbers given out before keep answering.
 
 pub(crate) mod columns;
+pub mod feed;
 pub mod files;
 pub mod kyc;
 pub mod ledger;
@@ -53,6 +54,7 @@ pub mod sqlite;
 pub mod transactions;
 pub mod upstream_work;
 
+pub use feed::FeedStore;
 pub use kyc::KycStore;
 pub use ledger::LedgerStore;
 pub use operators::OperatorStore;
@@ -249,6 +251,7 @@ pub trait Store:
     + PennyDropStore
     + SearchStore
     + OperatorStore
+    + FeedStore
 {
     /// Which engine this is, for logs and the bench.
     fn engine(&self) -> &'static str;

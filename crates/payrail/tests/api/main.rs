@@ -19,6 +19,7 @@ mod bbps_lifecycle;
 mod bbps_pages;
 mod beneficiaries;
 mod callback_secret;
+mod change_feed;
 mod cli;
 mod cli_json;
 mod cli_secrets;

@@ -28,6 +28,7 @@
 //! `migrations/`, one `.sql` file per version.
 
 mod columns;
+mod feed;
 mod kyc;
 mod ledger;
 mod migrations;

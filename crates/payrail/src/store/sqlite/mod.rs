@@ -15,6 +15,7 @@
 //! (`payrail backup`) in `snapshot.rs`.
 
 mod columns;
+mod feed;
 mod kyc;
 mod ledger;
 mod lookup;

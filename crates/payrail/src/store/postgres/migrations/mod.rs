@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0014_operators.sql"),
     include_str!("0015_console_sessions.sql"),
     include_str!("0016_commission_settlements.sql"),
+    include_str!("0017_change_feed.sql"),
 ];
 
 /// The advisory-lock key the migrations hold: "payrail" in ASCII and 01
