@@ -84,6 +84,8 @@ pub enum Command {
     /// The audit log of operator actions.
     #[command(subcommand)]
     Audit(operators::AuditCommand),
+    /// Print the OpenAPI 3.1 document of the partner and operator APIs (the bytes `GET /openapi.json` serves).
+    Openapi,
 }
 
 impl Cli {
@@ -164,6 +166,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Txn(command) => txn::txn(&cli, command).await.map(|()| ExitCode::SUCCESS),
         Command::Operator(command) => operators::operator(&cli, command).await.map(|()| ExitCode::SUCCESS),
         Command::Audit(command) => operators::audit(&cli, command).await.map(|()| ExitCode::SUCCESS),
+        Command::Openapi => {
+            print!("{}", crate::http::openapi::document());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -44,7 +44,7 @@ fn bad(message: impl std::fmt::Display) -> ApiError {
 }
 
 /// A held transaction as operators see it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct HeldView {
     kind: &'static str,
     id: i64,
@@ -75,7 +75,7 @@ impl From<&Held> for HeldView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct HeldList {
     held: Vec<HeldView>,
 }
@@ -92,7 +92,7 @@ enum Verb {
     Failed,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
     reason: Option<String>,
@@ -110,7 +110,7 @@ fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>
     Ok(Some(value))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Acted<'a> {
     kind: &'static str,
     id: i64,
@@ -167,4 +167,9 @@ async fn act(
     record(&state, entry(&state, &actor, action.audit_name(), target, Some(change))).await;
     let acted = Acted { kind: kind.as_str(), id, action: action.audit_name(), status, history: history_view(&history) };
     Ok(json_response(StatusCode::OK, &acted))
+}
+
+/// This module's bodies, for the OpenAPI document ([`super::openapi`]).
+pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
+    super::openapi::collect!(out; HeldList, ActionBody, Acted);
 }

@@ -21,7 +21,7 @@ use crate::services::remittance::{self, Confirmation, PresentedOtp, Registration
 use crate::services::upstream::provider::EkycRequest;
 
 /// `status`, `response_code`, `message`: a plain success.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Done<'a> {
     status: bool,
     response_code: i64,
@@ -33,7 +33,7 @@ fn done(message: &str) -> Response {
 }
 
 /// An OTP was sent: the token to send back with it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct OtpSent<'a> {
     status: bool,
     response_code: i64,
@@ -41,7 +41,7 @@ struct OtpSent<'a> {
     message: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct RemitterFound {
     status: bool,
     response_code: i64,
@@ -50,7 +50,7 @@ struct RemitterFound {
 }
 
 /// As the DMT status page's 200 schema shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct RemitterData {
     fname: Option<String>,
     lname: Option<String>,
@@ -188,7 +188,7 @@ pub async fn transaction_send_otp(State(state): State<Arc<AppState>>, call: Part
 }
 
 /// A transfer as `Transaction` and `ClaimRefund` answer it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TransferBody {
     status: bool,
     response_code: i64,
@@ -294,4 +294,9 @@ pub async fn claim_refund(State(state): State<Arc<AppState>>, call: PartnerCall)
     let refunded =
         remittance::claim_refund(store, clock, upstream, call.partner, &reference, &otp, stateresp.as_deref()).await?;
     Ok(json_response(StatusCode::OK, &transfer_body(&refunded, None)))
+}
+
+/// This module's bodies, for the OpenAPI document ([`super::openapi`]).
+pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
+    super::openapi::collect!(out; Done, OtpSent, RemitterFound, TransferBody);
 }

@@ -52,7 +52,7 @@ fn request(f: &Fields, now: Timestamp) -> Result<PennyDropRequest, ApiError> {
 }
 
 /// A penny drop as answered.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PennyDropBody {
     status: bool,
     response_code: i64,
@@ -60,7 +60,7 @@ struct PennyDropBody {
     data: PennyDropData,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PennyDropData {
     referenceid: String,
     bene_id: Option<String>,
@@ -105,4 +105,9 @@ pub async fn penny_drop(State(state): State<Arc<AppState>>, call: PartnerCall) -
     let (store, clock, upstream) = (&*state.store, &*state.clock, &state.upstream);
     let done = penny_drops::penny_drop(store, clock, upstream, call.partner, request).await?;
     Ok(json_response(StatusCode::OK, &render(done)))
+}
+
+/// This module's bodies, for the OpenAPI document ([`super::openapi`]).
+pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
+    super::openapi::collect!(out; PennyDropBody);
 }
