@@ -68,11 +68,17 @@ pub fn entry(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct AuditQuery {
+    #[param(min_length = 1)]
     operator: Option<String>,
+    #[param(min_length = 1)]
     target: Option<String>,
+    #[param(min_length = 1)]
     from: Option<String>,
+    #[param(min_length = 1)]
     to: Option<String>,
+    #[param(min_length = 1)]
     cursor: Option<String>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
 }
 

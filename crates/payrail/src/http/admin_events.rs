@@ -136,6 +136,7 @@ async fn set_callback(
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 struct RotateCallbackSecret {
+    #[schema(maximum = 720)]
     overlap_hours: Option<u64>,
 }
 
@@ -192,8 +193,11 @@ async fn clear_callback(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct EventQuery {
+    #[param(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     partner: Option<String>,
+    #[param(min_length = 1)]
     state: Option<String>,
+    #[param(min_length = 1)]
     kind: Option<String>,
     txn: Option<i64>,
     before: Option<i64>,

@@ -95,8 +95,13 @@ enum Verb {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
+    /// Why, in words (required; at most 500 characters).
+    #[schema(min_length = 1, max_length = 500)]
     reason: Option<String>,
+    /// A transfer resolved as paid needs it.
+    #[schema(min_length = 1, max_length = 64)]
     utr: Option<String>,
+    #[schema(min_length = 1, max_length = 64)]
     operator_id: Option<String>,
 }
 

@@ -138,8 +138,7 @@ async fn move_wallet(
     Ok(json_response(StatusCode::OK, &body))
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Deserialize)]
 struct Period {
     from: Option<String>,
     to: Option<String>,
@@ -276,9 +275,4 @@ async fn verify(_: Operator, State(state): State<Arc<AppState>>) -> Result<Respo
 /// This module's bodies, for the OpenAPI document ([`super::openapi`]).
 pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
     super::openapi::collect!(out; Balance, Movement, Moved, Plans, PlanVersion, NewPlan, Verdict);
-}
-
-/// The statement's query parameters, for the OpenAPI document.
-pub(crate) fn period_params() -> Vec<utoipa::openapi::path::Parameter> {
-    <Period as utoipa::IntoParams>::into_params(|| None)
 }

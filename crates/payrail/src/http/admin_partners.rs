@@ -120,6 +120,7 @@ struct NewPartner {
     #[serde(default)]
     allow_ips: Vec<String>,
     require_token: Option<bool>,
+    #[schema(min_length = 1, max_length = 200)]
     authorised_key: Option<String>,
 }
 
@@ -183,6 +184,7 @@ async fn status(
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rotate {
+    #[schema(maximum = 720)]
     overlap_hours: Option<u64>,
 }
 
@@ -249,6 +251,7 @@ async fn set_allowlist(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetAuthorisedKey {
+    #[schema(min_length = 1, max_length = 200)]
     authorised_key: Option<String>,
 }
 

@@ -252,6 +252,8 @@ pub async fn transaction(State(state): State<Arc<AppState>>, call: PartnerCall) 
 /// as an unknown one.
 async fn refund_reference(state: &AppState, call: &PartnerCall) -> Result<ReferenceId, ApiError> {
     let f = &call.fields;
+    // Read before the lookup: a malformed referenceid is a 400, never "not found".
+    let sent = if f.has(&["referenceid", "ReferanceID", "refid"])? { Some(f.reference()?) } else { None };
     let by_ackno = match f.optional_ackno()? {
         None => None,
         Some(ackno) => {
@@ -260,11 +262,12 @@ async fn refund_reference(state: &AppState, call: &PartnerCall) -> Result<Refere
             Some(owned.ok_or(remittance::DmtError::TransferNotFound)?.reference)
         }
     };
-    match (by_ackno, f.has(&["referenceid", "ReferanceID", "refid"])?) {
-        (Some(reference), false) => Ok(reference),
-        (None, _) => f.reference(),
-        (Some(reference), true) if f.reference()? == reference => Ok(reference),
-        (Some(_), true) => Err(ApiError::Validation("ackno and referenceid name different transactions".into())),
+    match (by_ackno, sent) {
+        (Some(reference), None) => Ok(reference),
+        (None, Some(reference)) => Ok(reference),
+        (None, None) => f.reference(),
+        (Some(reference), Some(sent)) if sent == reference => Ok(reference),
+        (Some(_), Some(_)) => Err(ApiError::Validation("ackno and referenceid name different transactions".into())),
     }
 }
 
@@ -289,7 +292,9 @@ pub async fn refund_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -
 /// of the transfer): refunds to the wallet.
 pub async fn claim_refund(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let f = &call.fields;
-    let (reference, otp, stateresp) = (refund_reference(&state, &call).await?, f.otp()?, f.optional_stateresp()?);
+    // The fields are checked before the transfer is looked up: a bad one is a 400, never "not found".
+    let (otp, stateresp) = (f.otp()?, f.optional_stateresp()?);
+    let reference = refund_reference(&state, &call).await?;
     let (store, clock, upstream) = (&*state.store, &*state.clock, &state.upstream);
     let refunded =
         remittance::claim_refund(store, clock, upstream, call.partner, &reference, &otp, stateresp.as_deref()).await?;

@@ -34,11 +34,14 @@ use utoipa::openapi::security::{
 };
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
-    ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Paths, Ref, RefOr, Required,
-    ResponseBuilder, Schema,
+    ComponentsBuilder, ContentBuilder, InfoBuilder, KnownFormat, OpenApi, OpenApiBuilder, Paths, Ref, RefOr, Required,
+    ResponseBuilder, Schema, SchemaFormat,
 };
 
 use super::admin_auth::ROUTE_ROLES;
+
+/// A partner's registration id, as `RegistrationId::parse` reads it.
+pub(crate) const REGISTRATION_ID: &str = "^[Aa][Oo][Pp]-[0-9]{1,15}$";
 
 /// Named schemas, as `ToSchema` collects them.
 pub type Schemas = Vec<(String, RefOr<Schema>)>;
@@ -245,6 +248,38 @@ impl Op {
         self
     }
 
+    /// The partner path parameter `id`, with the value the examples use.
+    fn partner_param(mut self, example: &'static str) -> Op {
+        let schema = ObjectBuilder::new().schema_type(Type::String).pattern(Some(REGISTRATION_ID));
+        self.params.push(
+            ParameterBuilder::new()
+                .name("id")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some("The partner's registration id, `AOP-<n>`."))
+                .schema(Some(schema.build()))
+                .example(Some(Value::String(example.into())))
+                .build(),
+        );
+        self
+    }
+
+    /// The path parameter `kind`: `dmt` or `bbps`.
+    fn kind_param(mut self) -> Op {
+        let schema = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["dmt", "bbps"]));
+        self.params.push(
+            ParameterBuilder::new()
+                .name("kind")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .description(Some("`dmt` (the id is an ackno) or `bbps` (a txnid)."))
+                .schema(Some(schema.build()))
+                .example(Some(Value::String("dmt".into())))
+                .build(),
+        );
+        self
+    }
+
     /// Optional query parameters.
     fn query(mut self, params: Vec<Parameter>) -> Op {
         self.params.extend(params);
@@ -301,7 +336,7 @@ impl Op {
             Security::Partner => &[
                 (400, "A malformed body or field (code 8, the message names it); nothing written."),
                 (401, "Authentication failed (code 11), or a bad token (code 7 or 10)."),
-                (429, "Too many requests (code 9), with Retry-After."),
+                (429, "Too many requests, or failed authentications from this address (code 9), with Retry-After."),
                 (500, "Internal failure (code 9)."),
                 (503, "The store is unavailable (code 9), with Retry-After."),
             ],
@@ -309,10 +344,14 @@ impl Op {
                 (400, "A bad parameter or field (code 8, the message names it); nothing written."),
                 (401, "No, a wrong, an expired or a revoked token (code 11)."),
                 (403, "The role is too low (code 11)."),
+                (429, "Too many failed authentications from this address (code 9), with Retry-After."),
                 (500, "Internal failure (code 9)."),
                 (503, "The store is unavailable (code 9), with Retry-After."),
             ],
-            Security::Upstream => &[(500, "Internal failure (code 9)."), (503, "The store is unavailable (code 9).")],
+            Security::Upstream => &[
+                (429, "Too many failed authentications from this address (code 9), with Retry-After."),
+                (500, "Internal failure (code 9)."),
+            ],
         };
         self.refusals(common)
     }
@@ -412,13 +451,54 @@ fn method_name(method: &HttpMethod) -> &'static str {
     }
 }
 
-/// A query parameter: optional, a string unless `integer`.
+/// A query parameter: optional, a string (not empty) unless `integer` (1 or more).
 fn query_param(name: &'static str, integer: bool, about: &'static str) -> Parameter {
-    let schema = ObjectBuilder::new().schema_type(if integer { Type::Integer } else { Type::String }).build();
+    let schema = match integer {
+        true => ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)),
+        false => ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)),
+    }
+    .build();
     ParameterBuilder::new()
         .name(name)
         .parameter_in(ParameterIn::Query)
         .required(Required::False)
+        .description(Some(about))
+        .schema(Some(schema))
+        .build()
+}
+
+/// An optional query parameter: a transaction's number.
+fn number_query(name: &'static str, about: &'static str) -> Parameter {
+    let schema =
+        ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)));
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(about))
+        .schema(Some(schema.build()))
+        .build()
+}
+
+/// An optional query parameter, one of `values`.
+fn enum_query(name: &'static str, values: &[&'static str], about: &'static str) -> Parameter {
+    let schema = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values.iter().copied())).build();
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(about))
+        .schema(Some(schema))
+        .build()
+}
+
+/// A required query parameter matching `pattern`.
+fn required_query(name: &'static str, pattern: &'static str, about: &'static str) -> Parameter {
+    let schema = ObjectBuilder::new().schema_type(Type::String).pattern(Some(pattern)).build();
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::True)
         .description(Some(about))
         .schema(Some(schema))
         .build()

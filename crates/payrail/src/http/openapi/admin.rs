@@ -26,16 +26,17 @@ fn txnid(op: Op) -> Op {
 }
 
 fn partner(op: Op) -> Op {
-    op.path_param("id", false, json!("AOP-554"), "The partner's registration id, `AOP-<n>`.")
+    op.partner_param("AOP-554")
+}
+
+/// A change to the partner's access: the examples make it to the demo's
+/// token partner, so that the seed partner stays reachable.
+fn token_partner(op: Op) -> Op {
+    op.partner_param("AOP-1001")
 }
 
 fn held(op: Op) -> Op {
-    op.path_param("kind", false, json!("dmt"), "`dmt` (an ackno) or `bbps` (a txnid).").path_param(
-        "id",
-        false,
-        json!("418502913"),
-        "The transaction's number.",
-    )
+    op.kind_param().path_param("id", false, json!("418502913"), "The transaction's number.")
 }
 
 /// Every operator operation.
@@ -73,21 +74,21 @@ pub(super) fn operations() -> Vec<Op> {
         partner(Op::get("/admin/v1/partners/{id}", PARTNERS, "A partner"))
             .sample(200, "The partner.", &["PartnerView"], PARTNER)
             .refusals(&[NO_PARTNER]),
-        partner(Op::post("/admin/v1/partners/{id}/suspend", PARTNERS, "Suspends a partner: every request refused"))
+        token_partner(Op::post("/admin/v1/partners/{id}/suspend", PARTNERS, "Suspends a partner: every request refused"))
             .answer(200, "The partner.", &["PartnerView"])
             .refusals(&[NO_PARTNER]),
-        partner(Op::post("/admin/v1/partners/{id}/activate", PARTNERS, "Activates a suspended partner"))
+        token_partner(Op::post("/admin/v1/partners/{id}/activate", PARTNERS, "Activates a suspended partner"))
             .answer(200, "The partner.", &["PartnerView"])
             .refusals(&[NO_PARTNER]),
-        partner(Op::post("/admin/v1/partners/{id}/rotate-secret", PARTNERS, "A new token secret, shown once; the old one works for the overlap"))
+        token_partner(Op::post("/admin/v1/partners/{id}/rotate-secret", PARTNERS, "A new token secret, shown once; the old one works for the overlap"))
             .optional_body("Rotate", Some(r#"{"overlap_hours":1}"#))
             .answer(200, "The new secret.", &["Rotated"])
             .refusals(&[NO_PARTNER]),
-        partner(Op::put("/admin/v1/partners/{id}/allowlist", PARTNERS, "Sets where a partner may call from"))
+        token_partner(Op::put("/admin/v1/partners/{id}/allowlist", PARTNERS, "Sets where a partner may call from"))
             .body("SetAllowlist", r#"{"allow_ips":["203.0.113.0/24","198.51.100.7"]}"#)
             .answer(200, "The partner.", &["PartnerView"])
             .refusals(&[NO_PARTNER]),
-        partner(Op::put("/admin/v1/partners/{id}/authorised-key", PARTNERS, "Sets (or with null, clears) the Authorisedkey a partner must send"))
+        token_partner(Op::put("/admin/v1/partners/{id}/authorised-key", PARTNERS, "Sets (or with null, clears) the Authorisedkey a partner must send"))
             .body("SetAuthorisedKey", r#"{"authorised_key":"ak-7f3e-SECRET"}"#)
             .answer(200, "The partner.", &["PartnerView"])
             .refusals(&[NO_PARTNER]),
@@ -127,7 +128,7 @@ pub(super) fn operations() -> Vec<Op> {
             .sample(200, "Whether it was open, and the circuit now.", &["Closed"],
                 r#"{"was_open":true,"circuit":{"state":"closed","since":null,"operation":null,"reason":null}}"#),
         Op::get("/admin/v1/upstream/refs/{kind}/{id}", EVENTS, "The reference the upstream knows a transaction by")
-            .path_param("kind", false, json!("dmt"), "`dmt` or `bbps`.")
+            .kind_param()
             .path_param("id", true, json!(418502913), "The ackno or txnid.")
             .sample(200, "The reference.", &["RefView"], r#"{"kind":"dmt","id":418502913,"upstream_ref":"PRD4185029137F3A09QMZTK"}"#)
             .refusals(&[(404, "Never sent upstream (code 2).")]),
@@ -144,7 +145,10 @@ pub(super) fn operations() -> Vec<Op> {
             .answer(200, "The balance before and after.", &["Moved"])
             .refusals(&[NO_PARTNER, (409, "The balance is too low (code 8).")]),
         partner(Op::get("/admin/v1/partners/{id}/wallet/statement", PARTNERS, "A partner's wallet statement, as CSV"))
-            .query(crate::http::admin_money::period_params())
+            .query(vec![
+                super::required_query("from", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "The first day, YYYY-MM-DD (India time)."),
+                super::required_query("to", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "The last day, YYYY-MM-DD (India time)."),
+            ])
             .csv(200, "The statement.")
             .refusals(&[NO_PARTNER]),
         partner(Op::get("/admin/v1/partners/{id}/fee-plans", PARTNERS, "A partner's fee plan versions and the default plan"))
@@ -193,11 +197,11 @@ pub(super) fn operations() -> Vec<Op> {
 /// `GET /admin/v1/transactions`'s parameters (`services::search::SearchParams`).
 fn search_params() -> Vec<utoipa::openapi::path::Parameter> {
     vec![
-        query_param("kind", false, "`dmt` or `bbps`."),
+        super::enum_query("kind", &["dmt", "bbps"], "`dmt` or `bbps`."),
         query_param("partner", false, "The partner, `AOP-1001` (also `registration_id`)."),
         query_param("reference", false, "The partner's reference (also `reference_id`)."),
-        query_param("ackno", true, "The transfer with that number."),
-        query_param("txnid", true, "The bill payment with that number."),
+        super::number_query("ackno", "The transfer with that number."),
+        super::number_query("txnid", "The bill payment with that number."),
         query_param("utr", false, "Transfers with that UTR."),
         query_param("mobile", false, "Transfers of the remitter with that mobile."),
         query_param("account", false, "Transfers to that account."),
@@ -209,6 +213,6 @@ fn search_params() -> Vec<utoipa::openapi::path::Parameter> {
         query_param("max_amount", false, "Rupees, inclusive."),
         query_param("limit", true, "Rows per page, 1 to 500 (default 50)."),
         query_param("cursor", false, "The previous page's next_cursor."),
-        query_param("format", false, "`json` (default) or `csv`."),
+        super::enum_query("format", &["json", "csv"], "`json` (default) or `csv`."),
     ]
 }

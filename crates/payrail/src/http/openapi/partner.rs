@@ -11,17 +11,34 @@ use utoipa::ToSchema;
 
 use super::{collect, Op, Schemas, Security};
 
-/// A string, or a JSON number written as digits only (read as those digits).
+/// A string, or a JSON number written as digits only (read as those
+/// digits): every text field of the partner API takes both.
 fn digits() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Integer]))
 }
 
 fn text_or_digits() -> RefOr<Schema> {
-    digits().description(Some("A string, or a JSON number written as digits only")).build().into()
+    digits().minimum(Some(0)).description(Some("A string, or a JSON number written as digits only")).build().into()
 }
 
-fn bill_fetch_echo() -> RefOr<Schema> {
-    Ref::from_schema_name("BillFetchBody").into()
+/// Optional: also `null`, read as absent.
+fn optional_text_or_digits() -> RefOr<Schema> {
+    let types = [Type::String, Type::Integer, Type::Null];
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter(types))
+        .minimum(Some(0))
+        .description(Some("A string, or a JSON number written as digits only; null or absent when not given"))
+        .build()
+        .into()
+}
+
+/// `bill_fetch` as fetch returned it, or `null`.
+fn optional_bill_fetch() -> RefOr<Schema> {
+    let null = ObjectBuilder::new().schema_type(Type::Null).build();
+    Schema::AnyOf(
+        utoipa::openapi::schema::AnyOfBuilder::new().item(Ref::from_schema_name("BillFetchBody")).item(null).build(),
+    )
+    .into()
 }
 
 /// `TransactionStatus`: `ReferanceID` (as documented, misspelt; also
@@ -30,6 +47,7 @@ fn bill_fetch_echo() -> RefOr<Schema> {
 struct DmtStatusRequest {
     #[schema(schema_with = text_or_digits)]
     ReferanceID: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
@@ -38,6 +56,7 @@ struct DmtStatusRequest {
 struct BillStatusRequest {
     #[schema(schema_with = text_or_digits)]
     referenceid: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
@@ -100,8 +119,7 @@ pub(super) struct BillStatusData {
 struct QueryRemitterRequest {
     #[schema(schema_with = text_or_digits)]
     MobileNumber: String,
-    #[schema(required = false)]
-    bank3_flag: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
@@ -111,14 +129,18 @@ struct RemitterEkycRequest {
     #[schema(schema_with = text_or_digits)]
     MobileNumber: String,
     /// Sic: AOPay's spelling. A decimal within ±90.
+    #[schema(schema_with = text_or_digits)]
     Lattitude: String,
     /// A decimal within ±180.
+    #[schema(schema_with = text_or_digits)]
     Longitude: String,
     /// 12 digits, not starting with 0 or 1, a valid Verhoeff check digit. Never stored.
     #[schema(schema_with = text_or_digits)]
     AadhaarNumber: String,
     /// The fingerprint device's PID block (up to 60,000 characters). Never stored.
+    #[schema(schema_with = text_or_digits)]
     FingerPrintData: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
@@ -129,13 +151,16 @@ struct RegisterRemitterRequest {
     MobileNo: String,
     #[schema(schema_with = text_or_digits)]
     OTP: String,
+    #[schema(schema_with = text_or_digits)]
     Stateresp: String,
     /// The `stateresp` of the `RemitterEKyc`.
+    #[schema(schema_with = text_or_digits)]
     KycId: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     FirstName: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     LastName: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
@@ -145,26 +170,29 @@ struct RegisterRemitterRequest {
 struct RegisterBeneficiaryRequest {
     #[schema(schema_with = text_or_digits)]
     mobile: String,
+    #[schema(schema_with = text_or_digits)]
     benename: String,
     /// A bank of `BankList`.
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     bankid: String,
     /// 9–18 digits.
     #[schema(schema_with = text_or_digits)]
     accno: String,
+    #[schema(schema_with = text_or_digits)]
     ifsccode: String,
     /// "0" or "1": the partner's claim, never trusted.
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     verified: String,
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     gst_state: String,
     /// DD-MM-YYYY.
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     dob: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     address: String,
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     pincode: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
@@ -173,6 +201,7 @@ struct RegisterBeneficiaryRequest {
 struct FetchBeneficiaryRequest {
     #[schema(schema_with = text_or_digits)]
     MobileNumber: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
@@ -183,12 +212,14 @@ struct FetchBeneficiaryBeneIdRequest {
     MobileNumber: String,
     #[schema(schema_with = text_or_digits)]
     BeneID: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
 /// `BankList`.
 #[derive(ToSchema)]
 struct BankListRequest {
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
@@ -200,24 +231,25 @@ struct PennyDropRequest {
     mobile: String,
     #[schema(schema_with = text_or_digits)]
     referenceid: String,
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     bene_id: String,
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     accno: String,
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     bankid: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     benename: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     ifsccode: String,
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     pincode: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     address: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     dob: String,
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     gst_state: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
@@ -228,6 +260,7 @@ struct DeleteBeneficiaryRequest {
     MobileNo: String,
     #[schema(schema_with = text_or_digits)]
     BeneID: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
@@ -239,24 +272,26 @@ struct TransactionSendOtpRequest {
     #[schema(schema_with = text_or_digits)]
     BeneID: String,
     /// `IMPS` or `NEFT`.
+    #[schema(schema_with = text_or_digits)]
     Txntype: String,
     /// Whole rupees, ₹100 to ₹5,000.
     #[schema(schema_with = text_or_digits)]
     Amount: String,
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     Pincode: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     Address: String,
     /// DD/MM/YYYY.
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     DOB: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     Latitude: String,
     /// Sic (also `Longitude`); with `Latitude` or not at all.
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     Longitute: String,
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     gst_state: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
@@ -267,54 +302,59 @@ struct TransactionRequest {
     MobileNumber: String,
     #[schema(schema_with = text_or_digits)]
     BeneID: String,
+    #[schema(schema_with = text_or_digits)]
     Txntype: String,
     #[schema(schema_with = text_or_digits)]
     Amount: String,
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     Pincode: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     Address: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     DOB: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     Latitude: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     Longitute: String,
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     gst_state: String,
     /// The partner's own, unique per partner (also `ReferanceID`, `ReferenceID`).
     #[schema(schema_with = text_or_digits)]
     referenceid: String,
     #[schema(schema_with = text_or_digits)]
     OTP: String,
+    #[schema(schema_with = text_or_digits)]
     Stateresp: String,
     /// `bank1`, `bank2` or `bank3`.
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     pipe: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
 /// `RefundOtp`: the transfer by `referenceid`, `ackno`, or both.
 #[derive(ToSchema)]
 struct RefundOtpRequest {
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     referenceid: String,
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     ackno: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
 /// `ClaimRefund`: the transfer as in `RefundOtp`; `otp` (also `OTP`).
 #[derive(ToSchema)]
 struct ClaimRefundRequest {
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     referenceid: String,
-    #[schema(schema_with = text_or_digits, required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     ackno: String,
     #[schema(schema_with = text_or_digits)]
     otp: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     Stateresp: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
@@ -322,11 +362,12 @@ struct ClaimRefundRequest {
 #[derive(ToSchema)]
 struct OperatorsRequest {
     /// `online` or `offline`, any case.
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     mode: String,
     /// One of the categories, any case.
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     category: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
@@ -337,14 +378,15 @@ struct FetchBillRequest {
     operator: String,
     #[schema(schema_with = text_or_digits)]
     canumber: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     mode: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     ad1: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     ad2: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     ad3: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
@@ -360,21 +402,22 @@ struct PaybillRequest {
     amount: String,
     #[schema(schema_with = text_or_digits)]
     referenceid: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     latitude: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     longitude: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     mode: String,
     /// As `FetchBilPaymentDetails` returned it: compared with the biller's bill, never believed.
-    #[schema(schema_with = bill_fetch_echo, required = false)]
+    #[schema(schema_with = optional_bill_fetch, required = false)]
     bill_fetch: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     ad1: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     ad2: String,
-    #[schema(required = false)]
+    #[schema(schema_with = optional_text_or_digits, required = false)]
     ad3: String,
+    #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
 }
 
