@@ -42,6 +42,8 @@ async fn the_document_is_served_without_a_token_and_printed_by_the_cli_byte_for_
     let printed = payrail(&app, &["openapi"]);
     assert!(printed.status.success(), "{}", text(&printed.stderr));
     assert_eq!(text(&printed.stdout), served, "`payrail openapi` prints the bytes the server serves");
+    // As docs/API.md shows its first lines.
+    assert!(served.starts_with("{\n  \"openapi\": \"3.1.0\",\n  \"info\": {\n    \"title\": \"payrail\","), "{served:.120}");
     let doc: Value = serde_json::from_str(&served).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
 }
