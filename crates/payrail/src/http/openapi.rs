@@ -148,6 +148,19 @@ fn build() -> OpenApi {
         .build()
 }
 
+/// One item of a transaction's timeline (`services::search::TimelineItem`,
+/// serialised by hand): `at` and `kind`, then the fields of its kind
+/// (docs/API.md, "Operator search and timelines").
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // A shape only: it describes the items, never holds one.
+pub(crate) struct TimelineEntry {
+    /// India time.
+    at: String,
+    /// `created`, `status`, `upstream_submission`, `upstream_poll`, `upstream_callback`,
+    /// `operator_action`, `audit`, `journal`, `partner_event`, `delivery_attempt`, `poll_due`.
+    kind: String,
+}
+
 /// One operation of the document.
 pub(crate) struct Op {
     method: HttpMethod,

@@ -540,7 +540,7 @@ pub struct TxnDetail {
     /// The record in the search's shape.
     pub transaction: RowView,
     /// Everything that happened to it, oldest first.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::http::openapi::TimelineEntry>)]
     pub timeline: Vec<TimelineItem>,
 }
 

@@ -43,7 +43,10 @@ async fn the_document_is_served_without_a_token_and_printed_by_the_cli_byte_for_
     assert!(printed.status.success(), "{}", text(&printed.stderr));
     assert_eq!(text(&printed.stdout), served, "`payrail openapi` prints the bytes the server serves");
     // As docs/API.md shows its first lines.
-    assert!(served.starts_with("{\n  \"openapi\": \"3.1.0\",\n  \"info\": {\n    \"title\": \"payrail\","), "{served:.120}");
+    assert!(
+        served.starts_with("{\n  \"openapi\": \"3.1.0\",\n  \"info\": {\n    \"title\": \"payrail\","),
+        "{served:.120}"
+    );
     let doc: Value = serde_json::from_str(&served).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
 }
@@ -149,6 +152,18 @@ async fn every_example_gets_a_documented_status_and_an_answer_of_the_declared_sc
     // The examples reach the handlers, not only the refusals.
     for status in [200, 201, 202] {
         assert!(statuses.contains(&status), "no example was answered {status}: {statuses:?}");
+    }
+    // The seed records (DMT ackno 128, BBPS txnid 55), whose answers the examples' numbers do not reach.
+    for (template, path) in [
+        ("/admin/v1/dmt/{ackno}", "/admin/v1/dmt/128"),
+        ("/admin/v1/dmt/{ackno}/timeline", "/admin/v1/dmt/128/timeline"),
+        ("/admin/v1/bbps/{txnid}", "/admin/v1/bbps/55"),
+        ("/admin/v1/bbps/{txnid}/timeline", "/admin/v1/bbps/55/timeline"),
+    ] {
+        let answer = app.admin(path, None).await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.body);
+        let schema = &doc["paths"][template]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        validate(&doc, schema, &answer.json()).unwrap_or_else(|e| panic!("{path}: {e}\n{}", answer.body));
     }
 }
 
