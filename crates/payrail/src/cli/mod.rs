@@ -103,6 +103,8 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Restore a snapshot into an empty data directory, checking it as `verify` does.
     Restore(backup::RestoreArgs),
+    /// Print the OpenAPI 3.1 document of the partner and operator APIs (the bytes `GET /openapi.json` serves).
+    Openapi,
 }
 
 impl Cli {
@@ -194,6 +196,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Config(command) => config::run(&cli, command).map(|()| ExitCode::SUCCESS),
         Command::Backup(args) => backup::backup(&cli, args).await.map(|()| ExitCode::SUCCESS),
         Command::Restore(args) => backup::restore(&cli, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Openapi => {
+            print!("{}", crate::http::openapi::document());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

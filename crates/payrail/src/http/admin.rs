@@ -96,7 +96,7 @@ fn change_error(error: ChangeError) -> ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CreateDmt {
     registration_id: String,
     reference_id: String,
@@ -147,7 +147,7 @@ async fn show_dmt_by_id(state: &AppState, ackno: i64, status: StatusCode) -> Res
     Ok(json_response(status, &DmtView::new(&transfer, &history)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Transition {
     to: String,
     utr: Option<String>,
@@ -190,7 +190,7 @@ fn refund_id(given: Option<&str>) -> Result<Option<String>, ApiError> {
     given.map(|id| bounded("refund_txn_id", id, 64)).transpose()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CreateBill {
     registration_id: String,
     reference_id: String,
@@ -279,7 +279,7 @@ async fn transition_bill(
 }
 
 /// A history row as the operator API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct HistoryView<'a> {
     from: Option<&'a str>,
     to: &'a str,
@@ -302,7 +302,7 @@ pub(super) fn history_view(history: &[HistoryEntry]) -> Vec<HistoryView<'_>> {
         .collect()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct DmtView<'a> {
     ackno: i64,
     registration_id: String,
@@ -352,7 +352,7 @@ impl<'a> DmtView<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BillView<'a> {
     txnid: i64,
     registration_id: String,
@@ -389,4 +389,9 @@ impl<'a> BillView<'a> {
             history: history_view(history),
         }
     }
+}
+
+/// This module's bodies, for the OpenAPI document ([`super::openapi`]).
+pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
+    super::openapi::collect!(out; CreateDmt, Transition, CreateBill, DmtView, BillView);
 }

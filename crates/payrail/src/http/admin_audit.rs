@@ -65,13 +65,20 @@ pub fn entry(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    #[param(min_length = 1)]
     operator: Option<String>,
+    #[param(min_length = 1)]
     target: Option<String>,
+    #[param(min_length = 1)]
     from: Option<String>,
+    #[param(min_length = 1)]
     to: Option<String>,
+    #[param(min_length = 1)]
     cursor: Option<String>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
 }
 
@@ -112,7 +119,7 @@ fn audit_filter(query: AuditQuery) -> Result<AuditFilter, ApiError> {
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AuditView {
     id: i64,
     at: String,
@@ -139,7 +146,7 @@ impl From<AuditEntry> for AuditView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AuditPage {
     entries: Vec<AuditView>,
     /// Pass as `cursor` for the next (older) page; `null` on the last.
@@ -157,4 +164,14 @@ async fn list_audit(
     let next_cursor = entries.last().filter(|_| full).map(|e| e.id.to_string());
     let entries = entries.into_iter().map(AuditView::from).collect();
     Ok(json_response(StatusCode::OK, &AuditPage { entries, next_cursor }))
+}
+
+/// This module's bodies, for the OpenAPI document ([`super::openapi`]).
+pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
+    super::openapi::collect!(out; AuditPage);
+}
+
+/// The audit log's query parameters, for the OpenAPI document.
+pub(crate) fn audit_params() -> Vec<utoipa::openapi::path::Parameter> {
+    <AuditQuery as utoipa::IntoParams>::into_params(|| None)
 }

@@ -64,7 +64,7 @@ pub fn callback_url(text: &str) -> Result<String, String> {
     Ok(url.to_string())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct CallbackView {
     partner: String,
     url: Option<String>,
@@ -109,7 +109,7 @@ async fn show_callback(
     Ok(callback_view(partner, url, None))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct SetCallback {
     url: String,
 }
@@ -134,12 +134,13 @@ async fn set_callback(
     Ok(callback_view(partner, Some(url), callback_secret))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 struct RotateCallbackSecret {
+    #[schema(maximum = 720)]
     overlap_hours: Option<u64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct RotatedCallbackSecret {
     partner: String,
     callback_secret: String,
@@ -189,10 +190,14 @@ async fn clear_callback(
 }
 
 /// The query of `GET /admin/v1/events`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EventQuery {
+    #[param(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     partner: Option<String>,
+    #[param(min_length = 1)]
     state: Option<String>,
+    #[param(min_length = 1)]
     kind: Option<String>,
     txn: Option<i64>,
     before: Option<i64>,
@@ -220,7 +225,7 @@ fn filter(query: EventQuery) -> Result<EventFilter, ApiError> {
 }
 
 /// An event as operators see it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct EventView {
     id: i64,
     partner: String,
@@ -257,7 +262,7 @@ impl EventView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct EventList {
     events: Vec<EventView>,
 }
@@ -272,7 +277,7 @@ async fn list_events(
     Ok(json_response(StatusCode::OK, &EventList { events: events.iter().map(|e| EventView::at(e, now)).collect() }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AttemptView<'a> {
     attempt: u32,
     instance: &'a str,
@@ -297,7 +302,7 @@ impl<'a> From<&'a DeliveryAttempt> for AttemptView<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct EventDetail<'a> {
     #[serde(flatten)]
     event: EventView,
@@ -336,14 +341,16 @@ async fn redeliver(
     Ok(json_response(StatusCode::OK, &EventView::at(&event, state.clock.now())))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = UpstreamHeldView)]
 struct HeldView {
     kind: &'static str,
     txn_id: i64,
     polls: u32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = UpstreamHeldList)]
 struct HeldList {
     held: Vec<HeldView>,
 }
@@ -354,7 +361,7 @@ async fn held(_: Operator, State(state): State<Arc<AppState>>) -> Result<Respons
     Ok(json_response(StatusCode::OK, &HeldList { held }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct CallView {
     operation: String,
     outcome: String,
@@ -363,7 +370,7 @@ struct CallView {
     latency_ms_max: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct CircuitView {
     state: &'static str,
     since: Option<String>,
@@ -371,7 +378,7 @@ struct CircuitView {
     reason: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct UpstreamView {
     provider: &'static str,
     circuit: CircuitView,
@@ -409,7 +416,7 @@ async fn upstream_health(_: Operator, State(state): State<Arc<AppState>>) -> Res
     Ok(json_response(StatusCode::OK, &view))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Closed {
     was_open: bool,
     circuit: CircuitView,
@@ -426,7 +433,7 @@ async fn close_circuit(Operator(actor): Operator, State(state): State<Arc<AppSta
     Ok(json_response(StatusCode::OK, &Closed { was_open, circuit: circuit_view(&state) }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct RefView {
     kind: &'static str,
     id: i64,
@@ -444,4 +451,14 @@ async fn upstream_ref(
     let tail = tail.ok_or_else(|| ApiError::NotFound(format!("{} {id} was never sent upstream", kind.as_str())))?;
     let upstream_ref = format!("{}{tail}", state.upstream.settings.ref_prefix);
     Ok(json_response(StatusCode::OK, &RefView { kind: kind.as_str(), id, upstream_ref }))
+}
+
+/// This module's bodies, for the OpenAPI document ([`super::openapi`]).
+pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
+    super::openapi::collect!(out; CallbackView, SetCallback, RotateCallbackSecret, RotatedCallbackSecret, EventList, EventDetail, EventView, HeldList, UpstreamView, Closed, RefView);
+}
+
+/// The event list's query parameters, for the OpenAPI document.
+pub(crate) fn event_params() -> Vec<utoipa::openapi::path::Parameter> {
+    <EventQuery as utoipa::IntoParams>::into_params(|| None)
 }

@@ -45,7 +45,7 @@ fn bad(message: impl std::fmt::Display) -> ApiError {
 }
 
 /// A held transaction as operators see it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct HeldView {
     kind: &'static str,
     id: i64,
@@ -76,7 +76,7 @@ impl From<&Held> for HeldView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct HeldList {
     held: Vec<HeldView>,
 }
@@ -93,11 +93,16 @@ enum Verb {
     Failed,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
+    /// Why, in words (required; at most 500 characters).
+    #[schema(min_length = 1, max_length = 500)]
     reason: Option<String>,
+    /// A transfer resolved as paid needs it.
+    #[schema(min_length = 1, max_length = 64)]
     utr: Option<String>,
+    #[schema(min_length = 1, max_length = 64)]
     operator_id: Option<String>,
 }
 
@@ -111,7 +116,7 @@ fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>
     Ok(Some(value))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Acted<'a> {
     kind: &'static str,
     id: i64,
@@ -183,4 +188,9 @@ pub(crate) async fn perform(
     let target = format!("{}:{id}", kind.as_str());
     record(state, entry(state, actor, action.audit_name(), target, Some(change))).await;
     Ok((status, history))
+}
+
+/// This module's bodies, for the OpenAPI document ([`super::openapi`]).
+pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
+    super::openapi::collect!(out; HeldList, ActionBody, Acted);
 }

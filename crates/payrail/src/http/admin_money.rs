@@ -62,7 +62,7 @@ pub(super) async fn existing_partner(state: &AppState, text: &str) -> Result<Reg
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Balance {
     partner: String,
     balance: String,
@@ -78,13 +78,13 @@ async fn balance(
     Ok(json_response(StatusCode::OK, &Balance { partner: id.to_string(), balance: balance.to_decimal_string() }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Movement {
     amount: String,
     memo: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Moved {
     partner: String,
     opening: String,
@@ -175,7 +175,7 @@ async fn statement(
         .into_response())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PlanVersion {
     partner: String,
     version: i64,
@@ -197,7 +197,7 @@ impl From<FeePlanVersion> for PlanVersion {
 }
 
 /// A partner's fee plans as one document: the API's answer and `payrail plan show`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Plans {
     partner: String,
     default_plan: serde_json::Value,
@@ -222,10 +222,11 @@ async fn list_plans(
     Ok(json_response(StatusCode::OK, &Plans::new(id, versions)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct NewPlan<'a> {
     effective_from: String,
     #[serde(borrow)]
+    #[schema(value_type = Object)]
     plan: &'a serde_json::value::RawValue,
 }
 
@@ -258,7 +259,7 @@ async fn set_plan(
     Ok(json_response(StatusCode::CREATED, &version))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Verdict {
     ok: bool,
     journals: i64,
@@ -269,4 +270,9 @@ async fn verify(_: Operator, State(state): State<Arc<AppState>>) -> Result<Respo
     let audit = state.store.audit().await?;
     let violations = ledger::violations(&audit);
     Ok(json_response(StatusCode::OK, &Verdict { ok: violations.is_empty(), journals: audit.journals, violations }))
+}
+
+/// This module's bodies, for the OpenAPI document ([`super::openapi`]).
+pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
+    super::openapi::collect!(out; Balance, Movement, Moved, Plans, PlanVersion, NewPlan, Verdict);
 }

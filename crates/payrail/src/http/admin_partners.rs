@@ -82,7 +82,7 @@ async fn answer(state: &AppState, id: RegistrationId) -> Result<(PartnerView, Re
     Ok((view, response))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PartnerList {
     partners: Vec<PartnerView>,
 }
@@ -113,17 +113,18 @@ fn authorised_key(text: &str) -> Result<SecretString, ApiError> {
     Ok(SecretString::from(text.to_owned()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewPartner {
     name: String,
     #[serde(default)]
     allow_ips: Vec<String>,
     require_token: Option<bool>,
+    #[schema(min_length = 1, max_length = 200)]
     authorised_key: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Added {
     registration_id: String,
     /// The token secret: shown this once.
@@ -180,13 +181,14 @@ async fn status(
     Ok(response)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rotate {
+    #[schema(maximum = 720)]
     overlap_hours: Option<u64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Rotated {
     registration_id: String,
     /// The new token secret: shown this once.
@@ -222,7 +224,7 @@ async fn rotate_secret(
     Ok(json_response(StatusCode::OK, &rotated))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetAllowlist {
     allow_ips: Vec<String>,
@@ -246,9 +248,10 @@ async fn set_allowlist(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetAuthorisedKey {
+    #[schema(min_length = 1, max_length = 200)]
     authorised_key: Option<String>,
 }
 
@@ -270,4 +273,9 @@ async fn set_authorised_key(
     let (after, response) = answer(&state, id).await?;
     audit(&state, &actor, "partner.set_authorised_key", Some(&PartnerView::new(&partner)), &after).await;
     Ok(response)
+}
+
+/// This module's bodies, for the OpenAPI document ([`super::openapi`]).
+pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
+    super::openapi::collect!(out; PartnerList, NewPartner, Added, Rotate, Rotated, SetAllowlist, SetAuthorisedKey, crate::services::partners::PartnerView);
 }

@@ -117,3 +117,8 @@ async fn timeline(state: &AppState, kind: TxnKind, id: i64) -> Result<Response, 
         .ok_or_else(|| ApiError::NotFound("no such transaction".into()))?;
     Ok(json_response(StatusCode::OK, &detail))
 }
+
+/// This module's bodies, for the OpenAPI document ([`super::openapi`]).
+pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
+    super::openapi::collect!(out; PageView, search::TxnDetail);
+}

@@ -20,7 +20,7 @@ use crate::services::billers::{self, Biller};
 use crate::services::bills::{self, PayBill};
 use crate::services::upstream::provider::FetchedBill;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct OperatorList {
     status: bool,
     response_code: i64,
@@ -28,7 +28,8 @@ struct OperatorList {
     data: Vec<Operator>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Biller)]
 struct Operator {
     id: String,
     name: &'static str,
@@ -36,6 +37,7 @@ struct Operator {
     /// The name of `canumber` for this biller.
     displayname: &'static str,
     /// The names of `ad1`.. for this biller.
+    #[schema(value_type = Vec<String>)]
     ad_params: Vec<&'static str>,
     fetch_bill: bool,
 }
@@ -84,7 +86,7 @@ pub async fn operators(call: PartnerCall) -> Result<Response, ApiError> {
 
 /// `bill_fetch`, in both directions: as fetch answers it and as paybill
 /// takes it back.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct BillFetchBody {
     bill_amount: String,
@@ -115,7 +117,7 @@ impl From<&FetchedBill> for BillFetchBody {
 }
 
 /// As AOPay's page shows it: no `response_code`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct FetchedBillBody {
     status: bool,
     amount: String,
@@ -152,7 +154,7 @@ pub async fn fetch_bill(State(state): State<Arc<AppState>>, call: PartnerCall) -
 }
 
 /// As SPEC §7.3 lists it: `ackno` a JSON integer.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PaybillBody {
     status: bool,
     response_code: i64,
@@ -289,4 +291,9 @@ pub async fn paybill(State(state): State<Arc<AppState>>, call: PartnerCall) -> R
         message: record.status.message(),
     };
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// This module's bodies, for the OpenAPI document ([`super::openapi`]).
+pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
+    super::openapi::collect!(out; OperatorList, FetchedBillBody, PaybillBody);
 }

@@ -46,7 +46,7 @@ const OLDER_NAMES: BeneficiaryNames = BeneficiaryNames {
     ifsc: &["IFSC", "ifsccode"],
 };
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BeneficiaryAdded<'a> {
     status: bool,
     response_code: i64,
@@ -166,7 +166,7 @@ pub(crate) fn pipe(f: &Fields) -> Result<Option<Bank>, ApiError> {
 }
 
 /// One beneficiary as `FetchBeneficiary` and `FetchBeneficiaryBeneID` show it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BeneficiaryData {
     bene_id: String,
     bankid: Option<String>,
@@ -196,7 +196,7 @@ impl From<Beneficiary> for BeneficiaryData {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BeneficiaryList {
     status: bool,
     response_code: i64,
@@ -214,7 +214,7 @@ pub async fn fetch_beneficiary(State(state): State<Arc<AppState>>, call: Partner
     Ok(json_response(StatusCode::OK, &body))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct OneBeneficiary {
     status: bool,
     response_code: i64,
@@ -235,16 +235,17 @@ pub async fn fetch_beneficiary_bene_id(
 }
 
 /// One bank as `BankList` shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BankData {
     bankid: String,
     bankname: &'static str,
+    #[schema(value_type = Vec<String>)]
     ifsc_prefix: &'static [&'static str],
     imps: bool,
     neft: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct BankListBody {
     status: bool,
     response_code: i64,
@@ -266,4 +267,9 @@ pub async fn bank_list(_call: PartnerCall) -> Result<Response, ApiError> {
         .collect();
     let body = BankListBody { status: true, response_code: 1, message: "Bank list fetched", data };
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// This module's bodies, for the OpenAPI document ([`super::openapi`]).
+pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
+    super::openapi::collect!(out; BeneficiaryAdded, BeneficiaryList, OneBeneficiary, BankListBody);
 }

@@ -21,7 +21,7 @@ use crate::services::remittance::{self, Confirmation, PresentedOtp, Registration
 use crate::services::upstream::provider::EkycRequest;
 
 /// `status`, `response_code`, `message`: a plain success.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Done<'a> {
     status: bool,
     response_code: i64,
@@ -33,7 +33,7 @@ fn done(message: &str) -> Response {
 }
 
 /// An OTP was sent: the token to send back with it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct OtpSent<'a> {
     status: bool,
     response_code: i64,
@@ -41,7 +41,7 @@ struct OtpSent<'a> {
     message: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct RemitterFound {
     status: bool,
     response_code: i64,
@@ -50,7 +50,7 @@ struct RemitterFound {
 }
 
 /// As the DMT status page's 200 schema shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct RemitterData {
     fname: Option<String>,
     lname: Option<String>,
@@ -188,7 +188,7 @@ pub async fn transaction_send_otp(State(state): State<Arc<AppState>>, call: Part
 }
 
 /// A transfer as `Transaction` and `ClaimRefund` answer it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TransferBody {
     status: bool,
     response_code: i64,
@@ -252,6 +252,8 @@ pub async fn transaction(State(state): State<Arc<AppState>>, call: PartnerCall) 
 /// as an unknown one.
 async fn refund_reference(state: &AppState, call: &PartnerCall) -> Result<ReferenceId, ApiError> {
     let f = &call.fields;
+    // Read before the lookup: a malformed referenceid is a 400, never "not found".
+    let sent = if f.has(&["referenceid", "ReferanceID", "refid"])? { Some(f.reference()?) } else { None };
     let by_ackno = match f.optional_ackno()? {
         None => None,
         Some(ackno) => {
@@ -260,11 +262,12 @@ async fn refund_reference(state: &AppState, call: &PartnerCall) -> Result<Refere
             Some(owned.ok_or(remittance::DmtError::TransferNotFound)?.reference)
         }
     };
-    match (by_ackno, f.has(&["referenceid", "ReferanceID", "refid"])?) {
-        (Some(reference), false) => Ok(reference),
-        (None, _) => f.reference(),
-        (Some(reference), true) if f.reference()? == reference => Ok(reference),
-        (Some(_), true) => Err(ApiError::Validation("ackno and referenceid name different transactions".into())),
+    match (by_ackno, sent) {
+        (Some(reference), None) => Ok(reference),
+        (None, Some(reference)) => Ok(reference),
+        (None, None) => f.reference(),
+        (Some(reference), Some(sent)) if sent == reference => Ok(reference),
+        (Some(_), Some(_)) => Err(ApiError::Validation("ackno and referenceid name different transactions".into())),
     }
 }
 
@@ -289,9 +292,16 @@ pub async fn refund_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -
 /// of the transfer): refunds to the wallet.
 pub async fn claim_refund(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let f = &call.fields;
-    let (reference, otp, stateresp) = (refund_reference(&state, &call).await?, f.otp()?, f.optional_stateresp()?);
+    // The fields are checked before the transfer is looked up: a bad one is a 400, never "not found".
+    let (otp, stateresp) = (f.otp()?, f.optional_stateresp()?);
+    let reference = refund_reference(&state, &call).await?;
     let (store, clock, upstream) = (&*state.store, &*state.clock, &state.upstream);
     let refunded =
         remittance::claim_refund(store, clock, upstream, call.partner, &reference, &otp, stateresp.as_deref()).await?;
     Ok(json_response(StatusCode::OK, &transfer_body(&refunded, None)))
+}
+
+/// This module's bodies, for the OpenAPI document ([`super::openapi`]).
+pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
+    super::openapi::collect!(out; Done, OtpSent, RemitterFound, TransferBody);
 }

@@ -168,7 +168,8 @@ impl From<BillError> for ApiError {
 }
 
 /// The usual shape: `status` first.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Refusal)]
 struct StatusFirst<'a> {
     status: bool,
     response_code: i64,
@@ -234,6 +235,11 @@ impl IntoResponse for ApiError {
             }
         }
     }
+}
+
+/// This module's bodies, for the OpenAPI document ([`super::openapi`]).
+pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
+    super::openapi::collect!(out; StatusFirst);
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ pub mod dmt_v1;
 pub mod error;
 pub mod extract;
 pub mod framing;
+pub mod openapi;
 pub mod partner_call;
 pub mod penny_drop;
 pub mod ratelimit;
@@ -243,6 +244,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/aop/billpaymentpaybill", post(bbps::paybill))
         .route("/upstream/v1/callback", post(upstream::callback))
         .route("/sandbox/v1/advance", post(upstream::advance))
+        .route("/openapi.json", axum::routing::get(openapi::serve))
         .merge(admin_routes())
         .merge(console)
         // After every route: they apply to the routes already there.
@@ -273,6 +275,21 @@ pub fn admin_paths() -> Vec<String> {
     let listing = format!("{:?}", admin_routes());
     let mut paths: Vec<String> =
         listing.split('"').filter(|part| part.starts_with("/admin/")).map(str::to_owned).collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// The path of every route [`router`] has, read from the router's `Debug`
+/// form as [`admin_paths`] does: for the test that holds the OpenAPI
+/// document to the router.
+pub fn routed_paths(state: Arc<AppState>) -> Vec<String> {
+    let listing = format!("{:?}", router(state));
+    let mut paths: Vec<String> = listing
+        .split('"')
+        .filter(|part| part.starts_with('/') && !part.contains(' ') && !part.contains("{*"))
+        .map(str::to_owned)
+        .collect();
     paths.sort();
     paths.dedup();
     paths

@@ -34,12 +34,14 @@ fn request(f: &Fields, now: Timestamp) -> Result<PennyDropRequest, ApiError> {
     let account = f.text(&["accno"])?.map(|a| AccountNumber::parse(&a).map_err(|e| invalid("accno", e))).transpose()?;
     let bank_id = optional_id(f, &["bankid"])?;
     let name = f.text(&["benename"])?;
+    // Checked whenever sent, with bene_id too: a malformed field is a 400.
+    let ifsc = f.text(&["ifsccode"])?.map(|i| Ifsc::parse(&i).map_err(|e| invalid("ifsccode", e))).transpose()?;
     let target = match optional_id(f, &["bene_id", "BeneID"])? {
         Some(id) => Target::Registered { id, account, bank_id, name },
         None => Target::Account {
             account: account.ok_or_else(|| invalid("accno", "is missing (or send bene_id)"))?,
             bank_id: bank_id.ok_or_else(|| invalid("bankid", "is missing (or send bene_id)"))?,
-            ifsc: f.text(&["ifsccode"])?.map(|i| Ifsc::parse(&i).map_err(|e| invalid("ifsccode", e))).transpose()?,
+            ifsc,
             name: name.ok_or_else(|| invalid("benename", "is missing (or send bene_id)"))?,
         },
     };
@@ -52,7 +54,7 @@ fn request(f: &Fields, now: Timestamp) -> Result<PennyDropRequest, ApiError> {
 }
 
 /// A penny drop as answered.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PennyDropBody {
     status: bool,
     response_code: i64,
@@ -60,7 +62,7 @@ struct PennyDropBody {
     data: PennyDropData,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PennyDropData {
     referenceid: String,
     bene_id: Option<String>,
@@ -105,4 +107,9 @@ pub async fn penny_drop(State(state): State<Arc<AppState>>, call: PartnerCall) -
     let (store, clock, upstream) = (&*state.store, &*state.clock, &state.upstream);
     let done = penny_drops::penny_drop(store, clock, upstream, call.partner, request).await?;
     Ok(json_response(StatusCode::OK, &render(done)))
+}
+
+/// This module's bodies, for the OpenAPI document ([`super::openapi`]).
+pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
+    super::openapi::collect!(out; PennyDropBody);
 }

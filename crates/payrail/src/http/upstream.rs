@@ -29,7 +29,7 @@ use crate::domain::{ChangeSource, TxnKind};
 use crate::services::upstream::provider::{CallbackError, UpstreamReport};
 use crate::services::upstream::sync::{CallbackRefusal, Synced};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct CallbackAnswer<'a> {
     status: u16,
     message: &'a str,
@@ -79,7 +79,7 @@ fn log_synced(synced: &Synced) {
 }
 
 /// What `/sandbox/v1/advance` takes.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Advance {
     kind: String,
     id: i64,
@@ -88,7 +88,7 @@ struct Advance {
     operator_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Advanced {
     kind: &'static str,
     id: i64,
@@ -141,4 +141,9 @@ fn report(kind: TxnKind, request: &Advance) -> Result<UpstreamReport, ApiError> 
             _ => return Err(bad("pending, success, failed")),
         }),
     })
+}
+
+/// This module's bodies, for the OpenAPI document ([`super::openapi`]).
+pub(crate) fn schemas(out: &mut super::openapi::Schemas) {
+    super::openapi::collect!(out; CallbackAnswer, Advance, Advanced);
 }

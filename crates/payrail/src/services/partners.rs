@@ -151,7 +151,7 @@ pub async fn set_authorised_key(
 /// A partner as operators see it and the audit log records it: never a
 /// secret nor a key, only whether one is set and until when a rotated-out
 /// secret still works.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PartnerView {
     /// `AOP-<n>`.
     pub registration_id: String,

@@ -305,7 +305,7 @@ pub fn by_state(filter: &SearchFilter, kind: TxnKind) -> Vec<SearchFilter> {
 
 /// A found row as the JSON answer and the CSV export show it: both kinds
 /// in one shape, `null` (an empty CSV field) where a kind has no such field.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct RowView {
     /// `dmt` or `bbps`.
     pub kind: &'static str,
@@ -437,7 +437,7 @@ impl RowView {
 }
 
 /// The JSON answer of a search page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PageView {
     /// The rows, newest first.
     pub transactions: Vec<RowView>,
@@ -535,11 +535,12 @@ fn item(at: Timestamp, kind: &'static str, details: Json) -> TimelineItem {
 }
 
 /// A transaction as `payrail txn show` and the timeline routes show it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TxnDetail {
     /// The record in the search's shape.
     pub transaction: RowView,
     /// Everything that happened to it, oldest first.
+    #[schema(value_type = Vec<crate::http::openapi::TimelineEntry>)]
     pub timeline: Vec<TimelineItem>,
 }
 

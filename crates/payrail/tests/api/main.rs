@@ -35,6 +35,7 @@ mod held;
 mod hostile_clients;
 mod isolation;
 mod master_key;
+mod openapi;
 mod operator_holds;
 mod operators;
 mod otp_texts;
