@@ -17,6 +17,7 @@
 //! ([`check::validate`]).
 
 mod admin;
+mod beyond;
 pub mod check;
 mod partner;
 
@@ -72,6 +73,7 @@ pub async fn serve() -> Response {
 fn build() -> OpenApi {
     let mut schemas: Schemas = Vec::new();
     partner::schemas(&mut schemas);
+    beyond::schemas(&mut schemas);
     super::dmt_v1::schemas(&mut schemas);
     super::beneficiaries::schemas(&mut schemas);
     super::penny_drop::schemas(&mut schemas);
@@ -86,7 +88,7 @@ fn build() -> OpenApi {
     super::admin_partners::schemas(&mut schemas);
     super::admin_search::schemas(&mut schemas);
     let mut paths = Paths::new();
-    for op in partner::operations().into_iter().chain(admin::operations()) {
+    for op in partner::operations().into_iter().chain(beyond::operations()).chain(admin::operations()) {
         let method = op.method.clone();
         let path = op.path;
         paths.add_path_operation(path, vec![method], op.into_operation());

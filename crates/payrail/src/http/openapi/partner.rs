@@ -49,6 +49,8 @@ struct DmtStatusRequest {
     ReferanceID: String,
     #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
+    /// `true`: the answer ends with the record's status history (`"history":[{"status","at","source"},…]`).
+    history: Option<bool>,
 }
 
 /// `BillPaymentStatus`: `referenceid` (also `ReferenceID`, `ReferanceID`).
@@ -58,6 +60,8 @@ struct BillStatusRequest {
     referenceid: String,
     #[schema(pattern = "^[Aa][Oo][Pp]-[0-9]{1,15}$")]
     RegistrationID: String,
+    /// `true`: the answer ends with the record's status history (`"history":[{"status","at","source"},…]`).
+    history: Option<bool>,
 }
 
 /// A found transfer (SPEC §4), field for field as the seed shows it: the
