@@ -33,6 +33,8 @@ pub enum Workload {
     Status,
     /// A ₹100 bill payment under a new reference, from the wallet.
     Paybill,
+    /// A `TransactionStatusBulk` of this many random loaded references.
+    Bulk(usize),
 }
 
 /// Numbers paybill references, unique within the process.
@@ -140,6 +142,10 @@ fn request(target: &Target, partner: &str) -> String {
             n % 1_000_000_000
         );
         ("/api/AOP/BillPaymentPaybill", body)
+    } else if let Workload::Bulk(n) = target.workload {
+        let references: Vec<String> = (0..n).map(|_| format!("\"B{:07}\"", rng.gen_range(0..target.records))).collect();
+        let body = format!(r#"{{"RegistrationID":"{partner}","references":[{}]}}"#, references.join(","));
+        ("/api/AOP/DMTV1/TransactionStatusBulk", body)
     } else if rng.gen_bool(0.5) {
         ("/api/AOP/DMTV1/TransactionStatus", format!(r#"{{"ReferanceID":"{reference}","RegistrationID":"{partner}"}}"#))
     } else {

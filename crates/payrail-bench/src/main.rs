@@ -40,7 +40,7 @@ use payrail::services::transactions::{NewBill, NewDmt};
 use payrail::store::{self, ChangeNote, Store, StoreLocation};
 use secrecy::ExposeSecret as _;
 
-use crate::load::{Report, Target, Workload::Status};
+use crate::load::{Report, Target, Workload::Bulk, Workload::Status};
 
 /// Load benchmark of payrail's status lookups against a bare hyper server.
 #[derive(Debug, Parser)]
@@ -72,6 +72,10 @@ struct Args {
     /// `--records` of each kind (see `plans.rs`); fails on a full scan.
     #[arg(long, conflicts_with_all = ["paybills", "poller"])]
     plans: bool,
+    /// Instead: status lookups in bulk, `TransactionStatusBulk` requests of
+    /// this many random references each (1 to 100); prints references a second.
+    #[arg(long, conflicts_with_all = ["paybills", "poller", "plans"], value_parser = clap::value_parser!(u16).range(1..=100))]
+    bulk: Option<u16>,
     /// Due poll jobs for `--poller`.
     #[arg(long, default_value_t = 100_000)]
     poll_jobs: usize,
@@ -125,12 +129,19 @@ fn run_engine(
 
     let payrail_addr = server_runtime.block_on(start_payrail(store, key))?;
     let bare_addr = server_runtime.block_on(load::start_bare_server(sample_body_len()))?;
-    let target =
-        |addr, name| Target { addr, name, partner, secret: secret.clone(), records: args.records, workload: Status };
+    let workload = args.bulk.map_or(Status, |n| Bulk(usize::from(n)));
+    let target = |addr, name| Target { addr, name, partner, secret: secret.clone(), records: args.records, workload };
     let duration = Duration::from_secs(args.seconds);
     let bare = driver.block_on(load::drive(target(bare_addr, "bare hyper"), args.connections, duration))?;
     let payrail = driver.block_on(load::drive(target(payrail_addr, "payrail"), args.connections, duration))?;
     print_reports(engine, &bare, &payrail);
+    if let Some(n) = args.bulk {
+        println!(
+            "{engine:>8} bulk: {:.0} requests/s of {n} references = {:.0} references/s",
+            payrail.per_second,
+            payrail.per_second * f64::from(n)
+        );
+    }
     server_runtime.shutdown_timeout(Duration::from_secs(1));
     if let (Some(base), Some(name)) = (postgres, database) {
         driver.block_on(drop_database(&base, &name))?;
