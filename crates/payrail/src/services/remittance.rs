@@ -18,6 +18,7 @@ use super::upstream::provider::{
 use super::upstream::sync::Upstream;
 use crate::domain::banks::find_bank;
 use crate::domain::dmt::DmtChange;
+use crate::domain::ledger::Journal;
 use crate::domain::ekyc::{KycRefusal, KYC_LIFETIME_SECS};
 use crate::domain::otp::{stateresp_from, OtpCheck, OtpPurpose, OtpRecord, OTP_MAX_ATTEMPTS};
 use crate::domain::remitter::{
@@ -296,13 +297,16 @@ pub(super) async fn send_otp_as(
     let OtpRequest { purpose, subject, to, what } = request;
     let now = clock.now();
     if let Err(at) = store.count_text(to, now, texts.limits).await? {
+        texts.count("refused");
         return Err(DmtError::TooManyTexts { retry_at: at.to_ist_string(), wait_secs: at.unix() - now.unix() });
     }
     let code = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000u32));
     let issued = OtpRecord::issue(partner, purpose, subject, token, code, now);
     store.insert_otp(issued.record).await?;
     let message = format!("{} is your OTP to {what}. It is valid for 90 seconds. Do not share it.", issued.code);
-    texts.notifier.send(to, &message).await.map_err(DmtError::NotDelivered)
+    let sent = texts.notifier.send(to, &message).await;
+    texts.count(if sent.is_ok() { "sent" } else { "not_delivered" });
+    sent.map_err(DmtError::NotDelivered)
 }
 
 /// Presents an OTP; the subject it was issued for must be `expected`.
@@ -652,6 +656,8 @@ pub async fn transfer(
     let record = new_transfer(partner, reference, &intent, &beneficiary, plan.dmt_charges(intent.amount, now), now);
     let poll_at = upstream.first_poll(now);
     let (mut debited, bank) = debit_on_some_pipe(store, clock, record, &intent, pipe, poll_at, now).await?;
+    let taken = debited.wallet.opening - debited.wallet.closing;
+    upstream.metrics().created(TxnKind::Dmt.as_str(), debited.record.status.name(), taken);
     // The reference is stored before the transfer is sent; without it the
     // transfer is not sent (the poller then finds the upstream never heard of it).
     let upstream_ref = match upstream.upstream_ref(store, TxnKind::Dmt, debited.record.ackno).await {
@@ -847,6 +853,7 @@ async fn upstream_refund_otp(
 ) -> Result<String, DmtError> {
     let now = clock.now();
     if let Err(at) = store.count_text(remitter, now, texts.limits).await? {
+        texts.count("refused");
         return Err(DmtError::TooManyTexts { retry_at: at.to_ist_string(), wait_secs: at.unix() - now.unix() });
     }
     let upstream_ref = upstream.upstream_ref(store, TxnKind::Dmt, transfer.ackno).await?;
@@ -862,6 +869,7 @@ async fn upstream_refund_otp(
         tokio::time::timeout(upstream.settings.poll_timeout, asked).await.unwrap_or(Err(ProviderError::Timeout));
     match answer.map_err(DmtError::UpstreamUnanswered)? {
         RefundOtpOutcome::Sent => {
+            texts.count("sent");
             let stateresp = new_stateresp();
             store.record_refund_otp(transfer.ackno, &stateresp, now).await?;
             Ok(stateresp)
@@ -924,7 +932,7 @@ pub async fn claim_refund(
         return claimed;
     }
     use_otp(store, clock, partner, OtpPurpose::Refund, otp, &refund_subject(&transfer)).await?;
-    credit_refund(store, clock, &transfer, None).await
+    credit_refund(store, clock, upstream, &transfer, None).await
 }
 
 async fn claim_upstream_refund(
@@ -952,6 +960,7 @@ async fn claim_upstream_refund(
             credit_refund(
                 store,
                 clock,
+                upstream,
                 &transfer,
                 Some(format!("refund confirmed by the upstream (ackno {upstream_ackno})")),
             )
@@ -962,7 +971,7 @@ async fn claim_upstream_refund(
                 Ok(queried) if queried.report == DmtUpstream::Failed && queried.refunded => {
                     let reason =
                         format!("refunded by the upstream (ackno {upstream_ackno}), confirmed by its status query");
-                    credit_refund(store, clock, &transfer, Some(reason)).await
+                    credit_refund(store, clock, upstream, &transfer, Some(reason)).await
                 }
                 _ => Err(DmtError::State(format!("The upstream did not refund this transaction: {message}"))),
             }
@@ -981,13 +990,19 @@ async fn claim_upstream_refund(
 async fn credit_refund(
     store: &dyn Store,
     clock: &dyn Clock,
+    upstream: &Upstream,
     transfer: &DmtTransfer,
     reason: Option<String>,
 ) -> Result<DmtTransfer, DmtError> {
     let refund = DmtChange::Refund { refund_txn_id: None };
     let note = ChangeNote { reason, ..partner_note(clock) };
     match store.change_dmt(transfer.ackno, refund, note).await {
-        Ok(refunded) => Ok(refunded),
+        Ok(refunded) => {
+            let metrics = upstream.metrics();
+            metrics.settled(TxnKind::Dmt.as_str(), refunded.status.name());
+            metrics.refunded(Paise::ZERO - Journal::dmt_debit(&refunded, refunded.created_at).wallet_change());
+            Ok(refunded)
+        }
         Err(ChangeError::Forbidden(_)) => Err(DmtError::State("Transaction already refunded".into())),
         Err(ChangeError::NotFound) => Err(DmtError::TransferNotFound),
         Err(ChangeError::Store(e)) => Err(DmtError::Store(e)),

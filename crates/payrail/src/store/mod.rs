@@ -39,6 +39,7 @@
 
 pub(crate) mod columns;
 pub mod files;
+pub mod health;
 pub mod kyc;
 pub mod ledger;
 pub mod lookup;
@@ -53,6 +54,7 @@ pub mod sqlite;
 pub mod transactions;
 pub mod upstream_work;
 
+pub use health::HealthStore;
 pub use kyc::KycStore;
 pub use ledger::LedgerStore;
 pub use operators::OperatorStore;
@@ -249,6 +251,7 @@ pub trait Store:
     + PennyDropStore
     + SearchStore
     + OperatorStore
+    + HealthStore
 {
     /// Which engine this is, for logs and the bench.
     fn engine(&self) -> &'static str;

@@ -32,7 +32,9 @@ use crate::domain::upstream::{
     self, Backoff, BillUpstream, DmtUpstream, UpstreamRef, REF_NONCE_LEN, RETURN_CONFIRMED, RETURN_NOT_CONFIRMED,
     RETURN_REPORTED,
 };
-use crate::domain::{BillPayment, ChangeSource, Clock, DmtTransfer, Timestamp, TxnKind};
+use crate::domain::{BillPayment, BillStatus, ChangeSource, Clock, DmtTransfer, Paise, Timestamp, TxnKind};
+use crate::observe::provider::Metered;
+use crate::observe::Metrics;
 use crate::services::flights::{Flights, Seat};
 use crate::store::transactions::StoredKind;
 use crate::store::{ChangeError, ChangeNote, Store, StoreError, TransactionStore};
@@ -88,6 +90,8 @@ pub struct Upstream {
     health: Arc<UpstreamHealth>,
     /// The store's installation id, once read.
     installation: std::sync::OnceLock<String>,
+    /// Where the server's metrics are counted.
+    metrics: Arc<Metrics>,
 }
 
 /// Why a callback was refused.
@@ -124,8 +128,21 @@ pub enum Synced {
 impl Upstream {
     /// Follows `provider` as `settings` say, reading the time from `clock`.
     pub fn new(provider: Arc<dyn Provider>, settings: SyncSettings, clock: Arc<dyn Clock>) -> Self {
+        Self::metered(provider, settings, clock, Arc::new(Metrics::default()))
+    }
+
+    /// [`Upstream::new`], counting into `metrics` (shared with the rest of
+    /// the server): its provider's calls, and the state changes it makes.
+    pub fn metered(
+        provider: Arc<dyn Provider>,
+        settings: SyncSettings,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let health = provider.health().unwrap_or_default();
+        let provider: Arc<dyn Provider> = Arc::new(Metered::new(provider, metrics.clone()));
         Upstream {
+            metrics,
             provider,
             settings,
             clock,
@@ -133,6 +150,11 @@ impl Upstream {
             health,
             installation: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The server's metrics (its provider's calls are counted there).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The upstream's call counters and circuit.
@@ -437,6 +459,26 @@ impl Upstream {
         report: &R::Upstream,
         source: ChangeSource,
     ) -> Result<R, StoreError> {
+        let before = record.clone();
+        let after = self.apply_report_to(store, record, report, source).await?;
+        // Counted once the change is committed (the store returned it).
+        if after.state_name() != before.state_name() {
+            self.metrics.settled(R::KIND.as_str(), after.state_name());
+            if let Some(paise) = R::refunded_between(&before, &after) {
+                self.metrics.refunded(paise);
+            }
+        }
+        Ok(after)
+    }
+
+    /// [`Upstream::apply`] before it is counted.
+    async fn apply_report_to<R: Followed>(
+        &self,
+        store: &dyn Store,
+        record: R,
+        report: &R::Upstream,
+        source: ChangeSource,
+    ) -> Result<R, StoreError> {
         let (kind, id, now) = (R::KIND, record.id(), self.clock.now());
         if let Some(reversal) = record.reversal(report) {
             let pending = return_pending::<R>(store, id).await?;
@@ -694,6 +736,13 @@ pub trait Followed: StoredKind {
     /// Its state's name, as history rows have it.
     fn state_name(&self) -> &'static str;
 
+    /// What went back to the wallet when the record moved from `before` to
+    /// `after` (a bill payment failed upstream is paid back in the change
+    /// that fails it); `None` when nothing did.
+    fn refunded_between(_before: &Self, _after: &Self) -> Option<Paise> {
+        None
+    }
+
     /// Whether it is in the state a hold for review leaves it in (only then
     /// is its history read to know whether it is held for review).
     fn may_be_held_for_review(&self) -> bool {
@@ -791,6 +840,12 @@ impl Followed for BillPayment {
 
     fn state_name(&self) -> &'static str {
         self.status.name()
+    }
+
+    fn refunded_between(before: &Self, after: &Self) -> Option<Paise> {
+        let gone = |status: BillStatus| matches!(status, BillStatus::Failed | BillStatus::Refunded);
+        (gone(after.status) && !gone(before.status))
+            .then(|| Paise::ZERO - crate::domain::ledger::Journal::bill_debit(after, after.created_at).wallet_change())
     }
 
     fn report_of(report: &UpstreamReport) -> Option<&BillUpstream> {

@@ -28,6 +28,7 @@
 //! `migrations/`, one `.sql` file per version.
 
 mod columns;
+mod health;
 mod kyc;
 mod ledger;
 mod migrations;
@@ -123,7 +124,7 @@ impl PostgresStore {
         config: tokio_postgres::Config,
         tls: super::postgres_tls::RustlsConnect,
     ) -> anyhow::Result<Self> {
-        let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Verified });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .wait_timeout(Some(POOL_TIMEOUT))

@@ -14,6 +14,7 @@
 //! `migrations/`, one `.sql` file per version.
 
 mod columns;
+mod health;
 mod kyc;
 mod ledger;
 mod lookup;
