@@ -293,7 +293,8 @@ fn start_workers(
 ) -> anyhow::Result<Workers> {
     let retry = Backoff::parse(&args.callback_retry).context("--callback-retry")?;
     let delivery = DeliverySettings { retry, ..DeliverySettings::default() };
-    let deliverer = Deliverer::new(store.clone(), key, delivery, clock.clone())?.with_metrics(upstream.metrics().clone());
+    let deliverer =
+        Deliverer::new(store.clone(), key, delivery, clock.clone())?.with_metrics(upstream.metrics().clone());
     let mut settings =
         WorkerSettings { tick: Duration::from_millis(args.worker_tick_ms.max(10)), ..WorkerSettings::default() };
     if let Some(instance) = &args.instance {

@@ -268,10 +268,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     // The matched route's pattern goes out with the answer, for the edge's
     // request metrics (none under `--no-metrics`).
     let router = if metered { router.route_layer(axum::middleware::from_fn(matched_route)) } else { router };
-    router
-        .method_not_allowed_fallback(method_not_allowed)
-        .fallback(no_such_endpoint)
-        .with_state(state)
+    router.method_not_allowed_fallback(method_not_allowed).fallback(no_such_endpoint).with_state(state)
 }
 
 /// Every operator route under `/admin/v1/`, each module's merged: each

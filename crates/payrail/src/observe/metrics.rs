@@ -213,7 +213,11 @@ impl Metrics {
             "Latency of calls to the upstream provider, by operation",
             upstream_duration.clone(),
         );
-        registry.register("payrail_poll_jobs", "Upstream poll jobs due now and held for an operator", poll_jobs.clone());
+        registry.register(
+            "payrail_poll_jobs",
+            "Upstream poll jobs due now and held for an operator",
+            poll_jobs.clone(),
+        );
         registry.register(
             "payrail_partner_events",
             "Partner callback events waiting for delivery",

@@ -18,8 +18,8 @@ use super::upstream::provider::{
 use super::upstream::sync::Upstream;
 use crate::domain::banks::find_bank;
 use crate::domain::dmt::DmtChange;
-use crate::domain::ledger::Journal;
 use crate::domain::ekyc::{KycRefusal, KYC_LIFETIME_SECS};
+use crate::domain::ledger::Journal;
 use crate::domain::otp::{stateresp_from, OtpCheck, OtpPurpose, OtpRecord, OTP_MAX_ATTEMPTS};
 use crate::domain::remitter::{
     AccountNumber, Bank, Beneficiary, DmtRoute, Ifsc, MobileNumber, MonthlyLimit, PerBank, Remitter, TransferMode,

@@ -21,8 +21,11 @@ impl HealthStore for PostgresStore {
         let client = self.client().await?;
         let what = "Failed to count the upstream work";
         let counts = query_one(&client, sql::WORK_COUNTS, &[&now.unix()], what).await?;
-        let (polls_due, polls_held, events_pending) =
-            (counts.try_get(0).store_context(what)?, counts.try_get(1).store_context(what)?, counts.try_get(2).store_context(what)?);
+        let (polls_due, polls_held, events_pending) = (
+            counts.try_get(0).store_context(what)?,
+            counts.try_get(1).store_context(what)?,
+            counts.try_get(2).store_context(what)?,
+        );
         let what = "Failed to read the wallets";
         let rows = query(&client, sql::WALLETS, &[], what).await?;
         let wallets = decode_all(
