@@ -34,9 +34,12 @@ use payrail::domain::{
     BillStatus, ChangeSource, Clock as _, DmtStatus, IpAllowlist, Paise, ReferenceId, RegistrationId, SystemClock,
 };
 use payrail::http::{AppState, Application, EdgeSettings};
+use payrail::observe::Metrics;
 use payrail::services::partners::{add_partner, PartnerRequest};
 use payrail::services::secrets::MasterKey;
 use payrail::services::transactions::{NewBill, NewDmt};
+use payrail::services::upstream::provider::ManualProvider;
+use payrail::services::upstream::sync::{SyncSettings, Upstream};
 use payrail::store::{self, ChangeNote, Store, StoreLocation};
 use secrecy::ExposeSecret as _;
 
@@ -72,6 +75,17 @@ struct Args {
     /// `--records` of each kind (see `plans.rs`); fails on a full scan.
     #[arg(long, conflicts_with_all = ["paybills", "poller"])]
     plans: bool,
+    /// Serve payrail without metrics (as `payrail serve --no-metrics`).
+    #[arg(long)]
+    no_metrics: bool,
+    /// Instead of the bare server: status lookups of payrail with metrics
+    /// against payrail without, over the same store, in alternating runs of
+    /// `--seconds` (`--rounds` of each), and the cost of the metrics.
+    #[arg(long, conflicts_with_all = ["paybills", "poller", "plans", "no_metrics"])]
+    compare_metrics: bool,
+    /// Runs of each server for `--compare-metrics`.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Due poll jobs for `--poller`.
     #[arg(long, default_value_t = 100_000)]
     poll_jobs: usize,
@@ -123,7 +137,25 @@ fn run_engine(
     let (store, key) = server_runtime.block_on(open(&location))?;
     let (partner, secret) = server_runtime.block_on(load(&*store, &key, args.records))?;
 
-    let payrail_addr = server_runtime.block_on(start_payrail(store, key))?;
+    if args.compare_metrics {
+        let with = server_runtime.block_on(start_payrail(store.clone(), key.clone(), true))?;
+        let without = server_runtime.block_on(start_payrail(store, key, false))?;
+        let target = |addr, name| Target {
+            addr,
+            name,
+            partner,
+            secret: secret.clone(),
+            records: args.records,
+            workload: Status,
+        };
+        compare_metrics(args, engine, driver, target(with, "metrics on"), target(without, "metrics off"))?;
+        server_runtime.shutdown_timeout(Duration::from_secs(1));
+        if let (Some(base), Some(name)) = (postgres, database) {
+            driver.block_on(drop_database(&base, &name))?;
+        }
+        return Ok(());
+    }
+    let payrail_addr = server_runtime.block_on(start_payrail(store, key, !args.no_metrics))?;
     let bare_addr = server_runtime.block_on(load::start_bare_server(sample_body_len()))?;
     let target =
         |addr, name| Target { addr, name, partner, secret: secret.clone(), records: args.records, workload: Status };
@@ -135,6 +167,36 @@ fn run_engine(
     if let (Some(base), Some(name)) = (postgres, database) {
         driver.block_on(drop_database(&base, &name))?;
     }
+    Ok(())
+}
+
+/// Drives the two servers in turn, `--rounds` times each, and prints each
+/// run, the mean throughput of each, and what the metrics cost.
+fn compare_metrics(
+    args: &Args,
+    engine: &str,
+    driver: &tokio::runtime::Runtime,
+    with: Target,
+    without: Target,
+) -> anyhow::Result<()> {
+    let duration = Duration::from_secs(args.seconds);
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for _ in 0..args.rounds.max(1) {
+        for (target, runs) in [(&with, &mut on), (&without, &mut off)] {
+            let report = driver.block_on(load::drive(target.clone(), args.connections, duration))?;
+            println!(
+                "{engine:>8} {:<11} {:>9.0} req/s  p50 {:>6} µs  p99 {:>6} µs  ({} requests, {} errors)",
+                report.name, report.per_second, report.p50_micros, report.p99_micros, report.requests, report.errors
+            );
+            runs.push(report.per_second);
+        }
+    }
+    let mean = |runs: &[f64]| runs.iter().sum::<f64>() / runs.len() as f64;
+    let (on, off) = (mean(&on), mean(&off));
+    println!(
+        "{engine:>8} mean: metrics on {on:.0} req/s, off {off:.0} req/s: the metrics cost {:.1}% of status-lookup throughput",
+        (off - on) / off.max(1.0) * 100.0
+    );
     Ok(())
 }
 
@@ -259,10 +321,19 @@ fn bill(partner: RegistrationId, i: usize) -> anyhow::Result<payrail::domain::Bi
     Ok(new.into_payment(SystemClock.now()))
 }
 
-pub(crate) async fn start_payrail(store: Arc<dyn Store>, key: Arc<MasterKey>) -> anyhow::Result<SocketAddr> {
+/// The real server over `store`, its metrics kept or not (`--no-metrics`).
+pub(crate) async fn start_payrail(
+    store: Arc<dyn Store>,
+    key: Arc<MasterKey>,
+    metrics: bool,
+) -> anyhow::Result<SocketAddr> {
     let settings = EdgeSettings { rate_limit_per_sec: 0, ..EdgeSettings::default() };
-    let app =
-        Application::bind("127.0.0.1:0".parse()?, AppState::new(store, key, settings, SystemClock::shared())).await?;
+    let clock = SystemClock::shared();
+    let provider = Arc::new(ManualProvider::new(clock.clone()));
+    let metrics = Arc::new(Metrics::new(metrics));
+    let upstream = Arc::new(Upstream::metered(provider, SyncSettings::default(), clock.clone(), metrics));
+    let state = AppState::new(store, key, settings, clock).with_upstream(upstream);
+    let app = Application::bind("127.0.0.1:0".parse()?, state).await?;
     let addr = app.local_addr()?;
     tokio::spawn(app.run_until(std::future::pending()));
     Ok(addr)

@@ -1,5 +1,5 @@
 //! `GET /healthz`, `GET /readyz` and `GET /metrics`: unauthenticated, for
-//! load balancers, orchestrators and Prometheus (see docs/OPERATIONS.md).
+//! load balancers, orchestrators and Prometheus (see docs/API.md, "Health and metrics").
 //!
 //! - `/healthz` answers 200 as long as the process serves HTTP; it asks
 //!   nothing of the store.

@@ -118,7 +118,7 @@ pub struct StoreGauges {
     pub wallets: Vec<(String, Paise)>,
 }
 
-/// Every metric payrail keeps; see docs/OPERATIONS.md for the table.
+/// Every metric payrail keeps; see docs/API.md ("Health and metrics") for the table.
 pub struct Metrics {
     enabled: bool,
     /// Route patterns by name, each made once (see [`Metrics::route_name`]).

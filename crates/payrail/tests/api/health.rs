@@ -56,6 +56,22 @@ async fn healthz_and_readyz_answer_on_sqlite_and_a_stopped_worker_is_not_ready()
     assert_eq!(get_json(&app, "/healthz").await.0, 200, "the process still answers");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_at_another_schema_version_is_not_ready() {
+    let app = spawn_app_with(Engine::Sqlite, AppOptions::default()).await;
+    let (status, ready) = get_json(&app, "/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    let expected = ready["store"]["expected_schema_version"].as_i64().expect("a version");
+    // As if a newer payrail had migrated the store further.
+    let conn = rusqlite::Connection::open(app.data_dir.path().join("payrail.db")).unwrap_or_else(|e| panic!("{e}"));
+    conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [expected + 1]).unwrap_or_else(|e| panic!("{e}"));
+    let (status, newer) = get_json(&app, "/readyz").await;
+    assert_eq!(status, 503, "{newer}");
+    let reason = format!("migrations: the store is at schema version {}, this binary expects {expected}", expected + 1);
+    assert_eq!(newer["reasons"], json!([reason]));
+    assert_eq!((&newer["store"]["answered"], &newer["store"]["schema_version"]), (&json!(true), &json!(expected + 1)));
+}
+
 /// A TCP forwarder from a local port to `target` that a test can cut
 /// (every open connection dropped, new ones closed at once) and resume.
 struct Forwarder {
