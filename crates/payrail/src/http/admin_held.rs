@@ -143,8 +143,9 @@ async fn act(
         Verb::Failed => HeldAction::ResolveFailed,
     };
     let source = change_source(&actor);
-    let before =
-        held::act(&*state.store, &*state.clock, kind, id, &action, source, &reason).await.map_err(|e| match e {
+    let before = held::act(&*state.store, &*state.clock, state.metrics(), kind, id, &action, source, &reason)
+        .await
+        .map_err(|e| match e {
             HeldError::NotFound(..) => ApiError::NotFound(e.to_string()),
             HeldError::NotHeld(..) | HeldError::Refused(_) => ApiError::Conflict(e.to_string()),
             HeldError::Store(e) => e.into(),

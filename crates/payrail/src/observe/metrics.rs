@@ -303,6 +303,20 @@ impl Metrics {
         }
     }
 
+    /// Counts a committed change of a `kind` transaction from state `from`
+    /// (`None`: unknown, but other than `to`) to `to`; a change into
+    /// `refunded` paid `refund()` back to the wallet (a refunded record
+    /// always has its ledger refund: `payrail verify` checks it).
+    pub fn changed(&self, kind: &'static str, from: Option<&str>, to: &'static str, refund: impl FnOnce() -> Paise) {
+        if !self.enabled || from == Some(to) {
+            return;
+        }
+        self.settled(kind, to);
+        if to == "refunded" {
+            self.refunded(refund());
+        }
+    }
+
     /// Counts money paid back to a wallet.
     pub fn refunded(&self, paise: Paise) {
         if self.enabled {

@@ -16,6 +16,7 @@ use crate::domain::dmt::DmtChange;
 use crate::domain::{
     BillStatus, ChangeSource, Clock, DmtStatus, HistoryEntry, Paise, RegistrationId, Timestamp, TxnKind,
 };
+use crate::observe::Metrics;
 use crate::services::search::search_page;
 use crate::store::search::{SearchFilter, StatusFilter};
 use crate::store::transactions::HeldResolution;
@@ -206,6 +207,7 @@ pub async fn find(store: &dyn Store, kind: TxnKind, id: i64) -> Result<Held, Hel
 pub async fn act(
     store: &dyn Store,
     clock: &dyn Clock,
+    metrics: &Metrics,
     kind: TxnKind,
     id: i64,
     action: &HeldAction,
@@ -221,20 +223,26 @@ pub async fn act(
         }
         (action, kind) => {
             let note = ChangeNote { source: source.clone(), reason: Some(reason.to_owned()), at: now };
-            let resolution = match (action, kind) {
+            let (to, resolution) = match (action, kind) {
                 (HeldAction::ResolveSuccess { utr, .. }, TxnKind::Dmt) => {
-                    HeldResolution::Dmt(DmtChange::Success { utr: utr.clone() })
+                    (DmtStatus::Success.name(), HeldResolution::Dmt(DmtChange::Success { utr: utr.clone() }))
                 }
-                (HeldAction::ResolveSuccess { operator_ref, .. }, TxnKind::Bbps) => {
-                    HeldResolution::Bill(BillChange::Success { operator_ref: operator_ref.clone() })
-                }
-                (_, TxnKind::Dmt) => HeldResolution::Dmt(DmtChange::Fail),
+                (HeldAction::ResolveSuccess { operator_ref, .. }, TxnKind::Bbps) => (
+                    BillStatus::Success.name(),
+                    HeldResolution::Bill(BillChange::Success { operator_ref: operator_ref.clone() }),
+                ),
+                (_, TxnKind::Dmt) => (DmtStatus::Failed.name(), HeldResolution::Dmt(DmtChange::Fail)),
                 // Failed and paid back in one database transaction, as the poller does.
-                (_, TxnKind::Bbps) => HeldResolution::FailAndRefundBill {
-                    refund: ChangeNote { source, reason: Some("refunded: failed by an operator".into()), at: now },
-                },
+                (_, TxnKind::Bbps) => (
+                    BillStatus::Refunded.name(),
+                    HeldResolution::FailAndRefundBill {
+                        refund: ChangeNote { source, reason: Some("refunded: failed by an operator".into()), at: now },
+                    },
+                ),
             };
             store.resolve_held(id, held.status, resolution, note).await?;
+            // A bill payment's debit is its amount.
+            metrics.changed(kind.as_str(), Some(held.status), to, || held.amount);
         }
     }
     Ok(held)

@@ -998,9 +998,13 @@ async fn credit_refund(
     let note = ChangeNote { reason, ..partner_note(clock) };
     match store.change_dmt(transfer.ackno, refund, note).await {
         Ok(refunded) => {
-            let metrics = upstream.metrics();
-            metrics.settled(TxnKind::Dmt.as_str(), refunded.status.name());
-            metrics.refunded(Paise::ZERO - Journal::dmt_debit(&refunded, refunded.created_at).wallet_change());
+            let paid = || Paise::ZERO - Journal::dmt_debit(&refunded, refunded.created_at).wallet_change();
+            upstream.metrics().changed(
+                TxnKind::Dmt.as_str(),
+                Some(transfer.status.name()),
+                refunded.status.name(),
+                paid,
+            );
             Ok(refunded)
         }
         Err(ChangeError::Forbidden(_)) => Err(DmtError::State("Transaction already refunded".into())),

@@ -10,10 +10,10 @@ use serde_json::json;
 
 use crate::both_engines;
 use crate::helpers::{eventually, spawn_app_with, AppOptions, Engine, TestApp, TestUpstream};
-use crate::journey::balance;
+use crate::journey::{balance, operator_moves, top_up};
 use crate::upstream_sandbox::{funded_partner, pay, send};
 
-both_engines!(counters_move_by_exactly_what_the_test_did,);
+both_engines!(counters_move_by_exactly_what_the_test_did, operator_changes_count_as_settlements,);
 
 /// One scrape: every sample by its name and labels, and each family's type.
 #[derive(Debug, Default)]
@@ -298,6 +298,29 @@ async fn counters_move_by_exactly_what_the_test_did(engine: Engine) {
     let latency_count = delivered.get("payrail_partner_event_delivery_seconds_count", &[]);
     assert_eq!(latency_count, delivered.get("payrail_partner_event_deliveries_total", &[("outcome", "delivered")]));
     assert_eq!(delivered.all("payrail_poll_jobs").len(), 2, "due and held: {:?}", delivered.all("payrail_poll_jobs"));
+}
+
+async fn operator_changes_count_as_settlements(engine: Engine) {
+    let app = spawn_app_with(engine, AppOptions::default()).await;
+    let partner = app.add_partner(true, &[]).await;
+    top_up(&app, &partner, "1000").await;
+    let paid = pay(&app, &partner, "150012345678", "MET-OP-1").await;
+    assert_eq!(paid["message"], "Transaction Pending", "the manual provider leaves it to an operator: {paid}");
+    let txnid = paid["ackno"].as_i64().expect("ackno is a JSON integer").to_string();
+    let before = scrape(&app).await;
+    operator_moves(&app, "bbps", &txnid, "failed").await;
+    operator_moves(&app, "bbps", &txnid, "refunded").await;
+    let after = scrape(&app).await;
+    let settled = |state: &str| {
+        let labels = [("kind", "bbps"), ("state", state)];
+        after.get("payrail_transactions_settled_total", &labels)
+            - before.get("payrail_transactions_settled_total", &labels)
+    };
+    assert_eq!((settled("failed"), settled("refunded")), (1.0, 1.0));
+    let refunded =
+        after.get("payrail_money_refunded_paise_total", &[]) - before.get("payrail_money_refunded_paise_total", &[]);
+    assert_eq!(refunded, 50_000.0, "the bill's Rs 500 went back");
+    assert_eq!(balance(&app, &partner).await, "1000.00");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,11 +28,12 @@ use crate::domain::bbps::BillChange;
 use crate::domain::event::{PollJob, PollNext};
 use rand::Rng as _;
 
+use crate::domain::ledger::Journal;
 use crate::domain::upstream::{
     self, Backoff, BillUpstream, DmtUpstream, UpstreamRef, REF_NONCE_LEN, RETURN_CONFIRMED, RETURN_NOT_CONFIRMED,
     RETURN_REPORTED,
 };
-use crate::domain::{BillPayment, BillStatus, ChangeSource, Clock, DmtTransfer, Paise, Timestamp, TxnKind};
+use crate::domain::{BillPayment, ChangeSource, Clock, DmtTransfer, Paise, Timestamp, TxnKind};
 use crate::observe::provider::Metered;
 use crate::observe::Metrics;
 use crate::services::flights::{Flights, Seat};
@@ -462,12 +463,7 @@ impl Upstream {
         let before = record.clone();
         let after = self.apply_report_to(store, record, report, source).await?;
         // Counted once the change is committed (the store returned it).
-        if after.state_name() != before.state_name() {
-            self.metrics.settled(R::KIND.as_str(), after.state_name());
-            if let Some(paise) = R::refunded_between(&before, &after) {
-                self.metrics.refunded(paise);
-            }
-        }
+        self.metrics.changed(R::KIND.as_str(), Some(before.state_name()), after.state_name(), || after.wallet_debit());
         Ok(after)
     }
 
@@ -736,12 +732,8 @@ pub trait Followed: StoredKind {
     /// Its state's name, as history rows have it.
     fn state_name(&self) -> &'static str;
 
-    /// What went back to the wallet when the record moved from `before` to
-    /// `after` (a bill payment failed upstream is paid back in the change
-    /// that fails it); `None` when nothing did.
-    fn refunded_between(_before: &Self, _after: &Self) -> Option<Paise> {
-        None
-    }
+    /// What its debit took from the wallet (and a refund pays back).
+    fn wallet_debit(&self) -> Paise;
 
     /// Whether it is in the state a hold for review leaves it in (only then
     /// is its history read to know whether it is held for review).
@@ -778,6 +770,10 @@ impl Followed for DmtTransfer {
 
     fn state_name(&self) -> &'static str {
         self.status.name()
+    }
+
+    fn wallet_debit(&self) -> Paise {
+        Paise::ZERO - Journal::dmt_debit(self, self.created_at).wallet_change()
     }
 
     fn may_be_held_for_review(&self) -> bool {
@@ -842,10 +838,8 @@ impl Followed for BillPayment {
         self.status.name()
     }
 
-    fn refunded_between(before: &Self, after: &Self) -> Option<Paise> {
-        let gone = |status: BillStatus| matches!(status, BillStatus::Failed | BillStatus::Refunded);
-        (gone(after.status) && !gone(before.status))
-            .then(|| Paise::ZERO - crate::domain::ledger::Journal::bill_debit(after, after.created_at).wallet_change())
+    fn wallet_debit(&self) -> Paise {
+        Paise::ZERO - Journal::bill_debit(self, self.created_at).wallet_change()
     }
 
     fn report_of(report: &UpstreamReport) -> Option<&BillUpstream> {
