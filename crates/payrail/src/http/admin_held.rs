@@ -143,13 +143,13 @@ async fn act(
         Verb::Failed => HeldAction::ResolveFailed,
     };
     let source = change_source(&actor);
-    let before = held::act(&*state.store, &*state.clock, state.metrics(), kind, id, &action, source, &reason)
+    let before = held::act(&*state.store, &*state.clock, state.metrics(), (kind, id), &action, source, &reason)
         .await
         .map_err(|e| match e {
-            HeldError::NotFound(..) => ApiError::NotFound(e.to_string()),
-            HeldError::NotHeld(..) | HeldError::Refused(_) => ApiError::Conflict(e.to_string()),
-            HeldError::Store(e) => e.into(),
-        })?;
+        HeldError::NotFound(..) => ApiError::NotFound(e.to_string()),
+        HeldError::NotHeld(..) | HeldError::Refused(_) => ApiError::Conflict(e.to_string()),
+        HeldError::Store(e) => e.into(),
+    })?;
     let (status, history) = match kind {
         TxnKind::Dmt => {
             let (t, h) = state.store.dmt_with_history(id).await?.ok_or_else(|| ApiError::NotFound("gone".into()))?;

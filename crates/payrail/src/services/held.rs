@@ -203,13 +203,13 @@ pub async fn find(store: &dyn Store, kind: TxnKind, id: i64) -> Result<Held, Hel
 }
 
 /// Takes `action` on the held transaction `kind` `id` as `source`, for
-/// `reason` (recorded in its history); refused if it is not held.
+/// `reason` (recorded in its history); refused if it is not held. A
+/// resolution is counted in `metrics` once it commits.
 pub async fn act(
     store: &dyn Store,
     clock: &dyn Clock,
     metrics: &Metrics,
-    kind: TxnKind,
-    id: i64,
+    (kind, id): (TxnKind, i64),
     action: &HeldAction,
     source: ChangeSource,
     reason: &str,
