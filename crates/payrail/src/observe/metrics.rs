@@ -92,6 +92,28 @@ struct PartnerLabel {
     partner: String,
 }
 
+/// One route's handles in the request families: its name, and the
+/// counter and histogram of each status it has answered (a handful).
+struct RouteSeries {
+    route: Route,
+    statuses: RwLock<Vec<(u16, Counter, Histogram)>>,
+}
+
+impl RouteSeries {
+    /// Counts a request answered with `status`; `false` if that status has no handles yet.
+    fn record(&self, status: u16, seconds: f64) -> bool {
+        let Ok(statuses) = self.statuses.read() else { return false };
+        match statuses.iter().find(|(s, _, _)| *s == status) {
+            Some((_, counter, histogram)) => {
+                counter.inc();
+                histogram.observe(seconds);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Request and upstream call latencies: 1 ms to about 33 s.
@@ -121,8 +143,8 @@ pub struct StoreGauges {
 /// Every metric payrail keeps; see docs/API.md ("Health and metrics") for the table.
 pub struct Metrics {
     enabled: bool,
-    /// Route patterns by name, each made once (see [`Metrics::route_name`]).
-    routes: RwLock<HashMap<String, Arc<str>>>,
+    /// Each route's request handles, by route pattern, made once (see [`Metrics::http`]).
+    routes: RwLock<HashMap<String, Arc<RouteSeries>>>,
     registry: Registry,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Histograms<HttpLabels>,
@@ -268,23 +290,40 @@ impl Metrics {
         if !self.enabled {
             return;
         }
-        let route = Route(self.route_name(route.unwrap_or(UNMATCHED_ROUTE)));
-        let labels = HttpLabels { route, status };
-        self.http_requests.get_or_create(&labels).inc();
-        self.http_duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        let route = route.unwrap_or(UNMATCHED_ROUTE);
+        let seconds = elapsed.as_secs_f64();
+        // The hot path: the route's handles, then its status's, under read locks.
+        if let Ok(routes) = self.routes.read() {
+            if let Some(series) = routes.get(route) {
+                if series.record(status, seconds) {
+                    return;
+                }
+            }
+        }
+        self.add_http_series(route, status).record(status, seconds);
     }
 
-    /// The shared copy of a route pattern's name: made once per route
-    /// (the router's patterns are a fixed, small set), then only looked up.
-    fn route_name(&self, route: &str) -> Arc<str> {
-        if let Some(name) = self.routes.read().ok().and_then(|routes| routes.get(route).cloned()) {
-            return name;
+    /// Makes the handles of `route` and `status` (once each), registered in
+    /// their families; returns the route's.
+    fn add_http_series(&self, route: &str, status: u16) -> Arc<RouteSeries> {
+        let series = match self.routes.write() {
+            Ok(mut routes) => routes
+                .entry(route.to_owned())
+                .or_insert_with(|| {
+                    Arc::new(RouteSeries { route: Route(Arc::from(route)), statuses: RwLock::default() })
+                })
+                .clone(),
+            Err(_) => Arc::new(RouteSeries { route: Route(Arc::from(route)), statuses: RwLock::default() }),
+        };
+        let labels = HttpLabels { route: series.route.clone(), status };
+        let counter = self.http_requests.get_or_create_owned(&labels);
+        let histogram = self.http_duration.get_or_create_owned(&labels);
+        if let Ok(mut statuses) = series.statuses.write() {
+            if !statuses.iter().any(|(s, _, _)| *s == status) {
+                statuses.push((status, counter, histogram));
+            }
         }
-        let name: Arc<str> = Arc::from(route);
-        if let Ok(mut routes) = self.routes.write() {
-            routes.entry(route.to_owned()).or_insert_with(|| name.clone());
-        }
-        name
+        series
     }
 
     /// Counts a transaction created in `state`, paid with `debited` from the wallet.
