@@ -92,27 +92,26 @@ struct PartnerLabel {
     partner: String,
 }
 
-/// One route's handles in the request families: its name, and the
-/// counter and histogram of each status it has answered (a handful).
-struct RouteSeries {
-    route: Route,
-    statuses: RwLock<Vec<(u16, Counter, Histogram)>>,
+/// One route and status's request handles, as a thread caches them.
+struct HttpHandles {
+    /// The [`Metrics`] they belong to (its `id`).
+    registry: u64,
+    status: u16,
+    route: Arc<str>,
+    counter: Counter,
+    histogram: Histogram,
 }
 
-impl RouteSeries {
-    /// Counts a request answered with `status`; `false` if that status has no handles yet.
-    fn record(&self, status: u16, seconds: f64) -> bool {
-        let Ok(statuses) = self.statuses.read() else { return false };
-        match statuses.iter().find(|(s, _, _)| *s == status) {
-            Some((_, counter, histogram)) => {
-                counter.inc();
-                histogram.observe(seconds);
-                true
-            }
-            None => false,
-        }
-    }
+/// At most this many handles per thread (routes × statuses in use); past
+/// it the cache starts afresh.
+const HTTP_HANDLES_PER_THREAD: usize = 64;
+
+thread_local! {
+    static HTTP_HANDLES: std::cell::RefCell<Vec<HttpHandles>> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// Gives each [`Metrics`] its id (never reused, unlike an address).
+static NEXT_REGISTRY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
@@ -143,8 +142,10 @@ pub struct StoreGauges {
 /// Every metric payrail keeps; see docs/API.md ("Health and metrics") for the table.
 pub struct Metrics {
     enabled: bool,
-    /// Each route's request handles, by route pattern, made once (see [`Metrics::http`]).
-    routes: RwLock<HashMap<String, Arc<RouteSeries>>>,
+    /// This registry's id in the threads' handle caches.
+    id: u64,
+    /// Each route pattern's name, made once (see [`Metrics::http`]).
+    routes: RwLock<HashMap<String, Arc<str>>>,
     registry: Registry,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Histograms<HttpLabels>,
@@ -260,6 +261,7 @@ impl Metrics {
         registry.register("payrail_wallet_balance_paise", "Each partner's wallet balance", wallet_balance.clone());
         Metrics {
             enabled,
+            id: NEXT_REGISTRY.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             routes: RwLock::default(),
             registry,
             http_requests,
@@ -286,44 +288,60 @@ impl Metrics {
     }
 
     /// Counts one answered request of `route` (`None`: no route matched).
+    ///
+    /// The hot path touches no lock but the histogram's own: each thread
+    /// keeps the handles it used last in a small cache of its own (keyed by
+    /// this registry's id, the status and the route), so that the two
+    /// server threads do not contend on a shared map for every request.
     pub fn http(&self, route: Option<&str>, status: u16, elapsed: Duration) {
         if !self.enabled {
             return;
         }
         let route = route.unwrap_or(UNMATCHED_ROUTE);
         let seconds = elapsed.as_secs_f64();
-        // The hot path: the route's handles, then its status's, under read locks.
-        if let Ok(routes) = self.routes.read() {
-            if let Some(series) = routes.get(route) {
-                if series.record(status, seconds) {
-                    return;
+        let counted = HTTP_HANDLES.with(|cache| {
+            let Ok(cache) = cache.try_borrow() else { return false };
+            let found = cache.iter().find(|h| h.registry == self.id && h.status == status && &*h.route == route);
+            match found {
+                Some(handles) => {
+                    handles.counter.inc();
+                    handles.histogram.observe(seconds);
+                    true
                 }
+                None => false,
             }
+        });
+        if counted {
+            return;
         }
-        self.add_http_series(route, status).record(status, seconds);
+        let handles = self.http_handles(route, status);
+        handles.counter.inc();
+        handles.histogram.observe(seconds);
+        HTTP_HANDLES.with(|cache| {
+            if let Ok(mut cache) = cache.try_borrow_mut() {
+                if cache.len() >= HTTP_HANDLES_PER_THREAD {
+                    cache.clear();
+                }
+                cache.push(handles);
+            }
+        });
     }
 
-    /// Makes the handles of `route` and `status` (once each), registered in
-    /// their families; returns the route's.
-    fn add_http_series(&self, route: &str, status: u16) -> Arc<RouteSeries> {
-        let series = match self.routes.write() {
-            Ok(mut routes) => routes
-                .entry(route.to_owned())
-                .or_insert_with(|| {
-                    Arc::new(RouteSeries { route: Route(Arc::from(route)), statuses: RwLock::default() })
-                })
-                .clone(),
-            Err(_) => Arc::new(RouteSeries { route: Route(Arc::from(route)), statuses: RwLock::default() }),
+    /// The handles of `route` and `status`, made once (registered in their
+    /// families) and shared by every thread.
+    fn http_handles(&self, route: &str, status: u16) -> HttpHandles {
+        let name = match self.routes.write() {
+            Ok(mut routes) => routes.entry(route.to_owned()).or_insert_with(|| Arc::from(route)).clone(),
+            Err(_) => Arc::from(route),
         };
-        let labels = HttpLabels { route: series.route.clone(), status };
-        let counter = self.http_requests.get_or_create_owned(&labels);
-        let histogram = self.http_duration.get_or_create_owned(&labels);
-        if let Ok(mut statuses) = series.statuses.write() {
-            if !statuses.iter().any(|(s, _, _)| *s == status) {
-                statuses.push((status, counter, histogram));
-            }
+        let labels = HttpLabels { route: Route(name.clone()), status };
+        HttpHandles {
+            registry: self.id,
+            status,
+            route: name,
+            counter: self.http_requests.get_or_create_owned(&labels),
+            histogram: self.http_duration.get_or_create_owned(&labels),
         }
-        series
     }
 
     /// Counts a transaction created in `state`, paid with `debited` from the wallet.
