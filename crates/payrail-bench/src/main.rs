@@ -34,9 +34,12 @@ use payrail::domain::{
     BillStatus, ChangeSource, Clock as _, DmtStatus, IpAllowlist, Paise, ReferenceId, RegistrationId, SystemClock,
 };
 use payrail::http::{AppState, Application, EdgeSettings};
+use payrail::observe::Metrics;
 use payrail::services::partners::{add_partner, PartnerRequest};
 use payrail::services::secrets::MasterKey;
 use payrail::services::transactions::{NewBill, NewDmt};
+use payrail::services::upstream::provider::ManualProvider;
+use payrail::services::upstream::sync::{SyncSettings, Upstream};
 use payrail::store::{self, ChangeNote, Store, StoreLocation};
 use secrecy::ExposeSecret as _;
 
@@ -76,6 +79,17 @@ struct Args {
     /// this many random references each (1 to 100); prints references a second.
     #[arg(long, conflicts_with_all = ["paybills", "poller", "plans"], value_parser = clap::value_parser!(u16).range(1..=100))]
     bulk: Option<u16>,
+    /// Serve payrail without metrics (as `payrail serve --no-metrics`).
+    #[arg(long)]
+    no_metrics: bool,
+    /// Instead of the bare server: status lookups of payrail with metrics
+    /// against payrail without, over the same store, in alternating runs of
+    /// `--seconds` (`--rounds` of each), and the cost of the metrics.
+    #[arg(long, conflicts_with_all = ["paybills", "poller", "plans", "no_metrics"])]
+    compare_metrics: bool,
+    /// Runs of each server for `--compare-metrics`.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Due poll jobs for `--poller`.
     #[arg(long, default_value_t = 100_000)]
     poll_jobs: usize,
@@ -127,7 +141,25 @@ fn run_engine(
     let (store, key) = server_runtime.block_on(open(&location))?;
     let (partner, secret) = server_runtime.block_on(load(&*store, &key, args.records))?;
 
-    let payrail_addr = server_runtime.block_on(start_payrail(store, key))?;
+    if args.compare_metrics {
+        let with = server_runtime.block_on(start_payrail(store.clone(), key.clone(), true))?;
+        let without = server_runtime.block_on(start_payrail(store, key, false))?;
+        let target = |addr, name| Target {
+            addr,
+            name,
+            partner,
+            secret: secret.clone(),
+            records: args.records,
+            workload: Status,
+        };
+        compare_metrics(args, engine, driver, target(with, "metrics on"), target(without, "metrics off"))?;
+        server_runtime.shutdown_timeout(Duration::from_secs(1));
+        if let (Some(base), Some(name)) = (postgres, database) {
+            driver.block_on(drop_database(&base, &name))?;
+        }
+        return Ok(());
+    }
+    let payrail_addr = server_runtime.block_on(start_payrail(store, key, !args.no_metrics))?;
     let bare_addr = server_runtime.block_on(load::start_bare_server(sample_body_len()))?;
     let workload = args.bulk.map_or(Status, |n| Bulk(usize::from(n)));
     let target = |addr, name| Target { addr, name, partner, secret: secret.clone(), records: args.records, workload };
@@ -147,6 +179,92 @@ fn run_engine(
         driver.block_on(drop_database(&base, &name))?;
     }
     Ok(())
+}
+
+/// Drives the two servers in turn, `--rounds` times each, and prints each
+/// run, the median ratio of the rounds (each round's two runs are back to
+/// back, so they share the machine's load; the order alternates), and what one request's
+/// metrics cost in-process.
+fn compare_metrics(
+    args: &Args,
+    engine: &str,
+    driver: &tokio::runtime::Runtime,
+    with: Target,
+    without: Target,
+) -> anyhow::Result<()> {
+    let duration = Duration::from_secs(args.seconds);
+    let (mut on, mut off, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpus: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        }
+    };
+    for round in 0..args.rounds.max(1) {
+        let mut pair = [0.0; 2];
+        // Each server goes first every other round, so that neither gains from its place.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let target = [&with, &without][i];
+            let cpu_before = process_cpu_seconds();
+            let report = driver.block_on(load::drive(target.clone(), args.connections, duration))?;
+            let cpu = (process_cpu_seconds() - cpu_before) * 1e6 / (report.requests.max(1) as f64);
+            println!(
+                "{engine:>8} {:<11} {:>9.0} req/s  p50 {:>6} µs  p99 {:>6} µs  {cpu:>5.1} µs CPU/request  ({} requests, {} errors)",
+                report.name, report.per_second, report.p50_micros, report.p99_micros, report.requests, report.errors
+            );
+            pair[i] = report.per_second;
+            cpus[i].push(cpu);
+        }
+        on.push(pair[0]);
+        off.push(pair[1]);
+        ratios.push(pair[0] / pair[1].max(1.0));
+    }
+    let (cpu_on, cpu_off) = (median(&mut cpus[0]), median(&mut cpus[1]));
+    println!(
+        "{engine:>8} median CPU per request (server and load generator): metrics on {cpu_on:.2} µs, off {cpu_off:.2} µs: {:+.1}%",
+        (cpu_on - cpu_off) / cpu_off.max(f64::MIN_POSITIVE) * 100.0
+    );
+    let ratio = median(&mut ratios);
+    println!(
+        "{engine:>8} median: metrics on {:.0} req/s, off {:.0} req/s; median ratio on/off {ratio:.3}: the metrics cost {:.1}%",
+        median(&mut on),
+        median(&mut off),
+        (1.0 - ratio) * 100.0
+    );
+    println!("{engine:>8} in-process: {:.0} ns of metrics per request", metrics_nanos_per_request());
+    Ok(())
+}
+
+/// CPU time this process has used (user and system), from `/proc/self/stat`
+/// (0 where there is none): under a machine loaded by others, CPU per
+/// request moves far less than requests a second.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else { return 0.0 };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields after ')' start at field 3 (index 0); utime is field 14, stime 15. Ticks are 1/100 s on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// What the edge's metrics cost one request, measured in-process without
+/// the noise of the network: the request counter and latency histogram of
+/// a route, a million times.
+fn metrics_nanos_per_request() -> f64 {
+    let metrics = Metrics::new(true);
+    let calls = 1_000_000u32;
+    let started = Instant::now();
+    for i in 0..calls {
+        let status = if i % 16 == 0 { 401 } else { 200 };
+        metrics.http(Some("/api/aop/dmtv1/transactionstatus"), status, Duration::from_micros(u64::from(i % 2000)));
+    }
+    started.elapsed().as_nanos() as f64 / f64::from(calls)
 }
 
 /// Where a run's store lives: SQLite in `dir`, or a fresh database (its
@@ -270,10 +388,19 @@ fn bill(partner: RegistrationId, i: usize) -> anyhow::Result<payrail::domain::Bi
     Ok(new.into_payment(SystemClock.now()))
 }
 
-pub(crate) async fn start_payrail(store: Arc<dyn Store>, key: Arc<MasterKey>) -> anyhow::Result<SocketAddr> {
+/// The real server over `store`, its metrics kept or not (`--no-metrics`).
+pub(crate) async fn start_payrail(
+    store: Arc<dyn Store>,
+    key: Arc<MasterKey>,
+    metrics: bool,
+) -> anyhow::Result<SocketAddr> {
     let settings = EdgeSettings { rate_limit_per_sec: 0, ..EdgeSettings::default() };
-    let app =
-        Application::bind("127.0.0.1:0".parse()?, AppState::new(store, key, settings, SystemClock::shared())).await?;
+    let clock = SystemClock::shared();
+    let provider = Arc::new(ManualProvider::new(clock.clone()));
+    let metrics = Arc::new(Metrics::new(metrics));
+    let upstream = Arc::new(Upstream::metered(provider, SyncSettings::default(), clock.clone(), metrics));
+    let state = AppState::new(store, key, settings, clock).with_upstream(upstream);
+    let app = Application::bind("127.0.0.1:0".parse()?, state).await?;
     let addr = app.local_addr()?;
     tokio::spawn(app.run_until(std::future::pending()));
     Ok(addr)

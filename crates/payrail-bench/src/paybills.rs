@@ -36,7 +36,7 @@ pub fn run(
         Paise::rupees(1_000_000_000),
         "bench",
     ))?;
-    let addr = server.block_on(crate::start_payrail(store, key))?;
+    let addr = server.block_on(crate::start_payrail(store, key, !args.no_metrics))?;
     let target = Target { addr, name: "paybill", partner, secret, records: 1, workload: Workload::Paybill };
     let report = driver.block_on(load::drive(target, args.connections, Duration::from_secs(args.seconds)))?;
     println!(

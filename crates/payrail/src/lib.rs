@@ -32,5 +32,6 @@
 pub mod cli;
 pub mod domain;
 pub mod http;
+pub mod observe;
 pub mod services;
 pub mod store;

@@ -20,6 +20,7 @@ use crate::domain::{Clock, SystemClock};
 use crate::http::connection::ConnectionLimits;
 use crate::http::console::ConsoleSettings;
 use crate::http::{AppState, Application, EdgeSettings};
+use crate::observe::Metrics;
 use crate::services::callbacks::{Deliverer, DeliverySettings};
 use crate::services::demo::{self, SEED_PARTNER, TOKEN_PARTNER};
 use crate::services::demo_live;
@@ -67,9 +68,22 @@ pub struct ServeArgs {
     pub otp_texts_per_day: u32,
     #[command(flatten)]
     pub upstream: UpstreamArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// How many synthetic transactions of each kind the demo loads.
     #[arg(long, default_value_t = 10_000, hide = true)]
     pub demo_transactions: usize,
+}
+
+/// Prometheus metrics at `/metrics`.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Serve /metrics on this address only (not on --listen), e.g. 127.0.0.1:9464.
+    #[arg(long, env = "PAYRAIL_METRICS_LISTEN", conflicts_with = "no_metrics")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Keep no metrics and serve no /metrics.
+    #[arg(long, env = "PAYRAIL_NO_METRICS")]
+    pub no_metrics: bool,
 }
 
 /// The web console at `/console/`.
@@ -254,7 +268,12 @@ fn sync_settings(args: &UpstreamArgs) -> anyhow::Result<SyncSettings> {
     })
 }
 
-fn configure_upstream(args: &UpstreamArgs, demo: bool, clock: Arc<dyn Clock>) -> anyhow::Result<Configured> {
+fn configure_upstream(
+    args: &UpstreamArgs,
+    demo: bool,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Configured> {
     let settings = sync_settings(args)?;
     let kind = args.provider.unwrap_or(if demo { ProviderKind::Sandbox } else { ProviderKind::Manual });
     let (provider, sandbox): (Arc<dyn Provider>, _) = match kind {
@@ -266,7 +285,7 @@ fn configure_upstream(args: &UpstreamArgs, demo: bool, clock: Arc<dyn Clock>) ->
         }
         ProviderKind::Paysprint => (Arc::new(PaysprintProvider::new(paysprint_config(args)?)?), None),
     };
-    Ok(Configured { upstream: Arc::new(Upstream::new(provider, settings, clock)), sandbox })
+    Ok(Configured { upstream: Arc::new(Upstream::metered(provider, settings, clock, metrics)), sandbox })
 }
 
 fn paysprint_config(args: &UpstreamArgs) -> anyhow::Result<PaysprintConfig> {
@@ -293,7 +312,8 @@ fn start_workers(
 ) -> anyhow::Result<Workers> {
     let retry = Backoff::parse(&args.callback_retry).context("--callback-retry")?;
     let delivery = DeliverySettings { retry, ..DeliverySettings::default() };
-    let deliverer = Deliverer::new(store.clone(), key, delivery, clock.clone())?;
+    let deliverer =
+        Deliverer::new(store.clone(), key, delivery, clock.clone())?.with_metrics(upstream.metrics().clone());
     let mut settings =
         WorkerSettings { tick: Duration::from_millis(args.worker_tick_ms.max(10)), ..WorkerSettings::default() };
     if let Some(instance) = &args.instance {
@@ -343,7 +363,8 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     } else {
         tracing::info!("{}", notifier.describe());
     }
-    let configured = configure_upstream(&args.upstream, args.demo, clock.clone())?;
+    let metrics = Arc::new(Metrics::new(!args.metrics.no_metrics));
+    let configured = configure_upstream(&args.upstream, args.demo, clock.clone(), metrics)?;
     let workers =
         start_workers(&args.upstream, store.clone(), key.clone(), configured.upstream.clone(), clock.clone())?;
     let live = args.demo && demo_data.is_some() && configured.sandbox.is_some();
@@ -360,7 +381,24 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<()> {
     if let Some(sandbox) = configured.sandbox {
         state = state.with_sandbox(sandbox);
     }
+    state = state.with_workers(workers.health());
+    if args.metrics.metrics_listen.is_some() {
+        state = state.without_metrics_route();
+    }
     let app = Application::bind(args.listen, state).await?;
+    if let Some(listen) = args.metrics.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("Failed to listen on {listen} (--metrics-listen)"))?;
+        let metrics_addr = listener.local_addr().context("Failed to read the metrics listener's address")?;
+        tracing::info!(addr = %metrics_addr, "metrics are served at /metrics on their own listener");
+        let router = crate::http::health::metrics_router(app.state());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
+    }
     let addr = app.local_addr()?;
     tracing::info!(%addr, engine = store.engine(), "payrail is listening");
     if args.demo {

@@ -179,9 +179,17 @@ async fn transition_dmt(
     let reason = request.reason.map(|r| bounded("reason", &r, 500)).transpose()?;
     let store = state.store.as_ref();
     // The audit entry is written with the change, in its database transaction.
-    transactions::change::<DmtTransfer>(store, &*state.clock, ackno, change, change_source(&actor), reason)
-        .await
-        .map_err(change_error)?;
+    transactions::change::<DmtTransfer>(
+        store,
+        &*state.clock,
+        state.metrics(),
+        ackno,
+        change,
+        change_source(&actor),
+        reason,
+    )
+    .await
+    .map_err(change_error)?;
     show_dmt_by_id(&state, ackno, StatusCode::OK).await
 }
 
@@ -272,9 +280,17 @@ async fn transition_bill(
     let reason = request.reason.map(|r| bounded("reason", &r, 500)).transpose()?;
     let store = state.store.as_ref();
     // The audit entry is written with the change, in its database transaction.
-    transactions::change::<BillPayment>(store, &*state.clock, txnid, change, change_source(&actor), reason)
-        .await
-        .map_err(change_error)?;
+    transactions::change::<BillPayment>(
+        store,
+        &*state.clock,
+        state.metrics(),
+        txnid,
+        change,
+        change_source(&actor),
+        reason,
+    )
+    .await
+    .map_err(change_error)?;
     show_bill_by_id(&state, txnid, StatusCode::OK).await
 }
 

@@ -169,7 +169,7 @@ pub(crate) async fn perform(
     reason: &str,
 ) -> Result<(String, Vec<HistoryEntry>), HeldError> {
     let source = change_source(actor);
-    let before = held::act(&*state.store, &*state.clock, kind, id, action, source, reason).await?;
+    let before = held::act(&*state.store, &*state.clock, state.metrics(), (kind, id), action, source, reason).await?;
     let gone = || HeldError::NotFound(kind.as_str(), id);
     let (status, history) = match kind {
         TxnKind::Dmt => {

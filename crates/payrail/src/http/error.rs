@@ -77,10 +77,26 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Unavailable(e) => ApiError::Unavailable(e),
-            StoreError::Other(e) => ApiError::Internal(e),
+            StoreError::Other(e) => ApiError::Internal(e.context(StoreFault)),
         }
     }
 }
+
+/// Marks an internal failure that came from the store, so that its answer
+/// is counted as one (`payrail_store_errors_total{kind="other"}`).
+#[derive(Debug)]
+struct StoreFault;
+
+impl std::fmt::Display for StoreFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("store failure")
+    }
+}
+
+/// In an answer's extensions: the store failed (`unavailable` or `other`),
+/// for the edge to count.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreFailed(pub &'static str);
 
 impl ApiError {
     fn refused(status: StatusCode, code: i64, message: impl ToString) -> Self {
@@ -227,11 +243,18 @@ impl IntoResponse for ApiError {
             ApiError::Refused { status, code, message } => status_first(status, code, &message),
             ApiError::Unavailable(cause) => {
                 tracing::error!(error = ?cause, "store unavailable");
-                with_retry_after(status_first(StatusCode::SERVICE_UNAVAILABLE, 9, "Unable to process request"), 5)
+                let mut response =
+                    with_retry_after(status_first(StatusCode::SERVICE_UNAVAILABLE, 9, "Unable to process request"), 5);
+                response.extensions_mut().insert(StoreFailed("unavailable"));
+                response
             }
             ApiError::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal failure");
-                status_first(StatusCode::INTERNAL_SERVER_ERROR, 9, "Unable to process request")
+                let mut response = status_first(StatusCode::INTERNAL_SERVER_ERROR, 9, "Unable to process request");
+                if cause.downcast_ref::<StoreFault>().is_some() {
+                    response.extensions_mut().insert(StoreFailed("other"));
+                }
+                response
             }
         }
     }

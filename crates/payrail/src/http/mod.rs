@@ -37,6 +37,7 @@ pub mod dmt_v1;
 pub mod error;
 pub mod extract;
 pub mod framing;
+pub mod health;
 pub mod openapi;
 pub mod partner_call;
 pub mod penny_drop;
@@ -119,6 +120,10 @@ pub struct AppState {
     failures: FailureLimiter,
     /// Failed console logins per account and address.
     pub(crate) login_failures: console::LoginLimiter,
+    /// Whether each worker loop runs, for `/readyz` (`None`: this server runs none).
+    pub workers: Option<crate::services::workers::WorkerHealth>,
+    /// Whether `/metrics` is on this router (not on a listener of its own).
+    metrics_route: bool,
     /// Opened secrets by their sealed form: opening costs more than the rest
     /// of the token check, and a sealed secret never changes (rotation seals
     /// a new one under a new random nonce), so the cache can never be stale.
@@ -154,8 +159,28 @@ impl AppState {
             limiter,
             failures,
             login_failures,
+            workers: None,
+            metrics_route: true,
             opened,
         }
+    }
+
+    /// Reports `workers` in `/readyz`.
+    pub fn with_workers(mut self, workers: crate::services::workers::WorkerHealth) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// Leaves `/metrics` off this router: it is served on a listener of
+    /// its own ([`health::metrics_router`]).
+    pub fn without_metrics_route(mut self) -> Self {
+        self.metrics_route = false;
+        self
+    }
+
+    /// The server's metrics (kept by its upstream, which counts its calls).
+    pub fn metrics(&self) -> &Arc<crate::observe::Metrics> {
+        self.upstream.metrics()
     }
 
     /// Sends OTPs through `notifier`.
@@ -172,7 +197,7 @@ impl AppState {
 
     /// Where OTP texts go, and their limits.
     pub fn texts(&self) -> Texts<'_> {
-        Texts { notifier: &*self.notifier, limits: self.text_limits }
+        Texts { notifier: &*self.notifier, limits: self.text_limits, metrics: Some(self.upstream.metrics()) }
     }
 
     /// Hands transactions to `upstream` (made with this state's clock).
@@ -216,7 +241,8 @@ impl AppState {
 /// Every route, lower-case (see [`normalize_path`]).
 pub fn router(state: Arc<AppState>) -> Router {
     let console = if state.settings.console.enabled { console::routes() } else { Router::new() };
-    Router::new()
+    let metered = state.metrics().enabled();
+    let router = Router::new()
         .route("/api/aop/dmtv1/transactionstatus", post(dmt_status::dmt_status))
         .route("/api/aop/billpaymentstatus", post(bill_status::bill_status))
         .route("/api/aop/dmtv1/transactionstatusbulk", post(bulk_status::bulk::<DmtTransfer>))
@@ -247,11 +273,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/openapi.json", axum::routing::get(openapi::serve))
         .merge(admin_routes())
         .merge(console)
+        .merge(health::routes(state.metrics_route))
         // After every route: they apply to the routes already there.
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin_auth::authorize))
-        .method_not_allowed_fallback(method_not_allowed)
-        .fallback(no_such_endpoint)
-        .with_state(state)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admin_auth::authorize));
+    // The matched route's pattern goes out with the answer, for the edge's
+    // request metrics (none under `--no-metrics`).
+    let router = if metered { router.route_layer(axum::middleware::from_fn(matched_route)) } else { router };
+    router.method_not_allowed_fallback(method_not_allowed).fallback(no_such_endpoint).with_state(state)
 }
 
 /// Every operator route under `/admin/v1/`, each module's merged: each
@@ -295,7 +323,17 @@ pub fn routed_paths(state: Arc<AppState>) -> Vec<String> {
     paths
 }
 
-async fn no_such_endpoint() -> Response {
+/// Hands the route pattern the router matched to the answer's extensions.
+async fn matched_route(request: Request, next: axum::middleware::Next) -> Response {
+    let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(route);
+    }
+    response
+}
+
+pub(crate) async fn no_such_endpoint() -> Response {
     error::status_first(StatusCode::NOT_FOUND, 8, "No such endpoint").into_response()
 }
 
@@ -339,6 +377,11 @@ impl Application {
     pub async fn bind(listen: SocketAddr, state: AppState) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(listen).await.with_context(|| format!("Failed to listen on {listen}"))?;
         Ok(Application { listener, state: Arc::new(state) })
+    }
+
+    /// The state its requests share (for a second listener's router).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
     }
 
     /// The bound address.
@@ -443,7 +486,16 @@ impl Edge {
     /// connection is closed (see [`framing`]).
     async fn serve(self, request: hyper::Request<hyper::body::Incoming>) -> Result<Response, std::convert::Infallible> {
         let (verdict, _in_flight) = self.connection.request_started();
+        let started = std::time::Instant::now();
         let response = self.answer(request, verdict).await;
+        let metrics = self.state.metrics();
+        if metrics.enabled() {
+            let route = response.extensions().get::<axum::extract::MatchedPath>().map(|route| route.as_str());
+            metrics.http(route, response.status().as_u16(), started.elapsed());
+            if let Some(error::StoreFailed(kind)) = response.extensions().get::<error::StoreFailed>() {
+                metrics.store_error(kind);
+            }
+        }
         Ok(if verdict.ends_connection() { closing(response) } else { response })
     }
 

@@ -203,6 +203,8 @@ pub async fn pay_bill(
         Ok(debited) => debited,
         Err(e) => return Err(debit_error(store, e, &payment).await),
     };
+    let taken = debited.wallet.opening - debited.wallet.closing;
+    upstream.metrics().created(TxnKind::Bbps.as_str(), debited.record.status.name(), taken);
     // The reference is stored before the payment is sent; without it the
     // payment is not sent (the poller then finds the upstream never heard of it).
     let upstream_ref = match upstream.upstream_ref(store, TxnKind::Bbps, debited.record.txnid).await {

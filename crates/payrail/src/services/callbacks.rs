@@ -53,6 +53,8 @@ pub struct Deliverer {
     settings: DeliverySettings,
     /// Stamps and signs attempts, and schedules the next one.
     clock: Arc<dyn Clock>,
+    /// Where recorded attempts are counted.
+    metrics: Arc<crate::observe::Metrics>,
 }
 
 impl Deliverer {
@@ -68,7 +70,14 @@ impl Deliverer {
             .timeout(settings.timeout)
             .user_agent(concat!("payrail/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Deliverer { store, key, client, settings, clock })
+        let metrics = Arc::new(crate::observe::Metrics::new(false));
+        Ok(Deliverer { store, key, client, settings, clock, metrics })
+    }
+
+    /// Counts the attempts it records into `metrics` (the server's).
+    pub fn with_metrics(mut self, metrics: Arc<crate::observe::Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Makes one attempt at a leased event and records it; `false` if the
@@ -97,7 +106,17 @@ impl Deliverer {
         if outcome == EventOutcome::GiveUp {
             tracing::warn!(event = event.id, partner = %event.partner, "callback undeliverable for 24 h; event failed");
         }
-        self.store.record_attempt(attempt, owner, outcome).await
+        let recorded = self.store.record_attempt(attempt, owner, outcome).await?;
+        if recorded {
+            match outcome {
+                EventOutcome::Delivered => {
+                    self.metrics.delivery("delivered", Some(self.clock.now().unix() - event.created_at.unix()))
+                }
+                EventOutcome::RetryAt(_) => self.metrics.delivery("retry", None),
+                EventOutcome::GiveUp => self.metrics.delivery("failed", None),
+            }
+        }
+        Ok(recorded)
     }
 
     /// POSTs the signed event; the partner's status and what went wrong, if anything.

@@ -53,7 +53,7 @@ impl Notifier for KeptOtp {
 
 /// The demo's texts: kept in memory, counted against the usual limits.
 fn texts(otp: &KeptOtp) -> Texts<'_> {
-    Texts { notifier: otp, limits: TextLimits::default() }
+    Texts { notifier: otp, limits: TextLimits::default(), metrics: None }
 }
 
 impl KeptOtp {

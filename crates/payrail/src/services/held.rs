@@ -16,6 +16,7 @@ use crate::domain::dmt::DmtChange;
 use crate::domain::{
     BillStatus, ChangeSource, Clock, DmtStatus, HistoryEntry, Paise, RegistrationId, Timestamp, TxnKind,
 };
+use crate::observe::Metrics;
 use crate::services::search::search_page;
 use crate::store::search::{SearchFilter, StatusFilter};
 use crate::store::transactions::HeldResolution;
@@ -202,12 +203,13 @@ pub async fn find(store: &dyn Store, kind: TxnKind, id: i64) -> Result<Held, Hel
 }
 
 /// Takes `action` on the held transaction `kind` `id` as `source`, for
-/// `reason` (recorded in its history); refused if it is not held.
+/// `reason` (recorded in its history); refused if it is not held. A
+/// resolution is counted in `metrics` once it commits.
 pub async fn act(
     store: &dyn Store,
     clock: &dyn Clock,
-    kind: TxnKind,
-    id: i64,
+    metrics: &Metrics,
+    (kind, id): (TxnKind, i64),
     action: &HeldAction,
     source: ChangeSource,
     reason: &str,
@@ -221,20 +223,26 @@ pub async fn act(
         }
         (action, kind) => {
             let note = ChangeNote { source: source.clone(), reason: Some(reason.to_owned()), at: now };
-            let resolution = match (action, kind) {
+            let (to, resolution) = match (action, kind) {
                 (HeldAction::ResolveSuccess { utr, .. }, TxnKind::Dmt) => {
-                    HeldResolution::Dmt(DmtChange::Success { utr: utr.clone() })
+                    (DmtStatus::Success.name(), HeldResolution::Dmt(DmtChange::Success { utr: utr.clone() }))
                 }
-                (HeldAction::ResolveSuccess { operator_ref, .. }, TxnKind::Bbps) => {
-                    HeldResolution::Bill(BillChange::Success { operator_ref: operator_ref.clone() })
-                }
-                (_, TxnKind::Dmt) => HeldResolution::Dmt(DmtChange::Fail),
+                (HeldAction::ResolveSuccess { operator_ref, .. }, TxnKind::Bbps) => (
+                    BillStatus::Success.name(),
+                    HeldResolution::Bill(BillChange::Success { operator_ref: operator_ref.clone() }),
+                ),
+                (_, TxnKind::Dmt) => (DmtStatus::Failed.name(), HeldResolution::Dmt(DmtChange::Fail)),
                 // Failed and paid back in one database transaction, as the poller does.
-                (_, TxnKind::Bbps) => HeldResolution::FailAndRefundBill {
-                    refund: ChangeNote { source, reason: Some("refunded: failed by an operator".into()), at: now },
-                },
+                (_, TxnKind::Bbps) => (
+                    BillStatus::Refunded.name(),
+                    HeldResolution::FailAndRefundBill {
+                        refund: ChangeNote { source, reason: Some("refunded: failed by an operator".into()), at: now },
+                    },
+                ),
             };
             store.resolve_held(id, held.status, resolution, note).await?;
+            // A bill payment's debit is its amount.
+            metrics.changed(kind.as_str(), Some(held.status), to, || held.amount);
         }
     }
     Ok(held)

@@ -41,6 +41,18 @@ pub struct Texts<'a> {
     pub notifier: &'a dyn Notifier,
     /// Texts per mobile, counted in the store across partners and instances.
     pub limits: TextLimits,
+    /// Where texts sent and refused are counted (`None`: not counted, as
+    /// the demo's own set-up texts are not).
+    pub metrics: Option<&'a crate::observe::Metrics>,
+}
+
+impl Texts<'_> {
+    /// Counts a text: `sent`, `refused` (over the limit) or `not_delivered`.
+    pub fn count(&self, outcome: &'static str) {
+        if let Some(metrics) = self.metrics {
+            metrics.otp(outcome);
+        }
+    }
 }
 
 /// Writes messages to the log. For the demo and development.

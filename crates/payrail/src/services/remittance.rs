@@ -293,13 +293,16 @@ pub(super) async fn send_otp_as(
     let OtpRequest { purpose, subject, to, what } = request;
     let now = clock.now();
     if let Err(at) = store.count_text(to, now, texts.limits).await? {
+        texts.count("refused");
         return Err(DmtError::TooManyTexts { retry_at: at.to_ist_string(), wait_secs: at.unix() - now.unix() });
     }
     let code = format!("{:06}", rand::thread_rng().gen_range(0..1_000_000u32));
     let issued = OtpRecord::issue(partner, purpose, subject, token, code, now);
     store.insert_otp(issued.record).await?;
     let message = format!("{} is your OTP to {what}. It is valid for 90 seconds. Do not share it.", issued.code);
-    texts.notifier.send(to, &message).await.map_err(DmtError::NotDelivered)
+    let sent = texts.notifier.send(to, &message).await;
+    texts.count(if sent.is_ok() { "sent" } else { "not_delivered" });
+    sent.map_err(DmtError::NotDelivered)
 }
 
 /// Presents an OTP; the subject it was issued for must be `expected`.
@@ -649,6 +652,8 @@ pub async fn transfer(
     let record = new_transfer(partner, reference, &intent, &beneficiary, plan.dmt_charges(intent.amount, now), now);
     let poll_at = upstream.first_poll(now);
     let (mut debited, bank) = debit_on_some_pipe(store, clock, record, &intent, pipe, poll_at, now).await?;
+    let taken = debited.wallet.opening - debited.wallet.closing;
+    upstream.metrics().created(TxnKind::Dmt.as_str(), debited.record.status.name(), taken);
     // The reference is stored before the transfer is sent; without it the
     // transfer is not sent (the poller then finds the upstream never heard of it).
     let upstream_ref = match upstream.upstream_ref(store, TxnKind::Dmt, debited.record.ackno).await {

@@ -10,6 +10,7 @@ use crate::domain::fee_plan::FeePlanVersion;
 use crate::domain::{
     BillPayment, BillStatus, ChangeSource, Clock, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp,
 };
+use crate::observe::Metrics;
 use crate::store::{ChangeError, ChangeNote, InsertError, Store, TransactionStore};
 
 /// A DMT transfer to be created; what is left out comes from the fee plan or now.
@@ -187,10 +188,14 @@ pub async fn create_bill(
 pub async fn change<R: Followed>(
     store: &dyn Store,
     clock: &dyn Clock,
+    metrics: &Metrics,
     id: i64,
     change: R::Change,
     source: ChangeSource,
     reason: Option<String>,
 ) -> Result<R, ChangeError> {
-    R::change_as_told(store, id, change, note(clock, source, reason)).await
+    let moved = R::change_as_told(store, id, change, note(clock, source, reason)).await?;
+    // The state machine allows no change to the same state: this one moved it.
+    metrics.changed(R::KIND.as_str(), None, moved.state_name(), || moved.wallet_debit());
+    Ok(moved)
 }

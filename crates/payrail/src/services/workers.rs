@@ -12,6 +12,7 @@
 //! has finished ([`WorkerRounds`]), so that a test that moves a manual clock
 //! can wait for the workers to have seen the new time.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ use super::callbacks::Deliverer;
 use super::upstream::sync::Upstream;
 use crate::domain::event::{PartnerEvent, PollJob, PollNext};
 use crate::domain::{Clock, Timestamp};
+use crate::observe::metrics::store_error_kind;
+use crate::observe::Metrics;
 use crate::store::Store;
 
 /// How the workers run.
@@ -59,6 +62,38 @@ pub fn instance_name() -> String {
 pub struct Workers {
     tasks: JoinSet<()>,
     rounds: WorkerRounds,
+    health: WorkerHealth,
+}
+
+/// Whether each worker loop is running, for `/readyz`: a loop's flag is
+/// set when its task starts and cleared when the task ends for any reason
+/// (it returned, panicked or was aborted), by a guard the task owns.
+#[derive(Clone, Default)]
+pub struct WorkerHealth {
+    loops: Vec<(&'static str, Arc<AtomicBool>)>,
+}
+
+impl WorkerHealth {
+    /// A flag for the loop `name`, set while the returned guard lives.
+    fn add(&mut self, name: &'static str) -> Alive {
+        let flag = Arc::new(AtomicBool::new(true));
+        self.loops.push((name, flag.clone()));
+        Alive(flag)
+    }
+
+    /// Each loop's name and whether it is running, in start order.
+    pub fn loops(&self) -> Vec<(&'static str, bool)> {
+        self.loops.iter().map(|(name, flag)| (*name, flag.load(Ordering::Acquire))).collect()
+    }
+}
+
+/// Clears its loop's flag when the loop's task ends.
+struct Alive(Arc<AtomicBool>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Workers {
@@ -71,18 +106,40 @@ impl Workers {
         clock: Arc<dyn Clock>,
     ) -> Workers {
         let mut tasks = JoinSet::new();
+        let mut health = WorkerHealth::default();
         let settings = Arc::new(settings);
-        let loops = Loops { settings, clock };
+        let loops = Loops { settings, clock, metrics: upstream.metrics().clone() };
         let (poller_counts, poller_rounds) = watch::channel(0);
         let (deliverer_counts, deliverer_rounds) = watch::channel(0);
         let poller = if upstream.provider.settles() {
-            tasks.spawn(poll_loop(store.clone(), upstream, loops.clone(), poller_counts));
+            let alive = health.add("poller");
+            let polling = poll_loop(store.clone(), upstream, loops.clone(), poller_counts);
+            tasks.spawn(async move {
+                let _alive = alive;
+                polling.await
+            });
             Some(poller_rounds)
         } else {
             None
         };
-        tasks.spawn(delivery_loop(store, deliverer, loops, deliverer_counts));
-        Workers { tasks, rounds: WorkerRounds { poller, deliverer: deliverer_rounds } }
+        let alive = health.add("deliverer");
+        let delivering = delivery_loop(store, deliverer, loops, deliverer_counts);
+        tasks.spawn(async move {
+            let _alive = alive;
+            delivering.await
+        });
+        Workers { tasks, rounds: WorkerRounds { poller, deliverer: deliverer_rounds }, health }
+    }
+
+    /// Whether each loop is running (shared: it follows the loops).
+    pub fn health(&self) -> WorkerHealth {
+        self.health.clone()
+    }
+
+    /// Stops the workers and waits until their tasks have ended.
+    pub async fn shut_down(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
     }
 
     /// The finished rounds of the running loops.
@@ -123,11 +180,12 @@ impl WorkerRounds {
     }
 }
 
-/// What every loop gets: the settings and the clock.
+/// What every loop gets: the settings, the clock and the metrics.
 #[derive(Clone)]
 struct Loops {
     settings: Arc<WorkerSettings>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
 }
 
 /// Every tick: claims due items with `claim(now, lease_until)` and works
@@ -148,7 +206,7 @@ async fn claim_loop<T, Claim, Claimed, Work, Worked>(
     Work: Fn(T) -> Worked,
     Worked: std::future::Future<Output = ()> + Send + 'static,
 {
-    let Loops { settings, clock } = loops;
+    let Loops { settings, clock, metrics } = loops;
     let mut tick = tokio::time::interval(settings.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -158,6 +216,7 @@ async fn claim_loop<T, Claim, Claimed, Work, Worked>(
             let items = match claim(now, now.plus_secs(settings.lease.as_secs() as i64)).await {
                 Ok(items) => items,
                 Err(e) => {
+                    metrics.store_error(store_error_kind(&e));
                     tracing::warn!(worker = what, error = %e, "could not claim work");
                     break;
                 }

@@ -40,6 +40,7 @@
 pub(crate) mod columns;
 pub mod feed;
 pub mod files;
+pub mod health;
 pub mod kyc;
 pub mod ledger;
 pub mod lookup;
@@ -55,6 +56,7 @@ pub mod transactions;
 pub mod upstream_work;
 
 pub use feed::FeedStore;
+pub use health::HealthStore;
 pub use kyc::KycStore;
 pub use ledger::LedgerStore;
 pub use operators::OperatorStore;
@@ -252,6 +254,7 @@ pub trait Store:
     + SearchStore
     + OperatorStore
     + FeedStore
+    + HealthStore
 {
     /// Which engine this is, for logs and the bench.
     fn engine(&self) -> &'static str;

@@ -292,10 +292,14 @@ async fn spawn_with_dir(
     let worker_settings = WorkerSettings { tick, ..WorkerSettings::default() };
     let retry = Backoff::parse(options.callback_retry.unwrap_or("1s")).unwrap_or_else(|e| panic!("{e}"));
     let delivery = DeliverySettings { retry, timeout: std::time::Duration::from_secs(2) };
-    let deliverer =
-        Deliverer::new(store.clone(), key.clone(), delivery, time.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let deliverer = Deliverer::new(store.clone(), key.clone(), delivery, time.clone())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_metrics(upstream.metrics().clone());
     let workers = (!options.no_workers)
         .then(|| Workers::start(store.clone(), upstream, Arc::new(deliverer), worker_settings, time.clone()));
+    if let Some(workers) = &workers {
+        state = state.with_workers(workers.health());
+    }
     let app = Application::bind("127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")), state)
         .await
         .unwrap_or_else(|e| panic!("bind: {e}"));
@@ -498,6 +502,14 @@ impl TestApp {
         tokio::time::timeout(std::time::Duration::from_secs(10), rounds.next_full_round())
             .await
             .unwrap_or_else(|_| panic!("the workers did not finish a round in 10 s"));
+    }
+
+    /// Stops the app's worker loops and waits until their tasks have ended
+    /// (as a crashed worker task would have), leaving the server running.
+    pub async fn stop_workers(&mut self) {
+        if let Some(workers) = self.workers.take() {
+            workers.shut_down().await;
+        }
     }
 
     /// Moves the manual clock `by` on, then waits for the workers to act at

@@ -162,7 +162,7 @@ async fn apply(
                 Some(DmtStatus::Refunded) => DmtChange::Refund { refund_txn_id: None },
                 _ => return Err(Refusal::Bad("to: must be sent_to_bank, success, on_hold, failed or refunded".into())),
             };
-            transactions::change::<DmtTransfer>(store, clock, id, change, source, Some(reason))
+            transactions::change::<DmtTransfer>(store, clock, state.metrics(), id, change, source, Some(reason))
                 .await
                 .map(|t| t.status.name())
         }
@@ -175,7 +175,7 @@ async fn apply(
                 Some(BillStatus::Refunded) => BillChange::Refund { refund_txn_id: None },
                 _ => return Err(Refusal::Bad("to: must be success, failed or refunded".into())),
             };
-            transactions::change::<BillPayment>(store, clock, id, change, source, Some(reason))
+            transactions::change::<BillPayment>(store, clock, state.metrics(), id, change, source, Some(reason))
                 .await
                 .map(|p| p.status.name())
         }

@@ -4,10 +4,11 @@
 
 use super::{new_stateresp, partner_note, send_otp, use_otp, DmtError, OtpRequest, PresentedOtp};
 use crate::domain::dmt::DmtChange;
+use crate::domain::ledger::Journal;
 use crate::domain::otp::{OtpPurpose, OTP_MAX_ATTEMPTS};
 use crate::domain::remitter::{DmtRoute, MobileNumber};
 use crate::domain::upstream::DmtUpstream;
-use crate::domain::{Clock, DmtStatus, DmtTransfer, ReferenceId, RegistrationId, TxnKind};
+use crate::domain::{Clock, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, TxnKind};
 use crate::services::notifier::Texts;
 use crate::services::upstream::provider::{
     ProviderError, RefundClaimOrder, RefundClaimOutcome, RefundOtpOrder, RefundOtpOutcome,
@@ -93,6 +94,7 @@ async fn upstream_refund_otp(
 ) -> Result<String, DmtError> {
     let now = clock.now();
     if let Err(at) = store.count_text(remitter, now, texts.limits).await? {
+        texts.count("refused");
         return Err(DmtError::TooManyTexts { retry_at: at.to_ist_string(), wait_secs: at.unix() - now.unix() });
     }
     let upstream_ref = upstream.upstream_ref(store, TxnKind::Dmt, transfer.ackno).await?;
@@ -108,6 +110,7 @@ async fn upstream_refund_otp(
         tokio::time::timeout(upstream.settings.poll_timeout, asked).await.unwrap_or(Err(ProviderError::Timeout));
     match answer.map_err(DmtError::UpstreamUnanswered)? {
         RefundOtpOutcome::Sent => {
+            texts.count("sent");
             let stateresp = new_stateresp();
             store.record_refund_otp(transfer.ackno, &stateresp, now).await?;
             Ok(stateresp)
@@ -170,7 +173,7 @@ pub async fn claim_refund(
         return claimed;
     }
     use_otp(store, clock, partner, OtpPurpose::Refund, otp, &refund_subject(&transfer)).await?;
-    credit_refund(store, clock, &transfer, None).await
+    credit_refund(store, clock, upstream, &transfer, None).await
 }
 
 async fn claim_upstream_refund(
@@ -198,6 +201,7 @@ async fn claim_upstream_refund(
             credit_refund(
                 store,
                 clock,
+                upstream,
                 &transfer,
                 Some(format!("refund confirmed by the upstream (ackno {upstream_ackno})")),
             )
@@ -208,7 +212,7 @@ async fn claim_upstream_refund(
                 Ok(queried) if queried.report == DmtUpstream::Failed && queried.refunded => {
                     let reason =
                         format!("refunded by the upstream (ackno {upstream_ackno}), confirmed by its status query");
-                    credit_refund(store, clock, &transfer, Some(reason)).await
+                    credit_refund(store, clock, upstream, &transfer, Some(reason)).await
                 }
                 _ => Err(DmtError::State(format!("The upstream did not refund this transaction: {message}"))),
             }
@@ -227,13 +231,23 @@ async fn claim_upstream_refund(
 async fn credit_refund(
     store: &dyn Store,
     clock: &dyn Clock,
+    upstream: &Upstream,
     transfer: &DmtTransfer,
     reason: Option<String>,
 ) -> Result<DmtTransfer, DmtError> {
     let refund = DmtChange::Refund { refund_txn_id: None };
     let note = ChangeNote { reason, ..partner_note(clock) };
     match store.change_dmt(transfer.ackno, refund, note).await {
-        Ok(refunded) => Ok(refunded),
+        Ok(refunded) => {
+            let paid = || Paise::ZERO - Journal::dmt_debit(&refunded, refunded.created_at).wallet_change();
+            upstream.metrics().changed(
+                TxnKind::Dmt.as_str(),
+                Some(transfer.status.name()),
+                refunded.status.name(),
+                paid,
+            );
+            Ok(refunded)
+        }
         Err(ChangeError::Forbidden(_)) => Err(DmtError::State("Transaction already refunded".into())),
         Err(ChangeError::NotFound) => Err(DmtError::TransferNotFound),
         Err(ChangeError::Store(e)) => Err(DmtError::Store(e)),

@@ -31,6 +31,8 @@ use crate::domain::upstream::{
     self, Backoff, UpstreamRef, REF_NONCE_LEN, RETURN_CONFIRMED, RETURN_NOT_CONFIRMED, RETURN_REPORTED,
 };
 use crate::domain::{BillPayment, ChangeSource, Clock, DmtTransfer, Timestamp, TxnKind};
+use crate::observe::provider::Metered;
+use crate::observe::Metrics;
 use crate::services::flights::{Flights, Seat};
 use crate::store::{ChangeError, ChangeNote, Store, StoreError};
 
@@ -87,6 +89,8 @@ pub struct Upstream {
     health: Arc<UpstreamHealth>,
     /// The store's installation id, once read.
     installation: std::sync::OnceLock<String>,
+    /// Where the server's metrics are counted.
+    metrics: Arc<Metrics>,
 }
 
 /// Why a callback was refused.
@@ -123,8 +127,21 @@ pub enum Synced {
 impl Upstream {
     /// Follows `provider` as `settings` say, reading the time from `clock`.
     pub fn new(provider: Arc<dyn Provider>, settings: SyncSettings, clock: Arc<dyn Clock>) -> Self {
+        Self::metered(provider, settings, clock, Arc::new(Metrics::default()))
+    }
+
+    /// [`Upstream::new`], counting into `metrics` (shared with the rest of
+    /// the server): its provider's calls, and the state changes it makes.
+    pub fn metered(
+        provider: Arc<dyn Provider>,
+        settings: SyncSettings,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let health = provider.health().unwrap_or_default();
+        let provider: Arc<dyn Provider> = Arc::new(Metered::new(provider, metrics.clone()));
         Upstream {
+            metrics,
             provider,
             settings,
             clock,
@@ -132,6 +149,11 @@ impl Upstream {
             health,
             installation: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The server's metrics (its provider's calls are counted there).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The upstream's call counters and circuit.
@@ -430,6 +452,21 @@ impl Upstream {
     /// return: they only report one. A success said again leaves a reported
     /// return unconfirmed.
     async fn apply<R: Followed>(
+        &self,
+        store: &dyn Store,
+        record: R,
+        report: &R::Upstream,
+        source: ChangeSource,
+    ) -> Result<R, StoreError> {
+        let before = record.clone();
+        let after = self.apply_report_to(store, record, report, source).await?;
+        // Counted once the change is committed (the store returned it).
+        self.metrics.changed(R::KIND.as_str(), Some(before.state_name()), after.state_name(), || after.wallet_debit());
+        Ok(after)
+    }
+
+    /// [`Upstream::apply`] before it is counted.
+    async fn apply_report_to<R: Followed>(
         &self,
         store: &dyn Store,
         record: R,

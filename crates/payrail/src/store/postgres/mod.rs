@@ -29,6 +29,7 @@
 
 mod columns;
 mod feed;
+mod health;
 mod kyc;
 mod ledger;
 mod migrations;
@@ -124,7 +125,7 @@ impl PostgresStore {
         config: tokio_postgres::Config,
         tls: super::postgres_tls::RustlsConnect,
     ) -> anyhow::Result<Self> {
-        let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Verified });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .wait_timeout(Some(POOL_TIMEOUT))

@@ -16,6 +16,7 @@
 
 mod columns;
 mod feed;
+mod health;
 mod kyc;
 mod ledger;
 mod lookup;

@@ -5,8 +5,9 @@ use async_trait::async_trait;
 
 use super::{keep_upstream_ackno, refund_note, Synced};
 use crate::domain::bbps::BillChange;
+use crate::domain::ledger::Journal;
 use crate::domain::upstream::{BillUpstream, DmtUpstream};
-use crate::domain::{BillPayment, ChangeSource, Clock, DmtTransfer};
+use crate::domain::{BillPayment, ChangeSource, Clock, DmtTransfer, Paise};
 use crate::services::upstream::provider::{Provider, ProviderError, UpstreamReport};
 use crate::store::transactions::StoredKind;
 use crate::store::{ChangeError, ChangeNote, Store, StoreError, TransactionStore};
@@ -71,6 +72,9 @@ pub trait Followed: StoredKind {
     /// Its state's name, as history rows have it.
     fn state_name(&self) -> &'static str;
 
+    /// What its debit took from the wallet (and a refund pays back).
+    fn wallet_debit(&self) -> Paise;
+
     /// Whether it is in the state a hold for review leaves it in (only then
     /// is its history read to know whether it is held for review).
     fn may_be_held_for_review(&self) -> bool {
@@ -106,6 +110,10 @@ impl Followed for DmtTransfer {
 
     fn state_name(&self) -> &'static str {
         self.status.name()
+    }
+
+    fn wallet_debit(&self) -> Paise {
+        Paise::ZERO - Journal::dmt_debit(self, self.created_at).wallet_change()
     }
 
     fn may_be_held_for_review(&self) -> bool {
@@ -168,6 +176,10 @@ impl Followed for BillPayment {
 
     fn state_name(&self) -> &'static str {
         self.status.name()
+    }
+
+    fn wallet_debit(&self) -> Paise {
+        Paise::ZERO - Journal::bill_debit(self, self.created_at).wallet_change()
     }
 
     fn report_of(report: &UpstreamReport) -> Option<&BillUpstream> {

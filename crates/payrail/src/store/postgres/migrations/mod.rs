@@ -28,6 +28,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0017_change_feed.sql"),
 ];
 
+/// The schema version the migrations reach: how many there are.
+pub(crate) const VERSIONS: i64 = MIGRATIONS.len() as i64;
+
 /// The advisory-lock key the migrations hold: "payrail" in ASCII and 01
 /// (the other keys are in the engine's `mod.rs`).
 const MIGRATION_LOCK: i64 = 0x7061_7972_6169_6c01;

@@ -29,6 +29,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0017_commission_settlements.sql"),
 ];
 
+/// The schema version the migrations reach: how many there are.
+pub(crate) const VERSIONS: i64 = MIGRATIONS.len() as i64;
+
 /// Applies the versions the store has not applied yet, in one `IMMEDIATE`
 /// transaction (no other process writes meanwhile).
 pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {

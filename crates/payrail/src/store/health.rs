@@ -1,0 +1,36 @@
+//! What `/readyz` and `/metrics` ask of the store: whether it answers and
+//! its schema is the one this binary migrates to, and the few figures the
+//! metrics show as gauges. Each is one cheap statement: counts through the
+//! partial indexes of due poll jobs and pending events, and the wallets
+//! (one row per partner). Each engine's implementation is in its `health.rs`.
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::domain::Timestamp;
+use crate::observe::StoreGauges;
+
+/// The store's side of the health checks and gauges.
+#[async_trait]
+pub trait HealthStore {
+    /// The highest schema version the store has applied (one query: it is
+    /// also the readiness ping).
+    async fn schema_version(&self) -> Result<i64, StoreError>;
+    /// The schema version this binary's migrations reach.
+    fn expected_schema_version(&self) -> i64;
+    /// Poll jobs due at `now` and held, events pending, and every wallet's balance.
+    async fn gauges(&self, now: Timestamp) -> Result<StoreGauges, StoreError>;
+}
+
+/// The statements both engines run, with `$n` parameters.
+pub(crate) mod sql {
+    /// The highest schema version applied.
+    pub(crate) const SCHEMA_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
+    /// Poll jobs due at `$1` (not held), held poll jobs, pending events.
+    pub(crate) const WORK_COUNTS: &str = "SELECT \
+         (SELECT count(*) FROM upstream_polls WHERE next_poll_at <= $1), \
+         (SELECT count(*) FROM upstream_polls WHERE next_poll_at IS NULL), \
+         (SELECT count(*) FROM partner_events WHERE state = 'pending')";
+    /// Every wallet: partner number, balance in paise.
+    pub(crate) const WALLETS: &str = "SELECT partner_id, balance FROM wallets ORDER BY partner_id";
+}

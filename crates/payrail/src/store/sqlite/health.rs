@@ -1,0 +1,28 @@
+//! The health checks and gauges on SQLite (SQL in [`crate::store::health::sql`]).
+
+use super::*;
+use crate::observe::StoreGauges;
+use crate::store::health::{sql, HealthStore};
+
+#[async_trait]
+impl HealthStore for SqliteStore {
+    async fn schema_version(&self) -> Result<i64, StoreError> {
+        self.read(|conn| conn.prepare_cached(sql::SCHEMA_VERSION)?.query_row([], |row| row.get(0)))
+    }
+
+    fn expected_schema_version(&self) -> i64 {
+        migrations::VERSIONS
+    }
+
+    async fn gauges(&self, now: Timestamp) -> Result<StoreGauges, StoreError> {
+        self.read(|conn| {
+            let (polls_due, polls_held, events_pending) = conn
+                .prepare_cached(sql::WORK_COUNTS)?
+                .query_row(params![now.unix()], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+            let wallets = all_rows(conn, sql::WALLETS, [], |row| {
+                Ok((RegistrationId::new(row.get(0)?).to_string(), Paise::new(row.get(1)?)))
+            })?;
+            Ok(StoreGauges { polls_due, polls_held, events_pending, wallets })
+        })
+    }
+}
