@@ -37,6 +37,7 @@ pub mod framing;
 pub mod partner_call;
 pub mod penny_drop;
 pub mod ratelimit;
+pub mod request_log;
 pub mod status_lookup;
 
 pub mod upstream;
@@ -414,10 +415,18 @@ struct Edge {
 impl Edge {
     /// Answers one request; after ambiguous framing or a chunked body the
     /// connection is closed (see [`framing`]).
+    /// Every request runs in its `request` span, its id answered in
+    /// `X-Request-Id` and its access line written ([`request_log`]).
     async fn serve(self, request: hyper::Request<hyper::body::Incoming>) -> Result<Response, std::convert::Infallible> {
         let (verdict, _in_flight) = self.connection.request_started();
-        let response = self.answer(request, verdict).await;
-        Ok(if verdict.ends_connection() { closing(response) } else { response })
+        let log = request_log::RequestLog::start(request.headers(), request.method(), request.uri().path());
+        let response = log.scope(self.answer(request, verdict)).await;
+        let mut response = if verdict.ends_connection() { closing(response) } else { response };
+        if let Some(id) = log.header_value() {
+            response.headers_mut().insert(request_log::REQUEST_ID_HEADER, id);
+        }
+        log.answered(response.status());
+        Ok(response)
     }
 
     /// Refuses what must not reach a handler (ambiguous framing, a body

@@ -203,6 +203,7 @@ pub async fn find(store: &dyn Store, kind: TxnKind, id: i64) -> Result<Held, Hel
 
 /// Takes `action` on the held transaction `kind` `id` as `source`, for
 /// `reason` (recorded in its history); refused if it is not held.
+#[tracing::instrument(name = "act_on_held", skip_all, fields(kind = kind.as_str(), id, %source))]
 pub async fn act(
     store: &dyn Store,
     clock: &dyn Clock,
@@ -237,5 +238,6 @@ pub async fn act(
             store.resolve_held(id, held.status, resolution, note).await?;
         }
     }
+    tracing::info!(from = held.status, action = action.audit_name(), "held transaction acted on");
     Ok(held)
 }

@@ -626,6 +626,7 @@ fn monthly_limit_error(remaining: Paise) -> DmtError {
 
 /// `Transaction`: makes the transfer the OTP was sent for, paid from the
 /// partner's wallet, and hands it to the provider.
+#[tracing::instrument(skip_all, fields(partner = %partner, reference = %confirmation.reference, ackno = tracing::field::Empty))]
 pub async fn transfer(
     store: &dyn Store,
     clock: &dyn Clock,
@@ -651,7 +652,23 @@ pub async fn transfer(
     let plan = fees::plan_for(store, partner, now).await?;
     let record = new_transfer(partner, reference, &intent, &beneficiary, plan.dmt_charges(intent.amount, now), now);
     let poll_at = upstream.first_poll(now);
-    let (mut debited, bank) = debit_on_some_pipe(store, clock, record, &intent, pipe, poll_at, now).await?;
+    tracing::info!(amount_paise = intent.amount.get(), mode = intent.mode.as_str(), "transfer accepted: OTP confirmed");
+    let (mut debited, bank) = match debit_on_some_pipe(store, clock, record, &intent, pipe, poll_at, now).await {
+        Ok(debited) => debited,
+        Err(refused) => {
+            tracing::info!(reason = %refused, "transfer refused at its debit");
+            return Err(refused);
+        }
+    };
+    tracing::Span::current().record("ackno", debited.record.ackno);
+    tracing::info!(
+        ackno = debited.record.ackno,
+        amount_paise = debited.record.amount.get(),
+        charge_paise = debited.record.charges.customer_charge.get(),
+        pipe = bank.number(),
+        closing_paise = debited.wallet.closing.get(),
+        "transfer debited"
+    );
     // The reference is stored before the transfer is sent; without it the
     // transfer is not sent (the poller then finds the upstream never heard of it).
     let upstream_ref = match upstream.upstream_ref(store, TxnKind::Dmt, debited.record.ackno).await {
@@ -675,6 +692,7 @@ pub async fn transfer(
         location: intent.location.clone(),
     };
     debited.record = upstream.submit_transfer(store, order).await;
+    tracing::info!(ackno = debited.record.ackno, state = debited.record.status.name(), "transfer submitted upstream");
     Ok(debited)
 }
 
@@ -799,6 +817,7 @@ fn refund_subject(transfer: &DmtTransfer) -> String {
 /// own OTP (the remitter's consent) as the manual provider does; otherwise
 /// the upstream sends its refund OTP (`resendotp` with its `ackno`) and
 /// payrail sends none. Each counts as a text to the remitter's mobile.
+#[tracing::instrument(skip_all, fields(partner = %partner, reference = %reference, ackno = tracing::field::Empty))]
 pub async fn send_refund_otp(
     store: &dyn Store,
     clock: &dyn Clock,
@@ -808,6 +827,7 @@ pub async fn send_refund_otp(
     reference: &ReferenceId,
 ) -> Result<String, DmtError> {
     let (transfer, route) = failed_transfer(store, partner, reference).await?;
+    tracing::Span::current().record("ackno", transfer.ackno);
     if upstream.provider.claims_refunds() {
         let queried = upstream.query_transfer(store, &transfer).await.map_err(DmtError::UpstreamUnanswered)?;
         if queried.report != DmtUpstream::Failed {
@@ -884,6 +904,7 @@ async fn upstream_refund_otp(
 /// nothing; the claim may be made again. An OTP payrail sent itself is
 /// checked here and credited locally. Either way the credit and the
 /// "refunded" state are one store transaction the state machine allows once.
+#[tracing::instrument(skip_all, fields(partner = %partner, reference = %reference, ackno = tracing::field::Empty))]
 pub async fn claim_refund(
     store: &dyn Store,
     clock: &dyn Clock,
@@ -894,6 +915,7 @@ pub async fn claim_refund(
     stateresp: Option<&str>,
 ) -> Result<DmtTransfer, DmtError> {
     let (transfer, _) = failed_transfer(store, partner, reference).await?;
+    tracing::Span::current().record("ackno", transfer.ackno);
     let upstream_stateresp =
         if upstream.provider.claims_refunds() { store.refund_otp_stateresp(transfer.ackno).await? } else { None };
     // AOPay's page sends no `Stateresp`: the OTP is then the newest one
@@ -987,7 +1009,14 @@ async fn credit_refund(
     let refund = DmtChange::Refund { refund_txn_id: None };
     let note = ChangeNote { reason, ..partner_note(clock) };
     match store.change_dmt(transfer.ackno, refund, note).await {
-        Ok(refunded) => Ok(refunded),
+        Ok(refunded) => {
+            tracing::info!(
+                ackno = transfer.ackno,
+                amount_paise = transfer.amount.get(),
+                "transfer refunded to the wallet"
+            );
+            Ok(refunded)
+        }
         Err(ChangeError::Forbidden(_)) => Err(DmtError::State("Transaction already refunded".into())),
         Err(ChangeError::NotFound) => Err(DmtError::TransferNotFound),
         Err(ChangeError::Store(e)) => Err(DmtError::Store(e)),

@@ -192,5 +192,7 @@ pub async fn change<R: Followed>(
     source: ChangeSource,
     reason: Option<String>,
 ) -> Result<R, ChangeError> {
-    R::change_as_told(store, id, change, note(clock, source, reason)).await
+    let changed = R::change_as_told(store, id, change, note(clock, source.clone(), reason)).await?;
+    tracing::info!(kind = R::KIND.as_str(), id, to = changed.state_name(), %source, "transaction changed by an operator");
+    Ok(changed)
 }
