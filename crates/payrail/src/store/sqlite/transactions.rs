@@ -65,6 +65,7 @@ impl<T: SqliteTable> KindStore<T> for SqliteStore {
 
 #[async_trait]
 impl TransactionStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(id, from))]
     async fn resolve_held(
         &self,
         id: i64,
@@ -82,6 +83,7 @@ impl TransactionStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(txnid))]
     async fn fail_bill(&self, txnid: i64, note: ChangeNote, refund: ChangeNote) -> Result<BillPayment, ChangeError> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
@@ -117,6 +119,7 @@ impl TransactionStore for SqliteStore {
         self.read(|conn| conn.prepare_cached(sql::COUNTS)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(partner = %transfer.partner, reference = %transfer.reference))]
     async fn create_dmt_debited(
         &self,
         transfer: DmtTransfer,
@@ -195,6 +198,7 @@ impl TransactionStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(partner = %payment.partner, reference = %payment.reference))]
     async fn create_bill_debited(
         &self,
         payment: BillPayment,
