@@ -7,9 +7,11 @@
 //! a field of the `request{id, method, path, partner, operator}` span that
 //! wraps the request, so every log line of the request carries it. When the
 //! request is answered, one line with target `payrail::access` (level info)
-//! says what it was: method, path (never the query string: it may carry
-//! data), status, the partner or operator authenticated, the time taken and
-//! the id. Bodies, headers, tokens and secrets are never part of it.
+//! says what it was, in its own fields: the id, method, path (never the
+//! query string: it may carry data), status, the partner or operator
+//! authenticated and the time taken. Bodies, headers, tokens and secrets are
+//! never part of it. `PAYRAIL_LOG=info,payrail::access=off` turns the
+//! access lines off and keeps the rest.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -91,9 +93,11 @@ impl RequestLog {
         let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         let partner = self.partner.get().map(ToString::to_string);
         let operator = self.operator.get().map(String::as_str);
-        self.span.in_scope(|| {
-            tracing::info!(
+        // Outside the request's span: the line names everything itself, and
+        // a JSON line then needs no list of spans (a third of its cost).
+        tracing::info!(
                 target: "payrail::access",
+                parent: None,
                 request_id = %self.id,
                 method = %self.method,
                 path = %self.path,
@@ -102,8 +106,7 @@ impl RequestLog {
                 operator = operator.unwrap_or("-"),
                 duration_ms = (duration_ms * 1000.0).round() / 1000.0,
                 "answered"
-            );
-        });
+        );
     }
 
     /// The id as the `X-Request-Id` answer header.
