@@ -260,6 +260,10 @@ async fn json_logs_carry_the_request_id_follow_a_transfer_and_hold_no_secrets() 
     let missing = server.http.get(server.url("/no/such/page")).header("X-Request-Id", "nf-1").send().await;
     let missing = missing.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(answer_id_and_status(&missing), ("nf-1".to_owned(), 404));
+    assert_eq!(
+        missing.text().await.unwrap_or_default(),
+        r#"{"status":false,"response_code":8,"message":"No such endpoint"}"#
+    );
     let ambiguous = raw_request(
         server.port,
         b"POST /api/AOP/DMTV1/TransactionStatus HTTP/1.1\r\nHost: x\r\nX-Request-Id: framing-1\r\n\
@@ -402,4 +406,46 @@ fn an_unknown_log_format_is_refused_by_the_command_line() {
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(from_env.status.code(), Some(2), "{}", text(&from_env.stderr));
+}
+
+crate::both_engines!(every_answer_has_a_request_id_and_the_bodies_are_unchanged);
+
+/// In process, on both engines: partner, operator and console answers,
+/// refusals and 404s all carry `X-Request-Id`; the body is what it was.
+async fn every_answer_has_a_request_id_and_the_bodies_are_unchanged(engine: crate::helpers::Engine) {
+    let app = crate::helpers::spawn_app(engine).await;
+    let partner = app.add_partner(true, &[]).await;
+    let http = reqwest::Client::new();
+    let status_body = json!({"ReferanceID": "NOPE1", "RegistrationID": partner.name()}).to_string();
+    let cases: Vec<(reqwest::RequestBuilder, u16)> = vec![
+        (http.post(app.url("/api/AOP/DMTV1/TransactionStatus")).header("Token", partner.token()), 200),
+        (http.post(app.url("/api/AOP/DMTV1/TransactionStatus")), 401),
+        (http.get(app.url("/admin/v1/verify")), 401),
+        (http.get(app.url("/console/login")), 200),
+        (http.get(app.url("/nowhere")), 404),
+    ];
+    for (n, (request, status)) in cases.into_iter().enumerate() {
+        let sent = format!("case-{n}");
+        let answer = request
+            .header("X-Request-Id", &sent)
+            .body(status_body.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(answer_id_and_status(&answer), (sent, status));
+        let generated = http.get(app.url("/nowhere")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(is_generated_id(&answered_id(&generated)));
+    }
+    let with_id = http
+        .post(app.url("/api/AOP/DMTV1/TransactionStatus"))
+        .header("Token", partner.token())
+        .header("X-Request-Id", "same-body")
+        .body(status_body.clone())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let body = with_id.text().await.unwrap_or_default();
+    let without = app.dmt_status(&partner.name(), "NOPE1", Some(&partner.token())).await;
+    assert_eq!(body, without.body, "the id changes no byte of the body");
+    assert_eq!(body, r#"{"status":false,"response_code":2,"message":"Transaction not found"}"#);
 }
