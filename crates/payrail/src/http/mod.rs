@@ -419,12 +419,10 @@ impl Edge {
     /// `X-Request-Id` and its access line written ([`request_log`]).
     async fn serve(self, request: hyper::Request<hyper::body::Incoming>) -> Result<Response, std::convert::Infallible> {
         let (verdict, _in_flight) = self.connection.request_started();
-        let log = request_log::RequestLog::start(request.headers(), request.method(), request.uri().path());
+        let log = request_log::RequestLog::start(request.headers(), request.method(), request.uri());
         let response = log.scope(self.answer(request, verdict)).await;
         let mut response = if verdict.ends_connection() { closing(response) } else { response };
-        if let Some(id) = log.header_value() {
-            response.headers_mut().insert(request_log::REQUEST_ID_HEADER, id);
-        }
+        response.headers_mut().insert(request_log::REQUEST_ID_HEADER, log.header_value());
         log.answered(response.status());
         Ok(response)
     }

@@ -16,7 +16,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use tracing::field::Empty;
 use tracing::Span;
 
@@ -36,11 +36,13 @@ tokio::task_local! {
     static CURRENT: Arc<RequestLog>;
 }
 
-/// One request's log context, from arrival to its access line.
+/// One request's log context, from arrival to its access line. Nothing
+/// here allocates for the log unless the log is on: the id is kept as the
+/// header value it is answered in, the path as the request's own `Uri`.
 pub struct RequestLog {
-    id: String,
+    id: HeaderValue,
     method: Method,
-    path: String,
+    uri: Uri,
     started: Instant,
     span: Span,
     partner: OnceLock<RegistrationId>,
@@ -48,22 +50,21 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    /// The context of a request with these headers, method and path.
-    pub fn start(headers: &HeaderMap, method: &Method, path: &str) -> Arc<RequestLog> {
+    /// The context of a request with these headers, method and URI.
+    pub fn start(headers: &HeaderMap, method: &Method, uri: &Uri) -> Arc<RequestLog> {
         let id = request_id(headers);
-        let path = loggable_path(path);
         let span = tracing::info_span!(
             "request",
-            id = %id,
+            id = %id.to_str().unwrap_or_default(),
             method = %method,
-            path = %path,
+            path = %LoggedPath(uri.path()),
             partner = Empty,
             operator = Empty,
         );
         Arc::new(RequestLog {
             id,
             method: method.clone(),
-            path,
+            uri: uri.clone(),
             started: Instant::now(),
             span,
             partner: OnceLock::new(),
@@ -73,7 +74,7 @@ impl RequestLog {
 
     /// The request's id.
     pub fn id(&self) -> &str {
-        &self.id
+        self.id.to_str().unwrap_or_default()
     }
 
     /// The `request` span.
@@ -90,28 +91,49 @@ impl RequestLog {
 
     /// Writes the access line for an answer with `status`.
     pub fn answered(&self, status: StatusCode) {
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let partner = self.partner.get().map(ToString::to_string);
-        let operator = self.operator.get().map(String::as_str);
         // Outside the request's span: the line names everything itself, and
         // a JSON line then needs no list of spans (a third of its cost).
         tracing::info!(
-                target: "payrail::access",
-                parent: None,
-                request_id = %self.id,
-                method = %self.method,
-                path = %self.path,
-                status = status.as_u16(),
-                partner = partner.as_deref().unwrap_or("-"),
-                operator = operator.unwrap_or("-"),
-                duration_ms = (duration_ms * 1000.0).round() / 1000.0,
-                "answered"
+            target: "payrail::access",
+            parent: None,
+            request_id = %self.id(),
+            method = %self.method,
+            path = %LoggedPath(self.uri.path()),
+            status = status.as_u16(),
+            partner = %OrDash(self.partner.get()),
+            operator = %self.operator.get().map_or("-", String::as_str),
+            duration_ms = (self.started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
+            "answered"
         );
     }
 
     /// The id as the `X-Request-Id` answer header.
-    pub fn header_value(&self) -> Option<HeaderValue> {
-        HeaderValue::from_str(&self.id).ok()
+    pub fn header_value(&self) -> HeaderValue {
+        self.id.clone()
+    }
+}
+
+/// A value, or `-` for none.
+struct OrDash<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// A path as logged: at most [`MAX_LOGGED_PATH`] characters, then `…`.
+struct LoggedPath<'a>(&'a str);
+
+impl std::fmt::Display for LoggedPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.char_indices().nth(MAX_LOGGED_PATH) {
+            Some((cut, _)) => write!(f, "{}…", &self.0[..cut]),
+            None => f.write_str(self.0),
+        }
     }
 }
 
@@ -137,13 +159,10 @@ pub fn record_operator(name: &str) {
 
 /// The caller's `X-Request-Id` when there is exactly one and it is sane,
 /// else a fresh one.
-pub fn request_id(headers: &HeaderMap) -> String {
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     let mut sent = headers.get_all(REQUEST_ID_HEADER).iter();
     match (sent.next(), sent.next()) {
-        (Some(value), None) if is_sane(value.as_bytes()) => {
-            // Sane means ASCII, so this is the text as sent.
-            String::from_utf8_lossy(value.as_bytes()).into_owned()
-        }
+        (Some(value), None) if is_sane(value.as_bytes()) => value.clone(),
         _ => generated_id(),
     }
 }
@@ -155,16 +174,15 @@ pub fn is_sane(id: &[u8]) -> bool {
 }
 
 /// 32 random hex digits.
-fn generated_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
-}
-
-/// The path as logged: at most [`MAX_LOGGED_PATH`] characters.
-fn loggable_path(path: &str) -> String {
-    match path.char_indices().nth(MAX_LOGGED_PATH) {
-        Some((cut, _)) => format!("{}…", &path[..cut]),
-        None => path.to_owned(),
+fn generated_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let random = rand::random::<u128>();
+    let mut digits = [0u8; 32];
+    for (i, digit) in digits.iter_mut().enumerate() {
+        *digit = HEX[((random >> (4 * (31 - i))) & 0xf) as usize];
     }
+    // Hex digits are always a valid header value.
+    HeaderValue::from_bytes(&digits).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 #[cfg(test)]
@@ -176,7 +194,7 @@ mod tests {
         for value in values {
             headers.append(REQUEST_ID_HEADER, HeaderValue::from_bytes(value).unwrap_or_else(|e| panic!("{e}")));
         }
-        request_id(&headers)
+        request_id(&headers).to_str().unwrap_or_else(|e| panic!("{e}")).to_owned()
     }
 
     fn is_generated(id: &str) -> bool {
@@ -206,8 +224,8 @@ mod tests {
 
     #[test]
     fn long_paths_are_cut() {
-        assert_eq!(loggable_path("/api/x"), "/api/x");
+        assert_eq!(LoggedPath("/api/x").to_string(), "/api/x");
         let long = format!("/{}", "p".repeat(400));
-        assert_eq!(loggable_path(&long).chars().count(), MAX_LOGGED_PATH + 1);
+        assert_eq!(LoggedPath(&long).to_string().chars().count(), MAX_LOGGED_PATH + 1);
     }
 }
