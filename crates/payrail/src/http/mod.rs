@@ -415,6 +415,7 @@ struct Edge {
 impl Edge {
     /// Answers one request; after ambiguous framing or a chunked body the
     /// connection is closed (see [`framing`]).
+    ///
     /// Every request runs in its `request` span, its id answered in
     /// `X-Request-Id` and its access line written ([`request_log`]).
     async fn serve(self, request: hyper::Request<hyper::body::Incoming>) -> Result<Response, std::convert::Infallible> {
