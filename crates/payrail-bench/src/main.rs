@@ -96,10 +96,26 @@ struct Args {
     /// `--poller` stops after this many seconds even if jobs are left.
     #[arg(long, default_value_t = 600)]
     poll_limit_secs: u64,
+    /// Log as `payrail serve --log-format FORMAT` does at its default level
+    /// (info: an access line per request), formatted in full and then
+    /// thrown away, so the logging's own cost is measured; without it
+    /// nothing is logged.
+    #[arg(long, value_parser = ["text", "json"])]
+    log: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(format) = &args.log {
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_writer(std::io::sink)
+            .with_ansi(false);
+        let _ = match format.as_str() {
+            "json" => builder.json().with_current_span(true).with_span_list(true).try_init(),
+            _ => builder.try_init(),
+        };
+    }
     let driver =
         tokio::runtime::Builder::new_multi_thread().thread_name("loadgen").worker_threads(2).enable_all().build()?;
     for engine in &args.engines {

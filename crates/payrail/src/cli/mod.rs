@@ -47,9 +47,24 @@ pub struct Cli {
     /// variables override it.
     #[arg(long, global = true, env = "PAYRAIL_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// How log lines are written to stderr: `text` for people, `json` (one
+    /// object a line, with the request id and the spans' fields) for a log
+    /// collector. The level filter is PAYRAIL_LOG (e.g. `info`, `payrail=debug`).
+    #[arg(long, global = true, env = "PAYRAIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line of text an event, for people; coloured only on a terminal.
+    Text,
+    /// One JSON object a line, with the current span's fields and the list
+    /// of spans it is in (the request's id among them).
+    Json,
 }
 
 /// The commands.
@@ -158,7 +173,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing(matches!(cli.command, Command::Serve(_)));
+    init_tracing(matches!(cli.command, Command::Serve(_)), cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -203,9 +218,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_tracing(server: bool) {
+/// Logs to stderr in `format`, filtered by PAYRAIL_LOG (default `info`
+/// for the server, `warn` for the other commands). Colours only when
+/// stderr is a terminal: a file or a pipe gets plain text.
+fn init_tracing(server: bool, format: LogFormat) {
+    use std::io::IsTerminal as _;
     let default = if server { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PAYRAIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Json => builder.with_ansi(false).json().with_current_span(true).with_span_list(true).try_init(),
+    };
 }

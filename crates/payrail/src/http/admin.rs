@@ -106,6 +106,7 @@ struct CreateDmt {
     provider_share: Option<String>,
 }
 
+#[tracing::instrument(skip_all)]
 async fn create_dmt(
     Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
@@ -133,6 +134,7 @@ async fn create_dmt(
     show_dmt_by_id(&state, transfer.ackno, StatusCode::CREATED).await
 }
 
+#[tracing::instrument(skip_all)]
 async fn show_dmt(
     _: Operator,
     State(state): State<Arc<AppState>>,
@@ -156,6 +158,7 @@ struct Transition {
     reason: Option<String>,
 }
 
+#[tracing::instrument(skip_all)]
 async fn transition_dmt(
     Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
@@ -211,6 +214,7 @@ struct CreateBill {
     commission: Option<String>,
 }
 
+#[tracing::instrument(skip_all)]
 async fn create_bill(
     Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
@@ -246,6 +250,7 @@ async fn create_bill(
     show_bill_by_id(&state, payment.txnid, StatusCode::CREATED).await
 }
 
+#[tracing::instrument(skip_all)]
 async fn show_bill(
     _: Operator,
     State(state): State<Arc<AppState>>,
@@ -260,6 +265,7 @@ async fn show_bill_by_id(state: &AppState, txnid: i64, status: StatusCode) -> Re
     Ok(json_response(status, &BillView::new(&payment, &history)))
 }
 
+#[tracing::instrument(skip_all)]
 async fn transition_bill(
     Operator(actor): Operator,
     State(state): State<Arc<AppState>>,

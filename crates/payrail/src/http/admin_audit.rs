@@ -153,6 +153,7 @@ struct AuditPage {
     next_cursor: Option<String>,
 }
 
+#[tracing::instrument(skip_all)]
 async fn list_audit(
     _: Operator,
     State(state): State<Arc<AppState>>,

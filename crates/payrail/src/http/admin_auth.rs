@@ -164,6 +164,7 @@ pub async fn authorize(State(state): State<Arc<AppState>>, request: Request, nex
         Ok(actor) => actor,
         Err(refused) => return refused.into_response(),
     };
+    super::request_log::record_operator(actor.name());
     let Some(needs) = role_for(&parts.method, &path) else {
         tracing::error!(method = %parts.method, path, "an operator route has no role in ROUTE_ROLES: refused");
         return forbidden(actor.role(), Role::Admin).into_response();

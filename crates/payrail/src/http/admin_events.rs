@@ -101,6 +101,7 @@ fn callback_view(partner: RegistrationId, url: Option<String>, callback_secret: 
     json_response(StatusCode::OK, &CallbackView { partner: partner.to_string(), url, callback_secret })
 }
 
+#[tracing::instrument(skip_all)]
 async fn show_callback(
     State(state): State<Arc<AppState>>,
     CallbackPartner(partner, _): CallbackPartner,
@@ -114,6 +115,7 @@ struct SetCallback {
     url: String,
 }
 
+#[tracing::instrument(skip_all)]
 async fn set_callback(
     Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
@@ -150,6 +152,7 @@ struct RotatedCallbackSecret {
 
 /// `POST /admin/v1/partners/{id}/callback/secret`: a new callback secret,
 /// shown once; the old one keeps signing for the overlap.
+#[tracing::instrument(skip_all)]
 async fn rotate_callback_secret(
     Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
@@ -178,6 +181,7 @@ async fn rotate_callback_secret(
     Ok(json_response(StatusCode::OK, &rotated))
 }
 
+#[tracing::instrument(skip_all)]
 async fn clear_callback(
     State(state): State<Arc<AppState>>,
     CallbackPartner(partner, actor): CallbackPartner,
@@ -267,6 +271,7 @@ struct EventList {
     events: Vec<EventView>,
 }
 
+#[tracing::instrument(skip_all)]
 async fn list_events(
     _: Operator,
     State(state): State<Arc<AppState>>,
@@ -310,6 +315,7 @@ struct EventDetail<'a> {
     delivery_attempts: Vec<AttemptView<'a>>,
 }
 
+#[tracing::instrument(skip_all)]
 async fn show_event(
     _: Operator,
     State(state): State<Arc<AppState>>,
@@ -325,6 +331,7 @@ async fn show_event(
     Ok(json_response(StatusCode::OK, &detail))
 }
 
+#[tracing::instrument(skip_all)]
 async fn redeliver(
     Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
@@ -355,6 +362,7 @@ struct HeldList {
     held: Vec<HeldView>,
 }
 
+#[tracing::instrument(skip_all)]
 async fn held(_: Operator, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let jobs: Vec<PollJob> = state.store.held_polls().await?;
     let held = jobs.iter().map(|j| HeldView { kind: j.kind.as_str(), txn_id: j.txn_id, polls: j.attempts }).collect();
@@ -398,6 +406,7 @@ fn circuit_view(state: &AppState) -> CircuitView {
 }
 
 /// `GET /admin/v1/upstream`.
+#[tracing::instrument(skip_all)]
 async fn upstream_health(_: Operator, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let calls = state
         .upstream
@@ -423,6 +432,7 @@ struct Closed {
 }
 
 /// `POST /admin/v1/upstream/circuit/close`.
+#[tracing::instrument(skip_all)]
 async fn close_circuit(Operator(actor): Operator, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let before = serde_json::to_value(circuit_view(&state)).unwrap_or_default();
     let was_open = state.upstream.health().close_circuit();
@@ -441,6 +451,7 @@ struct RefView {
 }
 
 /// `GET /admin/v1/upstream/refs/{kind}/{id}`.
+#[tracing::instrument(skip_all)]
 async fn upstream_ref(
     _: Operator,
     State(state): State<Arc<AppState>>,

@@ -81,6 +81,7 @@ struct HeldList {
     held: Vec<HeldView>,
 }
 
+#[tracing::instrument(name = "list_held", skip_all)]
 async fn list(_: Operator, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let held = held::list(&*state.store).await?;
     Ok(json_response(StatusCode::OK, &HeldList { held: held.iter().map(HeldView::from).collect() }))
@@ -125,6 +126,7 @@ struct Acted<'a> {
     history: Vec<HistoryView<'a>>,
 }
 
+#[tracing::instrument(name = "act_on_held", skip_all)]
 async fn act(
     Operator(actor): Operator,
     State(state): State<Arc<AppState>>,

@@ -68,6 +68,7 @@ struct Balance {
     balance: String,
 }
 
+#[tracing::instrument(skip_all)]
 async fn balance(
     _: Operator,
     State(state): State<Arc<AppState>>,
@@ -104,6 +105,7 @@ fn wallet_error(error: ledger::WalletError, id: RegistrationId) -> ApiError {
 }
 
 /// `POST …/wallet/topup` and `…/wallet/withdraw`, as `way` says.
+#[tracing::instrument(skip_all)]
 async fn move_wallet(
     Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
@@ -154,6 +156,7 @@ pub fn period(from: &str, to: &str) -> Result<(Timestamp, Timestamp), String> {
     Ok((start, Timestamp::from_unix(last.unix() + 86_400)))
 }
 
+#[tracing::instrument(skip_all)]
 async fn statement(
     _: Operator,
     State(state): State<Arc<AppState>>,
@@ -212,6 +215,7 @@ impl Plans {
     }
 }
 
+#[tracing::instrument(skip_all)]
 async fn list_plans(
     _: Operator,
     State(state): State<Arc<AppState>>,
@@ -237,6 +241,7 @@ pub fn instant(text: &str) -> Result<Timestamp, String> {
         .map_err(|_| "effective_from must be YYYY-MM-DD or YYYY-MM-DD HH:MM:SS (India time)".to_owned())
 }
 
+#[tracing::instrument(skip_all)]
 async fn set_plan(
     Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
@@ -266,6 +271,7 @@ struct Verdict {
     violations: Vec<String>,
 }
 
+#[tracing::instrument(skip_all)]
 async fn verify(_: Operator, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let audit = state.store.audit().await?;
     let violations = ledger::violations(&audit);

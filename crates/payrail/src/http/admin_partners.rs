@@ -87,11 +87,13 @@ struct PartnerList {
     partners: Vec<PartnerView>,
 }
 
+#[tracing::instrument(name = "list_partners", skip_all)]
 async fn list(_: Operator, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let partners = state.store.list_partners().await?.iter().map(PartnerView::new).collect();
     Ok(json_response(StatusCode::OK, &PartnerList { partners }))
 }
 
+#[tracing::instrument(name = "show_partner", skip_all)]
 async fn show(_: Operator, State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let partner = stored(&state, &id).await?;
     Ok(json_response(StatusCode::OK, &PartnerView::new(&partner)))
@@ -132,6 +134,7 @@ struct Added {
     partner: PartnerView,
 }
 
+#[tracing::instrument(name = "add_partner", skip_all)]
 async fn add(
     Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
@@ -163,6 +166,7 @@ async fn add(
     Ok(json_response(StatusCode::CREATED, &added))
 }
 
+#[tracing::instrument(name = "partner_status", skip_all)]
 async fn status(
     Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
@@ -197,6 +201,7 @@ struct Rotated {
     previous_secret_valid_until: String,
 }
 
+#[tracing::instrument(skip_all)]
 async fn rotate_secret(
     Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
@@ -231,6 +236,7 @@ struct SetAllowlist {
     require_token: Option<bool>,
 }
 
+#[tracing::instrument(skip_all)]
 async fn set_allowlist(
     Operator(actor): Operator,
     State(state): State<Arc<AppState>>,
@@ -255,6 +261,7 @@ struct SetAuthorisedKey {
     authorised_key: Option<String>,
 }
 
+#[tracing::instrument(skip_all)]
 async fn set_authorised_key(
     Operator(actor): Operator,
     State(state): State<Arc<AppState>>,

@@ -36,6 +36,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/v1/bbps/{txnid}/timeline", get(bill_timeline))
 }
 
+#[tracing::instrument(skip_all)]
 async fn search_transactions(
     _: Operator,
     State(state): State<Arc<AppState>>,
@@ -95,6 +96,7 @@ impl hyper::body::Body for ChunkBody {
     }
 }
 
+#[tracing::instrument(skip_all)]
 async fn dmt_timeline(
     _: Operator,
     State(state): State<Arc<AppState>>,
@@ -103,6 +105,7 @@ async fn dmt_timeline(
     timeline(&state, TxnKind::Dmt, ackno).await
 }
 
+#[tracing::instrument(skip_all)]
 async fn bill_timeline(
     _: Operator,
     State(state): State<Arc<AppState>>,

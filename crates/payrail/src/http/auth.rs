@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::error::ApiError;
+use super::request_log::record_partner;
 use super::AppState;
 use crate::domain::partner::canonical;
 use crate::domain::token::{verify_token, TokenError, TokenKey};
@@ -92,13 +93,12 @@ pub fn claimed_partner(registration: &str) -> Result<RegistrationId, ApiError> {
 pub async fn authenticate(state: &AppState, caller: &Caller, partner: Option<&Partner>) -> Result<(), ApiError> {
     let partner = partner.ok_or(ApiError::AuthenticationFailed)?;
     let now = state.clock.now();
-    match check_all_but_reqid(state, caller, partner, now)? {
-        Some(claim) => {
-            let fresh = state.store.remember_reqid(partner.registration_id, &claim.reqid, now, claim.cutoff).await?;
-            fresh.then_some(()).ok_or(ApiError::InvalidToken)
-        }
-        None => Ok(()),
+    if let Some(claim) = check_all_but_reqid(state, caller, partner, now)? {
+        let fresh = state.store.remember_reqid(partner.registration_id, &claim.reqid, now, claim.cutoff).await?;
+        fresh.then_some(()).ok_or(ApiError::InvalidToken)?;
     }
+    record_partner(partner.registration_id);
+    Ok(())
 }
 
 /// Authenticates `caller` after a status lookup that was offered the
@@ -111,7 +111,12 @@ pub async fn authenticate_looked_up(
     reqid: ReqidOutcome,
 ) -> Result<(), ApiError> {
     match reqid {
-        ReqidOutcome::Fresh => Ok(()),
+        ReqidOutcome::Fresh => {
+            if let Some(partner) = partner {
+                record_partner(partner.registration_id);
+            }
+            Ok(())
+        }
         ReqidOutcome::Replay => Err(ApiError::InvalidToken),
         ReqidOutcome::NotRecorded => authenticate(state, caller, partner).await,
     }

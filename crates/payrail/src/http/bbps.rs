@@ -76,6 +76,7 @@ fn category(fields: &Fields) -> Result<Option<&'static str>, ApiError> {
 
 /// `POST /api/AOP/BillPaymentOperatorsList` (also `BillPaymentOperators`)
 /// `{mode?, category?}`.
+#[tracing::instrument(skip_all, fields(partner = %call.partner))]
 pub async fn operators(call: PartnerCall) -> Result<Response, ApiError> {
     mode(&call.fields)?;
     let category = category(&call.fields)?;
@@ -137,6 +138,7 @@ fn customer_params(fields: &Fields) -> Result<[Option<String>; 3], ApiError> {
 }
 
 /// `POST /api/AOP/FetchBilPaymentDetails` `{operator, canumber, mode?, ad1?, ad2?, ad3?}`.
+#[tracing::instrument(skip_all, fields(partner = %call.partner))]
 pub async fn fetch_bill(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let (operator, ca_number) = operator_and_account(&call.fields)?;
     let extra = customer_params(&call.fields)?;
@@ -260,6 +262,7 @@ impl Echo<'_> {
 
 /// `POST /api/AOP/BillPaymentPaybill` `{operator, canumber, amount,
 /// referenceid, latitude?, longitude?, mode?, bill_fetch?, ad1?, ad2?, ad3?}`.
+#[tracing::instrument(skip_all, fields(partner = %call.partner, reference = tracing::field::Empty, txnid = tracing::field::Empty))]
 pub async fn paybill(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let f = &call.fields;
     let (operator, ca_number) = operator_and_account(f)?;
@@ -274,6 +277,7 @@ pub async fn paybill(State(state): State<Arc<AppState>>, call: PartnerCall) -> R
         echoed: echoed_bill(f)?,
     };
     let debited = bills::pay_bill(&*state.store, &*state.clock, &state.upstream, call.partner, request).await?;
+    tracing::Span::current().record("txnid", debited.record.txnid);
     let record = &debited.record;
     let (status, response_code) = outcome(record.status);
     // A payment refunded before this answer: the wallet is back where it was.

@@ -56,12 +56,14 @@ struct BeneficiaryAdded<'a> {
 
 /// `POST /api/AOP/RegisterBaneficiary` `{mobile, benename, bankid, accno,
 /// ifsccode, verified, gst_state, dob, address, pincode}`.
+#[tracing::instrument(skip_all, fields(partner = %call.partner))]
 pub async fn register_baneficiary(state: State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     register(state, call, &AOPAY_NAMES).await
 }
 
 /// `POST /api/AOP/DMTV1/RegisterBeneficiary` `{MobileNo, BeneName, AccountNo, IFSC, BankName?}`
 /// (and every field of [`register_baneficiary`]).
+#[tracing::instrument(skip_all, fields(partner = %call.partner))]
 pub async fn register_beneficiary(state: State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     register(state, call, &OLDER_NAMES).await
 }
@@ -205,6 +207,7 @@ struct BeneficiaryList {
 }
 
 /// `POST /api/AOP/DMTV1/FetchBeneficiary` `{MobileNumber}` (also `mobile`, `MobileNo`).
+#[tracing::instrument(skip_all, fields(partner = %call.partner))]
 pub async fn fetch_beneficiary(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     // `MobileNo` first: refusals name it, as they did before AOPay's names.
     let mobile = call.fields.mobile(&["MobileNo", "MobileNumber", "mobile"])?;
@@ -223,6 +226,7 @@ struct OneBeneficiary {
 }
 
 /// `POST /api/AOP/DMTV1/FetchBeneficiaryBeneID` `{MobileNumber, BeneID}`.
+#[tracing::instrument(skip_all, fields(partner = %call.partner))]
 pub async fn fetch_beneficiary_bene_id(
     State(state): State<Arc<AppState>>,
     call: PartnerCall,
@@ -254,6 +258,7 @@ struct BankListBody {
 }
 
 /// `POST /api/AOP/DMTV1/BankList` `{}`: every bank a beneficiary can be at.
+#[tracing::instrument(skip_all, fields(partner = %_call.partner))]
 pub async fn bank_list(_call: PartnerCall) -> Result<Response, ApiError> {
     let data = BANKS
         .iter()

@@ -15,6 +15,7 @@ use super::AppState;
 use crate::domain::{BillPayment, BillStatus};
 
 /// Parse → authenticate → look up (→ ask the upstream if undecided) → render.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn bill_status(state: State<Arc<AppState>>, caller: Caller, body: LimitedBody) -> Result<Response, ApiError> {
     status_lookup::status::<BillPayment>(state, caller, body).await
 }

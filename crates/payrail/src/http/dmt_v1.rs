@@ -90,6 +90,7 @@ fn remitter_found(remitter: Remitter, remaining: PerBank, message: &'static str)
 
 /// `POST /api/AOP/DMTV1/QueryRemitter` `{MobileNumber}`: 200 with the remitter,
 /// or 202 (SPEC §7.1) after sending a registration OTP.
+#[tracing::instrument(skip_all, fields(partner = %call.partner))]
 pub async fn query_remitter(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let mobile = call.fields.mobile(&["MobileNo", "MobileNumber", "mobile"])?;
     let found = remittance::query_remitter(&*state.store, &*state.clock, state.texts(), call.partner, &mobile).await?;
@@ -120,6 +121,7 @@ fn coordinate(fields: &Fields, names: &[&str], bound: f64) -> Result<String, Api
 /// `POST /api/AOP/DMTV1/RemitterEKyc` `{MobileNumber, Lattitude, Longitude,
 /// AadhaarNumber, FingerPrintData}`: the e-KYC of a new remitter, then 202
 /// (SPEC §7.1) with the `stateresp` that is also the `KycId`.
+#[tracing::instrument(skip_all, fields(partner = %call.partner))]
 pub async fn remitter_ekyc(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let f = &call.fields;
     let request = EkycRequest {
@@ -138,6 +140,7 @@ pub async fn remitter_ekyc(State(state): State<Arc<AppState>>, call: PartnerCall
 
 /// `POST /api/AOP/DMTV1/RegisterRemitter` `{MobileNo, OTP, Stateresp, KycId, FirstName?, LastName?}`:
 /// 200 with the new remitter, as `QueryRemitter` shows it.
+#[tracing::instrument(skip_all, fields(partner = %call.partner))]
 pub async fn register_remitter(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let f = &call.fields;
     let registration = Registration {
@@ -155,6 +158,7 @@ pub async fn register_remitter(State(state): State<Arc<AppState>>, call: Partner
 }
 
 /// `POST /api/AOP/DMTV1/DeleteBeneficiary` `{MobileNo, BeneID}`.
+#[tracing::instrument(skip_all, fields(partner = %call.partner))]
 pub async fn delete_beneficiary(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let mobile = call.fields.mobile(&["MobileNo", "MobileNumber", "mobile"])?;
     let id = call.fields.id(&["BeneID", "beneid"])?;
@@ -178,6 +182,7 @@ fn intent(fields: &Fields, now: Timestamp) -> Result<TransferIntent, ApiError> {
 /// `POST /api/AOP/DMTV1/TransactionSendOtp` `{MobileNumber, BeneID, Txntype,
 /// Amount, Pincode?, Address?, DOB?, Latitude?, Longitute?}`: 202 with the
 /// `stateresp` that `Transaction` sends back with the OTP.
+#[tracing::instrument(skip_all, fields(partner = %call.partner))]
 pub async fn transaction_send_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let intent = intent(&call.fields, state.clock.now())?;
     let stateresp =
@@ -235,6 +240,7 @@ fn transfer_body(t: &DmtTransfer, wallet: Option<(Paise, Paise)>) -> TransferBod
 
 /// `POST /api/AOP/DMTV1/Transaction` `{MobileNumber, BeneID, Txntype, Amount,
 /// referenceid, OTP, Stateresp, pipe?}` and `TransactionSendOtp`'s details.
+#[tracing::instrument(skip_all, fields(partner = %call.partner, reference = tracing::field::Empty, ackno = tracing::field::Empty))]
 pub async fn transaction(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let f = &call.fields;
     let intent = intent(f, state.clock.now())?;
@@ -242,6 +248,7 @@ pub async fn transaction(State(state): State<Arc<AppState>>, call: PartnerCall) 
     let confirmation = Confirmation { reference, otp: PresentedOtp { stateresp: &stateresp, code: &otp }, pipe };
     let (store, clock, upstream) = (&*state.store, &*state.clock, &state.upstream);
     let debited = remittance::transfer(store, clock, upstream, call.partner, intent, confirmation).await?;
+    tracing::Span::current().record("ackno", debited.record.ackno);
     let wallet = (debited.wallet.opening, debited.wallet.closing);
     Ok(json_response(StatusCode::OK, &transfer_body(&debited.record, Some(wallet))))
 }
@@ -272,6 +279,7 @@ async fn refund_reference(state: &AppState, call: &PartnerCall) -> Result<Refere
 }
 
 /// `POST /api/AOP/DMTV1/RefundOtp` `{referenceid, ackno}` (either or both): OTP to the remitter of a failed transfer.
+#[tracing::instrument(skip_all, fields(partner = %call.partner, reference = tracing::field::Empty, ackno = tracing::field::Empty))]
 pub async fn refund_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let reference = refund_reference(&state, &call).await?;
     let stateresp = remittance::send_refund_otp(
@@ -290,6 +298,7 @@ pub async fn refund_otp(State(state): State<Arc<AppState>>, call: PartnerCall) -
 /// `POST /api/AOP/DMTV1/ClaimRefund` `{referenceid, ackno, otp, Stateresp}`
 /// (`referenceid` or `ackno`; `Stateresp` optional: the newest refund OTP
 /// of the transfer): refunds to the wallet.
+#[tracing::instrument(skip_all, fields(partner = %call.partner, reference = tracing::field::Empty, ackno = tracing::field::Empty))]
 pub async fn claim_refund(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let f = &call.fields;
     // The fields are checked before the transfer is looked up: a bad one is a 400, never "not found".
@@ -298,6 +307,7 @@ pub async fn claim_refund(State(state): State<Arc<AppState>>, call: PartnerCall)
     let (store, clock, upstream) = (&*state.store, &*state.clock, &state.upstream);
     let refunded =
         remittance::claim_refund(store, clock, upstream, call.partner, &reference, &otp, stateresp.as_deref()).await?;
+    tracing::Span::current().record("ackno", refunded.ackno);
     Ok(json_response(StatusCode::OK, &transfer_body(&refunded, None)))
 }
 

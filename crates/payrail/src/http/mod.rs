@@ -42,6 +42,7 @@ pub mod openapi;
 pub mod partner_call;
 pub mod penny_drop;
 pub mod ratelimit;
+pub mod request_log;
 pub mod reverse_lookup;
 pub mod status_lookup;
 
@@ -484,10 +485,14 @@ struct Edge {
 impl Edge {
     /// Answers one request; after ambiguous framing or a chunked body the
     /// connection is closed (see [`framing`]).
+    ///
+    /// Every request runs in its `request` span, its id answered in
+    /// `X-Request-Id` and its access line written ([`request_log`]).
     async fn serve(self, request: hyper::Request<hyper::body::Incoming>) -> Result<Response, std::convert::Infallible> {
         let (verdict, _in_flight) = self.connection.request_started();
+        let log = request_log::RequestLog::start(request.headers(), request.method(), request.uri());
         let started = std::time::Instant::now();
-        let response = self.answer(request, verdict).await;
+        let response = log.scope(self.answer(request, verdict)).await;
         let metrics = self.state.metrics();
         if metrics.enabled() {
             let route = response.extensions().get::<axum::extract::MatchedPath>().map(|route| route.as_str());
@@ -496,7 +501,10 @@ impl Edge {
                 metrics.store_error(kind);
             }
         }
-        Ok(if verdict.ends_connection() { closing(response) } else { response })
+        let mut response = if verdict.ends_connection() { closing(response) } else { response };
+        response.headers_mut().insert(request_log::REQUEST_ID_HEADER, log.header_value());
+        log.answered(response.status());
+        Ok(response)
     }
 
     /// Refuses what must not reach a handler (ambiguous framing, a body

@@ -265,7 +265,10 @@ impl Fields {
     /// The partner's reference under any of its spellings, exactly as sent.
     pub fn reference(&self) -> Result<ReferenceId, ApiError> {
         let text = self.exact(&["referenceid", "ReferanceID", "refid"])?;
-        ReferenceId::parse(&text).map_err(|e| ApiError::Validation(format!("referenceid {e}")))
+        let reference = ReferenceId::parse(&text).map_err(|e| ApiError::Validation(format!("referenceid {e}")))?;
+        // Into the handler's span, when it has the field, so its lines can be followed.
+        tracing::Span::current().record("reference", reference.as_str());
+        Ok(reference)
     }
 
     /// A six-digit OTP.
@@ -308,7 +311,9 @@ impl Fields {
         if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
             return Err(refused());
         }
-        text.parse().map(Some).map_err(|_| refused())
+        let ackno: i64 = text.parse().map_err(|_| refused())?;
+        tracing::Span::current().record("ackno", ackno);
+        Ok(Some(ackno))
     }
 }
 

@@ -102,6 +102,7 @@ fn render(done: PennyDropDone) -> PennyDropBody {
 
 /// `POST /api/AOP/DMTV1/PennyDrop` `{mobile, accno, bankid, benename,
 /// referenceid, pincode?, address?, dob?, gst_state?, bene_id?, ifsccode?}`.
+#[tracing::instrument(skip_all, fields(partner = %call.partner, reference = tracing::field::Empty))]
 pub async fn penny_drop(State(state): State<Arc<AppState>>, call: PartnerCall) -> Result<Response, ApiError> {
     let request = request(&call.fields, state.clock.now())?;
     let (store, clock, upstream) = (&*state.store, &*state.clock, &state.upstream);

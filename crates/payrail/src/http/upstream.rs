@@ -40,6 +40,7 @@ fn answer(status: StatusCode, message: &str) -> Response {
 }
 
 /// `POST /upstream/v1/callback`.
+#[tracing::instrument(skip_all)]
 pub async fn callback(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -98,6 +99,7 @@ struct Advanced {
 
 /// `POST /sandbox/v1/advance`: from now on the sandbox says `to` about the
 /// transaction, and payrail applies it at once, as from an upstream callback.
+#[tracing::instrument(skip_all)]
 pub async fn advance(
     _: Operator,
     State(state): State<Arc<AppState>>,

@@ -174,6 +174,7 @@ async fn confirm_bill(
 }
 
 /// `BillPaymentPaybill`: pays the bill from the partner's wallet and hands it on.
+#[tracing::instrument(skip_all, fields(partner = %partner, reference = %request.reference, txnid = tracing::field::Empty))]
 pub async fn pay_bill(
     store: &dyn Store,
     clock: &dyn Clock,
@@ -201,10 +202,22 @@ pub async fn pay_bill(
     let note = ChangeNote { source: ChangeSource::Partner, reason: None, at: now };
     let mut debited = match store.create_bill_debited(payment.clone(), note, upstream.first_poll(now)).await {
         Ok(debited) => debited,
-        Err(e) => return Err(debit_error(store, e, &payment).await),
+        Err(e) => {
+            let refused = debit_error(store, e, &payment).await;
+            tracing::info!(reason = %refused, "bill payment refused at its debit");
+            return Err(refused);
+        }
     };
     let taken = debited.wallet.opening - debited.wallet.closing;
     upstream.metrics().created(TxnKind::Bbps.as_str(), debited.record.status.name(), taken);
+    tracing::Span::current().record("txnid", debited.record.txnid);
+    tracing::info!(
+        txnid = debited.record.txnid,
+        amount_paise = debited.record.amount.get(),
+        biller = biller.id,
+        closing_paise = debited.wallet.closing.get(),
+        "bill payment debited"
+    );
     // The reference is stored before the payment is sent; without it the
     // payment is not sent (the poller then finds the upstream never heard of it).
     let upstream_ref = match upstream.upstream_ref(store, TxnKind::Bbps, debited.record.txnid).await {
@@ -216,6 +229,11 @@ pub async fn pay_bill(
     };
     let order = BillOrder { upstream_ref, payment: debited.record.clone(), biller_id: biller.id, mode, location, bill };
     debited.record = upstream.submit_bill(store, order).await;
+    tracing::info!(
+        txnid = debited.record.txnid,
+        state = debited.record.status.name(),
+        "bill payment submitted upstream"
+    );
     Ok(debited)
 }
 

@@ -82,7 +82,20 @@ impl Deliverer {
 
     /// Makes one attempt at a leased event and records it; `false` if the
     /// lease was lost meanwhile (the attempt is then not recorded).
+    #[tracing::instrument(name = "deliver_callback", skip_all, fields(
+        event = event.id,
+        partner = %event.partner,
+        kind = event.kind.as_str(),
+        ackno = tracing::field::Empty,
+        txnid = tracing::field::Empty,
+        attempt = event.attempts + 1,
+    ))]
     pub async fn attempt(&self, event: &PartnerEvent, owner: &str) -> Result<bool, StoreError> {
+        let field = match event.kind {
+            crate::domain::TxnKind::Dmt => "ackno",
+            crate::domain::TxnKind::Bbps => "txnid",
+        };
+        tracing::Span::current().record(field, event.txn_id);
         let started = Instant::now();
         let at = self.clock.now();
         let url = self.store.callback_url(event.partner).await?;
@@ -103,6 +116,12 @@ impl Deliverer {
         };
         let outcome =
             event::outcome_of(delivered, attempt.attempt, self.clock.now(), event.deliver_until, &self.settings.retry);
+        match (&attempt.error, attempt.http_status) {
+            (None, status) => tracing::info!(status, duration_ms = attempt.duration_ms, "callback delivered"),
+            (Some(error), status) => {
+                tracing::warn!(status, duration_ms = attempt.duration_ms, %error, "callback not delivered")
+            }
+        }
         if outcome == EventOutcome::GiveUp {
             tracing::warn!(event = event.id, partner = %event.partner, "callback undeliverable for 24 h; event failed");
         }
@@ -158,7 +177,7 @@ impl Deliverer {
             }
             Err(e) if e.is_timeout() => (None, Some("no answer in time".into())),
             Err(e) if e.is_connect() => (None, Some("connection failed".into())),
-            Err(e) => (None, Some(format!("request failed: {e}"))),
+            Err(e) => (None, Some(format!("request failed: {}", e.without_url()))),
         })
     }
 }

@@ -205,6 +205,7 @@ pub async fn find(store: &dyn Store, kind: TxnKind, id: i64) -> Result<Held, Hel
 /// Takes `action` on the held transaction `kind` `id` as `source`, for
 /// `reason` (recorded in its history); refused if it is not held. A
 /// resolution is counted in `metrics` once it commits.
+#[tracing::instrument(name = "act_on_held", skip_all, fields(kind = kind.as_str(), id, %source))]
 pub async fn act(
     store: &dyn Store,
     clock: &dyn Clock,
@@ -245,5 +246,6 @@ pub async fn act(
             metrics.changed(kind.as_str(), Some(held.status), to, || held.amount);
         }
     }
+    tracing::info!(from = held.status, action = action.audit_name(), "held transaction acted on");
     Ok(held)
 }

@@ -38,6 +38,7 @@ impl OperatorMove {
 }
 
 /// Moves `amount` into or out of the partner's wallet, as `way` says.
+#[tracing::instrument(skip_all, fields(partner = %partner, way = way.default_memo(), amount_paise = amount.get()))]
 pub async fn move_money(
     store: &dyn Store,
     clock: &dyn Clock,
@@ -51,7 +52,9 @@ pub async fn move_money(
         OperatorMove::TopUp => Journal::top_up(partner, amount, memo, now),
         OperatorMove::Withdrawal => Journal::withdrawal(partner, amount, memo, now),
     };
-    post(store, amount, journal).await
+    let moved = post(store, amount, journal).await?;
+    tracing::info!(closing_paise = moved.closing.get(), "wallet moved by an operator");
+    Ok(moved)
 }
 
 /// Posts an operator's movement of a positive amount.

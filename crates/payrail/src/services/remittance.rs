@@ -626,6 +626,7 @@ fn monthly_limit_error(remaining: Paise) -> DmtError {
 
 /// `Transaction`: makes the transfer the OTP was sent for, paid from the
 /// partner's wallet, and hands it to the provider.
+#[tracing::instrument(skip_all, fields(partner = %partner, reference = %confirmation.reference, ackno = tracing::field::Empty))]
 pub async fn transfer(
     store: &dyn Store,
     clock: &dyn Clock,
@@ -651,7 +652,23 @@ pub async fn transfer(
     let plan = fees::plan_for(store, partner, now).await?;
     let record = new_transfer(partner, reference, &intent, &beneficiary, plan.dmt_charges(intent.amount, now), now);
     let poll_at = upstream.first_poll(now);
-    let (mut debited, bank) = debit_on_some_pipe(store, clock, record, &intent, pipe, poll_at, now).await?;
+    tracing::info!(amount_paise = intent.amount.get(), mode = intent.mode.as_str(), "transfer accepted: OTP confirmed");
+    let (mut debited, bank) = match debit_on_some_pipe(store, clock, record, &intent, pipe, poll_at, now).await {
+        Ok(debited) => debited,
+        Err(refused) => {
+            tracing::info!(reason = %refused, "transfer refused at its debit");
+            return Err(refused);
+        }
+    };
+    tracing::Span::current().record("ackno", debited.record.ackno);
+    tracing::info!(
+        ackno = debited.record.ackno,
+        amount_paise = debited.record.amount.get(),
+        charge_paise = debited.record.charges.customer_charge.get(),
+        pipe = bank.number(),
+        closing_paise = debited.wallet.closing.get(),
+        "transfer debited"
+    );
     let taken = debited.wallet.opening - debited.wallet.closing;
     upstream.metrics().created(TxnKind::Dmt.as_str(), debited.record.status.name(), taken);
     // The reference is stored before the transfer is sent; without it the
@@ -677,6 +694,7 @@ pub async fn transfer(
         location: intent.location.clone(),
     };
     debited.record = upstream.submit_transfer(store, order).await;
+    tracing::info!(ackno = debited.record.ackno, state = debited.record.status.name(), "transfer submitted upstream");
     Ok(debited)
 }
 

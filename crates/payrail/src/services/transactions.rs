@@ -194,7 +194,8 @@ pub async fn change<R: Followed>(
     source: ChangeSource,
     reason: Option<String>,
 ) -> Result<R, ChangeError> {
-    let moved = R::change_as_told(store, id, change, note(clock, source, reason)).await?;
+    let moved = R::change_as_told(store, id, change, note(clock, source.clone(), reason)).await?;
+    tracing::info!(kind = R::KIND.as_str(), id, to = moved.state_name(), %source, "transaction changed by an operator");
     // The state machine allows no change to the same state: this one moved it.
     metrics.changed(R::KIND.as_str(), None, moved.state_name(), || moved.wallet_debit());
     Ok(moved)

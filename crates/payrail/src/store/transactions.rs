@@ -153,6 +153,7 @@ fn no_precheck(_: &Partner) -> Option<lookup::ReqidClaim> {
 
 #[async_trait]
 impl<E: KindStore<DmtTransfer> + KindStore<BillPayment>> RecordStore for E {
+    #[tracing::instrument(level = "debug", skip_all, fields(partner = %partner, reference))]
     async fn lookup_dmt(
         &self,
         partner: RegistrationId,
@@ -161,6 +162,7 @@ impl<E: KindStore<DmtTransfer> + KindStore<BillPayment>> RecordStore for E {
         let found = KindStore::<DmtTransfer>::lookup(self, partner, reference, &no_precheck).await?;
         Ok(found.map(|found| (found.partner, found.record)))
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(partner = %partner, reference))]
     async fn lookup_dmt_checked(
         &self,
         partner: RegistrationId,
@@ -169,6 +171,7 @@ impl<E: KindStore<DmtTransfer> + KindStore<BillPayment>> RecordStore for E {
     ) -> Result<Option<lookup::StatusLookup<DmtTransfer>>, StoreError> {
         KindStore::<DmtTransfer>::lookup(self, partner, reference, precheck).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(ackno))]
     async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError> {
         KindStore::<DmtTransfer>::with_history(self, ackno).await
     }
@@ -179,6 +182,7 @@ impl<E: KindStore<DmtTransfer> + KindStore<BillPayment>> RecordStore for E {
     ) -> Result<Vec<DmtTransfer>, StoreError> {
         KindStore::<DmtTransfer>::by_references(self, partner, references).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(rows = rows.len()))]
     async fn insert_dmt_batch(
         &self,
         rows: Vec<DmtTransfer>,
@@ -187,9 +191,11 @@ impl<E: KindStore<DmtTransfer> + KindStore<BillPayment>> RecordStore for E {
     ) -> Result<Vec<i64>, InsertError> {
         KindStore::<DmtTransfer>::insert_batch(self, rows, note, progress).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(ackno, source = %note.source))]
     async fn change_dmt(&self, ackno: i64, change: DmtChange, note: ChangeNote) -> Result<DmtTransfer, ChangeError> {
         KindStore::<DmtTransfer>::change(self, ackno, change, note).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(partner = %partner, reference))]
     async fn lookup_bill(
         &self,
         partner: RegistrationId,
@@ -198,6 +204,7 @@ impl<E: KindStore<DmtTransfer> + KindStore<BillPayment>> RecordStore for E {
         let found = KindStore::<BillPayment>::lookup(self, partner, reference, &no_precheck).await?;
         Ok(found.map(|found| (found.partner, found.record)))
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(partner = %partner, reference))]
     async fn lookup_bill_checked(
         &self,
         partner: RegistrationId,
@@ -206,6 +213,7 @@ impl<E: KindStore<DmtTransfer> + KindStore<BillPayment>> RecordStore for E {
     ) -> Result<Option<lookup::StatusLookup<BillPayment>>, StoreError> {
         KindStore::<BillPayment>::lookup(self, partner, reference, precheck).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(txnid))]
     async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError> {
         KindStore::<BillPayment>::with_history(self, txnid).await
     }
@@ -216,6 +224,7 @@ impl<E: KindStore<DmtTransfer> + KindStore<BillPayment>> RecordStore for E {
     ) -> Result<Vec<BillPayment>, StoreError> {
         KindStore::<BillPayment>::by_references(self, partner, references).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(rows = rows.len()))]
     async fn insert_bill_batch(
         &self,
         rows: Vec<BillPayment>,
@@ -224,6 +233,7 @@ impl<E: KindStore<DmtTransfer> + KindStore<BillPayment>> RecordStore for E {
     ) -> Result<Vec<i64>, InsertError> {
         KindStore::<BillPayment>::insert_batch(self, rows, note, progress).await
     }
+    #[tracing::instrument(level = "debug", skip_all, fields(txnid, source = %note.source))]
     async fn change_bill(&self, txnid: i64, change: BillChange, note: ChangeNote) -> Result<BillPayment, ChangeError> {
         KindStore::<BillPayment>::change(self, txnid, change, note).await
     }

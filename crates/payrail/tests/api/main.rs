@@ -9,6 +9,7 @@
 
 mod helpers;
 mod journey;
+mod logs;
 mod mock_upstream;
 
 mod admin;

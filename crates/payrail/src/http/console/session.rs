@@ -131,6 +131,7 @@ pub(super) async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<O
     }
     state.store.touch_console_session(&id_hash, now).await?;
     let actor = Actor::Operator { id: operator.id, email: operator.email.clone(), role: operator.role };
+    crate::http::request_log::record_operator(actor.name());
     Ok(Some(SignedIn {
         actor,
         email: operator.email.as_str().to_owned(),

@@ -46,6 +46,7 @@ fn refund_subject(transfer: &DmtTransfer) -> String {
 /// own OTP (the remitter's consent) as the manual provider does; otherwise
 /// the upstream sends its refund OTP (`resendotp` with its `ackno`) and
 /// payrail sends none. Each counts as a text to the remitter's mobile.
+#[tracing::instrument(skip_all, fields(partner = %partner, reference = %reference, ackno = tracing::field::Empty))]
 pub async fn send_refund_otp(
     store: &dyn Store,
     clock: &dyn Clock,
@@ -55,6 +56,7 @@ pub async fn send_refund_otp(
     reference: &ReferenceId,
 ) -> Result<String, DmtError> {
     let (transfer, route) = failed_transfer(store, partner, reference).await?;
+    tracing::Span::current().record("ackno", transfer.ackno);
     if upstream.provider.claims_refunds() {
         let queried = upstream.query_transfer(store, &transfer).await.map_err(DmtError::UpstreamUnanswered)?;
         if queried.report != DmtUpstream::Failed {
@@ -133,6 +135,7 @@ async fn upstream_refund_otp(
 /// nothing; the claim may be made again. An OTP payrail sent itself is
 /// checked here and credited locally. Either way the credit and the
 /// "refunded" state are one store transaction the state machine allows once.
+#[tracing::instrument(skip_all, fields(partner = %partner, reference = %reference, ackno = tracing::field::Empty))]
 pub async fn claim_refund(
     store: &dyn Store,
     clock: &dyn Clock,
@@ -143,6 +146,7 @@ pub async fn claim_refund(
     stateresp: Option<&str>,
 ) -> Result<DmtTransfer, DmtError> {
     let (transfer, _) = failed_transfer(store, partner, reference).await?;
+    tracing::Span::current().record("ackno", transfer.ackno);
     let upstream_stateresp =
         if upstream.provider.claims_refunds() { store.refund_otp_stateresp(transfer.ackno).await? } else { None };
     // AOPay's page sends no `Stateresp`: the OTP is then the newest one
@@ -239,6 +243,11 @@ async fn credit_refund(
     let note = ChangeNote { reason, ..partner_note(clock) };
     match store.change_dmt(transfer.ackno, refund, note).await {
         Ok(refunded) => {
+            tracing::info!(
+                ackno = transfer.ackno,
+                amount_paise = transfer.amount.get(),
+                "transfer refunded to the wallet"
+            );
             let paid = || Paise::ZERO - Journal::dmt_debit(&refunded, refunded.created_at).wallet_change();
             upstream.metrics().changed(
                 TxnKind::Dmt.as_str(),

@@ -233,6 +233,11 @@ impl Upstream {
     /// answer (which the poller asks for again), as a crash before both
     /// loses both; a status query made for a refund carries it too
     /// ([`Upstream::query_transfer`]).
+    #[tracing::instrument(skip_all, fields(
+        ackno = order.transfer.ackno,
+        reference = %order.transfer.reference,
+        upstream_ref = %order.upstream_ref,
+    ))]
     pub async fn submit_transfer(&self, store: &dyn Store, order: TransferOrder) -> DmtTransfer {
         let answer = self.provider.submit_transfer_acked(&order).await;
         let mut transfer = order.transfer;
@@ -266,6 +271,11 @@ impl Upstream {
     }
 
     /// As [`Upstream::submit_transfer`], for a bill payment.
+    #[tracing::instrument(skip_all, fields(
+        txnid = order.payment.txnid,
+        reference = %order.payment.reference,
+        upstream_ref = %order.upstream_ref,
+    ))]
     pub async fn submit_bill(&self, store: &dyn Store, order: BillOrder) -> BillPayment {
         let answer = self.provider.submit_bill(&order).await;
         self.take_submission(store, order.payment, answer).await
@@ -293,6 +303,7 @@ impl Upstream {
 
     /// Asks the upstream about a transaction payrail follows, within the
     /// status budget, and applies the answer.
+    #[tracing::instrument(skip_all, fields(kind = R::KIND.as_str(), id = record.id()))]
     async fn look_up<R: Followed>(&self, store: &dyn Store, record: R) -> R {
         if !self.followed(store, R::KIND, record.id()).await {
             return record;
@@ -345,7 +356,9 @@ impl Upstream {
 
     /// One poll of a leased job: asks the upstream, applies the answer, and
     /// says what becomes of the job.
+    #[tracing::instrument(skip_all, fields(kind = job.kind.as_str(), attempt = job.attempts + 1, ackno = tracing::field::Empty, txnid = tracing::field::Empty))]
     pub async fn poll(&self, store: &dyn Store, job: &PollJob) -> Result<PollNext, StoreError> {
+        record_txn(job.kind, job.txn_id);
         match job.kind {
             TxnKind::Dmt => self.poll_one::<DmtTransfer>(store, job).await,
             TxnKind::Bbps => self.poll_one::<BillPayment>(store, job).await,
@@ -395,7 +408,11 @@ impl Upstream {
             let reason = format!("no final answer from the upstream after {} polls", job.attempts + 1);
             let note = ChangeNote { source: ChangeSource::Poller, reason: Some(reason), at: self.clock.now() };
             match R::change(store, record.id(), hold, note).await {
-                Ok(_) | Err(ChangeError::Forbidden(_)) | Err(ChangeError::NotFound) => {}
+                Ok(held) => {
+                    let (kind, id, to) = (R::KIND.as_str(), held.id(), held.state_name());
+                    tracing::warn!(kind, id, to, polls = job.attempts + 1, "held: no final answer from the upstream");
+                }
+                Err(ChangeError::Forbidden(_)) | Err(ChangeError::NotFound) => {}
                 Err(ChangeError::Store(e)) => return Err(e),
             }
             return Ok(PollNext::Held);
@@ -519,6 +536,7 @@ impl Upstream {
     /// header whose `reqid` was seen in the last [`CALLBACK_REPLAY_WINDOW_SECS`]
     /// is a replay, refused before anything is done; the same signed `param`
     /// seen in that window is a duplicate, answered and otherwise ignored.
+    #[tracing::instrument(skip_all, fields(upstream_ref = tracing::field::Empty, ackno = tracing::field::Empty, txnid = tracing::field::Empty))]
     pub async fn accept_callback(
         &self,
         store: &dyn Store,
@@ -535,7 +553,9 @@ impl Upstream {
             }
         }
         let unknown = || CallbackRefusal::UnknownReference(callback.upstream_ref.clone());
+        tracing::Span::current().record("upstream_ref", callback.upstream_ref.as_str());
         let reference = self.find_by_ref(store, &callback.upstream_ref).await?.ok_or_else(unknown)?;
+        record_txn(reference.kind, reference.id);
         if !store.remember_upstream_reqid(&callback.dedupe, now, cutoff).await? {
             return Err(CallbackRefusal::Duplicate);
         }
@@ -607,6 +627,7 @@ impl Upstream {
     /// Applies what the upstream says about the transaction `reference`
     /// names; `None` if payrail has no such transaction, or the report is
     /// about the other kind.
+    #[tracing::instrument(skip_all, fields(kind = reference.kind.as_str(), source = %source, ackno = tracing::field::Empty, txnid = tracing::field::Empty))]
     pub async fn apply_report(
         &self,
         store: &dyn Store,
@@ -614,6 +635,7 @@ impl Upstream {
         report: &UpstreamReport,
         source: ChangeSource,
     ) -> Result<Option<Synced>, StoreError> {
+        record_txn(reference.kind, reference.id);
         match reference.kind {
             TxnKind::Dmt => self.apply_reported::<DmtTransfer>(store, reference.id, report, source).await,
             TxnKind::Bbps => self.apply_reported::<BillPayment>(store, reference.id, report, source).await,
@@ -695,7 +717,11 @@ pub async fn apply<R: Followed>(
         let Some(change) = record.change_for(report) else { break };
         let note = ChangeNote { source: source.clone(), reason: Some(R::describe(report)), at: clock.now() };
         match R::change(store, record.id(), change, note).await {
-            Ok(moved) => return Ok(moved),
+            Ok(moved) => {
+                let (kind, id, from, to) = (R::KIND.as_str(), moved.id(), record.state_name(), moved.state_name());
+                tracing::info!(kind, id, from, to, %source, answer = %R::describe(report), "transaction changed");
+                return Ok(moved);
+            }
             Err(ChangeError::Forbidden(_)) => match R::load(store, record.id()).await? {
                 Some(current) => record = current,
                 None => return Ok(record),
@@ -706,6 +732,7 @@ pub async fn apply<R: Followed>(
     }
     if record.needs_refund() {
         record = R::refund(store, clock, record, source).await?;
+        tracing::info!(kind = R::KIND.as_str(), id = record.id(), to = record.state_name(), "paid back to the wallet");
     }
     Ok(record)
 }
@@ -746,4 +773,14 @@ async fn keep_upstream_ackno(store: &dyn Store, ackno: i64, upstream_ackno: &str
 /// The history note of the refund that follows an upstream failure.
 fn refund_note(source: ChangeSource, at: Timestamp) -> ChangeNote {
     ChangeNote { source, reason: Some("failed upstream: reversed to the wallet".into()), at }
+}
+
+/// Records a transaction's id in the current span as `ackno` (a transfer)
+/// or `txnid` (a bill payment), so its lines are found by either.
+fn record_txn(kind: TxnKind, id: i64) {
+    let field = match kind {
+        TxnKind::Dmt => "ackno",
+        TxnKind::Bbps => "txnid",
+    };
+    tracing::Span::current().record(field, id);
 }

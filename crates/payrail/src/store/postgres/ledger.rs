@@ -192,6 +192,7 @@ impl PostgresStore {
 
 #[async_trait]
 impl LedgerStore for PostgresStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn post_journal(&self, journal: Journal) -> Result<WalletMove, DebitError> {
         let partner = journal.partner;
         let result = self.post(journal).await;

@@ -61,6 +61,7 @@ impl<T: PgTable> KindStore<T> for PostgresStore {
 
 #[async_trait]
 impl TransactionStore for PostgresStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(id, from))]
     async fn resolve_held(
         &self,
         id: i64,
@@ -75,6 +76,7 @@ impl TransactionStore for PostgresStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(txnid))]
     async fn fail_bill(&self, txnid: i64, note: ChangeNote, refund: ChangeNote) -> Result<BillPayment, ChangeError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the failure")?;
@@ -110,6 +112,7 @@ impl TransactionStore for PostgresStore {
         Ok((dmt, bills))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(partner = %transfer.partner, reference = %transfer.reference))]
     async fn create_dmt_debited(
         &self,
         transfer: DmtTransfer,
@@ -161,6 +164,7 @@ impl TransactionStore for PostgresStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(partner = %payment.partner, reference = %payment.reference))]
     async fn create_bill_debited(
         &self,
         payment: BillPayment,

@@ -131,6 +131,7 @@ const AUDIT_WALLETS: &str = "WITH sums AS (SELECT CAST(substr(account, 8) AS INT
 
 #[async_trait]
 impl LedgerStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn post_journal(&self, journal: Journal) -> Result<WalletMove, DebitError> {
         if !journal.is_balanced() {
             return Err(StoreError::Other(anyhow::anyhow!("journal postings do not sum to zero")).into());

@@ -81,6 +81,7 @@ impl<T: SqliteTable> KindStore<T> for SqliteStore {
 
 #[async_trait]
 impl TransactionStore for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all, fields(id, from))]
     async fn resolve_held(
         &self,
         id: i64,
@@ -98,6 +99,7 @@ impl TransactionStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(txnid))]
     async fn fail_bill(&self, txnid: i64, note: ChangeNote, refund: ChangeNote) -> Result<BillPayment, ChangeError> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
@@ -133,6 +135,7 @@ impl TransactionStore for SqliteStore {
         self.read(|conn| conn.prepare_cached(sql::COUNTS)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(partner = %transfer.partner, reference = %transfer.reference))]
     async fn create_dmt_debited(
         &self,
         transfer: DmtTransfer,
@@ -211,6 +214,7 @@ impl TransactionStore for SqliteStore {
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(partner = %payment.partner, reference = %payment.reference))]
     async fn create_bill_debited(
         &self,
         payment: BillPayment,
