@@ -87,6 +87,8 @@ async fn every_json_command_prints_one_json_document(engine: Engine) {
     let token_id = token["token"].as_str().and_then(|t| t.split('_').nth(1)).expect("a token id").to_owned();
     assert!(run(&["operator", "token", "list", "--email", email, "--json"])["tokens"].is_array());
     assert!(run(&["operator", "token", "revoke", &token_id, "--json"]).is_object());
+    let settled = run(&["settle", "--month", "2020-01", "--json"]);
+    assert_eq!((&settled["month"], &settled["paid"]), (&serde_json::json!("2020-01"), &serde_json::json!([])));
     let audit = run(&["audit", "list", "--json"]);
     let actions: Vec<&str> =
         audit["entries"].as_array().expect("entries").iter().filter_map(|e| e["action"].as_str()).collect();
