@@ -7,7 +7,7 @@
 //! - One trait per aggregate, each in its own file next to the SQL both
 //!   engines share for it (a `sql` module): [`partners`], [`transactions`],
 //!   [`ledger`], [`remittance`], [`kyc`], [`upstream_work`], [`penny_drops`],
-//!   [`search`], [`operators`].
+//!   [`search`], [`operators`], [`reconcile`].
 //!   [`Store`] is all of them.
 //! - One folder per engine, [`sqlite`] and [`postgres`]: a `mod.rs` with the
 //!   connection, pool or writer and the error mapping, one file per
@@ -47,6 +47,7 @@ pub mod partners;
 pub mod penny_drops;
 pub mod postgres;
 pub mod postgres_tls;
+pub mod reconcile;
 pub mod remittance;
 pub mod search;
 pub mod sqlite;
@@ -58,6 +59,7 @@ pub use ledger::LedgerStore;
 pub use operators::OperatorStore;
 pub use partners::PartnerStore;
 pub use penny_drops::PennyDropStore;
+pub use reconcile::ReconcileStore;
 pub use remittance::RemittanceStore;
 pub use search::SearchStore;
 pub use transactions::{RecordStore, TransactionStore};
@@ -249,6 +251,7 @@ pub trait Store:
     + PennyDropStore
     + SearchStore
     + OperatorStore
+    + ReconcileStore
 {
     /// Which engine this is, for logs and the bench.
     fn engine(&self) -> &'static str;
