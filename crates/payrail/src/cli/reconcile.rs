@@ -9,7 +9,8 @@ use clap::Args;
 
 use super::Cli;
 use crate::domain::operator::Actor;
-use crate::domain::{ChangeSource, SystemClock};
+use crate::domain::SystemClock;
+use crate::http::admin_audit::change_source;
 use crate::http::admin_reconcile::ReconciliationView;
 use crate::services::reconcile::{self, file::day_of, FileFormat, Holder, ReconcileError, Request};
 
@@ -58,7 +59,7 @@ pub async fn run(cli: &Cli, args: &ReconcileArgs) -> anyhow::Result<ExitCode> {
     let input = std::fs::File::open(&args.bank).with_context(|| format!("Failed to open {}", args.bank.display()))?;
     let file =
         args.bank.file_name().map_or_else(|| args.bank.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let hold = args.hold.then(|| Holder { actor: Actor::Cli, source: ChangeSource::Admin });
+    let hold = args.hold.then(|| Holder { actor: Actor::Cli, source: change_source(&Actor::Cli) });
     let request = Request { file, format, day, ref_prefix: args.ref_prefix.clone(), hold };
     let store = cli.open_store().await?;
     let input = std::io::BufReader::with_capacity(1 << 20, input);

@@ -394,14 +394,8 @@ async fn hold_or_note(
         )
         .await;
         match held {
-            Ok(_) => {
-                let after = serde_json::json!({ "status": DmtStatus::OnHold.name(), "reason": reason });
-                let before = serde_json::json!({ "status": status.name() });
-                let entry =
-                    NewAuditEntry::new(clock.now(), &holder.actor, "reconcile.hold", target).changed(&before, &after);
-                store.append_audit(entry).await?;
-                return Ok(HoldAction::Held);
-            }
+            // The store audits the transition itself (`dmt.transition`), in the same transaction.
+            Ok(_) => return Ok(HoldAction::Held),
             // It moved since it was read (held by another run, or paid): note it instead.
             Err(ChangeError::Forbidden(_)) => {}
             Err(ChangeError::NotFound) => return Err(StoreError::Other(anyhow::anyhow!("transfer {ackno} vanished"))),
