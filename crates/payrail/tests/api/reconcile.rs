@@ -209,6 +209,28 @@ async fn a_paysprint_report_is_matched_by_the_reference_payrail_sent(engine: Eng
          PS1002,PRD{gone}PS,600000000002,1500.00,SUCCESS,{today} 11:00:00\n\
          PS1003,PRX1,,99.00,REFUNDED,{today}\n"
     );
+    // The sample of docs/API.md.
+    let run = reconcile_api(&app, "?format=paysprint&hold=true&name=paysprint-daily.csv", &file).await;
+    assert_eq!(run.status, 200, "{}", run.body);
+    assert_eq!(
+        run.json(),
+        json!({"file": "paysprint-daily.csv", "summary": {"lines": 3, "matched": 1, "amount_mismatch": 0,
+            "state_mismatch": 1, "payrail_only": 0, "file_only": 1, "held": 0, "noted": 1, "already": 0},
+            "findings": [
+                {"category": "state_mismatch", "utr": "600000000002", "reference": format!("PRD{gone}PS"),
+                 "ackno": gone, "registration_id": p, "payrail_amount": "1500.00", "file_amount": "1500.00",
+                 "payrail_state": "failed", "file_state": "success", "line": 3, "action": "noted"},
+                {"category": "file_only", "utr": null, "reference": "PRX1", "ackno": null, "registration_id": null,
+                 "payrail_amount": null, "file_amount": "99.00", "payrail_state": null, "file_state": "returned",
+                 "line": 4, "action": null}]})
+    );
+    let noted = app.admin(&format!("/admin/v1/audit?target=dmt:{gone}"), None).await.json();
+    assert_eq!(noted["entries"][0]["action"], json!("reconcile.note"), "{noted}");
+    assert_eq!(
+        noted["entries"][0]["after"]["reason"],
+        json!("reconciliation: state failed here, success in the file (file paysprint-daily.csv line 3)"),
+        "{noted}"
+    );
     let run = reconcile_api(&app, "?format=paysprint&report=csv", &file).await;
     assert_eq!(run.status, 200, "{}", run.body);
     assert_eq!(
