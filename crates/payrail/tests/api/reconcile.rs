@@ -4,16 +4,19 @@
 //! state machine allows and notes the rest in the audit log, a second run
 //! changes nothing, and a malformed file is refused naming its lines.
 
+use payrail::domain::operator::Role;
 use payrail::domain::TxnKind;
 use serde_json::{json, Value};
 
 use crate::both_engines;
+use crate::console::{add_operator, Console, PASSWORD};
 use crate::helpers::{payrail, spawn_app_with, text, AppOptions, Engine, TestApp, ADMIN_TOKEN};
 
 both_engines!(
     a_bank_file_with_every_discrepancy_yields_the_expected_report_and_a_second_run_changes_nothing,
     a_paysprint_report_is_matched_by_the_reference_payrail_sent,
     a_malformed_file_is_refused_naming_every_bad_line_and_nothing_changes,
+    the_console_page_runs_a_pasted_file_for_an_operator_and_not_for_a_viewer,
 );
 
 /// Makes a transfer through the operator API and moves it through `steps`; its ackno.
@@ -314,4 +317,59 @@ async fn a_malformed_file_is_refused_naming_every_bad_line_and_nothing_changes(e
     assert_eq!(other_day.status, 400, "a line of another day than --date is refused: {}", other_day.body);
     assert_eq!(state_of(&app, at_bank).await, before, "nothing held");
     assert_eq!(audit(&app).await.len(), audit_before, "nothing audited");
+}
+
+async fn the_console_page_runs_a_pasted_file_for_an_operator_and_not_for_a_viewer(engine: Engine) {
+    let app = spawn_app_with(engine, AppOptions::default().on_manual_clock()).await;
+    let p = app.add_partner(false, &[]).await.name();
+    let today = app.time.now().to_ist_string()[..10].to_owned();
+    let at_bank = transfer(&app, &p, "C-1", "5000", &[json!({"to": "sent_to_bank"})]).await;
+    let paid = transfer(&app, &p, "C-2", "700", &paid("800000000002")).await;
+    app.store.assign_upstream_ref(TxnKind::Dmt, at_bank, &format!("D{at_bank}CP")).await.expect("a reference");
+    let file = format!(
+        "utr,amount,date,status,reference\n800000000001,4999,{today},success,PRD{at_bank}CP\n800000000002,700,{today},success,\n"
+    );
+    add_operator(&app, "viewer@example.in", Role::Viewer).await;
+    add_operator(&app, "asha@example.in", Role::Operator).await;
+
+    // A viewer sees the page without the form, and a post is refused.
+    let mut viewer = Console::new(&app);
+    viewer.login("viewer@example.in", PASSWORD).await;
+    let page = viewer.get("/console/reconcile").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("may look but not run a reconciliation"), "{}", page.body);
+    let csrf = page.csrf();
+    let fields = [("csrf", csrf.as_str()), ("file", file.as_str()), ("hold", "true")];
+    let refused = viewer.post("/console/reconcile", &fields).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(state_of(&app, at_bank).await.0, "sent_to_bank");
+
+    // An operator: without the CSRF token nothing runs; with it, the run holds the mismatch.
+    let mut console = Console::new(&app);
+    console.login("asha@example.in", PASSWORD).await;
+    let page = console.get("/console/reconcile").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("form id=\"reconcile\"") && !page.body.contains("<script"), "{}", page.body);
+    assert!(page.headers.get("content-security-policy").is_some(), "a CSP");
+    let forged = console.post("/console/reconcile", &[("file", file.as_str()), ("hold", "true")]).await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert_eq!(state_of(&app, at_bank).await.0, "sent_to_bank");
+    let csrf = page.csrf();
+    let fields = [("csrf", csrf.as_str()), ("file", file.as_str()), ("hold", "true"), ("name", "pasted.csv")];
+    let run = console.post("/console/reconcile", &fields).await;
+    assert_eq!(run.status, 200, "{}", run.body);
+    for shown in [
+        "Summary of pasted.csv",
+        "<th>Matched</th><td>1</td>",
+        "<th>Amount mismatch</th><td>1</td>",
+        "<th>Held now</th><td>1</td>",
+        &format!("<td>amount_mismatch</td><td>800000000001</td><td>PRD{at_bank}CP</td><td><a href=\"/console/dmt/{at_bank}\">DMT {at_bank}</a></td><td>{p}</td><td>5000.00</td><td>4999.00</td><td>sent_to_bank</td><td>success</td><td>2</td><td>held</td>"),
+    ] {
+        assert!(run.body.contains(shown), "{shown}: {}", run.body);
+    }
+    assert_eq!(state_of(&app, at_bank).await.0, "on_hold");
+    assert_eq!(state_of(&app, paid).await.0, "success");
+    let bad = console.post("/console/reconcile", &[("csrf", csrf.as_str()), ("file", "utr,amount\n")]).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    assert!(bad.body.contains("Refused, nothing changed: file: line 1: the header has no"), "{}", bad.body);
 }
