@@ -19,7 +19,10 @@
 //! written to the audit log (`reconcile.note`, target `dmt:<ackno>`), never
 //! a forced transition. Running the same file again writes nothing more: a
 //! transfer already on hold is left alone, and a note whose difference is
-//! already in the transfer's audit log is not written again.
+//! already in the transfer's audit log is not written again. Two runs at
+//! the same moment cannot hold a transfer twice (the state machine refuses
+//! on hold → on hold, and the loser sees it held); they could both write
+//! the same note, whose check and write are two statements.
 
 pub mod file;
 
@@ -396,8 +399,14 @@ async fn hold_or_note(
         match held {
             // The store audits the transition itself (`dmt.transition`), in the same transaction.
             Ok(_) => return Ok(HoldAction::Held),
-            // It moved since it was read (held by another run, or paid): note it instead.
-            Err(ChangeError::Forbidden(_)) => {}
+            // It moved since it was read: held by a run at the same time
+            // (nothing more to do), or paid or failed (note it instead).
+            Err(ChangeError::Forbidden(_)) => {
+                let now = store.dmt_with_history(ackno).await?.map(|(t, _)| t.status);
+                if now == Some(DmtStatus::OnHold) {
+                    return Ok(HoldAction::AlreadyHeld);
+                }
+            }
             Err(ChangeError::NotFound) => return Err(StoreError::Other(anyhow::anyhow!("transfer {ackno} vanished"))),
             Err(ChangeError::Store(e)) => return Err(e),
         }
