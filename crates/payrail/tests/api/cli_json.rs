@@ -94,6 +94,12 @@ async fn every_json_command_prints_one_json_document(engine: Engine) {
         assert!(actions.contains(&action), "the shell's partner changes are audited: {audit}");
     }
 
+    assert!(run(&["settle", "--month", "2025-01", "--json"])["paid"].is_array());
+    let bank = app.data_dir.path().join("bank.csv");
+    std::fs::write(&bank, "utr,amount,date,status\n").expect("write a bank file");
+    let reconciled = run(&["reconcile", "--bank", &bank.display().to_string(), "--json"]);
+    assert_eq!(reconciled["summary"]["lines"], 0, "{reconciled}");
+
     let mut ran = ran.into_inner();
     ran.sort();
     ran.dedup();
