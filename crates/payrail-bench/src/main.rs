@@ -9,7 +9,9 @@
 //!
 //! `--paybills` measures bill payments committed a second instead, and
 //! `--poller` the upstream poller's jobs handled a second, and `--plans` the
-//! operator search's query plan for each filter (failing on a full scan).
+//! operator search's query plan for each filter (failing on a full scan),
+//! and `--reconcile` the time `payrail reconcile` takes over a bank file of
+//! a million lines.
 //!
 //! Server and load generator share the machine, each on its own runtime of
 //! two worker threads; the bare server runs under exactly the same
@@ -19,6 +21,7 @@ mod load;
 mod paybills;
 mod plans;
 mod poller;
+mod reconcile;
 
 /// The same allocator as the `payrail` binary, so the bench measures what ships.
 #[global_allocator]
@@ -90,6 +93,10 @@ struct Args {
     /// Runs of each server for `--compare-metrics`.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Instead: `payrail reconcile` over a bank file of `--records` lines
+    /// against as many transfers (see `reconcile.rs`).
+    #[arg(long, conflicts_with_all = ["paybills", "poller", "plans"])]
+    reconcile: bool,
     /// Due poll jobs for `--poller`.
     #[arg(long, default_value_t = 100_000)]
     poll_jobs: usize,
@@ -130,7 +137,9 @@ fn main() -> anyhow::Result<()> {
             },
             other => anyhow::bail!("unknown engine {other:?}"),
         };
-        if args.plans {
+        if args.reconcile {
+            reconcile::run(&args, engine, location)?;
+        } else if args.plans {
             plans::run(&args, engine, location)?;
         } else if args.paybills {
             paybills::run(&args, engine, location, &driver)?;

@@ -1,5 +1,5 @@
 //! The command line: `payrail serve`, `partner`, `import`, `token`, `status`,
-//! `wallet`, `plan`, `verify`, `settle`, `tds-report`, `callback`, `events`, `upstream`, `operator`, `audit`,
+//! `wallet`, `plan`, `verify`, `settle`, `tds-report`, `reconcile`, `callback`, `events`, `upstream`, `operator`, `audit`,
 //! `config`, `backup`, `restore`.
 //! Every command takes `--data-dir` and `--database-url`, so the CLI and a
 //! running server can share one store, and `--config FILE` (see `config`).
@@ -12,6 +12,7 @@ mod import;
 mod money;
 mod operators;
 mod partner;
+mod reconcile;
 mod secret_input;
 mod serve;
 mod txn;
@@ -93,6 +94,8 @@ pub enum Command {
     Settle(money::SettleArgs),
     /// The Section 194H TDS report of a financial-year quarter, as CSV.
     TdsReport(money::TdsArgs),
+    /// Reconcile DMT transfers against a bank or upstream statement.
+    Reconcile(reconcile::ReconcileArgs),
     /// Partner callback URLs: set, clear, show.
     #[command(subcommand)]
     Callback(events::CallbackCommand),
@@ -202,6 +205,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(_) => money::verify(&cli).await,
         Command::Settle(args) => money::settle(&cli, args).await.map(|()| ExitCode::SUCCESS),
         Command::TdsReport(args) => money::tds(&cli, args).await.map(|()| ExitCode::SUCCESS),
+        Command::Reconcile(args) => reconcile::run(&cli, args).await,
         Command::Callback(command) => events::callback(&cli, command).await.map(|()| ExitCode::SUCCESS),
         Command::Events(command) => events::events(&cli, command).await,
         Command::Upstream(command) => events::upstream(&cli, command).await.map(|()| ExitCode::SUCCESS),

@@ -90,6 +90,8 @@ pub const ROUTE_ROLES: &[RouteRole] = &[
     route("POST", "/admin/v1/settlements", Admin),
     route("GET", "/admin/v1/settlements", Viewer),
     route("GET", "/admin/v1/tds-report", Viewer),
+    // Reconciliation against a bank file (http/admin_reconcile.rs).
+    route("POST", "/admin/v1/reconciliations", Op),
     route("GET", "/admin/v1/partners/{id}/fee-plans", Viewer),
     route("POST", "/admin/v1/partners/{id}/fee-plans", Admin),
     route("GET", "/admin/v1/verify", Viewer),

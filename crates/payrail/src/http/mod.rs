@@ -21,6 +21,7 @@ pub mod admin_events;
 pub mod admin_held;
 pub mod admin_money;
 pub mod admin_partners;
+pub mod admin_reconcile;
 pub mod admin_search;
 pub mod admin_settlement;
 pub mod auth;
@@ -295,6 +296,7 @@ pub fn admin_routes() -> Router<Arc<AppState>> {
         .merge(admin_audit::routes())
         .merge(admin_search::routes())
         .merge(admin_settlement::routes())
+        .merge(admin_reconcile::routes())
 }
 
 /// The path of every route [`admin_routes`] has, read from the router

@@ -84,6 +84,7 @@ fn build() -> OpenApi {
     super::admin_audit::schemas(&mut schemas);
     super::admin_events::schemas(&mut schemas);
     super::admin_held::schemas(&mut schemas);
+    super::admin_reconcile::schemas(&mut schemas);
     super::admin_money::schemas(&mut schemas);
     super::admin_partners::schemas(&mut schemas);
     super::admin_search::schemas(&mut schemas);
@@ -180,6 +181,7 @@ struct Body {
     schema: &'static str,
     example: Option<&'static str>,
     required: bool,
+    content_type: &'static str,
 }
 
 /// Who may call an operation.
@@ -227,13 +229,19 @@ impl Op {
 
     /// A required JSON body of `schema`, with a sample.
     fn body(mut self, schema: &'static str, example: &'static str) -> Op {
-        self.body = Some(Body { schema, example: Some(example), required: true });
+        self.body = Some(Body { schema, example: Some(example), required: true, content_type: "application/json" });
+        self
+    }
+
+    /// A required body of another media type (a bank file's CSV).
+    fn text_body(mut self, schema: &'static str, content_type: &'static str) -> Op {
+        self.body = Some(Body { schema, example: None, required: true, content_type });
         self
     }
 
     /// An optional JSON body of `schema`.
     fn optional_body(mut self, schema: &'static str, example: Option<&'static str>) -> Op {
-        self.body = Some(Body { schema, example, required: false });
+        self.body = Some(Body { schema, example, required: false, content_type: "application/json" });
         self
     }
 
@@ -385,7 +393,7 @@ impl Op {
                 .build();
             let required = if body.required { Required::True } else { Required::False };
             builder = builder.request_body(Some(
-                RequestBodyBuilder::new().content("application/json", content).required(Some(required)).build(),
+                RequestBodyBuilder::new().content(body.content_type, content).required(Some(required)).build(),
             ));
         }
         let mut answers = op.answers;

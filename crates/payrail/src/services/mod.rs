@@ -20,6 +20,7 @@ pub mod notifier;
 pub mod operators;
 pub mod partners;
 pub mod penny_drops;
+pub mod reconcile;
 pub mod remittance;
 pub mod search;
 pub mod secrets;

@@ -7,7 +7,7 @@
 //! - One trait per aggregate, each in its own file next to the SQL both
 //!   engines share for it (a `sql` module): [`partners`], [`transactions`],
 //!   [`ledger`], [`remittance`], [`kyc`], [`upstream_work`], [`penny_drops`],
-//!   [`search`], [`operators`].
+//!   [`search`], [`operators`], [`reconcile`].
 //!   [`Store`] is all of them.
 //! - One folder per engine, [`sqlite`] and [`postgres`]: a `mod.rs` with the
 //!   connection, pool or writer and the error mapping, one file per
@@ -49,6 +49,7 @@ pub mod partners;
 pub mod penny_drops;
 pub mod postgres;
 pub mod postgres_tls;
+pub mod reconcile;
 pub mod remittance;
 pub mod search;
 pub mod sqlite;
@@ -62,6 +63,7 @@ pub use ledger::LedgerStore;
 pub use operators::OperatorStore;
 pub use partners::PartnerStore;
 pub use penny_drops::PennyDropStore;
+pub use reconcile::ReconcileStore;
 pub use remittance::RemittanceStore;
 pub use search::SearchStore;
 pub use transactions::{RecordStore, TransactionStore};
@@ -255,6 +257,7 @@ pub trait Store:
     + OperatorStore
     + FeedStore
     + HealthStore
+    + ReconcileStore
 {
     /// Which engine this is, for logs and the bench.
     fn engine(&self) -> &'static str;

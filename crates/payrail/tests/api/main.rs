@@ -49,6 +49,7 @@ mod paysprint_codes;
 mod penny_drop;
 mod plan_dates;
 mod postgres_tls;
+mod reconcile;
 mod remitter_ekyc;
 mod replay;
 mod search;

@@ -27,6 +27,7 @@ mod actions;
 mod format;
 mod pages;
 mod queue_pages;
+mod reconcile_page;
 mod session;
 
 use std::collections::HashMap;
@@ -103,6 +104,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/console/partners/{id}/statement", get(statement))
         .route("/console/events/{id}/redeliver", post(actions::redeliver))
         .route("/console/operators", get(operators_page))
+        .route("/console/reconcile", get(reconcile_page::page).post(reconcile_page::run))
         .route("/console/{kind}/{id}", get(actions::transaction_page))
         .route("/console/{kind}/{id}/transition", post(actions::transition))
         .layer(axum::middleware::map_response(secure_headers))

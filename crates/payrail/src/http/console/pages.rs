@@ -40,7 +40,8 @@ pub(super) fn layout(title: &str, user: Option<&SignedIn>, current: &str, body: 
                         nav {
                             @for (href, label) in [("/console/", "Dashboard"), ("/console/transactions", "Transactions"),
                                                    ("/console/held", "Held"), ("/console/events", "Events"),
-                                                   ("/console/partners", "Partners"), ("/console/audit", "Audit log")] {
+                                                   ("/console/partners", "Partners"), ("/console/reconcile", "Reconcile"),
+                                                   ("/console/audit", "Audit log")] {
                                 a href=(href) class=(if current == label { "current" } else { "" }) { (label) }
                             }
                             @if user.role == crate::domain::operator::Role::Admin {

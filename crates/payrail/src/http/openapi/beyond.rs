@@ -210,11 +210,16 @@ struct SettlementList {
     settlements: Vec<SettledItem>,
 }
 
+/// A bank's or the upstream's statement, as its CSV text.
+#[derive(ToSchema)]
+#[schema(value_type = String)]
+struct BankFile(String);
+
 /// The schemas written here.
 pub(super) fn schemas(out: &mut Schemas) {
     collect!(out; BulkStatusRequest, BulkDmtStatus, BulkBillStatus, ChangesRequest, FeedChange, ChangesPage,
         ByUtrRequest, ByMobileRequest, ByMobilePage, SettleRequest, SettledItem, NothingItem, SettlementRunView,
-        SettlementList);
+        SettlementList, BankFile);
 }
 
 /// The operations.
@@ -243,6 +248,17 @@ pub(super) fn operations() -> Vec<Op> {
         Op::get("/admin/v1/settlements", SETTLE, "The settlements of a month")
             .query(vec![super::required_query("month", r"^[0-9]{4}-[0-9]{2}$", "The month, YYYY-MM.")])
             .answer(200, "The settlements.", &["SettlementList"]),
+        Op::post("/admin/v1/reconciliations", SETTLE, "Reconciles a bank or upstream statement with payrail's transfers")
+            .text_body("BankFile", "text/csv")
+            .query(vec![
+                super::query_param("format", false, "The file's format: csv (default) or paysprint."),
+                super::query_param("columns", false, "For csv: the bank's header names, utr=UTR No,amount=Amt,…"),
+                super::query_param("date", false, "Only this India-time day, YYYY-MM-DD."),
+                super::query_param("hold", false, "true: hold the mismatched transfers for review."),
+                super::query_param("name", false, "The file's name, for the reasons (default upload)."),
+                super::query_param("report", false, "json (default) or csv: the report as CSV."),
+            ])
+            .answer(200, "The summary and every finding (report=csv: the report as CSV).", &["ReconciliationView"]),
         Op::get("/admin/v1/tds-report", SETTLE, "The Section 194H TDS report of a financial-year quarter, as CSV")
             .query(vec![super::required_query(
                 "quarter",

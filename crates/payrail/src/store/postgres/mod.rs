@@ -36,6 +36,7 @@ mod migrations;
 mod operators;
 mod partners;
 mod penny_drops;
+mod reconcile;
 mod remittance;
 mod search;
 #[cfg(test)]

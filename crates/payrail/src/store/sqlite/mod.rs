@@ -24,6 +24,7 @@ mod migrations;
 mod operators;
 mod partners;
 mod penny_drops;
+mod reconcile;
 mod remittance;
 mod reqids;
 mod search;
