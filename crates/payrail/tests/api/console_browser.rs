@@ -278,6 +278,11 @@ async fn an_operator_uses_the_console_in_chromium() {
         format!("DMT {other_held} resumed by ravi.operator@example.in: payrail asks the upstream again.")
     );
     browser.screenshot("held").await;
+    browser.goto(&format!("{base}/console/events")).await;
+    assert!(browser.text("h1").await.contains("Events"));
+    browser.screenshot("events").await;
+    browser.goto(&format!("{base}/console/reconcile")).await;
+    browser.screenshot("reconcile").await;
 
     // Log out: the console is closed to this browser until it logs in again.
     browser.click("#logout").await;

@@ -116,7 +116,7 @@ fn upload_form(user: &SignedIn) -> Markup {
             label { "Date" input name="date" placeholder="YYYY-MM-DD (only this day)"; }
             label { "File name" input name="name" placeholder="kept in the reasons"; }
             label { "File" textarea name="file" rows="12" cols="80" required {} }
-            label { input type="checkbox" name="hold" value="true"; " Hold mismatched transfers for review" }
+            label.check { input type="checkbox" name="hold" value="true"; " Hold mismatched transfers for review" }
             button type="submit" { "Reconcile" }
         }
     }
