@@ -48,7 +48,11 @@ pub async fn bulk<R: StatusLookup>(
         let record = record.map_err(|e| ApiError::Internal(e.into()))?;
         bodies.insert(record.reference_text().to_owned(), body_bytes(record.found()).await?);
     }
-    let not_found = body_bytes(R::not_found()).await?;
+    // Rendered only when a reference was not found.
+    let not_found = match references.iter().all(|r| bodies.contains_key(r.as_str())) {
+        true => Vec::new(),
+        false => body_bytes(R::not_found()).await?,
+    };
     let mut body = Vec::with_capacity(64 + references.len() * 400);
     body.extend_from_slice(br#"{"status":true,"response_code":1,"data":["#);
     for (i, reference) in references.iter().enumerate() {

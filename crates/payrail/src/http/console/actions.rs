@@ -86,21 +86,16 @@ pub(super) async fn transition(
     Path((kind_text, id_text)): Path<(String, String)>,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
-    let Some(user) = signed_in(&state, &headers).await? else { return Ok(to_login()) };
-    let fields = form(&body)?;
-    if !csrf_ok(&user, &fields) {
-        return Ok(csrf_refused());
-    }
+    let (user, fields) = match posted(&state, &headers, &body).await? {
+        Ok(posted) => posted,
+        Err(answer) => return Ok(answer),
+    };
     let (Some(kind), Ok(id)) = (txn_kind(&kind_text), id_text.parse::<i64>()) else {
         return detail(&state, &user, &kind_text, &id_text, StatusCode::NOT_FOUND, None).await;
     };
     let needs = transition_role(kind);
     if user.role < needs {
-        let message = format!(
-            "Your role ({}) may not change transactions: this needs the {needs} role. Nothing was changed; \
-             ask an operator or an admin.",
-            user.role
-        );
+        let message = role_refusal(&user, "change transactions", needs);
         return detail(&state, &user, &kind_text, &id_text, StatusCode::FORBIDDEN, Some((false, message))).await;
     }
     let fail = |message: String| (false, message);
@@ -197,11 +192,10 @@ pub(super) async fn redeliver(
     Path(id): Path<String>,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
-    let Some(user) = signed_in(&state, &headers).await? else { return Ok(to_login()) };
-    let fields = form(&body)?;
-    if !csrf_ok(&user, &fields) {
-        return Ok(csrf_refused());
-    }
+    let (user, fields) = match posted(&state, &headers, &body).await? {
+        Ok(posted) => posted,
+        Err(answer) => return Ok(answer),
+    };
     let on_events_page = fields.get("from").is_some_and(|f| f == "events");
     let back = |partner: String, status: StatusCode, notice: (bool, String)| {
         let (state, user, fields) = (&state, &user, &fields);
@@ -221,10 +215,7 @@ pub(super) async fn redeliver(
     let partner = fields.get("partner").cloned().unwrap_or_default();
     let needs = redeliver_role();
     if user.role < needs {
-        let message = format!(
-            "Your role ({}) may not redeliver events: this needs the {needs} role. Nothing was changed.",
-            user.role
-        );
+        let message = role_refusal(&user, "redeliver events", needs);
         return back(partner, StatusCode::FORBIDDEN, (false, message)).await;
     }
     let Ok(id) = id.parse::<i64>() else {
@@ -275,11 +266,10 @@ pub(super) async fn held_act(
     Path((kind_text, id_text)): Path<(String, String)>,
     LimitedBody(body): LimitedBody,
 ) -> Result<Response, ApiError> {
-    let Some(user) = signed_in(&state, &headers).await? else { return Ok(to_login()) };
-    let fields = form(&body)?;
-    if !csrf_ok(&user, &fields) {
-        return Ok(csrf_refused());
-    }
+    let (user, fields) = match posted(&state, &headers, &body).await? {
+        Ok(posted) => posted,
+        Err(answer) => return Ok(answer),
+    };
     let refuse = |status: StatusCode, message: String| held_view(&state, &user, status, Some((false, message)));
     let Some(verb) = field(&fields, "action").filter(|v| HELD_VERBS.contains(v)) else {
         return refuse(StatusCode::BAD_REQUEST, "action: choose resume, resolve as paid or resolve as failed".into())
@@ -287,11 +277,7 @@ pub(super) async fn held_act(
     };
     let needs = held_role(verb);
     if user.role < needs {
-        let message = format!(
-            "Your role ({}) may not act on held transactions: this needs the {needs} role. Nothing was changed; \
-             ask an operator or an admin.",
-            user.role
-        );
+        let message = role_refusal(&user, "act on held transactions", needs);
         return refuse(StatusCode::FORBIDDEN, message).await;
     }
     let (Some(kind), Ok(id)) = (TxnKind::parse(&kind_text), id_text.parse::<i64>()) else {
@@ -399,4 +385,28 @@ pub struct EventsShown<'a> {
 
 fn redeliver_role() -> Role {
     role_for(&Method::POST, "/admin/v1/events/{id}/redeliver").unwrap_or(Role::Admin)
+}
+
+/// A POSTed console form: its signed-in operator and fields, or the answer
+/// that ends the request (to the login page; 403 without the session's
+/// CSRF token).
+async fn posted(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Result<(SignedIn, HashMap<String, String>), Response>, ApiError> {
+    let Some(user) = signed_in(state, headers).await? else { return Ok(Err(to_login())) };
+    let fields = form(body)?;
+    if !csrf_ok(&user, &fields) {
+        return Ok(Err(csrf_refused()));
+    }
+    Ok(Ok((user, fields)))
+}
+
+/// Why `user` may not `doing`: the role it needs; nothing was changed.
+fn role_refusal(user: &SignedIn, doing: &str, needs: Role) -> String {
+    format!(
+        "Your role ({}) may not {doing}: this needs the {needs} role. Nothing was changed; ask an operator or an admin.",
+        user.role
+    )
 }

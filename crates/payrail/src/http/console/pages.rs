@@ -471,25 +471,7 @@ impl Page {
                 @if events.is_empty() {
                     div.empty { "No events yet: they are made when its transactions reach a final state." }
                 } @else {
-                    div.scroll { table.rows #events {
-                        thead { tr { th { "Event" } th { "Transaction" } th { "Status" } th { "Delivery" } th.num { "Attempts" } th { "Made" } th { "Next attempt" } th {} } }
-                        tbody { @for e in events { tr {
-                            td { (e.id) }
-                            td { a href=(format!("/console/{}/{}", e.kind.as_str(), e.txn_id)) { (e.kind.as_str().to_uppercase()) " " (e.txn_id) } }
-                            td { (e.status) }
-                            td { (state_words(e.state.name())) }
-                            td.num { (e.attempts) }
-                            td.nowrap { (ist(&e.created_at.to_ist_string())) }
-                            td.nowrap { (e.next_attempt_shown(now).map(|t| ist(&t.to_ist_string())).unwrap_or_else(|| "—".into())) }
-                            td { @if may_redeliver {
-                                form.inline method="post" action=(format!("/console/events/{}/redeliver", e.id)) {
-                                    input type="hidden" name=(CSRF_FIELD) value=(user.csrf);
-                                    input type="hidden" name="partner" value=(p.id);
-                                    button.small type="submit" { "Redeliver" }
-                                }
-                            } }
-                        } } }
-                    } }
+                    (super::queue_pages::events_table(user, events, false, may_redeliver, now, &[("partner", &p.id)]))
                 }
             }
         };

@@ -43,6 +43,44 @@ fn held_form(user: &SignedIn, h: &Held) -> Markup {
     }
 }
 
+/// Partner events as a table (with a partner column when `with_partner`),
+/// each with a redelivery form for roles that may; `back` are the form's
+/// hidden fields that bring the answer back to the page it was on.
+pub(super) fn events_table(
+    user: &SignedIn,
+    events: &[PartnerEvent],
+    with_partner: bool,
+    may_redeliver: bool,
+    now: Timestamp,
+    back: &[(&str, &str)],
+) -> Markup {
+    html! {
+        div.scroll { table.rows #events {
+            thead { tr {
+                th { "Event" } @if with_partner { th { "Partner" } } th { "Transaction" } th { "Status" } th { "Delivery" }
+                th.num { "Attempts" } th { "Made" } th { "Next attempt" } th {}
+            } }
+            tbody { @for e in events { tr {
+                td { (e.id) }
+                @if with_partner { td { a href=(format!("/console/partners/{}", e.partner)) { (e.partner) } } }
+                td { a href=(format!("/console/{}/{}", e.kind.as_str(), e.txn_id)) { (e.kind.as_str().to_uppercase()) " " (e.txn_id) } }
+                td { (e.status) }
+                td { (state_words(e.state.name())) }
+                td.num { (e.attempts) }
+                td.nowrap { (ist(&e.created_at.to_ist_string())) }
+                td.nowrap { (e.next_attempt_shown(now).map(|t| ist(&t.to_ist_string())).unwrap_or_else(|| "—".into())) }
+                td { @if may_redeliver {
+                    form.inline method="post" action=(format!("/console/events/{}/redeliver", e.id)) {
+                        input type="hidden" name=(CSRF_FIELD) value=(user.csrf);
+                        @for (name, value) in back { input type="hidden" name=(name) value=(value); }
+                        button.small type="submit" { "Redeliver" }
+                    }
+                } }
+            } } }
+        } }
+    }
+}
+
 /// The link to the page of events older than `last`, with the same filters.
 fn older_href(shown: &EventsShown<'_>, last: i64) -> String {
     let query = [("partner", shown.partner), ("state", shown.state), ("before", &last.to_string())];
@@ -124,28 +162,7 @@ impl Page {
                 @if events.is_empty() {
                     div.empty { "No events match. Events are made when transactions reach a final state; clear the filters to see them all." }
                 } @else {
-                    div.scroll { table.rows #events {
-                        thead { tr { th { "Event" } th { "Partner" } th { "Transaction" } th { "Status" } th { "Delivery" } th.num { "Attempts" } th { "Made" } th { "Next attempt" } th {} } }
-                        tbody { @for e in events { tr {
-                            td { (e.id) }
-                            td { a href=(format!("/console/partners/{}", e.partner)) { (e.partner) } }
-                            td { a href=(format!("/console/{}/{}", e.kind.as_str(), e.txn_id)) { (e.kind.as_str().to_uppercase()) " " (e.txn_id) } }
-                            td { (e.status) }
-                            td { (state_words(e.state.name())) }
-                            td.num { (e.attempts) }
-                            td.nowrap { (ist(&e.created_at.to_ist_string())) }
-                            td.nowrap { (e.next_attempt_shown(now).map(|t| ist(&t.to_ist_string())).unwrap_or_else(|| "—".into())) }
-                            td { @if may_redeliver {
-                                form.inline method="post" action=(format!("/console/events/{}/redeliver", e.id)) {
-                                    input type="hidden" name=(CSRF_FIELD) value=(user.csrf);
-                                    input type="hidden" name="from" value="events";
-                                    input type="hidden" name="partner" value=(shown.partner);
-                                    input type="hidden" name="state" value=(shown.state);
-                                    button.small type="submit" { "Redeliver" }
-                                }
-                            } }
-                        } } }
-                    } }
+                    (events_table(user, events, true, may_redeliver, now, &[("from", "events"), ("partner", shown.partner), ("state", shown.state)]))
                     @if let Some(last) = shown.older {
                         p { a #older href=(older_href(shown, last)) { "Older events →" } }
                     }
