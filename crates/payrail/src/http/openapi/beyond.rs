@@ -7,6 +7,7 @@ use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Type};
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::ToSchema;
 
+use super::partner::{optional_text_or_digits, text_or_digits};
 use super::{collect, Op, Schemas};
 
 const BEYOND: &str = "Beyond AOPay";
@@ -35,26 +36,6 @@ fn bill_items() -> RefOr<Schema> {
 
 fn found_items() -> RefOr<Schema> {
     ArrayBuilder::new().items(Ref::from_schema_name("DmtStatusFound")).build().into()
-}
-
-/// A string, or a JSON number written as digits only (read as its digits).
-fn text_or_digits() -> RefOr<Schema> {
-    let types = [Type::String, Type::Integer];
-    ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::SchemaType::from_iter(types))
-        .minimum(Some(0))
-        .build()
-        .into()
-}
-
-/// Optional: also `null`, read as absent.
-fn optional_text_or_digits() -> RefOr<Schema> {
-    let types = [Type::String, Type::Integer, Type::Null];
-    ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::SchemaType::from_iter(types))
-        .minimum(Some(0))
-        .build()
-        .into()
 }
 
 /// A page size: a number, or digits in a string.

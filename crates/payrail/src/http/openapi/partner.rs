@@ -17,12 +17,12 @@ fn digits() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Integer]))
 }
 
-fn text_or_digits() -> RefOr<Schema> {
+pub(super) fn text_or_digits() -> RefOr<Schema> {
     digits().minimum(Some(0)).description(Some("A string, or a JSON number written as digits only")).build().into()
 }
 
 /// Optional: also `null`, read as absent.
-fn optional_text_or_digits() -> RefOr<Schema> {
+pub(super) fn optional_text_or_digits() -> RefOr<Schema> {
     let types = [Type::String, Type::Integer, Type::Null];
     ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::SchemaType::from_iter(types))
