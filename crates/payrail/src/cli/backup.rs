@@ -143,7 +143,8 @@ async fn restore_into(cli: &Cli, staging: &Path, snapshot_file: &Path) -> anyhow
             .await
             .context("the master key given does not open this snapshot")?;
     }
-    let (journals, violations) = super::money::ledger_check(&*store).await?;
+    let checked = super::verify::check(&*store, None).await?;
+    let (journals, violations) = (checked.journals, checked.violations);
     store.flush().await?;
     drop(store);
     if let Some(first) = violations.first() {

@@ -16,6 +16,7 @@ mod reconcile;
 mod secret_input;
 mod serve;
 mod txn;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -88,8 +89,10 @@ pub enum Command {
     /// Partner fee plans: set a new version, show.
     #[command(subcommand)]
     Plan(money::PlanCommand),
-    /// Check the ledger's invariants; exits 1 if any is broken.
-    Verify(money::VerifyArgs),
+    /// Check the ledger's invariants and the tamper-evident history chains; exits 1 if any is broken.
+    Verify(verify::VerifyArgs),
+    /// Print the head of every history chain, as JSON, for an auditor to keep (`verify --anchor FILE`).
+    Anchor,
     /// Pay each partner its net commission for a month that is over, once.
     Settle(money::SettleArgs),
     /// The Section 194H TDS report of a financial-year quarter, as CSV.
@@ -202,7 +205,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => client::status(args).await,
         Command::Wallet(command) => money::wallet(&cli, command).await.map(|()| ExitCode::SUCCESS),
         Command::Plan(command) => money::plan(&cli, command).await.map(|()| ExitCode::SUCCESS),
-        Command::Verify(_) => money::verify(&cli).await,
+        Command::Verify(args) => verify::verify(&cli, args).await,
+        Command::Anchor => verify::anchor(&cli).await.map(|()| ExitCode::SUCCESS),
         Command::Settle(args) => money::settle(&cli, args).await.map(|()| ExitCode::SUCCESS),
         Command::TdsReport(args) => money::tds(&cli, args).await.map(|()| ExitCode::SUCCESS),
         Command::Reconcile(args) => reconcile::run(&cli, args).await,

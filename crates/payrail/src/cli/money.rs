@@ -1,7 +1,6 @@
-//! `payrail wallet …`, `payrail plan …` and `payrail verify`.
+//! `payrail wallet …`, `payrail plan …`, `payrail settle` and `payrail tds-report`.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -146,25 +145,6 @@ pub async fn plan(cli: &Cli, command: &PlanCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `payrail verify`: checks the ledger's invariants; exit code 1 on any violation.
-#[derive(Debug, Args)]
-pub struct VerifyArgs {}
-
-/// Runs `verify`.
-pub async fn verify(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let store = cli.open_store().await?;
-    let (journals, violations) = ledger_check(&*store).await?;
-    if violations.is_empty() {
-        println!("ok: {journals} journals checked, ledger sums to zero, wallets match their postings");
-        return Ok(ExitCode::SUCCESS);
-    }
-    for violation in &violations {
-        println!("VIOLATION: {violation}");
-    }
-    println!("{} violation(s) found", violations.len());
-    Ok(ExitCode::from(1))
-}
-
 /// `payrail settle --month YYYY-MM`: pays each partner its net commission
 /// for a month that is over, once (a second run pays nothing more).
 #[derive(Debug, Args)]
@@ -234,12 +214,4 @@ pub async fn tds(cli: &Cli, args: &TdsArgs) -> anyhow::Result<()> {
         None => print!("{csv}"),
     }
     Ok(())
-}
-
-/// `verify`'s checks: the journals checked, and every violation found.
-pub(super) async fn ledger_check(store: &dyn crate::store::Store) -> anyhow::Result<(i64, Vec<String>)> {
-    let audit = store.audit().await?;
-    let mut violations = ledger::violations(&audit);
-    violations.extend(store.audit_penny_drops().await?);
-    Ok((audit.journals, violations))
 }

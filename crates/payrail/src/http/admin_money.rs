@@ -268,14 +268,19 @@ async fn set_plan(
 struct Verdict {
     ok: bool,
     journals: i64,
+    /// Links of the tamper-evident history chains recomputed.
+    links: u64,
     violations: Vec<String>,
 }
 
 #[tracing::instrument(skip_all)]
 async fn verify(_: Operator, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let audit = state.store.audit().await?;
-    let violations = ledger::violations(&audit);
-    Ok(json_response(StatusCode::OK, &Verdict { ok: violations.is_empty(), journals: audit.journals, violations }))
+    let mut violations = ledger::violations(&audit);
+    let chains = crate::services::chain::verify(&*state.store, None).await?;
+    violations.extend(chains.breaks.into_iter().map(|b| format!("history chain: {b}")));
+    let verdict = Verdict { ok: violations.is_empty(), journals: audit.journals, links: chains.links, violations };
+    Ok(json_response(StatusCode::OK, &verdict))
 }
 
 /// This module's bodies, for the OpenAPI document ([`super::openapi`]).

@@ -8,6 +8,7 @@ pub mod billers;
 pub mod bills;
 pub mod callback_secrets;
 pub mod callbacks;
+pub mod chain;
 pub mod demo;
 pub mod demo_live;
 pub mod ekyc;

@@ -7,7 +7,8 @@
 //! - One trait per aggregate, each in its own file next to the SQL both
 //!   engines share for it (a `sql` module): [`partners`], [`transactions`],
 //!   [`ledger`], [`remittance`], [`kyc`], [`upstream_work`], [`penny_drops`],
-//!   [`search`], [`operators`], [`reconcile`].
+//!   [`search`], [`operators`], [`reconcile`], [`feed`], [`health`],
+//!   [`chain`] (the tamper-evident history).
 //!   [`Store`] is all of them.
 //! - One folder per engine, [`sqlite`] and [`postgres`]: a `mod.rs` with the
 //!   connection, pool or writer and the error mapping, one file per
@@ -37,6 +38,7 @@
 //! the installation's keyed permutation (`domain::txn_id`), whose secret the
 //! store keeps; numbers given out before keep answering.
 
+pub mod chain;
 pub(crate) mod columns;
 pub mod feed;
 pub mod files;
@@ -56,6 +58,7 @@ pub mod sqlite;
 pub mod transactions;
 pub mod upstream_work;
 
+pub use chain::ChainStore;
 pub use feed::FeedStore;
 pub use health::HealthStore;
 pub use kyc::KycStore;
@@ -258,6 +261,7 @@ pub trait Store:
     + FeedStore
     + HealthStore
     + ReconcileStore
+    + ChainStore
 {
     /// Which engine this is, for logs and the bench.
     fn engine(&self) -> &'static str;

@@ -34,6 +34,7 @@ mod delivery;
 mod dmt_lifecycle;
 mod health;
 mod held;
+mod history_chain;
 mod hostile_clients;
 mod isolation;
 mod master_key;

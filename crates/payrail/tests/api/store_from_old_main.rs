@@ -133,6 +133,15 @@ async fn a_store_made_by_the_main_before_issue_10_opens_and_reads_as_it_was_writ
     // And it keeps working: money moves on the old wallet.
     let moved = app.admin("/admin/v1/partners/AOP-554/wallet/topup", Some(json!({"amount": "100", "memo": "t"}))).await;
     assert_eq!((moved.status, &moved.json()["closing"]), (200, &json!("98320.00")), "{}", moved.body);
+
+    // The migration chained every row the old main wrote (issue 15, item 6),
+    // and the top-up made since joined AOP-554's chain as its head.
+    let unsealed = app.store.unsealed_links(10).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(unsealed.is_empty(), "{unsealed:?}");
+    let heads = app.store.chain_heads().await.unwrap_or_else(|e| panic!("{e}"));
+    let head = heads.iter().find(|h| h.partner == 554).unwrap_or_else(|| panic!("no chain for AOP-554: {heads:?}"));
+    assert!(head.last.starts_with("journal:") && head.seq > 10, "{head:?}");
+    assert_verify_clean(&app);
 }
 
 /// A transaction view's history as `from->to` steps.

@@ -84,7 +84,7 @@ impl PostgresStore {
         if let Some(at) = poll_at {
             schedule_poll(&tx, TxnKind::Dmt, transfer.ackno, at).await?;
         }
-        tx.commit().await.store_context("Failed to commit the transfer")?;
+        super::chain::commit_sealed(tx, "Failed to commit the transfer").await?;
         Ok(Debited { record: transfer, wallet })
     }
 }
@@ -157,7 +157,7 @@ async fn commit_group(
         let mut client = pool.get().await.map_err(pool_error)?;
         let tx = client.transaction().await.store_context("Failed to begin the bill payments")?;
         let outcomes = pay_group(&tx, numbers, group).await?;
-        tx.commit().await.store_context("Failed to commit the bill payments")?;
+        super::chain::commit_sealed(tx, "Failed to commit the bill payments").await?;
         Ok(outcomes)
     }
     .await;

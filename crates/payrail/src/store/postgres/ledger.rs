@@ -164,7 +164,7 @@ impl PostgresStore {
         let tx = client.transaction().await.store_context("Failed to begin the journal")?;
         let wallet = charge_wallet(&tx, journal.partner, journal.wallet_change()).await?;
         insert_journal(&tx, &journal).await?;
-        tx.commit().await.store_context("Failed to commit the journal")?;
+        super::chain::commit_sealed(tx, "Failed to commit the journal").await?;
         Ok(wallet)
     }
 

@@ -27,6 +27,7 @@
 //! `ledger.rs`, `remittance.rs`, `upstream_work.rs`), and the schema in
 //! `migrations/`, one `.sql` file per version.
 
+mod chain;
 mod columns;
 mod feed;
 mod health;

@@ -32,7 +32,7 @@ impl PostgresStore {
                 Err(e) => return Err(e.into()),
             };
         let id = row.try_get(0).store_context("Failed to read the penny drop id")?;
-        tx.commit().await.store_context("Failed to commit the penny drop")?;
+        super::chain::commit_sealed(tx, "Failed to commit the penny drop").await?;
         Ok((id, wallet))
     }
 }
@@ -73,7 +73,7 @@ impl PennyDropStore for PostgresStore {
         }
         let row = query_opt(&tx, sql::FIND_PENNY_DROP, &[&id], "Failed to read the penny drop").await?;
         let settled = decode(row, penny_drop_from_row)?;
-        tx.commit().await.store_context("Failed to commit the penny drop's outcome")?;
+        super::chain::commit_sealed(tx, "Failed to commit the penny drop's outcome").await?;
         Ok(settled)
     }
 

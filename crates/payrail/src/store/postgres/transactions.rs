@@ -54,7 +54,7 @@ impl<T: PgTable> KindStore<T> for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the change")?;
         let record = shared::change::<T>(&Steps(&tx), id, change, &note).await?;
-        tx.commit().await.store_context("Failed to commit the change")?;
+        super::chain::commit_sealed(tx, "Failed to commit the change").await?;
         Ok(record)
     }
 }
@@ -72,7 +72,7 @@ impl TransactionStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the resolution")?;
         shared::resolve_held(&Steps(&tx), id, from, resolution, &note).await?;
-        tx.commit().await.store_context("Failed to commit the resolution")?;
+        super::chain::commit_sealed(tx, "Failed to commit the resolution").await?;
         Ok(())
     }
 
@@ -81,7 +81,7 @@ impl TransactionStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the failure")?;
         let bill = shared::fail_and_refund(&Steps(&tx), txnid, &note, &refund).await?;
-        tx.commit().await.store_context("Failed to commit the failure")?;
+        super::chain::commit_sealed(tx, "Failed to commit the failure").await?;
         Ok(bill)
     }
 
@@ -100,7 +100,7 @@ impl TransactionStore for PostgresStore {
         if let Some(at) = recheck_at {
             super::upstream_work::schedule_poll(&tx, kind, id, at).await?;
         }
-        tx.commit().await.store_context("Failed to commit the history note")?;
+        super::chain::commit_sealed(tx, "Failed to commit the history note").await?;
         Ok(())
     }
 

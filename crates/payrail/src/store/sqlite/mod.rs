@@ -14,6 +14,7 @@
 //! `migrations/`, one `.sql` file per version, and online snapshots
 //! (`payrail backup`) in `snapshot.rs`.
 
+mod chain;
 mod columns;
 mod feed;
 mod health;
@@ -267,7 +268,8 @@ fn run_group(conn: &mut Connection, group: Vec<WriteJob>) {
     let committed = if conn.is_autocommit() {
         Err(anyhow::anyhow!("the group's transaction was rolled back"))
     } else {
-        conn.execute_batch("COMMIT").map_err(anyhow::Error::from)
+        // Every row the group wrote joins its chain before the commit.
+        chain::seal_pending(conn).and_then(|()| conn.execute_batch("COMMIT")).map_err(anyhow::Error::from)
     };
     if committed.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");

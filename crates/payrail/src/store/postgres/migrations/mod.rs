@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0015_console_sessions.sql"),
     include_str!("0016_commission_settlements.sql"),
     include_str!("0017_change_feed.sql"),
+    include_str!("0018_history_chain.sql"),
 ];
 
 /// The schema version the migrations reach: how many there are.
@@ -59,6 +60,9 @@ pub(super) async fn migrate(client: &mut deadpool_postgres::Client) -> anyhow::R
             .await
             .with_context(|| format!("Failed to record migration {version}"))?;
     }
+    // Chains the rows written before the chain existed (version 18), and
+    // any a payrail older than it wrote since.
+    super::chain::seal_unsealed(&tx).await.context("Failed to chain the existing history and journals")?;
     tx.commit().await.context("Failed to commit the migrations")
 }
 

@@ -44,7 +44,7 @@ impl PostgresStore {
             ids.extend(chunk_ids);
             progress(ids.len() as u64);
         }
-        tx.commit().await.store_context("Failed to commit the batch")?;
+        super::super::chain::commit_sealed(tx, "Failed to commit the batch").await?;
         Ok(ids)
     }
 }

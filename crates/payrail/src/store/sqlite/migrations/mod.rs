@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0015_operators.sql"),
     include_str!("0016_console_sessions.sql"),
     include_str!("0017_commission_settlements.sql"),
+    include_str!("0018_history_chain.sql"),
 ];
 
 /// The schema version the migrations reach: how many there are.
@@ -47,6 +48,9 @@ pub(super) fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
             params![index as i64 + 1, Timestamp::now().unix()],
         )?;
     }
+    // Chains the rows written before the chain existed (version 18), and
+    // any a payrail older than it wrote since.
+    super::chain::seal_pending(&tx).context("Failed to chain the existing history and journals")?;
     tx.commit().context("Failed to commit migrations")
 }
 

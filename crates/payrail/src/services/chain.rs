@@ -1,0 +1,255 @@
+//! `payrail verify`'s chain check and `payrail anchor` (issue 15, item 6):
+//! recomputes every partner's chain of history rows and journals (see
+//! `store::chain`) and names the first broken link of each.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Timestamp;
+use crate::store::chain::{describe, link_hash, ChainHead, ChainStore, Link, LinkCursor, LinkTable};
+use crate::store::StoreError;
+
+/// How many links one read brings.
+const PAGE: u32 = 5_000;
+/// How many rows without a hash a report lists.
+const UNSEALED_LISTED: u32 = 20;
+
+/// The heads an auditor keeps, as `payrail anchor` prints them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// When the heads were read (India time, `YYYY-MM-DD HH:MM:SS`).
+    pub anchored_at: String,
+    /// Each chain's head then.
+    pub chains: Vec<AnchoredHead>,
+}
+
+/// One chain's head in an [`Anchor`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnchoredHead {
+    /// The partner's number (`AOP-<n>`; 0 for rows whose record is gone).
+    pub partner: i64,
+    /// The number of the head link.
+    pub link: i64,
+    /// Its hash.
+    pub hash: String,
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Default)]
+pub struct Verified {
+    /// Links checked.
+    pub links: u64,
+    /// Chains checked.
+    pub chains: usize,
+    /// Each broken chain's first broken link, and every row without a hash.
+    pub breaks: Vec<String>,
+}
+
+/// Reads the heads now.
+pub async fn anchor(store: &dyn ChainStore, now: Timestamp) -> Result<Anchor, StoreError> {
+    let chains = store
+        .chain_heads()
+        .await?
+        .into_iter()
+        .map(|head| AnchoredHead { partner: head.partner, link: head.seq, hash: head.hash })
+        .collect();
+    Ok(Anchor { anchored_at: now.to_ist_string(), chains })
+}
+
+/// Recomputes every chain; with `anchor`, also checks that each chain
+/// still holds the anchored head.
+pub async fn verify(store: &dyn ChainStore, anchor: Option<&Anchor>) -> Result<Verified, StoreError> {
+    let heads = store.chain_heads().await?.into_iter().map(|head| (head.partner, head)).collect();
+    let anchored =
+        anchor.map(|a| a.chains.iter().map(|head| (head.partner, head.clone())).collect()).unwrap_or_default();
+    let mut walk = Walk { heads, anchored, found: Verified::default(), chain: None };
+    let mut history = Pages::new(LinkTable::History);
+    let mut journals = Pages::new(LinkTable::Journal);
+    loop {
+        let next_history = history.peek(store).await?.map(key);
+        let next_journal = journals.peek(store).await?.map(key);
+        let link = match (next_history, next_journal) {
+            (None, None) => break,
+            (Some(h), Some(j)) if j < h => journals.pop(),
+            (Some(_), _) => history.pop(),
+            (None, Some(_)) => journals.pop(),
+        };
+        if let Some(link) = link {
+            walk.link(link);
+        }
+    }
+    let mut found = walk.finish();
+    for row in store.unsealed_links(UNSEALED_LISTED).await? {
+        found.breaks.push(format!("{row} carries no hash: it was written or changed outside payrail"));
+    }
+    Ok(found)
+}
+
+fn key(link: &Link) -> (i64, i64) {
+    (link.partner, link.seq)
+}
+
+fn partner_name(partner: i64) -> String {
+    if partner == 0 {
+        "the chain of rows whose record is gone".to_owned()
+    } else {
+        format!("AOP-{partner}'s chain")
+    }
+}
+
+/// One table's links, a page at a time.
+struct Pages {
+    table: LinkTable,
+    buffer: VecDeque<Link>,
+    after: LinkCursor,
+    done: bool,
+}
+
+impl Pages {
+    fn new(table: LinkTable) -> Self {
+        Pages { table, buffer: VecDeque::new(), after: LinkCursor::default(), done: false }
+    }
+
+    async fn peek(&mut self, store: &dyn ChainStore) -> Result<Option<&Link>, StoreError> {
+        if self.buffer.is_empty() && !self.done {
+            let page = store.chain_links(self.table, self.after, PAGE).await?;
+            self.done = page.len() < PAGE as usize;
+            if let Some(last) = page.last() {
+                self.after = LinkCursor { partner: last.partner, seq: last.seq };
+            }
+            self.buffer.extend(page);
+        }
+        Ok(self.buffer.front())
+    }
+
+    fn pop(&mut self) -> Option<Link> {
+        self.buffer.pop_front()
+    }
+}
+
+/// Where the walk is in the chain it is checking.
+struct Chain {
+    partner: i64,
+    /// The number the next link must have.
+    next: i64,
+    /// The last good link's row and hash.
+    prev: Option<String>,
+    prev_hash: Option<String>,
+    broken: bool,
+}
+
+struct Walk {
+    heads: BTreeMap<i64, ChainHead>,
+    anchored: BTreeMap<i64, AnchoredHead>,
+    found: Verified,
+    chain: Option<Chain>,
+}
+
+impl Walk {
+    fn link(&mut self, link: Link) {
+        self.found.links += 1;
+        if self.chain.as_ref().is_none_or(|chain| chain.partner != link.partner) {
+            self.end_chain();
+            self.found.chains += 1;
+            self.chain = Some(Chain { partner: link.partner, next: 1, prev: None, prev_hash: None, broken: false });
+        }
+        let Some(chain) = self.chain.as_mut() else { return };
+        if chain.broken {
+            return;
+        }
+        let whose = partner_name(link.partner);
+        let place = format!("{} ({whose}, link {})", link.row, link.seq);
+        let problem = if link.seq < chain.next {
+            Some(format!("{place} has the number of an earlier link: a link was copied or renumbered"))
+        } else if link.seq > chain.next {
+            Some(format!(
+                "{} (link {} of {whose}) is missing: {}, the next link, names it as the link before",
+                describe(link.prev.as_deref()),
+                chain.next,
+                link.row
+            ))
+        } else if link.prev != chain.prev {
+            Some(format!(
+                "{place} names {} as the link before it, but the chain has {}",
+                describe(link.prev.as_deref()),
+                describe(chain.prev.as_deref())
+            ))
+        } else if link_hash(chain.prev_hash.as_deref(), link.seq, link.prev.as_deref(), &link.content) != link.hash {
+            Some(format!("{place} was changed after it was written: its content no longer matches its hash"))
+        } else {
+            match self.anchored.get(&link.partner) {
+                Some(anchored) if anchored.link == link.seq && anchored.hash != link.hash => Some(format!(
+                    "{place} differs from the anchor: the chain up to it was rewritten since the anchor was taken"
+                )),
+                _ => None,
+            }
+        };
+        match problem {
+            Some(problem) => {
+                chain.broken = true;
+                self.found.breaks.push(problem);
+            }
+            None => {
+                chain.next = link.seq + 1;
+                chain.prev = Some(link.row.encode());
+                chain.prev_hash = Some(link.hash);
+            }
+        }
+    }
+
+    /// Checks the chain just walked against its head and its anchor.
+    fn end_chain(&mut self) {
+        let Some(chain) = self.chain.take() else { return };
+        let last = chain.next - 1;
+        let whose = partner_name(chain.partner);
+        let head = self.heads.remove(&chain.partner);
+        let anchored = self.anchored.remove(&chain.partner);
+        if chain.broken {
+            return;
+        }
+        let problem = match &head {
+            None => Some(format!("{whose} has no head (chain_heads): it was removed")),
+            Some(head) if head.seq > last => Some(format!(
+                "{} (link {} of {whose}, its head) is missing: the chain ends at link {last}",
+                describe(Some(&head.last)),
+                head.seq
+            )),
+            Some(head) if head.seq < last || chain.prev_hash.as_deref() != Some(&*head.hash) => {
+                Some(format!("{whose} does not end at its head (chain_heads): the head was changed"))
+            }
+            Some(_) => None,
+        };
+        let problem = problem.or_else(|| {
+            anchored.filter(|anchored| anchored.link > last).map(|anchored| {
+                format!(
+                    "{whose} ends at link {last}, before link {} which the anchor holds: links were removed",
+                    anchored.link
+                )
+            })
+        });
+        self.found.breaks.extend(problem);
+    }
+
+    fn finish(mut self) -> Verified {
+        self.end_chain();
+        for head in self.heads.values() {
+            self.found.breaks.push(format!(
+                "{} is missing: {} has no links left, its head is link {}",
+                describe(Some(&head.last)),
+                partner_name(head.partner),
+                head.seq
+            ));
+        }
+        for anchored in self.anchored.values() {
+            if !self.found.breaks.iter().any(|b| b.contains(&partner_name(anchored.partner))) {
+                self.found.breaks.push(format!(
+                    "{} has no links, but the anchor holds its link {}",
+                    partner_name(anchored.partner),
+                    anchored.link
+                ));
+            }
+        }
+        self.found
+    }
+}
