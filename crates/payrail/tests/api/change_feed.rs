@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::both_engines;
 use crate::helpers::{eventually, spawn_app, Engine, TestApp, TestPartner};
-use crate::journey::assert_refused;
+use crate::journey::{assert_refused, assert_verify_clean};
 
 both_engines!(
     concurrent_writers_and_a_paging_reader_see_every_change_once_in_history_order,
@@ -112,6 +112,8 @@ async fn concurrent_writers_and_a_paging_reader_see_every_change_once_in_history
         assert_eq!(statuses, ["2", "3", "1"], "{reference}: in process, sent to bank, paid, in that order");
     }
     assert!(seen.iter().all(|c| c["kind"] == "dmt" && c["at"].as_str().is_some_and(|t| t.len() == 19)));
+    // The eight writers' history rows form one unbroken chain (issue 15, item 6).
+    assert_verify_clean(&app);
 }
 
 async fn the_feed_refuses_a_bad_cursor_or_limit_and_waits_at_its_end(engine: Engine) {

@@ -15,6 +15,7 @@ use crate::upstream_sandbox::pay;
 both_engines!(
     verify_names_a_changed_history_row_a_changed_journal_amount_and_a_deleted_row,
     an_anchor_catches_a_chain_cut_short_with_its_head_rewound,
+    concurrent_payments_of_several_partners_leave_every_chain_whole,
 );
 
 /// A partner with a few bill payments and top-ups: history rows and journals.
@@ -141,4 +142,43 @@ async fn an_anchor_catches_a_chain_cut_short_with_its_head_rewound(engine: Engin
     let out = payrail(&app, &["verify", "--anchor", bad.to_str().unwrap_or_else(|| panic!("path"))]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("is not an anchor"), "{}", text(&out.stderr));
+}
+
+async fn concurrent_payments_of_several_partners_leave_every_chain_whole(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let mut partners = Vec::new();
+    for _ in 0..3 {
+        let partner = app.add_partner(true, &[]).await;
+        top_up(&app, &partner, "50000").await;
+        partners.push(partner);
+    }
+    // Eight writers at once, each paying bills and topping up across the
+    // three partners: bill payments share group commits, top-ups do not.
+    let writers = (0..8).map(|w| {
+        let (app, partners) = (&app, &partners);
+        async move {
+            for n in 0..6 {
+                let partner = &partners[(w + n) % partners.len()];
+                if n % 3 == 2 {
+                    top_up(app, partner, "1").await;
+                } else {
+                    pay(app, partner, &format!("1500{w:04}{n:04}"), &format!("CHAIN-{w}-{n}")).await;
+                }
+            }
+        }
+    });
+    futures_util::future::join_all(writers).await;
+    assert!(app.store.unsealed_links(10).await.unwrap_or_else(|e| panic!("{e}")).is_empty());
+    let heads = app.store.chain_heads().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut total = 0;
+    for partner in &partners {
+        let history = links(&app, partner, LinkTable::History).await.len();
+        let journals = links(&app, partner, LinkTable::Journal).await.len();
+        let head = heads.iter().find(|h| h.partner == partner.id.number()).unwrap_or_else(|| panic!("{heads:?}"));
+        assert_eq!(head.seq as usize, history + journals, "{head:?}");
+        total += history + journals;
+    }
+    // 32 payments (a history row and a journal each), 16 top-ups, 3 fundings.
+    assert_eq!(total, 32 * 2 + 16 + 3);
+    assert_verify_clean(&app);
 }
