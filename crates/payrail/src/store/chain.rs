@@ -14,8 +14,8 @@
 //! **When rows are chained.** Inside the transaction that writes them, as
 //! its last step before the commit (`seal`): the writer of SQLite seals
 //! every unsealed row before each group commit; PostgreSQL seals the rows
-//! its own transaction wrote (`xid = pg_current_xact_id()`), taking the
-//! partners' head rows `FOR UPDATE` in partner order. Nothing is locked
+//! its own transaction wrote (`xid = pg_current_xact_id()`), locking the
+//! partners' head rows in partner order (one upsert). Nothing is locked
 //! after a head, so the heads cannot take part in a deadlock, and a
 //! partner's writes already queue on its wallet row, so the head lock costs
 //! little more. A row is never visible without its hash. Rows written before

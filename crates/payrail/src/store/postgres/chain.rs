@@ -1,7 +1,7 @@
 //! The history chains on PostgreSQL (see `store::chain`). A transaction
 //! that writes history rows or journals seals its own rows last, just
 //! before its commit ([`commit_sealed`]): it finds them by its id (`xid`),
-//! then takes its partners' heads `FOR UPDATE` in partner order. Nothing is
+//! then locks its partners' heads in partner order. Nothing is
 //! locked after a head, so the heads cannot deadlock; and the partner's
 //! writes already queue on its wallet row.
 
@@ -35,12 +35,13 @@ const OWN: Pending = Pending {
 const ALL: Pending =
     Pending { history: sql::UNSEALED_HISTORY, journals: sql::UNSEALED_JOURNALS, postings: sql::UNSEALED_POSTINGS };
 
-/// Makes sure each partner (`$1`, sorted) has a head row to lock.
-const ENSURE_HEADS: &str = "INSERT INTO chain_heads (partner_id, seq, last, hash) \
-     SELECT p, 0, '', '' FROM UNNEST($1::bigint[]) AS p ORDER BY p ON CONFLICT (partner_id) DO NOTHING";
-/// Locks the partners' heads in partner order.
-const LOCK_HEADS: &str =
-    "SELECT partner_id, seq, last, hash FROM chain_heads WHERE partner_id = ANY($1) ORDER BY partner_id FOR UPDATE";
+/// Locks the heads of the partners `$1` in partner order, making those not
+/// there yet, and reads them: one statement, so no head is read before it
+/// exists or locked out of order. (`DO UPDATE` with no change locks the row
+/// and returns it as it is.)
+const LOCK_HEADS: &str = "INSERT INTO chain_heads (partner_id, seq, last, hash) \
+     SELECT p, 0, '', '' FROM UNNEST($1::bigint[]) AS p ORDER BY p \
+     ON CONFLICT (partner_id) DO UPDATE SET seq = chain_heads.seq RETURNING partner_id, seq, last, hash";
 // One statement per table for the whole step (`UNNEST`), not one per row.
 const SEAL_HISTORIES: &str = "UPDATE status_history h SET chain_partner = u.partner, chain_seq = u.seq, \
      chain_prev = u.prev, chain_hash = u.hash \
@@ -65,23 +66,24 @@ pub(super) async fn seal_unsealed(tx: &Transaction<'_>) -> Result<(), StoreError
 }
 
 /// Seals up to [`SEAL_STEP`] rows of each table; whether there may be more.
+/// Three round trips: the statements of each step are pipelined (sent
+/// together on the transaction's connection, run in order by the server).
 async fn seal_step(tx: &Transaction<'_>, rows: &Pending) -> Result<bool, StoreError> {
     let step = [&SEAL_STEP as &(dyn ToSql + Sync)];
-    let history = query(tx, rows.history, &step, "Failed to read the history to chain").await?;
-    let journals = query(tx, rows.journals, &step, "Failed to read the journals to chain").await?;
+    let (history, journals, postings) = tokio::try_join!(
+        query(tx, rows.history, &step, "Failed to read the history to chain"),
+        query(tx, rows.journals, &step, "Failed to read the journals to chain"),
+        query(tx, rows.postings, &step, "Failed to read the postings to chain"),
+    )?;
     if history.is_empty() && journals.is_empty() {
         return Ok(false);
     }
     let full = history.len() as i64 == SEAL_STEP || journals.len() as i64 == SEAL_STEP;
     let mut pending = decode_all(&history, history_link, "Failed to read a history row to chain")?;
     let mut journals = decode_all(&journals, journal_link, "Failed to read a journal to chain")?;
-    if !journals.is_empty() {
-        let postings = query(tx, rows.postings, &step, "Failed to read the postings to chain").await?;
-        with_postings(&mut journals, decode_all(&postings, posting, "Failed to read a posting to chain")?);
-    }
+    with_postings(&mut journals, decode_all(&postings, posting, "Failed to read a posting to chain")?);
     pending.append(&mut journals);
     let partners = partners(&pending);
-    execute(tx, ENSURE_HEADS, &[&partners], "Failed to make the chain heads").await?;
     let locked = query(tx, LOCK_HEADS, &[&partners], "Failed to lock the chain heads").await?;
     let mut heads: BTreeMap<i64, ChainHead> = decode_all(&locked, head, "Failed to read a chain head")?
         .into_iter()
@@ -89,14 +91,17 @@ async fn seal_step(tx: &Transaction<'_>, rows: &Pending) -> Result<bool, StoreEr
         .map(|head| (head.partner, head))
         .collect();
     let moved = seal(&mut pending, &mut heads);
-    write_links(tx, &pending, LinkTable::History).await?;
-    write_links(tx, &pending, LinkTable::Journal).await?;
     let heads: Vec<&ChainHead> = moved.iter().map(|partner| &heads[partner]).collect();
     let partner: Vec<i64> = heads.iter().map(|h| h.partner).collect();
     let seq: Vec<i64> = heads.iter().map(|h| h.seq).collect();
     let last: Vec<&str> = heads.iter().map(|h| &*h.last).collect();
     let hash: Vec<&str> = heads.iter().map(|h| &*h.hash).collect();
-    execute(tx, SET_HEADS, &[&partner, &seq, &last, &hash], "Failed to move the chain heads").await?;
+    let new_heads: [&(dyn ToSql + Sync); 4] = [&partner, &seq, &last, &hash];
+    tokio::try_join!(
+        write_links(tx, &pending, LinkTable::History),
+        write_links(tx, &pending, LinkTable::Journal),
+        execute(tx, SET_HEADS, &new_heads, "Failed to move the chain heads"),
+    )?;
     Ok(full)
 }
 
