@@ -253,3 +253,137 @@ impl Walk {
         self.found
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::store::chain::LinkRef;
+
+    /// A store of links in memory, sealed as the engines seal them.
+    struct Links {
+        links: Vec<Link>,
+        heads: Vec<ChainHead>,
+    }
+
+    impl Links {
+        /// Partner 7's chain of `n` links: history rows 1.., then journal 1.
+        fn chain(n: i64) -> Links {
+            let mut pending: Vec<Link> = (1..n)
+                .map(|id| link(LinkTable::History, id, format!("history row {id}")))
+                .chain([link(LinkTable::Journal, 1, "a journal".into())])
+                .collect();
+            let mut heads = BTreeMap::new();
+            crate::store::chain::seal(&mut pending, &mut heads);
+            Links { links: pending, heads: heads.into_values().collect() }
+        }
+    }
+
+    fn link(table: LinkTable, id: i64, content: String) -> Link {
+        Link {
+            row: LinkRef { table, id },
+            partner: 7,
+            seq: 0,
+            prev: None,
+            hash: String::new(),
+            content: content.into_bytes(),
+        }
+    }
+
+    #[async_trait]
+    impl ChainStore for Links {
+        async fn chain_heads(&self) -> Result<Vec<ChainHead>, StoreError> {
+            Ok(self.heads.clone())
+        }
+
+        async fn chain_links(&self, table: LinkTable, after: LinkCursor, limit: u32) -> Result<Vec<Link>, StoreError> {
+            let mut links: Vec<Link> = self
+                .links
+                .iter()
+                .filter(|l| l.row.table == table && (l.partner, l.seq) > (after.partner, after.seq))
+                .cloned()
+                .collect();
+            links.sort_by_key(|l| (l.partner, l.seq));
+            links.truncate(limit as usize);
+            Ok(links)
+        }
+
+        async fn unsealed_links(&self, _limit: u32) -> Result<Vec<LinkRef>, StoreError> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn found(store: &Links, anchor: Option<&Anchor>) -> Verified {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap_or_else(|e| panic!("{e}"));
+        runtime.block_on(verify(store, anchor)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_whole_chain_verifies_across_pages_and_tables() {
+        let store = Links::chain(12_000);
+        let verified = found(&store, None);
+        assert_eq!((verified.links, verified.chains, verified.breaks), (12_000, 1, Vec::<String>::new()));
+    }
+
+    #[test]
+    fn each_kind_of_break_is_named_at_its_first_link() {
+        let mut changed = Links::chain(5);
+        changed.links[2].content = b"edited".to_vec();
+        assert_eq!(
+            found(&changed, None).breaks,
+            ["status_history row 3 (AOP-7's chain, link 3) was changed after it was written: its content no longer matches its hash"]
+        );
+
+        let mut renumbered = Links::chain(5);
+        renumbered.links[3].seq = 3;
+        let breaks = found(&renumbered, None).breaks;
+        assert!(breaks[0].contains("the number of an earlier link"), "{breaks:?}");
+
+        let mut relinked = Links::chain(5);
+        relinked.links[3].prev = Some("history:1".into());
+        let breaks = found(&relinked, None).breaks;
+        assert!(
+            breaks[0].starts_with("status_history row 4 (AOP-7's chain, link 4) names status_history row 1"),
+            "{breaks:?}"
+        );
+
+        let mut headless = Links::chain(5);
+        headless.heads.clear();
+        assert_eq!(found(&headless, None).breaks, ["AOP-7's chain has no head (chain_heads): it was removed"]);
+
+        let mut last_gone = Links::chain(5);
+        last_gone.links.pop();
+        assert_eq!(
+            found(&last_gone, None).breaks,
+            ["journal 1 (link 5 of AOP-7's chain, its head) is missing: the chain ends at link 4"]
+        );
+    }
+
+    #[test]
+    fn an_anchor_catches_a_chain_rewritten_with_fresh_hashes() {
+        let original = Links::chain(5);
+        let anchor = Anchor {
+            anchored_at: "2026-12-04 19:00:00".into(),
+            chains: vec![AnchoredHead { partner: 7, link: 3, hash: original.links[2].hash.clone() }],
+        };
+        assert!(found(&original, Some(&anchor)).breaks.is_empty());
+        // Row 2 edited and every hash from it on recomputed: a chain that verifies on its own.
+        let mut rewritten = Links::chain(5);
+        for link in &mut rewritten.links {
+            link.seq = 0;
+            link.prev = None;
+        }
+        rewritten.links[1].content = b"edited".to_vec();
+        let mut heads = BTreeMap::new();
+        crate::store::chain::seal(&mut rewritten.links, &mut heads);
+        rewritten.heads = heads.into_values().collect();
+        assert!(found(&rewritten, None).breaks.is_empty());
+        let breaks = found(&rewritten, Some(&anchor)).breaks;
+        assert_eq!(breaks.len(), 1, "{breaks:?}");
+        assert!(
+            breaks[0].starts_with("status_history row 3 (AOP-7's chain, link 3) differs from the anchor"),
+            "{breaks:?}"
+        );
+    }
+}
