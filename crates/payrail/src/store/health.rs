@@ -6,8 +6,9 @@
 
 use async_trait::async_trait;
 
+use super::columns::StoredRow;
 use super::StoreError;
-use crate::domain::Timestamp;
+use crate::domain::{Paise, RegistrationId, Timestamp};
 use crate::observe::StoreGauges;
 
 /// The store's side of the health checks and gauges.
@@ -33,4 +34,16 @@ pub(crate) mod sql {
          (SELECT count(*) FROM partner_events WHERE state = 'pending')";
     /// Every wallet: partner number, balance in paise.
     pub(crate) const WALLETS: &str = "SELECT partner_id, balance FROM wallets ORDER BY partner_id";
+}
+
+/// Reads the row of [`sql::WORK_COUNTS`]: poll jobs due, poll jobs held,
+/// events pending.
+pub(crate) fn work_counts_from_row<R: StoredRow>(row: &R) -> Result<(i64, i64, i64), R::Error> {
+    Ok((row.int(0)?, row.int(1)?, row.int(2)?))
+}
+
+/// Reads a row of [`sql::WALLETS`] as the gauge shows it: the partner's
+/// name (`AOP-554`) and its balance.
+pub(crate) fn wallet_gauge_from_row<R: StoredRow>(row: &R) -> Result<(String, Paise), R::Error> {
+    Ok((RegistrationId::new(row.int(0)?).to_string(), Paise::new(row.int(1)?)))
 }

@@ -2,7 +2,7 @@
 
 use super::columns::{columns, BadState, StoredRow};
 use super::*;
-use crate::domain::ledger::{Purpose, StatementLine};
+use crate::domain::ledger::{Account, Posting, Purpose, StatementLine};
 
 columns! {
     /// The `journals` columns a statement line is read from (`j.`-qualified
@@ -253,6 +253,30 @@ pub struct Settled {
     pub at: Timestamp,
     /// How much went into the wallet.
     pub amount: Paise,
+}
+
+/// Reads a row of [`sql::DEBIT_JOURNAL`] (the debit of transaction `kind`
+/// `id`), on either engine: the journal's id and the journal, its postings
+/// still to be read ([`posting_from_row`]).
+pub(crate) fn debit_journal_from_row<R: StoredRow>(
+    row: &R,
+    kind: TxnKind,
+    id: i64,
+) -> Result<(i64, Journal), R::Error> {
+    let journal = Journal {
+        partner: RegistrationId::new(row.int(1)?),
+        purpose: Purpose::Debit,
+        txn: Some((kind, id)),
+        memo: row.text(2)?,
+        at: Timestamp::from_unix(row.int(3)?),
+        postings: Vec::new(),
+    };
+    Ok((row.int(0)?, journal))
+}
+
+/// Reads a row of [`sql::POSTINGS_OF`], on either engine.
+pub(crate) fn posting_from_row<R: StoredRow>(row: &R) -> Result<Posting, R::Error> {
+    Ok(Posting { account: row.parsed(0, Account::parse)?, amount: Paise::new(row.int(1)?) })
 }
 
 /// Reads a row of [`sql::ACCRUED`], on either engine.

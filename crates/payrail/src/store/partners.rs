@@ -47,6 +47,16 @@ pub(crate) fn partner_at<R: StoredRow>(row: &R, base: usize) -> Result<Partner, 
     })
 }
 
+/// Reads a row of [`sql::CALLBACK_SECRETS`] (current secret, previous
+/// secret, previous secret's end), on either engine.
+pub(crate) fn callback_secrets_from_row<R: StoredRow>(row: &R) -> Result<CallbackSecrets, R::Error> {
+    let previous = row.opt_bytes(1)?.zip(row.opt_int(2)?);
+    Ok(CallbackSecrets {
+        current: SealedSecret(row.bytes(0)?),
+        previous: previous.map(|(secret, until)| (SealedSecret(secret), Timestamp::from_unix(until))),
+    })
+}
+
 /// The partners' SQL that both engines run as it is. Parameters are `$n`
 /// and first appear in order (`$1` before `$2`): SQLite numbers `$n`
 /// parameters by first appearance, not by their digits.

@@ -399,9 +399,23 @@ pub(crate) fn decode_found<R: StoredRow>(row: &R, kind: TxnKind) -> Result<Found
     })
 }
 
+/// A row of [`sql::TXN_JOURNALS`]: journal id, purpose, memo, at, account, amount.
+pub(crate) type JournalPostingRow = (i64, String, String, i64, String, i64);
+
+/// Reads a row of [`sql::TXN_JOURNALS`], on either engine.
+pub(crate) fn journal_posting_from_row<R: StoredRow>(row: &R) -> Result<JournalPostingRow, R::Error> {
+    Ok((row.int(0)?, row.text(1)?, row.text(2)?, row.int(3)?, row.text(4)?, row.int(5)?))
+}
+
+/// Reads a row of [`sql::DMT_TOTALS`] or [`sql::BILL_TOTALS`] (the totals
+/// of `kind`), on either engine.
+pub(crate) fn state_total_from_row<R: StoredRow>(row: &R, kind: TxnKind) -> Result<StateTotal, R::Error> {
+    Ok(StateTotal { kind, status: row.text(0)?, count: row.int(1)?, paise: row.int(2)? })
+}
+
 /// Groups rows of [`sql::TXN_JOURNALS`] (journal id, purpose, memo, at,
 /// account, amount) into journals.
-pub(crate) fn group_journals(rows: Vec<(i64, String, String, i64, String, i64)>) -> Vec<TxnJournal> {
+pub(crate) fn group_journals(rows: Vec<JournalPostingRow>) -> Vec<TxnJournal> {
     let mut journals: Vec<TxnJournal> = Vec::new();
     for (id, purpose, memo, at, account, amount) in rows {
         match journals.last_mut() {

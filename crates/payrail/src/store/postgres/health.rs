@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::observe::StoreGauges;
-use crate::store::health::{sql, HealthStore};
+use crate::store::health::{sql, wallet_gauge_from_row, work_counts_from_row, HealthStore};
 
 #[async_trait]
 impl HealthStore for PostgresStore {
@@ -21,18 +21,9 @@ impl HealthStore for PostgresStore {
         let client = self.client().await?;
         let what = "Failed to count the upstream work";
         let counts = query_one(&client, sql::WORK_COUNTS, &[&now.unix()], what).await?;
-        let (polls_due, polls_held, events_pending) = (
-            counts.try_get(0).store_context(what)?,
-            counts.try_get(1).store_context(what)?,
-            counts.try_get(2).store_context(what)?,
-        );
-        let what = "Failed to read the wallets";
-        let rows = query(&client, sql::WALLETS, &[], what).await?;
-        let wallets = decode_all(
-            &rows,
-            |row| Ok((RegistrationId::new(row.try_get(0)?).to_string(), Paise::new(row.try_get(1)?))),
-            what,
-        )?;
+        let (polls_due, polls_held, events_pending) = work_counts_from_row(&counts).context(what)?;
+        let rows = query(&client, sql::WALLETS, &[], "Failed to read the wallets").await?;
+        let wallets = decode_all(&rows, wallet_gauge_from_row, "Failed to read the wallets")?;
         Ok(StoreGauges { polls_due, polls_held, events_pending, wallets })
     }
 }

@@ -8,7 +8,10 @@
 
 use super::*;
 use crate::store::ledger::sql::*;
-use crate::store::ledger::{accrued_from_row, fee_plan_from_row, settled_from_row, statement_line, Accrued, Settled};
+use crate::store::ledger::{
+    accrued_from_row, debit_journal_from_row, fee_plan_from_row, posting_from_row, settled_from_row, statement_line,
+    Accrued, Settled,
+};
 
 /// Writes journal `$1`'s postings: accounts `$2`, amounts `$3`, in one
 /// statement. (The arrays go through `UNNEST`; SQLite writes a row a statement.)
@@ -76,26 +79,11 @@ pub(super) async fn debit_journal(tx: &Transaction<'_>, kind: TxnKind, id: i64) 
     let Some(row) = query_opt(tx, DEBIT_JOURNAL, &params, "Failed to find the debit journal").await? else {
         return Ok(None);
     };
-    let journal_id: i64 = row.try_get(0).store_context("Failed to read the debit journal id")?;
+    let (journal_id, mut journal) =
+        debit_journal_from_row(&row, kind, id).context("Failed to read the debit journal")?;
     let postings = query(tx, POSTINGS_OF, &[&journal_id], "Failed to read the debit postings").await?;
-    let journal = debit_from_rows(&row, &postings, kind, id).context("Failed to read the debit journal")?;
+    journal.postings = decode_all(&postings, posting_from_row, "Failed to read the debit journal")?;
     Ok(Some(journal))
-}
-
-/// Rebuilds a debit journal from its row ([`DEBIT_JOURNAL`]) and its postings' rows.
-fn debit_from_rows(row: &Row, postings: &[Row], kind: TxnKind, id: i64) -> anyhow::Result<Journal> {
-    let postings = postings
-        .iter()
-        .map(|p| Ok(Posting { account: Account::parse(p.try_get(0)?)?, amount: Paise::new(p.try_get(1)?) }))
-        .collect::<anyhow::Result<_>>()?;
-    Ok(Journal {
-        partner: RegistrationId::new(row.try_get(1)?),
-        purpose: Purpose::Debit,
-        txn: Some((kind, id)),
-        memo: row.try_get(2)?,
-        at: Timestamp::from_unix(row.try_get(3)?),
-        postings,
-    })
 }
 
 /// Pays a refunded transaction's debit back, if the wallet paid for it:

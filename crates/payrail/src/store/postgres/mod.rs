@@ -72,7 +72,7 @@ use crate::domain::event::{
     self, CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
 };
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
-use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, WalletMove};
+use crate::domain::ledger::{Account, Journal, Statement, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, TEXT_DAY_SECS};
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
@@ -345,6 +345,7 @@ mod tests {
     use super::ledger::debit_journal;
     pub(in crate::store::postgres) use super::test_db::*;
     use super::*;
+    use crate::domain::ledger::Purpose;
     use crate::domain::remitter::TransferMode;
     use crate::domain::DmtStatus;
 

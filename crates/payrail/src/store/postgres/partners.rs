@@ -3,6 +3,7 @@
 //! The SQL both engines share is in [`crate::store::partners::sql`].
 
 use super::*;
+use crate::store::partners::callback_secrets_from_row;
 use crate::store::partners::partner_columns as col;
 use crate::store::partners::sql::*;
 pub(super) use crate::store::partners::{partner_at, partner_from_row};
@@ -177,14 +178,7 @@ impl PartnerStore for PostgresStore {
         let client = self.client().await?;
         let what = "Failed to read the callback secrets";
         let row = query_opt(&client, CALLBACK_SECRETS, &[&partner.number()], what).await?;
-        decode(row, |row| {
-            let previous: Option<Vec<u8>> = row.try_get(1)?;
-            let until: Option<i64> = row.try_get(2)?;
-            Ok(CallbackSecrets {
-                current: SealedSecret(row.try_get(0)?),
-                previous: previous.zip(until).map(|(s, t)| (SealedSecret(s), Timestamp::from_unix(t))),
-            })
-        })
+        decode(row, callback_secrets_from_row)
     }
 
     async fn install_callback_secret(

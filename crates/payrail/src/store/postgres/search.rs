@@ -47,10 +47,7 @@ impl SearchStore for PostgresStore {
     async fn txn_journals(&self, kind: TxnKind, id: i64) -> Result<Vec<TxnJournal>, StoreError> {
         let client = self.client().await?;
         let rows = query(&client, sql::TXN_JOURNALS, &[&kind.as_str(), &id], "Failed to read the journals").await?;
-        let read = |row: &Row| -> anyhow::Result<(i64, String, String, i64, String, i64)> {
-            Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?, row.try_get(5)?))
-        };
-        Ok(shared::group_journals(decode_all(&rows, read, "Failed to read a journal")?))
+        Ok(shared::group_journals(decode_all(&rows, shared::journal_posting_from_row, "Failed to read a journal")?))
     }
 
     async fn state_totals(&self, since: Timestamp) -> Result<Vec<StateTotal>, StoreError> {
@@ -58,10 +55,7 @@ impl SearchStore for PostgresStore {
         let mut totals = Vec::new();
         for (kind, sql) in [(TxnKind::Dmt, sql::DMT_TOTALS), (TxnKind::Bbps, sql::BILL_TOTALS)] {
             let rows = query(&client, sql, &[&since.unix()], "Failed to count the transactions").await?;
-            let read = |row: &Row| -> anyhow::Result<StateTotal> {
-                Ok(StateTotal { kind, status: row.try_get(0)?, count: row.try_get(1)?, paise: row.try_get(2)? })
-            };
-            totals.extend(decode_all(&rows, read, "Failed to read a total")?);
+            totals.extend(decode_all(&rows, |row| shared::state_total_from_row(row, kind), "Failed to read a total")?);
         }
         Ok(totals)
     }

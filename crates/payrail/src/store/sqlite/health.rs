@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::observe::StoreGauges;
-use crate::store::health::{sql, HealthStore};
+use crate::store::health::{sql, wallet_gauge_from_row, work_counts_from_row, HealthStore};
 
 #[async_trait]
 impl HealthStore for SqliteStore {
@@ -18,10 +18,8 @@ impl HealthStore for SqliteStore {
         self.read(|conn| {
             let (polls_due, polls_held, events_pending) = conn
                 .prepare_cached(sql::WORK_COUNTS)?
-                .query_row(params![now.unix()], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-            let wallets = all_rows(conn, sql::WALLETS, [], |row| {
-                Ok((RegistrationId::new(row.get(0)?).to_string(), Paise::new(row.get(1)?)))
-            })?;
+                .query_row(params![now.unix()], |row| work_counts_from_row(row))?;
+            let wallets = all_rows(conn, sql::WALLETS, [], |row| wallet_gauge_from_row(row))?;
             Ok(StoreGauges { polls_due, polls_held, events_pending, wallets })
         })
     }

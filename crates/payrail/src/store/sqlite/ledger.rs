@@ -8,7 +8,10 @@
 
 use super::*;
 use crate::store::ledger::sql::*;
-use crate::store::ledger::{accrued_from_row, fee_plan_from_row, settled_from_row, statement_line, Accrued, Settled};
+use crate::store::ledger::{
+    accrued_from_row, debit_journal_from_row, fee_plan_from_row, posting_from_row, settled_from_row, statement_line,
+    Accrued, Settled,
+};
 
 /// Writes one posting of journal `$1`: account `$2`, amount `$3`. (One row
 /// a statement here; PostgreSQL sends them all as arrays through `UNNEST`.)
@@ -72,30 +75,9 @@ pub(super) fn insert_journal(conn: &Connection, journal: &Journal) -> rusqlite::
 
 /// The debit journal of a transaction, with its postings, if it was paid from the wallet.
 pub(super) fn debit_journal(conn: &Connection, kind: TxnKind, id: i64) -> rusqlite::Result<Option<(i64, Journal)>> {
-    let head = conn
-        .prepare_cached(DEBIT_JOURNAL)?
-        .query_row(params![kind.as_str(), id], |r| {
-            let journal = Journal {
-                partner: RegistrationId::new(r.get(1)?),
-                purpose: Purpose::Debit,
-                txn: Some((kind, id)),
-                memo: r.get(2)?,
-                at: Timestamp::from_unix(r.get(3)?),
-                postings: Vec::new(),
-            };
-            Ok((r.get::<_, i64>(0)?, journal))
-        })
-        .optional()?;
+    let head = optional_row(conn, DEBIT_JOURNAL, params![kind.as_str(), id], |r| debit_journal_from_row(r, kind, id))?;
     let Some((journal_id, mut journal)) = head else { return Ok(None) };
-    let mut stmt = conn.prepare_cached(POSTINGS_OF)?;
-    let postings = stmt.query_map([journal_id], |r| {
-        let account: String = r.get(0)?;
-        Ok(Posting {
-            account: Account::parse(&account).map_err(|e| conversion_error(0, e))?,
-            amount: Paise::new(r.get(1)?),
-        })
-    })?;
-    journal.postings = postings.collect::<rusqlite::Result<_>>()?;
+    journal.postings = all_rows(conn, POSTINGS_OF, [journal_id], |r| posting_from_row(r))?;
     Ok(Some((journal_id, journal)))
 }
 
@@ -228,6 +210,7 @@ impl LedgerStore for SqliteStore {
 mod tests {
     use super::super::tests::lifecycle::{at, audit_is_clean, ok, raw, send, top_up};
     use super::*;
+    use crate::domain::ledger::Purpose;
     use crate::store::sqlite::tests::lifecycle::sqlite_tests;
 
     sqlite_tests!(partner: a_withdrawal_beyond_the_balance_is_refused_and_changes_nothing, a_statement_opens_with_earlier_postings_and_closes_on_the_balance, the_audit_finds_corruption);

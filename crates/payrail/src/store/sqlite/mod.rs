@@ -59,7 +59,7 @@ use crate::domain::event::{
     DELIVERY_WINDOW_SECS,
 };
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
-use crate::domain::ledger::{Account, Journal, Posting, Purpose, Statement, WalletMove};
+use crate::domain::ledger::{Account, Journal, Statement, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, TEXT_DAY_SECS};
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};

@@ -4,6 +4,7 @@
 //! recent token `reqid`s are in [`super::reqids`].
 
 use super::*;
+use crate::store::partners::callback_secrets_from_row;
 use crate::store::partners::sql::*;
 pub(super) use crate::store::partners::{partner_at, partner_from_row};
 use crate::store::partners::{partner_columns as col, partner_list_p};
@@ -198,18 +199,7 @@ impl PartnerStore for SqliteStore {
     }
 
     async fn callback_secrets(&self, partner: RegistrationId) -> Result<Option<CallbackSecrets>, StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached(CALLBACK_SECRETS)?
-                .query_row([partner.number()], |row| {
-                    let previous: Option<Vec<u8>> = row.get(1)?;
-                    let until: Option<i64> = row.get(2)?;
-                    Ok(CallbackSecrets {
-                        current: SealedSecret(row.get(0)?),
-                        previous: previous.zip(until).map(|(s, t)| (SealedSecret(s), Timestamp::from_unix(t))),
-                    })
-                })
-                .optional()
-        })
+        self.read(|conn| optional_row(conn, CALLBACK_SECRETS, [partner.number()], |row| callback_secrets_from_row(row)))
     }
 
     async fn install_callback_secret(

@@ -55,22 +55,17 @@ impl SearchStore for SqliteStore {
     }
 
     async fn txn_journals(&self, kind: TxnKind, id: i64) -> Result<Vec<TxnJournal>, StoreError> {
-        let rows = self.read(|conn| {
-            all_rows(conn, sql::TXN_JOURNALS, rusqlite::params![kind.as_str(), id], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
-            })
-        })?;
+        let params = rusqlite::params![kind.as_str(), id];
+        let rows =
+            self.read(|conn| all_rows(conn, sql::TXN_JOURNALS, params, |row| shared::journal_posting_from_row(row)))?;
         Ok(shared::group_journals(rows))
     }
 
     async fn state_totals(&self, since: Timestamp) -> Result<Vec<StateTotal>, StoreError> {
         let mut totals = Vec::new();
         for (kind, sql) in [(TxnKind::Dmt, sql::DMT_TOTALS), (TxnKind::Bbps, sql::BILL_TOTALS)] {
-            let rows = self.read(|conn| {
-                all_rows(conn, sql, [since.unix()], |row| {
-                    Ok(StateTotal { kind, status: row.get(0)?, count: row.get(1)?, paise: row.get(2)? })
-                })
-            })?;
+            let rows =
+                self.read(|conn| all_rows(conn, sql, [since.unix()], |row| shared::state_total_from_row(row, kind)))?;
             totals.extend(rows);
         }
         Ok(totals)
