@@ -360,7 +360,8 @@ pub(crate) mod conformance {
         let plan = FeePlan::default_plan();
         assert_eq!(store.insert_fee_plan(partner, at(10), plan.clone(), at(5)).await?.version, 1);
         assert_eq!(store.insert_fee_plan(partner, at(20), plan.clone(), at(6)).await?.version, 2);
-        let unknown = store.insert_fee_plan(RegistrationId::new(partner.number() + 1), at(10), plan.clone(), at(5)).await;
+        let unknown =
+            store.insert_fee_plan(RegistrationId::new(partner.number() + 1), at(10), plan.clone(), at(5)).await;
         assert!(matches!(unknown, Err(DebitError::UnknownPartner)));
         let plans = store.fee_plans(partner).await?;
         assert_eq!(plans.iter().map(|p| (p.version, p.effective_from)).collect::<Vec<_>>(), [(1, at(10)), (2, at(20))]);

@@ -14,6 +14,11 @@ use crate::store::remittance::{
 /// (PostgreSQL sweeps in bounded batches that skip rows another sweep holds).
 const FORGET_TEXTS: &str = "DELETE FROM otp_texts WHERE sent_at <= ?1";
 
+/// Runs `sql` (prepared once per connection) with `params`: how many rows it changed.
+pub(super) fn execute(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+    conn.prepare_cached(sql).and_then(|mut s| s.execute(params)).map_err(store_error)
+}
+
 #[async_trait]
 impl RemittanceStore for SqliteStore {
     async fn find_remitter(
@@ -30,10 +35,7 @@ impl RemittanceStore for SqliteStore {
 
     async fn insert_remitter(&self, remitter: Remitter) -> Result<bool, StoreError> {
         self.write(move |conn| {
-            conn.prepare_cached(sql::INSERT_REMITTER)
-                .and_then(|mut s| s.execute(params_from_iter(remitter_values(&remitter))))
-                .map(|n| n == 1)
-                .map_err(store_error)
+            Ok(execute(conn, sql::INSERT_REMITTER, params_from_iter(remitter_values(&remitter)))? == 1)
         })
         .await
     }
@@ -109,10 +111,7 @@ impl RemittanceStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let upstream_id = upstream_id.to_owned();
         self.write(move |conn| {
-            conn.prepare_cached(sql::SET_BENEFICIARY_UPSTREAM_ID)
-                .and_then(|mut s| s.execute(params![upstream_id, partner.number(), id]))
-                .map(|n| n == 1)
-                .map_err(store_error)
+            Ok(execute(conn, sql::SET_BENEFICIARY_UPSTREAM_ID, params![upstream_id, partner.number(), id])? == 1)
         })
         .await
     }
@@ -126,10 +125,7 @@ impl RemittanceStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let mobile = mobile.as_str().to_owned();
         self.write(move |conn| {
-            conn.prepare_cached(sql::DELETE_BENEFICIARY)
-                .and_then(|mut s| s.execute(params![at.unix(), partner.number(), mobile, id]))
-                .map(|n| n == 1)
-                .map_err(store_error)
+            Ok(execute(conn, sql::DELETE_BENEFICIARY, params![at.unix(), partner.number(), mobile, id])? == 1)
         })
         .await
     }
@@ -149,23 +145,18 @@ impl RemittanceStore for SqliteStore {
     async fn insert_otp(&self, otp: OtpRecord) -> Result<(), StoreError> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            tx.prepare_cached(sql::FORGET_OTPS)
-                .and_then(|mut s| s.execute([stale_otps_before(otp.expires_at)]))
-                .map_err(store_error)?;
-            tx.prepare_cached(sql::INSERT_OTP)
-                .and_then(|mut s| {
-                    s.execute(params![
-                        otp.token,
-                        otp.partner.number(),
-                        otp.purpose.as_str(),
-                        otp.subject,
-                        otp.code_hash,
-                        otp.expires_at.unix(),
-                        otp.attempts,
-                        otp.used
-                    ])
-                })
-                .map_err(store_error)?;
+            execute(&tx, sql::FORGET_OTPS, [stale_otps_before(otp.expires_at)])?;
+            let stored = params![
+                otp.token,
+                otp.partner.number(),
+                otp.purpose.as_str(),
+                otp.subject,
+                otp.code_hash,
+                otp.expires_at.unix(),
+                otp.attempts,
+                otp.used
+            ];
+            execute(&tx, sql::INSERT_OTP, stored)?;
             tx.commit().map_err(store_error)
         })
         .await
@@ -186,10 +177,8 @@ impl RemittanceStore for SqliteStore {
             if let Some(at) = limits.next_allowed(&sent, now.unix()) {
                 return Ok(Err(at));
             }
-            tx.prepare_cached(FORGET_TEXTS).and_then(|mut s| s.execute([since])).map_err(store_error)?;
-            tx.prepare_cached(sql::COUNT_TEXT)
-                .and_then(|mut s| s.execute(params![mobile, now.unix()]))
-                .map_err(store_error)?;
+            execute(&tx, FORGET_TEXTS, [since])?;
+            execute(&tx, sql::COUNT_TEXT, params![mobile, now.unix()])?;
             tx.commit().map_err(store_error)?;
             Ok(Ok(()))
         })
@@ -219,9 +208,7 @@ impl RemittanceStore for SqliteStore {
                 return Ok(OtpCheck::Unknown);
             };
             let outcome = record.check(&code, now);
-            tx.prepare_cached(sql::SAVE_OTP)
-                .and_then(|mut s| s.execute(params![record.attempts, record.used, token]))
-                .map_err(store_error)?;
+            execute(&tx, sql::SAVE_OTP, params![record.attempts, record.used, token])?;
             tx.commit().map_err(store_error)?;
             Ok(outcome)
         })
