@@ -170,9 +170,8 @@ impl RemittanceStore for PostgresStore {
         let (mobile, since) = (mobile.as_str(), now.unix() - TEXT_DAY_SECS);
         // Held to commit: the next request for this mobile sees this one's count.
         execute(&tx, LOCK_TEXTS, &[&TEXT_LOCK_CLASS, &mobile], "Failed to lock the mobile's texts").await?;
-        let rows = tx.query(sql::RECENT_TEXTS, &[&mobile, &since]).await.store_context("Failed to read the texts")?;
-        let sent = rows.iter().map(|r| r.try_get(0)).collect::<Result<Vec<i64>, _>>();
-        let sent = sent.store_context("Failed to read a text's time")?;
+        let rows = query(&tx, sql::RECENT_TEXTS, &[&mobile, &since], "Failed to read the texts").await?;
+        let sent: Vec<i64> = decode_all(&rows, |r| Ok(r.try_get(0)?), "Failed to read a text's time")?;
         if let Some(at) = limits.next_allowed(&sent, now.unix()) {
             return Ok(Err(at));
         }
