@@ -318,3 +318,108 @@ pub trait RemittanceStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<OtpCheck, StoreError>;
 }
+
+/// The test bodies both engines run, so that each is held to the same behaviour.
+#[cfg(test)]
+pub(crate) mod conformance {
+    use super::*;
+
+    /// A time in the tests, `secs` after a fixed start.
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_unix(1_700_000_000 + secs)
+    }
+
+    /// An OTP's code is accepted once, and only for its partner, token and
+    /// purpose; a wrong code costs an attempt.
+    pub(crate) async fn an_otp_is_accepted_once(store: &dyn Store, partner: RegistrationId) -> anyhow::Result<()> {
+        let issued =
+            OtpRecord::issue(partner, OtpPurpose::Transfer, "subj".into(), "tok".into(), "123456".into(), at(0));
+        store.insert_otp(issued.record).await?;
+        let check = |partner, token: &'static str, purpose, code: &'static str| {
+            store.check_otp(partner, token, purpose, code, at(10))
+        };
+        let other_partner = RegistrationId::new(partner.number() + 1);
+        assert_eq!(check(partner, "tok", OtpPurpose::Registration, "123456").await?, OtpCheck::Unknown);
+        assert_eq!(check(partner, "tok", OtpPurpose::Refund, "123456").await?, OtpCheck::Unknown);
+        assert_eq!(check(other_partner, "tok", OtpPurpose::Transfer, "123456").await?, OtpCheck::Unknown);
+        assert_eq!(check(partner, "nope", OtpPurpose::Transfer, "123456").await?, OtpCheck::Unknown);
+        assert_eq!(check(partner, "tok", OtpPurpose::Transfer, "000000").await?, OtpCheck::Wrong(2));
+        assert_eq!(check(partner, "tok", OtpPurpose::Transfer, "123456").await?, OtpCheck::Accepted("subj".into()));
+        assert_eq!(check(partner, "tok", OtpPurpose::Transfer, "123456").await?, OtpCheck::Spent);
+        assert_eq!(check(partner, "nope", OtpPurpose::Transfer, "123456").await?, OtpCheck::Unknown);
+        Ok(())
+    }
+
+    /// Fee plans are versioned per partner; a remitter is registered once;
+    /// a remitter has one live beneficiary per account at a bank, keeps an
+    /// upstream id once, and a deleted one is gone.
+    pub(crate) async fn fee_plans_remitters_and_beneficiaries(
+        store: &dyn Store,
+        partner: RegistrationId,
+    ) -> anyhow::Result<()> {
+        let plan = FeePlan::default_plan();
+        assert_eq!(store.insert_fee_plan(partner, at(10), plan.clone(), at(5)).await?.version, 1);
+        assert_eq!(store.insert_fee_plan(partner, at(20), plan.clone(), at(6)).await?.version, 2);
+        let unknown =
+            store.insert_fee_plan(RegistrationId::new(partner.number() + 1), at(10), plan.clone(), at(5)).await;
+        assert!(matches!(unknown, Err(DebitError::UnknownPartner)));
+        let plans = store.fee_plans(partner).await?;
+        assert_eq!(plans.iter().map(|p| (p.version, p.effective_from)).collect::<Vec<_>>(), [(1, at(10)), (2, at(20))]);
+        assert_eq!(plans[1].plan, plan);
+
+        let mobile = MobileNumber::parse("9876543210")?;
+        let remitter = Remitter {
+            partner,
+            mobile: mobile.clone(),
+            first_name: Some("Asha".into()),
+            last_name: None,
+            kyc_id: "K1".into(),
+            created_at: at(7),
+            upstream_id: Some("9876543210".into()),
+        };
+        assert!(store.insert_remitter(remitter.clone()).await?);
+        assert!(!store.insert_remitter(remitter.clone()).await?);
+        assert_eq!(store.find_remitter(partner, &mobile).await?, Some(remitter));
+
+        let new = |name: &str| -> anyhow::Result<Beneficiary> {
+            Ok(Beneficiary {
+                id: 0,
+                partner,
+                remitter: mobile.clone(),
+                name: name.into(),
+                account: AccountNumber::parse("123456789")?,
+                ifsc: Ifsc::parse("SBIN0001234")?,
+                bank_name: None,
+                created_at: at(8),
+                bank_id: Some(101),
+                details: RemitterDetails {
+                    dob: BirthDate::from_stored("1990-03-02").ok(),
+                    address: Some("New delhi".into()),
+                    pincode: Pincode::parse("560001").ok(),
+                    gst_state: GstState::parse("07").ok(),
+                },
+                claimed_verified: true,
+                verified_name: None,
+                upstream_id: Some("4471".into()),
+            })
+        };
+        let refused = |id| anyhow::anyhow!("refused: {id}");
+        let first = store.insert_beneficiary(new("One")?).await?.map_err(refused)?;
+        assert_eq!(store.insert_beneficiary(new("Again")?).await?, Err(first.id));
+        let same_bank = Beneficiary { ifsc: Ifsc::parse("SBIN0009999")?, ..new("Branch")? };
+        assert_eq!(store.insert_beneficiary(same_bank).await?, Err(first.id));
+        let other = Beneficiary { account: AccountNumber::parse("987654321")?, upstream_id: None, ..new("Two")? };
+        let second = store.insert_beneficiary(other).await?.map_err(refused)?;
+        assert!(first.id > 0 && second.id > first.id);
+        assert!(store.set_beneficiary_upstream_id(partner, second.id, "4472").await?);
+        assert!(!store.set_beneficiary_upstream_id(partner, second.id, "9999").await?, "an id is kept once");
+        let second = Beneficiary { upstream_id: Some("4472".into()), ..second };
+        assert_eq!(store.find_beneficiary(partner, second.id).await?, Some(second.clone()));
+        assert_eq!(store.find_beneficiary(partner, first.id).await?, Some(first.clone()));
+        assert!(store.delete_beneficiary(partner, &mobile, first.id, at(50)).await?);
+        assert!(!store.delete_beneficiary(partner, &mobile, first.id, at(50)).await?);
+        assert_eq!(store.find_beneficiary(partner, first.id).await?, None);
+        assert_eq!(store.beneficiaries(partner, &mobile).await?, [second]);
+        Ok(())
+    }
+}

@@ -29,8 +29,7 @@ impl KycStore for PostgresStore {
         // Held to commit: the next attempt for this mobile sees this one.
         execute(&tx, LOCK_ATTEMPTS, &[&ATTEMPT_LOCK_CLASS, &mobile], "Failed to lock the mobile's e-KYC").await?;
         let rows = query(&tx, sql::RECENT_ATTEMPTS, &[&mobile, &since], "Failed to read the e-KYC attempts").await?;
-        let made = rows.iter().map(|r| r.try_get(0)).collect::<Result<Vec<i64>, _>>();
-        let made = made.store_context("Failed to read an e-KYC attempt's time")?;
+        let made: Vec<i64> = decode_all(&rows, |r| Ok(r.try_get(0)?), "Failed to read an e-KYC attempt's time")?;
         if let Some(until) = ekyc_blocked_until(&made, now.unix()) {
             return Ok(Err(until));
         }

@@ -94,12 +94,10 @@ impl PennyDropStore for PostgresStore {
         let mut client = self.client().await?;
         let tx = snapshot(&mut client).await?;
         let rows = query(&tx, sql::AUDIT_FEE_NOT_DEBITED, &[], "Failed to audit penny drop fees").await?;
-        let fee_not_debited = rows.iter().map(|r| r.try_get(0)).collect::<Result<Vec<i64>, _>>();
-        let fee_not_debited = fee_not_debited.store_context("Failed to read the penny drop audit")?;
+        let fee_not_debited: Vec<i64> =
+            decode_all(&rows, |r| Ok(r.try_get(0)?), "Failed to read the penny drop audit")?;
         let rows = query(&tx, sql::AUDIT_REFUND_MISMATCH, &[], "Failed to audit penny drop refunds").await?;
-        let mismatch = rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, _>>();
-        let mismatch: Vec<(i64, String)> =
-            mismatch.map_err(|e: tokio_postgres::Error| e).store_context("Failed to read the penny drop audit")?;
+        let mismatch: Vec<(i64, String)> = decode_all(&rows, |r| Ok(pair(r)?), "Failed to read the penny drop audit")?;
         tx.commit().await.store_context("Failed to end the penny drop audit")?;
         Ok(penny_drop_violations(&fee_not_debited, &mismatch))
     }

@@ -170,9 +170,8 @@ impl RemittanceStore for PostgresStore {
         let (mobile, since) = (mobile.as_str(), now.unix() - TEXT_DAY_SECS);
         // Held to commit: the next request for this mobile sees this one's count.
         execute(&tx, LOCK_TEXTS, &[&TEXT_LOCK_CLASS, &mobile], "Failed to lock the mobile's texts").await?;
-        let rows = tx.query(sql::RECENT_TEXTS, &[&mobile, &since]).await.store_context("Failed to read the texts")?;
-        let sent = rows.iter().map(|r| r.try_get(0)).collect::<Result<Vec<i64>, _>>();
-        let sent = sent.store_context("Failed to read a text's time")?;
+        let rows = query(&tx, sql::RECENT_TEXTS, &[&mobile, &since], "Failed to read the texts").await?;
+        let sent: Vec<i64> = decode_all(&rows, |r| Ok(r.try_get(0)?), "Failed to read a text's time")?;
         if let Some(at) = limits.next_allowed(&sent, now.unix()) {
             return Ok(Err(at));
         }
@@ -207,102 +206,25 @@ impl RemittanceStore for PostgresStore {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{at, partner};
-    use super::*;
-    use crate::domain::remitter::{AccountNumber, Ifsc};
     use crate::store::postgres::test_db::postgres_tests;
+    use crate::store::PartnerStore as _;
 
-    postgres_tests!(an_otp_is_accepted_once);
-    postgres_tests!(partner: fee_plans_remitters_and_beneficiaries_round_trip);
+    postgres_tests!(partner: an_otp_is_accepted_once, fee_plans_remitters_and_beneficiaries_round_trip);
 
-    /// The bodies of the tests above, each run on a store of its own.
+    /// The tests above run the bodies both engines share.
     mod cases {
-        use super::*;
+        use super::super::*;
+        use crate::store::postgres::tests::partner;
+        use crate::store::remittance::conformance;
 
         pub(super) async fn an_otp_is_accepted_once(store: &PostgresStore) -> anyhow::Result<()> {
-            let now = at(1_000);
-            let issued =
-                OtpRecord::issue(partner(), OtpPurpose::Transfer, "s1".into(), "tok".into(), "123456".into(), now);
-            store.insert_otp(issued.record).await?;
-            let check = |token: &'static str, purpose: OtpPurpose, code: &'static str| {
-                store.check_otp(partner(), token, purpose, code, now)
-            };
-            assert_eq!(check("tok", OtpPurpose::Transfer, "000000").await?, OtpCheck::Wrong(2));
-            assert_eq!(check("tok", OtpPurpose::Refund, "123456").await?, OtpCheck::Unknown);
-            assert_eq!(check("nope", OtpPurpose::Transfer, "123456").await?, OtpCheck::Unknown);
-            assert_eq!(
-                store.check_otp(RegistrationId::new(9), "tok", OtpPurpose::Transfer, "123456", now).await?,
-                OtpCheck::Unknown
-            );
-            assert_eq!(check("tok", OtpPurpose::Transfer, "123456").await?, OtpCheck::Accepted("s1".into()));
-            assert_eq!(check("tok", OtpPurpose::Transfer, "123456").await?, OtpCheck::Spent);
-            Ok(())
+            conformance::an_otp_is_accepted_once(store, partner()).await
         }
 
         pub(super) async fn fee_plans_remitters_and_beneficiaries_round_trip(
             store: &PostgresStore,
         ) -> anyhow::Result<()> {
-            let plan = FeePlan::default_plan();
-            assert_eq!(store.insert_fee_plan(partner(), at(10), plan.clone(), at(5)).await?.version, 1);
-            assert_eq!(store.insert_fee_plan(partner(), at(20), plan.clone(), at(6)).await?.version, 2);
-            let unknown = store.insert_fee_plan(RegistrationId::new(9), at(10), plan.clone(), at(5)).await;
-            assert!(matches!(unknown, Err(DebitError::UnknownPartner)));
-            let plans = store.fee_plans(partner()).await?;
-            assert_eq!(
-                plans.iter().map(|p| (p.version, p.effective_from.unix())).collect::<Vec<_>>(),
-                [(1, 10), (2, 20)]
-            );
-            assert_eq!(plans[1].plan, plan);
-
-            let mobile = MobileNumber::parse("9876543210")?;
-            let remitter = Remitter {
-                partner: partner(),
-                mobile: mobile.clone(),
-                first_name: Some("Asha".into()),
-                last_name: None,
-                kyc_id: "K1".into(),
-                created_at: at(7),
-                upstream_id: Some("9876543210".into()),
-            };
-            assert!(store.insert_remitter(remitter.clone()).await?);
-            assert!(!store.insert_remitter(remitter.clone()).await?);
-            assert_eq!(store.find_remitter(partner(), &mobile).await?, Some(remitter));
-            let new = |name: &str| -> anyhow::Result<Beneficiary> {
-                Ok(Beneficiary {
-                    id: 0,
-                    partner: partner(),
-                    remitter: mobile.clone(),
-                    name: name.into(),
-                    account: AccountNumber::parse("123456789")?,
-                    ifsc: Ifsc::parse("SBIN0001234")?,
-                    bank_name: None,
-                    created_at: at(8),
-                    bank_id: Some(101),
-                    details: crate::domain::remitter_details::RemitterDetails {
-                        dob: crate::domain::remitter_details::BirthDate::from_stored("1990-03-02").ok(),
-                        address: Some("New delhi".into()),
-                        pincode: crate::domain::remitter_details::Pincode::parse("560001").ok(),
-                        gst_state: crate::domain::remitter_details::GstState::parse("07").ok(),
-                    },
-                    claimed_verified: true,
-                    verified_name: None,
-                    upstream_id: Some("4471".into()),
-                })
-            };
-            let first = store.insert_beneficiary(new("One")?).await?.map_err(|id| anyhow::anyhow!("refused: {id}"))?;
-            assert_eq!(store.insert_beneficiary(new("Again")?).await?, Err(first.id));
-            let other = Beneficiary { account: AccountNumber::parse("987654321")?, upstream_id: None, ..new("Two")? };
-            let second = store.insert_beneficiary(other).await?.map_err(|id| anyhow::anyhow!("refused: {id}"))?;
-            assert!(store.set_beneficiary_upstream_id(partner(), second.id, "4472").await?);
-            assert!(!store.set_beneficiary_upstream_id(partner(), second.id, "9999").await?, "an id is kept once");
-            let second = Beneficiary { upstream_id: Some("4472".into()), ..second };
-            assert_eq!(store.find_beneficiary(partner(), second.id).await?, Some(second.clone()));
-            assert_eq!(store.find_beneficiary(partner(), first.id).await?, Some(first.clone()));
-            assert!(store.delete_beneficiary(partner(), &mobile, first.id, at(50)).await?);
-            assert!(!store.delete_beneficiary(partner(), &mobile, first.id, at(50)).await?);
-            assert_eq!(store.find_beneficiary(partner(), first.id).await?, None);
-            assert_eq!(store.beneficiaries(partner(), &mobile).await?, vec![second]);
-            Ok(())
+            conformance::fee_plans_remitters_and_beneficiaries(store, partner()).await
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use rusqlite::params_from_iter;
 
+use super::remittance::execute;
 use super::*;
 use crate::domain::ekyc::{ekyc_blocked_until, KycRecord};
 use crate::store::kyc::{attempts_since, kyc_from_row, kyc_values, sql, stale_kycs_before, KycRegistration};
@@ -26,12 +27,8 @@ impl KycStore for SqliteStore {
             if let Some(until) = ekyc_blocked_until(&made, now.unix()) {
                 return Ok(Err(until));
             }
-            tx.prepare_cached(sql::FORGET_ATTEMPTS)
-                .and_then(|mut s| s.execute(params![mobile, since]))
-                .map_err(store_error)?;
-            tx.prepare_cached(sql::COUNT_ATTEMPT)
-                .and_then(|mut s| s.execute(params![mobile, now.unix()]))
-                .map_err(store_error)?;
+            execute(&tx, sql::FORGET_ATTEMPTS, params![mobile, since])?;
+            execute(&tx, sql::COUNT_ATTEMPT, params![mobile, now.unix()])?;
             tx.commit().map_err(store_error)?;
             Ok(Ok(()))
         })
@@ -41,12 +38,8 @@ impl KycStore for SqliteStore {
     async fn insert_kyc(&self, record: KycRecord) -> Result<(), StoreError> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            tx.prepare_cached(sql::FORGET_KYCS)
-                .and_then(|mut s| s.execute([stale_kycs_before(record.created_at)]))
-                .map_err(store_error)?;
-            tx.prepare_cached(sql::INSERT_KYC)
-                .and_then(|mut s| s.execute(params_from_iter(kyc_values(&record))))
-                .map_err(store_error)?;
+            execute(&tx, sql::FORGET_KYCS, [stale_kycs_before(record.created_at)])?;
+            execute(&tx, sql::INSERT_KYC, params_from_iter(kyc_values(&record)))?;
             tx.commit().map_err(store_error)
         })
         .await
@@ -69,21 +62,11 @@ impl KycStore for SqliteStore {
             let r = &remitter;
             // Dropped without a commit, the savepoint undoes the use of the record.
             let tx = immediate(conn)?;
-            let used = tx
-                .prepare_cached(sql::USE_KYC)
-                .and_then(|mut s| {
-                    let at = r.created_at.unix();
-                    s.execute(params![at, r.kyc_id, r.partner.number(), r.mobile.as_str(), made_after.unix()])
-                })
-                .map_err(store_error)?;
-            if used != 1 {
+            let used = params![r.created_at.unix(), r.kyc_id, r.partner.number(), r.mobile.as_str(), made_after.unix()];
+            if execute(&tx, sql::USE_KYC, used)? != 1 {
                 return Ok(KycRegistration::KycUnusable);
             }
-            let inserted = tx
-                .prepare_cached(INSERT_REMITTER)
-                .and_then(|mut s| s.execute(params_from_iter(remitter_values(r))))
-                .map_err(store_error)?;
-            if inserted != 1 {
+            if execute(&tx, INSERT_REMITTER, params_from_iter(remitter_values(r)))? != 1 {
                 return Ok(KycRegistration::AlreadyRegistered);
             }
             tx.commit().map_err(store_error)?;

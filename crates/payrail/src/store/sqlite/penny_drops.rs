@@ -4,6 +4,7 @@
 
 use rusqlite::params_from_iter;
 
+use super::remittance::execute;
 use super::*;
 use crate::domain::penny_drop::{PennyDrop, PennyDropStatus};
 use crate::store::penny_drops::{penny_drop_from_row, penny_drop_values, penny_drop_violations, sql};
@@ -56,12 +57,9 @@ impl PennyDropStore for SqliteStore {
             };
             let name = status.name_at_bank();
             let decided = params![status.as_str(), name, at.unix(), refund_journal_id, id];
-            tx.prepare_cached(sql::DECIDE_PENNY_DROP).and_then(|mut s| s.execute(decided)).map_err(store_error)?;
+            execute(&tx, sql::DECIDE_PENNY_DROP, decided)?;
             if let (Some(name), Some(beneficiary)) = (name, drop.beneficiary_id) {
-                let verified = params![name, beneficiary, drop.partner.number()];
-                tx.prepare_cached(sql::VERIFY_BENEFICIARY)
-                    .and_then(|mut s| s.execute(verified))
-                    .map_err(store_error)?;
+                execute(&tx, sql::VERIFY_BENEFICIARY, params![name, beneficiary, drop.partner.number()])?;
             }
             let settled = find(&tx, id).map_err(store_error)?;
             tx.commit().map_err(store_error)?;

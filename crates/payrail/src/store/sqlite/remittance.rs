@@ -14,6 +14,11 @@ use crate::store::remittance::{
 /// (PostgreSQL sweeps in bounded batches that skip rows another sweep holds).
 const FORGET_TEXTS: &str = "DELETE FROM otp_texts WHERE sent_at <= ?1";
 
+/// Runs `sql` (prepared once per connection) with `params`: how many rows it changed.
+pub(super) fn execute(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+    conn.prepare_cached(sql).and_then(|mut s| s.execute(params)).map_err(store_error)
+}
+
 #[async_trait]
 impl RemittanceStore for SqliteStore {
     async fn find_remitter(
@@ -30,10 +35,7 @@ impl RemittanceStore for SqliteStore {
 
     async fn insert_remitter(&self, remitter: Remitter) -> Result<bool, StoreError> {
         self.write(move |conn| {
-            conn.prepare_cached(sql::INSERT_REMITTER)
-                .and_then(|mut s| s.execute(params_from_iter(remitter_values(&remitter))))
-                .map(|n| n == 1)
-                .map_err(store_error)
+            Ok(execute(conn, sql::INSERT_REMITTER, params_from_iter(remitter_values(&remitter)))? == 1)
         })
         .await
     }
@@ -109,10 +111,7 @@ impl RemittanceStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let upstream_id = upstream_id.to_owned();
         self.write(move |conn| {
-            conn.prepare_cached(sql::SET_BENEFICIARY_UPSTREAM_ID)
-                .and_then(|mut s| s.execute(params![upstream_id, partner.number(), id]))
-                .map(|n| n == 1)
-                .map_err(store_error)
+            Ok(execute(conn, sql::SET_BENEFICIARY_UPSTREAM_ID, params![upstream_id, partner.number(), id])? == 1)
         })
         .await
     }
@@ -126,10 +125,7 @@ impl RemittanceStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let mobile = mobile.as_str().to_owned();
         self.write(move |conn| {
-            conn.prepare_cached(sql::DELETE_BENEFICIARY)
-                .and_then(|mut s| s.execute(params![at.unix(), partner.number(), mobile, id]))
-                .map(|n| n == 1)
-                .map_err(store_error)
+            Ok(execute(conn, sql::DELETE_BENEFICIARY, params![at.unix(), partner.number(), mobile, id])? == 1)
         })
         .await
     }
@@ -149,23 +145,18 @@ impl RemittanceStore for SqliteStore {
     async fn insert_otp(&self, otp: OtpRecord) -> Result<(), StoreError> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            tx.prepare_cached(sql::FORGET_OTPS)
-                .and_then(|mut s| s.execute([stale_otps_before(otp.expires_at)]))
-                .map_err(store_error)?;
-            tx.prepare_cached(sql::INSERT_OTP)
-                .and_then(|mut s| {
-                    s.execute(params![
-                        otp.token,
-                        otp.partner.number(),
-                        otp.purpose.as_str(),
-                        otp.subject,
-                        otp.code_hash,
-                        otp.expires_at.unix(),
-                        otp.attempts,
-                        otp.used
-                    ])
-                })
-                .map_err(store_error)?;
+            execute(&tx, sql::FORGET_OTPS, [stale_otps_before(otp.expires_at)])?;
+            let stored = params![
+                otp.token,
+                otp.partner.number(),
+                otp.purpose.as_str(),
+                otp.subject,
+                otp.code_hash,
+                otp.expires_at.unix(),
+                otp.attempts,
+                otp.used
+            ];
+            execute(&tx, sql::INSERT_OTP, stored)?;
             tx.commit().map_err(store_error)
         })
         .await
@@ -186,10 +177,8 @@ impl RemittanceStore for SqliteStore {
             if let Some(at) = limits.next_allowed(&sent, now.unix()) {
                 return Ok(Err(at));
             }
-            tx.prepare_cached(FORGET_TEXTS).and_then(|mut s| s.execute([since])).map_err(store_error)?;
-            tx.prepare_cached(sql::COUNT_TEXT)
-                .and_then(|mut s| s.execute(params![mobile, now.unix()]))
-                .map_err(store_error)?;
+            execute(&tx, FORGET_TEXTS, [since])?;
+            execute(&tx, sql::COUNT_TEXT, params![mobile, now.unix()])?;
             tx.commit().map_err(store_error)?;
             Ok(Ok(()))
         })
@@ -219,9 +208,7 @@ impl RemittanceStore for SqliteStore {
                 return Ok(OtpCheck::Unknown);
             };
             let outcome = record.check(&code, now);
-            tx.prepare_cached(sql::SAVE_OTP)
-                .and_then(|mut s| s.execute(params![record.attempts, record.used, token]))
-                .map_err(store_error)?;
+            execute(&tx, sql::SAVE_OTP, params![record.attempts, record.used, token])?;
             tx.commit().map_err(store_error)?;
             Ok(outcome)
         })
@@ -244,94 +231,25 @@ pub(super) fn routed_since(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::domain::remitter::{AccountNumber, Ifsc};
     use crate::store::sqlite::tests::lifecycle::sqlite_tests;
-    use crate::store::sqlite::tests::lifecycle::{at, mobile, ok};
 
     sqlite_tests!(partner: an_otp_is_accepted_once_for_its_partner_and_purpose, fee_plans_remitters_and_beneficiaries);
 
-    /// The bodies of the tests above, each run on a store of its own.
+    /// The tests above run the bodies both engines share.
     mod cases {
-        use super::*;
+        use super::super::*;
+        use crate::store::remittance::conformance;
+        use crate::store::sqlite::tests::lifecycle::ok;
 
         pub(super) async fn an_otp_is_accepted_once_for_its_partner_and_purpose(
             store: &Arc<SqliteStore>,
             p: RegistrationId,
         ) {
-            let issued =
-                OtpRecord::issue(p, OtpPurpose::Transfer, "subj".into(), "tok1".into(), "123456".into(), at(0));
-            ok(store.insert_otp(issued.record).await);
-            let check = |partner, purpose, code: &'static str| store.check_otp(partner, "tok1", purpose, code, at(10));
-            assert_eq!(ok(check(p, OtpPurpose::Registration, "123456").await), OtpCheck::Unknown);
-            assert_eq!(ok(check(RegistrationId::new(1), OtpPurpose::Transfer, "123456").await), OtpCheck::Unknown);
-            assert_eq!(ok(check(p, OtpPurpose::Transfer, "000000").await), OtpCheck::Wrong(2));
-            assert_eq!(ok(check(p, OtpPurpose::Transfer, "123456").await), OtpCheck::Accepted("subj".into()));
-            assert_eq!(ok(check(p, OtpPurpose::Transfer, "123456").await), OtpCheck::Spent);
-            let unknown = store.check_otp(p, "nope", OtpPurpose::Transfer, "123456", at(10)).await;
-            assert_eq!(ok(unknown), OtpCheck::Unknown);
+            ok(conformance::an_otp_is_accepted_once(&**store, p).await);
         }
 
         pub(super) async fn fee_plans_remitters_and_beneficiaries(store: &Arc<SqliteStore>, p: RegistrationId) {
-            let plan = FeePlan::default_plan();
-            assert_eq!(ok(store.insert_fee_plan(p, at(0), plan.clone(), at(0)).await).version, 1);
-            assert_eq!(ok(store.insert_fee_plan(p, at(9), plan.clone(), at(1)).await).version, 2);
-            let versions = ok(store.fee_plans(p).await);
-            assert_eq!(
-                versions.iter().map(|v| (v.version, v.effective_from)).collect::<Vec<_>>(),
-                [(1, at(0)), (2, at(9))]
-            );
-            assert_eq!(versions[1].plan, plan);
-            let ghost = store.insert_fee_plan(RegistrationId::new(5), at(0), plan, at(0)).await;
-            assert!(matches!(ghost, Err(DebitError::UnknownPartner)));
-
-            let remitter = Remitter {
-                partner: p,
-                mobile: mobile(),
-                first_name: Some("A".into()),
-                last_name: None,
-                kyc_id: "K1".into(),
-                created_at: at(1),
-                upstream_id: Some("9876543210".into()),
-            };
-            assert!(ok(store.insert_remitter(remitter.clone()).await));
-            assert!(!ok(store.insert_remitter(remitter.clone()).await));
-            assert_eq!(ok(store.find_remitter(p, &mobile()).await), Some(remitter));
-            let b = Beneficiary {
-                id: 0,
-                partner: p,
-                remitter: mobile(),
-                name: "B".into(),
-                account: ok(AccountNumber::parse("123456789")),
-                ifsc: ok(Ifsc::parse("SBIN0001234")),
-                bank_name: None,
-                created_at: at(2),
-                bank_id: Some(101),
-                details: crate::domain::remitter_details::RemitterDetails {
-                    dob: crate::domain::remitter_details::BirthDate::from_stored("1990-03-02").ok(),
-                    address: Some("New delhi".into()),
-                    pincode: crate::domain::remitter_details::Pincode::parse("560001").ok(),
-                    gst_state: crate::domain::remitter_details::GstState::parse("07").ok(),
-                },
-                claimed_verified: true,
-                verified_name: None,
-                upstream_id: Some("4471".into()),
-            };
-            let first = ok(ok(store.insert_beneficiary(b.clone()).await));
-            let same_bank = Beneficiary { ifsc: ok(Ifsc::parse("SBIN0009999")), ..b.clone() };
-            assert_eq!(ok(store.insert_beneficiary(same_bank).await), Err(first.id));
-            let other = Beneficiary { account: ok(AccountNumber::parse("987654321")), ..b };
-            let second = ok(ok(store.insert_beneficiary(Beneficiary { upstream_id: None, ..other }).await));
-            assert!(first.id > 0 && second.id > first.id);
-            assert!(ok(store.set_beneficiary_upstream_id(p, second.id, "4472").await));
-            assert!(!ok(store.set_beneficiary_upstream_id(p, second.id, "9999").await), "an id is kept once");
-            let second = Beneficiary { upstream_id: Some("4472".into()), ..second };
-            assert_eq!(ok(store.find_beneficiary(p, second.id).await), Some(second.clone()));
-            assert_eq!(ok(store.find_beneficiary(p, first.id).await), Some(first.clone()));
-            assert!(ok(store.delete_beneficiary(p, &mobile(), first.id, at(50)).await));
-            assert!(!ok(store.delete_beneficiary(p, &mobile(), first.id, at(50)).await));
-            assert_eq!(ok(store.find_beneficiary(p, first.id).await), None);
-            assert_eq!(ok(store.beneficiaries(p, &mobile()).await), [second]);
+            ok(conformance::fee_plans_remitters_and_beneficiaries(&**store, p).await);
         }
     }
 }
