@@ -4,7 +4,6 @@
 
 use rusqlite::params_from_iter;
 
-use super::remittance::execute;
 use super::*;
 use crate::domain::ekyc::{ekyc_blocked_until, KycRecord};
 use crate::store::kyc::{attempts_since, kyc_from_row, kyc_values, sql, stale_kycs_before, KycRegistration};

@@ -316,6 +316,11 @@ fn all_rows<T>(
     rows.collect()
 }
 
+/// Runs `sql` (prepared once per connection) with `params`: how many rows it changed.
+pub(super) fn execute(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+    conn.prepare_cached(sql).and_then(|mut s| s.execute(params)).map_err(store_error)
+}
+
 /// The row of a query, if it has one.
 fn optional_row<T>(
     conn: &Connection,

@@ -4,7 +4,6 @@
 
 use rusqlite::params_from_iter;
 
-use super::remittance::execute;
 use super::*;
 use crate::domain::penny_drop::{PennyDrop, PennyDropStatus};
 use crate::store::penny_drops::{penny_drop_from_row, penny_drop_values, penny_drop_violations, sql};

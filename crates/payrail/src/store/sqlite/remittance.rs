@@ -14,11 +14,6 @@ use crate::store::remittance::{
 /// (PostgreSQL sweeps in bounded batches that skip rows another sweep holds).
 const FORGET_TEXTS: &str = "DELETE FROM otp_texts WHERE sent_at <= ?1";
 
-/// Runs `sql` (prepared once per connection) with `params`: how many rows it changed.
-pub(super) fn execute(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
-    conn.prepare_cached(sql).and_then(|mut s| s.execute(params)).map_err(store_error)
-}
-
 #[async_trait]
 impl RemittanceStore for SqliteStore {
     async fn find_remitter(
