@@ -59,13 +59,23 @@ pub async fn anchor(store: &dyn ChainStore, now: Timestamp) -> Result<Anchor, St
 
 /// Recomputes every chain; with `anchor`, also checks that each chain
 /// still holds the anchored head.
+///
+/// The store may be written meanwhile (a server left running), and each
+/// page is its own read. So the heads are read first, and only the links
+/// up to each head are walked: those were committed with or before their
+/// head, so every later page sees them. A link past its head was written
+/// after the heads were read; once the walk is done the heads are read
+/// again, and a link past even those is one no writer made.
 pub async fn verify(store: &dyn ChainStore, anchor: Option<&Anchor>) -> Result<Verified, StoreError> {
-    let heads = store.chain_heads().await?.into_iter().map(|head| (head.partner, head)).collect();
+    let heads: BTreeMap<i64, ChainHead> =
+        store.chain_heads().await?.into_iter().map(|head| (head.partner, head)).collect();
     let anchored =
         anchor.map(|a| a.chains.iter().map(|head| (head.partner, head.clone())).collect()).unwrap_or_default();
-    let mut walk = Walk { heads, anchored, found: Verified::default(), chain: None };
+    let mut walk = Walk { heads: heads.clone(), anchored, found: Verified::default(), chain: None };
     let mut history = Pages::new(LinkTable::History);
     let mut journals = Pages::new(LinkTable::Journal);
+    // The last link number seen past each partner's head.
+    let mut past_head: BTreeMap<i64, i64> = BTreeMap::new();
     loop {
         let next_history = history.peek(store).await?.map(key);
         let next_journal = journals.peek(store).await?.map(key);
@@ -75,11 +85,28 @@ pub async fn verify(store: &dyn ChainStore, anchor: Option<&Anchor>) -> Result<V
             (Some(_), _) => history.pop(),
             (None, Some(_)) => journals.pop(),
         };
-        if let Some(link) = link {
+        let Some(link) = link else { continue };
+        if heads.get(&link.partner).is_none_or(|head| link.seq > head.seq) {
+            past_head.insert(link.partner, link.seq);
+        } else {
             walk.link(link);
         }
     }
     let mut found = walk.finish();
+    if !past_head.is_empty() {
+        let now: BTreeMap<i64, i64> =
+            store.chain_heads().await?.into_iter().map(|head| (head.partner, head.seq)).collect();
+        for (partner, seq) in past_head {
+            let whose = partner_name(partner);
+            match now.get(&partner) {
+                None => found.breaks.push(format!("{whose} has no head (chain_heads): it was removed")),
+                Some(&head) if seq > head => found.breaks.push(format!(
+                    "{whose} has link {seq} past its head, link {head} (chain_heads): the head was changed"
+                )),
+                Some(_) => {}
+            }
+        }
+    }
     for row in store.unsealed_links(UNSEALED_LISTED).await? {
         found.breaks.push(format!("{row} carries no hash: it was written or changed outside payrail"));
     }
@@ -265,6 +292,9 @@ mod tests {
     struct Links {
         links: Vec<Link>,
         heads: Vec<ChainHead>,
+        /// What the first read of the heads sees, if not `heads` (a write
+        /// committed while the walk ran).
+        heads_at_first: std::sync::Mutex<Option<Vec<ChainHead>>>,
     }
 
     impl Links {
@@ -276,7 +306,7 @@ mod tests {
                 .collect();
             let mut heads = BTreeMap::new();
             crate::store::chain::seal(&mut pending, &mut heads);
-            Links { links: pending, heads: heads.into_values().collect() }
+            Links { links: pending, heads: heads.into_values().collect(), heads_at_first: Default::default() }
         }
     }
 
@@ -294,7 +324,8 @@ mod tests {
     #[async_trait]
     impl ChainStore for Links {
         async fn chain_heads(&self) -> Result<Vec<ChainHead>, StoreError> {
-            Ok(self.heads.clone())
+            let first = self.heads_at_first.lock().unwrap_or_else(|e| panic!("{e}")).take();
+            Ok(first.unwrap_or_else(|| self.heads.clone()))
         }
 
         async fn chain_links(&self, table: LinkTable, after: LinkCursor, limit: u32) -> Result<Vec<Link>, StoreError> {
@@ -352,11 +383,35 @@ mod tests {
         headless.heads.clear();
         assert_eq!(found(&headless, None).breaks, ["AOP-7's chain has no head (chain_heads): it was removed"]);
 
+        let mut rewound = Links::chain(5);
+        rewound.heads[0] = ChainHead {
+            seq: 3,
+            last: "history:3".into(),
+            hash: rewound.links[2].hash.clone(),
+            ..rewound.heads[0].clone()
+        };
+        let breaks = found(&rewound, None).breaks;
+        assert_eq!(breaks, ["AOP-7's chain has link 5 past its head, link 3 (chain_heads): the head was changed"]);
+
         let mut last_gone = Links::chain(5);
         last_gone.links.pop();
         assert_eq!(
             found(&last_gone, None).breaks,
             ["journal 1 (link 5 of AOP-7's chain, its head) is missing: the chain ends at link 4"]
+        );
+    }
+
+    #[test]
+    fn links_committed_while_the_walk_runs_are_not_breaks() {
+        let store = Links::chain(5);
+        let early =
+            ChainHead { seq: 3, last: "history:3".into(), hash: store.links[2].hash.clone(), ..store.heads[0].clone() };
+        *store.heads_at_first.lock().unwrap_or_else(|e| panic!("{e}")) = Some(vec![early]);
+        let verified = found(&store, None);
+        assert_eq!(
+            (verified.links, verified.breaks),
+            (3, Vec::<String>::new()),
+            "links 4 and 5 came after the heads were read"
         );
     }
 
