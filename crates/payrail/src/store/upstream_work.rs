@@ -187,6 +187,8 @@ pub(crate) trait Leased: Sized + Send + 'static {
     fn decode<R: StoredRow>(row: &R) -> Result<Self, R::Error>;
     /// Puts what a claim leased in the order it promises.
     fn sort(claimed: &mut [Self]);
+    /// Its claim among an engine's two claim statements.
+    fn claim_of(polls: &'static str, events: &'static str) -> &'static str;
 }
 
 impl Leased for PollJob {
@@ -200,6 +202,9 @@ impl Leased for PollJob {
     fn sort(jobs: &mut [Self]) {
         jobs.sort_by_key(|job| (job.due_at, job.txn_id, job.kind.as_str()));
     }
+    fn claim_of(polls: &'static str, _events: &'static str) -> &'static str {
+        polls
+    }
 }
 
 impl Leased for PartnerEvent {
@@ -211,6 +216,9 @@ impl Leased for PartnerEvent {
     /// By id, the order they were written in.
     fn sort(events: &mut [Self]) {
         events.sort_by_key(|event| event.id);
+    }
+    fn claim_of(_polls: &'static str, events: &'static str) -> &'static str {
+        events
     }
 }
 
@@ -304,18 +312,20 @@ pub trait Claims: Send + Sync + 'static {
     ) -> Result<Vec<PartnerEvent>, StoreError>;
 }
 
+/// The terms of one claim: leased to `owner` until `until`, due at `now`,
+/// at most `limit` of them.
+pub(crate) struct Lease<'a> {
+    pub(crate) owner: &'a str,
+    pub(crate) now: Timestamp,
+    pub(crate) until: Timestamp,
+    pub(crate) limit: u32,
+}
+
 /// What one claim leases, as an engine runs it: [`Claims`]' methods, written
 /// once by each engine over [`Leased`].
 pub(crate) trait ClaimStore<T: Leased>: Send + Sync + 'static {
-    /// Leases up to `limit` due, free `T`s to `owner` until `lease_until`
-    /// and returns them in `T`'s order.
-    fn claim(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<T>, StoreError>> + Send;
+    /// Leases up to `lease.limit` due, free `T`s and returns them in `T`'s order.
+    fn claim(&self, lease: Lease<'_>) -> impl Future<Output = Result<Vec<T>, StoreError>> + Send;
 }
 
 #[async_trait]
@@ -327,7 +337,7 @@ impl<E: ClaimStore<PollJob> + ClaimStore<PartnerEvent>> Claims for E {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<PollJob>, StoreError> {
-        ClaimStore::<PollJob>::claim(self, owner, now, lease_until, limit).await
+        ClaimStore::<PollJob>::claim(self, Lease { owner, now, until: lease_until, limit }).await
     }
     async fn claim_events(
         &self,
@@ -336,7 +346,7 @@ impl<E: ClaimStore<PollJob> + ClaimStore<PartnerEvent>> Claims for E {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<PartnerEvent>, StoreError> {
-        ClaimStore::<PartnerEvent>::claim(self, owner, now, lease_until, limit).await
+        ClaimStore::<PartnerEvent>::claim(self, Lease { owner, now, until: lease_until, limit }).await
     }
 }
 

@@ -8,7 +8,8 @@
 use super::columns::bind_all;
 use super::*;
 use crate::store::upstream_work::{
-    attempt_from_row, event_from_row, event_list, events_query, poll_from_row, poll_list_p, sql, ClaimStore, Leased,
+    attempt_from_row, event_from_row, event_list, events_query, poll_from_row, poll_list_p, sql, ClaimStore, Lease,
+    Leased,
 };
 
 /// Leases up to `$4` due jobs to `$1` until `$3`. `SKIP LOCKED` passes over
@@ -55,35 +56,16 @@ const RECORD_ATTEMPT: &str = "WITH settled AS (UPDATE partner_events SET attempt
      INSERT INTO delivery_attempts (event_id, attempt, instance, url, at, duration_ms, http_status, error) \
      SELECT id, $3, $7, $8, $9, $10, $11, $12 FROM settled";
 
-impl<T: PgClaim> ClaimStore<T> for PostgresStore {
-    async fn claim(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<T>, StoreError> {
+impl<T: Leased> ClaimStore<T> for PostgresStore {
+    async fn claim(&self, lease: Lease<'_>) -> Result<Vec<T>, StoreError> {
         let client = self.client().await?;
-        let params: [&(dyn ToSql + Sync); 4] = [&owner, &now.unix(), &lease_until.unix(), &i64::from(limit)];
-        let rows = query(&client, T::CLAIM, &params, T::CLAIM_FAILED).await?;
+        let params: [&(dyn ToSql + Sync); 4] =
+            [&lease.owner, &lease.now.unix(), &lease.until.unix(), &i64::from(lease.limit)];
+        let rows = query(&client, T::claim_of(CLAIM_POLLS, CLAIM_EVENTS), &params, T::CLAIM_FAILED).await?;
         let mut claimed = decode_all(&rows, |row| T::decode(row), T::READ_FAILED)?;
         T::sort(&mut claimed);
         Ok(claimed)
     }
-}
-
-/// A claim's statement on this engine ([`CLAIM_POLLS`], [`CLAIM_EVENTS`]).
-trait PgClaim: Leased {
-    /// Leases what it selects: params as [`ClaimStore::claim`] names them (`$1` owner, `$2` now, `$3` lease end, `$4` limit).
-    const CLAIM: &'static str;
-}
-
-impl PgClaim for PollJob {
-    const CLAIM: &'static str = CLAIM_POLLS;
-}
-
-impl PgClaim for PartnerEvent {
-    const CLAIM: &'static str = CLAIM_EVENTS;
 }
 
 #[async_trait]

@@ -7,7 +7,7 @@
 use super::*;
 use crate::store::upstream_work::{
     attempt_from_row, attempt_list, event_from_row, event_list, events_query, poll_from_row, poll_list, sql,
-    ClaimStore, Leased,
+    ClaimStore, Lease, Leased,
 };
 
 /// Leases due, free poll jobs: `?1` owner, `?2` lease end, `?3` now, `?4` limit.
@@ -59,40 +59,22 @@ const HOLD_BACK_LATER_EVENTS: &str = "UPDATE partner_events SET next_attempt_at 
 const INSERT_ATTEMPT: &str =
     concat!("INSERT INTO delivery_attempts (", attempt_list!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
 
-impl<T: SqliteClaim> ClaimStore<T> for SqliteStore {
+impl<T: Leased> ClaimStore<T> for SqliteStore {
     /// The claim runs in its own write transaction.
-    async fn claim(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<T>, StoreError> {
+    async fn claim(&self, lease: Lease<'_>) -> Result<Vec<T>, StoreError> {
+        let Lease { owner, now, until, limit } = lease;
         let owner = owner.to_owned();
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            let params = params![owner, lease_until.unix(), now.unix(), limit];
-            let mut claimed = all_rows(&tx, T::CLAIM, params, |row| T::decode(row)).map_err(store_error)?;
+            let params = params![owner, until.unix(), now.unix(), limit];
+            let claim = T::claim_of(CLAIM_POLLS, CLAIM_EVENTS);
+            let mut claimed = all_rows(&tx, claim, params, |row| T::decode(row)).map_err(store_error)?;
             tx.commit().map_err(store_error)?;
             T::sort(&mut claimed);
             Ok(claimed)
         })
         .await
     }
-}
-
-/// A claim's statement on this engine ([`CLAIM_POLLS`], [`CLAIM_EVENTS`]).
-trait SqliteClaim: Leased {
-    /// Leases what it selects: params as [`ClaimStore::claim`] names them (`?1` owner, `?2` lease end, `?3` now, `?4` limit).
-    const CLAIM: &'static str;
-}
-
-impl SqliteClaim for PollJob {
-    const CLAIM: &'static str = CLAIM_POLLS;
-}
-
-impl SqliteClaim for PartnerEvent {
-    const CLAIM: &'static str = CLAIM_EVENTS;
 }
 
 #[async_trait]
