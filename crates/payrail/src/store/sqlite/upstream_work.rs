@@ -6,8 +6,7 @@
 
 use super::*;
 use crate::store::upstream_work::{
-    attempt_from_row, attempt_list, event_from_row, event_list, events_query, poll_from_row, poll_list, sql,
-    ClaimStore, Lease, Leased,
+    attempt_from_row, attempt_list, event_list, events_query, poll_list, sql, ClaimStore, Lease, Leased,
 };
 
 /// Leases due, free poll jobs: `?1` owner, `?2` lease end, `?3` now, `?4` limit.
@@ -99,11 +98,11 @@ impl UpstreamWorkStore for SqliteStore {
     }
 
     async fn held_polls(&self) -> Result<Vec<PollJob>, StoreError> {
-        self.read(|conn| all_rows(conn, sql::HELD_POLLS, [], |row| poll_from_row(row)))
+        self.read(|conn| all_rows(conn, sql::HELD_POLLS, [], |row| PollJob::decode(row)))
     }
 
     async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> Result<Option<PollJob>, StoreError> {
-        self.read(|conn| optional_row(conn, sql::POLL_JOB, params![kind.as_str(), txn_id], |row| poll_from_row(row)))
+        self.read(|conn| optional_row(conn, sql::POLL_JOB, params![kind.as_str(), txn_id], |row| PollJob::decode(row)))
     }
 
     async fn record_attempt(
@@ -143,13 +142,14 @@ impl UpstreamWorkStore for SqliteStore {
 
     async fn events(&self, filter: &EventFilter) -> Result<Vec<PartnerEvent>, StoreError> {
         let (sql, values) = events_query(filter);
-        self.read(|conn| all_rows(conn, &sql, rusqlite::params_from_iter(values), |row| event_from_row(row)))
+        self.read(|conn| all_rows(conn, &sql, rusqlite::params_from_iter(values), |row| PartnerEvent::decode(row)))
     }
 
     async fn event_with_attempts(&self, id: i64) -> Result<Option<(PartnerEvent, Vec<DeliveryAttempt>)>, StoreError> {
         self.read(|conn| {
             let tx = conn.unchecked_transaction()?;
-            let event = tx.prepare_cached(sql::EVENT_BY_ID)?.query_row([id], |row| event_from_row(row)).optional()?;
+            let event =
+                tx.prepare_cached(sql::EVENT_BY_ID)?.query_row([id], |row| PartnerEvent::decode(row)).optional()?;
             let Some(event) = event else { return Ok(None) };
             let attempts = all_rows(&tx, sql::ATTEMPTS_OF, [id], |row| attempt_from_row(row))?;
             Ok(Some((event, attempts)))
@@ -161,7 +161,7 @@ impl UpstreamWorkStore for SqliteStore {
             conn.prepare_cached(sql::REDELIVER_EVENT)
                 .and_then(|mut s| {
                     let until = now.plus_secs(DELIVERY_WINDOW_SECS);
-                    s.query_row(params![now.unix(), until.unix(), id], |row| event_from_row(row)).optional()
+                    s.query_row(params![now.unix(), until.unix(), id], |row| PartnerEvent::decode(row)).optional()
                 })
                 .map_err(store_error)
         })
