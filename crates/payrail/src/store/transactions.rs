@@ -151,94 +151,6 @@ fn no_precheck(_: &Partner) -> Option<lookup::ReqidClaim> {
     None
 }
 
-#[async_trait]
-impl<E: KindStore<DmtTransfer> + KindStore<BillPayment>> RecordStore for E {
-    #[tracing::instrument(level = "debug", skip_all, fields(partner = %partner, reference))]
-    async fn lookup_dmt(
-        &self,
-        partner: RegistrationId,
-        reference: &str,
-    ) -> Result<Option<(Partner, Option<DmtTransfer>)>, StoreError> {
-        let found = KindStore::<DmtTransfer>::lookup(self, partner, reference, &no_precheck).await?;
-        Ok(found.map(|found| (found.partner, found.record)))
-    }
-    #[tracing::instrument(level = "debug", skip_all, fields(partner = %partner, reference))]
-    async fn lookup_dmt_checked(
-        &self,
-        partner: RegistrationId,
-        reference: &str,
-        precheck: lookup::Precheck<'_>,
-    ) -> Result<Option<lookup::StatusLookup<DmtTransfer>>, StoreError> {
-        KindStore::<DmtTransfer>::lookup(self, partner, reference, precheck).await
-    }
-    #[tracing::instrument(level = "debug", skip_all, fields(ackno))]
-    async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError> {
-        KindStore::<DmtTransfer>::with_history(self, ackno).await
-    }
-    async fn dmt_by_references(
-        &self,
-        partner: RegistrationId,
-        references: &[String],
-    ) -> Result<Vec<DmtTransfer>, StoreError> {
-        KindStore::<DmtTransfer>::by_references(self, partner, references).await
-    }
-    #[tracing::instrument(level = "debug", skip_all, fields(rows = rows.len()))]
-    async fn insert_dmt_batch(
-        &self,
-        rows: Vec<DmtTransfer>,
-        note: ChangeNote,
-        progress: Progress,
-    ) -> Result<Vec<i64>, InsertError> {
-        KindStore::<DmtTransfer>::insert_batch(self, rows, note, progress).await
-    }
-    #[tracing::instrument(level = "debug", skip_all, fields(ackno, source = %note.source))]
-    async fn change_dmt(&self, ackno: i64, change: DmtChange, note: ChangeNote) -> Result<DmtTransfer, ChangeError> {
-        KindStore::<DmtTransfer>::change(self, ackno, change, note).await
-    }
-    #[tracing::instrument(level = "debug", skip_all, fields(partner = %partner, reference))]
-    async fn lookup_bill(
-        &self,
-        partner: RegistrationId,
-        reference: &str,
-    ) -> Result<Option<(Partner, Option<BillPayment>)>, StoreError> {
-        let found = KindStore::<BillPayment>::lookup(self, partner, reference, &no_precheck).await?;
-        Ok(found.map(|found| (found.partner, found.record)))
-    }
-    #[tracing::instrument(level = "debug", skip_all, fields(partner = %partner, reference))]
-    async fn lookup_bill_checked(
-        &self,
-        partner: RegistrationId,
-        reference: &str,
-        precheck: lookup::Precheck<'_>,
-    ) -> Result<Option<lookup::StatusLookup<BillPayment>>, StoreError> {
-        KindStore::<BillPayment>::lookup(self, partner, reference, precheck).await
-    }
-    #[tracing::instrument(level = "debug", skip_all, fields(txnid))]
-    async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError> {
-        KindStore::<BillPayment>::with_history(self, txnid).await
-    }
-    async fn bill_by_references(
-        &self,
-        partner: RegistrationId,
-        references: &[String],
-    ) -> Result<Vec<BillPayment>, StoreError> {
-        KindStore::<BillPayment>::by_references(self, partner, references).await
-    }
-    #[tracing::instrument(level = "debug", skip_all, fields(rows = rows.len()))]
-    async fn insert_bill_batch(
-        &self,
-        rows: Vec<BillPayment>,
-        note: ChangeNote,
-        progress: Progress,
-    ) -> Result<Vec<i64>, InsertError> {
-        KindStore::<BillPayment>::insert_batch(self, rows, note, progress).await
-    }
-    #[tracing::instrument(level = "debug", skip_all, fields(txnid, source = %note.source))]
-    async fn change_bill(&self, txnid: i64, change: BillChange, note: ChangeNote) -> Result<BillPayment, ChangeError> {
-        KindStore::<BillPayment>::change(self, txnid, change, note).await
-    }
-}
-
 /// A record kind as [`RecordStore`] serves it behind `dyn`: its per-kind
 /// methods, for code generic over the kind (the status endpoints, the
 /// upstream sync, imports). Each call is the store's own future.
@@ -274,17 +186,72 @@ pub trait StoredKind: TxnRecord {
     ) -> StoreFuture<'_, Self, ChangeError>;
 }
 
-/// [`StoredKind`] for a kind, from the names of its [`RecordStore`] methods.
-macro_rules! stored_kind {
-    ($kind:ty: $lookup:ident, $by_references:ident, $with_history:ident, $insert:ident, $change:ident) => {
-        impl StoredKind for $kind {
+/// [`RecordStore`] for every engine that keeps both kinds, and each kind's
+/// [`StoredKind`]: each per-kind method hands on to the kind's
+/// [`KindStore`] method. A kind is named with its id (as traced) and the
+/// names of its lookup, checked lookup, by-references, with-history,
+/// insert and change methods.
+macro_rules! record_kinds {
+    ($($kind:ty, $id:ident: $lookup:ident, $checked:ident, $by_references:ident, $with_history:ident, $insert:ident, $change:ident;)+) => {
+        #[async_trait]
+        impl<E: KindStore<DmtTransfer> + KindStore<BillPayment>> RecordStore for E {$(
+            #[tracing::instrument(level = "debug", skip_all, fields(partner = %partner, reference))]
+            async fn $lookup(
+                &self,
+                partner: RegistrationId,
+                reference: &str,
+            ) -> Result<Option<(Partner, Option<$kind>)>, StoreError> {
+                let found = KindStore::<$kind>::lookup(self, partner, reference, &no_precheck).await?;
+                Ok(found.map(|found| (found.partner, found.record)))
+            }
+            #[tracing::instrument(level = "debug", skip_all, fields(partner = %partner, reference))]
+            async fn $checked(
+                &self,
+                partner: RegistrationId,
+                reference: &str,
+                precheck: lookup::Precheck<'_>,
+            ) -> Result<Option<lookup::StatusLookup<$kind>>, StoreError> {
+                KindStore::<$kind>::lookup(self, partner, reference, precheck).await
+            }
+            #[tracing::instrument(level = "debug", skip_all, fields($id))]
+            async fn $with_history(&self, $id: i64) -> Result<Option<($kind, Vec<HistoryEntry>)>, StoreError> {
+                KindStore::<$kind>::with_history(self, $id).await
+            }
+            async fn $by_references(
+                &self,
+                partner: RegistrationId,
+                references: &[String],
+            ) -> Result<Vec<$kind>, StoreError> {
+                KindStore::<$kind>::by_references(self, partner, references).await
+            }
+            #[tracing::instrument(level = "debug", skip_all, fields(rows = rows.len()))]
+            async fn $insert(
+                &self,
+                rows: Vec<$kind>,
+                note: ChangeNote,
+                progress: Progress,
+            ) -> Result<Vec<i64>, InsertError> {
+                KindStore::<$kind>::insert_batch(self, rows, note, progress).await
+            }
+            #[tracing::instrument(level = "debug", skip_all, fields($id, source = %note.source))]
+            async fn $change(
+                &self,
+                $id: i64,
+                change: <$kind as TxnRecord>::Change,
+                note: ChangeNote,
+            ) -> Result<$kind, ChangeError> {
+                KindStore::<$kind>::change(self, $id, change, note).await
+            }
+        )+}
+
+        $(impl StoredKind for $kind {
             fn lookup_in<'a>(
                 store: &'a dyn RecordStore,
                 partner: RegistrationId,
                 reference: &'a str,
                 precheck: lookup::Precheck<'a>,
             ) -> StoreFuture<'a, Option<lookup::StatusLookup<Self>>> {
-                store.$lookup(partner, reference, precheck)
+                store.$checked(partner, reference, precheck)
             }
             fn by_references_in<'a>(
                 store: &'a dyn RecordStore,
@@ -312,12 +279,14 @@ macro_rules! stored_kind {
             ) -> StoreFuture<'_, Self, ChangeError> {
                 store.$change(id, change, note)
             }
-        }
+        })+
     };
 }
 
-stored_kind!(DmtTransfer: lookup_dmt_checked, dmt_by_references, dmt_with_history, insert_dmt_batch, change_dmt);
-stored_kind!(BillPayment: lookup_bill_checked, bill_by_references, bill_with_history, insert_bill_batch, change_bill);
+record_kinds! {
+    DmtTransfer, ackno: lookup_dmt, lookup_dmt_checked, dmt_by_references, dmt_with_history, insert_dmt_batch, change_dmt;
+    BillPayment, txnid: lookup_bill, lookup_bill_checked, bill_by_references, bill_with_history, insert_bill_batch, change_bill;
+}
 
 /// DMT transfers and bill payments: status lookups, imports, state changes
 /// with their history rows and refunds ([`RecordStore`]), failing and

@@ -141,39 +141,6 @@ pub(crate) mod sql {
     }
 }
 
-/// A poll job from [`poll_columns`], on either engine; a held job reads as
-/// due at the epoch.
-pub(crate) fn poll_from_row<R: StoredRow>(row: &R) -> Result<PollJob, R::Error> {
-    use poll_columns as c;
-    Ok(PollJob {
-        kind: row.parsed(c::KIND, txn_kind)?,
-        txn_id: row.int(c::TXN_ID)?,
-        attempts: row.coded(c::ATTEMPTS, |n| u32::try_from(n).ok())?,
-        due_at: Timestamp::from_unix(row.opt_int(c::NEXT_POLL_AT)?.unwrap_or(0)),
-    })
-}
-
-/// An event from [`event_columns`], on either engine.
-pub(crate) fn event_from_row<R: StoredRow>(row: &R) -> Result<PartnerEvent, R::Error> {
-    use event_columns as c;
-    let state = |text: &str| EventState::parse(text).ok_or_else(|| BadState(text.to_owned()));
-    Ok(PartnerEvent {
-        id: row.int(c::ID)?,
-        partner: RegistrationId::new(row.int(c::PARTNER_ID)?),
-        kind: row.parsed(c::KIND, txn_kind)?,
-        txn_id: row.int(c::TXN_ID)?,
-        status: row.text(c::STATUS)?,
-        payload: row.text(c::PAYLOAD)?,
-        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
-        state: row.parsed(c::STATE, state)?,
-        attempts: row.coded(c::ATTEMPTS, |n| u32::try_from(n).ok())?,
-        next_attempt_at: row.opt_int(c::NEXT_ATTEMPT_AT)?.map(Timestamp::from_unix),
-        deliver_until: Timestamp::from_unix(row.int(c::DELIVER_UNTIL)?),
-        delivered_at: row.opt_int(c::DELIVERED_AT)?.map(Timestamp::from_unix),
-        redelivered_at: row.opt_int(c::REDELIVERED_AT)?.map(Timestamp::from_unix),
-    })
-}
-
 /// What a claim leases, [`PollJob`]s or [`PartnerEvent`]s: how a claimed
 /// row is read, and the order a claim returns them in (`RETURNING` promises
 /// none, on either engine). Each engine's claim statements differ (locks);
@@ -183,34 +150,66 @@ pub(crate) trait Leased: Sized + Send + 'static {
     const CLAIM_FAILED: &'static str;
     /// The error of a claimed row that does not decode.
     const READ_FAILED: &'static str;
-    /// Reads a claimed row.
+    /// Reads a claimed row, or any row of its columns, on either engine.
     fn decode<R: StoredRow>(row: &R) -> Result<Self, R::Error>;
     /// Puts what a claim leased in the order it promises.
     fn sort(claimed: &mut [Self]);
+    /// Its claim among an engine's two claim statements.
+    fn claim_of(polls: &'static str, events: &'static str) -> &'static str;
 }
 
 impl Leased for PollJob {
     const CLAIM_FAILED: &'static str = "Failed to claim poll jobs";
     const READ_FAILED: &'static str = "Failed to read a claimed poll job";
+    /// Reads a job from [`poll_columns`]; a held job reads as due at the epoch.
     fn decode<R: StoredRow>(row: &R) -> Result<Self, R::Error> {
-        poll_from_row(row)
+        use poll_columns as c;
+        Ok(PollJob {
+            kind: row.parsed(c::KIND, txn_kind)?,
+            txn_id: row.int(c::TXN_ID)?,
+            attempts: row.coded(c::ATTEMPTS, |n| u32::try_from(n).ok())?,
+            due_at: Timestamp::from_unix(row.opt_int(c::NEXT_POLL_AT)?.unwrap_or(0)),
+        })
     }
     /// Oldest due first; the kind only orders a transfer and a bill payment
     /// that share a number and a due time.
     fn sort(jobs: &mut [Self]) {
         jobs.sort_by_key(|job| (job.due_at, job.txn_id, job.kind.as_str()));
     }
+    fn claim_of(polls: &'static str, _events: &'static str) -> &'static str {
+        polls
+    }
 }
 
 impl Leased for PartnerEvent {
     const CLAIM_FAILED: &'static str = "Failed to claim partner events";
     const READ_FAILED: &'static str = "Failed to read a claimed partner event";
+    /// Reads an event from [`event_columns`].
     fn decode<R: StoredRow>(row: &R) -> Result<Self, R::Error> {
-        event_from_row(row)
+        use event_columns as c;
+        let state = |text: &str| EventState::parse(text).ok_or_else(|| BadState(text.to_owned()));
+        Ok(PartnerEvent {
+            id: row.int(c::ID)?,
+            partner: RegistrationId::new(row.int(c::PARTNER_ID)?),
+            kind: row.parsed(c::KIND, txn_kind)?,
+            txn_id: row.int(c::TXN_ID)?,
+            status: row.text(c::STATUS)?,
+            payload: row.text(c::PAYLOAD)?,
+            created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
+            state: row.parsed(c::STATE, state)?,
+            attempts: row.coded(c::ATTEMPTS, |n| u32::try_from(n).ok())?,
+            next_attempt_at: row.opt_int(c::NEXT_ATTEMPT_AT)?.map(Timestamp::from_unix),
+            deliver_until: Timestamp::from_unix(row.int(c::DELIVER_UNTIL)?),
+            delivered_at: row.opt_int(c::DELIVERED_AT)?.map(Timestamp::from_unix),
+            redelivered_at: row.opt_int(c::REDELIVERED_AT)?.map(Timestamp::from_unix),
+        })
     }
     /// By id, the order they were written in.
     fn sort(events: &mut [Self]) {
         events.sort_by_key(|event| event.id);
+    }
+    fn claim_of(_polls: &'static str, events: &'static str) -> &'static str {
+        events
     }
 }
 
@@ -304,18 +303,20 @@ pub trait Claims: Send + Sync + 'static {
     ) -> Result<Vec<PartnerEvent>, StoreError>;
 }
 
+/// The terms of one claim: leased to `owner` until `until`, due at `now`,
+/// at most `limit` of them.
+pub(crate) struct Lease<'a> {
+    pub(crate) owner: &'a str,
+    pub(crate) now: Timestamp,
+    pub(crate) until: Timestamp,
+    pub(crate) limit: u32,
+}
+
 /// What one claim leases, as an engine runs it: [`Claims`]' methods, written
 /// once by each engine over [`Leased`].
 pub(crate) trait ClaimStore<T: Leased>: Send + Sync + 'static {
-    /// Leases up to `limit` due, free `T`s to `owner` until `lease_until`
-    /// and returns them in `T`'s order.
-    fn claim(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<T>, StoreError>> + Send;
+    /// Leases up to `lease.limit` due, free `T`s and returns them in `T`'s order.
+    fn claim(&self, lease: Lease<'_>) -> impl Future<Output = Result<Vec<T>, StoreError>> + Send;
 }
 
 #[async_trait]
@@ -327,7 +328,7 @@ impl<E: ClaimStore<PollJob> + ClaimStore<PartnerEvent>> Claims for E {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<PollJob>, StoreError> {
-        ClaimStore::<PollJob>::claim(self, owner, now, lease_until, limit).await
+        ClaimStore::<PollJob>::claim(self, Lease { owner, now, until: lease_until, limit }).await
     }
     async fn claim_events(
         &self,
@@ -336,7 +337,7 @@ impl<E: ClaimStore<PollJob> + ClaimStore<PartnerEvent>> Claims for E {
         lease_until: Timestamp,
         limit: u32,
     ) -> Result<Vec<PartnerEvent>, StoreError> {
-        ClaimStore::<PartnerEvent>::claim(self, owner, now, lease_until, limit).await
+        ClaimStore::<PartnerEvent>::claim(self, Lease { owner, now, until: lease_until, limit }).await
     }
 }
 

@@ -8,7 +8,7 @@
 use super::columns::bind_all;
 use super::*;
 use crate::store::upstream_work::{
-    attempt_from_row, event_from_row, event_list, events_query, poll_from_row, poll_list_p, sql, ClaimStore, Leased,
+    attempt_from_row, event_list, events_query, poll_list_p, sql, ClaimStore, Lease, Leased,
 };
 
 /// Leases up to `$4` due jobs to `$1` until `$3`. `SKIP LOCKED` passes over
@@ -55,35 +55,16 @@ const RECORD_ATTEMPT: &str = "WITH settled AS (UPDATE partner_events SET attempt
      INSERT INTO delivery_attempts (event_id, attempt, instance, url, at, duration_ms, http_status, error) \
      SELECT id, $3, $7, $8, $9, $10, $11, $12 FROM settled";
 
-impl<T: PgClaim> ClaimStore<T> for PostgresStore {
-    async fn claim(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<T>, StoreError> {
+impl<T: Leased> ClaimStore<T> for PostgresStore {
+    async fn claim(&self, lease: Lease<'_>) -> Result<Vec<T>, StoreError> {
         let client = self.client().await?;
-        let params: [&(dyn ToSql + Sync); 4] = [&owner, &now.unix(), &lease_until.unix(), &i64::from(limit)];
-        let rows = query(&client, T::CLAIM, &params, T::CLAIM_FAILED).await?;
+        let params: [&(dyn ToSql + Sync); 4] =
+            [&lease.owner, &lease.now.unix(), &lease.until.unix(), &i64::from(lease.limit)];
+        let rows = query(&client, T::claim_of(CLAIM_POLLS, CLAIM_EVENTS), &params, T::CLAIM_FAILED).await?;
         let mut claimed = decode_all(&rows, |row| T::decode(row), T::READ_FAILED)?;
         T::sort(&mut claimed);
         Ok(claimed)
     }
-}
-
-/// A claim's statement on this engine ([`CLAIM_POLLS`], [`CLAIM_EVENTS`]).
-trait PgClaim: Leased {
-    /// Leases what it selects: params as [`ClaimStore::claim`] names them (`$1` owner, `$2` now, `$3` lease end, `$4` limit).
-    const CLAIM: &'static str;
-}
-
-impl PgClaim for PollJob {
-    const CLAIM: &'static str = CLAIM_POLLS;
-}
-
-impl PgClaim for PartnerEvent {
-    const CLAIM: &'static str = CLAIM_EVENTS;
 }
 
 #[async_trait]
@@ -110,14 +91,14 @@ impl UpstreamWorkStore for PostgresStore {
     async fn held_polls(&self) -> Result<Vec<PollJob>, StoreError> {
         let client = self.client().await?;
         let rows = query(&client, sql::HELD_POLLS, &[], "Failed to list the held poll jobs").await?;
-        decode_all(&rows, poll_from_row, "Failed to read a held poll job")
+        decode_all(&rows, PollJob::decode, "Failed to read a held poll job")
     }
 
     async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> Result<Option<PollJob>, StoreError> {
         let client = self.client().await?;
         let what = "Failed to read a poll job";
         let row = query_opt(&client, sql::POLL_JOB, &[&kind.as_str(), &txn_id], what).await?;
-        Ok(row.map(|row| poll_from_row(&row)).transpose().context(what)?)
+        Ok(row.map(|row| PollJob::decode(&row)).transpose().context(what)?)
     }
 
     async fn record_attempt(
@@ -154,14 +135,14 @@ impl UpstreamWorkStore for PostgresStore {
         let client = self.client().await?;
         let (sql, values) = events_query(filter);
         let rows = query(&client, &sql, &bind_all(&values), "Failed to list the partner events").await?;
-        decode_all(&rows, event_from_row, "Failed to read a partner event")
+        decode_all(&rows, PartnerEvent::decode, "Failed to read a partner event")
     }
 
     async fn event_with_attempts(&self, id: i64) -> Result<Option<(PartnerEvent, Vec<DeliveryAttempt>)>, StoreError> {
         let mut client = self.client().await?;
         let tx = snapshot(&mut client).await?;
         let row = query_opt(&tx, sql::EVENT_BY_ID, &[&id], "Failed to find the partner event").await?;
-        let Some(event) = decode(row, event_from_row)? else { return Ok(None) };
+        let Some(event) = decode(row, PartnerEvent::decode)? else { return Ok(None) };
         let rows = query(&tx, sql::ATTEMPTS_OF, &[&id], "Failed to read the delivery attempts").await?;
         let attempts = decode_all(&rows, attempt_from_row, "Failed to read a delivery attempt")?;
         tx.commit().await.store_context("Failed to end the event read")?;
@@ -173,7 +154,7 @@ impl UpstreamWorkStore for PostgresStore {
         let until = now.plus_secs(event::DELIVERY_WINDOW_SECS);
         let params: [&(dyn ToSql + Sync); 3] = [&now.unix(), &until.unix(), &id];
         let row = query_opt(&client, sql::REDELIVER_EVENT, &params, "Failed to redeliver the partner event").await?;
-        decode(row, event_from_row)
+        decode(row, PartnerEvent::decode)
     }
 
     async fn installation_id(&self) -> Result<String, StoreError> {

@@ -6,8 +6,7 @@
 
 use super::*;
 use crate::store::upstream_work::{
-    attempt_from_row, attempt_list, event_from_row, event_list, events_query, poll_from_row, poll_list, sql,
-    ClaimStore, Leased,
+    attempt_from_row, attempt_list, event_list, events_query, poll_list, sql, ClaimStore, Lease, Leased,
 };
 
 /// Leases due, free poll jobs: `?1` owner, `?2` lease end, `?3` now, `?4` limit.
@@ -59,40 +58,22 @@ const HOLD_BACK_LATER_EVENTS: &str = "UPDATE partner_events SET next_attempt_at 
 const INSERT_ATTEMPT: &str =
     concat!("INSERT INTO delivery_attempts (", attempt_list!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
 
-impl<T: SqliteClaim> ClaimStore<T> for SqliteStore {
+impl<T: Leased> ClaimStore<T> for SqliteStore {
     /// The claim runs in its own write transaction.
-    async fn claim(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<T>, StoreError> {
+    async fn claim(&self, lease: Lease<'_>) -> Result<Vec<T>, StoreError> {
+        let Lease { owner, now, until, limit } = lease;
         let owner = owner.to_owned();
         self.write(move |conn| {
             let tx = immediate(conn)?;
-            let params = params![owner, lease_until.unix(), now.unix(), limit];
-            let mut claimed = all_rows(&tx, T::CLAIM, params, |row| T::decode(row)).map_err(store_error)?;
+            let params = params![owner, until.unix(), now.unix(), limit];
+            let claim = T::claim_of(CLAIM_POLLS, CLAIM_EVENTS);
+            let mut claimed = all_rows(&tx, claim, params, |row| T::decode(row)).map_err(store_error)?;
             tx.commit().map_err(store_error)?;
             T::sort(&mut claimed);
             Ok(claimed)
         })
         .await
     }
-}
-
-/// A claim's statement on this engine ([`CLAIM_POLLS`], [`CLAIM_EVENTS`]).
-trait SqliteClaim: Leased {
-    /// Leases what it selects: params as [`ClaimStore::claim`] names them (`?1` owner, `?2` lease end, `?3` now, `?4` limit).
-    const CLAIM: &'static str;
-}
-
-impl SqliteClaim for PollJob {
-    const CLAIM: &'static str = CLAIM_POLLS;
-}
-
-impl SqliteClaim for PartnerEvent {
-    const CLAIM: &'static str = CLAIM_EVENTS;
 }
 
 #[async_trait]
@@ -117,11 +98,11 @@ impl UpstreamWorkStore for SqliteStore {
     }
 
     async fn held_polls(&self) -> Result<Vec<PollJob>, StoreError> {
-        self.read(|conn| all_rows(conn, sql::HELD_POLLS, [], |row| poll_from_row(row)))
+        self.read(|conn| all_rows(conn, sql::HELD_POLLS, [], |row| PollJob::decode(row)))
     }
 
     async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> Result<Option<PollJob>, StoreError> {
-        self.read(|conn| optional_row(conn, sql::POLL_JOB, params![kind.as_str(), txn_id], |row| poll_from_row(row)))
+        self.read(|conn| optional_row(conn, sql::POLL_JOB, params![kind.as_str(), txn_id], |row| PollJob::decode(row)))
     }
 
     async fn record_attempt(
@@ -161,13 +142,14 @@ impl UpstreamWorkStore for SqliteStore {
 
     async fn events(&self, filter: &EventFilter) -> Result<Vec<PartnerEvent>, StoreError> {
         let (sql, values) = events_query(filter);
-        self.read(|conn| all_rows(conn, &sql, rusqlite::params_from_iter(values), |row| event_from_row(row)))
+        self.read(|conn| all_rows(conn, &sql, rusqlite::params_from_iter(values), |row| PartnerEvent::decode(row)))
     }
 
     async fn event_with_attempts(&self, id: i64) -> Result<Option<(PartnerEvent, Vec<DeliveryAttempt>)>, StoreError> {
         self.read(|conn| {
             let tx = conn.unchecked_transaction()?;
-            let event = tx.prepare_cached(sql::EVENT_BY_ID)?.query_row([id], |row| event_from_row(row)).optional()?;
+            let event =
+                tx.prepare_cached(sql::EVENT_BY_ID)?.query_row([id], |row| PartnerEvent::decode(row)).optional()?;
             let Some(event) = event else { return Ok(None) };
             let attempts = all_rows(&tx, sql::ATTEMPTS_OF, [id], |row| attempt_from_row(row))?;
             Ok(Some((event, attempts)))
@@ -179,7 +161,7 @@ impl UpstreamWorkStore for SqliteStore {
             conn.prepare_cached(sql::REDELIVER_EVENT)
                 .and_then(|mut s| {
                     let until = now.plus_secs(DELIVERY_WINDOW_SECS);
-                    s.query_row(params![now.unix(), until.unix(), id], |row| event_from_row(row)).optional()
+                    s.query_row(params![now.unix(), until.unix(), id], |row| PartnerEvent::decode(row)).optional()
                 })
                 .map_err(store_error)
         })
