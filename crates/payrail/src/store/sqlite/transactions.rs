@@ -167,10 +167,7 @@ impl TransactionStore for SqliteStore {
     async fn set_upstream_ackno(&self, ackno: i64, upstream_ackno: &str) -> Result<bool, StoreError> {
         let upstream_ackno = upstream_ackno.to_owned();
         self.write(move |conn| {
-            conn.prepare_cached(sql::SET_UPSTREAM_ACKNO)
-                .and_then(|mut s| s.execute(rusqlite::params![upstream_ackno, ackno]))
-                .map(|n| n == 1)
-                .map_err(store_error)
+            execute(conn, sql::SET_UPSTREAM_ACKNO, rusqlite::params![upstream_ackno, ackno]).map(|n| n == 1)
         })
         .await
     }
@@ -178,10 +175,7 @@ impl TransactionStore for SqliteStore {
     async fn record_refund_otp(&self, ackno: i64, stateresp: &str, at: Timestamp) -> Result<(), StoreError> {
         let stateresp = stateresp.to_owned();
         self.write(move |conn| {
-            conn.prepare_cached(sql::RECORD_REFUND_OTP)
-                .and_then(|mut s| s.execute(rusqlite::params![ackno, stateresp, at.unix()]))
-                .map(|_| ())
-                .map_err(store_error)
+            execute(conn, sql::RECORD_REFUND_OTP, rusqlite::params![ackno, stateresp, at.unix()]).map(|_| ())
         })
         .await
     }
@@ -195,10 +189,7 @@ impl TransactionStore for SqliteStore {
     async fn reserve_refund_claim(&self, ackno: i64, stateresp: &str, max: i64) -> Result<bool, StoreError> {
         let stateresp = stateresp.to_owned();
         self.write(move |conn| {
-            conn.prepare_cached(sql::RESERVE_REFUND_CLAIM)
-                .and_then(|mut s| s.execute(rusqlite::params![ackno, stateresp, max]))
-                .map(|n| n == 1)
-                .map_err(store_error)
+            execute(conn, sql::RESERVE_REFUND_CLAIM, rusqlite::params![ackno, stateresp, max]).map(|n| n == 1)
         })
         .await
     }
@@ -206,10 +197,7 @@ impl TransactionStore for SqliteStore {
     async fn release_refund_claim(&self, ackno: i64, stateresp: &str) -> Result<(), StoreError> {
         let stateresp = stateresp.to_owned();
         self.write(move |conn| {
-            conn.prepare_cached(sql::RELEASE_REFUND_CLAIM)
-                .and_then(|mut s| s.execute(rusqlite::params![ackno, stateresp]))
-                .map(|_| ())
-                .map_err(store_error)
+            execute(conn, sql::RELEASE_REFUND_CLAIM, rusqlite::params![ackno, stateresp]).map(|_| ())
         })
         .await
     }
