@@ -26,7 +26,7 @@ use crate::domain::event::{PartnerEvent, PollJob, PollNext};
 use crate::domain::{Clock, Timestamp};
 use crate::observe::metrics::store_error_kind;
 use crate::observe::Metrics;
-use crate::store::Store;
+use crate::store::{Lease, Store};
 
 /// How the workers run.
 #[derive(Debug, Clone)]
@@ -247,7 +247,7 @@ async fn poll_loop(store: Arc<dyn Store>, upstream: Arc<Upstream>, loops: Loops,
             if let Err(e) = super::penny_drops::refund_abandoned(&*store, now).await {
                 tracing::warn!(error = %e, "could not refund abandoned penny drops");
             }
-            store.claim_polls(&owner.instance, now, until, owner.batch).await
+            store.claim_polls(Lease { owner: &owner.instance, now, until, limit: owner.batch }).await
         }
     };
     let worker = settings.clone();
@@ -278,7 +278,7 @@ async fn delivery_loop(store: Arc<dyn Store>, deliverer: Arc<Deliverer>, loops: 
     let owner = settings.clone();
     let claim = move |now, until| {
         let (store, owner) = (store.clone(), owner.clone());
-        async move { store.claim_events(&owner.instance, now, until, owner.batch).await }
+        async move { store.claim_events(Lease { owner: &owner.instance, now, until, limit: owner.batch }).await }
     };
     let worker = settings.clone();
     let work = move |event: PartnerEvent| {

@@ -70,7 +70,7 @@ pub use reconcile::ReconcileStore;
 pub use remittance::RemittanceStore;
 pub use search::SearchStore;
 pub use transactions::{RecordStore, TransactionStore};
-pub use upstream_work::{Claims, UpstreamWorkStore};
+pub use upstream_work::{Claims, Lease, UpstreamWorkStore};
 
 use std::sync::Arc;
 

@@ -280,36 +280,29 @@ pub(crate) fn events_query(filter: &EventFilter) -> (String, Vec<Value<'static>>
 /// each engine writes once for both.
 #[async_trait]
 pub trait Claims: Send + Sync + 'static {
-    /// Up to `limit` jobs due at `now` (`next_poll_at <= now`, not held) whose
-    /// lease is free or expired, oldest due first, leased to `owner` until
-    /// `lease_until`.
-    async fn claim_polls(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<PollJob>, StoreError>;
-    /// Up to `limit` pending events due at `now` whose lease is free or
-    /// expired, leased to `owner` until `lease_until`, by id. An event is not
-    /// claimed while an older event of the same transaction is pending, so a
-    /// partner receives one transaction's events in order.
-    async fn claim_events(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<PartnerEvent>, StoreError>;
+    /// Up to `lease.limit` jobs due at `lease.now` (`next_poll_at <= now`, not
+    /// held) whose lease is free or expired, oldest due first, leased to
+    /// `lease.owner` until `lease.until`.
+    async fn claim_polls(&self, lease: Lease<'_>) -> Result<Vec<PollJob>, StoreError>;
+    /// Up to `lease.limit` pending events due at `lease.now` whose lease is
+    /// free or expired, leased to `lease.owner` until `lease.until`, by id. An
+    /// event is not claimed while an older event of the same transaction is
+    /// pending, so a partner receives one transaction's events in order.
+    async fn claim_events(&self, lease: Lease<'_>) -> Result<Vec<PartnerEvent>, StoreError>;
 }
 
 /// The terms of one claim: leased to `owner` until `until`, due at `now`,
 /// at most `limit` of them.
-pub(crate) struct Lease<'a> {
-    pub(crate) owner: &'a str,
-    pub(crate) now: Timestamp,
-    pub(crate) until: Timestamp,
-    pub(crate) limit: u32,
+#[derive(Debug, Clone, Copy)]
+pub struct Lease<'a> {
+    /// Who holds the lease (an instance name).
+    pub owner: &'a str,
+    /// What is due is due at this time.
+    pub now: Timestamp,
+    /// When the lease ends.
+    pub until: Timestamp,
+    /// At most this many.
+    pub limit: u32,
 }
 
 /// What one claim leases, as an engine runs it: [`Claims`]' methods, written
@@ -321,23 +314,11 @@ pub(crate) trait ClaimStore<T: Leased>: Send + Sync + 'static {
 
 #[async_trait]
 impl<E: ClaimStore<PollJob> + ClaimStore<PartnerEvent>> Claims for E {
-    async fn claim_polls(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<PollJob>, StoreError> {
-        ClaimStore::<PollJob>::claim(self, Lease { owner, now, until: lease_until, limit }).await
+    async fn claim_polls(&self, lease: Lease<'_>) -> Result<Vec<PollJob>, StoreError> {
+        ClaimStore::<PollJob>::claim(self, lease).await
     }
-    async fn claim_events(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<PartnerEvent>, StoreError> {
-        ClaimStore::<PartnerEvent>::claim(self, Lease { owner, now, until: lease_until, limit }).await
+    async fn claim_events(&self, lease: Lease<'_>) -> Result<Vec<PartnerEvent>, StoreError> {
+        ClaimStore::<PartnerEvent>::claim(self, lease).await
     }
 }
 

@@ -280,12 +280,12 @@ mod tests {
     }
 
     async fn claim(store: &PostgresStore, owner: &str, now: i64) -> anyhow::Result<Vec<(TxnKind, i64)>> {
-        let jobs = store.claim_polls(owner, at(now), at(now + 60), 10).await?;
+        let jobs = store.claim_polls(Lease { owner, now: at(now), until: at(now + 60), limit: 10 }).await?;
         Ok(jobs.iter().map(|job| (job.kind, job.txn_id)).collect())
     }
 
     async fn claim_event_ids(store: &PostgresStore, owner: &str, now: i64) -> anyhow::Result<Vec<i64>> {
-        let events = store.claim_events(owner, at(now), at(now + 60), 10).await?;
+        let events = store.claim_events(Lease { owner, now: at(now), until: at(now + 60), limit: 10 }).await?;
         Ok(events.iter().map(|event| event.id).collect())
     }
 
@@ -342,7 +342,8 @@ mod tests {
                 let mut mine = Vec::new();
                 start.wait().await;
                 loop {
-                    let jobs = store.claim_polls(&owner, at(100), at(1_000), 7).await?;
+                    let jobs =
+                        store.claim_polls(Lease { owner: &owner, now: at(100), until: at(1_000), limit: 7 }).await?;
                     if jobs.is_empty() {
                         return anyhow::Ok(mine);
                     }
@@ -386,7 +387,9 @@ mod tests {
                 let tick = || clock.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let mut mine = Vec::new();
                 loop {
-                    let events = store.claim_events(&owner, at(CHANGED), at(CHANGED + 600), 5).await?;
+                    let events = store
+                        .claim_events(Lease { owner: &owner, now: at(CHANGED), until: at(CHANGED + 600), limit: 5 })
+                        .await?;
                     let claimed_at = tick();
                     if events.is_empty() {
                         let pending = EventFilter { state: Some(EventState::Pending), ..EventFilter::default() };
@@ -454,7 +457,7 @@ mod tests {
             assert!(matches!(dup, Err(DebitError::Duplicate(_))));
 
             assert_eq!(claim(store, "w1", 399).await?, vec![]);
-            let jobs = store.claim_polls("w1", at(600), at(700), 10).await?;
+            let jobs = store.claim_polls(Lease { owner: "w1", now: at(600), until: at(700), limit: 10 }).await?;
             assert_eq!(jobs, vec![poll(TxnKind::Bbps, bill, 0, 400), poll(TxnKind::Dmt, polled, 0, 500)]);
             assert!(!jobs.iter().any(|job| job.txn_id == unpolled && job.kind == TxnKind::Dmt));
             Ok(())
@@ -467,7 +470,7 @@ mod tests {
                 store.schedule_poll(TxnKind::Dmt, id, at(100 + id)).await?;
             }
             store.schedule_poll(TxnKind::Bbps, 9, at(5_000)).await?;
-            let first = store.claim_polls("a", at(1_000), at(1_060), 2).await?;
+            let first = store.claim_polls(Lease { owner: "a", now: at(1_000), until: at(1_060), limit: 2 }).await?;
             assert_eq!(first, vec![poll(TxnKind::Dmt, 1, 0, 101), poll(TxnKind::Dmt, 2, 0, 102)]);
             assert_eq!(claim(store, "b", 1_001).await?, vec![(TxnKind::Dmt, 3)]);
             assert_eq!(claim(store, "c", 1_059).await?, vec![]);
@@ -489,7 +492,7 @@ mod tests {
                 store.schedule_poll(TxnKind::Dmt, id, at(100)).await?;
             }
             store.schedule_poll(TxnKind::Bbps, 3, at(100)).await?;
-            let jobs = store.claim_polls("w", at(100), at(160), 10).await?;
+            let jobs = store.claim_polls(Lease { owner: "w", now: at(100), until: at(160), limit: 10 }).await?;
             assert_eq!(jobs.len(), 4);
             let job = |kind: TxnKind, id: i64| jobs.iter().find(|j| j.kind == kind && j.txn_id == id).cloned();
             let job = |kind, id| job(kind, id).ok_or_else(|| anyhow::anyhow!("job {id} not claimed"));
@@ -500,7 +503,7 @@ mod tests {
 
             // Again: due at its new time (not before), with the attempt counted, lease released.
             assert_eq!(claim(store, "x", 299).await?, vec![]);
-            let again = store.claim_polls("x", at(300), at(360), 10).await?;
+            let again = store.claim_polls(Lease { owner: "x", now: at(300), until: at(360), limit: 10 }).await?;
             assert_eq!(again, vec![poll(TxnKind::Dmt, 1, 1, 300)]);
             assert!(store.finish_poll(&again[0], "x", PollNext::Done).await?);
             // Held: never due again, listed by kind then transaction.
@@ -510,7 +513,10 @@ mod tests {
             // An operator resumes a held job: due again, attempts reset.
             store.schedule_poll(TxnKind::Dmt, 3, at(400)).await?;
             assert_eq!(store.held_polls().await?, vec![poll(TxnKind::Bbps, 3, 1, 0)]);
-            assert_eq!(store.claim_polls("y", at(400), at(460), 10).await?, vec![poll(TxnKind::Dmt, 3, 0, 400)]);
+            assert_eq!(
+                store.claim_polls(Lease { owner: "y", now: at(400), until: at(460), limit: 10 }).await?,
+                vec![poll(TxnKind::Dmt, 3, 0, 400)]
+            );
             // Rescheduling a leased job releases its lease: the old holder is refused.
             store.schedule_poll(TxnKind::Dmt, 3, at(500)).await?;
             assert!(!store.finish_poll(&poll(TxnKind::Dmt, 3, 0, 400), "y", PollNext::Done).await?);

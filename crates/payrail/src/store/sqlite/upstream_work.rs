@@ -368,7 +368,10 @@ mod tests {
     }
 
     async fn claim_event_ids(store: &SqliteStore, owner: &str, now: i64) -> Vec<i64> {
-        ok(store.claim_events(owner, at(now), at(now + 60), 10).await).into_iter().map(|e| e.id).collect()
+        ok(store.claim_events(Lease { owner, now: at(now), until: at(now + 60), limit: 10 }).await)
+            .into_iter()
+            .map(|e| e.id)
+            .collect()
     }
 
     fn attempt(event_id: i64, attempt: u32, unix: i64) -> DeliveryAttempt {
@@ -407,8 +410,12 @@ mod tests {
                     let owner = format!("w{i}");
                     let (mut polls, mut events) = (Vec::new(), Vec::new());
                     loop {
-                        let jobs = ok(store.claim_polls(&owner, at(20), at(10_000), 3).await);
-                        let claimed = ok(store.claim_events(&owner, at(20), at(10_000), 3).await);
+                        let jobs = ok(store
+                            .claim_polls(Lease { owner: &owner, now: at(20), until: at(10_000), limit: 3 })
+                            .await);
+                        let claimed = ok(store
+                            .claim_events(Lease { owner: &owner, now: at(20), until: at(10_000), limit: 3 })
+                            .await);
                         if jobs.is_empty() && claimed.is_empty() {
                             return (polls, events);
                         }
@@ -459,41 +466,49 @@ mod tests {
             assert!(matches!(make(t).await, Err(DebitError::Duplicate(_))), "a refused debit writes no job");
             let txnid = ok(store.create_bill_debited(bill(p, "B1", 10), note(11), Some(at(30))).await).record.txnid;
             ok(store.create_bill_debited(bill(p, "B2", 10), note(12), None).await);
-            assert!(ok(store.claim_polls("a", at(29), at(90), 10).await).is_empty(), "nothing due yet");
-            let jobs = ok(store.claim_polls("a", at(40), at(100), 10).await);
+            assert!(
+                ok(store.claim_polls(Lease { owner: "a", now: at(29), until: at(90), limit: 10 }).await).is_empty(),
+                "nothing due yet"
+            );
+            let jobs = ok(store.claim_polls(Lease { owner: "a", now: at(40), until: at(100), limit: 10 }).await);
             assert_eq!(jobs, [job(TxnKind::Bbps, txnid, 0, 30), job(TxnKind::Dmt, ackno, 0, 40)]);
         }
 
         pub(super) async fn a_poll_job_is_leased_to_one_claimer_until_the_lease_expires(store: &Arc<SqliteStore>) {
             ok(store.schedule_poll(TxnKind::Dmt, 7, at(10)).await);
-            let first = ok(store.claim_polls("a", at(10), at(70), 5).await);
+            let first = ok(store.claim_polls(Lease { owner: "a", now: at(10), until: at(70), limit: 5 }).await);
             assert_eq!(first, [job(TxnKind::Dmt, 7, 0, 10)]);
-            assert!(ok(store.claim_polls("b", at(10), at(70), 5).await).is_empty());
-            assert!(ok(store.claim_polls("b", at(69), at(130), 5).await).is_empty());
-            let second = ok(store.claim_polls("b", at(70), at(130), 5).await);
+            assert!(ok(store.claim_polls(Lease { owner: "b", now: at(10), until: at(70), limit: 5 }).await).is_empty());
+            assert!(ok(store.claim_polls(Lease { owner: "b", now: at(69), until: at(130), limit: 5 }).await).is_empty());
+            let second = ok(store.claim_polls(Lease { owner: "b", now: at(70), until: at(130), limit: 5 }).await);
             assert_eq!(second, first, "claimable again once the lease has expired");
             assert!(!ok(store.finish_poll(&first[0], "a", PollNext::Done).await), "a no longer holds the lease");
             assert!(ok(store.finish_poll(&second[0], "b", PollNext::Again(at(200))).await));
-            assert_eq!(ok(store.claim_polls("a", at(200), at(260), 5).await), [job(TxnKind::Dmt, 7, 1, 200)]);
+            assert_eq!(
+                ok(store.claim_polls(Lease { owner: "a", now: at(200), until: at(260), limit: 5 }).await),
+                [job(TxnKind::Dmt, 7, 1, 200)]
+            );
         }
 
         pub(super) async fn finishing_a_poll_reschedules_holds_or_removes_the_job(store: &Arc<SqliteStore>) {
             for (kind, id) in [(TxnKind::Dmt, 1), (TxnKind::Bbps, 2), (TxnKind::Dmt, 3)] {
                 ok(store.schedule_poll(kind, id, at(10)).await);
             }
-            let jobs = ok(store.claim_polls("a", at(10), at(70), 10).await);
+            let jobs = ok(store.claim_polls(Lease { owner: "a", now: at(10), until: at(70), limit: 10 }).await);
             assert_eq!(jobs.iter().map(|j| j.txn_id).collect::<Vec<_>>(), [1, 2, 3]);
             assert!(ok(store.finish_poll(&jobs[0], "a", PollNext::Again(at(50))).await));
             assert!(ok(store.finish_poll(&jobs[1], "a", PollNext::Held).await));
             assert!(ok(store.finish_poll(&jobs[2], "a", PollNext::Done).await));
             assert!(!ok(store.finish_poll(&jobs[2], "a", PollNext::Done).await), "the job is gone");
             assert!(!ok(store.finish_poll(&jobs[0], "a", PollNext::Done).await), "the lease was released");
-            assert!(ok(store.claim_polls("a", at(49), at(109), 10).await).is_empty());
+            assert!(
+                ok(store.claim_polls(Lease { owner: "a", now: at(49), until: at(109), limit: 10 }).await).is_empty()
+            );
             assert_eq!(
                 ok(store.held_polls().await),
                 [PollJob { due_at: Timestamp::from_unix(0), ..job(TxnKind::Bbps, 2, 1, 0) }]
             );
-            let again = ok(store.claim_polls("a", at(1_000), at(1_060), 10).await);
+            let again = ok(store.claim_polls(Lease { owner: "a", now: at(1_000), until: at(1_060), limit: 10 }).await);
             assert_eq!(again, [job(TxnKind::Dmt, 1, 1, 50)], "a held job is never due");
 
             // An operator resumes the held job, and restarts the leased one.
@@ -501,7 +516,7 @@ mod tests {
             ok(store.schedule_poll(TxnKind::Dmt, 1, at(60)).await);
             assert!(ok(store.held_polls().await).is_empty());
             assert!(!ok(store.finish_poll(&again[0], "a", PollNext::Done).await), "rescheduling released the lease");
-            let resumed = ok(store.claim_polls("b", at(60), at(120), 10).await);
+            let resumed = ok(store.claim_polls(Lease { owner: "b", now: at(60), until: at(120), limit: 10 }).await);
             assert_eq!(resumed, [job(TxnKind::Dmt, 1, 0, 60), job(TxnKind::Bbps, 2, 0, 60)]);
         }
 
