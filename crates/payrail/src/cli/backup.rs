@@ -143,7 +143,7 @@ async fn restore_into(cli: &Cli, staging: &Path, snapshot_file: &Path) -> anyhow
             .await
             .context("the master key given does not open this snapshot")?;
     }
-    let checked = super::verify::check(&*store, None).await?;
+    let checked = crate::services::verify::check(&*store, None).await?;
     let (journals, violations) = (checked.journals, checked.violations);
     store.flush().await?;
     drop(store);

@@ -10,8 +10,7 @@ use clap::Args;
 use super::Cli;
 use crate::domain::{Clock as _, SystemClock};
 use crate::services::chain::{self, Anchor};
-use crate::services::ledger;
-use crate::store::Store;
+use crate::services::verify;
 
 /// `payrail verify`: checks the ledger's invariants and recomputes every
 /// history chain; exit code 1 on any violation.
@@ -23,18 +22,6 @@ pub struct VerifyArgs {
     anchor: Option<PathBuf>,
 }
 
-/// What `verify` checked, and every violation found.
-pub(super) struct Checked {
-    /// Journals in the ledger.
-    pub journals: i64,
-    /// Links of the history chains recomputed.
-    pub links: u64,
-    /// Chains recomputed.
-    pub chains: usize,
-    /// Every violation.
-    pub violations: Vec<String>,
-}
-
 /// Runs `verify`.
 pub async fn verify(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let anchor = match &args.anchor {
@@ -42,7 +29,7 @@ pub async fn verify(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Some(read_anchor(path)?),
     };
     let store = cli.open_store().await?;
-    let checked = check(&*store, anchor.as_ref()).await?;
+    let checked = verify::check(&*store, anchor.as_ref()).await?;
     if checked.violations.is_empty() {
         println!("ok: {} journals checked, ledger sums to zero, wallets match their postings", checked.journals);
         let anchored = anchor.map(|a| format!(", and each holds its head of the anchor of {}", a.anchored_at));
@@ -59,16 +46,6 @@ pub async fn verify(cli: &Cli, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{} violation(s) found", checked.violations.len());
     Ok(ExitCode::from(1))
-}
-
-/// `verify`'s checks (also run on a snapshot before it is restored).
-pub(super) async fn check(store: &dyn Store, anchor: Option<&Anchor>) -> anyhow::Result<Checked> {
-    let audit = store.audit().await?;
-    let mut violations = ledger::violations(&audit);
-    violations.extend(store.audit_penny_drops().await?);
-    let chains = chain::verify(store, anchor).await?;
-    violations.extend(chains.breaks.into_iter().map(|b| format!("history chain: {b}")));
-    Ok(Checked { journals: audit.journals, links: chains.links, chains: chains.chains, violations })
 }
 
 fn read_anchor(path: &std::path::Path) -> anyhow::Result<Anchor> {

@@ -275,11 +275,9 @@ struct Verdict {
 
 #[tracing::instrument(skip_all)]
 async fn verify(_: Operator, State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let audit = state.store.audit().await?;
-    let mut violations = ledger::violations(&audit);
-    let chains = crate::services::chain::verify(&*state.store, None).await?;
-    violations.extend(chains.breaks.into_iter().map(|b| format!("history chain: {b}")));
-    let verdict = Verdict { ok: violations.is_empty(), journals: audit.journals, links: chains.links, violations };
+    let checked = crate::services::verify::check(&*state.store, None).await?;
+    let ok = checked.violations.is_empty();
+    let verdict = Verdict { ok, journals: checked.journals, links: checked.links, violations: checked.violations };
     Ok(json_response(StatusCode::OK, &verdict))
 }
 

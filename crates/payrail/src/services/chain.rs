@@ -268,8 +268,10 @@ impl Walk {
                 head.seq
             ));
         }
+        // A chain the anchor holds that has no links at all (one whose head is
+        // still there was reported just above).
         for anchored in self.anchored.values() {
-            if !self.found.breaks.iter().any(|b| b.contains(&partner_name(anchored.partner))) {
+            if !self.heads.contains_key(&anchored.partner) {
                 self.found.breaks.push(format!(
                     "{} has no links, but the anchor holds its link {}",
                     partner_name(anchored.partner),

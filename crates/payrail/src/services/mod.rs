@@ -28,4 +28,5 @@ pub mod secrets;
 pub mod settlement;
 pub mod transactions;
 pub mod upstream;
+pub mod verify;
 pub mod workers;

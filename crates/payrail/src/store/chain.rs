@@ -44,10 +44,20 @@ pub enum LinkTable {
 }
 
 impl LinkTable {
+    /// How a link names its table (`chain_prev`, `chain_heads.last`, [`sql::UNSEALED_ROWS`]).
     fn key(self) -> &'static str {
         match self {
             LinkTable::History => "history",
             LinkTable::Journal => "journal",
+        }
+    }
+
+    /// Reads what [`LinkTable::key`] wrote.
+    fn from_key(key: &str) -> Option<LinkTable> {
+        match key {
+            "history" => Some(LinkTable::History),
+            "journal" => Some(LinkTable::Journal),
+            _ => None,
         }
     }
 }
@@ -70,12 +80,7 @@ impl LinkRef {
     /// Reads what [`LinkRef::encode`] wrote.
     pub fn decode(text: &str) -> Option<LinkRef> {
         let (table, id) = text.split_once(':')?;
-        let table = match table {
-            "history" => LinkTable::History,
-            "journal" => LinkTable::Journal,
-            _ => return None,
-        };
-        Some(LinkRef { table, id: id.parse().ok()? })
+        Some(LinkRef { table: LinkTable::from_key(table)?, id: id.parse().ok()? })
     }
 }
 
@@ -339,6 +344,12 @@ fn link<R: StoredRow>(row: &R, link: LinkRef, partner: i64, content: Vec<u8>, at
         hash: row.opt_text(at + 2)?.unwrap_or_default(),
         content,
     })
+}
+
+/// A row of [`sql::UNSEALED_ROWS`]: which row carries no hash.
+pub(crate) fn unsealed_row<R: StoredRow>(row: &R) -> Result<LinkRef, R::Error> {
+    let table = row.parsed(0, |key| LinkTable::from_key(key).ok_or_else(|| super::columns::BadState(key.into())))?;
+    Ok(LinkRef { table, id: row.int(1)? })
 }
 
 /// A `chain_heads` row (`partner_id, seq, last, hash`).

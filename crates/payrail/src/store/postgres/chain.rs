@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::store::chain::sql::{history_link_sql, journal_link_sql, postings_of, unsealed_history};
 use crate::store::chain::{
-    head, history_link, journal_link, partners, posting, seal, sql, with_postings, ChainHead, ChainStore, Link,
-    LinkCursor, LinkRef, LinkTable, SEAL_STEP,
+    head, history_link, journal_link, partners, posting, seal, sql, unsealed_row, with_postings, ChainHead, ChainStore,
+    Link, LinkCursor, LinkRef, LinkTable, SEAL_STEP,
 };
 
 /// Which unsealed rows a sealing step reads: the statements for history
@@ -161,12 +161,6 @@ impl ChainStore for PostgresStore {
         let client = self.client().await?;
         let limit = i64::from(limit);
         let rows = query(&client, sql::UNSEALED_ROWS, &[&limit], "Failed to read the rows without a hash").await?;
-        rows.iter()
-            .map(|row| {
-                let (table, id): (String, i64) = pair(row)?;
-                Ok(LinkRef { table: if table == "history" { LinkTable::History } else { LinkTable::Journal }, id })
-            })
-            .collect::<Result<_, tokio_postgres::Error>>()
-            .store_context("Failed to read a row without a hash")
+        decode_all(&rows, unsealed_row, "Failed to read a row without a hash")
     }
 }

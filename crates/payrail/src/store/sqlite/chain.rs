@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::store::chain::{
-    head, history_link, journal_link, posting, seal, sql, with_postings, ChainHead, ChainStore, Link, LinkCursor,
-    LinkRef, LinkTable, SEAL_STEP,
+    head, history_link, journal_link, posting, seal, sql, unsealed_row, with_postings, ChainHead, ChainStore, Link,
+    LinkCursor, LinkRef, LinkTable, SEAL_STEP,
 };
 
 /// Chains every row that has no hash yet, in id order (history rows, then
@@ -80,12 +80,6 @@ impl ChainStore for SqliteStore {
     }
 
     async fn unsealed_links(&self, limit: u32) -> Result<Vec<LinkRef>, StoreError> {
-        self.read(|conn| {
-            all_rows(conn, sql::UNSEALED_ROWS, [limit], |row| {
-                let table: String = row.get(0)?;
-                let id = row.get(1)?;
-                Ok(LinkRef { table: if table == "history" { LinkTable::History } else { LinkTable::Journal }, id })
-            })
-        })
+        self.read(|conn| all_rows(conn, sql::UNSEALED_ROWS, [limit], |row| unsealed_row(row)))
     }
 }
