@@ -4,6 +4,7 @@
 //! its `kyc.rs`. The Aadhaar number and the fingerprint data are not stored.
 
 use super::columns::{columns, StoredRow, Value};
+use super::remittance::{CountResult, PerMobile};
 use super::*;
 use crate::domain::ekyc::{KycRecord, EKYC_BLOCK_SECS, KYC_LIFETIME_SECS};
 
@@ -64,14 +65,22 @@ pub(crate) fn stale_kycs_before(now: Timestamp) -> i64 {
     now.unix() - KYC_LIFETIME_SECS - EKYC_BLOCK_SECS
 }
 
+/// e-KYC attempts: [`crate::domain::ekyc::ekyc_blocked_until`] decides.
+pub(crate) const EKYC_ATTEMPTS: PerMobile = PerMobile {
+    recent: sql::RECENT_ATTEMPTS,
+    count: sql::COUNT_ATTEMPT,
+    forget: "DELETE FROM ekyc_attempts WHERE attempted_at <= $1",
+    sweep: "DELETE FROM ekyc_attempts WHERE ctid IN \
+            (SELECT ctid FROM ekyc_attempts WHERE attempted_at <= $1 LIMIT 100 FOR UPDATE SKIP LOCKED)",
+    lock_class: 0x7072_0011,
+};
+
 /// The statements both engines run for e-KYC, with `$n` parameters in
 /// order of first appearance (see `store::remittance::sql`).
 pub(crate) mod sql {
     /// The attempts of mobile `$1` after `$2`.
     pub(crate) const RECENT_ATTEMPTS: &str =
         "SELECT attempted_at FROM ekyc_attempts WHERE mobile = $1 AND attempted_at > $2";
-    /// Forgets the attempts of mobile `$1` at or before `$2`.
-    pub(crate) const FORGET_ATTEMPTS: &str = "DELETE FROM ekyc_attempts WHERE mobile = $1 AND attempted_at <= $2";
     /// Counts an attempt of mobile `$1` at `$2`.
     pub(crate) const COUNT_ATTEMPT: &str = "INSERT INTO ekyc_attempts (mobile, attempted_at) VALUES ($1, $2)";
     /// Stores a KYC record: id, partner, mobile, upstream id, created at.
@@ -94,7 +103,7 @@ pub(crate) mod sql {
 
         #[test]
         fn parameters_first_appear_in_order() {
-            for sql in [RECENT_ATTEMPTS, FORGET_ATTEMPTS, COUNT_ATTEMPT, INSERT_KYC, FORGET_KYCS, FIND_KYC, USE_KYC] {
+            for sql in [RECENT_ATTEMPTS, COUNT_ATTEMPT, INSERT_KYC, FORGET_KYCS, FIND_KYC, USE_KYC] {
                 assert_parameters_in_order(sql);
             }
         }
@@ -109,11 +118,7 @@ pub trait KycStore: Send + Sync + 'static {
     /// blocked, `Err` of until when, and nothing written. Check and count
     /// are one step per mobile, across connections and instances, so
     /// concurrent attempts cannot all pass the check.
-    async fn count_ekyc_attempt(
-        &self,
-        mobile: &MobileNumber,
-        now: Timestamp,
-    ) -> Result<Result<(), Timestamp>, StoreError>;
+    async fn count_ekyc_attempt(&self, mobile: &MobileNumber, now: Timestamp) -> CountResult;
     /// Stores a successful e-KYC (unused), forgetting unused ones long expired.
     async fn insert_kyc(&self, record: KycRecord) -> Result<(), StoreError>;
     /// The partner's KYC record with this id.

@@ -135,6 +135,51 @@ pub(crate) fn stale_otps_before(expires_at: Timestamp) -> i64 {
     expires_at.unix() - OTP_LIFETIME_SECS - 86_400
 }
 
+/// Events counted per mobile over a rolling window, whoever the partner:
+/// e-KYC attempts and OTP texts. An engine's `count_per_mobile` reads the
+/// mobile's events after the window's start and, if the rule finds room for
+/// one more now, forgets every event (of any mobile) at or before that start
+/// and counts this one: one transaction, serialised per mobile (SQLite's one
+/// writer; PostgreSQL's advisory lock of `lock_class` and the mobile).
+pub(crate) struct PerMobile {
+    /// The times of mobile `$1`'s events after `$2`.
+    pub(crate) recent: &'static str,
+    /// Counts an event of mobile `$1` at `$2`.
+    pub(crate) count: &'static str,
+    /// Deletes every event at or before `$1` (SQLite: one writer, so all at once).
+    pub(crate) forget: &'static str,
+    /// [`Self::forget`] in bounded batches that skip rows another sweep
+    /// holds (PostgreSQL: concurrent writers need not wait on each other).
+    pub(crate) sweep: &'static str,
+    /// The first key of PostgreSQL's two-key advisory lock (the second is a
+    /// hash of the mobile); apart from the one-key locks in `postgres/mod.rs`.
+    pub(crate) lock_class: i32,
+}
+
+/// An event of `mobile` at `at` to count among a [`PerMobile`]'s: `allowed`,
+/// given the times of the mobile's events after `since`, says when one may
+/// happen if not now (`Some`), and then nothing is written.
+pub(crate) struct Count<F> {
+    pub(crate) mobile: String,
+    pub(crate) at: Timestamp,
+    pub(crate) since: i64,
+    pub(crate) allowed: F,
+}
+
+/// A count's answer: `Ok(Ok(()))` counted; `Ok(Err(when))` not counted,
+/// the rule allows none before `when`.
+pub type CountResult = Result<Result<(), Timestamp>, StoreError>;
+
+/// OTP texts: at most [`TextLimits`] to one mobile.
+pub(crate) const OTP_TEXTS: PerMobile = PerMobile {
+    recent: sql::RECENT_TEXTS,
+    count: sql::COUNT_TEXT,
+    forget: "DELETE FROM otp_texts WHERE sent_at <= $1",
+    sweep: "DELETE FROM otp_texts WHERE ctid IN \
+            (SELECT ctid FROM otp_texts WHERE sent_at <= $1 LIMIT 100 FOR UPDATE SKIP LOCKED)",
+    lock_class: 0x7072_0009,
+};
+
 /// The statements both engines run for remittance, with `$n` parameters.
 /// SQLite numbers a `$n` parameter by where it first appears, not by `n`,
 /// so each statement's parameters first appear in order `$1`, `$2`, … (the
@@ -300,12 +345,7 @@ pub trait RemittanceStore: Send + Sync + 'static {
     /// `Err` of when one may go, and nothing written. Check and count are one
     /// step per mobile, across connections and instances, so concurrent
     /// requests cannot all pass the check.
-    async fn count_text(
-        &self,
-        mobile: &MobileNumber,
-        now: Timestamp,
-        limits: TextLimits,
-    ) -> Result<Result<(), Timestamp>, StoreError>;
+    async fn count_text(&self, mobile: &MobileNumber, now: Timestamp, limits: TextLimits) -> CountResult;
     /// Presents `code` for the partner's OTP `token` of this purpose, with
     /// [`OtpRecord::check`], and saves what it changed (attempts, used) in
     /// the same transaction, so that a code can be accepted only once.

@@ -5,38 +5,19 @@
 use super::columns::bind_all;
 use super::*;
 use crate::domain::ekyc::{ekyc_blocked_until, KycRecord};
-use crate::store::kyc::{attempts_since, kyc_from_row, kyc_values, sql, stale_kycs_before, KycRegistration};
+use crate::store::kyc::{
+    attempts_since, kyc_from_row, kyc_values, sql, stale_kycs_before, KycRegistration, EKYC_ATTEMPTS,
+};
 use crate::store::remittance::{remitter_values, sql::INSERT_REMITTER};
+use crate::store::remittance::{Count, CountResult};
 use crate::store::KycStore;
-
-/// The first key of the two-key advisory locks that serialise e-KYC
-/// attempts per mobile (the second is a hash of the mobile); apart from the
-/// OTP texts' class (`remittance.rs`) and from the one-key locks.
-const ATTEMPT_LOCK_CLASS: i32 = 0x7072_0011;
-/// Serialises the attempts of mobile `$2` until the transaction ends.
-const LOCK_ATTEMPTS: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
 
 #[async_trait]
 impl KycStore for PostgresStore {
-    async fn count_ekyc_attempt(
-        &self,
-        mobile: &MobileNumber,
-        now: Timestamp,
-    ) -> Result<Result<(), Timestamp>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.store_context("Failed to begin counting the e-KYC attempt")?;
-        let (mobile, since) = (mobile.as_str(), attempts_since(now));
-        // Held to commit: the next attempt for this mobile sees this one.
-        execute(&tx, LOCK_ATTEMPTS, &[&ATTEMPT_LOCK_CLASS, &mobile], "Failed to lock the mobile's e-KYC").await?;
-        let rows = query(&tx, sql::RECENT_ATTEMPTS, &[&mobile, &since], "Failed to read the e-KYC attempts").await?;
-        let made: Vec<i64> = decode_all(&rows, |r| Ok(r.try_get(0)?), "Failed to read an e-KYC attempt's time")?;
-        if let Some(until) = ekyc_blocked_until(&made, now.unix()) {
-            return Ok(Err(until));
-        }
-        execute(&tx, sql::FORGET_ATTEMPTS, &[&mobile, &since], "Failed to forget old e-KYC attempts").await?;
-        execute(&tx, sql::COUNT_ATTEMPT, &[&mobile, &now.unix()], "Failed to count the e-KYC attempt").await?;
-        tx.commit().await.store_context("Failed to commit the e-KYC attempt")?;
-        Ok(Ok(()))
+    async fn count_ekyc_attempt(&self, mobile: &MobileNumber, now: Timestamp) -> CountResult {
+        let (mobile, since) = (mobile.as_str().to_owned(), attempts_since(now));
+        let allowed = move |made: &[i64]| ekyc_blocked_until(made, now.unix());
+        self.count_per_mobile(&EKYC_ATTEMPTS, Count { mobile, at: now, since, allowed }).await
     }
 
     async fn insert_kyc(&self, record: KycRecord) -> Result<(), StoreError> {

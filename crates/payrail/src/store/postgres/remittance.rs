@@ -10,6 +10,7 @@ use crate::store::remittance::{
     beneficiary_from_row, beneficiary_values, otp_from_row, otp_list, remitter_from_row, remitter_values, sql,
     stale_otps_before,
 };
+use crate::store::remittance::{Count, CountResult, PerMobile, OTP_TEXTS};
 
 /// Locks the remitter's row, which serialises concurrent beneficiary adds.
 const LOCK_REMITTER: &str = "SELECT 1 FROM remitters WHERE partner_id = $1 AND mobile = $2 FOR UPDATE";
@@ -17,16 +18,8 @@ const LOCK_REMITTER: &str = "SELECT 1 FROM remitters WHERE partner_id = $1 AND m
 const LOCK_OTP: &str =
     concat!("SELECT ", otp_list!(), " FROM otps WHERE token = $1 AND partner_id = $2 AND purpose = $3 FOR UPDATE");
 
-/// The first key of the two-key advisory locks that serialise OTP texts per
-/// mobile (the second is a hash of the mobile). Two-key locks live apart
-/// from the one-key locks in `mod.rs`, so they can never collide with them.
-const TEXT_LOCK_CLASS: i32 = 0x7072_0009;
-/// Serialises the texts to mobile `$2` until the transaction ends.
-const LOCK_TEXTS: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
-/// A bounded sweep of texts older than a day; rows another sweep holds are
-/// skipped rather than waited for (SQLite deletes them all: one writer).
-const FORGET_TEXTS: &str = "DELETE FROM otp_texts WHERE ctid IN \
-                            (SELECT ctid FROM otp_texts WHERE sent_at <= $1 LIMIT 100 FOR UPDATE SKIP LOCKED)";
+/// Serialises the events of `$1`'s class for mobile `$2` until the transaction ends.
+const LOCK_MOBILE: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
 
 #[async_trait]
 impl RemittanceStore for PostgresStore {
@@ -159,26 +152,10 @@ impl RemittanceStore for PostgresStore {
         Ok(())
     }
 
-    async fn count_text(
-        &self,
-        mobile: &MobileNumber,
-        now: Timestamp,
-        limits: TextLimits,
-    ) -> Result<Result<(), Timestamp>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.store_context("Failed to begin counting the text")?;
-        let (mobile, since) = (mobile.as_str(), now.unix() - TEXT_DAY_SECS);
-        // Held to commit: the next request for this mobile sees this one's count.
-        execute(&tx, LOCK_TEXTS, &[&TEXT_LOCK_CLASS, &mobile], "Failed to lock the mobile's texts").await?;
-        let rows = query(&tx, sql::RECENT_TEXTS, &[&mobile, &since], "Failed to read the texts").await?;
-        let sent: Vec<i64> = decode_all(&rows, |r| Ok(r.try_get(0)?), "Failed to read a text's time")?;
-        if let Some(at) = limits.next_allowed(&sent, now.unix()) {
-            return Ok(Err(at));
-        }
-        execute(&tx, FORGET_TEXTS, &[&since], "Failed to forget old texts").await?;
-        execute(&tx, sql::COUNT_TEXT, &[&mobile, &now.unix()], "Failed to count the text").await?;
-        tx.commit().await.store_context("Failed to commit the text count")?;
-        Ok(Ok(()))
+    async fn count_text(&self, mobile: &MobileNumber, now: Timestamp, limits: TextLimits) -> CountResult {
+        let (mobile, since) = (mobile.as_str().to_owned(), now.unix() - TEXT_DAY_SECS);
+        let allowed = move |sent: &[i64]| limits.next_allowed(sent, now.unix());
+        self.count_per_mobile(&OTP_TEXTS, Count { mobile, at: now, since, allowed }).await
     }
 
     async fn check_otp(
@@ -201,6 +178,29 @@ impl RemittanceStore for PostgresStore {
         execute(&tx, sql::SAVE_OTP, &params, "Failed to save the OTP").await?;
         tx.commit().await.store_context("Failed to commit the OTP check")?;
         Ok(outcome)
+    }
+}
+
+impl PostgresStore {
+    /// Counts an event among `events` ([`PerMobile`]), holding the mobile's
+    /// advisory lock to the commit: the next count of the mobile sees this one.
+    pub(super) async fn count_per_mobile<F>(&self, events: &'static PerMobile, count: Count<F>) -> CountResult
+    where
+        F: FnOnce(&[i64]) -> Option<Timestamp>,
+    {
+        let Count { mobile, at, since, allowed } = count;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin a per-mobile count")?;
+        execute(&tx, LOCK_MOBILE, &[&events.lock_class, &mobile], "Failed to lock the mobile's count").await?;
+        let rows = query(&tx, events.recent, &[&mobile, &since], "Failed to read the mobile's count").await?;
+        let made: Vec<i64> = decode_all(&rows, |r| Ok(r.try_get(0)?), "Failed to read a counted event's time")?;
+        if let Some(until) = allowed(&made) {
+            return Ok(Err(until));
+        }
+        execute(&tx, events.sweep, &[&since], "Failed to forget the events out of the window").await?;
+        execute(&tx, events.count, &[&mobile, &at.unix()], "Failed to count the event").await?;
+        tx.commit().await.store_context("Failed to commit the per-mobile count")?;
+        Ok(Ok(()))
     }
 }
 

@@ -6,32 +6,19 @@ use rusqlite::params_from_iter;
 
 use super::*;
 use crate::domain::ekyc::{ekyc_blocked_until, KycRecord};
-use crate::store::kyc::{attempts_since, kyc_from_row, kyc_values, sql, stale_kycs_before, KycRegistration};
+use crate::store::kyc::{
+    attempts_since, kyc_from_row, kyc_values, sql, stale_kycs_before, KycRegistration, EKYC_ATTEMPTS,
+};
 use crate::store::remittance::{remitter_values, sql::INSERT_REMITTER};
+use crate::store::remittance::{Count, CountResult};
 use crate::store::KycStore;
 
 #[async_trait]
 impl KycStore for SqliteStore {
-    async fn count_ekyc_attempt(
-        &self,
-        mobile: &MobileNumber,
-        now: Timestamp,
-    ) -> Result<Result<(), Timestamp>, StoreError> {
-        let mobile = mobile.as_str().to_owned();
-        self.write(move |conn| {
-            let tx = immediate(conn)?;
-            let since = attempts_since(now);
-            let made =
-                all_rows(&tx, sql::RECENT_ATTEMPTS, params![mobile, since], |r| r.get(0)).map_err(store_error)?;
-            if let Some(until) = ekyc_blocked_until(&made, now.unix()) {
-                return Ok(Err(until));
-            }
-            execute(&tx, sql::FORGET_ATTEMPTS, params![mobile, since])?;
-            execute(&tx, sql::COUNT_ATTEMPT, params![mobile, now.unix()])?;
-            tx.commit().map_err(store_error)?;
-            Ok(Ok(()))
-        })
-        .await
+    async fn count_ekyc_attempt(&self, mobile: &MobileNumber, now: Timestamp) -> CountResult {
+        let (mobile, since) = (mobile.as_str().to_owned(), attempts_since(now));
+        let allowed = move |made: &[i64]| ekyc_blocked_until(made, now.unix());
+        self.count_per_mobile(&EKYC_ATTEMPTS, Count { mobile, at: now, since, allowed }).await
     }
 
     async fn insert_kyc(&self, record: KycRecord) -> Result<(), StoreError> {

@@ -4,15 +4,12 @@
 
 use super::*;
 use crate::domain::remitter::PerBank;
+use crate::store::remittance::{Count, CountResult, PerMobile, OTP_TEXTS};
 use rusqlite::params_from_iter;
 
 use crate::store::remittance::{
     beneficiary_from_row, beneficiary_values, otp_from_row, remitter_from_row, remitter_values, sql, stale_otps_before,
 };
-
-/// Deletes every text older than `?1`. One writer runs it, so a plain delete
-/// (PostgreSQL sweeps in bounded batches that skip rows another sweep holds).
-const FORGET_TEXTS: &str = "DELETE FROM otp_texts WHERE sent_at <= ?1";
 
 #[async_trait]
 impl RemittanceStore for SqliteStore {
@@ -157,27 +154,10 @@ impl RemittanceStore for SqliteStore {
         .await
     }
 
-    async fn count_text(
-        &self,
-        mobile: &MobileNumber,
-        now: Timestamp,
-        limits: TextLimits,
-    ) -> Result<Result<(), Timestamp>, StoreError> {
-        let mobile = mobile.as_str().to_owned();
-        // One writer connection: check and count cannot interleave.
-        self.write(move |conn| {
-            let tx = immediate(conn)?;
-            let since = now.unix() - TEXT_DAY_SECS;
-            let sent = all_rows(&tx, sql::RECENT_TEXTS, params![mobile, since], |r| r.get(0)).map_err(store_error)?;
-            if let Some(at) = limits.next_allowed(&sent, now.unix()) {
-                return Ok(Err(at));
-            }
-            execute(&tx, FORGET_TEXTS, [since])?;
-            execute(&tx, sql::COUNT_TEXT, params![mobile, now.unix()])?;
-            tx.commit().map_err(store_error)?;
-            Ok(Ok(()))
-        })
-        .await
+    async fn count_text(&self, mobile: &MobileNumber, now: Timestamp, limits: TextLimits) -> CountResult {
+        let (mobile, since) = (mobile.as_str().to_owned(), now.unix() - TEXT_DAY_SECS);
+        let allowed = move |sent: &[i64]| limits.next_allowed(sent, now.unix());
+        self.count_per_mobile(&OTP_TEXTS, Count { mobile, at: now, since, allowed }).await
     }
 
     async fn check_otp(
@@ -222,6 +202,29 @@ pub(super) fn routed_since(
 ) -> rusqlite::Result<i64> {
     conn.prepare_cached(sql::ROUTE_USAGE)?
         .query_row(params![partner.number(), mobile.as_str(), bank.number(), since.unix()], |r| r.get(0))
+}
+
+impl SqliteStore {
+    /// Counts an event among `events` ([`PerMobile`]). One writer
+    /// connection: no other count of the mobile runs between check and count.
+    pub(super) async fn count_per_mobile<F>(&self, events: &'static PerMobile, count: Count<F>) -> CountResult
+    where
+        F: FnOnce(&[i64]) -> Option<Timestamp> + Send + 'static,
+    {
+        self.write(move |conn| {
+            let Count { mobile, at, since, allowed } = count;
+            let tx = immediate(conn)?;
+            let made = all_rows(&tx, events.recent, params![mobile, since], |r| r.get(0)).map_err(store_error)?;
+            if let Some(until) = allowed(&made) {
+                return Ok(Err(until));
+            }
+            execute(&tx, events.forget, [since])?;
+            execute(&tx, events.count, params![mobile, at.unix()])?;
+            tx.commit().map_err(store_error)?;
+            Ok(Ok(()))
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
