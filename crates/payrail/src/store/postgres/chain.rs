@@ -96,16 +96,18 @@ async fn seal_step(tx: &Transaction<'_>, rows: &Pending) -> Result<bool, StoreEr
     let seq: Vec<i64> = heads.iter().map(|h| h.seq).collect();
     let last: Vec<&str> = heads.iter().map(|h| &*h.last).collect();
     let hash: Vec<&str> = heads.iter().map(|h| &*h.hash).collect();
-    let new_heads: [&(dyn ToSql + Sync); 4] = [&partner, &seq, &last, &hash];
+    let new_heads: [(&(dyn ToSql + Sync), Type); 4] =
+        [(&partner, Type::INT8_ARRAY), (&seq, Type::INT8_ARRAY), (&last, Type::TEXT_ARRAY), (&hash, Type::TEXT_ARRAY)];
     tokio::try_join!(
         write_links(tx, &pending, LinkTable::History),
         write_links(tx, &pending, LinkTable::Journal),
-        execute(tx, SET_HEADS, &new_heads, "Failed to move the chain heads"),
+        execute_planned(tx, SET_HEADS, &new_heads, "Failed to move the chain heads"),
     )?;
     Ok(full)
 }
 
-/// Writes the chain columns of `table`'s links in one statement.
+/// Writes the chain columns of `table`'s links in one statement, planned
+/// for these rows ([`execute_planned`]: by their ids, never by a scan).
 async fn write_links(tx: &Transaction<'_>, links: &[Link], table: LinkTable) -> Result<(), StoreError> {
     let links: Vec<&Link> = links.iter().filter(|link| link.row.table == table).collect();
     if links.is_empty() {
@@ -115,19 +117,27 @@ async fn write_links(tx: &Transaction<'_>, links: &[Link], table: LinkTable) -> 
     let seq: Vec<i64> = links.iter().map(|l| l.seq).collect();
     let prev: Vec<Option<&str>> = links.iter().map(|l| l.prev.as_deref()).collect();
     let hash: Vec<&str> = links.iter().map(|l| &*l.hash).collect();
+    let (id, seq, prev, hash) = (
+        (&id as Param, Type::INT8_ARRAY),
+        (&seq as Param, Type::INT8_ARRAY),
+        (&prev as Param, Type::TEXT_ARRAY),
+        (&hash as Param, Type::TEXT_ARRAY),
+    );
     match table {
         LinkTable::History => {
             let partner: Vec<i64> = links.iter().map(|l| l.partner).collect();
-            let params: [&(dyn ToSql + Sync); 5] = [&id, &partner, &seq, &prev, &hash];
-            execute(tx, SEAL_HISTORIES, &params, "Failed to chain the history rows").await?
+            let params = [id, (&partner, Type::INT8_ARRAY), seq, prev, hash];
+            execute_planned(tx, SEAL_HISTORIES, &params, "Failed to chain the history rows").await?
         }
         LinkTable::Journal => {
-            let params: [&(dyn ToSql + Sync); 4] = [&id, &seq, &prev, &hash];
-            execute(tx, SEAL_JOURNALS, &params, "Failed to chain the journals").await?
+            execute_planned(tx, SEAL_JOURNALS, &[id, seq, prev, hash], "Failed to chain the journals").await?
         }
     };
     Ok(())
 }
+
+/// A statement parameter.
+type Param<'a> = &'a (dyn ToSql + Sync);
 
 #[async_trait]
 impl ChainStore for PostgresStore {

@@ -55,7 +55,7 @@ use deadpool_postgres::{
     GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, Transaction,
 };
 use tokio_postgres::error::{DbError, SqlState};
-use tokio_postgres::types::{FromSqlOwned, ToSql};
+use tokio_postgres::types::{FromSqlOwned, ToSql, Type};
 use tokio_postgres::{IsolationLevel, Row};
 
 use super::columns::BadState;
@@ -238,6 +238,20 @@ prepared!(
     /// Runs a statement; returns the rows affected.
     execute -> u64
 );
+
+/// Runs a statement planned for these very parameters: an unnamed statement
+/// in one round trip, never a cached plan. For writes keyed by arrays of row
+/// ids: a cached generic plan made while the table was small (a fresh store)
+/// hash-joins over a scan of the whole table, and keeps doing so as the
+/// table grows until the next `ANALYZE`.
+async fn execute_planned(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[(&(dyn ToSql + Sync), Type)],
+    what: &'static str,
+) -> Result<u64, StoreError> {
+    tx.execute_typed(sql, params).await.store_context(what)
+}
 
 /// Reads every row with `decode`; a row that does not decode is a fault (`what`).
 fn decode_all<T>(
