@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use sha2::{Digest as _, Sha256};
 
 use super::columns::StoredRow;
-use super::StoreError;
+use super::StoreResult;
 
 /// The two tables whose rows are links.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -144,11 +144,11 @@ pub struct LinkCursor {
 #[async_trait]
 pub trait ChainStore: Send + Sync + 'static {
     /// Every chain's head, by partner.
-    async fn chain_heads(&self) -> Result<Vec<ChainHead>, StoreError>;
+    async fn chain_heads(&self) -> StoreResult<Vec<ChainHead>>;
     /// At most `limit` sealed links of `table` after `after`, in (partner, number) order.
-    async fn chain_links(&self, table: LinkTable, after: LinkCursor, limit: u32) -> Result<Vec<Link>, StoreError>;
+    async fn chain_links(&self, table: LinkTable, after: LinkCursor, limit: u32) -> StoreResult<Vec<Link>>;
     /// At most `limit` rows that carry no hash (none, unless changed outside payrail).
-    async fn unsealed_links(&self, limit: u32) -> Result<Vec<LinkRef>, StoreError>;
+    async fn unsealed_links(&self, limit: u32) -> StoreResult<Vec<LinkRef>>;
 }
 
 /// A link's hash (hex): over the previous hash, the link's number, the

@@ -71,12 +71,7 @@ pub struct FeedChange {
 #[async_trait]
 pub trait FeedStore: Send + Sync + 'static {
     /// At most `limit` of `partner`'s changes after `after`, in commit order.
-    async fn changes(
-        &self,
-        partner: RegistrationId,
-        after: FeedCursor,
-        limit: u32,
-    ) -> Result<Vec<FeedChange>, StoreError>;
+    async fn changes(&self, partner: RegistrationId, after: FeedCursor, limit: u32) -> StoreResult<Vec<FeedChange>>;
 }
 
 /// The feed's SQL: the columns every row has, after the engine's position columns.

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 
 use super::columns::StoredRow;
-use super::StoreError;
+use super::StoreResult;
 use crate::domain::{Paise, RegistrationId, Timestamp};
 use crate::observe::StoreGauges;
 
@@ -16,11 +16,11 @@ use crate::observe::StoreGauges;
 pub trait HealthStore {
     /// The highest schema version the store has applied (one query: it is
     /// also the readiness ping).
-    async fn schema_version(&self) -> Result<i64, StoreError>;
+    async fn schema_version(&self) -> StoreResult<i64>;
     /// The schema version this binary's migrations reach.
     fn expected_schema_version(&self) -> i64;
     /// Poll jobs due at `now` and held, events pending, and every wallet's balance.
-    async fn gauges(&self, now: Timestamp) -> Result<StoreGauges, StoreError>;
+    async fn gauges(&self, now: Timestamp) -> StoreResult<StoreGauges>;
 }
 
 /// The statements both engines run, with `$n` parameters.

@@ -4,9 +4,9 @@
 //! its `kyc.rs`. The Aadhaar number and the fingerprint data are not stored.
 
 use super::columns::{columns, StoredRow, Value};
-use super::remittance::{CountResult, PerMobile};
+use super::remittance::{Count, CountResult, MobileCounts, PerMobile};
 use super::*;
-use crate::domain::ekyc::{KycRecord, EKYC_BLOCK_SECS, KYC_LIFETIME_SECS};
+use crate::domain::ekyc::{ekyc_blocked_until, KycRecord, EKYC_BLOCK_SECS, KYC_LIFETIME_SECS};
 
 columns! {
     /// The `remitter_kycs` columns a record is read from (its id and partner are the ones asked about).
@@ -66,7 +66,7 @@ pub(crate) fn stale_kycs_before(now: Timestamp) -> i64 {
 }
 
 /// e-KYC attempts: [`crate::domain::ekyc::ekyc_blocked_until`] decides.
-pub(crate) const EKYC_ATTEMPTS: PerMobile = PerMobile {
+pub const EKYC_ATTEMPTS: PerMobile = PerMobile {
     recent: sql::RECENT_ATTEMPTS,
     count: sql::COUNT_ATTEMPT,
     forget: "DELETE FROM ekyc_attempts WHERE attempted_at <= $1",
@@ -112,23 +112,26 @@ pub(crate) mod sql {
 
 /// Remitter e-KYC: attempts per mobile and the KYC records registrations use.
 #[async_trait]
-pub trait KycStore: Send + Sync + 'static {
+pub trait KycStore: MobileCounts {
     /// Counts an e-KYC attempt of `mobile` at `now` unless its attempts (by
     /// any partner) block it ([`crate::domain::ekyc::ekyc_blocked_until`]);
     /// blocked, `Err` of until when, and nothing written. Check and count
     /// are one step per mobile, across connections and instances, so
     /// concurrent attempts cannot all pass the check.
-    async fn count_ekyc_attempt(&self, mobile: &MobileNumber, now: Timestamp) -> CountResult;
+    async fn count_ekyc_attempt(&self, mobile: &MobileNumber, now: Timestamp) -> CountResult {
+        let (mobile, since) = (mobile.as_str().to_owned(), attempts_since(now));
+        let allowed = Box::new(move |made: &[i64]| ekyc_blocked_until(made, now.unix()));
+        self.count_per_mobile(&EKYC_ATTEMPTS, Count { mobile, at: now, since, allowed }).await
+    }
     /// Stores a successful e-KYC (unused), forgetting unused ones long expired.
-    async fn insert_kyc(&self, record: KycRecord) -> Result<(), StoreError>;
+    async fn insert_kyc(&self, record: KycRecord) -> StoreResult<()>;
     /// The partner's KYC record with this id.
-    async fn find_kyc(&self, partner: RegistrationId, kyc_id: &str) -> Result<Option<KycRecord>, StoreError>;
+    async fn find_kyc(&self, partner: RegistrationId, kyc_id: &str) -> StoreResult<Option<KycRecord>>;
     /// In one transaction: uses the partner's KYC record `remitter.kyc_id`
     /// (for `remitter.mobile`, unused, made after `made_after`) and
     /// registers the remitter. A record is used by one registration only,
     /// whatever runs concurrently.
-    async fn register_with_kyc(&self, remitter: Remitter, made_after: Timestamp)
-        -> Result<KycRegistration, StoreError>;
+    async fn register_with_kyc(&self, remitter: Remitter, made_after: Timestamp) -> StoreResult<KycRegistration>;
 }
 
 /// The test body both engines run, so that each is held to the same behaviour.

@@ -203,17 +203,13 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// if there is no such partner. Wallet rows are created on first use.
     async fn post_journal(&self, journal: Journal) -> Result<WalletMove, DebitError>;
     /// The partner's wallet balance (0 if it never moved).
-    async fn wallet_balance(&self, partner: RegistrationId) -> Result<Paise, StoreError>;
+    async fn wallet_balance(&self, partner: RegistrationId) -> StoreResult<Paise>;
     /// The wallet's movements with `from <= at < to`, oldest first (by
     /// journal id), and the balance at `from` (the sum of earlier postings).
-    async fn wallet_statement(
-        &self,
-        partner: RegistrationId,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Statement, StoreError>;
+    async fn wallet_statement(&self, partner: RegistrationId, from: Timestamp, to: Timestamp)
+        -> StoreResult<Statement>;
     /// Checks the ledger's invariants in one consistent read.
-    async fn audit(&self) -> Result<LedgerAudit, StoreError>;
+    async fn audit(&self) -> StoreResult<LedgerAudit>;
     /// Records a new version of the partner's plan (the next version number)
     /// and returns it. `UnknownPartner` if there is no such partner.
     async fn insert_fee_plan(
@@ -224,11 +220,11 @@ pub trait LedgerStore: Send + Sync + 'static {
         created_at: Timestamp,
     ) -> Result<FeePlanVersion, DebitError>;
     /// Every version of the partner's plan, by version.
-    async fn fee_plans(&self, partner: RegistrationId) -> Result<Vec<FeePlanVersion>, StoreError>;
+    async fn fee_plans(&self, partner: RegistrationId) -> StoreResult<Vec<FeePlanVersion>>;
     /// What each partner's debits and refunds accrued with `from <= at < to`.
-    async fn accrued(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Accrued>, StoreError>;
+    async fn accrued(&self, from: Timestamp, to: Timestamp) -> StoreResult<Vec<Accrued>>;
     /// The settlements paid under `memo` (one month's), by partner.
-    async fn settlements(&self, memo: &str) -> Result<Vec<Settled>, StoreError>;
+    async fn settlements(&self, memo: &str) -> StoreResult<Vec<Settled>>;
 }
 
 /// What one partner's transactions accrued in a period.

@@ -91,6 +91,9 @@ use crate::domain::{
     PartnerStatus, RegistrationId, Timestamp, TxnKind,
 };
 
+/// What a store call answers: its value, or a failure of the store itself.
+pub type StoreResult<T> = Result<T, StoreError>;
+
 /// A failure of the store itself.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -267,7 +270,7 @@ pub trait Store:
     fn engine(&self) -> &'static str;
     /// Writes out anything the engine keeps in memory for a while (SQLite's
     /// recent token `reqid`s); the server calls it when it shuts down.
-    async fn flush(&self) -> Result<(), StoreError> {
+    async fn flush(&self) -> StoreResult<()> {
         Ok(())
     }
 }

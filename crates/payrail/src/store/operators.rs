@@ -271,15 +271,11 @@ pub(crate) mod sql {
 pub trait OperatorStore: Send + Sync + 'static {
     /// Adds an operator and appends `audit`, together; `None` (and nothing
     /// written) if the address is taken.
-    async fn insert_operator(
-        &self,
-        new: NewOperator,
-        audit: NewAuditEntry,
-    ) -> Result<Option<OperatorAccount>, StoreError>;
+    async fn insert_operator(&self, new: NewOperator, audit: NewAuditEntry) -> StoreResult<Option<OperatorAccount>>;
     /// The operator with this address.
-    async fn find_operator(&self, email: &Email) -> Result<Option<OperatorAccount>, StoreError>;
+    async fn find_operator(&self, email: &Email) -> StoreResult<Option<OperatorAccount>>;
     /// Every operator, by address.
-    async fn list_operators(&self) -> Result<Vec<OperatorAccount>, StoreError>;
+    async fn list_operators(&self) -> StoreResult<Vec<OperatorAccount>>;
     /// Changes an operator at `at` and appends the audit entry `actor`
     /// made it with, together; the account before and after, or `None` if
     /// there is no such operator.
@@ -289,19 +285,19 @@ pub trait OperatorStore: Send + Sync + 'static {
         change: OperatorChange,
         at: Timestamp,
         actor: &Actor,
-    ) -> Result<Option<(OperatorAccount, OperatorAccount)>, StoreError>;
+    ) -> StoreResult<Option<(OperatorAccount, OperatorAccount)>>;
     /// Adds a token and appends `audit`, together.
-    async fn insert_token(&self, token: ApiToken, audit: NewAuditEntry) -> Result<(), StoreError>;
+    async fn insert_token(&self, token: ApiToken, audit: NewAuditEntry) -> StoreResult<()>;
     /// An operator's tokens, newest first.
-    async fn list_tokens(&self, operator_id: i64) -> Result<Vec<ApiToken>, StoreError>;
+    async fn list_tokens(&self, operator_id: i64) -> StoreResult<Vec<ApiToken>>;
     /// Revokes a token at `at` (audited as `actor`'s, together); the token
     /// as it now is, or `None` if there is no such token. Revoking a
     /// revoked token changes nothing.
-    async fn revoke_token(&self, id: &str, at: Timestamp, actor: &Actor) -> Result<Option<ApiToken>, StoreError>;
+    async fn revoke_token(&self, id: &str, at: Timestamp, actor: &Actor) -> StoreResult<Option<ApiToken>>;
     /// The token with this public id and its operator, read together on
     /// every request (nothing is cached: a disabled operator or a revoked
     /// token stops working at once).
-    async fn token_with_operator(&self, id: &str) -> Result<Option<(ApiToken, OperatorAccount)>, StoreError>;
+    async fn token_with_operator(&self, id: &str) -> StoreResult<Option<(ApiToken, OperatorAccount)>>;
     /// Adds a console session and appends `audit` (the login), together;
     /// first drops every session last used before `stale_before`.
     async fn insert_console_session(
@@ -309,16 +305,16 @@ pub trait OperatorStore: Send + Sync + 'static {
         session: ConsoleSession,
         stale_before: Timestamp,
         audit: NewAuditEntry,
-    ) -> Result<(), StoreError>;
+    ) -> StoreResult<()>;
     /// The console session with this id hash and its operator, read
     /// together on every console request (nothing is cached).
-    async fn console_session(&self, id_hash: &[u8]) -> Result<Option<(ConsoleSession, OperatorAccount)>, StoreError>;
+    async fn console_session(&self, id_hash: &[u8]) -> StoreResult<Option<(ConsoleSession, OperatorAccount)>>;
     /// Marks a console session used at `at`.
-    async fn touch_console_session(&self, id_hash: &[u8], at: Timestamp) -> Result<(), StoreError>;
+    async fn touch_console_session(&self, id_hash: &[u8], at: Timestamp) -> StoreResult<()>;
     /// Ends a console session, appending `audit` (a logout) with it when given.
-    async fn end_console_session(&self, id_hash: &[u8], audit: Option<NewAuditEntry>) -> Result<(), StoreError>;
+    async fn end_console_session(&self, id_hash: &[u8], audit: Option<NewAuditEntry>) -> StoreResult<()>;
     /// Appends an audit entry; its id.
-    async fn append_audit(&self, entry: NewAuditEntry) -> Result<i64, StoreError>;
+    async fn append_audit(&self, entry: NewAuditEntry) -> StoreResult<i64>;
     /// Audit entries, newest first (see [`AuditFilter`]).
-    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError>;
+    async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
 }

@@ -150,13 +150,13 @@ pub(crate) mod sql {
 #[async_trait]
 pub trait PartnerStore: Send + Sync + 'static {
     /// The partner with this registration id.
-    async fn find_partner(&self, id: RegistrationId) -> Result<Option<Partner>, StoreError>;
+    async fn find_partner(&self, id: RegistrationId) -> StoreResult<Option<Partner>>;
     /// Adds a partner and returns it with its registration id.
-    async fn insert_partner(&self, new: NewPartner) -> Result<Partner, StoreError>;
+    async fn insert_partner(&self, new: NewPartner) -> StoreResult<Partner>;
     /// Every partner, by registration id.
-    async fn list_partners(&self) -> Result<Vec<Partner>, StoreError>;
+    async fn list_partners(&self) -> StoreResult<Vec<Partner>>;
     /// Suspends or reactivates; `false` if there is no such partner.
-    async fn set_partner_status(&self, id: RegistrationId, status: PartnerStatus) -> Result<bool, StoreError>;
+    async fn set_partner_status(&self, id: RegistrationId, status: PartnerStatus) -> StoreResult<bool>;
     /// Sets whether tokens are required and where the partner may call
     /// from; `false` if there is no such partner.
     async fn set_partner_access(
@@ -164,23 +164,23 @@ pub trait PartnerStore: Send + Sync + 'static {
         id: RegistrationId,
         require_token: bool,
         allowlist: IpAllowlist,
-    ) -> Result<bool, StoreError>;
+    ) -> StoreResult<bool>;
     /// Sets (or with `None` clears) the SHA-256 of the partner's
     /// `Authorisedkey`; `false` if there is no such partner.
-    async fn set_authorised_key_hash(&self, id: RegistrationId, hash: Option<Vec<u8>>) -> Result<bool, StoreError>;
+    async fn set_authorised_key_hash(&self, id: RegistrationId, hash: Option<Vec<u8>>) -> StoreResult<bool>;
     /// Installs a new secret, keeping the current one valid until `previous_until`.
     async fn rotate_partner_secret(
         &self,
         id: RegistrationId,
         secret: SealedSecret,
         previous_until: Timestamp,
-    ) -> Result<bool, StoreError>;
+    ) -> StoreResult<bool>;
     /// The master key's check value, if the store has one yet.
-    async fn key_check(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn key_check(&self) -> StoreResult<Option<Vec<u8>>>;
     /// Stores `mac` as the master key's check value if the store has none,
     /// atomically, and returns the value stored (`mac`, or the one another
     /// process stored first).
-    async fn claim_key_check(&self, mac: &[u8], at: Timestamp) -> Result<Vec<u8>, StoreError>;
+    async fn claim_key_check(&self, mac: &[u8], at: Timestamp) -> StoreResult<Vec<u8>>;
     /// Records a token `reqid`; `false` if the partner used it since `cutoff` (a replay).
     async fn remember_reqid(
         &self,
@@ -188,26 +188,20 @@ pub trait PartnerStore: Send + Sync + 'static {
         reqid: &str,
         now: Timestamp,
         cutoff: Timestamp,
-    ) -> Result<bool, StoreError>;
+    ) -> StoreResult<bool>;
     /// Records the `reqid` of an upstream callback's token, durably, and
     /// forgets those seen before `cutoff`; `false` (nothing written) if it
     /// was seen since `cutoff` (a replay).
-    async fn remember_upstream_reqid(&self, reqid: &str, now: Timestamp, cutoff: Timestamp)
-        -> Result<bool, StoreError>;
+    async fn remember_upstream_reqid(&self, reqid: &str, now: Timestamp, cutoff: Timestamp) -> StoreResult<bool>;
     /// Forgets one key [`PartnerStore::remember_upstream_reqid`] recorded:
     /// the callback it stood for could not be acted on, and its retry must be.
-    async fn forget_upstream_reqid(&self, reqid: &str) -> Result<(), StoreError>;
+    async fn forget_upstream_reqid(&self, reqid: &str) -> StoreResult<()>;
     /// Sets or clears the partner's callback URL; `false` if there is no such partner.
-    async fn set_callback_url(
-        &self,
-        partner: RegistrationId,
-        url: Option<String>,
-        at: Timestamp,
-    ) -> Result<bool, StoreError>;
+    async fn set_callback_url(&self, partner: RegistrationId, url: Option<String>, at: Timestamp) -> StoreResult<bool>;
     /// The partner's callback URL.
-    async fn callback_url(&self, partner: RegistrationId) -> Result<Option<String>, StoreError>;
+    async fn callback_url(&self, partner: RegistrationId) -> StoreResult<Option<String>>;
     /// The partner's callback signing secrets (kept when its URL is cleared).
-    async fn callback_secrets(&self, partner: RegistrationId) -> Result<Option<CallbackSecrets>, StoreError>;
+    async fn callback_secrets(&self, partner: RegistrationId) -> StoreResult<Option<CallbackSecrets>>;
     /// Installs a callback secret for the partner. With `replace` false it
     /// is installed only if the partner has none; with `replace` true it
     /// replaces the current one, which stays valid until `previous_until`
@@ -220,5 +214,5 @@ pub trait PartnerStore: Send + Sync + 'static {
         replace: bool,
         previous_until: Option<Timestamp>,
         at: Timestamp,
-    ) -> Result<Option<bool>, StoreError>;
+    ) -> StoreResult<Option<bool>>;
 }

@@ -150,11 +150,11 @@ pub trait PennyDropStore: Send + Sync + 'static {
         id: i64,
         status: PennyDropStatus,
         at: Timestamp,
-    ) -> Result<Option<PennyDrop>, StoreError>;
+    ) -> StoreResult<Option<PennyDrop>>;
     /// The partner's penny drop with this reference.
-    async fn find_penny_drop(&self, partner: RegistrationId, reference: &str) -> Result<Option<PennyDrop>, StoreError>;
+    async fn find_penny_drop(&self, partner: RegistrationId, reference: &str) -> StoreResult<Option<PennyDrop>>;
     /// Up to 100 penny drops still pending that were made before `before`.
-    async fn pending_penny_drops(&self, before: Timestamp) -> Result<Vec<PennyDrop>, StoreError>;
+    async fn pending_penny_drops(&self, before: Timestamp) -> StoreResult<Vec<PennyDrop>>;
     /// The penny-drop invariants `payrail verify` checks, as violations.
-    async fn audit_penny_drops(&self) -> Result<Vec<String>, StoreError>;
+    async fn audit_penny_drops(&self) -> StoreResult<Vec<String>>;
 }

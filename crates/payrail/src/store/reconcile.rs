@@ -40,7 +40,7 @@ pub struct Candidate {
 #[async_trait]
 pub trait ReconcileStore: Send + Sync + 'static {
     /// Every transfer made with `from <= created_at < to`, in no order.
-    async fn reconcile_candidates(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Candidate>, StoreError>;
+    async fn reconcile_candidates(&self, from: Timestamp, to: Timestamp) -> StoreResult<Vec<Candidate>>;
 }
 
 /// Reads a row of [`sql::CANDIDATES`], on either engine.

@@ -4,7 +4,7 @@
 
 use super::columns::{columns, StoredRow, Value};
 use super::*;
-use crate::domain::otp::OTP_LIFETIME_SECS;
+use crate::domain::otp::{OTP_LIFETIME_SECS, TEXT_DAY_SECS};
 use crate::domain::remitter::{AccountNumber, Ifsc};
 use crate::domain::remitter_details::{BirthDate, GstState, Pincode, RemitterDetails};
 
@@ -141,7 +141,7 @@ pub(crate) fn stale_otps_before(expires_at: Timestamp) -> i64 {
 /// one more now, forgets every event (of any mobile) at or before that start
 /// and counts this one: one transaction, serialised per mobile (SQLite's one
 /// writer; PostgreSQL's advisory lock of `lock_class` and the mobile).
-pub(crate) struct PerMobile {
+pub struct PerMobile {
     /// The times of mobile `$1`'s events after `$2`.
     pub(crate) recent: &'static str,
     /// Counts an event of mobile `$1` at `$2`.
@@ -159,19 +159,32 @@ pub(crate) struct PerMobile {
 /// An event of `mobile` at `at` to count among a [`PerMobile`]'s: `allowed`,
 /// given the times of the mobile's events after `since`, says when one may
 /// happen if not now (`Some`), and then nothing is written.
-pub(crate) struct Count<F> {
+pub struct Count {
     pub(crate) mobile: String,
     pub(crate) at: Timestamp,
     pub(crate) since: i64,
-    pub(crate) allowed: F,
+    pub(crate) allowed: Box<Rule>,
+}
+
+/// A count's rule: given the times of the mobile's events in the window,
+/// when the next may happen if not now.
+pub type Rule = dyn FnOnce(&[i64]) -> Option<Timestamp> + Send;
+
+/// Counts events per mobile ([`PerMobile`]), for the rules written once
+/// above it: [`RemittanceStore::count_text`], [`super::KycStore::count_ekyc_attempt`].
+#[async_trait]
+pub trait MobileCounts: Send + Sync + 'static {
+    /// Counts `count` among `events` unless its rule refuses it, check and
+    /// count in one step per mobile, across connections and instances.
+    async fn count_per_mobile(&self, events: &'static PerMobile, count: Count) -> CountResult;
 }
 
 /// A count's answer: `Ok(Ok(()))` counted; `Ok(Err(when))` not counted,
 /// the rule allows none before `when`.
-pub type CountResult = Result<Result<(), Timestamp>, StoreError>;
+pub type CountResult = StoreResult<Result<(), Timestamp>>;
 
 /// OTP texts: at most [`TextLimits`] to one mobile.
-pub(crate) const OTP_TEXTS: PerMobile = PerMobile {
+pub const OTP_TEXTS: PerMobile = PerMobile {
     recent: sql::RECENT_TEXTS,
     count: sql::COUNT_TEXT,
     forget: "DELETE FROM otp_texts WHERE sent_at <= $1",
@@ -284,15 +297,11 @@ pub(crate) mod sql {
 
 /// Remittance: remitters, their monthly usage, beneficiaries, OTPs and the per-mobile text limits.
 #[async_trait]
-pub trait RemittanceStore: Send + Sync + 'static {
+pub trait RemittanceStore: MobileCounts {
     /// The partner's remitter with this mobile.
-    async fn find_remitter(
-        &self,
-        partner: RegistrationId,
-        mobile: &MobileNumber,
-    ) -> Result<Option<Remitter>, StoreError>;
+    async fn find_remitter(&self, partner: RegistrationId, mobile: &MobileNumber) -> StoreResult<Option<Remitter>>;
     /// Registers a remitter; `false` (and nothing written) if the partner has one with this mobile.
-    async fn insert_remitter(&self, remitter: Remitter) -> Result<bool, StoreError>;
+    async fn insert_remitter(&self, remitter: Remitter) -> StoreResult<bool>;
     /// What the remitter sent through each pipe in transfers made at or
     /// after `since` that are not refunded.
     async fn remitter_usage(
@@ -300,20 +309,16 @@ pub trait RemittanceStore: Send + Sync + 'static {
         partner: RegistrationId,
         mobile: &MobileNumber,
         since: Timestamp,
-    ) -> Result<PerBank, StoreError>;
+    ) -> StoreResult<PerBank>;
     /// Adds a beneficiary (its `id` is ignored) and returns it with its new
     /// id; `Err(id)` of the remitter's beneficiary (not deleted) with the
     /// same account number at the same bank (the IFSC's first four letters),
     /// and nothing written. Concurrent calls for one remitter are serialised.
-    async fn insert_beneficiary(&self, beneficiary: Beneficiary) -> Result<Result<Beneficiary, i64>, StoreError>;
+    async fn insert_beneficiary(&self, beneficiary: Beneficiary) -> StoreResult<Result<Beneficiary, i64>>;
     /// The remitter's beneficiaries that are not deleted, by id.
-    async fn beneficiaries(
-        &self,
-        partner: RegistrationId,
-        mobile: &MobileNumber,
-    ) -> Result<Vec<Beneficiary>, StoreError>;
+    async fn beneficiaries(&self, partner: RegistrationId, mobile: &MobileNumber) -> StoreResult<Vec<Beneficiary>>;
     /// The partner's beneficiary with this id, if not deleted.
-    async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> Result<Option<Beneficiary>, StoreError>;
+    async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> StoreResult<Option<Beneficiary>>;
     /// Keeps the upstream's id for the partner's beneficiary `id` that has
     /// none yet; `false` (nothing written) if it is deleted or has one.
     async fn set_beneficiary_upstream_id(
@@ -321,7 +326,7 @@ pub trait RemittanceStore: Send + Sync + 'static {
         partner: RegistrationId,
         id: i64,
         upstream_id: &str,
-    ) -> Result<bool, StoreError>;
+    ) -> StoreResult<bool>;
     /// Deletes (marks deleted, at `at`) the remitter's beneficiary; `false` if there was none.
     async fn delete_beneficiary(
         &self,
@@ -329,9 +334,9 @@ pub trait RemittanceStore: Send + Sync + 'static {
         mobile: &MobileNumber,
         id: i64,
         at: Timestamp,
-    ) -> Result<bool, StoreError>;
+    ) -> StoreResult<bool>;
     /// Stores a new OTP.
-    async fn insert_otp(&self, otp: OtpRecord) -> Result<(), StoreError>;
+    async fn insert_otp(&self, otp: OtpRecord) -> StoreResult<()>;
     /// The `Stateresp` (token) of the partner's newest OTP for `purpose`
     /// bound to `subject`, used or not; `None` if there is none (any more).
     async fn latest_otp_token(
@@ -339,13 +344,17 @@ pub trait RemittanceStore: Send + Sync + 'static {
         partner: RegistrationId,
         purpose: OtpPurpose,
         subject: &str,
-    ) -> Result<Option<String>, StoreError>;
+    ) -> StoreResult<Option<String>>;
     /// Counts an OTP text to `mobile` at `now` if `limits` allow it, given
     /// the texts counted for it in the last day by any partner; otherwise
     /// `Err` of when one may go, and nothing written. Check and count are one
     /// step per mobile, across connections and instances, so concurrent
     /// requests cannot all pass the check.
-    async fn count_text(&self, mobile: &MobileNumber, now: Timestamp, limits: TextLimits) -> CountResult;
+    async fn count_text(&self, mobile: &MobileNumber, now: Timestamp, limits: TextLimits) -> CountResult {
+        let (mobile, since) = (mobile.as_str().to_owned(), now.unix() - TEXT_DAY_SECS);
+        let allowed = Box::new(move |sent: &[i64]| limits.next_allowed(sent, now.unix()));
+        self.count_per_mobile(&OTP_TEXTS, Count { mobile, at: now, since, allowed }).await
+    }
     /// Presents `code` for the partner's OTP `token` of this purpose, with
     /// [`OtpRecord::check`], and saves what it changed (attempts, used) in
     /// the same transaction, so that a code can be accepted only once.
@@ -356,7 +365,7 @@ pub trait RemittanceStore: Send + Sync + 'static {
         purpose: OtpPurpose,
         code: &str,
         now: Timestamp,
-    ) -> Result<OtpCheck, StoreError>;
+    ) -> StoreResult<OtpCheck>;
 }
 
 /// The test bodies both engines run, so that each is held to the same behaviour.

@@ -167,7 +167,7 @@ pub trait SearchStore: Send + Sync + 'static {
         kind: TxnKind,
         after: Option<SearchCursor>,
         limit: u32,
-    ) -> Result<Vec<Found>, StoreError>;
+    ) -> StoreResult<Vec<Found>>;
     /// The engine's query plan of [`SearchStore::search_kind`] for these
     /// arguments, one line per plan node (`EXPLAIN QUERY PLAN` on SQLite,
     /// `EXPLAIN` on PostgreSQL); empty when the filter leaves the kind out.
@@ -182,12 +182,12 @@ pub trait SearchStore: Send + Sync + 'static {
         after: Option<SearchCursor>,
         limit: u32,
         no_seq_scan: bool,
-    ) -> Result<Vec<String>, StoreError>;
+    ) -> StoreResult<Vec<String>>;
     /// The journals of one transaction with their postings, oldest first.
-    async fn txn_journals(&self, kind: TxnKind, id: i64) -> Result<Vec<TxnJournal>, StoreError>;
+    async fn txn_journals(&self, kind: TxnKind, id: i64) -> StoreResult<Vec<TxnJournal>>;
     /// Transactions created at or after `since`, counted and summed by kind
     /// and state (the console's dashboard).
-    async fn state_totals(&self, since: Timestamp) -> Result<Vec<StateTotal>, StoreError>;
+    async fn state_totals(&self, since: Timestamp) -> StoreResult<Vec<StateTotal>>;
 }
 
 /// Whether `filter` can match rows of `kind` at all.

@@ -39,7 +39,7 @@ pub trait RecordStore: Send + Sync + 'static {
         &self,
         partner: RegistrationId,
         reference: &str,
-    ) -> Result<Option<(Partner, Option<DmtTransfer>)>, StoreError>;
+    ) -> StoreResult<Option<(Partner, Option<DmtTransfer>)>>;
     /// A DMT status lookup that also records the caller's token `reqid` in
     /// the same round trip where the engine can (see [`lookup`]); SQLite
     /// records nothing.
@@ -48,16 +48,12 @@ pub trait RecordStore: Send + Sync + 'static {
         partner: RegistrationId,
         reference: &str,
         precheck: lookup::Precheck<'_>,
-    ) -> Result<Option<lookup::StatusLookup<DmtTransfer>>, StoreError>;
+    ) -> StoreResult<Option<lookup::StatusLookup<DmtTransfer>>>;
     /// The partner's transfers with any of `references`, in one round trip
     /// (see [`KindStore::by_references`]).
-    async fn dmt_by_references(
-        &self,
-        partner: RegistrationId,
-        references: &[String],
-    ) -> Result<Vec<DmtTransfer>, StoreError>;
+    async fn dmt_by_references(&self, partner: RegistrationId, references: &[String]) -> StoreResult<Vec<DmtTransfer>>;
     /// The transfer with this ackno and its history, oldest first.
-    async fn dmt_with_history(&self, ackno: i64) -> Result<Option<(DmtTransfer, Vec<HistoryEntry>)>, StoreError>;
+    async fn dmt_with_history(&self, ackno: i64) -> StoreResult<Option<(DmtTransfer, Vec<HistoryEntry>)>>;
     /// Inserts transfers all together or not at all. `ackno` 0 asks for a new
     /// one. `progress` is called with the number of rows written so far.
     async fn insert_dmt_batch(
@@ -81,22 +77,19 @@ pub trait RecordStore: Send + Sync + 'static {
         &self,
         partner: RegistrationId,
         reference: &str,
-    ) -> Result<Option<(Partner, Option<BillPayment>)>, StoreError>;
+    ) -> StoreResult<Option<(Partner, Option<BillPayment>)>>;
     /// As [`RecordStore::lookup_dmt_checked`], for bill payments.
     async fn lookup_bill_checked(
         &self,
         partner: RegistrationId,
         reference: &str,
         precheck: lookup::Precheck<'_>,
-    ) -> Result<Option<lookup::StatusLookup<BillPayment>>, StoreError>;
+    ) -> StoreResult<Option<lookup::StatusLookup<BillPayment>>>;
     /// As [`RecordStore::dmt_by_references`], for bill payments.
-    async fn bill_by_references(
-        &self,
-        partner: RegistrationId,
-        references: &[String],
-    ) -> Result<Vec<BillPayment>, StoreError>;
+    async fn bill_by_references(&self, partner: RegistrationId, references: &[String])
+        -> StoreResult<Vec<BillPayment>>;
     /// The bill payment with this txnid and its history, oldest first.
-    async fn bill_with_history(&self, txnid: i64) -> Result<Option<(BillPayment, Vec<HistoryEntry>)>, StoreError>;
+    async fn bill_with_history(&self, txnid: i64) -> StoreResult<Option<(BillPayment, Vec<HistoryEntry>)>>;
     /// As [`RecordStore::insert_dmt_batch`], for bill payments (`txnid` 0 asks for a new one).
     async fn insert_bill_batch(
         &self,
@@ -120,16 +113,16 @@ pub(crate) trait KindStore<T: TxnTable>: Send + Sync + 'static {
         partner: RegistrationId,
         reference: &str,
         precheck: lookup::Precheck<'_>,
-    ) -> impl Future<Output = Result<Option<lookup::StatusLookup<T>>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Option<lookup::StatusLookup<T>>>> + Send;
     /// The record with this id and its history, oldest first.
-    fn with_history(&self, id: i64) -> impl Future<Output = Result<Option<(T, Vec<HistoryEntry>)>, StoreError>> + Send;
+    fn with_history(&self, id: i64) -> impl Future<Output = StoreResult<Option<(T, Vec<HistoryEntry>)>>> + Send;
     /// The partner's records with any of these references, in one round
     /// trip (in no particular order; a reference it does not have is left out).
     fn by_references(
         &self,
         partner: RegistrationId,
         references: &[String],
-    ) -> impl Future<Output = Result<Vec<T>, StoreError>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<T>>> + Send;
     /// Inserts `rows` all together or not at all (id 0 asks for a new one).
     fn insert_batch(
         &self,
@@ -200,7 +193,7 @@ macro_rules! record_kinds {
                 &self,
                 partner: RegistrationId,
                 reference: &str,
-            ) -> Result<Option<(Partner, Option<$kind>)>, StoreError> {
+            ) -> StoreResult<Option<(Partner, Option<$kind>)>> {
                 let found = KindStore::<$kind>::lookup(self, partner, reference, &no_precheck).await?;
                 Ok(found.map(|found| (found.partner, found.record)))
             }
@@ -210,18 +203,18 @@ macro_rules! record_kinds {
                 partner: RegistrationId,
                 reference: &str,
                 precheck: lookup::Precheck<'_>,
-            ) -> Result<Option<lookup::StatusLookup<$kind>>, StoreError> {
+            ) -> StoreResult<Option<lookup::StatusLookup<$kind>>> {
                 KindStore::<$kind>::lookup(self, partner, reference, precheck).await
             }
             #[tracing::instrument(level = "debug", skip_all, fields($id))]
-            async fn $with_history(&self, $id: i64) -> Result<Option<($kind, Vec<HistoryEntry>)>, StoreError> {
+            async fn $with_history(&self, $id: i64) -> StoreResult<Option<($kind, Vec<HistoryEntry>)>> {
                 KindStore::<$kind>::with_history(self, $id).await
             }
             async fn $by_references(
                 &self,
                 partner: RegistrationId,
                 references: &[String],
-            ) -> Result<Vec<$kind>, StoreError> {
+            ) -> StoreResult<Vec<$kind>> {
                 KindStore::<$kind>::by_references(self, partner, references).await
             }
             #[tracing::instrument(level = "debug", skip_all, fields(rows = rows.len()))]
@@ -313,7 +306,7 @@ pub trait TransactionStore: RecordStore {
         status: &str,
         note: ChangeNote,
         recheck_at: Option<Timestamp>,
-    ) -> Result<(), StoreError>;
+    ) -> StoreResult<()>;
     /// Resolves a held transaction as an operator decided: `resolution` is
     /// made only if the record is still in state `from` (checked under the
     /// record's lock, in the change's database transaction), else
@@ -327,7 +320,7 @@ pub trait TransactionStore: RecordStore {
         note: ChangeNote,
     ) -> Result<(), ChangeError>;
     /// How many transfers and bill payments the store holds.
-    async fn counts(&self) -> Result<(i64, i64), StoreError>;
+    async fn counts(&self) -> StoreResult<(i64, i64)>;
     /// In one database transaction: takes [`Journal::dmt_debit`] of the
     /// transfer from the wallet (refusing `InsufficientFunds`), checks that
     /// the remitter's non-refunded transfers on the route's pipe since
@@ -344,7 +337,7 @@ pub trait TransactionStore: RecordStore {
         poll_at: Option<Timestamp>,
     ) -> Result<Debited<DmtTransfer>, DebitError>;
     /// The route of a transfer made through the DMT V1 API.
-    async fn dmt_route(&self, ackno: i64) -> Result<Option<DmtRoute>, StoreError>;
+    async fn dmt_route(&self, ackno: i64) -> StoreResult<Option<DmtRoute>>;
     /// As [`TransactionStore::create_dmt_debited`] for a bill payment
     /// ([`Journal::bill_debit`]; no limit).
     async fn create_bill_debited(
@@ -356,20 +349,20 @@ pub trait TransactionStore: RecordStore {
     /// Keeps the upstream's acknowledgement number of transfer `ackno`
     /// unless it has one: the first number an answer carried stays. Returns
     /// whether it was written.
-    async fn set_upstream_ackno(&self, ackno: i64, upstream_ackno: &str) -> Result<bool, StoreError>;
+    async fn set_upstream_ackno(&self, ackno: i64, upstream_ackno: &str) -> StoreResult<bool>;
     /// Records that the upstream sent the remitter of transfer `ackno` a
     /// refund OTP, handed to the partner under `stateresp` (the latest one
     /// replaces an earlier one).
-    async fn record_refund_otp(&self, ackno: i64, stateresp: &str, at: Timestamp) -> Result<(), StoreError>;
+    async fn record_refund_otp(&self, ackno: i64, stateresp: &str, at: Timestamp) -> StoreResult<()>;
     /// The `stateresp` of the latest upstream refund OTP of transfer `ackno`.
-    async fn refund_otp_stateresp(&self, ackno: i64) -> Result<Option<String>, StoreError>;
+    async fn refund_otp_stateresp(&self, ackno: i64) -> StoreResult<Option<String>>;
     /// Takes one of the `max` claims the refund OTP `stateresp` of transfer
     /// `ackno` allows, atomically; `false` when none is left (or it is not
     /// the latest).
-    async fn reserve_refund_claim(&self, ackno: i64, stateresp: &str, max: i64) -> Result<bool, StoreError>;
+    async fn reserve_refund_claim(&self, ackno: i64, stateresp: &str, max: i64) -> StoreResult<bool>;
     /// Gives back a claim taken with [`TransactionStore::reserve_refund_claim`]
     /// that the upstream did not refuse (it counts wrong guesses, not answers lost).
-    async fn release_refund_claim(&self, ackno: i64, stateresp: &str) -> Result<(), StoreError>;
+    async fn release_refund_claim(&self, ackno: i64, stateresp: &str) -> StoreResult<()>;
 }
 
 columns! {

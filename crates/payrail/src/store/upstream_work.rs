@@ -283,12 +283,12 @@ pub trait Claims: Send + Sync + 'static {
     /// Up to `lease.limit` jobs due at `lease.now` (`next_poll_at <= now`, not
     /// held) whose lease is free or expired, oldest due first, leased to
     /// `lease.owner` until `lease.until`.
-    async fn claim_polls(&self, lease: Lease<'_>) -> Result<Vec<PollJob>, StoreError>;
+    async fn claim_polls(&self, lease: Lease<'_>) -> StoreResult<Vec<PollJob>>;
     /// Up to `lease.limit` pending events due at `lease.now` whose lease is
     /// free or expired, leased to `lease.owner` until `lease.until`, by id. An
     /// event is not claimed while an older event of the same transaction is
     /// pending, so a partner receives one transaction's events in order.
-    async fn claim_events(&self, lease: Lease<'_>) -> Result<Vec<PartnerEvent>, StoreError>;
+    async fn claim_events(&self, lease: Lease<'_>) -> StoreResult<Vec<PartnerEvent>>;
 }
 
 /// The terms of one claim: leased to `owner` until `until`, due at `now`,
@@ -309,15 +309,15 @@ pub struct Lease<'a> {
 /// once by each engine over [`Leased`].
 pub(crate) trait ClaimStore<T: Leased>: Send + Sync + 'static {
     /// Leases up to `lease.limit` due, free `T`s and returns them in `T`'s order.
-    fn claim(&self, lease: Lease<'_>) -> impl Future<Output = Result<Vec<T>, StoreError>> + Send;
+    fn claim(&self, lease: Lease<'_>) -> impl Future<Output = StoreResult<Vec<T>>> + Send;
 }
 
 #[async_trait]
 impl<E: ClaimStore<PollJob> + ClaimStore<PartnerEvent>> Claims for E {
-    async fn claim_polls(&self, lease: Lease<'_>) -> Result<Vec<PollJob>, StoreError> {
+    async fn claim_polls(&self, lease: Lease<'_>) -> StoreResult<Vec<PollJob>> {
         ClaimStore::<PollJob>::claim(self, lease).await
     }
-    async fn claim_events(&self, lease: Lease<'_>) -> Result<Vec<PartnerEvent>, StoreError> {
+    async fn claim_events(&self, lease: Lease<'_>) -> StoreResult<Vec<PartnerEvent>> {
         ClaimStore::<PartnerEvent>::claim(self, lease).await
     }
 }
@@ -332,44 +332,39 @@ pub trait UpstreamWorkStore: Claims {
     /// [`PollNext::Held`] counts the attempt and keeps the job, never due
     /// again. The lease is released. `false` (nothing written) if `owner`
     /// no longer holds the lease or the job is gone.
-    async fn finish_poll(&self, job: &PollJob, owner: &str, next: PollNext) -> Result<bool, StoreError>;
+    async fn finish_poll(&self, job: &PollJob, owner: &str, next: PollNext) -> StoreResult<bool>;
     /// (Re)starts polling of a transaction at `at`, with no attempts counted
     /// (an operator resuming a held transfer). Replaces any existing job.
-    async fn schedule_poll(&self, kind: TxnKind, txn_id: i64, at: Timestamp) -> Result<(), StoreError>;
+    async fn schedule_poll(&self, kind: TxnKind, txn_id: i64, at: Timestamp) -> StoreResult<()>;
     /// The held jobs, oldest transaction first.
-    async fn held_polls(&self) -> Result<Vec<PollJob>, StoreError>;
+    async fn held_polls(&self) -> StoreResult<Vec<PollJob>>;
     /// The transaction's poll job, due or held (`due_at` 0 when held). A
     /// transaction without one was never handed to the upstream (imported,
     /// made by an operator) or is no longer followed up.
-    async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> Result<Option<PollJob>, StoreError>;
+    async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> StoreResult<Option<PollJob>>;
     /// Records an attempt (its `attempt` is the event's attempts + 1) and
     /// what it leads to, and releases the lease, atomically; `false`
     /// (nothing written) if `owner` no longer holds the lease.
-    async fn record_attempt(
-        &self,
-        attempt: DeliveryAttempt,
-        owner: &str,
-        outcome: EventOutcome,
-    ) -> Result<bool, StoreError>;
+    async fn record_attempt(&self, attempt: DeliveryAttempt, owner: &str, outcome: EventOutcome) -> StoreResult<bool>;
     /// Events matching `filter`, newest first.
-    async fn events(&self, filter: &EventFilter) -> Result<Vec<PartnerEvent>, StoreError>;
+    async fn events(&self, filter: &EventFilter) -> StoreResult<Vec<PartnerEvent>>;
     /// One event and its attempts, oldest first.
-    async fn event_with_attempts(&self, id: i64) -> Result<Option<(PartnerEvent, Vec<DeliveryAttempt>)>, StoreError>;
+    async fn event_with_attempts(&self, id: i64) -> StoreResult<Option<(PartnerEvent, Vec<DeliveryAttempt>)>>;
     /// Makes an event (in any state) pending again, due at `now`, with a
     /// fresh window (`now` + `event::DELIVERY_WINDOW_SECS`), lease released;
     /// its attempts are kept. `None` if there is no such event.
-    async fn redeliver_event(&self, id: i64, now: Timestamp) -> Result<Option<PartnerEvent>, StoreError>;
+    async fn redeliver_event(&self, id: i64, now: Timestamp) -> StoreResult<Option<PartnerEvent>>;
     /// This installation's id: random, made once with the store, part of
     /// every upstream reference payrail makes.
-    async fn installation_id(&self) -> Result<String, StoreError>;
+    async fn installation_id(&self) -> StoreResult<String>;
     /// The reference the upstream knows transaction (`kind`, `txn_id`) by,
     /// without `--upstream-ref-prefix`; `None` if it was never given one.
-    async fn upstream_ref_of(&self, kind: TxnKind, txn_id: i64) -> Result<Option<String>, StoreError>;
+    async fn upstream_ref_of(&self, kind: TxnKind, txn_id: i64) -> StoreResult<Option<String>>;
     /// Gives the transaction the reference `tail` (without the prefix)
     /// unless it has one already; returns the one it has now.
-    async fn assign_upstream_ref(&self, kind: TxnKind, txn_id: i64, tail: &str) -> Result<String, StoreError>;
+    async fn assign_upstream_ref(&self, kind: TxnKind, txn_id: i64, tail: &str) -> StoreResult<String>;
     /// The transaction whose reference (without the prefix) is `tail`.
-    async fn txn_by_upstream_ref(&self, tail: &str) -> Result<Option<(TxnKind, i64)>, StoreError>;
+    async fn txn_by_upstream_ref(&self, tail: &str) -> StoreResult<Option<(TxnKind, i64)>>;
 }
 
 #[cfg(test)]

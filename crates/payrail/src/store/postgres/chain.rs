@@ -54,13 +54,13 @@ const SET_HEADS: &str = "UPDATE chain_heads c SET seq = u.seq, last = u.last, ha
      WHERE c.partner_id = u.partner";
 
 /// Seals the rows `tx` wrote, then commits it (`what`: "Failed to commit …").
-pub(super) async fn commit_sealed(tx: Transaction<'_>, what: &'static str) -> Result<(), StoreError> {
+pub(super) async fn commit_sealed(tx: Transaction<'_>, what: &'static str) -> StoreResult<()> {
     seal_step(&tx, &OWN).await?;
     tx.commit().await.store_context(what)
 }
 
 /// Seals every committed row that has no hash, a step at a time.
-pub(super) async fn seal_unsealed(tx: &Transaction<'_>) -> Result<(), StoreError> {
+pub(super) async fn seal_unsealed(tx: &Transaction<'_>) -> StoreResult<()> {
     while seal_step(tx, &ALL).await? {}
     Ok(())
 }
@@ -68,7 +68,7 @@ pub(super) async fn seal_unsealed(tx: &Transaction<'_>) -> Result<(), StoreError
 /// Seals up to [`SEAL_STEP`] rows of each table; whether there may be more.
 /// Three round trips: the statements of each step are pipelined (sent
 /// together on the transaction's connection, run in order by the server).
-async fn seal_step(tx: &Transaction<'_>, rows: &Pending) -> Result<bool, StoreError> {
+async fn seal_step(tx: &Transaction<'_>, rows: &Pending) -> StoreResult<bool> {
     let step = [&SEAL_STEP as &(dyn ToSql + Sync)];
     let (history, journals, postings) = tokio::try_join!(
         query(tx, rows.history, &step, "Failed to read the history to chain"),
@@ -108,7 +108,7 @@ async fn seal_step(tx: &Transaction<'_>, rows: &Pending) -> Result<bool, StoreEr
 
 /// Writes the chain columns of `table`'s links in one statement, planned
 /// for these rows ([`execute_planned`]: by their ids, never by a scan).
-async fn write_links(tx: &Transaction<'_>, links: &[Link], table: LinkTable) -> Result<(), StoreError> {
+async fn write_links(tx: &Transaction<'_>, links: &[Link], table: LinkTable) -> StoreResult<()> {
     let links: Vec<&Link> = links.iter().filter(|link| link.row.table == table).collect();
     if links.is_empty() {
         return Ok(());
@@ -141,13 +141,13 @@ type Param<'a> = &'a (dyn ToSql + Sync);
 
 #[async_trait]
 impl ChainStore for PostgresStore {
-    async fn chain_heads(&self) -> Result<Vec<ChainHead>, StoreError> {
+    async fn chain_heads(&self) -> StoreResult<Vec<ChainHead>> {
         let client = self.client().await?;
         let rows = query(&client, sql::HEADS, &[], "Failed to read the chain heads").await?;
         decode_all(&rows, head, "Failed to read a chain head")
     }
 
-    async fn chain_links(&self, table: LinkTable, after: LinkCursor, limit: u32) -> Result<Vec<Link>, StoreError> {
+    async fn chain_links(&self, table: LinkTable, after: LinkCursor, limit: u32) -> StoreResult<Vec<Link>> {
         let client = self.client().await?;
         let limit = i64::from(limit);
         let params: [&(dyn ToSql + Sync); 3] = [&after.partner, &after.seq, &limit];
@@ -167,7 +167,7 @@ impl ChainStore for PostgresStore {
         }
     }
 
-    async fn unsealed_links(&self, limit: u32) -> Result<Vec<LinkRef>, StoreError> {
+    async fn unsealed_links(&self, limit: u32) -> StoreResult<Vec<LinkRef>> {
         let client = self.client().await?;
         let limit = i64::from(limit);
         let rows = query(&client, sql::UNSEALED_ROWS, &[&limit], "Failed to read the rows without a hash").await?;

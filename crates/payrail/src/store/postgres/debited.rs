@@ -189,7 +189,7 @@ async fn pay_group(
     tx: &Transaction<'_>,
     numbers: &TxnNumbers,
     group: &[PendingBill],
-) -> Result<Vec<Result<Debited<BillPayment>, Stop>>, StoreError> {
+) -> StoreResult<Vec<Result<Debited<BillPayment>, Stop>>> {
     let statement = tx.prepare_cached(PAY_BILL).await.store_context("Failed to prepare the bill payment")?;
     let mut outcomes: Vec<Option<Result<Debited<BillPayment>, Stop>>> = group.iter().map(|_| None).collect();
     let mut todo: Vec<usize> = (0..group.len()).collect();
@@ -288,7 +288,7 @@ async fn pay_alone(
 }
 
 /// Undoes [`pay_alone`]'s current try.
-async fn rollback_payment(tx: &Transaction<'_>) -> Result<(), StoreError> {
+async fn rollback_payment(tx: &Transaction<'_>) -> StoreResult<()> {
     tx.batch_execute("ROLLBACK TO SAVEPOINT payment").await.store_context("Failed to roll a bill payment back")
 }
 
@@ -321,7 +321,7 @@ async fn next_number(
     tx: &Transaction<'_>,
     numbers: &TxnNumbers,
     counters: &mut impl Iterator<Item = u64>,
-) -> Result<i64, StoreError> {
+) -> StoreResult<i64> {
     let counter = match counters.next() {
         Some(counter) => counter,
         None => {
@@ -335,7 +335,7 @@ async fn next_number(
 
 /// `count` values of the bill counter, smallest first, after taking
 /// [`lock_ids`]' shared lock for the transaction: one round trip.
-async fn locked_counters(tx: &Transaction<'_>, count: usize) -> Result<Vec<u64>, StoreError> {
+async fn locked_counters(tx: &Transaction<'_>, count: usize) -> StoreResult<Vec<u64>> {
     let sql = "SELECT nextval('bbps_number_counter') \
                FROM (SELECT pg_advisory_xact_lock_shared($1)) AS locked, generate_series(1, $2::bigint)";
     let params: [&(dyn ToSql + Sync); 2] = [&<BillPayment as super::transactions::PgTable>::ID_LOCK, &(count as i64)];

@@ -6,12 +6,7 @@ use crate::store::feed::{change_from_row, sql, FeedChange, FeedCursor, FeedStore
 
 #[async_trait]
 impl FeedStore for PostgresStore {
-    async fn changes(
-        &self,
-        partner: RegistrationId,
-        after: FeedCursor,
-        limit: u32,
-    ) -> Result<Vec<FeedChange>, StoreError> {
+    async fn changes(&self, partner: RegistrationId, after: FeedCursor, limit: u32) -> StoreResult<Vec<FeedChange>> {
         let client = self.client().await?;
         let limit = i64::from(limit);
         let params: [&(dyn ToSql + Sync); 4] = [&partner.number(), &after.id, &limit, &after.xid];

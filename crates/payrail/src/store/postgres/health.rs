@@ -6,7 +6,7 @@ use crate::store::health::{sql, wallet_gauge_from_row, work_counts_from_row, Hea
 
 #[async_trait]
 impl HealthStore for PostgresStore {
-    async fn schema_version(&self) -> Result<i64, StoreError> {
+    async fn schema_version(&self) -> StoreResult<i64> {
         let client = self.client().await?;
         let what = "Failed to read the schema version";
         let row = query_one(&client, sql::SCHEMA_VERSION, &[], what).await?;
@@ -17,7 +17,7 @@ impl HealthStore for PostgresStore {
         migrations::VERSIONS
     }
 
-    async fn gauges(&self, now: Timestamp) -> Result<StoreGauges, StoreError> {
+    async fn gauges(&self, now: Timestamp) -> StoreResult<StoreGauges> {
         let client = self.client().await?;
         let what = "Failed to count the upstream work";
         let counts = query_one(&client, sql::WORK_COUNTS, &[&now.unix()], what).await?;

@@ -4,23 +4,14 @@
 
 use super::columns::bind_all;
 use super::*;
-use crate::domain::ekyc::{ekyc_blocked_until, KycRecord};
-use crate::store::kyc::{
-    attempts_since, kyc_from_row, kyc_values, sql, stale_kycs_before, KycRegistration, EKYC_ATTEMPTS,
-};
+use crate::domain::ekyc::KycRecord;
+use crate::store::kyc::{kyc_from_row, kyc_values, sql, stale_kycs_before, KycRegistration};
 use crate::store::remittance::{remitter_values, sql::INSERT_REMITTER};
-use crate::store::remittance::{Count, CountResult};
 use crate::store::KycStore;
 
 #[async_trait]
 impl KycStore for PostgresStore {
-    async fn count_ekyc_attempt(&self, mobile: &MobileNumber, now: Timestamp) -> CountResult {
-        let (mobile, since) = (mobile.as_str().to_owned(), attempts_since(now));
-        let allowed = move |made: &[i64]| ekyc_blocked_until(made, now.unix());
-        self.count_per_mobile(&EKYC_ATTEMPTS, Count { mobile, at: now, since, allowed }).await
-    }
-
-    async fn insert_kyc(&self, record: KycRecord) -> Result<(), StoreError> {
+    async fn insert_kyc(&self, record: KycRecord) -> StoreResult<()> {
         let client = self.client().await?;
         let stale = stale_kycs_before(record.created_at);
         execute(&client, sql::FORGET_KYCS, &[&stale], "Failed to forget old e-KYCs").await?;
@@ -29,7 +20,7 @@ impl KycStore for PostgresStore {
         Ok(())
     }
 
-    async fn find_kyc(&self, partner: RegistrationId, kyc_id: &str) -> Result<Option<KycRecord>, StoreError> {
+    async fn find_kyc(&self, partner: RegistrationId, kyc_id: &str) -> StoreResult<Option<KycRecord>> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&kyc_id, &partner.number()];
         let row = query_opt(&client, sql::FIND_KYC, &params, "Failed to find the e-KYC").await?;
@@ -37,11 +28,7 @@ impl KycStore for PostgresStore {
         Ok(record.context("Failed to read the e-KYC")?)
     }
 
-    async fn register_with_kyc(
-        &self,
-        remitter: Remitter,
-        made_after: Timestamp,
-    ) -> Result<KycRegistration, StoreError> {
+    async fn register_with_kyc(&self, remitter: Remitter, made_after: Timestamp) -> StoreResult<KycRegistration> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the registration")?;
         let r = &remitter;

@@ -40,7 +40,7 @@ pub(super) async fn move_wallet(
     tx: &Transaction<'_>,
     partner: RegistrationId,
     change: Paise,
-) -> Result<Option<WalletMove>, StoreError> {
+) -> StoreResult<Option<WalletMove>> {
     execute(tx, ENSURE_WALLET, &[&partner.number()], "Failed to open the wallet").await?;
     let params: [&(dyn ToSql + Sync); 2] = [&change.get(), &partner.number()];
     let Some(row) = query_opt(tx, MOVE_WALLET, &params, "Failed to move the wallet").await? else {
@@ -60,7 +60,7 @@ pub(super) async fn charge_wallet(
 }
 
 /// Writes a journal and its postings; returns the journal's id.
-pub(super) async fn insert_journal(tx: &Transaction<'_>, journal: &Journal) -> Result<i64, StoreError> {
+pub(super) async fn insert_journal(tx: &Transaction<'_>, journal: &Journal) -> StoreResult<i64> {
     let kind = journal.txn.map(|(kind, _)| kind.as_str());
     let txn_id = journal.txn.map(|(_, id)| id);
     let params: [&(dyn ToSql + Sync); 6] =
@@ -74,7 +74,7 @@ pub(super) async fn insert_journal(tx: &Transaction<'_>, journal: &Journal) -> R
 }
 
 /// The debit journal of a transaction, with its postings, if the wallet paid for it.
-pub(super) async fn debit_journal(tx: &Transaction<'_>, kind: TxnKind, id: i64) -> Result<Option<Journal>, StoreError> {
+pub(super) async fn debit_journal(tx: &Transaction<'_>, kind: TxnKind, id: i64) -> StoreResult<Option<Journal>> {
     let params: [&(dyn ToSql + Sync); 2] = [&kind.as_str(), &id];
     let Some(row) = query_opt(tx, DEBIT_JOURNAL, &params, "Failed to find the debit journal").await? else {
         return Ok(None);
@@ -88,7 +88,7 @@ pub(super) async fn debit_journal(tx: &Transaction<'_>, kind: TxnKind, id: i64) 
 
 /// Pays a refunded transaction's debit back, if the wallet paid for it:
 /// writes [`Journal::refund_of`] the debit and credits the wallet.
-pub(super) async fn pay_back(tx: &Transaction<'_>, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError> {
+pub(super) async fn pay_back(tx: &Transaction<'_>, kind: TxnKind, id: i64, at: Timestamp) -> StoreResult<()> {
     let Some(debit) = debit_journal(tx, kind, id).await? else { return Ok(()) };
     let refund = Journal::refund_of(&debit, at);
     insert_journal(tx, &refund).await?;
@@ -106,13 +106,13 @@ async fn audit_rows<T>(
     sql: &str,
     read: fn(&Row) -> Result<T, tokio_postgres::Error>,
     what: &'static str,
-) -> Result<Vec<T>, StoreError> {
+) -> StoreResult<Vec<T>> {
     let rows = query(tx, sql, &[], what).await?;
     rows.iter().map(read).collect::<Result<_, _>>().store_context(what)
 }
 
 /// Gathers [`LedgerAudit`] inside one snapshot.
-async fn audit_in(tx: &Transaction<'_>) -> Result<LedgerAudit, StoreError> {
+async fn audit_in(tx: &Transaction<'_>) -> StoreResult<LedgerAudit> {
     let totals = query_one(tx, AUDIT_TOTALS, &[], "Failed to total the ledger").await?;
     let total = totals.try_get(0).store_context("Failed to read the ledger total")?;
     let journals = totals.try_get(1).store_context("Failed to read the journal count")?;
@@ -187,7 +187,7 @@ impl LedgerStore for PostgresStore {
         self.settle(partner, result).await
     }
 
-    async fn wallet_balance(&self, partner: RegistrationId) -> Result<Paise, StoreError> {
+    async fn wallet_balance(&self, partner: RegistrationId) -> StoreResult<Paise> {
         let client = self.client().await?;
         let row = query_opt(&client, WALLET_BALANCE, &[&partner.number()], "Failed to read the wallet").await?;
         let balance: Option<i64> =
@@ -200,7 +200,7 @@ impl LedgerStore for PostgresStore {
         partner: RegistrationId,
         from: Timestamp,
         to: Timestamp,
-    ) -> Result<Statement, StoreError> {
+    ) -> StoreResult<Statement> {
         let mut client = self.client().await?;
         let tx = snapshot(&mut client).await?;
         let account = Account::Wallet(partner).name();
@@ -214,7 +214,7 @@ impl LedgerStore for PostgresStore {
         Ok(Statement { opening, lines })
     }
 
-    async fn audit(&self) -> Result<LedgerAudit, StoreError> {
+    async fn audit(&self) -> StoreResult<LedgerAudit> {
         let mut client = self.client().await?;
         let tx = snapshot(&mut client).await?;
         let audit = audit_in(&tx).await?;
@@ -234,20 +234,20 @@ impl LedgerStore for PostgresStore {
         Ok(FeePlanVersion { partner, version, effective_from, plan, created_at })
     }
 
-    async fn fee_plans(&self, partner: RegistrationId) -> Result<Vec<FeePlanVersion>, StoreError> {
+    async fn fee_plans(&self, partner: RegistrationId) -> StoreResult<Vec<FeePlanVersion>> {
         let client = self.client().await?;
         let rows = query(&client, FEE_PLANS, &[&partner.number()], "Failed to read the fee plans").await?;
         decode_all(&rows, |row| fee_plan_from_row(partner, row), "Failed to read a stored fee plan")
     }
 
-    async fn accrued(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Accrued>, StoreError> {
+    async fn accrued(&self, from: Timestamp, to: Timestamp) -> StoreResult<Vec<Accrued>> {
         let client = self.client().await?;
         let rows =
             query(&client, ACCRUED, &[&from.unix(), &to.unix()], "Failed to read the accrued commission").await?;
         decode_all(&rows, accrued_from_row, "Failed to read an accrual")
     }
 
-    async fn settlements(&self, memo: &str) -> Result<Vec<Settled>, StoreError> {
+    async fn settlements(&self, memo: &str) -> StoreResult<Vec<Settled>> {
         let client = self.client().await?;
         let rows = query(&client, SETTLEMENTS, &[&memo], "Failed to read the settlements").await?;
         decode_all(&rows, settled_from_row, "Failed to read a settlement")

@@ -112,7 +112,7 @@ impl Default for Lanes {
 impl Lanes {
     /// The next lane's connection, taken from `pool` the first time (and
     /// again once it is closed).
-    pub(super) async fn client(&self, pool: &Pool) -> Result<Arc<deadpool_postgres::Client>, StoreError> {
+    pub(super) async fn client(&self, pool: &Pool) -> StoreResult<Arc<deadpool_postgres::Client>> {
         let lane = &self.lanes[self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len()];
         let current = lane.lock().ok().and_then(|held| held.clone());
         if let Some(client) = current.filter(|client| !client.is_closed()) {
@@ -136,7 +136,7 @@ impl PostgresStore {
         partner: RegistrationId,
         reference: &str,
         precheck: Precheck<'_>,
-    ) -> Result<Option<StatusLookup<T>>, StoreError> {
+    ) -> StoreResult<Option<StatusLookup<T>>> {
         let offer = self.partners_seen.get(partner).and_then(|seen| Some((precheck(&seen.0)?, seen.1)));
         let (claim, checked) = offer.unzip();
         let (reqid, now, cutoff) = match &claim {

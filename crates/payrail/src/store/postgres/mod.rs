@@ -63,7 +63,7 @@ use super::remittance::sql::ROUTE_USAGE;
 use upstream_work::{end_poll, insert_event, schedule_poll};
 
 use super::transactions::{bill_columns, dmt_columns};
-use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError};
+use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError, StoreResult};
 #[cfg(test)]
 use super::{Claims, RecordStore};
 use super::{DebitError, Debited, LedgerAudit};
@@ -73,7 +73,7 @@ use crate::domain::event::{
 };
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Statement, WalletMove};
-use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, TEXT_DAY_SECS};
+use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::txn_id::TxnNumbers;
@@ -151,7 +151,7 @@ impl PostgresStore {
     }
 
     /// A pooled connection, or "unavailable" if none comes in time.
-    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+    async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
         self.pool.get().await.map_err(pool_error)
     }
 }
@@ -160,11 +160,11 @@ impl PostgresStore {
 /// refused connection, worth a retry) apart from every other failure.
 trait StoreContext<T> {
     /// Wraps the error with `what` ("Failed to …") as a [`StoreError`].
-    fn store_context(self, what: &'static str) -> Result<T, StoreError>;
+    fn store_context(self, what: &'static str) -> StoreResult<T>;
 }
 
 impl<T> StoreContext<T> for Result<T, tokio_postgres::Error> {
-    fn store_context(self, what: &'static str) -> Result<T, StoreError> {
+    fn store_context(self, what: &'static str) -> StoreResult<T> {
         self.map_err(|error| store_error(error, what))
     }
 }
@@ -215,7 +215,7 @@ macro_rules! prepared {
             sql: &str,
             params: &[&(dyn ToSql + Sync)],
             what: &'static str,
-        ) -> Result<$out, StoreError> {
+        ) -> StoreResult<$out> {
             let statement = client.prepare_cached(sql).await.store_context(what)?;
             client.$name(&statement, params).await.store_context(what)
         }
@@ -249,7 +249,7 @@ async fn execute_planned(
     sql: &str,
     params: &[(&(dyn ToSql + Sync), Type)],
     what: &'static str,
-) -> Result<u64, StoreError> {
+) -> StoreResult<u64> {
     tx.execute_typed(sql, params).await.store_context(what)
 }
 
@@ -258,12 +258,12 @@ fn decode_all<T>(
     rows: &[Row],
     decode: impl FnMut(&Row) -> anyhow::Result<T>,
     what: &'static str,
-) -> Result<Vec<T>, StoreError> {
+) -> StoreResult<Vec<T>> {
     rows.iter().map(decode).collect::<anyhow::Result<_>>().context(what).map_err(StoreError::Other)
 }
 
 /// Decodes the row, if any; a row that does not decode is a fault.
-fn decode<T>(row: Option<Row>, from_row: fn(&Row) -> anyhow::Result<T>) -> Result<Option<T>, StoreError> {
+fn decode<T>(row: Option<Row>, from_row: fn(&Row) -> anyhow::Result<T>) -> StoreResult<Option<T>> {
     row.as_ref().map(from_row).transpose().context("Failed to read a stored row").map_err(StoreError::Other)
 }
 
@@ -322,7 +322,7 @@ async fn check_limit(
 }
 
 /// Begins a `REPEATABLE READ READ ONLY` transaction: several reads that see one snapshot.
-async fn snapshot(client: &mut deadpool_postgres::Client) -> Result<Transaction<'_>, StoreError> {
+async fn snapshot(client: &mut deadpool_postgres::Client) -> StoreResult<Transaction<'_>> {
     let builder = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true);
     builder.start().await.store_context("Failed to begin a consistent read")
 }

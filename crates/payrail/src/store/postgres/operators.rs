@@ -18,7 +18,7 @@ const LOCK_OPERATOR: &str = concat!("SELECT ", operator_list!(), " FROM operator
 const LOCK_TOKEN: &str = concat!("SELECT ", token_list!(), " FROM operator_tokens WHERE id = $1 FOR UPDATE");
 
 /// Appends `entry` inside the caller's transaction; its id.
-pub(super) async fn append(client: &impl GenericClient, entry: &NewAuditEntry) -> Result<i64, StoreError> {
+pub(super) async fn append(client: &impl GenericClient, entry: &NewAuditEntry) -> StoreResult<i64> {
     let at = entry.at.unix();
     let params: [&(dyn ToSql + Sync); 6] =
         [&at, &entry.actor, &entry.action, &entry.target, &entry.before, &entry.after];
@@ -28,11 +28,7 @@ pub(super) async fn append(client: &impl GenericClient, entry: &NewAuditEntry) -
 
 #[async_trait]
 impl OperatorStore for PostgresStore {
-    async fn insert_operator(
-        &self,
-        new: NewOperator,
-        audit: NewAuditEntry,
-    ) -> Result<Option<OperatorAccount>, StoreError> {
+    async fn insert_operator(&self, new: NewOperator, audit: NewAuditEntry) -> StoreResult<Option<OperatorAccount>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin adding the operator")?;
         let created_at = new.created_at.unix();
@@ -47,13 +43,13 @@ impl OperatorStore for PostgresStore {
         Ok(added)
     }
 
-    async fn find_operator(&self, email: &Email) -> Result<Option<OperatorAccount>, StoreError> {
+    async fn find_operator(&self, email: &Email) -> StoreResult<Option<OperatorAccount>> {
         let client = self.client().await?;
         let row = query_opt(&client, FIND_OPERATOR, &[&email.as_str()], "Failed to find the operator").await?;
         decode(row, operator_from_row)
     }
 
-    async fn list_operators(&self) -> Result<Vec<OperatorAccount>, StoreError> {
+    async fn list_operators(&self) -> StoreResult<Vec<OperatorAccount>> {
         let client = self.client().await?;
         let rows = query(&client, LIST_OPERATORS, &[], "Failed to list the operators").await?;
         decode_all(&rows, operator_from_row, "Failed to read an operator")
@@ -65,7 +61,7 @@ impl OperatorStore for PostgresStore {
         change: OperatorChange,
         at: Timestamp,
         actor: &Actor,
-    ) -> Result<Option<(OperatorAccount, OperatorAccount)>, StoreError> {
+    ) -> StoreResult<Option<(OperatorAccount, OperatorAccount)>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin changing the operator")?;
         let row = query_opt(&tx, LOCK_OPERATOR, &[&email.as_str()], "Failed to find the operator").await?;
@@ -79,7 +75,7 @@ impl OperatorStore for PostgresStore {
         Ok(Some((before, after)))
     }
 
-    async fn insert_token(&self, token: ApiToken, audit: NewAuditEntry) -> Result<(), StoreError> {
+    async fn insert_token(&self, token: ApiToken, audit: NewAuditEntry) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin adding the token")?;
         let (created, expires) = (token.created_at.unix(), token.expires_at.map(Timestamp::unix));
@@ -90,13 +86,13 @@ impl OperatorStore for PostgresStore {
         tx.commit().await.store_context("Failed to commit the new token")
     }
 
-    async fn list_tokens(&self, operator_id: i64) -> Result<Vec<ApiToken>, StoreError> {
+    async fn list_tokens(&self, operator_id: i64) -> StoreResult<Vec<ApiToken>> {
         let client = self.client().await?;
         let rows = query(&client, LIST_TOKENS, &[&operator_id], "Failed to list the tokens").await?;
         decode_all(&rows, token_from_row, "Failed to read a token")
     }
 
-    async fn revoke_token(&self, id: &str, at: Timestamp, actor: &Actor) -> Result<Option<ApiToken>, StoreError> {
+    async fn revoke_token(&self, id: &str, at: Timestamp, actor: &Actor) -> StoreResult<Option<ApiToken>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin revoking the token")?;
         let row = query_opt(&tx, LOCK_TOKEN, &[&id], "Failed to find the token").await?;
@@ -110,7 +106,7 @@ impl OperatorStore for PostgresStore {
         Ok(Some(token))
     }
 
-    async fn token_with_operator(&self, id: &str) -> Result<Option<(ApiToken, OperatorAccount)>, StoreError> {
+    async fn token_with_operator(&self, id: &str) -> StoreResult<Option<(ApiToken, OperatorAccount)>> {
         let client = self.client().await?;
         let row = query_opt(&client, TOKEN_WITH_OPERATOR, &[&id], "Failed to find the token").await?;
         decode(row, token_and_operator)
@@ -121,7 +117,7 @@ impl OperatorStore for PostgresStore {
         session: ConsoleSession,
         stale_before: Timestamp,
         audit: NewAuditEntry,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin adding the session")?;
         execute(&tx, PRUNE_SESSIONS, &[&stale_before.unix()], "Failed to drop stale sessions").await?;
@@ -132,19 +128,19 @@ impl OperatorStore for PostgresStore {
         tx.commit().await.store_context("Failed to commit the new session")
     }
 
-    async fn console_session(&self, id_hash: &[u8]) -> Result<Option<(ConsoleSession, OperatorAccount)>, StoreError> {
+    async fn console_session(&self, id_hash: &[u8]) -> StoreResult<Option<(ConsoleSession, OperatorAccount)>> {
         let client = self.client().await?;
         let row = query_opt(&client, SESSION_WITH_OPERATOR, &[&id_hash], "Failed to find the session").await?;
         decode(row, session_and_operator)
     }
 
-    async fn touch_console_session(&self, id_hash: &[u8], at: Timestamp) -> Result<(), StoreError> {
+    async fn touch_console_session(&self, id_hash: &[u8], at: Timestamp) -> StoreResult<()> {
         let client = self.client().await?;
         execute(&client, TOUCH_SESSION, &[&at.unix(), &id_hash], "Failed to touch the session").await?;
         Ok(())
     }
 
-    async fn end_console_session(&self, id_hash: &[u8], audit: Option<NewAuditEntry>) -> Result<(), StoreError> {
+    async fn end_console_session(&self, id_hash: &[u8], audit: Option<NewAuditEntry>) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin ending the session")?;
         let ended = execute(&tx, DELETE_SESSION, &[&id_hash], "Failed to end the session").await?;
@@ -154,12 +150,12 @@ impl OperatorStore for PostgresStore {
         tx.commit().await.store_context("Failed to commit the session's end")
     }
 
-    async fn append_audit(&self, entry: NewAuditEntry) -> Result<i64, StoreError> {
+    async fn append_audit(&self, entry: NewAuditEntry) -> StoreResult<i64> {
         let client = self.client().await?;
         append(&client, &entry).await
     }
 
-    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+    async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
         let client = self.client().await?;
         let (from, to) = (filter.from.map(Timestamp::unix), filter.to.map(Timestamp::unix));
         let params: [&(dyn ToSql + Sync); 6] =

@@ -31,7 +31,7 @@ const CLEAR_CALLBACK: &str = "WITH cleared AS (DELETE FROM partner_callbacks WHE
 
 /// The next free partner number above 1000. The table lock makes two
 /// instances adding partners at once queue rather than pick the same number.
-async fn next_partner_number(tx: &Transaction<'_>) -> Result<i64, StoreError> {
+async fn next_partner_number(tx: &Transaction<'_>) -> StoreResult<i64> {
     tx.batch_execute("LOCK TABLE partners IN EXCLUSIVE MODE").await.store_context("Failed to lock the partners")?;
     let sql = "SELECT GREATEST(COALESCE(MAX(id), 0), 1000) + 1 FROM partners";
     let row = query_one(tx, sql, &[], "Failed to pick a partner number").await?;
@@ -40,13 +40,13 @@ async fn next_partner_number(tx: &Transaction<'_>) -> Result<i64, StoreError> {
 
 #[async_trait]
 impl PartnerStore for PostgresStore {
-    async fn find_partner(&self, id: RegistrationId) -> Result<Option<Partner>, StoreError> {
+    async fn find_partner(&self, id: RegistrationId) -> StoreResult<Option<Partner>> {
         let client = self.client().await?;
         let row = query_opt(&client, FIND_PARTNER, &[&id.number()], "Failed to find the partner").await?;
         decode(row, partner_from_row)
     }
 
-    async fn insert_partner(&self, new: NewPartner) -> Result<Partner, StoreError> {
+    async fn insert_partner(&self, new: NewPartner) -> StoreResult<Partner> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin adding the partner")?;
         let number = match new.number {
@@ -63,13 +63,13 @@ impl PartnerStore for PostgresStore {
         Ok(partner)
     }
 
-    async fn list_partners(&self) -> Result<Vec<Partner>, StoreError> {
+    async fn list_partners(&self) -> StoreResult<Vec<Partner>> {
         let client = self.client().await?;
         let rows = query(&client, LIST_PARTNERS, &[], "Failed to list the partners").await?;
         decode_all(&rows, partner_from_row, "Failed to read a partner")
     }
 
-    async fn set_partner_status(&self, id: RegistrationId, status: PartnerStatus) -> Result<bool, StoreError> {
+    async fn set_partner_status(&self, id: RegistrationId, status: PartnerStatus) -> StoreResult<bool> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&status.as_str(), &id.number()];
         Ok(execute(&client, SET_PARTNER_STATUS, &params, "Failed to set the partner status").await? == 1)
@@ -80,14 +80,14 @@ impl PartnerStore for PostgresStore {
         id: RegistrationId,
         require_token: bool,
         allowlist: crate::domain::IpAllowlist,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let client = self.client().await?;
         let allow_ips = allowlist.to_stored();
         let params: [&(dyn ToSql + Sync); 3] = [&require_token, &allow_ips, &id.number()];
         Ok(execute(&client, SET_PARTNER_ACCESS, &params, "Failed to set the partner's access").await? == 1)
     }
 
-    async fn set_authorised_key_hash(&self, id: RegistrationId, hash: Option<Vec<u8>>) -> Result<bool, StoreError> {
+    async fn set_authorised_key_hash(&self, id: RegistrationId, hash: Option<Vec<u8>>) -> StoreResult<bool> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&hash, &id.number()];
         Ok(execute(&client, SET_AUTHORISED_KEY, &params, "Failed to set the partner's Authorisedkey").await? == 1)
@@ -98,19 +98,19 @@ impl PartnerStore for PostgresStore {
         id: RegistrationId,
         secret: SealedSecret,
         previous_until: Timestamp,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 3] = [&previous_until.unix(), &secret.0, &id.number()];
         Ok(execute(&client, ROTATE_PARTNER_SECRET, &params, "Failed to rotate the partner secret").await? == 1)
     }
 
-    async fn key_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn key_check(&self) -> StoreResult<Option<Vec<u8>>> {
         let client = self.client().await?;
         let row = query_opt(&client, KEY_CHECK, &[], "Failed to read the key check value").await?;
         row.map(|row| row.try_get(0)).transpose().store_context("Failed to read the key check value")
     }
 
-    async fn claim_key_check(&self, mac: &[u8], at: Timestamp) -> Result<Vec<u8>, StoreError> {
+    async fn claim_key_check(&self, mac: &[u8], at: Timestamp) -> StoreResult<Vec<u8>> {
         let client = self.client().await?;
         let what = "Failed to store the key check value";
         let row = query_one(&client, CLAIM_KEY_CHECK, &[&mac, &at.unix()], what).await?;
@@ -123,7 +123,7 @@ impl PartnerStore for PostgresStore {
         reqid: &str,
         now: Timestamp,
         cutoff: Timestamp,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         // On a lookup lane: a status lookup records its `reqid` (see `lookup.rs`).
         let client = self.lanes.client(&self.pool).await?;
         let params: [&(dyn ToSql + Sync); 4] = [&partner.number(), &reqid, &now.unix(), &cutoff.unix()];
@@ -133,12 +133,7 @@ impl PartnerStore for PostgresStore {
         Ok(affected == 1)
     }
 
-    async fn remember_upstream_reqid(
-        &self,
-        reqid: &str,
-        now: Timestamp,
-        cutoff: Timestamp,
-    ) -> Result<bool, StoreError> {
+    async fn remember_upstream_reqid(&self, reqid: &str, now: Timestamp, cutoff: Timestamp) -> StoreResult<bool> {
         let client = self.client().await?;
         let what = "Failed to record the upstream callback reqid";
         execute(&client, FORGET_UPSTREAM_REQIDS, &[&cutoff.unix()], what).await?;
@@ -146,18 +141,13 @@ impl PartnerStore for PostgresStore {
         Ok(execute(&client, REMEMBER_UPSTREAM_REQID, &[&reqid, &now.unix()], what).await? == 1)
     }
 
-    async fn forget_upstream_reqid(&self, reqid: &str) -> Result<(), StoreError> {
+    async fn forget_upstream_reqid(&self, reqid: &str) -> StoreResult<()> {
         let client = self.client().await?;
         execute(&client, FORGET_UPSTREAM_REQID, &[&reqid], "Failed to forget an upstream callback key").await?;
         Ok(())
     }
 
-    async fn set_callback_url(
-        &self,
-        partner: RegistrationId,
-        url: Option<String>,
-        at: Timestamp,
-    ) -> Result<bool, StoreError> {
+    async fn set_callback_url(&self, partner: RegistrationId, url: Option<String>, at: Timestamp) -> StoreResult<bool> {
         let client = self.client().await?;
         let what = "Failed to set the callback URL";
         let Some(url) = url else {
@@ -168,13 +158,13 @@ impl PartnerStore for PostgresStore {
         Ok(execute(&client, SET_CALLBACK, &params, what).await? == 1)
     }
 
-    async fn callback_url(&self, partner: RegistrationId) -> Result<Option<String>, StoreError> {
+    async fn callback_url(&self, partner: RegistrationId) -> StoreResult<Option<String>> {
         let client = self.client().await?;
         let row = query_opt(&client, CALLBACK_URL, &[&partner.number()], "Failed to read the callback URL").await?;
         row.map(|row| row.try_get(0)).transpose().store_context("Failed to read the callback URL")
     }
 
-    async fn callback_secrets(&self, partner: RegistrationId) -> Result<Option<CallbackSecrets>, StoreError> {
+    async fn callback_secrets(&self, partner: RegistrationId) -> StoreResult<Option<CallbackSecrets>> {
         let client = self.client().await?;
         let what = "Failed to read the callback secrets";
         let row = query_opt(&client, CALLBACK_SECRETS, &[&partner.number()], what).await?;
@@ -188,7 +178,7 @@ impl PartnerStore for PostgresStore {
         replace: bool,
         previous_until: Option<Timestamp>,
         at: Timestamp,
-    ) -> Result<Option<bool>, StoreError> {
+    ) -> StoreResult<Option<bool>> {
         let client = self.client().await?;
         let what = "Failed to install the callback secret";
         let exists = query_opt(&client, PARTNER_EXISTS, &[&partner.number()], what).await?;

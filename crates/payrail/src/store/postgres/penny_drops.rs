@@ -50,7 +50,7 @@ impl PennyDropStore for PostgresStore {
         id: i64,
         status: PennyDropStatus,
         at: Timestamp,
-    ) -> Result<Option<PennyDrop>, StoreError> {
+    ) -> StoreResult<Option<PennyDrop>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the penny drop's outcome")?;
         let row = query_opt(&tx, LOCK_PENNY_DROP, &[&id], "Failed to lock the penny drop").await?;
@@ -77,20 +77,20 @@ impl PennyDropStore for PostgresStore {
         Ok(settled)
     }
 
-    async fn find_penny_drop(&self, partner: RegistrationId, reference: &str) -> Result<Option<PennyDrop>, StoreError> {
+    async fn find_penny_drop(&self, partner: RegistrationId, reference: &str) -> StoreResult<Option<PennyDrop>> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &reference];
         let row = query_opt(&client, sql::PENNY_DROP_BY_REFERENCE, &params, "Failed to find the penny drop").await?;
         decode(row, penny_drop_from_row)
     }
 
-    async fn pending_penny_drops(&self, before: Timestamp) -> Result<Vec<PennyDrop>, StoreError> {
+    async fn pending_penny_drops(&self, before: Timestamp) -> StoreResult<Vec<PennyDrop>> {
         let client = self.client().await?;
         let rows = query(&client, sql::PENDING_PENNY_DROPS, &[&before.unix()], "Failed to list penny drops").await?;
         decode_all(&rows, penny_drop_from_row, "Failed to read a penny drop")
     }
 
-    async fn audit_penny_drops(&self) -> Result<Vec<String>, StoreError> {
+    async fn audit_penny_drops(&self) -> StoreResult<Vec<String>> {
         let mut client = self.client().await?;
         let tx = snapshot(&mut client).await?;
         let rows = query(&tx, sql::AUDIT_FEE_NOT_DEBITED, &[], "Failed to audit penny drop fees").await?;

@@ -10,7 +10,7 @@ use crate::store::remittance::{
     beneficiary_from_row, beneficiary_values, otp_from_row, otp_list, remitter_from_row, remitter_values, sql,
     stale_otps_before,
 };
-use crate::store::remittance::{Count, CountResult, PerMobile, OTP_TEXTS};
+use crate::store::remittance::{Count, CountResult, MobileCounts, PerMobile};
 
 /// Locks the remitter's row, which serialises concurrent beneficiary adds.
 const LOCK_REMITTER: &str = "SELECT 1 FROM remitters WHERE partner_id = $1 AND mobile = $2 FOR UPDATE";
@@ -23,11 +23,7 @@ const LOCK_MOBILE: &str = "SELECT pg_advisory_xact_lock($1, hashtext($2))";
 
 #[async_trait]
 impl RemittanceStore for PostgresStore {
-    async fn find_remitter(
-        &self,
-        partner: RegistrationId,
-        mobile: &MobileNumber,
-    ) -> Result<Option<Remitter>, StoreError> {
+    async fn find_remitter(&self, partner: RegistrationId, mobile: &MobileNumber) -> StoreResult<Option<Remitter>> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &mobile.as_str()];
         let row = query_opt(&client, sql::FIND_REMITTER, &params, "Failed to find the remitter").await?;
@@ -35,7 +31,7 @@ impl RemittanceStore for PostgresStore {
         Ok(remitter.context("Failed to read the remitter")?)
     }
 
-    async fn insert_remitter(&self, remitter: Remitter) -> Result<bool, StoreError> {
+    async fn insert_remitter(&self, remitter: Remitter) -> StoreResult<bool> {
         let client = self.client().await?;
         let values = remitter_values(&remitter);
         Ok(execute(&client, sql::INSERT_REMITTER, &bind_all(&values), "Failed to add the remitter").await? == 1)
@@ -46,7 +42,7 @@ impl RemittanceStore for PostgresStore {
         partner: RegistrationId,
         mobile: &MobileNumber,
         since: Timestamp,
-    ) -> Result<PerBank, StoreError> {
+    ) -> StoreResult<PerBank> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 3] = [&partner.number(), &mobile.as_str(), &since.unix()];
         let rows = query(&client, sql::REMITTER_USAGE, &params, "Failed to sum the remitter's transfers").await?;
@@ -60,7 +56,7 @@ impl RemittanceStore for PostgresStore {
         Ok(usage)
     }
 
-    async fn insert_beneficiary(&self, beneficiary: Beneficiary) -> Result<Result<Beneficiary, i64>, StoreError> {
+    async fn insert_beneficiary(&self, beneficiary: Beneficiary) -> StoreResult<Result<Beneficiary, i64>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin adding the beneficiary")?;
         let b = &beneficiary;
@@ -79,18 +75,14 @@ impl RemittanceStore for PostgresStore {
         Ok(Ok(Beneficiary { id, ..beneficiary }))
     }
 
-    async fn beneficiaries(
-        &self,
-        partner: RegistrationId,
-        mobile: &MobileNumber,
-    ) -> Result<Vec<Beneficiary>, StoreError> {
+    async fn beneficiaries(&self, partner: RegistrationId, mobile: &MobileNumber) -> StoreResult<Vec<Beneficiary>> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &mobile.as_str()];
         let rows = query(&client, sql::BENEFICIARIES, &params, "Failed to list the beneficiaries").await?;
         decode_all(&rows, beneficiary_from_row, "Failed to read a beneficiary")
     }
 
-    async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> Result<Option<Beneficiary>, StoreError> {
+    async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> StoreResult<Option<Beneficiary>> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&partner.number(), &id];
         let row = query_opt(&client, sql::FIND_BENEFICIARY, &params, "Failed to find the beneficiary").await?;
@@ -102,7 +94,7 @@ impl RemittanceStore for PostgresStore {
         partner: RegistrationId,
         id: i64,
         upstream_id: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 3] = [&upstream_id, &partner.number(), &id];
         let done =
@@ -116,7 +108,7 @@ impl RemittanceStore for PostgresStore {
         mobile: &MobileNumber,
         id: i64,
         at: Timestamp,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 4] = [&at.unix(), &partner.number(), &mobile.as_str(), &id];
         Ok(execute(&client, sql::DELETE_BENEFICIARY, &params, "Failed to delete the beneficiary").await? == 1)
@@ -127,14 +119,14 @@ impl RemittanceStore for PostgresStore {
         partner: RegistrationId,
         purpose: OtpPurpose,
         subject: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> StoreResult<Option<String>> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 3] = [&partner.number(), &purpose.as_str(), &subject];
         let row = query_opt(&client, sql::LATEST_OTP, &params, "Failed to find the OTP").await?;
         decode(row, |row| Ok(row.try_get(0)?))
     }
 
-    async fn insert_otp(&self, otp: OtpRecord) -> Result<(), StoreError> {
+    async fn insert_otp(&self, otp: OtpRecord) -> StoreResult<()> {
         let client = self.client().await?;
         let stale = stale_otps_before(otp.expires_at);
         execute(&client, sql::FORGET_OTPS, &[&stale], "Failed to forget old OTPs").await?;
@@ -152,12 +144,6 @@ impl RemittanceStore for PostgresStore {
         Ok(())
     }
 
-    async fn count_text(&self, mobile: &MobileNumber, now: Timestamp, limits: TextLimits) -> CountResult {
-        let (mobile, since) = (mobile.as_str().to_owned(), now.unix() - TEXT_DAY_SECS);
-        let allowed = move |sent: &[i64]| limits.next_allowed(sent, now.unix());
-        self.count_per_mobile(&OTP_TEXTS, Count { mobile, at: now, since, allowed }).await
-    }
-
     async fn check_otp(
         &self,
         partner: RegistrationId,
@@ -165,7 +151,7 @@ impl RemittanceStore for PostgresStore {
         purpose: OtpPurpose,
         code: &str,
         now: Timestamp,
-    ) -> Result<OtpCheck, StoreError> {
+    ) -> StoreResult<OtpCheck> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the OTP check")?;
         let params: [&(dyn ToSql + Sync); 3] = [&token, &partner.number(), &purpose.as_str()];
@@ -181,13 +167,10 @@ impl RemittanceStore for PostgresStore {
     }
 }
 
-impl PostgresStore {
-    /// Counts an event among `events` ([`PerMobile`]), holding the mobile's
-    /// advisory lock to the commit: the next count of the mobile sees this one.
-    pub(super) async fn count_per_mobile<F>(&self, events: &'static PerMobile, count: Count<F>) -> CountResult
-    where
-        F: FnOnce(&[i64]) -> Option<Timestamp>,
-    {
+#[async_trait]
+impl MobileCounts for PostgresStore {
+    // The mobile's advisory lock is held to the commit: the next count of the mobile sees this one.
+    async fn count_per_mobile(&self, events: &'static PerMobile, count: Count) -> CountResult {
         let Count { mobile, at, since, allowed } = count;
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin a per-mobile count")?;

@@ -15,7 +15,7 @@ impl SearchStore for PostgresStore {
         kind: TxnKind,
         after: Option<SearchCursor>,
         limit: u32,
-    ) -> Result<Vec<Found>, StoreError> {
+    ) -> StoreResult<Vec<Found>> {
         let Some((sql, values)) = shared::search_sql(filter, kind, after, limit) else { return Ok(Vec::new()) };
         let client = self.client().await?;
         // Not prepared once per connection: the statement's shape changes with the filters.
@@ -30,7 +30,7 @@ impl SearchStore for PostgresStore {
         after: Option<SearchCursor>,
         limit: u32,
         no_seq_scan: bool,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> StoreResult<Vec<String>> {
         let Some((sql, values)) = shared::search_sql(filter, kind, after, limit) else { return Ok(Vec::new()) };
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the plan")?;
@@ -44,13 +44,13 @@ impl SearchStore for PostgresStore {
         Ok(lines)
     }
 
-    async fn txn_journals(&self, kind: TxnKind, id: i64) -> Result<Vec<TxnJournal>, StoreError> {
+    async fn txn_journals(&self, kind: TxnKind, id: i64) -> StoreResult<Vec<TxnJournal>> {
         let client = self.client().await?;
         let rows = query(&client, sql::TXN_JOURNALS, &[&kind.as_str(), &id], "Failed to read the journals").await?;
         Ok(shared::group_journals(decode_all(&rows, shared::journal_posting_from_row, "Failed to read a journal")?))
     }
 
-    async fn state_totals(&self, since: Timestamp) -> Result<Vec<StateTotal>, StoreError> {
+    async fn state_totals(&self, since: Timestamp) -> StoreResult<Vec<StateTotal>> {
         let client = self.client().await?;
         let mut totals = Vec::new();
         for (kind, sql) in [(TxnKind::Dmt, sql::DMT_TOTALS), (TxnKind::Bbps, sql::BILL_TOTALS)] {

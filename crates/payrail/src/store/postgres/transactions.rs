@@ -22,11 +22,11 @@ impl<T: PgTable> KindStore<T> for PostgresStore {
         partner: RegistrationId,
         reference: &str,
         precheck: lookup::Precheck<'_>,
-    ) -> Result<Option<lookup::StatusLookup<T>>, StoreError> {
+    ) -> StoreResult<Option<lookup::StatusLookup<T>>> {
         self.status_lookup(T::STATUS_LOOKUP, partner, reference, precheck).await
     }
 
-    async fn by_references(&self, partner: RegistrationId, references: &[String]) -> Result<Vec<T>, StoreError> {
+    async fn by_references(&self, partner: RegistrationId, references: &[String]) -> StoreResult<Vec<T>> {
         if references.is_empty() {
             return Ok(Vec::new());
         }
@@ -39,7 +39,7 @@ impl<T: PgTable> KindStore<T> for PostgresStore {
         decode_all(&rows, |row| T::decode(row, 0), "Failed to read a transaction")
     }
 
-    async fn with_history(&self, id: i64) -> Result<Option<(T, Vec<HistoryEntry>)>, StoreError> {
+    async fn with_history(&self, id: i64) -> StoreResult<Option<(T, Vec<HistoryEntry>)>> {
         let client = self.client().await?;
         let row = query_opt(&client, T::BY_ID, &[&id], "Failed to find the transaction").await?;
         let Some(record) = decode(row, |row| T::decode(row, 0))? else { return Ok(None) };
@@ -92,7 +92,7 @@ impl TransactionStore for PostgresStore {
         status: &str,
         note: ChangeNote,
         recheck_at: Option<Timestamp>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the history note")?;
         let values = shared::history_values(kind, id, Some(status), status, &note);
@@ -104,7 +104,7 @@ impl TransactionStore for PostgresStore {
         Ok(())
     }
 
-    async fn counts(&self) -> Result<(i64, i64), StoreError> {
+    async fn counts(&self) -> StoreResult<(i64, i64)> {
         let client = self.client().await?;
         let row = query_one(&client, sql::COUNTS, &[], "Failed to count the transactions").await?;
         let dmt = row.try_get(0).store_context("Failed to read the transfer count")?;
@@ -126,38 +126,38 @@ impl TransactionStore for PostgresStore {
         self.settle(partner, result).await
     }
 
-    async fn dmt_route(&self, ackno: i64) -> Result<Option<DmtRoute>, StoreError> {
+    async fn dmt_route(&self, ackno: i64) -> StoreResult<Option<DmtRoute>> {
         let client = self.client().await?;
         let row = query_opt(&client, sql::ROUTE_BY_ACKNO, &[&ackno], "Failed to find the transfer's route").await?;
         decode(row, shared::decode_route)
     }
 
-    async fn set_upstream_ackno(&self, ackno: i64, upstream_ackno: &str) -> Result<bool, StoreError> {
+    async fn set_upstream_ackno(&self, ackno: i64, upstream_ackno: &str) -> StoreResult<bool> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&upstream_ackno, &ackno];
         Ok(execute(&client, sql::SET_UPSTREAM_ACKNO, &params, "Failed to keep the upstream ackno").await? == 1)
     }
 
-    async fn record_refund_otp(&self, ackno: i64, stateresp: &str, at: Timestamp) -> Result<(), StoreError> {
+    async fn record_refund_otp(&self, ackno: i64, stateresp: &str, at: Timestamp) -> StoreResult<()> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 3] = [&ackno, &stateresp, &at.unix()];
         execute(&client, sql::RECORD_REFUND_OTP, &params, "Failed to record the refund OTP").await?;
         Ok(())
     }
 
-    async fn refund_otp_stateresp(&self, ackno: i64) -> Result<Option<String>, StoreError> {
+    async fn refund_otp_stateresp(&self, ackno: i64) -> StoreResult<Option<String>> {
         let client = self.client().await?;
         let row = query_opt(&client, sql::REFUND_OTP_STATERESP, &[&ackno], "Failed to read the refund OTP").await?;
         Ok(row.map(|row| row.get(0)))
     }
 
-    async fn reserve_refund_claim(&self, ackno: i64, stateresp: &str, max: i64) -> Result<bool, StoreError> {
+    async fn reserve_refund_claim(&self, ackno: i64, stateresp: &str, max: i64) -> StoreResult<bool> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 3] = [&ackno, &stateresp, &max];
         Ok(execute(&client, sql::RESERVE_REFUND_CLAIM, &params, "Failed to count the refund claim").await? == 1)
     }
 
-    async fn release_refund_claim(&self, ackno: i64, stateresp: &str) -> Result<(), StoreError> {
+    async fn release_refund_claim(&self, ackno: i64, stateresp: &str) -> StoreResult<()> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 2] = [&ackno, &stateresp];
         execute(&client, sql::RELEASE_REFUND_CLAIM, &params, "Failed to give the refund claim back").await?;
@@ -227,23 +227,23 @@ impl PgTable for BillPayment {
 struct Steps<'a, 'b>(&'a Transaction<'b>);
 
 impl ChangeSteps for Steps<'_, '_> {
-    async fn lock<T: TxnTable>(&self, id: i64) -> Result<Option<T>, StoreError> {
+    async fn lock<T: TxnTable>(&self, id: i64) -> StoreResult<Option<T>> {
         let row = query_opt(self.0, T::FOR_UPDATE, &[&id], "Failed to lock the transaction").await?;
         decode(row, |row| T::decode(row, 0))
     }
 
-    async fn new_refund_id(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<String, StoreError> {
+    async fn new_refund_id(&self, kind: TxnKind, id: i64, at: Timestamp) -> StoreResult<String> {
         let params: [&(dyn ToSql + Sync); 3] = [&kind.as_str(), &id, &at.unix()];
         let row = query_one(self.0, sql::INSERT_REFUND, &params, "Failed to allocate a refund id").await?;
         let refund: i64 = row.try_get(0).store_context("Failed to read the new refund id")?;
         Ok(refund.to_string())
     }
 
-    async fn pay_back(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError> {
+    async fn pay_back(&self, kind: TxnKind, id: i64, at: Timestamp) -> StoreResult<()> {
         pay_back(self.0, kind, id, at).await
     }
 
-    async fn save<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError> {
+    async fn save<T: TxnTable>(&self, record: &T, at: Timestamp) -> StoreResult<()> {
         let (at, id) = (at.unix(), record.id());
         let changed = record.changed_values();
         let mut params = bind_all(&changed);
@@ -252,26 +252,26 @@ impl ChangeSteps for Steps<'_, '_> {
         Ok(())
     }
 
-    async fn add_history<T: TxnTable>(&self, record: &T, from: &str, note: &ChangeNote) -> Result<(), StoreError> {
+    async fn add_history<T: TxnTable>(&self, record: &T, from: &str, note: &ChangeNote) -> StoreResult<()> {
         let values = shared::history_values(T::KIND, record.id(), Some(from), record.status_name(), note);
         execute(self.0, sql::INSERT_HISTORY, &bind_all(&values), "Failed to record the status history").await?;
         Ok(())
     }
 
-    async fn add_audit(&self, entry: &crate::domain::operator::NewAuditEntry) -> Result<(), StoreError> {
+    async fn add_audit(&self, entry: &crate::domain::operator::NewAuditEntry) -> StoreResult<()> {
         super::operators::append(self.0, entry).await.map(drop)
     }
 
-    async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError> {
+    async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> StoreResult<()> {
         let (txn, status) = ((T::KIND, record.id()), record.status_name());
         insert_event(self.0, record.partner(), txn, status, &record.event_payload(at), at).await
     }
 
-    async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError> {
+    async fn end_poll(&self, kind: TxnKind, id: i64) -> StoreResult<()> {
         end_poll(self.0, kind, id).await
     }
 
-    async fn last_reason(&self, kind: TxnKind, id: i64) -> Result<Option<String>, StoreError> {
+    async fn last_reason(&self, kind: TxnKind, id: i64) -> StoreResult<Option<String>> {
         let row =
             query_opt(self.0, sql::LAST_REASON, &[&kind.as_str(), &id], "Failed to read the status history").await?;
         match row {
@@ -282,17 +282,13 @@ impl ChangeSteps for Steps<'_, '_> {
 }
 
 /// The status history of one transaction, oldest first.
-async fn history(client: &impl GenericClient, kind: TxnKind, id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
+async fn history(client: &impl GenericClient, kind: TxnKind, id: i64) -> StoreResult<Vec<HistoryEntry>> {
     let rows = query(client, sql::HISTORY, &[&kind.as_str(), &id], "Failed to read the status history").await?;
     decode_all(&rows, shared::decode_history, "Failed to read a status history row")
 }
 
 /// Records the route of a transfer made through the DMT V1 API.
-pub(super) async fn insert_route(
-    tx: &Transaction<'_>,
-    transfer: &DmtTransfer,
-    route: &DmtRoute,
-) -> Result<(), StoreError> {
+pub(super) async fn insert_route(tx: &Transaction<'_>, transfer: &DmtTransfer, route: &DmtRoute) -> StoreResult<()> {
     let values = shared::route_values(transfer, route);
     execute(tx, sql::INSERT_ROUTE, &bind_all(&values), "Failed to record the transfer's route").await?;
     Ok(())

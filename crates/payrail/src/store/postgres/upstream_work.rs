@@ -56,7 +56,7 @@ const RECORD_ATTEMPT: &str = "WITH settled AS (UPDATE partner_events SET attempt
      SELECT id, $3, $7, $8, $9, $10, $11, $12 FROM settled";
 
 impl<T: Leased> ClaimStore<T> for PostgresStore {
-    async fn claim(&self, lease: Lease<'_>) -> Result<Vec<T>, StoreError> {
+    async fn claim(&self, lease: Lease<'_>) -> StoreResult<Vec<T>> {
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 4] =
             [&lease.owner, &lease.now.unix(), &lease.until.unix(), &i64::from(lease.limit)];
@@ -69,7 +69,7 @@ impl<T: Leased> ClaimStore<T> for PostgresStore {
 
 #[async_trait]
 impl UpstreamWorkStore for PostgresStore {
-    async fn finish_poll(&self, job: &PollJob, owner: &str, next: PollNext) -> Result<bool, StoreError> {
+    async fn finish_poll(&self, job: &PollJob, owner: &str, next: PollNext) -> StoreResult<bool> {
         let client = self.client().await?;
         let (kind, what) = (job.kind.as_str(), "Failed to finish the poll job");
         let next_at = match next {
@@ -83,30 +83,25 @@ impl UpstreamWorkStore for PostgresStore {
         Ok(execute(&client, sql::RESCHEDULE_POLL, &params, what).await? == 1)
     }
 
-    async fn schedule_poll(&self, kind: TxnKind, txn_id: i64, at: Timestamp) -> Result<(), StoreError> {
+    async fn schedule_poll(&self, kind: TxnKind, txn_id: i64, at: Timestamp) -> StoreResult<()> {
         let client = self.client().await?;
         schedule_poll(&client, kind, txn_id, at).await
     }
 
-    async fn held_polls(&self) -> Result<Vec<PollJob>, StoreError> {
+    async fn held_polls(&self) -> StoreResult<Vec<PollJob>> {
         let client = self.client().await?;
         let rows = query(&client, sql::HELD_POLLS, &[], "Failed to list the held poll jobs").await?;
         decode_all(&rows, PollJob::decode, "Failed to read a held poll job")
     }
 
-    async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> Result<Option<PollJob>, StoreError> {
+    async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> StoreResult<Option<PollJob>> {
         let client = self.client().await?;
         let what = "Failed to read a poll job";
         let row = query_opt(&client, sql::POLL_JOB, &[&kind.as_str(), &txn_id], what).await?;
         Ok(row.map(|row| PollJob::decode(&row)).transpose().context(what)?)
     }
 
-    async fn record_attempt(
-        &self,
-        attempt: DeliveryAttempt,
-        owner: &str,
-        outcome: EventOutcome,
-    ) -> Result<bool, StoreError> {
+    async fn record_attempt(&self, attempt: DeliveryAttempt, owner: &str, outcome: EventOutcome) -> StoreResult<bool> {
         let client = self.client().await?;
         let (state, next, delivered_at) = match outcome {
             EventOutcome::Delivered => (EventState::Delivered, None, Some(attempt.at.unix())),
@@ -131,14 +126,14 @@ impl UpstreamWorkStore for PostgresStore {
         Ok(execute(&client, RECORD_ATTEMPT, &params, "Failed to record the delivery attempt").await? == 1)
     }
 
-    async fn events(&self, filter: &EventFilter) -> Result<Vec<PartnerEvent>, StoreError> {
+    async fn events(&self, filter: &EventFilter) -> StoreResult<Vec<PartnerEvent>> {
         let client = self.client().await?;
         let (sql, values) = events_query(filter);
         let rows = query(&client, &sql, &bind_all(&values), "Failed to list the partner events").await?;
         decode_all(&rows, PartnerEvent::decode, "Failed to read a partner event")
     }
 
-    async fn event_with_attempts(&self, id: i64) -> Result<Option<(PartnerEvent, Vec<DeliveryAttempt>)>, StoreError> {
+    async fn event_with_attempts(&self, id: i64) -> StoreResult<Option<(PartnerEvent, Vec<DeliveryAttempt>)>> {
         let mut client = self.client().await?;
         let tx = snapshot(&mut client).await?;
         let row = query_opt(&tx, sql::EVENT_BY_ID, &[&id], "Failed to find the partner event").await?;
@@ -149,7 +144,7 @@ impl UpstreamWorkStore for PostgresStore {
         Ok(Some((event, attempts)))
     }
 
-    async fn redeliver_event(&self, id: i64, now: Timestamp) -> Result<Option<PartnerEvent>, StoreError> {
+    async fn redeliver_event(&self, id: i64, now: Timestamp) -> StoreResult<Option<PartnerEvent>> {
         let client = self.client().await?;
         let until = now.plus_secs(event::DELIVERY_WINDOW_SECS);
         let params: [&(dyn ToSql + Sync); 3] = [&now.unix(), &until.unix(), &id];
@@ -157,7 +152,7 @@ impl UpstreamWorkStore for PostgresStore {
         decode(row, PartnerEvent::decode)
     }
 
-    async fn installation_id(&self) -> Result<String, StoreError> {
+    async fn installation_id(&self) -> StoreResult<String> {
         let client = self.client().await?;
         let what = "Failed to read the installation id";
         let row = query_opt(&client, sql::INSTALLATION_ID, &[], what).await?;
@@ -165,14 +160,14 @@ impl UpstreamWorkStore for PostgresStore {
         Ok(row.try_get(0).context(what)?)
     }
 
-    async fn upstream_ref_of(&self, kind: TxnKind, txn_id: i64) -> Result<Option<String>, StoreError> {
+    async fn upstream_ref_of(&self, kind: TxnKind, txn_id: i64) -> StoreResult<Option<String>> {
         let client = self.client().await?;
         let what = "Failed to read an upstream reference";
         let row = query_opt(&client, sql::UPSTREAM_REF_OF, &[&kind.as_str(), &txn_id], what).await?;
         Ok(row.map(|row| row.try_get(0)).transpose().context(what)?)
     }
 
-    async fn assign_upstream_ref(&self, kind: TxnKind, txn_id: i64, tail: &str) -> Result<String, StoreError> {
+    async fn assign_upstream_ref(&self, kind: TxnKind, txn_id: i64, tail: &str) -> StoreResult<String> {
         let client = self.client().await?;
         let what = "Failed to store an upstream reference";
         execute(&client, sql::ASSIGN_UPSTREAM_REF, &[&kind.as_str(), &txn_id, &tail], what).await?;
@@ -181,7 +176,7 @@ impl UpstreamWorkStore for PostgresStore {
         Ok(row.try_get(0).context(what)?)
     }
 
-    async fn txn_by_upstream_ref(&self, tail: &str) -> Result<Option<(TxnKind, i64)>, StoreError> {
+    async fn txn_by_upstream_ref(&self, tail: &str) -> StoreResult<Option<(TxnKind, i64)>> {
         let client = self.client().await?;
         let what = "Failed to find a transaction by its upstream reference";
         let Some(row) = query_opt(&client, sql::TXN_BY_UPSTREAM_REF, &[&tail], what).await? else { return Ok(None) };
@@ -198,7 +193,7 @@ pub(super) async fn schedule_poll(
     kind: TxnKind,
     id: i64,
     at: Timestamp,
-) -> Result<(), StoreError> {
+) -> StoreResult<()> {
     let params: [&(dyn ToSql + Sync); 4] = [&kind.as_str(), &id, &at.unix(), &Timestamp::now().unix()];
     execute(client, sql::SCHEDULE_POLL, &params, "Failed to schedule the poll job").await?;
     Ok(())
@@ -206,7 +201,7 @@ pub(super) async fn schedule_poll(
 
 /// Removes a decided transaction's poll job (if it has one, held or not):
 /// the poller works only on undecided transactions.
-pub(super) async fn end_poll(tx: &Transaction<'_>, kind: TxnKind, txn_id: i64) -> Result<(), StoreError> {
+pub(super) async fn end_poll(tx: &Transaction<'_>, kind: TxnKind, txn_id: i64) -> StoreResult<()> {
     execute(tx, sql::END_POLL, &[&kind.as_str(), &txn_id], "Failed to end a poll job").await?;
     Ok(())
 }
@@ -220,7 +215,7 @@ pub(super) async fn insert_event(
     status: &str,
     payload: &str,
     at: Timestamp,
-) -> Result<(), StoreError> {
+) -> StoreResult<()> {
     let until = at.plus_secs(event::DELIVERY_WINDOW_SECS);
     let params: [&(dyn ToSql + Sync); 7] =
         [&kind.as_str(), &id, &status, &payload, &at.unix(), &until.unix(), &partner.number()];

@@ -61,11 +61,11 @@ pub(super) fn seal_pending(conn: &Connection) -> rusqlite::Result<()> {
 
 #[async_trait]
 impl ChainStore for SqliteStore {
-    async fn chain_heads(&self) -> Result<Vec<ChainHead>, StoreError> {
+    async fn chain_heads(&self) -> StoreResult<Vec<ChainHead>> {
         self.read(|conn| all_rows(conn, sql::HEADS, [], |row| head(row)))
     }
 
-    async fn chain_links(&self, table: LinkTable, after: LinkCursor, limit: u32) -> Result<Vec<Link>, StoreError> {
+    async fn chain_links(&self, table: LinkTable, after: LinkCursor, limit: u32) -> StoreResult<Vec<Link>> {
         self.read(|conn| {
             let at = params![after.partner, after.seq, limit];
             match table {
@@ -79,7 +79,7 @@ impl ChainStore for SqliteStore {
         })
     }
 
-    async fn unsealed_links(&self, limit: u32) -> Result<Vec<LinkRef>, StoreError> {
+    async fn unsealed_links(&self, limit: u32) -> StoreResult<Vec<LinkRef>> {
         self.read(|conn| all_rows(conn, sql::UNSEALED_ROWS, [limit], |row| unsealed_row(row)))
     }
 }

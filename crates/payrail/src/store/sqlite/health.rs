@@ -6,7 +6,7 @@ use crate::store::health::{sql, wallet_gauge_from_row, work_counts_from_row, Hea
 
 #[async_trait]
 impl HealthStore for SqliteStore {
-    async fn schema_version(&self) -> Result<i64, StoreError> {
+    async fn schema_version(&self) -> StoreResult<i64> {
         self.read(|conn| conn.prepare_cached(sql::SCHEMA_VERSION)?.query_row([], |row| row.get(0)))
     }
 
@@ -14,7 +14,7 @@ impl HealthStore for SqliteStore {
         migrations::VERSIONS
     }
 
-    async fn gauges(&self, now: Timestamp) -> Result<StoreGauges, StoreError> {
+    async fn gauges(&self, now: Timestamp) -> StoreResult<StoreGauges> {
         self.read(|conn| {
             let (polls_due, polls_held, events_pending) = conn
                 .prepare_cached(sql::WORK_COUNTS)?

@@ -5,23 +5,14 @@
 use rusqlite::params_from_iter;
 
 use super::*;
-use crate::domain::ekyc::{ekyc_blocked_until, KycRecord};
-use crate::store::kyc::{
-    attempts_since, kyc_from_row, kyc_values, sql, stale_kycs_before, KycRegistration, EKYC_ATTEMPTS,
-};
+use crate::domain::ekyc::KycRecord;
+use crate::store::kyc::{kyc_from_row, kyc_values, sql, stale_kycs_before, KycRegistration};
 use crate::store::remittance::{remitter_values, sql::INSERT_REMITTER};
-use crate::store::remittance::{Count, CountResult};
 use crate::store::KycStore;
 
 #[async_trait]
 impl KycStore for SqliteStore {
-    async fn count_ekyc_attempt(&self, mobile: &MobileNumber, now: Timestamp) -> CountResult {
-        let (mobile, since) = (mobile.as_str().to_owned(), attempts_since(now));
-        let allowed = move |made: &[i64]| ekyc_blocked_until(made, now.unix());
-        self.count_per_mobile(&EKYC_ATTEMPTS, Count { mobile, at: now, since, allowed }).await
-    }
-
-    async fn insert_kyc(&self, record: KycRecord) -> Result<(), StoreError> {
+    async fn insert_kyc(&self, record: KycRecord) -> StoreResult<()> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             execute(&tx, sql::FORGET_KYCS, [stale_kycs_before(record.created_at)])?;
@@ -31,7 +22,7 @@ impl KycStore for SqliteStore {
         .await
     }
 
-    async fn find_kyc(&self, partner: RegistrationId, kyc_id: &str) -> Result<Option<KycRecord>, StoreError> {
+    async fn find_kyc(&self, partner: RegistrationId, kyc_id: &str) -> StoreResult<Option<KycRecord>> {
         self.read(|conn| {
             optional_row(conn, sql::FIND_KYC, params![kyc_id, partner.number()], |row| {
                 kyc_from_row(row, partner, kyc_id)
@@ -39,11 +30,7 @@ impl KycStore for SqliteStore {
         })
     }
 
-    async fn register_with_kyc(
-        &self,
-        remitter: Remitter,
-        made_after: Timestamp,
-    ) -> Result<KycRegistration, StoreError> {
+    async fn register_with_kyc(&self, remitter: Remitter, made_after: Timestamp) -> StoreResult<KycRegistration> {
         self.write(move |conn| {
             let r = &remitter;
             // Dropped without a commit, the savepoint undoes the use of the record.

@@ -84,7 +84,7 @@ pub(super) fn debit_journal(conn: &Connection, kind: TxnKind, id: i64) -> rusqli
 /// Pays back a refunded transaction that was paid from the wallet: writes
 /// the refund journal of its debit and credits the wallet. Nothing for a
 /// transaction without a debit journal (imported or made by an operator).
-pub(super) fn pay_refund(conn: &Connection, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError> {
+pub(super) fn pay_refund(conn: &Connection, kind: TxnKind, id: i64, at: Timestamp) -> StoreResult<()> {
     let Some((_, debit)) = debit_journal(conn, kind, id).map_err(store_error)? else { return Ok(()) };
     let refund = Journal::refund_of(&debit, at);
     add_to_wallet(conn, refund.partner, refund.wallet_change())
@@ -128,7 +128,7 @@ impl LedgerStore for SqliteStore {
         .await
     }
 
-    async fn wallet_balance(&self, partner: RegistrationId) -> Result<Paise, StoreError> {
+    async fn wallet_balance(&self, partner: RegistrationId) -> StoreResult<Paise> {
         self.read(|conn| balance(conn, partner)).map(Paise::new)
     }
 
@@ -137,7 +137,7 @@ impl LedgerStore for SqliteStore {
         partner: RegistrationId,
         from: Timestamp,
         to: Timestamp,
-    ) -> Result<Statement, StoreError> {
+    ) -> StoreResult<Statement> {
         let account = Account::Wallet(partner).name();
         self.read(|conn| {
             let tx = conn.unchecked_transaction()?;
@@ -150,7 +150,7 @@ impl LedgerStore for SqliteStore {
         })
     }
 
-    async fn audit(&self) -> Result<LedgerAudit, StoreError> {
+    async fn audit(&self) -> StoreResult<LedgerAudit> {
         self.read(|conn| {
             let tx = conn.unchecked_transaction()?;
             let (total, journals) = tx.query_row(AUDIT_TOTALS, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -193,15 +193,15 @@ impl LedgerStore for SqliteStore {
         .await
     }
 
-    async fn fee_plans(&self, partner: RegistrationId) -> Result<Vec<FeePlanVersion>, StoreError> {
+    async fn fee_plans(&self, partner: RegistrationId) -> StoreResult<Vec<FeePlanVersion>> {
         self.read(|conn| all_rows(conn, FEE_PLANS, [partner.number()], |row| fee_plan_from_row(partner, row)))
     }
 
-    async fn accrued(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Accrued>, StoreError> {
+    async fn accrued(&self, from: Timestamp, to: Timestamp) -> StoreResult<Vec<Accrued>> {
         self.read(|conn| all_rows(conn, ACCRUED, params![from.unix(), to.unix()], |row| accrued_from_row(row)))
     }
 
-    async fn settlements(&self, memo: &str) -> Result<Vec<Settled>, StoreError> {
+    async fn settlements(&self, memo: &str) -> StoreResult<Vec<Settled>> {
         self.read(|conn| all_rows(conn, SETTLEMENTS, [memo], |row| settled_from_row(row)))
     }
 }

@@ -30,7 +30,7 @@ impl SqliteStore {
         sql: &str,
         partner: RegistrationId,
         reference: &str,
-    ) -> Result<Option<(Partner, Option<T>)>, StoreError> {
+    ) -> StoreResult<Option<(Partner, Option<T>)>> {
         self.read(|conn| {
             conn.prepare_cached(sql)?
                 .query_row(params![partner.number(), reference], |row| {

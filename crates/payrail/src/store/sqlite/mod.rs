@@ -50,7 +50,7 @@ use reqids::{flush_reqids, stored_reqids, RecentReqids, ReqidFlusher};
 pub use reqids::{reqid_fingerprint, REQID_FLUSH_INTERVAL};
 
 use super::{files, DebitError, Debited, LedgerAudit};
-use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError};
+use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError, StoreResult};
 #[cfg(test)]
 use super::{Claims, RecordStore};
 use super::{LedgerStore, PartnerStore, RemittanceStore, TransactionStore, UpstreamWorkStore};
@@ -60,7 +60,7 @@ use crate::domain::event::{
 };
 use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
 use crate::domain::ledger::{Account, Journal, Statement, WalletMove};
-use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord, TextLimits, TEXT_DAY_SECS};
+use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::txn_id::TxnNumbers;
@@ -173,7 +173,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` on a pooled read connection, inline.
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
         let pooled = self.readers.lock().map_err(|_| poisoned())?.pop();
         let conn = match pooled {
             Some(conn) => conn,
@@ -198,7 +198,7 @@ impl SqliteStore {
         let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
         let job: WriteJob = Box::new(move |conn| {
             let result = f(conn);
-            Box::new(move |committed: Result<(), StoreError>| {
+            Box::new(move |committed: StoreResult<()>| {
                 let _ = answer.send(match (result, committed) {
                     (Ok(value), Ok(())) => Ok(value),
                     (Err(refused), _) => Err(refused),
@@ -219,7 +219,7 @@ impl SqliteStore {
 type WriteJob = Box<dyn FnOnce(&mut Connection) -> Finish + Send>;
 
 /// Answers a write once its group's commit is known.
-type Finish = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Finish = Box<dyn FnOnce(StoreResult<()>) + Send>;
 
 /// At most this many writes share one commit.
 const GROUP_LIMIT: usize = 64;
@@ -286,7 +286,7 @@ fn poisoned() -> StoreError {
 /// A write's own savepoint inside its group's transaction (see
 /// [`writer_thread`]): `commit` keeps its changes for the group's commit,
 /// dropping it rolls them back.
-fn immediate(conn: &mut Connection) -> Result<rusqlite::Savepoint<'_>, StoreError> {
+fn immediate(conn: &mut Connection) -> StoreResult<rusqlite::Savepoint<'_>> {
     conn.savepoint().map_err(store_error)
 }
 
@@ -296,7 +296,7 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
-    async fn flush(&self) -> Result<(), StoreError> {
+    async fn flush(&self) -> StoreResult<()> {
         let (writer, reqids) = (self.writer.clone(), Arc::clone(&self.reqids));
         tokio::task::spawn_blocking(move || flush_reqids(&writer, &reqids, &mut Vec::new()))
             .await
@@ -317,7 +317,7 @@ fn all_rows<T>(
 }
 
 /// Runs `sql` (prepared once per connection) with `params`: how many rows it changed.
-pub(super) fn execute(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+pub(super) fn execute(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> StoreResult<usize> {
     conn.prepare_cached(sql).and_then(|mut s| s.execute(params)).map_err(store_error)
 }
 

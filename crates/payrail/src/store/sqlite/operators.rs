@@ -22,11 +22,7 @@ pub(super) fn append(conn: &Connection, entry: &NewAuditEntry) -> rusqlite::Resu
 
 #[async_trait]
 impl OperatorStore for SqliteStore {
-    async fn insert_operator(
-        &self,
-        new: NewOperator,
-        audit: NewAuditEntry,
-    ) -> Result<Option<OperatorAccount>, StoreError> {
+    async fn insert_operator(&self, new: NewOperator, audit: NewAuditEntry) -> StoreResult<Option<OperatorAccount>> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             let params = params![new.email.as_str(), new.role.as_str(), new.password_hash, new.created_at.unix()];
@@ -41,11 +37,11 @@ impl OperatorStore for SqliteStore {
         .await
     }
 
-    async fn find_operator(&self, email: &Email) -> Result<Option<OperatorAccount>, StoreError> {
+    async fn find_operator(&self, email: &Email) -> StoreResult<Option<OperatorAccount>> {
         self.read(|conn| optional_row(conn, FIND_OPERATOR, [email.as_str()], |row| operator_from_row(row)))
     }
 
-    async fn list_operators(&self) -> Result<Vec<OperatorAccount>, StoreError> {
+    async fn list_operators(&self) -> StoreResult<Vec<OperatorAccount>> {
         self.read(|conn| all_rows(conn, LIST_OPERATORS, [], |row| operator_from_row(row)))
     }
 
@@ -55,7 +51,7 @@ impl OperatorStore for SqliteStore {
         change: OperatorChange,
         at: Timestamp,
         actor: &Actor,
-    ) -> Result<Option<(OperatorAccount, OperatorAccount)>, StoreError> {
+    ) -> StoreResult<Option<(OperatorAccount, OperatorAccount)>> {
         let (email, actor) = (email.clone(), actor.clone());
         self.write(move |conn| {
             let tx = immediate(conn)?;
@@ -71,7 +67,7 @@ impl OperatorStore for SqliteStore {
         .await
     }
 
-    async fn insert_token(&self, token: ApiToken, audit: NewAuditEntry) -> Result<(), StoreError> {
+    async fn insert_token(&self, token: ApiToken, audit: NewAuditEntry) -> StoreResult<()> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             let params = params![
@@ -89,11 +85,11 @@ impl OperatorStore for SqliteStore {
         .await
     }
 
-    async fn list_tokens(&self, operator_id: i64) -> Result<Vec<ApiToken>, StoreError> {
+    async fn list_tokens(&self, operator_id: i64) -> StoreResult<Vec<ApiToken>> {
         self.read(|conn| all_rows(conn, LIST_TOKENS, [operator_id], |row| token_from_row(row)))
     }
 
-    async fn revoke_token(&self, id: &str, at: Timestamp, actor: &Actor) -> Result<Option<ApiToken>, StoreError> {
+    async fn revoke_token(&self, id: &str, at: Timestamp, actor: &Actor) -> StoreResult<Option<ApiToken>> {
         let (id, actor) = (id.to_owned(), actor.clone());
         self.write(move |conn| {
             let tx = immediate(conn)?;
@@ -110,7 +106,7 @@ impl OperatorStore for SqliteStore {
         .await
     }
 
-    async fn token_with_operator(&self, id: &str) -> Result<Option<(ApiToken, OperatorAccount)>, StoreError> {
+    async fn token_with_operator(&self, id: &str) -> StoreResult<Option<(ApiToken, OperatorAccount)>> {
         self.read(|conn| optional_row(conn, TOKEN_WITH_OPERATOR, [id], |row| token_and_operator(row)))
     }
 
@@ -119,7 +115,7 @@ impl OperatorStore for SqliteStore {
         session: ConsoleSession,
         stale_before: Timestamp,
         audit: NewAuditEntry,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             tx.execute(PRUNE_SESSIONS, [stale_before.unix()]).map_err(store_error)?;
@@ -131,11 +127,11 @@ impl OperatorStore for SqliteStore {
         .await
     }
 
-    async fn console_session(&self, id_hash: &[u8]) -> Result<Option<(ConsoleSession, OperatorAccount)>, StoreError> {
+    async fn console_session(&self, id_hash: &[u8]) -> StoreResult<Option<(ConsoleSession, OperatorAccount)>> {
         self.read(|conn| optional_row(conn, SESSION_WITH_OPERATOR, [id_hash], |row| session_and_operator(row)))
     }
 
-    async fn touch_console_session(&self, id_hash: &[u8], at: Timestamp) -> Result<(), StoreError> {
+    async fn touch_console_session(&self, id_hash: &[u8], at: Timestamp) -> StoreResult<()> {
         let id_hash = id_hash.to_vec();
         self.write(move |conn| {
             conn.execute(TOUCH_SESSION, params![at.unix(), id_hash]).map_err(store_error)?;
@@ -144,7 +140,7 @@ impl OperatorStore for SqliteStore {
         .await
     }
 
-    async fn end_console_session(&self, id_hash: &[u8], audit: Option<NewAuditEntry>) -> Result<(), StoreError> {
+    async fn end_console_session(&self, id_hash: &[u8], audit: Option<NewAuditEntry>) -> StoreResult<()> {
         let id_hash = id_hash.to_vec();
         self.write(move |conn| {
             let tx = immediate(conn)?;
@@ -157,7 +153,7 @@ impl OperatorStore for SqliteStore {
         .await
     }
 
-    async fn append_audit(&self, entry: NewAuditEntry) -> Result<i64, StoreError> {
+    async fn append_audit(&self, entry: NewAuditEntry) -> StoreResult<i64> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             let id = append(&tx, &entry).map_err(store_error)?;
@@ -167,7 +163,7 @@ impl OperatorStore for SqliteStore {
         .await
     }
 
-    async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
+    async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
         let params = params![
             filter.actor,
             filter.target,

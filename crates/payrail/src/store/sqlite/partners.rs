@@ -32,13 +32,13 @@ const CANCEL_EVENTS: &str =
 
 #[async_trait]
 impl PartnerStore for SqliteStore {
-    async fn find_partner(&self, id: RegistrationId) -> Result<Option<Partner>, StoreError> {
+    async fn find_partner(&self, id: RegistrationId) -> StoreResult<Option<Partner>> {
         self.read(|conn| {
             conn.prepare_cached(FIND_PARTNER)?.query_row([id.number()], |row| partner_from_row(row)).optional()
         })
     }
 
-    async fn insert_partner(&self, new: NewPartner) -> Result<Partner, StoreError> {
+    async fn insert_partner(&self, new: NewPartner) -> StoreResult<Partner> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             let number = match new.number {
@@ -66,7 +66,7 @@ impl PartnerStore for SqliteStore {
         .await
     }
 
-    async fn list_partners(&self) -> Result<Vec<Partner>, StoreError> {
+    async fn list_partners(&self) -> StoreResult<Vec<Partner>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(LIST_PARTNERS)?;
             let rows = stmt.query_map([], |row| partner_from_row(row))?;
@@ -74,7 +74,7 @@ impl PartnerStore for SqliteStore {
         })
     }
 
-    async fn set_partner_status(&self, id: RegistrationId, status: PartnerStatus) -> Result<bool, StoreError> {
+    async fn set_partner_status(&self, id: RegistrationId, status: PartnerStatus) -> StoreResult<bool> {
         self.write(move |conn| {
             conn.execute(SET_PARTNER_STATUS, params![status.as_str(), id.number()]).map(|n| n == 1).map_err(store_error)
         })
@@ -86,7 +86,7 @@ impl PartnerStore for SqliteStore {
         id: RegistrationId,
         require_token: bool,
         allowlist: crate::domain::IpAllowlist,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         self.write(move |conn| {
             conn.execute(SET_PARTNER_ACCESS, params![require_token, allowlist.to_stored(), id.number()])
                 .map(|n| n == 1)
@@ -95,7 +95,7 @@ impl PartnerStore for SqliteStore {
         .await
     }
 
-    async fn set_authorised_key_hash(&self, id: RegistrationId, hash: Option<Vec<u8>>) -> Result<bool, StoreError> {
+    async fn set_authorised_key_hash(&self, id: RegistrationId, hash: Option<Vec<u8>>) -> StoreResult<bool> {
         self.write(move |conn| {
             conn.execute(SET_AUTHORISED_KEY, params![hash, id.number()]).map(|n| n == 1).map_err(store_error)
         })
@@ -107,7 +107,7 @@ impl PartnerStore for SqliteStore {
         id: RegistrationId,
         secret: SealedSecret,
         previous_until: Timestamp,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         self.write(move |conn| {
             conn.execute(ROTATE_PARTNER_SECRET, params![previous_until.unix(), secret.0, id.number()])
                 .map(|n| n == 1)
@@ -116,11 +116,11 @@ impl PartnerStore for SqliteStore {
         .await
     }
 
-    async fn key_check(&self) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn key_check(&self) -> StoreResult<Option<Vec<u8>>> {
         self.read(|conn| conn.query_row(KEY_CHECK, [], |r| r.get(0)).optional())
     }
 
-    async fn claim_key_check(&self, mac: &[u8], at: Timestamp) -> Result<Vec<u8>, StoreError> {
+    async fn claim_key_check(&self, mac: &[u8], at: Timestamp) -> StoreResult<Vec<u8>> {
         let mac = mac.to_vec();
         self.write(move |conn| {
             let tx = immediate(conn)?;
@@ -139,16 +139,11 @@ impl PartnerStore for SqliteStore {
         reqid: &str,
         now: Timestamp,
         cutoff: Timestamp,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         self.reqids.remember(partner.number(), reqid, now.unix(), cutoff.unix())
     }
 
-    async fn remember_upstream_reqid(
-        &self,
-        reqid: &str,
-        now: Timestamp,
-        cutoff: Timestamp,
-    ) -> Result<bool, StoreError> {
+    async fn remember_upstream_reqid(&self, reqid: &str, now: Timestamp, cutoff: Timestamp) -> StoreResult<bool> {
         let reqid = reqid.to_owned();
         self.write(move |conn| {
             let tx = immediate(conn)?;
@@ -160,18 +155,13 @@ impl PartnerStore for SqliteStore {
         .await
     }
 
-    async fn forget_upstream_reqid(&self, reqid: &str) -> Result<(), StoreError> {
+    async fn forget_upstream_reqid(&self, reqid: &str) -> StoreResult<()> {
         let reqid = reqid.to_owned();
         self.write(move |conn| conn.execute(FORGET_UPSTREAM_REQID, params![reqid]).map(|_| ()).map_err(store_error))
             .await
     }
 
-    async fn set_callback_url(
-        &self,
-        partner: RegistrationId,
-        url: Option<String>,
-        at: Timestamp,
-    ) -> Result<bool, StoreError> {
+    async fn set_callback_url(&self, partner: RegistrationId, url: Option<String>, at: Timestamp) -> StoreResult<bool> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             if !partner_exists(&tx, partner).map_err(store_error)? {
@@ -194,11 +184,11 @@ impl PartnerStore for SqliteStore {
         .await
     }
 
-    async fn callback_url(&self, partner: RegistrationId) -> Result<Option<String>, StoreError> {
+    async fn callback_url(&self, partner: RegistrationId) -> StoreResult<Option<String>> {
         self.read(|conn| conn.prepare_cached(CALLBACK_URL)?.query_row([partner.number()], |r| r.get(0)).optional())
     }
 
-    async fn callback_secrets(&self, partner: RegistrationId) -> Result<Option<CallbackSecrets>, StoreError> {
+    async fn callback_secrets(&self, partner: RegistrationId) -> StoreResult<Option<CallbackSecrets>> {
         self.read(|conn| optional_row(conn, CALLBACK_SECRETS, [partner.number()], |row| callback_secrets_from_row(row)))
     }
 
@@ -209,7 +199,7 @@ impl PartnerStore for SqliteStore {
         replace: bool,
         previous_until: Option<Timestamp>,
         at: Timestamp,
-    ) -> Result<Option<bool>, StoreError> {
+    ) -> StoreResult<Option<bool>> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             if !partner_exists(&tx, partner).map_err(store_error)? {

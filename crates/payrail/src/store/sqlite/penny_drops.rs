@@ -39,7 +39,7 @@ impl PennyDropStore for SqliteStore {
         id: i64,
         status: PennyDropStatus,
         at: Timestamp,
-    ) -> Result<Option<PennyDrop>, StoreError> {
+    ) -> StoreResult<Option<PennyDrop>> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             let Some(drop) = find(&tx, id).map_err(store_error)? else { return Ok(None) };
@@ -67,7 +67,7 @@ impl PennyDropStore for SqliteStore {
         .await
     }
 
-    async fn find_penny_drop(&self, partner: RegistrationId, reference: &str) -> Result<Option<PennyDrop>, StoreError> {
+    async fn find_penny_drop(&self, partner: RegistrationId, reference: &str) -> StoreResult<Option<PennyDrop>> {
         self.read(|conn| {
             optional_row(conn, sql::PENNY_DROP_BY_REFERENCE, params![partner.number(), reference], |row| {
                 penny_drop_from_row(row)
@@ -75,11 +75,11 @@ impl PennyDropStore for SqliteStore {
         })
     }
 
-    async fn pending_penny_drops(&self, before: Timestamp) -> Result<Vec<PennyDrop>, StoreError> {
+    async fn pending_penny_drops(&self, before: Timestamp) -> StoreResult<Vec<PennyDrop>> {
         self.read(|conn| all_rows(conn, sql::PENDING_PENNY_DROPS, [before.unix()], |row| penny_drop_from_row(row)))
     }
 
-    async fn audit_penny_drops(&self) -> Result<Vec<String>, StoreError> {
+    async fn audit_penny_drops(&self) -> StoreResult<Vec<String>> {
         self.read(|conn| {
             let fee_not_debited = all_rows(conn, sql::AUDIT_FEE_NOT_DEBITED, [], |r| r.get(0))?;
             let refund_mismatch = all_rows(conn, sql::AUDIT_REFUND_MISMATCH, [], |r| Ok((r.get(0)?, r.get(1)?)))?;

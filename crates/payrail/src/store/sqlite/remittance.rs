@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::domain::remitter::PerBank;
-use crate::store::remittance::{Count, CountResult, PerMobile, OTP_TEXTS};
+use crate::store::remittance::{Count, CountResult, MobileCounts, PerMobile};
 use rusqlite::params_from_iter;
 
 use crate::store::remittance::{
@@ -13,11 +13,7 @@ use crate::store::remittance::{
 
 #[async_trait]
 impl RemittanceStore for SqliteStore {
-    async fn find_remitter(
-        &self,
-        partner: RegistrationId,
-        mobile: &MobileNumber,
-    ) -> Result<Option<Remitter>, StoreError> {
+    async fn find_remitter(&self, partner: RegistrationId, mobile: &MobileNumber) -> StoreResult<Option<Remitter>> {
         self.read(|conn| {
             optional_row(conn, sql::FIND_REMITTER, params![partner.number(), mobile.as_str()], |row| {
                 remitter_from_row(partner, row)
@@ -25,7 +21,7 @@ impl RemittanceStore for SqliteStore {
         })
     }
 
-    async fn insert_remitter(&self, remitter: Remitter) -> Result<bool, StoreError> {
+    async fn insert_remitter(&self, remitter: Remitter) -> StoreResult<bool> {
         self.write(move |conn| {
             Ok(execute(conn, sql::INSERT_REMITTER, params_from_iter(remitter_values(&remitter)))? == 1)
         })
@@ -37,7 +33,7 @@ impl RemittanceStore for SqliteStore {
         partner: RegistrationId,
         mobile: &MobileNumber,
         since: Timestamp,
-    ) -> Result<PerBank, StoreError> {
+    ) -> StoreResult<PerBank> {
         self.read(|conn| {
             let mut usage = PerBank::default();
             let mut stmt = conn.prepare_cached(sql::REMITTER_USAGE)?;
@@ -51,7 +47,7 @@ impl RemittanceStore for SqliteStore {
         })
     }
 
-    async fn insert_beneficiary(&self, beneficiary: Beneficiary) -> Result<Result<Beneficiary, i64>, StoreError> {
+    async fn insert_beneficiary(&self, beneficiary: Beneficiary) -> StoreResult<Result<Beneficiary, i64>> {
         self.write(move |conn| {
             let b = &beneficiary;
             // One writer connection: the check and the insert cannot interleave with another add.
@@ -77,11 +73,7 @@ impl RemittanceStore for SqliteStore {
         .await
     }
 
-    async fn beneficiaries(
-        &self,
-        partner: RegistrationId,
-        mobile: &MobileNumber,
-    ) -> Result<Vec<Beneficiary>, StoreError> {
+    async fn beneficiaries(&self, partner: RegistrationId, mobile: &MobileNumber) -> StoreResult<Vec<Beneficiary>> {
         self.read(|conn| {
             all_rows(conn, sql::BENEFICIARIES, params![partner.number(), mobile.as_str()], |row| {
                 beneficiary_from_row(row)
@@ -89,7 +81,7 @@ impl RemittanceStore for SqliteStore {
         })
     }
 
-    async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> Result<Option<Beneficiary>, StoreError> {
+    async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> StoreResult<Option<Beneficiary>> {
         self.read(|conn| {
             optional_row(conn, sql::FIND_BENEFICIARY, params![partner.number(), id], |row| beneficiary_from_row(row))
         })
@@ -100,7 +92,7 @@ impl RemittanceStore for SqliteStore {
         partner: RegistrationId,
         id: i64,
         upstream_id: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let upstream_id = upstream_id.to_owned();
         self.write(move |conn| {
             Ok(execute(conn, sql::SET_BENEFICIARY_UPSTREAM_ID, params![upstream_id, partner.number(), id])? == 1)
@@ -114,7 +106,7 @@ impl RemittanceStore for SqliteStore {
         mobile: &MobileNumber,
         id: i64,
         at: Timestamp,
-    ) -> Result<bool, StoreError> {
+    ) -> StoreResult<bool> {
         let mobile = mobile.as_str().to_owned();
         self.write(move |conn| {
             Ok(execute(conn, sql::DELETE_BENEFICIARY, params![at.unix(), partner.number(), mobile, id])? == 1)
@@ -127,14 +119,14 @@ impl RemittanceStore for SqliteStore {
         partner: RegistrationId,
         purpose: OtpPurpose,
         subject: &str,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> StoreResult<Option<String>> {
         let subject = subject.to_owned();
         self.read(move |conn| {
             optional_row(conn, sql::LATEST_OTP, params![partner.number(), purpose.as_str(), subject], |row| row.get(0))
         })
     }
 
-    async fn insert_otp(&self, otp: OtpRecord) -> Result<(), StoreError> {
+    async fn insert_otp(&self, otp: OtpRecord) -> StoreResult<()> {
         self.write(move |conn| {
             let tx = immediate(conn)?;
             execute(&tx, sql::FORGET_OTPS, [stale_otps_before(otp.expires_at)])?;
@@ -154,12 +146,6 @@ impl RemittanceStore for SqliteStore {
         .await
     }
 
-    async fn count_text(&self, mobile: &MobileNumber, now: Timestamp, limits: TextLimits) -> CountResult {
-        let (mobile, since) = (mobile.as_str().to_owned(), now.unix() - TEXT_DAY_SECS);
-        let allowed = move |sent: &[i64]| limits.next_allowed(sent, now.unix());
-        self.count_per_mobile(&OTP_TEXTS, Count { mobile, at: now, since, allowed }).await
-    }
-
     async fn check_otp(
         &self,
         partner: RegistrationId,
@@ -167,7 +153,7 @@ impl RemittanceStore for SqliteStore {
         purpose: OtpPurpose,
         code: &str,
         now: Timestamp,
-    ) -> Result<OtpCheck, StoreError> {
+    ) -> StoreResult<OtpCheck> {
         let (token, code) = (token.to_owned(), code.to_owned());
         // One writer connection: no other check of this OTP runs between the read and the save.
         self.write(move |conn| {
@@ -204,13 +190,10 @@ pub(super) fn routed_since(
         .query_row(params![partner.number(), mobile.as_str(), bank.number(), since.unix()], |r| r.get(0))
 }
 
-impl SqliteStore {
-    /// Counts an event among `events` ([`PerMobile`]). One writer
-    /// connection: no other count of the mobile runs between check and count.
-    pub(super) async fn count_per_mobile<F>(&self, events: &'static PerMobile, count: Count<F>) -> CountResult
-    where
-        F: FnOnce(&[i64]) -> Option<Timestamp> + Send + 'static,
-    {
+#[async_trait]
+impl MobileCounts for SqliteStore {
+    // One writer connection: no other count of the mobile runs between check and count.
+    async fn count_per_mobile(&self, events: &'static PerMobile, count: Count) -> CountResult {
         self.write(move |conn| {
             let Count { mobile, at, since, allowed } = count;
             let tx = immediate(conn)?;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use rusqlite::{params, Connection};
 
-use super::{poisoned, store_error, StoreError, WriteJob};
+use super::{poisoned, store_error, StoreError, StoreResult, WriteJob};
 
 /// `reqid`s seen within the replay window, in two generations per shard:
 /// entries move to `previous` when a window has passed and are dropped a
@@ -67,12 +67,12 @@ pub fn reqid_fingerprint(partner: i64, reqid: &str) -> u64 {
 
 impl RecentReqids {
     /// The shard of a fingerprint: the same for every call with its key.
-    fn shard(&self, fingerprint: u64) -> Result<std::sync::MutexGuard<'_, Generations>, StoreError> {
+    fn shard(&self, fingerprint: u64) -> StoreResult<std::sync::MutexGuard<'_, Generations>> {
         self.shards[(fingerprint % 16) as usize].lock().map_err(|_| poisoned())
     }
 
     /// Records `reqid`; `false` if it was seen at or after `cutoff`.
-    pub(super) fn remember(&self, partner: i64, reqid: &str, now: i64, cutoff: i64) -> Result<bool, StoreError> {
+    pub(super) fn remember(&self, partner: i64, reqid: &str, now: i64, cutoff: i64) -> StoreResult<bool> {
         // A read first: the cutoff moves once a second, and a write on every
         // lookup would bounce the cache line between cores.
         if cutoff > self.cutoff.load(std::sync::atomic::Ordering::Relaxed) {
@@ -98,7 +98,7 @@ impl RecentReqids {
     }
 
     /// Loads fingerprints read back from the table (at start-up), unqueued.
-    pub(super) fn load(&self, rows: Vec<SeenReqid>) -> Result<(), StoreError> {
+    pub(super) fn load(&self, rows: Vec<SeenReqid>) -> StoreResult<()> {
         for (fingerprint, seen_at) in rows {
             let mut generations = self.shard(fingerprint)?;
             let at = generations.restored.entry(fingerprint).or_insert(seen_at);
@@ -108,7 +108,7 @@ impl RecentReqids {
     }
 
     /// Takes everything queued for the table.
-    fn take_unflushed(&self) -> Result<Vec<SeenReqid>, StoreError> {
+    fn take_unflushed(&self) -> StoreResult<Vec<SeenReqid>> {
         let mut taken = Vec::new();
         for shard in &self.shards {
             taken.append(&mut shard.lock().map_err(|_| poisoned())?.unflushed);
@@ -136,7 +136,7 @@ pub(super) fn flush_reqids(
     writer: &std::sync::mpsc::Sender<WriteJob>,
     reqids: &RecentReqids,
     carried: &mut Vec<SeenReqid>,
-) -> Result<(), StoreError> {
+) -> StoreResult<()> {
     carried.append(&mut reqids.take_unflushed()?);
     if carried.is_empty() {
         return Ok(());
@@ -146,7 +146,7 @@ pub(super) fn flush_reqids(
     let (answer, answered) = std::sync::mpsc::channel();
     let job: WriteJob = Box::new(move |conn| {
         let written = write_reqids(conn, &batch, last_seen_at, cutoff).map_err(store_error);
-        Box::new(move |committed: Result<(), StoreError>| {
+        Box::new(move |committed: StoreResult<()>| {
             let _ = answer.send(written.and(committed));
         })
     });

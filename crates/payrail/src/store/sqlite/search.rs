@@ -16,7 +16,7 @@ impl SearchStore for SqliteStore {
         kind: TxnKind,
         after: Option<SearchCursor>,
         limit: u32,
-    ) -> Result<Vec<Found>, StoreError> {
+    ) -> StoreResult<Vec<Found>> {
         let Some((sql, values)) = shared::search_sql(filter, kind, after, limit) else { return Ok(Vec::new()) };
         self.read(|conn| {
             // Not cached: the statement's shape changes with the filters.
@@ -33,7 +33,7 @@ impl SearchStore for SqliteStore {
         after: Option<SearchCursor>,
         limit: u32,
         _no_seq_scan: bool,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> StoreResult<Vec<String>> {
         let Some((sql, values)) = shared::search_sql(filter, kind, after, limit) else { return Ok(Vec::new()) };
         self.read(|conn| {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
@@ -54,14 +54,14 @@ impl SearchStore for SqliteStore {
         })
     }
 
-    async fn txn_journals(&self, kind: TxnKind, id: i64) -> Result<Vec<TxnJournal>, StoreError> {
+    async fn txn_journals(&self, kind: TxnKind, id: i64) -> StoreResult<Vec<TxnJournal>> {
         let params = rusqlite::params![kind.as_str(), id];
         let rows =
             self.read(|conn| all_rows(conn, sql::TXN_JOURNALS, params, |row| shared::journal_posting_from_row(row)))?;
         Ok(shared::group_journals(rows))
     }
 
-    async fn state_totals(&self, since: Timestamp) -> Result<Vec<StateTotal>, StoreError> {
+    async fn state_totals(&self, since: Timestamp) -> StoreResult<Vec<StateTotal>> {
         let mut totals = Vec::new();
         for (kind, sql) in [(TxnKind::Dmt, sql::DMT_TOTALS), (TxnKind::Bbps, sql::BILL_TOTALS)] {
             let rows =

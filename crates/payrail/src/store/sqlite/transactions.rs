@@ -19,12 +19,12 @@ impl<T: SqliteTable> KindStore<T> for SqliteStore {
         partner: RegistrationId,
         reference: &str,
         _precheck: lookup::Precheck<'_>,
-    ) -> Result<Option<lookup::StatusLookup<T>>, StoreError> {
+    ) -> StoreResult<Option<lookup::StatusLookup<T>>> {
         // A token's `reqid` is recorded after the lookup, by the caller.
         Ok(self.find_for_status(T::STATUS_LOOKUP, partner, reference)?.map(lookup::StatusLookup::unrecorded))
     }
 
-    async fn by_references(&self, partner: RegistrationId, references: &[String]) -> Result<Vec<T>, StoreError> {
+    async fn by_references(&self, partner: RegistrationId, references: &[String]) -> StoreResult<Vec<T>> {
         if references.is_empty() {
             return Ok(Vec::new());
         }
@@ -40,7 +40,7 @@ impl<T: SqliteTable> KindStore<T> for SqliteStore {
         })
     }
 
-    async fn with_history(&self, id: i64) -> Result<Option<(T, Vec<HistoryEntry>)>, StoreError> {
+    async fn with_history(&self, id: i64) -> StoreResult<Option<(T, Vec<HistoryEntry>)>> {
         self.read(|conn| {
             let record = conn.prepare_cached(T::BY_ID)?.query_row([id], |row| T::decode(row, 0)).optional()?;
             record.map(|record| Ok((record, history(conn, T::KIND, id)?))).transpose()
@@ -117,7 +117,7 @@ impl TransactionStore for SqliteStore {
         status: &str,
         note: ChangeNote,
         recheck_at: Option<Timestamp>,
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<()> {
         let status = status.to_owned();
         self.write(move |conn| {
             let tx = immediate(conn)?;
@@ -131,7 +131,7 @@ impl TransactionStore for SqliteStore {
         .await
     }
 
-    async fn counts(&self) -> Result<(i64, i64), StoreError> {
+    async fn counts(&self) -> StoreResult<(i64, i64)> {
         self.read(|conn| conn.prepare_cached(sql::COUNTS)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
     }
 
@@ -158,13 +158,13 @@ impl TransactionStore for SqliteStore {
         self.create_debited(transfer, journal, note, poll_at, within_limit, with_route).await
     }
 
-    async fn dmt_route(&self, ackno: i64) -> Result<Option<DmtRoute>, StoreError> {
+    async fn dmt_route(&self, ackno: i64) -> StoreResult<Option<DmtRoute>> {
         self.read(|conn| {
             conn.prepare_cached(sql::ROUTE_BY_ACKNO)?.query_row([ackno], |row| shared::decode_route(row)).optional()
         })
     }
 
-    async fn set_upstream_ackno(&self, ackno: i64, upstream_ackno: &str) -> Result<bool, StoreError> {
+    async fn set_upstream_ackno(&self, ackno: i64, upstream_ackno: &str) -> StoreResult<bool> {
         let upstream_ackno = upstream_ackno.to_owned();
         self.write(move |conn| {
             execute(conn, sql::SET_UPSTREAM_ACKNO, rusqlite::params![upstream_ackno, ackno]).map(|n| n == 1)
@@ -172,7 +172,7 @@ impl TransactionStore for SqliteStore {
         .await
     }
 
-    async fn record_refund_otp(&self, ackno: i64, stateresp: &str, at: Timestamp) -> Result<(), StoreError> {
+    async fn record_refund_otp(&self, ackno: i64, stateresp: &str, at: Timestamp) -> StoreResult<()> {
         let stateresp = stateresp.to_owned();
         self.write(move |conn| {
             execute(conn, sql::RECORD_REFUND_OTP, rusqlite::params![ackno, stateresp, at.unix()]).map(|_| ())
@@ -180,13 +180,13 @@ impl TransactionStore for SqliteStore {
         .await
     }
 
-    async fn refund_otp_stateresp(&self, ackno: i64) -> Result<Option<String>, StoreError> {
+    async fn refund_otp_stateresp(&self, ackno: i64) -> StoreResult<Option<String>> {
         self.read(|conn| {
             conn.prepare_cached(sql::REFUND_OTP_STATERESP)?.query_row([ackno], |row| row.get(0)).optional()
         })
     }
 
-    async fn reserve_refund_claim(&self, ackno: i64, stateresp: &str, max: i64) -> Result<bool, StoreError> {
+    async fn reserve_refund_claim(&self, ackno: i64, stateresp: &str, max: i64) -> StoreResult<bool> {
         let stateresp = stateresp.to_owned();
         self.write(move |conn| {
             execute(conn, sql::RESERVE_REFUND_CLAIM, rusqlite::params![ackno, stateresp, max]).map(|n| n == 1)
@@ -194,7 +194,7 @@ impl TransactionStore for SqliteStore {
         .await
     }
 
-    async fn release_refund_claim(&self, ackno: i64, stateresp: &str) -> Result<(), StoreError> {
+    async fn release_refund_claim(&self, ackno: i64, stateresp: &str) -> StoreResult<()> {
         let stateresp = stateresp.to_owned();
         self.write(move |conn| {
             execute(conn, sql::RELEASE_REFUND_CLAIM, rusqlite::params![ackno, stateresp]).map(|_| ())
@@ -265,23 +265,23 @@ fn at_once<T>(sequence: impl Future<Output = Result<T, ChangeError>>) -> Result<
 struct Steps<'a>(&'a Connection);
 
 impl ChangeSteps for Steps<'_> {
-    async fn lock<T: TxnTable>(&self, id: i64) -> Result<Option<T>, StoreError> {
+    async fn lock<T: TxnTable>(&self, id: i64) -> StoreResult<Option<T>> {
         let mut statement = self.0.prepare_cached(T::BY_ID).map_err(store_error)?;
         statement.query_row([id], |row| T::decode(row, 0)).optional().map_err(store_error)
     }
 
-    async fn new_refund_id(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<String, StoreError> {
+    async fn new_refund_id(&self, kind: TxnKind, id: i64, at: Timestamp) -> StoreResult<String> {
         let mut statement = self.0.prepare_cached(sql::INSERT_REFUND).map_err(store_error)?;
         let refund: i64 =
             statement.query_row(params![kind.as_str(), id, at.unix()], |r| r.get(0)).map_err(store_error)?;
         Ok(refund.to_string())
     }
 
-    async fn pay_back(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError> {
+    async fn pay_back(&self, kind: TxnKind, id: i64, at: Timestamp) -> StoreResult<()> {
         pay_refund(self.0, kind, id, at)
     }
 
-    async fn save<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError> {
+    async fn save<T: TxnTable>(&self, record: &T, at: Timestamp) -> StoreResult<()> {
         let [state, reference, refund_id, refunded_at] = record.changed_values();
         let mut statement = self.0.prepare_cached(T::UPDATE).map_err(store_error)?;
         statement
@@ -290,25 +290,25 @@ impl ChangeSteps for Steps<'_> {
         Ok(())
     }
 
-    async fn add_history<T: TxnTable>(&self, record: &T, from: &str, note: &ChangeNote) -> Result<(), StoreError> {
+    async fn add_history<T: TxnTable>(&self, record: &T, from: &str, note: &ChangeNote) -> StoreResult<()> {
         insert_history(self.0, T::KIND, record.id(), Some(from), record.status_name(), note).map_err(store_error)
     }
 
-    async fn add_audit(&self, entry: &crate::domain::operator::NewAuditEntry) -> Result<(), StoreError> {
+    async fn add_audit(&self, entry: &crate::domain::operator::NewAuditEntry) -> StoreResult<()> {
         super::operators::append(self.0, entry).map(drop).map_err(store_error)
     }
 
-    async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError> {
+    async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> StoreResult<()> {
         let txn = (T::KIND, record.id());
         write_event(self.0, record.partner(), txn, record.status_name(), at, || record.event_payload(at))
             .map_err(store_error)
     }
 
-    async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError> {
+    async fn end_poll(&self, kind: TxnKind, id: i64) -> StoreResult<()> {
         end_poll(self.0, kind, id).map_err(store_error)
     }
 
-    async fn last_reason(&self, kind: TxnKind, id: i64) -> Result<Option<String>, StoreError> {
+    async fn last_reason(&self, kind: TxnKind, id: i64) -> StoreResult<Option<String>> {
         let mut statement = self.0.prepare_cached(sql::LAST_REASON).map_err(store_error)?;
         let reason = statement.query_row(params![kind.as_str(), id], |row| row.get(0)).optional();
         Ok(reason.map_err(store_error)?.flatten())

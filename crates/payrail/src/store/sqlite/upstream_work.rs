@@ -60,7 +60,7 @@ const INSERT_ATTEMPT: &str =
 
 impl<T: Leased> ClaimStore<T> for SqliteStore {
     /// The claim runs in its own write transaction.
-    async fn claim(&self, lease: Lease<'_>) -> Result<Vec<T>, StoreError> {
+    async fn claim(&self, lease: Lease<'_>) -> StoreResult<Vec<T>> {
         let Lease { owner, now, until, limit } = lease;
         let owner = owner.to_owned();
         self.write(move |conn| {
@@ -78,7 +78,7 @@ impl<T: Leased> ClaimStore<T> for SqliteStore {
 
 #[async_trait]
 impl UpstreamWorkStore for SqliteStore {
-    async fn finish_poll(&self, job: &PollJob, owner: &str, next: PollNext) -> Result<bool, StoreError> {
+    async fn finish_poll(&self, job: &PollJob, owner: &str, next: PollNext) -> StoreResult<bool> {
         let (kind, txn_id, owner) = (job.kind.as_str(), job.txn_id, owner.to_owned());
         self.write(move |conn| {
             let changed = match next {
@@ -93,24 +93,19 @@ impl UpstreamWorkStore for SqliteStore {
         .await
     }
 
-    async fn schedule_poll(&self, kind: TxnKind, txn_id: i64, at: Timestamp) -> Result<(), StoreError> {
+    async fn schedule_poll(&self, kind: TxnKind, txn_id: i64, at: Timestamp) -> StoreResult<()> {
         self.write(move |conn| upsert_poll(conn, kind, txn_id, at).map_err(store_error)).await
     }
 
-    async fn held_polls(&self) -> Result<Vec<PollJob>, StoreError> {
+    async fn held_polls(&self) -> StoreResult<Vec<PollJob>> {
         self.read(|conn| all_rows(conn, sql::HELD_POLLS, [], |row| PollJob::decode(row)))
     }
 
-    async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> Result<Option<PollJob>, StoreError> {
+    async fn poll_job(&self, kind: TxnKind, txn_id: i64) -> StoreResult<Option<PollJob>> {
         self.read(|conn| optional_row(conn, sql::POLL_JOB, params![kind.as_str(), txn_id], |row| PollJob::decode(row)))
     }
 
-    async fn record_attempt(
-        &self,
-        attempt: DeliveryAttempt,
-        owner: &str,
-        outcome: EventOutcome,
-    ) -> Result<bool, StoreError> {
+    async fn record_attempt(&self, attempt: DeliveryAttempt, owner: &str, outcome: EventOutcome) -> StoreResult<bool> {
         let owner = owner.to_owned();
         self.write(move |conn| {
             let tx = immediate(conn)?;
@@ -140,12 +135,12 @@ impl UpstreamWorkStore for SqliteStore {
         .await
     }
 
-    async fn events(&self, filter: &EventFilter) -> Result<Vec<PartnerEvent>, StoreError> {
+    async fn events(&self, filter: &EventFilter) -> StoreResult<Vec<PartnerEvent>> {
         let (sql, values) = events_query(filter);
         self.read(|conn| all_rows(conn, &sql, rusqlite::params_from_iter(values), |row| PartnerEvent::decode(row)))
     }
 
-    async fn event_with_attempts(&self, id: i64) -> Result<Option<(PartnerEvent, Vec<DeliveryAttempt>)>, StoreError> {
+    async fn event_with_attempts(&self, id: i64) -> StoreResult<Option<(PartnerEvent, Vec<DeliveryAttempt>)>> {
         self.read(|conn| {
             let tx = conn.unchecked_transaction()?;
             let event =
@@ -156,7 +151,7 @@ impl UpstreamWorkStore for SqliteStore {
         })
     }
 
-    async fn redeliver_event(&self, id: i64, now: Timestamp) -> Result<Option<PartnerEvent>, StoreError> {
+    async fn redeliver_event(&self, id: i64, now: Timestamp) -> StoreResult<Option<PartnerEvent>> {
         self.write(move |conn| {
             conn.prepare_cached(sql::REDELIVER_EVENT)
                 .and_then(|mut s| {
@@ -168,15 +163,15 @@ impl UpstreamWorkStore for SqliteStore {
         .await
     }
 
-    async fn installation_id(&self) -> Result<String, StoreError> {
+    async fn installation_id(&self) -> StoreResult<String> {
         self.read(|conn| conn.prepare_cached(sql::INSTALLATION_ID)?.query_row([], |row| row.get(0)))
     }
 
-    async fn upstream_ref_of(&self, kind: TxnKind, txn_id: i64) -> Result<Option<String>, StoreError> {
+    async fn upstream_ref_of(&self, kind: TxnKind, txn_id: i64) -> StoreResult<Option<String>> {
         self.read(move |conn| optional_row(conn, sql::UPSTREAM_REF_OF, params![kind.as_str(), txn_id], |r| r.get(0)))
     }
 
-    async fn assign_upstream_ref(&self, kind: TxnKind, txn_id: i64, tail: &str) -> Result<String, StoreError> {
+    async fn assign_upstream_ref(&self, kind: TxnKind, txn_id: i64, tail: &str) -> StoreResult<String> {
         let tail = tail.to_owned();
         self.write(move |conn| {
             let tx = immediate(conn)?;
@@ -193,7 +188,7 @@ impl UpstreamWorkStore for SqliteStore {
         .await
     }
 
-    async fn txn_by_upstream_ref(&self, tail: &str) -> Result<Option<(TxnKind, i64)>, StoreError> {
+    async fn txn_by_upstream_ref(&self, tail: &str) -> StoreResult<Option<(TxnKind, i64)>> {
         let tail = tail.to_owned();
         let found: Option<(String, i64)> = self.read(move |conn| {
             optional_row(conn, sql::TXN_BY_UPSTREAM_REF, params![tail], |r| Ok((r.get(0)?, r.get(1)?)))

@@ -9,26 +9,26 @@ use super::*;
 /// their work when first polled and never wait.
 pub(crate) trait ChangeSteps {
     /// The record, locked against concurrent changes until the transaction ends.
-    async fn lock<T: TxnTable>(&self, id: i64) -> Result<Option<T>, StoreError>;
+    async fn lock<T: TxnTable>(&self, id: i64) -> StoreResult<Option<T>>;
     /// A new refund id for the record.
-    async fn new_refund_id(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<String, StoreError>;
+    async fn new_refund_id(&self, kind: TxnKind, id: i64, at: Timestamp) -> StoreResult<String>;
     /// Pays a refunded record's debit back, if the wallet paid for it: the
     /// refund journal and the wallet credit.
-    async fn pay_back(&self, kind: TxnKind, id: i64, at: Timestamp) -> Result<(), StoreError>;
+    async fn pay_back(&self, kind: TxnKind, id: i64, at: Timestamp) -> StoreResult<()>;
     /// Writes back what the change altered ([`TxnTable::UPDATE`]).
-    async fn save<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError>;
+    async fn save<T: TxnTable>(&self, record: &T, at: Timestamp) -> StoreResult<()>;
     /// Records the change of `record` from the state named `from` in the
     /// status history.
-    async fn add_history<T: TxnTable>(&self, record: &T, from: &str, note: &ChangeNote) -> Result<(), StoreError>;
+    async fn add_history<T: TxnTable>(&self, record: &T, from: &str, note: &ChangeNote) -> StoreResult<()>;
     /// Appends an operator's change to the audit log.
-    async fn add_audit(&self, entry: &crate::domain::operator::NewAuditEntry) -> Result<(), StoreError>;
+    async fn add_audit(&self, entry: &crate::domain::operator::NewAuditEntry) -> StoreResult<()>;
     /// Writes the partner's event of the change of `record` made at `at`, if
     /// the partner has a callback URL (SQLite builds the payload only then).
-    async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> Result<(), StoreError>;
+    async fn add_event<T: TxnTable>(&self, record: &T, at: Timestamp) -> StoreResult<()>;
     /// Removes the record's poll job, held or not.
-    async fn end_poll(&self, kind: TxnKind, id: i64) -> Result<(), StoreError>;
+    async fn end_poll(&self, kind: TxnKind, id: i64) -> StoreResult<()>;
     /// The reason of the record's newest history row, if it has one.
-    async fn last_reason(&self, kind: TxnKind, id: i64) -> Result<Option<String>, StoreError>;
+    async fn last_reason(&self, kind: TxnKind, id: i64) -> StoreResult<Option<String>>;
 }
 
 /// [`TransactionStore::change_dmt`] and [`TransactionStore::change_bill`]

@@ -70,14 +70,14 @@ pub(in crate::store::postgres) async fn insert_new<T: PgTable>(
 /// drawing new ids running alongside, that could move the sequence back
 /// below ids already handed out. So explicit-id batches take the lock
 /// exclusively, the others share it.
-async fn lock_ids<T: PgTable>(tx: &Transaction<'_>, explicit: bool) -> Result<(), StoreError> {
+async fn lock_ids<T: PgTable>(tx: &Transaction<'_>, explicit: bool) -> StoreResult<()> {
     let sql = if explicit { "SELECT pg_advisory_xact_lock($1)" } else { "SELECT pg_advisory_xact_lock_shared($1)" };
     execute(tx, sql, &[&T::ID_LOCK], "Failed to lock the id sequence").await?;
     Ok(())
 }
 
 /// Which of the partners named in `rows` exist.
-async fn known_partners<T: PgTable>(tx: &Transaction<'_>, rows: &[T]) -> Result<HashSet<i64>, StoreError> {
+async fn known_partners<T: PgTable>(tx: &Transaction<'_>, rows: &[T]) -> StoreResult<HashSet<i64>> {
     let named: HashSet<i64> = rows.iter().map(|row| row.partner().number()).collect();
     let named: Vec<i64> = named.into_iter().collect();
     let sql = "SELECT id FROM partners WHERE id = ANY($1)";
@@ -116,10 +116,7 @@ async fn check_chunk<T: PgTable>(
 
 /// The chunk's references that the table already holds, by partner. A
 /// chunk usually has one partner, so this is usually one query.
-async fn taken_references<T: PgTable>(
-    tx: &Transaction<'_>,
-    chunk: &[T],
-) -> Result<HashMap<i64, HashSet<String>>, StoreError> {
+async fn taken_references<T: PgTable>(tx: &Transaction<'_>, chunk: &[T]) -> StoreResult<HashMap<i64, HashSet<String>>> {
     let mut by_partner: HashMap<i64, Vec<&str>> = HashMap::new();
     for row in chunk {
         by_partner.entry(row.partner().number()).or_default().push(row.reference().as_str());
@@ -135,7 +132,7 @@ async fn taken_references<T: PgTable>(
 }
 
 /// The chunk's explicit ids that the table already holds.
-async fn taken_ids<T: PgTable>(tx: &Transaction<'_>, chunk: &[T]) -> Result<HashSet<i64>, StoreError> {
+async fn taken_ids<T: PgTable>(tx: &Transaction<'_>, chunk: &[T]) -> StoreResult<HashSet<i64>> {
     let explicit: Vec<i64> = chunk.iter().map(T::id).filter(|id| *id != 0).collect();
     if explicit.is_empty() {
         return Ok(HashSet::new());
@@ -148,11 +145,7 @@ async fn taken_ids<T: PgTable>(tx: &Transaction<'_>, chunk: &[T]) -> Result<Hash
 /// The ids the chunk's rows get: their own, or new numbers for rows that ask
 /// (id 0). New numbers are drawn here rather than by the INSERT so that the
 /// ids returned are in row order without relying on the order of `RETURNING`.
-async fn assign_ids<T: PgTable>(
-    tx: &Transaction<'_>,
-    numbers: &TxnNumbers,
-    chunk: &[T],
-) -> Result<Vec<i64>, StoreError> {
+async fn assign_ids<T: PgTable>(tx: &Transaction<'_>, numbers: &TxnNumbers, chunk: &[T]) -> StoreResult<Vec<i64>> {
     let highest_explicit = chunk.iter().map(T::id).max().unwrap_or(0);
     if highest_explicit > 0 {
         advance_sequence::<T>(tx, highest_explicit).await?;
@@ -167,7 +160,7 @@ async fn assign_ids<T: PgTable>(
 
 /// Moves the identity sequence past `highest` and past every id in the
 /// table, never back, so that new ids do not collide with explicit ones.
-async fn advance_sequence<T: PgTable>(tx: &Transaction<'_>, highest: i64) -> Result<(), StoreError> {
+async fn advance_sequence<T: PgTable>(tx: &Transaction<'_>, highest: i64) -> StoreResult<()> {
     let sql = format!(
         "SELECT setval(seq, GREATEST($1::bigint, (SELECT MAX({id}) FROM {table}), pg_sequence_last_value(seq), 1)) \
          FROM (SELECT pg_get_serial_sequence('{table}', '{id}')::regclass AS seq) AS s",
@@ -186,7 +179,7 @@ async fn new_numbers<T: PgTable>(
     numbers: &TxnNumbers,
     count: usize,
     explicit: &HashSet<i64>,
-) -> Result<Vec<i64>, StoreError> {
+) -> StoreResult<Vec<i64>> {
     let mut fresh = Vec::with_capacity(count);
     while fresh.len() < count {
         let sql = format!("SELECT nextval('{}') FROM generate_series(1, $1::bigint)", T::COUNTER);
@@ -208,7 +201,7 @@ async fn new_numbers<T: PgTable>(
 }
 
 /// Which of `candidates` the table already has.
-async fn numbers_present<T: PgTable>(tx: &Transaction<'_>, candidates: &[i64]) -> Result<HashSet<i64>, StoreError> {
+async fn numbers_present<T: PgTable>(tx: &Transaction<'_>, candidates: &[i64]) -> StoreResult<HashSet<i64>> {
     let sql = format!("SELECT {id} FROM {table} WHERE {id} = ANY($1)", id = T::ID, table = T::TABLE);
     let rows = query(tx, &sql, &[&candidates], "Failed to look for taken numbers").await?;
     rows.iter().map(|row| row.try_get(0)).collect::<Result<_, _>>().store_context("Failed to read a taken number")
