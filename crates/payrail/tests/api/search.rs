@@ -51,7 +51,7 @@ const DMT_CSV: &str = "reference_id,amount,account,status,utr,created_at";
 const BILL_CSV: &str = "reference_id,operator_name,ca_number,amount,status,operator_id,created_at";
 
 /// Imports a CSV for `partner` through `payrail import`.
-fn import(app: &TestApp, kind: &str, partner: &TestPartner, lines: &[String]) {
+pub fn import(app: &TestApp, kind: &str, partner: &TestPartner, lines: &[String]) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rows.csv");
     let header = if kind == "dmt" { DMT_CSV } else { BILL_CSV };

@@ -53,9 +53,10 @@ const SET_HEADS: &str = "UPDATE chain_heads c SET seq = u.seq, last = u.last, ha
      FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[]) AS u(partner, seq, last, hash) \
      WHERE c.partner_id = u.partner";
 
-/// Seals the rows `tx` wrote, then commits it (`what`: "Failed to commit …").
+/// Seals the rows `tx` wrote, a step at a time (an import writes more rows
+/// than one step takes), then commits it (`what`: "Failed to commit …").
 pub(super) async fn commit_sealed(tx: Transaction<'_>, what: &'static str) -> StoreResult<()> {
-    seal_step(&tx, &OWN).await?;
+    while seal_step(&tx, &OWN).await? {}
     tx.commit().await.store_context(what)
 }
 
