@@ -10,16 +10,41 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::store::chain::sql::{history_link_sql, journal_link_sql, postings_of, unsealed_history};
 use crate::store::chain::{
-    head, history_link, journal_link, partners, posting, seal, sql, unsealed_row, with_postings, ChainHead, ChainStore,
-    Link, LinkCursor, LinkRef, LinkTable, SEAL_STEP,
+    head, history_link, journal_link, posting, seal, sql, unsealed_row, with_postings, ChainHead, ChainStore, Link,
+    LinkCursor, LinkRef, LinkTable, SEAL_STEP,
 };
 
 /// Which unsealed rows a sealing step reads: the statements for history
-/// rows, journals and their postings, each limited to `$1` rows.
+/// rows, journals and their postings, each limited to `$1` rows; and the
+/// statement that locks and reads the heads of their partners (of every
+/// unsealed row `heads` selects, without the limit: a superset of the
+/// step's, which is harmless, and lets it run beside the reads).
 struct Pending {
     history: &'static str,
     journals: &'static str,
     postings: &'static str,
+    heads: &'static str,
+}
+
+/// Locks the heads of the partners of the unsealed rows (`$history` of
+/// `status_history h`, `$journals` of `journals`), in partner order, making
+/// those not there yet, and reads them: one statement, so no head is read
+/// before it exists or locked out of order. (`DO UPDATE` with no change
+/// locks the row and returns it as it is.)
+macro_rules! lock_heads_of {
+    ($history:literal, $journals:literal) => {
+        concat!(
+            "INSERT INTO chain_heads (partner_id, seq, last, hash) SELECT p, 0, '', '' FROM \
+             (SELECT COALESCE(d.partner_id, b.partner_id, 0) FROM status_history h \
+              LEFT JOIN dmt_transfers d ON h.kind = 'dmt' AND d.ackno = h.txn_id \
+              LEFT JOIN bill_payments b ON h.kind = 'bbps' AND b.txnid = h.txn_id WHERE ",
+            $history,
+            " UNION SELECT partner_id FROM journals WHERE ",
+            $journals,
+            ") AS own(p) ORDER BY p \
+             ON CONFLICT (partner_id) DO UPDATE SET seq = chain_heads.seq RETURNING partner_id, seq, last, hash"
+        )
+    };
 }
 
 /// The rows this transaction wrote.
@@ -29,19 +54,20 @@ const OWN: Pending = Pending {
     postings: postings_of!(
         "SELECT id FROM journals WHERE xid = pg_current_xact_id() AND chain_hash IS NULL ORDER BY id LIMIT $1"
     ),
+    heads: lock_heads_of!(
+        "h.xid = pg_current_xact_id() AND h.chain_hash IS NULL",
+        "xid = pg_current_xact_id() AND chain_hash IS NULL"
+    ),
 };
 
 /// Every committed row without a hash (the migration's).
-const ALL: Pending =
-    Pending { history: sql::UNSEALED_HISTORY, journals: sql::UNSEALED_JOURNALS, postings: sql::UNSEALED_POSTINGS };
+const ALL: Pending = Pending {
+    history: sql::UNSEALED_HISTORY,
+    journals: sql::UNSEALED_JOURNALS,
+    postings: sql::UNSEALED_POSTINGS,
+    heads: lock_heads_of!("h.chain_hash IS NULL", "chain_hash IS NULL"),
+};
 
-/// Locks the heads of the partners `$1` in partner order, making those not
-/// there yet, and reads them: one statement, so no head is read before it
-/// exists or locked out of order. (`DO UPDATE` with no change locks the row
-/// and returns it as it is.)
-const LOCK_HEADS: &str = "INSERT INTO chain_heads (partner_id, seq, last, hash) \
-     SELECT p, 0, '', '' FROM UNNEST($1::bigint[]) AS p ORDER BY p \
-     ON CONFLICT (partner_id) DO UPDATE SET seq = chain_heads.seq RETURNING partner_id, seq, last, hash";
 // One statement per table for the whole step (`UNNEST`), not one per row.
 const SEAL_HISTORIES: &str = "UPDATE status_history h SET chain_partner = u.partner, chain_seq = u.seq, \
      chain_prev = u.prev, chain_hash = u.hash \
@@ -67,14 +93,16 @@ pub(super) async fn seal_unsealed(tx: &Transaction<'_>) -> StoreResult<()> {
 }
 
 /// Seals up to [`SEAL_STEP`] rows of each table; whether there may be more.
-/// Three round trips: the statements of each step are pipelined (sent
-/// together on the transaction's connection, run in order by the server).
+/// Two round trips: the statements of each step are pipelined (sent
+/// together on the transaction's connection, run in order by the server),
+/// the heads locked after the reads, as the last lock the transaction takes.
 async fn seal_step(tx: &Transaction<'_>, rows: &Pending) -> StoreResult<bool> {
     let step = [&SEAL_STEP as &(dyn ToSql + Sync)];
-    let (history, journals, postings) = tokio::try_join!(
+    let (history, journals, postings, locked) = tokio::try_join!(
         query(tx, rows.history, &step, "Failed to read the history to chain"),
         query(tx, rows.journals, &step, "Failed to read the journals to chain"),
         query(tx, rows.postings, &step, "Failed to read the postings to chain"),
+        query(tx, rows.heads, &[], "Failed to lock the chain heads"),
     )?;
     if history.is_empty() && journals.is_empty() {
         return Ok(false);
@@ -84,8 +112,6 @@ async fn seal_step(tx: &Transaction<'_>, rows: &Pending) -> StoreResult<bool> {
     let mut journals = decode_all(&journals, journal_link, "Failed to read a journal to chain")?;
     with_postings(&mut journals, decode_all(&postings, posting, "Failed to read a posting to chain")?);
     pending.append(&mut journals);
-    let partners = partners(&pending);
-    let locked = query(tx, LOCK_HEADS, &[&partners], "Failed to lock the chain heads").await?;
     let mut heads: BTreeMap<i64, ChainHead> = decode_all(&locked, head, "Failed to read a chain head")?
         .into_iter()
         .filter(|head| head.seq > 0)
