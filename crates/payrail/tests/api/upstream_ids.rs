@@ -25,6 +25,7 @@ both_engines!(
     a_beneficiary_without_an_upstream_id_is_registered_upstream_on_first_use,
     a_remitter_the_upstream_refuses_is_not_registered_and_one_it_already_has_is_adopted,
     the_sandbox_refuses_a_transfer_to_a_bene_id_it_did_not_issue_and_the_wallet_ends_where_it_started,
+    a_transactions_upstream_reference_is_stored_once_whoever_assigns_first,
 );
 
 const REGISTER: &str = "/api/AOP/RegisterBaneficiary";
@@ -287,4 +288,26 @@ async fn the_sandbox_refuses_a_transfer_to_a_bene_id_it_did_not_issue_and_the_wa
     assert_eq!(sent.status, 200, "{}", sent.body);
     assert_eq!(sent.json()["txn_status"], "3", "handed to the bank: {}", sent.body);
     assert_verify_clean(&app);
+}
+
+/// The reference a transaction is sent upstream with is stored once: of
+/// eight concurrent assignments (a submission and polls racing on a new
+/// transaction), the first stored wins and every one answers it; a later
+/// one changes nothing.
+async fn a_transactions_upstream_reference_is_stored_once_whoever_assigns_first(engine: Engine) {
+    use payrail::domain::TxnKind;
+    let app = crate::helpers::spawn_app(engine).await;
+    let racers = (0..8).map(|n| {
+        let store = app.store.clone();
+        tokio::spawn(async move { store.assign_upstream_ref(TxnKind::Dmt, 424_242, &format!("D424242RACE{n}")).await })
+    });
+    let mut answers = Vec::new();
+    for racer in racers {
+        answers.push(racer.await.expect("joined").expect("a reference"));
+    }
+    let stored = app.store.upstream_ref_of(TxnKind::Dmt, 424_242).await.expect("read").expect("stored");
+    assert!(stored.starts_with("D424242RACE"), "{stored}");
+    assert!(answers.iter().all(|answer| *answer == stored), "{answers:?} against {stored}");
+    let later = app.store.assign_upstream_ref(TxnKind::Dmt, 424_242, "D424242LATE").await.expect("a reference");
+    assert_eq!(later, stored);
 }

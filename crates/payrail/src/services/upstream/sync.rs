@@ -181,14 +181,19 @@ impl Upstream {
     /// ([`UpstreamRef::fresh_tail`]). Whoever stores first wins: a
     /// submission and a poll racing on a new transaction use the same one.
     pub async fn upstream_ref(&self, store: &dyn Store, kind: TxnKind, id: i64) -> Result<String, StoreError> {
-        let tail = match store.upstream_ref_of(kind, id).await? {
-            Some(tail) => tail,
-            None => {
-                let installation = self.installation_id(store).await?;
-                let fresh = UpstreamRef { kind, id }.fresh_tail(&installation, &random_letters(REF_NONCE_LEN));
-                store.assign_upstream_ref(kind, id, &fresh).await?
-            }
-        };
+        match store.upstream_ref_of(kind, id).await? {
+            Some(tail) => Ok(format!("{}{tail}", self.settings.ref_prefix)),
+            None => self.new_upstream_ref(store, kind, id).await,
+        }
+    }
+
+    /// [`Self::upstream_ref`] for a transaction just made, which has none
+    /// yet unless a racing poll stored one: stores a fresh one at once (one
+    /// statement on PostgreSQL), answering the one stored first.
+    pub async fn new_upstream_ref(&self, store: &dyn Store, kind: TxnKind, id: i64) -> Result<String, StoreError> {
+        let installation = self.installation_id(store).await?;
+        let fresh = UpstreamRef { kind, id }.fresh_tail(&installation, &random_letters(REF_NONCE_LEN));
+        let tail = store.assign_upstream_ref(kind, id, &fresh).await?;
         Ok(format!("{}{tail}", self.settings.ref_prefix))
     }
 

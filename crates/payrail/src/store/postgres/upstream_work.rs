@@ -67,6 +67,13 @@ impl<T: Leased> ClaimStore<T> for PostgresStore {
     }
 }
 
+/// [`sql::ASSIGN_UPSTREAM_REF`] and the reference the transaction holds
+/// after it, in one round trip: the one stored now, or the one it had
+/// (unless committed after the statement began: then no row).
+const ASSIGN_AND_READ_UPSTREAM_REF: &str = "WITH stored AS (INSERT INTO upstream_refs (kind, txn_id, ref_tail) \
+     VALUES ($1, $2, $3) ON CONFLICT (kind, txn_id) DO NOTHING RETURNING ref_tail) \
+     SELECT ref_tail FROM stored UNION ALL SELECT ref_tail FROM upstream_refs WHERE kind = $1 AND txn_id = $2";
+
 #[async_trait]
 impl UpstreamWorkStore for PostgresStore {
     async fn finish_poll(&self, job: &PollJob, owner: &str, next: PollNext) -> StoreResult<bool> {
@@ -170,8 +177,13 @@ impl UpstreamWorkStore for PostgresStore {
     async fn assign_upstream_ref(&self, kind: TxnKind, txn_id: i64, tail: &str) -> StoreResult<String> {
         let client = self.client().await?;
         let what = "Failed to store an upstream reference";
-        execute(&client, sql::ASSIGN_UPSTREAM_REF, &[&kind.as_str(), &txn_id, &tail], what).await?;
-        let row = query_opt(&client, sql::UPSTREAM_REF_OF, &[&kind.as_str(), &txn_id], what).await?;
+        let params: [&(dyn ToSql + Sync); 3] = [&kind.as_str(), &txn_id, &tail];
+        if let Some(row) = query_opt(&client, ASSIGN_AND_READ_UPSTREAM_REF, &params, what).await? {
+            return Ok(row.try_get(0).context(what)?);
+        }
+        // The reference a concurrent transaction stored after this
+        // statement's snapshot was taken: read it in a fresh one.
+        let row = query_opt(&client, sql::UPSTREAM_REF_OF, &params[..2], what).await?;
         let row = row.ok_or_else(|| StoreError::Other(anyhow::anyhow!("{what}: not stored")))?;
         Ok(row.try_get(0).context(what)?)
     }
