@@ -24,7 +24,7 @@ use payrail::domain::{
 use payrail::services::partners::{add_partner, PartnerRequest};
 use payrail::services::search::{by_state, search_page};
 use payrail::services::transactions::{NewBill, NewDmt};
-use payrail::store::search::{full_scan, kind_applies, Found, SearchFilter, StatusFilter};
+use payrail::store::search::{full_scan, kind_applies, Found, SearchFilter, SearchPage, StatusFilter};
 use payrail::store::{ChangeNote, Store, StoreLocation};
 
 use crate::Args;
@@ -248,8 +248,9 @@ async fn report(store: &dyn Store, engine: &str, partners: &[RegistrationId], re
             );
             let unfiltered = *filter == SearchFilter { kind: filter.kind, ..SearchFilter::default() };
             for part in &parts {
-                let plan = store.search_plan(part, kind, None, 51, false).await?;
-                let after = store.search_plan(part, kind, page.next, 51, false).await?;
+                let plan = store.search_plan(SearchPage { filter: part, kind, after: None, limit: 51 }, false).await?;
+                let after =
+                    store.search_plan(SearchPage { filter: part, kind, after: page.next, limit: 51 }, false).await?;
                 println!("```\n{}\n```", plan.join("\n"));
                 if after != plan {
                     println!("with a cursor:\n```\n{}\n```", after.join("\n"));

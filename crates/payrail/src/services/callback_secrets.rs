@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use super::secrets::{new_partner_secret, MasterKey, OpenError};
 use crate::domain::event::CallbackSecrets;
 use crate::domain::{Clock, RegistrationId, Timestamp};
-use crate::store::{PartnerStore, Store, StoreError};
+use crate::store::{CallbackSecretInstall, PartnerStore, Store, StoreError};
 
 /// Why a callback secret was not made or set.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +81,8 @@ async fn install(
 ) -> Result<Option<SecretString>, CallbackSecretError> {
     let secret = new_partner_secret();
     let sealed = key.seal_callback(partner, secret.expose_secret().as_bytes()).map_err(CallbackSecretError::Seal)?;
-    match store.install_callback_secret(partner, sealed, replace, previous_until, clock.now()).await? {
+    let install = CallbackSecretInstall { partner, secret: sealed, replace, previous_until, at: clock.now() };
+    match store.install_callback_secret(install).await? {
         None => Err(CallbackSecretError::UnknownPartner(partner)),
         Some(installed) => Ok(installed.then_some(secret)),
     }

@@ -20,7 +20,7 @@ use crate::observe::Metrics;
 use crate::services::search::search_page;
 use crate::store::search::{SearchFilter, StatusFilter};
 use crate::store::transactions::HeldResolution;
-use crate::store::{ChangeError, ChangeNote, Store, StoreError};
+use crate::store::{ChangeError, ChangeNote, HistoryNote, Store, StoreError};
 
 /// One held transaction.
 #[derive(Debug, Clone)]
@@ -220,7 +220,7 @@ pub async fn act(
     match (action, kind) {
         (HeldAction::Resume, _) => {
             let note = ChangeNote { source, reason: Some(format!("resumed: {reason}")), at: now };
-            store.note_history(kind, id, held.status, note, Some(now)).await?;
+            store.note_history(HistoryNote { kind, id, status: held.status, note, recheck_at: Some(now) }).await?;
         }
         (action, kind) => {
             let note = ChangeNote { source: source.clone(), reason: Some(reason.to_owned()), at: now };

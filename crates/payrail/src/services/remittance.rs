@@ -29,7 +29,7 @@ use crate::domain::{
     ChangeSource, Clock, DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind,
 };
 use crate::store::kyc::KycRegistration;
-use crate::store::{ChangeNote, DebitError, Debited, RemittanceStore, Store, StoreError, TransactionStore};
+use crate::store::{ChangeNote, DebitError, Debited, OtpAttempt, RemittanceStore, Store, StoreError, TransactionStore};
 
 /// Why a DMT V1 request was refused. Nothing was written unless said.
 #[derive(Debug, thiserror::Error)]
@@ -314,7 +314,8 @@ async fn use_otp(
     otp: PresentedOtp<'_>,
     expected: &str,
 ) -> Result<(), DmtError> {
-    match store.check_otp(partner, otp.stateresp, purpose, otp.code, clock.now()).await? {
+    let attempt = OtpAttempt { partner, token: otp.stateresp, purpose, code: otp.code, now: clock.now() };
+    match store.check_otp(attempt).await? {
         OtpCheck::Accepted(subject) if subject == expected => Ok(()),
         OtpCheck::Accepted(_) => Err(DmtError::Otp("OTP was issued for a different request".into())),
         OtpCheck::Wrong(left) => Err(DmtError::Otp(format!("Invalid OTP, {left} attempts left"))),

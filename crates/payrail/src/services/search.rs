@@ -19,7 +19,7 @@ use crate::domain::{
     BillPayment, BillStatus, DmtStatus, DmtTransfer, HistoryEntry, Paise, ReferenceId, RegistrationId, Timestamp,
     TxnKind,
 };
-use crate::store::search::{Found, SearchCursor, SearchFilter, StatusFilter};
+use crate::store::search::{Found, SearchCursor, SearchFilter, SearchPage, StatusFilter};
 use crate::store::{Store, StoreError};
 
 /// How many rows a page has unless `limit` says otherwise.
@@ -273,7 +273,7 @@ pub async fn search_page(
     let mut rows = Vec::new();
     for kind in [TxnKind::Dmt, TxnKind::Bbps] {
         for part in by_state(filter, kind) {
-            rows.extend(store.search_kind(&part, kind, cursor, limit + 1).await?);
+            rows.extend(store.search_kind(SearchPage { filter: &part, kind, after: cursor, limit: limit + 1 }).await?);
         }
     }
     rows.sort_by_key(|row| {

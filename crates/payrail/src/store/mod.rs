@@ -64,12 +64,12 @@ pub use health::HealthStore;
 pub use kyc::KycStore;
 pub use ledger::LedgerStore;
 pub use operators::OperatorStore;
-pub use partners::PartnerStore;
+pub use partners::{CallbackSecretInstall, PartnerStore};
 pub use penny_drops::PennyDropStore;
 pub use reconcile::ReconcileStore;
-pub use remittance::RemittanceStore;
+pub use remittance::{OtpAttempt, RemittanceStore};
 pub use search::SearchStore;
-pub use transactions::{RecordStore, TransactionStore};
+pub use transactions::{HistoryNote, RecordStore, TransactionStore};
 pub use upstream_work::{Claims, Lease, UpstreamWorkStore};
 
 use std::sync::Arc;

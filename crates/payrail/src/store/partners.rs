@@ -146,6 +146,18 @@ pub(crate) mod sql {
     }
 }
 
+/// A callback signing secret to install for `partner` at `at`: only if it
+/// has none, or, with `replace`, in place of its current one, which then
+/// stays valid until `previous_until` (`None`: not at all).
+#[derive(Debug, Clone)]
+pub struct CallbackSecretInstall {
+    pub partner: RegistrationId,
+    pub secret: SealedSecret,
+    pub replace: bool,
+    pub previous_until: Option<Timestamp>,
+    pub at: Timestamp,
+}
+
 /// Partners and their credentials: registration, status, token secrets, the master key check, token `reqid` replay windows, callback URLs and callback signing secrets.
 #[async_trait]
 pub trait PartnerStore: Send + Sync + 'static {
@@ -207,12 +219,5 @@ pub trait PartnerStore: Send + Sync + 'static {
     /// replaces the current one, which stays valid until `previous_until`
     /// (`None`: not at all). `None` if there is no such partner, else
     /// whether it was installed.
-    async fn install_callback_secret(
-        &self,
-        partner: RegistrationId,
-        secret: SealedSecret,
-        replace: bool,
-        previous_until: Option<Timestamp>,
-        at: Timestamp,
-    ) -> StoreResult<Option<bool>>;
+    async fn install_callback_secret(&self, install: CallbackSecretInstall) -> StoreResult<Option<bool>>;
 }

@@ -179,6 +179,16 @@ pub trait MobileCounts: Send + Sync + 'static {
     async fn count_per_mobile(&self, events: &'static PerMobile, count: Count) -> CountResult;
 }
 
+/// A code presented at `now` for the partner's OTP `token` of `purpose`.
+#[derive(Debug, Clone, Copy)]
+pub struct OtpAttempt<'a> {
+    pub partner: RegistrationId,
+    pub token: &'a str,
+    pub purpose: OtpPurpose,
+    pub code: &'a str,
+    pub now: Timestamp,
+}
+
 /// A count's answer: `Ok(Ok(()))` counted; `Ok(Err(when))` not counted,
 /// the rule allows none before `when`.
 pub type CountResult = StoreResult<Result<(), Timestamp>>;
@@ -358,14 +368,7 @@ pub trait RemittanceStore: MobileCounts {
     /// Presents `code` for the partner's OTP `token` of this purpose, with
     /// [`OtpRecord::check`], and saves what it changed (attempts, used) in
     /// the same transaction, so that a code can be accepted only once.
-    async fn check_otp(
-        &self,
-        partner: RegistrationId,
-        token: &str,
-        purpose: OtpPurpose,
-        code: &str,
-        now: Timestamp,
-    ) -> StoreResult<OtpCheck>;
+    async fn check_otp(&self, presented: OtpAttempt<'_>) -> StoreResult<OtpCheck>;
 }
 
 /// The test bodies both engines run, so that each is held to the same behaviour.
@@ -385,7 +388,7 @@ pub(crate) mod conformance {
             OtpRecord::issue(partner, OtpPurpose::Transfer, "subj".into(), "tok".into(), "123456".into(), at(0));
         store.insert_otp(issued.record).await?;
         let check = |partner, token: &'static str, purpose, code: &'static str| {
-            store.check_otp(partner, token, purpose, code, at(10))
+            store.check_otp(OtpAttempt { partner, token, purpose, code, now: at(10) })
         };
         let other_partner = RegistrationId::new(partner.number() + 1);
         assert_eq!(check(partner, "tok", OtpPurpose::Registration, "123456").await?, OtpCheck::Unknown);

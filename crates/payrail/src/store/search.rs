@@ -155,19 +155,23 @@ pub struct StateTotal {
     pub paise: i64,
 }
 
+/// One page of a search of one kind: at most `limit` rows matching
+/// `filter`, after `after`, newest first.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchPage<'a> {
+    pub filter: &'a SearchFilter,
+    pub kind: TxnKind,
+    pub after: Option<SearchCursor>,
+    pub limit: u32,
+}
+
 /// Searching transactions and reading a transaction's journals.
 #[async_trait]
 pub trait SearchStore: Send + Sync + 'static {
     /// At most `limit` rows of one kind matching `filter`, after `after`,
     /// newest first (see the module's doc). Empty when the filter leaves
     /// the kind out.
-    async fn search_kind(
-        &self,
-        filter: &SearchFilter,
-        kind: TxnKind,
-        after: Option<SearchCursor>,
-        limit: u32,
-    ) -> StoreResult<Vec<Found>>;
+    async fn search_kind(&self, page: SearchPage<'_>) -> StoreResult<Vec<Found>>;
     /// The engine's query plan of [`SearchStore::search_kind`] for these
     /// arguments, one line per plan node (`EXPLAIN QUERY PLAN` on SQLite,
     /// `EXPLAIN` on PostgreSQL); empty when the filter leaves the kind out.
@@ -175,14 +179,7 @@ pub trait SearchStore: Send + Sync + 'static {
     /// `enable_seqscan`, for a store too small for its planner to prefer an
     /// index); SQLite ignores it. For the bench and the tests that show each
     /// filter is served by an index.
-    async fn search_plan(
-        &self,
-        filter: &SearchFilter,
-        kind: TxnKind,
-        after: Option<SearchCursor>,
-        limit: u32,
-        no_seq_scan: bool,
-    ) -> StoreResult<Vec<String>>;
+    async fn search_plan(&self, page: SearchPage<'_>, no_seq_scan: bool) -> StoreResult<Vec<String>>;
     /// The journals of one transaction with their postings, oldest first.
     async fn txn_journals(&self, kind: TxnKind, id: i64) -> StoreResult<Vec<TxnJournal>>;
     /// Transactions created at or after `since`, counted and summed by kind
@@ -216,12 +213,8 @@ pub fn kind_applies(filter: &SearchFilter, kind: TxnKind) -> bool {
 /// of appearance. Transfers come joined to their route (the remitter's
 /// mobile is the column after the transfer's); a filter on the mobile
 /// number goes through `dmt_routes` by its index.
-pub(crate) fn search_sql(
-    filter: &SearchFilter,
-    kind: TxnKind,
-    after: Option<SearchCursor>,
-    limit: u32,
-) -> Option<(String, Vec<Value<'_>>)> {
+pub(crate) fn search_sql<'a>(page: &SearchPage<'a>) -> Option<(String, Vec<Value<'a>>)> {
+    let SearchPage { filter, kind, after, limit } = *page;
     if !kind_applies(filter, kind) {
         return None;
     }
@@ -485,8 +478,8 @@ mod tests {
         };
         let bill = SearchFilter { canumber: Some("C".into()), txnid: Some(4), ..every_filter() };
         for (filter, kind) in [(&dmt, TxnKind::Dmt), (&bill, TxnKind::Bbps)] {
-            let (sql, values) =
-                search_sql(filter, kind, Some(cursor), 50).unwrap_or_else(|| panic!("{kind:?} applies"));
+            let (sql, values) = search_sql(&SearchPage { filter, kind, after: Some(cursor), limit: 50 })
+                .unwrap_or_else(|| panic!("{kind:?} applies"));
             assert_parameters_in_order(&sql);
             assert!(sql.contains(&format!("${}", values.len())) && !sql.contains(&format!("${}", values.len() + 1)));
         }
@@ -498,15 +491,19 @@ mod tests {
     #[test]
     fn a_filter_of_one_kind_leaves_the_other_out() {
         let utr = SearchFilter { utr: Some("U".into()), ..SearchFilter::default() };
-        assert!(search_sql(&utr, TxnKind::Bbps, None, 5).is_none());
+        assert!(search_sql(&SearchPage { filter: &utr, kind: TxnKind::Bbps, after: None, limit: 5 }).is_none());
         let ca = SearchFilter { canumber: Some("C".into()), ..SearchFilter::default() };
-        assert!(search_sql(&ca, TxnKind::Dmt, None, 5).is_none());
+        assert!(search_sql(&SearchPage { filter: &ca, kind: TxnKind::Dmt, after: None, limit: 5 }).is_none());
         let only_bill_states = SearchFilter {
             status: Some(StatusFilter { dmt: vec![], bills: vec![BillStatus::Pending] }),
             ..SearchFilter::default()
         };
-        assert!(search_sql(&only_bill_states, TxnKind::Dmt, None, 5).is_none());
-        assert!(search_sql(&only_bill_states, TxnKind::Bbps, None, 5).is_some());
+        assert!(
+            search_sql(&SearchPage { filter: &only_bill_states, kind: TxnKind::Dmt, after: None, limit: 5 }).is_none()
+        );
+        assert!(
+            search_sql(&SearchPage { filter: &only_bill_states, kind: TxnKind::Bbps, after: None, limit: 5 }).is_some()
+        );
     }
 
     #[test]

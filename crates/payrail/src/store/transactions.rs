@@ -281,6 +281,18 @@ record_kinds! {
     BillPayment, txnid: lookup_bill, lookup_bill_checked, bill_by_references, bill_with_history, insert_bill_batch, change_bill;
 }
 
+/// A history row that changes nothing: transaction `id` of `kind` stays at
+/// `status` (its current state's name), for `note`'s reason; with
+/// `recheck_at`, its polling (re)starts then.
+#[derive(Debug, Clone)]
+pub struct HistoryNote<'a> {
+    pub kind: TxnKind,
+    pub id: i64,
+    pub status: &'a str,
+    pub note: ChangeNote,
+    pub recheck_at: Option<Timestamp>,
+}
+
 /// DMT transfers and bill payments: status lookups, imports, state changes
 /// with their history rows and refunds ([`RecordStore`]), failing and
 /// refunding a bill payment at once, and the creation of transactions paid
@@ -299,14 +311,7 @@ pub trait TransactionStore: RecordStore {
     /// `recheck_at`, (re)starts its polling at that time, in one database
     /// transaction: how an upstream answer that must be confirmed before it
     /// is applied (a bank return after success) is recorded.
-    async fn note_history(
-        &self,
-        kind: TxnKind,
-        id: i64,
-        status: &str,
-        note: ChangeNote,
-        recheck_at: Option<Timestamp>,
-    ) -> StoreResult<()>;
+    async fn note_history(&self, entry: HistoryNote<'_>) -> StoreResult<()>;
     /// Resolves a held transaction as an operator decided: `resolution` is
     /// made only if the record is still in state `from` (checked under the
     /// record's lock, in the change's database transaction), else

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::both_engines;
 use crate::helpers::{payrail, spawn_app_with, text, AppOptions, CallbackReceiver, Engine, TestApp, TestPartner};
 use crate::journey::{add_beneficiary_account, assert_refused, register_remitter, top_up, transfer, MOBILE};
+use payrail::store::search::SearchPage;
 
 both_engines!(
     each_filter_alone_and_combined_returns_exactly_the_matching_rows,
@@ -658,7 +659,11 @@ async fn every_filter_is_read_through_an_index(engine: Engine) {
         for kind in [TxnKind::Dmt, TxnKind::Bbps] {
             for part in by_state(filter, kind).into_iter().filter(|p| kind_applies(p, kind)) {
                 for after in [None, Some(cursor)] {
-                    let plan = app.store.search_plan(&part, kind, after, 51, true).await.unwrap();
+                    let plan = app
+                        .store
+                        .search_plan(SearchPage { filter: &part, kind, after, limit: 51 }, true)
+                        .await
+                        .unwrap();
                     assert!(!plan.is_empty());
                     assert_eq!(full_scan(&plan, unfiltered), None, "{part:?} on {kind:?}: {plan:#?}");
                     planned += 1;

@@ -34,7 +34,7 @@ use crate::domain::{BillPayment, ChangeSource, Clock, DmtTransfer, Timestamp, Tx
 use crate::observe::provider::Metered;
 use crate::observe::Metrics;
 use crate::services::flights::{Flights, Seat};
-use crate::store::{ChangeError, ChangeNote, Store, StoreError};
+use crate::store::{ChangeError, ChangeNote, HistoryNote, Store, StoreError};
 
 pub use followed::Followed;
 
@@ -513,14 +513,15 @@ impl Upstream {
                 store.schedule_poll(kind, id, self.recheck_at()).await?;
             } else {
                 let note = ChangeNote { source: source.clone(), reason: Some(RETURN_REPORTED.into()), at: now };
-                store.note_history(kind, id, record.state_name(), note, Some(self.recheck_at())).await?;
+                let recheck_at = Some(self.recheck_at());
+                store.note_history(HistoryNote { kind, id, status: record.state_name(), note, recheck_at }).await?;
             }
             tracing::warn!(kind = kind.as_str(), id, "bank return reported after success; re-querying to confirm");
             return Ok(record);
         }
         if record.reaffirmed_by(report) && return_pending::<R>(store, id).await? {
             let note = ChangeNote { source: source.clone(), reason: Some(RETURN_NOT_CONFIRMED.into()), at: now };
-            store.note_history(kind, id, record.state_name(), note, None).await?;
+            store.note_history(HistoryNote { kind, id, status: record.state_name(), note, recheck_at: None }).await?;
         }
         if held_for_review(store, &record).await? {
             tracing::info!(kind = kind.as_str(), id, answer = %R::describe(report), "held for review; answer not applied");

@@ -63,6 +63,7 @@ use super::remittance::sql::ROUTE_USAGE;
 use upstream_work::{end_poll, insert_event, schedule_poll};
 
 use super::transactions::{bill_columns, dmt_columns};
+use super::{CallbackSecretInstall, HistoryNote, OtpAttempt};
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError, StoreResult};
 #[cfg(test)]
 use super::{Claims, RecordStore};

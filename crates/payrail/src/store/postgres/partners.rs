@@ -171,14 +171,8 @@ impl PartnerStore for PostgresStore {
         decode(row, callback_secrets_from_row)
     }
 
-    async fn install_callback_secret(
-        &self,
-        partner: RegistrationId,
-        secret: SealedSecret,
-        replace: bool,
-        previous_until: Option<Timestamp>,
-        at: Timestamp,
-    ) -> StoreResult<Option<bool>> {
+    async fn install_callback_secret(&self, install: CallbackSecretInstall) -> StoreResult<Option<bool>> {
+        let CallbackSecretInstall { partner, secret, replace, previous_until, at } = install;
         let client = self.client().await?;
         let what = "Failed to install the callback secret";
         let exists = query_opt(&client, PARTNER_EXISTS, &[&partner.number()], what).await?;

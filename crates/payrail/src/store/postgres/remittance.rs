@@ -144,14 +144,8 @@ impl RemittanceStore for PostgresStore {
         Ok(())
     }
 
-    async fn check_otp(
-        &self,
-        partner: RegistrationId,
-        token: &str,
-        purpose: OtpPurpose,
-        code: &str,
-        now: Timestamp,
-    ) -> StoreResult<OtpCheck> {
+    async fn check_otp(&self, presented: OtpAttempt<'_>) -> StoreResult<OtpCheck> {
+        let OtpAttempt { partner, token, purpose, code, now } = presented;
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the OTP check")?;
         let params: [&(dyn ToSql + Sync); 3] = [&token, &partner.number(), &purpose.as_str()];

@@ -3,35 +3,20 @@
 
 use super::columns::bind_all;
 use super::*;
-use crate::store::search::{
-    self as shared, sql, Found, SearchCursor, SearchFilter, SearchStore, StateTotal, TxnJournal,
-};
+use crate::store::search::{self as shared, sql, Found, SearchPage, SearchStore, StateTotal, TxnJournal};
 
 #[async_trait]
 impl SearchStore for PostgresStore {
-    async fn search_kind(
-        &self,
-        filter: &SearchFilter,
-        kind: TxnKind,
-        after: Option<SearchCursor>,
-        limit: u32,
-    ) -> StoreResult<Vec<Found>> {
-        let Some((sql, values)) = shared::search_sql(filter, kind, after, limit) else { return Ok(Vec::new()) };
+    async fn search_kind(&self, page: SearchPage<'_>) -> StoreResult<Vec<Found>> {
+        let Some((sql, values)) = shared::search_sql(&page) else { return Ok(Vec::new()) };
         let client = self.client().await?;
         // Not prepared once per connection: the statement's shape changes with the filters.
         let rows = client.query(&sql, &bind_all(&values)).await.store_context("Failed to search the transactions")?;
-        decode_all(&rows, |row| shared::decode_found(row, kind), "Failed to read a transaction found")
+        decode_all(&rows, |row| shared::decode_found(row, page.kind), "Failed to read a transaction found")
     }
 
-    async fn search_plan(
-        &self,
-        filter: &SearchFilter,
-        kind: TxnKind,
-        after: Option<SearchCursor>,
-        limit: u32,
-        no_seq_scan: bool,
-    ) -> StoreResult<Vec<String>> {
-        let Some((sql, values)) = shared::search_sql(filter, kind, after, limit) else { return Ok(Vec::new()) };
+    async fn search_plan(&self, page: SearchPage<'_>, no_seq_scan: bool) -> StoreResult<Vec<String>> {
+        let Some((sql, values)) = shared::search_sql(&page) else { return Ok(Vec::new()) };
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the plan")?;
         if no_seq_scan {

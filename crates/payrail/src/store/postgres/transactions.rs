@@ -85,14 +85,8 @@ impl TransactionStore for PostgresStore {
         Ok(bill)
     }
 
-    async fn note_history(
-        &self,
-        kind: TxnKind,
-        id: i64,
-        status: &str,
-        note: ChangeNote,
-        recheck_at: Option<Timestamp>,
-    ) -> StoreResult<()> {
+    async fn note_history(&self, entry: HistoryNote<'_>) -> StoreResult<()> {
+        let HistoryNote { kind, id, status, note, recheck_at } = entry;
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the history note")?;
         let values = shared::history_values(kind, id, Some(status), status, &note);

@@ -50,6 +50,7 @@ use reqids::{flush_reqids, stored_reqids, RecentReqids, ReqidFlusher};
 pub use reqids::{reqid_fingerprint, REQID_FLUSH_INTERVAL};
 
 use super::{files, DebitError, Debited, LedgerAudit};
+use super::{CallbackSecretInstall, HistoryNote, OtpAttempt};
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError, StoreResult};
 #[cfg(test)]
 use super::{Claims, RecordStore};

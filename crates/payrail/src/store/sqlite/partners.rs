@@ -192,14 +192,8 @@ impl PartnerStore for SqliteStore {
         self.read(|conn| optional_row(conn, CALLBACK_SECRETS, [partner.number()], |row| callback_secrets_from_row(row)))
     }
 
-    async fn install_callback_secret(
-        &self,
-        partner: RegistrationId,
-        secret: SealedSecret,
-        replace: bool,
-        previous_until: Option<Timestamp>,
-        at: Timestamp,
-    ) -> StoreResult<Option<bool>> {
+    async fn install_callback_secret(&self, install: CallbackSecretInstall) -> StoreResult<Option<bool>> {
+        let CallbackSecretInstall { partner, secret, replace, previous_until, at } = install;
         self.write(move |conn| {
             let tx = immediate(conn)?;
             if !partner_exists(&tx, partner).map_err(store_error)? {

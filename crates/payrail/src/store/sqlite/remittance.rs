@@ -146,14 +146,8 @@ impl RemittanceStore for SqliteStore {
         .await
     }
 
-    async fn check_otp(
-        &self,
-        partner: RegistrationId,
-        token: &str,
-        purpose: OtpPurpose,
-        code: &str,
-        now: Timestamp,
-    ) -> StoreResult<OtpCheck> {
+    async fn check_otp(&self, presented: OtpAttempt<'_>) -> StoreResult<OtpCheck> {
+        let OtpAttempt { partner, token, purpose, code, now } = presented;
         let (token, code) = (token.to_owned(), code.to_owned());
         // One writer connection: no other check of this OTP runs between the read and the save.
         self.write(move |conn| {

@@ -4,37 +4,22 @@
 use rusqlite::params_from_iter;
 
 use super::*;
-use crate::store::search::{
-    self as shared, sql, Found, SearchCursor, SearchFilter, SearchStore, StateTotal, TxnJournal,
-};
+use crate::store::search::{self as shared, sql, Found, SearchPage, SearchStore, StateTotal, TxnJournal};
 
 #[async_trait]
 impl SearchStore for SqliteStore {
-    async fn search_kind(
-        &self,
-        filter: &SearchFilter,
-        kind: TxnKind,
-        after: Option<SearchCursor>,
-        limit: u32,
-    ) -> StoreResult<Vec<Found>> {
-        let Some((sql, values)) = shared::search_sql(filter, kind, after, limit) else { return Ok(Vec::new()) };
+    async fn search_kind(&self, page: SearchPage<'_>) -> StoreResult<Vec<Found>> {
+        let Some((sql, values)) = shared::search_sql(&page) else { return Ok(Vec::new()) };
         self.read(|conn| {
             // Not cached: the statement's shape changes with the filters.
             let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(params_from_iter(values.iter()), |row| shared::decode_found(row, kind))?;
+            let rows = stmt.query_map(params_from_iter(values.iter()), |row| shared::decode_found(row, page.kind))?;
             rows.collect()
         })
     }
 
-    async fn search_plan(
-        &self,
-        filter: &SearchFilter,
-        kind: TxnKind,
-        after: Option<SearchCursor>,
-        limit: u32,
-        _no_seq_scan: bool,
-    ) -> StoreResult<Vec<String>> {
-        let Some((sql, values)) = shared::search_sql(filter, kind, after, limit) else { return Ok(Vec::new()) };
+    async fn search_plan(&self, page: SearchPage<'_>, _no_seq_scan: bool) -> StoreResult<Vec<String>> {
+        let Some((sql, values)) = shared::search_sql(&page) else { return Ok(Vec::new()) };
         self.read(|conn| {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
             // Columns: id, parent, unused, detail; a node's depth from its parents.

@@ -110,14 +110,8 @@ impl TransactionStore for SqliteStore {
         .await
     }
 
-    async fn note_history(
-        &self,
-        kind: TxnKind,
-        id: i64,
-        status: &str,
-        note: ChangeNote,
-        recheck_at: Option<Timestamp>,
-    ) -> StoreResult<()> {
+    async fn note_history(&self, entry: HistoryNote<'_>) -> StoreResult<()> {
+        let HistoryNote { kind, id, status, note, recheck_at } = entry;
         let status = status.to_owned();
         self.write(move |conn| {
             let tx = immediate(conn)?;

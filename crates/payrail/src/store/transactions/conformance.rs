@@ -129,7 +129,8 @@ pub(crate) async fn a_transfer_held_for_review_moves_only_by_an_operator(store: 
     // A note changes nothing but the history, and may start a re-query.
     let at = Timestamp::from_unix(1_700_000_100);
     let remark = ChangeNote { reason: Some("upstream: bank return reported".into()), ..note("upstream") };
-    store.note_history(TxnKind::Dmt, ids[1], "success", remark, Some(at)).await?;
+    let entry = HistoryNote { kind: TxnKind::Dmt, id: ids[1], status: "success", note: remark, recheck_at: Some(at) };
+    store.note_history(entry).await?;
     let (stored, history) = store.dmt_with_history(ids[1]).await?.ok_or_else(|| anyhow::anyhow!("missing"))?;
     assert_eq!(stored.status, DmtStatus::Success);
     let last = history.last().ok_or_else(|| anyhow::anyhow!("no history"))?;
