@@ -17,6 +17,7 @@ use crate::domain::partner::canonical;
 use crate::domain::token::{verify_token, TokenError, TokenKey};
 use crate::domain::{Partner, PartnerStatus, RegistrationId, Timestamp};
 use crate::store::lookup::{ReqidClaim, ReqidOutcome};
+use crate::store::SeenReqid;
 
 /// How far a token's `timestamp` may be from the server clock.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
@@ -94,7 +95,15 @@ pub async fn authenticate(state: &AppState, caller: &Caller, partner: Option<&Pa
     let partner = partner.ok_or(ApiError::AuthenticationFailed)?;
     let now = state.clock.now();
     if let Some(claim) = check_all_but_reqid(state, caller, partner, now)? {
-        let fresh = state.store.remember_reqid(partner.registration_id, &claim.reqid, now, claim.cutoff).await?;
+        let fresh = state
+            .store
+            .remember_reqid(SeenReqid {
+                partner: partner.registration_id,
+                reqid: &claim.reqid,
+                now,
+                cutoff: claim.cutoff,
+            })
+            .await?;
         fresh.then_some(()).ok_or(ApiError::InvalidToken)?;
     }
     record_partner(partner.registration_id);

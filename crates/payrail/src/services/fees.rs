@@ -7,7 +7,7 @@
 
 use crate::domain::fee_plan::{plan_in_force, FeePlan, FeePlanVersion};
 use crate::domain::{Clock, DmtCharges, Paise, RegistrationId, TdsRate, Timestamp};
-use crate::store::{DebitError, LedgerStore, StoreError};
+use crate::store::{DebitError, LedgerStore, NewFeePlan, StoreError};
 
 /// The plan that prices the partner's transactions made at `at`.
 pub async fn plan_for(store: &dyn LedgerStore, partner: RegistrationId, at: Timestamp) -> Result<FeePlan, StoreError> {
@@ -23,7 +23,7 @@ pub async fn set_plan(
     plan: FeePlan,
     effective_from: Timestamp,
 ) -> Result<FeePlanVersion, DebitError> {
-    store.insert_fee_plan(partner, effective_from, plan, clock.now()).await
+    store.insert_fee_plan(NewFeePlan { partner, effective_from, plan, created_at: clock.now() }).await
 }
 
 /// The charges of a DMT transfer of `amount` made at `at`: priced by the

@@ -25,7 +25,7 @@ use crate::domain::operator::{
 };
 use crate::domain::{Clock, Timestamp};
 use crate::store::operators::NewOperator;
-use crate::store::{Store, StoreError};
+use crate::store::{OperatorEdit, Store, StoreError};
 
 /// The fewest characters a password may have.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -113,7 +113,7 @@ pub async fn change(
     change: OperatorChange,
     actor: &Actor,
 ) -> Result<(OperatorAccount, OperatorAccount), OperatorError> {
-    let found = store.change_operator(email, change, clock.now(), actor).await?;
+    let found = store.change_operator(OperatorEdit { email, change, at: clock.now(), actor }).await?;
     found.ok_or_else(|| OperatorError::NoSuchOperator(email.clone()))
 }
 

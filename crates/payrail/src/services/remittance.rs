@@ -29,7 +29,10 @@ use crate::domain::{
     ChangeSource, Clock, DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind,
 };
 use crate::store::kyc::KycRegistration;
-use crate::store::{ChangeNote, DebitError, Debited, OtpAttempt, RemittanceStore, Store, StoreError, TransactionStore};
+use crate::store::{
+    BeneficiaryDeletion, ChangeNote, DebitError, Debited, DmtDebit, OtpAttempt, RemittanceStore, Store, StoreError,
+    TransactionStore,
+};
 
 /// Why a DMT V1 request was refused. Nothing was written unless said.
 #[derive(Debug, thiserror::Error)]
@@ -568,7 +571,7 @@ pub async fn delete_beneficiary(
             Err(e) => return Err(DmtError::UpstreamUnavailable(e)),
         }
     }
-    match store.delete_beneficiary(partner, mobile, id, clock.now()).await? {
+    match store.delete_beneficiary(BeneficiaryDeletion { partner, mobile, id, at: clock.now() }).await? {
         true => Ok(()),
         false => Err(DmtError::BeneficiaryNotFound),
     }
@@ -756,7 +759,16 @@ async fn debit_on_some_pipe(
             bank,
             mode: intent.mode,
         };
-        match store.create_dmt_debited(record.clone(), route, limit.clone(), partner_note(clock), poll_at).await {
+        match store
+            .create_dmt_debited(DmtDebit {
+                transfer: record.clone(),
+                route,
+                limit: limit.clone(),
+                note: partner_note(clock),
+                poll_at,
+            })
+            .await
+        {
             Ok(debited) => return Ok((debited, bank)),
             Err(DebitError::MonthlyLimit { remaining }) => best_remaining = best_remaining.max(remaining),
             Err(DebitError::Duplicate(_)) => {

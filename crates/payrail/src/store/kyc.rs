@@ -4,7 +4,7 @@
 //! its `kyc.rs`. The Aadhaar number and the fingerprint data are not stored.
 
 use super::columns::{columns, StoredRow, Value};
-use super::remittance::{Count, CountResult, MobileCounts, PerMobile};
+use super::remittance::{per_mobile, Count, CountResult, MobileCounts, PerMobile};
 use super::*;
 use crate::domain::ekyc::{ekyc_blocked_until, KycRecord, EKYC_BLOCK_SECS, KYC_LIFETIME_SECS};
 
@@ -66,23 +66,11 @@ pub(crate) fn stale_kycs_before(now: Timestamp) -> i64 {
 }
 
 /// e-KYC attempts: [`crate::domain::ekyc::ekyc_blocked_until`] decides.
-pub const EKYC_ATTEMPTS: PerMobile = PerMobile {
-    recent: sql::RECENT_ATTEMPTS,
-    count: sql::COUNT_ATTEMPT,
-    forget: "DELETE FROM ekyc_attempts WHERE attempted_at <= $1",
-    sweep: "DELETE FROM ekyc_attempts WHERE ctid IN \
-            (SELECT ctid FROM ekyc_attempts WHERE attempted_at <= $1 LIMIT 100 FOR UPDATE SKIP LOCKED)",
-    lock_class: 0x7072_0011,
-};
+pub const EKYC_ATTEMPTS: PerMobile = per_mobile!("ekyc_attempts", "attempted_at", 0x7072_0011);
 
 /// The statements both engines run for e-KYC, with `$n` parameters in
 /// order of first appearance (see `store::remittance::sql`).
 pub(crate) mod sql {
-    /// The attempts of mobile `$1` after `$2`.
-    pub(crate) const RECENT_ATTEMPTS: &str =
-        "SELECT attempted_at FROM ekyc_attempts WHERE mobile = $1 AND attempted_at > $2";
-    /// Counts an attempt of mobile `$1` at `$2`.
-    pub(crate) const COUNT_ATTEMPT: &str = "INSERT INTO ekyc_attempts (mobile, attempted_at) VALUES ($1, $2)";
     /// Stores a KYC record: id, partner, mobile, upstream id, created at.
     pub(crate) const INSERT_KYC: &str = "INSERT INTO remitter_kycs \
          (kyc_id, partner_id, mobile, upstream_id, created_at) VALUES ($1, $2, $3, $4, $5)";
@@ -103,7 +91,7 @@ pub(crate) mod sql {
 
         #[test]
         fn parameters_first_appear_in_order() {
-            for sql in [RECENT_ATTEMPTS, COUNT_ATTEMPT, INSERT_KYC, FORGET_KYCS, FIND_KYC, USE_KYC] {
+            for sql in [INSERT_KYC, FORGET_KYCS, FIND_KYC, USE_KYC] {
                 assert_parameters_in_order(sql);
             }
         }

@@ -194,6 +194,15 @@ pub(crate) mod sql {
     }
 }
 
+/// A new version of the partner's fee plan, in force from `effective_from`.
+#[derive(Debug, Clone)]
+pub struct NewFeePlan {
+    pub partner: RegistrationId,
+    pub effective_from: Timestamp,
+    pub plan: FeePlan,
+    pub created_at: Timestamp,
+}
+
 /// The double-entry wallet ledger (journals, postings, wallet balances and statements, the audit behind `payrail verify`) and the partners' fee plans.
 #[async_trait]
 pub trait LedgerStore: Send + Sync + 'static {
@@ -212,13 +221,7 @@ pub trait LedgerStore: Send + Sync + 'static {
     async fn audit(&self) -> StoreResult<LedgerAudit>;
     /// Records a new version of the partner's plan (the next version number)
     /// and returns it. `UnknownPartner` if there is no such partner.
-    async fn insert_fee_plan(
-        &self,
-        partner: RegistrationId,
-        effective_from: Timestamp,
-        plan: FeePlan,
-        created_at: Timestamp,
-    ) -> Result<FeePlanVersion, DebitError>;
+    async fn insert_fee_plan(&self, new: NewFeePlan) -> Result<FeePlanVersion, DebitError>;
     /// Every version of the partner's plan, by version.
     async fn fee_plans(&self, partner: RegistrationId) -> StoreResult<Vec<FeePlanVersion>>;
     /// What each partner's debits and refunds accrued with `from <= at < to`.

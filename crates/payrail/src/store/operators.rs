@@ -266,6 +266,15 @@ pub(crate) mod sql {
     }
 }
 
+/// A change to the operator `email`, made at `at` by `actor`.
+#[derive(Debug, Clone)]
+pub struct OperatorEdit<'a> {
+    pub email: &'a Email,
+    pub change: OperatorChange,
+    pub at: Timestamp,
+    pub actor: &'a Actor,
+}
+
 /// Operators: their accounts, personal API tokens and the append-only audit log.
 #[async_trait]
 pub trait OperatorStore: Send + Sync + 'static {
@@ -279,13 +288,7 @@ pub trait OperatorStore: Send + Sync + 'static {
     /// Changes an operator at `at` and appends the audit entry `actor`
     /// made it with, together; the account before and after, or `None` if
     /// there is no such operator.
-    async fn change_operator(
-        &self,
-        email: &Email,
-        change: OperatorChange,
-        at: Timestamp,
-        actor: &Actor,
-    ) -> StoreResult<Option<(OperatorAccount, OperatorAccount)>>;
+    async fn change_operator(&self, edit: OperatorEdit<'_>) -> StoreResult<Option<(OperatorAccount, OperatorAccount)>>;
     /// Adds a token and appends `audit`, together.
     async fn insert_token(&self, token: ApiToken, audit: NewAuditEntry) -> StoreResult<()>;
     /// An operator's tokens, newest first.

@@ -146,6 +146,16 @@ pub(crate) mod sql {
     }
 }
 
+/// A token `reqid` the partner used at `now`; a use of it since `cutoff`
+/// makes this one a replay.
+#[derive(Debug, Clone, Copy)]
+pub struct SeenReqid<'a> {
+    pub partner: RegistrationId,
+    pub reqid: &'a str,
+    pub now: Timestamp,
+    pub cutoff: Timestamp,
+}
+
 /// A callback signing secret to install for `partner` at `at`: only if it
 /// has none, or, with `replace`, in place of its current one, which then
 /// stays valid until `previous_until` (`None`: not at all).
@@ -194,13 +204,7 @@ pub trait PartnerStore: Send + Sync + 'static {
     /// process stored first).
     async fn claim_key_check(&self, mac: &[u8], at: Timestamp) -> StoreResult<Vec<u8>>;
     /// Records a token `reqid`; `false` if the partner used it since `cutoff` (a replay).
-    async fn remember_reqid(
-        &self,
-        partner: RegistrationId,
-        reqid: &str,
-        now: Timestamp,
-        cutoff: Timestamp,
-    ) -> StoreResult<bool>;
+    async fn remember_reqid(&self, seen: SeenReqid<'_>) -> StoreResult<bool>;
     /// Records the `reqid` of an upstream callback's token, durably, and
     /// forgets those seen before `cutoff`; `false` (nothing written) if it
     /// was seen since `cutoff` (a replay).

@@ -189,19 +189,44 @@ pub struct OtpAttempt<'a> {
     pub now: Timestamp,
 }
 
+/// The partner's beneficiary `id` of the remitter `mobile`, to mark deleted at `at`.
+#[derive(Debug, Clone, Copy)]
+pub struct BeneficiaryDeletion<'a> {
+    pub partner: RegistrationId,
+    pub mobile: &'a MobileNumber,
+    pub id: i64,
+    pub at: Timestamp,
+}
+
 /// A count's answer: `Ok(Ok(()))` counted; `Ok(Err(when))` not counted,
 /// the rule allows none before `when`.
 pub type CountResult = StoreResult<Result<(), Timestamp>>;
 
+/// The [`PerMobile`] of table `$table`, whose rows are (`mobile`, `$at`):
+/// every statement written from the two names.
+macro_rules! per_mobile {
+    ($table:literal, $at:literal, $lock_class:expr) => {
+        PerMobile {
+            recent: concat!("SELECT ", $at, " FROM ", $table, " WHERE mobile = $1 AND ", $at, " > $2"),
+            count: concat!("INSERT INTO ", $table, " (mobile, ", $at, ") VALUES ($1, $2)"),
+            forget: concat!("DELETE FROM ", $table, " WHERE ", $at, " <= $1"),
+            sweep: concat!(
+                "DELETE FROM ",
+                $table,
+                " WHERE ctid IN (SELECT ctid FROM ",
+                $table,
+                " WHERE ",
+                $at,
+                " <= $1 LIMIT 100 FOR UPDATE SKIP LOCKED)"
+            ),
+            lock_class: $lock_class,
+        }
+    };
+}
+pub(crate) use per_mobile;
+
 /// OTP texts: at most [`TextLimits`] to one mobile.
-pub const OTP_TEXTS: PerMobile = PerMobile {
-    recent: sql::RECENT_TEXTS,
-    count: sql::COUNT_TEXT,
-    forget: "DELETE FROM otp_texts WHERE sent_at <= $1",
-    sweep: "DELETE FROM otp_texts WHERE ctid IN \
-            (SELECT ctid FROM otp_texts WHERE sent_at <= $1 LIMIT 100 FOR UPDATE SKIP LOCKED)",
-    lock_class: 0x7072_0009,
-};
+pub const OTP_TEXTS: PerMobile = per_mobile!("otp_texts", "sent_at", 0x7072_0009);
 
 /// The statements both engines run for remittance, with `$n` parameters.
 /// SQLite numbers a `$n` parameter by where it first appears, not by `n`,
@@ -269,11 +294,6 @@ pub(crate) mod sql {
     /// Saves what a check changed: attempts `$1`, used `$2` of OTP `$3`.
     pub(crate) const SAVE_OTP: &str = "UPDATE otps SET attempts = $1, used = $2 WHERE token = $3";
 
-    /// When texts went to mobile `$1` after `$2`.
-    pub(crate) const RECENT_TEXTS: &str = "SELECT sent_at FROM otp_texts WHERE mobile = $1 AND sent_at > $2";
-    /// Counts a text to mobile `$1` at `$2`.
-    pub(crate) const COUNT_TEXT: &str = "INSERT INTO otp_texts (mobile, sent_at) VALUES ($1, $2)";
-
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -296,8 +316,6 @@ pub(crate) mod sql {
                 FORGET_OTPS,
                 FIND_OTP,
                 SAVE_OTP,
-                RECENT_TEXTS,
-                COUNT_TEXT,
             ] {
                 assert_parameters_in_order(sql);
             }
@@ -338,13 +356,7 @@ pub trait RemittanceStore: MobileCounts {
         upstream_id: &str,
     ) -> StoreResult<bool>;
     /// Deletes (marks deleted, at `at`) the remitter's beneficiary; `false` if there was none.
-    async fn delete_beneficiary(
-        &self,
-        partner: RegistrationId,
-        mobile: &MobileNumber,
-        id: i64,
-        at: Timestamp,
-    ) -> StoreResult<bool>;
+    async fn delete_beneficiary(&self, deletion: BeneficiaryDeletion<'_>) -> StoreResult<bool>;
     /// Stores a new OTP.
     async fn insert_otp(&self, otp: OtpRecord) -> StoreResult<()>;
     /// The `Stateresp` (token) of the partner's newest OTP for `purpose`
@@ -410,10 +422,28 @@ pub(crate) mod conformance {
         partner: RegistrationId,
     ) -> anyhow::Result<()> {
         let plan = FeePlan::default_plan();
-        assert_eq!(store.insert_fee_plan(partner, at(10), plan.clone(), at(5)).await?.version, 1);
-        assert_eq!(store.insert_fee_plan(partner, at(20), plan.clone(), at(6)).await?.version, 2);
-        let unknown =
-            store.insert_fee_plan(RegistrationId::new(partner.number() + 1), at(10), plan.clone(), at(5)).await;
+        assert_eq!(
+            store
+                .insert_fee_plan(NewFeePlan { partner, effective_from: at(10), plan: plan.clone(), created_at: at(5) })
+                .await?
+                .version,
+            1
+        );
+        assert_eq!(
+            store
+                .insert_fee_plan(NewFeePlan { partner, effective_from: at(20), plan: plan.clone(), created_at: at(6) })
+                .await?
+                .version,
+            2
+        );
+        let unknown = store
+            .insert_fee_plan(NewFeePlan {
+                partner: RegistrationId::new(partner.number() + 1),
+                effective_from: at(10),
+                plan: plan.clone(),
+                created_at: at(5),
+            })
+            .await;
         assert!(matches!(unknown, Err(DebitError::UnknownPartner)));
         let plans = store.fee_plans(partner).await?;
         assert_eq!(plans.iter().map(|p| (p.version, p.effective_from)).collect::<Vec<_>>(), [(1, at(10)), (2, at(20))]);
@@ -468,8 +498,16 @@ pub(crate) mod conformance {
         let second = Beneficiary { upstream_id: Some("4472".into()), ..second };
         assert_eq!(store.find_beneficiary(partner, second.id).await?, Some(second.clone()));
         assert_eq!(store.find_beneficiary(partner, first.id).await?, Some(first.clone()));
-        assert!(store.delete_beneficiary(partner, &mobile, first.id, at(50)).await?);
-        assert!(!store.delete_beneficiary(partner, &mobile, first.id, at(50)).await?);
+        assert!(
+            store
+                .delete_beneficiary(BeneficiaryDeletion { partner, mobile: &mobile, id: first.id, at: at(50) })
+                .await?
+        );
+        assert!(
+            !store
+                .delete_beneficiary(BeneficiaryDeletion { partner, mobile: &mobile, id: first.id, at: at(50) })
+                .await?
+        );
         assert_eq!(store.find_beneficiary(partner, first.id).await?, None);
         assert_eq!(store.beneficiaries(partner, &mobile).await?, [second]);
         Ok(())

@@ -281,6 +281,17 @@ record_kinds! {
     BillPayment, txnid: lookup_bill, lookup_bill_checked, bill_by_references, bill_with_history, insert_bill_batch, change_bill;
 }
 
+/// A transfer to store and debit from its partner's wallet at once: within
+/// the remitter's monthly `limit` on its `route`, its first poll at `poll_at`.
+#[derive(Debug, Clone)]
+pub struct DmtDebit {
+    pub transfer: DmtTransfer,
+    pub route: DmtRoute,
+    pub limit: MonthlyLimit,
+    pub note: ChangeNote,
+    pub poll_at: Option<Timestamp>,
+}
+
 /// A history row that changes nothing: transaction `id` of `kind` stays at
 /// `status` (its current state's name), for `note`'s reason; with
 /// `recheck_at`, its polling (re)starts then.
@@ -333,14 +344,7 @@ pub trait TransactionStore: RecordStore {
     /// `MonthlyLimit`), inserts the transfer (new ackno; `Duplicate` if the
     /// reference exists), its route, its first history row and the journal.
     /// Concurrent calls for one partner are serialised on its wallet.
-    async fn create_dmt_debited(
-        &self,
-        transfer: DmtTransfer,
-        route: DmtRoute,
-        limit: MonthlyLimit,
-        note: ChangeNote,
-        poll_at: Option<Timestamp>,
-    ) -> Result<Debited<DmtTransfer>, DebitError>;
+    async fn create_dmt_debited(&self, debit: DmtDebit) -> Result<Debited<DmtTransfer>, DebitError>;
     /// The route of a transfer made through the DMT V1 API.
     async fn dmt_route(&self, ackno: i64) -> StoreResult<Option<DmtRoute>>;
     /// As [`TransactionStore::create_dmt_debited`] for a bill payment

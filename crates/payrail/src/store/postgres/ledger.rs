@@ -222,13 +222,8 @@ impl LedgerStore for PostgresStore {
         Ok(audit)
     }
 
-    async fn insert_fee_plan(
-        &self,
-        partner: RegistrationId,
-        effective_from: Timestamp,
-        plan: FeePlan,
-        created_at: Timestamp,
-    ) -> Result<FeePlanVersion, DebitError> {
+    async fn insert_fee_plan(&self, new: NewFeePlan) -> Result<FeePlanVersion, DebitError> {
+        let NewFeePlan { partner, effective_from, plan, created_at } = new;
         let result = self.add_fee_plan(partner, effective_from, &plan.to_json(), created_at).await;
         let version = self.settle(partner, result).await?;
         Ok(FeePlanVersion { partner, version, effective_from, plan, created_at })

@@ -233,14 +233,32 @@ mod tests {
         assert_eq!(outcome(store, 554, &accept).await?, Some((ReqidOutcome::Fresh, active)));
         let bill = store.lookup_bill_checked(partner, "B1", &accept).await?;
         assert_eq!(bill.map(|found| found.reqid), Some(ReqidOutcome::Replay));
-        assert!(!store.remember_reqid(partner, "q1", Timestamp::from_unix(1_001), Timestamp::from_unix(401)).await?);
+        assert!(
+            !store
+                .remember_reqid(SeenReqid {
+                    partner,
+                    reqid: "q1",
+                    now: Timestamp::from_unix(1_001),
+                    cutoff: Timestamp::from_unix(401)
+                })
+                .await?
+        );
         let refuse = |_: &Partner| None;
         assert_eq!(outcome(store, 554, &refuse).await?, Some((ReqidOutcome::NotRecorded, active)));
         // The partner changed since it was read: the copy checked is stale, nothing is written.
         store.set_partner_status(partner, suspended).await?;
         let stale = |_: &Partner| Some(claim("q2", 1_000));
         assert_eq!(outcome(store, 554, &stale).await?, Some((ReqidOutcome::NotRecorded, suspended)));
-        assert!(store.remember_reqid(partner, "q2", Timestamp::from_unix(1_001), Timestamp::from_unix(401)).await?);
+        assert!(
+            store
+                .remember_reqid(SeenReqid {
+                    partner,
+                    reqid: "q2",
+                    now: Timestamp::from_unix(1_001),
+                    cutoff: Timestamp::from_unix(401)
+                })
+                .await?
+        );
         assert_eq!(outcome(store, 999, &accept).await?, None, "no such partner");
         db.finish().await
     }

@@ -63,16 +63,17 @@ use super::remittance::sql::ROUTE_USAGE;
 use upstream_work::{end_poll, insert_event, schedule_poll};
 
 use super::transactions::{bill_columns, dmt_columns};
-use super::{CallbackSecretInstall, HistoryNote, OtpAttempt};
+use super::{BeneficiaryDeletion, CallbackSecretInstall, DmtDebit, HistoryNote, NewFeePlan, OperatorEdit};
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError, StoreResult};
 #[cfg(test)]
 use super::{Claims, RecordStore};
 use super::{DebitError, Debited, LedgerAudit};
 use super::{LedgerStore, PartnerStore, RemittanceStore, TransactionStore, UpstreamWorkStore};
+use super::{OtpAttempt, SeenReqid};
 use crate::domain::event::{
     self, CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
 };
-use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
+use crate::domain::fee_plan::FeePlanVersion;
 use crate::domain::ledger::{Account, Journal, Statement, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
 use crate::domain::partner::SealedSecret;
@@ -399,7 +400,9 @@ mod tests {
     ) -> Result<Debited<DmtTransfer>, DebitError> {
         let transfer = transfer(P, 0, reference).map_err(|e| DebitError::Store(e.into()))?;
         let route = route(Bank::Bank1).map_err(|e| DebitError::Store(e.into()))?;
-        store.create_dmt_debited(transfer, route, no_limit(), note("api"), None).await
+        store
+            .create_dmt_debited(DmtDebit { transfer, route, limit: no_limit(), note: note("api"), poll_at: None })
+            .await
     }
 
     pub(in crate::store::postgres) async fn balance(store: &PostgresStore) -> anyhow::Result<i64> {
@@ -455,7 +458,9 @@ mod tests {
         for i in 0..20 {
             let (store, limit) = (Arc::clone(&shared), limit.clone());
             let (transfer, route) = (transfer(P, 0, &format!("M{i}"))?, route(Bank::Bank2)?);
-            tasks.spawn(async move { store.create_dmt_debited(transfer, route, limit, note("api"), None).await });
+            tasks.spawn(async move {
+                store.create_dmt_debited(DmtDebit { transfer, route, limit, note: note("api"), poll_at: None }).await
+            });
         }
         let mut debited = 0;
         while let Some(result) = tasks.join_next().await {
@@ -522,7 +527,19 @@ mod tests {
                 let transfer = transfer(P, 0, reference);
                 let route = route(bank);
                 let limit = limit.clone();
-                async move { anyhow::Ok(store.create_dmt_debited(transfer?, route?, limit, note("api"), None).await) }
+                async move {
+                    anyhow::Ok(
+                        store
+                            .create_dmt_debited(DmtDebit {
+                                transfer: transfer?,
+                                route: route?,
+                                limit,
+                                note: note("api"),
+                                poll_at: None,
+                            })
+                            .await,
+                    )
+                }
             };
             send("L1", Bank::Bank1).await??;
             let refused = send("L2", Bank::Bank1).await?;

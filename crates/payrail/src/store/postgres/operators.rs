@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::domain::operator::{
-    Actor, ApiToken, AuditEntry, AuditFilter, ConsoleSession, Email, NewAuditEntry, OperatorAccount, OperatorChange,
+    Actor, ApiToken, AuditEntry, AuditFilter, ConsoleSession, Email, NewAuditEntry, OperatorAccount,
 };
 use crate::store::operators::sql::*;
 use crate::store::operators::{
@@ -55,13 +55,8 @@ impl OperatorStore for PostgresStore {
         decode_all(&rows, operator_from_row, "Failed to read an operator")
     }
 
-    async fn change_operator(
-        &self,
-        email: &Email,
-        change: OperatorChange,
-        at: Timestamp,
-        actor: &Actor,
-    ) -> StoreResult<Option<(OperatorAccount, OperatorAccount)>> {
+    async fn change_operator(&self, edit: OperatorEdit<'_>) -> StoreResult<Option<(OperatorAccount, OperatorAccount)>> {
+        let OperatorEdit { email, change, at, actor } = edit;
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin changing the operator")?;
         let row = query_opt(&tx, LOCK_OPERATOR, &[&email.as_str()], "Failed to find the operator").await?;

@@ -117,13 +117,8 @@ impl PartnerStore for PostgresStore {
         row.try_get(0).store_context(what)
     }
 
-    async fn remember_reqid(
-        &self,
-        partner: RegistrationId,
-        reqid: &str,
-        now: Timestamp,
-        cutoff: Timestamp,
-    ) -> StoreResult<bool> {
+    async fn remember_reqid(&self, seen: SeenReqid<'_>) -> StoreResult<bool> {
+        let SeenReqid { partner, reqid, now, cutoff } = seen;
         // On a lookup lane: a status lookup records its `reqid` (see `lookup.rs`).
         let client = self.lanes.client(&self.pool).await?;
         let params: [&(dyn ToSql + Sync); 4] = [&partner.number(), &reqid, &now.unix(), &cutoff.unix()];
@@ -235,11 +230,22 @@ mod tests {
         ) -> anyhow::Result<()> {
             let partner = RegistrationId::new(554);
             let at = Timestamp::from_unix;
-            assert!(store.remember_reqid(partner, "q1", at(1_000), at(700)).await?);
-            assert!(!store.remember_reqid(partner, "q1", at(1_100), at(800)).await?);
-            assert!(store.remember_reqid(RegistrationId::new(555), "q1", at(1_100), at(800)).await?);
-            assert!(store.remember_reqid(partner, "q1", at(2_000), at(1_500)).await?);
-            assert!(!store.remember_reqid(partner, "q1", at(2_001), at(1_501)).await?);
+            assert!(store.remember_reqid(SeenReqid { partner, reqid: "q1", now: at(1_000), cutoff: at(700) }).await?);
+            assert!(!store.remember_reqid(SeenReqid { partner, reqid: "q1", now: at(1_100), cutoff: at(800) }).await?);
+            assert!(
+                store
+                    .remember_reqid(SeenReqid {
+                        partner: RegistrationId::new(555),
+                        reqid: "q1",
+                        now: at(1_100),
+                        cutoff: at(800)
+                    })
+                    .await?
+            );
+            assert!(store.remember_reqid(SeenReqid { partner, reqid: "q1", now: at(2_000), cutoff: at(1_500) }).await?);
+            assert!(
+                !store.remember_reqid(SeenReqid { partner, reqid: "q1", now: at(2_001), cutoff: at(1_501) }).await?
+            );
             Ok(())
         }
     }

@@ -102,13 +102,8 @@ impl RemittanceStore for PostgresStore {
         Ok(done == 1)
     }
 
-    async fn delete_beneficiary(
-        &self,
-        partner: RegistrationId,
-        mobile: &MobileNumber,
-        id: i64,
-        at: Timestamp,
-    ) -> StoreResult<bool> {
+    async fn delete_beneficiary(&self, deletion: BeneficiaryDeletion<'_>) -> StoreResult<bool> {
+        let BeneficiaryDeletion { partner, mobile, id, at } = deletion;
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 4] = [&at.unix(), &partner.number(), &mobile.as_str(), &id];
         Ok(execute(&client, sql::DELETE_BENEFICIARY, &params, "Failed to delete the beneficiary").await? == 1)

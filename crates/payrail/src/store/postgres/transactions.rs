@@ -106,15 +106,9 @@ impl TransactionStore for PostgresStore {
         Ok((dmt, bills))
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(partner = %transfer.partner, reference = %transfer.reference))]
-    async fn create_dmt_debited(
-        &self,
-        transfer: DmtTransfer,
-        route: DmtRoute,
-        limit: MonthlyLimit,
-        note: ChangeNote,
-        poll_at: Option<Timestamp>,
-    ) -> Result<Debited<DmtTransfer>, DebitError> {
+    #[tracing::instrument(level = "debug", skip_all, fields(partner = %debit.transfer.partner, reference = %debit.transfer.reference))]
+    async fn create_dmt_debited(&self, debit: DmtDebit) -> Result<Debited<DmtTransfer>, DebitError> {
+        let DmtDebit { transfer, route, limit, note, poll_at } = debit;
         let partner = transfer.partner;
         let result = self.debit_dmt(transfer, &route, &limit, &note, poll_at).await;
         self.settle(partner, result).await

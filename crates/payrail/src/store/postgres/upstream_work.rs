@@ -451,7 +451,13 @@ mod tests {
         ) -> anyhow::Result<()> {
             top_up(store, 4 * TRANSFER_COST, 100).await?;
             let polled = store
-                .create_dmt_debited(transfer(P, 0, "P1")?, route(Bank::Bank1)?, no_limit(), note("api"), Some(at(500)))
+                .create_dmt_debited(DmtDebit {
+                    transfer: transfer(P, 0, "P1")?,
+                    route: route(Bank::Bank1)?,
+                    limit: no_limit(),
+                    note: note("api"),
+                    poll_at: Some(at(500)),
+                })
                 .await?
                 .record
                 .ackno;
@@ -459,7 +465,13 @@ mod tests {
             let bill = store.create_bill_debited(bill(P, 0, "B1")?, note("api"), Some(at(400))).await?.record.txnid;
             // A refused debit leaves no job behind.
             let dup = store
-                .create_dmt_debited(transfer(P, 0, "P1")?, route(Bank::Bank1)?, no_limit(), note("api"), Some(at(1)))
+                .create_dmt_debited(DmtDebit {
+                    transfer: transfer(P, 0, "P1")?,
+                    route: route(Bank::Bank1)?,
+                    limit: no_limit(),
+                    note: note("api"),
+                    poll_at: Some(at(1)),
+                })
                 .await;
             assert!(matches!(dup, Err(DebitError::Duplicate(_))));
 

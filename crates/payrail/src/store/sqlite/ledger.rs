@@ -170,13 +170,8 @@ impl LedgerStore for SqliteStore {
         })
     }
 
-    async fn insert_fee_plan(
-        &self,
-        partner: RegistrationId,
-        effective_from: Timestamp,
-        plan: FeePlan,
-        created_at: Timestamp,
-    ) -> Result<FeePlanVersion, DebitError> {
+    async fn insert_fee_plan(&self, new: NewFeePlan) -> Result<FeePlanVersion, DebitError> {
+        let NewFeePlan { partner, effective_from, plan, created_at } = new;
         self.write(move |conn| {
             let tx = immediate(conn)?;
             require_partner(&tx, partner)?;

@@ -50,20 +50,21 @@ use reqids::{flush_reqids, stored_reqids, RecentReqids, ReqidFlusher};
 pub use reqids::{reqid_fingerprint, REQID_FLUSH_INTERVAL};
 
 use super::{files, DebitError, Debited, LedgerAudit};
-use super::{CallbackSecretInstall, HistoryNote, OtpAttempt};
+use super::{BeneficiaryDeletion, CallbackSecretInstall, DmtDebit, HistoryNote, NewFeePlan, OperatorEdit};
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError, StoreResult};
 #[cfg(test)]
 use super::{Claims, RecordStore};
 use super::{LedgerStore, PartnerStore, RemittanceStore, TransactionStore, UpstreamWorkStore};
+use super::{OtpAttempt, SeenReqid};
 use crate::domain::event::{
     CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
     DELIVERY_WINDOW_SECS,
 };
-use crate::domain::fee_plan::{FeePlan, FeePlanVersion};
+use crate::domain::fee_plan::FeePlanVersion;
 use crate::domain::ledger::{Account, Journal, Statement, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
 use crate::domain::partner::SealedSecret;
-use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
+use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, Remitter};
 use crate::domain::txn_id::TxnNumbers;
 #[cfg(test)]
 use crate::domain::{bbps::BillChange, dmt::DmtChange};
@@ -378,7 +379,7 @@ mod tests {
         }
         pub(in crate::store::sqlite) use sqlite_tests;
 
-        use crate::domain::remitter::TransferMode;
+        use crate::domain::remitter::{MonthlyLimit, TransferMode};
         use crate::domain::{BillStatus, DmtCharges, DmtStatus, IpAllowlist};
 
         /// Unwraps in a test, showing the error.
@@ -464,7 +465,15 @@ mod tests {
             rupees: i64,
         ) -> Result<Debited<DmtTransfer>, DebitError> {
             let t = transfer(partner, reference, rupees, DmtStatus::InProcess);
-            store.create_dmt_debited(t, route(Bank::Bank1), no_limit(), note(10), None).await
+            store
+                .create_dmt_debited(DmtDebit {
+                    transfer: t,
+                    route: route(Bank::Bank1),
+                    limit: no_limit(),
+                    note: note(10),
+                    poll_at: None,
+                })
+                .await
         }
 
         pub(in crate::store::sqlite) fn bill(partner: RegistrationId, reference: &str, rupees: i64) -> BillPayment {
@@ -599,7 +608,13 @@ mod tests {
                 let limit = MonthlyLimit { since: at(0), limit: Paise::rupees(150) };
                 let make = |reference: &str, bank: Bank| {
                     let t = transfer(p, reference, 100, DmtStatus::InProcess);
-                    store.create_dmt_debited(t, route(bank), limit.clone(), note(10), None)
+                    store.create_dmt_debited(DmtDebit {
+                        transfer: t,
+                        route: route(bank),
+                        limit: limit.clone(),
+                        note: note(10),
+                        poll_at: None,
+                    })
                 };
                 let first = ok(make("R1", Bank::Bank1).await);
                 let refused = make("R2", Bank::Bank1).await;

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::domain::operator::{
-    Actor, ApiToken, AuditEntry, AuditFilter, ConsoleSession, Email, NewAuditEntry, OperatorAccount, OperatorChange,
+    Actor, ApiToken, AuditEntry, AuditFilter, ConsoleSession, Email, NewAuditEntry, OperatorAccount,
 };
 use crate::store::operators::sql::*;
 use crate::store::operators::{
@@ -45,13 +45,8 @@ impl OperatorStore for SqliteStore {
         self.read(|conn| all_rows(conn, LIST_OPERATORS, [], |row| operator_from_row(row)))
     }
 
-    async fn change_operator(
-        &self,
-        email: &Email,
-        change: OperatorChange,
-        at: Timestamp,
-        actor: &Actor,
-    ) -> StoreResult<Option<(OperatorAccount, OperatorAccount)>> {
+    async fn change_operator(&self, edit: OperatorEdit<'_>) -> StoreResult<Option<(OperatorAccount, OperatorAccount)>> {
+        let OperatorEdit { email, change, at, actor } = edit;
         let (email, actor) = (email.clone(), actor.clone());
         self.write(move |conn| {
             let tx = immediate(conn)?;

@@ -133,13 +133,8 @@ impl PartnerStore for SqliteStore {
         .await
     }
 
-    async fn remember_reqid(
-        &self,
-        partner: RegistrationId,
-        reqid: &str,
-        now: Timestamp,
-        cutoff: Timestamp,
-    ) -> StoreResult<bool> {
+    async fn remember_reqid(&self, seen: SeenReqid<'_>) -> StoreResult<bool> {
+        let SeenReqid { partner, reqid, now, cutoff } = seen;
         self.reqids.remember(partner.number(), reqid, now.unix(), cutoff.unix())
     }
 

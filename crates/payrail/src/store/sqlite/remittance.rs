@@ -100,13 +100,8 @@ impl RemittanceStore for SqliteStore {
         .await
     }
 
-    async fn delete_beneficiary(
-        &self,
-        partner: RegistrationId,
-        mobile: &MobileNumber,
-        id: i64,
-        at: Timestamp,
-    ) -> StoreResult<bool> {
+    async fn delete_beneficiary(&self, deletion: BeneficiaryDeletion<'_>) -> StoreResult<bool> {
+        let BeneficiaryDeletion { partner, mobile, id, at } = deletion;
         let mobile = mobile.as_str().to_owned();
         self.write(move |conn| {
             Ok(execute(conn, sql::DELETE_BENEFICIARY, params![at.unix(), partner.number(), mobile, id])? == 1)

@@ -31,7 +31,7 @@ pub(super) struct RecentReqids {
 }
 
 /// A `reqid` seen: (its fingerprint, unix seconds).
-type SeenReqid = (u64, i64);
+type Seen = (u64, i64);
 
 #[derive(Default)]
 struct Generations {
@@ -40,7 +40,7 @@ struct Generations {
     rotated_at: i64,
     /// Fingerprints read back from the table at start-up, with when they were seen.
     restored: HashMap<u64, i64>,
-    unflushed: Vec<SeenReqid>,
+    unflushed: Vec<Seen>,
 }
 
 impl Default for RecentReqids {
@@ -98,7 +98,7 @@ impl RecentReqids {
     }
 
     /// Loads fingerprints read back from the table (at start-up), unqueued.
-    pub(super) fn load(&self, rows: Vec<SeenReqid>) -> StoreResult<()> {
+    pub(super) fn load(&self, rows: Vec<Seen>) -> StoreResult<()> {
         for (fingerprint, seen_at) in rows {
             let mut generations = self.shard(fingerprint)?;
             let at = generations.restored.entry(fingerprint).or_insert(seen_at);
@@ -108,7 +108,7 @@ impl RecentReqids {
     }
 
     /// Takes everything queued for the table.
-    fn take_unflushed(&self) -> StoreResult<Vec<SeenReqid>> {
+    fn take_unflushed(&self) -> StoreResult<Vec<Seen>> {
         let mut taken = Vec::new();
         for shard in &self.shards {
             taken.append(&mut shard.lock().map_err(|_| poisoned())?.unflushed);
@@ -135,7 +135,7 @@ pub const REQID_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_
 pub(super) fn flush_reqids(
     writer: &std::sync::mpsc::Sender<WriteJob>,
     reqids: &RecentReqids,
-    carried: &mut Vec<SeenReqid>,
+    carried: &mut Vec<Seen>,
 ) -> StoreResult<()> {
     carried.append(&mut reqids.take_unflushed()?);
     if carried.is_empty() {
@@ -159,7 +159,7 @@ pub(super) fn flush_reqids(
 
 /// A batch's blob: 16 bytes a `reqid` (fingerprint, seen at; little-endian),
 /// and the latest time in it.
-fn encode_reqids(rows: &[SeenReqid]) -> (Vec<u8>, i64) {
+fn encode_reqids(rows: &[Seen]) -> (Vec<u8>, i64) {
     let mut blob = Vec::with_capacity(rows.len() * 16);
     for (fingerprint, seen_at) in rows {
         blob.extend_from_slice(&fingerprint.to_le_bytes());
@@ -169,7 +169,7 @@ fn encode_reqids(rows: &[SeenReqid]) -> (Vec<u8>, i64) {
 }
 
 /// What [`encode_reqids`] wrote (a torn tail is ignored).
-fn decode_reqids(blob: &[u8]) -> impl Iterator<Item = SeenReqid> + '_ {
+fn decode_reqids(blob: &[u8]) -> impl Iterator<Item = Seen> + '_ {
     blob.chunks_exact(16).map(|entry| {
         let (fingerprint, seen_at) = entry.split_at(8);
         let word = |bytes: &[u8]| bytes.try_into().map(u64::from_le_bytes).unwrap_or_default();
@@ -227,7 +227,7 @@ impl Drop for ReqidFlusher {
 
 /// Every `reqid` fingerprint in the table (it holds about one window:
 /// older batches are pruned as new ones are written).
-pub(super) fn stored_reqids(conn: &Connection) -> rusqlite::Result<Vec<SeenReqid>> {
+pub(super) fn stored_reqids(conn: &Connection) -> rusqlite::Result<Vec<Seen>> {
     let mut stmt = conn.prepare("SELECT fingerprints FROM seen_reqid_batches")?;
     let blobs = stmt.query_map([], |row| row.get::<_, Vec<u8>>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(blobs.iter().flat_map(|blob| decode_reqids(blob)).collect())

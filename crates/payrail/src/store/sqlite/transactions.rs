@@ -129,15 +129,9 @@ impl TransactionStore for SqliteStore {
         self.read(|conn| conn.prepare_cached(sql::COUNTS)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(partner = %transfer.partner, reference = %transfer.reference))]
-    async fn create_dmt_debited(
-        &self,
-        transfer: DmtTransfer,
-        route: DmtRoute,
-        limit: MonthlyLimit,
-        note: ChangeNote,
-        poll_at: Option<Timestamp>,
-    ) -> Result<Debited<DmtTransfer>, DebitError> {
+    #[tracing::instrument(level = "debug", skip_all, fields(partner = %debit.transfer.partner, reference = %debit.transfer.reference))]
+    async fn create_dmt_debited(&self, debit: DmtDebit) -> Result<Debited<DmtTransfer>, DebitError> {
+        let DmtDebit { transfer, route, limit, note, poll_at } = debit;
         let journal = Journal::dmt_debit(&transfer, note.at);
         let (partner, amount, used_route) = (transfer.partner, transfer.amount, route.clone());
         let within_limit = move |conn: &Connection| {

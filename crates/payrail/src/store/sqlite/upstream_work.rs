@@ -314,8 +314,12 @@ mod tests {
             remittance::FORGET_OTPS,
             remittance::FIND_OTP,
             remittance::SAVE_OTP,
-            remittance::RECENT_TEXTS,
-            remittance::COUNT_TEXT,
+            crate::store::remittance::OTP_TEXTS.recent,
+            crate::store::remittance::OTP_TEXTS.count,
+            crate::store::remittance::OTP_TEXTS.forget,
+            crate::store::kyc::EKYC_ATTEMPTS.recent,
+            crate::store::kyc::EKYC_ATTEMPTS.count,
+            crate::store::kyc::EKYC_ATTEMPTS.forget,
             upstream_work::SCHEDULE_POLL,
             upstream_work::RESCHEDULE_POLL,
             upstream_work::DELETE_POLL,
@@ -456,7 +460,15 @@ mod tests {
             top_up(store, p, 1_000, 1).await;
             ok(send(store, p, "R0", 10).await);
             let t = transfer(p, "R1", 10, DmtStatus::InProcess);
-            let make = |t| store.create_dmt_debited(t, route(Bank::Bank1), no_limit(), note(10), Some(at(40)));
+            let make = |t| {
+                store.create_dmt_debited(DmtDebit {
+                    transfer: t,
+                    route: route(Bank::Bank1),
+                    limit: no_limit(),
+                    note: note(10),
+                    poll_at: Some(at(40)),
+                })
+            };
             let ackno = ok(make(t.clone()).await).record.ackno;
             assert!(matches!(make(t).await, Err(DebitError::Duplicate(_))), "a refused debit writes no job");
             let txnid = ok(store.create_bill_debited(bill(p, "B1", 10), note(11), Some(at(30))).await).record.txnid;
