@@ -9,7 +9,7 @@
 /// columns! {
 ///     /// The `partners` columns a partner is read from.
 ///     pub(crate) mod partner_columns, list partner_list, qualified partner_list_p as "p" {
-///         ID = id, NAME = name, …
+///         id, name, …
 ///     }
 /// }
 /// ```
@@ -18,13 +18,13 @@
 /// - `partner_list!()`, the names as one string literal (`"id, name, …"`),
 ///   usable inside `concat!` to build a statement at compile time;
 /// - `partner_list_p!()`, the same names qualified by the alias (`"p.id, p.name, …"`), for a join;
-/// - `partner_columns::ID`, `partner_columns::NAME`, … the position of each
+/// - `partner_columns::id`, `partner_columns::name`, … the position of each
 ///   column in that list, and `partner_columns::WIDTH`, how many there are
 ///   (where the next table's columns start in a joined row);
 /// - `partner_list!("p")`, the names qualified by any alias.
 ///
-/// Without `NAME =`, (`mod dmt_column, list dmt_columns { ackno, status, … }`)
-/// the positions are named as the columns (`dmt_column::status`).
+/// The positions are named as the columns; `POSITION = column` pairs
+/// (`{ BEFORE = before_json, … }`) name them otherwise.
 macro_rules! columns {
     (
         $(#[$meta:meta])*
@@ -42,6 +42,17 @@ macro_rules! columns {
             () => {
                 concat!($alias, ".", stringify!($first) $(, ", ", $alias, ".", stringify!($column))*)
             };
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        $vis:vis mod $module:ident, list $list:ident, qualified $qualified:ident as $alias:literal {
+            $first:ident $(, $column:ident)* $(,)?
+        }
+    ) => {
+        $crate::store::columns::columns! {
+            $(#[$meta])*
+            $vis mod $module, list $list, qualified $qualified as $alias { $first = $first $(, $column = $column)* }
         }
     };
     (

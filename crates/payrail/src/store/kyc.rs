@@ -11,7 +11,7 @@ use crate::domain::ekyc::{ekyc_blocked_until, KycRecord, EKYC_BLOCK_SECS, KYC_LI
 columns! {
     /// The `remitter_kycs` columns a record is read from (its id and partner are the ones asked about).
     pub(crate) mod kyc_columns, list kyc_list {
-        MOBILE = mobile, UPSTREAM_ID = upstream_id, CREATED_AT = created_at, USED_AT = used_at
+        mobile, upstream_id, created_at, used_at
     }
 }
 
@@ -36,10 +36,10 @@ pub(crate) fn kyc_from_row<R: StoredRow>(
     Ok(KycRecord {
         kyc_id: kyc_id.to_owned(),
         partner,
-        mobile: row.parsed(c::MOBILE, MobileNumber::parse)?,
-        upstream_id: row.text(c::UPSTREAM_ID)?,
-        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
-        used: row.opt_int(c::USED_AT)?.is_some(),
+        mobile: row.parsed(c::mobile, MobileNumber::parse)?,
+        upstream_id: row.text(c::upstream_id)?,
+        created_at: Timestamp::from_unix(row.int(c::created_at)?),
+        used: row.opt_int(c::used_at)?.is_some(),
     })
 }
 

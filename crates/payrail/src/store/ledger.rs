@@ -9,40 +9,32 @@ columns! {
     /// in [`sql::STATEMENT_LINES`]; the line's amount follows them, at
     /// `WIDTH`).
     pub(crate) mod statement_columns, list statement_list, qualified statement_list_j as "j" {
-        ID = id,
-        AT = at,
-        PURPOSE = purpose,
-        KIND = kind,
-        TXN_ID = txn_id,
-        MEMO = memo,
+        id, at, purpose, kind, txn_id, memo
     }
 }
 
 columns! {
     /// The `fee_plans` columns a plan version is read from, in order.
     pub(crate) mod fee_plan_columns, list fee_plan_list {
-        VERSION = version,
-        EFFECTIVE_FROM = effective_from,
-        PLAN = plan,
-        CREATED_AT = created_at,
+        version, effective_from, plan, created_at
     }
 }
 
 /// Reads a row of [`sql::STATEMENT_LINES`], on either engine.
 pub(crate) fn statement_line<R: StoredRow>(row: &R) -> Result<StatementLine, R::Error> {
     use statement_columns as c;
-    let txn = match (row.opt_text(c::KIND)?, row.opt_int(c::TXN_ID)?) {
+    let txn = match (row.opt_text(c::kind)?, row.opt_int(c::txn_id)?) {
         (Some(_), Some(id)) => {
-            Some((row.parsed(c::KIND, |s| TxnKind::parse(s).ok_or_else(|| BadState(s.into())))?, id))
+            Some((row.parsed(c::kind, |s| TxnKind::parse(s).ok_or_else(|| BadState(s.into())))?, id))
         }
         _ => None,
     };
     Ok(StatementLine {
-        journal_id: row.int(c::ID)?,
-        at: Timestamp::from_unix(row.int(c::AT)?),
-        purpose: row.parsed(c::PURPOSE, |s| Purpose::parse(s).ok_or_else(|| BadState(s.into())))?,
+        journal_id: row.int(c::id)?,
+        at: Timestamp::from_unix(row.int(c::at)?),
+        purpose: row.parsed(c::purpose, |s| Purpose::parse(s).ok_or_else(|| BadState(s.into())))?,
         txn,
-        memo: row.text(c::MEMO)?,
+        memo: row.text(c::memo)?,
         amount: Paise::new(row.int(statement_columns::WIDTH)?),
     })
 }
@@ -52,10 +44,10 @@ pub(crate) fn fee_plan_from_row<R: StoredRow>(partner: RegistrationId, row: &R) 
     use fee_plan_columns as c;
     Ok(FeePlanVersion {
         partner,
-        version: row.int(c::VERSION)?,
-        effective_from: Timestamp::from_unix(row.int(c::EFFECTIVE_FROM)?),
-        plan: row.parsed(c::PLAN, FeePlan::from_json)?,
-        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
+        version: row.int(c::version)?,
+        effective_from: Timestamp::from_unix(row.int(c::effective_from)?),
+        plan: row.parsed(c::plan, FeePlan::from_json)?,
+        created_at: Timestamp::from_unix(row.int(c::created_at)?),
     })
 }
 

@@ -15,13 +15,7 @@ use crate::domain::operator::{
 columns! {
     /// The `operators` columns an [`OperatorAccount`] is read from, in order (both engines).
     pub(crate) mod operator_columns, list operator_list, qualified operator_list_o as "o" {
-        ID = id,
-        EMAIL = email,
-        ROLE = role,
-        PASSWORD_HASH = password_hash,
-        DISABLED = disabled,
-        CREATED_AT = created_at,
-        UPDATED_AT = updated_at,
+        id, email, role, password_hash, disabled, created_at, updated_at
     }
 }
 pub(crate) use operator_list;
@@ -29,13 +23,7 @@ pub(crate) use operator_list;
 columns! {
     /// The `operator_tokens` columns an [`ApiToken`] is read from, in order (both engines).
     pub(crate) mod token_columns, list token_list, qualified token_list_t as "t" {
-        ID = id,
-        OPERATOR_ID = operator_id,
-        NAME = name,
-        SECRET_HASH = secret_hash,
-        CREATED_AT = created_at,
-        EXPIRES_AT = expires_at,
-        REVOKED_AT = revoked_at,
+        id, operator_id, name, secret_hash, created_at, expires_at, revoked_at
     }
 }
 pub(crate) use token_list;
@@ -43,23 +31,14 @@ pub(crate) use token_list;
 columns! {
     /// The `audit_log` columns an [`AuditEntry`] is read from, in order (both engines).
     pub(crate) mod audit_columns, list audit_list {
-        ID = id,
-        AT = at,
-        ACTOR = actor,
-        ACTION = action,
-        TARGET = target,
-        BEFORE = before_json,
-        AFTER = after_json,
+        id, at, actor, action, target, before_json, after_json
     }
 }
 
 columns! {
     /// The `console_sessions` columns a [`ConsoleSession`] is read from, in order (both engines).
     pub(crate) mod session_columns, list session_list, qualified session_list_s as "s" {
-        ID_HASH = id_hash,
-        OPERATOR_ID = operator_id,
-        CREATED_AT = created_at,
-        LAST_SEEN_AT = last_seen_at,
+        id_hash, operator_id, created_at, last_seen_at
     }
 }
 
@@ -67,10 +46,10 @@ columns! {
 pub(crate) fn session_and_operator<R: StoredRow>(row: &R) -> Result<(ConsoleSession, OperatorAccount), R::Error> {
     use session_columns as c;
     let session = ConsoleSession {
-        id_hash: row.bytes(c::ID_HASH)?,
-        operator_id: row.int(c::OPERATOR_ID)?,
-        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
-        last_seen_at: Timestamp::from_unix(row.int(c::LAST_SEEN_AT)?),
+        id_hash: row.bytes(c::id_hash)?,
+        operator_id: row.int(c::operator_id)?,
+        created_at: Timestamp::from_unix(row.int(c::created_at)?),
+        last_seen_at: Timestamp::from_unix(row.int(c::last_seen_at)?),
     };
     Ok((session, operator_at(row, session_columns::WIDTH)?))
 }
@@ -81,13 +60,13 @@ pub(crate) fn operator_at<R: StoredRow>(row: &R, base: usize) -> Result<Operator
     let email = |text: &str| Email::parse(text).map_err(|_| BadState(text.into()));
     let role = |text: &str| Role::parse(text).ok_or_else(|| BadState(text.into()));
     Ok(OperatorAccount {
-        id: row.int(base + c::ID)?,
-        email: row.parsed(base + c::EMAIL, email)?,
-        role: row.parsed(base + c::ROLE, role)?,
-        password_hash: row.text(base + c::PASSWORD_HASH)?,
-        disabled: row.flag(base + c::DISABLED)?,
-        created_at: Timestamp::from_unix(row.int(base + c::CREATED_AT)?),
-        updated_at: Timestamp::from_unix(row.int(base + c::UPDATED_AT)?),
+        id: row.int(base + c::id)?,
+        email: row.parsed(base + c::email, email)?,
+        role: row.parsed(base + c::role, role)?,
+        password_hash: row.text(base + c::password_hash)?,
+        disabled: row.flag(base + c::disabled)?,
+        created_at: Timestamp::from_unix(row.int(base + c::created_at)?),
+        updated_at: Timestamp::from_unix(row.int(base + c::updated_at)?),
     })
 }
 
@@ -100,13 +79,13 @@ pub(crate) fn operator_from_row<R: StoredRow>(row: &R) -> Result<OperatorAccount
 pub(crate) fn token_from_row<R: StoredRow>(row: &R) -> Result<ApiToken, R::Error> {
     use token_columns as c;
     Ok(ApiToken {
-        id: row.text(c::ID)?,
-        operator_id: row.int(c::OPERATOR_ID)?,
-        name: row.text(c::NAME)?,
-        secret_hash: row.bytes(c::SECRET_HASH)?,
-        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
-        expires_at: row.opt_int(c::EXPIRES_AT)?.map(Timestamp::from_unix),
-        revoked_at: row.opt_int(c::REVOKED_AT)?.map(Timestamp::from_unix),
+        id: row.text(c::id)?,
+        operator_id: row.int(c::operator_id)?,
+        name: row.text(c::name)?,
+        secret_hash: row.bytes(c::secret_hash)?,
+        created_at: Timestamp::from_unix(row.int(c::created_at)?),
+        expires_at: row.opt_int(c::expires_at)?.map(Timestamp::from_unix),
+        revoked_at: row.opt_int(c::revoked_at)?.map(Timestamp::from_unix),
     })
 }
 
@@ -119,14 +98,14 @@ pub(crate) fn token_and_operator<R: StoredRow>(row: &R) -> Result<(ApiToken, Ope
 pub(crate) fn audit_from_row<R: StoredRow>(row: &R) -> Result<AuditEntry, R::Error> {
     use audit_columns as c;
     Ok(AuditEntry {
-        id: row.int(c::ID)?,
+        id: row.int(c::id)?,
         entry: NewAuditEntry {
-            at: Timestamp::from_unix(row.int(c::AT)?),
-            actor: row.text(c::ACTOR)?,
-            action: row.text(c::ACTION)?,
-            target: row.text(c::TARGET)?,
-            before: row.opt_text(c::BEFORE)?,
-            after: row.opt_text(c::AFTER)?,
+            at: Timestamp::from_unix(row.int(c::at)?),
+            actor: row.text(c::actor)?,
+            action: row.text(c::action)?,
+            target: row.text(c::target)?,
+            before: row.opt_text(c::before_json)?,
+            after: row.opt_text(c::after_json)?,
         },
     })
 }

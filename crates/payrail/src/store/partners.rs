@@ -8,16 +8,8 @@ use super::*;
 columns! {
     /// The `partners` columns a [`Partner`] is read from, in order (both engines).
     pub(crate) mod partner_columns, list partner_list, qualified partner_list_p as "p" {
-        ID = id,
-        NAME = name,
-        STATUS = status,
-        REQUIRE_TOKEN = require_token,
-        ALLOW_IPS = allow_ips,
-        SECRET = secret,
-        PREVIOUS_SECRET = previous_secret,
-        PREVIOUS_SECRET_UNTIL = previous_secret_until,
-        AUTHORISED_KEY_HASH = authorised_key_hash,
-        CREATED_AT = created_at,
+        id, name, status, require_token, allow_ips, secret, previous_secret, previous_secret_until, authorised_key_hash,
+        created_at
     }
 }
 pub(crate) use partner_list;
@@ -31,19 +23,19 @@ pub(crate) fn partner_from_row<R: StoredRow>(row: &R) -> Result<Partner, R::Erro
 /// Reads the partner columns starting at column `base` of a joined row, on either engine.
 pub(crate) fn partner_at<R: StoredRow>(row: &R, base: usize) -> Result<Partner, R::Error> {
     use partner_columns as c;
-    let previous = row.opt_bytes(base + c::PREVIOUS_SECRET)?.zip(row.opt_int(base + c::PREVIOUS_SECRET_UNTIL)?);
+    let previous = row.opt_bytes(base + c::previous_secret)?.zip(row.opt_int(base + c::previous_secret_until)?);
     // An unknown status must not grant access.
     let status = |text: &str| Ok::<_, Infallible>(PartnerStatus::from_stored(text).unwrap_or(PartnerStatus::Suspended));
     Ok(Partner {
-        registration_id: RegistrationId::new(row.int(base + c::ID)?),
-        name: row.text(base + c::NAME)?,
-        status: row.parsed(base + c::STATUS, status)?,
-        require_token: row.flag(base + c::REQUIRE_TOKEN)?,
-        allowlist: row.parsed(base + c::ALLOW_IPS, IpAllowlist::from_stored)?,
-        secret: SealedSecret(row.bytes(base + c::SECRET)?),
+        registration_id: RegistrationId::new(row.int(base + c::id)?),
+        name: row.text(base + c::name)?,
+        status: row.parsed(base + c::status, status)?,
+        require_token: row.flag(base + c::require_token)?,
+        allowlist: row.parsed(base + c::allow_ips, IpAllowlist::from_stored)?,
+        secret: SealedSecret(row.bytes(base + c::secret)?),
         previous_secret: previous.map(|(secret, until)| (SealedSecret(secret), Timestamp::from_unix(until))),
-        authorised_key_hash: row.opt_bytes(base + c::AUTHORISED_KEY_HASH)?,
-        created_at: Timestamp::from_unix(row.int(base + c::CREATED_AT)?),
+        authorised_key_hash: row.opt_bytes(base + c::authorised_key_hash)?,
+        created_at: Timestamp::from_unix(row.int(base + c::created_at)?),
     })
 }
 

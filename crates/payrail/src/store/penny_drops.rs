@@ -11,9 +11,8 @@ use crate::domain::ReferenceId;
 columns! {
     /// The `penny_drops` columns a penny drop is read from.
     pub(crate) mod penny_drop_columns, list penny_drop_list {
-        ID = id, PARTNER_ID = partner_id, REFERENCE = reference, REMITTER_MOBILE = remitter_mobile,
-        BENEFICIARY_ID = beneficiary_id, ACCOUNT = account, IFSC = ifsc, BANK_ID = bank_id, NAME = name, FEE = fee,
-        STATUS = status, NAME_AT_BANK = name_at_bank, CREATED_AT = created_at, DECIDED_AT = decided_at
+        id, partner_id, reference, remitter_mobile, beneficiary_id, account, ifsc, bank_id, name, fee, status,
+        name_at_bank, created_at, decided_at
     }
 }
 
@@ -22,23 +21,23 @@ pub(crate) use penny_drop_list;
 /// A penny drop from [`penny_drop_columns`], on either engine.
 pub(crate) fn penny_drop_from_row<R: StoredRow>(row: &R) -> Result<PennyDrop, R::Error> {
     use penny_drop_columns as c;
-    let name_at_bank = row.opt_text(c::NAME_AT_BANK)?;
+    let name_at_bank = row.opt_text(c::name_at_bank)?;
     Ok(PennyDrop {
-        id: row.int(c::ID)?,
-        partner: RegistrationId::new(row.int(c::PARTNER_ID)?),
-        reference: row.parsed(c::REFERENCE, ReferenceId::parse)?,
-        remitter: row.parsed(c::REMITTER_MOBILE, MobileNumber::parse)?,
-        beneficiary_id: row.opt_int(c::BENEFICIARY_ID)?,
-        account: row.text(c::ACCOUNT)?,
-        ifsc: row.opt_text(c::IFSC)?,
-        bank_id: row.int(c::BANK_ID)?,
-        name: row.text(c::NAME)?,
-        fee: Paise::new(row.int(c::FEE)?),
-        status: row.parsed(c::STATUS, |s| {
+        id: row.int(c::id)?,
+        partner: RegistrationId::new(row.int(c::partner_id)?),
+        reference: row.parsed(c::reference, ReferenceId::parse)?,
+        remitter: row.parsed(c::remitter_mobile, MobileNumber::parse)?,
+        beneficiary_id: row.opt_int(c::beneficiary_id)?,
+        account: row.text(c::account)?,
+        ifsc: row.opt_text(c::ifsc)?,
+        bank_id: row.int(c::bank_id)?,
+        name: row.text(c::name)?,
+        fee: Paise::new(row.int(c::fee)?),
+        status: row.parsed(c::status, |s| {
             PennyDropStatus::from_stored(s, name_at_bank.clone()).ok_or_else(|| BadState(s.into()))
         })?,
-        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
-        decided_at: row.opt_int(c::DECIDED_AT)?.map(Timestamp::from_unix),
+        created_at: Timestamp::from_unix(row.int(c::created_at)?),
+        decided_at: row.opt_int(c::decided_at)?.map(Timestamp::from_unix),
     })
 }
 

@@ -11,25 +11,22 @@ use crate::domain::remitter_details::{BirthDate, GstState, Pincode, RemitterDeta
 columns! {
     /// The `remitters` columns a remitter is read from (its partner is the one asked about).
     pub(crate) mod remitter_columns, list remitter_list {
-        MOBILE = mobile, FIRST_NAME = first_name, LAST_NAME = last_name, KYC_ID = kyc_id, CREATED_AT = created_at,
-        UPSTREAM_ID = upstream_id
+        mobile, first_name, last_name, kyc_id, created_at, upstream_id
     }
 }
 
 columns! {
     /// The `beneficiaries` columns a beneficiary is read from.
     pub(crate) mod beneficiary_columns, list beneficiary_list {
-        ID = id, PARTNER_ID = partner_id, REMITTER_MOBILE = remitter_mobile, NAME = name, ACCOUNT = account,
-        IFSC = ifsc, BANK_NAME = bank_name, CREATED_AT = created_at, BANK_ID = bank_id, DOB = dob,
-        ADDRESS = address, PINCODE = pincode, GST_STATE = gst_state, CLAIMED_VERIFIED = claimed_verified,
-        VERIFIED_NAME = verified_name, UPSTREAM_ID = upstream_id
+        id, partner_id, remitter_mobile, name, account, ifsc, bank_name, created_at, bank_id, dob, address, pincode,
+        gst_state, claimed_verified, verified_name, upstream_id
     }
 }
 
 columns! {
     /// The `otps` columns an OTP is read from (its token, partner and purpose are the ones asked about).
     pub(crate) mod otp_columns, list otp_list {
-        SUBJECT = subject, CODE_HASH = code_hash, EXPIRES_AT = expires_at, ATTEMPTS = attempts, USED = used
+        subject, code_hash, expires_at, attempts, used
     }
 }
 
@@ -40,12 +37,12 @@ pub(crate) fn remitter_from_row<R: StoredRow>(partner: RegistrationId, row: &R) 
     use remitter_columns as c;
     Ok(Remitter {
         partner,
-        mobile: row.parsed(c::MOBILE, MobileNumber::parse)?,
-        first_name: row.opt_text(c::FIRST_NAME)?,
-        last_name: row.opt_text(c::LAST_NAME)?,
-        kyc_id: row.text(c::KYC_ID)?,
-        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
-        upstream_id: row.opt_text(c::UPSTREAM_ID)?,
+        mobile: row.parsed(c::mobile, MobileNumber::parse)?,
+        first_name: row.opt_text(c::first_name)?,
+        last_name: row.opt_text(c::last_name)?,
+        kyc_id: row.text(c::kyc_id)?,
+        created_at: Timestamp::from_unix(row.int(c::created_at)?),
+        upstream_id: row.opt_text(c::upstream_id)?,
     })
 }
 
@@ -61,11 +58,11 @@ pub(crate) fn otp_from_row<R: StoredRow>(
         token: token.to_owned(),
         partner,
         purpose,
-        subject: row.text(c::SUBJECT)?,
-        code_hash: row.bytes(c::CODE_HASH)?,
-        expires_at: Timestamp::from_unix(row.int(c::EXPIRES_AT)?),
-        attempts: row.int(c::ATTEMPTS)?,
-        used: row.flag(c::USED)?,
+        subject: row.text(c::subject)?,
+        code_hash: row.bytes(c::code_hash)?,
+        expires_at: Timestamp::from_unix(row.int(c::expires_at)?),
+        attempts: row.int(c::attempts)?,
+        used: row.flag(c::used)?,
     })
 }
 
@@ -73,24 +70,24 @@ pub(crate) fn otp_from_row<R: StoredRow>(
 pub(crate) fn beneficiary_from_row<R: StoredRow>(row: &R) -> Result<Beneficiary, R::Error> {
     use beneficiary_columns as c;
     Ok(Beneficiary {
-        id: row.int(c::ID)?,
-        partner: RegistrationId::new(row.int(c::PARTNER_ID)?),
-        remitter: row.parsed(c::REMITTER_MOBILE, MobileNumber::parse)?,
-        name: row.text(c::NAME)?,
-        account: row.parsed(c::ACCOUNT, AccountNumber::parse)?,
-        ifsc: row.parsed(c::IFSC, Ifsc::parse)?,
-        bank_name: row.opt_text(c::BANK_NAME)?,
-        created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
-        bank_id: row.opt_int(c::BANK_ID)?,
+        id: row.int(c::id)?,
+        partner: RegistrationId::new(row.int(c::partner_id)?),
+        remitter: row.parsed(c::remitter_mobile, MobileNumber::parse)?,
+        name: row.text(c::name)?,
+        account: row.parsed(c::account, AccountNumber::parse)?,
+        ifsc: row.parsed(c::ifsc, Ifsc::parse)?,
+        bank_name: row.opt_text(c::bank_name)?,
+        created_at: Timestamp::from_unix(row.int(c::created_at)?),
+        bank_id: row.opt_int(c::bank_id)?,
         details: RemitterDetails {
-            dob: row.opt_parsed(c::DOB, BirthDate::from_stored)?,
-            address: row.opt_text(c::ADDRESS)?,
-            pincode: row.opt_parsed(c::PINCODE, Pincode::parse)?,
-            gst_state: row.opt_parsed(c::GST_STATE, GstState::parse)?,
+            dob: row.opt_parsed(c::dob, BirthDate::from_stored)?,
+            address: row.opt_text(c::address)?,
+            pincode: row.opt_parsed(c::pincode, Pincode::parse)?,
+            gst_state: row.opt_parsed(c::gst_state, GstState::parse)?,
         },
-        claimed_verified: row.int(c::CLAIMED_VERIFIED)? == 1,
-        verified_name: row.opt_text(c::VERIFIED_NAME)?,
-        upstream_id: row.opt_text(c::UPSTREAM_ID)?,
+        claimed_verified: row.int(c::claimed_verified)? == 1,
+        verified_name: row.opt_text(c::verified_name)?,
+        upstream_id: row.opt_text(c::upstream_id)?,
     })
 }
 

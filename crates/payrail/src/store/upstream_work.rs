@@ -17,24 +17,22 @@ columns! {
     /// The `upstream_polls` columns a poll job is read from; `next_poll_at`
     /// is NULL for a held job, which reads as due at the epoch.
     pub(crate) mod poll_columns, list poll_list, qualified poll_list_p as "p" {
-        KIND = kind, TXN_ID = txn_id, ATTEMPTS = attempts, NEXT_POLL_AT = next_poll_at
+        kind, txn_id, attempts, next_poll_at
     }
 }
 
 columns! {
     /// The `partner_events` columns an event is read from.
     pub(crate) mod event_columns, list event_list {
-        ID = id, PARTNER_ID = partner_id, KIND = kind, TXN_ID = txn_id, STATUS = status, PAYLOAD = payload,
-        CREATED_AT = created_at, STATE = state, ATTEMPTS = attempts, NEXT_ATTEMPT_AT = next_attempt_at,
-        DELIVER_UNTIL = deliver_until, DELIVERED_AT = delivered_at, REDELIVERED_AT = redelivered_at
+        id, partner_id, kind, txn_id, status, payload, created_at, state, attempts, next_attempt_at, deliver_until,
+        delivered_at, redelivered_at
     }
 }
 
 columns! {
     /// The `delivery_attempts` columns an attempt is read from, and written in.
     pub(crate) mod attempt_columns, list attempt_list {
-        EVENT_ID = event_id, ATTEMPT = attempt, INSTANCE = instance, URL = url, AT = at,
-        DURATION_MS = duration_ms, HTTP_STATUS = http_status, ERROR = error
+        event_id, attempt, instance, url, at, duration_ms, http_status, error
     }
 }
 
@@ -165,10 +163,10 @@ impl Leased for PollJob {
     fn decode<R: StoredRow>(row: &R) -> Result<Self, R::Error> {
         use poll_columns as c;
         Ok(PollJob {
-            kind: row.parsed(c::KIND, txn_kind)?,
-            txn_id: row.int(c::TXN_ID)?,
-            attempts: row.coded(c::ATTEMPTS, |n| u32::try_from(n).ok())?,
-            due_at: Timestamp::from_unix(row.opt_int(c::NEXT_POLL_AT)?.unwrap_or(0)),
+            kind: row.parsed(c::kind, txn_kind)?,
+            txn_id: row.int(c::txn_id)?,
+            attempts: row.coded(c::attempts, |n| u32::try_from(n).ok())?,
+            due_at: Timestamp::from_unix(row.opt_int(c::next_poll_at)?.unwrap_or(0)),
         })
     }
     /// Oldest due first; the kind only orders a transfer and a bill payment
@@ -189,19 +187,19 @@ impl Leased for PartnerEvent {
         use event_columns as c;
         let state = |text: &str| EventState::parse(text).ok_or_else(|| BadState(text.to_owned()));
         Ok(PartnerEvent {
-            id: row.int(c::ID)?,
-            partner: RegistrationId::new(row.int(c::PARTNER_ID)?),
-            kind: row.parsed(c::KIND, txn_kind)?,
-            txn_id: row.int(c::TXN_ID)?,
-            status: row.text(c::STATUS)?,
-            payload: row.text(c::PAYLOAD)?,
-            created_at: Timestamp::from_unix(row.int(c::CREATED_AT)?),
-            state: row.parsed(c::STATE, state)?,
-            attempts: row.coded(c::ATTEMPTS, |n| u32::try_from(n).ok())?,
-            next_attempt_at: row.opt_int(c::NEXT_ATTEMPT_AT)?.map(Timestamp::from_unix),
-            deliver_until: Timestamp::from_unix(row.int(c::DELIVER_UNTIL)?),
-            delivered_at: row.opt_int(c::DELIVERED_AT)?.map(Timestamp::from_unix),
-            redelivered_at: row.opt_int(c::REDELIVERED_AT)?.map(Timestamp::from_unix),
+            id: row.int(c::id)?,
+            partner: RegistrationId::new(row.int(c::partner_id)?),
+            kind: row.parsed(c::kind, txn_kind)?,
+            txn_id: row.int(c::txn_id)?,
+            status: row.text(c::status)?,
+            payload: row.text(c::payload)?,
+            created_at: Timestamp::from_unix(row.int(c::created_at)?),
+            state: row.parsed(c::state, state)?,
+            attempts: row.coded(c::attempts, |n| u32::try_from(n).ok())?,
+            next_attempt_at: row.opt_int(c::next_attempt_at)?.map(Timestamp::from_unix),
+            deliver_until: Timestamp::from_unix(row.int(c::deliver_until)?),
+            delivered_at: row.opt_int(c::delivered_at)?.map(Timestamp::from_unix),
+            redelivered_at: row.opt_int(c::redelivered_at)?.map(Timestamp::from_unix),
         })
     }
     /// By id, the order they were written in.
@@ -216,19 +214,19 @@ impl Leased for PartnerEvent {
 /// A delivery attempt from [`attempt_columns`], on either engine.
 pub(crate) fn attempt_from_row<R: StoredRow>(row: &R) -> Result<DeliveryAttempt, R::Error> {
     use attempt_columns as c;
-    let http_status = match row.opt_int(c::HTTP_STATUS)? {
-        Some(_) => Some(row.coded(c::HTTP_STATUS, |n| u16::try_from(n).ok())?),
+    let http_status = match row.opt_int(c::http_status)? {
+        Some(_) => Some(row.coded(c::http_status, |n| u16::try_from(n).ok())?),
         None => None,
     };
     Ok(DeliveryAttempt {
-        event_id: row.int(c::EVENT_ID)?,
-        attempt: row.coded(c::ATTEMPT, |n| u32::try_from(n).ok())?,
-        instance: row.text(c::INSTANCE)?,
-        url: row.text(c::URL)?,
-        at: Timestamp::from_unix(row.int(c::AT)?),
-        duration_ms: row.int(c::DURATION_MS)?,
+        event_id: row.int(c::event_id)?,
+        attempt: row.coded(c::attempt, |n| u32::try_from(n).ok())?,
+        instance: row.text(c::instance)?,
+        url: row.text(c::url)?,
+        at: Timestamp::from_unix(row.int(c::at)?),
+        duration_ms: row.int(c::duration_ms)?,
         http_status,
-        error: row.opt_text(c::ERROR)?,
+        error: row.opt_text(c::error)?,
     })
 }
 
