@@ -74,7 +74,7 @@ pub async fn statement_csv(
     from: Timestamp,
     to: Timestamp,
 ) -> Result<String, StoreError> {
-    let statement = store.wallet_statement(partner, from, to).await?;
+    let statement = store.wallet_statement(partner, from..to).await?;
     Ok(render_csv(&statement, from, to))
 }
 

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use super::secrets::{new_partner_secret, MasterKey};
 use crate::domain::{Clock, IpAllowlist, Partner, PartnerStatus, RegistrationId, Timestamp};
-use crate::store::{NewPartner, PartnerStore, Store};
+use crate::store::{NewPartner, PartnerAccess, PartnerStore, SecretRotation, Store};
 
 /// What `partner add` asks for.
 #[derive(Debug, Clone)]
@@ -112,7 +112,11 @@ pub async fn rotate_secret(
     let secret = new_partner_secret();
     let sealed = key.seal(id, secret.expose_secret().as_bytes())?;
     let until = clock.now().plus_secs(overlap.as_secs() as i64);
-    if !store.rotate_partner_secret(id, sealed, until).await.context("Failed to rotate the secret")? {
+    if !store
+        .rotate_partner_secret(id, SecretRotation { secret: sealed, previous_until: until })
+        .await
+        .context("Failed to rotate the secret")?
+    {
         anyhow::bail!("no partner {id}");
     }
     Ok((secret, until))
@@ -128,7 +132,11 @@ pub async fn set_access(
     allowlist: IpAllowlist,
 ) -> anyhow::Result<()> {
     check_access(require_token, &allowlist)?;
-    if !store.set_partner_access(id, require_token, allowlist).await.context("Failed to update the partner")? {
+    if !store
+        .set_partner_access(id, PartnerAccess { require_token, allowlist })
+        .await
+        .context("Failed to update the partner")?
+    {
         anyhow::bail!("no partner {id}");
     }
     Ok(())

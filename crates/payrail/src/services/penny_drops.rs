@@ -25,7 +25,7 @@ use crate::domain::penny_drop::{PennyDrop, PennyDropStatus};
 use crate::domain::remitter::{AccountNumber, Beneficiary, Ifsc, MobileNumber};
 use crate::domain::remitter_details::RemitterDetails;
 use crate::domain::{Clock, Paise, ReferenceId, RegistrationId, Timestamp};
-use crate::store::{DebitError, Store, StoreError};
+use crate::store::{DebitError, PennyDropOutcome, Store, StoreError};
 
 /// How long a penny drop may stay pending before the poller refunds it.
 pub const ABANDONED_AFTER_SECS: i64 = 300;
@@ -239,7 +239,7 @@ pub async fn penny_drop(
             PennyDropStatus::Failed
         }
     };
-    let settled = store.settle_penny_drop(drop.id, status, clock.now()).await?;
+    let settled = store.settle_penny_drop(drop.id, PennyDropOutcome { status, at: clock.now() }).await?;
     let drop = settled.ok_or_else(|| StoreError::Other(anyhow::anyhow!("penny drop {} vanished", drop.id)))?;
     let refunded = if drop.status == PennyDropStatus::Failed { drop.fee } else { Paise::ZERO };
     Ok(PennyDropDone { drop, opening: wallet.opening, closing: wallet.closing + refunded })
@@ -252,7 +252,7 @@ pub async fn refund_abandoned(store: &dyn Store, now: Timestamp) -> Result<usize
     let stale = store.pending_penny_drops(now.plus_secs(-ABANDONED_AFTER_SECS)).await?;
     for drop in &stale {
         tracing::warn!(penny_drop = drop.id, "penny drop left pending; refunding its fee");
-        store.settle_penny_drop(drop.id, PennyDropStatus::Failed, now).await?;
+        store.settle_penny_drop(drop.id, PennyDropOutcome { status: PennyDropStatus::Failed, at: now }).await?;
     }
     Ok(stale.len())
 }

@@ -467,7 +467,7 @@ async fn ensure_upstream_bene_id(
         return Ok(Some(id.clone()));
     }
     let Some(id) = upstream_bene_id(provider, &signup_of(beneficiary)).await? else { return Ok(None) };
-    if store.set_beneficiary_upstream_id(beneficiary.partner, beneficiary.id, &id).await? {
+    if store.set_beneficiary_upstream_id(beneficiary, &id).await? {
         return Ok(Some(id));
     }
     // A concurrent transfer kept one first (the same, from the upstream's

@@ -1,5 +1,7 @@
 //! The double-entry wallet ledger (journals, postings, wallet balances and statements, the audit behind `payrail verify`) and the partners' fee plans.
 
+use std::ops::Range;
+
 use super::columns::{columns, BadState, StoredRow};
 use super::*;
 use crate::domain::ledger::{Account, Posting, Purpose, StatementLine};
@@ -205,10 +207,10 @@ pub trait LedgerStore: Send + Sync + 'static {
     async fn post_journal(&self, journal: Journal) -> Result<WalletMove, DebitError>;
     /// The partner's wallet balance (0 if it never moved).
     async fn wallet_balance(&self, partner: RegistrationId) -> StoreResult<Paise>;
-    /// The wallet's movements with `from <= at < to`, oldest first (by
-    /// journal id), and the balance at `from` (the sum of earlier postings).
-    async fn wallet_statement(&self, partner: RegistrationId, from: Timestamp, to: Timestamp)
-        -> StoreResult<Statement>;
+    /// The wallet's movements in `period` (`start <= at < end`), oldest
+    /// first (by journal id), and the balance at its start (the sum of
+    /// earlier postings).
+    async fn wallet_statement(&self, partner: RegistrationId, period: Range<Timestamp>) -> StoreResult<Statement>;
     /// Checks the ledger's invariants in one consistent read.
     async fn audit(&self) -> StoreResult<LedgerAudit>;
     /// Records a new version of the partner's plan (the next version number)

@@ -254,6 +254,15 @@ pub struct OperatorEdit<'a> {
     pub actor: &'a Actor,
 }
 
+/// An operator's console login: the session it opens, its audit entry,
+/// and the time before which sessions last used are dropped as idle.
+#[derive(Debug, Clone)]
+pub struct ConsoleLogin {
+    pub session: ConsoleSession,
+    pub stale_before: Timestamp,
+    pub audit: NewAuditEntry,
+}
+
 /// Operators: their accounts, personal API tokens and the append-only audit log.
 #[async_trait]
 pub trait OperatorStore: Send + Sync + 'static {
@@ -280,14 +289,9 @@ pub trait OperatorStore: Send + Sync + 'static {
     /// every request (nothing is cached: a disabled operator or a revoked
     /// token stops working at once).
     async fn token_with_operator(&self, id: &str) -> StoreResult<Option<(ApiToken, OperatorAccount)>>;
-    /// Adds a console session and appends `audit` (the login), together;
-    /// first drops every session last used before `stale_before`.
-    async fn insert_console_session(
-        &self,
-        session: ConsoleSession,
-        stale_before: Timestamp,
-        audit: NewAuditEntry,
-    ) -> StoreResult<()>;
+    /// Adds the login's session and appends its audit entry, together;
+    /// first drops every session last used before its `stale_before`.
+    async fn insert_console_session(&self, login: ConsoleLogin) -> StoreResult<()>;
     /// The console session with this id hash and its operator, read
     /// together on every console request (nothing is cached).
     async fn console_session(&self, id_hash: &[u8]) -> StoreResult<Option<(ConsoleSession, OperatorAccount)>>;

@@ -138,6 +138,21 @@ pub(crate) mod sql {
     }
 }
 
+/// How a partner may call: whether its requests need a token, and from
+/// which addresses (an empty list: any).
+#[derive(Debug, Clone)]
+pub struct PartnerAccess {
+    pub require_token: bool,
+    pub allowlist: IpAllowlist,
+}
+
+/// A partner's new token secret; the current one stays valid until `previous_until`.
+#[derive(Debug, Clone)]
+pub struct SecretRotation {
+    pub secret: SealedSecret,
+    pub previous_until: Timestamp,
+}
+
 /// A token `reqid` the partner used at `now`; a use of it since `cutoff`
 /// makes this one a replay.
 #[derive(Debug, Clone, Copy)]
@@ -173,22 +188,12 @@ pub trait PartnerStore: Send + Sync + 'static {
     async fn set_partner_status(&self, id: RegistrationId, status: PartnerStatus) -> StoreResult<bool>;
     /// Sets whether tokens are required and where the partner may call
     /// from; `false` if there is no such partner.
-    async fn set_partner_access(
-        &self,
-        id: RegistrationId,
-        require_token: bool,
-        allowlist: IpAllowlist,
-    ) -> StoreResult<bool>;
+    async fn set_partner_access(&self, id: RegistrationId, access: PartnerAccess) -> StoreResult<bool>;
     /// Sets (or with `None` clears) the SHA-256 of the partner's
     /// `Authorisedkey`; `false` if there is no such partner.
     async fn set_authorised_key_hash(&self, id: RegistrationId, hash: Option<Vec<u8>>) -> StoreResult<bool>;
     /// Installs a new secret, keeping the current one valid until `previous_until`.
-    async fn rotate_partner_secret(
-        &self,
-        id: RegistrationId,
-        secret: SealedSecret,
-        previous_until: Timestamp,
-    ) -> StoreResult<bool>;
+    async fn rotate_partner_secret(&self, id: RegistrationId, rotation: SecretRotation) -> StoreResult<bool>;
     /// The master key's check value, if the store has one yet.
     async fn key_check(&self) -> StoreResult<Option<Vec<u8>>>;
     /// Stores `mac` as the master key's check value if the store has none,

@@ -130,6 +130,13 @@ pub fn penny_drop_violations(fee_not_debited: &[i64], refund_mismatch: &[(i64, S
     debits.chain(refunds).collect()
 }
 
+/// How a penny drop ended (never `Pending`), and when.
+#[derive(Debug, Clone)]
+pub struct PennyDropOutcome {
+    pub status: PennyDropStatus,
+    pub at: Timestamp,
+}
+
 /// Penny drops and their fee journals.
 #[async_trait]
 pub trait PennyDropStore: Send + Sync + 'static {
@@ -139,17 +146,12 @@ pub trait PennyDropStore: Send + Sync + 'static {
     /// drop with this reference (concurrent ones included: one wins),
     /// `InsufficientFunds`, `UnknownPartner`: nothing written.
     async fn open_penny_drop(&self, drop: PennyDrop) -> Result<(PennyDrop, WalletMove), DebitError>;
-    /// Records the outcome of pending penny drop `id`, once, in one
+    /// Records the `outcome` of pending penny drop `id`, once, in one
     /// transaction with what it moves: a verified one marks its beneficiary
     /// verified under the bank's name; a failed one's fee is refunded
     /// ([`PennyDrop::refund_journal`]). Returns the penny drop as stored
     /// after; one decided already is returned unchanged.
-    async fn settle_penny_drop(
-        &self,
-        id: i64,
-        status: PennyDropStatus,
-        at: Timestamp,
-    ) -> StoreResult<Option<PennyDrop>>;
+    async fn settle_penny_drop(&self, id: i64, outcome: PennyDropOutcome) -> StoreResult<Option<PennyDrop>>;
     /// The partner's penny drop with this reference.
     async fn find_penny_drop(&self, partner: RegistrationId, reference: &str) -> StoreResult<Option<PennyDrop>>;
     /// Up to 100 penny drops still pending that were made before `before`.

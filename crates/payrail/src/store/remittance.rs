@@ -344,14 +344,10 @@ pub trait RemittanceStore: MobileCounts {
     async fn beneficiaries(&self, partner: RegistrationId, mobile: &MobileNumber) -> StoreResult<Vec<Beneficiary>>;
     /// The partner's beneficiary with this id, if not deleted.
     async fn find_beneficiary(&self, partner: RegistrationId, id: i64) -> StoreResult<Option<Beneficiary>>;
-    /// Keeps the upstream's id for the partner's beneficiary `id` that has
-    /// none yet; `false` (nothing written) if it is deleted or has one.
-    async fn set_beneficiary_upstream_id(
-        &self,
-        partner: RegistrationId,
-        id: i64,
-        upstream_id: &str,
-    ) -> StoreResult<bool>;
+    /// Keeps the upstream's id for the beneficiary (found by its partner and
+    /// id) if it has none yet; `false` (nothing written) if it is deleted
+    /// or has one.
+    async fn set_beneficiary_upstream_id(&self, beneficiary: &Beneficiary, upstream_id: &str) -> StoreResult<bool>;
     /// Deletes (marks deleted, at `at`) the remitter's beneficiary; `false` if there was none.
     async fn delete_beneficiary(&self, deletion: BeneficiaryDeletion<'_>) -> StoreResult<bool>;
     /// Stores a new OTP.
@@ -490,8 +486,8 @@ pub(crate) mod conformance {
         let other = Beneficiary { account: AccountNumber::parse("987654321")?, upstream_id: None, ..new("Two")? };
         let second = store.insert_beneficiary(other).await?.map_err(refused)?;
         assert!(first.id > 0 && second.id > first.id);
-        assert!(store.set_beneficiary_upstream_id(partner, second.id, "4472").await?);
-        assert!(!store.set_beneficiary_upstream_id(partner, second.id, "9999").await?, "an id is kept once");
+        assert!(store.set_beneficiary_upstream_id(&second, "4472").await?);
+        assert!(!store.set_beneficiary_upstream_id(&second, "9999").await?, "an id is kept once");
         let second = Beneficiary { upstream_id: Some("4472".into()), ..second };
         assert_eq!(store.find_beneficiary(partner, second.id).await?, Some(second.clone()));
         assert_eq!(store.find_beneficiary(partner, first.id).await?, Some(first.clone()));

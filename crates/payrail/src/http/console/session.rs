@@ -19,6 +19,7 @@ use crate::http::body::LimitedBody;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::services::operators::{operator_may_act, verify_password};
+use crate::store::ConsoleLogin;
 
 /// Failed logins per account and per address, kept in memory (a restart
 /// forgets them; the window is short).
@@ -272,7 +273,7 @@ pub(super) async fn login(
         audit = audit.changed(&serde_json::Value::Null, &serde_json::json!({ "address": ip.to_string() }));
     }
     let stale_before = now.plus_secs(-settings.idle_timeout_secs);
-    state.store.insert_console_session(session, stale_before, audit).await?;
+    state.store.insert_console_session(ConsoleLogin { session, stale_before, audit }).await?;
     let secure = over_tls(&state, &headers, socket.map(|s| s.ip()));
     let mut response = see_other("/console/");
     for cookie in [set_cookie(SESSION_COOKIE, &id, None, secure), set_cookie(LOGIN_COOKIE, "", Some(0), secure)] {

@@ -195,12 +195,8 @@ impl LedgerStore for PostgresStore {
         Ok(Paise::new(balance.unwrap_or(0)))
     }
 
-    async fn wallet_statement(
-        &self,
-        partner: RegistrationId,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> StoreResult<Statement> {
+    async fn wallet_statement(&self, partner: RegistrationId, period: Range<Timestamp>) -> StoreResult<Statement> {
+        let Range { start: from, end: to } = period;
         let mut client = self.client().await?;
         let tx = snapshot(&mut client).await?;
         let account = Account::Wallet(partner).name();
@@ -289,13 +285,13 @@ mod tests {
             top_up(store, 2_000, 200).await?;
             store.post_journal(Journal::withdrawal(partner(), Paise::new(500), "out".into(), at(300))).await?;
             top_up(store, 4_000, 400).await?;
-            let statement = store.wallet_statement(partner(), at(200), at(400)).await?;
+            let statement = store.wallet_statement(partner(), at(200)..at(400)).await?;
             assert_eq!(statement.opening, Paise::new(1_000));
             let amounts: Vec<i64> = statement.lines.iter().map(|l| l.amount.get()).collect();
             assert_eq!(amounts, vec![2_000, -500]);
             assert_eq!(statement.closing(), Paise::new(2_500));
             assert_eq!(statement.lines[1].memo, "out");
-            let empty = store.wallet_statement(RegistrationId::new(9), at(0), at(1_000)).await?;
+            let empty = store.wallet_statement(RegistrationId::new(9), at(0)..at(1_000)).await?;
             assert_eq!((empty.opening, empty.lines.len()), (Paise::ZERO, 0));
             Ok(())
         }

@@ -225,6 +225,8 @@ mod tests {
         let Some(db) = TestDb::create().await? else { return Ok(()) };
         let store = &db.store;
         let partner = RegistrationId::new(554);
+        let seen =
+            SeenReqid { partner, reqid: "", now: Timestamp::from_unix(1_001), cutoff: Timestamp::from_unix(401) };
         store.insert_partner(new_partner(Some(554))).await?;
         let (active, suspended) = (PartnerStatus::Active, PartnerStatus::Suspended);
         let accept = |_: &Partner| Some(claim("q1", 1_000));
@@ -233,32 +235,14 @@ mod tests {
         assert_eq!(outcome(store, 554, &accept).await?, Some((ReqidOutcome::Fresh, active)));
         let bill = store.lookup_bill_checked(partner, "B1", &accept).await?;
         assert_eq!(bill.map(|found| found.reqid), Some(ReqidOutcome::Replay));
-        assert!(
-            !store
-                .remember_reqid(SeenReqid {
-                    partner,
-                    reqid: "q1",
-                    now: Timestamp::from_unix(1_001),
-                    cutoff: Timestamp::from_unix(401)
-                })
-                .await?
-        );
+        assert!(!store.remember_reqid(SeenReqid { reqid: "q1", ..seen }).await?);
         let refuse = |_: &Partner| None;
         assert_eq!(outcome(store, 554, &refuse).await?, Some((ReqidOutcome::NotRecorded, active)));
         // The partner changed since it was read: the copy checked is stale, nothing is written.
         store.set_partner_status(partner, suspended).await?;
         let stale = |_: &Partner| Some(claim("q2", 1_000));
         assert_eq!(outcome(store, 554, &stale).await?, Some((ReqidOutcome::NotRecorded, suspended)));
-        assert!(
-            store
-                .remember_reqid(SeenReqid {
-                    partner,
-                    reqid: "q2",
-                    now: Timestamp::from_unix(1_001),
-                    cutoff: Timestamp::from_unix(401)
-                })
-                .await?
-        );
+        assert!(store.remember_reqid(SeenReqid { reqid: "q2", ..seen }).await?);
         assert_eq!(outcome(store, 999, &accept).await?, None, "no such partner");
         db.finish().await
     }

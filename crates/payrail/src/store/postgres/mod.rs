@@ -45,6 +45,7 @@ mod test_db;
 mod transactions;
 mod upstream_work;
 
+use std::ops::Range;
 #[cfg(test)]
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,15 +68,16 @@ use super::{BeneficiaryDeletion, CallbackSecretInstall, DmtDebit, HistoryNote, N
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError, StoreResult};
 #[cfg(test)]
 use super::{Claims, RecordStore};
+use super::{ConsoleLogin, OtpAttempt, PartnerAccess, PennyDropOutcome, SecretRotation, SeenReqid};
 use super::{DebitError, Debited, LedgerAudit};
 use super::{LedgerStore, PartnerStore, RemittanceStore, TransactionStore, UpstreamWorkStore};
-use super::{OtpAttempt, SeenReqid};
 use crate::domain::event::{
     self, CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
 };
 use crate::domain::fee_plan::FeePlanVersion;
 use crate::domain::ledger::{Account, Journal, Statement, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
+#[cfg(test)]
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, MonthlyLimit, Remitter};
 use crate::domain::txn_id::TxnNumbers;
@@ -592,7 +594,7 @@ mod tests {
             store.change_bill(txnid, BillChange::Refund { refund_txn_id: Some("R-1".into()) }, note("admin")).await?;
             assert_eq!(balance(store).await?, TRANSFER_COST + 100_000);
 
-            let statement = store.wallet_statement(partner(), at(0), at(i64::MAX)).await?;
+            let statement = store.wallet_statement(partner(), at(0)..at(i64::MAX)).await?;
             let purposes: Vec<Purpose> = statement.lines.iter().map(|l| l.purpose).collect();
             let expected = [Purpose::TopUp, Purpose::Debit, Purpose::Refund, Purpose::Debit, Purpose::Refund];
             assert_eq!(purposes, expected);

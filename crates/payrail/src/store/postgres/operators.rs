@@ -107,12 +107,8 @@ impl OperatorStore for PostgresStore {
         decode(row, token_and_operator)
     }
 
-    async fn insert_console_session(
-        &self,
-        session: ConsoleSession,
-        stale_before: Timestamp,
-        audit: NewAuditEntry,
-    ) -> StoreResult<()> {
+    async fn insert_console_session(&self, login: ConsoleLogin) -> StoreResult<()> {
+        let ConsoleLogin { session, stale_before, audit } = login;
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin adding the session")?;
         execute(&tx, PRUNE_SESSIONS, &[&stale_before.unix()], "Failed to drop stale sessions").await?;

@@ -75,12 +75,8 @@ impl PartnerStore for PostgresStore {
         Ok(execute(&client, SET_PARTNER_STATUS, &params, "Failed to set the partner status").await? == 1)
     }
 
-    async fn set_partner_access(
-        &self,
-        id: RegistrationId,
-        require_token: bool,
-        allowlist: crate::domain::IpAllowlist,
-    ) -> StoreResult<bool> {
+    async fn set_partner_access(&self, id: RegistrationId, access: PartnerAccess) -> StoreResult<bool> {
+        let PartnerAccess { require_token, allowlist } = access;
         let client = self.client().await?;
         let allow_ips = allowlist.to_stored();
         let params: [&(dyn ToSql + Sync); 3] = [&require_token, &allow_ips, &id.number()];
@@ -93,12 +89,8 @@ impl PartnerStore for PostgresStore {
         Ok(execute(&client, SET_AUTHORISED_KEY, &params, "Failed to set the partner's Authorisedkey").await? == 1)
     }
 
-    async fn rotate_partner_secret(
-        &self,
-        id: RegistrationId,
-        secret: SealedSecret,
-        previous_until: Timestamp,
-    ) -> StoreResult<bool> {
+    async fn rotate_partner_secret(&self, id: RegistrationId, rotation: SecretRotation) -> StoreResult<bool> {
+        let SecretRotation { secret, previous_until } = rotation;
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 3] = [&previous_until.unix(), &secret.0, &id.number()];
         Ok(execute(&client, ROTATE_PARTNER_SECRET, &params, "Failed to rotate the partner secret").await? == 1)
@@ -215,7 +207,14 @@ mod tests {
             assert!(store.set_partner_status(RegistrationId::new(1001), PartnerStatus::Suspended).await?);
             assert!(!store.set_partner_status(RegistrationId::new(9), PartnerStatus::Suspended).await?);
             let until = Timestamp::from_unix(1_700_000_000);
-            assert!(store.rotate_partner_secret(RegistrationId::new(554), SealedSecret(vec![9]), until).await?);
+            assert!(
+                store
+                    .rotate_partner_secret(
+                        RegistrationId::new(554),
+                        SecretRotation { secret: SealedSecret(vec![9]), previous_until: until }
+                    )
+                    .await?
+            );
             let partners = store.list_partners().await?;
             let numbers: Vec<i64> = partners.iter().map(|p| p.registration_id.number()).collect();
             assert_eq!(numbers, vec![554, 1001, 1002]);
@@ -230,22 +229,12 @@ mod tests {
         ) -> anyhow::Result<()> {
             let partner = RegistrationId::new(554);
             let at = Timestamp::from_unix;
-            assert!(store.remember_reqid(SeenReqid { partner, reqid: "q1", now: at(1_000), cutoff: at(700) }).await?);
-            assert!(!store.remember_reqid(SeenReqid { partner, reqid: "q1", now: at(1_100), cutoff: at(800) }).await?);
-            assert!(
-                store
-                    .remember_reqid(SeenReqid {
-                        partner: RegistrationId::new(555),
-                        reqid: "q1",
-                        now: at(1_100),
-                        cutoff: at(800)
-                    })
-                    .await?
-            );
-            assert!(store.remember_reqid(SeenReqid { partner, reqid: "q1", now: at(2_000), cutoff: at(1_500) }).await?);
-            assert!(
-                !store.remember_reqid(SeenReqid { partner, reqid: "q1", now: at(2_001), cutoff: at(1_501) }).await?
-            );
+            let seen = |partner, now, cutoff| SeenReqid { partner, reqid: "q1", now: at(now), cutoff: at(cutoff) };
+            assert!(store.remember_reqid(seen(partner, 1_000, 700)).await?);
+            assert!(!store.remember_reqid(seen(partner, 1_100, 800)).await?);
+            assert!(store.remember_reqid(seen(RegistrationId::new(555), 1_100, 800)).await?);
+            assert!(store.remember_reqid(seen(partner, 2_000, 1_500)).await?);
+            assert!(!store.remember_reqid(seen(partner, 2_001, 1_501)).await?);
             Ok(())
         }
     }

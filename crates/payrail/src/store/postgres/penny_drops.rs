@@ -45,12 +45,8 @@ impl PennyDropStore for PostgresStore {
         Ok((PennyDrop { id, ..drop }, wallet))
     }
 
-    async fn settle_penny_drop(
-        &self,
-        id: i64,
-        status: PennyDropStatus,
-        at: Timestamp,
-    ) -> StoreResult<Option<PennyDrop>> {
+    async fn settle_penny_drop(&self, id: i64, outcome: PennyDropOutcome) -> StoreResult<Option<PennyDrop>> {
+        let PennyDropOutcome { status, at } = outcome;
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin the penny drop's outcome")?;
         let row = query_opt(&tx, LOCK_PENNY_DROP, &[&id], "Failed to lock the penny drop").await?;

@@ -89,12 +89,8 @@ impl RemittanceStore for PostgresStore {
         decode(row, beneficiary_from_row)
     }
 
-    async fn set_beneficiary_upstream_id(
-        &self,
-        partner: RegistrationId,
-        id: i64,
-        upstream_id: &str,
-    ) -> StoreResult<bool> {
+    async fn set_beneficiary_upstream_id(&self, beneficiary: &Beneficiary, upstream_id: &str) -> StoreResult<bool> {
+        let (partner, id) = (beneficiary.partner, beneficiary.id);
         let client = self.client().await?;
         let params: [&(dyn ToSql + Sync); 3] = [&upstream_id, &partner.number(), &id];
         let done =

@@ -450,29 +450,15 @@ mod tests {
             store: &PostgresStore,
         ) -> anyhow::Result<()> {
             top_up(store, 4 * TRANSFER_COST, 100).await?;
-            let polled = store
-                .create_dmt_debited(DmtDebit {
-                    transfer: transfer(P, 0, "P1")?,
-                    route: route(Bank::Bank1)?,
-                    limit: no_limit(),
-                    note: note("api"),
-                    poll_at: Some(at(500)),
-                })
-                .await?
-                .record
-                .ackno;
+            let polled_p1 = |poll_at| -> anyhow::Result<DmtDebit> {
+                let (transfer, route) = (transfer(P, 0, "P1")?, route(Bank::Bank1)?);
+                Ok(DmtDebit { transfer, route, limit: no_limit(), note: note("api"), poll_at: Some(at(poll_at)) })
+            };
+            let polled = store.create_dmt_debited(polled_p1(500)?).await?.record.ackno;
             let unpolled = debit(store, "P2").await?.record.ackno;
             let bill = store.create_bill_debited(bill(P, 0, "B1")?, note("api"), Some(at(400))).await?.record.txnid;
             // A refused debit leaves no job behind.
-            let dup = store
-                .create_dmt_debited(DmtDebit {
-                    transfer: transfer(P, 0, "P1")?,
-                    route: route(Bank::Bank1)?,
-                    limit: no_limit(),
-                    note: note("api"),
-                    poll_at: Some(at(1)),
-                })
-                .await;
+            let dup = store.create_dmt_debited(polled_p1(1)?).await;
             assert!(matches!(dup, Err(DebitError::Duplicate(_))));
 
             assert_eq!(claim(store, "w1", 399).await?, vec![]);

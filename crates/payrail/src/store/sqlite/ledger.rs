@@ -132,12 +132,8 @@ impl LedgerStore for SqliteStore {
         self.read(|conn| balance(conn, partner)).map(Paise::new)
     }
 
-    async fn wallet_statement(
-        &self,
-        partner: RegistrationId,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> StoreResult<Statement> {
+    async fn wallet_statement(&self, partner: RegistrationId, period: Range<Timestamp>) -> StoreResult<Statement> {
+        let Range { start: from, end: to } = period;
         let account = Account::Wallet(partner).name();
         self.read(|conn| {
             let tx = conn.unchecked_transaction()?;
@@ -241,13 +237,13 @@ mod tests {
             top_up(store, p, 500, 5).await;
             ok(send(store, p, "R1", 100).await);
             top_up(store, p, 7, 50).await;
-            let statement = ok(store.wallet_statement(p, at(2), at(50)).await);
+            let statement = ok(store.wallet_statement(p, at(2)..at(50)).await);
             assert_eq!(statement.opening, Paise::rupees(100));
             let amounts: Vec<_> = statement.lines.iter().map(|l| (l.purpose, l.amount)).collect();
             assert_eq!(amounts, [(Purpose::TopUp, Paise::rupees(500)), (Purpose::Debit, Paise::rupees(-110))]);
             assert!(matches!(statement.lines[1].txn, Some((TxnKind::Dmt, _))));
             assert_eq!(statement.closing(), Paise::rupees(490));
-            let whole = ok(store.wallet_statement(p, at(0), at(100)).await);
+            let whole = ok(store.wallet_statement(p, at(0)..at(100)).await);
             assert_eq!((whole.opening, whole.closing()), (Paise::ZERO, ok(store.wallet_balance(p).await)));
         }
 

@@ -33,6 +33,7 @@ pub mod snapshot;
 mod transactions;
 mod upstream_work;
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -54,8 +55,8 @@ use super::{BeneficiaryDeletion, CallbackSecretInstall, DmtDebit, HistoryNote, N
 use super::{ChangeError, ChangeNote, InsertError, NewPartner, Store, StoreError, StoreResult};
 #[cfg(test)]
 use super::{Claims, RecordStore};
+use super::{ConsoleLogin, OtpAttempt, PartnerAccess, PennyDropOutcome, SecretRotation, SeenReqid};
 use super::{LedgerStore, PartnerStore, RemittanceStore, TransactionStore, UpstreamWorkStore};
-use super::{OtpAttempt, SeenReqid};
 use crate::domain::event::{
     CallbackSecrets, DeliveryAttempt, EventFilter, EventOutcome, EventState, PartnerEvent, PollJob, PollNext,
     DELIVERY_WINDOW_SECS,
@@ -63,6 +64,7 @@ use crate::domain::event::{
 use crate::domain::fee_plan::FeePlanVersion;
 use crate::domain::ledger::{Account, Journal, Statement, WalletMove};
 use crate::domain::otp::{OtpCheck, OtpPurpose, OtpRecord};
+#[cfg(test)]
 use crate::domain::partner::SealedSecret;
 use crate::domain::remitter::{Bank, Beneficiary, DmtRoute, MobileNumber, Remitter};
 use crate::domain::txn_id::TxnNumbers;

@@ -105,12 +105,8 @@ impl OperatorStore for SqliteStore {
         self.read(|conn| optional_row(conn, TOKEN_WITH_OPERATOR, [id], |row| token_and_operator(row)))
     }
 
-    async fn insert_console_session(
-        &self,
-        session: ConsoleSession,
-        stale_before: Timestamp,
-        audit: NewAuditEntry,
-    ) -> StoreResult<()> {
+    async fn insert_console_session(&self, login: ConsoleLogin) -> StoreResult<()> {
+        let ConsoleLogin { session, stale_before, audit } = login;
         self.write(move |conn| {
             let tx = immediate(conn)?;
             tx.execute(PRUNE_SESSIONS, [stale_before.unix()]).map_err(store_error)?;

@@ -81,12 +81,8 @@ impl PartnerStore for SqliteStore {
         .await
     }
 
-    async fn set_partner_access(
-        &self,
-        id: RegistrationId,
-        require_token: bool,
-        allowlist: crate::domain::IpAllowlist,
-    ) -> StoreResult<bool> {
+    async fn set_partner_access(&self, id: RegistrationId, access: PartnerAccess) -> StoreResult<bool> {
+        let PartnerAccess { require_token, allowlist } = access;
         self.write(move |conn| {
             conn.execute(SET_PARTNER_ACCESS, params![require_token, allowlist.to_stored(), id.number()])
                 .map(|n| n == 1)
@@ -102,12 +98,8 @@ impl PartnerStore for SqliteStore {
         .await
     }
 
-    async fn rotate_partner_secret(
-        &self,
-        id: RegistrationId,
-        secret: SealedSecret,
-        previous_until: Timestamp,
-    ) -> StoreResult<bool> {
+    async fn rotate_partner_secret(&self, id: RegistrationId, rotation: SecretRotation) -> StoreResult<bool> {
+        let SecretRotation { secret, previous_until } = rotation;
         self.write(move |conn| {
             conn.execute(ROTATE_PARTNER_SECRET, params![previous_until.unix(), secret.0, id.number()])
                 .map(|n| n == 1)

@@ -34,12 +34,8 @@ impl PennyDropStore for SqliteStore {
         .await
     }
 
-    async fn settle_penny_drop(
-        &self,
-        id: i64,
-        status: PennyDropStatus,
-        at: Timestamp,
-    ) -> StoreResult<Option<PennyDrop>> {
+    async fn settle_penny_drop(&self, id: i64, outcome: PennyDropOutcome) -> StoreResult<Option<PennyDrop>> {
+        let PennyDropOutcome { status, at } = outcome;
         self.write(move |conn| {
             let tx = immediate(conn)?;
             let Some(drop) = find(&tx, id).map_err(store_error)? else { return Ok(None) };

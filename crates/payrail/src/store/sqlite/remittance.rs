@@ -87,12 +87,8 @@ impl RemittanceStore for SqliteStore {
         })
     }
 
-    async fn set_beneficiary_upstream_id(
-        &self,
-        partner: RegistrationId,
-        id: i64,
-        upstream_id: &str,
-    ) -> StoreResult<bool> {
+    async fn set_beneficiary_upstream_id(&self, beneficiary: &Beneficiary, upstream_id: &str) -> StoreResult<bool> {
+        let (partner, id) = (beneficiary.partner, beneficiary.id);
         let upstream_id = upstream_id.to_owned();
         self.write(move |conn| {
             Ok(execute(conn, sql::SET_BENEFICIARY_UPSTREAM_ID, params![upstream_id, partner.number(), id])? == 1)
