@@ -112,34 +112,38 @@ fn new_beneficiary(f: &Fields, names: &BeneficiaryNames, now: Timestamp) -> Resu
         ifsc,
         bank_name: f.text(&["BankName", "bankname"])?,
         bank_id: bank.map(|b| b.id),
-        details: details(f, '-', now)?,
+        details: details(f, &REGISTRATION_DETAILS, now)?,
         claimed_verified,
     })
 }
 
-/// The remitter's `dob` (`DD<separator>MM<separator>YYYY`), `address`,
-/// `pincode` and `gst_state`, each checked where sent.
-pub(crate) fn details(f: &Fields, separator: char, now: Timestamp) -> Result<RemitterDetails, ApiError> {
-    let dob = f.text(&["dob"])?.map(|t| BirthDate::parse(&t, separator, now).map_err(|e| invalid("dob", e)));
-    let pincode = f.text(&["pincode"])?.map(|t| Pincode::parse(&t).map_err(|e| invalid("pincode", e)));
-    let gst_state = f.text(&["gst_state"])?.map(|t| GstState::parse(&t).map_err(|e| invalid("gst_state", e)));
-    Ok(RemitterDetails {
-        dob: dob.transpose()?,
-        address: f.text(&["address"])?,
-        pincode: pincode.transpose()?,
-        gst_state: gst_state.transpose()?,
-    })
+/// Where a page sends the remitter's date of birth, address and pincode
+/// (`gst_state` is spelt the same everywhere), and the date's separator.
+pub(crate) struct DetailFields {
+    dob: &'static str,
+    separator: char,
+    address: &'static str,
+    pincode: &'static str,
 }
 
-/// `TransactionSendOtp`'s and `Transaction`'s `Pincode`, `Address`, `DOB`
-/// (`DD/MM/YYYY`) and `gst_state`, each checked where sent.
-pub(crate) fn transfer_details(f: &Fields, now: Timestamp) -> Result<RemitterDetails, ApiError> {
-    let dob = f.text(&["DOB"])?.map(|t| BirthDate::parse(&t, '/', now).map_err(|e| invalid("DOB", e)));
-    let pincode = f.text(&["Pincode"])?.map(|t| Pincode::parse(&t).map_err(|e| invalid("Pincode", e)));
+/// The registration pages' `dob` (`DD-MM-YYYY`), `address`, `pincode`.
+pub(crate) const REGISTRATION_DETAILS: DetailFields =
+    DetailFields { dob: "dob", separator: '-', address: "address", pincode: "pincode" };
+
+/// `TransactionSendOtp`'s and `Transaction`'s `DOB` (`DD/MM/YYYY`), `Address`, `Pincode`.
+pub(crate) const TRANSFER_DETAILS: DetailFields =
+    DetailFields { dob: "DOB", separator: '/', address: "Address", pincode: "Pincode" };
+
+/// The remitter's date of birth, address, pincode and `gst_state`, named
+/// as `names` says, each checked where sent.
+pub(crate) fn details(f: &Fields, names: &DetailFields, now: Timestamp) -> Result<RemitterDetails, ApiError> {
+    let dob = f.text(&[names.dob])?;
+    let dob = dob.map(|t| BirthDate::parse(&t, names.separator, now).map_err(|e| invalid(names.dob, e)));
+    let pincode = f.text(&[names.pincode])?.map(|t| Pincode::parse(&t).map_err(|e| invalid(names.pincode, e)));
     let gst_state = f.text(&["gst_state"])?.map(|t| GstState::parse(&t).map_err(|e| invalid("gst_state", e)));
     Ok(RemitterDetails {
         dob: dob.transpose()?,
-        address: f.text(&["Address"])?,
+        address: f.text(&[names.address])?,
         pincode: pincode.transpose()?,
         gst_state: gst_state.transpose()?,
     })

@@ -174,7 +174,7 @@ fn intent(fields: &Fields, now: Timestamp) -> Result<TransferIntent, ApiError> {
         beneficiary_id: fields.id(&["BeneID", "beneid"])?,
         mode: TransferMode::parse(&mode).ok_or_else(|| ApiError::Validation("Txntype must be IMPS or NEFT".into()))?,
         amount: fields.amount(&["Amount"], AmountRule::WholeRupees)?,
-        details: beneficiaries::transfer_details(fields, now)?,
+        details: beneficiaries::details(fields, &beneficiaries::TRANSFER_DETAILS, now)?,
         location: beneficiaries::location(fields)?,
     })
 }

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 
-use super::beneficiaries::details;
+use super::beneficiaries::{details, REGISTRATION_DETAILS};
 use super::error::{json_response, ApiError};
 use super::partner_call::{Fields, PartnerCall};
 use super::AppState;
@@ -49,7 +49,7 @@ fn request(f: &Fields, now: Timestamp) -> Result<PennyDropRequest, ApiError> {
         mobile: f.mobile(&["mobile", "MobileNumber", "MobileNo"])?,
         reference: f.reference()?,
         target,
-        details: details(f, '-', now)?,
+        details: details(f, &REGISTRATION_DETAILS, now)?,
     })
 }
 
