@@ -29,10 +29,8 @@ use crate::domain::{
     ChangeSource, Clock, DmtCharges, DmtStatus, DmtTransfer, Paise, ReferenceId, RegistrationId, Timestamp, TxnKind,
 };
 use crate::store::kyc::KycRegistration;
-use crate::store::{
-    BeneficiaryDeletion, ChangeNote, DebitError, Debited, DmtDebit, OtpAttempt, RemittanceStore, Store, StoreError,
-    TransactionStore,
-};
+use crate::store::{BeneficiaryDeletion, ChangeNote, DebitError, Debited, DmtDebit, OtpAttempt};
+use crate::store::{RemittanceStore, Store, StoreError, TransactionStore};
 
 /// Why a DMT V1 request was refused. Nothing was written unless said.
 #[derive(Debug, thiserror::Error)]
@@ -759,16 +757,9 @@ async fn debit_on_some_pipe(
             bank,
             mode: intent.mode,
         };
-        match store
-            .create_dmt_debited(DmtDebit {
-                transfer: record.clone(),
-                route,
-                limit: limit.clone(),
-                note: partner_note(clock),
-                poll_at,
-            })
-            .await
-        {
+        let debit =
+            DmtDebit { transfer: record.clone(), route, limit: limit.clone(), note: partner_note(clock), poll_at };
+        match store.create_dmt_debited(debit).await {
             Ok(debited) => return Ok((debited, bank)),
             Err(DebitError::MonthlyLimit { remaining }) => best_remaining = best_remaining.max(remaining),
             Err(DebitError::Duplicate(_)) => {
