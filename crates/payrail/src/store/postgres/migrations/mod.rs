@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0016_commission_settlements.sql"),
     include_str!("0017_change_feed.sql"),
     include_str!("0018_history_chain.sql"),
+    include_str!("0019_ekyc_attempts_by_time.sql"),
 ];
 
 /// The schema version the migrations reach: how many there are.

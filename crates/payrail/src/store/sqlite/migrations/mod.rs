@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("0016_console_sessions.sql"),
     include_str!("0017_commission_settlements.sql"),
     include_str!("0018_history_chain.sql"),
+    include_str!("0019_ekyc_attempts_by_time.sql"),
 ];
 
 /// The schema version the migrations reach: how many there are.
@@ -78,5 +79,27 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM txn_number_counters", [], |r| r.get(0))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(seeded, 2, "version 6 seeded its counters once");
+    }
+
+    /// The per-mobile counts sweep every mobile's old rows on each count:
+    /// through an index on the time, never a scan of the table.
+    #[test]
+    fn the_per_mobile_sweeps_find_old_rows_by_an_index() {
+        let mut conn = Connection::open_in_memory().unwrap_or_else(|e| panic!("{e}"));
+        migrate(&mut conn).unwrap_or_else(|e| panic!("{e:#}"));
+        for events in [&crate::store::remittance::OTP_TEXTS, &crate::store::kyc::EKYC_ATTEMPTS] {
+            let mut plan =
+                conn.prepare(&format!("EXPLAIN QUERY PLAN {}", events.forget)).unwrap_or_else(|e| panic!("{e}"));
+            let details: Vec<String> = plan
+                .query_map([0_i64], |row| row.get(3))
+                .and_then(|rows| rows.collect())
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                details.iter().any(|d| d.contains("USING") && d.contains("INDEX")),
+                "{}: {details:?}",
+                events.forget
+            );
+            assert!(!details.iter().any(|d| d.starts_with("SCAN")), "{}: {details:?}", events.forget);
+        }
     }
 }
