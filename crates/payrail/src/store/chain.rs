@@ -205,7 +205,7 @@ impl Content {
 pub(crate) mod sql {
     /// The columns of a history row a link covers, after `h.id` and its partner.
     macro_rules! history_link_sql {
-        ($partner:literal, $from:literal, $where:literal, $order:literal) => {
+        ($partner:expr, $from:expr, $where:literal, $order:literal) => {
             concat!(
                 "SELECT h.id, ",
                 $partner,
@@ -241,19 +241,29 @@ pub(crate) mod sql {
             )
         };
     }
-    /// The partner of a history row not chained yet: its record's.
-    macro_rules! unsealed_history {
-        ($where:literal) => {
-            history_link_sql!(
-                "COALESCE(d.partner_id, b.partner_id, 0)",
-                "LEFT JOIN dmt_transfers d ON h.kind = 'dmt' AND d.ackno = h.txn_id \
-                 LEFT JOIN bill_payments b ON h.kind = 'bbps' AND b.txnid = h.txn_id",
-                $where,
-                "h.id LIMIT $1"
-            )
+    /// The partner whose chain a history row (`h`) not chained yet joins:
+    /// its record's, through [`history_records`] (0 for a row without one).
+    macro_rules! history_partner {
+        () => {
+            "COALESCE(d.partner_id, b.partner_id, 0)"
         };
     }
-    pub(crate) use {history_link_sql, journal_link_sql, postings_of, unsealed_history};
+    /// Joins a history row (`h`) to its record: `d` a transfer, `b` a bill payment.
+    macro_rules! history_records {
+        () => {
+            "LEFT JOIN dmt_transfers d ON h.kind = 'dmt' AND d.ackno = h.txn_id \
+             LEFT JOIN bill_payments b ON h.kind = 'bbps' AND b.txnid = h.txn_id"
+        };
+    }
+    /// History rows not chained yet that `$where` selects, with their partner.
+    macro_rules! unsealed_history {
+        ($where:literal) => {
+            history_link_sql!(history_partner!(), history_records!(), $where, "h.id LIMIT $1")
+        };
+    }
+    pub(crate) use {
+        history_link_sql, history_partner, history_records, journal_link_sql, postings_of, unsealed_history,
+    };
 
     /// History rows not chained yet, `$1` of them, oldest first.
     pub(crate) const UNSEALED_HISTORY: &str = unsealed_history!("h.chain_hash IS NULL");

@@ -316,6 +316,11 @@ pub(crate) mod sql {
             ] {
                 assert_parameters_in_order(sql);
             }
+            for events in [&super::super::OTP_TEXTS, &crate::store::kyc::EKYC_ATTEMPTS] {
+                for sql in [events.recent, events.count, events.forget, events.sweep] {
+                    assert_parameters_in_order(sql);
+                }
+            }
         }
     }
 }

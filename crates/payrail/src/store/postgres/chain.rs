@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::store::chain::sql::{history_link_sql, journal_link_sql, postings_of, unsealed_history};
+use crate::store::chain::sql::{
+    history_link_sql, history_partner, history_records, journal_link_sql, postings_of, unsealed_history,
+};
 use crate::store::chain::{
     head, history_link, journal_link, posting, seal, sql, unsealed_row, with_postings, ChainHead, ChainStore, Link,
     LinkCursor, LinkRef, LinkTable, SEAL_STEP,
@@ -34,10 +36,11 @@ struct Pending {
 macro_rules! lock_heads_of {
     ($history:literal, $journals:literal) => {
         concat!(
-            "INSERT INTO chain_heads (partner_id, seq, last, hash) SELECT p, 0, '', '' FROM \
-             (SELECT COALESCE(d.partner_id, b.partner_id, 0) FROM status_history h \
-              LEFT JOIN dmt_transfers d ON h.kind = 'dmt' AND d.ackno = h.txn_id \
-              LEFT JOIN bill_payments b ON h.kind = 'bbps' AND b.txnid = h.txn_id WHERE ",
+            "INSERT INTO chain_heads (partner_id, seq, last, hash) SELECT p, 0, '', '' FROM (SELECT ",
+            history_partner!(),
+            " FROM status_history h ",
+            history_records!(),
+            " WHERE ",
             $history,
             " UNION SELECT partner_id FROM journals WHERE ",
             $journals,
