@@ -23,7 +23,13 @@ both_engines!(
 
 /// A sandbox that decides nothing within a test (its first step is 10 minutes away).
 fn sandbox_that_waits() -> AppOptions {
-    AppOptions { upstream: TestUpstream::Sandbox { step_secs: 600 }, ..AppOptions::default() }
+    // Polls an hour apart, as in `settlement.rs`: the poller pays back a bill
+    // an operator failed, and this test has the operator do it.
+    AppOptions {
+        upstream: TestUpstream::Sandbox { step_secs: 600 },
+        poll_schedule: Some("1h"),
+        ..AppOptions::default()
+    }
 }
 
 /// An id sent as a string or a JSON number.
