@@ -18,13 +18,14 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::auth::{authenticate, claimed_partner, Caller};
+use super::auth::{authenticate_looked_up, claimed_partner, precheck, Caller};
 use super::body::{clash_message, parse_json, LimitedBody};
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::remitter::MobileNumber;
 use crate::domain::text::{check_text, is_code};
-use crate::domain::{Paise, ReferenceId, RegistrationId};
+use crate::domain::{Paise, Partner, ReferenceId, RegistrationId};
+use crate::store::lookup::ReqidOutcome;
 
 /// An authenticated partner request.
 pub struct PartnerCall {
@@ -47,8 +48,13 @@ impl FromRequest<Arc<AppState>> for PartnerCall {
         let fields = Fields::parse(&bytes)?;
         let registration = fields.required_text(&["RegistrationID"])?;
         let claimed = claimed_partner(&registration)?;
-        let partner = state.store.find_partner(claimed).await?;
-        authenticate(state, &caller, partner.as_ref()).await?;
+        // The partner comes with its token `reqid` recorded when the request
+        // passes every other check against the partner as last read (see
+        // `store::lookup`), as a status lookup's does.
+        let now = state.clock.now();
+        let check = |partner: &Partner| precheck(state, &caller, partner, now);
+        let (partner, reqid) = state.store.find_partner_checked(claimed, &check).await?.unzip();
+        authenticate_looked_up(state, &caller, partner.as_ref(), reqid.unwrap_or(ReqidOutcome::NotRecorded)).await?;
         state.admit(partner.as_ref().map(|p| p.registration_id))?;
         Ok(PartnerCall { partner: claimed, fields })
     }

@@ -188,7 +188,10 @@ pub async fn pay_bill(
         let max = MAX_BILL.to_amount_string();
         return Err(BillError::Limit(format!("Amount must be more than 0 and at most {max} per bill")));
     }
-    refuse_duplicate(store, partner, &request.reference).await?;
+    // Neither read waits for the other.
+    let (duplicate, plans) =
+        tokio::join!(refuse_duplicate(store, partner, &request.reference), fees::plans_of(store, partner));
+    duplicate?;
     if let Some(reason) = upstream.submissions_stopped() {
         tracing::warn!(%reason, "bill payment refused before its debit: the upstream circuit is open");
         return Err(BillError::SubmissionsStopped);
@@ -196,7 +199,7 @@ pub async fn pay_bill(
     let bill = confirm_bill(&*upstream.provider, biller, &request).await?;
     let (mode, location) = (request.mode, request.location.clone());
     let now = clock.now();
-    let plan = fees::plan_for(store, partner, now).await?;
+    let plan = plans?.in_force(now);
     let (commission, tds) = plan.bill_commission(biller.category, request.amount, now);
     let payment = new_payment(partner, biller, request, commission, tds, now);
     let note = ChangeNote { source: ChangeSource::Partner, reason: None, at: now };

@@ -11,8 +11,23 @@ use crate::store::{DebitError, LedgerStore, NewFeePlan, StoreError};
 
 /// The plan that prices the partner's transactions made at `at`.
 pub async fn plan_for(store: &dyn LedgerStore, partner: RegistrationId, at: Timestamp) -> Result<FeePlan, StoreError> {
-    let versions = store.fee_plans(partner).await?;
-    Ok(plan_in_force(&versions, at).map_or_else(FeePlan::default_plan, |v| v.plan.clone()))
+    Ok(plans_of(store, partner).await?.in_force(at))
+}
+
+/// Every version of the partner's plan, read before the time that picks one
+/// is known (a money call reads them beside its duplicate check).
+pub async fn plans_of(store: &dyn LedgerStore, partner: RegistrationId) -> Result<PlanVersions, StoreError> {
+    Ok(PlanVersions(store.fee_plans(partner).await?))
+}
+
+/// A partner's plan versions, oldest first.
+pub struct PlanVersions(Vec<FeePlanVersion>);
+
+impl PlanVersions {
+    /// The plan that prices a transaction made at `at`.
+    pub fn in_force(&self, at: Timestamp) -> FeePlan {
+        plan_in_force(&self.0, at).map_or_else(FeePlan::default_plan, |v| v.plan.clone())
+    }
 }
 
 /// Records a new version of the partner's plan, in force from `effective_from`.

@@ -639,7 +639,9 @@ pub async fn transfer(
 ) -> Result<Debited<DmtTransfer>, DmtError> {
     let Confirmation { reference, otp, pipe } = confirmation;
     let beneficiary = checked_intent(store, partner, &intent).await?;
-    refuse_duplicate(store, partner, &reference).await?;
+    // Neither read waits for the other.
+    let (duplicate, plans) = tokio::join!(refuse_duplicate(store, partner, &reference), fees::plans_of(store, partner));
+    duplicate?;
     if let Some(reason) = upstream.submissions_stopped() {
         tracing::warn!(%reason, "transfer refused before its debit: the upstream circuit is open");
         return Err(DmtError::SubmissionsStopped);
@@ -651,7 +653,7 @@ pub async fn transfer(
     }
     use_otp(store, clock, partner, OtpPurpose::Transfer, otp, &intent.subject()).await?;
     let now = clock.now();
-    let plan = fees::plan_for(store, partner, now).await?;
+    let plan = plans?.in_force(now);
     let record = new_transfer(partner, reference, &intent, &beneficiary, plan.dmt_charges(intent.amount, now), now);
     let poll_at = upstream.first_poll(now);
     tracing::info!(amount_paise = intent.amount.get(), mode = intent.mode.as_str(), "transfer accepted: OTP confirmed");

@@ -180,6 +180,17 @@ pub struct CallbackSecretInstall {
 pub trait PartnerStore: Send + Sync + 'static {
     /// The partner with this registration id.
     async fn find_partner(&self, id: RegistrationId) -> StoreResult<Option<Partner>>;
+    /// The partner with this registration id for a partner call, recording
+    /// the token `reqid` that `precheck` gives for it in the same round trip
+    /// where the engine can (see [`super::lookup`]); SQLite records nothing.
+    async fn find_partner_checked(
+        &self,
+        id: RegistrationId,
+        precheck: super::lookup::Precheck<'_>,
+    ) -> StoreResult<Option<(Partner, super::lookup::ReqidOutcome)>> {
+        let _ = precheck;
+        Ok(self.find_partner(id).await?.map(|partner| (partner, super::lookup::ReqidOutcome::NotRecorded)))
+    }
     /// Adds a partner and returns it with its registration id.
     async fn insert_partner(&self, new: NewPartner) -> StoreResult<Partner>;
     /// Every partner, by registration id.

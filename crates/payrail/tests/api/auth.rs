@@ -31,6 +31,7 @@ fn with_header(partner: &TestPartner, header: &str) -> String {
 both_engines!(
     every_token_defect_is_refused_with_its_code,
     a_replayed_reqid_is_refused,
+    a_partner_call_refuses_a_replayed_reqid_and_a_changed_partner,
     partner_state_and_address_checks_refuse_with_code_11,
     forwarded_for_is_believed_only_from_trusted_proxies,
     an_authorised_key_when_configured_must_match,
@@ -105,6 +106,39 @@ async fn a_replayed_reqid_is_refused(engine: Engine) {
         app.dmt_status(&other.name(), "r", Some(&sign_token(other.secret.as_bytes(), &same_reqid))).await.status,
         200
     );
+}
+
+/// A partner call's partner and `reqid` come in one round trip where the
+/// engine can, checked against the partner as last read: a replay is
+/// refused however often it comes, across partner calls and status lookups,
+/// and a partner changed since it was read is checked as it now is.
+async fn a_partner_call_refuses_a_replayed_reqid_and_a_changed_partner(engine: Engine) {
+    let app = spawn_app(engine).await;
+    let partner = app.add_partner(true, &[]).await;
+    let operators = |token: String| {
+        let body = json!({"RegistrationID": partner.name(), "category": "electricity"}).to_string();
+        let app = &app;
+        async move { app.post_raw("/api/AOP/BillPaymentOperators", body, &[("Token", token.as_str())]).await }
+    };
+    for round in 0..3 {
+        let token = partner.token();
+        let first = operators(token.clone()).await;
+        assert_eq!(first.status, 200, "round {round}: {}", first.body);
+        for again in 0..2 {
+            let replay = operators(token.clone()).await;
+            assert_eq!((replay.status, replay.body.as_str()), (401, BAD_TOKEN), "round {round}, replay {again}");
+        }
+        let looked_up = app.dmt_status(&partner.name(), "ref", Some(&token)).await;
+        assert_eq!(looked_up.status, 401, "round {round}: a reqid is spent across endpoints");
+    }
+    let looked_up = partner.token();
+    assert_eq!(app.dmt_status(&partner.name(), "ref", Some(&looked_up)).await.status, 200);
+    assert_eq!(operators(looked_up).await.status, 401, "a lookup's reqid is spent for partner calls");
+    partners::set_status(&*app.store, partner.id, PartnerStatus::Suspended).await.unwrap_or_else(|e| panic!("{e}"));
+    let suspended = operators(partner.token()).await;
+    assert_eq!((suspended.status, suspended.body.as_str()), (401, AUTH_FAILED), "suspended since last read");
+    partners::set_status(&*app.store, partner.id, PartnerStatus::Active).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(operators(partner.token()).await.status, 200, "active again");
 }
 
 async fn partner_state_and_address_checks_refuse_with_code_11(engine: Engine) {

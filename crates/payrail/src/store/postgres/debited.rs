@@ -7,10 +7,15 @@
 //! WAL flush (several milliseconds on a virtual disk). Bill payments are
 //! therefore committed in groups: each partner's payments go to one of
 //! [`WRITERS`] writer tasks, which takes every payment waiting (up to
-//! [`GROUP_MAX`]) and runs each as ONE statement under its own savepoint
-//! inside one transaction, all sent at once (pipelined), commits once, and only then answers each
-//! caller. A refused payment rolls back its savepoint alone. A partner's
-//! wallet is only ever locked by one writer, so two groups cannot deadlock.
+//! [`GROUP_MAX`]) and writes them all in ONE statement ([`PAY_BILLS`]: one
+//! wallet `UPDATE` by the group's total, then every row from arrays) when
+//! the wallet holds enough for all of them and none is refused; otherwise
+//! (a short wallet, a reference or number taken) that statement is rolled
+//! back and each payment runs as one statement under its own savepoint,
+//! all sent at once (pipelined), so that a refused payment rolls back its
+//! savepoint alone. Either way the group commits once, and only then is
+//! each caller answered. A partner's wallet is only ever locked by one
+//! writer, so two groups cannot deadlock.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -60,6 +65,41 @@ const PAY_BILL: &str = "WITH wallet AS (UPDATE wallets SET balance = balance + $
      ON CONFLICT (kind, txn_id) DO UPDATE SET attempts = 0, next_poll_at = EXCLUDED.next_poll_at, \
      lease_owner = CASE WHEN upstream_polls.lease_until > $24 THEN upstream_polls.lease_owner END, \
      lease_until = CASE WHEN upstream_polls.lease_until > $24 THEN upstream_polls.lease_until END) \
+     SELECT balance FROM wallet";
+
+/// A whole group of bill payments in one statement, for when the wallet
+/// holds enough for all of them and none is refused (the common case): as
+/// [`PAY_BILL`] for each, with one wallet `UPDATE` by the group's total.
+/// `$1` partner, `$2` the group's wallet change, `$3`–`$23` one array per
+/// value of a payment in queue order (named in `u` below), `$24`–`$26` the
+/// postings (their payment's txnid, account and amount), `$27` now (for
+/// the poll jobs' leases). A short wallet writes nothing and
+/// returns no row; a refusal (a reference or number taken) fails the
+/// statement, and the group is then paid a payment at a time.
+const PAY_BILLS: &str = "WITH wallet AS (UPDATE wallets SET balance = balance + $2 \
+     WHERE partner_id = $1 AND balance + $2 >= 0 RETURNING balance), \
+     u AS (SELECT * FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], \
+     $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::bigint[], $16::text[], \
+     $17::bigint[], $18::text[], $19::text[], $20::text[], $21::bigint[], $22::bigint[], $23::bigint[]) \
+     WITH ORDINALITY AS u(txnid, reference_id, operator_name, ca_number, amount, ad1, ad2, ad3, \
+     commission, tds, status, operator_ref, created_at, refund_txn_id, refunded_at, source, reason, memo, poll_at, \
+     history_at, journal_at, n) WHERE EXISTS (SELECT 1 FROM wallet)), \
+     bill AS (INSERT INTO bill_payments (txnid, partner_id, reference_id, operator_name, ca_number, amount, ad1, \
+     ad2, ad3, commission, tds, status, operator_ref, created_at, updated_at, refund_txn_id, refunded_at) \
+     SELECT txnid, $1, reference_id, operator_name, ca_number, amount, ad1, ad2, ad3, commission, tds, status, \
+     operator_ref, created_at, created_at, refund_txn_id, refunded_at FROM u ORDER BY n), \
+     history AS (INSERT INTO status_history (kind, txn_id, from_status, to_status, at, source, reason) \
+     SELECT 'bbps', txnid, NULL, status, history_at, source, reason FROM u ORDER BY n), \
+     journal AS (INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) \
+     SELECT $1, 'debit', 'bbps', txnid, memo, journal_at FROM u ORDER BY n RETURNING id, txn_id), \
+     posted AS (INSERT INTO postings (journal_id, account, amount) SELECT journal.id, p.account, p.amount \
+     FROM UNNEST($24::bigint[], $25::text[], $26::bigint[]) WITH ORDINALITY AS p(txn_id, account, amount, n) \
+     JOIN journal ON journal.txn_id = p.txn_id ORDER BY p.n), \
+     poll AS (INSERT INTO upstream_polls (kind, txn_id, attempts, next_poll_at) \
+     SELECT 'bbps', txnid, 0, poll_at FROM u WHERE poll_at IS NOT NULL ORDER BY n \
+     ON CONFLICT (kind, txn_id) DO UPDATE SET attempts = 0, next_poll_at = EXCLUDED.next_poll_at, \
+     lease_owner = CASE WHEN upstream_polls.lease_until > $27 THEN upstream_polls.lease_owner END, \
+     lease_until = CASE WHEN upstream_polls.lease_until > $27 THEN upstream_polls.lease_until END) \
      SELECT balance FROM wallet";
 
 impl PostgresStore {
@@ -194,7 +234,12 @@ async fn pay_group(
     let mut outcomes: Vec<Option<Result<Debited<BillPayment>, Stop>>> = group.iter().map(|_| None).collect();
     let mut todo: Vec<usize> = (0..group.len()).collect();
     let mut unmoved = Vec::new();
-    let mut counters = locked_counters(tx, group.len()).await?.into_iter();
+    let counters = locked_counters(tx, group.len()).await?;
+    if let Some(outcomes) = pay_all_at_once(tx, numbers, group, &counters).await? {
+        return Ok(outcomes);
+    }
+    // Rolled back: the same counters serve again.
+    let mut counters = counters.into_iter();
     // Each round settles the payment that failed, or gives it a new number.
     for _ in 0..NUMBER_TRIES + group.len() {
         if todo.is_empty() {
@@ -244,6 +289,161 @@ async fn pay_group(
     }
     let unsettled = || Err(StoreError::Other(anyhow::anyhow!("a bill payment was left unsettled")).into());
     Ok(outcomes.into_iter().map(|outcome| outcome.unwrap_or_else(unsettled)).collect())
+}
+
+/// The whole group in one [`PAY_BILLS`] under a savepoint, numbered from
+/// `counters`: every payment's outcome when the wallet held enough for all
+/// of them and none was refused, else `None` with nothing written (rolled
+/// back to the savepoint), for the group to be paid a payment at a time.
+async fn pay_all_at_once(
+    tx: &Transaction<'_>,
+    numbers: &TxnNumbers,
+    group: &[PendingBill],
+    counters: &[u64],
+) -> StoreResult<Option<Vec<Result<Debited<BillPayment>, Stop>>>> {
+    if counters.len() != group.len() {
+        return Ok(None);
+    }
+    let mut pays = Vec::with_capacity(group.len());
+    for (pending, counter) in group.iter().zip(counters) {
+        let number = numbers.number(TxnKind::Bbps, *counter).map_err(|e| StoreError::Other(anyhow::Error::new(e)))?;
+        pays.push(PayBill::new(BillPayment { txnid: number, ..pending.payment.clone() }, pending));
+    }
+    let statement = tx.prepare_cached(PAY_BILLS).await.store_context("Failed to prepare the bill payments")?;
+    let columns = GroupColumns::of(&pays);
+    let total = pays.iter().map(|pay| pay.journal.wallet_change()).fold(Paise::ZERO, |sum, change| sum + change);
+    let sent: Vec<Sent<'_>> = vec![
+        Box::pin(async move { tx.batch_execute("SAVEPOINT group_at_once").await.map(|()| None) }),
+        Box::pin(columns.run(tx, &statement, pays[0].payment.partner.number(), total, pays[0].now)),
+    ];
+    let mut answers = join_in_order(sent).await.into_iter();
+    let (Some(savepoint), Some(paid)) = (answers.next(), answers.next()) else { return Ok(None) };
+    let closing = match savepoint.and(paid) {
+        Ok(Some(closing)) => closing,
+        Ok(None) => return Ok(None),
+        Err(_) => {
+            let rollback = "ROLLBACK TO SAVEPOINT group_at_once";
+            tx.batch_execute(rollback).await.store_context("Failed to roll the bill payments back")?;
+            return Ok(None);
+        }
+    };
+    // Each payment's wallet move, as if paid one after the other in queue order.
+    let mut balance = closing - total;
+    let outcomes = pays
+        .into_iter()
+        .map(|pay| {
+            balance = balance + pay.journal.wallet_change();
+            Ok(pay.debited(balance))
+        })
+        .collect();
+    Ok(Some(outcomes))
+}
+
+/// A group's payments as [`PAY_BILLS`] takes them: one array per value.
+struct GroupColumns<'a> {
+    txnid: Vec<i64>,
+    reference: Vec<&'a str>,
+    operator_name: Vec<&'a str>,
+    ca_number: Vec<&'a str>,
+    amount: Vec<i64>,
+    ad1: Vec<Option<&'a str>>,
+    ad2: Vec<Option<&'a str>>,
+    ad3: Vec<Option<&'a str>>,
+    commission: Vec<i64>,
+    tds: Vec<i64>,
+    status: Vec<&'static str>,
+    operator_ref: Vec<Option<&'a str>>,
+    created_at: Vec<i64>,
+    refund_txn_id: Vec<Option<&'a str>>,
+    refunded_at: Vec<Option<i64>>,
+    source: Vec<&'a str>,
+    reason: Vec<Option<&'a str>>,
+    memo: Vec<&'a str>,
+    poll_at: Vec<Option<i64>>,
+    history_at: Vec<i64>,
+    journal_at: Vec<i64>,
+    posting_txnid: Vec<i64>,
+    posting_account: Vec<&'a str>,
+    posting_amount: Vec<i64>,
+}
+
+impl<'a> GroupColumns<'a> {
+    fn of(pays: &'a [PayBill]) -> Self {
+        let column = |value: &dyn Fn(&'a PayBill) -> i64| pays.iter().map(value).collect::<Vec<i64>>();
+        let text = |value: &dyn Fn(&'a PayBill) -> &'a str| pays.iter().map(value).collect::<Vec<&'a str>>();
+        let optional = |value: &dyn Fn(&'a PayBill) -> Option<&'a str>| pays.iter().map(value).collect::<Vec<_>>();
+        let postings = || pays.iter().flat_map(|pay| pay.accounts.iter().zip(&pay.amounts).map(move |p| (pay, p)));
+        GroupColumns {
+            txnid: column(&|pay| pay.payment.txnid),
+            reference: text(&|pay| pay.payment.reference.as_str()),
+            operator_name: text(&|pay| &pay.payment.operator_name),
+            ca_number: text(&|pay| &pay.payment.ca_number),
+            amount: column(&|pay| pay.payment.amount.get()),
+            ad1: optional(&|pay| pay.payment.ad1.as_deref()),
+            ad2: optional(&|pay| pay.payment.ad2.as_deref()),
+            ad3: optional(&|pay| pay.payment.ad3.as_deref()),
+            commission: column(&|pay| pay.payment.commission.get()),
+            tds: column(&|pay| pay.payment.tds.get()),
+            status: pays.iter().map(|pay| pay.payment.status.name()).collect(),
+            operator_ref: optional(&|pay| pay.payment.operator_ref.as_deref()),
+            created_at: column(&|pay| pay.payment.created_at.unix()),
+            refund_txn_id: optional(&|pay| pay.payment.refund_txn_id.as_deref()),
+            refunded_at: pays.iter().map(|pay| pay.payment.refunded_at.map(Timestamp::unix)).collect(),
+            source: text(&|pay| pay.note.source.as_str()),
+            reason: optional(&|pay| pay.note.reason.as_deref()),
+            memo: text(&|pay| &pay.journal.memo),
+            poll_at: pays.iter().map(|pay| pay.poll_at).collect(),
+            history_at: column(&|pay| pay.note.at.unix()),
+            journal_at: column(&|pay| pay.journal.at.unix()),
+            posting_txnid: postings().map(|(pay, _)| pay.payment.txnid).collect(),
+            posting_account: postings().map(|(_, (account, _))| account.as_str()).collect(),
+            posting_amount: postings().map(|(_, (_, amount))| *amount).collect(),
+        }
+    }
+
+    /// Runs [`PAY_BILLS`] for `partner`'s group, whose wallet change is
+    /// `total`: the wallet's closing balance, or `None` (nothing written).
+    async fn run(
+        self,
+        tx: &Transaction<'_>,
+        statement: &Statement,
+        partner: i64,
+        total: Paise,
+        now: i64,
+    ) -> Result<Option<Paise>, tokio_postgres::Error> {
+        let c = &self;
+        let params: [&(dyn ToSql + Sync); 27] = [
+            &partner,
+            &total.get(),
+            &c.txnid,
+            &c.reference,
+            &c.operator_name,
+            &c.ca_number,
+            &c.amount,
+            &c.ad1,
+            &c.ad2,
+            &c.ad3,
+            &c.commission,
+            &c.tds,
+            &c.status,
+            &c.operator_ref,
+            &c.created_at,
+            &c.refund_txn_id,
+            &c.refunded_at,
+            &c.source,
+            &c.reason,
+            &c.memo,
+            &c.poll_at,
+            &c.history_at,
+            &c.journal_at,
+            &c.posting_txnid,
+            &c.posting_account,
+            &c.posting_amount,
+            &now,
+        ];
+        let row = tx.query_opt(statement, &params).await?;
+        row.map(|row| row.try_get(0).map(Paise::new)).transpose()
+    }
 }
 
 /// One payment under its own savepoint, sent alone: when the wallet did not
@@ -445,18 +645,28 @@ mod tests {
     /// What [`bill`] takes from the wallet: ₹250.
     const BILL: i64 = 25_000;
 
+    /// When the tests' payments are made.
+    const AT: Timestamp = Timestamp::from_unix(1_700_000_000);
+
+    type Paying<'a> = Pin<Box<dyn Future<Output = Result<Debited<BillPayment>, DebitError>> + Send + 'a>>;
+
     fn bill(partner: i64, reference: &str) -> anyhow::Result<BillPayment> {
         super::super::tests::bill(partner, 0, reference)
+    }
+
+    /// Adds partner `number` with a wallet holding `bills` of [`BILL`].
+    async fn funded(store: &PostgresStore, number: i64, bills: i64) -> anyhow::Result<RegistrationId> {
+        store.insert_partner(new_partner(Some(number))).await?;
+        let partner = RegistrationId::new(number);
+        store.post_journal(Journal::top_up(partner, Paise::new(bills * BILL), "top-up".into(), AT)).await?;
+        Ok(partner)
     }
 
     #[tokio::test]
     async fn a_group_of_payments_refuses_each_bad_one_alone() -> anyhow::Result<()> {
         let Some(db) = TestDb::create().await? else { return Ok(()) };
         let store = &db.store;
-        store.insert_partner(new_partner(Some(554))).await?;
-        let at = Timestamp::from_unix(1_700_000_000);
-        let partner = RegistrationId::new(554);
-        store.post_journal(Journal::top_up(partner, Paise::new(13 * BILL), "top-up".into(), at)).await?;
+        let (partner, at) = (funded(store, 554, 13).await?, AT);
         // In queue order: 12 payments, 3 repeats, a stranger's, and 2 more
         // of which only one can be paid (a repeat is refused while the wallet
         // still holds enough: the debit is tried first).
@@ -464,7 +674,6 @@ mod tests {
         payments.extend([bill(554, "G0")?, bill(554, "G5")?, bill(554, "G11")?, bill(999, "G1")?]);
         payments.extend([bill(554, "G12")?, bill(554, "G13")?]);
         let note = ChangeNote { source: crate::domain::ChangeSource::Partner, reason: None, at };
-        type Paying<'a> = Pin<Box<dyn Future<Output = Result<Debited<BillPayment>, DebitError>> + Send + 'a>>;
         let paying: Vec<Paying<'_>> = payments
             .into_iter()
             .map(|payment| Box::pin(store.create_bill_debited(payment, note.clone(), Some(at))) as Paying<'_>)
@@ -493,6 +702,45 @@ mod tests {
         }
         let polls = query_one(&store.client().await?, "SELECT COUNT(*) FROM upstream_polls", &[], "polls").await?;
         assert_eq!(polls.try_get::<_, i64>(0)?, 13, "each payment has its poll job");
+        db.finish().await
+    }
+
+    #[tokio::test]
+    async fn a_group_the_wallet_can_pay_whole_is_paid_in_queue_order() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        let (partner, at) = (funded(store, 555, 20).await?, AT);
+        let note = ChangeNote { source: crate::domain::ChangeSource::Partner, reason: Some("why".into()), at };
+        let paying: Vec<Paying<'_>> = (0..20)
+            .map(|n| {
+                let mut payment = bill(555, &format!("W{n}"))?;
+                payment.ad1 = (n % 2 == 0).then(|| format!("ad{n}"));
+                let poll_at = (n % 3 != 0).then_some(at);
+                Ok(Box::pin(store.create_bill_debited(payment, note.clone(), poll_at)) as Paying<'_>)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let mut numbers = HashSet::new();
+        for (n, outcome) in join_in_order(paying).await.into_iter().enumerate() {
+            let debited = outcome?;
+            let opening = Paise::new((20 - n as i64) * BILL);
+            assert_eq!((debited.wallet.opening, debited.wallet.closing), (opening, opening - Paise::new(BILL)), "{n}");
+            assert!(numbers.insert(debited.record.txnid), "a number given twice");
+            let (stored, history) =
+                store.bill_with_history(debited.record.txnid).await?.ok_or_else(|| anyhow::anyhow!("lost"))?;
+            assert_eq!(stored.reference.as_str(), format!("W{n}"));
+            assert_eq!(stored.ad1, (n % 2 == 0).then(|| format!("ad{n}")));
+            assert_eq!((history.len(), history[0].reason.as_deref()), (1, Some("why")));
+        }
+        assert_eq!(store.wallet_balance(partner).await?, Paise::ZERO);
+        let audit = store.audit().await?;
+        assert_eq!(audit, LedgerAudit { total: 0, journals: audit.journals, ..LedgerAudit::default() });
+        let client = store.client().await?;
+        let polls = query_one(&client, "SELECT COUNT(*) FROM upstream_polls", &[], "polls").await?;
+        assert_eq!(polls.try_get::<_, i64>(0)?, 13, "a poll job for each payment that asked for one");
+        let per_debit = Journal::bill_debit(&bill(555, "any")?, at).postings.len() as i64;
+        let top_up = Journal::top_up(partner, Paise::new(BILL), "top-up".into(), at).postings.len() as i64;
+        let postings = query_one(&client, "SELECT COUNT(*) FROM postings", &[], "postings").await?;
+        assert_eq!(postings.try_get::<_, i64>(0)?, top_up + 20 * per_debit, "each journal's postings");
         db.finish().await
     }
 }

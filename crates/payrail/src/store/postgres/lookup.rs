@@ -11,40 +11,46 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
 use super::*;
 use crate::store::lookup::{Precheck, ReqidOutcome, StatusLookup};
 use crate::store::partners::partner_list as lookup_partner_columns;
 use crate::store::transactions::TxnTable;
 
-/// The lookup's CTE, before the record's own select: turns off
+/// The start of every statement that reads a partner for a request and
+/// records its token `reqid` (see [`crate::store::lookup`]): turns off
 /// `synchronous_commit` for this statement's transaction (see
-/// [`REMEMBER_REQID`]), reads the partner with its row version, and
-/// inserts `$3` (the `reqid`, at `$4`; a replay if seen since `$5`) only if
-/// that version is `$6` (`NULL`: no `reqid` offered).
-const STATUS_HEAD: &str = concat!(
+/// [`REMEMBER_REQID`]), reads partner `$1` with its row version, and
+/// inserts `$2` (the `reqid`, at `$3`; a replay if seen since `$4`) only if
+/// that version is `$5` (`NULL`: no `reqid` offered).
+const PARTNER_AND_REQID: &str = concat!(
     "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)), \
      p AS (SELECT ",
     lookup_partner_columns!(),
     ", xmin::text::bigint AS version FROM partners WHERE id = $1), \
-     fresh AS (INSERT INTO seen_reqids SELECT $1, $3::text, $4::bigint FROM p, relaxed \
-     WHERE p.version = $6::bigint ON CONFLICT (partner_id, reqid) \
-     DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE seen_reqids.seen_at < $5::bigint RETURNING 1) \
-     SELECT p.*, t.*, (SELECT count(*) FROM fresh) FROM p LEFT JOIN (SELECT "
+     fresh AS (INSERT INTO seen_reqids SELECT $1, $2::text, $3::bigint FROM p, relaxed \
+     WHERE p.version = $5::bigint ON CONFLICT (partner_id, reqid) \
+     DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE seen_reqids.seen_at < $4::bigint RETURNING 1) "
 );
 
-/// The DMT status lookup: partner, version, transfer, `reqid` rows written.
-pub(super) static STATUS_DMT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!("{STATUS_HEAD}{} FROM dmt_transfers WHERE partner_id = $1 AND reference_id = $2) t ON true", dmt_columns!())
-});
-/// As [`STATUS_DMT`], for bill payments.
-pub(super) static STATUS_BILL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+/// A partner call's partner, version and `reqid` rows written.
+static PARTNER_CHECKED: LazyLock<String> =
+    LazyLock::new(|| format!("{PARTNER_AND_REQID}SELECT p.*, (SELECT count(*) FROM fresh) FROM p"));
+
+/// The status lookup of the record with reference `$6` in `table` (read as
+/// `columns`): partner, version, record, `reqid` rows written.
+fn status_lookup_sql(columns: &str, table: &str) -> String {
     format!(
-        "{STATUS_HEAD}{} FROM bill_payments WHERE partner_id = $1 AND reference_id = $2) t ON true",
-        bill_columns!()
+        "{PARTNER_AND_REQID}SELECT p.*, t.*, (SELECT count(*) FROM fresh) FROM p LEFT JOIN \
+         (SELECT {columns} FROM {table} WHERE partner_id = $1 AND reference_id = $6) t ON true"
     )
-});
+}
+
+/// The DMT status lookup.
+pub(super) static STATUS_DMT: LazyLock<String> = LazyLock::new(|| status_lookup_sql(dmt_columns!(), "dmt_transfers"));
+/// As [`STATUS_DMT`], for bill payments.
+pub(super) static STATUS_BILL: LazyLock<String> = LazyLock::new(|| status_lookup_sql(bill_columns!(), "bill_payments"));
 /// Where the row version is in a status lookup's row; the record follows it.
 const VERSION_AT: usize = PARTNER_WIDTH;
 
@@ -137,25 +143,63 @@ impl PostgresStore {
         reference: &str,
         precheck: Precheck<'_>,
     ) -> StoreResult<Option<StatusLookup<T>>> {
-        let offer = self.partners_seen.get(partner).and_then(|seen| Some((precheck(&seen.0)?, seen.1)));
-        let (claim, checked) = offer.unzip();
-        let (reqid, now, cutoff) = match &claim {
-            Some(claim) => (Some(claim.reqid.as_str()), Some(claim.now.unix()), Some(claim.cutoff.unix())),
-            None => (None, None, None),
-        };
+        let offer = self.offer(partner, precheck);
         let client = self.lanes.client(&self.pool).await?;
-        let params: [&(dyn ToSql + Sync); 6] = [&partner.number(), &reference, &reqid, &now, &cutoff, &checked];
-        let Some(row) = query_opt(&*client, sql, &params, "Failed to look up the transaction").await? else {
+        let Some(row) =
+            query_opt(&*client, sql, &offer.params(&reference), "Failed to look up the transaction").await?
+        else {
             self.partners_seen.forget(partner);
             return Ok(None);
         };
         drop(client);
         let (found, version, written) =
             status_row::<T>(&row).context("Failed to read a stored row").map_err(StoreError::Other)?;
-        self.partners_seen.keep(&found.0, version);
-        let reqid = match (checked, claim) {
-            (Some(checked), Some(claim)) if checked == version => {
-                self.prune_reqids_now_and_then(claim.cutoff);
+        let reqid = self.reqid_outcome(offer, &found.0, version, written);
+        Ok(Some(StatusLookup { partner: found.0, record: found.1, reqid }))
+    }
+
+    /// As [`Self::status_lookup`], for a partner call: the partner alone.
+    pub(super) async fn partner_checked(
+        &self,
+        partner: RegistrationId,
+        precheck: Precheck<'_>,
+    ) -> StoreResult<Option<(Partner, ReqidOutcome)>> {
+        let offer = self.offer(partner, precheck);
+        let client = self.lanes.client(&self.pool).await?;
+        let params = offer.params(&"");
+        let Some(row) = query_opt(&*client, &PARTNER_CHECKED, &params[..5], "Failed to find the partner").await? else {
+            self.partners_seen.forget(partner);
+            return Ok(None);
+        };
+        drop(client);
+        let read = || -> anyhow::Result<(Partner, i64, i64)> {
+            Ok((partner_at(&row, 0)?, row.try_get(VERSION_AT)?, row.try_get(VERSION_AT + 1)?))
+        };
+        let (found, version, written) = read().context("Failed to read a stored row").map_err(StoreError::Other)?;
+        let reqid = self.reqid_outcome(offer, &found, version, written);
+        Ok(Some((found, reqid)))
+    }
+
+    /// The `reqid` `precheck` offers for `partner` as last read, if it was
+    /// read before, with the version it was checked against.
+    fn offer(&self, partner: RegistrationId, precheck: Precheck<'_>) -> Offer {
+        let offer = self.partners_seen.get(partner).and_then(|seen| Some((precheck(&seen.0)?, seen.1)));
+        let (claim, checked) = offer.unzip();
+        let (reqid, now, cutoff) = match claim {
+            Some(claim) => (Some(claim.reqid), Some(claim.now.unix()), Some(claim.cutoff.unix())),
+            None => (None, None, None),
+        };
+        Offer { number: partner.number(), reqid, now, cutoff, checked }
+    }
+
+    /// Keeps the partner as read at `version`, and tells what became of the
+    /// offered `reqid`: recorded (`written` rows) only if `version` is the
+    /// one it was checked against.
+    fn reqid_outcome(&self, offer: Offer, found: &Partner, version: i64, written: i64) -> ReqidOutcome {
+        self.partners_seen.keep(found, version);
+        match (offer.checked, offer.cutoff) {
+            (Some(checked), Some(cutoff)) if checked == version => {
+                self.prune_reqids_now_and_then(Timestamp::from_unix(cutoff));
                 if written == 1 {
                     ReqidOutcome::Fresh
                 } else {
@@ -163,8 +207,7 @@ impl PostgresStore {
                 }
             }
             _ => ReqidOutcome::NotRecorded,
-        };
-        Ok(Some(StatusLookup { partner: found.0, record: found.1, reqid }))
+        }
     }
 
     /// Prunes about once in 256 calls, off the request's path: often enough
@@ -173,6 +216,24 @@ impl PostgresStore {
         if rand::random::<u8>() == 0 {
             tokio::spawn(forget_reqids(self.pool.clone(), cutoff));
         }
+    }
+}
+
+/// A partner's read, with the `reqid` offered (its time and cutoff) and the
+/// partner version it was checked against: all `None` when none is offered.
+struct Offer {
+    number: i64,
+    reqid: Option<String>,
+    now: Option<i64>,
+    cutoff: Option<i64>,
+    checked: Option<i64>,
+}
+
+impl Offer {
+    /// The parameters of [`STATUS_DMT`] and [`STATUS_BILL`] for `reference`;
+    /// the first five are [`PARTNER_CHECKED`]'s.
+    fn params<'a>(&'a self, reference: &'a &'a str) -> [&'a (dyn ToSql + Sync); 6] {
+        [&self.number, &self.reqid, &self.now, &self.cutoff, &self.checked, reference]
     }
 }
 
@@ -244,6 +305,42 @@ mod tests {
         assert_eq!(outcome(store, 554, &stale).await?, Some((ReqidOutcome::NotRecorded, suspended)));
         assert!(store.remember_reqid(SeenReqid { reqid: "q2", ..seen }).await?);
         assert_eq!(outcome(store, 999, &accept).await?, None, "no such partner");
+        db.finish().await
+    }
+
+    async fn partner_outcome(
+        store: &PostgresStore,
+        partner: RegistrationId,
+        precheck: Precheck<'_>,
+    ) -> anyhow::Result<Option<(ReqidOutcome, PartnerStatus)>> {
+        let found = store.find_partner_checked(partner, precheck).await?;
+        Ok(found.map(|(partner, reqid)| (reqid, partner.status)))
+    }
+
+    #[tokio::test]
+    async fn a_partner_calls_read_records_the_reqid_as_a_lookup_does() -> anyhow::Result<()> {
+        let Some(db) = TestDb::create().await? else { return Ok(()) };
+        let store = &db.store;
+        let partner = RegistrationId::new(556);
+        store.insert_partner(new_partner(Some(556))).await?;
+        let (active, suspended) = (PartnerStatus::Active, PartnerStatus::Suspended);
+        let accept = |_: &Partner| Some(claim("q1", 1_000));
+        assert_eq!(
+            partner_outcome(store, partner, &accept).await?,
+            Some((ReqidOutcome::NotRecorded, active)),
+            "not read before"
+        );
+        assert_eq!(partner_outcome(store, partner, &accept).await?, Some((ReqidOutcome::Fresh, active)));
+        assert_eq!(partner_outcome(store, partner, &accept).await?, Some((ReqidOutcome::Replay, active)));
+        assert_eq!(outcome(store, 556, &accept).await?, Some((ReqidOutcome::Replay, active)), "one table of reqids");
+        store.set_partner_status(partner, suspended).await?;
+        let stale = |_: &Partner| Some(claim("q2", 1_000));
+        assert_eq!(partner_outcome(store, partner, &stale).await?, Some((ReqidOutcome::NotRecorded, suspended)));
+        let seen =
+            SeenReqid { partner, reqid: "q2", now: Timestamp::from_unix(1_001), cutoff: Timestamp::from_unix(401) };
+        assert!(store.remember_reqid(seen).await?, "a stale copy's reqid is not written");
+        let unknown = store.find_partner_checked(RegistrationId::new(999), &accept).await?;
+        assert!(unknown.is_none(), "no such partner");
         db.finish().await
     }
 }

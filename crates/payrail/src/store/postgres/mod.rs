@@ -53,7 +53,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use deadpool_postgres::{
-    GenericClient, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, Transaction,
+    GenericClient, Hook, HookError, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime, Transaction,
 };
 use tokio_postgres::error::{DbError, SqlState};
 use tokio_postgres::types::{FromSqlOwned, ToSql, Type};
@@ -94,6 +94,21 @@ const POOL_SIZE: usize = 16;
 /// How long a request waits for a connection before the store reports
 /// itself unavailable, rather than hanging while the database is down.
 const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+/// A pooled connection unused for longer is verified before it is handed out.
+const VERIFY_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// Asks a connection last taken `idle` ago an empty query, if that is
+/// longer than [`VERIFY_IDLE_AFTER`]; a connection that fails it is dropped
+/// and the pool takes or makes another. Under load connections come back
+/// within milliseconds and cost no round trip (verifying every one was a
+/// round trip per statement run outside a transaction, and per group of
+/// bill payments).
+async fn verify_idle(client: &mut deadpool_postgres::ClientWrapper, idle: Duration) -> Result<(), HookError> {
+    if idle > VERIFY_IDLE_AFTER {
+        client.simple_query("").await.map_err(HookError::Backend)?;
+    }
+    Ok(())
+}
 
 // Declared after the column macros, which their SQL uses.
 mod debited;
@@ -131,8 +146,13 @@ impl PostgresStore {
         config: tokio_postgres::Config,
         tls: super::postgres_tls::RustlsConnect,
     ) -> anyhow::Result<Self> {
-        let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Verified });
+        // A connection taken again soon after its last use is only checked
+        // for a closed socket; one idle for longer is asked an empty query
+        // first (`verify_idle`), so that a server restart is noticed before
+        // a request's statement fails on it.
+        let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
+            .pre_recycle(Hook::async_fn(|client, metrics| Box::pin(verify_idle(client, metrics.last_used()))))
             .max_size(POOL_SIZE)
             .wait_timeout(Some(POOL_TIMEOUT))
             .create_timeout(Some(POOL_TIMEOUT))

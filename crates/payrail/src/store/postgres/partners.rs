@@ -46,6 +46,14 @@ impl PartnerStore for PostgresStore {
         decode(row, partner_from_row)
     }
 
+    async fn find_partner_checked(
+        &self,
+        id: RegistrationId,
+        precheck: crate::store::lookup::Precheck<'_>,
+    ) -> StoreResult<Option<(Partner, crate::store::lookup::ReqidOutcome)>> {
+        self.partner_checked(id, precheck).await
+    }
+
     async fn insert_partner(&self, new: NewPartner) -> StoreResult<Partner> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.store_context("Failed to begin adding the partner")?;
