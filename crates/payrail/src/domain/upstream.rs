@@ -272,6 +272,11 @@ impl UpstreamRef {
         format!("{}{}{installation}{nonce}", self.letter(), self.id)
     }
 
+    /// [`UpstreamRef::fresh_tail`] with a random part drawn now.
+    pub fn new_tail(&self, installation: &str) -> String {
+        self.fresh_tail(installation, &random_letters(REF_NONCE_LEN))
+    }
+
     /// Reads a reference rendered under `prefix`.
     pub fn parse(text: &str, prefix: &str) -> Option<UpstreamRef> {
         let rest = text.strip_prefix(prefix)?;
@@ -286,6 +291,13 @@ impl UpstreamRef {
         }
         Some(UpstreamRef { kind, id: digits.parse().ok()? })
     }
+}
+
+/// `n` random capital letters.
+pub fn random_letters(n: usize) -> String {
+    use rand::Rng as _;
+    let mut rng = rand::thread_rng();
+    (0..n).map(|_| char::from(b'A' + rng.gen_range(0..26u8))).collect()
 }
 
 /// A list of delays, written `10s,1m,2h` on the command line.

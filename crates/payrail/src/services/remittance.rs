@@ -677,7 +677,8 @@ pub async fn transfer(
     upstream.metrics().created(TxnKind::Dmt.as_str(), debited.record.status.name(), taken);
     // The reference is stored before the transfer is sent; without it the
     // transfer is not sent (the poller then finds the upstream never heard of it).
-    let upstream_ref = match upstream.new_upstream_ref(store, TxnKind::Dmt, debited.record.ackno).await {
+    let stored = debited.upstream_ref.take();
+    let upstream_ref = match upstream.debited_ref(store, (TxnKind::Dmt, debited.record.ackno), stored).await {
         Ok(reference) => reference,
         Err(e) => {
             tracing::error!(ackno = debited.record.ackno, error = %e, "upstream reference not stored; transfer not sent");

@@ -177,6 +177,10 @@ pub struct Debited<T> {
     pub record: T,
     /// The wallet before and after.
     pub wallet: WalletMove,
+    /// The record's upstream reference (as stored, without the prefix),
+    /// where the engine stored it in the same database transaction;
+    /// `None`: not assigned yet ([`UpstreamWorkStore::assign_upstream_ref`]).
+    pub upstream_ref: Option<String>,
 }
 
 /// Facts about the ledger and the transactions it pays for, gathered by

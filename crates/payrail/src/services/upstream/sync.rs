@@ -25,10 +25,9 @@ use std::time::Duration;
 use super::health::UpstreamHealth;
 use super::provider::{BillOrder, CallbackError, DmtQueried, Provider, ProviderError, TransferOrder, UpstreamReport};
 use crate::domain::event::{PollJob, PollNext};
-use rand::Rng as _;
 
 use crate::domain::upstream::{
-    self, Backoff, UpstreamRef, REF_NONCE_LEN, RETURN_CONFIRMED, RETURN_NOT_CONFIRMED, RETURN_REPORTED,
+    self, random_letters, Backoff, UpstreamRef, REF_NONCE_LEN, RETURN_CONFIRMED, RETURN_NOT_CONFIRMED, RETURN_REPORTED,
 };
 use crate::domain::{BillPayment, ChangeSource, Clock, DmtTransfer, Timestamp, TxnKind};
 use crate::observe::provider::Metered;
@@ -192,9 +191,23 @@ impl Upstream {
     /// statement on PostgreSQL), answering the one stored first.
     pub async fn new_upstream_ref(&self, store: &dyn Store, kind: TxnKind, id: i64) -> Result<String, StoreError> {
         let installation = self.installation_id(store).await?;
-        let fresh = UpstreamRef { kind, id }.fresh_tail(&installation, &random_letters(REF_NONCE_LEN));
+        let fresh = UpstreamRef { kind, id }.new_tail(&installation);
         let tail = store.assign_upstream_ref(kind, id, &fresh).await?;
         Ok(format!("{}{tail}", self.settings.ref_prefix))
+    }
+
+    /// The upstream reference of a transaction just debited: the one the store
+    /// kept with its debit (`stored`), else one assigned now ([`Self::new_upstream_ref`]).
+    pub async fn debited_ref(
+        &self,
+        store: &dyn Store,
+        id: (TxnKind, i64),
+        stored: Option<String>,
+    ) -> Result<String, StoreError> {
+        match stored {
+            Some(tail) => Ok(format!("{}{tail}", self.settings.ref_prefix)),
+            None => self.new_upstream_ref(store, id.0, id.1).await,
+        }
     }
 
     /// A reference for a call that is sent once and never looked up again
@@ -760,11 +773,6 @@ async fn return_pending<R: Followed>(store: &dyn Store, id: i64) -> Result<bool,
 }
 
 /// `n` random capital letters.
-fn random_letters(n: usize) -> String {
-    let mut rng = rand::thread_rng();
-    (0..n).map(|_| char::from(b'A' + rng.gen_range(0..26u8))).collect()
-}
-
 /// Keeps the upstream's `ackno` of a transfer (the first one stays); a
 /// store failure is only logged: a later status query carries it again.
 async fn keep_upstream_ackno(store: &dyn Store, ackno: i64, upstream_ackno: &str) {

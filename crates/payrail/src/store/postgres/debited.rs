@@ -19,10 +19,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Statement;
+
+use crate::domain::upstream::UpstreamRef;
 
 use super::*;
 
@@ -73,7 +76,8 @@ const PAY_BILL: &str = "WITH wallet AS (UPDATE wallets SET balance = balance + $
 /// `$1` partner, `$2` the group's wallet change, `$3`–`$23` one array per
 /// value of a payment in queue order (named in `u` below), `$24`–`$26` the
 /// postings (their payment's txnid, account and amount), `$27` now (for
-/// the poll jobs' leases). A short wallet writes nothing and
+/// the poll jobs' leases), `$28` each payment's upstream reference (stored
+/// here, so that the payment needs no transaction of its own for it). A short wallet writes nothing and
 /// returns no row; a refusal (a reference or number taken) fails the
 /// statement, and the group is then paid a payment at a time.
 const PAY_BILLS: &str = "WITH wallet AS (UPDATE wallets SET balance = balance + $2 \
@@ -99,7 +103,9 @@ const PAY_BILLS: &str = "WITH wallet AS (UPDATE wallets SET balance = balance + 
      SELECT 'bbps', txnid, 0, poll_at FROM u WHERE poll_at IS NOT NULL ORDER BY n \
      ON CONFLICT (kind, txn_id) DO UPDATE SET attempts = 0, next_poll_at = EXCLUDED.next_poll_at, \
      lease_owner = CASE WHEN upstream_polls.lease_until > $27 THEN upstream_polls.lease_owner END, \
-     lease_until = CASE WHEN upstream_polls.lease_until > $27 THEN upstream_polls.lease_until END) \
+     lease_until = CASE WHEN upstream_polls.lease_until > $27 THEN upstream_polls.lease_until END), \
+     refs AS (INSERT INTO upstream_refs (kind, txn_id, ref_tail) \
+     SELECT 'bbps', u.txnid, r.tail FROM u JOIN UNNEST($28::text[]) WITH ORDINALITY AS r(tail, n) ON r.n = u.n) \
      SELECT balance FROM wallet";
 
 impl PostgresStore {
@@ -125,7 +131,7 @@ impl PostgresStore {
             schedule_poll(&tx, TxnKind::Dmt, transfer.ackno, at).await?;
         }
         super::chain::commit_sealed(tx, "Failed to commit the transfer").await?;
-        Ok(Debited { record: transfer, wallet })
+        Ok(Debited { record: transfer, wallet, upstream_ref: None })
     }
 }
 
@@ -142,12 +148,14 @@ pub(super) struct BillWriters(Vec<mpsc::Sender<PendingBill>>);
 
 impl BillWriters {
     /// Starts the writer tasks on the current runtime; they end when the
-    /// store is dropped.
-    pub(super) fn start(pool: &Pool, numbers: &TxnNumbers) -> Self {
+    /// store is dropped. `installation`: the store's installation id, part
+    /// of every upstream reference.
+    pub(super) fn start(pool: &Pool, numbers: &TxnNumbers, installation: &str) -> Self {
+        let installation: Arc<str> = installation.into();
         let queues = (0..WRITERS)
             .map(|_| {
                 let (queue, pending) = mpsc::channel(QUEUE);
-                tokio::spawn(write_bills(pool.clone(), numbers.clone(), pending));
+                tokio::spawn(write_bills(pool.clone(), numbers.clone(), Arc::clone(&installation), pending));
                 queue
             })
             .collect();
@@ -175,10 +183,15 @@ fn writer_gone(why: &str) -> Stop {
 }
 
 /// A writer task: takes every payment waiting, commits them as a group.
-async fn write_bills(pool: Pool, numbers: TxnNumbers, mut pending: mpsc::Receiver<PendingBill>) {
+async fn write_bills(
+    pool: Pool,
+    numbers: TxnNumbers,
+    installation: Arc<str>,
+    mut pending: mpsc::Receiver<PendingBill>,
+) {
     let mut group = Vec::with_capacity(GROUP_MAX);
     while pending.recv_many(&mut group, GROUP_MAX).await > 0 {
-        let outcomes = commit_group(&pool, &numbers, &group).await;
+        let outcomes = commit_group(&pool, &numbers, &installation, &group).await;
         for (payment, outcome) in group.drain(..).zip(outcomes) {
             // A caller that stopped waiting has nothing to be told.
             let _ = payment.answer.send(outcome);
@@ -191,12 +204,13 @@ async fn write_bills(pool: Pool, numbers: TxnNumbers, mut pending: mpsc::Receive
 async fn commit_group(
     pool: &Pool,
     numbers: &TxnNumbers,
+    installation: &str,
     group: &[PendingBill],
 ) -> Vec<Result<Debited<BillPayment>, Stop>> {
     let committed = async {
         let mut client = pool.get().await.map_err(pool_error)?;
         let tx = client.transaction().await.store_context("Failed to begin the bill payments")?;
-        let outcomes = pay_group(&tx, numbers, group).await?;
+        let outcomes = pay_group(&tx, numbers, installation, group).await?;
         super::chain::commit_sealed(tx, "Failed to commit the bill payments").await?;
         Ok(outcomes)
     }
@@ -228,6 +242,7 @@ type Sent<'a> = Pin<Box<dyn Future<Output = Result<Option<Paise>, tokio_postgres
 async fn pay_group(
     tx: &Transaction<'_>,
     numbers: &TxnNumbers,
+    installation: &str,
     group: &[PendingBill],
 ) -> StoreResult<Vec<Result<Debited<BillPayment>, Stop>>> {
     let statement = tx.prepare_cached(PAY_BILL).await.store_context("Failed to prepare the bill payment")?;
@@ -235,7 +250,7 @@ async fn pay_group(
     let mut todo: Vec<usize> = (0..group.len()).collect();
     let mut unmoved = Vec::new();
     let counters = locked_counters(tx, group.len()).await?;
-    if let Some(outcomes) = pay_all_at_once(tx, numbers, group, &counters).await? {
+    if let Some(outcomes) = pay_all_at_once(tx, numbers, installation, group, &counters).await? {
         return Ok(outcomes);
     }
     // Rolled back: the same counters serve again.
@@ -298,6 +313,7 @@ async fn pay_group(
 async fn pay_all_at_once(
     tx: &Transaction<'_>,
     numbers: &TxnNumbers,
+    installation: &str,
     group: &[PendingBill],
     counters: &[u64],
 ) -> StoreResult<Option<Vec<Result<Debited<BillPayment>, Stop>>>> {
@@ -310,7 +326,11 @@ async fn pay_all_at_once(
         pays.push(PayBill::new(BillPayment { txnid: number, ..pending.payment.clone() }, pending));
     }
     let statement = tx.prepare_cached(PAY_BILLS).await.store_context("Failed to prepare the bill payments")?;
-    let columns = GroupColumns::of(&pays);
+    let tails: Vec<String> = pays
+        .iter()
+        .map(|pay| UpstreamRef { kind: TxnKind::Bbps, id: pay.payment.txnid }.new_tail(installation))
+        .collect();
+    let columns = GroupColumns::of(&pays, &tails);
     let total = pays.iter().map(|pay| pay.journal.wallet_change()).fold(Paise::ZERO, |sum, change| sum + change);
     let sent: Vec<Sent<'_>> = vec![
         Box::pin(async move { tx.batch_execute("SAVEPOINT group_at_once").await.map(|()| None) }),
@@ -331,9 +351,10 @@ async fn pay_all_at_once(
     let mut balance = closing - total;
     let outcomes = pays
         .into_iter()
-        .map(|pay| {
+        .zip(tails)
+        .map(|(pay, tail)| {
             balance = balance + pay.journal.wallet_change();
-            Ok(pay.debited(balance))
+            Ok(Debited { upstream_ref: Some(tail), ..pay.debited(balance) })
         })
         .collect();
     Ok(Some(outcomes))
@@ -365,10 +386,11 @@ struct GroupColumns<'a> {
     posting_txnid: Vec<i64>,
     posting_account: Vec<&'a str>,
     posting_amount: Vec<i64>,
+    ref_tail: &'a [String],
 }
 
 impl<'a> GroupColumns<'a> {
-    fn of(pays: &'a [PayBill]) -> Self {
+    fn of(pays: &'a [PayBill], ref_tail: &'a [String]) -> Self {
         let column = |value: &dyn Fn(&'a PayBill) -> i64| pays.iter().map(value).collect::<Vec<i64>>();
         let text = |value: &dyn Fn(&'a PayBill) -> &'a str| pays.iter().map(value).collect::<Vec<&'a str>>();
         let optional = |value: &dyn Fn(&'a PayBill) -> Option<&'a str>| pays.iter().map(value).collect::<Vec<_>>();
@@ -398,6 +420,7 @@ impl<'a> GroupColumns<'a> {
             posting_txnid: postings().map(|(pay, _)| pay.payment.txnid).collect(),
             posting_account: postings().map(|(_, (account, _))| account.as_str()).collect(),
             posting_amount: postings().map(|(_, (_, amount))| *amount).collect(),
+            ref_tail,
         }
     }
 
@@ -412,7 +435,7 @@ impl<'a> GroupColumns<'a> {
         now: i64,
     ) -> Result<Option<Paise>, tokio_postgres::Error> {
         let c = &self;
-        let params: [&(dyn ToSql + Sync); 27] = [
+        let params: [&(dyn ToSql + Sync); 28] = [
             &partner,
             &total.get(),
             &c.txnid,
@@ -440,6 +463,7 @@ impl<'a> GroupColumns<'a> {
             &c.posting_account,
             &c.posting_amount,
             &now,
+            &c.ref_tail,
         ];
         let row = tx.query_opt(statement, &params).await?;
         row.map(|row| row.try_get(0).map(Paise::new)).transpose()
@@ -627,7 +651,7 @@ impl PayBill {
     /// The record and the wallet move, once the wallet closed at `closing`.
     fn debited(self, closing: Paise) -> Debited<BillPayment> {
         let wallet = WalletMove { opening: closing - self.journal.wallet_change(), closing };
-        Debited { record: self.payment, wallet }
+        Debited { record: self.payment, wallet, upstream_ref: None }
     }
 }
 
@@ -681,7 +705,10 @@ mod tests {
         let (mut paid, mut short, mut duplicate, mut unknown) = (HashSet::new(), 0, 0, 0);
         for outcome in join_in_order(paying).await {
             match outcome {
-                Ok(debited) => assert!(paid.insert(debited.record.txnid), "a number given twice"),
+                Ok(debited) => {
+                    assert!(paid.insert(debited.record.txnid), "a number given twice");
+                    assert_eq!(debited.upstream_ref, None, "assigned after the debit, as on SQLite");
+                }
                 Err(DebitError::InsufficientFunds { balance }) => {
                     assert_eq!(balance, Paise::ZERO);
                     short += 1;
@@ -725,6 +752,11 @@ mod tests {
             let opening = Paise::new((20 - n as i64) * BILL);
             assert_eq!((debited.wallet.opening, debited.wallet.closing), (opening, opening - Paise::new(BILL)), "{n}");
             assert!(numbers.insert(debited.record.txnid), "a number given twice");
+            // Its upstream reference is stored with it, in the same transaction.
+            let tail = debited.upstream_ref.ok_or_else(|| anyhow::anyhow!("no upstream reference"))?;
+            let installation = store.installation_id().await?;
+            assert!(tail.starts_with(&format!("B{}{installation}", debited.record.txnid)), "{tail}");
+            assert_eq!(store.upstream_ref_of(TxnKind::Bbps, debited.record.txnid).await?, Some(tail));
             let (stored, history) =
                 store.bill_with_history(debited.record.txnid).await?.ok_or_else(|| anyhow::anyhow!("lost"))?;
             assert_eq!(stored.reference.as_str(), format!("W{n}"));

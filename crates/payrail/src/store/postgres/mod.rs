@@ -163,8 +163,13 @@ impl PostgresStore {
         let mut client = pool.get().await.context("Failed to connect to PostgreSQL")?;
         migrations::migrate(&mut client).await?;
         let numbers = transactions::txn_numbers(&client).await?;
+        let what = "Failed to read the installation id";
+        let installation: String = query_one(&client, crate::store::upstream_work::sql::INSTALLATION_ID, &[], what)
+            .await?
+            .try_get(0)
+            .context(what)?;
         drop(client);
-        let bill_writers = debited::BillWriters::start(&pool, &numbers);
+        let bill_writers = debited::BillWriters::start(&pool, &numbers, &installation);
         Ok(PostgresStore {
             pool,
             numbers,

@@ -232,7 +232,7 @@ impl SqliteStore {
                 upsert_poll(&tx, T::KIND, id, at).map_err(store_error)?;
             }
             tx.commit().map_err(store_error)?;
-            Ok(Debited { record, wallet })
+            Ok(Debited { record, wallet, upstream_ref: None })
         })
         .await
     }
