@@ -130,8 +130,13 @@ impl PostgresStore {
         if let Some(at) = poll_at {
             schedule_poll(&tx, TxnKind::Dmt, transfer.ackno, at).await?;
         }
+        // Stored with the transfer, so that it needs no transaction of its own before it is sent.
+        let tail = UpstreamRef { kind: TxnKind::Dmt, id: transfer.ackno }.new_tail(&self.installation);
+        let assign: [&(dyn ToSql + Sync); 3] = [&TxnKind::Dmt.as_str(), &transfer.ackno, &tail];
+        let sql = crate::store::upstream_work::sql::ASSIGN_UPSTREAM_REF;
+        execute(&tx, sql, &assign, "Failed to store the upstream reference").await?;
         super::chain::commit_sealed(tx, "Failed to commit the transfer").await?;
-        Ok(Debited { record: transfer, wallet, upstream_ref: None })
+        Ok(Debited { record: transfer, wallet, upstream_ref: Some(tail) })
     }
 }
 
@@ -150,12 +155,11 @@ impl BillWriters {
     /// Starts the writer tasks on the current runtime; they end when the
     /// store is dropped. `installation`: the store's installation id, part
     /// of every upstream reference.
-    pub(super) fn start(pool: &Pool, numbers: &TxnNumbers, installation: &str) -> Self {
-        let installation: Arc<str> = installation.into();
+    pub(super) fn start(pool: &Pool, numbers: &TxnNumbers, installation: &Arc<str>) -> Self {
         let queues = (0..WRITERS)
             .map(|_| {
                 let (queue, pending) = mpsc::channel(QUEUE);
-                tokio::spawn(write_bills(pool.clone(), numbers.clone(), Arc::clone(&installation), pending));
+                tokio::spawn(write_bills(pool.clone(), numbers.clone(), Arc::clone(installation), pending));
                 queue
             })
             .collect();

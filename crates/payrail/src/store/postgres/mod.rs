@@ -46,7 +46,6 @@ mod transactions;
 mod upstream_work;
 
 use std::ops::Range;
-#[cfg(test)]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,6 +124,8 @@ pub struct PostgresStore {
     bill_writers: debited::BillWriters,
     /// How new transactions are numbered.
     numbers: TxnNumbers,
+    /// The installation's id, part of every upstream reference.
+    installation: Arc<str>,
 }
 
 impl PostgresStore {
@@ -169,6 +170,7 @@ impl PostgresStore {
             .try_get(0)
             .context(what)?;
         drop(client);
+        let installation: Arc<str> = installation.into();
         let bill_writers = debited::BillWriters::start(&pool, &numbers, &installation);
         Ok(PostgresStore {
             pool,
@@ -176,6 +178,7 @@ impl PostgresStore {
             partners_seen: lookup::PartnersSeen::default(),
             lanes: lookup::Lanes::default(),
             bill_writers,
+            installation,
         })
     }
 

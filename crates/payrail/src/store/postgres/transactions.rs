@@ -297,6 +297,7 @@ mod tests {
         a_failed_bill_is_refunded_in_the_same_transaction,
         a_transfer_held_for_review_moves_only_by_an_operator,
         bill_payments_go_through_the_same_life,
+        a_payment_from_the_wallet_is_stored_with_its_upstream_reference,
         a_batch_keeps_explicit_ids_and_numbers_the_rest_in_the_nine_digit_range,
         a_large_batch_reports_progress_and_returns_ids_in_row_order,
         a_duplicate_reference_names_its_row_and_nothing_is_inserted,
@@ -309,8 +310,9 @@ mod tests {
         use super::*;
 
         pub(super) use conformance::{
-            a_failed_bill_is_refunded_in_the_same_transaction, a_transfer_held_for_review_moves_only_by_an_operator,
-            bill_payments_go_through_the_same_life,
+            a_failed_bill_is_refunded_in_the_same_transaction,
+            a_payment_from_the_wallet_is_stored_with_its_upstream_reference,
+            a_transfer_held_for_review_moves_only_by_an_operator, bill_payments_go_through_the_same_life,
         };
 
         pub(super) async fn a_refund_gets_a_new_refund_id_and_every_change_a_history_row(

@@ -93,6 +93,8 @@ pub struct SqliteStore {
     _flusher: ReqidFlusher,
     /// How new transactions are numbered.
     numbers: Arc<TxnNumbers>,
+    /// The installation's id, part of every upstream reference.
+    installation: Arc<str>,
 }
 
 fn connection(path: &Path) -> anyhow::Result<Connection> {
@@ -163,6 +165,9 @@ impl SqliteStore {
         let reqids = Arc::new(RecentReqids::default());
         reqids.load(stored_reqids(&writer).context("Failed to read the recent token reqids")?)?;
         let numbers = Arc::new(transactions::txn_numbers(&writer)?);
+        let installation: String = writer
+            .query_row(crate::store::upstream_work::sql::INSTALLATION_ID, [], |row| row.get(0))
+            .context("Failed to read the installation id")?;
         let (jobs, queue) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -175,6 +180,7 @@ impl SqliteStore {
             writer: jobs,
             reqids,
             numbers,
+            installation: installation.into(),
         })
     }
 

@@ -8,6 +8,7 @@ use std::task::{Context, Poll, Waker};
 use super::*;
 use std::sync::LazyLock;
 
+use crate::domain::upstream::UpstreamRef;
 use crate::store::lookup;
 use crate::store::transactions::{
     self as shared, bill_columns, dmt_columns, sql, ChangeSteps, KindStore, Progress, TxnTable,
@@ -207,7 +208,8 @@ impl SqliteStore {
     /// refuses a duplicate reference, takes `journal` from the wallet, runs
     /// `check` (after the debit, so that a short wallet is what is reported
     /// first), inserts the record under a new id, then `extra` rows for it,
-    /// the journal with the id, and the record's poll job.
+    /// the journal with the id, the record's poll job and its upstream
+    /// reference (so that it needs no write of its own before it is sent).
     async fn create_debited<T: SqliteTable>(
         &self,
         record: T,
@@ -217,7 +219,7 @@ impl SqliteStore {
         check: impl FnOnce(&Connection) -> Result<(), DebitError> + Send + 'static,
         extra: impl FnOnce(&Connection, &T) -> rusqlite::Result<()> + Send + 'static,
     ) -> Result<Debited<T>, DebitError> {
-        let numbers = Arc::clone(&self.numbers);
+        let (numbers, installation) = (Arc::clone(&self.numbers), Arc::clone(&self.installation));
         self.write(move |conn| {
             let tx = immediate(conn)?;
             refuse_duplicate::<T>(&tx, record.partner(), record.reference())?;
@@ -231,8 +233,12 @@ impl SqliteStore {
             if let Some(at) = poll_at {
                 upsert_poll(&tx, T::KIND, id, at).map_err(store_error)?;
             }
+            let tail = UpstreamRef { kind: T::KIND, id }.new_tail(&installation);
+            tx.prepare_cached(crate::store::upstream_work::sql::ASSIGN_UPSTREAM_REF)
+                .and_then(|mut assign| assign.execute(rusqlite::params![T::KIND.as_str(), id, tail]))
+                .map_err(store_error)?;
             tx.commit().map_err(store_error)?;
-            Ok(Debited { record, wallet, upstream_ref: None })
+            Ok(Debited { record, wallet, upstream_ref: Some(tail) })
         })
         .await
     }
@@ -469,21 +475,21 @@ mod tests {
         conformance::a_refund_gets_a_new_refund_id_and_every_change_a_history_row(&store, "1").await
     }
 
-    #[tokio::test]
-    async fn a_failed_bill_is_refunded_in_the_same_transaction() -> anyhow::Result<()> {
-        let (_dir, store) = open()?;
-        conformance::a_failed_bill_is_refunded_in_the_same_transaction(&store).await
+    /// A test per `conformance` body that takes only the store.
+    macro_rules! conformance_tests {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() -> anyhow::Result<()> {
+                let (_dir, store) = open()?;
+                conformance::$name(&store).await
+            }
+        )*};
     }
 
-    #[tokio::test]
-    async fn a_transfer_held_for_review_moves_only_by_an_operator() -> anyhow::Result<()> {
-        let (_dir, store) = open()?;
-        conformance::a_transfer_held_for_review_moves_only_by_an_operator(&store).await
-    }
-
-    #[tokio::test]
-    async fn bill_payments_go_through_the_same_life() -> anyhow::Result<()> {
-        let (_dir, store) = open()?;
-        conformance::bill_payments_go_through_the_same_life(&store).await
-    }
+    conformance_tests!(
+        a_failed_bill_is_refunded_in_the_same_transaction,
+        a_transfer_held_for_review_moves_only_by_an_operator,
+        bill_payments_go_through_the_same_life,
+        a_payment_from_the_wallet_is_stored_with_its_upstream_reference,
+    );
 }

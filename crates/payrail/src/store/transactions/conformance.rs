@@ -181,3 +181,40 @@ pub(crate) async fn a_failed_bill_is_refunded_in_the_same_transaction(store: &dy
     assert!(matches!(store.fail_bill(999, note("upstream"), note("upstream")).await, Err(ChangeError::NotFound)));
     Ok(())
 }
+
+/// Both engines' test of the same name: a transfer or bill payment paid
+/// from the wallet is stored with its upstream reference, in the same
+/// database transaction (no write of its own before it is sent): the
+/// reference returned is the one stored, and names the kind, the id and
+/// the installation.
+pub(crate) async fn a_payment_from_the_wallet_is_stored_with_its_upstream_reference(
+    store: &dyn Store,
+) -> anyhow::Result<()> {
+    store.insert_partner(new_partner(Some(554))).await?;
+    let partner = RegistrationId::new(554);
+    let at = Timestamp::from_unix(1_650_000_000);
+    store
+        .post_journal(crate::domain::ledger::Journal::top_up(partner, Paise::rupees(5_000), "top-up".into(), at))
+        .await?;
+    let installation = store.installation_id().await?;
+    let route = DmtRoute {
+        remitter: crate::domain::remitter::MobileNumber::parse("9876543210")?,
+        beneficiary_id: 1,
+        bank: Bank::Bank2,
+        mode: TransferMode::Imps,
+    };
+    let limit = MonthlyLimit { since: Timestamp::from_unix(0), limit: Paise::rupees(100_000) };
+    let debit = DmtDebit { transfer: transfer(554, 0, "T1")?, route, limit, note: note("api"), poll_at: None };
+    let transfer = store.create_dmt_debited(debit).await?;
+    let bill = store.create_bill_debited(bill(554, 0, "B1")?, note("api"), None).await?;
+    for (kind, id, tail) in [
+        (TxnKind::Dmt, transfer.record.ackno, transfer.upstream_ref),
+        (TxnKind::Bbps, bill.record.txnid, bill.upstream_ref),
+    ] {
+        let tail = tail.ok_or_else(|| anyhow::anyhow!("no upstream reference for {id}"))?;
+        let letter = if kind == TxnKind::Dmt { 'D' } else { 'B' };
+        assert!(tail.starts_with(&format!("{letter}{id}{installation}")), "{tail}");
+        assert_eq!(store.upstream_ref_of(kind, id).await?, Some(tail));
+    }
+    Ok(())
+}
