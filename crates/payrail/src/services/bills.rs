@@ -224,7 +224,7 @@ pub async fn pay_bill(
     // The reference is stored before the payment is sent; without it the
     // payment is not sent (the poller then finds the upstream never heard of it).
     let stored = debited.upstream_ref.take();
-    let upstream_ref = match upstream.debited_ref(store, (TxnKind::Bbps, debited.record.txnid), stored).await {
+    let upstream_ref = match upstream.stored_or_new_ref(store, TxnKind::Bbps, debited.record.txnid, stored).await {
         Ok(reference) => reference,
         Err(e) => {
             tracing::error!(txnid = debited.record.txnid, error = %e, "upstream reference not stored; payment not sent");

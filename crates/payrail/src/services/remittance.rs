@@ -678,7 +678,7 @@ pub async fn transfer(
     // The reference is stored before the transfer is sent; without it the
     // transfer is not sent (the poller then finds the upstream never heard of it).
     let stored = debited.upstream_ref.take();
-    let upstream_ref = match upstream.debited_ref(store, (TxnKind::Dmt, debited.record.ackno), stored).await {
+    let upstream_ref = match upstream.stored_or_new_ref(store, TxnKind::Dmt, debited.record.ackno, stored).await {
         Ok(reference) => reference,
         Err(e) => {
             tracing::error!(ackno = debited.record.ackno, error = %e, "upstream reference not stored; transfer not sent");

@@ -177,37 +177,31 @@ impl Upstream {
     /// The reference the upstream knows a transaction by: the one stored
     /// with it, or, for a transaction that has none yet (one about to be
     /// submitted), a fresh one, stored before it is used
-    /// ([`UpstreamRef::fresh_tail`]). Whoever stores first wins: a
+    /// ([`UpstreamRef::new_tail`]). Whoever stores first wins: a
     /// submission and a poll racing on a new transaction use the same one.
     pub async fn upstream_ref(&self, store: &dyn Store, kind: TxnKind, id: i64) -> Result<String, StoreError> {
-        match store.upstream_ref_of(kind, id).await? {
-            Some(tail) => Ok(format!("{}{tail}", self.settings.ref_prefix)),
-            None => self.new_upstream_ref(store, kind, id).await,
-        }
+        let stored = store.upstream_ref_of(kind, id).await?;
+        self.stored_or_new_ref(store, kind, id, stored).await
     }
 
-    /// [`Self::upstream_ref`] for a transaction just made, which has none
-    /// yet unless a racing poll stored one: stores a fresh one at once (one
-    /// statement on PostgreSQL), answering the one stored first.
-    pub async fn new_upstream_ref(&self, store: &dyn Store, kind: TxnKind, id: i64) -> Result<String, StoreError> {
-        let installation = self.installation_id(store).await?;
-        let fresh = UpstreamRef { kind, id }.new_tail(&installation);
-        let tail = store.assign_upstream_ref(kind, id, &fresh).await?;
-        Ok(format!("{}{tail}", self.settings.ref_prefix))
-    }
-
-    /// The upstream reference of a transaction just debited: the one the store
-    /// kept with its debit (`stored`), else one assigned now ([`Self::new_upstream_ref`]).
-    pub async fn debited_ref(
+    /// [`Self::upstream_ref`] given what is `stored` (as a debit returns it):
+    /// with `None`, a fresh one is stored at once (one statement on
+    /// PostgreSQL), answering the one stored first.
+    pub async fn stored_or_new_ref(
         &self,
         store: &dyn Store,
-        id: (TxnKind, i64),
+        kind: TxnKind,
+        id: i64,
         stored: Option<String>,
     ) -> Result<String, StoreError> {
-        match stored {
-            Some(tail) => Ok(format!("{}{tail}", self.settings.ref_prefix)),
-            None => self.new_upstream_ref(store, id.0, id.1).await,
-        }
+        let tail = match stored {
+            Some(tail) => tail,
+            None => {
+                let fresh = UpstreamRef { kind, id }.new_tail(&self.installation_id(store).await?);
+                store.assign_upstream_ref(kind, id, &fresh).await?
+            }
+        };
+        Ok(format!("{}{tail}", self.settings.ref_prefix))
     }
 
     /// A reference for a call that is sent once and never looked up again
@@ -772,7 +766,6 @@ async fn return_pending<R: Followed>(store: &dyn Store, id: i64) -> Result<bool,
     Ok(R::with_history_in(store, id).await?.is_some_and(|(_, history)| upstream::return_pending(&history)))
 }
 
-/// `n` random capital letters.
 /// Keeps the upstream's `ackno` of a transfer (the first one stays); a
 /// store failure is only logged: a later status query carries it again.
 async fn keep_upstream_ackno(store: &dyn Store, ackno: i64, upstream_ackno: &str) {

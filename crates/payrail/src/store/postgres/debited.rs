@@ -73,40 +73,41 @@ const PAY_BILL: &str = "WITH wallet AS (UPDATE wallets SET balance = balance + $
 /// A whole group of bill payments in one statement, for when the wallet
 /// holds enough for all of them and none is refused (the common case): as
 /// [`PAY_BILL`] for each, with one wallet `UPDATE` by the group's total.
-/// `$1` partner, `$2` the group's wallet change, `$3`–`$23` one array per
-/// value of a payment in queue order (named in `u` below), `$24`–`$26` the
-/// postings (their payment's txnid, account and amount), `$27` now (for
-/// the poll jobs' leases), `$28` each payment's upstream reference (stored
-/// here, so that the payment needs no transaction of its own for it). A short wallet writes nothing and
-/// returns no row; a refusal (a reference or number taken) fails the
-/// statement, and the group is then paid a payment at a time.
-const PAY_BILLS: &str = "WITH wallet AS (UPDATE wallets SET balance = balance + $2 \
-     WHERE partner_id = $1 AND balance + $2 >= 0 RETURNING balance), \
-     u AS (SELECT * FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], \
-     $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::bigint[], $16::text[], \
-     $17::bigint[], $18::text[], $19::text[], $20::text[], $21::bigint[], $22::bigint[], $23::bigint[]) \
-     WITH ORDINALITY AS u(txnid, reference_id, operator_name, ca_number, amount, ad1, ad2, ad3, \
-     commission, tds, status, operator_ref, created_at, refund_txn_id, refunded_at, source, reason, memo, poll_at, \
-     history_at, journal_at, n) WHERE EXISTS (SELECT 1 FROM wallet)), \
-     bill AS (INSERT INTO bill_payments (txnid, partner_id, reference_id, operator_name, ca_number, amount, ad1, \
-     ad2, ad3, commission, tds, status, operator_ref, created_at, updated_at, refund_txn_id, refunded_at) \
-     SELECT txnid, $1, reference_id, operator_name, ca_number, amount, ad1, ad2, ad3, commission, tds, status, \
-     operator_ref, created_at, created_at, refund_txn_id, refunded_at FROM u ORDER BY n), \
-     history AS (INSERT INTO status_history (kind, txn_id, from_status, to_status, at, source, reason) \
-     SELECT 'bbps', txnid, NULL, status, history_at, source, reason FROM u ORDER BY n), \
-     journal AS (INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) \
-     SELECT $1, 'debit', 'bbps', txnid, memo, journal_at FROM u ORDER BY n RETURNING id, txn_id), \
-     posted AS (INSERT INTO postings (journal_id, account, amount) SELECT journal.id, p.account, p.amount \
-     FROM UNNEST($24::bigint[], $25::text[], $26::bigint[]) WITH ORDINALITY AS p(txn_id, account, amount, n) \
-     JOIN journal ON journal.txn_id = p.txn_id ORDER BY p.n), \
-     poll AS (INSERT INTO upstream_polls (kind, txn_id, attempts, next_poll_at) \
-     SELECT 'bbps', txnid, 0, poll_at FROM u WHERE poll_at IS NOT NULL ORDER BY n \
-     ON CONFLICT (kind, txn_id) DO UPDATE SET attempts = 0, next_poll_at = EXCLUDED.next_poll_at, \
-     lease_owner = CASE WHEN upstream_polls.lease_until > $27 THEN upstream_polls.lease_owner END, \
-     lease_until = CASE WHEN upstream_polls.lease_until > $27 THEN upstream_polls.lease_until END), \
-     refs AS (INSERT INTO upstream_refs (kind, txn_id, ref_tail) \
-     SELECT 'bbps', u.txnid, r.tail FROM u JOIN UNNEST($28::text[]) WITH ORDINALITY AS r(tail, n) ON r.n = u.n) \
-     SELECT balance FROM wallet";
+/// `$1`–`$16` the records as [`PgTable::INSERT`] takes them (an array per
+/// column), `$17` the group's wallet change, `$18` the partner, `$19`–`$26`
+/// an array per value of a payment beyond its record (named in `e` below,
+/// in queue order), `$27`–`$29` the postings (their payment's txnid,
+/// account and amount), `$30` now (for the poll jobs' leases). Each
+/// payment's upstream reference is stored here too, so that it needs no
+/// transaction of its own. A short wallet writes nothing and returns no
+/// row; a refusal (a reference or number taken) fails the statement, and
+/// the group is then paid a payment at a time.
+static PAY_BILLS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH wallet AS (UPDATE wallets SET balance = balance + $17 \
+         WHERE partner_id = $18 AND balance + $17 >= 0 RETURNING balance), \
+         bill AS ({insert} WHERE EXISTS (SELECT 1 FROM wallet) RETURNING txnid, status), \
+         e AS (SELECT * FROM UNNEST($19::bigint[], $20::text[], $21::text[], $22::text[], $23::bigint[], \
+         $24::bigint[], $25::bigint[], $26::text[]) WITH ORDINALITY \
+         AS e(txnid, source, reason, memo, poll_at, history_at, journal_at, ref_tail, n)), \
+         paid AS (SELECT e.*, bill.status FROM bill JOIN e USING (txnid)), \
+         history AS (INSERT INTO status_history (kind, txn_id, from_status, to_status, at, source, reason) \
+         SELECT 'bbps', txnid, NULL, status, history_at, source, reason FROM paid ORDER BY n), \
+         journal AS (INSERT INTO journals (partner_id, purpose, kind, txn_id, memo, at) \
+         SELECT $18, 'debit', 'bbps', txnid, memo, journal_at FROM paid ORDER BY n RETURNING id, txn_id), \
+         posted AS (INSERT INTO postings (journal_id, account, amount) SELECT journal.id, p.account, p.amount \
+         FROM UNNEST($27::bigint[], $28::text[], $29::bigint[]) WITH ORDINALITY AS p(txn_id, account, amount, n) \
+         JOIN journal ON journal.txn_id = p.txn_id ORDER BY p.n), \
+         poll AS (INSERT INTO upstream_polls (kind, txn_id, attempts, next_poll_at) \
+         SELECT 'bbps', txnid, 0, poll_at FROM paid WHERE poll_at IS NOT NULL ORDER BY n \
+         ON CONFLICT (kind, txn_id) DO UPDATE SET attempts = 0, next_poll_at = EXCLUDED.next_poll_at, \
+         lease_owner = CASE WHEN upstream_polls.lease_until > $30 THEN upstream_polls.lease_owner END, \
+         lease_until = CASE WHEN upstream_polls.lease_until > $30 THEN upstream_polls.lease_until END), \
+         refs AS (INSERT INTO upstream_refs (kind, txn_id, ref_tail) SELECT 'bbps', txnid, ref_tail FROM paid) \
+         SELECT balance FROM wallet",
+        insert = <BillPayment as super::transactions::PgTable>::INSERT
+    )
+});
 
 impl PostgresStore {
     /// [`Store::create_dmt_debited`], before the outcome is reported.
@@ -329,16 +330,14 @@ async fn pay_all_at_once(
         let number = numbers.number(TxnKind::Bbps, *counter).map_err(|e| StoreError::Other(anyhow::Error::new(e)))?;
         pays.push(PayBill::new(BillPayment { txnid: number, ..pending.payment.clone() }, pending));
     }
-    let statement = tx.prepare_cached(PAY_BILLS).await.store_context("Failed to prepare the bill payments")?;
     let tails: Vec<String> = pays
         .iter()
         .map(|pay| UpstreamRef { kind: TxnKind::Bbps, id: pay.payment.txnid }.new_tail(installation))
         .collect();
-    let columns = GroupColumns::of(&pays, &tails);
     let total = pays.iter().map(|pay| pay.journal.wallet_change()).fold(Paise::ZERO, |sum, change| sum + change);
     let sent: Vec<Sent<'_>> = vec![
         Box::pin(async move { tx.batch_execute("SAVEPOINT group_at_once").await.map(|()| None) }),
-        Box::pin(columns.run(tx, &statement, pays[0].payment.partner.number(), total, pays[0].now)),
+        Box::pin(run_group(tx, &pays, &tails, total)),
     ];
     let mut answers = join_in_order(sent).await.into_iter();
     let (Some(savepoint), Some(paid)) = (answers.next(), answers.next()) else { return Ok(None) };
@@ -364,114 +363,76 @@ async fn pay_all_at_once(
     Ok(Some(outcomes))
 }
 
-/// A group's payments as [`PAY_BILLS`] takes them: one array per value.
-struct GroupColumns<'a> {
+/// What [`PAY_BILLS`] takes of a group's payments beyond their records:
+/// one array per value.
+struct GroupExtras<'a> {
     txnid: Vec<i64>,
-    reference: Vec<&'a str>,
-    operator_name: Vec<&'a str>,
-    ca_number: Vec<&'a str>,
-    amount: Vec<i64>,
-    ad1: Vec<Option<&'a str>>,
-    ad2: Vec<Option<&'a str>>,
-    ad3: Vec<Option<&'a str>>,
-    commission: Vec<i64>,
-    tds: Vec<i64>,
-    status: Vec<&'static str>,
-    operator_ref: Vec<Option<&'a str>>,
-    created_at: Vec<i64>,
-    refund_txn_id: Vec<Option<&'a str>>,
-    refunded_at: Vec<Option<i64>>,
     source: Vec<&'a str>,
     reason: Vec<Option<&'a str>>,
     memo: Vec<&'a str>,
     poll_at: Vec<Option<i64>>,
     history_at: Vec<i64>,
     journal_at: Vec<i64>,
+    ref_tail: &'a [String],
     posting_txnid: Vec<i64>,
     posting_account: Vec<&'a str>,
     posting_amount: Vec<i64>,
-    ref_tail: &'a [String],
 }
 
-impl<'a> GroupColumns<'a> {
+impl<'a> GroupExtras<'a> {
     fn of(pays: &'a [PayBill], ref_tail: &'a [String]) -> Self {
-        let column = |value: &dyn Fn(&'a PayBill) -> i64| pays.iter().map(value).collect::<Vec<i64>>();
-        let text = |value: &dyn Fn(&'a PayBill) -> &'a str| pays.iter().map(value).collect::<Vec<&'a str>>();
-        let optional = |value: &dyn Fn(&'a PayBill) -> Option<&'a str>| pays.iter().map(value).collect::<Vec<_>>();
         let postings = || pays.iter().flat_map(|pay| pay.accounts.iter().zip(&pay.amounts).map(move |p| (pay, p)));
-        GroupColumns {
-            txnid: column(&|pay| pay.payment.txnid),
-            reference: text(&|pay| pay.payment.reference.as_str()),
-            operator_name: text(&|pay| &pay.payment.operator_name),
-            ca_number: text(&|pay| &pay.payment.ca_number),
-            amount: column(&|pay| pay.payment.amount.get()),
-            ad1: optional(&|pay| pay.payment.ad1.as_deref()),
-            ad2: optional(&|pay| pay.payment.ad2.as_deref()),
-            ad3: optional(&|pay| pay.payment.ad3.as_deref()),
-            commission: column(&|pay| pay.payment.commission.get()),
-            tds: column(&|pay| pay.payment.tds.get()),
-            status: pays.iter().map(|pay| pay.payment.status.name()).collect(),
-            operator_ref: optional(&|pay| pay.payment.operator_ref.as_deref()),
-            created_at: column(&|pay| pay.payment.created_at.unix()),
-            refund_txn_id: optional(&|pay| pay.payment.refund_txn_id.as_deref()),
-            refunded_at: pays.iter().map(|pay| pay.payment.refunded_at.map(Timestamp::unix)).collect(),
-            source: text(&|pay| pay.note.source.as_str()),
-            reason: optional(&|pay| pay.note.reason.as_deref()),
-            memo: text(&|pay| &pay.journal.memo),
+        GroupExtras {
+            txnid: pays.iter().map(|pay| pay.payment.txnid).collect(),
+            source: pays.iter().map(|pay| pay.note.source.as_str()).collect(),
+            reason: pays.iter().map(|pay| pay.note.reason.as_deref()).collect(),
+            memo: pays.iter().map(|pay| pay.journal.memo.as_str()).collect(),
             poll_at: pays.iter().map(|pay| pay.poll_at).collect(),
-            history_at: column(&|pay| pay.note.at.unix()),
-            journal_at: column(&|pay| pay.journal.at.unix()),
+            history_at: pays.iter().map(|pay| pay.note.at.unix()).collect(),
+            journal_at: pays.iter().map(|pay| pay.journal.at.unix()).collect(),
+            ref_tail,
             posting_txnid: postings().map(|(pay, _)| pay.payment.txnid).collect(),
             posting_account: postings().map(|(_, (account, _))| account.as_str()).collect(),
             posting_amount: postings().map(|(_, (_, amount))| *amount).collect(),
-            ref_tail,
         }
     }
+}
 
-    /// Runs [`PAY_BILLS`] for `partner`'s group, whose wallet change is
-    /// `total`: the wallet's closing balance, or `None` (nothing written).
-    async fn run(
-        self,
-        tx: &Transaction<'_>,
-        statement: &Statement,
-        partner: i64,
-        total: Paise,
-        now: i64,
-    ) -> Result<Option<Paise>, tokio_postgres::Error> {
-        let c = &self;
-        let params: [&(dyn ToSql + Sync); 28] = [
-            &partner,
-            &total.get(),
-            &c.txnid,
-            &c.reference,
-            &c.operator_name,
-            &c.ca_number,
-            &c.amount,
-            &c.ad1,
-            &c.ad2,
-            &c.ad3,
-            &c.commission,
-            &c.tds,
-            &c.status,
-            &c.operator_ref,
-            &c.created_at,
-            &c.refund_txn_id,
-            &c.refunded_at,
-            &c.source,
-            &c.reason,
-            &c.memo,
-            &c.poll_at,
-            &c.history_at,
-            &c.journal_at,
-            &c.posting_txnid,
-            &c.posting_account,
-            &c.posting_amount,
-            &now,
-            &c.ref_tail,
-        ];
-        let row = tx.query_opt(statement, &params).await?;
-        row.map(|row| row.try_get(0).map(Paise::new)).transpose()
-    }
+/// Runs [`PAY_BILLS`] for a group of `pays` (their upstream references
+/// `tails`), whose wallet change is `total`: the wallet's closing balance,
+/// or `None` (nothing written).
+async fn run_group(
+    tx: &Transaction<'_>,
+    pays: &[PayBill],
+    tails: &[String],
+    total: Paise,
+) -> Result<Option<Paise>, tokio_postgres::Error> {
+    let Some(first) = pays.first() else { return Ok(None) };
+    let statement = tx.prepare_cached(&PAY_BILLS).await?;
+    let records: Vec<BillPayment> = pays.iter().map(|pay| pay.payment.clone()).collect();
+    let ids: Vec<i64> = records.iter().map(|record| record.txnid).collect();
+    let record_columns = super::transactions::columns(&records, &ids);
+    let e = GroupExtras::of(pays, tails);
+    let (total, partner) = (total.get(), first.payment.partner.number());
+    let mut params: Vec<&(dyn ToSql + Sync)> = record_columns.iter().map(|c| &**c as &(dyn ToSql + Sync)).collect();
+    params.extend::<[&(dyn ToSql + Sync); 14]>([
+        &total,
+        &partner,
+        &e.txnid,
+        &e.source,
+        &e.reason,
+        &e.memo,
+        &e.poll_at,
+        &e.history_at,
+        &e.journal_at,
+        &e.ref_tail,
+        &e.posting_txnid,
+        &e.posting_account,
+        &e.posting_amount,
+        &first.now,
+    ]);
+    let row = tx.query_opt(&statement, &params).await?;
+    row.map(|row| row.try_get(0).map(Paise::new)).transpose()
 }
 
 /// One payment under its own savepoint, sent alone: when the wallet did not

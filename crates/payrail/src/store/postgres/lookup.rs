@@ -145,9 +145,9 @@ impl PostgresStore {
     ) -> StoreResult<Option<StatusLookup<T>>> {
         let offer = self.offer(partner, precheck);
         let client = self.lanes.client(&self.pool).await?;
-        let Some(row) =
-            query_opt(&*client, sql, &offer.params(&reference), "Failed to look up the transaction").await?
-        else {
+        let [partner_number, reqid, now, cutoff, checked] = offer.params();
+        let params: [&(dyn ToSql + Sync); 6] = [partner_number, reqid, now, cutoff, checked, &reference];
+        let Some(row) = query_opt(&*client, sql, &params, "Failed to look up the transaction").await? else {
             self.partners_seen.forget(partner);
             return Ok(None);
         };
@@ -166,8 +166,8 @@ impl PostgresStore {
     ) -> StoreResult<Option<(Partner, ReqidOutcome)>> {
         let offer = self.offer(partner, precheck);
         let client = self.lanes.client(&self.pool).await?;
-        let params = offer.params(&"");
-        let Some(row) = query_opt(&*client, &PARTNER_CHECKED, &params[..5], "Failed to find the partner").await? else {
+        let Some(row) = query_opt(&*client, &PARTNER_CHECKED, &offer.params(), "Failed to find the partner").await?
+        else {
             self.partners_seen.forget(partner);
             return Ok(None);
         };
@@ -230,10 +230,9 @@ struct Offer {
 }
 
 impl Offer {
-    /// The parameters of [`STATUS_DMT`] and [`STATUS_BILL`] for `reference`;
-    /// the first five are [`PARTNER_CHECKED`]'s.
-    fn params<'a>(&'a self, reference: &'a &'a str) -> [&'a (dyn ToSql + Sync); 6] {
-        [&self.number, &self.reqid, &self.now, &self.cutoff, &self.checked, reference]
+    /// `$1`–`$5` of [`PARTNER_AND_REQID`] (a status lookup adds its reference).
+    fn params(&self) -> [&(dyn ToSql + Sync); 5] {
+        [&self.number, &self.reqid, &self.now, &self.cutoff, &self.checked]
     }
 }
 

@@ -4,7 +4,7 @@
 
 mod batch;
 
-pub(super) use batch::{insert_new, txn_numbers};
+pub(super) use batch::{columns, insert_new, txn_numbers};
 
 use super::columns::bind_all;
 use super::*;

@@ -240,7 +240,7 @@ async fn insert_chunk<T: PgTable>(
 
 /// The parameters of [`PgTable::INSERT`] for `chunk`, whose rows get `ids`:
 /// one array per column of [`TxnTable::values`].
-fn columns<'a, T: PgTable>(chunk: &'a [T], ids: &[i64]) -> Vec<Column<'a>> {
+pub(in crate::store::postgres) fn columns<'a, T: PgTable>(chunk: &'a [T], ids: &[i64]) -> Vec<Column<'a>> {
     let rows: Vec<Vec<_>> = chunk
         .iter()
         .zip(ids)
