@@ -24,14 +24,15 @@ pub(super) static LOOKUP_BILL: std::sync::LazyLock<String> = std::sync::LazyLock
 
 impl SqliteStore {
     /// A status lookup without a `reqid` ([`crate::store::transactions::KindStore::lookup`]):
-    /// `sql` is the kind's statement ([`LOOKUP_DMT`], [`LOOKUP_BILL`]).
+    /// `sql` is the kind's statement ([`LOOKUP_DMT`], [`LOOKUP_BILL`]), run
+    /// in a kept read snapshot (see [`super::readers::Readers::recent`]).
     pub(super) fn find_for_status<T: TxnTable>(
         &self,
         sql: &str,
         partner: RegistrationId,
         reference: &str,
     ) -> StoreResult<Option<(Partner, Option<T>)>> {
-        self.read(|conn| {
+        self.readers.recent(|conn| {
             conn.prepare_cached(sql)?
                 .query_row(params![partner.number(), reference], |row| {
                     let record =

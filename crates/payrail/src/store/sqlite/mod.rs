@@ -25,6 +25,7 @@ mod migrations;
 mod operators;
 mod partners;
 mod penny_drops;
+mod readers;
 mod reconcile;
 mod remittance;
 mod reqids;
@@ -35,7 +36,7 @@ mod upstream_work;
 
 use std::ops::Range;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::columns::BadState;
 use remittance::routed_since;
@@ -47,6 +48,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 
 use ledger::{add_to_wallet, debit_wallet, insert_journal, pay_refund};
 use partners::{partner_at, PARTNER_COLUMNS_P, PARTNER_WIDTH};
+use readers::Readers;
 use reqids::{flush_reqids, stored_reqids, RecentReqids, ReqidFlusher};
 pub use reqids::{reqid_fingerprint, REQID_FLUSH_INTERVAL};
 
@@ -75,13 +77,10 @@ use crate::domain::{
     TxnKind,
 };
 
-/// How many read connections the pool keeps.
-const READERS: usize = 8;
-
 /// The SQLite engine.
 pub struct SqliteStore {
-    readers: Mutex<Vec<Connection>>,
-    path: std::path::PathBuf,
+    /// The read connections (see `readers.rs`).
+    readers: Arc<Readers>,
     /// Where writes go: the writer thread, which owns the writer connection.
     writer: std::sync::mpsc::Sender<WriteJob>,
     /// Token `reqid`s seen recently. Checked in memory: on SQLite one
@@ -169,13 +168,14 @@ impl SqliteStore {
             .query_row(crate::store::upstream_work::sql::INSTALLATION_ID, [], |row| row.get(0))
             .context("Failed to read the installation id")?;
         let (jobs, queue) = std::sync::mpsc::channel();
+        let readers = Arc::new(Readers::new(path));
+        let told = Arc::clone(&readers);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_thread(writer, queue))
+            .spawn(move || writer_thread(writer, queue, &told))
             .context("Failed to start the SQLite writer")?;
         Ok(SqliteStore {
-            readers: Mutex::new(Vec::new()),
-            path: path.to_owned(),
+            readers,
             _flusher: ReqidFlusher::start(jobs.clone(), Arc::clone(&reqids))?,
             writer: jobs,
             reqids,
@@ -184,19 +184,10 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f` on a pooled read connection, inline.
+    /// Runs `f` on a pooled read connection, inline, outside any
+    /// transaction (see [`Readers::fresh`]).
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
-        let pooled = self.readers.lock().map_err(|_| poisoned())?.pop();
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => connection(&self.path).map_err(StoreError::Unavailable)?,
-        };
-        let result = f(&conn).map_err(store_error);
-        let mut readers = self.readers.lock().map_err(|_| poisoned())?;
-        if readers.len() < READERS {
-            readers.push(conn);
-        }
-        result
+        self.readers.fresh(f)
     }
 
     /// Runs `f` on the writer connection, on the writer thread, inside a
@@ -244,7 +235,7 @@ const GROUP_LIMIT: usize = 64;
 /// rolls back to its savepoint alone; a caller hears back only after the
 /// commit that holds its write, and if that commit fails, every write of
 /// the group is told so. Ends when the store is dropped.
-fn writer_thread(mut conn: Connection, queue: std::sync::mpsc::Receiver<WriteJob>) {
+fn writer_thread(mut conn: Connection, queue: std::sync::mpsc::Receiver<WriteJob>, readers: &Readers) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         while group.len() < GROUP_LIMIT {
@@ -253,14 +244,14 @@ fn writer_thread(mut conn: Connection, queue: std::sync::mpsc::Receiver<WriteJob
                 Err(_) => break,
             }
         }
-        run_group(&mut conn, group);
+        run_group(&mut conn, group, readers);
     }
 }
 
 /// Runs one group of writes in one transaction and answers each. A write
 /// that is not run (the transaction could not begin, or was lost) is
 /// dropped, and its caller hears that the writer failed.
-fn run_group(conn: &mut Connection, group: Vec<WriteJob>) {
+fn run_group(conn: &mut Connection, group: Vec<WriteJob>, readers: &Readers) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::warn!(error = %e, "a write group could not begin");
         return;
@@ -286,6 +277,8 @@ fn run_group(conn: &mut Connection, group: Vec<WriteJob>) {
     if committed.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
+    // Before any write of the group is answered (see `readers.rs`).
+    readers.committed();
     for finish in finishes {
         finish(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Unavailable(anyhow::anyhow!("{e:#}"))));
     }
@@ -514,7 +507,7 @@ mod tests {
         }
 
         pub(in crate::store::sqlite) fn raw(store: &SqliteStore, sql: &str) {
-            let conn = ok(connection(&store.path));
+            let conn = ok(connection(store.readers.path()));
             ok(conn.execute_batch(sql));
         }
 
