@@ -52,9 +52,10 @@ struct Reader {
 }
 
 impl Reader {
-    /// Ends the kept read transaction, if there is one.
+    /// Ends the kept read transaction, or any other left open.
     fn release(&mut self) -> rusqlite::Result<()> {
-        if self.snapshot.take().is_some() && !self.conn.is_autocommit() {
+        self.snapshot = None;
+        if !self.conn.is_autocommit() {
             self.conn.execute_batch("COMMIT")?;
         }
         Ok(())
@@ -120,9 +121,10 @@ impl Readers {
             reader.snapshot = Some((commits, Instant::now()));
         }
         let result = f(&reader.conn).map_err(store_error);
-        if result.is_err() {
-            // Whatever failed, the next use starts from a clean connection.
-            let _ = reader.release();
+        // Whatever failed, the next use starts from a clean connection, or
+        // from a new one if this one cannot end its transaction.
+        if result.is_err() && reader.release().is_err() {
+            return result;
         }
         self.give_back(reader)?;
         result
