@@ -7,7 +7,8 @@
 //! `BEGIN IMMEDIATE` transaction (so a read-modify-write never races) and
 //! commits them together with `synchronous = FULL` (see `writer_thread`).
 //!
-//! This file holds the connection pool, the writer and the error mapping;
+//! This file holds the writer and the error mapping; the read connections
+//! (and the read snapshots status lookups keep) are in `readers.rs`;
 //! each aggregate's implementation is in its own file (`partners.rs`,
 //! `transactions.rs`, `ledger.rs`, `remittance.rs`, `upstream_work.rs`),
 //! the recent token `reqid`s in `reqids.rs`, the schema in
