@@ -8,11 +8,14 @@
 //! the partner row it reads has that version. So a `reqid` is written
 //! exactly when authentication against the stored partner passes, as
 //! when it was a second statement after the lookup, in one round trip.
+//! Status lookups run in batches (`lookup_batches.rs`); a partner call's
+//! read (`PARTNER_CHECKED`) runs alone, on the lanes below.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
+use super::lookup_batches::Waiting;
 use super::*;
 use crate::store::lookup::{Precheck, ReqidOutcome, StatusLookup};
 use crate::store::partners::partner_list as lookup_partner_columns;
@@ -38,19 +41,6 @@ const PARTNER_AND_REQID: &str = concat!(
 static PARTNER_CHECKED: LazyLock<String> =
     LazyLock::new(|| format!("{PARTNER_AND_REQID}SELECT p.*, (SELECT count(*) FROM fresh) FROM p"));
 
-/// The status lookup of the record with reference `$6` in `table` (read as
-/// `columns`): partner, version, record, `reqid` rows written.
-fn status_lookup_sql(columns: &str, table: &str) -> String {
-    format!(
-        "{PARTNER_AND_REQID}SELECT p.*, t.*, (SELECT count(*) FROM fresh) FROM p LEFT JOIN \
-         (SELECT {columns} FROM {table} WHERE partner_id = $1 AND reference_id = $6) t ON true"
-    )
-}
-
-/// The DMT status lookup.
-pub(super) static STATUS_DMT: LazyLock<String> = LazyLock::new(|| status_lookup_sql(dmt_columns!(), "dmt_transfers"));
-/// As [`STATUS_DMT`], for bill payments.
-pub(super) static STATUS_BILL: LazyLock<String> = LazyLock::new(|| status_lookup_sql(bill_columns!(), "bill_payments"));
 /// Where the row version is in a status lookup's row; the record follows it.
 const VERSION_AT: usize = PARTNER_WIDTH;
 
@@ -95,12 +85,12 @@ impl PartnersSeen {
     }
 }
 
-/// How many connections status lookups share.
+/// How many connections partner calls' reads share.
 const LANES: usize = 4;
 
-/// Connections that status lookups share instead of taking one each from
-/// the pool: a lookup is one statement in its own implicit transaction, so
-/// lookups from many requests can be in flight on one connection at once,
+/// Connections that partner calls' reads share instead of taking one each
+/// from the pool: a read is one statement in its own implicit transaction, so
+/// reads from many requests can be in flight on one connection at once,
 /// and tokio-postgres pipelines them. The server then answers a stream of
 /// queries on a few backends instead of waking one backend per query, which
 /// on a small machine is most of a lookup's cost.
@@ -133,25 +123,31 @@ impl Lanes {
 }
 
 impl PostgresStore {
-    /// Runs a status lookup (`sql`: [`STATUS_DMT`] or [`STATUS_BILL`], as `T`
-    /// is), offering the `reqid` that `precheck` gives for the partner as last
+    /// Runs a status lookup in the next batch (`sql`: [`BATCH_DMT`] or
+    /// [`BATCH_BILL`], as `T` is; see [`super::lookup_batches`]), offering the `reqid` that `precheck` gives for the partner as last
     /// read, if it was read before.
     pub(super) async fn status_lookup<T: TxnTable>(
         &self,
-        sql: &'static str,
+        sql: &'static LazyLock<String>,
         partner: RegistrationId,
         reference: &str,
         precheck: Precheck<'_>,
     ) -> StoreResult<Option<StatusLookup<T>>> {
         let offer = self.offer(partner, precheck);
-        let client = self.lanes.client(&self.pool).await?;
-        let [partner_number, reqid, now, cutoff, checked] = offer.params();
-        let params: [&(dyn ToSql + Sync); 6] = [partner_number, reqid, now, cutoff, checked, &reference];
-        let Some(row) = query_opt(&*client, sql, &params, "Failed to look up the transaction").await? else {
+        let waiting = |answer| Waiting {
+            sql,
+            partner: offer.number,
+            reqid: offer.reqid.clone(),
+            now: offer.now,
+            cutoff: offer.cutoff,
+            checked: offer.checked,
+            reference: reference.to_owned(),
+            answer,
+        };
+        let Some(row) = self.lookup_batches.lookup(waiting).await? else {
             self.partners_seen.forget(partner);
             return Ok(None);
         };
-        drop(client);
         let (found, version, written) =
             status_row::<T>(&row).context("Failed to read a stored row").map_err(StoreError::Other)?;
         let reqid = self.reqid_outcome(offer, &found.0, version, written);
@@ -236,13 +232,14 @@ impl Offer {
     }
 }
 
-/// Reads a status lookup's row: the partner and its record, the partner
-/// row's version, and how many `reqid` rows the statement wrote.
+/// Reads a status lookup's row (see [`super::lookup_batches`]): the
+/// partner and its record, the partner row's version, and how many `reqid`
+/// rows the statement wrote (the column before the row's position).
 fn status_row<T: TxnTable>(row: &Row) -> anyhow::Result<((Partner, Option<T>), i64, i64)> {
     let at = VERSION_AT + 1;
     let present = row.try_get::<_, Option<i64>>(at)?.is_some();
     let record = if present { Some(T::decode(row, at)?) } else { None };
-    let written = row.try_get(row.len() - 1)?;
+    let written = row.try_get(row.len() - 2)?;
     Ok(((partner_at(row, 0)?, record), row.try_get(VERSION_AT)?, written))
 }
 

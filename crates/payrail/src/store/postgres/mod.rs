@@ -112,14 +112,17 @@ async fn verify_idle(client: &mut deadpool_postgres::ClientWrapper, idle: Durati
 // Declared after the column macros, which their SQL uses.
 mod debited;
 mod lookup;
+mod lookup_batches;
 
 /// The PostgreSQL engine.
 pub struct PostgresStore {
     pool: Pool,
     /// Partners as status lookups last read them.
     partners_seen: lookup::PartnersSeen,
-    /// The connections status lookups share.
+    /// The connections partner calls share (see `lookup.rs`).
     lanes: lookup::Lanes,
+    /// The tasks that run status lookups in batches.
+    lookup_batches: lookup_batches::LookupBatches,
     /// The group committers of bill payments paid from the wallet.
     bill_writers: debited::BillWriters,
     /// How new transactions are numbered.
@@ -172,11 +175,13 @@ impl PostgresStore {
         drop(client);
         let installation: Arc<str> = installation.into();
         let bill_writers = debited::BillWriters::start(&pool, &numbers, &installation);
+        let lookup_batches = lookup_batches::LookupBatches::start(&pool);
         Ok(PostgresStore {
             pool,
             numbers,
             partners_seen: lookup::PartnersSeen::default(),
             lanes: lookup::Lanes::default(),
+            lookup_batches,
             bill_writers,
             installation,
         })

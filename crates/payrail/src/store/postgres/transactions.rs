@@ -176,7 +176,7 @@ pub(super) trait PgTable: TxnTable {
     /// The sequence counting new records, whose values the keyed
     /// permutation turns into their numbers (`domain::txn_id`).
     const COUNTER: &'static str;
-    /// Its status lookup ([`super::lookup::STATUS_DMT`], [`super::lookup::STATUS_BILL`]).
+    /// Its status lookup ([`super::lookup_batches::BATCH_DMT`], [`super::lookup_batches::BATCH_BILL`]).
     const STATUS_LOOKUP: &'static LazyLock<String>;
 }
 
@@ -193,7 +193,7 @@ impl PgTable for DmtTransfer {
     /// "payrail" in ASCII and a number, as `MIGRATION_LOCK`.
     const ID_LOCK: i64 = 0x7061_7972_6169_6c02;
     const COUNTER: &'static str = "dmt_number_counter";
-    const STATUS_LOOKUP: &'static LazyLock<String> = &super::lookup::STATUS_DMT;
+    const STATUS_LOOKUP: &'static LazyLock<String> = &super::lookup_batches::BATCH_DMT;
 }
 
 impl PgTable for BillPayment {
@@ -208,7 +208,7 @@ impl PgTable for BillPayment {
     );
     const ID_LOCK: i64 = 0x7061_7972_6169_6c03;
     const COUNTER: &'static str = "bbps_number_counter";
-    const STATUS_LOOKUP: &'static LazyLock<String> = &super::lookup::STATUS_BILL;
+    const STATUS_LOOKUP: &'static LazyLock<String> = &super::lookup_batches::BATCH_BILL;
 }
 
 /// The steps of a change inside the caller's database transaction.
