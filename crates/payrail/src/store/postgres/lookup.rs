@@ -123,8 +123,8 @@ impl Lanes {
 }
 
 impl PostgresStore {
-    /// Runs a status lookup in the next batch (`sql`: [`BATCH_DMT`] or
-    /// [`BATCH_BILL`], as `T` is; see [`super::lookup_batches`]), offering the `reqid` that `precheck` gives for the partner as last
+    /// Runs a status lookup in the next batch (`sql`: [`super::lookup_batches::BATCH_DMT`] or
+    /// [`super::lookup_batches::BATCH_BILL`], as `T` is; see [`super::lookup_batches`]), offering the `reqid` that `precheck` gives for the partner as last
     /// read, if it was read before.
     pub(super) async fn status_lookup<T: TxnTable>(
         &self,
