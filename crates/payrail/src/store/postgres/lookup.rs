@@ -123,9 +123,11 @@ impl Lanes {
 }
 
 impl PostgresStore {
-    /// Runs a status lookup in the next batch (`sql`: [`super::lookup_batches::BATCH_DMT`] or
-    /// [`super::lookup_batches::BATCH_BILL`], as `T` is; see [`super::lookup_batches`]), offering the `reqid` that `precheck` gives for the partner as last
-    /// read, if it was read before.
+    /// Runs a status lookup in the next batch (see [`super::lookup_batches`];
+    /// `sql`: [`super::lookup_batches::BATCH_DMT`] or
+    /// [`super::lookup_batches::BATCH_BILL`], as `T` is), offering the
+    /// `reqid` that `precheck` gives for the partner as last read, if it was
+    /// read before.
     pub(super) async fn status_lookup<T: TxnTable>(
         &self,
         sql: &'static LazyLock<String>,
