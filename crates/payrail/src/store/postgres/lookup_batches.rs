@@ -86,7 +86,7 @@ pub(super) struct Waiting {
     pub(super) cutoff: Option<i64>,
     pub(super) checked: Option<i64>,
     pub(super) reference: String,
-    /// Its row (without the position), or `None`: no such partner.
+    /// Its row (as [`batch_sql`] describes it), or `None`: no such partner.
     pub(super) answer: oneshot::Sender<StoreResult<Option<Row>>>,
 }
 
@@ -198,7 +198,9 @@ async fn run_batches(pool: Pool, mut waiting: mpsc::Receiver<Waiting>, largest: 
 /// A connection of the batcher's own, taken out of the pool for good (its
 /// session setting must not reach other work): its statements are planned
 /// once, not for every batch (a custom plan for the batch statement took
-/// 1.4 ms, longer than running it).
+/// 1.4 ms, longer than running it). A generic plan is made again when the
+/// tables' statistics change (an `ANALYZE`, which autovacuum runs as they
+/// grow), so one made on an empty store does not stay.
 async fn lookup_connection(pool: &Pool) -> StoreResult<deadpool_postgres::ClientWrapper> {
     let client = deadpool_postgres::Object::take(pool.get().await.map_err(pool_error)?);
     let what = "Failed to set up a connection for status lookups";
