@@ -21,6 +21,25 @@ use crate::store::lookup::{Precheck, ReqidOutcome, StatusLookup};
 use crate::store::partners::partner_list as lookup_partner_columns;
 use crate::store::transactions::TxnTable;
 
+/// The CTE that turns off `synchronous_commit` for its statement's own
+/// transaction (see [`REMEMBER_REQID`]); every statement that records a
+/// `reqid` starts with it and joins `relaxed`.
+macro_rules! relaxed_cte {
+    () => {
+        "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true))"
+    };
+}
+pub(super) use relaxed_cte;
+
+/// How every statement that records a `reqid` guards it: a known one is
+/// overwritten only when it was last seen before the cutoff, which follows.
+macro_rules! reqid_guard {
+    () => {
+        "ON CONFLICT (partner_id, reqid) DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE seen_reqids.seen_at < "
+    };
+}
+pub(super) use reqid_guard;
+
 /// The start of every statement that reads a partner for a request and
 /// records its token `reqid` (see [`crate::store::lookup`]): turns off
 /// `synchronous_commit` for this statement's transaction (see
@@ -28,13 +47,14 @@ use crate::store::transactions::TxnTable;
 /// inserts `$2` (the `reqid`, at `$3`; a replay if seen since `$4`) only if
 /// that version is `$5` (`NULL`: no `reqid` offered).
 const PARTNER_AND_REQID: &str = concat!(
-    "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)), \
-     p AS (SELECT ",
+    relaxed_cte!(),
+    ", p AS (SELECT ",
     lookup_partner_columns!(),
     ", xmin::text::bigint AS version FROM partners WHERE id = $1), \
      fresh AS (INSERT INTO seen_reqids SELECT $1, $2::text, $3::bigint FROM p, relaxed \
-     WHERE p.version = $5::bigint ON CONFLICT (partner_id, reqid) \
-     DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE seen_reqids.seen_at < $4::bigint RETURNING 1) "
+     WHERE p.version = $5::bigint ",
+    reqid_guard!(),
+    "$4::bigint RETURNING 1) "
 );
 
 /// A partner call's partner, version and `reqid` rows written.
@@ -52,10 +72,8 @@ const VERSION_AT: usize = PARTNER_WIDTH;
 /// transaction only: a `reqid` is replay protection, not money, and waiting
 /// for a WAL flush on every status lookup cost 6× the throughput. After a
 /// crash at most the last few hundred milliseconds of reqids can be lost.
-pub(super) const REMEMBER_REQID: &str = "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)) \
-                              INSERT INTO seen_reqids SELECT $1, $2, $3 FROM relaxed \
-                              ON CONFLICT (partner_id, reqid) \
-                              DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE seen_reqids.seen_at < $4";
+pub(super) const REMEMBER_REQID: &str =
+    concat!(relaxed_cte!(), " INSERT INTO seen_reqids SELECT $1, $2, $3 FROM relaxed ", reqid_guard!(), "$4");
 
 /// Each partner as a status lookup last read it, with its row version.
 /// Holds only partners the database has (one entry each).
@@ -135,11 +153,13 @@ impl PostgresStore {
         reference: &str,
         precheck: Precheck<'_>,
     ) -> StoreResult<Option<StatusLookup<T>>> {
-        let offer = self.offer(partner, precheck);
+        let mut offer = self.offer(partner, precheck);
+        // The outcome needs the version and cutoff offered, not the `reqid`.
+        let reqid = offer.reqid.take();
         let waiting = |answer| Waiting {
             sql,
             partner: offer.number,
-            reqid: offer.reqid.clone(),
+            reqid,
             now: offer.now,
             cutoff: offer.cutoff,
             checked: offer.checked,

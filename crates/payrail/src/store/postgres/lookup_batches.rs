@@ -30,6 +30,7 @@ use std::sync::{Arc, LazyLock};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::lookup::{relaxed_cte, reqid_guard};
 use super::*;
 use crate::store::partners::partner_list as lookup_partner_columns;
 
@@ -52,20 +53,21 @@ const QUEUE: usize = 4096;
 /// rows written) followed by its element's position, counted from 1.
 fn batch_sql(columns: &str, table: &str) -> String {
     format!(
-        "WITH relaxed AS (SELECT set_config('synchronous_commit', 'off', true)), \
+        "{relaxed}, \
          req AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[]) \
            WITH ORDINALITY AS r(r_partner, r_reqid, r_now, r_cutoff, r_checked, r_reference, r_i)), \
          p AS (SELECT {partner}, partners.xmin::text::bigint AS version, req.* \
            FROM req JOIN partners ON partners.id = req.r_partner), \
          fresh AS (INSERT INTO seen_reqids SELECT r_partner, r_reqid, r_now FROM p, relaxed \
-           WHERE p.version = p.r_checked ORDER BY r_partner, r_reqid ON CONFLICT (partner_id, reqid) \
-           DO UPDATE SET seen_at = EXCLUDED.seen_at WHERE seen_reqids.seen_at < \
+           WHERE p.version = p.r_checked ORDER BY r_partner, r_reqid {guard}\
              (SELECT r_cutoff FROM req WHERE r_partner = seen_reqids.partner_id AND r_reqid = seen_reqids.reqid) \
            RETURNING partner_id, reqid) \
          SELECT {partner_p}, p.version, t.*, \
            (SELECT count(*) FROM fresh WHERE fresh.partner_id = p.r_partner AND fresh.reqid = p.r_reqid), p.r_i \
          FROM p LEFT JOIN LATERAL \
            (SELECT {columns} FROM {table} WHERE partner_id = p.r_partner AND reference_id = p.r_reference) t ON true",
+        relaxed = relaxed_cte!(),
+        guard = reqid_guard!(),
         partner = lookup_partner_columns!("partners"),
         partner_p = lookup_partner_columns!("p"),
     )
