@@ -189,14 +189,14 @@ fn run_engine(
     let workload = args.bulk.map_or(Status, |n| Bulk(usize::from(n)));
     let target = |addr, name| Target { addr, name, partner, secret: secret.clone(), records: args.records, workload };
     let duration = Duration::from_secs(args.seconds);
-    let bare = driver.block_on(load::drive(target(bare_addr, "bare hyper"), args.connections, duration))?;
-    let payrail = driver.block_on(load::drive(target(payrail_addr, "payrail"), args.connections, duration))?;
+    let bare = measured(|| driver.block_on(load::drive(target(bare_addr, "bare hyper"), args.connections, duration)))?;
+    let payrail = measured(|| driver.block_on(load::drive(target(payrail_addr, "payrail"), args.connections, duration)))?;
     print_reports(engine, &bare, &payrail);
     if let Some(n) = args.bulk {
         println!(
             "{engine:>8} bulk: {:.0} requests/s of {n} references = {:.0} references/s",
-            payrail.per_second,
-            payrail.per_second * f64::from(n)
+            payrail.0.per_second,
+            payrail.0.per_second * f64::from(n)
         );
     }
     server_runtime.shutdown_timeout(Duration::from_secs(1));
@@ -318,14 +318,32 @@ pub(crate) async fn drop_database(base: &str, name: &str) -> anyhow::Result<()> 
         .context("Failed to drop the bench database")
 }
 
-fn print_reports(engine: &str, bare: &Report, payrail: &Report) {
-    for report in [bare, payrail] {
+/// A run's report and the CPU time the whole process (server and load
+/// generator) spent on each of its requests, in µs.
+fn measured(run: impl FnOnce() -> anyhow::Result<Report>) -> anyhow::Result<(Report, f64)> {
+    let before = process_cpu_seconds();
+    let report = run()?;
+    let cpu = (process_cpu_seconds() - before) * 1e6 / (report.requests.max(1) as f64);
+    Ok((report, cpu))
+}
+
+/// Prints both runs, the ratio of their rates, and the ratio of their CPU
+/// time per request: on a machine that other work slows now and then, the
+/// second moves far less than the first (the rates drop with the machine,
+/// the CPU a request takes barely does), so it is the figure to compare
+/// builds by; the first is the one the target is set in.
+fn print_reports(engine: &str, bare: &(Report, f64), payrail: &(Report, f64)) {
+    for (report, cpu) in [bare, payrail] {
         println!(
-            "{engine:>8} {:<11} {:>9.0} req/s  p50 {:>6} µs  p99 {:>6} µs  ({} requests, {} errors)",
+            "{engine:>8} {:<11} {:>9.0} req/s  p50 {:>6} µs  p99 {:>6} µs  {cpu:>5.1} µs CPU/request  ({} requests, {} errors)",
             report.name, report.per_second, report.p50_micros, report.p99_micros, report.requests, report.errors
         );
     }
-    println!("{engine:>8} ratio payrail / bare = {:.2}", payrail.per_second / bare.per_second.max(1.0));
+    println!(
+        "{engine:>8} ratio payrail / bare = {:.2} (CPU per request: {:.2})",
+        payrail.0.per_second / bare.0.per_second.max(1.0),
+        bare.1 / payrail.1.max(f64::MIN_POSITIVE)
+    );
 }
 
 /// The size of a typical found DMT body, which the bare server answers with.

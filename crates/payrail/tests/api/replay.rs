@@ -156,11 +156,12 @@ impl Place {
     }
 
     /// Whether the store holds the partner's `reqid` (on SQLite, its
-    /// fingerprint in a batch) in its table of seen reqids.
+    /// fingerprint in a batch, in the file of `reqid` batches beside the
+    /// database) in its table of seen reqids.
     async fn stored(&self, partner: i64, reqid: &str) -> bool {
         match &self.database {
             None => {
-                let path = self.dir.path().join("payrail.db");
+                let path = payrail::store::sqlite::reqid_file_path(&self.dir.path().join("payrail.db"));
                 let conn = rusqlite::Connection::open(path).unwrap_or_else(|e| panic!("{e}"));
                 let fingerprint = payrail::store::sqlite::reqid_fingerprint(partner, reqid).to_le_bytes();
                 let mut batches =

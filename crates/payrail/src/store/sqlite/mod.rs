@@ -11,7 +11,8 @@
 //! (and the read snapshots status lookups keep) are in `readers.rs`;
 //! each aggregate's implementation is in its own file (`partners.rs`,
 //! `transactions.rs`, `ledger.rs`, `remittance.rs`, `upstream_work.rs`),
-//! the recent token `reqid`s in `reqids.rs`, the schema in
+//! the recent token `reqid`s (and the file of their own they are written
+//! to) in `reqids.rs`, the schema in
 //! `migrations/`, one `.sql` file per version, and online snapshots
 //! (`payrail backup`) in `snapshot.rs`.
 
@@ -50,8 +51,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use ledger::{add_to_wallet, debit_wallet, insert_journal, pay_refund};
 use partners::{partner_at, PARTNER_COLUMNS_P, PARTNER_WIDTH};
 use readers::Readers;
-use reqids::{flush_reqids, stored_reqids, RecentReqids, ReqidFlusher};
-pub use reqids::{reqid_fingerprint, REQID_FLUSH_INTERVAL};
+use reqids::{RecentReqids, ReqidFile, ReqidFlusher};
+pub use reqids::{reqid_file_path, reqid_fingerprint, REQID_FLUSH_INTERVAL};
 
 use super::{files, DebitError, Debited, LedgerAudit};
 use super::{BeneficiaryDeletion, CallbackSecretInstall, DmtDebit, HistoryNote, NewFeePlan, OperatorEdit};
@@ -89,6 +90,8 @@ pub struct SqliteStore {
     /// memory is shared by every request that can arrive. Written behind,
     /// in batches, so that a restart remembers them.
     reqids: Arc<RecentReqids>,
+    /// Where `reqids` are written (`payrail.reqids.db` beside the database).
+    reqid_file: Arc<ReqidFile>,
     /// Its thread writes `reqids` out; it stops, after a last write, when the store is dropped.
     _flusher: ReqidFlusher,
     /// How new transactions are numbered.
@@ -103,10 +106,10 @@ fn connection(path: &Path) -> anyhow::Result<Connection> {
         Connection::open_with_flags(path, flags).with_context(|| format!("Failed to open {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // No mmap: a connection drops its whole mapping (and its page cache)
-    // whenever the database changed since its last read, which the `reqid`
-    // flush alone does ten times a second, and faulting the pages of a large
-    // file back in costs more than reading the few a lookup needs
-    // (BENCHMARKS.md: +20% lookups and a fifth of the p99 on 2,000,000 records).
+    // whenever the database changed since its last read, which every
+    // payment's commit does, and faulting the pages of a large file back in
+    // costs more than reading the few a lookup needs (BENCHMARKS.md: +20%
+    // lookups and a fifth of the p99 on 2,000,000 records).
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = 0;",
     )
@@ -162,8 +165,9 @@ impl SqliteStore {
         // NORMAL (they commit nothing).
         writer.execute_batch("PRAGMA synchronous = FULL").context("Failed to make the writer durable")?;
         migrations::migrate(&mut writer)?;
-        let reqids = Arc::new(RecentReqids::default());
-        reqids.load(stored_reqids(&writer).context("Failed to read the recent token reqids")?)?;
+        let (reqid_file, seen) = ReqidFile::open(path, &mut writer)?;
+        let (reqid_file, reqids) = (Arc::new(reqid_file), Arc::new(RecentReqids::default()));
+        reqids.load(seen)?;
         let numbers = Arc::new(transactions::txn_numbers(&writer)?);
         let installation: String = writer
             .query_row(crate::store::upstream_work::sql::INSTALLATION_ID, [], |row| row.get(0))
@@ -177,7 +181,8 @@ impl SqliteStore {
             .context("Failed to start the SQLite writer")?;
         Ok(SqliteStore {
             readers,
-            _flusher: ReqidFlusher::start(jobs.clone(), Arc::clone(&reqids))?,
+            _flusher: ReqidFlusher::start(Arc::clone(&reqid_file), Arc::clone(&reqids))?,
+            reqid_file,
             writer: jobs,
             reqids,
             numbers,
@@ -303,8 +308,8 @@ impl Store for SqliteStore {
     }
 
     async fn flush(&self) -> StoreResult<()> {
-        let (writer, reqids) = (self.writer.clone(), Arc::clone(&self.reqids));
-        tokio::task::spawn_blocking(move || flush_reqids(&writer, &reqids, &mut Vec::new()))
+        let (file, reqids) = (Arc::clone(&self.reqid_file), Arc::clone(&self.reqids));
+        tokio::task::spawn_blocking(move || file.flush(&reqids))
             .await
             .map_err(|e| StoreError::Other(anyhow::anyhow!("reqid flush failed: {e}")))?
     }

@@ -1,23 +1,23 @@
 //! Token `reqid`s seen recently (the replay check of a status lookup): held
-//! in memory, sharded, and written behind in batches to `seen_reqid_batches`
-//! by the [`ReqidFlusher`] thread through the writer's group commit.
+//! in memory, sharded, and written behind in batches to a file of their own
+//! ([`ReqidFile`]) by the [`ReqidFlusher`] thread.
 
 use std::collections::HashMap;
 use std::sync::mpsc::RecvTimeoutError;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use rusqlite::{params, Connection};
 
-use super::{poisoned, store_error, StoreError, StoreResult, WriteJob};
+use super::{connection, poisoned, private_database, store_error, StoreResult};
 
 /// `reqid`s seen within the replay window, in two generations per shard:
 /// entries move to `previous` when a window has passed and are dropped a
 /// window later, so every operation is O(1) and memory holds at most two
 /// windows of traffic. Sharded so that concurrent requests rarely contend.
 ///
-/// Memory is the check; the `seen_reqid_batches` table makes it outlive a
-/// restart. A new `reqid` is also queued as its [`reqid_fingerprint`]
+/// Memory is the check; the [`ReqidFile`] makes it outlive a restart. A new `reqid` is also queued as its [`reqid_fingerprint`]
 /// (`unflushed`, in its shard, under the lock already held) for the
 /// [`ReqidFlusher`], which writes the queue as ONE row every
 /// [`REQID_FLUSH_INTERVAL`]: a status lookup never waits for a write, and
@@ -122,38 +122,93 @@ impl RecentReqids {
     }
 }
 
-/// How often new token `reqid`s are written to `seen_reqid_batches`. A
-/// `kill -9` (or a power cut) forgets at most the `reqid`s of this last
-/// interval, and the next start accepts those tokens once more while they
-/// are fresh.
+/// How often new token `reqid`s are written to their file. A `kill -9` (or
+/// a power cut) forgets at most the `reqid`s of this last interval, and the
+/// next start accepts those tokens once more while they are fresh.
 pub const REQID_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Writes queued `reqid`s through the writer thread (in its next group
-/// commit) and prunes batches older than the cutoff, then waits for that
-/// commit. On failure the rows are handed back, to be tried with the next
-/// batch.
-pub(super) fn flush_reqids(
-    writer: &std::sync::mpsc::Sender<WriteJob>,
-    reqids: &RecentReqids,
-    carried: &mut Vec<Seen>,
-) -> StoreResult<()> {
-    carried.append(&mut reqids.take_unflushed()?);
-    if carried.is_empty() {
+/// The file of written `reqid` batches, beside the database: `payrail.db`
+/// keeps them in `payrail.reqids.db`.
+///
+/// A file of its own because every commit to the database makes each read
+/// connection drop its whole page cache (SQLite resets a connection's cache
+/// when it sees the database changed), and the batches are written ten
+/// times a second even when nothing else is: in the database, they emptied
+/// the readers' caches that often, and a status lookup read the pages of
+/// its B-trees back from the file (BENCHMARKS.md, "The `reqid` batches in a
+/// file of their own").
+pub(super) struct ReqidFile {
+    /// The connection, and the rows a failed write handed back (tried again
+    /// with the next batch).
+    inner: Mutex<(Connection, Vec<Seen>)>,
+}
+
+/// Where the `reqid` batches of the database at `db` are kept.
+pub fn reqid_file_path(db: &Path) -> PathBuf {
+    let stem = db.file_stem().map_or_else(|| "payrail".into(), |stem| stem.to_string_lossy().into_owned());
+    db.with_file_name(format!("{stem}.reqids.db"))
+}
+
+impl ReqidFile {
+    /// Opens (creating if need be) the file of the database at `db`, moves
+    /// into it the batches an older payrail kept in the database itself
+    /// (`main`, the writer connection, before it serves), and answers every
+    /// fingerprint it holds.
+    pub(super) fn open(db: &Path, main: &mut Connection) -> anyhow::Result<(Self, Vec<Seen>)> {
+        let path = reqid_file_path(db);
+        private_database(&path)?;
+        let mut conn = connection(&path)?;
+        // Each batch is synced: what a lookup accepted 100 ms ago survives a power cut.
+        conn.execute_batch(
+            "PRAGMA synchronous = FULL;
+             CREATE TABLE IF NOT EXISTS seen_reqid_batches (
+                 id           INTEGER PRIMARY KEY,
+                 last_seen_at INTEGER NOT NULL,
+                 fingerprints BLOB    NOT NULL
+             );",
+        )
+        .with_context(|| format!("Failed to prepare {}", path.display()))?;
+        move_batches(main, &mut conn).context("Failed to move the token reqids out of the database")?;
+        let rows = stored_reqids(&conn).context("Failed to read the recent token reqids")?;
+        Ok((ReqidFile { inner: Mutex::new((conn, Vec::new())) }, rows))
+    }
+
+    /// Writes the `reqid`s queued in `reqids` as one batch and prunes the
+    /// batches older than the cutoff, in one synced transaction. On failure
+    /// the rows are kept, to be tried with the next batch.
+    pub(super) fn flush(&self, reqids: &RecentReqids) -> StoreResult<()> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        let (conn, carried) = &mut *inner;
+        carried.append(&mut reqids.take_unflushed()?);
+        if carried.is_empty() {
+            return Ok(());
+        }
+        let (batch, last_seen_at) = encode_reqids(carried);
+        write_reqids(conn, &batch, last_seen_at, reqids.cutoff()).map_err(store_error)?;
+        carried.clear();
+        Ok(())
+    }
+}
+
+/// Moves the batches of `seen_reqid_batches` in the database (where payrail
+/// kept them before they had a file of their own) into `file`: copied and
+/// committed there first, then deleted from the database, so a crash
+/// between the two leaves them in both, which reads the same.
+fn move_batches(main: &mut Connection, file: &mut Connection) -> rusqlite::Result<()> {
+    let legacy = {
+        let mut stmt = main.prepare("SELECT last_seen_at, fingerprints FROM seen_reqid_batches")?;
+        let rows = stmt.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    if legacy.is_empty() {
         return Ok(());
     }
-    let (batch, last_seen_at) = encode_reqids(carried);
-    let cutoff = reqids.cutoff();
-    let (answer, answered) = std::sync::mpsc::channel();
-    let job: WriteJob = Box::new(move |conn| {
-        let written = write_reqids(conn, &batch, last_seen_at, cutoff).map_err(store_error);
-        Box::new(move |committed: StoreResult<()>| {
-            let _ = answer.send(written.and(committed));
-        })
-    });
-    let not_made = || StoreError::Unavailable(anyhow::anyhow!("the token reqids were not written"));
-    writer.send(job).map_err(|_| not_made())?;
-    answered.recv().map_err(|_| not_made())??;
-    carried.clear();
+    let tx = file.transaction()?;
+    for (last_seen_at, fingerprints) in &legacy {
+        tx.prepare_cached(INSERT_BATCH)?.execute(params![last_seen_at, fingerprints])?;
+    }
+    tx.commit()?;
+    main.execute("DELETE FROM seen_reqid_batches", [])?;
     Ok(())
 }
 
@@ -177,11 +232,12 @@ fn decode_reqids(blob: &[u8]) -> impl Iterator<Item = Seen> + '_ {
     })
 }
 
-/// Inside the writer thread's group transaction, in a savepoint of its own.
+const INSERT_BATCH: &str = "INSERT INTO seen_reqid_batches (last_seen_at, fingerprints) VALUES (?1, ?2)";
+
+/// One batch in, the batches older than `cutoff` out, in one transaction.
 fn write_reqids(conn: &mut Connection, batch: &[u8], last_seen_at: i64, cutoff: i64) -> rusqlite::Result<()> {
-    let tx = conn.savepoint()?;
-    tx.prepare_cached("INSERT INTO seen_reqid_batches (last_seen_at, fingerprints) VALUES (?1, ?2)")?
-        .execute(params![last_seen_at, batch])?;
+    let tx = conn.transaction()?;
+    tx.prepare_cached(INSERT_BATCH)?.execute(params![last_seen_at, batch])?;
     tx.prepare_cached("DELETE FROM seen_reqid_batches WHERE last_seen_at < ?1")?.execute([cutoff])?;
     tx.commit()
 }
@@ -194,21 +250,17 @@ pub(super) struct ReqidFlusher {
 }
 
 impl ReqidFlusher {
-    pub(super) fn start(writer: std::sync::mpsc::Sender<WriteJob>, reqids: Arc<RecentReqids>) -> anyhow::Result<Self> {
+    pub(super) fn start(file: Arc<ReqidFile>, reqids: Arc<RecentReqids>) -> anyhow::Result<Self> {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("payrail-reqids".into())
-            .spawn(move || {
-                let mut carried = Vec::new();
-                loop {
-                    let stopping =
-                        !matches!(stopped.recv_timeout(REQID_FLUSH_INTERVAL), Err(RecvTimeoutError::Timeout));
-                    if let Err(error) = flush_reqids(&writer, &reqids, &mut carried) {
-                        tracing::warn!(%error, pending = carried.len(), "token reqids not written yet");
-                    }
-                    if stopping {
-                        return;
-                    }
+            .spawn(move || loop {
+                let stopping = !matches!(stopped.recv_timeout(REQID_FLUSH_INTERVAL), Err(RecvTimeoutError::Timeout));
+                if let Err(error) = file.flush(&reqids) {
+                    tracing::warn!(%error, "token reqids not written yet");
+                }
+                if stopping {
+                    return;
                 }
             })
             .context("Failed to start the token reqid writer")?;
@@ -225,9 +277,9 @@ impl Drop for ReqidFlusher {
     }
 }
 
-/// Every `reqid` fingerprint in the table (it holds about one window:
-/// older batches are pruned as new ones are written).
-pub(super) fn stored_reqids(conn: &Connection) -> rusqlite::Result<Vec<Seen>> {
+/// Every `reqid` fingerprint in the file (it holds about one window: older
+/// batches are pruned as new ones are written).
+fn stored_reqids(conn: &Connection) -> rusqlite::Result<Vec<Seen>> {
     let mut stmt = conn.prepare("SELECT fingerprints FROM seen_reqid_batches")?;
     let blobs = stmt.query_map([], |row| row.get::<_, Vec<u8>>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(blobs.iter().flat_map(|blob| decode_reqids(blob)).collect())
@@ -257,7 +309,8 @@ mod tests {
             store.reqids.remember(7, reqid, now, now - 600).unwrap_or_else(|e| panic!("{e}"))
         };
         let batches = |store: &SqliteStore| {
-            store.read(|c| c.query_row("SELECT COUNT(*) FROM seen_reqid_batches", [], |r| r.get::<_, i64>(0)))
+            let inner = store.reqid_file.inner.lock().unwrap_or_else(|e| panic!("{e}"));
+            inner.0.query_row("SELECT COUNT(*) FROM seen_reqid_batches", [], |r| r.get::<_, i64>(0))
         };
         let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e:#}"));
         assert!(remember(&store, "old", 1_000));
@@ -271,6 +324,42 @@ mod tests {
         assert!(!remember(&store, "new", 1_800), "seen before the restart");
         assert!(remember(&store, "old", 1_800), "outside the window");
         assert!(remember(&store, "other", 1_800), "never seen");
+    }
+
+    #[test]
+    fn batches_an_older_payrail_kept_in_the_database_move_to_the_file_and_still_count() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("payrail.db");
+        drop(SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e:#}")));
+        let (blob, last) = encode_reqids(&[(reqid_fingerprint(7, "before"), 1_000)]);
+        let main = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let legacy = |conn: &Connection| {
+            conn.query_row("SELECT COUNT(*) FROM seen_reqid_batches", [], |r| r.get::<_, i64>(0))
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        main.execute(INSERT_BATCH, params![last, blob]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(legacy(&main), 1);
+        let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(!store.reqids.remember(7, "before", 1_100, 500).unwrap_or_else(|e| panic!("{e}")), "a replay");
+        assert_eq!(legacy(&main), 0, "moved out of the database");
+        drop(store);
+        let file = Connection::open(reqid_file_path(&path)).unwrap_or_else(|e| panic!("{e}"));
+        let rows = stored_reqids(&file).unwrap_or_else(|e| panic!("{e}"));
+        assert!(rows.contains(&(reqid_fingerprint(7, "before"), 1_000)), "kept in the file: {rows:?}");
+        assert_eq!(reqid_file_path(&path), dir.path().join("payrail.reqids.db"));
+    }
+
+    #[test]
+    fn a_reqid_flush_commits_nothing_to_the_database() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = SqliteStore::open(&dir.path().join("payrail.db")).unwrap_or_else(|e| panic!("{e:#}"));
+        let version = |store: &SqliteStore| {
+            store.read(|c| c.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let before = version(&store);
+        assert!(store.reqids.remember(7, "r", 1_000, 400).unwrap_or_else(|e| panic!("{e}")));
+        store.reqid_file.flush(&store.reqids).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(version(&store), before, "the readers' page caches stay valid");
     }
 
     #[test]
