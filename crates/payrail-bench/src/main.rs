@@ -190,7 +190,8 @@ fn run_engine(
     let target = |addr, name| Target { addr, name, partner, secret: secret.clone(), records: args.records, workload };
     let duration = Duration::from_secs(args.seconds);
     let bare = measured(|| driver.block_on(load::drive(target(bare_addr, "bare hyper"), args.connections, duration)))?;
-    let payrail = measured(|| driver.block_on(load::drive(target(payrail_addr, "payrail"), args.connections, duration)))?;
+    let payrail =
+        measured(|| driver.block_on(load::drive(target(payrail_addr, "payrail"), args.connections, duration)))?;
     print_reports(engine, &bare, &payrail);
     if let Some(n) = args.bulk {
         println!(

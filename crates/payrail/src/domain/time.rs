@@ -64,12 +64,31 @@ impl Timestamp {
         let local = self.0 + IST_OFFSET;
         let (year, month, day) = civil_from_days(local.div_euclid(86_400));
         let second_of_day = local.rem_euclid(86_400);
-        format!(
-            "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-            second_of_day / 3600,
-            second_of_day % 3600 / 60,
-            second_of_day % 60
-        )
+        if !(0..=9999).contains(&year) {
+            // Outside four digits (never a real record's time): as `format!` pads it.
+            return format!(
+                "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+                second_of_day / 3600,
+                second_of_day % 3600 / 60,
+                second_of_day % 60
+            );
+        }
+        // Digit by digit: this is rendered on every status answer of a refunded record.
+        let mut text = *b"0000-00-00 00:00:00";
+        let mut put = |at: usize, value: i64, width: usize| {
+            let mut value = value;
+            for i in (at..at + width).rev() {
+                text[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, year, 4);
+        put(5, i64::from(month), 2);
+        put(8, i64::from(day), 2);
+        put(11, second_of_day / 3600, 2);
+        put(14, second_of_day % 3600 / 60, 2);
+        put(17, second_of_day % 60, 2);
+        text.iter().map(|&b| char::from(b)).collect()
     }
 
     /// Parses `YYYY-MM-DD HH:MM:SS` read as India time.
@@ -139,6 +158,23 @@ mod tests {
     #[test]
     fn renders_the_epoch_in_india_time() {
         assert_eq!(Timestamp::from_unix(0).to_ist_string(), "1970-01-01 05:30:00");
+    }
+
+    #[test]
+    fn renders_digit_by_digit_what_format_renders() {
+        let formatted = |t: Timestamp| {
+            let local = t.unix() + IST_OFFSET;
+            let (year, month, day) = civil_from_days(local.div_euclid(86_400));
+            let s = local.rem_euclid(86_400);
+            format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+        };
+        // Every field's carry, the four-digit years' ends, and a stride across them.
+        let mut instants =
+            vec![-62_167_219_200 - IST_OFFSET, 253_402_300_799 - IST_OFFSET, 253_402_300_800, -1, 0, 86_399];
+        instants.extend((-62_167_219_200..253_402_300_800).step_by(77_777_777).map(|t: i64| t + 3_599));
+        for t in instants.into_iter().map(Timestamp::from_unix) {
+            assert_eq!(t.to_ist_string(), formatted(t), "at {}", t.unix());
+        }
     }
 
     #[test]

@@ -155,12 +155,12 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError
 /// ([`ROUTE_ROLES`]) before the handler runs; hands the caller to the
 /// handler as an [`Operator`].
 pub async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let Some(path) = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()) else {
+    // Decided on the borrowed path: a partner request passes without a copy of it.
+    let operator_path =
+        request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).filter(|p| is_operator_path(p));
+    let Some(path) = operator_path.map(str::to_owned) else {
         return next.run(request).await;
     };
-    if !is_operator_path(&path) {
-        return next.run(request).await;
-    }
     let (mut parts, body) = request.into_parts();
     let actor = match authenticate(&parts, &state).await {
         Ok(actor) => actor,

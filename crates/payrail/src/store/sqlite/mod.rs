@@ -51,8 +51,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use ledger::{add_to_wallet, debit_wallet, insert_journal, pay_refund};
 use partners::{partner_at, PARTNER_COLUMNS_P, PARTNER_WIDTH};
 use readers::Readers;
-use reqids::{RecentReqids, ReqidFile, ReqidFlusher};
 pub use reqids::{reqid_file_path, reqid_fingerprint, REQID_FLUSH_INTERVAL};
+use reqids::{RecentReqids, ReqidFile, ReqidFlusher};
 
 use super::{files, DebitError, Debited, LedgerAudit};
 use super::{BeneficiaryDeletion, CallbackSecretInstall, DmtDebit, HistoryNote, NewFeePlan, OperatorEdit};

@@ -3,8 +3,8 @@
 //! ([`ReqidFile`]) by the [`ReqidFlusher`] thread.
 
 use std::collections::HashMap;
-use std::sync::mpsc::RecvTimeoutError;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
@@ -17,13 +17,14 @@ use super::{connection, poisoned, private_database, store_error, StoreResult};
 /// window later, so every operation is O(1) and memory holds at most two
 /// windows of traffic. Sharded so that concurrent requests rarely contend.
 ///
-/// Memory is the check; the [`ReqidFile`] makes it outlive a restart. A new `reqid` is also queued as its [`reqid_fingerprint`]
-/// (`unflushed`, in its shard, under the lock already held) for the
-/// [`ReqidFlusher`], which writes the queue as ONE row every
-/// [`REQID_FLUSH_INTERVAL`]: a status lookup never waits for a write, and
-/// the store pays one small blob insert per interval, not one indexed row
-/// per lookup (that cost a fifth of the lookup rate). Fingerprints read back
-/// at start-up are checked beside the keys (`restored`).
+/// Memory is the check; the [`ReqidFile`] makes it outlive a restart. A
+/// new `reqid` is also queued as its [`reqid_fingerprint`] (`unflushed`, in
+/// its shard, under the lock already held) for the [`ReqidFlusher`], which
+/// writes the queue as ONE row every [`REQID_FLUSH_INTERVAL`]: a status
+/// lookup never waits for a write, and the store pays one small blob insert
+/// per interval, not one indexed row per lookup (that cost a fifth of the
+/// lookup rate). Fingerprints read back at start-up are checked beside the
+/// keys (`restored`).
 pub(super) struct RecentReqids {
     shards: Vec<Mutex<Generations>>,
     /// The latest cutoff asked for: batches seen before it can be pruned.
@@ -354,7 +355,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = SqliteStore::open(&dir.path().join("payrail.db")).unwrap_or_else(|e| panic!("{e:#}"));
         let version = |store: &SqliteStore| {
-            store.read(|c| c.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))).unwrap_or_else(|e| panic!("{e}"))
+            store
+                .read(|c| c.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)))
+                .unwrap_or_else(|e| panic!("{e}"))
         };
         let before = version(&store);
         assert!(store.reqids.remember(7, "r", 1_000, 400).unwrap_or_else(|e| panic!("{e}")));
