@@ -90,7 +90,9 @@ struct Args {
     /// `--seconds` (`--rounds` of each), and the cost of the metrics.
     #[arg(long, conflicts_with_all = ["paybills", "poller", "plans", "no_metrics"])]
     compare_metrics: bool,
-    /// Runs of each server for `--compare-metrics`.
+    /// Runs of each server, alternated: bare and payrail for status
+    /// lookups (the median ratio of the pairs is the result), or metrics on
+    /// and off for `--compare-metrics`.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Instead: `payrail reconcile` over a bank file of `--records` lines
@@ -189,15 +191,37 @@ fn run_engine(
     let workload = args.bulk.map_or(Status, |n| Bulk(usize::from(n)));
     let target = |addr, name| Target { addr, name, partner, secret: secret.clone(), records: args.records, workload };
     let duration = Duration::from_secs(args.seconds);
-    let bare = measured(|| driver.block_on(load::drive(target(bare_addr, "bare hyper"), args.connections, duration)))?;
-    let payrail =
-        measured(|| driver.block_on(load::drive(target(payrail_addr, "payrail"), args.connections, duration)))?;
-    print_reports(engine, &bare, &payrail);
+    // Rounds of the two servers back to back, the order alternating: the
+    // machine's speed drifts with other work on its host, a pair run
+    // together shares the same spell, and the median of the pairs' ratios
+    // is the figure to trust.
+    let (mut ratios, mut cpu_ratios, mut rates) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..args.rounds.max(1) {
+        let run =
+            |addr, name| measured(|| driver.block_on(load::drive(target(addr, name), args.connections, duration)));
+        let (bare, payrail) = if round % 2 == 0 {
+            let bare = run(bare_addr, "bare hyper")?;
+            (bare, run(payrail_addr, "payrail")?)
+        } else {
+            let payrail = run(payrail_addr, "payrail")?;
+            (run(bare_addr, "bare hyper")?, payrail)
+        };
+        print_reports(engine, &bare, &payrail);
+        ratios.push(payrail.0.per_second / bare.0.per_second.max(1.0));
+        cpu_ratios.push(bare.1 / payrail.1.max(f64::MIN_POSITIVE));
+        rates.push(payrail.0.per_second);
+    }
+    let payrail_rate = median(&mut rates);
+    println!(
+        "{engine:>8} median of {} rounds: payrail {payrail_rate:.0} req/s, ratio payrail / bare = {:.2} (CPU per request: {:.2})",
+        ratios.len(),
+        median(&mut ratios),
+        median(&mut cpu_ratios)
+    );
     if let Some(n) = args.bulk {
         println!(
-            "{engine:>8} bulk: {:.0} requests/s of {n} references = {:.0} references/s",
-            payrail.0.per_second,
-            payrail.0.per_second * f64::from(n)
+            "{engine:>8} bulk: {payrail_rate:.0} requests/s of {n} references = {:.0} references/s",
+            payrail_rate * f64::from(n)
         );
     }
     server_runtime.shutdown_timeout(Duration::from_secs(1));
@@ -221,15 +245,6 @@ fn compare_metrics(
     let duration = Duration::from_secs(args.seconds);
     let (mut on, mut off, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut cpus: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-    let median = |values: &mut Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        let n = values.len();
-        if n % 2 == 1 {
-            values[n / 2]
-        } else {
-            (values[n / 2 - 1] + values[n / 2]) / 2.0
-        }
-    };
     for round in 0..args.rounds.max(1) {
         let mut pair = [0.0; 2];
         // Each server goes first every other round, so that neither gains from its place.
@@ -264,6 +279,17 @@ fn compare_metrics(
     );
     println!("{engine:>8} in-process: {:.0} ns of metrics per request", metrics_nanos_per_request());
     Ok(())
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => values[n / 2],
+        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
 }
 
 /// CPU time this process has used (user and system), from `/proc/self/stat`
