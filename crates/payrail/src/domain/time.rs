@@ -73,7 +73,7 @@ impl Timestamp {
                 second_of_day % 60
             );
         }
-        // Digit by digit: this is rendered on every status answer of a refunded record.
+        // Digit by digit: every bill payment's status answer renders its `dateadded`.
         let mut text = *b"0000-00-00 00:00:00";
         let mut put = |at: usize, value: i64, width: usize| {
             let mut value = value;

@@ -11,10 +11,9 @@
 //! (and the read snapshots status lookups keep) are in `readers.rs`;
 //! each aggregate's implementation is in its own file (`partners.rs`,
 //! `transactions.rs`, `ledger.rs`, `remittance.rs`, `upstream_work.rs`),
-//! the recent token `reqid`s (and the file of their own they are written
-//! to) in `reqids.rs`, the schema in
-//! `migrations/`, one `.sql` file per version, and online snapshots
-//! (`payrail backup`) in `snapshot.rs`.
+//! the recent token `reqid`s (and `payrail.reqids.db`, the file they are
+//! written to) in `reqids.rs`, the schema in `migrations/`, one `.sql` file
+//! per version, and online snapshots (`payrail backup`) in `snapshot.rs`.
 
 mod chain;
 mod columns;
