@@ -251,15 +251,10 @@ fn compare_metrics(
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
             let target = [&with, &without][i];
-            let cpu_before = process_cpu_seconds();
-            let report = driver.block_on(load::drive(target.clone(), args.connections, duration))?;
-            let cpu = (process_cpu_seconds() - cpu_before) * 1e6 / (report.requests.max(1) as f64);
-            println!(
-                "{engine:>8} {:<11} {:>9.0} req/s  p50 {:>6} µs  p99 {:>6} µs  {cpu:>5.1} µs CPU/request  ({} requests, {} errors)",
-                report.name, report.per_second, report.p50_micros, report.p99_micros, report.requests, report.errors
-            );
-            pair[i] = report.per_second;
-            cpus[i].push(cpu);
+            let run = measured(|| driver.block_on(load::drive(target.clone(), args.connections, duration)))?;
+            print_run(engine, &run);
+            pair[i] = run.0.per_second;
+            cpus[i].push(run.1);
         }
         on.push(pair[0]);
         off.push(pair[1]);
@@ -354,18 +349,22 @@ fn measured(run: impl FnOnce() -> anyhow::Result<Report>) -> anyhow::Result<(Rep
     Ok((report, cpu))
 }
 
+/// One run's line: its rate, latency and CPU per request ([`measured`]).
+fn print_run(engine: &str, (report, cpu): &(Report, f64)) {
+    println!(
+        "{engine:>8} {:<11} {:>9.0} req/s  p50 {:>6} µs  p99 {:>6} µs  {cpu:>5.1} µs CPU/request  ({} requests, {} errors)",
+        report.name, report.per_second, report.p50_micros, report.p99_micros, report.requests, report.errors
+    );
+}
+
 /// Prints both runs, the ratio of their rates (the figure targets are set
 /// in) and the ratio of their CPU time per request, a check on it: on
 /// SQLite, where the whole server is in this process, the two agreed within
 /// 0.02 in every run measured (BENCHMARKS.md). On PostgreSQL the
 /// database's own processes are not counted, so the second is not comparable.
 fn print_reports(engine: &str, bare: &(Report, f64), payrail: &(Report, f64)) {
-    for (report, cpu) in [bare, payrail] {
-        println!(
-            "{engine:>8} {:<11} {:>9.0} req/s  p50 {:>6} µs  p99 {:>6} µs  {cpu:>5.1} µs CPU/request  ({} requests, {} errors)",
-            report.name, report.per_second, report.p50_micros, report.p99_micros, report.requests, report.errors
-        );
-    }
+    print_run(engine, bare);
+    print_run(engine, payrail);
     println!(
         "{engine:>8} ratio payrail / bare = {:.2} (CPU per request: {:.2})",
         payrail.0.per_second / bare.0.per_second.max(1.0),

@@ -65,13 +65,8 @@ impl Timestamp {
         let (year, month, day) = civil_from_days(local.div_euclid(86_400));
         let second_of_day = local.rem_euclid(86_400);
         if !(0..=9999).contains(&year) {
-            // Outside four digits (never a real record's time): as `format!` pads it.
-            return format!(
-                "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-                second_of_day / 3600,
-                second_of_day % 3600 / 60,
-                second_of_day % 60
-            );
+            // Outside four digits (never a real record's time).
+            return self.to_ist_string_formatted();
         }
         // Digit by digit: every bill payment's status answer renders its `dateadded`.
         let mut text = *b"0000-00-00 00:00:00";
@@ -89,6 +84,14 @@ impl Timestamp {
         put(14, second_of_day % 3600 / 60, 2);
         put(17, second_of_day % 60, 2);
         text.iter().map(|&b| char::from(b)).collect()
+    }
+
+    /// [`Self::to_ist_string`] through `format!`, for any year.
+    fn to_ist_string_formatted(self) -> String {
+        let local = self.0 + IST_OFFSET;
+        let (year, month, day) = civil_from_days(local.div_euclid(86_400));
+        let s = local.rem_euclid(86_400);
+        format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
     }
 
     /// Parses `YYYY-MM-DD HH:MM:SS` read as India time.
@@ -162,18 +165,12 @@ mod tests {
 
     #[test]
     fn renders_digit_by_digit_what_format_renders() {
-        let formatted = |t: Timestamp| {
-            let local = t.unix() + IST_OFFSET;
-            let (year, month, day) = civil_from_days(local.div_euclid(86_400));
-            let s = local.rem_euclid(86_400);
-            format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
-        };
         // Every field's carry, the four-digit years' ends, and a stride across them.
         let mut instants =
             vec![-62_167_219_200 - IST_OFFSET, 253_402_300_799 - IST_OFFSET, 253_402_300_800, -1, 0, 86_399];
         instants.extend((-62_167_219_200..253_402_300_800).step_by(77_777_777).map(|t: i64| t + 3_599));
         for t in instants.into_iter().map(Timestamp::from_unix) {
-            assert_eq!(t.to_ist_string(), formatted(t), "at {}", t.unix());
+            assert_eq!(t.to_ist_string(), t.to_ist_string_formatted(), "at {}", t.unix());
         }
     }
 

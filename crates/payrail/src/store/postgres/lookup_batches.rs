@@ -163,11 +163,16 @@ async fn run_batches(pool: Pool, mut waiting: mpsc::Receiver<Waiting>, largest: 
                 }
             }
         }
-        // A `reqid` offered twice for one partner waits for the next batch.
+        // A `reqid` offered twice for one partner waits for the next batch
+        // (decided on borrowed `reqid`s, then the batch split by it).
         let mut offered = HashSet::new();
-        let (now, next): (Vec<_>, Vec<_>) = batch
-            .drain(..)
-            .partition(|one| one.reqid.as_ref().is_none_or(|reqid| offered.insert((one.partner, reqid.clone()))));
+        let first: Vec<bool> = batch
+            .iter()
+            .map(|one| one.reqid.as_deref().is_none_or(|reqid| offered.insert((one.partner, reqid))))
+            .collect();
+        drop(offered);
+        let mut first = first.into_iter();
+        let (now, next): (Vec<_>, Vec<_>) = batch.drain(..).partition(|_| first.next().unwrap_or(true));
         later = next;
         if client.as_ref().is_none_or(|held| held.is_closed()) {
             client = match lookup_connection(&pool).await {
