@@ -23,14 +23,14 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 valgrind --tool=callgrind --separate-threads=yes --compress-strings=no --compress-pos=no \
   --callgrind-out-file="$OUT/cg.out" \
-  "$BIN" --engines sqlite --records "$RECORDS" --seconds "$SECS" --connections 8 \
+  "$BIN" --engines sqlite --records "$RECORDS" --seconds "$SECS" --rounds 1 --connections 8 \
   > "$OUT/bench.txt" 2> "$OUT/valgrind.txt" &
 VPID=$!
 until grep -q "loaded" "$OUT/bench.txt" 2>/dev/null; do sleep 1; done
 sleep "$SECS"
 callgrind_control -d "$VPID" > /dev/null
 wait "$VPID"
-requests=$(grep "payrail .*req/s" "$OUT/bench.txt" | sed -E 's/.*\(([0-9]+) requests.*/\1/')
+requests=$(grep -m1 "payrail .*req/s" "$OUT/bench.txt" | sed -E 's/.*\(([0-9]+) requests.*/\1/')
 total=0
 for file in "$OUT"/cg.out-*; do
   thread=${file##*-}

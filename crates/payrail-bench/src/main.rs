@@ -46,7 +46,7 @@ use payrail::services::upstream::sync::{SyncSettings, Upstream};
 use payrail::store::{self, ChangeNote, Store, StoreLocation};
 use secrecy::ExposeSecret as _;
 
-use crate::load::{Report, Target, Workload::Bulk, Workload::Status};
+use crate::load::{Report, Target, Workload::Bulk, Workload::Paybill, Workload::Status};
 
 /// Load benchmark of payrail's status lookups against a bare hyper server.
 #[derive(Debug, Parser)]
@@ -111,6 +111,12 @@ struct Args {
     /// nothing is logged.
     #[arg(long, value_parser = ["text", "json"])]
     log: Option<String>,
+    /// Status lookups only: while payrail's lookups run, this many more
+    /// connections pay ₹100 bills from the partner's funded wallet (each
+    /// one after the other), so the lookups read a store that is being
+    /// written; prints the payments a second beside them.
+    #[arg(long, default_value_t = 0, conflicts_with_all = ["paybills", "poller", "plans", "reconcile", "compare_metrics"])]
+    paybills_alongside: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -186,6 +192,9 @@ fn run_engine(
         }
         return Ok(());
     }
+    if args.paybills_alongside > 0 {
+        server_runtime.block_on(paybills::fund(&*store, partner))?;
+    }
     let payrail_addr = server_runtime.block_on(start_payrail(store, key, !args.no_metrics))?;
     let bare_addr = server_runtime.block_on(load::start_bare_server(sample_body_len()))?;
     let workload = args.bulk.map_or(Status, |n| Bulk(usize::from(n)));
@@ -199,11 +208,25 @@ fn run_engine(
     for round in 0..args.rounds.max(1) {
         let run =
             |addr, name| measured(|| driver.block_on(load::drive(target(addr, name), args.connections, duration)));
+        let payrail_run = || {
+            if args.paybills_alongside == 0 {
+                return run(payrail_addr, "payrail");
+            }
+            let payments = Target { workload: Paybill, ..target(payrail_addr, "paybill") };
+            let payments = driver.spawn(load::drive(payments, args.paybills_alongside, duration));
+            let lookups = run(payrail_addr, "payrail")?;
+            let payments = driver.block_on(payments)??;
+            println!(
+                "{engine:>8} alongside   {:>9.0} paybills/s  p50 {:>6} µs  p99 {:>6} µs  ({} payments, {} errors)",
+                payments.per_second, payments.p50_micros, payments.p99_micros, payments.requests, payments.errors
+            );
+            Ok(lookups)
+        };
         let (bare, payrail) = if round % 2 == 0 {
             let bare = run(bare_addr, "bare hyper")?;
-            (bare, run(payrail_addr, "payrail")?)
+            (bare, payrail_run()?)
         } else {
-            let payrail = run(payrail_addr, "payrail")?;
+            let payrail = payrail_run()?;
             (run(bare_addr, "bare hyper")?, payrail)
         };
         print_reports(engine, &bare, &payrail);

@@ -8,11 +8,18 @@
 
 use std::time::Duration;
 
-use payrail::domain::{Paise, SystemClock};
+use payrail::domain::{Paise, RegistrationId, SystemClock};
+use payrail::store::Store;
 use payrail::services::ledger::{self, OperatorMove};
 
 use crate::load::{self, Target, Workload};
 use crate::Args;
+
+/// Tops the partner's wallet up with more than any run pays.
+pub async fn fund(store: &dyn Store, partner: RegistrationId) -> anyhow::Result<()> {
+    ledger::move_money(store, &SystemClock, partner, OperatorMove::TopUp, Paise::rupees(1_000_000_000), "bench").await?;
+    Ok(())
+}
 
 /// Runs the paybill load on one engine (`postgres`: the server's base URL).
 pub fn run(
@@ -28,14 +35,7 @@ pub fn run(
     let (location, database) = crate::location(&server, data_dir.path(), postgres.as_deref())?;
     let (store, key) = server.block_on(crate::open(&location))?;
     let (partner, secret) = server.block_on(crate::load(&*store, &key, 0))?;
-    server.block_on(ledger::move_money(
-        &*store,
-        &SystemClock,
-        partner,
-        OperatorMove::TopUp,
-        Paise::rupees(1_000_000_000),
-        "bench",
-    ))?;
+    server.block_on(fund(&*store, partner))?;
     let addr = server.block_on(crate::start_payrail(store, key, !args.no_metrics))?;
     let target = Target { addr, name: "paybill", partner, secret, records: 1, workload: Workload::Paybill };
     let report = driver.block_on(load::drive(target, args.connections, Duration::from_secs(args.seconds)))?;

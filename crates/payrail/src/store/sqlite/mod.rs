@@ -108,7 +108,8 @@ fn connection(path: &Path) -> anyhow::Result<Connection> {
     // whenever the database changed since its last read, which every
     // payment's commit does, and faulting the pages of a large file back in
     // costs more than reading the few a lookup needs (BENCHMARKS.md: +20%
-    // lookups and a fifth of the p99 on 2,000,000 records).
+    // lookups and a fifth of the p99 on 2,000,000 records). Read
+    // connections map it while the store is quiet (`readers.rs`).
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA mmap_size = 0;",
     )
