@@ -1,7 +1,6 @@
 //! Money as integer paise. Never a float: amounts are parsed from decimal
 //! strings and rendered back the way the AOPay documents show them.
 
-use std::fmt::Write as _;
 
 /// An amount of Indian rupees in paise (1 rupee = 100 paise).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -73,20 +72,28 @@ impl Paise {
     /// (`"100"`), anything else with two (`"1234.50"`).
     pub fn to_amount_string(self) -> String {
         if self.0 % 100 == 0 {
-            (self.0 / 100).to_string()
+            itoa::Buffer::new().format(self.0 / 100).to_owned()
         } else {
             self.to_decimal_string()
         }
     }
 
     /// Renders with exactly two decimals, as every charge is (`"10.00"`).
+    /// Without `fmt`: every status answer renders five to seven amounts.
     pub fn to_decimal_string(self) -> String {
-        let mut out = String::with_capacity(12);
+        let abs = self.0.unsigned_abs();
+        let mut digits = itoa::Buffer::new();
+        let rupees = digits.format(abs / 100);
+        let mut out = String::with_capacity(rupees.len() + 4);
         if self.0 < 0 {
             out.push('-');
         }
-        let abs = self.0.unsigned_abs();
-        let _ = write!(out, "{}.{:02}", abs / 100, abs % 100);
+        out.push_str(rupees);
+        out.push('.');
+        let paise = abs % 100;
+        for digit in [paise / 10, paise % 10] {
+            out.push(char::from(b'0' + digit as u8));
+        }
         out
     }
 
@@ -142,6 +149,20 @@ mod tests {
         assert_eq!(Paise(123_450).to_amount_string(), "1234.50");
         assert_eq!(Paise(5).to_amount_string(), "0.05");
         assert_eq!(Paise(0).to_amount_string(), "0");
+    }
+
+    #[test]
+    fn renders_what_format_renders_for_any_amount() {
+        let formatted = |p: i64| {
+            let abs = p.unsigned_abs();
+            format!("{}{}.{:02}", if p < 0 { "-" } else { "" }, abs / 100, abs % 100)
+        };
+        let edges = [0, 1, 9, 10, 99, 100, 101, 999, 1000, 123_456_789, i64::MAX, i64::MIN, i64::MIN + 1];
+        for p in edges.into_iter().chain(edges.map(|p| p.wrapping_neg())).chain((-2_000..2_000).map(|p| p * 7)) {
+            assert_eq!(Paise(p).to_decimal_string(), formatted(p), "{p}");
+            let whole = if p % 100 == 0 { (p / 100).to_string() } else { formatted(p) };
+            assert_eq!(Paise(p).to_amount_string(), whole, "{p}");
+        }
     }
 
     #[test]

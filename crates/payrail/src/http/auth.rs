@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq as _;
@@ -35,20 +36,26 @@ pub struct Caller {
     authorised_key: Option<String>,
 }
 
-fn header(parts: &Parts, name: &str) -> Option<String> {
-    parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+// Named once: a name given as text is parsed again on every lookup.
+pub(super) const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const TOKEN: HeaderName = HeaderName::from_static("token");
+const AUTHORISED_KEY: HeaderName = HeaderName::from_static("authorisedkey");
+
+fn text(value: Option<&HeaderValue>) -> Option<String> {
+    value.and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let mut tokens = parts.headers.get_all(&TOKEN).into_iter();
         Ok(Caller {
             peer: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| canonical(c.0.ip())),
-            forwarded_for: header(parts, "x-forwarded-for"),
-            token: header(parts, "token"),
-            several_tokens: parts.headers.get_all("token").iter().nth(1).is_some(),
-            authorised_key: header(parts, "authorisedkey"),
+            forwarded_for: text(parts.headers.get(&FORWARDED_FOR)),
+            token: text(tokens.next()),
+            several_tokens: tokens.next().is_some(),
+            authorised_key: text(parts.headers.get(&AUTHORISED_KEY)),
         })
     }
 }

@@ -47,7 +47,7 @@ fn render(payment: &BillPayment) -> BillStatusBody {
         response_code: 1,
         status: true,
         data: BillStatusData {
-            txnid: payment.txnid.to_string(),
+            txnid: itoa::Buffer::new().format(payment.txnid).to_owned(),
             operatorname: payment.operator_name.clone(),
             canumber: payment.ca_number.clone(),
             amount: payment.amount.to_amount_string(),

@@ -132,8 +132,14 @@ pub struct AppState {
     opened: std::sync::RwLock<OpenedSecrets>,
 }
 
-/// Opened partner secrets keyed by partner and sealed form.
-type OpenedSecrets = HashMap<(RegistrationId, Vec<u8>), TokenKey>;
+/// Opened partner secrets by partner, each beside its sealed form: a
+/// lookup compares the few sealed forms of one partner, and copies and
+/// hashes none of them.
+type OpenedSecrets = HashMap<RegistrationId, Vec<(Vec<u8>, TokenKey)>>;
+
+/// The most sealed secrets kept for one partner: its current and previous
+/// secrets, and room for a rotation or two.
+const OPENED_PER_PARTNER: usize = 4;
 
 impl AppState {
     /// State for a router that reads the time from `clock`, with OTPs
@@ -217,18 +223,25 @@ impl AppState {
     /// Opens a partner's sealed secret, keyed for token checks, from the
     /// cache when it was opened before.
     pub fn opened_secret(&self, partner: RegistrationId, sealed: &SealedSecret) -> Result<TokenKey, ApiError> {
-        let key = (partner, sealed.0.clone());
-        if let Some(secret) = self.opened.read().ok().and_then(|cache| cache.get(&key).cloned()) {
+        let cached = |cache: &OpenedSecrets| {
+            let kept = cache.get(&partner)?;
+            kept.iter().find(|(kept, _)| *kept == sealed.0).map(|(_, secret)| secret.clone())
+        };
+        if let Some(secret) = self.opened.read().ok().and_then(|cache| cached(&cache)) {
             return Ok(secret);
         }
         let secret = self.key.open(partner, sealed).map_err(|e| ApiError::Internal(anyhow::Error::new(e)))?;
         let secret = TokenKey::new(&secret);
         if let Ok(mut cache) = self.opened.write() {
-            // Bounded: a few entries per partner; start afresh if something floods it.
+            // Bounded: start afresh if something floods it.
             if cache.len() > 10_000 {
                 cache.clear();
             }
-            cache.insert(key, secret.clone());
+            let kept = cache.entry(partner).or_default();
+            if kept.len() >= OPENED_PER_PARTNER {
+                kept.remove(0);
+            }
+            kept.push((sealed.0.clone(), secret.clone()));
         }
         Ok(secret)
     }
@@ -520,7 +533,7 @@ impl Edge {
             // Answered before the body is read: nothing more is read from this connection.
             return closing(ApiError::Validation("request body is larger than 64 KiB".into()).into_response());
         }
-        let forwarded = request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let forwarded = request.headers().get(&auth::FORWARDED_FOR).and_then(|v| v.to_str().ok());
         let address = auth::client_address(self.peer.ip(), forwarded, &self.state.settings.trusted_proxies);
         if let Some(address) = address {
             if let Err(retry_after_secs) = self.state.failures.check(address) {
