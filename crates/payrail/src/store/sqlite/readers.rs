@@ -32,7 +32,7 @@
 //! A read connection that maps the database file into memory
 //! (`PRAGMA mmap_size`) reads a page without a `pread` or a copy into its
 //! page cache: on a store of millions of records, where a lookup's leaf
-//! pages are rarely cached, that is about a sixth more lookups a second.
+//! pages are rarely cached, that is 12–15% more lookups a second.
 //! But SQLite unmaps the whole file whenever a connection begins a read
 //! after the database changed, and faulting the pages back in costs more
 //! than reading them: with bill payments committed alongside, mapped
