@@ -9,15 +9,16 @@
 use std::time::Duration;
 
 use payrail::domain::{Paise, RegistrationId, SystemClock};
-use payrail::store::Store;
 use payrail::services::ledger::{self, OperatorMove};
+use payrail::store::Store;
 
 use crate::load::{self, Target, Workload};
 use crate::Args;
 
 /// Tops the partner's wallet up with more than any run pays.
 pub async fn fund(store: &dyn Store, partner: RegistrationId) -> anyhow::Result<()> {
-    ledger::move_money(store, &SystemClock, partner, OperatorMove::TopUp, Paise::rupees(1_000_000_000), "bench").await?;
+    ledger::move_money(store, &SystemClock, partner, OperatorMove::TopUp, Paise::rupees(1_000_000_000), "bench")
+        .await?;
     Ok(())
 }
 

@@ -1,7 +1,6 @@
 //! Money as integer paise. Never a float: amounts are parsed from decimal
 //! strings and rendered back the way the AOPay documents show them.
 
-
 /// An amount of Indian rupees in paise (1 rupee = 100 paise).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Paise(i64);
