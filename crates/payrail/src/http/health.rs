@@ -5,7 +5,8 @@
 //!   nothing of the store.
 //! - `/readyz` answers 200 when the store answers a query within
 //!   [`STORE_TIMEOUT`], its schema is the version this binary migrates to,
-//!   and every worker loop is running; otherwise 503, with each reason.
+//!   and every worker loop is running and not stuck (no batch worked on for
+//!   longer than the lease); otherwise 503, with each reason.
 //!   A database that hangs gives 503 after the timeout, never a hang.
 //! - `/metrics` renders [`crate::observe::Metrics`] in the Prometheus text
 //!   format, the store's gauges read afresh (same timeout). It is on the
@@ -25,6 +26,7 @@ use serde::Serialize;
 use super::error::json_response;
 use super::AppState;
 use crate::observe::metrics::{store_error_kind, CONTENT_TYPE};
+use crate::services::workers::{LoopState, WorkerHealth};
 
 /// How long a health check or a scrape waits for the store.
 pub const STORE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -106,14 +108,21 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if let Some(version) = version.filter(|v| *v != expected) {
         reasons.push(format!("migrations: the store is at schema version {version}, this binary expects {expected}"));
     }
-    let workers: Vec<WorkerCheck> = state
-        .workers
-        .as_ref()
-        .map(|health| health.loops().into_iter().map(|(name, running)| WorkerCheck { name, running }).collect())
-        .unwrap_or_default();
-    for worker in workers.iter().filter(|w| !w.running) {
-        reasons.push(format!("workers: the {} is not running", worker.name));
+    let loops = state.workers.as_ref().map(WorkerHealth::loops).unwrap_or_default();
+    for worker in &loops {
+        if !worker.running {
+            reasons.push(format!("workers: the {} is not running", worker.name));
+        } else if let Some(taken) = worker.stuck_for {
+            let lease = state.workers.as_ref().map_or(0, |health| health.stuck_after().as_secs());
+            reasons.push(format!(
+                "workers: the {} has worked on one batch for {:.1} s, longer than its {lease} s lease",
+                worker.name,
+                taken.as_secs_f64()
+            ));
+        }
     }
+    let workers: Vec<WorkerCheck> =
+        loops.into_iter().map(|LoopState { name, running, .. }| WorkerCheck { name, running }).collect();
     let ready = reasons.is_empty();
     let body = Readiness {
         status: if ready { "ready" } else { "not ready" },

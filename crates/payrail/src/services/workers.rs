@@ -12,9 +12,9 @@
 //! has finished ([`WorkerRounds`]), so that a test that moves a manual clock
 //! can wait for the workers to have seen the new time.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng as _;
 use tokio::sync::watch;
@@ -67,23 +67,101 @@ pub struct Workers {
 
 /// Whether each worker loop is running, for `/readyz`: a loop's flag is
 /// set when its task starts and cleared when the task ends for any reason
-/// (it returned, panicked or was aborted), by a guard the task owns.
-#[derive(Clone, Default)]
+/// (it returned, panicked or was aborted), by a guard the task owns. And
+/// how long the batch a loop is working on has taken: one that runs past
+/// its lease is stuck (a call that never returns), and its items are
+/// already free for another worker to take.
+#[derive(Clone)]
 pub struct WorkerHealth {
-    loops: Vec<(&'static str, Arc<AtomicBool>)>,
+    loops: Vec<LoopHealth>,
+    /// How long a batch may take before its loop counts as stuck: the lease.
+    stuck_after: Duration,
+}
+
+#[derive(Clone)]
+struct LoopHealth {
+    name: &'static str,
+    alive: Arc<AtomicBool>,
+    batch: Arc<BatchTimer>,
+}
+
+/// One loop, as `/readyz` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopState {
+    pub name: &'static str,
+    /// Whether its task runs.
+    pub running: bool,
+    /// How long its current batch has taken, when that is longer than the
+    /// lease (`None` while it is between batches or within the lease).
+    pub stuck_for: Option<Duration>,
+}
+
+/// When a loop claimed the batch it is working on, in real time (a batch
+/// takes real time whatever the clock the loop decides by says).
+struct BatchTimer {
+    epoch: Instant,
+    /// Milliseconds after `epoch`, or [`BETWEEN_BATCHES`].
+    claimed_ms: AtomicU64,
+}
+
+/// `claimed_ms` while a loop waits for its next tick.
+const BETWEEN_BATCHES: u64 = u64::MAX;
+
+impl BatchTimer {
+    fn new() -> Self {
+        BatchTimer { epoch: Instant::now(), claimed_ms: AtomicU64::new(BETWEEN_BATCHES) }
+    }
+
+    fn since_epoch_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(BETWEEN_BATCHES - 1)
+    }
+
+    fn claimed(&self) {
+        self.claimed_ms.store(self.since_epoch_ms(), Ordering::Release);
+    }
+
+    fn done(&self) {
+        self.claimed_ms.store(BETWEEN_BATCHES, Ordering::Release);
+    }
+
+    /// How long the current batch has taken, if there is one.
+    fn taken(&self) -> Option<Duration> {
+        match self.claimed_ms.load(Ordering::Acquire) {
+            BETWEEN_BATCHES => None,
+            at => Some(Duration::from_millis(self.since_epoch_ms().saturating_sub(at))),
+        }
+    }
 }
 
 impl WorkerHealth {
-    /// A flag for the loop `name`, set while the returned guard lives.
-    fn add(&mut self, name: &'static str) -> Alive {
-        let flag = Arc::new(AtomicBool::new(true));
-        self.loops.push((name, flag.clone()));
-        Alive(flag)
+    fn new(stuck_after: Duration) -> Self {
+        WorkerHealth { loops: Vec::new(), stuck_after }
     }
 
-    /// Each loop's name and whether it is running, in start order.
-    pub fn loops(&self) -> Vec<(&'static str, bool)> {
-        self.loops.iter().map(|(name, flag)| (*name, flag.load(Ordering::Acquire))).collect()
+    /// A flag for the loop `name`, set while the returned guard lives, and
+    /// the timer of its batches.
+    fn add(&mut self, name: &'static str) -> (Alive, Arc<BatchTimer>) {
+        let flag = Arc::new(AtomicBool::new(true));
+        let batch = Arc::new(BatchTimer::new());
+        self.loops.push(LoopHealth { name, alive: flag.clone(), batch: batch.clone() });
+        (Alive(flag), batch)
+    }
+
+    /// Each loop's state, in start order.
+    pub fn loops(&self) -> Vec<LoopState> {
+        self.loops
+            .iter()
+            .map(|l| LoopState {
+                name: l.name,
+                running: l.alive.load(Ordering::Acquire),
+                stuck_for: l.batch.taken().filter(|taken| *taken > self.stuck_after),
+            })
+            .collect()
+    }
+
+    /// How long a batch may take before its loop counts as stuck.
+    pub fn stuck_after(&self) -> Duration {
+        self.stuck_after
     }
 }
 
@@ -106,14 +184,15 @@ impl Workers {
         clock: Arc<dyn Clock>,
     ) -> Workers {
         let mut tasks = JoinSet::new();
-        let mut health = WorkerHealth::default();
+        let mut health = WorkerHealth::new(settings.lease);
         let settings = Arc::new(settings);
         let loops = Loops { settings, clock, metrics: upstream.metrics().clone() };
         let (poller_counts, poller_rounds) = watch::channel(0);
         let (deliverer_counts, deliverer_rounds) = watch::channel(0);
         let poller = if upstream.provider.settles() {
-            let alive = health.add("poller");
-            let polling = poll_loop(store.clone(), upstream, loops.clone(), poller_counts);
+            let (alive, batch) = health.add("poller");
+            let rounds = Rounds { finished: poller_counts, batch };
+            let polling = poll_loop(store.clone(), upstream, loops.clone(), rounds);
             tasks.spawn(async move {
                 let _alive = alive;
                 polling.await
@@ -122,8 +201,8 @@ impl Workers {
         } else {
             None
         };
-        let alive = health.add("deliverer");
-        let delivering = delivery_loop(store, deliverer, loops, deliverer_counts);
+        let (alive, batch) = health.add("deliverer");
+        let delivering = delivery_loop(store, deliverer, loops, Rounds { finished: deliverer_counts, batch });
         tasks.spawn(async move {
             let _alive = alive;
             delivering.await
@@ -180,6 +259,13 @@ impl WorkerRounds {
     }
 }
 
+/// Where a loop reports its progress: the rounds it has finished, and when
+/// it claimed the batch it is working on.
+struct Rounds {
+    finished: watch::Sender<u64>,
+    batch: Arc<BatchTimer>,
+}
+
 /// What every loop gets: the settings, the clock and the metrics.
 #[derive(Clone)]
 struct Loops {
@@ -196,7 +282,7 @@ struct Loops {
 async fn claim_loop<T, Claim, Claimed, Work, Worked>(
     what: &'static str,
     loops: Loops,
-    rounds: watch::Sender<u64>,
+    rounds: Rounds,
     claim: Claim,
     work: Work,
 ) where
@@ -212,6 +298,7 @@ async fn claim_loop<T, Claim, Claimed, Work, Worked>(
     loop {
         tick.tick().await;
         loop {
+            rounds.batch.claimed();
             let now = clock.now();
             let items = match claim(now, now.plus_secs(settings.lease.as_secs() as i64)).await {
                 Ok(items) => items,
@@ -231,11 +318,12 @@ async fn claim_loop<T, Claim, Claimed, Work, Worked>(
                 break;
             }
         }
-        rounds.send_modify(|finished| *finished += 1);
+        rounds.batch.done();
+        rounds.finished.send_modify(|finished| *finished += 1);
     }
 }
 
-async fn poll_loop(store: Arc<dyn Store>, upstream: Arc<Upstream>, loops: Loops, rounds: watch::Sender<u64>) {
+async fn poll_loop(store: Arc<dyn Store>, upstream: Arc<Upstream>, loops: Loops, rounds: Rounds) {
     let settings = loops.settings.clone();
     let (claimer, owner, calling) = (store.clone(), settings.clone(), upstream.clone());
     let claim = move |now, until| {
@@ -273,7 +361,7 @@ async fn poll_one(store: Arc<dyn Store>, upstream: Arc<Upstream>, settings: Arc<
     }
 }
 
-async fn delivery_loop(store: Arc<dyn Store>, deliverer: Arc<Deliverer>, loops: Loops, rounds: watch::Sender<u64>) {
+async fn delivery_loop(store: Arc<dyn Store>, deliverer: Arc<Deliverer>, loops: Loops, rounds: Rounds) {
     let settings = loops.settings.clone();
     let owner = settings.clone();
     let claim = move |now, until| {

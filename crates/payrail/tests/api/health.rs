@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     eventually, fresh_postgres_database, postgres_url, skip_postgres, spawn_app_on, spawn_app_with, Answer, AppOptions,
-    Engine, TestApp, TestPartner, TestUpstream,
+    CallbackReceiver, Engine, TestApp, TestPartner, TestUpstream,
 };
+use crate::journey::operator_moves;
 
 /// GET `path` on the app: status and JSON body.
 pub async fn get_json(app: &TestApp, path: &str) -> (u16, Value) {
@@ -54,6 +55,64 @@ async fn healthz_and_readyz_answer_on_sqlite_and_a_stopped_worker_is_not_ready()
     );
     assert_eq!(stopped["store"]["answered"], true, "the store itself is fine: {stopped}");
     assert_eq!(get_json(&app, "/healthz").await.0, 200, "the process still answers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stuck_on_a_batch_past_its_lease_is_not_ready_until_the_batch_ends() {
+    // A callback the partner never answers (held by the test), a 1 s lease,
+    // and a delivery time limit far beyond it: the deliverer's batch hangs.
+    let options = AppOptions {
+        worker_lease: Some(std::time::Duration::from_secs(1)),
+        callback_timeout: Some(std::time::Duration::from_secs(120)),
+        ..AppOptions::default()
+    };
+    let app = spawn_app_with(Engine::Sqlite, options).await;
+    assert_eq!(get_json(&app, "/readyz").await.0, 200);
+    let partner = app.add_partner(true, &[]).await.name();
+    let receiver = CallbackReceiver::start().await;
+    let set = app
+        .admin_with(
+            reqwest::Method::PUT,
+            &format!("/admin/v1/partners/{partner}/callback"),
+            Some(json!({"url": receiver.url})),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    let held = receiver.hold().await;
+    let create = json!({"registration_id": partner, "reference_id": "STUCK-1", "amount": "5000",
+                        "account": "50100200300"});
+    let created = app.admin("/admin/v1/dmt", Some(create)).await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    operator_moves(&app, "dmt", &created.json()["ackno"].to_string(), "sent_to_bank").await;
+    eventually(15, "the callback in flight", || async { receiver.arrivals().first().cloned() }).await;
+
+    let stuck = eventually(15, "/readyz to see the stuck deliverer", || async {
+        let (status, body) = get_json(&app, "/readyz").await;
+        (status == 503).then_some(body)
+    })
+    .await;
+    assert_eq!(stuck["status"], "not ready", "{stuck}");
+    let reasons = stuck["reasons"].as_array().unwrap_or_else(|| panic!("no reasons: {stuck}"));
+    assert_eq!(reasons.len(), 1, "{stuck}");
+    let reason = reasons[0].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("workers: the deliverer has worked on one batch for ")
+            && reason.ends_with(" s, longer than its 1 s lease"),
+        "{stuck}"
+    );
+    let deliverer = stuck["workers"].as_array().and_then(|w| w.iter().find(|w| w["name"] == "deliverer").cloned());
+    assert_eq!(deliverer, Some(json!({"name": "deliverer", "running": true})), "its task still runs: {stuck}");
+    assert_eq!(stuck["store"]["answered"], true, "{stuck}");
+
+    // The partner answers: the batch ends, and the server is ready again.
+    drop(held);
+    let ready = eventually(15, "/readyz ready again", || async {
+        let (status, body) = get_json(&app, "/readyz").await;
+        (status == 200).then_some(body)
+    })
+    .await;
+    assert_eq!(ready["reasons"], json!([]), "{ready}");
+    assert!(!receiver.deliveries().is_empty(), "the held callback was answered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,6 +151,10 @@ pub struct AppOptions {
     pub clock: Option<Arc<ManualClock>>,
     /// The web console's settings (default: on, 30 minutes, 5 attempts).
     pub console: Option<payrail::http::console::ConsoleSettings>,
+    /// The workers' lease, whole seconds (default: the server's 60 s).
+    pub worker_lease: Option<std::time::Duration>,
+    /// How long a callback may take (default 2 s).
+    pub callback_timeout: Option<std::time::Duration>,
 }
 
 impl AppOptions {
@@ -289,9 +293,11 @@ async fn spawn_with_dir(
     }
     // On a manual clock a test waits for worker rounds ([`TestApp::advance`]): a short tick keeps the wait short.
     let tick = std::time::Duration::from_millis(if options.clock.is_some() { 25 } else { 100 });
-    let worker_settings = WorkerSettings { tick, ..WorkerSettings::default() };
+    let defaults = WorkerSettings::default();
+    let worker_settings = WorkerSettings { tick, lease: options.worker_lease.unwrap_or(defaults.lease), ..defaults };
     let retry = Backoff::parse(options.callback_retry.unwrap_or("1s")).unwrap_or_else(|e| panic!("{e}"));
-    let delivery = DeliverySettings { retry, timeout: std::time::Duration::from_secs(2) };
+    let timeout = options.callback_timeout.unwrap_or(std::time::Duration::from_secs(2));
+    let delivery = DeliverySettings { retry, timeout };
     let deliverer = Deliverer::new(store.clone(), key.clone(), delivery, time.clone())
         .unwrap_or_else(|e| panic!("{e}"))
         .with_metrics(upstream.metrics().clone());
@@ -358,6 +364,9 @@ pub struct CallbackReceiver {
     arrivals: Arc<std::sync::Mutex<Vec<String>>>,
     /// The partner's callback secret, as the operator handed it over.
     secret: Arc<std::sync::Mutex<String>>,
+    /// Taken for reading by each request before it is answered: a test
+    /// holding it for writing ([`CallbackReceiver::hold`]) holds them all.
+    gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// One callback as received.
@@ -402,6 +411,7 @@ impl CallbackReceiver {
                 kept.arrivals.lock().unwrap_or_else(|e| e.into_inner()).push(header("x-payrail-event-id"));
                 let delay = kept.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
                 tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                drop(kept.gate.read().await);
                 if kept.down.load(std::sync::atomic::Ordering::SeqCst) {
                     return axum::http::StatusCode::SERVICE_UNAVAILABLE;
                 }
@@ -439,6 +449,11 @@ impl CallbackReceiver {
     /// Makes every request wait this long before it is answered.
     pub fn set_delay(&self, delay: std::time::Duration) {
         self.delay_ms.store(delay.as_millis() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Holds every request unanswered until the returned guard is dropped.
+    pub async fn hold(&self) -> tokio::sync::OwnedRwLockWriteGuard<()> {
+        self.gate.clone().write_owned().await
     }
 
     /// The event ids of every request that arrived so far (answered or not, accepted or not).
