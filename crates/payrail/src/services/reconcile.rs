@@ -21,8 +21,9 @@
 //! transfer already on hold is left alone, and a note whose difference is
 //! already in the transfer's audit log is not written again. Two runs at
 //! the same moment cannot hold a transfer twice (the state machine refuses
-//! on hold → on hold, and the loser sees it held); they could both write
-//! the same note, whose check and write are two statements.
+//! on hold → on hold, and the loser sees it held), nor note it twice (the
+//! store checks and appends a note as one step,
+//! [`crate::store::OperatorStore::append_audit_once`]).
 
 pub mod file;
 
@@ -30,7 +31,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use crate::domain::dmt::DmtChange;
-use crate::domain::operator::{Actor, AuditFilter, NewAuditEntry};
+use crate::domain::operator::{Actor, NewAuditEntry};
 use crate::domain::{ChangeSource, Clock, DmtStatus, DmtTransfer, Paise, RegistrationId};
 use crate::services::transactions;
 use crate::store::reconcile::Candidate;
@@ -414,24 +415,15 @@ async fn hold_or_note(
             Err(ChangeError::Store(e)) => return Err(e),
         }
     }
-    let filter = AuditFilter { target: Some(target.clone()), limit: 1000, ..AuditFilter::default() };
-    let noted = store.list_audit(&filter).await?.into_iter().any(|e| {
-        e.entry.action == "reconcile.note"
-            && e.entry.after.as_deref().is_some_and(|after| noted_difference(after) == Some(differs.to_owned()))
-    });
-    if noted {
-        return Ok(HoldAction::AlreadyNoted);
-    }
     let after = serde_json::json!({ "differs": differs, "reason": reason });
     let entry = NewAuditEntry::new(clock.now(), &holder.actor, "reconcile.note", target)
         .changed(&serde_json::json!({ "status": status.name() }), &after);
-    store.append_audit(entry).await?;
-    Ok(HoldAction::Noted)
-}
-
-fn noted_difference(after: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(after).ok()?;
-    value.get("differs")?.as_str().map(str::to_owned)
+    // Noted once per difference, whichever file or run finds it again.
+    if store.append_audit_once(entry, "differs").await? {
+        Ok(HoldAction::Noted)
+    } else {
+        Ok(HoldAction::AlreadyNoted)
+    }
 }
 
 /// The report: a header and one line per finding.

@@ -145,6 +145,21 @@ pub struct NewOperator {
     pub created_at: Timestamp,
 }
 
+/// Whether an entry's `after` (`kept`) has the same value at `key` as
+/// `entry`'s: what [`OperatorStore::append_audit_once`] compares. An entry
+/// without the key matches none.
+pub(crate) fn same_after_at(entry: &NewAuditEntry, key: &str, kept: Option<&str>) -> bool {
+    let value_at = |after: Option<&str>| {
+        after
+            .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
+            .and_then(|mut v| v.get_mut(key).map(serde_json::Value::take))
+    };
+    match (value_at(entry.after.as_deref()), value_at(kept)) {
+        (Some(new), Some(old)) => new == old,
+        _ => false,
+    }
+}
+
 /// The operators' SQL that both engines run as it is (parameters `$n`,
 /// first appearing in order).
 pub(crate) mod sql {
@@ -200,6 +215,8 @@ pub(crate) mod sql {
     /// Appends an entry (`$1` time, `$2` actor, `$3` action, `$4` target, `$5`/`$6` before/after).
     pub(crate) const APPEND_AUDIT: &str = "INSERT INTO audit_log (at, actor, action, target, before_json, after_json) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+    /// The `after` of every entry of target `$1` and action `$2`.
+    pub(crate) const AUDIT_AFTERS: &str = "SELECT after_json FROM audit_log WHERE target = $1 AND action = $2";
     /// Entries newest first, each filter applying when given: actor `$1`,
     /// target `$2`, from `$3`, to `$4`, ids below `$5`; at most `$6`. The
     /// casts tell PostgreSQL the type of a parameter that may be NULL.
@@ -232,6 +249,7 @@ pub(crate) mod sql {
                 REVOKE_TOKEN,
                 TOKEN_WITH_OPERATOR,
                 APPEND_AUDIT,
+                AUDIT_AFTERS,
                 LIST_AUDIT,
                 PRUNE_SESSIONS,
                 INSERT_SESSION,
@@ -301,6 +319,65 @@ pub trait OperatorStore: Send + Sync + 'static {
     async fn end_console_session(&self, id_hash: &[u8], audit: Option<NewAuditEntry>) -> StoreResult<()>;
     /// Appends an audit entry; its id.
     async fn append_audit(&self, entry: NewAuditEntry) -> StoreResult<i64>;
+    /// Appends `entry` unless the log already holds an entry of its action
+    /// and target whose `after` has the same value at `key` as the entry's
+    /// own; whether it appended. The check and the append are one step: two
+    /// callers at once append it once.
+    async fn append_audit_once(&self, entry: NewAuditEntry, key: &'static str) -> StoreResult<bool>;
     /// Audit entries, newest first (see [`AuditFilter`]).
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
+}
+
+/// Test bodies both engines' tests run with their own store.
+#[cfg(test)]
+pub(crate) mod conformance {
+    use serde_json::json;
+
+    use super::*;
+    use crate::domain::operator::Actor;
+
+    fn note(target: &str, differs: &str, file: &str) -> NewAuditEntry {
+        NewAuditEntry::new(Timestamp::from_unix(1_800_000_000), &Actor::Cli, "reconcile.note", target)
+            .changed(&json!({"status": "success"}), &json!({"differs": differs, "reason": format!("file {file}")}))
+    }
+
+    /// [`OperatorStore::append_audit_once`]: four callers at once with the
+    /// same difference (from different files) append one entry; another
+    /// difference, target or action appends its own; an entry without the
+    /// key matches nothing.
+    pub(crate) async fn an_audit_entry_is_appended_once_by_callers_at_once(store: &dyn Store) -> anyhow::Result<()> {
+        let once = |entry| store.append_audit_once(entry, "differs");
+        // Four reads at once first, so that a pooled engine has a connection
+        // ready for each caller and their statements do interleave.
+        let all = AuditFilter { limit: 1, ..Default::default() };
+        let (a, b, c, d) = tokio::join!(
+            store.list_audit(&all),
+            store.list_audit(&all),
+            store.list_audit(&all),
+            store.list_audit(&all)
+        );
+        for read in [a, b, c, d] {
+            read?;
+        }
+        let (a, b, c, d) = tokio::join!(
+            once(note("dmt:1", "state", "a")),
+            once(note("dmt:1", "state", "b")),
+            once(note("dmt:1", "state", "c")),
+            once(note("dmt:1", "state", "d")),
+        );
+        assert_eq!([a?, b?, c?, d?].iter().filter(|appended| **appended).count(), 1, "appended once");
+        assert!(!once(note("dmt:1", "state", "e")).await?, "and not again later");
+        assert!(once(note("dmt:1", "amount", "a")).await?, "another difference");
+        assert!(once(note("dmt:2", "state", "a")).await?, "another target");
+        let other = NewAuditEntry::new(Timestamp::from_unix(1_800_000_000), &Actor::Cli, "reconcile.other", "dmt:1")
+            .changed(&json!({}), &json!({"differs": "state"}));
+        assert!(once(other).await?, "another action");
+        let keyless =
+            || NewAuditEntry::new(Timestamp::from_unix(1_800_000_000), &Actor::Cli, "reconcile.note", "dmt:3");
+        assert!(once(keyless()).await? && once(keyless()).await?, "no key: nothing to match");
+        let on_first = AuditFilter { target: Some("dmt:1".into()), limit: 100, ..Default::default() };
+        let actions: Vec<String> = store.list_audit(&on_first).await?.into_iter().map(|e| e.entry.action).collect();
+        assert_eq!(actions, ["reconcile.other", "reconcile.note", "reconcile.note"], "newest first");
+        Ok(())
+    }
 }

@@ -8,7 +8,7 @@ use crate::domain::operator::{
 };
 use crate::store::operators::sql::*;
 use crate::store::operators::{
-    audit_from_row, change_audit, operator_from_row, operator_list, revoke_audit, session_and_operator,
+    audit_from_row, change_audit, operator_from_row, operator_list, revoke_audit, same_after_at, session_and_operator,
     token_and_operator, token_from_row, token_list, NewOperator, OperatorStore,
 };
 
@@ -16,6 +16,15 @@ use crate::store::operators::{
 const LOCK_OPERATOR: &str = concat!("SELECT ", operator_list!(), " FROM operators WHERE email = $1 FOR UPDATE");
 /// The token with id `$1`, locked until the transaction ends.
 const LOCK_TOKEN: &str = concat!("SELECT ", token_list!(), " FROM operator_tokens WHERE id = $1 FOR UPDATE");
+
+/// Serialises [`OperatorStore::append_audit_once`] for action `$2` and
+/// target `$3` until the transaction ends (`$1`: [`AUDIT_ONCE_LOCK_CLASS`]).
+const LOCK_AUDIT_TARGET: &str =
+    "SELECT pg_advisory_xact_lock($1, hashtext(CAST($2 AS TEXT) || ' ' || CAST($3 AS TEXT)))";
+
+/// The advisory lock class of [`LOCK_AUDIT_TARGET`] (beside the per-mobile
+/// classes of `store::remittance` and `store::kyc`).
+const AUDIT_ONCE_LOCK_CLASS: i32 = 0x7072_0012;
 
 /// Appends `entry` inside the caller's transaction; its id.
 pub(super) async fn append(client: &impl GenericClient, entry: &NewAuditEntry) -> StoreResult<i64> {
@@ -146,6 +155,23 @@ impl OperatorStore for PostgresStore {
         append(&client, &entry).await
     }
 
+    async fn append_audit_once(&self, entry: NewAuditEntry, key: &'static str) -> StoreResult<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.store_context("Failed to begin the audit entry")?;
+        // Transactions run side by side here (SQLite's writer takes one at
+        // a time): the lock makes the check and the append one step.
+        let params: [&(dyn ToSql + Sync); 3] = [&AUDIT_ONCE_LOCK_CLASS, &entry.action, &entry.target];
+        execute(&tx, LOCK_AUDIT_TARGET, &params, "Failed to lock the audit target").await?;
+        let rows = query(&tx, AUDIT_AFTERS, &[&entry.target, &entry.action], "Failed to read the audit log").await?;
+        let kept: Vec<Option<String>> = decode_all(&rows, |row| Ok(row.try_get(0)?), "Failed to read an audit entry")?;
+        if kept.iter().any(|after| same_after_at(&entry, key, after.as_deref())) {
+            return Ok(false);
+        }
+        append(&tx, &entry).await?;
+        tx.commit().await.store_context("Failed to commit the audit entry")?;
+        Ok(true)
+    }
+
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
         let client = self.client().await?;
         let (from, to) = (filter.from.map(Timestamp::unix), filter.to.map(Timestamp::unix));
@@ -160,6 +186,19 @@ impl OperatorStore for PostgresStore {
 mod tests {
     use super::super::tests::TestDb;
     use super::*;
+    use crate::store::postgres::test_db::postgres_tests;
+
+    postgres_tests!(an_audit_entry_is_appended_once_by_callers_at_once);
+
+    mod cases {
+        use super::super::*;
+
+        pub(super) async fn an_audit_entry_is_appended_once_by_callers_at_once(
+            store: &PostgresStore,
+        ) -> anyhow::Result<()> {
+            crate::store::operators::conformance::an_audit_entry_is_appended_once_by_callers_at_once(store).await
+        }
+    }
 
     #[tokio::test]
     async fn the_audit_log_refuses_updates_deletes_and_truncation() -> anyhow::Result<()> {

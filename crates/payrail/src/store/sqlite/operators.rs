@@ -8,8 +8,8 @@ use crate::domain::operator::{
 };
 use crate::store::operators::sql::*;
 use crate::store::operators::{
-    audit_from_row, change_audit, operator_from_row, revoke_audit, session_and_operator, token_and_operator,
-    token_from_row, NewOperator, OperatorStore,
+    audit_from_row, change_audit, operator_from_row, revoke_audit, same_after_at, session_and_operator,
+    token_and_operator, token_from_row, NewOperator, OperatorStore,
 };
 
 /// Appends `entry` inside the caller's transaction; its id.
@@ -154,6 +154,24 @@ impl OperatorStore for SqliteStore {
         .await
     }
 
+    async fn append_audit_once(&self, entry: NewAuditEntry, key: &'static str) -> StoreResult<bool> {
+        // One writer at a time, in this process and any other: the check
+        // and the append in one `IMMEDIATE` transaction are one step.
+        self.write(move |conn| {
+            let tx = immediate(conn)?;
+            let kept: Vec<Option<String>> =
+                all_rows(&tx, AUDIT_AFTERS, params![entry.target, entry.action], |row| row.get(0))
+                    .map_err(store_error)?;
+            if kept.iter().any(|after| same_after_at(&entry, key, after.as_deref())) {
+                return Ok(false);
+            }
+            append(&tx, &entry).map_err(store_error)?;
+            tx.commit().map_err(store_error)?;
+            Ok(true)
+        })
+        .await
+    }
+
     async fn list_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
         let params = params![
             filter.actor,
@@ -169,8 +187,20 @@ impl OperatorStore for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::lifecycle::{at, ok, open};
+    use super::super::tests::lifecycle::{at, ok, open, sqlite_tests};
     use super::*;
+
+    sqlite_tests!(an_audit_entry_is_appended_once_by_callers_at_once);
+
+    mod cases {
+        use super::super::*;
+
+        pub(super) async fn an_audit_entry_is_appended_once_by_callers_at_once(store: &Arc<SqliteStore>) {
+            let outcome =
+                crate::store::operators::conformance::an_audit_entry_is_appended_once_by_callers_at_once(&**store);
+            outcome.await.unwrap_or_else(|e| panic!("{e:#}"));
+        }
+    }
 
     #[tokio::test]
     async fn the_audit_log_refuses_updates_and_deletes() {
