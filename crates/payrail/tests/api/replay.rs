@@ -1,6 +1,7 @@
 //! Replays: an upstream callback cannot be replayed or altered, and a
 //! partner token cannot be used twice, not even across a server restart
-//! (graceful or `kill -9`).
+//! (graceful or `kill -9`), nor against a store restored from a backup
+//! taken after it was used.
 
 use std::process::{Child, Command, Stdio};
 
@@ -207,15 +208,8 @@ fn now_unix() -> i64 {
 
 async fn a_partner_token_used_before_a_restart_is_refused_after_it(engine: Engine) {
     let place = Place::new(engine).await;
-    let added =
-        place.command(&["partner", "add", "--name", "Replay Ltd", "--json"]).output().unwrap_or_else(|e| panic!("{e}"));
-    assert!(added.status.success(), "{}", text(&added.stderr));
-    let created: Value = serde_json::from_slice(&added.stdout).unwrap_or_else(|e| panic!("{e}"));
-    let (id, secret) = (
-        created["registration_id"].as_str().expect("registration_id is a string"),
-        created["secret"].as_str().expect("secret is a string"),
-    );
-    let number: i64 = id.trim_start_matches("AOP-").parse().unwrap_or_else(|e| panic!("{id}: {e}"));
+    let (id, number, secret) = add_partner(&place);
+    let (id, secret) = (id.as_str(), secret.as_str());
 
     // A graceful stop (SIGTERM) writes what was seen.
     let mut server = place.serve().await;
@@ -239,4 +233,42 @@ async fn a_partner_token_used_before_a_restart_is_refused_after_it(engine: Engin
     let server = place.serve().await;
     assert_refused(&lookup(&server, id, secret, "before-kill").await, 401, 10, "Invalid JWT");
     assert_eq!(lookup(&server, id, secret, "after-kill").await.status, 200, "a fresh reqid works");
+}
+
+/// The partner made by `payrail partner add` in `place`: its id, number and secret.
+fn add_partner(place: &Place) -> (String, i64, String) {
+    let added =
+        place.command(&["partner", "add", "--name", "Replay Ltd", "--json"]).output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let created: Value = serde_json::from_slice(&added.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let id = created["registration_id"].as_str().expect("registration_id is a string").to_owned();
+    let number: i64 = id.trim_start_matches("AOP-").parse().unwrap_or_else(|e| panic!("{id}: {e}"));
+    (id, number, created["secret"].as_str().expect("secret is a string").to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_token_used_before_a_backup_is_refused_by_the_restored_store() {
+    let place = Place::new(Engine::Sqlite).await;
+    let (id, number, secret) = add_partner(&place);
+    let server = place.serve().await;
+    assert_eq!(lookup(&server, &id, &secret, "before-backup").await.status, 200);
+    eventually(30, "the reqid written to the store", || async {
+        place.stored(number, "before-backup").await.then_some(())
+    })
+    .await;
+
+    // Backed up while the server runs, restored into a new data directory
+    // (same master key), served from there.
+    let snapshot = place.dir.path().join("payrail.snapshot");
+    let backup = place.command(&["backup", "--out"]).arg(&snapshot).output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(backup.status.success(), "{}", text(&backup.stderr));
+    drop(server);
+    let restored =
+        Place { dir: tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")), database: None, key: place.key.clone() };
+    let restore = restored.command(&["restore"]).arg(&snapshot).output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(restore.status.success(), "{}", text(&restore.stderr));
+    assert!(restored.stored(number, "before-backup").await, "the restored store holds the reqid");
+    let server = restored.serve().await;
+    assert_refused(&lookup(&server, &id, &secret, "before-backup").await, 401, 10, "Invalid JWT");
+    assert_eq!(lookup(&server, &id, &secret, "after-restore").await.status, 200, "a fresh reqid works");
 }

@@ -213,6 +213,37 @@ fn move_batches(main: &mut Connection, file: &mut Connection) -> rusqlite::Resul
     Ok(())
 }
 
+/// Copies the `reqid` batches kept beside the database at `db` into the
+/// `seen_reqid_batches` table of `snapshot`, a copy of that database just
+/// made (`payrail backup`): a store opened from the copy moves them into a
+/// file of its own as it would an older payrail's ([`ReqidFile::open`]), so
+/// a token used before the backup is still refused after a restore. Read
+/// once the copy is complete, they hold every `reqid` the copy's store had
+/// written (and perhaps later ones, which refuse nothing a partner may
+/// still use). How many batches.
+pub(super) fn copy_batches_into(db: &Path, snapshot: &mut Connection) -> anyhow::Result<usize> {
+    let path = reqid_file_path(db);
+    if !path.exists() {
+        return Ok(0);
+    }
+    // Read-write without CREATE, as a reader of a WAL file must be.
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let file =
+        Connection::open_with_flags(&path, flags).with_context(|| format!("Failed to open {}", path.display()))?;
+    file.busy_timeout(std::time::Duration::from_secs(5))?;
+    let batches = {
+        let mut stmt = file.prepare("SELECT last_seen_at, fingerprints FROM seen_reqid_batches")?;
+        let rows = stmt.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().with_context(|| format!("Failed to read {}", path.display()))?
+    };
+    let tx = snapshot.transaction()?;
+    for (last_seen_at, fingerprints) in &batches {
+        tx.prepare_cached(INSERT_BATCH)?.execute(params![last_seen_at, fingerprints])?;
+    }
+    tx.commit().context("Failed to write the token reqids into the snapshot")?;
+    Ok(batches.len())
+}
+
 /// A batch's blob: 16 bytes a `reqid` (fingerprint, seen at; little-endian),
 /// and the latest time in it.
 fn encode_reqids(rows: &[Seen]) -> (Vec<u8>, i64) {

@@ -5,7 +5,9 @@
 //! sees the store as it was when it began, whatever a running server commits
 //! meanwhile (its commits go to the WAL, which this reader does not see and
 //! which does not restart the copy), so the snapshot is the store at one
-//! instant and the server is never blocked.
+//! instant and the server is never blocked. The token `reqid`s, kept in a
+//! file of their own, are then copied into the snapshot's database, where a
+//! store opened from it finds them (`reqids.rs`, `copy_batches_into`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -54,6 +56,7 @@ pub fn snapshot(db: &Path, out: &Path, mut progress: impl FnMut(Progress)) -> an
         }
     };
     source.execute_batch("COMMIT").context("Failed to end the snapshot's read transaction")?;
+    super::reqids::copy_batches_into(db, &mut target).context("Failed to copy the token reqids")?;
     target.close().map_err(|(_, e)| e).context("Failed to close the snapshot")?;
     Ok(copied)
 }
