@@ -74,7 +74,7 @@ pub async fn backup(cli: &Cli, args: &BackupArgs) -> anyhow::Result<()> {
     println!("snapshot of {} written to {} ({} pages, {bytes} bytes)", db.display(), out.display(), copied.total);
     eprintln!(
         "note: the snapshot does not hold the master key ({}); back the key up separately, and keep it apart from the snapshot",
-        key_location(cli, &dir).display()
+        key_location(cli, &dir)
     );
     Ok(())
 }
@@ -188,8 +188,13 @@ fn sibling(path: &Path, what: &str) -> anyhow::Result<PathBuf> {
     Ok(parent.join(format!(".{}.{what}-{}", name.to_string_lossy(), std::process::id())))
 }
 
-fn key_location(cli: &Cli, dir: &Path) -> PathBuf {
-    cli.master_key_file.clone().unwrap_or_else(|| dir.join("master.key"))
+/// Where this command's master key came from, as the backup's note names
+/// it: the environment, the file given, or the data directory's.
+fn key_location(cli: &Cli, dir: &Path) -> String {
+    if std::env::var_os("PAYRAIL_MASTER_KEY").is_some_and(|key| !key.is_empty()) {
+        return "given in PAYRAIL_MASTER_KEY".into();
+    }
+    cli.master_key_file.clone().unwrap_or_else(|| dir.join("master.key")).display().to_string()
 }
 
 /// Pages copied, on standard error (hidden when it is not a terminal).

@@ -118,7 +118,11 @@ async fn a_backup_taken_while_eight_tasks_pay_bills_restores_every_payment_ackno
     }
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("snapshot of "), "{}", text(&out.stdout));
-    assert!(text(&out.stderr).contains("does not hold the master key"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("does not hold the master key (given in PAYRAIL_MASTER_KEY)"),
+        "the note names where this key came from: {}",
+        text(&out.stderr)
+    );
     eprintln!("{} payments acknowledged before the backup, {during} while it ran", before.len());
 
     // A second backup to the same file is refused, and the first is kept.
