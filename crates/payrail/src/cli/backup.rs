@@ -191,10 +191,11 @@ fn sibling(path: &Path, what: &str) -> anyhow::Result<PathBuf> {
 /// Where this command's master key came from, as the backup's note names
 /// it: the environment, the file given, or the data directory's.
 fn key_location(cli: &Cli, dir: &Path) -> String {
-    if std::env::var_os("PAYRAIL_MASTER_KEY").is_some_and(|key| !key.is_empty()) {
+    let given = cli.key_source();
+    if given.env.is_some() {
         return "given in PAYRAIL_MASTER_KEY".into();
     }
-    cli.master_key_file.clone().unwrap_or_else(|| dir.join("master.key")).display().to_string()
+    given.file.unwrap_or_else(|| dir.join("master.key")).display().to_string()
 }
 
 /// Pages copied, on standard error (hidden when it is not a terminal).

@@ -6,15 +6,16 @@
 //! [`SystemClock`] in `payrail serve` and the CLI, a [`ManualClock`] in tests
 //! that move time on instead of sleeping. Durations measured on the spot
 //! (timeouts, rate-limit buckets) keep using `std::time::Instant`, which no
-//! test needs to move.
+//! test needs to move; [`SharedMoment`] is such an instant that one thread
+//! marks and another reads.
 //!
 //! Services that do one piece of work take a `&dyn Clock`; long-lived parts
 //! (the HTTP state, the workers, the upstream sync, the sandbox) hold an
 //! `Arc<dyn Clock>`.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Timestamp;
 
@@ -38,6 +39,48 @@ impl SystemClock {
     /// The system clock, shared, as the application's parts hold it.
     pub fn shared() -> Arc<dyn Clock> {
         Arc::new(SystemClock)
+    }
+}
+
+/// When something last happened, in real (monotonic) time, or that it has
+/// not happened since it was cleared: marked by one thread and read by
+/// another without a lock (a commit read by the readers deciding whether
+/// to map the file, a worker's batch read by `/readyz`).
+#[derive(Debug)]
+pub struct SharedMoment {
+    epoch: Instant,
+    /// Milliseconds after `epoch`, or [`SharedMoment::UNSET`].
+    at_ms: AtomicU64,
+}
+
+impl SharedMoment {
+    const UNSET: u64 = u64::MAX;
+
+    /// Not marked yet.
+    pub fn unset() -> Self {
+        SharedMoment { epoch: Instant::now(), at_ms: AtomicU64::new(Self::UNSET) }
+    }
+
+    fn since_epoch_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(Self::UNSET - 1)
+    }
+
+    /// Marks now.
+    pub fn mark(&self) {
+        self.at_ms.store(self.since_epoch_ms(), Ordering::Release);
+    }
+
+    /// Unmarks.
+    pub fn clear(&self) {
+        self.at_ms.store(Self::UNSET, Ordering::Release);
+    }
+
+    /// How long ago it was marked, to the millisecond; `None` when unmarked.
+    pub fn elapsed(&self) -> Option<Duration> {
+        match self.at_ms.load(Ordering::Acquire) {
+            Self::UNSET => None,
+            at => Some(Duration::from_millis(self.since_epoch_ms().saturating_sub(at))),
+        }
     }
 }
 
@@ -83,6 +126,16 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_moment_is_unset_until_marked_and_again_once_cleared() {
+        let moment = SharedMoment::unset();
+        assert_eq!(moment.elapsed(), None);
+        moment.mark();
+        assert!(moment.elapsed().is_some_and(|ago| ago < Duration::from_secs(60)), "{:?}", moment.elapsed());
+        moment.clear();
+        assert_eq!(moment.elapsed(), None);
+    }
 
     #[test]
     fn a_manual_clock_stands_still_until_set_or_advanced() {

@@ -109,11 +109,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         reasons.push(format!("migrations: the store is at schema version {version}, this binary expects {expected}"));
     }
     let loops = state.workers.as_ref().map(WorkerHealth::loops).unwrap_or_default();
+    let lease = state.workers.as_ref().map_or(0, |health| health.stuck_after().as_secs());
     for worker in &loops {
         if !worker.running {
             reasons.push(format!("workers: the {} is not running", worker.name));
         } else if let Some(taken) = worker.stuck_for {
-            let lease = state.workers.as_ref().map_or(0, |health| health.stuck_after().as_secs());
             reasons.push(format!(
                 "workers: the {} has worked on one batch for {:.1} s, longer than its {lease} s lease",
                 worker.name,

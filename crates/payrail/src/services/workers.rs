@@ -12,9 +12,9 @@
 //! has finished ([`WorkerRounds`]), so that a test that moves a manual clock
 //! can wait for the workers to have seen the new time.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng as _;
 use tokio::sync::watch;
@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 
 use super::callbacks::Deliverer;
 use super::upstream::sync::Upstream;
+use crate::domain::clock::SharedMoment;
 use crate::domain::event::{PartnerEvent, PollJob, PollNext};
 use crate::domain::{Clock, Timestamp};
 use crate::observe::metrics::store_error_kind;
@@ -82,7 +83,9 @@ pub struct WorkerHealth {
 struct LoopHealth {
     name: &'static str,
     alive: Arc<AtomicBool>,
-    batch: Arc<BatchTimer>,
+    /// When it claimed the batch it is working on (unset between
+    /// batches), in real time whatever the clock it decides by says.
+    batch: Arc<SharedMoment>,
 }
 
 /// One loop, as `/readyz` reports it.
@@ -96,43 +99,6 @@ pub struct LoopState {
     pub stuck_for: Option<Duration>,
 }
 
-/// When a loop claimed the batch it is working on, in real time (a batch
-/// takes real time whatever the clock the loop decides by says).
-struct BatchTimer {
-    epoch: Instant,
-    /// Milliseconds after `epoch`, or [`BETWEEN_BATCHES`].
-    claimed_ms: AtomicU64,
-}
-
-/// `claimed_ms` while a loop waits for its next tick.
-const BETWEEN_BATCHES: u64 = u64::MAX;
-
-impl BatchTimer {
-    fn new() -> Self {
-        BatchTimer { epoch: Instant::now(), claimed_ms: AtomicU64::new(BETWEEN_BATCHES) }
-    }
-
-    fn since_epoch_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(BETWEEN_BATCHES - 1)
-    }
-
-    fn claimed(&self) {
-        self.claimed_ms.store(self.since_epoch_ms(), Ordering::Release);
-    }
-
-    fn done(&self) {
-        self.claimed_ms.store(BETWEEN_BATCHES, Ordering::Release);
-    }
-
-    /// How long the current batch has taken, if there is one.
-    fn taken(&self) -> Option<Duration> {
-        match self.claimed_ms.load(Ordering::Acquire) {
-            BETWEEN_BATCHES => None,
-            at => Some(Duration::from_millis(self.since_epoch_ms().saturating_sub(at))),
-        }
-    }
-}
-
 impl WorkerHealth {
     fn new(stuck_after: Duration) -> Self {
         WorkerHealth { loops: Vec::new(), stuck_after }
@@ -140,9 +106,9 @@ impl WorkerHealth {
 
     /// A flag for the loop `name`, set while the returned guard lives, and
     /// the timer of its batches.
-    fn add(&mut self, name: &'static str) -> (Alive, Arc<BatchTimer>) {
+    fn add(&mut self, name: &'static str) -> (Alive, Arc<SharedMoment>) {
         let flag = Arc::new(AtomicBool::new(true));
-        let batch = Arc::new(BatchTimer::new());
+        let batch = Arc::new(SharedMoment::unset());
         self.loops.push(LoopHealth { name, alive: flag.clone(), batch: batch.clone() });
         (Alive(flag), batch)
     }
@@ -154,7 +120,7 @@ impl WorkerHealth {
             .map(|l| LoopState {
                 name: l.name,
                 running: l.alive.load(Ordering::Acquire),
-                stuck_for: l.batch.taken().filter(|taken| *taken > self.stuck_after),
+                stuck_for: l.batch.elapsed().filter(|taken| *taken > self.stuck_after),
             })
             .collect()
     }
@@ -263,7 +229,7 @@ impl WorkerRounds {
 /// it claimed the batch it is working on.
 struct Rounds {
     finished: watch::Sender<u64>,
-    batch: Arc<BatchTimer>,
+    batch: Arc<SharedMoment>,
 }
 
 /// What every loop gets: the settings, the clock and the metrics.
@@ -298,7 +264,7 @@ async fn claim_loop<T, Claim, Claimed, Work, Worked>(
     loop {
         tick.tick().await;
         loop {
-            rounds.batch.claimed();
+            rounds.batch.mark();
             let now = clock.now();
             let items = match claim(now, now.plus_secs(settings.lease.as_secs() as i64)).await {
                 Ok(items) => items,
@@ -318,7 +284,7 @@ async fn claim_loop<T, Claim, Claimed, Work, Worked>(
                 break;
             }
         }
-        rounds.batch.done();
+        rounds.batch.clear();
         rounds.finished.send_modify(|finished| *finished += 1);
     }
 }

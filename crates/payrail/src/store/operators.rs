@@ -145,19 +145,18 @@ pub struct NewOperator {
     pub created_at: Timestamp,
 }
 
-/// Whether an entry's `after` (`kept`) has the same value at `key` as
-/// `entry`'s: what [`OperatorStore::append_audit_once`] compares. An entry
-/// without the key matches none.
-pub(crate) fn same_after_at(entry: &NewAuditEntry, key: &str, kept: Option<&str>) -> bool {
+/// Whether one of the `after`s `kept` (of entries with `entry`'s action and
+/// target) has the same value at `key` as `entry`'s: what
+/// [`OperatorStore::append_audit_once`] decides on. An entry without the
+/// key matches none.
+pub(crate) fn already_appended(entry: &NewAuditEntry, key: &str, kept: &[Option<String>]) -> bool {
     let value_at = |after: Option<&str>| {
         after
             .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
             .and_then(|mut v| v.get_mut(key).map(serde_json::Value::take))
     };
-    match (value_at(entry.after.as_deref()), value_at(kept)) {
-        (Some(new), Some(old)) => new == old,
-        _ => false,
-    }
+    let Some(wanted) = value_at(entry.after.as_deref()) else { return false };
+    kept.iter().any(|after| value_at(after.as_deref()).as_ref() == Some(&wanted))
 }
 
 /// The operators' SQL that both engines run as it is (parameters `$n`,

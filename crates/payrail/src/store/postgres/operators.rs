@@ -8,8 +8,8 @@ use crate::domain::operator::{
 };
 use crate::store::operators::sql::*;
 use crate::store::operators::{
-    audit_from_row, change_audit, operator_from_row, operator_list, revoke_audit, same_after_at, session_and_operator,
-    token_and_operator, token_from_row, token_list, NewOperator, OperatorStore,
+    already_appended, audit_from_row, change_audit, operator_from_row, operator_list, revoke_audit,
+    session_and_operator, token_and_operator, token_from_row, token_list, NewOperator, OperatorStore,
 };
 
 /// The operator with address `$1`, locked until the transaction ends.
@@ -164,7 +164,7 @@ impl OperatorStore for PostgresStore {
         execute(&tx, LOCK_AUDIT_TARGET, &params, "Failed to lock the audit target").await?;
         let rows = query(&tx, AUDIT_AFTERS, &[&entry.target, &entry.action], "Failed to read the audit log").await?;
         let kept: Vec<Option<String>> = decode_all(&rows, |row| Ok(row.try_get(0)?), "Failed to read an audit entry")?;
-        if kept.iter().any(|after| same_after_at(&entry, key, after.as_deref())) {
+        if already_appended(&entry, key, &kept) {
             return Ok(false);
         }
         append(&tx, &entry).await?;

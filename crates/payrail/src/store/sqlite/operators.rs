@@ -8,7 +8,7 @@ use crate::domain::operator::{
 };
 use crate::store::operators::sql::*;
 use crate::store::operators::{
-    audit_from_row, change_audit, operator_from_row, revoke_audit, same_after_at, session_and_operator,
+    already_appended, audit_from_row, change_audit, operator_from_row, revoke_audit, session_and_operator,
     token_and_operator, token_from_row, NewOperator, OperatorStore,
 };
 
@@ -162,7 +162,7 @@ impl OperatorStore for SqliteStore {
             let kept: Vec<Option<String>> =
                 all_rows(&tx, AUDIT_AFTERS, params![entry.target, entry.action], |row| row.get(0))
                     .map_err(store_error)?;
-            if kept.iter().any(|after| same_after_at(&entry, key, after.as_deref())) {
+            if already_appended(&entry, key, &kept) {
                 return Ok(false);
             }
             append(&tx, &entry).map_err(store_error)?;

@@ -50,6 +50,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use super::{connection, poisoned, store_error};
+use crate::domain::clock::SharedMoment;
 use crate::store::{StoreError, StoreResult};
 
 /// How many read connections the pool keeps.
@@ -110,16 +111,11 @@ pub(super) struct Readers {
     path: PathBuf,
     /// Commits made by the writer thread.
     commits: AtomicU64,
-    /// When the last of them was counted, in milliseconds after `made`
-    /// ([`NO_COMMIT`] before the first).
-    last_commit_ms: AtomicU64,
-    made: Instant,
+    /// When the last of them was counted (unset before the first).
+    last_commit: SharedMoment,
     /// [`QUIET`], but for tests.
     quiet: Duration,
 }
-
-/// `last_commit_ms` before the first commit.
-const NO_COMMIT: u64 = u64::MAX;
 
 impl Readers {
     pub(super) fn new(path: &Path) -> Self {
@@ -132,22 +128,14 @@ impl Readers {
             pool: Mutex::new(Vec::new()),
             path: path.to_owned(),
             commits: AtomicU64::new(0),
-            last_commit_ms: AtomicU64::new(NO_COMMIT),
-            made: Instant::now(),
+            last_commit: SharedMoment::unset(),
             quiet,
         }
     }
 
-    fn since_made_ms(&self) -> u64 {
-        u64::try_from(self.made.elapsed().as_millis()).unwrap_or(NO_COMMIT - 1)
-    }
-
     /// Whether nothing was committed in the last [`QUIET`].
     fn quiet(&self) -> bool {
-        match self.last_commit_ms.load(Ordering::Acquire) {
-            NO_COMMIT => true,
-            last => u128::from(self.since_made_ms().saturating_sub(last)) >= self.quiet.as_millis(),
-        }
+        self.last_commit.elapsed().is_none_or(|since| since >= self.quiet)
     }
 
     /// The database file.
@@ -214,7 +202,7 @@ impl Readers {
     /// it answers the group's writes: later lookups begin a new snapshot,
     /// and the connections waiting in the pool end theirs now.
     pub(super) fn committed(&self) {
-        self.last_commit_ms.store(self.since_made_ms(), Ordering::Release);
+        self.last_commit.mark();
         self.commits.fetch_add(1, Ordering::Release);
         if let Ok(mut pool) = self.pool.lock() {
             // One that cannot end its transaction is dropped: closing it ends it.

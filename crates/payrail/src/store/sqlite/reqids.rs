@@ -196,21 +196,29 @@ impl ReqidFile {
 /// committed there first, then deleted from the database, so a crash
 /// between the two leaves them in both, which reads the same.
 fn move_batches(main: &mut Connection, file: &mut Connection) -> rusqlite::Result<()> {
-    let legacy = {
-        let mut stmt = main.prepare("SELECT last_seen_at, fingerprints FROM seen_reqid_batches")?;
+    if copy_batches(main, file)? > 0 {
+        main.execute("DELETE FROM seen_reqid_batches", [])?;
+    }
+    Ok(())
+}
+
+/// Copies every batch of `seen_reqid_batches` in `from` into the same table
+/// in `to`, in one transaction there; how many.
+fn copy_batches(from: &Connection, to: &mut Connection) -> rusqlite::Result<usize> {
+    let batches = {
+        let mut stmt = from.prepare("SELECT last_seen_at, fingerprints FROM seen_reqid_batches")?;
         let rows = stmt.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()?
     };
-    if legacy.is_empty() {
-        return Ok(());
+    if batches.is_empty() {
+        return Ok(0);
     }
-    let tx = file.transaction()?;
-    for (last_seen_at, fingerprints) in &legacy {
+    let tx = to.transaction()?;
+    for (last_seen_at, fingerprints) in &batches {
         tx.prepare_cached(INSERT_BATCH)?.execute(params![last_seen_at, fingerprints])?;
     }
     tx.commit()?;
-    main.execute("DELETE FROM seen_reqid_batches", [])?;
-    Ok(())
+    Ok(batches.len())
 }
 
 /// Copies the `reqid` batches kept beside the database at `db` into the
@@ -226,22 +234,8 @@ pub(super) fn copy_batches_into(db: &Path, snapshot: &mut Connection) -> anyhow:
     if !path.exists() {
         return Ok(0);
     }
-    // Read-write without CREATE, as a reader of a WAL file must be.
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let file =
-        Connection::open_with_flags(&path, flags).with_context(|| format!("Failed to open {}", path.display()))?;
-    file.busy_timeout(std::time::Duration::from_secs(5))?;
-    let batches = {
-        let mut stmt = file.prepare("SELECT last_seen_at, fingerprints FROM seen_reqid_batches")?;
-        let rows = stmt.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().with_context(|| format!("Failed to read {}", path.display()))?
-    };
-    let tx = snapshot.transaction()?;
-    for (last_seen_at, fingerprints) in &batches {
-        tx.prepare_cached(INSERT_BATCH)?.execute(params![last_seen_at, fingerprints])?;
-    }
-    tx.commit().context("Failed to write the token reqids into the snapshot")?;
-    Ok(batches.len())
+    let file = connection(&path)?;
+    copy_batches(&file, snapshot).with_context(|| format!("Failed to copy the batches of {}", path.display()))
 }
 
 /// A batch's blob: 16 bytes a `reqid` (fingerprint, seen at; little-endian),
